@@ -1,0 +1,104 @@
+//! Builds the plugin components to `wasm32-wasip2` so the server can embed the built-in ones and
+//! the tests can load the test components. Installs the target first when it is missing: a
+//! `rust-toolchain.toml` does not add a target to an already-installed toolchain.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// (package, environment variable carrying the built component's path)
+const COMPONENTS: &[(&str, &str)] = &[
+    ("granary-plugin-file", "GRANARY_PLUGIN_FILE_WASM"),
+    ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
+];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.parent().expect("workspace root").to_path_buf();
+    for watched in ["wit", "sdk", "plugins", "tests/components", "Cargo.toml"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+    ensure_target();
+    let target_dir = workspace.join("target").join("wasm");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&workspace)
+        .args([
+            "build",
+            "--profile",
+            "plugin",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for (package, _) in COMPONENTS {
+        command.args(["-p", package]);
+    }
+    // The outer build's flags are for the host, not for Wasm guests.
+    for variable in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        command.env_remove(variable);
+    }
+    let status = command
+        .status()
+        .expect("running cargo to build the plugin components");
+    assert!(
+        status.success(),
+        "building the plugin components for {TARGET} failed"
+    );
+    for (package, variable) in COMPONENTS {
+        let file = target_dir
+            .join(TARGET)
+            .join("plugin")
+            .join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(
+            file.exists(),
+            "expected component {} after the build",
+            file.display()
+        );
+        println!("cargo:rustc-env={variable}={}", file.display());
+    }
+}
+
+/// Adds the `wasm32-wasip2` target with rustup when the toolchain does not have it.
+fn ensure_target() {
+    let libdir = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    if libdir.as_deref().is_some_and(has_std) {
+        return;
+    }
+    println!("cargo:warning=installing the {TARGET} target with rustup");
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
+    assert!(
+        status.is_ok_and(|status| status.success()),
+        "the {TARGET} target is missing and `rustup target add {TARGET}` failed; install it and build again"
+    );
+}
+
+fn has_std(libdir: &Path) -> bool {
+    std::fs::read_dir(libdir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|entry| entry.file_name().to_string_lossy().starts_with("libstd-"))
+        })
+        .unwrap_or(false)
+}

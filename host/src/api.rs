@@ -1,0 +1,141 @@
+//! The REST API under `/pulp/api/v3/`, shaped like Pulp 3's so Pulp users' scripts keep working.
+//!
+//! # Layout
+//! One module per resource, each with a `router()`, merged here once behind authentication
+//! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
+//! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`tasks`], [`status`].
+//! Shared request/response helpers live in [`support`].
+
+pub mod artifacts;
+pub mod content;
+pub mod distributions;
+pub mod publications;
+pub mod remotes;
+pub mod repositories;
+pub mod status;
+pub mod support;
+pub mod tasks;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use base64::Engine as _;
+
+use crate::app::{App, AppState};
+use crate::domain::hrefs::{self, Href};
+use crate::error::ApiError;
+
+/// All REST routes.
+pub fn router(app: &AppState) -> Router<AppState> {
+    let protected = Router::new()
+        .merge(repositories::router())
+        .merge(remotes::router())
+        .merge(content::router())
+        .merge(publications::router())
+        .merge(distributions::router())
+        .merge(artifacts::router())
+        .merge(tasks::router())
+        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
+    Router::new().merge(status::router()).merge(protected)
+}
+
+/// Requires HTTP Basic credentials of a user on every protected route.
+async fn authenticate(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let credentials = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|token| {
+            base64::engine::general_purpose::STANDARD
+                .decode(token.trim())
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some(credentials) = credentials else {
+        return Err(ApiError::unauthorized());
+    };
+    let Some((user, password)) = credentials.split_once(':') else {
+        return Err(ApiError::unauthorized());
+    };
+    if !app.check_password(user, password).await? {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(next.run(request).await)
+}
+
+/// Deletes a repository, remote or distribution (the work of a delete task).
+pub async fn delete_object(app: &App, href: &str) -> anyhow::Result<()> {
+    let (table, id) = match hrefs::parse(href) {
+        Some(Href::Repository { id, .. }) => ("repositories", id),
+        Some(Href::Remote { id, .. }) => ("remotes", id),
+        Some(Href::Distribution { id, .. }) => ("distributions", id),
+        Some(Href::Publication { id, .. }) => ("publications", id),
+        _ => anyhow::bail!("{href} cannot be deleted"),
+    };
+    let mut tx = app.db.begin_write().await?;
+    if table == "repositories" {
+        // Content stays (it may be in other repositories); orphan cleanup removes the rest.
+        sqlx::query("DELETE FROM repository_content WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE distributions SET repository_id = NULL WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE distributions SET publication_id = NULL WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM published_files WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM publications WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if table == "publications" {
+        sqlx::query("UPDATE distributions SET publication_id = NULL WHERE publication_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM published_files WHERE publication_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if table == "remotes" {
+        sqlx::query("UPDATE repositories SET remote_id = NULL WHERE remote_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE distributions SET remote_id = NULL WHERE remote_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM remote_artifacts WHERE remote_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

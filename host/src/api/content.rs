@@ -1,0 +1,284 @@
+//! `content/<plugin>/<type>s/`: list and read content units; create one from an uploaded file.
+
+use std::collections::HashMap;
+
+use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::support::{Page, object_id, spawn_task};
+use crate::app::{App, AppState};
+use crate::domain::artifacts::{self, Expected};
+use crate::domain::hrefs::{self, Href};
+use crate::error::{ApiError, ApiResult};
+use crate::plugins::LoadedPlugin;
+use crate::tasks::ResourceLock;
+use crate::tasks::kinds::TaskArgs;
+
+/// Routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/pulp/api/v3/content/{plugin}/{plural}/",
+            get(list).post(create).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/pulp/api/v3/content/{plugin}/{plural}/{id}/", get(read))
+}
+
+fn content_type(
+    app: &App,
+    plugin: &str,
+    plural: &str,
+) -> ApiResult<(std::sync::Arc<LoadedPlugin>, String)> {
+    let type_name = plural.strip_suffix('s').ok_or_else(ApiError::not_found)?;
+    let loaded = app
+        .plugins
+        .get(plugin)
+        .filter(|p| p.has_content_type(type_name))
+        .ok_or_else(ApiError::not_found)?;
+    Ok((loaded, type_name.to_owned()))
+}
+
+const COLUMNS: &str = "c.id, c.plugin, c.type_name, c.natural_key, c.metadata, c.created,
+    (SELECT ca.artifact_id FROM content_artifacts ca WHERE ca.content_id = c.id ORDER BY ca.relative_path LIMIT 1)";
+
+/// A unit as Pulp shows it: its identity fields, then the plugin's key and metadata fields.
+fn to_json(row: &AnyRow) -> Value {
+    let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let mut object = json!({
+        "pulp_href": hrefs::content(&plugin, &type_name, &id),
+        "prn": format!("prn:{plugin}.{type_name}:{id}"),
+        "pulp_created": row.get::<String, _>(5),
+        "pulp_last_updated": row.get::<String, _>(5),
+        "pulp_labels": {},
+        "artifact": row.get::<Option<String>, _>(6).map(|artifact| hrefs::artifact(&artifact)),
+    });
+    for column in [4, 3] {
+        if let Ok(Value::Object(fields)) =
+            serde_json::from_str::<Value>(&row.get::<String, _>(column))
+        {
+            object.as_object_mut().expect("object").extend(fields);
+        }
+    }
+    object
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+async fn list(
+    State(app): State<AppState>,
+    Path((plugin, plural)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    let (_, type_name) = content_type(&app, &plugin, &plural)?;
+    let page = Page::from_query(&query)?;
+    let mut binds = vec![Bind::Text(plugin.clone()), Bind::Text(type_name)];
+    let mut join = String::new();
+    let mut filters = String::new();
+    for (param, condition) in [
+        (
+            "repository_version",
+            "rc.version_added <= $V AND (rc.version_removed IS NULL OR rc.version_removed > $V)",
+        ),
+        ("repository_version_added", "rc.version_added = $V"),
+        ("repository_version_removed", "rc.version_removed = $V"),
+    ] {
+        let Some(href) = query.get(param) else {
+            continue;
+        };
+        let Some(Href::Version { id, number, .. }) = hrefs::parse(href) else {
+            return Err(ApiError::field(
+                param,
+                "Invalid hyperlink - not a repository version href.",
+            ));
+        };
+        binds.push(Bind::Text(id));
+        let repo = binds.len();
+        binds.push(Bind::Int(number));
+        let version = binds.len();
+        join = format!(
+            " JOIN repository_content rc ON rc.content_id = c.id AND rc.repository_id = ${repo} AND {}",
+            condition.replace("$V", &format!("${version}"))
+        );
+    }
+    for field in ["relative_path", "sha256"] {
+        if let Some(value) = query.get(field) {
+            binds.push(Bind::Text(value.clone()));
+            filters.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
+                   WHERE ca.content_id = c.id AND {} = ${})",
+                if field == "sha256" { "a.sha256" } else { "ca.relative_path" },
+                binds.len()
+            ));
+        }
+    }
+    let base = format!("FROM content c{join} WHERE c.plugin = $1 AND c.type_name = $2{filters}");
+    let count_sql = format!("SELECT COUNT(*) {base}");
+    let page_sql = format!(
+        "SELECT {COLUMNS} {base} ORDER BY c.created, c.id LIMIT ${} OFFSET ${}",
+        binds.len() + 1,
+        binds.len() + 2
+    );
+    let mut count = sqlx::query(&count_sql);
+    let mut rows = sqlx::query(&page_sql);
+    for bind in &binds {
+        (count, rows) = match bind {
+            Bind::Text(text) => (count.bind(text.clone()), rows.bind(text.clone())),
+            Bind::Int(int) => (count.bind(*int), rows.bind(*int)),
+        };
+    }
+    let total: i64 = count.fetch_one(app.db.pool()).await?.get(0);
+    let rows = rows
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(app.db.pool())
+        .await?;
+    Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
+}
+
+async fn read(
+    State(app): State<AppState>,
+    Path((plugin, plural, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (_, type_name) = content_type(&app, &plugin, &plural)?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM content c WHERE c.id = $1 AND c.plugin = $2 AND c.type_name = $3"
+    ))
+    .bind(object_id(&id)?)
+    .bind(&plugin)
+    .bind(&type_name)
+    .fetch_optional(app.db.pool())
+    .await?
+    .ok_or_else(ApiError::not_found)?;
+    Ok(Json(to_json(&row)))
+}
+
+/// `POST` multipart: `file` (or `artifact` href), `relative_path`, optional `repository`.
+async fn create(
+    State(app): State<AppState>,
+    Path((plugin, plural)): Path<(String, String)>,
+    mut multipart: Multipart,
+) -> ApiResult<Response> {
+    let (loaded, _) = content_type(&app, &plugin, &plural)?;
+    let mut artifact: Option<artifacts::Artifact> = None;
+    let mut text: HashMap<String, String> = HashMap::new();
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|error| ApiError::field("file", format!("Upload interrupted: {error}")))?
+            {
+                staged.write(&chunk).await.map_err(ApiError::internal)?;
+            }
+            let received = staged.finish().await.map_err(ApiError::internal)?;
+            artifact = Some(store_upload(&app, received).await?);
+        } else {
+            let value = field
+                .text()
+                .await
+                .map_err(|error| ApiError::field(&name, format!("Invalid value: {error}")))?;
+            text.insert(name, value);
+        }
+    }
+    let artifact = match (artifact, text.get("artifact")) {
+        (Some(artifact), _) => artifact,
+        (None, Some(href)) => artifact_by_href(&app, href).await?,
+        (None, None) => {
+            return Err(ApiError::field(
+                "file",
+                "Either a file or an artifact must be given.",
+            ));
+        }
+    };
+    let mut locks = Vec::new();
+    let repository_id = match text.get("repository").filter(|value| !value.is_empty()) {
+        None => None,
+        Some(href) => match hrefs::parse(href) {
+            Some(Href::Repository {
+                plugin: repo_plugin,
+                type_name,
+                id,
+            }) if repo_plugin == plugin => {
+                let exists = sqlx::query("SELECT id FROM repositories WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(app.db.pool())
+                    .await?;
+                exists.ok_or_else(|| {
+                    ApiError::field("repository", "Invalid hyperlink - Object does not exist.")
+                })?;
+                locks.push(ResourceLock::exclusive(hrefs::repository(
+                    &repo_plugin,
+                    &type_name,
+                    &id,
+                )));
+                Some(id)
+            }
+            _ => {
+                return Err(ApiError::field(
+                    "repository",
+                    format!("Expected the href of a {plugin} repository."),
+                ));
+            }
+        },
+    };
+    let args = TaskArgs::Upload {
+        plugin: loaded.info.name.clone(),
+        sha256: artifact.sha256,
+        relative_path: text.get("relative_path").cloned(),
+        repository_id,
+    };
+    spawn_task(&app, "granary.tasks.upload", args, &locks).await
+}
+
+/// Stores uploaded bytes as an artifact (nothing to verify against: the upload defines them).
+pub async fn store_upload(
+    app: &App,
+    received: crate::storage::ReceivedBlob,
+) -> ApiResult<artifacts::Artifact> {
+    artifacts::store(
+        &app.db,
+        &app.blobs,
+        received,
+        &Expected::default(),
+        "upload",
+    )
+    .await
+    .map_err(|error| match error {
+        artifacts::IngestError::Mismatch(message) => ApiError::field("file", message),
+        artifacts::IngestError::Other(error) => ApiError::internal(format!("{error:#}")),
+    })
+}
+
+async fn artifact_by_href(app: &App, href: &str) -> ApiResult<artifacts::Artifact> {
+    let Some(Href::Artifact { id }) = hrefs::parse(href) else {
+        return Err(ApiError::field(
+            "artifact",
+            "Invalid hyperlink - not an artifact href.",
+        ));
+    };
+    let row = sqlx::query("SELECT id, sha256, size FROM artifacts WHERE id = $1")
+        .bind(&id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(|| ApiError::field("artifact", "Invalid hyperlink - Object does not exist."))?;
+    Ok(artifacts::Artifact {
+        id: row.get(0),
+        sha256: row.get(1),
+        size: row.get::<i64, _>(2) as u64,
+    })
+}

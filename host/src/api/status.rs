@@ -1,0 +1,48 @@
+//! `status/` and `livez/`: versions, database and storage health. Readable without credentials,
+//! as in Pulp, so load balancers can probe it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::db::Backend;
+
+/// Routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/pulp/api/v3/status/", get(status))
+        .route("/pulp/api/v3/livez/", get(livez))
+}
+
+async fn status(State(app): State<AppState>) -> Response {
+    let database = sqlx::query("SELECT 1")
+        .fetch_one(app.db.pool())
+        .await
+        .is_ok();
+    let versions: Vec<_> = std::iter::once(json!({ "component": "core", "version": env!("CARGO_PKG_VERSION"), "package": "granary" }))
+        .chain(app.plugins.list().iter().map(|plugin| {
+            json!({ "component": plugin.info.name, "version": plugin.info.version, "package": format!("granary-plugin-{}", plugin.info.name) })
+        }))
+        .collect();
+    let body = json!({
+        "versions": versions,
+        "online_workers": [{ "name": app.worker_name }],
+        "database_connection": { "connected": database, "backend": match app.db.backend() { Backend::Sqlite => "sqlite", Backend::Postgres => "postgresql" } },
+        "storage": { "backend": "local" },
+        "content_settings": { "content_origin": app.origin, "content_path_prefix": crate::content::CONTENT_ROOT },
+    });
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn livez() -> StatusCode {
+    StatusCode::OK
+}

@@ -1,0 +1,203 @@
+//! The application: shared state, start-up, and the server loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::{Db, now};
+use crate::plugins::PluginRuntime;
+use crate::plugins::runtime::Limits;
+use crate::storage::BlobStore;
+
+/// Everything a request handler or a task needs.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration in force.
+    pub config: Config,
+    /// The database.
+    pub db: Arc<Db>,
+    /// Artifact storage.
+    pub blobs: Arc<BlobStore>,
+    /// Loaded plugins.
+    pub plugins: Arc<PluginRuntime>,
+    /// Wakes idle workers of this process when a task is queued.
+    pub task_wakeup: Notify,
+    /// This process's worker name (unique per process).
+    pub worker_name: String,
+    /// Origin for absolute URLs, without a trailing slash.
+    pub origin: String,
+}
+
+/// Handlers' state.
+pub type AppState = Arc<App>;
+
+/// Built-in plugin components, compiled to `wasm32-wasip2` by `host/build.rs`.
+const BUILTIN_PLUGINS: &[(&str, &[u8])] =
+    &[("file", include_bytes!(env!("GRANARY_PLUGIN_FILE_WASM")))];
+
+impl App {
+    /// Opens the database (running migrations), storage and the plugin runtime, and loads the
+    /// built-in plugins and those in `--plugin-dir`.
+    pub async fn start(config: Config, origin: String) -> anyhow::Result<Arc<App>> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        let db = Arc::new(Db::connect(&config.database_url()).await?);
+        let blobs = Arc::new(BlobStore::local(&config.data_dir)?);
+        let limits = Limits {
+            cpu_time: Duration::from_millis(config.plugin_cpu_limit_ms),
+            memory_bytes: usize::try_from(
+                config.plugin_memory_limit_mb.saturating_mul(1024 * 1024),
+            )
+            .context("plugin memory limit")?,
+            max_output_bytes: config.plugin_max_output_bytes,
+        };
+        let plugins = Arc::new(PluginRuntime::new(
+            &config.data_dir.join("plugin-cache"),
+            limits,
+        )?);
+        for (name, bytes) in BUILTIN_PLUGINS {
+            plugins
+                .load(bytes.to_vec(), true)
+                .await
+                .with_context(|| format!("loading built-in plugin {name}"))?;
+        }
+        if let Some(dir) = &config.plugin_dir {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .with_context(|| format!("reading plugin directory {}", dir.display()))?
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+                .collect();
+            entries.sort();
+            for path in entries {
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let plugin = plugins
+                    .load(bytes, false)
+                    .await
+                    .with_context(|| format!("loading plugin {}", path.display()))?;
+                tracing::info!(plugin = %plugin.info.name, version = %plugin.info.version, path = %path.display(), "loaded plugin");
+            }
+        }
+        let app = Arc::new(App {
+            config,
+            db,
+            blobs,
+            plugins,
+            task_wakeup: Notify::new(),
+            worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
+            origin: origin.trim_end_matches('/').to_owned(),
+        });
+        app.ensure_admin().await?;
+        Ok(app)
+    }
+
+    /// Sets the admin password from the configuration, or generates one at first start.
+    async fn ensure_admin(&self) -> anyhow::Result<()> {
+        let existing = sqlx::query("SELECT username FROM users WHERE username = 'admin'")
+            .fetch_optional(self.db.pool())
+            .await?;
+        let password = match (&self.config.admin_password, existing) {
+            (Some(password), _) => password.clone(),
+            (None, Some(_)) => return Ok(()),
+            (None, None) => {
+                let generated = random_token(24);
+                println!("Generated password for user 'admin' (shown once): {generated}");
+                generated
+            }
+        };
+        let salt = random_token(16);
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO users (username, password_salt, password_hash, created) VALUES ('admin', $1, $2, $3)
+             ON CONFLICT (username) DO UPDATE SET password_salt = excluded.password_salt, password_hash = excluded.password_hash",
+        )
+        .bind(&salt)
+        .bind(password_hash(&salt, &password))
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `username`/`password` are valid credentials.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let Some(row) =
+            sqlx::query("SELECT password_salt, password_hash FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(self.db.pool())
+                .await?
+        else {
+            return Ok(false);
+        };
+        let (salt, hash): (String, String) = (row.get(0), row.get(1));
+        use subtle::ConstantTimeEq as _;
+        Ok(password_hash(&salt, password)
+            .as_bytes()
+            .ct_eq(hash.as_bytes())
+            .into())
+    }
+}
+
+/// Salted sha256 of a password. Passwords are random tokens or operator-chosen secrets checked on
+/// every request, so a fast hash keeps requests cheap; the salt defeats precomputed tables.
+fn password_hash(salt: &str, password: &str) -> String {
+    hex::encode(Sha256::digest(format!("{salt}:{password}")))
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Runs `serve`: the REST API and the content app on `listener`, plus `config.workers` task
+/// workers, until `shutdown` is cancelled.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    let origin = config
+        .content_origin
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let workers = config.workers;
+    let app = App::start(config, origin).await?;
+    let worker_handle = (workers > 0).then(|| {
+        tokio::spawn(crate::tasks::worker::run(
+            app.clone(),
+            workers,
+            shutdown.clone(),
+        ))
+    });
+    let router = crate::api::router(&app)
+        .merge(crate::content::router())
+        .with_state(app.clone());
+    println!("granary listening on http://{address}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    shutdown.cancel();
+    if let Some(handle) = worker_handle {
+        handle.await??;
+    }
+    Ok(())
+}

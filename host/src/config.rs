@@ -1,0 +1,65 @@
+//! Server configuration: one struct, every field a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How a Granary process is configured. The defaults run embedded: SQLite and artifacts in
+/// `--data-dir`, tasks run by workers inside `serve`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    /// Address the REST API and the content app listen on (port 0 picks a free port).
+    #[arg(long, env = "GRANARY_BIND", default_value = "127.0.0.1:24817")]
+    pub bind: SocketAddr,
+
+    /// Directory for the SQLite database, stored artifacts, compiled plugins and temporary files.
+    #[arg(long, env = "GRANARY_DATA_DIR", default_value = "./granary-data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`.
+    /// Default: SQLite in `<data-dir>/granary.db`.
+    #[arg(long, env = "GRANARY_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Password of the `admin` user. When unset, one is generated at first start, printed once and
+    /// kept (hashed) in the database.
+    #[arg(long, env = "GRANARY_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Number of task workers this process runs (0: this process runs no tasks).
+    #[arg(long, env = "GRANARY_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Origin used in absolute URLs (`base_url` of distributions), e.g. `https://repo.example.com`.
+    /// Default: `http://<bind address>`.
+    #[arg(long, env = "GRANARY_CONTENT_ORIGIN")]
+    pub content_origin: Option<String>,
+
+    /// Directory of extra plugin components (`*.wasm`) loaded at start, beside the built-in ones.
+    #[arg(long, env = "GRANARY_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+
+    /// CPU time one plugin call may use, in milliseconds, before it is stopped.
+    #[arg(long, env = "GRANARY_PLUGIN_CPU_LIMIT_MS", default_value_t = 300_000)]
+    pub plugin_cpu_limit_ms: u64,
+
+    /// Linear memory one plugin instance may use, in MiB.
+    #[arg(long, env = "GRANARY_PLUGIN_MEMORY_LIMIT_MB", default_value_t = 256)]
+    pub plugin_memory_limit_mb: u64,
+
+    /// Bytes one plugin call may write into a publication, or hand the host in total as bodies.
+    #[arg(long, env = "GRANARY_PLUGIN_MAX_OUTPUT_BYTES", default_value_t = 1 << 30)]
+    pub plugin_max_output_bytes: u64,
+}
+
+impl Config {
+    /// The database URL in force: the configured one or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("granary.db").display()
+            ),
+        }
+    }
+}

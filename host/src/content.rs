@@ -1,0 +1,600 @@
+//! The content app: `/pulp/content/<base_path>/<relative_path>`.
+//!
+//! The distribution is the longest `base_path` that prefixes the request path; it serves a
+//! publication (its own, or the newest complete one of its repository). Stored files are served
+//! with `HEAD`, `Range` and `ETag`; files not downloaded yet (`on_demand`, `streamed`) are fetched
+//! from the remote on request, verified while they stream to the client, and (for `on_demand`)
+//! kept. A path the publication does not have goes to the plugin's `handle` export.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use sqlx::Row as _;
+
+use crate::app::{App, AppState};
+use crate::domain::artifacts::{self, Expected};
+use crate::domain::declarations::link;
+use crate::domain::remotes::Remote;
+use crate::error::{ApiError, ApiResult};
+use crate::plugins::{CallScope, ContentScope, HttpBody, HttpRequest};
+
+/// Prefix of the content app.
+pub const CONTENT_ROOT: &str = "/pulp/content/";
+
+/// Routes of the content app.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/pulp/content/", get(root))
+        .route("/pulp/content/{*path}", get(serve).post(serve).put(serve))
+}
+
+/// A distribution matched by a request path.
+struct Matched {
+    plugin: String,
+    base_path: String,
+    publication_id: Option<String>,
+    repository_id: Option<String>,
+    version: Option<i64>,
+}
+
+async fn root(State(app): State<AppState>) -> ApiResult<Response> {
+    let rows =
+        sqlx::query("SELECT base_path FROM distributions WHERE hidden = 0 ORDER BY base_path")
+            .fetch_all(app.db.pool())
+            .await?;
+    let entries: Vec<String> = rows
+        .iter()
+        .map(|row| format!("{}/", row.get::<String, _>(0)))
+        .collect();
+    Ok(listing(CONTENT_ROOT, &entries))
+}
+
+async fn serve(
+    State(app): State<AppState>,
+    method: Method,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let Some((matched, rest)) = find_distribution(&app, &path).await? else {
+        return Err(ApiError::not_found());
+    };
+    if method == Method::GET || method == Method::HEAD {
+        if let Some(publication_id) = &matched.publication_id {
+            if rest.is_empty() || rest.ends_with('/') {
+                if let Some(entries) = directory(&app, publication_id, &rest).await? {
+                    return Ok(listing(
+                        &format!("{CONTENT_ROOT}{}/{rest}", matched.base_path),
+                        &entries,
+                    ));
+                }
+            } else if let Some(response) =
+                published_file(&app, publication_id, &rest, &headers).await?
+            {
+                return Ok(response);
+            } else if directory(&app, publication_id, &format!("{rest}/"))
+                .await?
+                .is_some()
+            {
+                let location = format!("{CONTENT_ROOT}{}/{rest}/", matched.base_path);
+                return Ok((
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(header::LOCATION, location)],
+                )
+                    .into_response());
+            }
+        }
+    }
+    plugin_route(&app, &matched, method, &rest, &headers, body).await
+}
+
+/// Finds the distribution with the longest base path that prefixes `path`.
+async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, String)>> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let candidates: Vec<String> = (1..=segments.len())
+        .map(|n| segments[..n].join("/"))
+        .filter(|candidate| !candidate.is_empty() && !candidate.ends_with('/'))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT plugin, base_path, publication_id, repository_id FROM distributions WHERE base_path IN ({})
+         ORDER BY LENGTH(base_path) DESC LIMIT 1",
+        crate::domain::placeholders(1, candidates.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for candidate in &candidates {
+        query = query.bind(candidate);
+    }
+    let Some(row) = query.fetch_optional(app.db.pool()).await? else {
+        return Ok(None);
+    };
+    let base_path: String = row.get(1);
+    let rest = path[base_path.len()..].trim_start_matches('/').to_owned();
+    let mut matched = Matched {
+        plugin: row.get(0),
+        base_path,
+        publication_id: row.get(2),
+        repository_id: row.get(3),
+        version: None,
+    };
+    if matched.publication_id.is_none()
+        && let Some(repository_id) = &matched.repository_id
+    {
+        matched.publication_id = sqlx::query(
+            "SELECT id FROM publications WHERE repository_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
+        )
+        .bind(repository_id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .map(|row| row.get(0));
+    }
+    if let Some(publication_id) = &matched.publication_id {
+        let row = sqlx::query(
+            "SELECT p.repository_id, v.number FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
+             WHERE p.id = $1",
+        )
+        .bind(publication_id)
+        .fetch_one(app.db.pool())
+        .await?;
+        matched.repository_id = Some(row.get(0));
+        matched.version = Some(row.get(1));
+    } else if let Some(repository_id) = &matched.repository_id {
+        matched.version = Some(
+            sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+                .bind(repository_id)
+                .fetch_one(app.db.pool())
+                .await?
+                .get(0),
+        );
+    }
+    Ok(Some((matched, rest)))
+}
+
+/// The entries directly under `prefix` in a publication (`name` or `name/`), if any exist.
+async fn directory(
+    app: &App,
+    publication_id: &str,
+    prefix: &str,
+) -> ApiResult<Option<Vec<String>>> {
+    let rows = sqlx::query(
+        "SELECT relative_path FROM published_files WHERE publication_id = $1 AND SUBSTR(relative_path, 1, $2) = $3
+         ORDER BY relative_path",
+    )
+    .bind(publication_id)
+    .bind(prefix.chars().count() as i64)
+    .bind(prefix)
+    .fetch_all(app.db.pool())
+    .await?;
+    if rows.is_empty() && !prefix.is_empty() {
+        return Ok(None);
+    }
+    let mut entries: Vec<String> = Vec::new();
+    for row in rows {
+        let path: String = row.get(0);
+        let rest = &path[prefix.len()..];
+        let entry = match rest.find('/') {
+            Some(slash) => &rest[..=slash],
+            None => rest,
+        };
+        if entries.last().map(String::as_str) != Some(entry) {
+            entries.push(entry.to_owned());
+        }
+    }
+    Ok(Some(entries))
+}
+
+fn listing(title: &str, entries: &[String]) -> Response {
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><title>Index of {0}</title></head><body>\n<h1>Index of {0}</h1>\n<ul>\n",
+        escape(title)
+    );
+    for entry in entries {
+        let escaped = escape(entry);
+        html.push_str(&format!("<li><a href=\"{escaped}\">{escaped}</a></li>\n"));
+    }
+    html.push_str("</ul></body></html>\n");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn published_file(
+    app: &Arc<App>,
+    publication_id: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Option<Response>> {
+    let Some(row) = sqlx::query(
+        "SELECT pf.content_artifact_id, COALESCE(a1.sha256, a2.sha256), COALESCE(a1.size, a2.size)
+         FROM published_files pf
+         LEFT JOIN artifacts a1 ON a1.id = pf.artifact_id
+         LEFT JOIN content_artifacts ca ON ca.id = pf.content_artifact_id
+         LEFT JOIN artifacts a2 ON a2.id = ca.artifact_id
+         WHERE pf.publication_id = $1 AND pf.relative_path = $2",
+    )
+    .bind(publication_id)
+    .bind(path)
+    .fetch_optional(app.db.pool())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let content_artifact_id: Option<String> = row.get(0);
+    let sha256: Option<String> = row.get(1);
+    let size: Option<i64> = row.get(2);
+    match (sha256, size, content_artifact_id) {
+        (Some(sha256), Some(size), _) => Ok(Some(
+            stored(app, &sha256, size as u64, path, headers).await?,
+        )),
+        (_, _, Some(content_artifact_id)) => {
+            Ok(Some(from_remote(app, &content_artifact_id, path).await?))
+        }
+        _ => Err(ApiError::internal(format!(
+            "published file {path} has neither artifact nor content"
+        ))),
+    }
+}
+
+/// Serves a stored artifact, honouring `If-None-Match` and one `Range`.
+pub async fn stored(
+    app: &App,
+    sha256: &str,
+    size: u64,
+    path: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let etag = format!("\"{sha256}\"");
+    let content_type = mime_guess::from_path(path)
+        .first_or_octet_stream()
+        .to_string();
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        })
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let range = match headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(value) => match parse_range(value, size) {
+            Some(range) => Some(range),
+            None => {
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                )
+                    .into_response());
+            }
+        },
+        None => None,
+    };
+    let stream = app.blobs.read(sha256, range.clone()).await?;
+    let mut response = Response::new(Body::from_stream(stream));
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::ETAG, header_value(&etag));
+    response_headers.insert(header::CONTENT_TYPE, header_value(&content_type));
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    match range {
+        Some(range) => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(range.end - range.start),
+            );
+            headers.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {}-{}/{size}", range.start, range.end - 1)),
+            );
+        }
+        None => {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        }
+    }
+    Ok(response)
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+}
+
+/// Parses one `bytes=` range against `size`: `a-b`, `a-` or `-n`. None when unsatisfiable.
+fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
+    let spec = value.strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let range = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            size.saturating_sub(n)..size
+        }
+        (start, "") => start.parse().ok()?..size,
+        (start, end) => start.parse().ok()?..end.parse::<u64>().ok()?.saturating_add(1).min(size),
+    };
+    (range.start < range.end && range.start < size).then_some(range)
+}
+
+/// Fetches a file that is not stored yet from its remote, streams it to the client while
+/// verifying it, and keeps it when the remote's policy is `on_demand`. The last chunk is held
+/// back until the digest is checked, so a client never receives a complete body with wrong bytes.
+async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> ApiResult<Response> {
+    let Some(row) = sqlx::query(
+        "SELECT url, size, sha256, remote_id FROM remote_artifacts WHERE content_artifact_id = $1 LIMIT 1",
+    )
+    .bind(content_artifact_id)
+    .fetch_optional(app.db.pool())
+    .await?
+    else {
+        return Err(ApiError::not_found());
+    };
+    let url: String = row.get(0);
+    let expected = Expected {
+        size: row.get::<Option<i64>, _>(1).map(|s| s as u64),
+        sha256: row.get(2),
+    };
+    let remote = Remote::load(app.db.pool(), &row.get::<String, _>(3)).await?;
+    let client = remote.client()?;
+    let upstream = client.get(&url).send().await.map_err(|error| {
+        tracing::warn!(%url, %error, "on-demand fetch failed");
+        ApiError::detail(
+            StatusCode::BAD_GATEWAY,
+            format!("The upstream of {path} could not be reached."),
+        )
+    })?;
+    if !upstream.status().is_success() {
+        return Err(ApiError::detail(
+            StatusCode::BAD_GATEWAY,
+            format!("The upstream answered {} for {path}.", upstream.status()),
+        ));
+    }
+    let keep = remote.policy == "on_demand";
+    let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let task_app = app.clone();
+    let task_path = path.to_owned();
+    let content_artifact_id = content_artifact_id.to_owned();
+    let task_expected = expected.clone();
+    tokio::spawn(async move {
+        let outcome = relay(
+            &task_app,
+            upstream,
+            &sender,
+            &task_expected,
+            &task_path,
+            keep,
+            &content_artifact_id,
+        )
+        .await;
+        if let Err(message) = outcome {
+            tracing::warn!(path = %task_path, %message, "on-demand download failed");
+            let _ = sender.send(Err(std::io::Error::other(message))).await;
+        }
+    });
+    let stream = tokio_stream_from(receiver);
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header_value(
+            &mime_guess::from_path(path)
+                .first_or_octet_stream()
+                .to_string(),
+        ),
+    );
+    if let Some(size) = expected.size {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    if let Some(sha256) = &expected.sha256 {
+        headers.insert(header::ETAG, header_value(&format!("\"{sha256}\"")));
+    }
+    Ok(response)
+}
+
+async fn relay(
+    app: &App,
+    upstream: reqwest::Response,
+    sender: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    expected: &Expected,
+    path: &str,
+    keep: bool,
+    content_artifact_id: &str,
+) -> Result<(), String> {
+    let mut staged = app.blobs.stage().await.map_err(|error| error.to_string())?;
+    let mut body = upstream.bytes_stream();
+    let mut held: Option<Bytes> = None;
+    let mut client_gone = false;
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|error| format!("upstream transfer of {path} failed: {error}"))?;
+        staged
+            .write(&chunk)
+            .await
+            .map_err(|error| error.to_string())?;
+        if let Some(size) = expected.size
+            && staged.size() > size
+        {
+            return Err(format!(
+                "size mismatch for {path}: expected {size} bytes, got more"
+            ));
+        }
+        if let Some(previous) = held.replace(chunk)
+            && !client_gone
+        {
+            client_gone = sender.send(Ok(previous)).await.is_err();
+            // A streamed file nobody reads any more is not worth finishing.
+            if client_gone && !keep {
+                return Ok(());
+            }
+        }
+    }
+    let received = staged.finish().await.map_err(|error| error.to_string())?;
+    artifacts::verify(&received, expected, path).map_err(|error| error.to_string())?;
+    if let Some(last) = held
+        && !client_gone
+    {
+        let _ = sender.send(Ok(last)).await;
+    }
+    if keep {
+        let artifact = artifacts::store(&app.db, &app.blobs, received, expected, path)
+            .await
+            .map_err(|error| error.to_string())?;
+        link(app, content_artifact_id, &artifact.id)
+            .await
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
+fn tokio_stream_from(
+    mut receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    futures::stream::poll_fn(move |context| receiver.poll_recv(context))
+}
+
+/// Hands a request the publication does not answer to the plugin's `handle` export.
+async fn plugin_route(
+    app: &Arc<App>,
+    matched: &Matched,
+    method: Method,
+    rest: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let Some(plugin) = app.plugins.get(&matched.plugin) else {
+        return Err(ApiError::not_found());
+    };
+    let content = match (&matched.repository_id, matched.version) {
+        (Some(repository_id), Some(version)) => Some(ContentScope {
+            db: app.db.clone(),
+            repository_id: repository_id.clone(),
+            version,
+        }),
+        _ => None,
+    };
+    let request = HttpRequest {
+        method: method.to_string(),
+        path: rest.to_owned(),
+        query: None,
+        headers: headers
+            .iter()
+            .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: body.to_vec(),
+        base_url: format!("{}{CONTENT_ROOT}{}/", app.origin, matched.base_path),
+    };
+    let scope = CallScope {
+        content,
+        content_types: plugin.content_type_names(),
+        ..CallScope::default()
+    };
+    let response = app
+        .plugins
+        .handle(&plugin, scope, &request)
+        .await
+        .map_err(|error| {
+            tracing::warn!(plugin = %matched.plugin, %error, "plugin handle failed");
+            ApiError::detail(
+                StatusCode::BAD_GATEWAY,
+                format!("The {} plugin failed to answer: {error}", matched.plugin),
+            )
+        })?;
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status == StatusCode::NOT_FOUND
+        && matches!(&response.body, HttpBody::Bytes(bytes) if bytes.is_empty())
+    {
+        return Err(ApiError::not_found());
+    }
+    let mut reply = match response.body {
+        HttpBody::Bytes(bytes) => Response::new(Body::from(bytes)),
+        HttpBody::ContentArtifact(id) => {
+            served_content_artifact(app, matched, &id, rest, headers).await?
+        }
+    };
+    *reply.status_mut() = status;
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            reply.headers_mut().insert(name, value);
+        }
+    }
+    Ok(reply)
+}
+
+/// Serves a unit's file a plugin pointed at, after checking it is in the distribution's version.
+async fn served_content_artifact(
+    app: &Arc<App>,
+    matched: &Matched,
+    id: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let (Some(repository_id), Some(version)) = (&matched.repository_id, matched.version) else {
+        return Err(ApiError::not_found());
+    };
+    let row = sqlx::query(&format!(
+        "SELECT a.sha256, a.size FROM content_artifacts ca
+         JOIN repository_content rc ON rc.content_id = ca.content_id
+         LEFT JOIN artifacts a ON a.id = ca.artifact_id
+         WHERE {} AND ca.id = $3",
+        crate::domain::versions::IN_VERSION
+    ))
+    .bind(repository_id)
+    .bind(version)
+    .bind(id)
+    .fetch_optional(app.db.pool())
+    .await?
+    .ok_or_else(ApiError::not_found)?;
+    match (
+        row.get::<Option<String>, _>(0),
+        row.get::<Option<i64>, _>(1),
+    ) {
+        (Some(sha256), Some(size)) => stored(app, &sha256, size as u64, path, headers).await,
+        _ => from_remote(app, id, path).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some(0..100));
+        assert_eq!(parse_range("bytes=900-", 1000), Some(900..1000));
+        assert_eq!(parse_range("bytes=-100", 1000), Some(900..1000));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Some(990..1000));
+        assert_eq!(parse_range("bytes=1000-", 1000), None);
+        assert_eq!(parse_range("bytes=5-1", 1000), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! Artifacts: bytes stored once under their sha256, recorded only after they were verified.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use sqlx::Row as _;
+
+use crate::db::{Db, new_id, now};
+use crate::storage::{BlobStore, ReceivedBlob};
+
+/// What a file is expected to be, from a declaration or a request.
+#[derive(Clone, Debug, Default)]
+pub struct Expected {
+    /// Size in bytes.
+    pub size: Option<u64>,
+    /// sha256, lower-case hex.
+    pub sha256: Option<String>,
+}
+
+/// A stored, recorded artifact.
+#[derive(Clone, Debug)]
+pub struct Artifact {
+    /// Row id.
+    pub id: String,
+    /// sha256, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Why bytes were not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The bytes are not what was declared.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Fetching or storing failed.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Checks received bytes against what was expected. `name` says which file, for the message.
+pub fn verify(blob: &ReceivedBlob, expected: &Expected, name: &str) -> Result<(), IngestError> {
+    if let Some(size) = expected.size
+        && size != blob.size
+    {
+        return Err(IngestError::Mismatch(format!(
+            "size mismatch for {name}: expected {size} bytes, got {} bytes",
+            blob.size
+        )));
+    }
+    if let Some(sha256) = &expected.sha256
+        && !sha256.eq_ignore_ascii_case(&blob.sha256)
+    {
+        return Err(IngestError::Mismatch(format!(
+            "sha256 mismatch for {name}: expected {sha256}, got {}",
+            blob.sha256
+        )));
+    }
+    Ok(())
+}
+
+/// Verifies, moves into storage and records a received blob.
+pub async fn store(
+    db: &Db,
+    blobs: &BlobStore,
+    blob: ReceivedBlob,
+    expected: &Expected,
+    name: &str,
+) -> Result<Artifact, IngestError> {
+    verify(&blob, expected, name)?;
+    let (sha256, size) = (blob.sha256.clone(), blob.size);
+    blobs.commit(blob).await?;
+    let id = record(db, &sha256, size)
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(Artifact { id, sha256, size })
+}
+
+/// Records an artifact whose bytes are in storage; returns its id (the existing one if it was
+/// recorded already).
+pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("INSERT INTO artifacts (id, sha256, size, created) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
+        .bind(new_id())
+        .bind(sha256)
+        .bind(size as i64)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    let id: String = sqlx::query("SELECT id FROM artifacts WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Downloads `url` into storage, verifying it on the way. Transport errors and 5xx answers are
+/// retried up to `max_retries` times; a digest or size mismatch is final.
+pub async fn download(
+    db: &Db,
+    blobs: &BlobStore,
+    client: &reqwest::Client,
+    url: &str,
+    expected: &Expected,
+    name: &str,
+    max_retries: u32,
+) -> Result<Artifact, IngestError> {
+    let mut attempt = 0;
+    loop {
+        match fetch(blobs, client, url, expected, name).await {
+            Ok(blob) => return store(db, blobs, blob, expected, name).await,
+            Err(FetchError::Retryable(message)) if attempt < max_retries => {
+                attempt += 1;
+                tracing::warn!(%url, attempt, %message, "download failed, retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(FetchError::Retryable(message) | FetchError::Final(message)) => {
+                return Err(IngestError::Other(anyhow::anyhow!(message)));
+            }
+            Err(FetchError::Mismatch(error)) => return Err(error),
+        }
+    }
+}
+
+enum FetchError {
+    Retryable(String),
+    Final(String),
+    Mismatch(IngestError),
+}
+
+async fn fetch(
+    blobs: &BlobStore,
+    client: &reqwest::Client,
+    url: &str,
+    expected: &Expected,
+    name: &str,
+) -> Result<ReceivedBlob, FetchError> {
+    let response = client.get(url).send().await.map_err(|error| {
+        FetchError::Retryable(format!("downloading {name} from {url} failed: {error}"))
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        let message = format!("downloading {name} from {url} failed: HTTP {status}");
+        return Err(if status.is_server_error() {
+            FetchError::Retryable(message)
+        } else {
+            FetchError::Final(message)
+        });
+    }
+    let mut staged = blobs
+        .stage()
+        .await
+        .map_err(|error| FetchError::Final(format!("staging {name}: {error}")))?;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|error| {
+            FetchError::Retryable(format!("downloading {name} from {url} failed: {error}"))
+        })?;
+        staged
+            .write(&chunk)
+            .await
+            .map_err(|error| FetchError::Final(format!("writing {name}: {error}")))?;
+        if let Some(size) = expected.size
+            && staged.size() > size
+        {
+            return Err(FetchError::Mismatch(IngestError::Mismatch(format!(
+                "size mismatch for {name}: expected {size} bytes, got more"
+            ))));
+        }
+    }
+    staged
+        .finish()
+        .await
+        .map_err(|error| FetchError::Final(format!("writing {name}: {error}")))
+}

@@ -1,0 +1,140 @@
+//! Publications: the plugin renders a repository version's metadata and says which stored files
+//! are served at which paths; the host stores the metadata files as artifacts and records the
+//! mapping. A publication becomes visible (`complete`) only when all of it is recorded.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sqlx::Row as _;
+
+use crate::app::App;
+use crate::db::{new_id, now};
+use crate::domain::artifacts::{self, Expected};
+use crate::domain::hrefs;
+use crate::plugins::{CallScope, ContentScope, PublicationScope, VersionInfo};
+use crate::tasks::TaskHandle;
+
+/// Publishes version `number` of a repository; returns the publication's href.
+pub async fn publish(
+    app: &Arc<App>,
+    task: &Arc<TaskHandle>,
+    repository_id: &str,
+    number: i64,
+) -> anyhow::Result<String> {
+    let repository = sqlx::query(
+        "SELECT r.plugin, r.type_name, r.name, v.id FROM repositories r
+         JOIN repository_versions v ON v.repository_id = r.id AND v.number = $2 WHERE r.id = $1",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_optional(app.db.pool())
+    .await?
+    .with_context(|| format!("version {number} of the repository does not exist"))?;
+    let (plugin_name, type_name, repository_name, version_id): (String, String, String, String) = (
+        repository.get(0),
+        repository.get(1),
+        repository.get(2),
+        repository.get(3),
+    );
+    let plugin = app
+        .plugins
+        .get(&plugin_name)
+        .with_context(|| format!("plugin {plugin_name:?} is not loaded"))?;
+
+    let publication_id = new_id();
+    let mut tx = app.db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO publications (id, plugin, type_name, repository_id, repository_version_id, complete, created)
+         VALUES ($1, $2, $3, $4, $5, 0, $6)",
+    )
+    .bind(&publication_id)
+    .bind(&plugin_name)
+    .bind(&type_name)
+    .bind(repository_id)
+    .bind(&version_id)
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    let scope = CallScope {
+        task: Some(task.clone()),
+        content: Some(ContentScope {
+            db: app.db.clone(),
+            repository_id: repository_id.to_owned(),
+            version: number,
+        }),
+        publication: Some(PublicationScope {
+            publication_id: publication_id.clone(),
+            files: Default::default(),
+            blobs: app.blobs.clone(),
+        }),
+        content_types: plugin.content_type_names(),
+        ..CallScope::default()
+    };
+    let version = VersionInfo {
+        repository_name,
+        number: number as u64,
+    };
+    let (result, scope) = app.plugins.publish(&plugin, scope, &version).await;
+    let finished = match result {
+        Ok(()) => record_metadata_files(app, &publication_id, scope).await,
+        Err(error) => Err(anyhow::anyhow!("{error}")),
+    };
+    if let Err(error) = finished {
+        let mut tx = app.db.begin_write().await?;
+        sqlx::query("DELETE FROM publications WHERE id = $1")
+            .bind(&publication_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Err(error);
+    }
+    Ok(hrefs::publication(
+        &plugin_name,
+        &type_name,
+        &publication_id,
+    ))
+}
+
+async fn record_metadata_files(
+    app: &App,
+    publication_id: &str,
+    scope: CallScope,
+) -> anyhow::Result<()> {
+    let files = scope
+        .publication
+        .map(|publication| publication.files)
+        .unwrap_or_default();
+    let mut recorded = Vec::with_capacity(files.len());
+    for (path, staged) in files {
+        let received = staged.finish().await?;
+        let artifact =
+            artifacts::store(&app.db, &app.blobs, received, &Expected::default(), &path).await?;
+        recorded.push((path, artifact.id));
+    }
+    let mut tx = app.db.begin_write().await?;
+    for (path, artifact_id) in recorded {
+        sqlx::query(
+            "INSERT INTO published_files (publication_id, relative_path, content_artifact_id, artifact_id)
+             VALUES ($1, $2, NULL, $3)",
+        )
+        .bind(publication_id)
+        .bind(&path)
+        .bind(&artifact_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|error| match error.as_database_error() {
+            Some(db) if db.is_unique_violation() => {
+                anyhow::anyhow!("the plugin published {path:?} both as a metadata file and as content")
+            }
+            _ => error.into(),
+        })?;
+    }
+    sqlx::query("UPDATE publications SET complete = 1 WHERE id = $1")
+        .bind(publication_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Uploads: a stored artifact becomes a content unit through its plugin's `parse-upload`.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sqlx::Row as _;
+
+use crate::app::App;
+use crate::domain::declarations::{link, save};
+use crate::domain::{hrefs, versions};
+use crate::plugins::host_sync_sink::validate_declaration;
+use crate::plugins::{ArtifactRef, CallScope};
+use crate::tasks::TaskHandle;
+
+/// Creates (or finds) the unit an uploaded artifact is, and adds it to `repository_id` when
+/// given. Returns the content href, then the new version's href if one was made.
+pub async fn create_content(
+    app: &Arc<App>,
+    task: &Arc<TaskHandle>,
+    plugin_name: &str,
+    sha256: &str,
+    relative_path: Option<&str>,
+    repository_id: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let plugin = app
+        .plugins
+        .get(plugin_name)
+        .with_context(|| format!("plugin {plugin_name:?} is not loaded"))?;
+    let row = sqlx::query("SELECT id, size FROM artifacts WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(app.db.pool())
+        .await?
+        .context("the uploaded artifact no longer exists")?;
+    let (artifact_id, size): (String, i64) = (row.get(0), row.get(1));
+    let scope = CallScope {
+        task: Some(task.clone()),
+        artifacts: [(sha256.to_owned(), size as u64)].into(),
+        blobs: Some(app.blobs.clone()),
+        content_types: plugin.content_type_names(),
+        ..CallScope::default()
+    };
+    let upload = ArtifactRef {
+        sha256: sha256.to_owned(),
+        size: size as u64,
+    };
+    let unit = app
+        .plugins
+        .parse_upload(&plugin, scope, &upload, relative_path)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    validate_declaration(&unit, &plugin.content_type_names(), None)
+        .map_err(|message| anyhow::anyhow!("the plugin declared an invalid unit: {message}"))?;
+    if let Some(other) = unit
+        .artifacts
+        .iter()
+        .find(|a| a.sha256.as_deref().is_some_and(|s| s != sha256))
+    {
+        anyhow::bail!(
+            "the plugin declared file {:?} with a digest other than the upload's",
+            other.relative_path
+        );
+    }
+    let content_type = unit.content_type.clone();
+    let natural_key = unit.natural_key.clone();
+    let pending = save(app, &task.id, plugin_name, None, vec![unit]).await?;
+    for file in pending {
+        link(app, &file.content_artifact_id, &artifact_id).await?;
+    }
+    let content_id: String = sqlx::query(
+        "SELECT id FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key = $3",
+    )
+    .bind(plugin_name)
+    .bind(&content_type)
+    .bind(&natural_key)
+    .fetch_one(app.db.pool())
+    .await?
+    .get(0);
+    let mut created = vec![hrefs::content(plugin_name, &content_type, &content_id)];
+    match repository_id {
+        Some(repository_id) => {
+            let outcome = versions::finish_version(
+                &app.db,
+                repository_id,
+                &task.id,
+                versions::Change::Add,
+                &[],
+            )
+            .await?;
+            if let Some(number) = outcome.number {
+                created.push(versions::href(app.db.pool(), repository_id, number).await?);
+            }
+        }
+        None => versions::clear_staging(&app.db, &task.id).await?,
+    }
+    Ok(created)
+}

@@ -1,0 +1,290 @@
+//! Repository versions: membership of content, and creating a new version atomically.
+//!
+//! Membership is stored as ranges (`repository_content`): a unit is in version `n` when
+//! `version_added <= n` and it was not removed at or before `n`. A new version is built by
+//! staging the content ids it should add (and, for a mirror, every id it should keep) and letting
+//! SQL compute the difference, so memory does not grow with the repository.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sqlx::Row as _;
+
+use super::hrefs;
+use crate::db::{Db, WriteTx, new_id, now};
+
+/// SQL condition: `rc` rows of repository `$1` present in version `$2`.
+pub const IN_VERSION: &str = "rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)";
+
+/// How the staged content changes the latest version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Add the staged content; keep everything else.
+    Add,
+    /// The new version is exactly the staged content (a mirror sync).
+    Mirror,
+}
+
+/// The outcome of [`finish_version`].
+#[derive(Debug)]
+pub struct NewVersion {
+    /// The version number, when one was created (nothing changed: none).
+    pub number: Option<i64>,
+}
+
+/// Latest version number of a repository.
+pub async fn latest_version(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+        .bind(repository_id)
+        .fetch_one(conn)
+        .await
+        .map(|row| row.get::<i64, _>(0))
+}
+
+/// Stages content ids for the task's new version (idempotent).
+pub async fn stage(
+    tx: &mut WriteTx,
+    task_id: &str,
+    content_ids: &[String],
+) -> Result<(), sqlx::Error> {
+    for chunk in content_ids.chunks(200) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${})", i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO sync_staging (task_id, content_id) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(task_id);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Removes what a task staged.
+pub async fn clear_staging(db: &Db, task_id: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// Builds the next version of a repository from the staged content and `removals`, in one
+/// transaction. When nothing changes, no version is created.
+pub async fn finish_version(
+    db: &Db,
+    repository_id: &str,
+    task_id: &str,
+    change: Change,
+    removals: &[String],
+) -> Result<NewVersion, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let repository =
+        sqlx::query("SELECT latest_version, plugin, type_name FROM repositories WHERE id = $1")
+            .bind(repository_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let base: i64 = repository.get(0);
+    let repo_href = hrefs::repository(repository.get(1), repository.get(2), repository_id);
+    let number = base + 1;
+    // Added: staged and not present in the base version.
+    let added = sqlx::query(&format!(
+        "INSERT INTO repository_content (repository_id, content_id, version_added, version_removed)
+         SELECT $1, s.content_id, $3, NULL FROM sync_staging s
+         WHERE s.task_id = $4 AND NOT EXISTS (
+             SELECT 1 FROM repository_content rc WHERE {IN_VERSION} AND rc.content_id = s.content_id)"
+    ))
+    .bind(repository_id)
+    .bind(base)
+    .bind(number)
+    .bind(task_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let mut removed = 0;
+    if change == Change::Mirror {
+        removed += sqlx::query(
+            "UPDATE repository_content SET version_removed = $2
+             WHERE repository_id = $1 AND version_removed IS NULL AND version_added < $2
+               AND content_id NOT IN (SELECT content_id FROM sync_staging WHERE task_id = $3)",
+        )
+        .bind(repository_id)
+        .bind(number)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    for chunk in removals.chunks(200) {
+        let sql = format!(
+            "UPDATE repository_content SET version_removed = $2
+             WHERE repository_id = $1 AND version_removed IS NULL AND version_added < $2 AND content_id IN ({})",
+            super::placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(&sql).bind(repository_id).bind(number);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        removed += query.execute(&mut *tx).await?.rows_affected();
+    }
+    sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+    if added == 0 && removed == 0 {
+        tx.commit().await?;
+        return Ok(NewVersion { number: None });
+    }
+    let summary = content_summary(&mut tx, repository_id, &repo_href, number).await?;
+    let base_id: Option<String> =
+        sqlx::query("SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2")
+            .bind(repository_id)
+            .bind(base)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.get(0));
+    sqlx::query(
+        "INSERT INTO repository_versions (id, repository_id, number, base_version_id, content_summary, created)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(new_id())
+    .bind(repository_id)
+    .bind(number)
+    .bind(base_id)
+    .bind(summary.to_string())
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE repositories SET latest_version = $2, updated = $3 WHERE id = $1")
+        .bind(repository_id)
+        .bind(number)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(NewVersion {
+        number: Some(number),
+    })
+}
+
+/// Counts added, removed and present content per type for version `number`, Pulp's
+/// `content_summary` shape: `{"added": {"file.file": {"count": 3, "href": ...}}, ...}`.
+async fn content_summary(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: &str,
+    repo_href: &str,
+    number: i64,
+) -> Result<Value, sqlx::Error> {
+    let mut summary = json!({ "added": {}, "removed": {}, "present": {} });
+    let queries = [
+        ("added", "rc.version_added = $2"),
+        ("removed", "rc.version_removed = $2"),
+        (
+            "present",
+            "rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)",
+        ),
+    ];
+    for (key, condition) in queries {
+        let rows = sqlx::query(&format!(
+            "SELECT c.plugin, c.type_name, COUNT(*) FROM repository_content rc JOIN content c ON c.id = rc.content_id
+             WHERE rc.repository_id = $1 AND {condition} GROUP BY c.plugin, c.type_name"
+        ))
+        .bind(repository_id)
+        .bind(number)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut counts = BTreeMap::new();
+        for row in rows {
+            let plugin: String = row.get(0);
+            let type_name: String = row.get(1);
+            let count: i64 = row.get(2);
+            counts.insert(format!("{plugin}.{type_name}"), (plugin, type_name, count));
+        }
+        for (full, (plugin, type_name, count)) in counts {
+            let filter = match key {
+                "present" => "repository_version",
+                "added" => "repository_version_added",
+                _ => "repository_version_removed",
+            };
+            summary[key][full] = json!({
+                "count": count,
+                "href": format!("{}?{filter}={repo_href}versions/{number}/", hrefs::content_list(&plugin, &type_name)),
+            });
+        }
+    }
+    Ok(summary)
+}
+
+/// The href of version `number` of a repository.
+pub async fn href(
+    pool: &sqlx::AnyPool,
+    repository_id: &str,
+    number: i64,
+) -> Result<String, sqlx::Error> {
+    let row = sqlx::query("SELECT plugin, type_name FROM repositories WHERE id = $1")
+        .bind(repository_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(hrefs::version(
+        row.get(0),
+        row.get(1),
+        repository_id,
+        number,
+    ))
+}
+
+/// Adds and removes content units: the new version is the base version (the latest unless
+/// `base_version` is given) plus `add` minus `remove`. Returns the new version number, if any.
+pub async fn modify(
+    db: &Db,
+    task_id: &str,
+    repository_id: &str,
+    add: &[String],
+    remove: &[String],
+    base_version: Option<i64>,
+) -> anyhow::Result<Option<i64>> {
+    let change = match base_version {
+        Some(base) => {
+            // Stage everything of the base version, then mirror: the result is base + add - remove.
+            let mut tx = db.begin_write().await?;
+            sqlx::query(&format!(
+                "INSERT INTO sync_staging (task_id, content_id)
+                 SELECT $3, rc.content_id FROM repository_content rc WHERE {IN_VERSION}"
+            ))
+            .bind(repository_id)
+            .bind(base)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Change::Mirror
+        }
+        None => Change::Add,
+    };
+    let mut tx = db.begin_write().await?;
+    stage(&mut tx, task_id, add).await?;
+    if change == Change::Mirror && !remove.is_empty() {
+        for chunk in remove.chunks(200) {
+            let sql = format!(
+                "DELETE FROM sync_staging WHERE task_id = $1 AND content_id IN ({})",
+                super::placeholders(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(task_id);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    let outcome = finish_version(db, repository_id, task_id, change, remove).await?;
+    Ok(outcome.number)
+}

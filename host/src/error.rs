@@ -1,0 +1,117 @@
+//! The API error type and its single JSON error envelope.
+//!
+//! Validation errors use Pulp's shape, `{"field": ["message"]}` with 400; every other error is
+//! `{"detail": "message"}`. Internal errors are logged and answered with a generic message, so
+//! their text (SQL, paths) never reaches a client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// An error answered to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+/// Result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// 400 with a message attached to one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({ field: [message] }),
+        }
+    }
+
+    /// 400 not tied to one field (Pulp puts these under `non_field_errors`).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::field("non_field_errors", message)
+    }
+
+    /// 404 for a resource or path that does not exist.
+    pub fn not_found() -> Self {
+        Self::detail(StatusCode::NOT_FOUND, "Not found.")
+    }
+
+    /// 401 asking for credentials.
+    pub fn unauthorized() -> Self {
+        Self::detail(
+            StatusCode::UNAUTHORIZED,
+            "Authentication credentials were not provided or are invalid.",
+        )
+    }
+
+    /// 409 for a request that conflicts with the state of a resource.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::detail(StatusCode::CONFLICT, message)
+    }
+
+    /// Any status with a `detail` message.
+    pub fn detail(status: StatusCode, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        Self {
+            status,
+            body: json!({ "detail": message }),
+        }
+    }
+
+    /// 500: logs the cause, answers a generic message.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Basic realm=\"granary\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        if let Some(db) = error.as_database_error()
+            && db.is_unique_violation()
+        {
+            let field = unique_violation_field(db.message(), db.constraint());
+            return Self::field(field, "This value is already in use; it must be unique.");
+        }
+        Self::internal(error)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::internal(format!("{error:#}"))
+    }
+}
+
+/// Maps a unique-constraint violation to the field a client should change. PostgreSQL reports the
+/// constraint name; SQLite only the columns (`UNIQUE constraint failed: remotes.name`).
+fn unique_violation_field(message: &str, constraint: Option<&str>) -> &'static str {
+    let text = constraint.unwrap_or(message);
+    if text.contains("base_path") {
+        "base_path"
+    } else if text.contains("name") {
+        "name"
+    } else {
+        "non_field_errors"
+    }
+}

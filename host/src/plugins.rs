@@ -1,0 +1,80 @@
+//! The plugin runtime: wasmtime engine, component registry, sandbox limits, and the host side of
+//! the WIT contract.
+//!
+//! # Layout
+//! - `bindings`: the code `bindgen!` generates from `wit/`.
+//! - [`runtime`]: engine, compile cache, registry of loaded plugins, one sandboxed call per export.
+//! - `host_*`: one file per imported WIT interface, each implementing its generated `Host` trait
+//!   on [`CallState`].
+//!
+//! Every call gets a fresh `Store` instantiated from a pre-linked `InstancePre` in the pooling
+//! allocator, with a memory limit, a CPU-time budget counted in epoch ticks while the guest runs,
+//! and a [`CallScope`] that says which imports it may use and on what. Anything outside the scope
+//! is refused: a request to another origin, an artifact the call was not given, a path with `..`.
+
+mod bindings;
+mod host_artifacts;
+mod host_content;
+pub(crate) mod host_http;
+mod host_log;
+mod host_publication;
+pub(crate) mod host_sync_sink;
+pub mod runtime;
+mod scope;
+
+pub use bindings::types::{
+    ArtifactDeclaration, ArtifactRef, DownloadPolicy, HttpBody, HttpRequest, HttpResponse,
+    PluginError, PluginInfo, RemoteConfig, StoredArtifact, StoredUnit, UnitDeclaration,
+    VersionInfo,
+};
+pub use runtime::{CallError, LoadedPlugin, PluginRuntime};
+pub use scope::{CallScope, CallState, ContentScope, HttpScope, PublicationScope};
+
+/// Most bytes a guest may ask the host for in one read (`http` response body, `artifacts.read`).
+pub const MAX_READ_CHUNK: u32 = 1024 * 1024;
+/// Most units in one `sync-sink.emit` batch.
+pub const MAX_EMIT_BATCH: usize = 1000;
+/// Most bytes of one declared unit's natural key plus metadata.
+pub const MAX_UNIT_JSON_BYTES: usize = 1024 * 1024;
+/// Most units a guest may ask for in one `content.list-units` page.
+pub const MAX_LIST_PAGE: u32 = 1000;
+
+/// Checks a relative path declared by a plugin or a user: not empty, not absolute, no `.` or `..`
+/// segments, no empty segments, no backslashes or NUL bytes.
+pub fn validate_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("relative path must not be empty".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!("relative path {path:?} must not be absolute"));
+    }
+    if path.contains('\\') || path.contains('\0') {
+        return Err(format!(
+            "relative path {path:?} must not contain backslashes or NUL bytes"
+        ));
+    }
+    if path
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "relative path {path:?} must not contain empty, '.' or '..' segments"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_relative_path;
+
+    #[test]
+    fn relative_paths_stay_inside() {
+        assert!(validate_relative_path("a/b/c.txt").is_ok());
+        assert!(validate_relative_path("../etc/passwd").is_err());
+        assert!(validate_relative_path("a/../../b").is_err());
+        assert!(validate_relative_path("/etc/passwd").is_err());
+        assert!(validate_relative_path("a//b").is_err());
+        assert!(validate_relative_path("").is_err());
+    }
+}

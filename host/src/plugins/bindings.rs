@@ -1,0 +1,13 @@
+//! The generated host side of `wit/granary-plugin.wit`. `bindgen!` runs here and nowhere else.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "granary:plugin/content-type",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "granary:plugin/http.response": crate::plugins::host_http::Response,
+    },
+});
+
+pub use granary::plugin::types;

@@ -1,0 +1,135 @@
+//! Host side of `granary:plugin/http`: GET and HEAD on the remote's origin only.
+
+use bytes::Bytes;
+use wasmtime::component::Resource;
+
+use super::PluginError;
+use super::bindings::granary::plugin::http;
+use super::runtime::{SandboxViolation, guest_error};
+use super::scope::CallState;
+
+/// A response whose body the guest reads in chunks.
+pub struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Option<reqwest::Response>,
+    pending: Bytes,
+}
+
+impl CallState {
+    async fn request(
+        &mut self,
+        method: reqwest::Method,
+        url: String,
+        headers: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<Resource<Response>, PluginError>> {
+        let Some(scope) = &self.scope.http else {
+            return Err(SandboxViolation::new(
+                "plugin made an HTTP request outside a sync, or without the `http` capability",
+            )
+            .into());
+        };
+        let parsed = match url::Url::parse(&url) {
+            Ok(parsed) => parsed,
+            Err(error) => return Ok(Err(guest_error(format!("invalid URL {url:?}: {error}")))),
+        };
+        if parsed.origin() != scope.origin {
+            return Err(SandboxViolation::new(format!(
+                "plugin requested {url}, which is outside the remote's origin {}; plugins may only reach their remote's origin",
+                scope.origin.ascii_serialization()
+            ))
+            .into());
+        }
+        let mut request = scope.client.request(method, parsed);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                return Ok(Err(guest_error(format!(
+                    "request to {url} failed: {error}"
+                ))));
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        let resource = self.table.push(Response {
+            status,
+            headers,
+            body: Some(response),
+            pending: Bytes::new(),
+        })?;
+        Ok(Ok(resource))
+    }
+}
+
+impl http::Host for CallState {
+    async fn get(
+        &mut self,
+        url: String,
+        headers: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<Resource<Response>, PluginError>> {
+        self.request(reqwest::Method::GET, url, headers).await
+    }
+
+    async fn head(
+        &mut self,
+        url: String,
+        headers: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<Resource<Response>, PluginError>> {
+        self.request(reqwest::Method::HEAD, url, headers).await
+    }
+}
+
+impl http::HostResponse for CallState {
+    async fn status(&mut self, response: Resource<Response>) -> wasmtime::Result<u16> {
+        Ok(self.table.get(&response)?.status)
+    }
+
+    async fn headers(
+        &mut self,
+        response: Resource<Response>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.table.get(&response)?.headers.clone())
+    }
+
+    async fn read(
+        &mut self,
+        response: Resource<Response>,
+        max_bytes: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, PluginError>> {
+        let max = max_bytes.clamp(1, super::MAX_READ_CHUNK) as usize;
+        let response = self.table.get_mut(&response)?;
+        if response.pending.is_empty() {
+            let Some(body) = response.body.as_mut() else {
+                return Ok(Ok(Vec::new()));
+            };
+            match body.chunk().await {
+                Ok(Some(chunk)) => response.pending = chunk,
+                Ok(None) => {
+                    response.body = None;
+                    return Ok(Ok(Vec::new()));
+                }
+                Err(error) => {
+                    return Ok(Err(guest_error(format!(
+                        "reading the response body failed: {error}"
+                    ))));
+                }
+            }
+        }
+        let take = max.min(response.pending.len());
+        Ok(Ok(response.pending.split_to(take).to_vec()))
+    }
+
+    async fn drop(&mut self, response: Resource<Response>) -> wasmtime::Result<()> {
+        self.table.delete(response)?;
+        Ok(())
+    }
+}

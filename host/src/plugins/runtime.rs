@@ -1,0 +1,425 @@
+//! The wasmtime engine, the registry of loaded plugins, and sandboxed calls of their exports.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+use super::ArtifactRef;
+use super::bindings::{ContentType, ContentTypePre};
+use super::scope::{CallScope, CallState};
+use super::{
+    HttpRequest, HttpResponse, PluginError, PluginInfo, RemoteConfig, UnitDeclaration, VersionInfo,
+};
+
+/// WIT package versions this host runs.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+
+/// How often the engine's epoch advances: the granularity of the CPU-time limit.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Sandbox limits applied to every call.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// CPU time a call may use.
+    pub cpu_time: Duration,
+    /// Linear memory an instance may use, in bytes.
+    pub memory_bytes: usize,
+    /// Bytes a call may make the host buffer or store.
+    pub max_output_bytes: u64,
+}
+
+/// A call ended by the host: a limit was reached or the guest broke the sandbox rules.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SandboxViolation(String);
+
+impl SandboxViolation {
+    /// A violation with a message for the user.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Why a plugin call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned an error (bad upstream data, unsupported operation...).
+    #[error("{}", .0.message)]
+    Plugin(PluginError),
+    /// The call was stopped: limit exceeded, sandbox violation, or the guest trapped.
+    #[error("{0}")]
+    Sandbox(String),
+}
+
+/// A plugin ready to be called.
+pub struct LoadedPlugin {
+    /// What the plugin said about itself.
+    pub info: PluginInfo,
+    /// sha256 of the component bytes.
+    pub sha256: String,
+    /// Whether it ships inside the binary.
+    pub builtin: bool,
+    pre: ContentTypePre<CallState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.info.name)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// Whether the plugin asked for a capability.
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.info.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// Whether the plugin provides this content type.
+    pub fn has_content_type(&self, name: &str) -> bool {
+        self.info.content_types.iter().any(|t| t.name == name)
+    }
+
+    /// Names of the plugin's content types.
+    pub fn content_type_names(&self) -> Vec<String> {
+        self.info
+            .content_types
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+}
+
+/// The engine, the linker and the loaded plugins.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: Limits,
+    plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl std::fmt::Debug for PluginRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRuntime")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Runs one export on a fresh instance: builds the store, instantiates, calls, classifies errors,
+/// and hands back the call's scope (a publish needs what it wrote).
+macro_rules! call_export {
+    ($runtime:expr, $plugin:expr, $scope:expr, |$bindings:ident, $store:ident| $call:expr) => {{
+        let mut $store = $runtime.new_store($scope);
+        let outcome: wasmtime::Result<_> = async {
+            let $bindings = $plugin.pre.instantiate_async(&mut $store).await?;
+            $call.await
+        }
+        .await;
+        let result = outcome.map_err(|error| $runtime.classify(error, $store.data()));
+        (result, $store.into_data().scope)
+    }};
+}
+
+impl PluginRuntime {
+    /// Creates the engine (pooling allocator, epoch interruption, on-disk compile cache under
+    /// `cache_dir`) and starts the epoch ticker.
+    pub fn new(cache_dir: &Path, limits: Limits) -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("creating {}", cache_dir.display()))?;
+        let mut cache_config = wasmtime::CacheConfig::new();
+        cache_config.with_directory(cache_dir);
+        config.cache(Some(
+            wasmtime::Cache::new(cache_config)
+                .map_err(|e| wasm_error("configuring the compile cache", e))?,
+        ));
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(1024)
+            .total_memories(256)
+            .total_tables(1024)
+            .max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine =
+            Engine::new(&config).map_err(|e| wasm_error("creating the wasmtime engine", e))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| wasm_error("linking WASI", e))?;
+        ContentType::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| {
+            state
+        })
+        .map_err(|e| wasm_error("linking the granary:plugin imports", e))?;
+
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("granary-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            plugins: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// Compiles (or loads from the cache), links, describes and validates a component, then
+    /// registers it under its name. Nothing is registered when any check fails.
+    pub async fn load(&self, bytes: Vec<u8>, builtin: bool) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let engine = self.engine.clone();
+        let component =
+            tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
+                .await?
+                .map_err(|error| anyhow::anyhow!("not a valid component: {error:#}"))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| {
+            anyhow::anyhow!("the component needs imports this host does not provide: {error:#}")
+        })?;
+        let pre = ContentTypePre::new(instance_pre).map_err(|error| {
+            anyhow::anyhow!("the component does not export the content-type world: {error:#}")
+        })?;
+        let probe = LoadedPlugin {
+            info: placeholder_info(),
+            sha256: sha256.clone(),
+            builtin,
+            pre,
+        };
+        let info = self
+            .describe(&probe)
+            .await
+            .map_err(|error| anyhow::anyhow!("describe failed: {error}"))?;
+        validate_info(&info)?;
+        let plugin = Arc::new(LoadedPlugin { info, ..probe });
+        let mut plugins = self.plugins.write().expect("plugin registry lock");
+        if let Some(existing) = plugins.get(&plugin.info.name)
+            && existing.sha256 != plugin.sha256
+        {
+            anyhow::bail!("a plugin named {:?} is already loaded", plugin.info.name);
+        }
+        plugins.insert(plugin.info.name.clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The plugin with this name.
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins
+            .read()
+            .expect("plugin registry lock")
+            .get(name)
+            .cloned()
+    }
+
+    /// All loaded plugins, by name.
+    pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {
+        self.plugins
+            .read()
+            .expect("plugin registry lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Calls `describe`.
+    pub async fn describe(&self, plugin: &LoadedPlugin) -> Result<PluginInfo, CallError> {
+        let (result, _) = call_export!(self, plugin, CallScope::default(), |guest, store| guest
+            .call_describe(&mut store));
+        result
+    }
+
+    /// Calls `sync`; declarations arrive through the scope's sink.
+    pub async fn sync(
+        &self,
+        plugin: &LoadedPlugin,
+        scope: CallScope,
+        remote: &RemoteConfig,
+    ) -> Result<(), CallError> {
+        let (result, _) = call_export!(self, plugin, scope, |guest, store| guest
+            .call_sync(&mut store, remote));
+        flatten(result)
+    }
+
+    /// Calls `parse-upload` for an artifact the scope grants.
+    pub async fn parse_upload(
+        &self,
+        plugin: &LoadedPlugin,
+        scope: CallScope,
+        upload: &ArtifactRef,
+        relative_path: Option<&str>,
+    ) -> Result<UnitDeclaration, CallError> {
+        let relative_path = relative_path.map(str::to_owned);
+        let (result, _) = call_export!(self, plugin, scope, |guest, store| guest
+            .call_parse_upload(&mut store, upload, relative_path.as_deref()));
+        flatten(result)
+    }
+
+    /// Calls `publish`; returns the scope, which holds the metadata files written.
+    pub async fn publish(
+        &self,
+        plugin: &LoadedPlugin,
+        scope: CallScope,
+        version: &VersionInfo,
+    ) -> (Result<(), CallError>, CallScope) {
+        let (result, scope) = call_export!(self, plugin, scope, |guest, store| guest
+            .call_publish(&mut store, version));
+        (flatten(result), scope)
+    }
+
+    /// Calls `handle`.
+    pub async fn handle(
+        &self,
+        plugin: &LoadedPlugin,
+        scope: CallScope,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, CallError> {
+        let (result, _) = call_export!(self, plugin, scope, |guest, store| guest
+            .call_handle(&mut store, request));
+        let response = flatten(result)?;
+        if let super::HttpBody::Bytes(body) = &response.body
+            && body.len() as u64 > self.limits.max_output_bytes
+        {
+            return Err(CallError::Sandbox(
+                "plugin response body exceeds the output limit".into(),
+            ));
+        }
+        Ok(response)
+    }
+
+    fn new_store(&self, scope: CallScope) -> Store<CallState> {
+        let state = CallState::new(
+            scope,
+            self.limits.memory_bytes,
+            self.limits.max_output_bytes,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        let budget = (self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let cpu_time = self.limits.cpu_time;
+        // The deadline fires once per tick while guest code runs (ticks spent in host imports are
+        // not seen), so counting callbacks measures the guest's CPU time; yielding each time keeps
+        // a busy guest from starving the executor.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut context| {
+            let state = context.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > budget {
+                return Err(SandboxViolation::new(format!(
+                    "plugin exceeded its CPU time limit of {} ms and was stopped",
+                    cpu_time.as_millis()
+                ))
+                .into());
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    fn classify(&self, error: wasmtime::Error, state: &CallState) -> CallError {
+        if let Some(violation) = error.downcast_ref::<SandboxViolation>() {
+            return CallError::Sandbox(violation.0.clone());
+        }
+        let text = format!("{error:?}");
+        if text.contains("growing memory") || text.contains("memory allocation") {
+            return CallError::Sandbox(format!(
+                "plugin exceeded its memory limit of {} MiB and was stopped",
+                self.limits.memory_bytes / (1024 * 1024)
+            ));
+        }
+        let stderr = state.stderr_tail();
+        let cause = error
+            .downcast_ref::<wasmtime::Trap>()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| format!("{error:#}"));
+        if stderr.is_empty() {
+            CallError::Sandbox(format!("plugin crashed: {cause}"))
+        } else {
+            CallError::Sandbox(format!("plugin crashed: {stderr} ({cause})"))
+        }
+    }
+}
+
+/// Wraps a wasmtime error (its own type, not `anyhow`'s) for start-up errors.
+fn wasm_error(what: &str, error: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {error:#}")
+}
+
+fn flatten<T>(result: Result<Result<T, PluginError>, CallError>) -> Result<T, CallError> {
+    result?.map_err(CallError::Plugin)
+}
+
+fn placeholder_info() -> PluginInfo {
+    PluginInfo {
+        name: String::new(),
+        version: String::new(),
+        wit_version: String::new(),
+        content_types: Vec::new(),
+        capabilities: Vec::new(),
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 64
+}
+
+/// Checks what `describe` returned before a plugin is registered.
+fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        is_identifier(&info.name),
+        "plugin name {:?} must match [a-z][a-z0-9_]*",
+        info.name
+    );
+    anyhow::ensure!(
+        SUPPORTED_WIT_VERSIONS.contains(&info.wit_version.as_str()),
+        "plugin targets WIT version {:?}; this host supports {}",
+        info.wit_version,
+        SUPPORTED_WIT_VERSIONS.join(", ")
+    );
+    anyhow::ensure!(
+        !info.content_types.is_empty(),
+        "plugin declares no content types"
+    );
+    for content_type in &info.content_types {
+        anyhow::ensure!(
+            is_identifier(&content_type.name),
+            "content type name {:?} must match [a-z][a-z0-9_]*",
+            content_type.name
+        );
+    }
+    for capability in &info.capabilities {
+        anyhow::ensure!(
+            capability == "http",
+            "unknown capability {capability:?} (this host grants: http)"
+        );
+    }
+    Ok(())
+}
+
+/// Makes a host error visible to the guest as a WIT error value.
+pub(super) fn guest_error(message: impl Into<String>) -> PluginError {
+    PluginError {
+        message: message.into(),
+        field: None,
+    }
+}

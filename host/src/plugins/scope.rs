@@ -1,0 +1,146 @@
+//! What one plugin call may touch: the store data of every call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::UnitDeclaration;
+use crate::db::Db;
+use crate::storage::{BlobStore, StagedBlob};
+use crate::tasks::TaskHandle;
+
+/// Bytes of a guest's stderr kept to explain a crash (a Rust panic message lands there).
+const STDERR_CAPACITY: usize = 16 * 1024;
+
+/// The grants of one call. Everything is off by default; each export's caller switches on what
+/// that export needs.
+#[derive(Default)]
+pub struct CallScope {
+    /// The task the call runs for: logs and progress reports go there.
+    pub task: Option<Arc<TaskHandle>>,
+    /// Outbound HTTP, restricted to one origin.
+    pub http: Option<HttpScope>,
+    /// Artifacts the call may read: sha256 → size.
+    pub artifacts: BTreeMap<String, u64>,
+    /// Where artifact bytes are read from (set with `artifacts`).
+    pub blobs: Option<Arc<BlobStore>>,
+    /// The repository version the call may list.
+    pub content: Option<ContentScope>,
+    /// The publication the call builds.
+    pub publication: Option<PublicationScope>,
+    /// Where `sync-sink.emit` batches go; the bounded channel is the back-pressure.
+    pub sink: Option<mpsc::Sender<Vec<UnitDeclaration>>>,
+    /// Content type names the plugin declared (emitted units must use one).
+    pub content_types: Vec<String>,
+}
+
+/// Outbound HTTP for a sync: the remote's origin and a client configured from the remote.
+pub struct HttpScope {
+    /// `scheme://host:port` the guest may reach.
+    pub origin: url::Origin,
+    /// Client with the remote's TLS, timeout, header and credential settings.
+    pub client: reqwest::Client,
+}
+
+/// A repository version the guest may read.
+#[derive(Clone)]
+pub struct ContentScope {
+    /// The database.
+    pub db: Arc<Db>,
+    /// The repository.
+    pub repository_id: String,
+    /// The version number.
+    pub version: i64,
+}
+
+/// A publication being built.
+pub struct PublicationScope {
+    /// The publication's id.
+    pub publication_id: String,
+    /// Metadata files being written, by relative path.
+    pub files: BTreeMap<String, StagedBlob>,
+    /// Where metadata files are staged.
+    pub blobs: Arc<BlobStore>,
+}
+
+/// The data of a plugin call's `Store`.
+pub struct CallState {
+    wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limits: StoreLimits,
+    pub(super) stderr: MemoryOutputPipe,
+    /// The grants of this call.
+    pub scope: CallScope,
+    /// Epoch ticks the guest has run for.
+    pub(super) cpu_ticks: u64,
+    /// Bytes the guest has made the host buffer or store (publication files, bodies).
+    pub(super) output_bytes: u64,
+    pub(super) max_output_bytes: u64,
+}
+
+impl CallState {
+    pub(super) fn new(scope: CallScope, memory_limit: usize, max_output_bytes: u64) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        // No preopens, no environment, no arguments, no sockets: the guest's std links against
+        // WASI but every resource it could reach is absent.
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory_limit)
+            .instances(32)
+            .trap_on_grow_failure(true)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stderr,
+            scope,
+            cpu_ticks: 0,
+            output_bytes: 0,
+            max_output_bytes,
+        }
+    }
+
+    /// Counts `len` more output bytes, failing when the call's limit is passed.
+    pub(super) fn charge_output(&mut self, len: usize) -> wasmtime::Result<()> {
+        self.output_bytes += len as u64;
+        if self.output_bytes > self.max_output_bytes {
+            return Err(super::runtime::SandboxViolation::new(format!(
+                "plugin exceeded the output limit of {} bytes for one call",
+                self.max_output_bytes
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The last lines the guest wrote to stderr, for crash messages.
+    pub(super) fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        lines[lines.len().saturating_sub(3)..].join(" / ")
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The sync pipeline: the plugin reads upstream metadata and streams declarations; the host
+//! deduplicates them against what it stores, downloads what the policy requires with bounded
+//! concurrency, verifies and stores the bytes, and builds the new repository version.
+//!
+//! The plugin call and the consumer of its declarations run as two tasks joined by a bounded
+//! channel, so a sync of any size runs in constant memory: the plugin waits in `emit` while the
+//! host is busy.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::{StreamExt as _, TryStreamExt as _};
+use sqlx::Row as _;
+use tokio::sync::mpsc;
+
+use crate::app::App;
+use crate::domain::artifacts;
+use crate::domain::declarations::{link, link_stored, save};
+use crate::domain::remotes::Remote;
+use crate::domain::versions;
+use crate::plugins::{CallScope, UnitDeclaration};
+use crate::tasks::TaskHandle;
+
+/// Batches in flight between the plugin and the consumer.
+const CHANNEL_BATCHES: usize = 2;
+
+/// Runs a sync task. Returns the new version's href, if the sync changed anything.
+pub async fn run(
+    app: &Arc<App>,
+    task: &Arc<TaskHandle>,
+    repository_id: &str,
+    remote_id: &str,
+    mirror: bool,
+) -> anyhow::Result<Vec<String>> {
+    let plugin_name: String = sqlx::query("SELECT plugin FROM repositories WHERE id = $1")
+        .bind(repository_id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .context("the repository no longer exists")?
+        .get(0);
+    let remote = Remote::load(app.db.pool(), remote_id).await?;
+    anyhow::ensure!(
+        remote.plugin == plugin_name,
+        "remote {} belongs to plugin {:?}, the repository to {plugin_name:?}",
+        remote.id,
+        remote.plugin
+    );
+    let plugin = app
+        .plugins
+        .get(&plugin_name)
+        .with_context(|| format!("plugin {plugin_name:?} is not loaded"))?;
+    let http = if plugin.has_capability("http") {
+        Some(remote.http_scope()?)
+    } else {
+        None
+    };
+    let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
+    let scope = CallScope {
+        task: Some(task.clone()),
+        http,
+        sink: Some(sender),
+        content_types: plugin.content_type_names(),
+        ..CallScope::default()
+    };
+    let consumer = tokio::spawn(consume(
+        app.clone(),
+        task.clone(),
+        plugin_name,
+        remote.clone(),
+        receiver,
+    ));
+    let guest_result = app.plugins.sync(&plugin, scope, &remote.config()).await;
+    // The consumer's error explains a guest stopped by the host, so it comes first.
+    consumer.await.context("the sync consumer panicked")??;
+    guest_result.map_err(|error| anyhow::anyhow!("{error}"))?;
+    let change = if mirror {
+        versions::Change::Mirror
+    } else {
+        versions::Change::Add
+    };
+    let outcome = versions::finish_version(&app.db, repository_id, &task.id, change, &[]).await?;
+    match outcome.number {
+        Some(number) => Ok(vec![
+            versions::href(app.db.pool(), repository_id, number).await?,
+        ]),
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn consume(
+    app: Arc<App>,
+    task: Arc<TaskHandle>,
+    plugin: String,
+    remote: Remote,
+    mut receiver: mpsc::Receiver<Vec<UnitDeclaration>>,
+) -> anyhow::Result<()> {
+    let client = remote.client()?;
+    let immediate = remote.policy == "immediate";
+    let mut associated = 0u64;
+    let mut downloaded = 0u64;
+    task.report("associating.content", "Associating Content", 0, None);
+    if immediate {
+        task.report(
+            "sync.downloading.artifacts",
+            "Downloading Artifacts",
+            0,
+            None,
+        );
+    }
+    while let Some(batch) = receiver.recv().await {
+        let count = batch.len() as u64;
+        let pending = save(&app, &task.id, &plugin, Some(&remote.id), batch).await?;
+        let pending = link_stored(&app, pending).await?;
+        associated += count;
+        task.report(
+            "associating.content",
+            "Associating Content",
+            associated,
+            None,
+        );
+        if !immediate {
+            continue;
+        }
+        let mut downloads = futures::stream::iter(pending.into_iter().map(|file| {
+            let (app, client) = (&app, &client);
+            async move {
+                let url = file.url.as_deref().with_context(|| {
+                    format!("{} has no URL to download it from", file.relative_path)
+                })?;
+                let artifact = artifacts::download(
+                    &app.db,
+                    &app.blobs,
+                    client,
+                    url,
+                    &file.expected,
+                    &file.relative_path,
+                    remote.max_retries,
+                )
+                .await?;
+                link(&app, &file.content_artifact_id, &artifact.id).await?;
+                anyhow::Ok(())
+            }
+        }))
+        .buffer_unordered(remote.download_concurrency);
+        while downloads.try_next().await?.is_some() {
+            downloaded += 1;
+            task.report(
+                "sync.downloading.artifacts",
+                "Downloading Artifacts",
+                downloaded,
+                None,
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! Tasks: long work stored in the database, claimed by workers with resource locks, reporting
+//! progress, cancellable, and failed when the process running them dies.
+//!
+//! # Layout
+//! - this file: the queue (enqueue, claim, finish) and [`TaskHandle`], what running work sees.
+//! - [`worker`]: the worker loop, heartbeats, cancellation and recovery of dead workers' tasks.
+//! - [`kinds`]: what each kind of task does.
+
+pub mod kinds;
+pub mod worker;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::Row as _;
+
+use crate::db::{Backend, Db, new_id, now};
+
+/// Task states, as Pulp names them.
+pub mod state {
+    /// Queued, not started.
+    pub const WAITING: &str = "waiting";
+    /// Claimed by a worker.
+    pub const RUNNING: &str = "running";
+    /// Cancel requested while running.
+    pub const CANCELING: &str = "canceling";
+    /// Done.
+    pub const COMPLETED: &str = "completed";
+    /// Ended with an error.
+    pub const FAILED: &str = "failed";
+    /// Canceled.
+    pub const CANCELED: &str = "canceled";
+}
+
+/// A lock a task holds while it runs: exclusive (writers of a repository) or shared.
+#[derive(Clone, Debug)]
+pub struct ResourceLock {
+    /// e.g. a repository href.
+    pub resource: String,
+    /// Exclusive locks conflict with every other lock on the same resource.
+    pub exclusive: bool,
+}
+
+impl ResourceLock {
+    /// An exclusive lock.
+    pub fn exclusive(resource: impl Into<String>) -> Self {
+        Self {
+            resource: resource.into(),
+            exclusive: true,
+        }
+    }
+
+    /// A shared lock.
+    pub fn shared(resource: impl Into<String>) -> Self {
+        Self {
+            resource: resource.into(),
+            exclusive: false,
+        }
+    }
+}
+
+/// One progress report, as Pulp shows it on a task.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProgressReport {
+    /// Human message, e.g. "Downloading Artifacts".
+    pub message: String,
+    /// Machine code, e.g. `sync.downloading.artifacts`.
+    pub code: String,
+    /// `running` or `completed`.
+    pub state: String,
+    /// Items done.
+    pub done: u64,
+    /// Items in all, when known.
+    pub total: Option<u64>,
+}
+
+/// What running work sees of its task: its id and a place to report progress.
+#[derive(Debug)]
+pub struct TaskHandle {
+    /// The task's id.
+    pub id: String,
+    reports: Mutex<Vec<ProgressReport>>,
+    dirty: AtomicBool,
+}
+
+impl TaskHandle {
+    pub(crate) fn new(id: String) -> Self {
+        Self {
+            id,
+            reports: Mutex::new(Vec::new()),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets the report identified by `code`. Written to the database by the worker shortly after.
+    pub fn report(&self, code: &str, message: &str, done: u64, total: Option<u64>) {
+        let mut reports = self.reports.lock().expect("progress lock");
+        match reports.iter_mut().find(|report| report.code == code) {
+            Some(report) => {
+                report.done = done;
+                report.total = total;
+                report.message = message.to_owned();
+            }
+            None => reports.push(ProgressReport {
+                message: message.to_owned(),
+                code: code.to_owned(),
+                state: "running".into(),
+                done,
+                total,
+            }),
+        }
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Adds `by` to the `done` count of report `code`.
+    pub fn advance(&self, code: &str, message: &str, by: u64) {
+        let done = {
+            let reports = self.reports.lock().expect("progress lock");
+            reports
+                .iter()
+                .find(|report| report.code == code)
+                .map_or(0, |report| report.done)
+        };
+        self.report(code, message, done + by, None);
+    }
+
+    /// The reports as JSON, with `final_state` applied to each when the task ends.
+    fn reports_json(&self, final_state: Option<&str>) -> String {
+        let mut reports = self.reports.lock().expect("progress lock").clone();
+        if let Some(final_state) = final_state {
+            for report in &mut reports {
+                report.state = final_state.to_owned();
+            }
+        }
+        serde_json::to_string(&reports).unwrap_or_else(|_| "[]".into())
+    }
+
+    pub(crate) fn take_dirty(&self) -> Option<String> {
+        self.dirty
+            .swap(false, Ordering::AcqRel)
+            .then(|| self.reports_json(None))
+    }
+}
+
+/// Queues a task. Returns its id.
+pub async fn enqueue(
+    db: &Db,
+    name: &str,
+    args: &kinds::TaskArgs,
+    locks: &[ResourceLock],
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    let mut tx = db.begin_write().await?;
+    sqlx::query("INSERT INTO tasks (id, name, state, args, created) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&id)
+        .bind(name)
+        .bind(state::WAITING)
+        .bind(serde_json::to_string(args).expect("task args serialize"))
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    for lock in locks {
+        sqlx::query(
+            "INSERT INTO task_resources (task_id, resource, exclusive) VALUES ($1, $2, $3)",
+        )
+        .bind(&id)
+        .bind(&lock.resource)
+        .bind(i64::from(lock.exclusive))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A task claimed by a worker.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The task's id.
+    pub id: String,
+    /// What to do.
+    pub args: kinds::TaskArgs,
+}
+
+/// Claims the oldest waiting task whose locks are free, in queue order: a task never overtakes an
+/// older waiting task that wants a conflicting lock.
+pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    if db.backend() == Backend::Postgres {
+        // Serialises claims across processes; held until this transaction ends.
+        sqlx::query("SELECT pg_advisory_xact_lock(7243001)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let held = sqlx::query(
+        "SELECT tr.resource, tr.exclusive FROM task_resources tr JOIN tasks t ON t.id = tr.task_id
+         WHERE t.state IN ('running', 'canceling')",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut taken: Vec<(String, bool)> = held
+        .iter()
+        .map(|row| (row.get(0), row.get::<i64, _>(1) != 0))
+        .collect();
+    let waiting = sqlx::query(
+        "SELECT id, args FROM tasks WHERE state = 'waiting' ORDER BY created, id LIMIT 200",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in waiting {
+        let id: String = row.get(0);
+        let locks =
+            sqlx::query("SELECT resource, exclusive FROM task_resources WHERE task_id = $1")
+                .bind(&id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let wants: Vec<(String, bool)> = locks
+            .iter()
+            .map(|row| (row.get(0), row.get::<i64, _>(1) != 0))
+            .collect();
+        let conflicts = wants.iter().any(|(resource, exclusive)| {
+            taken
+                .iter()
+                .any(|(held, held_exclusive)| held == resource && (*exclusive || *held_exclusive))
+        });
+        if conflicts {
+            taken.extend(wants);
+            continue;
+        }
+        let args: String = row.get(1);
+        let args = match serde_json::from_str(&args) {
+            Ok(args) => args,
+            Err(error) => {
+                sqlx::query(
+                    "UPDATE tasks SET state = 'failed', finished = $2, error = $3 WHERE id = $1",
+                )
+                .bind(&id)
+                .bind(now())
+                .bind(
+                    json!({ "description": format!("unreadable task arguments: {error}") })
+                        .to_string(),
+                )
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
+        };
+        let claimed = sqlx::query("UPDATE tasks SET state = 'running', started = $2, worker = $3 WHERE id = $1 AND state = 'waiting'")
+            .bind(&id)
+            .bind(now())
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if claimed == 0 {
+            continue;
+        }
+        tx.commit().await?;
+        return Ok(Some(Claimed { id, args }));
+    }
+    tx.commit().await?;
+    Ok(None)
+}
+
+/// How a task ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Success, with the hrefs it created.
+    Completed(Vec<String>),
+    /// Failure, with a description for the user.
+    Failed(String),
+    /// Canceled by a user.
+    Canceled,
+}
+
+/// Records how a task ended.
+pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<(), sqlx::Error> {
+    let (state, error, created): (&str, Option<String>, Vec<String>) = match outcome {
+        Outcome::Completed(created) => (state::COMPLETED, None, created),
+        Outcome::Failed(description) => (
+            state::FAILED,
+            Some(json!({ "description": description }).to_string()),
+            Vec::new(),
+        ),
+        Outcome::Canceled => (state::CANCELED, None, Vec::new()),
+    };
+    let report_state = match state {
+        state::COMPLETED => "completed",
+        state::FAILED => "failed",
+        _ => "canceled",
+    };
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE tasks SET state = $2, finished = $3, error = $4, created_resources = $5, progress_reports = $6 WHERE id = $1",
+    )
+    .bind(&handle.id)
+    .bind(state)
+    .bind(now())
+    .bind(error)
+    .bind(Value::from(created).to_string())
+    .bind(handle.reports_json(Some(report_state)))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}

@@ -1,0 +1,191 @@
+//! Worker loops: claim, run with progress flushing and cancellation, record the outcome; plus
+//! heartbeats and the recovery of tasks whose worker died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Row as _;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outcome, TaskHandle, claim, finish, kinds, state};
+use crate::app::App;
+use crate::db::{Backend, now};
+
+/// How often a process proves it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A worker silent for this long is dead; its running tasks are failed.
+const DEAD_AFTER: Duration = Duration::from_secs(30);
+/// How often an idle worker looks for work when nothing woke it.
+const POLL: Duration = Duration::from_millis(500);
+/// How often a running task's progress is written and its cancellation checked.
+const WATCH: Duration = Duration::from_millis(300);
+
+/// Registers this process, fails tasks left running by dead processes, then runs `count` worker
+/// loops and the heartbeat until `shutdown`.
+pub async fn run(app: Arc<App>, count: usize, shutdown: CancellationToken) -> anyhow::Result<()> {
+    register(&app).await?;
+    recover(&app, true).await?;
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        loops.spawn(worker_loop(app.clone(), shutdown.clone()));
+    }
+    let heartbeat_app = app.clone();
+    let heartbeat_shutdown = shutdown.clone();
+    loops.spawn(async move {
+        loop {
+            tokio::select! {
+                () = heartbeat_shutdown.cancelled() => break,
+                () = tokio::time::sleep(HEARTBEAT) => {}
+            }
+            if let Err(error) = beat(&heartbeat_app).await {
+                tracing::warn!(error = %error, "heartbeat failed");
+            }
+            if let Err(error) = recover(&heartbeat_app, false).await {
+                tracing::warn!(error = %format!("{error:#}"), "recovering tasks of dead workers failed");
+            }
+        }
+    });
+    while loops.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn register(app: &App) -> Result<(), sqlx::Error> {
+    let mut tx = app.db.begin_write().await?;
+    sqlx::query("INSERT INTO workers (name, started, heartbeat) VALUES ($1, $2, $2)")
+        .bind(&app.worker_name)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+async fn beat(app: &App) -> Result<(), sqlx::Error> {
+    let mut tx = app.db.begin_write().await?;
+    sqlx::query("UPDATE workers SET heartbeat = $2 WHERE name = $1")
+        .bind(&app.worker_name)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// Fails the tasks whose worker is dead. With SQLite only one process uses the database, so at
+/// start-up every task some other worker was running is dead; with PostgreSQL a worker is dead
+/// when its heartbeat is older than [`DEAD_AFTER`].
+async fn recover(app: &App, at_start: bool) -> anyhow::Result<()> {
+    let threshold = (chrono::Utc::now() - chrono::Duration::from_std(DEAD_AFTER)?)
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let every_other = at_start && app.db.backend() == Backend::Sqlite;
+    let mut tx = app.db.begin_write().await?;
+    let rows = sqlx::query(
+        "SELECT t.id FROM tasks t LEFT JOIN workers w ON w.name = t.worker
+         WHERE t.state IN ('running', 'canceling') AND (t.worker IS NULL OR t.worker <> $1)
+           AND ($2 = 1 OR w.name IS NULL OR w.heartbeat < $3)",
+    )
+    .bind(&app.worker_name)
+    .bind(i64::from(every_other))
+    .bind(&threshold)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows {
+        let id: String = row.get(0);
+        tracing::warn!(task = %id, "failing a task whose worker died");
+        sqlx::query("UPDATE tasks SET state = 'failed', finished = $2, error = $3 WHERE id = $1")
+            .bind(&id)
+            .bind(now())
+            .bind(
+                json!({ "description": "The worker running this task died (its process stopped) before the task finished." })
+                    .to_string(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM workers WHERE heartbeat < $1 AND name <> $2")
+        .bind(&threshold)
+        .bind(&app.worker_name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match claim(&app.db, &app.worker_name).await {
+            Ok(Some(claimed)) => execute(&app, claimed).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = app.task_wakeup.notified() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "claiming a task failed");
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+async fn execute(app: &Arc<App>, claimed: super::Claimed) {
+    let handle = Arc::new(TaskHandle::new(claimed.id.clone()));
+    tracing::info!(task = %claimed.id, kind = claimed.args.kind(), "task started");
+    let work = kinds::run(app, handle.clone(), claimed.args);
+    tokio::pin!(work);
+    let outcome = loop {
+        tokio::select! {
+            result = &mut work => break match result {
+                Ok(created) => Outcome::Completed(created),
+                Err(error) => Outcome::Failed(format!("{error:#}")),
+            },
+            () = tokio::time::sleep(WATCH) => {
+                if let Some(reports) = handle.take_dirty()
+                    && let Err(error) = write_progress(app, &handle.id, &reports).await
+                {
+                    tracing::warn!(error = %error, "writing progress failed");
+                }
+                if cancel_requested(app, &handle.id).await {
+                    break Outcome::Canceled;
+                }
+            }
+        }
+    };
+    // A canceled task's future was dropped mid-way: clear what it staged.
+    drop(work);
+    if matches!(outcome, Outcome::Canceled | Outcome::Failed(_)) {
+        let _ = crate::domain::versions::clear_staging(&app.db, &handle.id).await;
+    }
+    tracing::info!(task = %handle.id, outcome = ?outcome, "task finished");
+    if let Err(error) = finish(&app.db, &handle, outcome).await {
+        tracing::error!(task = %handle.id, error = %error, "recording the task outcome failed");
+    }
+}
+
+async fn write_progress(app: &App, id: &str, reports: &str) -> Result<(), sqlx::Error> {
+    let mut tx = app.db.begin_write().await?;
+    sqlx::query("UPDATE tasks SET progress_reports = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reports)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+async fn cancel_requested(app: &App, id: &str) -> bool {
+    sqlx::query("SELECT state FROM tasks WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.db.pool())
+        .await
+        .map(|row| row.get::<String, _>(0) == state::CANCELING)
+        .unwrap_or(false)
+}

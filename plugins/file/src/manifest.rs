@@ -1,0 +1,208 @@
+//! The `PULP_MANIFEST` format, kept free of host calls so it is tested natively.
+//!
+//! A manifest is a text file next to the files it lists, one `relative_path,sha256,size` line per
+//! file. Blank lines and lines starting with `#` are ignored. Relative paths are resolved against
+//! the directory of the manifest's URL.
+
+/// One file listed in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path of the file relative to the manifest's directory.
+    pub relative_path: String,
+    /// Lower-case hex sha256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Entry {
+    /// The entry as a manifest line, without the newline.
+    pub fn to_line(&self) -> String {
+        format!("{},{},{}", self.relative_path, self.sha256, self.size)
+    }
+}
+
+/// Parses line `number` (1-based) of a manifest: `Ok(None)` for a blank or comment line.
+///
+/// Errors name the line, as in `PULP_MANIFEST line 7: expected "relative_path,sha256,size", got 2
+/// fields`.
+pub fn parse_line(number: u64, line: &str) -> Result<Option<Entry>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let at = |message: String| format!("PULP_MANIFEST line {number}: {message}");
+    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    let [relative_path, sha256, size] = fields[..] else {
+        return Err(at(format!(
+            "expected \"relative_path,sha256,size\", got {} fields",
+            fields.len()
+        )));
+    };
+    validate_relative_path(relative_path).map_err(at)?;
+    let sha256 = parse_sha256(sha256).map_err(at)?;
+    let size = size
+        .parse::<u64>()
+        .map_err(|_| at(format!("size {size:?} is not a non-negative integer")))?;
+    Ok(Some(Entry {
+        relative_path: relative_path.to_owned(),
+        sha256,
+        size,
+    }))
+}
+
+/// A sha256 as 64 hex characters, lower-cased.
+fn parse_sha256(value: &str) -> Result<String, String> {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{value:?} is not a sha256 (64 hexadecimal characters)"
+        ))
+    }
+}
+
+/// Checks that a file's path stays inside the repository: not empty, not absolute, no `..`.
+pub fn validate_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("the relative path is empty".to_owned());
+    }
+    if path.starts_with('/') {
+        return Err(format!("relative path {path:?} must not be absolute"));
+    }
+    if path.split('/').any(|segment| segment == "..") {
+        return Err(format!(
+            "relative path {path:?} must not contain \"..\" segments"
+        ));
+    }
+    Ok(())
+}
+
+/// The URL of the directory holding the manifest at `manifest_url`, ending in `/`: the URL without
+/// its query, fragment and last path segment.
+pub fn base_url(manifest_url: &str) -> String {
+    let end = manifest_url.find(['?', '#']).unwrap_or(manifest_url.len());
+    let url = &manifest_url[..end];
+    let path_start = match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j),
+        None => 0,
+    };
+    match url[path_start..].rfind('/') {
+        Some(i) => url[..=path_start + i].to_owned(),
+        // No path at all (`https://host`): the directory is the root.
+        None => format!("{url}/"),
+    }
+}
+
+/// The URL of `relative_path` under `base` (a [`base_url`]), each path segment percent-encoded.
+pub fn resolve(base: &str, relative_path: &str) -> String {
+    let mut url = base.to_owned();
+    for (i, segment) in relative_path.split('/').enumerate() {
+        if i > 0 {
+            url.push('/');
+        }
+        for byte in segment.bytes() {
+            if is_path_char(byte) {
+                url.push(char::from(byte));
+            } else {
+                url.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    url
+}
+
+/// RFC 3986 `pchar`s that need no encoding: unreserved characters, sub-delimiters, `:` and `@`.
+fn is_path_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn a_line_is_path_digest_and_size() {
+        let line = format!("dir/a.txt,{},42", SHA.to_uppercase());
+        assert_eq!(
+            parse_line(1, &line),
+            Ok(Some(Entry {
+                relative_path: "dir/a.txt".into(),
+                sha256: SHA.into(),
+                size: 42
+            }))
+        );
+    }
+
+    #[test]
+    fn blank_and_comment_lines_are_skipped() {
+        assert_eq!(parse_line(1, ""), Ok(None));
+        assert_eq!(parse_line(2, "   \r"), Ok(None));
+        assert_eq!(parse_line(3, "# generated by pulp"), Ok(None));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_problem() {
+        assert_eq!(
+            parse_line(7, "a.txt,abc").unwrap_err(),
+            r#"PULP_MANIFEST line 7: expected "relative_path,sha256,size", got 2 fields"#
+        );
+        assert_eq!(
+            parse_line(8, "a.txt,abc,1").unwrap_err(),
+            r#"PULP_MANIFEST line 8: "abc" is not a sha256 (64 hexadecimal characters)"#
+        );
+        assert_eq!(
+            parse_line(9, &format!("a.txt,{SHA},-1")).unwrap_err(),
+            r#"PULP_MANIFEST line 9: size "-1" is not a non-negative integer"#
+        );
+        assert_eq!(
+            parse_line(10, &format!("../a.txt,{SHA},1")).unwrap_err(),
+            r#"PULP_MANIFEST line 10: relative path "../a.txt" must not contain ".." segments"#
+        );
+    }
+
+    #[test]
+    fn paths_must_stay_inside_the_repository() {
+        assert!(validate_relative_path("a/b..c/d.txt").is_ok());
+        assert!(validate_relative_path("").is_err());
+        assert!(validate_relative_path("/etc/passwd").is_err());
+        assert!(validate_relative_path("a/../../b").is_err());
+        assert!(validate_relative_path("a/..").is_err());
+    }
+
+    #[test]
+    fn files_resolve_against_the_manifest_directory() {
+        let base = base_url("https://example.com/repo/PULP_MANIFEST?token=x#top");
+        assert_eq!(base, "https://example.com/repo/");
+        assert_eq!(
+            resolve(&base, "dir/a b%#?.txt"),
+            "https://example.com/repo/dir/a%20b%25%23%3F.txt"
+        );
+        assert_eq!(resolve(&base, "é+x"), "https://example.com/repo/%C3%A9+x");
+    }
+
+    #[test]
+    fn a_manifest_at_the_root_resolves_to_the_root() {
+        assert_eq!(
+            base_url("http://127.0.0.1:8080/PULP_MANIFEST"),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(base_url("http://127.0.0.1:8080"), "http://127.0.0.1:8080/");
+        assert_eq!(
+            base_url("http://127.0.0.1:8080?x=/y"),
+            "http://127.0.0.1:8080/"
+        );
+    }
+
+    #[test]
+    fn a_published_entry_reads_back_as_itself() {
+        let entry = Entry {
+            relative_path: "a/b.bin".into(),
+            sha256: SHA.into(),
+            size: 3,
+        };
+        assert_eq!(parse_line(1, &entry.to_line()), Ok(Some(entry)));
+    }
+}

@@ -1,0 +1,220 @@
+//! The Rust SDK for Granary content-type plugins.
+//!
+//! A content type (plain files, Python packages, npm, ...) is a WebAssembly component that exports
+//! the `content-type` world of `wit/granary-plugin.wit`. This crate hides the raw bindings behind a
+//! [`Plugin`] trait with sensible defaults, the [`register_plugin!`] macro that wires it to the
+//! component's exports, and typed, streaming wrappers around everything the host imports.
+//!
+//! A plugin never touches the network, the disk or the database itself: it reads what the host
+//! hands it and returns *declarations* (units, artifacts, published paths) that the host validates
+//! and carries out.
+//!
+//! # Layout
+//!
+//! - [`Plugin`] and [`register_plugin!`] (this file): the exports a plugin implements.
+//! - [`PluginError`] (`error.rs`): the one error type, with an optional field name for 400s.
+//! - `types.rs`: the WIT records re-exported at the crate root ([`PluginInfo`],
+//!   [`UnitDeclaration`], [`StoredUnit`], ...) and small constructors on them.
+//! - One module per imported interface:
+//!   - [`http`]: GET/HEAD on the remote's origin; bodies read in chunks or line by line.
+//!   - [`artifacts`]: a [`std::io::Read`] + [`std::io::Seek`] reader over an uploaded artifact.
+//!   - [`content`]: iterate the units of the repository version in scope.
+//!   - [`publication`]: write metadata files and publish stored files, batched.
+//!   - [`sync`]: stream declared units back to the host, batched.
+//!   - [`log`] and [`progress`]: logs and progress reports that surface on the task.
+//! - [`json`]: a canonical JSON writer for natural keys, so small plugins need no JSON crate.
+//!
+//! # Example
+//!
+//! A plugin whose remote is a text file listing one name per line:
+//!
+//! ```no_run
+//! use granary_sdk::{http, sync::Emitter, ContentTypeInfo, Plugin, PluginError, PluginInfo};
+//! use granary_sdk::{RemoteConfig, UnitDeclaration};
+//!
+//! struct Names;
+//!
+//! impl Plugin for Names {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo {
+//!             name: "names".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             wit_version: granary_sdk::WIT_VERSION.into(),
+//!             content_types: vec![ContentTypeInfo::new("name", "A name", &["name"])],
+//!             capabilities: vec!["http".into()],
+//!         }
+//!     }
+//!
+//!     fn sync(remote: &RemoteConfig) -> Result<(), PluginError> {
+//!         let response = http::get(&remote.url, &[])?;
+//!         if !response.is_success() {
+//!             let status = response.status();
+//!             return Err(PluginError::new(format!("{} answered {status}", remote.url)));
+//!         }
+//!         let mut emitter = Emitter::new();
+//!         for line in response.lines() {
+//!             let name = line?;
+//!             emitter.emit(UnitDeclaration {
+//!                 content_type: "name".into(),
+//!                 natural_key: granary_sdk::json::string_object([("name", name.as_str())]),
+//!                 metadata: "{}".into(),
+//!                 artifacts: Vec::new(),
+//!             })?;
+//!         }
+//!         emitter.finish()?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! granary_sdk::register_plugin!(Names);
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip2` as a `cdylib`; the output `.wasm` is a
+//! component ready to install.
+
+#![deny(missing_docs)]
+
+pub mod artifacts;
+pub mod content;
+mod error;
+pub mod http;
+pub mod json;
+pub mod log;
+pub mod progress;
+pub mod publication;
+pub mod sync;
+mod types;
+
+pub use error::PluginError;
+pub use types::{
+    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DownloadPolicy, HttpBody, HttpRequest,
+    HttpResponse, PluginInfo, RemoteConfig, StoredArtifact, StoredUnit, UnitDeclaration,
+    VersionInfo,
+};
+
+/// The raw bindings of the `content-type` world. Not a stable API: use the modules of this crate.
+#[doc(hidden)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "generated canonical-ABI glue flattens `handle`'s request into 13 arguments"
+)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "content-type",
+        pub_export_macro: true,
+        default_bindings_module: "granary_sdk::wit",
+        additional_derives: [PartialEq, Eq],
+    });
+}
+
+/// The version of the WIT package (`granary:plugin`) this SDK was built against. Put it in
+/// [`PluginInfo::wit_version`].
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// A content-type plugin: implement it on a unit struct and pass the type to [`register_plugin!`].
+///
+/// Each method is one export of the `content-type` world; the host calls each one in a fresh
+/// instance, so plugins keep no state between calls. Only [`Plugin::describe`] is required: the
+/// others default to refusing the operation (or answering 404 for [`Plugin::handle`]).
+pub trait Plugin {
+    /// Describes the plugin. Must be cheap and deterministic: the host calls it at install time.
+    fn describe() -> PluginInfo;
+
+    /// Reads the upstream repository at `remote.url` through [`http`] and streams every unit it
+    /// has to the host with a [`sync::Emitter`].
+    fn sync(remote: &RemoteConfig) -> Result<(), PluginError> {
+        let _ = remote;
+        Err(PluginError::new("this content type does not support sync"))
+    }
+
+    /// Turns an uploaded artifact into the unit it is. Read its bytes, if needed, with
+    /// [`artifacts::Reader`]. `relative_path` is the path the user asked for, when given.
+    fn parse_upload(
+        upload: &ArtifactRef,
+        relative_path: Option<&str>,
+    ) -> Result<UnitDeclaration, PluginError> {
+        let _ = (upload, relative_path);
+        Err(PluginError::new(
+            "this content type does not support uploads",
+        ))
+    }
+
+    /// Writes the publication of `version`: iterate its units with [`content::units`], write
+    /// metadata with [`publication::write_file`] or [`publication::FileWriter`], and publish stored
+    /// files with a [`publication::Publisher`].
+    fn publish(version: &VersionInfo) -> Result<(), PluginError> {
+        let _ = version;
+        Err(PluginError::new(
+            "this content type does not support publications",
+        ))
+    }
+
+    /// Serves a dynamic route under a distribution. The default answers 404 with an empty body.
+    fn handle(request: &HttpRequest) -> Result<HttpResponse, PluginError> {
+        let _ = request;
+        Ok(HttpResponse::not_found())
+    }
+}
+
+/// Exports a [`Plugin`] implementation as the component's `content-type` world.
+///
+/// Invoke it once, at the root of a `cdylib` crate:
+///
+/// ```no_run
+/// # use granary_sdk::{Plugin, PluginInfo};
+/// struct MyPlugin;
+/// impl Plugin for MyPlugin {
+///     fn describe() -> PluginInfo {
+///         # unimplemented!()
+///         // ...
+///     }
+/// }
+/// granary_sdk::register_plugin!(MyPlugin);
+/// ```
+#[macro_export]
+macro_rules! register_plugin {
+    ($plugin:ty) => {
+        const _: () = {
+            struct GranaryPluginExports;
+
+            impl $crate::wit::Guest for GranaryPluginExports {
+                fn describe() -> $crate::PluginInfo {
+                    <$plugin as $crate::Plugin>::describe()
+                }
+
+                fn sync(
+                    remote: $crate::RemoteConfig,
+                ) -> ::core::result::Result<(), $crate::wit::PluginError> {
+                    <$plugin as $crate::Plugin>::sync(&remote).map_err(::core::convert::Into::into)
+                }
+
+                fn parse_upload(
+                    upload: $crate::ArtifactRef,
+                    relative_path: ::core::option::Option<::std::string::String>,
+                ) -> ::core::result::Result<$crate::UnitDeclaration, $crate::wit::PluginError>
+                {
+                    <$plugin as $crate::Plugin>::parse_upload(&upload, relative_path.as_deref())
+                        .map_err(::core::convert::Into::into)
+                }
+
+                fn publish(
+                    version: $crate::VersionInfo,
+                ) -> ::core::result::Result<(), $crate::wit::PluginError> {
+                    <$plugin as $crate::Plugin>::publish(&version)
+                        .map_err(::core::convert::Into::into)
+                }
+
+                fn handle(
+                    request: $crate::HttpRequest,
+                ) -> ::core::result::Result<$crate::HttpResponse, $crate::wit::PluginError>
+                {
+                    <$plugin as $crate::Plugin>::handle(&request)
+                        .map_err(::core::convert::Into::into)
+                }
+            }
+
+    $crate::wit::export!(GranaryPluginExports with_types_in $crate::wit);
+        };
+    };
+}

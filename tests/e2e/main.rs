@@ -1,0 +1,18 @@
+//! End-to-end tests: the real `granary` binary, real sockets, a real `curl`.
+//!
+//! Every scenario starts its own server process on `127.0.0.1:0` with a fresh data directory and
+//! runs twice: on SQLite, and on PostgreSQL when `GRANARY_TEST_DATABASE_URL` names a server the
+//! test may create databases on (each test creates and drops its own). Upstream repositories are
+//! axum servers inside the test process that count the requests they receive, so the tests can
+//! tell what Granary fetched, when, and whether a file was served from its own storage.
+
+#[macro_use]
+mod support;
+
+mod api;
+mod content;
+mod crash;
+mod harness;
+mod hostile;
+mod sync;
+mod validation;

@@ -1,0 +1,205 @@
+//! A counting upstream: an axum server on `127.0.0.1:0` serving a fixture under `/fixtures/`
+//! plus its `PULP_MANIFEST`, recording how often each path was requested.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::fixture::{Fixture, FixtureFile};
+
+/// Files live under this prefix so the remote URL has a path to resolve relative paths against.
+const PREFIX: &str = "/fixtures/";
+const MANIFEST: &str = "PULP_MANIFEST";
+
+struct Shared {
+    /// Request path (without the prefix) to body.
+    files: HashMap<String, Bytes>,
+    /// Request path (without the prefix, or the full path outside it) to request count.
+    requests: Mutex<HashMap<String, usize>>,
+    /// Delay before answering a file (not the manifest), in milliseconds.
+    file_delay_ms: AtomicU64,
+    stopped: AtomicBool,
+}
+
+pub struct Upstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Serves `fixture` with its honest manifest.
+    pub async fn serve(fixture: &Fixture) -> Upstream {
+        Upstream::serve_with_manifest(&fixture.files, fixture.manifest()).await
+    }
+
+    /// Serves `files` with a manifest the test wrote (possibly lying about them).
+    pub async fn serve_with_manifest(files: &[FixtureFile], manifest: String) -> Upstream {
+        let mut map: HashMap<String, Bytes> = files
+            .iter()
+            .map(|file| (file.relative_path.clone(), file.bytes.clone()))
+            .collect();
+        map.insert(MANIFEST.to_owned(), Bytes::from(manifest));
+        let shared = Arc::new(Shared {
+            files: map,
+            requests: Mutex::default(),
+            file_delay_ms: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the upstream");
+        let addr = listener.local_addr().expect("upstream address");
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(shared.clone());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop.await;
+                })
+                .await
+                .expect("upstream server");
+        });
+        Upstream {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// The remote URL for Granary: the manifest's URL.
+    pub fn manifest_url(&self) -> String {
+        format!("http://{}{PREFIX}{MANIFEST}", self.addr)
+    }
+
+    /// The directory the fixture files are served from, ending in `/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}{PREFIX}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/<path>`, for URLs outside the fixture (the hostile plugin's
+    /// behaviour switches).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// Makes every later file request wait `delay` before answering (the manifest is not
+    /// delayed). Zero turns the delay off.
+    pub fn set_file_delay(&self, delay: Duration) {
+        self.shared
+            .file_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// How many requests (GET or HEAD) asked for the fixture file at `relative_path`.
+    pub fn requests_for(&self, relative_path: &str) -> usize {
+        self.shared
+            .requests
+            .lock()
+            .unwrap()
+            .get(relative_path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn manifest_requests(&self) -> usize {
+        self.requests_for(MANIFEST)
+    }
+
+    /// Requests for anything but the manifest.
+    pub fn file_requests(&self) -> usize {
+        self.shared
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(path, _)| path.as_str() != MANIFEST)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// Every path requested and how often, for assertion messages.
+    pub fn request_counts(&self) -> HashMap<String, usize> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Stops listening and closes every connection (including idle keep-alive ones), so nothing
+    /// Granary serves afterwards can have come from here.
+    pub async fn stop(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
+            assert!(
+                stopped.is_ok(),
+                "the upstream did not shut down within 10 s"
+            );
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let path = request.uri().path();
+    let key = path.strip_prefix(PREFIX).unwrap_or(path).to_owned();
+    *shared
+        .requests
+        .lock()
+        .unwrap()
+        .entry(key.clone())
+        .or_default() += 1;
+
+    // Belt and braces: should a connection outlive `stop`, it still serves nothing.
+    if shared.stopped.load(Ordering::SeqCst) {
+        return status(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let Some(bytes) = shared.files.get(&key).filter(|_| path.starts_with(PREFIX)) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let delay = shared.file_delay_ms.load(Ordering::SeqCst);
+    if key != MANIFEST && delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, bytes.len())
+        .body(Body::from(bytes.clone()))
+        .expect("valid response")
+}
+
+fn status(code: StatusCode) -> Response {
+    Response::builder()
+        .status(code)
+        .body(Body::empty())
+        .expect("valid response")
+}
