@@ -66,30 +66,29 @@ async fn serve(
     let Some((matched, rest)) = find_distribution(&app, &path).await? else {
         return Err(ApiError::not_found());
     };
-    if method == Method::GET || method == Method::HEAD {
-        if let Some(publication_id) = &matched.publication_id {
-            if rest.is_empty() || rest.ends_with('/') {
-                if let Some(entries) = directory(&app, publication_id, &rest).await? {
-                    return Ok(listing(
-                        &format!("{CONTENT_ROOT}{}/{rest}", matched.base_path),
-                        &entries,
-                    ));
-                }
-            } else if let Some(response) =
-                published_file(&app, publication_id, &rest, &headers).await?
-            {
-                return Ok(response);
-            } else if directory(&app, publication_id, &format!("{rest}/"))
-                .await?
-                .is_some()
-            {
-                let location = format!("{CONTENT_ROOT}{}/{rest}/", matched.base_path);
-                return Ok((
-                    StatusCode::MOVED_PERMANENTLY,
-                    [(header::LOCATION, location)],
-                )
-                    .into_response());
+    if (method == Method::GET || method == Method::HEAD)
+        && let Some(publication_id) = &matched.publication_id
+    {
+        if rest.is_empty() || rest.ends_with('/') {
+            if let Some(entries) = directory(&app, publication_id, &rest).await? {
+                return Ok(listing(
+                    &format!("{CONTENT_ROOT}{}/{rest}", matched.base_path),
+                    &entries,
+                ));
             }
+        } else if let Some(response) = published_file(&app, publication_id, &rest, &headers).await?
+        {
+            return Ok(response);
+        } else if directory(&app, publication_id, &format!("{rest}/"))
+            .await?
+            .is_some()
+        {
+            let location = format!("{CONTENT_ROOT}{}/{rest}/", matched.base_path);
+            return Ok((
+                StatusCode::MOVED_PERMANENTLY,
+                [(header::LOCATION, location)],
+            )
+                .into_response());
         }
     }
     plugin_route(&app, &matched, method, &rest, &headers, body).await
@@ -399,11 +398,7 @@ async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> A
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        header_value(
-            &mime_guess::from_path(path)
-                .first_or_octet_stream()
-                .to_string(),
-        ),
+        header_value(mime_guess::from_path(path).first_or_octet_stream().as_ref()),
     );
     if let Some(size) = expected.size {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));

@@ -137,7 +137,7 @@ async fn consume(
                     remote.max_retries,
                 )
                 .await?;
-                link(&app, &file.content_artifact_id, &artifact.id).await?;
+                link(app, &file.content_artifact_id, &artifact.id).await?;
                 anyhow::Ok(())
             }
         }))

@@ -51,7 +51,7 @@ pub fn validate_declaration(
     content_types: &[String],
     origin: Option<&url::Origin>,
 ) -> Result<(), String> {
-    if !content_types.iter().any(|name| *name == unit.content_type) {
+    if !content_types.contains(&unit.content_type) {
         return Err(format!("unknown content type {:?}", unit.content_type));
     }
     if unit.natural_key.len() + unit.metadata.len() > super::MAX_UNIT_JSON_BYTES {

@@ -140,8 +140,8 @@ async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
 async fn execute(app: &Arc<App>, claimed: super::Claimed) {
     let handle = Arc::new(TaskHandle::new(claimed.id.clone()));
     tracing::info!(task = %claimed.id, kind = claimed.args.kind(), "task started");
-    let work = kinds::run(app, handle.clone(), claimed.args);
-    tokio::pin!(work);
+    // Boxed so that a canceled task's future can be dropped (stopping its work) before cleanup.
+    let mut work = Box::pin(kinds::run(app, handle.clone(), claimed.args));
     let outcome = loop {
         tokio::select! {
             result = &mut work => break match result {
@@ -160,7 +160,7 @@ async fn execute(app: &Arc<App>, claimed: super::Claimed) {
             }
         }
     };
-    // A canceled task's future was dropped mid-way: clear what it staged.
+    // Stop a canceled task's work, then clear what it staged.
     drop(work);
     if matches!(outcome, Outcome::Canceled | Outcome::Failed(_)) {
         let _ = crate::domain::versions::clear_staging(&app.db, &handle.id).await;
