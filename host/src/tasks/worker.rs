@@ -25,6 +25,7 @@ const WATCH: Duration = Duration::from_millis(300);
 /// loops and the heartbeat until `shutdown`.
 pub async fn run(app: Arc<App>, count: usize, shutdown: CancellationToken) -> anyhow::Result<()> {
     register(&app).await?;
+    let _liveness = hold_liveness_lock(&app).await?;
     recover(&app, true).await?;
     let mut loops = tokio::task::JoinSet::new();
     for _ in 0..count {
@@ -60,6 +61,45 @@ async fn register(app: &App) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
+/// The PostgreSQL advisory-lock key of a worker.
+fn liveness_key(worker: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(worker.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Holds this process's liveness lock on a dedicated PostgreSQL session for as long as the
+/// returned connection lives: the server releases it when the process dies.
+async fn hold_liveness_lock(app: &App) -> anyhow::Result<Option<sqlx::AnyConnection>> {
+    if app.db.backend() != Backend::Postgres {
+        return Ok(None);
+    }
+    let mut connection = app.db.pool().acquire().await?.detach();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(liveness_key(&app.worker_name))
+        .execute(&mut connection)
+        .await?;
+    Ok(Some(connection))
+}
+
+/// Whether the worker's process still holds its liveness lock.
+async fn liveness_lock_held(app: &App, worker: &str) -> Result<bool, sqlx::Error> {
+    let mut connection = app.db.pool().acquire().await?;
+    let key = liveness_key(worker);
+    let acquired: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *connection)
+        .await?
+        .get(0);
+    if acquired {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(key)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(!acquired)
+}
+
 async fn beat(app: &App) -> Result<(), sqlx::Error> {
     let mut tx = app.db.begin_write().await?;
     sqlx::query("UPDATE workers SET heartbeat = $2 WHERE name = $1")
@@ -71,26 +111,40 @@ async fn beat(app: &App) -> Result<(), sqlx::Error> {
 }
 
 /// Fails the tasks whose worker is dead. With SQLite only one process uses the database, so at
-/// start-up every task some other worker was running is dead; with PostgreSQL a worker is dead
-/// when its heartbeat is older than [`DEAD_AFTER`].
+/// start-up every task some other worker was running is dead. With PostgreSQL a worker is dead
+/// when its session lock is free (its connection closed: the process exited or was killed) or its
+/// heartbeat is older than [`DEAD_AFTER`] (the process hangs).
 async fn recover(app: &App, at_start: bool) -> anyhow::Result<()> {
     let threshold = (chrono::Utc::now() - chrono::Duration::from_std(DEAD_AFTER)?)
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string();
-    let every_other = at_start && app.db.backend() == Backend::Sqlite;
-    let mut tx = app.db.begin_write().await?;
-    let rows = sqlx::query(
-        "SELECT t.id FROM tasks t LEFT JOIN workers w ON w.name = t.worker
-         WHERE t.state IN ('running', 'canceling') AND (t.worker IS NULL OR t.worker <> $1)
-           AND ($2 = 1 OR w.name IS NULL OR w.heartbeat < $3)",
+    let candidates = sqlx::query(
+        "SELECT t.id, t.worker, w.heartbeat FROM tasks t LEFT JOIN workers w ON w.name = t.worker
+         WHERE t.state IN ('running', 'canceling') AND (t.worker IS NULL OR t.worker <> $1)",
     )
     .bind(&app.worker_name)
-    .bind(i64::from(every_other))
-    .bind(&threshold)
-    .fetch_all(&mut *tx)
+    .fetch_all(app.db.pool())
     .await?;
-    for row in rows {
-        let id: String = row.get(0);
+    let mut dead = Vec::new();
+    for row in candidates {
+        let (id, worker, heartbeat): (String, Option<String>, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let is_dead = match app.db.backend() {
+            Backend::Sqlite => at_start || heartbeat.is_none_or(|beat| beat < threshold),
+            Backend::Postgres => {
+                heartbeat.is_none_or(|beat| beat < threshold)
+                    || match &worker {
+                        Some(worker) => !liveness_lock_held(app, worker).await?,
+                        None => true,
+                    }
+            }
+        };
+        if is_dead {
+            dead.push(id);
+        }
+    }
+    let mut tx = app.db.begin_write().await?;
+    for id in dead {
         tracing::warn!(task = %id, "failing a task whose worker died");
         sqlx::query("UPDATE tasks SET state = 'failed', finished = $2, error = $3 WHERE id = $1")
             .bind(&id)
