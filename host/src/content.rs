@@ -165,7 +165,7 @@ async fn directory(
     prefix: &str,
 ) -> ApiResult<Option<Vec<String>>> {
     let rows = sqlx::query(
-        "SELECT relative_path FROM published_files WHERE publication_id = $1 AND SUBSTR(relative_path, 1, $2) = $3
+        "SELECT relative_path FROM published_files WHERE publication_id = $1 AND SUBSTR(relative_path, 1, CAST($2 AS INTEGER)) = $3
          ORDER BY relative_path",
     )
     .bind(publication_id)
@@ -340,7 +340,8 @@ fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
 
 /// Fetches a file that is not stored yet from its remote, streams it to the client while
 /// verifying it, and keeps it when the remote's policy is `on_demand`. The last chunk is held
-/// back until the digest is checked, so a client never receives a complete body with wrong bytes.
+/// back until the digest is checked (and the file kept), so a client never receives a complete
+/// body with wrong bytes.
 async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> ApiResult<Response> {
     let Some(row) = sqlx::query(
         "SELECT url, size, sha256, remote_id FROM remote_artifacts WHERE content_artifact_id = $1 LIMIT 1",
@@ -448,11 +449,8 @@ async fn relay(
     }
     let received = staged.finish().await.map_err(|error| error.to_string())?;
     artifacts::verify(&received, expected, path).map_err(|error| error.to_string())?;
-    if let Some(last) = held
-        && !client_gone
-    {
-        let _ = sender.send(Ok(last)).await;
-    }
+    // Kept before the last byte goes out: a client that has the whole file can count on the
+    // next request being served from storage.
     if keep {
         let artifact = artifacts::store(&app.db, &app.blobs, received, expected, path)
             .await
@@ -460,6 +458,11 @@ async fn relay(
         link(app, content_artifact_id, &artifact.id)
             .await
             .map_err(|error| error.to_string())?;
+    }
+    if let Some(last) = held
+        && !client_gone
+    {
+        let _ = sender.send(Ok(last)).await;
     }
     Ok(())
 }

@@ -108,6 +108,7 @@ impl TestApp {
             .args(["--workers", "2"])
             .env("GRANARY_ADMIN_PASSWORD", &self.password)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -68,7 +68,8 @@ impl Downloads {
     }
 
     /// Runs curl with `extra` arguments (`-I`, `-r 0-9`, `-H ...`), without `-f`, and returns the
-    /// status, headers and body of the final response.
+    /// status, headers and body of the final response. (With `-I`, curl writes the headers where
+    /// the body would go.)
     pub async fn request(&self, url: &str, extra: &[&str]) -> CurlResponse {
         let headers_path = self.next_path("headers");
         let body_path = self.next_path("body");
