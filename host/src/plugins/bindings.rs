@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use granary::plugin::types;
+pub use self::granary::plugin::types;
