@@ -11,13 +11,23 @@ const TARGET: &str = "wasm32-wasip2";
 const COMPONENTS: &[(&str, &str)] = &[
     ("granary-plugin-file", "GRANARY_PLUGIN_FILE_WASM"),
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
+    ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
+    ("granary-example-raw", "GRANARY_EXAMPLE_RAW_WASM"),
+    ("granary-example-raw-v2", "GRANARY_EXAMPLE_RAW_V2_WASM"),
 ];
 
 fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().expect("workspace root").to_path_buf();
-    for watched in ["wit", "sdk", "plugins", "tests/components", "Cargo.toml"] {
+    for watched in [
+        "wit",
+        "sdk",
+        "plugins",
+        "examples",
+        "tests/components",
+        "Cargo.toml",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()

@@ -3,12 +3,14 @@
 //! # Layout
 //! One module per resource, each with a `router()`, merged here once behind authentication
 //! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
-//! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`tasks`], [`status`].
+//! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`tasks`], [`plugins`],
+//! [`status`].
 //! Shared request/response helpers live in [`support`].
 
 pub mod artifacts;
 pub mod content;
 pub mod distributions;
+pub mod plugins;
 pub mod publications;
 pub mod remotes;
 pub mod repositories;
@@ -36,6 +38,7 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .merge(distributions::router())
         .merge(artifacts::router())
         .merge(tasks::router())
+        .merge(plugins::router())
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new().merge(status::router()).merge(protected)
 }

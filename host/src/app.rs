@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::db::{Db, now};
 use crate::plugins::PluginRuntime;
 use crate::plugins::runtime::Limits;
-use crate::storage::BlobStore;
+use crate::storage::{BlobStore, S3Settings};
 
 /// Everything a request handler or a task needs.
 #[derive(Debug)]
@@ -44,13 +44,25 @@ const BUILTIN_PLUGINS: &[(&str, &[u8])] =
 
 impl App {
     /// Opens the database (running migrations), storage and the plugin runtime, and loads the
-    /// built-in plugins and those in `--plugin-dir`.
+    /// built-in plugins, those in `--plugin-dir`, then the enabled installed ones.
     pub async fn start(config: Config, origin: String) -> anyhow::Result<Arc<App>> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
         })?;
         let db = Arc::new(Db::connect(&config.database_url()).await?);
-        let blobs = Arc::new(BlobStore::local(&config.data_dir)?);
+        let blobs = Arc::new(match &config.s3_bucket {
+            Some(bucket) => BlobStore::s3(
+                &config.data_dir,
+                &S3Settings {
+                    bucket: bucket.clone(),
+                    endpoint: config.s3_endpoint.clone(),
+                    region: config.s3_region.clone(),
+                    access_key_id: config.s3_access_key_id.clone(),
+                    secret_access_key: config.s3_secret_access_key.clone(),
+                },
+            )?,
+            None => BlobStore::local(&config.data_dir)?,
+        });
         let limits = Limits {
             cpu_time: Duration::from_millis(config.plugin_cpu_limit_ms),
             memory_bytes: usize::try_from(
@@ -87,6 +99,7 @@ impl App {
                 tracing::info!(plugin = %plugin.info.name, version = %plugin.info.version, path = %path.display(), "loaded plugin");
             }
         }
+        crate::plugins::registry::sync_registry(&plugins, &db, &blobs).await?;
         let app = Arc::new(App {
             config,
             db,
@@ -167,6 +180,19 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// Runs `worker`: task workers only, until `shutdown` is cancelled.
+pub async fn work(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let origin = config
+        .content_origin
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.bind));
+    let workers = config.workers.max(1);
+    let app = App::start(config, origin).await?;
+    tokio::spawn(crate::events::listen(app.clone(), shutdown.clone()));
+    println!("granary worker {} ready", app.worker_name);
+    crate::tasks::worker::run(app, workers, shutdown).await
+}
+
 /// Runs `serve`: the REST API and the content app on `listener`, plus `config.workers` task
 /// workers, until `shutdown` is cancelled.
 pub async fn serve(
@@ -188,6 +214,7 @@ pub async fn serve(
             shutdown.clone(),
         ))
     });
+    tokio::spawn(crate::events::listen(app.clone(), shutdown.clone()));
     let router = crate::api::router(&app)
         .merge(crate::content::router())
         .with_state(app.clone());

@@ -49,6 +49,37 @@ pub struct Config {
     /// Bytes one plugin call may write into a publication, or hand the host in total as bodies.
     #[arg(long, env = "GRANARY_PLUGIN_MAX_OUTPUT_BYTES", default_value_t = 1 << 30)]
     pub plugin_max_output_bytes: u64,
+
+    /// Largest plugin component (`.wasm`) `POST /pulp/api/v3/plugins/` accepts, in bytes.
+    #[arg(long, env = "GRANARY_PLUGIN_MAX_BYTES", default_value_t = 64 << 20)]
+    pub plugin_max_bytes: u64,
+
+    /// S3 bucket for artifacts. When set, artifacts live in S3-compatible object storage instead
+    /// of `<data-dir>/artifacts` (needed when several processes share one database).
+    #[arg(long, env = "GRANARY_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// Endpoint of an S3-compatible server (MinIO, Ceph, ...), e.g. `http://127.0.0.1:9000`.
+    /// Default: AWS.
+    #[arg(long, env = "GRANARY_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "GRANARY_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// S3 access key id (default: the standard `AWS_ACCESS_KEY_ID`).
+    #[arg(long, env = "GRANARY_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key (default: the standard `AWS_SECRET_ACCESS_KEY`).
+    #[arg(long, env = "GRANARY_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Answer content requests for stored artifacts with a redirect to a presigned S3 URL
+    /// instead of streaming the bytes through Granary.
+    #[arg(long, env = "GRANARY_S3_PRESIGNED_REDIRECTS", default_value_t = false)]
+    pub s3_presigned_redirects: bool,
 }
 
 impl Config {

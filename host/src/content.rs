@@ -28,6 +28,9 @@ use crate::plugins::{CallScope, ContentScope, HttpBody, HttpRequest};
 /// Prefix of the content app.
 pub const CONTENT_ROOT: &str = "/pulp/content/";
 
+/// How long a presigned S3 URL handed to a client stays valid.
+const PRESIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Routes of the content app.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -63,7 +66,7 @@ async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let Some((matched, rest)) = find_distribution(&app, &path).await? else {
+    let Some((mut matched, rest)) = find_distribution(&app, &path).await? else {
         return Err(ApiError::not_found());
     };
     if (method == Method::GET || method == Method::HEAD)
@@ -91,6 +94,7 @@ async fn serve(
                 .into_response());
         }
     }
+    resolve_version(&app, &mut matched).await?;
     plugin_route(&app, &matched, method, &rest, &headers, body).await
 }
 
@@ -136,6 +140,12 @@ async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, 
         .await?
         .map(|row| row.get(0));
     }
+    Ok(Some((matched, rest)))
+}
+
+/// Sets the repository version a plugin route sees. Only plugin routes need it, so a stored file
+/// is served without this query (each query is a round trip to a database thread).
+async fn resolve_version(app: &App, matched: &mut Matched) -> ApiResult<()> {
     if let Some(publication_id) = &matched.publication_id {
         let row = sqlx::query(
             "SELECT p.repository_id, v.number FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
@@ -155,7 +165,7 @@ async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, 
                 .get(0),
         );
     }
-    Ok(Some((matched, rest)))
+    Ok(())
 }
 
 /// The entries directly under `prefix` in a publication (`name` or `name/`), if any exist.
@@ -270,6 +280,14 @@ pub async fn stored(
         })
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    if app.config.s3_presigned_redirects
+        && let Some(url) = app
+            .blobs
+            .presigned_url(sha256, PRESIGNED_URL_LIFETIME)
+            .await
+    {
+        return Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response());
     }
     let range = match headers
         .get(header::RANGE)

@@ -3,7 +3,10 @@
 //!
 //! # Layout
 //! - `bindings`: the code `bindgen!` generates from `wit/`.
-//! - [`runtime`]: engine, compile cache, registry of loaded plugins, one sandboxed call per export.
+//! - [`runtime`]: engine, compile cache, registry of loaded plugins, validation of components,
+//!   one sandboxed call per export.
+//! - [`registry`]: plugins installed at runtime (the `plugins` table, components stored as
+//!   artifacts), install/upgrade/disable/remove, and re-syncing a process with the table.
 //! - `host_*`: one file per imported WIT interface, each implementing its generated `Host` trait
 //!   on [`CallState`].
 //!
@@ -19,6 +22,7 @@ pub(crate) mod host_http;
 mod host_log;
 mod host_publication;
 pub(crate) mod host_sync_sink;
+pub mod registry;
 pub mod runtime;
 mod scope;
 
@@ -27,7 +31,7 @@ pub use bindings::types::{
     PluginError, PluginInfo, RemoteConfig, StoredArtifact, StoredUnit, UnitDeclaration,
     VersionInfo,
 };
-pub use runtime::{CallError, LoadedPlugin, PluginRuntime};
+pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{CallScope, CallState, ContentScope, HttpScope, PublicationScope};
 
 /// Most bytes a guest may ask the host for in one read (`http` response body, `artifacts.read`).

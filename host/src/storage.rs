@@ -16,7 +16,10 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Blobs up to this size are uploaded to object storage in one request, larger ones in parts.
+const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
 
 /// Chunk size for reading stored files.
 const READ_CHUNK: usize = 256 * 1024;
@@ -28,6 +31,23 @@ pub struct BlobStore {
     /// Set for the local backend: commits become a rename and reads a plain file read.
     local_root: Option<PathBuf>,
     tmp_dir: PathBuf,
+    /// Set for S3: signs URLs clients can download from directly.
+    signer: Option<object_store::aws::AmazonS3>,
+}
+
+/// Where S3 artifact storage is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct S3Settings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Endpoint of an S3-compatible server; AWS when unset.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Access key; otherwise the standard `AWS_*` environment variables apply.
+    pub access_key_id: Option<String>,
+    /// Secret key.
+    pub secret_access_key: Option<String>,
 }
 
 /// Bytes being received, hashed as they arrive. Dropping it deletes the temporary file.
@@ -110,6 +130,39 @@ impl BlobStore {
             store: Arc::new(store),
             local_root: Some(root),
             tmp_dir,
+            signer: None,
+        })
+    }
+
+    /// S3-compatible storage: artifacts under `artifacts/` in `bucket`; temporary files still
+    /// under `data_dir/tmp` (staging is local to each process).
+    pub fn s3(data_dir: &Path, settings: &S3Settings) -> anyhow::Result<Self> {
+        let tmp_dir = data_dir.join("tmp");
+        let _ = std::fs::remove_dir_all(&tmp_dir);
+        std::fs::create_dir_all(&tmp_dir)
+            .with_context(|| format!("creating {}", tmp_dir.display()))?;
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&settings.bucket)
+            .with_region(&settings.region);
+        if let Some(endpoint) = &settings.endpoint {
+            // S3-compatible servers (MinIO, Ceph, moto) are addressed by path, often over plain HTTP.
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let (Some(key), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret);
+        }
+        let s3 = builder.build().context("configuring S3 storage")?;
+        let store = object_store::prefix::PrefixStore::new(s3.clone(), "artifacts");
+        Ok(Self {
+            store: Arc::new(store),
+            local_root: None,
+            tmp_dir,
+            signer: Some(s3),
         })
     }
 
@@ -148,6 +201,16 @@ impl BlobStore {
                 .with_context(|| format!("moving artifact into {}", target.display()))?;
             return Ok(());
         }
+        if self.store.head(&key).await.is_ok() {
+            return Ok(());
+        }
+        // Small blobs go up in one request; S3 refuses a multipart upload without parts, and
+        // parts (but the last) must be at least 5 MiB.
+        if blob.size <= SINGLE_PUT_MAX {
+            let bytes = tokio::fs::read(&blob.path).await?;
+            self.store.put(&key, bytes.into()).await?;
+            return Ok(());
+        }
         let mut upload = object_store::WriteMultipart::new(self.store.put_multipart(&key).await?);
         let mut file = tokio::fs::File::open(&blob.path).await?;
         let mut buffer = vec![0u8; 8 * 1024 * 1024];
@@ -175,18 +238,40 @@ impl BlobStore {
     ) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
         let key = Self::key(sha256);
         if let Some(root) = &self.local_root {
-            let mut file = tokio::fs::File::open(root.join(key.as_ref()))
-                .await
-                .with_context(|| format!("opening artifact {sha256}"))?;
-            let stream = match range {
-                Some(range) => {
-                    file.seek(std::io::SeekFrom::Start(range.start)).await?;
-                    let limited = file.take(range.end - range.start);
+            enum Opened {
+                Whole(Bytes),
+                File(std::fs::File, u64),
+            }
+            let path = root.join(key.as_ref());
+            // One trip to the blocking pool opens and positions the file and reads a small one
+            // whole: a 4 KiB file costs one trip instead of three (open, read, read at the end).
+            let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Opened> {
+                use std::io::{Read as _, Seek as _};
+                let mut file = std::fs::File::open(&path)?;
+                let range = match range {
+                    Some(range) => range,
+                    None => 0..file.metadata()?.len(),
+                };
+                if range.start > 0 {
+                    file.seek(std::io::SeekFrom::Start(range.start))?;
+                }
+                let len = range.end.saturating_sub(range.start);
+                if len > READ_CHUNK as u64 {
+                    return Ok(Opened::File(file, len));
+                }
+                let mut whole = Vec::with_capacity(len as usize);
+                file.take(len).read_to_end(&mut whole)?;
+                Ok(Opened::Whole(Bytes::from(whole)))
+            })
+            .await?
+            .with_context(|| format!("opening artifact {sha256}"))?;
+            return Ok(match opened {
+                Opened::Whole(bytes) => futures::stream::once(async move { Ok(bytes) }).boxed(),
+                Opened::File(file, len) => {
+                    let limited = tokio::fs::File::from_std(file).take(len);
                     tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK).boxed()
                 }
-                None => tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
-            };
-            return Ok(stream);
+            });
         }
         let options = object_store::GetOptions {
             range: range.map(|range| object_store::GetRange::Bounded(range.start..range.end)),
@@ -214,6 +299,31 @@ impl BlobStore {
             out.extend_from_slice(&chunk?);
         }
         Ok(out)
+    }
+
+    /// A time-limited URL a client can download the blob from directly (S3 only).
+    pub async fn presigned_url(
+        &self,
+        sha256: &str,
+        valid_for: std::time::Duration,
+    ) -> Option<String> {
+        use object_store::signer::Signer as _;
+        let signer = self.signer.as_ref()?;
+        let path = ObjectPath::from(format!("artifacts/{}", Self::key(sha256)));
+        signer
+            .signed_url(axum::http::Method::GET, &path, valid_for)
+            .await
+            .ok()
+            .map(|url| url.to_string())
+    }
+
+    /// Which backend this is, for `status/`.
+    pub fn backend_name(&self) -> &'static str {
+        if self.local_root.is_some() {
+            "local"
+        } else {
+            "s3"
+        }
     }
 
     fn key(sha256: &str) -> ObjectPath {

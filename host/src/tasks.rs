@@ -171,6 +171,7 @@ pub async fn enqueue(
         .execute(&mut *tx)
         .await?;
     }
+    crate::events::announce(db, &mut tx, crate::events::TASKS).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -189,7 +190,9 @@ pub struct Claimed {
 pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error> {
     let mut tx = db.begin_write().await?;
     if db.backend() == Backend::Postgres {
-        // Serialises claims across processes; held until this transaction ends.
+        // Claims are serialised across processes for the few milliseconds a claim takes: deciding
+        // whether a task's resource locks are free needs a view of the running tasks that no
+        // other claim changes meanwhile. Held until this transaction ends.
         sqlx::query("SELECT pg_advisory_xact_lock(7243001)")
             .execute(&mut *tx)
             .await?;
@@ -204,11 +207,17 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error
         .iter()
         .map(|row| (row.get(0), row.get::<i64, _>(1) != 0))
         .collect();
-    let waiting = sqlx::query(
-        "SELECT id, args FROM tasks WHERE state = 'waiting' ORDER BY created, id LIMIT 200",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    // On PostgreSQL, rows another transaction is changing (a cancel) are skipped, not waited for.
+    let waiting_sql = match db.backend() {
+        Backend::Postgres => {
+            "SELECT id, args FROM tasks WHERE state = 'waiting' ORDER BY created, id LIMIT 200
+             FOR UPDATE SKIP LOCKED"
+        }
+        Backend::Sqlite => {
+            "SELECT id, args FROM tasks WHERE state = 'waiting' ORDER BY created, id LIMIT 200"
+        }
+    };
+    let waiting = sqlx::query(waiting_sql).fetch_all(&mut *tx).await?;
     for row in waiting {
         let id: String = row.get(0);
         let locks =
@@ -303,5 +312,6 @@ pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<()
     .bind(handle.reports_json(Some(report_state)))
     .execute(&mut *tx)
     .await?;
+    crate::events::announce(db, &mut tx, crate::events::TASKS).await?;
     tx.commit().await
 }

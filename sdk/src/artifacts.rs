@@ -6,6 +6,9 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::harness::imports::artifacts as raw;
+#[cfg(target_arch = "wasm32")]
 use crate::wit::granary::plugin::artifacts as raw;
 use crate::{ArtifactRef, PluginError};
 

@@ -1,5 +1,8 @@
 //! Reading the repository version in scope (`publish`, `handle`).
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::harness::imports::content as raw;
+#[cfg(target_arch = "wasm32")]
 use crate::wit::granary::plugin::content as raw;
 use crate::{PluginError, StoredUnit};
 

@@ -6,6 +6,9 @@
 //! with [`Response::lines`], so a plugin never holds a large upstream file in memory.
 
 use crate::PluginError;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::harness::imports::http as raw;
+#[cfg(target_arch = "wasm32")]
 use crate::wit::granary::plugin::http as raw;
 
 /// How many bytes [`Response::read_chunk`] asks the host for at a time (64 KiB).

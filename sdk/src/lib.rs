@@ -1,7 +1,7 @@
 //! The Rust SDK for Granary content-type plugins.
 //!
 //! A content type (plain files, Python packages, npm, ...) is a WebAssembly component that exports
-//! the `content-type` world of `wit/granary-plugin.wit`. This crate hides the raw bindings behind a
+//! the `content-type` world of `wit/since_v0.1.0/granary-plugin.wit`. This crate hides the raw bindings behind a
 //! [`Plugin`] trait with sensible defaults, the [`register_plugin!`] macro that wires it to the
 //! component's exports, and typed, streaming wrappers around everything the host imports.
 //!
@@ -23,6 +23,9 @@
 //!   - [`sync`]: stream declared units back to the host, batched.
 //!   - [`log`] and [`progress`]: logs and progress reports that surface on the task.
 //! - [`json`]: a canonical JSON writer for natural keys, so small plugins need no JSON crate.
+//! - [`index`]: helpers for rendering indexes (a `sha256  path` listing, a minimal JSON array).
+//! - `harness` (native builds only): an in-memory host, so `cargo test` runs a plugin's exports
+//!   without a server; see its documentation.
 //!
 //! # Example
 //!
@@ -70,14 +73,23 @@
 //! ```
 //!
 //! Build it with `cargo build --target wasm32-wasip2` as a `cdylib`; the output `.wasm` is a
-//! component ready to install.
+//! component ready to install (`granary plugin install target/wasm32-wasip2/release/names.wasm`).
+//!
+//! # Testing
+//!
+//! Compiled natively (`cargo test`), the wrappers of this crate talk to the in-memory
+//! `harness::Host` instead of the Wasm imports, so a plugin's exports are unit-tested by calling the
+//! [`Plugin`] methods inside `Host::run`. See `docs/plugins.md` for the whole author's guide.
 
 #![deny(missing_docs)]
 
 pub mod artifacts;
 pub mod content;
 mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod harness;
 pub mod http;
+pub mod index;
 pub mod json;
 pub mod log;
 pub mod progress;
@@ -100,7 +112,7 @@ pub use types::{
 )]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "content-type",
         pub_export_macro: true,
         default_bindings_module: "granary_sdk::wit",

@@ -4,6 +4,9 @@
 //! granary_sdk::log::info(format!("fetched {} lines", 42));
 //! ```
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::harness::imports::log as raw;
+#[cfg(target_arch = "wasm32")]
 use crate::wit::granary::plugin::log as raw;
 
 /// Logs `message` at trace level.

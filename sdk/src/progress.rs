@@ -1,5 +1,8 @@
 //! Progress reports that surface on the task (`progress_reports` in the REST API).
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::harness::imports::progress as raw;
+#[cfg(target_arch = "wasm32")]
 use crate::wit::granary::plugin::progress as raw;
 
 /// Sets the report identified by `code` (e.g. `sync.parsing.metadata`): a human `message`, how

@@ -6,6 +6,9 @@
 use std::io;
 
 use crate::PluginError;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::harness::imports::publication as raw;
+#[cfg(target_arch = "wasm32")]
 use crate::wit::granary::plugin::publication as raw;
 
 /// How many entries a [`Publisher`] hands to the host at a time.

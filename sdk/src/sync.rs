@@ -1,5 +1,8 @@
 //! Streaming the units a `sync` declares back to the host.
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::harness::imports::sync_sink as raw;
+#[cfg(target_arch = "wasm32")]
 use crate::wit::granary::plugin::sync_sink as raw;
 use crate::{PluginError, UnitDeclaration};
 

@@ -14,5 +14,7 @@ mod content;
 mod crash;
 mod harness;
 mod hostile;
+mod plugins;
+mod scaleout;
 mod sync;
 mod validation;

@@ -155,14 +155,14 @@ async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResu
     let id = object_id(&id)?;
     let mut tx = app.db.begin_write().await?;
     let used = sqlx::query(
-        "SELECT 1 FROM content_artifacts WHERE artifact_id = $1 UNION ALL SELECT 1 FROM published_files WHERE artifact_id = $1",
+        "SELECT 1 FROM content_artifacts WHERE artifact_id = $1 UNION ALL SELECT 1 FROM published_files WHERE artifact_id = $1 UNION ALL SELECT 1 FROM plugins WHERE artifact_id = $1",
     )
     .bind(&id)
     .fetch_optional(&mut *tx)
     .await?;
     if used.is_some() {
         return Err(ApiError::conflict(
-            "The artifact is in use by content or a publication and cannot be deleted.",
+            "The artifact is in use by content, a publication or an installed plugin and cannot be deleted.",
         ));
     }
     let deleted = sqlx::query("DELETE FROM artifacts WHERE id = $1")

@@ -32,7 +32,7 @@ async fn status(State(app): State<AppState>) -> Response {
         "versions": versions,
         "online_workers": [{ "name": app.worker_name }],
         "database_connection": { "connected": database, "backend": match app.db.backend() { Backend::Sqlite => "sqlite", Backend::Postgres => "postgresql" } },
-        "storage": { "backend": "local" },
+        "storage": { "backend": app.blobs.backend_name() },
         "content_settings": { "content_origin": app.origin, "content_path_prefix": crate::content::CONTENT_ROOT },
     });
     let status = if database {

@@ -1,7 +1,7 @@
-//! The generated host side of `wit/granary-plugin.wit`. `bindgen!` runs here and nowhere else.
+//! The generated host side of `wit/since_v0.1.0/granary-plugin.wit`. `bindgen!` runs here and nowhere else.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/since_v0.1.0",
     world: "granary:plugin/content-type",
     imports: { default: async | trappable },
     exports: { default: async },

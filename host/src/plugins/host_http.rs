@@ -25,7 +25,7 @@ impl CallState {
     ) -> wasmtime::Result<Result<Resource<Response>, PluginError>> {
         let Some(scope) = &self.scope.http else {
             return Err(SandboxViolation::new(
-                "plugin made an HTTP request outside a sync, or without the `http` capability",
+                "capability denied: the plugin made an HTTP request but did not declare the `http` capability in describe (outbound HTTP is granted only during a sync, and only to plugins that declare it)",
             )
             .into());
         };

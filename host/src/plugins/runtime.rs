@@ -22,6 +22,16 @@ use super::{
 /// WIT package versions this host runs.
 pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
 
+/// The WIT package every plugin imports from; its imports carry the version the plugin targets.
+const WIT_PACKAGE: &str = "granary:plugin";
+
+/// Most CPU time `describe` may take when a plugin is loaded: it must be cheap.
+const DESCRIBE_CPU_LIMIT: Duration = Duration::from_secs(10);
+
+/// Capabilities a plugin may ask for in `describe`. `http`: outbound GET/HEAD to the remote's
+/// origin during `sync`.
+pub const CAPABILITIES: &[&str] = &["http"];
+
 /// How often the engine's epoch advances: the granularity of the CPU-time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -59,14 +69,29 @@ pub enum CallError {
     Sandbox(String),
 }
 
+/// Where a loaded plugin came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Ships inside the binary; cannot be removed.
+    Builtin,
+    /// A `*.wasm` file of `--plugin-dir`, loaded at start; managed by the operator's files.
+    Directory,
+    /// Installed through the REST API and recorded in the `plugins` table.
+    Installed,
+}
+
 /// A plugin ready to be called.
 pub struct LoadedPlugin {
     /// What the plugin said about itself.
     pub info: PluginInfo,
     /// sha256 of the component bytes.
     pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: u64,
     /// Whether it ships inside the binary.
     pub builtin: bool,
+    /// Where it came from.
+    pub source: PluginSource,
     pre: ContentTypePre<CallState>,
 }
 
@@ -186,7 +211,38 @@ impl PluginRuntime {
     /// Compiles (or loads from the cache), links, describes and validates a component, then
     /// registers it under its name. Nothing is registered when any check fails.
     pub async fn load(&self, bytes: Vec<u8>, builtin: bool) -> anyhow::Result<Arc<LoadedPlugin>> {
+        let source = if builtin {
+            PluginSource::Builtin
+        } else {
+            PluginSource::Directory
+        };
+        let plugin = Arc::new(self.prepare(bytes, source).await?);
+        let mut plugins = self.plugins.write().expect("plugin registry lock");
+        if let Some(existing) = plugins.get(&plugin.info.name)
+            && existing.sha256 == plugin.sha256
+        {
+            return Ok(existing.clone());
+        }
+        if let Some(clash) = clash(plugins.values(), &plugin.info, None) {
+            anyhow::bail!("{clash}");
+        }
+        plugins.insert(plugin.info.name.clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Runs every check a component must pass before it may be registered, without registering
+    /// it: the file is a component (read with `wasmparser`), it imports a `granary:plugin` version
+    /// this host supports, it compiles and links, its `describe` returns within
+    /// [`DESCRIBE_CPU_LIMIT`] and the memory limit, and what it describes is valid and names the
+    /// same WIT version as its imports. Each error message starts with the check that failed.
+    pub async fn prepare(
+        &self,
+        bytes: Vec<u8>,
+        source: PluginSource,
+    ) -> anyhow::Result<LoadedPlugin> {
+        let imported_version = inspect_component(&bytes)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
         let engine = self.engine.clone();
         let component =
             tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
@@ -198,26 +254,50 @@ impl PluginRuntime {
         let pre = ContentTypePre::new(instance_pre).map_err(|error| {
             anyhow::anyhow!("the component does not export the content-type world: {error:#}")
         })?;
-        let probe = LoadedPlugin {
-            info: placeholder_info(),
-            sha256: sha256.clone(),
-            builtin,
-            pre,
-        };
         let info = self
-            .describe(&probe)
+            .describe_pre(&pre)
             .await
             .map_err(|error| anyhow::anyhow!("describe failed: {error}"))?;
         validate_info(&info)?;
-        let plugin = Arc::new(LoadedPlugin { info, ..probe });
-        let mut plugins = self.plugins.write().expect("plugin registry lock");
-        if let Some(existing) = plugins.get(&plugin.info.name)
-            && existing.sha256 != plugin.sha256
-        {
-            anyhow::bail!("a plugin named {:?} is already loaded", plugin.info.name);
-        }
-        plugins.insert(plugin.info.name.clone(), plugin.clone());
-        Ok(plugin)
+        anyhow::ensure!(
+            info.wit_version == imported_version,
+            "WIT version mismatch: describe says {:?} but the component imports {WIT_PACKAGE}@{imported_version}",
+            info.wit_version
+        );
+        Ok(LoadedPlugin {
+            info,
+            sha256,
+            size,
+            builtin: source == PluginSource::Builtin,
+            source,
+            pre,
+        })
+    }
+
+    /// The first reason `info` cannot sit beside the loaded plugins, ignoring the plugin named
+    /// `replacing` (the one an upgrade replaces): its name or one of its content type names is
+    /// taken.
+    pub fn clash(&self, info: &PluginInfo, replacing: Option<&str>) -> Option<String> {
+        let plugins = self.plugins.read().expect("plugin registry lock");
+        clash(plugins.values(), info, replacing)
+    }
+
+    /// Registers `plugin`, replacing any plugin of the same name: calls that already started keep
+    /// the instance they were given, every later call uses the new one. The caller has checked
+    /// [`PluginRuntime::clash`].
+    pub fn replace(&self, plugin: Arc<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
+        self.plugins
+            .write()
+            .expect("plugin registry lock")
+            .insert(plugin.info.name.clone(), plugin)
+    }
+
+    /// Unregisters the plugin called `name`; returns it.
+    pub fn remove(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins
+            .write()
+            .expect("plugin registry lock")
+            .remove(name)
     }
 
     /// The plugin with this name.
@@ -244,6 +324,19 @@ impl PluginRuntime {
         let (result, _) = call_export!(self, plugin, CallScope::default(), |guest, store| guest
             .call_describe(&mut store));
         result
+    }
+
+    /// Calls `describe` on a component that is not registered yet, with the CPU budget of
+    /// [`DESCRIBE_CPU_LIMIT`] at most.
+    async fn describe_pre(&self, pre: &ContentTypePre<CallState>) -> Result<PluginInfo, CallError> {
+        let cpu_time = self.limits.cpu_time.min(DESCRIBE_CPU_LIMIT);
+        let mut store = self.new_store_with(CallScope::default(), cpu_time);
+        let outcome: wasmtime::Result<_> = async {
+            let guest = pre.instantiate_async(&mut store).await?;
+            guest.call_describe(&mut store).await
+        }
+        .await;
+        outcome.map_err(|error| self.classify(error, store.data()))
     }
 
     /// Calls `sync`; declarations arrive through the scope's sink.
@@ -305,6 +398,10 @@ impl PluginRuntime {
     }
 
     fn new_store(&self, scope: CallScope) -> Store<CallState> {
+        self.new_store_with(scope, self.limits.cpu_time)
+    }
+
+    fn new_store_with(&self, scope: CallScope, cpu_time: Duration) -> Store<CallState> {
         let state = CallState::new(
             scope,
             self.limits.memory_bytes,
@@ -312,8 +409,7 @@ impl PluginRuntime {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        let budget = (self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        let cpu_time = self.limits.cpu_time;
+        let budget = (cpu_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         // The deadline fires once per tick while guest code runs (ticks spent in host imports are
         // not seen), so counting callbacks measures the guest's CPU time; yielding each time keeps
         // a busy guest from starving the executor.
@@ -366,14 +462,92 @@ fn flatten<T>(result: Result<Result<T, PluginError>, CallError>) -> Result<T, Ca
     result?.map_err(CallError::Plugin)
 }
 
-fn placeholder_info() -> PluginInfo {
-    PluginInfo {
-        name: String::new(),
-        version: String::new(),
-        wit_version: String::new(),
-        content_types: Vec::new(),
-        capabilities: Vec::new(),
+/// Reads a component's imports with `wasmparser`, before anything is compiled, and returns the
+/// `granary:plugin` version it was built against: every Granary component imports
+/// `granary:plugin/types@<version>`.
+pub fn inspect_component(bytes: &[u8]) -> anyhow::Result<String> {
+    use wasmparser::{Encoding, Parser, Payload};
+    let not_a_component = |why: String| anyhow::anyhow!("not a WebAssembly component: {why}");
+    let mut depth = 0usize;
+    let mut versions = std::collections::BTreeSet::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|error| not_a_component(error.to_string()))?;
+        match payload {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 && encoding != Encoding::Component {
+                    return Err(not_a_component(
+                        "the file is a core WebAssembly module; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`".into(),
+                    ));
+                }
+                depth += 1;
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import = import.map_err(|error| not_a_component(error.to_string()))?;
+                    if let Some(rest) = import.name.name.strip_prefix(WIT_PACKAGE)
+                        && let Some(rest) = rest.strip_prefix('/')
+                    {
+                        let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
+                        versions.insert(version.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
     }
+    let supported = SUPPORTED_WIT_VERSIONS.join(", ");
+    let mut versions = versions.into_iter();
+    match (versions.next(), versions.next()) {
+        (None, _) => anyhow::bail!(
+            "unsupported WIT version: the component imports nothing from {WIT_PACKAGE}; it was not built against the Granary plugin contract (this host supports {WIT_PACKAGE}@{supported})"
+        ),
+        (Some(first), Some(second)) => anyhow::bail!(
+            "unsupported WIT version: the component imports both {WIT_PACKAGE}@{first} and @{second}"
+        ),
+        (Some(version), None) => {
+            anyhow::ensure!(
+                SUPPORTED_WIT_VERSIONS.contains(&version.as_str()),
+                "unsupported WIT version: the component was built against {WIT_PACKAGE}@{version}; this host supports {WIT_PACKAGE}@{supported}"
+            );
+            Ok(version)
+        }
+    }
+}
+
+/// The first reason `info` cannot sit beside `loaded` (ignoring the plugin named `replacing`).
+fn clash<'a>(
+    loaded: impl Iterator<Item = &'a Arc<LoadedPlugin>>,
+    info: &PluginInfo,
+    replacing: Option<&str>,
+) -> Option<String> {
+    for other in loaded {
+        if Some(other.info.name.as_str()) == replacing {
+            continue;
+        }
+        if other.info.name == info.name {
+            let kind = match other.source {
+                PluginSource::Builtin => "built-in plugin",
+                PluginSource::Directory => "plugin loaded from the plugin directory",
+                PluginSource::Installed => "installed plugin",
+            };
+            return Some(format!(
+                "name clash: a {kind} named {:?} is already loaded",
+                info.name
+            ));
+        }
+        if let Some(content_type) = info
+            .content_types
+            .iter()
+            .find(|t| other.has_content_type(&t.name))
+        {
+            return Some(format!(
+                "type name clash: content type {:?} is already provided by plugin {:?}",
+                content_type.name, other.info.name
+            ));
+        }
+    }
+    None
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -392,7 +566,7 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
     );
     anyhow::ensure!(
         SUPPORTED_WIT_VERSIONS.contains(&info.wit_version.as_str()),
-        "plugin targets WIT version {:?}; this host supports {}",
+        "unsupported WIT version: describe says the plugin targets {:?}; this host supports {}",
         info.wit_version,
         SUPPORTED_WIT_VERSIONS.join(", ")
     );
@@ -409,8 +583,9 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
     }
     for capability in &info.capabilities {
         anyhow::ensure!(
-            capability == "http",
-            "unknown capability {capability:?} (this host grants: http)"
+            CAPABILITIES.contains(&capability.as_str()),
+            "unknown capability {capability:?} (this host grants: {})",
+            CAPABILITIES.join(", ")
         );
     }
     Ok(())

@@ -148,3 +148,135 @@ fn file_unit(entry: &Entry, url: Option<String>) -> UnitDeclaration {
 }
 
 granary_sdk::register_plugin!(FilePlugin);
+
+/// The plugin's exports run natively against the SDK's in-memory host.
+#[cfg(test)]
+mod tests {
+    use granary_sdk::harness::Host;
+    use granary_sdk::{DownloadPolicy, Plugin, RemoteConfig, VersionInfo};
+
+    use super::FilePlugin;
+
+    const A_SHA: &str = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb";
+    const B_SHA: &str = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d";
+
+    fn remote(url: &str) -> RemoteConfig {
+        RemoteConfig {
+            url: url.into(),
+            policy: DownloadPolicy::OnDemand,
+            extra: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn sync_declares_one_unit_per_manifest_line_with_urls_beside_the_manifest() {
+        let mut host = Host::new();
+        let manifest = format!("# comment\na.txt,{A_SHA},1\n\ndir/b.txt,{B_SHA},1\n");
+        host.http_response(
+            "https://up.example/repo/PULP_MANIFEST",
+            200,
+            manifest.as_bytes(),
+        );
+        host.run(|| FilePlugin::sync(&remote("https://up.example/repo/PULP_MANIFEST")))
+            .unwrap();
+        assert_eq!(host.emitted.len(), 2);
+        let b = &host.emitted[1];
+        assert_eq!(b.content_type, "file");
+        assert_eq!(
+            b.natural_key,
+            format!(r#"{{"relative_path":"dir/b.txt","sha256":"{B_SHA}"}}"#)
+        );
+        assert_eq!(
+            b.artifacts[0].url.as_deref(),
+            Some("https://up.example/repo/dir/b.txt")
+        );
+        assert_eq!(b.artifacts[0].size, Some(1));
+        assert_eq!(host.progress["sync.parsing.metadata"].1, 2);
+        assert_eq!(host.requests, ["GET https://up.example/repo/PULP_MANIFEST"]);
+    }
+
+    #[test]
+    fn sync_streams_large_manifests_in_batches() {
+        let mut host = Host::new();
+        let manifest: String = (0..1200).map(|i| format!("f{i},{A_SHA},1\n")).collect();
+        host.http_response("https://up.example/PULP_MANIFEST", 200, manifest.as_bytes());
+        host.run(|| FilePlugin::sync(&remote("https://up.example/PULP_MANIFEST")))
+            .unwrap();
+        assert_eq!(host.emitted.len(), 1200);
+        assert_eq!(host.batches, [500, 500, 200]);
+    }
+
+    #[test]
+    fn sync_names_the_bad_line_and_the_failed_fetch() {
+        let mut host = Host::new();
+        host.http_response(
+            "https://up.example/bad/PULP_MANIFEST",
+            200,
+            b"a.txt,nothex,1\n",
+        );
+        host.http_response("https://up.example/gone/PULP_MANIFEST", 404, b"");
+        let bad = host
+            .run(|| FilePlugin::sync(&remote("https://up.example/bad/PULP_MANIFEST")))
+            .unwrap_err();
+        assert!(bad.message().contains("line 1"), "{bad}");
+        let gone = host
+            .run(|| FilePlugin::sync(&remote("https://up.example/gone/PULP_MANIFEST")))
+            .unwrap_err();
+        assert!(gone.message().contains("HTTP 404"), "{gone}");
+        assert!(host.emitted.is_empty());
+    }
+
+    #[test]
+    fn parse_upload_needs_a_safe_relative_path() {
+        let mut host = Host::new();
+        let upload = host.artifact(b"a");
+        let unit = host
+            .run(|| FilePlugin::parse_upload(&upload, Some("x/a.txt")))
+            .unwrap();
+        assert_eq!(
+            unit.natural_key,
+            format!(r#"{{"relative_path":"x/a.txt","sha256":"{A_SHA}"}}"#)
+        );
+        assert_eq!(unit.artifacts[0].sha256.as_deref(), Some(A_SHA));
+        let missing = host
+            .run(|| FilePlugin::parse_upload(&upload, None))
+            .unwrap_err();
+        assert_eq!(missing.field_name(), Some("relative_path"));
+        let escape = host
+            .run(|| FilePlugin::parse_upload(&upload, Some("../a.txt")))
+            .unwrap_err();
+        assert_eq!(escape.field_name(), Some("relative_path"));
+    }
+
+    #[test]
+    fn publish_serves_every_file_and_lists_it_in_the_manifest() {
+        let mut host = Host::new();
+        let a = host.stored_unit(
+            "file",
+            &format!(r#"{{"relative_path":"a.txt","sha256":"{A_SHA}"}}"#),
+            "{}",
+            &[("a.txt", b"a")],
+        );
+        host.stored_unit(
+            "file",
+            &format!(r#"{{"relative_path":"dir/b.txt","sha256":"{B_SHA}"}}"#),
+            "{}",
+            &[("dir/b.txt", b"b")],
+        );
+        let version = VersionInfo {
+            repository_name: "r".into(),
+            number: 1,
+        };
+        host.run(|| FilePlugin::publish(&version)).unwrap();
+        assert_eq!(
+            host.file("PULP_MANIFEST").unwrap(),
+            format!("a.txt,{A_SHA},1\ndir/b.txt,{B_SHA},1\n")
+        );
+        assert_eq!(host.published.len(), 2);
+        assert_eq!(
+            host.published[0],
+            ("a.txt".to_owned(), a.artifacts[0].content_artifact.clone())
+        );
+        assert_eq!(host.stored_bytes(&host.published[1].1), Some(&b"b"[..]));
+    }
+}

@@ -45,6 +45,12 @@ pub struct AppOptions {
     pub plugin_dir: Option<PathBuf>,
     /// Extra environment variables for the server process.
     pub env: Vec<(String, String)>,
+    /// A database URL another owner (a [`super::cluster::Cluster`]) created and drops.
+    pub database_url: Option<String>,
+    /// Passed as `--workers` (default 2).
+    pub workers: Option<usize>,
+    /// The admin password (default: a random one).
+    pub admin_password: Option<String>,
 }
 
 impl AppOptions {
@@ -55,6 +61,23 @@ impl AppOptions {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs on a database shared with other processes instead of one of its own.
+    pub fn shared_database(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Several processes on one database must agree on the admin password.
+    pub fn admin_password(mut self, password: &str) -> Self {
+        self.admin_password = Some(password.to_owned());
+        self
+    }
+
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
         self
     }
 }
@@ -78,12 +101,19 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, options: AppOptions) -> TestApp {
-        let database = Database::create(backend).await;
+        let database = match &options.database_url {
+            Some(url) => Database::Shared { url: url.clone() },
+            None => Database::create(backend).await,
+        };
+        let password = options
+            .admin_password
+            .clone()
+            .unwrap_or_else(|| random_hex(16));
         let mut app = TestApp {
             options,
             data_dir: tempfile::tempdir().expect("create the data directory"),
             database,
-            password: random_hex(16),
+            password,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -105,7 +135,7 @@ impl TestApp {
             .args(["--bind", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.data_dir.path())
-            .args(["--workers", "2"])
+            .args(["--workers", &self.options.workers.unwrap_or(2).to_string()])
             .env("GRANARY_ADMIN_PASSWORD", &self.password)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -309,10 +339,21 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// Copies a pipe into the shared log on a thread of its own so the child never blocks on a full
 /// pipe; on stdout, hands the listening URL to `ready` as soon as it appears.
-fn drain_lines(
+pub(crate) fn drain_lines(
     pipe: impl Read + Send + 'static,
     label: &'static str,
     log: Arc<Mutex<String>>,
+    ready: Option<oneshot::Sender<String>>,
+) {
+    drain_lines_until(pipe, label, log, READY_PREFIX, ready);
+}
+
+/// Like [`drain_lines`], handing the rest of the first line that starts with `prefix` to `ready`.
+pub(crate) fn drain_lines_until(
+    pipe: impl Read + Send + 'static,
+    label: &'static str,
+    log: Arc<Mutex<String>>,
+    prefix: &'static str,
     mut ready: Option<oneshot::Sender<String>>,
 ) {
     std::thread::spawn(move || {
@@ -327,7 +368,7 @@ fn drain_lines(
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
             log.lock().unwrap().push_str(&format!("[{label}] {text}\n"));
-            if let Some(url) = text.strip_prefix(READY_PREFIX)
+            if let Some(url) = text.strip_prefix(prefix)
                 && let Some(ready) = ready.take()
             {
                 let _ = ready.send(url.trim().to_owned());
@@ -337,8 +378,12 @@ fn drain_lines(
 }
 
 /// The database the server runs on. For PostgreSQL, a database created for this test.
-enum Database {
+pub(crate) enum Database {
     Sqlite,
+    /// Owned by someone else, who drops it.
+    Shared {
+        url: String,
+    },
     Postgres {
         server_url: String,
         name: String,
@@ -347,7 +392,7 @@ enum Database {
 }
 
 impl Database {
-    async fn create(backend: Backend) -> Database {
+    pub(crate) async fn create(backend: Backend) -> Database {
         use sqlx::{Connection, Executor};
         match backend {
             Backend::Sqlite => Database::Sqlite,
@@ -372,16 +417,17 @@ impl Database {
         }
     }
 
-    fn url(&self) -> Option<&str> {
+    pub(crate) fn url(&self) -> Option<&str> {
         match self {
             Database::Sqlite => None,
+            Database::Shared { url } => Some(url),
             Database::Postgres { url, .. } => Some(url),
         }
     }
 
     /// Best effort: a leftover database is untidy, not a test failure. Runs on a thread of its
     /// own because `Drop` cannot await and may run inside the test's runtime.
-    fn drop_blocking(&self) {
+    pub(crate) fn drop_blocking(&self) {
         let Database::Postgres {
             server_url, name, ..
         } = self

@@ -1,0 +1,80 @@
+//! Changes every process must hear about, over PostgreSQL `LISTEN/NOTIFY`: a task queued or
+//! finished (wake idle workers) and a plugin installed, upgraded, disabled or removed (reload the
+//! plugin registry). With SQLite there is one process, which acts on its own changes directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::db::{Backend, Db};
+
+/// A task was queued or finished.
+pub const TASKS: &str = "granary_tasks";
+/// The set of installed plugins changed.
+pub const PLUGINS: &str = "granary_plugins";
+
+/// How long to wait before listening again after the connection failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Announces a change to every process; with PostgreSQL it is delivered when `conn`'s
+/// transaction commits (at once outside a transaction).
+pub async fn announce(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    channel: &str,
+) -> Result<(), sqlx::Error> {
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(channel)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Listens until `shutdown` (PostgreSQL only): wakes this process's workers on [`TASKS`] and
+/// reloads its plugin registry on [`PLUGINS`]. Workers also poll, so a lost connection delays
+/// work but loses none.
+pub async fn listen(app: Arc<App>, shutdown: CancellationToken) {
+    if app.db.backend() != Backend::Postgres {
+        return;
+    }
+    loop {
+        match listen_once(&app, &shutdown).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "LISTEN connection failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn listen_once(app: &Arc<App>, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(&app.config.database_url()).await?;
+    listener.listen_all([TASKS, PLUGINS]).await?;
+    // Changes made while this process was not listening.
+    reload_plugins(app).await;
+    loop {
+        let notification = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            notification = listener.recv() => notification?,
+        };
+        match notification.channel() {
+            TASKS => app.task_wakeup.notify_waiters(),
+            PLUGINS => reload_plugins(app).await,
+            _ => {}
+        }
+    }
+}
+
+async fn reload_plugins(app: &App) {
+    if let Err(error) = crate::plugins::registry::reload_from_db(app).await {
+        tracing::error!(error = %format!("{error:#}"), "reloading the plugin registry failed");
+    }
+}

@@ -1,0 +1,431 @@
+//! An in-memory host, so a plugin's exports can be unit-tested natively, without a server.
+//!
+//! Off `wasm32`, every wrapper of this crate ([`crate::http`], [`crate::artifacts`],
+//! [`crate::content`], [`crate::publication`], [`crate::sync`], [`crate::log`],
+//! [`crate::progress`]) talks to the [`Host`] that is running on the current thread instead of the
+//! real host. A test fills a `Host` with upstream responses, uploaded artifacts and stored units,
+//! calls the [`crate::Plugin`] methods inside [`Host::run`], and then inspects what the plugin
+//! emitted, wrote and published. The harness enforces the host's main rules (batch sizes, paths
+//! without `..`, only registered URLs, only given artifacts), so a test fails where the server
+//! would refuse.
+//!
+//! Test a plugin crate with plain `cargo test`: the crate is compiled for the machine running the
+//! tests, with this module in place of the Wasm imports.
+//!
+//! ```
+//! use granary_sdk::harness::Host;
+//! use granary_sdk::{Plugin, PluginInfo, RemoteConfig, DownloadPolicy, UnitDeclaration};
+//!
+//! struct Lines;
+//! impl Plugin for Lines {
+//!     fn describe() -> PluginInfo { unimplemented!() }
+//!     fn sync(remote: &RemoteConfig) -> Result<(), granary_sdk::PluginError> {
+//!         let mut emitter = granary_sdk::sync::Emitter::new();
+//!         for line in granary_sdk::http::get(&remote.url, &[])?.lines() {
+//!             let name = line?;
+//!             emitter.emit(UnitDeclaration {
+//!                 content_type: "name".into(),
+//!                 natural_key: granary_sdk::json::string_object([("name", name.as_str())]),
+//!                 metadata: "{}".into(),
+//!                 artifacts: Vec::new(),
+//!             })?;
+//!         }
+//!         emitter.finish()?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut host = Host::new();
+//! host.http_response("https://example.com/names", 200, b"ada\ngrace\n");
+//! let remote = RemoteConfig {
+//!     url: "https://example.com/names".into(),
+//!     policy: DownloadPolicy::Immediate,
+//!     extra: "{}".into(),
+//! };
+//! host.run(|| Lines::sync(&remote)).unwrap();
+//! assert_eq!(host.emitted.len(), 2);
+//! assert_eq!(host.emitted[1].natural_key, r#"{"name":"grace"}"#);
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::wit::granary::plugin::log::Level;
+use crate::{ArtifactRef, StoredArtifact, StoredUnit, UnitDeclaration};
+
+type RawError = crate::wit::granary::plugin::types::PluginError;
+
+/// Most units in one `emit` batch and one `list-units` page, as on the server.
+const MAX_BATCH: usize = 1000;
+/// Most bytes of one read, as on the server.
+const MAX_READ: u32 = 1024 * 1024;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Host>> = const { RefCell::new(None) };
+}
+
+/// A canned upstream response.
+#[derive(Debug, Clone)]
+struct Canned {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// The in-memory host: what the plugin may read, and what it did.
+#[derive(Debug, Default)]
+pub struct Host {
+    responses: BTreeMap<String, Canned>,
+    artifacts: BTreeMap<String, Vec<u8>>,
+    units: Vec<StoredUnit>,
+    /// Bytes of stored files by `content-artifact` handle (what `publish-content` refers to).
+    stored: BTreeMap<String, Vec<u8>>,
+    /// Units the plugin emitted through [`crate::sync::Emitter`], in order.
+    pub emitted: Vec<UnitDeclaration>,
+    /// Sizes of the `emit` batches, in order.
+    pub batches: Vec<usize>,
+    /// Publication metadata files the plugin wrote, by relative path.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// Stored files the plugin published: (published path, content-artifact handle).
+    pub published: Vec<(String, String)>,
+    /// Log messages, in order.
+    pub logs: Vec<(Level, String)>,
+    /// The last progress report of each code: (message, done, total).
+    pub progress: BTreeMap<String, (String, u64, Option<u64>)>,
+    /// URLs the plugin requested, in order, as `GET url` or `HEAD url`.
+    pub requests: Vec<String>,
+}
+
+impl Host {
+    /// An empty host: no upstream, no artifacts, no units.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers `GET url` (and `HEAD url`, without the body) with `status` and `body`.
+    pub fn http_response(&mut self, url: &str, status: u16, body: &[u8]) -> &mut Self {
+        self.responses.insert(
+            url.to_owned(),
+            Canned {
+                status,
+                headers: vec![("content-length".into(), body.len().to_string())],
+                body: body.to_vec(),
+            },
+        );
+        self
+    }
+
+    /// Makes `bytes` readable as an uploaded artifact; returns the reference to hand to
+    /// [`crate::Plugin::parse_upload`].
+    pub fn artifact(&mut self, bytes: &[u8]) -> ArtifactRef {
+        let sha256 = sha256_hex(bytes);
+        self.artifacts.insert(sha256.clone(), bytes.to_vec());
+        ArtifactRef {
+            sha256,
+            size: bytes.len() as u64,
+        }
+    }
+
+    /// Adds a unit to the repository version in scope (what [`crate::content::units`] yields),
+    /// with one stored file per `(relative path, bytes)`. Returns the unit as the plugin sees it.
+    pub fn stored_unit(
+        &mut self,
+        content_type: &str,
+        natural_key: &str,
+        metadata: &str,
+        files: &[(&str, &[u8])],
+    ) -> StoredUnit {
+        let artifacts = files
+            .iter()
+            .map(|(relative_path, bytes)| {
+                let handle = format!("content-artifact-{}", self.stored.len() + 1);
+                self.stored.insert(handle.clone(), bytes.to_vec());
+                StoredArtifact {
+                    relative_path: (*relative_path).to_owned(),
+                    content_artifact: handle,
+                    sha256: Some(sha256_hex(bytes)),
+                    size: Some(bytes.len() as u64),
+                }
+            })
+            .collect();
+        let unit = StoredUnit {
+            content_type: content_type.to_owned(),
+            natural_key: natural_key.to_owned(),
+            metadata: metadata.to_owned(),
+            artifacts,
+        };
+        self.units.push(unit.clone());
+        unit
+    }
+
+    /// Runs `f` (a call of a plugin method) with this host serving every import on this thread.
+    ///
+    /// # Panics
+    /// When called inside another `run` on the same thread.
+    pub fn run<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        CURRENT.with(|current| {
+            let mut current = current.borrow_mut();
+            assert!(
+                current.is_none(),
+                "Host::run is already running on this thread"
+            );
+            *current = Some(std::mem::take(self));
+        });
+        // Put the host back even when `f` panics, so the test's assertion message is the one seen.
+        struct Restore<'a>(&'a mut Host);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                if let Some(host) = CURRENT.with(|current| current.borrow_mut().take()) {
+                    *self.0 = host;
+                }
+            }
+        }
+        let _restore = Restore(self);
+        f()
+    }
+
+    /// The metadata file the plugin wrote at `relative_path`, as UTF-8.
+    pub fn file(&self, relative_path: &str) -> Option<String> {
+        self.files
+            .get(relative_path)
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// The bytes of the stored file a `content-artifact` handle names.
+    pub fn stored_bytes(&self, content_artifact: &str) -> Option<&[u8]> {
+        self.stored.get(content_artifact).map(Vec::as_slice)
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn with_host<T>(f: impl FnOnce(&mut Host) -> T) -> T {
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        let host = current.as_mut().expect(
+            "a granary_sdk import was called outside harness::Host::run (natively, the SDK's imports are served by the in-memory harness)",
+        );
+        f(host)
+    })
+}
+
+fn error(message: impl Into<String>) -> RawError {
+    RawError {
+        message: message.into(),
+        field: None,
+    }
+}
+
+fn check_path(path: &str) -> Result<(), RawError> {
+    if path.is_empty()
+        || path.starts_with('/')
+        || path.contains('\\')
+        || path
+            .split('/')
+            .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(error(format!(
+            "relative path {path:?} must not be empty or absolute, or contain empty, '.' or '..' segments"
+        )));
+    }
+    Ok(())
+}
+
+/// Stand-ins for the generated import functions, with the same signatures.
+pub(crate) mod imports {
+    /// `granary:plugin/http`.
+    pub mod http {
+        use super::super::{Canned, RawError, error, with_host};
+
+        /// An in-memory response.
+        pub struct Response {
+            canned: Canned,
+            position: usize,
+        }
+
+        impl Response {
+            pub fn status(&self) -> u16 {
+                self.canned.status
+            }
+
+            pub fn headers(&self) -> Vec<(String, String)> {
+                self.canned.headers.clone()
+            }
+
+            pub fn read(&mut self, max_bytes: u32) -> Result<Vec<u8>, RawError> {
+                let n = (max_bytes.min(super::super::MAX_READ) as usize)
+                    .min(self.canned.body.len() - self.position);
+                let chunk = self.canned.body[self.position..self.position + n].to_vec();
+                self.position += n;
+                Ok(chunk)
+            }
+        }
+
+        fn request(method: &str, url: &str, body: bool) -> Result<Response, RawError> {
+            with_host(|host| {
+                host.requests.push(format!("{method} {url}"));
+                let mut canned = host.responses.get(url).cloned().ok_or_else(|| {
+                    error(format!(
+                        "harness: no response registered for {method} {url} (use Host::http_response)"
+                    ))
+                })?;
+                if !body {
+                    canned.body.clear();
+                }
+                Ok(Response {
+                    canned,
+                    position: 0,
+                })
+            })
+        }
+
+        pub fn get(url: &str, _headers: &[(String, String)]) -> Result<Response, RawError> {
+            request("GET", url, true)
+        }
+
+        pub fn head(url: &str, _headers: &[(String, String)]) -> Result<Response, RawError> {
+            request("HEAD", url, false)
+        }
+    }
+
+    /// `granary:plugin/artifacts`.
+    pub mod artifacts {
+        use super::super::{RawError, error, with_host};
+
+        pub fn read(sha256: &str, offset: u64, len: u32) -> Result<Vec<u8>, RawError> {
+            with_host(|host| {
+                let bytes = host.artifacts.get(sha256).ok_or_else(|| {
+                    error(format!("artifact {sha256} was not given to this call"))
+                })?;
+                let start = (offset as usize).min(bytes.len());
+                let end = start
+                    .saturating_add(len.min(super::super::MAX_READ) as usize)
+                    .min(bytes.len());
+                Ok(bytes[start..end].to_vec())
+            })
+        }
+    }
+
+    /// `granary:plugin/content`.
+    pub mod content {
+        use super::super::{MAX_BATCH, RawError, error, with_host};
+        use crate::StoredUnit;
+        use crate::wit::granary::plugin::types::UnitPage;
+
+        pub fn list_units(cursor: Option<&str>, limit: u32) -> Result<UnitPage, RawError> {
+            with_host(|host| {
+                let start = match cursor {
+                    None => 0,
+                    Some(cursor) => cursor
+                        .parse::<usize>()
+                        .map_err(|_| error(format!("invalid cursor {cursor:?}")))?,
+                };
+                let limit = (limit as usize).clamp(1, MAX_BATCH);
+                let end = (start + limit).min(host.units.len());
+                let units = host.units.get(start..end).unwrap_or_default().to_vec();
+                let next = (end < host.units.len()).then(|| end.to_string());
+                Ok(UnitPage { units, next })
+            })
+        }
+
+        pub fn find_by_path(relative_path: &str) -> Result<Vec<StoredUnit>, RawError> {
+            with_host(|host| {
+                Ok(host
+                    .units
+                    .iter()
+                    .filter(|unit| {
+                        unit.artifacts
+                            .iter()
+                            .any(|a| a.relative_path == relative_path)
+                    })
+                    .cloned()
+                    .collect())
+            })
+        }
+    }
+
+    /// `granary:plugin/publication`.
+    pub mod publication {
+        use super::super::{RawError, check_path, error, with_host};
+
+        pub fn write_file(relative_path: &str, data: &[u8]) -> Result<(), RawError> {
+            check_path(relative_path)?;
+            with_host(|host| {
+                host.files
+                    .entry(relative_path.to_owned())
+                    .or_default()
+                    .extend_from_slice(data);
+                Ok(())
+            })
+        }
+
+        pub fn publish_content(entries: &[(String, String)]) -> Result<(), RawError> {
+            with_host(|host| {
+                for (path, handle) in entries {
+                    check_path(path)?;
+                    if !host.stored.contains_key(handle) {
+                        return Err(error(format!(
+                            "{handle:?} is not a stored file of the version in scope"
+                        )));
+                    }
+                    host.published.push((path.clone(), handle.clone()));
+                }
+                Ok(())
+            })
+        }
+    }
+
+    /// `granary:plugin/sync-sink`.
+    pub mod sync_sink {
+        use super::super::{MAX_BATCH, RawError, check_path, error, with_host};
+        use crate::UnitDeclaration;
+
+        pub fn emit(units: &[UnitDeclaration]) -> Result<(), RawError> {
+            if units.len() > MAX_BATCH {
+                return Err(error(format!(
+                    "a batch of {} units exceeds the limit of {MAX_BATCH}",
+                    units.len()
+                )));
+            }
+            for unit in units {
+                for artifact in &unit.artifacts {
+                    check_path(&artifact.relative_path)?;
+                }
+            }
+            with_host(|host| {
+                host.batches.push(units.len());
+                host.emitted.extend_from_slice(units);
+                Ok(())
+            })
+        }
+    }
+
+    /// `granary:plugin/log`.
+    pub mod log {
+        use super::super::with_host;
+        pub use crate::wit::granary::plugin::log::Level;
+
+        pub fn log(level: Level, message: &str) {
+            with_host(|host| host.logs.push((level, message.to_owned())));
+        }
+    }
+
+    /// `granary:plugin/progress`.
+    pub mod progress {
+        use super::super::with_host;
+
+        pub fn report(code: &str, message: &str, done: u64, total: Option<u64>) {
+            with_host(|host| {
+                host.progress
+                    .insert(code.to_owned(), (message.to_owned(), done, total));
+            });
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Scale-out: stateless `serve` and `worker` processes sharing one PostgreSQL database and one
+//! S3-compatible server. These run only when `GRANARY_TEST_DATABASE_URL` names a PostgreSQL
+//! server (SQLite is single-process by design).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::cluster::Cluster;
+use crate::support::curl::Downloads;
+use crate::support::pulp::{API, error_description, str_field, summary_count};
+use crate::support::{Fixture, Upstream};
+
+fn postgres_server() -> Option<String> {
+    let url = std::env::var("GRANARY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty());
+    if url.is_none() {
+        eprintln!("skipped: GRANARY_TEST_DATABASE_URL not set");
+    }
+    url
+}
+
+/// `artifacts/ab/cd/<sha256>` → `<sha256>`.
+fn sha256_of_key(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// Two serve processes and two worker processes run the whole file flow: the sync runs on a
+/// worker process, the bytes land in the S3 bucket, and both serve processes serve every file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_worker_processes_share_postgres_and_s3() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let cluster = Cluster::start(&server, 2, 2).await;
+    let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
+    let fixture = Fixture::generate(40, 11);
+    let upstream = Upstream::serve(&fixture).await;
+
+    let remote = first
+        .create_file_remote("upstream", &upstream.manifest_url(), "immediate")
+        .await;
+    let repository = first.create_file_repository("mirror").await;
+    let task = first.sync(&repository, &remote, true).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let worker_names: BTreeSet<&str> = cluster
+        .workers
+        .iter()
+        .map(|worker| worker.name.as_str())
+        .collect();
+    assert!(
+        worker_names.contains(str_field(&task, "worker")),
+        "a worker process ran the sync: {task:#}"
+    );
+
+    let base_url = second.publish_and_distribute(&repository, "mirror").await;
+    Downloads::new()
+        .assert_all_served(&base_url, &fixture.files)
+        .await;
+    Downloads::new()
+        .assert_all_served(&first.url("/pulp/content/mirror/"), &fixture.files)
+        .await;
+
+    let stored: BTreeSet<(String, u64)> = cluster
+        .s3
+        .objects()
+        .await
+        .into_iter()
+        .map(|(key, size)| (sha256_of_key(&key).to_owned(), size))
+        .collect();
+    for file in &fixture.files {
+        assert!(
+            stored.contains(&(file.sha256.clone(), file.size())),
+            "{} ({}) is in the bucket: {stored:?}",
+            file.relative_path,
+            file.sha256
+        );
+    }
+    let status = first.get_json(&format!("{API}/status/")).await;
+    assert_eq!(status["storage"]["backend"], "s3", "{status:#}");
+}
+
+/// Twenty syncs of twenty repositories queued at once spread over both worker processes and run
+/// side by side, while two syncs of one repository never overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_run_in_parallel_across_workers_but_never_twice_on_one_repository() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let cluster = Cluster::start(&server, 1, 2).await;
+    let app = &cluster.serves[0];
+    let fixture = Fixture::generate(6, 12);
+    let upstream = Upstream::serve(&fixture).await;
+    upstream.set_file_delay(Duration::from_millis(150));
+    let remote = app
+        .create(
+            &format!("{API}/remotes/file/file/"),
+            json!({"name": "slow", "url": upstream.manifest_url(), "policy": "immediate", "download_concurrency": 1}),
+        )
+        .await;
+    let remote = str_field(&remote, "pulp_href").to_owned();
+    let mut repositories = Vec::new();
+    for n in 0..20 {
+        repositories.push(app.create_file_repository(&format!("repo-{n}")).await);
+    }
+
+    let mut tasks = Vec::new();
+    for repository in &repositories {
+        tasks.push(
+            app.dispatch(&format!("{repository}sync/"), json!({"remote": remote}))
+                .await,
+        );
+    }
+    let twice = app
+        .dispatch(
+            &format!("{}sync/", repositories[0]),
+            json!({"remote": remote}),
+        )
+        .await;
+
+    let mut finished: Vec<Value> = Vec::new();
+    for task in tasks.iter().chain([&twice]) {
+        let task = app.wait_task(task).await;
+        assert_eq!(task["state"], "completed", "{task:#}");
+        finished.push(task);
+    }
+    let workers: BTreeSet<&str> = finished
+        .iter()
+        .map(|task| str_field(task, "worker"))
+        .collect();
+    assert_eq!(
+        workers.len(),
+        2,
+        "both worker processes took tasks: {workers:?}"
+    );
+    let intervals: Vec<(&str, &str)> = finished
+        .iter()
+        .map(|task| {
+            (
+                str_field(task, "started_at"),
+                str_field(task, "finished_at"),
+            )
+        })
+        .collect();
+    let most_at_once = intervals
+        .iter()
+        .map(|(start, _)| {
+            intervals
+                .iter()
+                .filter(|(s, f)| s <= start && start < f)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most_at_once >= 3,
+        "syncs ran side by side (at most {most_at_once} at once)"
+    );
+
+    let (first, second) = (&finished[0], &finished[20]);
+    let apart = str_field(first, "finished_at") <= str_field(second, "started_at")
+        || str_field(second, "finished_at") <= str_field(first, "started_at");
+    assert!(
+        apart,
+        "two syncs of one repository overlapped:\n{first:#}\n{second:#}"
+    );
+}
+
+/// A worker process killed in the middle of a sync: another process fails its task within the
+/// heartbeat timeout, the next sync completes on the surviving worker, and the bucket holds no
+/// partial object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_task_is_failed_and_the_next_sync_completes() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let mut cluster = Cluster::start(&server, 1, 2).await;
+    let fixture = Fixture::generate(30, 13);
+    let upstream = Upstream::serve(&fixture).await;
+    upstream.set_file_delay(Duration::from_millis(200));
+    let app = &cluster.serves[0];
+    let remote = app
+        .create(
+            &format!("{API}/remotes/file/file/"),
+            json!({"name": "slow", "url": upstream.manifest_url(), "policy": "immediate", "download_concurrency": 2}),
+        )
+        .await;
+    let remote = str_field(&remote, "pulp_href").to_owned();
+    let repository = app.create_file_repository("interrupted").await;
+    let task_href = app
+        .dispatch(
+            &format!("{repository}sync/"),
+            json!({"remote": remote, "mirror": true}),
+        )
+        .await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let running = loop {
+        let task = app.get_json(&task_href).await;
+        if task["state"] == "running" && upstream.file_requests() >= 2 {
+            break task;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sync never started downloading: {task:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let victim = str_field(&running, "worker").to_owned();
+    let index = cluster
+        .workers
+        .iter()
+        .position(|worker| worker.name == victim)
+        .expect("the task's worker is ours");
+    cluster.workers[index].kill();
+    let survivor = cluster.workers[1 - index].name.clone();
+
+    let app = &cluster.serves[0];
+    let task = app.wait_task(&task_href).await;
+    assert_eq!(task["state"], "failed", "{task:#}");
+    assert!(error_description(&task).contains("worker"), "{task:#}");
+    assert_eq!(
+        app.latest_version_href(&repository).await,
+        format!("{repository}versions/0/")
+    );
+
+    upstream.set_file_delay(Duration::ZERO);
+    let task = app.sync(&repository, &remote, true).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(str_field(&task, "worker"), survivor);
+    let version = app.get_json(&format!("{repository}versions/1/")).await;
+    assert_eq!(
+        summary_count(&version, "present", "file.file"),
+        30,
+        "{version:#}"
+    );
+
+    let expected: BTreeSet<(String, u64)> = fixture
+        .files
+        .iter()
+        .map(|file| (file.sha256.clone(), file.size()))
+        .collect();
+    for (key, size) in cluster.s3.objects().await {
+        assert!(
+            expected.contains(&(sha256_of_key(&key).to_owned(), size)),
+            "object {key} ({size} bytes) is a complete upstream file"
+        );
+    }
+}
+
+/// A plugin installed through one serve process is usable through the other serve process and
+/// by the worker processes without a restart: every process hears of the install (`NOTIFY`) and
+/// loads the component from the shared database and bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_installed_through_one_process_is_usable_through_the_others() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let cluster = Cluster::start(&server, 2, 1).await;
+    let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
+    let component = std::fs::read(env!("GRANARY_EXAMPLE_RAW_WASM")).expect("read the raw example");
+    let (status, plugin) = first.install_plugin(&component).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{plugin:#}");
+
+    let repositories = format!("{API}/repositories/raw/raw/");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while second.get(&repositories).await.0 != reqwest::StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second serve process never saw the plugin"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let repository = second.create(&repositories, json!({"name": "tools"})).await;
+    let repository = str_field(&repository, "pulp_href").to_owned();
+    let script = b"#!/bin/sh\necho installed once, served everywhere\n";
+    second.upload_raw(&repository, "bin/hello.sh", script).await;
+    let base_url = second.publish_raw(&repository, "tools").await;
+    let path = base_url
+        .split("/pulp/content/")
+        .nth(1)
+        .expect("a content URL");
+    for app in [first, second] {
+        let response = reqwest::get(app.url(&format!("/pulp/content/{path}bin/hello.sh")))
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        assert_eq!(response.bytes().await.expect("body").as_ref(), script);
+    }
+}
