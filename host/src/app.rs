@@ -142,6 +142,19 @@ impl App {
         Ok(())
     }
 
+    /// The loaded plugin `name` for a task. A plugin this process has not loaded yet may just
+    /// have been installed through another process (whose notification is still on its way):
+    /// the registry is reloaded from the database once before giving up.
+    pub async fn plugin(&self, name: &str) -> anyhow::Result<Arc<crate::plugins::LoadedPlugin>> {
+        if let Some(plugin) = self.plugins.get(name) {
+            return Ok(plugin);
+        }
+        crate::plugins::registry::reload_from_db(self).await?;
+        self.plugins
+            .get(name)
+            .with_context(|| format!("plugin {name:?} is not loaded"))
+    }
+
     /// Whether `username`/`password` are valid credentials.
     pub async fn check_password(
         &self,

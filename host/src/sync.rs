@@ -45,10 +45,7 @@ pub async fn run(
         remote.id,
         remote.plugin
     );
-    let plugin = app
-        .plugins
-        .get(&plugin_name)
-        .with_context(|| format!("plugin {plugin_name:?} is not loaded"))?;
+    let plugin = app.plugin(&plugin_name).await?;
     let http = if plugin.has_capability("http") {
         Some(remote.http_scope()?)
     } else {

@@ -36,10 +36,7 @@ pub async fn publish(
         repository.get(2),
         repository.get(3),
     );
-    let plugin = app
-        .plugins
-        .get(&plugin_name)
-        .with_context(|| format!("plugin {plugin_name:?} is not loaded"))?;
+    let plugin = app.plugin(&plugin_name).await?;
 
     let publication_id = new_id();
     let mut tx = app.db.begin_write().await?;

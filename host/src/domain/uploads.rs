@@ -22,10 +22,7 @@ pub async fn create_content(
     relative_path: Option<&str>,
     repository_id: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
-    let plugin = app
-        .plugins
-        .get(plugin_name)
-        .with_context(|| format!("plugin {plugin_name:?} is not loaded"))?;
+    let plugin = app.plugin(plugin_name).await?;
     let row = sqlx::query("SELECT id, size FROM artifacts WHERE sha256 = $1")
         .bind(sha256)
         .fetch_optional(app.db.pool())
