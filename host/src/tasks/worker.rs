@@ -194,13 +194,20 @@ async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
 async fn execute(app: &Arc<App>, claimed: super::Claimed) {
     let handle = Arc::new(TaskHandle::new(claimed.id.clone()));
     tracing::info!(task = %claimed.id, kind = claimed.args.kind(), "task started");
-    // Boxed so that a canceled task's future can be dropped (stopping its work) before cleanup.
-    let mut work = Box::pin(kinds::run(app, handle.clone(), claimed.args));
+    // The work runs as a task of its own: the watcher below may wait for the database write
+    // lock, which the work can hold across an await (a transaction in progress); in one future
+    // the watcher would stop the work from ever releasing it.
+    let work_app = app.clone();
+    let work_handle = handle.clone();
+    let work = tokio::spawn(async move { kinds::run(&work_app, work_handle, claimed.args).await });
+    let abort = work.abort_handle();
+    tokio::pin!(work);
     let outcome = loop {
         tokio::select! {
             result = &mut work => break match result {
-                Ok(created) => Outcome::Completed(created),
-                Err(error) => Outcome::Failed(format!("{error:#}")),
+                Ok(Ok(created)) => Outcome::Completed(created),
+                Ok(Err(error)) => Outcome::Failed(format!("{error:#}")),
+                Err(error) => Outcome::Failed(format!("the task stopped unexpectedly: {error}")),
             },
             () = tokio::time::sleep(WATCH) => {
                 if let Some(reports) = handle.take_dirty()
@@ -209,13 +216,14 @@ async fn execute(app: &Arc<App>, claimed: super::Claimed) {
                     tracing::warn!(error = %error, "writing progress failed");
                 }
                 if cancel_requested(app, &handle.id).await {
+                    // Stop the work and wait until it is gone before cleaning up after it.
+                    abort.abort();
+                    let _ = (&mut work).await;
                     break Outcome::Canceled;
                 }
             }
         }
     };
-    // Stop a canceled task's work, then clear what it staged.
-    drop(work);
     if matches!(outcome, Outcome::Canceled | Outcome::Failed(_)) {
         let _ = crate::domain::versions::clear_staging(&app.db, &handle.id).await;
     }
