@@ -1,0 +1,178 @@
+//! The few Pulp REST calls the benchmarks make, with task waiting.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::procs::PASSWORD;
+
+const API: &str = "/pulp/api/v3";
+
+/// How often a task is polled: small against the durations measured.
+const POLL: Duration = Duration::from_millis(10);
+
+/// No task in the benchmarks may take longer than this.
+const TASK_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A client of one server's REST API, as `admin`.
+pub struct Api {
+    client: reqwest::Client,
+    origin: String,
+}
+
+impl Api {
+    /// A client for the server at `addr`.
+    pub fn new(addr: SocketAddr) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder().no_proxy().build()?,
+            origin: format!("http://{addr}"),
+        })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request.basic_auth("admin", Some(PASSWORD)).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            bail!("HTTP {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    async fn post(&self, href: &str, body: Value) -> anyhow::Result<Value> {
+        let request = self
+            .client
+            .post(format!("{}{href}", self.origin))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body)?);
+        self.send(request)
+            .await
+            .with_context(|| format!("POST {href}"))
+    }
+
+    /// Waits for the task a `202` answer names; returns the finished task.
+    pub async fn wait(&self, accepted: &Value) -> anyhow::Result<Value> {
+        let href = accepted["task"].as_str().context("no task in the answer")?;
+        let started = Instant::now();
+        loop {
+            let request = self.client.get(format!("{}{href}", self.origin));
+            let task = self.send(request).await?;
+            match task["state"].as_str() {
+                Some("completed") => return Ok(task),
+                Some("failed" | "canceled") => bail!("task {href} ended: {}", task["error"]),
+                _ if started.elapsed() > TASK_TIMEOUT => bail!("task {href} timed out"),
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    /// Creates a file remote; returns its href.
+    pub async fn remote(&self, name: &str, url: &str, policy: &str) -> anyhow::Result<String> {
+        let remote = self
+            .post(
+                &format!("{API}/remotes/file/file/"),
+                json!({"name": name, "url": url, "policy": policy}),
+            )
+            .await?;
+        href(&remote)
+    }
+
+    /// Creates a file repository; returns its href.
+    pub async fn repository(&self, name: &str) -> anyhow::Result<String> {
+        let repository = self
+            .post(
+                &format!("{API}/repositories/file/file/"),
+                json!({"name": name}),
+            )
+            .await?;
+        href(&repository)
+    }
+
+    /// Syncs `repository` from `remote` (mirror) and waits for the task.
+    pub async fn sync(&self, repository: &str, remote: &str) -> anyhow::Result<()> {
+        let accepted = self
+            .post(
+                &format!("{repository}sync/"),
+                json!({"remote": remote, "mirror": true}),
+            )
+            .await?;
+        self.wait(&accepted).await?;
+        Ok(())
+    }
+
+    /// Publishes the latest version of `repository`; returns the publication's href.
+    pub async fn publish(&self, repository: &str) -> anyhow::Result<String> {
+        let accepted = self
+            .post(
+                &format!("{API}/publications/file/file/"),
+                json!({"repository": repository}),
+            )
+            .await?;
+        let task = self.wait(&accepted).await?;
+        task["created_resources"][0]
+            .as_str()
+            .map(str::to_owned)
+            .context("the publish task created nothing")
+    }
+
+    /// Serves `publication` at `/pulp/content/<base_path>/`.
+    pub async fn distribute(&self, base_path: &str, publication: &str) -> anyhow::Result<()> {
+        let accepted = self
+            .post(
+                &format!("{API}/distributions/file/file/"),
+                json!({"name": base_path, "base_path": base_path, "publication": publication}),
+            )
+            .await?;
+        self.wait(&accepted).await?;
+        Ok(())
+    }
+
+    /// Uploads a file into `repository` (multipart, as `pulp file content upload` does); returns
+    /// the `202` answer naming the task that creates the unit and the new version.
+    pub async fn upload(&self, body: Bytes) -> anyhow::Result<Value> {
+        let request = self
+            .client
+            .post(format!("{}{API}/content/file/files/", self.origin))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body);
+        self.send(request).await.context("uploading a file")
+    }
+}
+
+const BOUNDARY: &str = "granary-bench-boundary-7d1f0c";
+
+/// The multipart body of an upload of `data` at `relative_path` into `repository`.
+pub fn upload_body(relative_path: &str, repository: &str, data: &[u8]) -> Bytes {
+    let mut body = Vec::with_capacity(data.len() + 1024);
+    for (name, value) in [("relative_path", relative_path), ("repository", repository)] {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{relative_path}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    Bytes::from(body)
+}
+
+fn href(object: &Value) -> anyhow::Result<String> {
+    object["pulp_href"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no pulp_href in {object}"))
+}

@@ -1,0 +1,142 @@
+//! The load generator used for both servers: `connections` keep-alive HTTP/1.1 connections, each
+//! sending GETs one after another (hyper's client connection, no pool, no retries), until a
+//! request count or a duration is reached. Bodies are read to the end and counted, not kept.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How much load to apply.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    /// Concurrent connections, each with one request in flight.
+    pub connections: usize,
+    /// No request starts after this.
+    pub duration: Duration,
+    /// No more requests than this in total.
+    pub max_requests: u64,
+}
+
+/// What a run achieved.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Outcome {
+    /// Requests answered `200 OK` with the expected body length.
+    pub requests: u64,
+    /// Body bytes of those requests.
+    pub bytes: u64,
+    /// Requests that failed (status, short body).
+    pub failures: u64,
+    /// From the first request to the end of the last body.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Requests per second.
+    pub fn requests_per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Body bytes per second, in MB (10^6 bytes) as `openssl speed` counts.
+    pub fn megabytes_per_second(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64() / 1e6
+    }
+}
+
+/// GETs `paths` round-robin from `addr`; every body must be `expected_len` bytes.
+pub async fn run(
+    addr: SocketAddr,
+    paths: Arc<Vec<String>>,
+    expected_len: u64,
+    load: Load,
+) -> anyhow::Result<Outcome> {
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + load.duration;
+    let mut connections = tokio::task::JoinSet::new();
+    for _ in 0..load.connections {
+        let (paths, issued) = (paths.clone(), issued.clone());
+        connections.spawn(async move {
+            connection(
+                addr,
+                &paths,
+                expected_len,
+                &issued,
+                load.max_requests,
+                deadline,
+            )
+            .await
+        });
+    }
+    let mut total = Outcome::default();
+    while let Some(result) = connections.join_next().await {
+        let outcome = result??;
+        total.requests += outcome.requests;
+        total.bytes += outcome.bytes;
+        total.failures += outcome.failures;
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+async fn connection(
+    addr: SocketAddr,
+    paths: &[String],
+    expected_len: u64,
+    issued: &AtomicU64,
+    max_requests: u64,
+    deadline: Instant,
+) -> anyhow::Result<Outcome> {
+    let mut sender = connect(addr).await?;
+    let mut outcome = Outcome::default();
+    loop {
+        let n = issued.fetch_add(1, Ordering::Relaxed);
+        if n >= max_requests || Instant::now() >= deadline {
+            return Ok(outcome);
+        }
+        if sender.ready().await.is_err() {
+            // The server closed the keep-alive connection: open another, as any client would.
+            sender = connect(addr).await?;
+        }
+        let path = &paths[(n % paths.len() as u64) as usize];
+        let request = Request::get(path.as_str())
+            .header(header::HOST, addr.to_string())
+            .body(Empty::<Bytes>::new())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut received = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                received += data.len() as u64;
+            }
+        }
+        if status == StatusCode::OK && received == expected_len {
+            outcome.requests += 1;
+            outcome.bytes += received;
+        } else {
+            outcome.failures += 1;
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}

@@ -1,0 +1,42 @@
+//! The result table: one row per figure, with the reference it is compared to and the target.
+
+/// One measured figure.
+pub struct Row {
+    /// The item (1-5) the row belongs to.
+    pub item: u8,
+    /// What was measured.
+    pub measure: String,
+    /// Granary's figure, with its unit.
+    pub granary: String,
+    /// The reference figure, with its unit (nginx, openssl, the smallest size...), or empty.
+    pub reference: String,
+    /// Granary's figure over the reference, oriented so that the target reads as written.
+    pub ratio: Option<f64>,
+    /// The target, in words.
+    pub target: &'static str,
+    /// Whether the target holds, when the row has one.
+    pub holds: Option<bool>,
+}
+
+/// Prints the rows as a Markdown table (it goes into `docs/performance.md` as printed).
+pub fn print(rows: &[Row]) {
+    println!("| # | measure | granary | reference | ratio | target | holds |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.item,
+            row.measure,
+            row.granary,
+            row.reference,
+            row.ratio
+                .map_or(String::new(), |ratio| format!("{ratio:.2}×")),
+            row.target,
+            match row.holds {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            }
+        );
+    }
+}
