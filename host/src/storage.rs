@@ -21,6 +21,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// Blobs up to this size are uploaded to object storage in one request, larger ones in parts.
 const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
 
+/// Bytes buffered before a staged file is written.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
 /// Chunk size for reading stored files.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -54,7 +57,9 @@ pub struct S3Settings {
 #[derive(Debug)]
 pub struct StagedBlob {
     path: PathBuf,
-    file: Option<tokio::fs::File>,
+    /// Buffered: tokio hands every file write to a blocking thread, so few large writes beat
+    /// many network-sized ones.
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
     hasher: Sha256,
     size: u64,
 }
@@ -102,7 +107,7 @@ impl StagedBlob {
     pub async fn finish(mut self) -> std::io::Result<ReceivedBlob> {
         if let Some(mut file) = self.file.take() {
             file.flush().await?;
-            file.sync_data().await?;
+            file.get_mut().sync_data().await?;
         }
         let hasher = std::mem::take(&mut self.hasher);
         let path = std::mem::take(&mut self.path);
@@ -172,7 +177,7 @@ impl BlobStore {
         let file = tokio::fs::File::create(&path).await?;
         Ok(StagedBlob {
             path,
-            file: Some(file),
+            file: Some(tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file)),
             hasher: Sha256::new(),
             size: 0,
         })

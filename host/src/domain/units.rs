@@ -18,7 +18,7 @@ pub async fn page(
     let rows = sqlx::query(&format!(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM repository_content rc
          JOIN content c ON c.id = rc.content_id
-         WHERE {IN_VERSION} AND c.id > $3 ORDER BY c.id LIMIT $4"
+         WHERE {IN_VERSION} AND rc.content_id > $3 ORDER BY rc.content_id LIMIT $4"
     ))
     .bind(repository_id)
     .bind(version)

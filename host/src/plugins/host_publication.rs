@@ -83,8 +83,10 @@ impl publication::Host for CallState {
         // Only files of units in the version being published may be published.
         let wanted: BTreeSet<&str> = entries.iter().map(|(_, id)| id.as_str()).collect();
         let sql = format!(
-            "SELECT ca.id FROM content_artifacts ca JOIN repository_content rc ON rc.content_id = ca.content_id
-             WHERE {IN_VERSION} AND ca.id IN ({})",
+            // Driven by the ids (primary-key lookups), then one index probe per unit, so the
+            // cost of a batch does not grow with the repository.
+            "SELECT ca.id FROM content_artifacts ca WHERE ca.id IN ({}) AND EXISTS (
+                 SELECT 1 FROM repository_content rc WHERE rc.content_id = ca.content_id AND {IN_VERSION})",
             placeholders(3, wanted.len())
         );
         let mut query = sqlx::query(&sql)
