@@ -45,9 +45,13 @@ const BUILTIN_PLUGINS: &[(&str, &[u8])] =
 impl App {
     /// Opens the database (running migrations), storage and the plugin runtime, and loads the
     /// built-in plugins, those in `--plugin-dir`, then the enabled installed ones.
-    pub async fn start(config: Config, origin: String) -> anyhow::Result<Arc<App>> {
+    pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App>> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        // Absolute from here on: the default is relative, and wasmtime's compile cache insists.
+        config.data_dir = config.data_dir.canonicalize().with_context(|| {
+            format!("resolving the data directory {}", config.data_dir.display())
         })?;
         let db = Arc::new(Db::connect(&config.database_url()).await?);
         let blobs = Arc::new(match &config.s3_bucket {

@@ -63,3 +63,49 @@ async fn duplicate_repository_name_is_rejected(backend: Backend) {
         "the error is on the name field: {body}"
     );
 }
+
+/// `granary serve` with no flags at all, as the README runs it: the default data directory is
+/// relative (`./granary-data`), it is created, a password is generated and printed, and the
+/// server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_with_the_default_relative_data_dir() {
+    use std::io::BufRead as _;
+    let cwd = tempfile::tempdir().expect("a working directory");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_granary"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(cwd.path())
+        .env_remove("GRANARY_ADMIN_PASSWORD")
+        .env_remove("GRANARY_DATA_DIR")
+        .env_remove("GRANARY_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn granary");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let lines = tokio::task::spawn_blocking(move || {
+        stdout
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|line| !line.starts_with("granary listening on "))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .chain(std::iter::once(String::new()))
+            .collect::<Vec<_>>()
+    });
+    let printed = tokio::time::timeout(std::time::Duration::from_secs(60), lines)
+        .await
+        .expect("the server started within 60 s")
+        .expect("read stdout");
+    assert!(
+        printed
+            .iter()
+            .any(|line| line.contains("Generated password for user 'admin'")),
+        "{printed:?}"
+    );
+    assert!(
+        cwd.path().join("granary-data/granary.db").exists(),
+        "the data directory was created"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
