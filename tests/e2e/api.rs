@@ -83,14 +83,15 @@ async fn serve_runs_with_the_default_relative_data_dir() {
         .expect("spawn granary");
     let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let lines = tokio::task::spawn_blocking(move || {
-        stdout
-            .lines()
-            .map_while(Result::ok)
-            .take_while(|line| !line.starts_with("granary listening on "))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .chain(std::iter::once(String::new()))
-            .collect::<Vec<_>>()
+        let mut printed = Vec::new();
+        for line in stdout.lines().map_while(Result::ok) {
+            let listening = line.starts_with("granary listening on ");
+            printed.push(line);
+            if listening {
+                break;
+            }
+        }
+        printed
     });
     let printed = tokio::time::timeout(std::time::Duration::from_secs(60), lines)
         .await
@@ -101,6 +102,12 @@ async fn serve_runs_with_the_default_relative_data_dir() {
             .iter()
             .any(|line| line.contains("Generated password for user 'admin'")),
         "{printed:?}"
+    );
+    assert!(
+        printed
+            .last()
+            .is_some_and(|line| line.starts_with("granary listening on ")),
+        "the server is listening: {printed:?}"
     );
     assert!(
         cwd.path().join("granary-data/granary.db").exists(),
