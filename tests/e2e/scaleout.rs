@@ -80,6 +80,46 @@ async fn serve_and_worker_processes_share_postgres_and_s3() {
     }
     let status = first.get_json(&format!("{API}/status/")).await;
     assert_eq!(status["storage"]["backend"], "s3", "{status:#}");
+
+    // A file larger than one S3 part goes up as a multipart upload and streams back whole.
+    let large: Vec<u8> = (0..20 * 1024 * 1024_u32).map(|i| (i % 251) as u8).collect();
+    let (status, accepted) = first
+        .post_multipart(
+            &format!("{API}/content/file/files/"),
+            &[
+                ("file", Some("large.bin"), large.as_slice()),
+                ("relative_path", None, b"large/large.bin".as_slice()),
+                ("repository", None, repository.as_bytes()),
+            ],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{accepted}");
+    let task = second.wait_task(str_field(&accepted, "task")).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let base_url = first
+        .publish_and_distribute(&repository, "with-large")
+        .await;
+    let served = reqwest::get(format!("{base_url}large/large.bin"))
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert!(
+        served.as_ref() == large.as_slice(),
+        "the large file came back whole ({} bytes)",
+        served.len()
+    );
+    let digest = crate::support::fixture::sha256_hex(&large);
+    assert!(
+        cluster
+            .s3
+            .objects()
+            .await
+            .iter()
+            .any(|(key, size)| sha256_of_key(key) == digest && *size == large.len() as u64),
+        "the large file is one object in the bucket"
+    );
 }
 
 /// Twenty syncs of twenty repositories queued at once spread over both worker processes and run
