@@ -15,6 +15,7 @@ mod crash;
 mod harness;
 mod hostile;
 mod plugins;
+mod python_plugin;
 mod scaleout;
 mod sync;
 mod validation;
