@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::curl::Downloads;
 use crate::support::fixture::sha256_hex;
-use crate::support::pulp::{API, created_resources, error_description, str_field};
+use crate::support::pulp::{API, error_description, str_field};
 use crate::support::{AppOptions, Backend, Fixture, TestApp, Upstream};
 
 sqlite_and_postgres!(
@@ -52,49 +52,6 @@ impl TestApp {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
-    }
-
-    /// Uploads `bytes` at `relative_path` into a `raw` repository; waits for the task.
-    pub(crate) async fn upload_raw(&self, repository: &str, relative_path: &str, bytes: &[u8]) {
-        let (status, accepted) = self
-            .post_multipart(
-                &format!("{API}/content/raw/raws/"),
-                &[
-                    ("file", Some("upload.bin"), bytes),
-                    ("relative_path", None, relative_path.as_bytes()),
-                    ("repository", None, repository.as_bytes()),
-                ],
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "upload answered {accepted}");
-        let task = self.wait_task(str_field(&accepted, "task")).await;
-        assert_eq!(task["state"], "completed", "{task:#}");
-    }
-
-    /// Publishes the latest version of a `raw` repository and distributes it at `base_path`;
-    /// returns the distribution's base URL.
-    pub(crate) async fn publish_raw(&self, repository: &str, base_path: &str) -> String {
-        let task = self
-            .run_task(
-                &format!("{API}/publications/raw/raw/"),
-                json!({"repository": repository}),
-            )
-            .await;
-        let publication = created_resources(&task)
-            .into_iter()
-            .find(|href| href.contains("/publications/raw/raw/"))
-            .unwrap_or_else(|| panic!("no publication: {task:#}"));
-        let task = self
-            .run_task(
-                &format!("{API}/distributions/raw/raw/"),
-                json!({"name": base_path, "base_path": base_path, "publication": publication}),
-            )
-            .await;
-        let distribution = created_resources(&task)
-            .into_iter()
-            .find(|href| href.contains("/distributions/raw/raw/"))
-            .unwrap_or_else(|| panic!("no distribution: {task:#}"));
-        str_field(&self.get_json(&distribution).await, "base_url").to_owned()
     }
 }
 
@@ -151,8 +108,11 @@ async fn rust_example_installs_serves_upgrades_and_is_removed(backend: Backend) 
         .await;
     let repository = str_field(&repository, "pulp_href").to_owned();
     let hello = b"#!/bin/sh\necho hello from a raw repository\n";
-    app.upload_raw(&repository, "bin/hello.sh", hello).await;
-    let base_url = app.publish_raw(&repository, "tools-v1").await;
+    app.upload_content("raw/raws", &repository, "bin/hello.sh", hello)
+        .await;
+    let base_url = app
+        .publish_and_distribute_as("raw/raw", &repository, "tools-v1")
+        .await;
     assert_eq!(
         curl.get(&format!("{base_url}bin/hello.sh")).await.unwrap(),
         hello
@@ -174,7 +134,9 @@ async fn rust_example_installs_serves_upgrades_and_is_removed(backend: Backend) 
     assert_eq!(plugin["version"], "0.2.0");
     assert_eq!(plugin["replaced_version"], "0.1.0");
     assert_eq!(plugin["sha256"], sha256_hex(&v2));
-    let base_url = app.publish_raw(&repository, "tools-v2").await;
+    let base_url = app
+        .publish_and_distribute_as("raw/raw", &repository, "tools-v2")
+        .await;
     let index = curl.get(&format!("{base_url}index.json")).await.unwrap();
     let index: Value = serde_json::from_slice(&index).unwrap();
     assert_eq!(index[0]["path"], "bin/hello.sh", "{index}");
@@ -184,9 +146,11 @@ async fn rust_example_installs_serves_upgrades_and_is_removed(backend: Backend) 
     app.restart().await;
     let plugin = app.get_json(&format!("{API}/plugins/raw/")).await;
     assert_eq!(plugin["version"], "0.2.0", "{plugin:#}");
-    app.upload_raw(&repository, "bin/bye.sh", b"echo bye\n")
+    app.upload_content("raw/raws", &repository, "bin/bye.sh", b"echo bye\n")
         .await;
-    let base_url = app.publish_raw(&repository, "tools-v3").await;
+    let base_url = app
+        .publish_and_distribute_as("raw/raw", &repository, "tools-v3")
+        .await;
     assert_eq!(
         curl.get(&format!("{base_url}bin/bye.sh")).await.unwrap(),
         b"echo bye\n"

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::support::curl::Downloads;
 use crate::support::fixture::sha256_hex;
-use crate::support::pulp::{API, created_resources, error_description, str_field};
+use crate::support::pulp::{API, error_description, str_field};
 use crate::support::{Backend, TestApp};
 
 sqlite_and_postgres!(python_plugin_builds_installs_and_serves);
@@ -65,51 +65,6 @@ fn build_python_example(tool: &Path, out_dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     wasm
-}
-
-impl TestApp {
-    /// Uploads `bytes` at `relative_path` into a `pynotes` repository; waits for the task.
-    async fn upload_note(&self, repository: &str, relative_path: &str, bytes: &[u8]) {
-        let (status, accepted) = self
-            .post_multipart(
-                &format!("{API}/content/pynotes/notes/"),
-                &[
-                    ("file", Some("upload.bin"), bytes),
-                    ("relative_path", None, relative_path.as_bytes()),
-                    ("repository", None, repository.as_bytes()),
-                ],
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "upload answered {accepted}");
-        let task = self.wait_task(str_field(&accepted, "task")).await;
-        assert_eq!(task["state"], "completed", "{task:#}");
-    }
-
-    /// Publishes the latest version of a `pynotes` repository and distributes it at `base_path`;
-    /// returns the distribution's base URL.
-    async fn publish_notes(&self, repository: &str, base_path: &str) -> String {
-        let task = self
-            .run_task(
-                &format!("{API}/publications/pynotes/note/"),
-                json!({"repository": repository}),
-            )
-            .await;
-        let publication = created_resources(&task)
-            .into_iter()
-            .find(|href| href.contains("/publications/pynotes/note/"))
-            .unwrap_or_else(|| panic!("no publication: {task:#}"));
-        let task = self
-            .run_task(
-                &format!("{API}/distributions/pynotes/note/"),
-                json!({"name": base_path, "base_path": base_path, "publication": publication}),
-            )
-            .await;
-        let distribution = created_resources(&task)
-            .into_iter()
-            .find(|href| href.contains("/distributions/pynotes/note/"))
-            .unwrap_or_else(|| panic!("no distribution: {task:#}"));
-        str_field(&self.get_json(&distribution).await, "base_url").to_owned()
-    }
 }
 
 async fn python_plugin_builds_installs_and_serves(backend: Backend) {
@@ -179,10 +134,13 @@ async fn python_plugin_builds_installs_and_serves(backend: Backend) {
 
     let first = b"# Shopping\n- flour\n- yeast\n";
     let second = b"Written in Python, served by Granary.\n";
-    app.upload_note(&repository, "lists/shopping.md", first)
+    app.upload_content("pynotes/notes", &repository, "lists/shopping.md", first)
         .await;
-    app.upload_note(&repository, "hello.txt", second).await;
-    let base_url = app.publish_notes(&repository, "notes").await;
+    app.upload_content("pynotes/notes", &repository, "hello.txt", second)
+        .await;
+    let base_url = app
+        .publish_and_distribute_as("pynotes/note", &repository, "notes")
+        .await;
 
     assert_eq!(
         curl.get(&format!("{base_url}lists/shopping.md"))

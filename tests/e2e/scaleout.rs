@@ -316,8 +316,12 @@ async fn a_plugin_installed_through_one_process_is_usable_through_the_others() {
     let repository = second.create(&repositories, json!({"name": "tools"})).await;
     let repository = str_field(&repository, "pulp_href").to_owned();
     let script = b"#!/bin/sh\necho installed once, served everywhere\n";
-    second.upload_raw(&repository, "bin/hello.sh", script).await;
-    let base_url = second.publish_raw(&repository, "tools").await;
+    second
+        .upload_content("raw/raws", &repository, "bin/hello.sh", script)
+        .await;
+    let base_url = second
+        .publish_and_distribute_as("raw/raw", &repository, "tools")
+        .await;
     let path = base_url
         .split("/pulp/content/")
         .nth(1)

@@ -51,6 +51,61 @@ pub fn summary_count(version: &Value, section: &str, content_type: &str) -> u64 
 }
 
 impl TestApp {
+    /// Uploads `bytes` at `relative_path` into `repository` through
+    /// `content/<plugin>/<plural type>/` (e.g. `raw/raws`); waits for the task to complete.
+    pub async fn upload_content(
+        &self,
+        content_path: &str,
+        repository: &str,
+        relative_path: &str,
+        bytes: &[u8],
+    ) {
+        let (status, accepted) = self
+            .post_multipart(
+                &format!("{API}/content/{content_path}/"),
+                &[
+                    ("file", Some("upload.bin"), bytes),
+                    ("relative_path", None, relative_path.as_bytes()),
+                    ("repository", None, repository.as_bytes()),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "upload answered {accepted}");
+        let task = self.wait_task(str_field(&accepted, "task")).await;
+        assert_eq!(task["state"], "completed", "{task:#}");
+    }
+
+    /// Publishes the latest version of `repository` through `publications/<plugin>/<type>/`
+    /// (e.g. `raw/raw`), distributes it at `base_path`, and returns the distribution's base URL.
+    pub async fn publish_and_distribute_as(
+        &self,
+        type_path: &str,
+        repository: &str,
+        base_path: &str,
+    ) -> String {
+        let task = self
+            .run_task(
+                &format!("{API}/publications/{type_path}/"),
+                json!({"repository": repository}),
+            )
+            .await;
+        let publication = created_resources(&task)
+            .into_iter()
+            .find(|href| href.contains("/publications/"))
+            .unwrap_or_else(|| panic!("no publication: {task:#}"));
+        let task = self
+            .run_task(
+                &format!("{API}/distributions/{type_path}/"),
+                json!({"name": base_path, "base_path": base_path, "publication": publication}),
+            )
+            .await;
+        let distribution = created_resources(&task)
+            .into_iter()
+            .find(|href| href.contains("/distributions/"))
+            .unwrap_or_else(|| panic!("no distribution: {task:#}"));
+        str_field(&self.get_json(&distribution).await, "base_url").to_owned()
+    }
+
     /// POST a JSON body, expecting 201 Created; returns the created object.
     pub async fn create(&self, path: &str, body: Value) -> Value {
         let (status, created) = self.post_json(path, &body).await;
