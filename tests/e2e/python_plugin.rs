@@ -84,12 +84,7 @@ async fn python_plugin_builds_installs_and_serves(backend: Backend) {
     let curl = Downloads::new();
 
     let started = std::time::Instant::now();
-    let (status, plugin) = app
-        .post_multipart(
-            &format!("{API}/plugins/"),
-            &[("file", Some("pynotes.wasm"), &bytes)],
-        )
-        .await;
+    let (status, plugin) = app.install_plugin(&bytes).await;
     eprintln!(
         "installing pynotes ({} bytes) took {:?}",
         bytes.len(),
