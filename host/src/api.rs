@@ -8,6 +8,7 @@
 //! Shared request/response helpers live in [`support`].
 
 pub mod artifacts;
+pub mod auth;
 pub mod content;
 pub mod distributions;
 pub mod plugins;
@@ -22,7 +23,6 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use base64::Engine as _;
 
 use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
@@ -43,30 +43,16 @@ pub fn router(app: &AppState) -> Router<AppState> {
     Router::new().merge(status::router()).merge(protected)
 }
 
-/// Requires HTTP Basic credentials of a user on every protected route.
+/// Requires valid credentials of a user on every protected route.
 async fn authenticate(
     State(app): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let credentials = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic "))
-        .and_then(|token| {
-            base64::engine::general_purpose::STANDARD
-                .decode(token.trim())
-                .ok()
-        })
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    let Some(credentials) = credentials else {
-        return Err(ApiError::unauthorized());
-    };
-    let Some((user, password)) = credentials.split_once(':') else {
-        return Err(ApiError::unauthorized());
-    };
-    if !app.check_password(user, password).await? {
+    if auth::authenticated_user(&app, request.headers())
+        .await?
+        .is_none()
+    {
         return Err(ApiError::unauthorized());
     }
     Ok(next.run(request).await)
