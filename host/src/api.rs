@@ -4,13 +4,14 @@
 //! One module per resource, each with a `router()`, merged here once behind authentication
 //! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
 //! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`tasks`], [`plugins`],
-//! [`status`].
+//! [`status`], and [`openapi`] (the document describing all of them; public, as `status/`).
 //! Shared request/response helpers live in [`support`].
 
 pub mod artifacts;
 pub mod auth;
 pub mod content;
 pub mod distributions;
+pub mod openapi;
 pub mod plugins;
 pub mod publications;
 pub mod remotes;
@@ -40,7 +41,10 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .merge(tasks::router())
         .merge(plugins::router())
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
-    Router::new().merge(status::router()).merge(protected)
+    Router::new()
+        .merge(status::router())
+        .merge(openapi::router())
+        .merge(protected)
 }
 
 /// Requires valid credentials of a user on every protected route.

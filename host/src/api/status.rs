@@ -23,10 +23,16 @@ async fn status(State(app): State<AppState>) -> Response {
         .fetch_one(app.db.pool())
         .await
         .is_ok();
-    let versions: Vec<_> = std::iter::once(json!({ "component": "core", "version": env!("CARGO_PKG_VERSION"), "package": "granary" }))
-        .chain(app.plugins.list().iter().map(|plugin| {
-            json!({ "component": plugin.info.name, "version": plugin.info.version, "package": format!("granary-plugin-{}", plugin.info.name) })
-        }))
+    let versions: Vec<_> = super::openapi::components(&app)
+        .into_iter()
+        .map(|component| {
+            json!({
+                "component": component.name,
+                "version": component.version,
+                "package": component.package,
+                "package_version": component.package_version,
+            })
+        })
         .collect();
     let body = json!({
         "versions": versions,

@@ -194,7 +194,8 @@ impl Page {
                 .finish();
             format!("{}{}?{encoded}", app.origin, uri.path())
         };
-        let next = (self.offset + self.limit < count).then(|| link(self.offset + self.limit));
+        let end = self.offset.saturating_add(self.limit);
+        let next = (end < count).then(|| link(end));
         let previous = (self.offset > 0).then(|| link((self.offset - self.limit).max(0)));
         Json(json!({ "count": count, "next": next, "previous": previous, "results": results }))
             .into_response()
@@ -283,4 +284,53 @@ pub fn name_filters(
         });
     }
     (sql, values)
+}
+
+/// The REST path segments of a plugin's types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestNames {
+    /// The plugin's name, the first segment of each path (`repositories/<plugin>/…`).
+    pub plugin: String,
+    /// `repositories/<plugin>/<repository>/`
+    pub repository: String,
+    /// `remotes/<plugin>/<remote>/`
+    pub remote: String,
+    /// `publications/<plugin>/<publication>/`
+    pub publication: String,
+    /// `distributions/<plugin>/<distribution>/`
+    pub distribution: String,
+    /// `content/<plugin>/<endpoint>/`, one per content type.
+    pub content: Vec<ContentEndpoint>,
+}
+
+/// The REST endpoint of one content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentEndpoint {
+    /// The content type's name (`file`).
+    pub type_name: String,
+    /// Its path segment (`files`).
+    pub endpoint: String,
+}
+
+/// The REST names of a plugin's types; `None` for a plugin without content types. The one place
+/// they are derived: today the repository, remote, publication and distribution types are named
+/// after the first content type, and content endpoints are the type name plus `s`; plugins that
+/// declare their own names (WIT 0.2.0 `rest-names`, content types' `endpoint`) change only this.
+pub fn rest_names(info: &crate::plugins::PluginInfo) -> Option<RestNames> {
+    let first = info.content_types.first()?;
+    Some(RestNames {
+        plugin: info.name.clone(),
+        repository: first.name.clone(),
+        remote: first.name.clone(),
+        publication: first.name.clone(),
+        distribution: first.name.clone(),
+        content: info
+            .content_types
+            .iter()
+            .map(|content_type| ContentEndpoint {
+                type_name: content_type.name.clone(),
+                endpoint: format!("{}s", content_type.name),
+            })
+            .collect(),
+    })
 }

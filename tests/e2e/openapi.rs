@@ -1,0 +1,290 @@
+//! Issue #3, acceptances 2 and 5: `docs/api.json` (and `docs/api.yaml`) is a valid OpenAPI 3
+//! document generated from the installed plugins, every operation in it is served, and a bounded
+//! schemathesis run against it finds no server error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::pulp::str_field;
+use crate::support::{Backend, Fixture, TestApp, Upstream, tools};
+
+const DOCS: &str = "/pulp/api/v3/docs/api.json";
+
+/// The document, fetched without credentials (it is public, as Pulp's).
+async fn fetch(app: &TestApp, path: &str) -> (StatusCode, String) {
+    let response = app
+        .anonymous()
+        .get(app.url(path))
+        .send()
+        .await
+        .expect("fetch the API document");
+    let status = response.status();
+    (status, response.text().await.expect("read the document"))
+}
+
+async fn document(app: &TestApp, path: &str) -> Value {
+    let (status, text) = fetch(app, path).await;
+    assert_eq!(status, StatusCode::OK, "{path} answered {text}");
+    serde_json::from_str(&text).expect("the document is JSON")
+}
+
+/// `(method, path, operation)` of every operation.
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            operations.push((method.clone(), path.clone(), operation.clone()));
+        }
+    }
+    operations
+}
+
+fn operation_ids(document: &Value) -> BTreeSet<String> {
+    operations(document)
+        .iter()
+        .map(|(_, _, operation)| str_field(operation, "operationId").to_owned())
+        .collect()
+}
+
+/// Runs `python -c script args…` from a tool's virtual environment; panics with its output when
+/// it fails.
+fn python(venv: &Path, script: &str, args: &[&Path]) {
+    let output = Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{script}\nfailed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_openapi_3_and_names_what_pulp_glue_looks_for() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let document = document(&app, DOCS).await;
+
+    assert!(str_field(&document, "openapi").starts_with("3."));
+    let versions = &document["info"]["x-pulp-app-versions"];
+    assert!(versions["core"].is_string(), "{versions}");
+    assert!(versions["file"].is_string(), "{versions}");
+    assert_eq!(
+        document["components"]["securitySchemes"]["basicAuth"],
+        json!({ "type": "http", "scheme": "basic" })
+    );
+    let ids = operation_ids(&document);
+    for id in [
+        "repositories_file_file_list",
+        "repositories_file_file_create",
+        "repositories_file_file_read",
+        "repositories_file_file_update",
+        "repositories_file_file_partial_update",
+        "repositories_file_file_delete",
+        "repositories_file_file_sync",
+        "repositories_file_file_modify",
+        "repositories_file_file_versions_list",
+        "repositories_file_file_versions_read",
+        "remotes_file_file_create",
+        "content_file_files_list",
+        "content_file_files_create",
+        "content_file_files_read",
+        "publications_file_file_create",
+        "distributions_file_file_create",
+        "artifacts_list",
+        "tasks_list",
+        "tasks_read",
+        "status_read",
+    ] {
+        assert!(ids.contains(id), "{id} is missing from {ids:?}");
+    }
+    // Objects are addressed by href, as pulp-glue substitutes them.
+    let sync = &document["paths"]["{file_file_repository_href}sync/"]["post"];
+    assert_eq!(sync["operationId"], "repositories_file_file_sync");
+    assert_eq!(sync["parameters"][0]["name"], "file_file_repository_href");
+
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write the document");
+        path
+    };
+    // The href-style document is what pulp-glue loads: its own OpenAPI model accepts it.
+    let href_style = write("api.json", &document.to_string());
+    python(
+        &tools::pulp_cli_venv(),
+        "import json, sys\nfrom pulp_glue.common import oas\noas.OpenAPISpec.model_validate(json.load(open(sys.argv[1])))",
+        &[&href_style],
+    );
+    // The id-style variant has paths that start with `/`: it validates as OpenAPI 3.0 and has
+    // the same operations.
+    let id_document = self::document(&app, &format!("{DOCS}?pk_path=1")).await;
+    assert_eq!(operation_ids(&id_document), ids);
+    let id_style = write("api-pk.json", &id_document.to_string());
+    let api_tools = tools::api_tools();
+    python(
+        &api_tools,
+        "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))",
+        &[&id_style],
+    );
+    // `api.yaml` is the same document.
+    let (status, yaml) = fetch(&app, "/pulp/api/v3/docs/api.yaml").await;
+    assert_eq!(status, StatusCode::OK);
+    let yaml = write("api.yaml", &yaml);
+    python(
+        &api_tools,
+        "import json, sys, yaml\nassert yaml.safe_load(open(sys.argv[1])) == json.load(open(sys.argv[2]))",
+        &[&yaml, &href_style],
+    );
+}
+
+/// The objects an href-valued path parameter can name, created for real.
+async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
+    let fixture = Fixture::generate(3, 17);
+    let upstream = Upstream::serve(&fixture).await;
+    let remote = app
+        .create_file_remote("every-remote", &upstream.manifest_url(), "immediate")
+        .await;
+    let repository = app.create_file_repository("every-repository").await;
+    let task = app.sync(&repository, &remote, false).await;
+    let version = app.latest_version_href(&repository).await;
+    let content = app.file_content_in(&version).await;
+    let publication = app.publish_file(&repository).await;
+    let task_href = str_field(&task, "pulp_href").to_owned();
+    let distribution = app
+        .distribute_file(
+            "every-distribution",
+            "every",
+            json!({ "publication": publication }),
+        )
+        .await;
+    let distribution = str_field(&distribution, "pulp_href").to_owned();
+    let (status, artifact) = app
+        .post_multipart(
+            "/pulp/api/v3/artifacts/",
+            &[(
+                "file",
+                Some("loose.bin"),
+                b"an artifact no content refers to",
+            )],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{artifact}");
+    BTreeMap::from([
+        ("file_file_repository_href", repository),
+        ("file_file_repository_version_href", version),
+        ("file_file_remote_href", remote),
+        ("file_file_publication_href", publication),
+        ("file_file_distribution_href", distribution),
+        (
+            "file_file_content_href",
+            str_field(&content[0], "pulp_href").to_owned(),
+        ),
+        (
+            "artifact_href",
+            str_field(&artifact, "pulp_href").to_owned(),
+        ),
+        ("task_href", task_href),
+        ("plugin_href", "/pulp/api/v3/plugins/file/".to_owned()),
+    ])
+}
+
+/// Every operation of the document, called on real objects: none is a missing route (404), a
+/// missing method (405) or a server error. Reads answer 200; writes get an empty body, which
+/// the server either accepts or rejects field by field. Deletes run last, so they don't take
+/// objects away from the other calls.
+async fn every_operation_is_reachable(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let document = document(&app, DOCS).await;
+    let objects = objects(&app).await;
+    let mut operations = operations(&document);
+    operations.sort_by_key(|(method, _, _)| method == "delete");
+    let client = reqwest::Client::new();
+    let (username, password) = app.credentials();
+    let mut called = BTreeSet::new();
+    for (method, path, operation) in &operations {
+        let id = str_field(operation, "operationId");
+        let mut url = path.clone();
+        for parameter in operation["parameters"].as_array().expect("parameters") {
+            if parameter["in"] == "path" {
+                let name = str_field(parameter, "name");
+                let href = objects
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{id}: no object for {{{name}}}"));
+                url = url.replace(&format!("{{{name}}}"), href);
+            }
+        }
+        let request = client
+            .request(
+                method.to_uppercase().parse().expect("a method"),
+                app.url(&url),
+            )
+            .basic_auth(username, Some(password));
+        let media = operation["requestBody"]["content"]
+            .as_object()
+            .and_then(|content| content.keys().next().cloned());
+        let request = match media.as_deref() {
+            None => request,
+            Some("multipart/form-data") => request
+                .header("content-type", "multipart/form-data; boundary=empty")
+                .body("--empty--\r\n"),
+            Some(_) => request
+                .header("content-type", "application/json")
+                .body("{}"),
+        };
+        let response = request.send().await.expect("call the operation");
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(
+            status != StatusCode::NOT_FOUND
+                && status != StatusCode::METHOD_NOT_ALLOWED
+                && !status.is_server_error(),
+            "{id}: {} {url} answered {status}: {body}",
+            method.to_uppercase()
+        );
+        if method == "get" {
+            assert_eq!(status, StatusCode::OK, "{id}: GET {url} answered {body}");
+        }
+        called.insert(id.to_owned());
+    }
+    assert_eq!(called, operation_ids(&document));
+}
+
+sqlite_and_postgres!(every_operation_is_reachable);
+
+/// A short schemathesis run, bounded by examples per operation, with the `not_a_server_error`
+/// check: the CI-sized version of `scripts/fuzz-api`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (username, password) = app.credentials();
+    let workdir = tempfile::tempdir().expect("schemathesis' working directory");
+    let output = tokio::process::Command::new(tools::api_tools().join("bin/schemathesis"))
+        .current_dir(workdir.path())
+        .arg("run")
+        .arg(app.url(&format!("{DOCS}?pk_path=1")))
+        .args(["--url", &app.url("")])
+        .args(["--auth", &format!("{username}:{password}")])
+        .args(["--checks", "not_a_server_error"])
+        .args(["--phases", "examples,fuzzing"])
+        .args(["--max-examples", "8", "--seed", "3"])
+        .args(["--workers", "1", "--generation-database", "none"])
+        .arg("--no-color")
+        .output()
+        .await
+        .expect("run schemathesis");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        app.logs()
+    );
+}

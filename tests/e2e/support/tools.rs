@@ -1,0 +1,52 @@
+//! Python tools the tests drive (pulp-cli, schemathesis, openapi-spec-validator), each installed
+//! once from PyPI into its own virtual environment under `target/test-tools/<name>`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The virtual environment `target/test-tools/<name>` with `requirements` installed; installs it
+/// on first use. A stamp file written after a successful install records the requirements, so an
+/// interrupted install or changed pins install again.
+pub fn python_venv(name: &str, requirements: &[&str]) -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/test-tools/{name}"));
+    let stamp = venv.join(".installed");
+    let wanted = requirements.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == wanted) {
+        return venv;
+    }
+    let run = |command: &mut Command| {
+        let status = command.status().expect("run the installer");
+        assert!(status.success(), "{command:?} failed");
+    };
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet"])
+        .args(requirements));
+    std::fs::write(&stamp, wanted).expect("write the install stamp");
+    venv
+}
+
+/// The virtual environment of pulp-cli (with pulp-glue) from PyPI, the release line the
+/// Pulp-compatibility tests target.
+pub fn pulp_cli_venv() -> PathBuf {
+    python_venv("pulp-cli", &["pulp-cli>=0.41,<0.42"])
+}
+
+/// The `pulp` command.
+pub fn pulp_cli() -> PathBuf {
+    pulp_cli_venv().join("bin/pulp")
+}
+
+/// schemathesis and openapi-spec-validator, for the OpenAPI document's tests and the fuzz run.
+pub fn api_tools() -> PathBuf {
+    python_venv(
+        "api-tools",
+        &["schemathesis>=4.3,<5", "openapi-spec-validator>=0.7,<0.8"],
+    )
+}
