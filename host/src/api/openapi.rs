@@ -1198,7 +1198,7 @@ mod tests {
             let source = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
             for (at, _) in source.match_indices(".route(") {
                 let rest = source[at + ".route(".len()..].trim_start();
-                if let Some(literal) = rest.strip_prefix('"') {
+                if let Some(literal) = rest.strip_prefix("\"/pulp/").map(|_| &rest[1..]) {
                     routes.push(literal[..literal.find('"').expect("closed")].to_string());
                 }
             }
