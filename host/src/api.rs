@@ -3,14 +3,19 @@
 //! # Layout
 //! One module per resource, each with a `router()`, merged here once behind authentication
 //! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
-//! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`tasks`], [`plugins`],
-//! [`status`], and [`openapi`] (the document describing all of them; public, as `status/`).
+//! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`uploads`] (chunked),
+//! [`tasks`], [`maintenance`] (orphan cleanup, reclaim, repair), [`users`] (with API tokens),
+//! [`plugins`], [`status`], and [`openapi`] (the document describing all of them; public, as
+//! `status/`).
+//! [`auth`] checks credentials; [`correlation`] gives every request a `Correlation-ID`.
 //! Shared request/response helpers live in [`support`].
 
 pub mod artifacts;
 pub mod auth;
 pub mod content;
+pub mod correlation;
 pub mod distributions;
+pub mod maintenance;
 pub mod openapi;
 pub mod plugins;
 pub mod publications;
@@ -19,6 +24,8 @@ pub mod repositories;
 pub mod status;
 pub mod support;
 pub mod tasks;
+pub mod uploads;
+pub mod users;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -40,25 +47,28 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .merge(artifacts::router())
         .merge(tasks::router())
         .merge(plugins::router())
+        .merge(uploads::router())
+        .merge(maintenance::router())
+        .merge(users::router())
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .merge(status::router())
         .merge(openapi::router())
         .merge(protected)
+        .layer(middleware::from_fn(correlation::propagate))
 }
 
-/// Requires valid credentials of a user on every protected route.
+/// Requires valid credentials of a user on every protected route, and hands the user to the
+/// handler as an [`auth::User`] extension.
 async fn authenticate(
     State(app): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if auth::authenticated_user(&app, request.headers())
-        .await?
-        .is_none()
-    {
+    let Some(user) = auth::authenticate(&app, request.headers()).await? else {
         return Err(ApiError::unauthorized());
-    }
+    };
+    request.extensions_mut().insert(user);
     Ok(next.run(request).await)
 }
 

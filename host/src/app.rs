@@ -113,11 +113,13 @@ impl App {
             worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
             origin: origin.trim_end_matches('/').to_owned(),
         });
+        app.ensure_user_ids().await?;
         app.ensure_admin().await?;
         Ok(app)
     }
 
-    /// Sets the admin password from the configuration, or generates one at first start.
+    /// Sets the admin password from the configuration, or generates one at first start. The
+    /// configured password is the way back in: it also makes the admin active staff again.
     async fn ensure_admin(&self) -> anyhow::Result<()> {
         let existing = sqlx::query("SELECT username FROM users WHERE username = 'admin'")
             .fetch_optional(self.db.pool())
@@ -134,14 +136,38 @@ impl App {
         let salt = random_token(16);
         let mut tx = self.db.begin_write().await?;
         sqlx::query(
-            "INSERT INTO users (username, password_salt, password_hash, created) VALUES ('admin', $1, $2, $3)
-             ON CONFLICT (username) DO UPDATE SET password_salt = excluded.password_salt, password_hash = excluded.password_hash",
+            "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
+             VALUES ($1, 'admin', $2, $3, $4, 1, 1)
+             ON CONFLICT (username) DO UPDATE SET password_salt = excluded.password_salt,
+                 password_hash = excluded.password_hash, is_staff = 1, is_active = 1",
         )
+        .bind(crate::db::new_id())
         .bind(&salt)
         .bind(password_hash(&salt, &password))
         .bind(now())
         .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives an id to users recorded before users had one (the admin of an older database), so
+    /// every user has a `pulp_href`.
+    async fn ensure_user_ids(&self) -> anyhow::Result<()> {
+        let missing = sqlx::query("SELECT username FROM users WHERE id IS NULL")
+            .fetch_all(self.db.pool())
+            .await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write().await?;
+        for row in missing {
+            sqlx::query("UPDATE users SET id = $1 WHERE username = $2 AND id IS NULL")
+                .bind(crate::db::new_id())
+                .bind(row.get::<String, _>(0))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -158,37 +184,15 @@ impl App {
             .get(name)
             .with_context(|| format!("plugin {name:?} is not loaded"))
     }
-
-    /// Whether `username`/`password` are valid credentials.
-    pub async fn check_password(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let Some(row) =
-            sqlx::query("SELECT password_salt, password_hash FROM users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(self.db.pool())
-                .await?
-        else {
-            return Ok(false);
-        };
-        let (salt, hash): (String, String) = (row.get(0), row.get(1));
-        use subtle::ConstantTimeEq as _;
-        Ok(password_hash(&salt, password)
-            .as_bytes()
-            .ct_eq(hash.as_bytes())
-            .into())
-    }
 }
 
 /// Salted sha256 of a password. Passwords are random tokens or operator-chosen secrets checked on
 /// every request, so a fast hash keeps requests cheap; the salt defeats precomputed tables.
-fn password_hash(salt: &str, password: &str) -> String {
+pub(crate) fn password_hash(salt: &str, password: &str) -> String {
     hex::encode(Sha256::digest(format!("{salt}:{password}")))
 }
 
-fn random_token(len: usize) -> String {
+pub(crate) fn random_token(len: usize) -> String {
     use rand::Rng as _;
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::rng();

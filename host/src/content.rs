@@ -357,7 +357,7 @@ fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
 }
 
 /// Fetches a file that is not stored yet from its remote, streams it to the client while
-/// verifying it, and keeps it when the remote's policy is `on_demand`. The last chunk is held
+/// verifying it, and keeps it unless the remote's policy is `streamed`. The last chunk is held
 /// back until the digest is checked (and the file kept), so a client never receives a complete
 /// body with wrong bytes.
 async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> ApiResult<Response> {
@@ -390,7 +390,9 @@ async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> A
             format!("The upstream answered {} for {path}.", upstream.status()),
         ));
     }
-    let keep = remote.policy == "on_demand";
+    // Kept unless the remote is `streamed`, as in Pulp: an `immediate` remote's file lands here
+    // after reclaim_space dropped its bytes, and is stored again on first request.
+    let keep = remote.policy != "streamed";
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let task_app = app.clone();
     let task_path = path.to_owned();

@@ -9,11 +9,15 @@
 //! - [`declarations`]: recording units declared by plugins (sync, upload).
 //! - [`remotes`]: remotes and HTTP clients configured from them.
 //! - [`uploads`]: turning an uploaded file into a unit through its plugin.
+//! - [`chunked_uploads`]: byte ranges of `uploads/` assembled into an artifact.
+//! - [`maintenance`]: orphan cleanup, reclaiming space, repairing stored artifacts.
 //! - [`publications`]: building a publication through a plugin.
 
 pub mod artifacts;
+pub mod chunked_uploads;
 pub mod declarations;
 pub mod hrefs;
+pub mod maintenance;
 pub mod publications;
 pub mod remotes;
 pub mod units;

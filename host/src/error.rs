@@ -46,6 +46,14 @@ impl ApiError {
         )
     }
 
+    /// 403 for an authenticated user who may not do this (Django REST framework's message).
+    pub fn forbidden() -> Self {
+        Self::detail(
+            StatusCode::FORBIDDEN,
+            "You do not have permission to perform this action.",
+        )
+    }
+
     /// 409 for a request that conflicts with the state of a resource.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::detail(StatusCode::CONFLICT, message)

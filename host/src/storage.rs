@@ -4,6 +4,10 @@
 //! hashed. Only after the caller has checked the size and digest does [`BlobStore::commit`] move
 //! them to their final key `artifacts/ab/cd/<sha256>`, so a reader never sees a partial or
 //! unverified artifact, and an artifact is never written twice.
+//!
+//! Chunks of a chunked upload (`uploads/`) are objects of their own under `uploads/` (beside
+//! `artifacts/`, in the same backend): any process may receive a chunk and any worker assemble
+//! the upload, which a directory local to one process could not offer once there are several.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,10 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     /// Set for the local backend: commits become a rename and reads a plain file read.
     local_root: Option<PathBuf>,
+    /// Chunks of uploads in progress.
+    parts: Arc<dyn ObjectStore>,
+    /// Set for the local backend, like `local_root`.
+    local_parts_root: Option<PathBuf>,
     tmp_dir: PathBuf,
     /// Set for S3: signs URLs clients can download from directly.
     signer: Option<object_store::aws::AmazonS3>,
@@ -131,9 +139,16 @@ impl BlobStore {
             .with_context(|| format!("creating {}", tmp_dir.display()))?;
         let store =
             LocalFileSystem::new_with_prefix(&root).context("opening local artifact storage")?;
+        let parts_root = data_dir.join("uploads");
+        std::fs::create_dir_all(&parts_root)
+            .with_context(|| format!("creating {}", parts_root.display()))?;
+        let parts = LocalFileSystem::new_with_prefix(&parts_root)
+            .context("opening local upload storage")?;
         Ok(Self {
             store: Arc::new(store),
             local_root: Some(root),
+            parts: Arc::new(parts),
+            local_parts_root: Some(parts_root),
             tmp_dir,
             signer: None,
         })
@@ -163,9 +178,12 @@ impl BlobStore {
         }
         let s3 = builder.build().context("configuring S3 storage")?;
         let store = object_store::prefix::PrefixStore::new(s3.clone(), "artifacts");
+        let parts = object_store::prefix::PrefixStore::new(s3.clone(), "uploads");
         Ok(Self {
             store: Arc::new(store),
             local_root: None,
+            parts: Arc::new(parts),
+            local_parts_root: None,
             tmp_dir,
             signer: Some(s3),
         })
@@ -194,40 +212,54 @@ impl BlobStore {
     pub async fn commit(&self, blob: ReceivedBlob) -> anyhow::Result<()> {
         let key = Self::key(&blob.sha256);
         if let Some(root) = &self.local_root {
-            let target = root.join(key.as_ref());
-            if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            if tokio::fs::try_exists(&root.join(key.as_ref()))
+                .await
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
-            if let Some(parent) = target.parent() {
-                tokio::fs::create_dir_all(parent).await?;
-            }
-            tokio::fs::rename(&blob.path, &target)
-                .await
-                .with_context(|| format!("moving artifact into {}", target.display()))?;
+        } else if self.store.head(&key).await.is_ok() {
             return Ok(());
         }
-        if self.store.head(&key).await.is_ok() {
-            return Ok(());
+        put_file(&*self.store, self.local_root.as_deref(), &key, blob).await
+    }
+
+    /// Stores a received chunk of an upload under `key` (e.g. `<upload id>/<start>-<sha256>`),
+    /// replacing what was there.
+    pub async fn put_part(&self, key: &str, blob: ReceivedBlob) -> anyhow::Result<()> {
+        put_file(
+            &*self.parts,
+            self.local_parts_root.as_deref(),
+            &ObjectPath::from(key),
+            blob,
+        )
+        .await
+    }
+
+    /// Reads a stored chunk of an upload.
+    pub async fn read_part(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
+        let result = self.parts.get(&ObjectPath::from(key)).await?;
+        Ok(result.into_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    /// Deletes a stored chunk of an upload; one already gone is not an error.
+    pub async fn delete_part(&self, key: &str) -> anyhow::Result<()> {
+        match self.parts.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
         }
-        // Small blobs go up in one request; S3 refuses a multipart upload without parts, and
-        // parts (but the last) must be at least 5 MiB.
-        if blob.size <= SINGLE_PUT_MAX {
-            let bytes = tokio::fs::read(&blob.path).await?;
-            self.store.put(&key, bytes.into()).await?;
-            return Ok(());
+    }
+
+    /// Deletes a stored blob (orphan cleanup, reclaim, repair of a corrupt copy); one already gone
+    /// is not an error.
+    pub async fn delete(&self, sha256: &str) -> anyhow::Result<()> {
+        match self.store.delete(&Self::key(sha256)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
         }
-        let mut upload = object_store::WriteMultipart::new(self.store.put_multipart(&key).await?);
-        let mut file = tokio::fs::File::open(&blob.path).await?;
-        let mut buffer = vec![0u8; 8 * 1024 * 1024];
-        loop {
-            let read = file.read(&mut buffer).await?;
-            if read == 0 {
-                break;
-            }
-            upload.write(&buffer[..read]);
-        }
-        upload.finish().await?;
-        Ok(())
     }
 
     /// Whether the blob with this digest is stored.
@@ -334,4 +366,43 @@ impl BlobStore {
     fn key(sha256: &str) -> ObjectPath {
         ObjectPath::from(format!("{}/{}/{}", &sha256[0..2], &sha256[2..4], sha256))
     }
+}
+
+/// Writes a received file to `key` of `store`: a rename on local storage, one request for a
+/// small blob on S3, a multipart upload for a large one.
+async fn put_file(
+    store: &dyn ObjectStore,
+    local_root: Option<&Path>,
+    key: &ObjectPath,
+    blob: ReceivedBlob,
+) -> anyhow::Result<()> {
+    if let Some(root) = local_root {
+        let target = root.join(key.as_ref());
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::rename(&blob.path, &target)
+            .await
+            .with_context(|| format!("moving a blob into {}", target.display()))?;
+        return Ok(());
+    }
+    // Small blobs go up in one request; S3 refuses a multipart upload without parts, and parts
+    // (but the last) must be at least 5 MiB.
+    if blob.size <= SINGLE_PUT_MAX {
+        let bytes = tokio::fs::read(&blob.path).await?;
+        store.put(key, bytes.into()).await?;
+        return Ok(());
+    }
+    let mut upload = object_store::WriteMultipart::new(store.put_multipart(key).await?);
+    let mut file = tokio::fs::File::open(&blob.path).await?;
+    let mut buffer = vec![0u8; 8 * 1024 * 1024];
+    loop {
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        upload.write(&buffer[..read]);
+    }
+    upload.finish().await?;
+    Ok(())
 }

@@ -144,6 +144,12 @@ impl TaskHandle {
     }
 }
 
+tokio::task_local! {
+    /// The correlation id of the request being handled (`Correlation-Id`), recorded as the
+    /// `logging_cid` of every task it queues so logs and tasks of one request can be matched.
+    pub static LOGGING_CID: String;
+}
+
 /// Queues a task. Returns its id.
 pub async fn enqueue(
     db: &Db,
@@ -153,14 +159,18 @@ pub async fn enqueue(
 ) -> Result<String, sqlx::Error> {
     let id = new_id();
     let mut tx = db.begin_write().await?;
-    sqlx::query("INSERT INTO tasks (id, name, state, args, created) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&id)
-        .bind(name)
-        .bind(state::WAITING)
-        .bind(serde_json::to_string(args).expect("task args serialize"))
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+    let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
+    sqlx::query(
+        "INSERT INTO tasks (id, name, state, args, created, logging_cid) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(name)
+    .bind(state::WAITING)
+    .bind(serde_json::to_string(args).expect("task args serialize"))
+    .bind(now())
+    .bind(logging_cid)
+    .execute(&mut *tx)
+    .await?;
     for lock in locks {
         sqlx::query(
             "INSERT INTO task_resources (task_id, resource, exclusive) VALUES ($1, $2, $3)",

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod curl;
 pub mod fixture;
 pub mod pulp;
+pub mod requests;
 pub mod tools;
 pub mod upstream;
 

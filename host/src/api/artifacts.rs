@@ -1,5 +1,6 @@
-//! `artifacts/`: stored files, addressed by sha256. Created by multipart upload (digests given by
-//! the client are checked), listed, read, deleted when nothing uses them.
+//! `artifacts/`: stored files, addressed by sha256. Created by multipart upload (size and digests
+//! given by the client are checked), listed (filtered by any digest), read, deleted when nothing
+//! uses them.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,7 @@ use sqlx::any::AnyRow;
 
 use super::support::{Page, object_id};
 use crate::app::AppState;
-use crate::domain::artifacts::{self, Expected, IngestError};
+use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 
@@ -28,6 +29,11 @@ pub fn router() -> Router<AppState> {
         .route("/pulp/api/v3/artifacts/{id}/", get(read).delete(destroy))
 }
 
+const COLUMNS: &str = "id, sha256, size, created, md5, sha1, sha224, sha384, sha512";
+
+/// The digest fields of an artifact, filterable and checkable on create.
+const DIGESTS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+
 fn to_json(row: &AnyRow) -> Value {
     let id: String = row.get(0);
     json!({
@@ -37,7 +43,12 @@ fn to_json(row: &AnyRow) -> Value {
         "pulp_last_updated": row.get::<String, _>(3),
         "file": format!("artifact/{}", row.get::<String, _>(1)),
         "size": row.get::<i64, _>(2),
+        "md5": row.get::<Option<String>, _>(4),
+        "sha1": row.get::<Option<String>, _>(5),
+        "sha224": row.get::<Option<String>, _>(6),
         "sha256": row.get::<String, _>(1),
+        "sha384": row.get::<Option<String>, _>(7),
+        "sha512": row.get::<Option<String>, _>(8),
     })
 }
 
@@ -47,34 +58,39 @@ async fn list(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     let page = Page::from_query(&query)?;
-    let sha256 = query.get("sha256").cloned();
-    let filter = if sha256.is_some() {
-        " WHERE sha256 = $3"
-    } else {
-        ""
-    };
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM artifacts{}",
-        filter.replace("$3", "$1")
-    );
+    let mut filters = String::new();
+    let mut values: Vec<String> = Vec::new();
+    for digest in DIGESTS {
+        if let Some(value) = query.get(digest) {
+            values.push(value.trim().to_ascii_lowercase());
+            filters.push_str(&format!(" AND {digest} = ${}", values.len()));
+        }
+    }
+    let count_sql = format!("SELECT COUNT(*) FROM artifacts WHERE 1 = 1{filters}");
     let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    if let Some(sha256) = &sha256 {
-        count = count.bind(sha256);
+    for value in &values {
+        count = count.bind(value);
     }
     let total = count.fetch_one(app.db.pool()).await?;
     let page_sql = format!(
-        "SELECT id, sha256, size, created FROM artifacts{filter} ORDER BY created, id LIMIT $1 OFFSET $2"
+        "SELECT {COLUMNS} FROM artifacts WHERE 1 = 1{filters} ORDER BY created, id LIMIT ${} OFFSET ${}",
+        values.len() + 1,
+        values.len() + 2
     );
-    let mut rows = sqlx::query(&page_sql).bind(page.limit).bind(page.offset);
-    if let Some(sha256) = &sha256 {
-        rows = rows.bind(sha256);
+    let mut rows = sqlx::query(&page_sql);
+    for value in &values {
+        rows = rows.bind(value);
     }
-    let rows = rows.fetch_all(app.db.pool()).await?;
+    let rows = rows
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(app.db.pool())
+        .await?;
     Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
 }
 
 async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = sqlx::query("SELECT id, sha256, size, created FROM artifacts WHERE id = $1")
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM artifacts WHERE id = $1"))
         .bind(object_id(&id)?)
         .fetch_optional(app.db.pool())
         .await?
@@ -82,69 +98,106 @@ async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<
     Ok(Json(to_json(&row)))
 }
 
-/// `POST` multipart `file`, with optional `size` and `sha256` the bytes must match.
+/// `POST` multipart `file`, with optional `size` and digests (`sha256`, `sha512`, ..., `md5`)
+/// the bytes must match: a mismatch is a 400 on that field and nothing is stored. An artifact
+/// with the same sha256 already stored is a 400, as in Pulp.
 async fn create(State(app): State<AppState>, mut multipart: Multipart) -> ApiResult<Response> {
     let mut received = None;
-    let mut expected = Expected::default();
+    let mut extra = None;
+    let mut size: Option<u64> = None;
+    let mut digests: HashMap<&'static str, String> = HashMap::new();
     while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?
     {
-        match field.name().unwrap_or_default() {
-            "file" => {
-                let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
-                while let Some(chunk) = field.chunk().await.map_err(|error| {
-                    ApiError::field("file", format!("Upload interrupted: {error}"))
-                })? {
-                    staged.write(&chunk).await.map_err(ApiError::internal)?;
-                }
-                received = Some(staged.finish().await.map_err(ApiError::internal)?);
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
+            let mut hasher = ExtraHasher::default();
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|error| ApiError::field("file", format!("Upload interrupted: {error}")))?
+            {
+                hasher.update(&chunk);
+                staged.write(&chunk).await.map_err(ApiError::internal)?;
             }
-            "size" => {
-                let text = field.text().await.unwrap_or_default();
-                expected.size = Some(
-                    text.trim()
-                        .parse()
-                        .map_err(|_| ApiError::field("size", "A valid integer is required."))?,
-                );
+            received = Some(staged.finish().await.map_err(ApiError::internal)?);
+            extra = Some(hasher.finish());
+        } else if name == "size" {
+            let text = field.text().await.unwrap_or_default();
+            size = Some(
+                text.trim()
+                    .parse()
+                    .map_err(|_| ApiError::field("size", "A valid integer is required."))?,
+            );
+        } else if let Some(digest) = DIGESTS.iter().find(|digest| **digest == name) {
+            let text = field
+                .text()
+                .await
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+                return Err(ApiError::field(digest, "Must be hexadecimal digits."));
             }
-            "sha256" => {
-                let text = field
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase();
-                if !crate::plugins::host_sync_sink::is_sha256(&text) {
-                    return Err(ApiError::field("sha256", "Must be 64 hexadecimal digits."));
-                }
-                expected.sha256 = Some(text);
-            }
-            _ => {}
+            digests.insert(*digest, text);
         }
     }
-    let received = received.ok_or_else(|| ApiError::field("file", "This field is required."))?;
+    let (Some(received), Some(extra)) = (received, extra) else {
+        return Err(ApiError::field("file", "This field is required."));
+    };
+    if let Some(size) = size
+        && size != received.size
+    {
+        return Err(ApiError::field(
+            "size",
+            format!(
+                "The size did not match: the file has {} bytes.",
+                received.size
+            ),
+        ));
+    }
+    let computed = extra.named();
+    for (name, actual) in computed
+        .iter()
+        .copied()
+        .chain([("sha256", received.sha256.as_str())])
+    {
+        if let Some(given) = digests.get(name)
+            && given != actual
+        {
+            return Err(ApiError::field(
+                name,
+                format!("The {name} checksum did not match."),
+            ));
+        }
+    }
+    let exists = sqlx::query("SELECT 1 FROM artifacts WHERE sha256 = $1")
+        .bind(&received.sha256)
+        .fetch_optional(app.db.pool())
+        .await?;
+    if exists.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "Artifact with sha256 checksum of '{}' already exists.",
+            received.sha256
+        )));
+    }
     let artifact = artifacts::store(
         &app.db,
         &app.blobs,
         received,
-        &expected,
+        &Expected::default(),
         "the uploaded file",
     )
     .await
     .map_err(|error| match error {
-        IngestError::Mismatch(message) => {
-            let field = if message.starts_with("size") {
-                "size"
-            } else {
-                "sha256"
-            };
-            ApiError::field(field, message)
-        }
+        IngestError::Mismatch(message) => ApiError::field("file", message),
         IngestError::Other(error) => ApiError::internal(format!("{error:#}")),
     })?;
-    let row = sqlx::query("SELECT id, sha256, size, created FROM artifacts WHERE id = $1")
+    artifacts::record_digests(&app.db, &artifact.id, &extra).await?;
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM artifacts WHERE id = $1"))
         .bind(&artifact.id)
         .fetch_one(app.db.pool())
         .await?;
@@ -155,7 +208,8 @@ async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResu
     let id = object_id(&id)?;
     let mut tx = app.db.begin_write().await?;
     let used = sqlx::query(
-        "SELECT 1 FROM content_artifacts WHERE artifact_id = $1 UNION ALL SELECT 1 FROM published_files WHERE artifact_id = $1 UNION ALL SELECT 1 FROM plugins WHERE artifact_id = $1",
+        "SELECT 1 FROM content_artifacts WHERE artifact_id = $1 UNION ALL SELECT 1 FROM published_files WHERE artifact_id = $1
+         UNION ALL SELECT 1 FROM plugins WHERE artifact_id = $1",
     )
     .bind(&id)
     .fetch_optional(&mut *tx)
@@ -165,14 +219,22 @@ async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResu
             "The artifact is in use by content, a publication or an installed plugin and cannot be deleted.",
         ));
     }
-    let deleted = sqlx::query("DELETE FROM artifacts WHERE id = $1")
+    let Some(sha256) =
+        sqlx::query_scalar::<_, String>("SELECT sha256 FROM artifacts WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        return Err(ApiError::not_found());
+    };
+    sqlx::query("DELETE FROM artifacts WHERE id = $1")
         .bind(&id)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
     tx.commit().await?;
-    if deleted == 0 {
-        return Err(ApiError::not_found());
-    }
+    app.blobs
+        .delete(&sha256)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,12 +1,38 @@
 //! Who is making a request: the one place credentials are checked, for the REST API and for the
 //! format routes plugins serve (uploads through `handle`).
+//!
+//! Accepted, in an `Authorization` header:
+//! - `Basic user:password` of an active user;
+//! - `Bearer <token>` with an API token (`users/<id>/tokens/`) that is not expired and whose user
+//!   is active;
+//! - `Basic __token__:<token>`, the convention of twine and uv for API tokens.
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
 
 use crate::app::App;
+use crate::db::now;
 use crate::error::ApiError;
+
+/// The username twine and uv send with an API token as the password.
+pub const TOKEN_USERNAME: &str = "__token__";
+
+/// Prefix of every API token, so a leaked one is recognisable (secret scanners, logs).
+pub const TOKEN_PREFIX: &str = "grn_";
+
+/// An authenticated user, as handlers see it (a request extension on protected routes).
+#[derive(Clone, Debug)]
+pub struct User {
+    /// `users.id`.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Staff may manage other users.
+    pub is_staff: bool,
+}
 
 /// The user the request's credentials name, when they are valid; `None` when the request has no
 /// credentials or wrong ones (callers decide whether anonymous access is allowed).
@@ -14,25 +40,85 @@ pub async fn authenticated_user(
     app: &App,
     headers: &HeaderMap,
 ) -> Result<Option<String>, ApiError> {
-    let Some(credentials) = headers
+    Ok(authenticate(app, headers).await?.map(|user| user.username))
+}
+
+/// Checks the request's credentials (see the module docs) and names the user they belong to.
+pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
+    let Some(value) = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic "))
-        .and_then(|token| {
+    else {
+        return Ok(None);
+    };
+    if let Some(token) = strip_scheme(value, "Bearer") {
+        return user_for_token(app, token.trim()).await;
+    }
+    let Some(credentials) = strip_scheme(value, "Basic")
+        .and_then(|encoded| {
             base64::engine::general_purpose::STANDARD
-                .decode(token.trim())
+                .decode(encoded.trim())
                 .ok()
         })
         .and_then(|bytes| String::from_utf8(bytes).ok())
     else {
         return Ok(None);
     };
-    let Some((user, password)) = credentials.split_once(':') else {
+    let Some((username, password)) = credentials.split_once(':') else {
         return Ok(None);
     };
-    if app.check_password(user, password).await? {
-        Ok(Some(user.to_string()))
-    } else {
-        Ok(None)
+    if username == TOKEN_USERNAME {
+        return user_for_token(app, password).await;
     }
+    let Some(row) = sqlx::query(
+        "SELECT id, username, is_staff, password_salt, password_hash FROM users
+         WHERE username = $1 AND is_active = 1",
+    )
+    .bind(username)
+    .fetch_optional(app.db.pool())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (salt, hash): (String, String) = (row.get(3), row.get(4));
+    use subtle::ConstantTimeEq as _;
+    let matches: bool = crate::app::password_hash(&salt, password)
+        .as_bytes()
+        .ct_eq(hash.as_bytes())
+        .into();
+    Ok(matches.then(|| user_from_row(&row)))
+}
+
+/// `value` without its case-insensitive auth scheme and the space after it.
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> User {
+    User {
+        id: row.get::<Option<String>, _>(0).unwrap_or_default(),
+        username: row.get(1),
+        is_staff: row.get::<i64, _>(2) != 0,
+    }
+}
+
+/// The sha256 under which a token's secret is stored and looked up.
+pub fn token_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+async fn user_for_token(app: &App, secret: &str) -> Result<Option<User>, ApiError> {
+    if !secret.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT u.id, u.username, u.is_staff FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1 AND u.is_active = 1 AND (t.expires IS NULL OR t.expires > $2)",
+    )
+    .bind(token_hash(secret))
+    .bind(now())
+    .fetch_optional(app.db.pool())
+    .await?;
+    Ok(row.as_ref().map(user_from_row))
 }

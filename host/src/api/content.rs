@@ -161,7 +161,8 @@ async fn read(
     Ok(Json(to_json(&row)))
 }
 
-/// `POST` multipart: `file` (or `artifact` href), `relative_path`, optional `repository`.
+/// `POST` multipart: `file` (or an `artifact` href, or an uncommitted `upload` href),
+/// `relative_path`, optional `repository`.
 async fn create(
     State(app): State<AppState>,
     Path((plugin, plural)): Path<(String, String)>,
@@ -195,17 +196,44 @@ async fn create(
             text.insert(name, value);
         }
     }
-    let artifact = match (artifact, text.get("artifact")) {
-        (Some(artifact), _) => artifact,
-        (None, Some(href)) => artifact_by_href(&app, href).await?,
-        (None, None) => {
+    let mut locks = Vec::new();
+    // An uncommitted chunked upload (pulp-cli sends large files this way): the task assembles it.
+    let upload_id = match text.get("upload").filter(|value| !value.is_empty()) {
+        Some(href) if artifact.is_none() => {
+            let Some(Href::Upload { id }) = hrefs::parse(href) else {
+                return Err(ApiError::field(
+                    "upload",
+                    "Invalid hyperlink - not an upload href.",
+                ));
+            };
+            sqlx::query("SELECT id FROM uploads WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(app.db.pool())
+                .await?
+                .ok_or_else(|| {
+                    ApiError::field("upload", "Invalid hyperlink - Object does not exist.")
+                })?;
+            locks.push(ResourceLock::exclusive(hrefs::upload(&id)));
+            Some(id)
+        }
+        _ => None,
+    };
+    let source = match (artifact, text.get("artifact"), upload_id) {
+        (Some(artifact), _, _) => Source::Artifact(artifact.sha256),
+        (None, Some(href), None) => Source::Artifact(artifact_by_href(&app, href).await?.sha256),
+        (None, None, Some(upload_id)) => Source::Upload(upload_id),
+        (None, Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "Only one of file, artifact and upload may be given.",
+            ));
+        }
+        (None, None, None) => {
             return Err(ApiError::field(
                 "file",
-                "Either a file or an artifact must be given.",
+                "Either a file, an artifact or an upload must be given.",
             ));
         }
     };
-    let mut locks = Vec::new();
     let repository_id = match text.get("repository").filter(|value| !value.is_empty()) {
         None => None,
         Some(href) => match hrefs::parse(href) {
@@ -236,13 +264,29 @@ async fn create(
             }
         },
     };
-    let args = TaskArgs::Upload {
-        plugin: loaded.info.name.clone(),
-        sha256: artifact.sha256,
-        relative_path: text.get("relative_path").cloned(),
-        repository_id,
+    let args = match source {
+        Source::Artifact(sha256) => TaskArgs::Upload {
+            plugin: loaded.info.name.clone(),
+            sha256,
+            relative_path: text.get("relative_path").cloned(),
+            repository_id,
+        },
+        Source::Upload(upload_id) => TaskArgs::UploadFromChunks {
+            plugin: loaded.info.name.clone(),
+            upload_id,
+            relative_path: text.get("relative_path").cloned(),
+            repository_id,
+        },
     };
     spawn_task(&app, "granary.tasks.upload", args, &locks).await
+}
+
+/// Where the bytes of a unit being created come from.
+enum Source {
+    /// A stored artifact, by sha256.
+    Artifact(String),
+    /// An uncommitted chunked upload, by id.
+    Upload(String),
 }
 
 /// Stores uploaded bytes as an artifact (nothing to verify against: the upload defines them).

@@ -128,6 +128,18 @@ pub enum Resource {
     Artifact,
     /// `tasks/`
     Task,
+    /// `uploads/` (chunked uploads)
+    Upload,
+    /// `users/`
+    User,
+    /// `users/<id>/tokens/` (Granary's API tokens)
+    UserToken,
+    /// `orphans/cleanup/`
+    OrphansCleanup,
+    /// `repositories/reclaim_space/`
+    ReclaimSpace,
+    /// `repair/`
+    Repair,
     /// `plugins/` (Granary's own: installed WebAssembly content types)
     Plugin,
     /// `status/`
@@ -219,6 +231,18 @@ pub struct Endpoint {
     pub body: Body,
     /// Its answer.
     pub reply: Reply,
+    /// A required request header (`Content-Range` of an upload's chunk).
+    pub header: Option<&'static str>,
+}
+
+impl Endpoint {
+    /// The same endpoint, requiring request header `name`.
+    const fn with_header(self, name: &'static str) -> Endpoint {
+        Endpoint {
+            header: Some(name),
+            ..self
+        }
+    }
 }
 
 const fn endpoint(
@@ -238,6 +262,7 @@ const fn endpoint(
         summary,
         body,
         reply,
+        header: None,
     }
 }
 
@@ -297,6 +322,29 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint("/pulp/api/v3/artifacts/", Post, R::Artifact, "create", "Upload an artifact", Body::Object(Media::Multipart), Reply::Object(201)),
     endpoint("/pulp/api/v3/artifacts/{id}/", Get, R::Artifact, "read", "Inspect an artifact", Body::None, Reply::Object(200)),
     endpoint("/pulp/api/v3/artifacts/{id}/", Delete, R::Artifact, "delete", "Delete an artifact no content refers to", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
+    // Chunked uploads.
+    endpoint("/pulp/api/v3/uploads/", Get, R::Upload, "list", "List uploads", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/uploads/", Post, R::Upload, "create", "Start a chunked upload of `size` bytes", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/uploads/{id}/", Get, R::Upload, "read", "Inspect an upload and its chunks", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/uploads/{id}/", Put, R::Upload, "update", "Upload a chunk (Content-Range: bytes START-END/SIZE)", Body::Named("UploadChunk", Media::Multipart), Reply::Object(200)).with_header("Content-Range"),
+    endpoint("/pulp/api/v3/uploads/{id}/", Delete, R::Upload, "delete", "Delete an upload", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/uploads/{id}/commit/", Post, R::Upload, "commit", "Assemble the chunks into an artifact (a task)", Body::Named("UploadCommit", Media::Json), Reply::Task),
+    // Maintenance.
+    endpoint("/pulp/api/v3/orphans/cleanup/", Post, R::OrphansCleanup, "cleanup", "Delete content and artifacts no repository version holds (a task)", Body::Named("OrphansCleanup", Media::Json), Reply::Task),
+    endpoint("/pulp/api/v3/repositories/reclaim_space/", Post, R::ReclaimSpace, "reclaim", "Drop the stored bytes of content only old versions hold (a task)", Body::Named("ReclaimSpace", Media::Json), Reply::Task),
+    endpoint("/pulp/api/v3/repair/", Post, R::Repair, "post", "Check every artifact and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
+    // Users and their API tokens.
+    endpoint("/pulp/api/v3/users/", Get, R::User, "list", "List users", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/users/", Post, R::User, "create", "Create a user", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/users/{id}/", Get, R::User, "read", "Inspect a user", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/users/{id}/", Put, R::User, "update", "Update a user", Body::Object(Media::Json), Reply::Object(200)),
+    endpoint("/pulp/api/v3/users/{id}/", Patch, R::User, "partial_update", "Update some fields of a user", Body::Patch, Reply::Object(200)),
+    endpoint("/pulp/api/v3/users/{id}/", Delete, R::User, "delete", "Delete a user", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/users/{id}/tokens/", Get, R::UserToken, "list", "List a user's API tokens", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/users/{id}/tokens/", Post, R::UserToken, "create", "Create an API token; the answer holds its secret, once", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/users/{id}/tokens/{token}/", Get, R::UserToken, "read", "Inspect an API token", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/users/{id}/tokens/{token}/", Delete, R::UserToken, "delete", "Revoke an API token", Body::None, Reply::Empty),
     // Tasks.
     endpoint("/pulp/api/v3/tasks/", Get, R::Task, "list", "List tasks", Body::None, Reply::Page),
     endpoint("/pulp/api/v3/tasks/{id}/", Get, R::Task, "read", "Inspect a task", Body::None, Reply::Object(200)),
@@ -415,6 +463,19 @@ fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             .collect(),
         R::Artifact => core("artifacts", "artifact_href", "Artifact"),
         R::Task => core("tasks", "task_href", "Task"),
+        R::Upload => core("uploads", "upload_href", "Upload"),
+        R::User => core("users", "auth_user_href", "User"),
+        R::UserToken => vec![Names {
+            prefix: "users_tokens".into(),
+            href_param: "auth_users_token_href".into(),
+            parent_href_param: Some("auth_user_href".into()),
+            schema: "UserToken".into(),
+            route_values: Vec::new(),
+            plugin: None,
+        }],
+        R::OrphansCleanup => core("orphans_cleanup", "", "OrphansCleanup"),
+        R::ReclaimSpace => core("repositories_reclaim_space", "", "ReclaimSpace"),
+        R::Repair => core("repair", "", "Repair"),
         R::Plugin => core("plugins", "plugin_href", "Plugin"),
         R::Status => core("status", "", "Status"),
         R::Livez => core("livez", "", "Livez"),
@@ -474,7 +535,7 @@ fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec
     for (placeholder, value) in &names.route_values {
         route = route.replace(&format!("{{{placeholder}}}"), value);
     }
-    let object_params = ["{id}", "{number}", "{name}"];
+    let object_params = ["{id}", "{number}", "{name}", "{token}"];
     let last = object_params
         .iter()
         .filter_map(|param| route.find(param).map(|at| (at, *param)))
@@ -509,6 +570,7 @@ fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec
                     let schema = match name {
                         "id" => json!({ "type": "string", "format": "uuid" }),
                         "number" => json!({ "type": "integer", "minimum": 0 }),
+                        "token" => json!({ "type": "string", "format": "uuid" }),
                         _ => json!({ "type": "string" }),
                     };
                     json!({ "name": name, "in": "path", "required": true, "schema": schema })
@@ -522,6 +584,11 @@ fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec
 fn operation(endpoint: &Endpoint, names: &Names, mut parameters: Vec<Value>) -> Value {
     if endpoint.action == "list" {
         parameters.extend(list_parameters(endpoint.resource));
+    }
+    if let Some(header) = endpoint.header {
+        parameters.push(json!({
+            "name": header, "in": "header", "required": true, "schema": { "type": "string" },
+        }));
     }
     let mut operation = json!({
         "operationId": format!("{}_{}", names.prefix, endpoint.action),
@@ -562,6 +629,9 @@ fn tag(resource: Resource, names: &Names) -> String {
         R::Content => "Content",
         R::Artifact => return "Artifacts".into(),
         R::Task => return "Tasks".into(),
+        R::Upload => return "Uploads".into(),
+        R::User | R::UserToken => return "Users".into(),
+        R::OrphansCleanup | R::ReclaimSpace | R::Repair => return "Maintenance".into(),
         R::Plugin => return "Plugins".into(),
         R::Status | R::Livez => return "Status".into(),
     };
@@ -1008,7 +1078,51 @@ fn fields(resource: Resource) -> Vec<Field> {
             field("enabled", json!({ "type": "boolean" }), false, ReadOnly),
             field("artifact", nullable(href()), false, ReadOnly),
         ],
-        R::Status | R::Livez => return Vec::new(),
+        R::Upload => vec![
+            field("size", json!({ "type": "integer", "minimum": 0 }), true, ReadWrite),
+            field("completed", nullable(date_time()), false, ReadOnly),
+            field(
+                "chunks",
+                json!({ "type": "array", "items": { "type": "object", "properties": {
+                    "offset": { "type": "integer" }, "size": { "type": "integer" },
+                } } }),
+                false,
+                ReadOnly,
+            ),
+        ],
+        R::User => vec![
+            field("id", string(), false, ReadOnly),
+            field("username", string(), true, ReadWrite),
+            field("password", nullable(string()), false, WriteOnly),
+            field("first_name", string(), false, ReadWrite),
+            field("last_name", string(), false, ReadWrite),
+            field("email", string(), false, ReadWrite),
+            field("is_staff", json!({ "type": "boolean" }), false, ReadWrite),
+            field("is_active", json!({ "type": "boolean" }), false, ReadWrite),
+            field("date_joined", date_time(), false, ReadOnly),
+            field("groups", json!({ "type": "array", "items": { "type": "object" } }), false, ReadOnly),
+            field(
+                "hidden_fields",
+                json!({ "type": "array", "items": { "type": "object" } }),
+                false,
+                ReadOnly,
+            ),
+        ],
+        R::UserToken => {
+            // Tokens have no prn or pulp_last_updated.
+            return vec![
+                field("pulp_href", href(), false, ReadOnly),
+                field("pulp_created", date_time(), false, ReadOnly),
+                field("user", href(), false, ReadOnly),
+                field("name", string(), false, ReadWrite),
+                field("prefix", string(), false, ReadOnly),
+                field("expires_at", nullable(date_time()), false, ReadWrite),
+                field("token", string(), false, ReadOnly),
+            ];
+        }
+        R::Status | R::Livez | R::OrphansCleanup | R::ReclaimSpace | R::Repair => {
+            return Vec::new();
+        }
     };
     fields.extend(more);
     fields
@@ -1089,6 +1203,53 @@ pub fn core_schemas() -> BTreeMap<String, Value> {
                     "remove_content_units": { "type": "array", "items": string() },
                     "base_version": nullable(href()),
                 },
+            }),
+        ),
+        (
+            "UploadChunk",
+            json!({
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": { "type": "string", "format": "binary" },
+                    "sha256": string(),
+                },
+            }),
+        ),
+        (
+            "UploadCommit",
+            json!({
+                "type": "object",
+                "required": ["sha256"],
+                "properties": { "sha256": string() },
+            }),
+        ),
+        (
+            "OrphansCleanup",
+            json!({
+                "type": "object",
+                "properties": {
+                    "content_hrefs": { "type": "array", "items": string() },
+                    "orphan_protection_time": nullable(json!({ "type": "integer", "minimum": 0 })),
+                },
+            }),
+        ),
+        (
+            "ReclaimSpace",
+            json!({
+                "type": "object",
+                "required": ["repo_hrefs"],
+                "properties": {
+                    "repo_hrefs": { "type": "array", "items": string() },
+                    "repo_versions_keeplist": { "type": "array", "items": string() },
+                },
+            }),
+        ),
+        (
+            "Repair",
+            json!({
+                "type": "object",
+                "properties": { "verify_checksums": { "type": "boolean" } },
             }),
         ),
         (

@@ -1,5 +1,5 @@
-//! `tasks/`: list (filtered by state and name), read, cancel (`PATCH {"state": "canceled"}`),
-//! delete finished ones.
+//! `tasks/`: list (with Pulp's filters), read, cancel (`PATCH {"state": "canceled"}`), delete
+//! finished ones (409 otherwise).
 
 use std::collections::HashMap;
 
@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-const COLUMNS: &str = "id, name, state, created, started, finished, worker, error, progress_reports, created_resources";
+const COLUMNS: &str = "id, name, state, created, started, finished, worker, error, progress_reports, created_resources, logging_cid";
 
 fn to_json(row: &AnyRow, resources: Vec<String>) -> Value {
     let id: String = row.get(0);
@@ -38,12 +38,12 @@ fn to_json(row: &AnyRow, resources: Vec<String>) -> Value {
         "pulp_last_updated": row.get::<String, _>(3),
         "name": row.get::<String, _>(1),
         "state": row.get::<String, _>(2),
-        "logging_cid": id,
+        "logging_cid": row.get::<Option<String>, _>(10).unwrap_or_else(|| id.clone()),
         "unblocked_at": row.get::<Option<String>, _>(4),
         "started_at": row.get::<Option<String>, _>(4),
         "finished_at": row.get::<Option<String>, _>(5),
         "worker": row.get::<Option<String>, _>(6),
-        "error": row.get::<Option<String>, _>(7).map(|error| json_column(&error)),
+        "error": row.get::<Option<String>, _>(7).map(|error| error_json(&error)),
         "progress_reports": json_column(&row.get::<String, _>(8)),
         "created_resources": json_column(&row.get::<String, _>(9)),
         "reserved_resources_record": resources,
@@ -51,6 +51,16 @@ fn to_json(row: &AnyRow, resources: Vec<String>) -> Value {
         "child_tasks": [],
         "task_group": null,
     })
+}
+
+/// A task's error as Pulp shows it: `{description, traceback}`. Granary has no traceback to
+/// show (the description carries the chain of causes), so it is null.
+fn error_json(text: &str) -> Value {
+    let mut error = json_column(text);
+    if let Some(object) = error.as_object_mut() {
+        object.entry("traceback").or_insert(Value::Null);
+    }
+    error
 }
 
 async fn resources(app: &AppState, id: &str) -> ApiResult<Vec<String>> {
@@ -71,6 +81,64 @@ async fn resources(app: &AppState, id: &str) -> ApiResult<Vec<String>> {
         .collect())
 }
 
+/// Columns of the timestamp filters (`started_at__gte`, ...), by parameter prefix.
+const TIME_FILTERS: [(&str, &str); 4] = [
+    ("pulp_created", "created"),
+    ("started_at", "started"),
+    ("finished_at", "finished"),
+    ("unblocked_at", "started"),
+];
+
+/// `ordering` values and their SQL.
+const ORDERINGS: [(&str, &str); 10] = [
+    ("pulp_created", "created"),
+    ("-pulp_created", "created DESC"),
+    ("started_at", "started"),
+    ("-started_at", "started DESC"),
+    ("finished_at", "finished"),
+    ("-finished_at", "finished DESC"),
+    ("name", "name"),
+    ("-name", "name DESC"),
+    ("state", "state"),
+    ("-state", "state DESC"),
+];
+
+/// A datetime filter value as stored (fixed-width RFC 3339 UTC, comparable as text). A value
+/// without a zone is UTC; a bare date is its midnight.
+fn stored_time(param: &str, value: &str) -> ApiResult<String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let value = value.trim();
+    let parsed = DateTime::parse_from_rfc3339(value)
+        .map(|at| at.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f")
+                .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f"))
+                .map(|at| at.and_utc())
+        })
+        .or_else(|_| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .map(|day| day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| ApiError::field(param, "Enter a valid date/time."))?;
+    Ok(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+/// `LIKE` pattern matching `value` anywhere.
+fn contains(value: &str) -> String {
+    format!(
+        "%{}%",
+        value
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+/// Filters of Pulp's task list: `state`, `state__in`, `name`, `name__contains`, `name__in`,
+/// `worker`, `logging_cid`, `logging_cid__contains`, `created_resources`, `reserved_resources`
+/// (and `exclusive_resources`, `shared_resources`, each with `__in`),
+/// `reserved_resources_record`, time ranges on `pulp_created`, `started_at`, `finished_at`
+/// (`__gt`, `__gte`, `__lt`, `__lte`), and `ordering`.
 async fn list(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -79,25 +147,106 @@ async fn list(
     let page = Page::from_query(&query)?;
     let mut filters = String::new();
     let mut values: Vec<String> = Vec::new();
-    for (param, column) in [("state", "state"), ("name", "name"), ("worker", "worker")] {
+    let bind = |values: &mut Vec<String>, value: String| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    for (param, column) in [
+        ("state", "state"),
+        ("name", "name"),
+        ("worker", "worker"),
+        ("logging_cid", "logging_cid"),
+    ] {
         if let Some(value) = query.get(param) {
-            values.push(value.clone());
-            filters.push_str(&format!(" AND {column} = ${}", values.len()));
+            let placeholder = bind(&mut values, value.clone());
+            filters.push_str(&format!(" AND {column} = {placeholder}"));
         }
     }
-    if let Some(states) = query.get("state__in") {
-        let list: Vec<&str> = states.split(',').collect();
-        let start = values.len() + 1;
-        values.extend(list.iter().map(|s| s.to_string()));
-        filters.push_str(&format!(
-            " AND state IN ({})",
-            crate::domain::placeholders(start, list.len())
-        ));
+    for (param, column) in [
+        ("name__contains", "name"),
+        ("logging_cid__contains", "logging_cid"),
+    ] {
+        if let Some(value) = query.get(param) {
+            let placeholder = bind(&mut values, contains(value));
+            filters.push_str(&format!(" AND {column} LIKE {placeholder} ESCAPE '\\'"));
+        }
+    }
+    for (param, column) in [("state__in", "state"), ("name__in", "name")] {
+        if let Some(list) = query.get(param) {
+            let placeholders: Vec<String> = list
+                .split(',')
+                .map(|item| bind(&mut values, item.trim().to_owned()))
+                .collect();
+            filters.push_str(&format!(" AND {column} IN ({})", placeholders.join(", ")));
+        }
     }
     if let Some(href) = query.get("created_resources") {
-        values.push(format!("%\"{href}\"%"));
-        filters.push_str(&format!(" AND created_resources LIKE ${}", values.len()));
+        let placeholder = bind(&mut values, contains(&format!("\"{href}\"")));
+        filters.push_str(&format!(
+            " AND created_resources LIKE {placeholder} ESCAPE '\\'"
+        ));
     }
+    for (param, kind) in [
+        ("reserved_resources", None),
+        ("exclusive_resources", Some(1)),
+        ("shared_resources", Some(0)),
+    ] {
+        for (name, many) in [(param.to_owned(), false), (format!("{param}__in"), true)] {
+            let Some(value) = query.get(&name) else {
+                continue;
+            };
+            let items: Vec<&str> = if many {
+                value.split(',').map(str::trim).collect()
+            } else {
+                vec![value.as_str()]
+            };
+            let placeholders: Vec<String> = items
+                .iter()
+                .map(|item| bind(&mut values, (*item).to_owned()))
+                .collect();
+            let exclusive = kind
+                .map(|flag| format!(" AND tr.exclusive = {flag}"))
+                .unwrap_or_default();
+            filters.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM task_resources tr WHERE tr.task_id = tasks.id AND tr.resource IN ({}){exclusive})",
+                placeholders.join(", ")
+            ));
+        }
+    }
+    if let Some(record) = query.get("reserved_resources_record") {
+        for item in record.split(',') {
+            let (resource, exclusive) = match item.trim().strip_prefix("shared:") {
+                Some(resource) => (resource, 0),
+                None => (item.trim(), 1),
+            };
+            let placeholder = bind(&mut values, resource.to_owned());
+            filters.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM task_resources tr WHERE tr.task_id = tasks.id AND tr.resource = {placeholder} AND tr.exclusive = {exclusive})"
+            ));
+        }
+    }
+    for (prefix, column) in TIME_FILTERS {
+        for (suffix, operator) in [("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")] {
+            let param = format!("{prefix}__{suffix}");
+            if let Some(value) = query.get(&param) {
+                let placeholder = bind(&mut values, stored_time(&param, value)?);
+                filters.push_str(&format!(" AND {column} {operator} {placeholder}"));
+            }
+        }
+    }
+    let order = match query.get("ordering") {
+        None => "created DESC",
+        Some(value) => ORDERINGS
+            .iter()
+            .find(|(name, _)| name == value)
+            .map(|(_, sql)| *sql)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "ordering",
+                    format!("Select a valid choice. {value} is not one of the available choices."),
+                )
+            })?,
+    };
     let count_sql = format!("SELECT COUNT(*) FROM tasks WHERE 1 = 1{filters}");
     let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
     for value in &values {
@@ -105,7 +254,7 @@ async fn list(
     }
     let total = count.fetch_one(app.db.pool()).await?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM tasks WHERE 1 = 1{filters} ORDER BY created DESC, id LIMIT ${} OFFSET ${}",
+        "SELECT {COLUMNS} FROM tasks WHERE 1 = 1{filters} ORDER BY {order}, id LIMIT ${} OFFSET ${}",
         values.len() + 1,
         values.len() + 2
     );

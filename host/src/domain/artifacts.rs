@@ -8,6 +8,93 @@ use sqlx::Row as _;
 use crate::db::{Db, new_id, now};
 use crate::storage::{BlobStore, ReceivedBlob};
 
+/// Computes, over bytes as they pass, the digests Pulp records for an artifact besides sha256
+/// (which [`crate::storage::StagedBlob`] computes for every blob). Only the REST API's ingest
+/// paths pay for them; a sync does not.
+#[derive(Clone, Default)]
+pub struct ExtraHasher {
+    md5: md5::Md5,
+    sha1: sha1::Sha1,
+    sha224: sha2::Sha224,
+    sha384: sha2::Sha384,
+    sha512: sha2::Sha512,
+}
+
+/// The digests [`ExtraHasher`] computed, lower-case hex.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraDigests {
+    /// md5.
+    pub md5: String,
+    /// sha1.
+    pub sha1: String,
+    /// sha224.
+    pub sha224: String,
+    /// sha384.
+    pub sha384: String,
+    /// sha512.
+    pub sha512: String,
+}
+
+impl ExtraHasher {
+    /// Hashes the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest as _;
+        self.md5.update(bytes);
+        self.sha1.update(bytes);
+        self.sha224.update(bytes);
+        self.sha384.update(bytes);
+        self.sha512.update(bytes);
+    }
+
+    /// The digests of everything hashed.
+    pub fn finish(self) -> ExtraDigests {
+        use sha2::Digest as _;
+        ExtraDigests {
+            md5: hex::encode(self.md5.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            sha224: hex::encode(self.sha224.finalize()),
+            sha384: hex::encode(self.sha384.finalize()),
+            sha512: hex::encode(self.sha512.finalize()),
+        }
+    }
+}
+
+impl ExtraDigests {
+    /// `(name, digest)` pairs, in the order Pulp checks them.
+    pub fn named(&self) -> [(&'static str, &str); 5] {
+        [
+            ("sha512", &self.sha512),
+            ("sha384", &self.sha384),
+            ("sha224", &self.sha224),
+            ("sha1", &self.sha1),
+            ("md5", &self.md5),
+        ]
+    }
+}
+
+/// Records the extra digests of an artifact (kept if it had them already).
+pub async fn record_digests(
+    db: &Db,
+    artifact_id: &str,
+    digests: &ExtraDigests,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE artifacts SET md5 = COALESCE(md5, $2), sha1 = COALESCE(sha1, $3),
+         sha224 = COALESCE(sha224, $4), sha384 = COALESCE(sha384, $5), sha512 = COALESCE(sha512, $6)
+         WHERE id = $1",
+    )
+    .bind(artifact_id)
+    .bind(&digests.md5)
+    .bind(&digests.sha1)
+    .bind(&digests.sha224)
+    .bind(&digests.sha384)
+    .bind(&digests.sha512)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
 /// What a file is expected to be, from a declaration or a request.
 #[derive(Clone, Debug, Default)]
 pub struct Expected {

@@ -52,6 +52,21 @@ pub fn task(id: &str) -> String {
     format!("{API_ROOT}tasks/{id}/")
 }
 
+/// `/pulp/api/v3/uploads/<id>/`
+pub fn upload(id: &str) -> String {
+    format!("{API_ROOT}uploads/{id}/")
+}
+
+/// `/pulp/api/v3/users/<id>/`
+pub fn user(id: &str) -> String {
+    format!("{API_ROOT}users/{id}/")
+}
+
+/// `/pulp/api/v3/users/<user id>/tokens/<id>/`
+pub fn user_token(user_id: &str, id: &str) -> String {
+    format!("{}tokens/{id}/", user(user_id))
+}
+
 /// An href taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Href {
@@ -96,6 +111,10 @@ pub enum Href {
     Artifact { id: String },
     /// A task.
     Task { id: String },
+    /// A chunked upload.
+    Upload { id: String },
+    /// A user.
+    User { id: String },
 }
 
 /// Parses an href (absolute URLs are accepted too: their path is used).
@@ -141,6 +160,8 @@ pub fn parse(href: &str) -> Option<Href> {
         }),
         ["artifacts", id] if valid_id(id) => Some(Href::Artifact { id: owned(1) }),
         ["tasks", id] if valid_id(id) => Some(Href::Task { id: owned(1) }),
+        ["uploads", id] if valid_id(id) => Some(Href::Upload { id: owned(1) }),
+        ["users", id] if valid_id(id) => Some(Href::User { id: owned(1) }),
         _ => None,
     }
 }

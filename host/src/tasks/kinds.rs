@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TaskHandle;
 use crate::app::App;
-use crate::domain::{publications, uploads, versions};
+use crate::domain::{chunked_uploads, hrefs, maintenance, publications, uploads, versions};
 use crate::sync;
 
 /// Arguments of each kind of task.
@@ -52,6 +52,46 @@ pub enum TaskArgs {
         /// Repository to add the unit to.
         repository_id: Option<String>,
     },
+    /// Assemble an uncommitted chunked upload into an artifact, then make it a content unit like
+    /// [`TaskArgs::Upload`].
+    UploadFromChunks {
+        /// The plugin whose content type this is.
+        plugin: String,
+        /// The upload.
+        upload_id: String,
+        /// The path the user gave.
+        relative_path: Option<String>,
+        /// Repository to add the unit to.
+        repository_id: Option<String>,
+    },
+    /// Assemble a chunked upload into an artifact (`uploads/<id>/commit/`).
+    CommitUpload {
+        /// The upload.
+        upload_id: String,
+        /// The sha256 the whole file must have.
+        sha256: String,
+    },
+    /// Delete orphan content and unused artifacts (`orphans/cleanup/`).
+    OrphanCleanup {
+        /// Only what was created longer ago than this many minutes.
+        protection_minutes: i64,
+        /// Only these content units (and their artifacts), when given.
+        content_ids: Option<Vec<String>>,
+    },
+    /// Drop stored bytes that can be downloaded again (`repositories/reclaim_space/`).
+    ReclaimSpace {
+        /// Repository ids.
+        repository_ids: Vec<String>,
+        /// Versions whose content keeps its bytes: `(repository id, number)`.
+        keep: Vec<(String, i64)>,
+    },
+    /// Check stored artifacts and download damaged ones again (`repair/`, `versions/<n>/repair/`).
+    Repair {
+        /// A repository version (`(repository id, number)`); every artifact when absent.
+        version: Option<(String, i64)>,
+        /// Hash every artifact, not only check that it exists.
+        verify_checksums: bool,
+    },
     /// Create a distribution.
     CreateDistribution {
         /// The validated fields.
@@ -72,6 +112,11 @@ impl TaskArgs {
             TaskArgs::Modify { .. } => "modify",
             TaskArgs::Publish { .. } => "publish",
             TaskArgs::Upload { .. } => "upload",
+            TaskArgs::UploadFromChunks { .. } => "upload-from-chunks",
+            TaskArgs::CommitUpload { .. } => "commit-upload",
+            TaskArgs::OrphanCleanup { .. } => "orphan-cleanup",
+            TaskArgs::ReclaimSpace { .. } => "reclaim-space",
+            TaskArgs::Repair { .. } => "repair",
             TaskArgs::CreateDistribution { .. } => "create-distribution",
             TaskArgs::Delete { .. } => "delete",
         }
@@ -134,6 +179,56 @@ pub async fn run(
                 repository_id.as_deref(),
             )
             .await
+        }
+        TaskArgs::UploadFromChunks {
+            plugin,
+            upload_id,
+            relative_path,
+            repository_id,
+        } => {
+            let artifact = chunked_uploads::assemble(app, &upload_id, None).await?;
+            uploads::create_content(
+                app,
+                &task,
+                &plugin,
+                &artifact.sha256,
+                relative_path.as_deref(),
+                repository_id.as_deref(),
+            )
+            .await
+        }
+        TaskArgs::CommitUpload { upload_id, sha256 } => {
+            let artifact = chunked_uploads::assemble(app, &upload_id, Some(&sha256)).await?;
+            Ok(vec![hrefs::artifact(&artifact.id)])
+        }
+        TaskArgs::OrphanCleanup {
+            protection_minutes,
+            content_ids,
+        } => {
+            maintenance::orphan_cleanup(app, &task, protection_minutes, content_ids.as_deref())
+                .await?;
+            Ok(Vec::new())
+        }
+        TaskArgs::ReclaimSpace {
+            repository_ids,
+            keep,
+        } => {
+            maintenance::reclaim_space(app, &task, &repository_ids, &keep).await?;
+            Ok(Vec::new())
+        }
+        TaskArgs::Repair {
+            version,
+            verify_checksums,
+        } => {
+            let scope = match version {
+                Some((repository_id, number)) => maintenance::RepairScope::Version {
+                    repository_id,
+                    number,
+                },
+                None => maintenance::RepairScope::All,
+            };
+            maintenance::repair(app, &task, scope, verify_checksums).await?;
+            Ok(Vec::new())
         }
         TaskArgs::CreateDistribution { fields } => {
             Ok(vec![crate::api::distributions::create(app, fields).await?])

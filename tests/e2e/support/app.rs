@@ -194,6 +194,11 @@ impl TestApp {
         ("admin", &self.password)
     }
 
+    /// The server's data directory (stored artifacts are under `artifacts/ab/cd/<sha256>`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
     async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let response = request
             .basic_auth("admin", Some(&self.password))

@@ -1,0 +1,446 @@
+//! Keeping storage tidy and whole, as Pulp's maintenance tasks do:
+//! - [`orphan_cleanup`]: deletes content that no repository version has, and artifacts nothing
+//!   uses, when they are older than the protection time;
+//! - [`reclaim_space`]: drops the stored bytes of content in some repositories that can be
+//!   downloaded again (a remote artifact is known) and that no kept version needs; the content
+//!   stays, served on demand afterwards;
+//! - [`repair`]: checks that stored artifacts exist (and, asked to, have the right sha256) and
+//!   downloads missing or corrupt ones again from a remote that has them.
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
+
+use crate::app::App;
+use crate::domain::artifacts::{self, Expected};
+use crate::domain::placeholders;
+use crate::domain::remotes::Remote;
+use crate::tasks::TaskHandle;
+
+/// Ids deleted per statement.
+const BATCH: usize = 200;
+
+/// Content in an existing version of some repository. Membership rows can outlive the versions
+/// they describe (versions deleted by `retain_repo_versions`), so the version must exist.
+const IN_SOME_VERSION: &str =
+    "EXISTS (SELECT 1 FROM repository_content rc JOIN repository_versions v
+     ON v.repository_id = rc.repository_id AND v.number >= rc.version_added
+     AND (rc.version_removed IS NULL OR v.number < rc.version_removed)
+     WHERE rc.content_id = c.id)";
+
+/// An artifact `a` that nothing uses: no unit's file, no publication's metadata file, no plugin.
+const UNUSED: &str = "NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = a.id)
+    AND NOT EXISTS (SELECT 1 FROM published_files pf WHERE pf.artifact_id = a.id)
+    AND NOT EXISTS (SELECT 1 FROM plugins p WHERE p.artifact_id = a.id)";
+
+/// The time `minutes` ago, as stored in the database.
+fn minutes_ago(minutes: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// Deletes orphan content created more than `protection_minutes` ago (only among `content_ids`
+/// when given), then the artifacts nothing uses any more: with `content_ids`, those of the
+/// deleted content; otherwise every unused artifact older than the protection time.
+pub async fn orphan_cleanup(
+    app: &App,
+    task: &TaskHandle,
+    protection_minutes: i64,
+    content_ids: Option<&[String]>,
+) -> anyhow::Result<()> {
+    let before = minutes_ago(protection_minutes);
+    // Content a running task has staged for its new version is not an orphan: the version
+    // is about to have it.
+    let orphan = format!(
+        "c.created < $1 AND NOT {IN_SOME_VERSION}
+         AND NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.content_id = c.id)
+         AND NOT EXISTS (SELECT 1 FROM content_artifacts ca JOIN published_files pf ON pf.content_artifact_id = ca.id
+                         WHERE ca.content_id = c.id)"
+    );
+    let mut orphans: Vec<String> = Vec::new();
+    match content_ids {
+        None => {
+            orphans = sqlx::query_scalar(&format!("SELECT c.id FROM content c WHERE {orphan}"))
+                .bind(&before)
+                .fetch_all(app.db.pool())
+                .await?;
+        }
+        Some(ids) => {
+            for chunk in ids.chunks(BATCH) {
+                let sql = format!(
+                    "SELECT c.id FROM content c WHERE {orphan} AND c.id IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut query = sqlx::query_scalar::<_, String>(&sql).bind(&before);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                orphans.extend(query.fetch_all(app.db.pool()).await?);
+            }
+        }
+    }
+    let total = orphans.len() as u64;
+    task.report(
+        "clean-up.content",
+        "Clean up orphan Content",
+        0,
+        Some(total),
+    );
+    let mut their_artifacts: Vec<String> = Vec::new();
+    let mut done = 0;
+    for chunk in orphans.chunks(BATCH) {
+        let list = placeholders(2, chunk.len());
+        let mut tx = app.db.begin_write().await?;
+        if content_ids.is_some() {
+            let sql = format!(
+                "SELECT DISTINCT artifact_id FROM content_artifacts WHERE artifact_id IS NOT NULL AND content_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            their_artifacts.extend(query.fetch_all(&mut *tx).await?);
+        }
+        // Checked again in the same statement: a version made since the list was read keeps
+        // its content.
+        let remove_membership = format!(
+            "DELETE FROM repository_content WHERE content_id IN (SELECT c.id FROM content c WHERE {orphan} AND c.id IN ({list}))"
+        );
+        let remove_content = format!(
+            "DELETE FROM content WHERE id IN (SELECT c.id FROM content c WHERE {orphan} AND c.id IN ({list}))"
+        );
+        for sql in [remove_membership, remove_content] {
+            let mut query = sqlx::query(&sql).bind(&before);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        done += chunk.len() as u64;
+        task.report(
+            "clean-up.content",
+            "Clean up orphan Content",
+            done,
+            Some(total),
+        );
+    }
+    let candidates: Vec<String> = match content_ids {
+        Some(_) => their_artifacts,
+        None => {
+            sqlx::query_scalar(&format!(
+                "SELECT a.id FROM artifacts a WHERE a.created < $1 AND {UNUSED}"
+            ))
+            .bind(&before)
+            .fetch_all(app.db.pool())
+            .await?
+        }
+    };
+    let total = candidates.len() as u64;
+    task.report("clean-up.artifacts", "Clean up orphan Artifacts", 0, None);
+    let deleted = delete_unused_artifacts(app, &candidates).await?;
+    tracing::info!(
+        content = orphans.len(),
+        artifacts = deleted,
+        checked = total,
+        "orphan cleanup"
+    );
+    task.report(
+        "clean-up.artifacts",
+        "Clean up orphan Artifacts",
+        deleted,
+        Some(deleted),
+    );
+    Ok(())
+}
+
+/// Deletes those of `ids` that nothing uses (no unit's file, no publication, no plugin), and
+/// their stored bytes. Returns how many were deleted.
+async fn delete_unused_artifacts(app: &App, ids: &[String]) -> anyhow::Result<u64> {
+    let unused = UNUSED;
+    let mut deleted = 0;
+    for chunk in ids.chunks(BATCH) {
+        let list = placeholders(1, chunk.len());
+        let mut tx = app.db.begin_write().await?;
+        let select =
+            format!("SELECT a.sha256 FROM artifacts a WHERE a.id IN ({list}) AND {unused}");
+        let mut query = sqlx::query_scalar::<_, String>(&select);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        let digests = query.fetch_all(&mut *tx).await?;
+        let delete = format!(
+            "DELETE FROM artifacts WHERE id IN (SELECT a.id FROM artifacts a WHERE a.id IN ({list}) AND {unused})"
+        );
+        let mut query = sqlx::query(&delete);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        for sha256 in digests {
+            // Bytes stored again meanwhile (a new artifact with the same digest) stay.
+            let again = sqlx::query("SELECT 1 FROM artifacts WHERE sha256 = $1")
+                .bind(&sha256)
+                .fetch_optional(app.db.pool())
+                .await?;
+            if again.is_none() {
+                app.blobs.delete(&sha256).await?;
+            }
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Drops the stored bytes of the files of content in `repository_ids` (any of their versions)
+/// that no other repository has, that no version in `keep` (`(repository id, number)`) has, and
+/// that a remote can serve again. The files go back to "not downloaded yet": the content app
+/// fetches them from the remote when asked.
+pub async fn reclaim_space(
+    app: &App,
+    task: &TaskHandle,
+    repository_ids: &[String],
+    keep: &[(String, i64)],
+) -> anyhow::Result<()> {
+    task.report("reclaim-space.artifact", "Reclaim disk space", 0, None);
+    if repository_ids.is_empty() {
+        return Ok(());
+    }
+    let repos = placeholders(1, repository_ids.len());
+    let mut next = repository_ids.len() + 1;
+    let mut kept = String::new();
+    for _ in keep {
+        kept.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM repository_content rk WHERE rk.content_id = ca.content_id
+               AND rk.repository_id = ${} AND rk.version_added <= ${}
+               AND (rk.version_removed IS NULL OR rk.version_removed > ${}))",
+            next,
+            next + 1,
+            next + 1
+        ));
+        next += 2;
+    }
+    let select = format!(
+        "SELECT ca.id, ca.artifact_id FROM content_artifacts ca
+         WHERE ca.artifact_id IS NOT NULL
+         AND EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = ca.content_id AND rc.repository_id IN ({repos}))
+         AND NOT EXISTS (SELECT 1 FROM repository_content ro WHERE ro.content_id = ca.content_id AND ro.repository_id NOT IN ({repos}))
+         AND EXISTS (SELECT 1 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id){kept}"
+    );
+    let mut query = sqlx::query(&select);
+    for id in repository_ids {
+        query = query.bind(id);
+    }
+    for (repository_id, number) in keep {
+        query = query.bind(repository_id).bind(*number);
+    }
+    let rows = query.fetch_all(app.db.pool()).await?;
+    let files: Vec<(String, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let mut artifact_ids: Vec<String> = Vec::new();
+    for chunk in files.chunks(BATCH) {
+        let sql = format!(
+            "UPDATE content_artifacts SET artifact_id = NULL WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, _) in chunk {
+            query = query.bind(id);
+        }
+        let mut tx = app.db.begin_write().await?;
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        artifact_ids.extend(chunk.iter().map(|(_, artifact)| artifact.clone()));
+    }
+    artifact_ids.sort();
+    artifact_ids.dedup();
+    let deleted = delete_unused_artifacts(app, &artifact_ids).await?;
+    task.report(
+        "reclaim-space.artifact",
+        "Reclaim disk space",
+        deleted,
+        Some(deleted),
+    );
+    Ok(())
+}
+
+/// Which artifacts a repair looks at.
+pub enum RepairScope {
+    /// Every artifact.
+    All,
+    /// The files of the content in one repository version.
+    Version {
+        /// Repository id.
+        repository_id: String,
+        /// Version number.
+        number: i64,
+    },
+}
+
+/// Checks the artifacts in `scope` (existence; the sha256 too with `verify_checksums`) and
+/// downloads missing or corrupt ones again from a remote that knows them. Counts go to the
+/// progress reports `repair.missing`, `repair.corrupted`, `repair.repaired` and
+/// `repair.unrepairable`.
+pub async fn repair(
+    app: &Arc<App>,
+    task: &TaskHandle,
+    scope: RepairScope,
+    verify_checksums: bool,
+) -> anyhow::Result<()> {
+    let mut missing = 0u64;
+    let mut corrupted = 0u64;
+    let mut repaired = 0u64;
+    let mut unrepairable = 0u64;
+    let report = |missing, corrupted, repaired, unrepairable| {
+        task.report("repair.missing", "Identify missing units", missing, None);
+        task.report(
+            "repair.corrupted",
+            "Identify corrupted units",
+            corrupted,
+            None,
+        );
+        task.report("repair.repaired", "Repair corrupted units", repaired, None);
+        task.report(
+            "repair.unrepairable",
+            "Units that could not be repaired",
+            unrepairable,
+            None,
+        );
+    };
+    report(0, 0, 0, 0);
+    // Paged by id so a large store is checked in constant memory.
+    let mut after = String::new();
+    loop {
+        let rows =
+            match &scope {
+                RepairScope::All => sqlx::query(
+                    "SELECT id, sha256, size FROM artifacts WHERE id > $1 ORDER BY id LIMIT 500",
+                )
+                .bind(&after)
+                .fetch_all(app.db.pool())
+                .await?,
+                RepairScope::Version {
+                    repository_id,
+                    number,
+                } => {
+                    sqlx::query(&format!(
+                        "SELECT DISTINCT a.id, a.sha256, a.size FROM repository_content rc
+                     JOIN content_artifacts ca ON ca.content_id = rc.content_id
+                     JOIN artifacts a ON a.id = ca.artifact_id
+                     WHERE {} AND a.id > $3 ORDER BY a.id LIMIT 500",
+                        crate::domain::versions::IN_VERSION
+                    ))
+                    .bind(repository_id)
+                    .bind(*number)
+                    .bind(&after)
+                    .fetch_all(app.db.pool())
+                    .await?
+                }
+            };
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        for row in &rows {
+            let (id, sha256, size): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+            let state = if !app.blobs.exists(&sha256).await {
+                missing += 1;
+                Damage::Missing
+            } else if verify_checksums && !intact(app, &sha256, size as u64).await {
+                corrupted += 1;
+                Damage::Corrupt
+            } else {
+                continue;
+            };
+            match redownload(app, &id, &sha256, size as u64, state).await {
+                Ok(true) => repaired += 1,
+                Ok(false) => unrepairable += 1,
+                Err(error) => {
+                    tracing::warn!(artifact = %id, error = %format!("{error:#}"), "repair failed");
+                    unrepairable += 1;
+                }
+            }
+            report(missing, corrupted, repaired, unrepairable);
+        }
+    }
+    report(missing, corrupted, repaired, unrepairable);
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    Missing,
+    Corrupt,
+}
+
+/// Whether the stored bytes have this size and sha256.
+async fn intact(app: &App, sha256: &str, size: u64) -> bool {
+    let Ok(mut stream) = app.blobs.read(sha256, None).await else {
+        return false;
+    };
+    let mut hasher = Sha256::new();
+    let mut read = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return false };
+        read += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    read == size && hex::encode(hasher.finalize()) == sha256
+}
+
+/// Downloads an artifact again from the first remote that knows a file stored as it. Returns
+/// whether it is whole again (`false`: no remote knows it).
+async fn redownload(
+    app: &App,
+    artifact_id: &str,
+    sha256: &str,
+    size: u64,
+    damage: Damage,
+) -> anyhow::Result<bool> {
+    let sources = sqlx::query(
+        "SELECT ra.url, ra.remote_id, ca.relative_path FROM remote_artifacts ra
+         JOIN content_artifacts ca ON ca.id = ra.content_artifact_id
+         WHERE ca.artifact_id = $1",
+    )
+    .bind(artifact_id)
+    .fetch_all(app.db.pool())
+    .await?;
+    if sources.is_empty() {
+        return Ok(false);
+    }
+    if damage == Damage::Corrupt {
+        // Storing is idempotent by digest: the corrupt copy must go before a good one can land.
+        app.blobs.delete(sha256).await?;
+    }
+    let expected = Expected {
+        size: Some(size),
+        sha256: Some(sha256.to_owned()),
+    };
+    let mut last_error = None;
+    for source in sources {
+        let (url, remote_id, path): (String, String, String) =
+            (source.get(0), source.get(1), source.get(2));
+        let remote = Remote::load(app.db.pool(), &remote_id).await?;
+        let client = remote.client()?;
+        match artifacts::download(
+            &app.db,
+            &app.blobs,
+            &client,
+            &url,
+            &expected,
+            &path,
+            remote.max_retries,
+        )
+        .await
+        {
+            Ok(_) => return Ok(true),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    match last_error {
+        Some(error) => Err(anyhow::anyhow!("{error}")),
+        None => Ok(false),
+    }
+}
