@@ -16,6 +16,7 @@ mod harness;
 mod hostile;
 mod plugins;
 mod python_plugin;
+mod rest_resources;
 mod scaleout;
 mod sync;
 mod validation;
