@@ -14,8 +14,8 @@ use sqlx::any::AnyRow;
 
 use super::support::{
     Bind, Changes, ColumnValue, Conditions, Fields, ListQuery, ListSpec, Page, common_filters,
-    ensure_unique, fetch_page, in_list, json_column, object_id, order_by, repository_type, shaped,
-    spawn_delete, spawn_task, spawn_update, split_list,
+    contains, ensure_unique, fetch_page, icontains, in_list, json_column, object_id, order_by,
+    repository_type, shaped, spawn_delete, spawn_task, spawn_update, split_list,
 };
 use crate::app::{App, AppState};
 use crate::content::CONTENT_ROOT;
@@ -170,13 +170,10 @@ async fn respond_list(
         conditions.push("d.base_path = ?", [Bind::from(base_path.as_str())]);
     }
     if let Some(value) = query.get("base_path__contains") {
-        conditions.push("d.base_path LIKE ? ESCAPE '\\'", [like_pattern(value)]);
+        contains(&mut conditions, "d.base_path", value);
     }
     if let Some(value) = query.get("base_path__icontains") {
-        conditions.push(
-            "LOWER(d.base_path) LIKE LOWER(?) ESCAPE '\\'",
-            [like_pattern(value)],
-        );
+        icontains(&mut conditions, "d.base_path", value);
     }
     if let Some(list) = query.get("base_path__in") {
         in_list(
@@ -202,14 +199,6 @@ async fn respond_list(
         total,
         rows.iter().map(|row| to_json(app, row)).collect(),
     ))
-}
-
-fn like_pattern(value: &str) -> Bind {
-    let escaped = value
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    Bind::Text(format!("%{escaped}%"))
 }
 
 /// Checks a base path: relative, no empty, `.` or `..` segments.

@@ -200,18 +200,78 @@ fn opt_seconds(fields: &Fields, name: &str) -> ApiResult<Option<i64>> {
     }
 }
 
-/// An optional PEM text that must parse as one or more certificates.
+/// An optional PEM text that must hold one or more certificates.
 fn opt_certificates(fields: &Fields, name: &str) -> ApiResult<Option<String>> {
     let Some(pem) = fields.opt_str(name)?.filter(|pem| !pem.trim().is_empty()) else {
         return Ok(None);
     };
-    match reqwest::Certificate::from_pem_bundle(pem.as_bytes()) {
-        Ok(certificates) if !certificates.is_empty() => Ok(Some(pem)),
+    let blocks = pem_blocks(&pem, "CERTIFICATE");
+    let parsed = reqwest::Certificate::from_pem_bundle(pem.as_bytes());
+    match (blocks, parsed) {
+        (Some(count), Ok(certificates)) if count > 0 && certificates.len() == count => {
+            Ok(Some(pem))
+        }
         _ => Err(ApiError::field(
             name,
             "Must be one or more PEM-encoded certificates.",
         )),
     }
+}
+
+/// How many PEM blocks whose label ends in `label` the text holds, if each is base64 of one
+/// whole DER structure (a SEQUENCE whose length matches), the shape certificates and keys have.
+/// None when a block is malformed.
+fn pem_blocks(pem: &str, label: &str) -> Option<usize> {
+    use base64::Engine as _;
+    let mut count = 0;
+    let mut lines = pem.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        let Some(begin) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|rest| rest.strip_suffix("-----"))
+        else {
+            continue;
+        };
+        if !begin.ends_with(label) {
+            continue;
+        }
+        let mut body = String::new();
+        loop {
+            let line = lines.next()?;
+            if line.starts_with("-----END ") {
+                break;
+            }
+            body.push_str(line);
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()?;
+        if !is_der_sequence(&der) {
+            return None;
+        }
+        count += 1;
+    }
+    Some(count)
+}
+
+/// Whether `der` is exactly one DER SEQUENCE.
+fn is_der_sequence(der: &[u8]) -> bool {
+    let (Some(&0x30), Some(&first)) = (der.first(), der.get(1)) else {
+        return false;
+    };
+    let (length, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let octets = usize::from(first & 0x7f);
+        if octets == 0 || octets > 4 || der.len() < 2 + octets {
+            return false;
+        }
+        let length = der[2..2 + octets]
+            .iter()
+            .fold(0usize, |length, byte| (length << 8) | usize::from(*byte));
+        (length, 2 + octets)
+    };
+    der.len() == header + length
 }
 
 /// The validated columns a create or update sets, in the order they appear below. Plugins' extra
@@ -316,7 +376,7 @@ fn remote_changes(fields: &Fields, creating: bool) -> ApiResult<Changes> {
 /// A private key in PEM; with the certificate of the same request, they must form an identity.
 fn validate_client_key(key: &str, cert: Option<&str>) -> ApiResult<()> {
     let invalid = || ApiError::field("client_key", "Must be a PEM-encoded private key.");
-    if !(key.contains("-----BEGIN") && key.contains("PRIVATE KEY-----")) {
+    if pem_blocks(key, "PRIVATE KEY") != Some(1) {
         return Err(invalid());
     }
     if let Some(cert) = cert.filter(|cert| !cert.trim().is_empty()) {

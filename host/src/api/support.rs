@@ -692,21 +692,15 @@ fn name_filters(query: &ListQuery, column: &str, conditions: &mut Conditions) {
         );
     }
     if let Some(value) = query.get("name__contains") {
-        conditions.push(
-            &format!("{column} LIKE ? ESCAPE '\\'"),
-            [Bind::Text(format!("%{}%", like_escape(value)))],
-        );
+        contains(conditions, column, value);
     }
     if let Some(value) = query.get("name__icontains") {
-        conditions.push(
-            &format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
-            [Bind::Text(format!("%{}%", like_escape(value)))],
-        );
+        icontains(conditions, column, value);
     }
     if let Some(value) = query.get("name__startswith") {
         conditions.push(
-            &format!("{column} LIKE ? ESCAPE '\\'"),
-            [Bind::Text(format!("{}%", like_escape(value)))],
+            &format!("SUBSTR({column}, 1, LENGTH(CAST(? AS TEXT))) = ?"),
+            [Bind::from(value.as_str()), Bind::from(value.as_str())],
         );
     }
     if let Some(value) = query.get("name__in") {
@@ -716,6 +710,26 @@ fn name_filters(query: &ListQuery, column: &str, conditions: &mut Conditions) {
             split_list(value).map(str::to_owned).collect(),
         );
     }
+}
+
+/// Case-sensitive "`column` contains `value`". `LIKE` is case-insensitive on SQLite, so the
+/// test is whether removing `value` changes the text, which both engines do alike.
+pub fn contains(conditions: &mut Conditions, column: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    conditions.push(
+        &format!("REPLACE({column}, CAST(? AS TEXT), '') <> {column}"),
+        [Bind::from(value)],
+    );
+}
+
+/// Case-insensitive "`column` contains `value`" (`LOWER` on both sides, then `LIKE`).
+pub fn icontains(conditions: &mut Conditions, column: &str, value: &str) {
+    conditions.push(
+        &format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
+        [Bind::Text(format!("%{}%", like_escape(value)))],
+    );
 }
 
 /// One term of `pulp_label_select`.
