@@ -72,6 +72,57 @@ async fn authenticate(
     Ok(next.run(request).await)
 }
 
+/// Applies validated changes to a repository, remote or distribution (the work of an update
+/// task), and moves its `pulp_last_updated`.
+pub async fn update_object(
+    app: &App,
+    href: &str,
+    changes: &support::Changes,
+) -> anyhow::Result<()> {
+    let (table, id) = match hrefs::parse(href) {
+        Some(Href::Repository { id, .. }) => ("repositories", id),
+        Some(Href::Remote { id, .. }) => ("remotes", id),
+        Some(Href::Distribution { id, .. }) => ("distributions", id),
+        _ => anyhow::bail!("{href} cannot be updated"),
+    };
+    let mut tx = app.db.begin_write().await?;
+    let exists = sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1"))
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    anyhow::ensure!(exists.is_some(), "{href} no longer exists");
+    for (column, value) in changes {
+        // Column names come from the API's validation, never from a client; check anyway, as
+        // they are spliced into SQL.
+        anyhow::ensure!(
+            !column.is_empty() && column.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "invalid column {column:?}"
+        );
+        let sql = format!("UPDATE {table} SET {column} = $2 WHERE id = $1");
+        let query = sqlx::query(&sql).bind(&id);
+        let query = match value {
+            support::ColumnValue::Text(text) => query.bind(text.clone()),
+            support::ColumnValue::Int(int) => query.bind(*int),
+        };
+        query
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| match error.as_database_error() {
+                Some(db) if db.is_unique_violation() => {
+                    anyhow::anyhow!("{column}: this field must be unique")
+                }
+                _ => anyhow::Error::from(error),
+            })?;
+    }
+    sqlx::query(&format!("UPDATE {table} SET updated = $2 WHERE id = $1"))
+        .bind(&id)
+        .bind(crate::db::now())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Deletes a repository, remote or distribution (the work of a delete task).
 pub async fn delete_object(app: &App, href: &str) -> anyhow::Result<()> {
     let (table, id) = match hrefs::parse(href) {

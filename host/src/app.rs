@@ -33,6 +33,8 @@ pub struct App {
     pub worker_name: String,
     /// Origin for absolute URLs, without a trailing slash.
     pub origin: String,
+    /// HTTP clients of remotes, one per remote configuration.
+    pub remote_clients: crate::domain::remotes::RemoteClients,
 }
 
 /// Handlers' state.
@@ -112,6 +114,7 @@ impl App {
             task_wakeup: Notify::new(),
             worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
             origin: origin.trim_end_matches('/').to_owned(),
+            remote_clients: Default::default(),
         });
         app.ensure_user_ids().await?;
         app.ensure_admin().await?;

@@ -44,6 +44,7 @@ struct Matched {
     base_path: String,
     publication_id: Option<String>,
     repository_id: Option<String>,
+    repository_version_id: Option<String>,
     version: Option<i64>,
 }
 
@@ -109,7 +110,7 @@ async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, 
         return Ok(None);
     }
     let sql = format!(
-        "SELECT plugin, base_path, publication_id, repository_id FROM distributions WHERE base_path IN ({})
+        "SELECT plugin, base_path, publication_id, repository_id, repository_version_id FROM distributions WHERE base_path IN ({})
          ORDER BY LENGTH(base_path) DESC LIMIT 1",
         crate::domain::placeholders(1, candidates.len())
     );
@@ -127,8 +128,21 @@ async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, 
         base_path,
         publication_id: row.get(2),
         repository_id: row.get(3),
+        repository_version_id: row.get(4),
         version: None,
     };
+    // A distribution of a repository version serves that version's newest publication.
+    if matched.publication_id.is_none()
+        && let Some(version_id) = &matched.repository_version_id
+    {
+        matched.publication_id = sqlx::query(
+            "SELECT id FROM publications WHERE repository_version_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
+        )
+        .bind(version_id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .map(|row| row.get(0));
+    }
     if matched.publication_id.is_none()
         && let Some(repository_id) = &matched.repository_id
     {
@@ -154,6 +168,14 @@ async fn resolve_version(app: &App, matched: &mut Matched) -> ApiResult<()> {
         .bind(publication_id)
         .fetch_one(app.db.pool())
         .await?;
+        matched.repository_id = Some(row.get(0));
+        matched.version = Some(row.get(1));
+    } else if let Some(version_id) = &matched.repository_version_id {
+        let row =
+            sqlx::query("SELECT repository_id, number FROM repository_versions WHERE id = $1")
+                .bind(version_id)
+                .fetch_one(app.db.pool())
+                .await?;
         matched.repository_id = Some(row.get(0));
         matched.version = Some(row.get(1));
     } else if let Some(repository_id) = &matched.repository_id {
@@ -376,8 +398,10 @@ async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> A
         sha256: row.get(2),
     };
     let remote = Remote::load(app.db.pool(), &row.get::<String, _>(3)).await?;
-    let client = remote.client()?;
-    let upstream = client.get(&url).send().await.map_err(|error| {
+    let client = app.remote_clients.client(&remote)?;
+    let request = client.get(&url);
+    let sent = crate::domain::remotes::send_with_retries(request, remote.max_retries).await;
+    let upstream = sent.map_err(|error| {
         tracing::warn!(%url, %error, "on-demand fetch failed");
         ApiError::detail(
             StatusCode::BAD_GATEWAY,

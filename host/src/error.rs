@@ -99,7 +99,7 @@ impl From<sqlx::Error> for ApiError {
             && db.is_unique_violation()
         {
             let field = unique_violation_field(db.message(), db.constraint());
-            return Self::field(field, "This value is already in use; it must be unique.");
+            return Self::field(field, "This field must be unique.");
         }
         Self::internal(error)
     }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::app::App;
 use crate::domain::artifacts;
 use crate::domain::declarations::{link, link_stored, save};
-use crate::domain::remotes::Remote;
+use crate::domain::remotes::{RateLimiter, Remote};
 use crate::domain::versions;
 use crate::plugins::{CallScope, UnitDeclaration};
 use crate::tasks::TaskHandle;
@@ -47,7 +47,7 @@ pub async fn run(
     );
     let plugin = app.plugin(&plugin_name).await?;
     let http = if plugin.has_capability("http") {
-        Some(remote.http_scope()?)
+        Some(remote.http_scope(app.remote_clients.client(&remote)?)?)
     } else {
         None
     };
@@ -91,7 +91,8 @@ async fn consume(
     remote: Remote,
     mut receiver: mpsc::Receiver<Vec<UnitDeclaration>>,
 ) -> anyhow::Result<()> {
-    let client = remote.client()?;
+    let client = app.remote_clients.client(&remote)?;
+    let limiter = remote.rate_limit.map(RateLimiter::new);
     let immediate = remote.policy == "immediate";
     let mut associated = 0u64;
     let mut downloaded = 0u64;
@@ -119,8 +120,11 @@ async fn consume(
             continue;
         }
         let mut downloads = futures::stream::iter(pending.into_iter().map(|file| {
-            let (app, client) = (&app, &client);
+            let (app, client, limiter) = (&app, &client, &limiter);
             async move {
+                if let Some(limiter) = limiter {
+                    limiter.wait().await;
+                }
                 let url = file.url.as_deref().with_context(|| {
                     format!("{} has no URL to download it from", file.relative_path)
                 })?;

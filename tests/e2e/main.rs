@@ -19,6 +19,7 @@ mod openapi;
 mod plugins;
 mod pulp_cli;
 mod python_plugin;
+mod rest_resources;
 mod scaleout;
 mod sync;
 mod tasks;

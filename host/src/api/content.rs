@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
+use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -10,7 +11,10 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::support::{Page, object_id, spawn_task};
+use super::support::{
+    Bind, Conditions, ListQuery, ListSpec, Page, common_filters, fetch_page, object_id, order_by,
+    shaped, spawn_task,
+};
 use crate::app::{App, AppState};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href};
@@ -27,6 +31,7 @@ pub fn router() -> Router<AppState> {
             get(list).post(create).layer(DefaultBodyLimit::disable()),
         )
         .route("/pulp/api/v3/content/{plugin}/{plural}/{id}/", get(read))
+        .route("/pulp/api/v3/content/", get(list_all))
 }
 
 fn content_type(
@@ -51,7 +56,7 @@ fn to_json(row: &AnyRow) -> Value {
     let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
     let mut object = json!({
         "pulp_href": hrefs::content(&plugin, &type_name, &id),
-        "prn": format!("prn:{plugin}.{type_name}:{id}"),
+        "prn": format!("prn:{plugin}.{type_name}content:{id}"),
         "pulp_created": row.get::<String, _>(5),
         "pulp_last_updated": row.get::<String, _>(5),
         "pulp_labels": {},
@@ -67,29 +72,63 @@ fn to_json(row: &AnyRow) -> Value {
     object
 }
 
-enum Bind {
-    Text(String),
-    Int(i64),
-}
+const SPEC: ListSpec = ListSpec {
+    from: "content c",
+    id: "c.id",
+    name: None,
+    labels: None,
+    orderings: &[
+        ("pulp_created", "c.created"),
+        ("pk", "c.id"),
+        ("pulp_id", "c.id"),
+    ],
+    default_ordering: "pulp_created",
+};
 
 async fn list(
     State(app): State<AppState>,
     Path((plugin, plural)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
-    let page = Page::from_query(&query)?;
-    let mut binds = vec![Bind::Text(plugin.clone()), Bind::Text(type_name)];
-    let mut join = String::new();
-    let mut filters = String::new();
-    for (param, condition) in [
+    let mut conditions = Conditions::new();
+    conditions.push(
+        "c.plugin = ? AND c.type_name = ?",
+        [Bind::from(plugin), Bind::from(type_name)],
+    );
+    respond_list(&app, &query, &uri, conditions).await
+}
+
+/// `content/`: content units of every type.
+async fn list_all(
+    State(app): State<AppState>,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    respond_list(&app, &query, &uri, Conditions::new()).await
+}
+
+async fn respond_list(
+    app: &App,
+    query: &ListQuery,
+    uri: &Uri,
+    mut conditions: Conditions,
+) -> ApiResult<Response> {
+    let page = Page::from_query(query)?;
+    common_filters(app, query, &SPEC, &mut conditions)?;
+    for (param, condition, binds_number_twice) in [
         (
             "repository_version",
-            "rc.version_added <= $V AND (rc.version_removed IS NULL OR rc.version_removed > $V)",
+            "rc.version_added <= ? AND (rc.version_removed IS NULL OR rc.version_removed > ?)",
+            true,
         ),
-        ("repository_version_added", "rc.version_added = $V"),
-        ("repository_version_removed", "rc.version_removed = $V"),
+        ("repository_version_added", "rc.version_added = ?", false),
+        (
+            "repository_version_removed",
+            "rc.version_removed = ?",
+            false,
+        ),
     ] {
         let Some(href) = query.get(param) else {
             continue;
@@ -100,53 +139,38 @@ async fn list(
                 "Invalid hyperlink - not a repository version href.",
             ));
         };
-        binds.push(Bind::Text(id));
-        let repo = binds.len();
-        binds.push(Bind::Int(number));
-        let version = binds.len();
-        join = format!(
-            " JOIN repository_content rc ON rc.content_id = c.id AND rc.repository_id = ${repo} AND {}",
-            condition.replace("$V", &format!("${version}"))
+        let mut binds = vec![Bind::Text(id), Bind::Int(number)];
+        if binds_number_twice {
+            binds.push(Bind::Int(number));
+        }
+        conditions.push(
+            &format!(
+                "EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND rc.repository_id = ? AND {condition})"
+            ),
+            binds,
         );
     }
     for field in ["relative_path", "sha256"] {
         if let Some(value) = query.get(field) {
-            binds.push(Bind::Text(value.clone()));
-            filters.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
-                   WHERE ca.content_id = c.id AND {} = ${})",
-                if field == "sha256" { "a.sha256" } else { "ca.relative_path" },
-                binds.len()
-            ));
+            conditions.push(
+                &format!(
+                    "EXISTS (SELECT 1 FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
+                     WHERE ca.content_id = c.id AND {} = ?)",
+                    if field == "sha256" { "a.sha256" } else { "ca.relative_path" },
+                ),
+                [Bind::from(value.as_str())],
+            );
         }
     }
-    let base = format!("FROM content c{join} WHERE c.plugin = $1 AND c.type_name = $2{filters}");
-    let count_sql = format!("SELECT COUNT(*) {base}");
-    let page_sql = format!(
-        "SELECT {COLUMNS} {base} ORDER BY c.created, c.id LIMIT ${} OFFSET ${}",
-        binds.len() + 1,
-        binds.len() + 2
-    );
-    let mut count = sqlx::query(&count_sql);
-    let mut rows = sqlx::query(&page_sql);
-    for bind in &binds {
-        (count, rows) = match bind {
-            Bind::Text(text) => (count.bind(text.clone()), rows.bind(text.clone())),
-            Bind::Int(int) => (count.bind(*int), rows.bind(*int)),
-        };
-    }
-    let total: i64 = count.fetch_one(app.db.pool()).await?.get(0);
-    let rows = rows
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(app.db.pool())
-        .await?;
-    Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
+    let order = order_by(query, &SPEC)?;
+    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
+    Ok(page.respond(app, uri, total, rows.iter().map(to_json).collect()))
 }
 
 async fn read(
     State(app): State<AppState>,
     Path((plugin, plural, id)): Path<(String, String, String)>,
+    OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
     let row = sqlx::query(&format!(
@@ -158,7 +182,7 @@ async fn read(
     .fetch_optional(app.db.pool())
     .await?
     .ok_or_else(ApiError::not_found)?;
-    Ok(Json(to_json(&row)))
+    Ok(shaped(&uri, to_json(&row)))
 }
 
 /// `POST` multipart: `file` (or an `artifact` href, or an uncommitted `upload` href),

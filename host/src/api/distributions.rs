@@ -1,10 +1,11 @@
-//! `distributions/<plugin>/<type>/`: where the content app serves a publication or repository.
-
-use std::collections::HashMap;
+//! `distributions/<plugin>/<type>/`: where the content app serves a publication, a repository
+//! version, or the latest of a repository. Create, update and delete are tasks (202), as in
+//! Pulp. `distributions/` lists every type.
 
 use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::Uri;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -12,7 +13,9 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::support::{
-    Fields, Page, json_column, name_filters, object_id, repository_type, spawn_task,
+    Bind, Changes, ColumnValue, Conditions, Fields, ListQuery, ListSpec, Page, common_filters,
+    contains, ensure_unique, fetch_page, icontains, in_list, json_column, object_id, order_by,
+    repository_type, shaped, spawn_delete, spawn_task, spawn_update, split_list,
 };
 use crate::app::{App, AppState};
 use crate::content::CONTENT_ROOT;
@@ -25,13 +28,22 @@ use crate::tasks::kinds::TaskArgs;
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/pulp/api/v3/distributions/", get(list_all))
         .route(
             "/pulp/api/v3/distributions/{plugin}/{type}/",
             get(list).post(create_request),
         )
         .route(
             "/pulp/api/v3/distributions/{plugin}/{type}/{id}/",
-            get(read).patch(update).put(update).delete(destroy),
+            get(read).patch(update).put(replace).delete(destroy),
+        )
+        .route(
+            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/set_label/",
+            post(set_label),
+        )
+        .route(
+            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/",
+            post(unset_label),
         )
 }
 
@@ -50,74 +62,142 @@ pub struct DistributionFields {
     pub publication_id: Option<String>,
     /// Or serve the newest publication of this repository.
     pub repository_id: Option<String>,
+    /// Or serve this repository version.
+    #[serde(default)]
+    pub repository_version_id: Option<String>,
+    /// Pull-through remote.
+    #[serde(default)]
+    pub remote_id: Option<String>,
     /// Hidden from the content app's root listing.
     pub hidden: bool,
     /// `pulp_labels` as JSON.
     pub labels: String,
 }
 
-const COLUMNS: &str = "id, plugin, type_name, name, base_path, publication_id, repository_id, hidden, labels, created, updated";
+const COLUMNS: &str = "d.id, d.plugin, d.type_name, d.name, d.base_path, d.publication_id, d.repository_id, d.hidden,
+    d.labels, d.created, d.updated, d.repository_version_id, rv.repository_id, rv.number, d.remote_id, m.plugin, m.type_name";
+
+const SPEC: ListSpec = ListSpec {
+    from: "distributions d LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
+           LEFT JOIN remotes m ON m.id = d.remote_id",
+    id: "d.id",
+    name: Some("d.name"),
+    labels: Some("d.labels"),
+    orderings: &[
+        ("name", "d.name"),
+        ("base_path", "d.base_path"),
+        ("pulp_created", "d.created"),
+        ("pulp_last_updated", "d.updated"),
+        ("pk", "d.id"),
+        ("pulp_id", "d.id"),
+    ],
+    default_ordering: "name",
+};
 
 fn to_json(app: &App, row: &AnyRow) -> Value {
     let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
     let base_path: String = row.get(4);
+    let version = match (
+        row.get::<Option<String>, _>(12),
+        row.get::<Option<i64>, _>(13),
+    ) {
+        (Some(repository_id), Some(number)) => {
+            Some(hrefs::version(&plugin, &type_name, &repository_id, number))
+        }
+        _ => None,
+    };
+    let remote = match (
+        row.get::<Option<String>, _>(14),
+        row.get::<Option<String>, _>(15),
+        row.get::<Option<String>, _>(16),
+    ) {
+        (Some(remote_id), Some(remote_plugin), Some(remote_type)) => {
+            Some(hrefs::remote(&remote_plugin, &remote_type, &remote_id))
+        }
+        _ => None,
+    };
     json!({
         "pulp_href": hrefs::distribution(&plugin, &type_name, &id),
         "prn": format!("prn:{plugin}.{type_name}distribution:{id}"),
         "pulp_created": row.get::<String, _>(9),
         "pulp_last_updated": row.get::<String, _>(10),
-        "name": row.get::<String, _>(3),
         "base_path": base_path,
         "base_url": format!("{}{CONTENT_ROOT}{base_path}/", app.origin),
-        "publication": row.get::<Option<String>, _>(5).map(|p| hrefs::publication(&plugin, &type_name, &p)),
-        "repository": row.get::<Option<String>, _>(6).map(|r| hrefs::repository(&plugin, &type_name, &r)),
         "content_guard": null,
         "hidden": row.get::<i64, _>(7) != 0,
         "pulp_labels": json_column(&row.get::<String, _>(8)),
+        "name": row.get::<String, _>(3),
+        "repository": row.get::<Option<String>, _>(6).map(|r| hrefs::repository(&plugin, &type_name, &r)),
+        "repository_version": version,
+        "publication": row.get::<Option<String>, _>(5).map(|p| hrefs::publication(&plugin, &type_name, &p)),
+        "remote": remote,
     })
 }
 
 async fn list(
     State(app): State<AppState>,
     Path((plugin, type_name)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     repository_type(&app, &plugin, &type_name)?;
-    let page = Page::from_query(&query)?;
-    let (mut filters, mut values) = name_filters(&query, 3);
-    if let Some(base_path) = query.get("base_path") {
-        filters.push_str(&format!(" AND base_path = ${}", 3 + values.len()));
-        values.push(base_path.clone());
-    }
-    let count_sql =
-        format!("SELECT COUNT(*) FROM distributions WHERE plugin = $1 AND type_name = $2{filters}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql)
-        .bind(&plugin)
-        .bind(&type_name);
-    for value in &values {
-        count = count.bind(value);
-    }
-    let total = count.fetch_one(app.db.pool()).await?;
-    let n = 3 + values.len();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM distributions WHERE plugin = $1 AND type_name = $2{filters} ORDER BY name LIMIT ${n} OFFSET ${}",
-        n + 1
+    let mut conditions = Conditions::new();
+    conditions.push(
+        "d.plugin = ? AND d.type_name = ?",
+        [Bind::from(plugin), Bind::from(type_name)],
     );
-    let mut rows = sqlx::query(&sql).bind(&plugin).bind(&type_name);
-    for value in &values {
-        rows = rows.bind(value);
+    respond_list(&app, &query, &uri, conditions).await
+}
+
+/// `distributions/`: every distribution, whatever its type.
+async fn list_all(
+    State(app): State<AppState>,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    respond_list(&app, &query, &uri, Conditions::new()).await
+}
+
+async fn respond_list(
+    app: &App,
+    query: &ListQuery,
+    uri: &Uri,
+    mut conditions: Conditions,
+) -> ApiResult<Response> {
+    let page = Page::from_query(query)?;
+    common_filters(app, query, &SPEC, &mut conditions)?;
+    if let Some(base_path) = query.get("base_path") {
+        conditions.push("d.base_path = ?", [Bind::from(base_path.as_str())]);
     }
-    let rows = rows
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(app.db.pool())
-        .await?;
+    if let Some(value) = query.get("base_path__contains") {
+        contains(&mut conditions, "d.base_path", value);
+    }
+    if let Some(value) = query.get("base_path__icontains") {
+        icontains(&mut conditions, "d.base_path", value);
+    }
+    if let Some(list) = query.get("base_path__in") {
+        in_list(
+            &mut conditions,
+            "d.base_path",
+            split_list(list).map(str::to_owned).collect(),
+        );
+    }
+    if let Some(href) = query.get("repository") {
+        let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
+            return Err(ApiError::field(
+                "repository",
+                format!("URI not valid: {href}"),
+            ));
+        };
+        conditions.push("d.repository_id = ?", [Bind::Text(id)]);
+    }
+    let order = order_by(query, &SPEC)?;
+    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
     Ok(page.respond(
-        &app,
-        &uri,
+        app,
+        uri,
         total,
-        rows.iter().map(|row| to_json(&app, row)).collect(),
+        rows.iter().map(|row| to_json(app, row)).collect(),
     ))
 }
 
@@ -129,84 +209,168 @@ fn validate_base_path(base_path: &str) -> ApiResult<String> {
     Ok(trimmed.to_owned())
 }
 
-/// Refuses a base path that nests inside another distribution's, or contains one.
+/// Refuses a base path that another distribution has, nests inside, or contains (Pulp forbids
+/// overlapping base paths: the content app could not tell which one a path belongs to).
 async fn check_overlap(app: &App, base_path: &str, except: Option<&str>) -> ApiResult<()> {
-    let rows = sqlx::query("SELECT id, base_path FROM distributions")
+    let rows = sqlx::query("SELECT id, base_path, name FROM distributions")
         .fetch_all(app.db.pool())
         .await?;
     for row in rows {
-        let (id, other): (String, String) = (row.get(0), row.get(1));
+        let (id, other, name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
         if Some(id.as_str()) == except {
             continue;
         }
         if other == base_path {
-            return Err(ApiError::field(
-                "base_path",
-                "This value is already in use; it must be unique.",
-            ));
+            return Err(ApiError::field("base_path", super::support::UNIQUE_MESSAGE));
         }
         if base_path.starts_with(&format!("{other}/"))
             || other.starts_with(&format!("{base_path}/"))
         {
             return Err(ApiError::field(
                 "base_path",
-                format!("Overlaps with existing distribution base path {other:?}."),
+                format!("Overlaps with existing distribution '{name}' (base path '{other}')."),
             ));
         }
     }
     Ok(())
 }
 
-/// Resolves the `publication` and `repository` fields (at most one of them).
-async fn target(
-    app: &App,
-    fields: &Fields,
-    plugin: &str,
-) -> ApiResult<(Option<String>, Option<String>)> {
-    let publication = match fields.opt_href("publication")? {
-        None => None,
-        Some(Href::Publication { plugin: p, id, .. }) if p == plugin => {
-            sqlx::query("SELECT id FROM publications WHERE id = $1 AND complete = 1")
+/// What a distribution serves: at most one of a publication, a repository (its latest), or a
+/// repository version.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Target {
+    publication_id: Option<String>,
+    repository_id: Option<String>,
+    repository_version_id: Option<String>,
+}
+
+const ONLY_ONE: &str = "Only one of the attributes 'repository', 'repository_version' and 'publication' may be used simultaneously.";
+
+/// Resolves the `publication`, `repository` and `repository_version` fields given in the body;
+/// those not given keep the values of `current`.
+async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> ApiResult<Target> {
+    let mut target = current;
+    if fields.0.contains_key("publication") {
+        target.publication_id = match fields.opt_href("publication")? {
+            None => None,
+            Some(Href::Publication { plugin: p, id, .. }) if p == plugin => {
+                exists(
+                    app,
+                    "SELECT id FROM publications WHERE id = $1 AND complete = 1",
+                    &id,
+                    "publication",
+                )
+                .await?;
+                Some(id)
+            }
+            Some(_) => {
+                return Err(ApiError::field(
+                    "publication",
+                    format!("Expected the href of a {plugin} publication."),
+                ));
+            }
+        };
+    }
+    if fields.0.contains_key("repository") {
+        target.repository_id = match fields.opt_href("repository")? {
+            None => None,
+            Some(Href::Repository { plugin: p, id, .. }) if p == plugin => {
+                exists(
+                    app,
+                    "SELECT id FROM repositories WHERE id = $1",
+                    &id,
+                    "repository",
+                )
+                .await?;
+                Some(id)
+            }
+            Some(_) => {
+                return Err(ApiError::field(
+                    "repository",
+                    format!("Expected the href of a {plugin} repository."),
+                ));
+            }
+        };
+    }
+    if fields.0.contains_key("repository_version") {
+        target.repository_version_id = match fields.opt_href("repository_version")? {
+            None => None,
+            Some(Href::Version {
+                plugin: p,
+                id,
+                number,
+                ..
+            }) if p == plugin => {
+                let row = sqlx::query(
+                    "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
+                )
                 .bind(&id)
+                .bind(number)
                 .fetch_optional(app.db.pool())
                 .await?
                 .ok_or_else(|| {
-                    ApiError::field("publication", "Invalid hyperlink - Object does not exist.")
+                    ApiError::field(
+                        "repository_version",
+                        "Invalid hyperlink - Object does not exist.",
+                    )
                 })?;
-            Some(id)
+                Some(row.get(0))
+            }
+            Some(_) => {
+                return Err(ApiError::field(
+                    "repository_version",
+                    format!("Expected the href of a {plugin} repository version."),
+                ));
+            }
+        };
+    }
+    let set = [
+        &target.publication_id,
+        &target.repository_id,
+        &target.repository_version_id,
+    ]
+    .iter()
+    .filter(|value| value.is_some())
+    .count();
+    if set > 1 {
+        return Err(ApiError::bad_request(ONLY_ONE));
+    }
+    Ok(target)
+}
+
+async fn exists(app: &App, sql: &str, id: &str, field: &str) -> ApiResult<()> {
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::field(field, "Invalid hyperlink - Object does not exist."))
+}
+
+/// The `remote` field: a remote of the plugin, for pull-through.
+async fn remote_field(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
+    match fields.opt_href("remote")? {
+        None => Ok(None),
+        Some(Href::Remote { plugin: p, id, .. }) if p == plugin => {
+            exists(app, "SELECT id FROM remotes WHERE id = $1", &id, "remote").await?;
+            Ok(Some(id))
         }
-        Some(_) => {
-            return Err(ApiError::field(
-                "publication",
-                format!("Expected the href of a {plugin} publication."),
-            ));
-        }
-    };
-    let repository = match fields.opt_href("repository")? {
-        None => None,
-        Some(Href::Repository { plugin: p, id, .. }) if p == plugin => {
-            sqlx::query("SELECT id FROM repositories WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(app.db.pool())
-                .await?
-                .ok_or_else(|| {
-                    ApiError::field("repository", "Invalid hyperlink - Object does not exist.")
-                })?;
-            Some(id)
-        }
-        Some(_) => {
-            return Err(ApiError::field(
-                "repository",
-                format!("Expected the href of a {plugin} repository."),
-            ));
-        }
-    };
-    if publication.is_some() && repository.is_some() {
-        return Err(ApiError::bad_request(
-            "Only one of the attributes 'repository' and 'publication' may be used simultaneously.",
+        Some(_) => Err(ApiError::field(
+            "remote",
+            format!("Expected the href of a {plugin} remote."),
+        )),
+    }
+}
+
+/// No content guard types exist yet, so only `null` is a valid `content_guard`.
+fn check_content_guard(fields: &Fields) -> ApiResult<()> {
+    if fields.has("content_guard") {
+        return Err(ApiError::field(
+            "content_guard",
+            "No content guards exist on this server; content_guard must be null.",
         ));
     }
-    Ok((publication, repository))
+    Ok(())
 }
 
 async fn create_request(
@@ -217,36 +381,36 @@ async fn create_request(
     repository_type(&app, &plugin, &type_name)?;
     let name = fields.required_str("name")?;
     let base_path = validate_base_path(&fields.required_str("base_path")?)?;
-    let exists = sqlx::query("SELECT id FROM distributions WHERE name = $1")
-        .bind(&name)
-        .fetch_optional(app.db.pool())
-        .await?;
-    if exists.is_some() {
-        return Err(ApiError::field(
-            "name",
-            "This value is already in use; it must be unique.",
-        ));
-    }
+    ensure_unique(&app, "distributions", "name", "name", &name, None).await?;
     check_overlap(&app, &base_path, None).await?;
-    let (publication_id, repository_id) = target(&app, &fields, &plugin).await?;
+    check_content_guard(&fields)?;
+    let target = target(&app, &fields, &plugin, Target::default()).await?;
+    let remote_id = remote_field(&app, &fields, &plugin).await?;
     let fields = DistributionFields {
         plugin,
         type_name,
         name,
         base_path: base_path.clone(),
-        publication_id,
-        repository_id,
+        publication_id: target.publication_id,
+        repository_id: target.repository_id,
+        repository_version_id: target.repository_version_id,
+        remote_id,
         hidden: fields.opt_bool("hidden")?.unwrap_or(false),
         labels: fields.labels()?.unwrap_or_else(|| "{}".into()),
     };
-    let lock = ResourceLock::exclusive(format!("distribution-base-path:{base_path}"));
+    let lock = ResourceLock::exclusive(base_path_lock(&base_path));
     spawn_task(
         &app,
-        "granary.tasks.create_distribution",
+        "granary.tasks.general_create",
         TaskArgs::CreateDistribution { fields },
         &[lock],
     )
     .await
+}
+
+/// Creating or moving distributions to the same base path at once is serialised on this lock.
+fn base_path_lock(base_path: &str) -> String {
+    format!("distribution-base-path:{base_path}")
 }
 
 /// Creates a distribution (the work of its create task); returns its href.
@@ -262,8 +426,9 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     let id = new_id();
     let mut tx = app.db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id, hidden, labels, created, updated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id,
+             repository_version_id, remote_id, hidden, labels, created, updated)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
     )
     .bind(&id)
     .bind(&fields.plugin)
@@ -272,6 +437,8 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     .bind(&fields.base_path)
     .bind(&fields.publication_id)
     .bind(&fields.repository_id)
+    .bind(&fields.repository_version_id)
+    .bind(&fields.remote_id)
     .bind(i64::from(fields.hidden))
     .bind(&fields.labels)
     .bind(now())
@@ -281,10 +448,11 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     Ok(hrefs::distribution(&fields.plugin, &fields.type_name, &id))
 }
 
-async fn load(app: &AppState, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
+async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
     repository_type(app, plugin, type_name)?;
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM distributions WHERE id = $1 AND plugin = $2 AND type_name = $3"
+        "SELECT {COLUMNS} FROM {} WHERE d.id = $1 AND d.plugin = $2 AND d.type_name = $3",
+        SPEC.from
     ))
     .bind(object_id(id)?)
     .bind(plugin)
@@ -297,65 +465,94 @@ async fn load(app: &AppState, plugin: &str, type_name: &str, id: &str) -> ApiRes
 async fn read(
     State(app): State<AppState>,
     Path((plugin, type_name, id)): Path<(String, String, String)>,
+    OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(to_json(
-        &app,
-        &load(&app, &plugin, &type_name, &id).await?,
-    )))
+    let row = load(&app, &plugin, &type_name, &id).await?;
+    Ok(shaped(&uri, to_json(&app, &row)))
 }
 
-/// Updates a distribution in place (a small, atomic change: no task needed).
+/// `PATCH`: changes the fields given.
 async fn update(
     State(app): State<AppState>,
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
-) -> ApiResult<Json<Value>> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
+) -> ApiResult<Response> {
+    dispatch_update(&app, &plugin, &type_name, &id, &fields, false).await
+}
+
+/// `PUT`: the whole distribution; `name` and `base_path` must be given.
+async fn replace(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): Path<(String, String, String)>,
+    fields: Fields,
+) -> ApiResult<Response> {
+    dispatch_update(&app, &plugin, &type_name, &id, &fields, true).await
+}
+
+async fn dispatch_update(
+    app: &App,
+    plugin: &str,
+    type_name: &str,
+    id: &str,
+    fields: &Fields,
+    whole: bool,
+) -> ApiResult<Response> {
+    let row = load(app, plugin, type_name, id).await?;
     let id: String = row.get(0);
-    let mut tx_updates: Vec<(&str, Option<String>)> = Vec::new();
-    if fields.has("name") {
-        tx_updates.push(("name", Some(fields.required_str("name")?)));
+    let mut changes: Changes = Vec::new();
+    let mut locks = Vec::new();
+    if whole || fields.0.contains_key("name") {
+        let name = fields.required_str("name")?;
+        ensure_unique(app, "distributions", "name", "name", &name, Some(&id)).await?;
+        changes.push(("name".into(), ColumnValue::Text(Some(name))));
     }
-    if fields.has("base_path") {
+    if whole || fields.0.contains_key("base_path") {
         let base_path = validate_base_path(&fields.required_str("base_path")?)?;
-        check_overlap(&app, &base_path, Some(&id)).await?;
-        tx_updates.push(("base_path", Some(base_path)));
+        check_overlap(app, &base_path, Some(&id)).await?;
+        locks.push(ResourceLock::exclusive(base_path_lock(&base_path)));
+        changes.push(("base_path".into(), ColumnValue::Text(Some(base_path))));
     }
-    if fields.0.contains_key("publication") || fields.0.contains_key("repository") {
-        let (publication_id, repository_id) = target(&app, &fields, &plugin).await?;
-        tx_updates.push(("publication_id", publication_id));
-        tx_updates.push(("repository_id", repository_id));
+    check_content_guard(fields)?;
+    let current = Target {
+        publication_id: row.get(5),
+        repository_id: row.get(6),
+        repository_version_id: row.get(11),
+    };
+    let target = target(app, fields, plugin, current.clone()).await?;
+    if target != current {
+        changes.push((
+            "publication_id".into(),
+            ColumnValue::Text(target.publication_id),
+        ));
+        changes.push((
+            "repository_id".into(),
+            ColumnValue::Text(target.repository_id),
+        ));
+        changes.push((
+            "repository_version_id".into(),
+            ColumnValue::Text(target.repository_version_id),
+        ));
+    }
+    if fields.0.contains_key("remote") {
+        changes.push((
+            "remote_id".into(),
+            ColumnValue::Text(remote_field(app, fields, plugin).await?),
+        ));
+    }
+    if fields.0.contains_key("hidden") {
+        let hidden = fields.opt_bool("hidden")?.unwrap_or(false);
+        changes.push(("hidden".into(), ColumnValue::Int(Some(i64::from(hidden)))));
     }
     if let Some(labels) = fields.labels()? {
-        tx_updates.push(("labels", Some(labels)));
+        changes.push(("labels".into(), ColumnValue::Text(Some(labels))));
     }
-    let mut tx = app.db.begin_write().await?;
-    for (column, value) in tx_updates {
-        sqlx::query(&format!(
-            "UPDATE distributions SET {column} = $2 WHERE id = $1"
-        ))
-        .bind(&id)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if let Some(hidden) = fields.opt_bool("hidden")? {
-        sqlx::query("UPDATE distributions SET hidden = $2 WHERE id = $1")
-            .bind(&id)
-            .bind(i64::from(hidden))
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("UPDATE distributions SET updated = $2 WHERE id = $1")
-        .bind(&id)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Json(to_json(
-        &app,
-        &load(&app, &plugin, &type_name, &id).await?,
-    )))
+    spawn_update(
+        app,
+        hrefs::distribution(plugin, type_name, &id),
+        changes,
+        locks,
+    )
+    .await
 }
 
 async fn destroy(
@@ -363,12 +560,27 @@ async fn destroy(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let row = load(&app, &plugin, &type_name, &id).await?;
-    let href = hrefs::distribution(&plugin, &type_name, &row.get::<String, _>(0));
-    spawn_task(
+    spawn_delete(
         &app,
-        "granary.tasks.delete",
-        TaskArgs::Delete { href: href.clone() },
-        &[ResourceLock::exclusive(href)],
+        hrefs::distribution(&plugin, &type_name, &row.get::<String, _>(0)),
     )
     .await
+}
+
+async fn set_label(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): Path<(String, String, String)>,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let row = load(&app, &plugin, &type_name, &id).await?;
+    super::support::set_label(&app, "distributions", &row.get::<String, _>(0), &fields).await
+}
+
+async fn unset_label(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): Path<(String, String, String)>,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let row = load(&app, &plugin, &type_name, &id).await?;
+    super::support::unset_label(&app, "distributions", &row.get::<String, _>(0), &fields).await
 }

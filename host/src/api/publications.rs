@@ -1,9 +1,8 @@
 //! `publications/<plugin>/<type>/`: what a client of a repository version needs, rendered by the
 //! plugin.
 
-use std::collections::HashMap;
-
 use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,8 +10,11 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::support::{Fields, Page, object_id, repository_type, spawn_task};
-use crate::app::AppState;
+use super::support::{
+    Bind, Conditions, Fields, ListQuery, ListSpec, Page, common_filters, fetch_page, object_id,
+    order_by, repository_type, shaped, spawn_delete, spawn_task,
+};
+use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
 use crate::tasks::ResourceLock;
@@ -21,6 +23,7 @@ use crate::tasks::kinds::TaskArgs;
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/pulp/api/v3/publications/", get(list_all))
         .route(
             "/pulp/api/v3/publications/{plugin}/{type}/",
             get(list).post(create),
@@ -46,32 +49,76 @@ fn to_json(row: &AnyRow) -> Value {
     })
 }
 
+const SPEC: ListSpec = ListSpec {
+    from: "publications p JOIN repository_versions v ON v.id = p.repository_version_id",
+    id: "p.id",
+    name: None,
+    labels: None,
+    orderings: &[
+        ("pulp_created", "p.created"),
+        ("pk", "p.id"),
+        ("pulp_id", "p.id"),
+    ],
+    default_ordering: "-pulp_created",
+};
+
 async fn list(
     State(app): State<AppState>,
     Path((plugin, type_name)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     repository_type(&app, &plugin, &type_name)?;
-    let page = Page::from_query(&query)?;
-    let from = "FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
-                WHERE p.plugin = $1 AND p.type_name = $2 AND p.complete = 1";
-    let total: i64 = sqlx::query(&format!("SELECT COUNT(*) {from}"))
-        .bind(&plugin)
-        .bind(&type_name)
-        .fetch_one(app.db.pool())
-        .await?
-        .get(0);
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} {from} ORDER BY p.created DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(&plugin)
-    .bind(&type_name)
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(app.db.pool())
-    .await?;
-    Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
+    let mut conditions = Conditions::new();
+    conditions.push(
+        "p.plugin = ? AND p.type_name = ?",
+        [Bind::from(plugin), Bind::from(type_name)],
+    );
+    respond_list(&app, &query, &uri, conditions).await
+}
+
+/// `publications/`: publications of every type.
+async fn list_all(
+    State(app): State<AppState>,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    respond_list(&app, &query, &uri, Conditions::new()).await
+}
+
+async fn respond_list(
+    app: &App,
+    query: &ListQuery,
+    uri: &Uri,
+    mut conditions: Conditions,
+) -> ApiResult<Response> {
+    let page = Page::from_query(query)?;
+    conditions.push("p.complete = 1", []);
+    common_filters(app, query, &SPEC, &mut conditions)?;
+    if let Some(href) = query.get("repository_version") {
+        let Some(Href::Version { id, number, .. }) = hrefs::parse(href) else {
+            return Err(ApiError::field(
+                "repository_version",
+                format!("URI not valid: {href}"),
+            ));
+        };
+        conditions.push(
+            "p.repository_id = ? AND v.number = ?",
+            [Bind::Text(id), Bind::Int(number)],
+        );
+    }
+    if let Some(href) = query.get("repository") {
+        let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
+            return Err(ApiError::field(
+                "repository",
+                format!("URI not valid: {href}"),
+            ));
+        };
+        conditions.push("p.repository_id = ?", [Bind::Text(id)]);
+    }
+    let order = order_by(query, &SPEC)?;
+    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
+    Ok(page.respond(app, uri, total, rows.iter().map(to_json).collect()))
 }
 
 async fn create(
@@ -171,8 +218,12 @@ async fn load(app: &AppState, plugin: &str, type_name: &str, id: &str) -> ApiRes
 async fn read(
     State(app): State<AppState>,
     Path((plugin, type_name, id)): Path<(String, String, String)>,
+    OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(to_json(&load(&app, &plugin, &type_name, &id).await?)))
+    Ok(shaped(
+        &uri,
+        to_json(&load(&app, &plugin, &type_name, &id).await?),
+    ))
 }
 
 async fn destroy(
@@ -180,12 +231,9 @@ async fn destroy(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let row = load(&app, &plugin, &type_name, &id).await?;
-    let href = hrefs::publication(&plugin, &type_name, &row.get::<String, _>(0));
-    spawn_task(
+    spawn_delete(
         &app,
-        "granary.tasks.delete",
-        TaskArgs::Delete { href: href.clone() },
-        &[ResourceLock::exclusive(href)],
+        hrefs::publication(&plugin, &type_name, &row.get::<String, _>(0)),
     )
     .await
 }

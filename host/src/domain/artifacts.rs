@@ -1,7 +1,5 @@
 //! Artifacts: bytes stored once under their sha256, recorded only after they were verified.
 
-use std::time::Duration;
-
 use futures::StreamExt as _;
 use sqlx::Row as _;
 
@@ -202,7 +200,7 @@ pub async fn download(
             Err(FetchError::Retryable(message)) if attempt < max_retries => {
                 attempt += 1;
                 tracing::warn!(%url, attempt, %message, "download failed, retrying");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                tokio::time::sleep(crate::domain::remotes::backoff(attempt)).await;
             }
             Err(FetchError::Retryable(message) | FetchError::Final(message)) => {
                 return Err(IngestError::Other(anyhow::anyhow!(message)));

@@ -1,6 +1,9 @@
-//! Remotes: where a repository's content comes from, and an HTTP client configured like the
-//! remote says (TLS validation, timeouts, credentials, headers).
+//! Remotes: where a repository's content comes from, and HTTP clients configured like the
+//! remote says (TLS validation and certificates, proxy, credentials, headers, timeouts), cached
+//! per remote configuration, plus retries with backoff.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -23,29 +26,65 @@ pub struct Remote {
     pub download_concurrency: usize,
     /// Verify TLS certificates.
     pub tls_validation: bool,
+    /// PEM certificates trusted to sign the upstream's certificate (besides the system's).
+    pub ca_cert: Option<String>,
+    /// PEM client certificate for TLS client authentication.
+    pub client_cert: Option<String>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<String>,
+    /// `http://` or `https://` proxy.
+    pub proxy_url: Option<String>,
+    /// Proxy basic-auth user.
+    pub proxy_username: Option<String>,
+    /// Proxy basic-auth password.
+    pub proxy_password: Option<String>,
     /// Basic-auth user.
     pub username: Option<String>,
     /// Basic-auth password.
     pub password: Option<String>,
     /// Extra request headers.
     pub headers: Vec<(String, String)>,
-    /// Timeout of a whole request, in seconds.
-    pub total_timeout: Option<u64>,
-    /// Retries of a failed download.
+    /// Timeout of a whole request.
+    pub total_timeout: Option<Duration>,
+    /// Timeout of getting a connection.
+    pub connect_timeout: Option<Duration>,
+    /// Timeout of the TCP connect itself.
+    pub sock_connect_timeout: Option<Duration>,
+    /// Timeout between two reads of a response.
+    pub sock_read_timeout: Option<Duration>,
+    /// Retries of a failed request (connection error or 5xx).
     pub max_retries: u32,
+    /// Most downloads started per second, if limited.
+    pub rate_limit: Option<u32>,
     /// Plugin-specific fields (JSON object).
     pub extra: String,
+    /// `pulp_last_updated`: a cached client is rebuilt when it changes.
+    pub updated: String,
 }
 
 /// Parallel downloads when the remote does not say.
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 10;
+/// Retries when the remote does not say.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Connect timeout when the remote sets none.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// First retry delay; each further retry waits twice as long, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+fn millis(value: Option<i64>) -> Option<Duration> {
+    value.map(|ms| Duration::from_millis(ms.max(0) as u64))
+}
 
 impl Remote {
     /// Loads a remote.
     pub async fn load(pool: &sqlx::AnyPool, id: &str) -> anyhow::Result<Remote> {
         let row = sqlx::query(
             "SELECT id, plugin, url, policy, download_concurrency, tls_validation, username, password, headers,
-                    total_timeout, max_retries, extra FROM remotes WHERE id = $1",
+                    total_timeout_ms, max_retries, extra, ca_cert, client_cert, client_key, proxy_url,
+                    proxy_username, proxy_password, connect_timeout_ms, sock_connect_timeout_ms,
+                    sock_read_timeout_ms, updated, rate_limit
+             FROM remotes WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(pool)
@@ -72,16 +111,31 @@ impl Remote {
                         .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
                 })
                 .collect(),
-            total_timeout: row.get::<Option<i64>, _>(9).map(|t| t.max(1) as u64),
+            total_timeout: millis(row.get(9)),
             max_retries: row
                 .get::<Option<i64>, _>(10)
-                .map_or(3, |n| n.clamp(0, 10) as u32),
+                .map_or(DEFAULT_MAX_RETRIES, |n| n.clamp(0, 10) as u32),
             extra: row.get(11),
+            ca_cert: row.get(12),
+            client_cert: row.get(13),
+            client_key: row.get(14),
+            proxy_url: row.get(15),
+            proxy_username: row.get(16),
+            proxy_password: row.get(17),
+            connect_timeout: millis(row.get(18)),
+            sock_connect_timeout: millis(row.get(19)),
+            sock_read_timeout: millis(row.get(20)),
+            updated: row.get(21),
+            rate_limit: row
+                .get::<Option<i64>, _>(22)
+                .and_then(|limit| u32::try_from(limit).ok())
+                .filter(|limit| *limit > 0),
         })
     }
 
-    /// An HTTP client with the remote's settings.
-    pub fn client(&self) -> anyhow::Result<reqwest::Client> {
+    /// Builds an HTTP client with the remote's settings. Prefer [`RemoteClients::client`], which
+    /// reuses one client (and its connection pool) per remote configuration.
+    pub fn build_client(&self) -> anyhow::Result<reqwest::Client> {
         let mut headers = reqwest::header::HeaderMap::new();
         for (name, value) in &self.headers {
             headers.insert(
@@ -94,18 +148,50 @@ impl Remote {
             use base64::Engine as _;
             let token = base64::engine::general_purpose::STANDARD
                 .encode(format!("{user}:{}", self.password.as_deref().unwrap_or("")));
-            headers.insert(
-                reqwest::header::AUTHORIZATION,
-                format!("Basic {token}").parse()?,
-            );
+            let mut value: reqwest::header::HeaderValue = format!("Basic {token}").parse()?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
         }
+        // The connection must be made within both connect timeouts; reqwest has one for both.
+        let connect_timeout = [self.connect_timeout, self.sock_connect_timeout]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("granary/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(connect_timeout)
             .danger_accept_invalid_certs(!self.tls_validation);
         if let Some(timeout) = self.total_timeout {
-            builder = builder.timeout(Duration::from_secs(timeout));
+            builder = builder.timeout(timeout);
+        }
+        if let Some(timeout) = self.sock_read_timeout {
+            builder = builder.read_timeout(timeout);
+        }
+        if let Some(ca_cert) = &self.ca_cert {
+            for certificate in reqwest::Certificate::from_pem_bundle(ca_cert.as_bytes())
+                .context("the remote's ca_cert is not valid PEM")?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+                .context("the remote's client_cert and client_key do not form a valid identity")?;
+            builder = builder.identity(identity);
+        }
+        match &self.proxy_url {
+            Some(proxy_url) => {
+                let mut proxy =
+                    reqwest::Proxy::all(proxy_url).context("the remote's proxy_url is invalid")?;
+                if let Some(user) = &self.proxy_username {
+                    proxy = proxy.basic_auth(user, self.proxy_password.as_deref().unwrap_or(""));
+                }
+                builder = builder.proxy(proxy);
+            }
+            // The remote says how to reach the upstream; the server's environment does not.
+            None => builder = builder.no_proxy(),
         }
         Ok(builder.build()?)
     }
@@ -128,13 +214,122 @@ impl Remote {
         }
     }
 
-    /// The HTTP grant of a sync: this remote's origin, with its settings.
-    pub fn http_scope(&self) -> anyhow::Result<HttpScope> {
+    /// The HTTP grant of a sync: this remote's origin, through `client` (the remote's).
+    pub fn http_scope(&self, client: reqwest::Client) -> anyhow::Result<HttpScope> {
         let url =
             url::Url::parse(&self.url).with_context(|| format!("remote URL {:?}", self.url))?;
         Ok(HttpScope {
             origin: url.origin(),
-            client: self.client()?,
+            client,
+            max_retries: self.max_retries,
         })
+    }
+}
+
+/// One HTTP client per remote configuration, keyed by the remote's id and `pulp_last_updated`:
+/// building a client (TLS roots, identity, proxy) is not free, and a shared client reuses
+/// connections across the downloads of a sync and the on-demand requests of the content app.
+#[derive(Debug, Default)]
+pub struct RemoteClients {
+    clients: Mutex<HashMap<String, (String, reqwest::Client)>>,
+}
+
+impl RemoteClients {
+    /// The client for `remote` as it is configured now.
+    pub fn client(&self, remote: &Remote) -> anyhow::Result<reqwest::Client> {
+        if let Some((updated, client)) = self.clients.lock().expect("client cache").get(&remote.id)
+            && *updated == remote.updated
+        {
+            return Ok(client.clone());
+        }
+        let client = remote.build_client()?;
+        self.clients
+            .lock()
+            .expect("client cache")
+            .insert(remote.id.clone(), (remote.updated.clone(), client.clone()));
+        Ok(client)
+    }
+}
+
+/// Spaces out the starts of downloads to at most `rate_limit` a second (Pulp's `rate_limit`),
+/// across all the concurrent downloads of one sync.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    /// A limiter for `per_second` starts a second.
+    pub fn new(per_second: u32) -> RateLimiter {
+        RateLimiter {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for the next free slot.
+    pub async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = tokio::time::Instant::now();
+        if *next > now {
+            tokio::time::sleep_until(*next).await;
+        }
+        *next = (*next).max(now) + self.interval;
+    }
+}
+
+/// Whether a failed request is worth another try: the connection failed or timed out, or the
+/// upstream answered 5xx.
+pub fn retryable(outcome: &reqwest::Result<reqwest::Response>) -> bool {
+    match outcome {
+        Ok(response) => response.status().is_server_error(),
+        Err(error) => error.is_connect() || error.is_timeout() || error.is_request(),
+    }
+}
+
+/// The delay before retry number `attempt` (1-based): exponential, capped.
+pub fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_BACKOFF)
+}
+
+/// Sends a request, retrying connection errors and 5xx answers up to `max_retries` times with
+/// exponential backoff. The last outcome is returned as it is (a 5xx answer stays an answer).
+pub async fn send_with_retries(
+    request: reqwest::RequestBuilder,
+    max_retries: u32,
+) -> reqwest::Result<reqwest::Response> {
+    let mut attempt = 0;
+    loop {
+        let Some(this_try) = request.try_clone() else {
+            // A streamed body cannot be sent twice.
+            return request.send().await;
+        };
+        let outcome = this_try.send().await;
+        if attempt >= max_retries || !retryable(&outcome) {
+            return outcome;
+        }
+        attempt += 1;
+        tracing::warn!(
+            attempt,
+            outcome = ?outcome.as_ref().map(reqwest::Response::status),
+            "request failed, retrying"
+        );
+        tokio::time::sleep(backoff(attempt)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(2), Duration::from_millis(400));
+        assert_eq!(backoff(3), Duration::from_millis(800));
+        assert_eq!(backoff(30), MAX_BACKOFF);
     }
 }

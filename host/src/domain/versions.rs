@@ -169,10 +169,185 @@ pub async fn finish_version(
         .bind(now())
         .execute(&mut *tx)
         .await?;
+    prune(&mut tx, repository_id).await?;
     tx.commit().await?;
     Ok(NewVersion {
         number: Some(number),
     })
+}
+
+/// Enforces `retain_repo_versions`: deletes the oldest versions beyond the number to keep,
+/// squashing each into its successor so the kept versions' content does not change.
+async fn prune(tx: &mut WriteTx, repository_id: &str) -> Result<(), sqlx::Error> {
+    let retain: Option<i64> =
+        sqlx::query("SELECT retain_repo_versions FROM repositories WHERE id = $1")
+            .bind(repository_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .get(0);
+    let Some(retain) = retain.filter(|retain| *retain > 0) else {
+        return Ok(());
+    };
+    let numbers: Vec<i64> = sqlx::query(
+        "SELECT number FROM repository_versions WHERE repository_id = $1 ORDER BY number DESC",
+    )
+    .bind(repository_id)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    let mut old: Vec<i64> = numbers.into_iter().skip(retain as usize).collect();
+    old.sort_unstable();
+    for number in old {
+        squash(tx, repository_id, number).await?;
+    }
+    Ok(())
+}
+
+/// Why a version cannot be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteVersionError {
+    /// The version does not exist.
+    #[error("repository version {0} does not exist")]
+    Missing(i64),
+    /// The latest version is what the repository is; it stays.
+    #[error("version {0} is the latest version of its repository and cannot be deleted")]
+    Latest(i64),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Checks that version `number` may be deleted: it exists and is not the latest.
+pub async fn check_deletable(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: &str,
+    number: i64,
+) -> Result<(), DeleteVersionError> {
+    let exists =
+        sqlx::query("SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2")
+            .bind(repository_id)
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if exists.is_none() {
+        return Err(DeleteVersionError::Missing(number));
+    }
+    if latest_version(conn, repository_id).await? == number {
+        return Err(DeleteVersionError::Latest(number));
+    }
+    Ok(())
+}
+
+/// Deletes version `number` of a repository (the work of its delete task). Its changes are
+/// squashed into the next version, so no other version loses or gains content; publications of
+/// the version go with it.
+pub async fn delete_version(
+    db: &Db,
+    repository_id: &str,
+    number: i64,
+) -> Result<(), DeleteVersionError> {
+    let mut tx = db.begin_write().await?;
+    check_deletable(&mut tx, repository_id, number).await?;
+    squash(&mut tx, repository_id, number).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes version `number` (which has a successor) and folds its changes into the successor.
+///
+/// Membership ranges only start and end at existing version numbers, and no version lies
+/// between `number` and its successor, so moving the boundaries at `number` to the successor
+/// changes no remaining version's content; a range that then starts and ends at the successor
+/// was only ever in the deleted version and is dropped.
+async fn squash(tx: &mut WriteTx, repository_id: &str, number: i64) -> Result<(), sqlx::Error> {
+    let next: i64 = sqlx::query(
+        "SELECT MIN(number) FROM repository_versions WHERE repository_id = $1 AND number > $2",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_one(&mut **tx)
+    .await?
+    .get::<Option<i64>, _>(0)
+    .expect("only versions with a successor are squashed");
+    let previous_id: Option<String> = sqlx::query(
+        "SELECT id FROM repository_versions WHERE repository_id = $1 AND number < $2 ORDER BY number DESC LIMIT 1",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|row| row.get(0));
+    for sql in [
+        "DELETE FROM repository_content WHERE repository_id = $1 AND version_added = $2 AND version_removed = $3",
+        "UPDATE repository_content SET version_added = $3 WHERE repository_id = $1 AND version_added = $2",
+        "UPDATE repository_content SET version_removed = $3 WHERE repository_id = $1 AND version_removed = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(repository_id)
+            .bind(number)
+            .bind(next)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // Publications of the version, and what distributions served through them, go with it.
+    sqlx::query(
+        "UPDATE distributions SET publication_id = NULL WHERE publication_id IN
+         (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
+          WHERE v.repository_id = $1 AND v.number = $2)",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM published_files WHERE publication_id IN
+         (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
+          WHERE v.repository_id = $1 AND v.number = $2)",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM publications WHERE repository_version_id IN
+         (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE distributions SET repository_version_id = NULL WHERE repository_version_id IN
+         (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2")
+        .bind(repository_id)
+        .bind(number)
+        .execute(&mut **tx)
+        .await?;
+    let repository = sqlx::query("SELECT plugin, type_name FROM repositories WHERE id = $1")
+        .bind(repository_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let repo_href = hrefs::repository(repository.get(0), repository.get(1), repository_id);
+    let summary = content_summary(tx, repository_id, &repo_href, next).await?;
+    sqlx::query(
+        "UPDATE repository_versions SET base_version_id = $3, content_summary = $4
+         WHERE repository_id = $1 AND number = $2",
+    )
+    .bind(repository_id)
+    .bind(next)
+    .bind(previous_id)
+    .bind(summary.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Counts added, removed and present content per type for version `number`, Pulp's

@@ -44,7 +44,8 @@ impl CallState {
         for (name, value) in &headers {
             request = request.header(name, value);
         }
-        let response = match request.send().await {
+        let sent = crate::domain::remotes::send_with_retries(request, scope.max_retries).await;
+        let response = match sent {
             Ok(response) => response,
             Err(error) => {
                 return Ok(Err(guest_error(format!(

@@ -45,6 +45,8 @@ pub struct HttpScope {
     pub origin: url::Origin,
     /// Client with the remote's TLS, timeout, header and credential settings.
     pub client: reqwest::Client,
+    /// Retries of a request that failed to connect or got a 5xx answer.
+    pub max_retries: u32,
 }
 
 /// A repository version the guest may read.

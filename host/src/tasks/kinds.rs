@@ -102,6 +102,20 @@ pub enum TaskArgs {
         /// The object's href.
         href: String,
     },
+    /// Update a repository, remote or distribution with validated changes.
+    Update {
+        /// The object's href.
+        href: String,
+        /// Columns to set.
+        changes: crate::api::support::Changes,
+    },
+    /// Delete a repository version, squashing its changes into the next one.
+    DeleteVersion {
+        /// Repository id.
+        repository_id: String,
+        /// Version number.
+        number: i64,
+    },
 }
 
 impl TaskArgs {
@@ -119,6 +133,8 @@ impl TaskArgs {
             TaskArgs::Repair { .. } => "repair",
             TaskArgs::CreateDistribution { .. } => "create-distribution",
             TaskArgs::Delete { .. } => "delete",
+            TaskArgs::Update { .. } => "update",
+            TaskArgs::DeleteVersion { .. } => "delete-version",
         }
     }
 }
@@ -235,6 +251,17 @@ pub async fn run(
         }
         TaskArgs::Delete { href } => {
             crate::api::delete_object(app, &href).await?;
+            Ok(Vec::new())
+        }
+        TaskArgs::Update { href, changes } => {
+            crate::api::update_object(app, &href, &changes).await?;
+            Ok(Vec::new())
+        }
+        TaskArgs::DeleteVersion {
+            repository_id,
+            number,
+        } => {
+            versions::delete_version(&app.db, &repository_id, number).await?;
             Ok(Vec::new())
         }
     }

@@ -232,6 +232,15 @@ impl TestApp {
             .await
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(json_body(self.client.put(self.url(path)), body))
+            .await
+    }
+
+    pub async fn delete_json(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.delete(self.url(path))).await
+    }
+
     /// POST a `multipart/form-data` body built from `(name, filename, bytes)` parts.
     pub async fn post_multipart(
         &self,

@@ -128,6 +128,32 @@ impl TestApp {
         str_field(&accepted, "task").to_owned()
     }
 
+    /// PATCH an object, expecting 202 (Pulp updates repositories, remotes and distributions in a
+    /// task); waits for the task to complete and returns the object as GET then shows it.
+    pub async fn update(&self, href: &str, body: Value) -> Value {
+        let (status, accepted) = self.patch_json(href, &body).await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "PATCH {href} {body} answered {accepted}"
+        );
+        let task = self.wait_task(str_field(&accepted, "task")).await;
+        assert_eq!(task["state"], "completed", "update of {href}: {task:#}");
+        self.get_json(href).await
+    }
+
+    /// DELETE an object, expecting 202 and a task that completes.
+    pub async fn remove(&self, href: &str) {
+        let (status, accepted) = self.delete_json(href).await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "DELETE {href} answered {accepted}"
+        );
+        let task = self.wait_task(str_field(&accepted, "task")).await;
+        assert_eq!(task["state"], "completed", "delete of {href}: {task:#}");
+    }
+
     /// Dispatches a task and waits for it, expecting it to complete; returns the task.
     pub async fn run_task(&self, path: &str, body: Value) -> Value {
         let task_href = self.dispatch(path, body).await;

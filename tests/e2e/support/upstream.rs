@@ -28,7 +28,20 @@ struct Shared {
     requests: Mutex<HashMap<String, usize>>,
     /// Delay before answering a file (not the manifest), in milliseconds.
     file_delay_ms: AtomicU64,
+    /// What every request must carry, if anything (see [`Upstream::require`]).
+    required: Mutex<Option<Required>>,
     stopped: AtomicBool,
+    /// Requests refused for lacking the required credentials or header.
+    refused: AtomicU64,
+}
+
+/// Credentials and a header an upstream insists on.
+#[derive(Clone, Debug)]
+pub struct Required {
+    /// Basic-auth user and password.
+    pub basic_auth: (String, String),
+    /// A header name and its value.
+    pub header: (String, String),
 }
 
 pub struct Upstream {
@@ -55,7 +68,9 @@ impl Upstream {
             files: map,
             requests: Mutex::default(),
             file_delay_ms: AtomicU64::new(0),
+            required: Mutex::default(),
             stopped: AtomicBool::new(false),
+            refused: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -103,6 +118,17 @@ impl Upstream {
         self.shared
             .file_delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// From now on, answers 401 to any request without these basic-auth credentials and this
+    /// header (requests are still counted).
+    pub fn require(&self, required: Required) {
+        *self.shared.required.lock().unwrap() = Some(required);
+    }
+
+    /// How many requests were refused for lacking what [`Upstream::require`] asked for.
+    pub fn refused_requests(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst) as usize
     }
 
     /// How many requests (GET or HEAD) asked for the fixture file at `relative_path`.
@@ -179,6 +205,13 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if shared.stopped.load(Ordering::SeqCst) {
         return status(StatusCode::SERVICE_UNAVAILABLE);
     }
+    let required = shared.required.lock().unwrap().clone();
+    if let Some(required) = required
+        && !carries(&request, &required)
+    {
+        shared.refused.fetch_add(1, Ordering::SeqCst);
+        return status(StatusCode::UNAUTHORIZED);
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -195,6 +228,24 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .header(header::CONTENT_LENGTH, bytes.len())
         .body(Body::from(bytes.clone()))
         .expect("valid response")
+}
+
+/// Whether a request has the required basic-auth credentials and header.
+fn carries(request: &Request, required: &Required) -> bool {
+    use base64::Engine as _;
+    let (user, password) = &required.basic_auth;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    header("authorization") == Some(expected.as_str())
+        && header(&required.header.0) == Some(required.header.1.as_str())
 }
 
 fn status(code: StatusCode) -> Response {
