@@ -12,6 +12,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("granary-plugin-file", "GRANARY_PLUGIN_FILE_WASM"),
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
     ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
+    ("granary-test-handler", "GRANARY_TEST_HANDLER_WASM"),
     ("granary-example-raw", "GRANARY_EXAMPLE_RAW_WASM"),
     ("granary-example-raw-v2", "GRANARY_EXAMPLE_RAW_V2_WASM"),
 ];
