@@ -286,3 +286,248 @@ pub(crate) fn unit_with_metadata(parsed: ParsedPackage) -> Result<UnitDeclaratio
 }
 
 granary_sdk::register_plugin!(PythonPlugin);
+
+/// The plugin's exports against the SDK's in-memory host: what the host would receive.
+#[cfg(test)]
+mod tests {
+    use granary_sdk::harness::{Host, body_bytes, request};
+    use granary_sdk::{DownloadPolicy, FormField, HttpBody, HttpRequest, Plugin, RemoteConfig};
+    use serde_json::Value;
+
+    use super::PythonPlugin;
+    use crate::archive::tests::{tar_gz, zip};
+
+    const METADATA: &[u8] =
+        b"Metadata-Version: 2.1\nName: granary-demo\nVersion: 1.0\nRequires-Python: >=3.8\n";
+
+    fn wheel() -> Vec<u8> {
+        zip(&[
+            ("granary_demo/__init__.py", b"ANSWER = 42\n"),
+            ("granary_demo-1.0.dist-info/METADATA", METADATA),
+        ])
+    }
+
+    /// A twine upload of `bytes` as `filename`, with the form's name and version.
+    fn upload(host: &mut Host, filename: &str, bytes: &[u8], version: &str) -> HttpRequest {
+        let mut request = request("POST", "legacy/");
+        request.user = Some("admin".into());
+        for (name, value) in [
+            (":action", "file_upload"),
+            ("name", "granary-demo"),
+            ("version", version),
+        ] {
+            request.form.push(FormField {
+                name: name.into(),
+                value: value.into(),
+            });
+        }
+        request
+            .files
+            .push(host.form_file("content", filename, bytes));
+        request
+    }
+
+    #[test]
+    fn an_upload_adds_the_wheel_and_its_metadata_file() {
+        let mut host = Host::new();
+        let request = upload(
+            &mut host,
+            "granary_demo-1.0-py3-none-any.whl",
+            &wheel(),
+            "1.0",
+        );
+        let outcome = host.run(|| PythonPlugin::handle(&request)).unwrap();
+        assert_eq!(outcome.response.status, 200);
+        let [unit] = outcome.add_units.as_slice() else {
+            panic!("one unit: {:?}", outcome.add_units)
+        };
+        let paths: Vec<&str> = unit
+            .artifacts
+            .iter()
+            .map(|a| a.relative_path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "granary-demo/granary_demo-1.0-py3-none-any.whl",
+                "granary-demo/granary_demo-1.0-py3-none-any.whl.metadata"
+            ]
+        );
+        let metadata_sha256 = unit.artifacts[1].sha256.clone().unwrap();
+        assert_eq!(host.artifact_bytes(&metadata_sha256), Some(METADATA));
+        let fields: Value = serde_json::from_str(&unit.metadata).unwrap();
+        assert_eq!(fields["name"], "granary-demo");
+        assert_eq!(fields["packagetype"], "bdist_wheel");
+        assert_eq!(fields["requires_python"], ">=3.8");
+        assert_eq!(fields["metadata_sha256"], metadata_sha256.as_str());
+    }
+
+    #[test]
+    fn a_file_that_exists_is_refused_as_pypi_does() {
+        let mut host = Host::new();
+        host.stored_unit(
+            "python",
+            "{}",
+            "{}",
+            &[("granary-demo/granary_demo-1.0-py3-none-any.whl", b"old")],
+        );
+        let request = upload(
+            &mut host,
+            "granary_demo-1.0-py3-none-any.whl",
+            &wheel(),
+            "1.0",
+        );
+        let outcome = host.run(|| PythonPlugin::handle(&request)).unwrap();
+        assert_eq!(outcome.response.status, 400);
+        let body =
+            String::from_utf8_lossy(body_bytes(&outcome.response.body).unwrap()).into_owned();
+        assert!(body.starts_with("File already exists"), "{body}");
+        assert!(outcome.add_units.is_empty());
+    }
+
+    #[test]
+    fn an_upload_whose_form_disagrees_with_its_metadata_is_refused() {
+        let mut host = Host::new();
+        let request = upload(
+            &mut host,
+            "granary_demo-1.0-py3-none-any.whl",
+            &wheel(),
+            "2.0",
+        );
+        let error = host.run(|| PythonPlugin::handle(&request)).unwrap_err();
+        assert_eq!(error.field_name(), Some("version"));
+        assert!(host.created.is_empty(), "nothing stored");
+        let sdist = tar_gz(&[("granary_demo-1.0/setup.py", b"")]);
+        let request = upload(&mut host, "granary_demo-1.0.tar.gz", &sdist, "1.0");
+        let error = host.run(|| PythonPlugin::handle(&request)).unwrap_err();
+        assert_eq!(
+            error.message(),
+            "invalid sdist: it has no top-level PKG-INFO file"
+        );
+    }
+
+    /// Stores the uploaded wheel as the host would, then asks for its project page.
+    fn page(accept: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
+        let mut host = Host::new();
+        let uploaded = upload(
+            &mut host,
+            "granary_demo-1.0-py3-none-any.whl",
+            &wheel(),
+            "1.0",
+        );
+        let outcome = host.run(|| PythonPlugin::handle(&uploaded)).unwrap();
+        let unit = &outcome.add_units[0];
+        host.stored_unit(
+            &unit.content_type,
+            &unit.natural_key,
+            &unit.metadata,
+            &[
+                (&unit.artifacts[0].relative_path, &wheel()),
+                (&unit.artifacts[1].relative_path, METADATA),
+            ],
+        );
+        let mut request = request("GET", path);
+        request.headers.push(("accept".into(), accept.into()));
+        let response = host
+            .run(|| PythonPlugin::handle(&request))
+            .unwrap()
+            .response;
+        let body = body_bytes(&response.body).map(|b| String::from_utf8_lossy(b).into_owned());
+        (response.status, response.headers, body.unwrap_or_default())
+    }
+
+    #[test]
+    fn project_pages_announce_hashes_and_metadata_in_both_formats() {
+        let (status, headers, json) = page(
+            "application/vnd.pypi.simple.v1+json",
+            "simple/granary-demo/",
+        );
+        assert_eq!(status, 200);
+        assert!(headers.contains(&(
+            "content-type".into(),
+            "application/vnd.pypi.simple.v1+json".into()
+        )));
+        let json: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(json["meta"]["api-version"], "1.1");
+        assert_eq!(json["versions"], serde_json::json!(["1.0"]));
+        let file = &json["files"][0];
+        assert_eq!(
+            file["url"],
+            "../../packages/granary-demo/granary_demo-1.0-py3-none-any.whl"
+        );
+        assert_eq!(file["requires-python"], ">=3.8");
+        assert!(file["core-metadata"]["sha256"].is_string());
+        let (_, _, html) = page("text/html", "simple/granary-demo/");
+        assert!(html.contains("data-core-metadata=\"sha256="), "{html}");
+        assert!(html.contains("data-requires-python=\"&gt;=3.8\""), "{html}");
+    }
+
+    #[test]
+    fn non_normalized_names_redirect() {
+        let (status, headers, _) = page("*/*", "simple/Granary_Demo/");
+        assert_eq!(status, 301);
+        assert!(headers.contains(&(
+            "location".into(),
+            "http://localhost/pulp/content/demo/simple/granary-demo/".into()
+        )));
+    }
+
+    #[test]
+    fn pull_through_asks_the_host_to_fetch_an_uncached_file_once() {
+        let mut host = Host::new();
+        host.http_response(
+            "http://up/simple/granary-demo/",
+            200,
+            b"<a href=\"../../f/granary_demo-1.0.tar.gz#sha256=ab12\">granary_demo-1.0.tar.gz</a>",
+        );
+        let mut request = request("GET", "packages/granary-demo/granary_demo-1.0.tar.gz");
+        request.distribution.remote = Some(RemoteConfig {
+            url: "http://up/".into(),
+            policy: DownloadPolicy::OnDemand,
+            extra: "{}".into(),
+        });
+        let response = host
+            .run(|| PythonPlugin::handle(&request))
+            .unwrap()
+            .response;
+        let HttpBody::FetchUpstream(file) = response.body else {
+            panic!("not a fetch-upstream: {response:?}")
+        };
+        assert_eq!(file.relative_path, "granary-demo/granary_demo-1.0.tar.gz");
+        assert_eq!(
+            file.unit.artifacts[0].url.as_deref(),
+            Some("http://up/f/granary_demo-1.0.tar.gz")
+        );
+        assert_eq!(file.unit.artifacts[0].sha256.as_deref(), Some("ab12"));
+    }
+
+    #[test]
+    fn sync_reads_only_the_included_projects() {
+        let mut host = Host::new();
+        host.http_response(
+            "http://up/simple/granary-dep/",
+            200,
+            b"<a href=\"granary_dep-0.1.tar.gz#sha256=01\">granary_dep-0.1.tar.gz</a>\n\
+              <a href=\"granary_dep-0.2.tar.gz#sha256=02\" data-dist-info-metadata=\"sha256=0m\">granary_dep-0.2.tar.gz</a>\n\
+              <a href=\"granary_dep-0.3b1.tar.gz#sha256=03\">granary_dep-0.3b1.tar.gz</a>",
+        );
+        let remote = RemoteConfig {
+            url: "http://up".into(),
+            policy: DownloadPolicy::Immediate,
+            extra: r#"{"includes":["granary-dep>=0.2"]}"#.into(),
+        };
+        host.run(|| PythonPlugin::sync(&remote)).unwrap();
+        assert_eq!(host.requests, ["GET http://up/simple/granary-dep/"]);
+        let [unit] = host.emitted.as_slice() else {
+            panic!("one unit: {:?}", host.emitted)
+        };
+        assert_eq!(
+            unit.natural_key,
+            r#"{"filename":"granary_dep-0.2.tar.gz","sha256":"02"}"#
+        );
+        assert_eq!(
+            unit.artifacts[1].url.as_deref(),
+            Some("http://up/simple/granary-dep/granary_dep-0.2.tar.gz.metadata")
+        );
+    }
+}
