@@ -10,6 +10,7 @@ const TARGET: &str = "wasm32-wasip2";
 /// (package, environment variable carrying the built component's path)
 const COMPONENTS: &[(&str, &str)] = &[
     ("granary-plugin-file", "GRANARY_PLUGIN_FILE_WASM"),
+    ("granary-plugin-python", "GRANARY_PLUGIN_PYTHON_WASM"),
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
     ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
     ("granary-test-handler", "GRANARY_TEST_HANDLER_WASM"),

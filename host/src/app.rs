@@ -39,8 +39,10 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 /// Built-in plugin components, compiled to `wasm32-wasip2` by `host/build.rs`.
-const BUILTIN_PLUGINS: &[(&str, &[u8])] =
-    &[("file", include_bytes!(env!("GRANARY_PLUGIN_FILE_WASM")))];
+const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
+    ("file", include_bytes!(env!("GRANARY_PLUGIN_FILE_WASM"))),
+    ("python", include_bytes!(env!("GRANARY_PLUGIN_PYTHON_WASM"))),
+];
 
 impl App {
     /// Opens the database (running migrations), storage and the plugin runtime, and loads the
