@@ -148,7 +148,7 @@ async fn declared_rest_names_and_fields_shape_the_api(backend: Backend) {
     assert_eq!(updated["tags"], json!(["stable"]));
     assert_eq!(updated["priority"], 3, "an update keeps the other fields");
 
-    let (_, distribution) = repository_and_distribution(&app, "names", None).await;
+    let (repository, distribution) = repository_and_distribution(&app, "shelved", None).await;
     let distribution_href = str_field(&distribution, "pulp_href");
     assert!(
         distribution_href.starts_with(&format!("{API}/distributions/handler/shelf/")),
