@@ -11,6 +11,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod content;
 pub mod distributions;
+pub mod plugin_fields;
 pub mod plugins;
 pub mod publications;
 pub mod remotes;

@@ -33,6 +33,8 @@ pub struct App {
     pub worker_name: String,
     /// Origin for absolute URLs, without a trailing slash.
     pub origin: String,
+    /// Pull-through downloads in progress in this process, one per artifact.
+    pub pull_through: crate::content::Inflight,
 }
 
 /// Handlers' state.
@@ -114,6 +116,7 @@ impl App {
             task_wakeup: Notify::new(),
             worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
             origin: origin.trim_end_matches('/').to_owned(),
+            pull_through: crate::content::Inflight::default(),
         });
         app.ensure_admin().await?;
         Ok(app)
@@ -237,8 +240,11 @@ pub async fn serve(
     let router = crate::api::router(&app)
         .merge(crate::content::router())
         .with_state(app.clone());
+    // Plugins' declared REST names are translated before routing (see `domain::hrefs`).
+    let router =
+        tower_layer::Layer::layer(&axum::middleware::map_request(canonical_rest_path), router);
     println!("granary listening on http://{address}");
-    axum::serve(listener, router)
+    axum::serve(listener, axum::ServiceExt::into_make_service(router))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
     shutdown.cancel();
@@ -246,4 +252,23 @@ pub async fn serve(
         handle.await??;
     }
     Ok(())
+}
+
+/// Rewrites a request path written with a plugin's declared REST names into the one the routes
+/// match, keeping the original for links (pagination) through `OriginalUri`.
+async fn canonical_rest_path(mut request: axum::extract::Request) -> axum::extract::Request {
+    if let Some(path) = crate::domain::hrefs::canonical_path(request.uri().path()) {
+        let original = request.uri().clone();
+        let path_and_query = match original.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        if let Ok(uri) = path_and_query.parse::<axum::http::Uri>() {
+            request
+                .extensions_mut()
+                .insert(axum::extract::OriginalUri(original));
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }

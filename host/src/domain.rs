@@ -2,6 +2,7 @@
 //! versions, remotes, publications, distributions.
 //!
 //! # Layout
+//! - [`additions`]: units a plugin's `handle` adds to a repository (uploads, pull-through).
 //! - [`hrefs`]: REST identities (`pulp_href`) of every object.
 //! - [`versions`]: which content is in which repository version, and making new versions.
 //! - [`units`]: content units with their files, as plugins see them.
@@ -11,6 +12,7 @@
 //! - [`uploads`]: turning an uploaded file into a unit through its plugin.
 //! - [`publications`]: building a publication through a plugin.
 
+pub mod additions;
 pub mod artifacts;
 pub mod declarations;
 pub mod hrefs;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::plugin_fields::{self, Kind};
 use super::support::{
     Fields, Page, json_column, name_filters, object_id, repository_type, spawn_task,
 };
@@ -54,14 +55,24 @@ pub struct DistributionFields {
     pub hidden: bool,
     /// `pulp_labels` as JSON.
     pub labels: String,
+    /// The remote pull-through requests fetch from.
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// The plugin-declared fields, as a JSON object.
+    #[serde(default = "empty_object")]
+    pub extra: String,
 }
 
-const COLUMNS: &str = "id, plugin, type_name, name, base_path, publication_id, repository_id, hidden, labels, created, updated";
+fn empty_object() -> String {
+    "{}".into()
+}
+
+const COLUMNS: &str = "id, plugin, type_name, name, base_path, publication_id, repository_id, hidden, labels, created, updated, remote_id, extra";
 
 fn to_json(app: &App, row: &AnyRow) -> Value {
     let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
     let base_path: String = row.get(4);
-    json!({
+    let mut distribution = json!({
         "pulp_href": hrefs::distribution(&plugin, &type_name, &id),
         "prn": format!("prn:{plugin}.{type_name}distribution:{id}"),
         "pulp_created": row.get::<String, _>(9),
@@ -74,7 +85,10 @@ fn to_json(app: &App, row: &AnyRow) -> Value {
         "content_guard": null,
         "hidden": row.get::<i64, _>(7) != 0,
         "pulp_labels": json_column(&row.get::<String, _>(8)),
-    })
+        "remote": row.get::<Option<String>, _>(11).map(|r| hrefs::remote(&plugin, &type_name, &r)),
+    });
+    plugin_fields::show(&mut distribution, &row.get::<String, _>(12));
+    distribution
 }
 
 async fn list(
@@ -209,12 +223,33 @@ async fn target(
     Ok((publication, repository))
 }
 
+/// Resolves the `remote` field: the remote pull-through requests fetch from.
+async fn remote(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
+    match fields.opt_href("remote")? {
+        None => Ok(None),
+        Some(Href::Remote { plugin: p, id, .. }) if p == plugin => {
+            sqlx::query("SELECT id FROM remotes WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(app.db.pool())
+                .await?
+                .ok_or_else(|| {
+                    ApiError::field("remote", "Invalid hyperlink - Object does not exist.")
+                })?;
+            Ok(Some(id))
+        }
+        Some(_) => Err(ApiError::field(
+            "remote",
+            format!("Expected the href of a {plugin} remote."),
+        )),
+    }
+}
+
 async fn create_request(
     State(app): State<AppState>,
     Path((plugin, type_name)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
+    let loaded = repository_type(&app, &plugin, &type_name)?;
     let name = fields.required_str("name")?;
     let base_path = validate_base_path(&fields.required_str("base_path")?)?;
     let exists = sqlx::query("SELECT id FROM distributions WHERE name = $1")
@@ -229,6 +264,7 @@ async fn create_request(
     }
     check_overlap(&app, &base_path, None).await?;
     let (publication_id, repository_id) = target(&app, &fields, &plugin).await?;
+    let remote_id = remote(&app, &fields, &plugin).await?;
     let fields = DistributionFields {
         plugin,
         type_name,
@@ -238,6 +274,9 @@ async fn create_request(
         repository_id,
         hidden: fields.opt_bool("hidden")?.unwrap_or(false),
         labels: fields.labels()?.unwrap_or_else(|| "{}".into()),
+        remote_id,
+        extra: plugin_fields::extra(&loaded, Kind::Distribution, &fields, None)?
+            .unwrap_or_else(empty_object),
     };
     let lock = ResourceLock::exclusive(format!("distribution-base-path:{base_path}"));
     spawn_task(
@@ -262,8 +301,8 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     let id = new_id();
     let mut tx = app.db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id, hidden, labels, created, updated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id, hidden, labels, created, updated, remote_id, extra)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
     )
     .bind(&id)
     .bind(&fields.plugin)
@@ -275,6 +314,8 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     .bind(i64::from(fields.hidden))
     .bind(&fields.labels)
     .bind(now())
+    .bind(&fields.remote_id)
+    .bind(&fields.extra)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -328,6 +369,15 @@ async fn update(
     }
     if let Some(labels) = fields.labels()? {
         tx_updates.push(("labels", Some(labels)));
+    }
+    if fields.0.contains_key("remote") {
+        tx_updates.push(("remote_id", remote(&app, &fields, &plugin).await?));
+    }
+    let loaded = repository_type(&app, &plugin, &type_name)?;
+    let stored = row.get::<String, _>(12);
+    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Distribution, &fields, Some(&stored))?
+    {
+        tx_updates.push(("extra", Some(extra)));
     }
     let mut tx = app.db.begin_write().await?;
     for (column, value) in tx_updates {

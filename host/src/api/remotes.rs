@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::plugin_fields::{self, Kind};
 use super::support::{
     Fields, Page, json_column, name_filters, object_id, repository_type, spawn_task,
 };
@@ -35,13 +36,13 @@ pub fn router() -> Router<AppState> {
 }
 
 const COLUMNS: &str = "id, plugin, type_name, name, url, policy, download_concurrency, tls_validation, username, password,
-    headers, total_timeout, max_retries, labels, created, updated";
+    headers, total_timeout, max_retries, labels, created, updated, extra";
 
 const POLICIES: &[&str] = &["immediate", "on_demand", "streamed"];
 
 fn to_json(row: &AnyRow) -> Value {
     let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    json!({
+    let mut remote = json!({
         "pulp_href": hrefs::remote(&plugin, &type_name, &id),
         "prn": format!("prn:{plugin}.{type_name}remote:{id}"),
         "pulp_created": row.get::<String, _>(14),
@@ -59,7 +60,9 @@ fn to_json(row: &AnyRow) -> Value {
             { "name": "username", "is_set": row.get::<Option<String>, _>(8).is_some() },
             { "name": "password", "is_set": row.get::<Option<String>, _>(9).is_some() },
         ],
-    })
+    });
+    plugin_fields::show(&mut remote, &row.get::<String, _>(16));
+    remote
 }
 
 async fn load(app: &AppState, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
@@ -203,8 +206,11 @@ async fn create(
     Path((plugin, type_name)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
-    let remote = remote_fields(&fields, true)?;
+    let loaded = repository_type(&app, &plugin, &type_name)?;
+    let mut remote = remote_fields(&fields, true)?;
+    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, &fields, None)? {
+        remote.values.push(("extra", FieldValue::Text(Some(extra))));
+    }
     let id = new_id();
     let created = now();
     let mut tx = app.db.begin_write().await?;
@@ -248,7 +254,12 @@ async fn update(
 ) -> ApiResult<Json<Value>> {
     let row = load(&app, &plugin, &type_name, &id).await?;
     let id: String = row.get(0);
-    let remote = remote_fields(&fields, false)?;
+    let mut remote = remote_fields(&fields, false)?;
+    let loaded = repository_type(&app, &plugin, &type_name)?;
+    let stored = row.get::<String, _>(16);
+    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, &fields, Some(&stored))? {
+        remote.values.push(("extra", FieldValue::Text(Some(extra))));
+    }
     let mut tx = app.db.begin_write().await?;
     apply(&mut tx, &id, remote).await?;
     sqlx::query("UPDATE remotes SET updated = $2 WHERE id = $1")

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TaskHandle;
 use crate::app::App;
-use crate::domain::{publications, uploads, versions};
+use crate::domain::{additions, publications, uploads, versions};
 use crate::sync;
 
 /// Arguments of each kind of task.
@@ -52,6 +52,18 @@ pub enum TaskArgs {
         /// Repository to add the unit to.
         repository_id: Option<String>,
     },
+    /// Add units declared by a plugin's `handle` (an upload, a pull-through fetch) to a
+    /// repository, as one new version.
+    AddUnits {
+        /// Repository id.
+        repository_id: String,
+        /// The plugin that declared the units.
+        plugin: String,
+        /// The distribution's remote, whose URLs unstored files may keep (pull-through).
+        remote_id: Option<String>,
+        /// The units.
+        units: Vec<additions::DeclaredUnit>,
+    },
     /// Create a distribution.
     CreateDistribution {
         /// The validated fields.
@@ -72,6 +84,7 @@ impl TaskArgs {
             TaskArgs::Modify { .. } => "modify",
             TaskArgs::Publish { .. } => "publish",
             TaskArgs::Upload { .. } => "upload",
+            TaskArgs::AddUnits { .. } => "add-units",
             TaskArgs::CreateDistribution { .. } => "create-distribution",
             TaskArgs::Delete { .. } => "delete",
         }
@@ -132,6 +145,22 @@ pub async fn run(
                 &sha256,
                 relative_path.as_deref(),
                 repository_id.as_deref(),
+            )
+            .await
+        }
+        TaskArgs::AddUnits {
+            repository_id,
+            plugin,
+            remote_id,
+            units,
+        } => {
+            additions::run(
+                app,
+                &task,
+                &repository_id,
+                &plugin,
+                remote_id.as_deref(),
+                units,
             )
             .await
         }
