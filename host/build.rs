@@ -10,8 +10,10 @@ const TARGET: &str = "wasm32-wasip2";
 /// (package, environment variable carrying the built component's path)
 const COMPONENTS: &[(&str, &str)] = &[
     ("granary-plugin-file", "GRANARY_PLUGIN_FILE_WASM"),
+    ("granary-plugin-python", "GRANARY_PLUGIN_PYTHON_WASM"),
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
     ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
+    ("granary-test-handler", "GRANARY_TEST_HANDLER_WASM"),
     ("granary-example-raw", "GRANARY_EXAMPLE_RAW_WASM"),
     ("granary-example-raw-v2", "GRANARY_EXAMPLE_RAW_V2_WASM"),
 ];

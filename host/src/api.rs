@@ -17,6 +17,7 @@ pub mod correlation;
 pub mod distributions;
 pub mod maintenance;
 pub mod openapi;
+pub mod plugin_fields;
 pub mod plugins;
 pub mod publications;
 pub mod remotes;

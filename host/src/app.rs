@@ -35,14 +35,18 @@ pub struct App {
     pub origin: String,
     /// HTTP clients of remotes, one per remote configuration.
     pub remote_clients: crate::domain::remotes::RemoteClients,
+    /// Pull-through downloads in progress in this process, one per artifact.
+    pub pull_through: crate::content::Inflight,
 }
 
 /// Handlers' state.
 pub type AppState = Arc<App>;
 
 /// Built-in plugin components, compiled to `wasm32-wasip2` by `host/build.rs`.
-const BUILTIN_PLUGINS: &[(&str, &[u8])] =
-    &[("file", include_bytes!(env!("GRANARY_PLUGIN_FILE_WASM")))];
+const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
+    ("file", include_bytes!(env!("GRANARY_PLUGIN_FILE_WASM"))),
+    ("python", include_bytes!(env!("GRANARY_PLUGIN_PYTHON_WASM"))),
+];
 
 impl App {
     /// Opens the database (running migrations), storage and the plugin runtime, and loads the
@@ -115,6 +119,7 @@ impl App {
             worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
             origin: origin.trim_end_matches('/').to_owned(),
             remote_clients: Default::default(),
+            pull_through: crate::content::Inflight::default(),
         });
         app.ensure_user_ids().await?;
         app.ensure_admin().await?;
@@ -242,8 +247,11 @@ pub async fn serve(
     let router = crate::api::router(&app)
         .merge(crate::content::router())
         .with_state(app.clone());
+    // Plugins' declared REST names are translated before routing (see `domain::hrefs`).
+    let router =
+        tower_layer::Layer::layer(&axum::middleware::map_request(canonical_rest_path), router);
     println!("granary listening on http://{address}");
-    axum::serve(listener, router)
+    axum::serve(listener, axum::ServiceExt::into_make_service(router))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
     shutdown.cancel();
@@ -251,4 +259,23 @@ pub async fn serve(
         handle.await??;
     }
     Ok(())
+}
+
+/// Rewrites a request path written with a plugin's declared REST names into the one the routes
+/// match, keeping the original for links (pagination) through `OriginalUri`.
+async fn canonical_rest_path(mut request: axum::extract::Request) -> axum::extract::Request {
+    if let Some(path) = crate::domain::hrefs::canonical_path(request.uri().path()) {
+        let original = request.uri().clone();
+        let path_and_query = match original.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        if let Ok(uri) = path_and_query.parse::<axum::http::Uri>() {
+            request
+                .extensions_mut()
+                .insert(axum::extract::OriginalUri(original));
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }

@@ -4,16 +4,22 @@
 //! publication (its own, or the newest complete one of its repository). Stored files are served
 //! with `HEAD`, `Range` and `ETag`; files not downloaded yet (`on_demand`, `streamed`) are fetched
 //! from the remote on request, verified while they stream to the client, and (for `on_demand`)
-//! kept. A path the publication does not have goes to the plugin's `handle` export.
+//! kept. A path the publication does not have goes to the plugin's `handle` export, which is also
+//! served at the plugin's own prefix, `/<rest-names.distribution>/<base_path>/…`.
+//!
+//! # Layout
+//! - this file: distribution matching, listings, stored and on-demand files.
+//! - `handle`: plugin routes (auth, form bodies, `handle`, units added by the outcome).
+//! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use sqlx::Row as _;
@@ -23,7 +29,11 @@ use crate::domain::artifacts::{self, Expected};
 use crate::domain::declarations::link;
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
-use crate::plugins::{CallScope, ContentScope, HttpBody, HttpRequest};
+
+mod handle;
+mod pull_through;
+
+pub use pull_through::Inflight;
 
 /// Prefix of the content app.
 pub const CONTENT_ROOT: &str = "/pulp/content/";
@@ -31,20 +41,30 @@ pub const CONTENT_ROOT: &str = "/pulp/content/";
 /// How long a presigned S3 URL handed to a client stays valid.
 const PRESIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Routes of the content app.
+/// Routes of the content app. Requests no other route answers go to [`plugin_prefix`]: plugin
+/// prefixes come and go with the installed plugins.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/pulp/content/", get(root))
-        .route("/pulp/content/{*path}", get(serve).post(serve).put(serve))
+        .route("/pulp/content/{*path}", any(serve))
+        .fallback(plugin_prefix)
+        // Form bodies stream file parts into storage; other bodies are capped by `handle`.
+        .layer(DefaultBodyLimit::disable())
 }
 
 /// A distribution matched by a request path.
 struct Matched {
     plugin: String,
+    name: String,
     base_path: String,
     publication_id: Option<String>,
     repository_id: Option<String>,
     repository_version_id: Option<String>,
+    remote_id: Option<String>,
+    /// The distribution's plugin-specific fields (JSON object).
+    extra: String,
+    /// Serves the latest version of its repository (no publication of its own).
+    writable: bool,
     version: Option<i64>,
 }
 
@@ -62,14 +82,49 @@ async fn root(State(app): State<AppState>) -> ApiResult<Response> {
 
 async fn serve(
     State(app): State<AppState>,
-    method: Method,
     Path(path): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> ApiResult<Response> {
-    let Some((mut matched, rest)) = find_distribution(&app, &path).await? else {
+    let Some((matched, rest)) = find_distribution(&app, &path, None).await? else {
         return Err(ApiError::not_found());
     };
+    let base_url = format!("{}{CONTENT_ROOT}{}/", app.origin, matched.base_path);
+    serve_matched(&app, matched, rest, base_url, request).await
+}
+
+/// `/<rest-names.distribution>/<base_path>/…`: the distributions of the plugin whose distribution
+/// REST name is the first segment, served like `/pulp/content/` (plugins that declare no REST
+/// names have no prefix of their own).
+async fn plugin_prefix(State(app): State<AppState>, request: Request) -> ApiResult<Response> {
+    let path = request.uri().path().trim_start_matches('/').to_owned();
+    let Some((prefix, rest)) = path.split_once('/') else {
+        return Err(ApiError::not_found());
+    };
+    let Some(plugin) = app
+        .plugins
+        .list()
+        .into_iter()
+        .find(|plugin| plugin.distribution_prefix() == Some(prefix))
+    else {
+        return Err(ApiError::not_found());
+    };
+    let Some((matched, rest)) = find_distribution(&app, rest, Some(&plugin.info.name)).await?
+    else {
+        return Err(ApiError::not_found());
+    };
+    let base_url = format!("{}/{prefix}/{}/", app.origin, matched.base_path);
+    serve_matched(&app, matched, rest, base_url, request).await
+}
+
+async fn serve_matched(
+    app: &Arc<App>,
+    mut matched: Matched,
+    rest: String,
+    base_url: String,
+    request: Request,
+) -> ApiResult<Response> {
+    let method = request.method().clone();
+    let headers = request.headers().clone();
     if (method == Method::GET || method == Method::HEAD)
         && let Some(publication_id) = &matched.publication_id
     {
@@ -95,12 +150,17 @@ async fn serve(
                 .into_response());
         }
     }
-    resolve_version(&app, &mut matched).await?;
-    plugin_route(&app, &matched, method, &rest, &headers, body).await
+    resolve_version(app, &mut matched).await?;
+    handle::plugin_route(app, &matched, &rest, base_url, request).await
 }
 
-/// Finds the distribution with the longest base path that prefixes `path`.
-async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, String)>> {
+/// Finds the distribution with the longest base path that prefixes `path` (of `plugin` only, when
+/// given).
+async fn find_distribution(
+    app: &App,
+    path: &str,
+    plugin: Option<&str>,
+) -> ApiResult<Option<(Matched, String)>> {
     let segments: Vec<&str> = path.split('/').collect();
     let candidates: Vec<String> = (1..=segments.len())
         .map(|n| segments[..n].join("/"))
@@ -110,25 +170,40 @@ async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, 
         return Ok(None);
     }
     let sql = format!(
-        "SELECT plugin, base_path, publication_id, repository_id, repository_version_id FROM distributions WHERE base_path IN ({})
+        "SELECT plugin, base_path, publication_id, repository_id, name, remote_id, extra, repository_version_id FROM distributions
+         WHERE base_path IN ({}){}
          ORDER BY LENGTH(base_path) DESC LIMIT 1",
-        crate::domain::placeholders(1, candidates.len())
+        crate::domain::placeholders(1, candidates.len()),
+        if plugin.is_some() {
+            format!(" AND plugin = ${}", candidates.len() + 1)
+        } else {
+            String::new()
+        }
     );
     let mut query = sqlx::query(&sql);
     for candidate in &candidates {
         query = query.bind(candidate);
+    }
+    if let Some(plugin) = plugin {
+        query = query.bind(plugin);
     }
     let Some(row) = query.fetch_optional(app.db.pool()).await? else {
         return Ok(None);
     };
     let base_path: String = row.get(1);
     let rest = path[base_path.len()..].trim_start_matches('/').to_owned();
+    let publication_id: Option<String> = row.get(2);
+    let repository_id: Option<String> = row.get(3);
     let mut matched = Matched {
         plugin: row.get(0),
+        name: row.get(4),
         base_path,
-        publication_id: row.get(2),
-        repository_id: row.get(3),
-        repository_version_id: row.get(4),
+        writable: publication_id.is_none() && repository_id.is_some(),
+        publication_id,
+        repository_id,
+        remote_id: row.get(5),
+        extra: row.get(6),
+        repository_version_id: row.get(7),
         version: None,
     };
     // A distribution of a repository version serves that version's newest publication.
@@ -157,10 +232,22 @@ async fn find_distribution(app: &App, path: &str) -> ApiResult<Option<(Matched, 
     Ok(Some((matched, rest)))
 }
 
-/// Sets the repository version a plugin route sees. Only plugin routes need it, so a stored file
-/// is served without this query (each query is a round trip to a database thread).
+/// Sets the repository version a plugin route sees: the latest version of a writable
+/// distribution's repository, else the version of the publication served. Only plugin routes need
+/// it, so a stored file is served without this query (each query is a round trip to a database
+/// thread).
 async fn resolve_version(app: &App, matched: &mut Matched) -> ApiResult<()> {
-    if let Some(publication_id) = &matched.publication_id {
+    if matched.writable
+        && let Some(repository_id) = &matched.repository_id
+    {
+        matched.version = Some(
+            sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+                .bind(repository_id)
+                .fetch_one(app.db.pool())
+                .await?
+                .get(0),
+        );
+    } else if let Some(publication_id) = &matched.publication_id {
         let row = sqlx::query(
             "SELECT p.repository_id, v.number FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
              WHERE p.id = $1",
@@ -515,80 +602,6 @@ fn tokio_stream_from(
     mut receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
     futures::stream::poll_fn(move |context| receiver.poll_recv(context))
-}
-
-/// Hands a request the publication does not answer to the plugin's `handle` export.
-async fn plugin_route(
-    app: &Arc<App>,
-    matched: &Matched,
-    method: Method,
-    rest: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let Some(plugin) = app.plugins.get(&matched.plugin) else {
-        return Err(ApiError::not_found());
-    };
-    let content = match (&matched.repository_id, matched.version) {
-        (Some(repository_id), Some(version)) => Some(ContentScope {
-            db: app.db.clone(),
-            repository_id: repository_id.clone(),
-            version,
-        }),
-        _ => None,
-    };
-    let request = HttpRequest {
-        method: method.to_string(),
-        path: rest.to_owned(),
-        query: None,
-        headers: headers
-            .iter()
-            .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect(),
-        body: body.to_vec(),
-        base_url: format!("{}{CONTENT_ROOT}{}/", app.origin, matched.base_path),
-    };
-    let scope = CallScope {
-        content,
-        content_types: plugin.content_type_names(),
-        ..CallScope::default()
-    };
-    let response = app
-        .plugins
-        .handle(&plugin, scope, &request)
-        .await
-        .map_err(|error| {
-            tracing::warn!(plugin = %matched.plugin, %error, "plugin handle failed");
-            ApiError::detail(
-                StatusCode::BAD_GATEWAY,
-                format!("The {} plugin failed to answer: {error}", matched.plugin),
-            )
-        })?;
-    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    if status == StatusCode::NOT_FOUND
-        && matches!(&response.body, HttpBody::Bytes(bytes) if bytes.is_empty())
-    {
-        return Err(ApiError::not_found());
-    }
-    let mut reply = match response.body {
-        HttpBody::Bytes(bytes) => Response::new(Body::from(bytes)),
-        HttpBody::ContentArtifact(id) => {
-            served_content_artifact(app, matched, &id, rest, headers).await?
-        }
-    };
-    *reply.status_mut() = status;
-    for (name, value) in response.headers {
-        if let (Ok(name), Ok(value)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            reply.headers_mut().insert(name, value);
-        }
-    }
-    Ok(reply)
 }
 
 /// Serves a unit's file a plugin pointed at, after checking it is in the distribution's version.

@@ -2,6 +2,7 @@
 //! versions, remotes, publications, distributions.
 //!
 //! # Layout
+//! - [`additions`]: units a plugin's `handle` adds to a repository (uploads, pull-through).
 //! - [`hrefs`]: REST identities (`pulp_href`) of every object.
 //! - [`versions`]: which content is in which repository version, and making new versions.
 //! - [`units`]: content units with their files, as plugins see them.
@@ -13,6 +14,7 @@
 //! - [`maintenance`]: orphan cleanup, reclaiming space, repairing stored artifacts.
 //! - [`publications`]: building a publication through a plugin.
 
+pub mod additions;
 pub mod artifacts;
 pub mod chunked_uploads;
 pub mod declarations;

@@ -2,7 +2,9 @@
 //! the WIT contract.
 //!
 //! # Layout
-//! - `bindings`: the code `bindgen!` generates from `wit/`.
+//! - `bindings`: the code `bindgen!` generates from `wit/`, one module per supported version.
+//! - `v0_1`: `granary:plugin@0.1.0` adapted to the current version (imports delegate to the
+//!   `host_*` implementations; records are converted).
 //! - [`runtime`]: engine, compile cache, registry of loaded plugins, validation of components,
 //!   one sandboxed call per export.
 //! - [`registry`]: plugins installed at runtime (the `plugins` table, components stored as
@@ -25,11 +27,12 @@ pub(crate) mod host_sync_sink;
 pub mod registry;
 pub mod runtime;
 mod scope;
+mod v0_1;
 
 pub use bindings::types::{
-    ArtifactDeclaration, ArtifactRef, DownloadPolicy, HttpBody, HttpRequest, HttpResponse,
-    PluginError, PluginInfo, RemoteConfig, StoredArtifact, StoredUnit, UnitDeclaration,
-    VersionInfo,
+    ArtifactDeclaration, ArtifactRef, DistributionInfo, DownloadPolicy, FormField, FormFile,
+    HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginError, PluginInfo, RemoteConfig,
+    RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile, VersionInfo,
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{CallScope, CallState, ContentScope, HttpScope, PublicationScope};
@@ -42,6 +45,8 @@ pub const MAX_EMIT_BATCH: usize = 1000;
 pub const MAX_UNIT_JSON_BYTES: usize = 1024 * 1024;
 /// Most units a guest may ask for in one `content.list-units` page.
 pub const MAX_LIST_PAGE: u32 = 1000;
+/// Most bytes of one `artifacts.create`.
+pub const MAX_CREATE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Checks a relative path declared by a plugin or a user: not empty, not absolute, no `.` or `..`
 /// segments, no empty segments, no backslashes or NUL bytes.

@@ -1,4 +1,5 @@
-//! Reading the artifacts a call was given (the uploaded file in `parse-upload`).
+//! Reading the artifacts a call was given (the uploaded file in `parse-upload`, the `files` of a
+//! `handle` request), and storing small derived files with [`create`].
 //!
 //! [`Reader`] implements [`std::io::Read`] and [`std::io::Seek`], so archive crates (zip, tar,
 //! flate2) can open an upload directly. Each `read` is one call to the host: wrap the reader in a
@@ -19,6 +20,23 @@ pub const MAX_READ: u32 = 1024 * 1024;
 /// sha256 is `sha256`. Returns an empty vector past the end.
 pub fn read(sha256: &str, offset: u64, len: u32) -> Result<Vec<u8>, PluginError> {
     Ok(raw::read(sha256, offset, len)?)
+}
+
+/// The most bytes [`create`] stores in one artifact (4 MiB).
+pub const MAX_CREATE: usize = 4 * 1024 * 1024;
+
+/// Stores `data` (at most [`MAX_CREATE`] bytes) as an artifact, e.g. metadata extracted from an
+/// uploaded archive, and returns its reference, so a unit declared by `parse-upload` or added by
+/// `handle` can name it by sha256. The host counts it against the call's output cap.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), granary_sdk::PluginError> {
+/// let metadata = granary_sdk::artifacts::create(b"Metadata-Version: 2.1\nName: demo\n")?;
+/// granary_sdk::log::debug(format!("stored {} ({} bytes)", metadata.sha256, metadata.size));
+/// # Ok(()) }
+/// ```
+pub fn create(data: &[u8]) -> Result<ArtifactRef, PluginError> {
+    Ok(raw::create(data)?)
 }
 
 /// A seekable reader over an artifact's bytes.

@@ -24,6 +24,27 @@ pub const PAGE_SIZE: u32 = 500;
 /// ```
 pub fn units() -> Units {
     Units {
+        prefix: None,
+        page: Vec::new().into_iter(),
+        cursor: None,
+        exhausted: false,
+    }
+}
+
+/// The units of the version that have a file whose relative path starts with `prefix` (e.g.
+/// `requests/` for one Python project), in the host's stable order, a page at a time like
+/// [`units`]. The host answers from an index, so this is cheap however large the version is.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), granary_sdk::PluginError> {
+/// for unit in granary_sdk::content::units_with_prefix("requests/") {
+///     granary_sdk::log::debug(unit?.natural_key);
+/// }
+/// # Ok(()) }
+/// ```
+pub fn units_with_prefix(prefix: &str) -> Units {
+    Units {
+        prefix: Some(prefix.to_owned()),
         page: Vec::new().into_iter(),
         cursor: None,
         exhausted: false,
@@ -35,8 +56,10 @@ pub fn find_by_path(relative_path: &str) -> Result<Vec<StoredUnit>, PluginError>
     Ok(raw::find_by_path(relative_path)?)
 }
 
-/// Iterator over the units of the version; see [`units`].
+/// Iterator over the units of the version; see [`units`] and [`units_with_prefix`].
 pub struct Units {
+    /// Only units with a file under this path prefix, when set.
+    prefix: Option<String>,
     page: std::vec::IntoIter<StoredUnit>,
     /// Where the next page starts; `None` before the first page and after the last.
     cursor: Option<String>,
@@ -55,7 +78,11 @@ impl Iterator for Units {
             if self.exhausted {
                 return None;
             }
-            match raw::list_units(self.cursor.as_deref(), PAGE_SIZE) {
+            let page = match &self.prefix {
+                None => raw::list_units(self.cursor.as_deref(), PAGE_SIZE),
+                Some(prefix) => raw::list_by_prefix(prefix, self.cursor.as_deref(), PAGE_SIZE),
+            };
+            match page {
                 Ok(page) => {
                     self.exhausted = page.next.is_none();
                     self.cursor = page.next;

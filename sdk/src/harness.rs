@@ -53,7 +53,10 @@ use std::collections::BTreeMap;
 use sha2::{Digest as _, Sha256};
 
 use crate::wit::granary::plugin::log::Level;
-use crate::{ArtifactRef, StoredArtifact, StoredUnit, UnitDeclaration};
+use crate::{
+    ArtifactRef, DistributionInfo, FormFile, HttpBody, HttpRequest, StoredArtifact, StoredUnit,
+    UnitDeclaration,
+};
 
 type RawError = crate::wit::granary::plugin::types::PluginError;
 
@@ -61,6 +64,8 @@ type RawError = crate::wit::granary::plugin::types::PluginError;
 const MAX_BATCH: usize = 1000;
 /// Most bytes of one read, as on the server.
 const MAX_READ: u32 = 1024 * 1024;
+/// Most bytes of one `artifacts.create`, as on the server.
+const MAX_CREATE: usize = 4 * 1024 * 1024;
 
 thread_local! {
     static CURRENT: RefCell<Option<Host>> = const { RefCell::new(None) };
@@ -96,6 +101,8 @@ pub struct Host {
     pub progress: BTreeMap<String, (String, u64, Option<u64>)>,
     /// URLs the plugin requested, in order, as `GET url` or `HEAD url`.
     pub requests: Vec<String>,
+    /// Artifacts the plugin stored with [`crate::artifacts::create`], in order.
+    pub created: Vec<ArtifactRef>,
 }
 
 impl Host {
@@ -126,6 +133,21 @@ impl Host {
             sha256,
             size: bytes.len() as u64,
         }
+    }
+
+    /// Stores `bytes` as the file part `name` (file name `filename`) of a form body, as the server
+    /// does before calling `handle`; push the result onto [`HttpRequest::files`].
+    pub fn form_file(&mut self, name: &str, filename: &str, bytes: &[u8]) -> FormFile {
+        FormFile {
+            name: name.to_owned(),
+            filename: filename.to_owned(),
+            artifact: self.artifact(bytes),
+        }
+    }
+
+    /// The bytes of an artifact the plugin was given or created, by sha256.
+    pub fn artifact_bytes(&self, sha256: &str) -> Option<&[u8]> {
+        self.artifacts.get(sha256).map(Vec::as_slice)
     }
 
     /// Adds a unit to the repository version in scope (what [`crate::content::units`] yields),
@@ -196,6 +218,44 @@ impl Host {
     /// The bytes of the stored file a `content-artifact` handle names.
     pub fn stored_bytes(&self, content_artifact: &str) -> Option<&[u8]> {
         self.stored.get(content_artifact).map(Vec::as_slice)
+    }
+}
+
+/// A request for `path` (relative to the distribution, no leading `/`) of a writable
+/// distribution `demo` (base path `demo`, no plugin fields, no remote), with no body, no query,
+/// no user, served at `http://localhost/pulp/content/demo/`. Adjust its public fields as needed.
+///
+/// ```
+/// let mut request = granary_sdk::harness::request("POST", "upload/");
+/// request.user = Some("alice".into());
+/// assert_eq!(request.distribution.base_path, "demo");
+/// ```
+pub fn request(method: &str, path: &str) -> HttpRequest {
+    HttpRequest {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: None,
+        headers: Vec::new(),
+        body: Vec::new(),
+        base_url: "http://localhost/pulp/content/demo/".to_owned(),
+        form: Vec::new(),
+        files: Vec::new(),
+        user: None,
+        distribution: DistributionInfo {
+            name: "demo".to_owned(),
+            base_path: "demo".to_owned(),
+            extra: "{}".to_owned(),
+            writable: true,
+            remote: None,
+        },
+    }
+}
+
+/// The bytes of a response body the plugin produced itself, or `None` for a streamed file.
+pub fn body_bytes(body: &HttpBody) -> Option<&[u8]> {
+    match body {
+        HttpBody::Bytes(bytes) => Some(bytes),
+        HttpBody::ContentArtifact(_) | HttpBody::FetchUpstream(_) => None,
     }
 }
 
@@ -311,6 +371,21 @@ pub(crate) mod imports {
                 Ok(bytes[start..end].to_vec())
             })
         }
+
+        pub fn create(data: &[u8]) -> Result<crate::ArtifactRef, RawError> {
+            if data.len() > super::super::MAX_CREATE {
+                return Err(error(format!(
+                    "an artifact of {} bytes exceeds the limit of {} bytes",
+                    data.len(),
+                    super::super::MAX_CREATE
+                )));
+            }
+            with_host(|host| {
+                let artifact = host.artifact(data);
+                host.created.push(artifact.clone());
+                Ok(artifact)
+            })
+        }
     }
 
     /// `granary:plugin/content`.
@@ -331,6 +406,40 @@ pub(crate) mod imports {
                 let end = (start + limit).min(host.units.len());
                 let units = host.units.get(start..end).unwrap_or_default().to_vec();
                 let next = (end < host.units.len()).then(|| end.to_string());
+                Ok(UnitPage { units, next })
+            })
+        }
+
+        pub fn list_by_prefix(
+            prefix: &str,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<UnitPage, RawError> {
+            with_host(|host| {
+                let matching: Vec<&StoredUnit> = host
+                    .units
+                    .iter()
+                    .filter(|unit| {
+                        unit.artifacts
+                            .iter()
+                            .any(|a| a.relative_path.starts_with(prefix))
+                    })
+                    .collect();
+                let start = match cursor {
+                    None => 0,
+                    Some(cursor) => cursor
+                        .parse::<usize>()
+                        .map_err(|_| error(format!("invalid cursor {cursor:?}")))?,
+                };
+                let limit = (limit as usize).clamp(1, MAX_BATCH);
+                let end = (start + limit).min(matching.len());
+                let units = matching
+                    .get(start..end)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&unit| unit.clone())
+                    .collect();
+                let next = (end < matching.len()).then(|| end.to_string());
                 Ok(UnitPage { units, next })
             })
         }

@@ -1,6 +1,7 @@
-//! Outbound HTTP, during `sync` only.
+//! Outbound HTTP, during `sync`, and during `handle` when the distribution has a remote
+//! (pull-through).
 //!
-//! The host restricts requests to the origin of the remote being synced and applies the remote's
+//! The host restricts requests to the origin of the remote in scope and applies the remote's
 //! TLS, proxy, authentication and timeout settings; a request elsewhere fails with the host's
 //! error. Bodies are streamed: read them in chunks with [`Response::read_chunk`] or line by line
 //! with [`Response::lines`], so a plugin never holds a large upstream file in memory.

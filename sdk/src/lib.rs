@@ -1,7 +1,7 @@
 //! The Rust SDK for Granary content-type plugins.
 //!
 //! A content type (plain files, Python packages, npm, ...) is a WebAssembly component that exports
-//! the `content-type` world of `wit/since_v0.1.0/granary-plugin.wit`. This crate hides the raw bindings behind a
+//! the `content-type` world of `wit/since_v0.2.0/granary-plugin.wit`. This crate hides the raw bindings behind a
 //! [`Plugin`] trait with sensible defaults, the [`register_plugin!`] macro that wires it to the
 //! component's exports, and typed, streaming wrappers around everything the host imports.
 //!
@@ -16,9 +16,12 @@
 //! - `types.rs`: the WIT records re-exported at the crate root ([`PluginInfo`],
 //!   [`UnitDeclaration`], [`StoredUnit`], ...) and small constructors on them.
 //! - One module per imported interface:
-//!   - [`http`]: GET/HEAD on the remote's origin; bodies read in chunks or line by line.
-//!   - [`artifacts`]: a [`std::io::Read`] + [`std::io::Seek`] reader over an uploaded artifact.
-//!   - [`content`]: iterate the units of the repository version in scope.
+//!   - [`http`]: GET/HEAD on the remote's origin (in `sync`, and in `handle` when the distribution
+//!     has a remote); bodies read in chunks or line by line.
+//!   - [`artifacts`]: a [`std::io::Read`] + [`std::io::Seek`] reader over an uploaded artifact, and
+//!     [`artifacts::create`] to store a small derived file.
+//!   - [`content`]: iterate the units of the repository version in scope, all of them or those
+//!     under a path prefix.
 //!   - [`publication`]: write metadata files and publish stored files, batched.
 //!   - [`sync`]: stream declared units back to the host, batched.
 //!   - [`log`] and [`progress`]: logs and progress reports that surface on the task.
@@ -39,13 +42,12 @@
 //!
 //! impl Plugin for Names {
 //!     fn describe() -> PluginInfo {
-//!         PluginInfo {
-//!             name: "names".into(),
-//!             version: env!("CARGO_PKG_VERSION").into(),
-//!             wit_version: granary_sdk::WIT_VERSION.into(),
-//!             content_types: vec![ContentTypeInfo::new("name", "A name", &["name"])],
-//!             capabilities: vec!["http".into()],
-//!         }
+//!         PluginInfo::new(
+//!             "names",
+//!             env!("CARGO_PKG_VERSION"),
+//!             vec![ContentTypeInfo::new("name", "A name", &["name"])],
+//!         )
+//!         .with_capabilities(&["http"])
 //!     }
 //!
 //!     fn sync(remote: &RemoteConfig) -> Result<(), PluginError> {
@@ -99,20 +101,16 @@ mod types;
 
 pub use error::PluginError;
 pub use types::{
-    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DownloadPolicy, HttpBody, HttpRequest,
-    HttpResponse, PluginInfo, RemoteConfig, StoredArtifact, StoredUnit, UnitDeclaration,
-    VersionInfo,
+    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
+    FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo, RemoteConfig,
+    RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile, VersionInfo,
 };
 
 /// The raw bindings of the `content-type` world. Not a stable API: use the modules of this crate.
 #[doc(hidden)]
-#[expect(
-    clippy::too_many_arguments,
-    reason = "generated canonical-ABI glue flattens `handle`'s request into 13 arguments"
-)]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
+        path: "../wit/since_v0.2.0",
         world: "content-type",
         pub_export_macro: true,
         default_bindings_module: "granary_sdk::wit",
@@ -122,7 +120,7 @@ pub mod wit {
 
 /// The version of the WIT package (`granary:plugin`) this SDK was built against. Put it in
 /// [`PluginInfo::wit_version`].
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// A content-type plugin: implement it on a unit struct and pass the type to [`register_plugin!`].
 ///
@@ -162,10 +160,15 @@ pub trait Plugin {
         ))
     }
 
-    /// Serves a dynamic route under a distribution. The default answers 404 with an empty body.
-    fn handle(request: &HttpRequest) -> Result<HttpResponse, PluginError> {
+    /// Serves a dynamic route under a distribution: `/pulp/content/<base-path>/...` and
+    /// `/<rest-names.distribution>/<base-path>/...`. The default answers 404 with an empty body.
+    ///
+    /// A plain response is `Ok(response.into())` (or [`HandleOutcome::respond`]); an upload adds
+    /// units with [`HandleOutcome::with_units`], and pull-through caching answers
+    /// [`HttpResponse::fetch_upstream`].
+    fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
         let _ = request;
-        Ok(HttpResponse::not_found())
+        Ok(HttpResponse::not_found().into())
     }
 }
 
@@ -219,7 +222,7 @@ macro_rules! register_plugin {
 
                 fn handle(
                     request: $crate::HttpRequest,
-                ) -> ::core::result::Result<$crate::HttpResponse, $crate::wit::PluginError>
+                ) -> ::core::result::Result<$crate::HandleOutcome, $crate::wit::PluginError>
                 {
                     <$plugin as $crate::Plugin>::handle(&request)
                         .map_err(::core::convert::Into::into)

@@ -3,29 +3,184 @@
 use crate::wit::granary::plugin::types as raw;
 
 pub use raw::{
-    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DownloadPolicy, HttpBody, HttpRequest,
-    HttpResponse, PluginInfo, RemoteConfig, StoredArtifact, StoredUnit, UnitDeclaration,
-    VersionInfo,
+    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
+    FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo, RemoteConfig,
+    RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile, VersionInfo,
 };
 
+impl PluginInfo {
+    /// A plugin named `name` (`[a-z][a-z0-9_]*`) at `version`, built against this SDK's
+    /// [`crate::WIT_VERSION`], providing `content_types`; no capabilities, REST names equal to the
+    /// plugin name, no plugin-specific remote or distribution fields. Adjust with the `with_*`
+    /// methods.
+    pub fn new(name: &str, version: &str, content_types: Vec<ContentTypeInfo>) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            wit_version: crate::WIT_VERSION.to_owned(),
+            content_types,
+            capabilities: Vec::new(),
+            rest_names: None,
+            remote_fields: "{}".to_owned(),
+            distribution_fields: "{}".to_owned(),
+        }
+    }
+
+    /// Asks for these capabilities (e.g. `http`).
+    pub fn with_capabilities(mut self, capabilities: &[&str]) -> Self {
+        self.capabilities = capabilities.iter().map(|&c| c.to_owned()).collect();
+        self
+    }
+
+    /// Names the REST endpoints of the plugin's repository, remote, publication and distribution
+    /// types (`repositories/<plugin>/<repository>/`, ...), and the distribution's own URL prefix
+    /// (`/<distribution>/<base-path>/...`).
+    pub fn with_rest_names(
+        mut self,
+        repository: &str,
+        remote: &str,
+        publication: &str,
+        distribution: &str,
+    ) -> Self {
+        self.rest_names = Some(RestNames {
+            repository: repository.to_owned(),
+            remote: remote.to_owned(),
+            publication: publication.to_owned(),
+            distribution: distribution.to_owned(),
+        });
+        self
+    }
+
+    /// Declares the plugin-specific remote fields: a JSON Schema object schema as JSON text, e.g.
+    /// `{"type":"object","properties":{"includes":{"type":"array","items":{"type":"string"}}}}`.
+    pub fn with_remote_fields(mut self, schema: &str) -> Self {
+        self.remote_fields = schema.to_owned();
+        self
+    }
+
+    /// Declares the plugin-specific distribution fields, like [`PluginInfo::with_remote_fields`].
+    pub fn with_distribution_fields(mut self, schema: &str) -> Self {
+        self.distribution_fields = schema.to_owned();
+        self
+    }
+}
+
 impl ContentTypeInfo {
-    /// A content type named `name` (`[a-z][a-z0-9_]*`) whose natural key has these fields.
+    /// A content type named `name` (`[a-z][a-z0-9_]*`) whose natural key has these fields. Its
+    /// REST endpoint is `content/<plugin>/<name>s/`; change it with
+    /// [`ContentTypeInfo::with_endpoint`].
     pub fn new(name: &str, description: &str, natural_key_fields: &[&str]) -> Self {
         Self {
             name: name.to_owned(),
             description: description.to_owned(),
             natural_key_fields: natural_key_fields.iter().map(|&f| f.to_owned()).collect(),
+            endpoint: None,
         }
+    }
+
+    /// Serves the type's REST endpoint at `content/<plugin>/<endpoint>/`.
+    pub fn with_endpoint(mut self, endpoint: &str) -> Self {
+        self.endpoint = Some(endpoint.to_owned());
+        self
     }
 }
 
 impl HttpResponse {
     /// 404 with an empty body: the answer for paths a plugin does not know.
     pub fn not_found() -> Self {
+        Self::bytes(404, Vec::new())
+    }
+
+    /// `status` with a body produced by the plugin and no headers.
+    pub fn bytes(status: u16, body: impl Into<Vec<u8>>) -> Self {
         Self {
-            status: 404,
+            status,
             headers: Vec::new(),
-            body: HttpBody::Bytes(Vec::new()),
+            body: HttpBody::Bytes(body.into()),
         }
+    }
+
+    /// 200 with `body` and this `Content-Type`.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self::bytes(200, body).with_header("content-type", content_type)
+    }
+
+    /// 200 streaming a stored file of the version in scope (its
+    /// [`StoredArtifact::content_artifact`] handle); the host serves Range, HEAD and ETag.
+    pub fn content_artifact(handle: &str) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: HttpBody::ContentArtifact(handle.to_owned()),
+        }
+    }
+
+    /// 200 streaming the file at `relative_path` of `unit`, fetched once from its declared `url`
+    /// when the host does not store it yet, then kept and added to the distribution's repository
+    /// (pull-through caching).
+    pub fn fetch_upstream(unit: UnitDeclaration, relative_path: &str) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: HttpBody::FetchUpstream(UpstreamFile {
+                unit,
+                relative_path: relative_path.to_owned(),
+            }),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+impl HandleOutcome {
+    /// Sends `response` and changes nothing.
+    pub fn respond(response: HttpResponse) -> Self {
+        Self {
+            response,
+            add_units: Vec::new(),
+        }
+    }
+
+    /// Adds `units` to the distribution's repository as one new version, then sends `response`.
+    /// Their artifacts must name stored artifacts by sha256 (form files of the request, or
+    /// [`crate::artifacts::create`] results).
+    pub fn with_units(response: HttpResponse, units: Vec<UnitDeclaration>) -> Self {
+        Self {
+            response,
+            add_units: units,
+        }
+    }
+}
+
+impl From<HttpResponse> for HandleOutcome {
+    fn from(response: HttpResponse) -> Self {
+        Self::respond(response)
+    }
+}
+
+impl HttpRequest {
+    /// The value of the first request header called `name` (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first text form field called `name`.
+    pub fn form_value(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|field| field.name == name)
+            .map(|field| field.value.as_str())
+    }
+
+    /// The first uploaded file of the form field called `name`.
+    pub fn form_file(&self, name: &str) -> Option<&FormFile> {
+        self.files.iter().find(|file| file.name == name)
     }
 }

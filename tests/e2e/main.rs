@@ -12,6 +12,7 @@ mod support;
 mod api;
 mod content;
 mod crash;
+mod handler;
 mod harness;
 mod hostile;
 mod maintenance;

@@ -37,7 +37,7 @@ impl TestApp {
             .await
     }
 
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+    async fn delete_plugin(&self, path: &str) -> (StatusCode, Value) {
         let (user, password) = self.credentials();
         let response = self
             .anonymous()
@@ -88,7 +88,7 @@ async fn rust_example_installs_serves_upgrades_and_is_removed(backend: Backend) 
     assert_eq!(plugin["pulp_href"], format!("{API}/plugins/raw/"));
     assert_eq!(plugin["name"], "raw");
     assert_eq!(plugin["version"], "0.1.0");
-    assert_eq!(plugin["wit_version"], "0.1.0");
+    assert_eq!(plugin["wit_version"], "0.2.0");
     assert_eq!(plugin["content_types"][0]["name"], "raw");
     assert_eq!(plugin["capabilities"], json!([]));
     assert_eq!(plugin["sha256"], sha256_hex(&v1));
@@ -177,21 +177,23 @@ async fn rust_example_installs_serves_upgrades_and_is_removed(backend: Backend) 
 
     // Removal is refused while a repository of its type exists, with a message saying why and
     // how to force it; built-in plugins cannot be removed at all.
-    let (status, body) = app.delete(&format!("{API}/plugins/raw/")).await;
+    let (status, body) = app.delete_plugin(&format!("{API}/plugins/raw/")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let detail = body["detail"].as_str().unwrap();
     assert!(
         detail.contains("tools") && detail.contains("force=true"),
         "{detail}"
     );
-    let (status, body) = app.delete(&format!("{API}/plugins/file/")).await;
+    let (status, body) = app.delete_plugin(&format!("{API}/plugins/file/")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["detail"].as_str().unwrap().contains("built-in"),
         "{body}"
     );
 
-    let (status, body) = app.delete(&format!("{API}/plugins/raw/?force=true")).await;
+    let (status, body) = app
+        .delete_plugin(&format!("{API}/plugins/raw/?force=true"))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(
         app.get(&format!("{API}/plugins/raw/")).await.0,
@@ -222,7 +224,7 @@ fn misfit(mode: &[u8; 4]) -> Vec<u8> {
     bytes
 }
 
-/// A copy of a component whose `granary:plugin` imports say `@0.9.0` instead of `@0.1.0`: what a
+/// A copy of a component whose `granary:plugin` imports say `@0.9.0` instead of `@0.2.0`: what a
 /// plugin built against a WIT version this host does not know looks like.
 fn retargeted(mut bytes: Vec<u8>) -> Vec<u8> {
     let package = b"granary:plugin/";
@@ -231,7 +233,7 @@ fn retargeted(mut bytes: Vec<u8>) -> Vec<u8> {
     while let Some(found) = bytes[i..].windows(package.len()).position(|w| w == package) {
         let start = i + found;
         let window = (start + 64).min(bytes.len());
-        if let Some(at) = bytes[start..window].windows(6).position(|w| w == b"@0.1.0") {
+        if let Some(at) = bytes[start..window].windows(6).position(|w| w == b"@0.2.0") {
             bytes[start + at..start + at + 6].copy_from_slice(b"@0.9.0");
             patched += 1;
         }
@@ -270,8 +272,8 @@ async fn bad_components_are_rejected_and_nothing_is_installed(backend: Backend) 
         ),
         (
             "wrong WIT version in describe",
-            misfit(b"wit2"),
-            &["unsupported wit version", "0.2.0"],
+            misfit(b"wit9"),
+            &["unsupported wit version", "0.9.0"],
         ),
         (
             "describe traps",

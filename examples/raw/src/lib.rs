@@ -22,17 +22,15 @@ struct Raw;
 
 impl Plugin for Raw {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "raw".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: granary_sdk::WIT_VERSION.into(),
-            content_types: vec![ContentTypeInfo::new(
+        PluginInfo::new(
+            "raw",
+            env!("CARGO_PKG_VERSION"),
+            vec![ContentTypeInfo::new(
                 RAW,
                 "Any file, served at its relative path",
                 &["relative_path", "sha256"],
             )],
-            capabilities: Vec::new(),
-        }
+        )
     }
 
     fn parse_upload(

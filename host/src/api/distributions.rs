@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::plugin_fields::{self, Kind};
 use super::support::{
     Bind, Changes, ColumnValue, Conditions, Fields, ListQuery, ListSpec, Page, common_filters,
     contains, ensure_unique, fetch_page, icontains, in_list, json_column, object_id, order_by,
@@ -72,10 +73,17 @@ pub struct DistributionFields {
     pub hidden: bool,
     /// `pulp_labels` as JSON.
     pub labels: String,
+    /// The plugin-declared fields, as a JSON object.
+    #[serde(default = "empty_object")]
+    pub extra: String,
 }
 
 const COLUMNS: &str = "d.id, d.plugin, d.type_name, d.name, d.base_path, d.publication_id, d.repository_id, d.hidden,
-    d.labels, d.created, d.updated, d.repository_version_id, rv.repository_id, rv.number, d.remote_id, m.plugin, m.type_name";
+    d.labels, d.created, d.updated, d.repository_version_id, rv.repository_id, rv.number, d.remote_id, m.plugin, m.type_name, d.extra";
+
+fn empty_object() -> String {
+    "{}".into()
+}
 
 const SPEC: ListSpec = ListSpec {
     from: "distributions d LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
@@ -116,7 +124,7 @@ fn to_json(app: &App, row: &AnyRow) -> Value {
         }
         _ => None,
     };
-    json!({
+    let mut distribution = json!({
         "pulp_href": hrefs::distribution(&plugin, &type_name, &id),
         "prn": format!("prn:{plugin}.{type_name}distribution:{id}"),
         "pulp_created": row.get::<String, _>(9),
@@ -131,7 +139,9 @@ fn to_json(app: &App, row: &AnyRow) -> Value {
         "repository_version": version,
         "publication": row.get::<Option<String>, _>(5).map(|p| hrefs::publication(&plugin, &type_name, &p)),
         "remote": remote,
-    })
+    });
+    plugin_fields::show(&mut distribution, &row.get::<String, _>(17));
+    distribution
 }
 
 async fn list(
@@ -378,7 +388,7 @@ async fn create_request(
     Path((plugin, type_name)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
+    let loaded = repository_type(&app, &plugin, &type_name)?;
     let name = fields.required_str("name")?;
     let base_path = validate_base_path(&fields.required_str("base_path")?)?;
     ensure_unique(&app, "distributions", "name", "name", &name, None).await?;
@@ -397,6 +407,8 @@ async fn create_request(
         remote_id,
         hidden: fields.opt_bool("hidden")?.unwrap_or(false),
         labels: fields.labels()?.unwrap_or_else(|| "{}".into()),
+        extra: plugin_fields::extra(&loaded, Kind::Distribution, &fields, None)?
+            .unwrap_or_else(empty_object),
     };
     let lock = ResourceLock::exclusive(base_path_lock(&base_path));
     spawn_task(
@@ -427,8 +439,8 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     let mut tx = app.db.begin_write().await?;
     sqlx::query(
         "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id,
-             repository_version_id, remote_id, hidden, labels, created, updated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+             repository_version_id, remote_id, hidden, labels, created, updated, extra)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
     )
     .bind(&id)
     .bind(&fields.plugin)
@@ -442,6 +454,7 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     .bind(i64::from(fields.hidden))
     .bind(&fields.labels)
     .bind(now())
+    .bind(&fields.extra)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -545,6 +558,11 @@ async fn dispatch_update(
     }
     if let Some(labels) = fields.labels()? {
         changes.push(("labels".into(), ColumnValue::Text(Some(labels))));
+    }
+    let loaded = repository_type(app, plugin, type_name)?;
+    let stored = row.get::<String, _>(17);
+    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Distribution, fields, Some(&stored))? {
+        changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
     }
     spawn_update(
         app,

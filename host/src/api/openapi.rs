@@ -1079,7 +1079,12 @@ fn fields(resource: Resource) -> Vec<Field> {
             field("artifact", nullable(href()), false, ReadOnly),
         ],
         R::Upload => vec![
-            field("size", json!({ "type": "integer", "minimum": 0 }), true, ReadWrite),
+            field(
+                "size",
+                json!({ "type": "integer", "minimum": 0 }),
+                true,
+                ReadWrite,
+            ),
             field("completed", nullable(date_time()), false, ReadOnly),
             field(
                 "chunks",
@@ -1100,7 +1105,12 @@ fn fields(resource: Resource) -> Vec<Field> {
             field("is_staff", json!({ "type": "boolean" }), false, ReadWrite),
             field("is_active", json!({ "type": "boolean" }), false, ReadWrite),
             field("date_joined", date_time(), false, ReadOnly),
-            field("groups", json!({ "type": "array", "items": { "type": "object" } }), false, ReadOnly),
+            field(
+                "groups",
+                json!({ "type": "array", "items": { "type": "object" } }),
+                false,
+                ReadOnly,
+            ),
             field(
                 "hidden_fields",
                 json!({ "type": "array", "items": { "type": "object" } }),

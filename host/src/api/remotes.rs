@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::plugin_fields::{self, Kind};
 use super::support::{
     Bind, Changes, ColumnValue, Conditions, Fields, ListQuery, ListSpec, Page, common_filters,
     ensure_unique, fetch_page, json_column, object_id, order_by, repository_type, shaped,
@@ -45,7 +46,7 @@ pub fn router() -> Router<AppState> {
 
 const COLUMNS: &str = "id, plugin, type_name, name, url, policy, download_concurrency, tls_validation, username, password,
     headers, total_timeout_ms, max_retries, labels, created, updated, ca_cert, client_cert, client_key, proxy_url,
-    proxy_username, proxy_password, rate_limit, connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms";
+    proxy_username, proxy_password, rate_limit, connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms, extra";
 
 const SPEC: ListSpec = ListSpec {
     from: "remotes",
@@ -90,7 +91,7 @@ fn to_json(row: &AnyRow) -> Value {
         .zip([18, 20, 21, 8, 9])
         .map(|(name, index)| json!({ "name": name, "is_set": is_set(index) }))
         .collect();
-    json!({
+    let mut remote = json!({
         "pulp_href": hrefs::remote(&plugin, &type_name, &id),
         "prn": format!("prn:{plugin}.{type_name}remote:{id}"),
         "pulp_created": row.get::<String, _>(14),
@@ -112,7 +113,9 @@ fn to_json(row: &AnyRow) -> Value {
         "headers": json_column(&row.get::<String, _>(10)),
         "rate_limit": row.get::<Option<i64>, _>(22),
         "hidden_fields": hidden,
-    })
+    });
+    plugin_fields::show(&mut remote, &row.get::<String, _>(26));
+    remote
 }
 
 async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
@@ -430,10 +433,13 @@ async fn create(
     Path((plugin, type_name)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
-    let changes = remote_changes(&fields, true)?;
+    let loaded = repository_type(&app, &plugin, &type_name)?;
+    let mut changes = remote_changes(&fields, true)?;
     if let Some(name) = name_change(&changes) {
         ensure_unique(&app, "remotes", "name", "name", name, None).await?;
+    }
+    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, &fields, None)? {
+        changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
     }
     let id = new_id();
     let created = now();
@@ -498,9 +504,14 @@ async fn dispatch_update(
 ) -> ApiResult<Response> {
     let row = load(app, plugin, type_name, id).await?;
     let id: String = row.get(0);
-    let changes = remote_changes(fields, whole)?;
+    let mut changes = remote_changes(fields, whole)?;
     if let Some(name) = name_change(&changes) {
         ensure_unique(app, "remotes", "name", "name", name, Some(&id)).await?;
+    }
+    let loaded = repository_type(app, plugin, type_name)?;
+    let stored = row.get::<String, _>(26);
+    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, fields, Some(&stored))? {
+        changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
     }
     spawn_update(
         app,

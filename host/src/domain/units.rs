@@ -1,4 +1,5 @@
-//! Content units with their files, read for plugins (`content.list-units`, `find-by-path`).
+//! Content units with their files, read for plugins (`content.list-units`, `find-by-path`,
+//! `list-by-prefix`).
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,70 @@ pub async fn page(
         None
     };
     Ok((with_artifacts(pool, rows).await?, next))
+}
+
+/// One page of the units of a version that have a file whose relative path starts with `prefix`,
+/// ordered by id, after `cursor`.
+///
+/// Driven by the `content_artifacts (relative_path)` index, then one membership probe per unit,
+/// so the cost follows the matches, not the repository. SQLite compares text bytewise, so a range
+/// on the path is both exact and indexed; PostgreSQL uses `LIKE` (wildcards escaped), which its
+/// planner serves from the index under the C collation.
+pub async fn page_by_prefix(
+    db: &crate::db::Db,
+    repository_id: &str,
+    version: i64,
+    prefix: &str,
+    cursor: &str,
+    limit: i64,
+) -> Result<(Vec<StoredUnit>, Option<String>), sqlx::Error> {
+    let matches = match db.backend() {
+        crate::db::Backend::Sqlite => {
+            "ca.relative_path >= $3 AND ca.relative_path < $4 AND SUBSTR(ca.relative_path, 1, LENGTH($3)) = $3"
+        }
+        crate::db::Backend::Postgres => {
+            "ca.relative_path LIKE $4 ESCAPE '\\' AND SUBSTR(ca.relative_path, 1, LENGTH($3)) = $3"
+        }
+    };
+    let bound = match db.backend() {
+        // Every path starting with `prefix` sorts below `prefix` followed by the last code point.
+        crate::db::Backend::Sqlite => format!("{prefix}\u{10FFFF}"),
+        crate::db::Backend::Postgres => format!("{}%", escape_like(prefix)),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM content c
+         WHERE c.id IN (SELECT ca.content_id FROM content_artifacts ca WHERE {matches})
+           AND EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND
+               rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2))
+           AND c.id > $5
+         ORDER BY c.id LIMIT $6"
+    ))
+    .bind(repository_id)
+    .bind(version)
+    .bind(prefix)
+    .bind(bound)
+    .bind(cursor)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let next = if rows.len() as i64 == limit {
+        rows.last().map(|row| row.get::<String, _>(0))
+    } else {
+        None
+    };
+    Ok((with_artifacts(db.pool(), rows).await?, next))
+}
+
+/// `text` with `LIKE`'s wildcards and escape character escaped (escape character `\`).
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// The units of a version having a file at `relative_path`.
@@ -98,4 +163,15 @@ async fn with_artifacts(
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(escape_like("a_b%c\\d/"), "a\\_b\\%c\\\\d/");
+        assert_eq!(escape_like("requests/"), "requests/");
+    }
 }

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use sqlx::Row as _;
 
 use crate::app::App;
-use crate::domain::declarations::{link, save};
+use crate::domain::declarations::{link, link_stored, save};
 use crate::domain::{hrefs, versions};
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::{ArtifactRef, CallScope};
@@ -34,24 +34,27 @@ pub async fn create_content(
         artifacts: [(sha256.to_owned(), size as u64)].into(),
         blobs: Some(app.blobs.clone()),
         content_types: plugin.content_type_names(),
+        create_in: Some(app.db.clone()),
         ..CallScope::default()
     };
     let upload = ArtifactRef {
         sha256: sha256.to_owned(),
         size: size as u64,
     };
-    let unit = app
+    let (unit, scope) = app
         .plugins
         .parse_upload(&plugin, scope, &upload, relative_path)
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+        .await;
+    let unit = unit.map_err(|error| anyhow::anyhow!("{error}"))?;
     validate_declaration(&unit, &plugin.content_type_names(), None)
         .map_err(|message| anyhow::anyhow!("the plugin declared an invalid unit: {message}"))?;
-    if let Some(other) = unit
-        .artifacts
-        .iter()
-        .find(|a| a.sha256.as_deref().is_some_and(|s| s != sha256))
-    {
+    // A file is the upload, or an artifact the plugin derived with `artifacts.create`.
+    let created: Vec<&str> = scope.created.iter().map(|a| a.sha256.as_str()).collect();
+    if let Some(other) = unit.artifacts.iter().find(|a| {
+        a.sha256
+            .as_deref()
+            .is_some_and(|s| s != sha256 && !created.contains(&s))
+    }) {
         anyhow::bail!(
             "the plugin declared file {:?} with a digest other than the upload's",
             other.relative_path
@@ -60,7 +63,7 @@ pub async fn create_content(
     let content_type = unit.content_type.clone();
     let natural_key = unit.natural_key.clone();
     let pending = save(app, &task.id, plugin_name, None, vec![unit]).await?;
-    for file in pending {
+    for file in link_stored(app, pending).await? {
         link(app, &file.content_artifact_id, &artifact_id).await?;
     }
     let content_id: String = sqlx::query(

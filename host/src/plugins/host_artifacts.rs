@@ -1,9 +1,11 @@
-//! Host side of `granary:plugin/artifacts`: chunked reads of the artifacts a call was given.
+//! Host side of `granary:plugin/artifacts`: chunked reads of the artifacts a call was given, and
+//! small artifacts a plugin derives (`create`).
 
-use super::PluginError;
-use super::bindings::granary::plugin::artifacts;
+use super::bindings::current::granary::plugin::artifacts;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::CallState;
+use super::{ArtifactRef, PluginError};
+use crate::domain::artifacts::{self as stored, Expected};
 
 impl artifacts::Host for CallState {
     async fn read(
@@ -27,6 +29,63 @@ impl artifacts::Host for CallState {
             Err(error) => Ok(Err(guest_error(format!(
                 "reading artifact {sha256} failed: {error:#}"
             )))),
+        }
+    }
+
+    async fn create(
+        &mut self,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<ArtifactRef, PluginError>> {
+        let (Some(db), Some(blobs)) = (self.scope.create_in.clone(), self.scope.blobs.clone())
+        else {
+            return Err(SandboxViolation::new(
+                "plugin called artifacts.create outside parse-upload or handle",
+            )
+            .into());
+        };
+        if data.len() > super::MAX_CREATE_BYTES {
+            return Ok(Err(guest_error(format!(
+                "artifacts.create got {} bytes; the limit is {} bytes",
+                data.len(),
+                super::MAX_CREATE_BYTES
+            ))));
+        }
+        self.charge_output(data.len())?;
+        let received = match blobs.stage_bytes(&data).await {
+            Ok(received) => received,
+            Err(error) => {
+                return Ok(Err(guest_error(format!(
+                    "staging the artifact failed: {error}"
+                ))));
+            }
+        };
+        match stored::store(
+            &db,
+            &blobs,
+            received,
+            &Expected::default(),
+            "created artifact",
+        )
+        .await
+        {
+            Ok(artifact) => {
+                let created = ArtifactRef {
+                    sha256: artifact.sha256,
+                    size: artifact.size,
+                };
+                // The plugin may read back what it stored.
+                self.scope
+                    .artifacts
+                    .insert(created.sha256.clone(), created.size);
+                self.scope.created.push(created.clone());
+                Ok(Ok(created))
+            }
+            Err(error) => {
+                tracing::error!(%error, "storing an artifact a plugin created");
+                Ok(Err(guest_error(
+                    "storing the artifact failed (see the server log)",
+                )))
+            }
         }
     }
 }

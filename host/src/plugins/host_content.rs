@@ -1,6 +1,6 @@
 //! Host side of `granary:plugin/content`: read-only paging through the version in scope.
 
-use super::bindings::granary::plugin::content;
+use super::bindings::current::granary::plugin::content;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::CallState;
 use super::{PluginError, StoredUnit};
@@ -62,6 +62,39 @@ impl content::Host for CallState {
                 tracing::error!(%error, "finding units for a plugin");
                 Ok(Err(guest_error(
                     "finding units failed (see the server log)",
+                )))
+            }
+        }
+    }
+
+    async fn list_by_prefix(
+        &mut self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
+        let Some(scope) = &self.scope.content else {
+            return Err(SandboxViolation::new(
+                "plugin listed content outside a call that has a repository version",
+            )
+            .into());
+        };
+        let limit = i64::from(limit.clamp(1, super::MAX_LIST_PAGE));
+        match units::page_by_prefix(
+            &scope.db,
+            &scope.repository_id,
+            scope.version,
+            &prefix,
+            cursor.as_deref().unwrap_or(""),
+            limit,
+        )
+        .await
+        {
+            Ok((units, next)) => Ok(Ok(UnitPage { units, next })),
+            Err(error) => {
+                tracing::error!(%error, "listing units by prefix for a plugin");
+                Ok(Err(guest_error(
+                    "listing units failed (see the server log)",
                 )))
             }
         }

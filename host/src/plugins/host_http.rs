@@ -4,7 +4,7 @@ use bytes::Bytes;
 use wasmtime::component::Resource;
 
 use super::PluginError;
-use super::bindings::granary::plugin::http;
+use super::bindings::current::granary::plugin::http;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::CallState;
 

@@ -1,6 +1,6 @@
 //! Host side of `granary:plugin/log`, `granary:plugin/progress` and the record-only `types`.
 
-use super::bindings::granary::plugin::{log, progress, types};
+use super::bindings::current::granary::plugin::{log, progress, types};
 use super::scope::CallState;
 
 /// Longest log message kept; the rest is cut.

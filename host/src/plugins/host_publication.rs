@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use sqlx::Row as _;
 
-use super::bindings::granary::plugin::publication;
+use super::bindings::current::granary::plugin::publication;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::CallState;
 use super::{PluginError, validate_relative_path};

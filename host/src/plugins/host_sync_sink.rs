@@ -1,7 +1,7 @@
 //! Host side of `granary:plugin/sync-sink`: validates each declared batch, then hands it to the
 //! sync pipeline over a bounded channel (a full channel makes the guest wait: back-pressure).
 
-use super::bindings::granary::plugin::sync_sink;
+use super::bindings::current::granary::plugin::sync_sink;
 use super::runtime::SandboxViolation;
 use super::scope::CallState;
 use super::{PluginError, UnitDeclaration, validate_relative_path};

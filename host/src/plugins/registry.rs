@@ -88,8 +88,17 @@ pub fn info_json(info: &PluginInfo) -> Value {
             "name": t.name,
             "description": t.description,
             "natural_key_fields": t.natural_key_fields,
+            "endpoint": t.endpoint,
         })).collect::<Vec<_>>(),
         "capabilities": info.capabilities,
+        "rest_names": info.rest_names.as_ref().map(|names| json!({
+            "repository": names.repository,
+            "remote": names.remote,
+            "publication": names.publication,
+            "distribution": names.distribution,
+        })),
+        "remote_fields": serde_json::from_str::<Value>(&info.remote_fields).unwrap_or(Value::Null),
+        "distribution_fields": serde_json::from_str::<Value>(&info.distribution_fields).unwrap_or(Value::Null),
     })
 }
 

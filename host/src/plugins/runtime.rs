@@ -13,14 +13,15 @@ use wasmtime::{
 };
 
 use super::ArtifactRef;
-use super::bindings::{ContentType, ContentTypePre};
+use super::bindings::{ContentType, ContentTypePre, v0_1 as bindings_v0_1};
 use super::scope::{CallScope, CallState};
+use super::v0_1;
 use super::{
-    HttpRequest, HttpResponse, PluginError, PluginInfo, RemoteConfig, UnitDeclaration, VersionInfo,
+    HandleOutcome, HttpRequest, PluginError, PluginInfo, RemoteConfig, UnitDeclaration, VersionInfo,
 };
 
 /// WIT package versions this host runs.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 
 /// The WIT package every plugin imports from; its imports carry the version the plugin targets.
 const WIT_PACKAGE: &str = "granary:plugin";
@@ -29,8 +30,11 @@ const WIT_PACKAGE: &str = "granary:plugin";
 const DESCRIBE_CPU_LIMIT: Duration = Duration::from_secs(10);
 
 /// Capabilities a plugin may ask for in `describe`. `http`: outbound GET/HEAD to the remote's
-/// origin during `sync`.
+/// origin during `sync`, and during `handle` when the distribution has a remote.
 pub const CAPABILITIES: &[&str] = &["http"];
+
+/// First path segments the host serves itself, which no plugin's distribution prefix may take.
+const RESERVED_PREFIXES: &[&str] = &["pulp", "api", "auth", "assets", "static"];
 
 /// How often the engine's epoch advances: the granularity of the CPU-time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -92,7 +96,15 @@ pub struct LoadedPlugin {
     pub builtin: bool,
     /// Where it came from.
     pub source: PluginSource,
-    pre: ContentTypePre<CallState>,
+    pre: Pre,
+}
+
+/// A component linked and ready to instantiate, by the WIT version it was built against.
+enum Pre {
+    /// `granary:plugin@0.2.0`.
+    Current(ContentTypePre<CallState>),
+    /// `granary:plugin@0.1.0`, adapted by `v0_1.rs`.
+    V0_1(bindings_v0_1::ContentTypePre<CallState>),
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -113,6 +125,15 @@ impl LoadedPlugin {
     /// Whether the plugin provides this content type.
     pub fn has_content_type(&self, name: &str) -> bool {
         self.info.content_types.iter().any(|t| t.name == name)
+    }
+
+    /// The first segment of the plugin's own content routes, `/<prefix>/<base_path>/…`: its
+    /// distribution REST name, when it declares REST names.
+    pub fn distribution_prefix(&self) -> Option<&str> {
+        self.info
+            .rest_names
+            .as_ref()
+            .map(|names| names.distribution.as_str())
     }
 
     /// Names of the plugin's content types.
@@ -141,19 +162,36 @@ impl std::fmt::Debug for PluginRuntime {
     }
 }
 
-/// Runs one export on a fresh instance: builds the store, instantiates, calls, classifies errors,
-/// and hands back the call's scope (a publish needs what it wrote).
+/// Runs one export on a fresh instance: builds the store, instantiates, calls (the `current` or
+/// the `v0_1` expression, by the component's WIT version; both yield current types), classifies
+/// errors, and hands back the call's scope (a publish needs what it wrote).
 macro_rules! call_export {
-    ($runtime:expr, $plugin:expr, $scope:expr, |$bindings:ident, $store:ident| $call:expr) => {{
+    ($runtime:expr, $pre:expr, $store:ident, $scope:expr, |$guest:ident| current => $current:expr, v0_1 => $old:expr $(,)?) => {{
         let mut $store = $runtime.new_store($scope);
         let outcome: wasmtime::Result<_> = async {
-            let $bindings = $plugin.pre.instantiate_async(&mut $store).await?;
-            $call.await
+            match $pre {
+                Pre::Current(pre) => {
+                    let $guest = pre.instantiate_async(&mut $store).await?;
+                    $current
+                }
+                Pre::V0_1(pre) => {
+                    let $guest = pre.instantiate_async(&mut $store).await?;
+                    $old
+                }
+            }
         }
         .await;
         let result = outcome.map_err(|error| $runtime.classify(error, $store.data()));
         (result, $store.into_data().scope)
     }};
+}
+
+/// Converts the error half of a 0.1.0 export's result.
+fn old_result<T, U>(
+    result: wasmtime::Result<Result<T, bindings_v0_1::granary::plugin::types::PluginError>>,
+    convert: impl FnOnce(T) -> U,
+) -> wasmtime::Result<Result<U, PluginError>> {
+    result.map(|inner| inner.map(convert).map_err(v0_1::error_in))
 }
 
 impl PluginRuntime {
@@ -184,10 +222,16 @@ impl PluginRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| wasm_error("linking WASI", e))?;
+        // Every supported version's imports, side by side (their instance names carry the version).
         ContentType::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| {
             state
         })
         .map_err(|e| wasm_error("linking the granary:plugin imports", e))?;
+        bindings_v0_1::ContentType::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| wasm_error("linking the granary:plugin@0.1.0 imports", e))?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -226,6 +270,7 @@ impl PluginRuntime {
         if let Some(clash) = clash(plugins.values(), &plugin.info, None) {
             anyhow::bail!("{clash}");
         }
+        crate::domain::hrefs::register(&plugin.info);
         plugins.insert(plugin.info.name.clone(), plugin.clone());
         Ok(plugin)
     }
@@ -251,9 +296,14 @@ impl PluginRuntime {
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| {
             anyhow::anyhow!("the component needs imports this host does not provide: {error:#}")
         })?;
-        let pre = ContentTypePre::new(instance_pre).map_err(|error| {
+        let not_the_world = |error: wasmtime::Error| {
             anyhow::anyhow!("the component does not export the content-type world: {error:#}")
-        })?;
+        };
+        let pre = if imported_version == "0.1.0" {
+            Pre::V0_1(bindings_v0_1::ContentTypePre::new(instance_pre).map_err(not_the_world)?)
+        } else {
+            Pre::Current(ContentTypePre::new(instance_pre).map_err(not_the_world)?)
+        };
         let info = self
             .describe_pre(&pre)
             .await
@@ -286,6 +336,7 @@ impl PluginRuntime {
     /// the instance they were given, every later call uses the new one. The caller has checked
     /// [`PluginRuntime::clash`].
     pub fn replace(&self, plugin: Arc<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
+        crate::domain::hrefs::register(&plugin.info);
         self.plugins
             .write()
             .expect("plugin registry lock")
@@ -321,19 +372,28 @@ impl PluginRuntime {
 
     /// Calls `describe`.
     pub async fn describe(&self, plugin: &LoadedPlugin) -> Result<PluginInfo, CallError> {
-        let (result, _) = call_export!(self, plugin, CallScope::default(), |guest, store| guest
-            .call_describe(&mut store));
+        let (result, _) = call_export!(self, &plugin.pre, store, CallScope::default(), |guest|
+            current => guest.call_describe(&mut store).await,
+            v0_1 => Ok(v0_1::plugin_info_in(guest.call_describe(&mut store).await?)));
         result
     }
 
     /// Calls `describe` on a component that is not registered yet, with the CPU budget of
     /// [`DESCRIBE_CPU_LIMIT`] at most.
-    async fn describe_pre(&self, pre: &ContentTypePre<CallState>) -> Result<PluginInfo, CallError> {
+    async fn describe_pre(&self, pre: &Pre) -> Result<PluginInfo, CallError> {
         let cpu_time = self.limits.cpu_time.min(DESCRIBE_CPU_LIMIT);
         let mut store = self.new_store_with(CallScope::default(), cpu_time);
         let outcome: wasmtime::Result<_> = async {
-            let guest = pre.instantiate_async(&mut store).await?;
-            guest.call_describe(&mut store).await
+            match pre {
+                Pre::Current(pre) => {
+                    let guest = pre.instantiate_async(&mut store).await?;
+                    guest.call_describe(&mut store).await
+                }
+                Pre::V0_1(pre) => {
+                    let guest = pre.instantiate_async(&mut store).await?;
+                    Ok(v0_1::plugin_info_in(guest.call_describe(&mut store).await?))
+                }
+            }
         }
         .await;
         outcome.map_err(|error| self.classify(error, store.data()))
@@ -346,23 +406,40 @@ impl PluginRuntime {
         scope: CallScope,
         remote: &RemoteConfig,
     ) -> Result<(), CallError> {
-        let (result, _) = call_export!(self, plugin, scope, |guest, store| guest
-            .call_sync(&mut store, remote));
+        let (result, _) = call_export!(self, &plugin.pre, store, scope, |guest|
+        current => guest.call_sync(&mut store, remote).await,
+        v0_1 => old_result(
+            guest.call_sync(&mut store, &v0_1::remote_out(remote)).await,
+            |()| (),
+        ));
         flatten(result)
     }
 
-    /// Calls `parse-upload` for an artifact the scope grants.
+    /// Calls `parse-upload` for an artifact the scope grants. Returns the call's scope too: it
+    /// holds the artifacts `artifacts.create` stored.
     pub async fn parse_upload(
         &self,
         plugin: &LoadedPlugin,
         scope: CallScope,
         upload: &ArtifactRef,
         relative_path: Option<&str>,
-    ) -> Result<UnitDeclaration, CallError> {
+    ) -> (Result<UnitDeclaration, CallError>, CallScope) {
         let relative_path = relative_path.map(str::to_owned);
-        let (result, _) = call_export!(self, plugin, scope, |guest, store| guest
-            .call_parse_upload(&mut store, upload, relative_path.as_deref()));
-        flatten(result)
+        let (result, scope) = call_export!(self, &plugin.pre, store, scope, |guest|
+        current => guest
+            .call_parse_upload(&mut store, upload, relative_path.as_deref())
+            .await,
+        v0_1 => old_result(
+            guest
+                .call_parse_upload(
+                    &mut store,
+                    &v0_1::artifact_ref_out(upload),
+                    relative_path.as_deref(),
+                )
+                .await,
+            v0_1::unit_in,
+        ));
+        (flatten(result), scope)
     }
 
     /// Calls `publish`; returns the scope, which holds the metadata files written.
@@ -372,29 +449,46 @@ impl PluginRuntime {
         scope: CallScope,
         version: &VersionInfo,
     ) -> (Result<(), CallError>, CallScope) {
-        let (result, scope) = call_export!(self, plugin, scope, |guest, store| guest
-            .call_publish(&mut store, version));
+        let (result, scope) = call_export!(self, &plugin.pre, store, scope, |guest|
+        current => guest.call_publish(&mut store, version).await,
+        v0_1 => old_result(
+            guest.call_publish(&mut store, &v0_1::version_out(version)).await,
+            |()| (),
+        ));
         (flatten(result), scope)
     }
 
-    /// Calls `handle`.
+    /// Calls `handle`. A 0.1.0 plugin sees the request without its 0.2.0 fields and never adds
+    /// units. Returns the call's scope too: it holds the artifacts `artifacts.create` stored.
     pub async fn handle(
         &self,
         plugin: &LoadedPlugin,
         scope: CallScope,
         request: &HttpRequest,
-    ) -> Result<HttpResponse, CallError> {
-        let (result, _) = call_export!(self, plugin, scope, |guest, store| guest
-            .call_handle(&mut store, request));
-        let response = flatten(result)?;
-        if let super::HttpBody::Bytes(body) = &response.body
-            && body.len() as u64 > self.limits.max_output_bytes
+    ) -> (Result<HandleOutcome, CallError>, CallScope) {
+        let (result, scope) = call_export!(self, &plugin.pre, store, scope, |guest|
+        current => guest.call_handle(&mut store, request).await,
+        v0_1 => old_result(
+            guest.call_handle(&mut store, &v0_1::request_out(request)).await,
+            v0_1::outcome_in,
+        ));
+        let outcome = match flatten(result) {
+            Ok(outcome) => outcome,
+            Err(error) => return (Err(error), scope),
+        };
+        // What the plugin created already counts towards the cap; the body counts too.
+        if let super::HttpBody::Bytes(body) = &outcome.response.body
+            && scope.created.iter().map(|a| a.size).sum::<u64>() + body.len() as u64
+                > self.limits.max_output_bytes
         {
-            return Err(CallError::Sandbox(
-                "plugin response body exceeds the output limit".into(),
-            ));
+            return (
+                Err(CallError::Sandbox(
+                    "plugin response body exceeds the output limit".into(),
+                )),
+                scope,
+            );
         }
-        Ok(response)
+        (Ok(outcome), scope)
     }
 
     fn new_store(&self, scope: CallScope) -> Store<CallState> {
@@ -580,6 +674,37 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
             "content type name {:?} must match [a-z][a-z0-9_]*",
             content_type.name
         );
+        if let Some(endpoint) = &content_type.endpoint {
+            anyhow::ensure!(
+                is_identifier(endpoint),
+                "content type endpoint {endpoint:?} must match [a-z][a-z0-9_]*"
+            );
+        }
+    }
+    if let Some(names) = &info.rest_names {
+        for name in [
+            &names.repository,
+            &names.remote,
+            &names.publication,
+            &names.distribution,
+        ] {
+            anyhow::ensure!(
+                is_identifier(name),
+                "REST name {name:?} must match [a-z][a-z0-9_]*"
+            );
+        }
+        anyhow::ensure!(
+            !RESERVED_PREFIXES.contains(&names.distribution.as_str()),
+            "REST name {:?} of the distribution is reserved by the host",
+            names.distribution
+        );
+    }
+    for (what, schema) in [
+        ("remote-fields", &info.remote_fields),
+        ("distribution-fields", &info.distribution_fields),
+    ] {
+        crate::api::plugin_fields::Schema::parse(schema)
+            .map_err(|error| anyhow::anyhow!("{what} is not a usable JSON schema: {error}"))?;
     }
     for capability in &info.capabilities {
         anyhow::ensure!(

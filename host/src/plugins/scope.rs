@@ -37,6 +37,11 @@ pub struct CallScope {
     pub sink: Option<mpsc::Sender<Vec<UnitDeclaration>>>,
     /// Content type names the plugin declared (emitted units must use one).
     pub content_types: Vec<String>,
+    /// Where `artifacts.create` records what it stores (with `blobs`); `None` refuses it. Set in
+    /// `parse-upload` and `handle`.
+    pub create_in: Option<Arc<Db>>,
+    /// Artifacts stored by `artifacts.create` during the call, in order.
+    pub created: Vec<super::ArtifactRef>,
 }
 
 /// Outbound HTTP for a sync: the remote's origin and a client configured from the remote.

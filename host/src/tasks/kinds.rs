@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::TaskHandle;
 use crate::app::App;
-use crate::domain::{chunked_uploads, hrefs, maintenance, publications, uploads, versions};
+use crate::domain::{
+    additions, chunked_uploads, hrefs, maintenance, publications, uploads, versions,
+};
 use crate::sync;
 
 /// Arguments of each kind of task.
@@ -92,6 +94,18 @@ pub enum TaskArgs {
         /// Hash every artifact, not only check that it exists.
         verify_checksums: bool,
     },
+    /// Add units declared by a plugin's `handle` (an upload, a pull-through fetch) to a
+    /// repository, as one new version.
+    AddUnits {
+        /// Repository id.
+        repository_id: String,
+        /// The plugin that declared the units.
+        plugin: String,
+        /// The distribution's remote, whose URLs unstored files may keep (pull-through).
+        remote_id: Option<String>,
+        /// The units.
+        units: Vec<additions::DeclaredUnit>,
+    },
     /// Create a distribution.
     CreateDistribution {
         /// The validated fields.
@@ -131,6 +145,7 @@ impl TaskArgs {
             TaskArgs::OrphanCleanup { .. } => "orphan-cleanup",
             TaskArgs::ReclaimSpace { .. } => "reclaim-space",
             TaskArgs::Repair { .. } => "repair",
+            TaskArgs::AddUnits { .. } => "add-units",
             TaskArgs::CreateDistribution { .. } => "create-distribution",
             TaskArgs::Delete { .. } => "delete",
             TaskArgs::Update { .. } => "update",
@@ -245,6 +260,22 @@ pub async fn run(
             };
             maintenance::repair(app, &task, scope, verify_checksums).await?;
             Ok(Vec::new())
+        }
+        TaskArgs::AddUnits {
+            repository_id,
+            plugin,
+            remote_id,
+            units,
+        } => {
+            additions::run(
+                app,
+                &task,
+                &repository_id,
+                &plugin,
+                remote_id.as_deref(),
+                units,
+            )
+            .await
         }
         TaskArgs::CreateDistribution { fields } => {
             Ok(vec![crate::api::distributions::create(app, fields).await?])

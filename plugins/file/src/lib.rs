@@ -33,17 +33,16 @@ struct FilePlugin;
 
 impl Plugin for FilePlugin {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "file".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: granary_sdk::WIT_VERSION.into(),
-            content_types: vec![ContentTypeInfo::new(
+        PluginInfo::new(
+            "file",
+            env!("CARGO_PKG_VERSION"),
+            vec![ContentTypeInfo::new(
                 FILE,
                 "A file with a relative path",
                 &["relative_path", "sha256"],
             )],
-            capabilities: vec!["http".into()],
-        }
+        )
+        .with_capabilities(&["http"])
     }
 
     /// Streams the manifest line by line: neither the manifest nor its units are ever held whole.

@@ -33,17 +33,16 @@ struct Hostile;
 
 impl Plugin for Hostile {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "hostile".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: granary_sdk::WIT_VERSION.into(),
-            content_types: vec![ContentTypeInfo::new(
+        PluginInfo::new(
+            "hostile",
+            env!("CARGO_PKG_VERSION"),
+            vec![ContentTypeInfo::new(
                 THING,
                 "A thing with a name",
                 &["name"],
             )],
-            capabilities: vec!["http".into()],
-        }
+        )
+        .with_capabilities(&["http"])
     }
 
     fn sync(remote: &RemoteConfig) -> Result<(), PluginError> {

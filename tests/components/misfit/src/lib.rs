@@ -10,7 +10,7 @@
 //! - `trap`: `describe` panics;
 //! - `loop`: `describe` never returns;
 //! - `file`: describes the content type `file`, which the built-in plugin already provides;
-//! - `wit2`: `describe` claims WIT version `0.2.0`.
+//! - `wit9`: `describe` claims WIT version `0.9.0`, which no host supports.
 
 use granary_sdk::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, Plugin, PluginError, PluginInfo,
@@ -39,21 +39,19 @@ impl Plugin for Misfit {
             _ => {}
         }
         let content_type = if &mode == b"file" { "file" } else { "gadget" };
-        PluginInfo {
-            name: "misfit".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: if &mode == b"wit2" {
-                "0.2.0".into()
-            } else {
-                granary_sdk::WIT_VERSION.into()
-            },
-            content_types: vec![ContentTypeInfo::new(
+        let mut info = PluginInfo::new(
+            "misfit",
+            env!("CARGO_PKG_VERSION"),
+            vec![ContentTypeInfo::new(
                 content_type,
                 "A thing that does not fit",
                 &["name"],
             )],
-            capabilities: Vec::new(),
+        );
+        if &mode == b"wit9" {
+            info.wit_version = "0.9.0".into();
         }
+        info
     }
 
     /// Uses `http` without having declared it.

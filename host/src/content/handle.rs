@@ -1,0 +1,319 @@
+//! Plugin routes: a request a distribution's publication does not answer goes to its plugin's
+//! `handle` export, at `/pulp/content/<base_path>/…` and at `/<rest-names.distribution>/<base_path>/…`.
+//!
+//! The host does everything that is not format knowledge before and after the call: it requires
+//! credentials for anything but GET and HEAD, parses form bodies (text fields, and file parts
+//! streamed into storage as artifacts), grants `http` to the distribution's remote origin, runs the
+//! outcome's `add-units` as one new repository version (through the task system), and streams
+//! stored or pulled-through files with Range, HEAD and ETag.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest as _, Multipart, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+
+use super::{Matched, pull_through};
+use crate::api::auth;
+use crate::app::App;
+use crate::domain::additions::{self, AddError};
+use crate::domain::artifacts::{self, Expected};
+use crate::domain::remotes::Remote;
+use crate::error::{ApiError, ApiResult};
+use crate::plugins::host_sync_sink::validate_declaration;
+use crate::plugins::{
+    ArtifactRef, CallError, CallScope, ContentScope, DistributionInfo, FormField, FormFile,
+    HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration,
+};
+
+/// Most bytes of a body handed to the plugin as is (not a form).
+const MAX_RAW_BODY: usize = 2 * 1024 * 1024;
+/// Most bytes of all the text fields of one form body together.
+const MAX_FORM_TEXT: usize = 1024 * 1024;
+/// Most file parts in one form body.
+const MAX_FORM_FILES: usize = 64;
+
+/// Calls the plugin's `handle` for `request` at `matched`, whose links start at `base_url`.
+pub(super) async fn plugin_route(
+    app: &Arc<App>,
+    matched: &Matched,
+    rest: &str,
+    base_url: String,
+    request: Request,
+) -> ApiResult<Response> {
+    let Some(plugin) = app.plugins.get(&matched.plugin) else {
+        return Err(ApiError::not_found());
+    };
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let user = auth::authenticated_user(app, &headers).await?;
+    if user.is_none() && method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::unauthorized());
+    }
+    let remote = match &matched.remote_id {
+        Some(remote_id) => Some(Remote::load(app.db.pool(), remote_id).await?),
+        None => None,
+    };
+    let query = request.uri().query().map(str::to_owned);
+    let body = read_body(app, request).await?;
+    let content = match (&matched.repository_id, matched.version) {
+        (Some(repository_id), Some(version)) => Some(ContentScope {
+            db: app.db.clone(),
+            repository_id: repository_id.clone(),
+            version,
+        }),
+        _ => None,
+    };
+    let http = match &remote {
+        Some(remote) if plugin.has_capability("http") => {
+            Some(remote.http_scope(app.remote_clients.client(remote)?)?)
+        }
+        _ => None,
+    };
+    let scope = CallScope {
+        content,
+        http,
+        artifacts: body
+            .files
+            .iter()
+            .map(|file| (file.artifact.sha256.clone(), file.artifact.size))
+            .collect(),
+        blobs: Some(app.blobs.clone()),
+        create_in: Some(app.db.clone()),
+        content_types: plugin.content_type_names(),
+        ..CallScope::default()
+    };
+    let call = HttpRequest {
+        method: method.to_string(),
+        path: rest.to_owned(),
+        query,
+        headers: headers
+            .iter()
+            .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: body.bytes,
+        base_url,
+        form: body.form,
+        files: body.files,
+        user: user.clone(),
+        distribution: DistributionInfo {
+            name: matched.name.clone(),
+            base_path: matched.base_path.clone(),
+            extra: matched.extra.clone(),
+            writable: matched.writable,
+            remote: remote.as_ref().map(Remote::config),
+        },
+    };
+    let (result, _) = app.plugins.handle(&plugin, scope, &call).await;
+    let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
+    if !outcome.add_units.is_empty() {
+        add_units(app, matched, &plugin, user.as_deref(), outcome.add_units).await?;
+    }
+    let response = outcome.response;
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status == StatusCode::NOT_FOUND
+        && matches!(&response.body, HttpBody::Bytes(bytes) if bytes.is_empty())
+    {
+        return Err(ApiError::not_found());
+    }
+    let mut reply = match response.body {
+        HttpBody::Bytes(bytes) => {
+            let mut reply = Response::new(Body::from(bytes));
+            *reply.status_mut() = status;
+            reply
+        }
+        // Streamed files keep the status the host gives them (206, 304...).
+        HttpBody::ContentArtifact(id) => {
+            super::served_content_artifact(app, matched, &id, rest, &headers).await?
+        }
+        HttpBody::FetchUpstream(file) => {
+            pull_through::serve(app, matched, &plugin, remote.as_ref(), file, &headers).await?
+        }
+    };
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            reply.headers_mut().insert(name, value);
+        }
+    }
+    Ok(reply)
+}
+
+/// A plugin error is the client's answer (400, on the field it names); anything else means the
+/// plugin failed.
+fn call_error(plugin: &str, error: CallError) -> ApiError {
+    match error {
+        CallError::Plugin(error) => ApiError::field(
+            error.field.as_deref().unwrap_or("non_field_errors"),
+            error.message,
+        ),
+        CallError::Sandbox(message) => {
+            tracing::warn!(%plugin, %message, "plugin handle failed");
+            ApiError::detail(
+                StatusCode::BAD_GATEWAY,
+                format!("The {plugin} plugin failed to answer: {message}"),
+            )
+        }
+    }
+}
+
+/// Adds the units a `handle` outcome declares to the distribution's repository, as one new
+/// version, before the response goes out.
+async fn add_units(
+    app: &Arc<App>,
+    matched: &Matched,
+    plugin: &LoadedPlugin,
+    user: Option<&str>,
+    mut units: Vec<UnitDeclaration>,
+) -> ApiResult<()> {
+    if user.is_none() {
+        return Err(ApiError::unauthorized());
+    }
+    let (true, Some(repository_id)) = (matched.writable, &matched.repository_id) else {
+        return Err(ApiError::detail(
+            StatusCode::CONFLICT,
+            format!(
+                "The distribution {:?} does not serve the latest version of a repository, so nothing can be added through it.",
+                matched.name
+            ),
+        ));
+    };
+    for unit in &mut units {
+        // Added units name stored artifacts; where to download them from is not theirs to say.
+        for artifact in &mut unit.artifacts {
+            artifact.url = None;
+        }
+        validate_declaration(unit, &plugin.content_type_names(), None).map_err(|message| {
+            ApiError::detail(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "The {} plugin declared an invalid unit: {message}",
+                    plugin.info.name
+                ),
+            )
+        })?;
+        if let Some(file) = unit.artifacts.iter().find(|a| a.sha256.is_none()) {
+            return Err(ApiError::detail(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "The {} plugin added file {:?} without the sha256 of a stored artifact.",
+                    plugin.info.name, file.relative_path
+                ),
+            ));
+        }
+    }
+    match additions::add_and_wait(app, repository_id, &plugin.info.name, None, &units).await {
+        Ok(_) => Ok(()),
+        Err(AddError::Refused(message)) => Err(ApiError::bad_request(message)),
+        Err(AddError::Internal(error)) => Err(error.into()),
+    }
+}
+
+/// A request body as `handle` receives it.
+#[derive(Default)]
+struct ParsedBody {
+    bytes: Vec<u8>,
+    form: Vec<FormField>,
+    files: Vec<FormFile>,
+}
+
+/// Parses form bodies (storing file parts as artifacts) and reads any other body up to
+/// [`MAX_RAW_BODY`].
+async fn read_body(app: &App, request: Request) -> ApiResult<ParsedBody> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+        return read_multipart(app, multipart).await;
+    }
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_RAW_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::detail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body exceeds {MAX_RAW_BODY} bytes."),
+            )
+        })?;
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return Ok(ParsedBody {
+            form: url::form_urlencoded::parse(&bytes)
+                .map(|(name, value)| FormField {
+                    name: name.into_owned(),
+                    value: value.into_owned(),
+                })
+                .collect(),
+            ..ParsedBody::default()
+        });
+    }
+    Ok(ParsedBody {
+        bytes: bytes.to_vec(),
+        ..ParsedBody::default()
+    })
+}
+
+async fn read_multipart(app: &App, mut multipart: Multipart) -> ApiResult<ParsedBody> {
+    let mut body = ParsedBody::default();
+    let mut text_bytes = 0usize;
+    let bad = |error: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(format!("The form body is malformed: {}", error.body_text()))
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match field.file_name().map(str::to_owned) {
+            Some(filename) => {
+                if body.files.len() == MAX_FORM_FILES {
+                    return Err(ApiError::field(
+                        &name,
+                        format!("A form may carry at most {MAX_FORM_FILES} files."),
+                    ));
+                }
+                let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    staged.write(&chunk).await.map_err(ApiError::internal)?;
+                }
+                let received = staged.finish().await.map_err(ApiError::internal)?;
+                let artifact = artifacts::store(
+                    &app.db,
+                    &app.blobs,
+                    received,
+                    &Expected::default(),
+                    &filename,
+                )
+                .await
+                .map_err(ApiError::internal)?;
+                body.files.push(FormFile {
+                    name,
+                    filename,
+                    artifact: ArtifactRef {
+                        sha256: artifact.sha256,
+                        size: artifact.size,
+                    },
+                });
+            }
+            None => {
+                let value = field.text().await.map_err(bad)?;
+                text_bytes += name.len() + value.len();
+                if text_bytes > MAX_FORM_TEXT {
+                    return Err(ApiError::detail(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("The text fields of the form exceed {MAX_FORM_TEXT} bytes."),
+                    ));
+                }
+                body.form.push(FormField { name, value });
+            }
+        }
+    }
+    Ok(body)
+}

@@ -1,0 +1,217 @@
+//! Pull-through caching (`http-body.fetch-upstream`): a file a plugin names by its upstream URL is
+//! downloaded once, verified, stored, added to the distribution's repository, and streamed.
+//!
+//! Concurrent requests for the same file wait on one download per process: the first request
+//! fetches, the others find the file stored when it is their turn. Several `serve` processes may
+//! each fetch a file once; storage is content-addressed, so the copies are one artifact, and
+//! adding the unit is idempotent (the second add makes no new version).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures::StreamExt as _;
+use sqlx::Row as _;
+
+use super::Matched;
+use crate::app::App;
+use crate::domain::additions::{self, AddError};
+use crate::domain::artifacts::{self, Expected, IngestError};
+use crate::domain::remotes::Remote;
+use crate::domain::versions::IN_VERSION;
+use crate::error::{ApiError, ApiResult};
+use crate::plugins::host_sync_sink::validate_declaration;
+use crate::plugins::{LoadedPlugin, UpstreamFile};
+
+/// One download at a time per artifact (by sha256) in this process.
+#[derive(Default)]
+pub struct Inflight {
+    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Inflight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflight").finish_non_exhaustive()
+    }
+}
+
+impl Inflight {
+    /// The lock every request for the artifact `sha256` takes while it fetches or checks it.
+    fn lock_for(&self, sha256: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("pull-through lock table");
+        // Entries nobody holds any more are dropped, so the table stays as small as the traffic.
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        if let Some(lock) = locks.get(sha256).and_then(Weak::upgrade) {
+            return lock;
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(sha256.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+}
+
+/// Serves `file` from storage, fetching it from the remote first when it is not stored, and adds
+/// its unit to the distribution's repository when the latest version does not have it.
+pub(super) async fn serve(
+    app: &Arc<App>,
+    matched: &Matched,
+    plugin: &LoadedPlugin,
+    remote: Option<&Remote>,
+    file: UpstreamFile,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let name = &plugin.info.name;
+    let plugin_fault = |message: String| {
+        ApiError::detail(
+            StatusCode::BAD_GATEWAY,
+            format!("The {name} plugin asked for an upstream file {message}"),
+        )
+    };
+    let (true, Some(repository_id), Some(remote)) =
+        (matched.writable, &matched.repository_id, remote)
+    else {
+        return Err(plugin_fault(format!(
+            "but the distribution {:?} has no remote or does not serve the latest version of a repository",
+            matched.name
+        )));
+    };
+    let origin = url::Url::parse(&remote.url)
+        .map_err(|error| ApiError::internal(format!("remote URL {:?}: {error}", remote.url)))?
+        .origin();
+    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origin))
+        .map_err(|message| plugin_fault(format!("with an invalid unit: {message}")))?;
+    let Some(declared) = file
+        .unit
+        .artifacts
+        .iter()
+        .find(|a| a.relative_path == file.relative_path)
+    else {
+        return Err(plugin_fault(format!(
+            "{:?} that its unit does not declare",
+            file.relative_path
+        )));
+    };
+    let (Some(sha256), Some(url)) = (declared.sha256.clone(), declared.url.clone()) else {
+        return Err(plugin_fault(format!(
+            "{:?} without both its sha256 and its url",
+            file.relative_path
+        )));
+    };
+    let expected = Expected {
+        size: declared.size,
+        sha256: Some(sha256.clone()),
+    };
+
+    let lock = app.pull_through.lock_for(&sha256);
+    let turn = lock.lock().await;
+    let size = match stored_size(app, &sha256).await? {
+        Some(size) => size,
+        None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
+    };
+    if !in_latest_version(app, repository_id, name, &file).await? {
+        match additions::add_and_wait(
+            app,
+            repository_id,
+            name,
+            Some(&remote.id),
+            std::slice::from_ref(&file.unit),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(AddError::Refused(message)) => {
+                return Err(plugin_fault(format!(
+                    "whose unit could not be added: {message}"
+                )));
+            }
+            Err(AddError::Internal(error)) => return Err(error.into()),
+        }
+    }
+    drop(turn);
+    super::stored(app, &sha256, size, &file.relative_path, headers).await
+}
+
+async fn stored_size(app: &App, sha256: &str) -> ApiResult<Option<u64>> {
+    let row = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(app.db.pool())
+        .await?;
+    Ok(row.map(|row| row.get::<i64, _>(0) as u64))
+}
+
+/// Whether the repository's latest version has the unit with this file stored.
+async fn in_latest_version(
+    app: &App,
+    repository_id: &str,
+    plugin: &str,
+    file: &UpstreamFile,
+) -> ApiResult<bool> {
+    let latest: i64 = sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+        .bind(repository_id)
+        .fetch_one(app.db.pool())
+        .await?
+        .get(0);
+    let row = sqlx::query(&format!(
+        "SELECT 1 FROM repository_content rc
+         JOIN content c ON c.id = rc.content_id
+         JOIN content_artifacts ca ON ca.content_id = c.id
+         WHERE {IN_VERSION} AND c.plugin = $3 AND c.type_name = $4 AND c.natural_key = $5
+           AND ca.relative_path = $6 AND ca.artifact_id IS NOT NULL"
+    ))
+    .bind(repository_id)
+    .bind(latest)
+    .bind(plugin)
+    .bind(&file.unit.content_type)
+    .bind(&file.unit.natural_key)
+    .bind(&file.relative_path)
+    .fetch_optional(app.db.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Downloads `url` with the remote's settings, verifies it, stores it; returns its size.
+async fn fetch(
+    app: &App,
+    remote: &Remote,
+    url: &str,
+    expected: &Expected,
+    path: &str,
+) -> ApiResult<u64> {
+    let unreachable = |why: String| {
+        tracing::warn!(%url, %why, "pull-through fetch failed");
+        ApiError::detail(
+            StatusCode::BAD_GATEWAY,
+            format!("The upstream of {path} could not be fetched: {why}"),
+        )
+    };
+    let upstream = app
+        .remote_clients
+        .client(remote)?
+        .get(url)
+        .send()
+        .await
+        .map_err(|error| unreachable(error.to_string()))?;
+    if !upstream.status().is_success() {
+        return Err(unreachable(format!("it answered {}", upstream.status())));
+    }
+    let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
+    let mut body = upstream.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|error| unreachable(error.to_string()))?;
+        staged.write(&chunk).await.map_err(ApiError::internal)?;
+        if let Some(size) = expected.size
+            && staged.size() > size
+        {
+            return Err(unreachable(format!(
+                "it sent more than the {size} bytes declared"
+            )));
+        }
+    }
+    let received = staged.finish().await.map_err(ApiError::internal)?;
+    match artifacts::store(&app.db, &app.blobs, received, expected, path).await {
+        Ok(artifact) => Ok(artifact.size),
+        Err(IngestError::Mismatch(message)) => Err(unreachable(message)),
+        Err(IngestError::Other(error)) => Err(error.into()),
+    }
+}

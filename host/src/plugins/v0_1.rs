@@ -1,0 +1,291 @@
+//! `granary:plugin@0.1.0` on top of the current version: its imports delegate to the one
+//! implementation of each interface (`host_*.rs`), and its records are converted at the boundary.
+//!
+//! 0.2.0 only added records, fields and functions, so every 0.1.0 value has a current
+//! counterpart: new fields take their documented defaults (no REST names, no plugin fields, no
+//! form, no user), and a 0.1.0 `handle` answer becomes an outcome that adds nothing.
+
+use wasmtime::component::Resource;
+
+use super::bindings::current::granary::plugin as current;
+use super::bindings::v0_1::granary::plugin::{
+    artifacts, content, http, log, progress, publication, sync_sink, types,
+};
+use super::host_http::Response;
+use super::scope::CallState;
+
+// ---- records: 0.1.0 → current ----
+
+pub(super) fn error_in(error: types::PluginError) -> current::types::PluginError {
+    current::types::PluginError {
+        message: error.message,
+        field: error.field,
+    }
+}
+
+fn artifact_declaration_in(
+    artifact: types::ArtifactDeclaration,
+) -> current::types::ArtifactDeclaration {
+    current::types::ArtifactDeclaration {
+        relative_path: artifact.relative_path,
+        url: artifact.url,
+        size: artifact.size,
+        sha256: artifact.sha256,
+    }
+}
+
+pub(super) fn unit_in(unit: types::UnitDeclaration) -> current::types::UnitDeclaration {
+    current::types::UnitDeclaration {
+        content_type: unit.content_type,
+        natural_key: unit.natural_key,
+        metadata: unit.metadata,
+        artifacts: unit
+            .artifacts
+            .into_iter()
+            .map(artifact_declaration_in)
+            .collect(),
+    }
+}
+
+pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginInfo {
+    current::types::PluginInfo {
+        name: info.name,
+        version: info.version,
+        wit_version: info.wit_version,
+        content_types: info
+            .content_types
+            .into_iter()
+            .map(|t| current::types::ContentTypeInfo {
+                name: t.name,
+                description: t.description,
+                natural_key_fields: t.natural_key_fields,
+                endpoint: None,
+            })
+            .collect(),
+        capabilities: info.capabilities,
+        rest_names: None,
+        remote_fields: "{}".to_owned(),
+        distribution_fields: "{}".to_owned(),
+    }
+}
+
+/// A 0.1.0 `handle` answer: a response, never units to add.
+pub(super) fn outcome_in(response: types::HttpResponse) -> current::types::HandleOutcome {
+    current::types::HandleOutcome {
+        response: current::types::HttpResponse {
+            status: response.status,
+            headers: response.headers,
+            body: match response.body {
+                types::HttpBody::Bytes(bytes) => current::types::HttpBody::Bytes(bytes),
+                types::HttpBody::ContentArtifact(handle) => {
+                    current::types::HttpBody::ContentArtifact(handle)
+                }
+            },
+        },
+        add_units: Vec::new(),
+    }
+}
+
+// ---- records: current → 0.1.0 ----
+
+fn error_out(error: current::types::PluginError) -> types::PluginError {
+    types::PluginError {
+        message: error.message,
+        field: error.field,
+    }
+}
+
+pub(super) fn remote_out(remote: &current::types::RemoteConfig) -> types::RemoteConfig {
+    types::RemoteConfig {
+        url: remote.url.clone(),
+        policy: match remote.policy {
+            current::types::DownloadPolicy::Immediate => types::DownloadPolicy::Immediate,
+            current::types::DownloadPolicy::OnDemand => types::DownloadPolicy::OnDemand,
+            current::types::DownloadPolicy::Streamed => types::DownloadPolicy::Streamed,
+        },
+        extra: remote.extra.clone(),
+    }
+}
+
+pub(super) fn artifact_ref_out(artifact: &current::types::ArtifactRef) -> types::ArtifactRef {
+    types::ArtifactRef {
+        sha256: artifact.sha256.clone(),
+        size: artifact.size,
+    }
+}
+
+pub(super) fn version_out(version: &current::types::VersionInfo) -> types::VersionInfo {
+    types::VersionInfo {
+        repository_name: version.repository_name.clone(),
+        number: version.number,
+    }
+}
+
+/// A 0.1.0 plugin sees the raw body only; form fields, files, user and distribution are new.
+pub(super) fn request_out(request: &current::types::HttpRequest) -> types::HttpRequest {
+    types::HttpRequest {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+        base_url: request.base_url.clone(),
+    }
+}
+
+fn stored_unit_out(unit: current::types::StoredUnit) -> types::StoredUnit {
+    types::StoredUnit {
+        content_type: unit.content_type,
+        natural_key: unit.natural_key,
+        metadata: unit.metadata,
+        artifacts: unit
+            .artifacts
+            .into_iter()
+            .map(|a| types::StoredArtifact {
+                relative_path: a.relative_path,
+                content_artifact: a.content_artifact,
+                sha256: a.sha256,
+                size: a.size,
+            })
+            .collect(),
+    }
+}
+
+/// Maps the error half of an import's result to 0.1.0.
+fn out<T>(
+    result: wasmtime::Result<Result<T, current::types::PluginError>>,
+) -> wasmtime::Result<Result<T, types::PluginError>> {
+    result.map(|inner| inner.map_err(error_out))
+}
+
+// ---- imports ----
+
+impl types::Host for CallState {}
+
+impl http::Host for CallState {
+    async fn get(
+        &mut self,
+        url: String,
+        headers: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<Resource<Response>, types::PluginError>> {
+        out(<Self as current::http::Host>::get(self, url, headers).await)
+    }
+
+    async fn head(
+        &mut self,
+        url: String,
+        headers: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<Resource<Response>, types::PluginError>> {
+        out(<Self as current::http::Host>::head(self, url, headers).await)
+    }
+}
+
+impl http::HostResponse for CallState {
+    async fn status(&mut self, response: Resource<Response>) -> wasmtime::Result<u16> {
+        <Self as current::http::HostResponse>::status(self, response).await
+    }
+
+    async fn headers(
+        &mut self,
+        response: Resource<Response>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        <Self as current::http::HostResponse>::headers(self, response).await
+    }
+
+    async fn read(
+        &mut self,
+        response: Resource<Response>,
+        max_bytes: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, types::PluginError>> {
+        out(<Self as current::http::HostResponse>::read(self, response, max_bytes).await)
+    }
+
+    async fn drop(&mut self, response: Resource<Response>) -> wasmtime::Result<()> {
+        <Self as current::http::HostResponse>::drop(self, response).await
+    }
+}
+
+impl artifacts::Host for CallState {
+    async fn read(
+        &mut self,
+        sha256: String,
+        offset: u64,
+        len: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, types::PluginError>> {
+        out(<Self as current::artifacts::Host>::read(self, sha256, offset, len).await)
+    }
+}
+
+impl content::Host for CallState {
+    async fn list_units(
+        &mut self,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<types::UnitPage, types::PluginError>> {
+        let page = out(<Self as current::content::Host>::list_units(self, cursor, limit).await)?;
+        Ok(page.map(|page| types::UnitPage {
+            units: page.units.into_iter().map(stored_unit_out).collect(),
+            next: page.next,
+        }))
+    }
+
+    async fn find_by_path(
+        &mut self,
+        relative_path: String,
+    ) -> wasmtime::Result<Result<Vec<types::StoredUnit>, types::PluginError>> {
+        let units = out(<Self as current::content::Host>::find_by_path(self, relative_path).await)?;
+        Ok(units.map(|units| units.into_iter().map(stored_unit_out).collect()))
+    }
+}
+
+impl publication::Host for CallState {
+    async fn write_file(
+        &mut self,
+        relative_path: String,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), types::PluginError>> {
+        out(<Self as current::publication::Host>::write_file(self, relative_path, data).await)
+    }
+
+    async fn publish_content(
+        &mut self,
+        entries: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), types::PluginError>> {
+        out(<Self as current::publication::Host>::publish_content(self, entries).await)
+    }
+}
+
+impl sync_sink::Host for CallState {
+    async fn emit(
+        &mut self,
+        units: Vec<types::UnitDeclaration>,
+    ) -> wasmtime::Result<Result<(), types::PluginError>> {
+        let units = units.into_iter().map(unit_in).collect();
+        out(<Self as current::sync_sink::Host>::emit(self, units).await)
+    }
+}
+
+impl log::Host for CallState {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            log::Level::Trace => current::log::Level::Trace,
+            log::Level::Debug => current::log::Level::Debug,
+            log::Level::Info => current::log::Level::Info,
+            log::Level::Warn => current::log::Level::Warn,
+            log::Level::Error => current::log::Level::Error,
+        };
+        <Self as current::log::Host>::log(self, level, message).await
+    }
+}
+
+impl progress::Host for CallState {
+    async fn report(
+        &mut self,
+        code: String,
+        message: String,
+        done: u64,
+        total: Option<u64>,
+    ) -> wasmtime::Result<()> {
+        <Self as current::progress::Host>::report(self, code, message, done, total).await
+    }
+}

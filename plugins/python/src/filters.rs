@@ -1,0 +1,263 @@
+//! The plugin-specific remote fields and the sync filter they make: `includes`/`excludes`
+//! (PEP 508 requirement strings without markers), `prereleases`, `package_types` and
+//! `exclude_platforms`, named and defaulted as pulp_python names them.
+
+use serde_json::Value;
+
+use crate::name::{DistFilename, PackageType, normalize};
+use crate::pep440::{SpecifierSet, Version};
+
+/// JSON Schema of the remote fields (`plugin-info.remote-fields`).
+pub const REMOTE_FIELDS: &str = r#"{"type":"object","additionalProperties":false,"properties":{"includes":{"type":"array","items":{"type":"string"},"description":"Requirement specifiers (PEP 508, e.g. \"django>=4,<5\") of the projects to sync; empty syncs every project of the index"},"excludes":{"type":"array","items":{"type":"string"},"description":"Requirement specifiers of the projects or versions to skip"},"prereleases":{"type":"boolean","default":false,"description":"Whether to sync pre-release versions"},"package_types":{"type":"array","items":{"enum":["bdist_wheel","sdist"]},"description":"Package types to sync; empty syncs all"},"exclude_platforms":{"type":"array","items":{"enum":["windows","macos","freebsd","linux"]},"description":"Skip wheels built only for these platforms"}}}"#;
+
+/// One requirement: a project and the versions wanted.
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    /// Normalized project name.
+    pub project: String,
+    /// Version specifiers; empty for every version.
+    pub specifiers: SpecifierSet,
+}
+
+impl Requirement {
+    /// Parses `name`, `name>=1.0`, `name[extra] (>=1,<2)`. Markers (`; python_version ...`) are
+    /// refused: a sync has no environment to evaluate them in.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.contains(';') {
+            return Err(format!(
+                "{text:?}: environment markers are not supported here"
+            ));
+        }
+        let name_end = text
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .unwrap_or(text.len());
+        let name = &text[..name_end];
+        if !crate::name::is_valid(name) {
+            return Err(format!("{text:?} does not start with a project name"));
+        }
+        let mut rest = text[name_end..].trim_start();
+        if let Some(extras) = rest.strip_prefix('[') {
+            let end = extras
+                .find(']')
+                .ok_or_else(|| format!("{text:?}: unclosed [extras]"))?;
+            rest = extras[end + 1..].trim_start();
+        }
+        if let Some(inner) = rest.strip_prefix('(') {
+            rest = inner
+                .strip_suffix(')')
+                .ok_or_else(|| format!("{text:?}: unclosed ("))?;
+        }
+        let specifiers = SpecifierSet::parse(rest).map_err(|e| format!("{text:?}: {e}"))?;
+        Ok(Self {
+            project: normalize(name),
+            specifiers,
+        })
+    }
+}
+
+/// A platform `exclude_platforms` names, recognised by wheel platform tags.
+fn platform_matches(platform: &str, tag: &str) -> bool {
+    match platform {
+        "windows" => tag.starts_with("win"),
+        "macos" => tag.starts_with("macosx"),
+        "linux" => tag.contains("linux"),
+        "freebsd" => tag.starts_with("freebsd"),
+        _ => false,
+    }
+}
+
+/// What a sync keeps.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Projects (and versions) to sync; empty for all.
+    pub includes: Vec<Requirement>,
+    excludes: Vec<Requirement>,
+    prereleases: bool,
+    package_types: Vec<PackageType>,
+    exclude_platforms: Vec<String>,
+}
+
+impl Filter {
+    /// Reads the remote's `extra` JSON. Errors name the field at fault.
+    pub fn from_remote(extra: &str) -> Result<Self, (String, String)> {
+        let extra: Value = if extra.trim().is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_str(extra)
+                .map_err(|e| (String::new(), format!("remote fields are not JSON: {e}")))?
+        };
+        let strings = |field: &str| -> Result<Vec<String>, (String, String)> {
+            match &extra[field] {
+                Value::Null => Ok(Vec::new()),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|item| {
+                        item.as_str().map(str::to_owned).ok_or_else(|| {
+                            (field.to_string(), "expected a list of strings".to_string())
+                        })
+                    })
+                    .collect(),
+                _ => Err((field.to_string(), "expected a list of strings".into())),
+            }
+        };
+        let requirements = |field: &str| -> Result<Vec<Requirement>, (String, String)> {
+            strings(field)?
+                .iter()
+                .map(|text| Requirement::parse(text).map_err(|e| (field.to_string(), e)))
+                .collect()
+        };
+        let package_types = strings("package_types")?
+            .iter()
+            .map(|t| {
+                PackageType::parse(t).ok_or_else(|| {
+                    (
+                        "package_types".to_string(),
+                        format!("unknown package type {t:?} (bdist_wheel, sdist)"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let exclude_platforms = strings("exclude_platforms")?;
+        if let Some(bad) = exclude_platforms
+            .iter()
+            .find(|p| !["windows", "macos", "freebsd", "linux"].contains(&p.as_str()))
+        {
+            return Err((
+                "exclude_platforms".into(),
+                format!("unknown platform {bad:?} (windows, macos, freebsd, linux)"),
+            ));
+        }
+        Ok(Self {
+            includes: requirements("includes")?,
+            excludes: requirements("excludes")?,
+            prereleases: extra["prereleases"].as_bool().unwrap_or(false),
+            package_types,
+            exclude_platforms,
+        })
+    }
+
+    /// Whether any file of `project` may be kept (so its page is worth fetching).
+    pub fn wants_project(&self, project: &str) -> bool {
+        let project = normalize(project);
+        (self.includes.is_empty() || self.includes.iter().any(|r| r.project == project))
+            && !self
+                .excludes
+                .iter()
+                .any(|r| r.project == project && r.specifiers.is_empty())
+    }
+
+    /// Whether the file `filename` of `project` is kept.
+    pub fn wants_file(&self, project: &str, filename: &str) -> bool {
+        let Ok(parsed) = DistFilename::parse(filename) else {
+            return false;
+        };
+        let project = normalize(project);
+        if parsed.project() != project {
+            return false;
+        }
+        let Ok(version) = Version::parse(&parsed.version) else {
+            return false;
+        };
+        if version.is_prerelease() && !self.prereleases {
+            // An include that names a pre-release (`pkg==2.0b1`) still lets it through.
+            let named = self.includes.iter().any(|r| {
+                r.project == project
+                    && !r.specifiers.is_empty()
+                    && r.specifiers.contains(&version, false)
+            });
+            if !named {
+                return false;
+            }
+        }
+        let included = self.includes.is_empty()
+            || self
+                .includes
+                .iter()
+                .any(|r| r.project == project && r.specifiers.contains(&version, true));
+        let excluded = self
+            .excludes
+            .iter()
+            .any(|r| r.project == project && r.specifiers.contains(&version, true));
+        let type_ok =
+            self.package_types.is_empty() || self.package_types.contains(&parsed.packagetype);
+        let platform_ok = !parsed.platforms.iter().any(|tag| {
+            self.exclude_platforms
+                .iter()
+                .any(|platform| platform_matches(platform, tag))
+        });
+        included && !excluded && type_ok && platform_ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(extra: &str) -> Filter {
+        Filter::from_remote(extra).unwrap()
+    }
+
+    #[test]
+    fn requirements_take_names_extras_and_specifiers() {
+        let r = Requirement::parse("Django[argon2] (>=4.0,<5)").unwrap();
+        assert_eq!(r.project, "django");
+        assert!(
+            r.specifiers
+                .contains(&Version::parse("4.2").unwrap(), false)
+        );
+        assert!(
+            Requirement::parse("x; python_version<'3'")
+                .unwrap_err()
+                .contains("markers")
+        );
+        assert!(Requirement::parse(">=1").is_err());
+    }
+
+    #[test]
+    fn includes_and_excludes_select_projects_and_versions() {
+        let f = filter(r#"{"includes":["demo>=1.0"],"excludes":["demo==1.5"]}"#);
+        assert!(f.wants_project("Demo"));
+        assert!(!f.wants_project("other"));
+        assert!(f.wants_file("demo", "demo-1.0.tar.gz"));
+        assert!(!f.wants_file("demo", "demo-0.9.tar.gz"));
+        assert!(!f.wants_file("demo", "demo-1.5-py3-none-any.whl"));
+        assert!(
+            !f.wants_file("demo", "demo-2.0b1.tar.gz"),
+            "pre-releases are off by default"
+        );
+        assert!(filter(r#"{"prereleases":true}"#).wants_file("demo", "demo-2.0b1.tar.gz"));
+        assert!(!filter(r#"{"excludes":["demo"]}"#).wants_project("demo"));
+    }
+
+    #[test]
+    fn package_types_and_platforms_filter_files() {
+        let f = filter(r#"{"package_types":["bdist_wheel"],"exclude_platforms":["windows"]}"#);
+        assert!(!f.wants_file("demo", "demo-1.0.tar.gz"));
+        assert!(f.wants_file("demo", "demo-1.0-py3-none-any.whl"));
+        assert!(!f.wants_file("demo", "demo-1.0-cp312-cp312-win_amd64.whl"));
+        assert!(f.wants_file("demo", "demo-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"));
+    }
+
+    #[test]
+    fn bad_fields_name_themselves() {
+        assert_eq!(
+            Filter::from_remote(r#"{"includes":[">=1"]}"#)
+                .unwrap_err()
+                .0,
+            "includes"
+        );
+        assert_eq!(
+            Filter::from_remote(r#"{"package_types":["egg"]}"#)
+                .unwrap_err()
+                .0,
+            "package_types"
+        );
+        assert_eq!(
+            Filter::from_remote(r#"{"exclude_platforms":["beos"]}"#)
+                .unwrap_err()
+                .0,
+            "exclude_platforms"
+        );
+    }
+}

@@ -1,0 +1,375 @@
+//! The routes `handle` serves under a distribution (`/pypi/<base_path>/...`):
+//!
+//! - `simple/` and `simple/<project>/`: the simple API, HTML or JSON by `Accept`; a project name
+//!   that is not normalized redirects to the normalized one;
+//! - `packages/<project>/<file>` and `.../<file>.metadata`: the files, streamed by the host;
+//! - `legacy/`: uploads from twine and `uv publish`.
+//!
+//! With a remote (pull-through), project pages merge the upstream's files (linked to this
+//! distribution) with the stored ones, and a file that is not stored yet is fetched once from
+//! upstream, verified, kept and added to the repository by the host.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use granary_sdk::{
+    ArtifactDeclaration, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginError,
+    UnitDeclaration, UpstreamFile, content, http, log,
+};
+use serde_json::Value;
+
+use crate::name::normalize;
+use crate::package::{CONTENT_TYPE, METADATA_SUFFIX, Package, package_url};
+use crate::simple::{FileLink, Format, render_index, render_project};
+use crate::upstream;
+
+/// Largest upstream page read during a request.
+const MAX_PAGE: usize = 32 * 1024 * 1024;
+
+pub(crate) fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+    let path = request.path.as_str();
+    let segments: Vec<&str> = path.split('/').collect();
+    let response = match (request.method.as_str(), segments.as_slice()) {
+        ("POST", ["legacy"] | ["legacy", ""]) => return upload(request),
+        (_, ["legacy"] | ["legacy", ""]) => text(405, "uploads are POSTed to legacy/"),
+        ("GET" | "HEAD", ["simple"]) => redirect(request, "simple/"),
+        ("GET" | "HEAD", ["simple", ""]) => index(request)?,
+        ("GET" | "HEAD", ["simple", project]) => {
+            redirect(request, &format!("simple/{}/", normalize(project)))
+        }
+        ("GET" | "HEAD", ["simple", project, ""]) => {
+            let normalized = normalize(project);
+            if normalized != *project {
+                redirect(request, &format!("simple/{normalized}/"))
+            } else {
+                project_page(request, project)?
+            }
+        }
+        ("GET" | "HEAD", ["packages", project, filename]) => {
+            return file(request, project, filename);
+        }
+        _ => HttpResponse::not_found(),
+    };
+    Ok(respond(response))
+}
+
+fn respond(response: HttpResponse) -> HandleOutcome {
+    HandleOutcome {
+        response,
+        add_units: Vec::new(),
+    }
+}
+
+fn text(status: u16, message: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+        body: HttpBody::Bytes(format!("{message}\n").into_bytes()),
+    }
+}
+
+fn redirect(request: &HttpRequest, path: &str) -> HttpResponse {
+    HttpResponse {
+        status: 301,
+        headers: vec![("location".into(), format!("{}{path}", request.base_url))],
+        body: HttpBody::Bytes(Vec::new()),
+    }
+}
+
+fn page(format: Format, body: Vec<u8>) -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), format.content_type().into()),
+            ("vary".into(), "Accept".into()),
+        ],
+        body: HttpBody::Bytes(body),
+    }
+}
+
+/// The simple API representation the request accepts, or the 406 to answer.
+fn negotiate(request: &HttpRequest) -> Option<Format> {
+    Format::negotiate(request.header("accept"))
+}
+
+fn not_acceptable() -> HttpResponse {
+    text(
+        406,
+        "acceptable types: application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html, text/html",
+    )
+}
+
+/// The stored units of one project, as packages, sorted by file name.
+pub(crate) fn stored_packages(project: &str) -> Result<Vec<Package>, PluginError> {
+    let mut packages = Vec::new();
+    for unit in content::units_with_prefix(&format!("{project}/")) {
+        let unit = unit?;
+        if unit.content_type != CONTENT_TYPE {
+            continue;
+        }
+        packages.push(Package::from_metadata_json(&unit.metadata).map_err(PluginError::new)?);
+    }
+    packages.sort_by(|a, b| a.filename.cmp(&b.filename));
+    Ok(packages)
+}
+
+/// Fetches the upstream's page of `project`. `Ok(None)` when the upstream does not know it.
+fn upstream_links(
+    request: &HttpRequest,
+    project: &str,
+) -> Result<Option<Vec<FileLink>>, PluginError> {
+    let Some(remote) = &request.distribution.remote else {
+        return Ok(None);
+    };
+    let url = format!("{}{project}/", upstream::index_url(&remote.url));
+    let response = http::get(&url, &[("accept", upstream::ACCEPT)])?;
+    match response.status() {
+        200 => {}
+        404 | 410 => return Ok(None),
+        status => {
+            return Err(PluginError::new(format!(
+                "the upstream answered {status} for {url}"
+            )));
+        }
+    }
+    let json = upstream::is_json(response.header("content-type").as_deref());
+    let body = response.read_to_end(MAX_PAGE)?;
+    upstream::parse_project(&body, json, &url)
+        .map(Some)
+        .map_err(PluginError::new)
+}
+
+fn index(request: &HttpRequest) -> Result<HttpResponse, PluginError> {
+    let Some(format) = negotiate(request) else {
+        return Ok(not_acceptable());
+    };
+    let mut projects = BTreeSet::new();
+    for unit in content::units() {
+        let unit = unit?;
+        if unit.content_type != CONTENT_TYPE {
+            continue;
+        }
+        let metadata: Value = serde_json::from_str(&unit.metadata).unwrap_or_default();
+        if let Some(name) = metadata["name"].as_str() {
+            projects.insert(normalize(name));
+        }
+    }
+    if let Some(remote) = &request.distribution.remote {
+        let url = upstream::index_url(&remote.url);
+        match upstream_index(&url) {
+            Ok(names) => projects.extend(names.iter().map(|n| normalize(n))),
+            Err(error) => log::warn(format!("pull-through index {url}: {}", error.message())),
+        }
+    }
+    let projects: Vec<String> = projects.into_iter().collect();
+    Ok(page(format, render_index(&projects, format)))
+}
+
+fn upstream_index(url: &str) -> Result<Vec<String>, PluginError> {
+    let response = http::get(url, &[("accept", upstream::ACCEPT)])?;
+    if !response.is_success() {
+        return Err(PluginError::new(format!(
+            "the upstream answered {}",
+            response.status()
+        )));
+    }
+    let json = upstream::is_json(response.header("content-type").as_deref());
+    let body = response.read_to_end(MAX_PAGE)?;
+    upstream::parse_index(&body, json).map_err(PluginError::new)
+}
+
+fn project_page(request: &HttpRequest, project: &str) -> Result<HttpResponse, PluginError> {
+    let Some(format) = negotiate(request) else {
+        return Ok(not_acceptable());
+    };
+    let mut links: BTreeMap<String, FileLink> = stored_packages(project)?
+        .iter()
+        .map(|package| (package.filename.clone(), package.link()))
+        .collect();
+    match upstream_links(request, project) {
+        Ok(Some(upstream)) => {
+            for link in upstream {
+                if links.contains_key(&link.filename) || link.sha256.is_none() {
+                    continue;
+                }
+                // Served from here: the upstream's metadata file is not, so it is not announced.
+                let local = FileLink {
+                    url: package_url(project, &link.filename),
+                    metadata_sha256: None,
+                    ..link
+                };
+                links.insert(local.filename.clone(), local);
+            }
+        }
+        Ok(None) => {}
+        // The cache keeps serving what it has when the upstream is away.
+        Err(error) if !links.is_empty() => log::warn(format!(
+            "pull-through page of {project}: {}",
+            error.message()
+        )),
+        Err(error) => return Ok(text(502, error.message())),
+    }
+    if links.is_empty() {
+        return Ok(HttpResponse::not_found());
+    }
+    let links: Vec<FileLink> = links.into_values().collect();
+    Ok(page(format, render_project(project, &links, format)))
+}
+
+fn file(
+    request: &HttpRequest,
+    project: &str,
+    filename: &str,
+) -> Result<HandleOutcome, PluginError> {
+    let relative_path = format!("{project}/{filename}");
+    for unit in content::find_by_path(&relative_path)? {
+        if let Some(artifact) = unit
+            .artifacts
+            .iter()
+            .find(|a| a.relative_path == relative_path)
+        {
+            return Ok(respond(HttpResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: HttpBody::ContentArtifact(artifact.content_artifact.clone()),
+            }));
+        }
+    }
+    if filename.ends_with(METADATA_SUFFIX) || !request.distribution.writable {
+        return Ok(respond(HttpResponse::not_found()));
+    }
+    let links = match upstream_links(request, project) {
+        Ok(links) => links,
+        Err(error) => return Ok(respond(text(502, error.message()))),
+    };
+    let Some(link) = links
+        .into_iter()
+        .flatten()
+        .find(|link| link.filename == filename)
+    else {
+        return Ok(respond(HttpResponse::not_found()));
+    };
+    let package = Package::from_link(&link).map_err(PluginError::new)?;
+    if package.project() != project {
+        return Ok(respond(HttpResponse::not_found()));
+    }
+    let unit = UnitDeclaration {
+        content_type: CONTENT_TYPE.into(),
+        natural_key: package.natural_key(),
+        metadata: Package {
+            metadata_sha256: None,
+            ..package.clone()
+        }
+        .metadata_json(),
+        artifacts: vec![ArtifactDeclaration {
+            relative_path: relative_path.clone(),
+            url: Some(link.url.clone()),
+            size: link.size,
+            sha256: Some(package.sha256.clone()),
+        }],
+    };
+    Ok(respond(HttpResponse {
+        status: 200,
+        headers: Vec::new(),
+        body: HttpBody::FetchUpstream(UpstreamFile {
+            unit,
+            relative_path,
+        }),
+    }))
+}
+
+/// `POST legacy/`: the upload API of PyPI that twine and `uv publish` speak.
+fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+    if request.user.is_none() {
+        return Ok(respond(text(401, "uploads need credentials")));
+    }
+    let extra: Value = serde_json::from_str(&request.distribution.extra).unwrap_or_default();
+    if extra["allow_uploads"] == Value::Bool(false) {
+        return Ok(respond(text(
+            403,
+            "uploads are disabled for this distribution (allow_uploads is false)",
+        )));
+    }
+    if !request.distribution.writable {
+        return Ok(respond(text(
+            403,
+            "this distribution does not serve the latest version of a repository, so it cannot take uploads",
+        )));
+    }
+    let field = |name: &str| {
+        request
+            .form
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.value.as_str())
+    };
+    match field(":action") {
+        Some("file_upload") => {}
+        Some(other) => {
+            return Err(PluginError::field(
+                ":action",
+                format!("unsupported action {other:?}"),
+            ));
+        }
+        None => {
+            return Err(PluginError::field(
+                ":action",
+                "missing :action (expected file_upload)",
+            ));
+        }
+    }
+    let file = request
+        .files
+        .iter()
+        .find(|f| f.name == "content")
+        .ok_or_else(|| {
+            PluginError::field("content", "the upload has no file part named content")
+        })?;
+    let parsed = crate::read_package(&file.filename, &file.artifact)?;
+    let package = &parsed.package;
+    if let Some(name) = field("name")
+        && normalize(name) != package.project()
+    {
+        return Err(PluginError::field(
+            "name",
+            format!(
+                "the form names project {name:?} but the file's metadata names {:?}",
+                package.name
+            ),
+        ));
+    }
+    if let Some(version) = field("version") {
+        let same = crate::pep440::Version::parse(version)
+            .ok()
+            .zip(crate::pep440::Version::parse(&package.version).ok())
+            .is_some_and(|(form, metadata)| form == metadata);
+        if !same {
+            return Err(PluginError::field(
+                "version",
+                format!(
+                    "the form has version {version:?} but the file's metadata has {:?}",
+                    package.version
+                ),
+            ));
+        }
+    }
+    if let Some(digest) = field("sha256_digest").filter(|d| !d.is_empty())
+        && !digest.eq_ignore_ascii_case(&file.artifact.sha256)
+    {
+        return Err(PluginError::field(
+            "sha256_digest",
+            "sha256_digest does not match the uploaded file",
+        ));
+    }
+    if !content::find_by_path(&package.relative_path())?.is_empty() {
+        // PyPI's wording: twine's and uv's skip-existing options look for it.
+        return Ok(respond(text(
+            400,
+            &format!("File already exists: {}", package.filename),
+        )));
+    }
+    let unit = crate::unit_with_metadata(parsed)?;
+    Ok(HandleOutcome {
+        response: text(200, "OK"),
+        add_units: vec![unit],
+    })
+}

@@ -1,0 +1,367 @@
+//! Reading an upstream simple index: PEP 691 JSON project pages (preferred) or PEP 503 HTML ones,
+//! and resolving the links they hold.
+
+use serde_json::Value;
+
+use crate::simple::FileLink;
+
+/// The `Accept` header sent upstream: JSON first, HTML as the fallback (PEP 691).
+pub const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// The simple index URL of a remote: its URL when it already ends in `simple/`, else `simple/`
+/// under it (pulp_python remotes name the index host, e.g. `https://pypi.org/`).
+pub fn index_url(remote_url: &str) -> String {
+    let base = if remote_url.ends_with('/') {
+        remote_url.to_string()
+    } else {
+        format!("{remote_url}/")
+    };
+    if base.ends_with("/simple/") {
+        base
+    } else {
+        format!("{base}simple/")
+    }
+}
+
+/// Whether a response `Content-Type` is PEP 691 JSON.
+pub fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| {
+        t.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/vnd.pypi.simple.v1+json")
+    })
+}
+
+/// Resolves `link` against the page at `base` (RFC 3986 reference resolution for the http(s)
+/// URLs an index uses); the fragment is dropped.
+pub fn resolve(base: &str, link: &str) -> String {
+    let link = link.split('#').next().unwrap_or(link);
+    if link.contains("://") {
+        return link.to_string();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, base_path) = rest.split_at(authority_end);
+    if let Some(network) = link.strip_prefix("//") {
+        return format!("{scheme}://{network}");
+    }
+    let (path, query) = match link.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (link, None),
+    };
+    let merged = if path.starts_with('/') {
+        path.to_string()
+    } else if path.is_empty() {
+        base_path.split('?').next().unwrap_or("/").to_string()
+    } else {
+        let base_path = base_path.split('?').next().unwrap_or("");
+        let directory = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+        format!(
+            "{}{path}",
+            if directory.is_empty() { "/" } else { directory }
+        )
+    };
+    let mut segments: Vec<&str> = Vec::new();
+    let parts: Vec<&str> = merged.split('/').skip(1).collect();
+    for (i, segment) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        match *segment {
+            "." => {
+                if last {
+                    segments.push("");
+                }
+            }
+            ".." => {
+                segments.pop();
+                if last {
+                    segments.push("");
+                }
+            }
+            segment => segments.push(segment),
+        }
+    }
+    let mut url = format!("{scheme}://{authority}/{}", segments.join("/"));
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+/// Parses a project page (JSON when `json`, else HTML) found at `page_url`; file URLs come back
+/// absolute.
+pub fn parse_project(body: &[u8], json: bool, page_url: &str) -> Result<Vec<FileLink>, String> {
+    if json {
+        parse_project_json(body, page_url)
+    } else {
+        Ok(parse_project_html(&String::from_utf8_lossy(body), page_url))
+    }
+}
+
+fn parse_project_json(body: &[u8], page_url: &str) -> Result<Vec<FileLink>, String> {
+    let page: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the project page at {page_url} is not valid JSON: {e}"))?;
+    let files = page["files"]
+        .as_array()
+        .ok_or_else(|| format!("the project page at {page_url} has no \"files\" list"))?;
+    let mut links = Vec::new();
+    for file in files {
+        let (Some(filename), Some(url)) = (file["filename"].as_str(), file["url"].as_str()) else {
+            continue;
+        };
+        let metadata = match (&file["core-metadata"], &file["dist-info-metadata"]) {
+            (Value::Object(hashes), _) | (Value::Null, Value::Object(hashes)) => Some(
+                hashes
+                    .get("sha256")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            ),
+            _ => None,
+        };
+        links.push(FileLink {
+            filename: filename.to_string(),
+            url: resolve(page_url, url),
+            sha256: file["hashes"]["sha256"]
+                .as_str()
+                .map(str::to_ascii_lowercase),
+            requires_python: file["requires-python"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            metadata_sha256: metadata.flatten(),
+            yanked: match &file["yanked"] {
+                Value::Bool(true) => Some(String::new()),
+                Value::String(reason) => Some(reason.clone()),
+                _ => None,
+            },
+            size: file["size"].as_u64(),
+            upload_time: file["upload-time"].as_str().map(str::to_owned),
+        });
+    }
+    Ok(links)
+}
+
+/// The anchors of a PEP 503 page. Lenient, as pip is: any `<a ...>` with an `href`.
+fn parse_project_html(html: &str, page_url: &str) -> Vec<FileLink> {
+    let mut links = Vec::new();
+    let lower = html.to_ascii_lowercase();
+    let mut at = 0;
+    while let Some(start) = lower[at..].find("<a").map(|i| at + i) {
+        let after = lower.as_bytes().get(start + 2).copied();
+        if !after.is_some_and(|b| b.is_ascii_whitespace()) {
+            at = start + 2;
+            continue;
+        }
+        let Some(tag_end) = html[start..].find('>').map(|i| start + i) else {
+            break;
+        };
+        let attributes = parse_attributes(&html[start + 2..tag_end]);
+        let text_end = lower[tag_end..]
+            .find("</a")
+            .map_or(html.len(), |i| tag_end + i);
+        let text = unescape(html[tag_end + 1..text_end].trim());
+        at = text_end;
+        let attribute = |name: &str| {
+            attributes
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, v)| v.clone())
+        };
+        let Some(href) = attribute("href") else {
+            continue;
+        };
+        let sha256 = href
+            .split_once('#')
+            .and_then(|(_, fragment)| fragment.strip_prefix("sha256="))
+            .map(str::to_ascii_lowercase);
+        let filename = if text.is_empty() {
+            href.split('#')
+                .next()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        } else {
+            text
+        };
+        let metadata =
+            attribute("data-core-metadata").or_else(|| attribute("data-dist-info-metadata"));
+        links.push(FileLink {
+            filename,
+            url: resolve(page_url, &href),
+            sha256,
+            requires_python: attribute("data-requires-python").filter(|s| !s.is_empty()),
+            metadata_sha256: metadata.and_then(|m| m.strip_prefix("sha256=").map(str::to_owned)),
+            yanked: attribute("data-yanked"),
+            size: None,
+            upload_time: None,
+        });
+    }
+    links
+}
+
+/// `name="value"`, `name='value'`, `name=value` and bare `name` attributes, names lower-cased,
+/// values unescaped.
+fn parse_attributes(text: &str) -> Vec<(String, String)> {
+    let mut attributes = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let name_end = rest
+            .find(|c: char| c == '=' || c.is_ascii_whitespace() || c == '/')
+            .unwrap_or(rest.len());
+        let name = rest[..name_end].to_ascii_lowercase();
+        rest = rest[name_end..].trim_start();
+        let mut value = String::new();
+        if let Some(after) = rest.strip_prefix('=') {
+            let after = after.trim_start();
+            let (raw, remaining) = match after.chars().next() {
+                Some(quote @ ('"' | '\'')) => {
+                    let end = after[1..].find(quote).map_or(after.len(), |i| i + 1);
+                    (&after[1..end], after.get(end + 1..).unwrap_or(""))
+                }
+                _ => {
+                    let end = after
+                        .find(|c: char| c.is_ascii_whitespace())
+                        .unwrap_or(after.len());
+                    (&after[..end], &after[end..])
+                }
+            };
+            value = unescape(raw);
+            rest = remaining;
+        } else if name.is_empty() {
+            rest = &rest[1.min(rest.len())..];
+        }
+        if !name.is_empty() {
+            attributes.push((name, value));
+        }
+        rest = rest.trim_start();
+    }
+    attributes
+}
+
+/// Decodes the character references an index uses (`&gt;`, `&#62;`, `&#x3e;`, ...).
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';').filter(|&end| end <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The project names of an index page (JSON `projects`, or the anchors' text in HTML).
+pub fn parse_index(body: &[u8], json: bool) -> Result<Vec<String>, String> {
+    if json {
+        let page: Value = serde_json::from_slice(body)
+            .map_err(|e| format!("the index is not valid JSON: {e}"))?;
+        let projects = page["projects"]
+            .as_array()
+            .ok_or("the index has no \"projects\" list")?;
+        return Ok(projects
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect());
+    }
+    Ok(
+        parse_project_html(&String::from_utf8_lossy(body), "http://index/")
+            .into_iter()
+            .map(|link| link.filename)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_like_a_browser() {
+        let page = "http://127.0.0.1:8000/pypi/up/simple/demo/";
+        assert_eq!(
+            resolve(page, "../../packages/demo/demo-1.0.tar.gz#sha256=ab"),
+            "http://127.0.0.1:8000/pypi/up/packages/demo/demo-1.0.tar.gz"
+        );
+        assert_eq!(
+            resolve(page, "/files/x.whl"),
+            "http://127.0.0.1:8000/files/x.whl"
+        );
+        assert_eq!(
+            resolve(page, "x.whl?a=1"),
+            "http://127.0.0.1:8000/pypi/up/simple/demo/x.whl?a=1"
+        );
+        assert_eq!(
+            resolve(page, "https://files.example/x.whl"),
+            "https://files.example/x.whl"
+        );
+        assert_eq!(
+            resolve(page, "//cdn.example/x.whl"),
+            "http://cdn.example/x.whl"
+        );
+        assert_eq!(index_url("http://h/pypi/up"), "http://h/pypi/up/simple/");
+        assert_eq!(index_url("http://h/simple/"), "http://h/simple/");
+    }
+
+    #[test]
+    fn html_project_pages_give_hashes_and_attributes() {
+        let html = r#"<!DOCTYPE html><html><body>
+            <A HREF="demo-1.0.tar.gz#sha256=ABCD" data-requires-python="&gt;=3.8">demo-1.0.tar.gz</A><br/>
+            <a href='/f/demo-1.0-py3-none-any.whl' data-core-metadata="sha256=ef" data-yanked>demo-1.0-py3-none-any.whl</a>
+            <abbr>not a link</abbr>
+        </body></html>"#;
+        let links = parse_project(html.as_bytes(), false, "http://up/simple/demo/").unwrap();
+        assert_eq!(links.len(), 2);
+        assert_eq!(links[0].filename, "demo-1.0.tar.gz");
+        assert_eq!(links[0].url, "http://up/simple/demo/demo-1.0.tar.gz");
+        assert_eq!(links[0].sha256.as_deref(), Some("abcd"));
+        assert_eq!(links[0].requires_python.as_deref(), Some(">=3.8"));
+        assert_eq!(links[1].url, "http://up/f/demo-1.0-py3-none-any.whl");
+        assert_eq!(links[1].metadata_sha256.as_deref(), Some("ef"));
+        assert_eq!(links[1].yanked.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn json_project_pages_give_pep_700_fields() {
+        let json = br#"{"meta":{"api-version":"1.1"},"name":"demo","files":[
+            {"filename":"demo-1.0.tar.gz","url":"../../p/demo-1.0.tar.gz","hashes":{"sha256":"ab"},
+             "requires-python":">=3.8","core-metadata":false,"yanked":"bad","size":12,
+             "upload-time":"2024-01-01T00:00:00Z"}]}"#;
+        let links = parse_project(json, true, "http://up/simple/demo/").unwrap();
+        assert_eq!(links[0].url, "http://up/p/demo-1.0.tar.gz");
+        assert_eq!(links[0].size, Some(12));
+        assert_eq!(links[0].yanked.as_deref(), Some("bad"));
+        assert_eq!(links[0].metadata_sha256, None);
+        assert!(parse_project(b"{", true, "http://up/").is_err());
+    }
+}

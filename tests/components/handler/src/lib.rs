@@ -1,0 +1,204 @@
+//! A plugin built against WIT 0.2.0 for the host's tests of what that version adds: REST names
+//! and plugin-declared fields, `handle` outcomes that add units, form uploads, `artifacts.create`,
+//! `content.list-by-prefix`, and pull-through caching (`http` in `handle`, `fetch-upstream`).
+//!
+//! Its one content type, `blob`, is a file under a project directory (`<project>/<file>`). Routes
+//! of a distribution (paths relative to its base path):
+//!
+//! - `GET whoami`: what the host told the plugin about the request, one `key=value` per line
+//!   (`user`, `distribution`, `writable`, `extra`, `remote`).
+//! - `POST upload/`: a `multipart/form-data` body with a `project` text field and a `content`
+//!   file. Adds one `blob` with two files, the upload and a `.meta` file the plugin derives with
+//!   `artifacts.create`; answers `201 stored <project>/<file>`. Refused with 403 when the
+//!   distribution's `allow_uploads` field is false.
+//! - `GET list/<prefix>`: the relative paths of the units with a file under `<prefix>`, one a line.
+//! - `GET files/<path>`: streams the stored file at `<path>`.
+//! - `GET pull/<name>`: pull-through. A file already in the repository is streamed from there;
+//!   otherwise the plugin reads the remote's `PULP_MANIFEST` (`path,sha256,size` lines) through
+//!   `http` and asks the host to fetch `<name>` from upstream, keep it as `pulled/<name>`, and
+//!   stream it.
+
+use granary_sdk::{
+    ArtifactDeclaration, ContentTypeInfo, HandleOutcome, HttpRequest, HttpResponse, Plugin,
+    PluginError, PluginInfo, UnitDeclaration, artifacts, content, http, json,
+};
+
+const BLOB: &str = "blob";
+
+struct Handler;
+
+impl Plugin for Handler {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "handler",
+            env!("CARGO_PKG_VERSION"),
+            vec![
+                ContentTypeInfo::new(BLOB, "A file under a project", &["relative_path", "sha256"])
+                    .with_endpoint("items"),
+            ],
+        )
+        .with_capabilities(&["http"])
+        .with_rest_names("stash", "source", "snapshot", "shelf")
+        .with_remote_fields(
+            r#"{"type":"object","properties":{
+                "tags":{"type":"array","items":{"type":"string"},"default":[]},
+                "priority":{"type":"integer"}}}"#,
+        )
+        .with_distribution_fields(
+            r#"{"type":"object","properties":{"allow_uploads":{"type":"boolean","default":true}}}"#,
+        )
+    }
+
+    fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+        let path = request.path.as_str();
+        match (request.method.as_str(), path) {
+            ("GET", "whoami") => Ok(whoami(request).into()),
+            ("POST", "upload/") => upload(request),
+            ("GET", _) if path.starts_with("list/") => list(&path["list/".len()..]),
+            ("GET" | "HEAD", _) if path.starts_with("files/") => {
+                Ok(stored(&path["files/".len()..])?
+                    .unwrap_or_else(HttpResponse::not_found)
+                    .into())
+            }
+            ("GET" | "HEAD", _) if path.starts_with("pull/") => {
+                pull(request, &path["pull/".len()..]).map(Into::into)
+            }
+            _ => Ok(HttpResponse::not_found().into()),
+        }
+    }
+}
+
+fn whoami(request: &HttpRequest) -> HttpResponse {
+    let distribution = &request.distribution;
+    let body = format!(
+        "user={}\ndistribution={}\nwritable={}\nextra={}\nremote={}\n",
+        request.user.as_deref().unwrap_or("-"),
+        distribution.name,
+        distribution.writable,
+        distribution.extra,
+        distribution
+            .remote
+            .as_ref()
+            .map_or("-", |remote| remote.url.as_str()),
+    );
+    HttpResponse::ok("text/plain", body)
+}
+
+fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+    if request
+        .distribution
+        .extra
+        .contains(r#""allow_uploads":false"#)
+    {
+        return Ok(HttpResponse::bytes(403, "uploads are disabled").into());
+    }
+    let project = request
+        .form_value("project")
+        .filter(|p| !p.is_empty() && !p.contains('/'))
+        .ok_or_else(|| PluginError::field("project", "a project name is required"))?;
+    let file = request
+        .form_file("content")
+        .ok_or_else(|| PluginError::field("content", "a file is required"))?;
+    let relative_path = format!("{project}/{}", file.filename);
+    let meta =
+        artifacts::create(format!("{} {} bytes\n", file.filename, file.artifact.size).as_bytes())?;
+    let unit = UnitDeclaration {
+        content_type: BLOB.into(),
+        natural_key: json::string_object([
+            ("relative_path", relative_path.as_str()),
+            ("sha256", file.artifact.sha256.as_str()),
+        ]),
+        metadata: json::string_object([("project", project)]),
+        artifacts: vec![
+            ArtifactDeclaration {
+                relative_path: relative_path.clone(),
+                url: None,
+                size: Some(file.artifact.size),
+                sha256: Some(file.artifact.sha256.clone()),
+            },
+            ArtifactDeclaration {
+                relative_path: format!("{relative_path}.meta"),
+                url: None,
+                size: Some(meta.size),
+                sha256: Some(meta.sha256),
+            },
+        ],
+    };
+    Ok(HandleOutcome::with_units(
+        HttpResponse::bytes(201, format!("stored {relative_path}")),
+        vec![unit],
+    ))
+}
+
+fn list(prefix: &str) -> Result<HandleOutcome, PluginError> {
+    let mut body = String::new();
+    for unit in content::units_with_prefix(prefix) {
+        let unit = unit?;
+        if let Some(first) = unit.artifacts.first() {
+            body.push_str(&first.relative_path);
+            body.push('\n');
+        }
+    }
+    Ok(HttpResponse::ok("text/plain", body).into())
+}
+
+/// The stored file at `relative_path` of the version in scope, as a streamed response.
+fn stored(relative_path: &str) -> Result<Option<HttpResponse>, PluginError> {
+    let units = content::find_by_path(relative_path)?;
+    Ok(units
+        .iter()
+        .flat_map(|unit| &unit.artifacts)
+        .find(|file| file.relative_path == relative_path)
+        .map(|file| HttpResponse::content_artifact(&file.content_artifact)))
+}
+
+fn pull(request: &HttpRequest, name: &str) -> Result<HttpResponse, PluginError> {
+    let kept = format!("pulled/{name}");
+    if let Some(response) = stored(&kept)? {
+        return Ok(response);
+    }
+    let Some(remote) = &request.distribution.remote else {
+        return Ok(HttpResponse::not_found());
+    };
+    let manifest = http::get(&remote.url, &[])?;
+    if !manifest.is_success() {
+        return Err(PluginError::new(format!(
+            "the upstream manifest answered {}",
+            manifest.status()
+        )));
+    }
+    let base = &remote.url[..remote.url.rfind('/').map_or(0, |slash| slash + 1)];
+    for line in manifest.lines() {
+        let line = line?;
+        let mut fields = line.split(',');
+        let (Some(path), Some(sha256), Some(size)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if path != name {
+            continue;
+        }
+        let size: u64 = size
+            .trim()
+            .parse()
+            .map_err(|_| PluginError::new(format!("bad size in the manifest line {line:?}")))?;
+        let unit = UnitDeclaration {
+            content_type: BLOB.into(),
+            natural_key: json::string_object([
+                ("relative_path", kept.as_str()),
+                ("sha256", sha256),
+            ]),
+            metadata: json::string_object([("pulled", "true")]),
+            artifacts: vec![ArtifactDeclaration {
+                relative_path: kept.clone(),
+                url: Some(format!("{base}{path}")),
+                size: Some(size),
+                sha256: Some(sha256.to_owned()),
+            }],
+        };
+        return Ok(HttpResponse::fetch_upstream(unit, &kept));
+    }
+    Ok(HttpResponse::not_found())
+}
+
+granary_sdk::register_plugin!(Handler);

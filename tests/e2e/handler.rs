@@ -1,0 +1,382 @@
+//! WIT 0.2.0 end to end, with the `handler` test component (`tests/components/handler`): REST
+//! names and plugin-declared fields, uploads through a format route that add units as a new
+//! repository version, `artifacts.create`, `content.list-by-prefix`, and pull-through caching.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::fixture::FixtureFile;
+use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::{Backend, Fixture, TestApp, Upstream};
+
+sqlite_and_postgres!(
+    declared_rest_names_and_fields_shape_the_api,
+    uploads_through_handle_add_a_repository_version,
+    pull_through_fetches_once_and_serves_from_the_cache,
+);
+
+const HANDLER: &str = env!("GRANARY_TEST_HANDLER_WASM");
+
+/// Installs the handler plugin; returns the app.
+async fn app_with_handler(backend: Backend) -> TestApp {
+    let app = TestApp::start(backend).await;
+    let bytes = std::fs::read(HANDLER).expect("the handler component is built");
+    let (status, plugin) = app.install_plugin(&bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
+    assert_eq!(plugin["wit_version"], "0.2.0", "{plugin:#}");
+    app
+}
+
+/// A repository (`stash`), optionally a remote (`source`) on `remote_url`, and a distribution
+/// (`shelf`) of the repository's latest version at `base_path`; returns (repository, distribution).
+async fn repository_and_distribution(
+    app: &TestApp,
+    base_path: &str,
+    remote_url: Option<&str>,
+) -> (Value, Value) {
+    let repository = app
+        .create(
+            &format!("{API}/repositories/handler/stash/"),
+            json!({"name": base_path}),
+        )
+        .await;
+    let mut body = json!({
+        "name": base_path,
+        "base_path": base_path,
+        "repository": repository["pulp_href"],
+    });
+    if let Some(url) = remote_url {
+        let remote = app
+            .create(
+                &format!("{API}/remotes/handler/source/"),
+                json!({"name": base_path, "url": url}),
+            )
+            .await;
+        body["remote"] = remote["pulp_href"].clone();
+    }
+    let task = app
+        .run_task(&format!("{API}/distributions/handler/shelf/"), body)
+        .await;
+    let href = created_resources(&task)
+        .into_iter()
+        .find(|href| href.contains("/distributions/"))
+        .unwrap_or_else(|| panic!("no distribution: {task:#}"));
+    (repository, app.get_json(&href).await)
+}
+
+/// A `multipart/form-data` body of a `project` field and, when given, a `content` file: returns
+/// the content type and the body.
+fn form(project: &str, file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "granary-handler-test";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"project\"\r\n\r\n{project}\r\n"
+    )
+    .into_bytes();
+    if let Some((name, bytes)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn text(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    (status, response.text().await.expect("read the body"))
+}
+
+/// The plugin named its collections `stash`, `source`, `snapshot` and `shelf` and its content
+/// endpoint `items`; its remote has `tags` and `priority` fields and its distribution an
+/// `allow_uploads` field. The API serves those names, validates those fields (a wrong type is a
+/// 400 naming the field) and shows them at the top level.
+async fn declared_rest_names_and_fields_shape_the_api(backend: Backend) {
+    let app = app_with_handler(backend).await;
+
+    let (status, _) = app.get(&format!("{API}/repositories/handler/blob/")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the type is not a REST name");
+    let repository = app
+        .create(
+            &format!("{API}/repositories/handler/stash/"),
+            json!({"name": "names"}),
+        )
+        .await;
+    let repository_href = str_field(&repository, "pulp_href");
+    assert!(
+        repository_href.starts_with(&format!("{API}/repositories/handler/stash/")),
+        "{repository:#}"
+    );
+    assert_eq!(app.get_json(repository_href).await["name"], "names");
+
+    let remotes = format!("{API}/remotes/handler/source/");
+    let url = "http://127.0.0.1:9/PULP_MANIFEST";
+    for (field, bad) in [
+        ("tags", json!("one")),
+        ("tags", json!([1])),
+        ("priority", json!("high")),
+    ] {
+        let (status, body) = app
+            .post_json(&remotes, &json!({"name": "bad", "url": url, field: bad}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={bad}: {body}");
+        assert!(
+            body[field][0].is_string(),
+            "the error names {field}: {body}"
+        );
+    }
+    let remote = app
+        .create(&remotes, json!({"name": "good", "url": url, "priority": 3}))
+        .await;
+    assert_eq!(remote["priority"], 3, "{remote:#}");
+    assert_eq!(
+        remote["tags"],
+        json!([]),
+        "the schema's default: {remote:#}"
+    );
+    let remote_href = str_field(&remote, "pulp_href");
+    assert!(remote_href.starts_with(&remotes), "{remote:#}");
+    let (status, updated) = app
+        .patch_json(remote_href, &json!({"tags": ["stable"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["tags"], json!(["stable"]));
+    assert_eq!(updated["priority"], 3, "an update keeps the other fields");
+
+    let (repository, distribution) = repository_and_distribution(&app, "shelved", None).await;
+    let distribution_href = str_field(&distribution, "pulp_href");
+    assert!(
+        distribution_href.starts_with(&format!("{API}/distributions/handler/shelf/")),
+        "{distribution:#}"
+    );
+    assert_eq!(distribution["allow_uploads"], true, "{distribution:#}");
+    assert_eq!(distribution["repository"], repository["pulp_href"]);
+    let (status, body) = app
+        .patch_json(distribution_href, &json!({"allow_uploads": "no"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["allow_uploads"][0].is_string(), "{body}");
+}
+
+/// An upload through the plugin's own route (`/shelf/<base_path>/upload/`, multipart like twine)
+/// needs credentials, and becomes one new repository version holding the unit the plugin
+/// declared: the uploaded file plus a file the plugin derived with `artifacts.create`.
+async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
+    let app = app_with_handler(backend).await;
+    let (repository, _) = repository_and_distribution(&app, "uploads", None).await;
+    let repository_href = str_field(&repository, "pulp_href").to_owned();
+    let route = app.url("/shelf/uploads/");
+
+    // What the plugin is told about the distribution and the user.
+    let (status, anonymous) = text(
+        app.anonymous()
+            .get(format!("{route}whoami"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{anonymous}");
+    assert!(anonymous.contains("user=-\n"), "{anonymous}");
+    assert!(anonymous.contains("distribution=uploads\n"), "{anonymous}");
+    assert!(anonymous.contains("writable=true\n"), "{anonymous}");
+    assert!(
+        anonymous.contains(r#"extra={"allow_uploads":true}"#),
+        "{anonymous}"
+    );
+    let (user, password) = app.credentials();
+    let (_, signed_in) = text(
+        app.anonymous()
+            .get(app.url("/pulp/content/uploads/whoami"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(signed_in.contains("user=admin\n"), "{signed_in}");
+
+    // Without credentials, the plugin is not even asked.
+    let (content_type, body) = form("demo", Some(("hello.txt", b"hello world")));
+    let refused = app
+        .anonymous()
+        .post(format!("{route}upload/"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        "Basic realm=\"granary\""
+    );
+    assert_eq!(
+        app.get_json(&repository_href).await["latest_version_href"],
+        format!("{repository_href}versions/0/")
+    );
+
+    // A plugin error names the form field.
+    let (content_type, body) = form("demo", None);
+    let (status, body) = text(
+        app.anonymous()
+            .post(format!("{route}upload/"))
+            .basic_auth(user, Some(password))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("\"content\""), "{body}");
+
+    let upload = |project: &'static str, name: &'static str, bytes: &'static [u8]| {
+        let (content_type, body) = form(project, Some((name, bytes)));
+        let request = app
+            .anonymous()
+            .post(format!("{route}upload/"))
+            .basic_auth(user, Some(password))
+            .header("content-type", content_type)
+            .body(body);
+        async move { text(request.send().await.unwrap()).await }
+    };
+    let (status, body) = upload("demo", "hello.txt", b"hello world").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body, "stored demo/hello.txt");
+
+    let repository = app.get_json(&repository_href).await;
+    let version_href = format!("{repository_href}versions/1/");
+    assert_eq!(repository["latest_version_href"], version_href);
+    let version = app.get_json(&version_href).await;
+    assert_eq!(
+        version["content_summary"]["added"]["handler.blob"]["count"], 1,
+        "{version:#}"
+    );
+    let listed = str_field(&version["content_summary"]["added"]["handler.blob"], "href");
+    assert!(
+        listed.starts_with(&format!("{API}/content/handler/items/")),
+        "the declared endpoint: {listed}"
+    );
+    let units = app.get_json(listed).await;
+    assert_eq!(units["count"], 1, "{units:#}");
+    assert_eq!(units["results"][0]["project"], "demo", "{units:#}");
+
+    // Both files are served: the upload and what the plugin derived from it.
+    let (status, hello) = text(
+        app.anonymous()
+            .get(format!("{route}files/demo/hello.txt"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, hello.as_str()), (StatusCode::OK, "hello world"));
+    let (status, meta) = text(
+        app.anonymous()
+            .get(format!("{route}files/demo/hello.txt.meta"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, meta.as_str()),
+        (StatusCode::OK, "hello.txt 11 bytes\n")
+    );
+
+    // `list-by-prefix` finds one project's units, and `_` in a prefix is not a wildcard.
+    let (status, body) = upload("demo2", "other.txt", b"another file").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let list = |prefix: &'static str| {
+        let request = app.anonymous().get(format!("{route}list/{prefix}"));
+        async move { text(request.send().await.unwrap()).await.1 }
+    };
+    assert_eq!(list("demo/").await, "demo/hello.txt\n");
+    assert_eq!(list("demo").await.lines().count(), 2);
+    assert_eq!(list("dem_/").await, "");
+    assert_eq!(
+        app.get_json(&repository_href).await["latest_version_href"],
+        format!("{repository_href}versions/2/")
+    );
+
+    // A distribution that refuses uploads (its plugin field) adds nothing.
+    let distribution = app
+        .get_json(&format!("{API}/distributions/handler/shelf/?name=uploads"))
+        .await;
+    let distribution_href = str_field(&distribution["results"][0], "pulp_href").to_owned();
+    let (status, _) = app
+        .patch_json(&distribution_href, &json!({"allow_uploads": false}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = upload("demo", "late.txt", b"too late").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        app.get_json(&repository_href).await["latest_version_href"],
+        format!("{repository_href}versions/2/")
+    );
+}
+
+/// Twenty clients ask at once for a file the repository does not have: the upstream sees one
+/// request, every client gets the file, the repository gains it in one new version, and once the
+/// upstream is gone the file is still served, Range requests included.
+async fn pull_through_fetches_once_and_serves_from_the_cache(backend: Backend) {
+    let app = app_with_handler(backend).await;
+    let file = FixtureFile::new("pkg/wanted-1.0.tar.gz", vec![7u8; 300 * 1024]);
+    let other = FixtureFile::new("pkg/other-1.0.tar.gz", b"not asked for".to_vec());
+    let fixture = Fixture {
+        files: vec![file.clone(), other],
+    };
+    let mut upstream = Upstream::serve(&fixture).await;
+    // Slow answers make the twenty requests overlap; the assertion does not depend on it.
+    upstream.set_file_delay(std::time::Duration::from_millis(300));
+    let (repository, _) =
+        repository_and_distribution(&app, "cache", Some(&upstream.manifest_url())).await;
+    let repository_href = str_field(&repository, "pulp_href").to_owned();
+    let url = app.url("/shelf/cache/pull/pkg/wanted-1.0.tar.gz");
+
+    let requests = (0..20).map(|_| {
+        let request = app.anonymous().get(&url);
+        async move {
+            let response = request.send().await.expect("pull-through request");
+            (response.status(), response.bytes().await.expect("body"))
+        }
+    });
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(status, StatusCode::OK);
+        assert!(body == file.bytes, "every client gets the upstream bytes");
+    }
+    assert_eq!(
+        upstream.requests_for(&file.relative_path),
+        1,
+        "one upstream download for twenty requests: {:?}",
+        upstream.request_counts()
+    );
+    let repository = app.get_json(&repository_href).await;
+    assert_eq!(
+        repository["latest_version_href"],
+        format!("{repository_href}versions/1/"),
+        "one new version holds the pulled file"
+    );
+
+    upstream.stop().await;
+    let response = app.anonymous().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.bytes().await.unwrap() == file.bytes);
+    let partial = app
+        .anonymous()
+        .get(&url)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&partial.bytes().await.unwrap()[..], &file.bytes[10..20]);
+    assert_eq!(upstream.requests_for(&file.relative_path), 1);
+}
