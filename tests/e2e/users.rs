@@ -145,6 +145,18 @@ async fn only_staff_manage_users(backend: Backend) {
 
     let bob = create_user(&app, "bob", "bob-password").await;
     let as_bob = As::Basic("bob", "bob-password");
+    assert_eq!(
+        app.count(&format!("{API}/users/?username__contains=ob"))
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!("{API}/users/?username__contains=_"))
+            .await,
+        0,
+        "_ is a character, not a wildcard"
+    );
+    assert_eq!(app.count(&format!("{API}/users/?is_staff=true")).await, 1);
 
     let create = app
         .request(
@@ -202,7 +214,7 @@ async fn only_staff_manage_users(backend: Backend) {
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
-    assert_eq!(app.delete(&bob).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.delete_href(&bob).await.status, StatusCode::NO_CONTENT);
     let (status, _) = app.get(&bob).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
