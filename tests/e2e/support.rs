@@ -5,6 +5,7 @@ pub mod app;
 pub mod cluster;
 pub mod curl;
 pub mod fixture;
+pub mod proxy;
 pub mod pulp;
 pub mod upstream;
 

@@ -33,6 +33,8 @@ struct Shared {
     stopped: AtomicBool,
     /// Requests refused for lacking the required credentials or header.
     refused: AtomicU64,
+    /// Each path's first this-many requests are answered 503.
+    failures_per_path: AtomicU64,
 }
 
 /// Credentials and a header an upstream insists on.
@@ -71,6 +73,7 @@ impl Upstream {
             required: Mutex::default(),
             stopped: AtomicBool::new(false),
             refused: AtomicU64::new(0),
+            failures_per_path: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -124,6 +127,12 @@ impl Upstream {
     /// header (requests are still counted).
     pub fn require(&self, required: Required) {
         *self.shared.required.lock().unwrap() = Some(required);
+    }
+
+    /// From now on, answers the first `count` requests for each path (manifest included) with
+    /// 503 Service Unavailable, as an overloaded server does.
+    pub fn fail_first_requests(&self, count: u64) {
+        self.shared.failures_per_path.store(count, Ordering::SeqCst);
     }
 
     /// How many requests were refused for lacking what [`Upstream::require`] asked for.
@@ -194,12 +203,12 @@ impl Drop for Upstream {
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let path = request.uri().path();
     let key = path.strip_prefix(PREFIX).unwrap_or(path).to_owned();
-    *shared
-        .requests
-        .lock()
-        .unwrap()
-        .entry(key.clone())
-        .or_default() += 1;
+    let seen = {
+        let mut requests = shared.requests.lock().unwrap();
+        let count = requests.entry(key.clone()).or_default();
+        *count += 1;
+        *count as u64
+    };
 
     // Belt and braces: should a connection outlive `stop`, it still serves nothing.
     if shared.stopped.load(Ordering::SeqCst) {
@@ -211,6 +220,9 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
     {
         shared.refused.fetch_add(1, Ordering::SeqCst);
         return status(StatusCode::UNAUTHORIZED);
+    }
+    if seen <= shared.failures_per_path.load(Ordering::SeqCst) {
+        return status(StatusCode::SERVICE_UNAVAILABLE);
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
