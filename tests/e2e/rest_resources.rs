@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::proxy::Proxy;
 use crate::support::pulp::{API, created_resources, str_field, summary_count};
+use crate::support::tls::Pki;
 use crate::support::upstream::Required;
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
@@ -20,6 +21,7 @@ sqlite_and_postgres!(
     remote_credentials_and_headers_reach_the_upstream,
     remote_proxy_and_its_credentials_carry_every_request,
     failed_requests_are_retried_up_to_max_retries,
+    remote_tls_settings_decide_whom_granary_trusts_and_how_it_identifies,
     retained_versions_are_pruned_and_versions_deleted_without_losing_content,
     distribution_base_paths_do_not_overlap,
 );
@@ -737,6 +739,60 @@ async fn failed_requests_are_retried_up_to_max_retries(backend: Backend) {
     assert_eq!(
         summary_count(&version, "present", "file.file"),
         fixture.files.len() as u64
+    );
+}
+
+/// An HTTPS upstream with a certificate from a private authority, requiring a client
+/// certificate: a remote that validates TLS without the authority fails; one trusting it through
+/// `ca_cert` but without a client certificate is refused; with `client_cert` and `client_key` it
+/// syncs. `tls_validation: false` skips the server check (the client certificate is still sent).
+async fn remote_tls_settings_decide_whom_granary_trusts_and_how_it_identifies(backend: Backend) {
+    let pki = tokio::task::spawn_blocking(Pki::generate)
+        .await
+        .expect("generate certificates");
+    let fixture = Fixture::generate(5, 34);
+    let upstream = Upstream::serve_tls(&fixture, pki.server_config()).await;
+    let app = TestApp::start(backend).await;
+    let remotes = format!("{API}/remotes/file/file/");
+    let url = upstream.manifest_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let attempts = [
+        ("untrusted", json!({}), "failed"),
+        ("anonymous", json!({"ca_cert": pki.ca_cert}), "failed"),
+        (
+            "unchecked",
+            json!({"tls_validation": false, "client_cert": pki.client_cert, "client_key": pki.client_key}),
+            "completed",
+        ),
+        (
+            "identified",
+            json!({"ca_cert": pki.ca_cert, "client_cert": pki.client_cert, "client_key": pki.client_key}),
+            "completed",
+        ),
+    ];
+    for (name, settings, outcome) in attempts {
+        let mut body = json!({"name": name, "url": url});
+        body.as_object_mut()
+            .unwrap()
+            .extend(settings.as_object().unwrap().clone());
+        let remote = app.create(&remotes, body).await;
+        let repository = app.create_file_repository(name).await;
+        let task = app
+            .sync(&repository, str_field(&remote, "pulp_href"), false)
+            .await;
+        assert_eq!(task["state"], outcome, "{name}: {task:#}");
+    }
+    let identified = app.get_json(&format!("{remotes}?name=identified")).await;
+    let shown = &identified["results"][0];
+    assert_eq!(shown["ca_cert"], json!(pki.ca_cert));
+    assert_eq!(shown["client_cert"], json!(pki.client_cert));
+    assert!(shown.get("client_key").is_none(), "{shown:#}");
+    assert!(
+        shown["hidden_fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "client_key", "is_set": true}))
     );
 }
 

@@ -11,9 +11,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
+use axum::serve::Listener;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 use super::fixture::{Fixture, FixtureFile};
 
@@ -48,6 +51,7 @@ pub struct Required {
 
 pub struct Upstream {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -61,6 +65,34 @@ impl Upstream {
 
     /// Serves `files` with a manifest the test wrote (possibly lying about them).
     pub async fn serve_with_manifest(files: &[FixtureFile], manifest: String) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the upstream");
+        Upstream::start(files, manifest, listener, "http").await
+    }
+
+    /// Serves `fixture` over HTTPS with `config` (its certificate, and whether it asks for
+    /// client certificates).
+    pub async fn serve_tls(fixture: &Fixture, config: Arc<ServerConfig>) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the upstream");
+        let listener = TlsListener {
+            listener,
+            acceptor: TlsAcceptor::from(config),
+        };
+        Upstream::start(&fixture.files, fixture.manifest(), listener, "https").await
+    }
+
+    async fn start<L>(
+        files: &[FixtureFile],
+        manifest: String,
+        listener: L,
+        scheme: &'static str,
+    ) -> Upstream
+    where
+        L: Listener<Addr = SocketAddr>,
+    {
         let mut map: HashMap<String, Bytes> = files
             .iter()
             .map(|file| (file.relative_path.clone(), file.bytes.clone()))
@@ -75,9 +107,6 @@ impl Upstream {
             refused: AtomicU64::new(0),
             failures_per_path: AtomicU64::new(0),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the upstream");
         let addr = listener.local_addr().expect("upstream address");
         let app = axum::Router::new()
             .fallback(answer)
@@ -93,6 +122,7 @@ impl Upstream {
         });
         Upstream {
             addr,
+            scheme,
             shared,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -101,18 +131,23 @@ impl Upstream {
 
     /// The remote URL for Granary: the manifest's URL.
     pub fn manifest_url(&self) -> String {
-        format!("http://{}{PREFIX}{MANIFEST}", self.addr)
+        format!("{}://{}{PREFIX}{MANIFEST}", self.scheme, self.addr)
     }
 
     /// The directory the fixture files are served from, ending in `/`.
     pub fn base_url(&self) -> String {
-        format!("http://{}{PREFIX}", self.addr)
+        format!("{}://{}{PREFIX}", self.scheme, self.addr)
     }
 
     /// `http://127.0.0.1:PORT/<path>`, for URLs outside the fixture (the hostile plugin's
     /// behaviour switches).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+        format!(
+            "{}://{}/{}",
+            self.scheme,
+            self.addr,
+            path.trim_start_matches('/')
+        )
     }
 
     /// Makes every later file request wait `delay` before answering (the manifest is not
@@ -265,4 +300,31 @@ fn status(code: StatusCode) -> Response {
         .status(code)
         .body(Body::empty())
         .expect("valid response")
+}
+
+/// TCP connections that completed a TLS handshake; failed handshakes (a client that does not
+/// trust the certificate, or lacks a required client certificate) are dropped.
+struct TlsListener {
+    listener: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.listener.accept().await else {
+                continue;
+            };
+            if let Ok(stream) = self.acceptor.accept(stream).await {
+                return (stream, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
 }
