@@ -21,6 +21,7 @@ sqlite_and_postgres!(
     remote_credentials_and_headers_reach_the_upstream,
     remote_proxy_and_its_credentials_carry_every_request,
     failed_requests_are_retried_up_to_max_retries,
+    download_concurrency_bounds_parallel_downloads,
     remote_tls_settings_decide_whom_granary_trusts_and_how_it_identifies,
     retained_versions_are_pruned_and_versions_deleted_without_losing_content,
     distribution_base_paths_do_not_overlap,
@@ -793,6 +794,32 @@ async fn remote_tls_settings_decide_whom_granary_trusts_and_how_it_identifies(ba
             .as_array()
             .unwrap()
             .contains(&json!({"name": "client_key", "is_set": true}))
+    );
+}
+
+/// A remote's `download_concurrency` is the most file downloads a sync has open at once.
+async fn download_concurrency_bounds_parallel_downloads(backend: Backend) {
+    let fixture = Fixture::generate(16, 35);
+    let upstream = Upstream::serve(&fixture).await;
+    // Slow answers make downloads overlap, so the bound is what limits them.
+    upstream.set_file_delay(std::time::Duration::from_millis(100));
+    let app = TestApp::start(backend).await;
+    let remote = app
+        .create(
+            &format!("{API}/remotes/file/file/"),
+            json!({"name": "narrow", "url": upstream.manifest_url(), "download_concurrency": 2}),
+        )
+        .await;
+    let repository = app.create_file_repository("narrow").await;
+    let task = app
+        .sync(&repository, str_field(&remote, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(upstream.file_requests(), fixture.files.len());
+    let most = upstream.most_concurrent_file_requests();
+    assert!(
+        (1..=2).contains(&most),
+        "at most two downloads at once, saw {most}"
     );
 }
 

@@ -38,6 +38,9 @@ struct Shared {
     refused: AtomicU64,
     /// Each path's first this-many requests are answered 503.
     failures_per_path: AtomicU64,
+    /// File requests being answered right now, and the most there ever were at once.
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
 }
 
 /// Credentials and a header an upstream insists on.
@@ -106,6 +109,8 @@ impl Upstream {
             stopped: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             failures_per_path: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            most_in_flight: AtomicU64::new(0),
         });
         let addr = listener.local_addr().expect("upstream address");
         let app = axum::Router::new()
@@ -168,6 +173,11 @@ impl Upstream {
     /// 503 Service Unavailable, as an overloaded server does.
     pub fn fail_first_requests(&self, count: u64) {
         self.shared.failures_per_path.store(count, Ordering::SeqCst);
+    }
+
+    /// The most file requests that were being answered at the same time.
+    pub fn most_concurrent_file_requests(&self) -> u64 {
+        self.shared.most_in_flight.load(Ordering::SeqCst)
     }
 
     /// How many requests were refused for lacking what [`Upstream::require`] asked for.
@@ -266,8 +276,13 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return status(StatusCode::NOT_FOUND);
     };
     let delay = shared.file_delay_ms.load(Ordering::SeqCst);
-    if key != MANIFEST && delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+    if key != MANIFEST {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
     Response::builder()
         .status(StatusCode::OK)
