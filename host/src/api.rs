@@ -5,7 +5,9 @@
 //! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
 //! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`tasks`], [`plugins`],
 //! [`status`].
-//! Shared request/response helpers live in [`support`].
+//! Shared request/response helpers live in [`support`]: list filters, ordering and pagination,
+//! `fields`/`exclude_fields`, labels, and the update/delete tasks. `docs/rest-api.md` says how
+//! each behaviour matches Pulp's.
 
 pub mod artifacts;
 pub mod auth;
