@@ -114,8 +114,11 @@ impl TestApp {
             data_dir: tempfile::tempdir().expect("create the data directory"),
             database,
             password,
+            // Generous: it only turns a hung server into a failure. Installing a plugin compiles
+            // it during the request, and an 18 MB componentize-py component takes over a minute
+            // on a 2-core machine busy with the rest of the suite.
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
+                .timeout(Duration::from_secs(300))
                 .build()
                 .expect("build the HTTP client"),
             process: None,
