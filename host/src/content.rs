@@ -128,16 +128,15 @@ async fn serve_matched(
         && let Some(publication_id) = &matched.publication_id
     {
         if rest.is_empty() || rest.ends_with('/') {
-            if let Some(entries) = directory(&app, publication_id, &rest).await? {
+            if let Some(entries) = directory(app, publication_id, &rest).await? {
                 return Ok(listing(
                     &format!("{CONTENT_ROOT}{}/{rest}", matched.base_path),
                     &entries,
                 ));
             }
-        } else if let Some(response) = published_file(&app, publication_id, &rest, &headers).await?
-        {
+        } else if let Some(response) = published_file(app, publication_id, &rest, &headers).await? {
             return Ok(response);
-        } else if directory(&app, publication_id, &format!("{rest}/"))
+        } else if directory(app, publication_id, &format!("{rest}/"))
             .await?
             .is_some()
         {
