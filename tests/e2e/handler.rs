@@ -334,6 +334,24 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
         format!("{repository_href}versions/2/")
     );
 
+    // Units whose files name no stored artifact are refused, and no version is made.
+    let (status, refused) = text(
+        app.anonymous()
+            .post(format!("{route}bogus"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("bogus/missing.bin"), "{refused}");
+    assert!(refused.contains("no stored artifact"), "{refused}");
+    assert_eq!(
+        app.get_json(&repository_href).await["latest_version_href"],
+        format!("{repository_href}versions/2/")
+    );
+
     // A distribution that refuses uploads (its plugin field) adds nothing.
     let distribution = app
         .get_json(&format!("{API}/distributions/handler/shelf/?name=uploads"))

@@ -13,6 +13,8 @@
 //!   distribution's `allow_uploads` field is false.
 //! - `POST echo`: the form fields the host parsed, `name=value` one a line, then `file:<name>=<file>`
 //!   for each uploaded file.
+//! - `POST bogus`: adds a unit whose file names an artifact nobody stored (the host must refuse it
+//!   and make no version).
 //! - `GET list/<prefix>`: the relative paths of the units with a file under `<prefix>`, one a line.
 //! - `GET files/<path>`: streams the stored file at `<path>`.
 //! - `GET pull/<name>`: pull-through. A file already in the repository is streamed from there;
@@ -57,6 +59,7 @@ impl Plugin for Handler {
             ("GET", "whoami") => Ok(whoami(request).into()),
             ("POST", "upload/") => upload(request),
             ("POST", "echo") => Ok(echo(request).into()),
+            ("POST", "bogus") => Ok(bogus()),
             ("GET", _) if path.starts_with("list/") => list(&path["list/".len()..]),
             ("GET" | "HEAD", _) if path.starts_with("files/") => {
                 Ok(stored(&path["files/".len()..])?
@@ -96,6 +99,25 @@ fn echo(request: &HttpRequest) -> HttpResponse {
         body.push_str(&format!("file:{}={}\n", file.name, file.filename));
     }
     HttpResponse::ok("text/plain", body)
+}
+
+fn bogus() -> HandleOutcome {
+    let sha256 = "0".repeat(64);
+    let unit = UnitDeclaration {
+        content_type: BLOB.into(),
+        natural_key: json::string_object([
+            ("relative_path", "bogus/missing.bin"),
+            ("sha256", sha256.as_str()),
+        ]),
+        metadata: "{}".into(),
+        artifacts: vec![ArtifactDeclaration {
+            relative_path: "bogus/missing.bin".into(),
+            url: None,
+            size: Some(1),
+            sha256: Some(sha256),
+        }],
+    };
+    HandleOutcome::with_units(HttpResponse::bytes(201, "added"), vec![unit])
 }
 
 fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
