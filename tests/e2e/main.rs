@@ -16,6 +16,7 @@ mod handler;
 mod harness;
 mod hostile;
 mod plugins;
+mod python;
 mod python_plugin;
 mod scaleout;
 mod sync;

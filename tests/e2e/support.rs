@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod curl;
 pub mod fixture;
 pub mod pulp;
+pub mod python;
 pub mod upstream;
 
 pub use app::{AppOptions, Backend, TestApp};
