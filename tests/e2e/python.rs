@@ -211,6 +211,41 @@ async fn uploaded_packages_install_with_pip_and_uv(backend: Backend) {
     );
     assert_eq!(page["files"][0]["size"], wheel_bytes.len());
 
+    // A publication writes the HTML pages statically and publishes the files under packages/.
+    let task = app
+        .run_task(
+            &format!("{API}/publications/python/pypi/"),
+            json!({"repository": repository}),
+        )
+        .await;
+    let publication = created_resources(&task)
+        .into_iter()
+        .find(|href| href.starts_with(&format!("{API}/publications/python/pypi/")))
+        .unwrap_or_else(|| panic!("no publication: {task:#}"));
+    app.run_task(
+        &format!("{API}/distributions/python/pypi/"),
+        json!({"name": "published", "base_path": "published", "publication": publication}),
+    )
+    .await;
+    let static_page = curl
+        .get(&app.url("/pulp/content/published/simple/granary-demo/index.html"))
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&static_page).contains(
+            "href=\"../../packages/granary-demo/granary_demo-1.0-py3-none-any.whl#sha256="
+        ),
+        "{}",
+        String::from_utf8_lossy(&static_page)
+    );
+    let published_wheel =
+        curl.get(&app.url(
+            "/pulp/content/published/packages/granary-demo/granary_demo-1.0-py3-none-any.whl",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(published_wheel, wheel_bytes);
+
     // A name that is not normalized redirects to the normalized one.
     let redirect = curl
         .request(&format!("{index}simple/Granary_Demo/"), &[])
@@ -499,6 +534,27 @@ async fn bad_uploads_are_refused_and_store_nothing(backend: Backend) {
     assert_eq!(
         app.count(&format!("{API}/content/python/packages/")).await,
         0
+    );
+
+    // A distribution can refuse uploads altogether.
+    repository_and_distribution(&app, "closed", json!({"allow_uploads": false})).await;
+    let (status, body) = app
+        .post_multipart(
+            "/pypi/closed/legacy/",
+            &[
+                (":action", None, b"file_upload".as_slice()),
+                (
+                    "content",
+                    Some("granary_demo-1.0-py3-none-any.whl"),
+                    &wheel_bytes,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body.to_string().contains("allow_uploads is false"),
+        "{body}"
     );
 }
 
