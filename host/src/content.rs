@@ -95,7 +95,9 @@ async fn serve(
 /// REST name is the first segment, served like `/pulp/content/` (plugins that declare no REST
 /// names have no prefix of their own).
 async fn plugin_prefix(State(app): State<AppState>, request: Request) -> ApiResult<Response> {
-    let path = request.uri().path().trim_start_matches('/').to_owned();
+    // Decoded like the `{*path}` of `/pulp/content/`, so both routes hand the plugin one path.
+    let path = percent_decode(request.uri().path().trim_start_matches('/'))
+        .ok_or_else(ApiError::not_found)?;
     let Some((prefix, rest)) = path.split_once('/') else {
         return Err(ApiError::not_found());
     };
@@ -115,6 +117,24 @@ async fn plugin_prefix(State(app): State<AppState>, request: Request) -> ApiResu
     serve_matched(&app, matched, rest, base_url, request).await
 }
 
+/// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
 async fn serve_matched(
     app: &Arc<App>,
     mut matched: Matched,
@@ -128,16 +148,15 @@ async fn serve_matched(
         && let Some(publication_id) = &matched.publication_id
     {
         if rest.is_empty() || rest.ends_with('/') {
-            if let Some(entries) = directory(&app, publication_id, &rest).await? {
+            if let Some(entries) = directory(app, publication_id, &rest).await? {
                 return Ok(listing(
                     &format!("{CONTENT_ROOT}{}/{rest}", matched.base_path),
                     &entries,
                 ));
             }
-        } else if let Some(response) = published_file(&app, publication_id, &rest, &headers).await?
-        {
+        } else if let Some(response) = published_file(app, publication_id, &rest, &headers).await? {
             return Ok(response);
-        } else if directory(&app, publication_id, &format!("{rest}/"))
+        } else if directory(app, publication_id, &format!("{rest}/"))
             .await?
             .is_some()
         {
@@ -613,7 +632,17 @@ async fn served_content_artifact(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{parse_range, percent_decode};
+
+    #[test]
+    fn plugin_prefix_paths_are_decoded() {
+        assert_eq!(
+            percent_decode("pypi/base/simple/pkg-1.0%2Blocal.tar.gz").as_deref(),
+            Some("pypi/base/simple/pkg-1.0+local.tar.gz")
+        );
+        assert_eq!(percent_decode("a%2").as_deref(), None);
+        assert_eq!(percent_decode("a%zz").as_deref(), None);
+    }
 
     #[test]
     fn ranges_follow_rfc_9110() {

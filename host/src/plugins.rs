@@ -30,9 +30,10 @@ mod scope;
 mod v0_1;
 
 pub use bindings::types::{
-    ArtifactDeclaration, ArtifactRef, DistributionInfo, DownloadPolicy, FormField, FormFile,
-    HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginError, PluginInfo, RemoteConfig,
-    RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile, VersionInfo,
+    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
+    FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginError, PluginInfo,
+    RemoteConfig, RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile,
+    VersionInfo,
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{CallScope, CallState, ContentScope, HttpScope, PublicationScope};

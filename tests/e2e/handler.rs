@@ -201,6 +201,34 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     .await;
     assert!(signed_in.contains("user=admin\n"), "{signed_in}");
 
+    // Form bodies arrive parsed: urlencoded pairs as fields, multipart files as stored files.
+    let (status, echoed) = text(
+        app.anonymous()
+            .post(format!("{route}echo"))
+            .basic_auth(user, Some(password))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("a=1&b=two+words&c=%2Fslash")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{echoed}");
+    assert_eq!(echoed, "a=1\nb=two words\nc=/slash\n");
+    let (content_type, body) = form("demo", Some(("echo.txt", b"echo")));
+    let (_, echoed) = text(
+        app.anonymous()
+            .post(format!("{route}echo"))
+            .basic_auth(user, Some(password))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echoed, "project=demo\nfile:content=echo.txt\n");
+
     // Without credentials, the plugin is not even asked.
     let (content_type, body) = form("demo", Some(("hello.txt", b"hello world")));
     let refused = app
@@ -301,6 +329,24 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     assert_eq!(list("demo/").await, "demo/hello.txt\n");
     assert_eq!(list("demo").await.lines().count(), 2);
     assert_eq!(list("dem_/").await, "");
+    assert_eq!(
+        app.get_json(&repository_href).await["latest_version_href"],
+        format!("{repository_href}versions/2/")
+    );
+
+    // Units whose files name no stored artifact are refused, and no version is made.
+    let (status, refused) = text(
+        app.anonymous()
+            .post(format!("{route}bogus"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("bogus/missing.bin"), "{refused}");
+    assert!(refused.contains("no stored artifact"), "{refused}");
     assert_eq!(
         app.get_json(&repository_href).await["latest_version_href"],
         format!("{repository_href}versions/2/")

@@ -373,4 +373,64 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn declared_rest_names_are_used_both_ways() {
+        use crate::plugins::{ContentTypeInfo, RestNames};
+        let id = "8f0c2d9e-5b1a-4c3e-9d2f-0a1b2c3d4e5f";
+        register(&PluginInfo {
+            name: "names_demo".into(),
+            version: "1.0.0".into(),
+            wit_version: "0.2.0".into(),
+            content_types: vec![ContentTypeInfo {
+                name: "package".into(),
+                description: "A package".into(),
+                natural_key_fields: vec!["name".into()],
+                endpoint: Some("packages".into()),
+            }],
+            capabilities: Vec::new(),
+            rest_names: Some(RestNames {
+                repository: "python".into(),
+                remote: "python".into(),
+                publication: "pypi".into(),
+                distribution: "pypi".into(),
+            }),
+            remote_fields: "{}".into(),
+            distribution_fields: "{}".into(),
+        });
+        let href = distribution("names_demo", "package", id);
+        assert_eq!(
+            href,
+            format!("{API_ROOT}distributions/names_demo/pypi/{id}/")
+        );
+        assert_eq!(
+            parse(&href),
+            Some(Href::Distribution {
+                plugin: "names_demo".into(),
+                type_name: "package".into(),
+                id: id.into()
+            })
+        );
+        assert_eq!(
+            repository("names_demo", "package", id),
+            format!("{API_ROOT}repositories/names_demo/python/{id}/")
+        );
+        assert_eq!(
+            content_list("names_demo", "package"),
+            format!("{API_ROOT}content/names_demo/packages/")
+        );
+        // Requests are routed by the type; the type itself is not a second name.
+        assert_eq!(
+            canonical_path(&format!("{API_ROOT}publications/names_demo/pypi/{id}/")),
+            Some(format!("{API_ROOT}publications/names_demo/package/{id}/"))
+        );
+        assert_eq!(
+            canonical_path(&format!("{API_ROOT}repositories/names_demo/package/")),
+            Some(format!("{API_ROOT}repositories/names_demo/-/"))
+        );
+        assert_eq!(
+            canonical_path(&format!("{API_ROOT}repositories/file/file/")),
+            None
+        );
+    }
 }

@@ -630,6 +630,16 @@ fn clash<'a>(
                 info.name
             ));
         }
+        if let (Some(mine), Some(theirs)) = (
+            info.rest_names.as_ref().map(|n| n.distribution.as_str()),
+            other.distribution_prefix(),
+        ) && mine == theirs
+        {
+            return Some(format!(
+                "REST name clash: plugin {:?} already serves distributions at /{mine}/",
+                other.info.name
+            ));
+        }
         if let Some(content_type) = info
             .content_types
             .iter()

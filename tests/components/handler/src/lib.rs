@@ -11,6 +11,10 @@
 //!   file. Adds one `blob` with two files, the upload and a `.meta` file the plugin derives with
 //!   `artifacts.create`; answers `201 stored <project>/<file>`. Refused with 403 when the
 //!   distribution's `allow_uploads` field is false.
+//! - `POST echo`: the form fields the host parsed, `name=value` one a line, then `file:<name>=<file>`
+//!   for each uploaded file.
+//! - `POST bogus`: adds a unit whose file names an artifact nobody stored (the host must refuse it
+//!   and make no version).
 //! - `GET list/<prefix>`: the relative paths of the units with a file under `<prefix>`, one a line.
 //! - `GET files/<path>`: streams the stored file at `<path>`.
 //! - `GET pull/<name>`: pull-through. A file already in the repository is streamed from there;
@@ -54,6 +58,8 @@ impl Plugin for Handler {
         match (request.method.as_str(), path) {
             ("GET", "whoami") => Ok(whoami(request).into()),
             ("POST", "upload/") => upload(request),
+            ("POST", "echo") => Ok(echo(request).into()),
+            ("POST", "bogus") => Ok(bogus()),
             ("GET", _) if path.starts_with("list/") => list(&path["list/".len()..]),
             ("GET" | "HEAD", _) if path.starts_with("files/") => {
                 Ok(stored(&path["files/".len()..])?
@@ -82,6 +88,36 @@ fn whoami(request: &HttpRequest) -> HttpResponse {
             .map_or("-", |remote| remote.url.as_str()),
     );
     HttpResponse::ok("text/plain", body)
+}
+
+fn echo(request: &HttpRequest) -> HttpResponse {
+    let mut body = String::new();
+    for field in &request.form {
+        body.push_str(&format!("{}={}\n", field.name, field.value));
+    }
+    for file in &request.files {
+        body.push_str(&format!("file:{}={}\n", file.name, file.filename));
+    }
+    HttpResponse::ok("text/plain", body)
+}
+
+fn bogus() -> HandleOutcome {
+    let sha256 = "0".repeat(64);
+    let unit = UnitDeclaration {
+        content_type: BLOB.into(),
+        natural_key: json::string_object([
+            ("relative_path", "bogus/missing.bin"),
+            ("sha256", sha256.as_str()),
+        ]),
+        metadata: "{}".into(),
+        artifacts: vec![ArtifactDeclaration {
+            relative_path: "bogus/missing.bin".into(),
+            url: None,
+            size: Some(1),
+            sha256: Some(sha256),
+        }],
+    };
+    HandleOutcome::with_units(HttpResponse::bytes(201, "added"), vec![unit])
 }
 
 fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
@@ -202,3 +238,55 @@ fn pull(request: &HttpRequest, name: &str) -> Result<HttpResponse, PluginError> 
 }
 
 granary_sdk::register_plugin!(Handler);
+
+#[cfg(test)]
+mod tests {
+    use granary_sdk::harness::{self, Host};
+    use granary_sdk::{HttpBody, Plugin};
+
+    use super::Handler;
+
+    #[test]
+    fn an_upload_adds_the_file_and_a_derived_one() {
+        let mut host = Host::new();
+        let mut request = harness::request("POST", "upload/");
+        request.user = Some("alice".into());
+        request.form.push(granary_sdk::FormField {
+            name: "project".into(),
+            value: "demo".into(),
+        });
+        request
+            .files
+            .push(host.form_file("content", "a.txt", b"hello"));
+        let outcome = host.run(|| Handler::handle(&request)).unwrap();
+        assert_eq!(outcome.response.status, 201);
+        assert_eq!(outcome.add_units.len(), 1);
+        let files: Vec<&str> = outcome.add_units[0]
+            .artifacts
+            .iter()
+            .map(|a| a.relative_path.as_str())
+            .collect();
+        assert_eq!(files, ["demo/a.txt", "demo/a.txt.meta"]);
+        assert_eq!(host.created.len(), 1);
+        assert_eq!(
+            host.artifact_bytes(&host.created[0].sha256),
+            Some(&b"a.txt 5 bytes\n"[..])
+        );
+    }
+
+    #[test]
+    fn listing_by_prefix_sees_one_project() {
+        let mut host = Host::new();
+        host.stored_unit("blob", "{}", "{}", &[("demo/a.txt", b"a")]);
+        host.stored_unit("blob", "{}", "{}", &[("demo2/b.txt", b"b")]);
+        let outcome = host
+            .run(|| Handler::handle(&harness::request("GET", "list/demo/")))
+            .unwrap();
+        assert!(outcome.add_units.is_empty());
+        assert_eq!(
+            harness::body_bytes(&outcome.response.body),
+            Some(&b"demo/a.txt\n"[..])
+        );
+        assert!(matches!(outcome.response.body, HttpBody::Bytes(_)));
+    }
+}
