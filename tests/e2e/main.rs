@@ -19,6 +19,7 @@ mod maintenance;
 mod openapi;
 mod plugins;
 mod pulp_cli;
+mod python;
 mod python_plugin;
 mod rest_resources;
 mod scaleout;

@@ -7,6 +7,7 @@ pub mod curl;
 pub mod fixture;
 pub mod proxy;
 pub mod pulp;
+pub mod python;
 pub mod requests;
 pub mod tls;
 pub mod tools;

@@ -1,0 +1,658 @@
+//! Issue #4: the built-in `python` content type (pulp_python) with the real clients. Packages are
+//! built with `python -m build`, uploaded with twine and `uv publish`, installed with pip and uv
+//! into fresh virtual environments; a repository syncs from another index; a distribution with a
+//! remote is a pull-through cache; bad uploads are refused; the simple pages match snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::curl::Downloads;
+use crate::support::fixture::{FixtureFile, sha256_hex};
+use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::python::{
+    PythonTools, build_demo_and_dep, demo, dep, pip_install_demo, run, run_failing, twine_upload,
+    uv_install_demo,
+};
+use crate::support::{Backend, TestApp, Upstream};
+
+sqlite_and_postgres!(
+    uploaded_packages_install_with_pip_and_uv,
+    sync_honours_includes_and_excludes,
+    pull_through_caches_what_clients_fetch,
+    bad_uploads_are_refused_and_store_nothing,
+);
+
+/// The clients, installed once per test binary (off the async runtime: pip takes a while).
+async fn tools() -> PythonTools {
+    tokio::task::spawn_blocking(PythonTools::install)
+        .await
+        .expect("install the Python clients")
+}
+
+/// A Python repository and a distribution serving its latest version at `/pypi/<base_path>/`;
+/// returns the repository href. `extra` adds distribution fields (`remote`, `allow_uploads`).
+async fn repository_and_distribution(app: &TestApp, base_path: &str, extra: Value) -> String {
+    let repository = app
+        .create(
+            &format!("{API}/repositories/python/python/"),
+            json!({"name": base_path}),
+        )
+        .await;
+    let repository = str_field(&repository, "pulp_href").to_owned();
+    let mut body = json!({"name": base_path, "base_path": base_path, "repository": repository});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().expect("extra fields").clone());
+    let task = app
+        .run_task(&format!("{API}/distributions/python/pypi/"), body)
+        .await;
+    assert!(
+        created_resources(&task)
+            .iter()
+            .any(|href| href.starts_with(&format!("{API}/distributions/python/pypi/"))),
+        "{task:#}"
+    );
+    repository
+}
+
+/// The file names in the latest version of `repository`.
+async fn filenames(app: &TestApp, repository: &str) -> Vec<String> {
+    let version = app.latest_version_href(repository).await;
+    let mut names: Vec<String> = app
+        .list_all(&format!(
+            "{API}/content/python/packages/?repository_version={version}&limit=1000"
+        ))
+        .await
+        .iter()
+        .map(|unit| str_field(unit, "filename").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().unwrap().to_str().unwrap()
+}
+
+async fn uploaded_packages_install_with_pip_and_uv(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = build_demo_and_dep(&tools, dir.path());
+    let app = TestApp::start(backend).await;
+    let repository = repository_and_distribution(&app, "team", json!({})).await;
+    let index = app.url("/pypi/team/");
+    let legacy = format!("{index}legacy/");
+
+    // twine uploads the wheel; uv publishes the sdist. Each upload is a new repository version.
+    run(&mut twine_upload(
+        &tools,
+        &legacy,
+        app.credentials(),
+        &[&wheel],
+        &[],
+    ));
+    let (user, password) = app.credentials();
+    run(Command::new(tools.bin("uv"))
+        .args([
+            "publish",
+            "--publish-url",
+            &legacy,
+            "--username",
+            user,
+            "--password",
+            password,
+        ])
+        .arg(&sdist));
+    assert_eq!(
+        app.latest_version_href(&repository).await,
+        format!("{repository}versions/2/")
+    );
+    assert_eq!(
+        filenames(&app, &repository).await,
+        [
+            "granary_demo-1.0-py3-none-any.whl",
+            "granary_dep-0.2.0.tar.gz"
+        ]
+    );
+
+    // The same file again: 400 "File already exists". twine shows the status (its
+    // --skip-existing is for PyPI only since 6.1); uv publish skips the file, by the index
+    // (--check-url) and by the answer's text.
+    let refused = run_failing(&mut twine_upload(
+        &tools,
+        &legacy,
+        app.credentials(),
+        &[&wheel],
+        &[],
+    ));
+    assert!(refused.contains("400 Bad Request"), "{refused}");
+    let uv_publish = |extra: &[&str]| {
+        let mut command = Command::new(tools.bin("uv"));
+        command
+            .args([
+                "publish",
+                "--publish-url",
+                &legacy,
+                "--username",
+                user,
+                "--password",
+                password,
+            ])
+            .args(extra)
+            .arg(&wheel);
+        command
+    };
+    let skipped = run(&mut uv_publish(&[
+        "--check-url",
+        &format!("{index}simple/"),
+    ]));
+    assert!(skipped.contains("already exists"), "{skipped}");
+    let answered = run_failing(&mut uv_publish(&[]));
+    assert!(answered.contains("File already exists"), "{answered}");
+    assert_eq!(
+        app.latest_version_href(&repository).await,
+        format!("{repository}versions/2/"),
+        "a refused upload makes no version"
+    );
+
+    // pip resolves the demo, reads its PEP 658 metadata, builds the dependency's sdist, imports.
+    let pip = tokio::task::spawn_blocking({
+        let (tools, dir, index) = (
+            tools.clone(),
+            dir.path().to_owned(),
+            format!("{index}simple/"),
+        );
+        move || pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+    assert!(
+        pip.contains("granary_demo-1.0-py3-none-any.whl.metadata"),
+        "pip fetched the wheel's metadata file:\n{pip}"
+    );
+    tokio::task::spawn_blocking({
+        let (tools, dir, index) = (
+            tools.clone(),
+            dir.path().to_owned(),
+            format!("{index}simple/"),
+        );
+        move || uv_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+
+    // The metadata file is the wheel's METADATA, and the page announces its sha256.
+    let curl = Downloads::new();
+    let page = curl
+        .request(
+            &format!("{index}simple/granary-demo/"),
+            &["-H", "Accept: application/vnd.pypi.simple.v1+json"],
+        )
+        .await;
+    let page: Value = serde_json::from_slice(&page.body).unwrap();
+    let metadata = curl
+        .get(&format!(
+            "{index}packages/granary-demo/granary_demo-1.0-py3-none-any.whl.metadata"
+        ))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&metadata).contains("Requires-Dist: granary-dep>=0.2"));
+    assert_eq!(
+        page["files"][0]["core-metadata"]["sha256"],
+        sha256_hex(&metadata)
+    );
+    let wheel_bytes = std::fs::read(&wheel).unwrap();
+    assert_eq!(
+        page["files"][0]["hashes"]["sha256"],
+        sha256_hex(&wheel_bytes)
+    );
+    assert_eq!(page["files"][0]["size"], wheel_bytes.len());
+
+    // A publication writes the HTML pages statically and publishes the files under packages/.
+    let task = app
+        .run_task(
+            &format!("{API}/publications/python/pypi/"),
+            json!({"repository": repository}),
+        )
+        .await;
+    let publication = created_resources(&task)
+        .into_iter()
+        .find(|href| href.starts_with(&format!("{API}/publications/python/pypi/")))
+        .unwrap_or_else(|| panic!("no publication: {task:#}"));
+    app.run_task(
+        &format!("{API}/distributions/python/pypi/"),
+        json!({"name": "published", "base_path": "published", "publication": publication}),
+    )
+    .await;
+    let static_page = curl
+        .get(&app.url("/pulp/content/published/simple/granary-demo/index.html"))
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&static_page).contains(
+            "href=\"../../packages/granary-demo/granary_demo-1.0-py3-none-any.whl#sha256="
+        ),
+        "{}",
+        String::from_utf8_lossy(&static_page)
+    );
+    let published_wheel =
+        curl.get(&app.url(
+            "/pulp/content/published/packages/granary-demo/granary_demo-1.0-py3-none-any.whl",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(published_wheel, wheel_bytes);
+
+    // A name that is not normalized redirects to the normalized one.
+    let redirect = curl
+        .request(&format!("{index}simple/Granary_Demo/"), &[])
+        .await;
+    assert_eq!(redirect.status, 301);
+    assert_eq!(
+        redirect.header("location"),
+        Some(format!("{index}simple/granary-demo/").as_str())
+    );
+}
+
+/// Uploads `files` to the distribution at `base_path` with twine.
+async fn upload(app: &TestApp, tools: &PythonTools, base_path: &str, files: &[PathBuf]) {
+    let legacy = app.url(&format!("/pypi/{base_path}/legacy/"));
+    let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    run(&mut twine_upload(
+        tools,
+        &legacy,
+        app.credentials(),
+        &files,
+        &[],
+    ));
+}
+
+async fn sync_honours_includes_and_excludes(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let built = tokio::task::spawn_blocking({
+        let (tools, dir) = (tools.clone(), dir.path().to_owned());
+        move || {
+            vec![
+                dep("0.1.0").build(&tools, &dir, "sdist"),
+                dep("0.2.0").build(&tools, &dir, "sdist"),
+                dep("0.2.0").build(&tools, &dir, "wheel"),
+                dep("0.3.0b1").build(&tools, &dir, "sdist"),
+                demo().build(&tools, &dir, "wheel"),
+            ]
+        }
+    })
+    .await
+    .unwrap();
+    // The upstream index is another distribution of the same server.
+    let app = TestApp::start(backend).await;
+    repository_and_distribution(&app, "upstream", json!({})).await;
+    upload(&app, &tools, "upstream", &built).await;
+
+    let remote = app
+        .create(
+            &format!("{API}/remotes/python/python/"),
+            json!({
+                "name": "selective",
+                "url": app.url("/pypi/upstream/"),
+                "policy": "immediate",
+                "includes": ["granary-dep>=0.2", "granary-demo"],
+                "excludes": ["granary-demo==1.0"],
+                "package_types": ["sdist"],
+            }),
+        )
+        .await;
+    let remote = str_field(&remote, "pulp_href").to_owned();
+    let mirror = repository_and_distribution(&app, "mirror", json!({})).await;
+    let task = app.sync(&mirror, &remote, false).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    // 0.1.0 is below the include, 0.3.0b1 a pre-release, the wheels not sdists, demo excluded.
+    assert_eq!(filenames(&app, &mirror).await, ["granary_dep-0.2.0.tar.gz"]);
+    let synced = app.latest_version_href(&mirror).await;
+
+    let task = app.sync(&mirror, &remote, false).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(
+        app.latest_version_href(&mirror).await,
+        synced,
+        "a resync without upstream changes creates no version"
+    );
+
+    let everything = app
+        .create(
+            &format!("{API}/remotes/python/python/"),
+            json!({"name": "everything", "url": app.url("/pypi/upstream/simple/"), "policy": "on_demand", "prereleases": true}),
+        )
+        .await;
+    let task = app
+        .sync(&mirror, str_field(&everything, "pulp_href"), true)
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(
+        filenames(&app, &mirror).await,
+        [
+            "granary_demo-1.0-py3-none-any.whl",
+            "granary_dep-0.1.0.tar.gz",
+            "granary_dep-0.2.0-py3-none-any.whl",
+            "granary_dep-0.2.0.tar.gz",
+            "granary_dep-0.3.0b1.tar.gz",
+        ]
+    );
+    // The mirror serves what it synced (on demand: fetched from the upstream on first request).
+    tokio::task::spawn_blocking({
+        let (tools, dir, index) = (
+            tools.clone(),
+            dir.path().to_owned(),
+            app.url("/pypi/mirror/simple/"),
+        );
+        move || pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+}
+
+/// A static PEP 503 tree (`simple/<project>/` pages linking to `files/<file>`) for `files`.
+fn static_index(files: &[PathBuf]) -> Vec<FixtureFile> {
+    let mut tree = Vec::new();
+    let mut pages: std::collections::BTreeMap<String, String> = Default::default();
+    for path in files {
+        let bytes = std::fs::read(path).unwrap();
+        let name = file_name(path);
+        let project = name.split('-').next().unwrap().replace('_', "-");
+        pages.entry(project).or_default().push_str(&format!(
+            "<a href=\"../../files/{name}#sha256={}\" data-requires-python=\"&gt;=3.8\">{name}</a><br>\n",
+            sha256_hex(&bytes)
+        ));
+        tree.push(FixtureFile::new(format!("files/{name}"), bytes));
+    }
+    for (project, links) in pages {
+        tree.push(FixtureFile::new(
+            format!("simple/{project}/"),
+            format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n").into_bytes(),
+        ));
+    }
+    tree
+}
+
+async fn pull_through_caches_what_clients_fetch(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let built = tokio::task::spawn_blocking({
+        let (tools, dir) = (tools.clone(), dir.path().to_owned());
+        move || {
+            let (wheel, sdist) = build_demo_and_dep(&tools, &dir);
+            vec![wheel, sdist, dep("0.2.0").build(&tools, &dir, "wheel")]
+        }
+    })
+    .await
+    .unwrap();
+    let mut upstream = Upstream::serve_with_manifest(&static_index(&built), String::new()).await;
+    let app = TestApp::start(backend).await;
+    let remote = app
+        .create(
+            &format!("{API}/remotes/python/python/"),
+            json!({"name": "upstream", "url": upstream.base_url(), "policy": "on_demand"}),
+        )
+        .await;
+    let cache = repository_and_distribution(
+        &app,
+        "cache",
+        json!({"remote": str_field(&remote, "pulp_href")}),
+    )
+    .await;
+    let index = app.url("/pypi/cache/simple/");
+
+    // pip sees the upstream's projects through the cache, and what it fetched is kept. pip
+    // prefers the wheel of granary-dep now that the upstream has one.
+    tokio::task::spawn_blocking({
+        let (tools, dir, index) = (tools.clone(), dir.path().to_owned(), index.clone());
+        move || pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        filenames(&app, &cache).await,
+        [
+            "granary_demo-1.0-py3-none-any.whl",
+            "granary_dep-0.2.0-py3-none-any.whl"
+        ]
+    );
+
+    // Twenty clients ask at once for a file nobody fetched yet: the upstream sees one request.
+    let sdist = &built[1];
+    let expected = std::fs::read(sdist).unwrap();
+    upstream.set_file_delay(std::time::Duration::from_millis(300));
+    let url = app.url(&format!(
+        "/pypi/cache/packages/granary-dep/{}",
+        file_name(sdist)
+    ));
+    let requests = (0..20).map(|_| {
+        let (client, url) = (app.anonymous().clone(), url.clone());
+        tokio::spawn(async move {
+            let response = client.get(&url).send().await.expect("GET the file");
+            (
+                response.status(),
+                response.bytes().await.expect("read the file"),
+            )
+        })
+    });
+    for request in futures::future::join_all(requests).await {
+        let (status, body) = request.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body.as_ref(),
+            expected.as_slice(),
+            "every client gets the verified file"
+        );
+    }
+    assert_eq!(
+        upstream.requests_for(&format!("files/{}", file_name(sdist))),
+        1,
+        "one upstream fetch for twenty concurrent requests: {:?}",
+        upstream.request_counts()
+    );
+    upstream.set_file_delay(std::time::Duration::ZERO);
+
+    // With the upstream gone, the cache still installs what it has.
+    upstream.stop().await;
+    tokio::task::spawn_blocking({
+        let (tools, dir, index) = (tools.clone(), dir.path().to_owned(), index.clone());
+        move || pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+}
+
+async fn bad_uploads_are_refused_and_store_nothing(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, _) = build_demo_and_dep(&tools, dir.path());
+    let wheel_bytes = std::fs::read(&wheel).unwrap();
+    // A wheel with code but no .dist-info/METADATA, written with Python's zipfile.
+    let no_metadata = dir.path().join("no-metadata.whl");
+    run(Command::new(tools.bin("python")).arg("-c").arg(format!(
+        "import zipfile; zipfile.ZipFile({:?}, 'w').writestr('granary_demo/__init__.py', '')",
+        no_metadata.to_str().unwrap()
+    )));
+    let no_metadata = std::fs::read(no_metadata).unwrap();
+
+    let app = TestApp::start(backend).await;
+    let repository = repository_and_distribution(&app, "strict", json!({})).await;
+    let cases: [(&str, &str, &[u8], &str); 4] = [
+        (
+            "granary_demo-1.0-py3-none-any.whl",
+            "1.0",
+            &no_metadata,
+            "has no granary_demo-<version>.dist-info/METADATA",
+        ),
+        (
+            "granary_demo-1.0-py3-none-any.whl",
+            "1.0",
+            b"PK\x03\x04 not really a zip",
+            "not a valid zip archive",
+        ),
+        (
+            "granary_demo-1.0-py3-none-any.whl",
+            "2.0",
+            &wheel_bytes,
+            "the form has version",
+        ),
+        (
+            "granary_demo-2.0-py3-none-any.whl",
+            "2.0",
+            &wheel_bytes,
+            "has version 2.0 but its metadata has version 1.0",
+        ),
+    ];
+    for (filename, version, bytes, message) in cases {
+        let (status, body) = app
+            .post_multipart(
+                "/pypi/strict/legacy/",
+                &[
+                    (":action", None, b"file_upload".as_slice()),
+                    ("protocol_version", None, b"1"),
+                    ("name", None, b"granary-demo"),
+                    ("version", None, version.as_bytes()),
+                    ("content", Some(filename), bytes),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{filename}: {body}");
+        assert!(
+            body.to_string().contains(message),
+            "{filename}: {body} should say {message:?}"
+        );
+    }
+    assert_eq!(
+        app.latest_version_href(&repository).await,
+        format!("{repository}versions/0/"),
+        "no refused upload made a version"
+    );
+    assert_eq!(
+        app.count(&format!("{API}/content/python/packages/")).await,
+        0
+    );
+
+    // A distribution can refuse uploads altogether.
+    repository_and_distribution(&app, "closed", json!({"allow_uploads": false})).await;
+    let (status, body) = app
+        .post_multipart(
+            "/pypi/closed/legacy/",
+            &[
+                (":action", None, b"file_upload".as_slice()),
+                (
+                    "content",
+                    Some("granary_demo-1.0-py3-none-any.whl"),
+                    &wheel_bytes,
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body.to_string().contains("allow_uploads is false"),
+        "{body}"
+    );
+}
+
+/// Compares `actual` with the checked-in `tests/e2e/snapshots/<name>`; with
+/// `GRANARY_UPDATE_SNAPSHOTS=1` writes it instead.
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/e2e/snapshots")
+        .join(name);
+    if std::env::var_os("GRANARY_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}; run with GRANARY_UPDATE_SNAPSHOTS=1",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "{name} differs from its snapshot");
+}
+
+/// The simple pages, HTML and JSON, for one wheel and one sdist. Digests and sizes depend on the
+/// compressor, so they are replaced by named placeholders before comparing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_pages_match_snapshots() {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = build_demo_and_dep(&tools, dir.path());
+    let app = TestApp::start(Backend::Sqlite).await;
+    repository_and_distribution(&app, "snap", json!({})).await;
+    upload(&app, &tools, "snap", &[wheel.clone(), sdist.clone()]).await;
+    let curl = Downloads::new();
+    let metadata = curl
+        .get(
+            &app.url("/pypi/snap/packages/granary-demo/granary_demo-1.0-py3-none-any.whl.metadata"),
+        )
+        .await
+        .unwrap();
+    let mut placeholders = vec![(
+        sha256_hex(&metadata),
+        "<sha256 of the wheel's METADATA>".to_owned(),
+    )];
+    for path in [&wheel, &sdist] {
+        let bytes = std::fs::read(path).unwrap();
+        placeholders.push((
+            sha256_hex(&bytes),
+            format!("<sha256 of {}>", file_name(path)),
+        ));
+        placeholders.push((
+            format!("\"size\": {}", bytes.len()),
+            format!("\"size\": \"<size of {}>\"", file_name(path)),
+        ));
+    }
+    let json = "application/vnd.pypi.simple.v1+json";
+    for (page, accept, snapshot) in [
+        ("simple/", "text/html", "python/index.html"),
+        ("simple/", json, "python/index.json"),
+        (
+            "simple/granary-demo/",
+            "text/html",
+            "python/granary-demo.html",
+        ),
+        ("simple/granary-demo/", json, "python/granary-demo.json"),
+        ("simple/granary-dep/", json, "python/granary-dep.json"),
+    ] {
+        let response = curl
+            .request(
+                &app.url(&format!("/pypi/snap/{page}")),
+                &["-H", &format!("Accept: {accept}")],
+            )
+            .await;
+        assert_eq!(response.status, 200, "{page}");
+        let content_type = if accept == json {
+            json
+        } else {
+            "text/html; charset=utf-8"
+        };
+        assert_eq!(
+            response.header("content-type"),
+            Some(content_type),
+            "{page} as {accept}"
+        );
+        let mut text = String::from_utf8(response.body).unwrap();
+        for (value, placeholder) in &placeholders {
+            text = text.replace(value.as_str(), placeholder);
+        }
+        assert_snapshot(snapshot, &text);
+    }
+    let refused = curl
+        .request(
+            &app.url("/pypi/snap/simple/"),
+            &["-H", "Accept: application/json"],
+        )
+        .await;
+    assert_eq!(
+        refused.status, 406,
+        "no representation fits application/json"
+    );
+}
