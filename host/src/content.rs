@@ -149,6 +149,13 @@ async fn serve_matched(
         && let Some(publication_id) = &matched.publication_id
     {
         if rest.is_empty() || rest.ends_with('/') {
+            // A directory with a published `index.html` serves it, as web servers and Pulp's
+            // content app do: that is how static indexes (PEP 503 pages) are found.
+            if let Some(response) =
+                published_file(app, publication_id, &format!("{rest}index.html"), &headers).await?
+            {
+                return Ok(response);
+            }
             if let Some(entries) = directory(app, publication_id, &rest).await? {
                 return Ok(listing(
                     &format!("{CONTENT_ROOT}{}/{rest}", matched.base_path),

@@ -245,6 +245,17 @@ async fn uploaded_packages_install_with_pip_and_uv(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(published_wheel, wheel_bytes);
+    // pip installs from the publication too: its directories serve their static index.html.
+    tokio::task::spawn_blocking({
+        let (tools, dir, index) = (
+            tools.clone(),
+            dir.path().to_owned(),
+            app.url("/pypi/published/simple/"),
+        );
+        move || pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
 
     // A name that is not normalized redirects to the normalized one.
     let redirect = curl
