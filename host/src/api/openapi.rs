@@ -128,6 +128,18 @@ pub enum Resource {
     Artifact,
     /// `tasks/`
     Task,
+    /// `repositories/`: every repository, whatever its type.
+    AllRepositories,
+    /// `repository_versions/`
+    AllRepositoryVersions,
+    /// `remotes/`
+    AllRemotes,
+    /// `content/`
+    AllContent,
+    /// `publications/`
+    AllPublications,
+    /// `distributions/`
+    AllDistributions,
     /// `uploads/` (chunked uploads)
     Upload,
     /// `users/`
@@ -287,9 +299,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(REPOSITORIES, Get, R::Repository, "list", "List repositories", Body::None, Reply::Page),
     endpoint(REPOSITORIES, Post, R::Repository, "create", "Create a repository", Body::Object(Media::Json), Reply::Object(201)),
     endpoint(REPOSITORY, Get, R::Repository, "read", "Inspect a repository", Body::None, Reply::Object(200)),
-    endpoint(REPOSITORY, Put, R::Repository, "update", "Update a repository", Body::Object(Media::Json), Reply::Object(200)),
-    endpoint(REPOSITORY, Patch, R::Repository, "partial_update", "Update some fields of a repository", Body::Patch, Reply::Object(200)),
+    endpoint(REPOSITORY, Put, R::Repository, "update", "Update a repository (a task)", Body::Object(Media::Json), Reply::Task),
+    endpoint(REPOSITORY, Patch, R::Repository, "partial_update", "Update some fields of a repository (a task)", Body::Patch, Reply::Task),
     endpoint(REPOSITORY, Delete, R::Repository, "delete", "Delete a repository (a task)", Body::None, Reply::Task),
+    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/set_label/", Post, R::Repository, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/unset_label/", Post, R::Repository, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/", Post, R::Repository, "sync", "Sync a repository from a remote (a task)", Body::Named("RepositorySyncURL", Media::Json), Reply::Task),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/modify/", Post, R::Repository, "modify", "Add and remove content units (a task)", Body::Named("RepositoryAddRemoveContent", Media::Json), Reply::Task),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/", Get, R::RepositoryVersion, "list", "List the versions of a repository", Body::None, Reply::Page),
@@ -298,9 +312,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(REMOTES, Get, R::Remote, "list", "List remotes", Body::None, Reply::Page),
     endpoint(REMOTES, Post, R::Remote, "create", "Create a remote", Body::Object(Media::Json), Reply::Object(201)),
     endpoint(REMOTE, Get, R::Remote, "read", "Inspect a remote", Body::None, Reply::Object(200)),
-    endpoint(REMOTE, Put, R::Remote, "update", "Update a remote", Body::Object(Media::Json), Reply::Object(200)),
-    endpoint(REMOTE, Patch, R::Remote, "partial_update", "Update some fields of a remote", Body::Patch, Reply::Object(200)),
+    endpoint(REMOTE, Put, R::Remote, "update", "Update a remote (a task)", Body::Object(Media::Json), Reply::Task),
+    endpoint(REMOTE, Patch, R::Remote, "partial_update", "Update some fields of a remote (a task)", Body::Patch, Reply::Task),
     endpoint(REMOTE, Delete, R::Remote, "delete", "Delete a remote (a task)", Body::None, Reply::Task),
+    endpoint("/pulp/api/v3/remotes/{plugin}/{type}/{id}/set_label/", Post, R::Remote, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    endpoint("/pulp/api/v3/remotes/{plugin}/{type}/{id}/unset_label/", Post, R::Remote, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
     // Content.
     endpoint(CONTENTS, Get, R::Content, "list", "List content units", Body::None, Reply::Page),
     endpoint(CONTENTS, Post, R::Content, "create", "Create a content unit from a file or an artifact (a task)", Body::Object(Media::Multipart), Reply::Task),
@@ -314,14 +330,24 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(DISTRIBUTIONS, Get, R::Distribution, "list", "List distributions", Body::None, Reply::Page),
     endpoint(DISTRIBUTIONS, Post, R::Distribution, "create", "Create a distribution (a task)", Body::Object(Media::Json), Reply::Task),
     endpoint(DISTRIBUTION, Get, R::Distribution, "read", "Inspect a distribution", Body::None, Reply::Object(200)),
-    endpoint(DISTRIBUTION, Put, R::Distribution, "update", "Update a distribution", Body::Object(Media::Json), Reply::Object(200)),
-    endpoint(DISTRIBUTION, Patch, R::Distribution, "partial_update", "Update some fields of a distribution", Body::Patch, Reply::Object(200)),
+    endpoint(DISTRIBUTION, Put, R::Distribution, "update", "Update a distribution (a task)", Body::Object(Media::Json), Reply::Task),
+    endpoint(DISTRIBUTION, Patch, R::Distribution, "partial_update", "Update some fields of a distribution (a task)", Body::Patch, Reply::Task),
     endpoint(DISTRIBUTION, Delete, R::Distribution, "delete", "Delete a distribution (a task)", Body::None, Reply::Task),
+    endpoint("/pulp/api/v3/distributions/{plugin}/{type}/{id}/set_label/", Post, R::Distribution, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    endpoint("/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/", Post, R::Distribution, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    // Every object of a kind, whatever its plugin.
+    endpoint("/pulp/api/v3/repositories/", Get, R::AllRepositories, "list", "List repositories of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/repository_versions/", Get, R::AllRepositoryVersions, "list", "List versions of every repository", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/remotes/", Get, R::AllRemotes, "list", "List remotes of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/content/", Get, R::AllContent, "list", "List content of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/publications/", Get, R::AllPublications, "list", "List publications of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/distributions/", Get, R::AllDistributions, "list", "List distributions of every type", Body::None, Reply::Page),
     // Artifacts.
     endpoint("/pulp/api/v3/artifacts/", Get, R::Artifact, "list", "List artifacts", Body::None, Reply::Page),
     endpoint("/pulp/api/v3/artifacts/", Post, R::Artifact, "create", "Upload an artifact", Body::Object(Media::Multipart), Reply::Object(201)),
     endpoint("/pulp/api/v3/artifacts/{id}/", Get, R::Artifact, "read", "Inspect an artifact", Body::None, Reply::Object(200)),
     endpoint("/pulp/api/v3/artifacts/{id}/", Delete, R::Artifact, "delete", "Delete an artifact no content refers to", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Delete, R::RepositoryVersion, "delete", "Delete a version, its changes squashed into the next (a task)", Body::None, Reply::Task),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
     // Chunked uploads.
     endpoint("/pulp/api/v3/uploads/", Get, R::Upload, "list", "List uploads", Body::None, Reply::Page),
@@ -463,6 +489,12 @@ fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             .collect(),
         R::Artifact => core("artifacts", "artifact_href", "Artifact"),
         R::Task => core("tasks", "task_href", "Task"),
+        R::AllRepositories => core("repositories", "", "Repository"),
+        R::AllRepositoryVersions => core("repository_versions", "", "RepositoryVersion"),
+        R::AllRemotes => core("remotes", "", "Remote"),
+        R::AllContent => core("content", "", "Content"),
+        R::AllPublications => core("publications", "", "Publication"),
+        R::AllDistributions => core("distributions", "", "Distribution"),
         R::Upload => core("uploads", "upload_href", "Upload"),
         R::User => core("users", "auth_user_href", "User"),
         R::UserToken => vec![Names {
@@ -629,6 +661,11 @@ fn tag(resource: Resource, names: &Names) -> String {
         R::Content => "Content",
         R::Artifact => return "Artifacts".into(),
         R::Task => return "Tasks".into(),
+        R::AllRepositories | R::AllRepositoryVersions => return "Repositories".into(),
+        R::AllRemotes => return "Remotes".into(),
+        R::AllContent => return "Content".into(),
+        R::AllPublications => return "Publications".into(),
+        R::AllDistributions => return "Distributions".into(),
         R::Upload => return "Uploads".into(),
         R::User | R::UserToken => return "Users".into(),
         R::OrphansCleanup | R::ReclaimSpace | R::Repair => return "Maintenance".into(),
@@ -720,14 +757,52 @@ fn list_parameters(resource: Resource) -> Vec<Value> {
             "All fields of each result but these.",
         ),
     ];
+    let string_list = || json!({ "type": "array", "items": string() });
     let named = matches!(
         resource,
-        R::Repository | R::Remote | R::Distribution | R::Task
+        R::Repository
+            | R::Remote
+            | R::Distribution
+            | R::AllRepositories
+            | R::AllRemotes
+            | R::AllDistributions
     );
-    if named {
+    if named || resource == R::Task {
         parameters.push(query("name", string(), "Filter by exact name."));
     }
-    if matches!(resource, R::Repository | R::Remote | R::Distribution) {
+    if !matches!(
+        resource,
+        R::Task | R::Upload | R::User | R::UserToken | R::Plugin | R::Artifact
+    ) {
+        parameters.push(query(
+            "pulp_href__in",
+            string_list(),
+            "Only these objects (hrefs).",
+        ));
+        parameters.push(query(
+            "prn__in",
+            string_list(),
+            "Only these objects (PRNs).",
+        ));
+    }
+    if named {
+        parameters.push(query(
+            "pulp_label_select",
+            string(),
+            "Label conditions, e.g. `env=prod,!legacy`.",
+        ));
+        parameters.push(query(
+            "name__in",
+            string_list(),
+            "Filter by any of these names.",
+        ));
+        parameters.push(query(
+            "name__iexact",
+            string(),
+            "Filter by name, ignoring case.",
+        ));
+    }
+    if named {
         parameters.extend([
             query(
                 "name__contains",
@@ -747,6 +822,86 @@ fn list_parameters(resource: Resource) -> Vec<Value> {
         ]);
     }
     match resource {
+        R::Repository | R::AllRepositories => {
+            parameters.push(query(
+                "remote",
+                string(),
+                "Repositories syncing from this remote (an href).",
+            ));
+            parameters.push(query(
+                "content",
+                string(),
+                "Repositories whose latest version holds this content (an href).",
+            ));
+            parameters.push(query(
+                "content__in",
+                string_list(),
+                "Repositories whose latest version holds any of this content.",
+            ));
+        }
+        R::RepositoryVersion | R::AllRepositoryVersions => {
+            for (name, description) in [
+                ("number", "Filter by number."),
+                ("number__gt", "Numbers greater than this."),
+                ("number__gte", "Numbers at least this."),
+                ("number__lt", "Numbers less than this."),
+                ("number__lte", "Numbers at most this."),
+            ] {
+                parameters.push(query(name, json!({ "type": "integer" }), description));
+            }
+            parameters.push(query(
+                "content",
+                string(),
+                "Versions holding this content (an href).",
+            ));
+            parameters.push(query(
+                "content__in",
+                string_list(),
+                "Versions holding any of this content.",
+            ));
+        }
+        R::Remote | R::AllRemotes => {
+            parameters.push(query(
+                "policy",
+                json!({ "type": "string", "enum": ["immediate", "on_demand", "streamed"] }),
+                "Filter by download policy.",
+            ));
+        }
+        R::Publication | R::AllPublications => {
+            parameters.push(query(
+                "repository",
+                string(),
+                "Publications of this repository (an href).",
+            ));
+            parameters.push(query(
+                "repository_version",
+                string(),
+                "Publications of this version (an href).",
+            ));
+        }
+        R::Distribution | R::AllDistributions => {
+            parameters.push(query("base_path", string(), "Filter by base path."));
+            parameters.push(query(
+                "base_path__contains",
+                string(),
+                "Base paths containing this.",
+            ));
+            parameters.push(query(
+                "base_path__icontains",
+                string(),
+                "Base paths containing this, ignoring case.",
+            ));
+            parameters.push(query(
+                "base_path__in",
+                string_list(),
+                "Any of these base paths.",
+            ));
+            parameters.push(query(
+                "repository",
+                string(),
+                "Distributions of this repository (an href).",
+            ));
+        }
         R::Content => {
             for (name, description) in [
                 (
@@ -777,6 +932,13 @@ fn list_parameters(resource: Resource) -> Vec<Value> {
                     "Filter by any of these states.",
                 ),
                 query("worker", string(), "Filter by worker name."),
+                query("name__in", string_list(), "Filter by any of these names."),
+                query("logging_cid", string(), "Filter by correlation id."),
+                query(
+                    "reserved_resources_record",
+                    string_list(),
+                    "Tasks that reserved these resources.",
+                ),
                 query(
                     "name__contains",
                     string(),
@@ -885,6 +1047,16 @@ fn identity() -> Vec<Field> {
 
 fn fields(resource: Resource) -> Vec<Field> {
     use Access::{ReadOnly, ReadWrite, WriteOnly};
+    // Lists across types show each object as its own type does; these are the common fields.
+    let resource = match resource {
+        R::AllRepositories => R::Repository,
+        R::AllRepositoryVersions => R::RepositoryVersion,
+        R::AllRemotes => R::Remote,
+        R::AllPublications => R::Publication,
+        R::AllDistributions => R::Distribution,
+        R::AllContent => return identity(),
+        other => other,
+    };
     let mut fields = identity();
     let more = match resource {
         R::Repository => vec![
@@ -1079,7 +1251,12 @@ fn fields(resource: Resource) -> Vec<Field> {
             field("artifact", nullable(href()), false, ReadOnly),
         ],
         R::Upload => vec![
-            field("size", json!({ "type": "integer", "minimum": 0 }), true, ReadWrite),
+            field(
+                "size",
+                json!({ "type": "integer", "minimum": 0 }),
+                true,
+                ReadWrite,
+            ),
             field("completed", nullable(date_time()), false, ReadOnly),
             field(
                 "chunks",
@@ -1100,7 +1277,12 @@ fn fields(resource: Resource) -> Vec<Field> {
             field("is_staff", json!({ "type": "boolean" }), false, ReadWrite),
             field("is_active", json!({ "type": "boolean" }), false, ReadWrite),
             field("date_joined", date_time(), false, ReadOnly),
-            field("groups", json!({ "type": "array", "items": { "type": "object" } }), false, ReadOnly),
+            field(
+                "groups",
+                json!({ "type": "array", "items": { "type": "object" } }),
+                false,
+                ReadOnly,
+            ),
             field(
                 "hidden_fields",
                 json!({ "type": "array", "items": { "type": "object" } }),
@@ -1123,6 +1305,12 @@ fn fields(resource: Resource) -> Vec<Field> {
         R::Status | R::Livez | R::OrphansCleanup | R::ReclaimSpace | R::Repair => {
             return Vec::new();
         }
+        R::AllRepositories
+        | R::AllRepositoryVersions
+        | R::AllRemotes
+        | R::AllContent
+        | R::AllPublications
+        | R::AllDistributions => unreachable!("mapped to their typed resource above"),
     };
     fields.extend(more);
     fields
@@ -1203,6 +1391,29 @@ pub fn core_schemas() -> BTreeMap<String, Value> {
                     "remove_content_units": { "type": "array", "items": string() },
                     "base_version": nullable(href()),
                 },
+            }),
+        ),
+        (
+            "SetLabel",
+            json!({
+                "type": "object",
+                "required": ["key"],
+                "properties": { "key": string(), "value": nullable(string()) },
+            }),
+        ),
+        (
+            "UnsetLabel",
+            json!({
+                "type": "object",
+                "required": ["key"],
+                "properties": { "key": string() },
+            }),
+        ),
+        (
+            "SetLabelResponse",
+            json!({
+                "type": "object",
+                "properties": { "key": string(), "value": nullable(string()) },
             }),
         ),
         (

@@ -658,7 +658,9 @@ fn href_id(href: &Href) -> Option<String> {
         | Href::Distribution { id, .. }
         | Href::Content { id, .. }
         | Href::Artifact { id }
-        | Href::Task { id } => Some(id.clone()),
+        | Href::Task { id }
+        | Href::Upload { id }
+        | Href::User { id } => Some(id.clone()),
         Href::Version { .. } => None,
     }
 }

@@ -423,7 +423,7 @@ async fn redownload(
         let (url, remote_id, path): (String, String, String) =
             (source.get(0), source.get(1), source.get(2));
         let remote = Remote::load(app.db.pool(), &remote_id).await?;
-        let client = remote.client()?;
+        let client = app.remote_clients.client(&remote)?;
         match artifacts::download(
             &app.db,
             &app.blobs,
