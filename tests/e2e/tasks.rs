@@ -131,7 +131,7 @@ async fn a_task_is_canceled_and_only_finished_tasks_are_deleted(backend: Backend
         )
         .await;
 
-    let refused = app.delete(&task).await;
+    let refused = app.delete_href(&task).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
 
     let (status, body) = app.patch_json(&task, &json!({"state": "completed"})).await;
@@ -153,7 +153,7 @@ async fn a_task_is_canceled_and_only_finished_tasks_are_deleted(backend: Backend
     let (status, body) = app.patch_json(&task, &json!({"state": "canceled"})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    assert_eq!(app.delete(&task).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.delete_href(&task).await.status, StatusCode::NO_CONTENT);
     let (status, _) = app.get(&task).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

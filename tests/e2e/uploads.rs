@@ -233,7 +233,10 @@ async fn bad_chunks_are_refused(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["sha256"].is_array(), "{body}");
 
-    assert_eq!(app.delete(&upload).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete_href(&upload).await.status,
+        StatusCode::NO_CONTENT
+    );
     let (status, _) = app.get(&upload).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(app.count(&format!("{API}/uploads/")).await, 0);
@@ -353,7 +356,7 @@ async fn artifact_digests_are_checked_against_the_bytes(backend: Backend) {
         &sha256[2..4]
     ));
     assert!(stored.exists(), "{} is stored", stored.display());
-    assert_eq!(app.delete(&href).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.delete_href(&href).await.status, StatusCode::NO_CONTENT);
     assert!(!stored.exists(), "deleting the artifact deletes its bytes");
     assert_eq!(app.artifacts_with_sha256(&sha256).await, 0);
 
@@ -364,6 +367,6 @@ async fn artifact_digests_are_checked_against_the_bytes(backend: Backend) {
         .list_all(&format!("{API}/artifacts/?sha256={sha256}"))
         .await;
     assert_eq!(used.len(), 1);
-    let reply = app.delete(str_field(&used[0], "pulp_href")).await;
+    let reply = app.delete_href(str_field(&used[0], "pulp_href")).await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
 }

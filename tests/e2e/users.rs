@@ -202,7 +202,7 @@ async fn only_staff_manage_users(backend: Backend) {
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
-    assert_eq!(app.delete(&bob).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.delete_href(&bob).await.status, StatusCode::NO_CONTENT);
     let (status, _) = app.get(&bob).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -97,7 +97,7 @@ impl TestApp {
     }
 
     /// `DELETE path` as the admin.
-    pub async fn delete(&self, path: &str) -> Reply {
+    pub async fn delete_href(&self, path: &str) -> Reply {
         self.request(Method::DELETE, path, As::Admin, None, &[])
             .await
     }
