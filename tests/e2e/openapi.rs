@@ -177,6 +177,22 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{artifact}");
+    let upload = app
+        .create("/pulp/api/v3/uploads/", json!({ "size": 10 }))
+        .await;
+    let user = app
+        .create(
+            "/pulp/api/v3/users/",
+            json!({ "username": "every-user", "password": "a long enough password" }),
+        )
+        .await;
+    let user_href = str_field(&user, "pulp_href").to_owned();
+    let token = app
+        .create(
+            &format!("{user_href}tokens/"),
+            json!({ "name": "every-token" }),
+        )
+        .await;
     BTreeMap::from([
         ("file_file_repository_href", repository),
         ("file_file_repository_version_href", version),
@@ -193,19 +209,28 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
         ),
         ("task_href", task_href),
         ("plugin_href", "/pulp/api/v3/plugins/file/".to_owned()),
+        ("upload_href", str_field(&upload, "pulp_href").to_owned()),
+        ("auth_user_href", user_href),
+        (
+            "auth_users_token_href",
+            str_field(&token, "pulp_href").to_owned(),
+        ),
     ])
 }
 
 /// Every operation of the document, called on real objects: none is a missing route (404), a
 /// missing method (405) or a server error. Reads answer 200; writes get an empty body, which
 /// the server either accepts or rejects field by field. Deletes run last, so they don't take
-/// objects away from the other calls.
+/// objects away from the other calls, and objects inside others (versions, tokens) go first.
 async fn every_operation_is_reachable(backend: Backend) {
     let app = TestApp::start(backend).await;
     let document = document(&app, DOCS).await;
     let objects = objects(&app).await;
     let mut operations = operations(&document);
-    operations.sort_by_key(|(method, _, _)| method == "delete");
+    operations.sort_by_key(|(method, path, _)| {
+        let inner = path.contains("version_href}") || path.contains("token_href}");
+        (method == "delete", !inner)
+    });
     let client = reqwest::Client::new();
     let (username, password) = app.credentials();
     let mut called = BTreeSet::new();
