@@ -312,7 +312,7 @@ async fn create_from(
     };
     let source = match (artifact, text.get("artifact"), upload_id) {
         (Some(artifact), _, _) => Source::Artifact(artifact.sha256),
-        (None, Some(href), None) => Source::Artifact(artifact_by_href(&app, href).await?.sha256),
+        (None, Some(href), None) => Source::Artifact(artifact_by_href(app, href).await?.sha256),
         (None, None, Some(upload_id)) => Source::Upload(upload_id),
         (None, Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
@@ -370,7 +370,7 @@ async fn create_from(
             repository_id,
         },
     };
-    spawn_task(&app, "granary.tasks.upload", args, &locks).await
+    spawn_task(app, "granary.tasks.upload", args, &locks).await
 }
 
 /// Where the bytes of a unit being created come from.

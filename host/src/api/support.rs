@@ -438,14 +438,14 @@ impl Shape {
     /// Reads `fields` and `exclude_fields` (comma-separated, possibly repeated) from a URI.
     pub fn from_uri(uri: &Uri) -> Shape {
         let mut shape = Shape::default();
-        let pairs = uri
+        let pairs: Vec<(String, String)> = uri
             .query()
             .map(|q| {
                 url::form_urlencoded::parse(q.as_bytes())
                     .into_owned()
                     .collect()
             })
-            .unwrap_or_else(Vec::new);
+            .unwrap_or_default();
         for (key, value) in pairs {
             let names = value
                 .split(',')
