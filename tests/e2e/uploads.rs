@@ -370,3 +370,57 @@ async fn artifact_digests_are_checked_against_the_bytes(backend: Backend) {
     let reply = app.delete_href(str_field(&used[0], "pulp_href")).await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
 }
+
+/// Scale-out (PostgreSQL and S3, two `serve` processes, one `worker`): the chunks of one upload
+/// are sent to different serve processes, stored as objects of the S3 bucket under `uploads/`,
+/// and assembled by the worker process; afterwards the bucket holds the artifact and no chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_sent_to_different_processes_are_assembled_through_s3() {
+    let Some(Backend::Postgres { server_url }) = Backend::postgres_from_env() else {
+        eprintln!("skipped: GRANARY_TEST_DATABASE_URL not set");
+        return;
+    };
+    let cluster = crate::support::cluster::Cluster::start(&server_url, 2, 1).await;
+    let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
+    // The first chunk is larger than what goes to S3 in one request, so it is stored in parts.
+    let file = payload(9 * 1024 * 1024 + 4321, 42);
+    let split = 9 * 1024 * 1024;
+    let upload = start_upload(first, file.len()).await;
+    send(second, &upload, &file, split..file.len()).await;
+    send(first, &upload, &file, 0..split).await;
+
+    let chunk_objects = |objects: &[(String, u64)]| {
+        objects
+            .iter()
+            .filter(|(key, _)| key.starts_with("uploads/"))
+            .map(|(_, size)| *size)
+            .collect::<Vec<u64>>()
+    };
+    let mut stored = chunk_objects(&cluster.s3.objects().await);
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec![(file.len() - split) as u64, split as u64],
+        "each chunk is an object of the bucket"
+    );
+
+    let sha256 = sha256_hex(&file);
+    let task = second
+        .run_task(&format!("{upload}commit/"), json!({"sha256": sha256}))
+        .await;
+    assert_eq!(
+        task["worker"], cluster.workers[0].name,
+        "the worker process assembled the upload: {task:#}"
+    );
+    let objects = cluster.s3.objects().await;
+    assert!(
+        chunk_objects(&objects).is_empty(),
+        "the chunks are deleted: {objects:?}"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|(key, size)| key.ends_with(&sha256) && *size == file.len() as u64),
+        "the artifact is in the bucket: {objects:?}"
+    );
+}

@@ -145,6 +145,18 @@ async fn only_staff_manage_users(backend: Backend) {
 
     let bob = create_user(&app, "bob", "bob-password").await;
     let as_bob = As::Basic("bob", "bob-password");
+    assert_eq!(
+        app.count(&format!("{API}/users/?username__contains=ob"))
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!("{API}/users/?username__contains=_"))
+            .await,
+        0,
+        "_ is a character, not a wildcard"
+    );
+    assert_eq!(app.count(&format!("{API}/users/?is_staff=true")).await, 1);
 
     let create = app
         .request(

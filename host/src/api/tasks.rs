@@ -359,3 +359,26 @@ async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResu
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::stored_time;
+
+    #[test]
+    fn time_filters_compare_in_stored_form() {
+        assert_eq!(
+            stored_time("t", "2026-11-28T17:00:00+01:00").unwrap(),
+            "2026-11-28T16:00:00.000000Z"
+        );
+        assert_eq!(
+            stored_time("t", "2026-11-28T17:00:00.5").unwrap(),
+            "2026-11-28T17:00:00.500000Z",
+            "no zone means UTC"
+        );
+        assert_eq!(
+            stored_time("t", "2026-11-28").unwrap(),
+            "2026-11-28T00:00:00.000000Z"
+        );
+        assert!(stored_time("t", "yesterday").is_err());
+    }
+}

@@ -380,3 +380,28 @@ async fn commit(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::content_range;
+
+    fn range(value: &str) -> Option<(i64, i64, Option<i64>)> {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-range", HeaderValue::from_str(value).unwrap());
+        content_range(&headers).ok()
+    }
+
+    #[test]
+    fn content_range_is_bytes_start_end_over_size() {
+        assert_eq!(range("bytes 0-99/1000"), Some((0, 99, Some(1000))));
+        assert_eq!(range("bytes 900-999/*"), Some((900, 999, None)));
+        assert_eq!(range("bytes 5-5/6"), Some((5, 5, Some(6))));
+        assert_eq!(range("bytes 10-5/100"), None, "end before start");
+        assert_eq!(range("bytes -5/100"), None);
+        assert_eq!(range("items 0-1/2"), None);
+        assert_eq!(range("bytes 0-1"), None, "no size");
+        assert!(content_range(&HeaderMap::new()).is_err(), "no header");
+    }
+}

@@ -94,15 +94,22 @@ async fn list(
     }
     for (param, condition) in [
         ("username", "username = $N"),
-        ("username__contains", "username LIKE $N"),
-        ("username__icontains", "LOWER(username) LIKE LOWER($N)"),
+        ("username__contains", "username LIKE $N ESCAPE '\\'"),
+        (
+            "username__icontains",
+            "LOWER(username) LIKE LOWER($N) ESCAPE '\\'",
+        ),
         ("email", "email = $N"),
         ("first_name", "first_name = $N"),
         ("last_name", "last_name = $N"),
     ] {
         if let Some(value) = query.get(param) {
             values.push(if param.contains("contains") {
-                format!("%{value}%")
+                let escaped = value
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                format!("%{escaped}%")
             } else {
                 value.clone()
             });
