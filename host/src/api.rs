@@ -8,7 +8,9 @@
 //! [`plugins`], [`status`], and [`openapi`] (the document describing all of them; public, as
 //! `status/`).
 //! [`auth`] checks credentials; [`correlation`] gives every request a `Correlation-ID`.
-//! Shared request/response helpers live in [`support`].
+//! Shared request/response helpers live in [`support`]: list filters, ordering and pagination,
+//! `fields`/`exclude_fields`, labels, and the update/delete tasks. `docs/rest-api.md` says how
+//! each behaviour matches Pulp's.
 
 pub mod artifacts;
 pub mod auth;

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::support::proxy::Proxy;
 use crate::support::pulp::{API, created_resources, str_field, summary_count};
+use crate::support::tls::Pki;
 use crate::support::upstream::Required;
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
@@ -17,6 +19,10 @@ sqlite_and_postgres!(
     labels_are_set_and_unset_one_key_at_a_time,
     remote_fields_are_validated_and_secrets_never_shown,
     remote_credentials_and_headers_reach_the_upstream,
+    remote_proxy_and_its_credentials_carry_every_request,
+    failed_requests_are_retried_up_to_max_retries,
+    download_concurrency_bounds_parallel_downloads,
+    remote_tls_settings_decide_whom_granary_trusts_and_how_it_identifies,
     retained_versions_are_pruned_and_versions_deleted_without_losing_content,
     distribution_base_paths_do_not_overlap,
 );
@@ -31,14 +37,17 @@ fn repository_name(i: usize) -> String {
 /// every seventh has a `team`; every tenth is `legacy`.
 fn labels_of(i: usize) -> Value {
     let mut labels = serde_json::Map::new();
-    labels.insert("env".into(), json!(if i % 2 == 0 { "prod" } else { "dev" }));
-    if i % 5 == 0 {
+    labels.insert(
+        "env".into(),
+        json!(if i.is_multiple_of(2) { "prod" } else { "dev" }),
+    );
+    if i.is_multiple_of(5) {
         labels.insert("tier".into(), json!("gold"));
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         labels.insert("team".into(), json!("Platform-Ops"));
     }
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         labels.insert("legacy".into(), json!("yes"));
     }
     Value::Object(labels)
@@ -154,32 +163,32 @@ async fn repository_lists_filter_order_and_paginate(backend: Backend) {
     // Label selection: =, !=, ~ (case-insensitive), presence, absence, and all of them ANDed.
     assert_eq!(
         count("pulp_label_select=env=prod".into()).await,
-        count_where(&|i| i % 2 == 0)
+        count_where(&|i| i.is_multiple_of(2))
     );
     assert_eq!(
         count("pulp_label_select=env!=prod".into()).await,
-        count_where(&|i| i % 2 == 1)
+        count_where(&|i| !i.is_multiple_of(2))
     );
     assert_eq!(
         count("pulp_label_select=tier".into()).await,
-        count_where(&|i| i % 5 == 0)
+        count_where(&|i| i.is_multiple_of(5))
     );
     assert_eq!(
         count("pulp_label_select=!tier".into()).await,
-        count_where(&|i| i % 5 != 0)
+        count_where(&|i| !i.is_multiple_of(5))
     );
     assert_eq!(
         count("pulp_label_select=team~ops".into()).await,
-        count_where(&|i| i % 7 == 0)
+        count_where(&|i| i.is_multiple_of(7))
     );
     assert_eq!(
         count("pulp_label_select=env=prod,tier=gold,!legacy".into()).await,
-        count_where(&|i| i % 2 == 0 && i % 5 == 0 && i % 10 != 0),
+        count_where(&|i| i.is_multiple_of(2) && i.is_multiple_of(5) && !i.is_multiple_of(10)),
         "env=prod and tier=gold without legacy is the empty set"
     );
     assert_eq!(
         count("pulp_label_select=env=dev,team~PLATFORM".into()).await,
-        count_where(&|i| i % 2 == 1 && i % 7 == 0)
+        count_where(&|i| !i.is_multiple_of(2) && i.is_multiple_of(7))
     );
     let (status, body) = app
         .get(&format!("{list}?pulp_label_select=!env=prod"))
@@ -238,7 +247,7 @@ async fn repository_lists_filter_order_and_paginate(backend: Backend) {
     assert_eq!(
         app.count(&format!("{API}/repositories/?pulp_label_select=legacy"))
             .await,
-        count_where(&|i| i % 10 == 0)
+        count_where(&|i| i.is_multiple_of(10))
     );
 
     for bad in ["limit=ten", "offset=-1"] {
@@ -262,6 +271,27 @@ async fn client_mistakes_are_400_and_unknown_urls_404(backend: Backend) {
     let (status, body) = app.patch_json(&other, &json!({"name": "taken"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body, json!({"name": ["This field must be unique."]}));
+
+    let (status, body) = app
+        .put_json(&other, &json!({"description": "no name"}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "PUT needs the whole object: {body}"
+    );
+    assert!(body["name"].is_array(), "{body}");
+    let (status, body) = app
+        .put_json(&other, &json!({"name": "renamed", "description": "put"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let task = app.wait_task(str_field(&body, "task")).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let renamed = app.get_json(&other).await;
+    assert_eq!(
+        (&renamed["name"], &renamed["description"]),
+        (&json!("renamed"), &json!("put"))
+    );
 
     let nowhere = "8f0c2d9e-5b1a-4c3e-9d2f-0a1b2c3d4e5f";
     let missing_remote = format!("{API}/remotes/file/file/{nowhere}/");
@@ -608,6 +638,189 @@ async fn remote_credentials_and_headers_reach_the_upstream(backend: Backend) {
             file.relative_path
         );
     }
+}
+
+/// A remote with `proxy_url` and proxy credentials reaches the upstream only through the proxy:
+/// without the credentials the proxy refuses (407) and the sync fails; with them the manifest and
+/// every file go through it.
+async fn remote_proxy_and_its_credentials_carry_every_request(backend: Backend) {
+    let fixture = Fixture::generate(8, 32);
+    let upstream = Upstream::serve(&fixture).await;
+    let proxy = Proxy::start("gate", "keeper").await;
+    let app = TestApp::start(backend).await;
+    let repository = app.create_file_repository("proxied").await;
+    let remotes = format!("{API}/remotes/file/file/");
+
+    let no_credentials = app
+        .create(
+            &remotes,
+            json!({"name": "no-credentials", "url": upstream.manifest_url(), "proxy_url": proxy.url()}),
+        )
+        .await;
+    let task = app
+        .sync(&repository, str_field(&no_credentials, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "failed", "{task:#}");
+    assert!(
+        proxy.refused() > 0,
+        "the proxy saw the request and refused it"
+    );
+    assert_eq!(
+        upstream.manifest_requests(),
+        0,
+        "nothing bypassed the proxy"
+    );
+
+    let remote = app
+        .create(
+            &remotes,
+            json!({
+                "name": "proxied",
+                "url": upstream.manifest_url(),
+                "proxy_url": proxy.url(),
+                "proxy_username": "gate",
+                "proxy_password": "keeper",
+            }),
+        )
+        .await;
+    let task = app
+        .sync(&repository, str_field(&remote, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(
+        proxy.carried(),
+        1 + fixture.files.len(),
+        "the manifest and every file"
+    );
+    assert_eq!(upstream.manifest_requests(), 1);
+    assert_eq!(upstream.file_requests(), fixture.files.len());
+}
+
+/// An upstream that answers 503 to the first two requests for every path: a remote allowed two
+/// retries syncs everything (three requests a path), one allowed a single retry fails.
+async fn failed_requests_are_retried_up_to_max_retries(backend: Backend) {
+    let fixture = Fixture::generate(6, 33);
+    let upstream = Upstream::serve(&fixture).await;
+    upstream.fail_first_requests(2);
+    let app = TestApp::start(backend).await;
+    let remotes = format!("{API}/remotes/file/file/");
+
+    let impatient = app
+        .create(
+            &remotes,
+            json!({"name": "impatient", "url": upstream.manifest_url(), "max_retries": 1}),
+        )
+        .await;
+    let repository = app.create_file_repository("retried").await;
+    let task = app
+        .sync(&repository, str_field(&impatient, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "failed", "{task:#}");
+    assert_eq!(upstream.manifest_requests(), 2, "one try and one retry");
+
+    let patient = app
+        .create(
+            &remotes,
+            json!({"name": "patient", "url": upstream.manifest_url(), "max_retries": 2}),
+        )
+        .await;
+    let task = app
+        .sync(&repository, str_field(&patient, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    for file in &fixture.files {
+        assert_eq!(
+            upstream.requests_for(&file.relative_path),
+            3,
+            "two 503s, then the file: {}",
+            file.relative_path
+        );
+    }
+    let version = app.get_json(&format!("{repository}versions/1/")).await;
+    assert_eq!(
+        summary_count(&version, "present", "file.file"),
+        fixture.files.len() as u64
+    );
+}
+
+/// An HTTPS upstream with a certificate from a private authority, requiring a client
+/// certificate: a remote that validates TLS without the authority fails; one trusting it through
+/// `ca_cert` but without a client certificate is refused; with `client_cert` and `client_key` it
+/// syncs. `tls_validation: false` skips the server check (the client certificate is still sent).
+async fn remote_tls_settings_decide_whom_granary_trusts_and_how_it_identifies(backend: Backend) {
+    let pki = tokio::task::spawn_blocking(Pki::generate)
+        .await
+        .expect("generate certificates");
+    let fixture = Fixture::generate(5, 34);
+    let upstream = Upstream::serve_tls(&fixture, pki.server_config()).await;
+    let app = TestApp::start(backend).await;
+    let remotes = format!("{API}/remotes/file/file/");
+    let url = upstream.manifest_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let attempts = [
+        ("untrusted", json!({}), "failed"),
+        ("anonymous", json!({"ca_cert": pki.ca_cert}), "failed"),
+        (
+            "unchecked",
+            json!({"tls_validation": false, "client_cert": pki.client_cert, "client_key": pki.client_key}),
+            "completed",
+        ),
+        (
+            "identified",
+            json!({"ca_cert": pki.ca_cert, "client_cert": pki.client_cert, "client_key": pki.client_key}),
+            "completed",
+        ),
+    ];
+    for (name, settings, outcome) in attempts {
+        let mut body = json!({"name": name, "url": url});
+        body.as_object_mut()
+            .unwrap()
+            .extend(settings.as_object().unwrap().clone());
+        let remote = app.create(&remotes, body).await;
+        let repository = app.create_file_repository(name).await;
+        let task = app
+            .sync(&repository, str_field(&remote, "pulp_href"), false)
+            .await;
+        assert_eq!(task["state"], outcome, "{name}: {task:#}");
+    }
+    let identified = app.get_json(&format!("{remotes}?name=identified")).await;
+    let shown = &identified["results"][0];
+    assert_eq!(shown["ca_cert"], json!(pki.ca_cert));
+    assert_eq!(shown["client_cert"], json!(pki.client_cert));
+    assert!(shown.get("client_key").is_none(), "{shown:#}");
+    assert!(
+        shown["hidden_fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "client_key", "is_set": true}))
+    );
+}
+
+/// A remote's `download_concurrency` is the most file downloads a sync has open at once.
+async fn download_concurrency_bounds_parallel_downloads(backend: Backend) {
+    let fixture = Fixture::generate(16, 35);
+    let upstream = Upstream::serve(&fixture).await;
+    // Slow answers make downloads overlap, so the bound is what limits them.
+    upstream.set_file_delay(std::time::Duration::from_millis(100));
+    let app = TestApp::start(backend).await;
+    let remote = app
+        .create(
+            &format!("{API}/remotes/file/file/"),
+            json!({"name": "narrow", "url": upstream.manifest_url(), "download_concurrency": 2}),
+        )
+        .await;
+    let repository = app.create_file_repository("narrow").await;
+    let task = app
+        .sync(&repository, str_field(&remote, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(upstream.file_requests(), fixture.files.len());
+    let most = upstream.most_concurrent_file_requests();
+    assert!(
+        (1..=2).contains(&most),
+        "at most two downloads at once, saw {most}"
+    );
 }
 
 /// With `retain_repo_versions` 2, each new version prunes the oldest beyond two and the kept

@@ -5,8 +5,10 @@ pub mod app;
 pub mod cluster;
 pub mod curl;
 pub mod fixture;
+pub mod proxy;
 pub mod pulp;
 pub mod requests;
+pub mod tls;
 pub mod tools;
 pub mod upstream;
 

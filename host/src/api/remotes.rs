@@ -540,3 +540,40 @@ async fn unset_label(
     let row = load(&app, &plugin, &type_name, &id).await?;
     super::support::unset_label(&app, "remotes", &row.get::<String, _>(0), &fields).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{is_der_sequence, pem_blocks};
+
+    #[test]
+    fn der_sequences_must_be_whole() {
+        assert!(is_der_sequence(&[0x30, 0x03, 1, 2, 3]));
+        assert!(is_der_sequence(&[0x30, 0x81, 0x01, 9]));
+        assert!(!is_der_sequence(&[0x30, 0x04, 1, 2, 3]), "short");
+        assert!(!is_der_sequence(&[0x31, 0x00]), "a SET, not a SEQUENCE");
+        assert!(!is_der_sequence(b"nope"));
+    }
+
+    #[test]
+    fn pem_blocks_are_counted_by_label() {
+        let block =
+            |label: &str| format!("-----BEGIN {label}-----\nMAMCAQE=\n-----END {label}-----\n");
+        let two = format!("{}{}", block("CERTIFICATE"), block("CERTIFICATE"));
+        assert_eq!(pem_blocks(&two, "CERTIFICATE"), Some(2));
+        assert_eq!(pem_blocks(&block("PRIVATE KEY"), "PRIVATE KEY"), Some(1));
+        assert_eq!(pem_blocks(&block("PRIVATE KEY"), "CERTIFICATE"), Some(0));
+        assert_eq!(
+            pem_blocks(
+                "-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n",
+                "CERTIFICATE"
+            ),
+            None,
+            "base64 of something that is not DER"
+        );
+        assert_eq!(
+            pem_blocks("-----BEGIN CERTIFICATE-----\nMAMCAQE=\n", "CERTIFICATE"),
+            None,
+            "unterminated"
+        );
+    }
+}

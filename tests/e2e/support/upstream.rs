@@ -11,9 +11,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
+use axum::serve::Listener;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 use super::fixture::{Fixture, FixtureFile};
 
@@ -33,6 +36,11 @@ struct Shared {
     stopped: AtomicBool,
     /// Requests refused for lacking the required credentials or header.
     refused: AtomicU64,
+    /// Each path's first this-many requests are answered 503.
+    failures_per_path: AtomicU64,
+    /// File requests being answered right now, and the most there ever were at once.
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
 }
 
 /// Credentials and a header an upstream insists on.
@@ -46,6 +54,7 @@ pub struct Required {
 
 pub struct Upstream {
     addr: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -59,6 +68,34 @@ impl Upstream {
 
     /// Serves `files` with a manifest the test wrote (possibly lying about them).
     pub async fn serve_with_manifest(files: &[FixtureFile], manifest: String) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the upstream");
+        Upstream::start(files, manifest, listener, "http").await
+    }
+
+    /// Serves `fixture` over HTTPS with `config` (its certificate, and whether it asks for
+    /// client certificates).
+    pub async fn serve_tls(fixture: &Fixture, config: Arc<ServerConfig>) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the upstream");
+        let listener = TlsListener {
+            listener,
+            acceptor: TlsAcceptor::from(config),
+        };
+        Upstream::start(&fixture.files, fixture.manifest(), listener, "https").await
+    }
+
+    async fn start<L>(
+        files: &[FixtureFile],
+        manifest: String,
+        listener: L,
+        scheme: &'static str,
+    ) -> Upstream
+    where
+        L: Listener<Addr = SocketAddr>,
+    {
         let mut map: HashMap<String, Bytes> = files
             .iter()
             .map(|file| (file.relative_path.clone(), file.bytes.clone()))
@@ -71,10 +108,10 @@ impl Upstream {
             required: Mutex::default(),
             stopped: AtomicBool::new(false),
             refused: AtomicU64::new(0),
+            failures_per_path: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            most_in_flight: AtomicU64::new(0),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the upstream");
         let addr = listener.local_addr().expect("upstream address");
         let app = axum::Router::new()
             .fallback(answer)
@@ -90,6 +127,7 @@ impl Upstream {
         });
         Upstream {
             addr,
+            scheme,
             shared,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -98,18 +136,23 @@ impl Upstream {
 
     /// The remote URL for Granary: the manifest's URL.
     pub fn manifest_url(&self) -> String {
-        format!("http://{}{PREFIX}{MANIFEST}", self.addr)
+        format!("{}://{}{PREFIX}{MANIFEST}", self.scheme, self.addr)
     }
 
     /// The directory the fixture files are served from, ending in `/`.
     pub fn base_url(&self) -> String {
-        format!("http://{}{PREFIX}", self.addr)
+        format!("{}://{}{PREFIX}", self.scheme, self.addr)
     }
 
     /// `http://127.0.0.1:PORT/<path>`, for URLs outside the fixture (the hostile plugin's
     /// behaviour switches).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+        format!(
+            "{}://{}/{}",
+            self.scheme,
+            self.addr,
+            path.trim_start_matches('/')
+        )
     }
 
     /// Makes every later file request wait `delay` before answering (the manifest is not
@@ -124,6 +167,17 @@ impl Upstream {
     /// header (requests are still counted).
     pub fn require(&self, required: Required) {
         *self.shared.required.lock().unwrap() = Some(required);
+    }
+
+    /// From now on, answers the first `count` requests for each path (manifest included) with
+    /// 503 Service Unavailable, as an overloaded server does.
+    pub fn fail_first_requests(&self, count: u64) {
+        self.shared.failures_per_path.store(count, Ordering::SeqCst);
+    }
+
+    /// The most file requests that were being answered at the same time.
+    pub fn most_concurrent_file_requests(&self) -> u64 {
+        self.shared.most_in_flight.load(Ordering::SeqCst)
     }
 
     /// How many requests were refused for lacking what [`Upstream::require`] asked for.
@@ -194,12 +248,12 @@ impl Drop for Upstream {
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let path = request.uri().path();
     let key = path.strip_prefix(PREFIX).unwrap_or(path).to_owned();
-    *shared
-        .requests
-        .lock()
-        .unwrap()
-        .entry(key.clone())
-        .or_default() += 1;
+    let seen = {
+        let mut requests = shared.requests.lock().unwrap();
+        let count = requests.entry(key.clone()).or_default();
+        *count += 1;
+        *count as u64
+    };
 
     // Belt and braces: should a connection outlive `stop`, it still serves nothing.
     if shared.stopped.load(Ordering::SeqCst) {
@@ -212,6 +266,9 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         shared.refused.fetch_add(1, Ordering::SeqCst);
         return status(StatusCode::UNAUTHORIZED);
     }
+    if seen <= shared.failures_per_path.load(Ordering::SeqCst) {
+        return status(StatusCode::SERVICE_UNAVAILABLE);
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -219,8 +276,13 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return status(StatusCode::NOT_FOUND);
     };
     let delay = shared.file_delay_ms.load(Ordering::SeqCst);
-    if key != MANIFEST && delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+    if key != MANIFEST {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
     Response::builder()
         .status(StatusCode::OK)
@@ -253,4 +315,31 @@ fn status(code: StatusCode) -> Response {
         .status(code)
         .body(Body::empty())
         .expect("valid response")
+}
+
+/// TCP connections that completed a TLS handshake; failed handshakes (a client that does not
+/// trust the certificate, or lacks a required client certificate) are dropped.
+struct TlsListener {
+    listener: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.listener.accept().await else {
+                continue;
+            };
+            if let Ok(stream) = self.acceptor.accept(stream).await {
+                return (stream, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
 }
