@@ -1027,6 +1027,11 @@ fn href() -> Value {
     json!({ "type": "string", "format": "uri" })
 }
 
+/// A timeout in seconds (fractions allowed), or null for the default.
+fn seconds() -> Value {
+    nullable(json!({ "type": "number", "minimum": 0 }))
+}
+
 fn date_time() -> Value {
     json!({ "type": "string", "format": "date-time" })
 }
@@ -1103,12 +1108,7 @@ fn fields(resource: Resource) -> Vec<Field> {
                 false,
                 ReadWrite,
             ),
-            field(
-                "total_timeout",
-                nullable(json!({ "type": "integer", "minimum": 1, "maximum": 86400 })),
-                false,
-                ReadWrite,
-            ),
+            field("total_timeout", seconds(), false, ReadWrite),
             field(
                 "max_retries",
                 nullable(json!({ "type": "integer", "minimum": 0, "maximum": 10 })),
@@ -1121,8 +1121,23 @@ fn fields(resource: Resource) -> Vec<Field> {
                 false,
                 ReadWrite,
             ),
+            field("ca_cert", nullable(string()), false, ReadWrite),
+            field("client_cert", nullable(string()), false, ReadWrite),
+            field("client_key", nullable(string()), false, WriteOnly),
+            field("proxy_url", nullable(string()), false, ReadWrite),
+            field("proxy_username", nullable(string()), false, WriteOnly),
+            field("proxy_password", nullable(string()), false, WriteOnly),
             field("username", nullable(string()), false, WriteOnly),
             field("password", nullable(string()), false, WriteOnly),
+            field("connect_timeout", seconds(), false, ReadWrite),
+            field("sock_connect_timeout", seconds(), false, ReadWrite),
+            field("sock_read_timeout", seconds(), false, ReadWrite),
+            field(
+                "rate_limit",
+                nullable(json!({ "type": "integer", "minimum": 1 })),
+                false,
+                ReadWrite,
+            ),
             field(
                 "headers",
                 json!({ "type": "array", "items": { "type": "object", "additionalProperties": { "type": "string" } } }),
@@ -1149,7 +1164,9 @@ fn fields(resource: Resource) -> Vec<Field> {
             field("base_url", string(), false, ReadOnly),
             field("publication", nullable(href()), false, ReadWrite),
             field("repository", nullable(href()), false, ReadWrite),
-            field("content_guard", nullable(href()), false, ReadOnly),
+            field("repository_version", nullable(href()), false, ReadWrite),
+            field("remote", nullable(href()), false, ReadWrite),
+            field("content_guard", nullable(href()), false, ReadWrite),
             field("hidden", json!({ "type": "boolean" }), false, ReadWrite),
             field("pulp_labels", labels(), false, ReadWrite),
         ],
