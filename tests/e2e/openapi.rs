@@ -313,3 +313,53 @@ async fn schemathesis_finds_no_server_error() {
         app.logs()
     );
 }
+
+/// A plugin installed into a running server adds its operations to the document, with no host
+/// change; removing it takes them away again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_plugin_s_operations_appear_in_the_document() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let raw_operations = |document: &Value| -> BTreeSet<String> {
+        operation_ids(document)
+            .into_iter()
+            .filter(|id| id.contains("_raw_"))
+            .collect()
+    };
+    assert_eq!(raw_operations(&document(&app, DOCS).await), BTreeSet::new());
+
+    let component = std::fs::read(env!("GRANARY_EXAMPLE_RAW_WASM")).expect("the raw example");
+    let (status, body) = app.install_plugin(&component).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let installed = document(&app, DOCS).await;
+    let operations = raw_operations(&installed);
+    for id in [
+        "repositories_raw_raw_create",
+        "repositories_raw_raw_sync",
+        "repositories_raw_raw_versions_list",
+        "remotes_raw_raw_create",
+        "content_raw_raws_create",
+        "publications_raw_raw_create",
+        "distributions_raw_raw_create",
+    ] {
+        assert!(
+            operations.contains(id),
+            "{id} is missing from {operations:?}"
+        );
+    }
+    assert!(installed["info"]["x-pulp-app-versions"]["raw"].is_string());
+    assert!(
+        installed["paths"]["{raw_raw_repository_href}sync/"]["post"].is_object(),
+        "the raw repository's sync is addressed by its href"
+    );
+
+    let removed = app
+        .delete_href("/pulp/api/v3/plugins/raw/?force=true")
+        .await;
+    assert!(
+        removed.status.is_success(),
+        "removing raw answered {}: {}",
+        removed.status,
+        removed.body
+    );
+    assert_eq!(raw_operations(&document(&app, DOCS).await), BTreeSet::new());
+}
