@@ -691,7 +691,7 @@ fn responses(endpoint: &Endpoint, names: &Names) -> Value {
         }
         json!({ status.to_string(): response })
     };
-    match endpoint.reply {
+    let success = match endpoint.reply {
         Reply::Object(status) => response(
             status,
             "The object.",
@@ -716,7 +716,31 @@ fn responses(endpoint: &Endpoint, names: &Names) -> Value {
             response(status, "Done.", None)
         }
         Reply::Named(status, schema) => response(status, "The result.", Some(schema.into())),
+    };
+    let mut responses = success.as_object().cloned().unwrap_or_default();
+    // Errors share one envelope: `{"field": ["message"]}` for 400, `{"detail": "…"}` otherwise.
+    let mut error = |status: u16, description: &str| {
+        responses.insert(
+            status.to_string(),
+            json!({ "description": description, "content": json_content("ErrorResponse") }),
+        );
+    };
+    if endpoint.body != Body::None || endpoint.action == "list" {
+        error(400, "The request is invalid; each field names its problem.");
     }
+    if !matches!(endpoint.resource, R::Status | R::Livez) {
+        error(401, "Credentials are missing or wrong.");
+        error(403, "The user may not do this.");
+    }
+    if endpoint.route.contains('{') && names.route_values.len() < count_placeholders(endpoint) {
+        error(404, "The object does not exist.");
+    }
+    Value::Object(responses)
+}
+
+/// How many `{…}` placeholders the endpoint's route has.
+fn count_placeholders(endpoint: &Endpoint) -> usize {
+    endpoint.route.matches('{').count()
 }
 
 fn query(name: &str, schema: Value, description: &str) -> Value {
@@ -1408,6 +1432,14 @@ pub fn core_schemas() -> BTreeMap<String, Value> {
                     "remove_content_units": { "type": "array", "items": string() },
                     "base_version": nullable(href()),
                 },
+            }),
+        ),
+        (
+            "ErrorResponse",
+            json!({
+                "type": "object",
+                "description": "`{\"field\": [\"message\"]}` for a 400, `{\"detail\": \"message\"}` otherwise.",
+                "additionalProperties": true,
             }),
         ),
         (
