@@ -177,6 +177,22 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{artifact}");
+    let upload = app
+        .create("/pulp/api/v3/uploads/", json!({ "size": 10 }))
+        .await;
+    let user = app
+        .create(
+            "/pulp/api/v3/users/",
+            json!({ "username": "every-user", "password": "a long enough password" }),
+        )
+        .await;
+    let user_href = str_field(&user, "pulp_href").to_owned();
+    let token = app
+        .create(
+            &format!("{user_href}tokens/"),
+            json!({ "name": "every-token" }),
+        )
+        .await;
     BTreeMap::from([
         ("file_file_repository_href", repository),
         ("file_file_repository_version_href", version),
@@ -193,19 +209,28 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
         ),
         ("task_href", task_href),
         ("plugin_href", "/pulp/api/v3/plugins/file/".to_owned()),
+        ("upload_href", str_field(&upload, "pulp_href").to_owned()),
+        ("auth_user_href", user_href),
+        (
+            "auth_users_token_href",
+            str_field(&token, "pulp_href").to_owned(),
+        ),
     ])
 }
 
 /// Every operation of the document, called on real objects: none is a missing route (404), a
 /// missing method (405) or a server error. Reads answer 200; writes get an empty body, which
 /// the server either accepts or rejects field by field. Deletes run last, so they don't take
-/// objects away from the other calls.
+/// objects away from the other calls, and objects inside others (versions, tokens) go first.
 async fn every_operation_is_reachable(backend: Backend) {
     let app = TestApp::start(backend).await;
     let document = document(&app, DOCS).await;
     let objects = objects(&app).await;
     let mut operations = operations(&document);
-    operations.sort_by_key(|(method, _, _)| method == "delete");
+    operations.sort_by_key(|(method, path, _)| {
+        let inner = path.contains("version_href}") || path.contains("token_href}");
+        (method == "delete", !inner)
+    });
     let client = reqwest::Client::new();
     let (username, password) = app.credentials();
     let mut called = BTreeSet::new();
@@ -287,4 +312,54 @@ async fn schemathesis_finds_no_server_error() {
         String::from_utf8_lossy(&output.stderr),
         app.logs()
     );
+}
+
+/// A plugin installed into a running server adds its operations to the document, with no host
+/// change; removing it takes them away again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_plugin_s_operations_appear_in_the_document() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let raw_operations = |document: &Value| -> BTreeSet<String> {
+        operation_ids(document)
+            .into_iter()
+            .filter(|id| id.contains("_raw_"))
+            .collect()
+    };
+    assert_eq!(raw_operations(&document(&app, DOCS).await), BTreeSet::new());
+
+    let component = std::fs::read(env!("GRANARY_EXAMPLE_RAW_WASM")).expect("the raw example");
+    let (status, body) = app.install_plugin(&component).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let installed = document(&app, DOCS).await;
+    let operations = raw_operations(&installed);
+    for id in [
+        "repositories_raw_raw_create",
+        "repositories_raw_raw_sync",
+        "repositories_raw_raw_versions_list",
+        "remotes_raw_raw_create",
+        "content_raw_raws_create",
+        "publications_raw_raw_create",
+        "distributions_raw_raw_create",
+    ] {
+        assert!(
+            operations.contains(id),
+            "{id} is missing from {operations:?}"
+        );
+    }
+    assert!(installed["info"]["x-pulp-app-versions"]["raw"].is_string());
+    assert!(
+        installed["paths"]["{raw_raw_repository_href}sync/"]["post"].is_object(),
+        "the raw repository's sync is addressed by its href"
+    );
+
+    let removed = app
+        .delete_href("/pulp/api/v3/plugins/raw/?force=true")
+        .await;
+    assert!(
+        removed.status.is_success(),
+        "removing raw answered {}: {}",
+        removed.status,
+        removed.body
+    );
+    assert_eq!(raw_operations(&document(&app, DOCS).await), BTreeSet::new());
 }

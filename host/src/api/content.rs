@@ -2,8 +2,11 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
-use axum::http::Uri;
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Query, Request, State,
+};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -190,11 +193,32 @@ async fn read(
 async fn create(
     State(app): State<AppState>,
     Path((plugin, plural)): Path<(String, String)>,
-    mut multipart: Multipart,
+    request: Request,
 ) -> ApiResult<Response> {
     let (loaded, _) = content_type(&app, &plugin, &plural)?;
     let mut artifact: Option<artifacts::Artifact> = None;
     let mut text: HashMap<String, String> = HashMap::new();
+    let media = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !media.starts_with("multipart/form-data") {
+        // Without a file the fields may come as a form or as JSON, as Pulp accepts them
+        // (pulp-glue sends an `upload` href as a form).
+        return create_from(
+            &app,
+            &plugin,
+            &loaded,
+            None,
+            text_fields(&media, request).await?,
+        )
+        .await;
+    }
+    let mut multipart = Multipart::from_request(request, &app)
+        .await
+        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -220,6 +244,50 @@ async fn create(
             text.insert(name, value);
         }
     }
+    create_from(&app, &plugin, &loaded, artifact, text).await
+}
+
+/// Largest form or JSON body of a content create (it has no file, only a few hrefs).
+const MAX_FIELDS_BODY: usize = 64 * 1024;
+
+/// The fields of a non-multipart content create: `application/x-www-form-urlencoded` or JSON.
+async fn text_fields(media: &str, request: Request) -> ApiResult<HashMap<String, String>> {
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_FIELDS_BODY)
+        .await
+        .map_err(|_| ApiError::bad_request("The request body is too large or unreadable."))?;
+    if media.starts_with("application/x-www-form-urlencoded") {
+        return Ok(url::form_urlencoded::parse(&bytes).into_owned().collect());
+    }
+    if media.starts_with("application/json") {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&bytes) else {
+            return Err(ApiError::bad_request(
+                "The request body must be a JSON object.",
+            ));
+        };
+        return Ok(map
+            .into_iter()
+            .filter_map(|(key, value)| match value {
+                Value::Null => None,
+                Value::String(text) => Some((key, text)),
+                other => Some((key, other.to_string())),
+            })
+            .collect());
+    }
+    Err(ApiError::detail(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Send multipart/form-data, application/x-www-form-urlencoded or application/json.",
+    ))
+}
+
+/// Queues the upload task for a content create, from its file (already stored) or its text
+/// fields.
+async fn create_from(
+    app: &App,
+    plugin: &str,
+    loaded: &LoadedPlugin,
+    artifact: Option<artifacts::Artifact>,
+    text: HashMap<String, String>,
+) -> ApiResult<Response> {
     let mut locks = Vec::new();
     // An uncommitted chunked upload (pulp-cli sends large files this way): the task assembles it.
     let upload_id = match text.get("upload").filter(|value| !value.is_empty()) {
@@ -244,7 +312,7 @@ async fn create(
     };
     let source = match (artifact, text.get("artifact"), upload_id) {
         (Some(artifact), _, _) => Source::Artifact(artifact.sha256),
-        (None, Some(href), None) => Source::Artifact(artifact_by_href(&app, href).await?.sha256),
+        (None, Some(href), None) => Source::Artifact(artifact_by_href(app, href).await?.sha256),
         (None, None, Some(upload_id)) => Source::Upload(upload_id),
         (None, Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
@@ -302,7 +370,7 @@ async fn create(
             repository_id,
         },
     };
-    spawn_task(&app, "granary.tasks.upload", args, &locks).await
+    spawn_task(app, "granary.tasks.upload", args, &locks).await
 }
 
 /// Where the bytes of a unit being created come from.

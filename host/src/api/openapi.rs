@@ -128,6 +128,18 @@ pub enum Resource {
     Artifact,
     /// `tasks/`
     Task,
+    /// `repositories/`: every repository, whatever its type.
+    AllRepositories,
+    /// `repository_versions/`
+    AllRepositoryVersions,
+    /// `remotes/`
+    AllRemotes,
+    /// `content/`
+    AllContent,
+    /// `publications/`
+    AllPublications,
+    /// `distributions/`
+    AllDistributions,
     /// `uploads/` (chunked uploads)
     Upload,
     /// `users/`
@@ -287,9 +299,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(REPOSITORIES, Get, R::Repository, "list", "List repositories", Body::None, Reply::Page),
     endpoint(REPOSITORIES, Post, R::Repository, "create", "Create a repository", Body::Object(Media::Json), Reply::Object(201)),
     endpoint(REPOSITORY, Get, R::Repository, "read", "Inspect a repository", Body::None, Reply::Object(200)),
-    endpoint(REPOSITORY, Put, R::Repository, "update", "Update a repository", Body::Object(Media::Json), Reply::Object(200)),
-    endpoint(REPOSITORY, Patch, R::Repository, "partial_update", "Update some fields of a repository", Body::Patch, Reply::Object(200)),
+    endpoint(REPOSITORY, Put, R::Repository, "update", "Update a repository (a task)", Body::Object(Media::Json), Reply::Task),
+    endpoint(REPOSITORY, Patch, R::Repository, "partial_update", "Update some fields of a repository (a task)", Body::Patch, Reply::Task),
     endpoint(REPOSITORY, Delete, R::Repository, "delete", "Delete a repository (a task)", Body::None, Reply::Task),
+    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/set_label/", Post, R::Repository, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/unset_label/", Post, R::Repository, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/", Post, R::Repository, "sync", "Sync a repository from a remote (a task)", Body::Named("RepositorySyncURL", Media::Json), Reply::Task),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/modify/", Post, R::Repository, "modify", "Add and remove content units (a task)", Body::Named("RepositoryAddRemoveContent", Media::Json), Reply::Task),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/", Get, R::RepositoryVersion, "list", "List the versions of a repository", Body::None, Reply::Page),
@@ -298,9 +312,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(REMOTES, Get, R::Remote, "list", "List remotes", Body::None, Reply::Page),
     endpoint(REMOTES, Post, R::Remote, "create", "Create a remote", Body::Object(Media::Json), Reply::Object(201)),
     endpoint(REMOTE, Get, R::Remote, "read", "Inspect a remote", Body::None, Reply::Object(200)),
-    endpoint(REMOTE, Put, R::Remote, "update", "Update a remote", Body::Object(Media::Json), Reply::Object(200)),
-    endpoint(REMOTE, Patch, R::Remote, "partial_update", "Update some fields of a remote", Body::Patch, Reply::Object(200)),
+    endpoint(REMOTE, Put, R::Remote, "update", "Update a remote (a task)", Body::Object(Media::Json), Reply::Task),
+    endpoint(REMOTE, Patch, R::Remote, "partial_update", "Update some fields of a remote (a task)", Body::Patch, Reply::Task),
     endpoint(REMOTE, Delete, R::Remote, "delete", "Delete a remote (a task)", Body::None, Reply::Task),
+    endpoint("/pulp/api/v3/remotes/{plugin}/{type}/{id}/set_label/", Post, R::Remote, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    endpoint("/pulp/api/v3/remotes/{plugin}/{type}/{id}/unset_label/", Post, R::Remote, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
     // Content.
     endpoint(CONTENTS, Get, R::Content, "list", "List content units", Body::None, Reply::Page),
     endpoint(CONTENTS, Post, R::Content, "create", "Create a content unit from a file or an artifact (a task)", Body::Object(Media::Multipart), Reply::Task),
@@ -314,14 +330,24 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(DISTRIBUTIONS, Get, R::Distribution, "list", "List distributions", Body::None, Reply::Page),
     endpoint(DISTRIBUTIONS, Post, R::Distribution, "create", "Create a distribution (a task)", Body::Object(Media::Json), Reply::Task),
     endpoint(DISTRIBUTION, Get, R::Distribution, "read", "Inspect a distribution", Body::None, Reply::Object(200)),
-    endpoint(DISTRIBUTION, Put, R::Distribution, "update", "Update a distribution", Body::Object(Media::Json), Reply::Object(200)),
-    endpoint(DISTRIBUTION, Patch, R::Distribution, "partial_update", "Update some fields of a distribution", Body::Patch, Reply::Object(200)),
+    endpoint(DISTRIBUTION, Put, R::Distribution, "update", "Update a distribution (a task)", Body::Object(Media::Json), Reply::Task),
+    endpoint(DISTRIBUTION, Patch, R::Distribution, "partial_update", "Update some fields of a distribution (a task)", Body::Patch, Reply::Task),
     endpoint(DISTRIBUTION, Delete, R::Distribution, "delete", "Delete a distribution (a task)", Body::None, Reply::Task),
+    endpoint("/pulp/api/v3/distributions/{plugin}/{type}/{id}/set_label/", Post, R::Distribution, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    endpoint("/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/", Post, R::Distribution, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+    // Every object of a kind, whatever its plugin.
+    endpoint("/pulp/api/v3/repositories/", Get, R::AllRepositories, "list", "List repositories of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/repository_versions/", Get, R::AllRepositoryVersions, "list", "List versions of every repository", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/remotes/", Get, R::AllRemotes, "list", "List remotes of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/content/", Get, R::AllContent, "list", "List content of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/publications/", Get, R::AllPublications, "list", "List publications of every type", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/distributions/", Get, R::AllDistributions, "list", "List distributions of every type", Body::None, Reply::Page),
     // Artifacts.
     endpoint("/pulp/api/v3/artifacts/", Get, R::Artifact, "list", "List artifacts", Body::None, Reply::Page),
     endpoint("/pulp/api/v3/artifacts/", Post, R::Artifact, "create", "Upload an artifact", Body::Object(Media::Multipart), Reply::Object(201)),
     endpoint("/pulp/api/v3/artifacts/{id}/", Get, R::Artifact, "read", "Inspect an artifact", Body::None, Reply::Object(200)),
     endpoint("/pulp/api/v3/artifacts/{id}/", Delete, R::Artifact, "delete", "Delete an artifact no content refers to", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Delete, R::RepositoryVersion, "delete", "Delete a version, its changes squashed into the next (a task)", Body::None, Reply::Task),
     endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
     // Chunked uploads.
     endpoint("/pulp/api/v3/uploads/", Get, R::Upload, "list", "List uploads", Body::None, Reply::Page),
@@ -463,6 +489,12 @@ fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             .collect(),
         R::Artifact => core("artifacts", "artifact_href", "Artifact"),
         R::Task => core("tasks", "task_href", "Task"),
+        R::AllRepositories => core("repositories", "", "Repository"),
+        R::AllRepositoryVersions => core("repository_versions", "", "RepositoryVersion"),
+        R::AllRemotes => core("remotes", "", "Remote"),
+        R::AllContent => core("content", "", "Content"),
+        R::AllPublications => core("publications", "", "Publication"),
+        R::AllDistributions => core("distributions", "", "Distribution"),
         R::Upload => core("uploads", "upload_href", "Upload"),
         R::User => core("users", "auth_user_href", "User"),
         R::UserToken => vec![Names {
@@ -629,6 +661,11 @@ fn tag(resource: Resource, names: &Names) -> String {
         R::Content => "Content",
         R::Artifact => return "Artifacts".into(),
         R::Task => return "Tasks".into(),
+        R::AllRepositories | R::AllRepositoryVersions => return "Repositories".into(),
+        R::AllRemotes => return "Remotes".into(),
+        R::AllContent => return "Content".into(),
+        R::AllPublications => return "Publications".into(),
+        R::AllDistributions => return "Distributions".into(),
         R::Upload => return "Uploads".into(),
         R::User | R::UserToken => return "Users".into(),
         R::OrphansCleanup | R::ReclaimSpace | R::Repair => return "Maintenance".into(),
@@ -654,7 +691,7 @@ fn responses(endpoint: &Endpoint, names: &Names) -> Value {
         }
         json!({ status.to_string(): response })
     };
-    match endpoint.reply {
+    let success = match endpoint.reply {
         Reply::Object(status) => response(
             status,
             "The object.",
@@ -679,7 +716,31 @@ fn responses(endpoint: &Endpoint, names: &Names) -> Value {
             response(status, "Done.", None)
         }
         Reply::Named(status, schema) => response(status, "The result.", Some(schema.into())),
+    };
+    let mut responses = success.as_object().cloned().unwrap_or_default();
+    // Errors share one envelope: `{"field": ["message"]}` for 400, `{"detail": "…"}` otherwise.
+    let mut error = |status: u16, description: &str| {
+        responses.insert(
+            status.to_string(),
+            json!({ "description": description, "content": json_content("ErrorResponse") }),
+        );
+    };
+    if endpoint.body != Body::None || endpoint.action == "list" {
+        error(400, "The request is invalid; each field names its problem.");
     }
+    if !matches!(endpoint.resource, R::Status | R::Livez) {
+        error(401, "Credentials are missing or wrong.");
+        error(403, "The user may not do this.");
+    }
+    if endpoint.route.contains('{') && names.route_values.len() < count_placeholders(endpoint) {
+        error(404, "The object does not exist.");
+    }
+    Value::Object(responses)
+}
+
+/// How many `{…}` placeholders the endpoint's route has.
+fn count_placeholders(endpoint: &Endpoint) -> usize {
+    endpoint.route.matches('{').count()
 }
 
 fn query(name: &str, schema: Value, description: &str) -> Value {
@@ -720,14 +781,52 @@ fn list_parameters(resource: Resource) -> Vec<Value> {
             "All fields of each result but these.",
         ),
     ];
+    let string_list = || json!({ "type": "array", "items": string() });
     let named = matches!(
         resource,
-        R::Repository | R::Remote | R::Distribution | R::Task
+        R::Repository
+            | R::Remote
+            | R::Distribution
+            | R::AllRepositories
+            | R::AllRemotes
+            | R::AllDistributions
     );
-    if named {
+    if named || resource == R::Task {
         parameters.push(query("name", string(), "Filter by exact name."));
     }
-    if matches!(resource, R::Repository | R::Remote | R::Distribution) {
+    if !matches!(
+        resource,
+        R::Task | R::Upload | R::User | R::UserToken | R::Plugin | R::Artifact
+    ) {
+        parameters.push(query(
+            "pulp_href__in",
+            string_list(),
+            "Only these objects (hrefs).",
+        ));
+        parameters.push(query(
+            "prn__in",
+            string_list(),
+            "Only these objects (PRNs).",
+        ));
+    }
+    if named {
+        parameters.push(query(
+            "pulp_label_select",
+            string(),
+            "Label conditions, e.g. `env=prod,!legacy`.",
+        ));
+        parameters.push(query(
+            "name__in",
+            string_list(),
+            "Filter by any of these names.",
+        ));
+        parameters.push(query(
+            "name__iexact",
+            string(),
+            "Filter by name, ignoring case.",
+        ));
+    }
+    if named {
         parameters.extend([
             query(
                 "name__contains",
@@ -747,6 +846,86 @@ fn list_parameters(resource: Resource) -> Vec<Value> {
         ]);
     }
     match resource {
+        R::Repository | R::AllRepositories => {
+            parameters.push(query(
+                "remote",
+                string(),
+                "Repositories syncing from this remote (an href).",
+            ));
+            parameters.push(query(
+                "content",
+                string(),
+                "Repositories whose latest version holds this content (an href).",
+            ));
+            parameters.push(query(
+                "content__in",
+                string_list(),
+                "Repositories whose latest version holds any of this content.",
+            ));
+        }
+        R::RepositoryVersion | R::AllRepositoryVersions => {
+            for (name, description) in [
+                ("number", "Filter by number."),
+                ("number__gt", "Numbers greater than this."),
+                ("number__gte", "Numbers at least this."),
+                ("number__lt", "Numbers less than this."),
+                ("number__lte", "Numbers at most this."),
+            ] {
+                parameters.push(query(name, json!({ "type": "integer" }), description));
+            }
+            parameters.push(query(
+                "content",
+                string(),
+                "Versions holding this content (an href).",
+            ));
+            parameters.push(query(
+                "content__in",
+                string_list(),
+                "Versions holding any of this content.",
+            ));
+        }
+        R::Remote | R::AllRemotes => {
+            parameters.push(query(
+                "policy",
+                json!({ "type": "string", "enum": ["immediate", "on_demand", "streamed"] }),
+                "Filter by download policy.",
+            ));
+        }
+        R::Publication | R::AllPublications => {
+            parameters.push(query(
+                "repository",
+                string(),
+                "Publications of this repository (an href).",
+            ));
+            parameters.push(query(
+                "repository_version",
+                string(),
+                "Publications of this version (an href).",
+            ));
+        }
+        R::Distribution | R::AllDistributions => {
+            parameters.push(query("base_path", string(), "Filter by base path."));
+            parameters.push(query(
+                "base_path__contains",
+                string(),
+                "Base paths containing this.",
+            ));
+            parameters.push(query(
+                "base_path__icontains",
+                string(),
+                "Base paths containing this, ignoring case.",
+            ));
+            parameters.push(query(
+                "base_path__in",
+                string_list(),
+                "Any of these base paths.",
+            ));
+            parameters.push(query(
+                "repository",
+                string(),
+                "Distributions of this repository (an href).",
+            ));
+        }
         R::Content => {
             for (name, description) in [
                 (
@@ -777,6 +956,13 @@ fn list_parameters(resource: Resource) -> Vec<Value> {
                     "Filter by any of these states.",
                 ),
                 query("worker", string(), "Filter by worker name."),
+                query("name__in", string_list(), "Filter by any of these names."),
+                query("logging_cid", string(), "Filter by correlation id."),
+                query(
+                    "reserved_resources_record",
+                    string_list(),
+                    "Tasks that reserved these resources.",
+                ),
                 query(
                     "name__contains",
                     string(),
@@ -865,6 +1051,11 @@ fn href() -> Value {
     json!({ "type": "string", "format": "uri" })
 }
 
+/// A timeout in seconds (fractions allowed), or null for the default.
+fn seconds() -> Value {
+    nullable(json!({ "type": "number", "minimum": 0 }))
+}
+
 fn date_time() -> Value {
     json!({ "type": "string", "format": "date-time" })
 }
@@ -885,6 +1076,16 @@ fn identity() -> Vec<Field> {
 
 fn fields(resource: Resource) -> Vec<Field> {
     use Access::{ReadOnly, ReadWrite, WriteOnly};
+    // Lists across types show each object as its own type does; these are the common fields.
+    let resource = match resource {
+        R::AllRepositories => R::Repository,
+        R::AllRepositoryVersions => R::RepositoryVersion,
+        R::AllRemotes => R::Remote,
+        R::AllPublications => R::Publication,
+        R::AllDistributions => R::Distribution,
+        R::AllContent => return identity(),
+        other => other,
+    };
     let mut fields = identity();
     let more = match resource {
         R::Repository => vec![
@@ -931,12 +1132,7 @@ fn fields(resource: Resource) -> Vec<Field> {
                 false,
                 ReadWrite,
             ),
-            field(
-                "total_timeout",
-                nullable(json!({ "type": "integer", "minimum": 1, "maximum": 86400 })),
-                false,
-                ReadWrite,
-            ),
+            field("total_timeout", seconds(), false, ReadWrite),
             field(
                 "max_retries",
                 nullable(json!({ "type": "integer", "minimum": 0, "maximum": 10 })),
@@ -949,8 +1145,23 @@ fn fields(resource: Resource) -> Vec<Field> {
                 false,
                 ReadWrite,
             ),
+            field("ca_cert", nullable(string()), false, ReadWrite),
+            field("client_cert", nullable(string()), false, ReadWrite),
+            field("client_key", nullable(string()), false, WriteOnly),
+            field("proxy_url", nullable(string()), false, ReadWrite),
+            field("proxy_username", nullable(string()), false, WriteOnly),
+            field("proxy_password", nullable(string()), false, WriteOnly),
             field("username", nullable(string()), false, WriteOnly),
             field("password", nullable(string()), false, WriteOnly),
+            field("connect_timeout", seconds(), false, ReadWrite),
+            field("sock_connect_timeout", seconds(), false, ReadWrite),
+            field("sock_read_timeout", seconds(), false, ReadWrite),
+            field(
+                "rate_limit",
+                nullable(json!({ "type": "integer", "minimum": 1 })),
+                false,
+                ReadWrite,
+            ),
             field(
                 "headers",
                 json!({ "type": "array", "items": { "type": "object", "additionalProperties": { "type": "string" } } }),
@@ -977,7 +1188,9 @@ fn fields(resource: Resource) -> Vec<Field> {
             field("base_url", string(), false, ReadOnly),
             field("publication", nullable(href()), false, ReadWrite),
             field("repository", nullable(href()), false, ReadWrite),
-            field("content_guard", nullable(href()), false, ReadOnly),
+            field("repository_version", nullable(href()), false, ReadWrite),
+            field("remote", nullable(href()), false, ReadWrite),
+            field("content_guard", nullable(href()), false, ReadWrite),
             field("hidden", json!({ "type": "boolean" }), false, ReadWrite),
             field("pulp_labels", labels(), false, ReadWrite),
         ],
@@ -1133,6 +1346,12 @@ fn fields(resource: Resource) -> Vec<Field> {
         R::Status | R::Livez | R::OrphansCleanup | R::ReclaimSpace | R::Repair => {
             return Vec::new();
         }
+        R::AllRepositories
+        | R::AllRepositoryVersions
+        | R::AllRemotes
+        | R::AllContent
+        | R::AllPublications
+        | R::AllDistributions => unreachable!("mapped to their typed resource above"),
     };
     fields.extend(more);
     fields
@@ -1213,6 +1432,37 @@ pub fn core_schemas() -> BTreeMap<String, Value> {
                     "remove_content_units": { "type": "array", "items": string() },
                     "base_version": nullable(href()),
                 },
+            }),
+        ),
+        (
+            "ErrorResponse",
+            json!({
+                "type": "object",
+                "description": "`{\"field\": [\"message\"]}` for a 400, `{\"detail\": \"message\"}` otherwise.",
+                "additionalProperties": true,
+            }),
+        ),
+        (
+            "SetLabel",
+            json!({
+                "type": "object",
+                "required": ["key"],
+                "properties": { "key": string(), "value": nullable(string()) },
+            }),
+        ),
+        (
+            "UnsetLabel",
+            json!({
+                "type": "object",
+                "required": ["key"],
+                "properties": { "key": string() },
+            }),
+        ),
+        (
+            "SetLabelResponse",
+            json!({
+                "type": "object",
+                "properties": { "key": string(), "value": nullable(string()) },
             }),
         ),
         (
