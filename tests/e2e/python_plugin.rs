@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -21,21 +20,8 @@ const COMPONENTIZE_PY: &str = "componentize-py>=0.25,<0.26";
 
 /// Installs componentize-py once into `target/test-tools/componentize-py`; returns the tool.
 fn install_componentize_py() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL.lock().unwrap();
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/componentize-py");
-    let tool = venv.join("bin/componentize-py");
-    if tool.exists() {
-        return tool;
-    }
-    let run = |command: &mut Command| {
-        let status = command.status().expect("run the componentize-py installer");
-        assert!(status.success(), "{command:?} failed");
-    };
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", COMPONENTIZE_PY]));
-    tool
+    crate::support::tools::python_venv("componentize-py", &[COMPONENTIZE_PY])
+        .join("bin/componentize-py")
 }
 
 /// Builds `examples/python-notes/app.py` into `out_dir/pynotes.wasm` with the command of the

@@ -119,20 +119,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
 /// Installs moto's server into `target/test-tools/moto` once (a Python virtual environment,
 /// packages from PyPI) and returns the path of `moto_server`.
 fn install_moto() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL.lock().unwrap();
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/moto");
-    let server = venv.join("bin/moto_server");
-    if server.exists() {
-        return server;
-    }
-    let run = |command: &mut Command| {
-        let status = command.status().expect("run the moto installer");
-        assert!(status.success(), "{command:?} failed");
-    };
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "moto[server]>=5,<6"]));
-    server
+    super::tools::python_venv("moto", &["moto[server]>=5,<6"]).join("bin/moto_server")
 }
 
 fn free_port() -> u16 {

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 /// The client releases the scenarios run.
 const CLIENTS: &[&str] = &["twine>=6,<7", "build>=1,<2", "uv>=0.5,<1"];
@@ -19,27 +18,9 @@ pub struct PythonTools {
 impl PythonTools {
     /// Installs the clients on first use (a virtual environment, packages from PyPI).
     pub fn install() -> PythonTools {
-        static INSTALL: Mutex<()> = Mutex::new(());
-        let _guard = INSTALL.lock().unwrap();
-        let venv =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/python-packaging");
-        let tools = PythonTools { venv };
-        if tools.bin("uv").exists() && tools.bin("twine").exists() {
-            return tools;
+        PythonTools {
+            venv: super::tools::python_venv("python-packaging", CLIENTS),
         }
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&tools.venv)
-            .status()
-            .expect("run python3 -m venv");
-        assert!(status.success(), "creating {} failed", tools.venv.display());
-        let status = Command::new(tools.bin("pip"))
-            .args(["install", "--quiet"])
-            .args(CLIENTS)
-            .status()
-            .expect("run pip install");
-        assert!(status.success(), "installing {CLIENTS:?} failed");
-        tools
     }
 
     /// A program of the tools' environment (`python`, `twine`, `uv`, ...).

@@ -1,4 +1,5 @@
-//! Python tools the tests drive (pulp-cli, schemathesis, openapi-spec-validator), each installed
+//! Python tools the tests drive (pulp-cli, schemathesis, openapi-spec-validator, moto, twine and
+//! uv, componentize-py), each installed
 //! once from PyPI into its own virtual environment under `target/test-tools/<name>`.
 
 use std::path::PathBuf;
