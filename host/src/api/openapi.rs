@@ -1076,17 +1076,7 @@ fn identity() -> Vec<Field> {
 
 fn fields(resource: Resource) -> Vec<Field> {
     use Access::{ReadOnly, ReadWrite, WriteOnly};
-    // Lists across types show each object as its own type does; these are the common fields.
-    let resource = match resource {
-        R::AllRepositories => R::Repository,
-        R::AllRepositoryVersions => R::RepositoryVersion,
-        R::AllRemotes => R::Remote,
-        R::AllPublications => R::Publication,
-        R::AllDistributions => R::Distribution,
-        R::AllContent => return identity(),
-        other => other,
-    };
-    let mut fields = identity();
+    let mut own = identity();
     let more = match resource {
         R::Repository => vec![
             field("name", string(), true, ReadWrite),
@@ -1346,15 +1336,16 @@ fn fields(resource: Resource) -> Vec<Field> {
         R::Status | R::Livez | R::OrphansCleanup | R::ReclaimSpace | R::Repair => {
             return Vec::new();
         }
-        R::AllRepositories
-        | R::AllRepositoryVersions
-        | R::AllRemotes
-        | R::AllContent
-        | R::AllPublications
-        | R::AllDistributions => unreachable!("mapped to their typed resource above"),
+        // Lists across types show each object as its own type does; these are the common fields.
+        R::AllRepositories => return fields(R::Repository),
+        R::AllRepositoryVersions => return fields(R::RepositoryVersion),
+        R::AllRemotes => return fields(R::Remote),
+        R::AllPublications => return fields(R::Publication),
+        R::AllDistributions => return fields(R::Distribution),
+        R::AllContent => return identity(),
     };
-    fields.extend(more);
-    fields
+    own.extend(more);
+    own
 }
 
 fn object_schema<'a>(fields: impl Iterator<Item = &'a Field>, with_required: bool) -> Value {
