@@ -193,7 +193,7 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
             json!({ "name": "every-token" }),
         )
         .await;
-    BTreeMap::from([
+    let mut objects = BTreeMap::from([
         ("file_file_repository_href", repository),
         ("file_file_repository_version_href", version),
         ("file_file_remote_href", remote),
@@ -215,7 +215,98 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
             "auth_users_token_href",
             str_field(&token, "pulp_href").to_owned(),
         ),
-    ])
+    ]);
+    objects.extend(python_objects(app).await);
+    objects
+}
+
+/// The built-in python plugin's objects, under its pulp_python REST names: a repository with one
+/// uploaded wheel, a remote, a publication and a distribution.
+async fn python_objects(app: &TestApp) -> Vec<(&'static str, String)> {
+    let repository = app
+        .create(
+            "/pulp/api/v3/repositories/python/python/",
+            json!({ "name": "every-python" }),
+        )
+        .await;
+    let repository = str_field(&repository, "pulp_href").to_owned();
+    let remote = app
+        .create(
+            "/pulp/api/v3/remotes/python/python/",
+            json!({ "name": "every-python", "url": "http://127.0.0.1:9/simple/" }),
+        )
+        .await;
+    let wheel = tempfile::tempdir().expect("a directory for the wheel");
+    let wheel_path = wheel.path().join("every-1.0-py3-none-any.whl");
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as wheel:\n\
+             \x20   wheel.writestr('every-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: every\\nVersion: 1.0\\n')\n\
+             \x20   wheel.writestr('every-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nTag: py3-none-any\\n')\n\
+             \x20   wheel.writestr('every-1.0.dist-info/RECORD', '')\n",
+        ])
+        .arg(&wheel_path)
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "writing a wheel failed");
+    let bytes = std::fs::read(&wheel_path).expect("read the wheel");
+    let (status, accepted) = app
+        .post_multipart(
+            "/pulp/api/v3/content/python/packages/",
+            &[
+                ("file", Some("every-1.0-py3-none-any.whl"), bytes.as_slice()),
+                ("relative_path", None, b"every-1.0-py3-none-any.whl"),
+                ("repository", None, repository.as_bytes()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let task = app.wait_task(str_field(&accepted, "task")).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let content = task["created_resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|href| href.starts_with("/pulp/api/v3/content/python/packages/"))
+        .unwrap_or_else(|| panic!("no python content: {task:#}"))
+        .to_owned();
+    let task = app
+        .run_task(
+            "/pulp/api/v3/publications/python/pypi/",
+            json!({ "repository": repository }),
+        )
+        .await;
+    let publication = task["created_resources"][0]
+        .as_str()
+        .expect("the publication")
+        .to_owned();
+    let task = app
+        .run_task(
+            "/pulp/api/v3/distributions/python/pypi/",
+            json!({ "name": "every-python", "base_path": "every-python", "repository": repository }),
+        )
+        .await;
+    let distribution = task["created_resources"][0]
+        .as_str()
+        .expect("the distribution")
+        .to_owned();
+    vec![
+        (
+            "python_python_repository_version_href",
+            format!("{repository}versions/1/"),
+        ),
+        ("python_python_repository_href", repository),
+        (
+            "python_python_remote_href",
+            str_field(&remote, "pulp_href").to_owned(),
+        ),
+        ("python_pypi_publication_href", publication),
+        ("python_pypi_distribution_href", distribution),
+        ("python_python_content_href", content),
+    ]
 }
 
 /// Every operation of the document, called on real objects: none is a missing route (404), a

@@ -86,7 +86,8 @@ async fn uploaded_packages_install_with_pip_and_uv(backend: Backend) {
     let index = app.url("/pypi/team/");
     let legacy = format!("{index}legacy/");
 
-    // twine uploads the wheel; uv publishes the sdist. Each upload is a new repository version.
+    // twine uploads the wheel with the admin's password; uv publishes the sdist with an API
+    // token, as PyPI users do (user `__token__`). Each upload is a new repository version.
     run(&mut twine_upload(
         &tools,
         &legacy,
@@ -94,18 +95,27 @@ async fn uploaded_packages_install_with_pip_and_uv(backend: Backend) {
         &[&wheel],
         &[],
     ));
-    let (user, password) = app.credentials();
+    let admin = app.get_json(&format!("{API}/users/?username=admin")).await;
+    let admin_href = admin["results"][0]["pulp_href"]
+        .as_str()
+        .expect("the admin user")
+        .to_owned();
+    let token = app
+        .create(&format!("{admin_href}tokens/"), json!({"name": "uv"}))
+        .await;
+    let token = token["token"].as_str().expect("the token's secret");
     run(Command::new(tools.bin("uv"))
         .args([
             "publish",
             "--publish-url",
             &legacy,
             "--username",
-            user,
+            "__token__",
             "--password",
-            password,
+            token,
         ])
         .arg(&sdist));
+    let (user, password) = app.credentials();
     assert_eq!(
         app.latest_version_href(&repository).await,
         format!("{repository}versions/2/")

@@ -983,23 +983,30 @@ pub struct ContentEndpoint {
 }
 
 /// The REST names of a plugin's types; `None` for a plugin without content types. The one place
-/// they are derived: today the repository, remote, publication and distribution types are named
-/// after the first content type, and content endpoints are the type name plus `s`; plugins that
-/// declare their own names (WIT 0.2.0 `rest-names`, content types' `endpoint`) change only this.
+/// the document derives them: what the plugin declares (WIT 0.2.0 `rest-names`, content types'
+/// `endpoint`), else the first content type's name and the type name plus `s`, as
+/// `domain::hrefs` translates them.
 pub fn rest_names(info: &crate::plugins::PluginInfo) -> Option<RestNames> {
     let first = info.content_types.first()?;
+    let declared = info.rest_names.as_ref();
+    let name = |pick: fn(&crate::plugins::RestNames) -> &String| {
+        declared.map_or_else(|| first.name.clone(), |names| pick(names).clone())
+    };
     Some(RestNames {
         plugin: info.name.clone(),
-        repository: first.name.clone(),
-        remote: first.name.clone(),
-        publication: first.name.clone(),
-        distribution: first.name.clone(),
+        repository: name(|names| &names.repository),
+        remote: name(|names| &names.remote),
+        publication: name(|names| &names.publication),
+        distribution: name(|names| &names.distribution),
         content: info
             .content_types
             .iter()
             .map(|content_type| ContentEndpoint {
                 type_name: content_type.name.clone(),
-                endpoint: format!("{}s", content_type.name),
+                endpoint: content_type
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("{}s", content_type.name)),
             })
             .collect(),
     })
