@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::support::{Page, object_id};
+use super::support::{Page, fetch_text_filtered_page, object_id};
 use crate::app::AppState;
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
@@ -66,26 +66,16 @@ async fn list(
             filters.push_str(&format!(" AND {digest} = ${}", values.len()));
         }
     }
-    let count_sql = format!("SELECT COUNT(*) FROM artifacts WHERE 1 = 1{filters}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    for value in &values {
-        count = count.bind(value);
-    }
-    let total = count.fetch_one(app.db.pool()).await?;
-    let page_sql = format!(
-        "SELECT {COLUMNS} FROM artifacts WHERE 1 = 1{filters} ORDER BY created, id LIMIT ${} OFFSET ${}",
-        values.len() + 1,
-        values.len() + 2
-    );
-    let mut rows = sqlx::query(&page_sql);
-    for value in &values {
-        rows = rows.bind(value);
-    }
-    let rows = rows
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(app.db.pool())
-        .await?;
+    let (total, rows) = fetch_text_filtered_page(
+        &app,
+        "artifacts",
+        COLUMNS,
+        &filters,
+        &values,
+        "created, id",
+        &page,
+    )
+    .await?;
     Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
 }
 

@@ -911,6 +911,41 @@ pub async fn fetch_page(
     Ok((total, rows))
 }
 
+/// One page of `table` rows matching `filters` (SQL appended to `WHERE 1 = 1`, with `$1`, `$2`, …
+/// bound to `values` in order) and their total count: for lists whose filters are built as text
+/// (artifacts, tasks, users) rather than as [`Conditions`].
+pub async fn fetch_text_filtered_page(
+    app: &App,
+    table: &str,
+    columns: &str,
+    filters: &str,
+    values: &[String],
+    order: &str,
+    page: &Page,
+) -> ApiResult<(i64, Vec<AnyRow>)> {
+    let count_sql = format!("SELECT COUNT(*) FROM {table} WHERE 1 = 1{filters}");
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+    for value in values {
+        count = count.bind(value);
+    }
+    let total = count.fetch_one(app.db.pool()).await?;
+    let page_sql = format!(
+        "SELECT {columns} FROM {table} WHERE 1 = 1{filters} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        values.len() + 1,
+        values.len() + 2
+    );
+    let mut rows = sqlx::query(&page_sql);
+    for value in values {
+        rows = rows.bind(value);
+    }
+    let rows = rows
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(app.db.pool())
+        .await?;
+    Ok((total, rows))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::support::{Fields, Page, json_column, object_id};
+use super::support::{Fields, Page, fetch_text_filtered_page, json_column, object_id};
 use crate::app::AppState;
 use crate::db::now;
 use crate::domain::hrefs;
@@ -247,26 +247,16 @@ async fn list(
                 )
             })?,
     };
-    let count_sql = format!("SELECT COUNT(*) FROM tasks WHERE 1 = 1{filters}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    for value in &values {
-        count = count.bind(value);
-    }
-    let total = count.fetch_one(app.db.pool()).await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM tasks WHERE 1 = 1{filters} ORDER BY {order}, id LIMIT ${} OFFSET ${}",
-        values.len() + 1,
-        values.len() + 2
-    );
-    let mut rows = sqlx::query(&sql);
-    for value in &values {
-        rows = rows.bind(value);
-    }
-    let rows = rows
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(app.db.pool())
-        .await?;
+    let (total, rows) = fetch_text_filtered_page(
+        &app,
+        "tasks",
+        COLUMNS,
+        &filters,
+        &values,
+        &format!("{order}, id"),
+        &page,
+    )
+    .await?;
     let mut results = Vec::with_capacity(rows.len());
     for row in &rows {
         results.push(to_json(

@@ -17,7 +17,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, token_hash};
-use super::support::{Fields, Page, object_id};
+use super::support::{Fields, Page, fetch_text_filtered_page, object_id};
 use crate::app::{AppState, password_hash, random_token};
 use crate::db::{new_id, now};
 use crate::domain::hrefs;
@@ -128,26 +128,16 @@ async fn list(
             Some(_) => return Err(ApiError::field(flag, "Enter a valid boolean.")),
         }
     }
-    let count_sql = format!("SELECT COUNT(*) FROM users WHERE 1 = 1{filters}{flags}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    for value in &values {
-        count = count.bind(value);
-    }
-    let total = count.fetch_one(app.db.pool()).await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM users WHERE 1 = 1{filters}{flags} ORDER BY username LIMIT ${} OFFSET ${}",
-        values.len() + 1,
-        values.len() + 2
-    );
-    let mut rows = sqlx::query(&sql);
-    for value in &values {
-        rows = rows.bind(value);
-    }
-    let rows = rows
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_all(app.db.pool())
-        .await?;
+    let (total, rows) = fetch_text_filtered_page(
+        &app,
+        "users",
+        COLUMNS,
+        &format!("{filters}{flags}"),
+        &values,
+        "username",
+        &page,
+    )
+    .await?;
     Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
 }
 
