@@ -37,6 +37,8 @@ pub struct App {
     pub remote_clients: crate::domain::remotes::RemoteClients,
     /// Pull-through downloads in progress in this process, one per artifact.
     pub pull_through: crate::content::Inflight,
+    /// The content app's path resolutions, kept until the content tables change.
+    pub resolutions: crate::content::Resolutions,
 }
 
 /// Handlers' state.
@@ -110,6 +112,7 @@ impl App {
             }
         }
         crate::plugins::registry::sync_registry(&plugins, &db, &blobs).await?;
+        let resolutions = crate::content::Resolutions::new(&db);
         let app = Arc::new(App {
             config,
             db,
@@ -120,6 +123,7 @@ impl App {
             origin: origin.trim_end_matches('/').to_owned(),
             remote_clients: Default::default(),
             pull_through: crate::content::Inflight::default(),
+            resolutions,
         });
         app.ensure_user_ids().await?;
         app.ensure_admin().await?;

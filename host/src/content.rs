@@ -11,9 +11,11 @@
 //! - this file: distribution matching, listings, stored and on-demand files.
 //! - `handle`: plugin routes (auth, form bodies, `handle`, units added by the outcome).
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
+//! - `cache`: distribution matches and published files kept in memory between changes.
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -30,6 +32,7 @@ use crate::domain::declarations::link;
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 
+mod cache;
 mod handle;
 mod pull_through;
 
@@ -52,7 +55,22 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
+/// What this process has resolved request paths to, until the content tables change: a
+/// distribution match per path, and the published file per publication and path.
+#[derive(Debug)]
+pub struct Resolutions(
+    cache::ResolutionCache<Option<Arc<(Matched, String)>>, Option<Arc<PublishedFile>>>,
+);
+
+impl Resolutions {
+    /// Empty, following `app.db`'s content changes.
+    pub fn new(db: &crate::db::Db) -> Self {
+        Resolutions(cache::ResolutionCache::new(db.content_changes().clone()))
+    }
+}
+
 /// A distribution matched by a request path.
+#[derive(Clone, Debug)]
 struct Matched {
     plugin: String,
     name: String,
@@ -88,8 +106,7 @@ async fn serve(
     let Some((matched, rest)) = find_distribution(&app, &path, None).await? else {
         return Err(ApiError::not_found());
     };
-    let base_url = format!("{}{CONTENT_ROOT}{}/", app.origin, matched.base_path);
-    serve_matched(&app, matched, rest, base_url, request).await
+    serve_matched(&app, matched, rest, CONTENT_ROOT, request).await
 }
 
 /// `/<rest-names.distribution>/<base_path>/…`: the distributions of the plugin whose distribution
@@ -114,8 +131,7 @@ async fn plugin_prefix(State(app): State<AppState>, request: Request) -> ApiResu
     else {
         return Err(ApiError::not_found());
     };
-    let base_url = format!("{}/{prefix}/{}/", app.origin, matched.base_path);
-    serve_matched(&app, matched, rest, base_url, request).await
+    serve_matched(&app, matched, rest, &format!("/{prefix}/"), request).await
 }
 
 /// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
@@ -136,11 +152,13 @@ fn percent_decode(path: &str) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
+/// Serves `rest` of a matched distribution reached under `route_prefix` (`/pulp/content/` or a
+/// plugin's `/<prefix>/`).
 async fn serve_matched(
     app: &Arc<App>,
     mut matched: Matched,
     rest: String,
-    base_url: String,
+    route_prefix: &str,
     request: Request,
 ) -> ApiResult<Response> {
     let method = request.method().clone();
@@ -177,12 +195,31 @@ async fn serve_matched(
         }
     }
     resolve_version(app, &mut matched).await?;
+    let base_url = format!("{}{route_prefix}{}/", app.origin, matched.base_path);
     handle::plugin_route(app, &matched, &rest, base_url, request).await
 }
 
 /// Finds the distribution with the longest base path that prefixes `path` (of `plugin` only, when
-/// given).
+/// given), and the rest of the path below it.
 async fn find_distribution(
+    app: &App,
+    path: &str,
+    plugin: Option<&str>,
+) -> ApiResult<Option<(Matched, String)>> {
+    let cache = &app.resolutions.0;
+    let found = match cache.distribution(plugin, path) {
+        Some(found) => found,
+        None => {
+            let generation = cache.generation();
+            let found = query_distribution(app, path, plugin).await?.map(Arc::new);
+            cache.keep_distribution(generation, plugin, path, found.clone());
+            found
+        }
+    };
+    Ok(found.map(|found| found.as_ref().clone()))
+}
+
+async fn query_distribution(
     app: &App,
     path: &str,
     plugin: Option<&str>,
@@ -356,13 +393,54 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A path of a publication: a stored artifact, or a unit's file still at its remote.
+#[derive(Debug)]
+struct PublishedFile {
+    content_artifact_id: Option<String>,
+    sha256: Option<String>,
+    size: Option<i64>,
+}
+
 async fn published_file(
     app: &Arc<App>,
     publication_id: &str,
     path: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Option<Response>> {
-    let Some(row) = sqlx::query(
+    let cache = &app.resolutions.0;
+    let file = match cache.file(publication_id, path) {
+        Some(file) => file,
+        None => {
+            let generation = cache.generation();
+            let file = query_published_file(app, publication_id, path)
+                .await?
+                .map(Arc::new);
+            cache.keep_file(generation, publication_id, path, file.clone());
+            file
+        }
+    };
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    match (&file.sha256, file.size, &file.content_artifact_id) {
+        (Some(sha256), Some(size), _) => {
+            Ok(Some(stored(app, sha256, size as u64, path, headers).await?))
+        }
+        (_, _, Some(content_artifact_id)) => {
+            Ok(Some(from_remote(app, content_artifact_id, path).await?))
+        }
+        _ => Err(ApiError::internal(format!(
+            "published file {path} has neither artifact nor content"
+        ))),
+    }
+}
+
+async fn query_published_file(
+    app: &App,
+    publication_id: &str,
+    path: &str,
+) -> ApiResult<Option<PublishedFile>> {
+    let row = sqlx::query(
         "SELECT pf.content_artifact_id, COALESCE(a1.sha256, a2.sha256), COALESCE(a1.size, a2.size)
          FROM published_files pf
          LEFT JOIN artifacts a1 ON a1.id = pf.artifact_id
@@ -373,24 +451,12 @@ async fn published_file(
     .bind(publication_id)
     .bind(path)
     .fetch_optional(app.db.pool())
-    .await?
-    else {
-        return Ok(None);
-    };
-    let content_artifact_id: Option<String> = row.get(0);
-    let sha256: Option<String> = row.get(1);
-    let size: Option<i64> = row.get(2);
-    match (sha256, size, content_artifact_id) {
-        (Some(sha256), Some(size), _) => Ok(Some(
-            stored(app, &sha256, size as u64, path, headers).await?,
-        )),
-        (_, _, Some(content_artifact_id)) => {
-            Ok(Some(from_remote(app, &content_artifact_id, path).await?))
-        }
-        _ => Err(ApiError::internal(format!(
-            "published file {path} has neither artifact nor content"
-        ))),
-    }
+    .await?;
+    Ok(row.map(|row| PublishedFile {
+        content_artifact_id: row.get(0),
+        sha256: row.get(1),
+        size: row.get(2),
+    }))
 }
 
 /// Serves a stored artifact, honouring `If-None-Match` and one `Range`.
@@ -440,8 +506,14 @@ pub async fn stored(
         },
         None => None,
     };
-    let stream = app.blobs.read(sha256, range.clone()).await?;
-    let mut response = Response::new(Body::from_stream(stream));
+    let body = match app
+        .blobs
+        .read_small_now(sha256, range.clone().unwrap_or(0..size))
+    {
+        Some(read) => Body::from(read.with_context(|| format!("reading artifact {sha256}"))?),
+        None => Body::from_stream(app.blobs.read(sha256, range.clone()).await?),
+    };
+    let mut response = Response::new(body);
     let response_headers = response.headers_mut();
     response_headers.insert(header::ETAG, header_value(&etag));
     response_headers.insert(header::CONTENT_TYPE, header_value(&content_type));

@@ -6,8 +6,12 @@
 //! Every write therefore goes through [`Db::begin_write`], which on SQLite also takes a
 //! process-wide lock (SQLite is single-process by design here); on PostgreSQL it is a plain
 //! transaction.
+//!
+//! A write transaction also says whether it changed what the content app resolves paths with
+//! (see [`ContentChanges`]), so the content app can keep those lookups in memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -31,18 +35,90 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     write_lock: Arc<Mutex<()>>,
+    content_changes: Arc<ContentChanges>,
+}
+
+/// The tables the content app resolves a path with: a committed change to any of them may change
+/// what a path serves.
+const CONTENT_TABLES: &[&str] = &[
+    "distributions",
+    "publications",
+    "published_files",
+    "artifacts",
+    "content_artifacts",
+];
+
+/// PostgreSQL channel on which the triggers of [`CONTENT_TABLES`] announce a change.
+pub const CONTENT_CHANNEL: &str = "granary_content";
+
+/// The generation of the [`CONTENT_TABLES`] as this process knows it: it moves after every
+/// committed transaction that changed one of them, before the commit returns to its caller (so a
+/// task is not reported complete, nor a request answered, before the move). Caches keep what they
+/// read with the generation they read it at, and drop it once the generation has moved.
+///
+/// How a change is noticed: triggers on the tables (created at start-up by [`install_triggers`]).
+/// On SQLite they bump `content_changes.counter`, which [`WriteTx::commit`] compares with the last
+/// value it saw; SQLite has one process, so every write is seen. On PostgreSQL they set a
+/// transaction-local flag that `commit` reads, and notify [`CONTENT_CHANNEL`], which the other
+/// processes hear (`events::listen`) and act on with [`ContentChanges::changed`].
+#[derive(Debug, Default)]
+pub struct ContentChanges {
+    generation: AtomicU64,
+    /// SQLite: the last `content_changes.counter` a commit saw.
+    counter_seen: AtomicI64,
+}
+
+impl ContentChanges {
+    /// The current generation.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Records a change: everything read before now is stale.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// A write transaction. Commit it with [`WriteTx::commit`]; dropping it rolls back.
 pub struct WriteTx {
     tx: Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    content_changes: Arc<ContentChanges>,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
-    /// Commits the transaction and releases the write lock.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    /// Commits the transaction and releases the write lock; moves the content generation first if
+    /// the transaction changed a content table.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let changed = match self.backend {
+            Backend::Sqlite => {
+                let counter: i64 = sqlx::query_scalar("SELECT counter FROM content_changes")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                // The write lock is held, so no other commit moves the counter meanwhile.
+                self.content_changes
+                    .counter_seen
+                    .swap(counter, Ordering::AcqRel)
+                    != counter
+            }
+            Backend::Postgres => {
+                let flag: Option<String> =
+                    sqlx::query_scalar("SELECT current_setting('granary.content_changed', true)")
+                        .fetch_one(&mut *self.tx)
+                        .await?;
+                flag.as_deref() == Some("yes")
+            }
+        };
+        let content_changes = self.content_changes.clone();
+        let outcome = self.tx.commit().await;
+        // Also after a failed commit: whether it took effect is unknown, and a needless move only
+        // costs the caches a refill.
+        if changed {
+            content_changes.changed();
+        }
+        outcome
     }
 }
 
@@ -93,11 +169,29 @@ impl Db {
             .run(&pool)
             .await
             .context("running database migrations")?;
+        install_triggers(&pool, backend)
+            .await
+            .context("creating the content-change triggers")?;
+        let content_changes = Arc::new(ContentChanges::default());
+        if backend == Backend::Sqlite {
+            let counter: i64 = sqlx::query_scalar("SELECT counter FROM content_changes")
+                .fetch_one(&pool)
+                .await?;
+            content_changes
+                .counter_seen
+                .store(counter, Ordering::Release);
+        }
         Ok(Db {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            content_changes,
         })
+    }
+
+    /// The generation of the content tables, for caches of them.
+    pub fn content_changes(&self) -> &Arc<ContentChanges> {
+        &self.content_changes
     }
 
     /// The pool, for reads.
@@ -117,8 +211,73 @@ impl Db {
             Backend::Postgres => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+            content_changes: self.content_changes.clone(),
+            _guard: guard,
+        })
     }
+}
+
+/// Creates the triggers behind [`ContentChanges`] where they are missing. Not a migration: the
+/// trigger syntax of the two engines differs, and migrations are written once for both.
+async fn install_triggers(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    match backend {
+        Backend::Sqlite => {
+            for table in CONTENT_TABLES {
+                for event in ["INSERT", "UPDATE", "DELETE"] {
+                    let name = format!("content_changes_{table}_{}", event.to_lowercase());
+                    tx.execute(
+                        format!(
+                            "CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON {table}
+                             BEGIN UPDATE content_changes SET counter = counter + 1; END"
+                        )
+                        .as_str(),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Backend::Postgres => {
+            // Processes starting together take turns; the first creates, the others find.
+            tx.execute("SELECT pg_advisory_xact_lock(7424510932764180)")
+                .await?;
+            tx.execute(
+                "CREATE OR REPLACE FUNCTION granary_content_changed() RETURNS trigger
+                 LANGUAGE plpgsql AS $$
+                 BEGIN
+                     PERFORM set_config('granary.content_changed', 'yes', true);
+                     PERFORM pg_notify('granary_content', '');
+                     RETURN NULL;
+                 END
+                 $$",
+            )
+            .await?;
+            for table in CONTENT_TABLES {
+                let exists: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM pg_trigger WHERE tgname = 'granary_content_changed'
+                     AND tgrelid = CAST($1 AS regclass)",
+                )
+                .bind(*table)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if exists.is_none() {
+                    tx.execute(
+                        format!(
+                            "CREATE TRIGGER granary_content_changed
+                             AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
+                             FOR EACH STATEMENT EXECUTE FUNCTION granary_content_changed()"
+                        )
+                        .as_str(),
+                    )
+                    .await?;
+                }
+            }
+        }
+    }
+    tx.commit().await
 }
 
 /// The current time as stored in the database: fixed-width RFC 3339 UTC, sortable as text.

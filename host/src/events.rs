@@ -1,6 +1,8 @@
 //! Changes every process must hear about, over PostgreSQL `LISTEN/NOTIFY`: a task queued or
-//! finished (wake idle workers) and a plugin installed, upgraded, disabled or removed (reload the
-//! plugin registry). With SQLite there is one process, which acts on its own changes directly.
+//! finished (wake idle workers), a plugin installed, upgraded, disabled or removed (reload the
+//! plugin registry), and a change to what the content app serves (announced by triggers, see
+//! `db::ContentChanges`). With SQLite there is one process, which acts on its own changes
+//! directly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::db::{Backend, Db};
+use crate::db::{Backend, CONTENT_CHANNEL, Db};
 
 /// A task was queued or finished.
 pub const TASKS: &str = "granary_tasks";
@@ -57,17 +59,29 @@ pub async fn listen(app: Arc<App>, shutdown: CancellationToken) {
 
 async fn listen_once(app: &Arc<App>, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
     let mut listener = sqlx::postgres::PgListener::connect(&app.config.database_url()).await?;
-    listener.listen_all([TASKS, PLUGINS]).await?;
+    listener
+        .listen_all([TASKS, PLUGINS, CONTENT_CHANNEL])
+        .await?;
     // Changes made while this process was not listening.
     reload_plugins(app).await;
+    app.db.content_changes().changed();
     loop {
         let notification = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            notification = listener.recv() => notification?,
+            notification = listener.try_recv() => notification?,
+        };
+        // `None`: the connection was lost and is made again on the next call; what was announced
+        // meanwhile is lost, so act as if everything changed.
+        let Some(notification) = notification else {
+            app.task_wakeup.notify_waiters();
+            reload_plugins(app).await;
+            app.db.content_changes().changed();
+            continue;
         };
         match notification.channel() {
             TASKS => app.task_wakeup.notify_waiters(),
             PLUGINS => reload_plugins(app).await,
+            CONTENT_CHANNEL => app.db.content_changes().changed(),
             _ => {}
         }
     }

@@ -8,7 +8,7 @@ use crate::support::curl::Downloads;
 use crate::support::pulp::{API, created_resources, str_field, summary_count};
 use crate::support::{Backend, TestApp};
 
-sqlite_and_postgres!(upload_and_modify);
+sqlite_and_postgres!(upload_and_modify, served_paths_follow_every_change);
 
 /// An uploaded file lands in a new version of the repository named in the upload; `modify` adds
 /// that same unit to a second repository and removes it again, each change making a new version;
@@ -123,4 +123,81 @@ async fn upload_and_modify(backend: Backend) {
         .await
         .expect("the uploaded file is served");
     assert_eq!(served, bytes);
+}
+
+/// What a content path serves follows every change at once, although the content app keeps what
+/// it resolved in memory: a distribution moved to another publication, a new publication of a
+/// followed repository, a deleted publication and a deleted distribution. Each path is read twice
+/// before a change, so the second read comes from memory.
+async fn served_paths_follow_every_change(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let downloads = Downloads::new();
+    let first = app.create_file_repository("first").await;
+    let second = app.create_file_repository("second").await;
+    app.upload_content("file/files", &first, "a.txt", b"one")
+        .await;
+    app.upload_content("file/files", &second, "a.txt", b"two")
+        .await;
+    let first_publication = app.publish_file(&first).await;
+    let second_publication = app.publish_file(&second).await;
+
+    let moving = app
+        .distribute_file(
+            "moving",
+            "moving",
+            json!({"publication": first_publication}),
+        )
+        .await;
+    let moving_url = format!("{}a.txt", str_field(&moving, "base_url"));
+    for _ in 0..2 {
+        assert_eq!(downloads.get(&moving_url).await.as_deref(), Ok(&b"one"[..]));
+    }
+    app.update(
+        str_field(&moving, "pulp_href"),
+        json!({"publication": second_publication}),
+    )
+    .await;
+    assert_eq!(
+        downloads.get(&moving_url).await.as_deref(),
+        Ok(&b"two"[..]),
+        "the distribution serves its new publication"
+    );
+
+    let following = app
+        .distribute_file("following", "following", json!({"repository": first}))
+        .await;
+    let new_url = format!("{}new.txt", str_field(&following, "base_url"));
+    for _ in 0..2 {
+        assert_eq!(status_of(&new_url).await, StatusCode::NOT_FOUND);
+    }
+    app.upload_content("file/files", &first, "new.txt", b"new")
+        .await;
+    assert_eq!(
+        status_of(&new_url).await,
+        StatusCode::NOT_FOUND,
+        "a new version is not served before it is published"
+    );
+    app.publish_file(&first).await;
+    assert_eq!(
+        downloads.get(&new_url).await.as_deref(),
+        Ok(&b"new"[..]),
+        "the repository's newest publication is served"
+    );
+
+    app.remove(&second_publication).await;
+    assert_eq!(
+        status_of(&moving_url).await,
+        StatusCode::NOT_FOUND,
+        "a deleted publication serves nothing"
+    );
+    app.remove(str_field(&following, "pulp_href")).await;
+    assert_eq!(
+        status_of(&new_url).await,
+        StatusCode::NOT_FOUND,
+        "a deleted distribution serves nothing"
+    );
+}
+
+async fn status_of(url: &str) -> StatusCode {
+    reqwest::get(url).await.expect("GET").status()
 }

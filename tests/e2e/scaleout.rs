@@ -334,3 +334,54 @@ async fn a_plugin_installed_through_one_process_is_usable_through_the_others() {
         assert_eq!(response.bytes().await.expect("body").as_ref(), script);
     }
 }
+
+/// Each serve process keeps what content paths resolve to in memory. A distribution moved to
+/// another publication through the first process is served changed by the second: the database's
+/// triggers announce the change (`NOTIFY`) and every process drops what it kept. Without that,
+/// the second process would serve the old file for as long as it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distribution_moved_through_one_process_is_served_moved_by_the_others() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let cluster = Cluster::start(&server, 2, 1).await;
+    let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
+    let mut publications = Vec::new();
+    for (name, bytes) in [("one", b"one"), ("two", b"two")] {
+        let repository = first.create_file_repository(name).await;
+        first
+            .upload_content("file/files", &repository, "a.txt", bytes)
+            .await;
+        publications.push(first.publish_file(&repository).await);
+    }
+    let distribution = first
+        .distribute_file("moving", "moving", json!({"publication": publications[0]}))
+        .await;
+    let url = second.url("/pulp/content/moving/a.txt");
+    let served = || async {
+        let response = reqwest::get(&url).await.expect("GET");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.bytes().await.expect("body")
+    };
+    // The second read is answered from memory.
+    for _ in 0..2 {
+        assert_eq!(served().await.as_ref(), b"one");
+    }
+
+    first
+        .update(
+            str_field(&distribution, "pulp_href"),
+            json!({"publication": publications[1]}),
+        )
+        .await;
+    // The announcement travels on its own connection, so it may land just after the task is
+    // reported complete: wait for it, but not forever.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while served().await.as_ref() != b"two" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second serve process kept serving the old publication"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
