@@ -59,8 +59,11 @@ pub fn router() -> Router<AppState> {
 /// distribution match per path, and the published file per publication and path.
 #[derive(Debug)]
 pub struct Resolutions(
-    cache::ResolutionCache<Option<Arc<(Matched, String)>>, Option<Arc<PublishedFile>>>,
+    cache::ResolutionCache<Option<Arc<MatchedPath>>, Option<Arc<PublishedFile>>>,
 );
+
+/// A distribution matched by a request path, and the rest of the path below its base path.
+type MatchedPath = (Matched, String);
 
 impl Resolutions {
     /// Empty, following `app.db`'s content changes.
