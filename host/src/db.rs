@@ -271,14 +271,17 @@ async fn install_triggers(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::
             tx.execute("SELECT pg_advisory_xact_lock(7424510932764180)")
                 .await?;
             tx.execute(
-                "CREATE OR REPLACE FUNCTION granary_content_changed() RETURNS trigger
-                 LANGUAGE plpgsql AS $$
-                 BEGIN
-                     PERFORM set_config('granary.content_changed', 'yes', true);
-                     PERFORM pg_notify('granary_content', '');
-                     RETURN NULL;
-                 END
-                 $$",
+                format!(
+                    "CREATE OR REPLACE FUNCTION granary_content_changed() RETURNS trigger
+                     LANGUAGE plpgsql AS $$
+                     BEGIN
+                         PERFORM set_config('granary.content_changed', 'yes', true);
+                         PERFORM pg_notify('{CONTENT_CHANNEL}', '');
+                         RETURN NULL;
+                     END
+                     $$"
+                )
+                .as_str(),
             )
             .await?;
             for table in CONTENT_TABLES {

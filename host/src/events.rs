@@ -62,20 +62,15 @@ async fn listen_once(app: &Arc<App>, shutdown: &CancellationToken) -> Result<(),
     listener
         .listen_all([TASKS, PLUGINS, CONTENT_CHANNEL])
         .await?;
-    // Changes made while this process was not listening.
-    reload_plugins(app).await;
-    app.db.content_changes().changed();
+    catch_up(app).await;
     loop {
         let notification = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             notification = listener.try_recv() => notification?,
         };
-        // `None`: the connection was lost and is made again on the next call; what was announced
-        // meanwhile is lost, so act as if everything changed.
+        // `None`: the connection was lost and is made again on the next call.
         let Some(notification) = notification else {
-            app.task_wakeup.notify_waiters();
-            reload_plugins(app).await;
-            app.db.content_changes().changed();
+            catch_up(app).await;
             continue;
         };
         match notification.channel() {
@@ -85,6 +80,14 @@ async fn listen_once(app: &Arc<App>, shutdown: &CancellationToken) -> Result<(),
             _ => {}
         }
     }
+}
+
+/// Acts as if every channel had been announced: what was announced while this process was not
+/// listening is lost.
+async fn catch_up(app: &App) {
+    app.task_wakeup.notify_waiters();
+    reload_plugins(app).await;
+    app.db.content_changes().changed();
 }
 
 async fn reload_plugins(app: &App) {

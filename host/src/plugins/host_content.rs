@@ -2,7 +2,7 @@
 
 use super::bindings::current::granary::plugin::content;
 use super::runtime::{SandboxViolation, guest_error};
-use super::scope::CallState;
+use super::scope::{CallState, ContentScope};
 use super::{PluginError, StoredUnit};
 use crate::domain::units;
 use crate::plugins::bindings::types::UnitPage;
@@ -13,14 +13,9 @@ impl content::Host for CallState {
         cursor: Option<String>,
         limit: u32,
     ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
-        let Some(scope) = &self.scope.content else {
-            return Err(SandboxViolation::new(
-                "plugin listed content outside a call that has a repository version",
-            )
-            .into());
-        };
+        let scope = content_scope(self, "listed")?;
         let limit = i64::from(limit.clamp(1, super::MAX_LIST_PAGE));
-        match units::page(
+        let page = units::page(
             scope.db.pool(),
             &scope.repository_id,
             scope.version,
@@ -28,43 +23,23 @@ impl content::Host for CallState {
             limit,
         )
         .await
-        {
-            Ok((units, next)) => Ok(Ok(UnitPage { units, next })),
-            Err(error) => {
-                tracing::error!(%error, "listing units for a plugin");
-                Ok(Err(guest_error(
-                    "listing units failed (see the server log)",
-                )))
-            }
-        }
+        .map(|(units, next)| UnitPage { units, next });
+        Ok(answer(page, "listing units for a plugin", "listing units"))
     }
 
     async fn find_by_path(
         &mut self,
         relative_path: String,
     ) -> wasmtime::Result<Result<Vec<StoredUnit>, PluginError>> {
-        let Some(scope) = &self.scope.content else {
-            return Err(SandboxViolation::new(
-                "plugin looked up content outside a call that has a repository version",
-            )
-            .into());
-        };
-        match units::by_path(
+        let scope = content_scope(self, "looked up")?;
+        let units = units::by_path(
             scope.db.pool(),
             &scope.repository_id,
             scope.version,
             &relative_path,
         )
-        .await
-        {
-            Ok(units) => Ok(Ok(units)),
-            Err(error) => {
-                tracing::error!(%error, "finding units for a plugin");
-                Ok(Err(guest_error(
-                    "finding units failed (see the server log)",
-                )))
-            }
-        }
+        .await;
+        Ok(answer(units, "finding units for a plugin", "finding units"))
     }
 
     async fn list_by_prefix(
@@ -73,14 +48,9 @@ impl content::Host for CallState {
         cursor: Option<String>,
         limit: u32,
     ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
-        let Some(scope) = &self.scope.content else {
-            return Err(SandboxViolation::new(
-                "plugin listed content outside a call that has a repository version",
-            )
-            .into());
-        };
+        let scope = content_scope(self, "listed")?;
         let limit = i64::from(limit.clamp(1, super::MAX_LIST_PAGE));
-        match units::page_by_prefix(
+        let page = units::page_by_prefix(
             &scope.db,
             &scope.repository_id,
             scope.version,
@@ -89,14 +59,36 @@ impl content::Host for CallState {
             limit,
         )
         .await
-        {
-            Ok((units, next)) => Ok(Ok(UnitPage { units, next })),
-            Err(error) => {
-                tracing::error!(%error, "listing units by prefix for a plugin");
-                Ok(Err(guest_error(
-                    "listing units failed (see the server log)",
-                )))
-            }
-        }
+        .map(|(units, next)| UnitPage { units, next });
+        Ok(answer(
+            page,
+            "listing units by prefix for a plugin",
+            "listing units",
+        ))
     }
+}
+
+/// The repository version the call may read, or a sandbox violation naming what the plugin `did`.
+fn content_scope<'a>(
+    state: &'a CallState,
+    did: &str,
+) -> Result<&'a ContentScope, SandboxViolation> {
+    state.scope.content.as_ref().ok_or_else(|| {
+        SandboxViolation::new(format!(
+            "plugin {did} content outside a call that has a repository version"
+        ))
+    })
+}
+
+/// A database outcome as the guest sees it: the error goes to the server log (`logged`), the
+/// guest hears only that `failed` failed.
+fn answer<T, E: std::fmt::Display>(
+    outcome: Result<T, E>,
+    logged: &str,
+    failed: &str,
+) -> Result<T, PluginError> {
+    outcome.map_err(|error| {
+        tracing::error!(%error, "{logged}");
+        guest_error(format!("{failed} failed (see the server log)"))
+    })
 }
