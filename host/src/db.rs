@@ -4,8 +4,8 @@
 //! SQLite allows one writer at a time and fails a transaction that read first and then tries to
 //! write after another connection committed (`SQLITE_BUSY_SNAPSHOT`), whatever the busy timeout.
 //! Every write therefore goes through [`Db::begin_write`], which on SQLite also takes a
-//! process-wide lock (SQLite is single-process by design here); on PostgreSQL it is a plain
-//! transaction.
+//! process-wide lock (SQLite is single-process by design here) and runs on the one connection
+//! kept for writing; on PostgreSQL it is a plain transaction from the pool.
 //!
 //! A write transaction also says whether it changed what the content app resolves paths with
 //! (see [`ContentChanges`]), so the content app can keep those lookups in memory.
@@ -42,6 +42,12 @@ pub enum Backend {
 #[derive(Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite: a pool of one connection that every write transaction uses (writes are serialised
+    /// by `write_lock` anyway). The multi-row statements of syncs and publishes are then prepared
+    /// and cached on that connection only, instead of on every connection of `pool` in turn (the
+    /// pool hands out its connections round-robin), and its page cache stays valid between
+    /// writes: in WAL mode a connection drops its cache whenever another one has written.
+    writer: Option<AnyPool>,
     backend: Backend,
     write_lock: Arc<Mutex<()>>,
     content_changes: Arc<ContentChanges>,
@@ -172,23 +178,31 @@ impl Db {
         let options: AnyConnectOptions = url
             .parse()
             .with_context(|| format!("parsing database URL {url:?}"))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 30000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute(SQLITE_CACHE_SIZE).await?;
-                    }
-                    Ok(())
+        let pool_of = |max_connections| {
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 30000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute(SQLITE_CACHE_SIZE).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
+        };
+        let connecting = || format!("connecting to the database at {}", redact(url));
+        let pool = pool_of(if backend == Backend::Sqlite { 8 } else { 16 })
+            .connect_with(options.clone())
             .await
-            .with_context(|| format!("connecting to the database at {}", redact(url)))?;
+            .with_context(connecting)?;
+        let writer = match backend {
+            Backend::Sqlite => Some(pool_of(1).connect_lazy_with(options)),
+            Backend::Postgres => None,
+        };
         MIGRATOR
             .run(&pool)
             .await
@@ -208,6 +222,7 @@ impl Db {
         }
         Ok(Db {
             pool,
+            writer,
             backend,
             write_lock: Arc::new(Mutex::new(())),
             content_changes,
@@ -235,7 +250,7 @@ impl Db {
             Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
             Backend::Postgres => None,
         };
-        let tx = self.pool.begin().await?;
+        let tx = self.writer.as_ref().unwrap_or(&self.pool).begin().await?;
         Ok(WriteTx {
             tx,
             pool: self.pool.clone(),
