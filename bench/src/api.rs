@@ -91,31 +91,26 @@ impl Api {
         href(&repository)
     }
 
-    /// Syncs `repository` from `remote` (mirror) and waits for the task.
-    pub async fn sync(&self, repository: &str, remote: &str) -> anyhow::Result<()> {
+    /// Syncs `repository` from `remote` (mirror), waits for the task and returns it.
+    pub async fn sync(&self, repository: &str, remote: &str) -> anyhow::Result<Value> {
         let accepted = self
             .post(
                 &format!("{repository}sync/"),
                 json!({"remote": remote, "mirror": true}),
             )
             .await?;
-        self.wait(&accepted).await?;
-        Ok(())
+        self.wait(&accepted).await
     }
 
-    /// Publishes the latest version of `repository`; returns the publication's href.
-    pub async fn publish(&self, repository: &str) -> anyhow::Result<String> {
+    /// Publishes the latest version of `repository`, waits for the task and returns it.
+    pub async fn publish(&self, repository: &str) -> anyhow::Result<Value> {
         let accepted = self
             .post(
                 &format!("{API}/publications/file/file/"),
                 json!({"repository": repository}),
             )
             .await?;
-        let task = self.wait(&accepted).await?;
-        task["created_resources"][0]
-            .as_str()
-            .map(str::to_owned)
-            .context("the publish task created nothing")
+        self.wait(&accepted).await
     }
 
     /// Serves `publication` at `/pulp/content/<base_path>/`.
@@ -143,6 +138,27 @@ impl Api {
             .body(body);
         self.send(request).await.context("uploading a file")
     }
+}
+
+/// The first resource a finished task created (a publication's href, say).
+pub fn created(task: &Value) -> anyhow::Result<String> {
+    task["created_resources"][0]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the task created nothing: {task}"))
+}
+
+/// How long a finished task ran, from the server's own `started_at` and `finished_at`: without
+/// the time it queued and without the up to [`POLL`] the client took to notice it had finished.
+pub fn run_time(task: &Value) -> anyhow::Result<Duration> {
+    let at = |field: &str| {
+        let text = task[field]
+            .as_str()
+            .with_context(|| format!("the task has no {field}: {task}"))?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("the task's {field} {text:?} is not RFC 3339"))
+    };
+    Ok((at("finished_at")? - at("started_at")?).to_std()?)
 }
 
 const BOUNDARY: &str = "granary-bench-boundary-7d1f0c";

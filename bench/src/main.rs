@@ -144,7 +144,7 @@ impl Bench {
         let started = Instant::now();
         api.sync(&repository, &remote).await?;
         let elapsed = started.elapsed();
-        let publication = api.publish(&repository).await?;
+        let publication = api::created(&api.publish(&repository).await?)?;
         api.distribute(name, &publication).await?;
         Ok(elapsed)
     }
