@@ -5,6 +5,8 @@
 //! - Upload: files posted to `content/file/files/` into a repository, one after another, timed
 //!   from the first byte sent to the last task completed (upload, hash, commit, content unit,
 //!   new repository version).
+//! - The same uploads against [`sink`], a minimal receiver that hashes, writes and flushes:
+//!   what a server that keeps uploads durably cannot avoid on this machine, with this client.
 //! - Sync: policy `immediate` from the local nginx, timed from the sync request to the task
 //!   completed (manifest, downloads, hashes, commits, units, version).
 
@@ -15,7 +17,7 @@ use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::report::Row;
-use crate::{Bench, LARGE, SMALL, api, fixture};
+use crate::{Bench, LARGE, SMALL, api, fixture, sink};
 
 /// Uploaded files: count and size (distinct from the synced ones).
 const UPLOADS: (usize, usize) = (4, 64 * 1024 * 1024);
@@ -46,6 +48,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             api::upload_body(&format!("upload-{index}.bin"), &repository, &data)
         })
         .collect();
+    let sink_bodies = bodies.clone();
     let started = Instant::now();
     let mut accepted = Vec::new();
     for body in bodies {
@@ -67,6 +70,25 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         ratio: Some(upload / openssl),
         target: "≥ 0.5×",
         holds: Some(upload / openssl >= 0.5),
+    });
+    let sink = sink::start(bench.dir("sink.bin"))?;
+    let minimal = sink::upload_rate(&sink, sink_bodies, UPLOADS.0 * UPLOADS.1).await?;
+    drop(sink);
+    let _ = std::fs::remove_file(bench.dir("sink.bin"));
+    bench.row(Row {
+        item: 2,
+        measure: "upload, same bodies and client, against a minimal receiver that only hashes, \
+                  writes and fdatasyncs each body (hyper, one thread)"
+            .into(),
+        granary: format!("{:.0} MB/s", upload / 1e6),
+        reference: format!(
+            "{:.0} MB/s minimal receiver ({:.2}× openssl)",
+            minimal / 1e6,
+            minimal / openssl
+        ),
+        ratio: Some(upload / minimal),
+        target: "",
+        holds: None,
     });
 
     let elapsed = bench.large_mirror().await?;

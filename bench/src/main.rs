@@ -16,6 +16,7 @@
 //! - `api`: the Pulp REST calls the benchmarks need.
 //! - `fixture`: generated files and `PULP_MANIFEST`s.
 //! - `startup`, `ingest`, `serving`, `scaling`, `plugin`: one module per measured item.
+//! - `sink`: the minimal upload receiver the ingest item compares uploads with.
 //! - `report`: the result table.
 
 mod api;
@@ -27,6 +28,7 @@ mod procs;
 mod report;
 mod scaling;
 mod serving;
+mod sink;
 mod startup;
 
 use std::net::SocketAddr;
