@@ -91,6 +91,18 @@ impl Api {
         href(&repository)
     }
 
+    /// Creates a file remote for `url` and a repository, both called `name`; returns the
+    /// repository's href and the remote's.
+    pub async fn repository_and_remote(
+        &self,
+        name: &str,
+        url: &str,
+        policy: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let remote = self.remote(name, url, policy).await?;
+        Ok((self.repository(name).await?, remote))
+    }
+
     /// Syncs `repository` from `remote` (mirror), waits for the task and returns it.
     pub async fn sync(&self, repository: &str, remote: &str) -> anyhow::Result<Value> {
         let accepted = self

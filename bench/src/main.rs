@@ -135,14 +135,13 @@ impl Bench {
     async fn mirror(&mut self, name: &str) -> anyhow::Result<Duration> {
         let nginx = self.nginx()?;
         let api = api::Api::new(self.granary()?)?;
-        let remote = api
-            .remote(
+        let (repository, remote) = api
+            .repository_and_remote(
                 name,
                 &format!("http://{nginx}/{name}/PULP_MANIFEST"),
                 "immediate",
             )
             .await?;
-        let repository = api.repository(name).await?;
         let started = Instant::now();
         api.sync(&repository, &remote).await?;
         let elapsed = started.elapsed();

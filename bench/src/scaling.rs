@@ -134,14 +134,13 @@ async fn sync_and_publish(
 ) -> anyhow::Result<Times> {
     let api = api::Api::new(granary)?;
     let run_times = async |name: &str, manifest_units: usize| -> anyhow::Result<_> {
-        let remote = api
-            .remote(
+        let (repository, remote) = api
+            .repository_and_remote(
                 name,
                 &format!("http://{nginx}/scale/{manifest_units}/PULP_MANIFEST"),
                 "on_demand",
             )
             .await?;
-        let repository = api.repository(name).await?;
         let sync = api::run_time(&api.sync(&repository, &remote).await?)?;
         let publish = api::run_time(&api.publish(&repository).await?)?;
         Ok((sync, publish))
