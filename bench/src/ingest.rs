@@ -5,8 +5,8 @@
 //! - Upload: files posted to `content/file/files/` into a repository, one after another, timed
 //!   from the first byte sent to the last task completed (upload, hash, commit, content unit,
 //!   new repository version).
-//! - The same uploads against [`sink`], a minimal receiver that hashes, writes and flushes:
-//!   what a server that keeps uploads durably cannot avoid on this machine, with this client.
+//! - The same uploads against [`sink`], a minimal receiver that hashes, writes and flushes: the
+//!   least a server that keeps uploads durably does, on this machine with this client.
 //! - Sync: policy `immediate` from the local nginx, timed from the sync request to the task
 //!   completed (manifest, downloads, hashes, commits, units, version).
 

@@ -95,18 +95,12 @@ async fn store(
             written = Err(error);
         }
     }
-    let answer = match written.and_then(|out| out.sync_data()) {
-        Ok(()) => (
-            StatusCode::OK,
-            format!("{:x}", hasher.finalize()).into_bytes(),
-        ),
-        Err(error) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            error.to_string().into_bytes(),
-        ),
+    let (status, body) = match written.and_then(|out| out.sync_data()) {
+        Ok(()) => (StatusCode::OK, format!("{:x}", hasher.finalize())),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     };
-    let mut response = Response::new(Full::new(Bytes::from(answer.1)));
-    *response.status_mut() = answer.0;
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
     Ok(response)
 }
 

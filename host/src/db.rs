@@ -194,11 +194,10 @@ impl Db {
                     })
                 })
         };
-        let connecting = || format!("connecting to the database at {}", redact(url));
         let pool = pool_of(if backend == Backend::Sqlite { 8 } else { 16 })
             .connect_with(options.clone())
             .await
-            .with_context(connecting)?;
+            .with_context(|| format!("connecting to the database at {}", redact(url)))?;
         let writer = match backend {
             Backend::Sqlite => Some(pool_of(1).connect_lazy_with(options)),
             Backend::Postgres => None,

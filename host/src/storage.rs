@@ -143,6 +143,13 @@ impl Written {
         self.spare = buffer;
         Ok(self)
     }
+
+    /// The spare buffer with room for a whole [`WRITE_BUFFER`].
+    fn spare_buffer(&mut self) -> Vec<u8> {
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.reserve_exact(WRITE_BUFFER);
+        spare
+    }
 }
 
 /// The outcome of a flush that has finished.
@@ -239,15 +246,6 @@ impl StagedBlob {
             Writer::Busy(job) => job.await?,
             Writer::Gone => Err(std::io::Error::other("staged blob already finished")),
         }
-    }
-}
-
-impl Written {
-    /// The spare buffer with room for a whole [`WRITE_BUFFER`].
-    fn spare_buffer(&mut self) -> Vec<u8> {
-        let mut spare = std::mem::take(&mut self.spare);
-        spare.reserve_exact(WRITE_BUFFER);
-        spare
     }
 }
 
@@ -656,6 +654,11 @@ mod tests {
         sha256
     }
 
+    /// How many files are left in the data directory's temporary directory.
+    fn temporary_files(data_dir: &std::path::Path) -> usize {
+        std::fs::read_dir(data_dir.join("tmp")).unwrap().count()
+    }
+
     async fn collect(
         blobs: &BlobStore,
         sha256: &str,
@@ -686,11 +689,7 @@ mod tests {
         assert_eq!(std::fs::read(stored).unwrap(), data);
         let empty = hex::encode(Sha256::digest(b""));
         assert_eq!(store(&blobs, b"", 1).await, empty);
-        // Nothing is left behind in the temporary directory.
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            0
-        );
+        assert_eq!(temporary_files(dir.path()), 0);
     }
 
     #[tokio::test]
@@ -700,10 +699,7 @@ mod tests {
         let mut staged = blobs.stage().await.unwrap();
         staged.write(&pattern(WRITE_BUFFER + 1)).await.unwrap();
         drop(staged);
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            0
-        );
+        assert_eq!(temporary_files(dir.path()), 0);
     }
 
     #[tokio::test]
