@@ -78,7 +78,11 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             minimal / 1e6,
             disk / 1e6
         );
-        rounds.push((granary, minimal, disk));
+        rounds.push(UploadRound {
+            granary,
+            minimal,
+            disk,
+        });
     }
     drop(sink);
 
@@ -87,12 +91,16 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         let range = format!("{:.2}–{:.2}×", figures[0], figures[figures.len() - 1]);
         (figures[figures.len() / 2], range)
     };
-    let (upload, _) = median(rounds.iter().map(|round| round.0).collect());
-    let (minimal, _) = median(rounds.iter().map(|round| round.1).collect());
-    let (disk, disk_range) = median(rounds.iter().map(|round| round.2 / openssl).collect());
-    let (_, upload_range) = median(rounds.iter().map(|round| round.0 / openssl).collect());
-    let (against_minimal, minimal_range) =
-        median(rounds.iter().map(|round| round.0 / round.1).collect());
+    let (upload, _) = median(rounds.iter().map(|round| round.granary).collect());
+    let (minimal, _) = median(rounds.iter().map(|round| round.minimal).collect());
+    let (disk, disk_range) = median(rounds.iter().map(|round| round.disk / openssl).collect());
+    let (_, upload_range) = median(rounds.iter().map(|round| round.granary / openssl).collect());
+    let (against_minimal, minimal_range) = median(
+        rounds
+            .iter()
+            .map(|round| round.granary / round.minimal)
+            .collect(),
+    );
     bench.row(Row {
         item: 2,
         measure: format!(
@@ -176,12 +184,19 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 }
 
 /// Writes every dirty page of the machine to disk (`sync`), so that a run does not pay for the
-/// writeback of the one before it: 256 MiB written and flushed by one run slowed the next run's
-/// flushes to half its speed or less here.
+/// writeback of the one before it (the kernel writes dirty pages back for up to 30 s).
 fn write_back() -> anyhow::Result<()> {
     let status = Command::new("sync").status().context("running sync")?;
     anyhow::ensure!(status.success(), "sync failed: {status}");
     Ok(())
+}
+
+/// Bytes per second of one round of uploads.
+struct UploadRound {
+    granary: f64,
+    minimal: f64,
+    /// The same bodies written to new files without network or hashing.
+    disk: f64,
 }
 
 /// Writes `bodies` to new files in `dir`, flushing each, on a blocking thread: bytes per second.
