@@ -26,7 +26,8 @@ const LARGE_LOAD: Load = Load {
     duration: Duration::from_secs(8),
     max_requests: 40,
 };
-/// Before each measured run: fills caches, opens connections, lets the server's pools grow.
+/// Once per server before the measured rounds: fills caches, opens connections, lets the
+/// server's pools grow.
 const SMALL_WARMUP: Load = Load {
     duration: Duration::from_secs(1),
     ..SMALL_LOAD
