@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::report::Row;
+use crate::report::{Row, Spread};
 use crate::{Bench, LARGE, SMALL, api, fixture, sink};
 
 /// Uploaded files: count and size (distinct from the synced ones).
@@ -86,21 +86,11 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     }
     drop(sink);
 
-    let median = |mut figures: Vec<f64>| {
-        figures.sort_by(f64::total_cmp);
-        let range = format!("{:.2}–{:.2}×", figures[0], figures[figures.len() - 1]);
-        (figures[figures.len() / 2], range)
-    };
-    let (upload, _) = median(rounds.iter().map(|round| round.granary).collect());
-    let (minimal, _) = median(rounds.iter().map(|round| round.minimal).collect());
-    let (disk, disk_range) = median(rounds.iter().map(|round| round.disk / openssl).collect());
-    let (_, upload_range) = median(rounds.iter().map(|round| round.granary / openssl).collect());
-    let (against_minimal, minimal_range) = median(
-        rounds
-            .iter()
-            .map(|round| round.granary / round.minimal)
-            .collect(),
-    );
+    let upload = Spread::of(rounds.iter().map(|round| round.granary)).median;
+    let minimal = Spread::of(rounds.iter().map(|round| round.minimal)).median;
+    let upload_range = Spread::of(rounds.iter().map(|round| round.granary / openssl)).ratio_range();
+    let against_minimal = Spread::of(rounds.iter().map(|round| round.granary / round.minimal));
+    let disk = Spread::of(rounds.iter().map(|round| round.disk / openssl));
     bench.row(Row {
         item: 2,
         measure: format!(
@@ -119,7 +109,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         measure: format!(
             "upload, same bodies and client, against a minimal receiver that only hashes, \
              writes and fdatasyncs each body (hyper, one thread); taking turns, median of \
-             {UPLOAD_ROUNDS} rounds ({minimal_range})"
+             {UPLOAD_ROUNDS} rounds ({})",
+            against_minimal.ratio_range()
         ),
         granary: format!("{:.0} MB/s", upload / 1e6),
         reference: format!(
@@ -127,7 +118,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             minimal / 1e6,
             minimal / openssl
         ),
-        ratio: Some(against_minimal),
+        ratio: Some(against_minimal.median),
         target: "",
         holds: None,
     });
@@ -135,11 +126,12 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         item: 2,
         measure: format!(
             "the disk alone: the same bodies written to new files and fdatasynced, no network, \
-             no hashing; median of {UPLOAD_ROUNDS} rounds ({disk_range})"
+             no hashing; median of {UPLOAD_ROUNDS} rounds ({})",
+            disk.ratio_range()
         ),
         granary: String::new(),
-        reference: format!("{:.0} MB/s disk", disk * openssl / 1e6),
-        ratio: Some(disk),
+        reference: format!("{:.0} MB/s disk", disk.median * openssl / 1e6),
+        ratio: Some(disk.median),
         target: "",
         holds: None,
     });

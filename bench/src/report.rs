@@ -40,3 +40,28 @@ pub fn print(rows: &[Row]) {
         );
     }
 }
+
+/// Repeated measurements of one figure: the median, with the lowest and the highest.
+pub struct Spread {
+    pub median: f64,
+    pub lowest: f64,
+    pub highest: f64,
+}
+
+impl Spread {
+    /// Of `figures`, which holds at least one.
+    pub fn of(figures: impl IntoIterator<Item = f64>) -> Spread {
+        let mut figures: Vec<f64> = figures.into_iter().collect();
+        figures.sort_by(f64::total_cmp);
+        Spread {
+            median: figures[figures.len() / 2],
+            lowest: figures[0],
+            highest: figures[figures.len() - 1],
+        }
+    }
+
+    /// `lowest–highest×`, for a spread of ratios.
+    pub fn ratio_range(&self) -> String {
+        format!("{:.2}–{:.2}×", self.lowest, self.highest)
+    }
+}

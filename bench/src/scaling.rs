@@ -19,7 +19,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::report::Row;
+use crate::report::{Row, Spread};
 use crate::{Bench, api, fixture};
 
 const SIZES: &[usize] = &[1_000, 10_000, 100_000];
@@ -64,11 +64,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let median = |figure: fn(&Measured) -> f64| {
-            let mut figures: Vec<f64> = processes.iter().map(figure).collect();
-            figures.sort_by(f64::total_cmp);
-            figures[figures.len() / 2]
-        };
+        let median = |figure: fn(&Measured) -> f64| Spread::of(processes.iter().map(figure)).median;
         let (sync, publish, peak) = (
             median(|measured| measured.times.sync),
             median(|measured| measured.times.publish),
@@ -209,9 +205,8 @@ async fn sync_and_publish(
     for attempt in 0..FIXED_RUNS {
         singles.push(run_times(&format!("scale-fixed-{attempt}"), 1).await?);
     }
-    let median = |mut times: Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
+    let median = |times: Vec<Duration>| {
+        Duration::from_secs_f64(Spread::of(times.iter().map(Duration::as_secs_f64)).median)
     };
     let fixed = (
         median(singles.iter().map(|times| times.0).collect()),

@@ -9,6 +9,8 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -63,7 +65,7 @@ async fn serve(listener: std::net::TcpListener, dir: PathBuf, mut stopped: onesh
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
-    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
     loop {
         tokio::select! {
             _ = &mut stopped => return,
@@ -71,7 +73,7 @@ async fn serve(listener: std::net::TcpListener, dir: PathBuf, mut stopped: onesh
                 let Ok((stream, _)) = accepted else { return };
                 let (dir, received) = (dir.clone(), received.clone());
                 let service = service_fn(move |request| {
-                    let number = received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let number = received.fetch_add(1, Ordering::Relaxed);
                     store(request, dir.join(format!("body-{number}")))
                 });
                 tokio::spawn(

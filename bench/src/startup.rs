@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::Bench;
-use crate::report::Row;
+use crate::report::{Row, Spread};
 
 const RUNS: usize = 3;
 /// How long the server sits idle before its memory is read.
@@ -35,12 +35,11 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     for (measure, times) in [
         (
             "start-up to ready, empty data dir (migrations, plugin compile)",
-            &mut fresh,
+            &fresh,
         ),
-        ("start-up to ready, existing data dir", &mut existing),
+        ("start-up to ready, existing data dir", &existing),
     ] {
-        times.sort();
-        let median = times[times.len() / 2].as_secs_f64() * 1000.0;
+        let median = Spread::of(times.iter().map(|time| time.as_secs_f64() * 1000.0)).median;
         bench.row(Row {
             item: 5,
             measure: format!("{measure}, median of {RUNS}"),
