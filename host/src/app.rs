@@ -73,7 +73,8 @@ impl App {
                     secret_access_key: config.s3_secret_access_key.clone(),
                 },
             )?,
-            None => BlobStore::local(&config.data_dir)?,
+            None => BlobStore::local(&config.data_dir)?
+                .with_small_blob_cache(config.content_memory_cache_mb.saturating_mul(1 << 20)),
         });
         let limits = Limits {
             cpu_time: Duration::from_millis(config.plugin_cpu_limit_ms),

@@ -106,10 +106,10 @@ async fn serve(
     Path(path): Path<String>,
     request: Request,
 ) -> ApiResult<Response> {
-    let Some((matched, rest)) = find_distribution(&app, &path, None).await? else {
+    let Some(found) = find_distribution(&app, &path, None).await? else {
         return Err(ApiError::not_found());
     };
-    serve_matched(&app, matched, rest, CONTENT_ROOT, request).await
+    serve_matched(&app, &found, CONTENT_ROOT, request).await
 }
 
 /// `/<rest-names.distribution>/<base_path>/…`: the distributions of the plugin whose distribution
@@ -130,11 +130,10 @@ async fn plugin_prefix(State(app): State<AppState>, request: Request) -> ApiResu
     else {
         return Err(ApiError::not_found());
     };
-    let Some((matched, rest)) = find_distribution(&app, rest, Some(&plugin.info.name)).await?
-    else {
+    let Some(found) = find_distribution(&app, rest, Some(&plugin.info.name)).await? else {
         return Err(ApiError::not_found());
     };
-    serve_matched(&app, matched, rest, &format!("/{prefix}/"), request).await
+    serve_matched(&app, &found, &format!("/{prefix}/"), request).await
 }
 
 /// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
@@ -159,13 +158,12 @@ fn percent_decode(path: &str) -> Option<String> {
 /// plugin's `/<prefix>/`).
 async fn serve_matched(
     app: &Arc<App>,
-    mut matched: Matched,
-    rest: String,
+    (matched, rest): &MatchedPath,
     route_prefix: &str,
     request: Request,
 ) -> ApiResult<Response> {
-    let method = request.method().clone();
-    let headers = request.headers().clone();
+    let method = request.method();
+    let headers = request.headers();
     if (method == Method::GET || method == Method::HEAD)
         && let Some(publication_id) = &matched.publication_id
     {
@@ -173,17 +171,17 @@ async fn serve_matched(
             // A directory with a published `index.html` serves it, as web servers and Pulp's
             // content app do: that is how static indexes (PEP 503 pages) are found.
             if let Some(response) =
-                published_file(app, publication_id, &format!("{rest}index.html"), &headers).await?
+                published_file(app, publication_id, &format!("{rest}index.html"), headers).await?
             {
                 return Ok(response);
             }
-            if let Some(entries) = directory(app, publication_id, &rest).await? {
+            if let Some(entries) = directory(app, publication_id, rest).await? {
                 return Ok(listing(
                     &format!("{CONTENT_ROOT}{}/{rest}", matched.base_path),
                     &entries,
                 ));
             }
-        } else if let Some(response) = published_file(app, publication_id, &rest, &headers).await? {
+        } else if let Some(response) = published_file(app, publication_id, rest, headers).await? {
             return Ok(response);
         } else if directory(app, publication_id, &format!("{rest}/"))
             .await?
@@ -197,9 +195,11 @@ async fn serve_matched(
                 .into_response());
         }
     }
+    // Only plugin routes need the version, so only they pay for the copy it is written into.
+    let mut matched = matched.clone();
     resolve_version(app, &mut matched).await?;
     let base_url = format!("{}{route_prefix}{}/", app.origin, matched.base_path);
-    handle::plugin_route(app, &matched, &rest, base_url, request).await
+    handle::plugin_route(app, &matched, rest, base_url, request).await
 }
 
 /// Finds the distribution with the longest base path that prefixes `path` (of `plugin` only, when
@@ -208,7 +208,7 @@ async fn find_distribution(
     app: &App,
     path: &str,
     plugin: Option<&str>,
-) -> ApiResult<Option<(Matched, String)>> {
+) -> ApiResult<Option<Arc<MatchedPath>>> {
     let cache = &app.resolutions.0;
     let found = match cache.distribution(plugin, path) {
         Some(found) => found,
@@ -219,7 +219,7 @@ async fn find_distribution(
             found
         }
     };
-    Ok(found.map(|found| found.as_ref().clone()))
+    Ok(found)
 }
 
 async fn query_distribution(
@@ -511,7 +511,7 @@ pub async fn stored(
     };
     let body = match app
         .blobs
-        .read_small_now(sha256, range.clone().unwrap_or(0..size))
+        .read_small_now(sha256, size, range.clone().unwrap_or(0..size))
     {
         Some(read) => Body::from(read.with_context(|| format!("reading artifact {sha256}"))?),
         None => Body::from_stream(app.blobs.read(sha256, range.clone()).await?),

@@ -22,6 +22,10 @@ use object_store::path::Path as ObjectPath;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt as _;
 
+mod small_blobs;
+
+pub use small_blobs::SmallBlobCache;
+
 /// Blobs up to this size are uploaded to object storage in one request, larger ones in parts.
 const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
 
@@ -62,6 +66,8 @@ pub struct BlobStore {
     tmp_dir: PathBuf,
     /// Set for S3: signs URLs clients can download from directly.
     signer: Option<object_store::aws::AmazonS3>,
+    /// Small local files kept in memory by [`BlobStore::read_small_now`].
+    small_blobs: SmallBlobCache,
 }
 
 /// Where S3 artifact storage is and how to reach it.
@@ -276,6 +282,7 @@ impl BlobStore {
             local_parts_root: Some(parts_root),
             tmp_dir,
             signer: None,
+            small_blobs: SmallBlobCache::new(0),
         })
     }
 
@@ -312,6 +319,7 @@ impl BlobStore {
             local_parts_root: None,
             tmp_dir,
             signer: Some(s3),
+            small_blobs: SmallBlobCache::new(0),
         })
     }
 
@@ -419,8 +427,18 @@ impl BlobStore {
         Ok(result.into_stream().map_err(std::io::Error::other).boxed())
     }
 
-    /// Reads `range` of a locally stored blob on the calling thread, when the store is local and
-    /// the range is at most [`INLINE_READ_LIMIT`] bytes (else `None`: use [`BlobStore::read`]).
+    /// Keeps up to `budget` bytes of small local files in memory for [`BlobStore::read_small_now`]
+    /// (0, the default, keeps none).
+    #[must_use]
+    pub fn with_small_blob_cache(mut self, budget: usize) -> Self {
+        self.small_blobs = SmallBlobCache::new(budget);
+        self
+    }
+
+    /// Reads `range` of a locally stored blob of `size` bytes on the calling thread, when the
+    /// store is local and the range is at most [`INLINE_READ_LIMIT`] bytes (else `None`: use
+    /// [`BlobStore::read`]). A whole file that small is read once and then served from memory
+    /// while it is among the most recently served (see [`SmallBlobCache`]).
     ///
     /// Why not the blocking pool: a small read from the page cache takes a few microseconds,
     /// while handing it to a pool thread and waking the task again takes two thread wake-ups,
@@ -430,28 +448,29 @@ impl BlobStore {
     pub fn read_small_now(
         &self,
         sha256: &str,
+        size: u64,
         range: Range<u64>,
     ) -> Option<std::io::Result<Bytes>> {
-        use std::os::unix::fs::FileExt as _;
         let root = self.local_root_dir.as_ref()?;
-        let len = range.end.checked_sub(range.start)?;
-        if len > INLINE_READ_LIMIT {
+        if range.end.checked_sub(range.start)? > INLINE_READ_LIMIT {
             return None;
         }
-        let read = || -> std::io::Result<Bytes> {
-            use rustix::fs::{Mode, OFlags, openat};
-            let flags = OFlags::RDONLY | OFlags::CLOEXEC;
-            let file = std::fs::File::from(openat(
-                root,
-                Self::key(sha256).as_ref(),
-                flags,
-                Mode::empty(),
-            )?);
-            let mut bytes = vec![0; len as usize];
-            file.read_exact_at(&mut bytes, range.start)?;
-            Ok(Bytes::from(bytes))
-        };
-        Some(read())
+        let key = Self::key(sha256);
+        if size > INLINE_READ_LIMIT {
+            return Some(read_at(root, key.as_ref(), range));
+        }
+        // `range` lies within `size` (the caller checked it) and a whole read has exactly `size`
+        // bytes, so the window is always inside the file.
+        let window = |whole: Bytes| whole.slice(range.start as usize..range.end as usize);
+        if let Some(whole) = self.small_blobs.get(sha256) {
+            return Some(Ok(window(whole)));
+        }
+        Some(read_at(root, key.as_ref(), 0..size).map(|whole| {
+            if let Err(mismatch) = self.small_blobs.keep(sha256, &whole) {
+                tracing::warn!(%sha256, %mismatch, "a stored file is not its artifact; run a repair");
+            }
+            window(whole)
+        }))
     }
 
     /// Reads a byte range of a stored blob into memory (for plugins; callers cap `len`).
@@ -502,6 +521,17 @@ impl BlobStore {
     fn key(sha256: &str) -> ObjectPath {
         ObjectPath::from(format!("{}/{}/{}", &sha256[0..2], &sha256[2..4], sha256))
     }
+}
+
+/// Reads exactly `range` of the file `key` under the open directory `root`.
+fn read_at(root: &std::fs::File, key: &str, range: Range<u64>) -> std::io::Result<Bytes> {
+    use rustix::fs::{Mode, OFlags, openat};
+    use std::os::unix::fs::FileExt as _;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let file = std::fs::File::from(openat(root, key, flags, Mode::empty())?);
+    let mut bytes = vec![0; (range.end - range.start) as usize];
+    file.read_exact_at(&mut bytes, range.start)?;
+    Ok(Bytes::from(bytes))
 }
 
 /// A local file, or `range` of it, as a stream of chunks of at most [`READ_CHUNK`] bytes.
@@ -754,5 +784,34 @@ mod tests {
         assert!(collect(&blobs, &sha256, past).await.is_err());
         let past_small = Some(READ_CHUNK as u64..READ_CHUNK as u64 + 20);
         assert!(collect(&blobs, &sha256, past_small).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn small_files_are_served_from_memory_once_read_and_only_when_they_are_their_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::local(dir.path())
+            .unwrap()
+            .with_small_blob_cache(1 << 20);
+        let kept = store(&blobs, b"kept in memory.", 3).await;
+        let corrupt = store(&blobs, b"changed on disk", 3).await;
+        // Both are 15 bytes long.
+        let read = |sha256: &str, range| blobs.read_small_now(sha256, 15, range).unwrap().unwrap();
+        assert_eq!(read(&kept, 0..13), &b"kept in memor"[..]);
+        let on_disk = |sha256: &str| {
+            let key = BlobStore::key(sha256);
+            dir.path().join("artifacts").join(key.as_ref())
+        };
+        std::fs::write(on_disk(&corrupt), b"CHANGED on disk").unwrap();
+        assert_eq!(
+            read(&corrupt, 0..15),
+            &b"CHANGED on disk"[..],
+            "served as stored"
+        );
+
+        std::fs::remove_file(on_disk(&kept)).unwrap();
+        std::fs::write(on_disk(&corrupt), b"changed on DISK").unwrap();
+
+        assert_eq!(read(&kept, 5..7), &b"in"[..], "the first read kept it");
+        assert_eq!(read(&corrupt, 0..15), &b"changed on DISK"[..], "never kept");
     }
 }
