@@ -1,5 +1,6 @@
 //! Item 3: sync and publish of file repositories of 1k, 10k and 100k units, each size in three
-//! fresh server processes: time per unit and peak RSS, the median of the three.
+//! fresh server processes: time per unit and peak RSS, the median of the three. Then 300k units
+//! in one process, to show whether the peak still grows past 100k.
 //!
 //! The remotes use policy `on_demand`, so a sync reads the manifest and records units and remote
 //! artifacts without downloading files. This isolates what grows with the number of units (the
@@ -24,6 +25,10 @@ use crate::{Bench, api, fixture};
 
 const SIZES: &[usize] = &[1_000, 10_000, 100_000];
 
+/// A size past the last one, measured in one process after the others: whether the peak keeps
+/// growing with the units or has levelled off (the allocator's and SQLite's caches fill once).
+const BEYOND: usize = 300_000;
+
 /// Fresh server processes per size; every figure of a size is the median over them. A 1k-unit
 /// task runs for about 50 ms here, so one stall of the shared VM moved a single run's figure by
 /// 20–30%.
@@ -39,7 +44,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let nginx = bench.nginx()?;
     let mut baseline: Option<(f64, f64, f64)> = None;
     fixture::manifest_only(&bench.www().join("scale/1"), 1)?;
-    for &units in SIZES {
+    for &units in SIZES.iter().chain([&BEYOND]) {
         fixture::manifest_only(&bench.www().join(format!("scale/{units}")), units)?;
     }
     // The sizes take turns (1k, 10k, 100k, 1k, ...), so writeback left by an earlier section or
@@ -56,6 +61,10 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             }
         }
     }
+    let last_peak = match measured.last() {
+        Some(Ok(processes)) => Some(Spread::of(processes.iter().map(|m| m.peak)).median),
+        _ => None,
+    };
     for (&units, outcome) in SIZES.iter().zip(measured) {
         let processes = match outcome {
             Ok(processes) => processes,
@@ -128,7 +137,51 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             holds: (!first).then_some(ratio <= 1.2),
         });
     }
+    if let Some(last_peak) = last_peak {
+        beyond(bench, nginx, last_peak, baseline).await;
+    }
     Ok(())
+}
+
+/// The [`BEYOND`] size in one process: its time per unit against the first size's, and its peak
+/// against the last size's.
+async fn beyond(
+    bench: &mut Bench,
+    nginx: SocketAddr,
+    last_peak: f64,
+    baseline: Option<(f64, f64, f64)>,
+) {
+    let last = SIZES[SIZES.len() - 1] / 1000;
+    let measured = match measure_in_process(bench, nginx, BEYOND, 0).await {
+        Ok(measured) => measured,
+        Err(why) => return failed(bench, BEYOND, why),
+    };
+    let units = BEYOND / 1000;
+    if let Some((base_sync, base_publish, _)) = baseline {
+        for (what, value, base) in [
+            ("sync on_demand", measured.times.sync, base_sync),
+            ("publish", measured.times.publish, base_publish),
+        ] {
+            bench.row(Row {
+                item: 3,
+                measure: format!("{what}, {units}k units, one process"),
+                granary: format!("{value:.0} µs/unit"),
+                reference: format!("{base:.0} µs/unit at {}k", SIZES[0] / 1000),
+                ratio: Some(value / base),
+                target: "",
+                holds: None,
+            });
+        }
+    }
+    bench.row(Row {
+        item: 3,
+        measure: format!("peak RSS of the process, {units}k units, one process: against {last}k"),
+        granary: format!("{:.0} MiB", measured.peak),
+        reference: format!("{last_peak:.0} MiB at {last}k"),
+        ratio: Some(measured.peak / last_peak),
+        target: "",
+        holds: None,
+    });
 }
 
 /// What one process measured for one size.
