@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
+use crate::procs::write_back;
 use crate::report::{Row, Spread};
 use crate::{Bench, LARGE, SMALL, api, fixture, sink};
 
@@ -172,14 +173,6 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     for round in 0..UPLOAD_ROUNDS {
         let _ = std::fs::remove_dir_all(bench.dir(&format!("disk-{round}")));
     }
-    Ok(())
-}
-
-/// Writes every dirty page of the machine to disk (`sync`), so that a run does not pay for the
-/// writeback of the one before it (the kernel writes dirty pages back for up to 30 s).
-fn write_back() -> anyhow::Result<()> {
-    let status = Command::new("sync").status().context("running sync")?;
-    anyhow::ensure!(status.success(), "sync failed: {status}");
     Ok(())
 }
 
