@@ -62,20 +62,22 @@ impl App {
             format!("resolving the data directory {}", config.data_dir.display())
         })?;
         let db = Arc::new(Db::connect(&config.database_url()).await?);
-        let blobs = Arc::new(match &config.s3_bucket {
-            Some(bucket) => BlobStore::s3(
-                &config.data_dir,
-                &S3Settings {
-                    bucket: bucket.clone(),
-                    endpoint: config.s3_endpoint.clone(),
-                    region: config.s3_region.clone(),
-                    access_key_id: config.s3_access_key_id.clone(),
-                    secret_access_key: config.s3_secret_access_key.clone(),
-                },
-            )?,
-            None => BlobStore::local(&config.data_dir)?
-                .with_small_blob_cache(config.content_memory_cache_mb.saturating_mul(1 << 20)),
-        });
+        let blobs = Arc::new(
+            match &config.s3_bucket {
+                Some(bucket) => BlobStore::s3(
+                    &config.data_dir,
+                    &S3Settings {
+                        bucket: bucket.clone(),
+                        endpoint: config.s3_endpoint.clone(),
+                        region: config.s3_region.clone(),
+                        access_key_id: config.s3_access_key_id.clone(),
+                        secret_access_key: config.s3_secret_access_key.clone(),
+                    },
+                )?,
+                None => BlobStore::local(&config.data_dir)?,
+            }
+            .with_small_blob_cache(config.content_memory_cache_mb.saturating_mul(1 << 20)),
+        );
         let limits = Limits {
             cpu_time: Duration::from_millis(config.plugin_cpu_limit_ms),
             memory_bytes: usize::try_from(

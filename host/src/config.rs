@@ -81,8 +81,8 @@ pub struct Config {
     #[arg(long, env = "GRANARY_S3_PRESIGNED_REDIRECTS", default_value_t = false)]
     pub s3_presigned_redirects: bool,
 
-    /// Memory the content app may use to keep small stored files (up to 64 KiB each, local
-    /// storage), in MiB; the least recently served go first. 0 reads every request from disk.
+    /// Memory the content app may use to keep small stored files (up to 64 KiB each), in MiB;
+    /// the least recently served go first. 0 reads every request from storage.
     #[arg(long, env = "GRANARY_CONTENT_MEMORY_CACHE_MB", default_value_t = 16)]
     pub content_memory_cache_mb: usize,
 }

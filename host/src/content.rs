@@ -511,7 +511,8 @@ pub async fn stored(
     };
     let body = match app
         .blobs
-        .read_small_now(sha256, size, range.clone().unwrap_or(0..size))
+        .read_small(sha256, size, range.clone().unwrap_or(0..size))
+        .await
     {
         Some(read) => Body::from(read.with_context(|| format!("reading artifact {sha256}"))?),
         None => Body::from_stream(app.blobs.read(sha256, range.clone()).await?),

@@ -47,7 +47,8 @@ const EARLY_SYNC: u64 = 8 * 1024 * 1024;
 /// stopped getting faster here, and it bounds the memory of a download to two chunks.
 const READ_CHUNK: usize = 1024 * 1024;
 
-/// Reads of local files up to this size are made on the calling thread ([`BlobStore::read_small_now`]).
+/// Reads up to this size are made into memory ([`BlobStore::read_small`]); blobs up to it are kept
+/// there by the content app.
 pub const INLINE_READ_LIMIT: u64 = 64 * 1024;
 
 /// Where artifacts live.
@@ -66,7 +67,7 @@ pub struct BlobStore {
     tmp_dir: PathBuf,
     /// Set for S3: signs URLs clients can download from directly.
     signer: Option<object_store::aws::AmazonS3>,
-    /// Small local files kept in memory by [`BlobStore::read_small_now`].
+    /// Small blobs kept in memory by [`BlobStore::read_small`].
     small_blobs: SmallBlobCache,
 }
 
@@ -427,7 +428,7 @@ impl BlobStore {
         Ok(result.into_stream().map_err(std::io::Error::other).boxed())
     }
 
-    /// Keeps up to `budget` bytes of small local files in memory for [`BlobStore::read_small_now`]
+    /// Keeps up to `budget` bytes of small blobs in memory for [`BlobStore::read_small`]
     /// (0, the default, keeps none).
     #[must_use]
     pub fn with_small_blob_cache(mut self, budget: usize) -> Self {
@@ -435,41 +436,53 @@ impl BlobStore {
         self
     }
 
-    /// Reads `range` of a locally stored blob of `size` bytes on the calling thread, when the
-    /// store is local and the range is at most [`INLINE_READ_LIMIT`] bytes (else `None`: use
-    /// [`BlobStore::read`]). A whole file that small is read once and then served from memory
-    /// while it is among the most recently served (see [`SmallBlobCache`]).
+    /// Reads `range` of a blob of `size` bytes into memory when the range is at most
+    /// [`INLINE_READ_LIMIT`] bytes (else `None`: stream it with [`BlobStore::read`]). A whole
+    /// blob that small is read once and then served from memory while it is among the most
+    /// recently served (see [`SmallBlobCache`]); with S3 that saves a request per download.
     ///
-    /// Why not the blocking pool: a small read from the page cache takes a few microseconds,
-    /// while handing it to a pool thread and waking the task again takes two thread wake-ups,
-    /// and those wake-ups were most of the time of serving a 4 KiB file. nginx reads on its
-    /// event loop for the same reason; the size cap bounds how long a cold read can hold the
-    /// thread.
-    pub fn read_small_now(
+    /// Local files are read on the calling thread. Why not the blocking pool: a small read from
+    /// the page cache takes a few microseconds, while handing it to a pool thread and waking the
+    /// task again takes two thread wake-ups, and those wake-ups were most of the time of serving
+    /// a 4 KiB file. nginx reads on its event loop for the same reason; the size cap bounds how
+    /// long a cold read can hold the thread.
+    pub async fn read_small(
         &self,
         sha256: &str,
         size: u64,
         range: Range<u64>,
-    ) -> Option<std::io::Result<Bytes>> {
-        let root = self.local_root_dir.as_ref()?;
+    ) -> Option<anyhow::Result<Bytes>> {
         if range.end.checked_sub(range.start)? > INLINE_READ_LIMIT {
             return None;
         }
         let key = Self::key(sha256);
         if size > INLINE_READ_LIMIT {
-            return Some(read_at(root, key.as_ref(), range));
+            let root = self.local_root_dir.as_ref()?;
+            return Some(read_at(root, key.as_ref(), range).map_err(anyhow::Error::from));
         }
         // `range` lies within `size` (the caller checked it) and a whole read has exactly `size`
-        // bytes, so the window is always inside the file.
+        // bytes (checked below), so the window is always inside the blob.
         let window = |whole: Bytes| whole.slice(range.start as usize..range.end as usize);
         if let Some(whole) = self.small_blobs.get(sha256) {
             return Some(Ok(window(whole)));
         }
-        Some(read_at(root, key.as_ref(), 0..size).map(|whole| {
+        let whole = match &self.local_root_dir {
+            Some(root) => read_at(root, key.as_ref(), 0..size).map_err(anyhow::Error::from),
+            None => self
+                .read_range(sha256, 0, size, size)
+                .await
+                .map(Bytes::from),
+        };
+        Some(whole.and_then(|whole| {
+            anyhow::ensure!(
+                whole.len() as u64 == size,
+                "artifact {sha256} is stored with {} bytes instead of {size}",
+                whole.len()
+            );
             if let Err(mismatch) = self.small_blobs.keep(sha256, &whole) {
-                tracing::warn!(%sha256, %mismatch, "a stored file is not its artifact; run a repair");
+                tracing::warn!(%sha256, %mismatch, "a stored blob is not its artifact; run a repair");
             }
-            window(whole)
+            Ok(window(whole))
         }))
     }
 
@@ -795,15 +808,16 @@ mod tests {
         let kept = store(&blobs, b"kept in memory.", 3).await;
         let corrupt = store(&blobs, b"changed on disk", 3).await;
         // Both are 15 bytes long.
-        let read = |sha256: &str, range| blobs.read_small_now(sha256, 15, range).unwrap().unwrap();
-        assert_eq!(read(&kept, 0..13), &b"kept in memor"[..]);
+        let read =
+            async |sha256: &str, range| blobs.read_small(sha256, 15, range).await.unwrap().unwrap();
+        assert_eq!(read(&kept, 0..13).await, &b"kept in memor"[..]);
         let on_disk = |sha256: &str| {
             let key = BlobStore::key(sha256);
             dir.path().join("artifacts").join(key.as_ref())
         };
         std::fs::write(on_disk(&corrupt), b"CHANGED on disk").unwrap();
         assert_eq!(
-            read(&corrupt, 0..15),
+            read(&corrupt, 0..15).await,
             &b"CHANGED on disk"[..],
             "served as stored"
         );
@@ -811,7 +825,15 @@ mod tests {
         std::fs::remove_file(on_disk(&kept)).unwrap();
         std::fs::write(on_disk(&corrupt), b"changed on DISK").unwrap();
 
-        assert_eq!(read(&kept, 5..7), &b"in"[..], "the first read kept it");
-        assert_eq!(read(&corrupt, 0..15), &b"changed on DISK"[..], "never kept");
+        assert_eq!(
+            read(&kept, 5..7).await,
+            &b"in"[..],
+            "the first read kept it"
+        );
+        assert_eq!(
+            read(&corrupt, 0..15).await,
+            &b"changed on DISK"[..],
+            "never kept"
+        );
     }
 }

@@ -122,6 +122,62 @@ async fn serve_and_worker_processes_share_postgres_and_s3() {
     );
 }
 
+/// A serve process keeps the small files it served in memory: with every object gone from the
+/// bucket it still serves them, while larger files are read from S3 on every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_once_served_come_from_memory_not_from_s3() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let cluster = Cluster::start(&server, 1, 1).await;
+    let serve = &cluster.serves[0];
+    let fixture = Fixture::generate(20, 12);
+    let upstream = Upstream::serve(&fixture).await;
+    let remote = serve
+        .create_file_remote("upstream", &upstream.manifest_url(), "immediate")
+        .await;
+    let repository = serve.create_file_repository("mirror").await;
+    let task = serve.sync(&repository, &remote, true).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let base_url = serve.publish_and_distribute(&repository, "mirror").await;
+    Downloads::new()
+        .assert_all_served(&base_url, &fixture.files)
+        .await;
+
+    for (key, _) in cluster.s3.objects().await {
+        cluster.s3.delete(&key).await;
+    }
+
+    let (small, large): (Vec<_>, Vec<_>) = fixture
+        .files
+        .iter()
+        .partition(|file| file.size() <= 64 * 1024);
+    assert!(
+        !small.is_empty() && !large.is_empty(),
+        "the fixture has both"
+    );
+    for file in small {
+        let response = reqwest::get(format!("{base_url}{}", file.relative_path))
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200, "{}", file.relative_path);
+        let body = response.bytes().await.expect("body");
+        assert!(body == file.bytes, "{} served whole", file.relative_path);
+    }
+    for file in large {
+        let response = reqwest::get(format!("{base_url}{}", file.relative_path))
+            .await
+            .expect("GET");
+        assert!(
+            response.status().is_server_error(),
+            "{} ({} bytes) is read from the bucket, where it is gone: {}",
+            file.relative_path,
+            file.size(),
+            response.status()
+        );
+    }
+}
+
 /// Twenty syncs of twenty repositories queued at once spread over both worker processes and run
 /// side by side, while two syncs of one repository never overlap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

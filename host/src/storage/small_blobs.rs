@@ -2,7 +2,8 @@
 //!
 //! Serving a 4 KiB file from the page cache is three system calls (open, read, close) beside
 //! the socket write, and on the VM of `docs/performance.md` they were a quarter of the CPU time
-//! of a request. Artifacts never change under their digest, so a copy in memory never goes stale:
+//! of a request; from S3 it is a request to S3. Artifacts never change under their digest, so a
+//! copy in memory never goes stale:
 //! the only thing to keep right is that the copy is the artifact, so a file is hashed once when
 //! it is read into the cache, and a file whose bytes do not match its name is served as it is
 //! (like before) but not kept.

@@ -100,6 +100,27 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// Deletes the object `key` from the bucket, behind Granary's back (a signed request, as
+    /// any S3 client makes).
+    pub async fn delete(&self, key: &str) {
+        use object_store::ObjectStore as _;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(&self.bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("granary-test")
+            .with_secret_access_key("granary-test-secret")
+            .build()
+            .expect("an S3 client");
+        store
+            .delete(&object_store::path::Path::from(key))
+            .await
+            .unwrap_or_else(|error| panic!("deleting {key}: {error}"));
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
