@@ -156,18 +156,19 @@ async fn small_files_once_served_come_from_memory_not_from_s3() {
         !small.is_empty() && !large.is_empty(),
         "the fixture has both"
     );
-    for file in small {
-        let response = reqwest::get(format!("{base_url}{}", file.relative_path))
+    let get = async |path: &str| {
+        reqwest::get(format!("{base_url}{path}"))
             .await
-            .expect("GET");
+            .expect("GET")
+    };
+    for file in small {
+        let response = get(&file.relative_path).await;
         assert_eq!(response.status(), 200, "{}", file.relative_path);
         let body = response.bytes().await.expect("body");
         assert!(body == file.bytes, "{} served whole", file.relative_path);
     }
     for file in large {
-        let response = reqwest::get(format!("{base_url}{}", file.relative_path))
-            .await
-            .expect("GET");
+        let response = get(&file.relative_path).await;
         assert!(
             response.status().is_server_error(),
             "{} ({} bytes) is read from the bucket, where it is gone: {}",
