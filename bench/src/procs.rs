@@ -208,7 +208,6 @@ impl Drop for Nginx {
     }
 }
 
-/// Asks a child to stop with `signal`, then kills it if it has not exited after ten seconds.
 /// Writes every dirty page of the machine to disk (`sync`), so that a run does not pay for the
 /// writeback of the one before it (the kernel writes dirty pages back for up to 30 s).
 pub fn write_back() -> anyhow::Result<()> {
@@ -217,6 +216,7 @@ pub fn write_back() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks a child to stop with `signal`, then kills it if it has not exited after ten seconds.
 fn stop(child: &mut Child, signal: &str) {
     if let Ok(None) = child.try_wait() {
         let _ = Command::new("kill")

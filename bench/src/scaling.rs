@@ -64,34 +64,33 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             if let Ok(processes) = outcome {
                 match measure_in_process(bench, nginx, units, process).await {
                     Ok(one) => processes.push(one),
-                    Err(why) => *outcome = Err(why),
+                    Err(error) => *outcome = Err(format!("{error:#}")),
                 }
             }
         }
     }
-    let last_peak = match measured.last() {
-        Some(Ok(processes)) => Some(Spread::of(processes.iter().map(|m| m.peak)).median),
-        _ => None,
-    };
-    for (&(units, _), outcome) in SIZES.iter().zip(measured) {
-        let processes = match outcome {
-            Ok(processes) => processes,
+    let sizes: Vec<Result<Medians, String>> = measured
+        .into_iter()
+        .map(|outcome| outcome.map(|processes| Medians::of(&processes)))
+        .collect();
+    let last_peak = sizes
+        .last()
+        .and_then(|size| size.as_ref().ok())
+        .map(|size| size.peak);
+    for (&(units, _), outcome) in SIZES.iter().zip(sizes) {
+        let Medians {
+            processes,
+            sync,
+            publish,
+            peak,
+            fixed,
+        } = match outcome {
+            Ok(medians) => medians,
             Err(why) => {
                 failed(bench, units, why);
                 continue;
             }
         };
-        let median = |figure: fn(&Measured) -> f64| Spread::of(processes.iter().map(figure)).median;
-        let (sync, publish, peak) = (
-            median(|measured| measured.times.sync),
-            median(|measured| measured.times.publish),
-            median(|measured| measured.peak),
-        );
-        let fixed = (
-            median(|measured| measured.times.fixed.0.as_secs_f64()),
-            median(|measured| measured.times.fixed.1.as_secs_f64()),
-        );
-
         let (base_sync, base_publish, base_peak) = *baseline.get_or_insert((sync, publish, peak));
         let first = units == SIZES[0].0;
         bench.row(Row {
@@ -121,9 +120,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             bench.row(Row {
                 item: 3,
                 measure: format!(
-                    "{what}, {}k units, median of {} processes",
-                    units / 1000,
-                    processes.len()
+                    "{what}, {}k units, median of {processes} processes",
+                    units / 1000
                 ),
                 granary: format!("{value:.0} µs/unit"),
                 reference: reference(base, "µs/unit"),
@@ -136,9 +134,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         bench.row(Row {
             item: 3,
             measure: format!(
-                "peak RSS of the process, {}k units, median of {} processes",
-                units / 1000,
-                processes.len()
+                "peak RSS of the process, {}k units, median of {processes} processes",
+                units / 1000
             ),
             granary: format!("{peak:.0} MiB"),
             reference: reference(base_peak, "MiB"),
@@ -164,7 +161,7 @@ async fn beyond(
     let last = SIZES[SIZES.len() - 1].0 / 1000;
     let measured = match measure_in_process(bench, nginx, BEYOND, 0).await {
         Ok(measured) => measured,
-        Err(why) => return failed(bench, BEYOND, why),
+        Err(error) => return failed(bench, BEYOND, format!("{error:#}")),
     };
     let units = BEYOND / 1000;
     if let Some((base_sync, base_publish, _)) = baseline {
@@ -201,39 +198,58 @@ struct Measured {
     peak: f64,
 }
 
+/// The figures of one size: the medians over its processes.
+struct Medians {
+    processes: usize,
+    /// µs per unit.
+    sync: f64,
+    publish: f64,
+    /// MiB.
+    peak: f64,
+    /// Seconds of a 1-unit sync and publish.
+    fixed: (f64, f64),
+}
+
+impl Medians {
+    fn of(processes: &[Measured]) -> Medians {
+        let median = |figure: fn(&Measured) -> f64| Spread::of(processes.iter().map(figure)).median;
+        Medians {
+            processes: processes.len(),
+            sync: median(|measured| measured.times.sync),
+            publish: median(|measured| measured.times.publish),
+            peak: median(|measured| measured.peak),
+            fixed: (
+                median(|measured| measured.times.fixed.0.as_secs_f64()),
+                median(|measured| measured.times.fixed.1.as_secs_f64()),
+            ),
+        }
+    }
+}
+
 /// Starts a server on a fresh data directory and measures `units` in it.
 async fn measure_in_process(
     bench: &mut Bench,
     nginx: SocketAddr,
     units: usize,
     process: usize,
-) -> Result<Measured, String> {
+) -> anyhow::Result<Measured> {
     let data = bench.dir(&format!("scale-{units}-{process}"));
     // A first start compiles the plugin into the data directory's cache; the measured process
     // starts from that cache, so its peak is the sync's and the publish's, not Cranelift's.
-    let start = |bench: &mut Bench| {
-        bench
-            .start_granary(&data)
-            .map_err(|error| format!("{error:#}"))
-    };
-    drop(start(bench)?);
+    drop(bench.start_granary(&data)?);
     // The ingest section leaves a gigabyte to write back, and only the larger sizes pay SQLite
     // checkpoints (with an fsync each) inside their tasks: each process starts on a clean disk.
-    write_back().map_err(|error| format!("{error:#}"))?;
-    let granary = start(bench)?;
+    write_back()?;
+    let granary = bench.start_granary(&data)?;
     let measured =
         tokio::time::timeout(SIZE_TIMEOUT, sync_and_publish(granary.addr, nginx, units)).await;
-    let peak = granary
-        .memory()
-        .map_err(|error| format!("{error:#}"))?
-        .peak_kib as f64
-        / 1024.0;
+    let peak = granary.memory()?.peak_kib as f64 / 1024.0;
     drop(granary);
     let _ = std::fs::remove_dir_all(&data);
     match measured {
         Ok(Ok(times)) => Ok(Measured { times, peak }),
-        Ok(Err(error)) => Err(format!("failed: {error:#}")),
-        Err(_) => Err(format!("not finished after {} s", SIZE_TIMEOUT.as_secs())),
+        Ok(Err(error)) => Err(error.context("failed")),
+        Err(_) => anyhow::bail!("not finished after {} s", SIZE_TIMEOUT.as_secs()),
     }
 }
 

@@ -3,8 +3,9 @@
 //! request body with `sha2` as it arrives, writes it to a new file, flushes the file to disk
 //! (`fdatasync`) and answers with the digest. Every body gets a file of its own, kept, as a store
 //! keeps what it accepted: rewriting one file was 3–4× faster than writing new ones on the VM of
-//! `docs/performance.md` (the disk allocates new blocks at about 320 MB/s there). No multipart parsing, database, task or content
-//! unit: what is left of the gap between Granary and openssl once this is subtracted is Granary's.
+//! `docs/performance.md` (the disk allocates new blocks at about 320 MB/s there). No multipart
+//! parsing, database, task or content unit: what is left of the gap between Granary and openssl
+//! once this is subtracted is Granary's.
 
 use std::io::Write as _;
 use std::net::SocketAddr;

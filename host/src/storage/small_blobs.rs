@@ -41,6 +41,10 @@ impl SmallBlobCache {
 
     /// The kept contents of the artifact `sha256`.
     pub fn get(&self, sha256: &str) -> Option<Bytes> {
+        // Turned off: no lock on the way of every small read.
+        if self.budget == 0 {
+            return None;
+        }
         self.lock().files.get(sha256).cloned()
     }
 
