@@ -15,6 +15,7 @@ mod crash;
 mod handler;
 mod harness;
 mod hostile;
+mod list_filters;
 mod maintenance;
 mod openapi;
 mod plugins;

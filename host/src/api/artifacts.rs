@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use serde::Serialize;
+use serde_json::Value;
 
-use super::support::{Page, fetch_text_filtered_page, object_id};
+use super::list::{
+    self, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, object_id,
+};
 use crate::app::AppState;
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
@@ -29,63 +30,110 @@ pub fn router() -> Router<AppState> {
         .route("/pulp/api/v3/artifacts/{id}/", get(read).delete(destroy))
 }
 
-const COLUMNS: &str = "id, sha256, size, created, md5, sha1, sha224, sha384, sha512";
+/// A row of `artifacts`.
+#[derive(Debug, sqlx::FromRow)]
+struct Artifact {
+    id: String,
+    sha256: String,
+    size: i64,
+    created: String,
+    md5: Option<String>,
+    sha1: Option<String>,
+    sha224: Option<String>,
+    sha384: Option<String>,
+    sha512: Option<String>,
+}
+
+impl Resource for Artifact {
+    const SPEC: ListSpec = ListSpec {
+        from: "artifacts",
+        id: "id",
+        columns: "id, sha256, size, created, md5, sha1, sha224, sha384, sha512",
+        filters: &[
+            Filter::text("md5", "md5"),
+            Filter::text("sha1", "sha1"),
+            Filter::text("sha224", "sha224"),
+            Filter::text("sha256", "sha256"),
+            Filter::text("sha384", "sha384"),
+            Filter::text("sha512", "sha512"),
+            Filter::int("size", "size"),
+            Filter::time("pulp_created", "created"),
+        ],
+        labels: None,
+        orderings: &[("pulp_created", "created"), ("size", "size")],
+        default_ordering: "pulp_created",
+    };
+}
+
+/// An artifact as the API shows it.
+#[derive(Debug, Serialize)]
+struct ArtifactView {
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    file: String,
+    size: i64,
+    md5: Option<String>,
+    sha1: Option<String>,
+    sha224: Option<String>,
+    sha256: String,
+    sha384: Option<String>,
+    sha512: Option<String>,
+}
+
+impl From<Artifact> for ArtifactView {
+    fn from(artifact: Artifact) -> Self {
+        ArtifactView {
+            pulp_href: hrefs::artifact(&artifact.id),
+            prn: format!("prn:core.artifact:{}", artifact.id),
+            pulp_last_updated: artifact.created.clone(),
+            pulp_created: artifact.created,
+            file: format!("artifact/{}", artifact.sha256),
+            size: artifact.size,
+            md5: artifact.md5,
+            sha1: artifact.sha1,
+            sha224: artifact.sha224,
+            sha256: artifact.sha256,
+            sha384: artifact.sha384,
+            sha512: artifact.sha512,
+        }
+    }
+}
 
 /// The digest fields of an artifact, filterable and checkable on create.
 const DIGESTS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
-fn to_json(row: &AnyRow) -> Value {
-    let id: String = row.get(0);
-    json!({
-        "pulp_href": hrefs::artifact(&id),
-        "prn": format!("prn:core.artifact:{id}"),
-        "pulp_created": row.get::<String, _>(3),
-        "pulp_last_updated": row.get::<String, _>(3),
-        "file": format!("artifact/{}", row.get::<String, _>(1)),
-        "size": row.get::<i64, _>(2),
-        "md5": row.get::<Option<String>, _>(4),
-        "sha1": row.get::<Option<String>, _>(5),
-        "sha224": row.get::<Option<String>, _>(6),
-        "sha256": row.get::<String, _>(1),
-        "sha384": row.get::<Option<String>, _>(7),
-        "sha512": row.get::<Option<String>, _>(8),
-    })
-}
-
 async fn list(
     State(app): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(mut query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(&query)?;
-    let mut filters = String::new();
-    let mut values: Vec<String> = Vec::new();
+    // Digests are stored in lower-case hex; a client may send them in either case.
     for digest in DIGESTS {
-        if let Some(value) = query.get(digest) {
-            values.push(value.trim().to_ascii_lowercase());
-            filters.push_str(&format!(" AND {digest} = ${}", values.len()));
+        if let Some(value) = query.get_mut(digest) {
+            *value = value.trim().to_ascii_lowercase();
         }
     }
-    let (total, rows) = fetch_text_filtered_page(
+    list::list::<Artifact, _>(
         &app,
-        "artifacts",
-        COLUMNS,
-        &filters,
-        &values,
-        "created, id",
-        &page,
+        &query,
+        &uri,
+        Conditions::new(),
+        &Visibility::all(),
+        ArtifactView::from,
     )
-    .await?;
-    Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
+    .await
+}
+
+async fn load(app: &AppState, id: &str) -> ApiResult<ArtifactView> {
+    let artifact: Artifact =
+        fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
+    Ok(ArtifactView::from(artifact))
 }
 
 async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM artifacts WHERE id = $1"))
-        .bind(object_id(&id)?)
-        .fetch_optional(app.db.pool())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(Json(to_json(&row)))
+    Ok(list::json(&load(&app, &id).await?))
 }
 
 /// `POST` multipart `file`, with optional `size` and digests (`sha256`, `sha512`, ..., `md5`)
@@ -187,11 +235,11 @@ async fn create(State(app): State<AppState>, mut multipart: Multipart) -> ApiRes
         IngestError::Other(error) => ApiError::internal(format!("{error:#}")),
     })?;
     artifacts::record_digests(&app.db, &artifact.id, &extra).await?;
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM artifacts WHERE id = $1"))
-        .bind(&artifact.id)
-        .fetch_one(app.db.pool())
-        .await?;
-    Ok((StatusCode::CREATED, Json(to_json(&row))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        list::json(&load(&app, &artifact.id).await?),
+    )
+        .into_response())
 }
 
 async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {

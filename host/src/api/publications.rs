@@ -6,14 +6,13 @@ use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use serde::Serialize;
+use serde_json::Value;
 
-use super::support::{
-    Bind, Conditions, Fields, ListQuery, ListSpec, Page, common_filters, fetch_page, object_id,
-    order_by, repository_type, shaped, spawn_delete, spawn_task,
+use super::list::{
+    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
 };
+use super::support::{Fields, of_type, repository_type, spawn_delete, spawn_task};
 use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
@@ -34,33 +33,69 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-const COLUMNS: &str = "p.id, p.plugin, p.type_name, p.repository_id, v.number, p.created";
-
-fn to_json(row: &AnyRow) -> Value {
-    let (id, plugin, type_name, repository_id): (String, String, String, String) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    json!({
-        "pulp_href": hrefs::publication(&plugin, &type_name, &id),
-        "prn": format!("prn:{plugin}.{type_name}publication:{id}"),
-        "pulp_created": row.get::<String, _>(5),
-        "pulp_last_updated": row.get::<String, _>(5),
-        "repository": hrefs::repository(&plugin, &type_name, &repository_id),
-        "repository_version": hrefs::version(&plugin, &type_name, &repository_id, row.get(4)),
-    })
+/// A complete publication, with the number of the version it publishes.
+#[derive(Debug, sqlx::FromRow)]
+struct Publication {
+    id: String,
+    plugin: String,
+    type_name: String,
+    repository_id: String,
+    number: i64,
+    created: String,
 }
 
-const SPEC: ListSpec = ListSpec {
-    from: "publications p JOIN repository_versions v ON v.id = p.repository_version_id",
-    id: "p.id",
-    name: None,
-    labels: None,
-    orderings: &[
-        ("pulp_created", "p.created"),
-        ("pk", "p.id"),
-        ("pulp_id", "p.id"),
-    ],
-    default_ordering: "-pulp_created",
-};
+impl Resource for Publication {
+    const SPEC: ListSpec = ListSpec {
+        from: "publications p JOIN repository_versions v ON v.id = p.repository_version_id",
+        id: "p.id",
+        columns: "p.id, p.plugin, p.type_name, p.repository_id, v.number, p.created",
+        filters: &[Filter::time("pulp_created", "p.created")],
+        labels: None,
+        orderings: &[
+            ("pulp_created", "p.created"),
+            ("pk", "p.id"),
+            ("pulp_id", "p.id"),
+        ],
+        default_ordering: "-pulp_created",
+    };
+}
+
+/// A publication as the API shows it.
+#[derive(Debug, Serialize)]
+struct PublicationView {
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    repository: String,
+    repository_version: String,
+}
+
+impl From<Publication> for PublicationView {
+    fn from(publication: Publication) -> Self {
+        let Publication {
+            id,
+            plugin,
+            type_name,
+            repository_id,
+            number,
+            created,
+        } = publication;
+        PublicationView {
+            pulp_href: hrefs::publication(&plugin, &type_name, &id),
+            prn: format!("prn:{plugin}.{type_name}publication:{id}"),
+            pulp_last_updated: created.clone(),
+            pulp_created: created,
+            repository: hrefs::repository(&plugin, &type_name, &repository_id),
+            repository_version: hrefs::version(&plugin, &type_name, &repository_id, number),
+        }
+    }
+}
+
+/// Publications still being written are not shown.
+fn complete() -> Conditions {
+    Conditions::of("p.complete = 1", [])
+}
 
 async fn list(
     State(app): State<AppState>,
@@ -68,12 +103,7 @@ async fn list(
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
-    let mut conditions = Conditions::new();
-    conditions.push(
-        "p.plugin = ? AND p.type_name = ?",
-        [Bind::from(plugin), Bind::from(type_name)],
-    );
+    let conditions = of_type(&app, &plugin, &type_name, "p.")?;
     respond_list(&app, &query, &uri, conditions).await
 }
 
@@ -92,9 +122,7 @@ async fn respond_list(
     uri: &Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    conditions.push("p.complete = 1", []);
-    common_filters(app, query, &SPEC, &mut conditions)?;
+    conditions.extend(complete());
     if let Some(href) = query.get("repository_version") {
         let Some(Href::Version { id, number, .. }) = hrefs::parse(href) else {
             return Err(ApiError::field(
@@ -116,9 +144,15 @@ async fn respond_list(
         };
         conditions.push("p.repository_id = ?", [Bind::Text(id)]);
     }
-    let order = order_by(query, &SPEC)?;
-    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
-    Ok(page.respond(app, uri, total, rows.iter().map(to_json).collect()))
+    list::list::<Publication, _>(
+        app,
+        query,
+        uri,
+        conditions,
+        &Visibility::all(),
+        PublicationView::from,
+    )
+    .await
 }
 
 async fn create(
@@ -132,14 +166,15 @@ async fn create(
         fields.opt_href("repository_version")?,
     ) {
         (Some(Href::Repository { plugin: p, id, .. }), None) if p == plugin => {
-            let row = sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(app.db.pool())
-                .await?
-                .ok_or_else(|| {
-                    ApiError::field("repository", "Invalid hyperlink - Object does not exist.")
-                })?;
-            (id, row.get::<i64, _>(0))
+            let latest: i64 =
+                sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
+                    .bind(&id)
+                    .fetch_optional(app.db.pool())
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::field("repository", "Invalid hyperlink - Object does not exist.")
+                    })?;
+            (id, latest)
         }
         (
             None,
@@ -201,18 +236,10 @@ async fn create(
     .await
 }
 
-async fn load(app: &AppState, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
-    repository_type(app, plugin, type_name)?;
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
-         WHERE p.id = $1 AND p.plugin = $2 AND p.type_name = $3 AND p.complete = 1"
-    ))
-    .bind(object_id(id)?)
-    .bind(plugin)
-    .bind(type_name)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)
+async fn load(app: &AppState, plugin: &str, type_name: &str, id: &str) -> ApiResult<Publication> {
+    let mut conditions = of_type(app, plugin, type_name, "p.")?;
+    conditions.extend(complete());
+    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
 }
 
 async fn read(
@@ -220,20 +247,18 @@ async fn read(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    Ok(shaped(
-        &uri,
-        to_json(&load(&app, &plugin, &type_name, &id).await?),
-    ))
+    let publication = load(&app, &plugin, &type_name, &id).await?;
+    Ok(shaped(&uri, &PublicationView::from(publication)))
 }
 
 async fn destroy(
     State(app): State<AppState>,
     Path((plugin, type_name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
+    let publication = load(&app, &plugin, &type_name, &id).await?;
     spawn_delete(
         &app,
-        hrefs::publication(&plugin, &type_name, &row.get::<String, _>(0)),
+        hrefs::publication(&plugin, &type_name, &publication.id),
     )
     .await
 }

@@ -3,18 +3,19 @@
 //! are tasks (202), as in Pulp. `remotes/` lists the remotes of every type.
 
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
+use super::list::{
+    self, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
+};
 use super::plugin_fields::{self, Kind};
 use super::support::{
-    Bind, Changes, ColumnValue, Conditions, Fields, ListQuery, ListSpec, Page, common_filters,
-    ensure_unique, fetch_page, json_column, object_id, order_by, repository_type, shaped,
+    Changes, ColumnValue, Fields, ensure_unique, json_column, of_type, repository_type,
     spawn_delete, spawn_update,
 };
 use crate::app::{App, AppState};
@@ -44,91 +45,159 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-const COLUMNS: &str = "id, plugin, type_name, name, url, policy, download_concurrency, tls_validation, username, password,
-    headers, total_timeout_ms, max_retries, labels, created, updated, ca_cert, client_cert, client_key, proxy_url,
-    proxy_username, proxy_password, rate_limit, connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms, extra";
+/// A row of `remotes`.
+#[derive(Debug, sqlx::FromRow)]
+struct Remote {
+    id: String,
+    plugin: String,
+    type_name: String,
+    name: String,
+    url: String,
+    policy: String,
+    download_concurrency: Option<i64>,
+    tls_validation: i64,
+    username: Option<String>,
+    password: Option<String>,
+    headers: String,
+    total_timeout_ms: Option<i64>,
+    max_retries: Option<i64>,
+    labels: String,
+    created: String,
+    updated: String,
+    ca_cert: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    proxy_url: Option<String>,
+    proxy_username: Option<String>,
+    proxy_password: Option<String>,
+    rate_limit: Option<i64>,
+    connect_timeout_ms: Option<i64>,
+    sock_connect_timeout_ms: Option<i64>,
+    sock_read_timeout_ms: Option<i64>,
+    extra: String,
+}
 
-const SPEC: ListSpec = ListSpec {
-    from: "remotes",
-    id: "id",
-    name: Some("name"),
-    labels: Some("labels"),
-    orderings: &[
-        ("name", "name"),
-        ("pulp_created", "created"),
-        ("pulp_last_updated", "updated"),
-        ("pk", "id"),
-        ("pulp_id", "id"),
-        ("url", "url"),
-        ("policy", "policy"),
-    ],
-    default_ordering: "name",
-};
+impl Resource for Remote {
+    const SPEC: ListSpec = ListSpec {
+        from: "remotes",
+        id: "id",
+        columns: "id, plugin, type_name, name, url, policy, download_concurrency, tls_validation,
+            username, password, headers, total_timeout_ms, max_retries, labels, created, updated,
+            ca_cert, client_cert, client_key, proxy_url, proxy_username, proxy_password, rate_limit,
+            connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms, extra",
+        filters: &[
+            Filter::text("name", "name"),
+            Filter::text("url", "url"),
+            Filter::text("policy", "policy"),
+            Filter::int("download_concurrency", "download_concurrency"),
+            Filter::bool("tls_validation", "tls_validation"),
+            Filter::time("pulp_created", "created"),
+            Filter::time("pulp_last_updated", "updated"),
+        ],
+        labels: Some("labels"),
+        orderings: &[
+            ("name", "name"),
+            ("pulp_created", "created"),
+            ("pulp_last_updated", "updated"),
+            ("pk", "id"),
+            ("pulp_id", "id"),
+            ("url", "url"),
+            ("policy", "policy"),
+        ],
+        default_ordering: "name",
+    };
+}
+
+/// A remote as the API shows it.
+#[derive(Debug, Serialize)]
+struct RemoteView {
+    /// Plugin-declared fields, first so that a core field of the same name wins in the object
+    /// every response is shaped through.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    name: String,
+    url: String,
+    ca_cert: Option<String>,
+    client_cert: Option<String>,
+    tls_validation: bool,
+    proxy_url: Option<String>,
+    pulp_labels: Value,
+    download_concurrency: Option<i64>,
+    max_retries: Option<i64>,
+    policy: String,
+    total_timeout: Option<f64>,
+    connect_timeout: Option<f64>,
+    sock_connect_timeout: Option<f64>,
+    sock_read_timeout: Option<f64>,
+    headers: Value,
+    rate_limit: Option<i64>,
+    hidden_fields: [HiddenField; 5],
+}
+
+/// A field a response never shows, only whether it is set (Pulp's `hidden_fields`).
+#[derive(Debug, Serialize)]
+struct HiddenField {
+    name: &'static str,
+    is_set: bool,
+}
 
 const POLICIES: &[&str] = &["immediate", "on_demand", "streamed"];
 
-/// Fields a response never shows, only whether they are set (Pulp's `hidden_fields`).
-const HIDDEN: &[&str] = &[
-    "client_key",
-    "proxy_username",
-    "proxy_password",
-    "username",
-    "password",
-];
-
-fn seconds(row: &AnyRow, index: usize) -> Value {
-    match row.get::<Option<i64>, _>(index) {
-        Some(ms) => json!(ms as f64 / 1000.0),
-        None => Value::Null,
+impl From<Remote> for RemoteView {
+    fn from(remote: Remote) -> Self {
+        let seconds = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
+        let hidden = |name, value: &Option<String>| HiddenField {
+            name,
+            is_set: value.is_some(),
+        };
+        RemoteView {
+            hidden_fields: [
+                hidden("client_key", &remote.client_key),
+                hidden("proxy_username", &remote.proxy_username),
+                hidden("proxy_password", &remote.proxy_password),
+                hidden("username", &remote.username),
+                hidden("password", &remote.password),
+            ],
+            pulp_href: hrefs::remote(&remote.plugin, &remote.type_name, &remote.id),
+            prn: format!(
+                "prn:{}.{}remote:{}",
+                remote.plugin, remote.type_name, remote.id
+            ),
+            extra: plugin_fields::stored(&remote.extra),
+            pulp_created: remote.created,
+            pulp_last_updated: remote.updated,
+            name: remote.name,
+            url: remote.url,
+            ca_cert: remote.ca_cert,
+            client_cert: remote.client_cert,
+            tls_validation: remote.tls_validation != 0,
+            proxy_url: remote.proxy_url,
+            pulp_labels: json_column(&remote.labels),
+            download_concurrency: remote.download_concurrency,
+            max_retries: remote.max_retries,
+            policy: remote.policy,
+            total_timeout: seconds(remote.total_timeout_ms),
+            connect_timeout: seconds(remote.connect_timeout_ms),
+            sock_connect_timeout: seconds(remote.sock_connect_timeout_ms),
+            sock_read_timeout: seconds(remote.sock_read_timeout_ms),
+            headers: json_column(&remote.headers),
+            rate_limit: remote.rate_limit,
+        }
     }
 }
 
-fn to_json(row: &AnyRow) -> Value {
-    let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    let is_set = |index: usize| row.get::<Option<String>, _>(index).is_some();
-    let hidden: Vec<Value> = HIDDEN
-        .iter()
-        .zip([18, 20, 21, 8, 9])
-        .map(|(name, index)| json!({ "name": name, "is_set": is_set(index) }))
-        .collect();
-    let mut remote = json!({
-        "pulp_href": hrefs::remote(&plugin, &type_name, &id),
-        "prn": format!("prn:{plugin}.{type_name}remote:{id}"),
-        "pulp_created": row.get::<String, _>(14),
-        "pulp_last_updated": row.get::<String, _>(15),
-        "name": row.get::<String, _>(3),
-        "url": row.get::<String, _>(4),
-        "ca_cert": row.get::<Option<String>, _>(16),
-        "client_cert": row.get::<Option<String>, _>(17),
-        "tls_validation": row.get::<i64, _>(7) != 0,
-        "proxy_url": row.get::<Option<String>, _>(19),
-        "pulp_labels": json_column(&row.get::<String, _>(13)),
-        "download_concurrency": row.get::<Option<i64>, _>(6),
-        "max_retries": row.get::<Option<i64>, _>(12),
-        "policy": row.get::<String, _>(5),
-        "total_timeout": seconds(row, 11),
-        "connect_timeout": seconds(row, 23),
-        "sock_connect_timeout": seconds(row, 24),
-        "sock_read_timeout": seconds(row, 25),
-        "headers": json_column(&row.get::<String, _>(10)),
-        "rate_limit": row.get::<Option<i64>, _>(22),
-        "hidden_fields": hidden,
-    });
-    plugin_fields::show(&mut remote, &row.get::<String, _>(26));
-    remote
-}
-
-async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
-    repository_type(app, plugin, type_name)?;
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM remotes WHERE id = $1 AND plugin = $2 AND type_name = $3"
-    ))
-    .bind(object_id(id)?)
-    .bind(plugin)
-    .bind(type_name)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)
+async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Remote> {
+    fetch_by_id(
+        &app.db,
+        id,
+        of_type(app, plugin, type_name, "")?,
+        &Visibility::all(),
+    )
+    .await
 }
 
 async fn list(
@@ -137,13 +206,16 @@ async fn list(
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
-    let mut conditions = Conditions::new();
-    conditions.push(
-        "plugin = ? AND type_name = ?",
-        [Bind::from(plugin), Bind::from(type_name)],
-    );
-    respond_list(&app, &query, &uri, conditions).await
+    let conditions = of_type(&app, &plugin, &type_name, "")?;
+    list::list::<Remote, _>(
+        &app,
+        &query,
+        &uri,
+        conditions,
+        &Visibility::all(),
+        RemoteView::from,
+    )
+    .await
 }
 
 /// `remotes/`: every remote, whatever its type.
@@ -152,23 +224,15 @@ async fn list_all(
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    respond_list(&app, &query, &uri, Conditions::new()).await
-}
-
-async fn respond_list(
-    app: &App,
-    query: &ListQuery,
-    uri: &Uri,
-    mut conditions: Conditions,
-) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    common_filters(app, query, &SPEC, &mut conditions)?;
-    if let Some(policy) = query.get("policy") {
-        conditions.push("policy = ?", [Bind::from(policy.as_str())]);
-    }
-    let order = order_by(query, &SPEC)?;
-    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
-    Ok(page.respond(app, uri, total, rows.iter().map(to_json).collect()))
+    list::list::<Remote, _>(
+        &app,
+        &query,
+        &uri,
+        Conditions::new(),
+        &Visibility::all(),
+        RemoteView::from,
+    )
+    .await
 }
 
 fn validate_url(field: &str, url: &str) -> ApiResult<()> {
@@ -461,8 +525,8 @@ async fn create(
         query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    Ok((StatusCode::CREATED, Json(to_json(&row))).into_response())
+    let remote = load(&app, &plugin, &type_name, &id).await?;
+    Ok((StatusCode::CREATED, list::json(&RemoteView::from(remote))).into_response())
 }
 
 async fn read(
@@ -470,10 +534,8 @@ async fn read(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    Ok(shaped(
-        &uri,
-        to_json(&load(&app, &plugin, &type_name, &id).await?),
-    ))
+    let remote = load(&app, &plugin, &type_name, &id).await?;
+    Ok(shaped(&uri, &RemoteView::from(remote)))
 }
 
 /// `PATCH`: changes the fields given.
@@ -502,14 +564,14 @@ async fn dispatch_update(
     fields: &Fields,
     whole: bool,
 ) -> ApiResult<Response> {
-    let row = load(app, plugin, type_name, id).await?;
-    let id: String = row.get(0);
+    let Remote {
+        id, extra: stored, ..
+    } = load(app, plugin, type_name, id).await?;
     let mut changes = remote_changes(fields, whole)?;
     if let Some(name) = name_change(&changes) {
         ensure_unique(app, "remotes", "name", "name", name, Some(&id)).await?;
     }
     let loaded = repository_type(app, plugin, type_name)?;
-    let stored = row.get::<String, _>(26);
     if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, fields, Some(&stored))? {
         changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
     }
@@ -526,12 +588,8 @@ async fn destroy(
     State(app): State<AppState>,
     Path((plugin, type_name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    spawn_delete(
-        &app,
-        hrefs::remote(&plugin, &type_name, &row.get::<String, _>(0)),
-    )
-    .await
+    let remote = load(&app, &plugin, &type_name, &id).await?;
+    spawn_delete(&app, hrefs::remote(&plugin, &type_name, &remote.id)).await
 }
 
 async fn set_label(
@@ -539,8 +597,8 @@ async fn set_label(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    super::support::set_label(&app, "remotes", &row.get::<String, _>(0), &fields).await
+    let remote = load(&app, &plugin, &type_name, &id).await?;
+    super::support::set_label(&app, "remotes", &remote.id, &fields).await
 }
 
 async fn unset_label(
@@ -548,8 +606,8 @@ async fn unset_label(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    super::support::unset_label(&app, "remotes", &row.get::<String, _>(0), &fields).await
+    let remote = load(&app, &plugin, &type_name, &id).await?;
+    super::support::unset_label(&app, "remotes", &remote.id, &fields).await
 }
 
 #[cfg(test)]

@@ -420,11 +420,21 @@ pub fn repository_type(
         .ok_or_else(ApiError::not_found)
 }
 
-/// A path id that must be a UUID; anything else is a 404 before any SQL runs.
-pub fn object_id(id: &str) -> ApiResult<String> {
-    uuid::Uuid::parse_str(id)
-        .map(|uuid| uuid.to_string())
-        .map_err(|_| ApiError::not_found())
+pub use super::list::object_id;
+
+/// The conditions of a route typed `/<plugin>/<type>/` on a table whose columns `plugin` and
+/// `type_name` carry `prefix` (`p.`, or nothing): the type must exist (404 otherwise).
+pub fn of_type(
+    app: &App,
+    plugin: &str,
+    type_name: &str,
+    prefix: &str,
+) -> ApiResult<super::list::Conditions> {
+    repository_type(app, plugin, type_name)?;
+    Ok(super::list::Conditions::of(
+        &format!("{prefix}plugin = ? AND {prefix}type_name = ?"),
+        [plugin.into(), type_name.into()],
+    ))
 }
 
 /// `fields` and `exclude_fields` of a request: which top-level fields of each object to answer.

@@ -5,19 +5,19 @@
 //! own tokens; staff manage anyone's. A token's secret is answered once, when it is created; only
 //! its sha256 is stored (see [`super::auth`]).
 
-use std::collections::HashMap;
-
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use serde::Serialize;
+use serde_json::Value;
 
 use super::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, token_hash};
-use super::support::{Fields, Page, fetch_text_filtered_page, object_id};
+use super::list::{
+    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+};
+use super::support::Fields;
 use crate::app::{AppState, password_hash, random_token};
 use crate::db::{new_id, now};
 use crate::domain::hrefs;
@@ -48,27 +48,92 @@ const UNUSABLE_PASSWORD: &str = "!";
 /// Random characters in a token's secret (about 280 bits).
 const TOKEN_SECRET_LEN: usize = 48;
 
-const COLUMNS: &str =
-    "id, username, first_name, last_name, email, is_staff, is_active, created, password_hash";
+/// A row of `users`.
+#[derive(Debug, sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    is_staff: i64,
+    is_active: i64,
+    created: String,
+    password_hash: String,
+}
 
-fn to_json(row: &AnyRow) -> Value {
-    let id: String = row.get(0);
-    json!({
-        "pulp_href": hrefs::user(&id),
-        "prn": format!("prn:auth.user:{id}"),
-        "id": id,
-        "username": row.get::<String, _>(1),
-        "first_name": row.get::<String, _>(2),
-        "last_name": row.get::<String, _>(3),
-        "email": row.get::<String, _>(4),
-        "is_staff": row.get::<i64, _>(5) != 0,
-        "is_active": row.get::<i64, _>(6) != 0,
-        "date_joined": row.get::<String, _>(7),
-        "groups": [],
-        "hidden_fields": [
-            {"name": "password", "is_set": row.get::<String, _>(8) != UNUSABLE_PASSWORD}
+impl Resource for UserRow {
+    const SPEC: ListSpec = ListSpec {
+        from: "users",
+        id: "id",
+        columns: "id, username, first_name, last_name, email, is_staff, is_active, created,
+            password_hash",
+        filters: &[
+            Filter::text("username", "username"),
+            Filter::text("first_name", "first_name"),
+            Filter::text("last_name", "last_name"),
+            Filter::text("email", "email"),
+            Filter::bool("is_staff", "is_staff"),
+            Filter::bool("is_active", "is_active"),
+            Filter::time("date_joined", "created"),
         ],
-    })
+        labels: None,
+        orderings: &[
+            ("username", "username"),
+            ("first_name", "first_name"),
+            ("last_name", "last_name"),
+            ("email", "email"),
+            ("date_joined", "created"),
+            ("id", "id"),
+        ],
+        default_ordering: "username",
+    };
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize)]
+struct UserView {
+    pulp_href: String,
+    prn: String,
+    id: String,
+    username: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    is_staff: bool,
+    is_active: bool,
+    date_joined: String,
+    groups: [String; 0],
+    hidden_fields: [HiddenField; 1],
+}
+
+/// A field a response never shows, only whether it is set (Pulp's `hidden_fields`).
+#[derive(Debug, Serialize)]
+struct HiddenField {
+    name: &'static str,
+    is_set: bool,
+}
+
+impl From<UserRow> for UserView {
+    fn from(user: UserRow) -> Self {
+        UserView {
+            pulp_href: hrefs::user(&user.id),
+            prn: format!("prn:auth.user:{}", user.id),
+            id: user.id,
+            username: user.username,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            email: user.email,
+            is_staff: user.is_staff != 0,
+            is_active: user.is_active != 0,
+            date_joined: user.created,
+            groups: [],
+            hidden_fields: [HiddenField {
+                name: "password",
+                is_set: user.password_hash != UNUSABLE_PASSWORD,
+            }],
+        }
+    }
 }
 
 fn require_staff(user: &User) -> ApiResult<()> {
@@ -79,80 +144,41 @@ fn require_staff(user: &User) -> ApiResult<()> {
     }
 }
 
+/// The users a caller may see: staff see everyone, anyone else only themselves.
+fn visible_to(caller: &User) -> Visibility {
+    if caller.is_staff {
+        Visibility::all()
+    } else {
+        Visibility::only(Conditions::of("id = ?", [Bind::from(&caller.id)]))
+    }
+}
+
 async fn list(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(&query)?;
-    let mut filters = String::new();
-    let mut values: Vec<String> = Vec::new();
-    if !user.is_staff {
-        values.push(user.id.clone());
-        filters.push_str(&format!(" AND id = ${}", values.len()));
-    }
-    for (param, condition) in [
-        ("username", "username = $N"),
-        ("username__contains", "username LIKE $N ESCAPE '\\'"),
-        (
-            "username__icontains",
-            "LOWER(username) LIKE LOWER($N) ESCAPE '\\'",
-        ),
-        ("email", "email = $N"),
-        ("first_name", "first_name = $N"),
-        ("last_name", "last_name = $N"),
-    ] {
-        if let Some(value) = query.get(param) {
-            values.push(if param.contains("contains") {
-                let escaped = value
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                format!("%{escaped}%")
-            } else {
-                value.clone()
-            });
-            filters.push_str(&format!(
-                " AND {}",
-                condition.replace("$N", &format!("${}", values.len()))
-            ));
-        }
-    }
-    let mut flags = String::new();
-    for flag in ["is_staff", "is_active"] {
-        match query.get(flag).map(String::as_str) {
-            None => {}
-            Some("true" | "True" | "1") => flags.push_str(&format!(" AND {flag} = 1")),
-            Some("false" | "False" | "0") => flags.push_str(&format!(" AND {flag} = 0")),
-            Some(_) => return Err(ApiError::field(flag, "Enter a valid boolean.")),
-        }
-    }
-    let (total, rows) = fetch_text_filtered_page(
+    list::list::<UserRow, _>(
         &app,
-        "users",
-        COLUMNS,
-        &format!("{filters}{flags}"),
-        &values,
-        "username",
-        &page,
+        &query,
+        &uri,
+        Conditions::new(),
+        &visible_to(&user),
+        UserView::from,
     )
-    .await?;
-    Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
+    .await
 }
 
-/// The user row `id`, when the caller may see it (staff, or the user themselves); 404 otherwise,
-/// so a user cannot probe for others' ids.
-async fn visible(app: &AppState, caller: &User, id: &str) -> ApiResult<AnyRow> {
-    let id = object_id(id)?;
-    if !caller.is_staff && caller.id != id {
-        return Err(ApiError::not_found());
-    }
-    sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(&id)
-        .fetch_optional(app.db.pool())
-        .await?
-        .ok_or_else(ApiError::not_found)
+/// The user `id`, when the caller may see it (staff, or the user themselves); 404 otherwise, so
+/// a user cannot probe for others' ids.
+async fn visible(app: &AppState, caller: &User, id: &str) -> ApiResult<UserRow> {
+    fetch_by_id(&app.db, id, Conditions::new(), &visible_to(caller)).await
+}
+
+async fn load(app: &AppState, id: &str) -> ApiResult<UserView> {
+    let user: UserRow = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
+    Ok(UserView::from(user))
 }
 
 async fn read(
@@ -160,7 +186,9 @@ async fn read(
     Extension(user): Extension<User>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(to_json(&visible(&app, &user, &id).await?)))
+    Ok(list::json(&UserView::from(
+        visible(&app, &user, &id).await?,
+    )))
 }
 
 /// The validated fields of a create or update.
@@ -282,11 +310,7 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(&id)
-        .fetch_one(app.db.pool())
-        .await?;
-    Ok((StatusCode::CREATED, Json(to_json(&row))).into_response())
+    Ok((StatusCode::CREATED, list::json(&load(&app, &id).await?)).into_response())
 }
 
 async fn update(
@@ -296,8 +320,7 @@ async fn update(
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
     require_staff(&user)?;
-    let row = visible(&app, &user, &id).await?;
-    let id: String = row.get(0);
+    let id = visible(&app, &user, &id).await?.id;
     let values = user_fields(&fields)?;
     let mut tx = app.db.begin_write().await?;
     if let Some(username) = &values.username {
@@ -349,11 +372,7 @@ async fn update(
             .await?;
     }
     tx.commit().await?;
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(&id)
-        .fetch_one(app.db.pool())
-        .await?;
-    Ok(Json(to_json(&row)))
+    Ok(list::json(&load(&app, &id).await?))
 }
 
 async fn destroy(
@@ -362,8 +381,7 @@ async fn destroy(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_staff(&user)?;
-    let row = visible(&app, &user, &id).await?;
-    let id: String = row.get(0);
+    let id = visible(&app, &user, &id).await?.id;
     let mut tx = app.db.begin_write().await?;
     sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
         .bind(&id)
@@ -377,42 +395,86 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-const TOKEN_COLUMNS: &str = "id, user_id, name, prefix, expires, created";
+/// A row of `api_tokens` (its hash stays in the table).
+#[derive(Debug, sqlx::FromRow)]
+struct Token {
+    id: String,
+    user_id: String,
+    name: String,
+    prefix: String,
+    expires: Option<String>,
+    created: String,
+}
 
-fn token_json(row: &AnyRow) -> Value {
-    let (id, user_id): (String, String) = (row.get(0), row.get(1));
-    json!({
-        "pulp_href": hrefs::user_token(&user_id, &id),
-        "user": hrefs::user(&user_id),
-        "name": row.get::<String, _>(2),
-        "prefix": row.get::<String, _>(3),
-        "expires_at": row.get::<Option<String>, _>(4),
-        "pulp_created": row.get::<String, _>(5),
-    })
+impl Resource for Token {
+    const SPEC: ListSpec = ListSpec {
+        from: "api_tokens",
+        id: "id",
+        columns: "id, user_id, name, prefix, expires, created",
+        filters: &[
+            Filter::text("name", "name"),
+            Filter::text("prefix", "prefix"),
+            Filter::time("expires_at", "expires"),
+            Filter::time("pulp_created", "created"),
+        ],
+        labels: None,
+        orderings: &[
+            ("pulp_created", "created"),
+            ("name", "name"),
+            ("expires_at", "expires"),
+        ],
+        default_ordering: "pulp_created",
+    };
+}
+
+/// An API token as the API shows it; `token` (the secret) only in the answer to its creation.
+#[derive(Debug, Serialize)]
+struct TokenView {
+    pulp_href: String,
+    user: String,
+    name: String,
+    prefix: String,
+    expires_at: Option<String>,
+    pulp_created: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl From<Token> for TokenView {
+    fn from(token: Token) -> Self {
+        TokenView {
+            pulp_href: hrefs::user_token(&token.user_id, &token.id),
+            user: hrefs::user(&token.user_id),
+            name: token.name,
+            prefix: token.prefix,
+            expires_at: token.expires,
+            pulp_created: token.created,
+            token: None,
+        }
+    }
+}
+
+fn owned_by(owner: &str) -> Conditions {
+    Conditions::of("user_id = ?", [Bind::from(owner)])
 }
 
 async fn list_tokens(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let owner: String = visible(&app, &user, &id).await?.get(0);
-    let page = Page::from_query(&query)?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = $1")
-        .bind(&owner)
-        .fetch_one(app.db.pool())
-        .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created, id LIMIT $2 OFFSET $3"
-    ))
-    .bind(&owner)
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(app.db.pool())
-    .await?;
-    Ok(page.respond(&app, &uri, total, rows.iter().map(token_json).collect()))
+    let owner = visible(&app, &user, &id).await?.id;
+    list::list::<Token, _>(
+        &app,
+        &query,
+        &uri,
+        owned_by(&owner),
+        &Visibility::all(),
+        TokenView::from,
+    )
+    .await
 }
 
 /// `POST {name?, expires_at?}`: answers 201 with the token's `token` secret, the only time it is
@@ -423,7 +485,7 @@ async fn create_token(
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let owner: String = visible(&app, &user, &id).await?.get(0);
+    let owner = visible(&app, &user, &id).await?.id;
     let name = fields.opt_str("name")?.unwrap_or_default();
     if name.len() > 255 {
         return Err(ApiError::field(
@@ -468,27 +530,17 @@ async fn create_token(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    let row = sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
-    ))
-    .bind(&token_id)
-    .fetch_one(app.db.pool())
-    .await?;
-    let mut body = token_json(&row);
-    body["token"] = Value::String(secret);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let token = load_token(&app, &user, &id, &token_id).await?;
+    let view = TokenView {
+        token: Some(secret),
+        ..TokenView::from(token)
+    };
+    Ok((StatusCode::CREATED, list::json(&view)).into_response())
 }
 
-async fn load_token(app: &AppState, user: &User, id: &str, token: &str) -> ApiResult<AnyRow> {
-    let owner: String = visible(app, user, id).await?.get(0);
-    sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1 AND user_id = $2"
-    ))
-    .bind(object_id(token)?)
-    .bind(&owner)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)
+async fn load_token(app: &AppState, user: &User, id: &str, token: &str) -> ApiResult<Token> {
+    let owner = visible(app, user, id).await?.id;
+    fetch_by_id(&app.db, token, owned_by(&owner), &Visibility::all()).await
 }
 
 async fn read_token(
@@ -496,8 +548,8 @@ async fn read_token(
     Extension(user): Extension<User>,
     Path((id, token)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(token_json(
-        &load_token(&app, &user, &id, &token).await?,
+    Ok(list::json(&TokenView::from(
+        load_token(&app, &user, &id, &token).await?,
     )))
 }
 
@@ -507,7 +559,7 @@ async fn destroy_token(
     Extension(user): Extension<User>,
     Path((id, token)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let token_id: String = load_token(&app, &user, &id, &token).await?.get(0);
+    let token_id = load_token(&app, &user, &id, &token).await?.id;
     let mut tx = app.db.begin_write().await?;
     sqlx::query("DELETE FROM api_tokens WHERE id = $1")
         .bind(&token_id)

@@ -1,0 +1,983 @@
+//! The one list machinery every REST list and show goes through: Pulp's filter grammar, ordering,
+//! `limit`/`offset` pagination, `fields`/`exclude_fields`, and the caller's visibility.
+//!
+//! A resource describes its table once in a [`ListSpec`]: the columns it selects (read back by
+//! name into its row type), the fields a client may filter on with their [`Kind`], the `ordering`
+//! names it accepts. The lookups each kind takes are Pulp's (django-filter's):
+//!
+//! | kind | lookups |
+//! |---|---|
+//! | [`Kind::Text`] | exact, `__iexact`, `__contains` (case-sensitive), `__icontains`, `__startswith`, `__istartswith`, `__in` |
+//! | [`Kind::Int`] | exact, `__gt`, `__gte`, `__lt`, `__lte`, `__in` |
+//! | [`Kind::Time`] | exact, `__gt`, `__gte`, `__lt`, `__lte` (any RFC 3339 or ISO date/time; no zone is UTC) |
+//! | [`Kind::Bool`] | exact (`true`/`false`, `True`/`False`, `1`/`0`) |
+//!
+//! plus `pulp_href__in`, `prn__in` and, on resources with labels, `pulp_label_select`. As in
+//! django-filter, an empty value filters nothing and an unknown parameter is ignored.
+//!
+//! Every condition is written once in the SQL both engines run alike: `LIKE` is case-insensitive
+//! on SQLite and case-sensitive on PostgreSQL, so the case-sensitive lookups compare with
+//! `REPLACE`/`SUBSTR` and the case-insensitive ones lower both sides. (`LOWER` folds ASCII only on
+//! SQLite, all of Unicode on PostgreSQL: `__icontains` of non-ASCII letters may differ.)
+//!
+//! [`Visibility`] is the condition a caller's permissions put on every list and show: rows
+//! outside it are neither counted nor shown, and a show of one answers 404.
+
+use axum::Json;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+
+use crate::app::App;
+use crate::db::{Backend, Db};
+use crate::domain::hrefs::{self, Href};
+use crate::error::{ApiError, ApiResult};
+
+/// Query parameters of a list request.
+pub type ListQuery = std::collections::HashMap<String, String>;
+
+/// What a filterable field holds, which decides the lookups it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text compared as is.
+    Text,
+    /// An integer.
+    Int,
+    /// A timestamp stored as fixed-width RFC 3339 UTC text.
+    Time,
+    /// A flag stored as 0 or 1.
+    Bool,
+}
+
+/// A field a client may filter on.
+#[derive(Debug, Clone, Copy)]
+pub struct Filter {
+    /// The query parameter (`name`, `started_at`).
+    pub name: &'static str,
+    /// The SQL expression it compares (`r.name`, `started`).
+    pub column: &'static str,
+    /// What it holds.
+    pub kind: Kind,
+}
+
+impl Filter {
+    /// A text field.
+    pub const fn text(name: &'static str, column: &'static str) -> Filter {
+        Filter {
+            name,
+            column,
+            kind: Kind::Text,
+        }
+    }
+
+    /// An integer field.
+    pub const fn int(name: &'static str, column: &'static str) -> Filter {
+        Filter {
+            name,
+            column,
+            kind: Kind::Int,
+        }
+    }
+
+    /// A timestamp field.
+    pub const fn time(name: &'static str, column: &'static str) -> Filter {
+        Filter {
+            name,
+            column,
+            kind: Kind::Time,
+        }
+    }
+
+    /// A flag.
+    pub const fn bool(name: &'static str, column: &'static str) -> Filter {
+        Filter {
+            name,
+            column,
+            kind: Kind::Bool,
+        }
+    }
+}
+
+/// How a resource's table is listed.
+#[derive(Debug, Clone, Copy)]
+pub struct ListSpec {
+    /// `FROM` clause with joins, e.g. `repositories r`.
+    pub from: &'static str,
+    /// The id column, e.g. `r.id`.
+    pub id: &'static str,
+    /// The `SELECT` list; each column is read back by name into the resource's row type.
+    pub columns: &'static str,
+    /// The fields a client may filter on.
+    pub filters: &'static [Filter],
+    /// The `pulp_labels` column (a JSON object as text), when the resource has labels.
+    pub labels: Option<&'static str>,
+    /// `ordering` names the API accepts and the SQL expression each sorts by.
+    pub orderings: &'static [(&'static str, &'static str)],
+    /// The ordering when the request gives none (`-` for descending).
+    pub default_ordering: &'static str,
+}
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// A text value.
+    Text(String),
+    /// An integer value.
+    Int(i64),
+}
+
+impl From<&str> for Bind {
+    fn from(text: &str) -> Self {
+        Bind::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Bind {
+    fn from(text: String) -> Self {
+        Bind::Text(text)
+    }
+}
+
+impl From<&String> for Bind {
+    fn from(text: &String) -> Self {
+        Bind::Text(text.clone())
+    }
+}
+
+impl From<i64> for Bind {
+    fn from(int: i64) -> Self {
+        Bind::Int(int)
+    }
+}
+
+/// A query with arguments, as `sqlx::query` makes it.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// A query whose rows are read into `R` by column name.
+pub type AnyQueryAs<'q, R> = sqlx::query::QueryAs<'q, sqlx::Any, R, sqlx::any::AnyArguments<'q>>;
+
+/// The `WHERE` conditions of a query and the values they bind. A `?` in a condition becomes the
+/// next `$n` placeholder, so conditions compose without counting placeholders by hand.
+#[derive(Debug, Default, Clone)]
+pub struct Conditions {
+    conditions: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Conditions {
+    /// No conditions yet.
+    pub fn new() -> Conditions {
+        Conditions::default()
+    }
+
+    /// One condition.
+    pub fn of(condition: &str, binds: impl IntoIterator<Item = Bind>) -> Conditions {
+        let mut conditions = Conditions::new();
+        conditions.push(condition, binds);
+        conditions
+    }
+
+    /// Adds a condition; each `?` in it takes the next of `binds`.
+    pub fn push(&mut self, condition: &str, binds: impl IntoIterator<Item = Bind>) {
+        let mut binds = binds.into_iter();
+        let mut sql = String::with_capacity(condition.len() + 8);
+        for ch in condition.chars() {
+            if ch == '?' {
+                self.binds
+                    .push(binds.next().expect("a bind value for every placeholder"));
+                sql.push_str(&format!("${}", self.binds.len()));
+            } else {
+                sql.push(ch);
+            }
+        }
+        debug_assert!(binds.next().is_none(), "a placeholder for every bind value");
+        self.conditions.push(sql);
+    }
+
+    /// Adds all of `other`'s conditions.
+    pub fn extend(&mut self, other: Conditions) {
+        for (condition, binds) in other.split() {
+            self.push(&condition, binds);
+        }
+    }
+
+    /// Each condition with `?` for its placeholders again, and its values.
+    fn split(self) -> Vec<(String, Vec<Bind>)> {
+        let mut binds = self.binds.into_iter();
+        self.conditions
+            .into_iter()
+            .map(|condition| {
+                let mut sql = String::with_capacity(condition.len());
+                let mut taken = Vec::new();
+                let mut chars = condition.chars().peekable();
+                while let Some(ch) = chars.next() {
+                    if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                        while chars.peek().is_some_and(char::is_ascii_digit) {
+                            chars.next();
+                        }
+                        sql.push('?');
+                        taken.extend(binds.next());
+                    } else {
+                        sql.push(ch);
+                    }
+                }
+                (sql, taken)
+            })
+            .collect()
+    }
+
+    /// ` WHERE a AND b ...`, or nothing.
+    pub fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+
+    /// The number the next placeholder gets.
+    pub fn next_placeholder(&self) -> usize {
+        self.binds.len() + 1
+    }
+
+    /// Binds the values of the conditions, in order.
+    pub fn bind<'q>(&self, mut query: AnyQuery<'q>) -> AnyQuery<'q> {
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.clone()),
+                Bind::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }
+
+    /// Binds the values of the conditions, in order, to a query read into `R`.
+    pub fn bind_as<'q, R>(&self, mut query: AnyQueryAs<'q, R>) -> AnyQueryAs<'q, R> {
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.clone()),
+                Bind::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }
+}
+
+/// The rows a caller may see: one condition on the listed table, applied to every list and show
+/// (a row outside it is neither counted nor shown, and its show answers 404).
+#[derive(Debug, Clone, Default)]
+pub struct Visibility(Option<Conditions>);
+
+impl Visibility {
+    /// Every row.
+    pub fn all() -> Visibility {
+        Visibility(None)
+    }
+
+    /// Only the rows matching `conditions`.
+    pub fn only(conditions: Conditions) -> Visibility {
+        Visibility(Some(conditions))
+    }
+
+    fn apply(&self, conditions: &mut Conditions) {
+        if let Some(visible) = &self.0 {
+            conditions.extend(visible.clone());
+        }
+    }
+}
+
+/// A resource whose rows are read by column name from the table its [`ListSpec`] describes.
+pub trait Resource: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + 'static {
+    /// How the resource is listed.
+    const SPEC: ListSpec;
+}
+
+/// `limit`/`offset` of a list request.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Items per page.
+    pub limit: i64,
+    /// Items skipped.
+    pub offset: i64,
+}
+
+/// Default items per page, as in Pulp.
+const DEFAULT_LIMIT: i64 = 100;
+/// Most items per page.
+const MAX_LIMIT: i64 = 1000;
+
+impl Page {
+    /// Reads `limit` and `offset` from query parameters.
+    pub fn from_query(query: &ListQuery) -> ApiResult<Page> {
+        let parse = |name: &str, default: i64| match query.get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|value| *value >= 0)
+                .ok_or_else(|| ApiError::field(name, "A valid non-negative integer is required.")),
+        };
+        // `limit=0` means "the default", as in Django REST framework.
+        let limit = match parse("limit", DEFAULT_LIMIT)? {
+            0 => DEFAULT_LIMIT,
+            limit => limit.min(MAX_LIMIT),
+        };
+        Ok(Page {
+            limit,
+            offset: parse("offset", 0)?,
+        })
+    }
+
+    /// The paginated response `{count, next, previous, results}`, each result shaped by the
+    /// request's `fields`/`exclude_fields`.
+    pub fn respond<V: Serialize>(
+        &self,
+        app: &App,
+        uri: &Uri,
+        count: i64,
+        results: impl IntoIterator<Item = V>,
+    ) -> Response {
+        let link = |offset: i64| {
+            let mut query: Vec<(String, String)> = uri
+                .query()
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            query.retain(|(key, _)| key != "offset" && key != "limit");
+            query.push(("limit".into(), self.limit.to_string()));
+            query.push(("offset".into(), offset.to_string()));
+            let encoded = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish();
+            format!("{}{}?{encoded}", app.origin, uri.path())
+        };
+        let end = self.offset.saturating_add(self.limit);
+        let shape = Shape::from_uri(uri);
+        Json(Paginated {
+            count,
+            next: (end < count).then(|| link(end)),
+            previous: (self.offset > 0).then(|| link((self.offset - self.limit).max(0))),
+            results: results.into_iter().map(|item| shape.view(&item)).collect(),
+        })
+        .into_response()
+    }
+}
+
+/// A page of a list, as Pulp answers it.
+#[derive(Debug, Serialize)]
+struct Paginated {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<Value>,
+}
+
+/// `fields` and `exclude_fields` of a request: which top-level fields of each object to answer.
+#[derive(Debug, Default)]
+pub struct Shape {
+    fields: Option<Vec<String>>,
+    exclude: Vec<String>,
+}
+
+impl Shape {
+    /// Reads `fields` and `exclude_fields` (comma-separated, possibly repeated) from a URI.
+    pub fn from_uri(uri: &Uri) -> Shape {
+        let mut shape = Shape::default();
+        let pairs: Vec<(String, String)> = uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (key, value) in pairs {
+            let names = split_list(&value).map(str::to_owned);
+            match key.as_str() {
+                "fields" => shape.fields.get_or_insert_with(Vec::new).extend(names),
+                "exclude_fields" => shape.exclude.extend(names),
+                _ => {}
+            }
+        }
+        shape
+    }
+
+    /// Keeps only the requested fields of an object, minus the excluded ones.
+    pub fn apply(&self, value: Value) -> Value {
+        let Value::Object(mut map) = value else {
+            return value;
+        };
+        if let Some(fields) = &self.fields {
+            map.retain(|key, _| fields.iter().any(|field| field == key));
+        }
+        for field in &self.exclude {
+            map.remove(field);
+        }
+        Value::Object(map)
+    }
+
+    /// A response view, shaped.
+    pub fn view(&self, view: &impl Serialize) -> Value {
+        // A view is plain data: serializing it to a `Value` cannot fail.
+        self.apply(serde_json::to_value(view).unwrap_or(Value::Null))
+    }
+}
+
+/// A detail response shaped by the request's `fields` / `exclude_fields`.
+pub fn shaped(uri: &Uri, view: &impl Serialize) -> Json<Value> {
+    Json(Shape::from_uri(uri).view(view))
+}
+
+/// A response view as a JSON object (through the same path as lists, so a view's plugin fields
+/// never shadow its own).
+pub fn json(view: &impl Serialize) -> Json<Value> {
+    Json(Shape::default().view(view))
+}
+
+/// Lists `R`: the spec's filters and the `extra` conditions (the route's own, e.g. the plugin
+/// type), within `visibility`, ordered and paginated, each row answered as `view` makes it.
+pub async fn list<R: Resource, V: Serialize>(
+    app: &App,
+    query: &ListQuery,
+    uri: &Uri,
+    extra: Conditions,
+    visibility: &Visibility,
+    view: impl Fn(R) -> V,
+) -> ApiResult<Response> {
+    let page = Page::from_query(query)?;
+    let (total, rows) = fetch_page::<R>(&app.db, query, extra, visibility, &page).await?;
+    Ok(page.respond(app, uri, total, rows.into_iter().map(view)))
+}
+
+/// One page of `R` and the total count: the spec's filters from `query` and `extra`, within
+/// `visibility`, in the requested order.
+pub async fn fetch_page<R: Resource>(
+    db: &Db,
+    query: &ListQuery,
+    mut conditions: Conditions,
+    visibility: &Visibility,
+    page: &Page,
+) -> ApiResult<(i64, Vec<R>)> {
+    let spec = &R::SPEC;
+    filter(db.backend(), query, spec, &mut conditions)?;
+    visibility.apply(&mut conditions);
+    let order = order_by(query, spec)?;
+    let filter = conditions.where_clause();
+    let count_sql = format!("SELECT COUNT(*) FROM {}{filter}", spec.from);
+    let total: i64 = sqlx::Row::get(
+        &conditions
+            .bind(sqlx::query(&count_sql))
+            .fetch_one(db.pool())
+            .await?,
+        0,
+    );
+    let n = conditions.next_placeholder();
+    let page_sql = format!(
+        "SELECT {} FROM {}{filter}{order} LIMIT ${n} OFFSET ${}",
+        spec.columns,
+        spec.from,
+        n + 1
+    );
+    let rows = conditions
+        .bind_as(sqlx::query_as::<_, R>(&page_sql))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(db.pool())
+        .await?;
+    Ok((total, rows))
+}
+
+/// The one `R` matching `conditions` within `visibility`, or 404.
+pub async fn fetch_one<R: Resource>(
+    db: &Db,
+    mut conditions: Conditions,
+    visibility: &Visibility,
+) -> ApiResult<R> {
+    visibility.apply(&mut conditions);
+    let spec = &R::SPEC;
+    let sql = format!(
+        "SELECT {} FROM {}{}",
+        spec.columns,
+        spec.from,
+        conditions.where_clause()
+    );
+    conditions
+        .bind_as(sqlx::query_as::<_, R>(&sql))
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+/// The `R` whose id is `id` (a path segment: anything but a UUID is a 404 before SQL runs),
+/// within `visibility` and the route's `extra` conditions.
+pub async fn fetch_by_id<R: Resource>(
+    db: &Db,
+    id: &str,
+    extra: Conditions,
+    visibility: &Visibility,
+) -> ApiResult<R> {
+    let mut conditions =
+        Conditions::of(&format!("{} = ?", R::SPEC.id), [Bind::from(object_id(id)?)]);
+    conditions.extend(extra);
+    fetch_one(db, conditions, visibility).await
+}
+
+/// A path id that must be a UUID; anything else is a 404 before any SQL runs.
+pub fn object_id(id: &str) -> ApiResult<String> {
+    uuid::Uuid::parse_str(id)
+        .map(|uuid| uuid.to_string())
+        .map_err(|_| ApiError::not_found())
+}
+
+/// Adds the conditions of every filter in `query` that `spec` knows.
+pub fn filter(
+    backend: Backend,
+    query: &ListQuery,
+    spec: &ListSpec,
+    conditions: &mut Conditions,
+) -> ApiResult<()> {
+    for (param, value) in query {
+        if value.is_empty() {
+            continue;
+        }
+        let (name, lookup) = param.split_once("__").unwrap_or((param, "exact"));
+        if let Some(field) = spec.filters.iter().find(|field| field.name == name) {
+            lookup_condition(field, lookup, param, value, conditions)?;
+        }
+    }
+    if let (Some(labels), Some(select)) = (spec.labels, query.get("pulp_label_select")) {
+        label_select(backend, labels, select, conditions)?;
+    }
+    if let Some(list) = query.get("pulp_href__in") {
+        let ids = split_list(list)
+            .map(|href| {
+                hrefs::parse(href)
+                    .and_then(|parsed| href_id(&parsed))
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            "pulp_href__in",
+                            format!("Invalid hyperlink - {href} is not a valid href."),
+                        )
+                    })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        in_list(
+            conditions,
+            spec.id,
+            ids.into_iter().map(Bind::Text).collect(),
+        );
+    }
+    if let Some(list) = query.get("prn__in") {
+        let ids = split_list(list)
+            .map(|prn| {
+                prn_id(prn)
+                    .ok_or_else(|| ApiError::field("prn__in", format!("{prn} is not a valid PRN.")))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        in_list(
+            conditions,
+            spec.id,
+            ids.into_iter().map(Bind::Text).collect(),
+        );
+    }
+    Ok(())
+}
+
+/// The condition of one `field__lookup=value` parameter. A lookup the field's kind does not take
+/// is ignored, as django-filter ignores parameters it does not declare.
+fn lookup_condition(
+    field: &Filter,
+    lookup: &str,
+    param: &str,
+    value: &str,
+    conditions: &mut Conditions,
+) -> ApiResult<()> {
+    let column = field.column;
+    let comparison = match lookup {
+        "exact" => "=",
+        "gt" => ">",
+        "gte" => ">=",
+        "lt" => "<",
+        "lte" => "<=",
+        _ => "",
+    };
+    match (field.kind, lookup) {
+        (Kind::Text, "exact") => conditions.push(&format!("{column} = ?"), [Bind::from(value)]),
+        (Kind::Text, "iexact") => {
+            conditions.push(&format!("LOWER({column}) = LOWER(?)"), [Bind::from(value)]);
+        }
+        (Kind::Text, "contains") => conditions.push(
+            &format!("REPLACE({column}, CAST(? AS TEXT), '') <> {column}"),
+            [Bind::from(value)],
+        ),
+        (Kind::Text, "icontains") => conditions.push(
+            &format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
+            [Bind::Text(format!("%{}%", like_escape(value)))],
+        ),
+        (Kind::Text, "startswith") => conditions.push(
+            &format!("SUBSTR({column}, 1, LENGTH(CAST(? AS TEXT))) = ?"),
+            [Bind::from(value), Bind::from(value)],
+        ),
+        (Kind::Text, "istartswith") => conditions.push(
+            &format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
+            [Bind::Text(format!("{}%", like_escape(value)))],
+        ),
+        (Kind::Text, "in") => in_list(
+            conditions,
+            column,
+            split_list(value).map(Bind::from).collect(),
+        ),
+        (Kind::Int, "exact" | "gt" | "gte" | "lt" | "lte") => conditions.push(
+            &format!("{column} {comparison} ?"),
+            [Bind::Int(parse_int(param, value)?)],
+        ),
+        (Kind::Int, "in") => {
+            let values = split_list(value)
+                .map(|item| parse_int(param, item).map(Bind::Int))
+                .collect::<ApiResult<Vec<_>>>()?;
+            in_list(conditions, column, values);
+        }
+        (Kind::Time, "exact" | "gt" | "gte" | "lt" | "lte") => conditions.push(
+            &format!("{column} {comparison} ?"),
+            [Bind::Text(stored_time(param, value)?)],
+        ),
+        (Kind::Bool, "exact") => {
+            let flag = match value {
+                "true" | "True" | "1" => 1,
+                "false" | "False" | "0" => 0,
+                _ => return Err(ApiError::field(param, "Enter a valid boolean.")),
+            };
+            conditions.push(&format!("{column} = ?"), [Bind::Int(flag)]);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn parse_int(param: &str, value: &str) -> ApiResult<i64> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::field(param, "Enter a whole number."))
+}
+
+/// A date/time filter value as stored (fixed-width RFC 3339 UTC, comparable as text). A value
+/// without a zone is UTC; a bare date is its midnight.
+pub fn stored_time(param: &str, value: &str) -> ApiResult<String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    let value = value.trim();
+    let parsed = DateTime::parse_from_rfc3339(value)
+        .map(|at| at.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f")
+                .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f"))
+                .map(|at| at.and_utc())
+        })
+        .or_else(|_| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .map(|day| day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| ApiError::field(param, "Enter a valid date/time."))?;
+    Ok(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+/// The comma-separated items of a `__in` filter.
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// `column IN (...)`; an empty list matches nothing.
+pub fn in_list(conditions: &mut Conditions, column: &str, values: Vec<Bind>) {
+    if values.is_empty() {
+        conditions.push("1 = 0", []);
+        return;
+    }
+    let marks = vec!["?"; values.len()].join(", ");
+    conditions.push(&format!("{column} IN ({marks})"), values);
+}
+
+/// The object id an href names (repository versions have none of their own in the URL).
+fn href_id(href: &Href) -> Option<String> {
+    match href {
+        Href::Repository { id, .. }
+        | Href::Remote { id, .. }
+        | Href::Publication { id, .. }
+        | Href::Distribution { id, .. }
+        | Href::Content { id, .. }
+        | Href::Artifact { id }
+        | Href::Task { id }
+        | Href::Upload { id }
+        | Href::User { id } => Some(id.clone()),
+        Href::Version { .. } => None,
+    }
+}
+
+/// The id of a Pulp resource name, `prn:<app>.<model>:<uuid>`.
+pub fn prn_id(prn: &str) -> Option<String> {
+    let rest = prn.strip_prefix("prn:")?;
+    let (model, id) = rest.rsplit_once(':')?;
+    if !model.contains('.') {
+        return None;
+    }
+    uuid::Uuid::parse_str(id).ok().map(|uuid| uuid.to_string())
+}
+
+/// Escapes `LIKE` wildcards (the conditions use `ESCAPE '\'`).
+fn like_escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// One term of `pulp_label_select`.
+#[derive(Debug, PartialEq, Eq)]
+enum LabelTerm {
+    Equals(String, String),
+    NotEquals(String, String),
+    Contains(String, String),
+    Exists(String),
+    Missing(String),
+}
+
+/// Parses Pulp's label selection syntax: comma-separated `key=value`, `key!=value`, `key~text`,
+/// `key` and `!key`, all of which must hold. Keys are word characters and spaces.
+fn parse_label_select(select: &str) -> ApiResult<Vec<LabelTerm>> {
+    let invalid = |term: &str| {
+        ApiError::field(
+            "pulp_label_select",
+            format!("Invalid search term: '{term}'."),
+        )
+    };
+    let mut terms = Vec::new();
+    for term in select.split(',') {
+        let (negated, body) = match term.strip_prefix('!') {
+            Some(body) => (true, body),
+            None => (false, term),
+        };
+        let key_end = body
+            .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch.is_whitespace()))
+            .unwrap_or(body.len());
+        let (key, rest) = body.split_at(key_end);
+        if key.is_empty() {
+            return Err(invalid(term));
+        }
+        let key = key.to_owned();
+        let parsed = if rest.is_empty() {
+            if negated {
+                LabelTerm::Missing(key)
+            } else {
+                LabelTerm::Exists(key)
+            }
+        } else if negated {
+            return Err(ApiError::field(
+                "pulp_label_select",
+                format!("Cannot use an operator with '!{key}'."),
+            ));
+        } else if let Some(value) = rest.strip_prefix("!=") {
+            LabelTerm::NotEquals(key, value.to_owned())
+        } else if let Some(value) = rest.strip_prefix('=') {
+            LabelTerm::Equals(key, value.to_owned())
+        } else if let Some(value) = rest.strip_prefix('~') {
+            LabelTerm::Contains(key, value.to_owned())
+        } else {
+            return Err(invalid(term));
+        };
+        terms.push(parsed);
+    }
+    Ok(terms)
+}
+
+/// Adds the conditions of a `pulp_label_select`. Labels are a JSON object stored as text; the
+/// value of one key is read with the engine's JSON function (`json_extract` on SQLite, `->>` on
+/// PostgreSQL), the only part of the SQL that differs between them. Label values are strings, so
+/// a missing key and only a missing key reads as NULL.
+fn label_select(
+    backend: Backend,
+    column: &str,
+    select: &str,
+    conditions: &mut Conditions,
+) -> ApiResult<()> {
+    let value_of = |key: &str| -> (String, Bind) {
+        match backend {
+            // Keys are word characters and spaces, so quoting them in a JSON path is safe.
+            Backend::Sqlite => (
+                format!("json_extract({column}, ?)"),
+                Bind::Text(format!("$.\"{key}\"")),
+            ),
+            Backend::Postgres => (
+                format!("(CAST({column} AS jsonb) ->> CAST(? AS TEXT))"),
+                Bind::Text(key.to_owned()),
+            ),
+        }
+    };
+    for term in parse_label_select(select)? {
+        let (condition, key, value) = match term {
+            LabelTerm::Equals(key, value) => ("{} = ?", key, Some(Bind::Text(value))),
+            LabelTerm::NotEquals(key, value) => ("{} <> ?", key, Some(Bind::Text(value))),
+            LabelTerm::Contains(key, value) => (
+                "LOWER({}) LIKE LOWER(?) ESCAPE '\\'",
+                key,
+                Some(Bind::Text(format!("%{}%", like_escape(&value)))),
+            ),
+            LabelTerm::Exists(key) => ("{} IS NOT NULL", key, None),
+            LabelTerm::Missing(key) => ("{} IS NULL", key, None),
+        };
+        let (expr, key) = value_of(&key);
+        conditions.push(
+            &condition.replace("{}", &expr),
+            std::iter::once(key).chain(value),
+        );
+    }
+    Ok(())
+}
+
+/// The `ORDER BY` clause of a list: `ordering` is comma-separated field names, `-` for
+/// descending, each one the resource allows; the id breaks ties so pages never overlap.
+pub fn order_by(query: &ListQuery, spec: &ListSpec) -> ApiResult<String> {
+    let requested = query
+        .get("ordering")
+        .map(String::as_str)
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or(spec.default_ordering);
+    let mut terms = Vec::new();
+    for item in split_list(requested) {
+        let (name, direction) = match item.strip_prefix('-') {
+            Some(name) => (name, "DESC"),
+            None => (item, "ASC"),
+        };
+        let Some((_, sql)) = spec.orderings.iter().find(|(field, _)| *field == name) else {
+            let allowed: Vec<String> = spec
+                .orderings
+                .iter()
+                .flat_map(|(field, _)| [field.to_string(), format!("-{field}")])
+                .collect();
+            return Err(ApiError::field(
+                "ordering",
+                format!(
+                    "Select a valid choice. {item} is not one of the available choices: {}.",
+                    allowed.join(", ")
+                ),
+            ));
+        };
+        terms.push(format!("{sql} {direction}"));
+    }
+    terms.push(format!("{} ASC", spec.id));
+    Ok(format!(" ORDER BY {}", terms.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_select_follows_pulp_syntax() {
+        assert_eq!(
+            parse_label_select("env=prod,tier!=gold,team~ops,reviewed,!legacy").unwrap(),
+            vec![
+                LabelTerm::Equals("env".into(), "prod".into()),
+                LabelTerm::NotEquals("tier".into(), "gold".into()),
+                LabelTerm::Contains("team".into(), "ops".into()),
+                LabelTerm::Exists("reviewed".into()),
+                LabelTerm::Missing("legacy".into()),
+            ]
+        );
+        assert!(parse_label_select("!env=prod").is_err());
+        assert!(parse_label_select("=prod").is_err());
+        assert!(parse_label_select("env>3").is_err());
+    }
+
+    #[test]
+    fn prns_name_their_object() {
+        let id = "8f0c2d9e-5b1a-4c3e-9d2f-0a1b2c3d4e5f";
+        assert_eq!(
+            prn_id(&format!("prn:file.filerepository:{id}")),
+            Some(id.to_owned())
+        );
+        assert_eq!(prn_id(&format!("file.filerepository:{id}")), None);
+        assert_eq!(prn_id("prn:file.filerepository:nope"), None);
+    }
+
+    #[test]
+    fn conditions_number_their_placeholders() {
+        let mut conditions = Conditions::new();
+        conditions.push("a = ?", [Bind::from("x")]);
+        conditions.push("b BETWEEN ? AND ?", [Bind::Int(1), Bind::Int(2)]);
+        assert_eq!(
+            conditions.where_clause(),
+            " WHERE a = $1 AND b BETWEEN $2 AND $3"
+        );
+        assert_eq!(conditions.next_placeholder(), 4);
+
+        let mut more = Conditions::of("c = ?", [Bind::Int(3)]);
+        more.extend(conditions);
+        assert_eq!(
+            more.where_clause(),
+            " WHERE c = $1 AND a = $2 AND b BETWEEN $3 AND $4",
+            "conditions added from elsewhere are renumbered after the ones already there"
+        );
+        assert_eq!(
+            more.binds,
+            [Bind::Int(3), Bind::from("x"), Bind::Int(1), Bind::Int(2)]
+        );
+    }
+
+    #[test]
+    fn time_filters_compare_in_stored_form() {
+        assert_eq!(
+            stored_time("t", "2026-11-28T17:00:00+01:00").unwrap(),
+            "2026-11-28T16:00:00.000000Z"
+        );
+        assert_eq!(
+            stored_time("t", "2026-11-28T17:00:00.5").unwrap(),
+            "2026-11-28T17:00:00.500000Z",
+            "no zone means UTC"
+        );
+        assert_eq!(
+            stored_time("t", "2026-11-28").unwrap(),
+            "2026-11-28T00:00:00.000000Z"
+        );
+        assert!(stored_time("t", "yesterday").is_err());
+    }
+
+    #[test]
+    fn lookups_follow_the_field_kind() {
+        const FIELDS: &[Filter] = &[
+            Filter::text("name", "name"),
+            Filter::int("size", "size"),
+            Filter::bool("is_staff", "is_staff"),
+        ];
+        let conditions_of = |param: &str, value: &str| {
+            let mut conditions = Conditions::new();
+            let (name, lookup) = param.split_once("__").unwrap_or((param, "exact"));
+            let field = FIELDS.iter().find(|field| field.name == name).unwrap();
+            lookup_condition(field, lookup, param, value, &mut conditions).map(|()| conditions)
+        };
+        assert_eq!(
+            conditions_of("size__gte", "3").unwrap().where_clause(),
+            " WHERE size >= $1"
+        );
+        assert!(
+            conditions_of("size__gte", "three").is_err(),
+            "a number is checked"
+        );
+        assert!(conditions_of("is_staff", "maybe").is_err());
+        assert_eq!(
+            conditions_of("name__gte", "a").unwrap().where_clause(),
+            "",
+            "a lookup text does not take is ignored"
+        );
+        assert_eq!(
+            conditions_of("name__in", "a, b,,c").unwrap().binds,
+            [Bind::from("a"), Bind::from("b"), Bind::from("c")]
+        );
+    }
+}
