@@ -10,14 +10,13 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::support::{
-    Bind, Conditions, ListQuery, ListSpec, Page, common_filters, fetch_page, object_id, order_by,
-    shaped, spawn_task,
+use super::list::{
+    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
 };
+use super::support::spawn_task;
 use crate::app::{App, AppState};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href};
@@ -51,42 +50,84 @@ fn content_type(
     Ok((loaded, type_name.to_owned()))
 }
 
-const COLUMNS: &str = "c.id, c.plugin, c.type_name, c.natural_key, c.metadata, c.created,
-    (SELECT ca.artifact_id FROM content_artifacts ca WHERE ca.content_id = c.id ORDER BY ca.relative_path LIMIT 1)";
-
-/// A unit as Pulp shows it: its identity fields, then the plugin's key and metadata fields.
-fn to_json(row: &AnyRow) -> Value {
-    let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    let mut object = json!({
-        "pulp_href": hrefs::content(&plugin, &type_name, &id),
-        "prn": format!("prn:{plugin}.{type_name}content:{id}"),
-        "pulp_created": row.get::<String, _>(5),
-        "pulp_last_updated": row.get::<String, _>(5),
-        "pulp_labels": {},
-        "artifact": row.get::<Option<String>, _>(6).map(|artifact| hrefs::artifact(&artifact)),
-    });
-    for column in [4, 3] {
-        if let Ok(Value::Object(fields)) =
-            serde_json::from_str::<Value>(&row.get::<String, _>(column))
-        {
-            object.as_object_mut().expect("object").extend(fields);
-        }
-    }
-    object
+/// A row of `content`, with the artifact of its first content-artifact.
+#[derive(Debug, sqlx::FromRow)]
+struct Content {
+    id: String,
+    plugin: String,
+    type_name: String,
+    natural_key: String,
+    metadata: String,
+    created: String,
+    artifact_id: Option<String>,
 }
 
-const SPEC: ListSpec = ListSpec {
-    from: "content c",
-    id: "c.id",
-    name: None,
-    labels: None,
-    orderings: &[
-        ("pulp_created", "c.created"),
-        ("pk", "c.id"),
-        ("pulp_id", "c.id"),
-    ],
-    default_ordering: "pulp_created",
-};
+impl Resource for Content {
+    const SPEC: ListSpec = ListSpec {
+        from: "content c",
+        id: "c.id",
+        columns: "c.id, c.plugin, c.type_name, c.natural_key, c.metadata, c.created,
+            (SELECT ca.artifact_id FROM content_artifacts ca WHERE ca.content_id = c.id
+             ORDER BY ca.relative_path LIMIT 1) AS artifact_id",
+        filters: &[Filter::time("pulp_created", "c.created")],
+        labels: None,
+        orderings: &[
+            ("pulp_created", "c.created"),
+            ("pk", "c.id"),
+            ("pulp_id", "c.id"),
+        ],
+        default_ordering: "pulp_created",
+    };
+}
+
+/// A unit as Pulp shows it: its identity fields, then the plugin's metadata and key fields (which
+/// follow, so in the object every response is shaped through they win over an identity field of
+/// the same name, the key over the metadata).
+#[derive(Debug, Serialize)]
+struct ContentView {
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    pulp_labels: Map<String, Value>,
+    artifact: Option<String>,
+    #[serde(flatten)]
+    metadata: Map<String, Value>,
+    #[serde(flatten)]
+    natural_key: Map<String, Value>,
+}
+
+impl From<Content> for ContentView {
+    fn from(content: Content) -> Self {
+        let object = |text: &str| match serde_json::from_str(text) {
+            Ok(Value::Object(fields)) => fields,
+            _ => Map::new(),
+        };
+        ContentView {
+            pulp_href: hrefs::content(&content.plugin, &content.type_name, &content.id),
+            prn: format!(
+                "prn:{}.{}content:{}",
+                content.plugin, content.type_name, content.id
+            ),
+            pulp_last_updated: content.created.clone(),
+            pulp_created: content.created,
+            pulp_labels: Map::new(),
+            artifact: content
+                .artifact_id
+                .map(|artifact| hrefs::artifact(&artifact)),
+            metadata: object(&content.metadata),
+            natural_key: object(&content.natural_key),
+        }
+    }
+}
+
+/// The conditions of a content type's routes.
+fn of_content_type(plugin: &str, type_name: &str) -> Conditions {
+    Conditions::of(
+        "c.plugin = ? AND c.type_name = ?",
+        [Bind::from(plugin), Bind::from(type_name)],
+    )
+}
 
 async fn list(
     State(app): State<AppState>,
@@ -95,11 +136,7 @@ async fn list(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
-    let mut conditions = Conditions::new();
-    conditions.push(
-        "c.plugin = ? AND c.type_name = ?",
-        [Bind::from(plugin), Bind::from(type_name)],
-    );
+    let conditions = of_content_type(&plugin, &type_name);
     respond_list(&app, &query, &uri, conditions).await
 }
 
@@ -118,8 +155,6 @@ async fn respond_list(
     uri: &Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    common_filters(app, query, &SPEC, &mut conditions)?;
     for (param, condition, binds_number_twice) in [
         (
             "repository_version",
@@ -165,9 +200,15 @@ async fn respond_list(
             );
         }
     }
-    let order = order_by(query, &SPEC)?;
-    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
-    Ok(page.respond(app, uri, total, rows.iter().map(to_json).collect()))
+    list::list::<Content, _>(
+        app,
+        query,
+        uri,
+        conditions,
+        &Visibility::all(),
+        ContentView::from,
+    )
+    .await
 }
 
 async fn read(
@@ -176,16 +217,14 @@ async fn read(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM content c WHERE c.id = $1 AND c.plugin = $2 AND c.type_name = $3"
-    ))
-    .bind(object_id(&id)?)
-    .bind(&plugin)
-    .bind(&type_name)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)?;
-    Ok(shaped(&uri, to_json(&row)))
+    let content: Content = fetch_by_id(
+        &app.db,
+        &id,
+        of_content_type(&plugin, &type_name),
+        &Visibility::all(),
+    )
+    .await?;
+    Ok(shaped(&uri, &ContentView::from(content)))
 }
 
 /// `POST` multipart: `file` (or an `artifact` href, or an uncommitted `upload` href),
@@ -407,14 +446,17 @@ async fn artifact_by_href(app: &App, href: &str) -> ApiResult<artifacts::Artifac
             "Invalid hyperlink - not an artifact href.",
         ));
     };
-    let row = sqlx::query("SELECT id, sha256, size FROM artifacts WHERE id = $1")
-        .bind(&id)
-        .fetch_optional(app.db.pool())
-        .await?
-        .ok_or_else(|| ApiError::field("artifact", "Invalid hyperlink - Object does not exist."))?;
+    let (id, sha256, size): (String, String, i64) =
+        sqlx::query_as("SELECT id, sha256, size FROM artifacts WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(app.db.pool())
+            .await?
+            .ok_or_else(|| {
+                ApiError::field("artifact", "Invalid hyperlink - Object does not exist.")
+            })?;
     Ok(artifacts::Artifact {
-        id: row.get(0),
-        sha256: row.get(1),
-        size: row.get::<i64, _>(2) as u64,
+        id,
+        sha256,
+        size: size as u64,
     })
 }

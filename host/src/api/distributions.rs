@@ -8,15 +8,16 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
+use super::list::{
+    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
+};
 use super::plugin_fields::{self, Kind};
 use super::support::{
-    Bind, Changes, ColumnValue, Conditions, Fields, ListQuery, ListSpec, Page, common_filters,
-    contains, ensure_unique, fetch_page, icontains, in_list, json_column, object_id, order_by,
-    repository_type, shaped, spawn_delete, spawn_task, spawn_update, split_list,
+    Changes, ColumnValue, Fields, ensure_unique, json_column, of_type, repository_type,
+    spawn_delete, spawn_task, spawn_update,
 };
 use crate::app::{App, AppState};
 use crate::content::CONTENT_ROOT;
@@ -78,70 +79,136 @@ pub struct DistributionFields {
     pub extra: String,
 }
 
-const COLUMNS: &str = "d.id, d.plugin, d.type_name, d.name, d.base_path, d.publication_id, d.repository_id, d.hidden,
-    d.labels, d.created, d.updated, d.repository_version_id, rv.repository_id, rv.number, d.remote_id, m.plugin, m.type_name, d.extra";
-
 fn empty_object() -> String {
     "{}".into()
 }
 
-const SPEC: ListSpec = ListSpec {
-    from: "distributions d LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
-           LEFT JOIN remotes m ON m.id = d.remote_id",
-    id: "d.id",
-    name: Some("d.name"),
-    labels: Some("d.labels"),
-    orderings: &[
-        ("name", "d.name"),
-        ("base_path", "d.base_path"),
-        ("pulp_created", "d.created"),
-        ("pulp_last_updated", "d.updated"),
-        ("pk", "d.id"),
-        ("pulp_id", "d.id"),
-    ],
-    default_ordering: "name",
-};
+/// A row of `distributions`, with the repository and number of the version it serves (if one)
+/// and its remote's plugin and type (for the hrefs).
+#[derive(Debug, sqlx::FromRow)]
+struct Distribution {
+    id: String,
+    plugin: String,
+    type_name: String,
+    name: String,
+    base_path: String,
+    publication_id: Option<String>,
+    repository_id: Option<String>,
+    hidden: i64,
+    labels: String,
+    created: String,
+    updated: String,
+    repository_version_id: Option<String>,
+    version_repository_id: Option<String>,
+    version_number: Option<i64>,
+    remote_id: Option<String>,
+    remote_plugin: Option<String>,
+    remote_type: Option<String>,
+    extra: String,
+}
 
-fn to_json(app: &App, row: &AnyRow) -> Value {
-    let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    let base_path: String = row.get(4);
-    let version = match (
-        row.get::<Option<String>, _>(12),
-        row.get::<Option<i64>, _>(13),
-    ) {
-        (Some(repository_id), Some(number)) => {
-            Some(hrefs::version(&plugin, &type_name, &repository_id, number))
-        }
-        _ => None,
+impl Resource for Distribution {
+    const SPEC: ListSpec = ListSpec {
+        from: "distributions d LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
+           LEFT JOIN remotes m ON m.id = d.remote_id",
+        id: "d.id",
+        columns: "d.id, d.plugin, d.type_name, d.name, d.base_path, d.publication_id,
+            d.repository_id, d.hidden, d.labels, d.created, d.updated, d.repository_version_id,
+            rv.repository_id AS version_repository_id, rv.number AS version_number, d.remote_id,
+            m.plugin AS remote_plugin, m.type_name AS remote_type, d.extra",
+        filters: &[
+            Filter::text("name", "d.name"),
+            Filter::text("base_path", "d.base_path"),
+            Filter::bool("hidden", "d.hidden"),
+            Filter::time("pulp_created", "d.created"),
+            Filter::time("pulp_last_updated", "d.updated"),
+        ],
+        labels: Some("d.labels"),
+        orderings: &[
+            ("name", "d.name"),
+            ("base_path", "d.base_path"),
+            ("pulp_created", "d.created"),
+            ("pulp_last_updated", "d.updated"),
+            ("pk", "d.id"),
+            ("pulp_id", "d.id"),
+        ],
+        default_ordering: "name",
     };
-    let remote = match (
-        row.get::<Option<String>, _>(14),
-        row.get::<Option<String>, _>(15),
-        row.get::<Option<String>, _>(16),
-    ) {
-        (Some(remote_id), Some(remote_plugin), Some(remote_type)) => {
-            Some(hrefs::remote(&remote_plugin, &remote_type, &remote_id))
+}
+
+/// A distribution as the API shows it.
+#[derive(Debug, Serialize)]
+struct DistributionView {
+    /// Plugin-declared fields, first so that a core field of the same name wins in the object
+    /// every response is shaped through.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    base_path: String,
+    base_url: String,
+    content_guard: Option<String>,
+    hidden: bool,
+    pulp_labels: Value,
+    name: String,
+    repository: Option<String>,
+    repository_version: Option<String>,
+    publication: Option<String>,
+    remote: Option<String>,
+}
+
+impl DistributionView {
+    /// The view, with `base_url` under the server's `origin`.
+    fn new(origin: &str, distribution: Distribution) -> DistributionView {
+        let Distribution {
+            id,
+            plugin,
+            type_name,
+            ..
+        } = &distribution;
+        let repository_version = match (
+            &distribution.version_repository_id,
+            distribution.version_number,
+        ) {
+            (Some(repository_id), Some(number)) => {
+                Some(hrefs::version(plugin, type_name, repository_id, number))
+            }
+            _ => None,
+        };
+        let remote = match (
+            &distribution.remote_id,
+            &distribution.remote_plugin,
+            &distribution.remote_type,
+        ) {
+            (Some(id), Some(plugin), Some(type_name)) => Some(hrefs::remote(plugin, type_name, id)),
+            _ => None,
+        };
+        DistributionView {
+            extra: plugin_fields::stored(&distribution.extra),
+            pulp_href: hrefs::distribution(plugin, type_name, id),
+            prn: format!("prn:{plugin}.{type_name}distribution:{id}"),
+            base_url: format!("{origin}{CONTENT_ROOT}{}/", distribution.base_path),
+            content_guard: None,
+            hidden: distribution.hidden != 0,
+            pulp_labels: json_column(&distribution.labels),
+            repository: distribution
+                .repository_id
+                .as_ref()
+                .map(|repository| hrefs::repository(plugin, type_name, repository)),
+            publication: distribution
+                .publication_id
+                .as_ref()
+                .map(|publication| hrefs::publication(plugin, type_name, publication)),
+            repository_version,
+            remote,
+            pulp_created: distribution.created,
+            pulp_last_updated: distribution.updated,
+            base_path: distribution.base_path,
+            name: distribution.name,
         }
-        _ => None,
-    };
-    let mut distribution = json!({
-        "pulp_href": hrefs::distribution(&plugin, &type_name, &id),
-        "prn": format!("prn:{plugin}.{type_name}distribution:{id}"),
-        "pulp_created": row.get::<String, _>(9),
-        "pulp_last_updated": row.get::<String, _>(10),
-        "base_path": base_path,
-        "base_url": format!("{}{CONTENT_ROOT}{base_path}/", app.origin),
-        "content_guard": null,
-        "hidden": row.get::<i64, _>(7) != 0,
-        "pulp_labels": json_column(&row.get::<String, _>(8)),
-        "name": row.get::<String, _>(3),
-        "repository": row.get::<Option<String>, _>(6).map(|r| hrefs::repository(&plugin, &type_name, &r)),
-        "repository_version": version,
-        "publication": row.get::<Option<String>, _>(5).map(|p| hrefs::publication(&plugin, &type_name, &p)),
-        "remote": remote,
-    });
-    plugin_fields::show(&mut distribution, &row.get::<String, _>(17));
-    distribution
+    }
 }
 
 async fn list(
@@ -150,12 +217,7 @@ async fn list(
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
-    let mut conditions = Conditions::new();
-    conditions.push(
-        "d.plugin = ? AND d.type_name = ?",
-        [Bind::from(plugin), Bind::from(type_name)],
-    );
+    let conditions = of_type(&app, &plugin, &type_name, "d.")?;
     respond_list(&app, &query, &uri, conditions).await
 }
 
@@ -174,24 +236,6 @@ async fn respond_list(
     uri: &Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    common_filters(app, query, &SPEC, &mut conditions)?;
-    if let Some(base_path) = query.get("base_path") {
-        conditions.push("d.base_path = ?", [Bind::from(base_path.as_str())]);
-    }
-    if let Some(value) = query.get("base_path__contains") {
-        contains(&mut conditions, "d.base_path", value);
-    }
-    if let Some(value) = query.get("base_path__icontains") {
-        icontains(&mut conditions, "d.base_path", value);
-    }
-    if let Some(list) = query.get("base_path__in") {
-        in_list(
-            &mut conditions,
-            "d.base_path",
-            split_list(list).map(str::to_owned).collect(),
-        );
-    }
     if let Some(href) = query.get("repository") {
         let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
             return Err(ApiError::field(
@@ -201,14 +245,10 @@ async fn respond_list(
         };
         conditions.push("d.repository_id = ?", [Bind::Text(id)]);
     }
-    let order = order_by(query, &SPEC)?;
-    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
-    Ok(page.respond(
-        app,
-        uri,
-        total,
-        rows.iter().map(|row| to_json(app, row)).collect(),
-    ))
+    list::list::<Distribution, _>(app, query, uri, conditions, &Visibility::all(), |row| {
+        DistributionView::new(&app.origin, row)
+    })
+    .await
 }
 
 /// Checks a base path: relative, no empty, `.` or `..` segments.
@@ -311,7 +351,7 @@ async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> Ap
                 number,
                 ..
             }) if p == plugin => {
-                let row = sqlx::query(
+                let version: String = sqlx::query_scalar(
                     "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
                 )
                 .bind(&id)
@@ -324,7 +364,7 @@ async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> Ap
                         "Invalid hyperlink - Object does not exist.",
                     )
                 })?;
-                Some(row.get(0))
+                Some(version)
             }
             Some(_) => {
                 return Err(ApiError::field(
@@ -461,18 +501,9 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     Ok(hrefs::distribution(&fields.plugin, &fields.type_name, &id))
 }
 
-async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
-    repository_type(app, plugin, type_name)?;
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM {} WHERE d.id = $1 AND d.plugin = $2 AND d.type_name = $3",
-        SPEC.from
-    ))
-    .bind(object_id(id)?)
-    .bind(plugin)
-    .bind(type_name)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)
+async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Distribution> {
+    let conditions = of_type(app, plugin, type_name, "d.")?;
+    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
 }
 
 async fn read(
@@ -480,8 +511,11 @@ async fn read(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    Ok(shaped(&uri, to_json(&app, &row)))
+    let distribution = load(&app, &plugin, &type_name, &id).await?;
+    Ok(shaped(
+        &uri,
+        &DistributionView::new(&app.origin, distribution),
+    ))
 }
 
 /// `PATCH`: changes the fields given.
@@ -510,8 +544,14 @@ async fn dispatch_update(
     fields: &Fields,
     whole: bool,
 ) -> ApiResult<Response> {
-    let row = load(app, plugin, type_name, id).await?;
-    let id: String = row.get(0);
+    let Distribution {
+        id,
+        publication_id,
+        repository_id,
+        repository_version_id,
+        extra: stored,
+        ..
+    } = load(app, plugin, type_name, id).await?;
     let mut changes: Changes = Vec::new();
     let mut locks = Vec::new();
     if whole || fields.0.contains_key("name") {
@@ -527,9 +567,9 @@ async fn dispatch_update(
     }
     check_content_guard(fields)?;
     let current = Target {
-        publication_id: row.get(5),
-        repository_id: row.get(6),
-        repository_version_id: row.get(11),
+        publication_id,
+        repository_id,
+        repository_version_id,
     };
     let target = target(app, fields, plugin, current.clone()).await?;
     if target != current {
@@ -560,7 +600,6 @@ async fn dispatch_update(
         changes.push(("labels".into(), ColumnValue::Text(Some(labels))));
     }
     let loaded = repository_type(app, plugin, type_name)?;
-    let stored = row.get::<String, _>(17);
     if let Some(extra) = plugin_fields::extra(&loaded, Kind::Distribution, fields, Some(&stored))? {
         changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
     }
@@ -577,10 +616,10 @@ async fn destroy(
     State(app): State<AppState>,
     Path((plugin, type_name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
+    let distribution = load(&app, &plugin, &type_name, &id).await?;
     spawn_delete(
         &app,
-        hrefs::distribution(&plugin, &type_name, &row.get::<String, _>(0)),
+        hrefs::distribution(&plugin, &type_name, &distribution.id),
     )
     .await
 }
@@ -590,8 +629,8 @@ async fn set_label(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    super::support::set_label(&app, "distributions", &row.get::<String, _>(0), &fields).await
+    let distribution = load(&app, &plugin, &type_name, &id).await?;
+    super::support::set_label(&app, "distributions", &distribution.id, &fields).await
 }
 
 async fn unset_label(
@@ -599,6 +638,6 @@ async fn unset_label(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    super::support::unset_label(&app, "distributions", &row.get::<String, _>(0), &fields).await
+    let distribution = load(&app, &plugin, &type_name, &id).await?;
+    super::support::unset_label(&app, "distributions", &distribution.id, &fields).await
 }

@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::Value;
-use sqlx::Row as _;
 
-use super::support::{Fields, object_id, repository_type, spawn_task};
+use super::list::object_id;
+use super::support::{Fields, repository_type, spawn_task};
 use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
@@ -102,12 +102,12 @@ async fn reclaim_space(State(app): State<AppState>, fields: Fields) -> ApiResult
     );
     let mut repositories: Vec<(String, String)> = Vec::new();
     if all {
-        let rows = sqlx::query("SELECT id, plugin, type_name FROM repositories")
-            .fetch_all(app.db.pool())
-            .await?;
-        for row in rows {
-            let id: String = row.get(0);
-            let href = hrefs::repository(&row.get::<String, _>(1), &row.get::<String, _>(2), &id);
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, plugin, type_name FROM repositories")
+                .fetch_all(app.db.pool())
+                .await?;
+        for (id, plugin, type_name) in rows {
+            let href = hrefs::repository(&plugin, &type_name, &id);
             repositories.push((id, href));
         }
     } else {

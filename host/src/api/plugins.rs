@@ -16,9 +16,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::support::{Fields, Page};
+use super::list::{self, Page};
+use super::support::Fields;
 use crate::app::AppState;
 use crate::domain::hrefs::{API_ROOT, artifact};
 use crate::error::{ApiError, ApiResult};
@@ -54,53 +56,88 @@ impl From<RegistryError> for ApiError {
     }
 }
 
-/// A built-in or plugin-directory plugin.
-fn loaded_json(plugin: &LoadedPlugin) -> Value {
-    let mut body = info_json(&plugin.info);
-    let source = match plugin.source {
-        PluginSource::Builtin => "builtin",
-        PluginSource::Directory => "directory",
-        PluginSource::Installed => "installed",
-    };
-    let object = body.as_object_mut().expect("info is an object");
-    object.insert("pulp_href".into(), json!(href(&plugin.info.name)));
-    object.insert("sha256".into(), json!(plugin.sha256));
-    object.insert("size".into(), json!(plugin.size));
-    object.insert("builtin".into(), json!(plugin.builtin));
-    object.insert("source".into(), json!(source));
-    object.insert("enabled".into(), json!(true));
-    object.insert("artifact".into(), Value::Null);
-    body
+/// A plugin as the API shows it: what its `describe` answered, and where it comes from.
+#[derive(Debug, Serialize)]
+struct PluginView {
+    /// `describe`'s answer (name, version, content types, ...), first so that the fields below
+    /// win in the object every response is shaped through.
+    #[serde(flatten)]
+    info: Map<String, Value>,
+    pulp_href: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pulp_created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pulp_last_updated: Option<String>,
+    sha256: String,
+    size: Option<u64>,
+    builtin: bool,
+    source: &'static str,
+    enabled: bool,
+    artifact: Option<String>,
+    /// The version an upgrade replaced, in the answer to an install.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaced_version: Option<Option<String>>,
 }
 
-/// An installed plugin, enabled or not, from its row.
-fn row_json(row: &InstalledRow, size: Option<u64>) -> Value {
-    let mut body = row.info.clone();
-    let object = body.as_object_mut().expect("info is an object");
-    object.insert("pulp_href".into(), json!(href(&row.name)));
-    object.insert("pulp_created".into(), json!(row.created));
-    object.insert("pulp_last_updated".into(), json!(row.updated));
-    object.insert("sha256".into(), json!(row.sha256));
-    object.insert("size".into(), json!(size));
-    object.insert("builtin".into(), json!(false));
-    object.insert("source".into(), json!("installed"));
-    object.insert("enabled".into(), json!(row.enabled));
-    object.insert("artifact".into(), json!(artifact(&row.artifact_id)));
-    body
+fn object(info: Value) -> Map<String, Value> {
+    match info {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    }
+}
+
+impl PluginView {
+    /// A built-in or plugin-directory plugin.
+    fn loaded(plugin: &LoadedPlugin) -> PluginView {
+        PluginView {
+            info: object(info_json(&plugin.info)),
+            pulp_href: href(&plugin.info.name),
+            pulp_created: None,
+            pulp_last_updated: None,
+            sha256: plugin.sha256.clone(),
+            size: Some(plugin.size),
+            builtin: plugin.builtin,
+            source: match plugin.source {
+                PluginSource::Builtin => "builtin",
+                PluginSource::Directory => "directory",
+                PluginSource::Installed => "installed",
+            },
+            enabled: true,
+            artifact: None,
+            replaced_version: None,
+        }
+    }
+
+    /// An installed plugin, enabled or not, from its row.
+    fn installed(row: InstalledRow, size: Option<u64>) -> PluginView {
+        PluginView {
+            info: object(row.info),
+            pulp_href: href(&row.name),
+            pulp_created: Some(row.created),
+            pulp_last_updated: Some(row.updated),
+            sha256: row.sha256,
+            size,
+            builtin: false,
+            source: "installed",
+            enabled: row.enabled,
+            artifact: Some(artifact(&row.artifact_id)),
+            replaced_version: None,
+        }
+    }
 }
 
 /// Every plugin, by name: the loaded built-in and plugin-directory ones, and every installed one.
-async fn all(app: &AppState) -> ApiResult<Vec<(String, Value)>> {
-    let mut plugins: Vec<(String, Value)> = app
+async fn all(app: &AppState) -> ApiResult<Vec<(String, PluginView)>> {
+    let mut plugins: Vec<(String, PluginView)> = app
         .plugins
         .list()
         .iter()
         .filter(|plugin| plugin.source != PluginSource::Installed)
-        .map(|plugin| (plugin.info.name.clone(), loaded_json(plugin)))
+        .map(|plugin| (plugin.info.name.clone(), PluginView::loaded(plugin)))
         .collect();
     for row in registry::rows(&app.db).await? {
         let size = app.plugins.get(&row.name).map(|p| p.size);
-        plugins.push((row.name.clone(), row_json(&row, size)));
+        plugins.push((row.name.clone(), PluginView::installed(row, size)));
     }
     plugins.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(plugins)
@@ -121,8 +158,7 @@ async fn list(
         .into_iter()
         .skip(page.offset as usize)
         .take(page.limit as usize)
-        .map(|(_, body)| body)
-        .collect();
+        .map(|(_, view)| view);
     Ok(page.respond(&app, &uri, count, results))
 }
 
@@ -131,7 +167,7 @@ async fn read(State(app): State<AppState>, Path(name): Path<String>) -> ApiResul
         .await?
         .into_iter()
         .find(|(plugin, _)| *plugin == name)
-        .map(|(_, body)| Json(body))
+        .map(|(_, view)| list::json(&view))
         .ok_or_else(ApiError::not_found)
 }
 
@@ -171,9 +207,11 @@ async fn install(State(app): State<AppState>, mut multipart: Multipart) -> ApiRe
     let row = registry::row(&app.db, &installed.plugin.info.name)
         .await?
         .ok_or_else(|| ApiError::internal("an installed plugin has no row"))?;
-    let mut body = row_json(&row, Some(installed.plugin.size));
-    body["replaced_version"] = json!(installed.replaced_version);
-    Ok((status, Json(body)).into_response())
+    let view = PluginView {
+        replaced_version: Some(installed.replaced_version),
+        ..PluginView::installed(row, Some(installed.plugin.size))
+    };
+    Ok((status, list::json(&view)).into_response())
 }
 
 /// `PATCH {"enabled": bool}`.

@@ -7,14 +7,16 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
+use super::list::{
+    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    fetch_one, shaped, split_list,
+};
 use super::support::{
-    Bind, Changes, ColumnValue, Conditions, Fields, ListQuery, ListSpec, Page, UNIQUE_MESSAGE,
-    common_filters, ensure_unique, fetch_page, json_column, object_id, order_by, repository_type,
-    shaped, spawn_delete, spawn_task, spawn_update, split_list,
+    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, of_type,
+    repository_type, spawn_delete, spawn_task, spawn_update,
 };
 use crate::app::{App, AppState};
 use crate::db::{new_id, now};
@@ -63,81 +65,110 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// The repository's columns, then its remote's plugin and type (for the remote's href).
-const COLUMNS: &str =
-    "r.id, r.plugin, r.type_name, r.name, r.description, r.retain_repo_versions, r.remote_id,
-    r.latest_version, r.labels, r.created, r.updated, m.plugin, m.type_name";
+/// A row of `repositories`, with its remote's plugin and type (for the remote's href).
+#[derive(Debug, sqlx::FromRow)]
+struct Repository {
+    id: String,
+    plugin: String,
+    type_name: String,
+    name: String,
+    description: Option<String>,
+    retain_repo_versions: Option<i64>,
+    remote_id: Option<String>,
+    latest_version: i64,
+    labels: String,
+    created: String,
+    updated: String,
+    remote_plugin: Option<String>,
+    remote_type: Option<String>,
+}
 
-const SPEC: ListSpec = ListSpec {
-    from: "repositories r LEFT JOIN remotes m ON m.id = r.remote_id",
-    id: "r.id",
-    name: Some("r.name"),
-    labels: Some("r.labels"),
-    orderings: &[
-        ("name", "r.name"),
-        ("pulp_created", "r.created"),
-        ("pulp_last_updated", "r.updated"),
-        ("pk", "r.id"),
-        ("pulp_id", "r.id"),
-        ("description", "r.description"),
-        ("retain_repo_versions", "r.retain_repo_versions"),
-    ],
-    default_ordering: "name",
-};
+impl Resource for Repository {
+    const SPEC: ListSpec = ListSpec {
+        from: "repositories r LEFT JOIN remotes m ON m.id = r.remote_id",
+        id: "r.id",
+        columns: "r.id, r.plugin, r.type_name, r.name, r.description, r.retain_repo_versions,
+            r.remote_id, r.latest_version, r.labels, r.created, r.updated,
+            m.plugin AS remote_plugin, m.type_name AS remote_type",
+        filters: &[
+            Filter::text("name", "r.name"),
+            Filter::text("description", "r.description"),
+            Filter::int("retain_repo_versions", "r.retain_repo_versions"),
+            Filter::time("pulp_created", "r.created"),
+            Filter::time("pulp_last_updated", "r.updated"),
+        ],
+        labels: Some("r.labels"),
+        orderings: &[
+            ("name", "r.name"),
+            ("pulp_created", "r.created"),
+            ("pulp_last_updated", "r.updated"),
+            ("pk", "r.id"),
+            ("pulp_id", "r.id"),
+            ("description", "r.description"),
+            ("retain_repo_versions", "r.retain_repo_versions"),
+        ],
+        default_ordering: "name",
+    };
+}
 
-fn to_json(row: &AnyRow) -> Value {
-    let (id, plugin, type_name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    let href = hrefs::repository(&plugin, &type_name, &id);
-    let latest: i64 = row.get(7);
-    let remote = match (
-        row.get::<Option<String>, _>(6),
-        row.get::<Option<String>, _>(11),
-        row.get::<Option<String>, _>(12),
-    ) {
-        (Some(remote_id), Some(remote_plugin), Some(remote_type)) => {
-            Some(hrefs::remote(&remote_plugin, &remote_type, &remote_id))
+/// A repository as the API shows it.
+#[derive(Debug, Serialize)]
+struct RepositoryView {
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    versions_href: String,
+    pulp_labels: Value,
+    latest_version_href: String,
+    name: String,
+    description: Option<String>,
+    retain_repo_versions: Option<i64>,
+    remote: Option<String>,
+}
+
+impl From<Repository> for RepositoryView {
+    fn from(repository: Repository) -> Self {
+        let href = hrefs::repository(&repository.plugin, &repository.type_name, &repository.id);
+        let remote = match (
+            &repository.remote_id,
+            &repository.remote_plugin,
+            &repository.remote_type,
+        ) {
+            (Some(id), Some(plugin), Some(type_name)) => Some(hrefs::remote(plugin, type_name, id)),
+            _ => None,
+        };
+        RepositoryView {
+            prn: format!(
+                "prn:{}.{}repository:{}",
+                repository.plugin, repository.type_name, repository.id
+            ),
+            versions_href: format!("{href}versions/"),
+            latest_version_href: format!("{href}versions/{}/", repository.latest_version),
+            pulp_href: href,
+            pulp_created: repository.created,
+            pulp_last_updated: repository.updated,
+            pulp_labels: json_column(&repository.labels),
+            name: repository.name,
+            description: repository.description,
+            retain_repo_versions: repository.retain_repo_versions,
+            remote,
         }
-        _ => None,
-    };
-    json!({
-        "pulp_href": href,
-        "prn": format!("prn:{plugin}.{type_name}repository:{id}"),
-        "pulp_created": row.get::<String, _>(9),
-        "pulp_last_updated": row.get::<String, _>(10),
-        "versions_href": format!("{href}versions/"),
-        "pulp_labels": json_column(&row.get::<String, _>(8)),
-        "latest_version_href": format!("{href}versions/{latest}/"),
-        "name": row.get::<String, _>(3),
-        "description": row.get::<Option<String>, _>(4),
-        "retain_repo_versions": row.get::<Option<i64>, _>(5),
-        "remote": remote,
-    })
+    }
 }
 
-async fn remote_href(app: &App, remote_id: Option<String>) -> ApiResult<Option<String>> {
-    let Some(remote_id) = remote_id else {
-        return Ok(None);
-    };
-    let row = sqlx::query("SELECT plugin, type_name FROM remotes WHERE id = $1")
-        .bind(&remote_id)
-        .fetch_optional(app.db.pool())
-        .await?;
-    Ok(row.map(|row| hrefs::remote(row.get(0), row.get(1), &remote_id)))
+async fn remote_href(app: &App, remote_id: &str) -> ApiResult<Option<String>> {
+    let remote: Option<(String, String)> =
+        sqlx::query_as("SELECT plugin, type_name FROM remotes WHERE id = $1")
+            .bind(remote_id)
+            .fetch_optional(app.db.pool())
+            .await?;
+    Ok(remote.map(|(plugin, type_name)| hrefs::remote(&plugin, &type_name, remote_id)))
 }
 
-async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<AnyRow> {
-    repository_type(app, plugin, type_name)?;
-    let id = object_id(id)?;
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM {} WHERE r.id = $1 AND r.plugin = $2 AND r.type_name = $3",
-        SPEC.from
-    ))
-    .bind(id)
-    .bind(plugin)
-    .bind(type_name)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)
+async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Repository> {
+    let conditions = of_type(app, plugin, type_name, "r.")?;
+    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
 }
 
 async fn list(
@@ -146,12 +177,7 @@ async fn list(
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
-    let mut conditions = Conditions::new();
-    conditions.push(
-        "r.plugin = ? AND r.type_name = ?",
-        [Bind::from(plugin), Bind::from(type_name)],
-    );
+    let conditions = of_type(&app, &plugin, &type_name, "r.")?;
     respond_list(&app, &query, &uri, conditions).await
 }
 
@@ -170,8 +196,6 @@ async fn respond_list(
     uri: &Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    common_filters(app, query, &SPEC, &mut conditions)?;
     if let Some(remote) = query.get("remote") {
         match hrefs::parse(remote) {
             Some(Href::Remote { id, .. }) => {
@@ -188,9 +212,15 @@ async fn respond_list(
             }
         }
     }
-    let order = order_by(query, &SPEC)?;
-    let (total, rows) = fetch_page(app, &SPEC, COLUMNS, &conditions, &order, &page).await?;
-    Ok(page.respond(app, uri, total, rows.iter().map(to_json).collect()))
+    list::list::<Repository, _>(
+        app,
+        query,
+        uri,
+        conditions,
+        &Visibility::all(),
+        RepositoryView::from,
+    )
+    .await
 }
 
 async fn remote_field(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
@@ -304,8 +334,12 @@ async fn create(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    Ok((StatusCode::CREATED, Json(to_json(&row))).into_response())
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    Ok((
+        StatusCode::CREATED,
+        list::json(&RepositoryView::from(repository)),
+    )
+        .into_response())
 }
 
 async fn read(
@@ -313,8 +347,8 @@ async fn read(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    Ok(shaped(&uri, to_json(&row)))
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    Ok(shaped(&uri, &RepositoryView::from(repository)))
 }
 
 /// `PATCH`: changes the fields given.
@@ -343,8 +377,7 @@ async fn dispatch_update(
     fields: &Fields,
     whole: bool,
 ) -> ApiResult<Response> {
-    let row = load(app, plugin, type_name, id).await?;
-    let id: String = row.get(0);
+    let id = load(app, plugin, type_name, id).await?.id;
     let changes = repository_changes(app, fields, plugin, whole).await?;
     if let Some(name) = text_change(&changes, "name") {
         ensure_unique(app, "repositories", "name", "name", name, Some(&id)).await?;
@@ -362,12 +395,8 @@ async fn destroy(
     State(app): State<AppState>,
     Path((plugin, type_name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    spawn_delete(
-        &app,
-        hrefs::repository(&plugin, &type_name, &row.get::<String, _>(0)),
-    )
-    .await
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    spawn_delete(&app, hrefs::repository(&plugin, &type_name, &repository.id)).await
 }
 
 async fn set_label(
@@ -375,8 +404,8 @@ async fn set_label(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    super::support::set_label(&app, "repositories", &row.get::<String, _>(0), &fields).await
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    super::support::set_label(&app, "repositories", &repository.id, &fields).await
 }
 
 async fn unset_label(
@@ -384,8 +413,8 @@ async fn unset_label(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    super::support::unset_label(&app, "repositories", &row.get::<String, _>(0), &fields).await
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    super::support::unset_label(&app, "repositories", &repository.id, &fields).await
 }
 
 async fn sync(
@@ -393,11 +422,11 @@ async fn sync(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    let repository_id: String = row.get(0);
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    let repository_id = repository.id;
     let remote_id = match remote_field(&app, &fields, &plugin).await? {
         Some(remote_id) => remote_id,
-        None => row.get::<Option<String>, _>(6).ok_or_else(|| {
+        None => repository.remote_id.ok_or_else(|| {
             ApiError::field(
                 "remote",
                 "A remote must be given, or set on the repository.",
@@ -406,9 +435,7 @@ async fn sync(
     };
     let mirror = fields.opt_bool("mirror")?.unwrap_or(false);
     let repository_href = hrefs::repository(&plugin, &type_name, &repository_id);
-    let remote_href = remote_href(&app, Some(remote_id.clone()))
-        .await?
-        .unwrap_or_default();
+    let remote_href = remote_href(&app, &remote_id).await?.unwrap_or_default();
     spawn_task(
         &app,
         "granary.tasks.sync",
@@ -430,8 +457,7 @@ async fn modify(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    let repository_id: String = row.get(0);
+    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
     let add = content_ids(&app, &fields, "add_content_units", &plugin).await?;
     let remove = if fields.0.get("remove_content_units") == Some(&json!(["*"])) {
         current_content(&app, &repository_id).await?
@@ -521,47 +547,84 @@ async fn content_ids(
 }
 
 async fn current_content(app: &AppState, repository_id: &str) -> ApiResult<Vec<String>> {
-    let rows = sqlx::query("SELECT content_id FROM repository_content WHERE repository_id = $1 AND version_removed IS NULL")
+    Ok(sqlx::query_scalar("SELECT content_id FROM repository_content WHERE repository_id = $1 AND version_removed IS NULL")
         .bind(repository_id)
         .fetch_all(app.db.pool())
-        .await?;
-    Ok(rows.iter().map(|row| row.get(0)).collect())
+        .await?)
 }
 
-/// A version's columns, then its repository's identity.
-const VERSION_COLUMNS: &str =
-    "v.number, v.content_summary, v.created, v.id, b.number, r.id, r.plugin, r.type_name";
+/// A row of `repository_versions`, with its base version's number and its repository's
+/// identity.
+#[derive(Debug, sqlx::FromRow)]
+struct Version {
+    id: String,
+    number: i64,
+    content_summary: String,
+    created: String,
+    base_number: Option<i64>,
+    repository_id: String,
+    plugin: String,
+    type_name: String,
+}
 
-const VERSION_SPEC: ListSpec = ListSpec {
-    from: "repository_versions v JOIN repositories r ON r.id = v.repository_id
+impl Resource for Version {
+    const SPEC: ListSpec = ListSpec {
+        from: "repository_versions v JOIN repositories r ON r.id = v.repository_id
            LEFT JOIN repository_versions b ON b.id = v.base_version_id",
-    id: "v.id",
-    name: None,
-    labels: None,
-    orderings: &[
-        ("number", "v.number"),
-        ("pulp_created", "v.created"),
-        ("pk", "v.id"),
-    ],
-    default_ordering: "-number",
-};
+        id: "v.id",
+        columns: "v.id, v.number, v.content_summary, v.created, b.number AS base_number,
+            r.id AS repository_id, r.plugin, r.type_name",
+        filters: &[
+            Filter::int("number", "v.number"),
+            Filter::time("pulp_created", "v.created"),
+        ],
+        labels: None,
+        orderings: &[
+            ("number", "v.number"),
+            ("pulp_created", "v.created"),
+            ("pk", "v.id"),
+        ],
+        default_ordering: "-number",
+    };
+}
 
-fn version_json(row: &AnyRow) -> Value {
-    let number: i64 = row.get(0);
-    let (repository_id, plugin, type_name): (String, String, String) =
-        (row.get(5), row.get(6), row.get(7));
-    let base: Option<i64> = row.get(4);
-    let created: String = row.get(2);
-    json!({
-        "pulp_href": hrefs::version(&plugin, &type_name, &repository_id, number),
-        "prn": format!("prn:core.repositoryversion:{}", row.get::<String, _>(3)),
-        "pulp_created": created,
-        "pulp_last_updated": created,
-        "number": number,
-        "repository": hrefs::repository(&plugin, &type_name, &repository_id),
-        "base_version": base.map(|n| hrefs::version(&plugin, &type_name, &repository_id, n)),
-        "content_summary": json_column(&row.get::<String, _>(1)),
-    })
+/// A repository version as the API shows it.
+#[derive(Debug, Serialize)]
+struct VersionView {
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    number: i64,
+    repository: String,
+    base_version: Option<String>,
+    content_summary: Value,
+}
+
+impl From<Version> for VersionView {
+    fn from(version: Version) -> Self {
+        let Version {
+            id,
+            number,
+            content_summary,
+            created,
+            base_number,
+            repository_id,
+            plugin,
+            type_name,
+        } = version;
+        VersionView {
+            pulp_href: hrefs::version(&plugin, &type_name, &repository_id, number),
+            prn: format!("prn:core.repositoryversion:{id}"),
+            pulp_last_updated: created.clone(),
+            pulp_created: created,
+            number,
+            repository: hrefs::repository(&plugin, &type_name, &repository_id),
+            base_version: base_number
+                .map(|base| hrefs::version(&plugin, &type_name, &repository_id, base)),
+            content_summary: json_column(&content_summary),
+        }
+    }
 }
 
 async fn list_versions(
@@ -570,9 +633,8 @@ async fn list_versions(
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    let mut conditions = Conditions::new();
-    conditions.push("v.repository_id = ?", [Bind::Text(row.get(0))]);
+    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
+    let conditions = Conditions::of("v.repository_id = ?", [Bind::Text(repository_id)]);
     respond_versions(&app, &query, &uri, conditions).await
 }
 
@@ -607,21 +669,6 @@ async fn respond_versions(
     uri: &Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    for (param, operator) in [
-        ("number", "="),
-        ("number__gt", ">"),
-        ("number__gte", ">="),
-        ("number__lt", "<"),
-        ("number__lte", "<="),
-    ] {
-        if let Some(value) = query.get(param) {
-            let number: i64 = value
-                .parse()
-                .map_err(|_| ApiError::field(param, "Enter a number."))?;
-            conditions.push(&format!("v.number {operator} ?"), [Bind::Int(number)]);
-        }
-    }
     if let Some(href) = query.get("content") {
         conditions.push(HAS_CONTENT, [Bind::Text(content_id_of("content", href)?)]);
     }
@@ -643,17 +690,15 @@ async fn respond_versions(
             );
         }
     }
-    let order = order_by(query, &VERSION_SPEC)?;
-    let (total, rows) = fetch_page(
+    list::list::<Version, _>(
         app,
-        &VERSION_SPEC,
-        VERSION_COLUMNS,
-        &conditions,
-        &order,
-        &page,
+        query,
+        uri,
+        conditions,
+        &Visibility::all(),
+        VersionView::from,
     )
-    .await?;
-    Ok(page.respond(app, uri, total, rows.iter().map(version_json).collect()))
+    .await
 }
 
 async fn read_version(
@@ -661,19 +706,18 @@ async fn read_version(
     Path((plugin, type_name, id, number)): Path<(String, String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    let repository_id: String = row.get(0);
+    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
     let number: i64 = number.parse().map_err(|_| ApiError::not_found())?;
-    let row = sqlx::query(&format!(
-        "SELECT {VERSION_COLUMNS} FROM {} WHERE v.repository_id = $1 AND v.number = $2",
-        VERSION_SPEC.from
-    ))
-    .bind(&repository_id)
-    .bind(number)
-    .fetch_optional(app.db.pool())
-    .await?
-    .ok_or_else(ApiError::not_found)?;
-    Ok(shaped(&uri, version_json(&row)))
+    let version: Version = fetch_one(
+        &app.db,
+        Conditions::of(
+            "v.repository_id = ? AND v.number = ?",
+            [Bind::Text(repository_id), Bind::Int(number)],
+        ),
+        &Visibility::all(),
+    )
+    .await?;
+    Ok(shaped(&uri, &VersionView::from(version)))
 }
 
 /// `DELETE versions/<n>/`: a task that removes the version, squashing its changes into the next
@@ -682,8 +726,7 @@ async fn destroy_version(
     State(app): State<AppState>,
     Path((plugin, type_name, id, number)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
-    let row = load(&app, &plugin, &type_name, &id).await?;
-    let repository_id: String = row.get(0);
+    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
     let number: i64 = number.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = app.db.pool().acquire().await?;
     match versions::check_deletable(&mut conn, &repository_id, number).await {

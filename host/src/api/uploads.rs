@@ -4,19 +4,19 @@
 //! artifact (see [`crate::domain::chunked_uploads`]). An upload can also be handed uncommitted to
 //! `content/<plugin>/<type>/` as `upload`, as pulp-cli does for large files.
 
-use std::collections::HashMap;
-
 use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde_json::{Value, json};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use serde::Serialize;
+use serde_json::Value;
 
 use super::auth::User;
-use super::support::{Fields, Page, object_id, spawn_task};
+use super::list::{
+    self, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+};
+use super::support::{Fields, spawn_task};
 use crate::app::{App, AppState};
 use crate::db::{Backend, new_id, now};
 use crate::domain::chunked_uploads;
@@ -40,65 +40,104 @@ pub fn router() -> Router<AppState> {
         .route("/pulp/api/v3/uploads/{id}/commit/", post(commit))
 }
 
-const COLUMNS: &str = "id, size, completed, created, updated";
-
-fn to_json(row: &AnyRow) -> Value {
-    let id: String = row.get(0);
-    json!({
-        "pulp_href": hrefs::upload(&id),
-        "prn": format!("prn:core.upload:{id}"),
-        "pulp_created": row.get::<String, _>(3),
-        "pulp_last_updated": row.get::<String, _>(4),
-        "size": row.get::<i64, _>(1),
-        "completed": row.get::<Option<String>, _>(2),
-    })
+/// A row of `uploads`.
+#[derive(Debug, sqlx::FromRow)]
+struct Upload {
+    id: String,
+    size: i64,
+    completed: Option<String>,
+    created: String,
+    updated: String,
 }
 
-async fn load(app: &App, id: &str) -> ApiResult<AnyRow> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM uploads WHERE id = $1"))
-        .bind(object_id(id)?)
-        .fetch_optional(app.db.pool())
-        .await?
-        .ok_or_else(ApiError::not_found)
+impl Resource for Upload {
+    const SPEC: ListSpec = ListSpec {
+        from: "uploads",
+        id: "id",
+        columns: "id, size, completed, created, updated",
+        filters: &[
+            Filter::int("size", "size"),
+            Filter::time("pulp_created", "created"),
+        ],
+        labels: None,
+        orderings: &[("pulp_created", "created"), ("size", "size")],
+        default_ordering: "-pulp_created",
+    };
+}
+
+/// An upload as the API shows it; its detail view adds the chunks received so far (Pulp's).
+#[derive(Debug, Serialize)]
+struct UploadView {
+    pulp_href: String,
+    prn: String,
+    pulp_created: String,
+    pulp_last_updated: String,
+    size: i64,
+    completed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunks: Option<Vec<ChunkView>>,
+}
+
+/// One received chunk: where it starts and how long it is.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+struct ChunkView {
+    offset: i64,
+    size: i64,
+}
+
+impl From<Upload> for UploadView {
+    fn from(upload: Upload) -> Self {
+        UploadView {
+            pulp_href: hrefs::upload(&upload.id),
+            prn: format!("prn:core.upload:{}", upload.id),
+            pulp_created: upload.created,
+            pulp_last_updated: upload.updated,
+            size: upload.size,
+            completed: upload.completed,
+            chunks: None,
+        }
+    }
+}
+
+async fn load(app: &App, id: &str) -> ApiResult<Upload> {
+    fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await
+}
+
+/// The upload as its list and its answers to changes show it.
+async fn view(app: &App, id: &str) -> ApiResult<Json<Value>> {
+    Ok(list::json(&UploadView::from(load(app, id).await?)))
 }
 
 async fn list(
     State(app): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(&query)?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
-        .fetch_one(app.db.pool())
-        .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM uploads ORDER BY created DESC, id LIMIT $1 OFFSET $2"
-    ))
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(app.db.pool())
-    .await?;
-    Ok(page.respond(&app, &uri, total, rows.iter().map(to_json).collect()))
+    list::list::<Upload, _>(
+        &app,
+        &query,
+        &uri,
+        Conditions::new(),
+        &Visibility::all(),
+        UploadView::from,
+    )
+    .await
 }
 
 /// Pulp's detail view adds the chunks received so far.
 async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = load(&app, &id).await?;
-    let chunks = sqlx::query(
-        "SELECT start_offset, end_offset FROM upload_chunks WHERE upload_id = $1 ORDER BY start_offset",
+    let upload = load(&app, &id).await?;
+    let chunks = sqlx::query_as(
+        "SELECT start_offset AS \"offset\", end_offset - start_offset + 1 AS size FROM upload_chunks
+         WHERE upload_id = $1 ORDER BY start_offset",
     )
-    .bind(row.get::<String, _>(0))
+    .bind(&upload.id)
     .fetch_all(app.db.pool())
     .await?;
-    let mut body = to_json(&row);
-    body["chunks"] = chunks
-        .iter()
-        .map(|chunk| {
-            let (start, end): (i64, i64) = (chunk.get(0), chunk.get(1));
-            json!({"offset": start, "size": end - start + 1})
-        })
-        .collect();
-    Ok(Json(body))
+    Ok(list::json(&UploadView {
+        chunks: Some(chunks),
+        ..UploadView::from(upload)
+    }))
 }
 
 /// `POST {size}` → 201 with the new upload.
@@ -123,8 +162,7 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    let row = load(&app, &id).await?;
-    Ok((StatusCode::CREATED, Json(to_json(&row))).into_response())
+    Ok((StatusCode::CREATED, view(&app, &id).await?).into_response())
 }
 
 /// `Content-Range: bytes START-END/SIZE` (SIZE may be `*`): `(start, end, size)`, END inclusive.
@@ -165,8 +203,11 @@ async fn put_chunk(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> ApiResult<Json<Value>> {
-    let row = load(&app, &id).await?;
-    let (upload_id, size): (String, i64) = (row.get(0), row.get(1));
+    let Upload {
+        id: upload_id,
+        size,
+        ..
+    } = load(&app, &id).await?;
     let (start, end, total) = content_range(&headers)?;
     if let Some(total) = total
         && total != size
@@ -236,7 +277,7 @@ async fn put_chunk(
     if let Some(existing) = overlapping(&app, &upload_id, start, end).await?
         && existing == (start, end, digest.clone())
     {
-        return Ok(Json(to_json(&load(&app, &upload_id).await?)));
+        return view(&app, &upload_id).await;
     }
     let key = format!("{upload_id}/{start}-{end}-{digest}");
     app.blobs
@@ -253,7 +294,7 @@ async fn put_chunk(
                     .await
                     .map_err(ApiError::internal)?;
             }
-            Ok(Json(to_json(&load(&app, &upload_id).await?)))
+            view(&app, &upload_id).await
         }
         Err(error) => {
             let _ = app.blobs.delete_part(&key).await;
@@ -269,7 +310,7 @@ async fn overlapping(
     start: i64,
     end: i64,
 ) -> ApiResult<Option<(i64, i64, String)>> {
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT start_offset, end_offset, sha256 FROM upload_chunks
          WHERE upload_id = $1 AND start_offset <= $3 AND end_offset >= $2 ORDER BY start_offset LIMIT 1",
     )
@@ -277,8 +318,7 @@ async fn overlapping(
     .bind(start)
     .bind(end)
     .fetch_optional(app.db.pool())
-    .await?;
-    Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
+    .await?)
 }
 
 /// Records a stored chunk. Returns the object key of the chunk it replaced (same range), if any.
@@ -300,7 +340,7 @@ async fn record_chunk(
             .execute(&mut *tx)
             .await?;
     }
-    let others = sqlx::query(
+    let others: Vec<(i64, i64, String)> = sqlx::query_as(
         "SELECT start_offset, end_offset, object_key FROM upload_chunks
          WHERE upload_id = $1 AND start_offset <= $3 AND end_offset >= $2",
     )
@@ -310,14 +350,13 @@ async fn record_chunk(
     .fetch_all(&mut *tx)
     .await?;
     let mut replaced = None;
-    for other in &others {
-        let (other_start, other_end): (i64, i64) = (other.get(0), other.get(1));
+    for (other_start, other_end, other_key) in others {
         if (other_start, other_end) != (start, end) {
             return Err(ApiError::bad_request(format!(
                 "The chunk at bytes {start}-{end} overlaps the chunk already uploaded at bytes {other_start}-{other_end}."
             )));
         }
-        replaced = Some(other.get::<String, _>(2));
+        replaced = Some(other_key);
     }
     let exists = sqlx::query("SELECT 1 FROM uploads WHERE id = $1")
         .bind(upload_id)
@@ -354,7 +393,7 @@ async fn record_chunk(
 }
 
 async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let upload_id: String = load(&app, &id).await?.get(0);
+    let upload_id = load(&app, &id).await?.id;
     chunked_uploads::delete(&app, &upload_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -370,7 +409,7 @@ async fn commit(
     if !is_sha256(&sha256) {
         return Err(ApiError::field("sha256", "Must be 64 hexadecimal digits."));
     }
-    let upload_id: String = load(&app, &id).await?.get(0);
+    let upload_id = load(&app, &id).await?.id;
     let lock = ResourceLock::exclusive(hrefs::upload(&upload_id));
     spawn_task(
         &app,
