@@ -28,6 +28,7 @@ pub mod repositories;
 pub mod status;
 pub mod support;
 pub mod tasks;
+pub mod typed;
 pub mod uploads;
 pub mod users;
 

@@ -2,23 +2,20 @@
 //! version, or the latest of a repository. Create, update and delete are tasks (202), as in
 //! Pulp. `distributions/` lists every type.
 
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::Uri;
+use axum::Router;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row as _;
 
-use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
-};
+use super::list::{Bind, Conditions, Filter, ListQuery, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
 use super::support::{
-    Changes, ColumnValue, Fields, ensure_unique, json_column, of_type, repository_type,
-    spawn_delete, spawn_task, spawn_update,
+    Changes, ColumnValue, Fields, ensure_unique, json_column, repository_type, spawn_task,
 };
+use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::content::CONTENT_ROOT;
 use crate::db::{new_id, now};
@@ -30,22 +27,28 @@ use crate::tasks::kinds::TaskArgs;
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/pulp/api/v3/distributions/", get(list_all))
+        .route(
+            "/pulp/api/v3/distributions/",
+            get(typed::list_all::<Distribution>),
+        )
         .route(
             "/pulp/api/v3/distributions/{plugin}/{type}/",
-            get(list).post(create_request),
+            get(typed::list::<Distribution>).post(create_request),
         )
         .route(
             "/pulp/api/v3/distributions/{plugin}/{type}/{id}/",
-            get(read).patch(update).put(replace).delete(destroy),
+            get(typed::read::<Distribution>)
+                .patch(typed::update::<Distribution>)
+                .put(typed::replace::<Distribution>)
+                .delete(typed::destroy::<Distribution>),
         )
         .route(
             "/pulp/api/v3/distributions/{plugin}/{type}/{id}/set_label/",
-            post(set_label),
+            post(typed::set_label::<Distribution>),
         )
         .route(
             "/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/",
-            post(unset_label),
+            post(typed::unset_label::<Distribution>),
         )
 }
 
@@ -211,44 +214,100 @@ impl DistributionView {
     }
 }
 
-async fn list(
-    State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    let conditions = of_type(&app, &plugin, &type_name, "d.")?;
-    respond_list(&app, &query, &uri, conditions).await
-}
+impl Typed for Distribution {
+    const TABLE: &'static str = "distributions";
+    const PREFIX: &'static str = "d.";
+    type View = DistributionView;
 
-/// `distributions/`: every distribution, whatever its type.
-async fn list_all(
-    State(app): State<AppState>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    respond_list(&app, &query, &uri, Conditions::new()).await
-}
-
-async fn respond_list(
-    app: &App,
-    query: &ListQuery,
-    uri: &Uri,
-    mut conditions: Conditions,
-) -> ApiResult<Response> {
-    if let Some(href) = query.get("repository") {
-        let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
-            return Err(ApiError::field(
-                "repository",
-                format!("URI not valid: {href}"),
-            ));
-        };
-        conditions.push("d.repository_id = ?", [Bind::Text(id)]);
+    fn id(&self) -> &str {
+        &self.id
     }
-    list::list::<Distribution, _>(app, query, uri, conditions, &Visibility::all(), |row| {
-        DistributionView::new(&app.origin, row)
-    })
-    .await
+
+    fn href(&self) -> String {
+        hrefs::distribution(&self.plugin, &self.type_name, &self.id)
+    }
+
+    fn view(self, app: &App) -> DistributionView {
+        DistributionView::new(&app.origin, self)
+    }
+
+    /// `repository`.
+    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
+        let mut conditions = Conditions::new();
+        if let Some(href) = query.get("repository") {
+            let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
+                return Err(ApiError::field(
+                    "repository",
+                    format!("URI not valid: {href}"),
+                ));
+            };
+            conditions.push("d.repository_id = ?", [Bind::Text(id)]);
+        }
+        Ok(conditions)
+    }
+
+    async fn changes(
+        &self,
+        app: &App,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
+        let (id, plugin) = (&self.id, &self.plugin);
+        let mut changes: Changes = Vec::new();
+        let mut locks = Vec::new();
+        if whole || fields.0.contains_key("name") {
+            let name = fields.required_str("name")?;
+            ensure_unique(app, "distributions", "name", "name", &name, Some(id)).await?;
+            changes.push(("name".into(), ColumnValue::Text(Some(name))));
+        }
+        if whole || fields.0.contains_key("base_path") {
+            let base_path = validate_base_path(&fields.required_str("base_path")?)?;
+            check_overlap(app, &base_path, Some(id)).await?;
+            locks.push(ResourceLock::exclusive(base_path_lock(&base_path)));
+            changes.push(("base_path".into(), ColumnValue::Text(Some(base_path))));
+        }
+        check_content_guard(fields)?;
+        let current = Target {
+            publication_id: self.publication_id.clone(),
+            repository_id: self.repository_id.clone(),
+            repository_version_id: self.repository_version_id.clone(),
+        };
+        let target = target(app, fields, plugin, current.clone()).await?;
+        if target != current {
+            changes.push((
+                "publication_id".into(),
+                ColumnValue::Text(target.publication_id),
+            ));
+            changes.push((
+                "repository_id".into(),
+                ColumnValue::Text(target.repository_id),
+            ));
+            changes.push((
+                "repository_version_id".into(),
+                ColumnValue::Text(target.repository_version_id),
+            ));
+        }
+        if fields.0.contains_key("remote") {
+            changes.push((
+                "remote_id".into(),
+                ColumnValue::Text(remote_field(app, fields, plugin).await?),
+            ));
+        }
+        if fields.0.contains_key("hidden") {
+            let hidden = fields.opt_bool("hidden")?.unwrap_or(false);
+            changes.push(("hidden".into(), ColumnValue::Int(Some(i64::from(hidden)))));
+        }
+        if let Some(labels) = fields.labels()? {
+            changes.push(("labels".into(), ColumnValue::Text(Some(labels))));
+        }
+        let loaded = repository_type(app, plugin, &self.type_name)?;
+        if let Some(extra) =
+            plugin_fields::extra(&loaded, Kind::Distribution, fields, Some(&self.extra))?
+        {
+            changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
+        }
+        Ok((changes, locks))
+    }
 }
 
 /// Checks a base path: relative, no empty, `.` or `..` segments.
@@ -499,145 +558,4 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     .await?;
     tx.commit().await?;
     Ok(hrefs::distribution(&fields.plugin, &fields.type_name, &id))
-}
-
-async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Distribution> {
-    let conditions = of_type(app, plugin, type_name, "d.")?;
-    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
-}
-
-async fn read(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let distribution = load(&app, &plugin, &type_name, &id).await?;
-    Ok(shaped(
-        &uri,
-        &DistributionView::new(&app.origin, distribution),
-    ))
-}
-
-/// `PATCH`: changes the fields given.
-async fn update(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    dispatch_update(&app, &plugin, &type_name, &id, &fields, false).await
-}
-
-/// `PUT`: the whole distribution; `name` and `base_path` must be given.
-async fn replace(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    dispatch_update(&app, &plugin, &type_name, &id, &fields, true).await
-}
-
-async fn dispatch_update(
-    app: &App,
-    plugin: &str,
-    type_name: &str,
-    id: &str,
-    fields: &Fields,
-    whole: bool,
-) -> ApiResult<Response> {
-    let Distribution {
-        id,
-        publication_id,
-        repository_id,
-        repository_version_id,
-        extra: stored,
-        ..
-    } = load(app, plugin, type_name, id).await?;
-    let mut changes: Changes = Vec::new();
-    let mut locks = Vec::new();
-    if whole || fields.0.contains_key("name") {
-        let name = fields.required_str("name")?;
-        ensure_unique(app, "distributions", "name", "name", &name, Some(&id)).await?;
-        changes.push(("name".into(), ColumnValue::Text(Some(name))));
-    }
-    if whole || fields.0.contains_key("base_path") {
-        let base_path = validate_base_path(&fields.required_str("base_path")?)?;
-        check_overlap(app, &base_path, Some(&id)).await?;
-        locks.push(ResourceLock::exclusive(base_path_lock(&base_path)));
-        changes.push(("base_path".into(), ColumnValue::Text(Some(base_path))));
-    }
-    check_content_guard(fields)?;
-    let current = Target {
-        publication_id,
-        repository_id,
-        repository_version_id,
-    };
-    let target = target(app, fields, plugin, current.clone()).await?;
-    if target != current {
-        changes.push((
-            "publication_id".into(),
-            ColumnValue::Text(target.publication_id),
-        ));
-        changes.push((
-            "repository_id".into(),
-            ColumnValue::Text(target.repository_id),
-        ));
-        changes.push((
-            "repository_version_id".into(),
-            ColumnValue::Text(target.repository_version_id),
-        ));
-    }
-    if fields.0.contains_key("remote") {
-        changes.push((
-            "remote_id".into(),
-            ColumnValue::Text(remote_field(app, fields, plugin).await?),
-        ));
-    }
-    if fields.0.contains_key("hidden") {
-        let hidden = fields.opt_bool("hidden")?.unwrap_or(false);
-        changes.push(("hidden".into(), ColumnValue::Int(Some(i64::from(hidden)))));
-    }
-    if let Some(labels) = fields.labels()? {
-        changes.push(("labels".into(), ColumnValue::Text(Some(labels))));
-    }
-    let loaded = repository_type(app, plugin, type_name)?;
-    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Distribution, fields, Some(&stored))? {
-        changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
-    }
-    spawn_update(
-        app,
-        hrefs::distribution(plugin, type_name, &id),
-        changes,
-        locks,
-    )
-    .await
-}
-
-async fn destroy(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    let distribution = load(&app, &plugin, &type_name, &id).await?;
-    spawn_delete(
-        &app,
-        hrefs::distribution(&plugin, &type_name, &distribution.id),
-    )
-    .await
-}
-
-async fn set_label(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let distribution = load(&app, &plugin, &type_name, &id).await?;
-    super::support::set_label(&app, "distributions", &distribution.id, &fields).await
-}
-
-async fn unset_label(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let distribution = load(&app, &plugin, &type_name, &id).await?;
-    super::support::unset_label(&app, "distributions", &distribution.id, &fields).await
 }

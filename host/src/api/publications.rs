@@ -1,18 +1,15 @@
 //! `publications/<plugin>/<type>/`: what a client of a repository version needs, rendered by the
 //! plugin.
 
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::Uri;
+use axum::Router;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
-};
-use super::support::{Fields, of_type, repository_type, spawn_delete, spawn_task};
+use super::list::{Bind, Conditions, Filter, ListQuery, ListSpec, Resource};
+use super::support::{Fields, repository_type, spawn_task};
+use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
@@ -22,14 +19,17 @@ use crate::tasks::kinds::TaskArgs;
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/pulp/api/v3/publications/", get(list_all))
+        .route(
+            "/pulp/api/v3/publications/",
+            get(typed::list_all::<Publication>),
+        )
         .route(
             "/pulp/api/v3/publications/{plugin}/{type}/",
-            get(list).post(create),
+            get(typed::list::<Publication>).post(create),
         )
         .route(
             "/pulp/api/v3/publications/{plugin}/{type}/{id}/",
-            get(read).delete(destroy),
+            get(typed::read::<Publication>).delete(typed::destroy::<Publication>),
         )
 }
 
@@ -92,67 +92,54 @@ impl From<Publication> for PublicationView {
     }
 }
 
-/// Publications still being written are not shown.
-fn complete() -> Conditions {
-    Conditions::of("p.complete = 1", [])
-}
+impl Typed for Publication {
+    const TABLE: &'static str = "publications";
+    const PREFIX: &'static str = "p.";
+    type View = PublicationView;
 
-async fn list(
-    State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    let conditions = of_type(&app, &plugin, &type_name, "p.")?;
-    respond_list(&app, &query, &uri, conditions).await
-}
-
-/// `publications/`: publications of every type.
-async fn list_all(
-    State(app): State<AppState>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    respond_list(&app, &query, &uri, Conditions::new()).await
-}
-
-async fn respond_list(
-    app: &App,
-    query: &ListQuery,
-    uri: &Uri,
-    mut conditions: Conditions,
-) -> ApiResult<Response> {
-    conditions.extend(complete());
-    if let Some(href) = query.get("repository_version") {
-        let Some(Href::Version { id, number, .. }) = hrefs::parse(href) else {
-            return Err(ApiError::field(
-                "repository_version",
-                format!("URI not valid: {href}"),
-            ));
-        };
-        conditions.push(
-            "p.repository_id = ? AND v.number = ?",
-            [Bind::Text(id), Bind::Int(number)],
-        );
+    fn id(&self) -> &str {
+        &self.id
     }
-    if let Some(href) = query.get("repository") {
-        let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
-            return Err(ApiError::field(
-                "repository",
-                format!("URI not valid: {href}"),
-            ));
-        };
-        conditions.push("p.repository_id = ?", [Bind::Text(id)]);
+
+    fn href(&self) -> String {
+        hrefs::publication(&self.plugin, &self.type_name, &self.id)
     }
-    list::list::<Publication, _>(
-        app,
-        query,
-        uri,
-        conditions,
-        &Visibility::all(),
-        PublicationView::from,
-    )
-    .await
+
+    fn view(self, _app: &App) -> PublicationView {
+        PublicationView::from(self)
+    }
+
+    /// `repository_version` and `repository`.
+    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
+        let mut conditions = Conditions::new();
+        if let Some(href) = query.get("repository_version") {
+            let Some(Href::Version { id, number, .. }) = hrefs::parse(href) else {
+                return Err(ApiError::field(
+                    "repository_version",
+                    format!("URI not valid: {href}"),
+                ));
+            };
+            conditions.push(
+                "p.repository_id = ? AND v.number = ?",
+                [Bind::Text(id), Bind::Int(number)],
+            );
+        }
+        if let Some(href) = query.get("repository") {
+            let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
+                return Err(ApiError::field(
+                    "repository",
+                    format!("URI not valid: {href}"),
+                ));
+            };
+            conditions.push("p.repository_id = ?", [Bind::Text(id)]);
+        }
+        Ok(conditions)
+    }
+
+    /// Publications still being written are not shown.
+    fn shown() -> Conditions {
+        Conditions::of("p.complete = 1", [])
+    }
 }
 
 async fn create(
@@ -232,33 +219,6 @@ async fn create(
             version: number,
         },
         &[lock],
-    )
-    .await
-}
-
-async fn load(app: &AppState, plugin: &str, type_name: &str, id: &str) -> ApiResult<Publication> {
-    let mut conditions = of_type(app, plugin, type_name, "p.")?;
-    conditions.extend(complete());
-    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
-}
-
-async fn read(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let publication = load(&app, &plugin, &type_name, &id).await?;
-    Ok(shaped(&uri, &PublicationView::from(publication)))
-}
-
-async fn destroy(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    let publication = load(&app, &plugin, &type_name, &id).await?;
-    spawn_delete(
-        &app,
-        hrefs::publication(&plugin, &type_name, &publication.id),
     )
     .await
 }

@@ -2,46 +2,46 @@
 //! (TLS, proxy, credentials, headers, timeouts, retries). Create answers 201; update and delete
 //! are tasks (202), as in Pulp. `remotes/` lists the remotes of every type.
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::Router;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::list::{
-    self, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
-};
+use super::list::{self, Filter, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
-use super::support::{
-    Changes, ColumnValue, Fields, ensure_unique, json_column, of_type, repository_type,
-    spawn_delete, spawn_update,
-};
+use super::support::{Changes, ColumnValue, Fields, ensure_unique, json_column, repository_type};
+use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::db::{new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::tasks::ResourceLock;
 
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/pulp/api/v3/remotes/", get(list_all))
+        .route("/pulp/api/v3/remotes/", get(typed::list_all::<Remote>))
         .route(
             "/pulp/api/v3/remotes/{plugin}/{type}/",
-            get(list).post(create),
+            get(typed::list::<Remote>).post(create),
         )
         .route(
             "/pulp/api/v3/remotes/{plugin}/{type}/{id}/",
-            get(read).patch(update).put(replace).delete(destroy),
+            get(typed::read::<Remote>)
+                .patch(typed::update::<Remote>)
+                .put(typed::replace::<Remote>)
+                .delete(typed::destroy::<Remote>),
         )
         .route(
             "/pulp/api/v3/remotes/{plugin}/{type}/{id}/set_label/",
-            post(set_label),
+            post(typed::set_label::<Remote>),
         )
         .route(
             "/pulp/api/v3/remotes/{plugin}/{type}/{id}/unset_label/",
-            post(unset_label),
+            post(typed::unset_label::<Remote>),
         )
 }
 
@@ -190,49 +190,40 @@ impl From<Remote> for RemoteView {
     }
 }
 
-async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Remote> {
-    fetch_by_id(
-        &app.db,
-        id,
-        of_type(app, plugin, type_name, "")?,
-        &Visibility::all(),
-    )
-    .await
-}
+impl Typed for Remote {
+    const TABLE: &'static str = "remotes";
+    const PREFIX: &'static str = "";
+    type View = RemoteView;
 
-async fn list(
-    State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    let conditions = of_type(&app, &plugin, &type_name, "")?;
-    list::list::<Remote, _>(
-        &app,
-        &query,
-        &uri,
-        conditions,
-        &Visibility::all(),
-        RemoteView::from,
-    )
-    .await
-}
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-/// `remotes/`: every remote, whatever its type.
-async fn list_all(
-    State(app): State<AppState>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    list::list::<Remote, _>(
-        &app,
-        &query,
-        &uri,
-        Conditions::new(),
-        &Visibility::all(),
-        RemoteView::from,
-    )
-    .await
+    fn href(&self) -> String {
+        hrefs::remote(&self.plugin, &self.type_name, &self.id)
+    }
+
+    fn view(self, _app: &App) -> RemoteView {
+        RemoteView::from(self)
+    }
+
+    async fn changes(
+        &self,
+        app: &App,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
+        let mut changes = remote_changes(fields, whole)?;
+        if let Some(name) = name_change(&changes) {
+            ensure_unique(app, "remotes", "name", "name", name, Some(&self.id)).await?;
+        }
+        let loaded = repository_type(app, &self.plugin, &self.type_name)?;
+        if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, fields, Some(&self.extra))?
+        {
+            changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
+        }
+        Ok((changes, Vec::new()))
+    }
 }
 
 fn validate_url(field: &str, url: &str) -> ApiResult<()> {
@@ -525,89 +516,8 @@ async fn create(
         query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    let remote = load(&app, &plugin, &type_name, &id).await?;
+    let remote: Remote = typed::load(&app, &plugin, &type_name, &id).await?;
     Ok((StatusCode::CREATED, list::json(&RemoteView::from(remote))).into_response())
-}
-
-async fn read(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let remote = load(&app, &plugin, &type_name, &id).await?;
-    Ok(shaped(&uri, &RemoteView::from(remote)))
-}
-
-/// `PATCH`: changes the fields given.
-async fn update(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    dispatch_update(&app, &plugin, &type_name, &id, &fields, false).await
-}
-
-/// `PUT`: the whole remote; the required fields must be given.
-async fn replace(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    dispatch_update(&app, &plugin, &type_name, &id, &fields, true).await
-}
-
-async fn dispatch_update(
-    app: &App,
-    plugin: &str,
-    type_name: &str,
-    id: &str,
-    fields: &Fields,
-    whole: bool,
-) -> ApiResult<Response> {
-    let Remote {
-        id, extra: stored, ..
-    } = load(app, plugin, type_name, id).await?;
-    let mut changes = remote_changes(fields, whole)?;
-    if let Some(name) = name_change(&changes) {
-        ensure_unique(app, "remotes", "name", "name", name, Some(&id)).await?;
-    }
-    let loaded = repository_type(app, plugin, type_name)?;
-    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, fields, Some(&stored))? {
-        changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
-    }
-    spawn_update(
-        app,
-        hrefs::remote(plugin, type_name, &id),
-        changes,
-        Vec::new(),
-    )
-    .await
-}
-
-async fn destroy(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    let remote = load(&app, &plugin, &type_name, &id).await?;
-    spawn_delete(&app, hrefs::remote(&plugin, &type_name, &remote.id)).await
-}
-
-async fn set_label(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let remote = load(&app, &plugin, &type_name, &id).await?;
-    super::support::set_label(&app, "remotes", &remote.id, &fields).await
-}
-
-async fn unset_label(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let remote = load(&app, &plugin, &type_name, &id).await?;
-    super::support::unset_label(&app, "remotes", &remote.id, &fields).await
 }
 
 #[cfg(test)]

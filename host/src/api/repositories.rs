@@ -11,13 +11,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
-    fetch_one, shaped, split_list,
+    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_one, shaped,
+    split_list,
 };
 use super::support::{
-    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, of_type,
-    repository_type, spawn_delete, spawn_task, spawn_update,
+    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, repository_type,
+    spawn_task,
 };
+use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Href};
@@ -29,23 +30,29 @@ use crate::tasks::kinds::TaskArgs;
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/pulp/api/v3/repositories/", get(list_all))
+        .route(
+            "/pulp/api/v3/repositories/",
+            get(typed::list_all::<Repository>),
+        )
         .route("/pulp/api/v3/repository_versions/", get(list_all_versions))
         .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/",
-            get(list).post(create),
+            get(typed::list::<Repository>).post(create),
         )
         .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/{id}/",
-            get(read).patch(update).put(replace).delete(destroy),
+            get(typed::read::<Repository>)
+                .patch(typed::update::<Repository>)
+                .put(typed::replace::<Repository>)
+                .delete(typed::destroy::<Repository>),
         )
         .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/{id}/set_label/",
-            post(set_label),
+            post(typed::set_label::<Repository>),
         )
         .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/{id}/unset_label/",
-            post(unset_label),
+            post(typed::unset_label::<Repository>),
         )
         .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/",
@@ -166,61 +173,61 @@ async fn remote_href(app: &App, remote_id: &str) -> ApiResult<Option<String>> {
     Ok(remote.map(|(plugin, type_name)| hrefs::remote(&plugin, &type_name, remote_id)))
 }
 
-async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Repository> {
-    let conditions = of_type(app, plugin, type_name, "r.")?;
-    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
-}
+impl Typed for Repository {
+    const TABLE: &'static str = "repositories";
+    const PREFIX: &'static str = "r.";
+    type View = RepositoryView;
 
-async fn list(
-    State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    let conditions = of_type(&app, &plugin, &type_name, "r.")?;
-    respond_list(&app, &query, &uri, conditions).await
-}
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-/// `repositories/`: every repository, whatever its type.
-async fn list_all(
-    State(app): State<AppState>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    respond_list(&app, &query, &uri, Conditions::new()).await
-}
+    fn href(&self) -> String {
+        hrefs::repository(&self.plugin, &self.type_name, &self.id)
+    }
 
-async fn respond_list(
-    app: &App,
-    query: &ListQuery,
-    uri: &Uri,
-    mut conditions: Conditions,
-) -> ApiResult<Response> {
-    if let Some(remote) = query.get("remote") {
-        match hrefs::parse(remote) {
-            Some(Href::Remote { id, .. }) => {
-                conditions.push("r.remote_id = ?", [Bind::Text(id)]);
-            }
-            _ if remote == "null" || remote.is_empty() => {
-                conditions.push("r.remote_id IS NULL", []);
-            }
-            _ => {
-                return Err(ApiError::field(
-                    "remote",
-                    format!("URI not valid: {remote}"),
-                ));
+    fn view(self, _app: &App) -> RepositoryView {
+        RepositoryView::from(self)
+    }
+
+    /// `remote`: an href, or `null` for repositories without one.
+    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
+        let mut conditions = Conditions::new();
+        if let Some(remote) = query.get("remote") {
+            match hrefs::parse(remote) {
+                Some(Href::Remote { id, .. }) => {
+                    conditions.push("r.remote_id = ?", [Bind::Text(id)]);
+                }
+                _ if remote == "null" || remote.is_empty() => {
+                    conditions.push("r.remote_id IS NULL", []);
+                }
+                _ => {
+                    return Err(ApiError::field(
+                        "remote",
+                        format!("URI not valid: {remote}"),
+                    ));
+                }
             }
         }
+        Ok(conditions)
     }
-    list::list::<Repository, _>(
-        app,
-        query,
-        uri,
-        conditions,
-        &Visibility::all(),
-        RepositoryView::from,
-    )
-    .await
+
+    async fn changes(
+        &self,
+        app: &App,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
+        let changes = repository_changes(app, fields, &self.plugin, whole).await?;
+        if let Some(name) = text_change(&changes, "name") {
+            ensure_unique(app, "repositories", "name", "name", name, Some(&self.id)).await?;
+        }
+        Ok((changes, Vec::new()))
+    }
+}
+
+async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Repository> {
+    typed::load(app, plugin, type_name, id).await
 }
 
 async fn remote_field(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
@@ -340,81 +347,6 @@ async fn create(
         list::json(&RepositoryView::from(repository)),
     )
         .into_response())
-}
-
-async fn read(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let repository = load(&app, &plugin, &type_name, &id).await?;
-    Ok(shaped(&uri, &RepositoryView::from(repository)))
-}
-
-/// `PATCH`: changes the fields given.
-async fn update(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    dispatch_update(&app, &plugin, &type_name, &id, &fields, false).await
-}
-
-/// `PUT`: the whole repository; `name` must be given.
-async fn replace(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    dispatch_update(&app, &plugin, &type_name, &id, &fields, true).await
-}
-
-async fn dispatch_update(
-    app: &App,
-    plugin: &str,
-    type_name: &str,
-    id: &str,
-    fields: &Fields,
-    whole: bool,
-) -> ApiResult<Response> {
-    let id = load(app, plugin, type_name, id).await?.id;
-    let changes = repository_changes(app, fields, plugin, whole).await?;
-    if let Some(name) = text_change(&changes, "name") {
-        ensure_unique(app, "repositories", "name", "name", name, Some(&id)).await?;
-    }
-    spawn_update(
-        app,
-        hrefs::repository(plugin, type_name, &id),
-        changes,
-        Vec::new(),
-    )
-    .await
-}
-
-async fn destroy(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    let repository = load(&app, &plugin, &type_name, &id).await?;
-    spawn_delete(&app, hrefs::repository(&plugin, &type_name, &repository.id)).await
-}
-
-async fn set_label(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let repository = load(&app, &plugin, &type_name, &id).await?;
-    super::support::set_label(&app, "repositories", &repository.id, &fields).await
-}
-
-async fn unset_label(
-    State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let repository = load(&app, &plugin, &type_name, &id).await?;
-    super::support::unset_label(&app, "repositories", &repository.id, &fields).await
 }
 
 async fn sync(

@@ -1,0 +1,176 @@
+//! The handlers every plugin-typed resource shares (`repositories/<plugin>/<type>/`, `remotes/…`,
+//! `publications/…`, `distributions/…`): list (of one type, and of every type), read, update
+//! and replace (tasks, as in Pulp), delete (a task), and the label actions. A resource module
+//! implements [`Typed`] for its row type and routes to these, writing only what is its own: its
+//! response view, the filters that name other objects, and what a change of it means.
+
+use std::future::Future;
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::list::{self, Conditions, ListQuery, Resource, Visibility, fetch_by_id, shaped};
+use super::support::{self, Changes, Fields, of_type, spawn_delete, spawn_update};
+use crate::app::{App, AppState};
+use crate::error::{ApiError, ApiResult};
+use crate::tasks::ResourceLock;
+
+/// `/<plugin>/<type>/` of a typed route.
+type TypePath = Path<(String, String)>;
+/// `/<plugin>/<type>/<id>/` of a typed route.
+type ObjectPath = Path<(String, String, String)>;
+
+/// A resource whose routes are typed by a plugin and one of its types.
+pub trait Typed: Resource {
+    /// Its table (labels are changed there).
+    const TABLE: &'static str;
+    /// The prefix of the `plugin` and `type_name` columns in [`Resource::SPEC`]'s `FROM`.
+    const PREFIX: &'static str;
+    /// How the API shows it.
+    type View: Serialize;
+
+    /// Its id.
+    fn id(&self) -> &str;
+
+    /// Its `pulp_href`.
+    fn href(&self) -> String;
+
+    /// Its response view.
+    fn view(self, app: &App) -> Self::View;
+
+    /// Conditions from the list filters that are not fields of its own (hrefs of other objects).
+    fn filters(_query: &ListQuery) -> ApiResult<Conditions> {
+        Ok(Conditions::new())
+    }
+
+    /// Which rows exist for the API at all (publications still being written do not).
+    fn shown() -> Conditions {
+        Conditions::new()
+    }
+
+    /// The validated changes of an update (`whole`: a `PUT`, whose required fields must be
+    /// given), and the locks its task takes besides the one on the object. Resources without
+    /// update routes (publications are immutable) keep this default, which nothing calls.
+    fn changes(
+        &self,
+        _app: &App,
+        _fields: &Fields,
+        _whole: bool,
+    ) -> impl Future<Output = ApiResult<(Changes, Vec<ResourceLock>)>> + Send {
+        async { Err(ApiError::not_found()) }
+    }
+}
+
+/// The object `id` of the route's type, or 404.
+pub async fn load<R: Typed>(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<R> {
+    let mut conditions = of_type(app, plugin, type_name, R::PREFIX)?;
+    conditions.extend(R::shown());
+    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
+}
+
+async fn respond_list<R: Typed>(
+    app: &App,
+    query: &ListQuery,
+    uri: &axum::http::Uri,
+    mut conditions: Conditions,
+) -> ApiResult<Response> {
+    conditions.extend(R::shown());
+    conditions.extend(R::filters(query)?);
+    list::list::<R, _>(app, query, uri, conditions, &Visibility::all(), |row| {
+        row.view(app)
+    })
+    .await
+}
+
+/// `GET …/<plugin>/<type>/`: the objects of one type.
+pub async fn list<R: Typed>(
+    State(app): State<AppState>,
+    Path((plugin, type_name)): TypePath,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    let conditions = of_type(&app, &plugin, &type_name, R::PREFIX)?;
+    respond_list::<R>(&app, &query, &uri, conditions).await
+}
+
+/// `GET …/`: the objects of every type.
+pub async fn list_all<R: Typed>(
+    State(app): State<AppState>,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    respond_list::<R>(&app, &query, &uri, Conditions::new()).await
+}
+
+/// `GET …/<id>/`.
+pub async fn read<R: Typed>(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): ObjectPath,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let object = load::<R>(&app, &plugin, &type_name, &id).await?;
+    Ok(shaped(&uri, &object.view(&app)))
+}
+
+/// `PATCH …/<id>/`: changes the fields given, in a task.
+pub async fn update<R: Typed>(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): ObjectPath,
+    fields: Fields,
+) -> ApiResult<Response> {
+    dispatch_update::<R>(&app, &plugin, &type_name, &id, &fields, false).await
+}
+
+/// `PUT …/<id>/`: the whole object, its required fields given, in a task.
+pub async fn replace<R: Typed>(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): ObjectPath,
+    fields: Fields,
+) -> ApiResult<Response> {
+    dispatch_update::<R>(&app, &plugin, &type_name, &id, &fields, true).await
+}
+
+async fn dispatch_update<R: Typed>(
+    app: &App,
+    plugin: &str,
+    type_name: &str,
+    id: &str,
+    fields: &Fields,
+    whole: bool,
+) -> ApiResult<Response> {
+    let object = load::<R>(app, plugin, type_name, id).await?;
+    let (changes, locks) = object.changes(app, fields, whole).await?;
+    spawn_update(app, object.href(), changes, locks).await
+}
+
+/// `DELETE …/<id>/`: a task.
+pub async fn destroy<R: Typed>(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): ObjectPath,
+) -> ApiResult<Response> {
+    let object = load::<R>(&app, &plugin, &type_name, &id).await?;
+    spawn_delete(&app, object.href()).await
+}
+
+/// `POST …/<id>/set_label/`.
+pub async fn set_label<R: Typed>(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): ObjectPath,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let object = load::<R>(&app, &plugin, &type_name, &id).await?;
+    support::set_label(&app, R::TABLE, object.id(), &fields).await
+}
+
+/// `POST …/<id>/unset_label/`.
+pub async fn unset_label<R: Typed>(
+    State(app): State<AppState>,
+    Path((plugin, type_name, id)): ObjectPath,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let object = load::<R>(&app, &plugin, &type_name, &id).await?;
+    support::unset_label(&app, R::TABLE, object.id(), &fields).await
+}
