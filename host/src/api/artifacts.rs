@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::list::{
-    self, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, object_id,
+    self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    object_id,
 };
 use crate::app::AppState;
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
@@ -68,10 +69,8 @@ impl Resource for Artifact {
 /// An artifact as the API shows it.
 #[derive(Debug, Serialize)]
 struct ArtifactView {
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     file: String,
     size: i64,
     md5: Option<String>,
@@ -85,10 +84,11 @@ struct ArtifactView {
 impl From<Artifact> for ArtifactView {
     fn from(artifact: Artifact) -> Self {
         ArtifactView {
-            pulp_href: hrefs::artifact(&artifact.id),
-            prn: format!("prn:core.artifact:{}", artifact.id),
-            pulp_last_updated: artifact.created.clone(),
-            pulp_created: artifact.created,
+            identity: Identity::immutable(
+                hrefs::artifact(&artifact.id),
+                format!("prn:core.artifact:{}", artifact.id),
+                artifact.created,
+            ),
             file: format!("artifact/{}", artifact.sha256),
             size: artifact.size,
             md5: artifact.md5,

@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id, shaped,
+    self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility,
+    fetch_by_id, shaped,
 };
 use super::support::spawn_task;
 use crate::app::{App, AppState};
@@ -85,10 +86,8 @@ impl Resource for Content {
 /// the same name, the key over the metadata).
 #[derive(Debug, Serialize)]
 struct ContentView {
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     pulp_labels: Map<String, Value>,
     artifact: Option<String>,
     #[serde(flatten)]
@@ -104,13 +103,14 @@ impl From<Content> for ContentView {
             _ => Map::new(),
         };
         ContentView {
-            pulp_href: hrefs::content(&content.plugin, &content.type_name, &content.id),
-            prn: format!(
-                "prn:{}.{}content:{}",
-                content.plugin, content.type_name, content.id
+            identity: Identity::immutable(
+                hrefs::content(&content.plugin, &content.type_name, &content.id),
+                format!(
+                    "prn:{}.{}content:{}",
+                    content.plugin, content.type_name, content.id
+                ),
+                content.created,
             ),
-            pulp_last_updated: content.created.clone(),
-            pulp_created: content.created,
             pulp_labels: Map::new(),
             artifact: content
                 .artifact_id

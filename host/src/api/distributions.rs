@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row as _;
 
-use super::list::{Bind, Conditions, Filter, ListQuery, ListSpec, Resource};
+use super::list::{Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, repository_type, spawn_task,
@@ -146,10 +146,8 @@ struct DistributionView {
     /// every response is shaped through.
     #[serde(flatten)]
     extra: Map<String, Value>,
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     base_path: String,
     base_url: String,
     content_guard: Option<String>,
@@ -190,8 +188,6 @@ impl DistributionView {
         };
         DistributionView {
             extra: plugin_fields::stored(&distribution.extra),
-            pulp_href: hrefs::distribution(plugin, type_name, id),
-            prn: format!("prn:{plugin}.{type_name}distribution:{id}"),
             base_url: format!("{origin}{CONTENT_ROOT}{}/", distribution.base_path),
             content_guard: None,
             hidden: distribution.hidden != 0,
@@ -206,8 +202,12 @@ impl DistributionView {
                 .map(|publication| hrefs::publication(plugin, type_name, publication)),
             repository_version,
             remote,
-            pulp_created: distribution.created,
-            pulp_last_updated: distribution.updated,
+            identity: Identity {
+                pulp_href: hrefs::distribution(plugin, type_name, id),
+                prn: format!("prn:{plugin}.{type_name}distribution:{id}"),
+                pulp_created: distribution.created,
+                pulp_last_updated: distribution.updated,
+            },
             base_path: distribution.base_path,
             name: distribution.name,
         }

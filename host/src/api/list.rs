@@ -368,6 +368,31 @@ impl Page {
     }
 }
 
+/// The fields every object answers first: its href, its Pulp resource name, and its times.
+#[derive(Debug, Serialize)]
+pub struct Identity {
+    /// The object's URL path.
+    pub pulp_href: String,
+    /// `prn:<app>.<model>:<uuid>`.
+    pub prn: String,
+    /// When it was created.
+    pub pulp_created: String,
+    /// When it last changed.
+    pub pulp_last_updated: String,
+}
+
+impl Identity {
+    /// The identity of an object that never changes after it is created.
+    pub fn immutable(pulp_href: String, prn: String, created: String) -> Identity {
+        Identity {
+            pulp_href,
+            prn,
+            pulp_last_updated: created.clone(),
+            pulp_created: created,
+        }
+    }
+}
+
 /// A page of a list, as Pulp answers it.
 #[derive(Debug, Serialize)]
 struct Paginated {

@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
 
-use super::list::{Bind, Conditions, Filter, ListQuery, ListSpec, Resource};
+use super::list::{Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::support::{Fields, repository_type, spawn_task};
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
@@ -63,10 +63,8 @@ impl Resource for Publication {
 /// A publication as the API shows it.
 #[derive(Debug, Serialize)]
 struct PublicationView {
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     repository: String,
     repository_version: String,
 }
@@ -82,10 +80,11 @@ impl From<Publication> for PublicationView {
             created,
         } = publication;
         PublicationView {
-            pulp_href: hrefs::publication(&plugin, &type_name, &id),
-            prn: format!("prn:{plugin}.{type_name}publication:{id}"),
-            pulp_last_updated: created.clone(),
-            pulp_created: created,
+            identity: Identity::immutable(
+                hrefs::publication(&plugin, &type_name, &id),
+                format!("prn:{plugin}.{type_name}publication:{id}"),
+                created,
+            ),
             repository: hrefs::repository(&plugin, &type_name, &repository_id),
             repository_version: hrefs::version(&plugin, &type_name, &repository_id, number),
         }

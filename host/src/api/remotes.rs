@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::list::{self, Filter, ListSpec, Resource};
+use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
 use super::support::{Changes, ColumnValue, Fields, ensure_unique, json_column, repository_type};
 use super::typed::{self, Typed};
@@ -115,10 +115,8 @@ struct RemoteView {
     /// every response is shaped through.
     #[serde(flatten)]
     extra: Map<String, Value>,
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     name: String,
     url: String,
     ca_cert: Option<String>,
@@ -162,14 +160,16 @@ impl From<Remote> for RemoteView {
                 hidden("username", &remote.username),
                 hidden("password", &remote.password),
             ],
-            pulp_href: hrefs::remote(&remote.plugin, &remote.type_name, &remote.id),
-            prn: format!(
-                "prn:{}.{}remote:{}",
-                remote.plugin, remote.type_name, remote.id
-            ),
+            identity: Identity {
+                pulp_href: hrefs::remote(&remote.plugin, &remote.type_name, &remote.id),
+                prn: format!(
+                    "prn:{}.{}remote:{}",
+                    remote.plugin, remote.type_name, remote.id
+                ),
+                pulp_created: remote.created,
+                pulp_last_updated: remote.updated,
+            },
             extra: plugin_fields::stored(&remote.extra),
-            pulp_created: remote.created,
-            pulp_last_updated: remote.updated,
             name: remote.name,
             url: remote.url,
             ca_cert: remote.ca_cert,

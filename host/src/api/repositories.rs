@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_one, shaped,
-    split_list,
+    self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_one,
+    shaped, split_list,
 };
 use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, repository_type,
@@ -121,10 +121,8 @@ impl Resource for Repository {
 /// A repository as the API shows it.
 #[derive(Debug, Serialize)]
 struct RepositoryView {
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     versions_href: String,
     pulp_labels: Value,
     latest_version_href: String,
@@ -146,15 +144,17 @@ impl From<Repository> for RepositoryView {
             _ => None,
         };
         RepositoryView {
-            prn: format!(
-                "prn:{}.{}repository:{}",
-                repository.plugin, repository.type_name, repository.id
-            ),
             versions_href: format!("{href}versions/"),
             latest_version_href: format!("{href}versions/{}/", repository.latest_version),
-            pulp_href: href,
-            pulp_created: repository.created,
-            pulp_last_updated: repository.updated,
+            identity: Identity {
+                pulp_href: href,
+                prn: format!(
+                    "prn:{}.{}repository:{}",
+                    repository.plugin, repository.type_name, repository.id
+                ),
+                pulp_created: repository.created,
+                pulp_last_updated: repository.updated,
+            },
             pulp_labels: json_column(&repository.labels),
             name: repository.name,
             description: repository.description,
@@ -523,10 +523,8 @@ impl Resource for Version {
 /// A repository version as the API shows it.
 #[derive(Debug, Serialize)]
 struct VersionView {
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     number: i64,
     repository: String,
     base_version: Option<String>,
@@ -546,10 +544,11 @@ impl From<Version> for VersionView {
             type_name,
         } = version;
         VersionView {
-            pulp_href: hrefs::version(&plugin, &type_name, &repository_id, number),
-            prn: format!("prn:core.repositoryversion:{id}"),
-            pulp_last_updated: created.clone(),
-            pulp_created: created,
+            identity: Identity::immutable(
+                hrefs::version(&plugin, &type_name, &repository_id, number),
+                format!("prn:core.repositoryversion:{id}"),
+                created,
+            ),
             number,
             repository: hrefs::repository(&plugin, &type_name, &repository_id),
             base_version: base_number

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Page, Resource, Visibility, fetch_by_id,
-    fetch_page, split_list,
+    self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Page, Resource, Visibility,
+    fetch_by_id, fetch_page, split_list,
 };
 use super::support::{Fields, json_column};
 use crate::app::AppState;
@@ -75,10 +75,8 @@ impl Resource for Task {
 /// A task as the API shows it.
 #[derive(Debug, Serialize)]
 struct TaskView {
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     name: String,
     state: String,
     logging_cid: String,
@@ -98,10 +96,11 @@ struct TaskView {
 impl TaskView {
     fn new(task: Task, reserved_resources_record: Vec<String>) -> TaskView {
         TaskView {
-            pulp_href: hrefs::task(&task.id),
-            prn: format!("prn:core.task:{}", task.id),
-            pulp_last_updated: task.created.clone(),
-            pulp_created: task.created,
+            identity: Identity::immutable(
+                hrefs::task(&task.id),
+                format!("prn:core.task:{}", task.id),
+                task.created,
+            ),
             name: task.name,
             state: task.state,
             logging_cid: task.logging_cid.unwrap_or_else(|| task.id.clone()),

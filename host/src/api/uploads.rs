@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::auth::User;
 use super::list::{
-    self, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::support::{Fields, spawn_task};
 use crate::app::{App, AppState};
@@ -68,10 +68,8 @@ impl Resource for Upload {
 /// An upload as the API shows it; its detail view adds the chunks received so far (Pulp's).
 #[derive(Debug, Serialize)]
 struct UploadView {
-    pulp_href: String,
-    prn: String,
-    pulp_created: String,
-    pulp_last_updated: String,
+    #[serde(flatten)]
+    identity: Identity,
     size: i64,
     completed: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,10 +86,12 @@ struct ChunkView {
 impl From<Upload> for UploadView {
     fn from(upload: Upload) -> Self {
         UploadView {
-            pulp_href: hrefs::upload(&upload.id),
-            prn: format!("prn:core.upload:{}", upload.id),
-            pulp_created: upload.created,
-            pulp_last_updated: upload.updated,
+            identity: Identity {
+                pulp_href: hrefs::upload(&upload.id),
+                prn: format!("prn:core.upload:{}", upload.id),
+                pulp_created: upload.created,
+                pulp_last_updated: upload.updated,
+            },
             size: upload.size,
             completed: upload.completed,
             chunks: None,
