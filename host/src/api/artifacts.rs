@@ -16,6 +16,7 @@ use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
     object_id,
 };
+use super::support::{next_field, stage_file};
 use crate::app::AppState;
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
@@ -144,24 +145,11 @@ async fn create(State(app): State<AppState>, mut multipart: Multipart) -> ApiRes
     let mut extra = None;
     let mut size: Option<u64> = None;
     let mut digests: HashMap<&'static str, String> = HashMap::new();
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?
-    {
+    while let Some(mut field) = next_field(&mut multipart).await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
-            let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
             let mut hasher = ExtraHasher::default();
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|error| ApiError::field("file", format!("Upload interrupted: {error}")))?
-            {
-                hasher.update(&chunk);
-                staged.write(&chunk).await.map_err(ApiError::internal)?;
-            }
-            received = Some(staged.finish().await.map_err(ApiError::internal)?);
+            received = Some(stage_file(&app, &mut field, |chunk| hasher.update(chunk)).await?);
             extra = Some(hasher.finish());
         } else if name == "size" {
             let text = field.text().await.unwrap_or_default();

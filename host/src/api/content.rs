@@ -17,7 +17,7 @@ use super::list::{
     self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility,
     fetch_by_id, shaped,
 };
-use super::support::spawn_task;
+use super::support::{next_field, spawn_task, stage_file};
 use crate::app::{App, AppState};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href};
@@ -258,22 +258,10 @@ async fn create(
     let mut multipart = Multipart::from_request(request, &app)
         .await
         .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?;
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?
-    {
+    while let Some(mut field) = next_field(&mut multipart).await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
-            let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|error| ApiError::field("file", format!("Upload interrupted: {error}")))?
-            {
-                staged.write(&chunk).await.map_err(ApiError::internal)?;
-            }
-            let received = staged.finish().await.map_err(ApiError::internal)?;
+            let received = stage_file(&app, &mut field, |_| {}).await?;
             artifact = Some(store_upload(&app, received).await?);
         } else {
             let value = field

@@ -14,6 +14,7 @@ use super::list::{Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resou
 use super::plugin_fields::{self, Kind};
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, repository_type, spawn_task,
+    version_id,
 };
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
@@ -409,22 +410,7 @@ async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> Ap
                 id,
                 number,
                 ..
-            }) if p == plugin => {
-                let version: String = sqlx::query_scalar(
-                    "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
-                )
-                .bind(&id)
-                .bind(number)
-                .fetch_optional(app.db.pool())
-                .await?
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "repository_version",
-                        "Invalid hyperlink - Object does not exist.",
-                    )
-                })?;
-                Some(version)
-            }
+            }) if p == plugin => Some(version_id(app, "repository_version", &id, number).await?),
             Some(_) => {
                 return Err(ApiError::field(
                     "repository_version",

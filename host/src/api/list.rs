@@ -140,12 +140,6 @@ impl From<String> for Bind {
     }
 }
 
-impl From<&String> for Bind {
-    fn from(text: &String) -> Self {
-        Bind::Text(text.clone())
-    }
-}
-
 impl From<i64> for Bind {
     fn from(int: i64) -> Self {
         Bind::Int(int)

@@ -9,7 +9,7 @@ use axum::routing::post;
 use serde_json::Value;
 
 use super::list::object_id;
-use super::support::{Fields, repository_type, spawn_task};
+use super::support::{Fields, repository_type, spawn_task, version_id};
 use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
@@ -132,17 +132,7 @@ async fn reclaim_space(State(app): State<AppState>, fields: Fields) -> ApiResult
                 "Some of the specified repository versions do not belong to the specified repositories.",
             ));
         }
-        sqlx::query("SELECT 1 FROM repository_versions WHERE repository_id = $1 AND number = $2")
-            .bind(&id)
-            .bind(number)
-            .fetch_optional(app.db.pool())
-            .await?
-            .ok_or_else(|| {
-                ApiError::field(
-                    "repo_versions_keeplist",
-                    "Invalid hyperlink - Object does not exist.",
-                )
-            })?;
+        version_id(&app, "repo_versions_keeplist", &id, number).await?;
         keep.push((id, number));
     }
     let locks: Vec<ResourceLock> = repositories

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::list::{self, Page};
-use super::support::Fields;
+use super::support::{Fields, next_field};
 use crate::app::AppState;
 use crate::domain::hrefs::{API_ROOT, artifact};
 use crate::error::{ApiError, ApiResult};
@@ -176,11 +176,7 @@ async fn read(State(app): State<AppState>, Path(name): Path<String>) -> ApiResul
 async fn install(State(app): State<AppState>, mut multipart: Multipart) -> ApiResult<Response> {
     let limit = app.config.plugin_max_bytes;
     let mut component = None;
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?
-    {
+    while let Some(mut field) = next_field(&mut multipart).await? {
         if field.name() != Some("file") {
             continue;
         }

@@ -8,7 +8,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::list::{Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource};
-use super::support::{Fields, repository_type, spawn_task};
+use super::support::{Fields, repository_type, spawn_task, version_id};
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
@@ -171,19 +171,7 @@ async fn create(
                 ..
             }),
         ) if p == plugin => {
-            sqlx::query(
-                "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
-            )
-            .bind(&id)
-            .bind(number)
-            .fetch_optional(app.db.pool())
-            .await?
-            .ok_or_else(|| {
-                ApiError::field(
-                    "repository_version",
-                    "Invalid hyperlink - Object does not exist.",
-                )
-            })?;
+            version_id(&app, "repository_version", &id, number).await?;
             (id, number)
         }
         (Some(_), Some(_)) => {

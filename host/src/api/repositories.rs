@@ -16,7 +16,7 @@ use super::list::{
 };
 use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, repository_type,
-    spawn_task,
+    spawn_task, version_id,
 };
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
@@ -403,16 +403,7 @@ async fn modify(
             number,
             ..
         }) if base_repo == repository_id => {
-            let exists = sqlx::query(
-                "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
-            )
-            .bind(&repository_id)
-            .bind(number)
-            .fetch_optional(app.db.pool())
-            .await?;
-            exists.ok_or_else(|| {
-                ApiError::field("base_version", "Invalid hyperlink - Object does not exist.")
-            })?;
+            version_id(&app, "base_version", &repository_id, number).await?;
             Some(number)
         }
         Some(_) => {

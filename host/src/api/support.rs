@@ -146,6 +146,35 @@ impl Fields {
     }
 }
 
+/// The next field of a multipart body; a malformed body is a 400.
+pub async fn next_field(
+    multipart: &mut axum::extract::Multipart,
+) -> ApiResult<Option<axum::extract::multipart::Field<'_>>> {
+    multipart
+        .next_field()
+        .await
+        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))
+}
+
+/// Stages the bytes of a multipart `file` field as they arrive, showing each chunk to `observe`
+/// (a hasher of more digests, say) first.
+pub async fn stage_file(
+    app: &App,
+    field: &mut axum::extract::multipart::Field<'_>,
+    mut observe: impl FnMut(&[u8]),
+) -> ApiResult<crate::storage::ReceivedBlob> {
+    let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|error| ApiError::field("file", format!("Upload interrupted: {error}")))?
+    {
+        observe(&chunk);
+        staged.write(&chunk).await.map_err(ApiError::internal)?;
+    }
+    staged.finish().await.map_err(ApiError::internal)
+}
+
 /// Queues a task and answers `202 {"task": href}`.
 pub async fn spawn_task(
     app: &App,
@@ -227,6 +256,24 @@ pub async fn ensure_unique(
         Some(_) => Err(ApiError::field(field, UNIQUE_MESSAGE)),
         None => Ok(()),
     }
+}
+
+/// The id of version `number` of repository `repository_id`, named by the request's `field`; a
+/// 400 on that field when there is no such version.
+pub async fn version_id(
+    app: &App,
+    field: &str,
+    repository_id: &str,
+    number: i64,
+) -> ApiResult<String> {
+    sqlx::query_scalar(
+        "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_optional(app.db.pool())
+    .await?
+    .ok_or_else(|| ApiError::field(field, "Invalid hyperlink - Object does not exist."))
 }
 
 /// Django REST framework's message for a taken unique value.

@@ -16,7 +16,7 @@ use super::auth::User;
 use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
-use super::support::{Fields, spawn_task};
+use super::support::{Fields, next_field, spawn_task, stage_file};
 use crate::app::{App, AppState};
 use crate::db::{Backend, new_id, now};
 use crate::domain::chunked_uploads;
@@ -223,20 +223,10 @@ async fn put_chunk(
     }
     let mut received = None;
     let mut sha256 = None;
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?
-    {
+    while let Some(mut field) = next_field(&mut multipart).await? {
         match field.name().unwrap_or_default() {
             "file" => {
-                let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
-                while let Some(chunk) = field.chunk().await.map_err(|error| {
-                    ApiError::field("file", format!("Upload interrupted: {error}"))
-                })? {
-                    staged.write(&chunk).await.map_err(ApiError::internal)?;
-                }
-                received = Some(staged.finish().await.map_err(ApiError::internal)?);
+                received = Some(stage_file(&app, &mut field, |_| {}).await?);
             }
             "sha256" => {
                 let text = field

@@ -149,7 +149,7 @@ fn visible_to(caller: &User) -> Visibility {
     if caller.is_staff {
         Visibility::all()
     } else {
-        Visibility::only(Conditions::of("id = ?", [Bind::from(&caller.id)]))
+        Visibility::only(Conditions::of("id = ?", [Bind::from(caller.id.as_str())]))
     }
 }
 
