@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::list::{
     self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_one,
@@ -391,7 +391,11 @@ async fn modify(
 ) -> ApiResult<Response> {
     let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
     let add = content_ids(&app, &fields, "add_content_units", &plugin).await?;
-    let remove = if fields.0.get("remove_content_units") == Some(&json!(["*"])) {
+    let everything = matches!(
+        fields.0.get("remove_content_units"),
+        Some(Value::Array(items)) if items.len() == 1 && items[0] == "*"
+    );
+    let remove = if everything {
         current_content(&app, &repository_id).await?
     } else {
         content_ids(&app, &fields, "remove_content_units", &plugin).await?

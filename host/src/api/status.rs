@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::app::AppState;
 use crate::db::Backend;
@@ -18,29 +18,80 @@ pub fn router() -> Router<AppState> {
         .route("/pulp/api/v3/livez/", get(livez))
 }
 
+/// `status/`, shaped as Pulp's.
+#[derive(Debug, Serialize)]
+struct StatusView {
+    versions: Vec<VersionView>,
+    online_workers: [WorkerView; 1],
+    database_connection: DatabaseView,
+    storage: StorageView,
+    content_settings: ContentSettingsView,
+}
+
+/// The API level of core or of one plugin, and the package that provides it.
+#[derive(Debug, Serialize)]
+struct VersionView {
+    component: String,
+    version: String,
+    package: String,
+    package_version: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerView {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DatabaseView {
+    connected: bool,
+    backend: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct StorageView {
+    backend: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct ContentSettingsView {
+    content_origin: String,
+    content_path_prefix: &'static str,
+}
+
 async fn status(State(app): State<AppState>) -> Response {
     let database = sqlx::query("SELECT 1")
         .fetch_one(app.db.pool())
         .await
         .is_ok();
-    let versions: Vec<_> = super::openapi::components(&app)
-        .into_iter()
-        .map(|component| {
-            json!({
-                "component": component.name,
-                "version": component.version,
-                "package": component.package,
-                "package_version": component.package_version,
+    let body = StatusView {
+        versions: super::openapi::components(&app)
+            .into_iter()
+            .map(|component| VersionView {
+                component: component.name,
+                version: component.version,
+                package: component.package,
+                package_version: component.package_version,
             })
-        })
-        .collect();
-    let body = json!({
-        "versions": versions,
-        "online_workers": [{ "name": app.worker_name }],
-        "database_connection": { "connected": database, "backend": match app.db.backend() { Backend::Sqlite => "sqlite", Backend::Postgres => "postgresql" } },
-        "storage": { "backend": app.blobs.backend_name() },
-        "content_settings": { "content_origin": app.origin, "content_path_prefix": crate::content::CONTENT_ROOT },
-    });
+            .collect(),
+        online_workers: [WorkerView {
+            name: app.worker_name.clone(),
+        }],
+        database_connection: DatabaseView {
+            connected: database,
+            backend: match app.db.backend() {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgresql",
+            },
+        },
+        storage: StorageView {
+            backend: app.blobs.backend_name(),
+        },
+        content_settings: ContentSettingsView {
+            content_origin: app.origin.clone(),
+            content_path_prefix: crate::content::CONTENT_ROOT,
+        },
+    };
     let status = if database {
         StatusCode::OK
     } else {

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::app::App;
 use crate::db::Backend;
@@ -175,6 +175,22 @@ pub async fn stage_file(
     staged.finish().await.map_err(ApiError::internal)
 }
 
+/// The answer to a request that queued a task (Pulp's `AsyncOperationResponse`).
+#[derive(Debug, Serialize)]
+pub struct TaskAccepted {
+    /// The task's href.
+    pub task: String,
+}
+
+/// The answer to `set_label/` and `unset_label/` (Pulp's `SetLabelResponse`).
+#[derive(Debug, Serialize)]
+pub struct LabelChanged {
+    /// The label's key.
+    pub key: String,
+    /// Its value: the new one, or the one removed.
+    pub value: Value,
+}
+
 /// Queues a task and answers `202 {"task": href}`.
 pub async fn spawn_task(
     app: &App,
@@ -184,11 +200,10 @@ pub async fn spawn_task(
 ) -> ApiResult<Response> {
     let id = tasks::enqueue(&app.db, name, &args, locks).await?;
     app.task_wakeup.notify_waiters();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "task": hrefs::task(&id) })),
-    )
-        .into_response())
+    let accepted = TaskAccepted {
+        task: hrefs::task(&id),
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 /// A column value an update task writes, typed so a NULL binds with the column's type.
@@ -287,17 +302,14 @@ pub async fn set_label(app: &App, table: &str, id: &str, fields: &Fields) -> Api
         None => return Err(ApiError::field("value", "This field is required.")),
         Some(_) => return Err(ApiError::field("value", "Not a valid string.")),
     };
-    let new_value = Value::String(value.clone());
+    let value = Value::String(value);
+    let new_value = value.clone();
     modify_labels(app, table, id, |labels| {
         labels.insert(key.clone(), new_value);
         Ok(())
     })
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key, "value": value })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(LabelChanged { key, value })).into_response())
 }
 
 /// `POST .../unset_label/` `{"key": k}`: removes one label, answers `201 {key, value}` with the
@@ -315,12 +327,11 @@ pub async fn unset_label(app: &App, table: &str, id: &str, fields: &Fields) -> A
         Ok(())
     })
     .await?;
-    let value = removed;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": key, "value": value })),
-    )
-        .into_response())
+    let changed = LabelChanged {
+        key,
+        value: removed,
+    };
+    Ok((StatusCode::CREATED, Json(changed)).into_response())
 }
 
 /// A label key: word characters and spaces, as `pulp_label_select` can name it.
