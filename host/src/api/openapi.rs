@@ -29,8 +29,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::support::{RestNames, rest_names};
 use crate::app::{App, AppState};
+use crate::plugins::rest_names::PluginNames as RestNames;
 
 /// The Pulp API level Granary implements, reported for `core` and for every plugin in
 /// `info.x-pulp-app-versions`. pulp-cli gates commands and request shapes on these versions
@@ -516,12 +516,7 @@ fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
 
 /// The OpenAPI document of the REST API as served by `app` now.
 pub fn document(app: &App, style: PathStyle) -> Value {
-    let plugins: Vec<RestNames> = app
-        .plugins
-        .list()
-        .iter()
-        .filter_map(|plugin| rest_names(&plugin.info))
-        .collect();
+    let plugins: Vec<RestNames> = app.plugins.rest_names().all().cloned().collect();
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut schemas = core_schemas();
     for endpoint in ENDPOINTS {
