@@ -2,10 +2,11 @@
 //! request from [`ENDPOINTS`] and the plugins installed at that moment.
 //!
 //! # Layout
-//! [`operations`] is the table of routes and the names each resource's operations take per
-//! plugin; [`schemas`] derives what the document says about each resource from its types (the
-//! response view's and request input's `utoipa::ToSchema`, the `ListSpec` its lists go through,
-//! the fields its plugin declares); this module assembles the document and serves it.
+//! [`operations`] is the table of routes, the names each resource's operations take per plugin,
+//! and how one operation renders; [`schemas`] derives what the document says about each resource
+//! from its types (the response view's and request input's `utoipa::ToSchema`, the `ListSpec` its
+//! lists go through, the fields its plugin declares); this module assembles the document and
+//! serves it.
 //!
 //! The document is shaped the way pulp-glue (and so `pulp-cli`) reads Pulp's:
 //! - operationIds `<prefix>_<action>`, the prefix naming the resource and, for plugin resources,
@@ -38,7 +39,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use self::operations::{Body, ENDPOINTS, Endpoint, Media, Names, Reply, Resource as R};
+use self::operations::{ENDPOINTS, operation, path_of};
 use super::support::{RestNames, rest_names};
 use crate::app::{App, AppState};
 
@@ -194,171 +195,6 @@ pub fn document(app: &App, style: PathStyle) -> Value {
         },
         "security": [{ "basicAuth": [] }],
     })
-}
-
-/// The document path of `endpoint` for one expansion, and its path parameters.
-fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec<Value>) {
-    let mut route = endpoint.route.to_string();
-    for (placeholder, value) in &names.route_values {
-        route = route.replace(&format!("{{{placeholder}}}"), value);
-    }
-    let object_params = ["{id}", "{number}", "{name}", "{token}"];
-    let last = object_params
-        .iter()
-        .filter_map(|param| route.find(param).map(|at| (at, *param)))
-        .max();
-    let Some((at, param)) = last else {
-        return (route, Vec::new());
-    };
-    match style {
-        PathStyle::Href => {
-            let rest = &route[at + param.len() + 1..];
-            // An object's own id is the last placeholder of its path; a collection inside a
-            // parent (`…/{id}/versions/`) ends at the parent's.
-            let href = match &names.parent_href_param {
-                Some(parent) if param == "{id}" => parent,
-                _ => &names.href_param,
-            };
-            (
-                format!("{{{href}}}{rest}"),
-                vec![json!({
-                    "name": href, "in": "path", "required": true,
-                    "description": "The object's pulp_href.",
-                    "schema": { "type": "string" },
-                })],
-            )
-        }
-        PathStyle::Id => {
-            let parameters = object_params
-                .iter()
-                .filter(|param| route.contains(*param))
-                .map(|param| {
-                    let name = param.trim_matches(|c| c == '{' || c == '}');
-                    let schema = match name {
-                        "id" => json!({ "type": "string", "format": "uuid" }),
-                        "number" => json!({ "type": "integer", "minimum": 0 }),
-                        "token" => json!({ "type": "string", "format": "uuid" }),
-                        _ => json!({ "type": "string" }),
-                    };
-                    json!({ "name": name, "in": "path", "required": true, "schema": schema })
-                })
-                .collect();
-            (route, parameters)
-        }
-    }
-}
-
-fn operation(
-    endpoint: &Endpoint,
-    doc: &schemas::Doc,
-    names: &Names,
-    mut parameters: Vec<Value>,
-) -> Value {
-    if endpoint.action == "list" {
-        parameters.extend(schemas::list_parameters(doc));
-    }
-    if let Some(header) = endpoint.header {
-        parameters.push(json!({
-            "name": header, "in": "header", "required": true, "schema": { "type": "string" },
-        }));
-    }
-    let mut operation = json!({
-        "operationId": format!("{}_{}", names.prefix, endpoint.action),
-        "summary": endpoint.summary,
-        "tags": [operations::tag(endpoint.resource, names)],
-        "parameters": parameters,
-        "responses": responses(endpoint, names),
-    });
-    if matches!(endpoint.resource, R::Status | R::Livez) {
-        operation["security"] = json!([{}]);
-    }
-    let body = match endpoint.body {
-        Body::None => None,
-        Body::Object(media) => Some((names.schema.clone(), media)),
-        Body::Patch => Some((format!("Patched{}", names.schema), Media::Json)),
-        Body::Named(name, media) => Some((name.to_string(), media)),
-    };
-    if let Some((schema, media)) = body {
-        let media = match media {
-            Media::Json => "application/json",
-            Media::Multipart => "multipart/form-data",
-        };
-        let required = endpoint.body != Body::Patch;
-        operation["requestBody"] = json!({
-            "required": required,
-            "content": { media: { "schema": reference(&schema) } },
-        });
-    }
-    operation
-}
-
-/// A reference to a schema of the document's components.
-pub fn reference(schema: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{schema}") })
-}
-
-fn json_content(schema: &str) -> Value {
-    json!({ "application/json": { "schema": reference(schema) } })
-}
-
-fn responses(endpoint: &Endpoint, names: &Names) -> Value {
-    let response = |status: u16, description: &str, schema: Option<String>| {
-        let mut response = json!({ "description": description });
-        if let Some(schema) = schema {
-            response["content"] = json_content(&schema);
-        }
-        json!({ status.to_string(): response })
-    };
-    let success = match endpoint.reply {
-        Reply::Object(status) => response(
-            status,
-            "The object.",
-            Some(format!("{}Response", names.schema)),
-        ),
-        Reply::Page => response(
-            200,
-            "A page of objects.",
-            Some(format!("Paginated{}ResponseList", names.schema)),
-        ),
-        Reply::Task => response(
-            202,
-            "The task doing the work.",
-            Some("AsyncOperationResponse".into()),
-        ),
-        Reply::Empty => {
-            let status = if endpoint.resource == R::Livez {
-                200
-            } else {
-                204
-            };
-            response(status, "Done.", None)
-        }
-        Reply::Named(status, schema) => response(status, "The result.", Some(schema.into())),
-    };
-    let mut responses = success.as_object().cloned().unwrap_or_default();
-    // Errors share one envelope: `{"field": ["message"]}` for 400, `{"detail": "…"}` otherwise.
-    let mut error = |status: u16, description: &str| {
-        responses.insert(
-            status.to_string(),
-            json!({ "description": description, "content": json_content("ErrorResponse") }),
-        );
-    };
-    if endpoint.body != Body::None || endpoint.action == "list" {
-        error(400, "The request is invalid; each field names its problem.");
-    }
-    if !matches!(endpoint.resource, R::Status | R::Livez) {
-        error(401, "Credentials are missing or wrong.");
-        error(403, "The user may not do this.");
-    }
-    if endpoint.route.contains('{') && names.route_values.len() < count_placeholders(endpoint) {
-        error(404, "The object does not exist.");
-    }
-    Value::Object(responses)
-}
-
-/// How many `{…}` placeholders the endpoint's route has.
-fn count_placeholders(endpoint: &Endpoint) -> usize {
-    endpoint.route.matches('{').count()
 }
 
 #[cfg(test)]

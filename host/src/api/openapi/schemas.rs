@@ -246,7 +246,7 @@ pub fn page(item: &str) -> Value {
             "count": { "type": "integer" },
             "next": { "type": ["string", "null"], "format": "uri" },
             "previous": { "type": ["string", "null"], "format": "uri" },
-            "results": { "type": "array", "items": super::reference(&format!("{item}Response")) },
+            "results": { "type": "array", "items": super::operations::reference(&format!("{item}Response")) },
         },
     })
 }
