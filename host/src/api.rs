@@ -85,7 +85,7 @@ pub async fn update_object(
     href: &str,
     changes: &support::Changes,
 ) -> anyhow::Result<()> {
-    let (table, id) = match hrefs::parse(href) {
+    let (table, id) = match hrefs::parse(&app.plugins.rest_names(), href) {
         Some(Href::Repository { id, .. }) => ("repositories", id),
         Some(Href::Remote { id, .. }) => ("remotes", id),
         Some(Href::Distribution { id, .. }) => ("distributions", id),
@@ -131,7 +131,7 @@ pub async fn update_object(
 
 /// Deletes a repository, remote or distribution (the work of a delete task).
 pub async fn delete_object(app: &App, href: &str) -> anyhow::Result<()> {
-    let (table, id) = match hrefs::parse(href) {
+    let (table, id) = match hrefs::parse(&app.plugins.rest_names(), href) {
         Some(Href::Repository { id, .. }) => ("repositories", id),
         Some(Href::Remote { id, .. }) => ("remotes", id),
         Some(Href::Distribution { id, .. }) => ("distributions", id),

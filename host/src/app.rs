@@ -254,11 +254,8 @@ pub async fn serve(
     let router = crate::api::router(&app)
         .merge(crate::content::router())
         .with_state(app.clone());
-    // Plugins' declared REST names are translated before routing (see `domain::hrefs`).
-    let router =
-        tower_layer::Layer::layer(&axum::middleware::map_request(canonical_rest_path), router);
     println!("granary listening on http://{address}");
-    axum::serve(listener, axum::ServiceExt::into_make_service(router))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
     shutdown.cancel();
@@ -266,23 +263,4 @@ pub async fn serve(
         handle.await??;
     }
     Ok(())
-}
-
-/// Rewrites a request path written with a plugin's declared REST names into the one the routes
-/// match, keeping the original for links (pagination) through `OriginalUri`.
-async fn canonical_rest_path(mut request: axum::extract::Request) -> axum::extract::Request {
-    if let Some(path) = crate::domain::hrefs::canonical_path(request.uri().path()) {
-        let original = request.uri().clone();
-        let path_and_query = match original.query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path,
-        };
-        if let Ok(uri) = path_and_query.parse::<axum::http::Uri>() {
-            request
-                .extensions_mut()
-                .insert(axum::extract::OriginalUri(original));
-            *request.uri_mut() = uri;
-        }
-    }
-    request
 }

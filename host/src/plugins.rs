@@ -25,6 +25,7 @@ mod host_log;
 mod host_publication;
 pub(crate) mod host_sync_sink;
 pub mod registry;
+pub mod rest_names;
 pub mod runtime;
 mod scope;
 mod v0_1;

@@ -75,10 +75,24 @@ pub async fn run(
     } else {
         versions::Change::Add
     };
-    let outcome = versions::finish_version(&app.db, repository_id, &task.id, change, &[]).await?;
+    let outcome = versions::finish_version(
+        &app.db,
+        &app.plugins.rest_names(),
+        repository_id,
+        &task.id,
+        change,
+        &[],
+    )
+    .await?;
     match outcome.number {
         Some(number) => Ok(vec![
-            versions::href(app.db.pool(), repository_id, number).await?,
+            versions::href(
+                app.db.pool(),
+                &app.plugins.rest_names(),
+                repository_id,
+                number,
+            )
+            .await?,
         ]),
         None => Ok(Vec::new()),
     }

@@ -158,6 +158,30 @@ async fn declared_rest_names_and_fields_shape_the_api(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["allow_uploads"][0].is_string(), "{body}");
+
+    // The names belong to the installed plugin: removed, its repositories (kept by `force`) are
+    // shown by their type, and its names answer nothing; installed again, the names are back.
+    let list = format!("{API}/repositories/?name=names");
+    let listed = || async {
+        let page = app.get_json(&list).await;
+        str_field(&page["results"][0], "pulp_href").to_owned()
+    };
+    let (status, body) = app
+        .delete_json(&format!("{API}/plugins/handler/?force=true"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let orphaned = listed().await;
+    assert!(
+        orphaned.starts_with(&format!("{API}/repositories/handler/blob/")),
+        "{orphaned}"
+    );
+    let (status, _) = app.get(&format!("{API}/repositories/handler/stash/")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let bytes = std::fs::read(HANDLER).expect("the handler component is built");
+    let (status, plugin) = app.install_plugin(&bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
+    assert_eq!(listed().await, repository_href);
+    assert_eq!(app.get_json(repository_href).await["name"], "names");
 }
 
 /// An upload through the plugin's own route (`/shelf/<base_path>/upload/`, multipart like twine)

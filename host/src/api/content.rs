@@ -21,9 +21,10 @@ use super::list::{
 use super::support::{next_field, spawn_task, stage_file};
 use crate::app::{App, AppState};
 use crate::domain::artifacts::{self, Expected};
-use crate::domain::hrefs::{self, Href};
+use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
+use crate::plugins::rest_names::PluginNames;
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
@@ -43,13 +44,17 @@ fn content_type(
     plugin: &str,
     plural: &str,
 ) -> ApiResult<(std::sync::Arc<LoadedPlugin>, String)> {
-    let type_name = plural.strip_suffix('s').ok_or_else(ApiError::not_found)?;
-    let loaded = app
-        .plugins
-        .get(plugin)
-        .filter(|p| p.has_content_type(type_name))
+    let loaded = app.plugins.get(plugin).ok_or_else(ApiError::not_found)?;
+    let type_name = PluginNames::of(&loaded.info)
+        .and_then(|names| {
+            names
+                .content
+                .into_iter()
+                .find(|content| content.endpoint == plural)
+        })
+        .map(|content| content.type_name)
         .ok_or_else(ApiError::not_found)?;
-    Ok((loaded, type_name.to_owned()))
+    Ok((loaded, type_name))
 }
 
 /// A row of `content`, with the artifact of its first content-artifact.
@@ -101,15 +106,15 @@ pub(crate) struct ContentView {
     natural_key: Map<String, Value>,
 }
 
-impl From<Content> for ContentView {
-    fn from(content: Content) -> Self {
+impl ContentView {
+    fn new(names: &RestNames, content: Content) -> Self {
         let object = |text: &str| match serde_json::from_str(text) {
             Ok(Value::Object(fields)) => fields,
             _ => Map::new(),
         };
         ContentView {
             identity: Identity::immutable(
-                hrefs::content(&content.plugin, &content.type_name, &content.id),
+                hrefs::content(names, &content.plugin, &content.type_name, &content.id),
                 format!(
                     "prn:{}.{}content:{}",
                     content.plugin, content.type_name, content.id
@@ -178,6 +183,7 @@ async fn respond_list(
     uri: &Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
+    let names = app.plugins.rest_names();
     for (param, condition, binds_number_twice) in [
         (
             "repository_version",
@@ -194,7 +200,7 @@ async fn respond_list(
         let Some(href) = query.get(param) else {
             continue;
         };
-        let Some(Href::Version { id, number, .. }) = hrefs::parse(href) else {
+        let Some(Href::Version { id, number, .. }) = hrefs::parse(&names, href) else {
             return Err(ApiError::field(
                 param,
                 "Invalid hyperlink - not a repository version href.",
@@ -223,14 +229,9 @@ async fn respond_list(
             );
         }
     }
-    list::list::<Content, _>(
-        app,
-        query,
-        uri,
-        conditions,
-        &Visibility::all(),
-        ContentView::from,
-    )
+    list::list::<Content, _>(app, query, uri, conditions, &Visibility::all(), |content| {
+        ContentView::new(&names, content)
+    })
     .await
 }
 
@@ -247,7 +248,10 @@ async fn read(
         &Visibility::all(),
     )
     .await?;
-    Ok(shaped(&uri, &ContentView::from(content)))
+    Ok(shaped(
+        &uri,
+        &ContentView::new(&app.plugins.rest_names(), content),
+    ))
 }
 
 /// `POST` multipart: `file` (or an `artifact` href, or an uncommitted `upload` href),
@@ -338,11 +342,12 @@ async fn create_from(
     artifact: Option<artifacts::Artifact>,
     text: HashMap<String, String>,
 ) -> ApiResult<Response> {
+    let names = app.plugins.rest_names();
     let mut locks = Vec::new();
     // An uncommitted chunked upload (pulp-cli sends large files this way): the task assembles it.
     let upload_id = match text.get("upload").filter(|value| !value.is_empty()) {
         Some(href) if artifact.is_none() => {
-            let Some(Href::Upload { id }) = hrefs::parse(href) else {
+            let Some(Href::Upload { id }) = hrefs::parse(&names, href) else {
                 return Err(ApiError::field(
                     "upload",
                     "Invalid hyperlink - not an upload href.",
@@ -378,7 +383,7 @@ async fn create_from(
     };
     let repository_id = match text.get("repository").filter(|value| !value.is_empty()) {
         None => None,
-        Some(href) => match hrefs::parse(href) {
+        Some(href) => match hrefs::parse(&names, href) {
             Some(Href::Repository {
                 plugin: repo_plugin,
                 type_name,
@@ -392,6 +397,7 @@ async fn create_from(
                     ApiError::field("repository", "Invalid hyperlink - Object does not exist.")
                 })?;
                 locks.push(ResourceLock::exclusive(hrefs::repository(
+                    &names,
                     &repo_plugin,
                     &type_name,
                     &id,
@@ -451,7 +457,7 @@ pub async fn store_upload(
 }
 
 async fn artifact_by_href(app: &App, href: &str) -> ApiResult<artifacts::Artifact> {
-    let Some(Href::Artifact { id }) = hrefs::parse(href) else {
+    let Some(Href::Artifact { id }) = hrefs::parse(&app.plugins.rest_names(), href) else {
         return Err(ApiError::field(
             "artifact",
             "Invalid hyperlink - not an artifact href.",

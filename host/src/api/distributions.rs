@@ -14,14 +14,14 @@ use utoipa::ToSchema;
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
 use super::support::{
-    Changes, ColumnValue, Fields, ensure_unique, json_column, repository_type, spawn_task,
+    Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, spawn_task, typed_route,
     version_id,
 };
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::content::CONTENT_ROOT;
 use crate::db::{new_id, now};
-use crate::domain::hrefs::{self, Href};
+use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -166,7 +166,7 @@ pub(crate) struct DistributionView {
 
 impl DistributionView {
     /// The view, with `base_url` under the server's `origin`.
-    fn new(origin: &str, distribution: Distribution) -> DistributionView {
+    fn new(origin: &str, names: &RestNames, distribution: Distribution) -> DistributionView {
         let Distribution {
             id,
             plugin,
@@ -177,9 +177,13 @@ impl DistributionView {
             &distribution.version_repository_id,
             distribution.version_number,
         ) {
-            (Some(repository_id), Some(number)) => {
-                Some(hrefs::version(plugin, type_name, repository_id, number))
-            }
+            (Some(repository_id), Some(number)) => Some(hrefs::version(
+                names,
+                plugin,
+                type_name,
+                repository_id,
+                number,
+            )),
             _ => None,
         };
         let remote = match (
@@ -187,7 +191,9 @@ impl DistributionView {
             &distribution.remote_plugin,
             &distribution.remote_type,
         ) {
-            (Some(id), Some(plugin), Some(type_name)) => Some(hrefs::remote(plugin, type_name, id)),
+            (Some(id), Some(plugin), Some(type_name)) => {
+                Some(hrefs::remote(names, plugin, type_name, id))
+            }
             _ => None,
         };
         DistributionView {
@@ -199,15 +205,15 @@ impl DistributionView {
             repository: distribution
                 .repository_id
                 .as_ref()
-                .map(|repository| hrefs::repository(plugin, type_name, repository)),
+                .map(|repository| hrefs::repository(names, plugin, type_name, repository)),
             publication: distribution
                 .publication_id
                 .as_ref()
-                .map(|publication| hrefs::publication(plugin, type_name, publication)),
+                .map(|publication| hrefs::publication(names, plugin, type_name, publication)),
             repository_version,
             remote,
             identity: Identity {
-                pulp_href: hrefs::distribution(plugin, type_name, id),
+                pulp_href: hrefs::distribution(names, plugin, type_name, id),
                 prn: format!("prn:{plugin}.{type_name}distribution:{id}"),
                 pulp_created: distribution.created,
                 pulp_last_updated: distribution.updated,
@@ -221,18 +227,19 @@ impl DistributionView {
 impl Typed for Distribution {
     const TABLE: &'static str = "distributions";
     const PREFIX: &'static str = "d.";
+    const COLLECTION: Collection = Collection::Distributions;
     type View = DistributionView;
 
     fn id(&self) -> &str {
         &self.id
     }
 
-    fn href(&self) -> String {
-        hrefs::distribution(&self.plugin, &self.type_name, &self.id)
+    fn href(&self, names: &RestNames) -> String {
+        hrefs::distribution(names, &self.plugin, &self.type_name, &self.id)
     }
 
-    fn view(self, app: &App) -> DistributionView {
-        DistributionView::new(&app.origin, self)
+    fn view(self, app: &App, names: &RestNames) -> DistributionView {
+        DistributionView::new(&app.origin, names, self)
     }
 
     const FILTERS: &'static [ExtraFilter] = &[ExtraFilter::one(
@@ -241,10 +248,10 @@ impl Typed for Distribution {
     )];
 
     /// `repository`.
-    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
+    fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
         let mut conditions = Conditions::new();
         if let Some(href) = query.get("repository") {
-            let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
+            let Some(Href::Repository { id, .. }) = hrefs::parse(names, href) else {
                 return Err(ApiError::field(
                     "repository",
                     format!("URI not valid: {href}"),
@@ -309,7 +316,7 @@ impl Typed for Distribution {
         if let Some(labels) = fields.labels()? {
             changes.push(("labels".into(), ColumnValue::Text(Some(labels))));
         }
-        let loaded = repository_type(app, plugin, &self.type_name)?;
+        let loaded = plugin_of(app, plugin)?;
         if let Some(extra) =
             plugin_fields::extra(&loaded, Kind::Distribution, fields, Some(&self.extra))?
         {
@@ -367,9 +374,10 @@ const ONLY_ONE: &str = "Only one of the attributes 'repository', 'repository_ver
 /// Resolves the `publication`, `repository` and `repository_version` fields given in the body;
 /// those not given keep the values of `current`.
 async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> ApiResult<Target> {
+    let names = app.plugins.rest_names();
     let mut target = current;
     if fields.0.contains_key("publication") {
-        target.publication_id = match fields.opt_href("publication")? {
+        target.publication_id = match fields.opt_href(&names, "publication")? {
             None => None,
             Some(Href::Publication { plugin: p, id, .. }) if p == plugin => {
                 exists(
@@ -390,7 +398,7 @@ async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> Ap
         };
     }
     if fields.0.contains_key("repository") {
-        target.repository_id = match fields.opt_href("repository")? {
+        target.repository_id = match fields.opt_href(&names, "repository")? {
             None => None,
             Some(Href::Repository { plugin: p, id, .. }) if p == plugin => {
                 exists(
@@ -411,7 +419,7 @@ async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> Ap
         };
     }
     if fields.0.contains_key("repository_version") {
-        target.repository_version_id = match fields.opt_href("repository_version")? {
+        target.repository_version_id = match fields.opt_href(&names, "repository_version")? {
             None => None,
             Some(Href::Version {
                 plugin: p,
@@ -452,7 +460,7 @@ async fn exists(app: &App, sql: &str, id: &str, field: &str) -> ApiResult<()> {
 
 /// The `remote` field: a remote of the plugin, for pull-through.
 async fn remote_field(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
-    match fields.opt_href("remote")? {
+    match fields.opt_href(&app.plugins.rest_names(), "remote")? {
         None => Ok(None),
         Some(Href::Remote { plugin: p, id, .. }) if p == plugin => {
             exists(app, "SELECT id FROM remotes WHERE id = $1", &id, "remote").await?;
@@ -478,10 +486,10 @@ fn check_content_guard(fields: &Fields) -> ApiResult<()> {
 
 async fn create_request(
     State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
+    Path((plugin, segment)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let loaded = repository_type(&app, &plugin, &type_name)?;
+    let (loaded, type_name) = typed_route(&app, &plugin, Collection::Distributions, &segment)?;
     let name = fields.required_str("name")?;
     let base_path = validate_base_path(&fields.required_str("base_path")?)?;
     ensure_unique(&app, "distributions", "name", "name", &name, None).await?;
@@ -551,5 +559,10 @@ pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<Str
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(hrefs::distribution(&fields.plugin, &fields.type_name, &id))
+    Ok(hrefs::distribution(
+        &app.plugins.rest_names(),
+        &fields.plugin,
+        &fields.type_name,
+        &id,
+    ))
 }

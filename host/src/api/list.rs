@@ -32,7 +32,7 @@ use sqlx::any::AnyRow;
 
 use crate::app::App;
 use crate::db::{Backend, Db};
-use crate::domain::hrefs::{self, Href};
+use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 
 /// Query parameters of a list request.
@@ -630,14 +630,12 @@ pub fn filter(
     if let Some(list) = query.get("pulp_href__in") {
         let ids = split_list(list)
             .map(|href| {
-                hrefs::parse(href)
-                    .and_then(|parsed| href_id(&parsed))
-                    .ok_or_else(|| {
-                        ApiError::field(
-                            "pulp_href__in",
-                            format!("Invalid hyperlink - {href} is not a valid href."),
-                        )
-                    })
+                hrefs::object_id(href).ok_or_else(|| {
+                    ApiError::field(
+                        "pulp_href__in",
+                        format!("Invalid hyperlink - {href} is not a valid href."),
+                    )
+                })
             })
             .collect::<ApiResult<Vec<_>>>()?;
         in_list(
@@ -776,22 +774,6 @@ pub fn in_list(conditions: &mut Conditions, column: &str, values: Vec<Bind>) {
     }
     let marks = vec!["?"; values.len()].join(", ");
     conditions.push(&format!("{column} IN ({marks})"), values);
-}
-
-/// The object id an href names (repository versions have none of their own in the URL).
-fn href_id(href: &Href) -> Option<String> {
-    match href {
-        Href::Repository { id, .. }
-        | Href::Remote { id, .. }
-        | Href::Publication { id, .. }
-        | Href::Distribution { id, .. }
-        | Href::Content { id, .. }
-        | Href::Artifact { id }
-        | Href::Task { id }
-        | Href::Upload { id }
-        | Href::User { id } => Some(id.clone()),
-        Href::Version { .. } => None,
-    }
 }
 
 /// The id of a Pulp resource name, `prn:<app>.<model>:<uuid>`.

@@ -9,9 +9,9 @@ use axum::routing::post;
 use serde_json::Value;
 
 use super::list::object_id;
-use super::support::{Fields, repository_type, spawn_task, version_id};
+use super::support::{Fields, spawn_task, typed_route, version_id};
 use crate::app::{App, AppState};
-use crate::domain::hrefs::{self, Href};
+use crate::domain::hrefs::{self, Collection, Href};
 use crate::error::{ApiError, ApiResult};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -42,7 +42,7 @@ async fn orphan_cleanup(State(app): State<AppState>, fields: Fields) -> ApiResul
         .unwrap_or(DEFAULT_ORPHAN_PROTECTION_MINUTES);
     let content_ids = if fields.has("content_hrefs") {
         let mut ids = Vec::new();
-        for href in fields.href_list("content_hrefs")? {
+        for href in fields.href_list(&app.plugins.rest_names(), "content_hrefs")? {
             match href {
                 Href::Content { id, .. } => ids.push(id),
                 _ => {
@@ -89,7 +89,8 @@ async fn existing_repository(app: &App, field: &str, href: &Href) -> ApiResult<(
         .fetch_optional(app.db.pool())
         .await?
         .ok_or_else(|| ApiError::field(field, "Invalid hyperlink - Object does not exist."))?;
-    Ok((id.clone(), hrefs::repository(plugin, type_name, id)))
+    let href = hrefs::repository(&app.plugins.rest_names(), plugin, type_name, id);
+    Ok((id.clone(), href))
 }
 
 /// `POST {repo_hrefs, repo_versions_keeplist?}`: drops the stored bytes of content in those
@@ -100,6 +101,7 @@ async fn reclaim_space(State(app): State<AppState>, fields: Fields) -> ApiResult
         fields.0.get("repo_hrefs"),
         Some(Value::Array(items)) if items.len() == 1 && items[0] == "*"
     );
+    let names = app.plugins.rest_names();
     let mut repositories: Vec<(String, String)> = Vec::new();
     if all {
         let rows: Vec<(String, String, String)> =
@@ -107,11 +109,11 @@ async fn reclaim_space(State(app): State<AppState>, fields: Fields) -> ApiResult
                 .fetch_all(app.db.pool())
                 .await?;
         for (id, plugin, type_name) in rows {
-            let href = hrefs::repository(&plugin, &type_name, &id);
+            let href = hrefs::repository(&names, &plugin, &type_name, &id);
             repositories.push((id, href));
         }
     } else {
-        for href in fields.href_list("repo_hrefs")? {
+        for href in fields.href_list(&names, "repo_hrefs")? {
             repositories.push(existing_repository(&app, "repo_hrefs", &href).await?);
         }
         if repositories.is_empty() {
@@ -119,7 +121,7 @@ async fn reclaim_space(State(app): State<AppState>, fields: Fields) -> ApiResult
         }
     }
     let mut keep = Vec::new();
-    for href in fields.href_list("repo_versions_keeplist")? {
+    for href in fields.href_list(&names, "repo_versions_keeplist")? {
         let Href::Version { id, number, .. } = href else {
             return Err(ApiError::field(
                 "repo_versions_keeplist",
@@ -174,10 +176,10 @@ async fn repair_all(State(app): State<AppState>, fields: Fields) -> ApiResult<Re
 /// `POST {verify_checksums?}`: checks the artifacts of one repository version.
 async fn repair_version(
     State(app): State<AppState>,
-    Path((plugin, type_name, id, number)): Path<(String, String, String, String)>,
+    Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
+    let (_, type_name) = typed_route(&app, &plugin, Collection::Repositories, &segment)?;
     let id = object_id(&id)?;
     let number: i64 = number.parse().map_err(|_| ApiError::not_found())?;
     sqlx::query(
@@ -192,7 +194,12 @@ async fn repair_version(
     .await?
     .ok_or_else(ApiError::not_found)?;
     let verify_checksums = verify_checksums(&fields)?;
-    let lock = ResourceLock::shared(hrefs::repository(&plugin, &type_name, &id));
+    let lock = ResourceLock::shared(hrefs::repository(
+        &app.plugins.rest_names(),
+        &plugin,
+        &type_name,
+        &id,
+    ));
     spawn_task(
         &app,
         "granary.tasks.repository.repair_version",

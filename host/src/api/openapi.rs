@@ -40,8 +40,8 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use self::operations::{ENDPOINTS, operation, path_of};
-use super::support::{RestNames, rest_names};
 use crate::app::{App, AppState};
+use crate::plugins::rest_names::PluginNames as RestNames;
 
 /// The Pulp API level Granary implements, reported for `core` and for every plugin in
 /// `info.x-pulp-app-versions`. pulp-cli gates commands and request shapes on these versions
@@ -126,10 +126,7 @@ pub enum PathStyle {
 /// The OpenAPI document of the REST API as served by `app` now.
 pub fn document(app: &App, style: PathStyle) -> Value {
     let loaded = app.plugins.list();
-    let plugins: Vec<RestNames> = loaded
-        .iter()
-        .filter_map(|plugin| rest_names(&plugin.info))
-        .collect();
+    let plugins: Vec<RestNames> = app.plugins.rest_names().all().cloned().collect();
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut schemas: BTreeMap<String, Value> = schemas::named()
         .into_iter()

@@ -9,10 +9,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
-use super::support::{Fields, repository_type, spawn_task, version_id};
+use super::support::{Fields, spawn_task, typed_route, version_id};
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
-use crate::domain::hrefs::{self, Href};
+use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -70,8 +70,8 @@ pub(crate) struct PublicationView {
     repository_version: String,
 }
 
-impl From<Publication> for PublicationView {
-    fn from(publication: Publication) -> Self {
+impl PublicationView {
+    fn new(names: &RestNames, publication: Publication) -> Self {
         let Publication {
             id,
             plugin,
@@ -82,12 +82,12 @@ impl From<Publication> for PublicationView {
         } = publication;
         PublicationView {
             identity: Identity::immutable(
-                hrefs::publication(&plugin, &type_name, &id),
+                hrefs::publication(names, &plugin, &type_name, &id),
                 format!("prn:{plugin}.{type_name}publication:{id}"),
                 created,
             ),
-            repository: hrefs::repository(&plugin, &type_name, &repository_id),
-            repository_version: hrefs::version(&plugin, &type_name, &repository_id, number),
+            repository: hrefs::repository(names, &plugin, &type_name, &repository_id),
+            repository_version: hrefs::version(names, &plugin, &type_name, &repository_id, number),
         }
     }
 }
@@ -95,18 +95,19 @@ impl From<Publication> for PublicationView {
 impl Typed for Publication {
     const TABLE: &'static str = "publications";
     const PREFIX: &'static str = "p.";
+    const COLLECTION: Collection = Collection::Publications;
     type View = PublicationView;
 
     fn id(&self) -> &str {
         &self.id
     }
 
-    fn href(&self) -> String {
-        hrefs::publication(&self.plugin, &self.type_name, &self.id)
+    fn href(&self, names: &RestNames) -> String {
+        hrefs::publication(names, &self.plugin, &self.type_name, &self.id)
     }
 
-    fn view(self, _app: &App) -> PublicationView {
-        PublicationView::from(self)
+    fn view(self, _app: &App, names: &RestNames) -> PublicationView {
+        PublicationView::new(names, self)
     }
 
     const FILTERS: &'static [ExtraFilter] = &[
@@ -118,10 +119,10 @@ impl Typed for Publication {
     ];
 
     /// `repository_version` and `repository`.
-    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
+    fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
         let mut conditions = Conditions::new();
         if let Some(href) = query.get("repository_version") {
-            let Some(Href::Version { id, number, .. }) = hrefs::parse(href) else {
+            let Some(Href::Version { id, number, .. }) = hrefs::parse(names, href) else {
                 return Err(ApiError::field(
                     "repository_version",
                     format!("URI not valid: {href}"),
@@ -133,7 +134,7 @@ impl Typed for Publication {
             );
         }
         if let Some(href) = query.get("repository") {
-            let Some(Href::Repository { id, .. }) = hrefs::parse(href) else {
+            let Some(Href::Repository { id, .. }) = hrefs::parse(names, href) else {
                 return Err(ApiError::field(
                     "repository",
                     format!("URI not valid: {href}"),
@@ -152,13 +153,14 @@ impl Typed for Publication {
 
 async fn create(
     State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
+    Path((plugin, segment)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
+    let (_, type_name) = typed_route(&app, &plugin, Collection::Publications, &segment)?;
+    let names = app.plugins.rest_names();
     let (repository_id, number) = match (
-        fields.opt_href("repository")?,
-        fields.opt_href("repository_version")?,
+        fields.opt_href(&names, "repository")?,
+        fields.opt_href(&names, "repository_version")?,
     ) {
         (Some(Href::Repository { plugin: p, id, .. }), None) if p == plugin => {
             let latest: i64 =
@@ -206,7 +208,12 @@ async fn create(
             ));
         }
     };
-    let lock = ResourceLock::shared(hrefs::repository(&plugin, &type_name, &repository_id));
+    let lock = ResourceLock::shared(hrefs::repository(
+        &names,
+        &plugin,
+        &type_name,
+        &repository_id,
+    ));
     spawn_task(
         &app,
         "granary.tasks.publish",

@@ -16,11 +16,13 @@ use utoipa::ToSchema;
 use super::input::{self, Input};
 use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
-use super::support::{Changes, ColumnValue, Fields, ensure_unique, json_column, repository_type};
+use super::support::{
+    Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, typed_route,
+};
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::db::{new_id, now};
-use crate::domain::hrefs;
+use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::tasks::ResourceLock;
 
@@ -152,8 +154,8 @@ struct HiddenField {
 
 const POLICIES: &[&str] = &["immediate", "on_demand", "streamed"];
 
-impl From<Remote> for RemoteView {
-    fn from(remote: Remote) -> Self {
+impl RemoteView {
+    fn new(names: &RestNames, remote: Remote) -> Self {
         let seconds = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
         let hidden = |name, value: &Option<String>| HiddenField {
             name,
@@ -168,7 +170,7 @@ impl From<Remote> for RemoteView {
                 hidden("password", &remote.password),
             ],
             identity: Identity {
-                pulp_href: hrefs::remote(&remote.plugin, &remote.type_name, &remote.id),
+                pulp_href: hrefs::remote(names, &remote.plugin, &remote.type_name, &remote.id),
                 prn: format!(
                     "prn:{}.{}remote:{}",
                     remote.plugin, remote.type_name, remote.id
@@ -200,18 +202,19 @@ impl From<Remote> for RemoteView {
 impl Typed for Remote {
     const TABLE: &'static str = "remotes";
     const PREFIX: &'static str = "";
+    const COLLECTION: Collection = Collection::Remotes;
     type View = RemoteView;
 
     fn id(&self) -> &str {
         &self.id
     }
 
-    fn href(&self) -> String {
-        hrefs::remote(&self.plugin, &self.type_name, &self.id)
+    fn href(&self, names: &RestNames) -> String {
+        hrefs::remote(names, &self.plugin, &self.type_name, &self.id)
     }
 
-    fn view(self, _app: &App) -> RemoteView {
-        RemoteView::from(self)
+    fn view(self, _app: &App, names: &RestNames) -> RemoteView {
+        RemoteView::new(names, self)
     }
 
     async fn changes(
@@ -224,7 +227,7 @@ impl Typed for Remote {
         if let Some(name) = name_change(&changes) {
             ensure_unique(app, "remotes", "name", "name", name, Some(&self.id)).await?;
         }
-        let loaded = repository_type(app, &self.plugin, &self.type_name)?;
+        let loaded = plugin_of(app, &self.plugin)?;
         if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, fields, Some(&self.extra))?
         {
             changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
@@ -576,10 +579,10 @@ fn name_change(changes: &Changes) -> Option<&str> {
 
 async fn create(
     State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
+    Path((plugin, segment)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let loaded = repository_type(&app, &plugin, &type_name)?;
+    let (loaded, type_name) = typed_route(&app, &plugin, Collection::Remotes, &segment)?;
     let mut changes = remote_changes(fields.parse()?, true)?;
     if let Some(name) = name_change(&changes) {
         ensure_unique(&app, "remotes", "name", "name", name, None).await?;
@@ -607,8 +610,9 @@ async fn create(
         query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    let remote: Remote = typed::load(&app, &plugin, &type_name, &id).await?;
-    Ok((StatusCode::CREATED, list::json(&RemoteView::from(remote))).into_response())
+    let remote: Remote = typed::load(&app, &plugin, &segment, &id).await?;
+    let view = remote.view(&app, &app.plugins.rest_names());
+    Ok((StatusCode::CREATED, list::json(&view)).into_response())
 }
 
 #[cfg(test)]

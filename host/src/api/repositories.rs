@@ -16,13 +16,13 @@ use super::list::{
     Visibility, fetch_one, shaped, split_list,
 };
 use super::support::{
-    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, repository_type,
-    spawn_task, version_id,
+    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, spawn_task,
+    typed_route, version_id,
 };
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
 use crate::db::{new_id, now};
-use crate::domain::hrefs::{self, Href};
+use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
 use crate::error::{ApiError, ApiResult};
 use crate::tasks::ResourceLock;
@@ -134,15 +134,22 @@ pub(crate) struct RepositoryView {
     remote: Option<String>,
 }
 
-impl From<Repository> for RepositoryView {
-    fn from(repository: Repository) -> Self {
-        let href = hrefs::repository(&repository.plugin, &repository.type_name, &repository.id);
+impl RepositoryView {
+    fn new(names: &RestNames, repository: Repository) -> Self {
+        let href = hrefs::repository(
+            names,
+            &repository.plugin,
+            &repository.type_name,
+            &repository.id,
+        );
         let remote = match (
             &repository.remote_id,
             &repository.remote_plugin,
             &repository.remote_type,
         ) {
-            (Some(id), Some(plugin), Some(type_name)) => Some(hrefs::remote(plugin, type_name, id)),
+            (Some(id), Some(plugin), Some(type_name)) => {
+                Some(hrefs::remote(names, plugin, type_name, id))
+            }
             _ => None,
         };
         RepositoryView {
@@ -172,24 +179,26 @@ async fn remote_href(app: &App, remote_id: &str) -> ApiResult<Option<String>> {
             .bind(remote_id)
             .fetch_optional(app.db.pool())
             .await?;
-    Ok(remote.map(|(plugin, type_name)| hrefs::remote(&plugin, &type_name, remote_id)))
+    let names = app.plugins.rest_names();
+    Ok(remote.map(|(plugin, type_name)| hrefs::remote(&names, &plugin, &type_name, remote_id)))
 }
 
 impl Typed for Repository {
     const TABLE: &'static str = "repositories";
     const PREFIX: &'static str = "r.";
+    const COLLECTION: Collection = Collection::Repositories;
     type View = RepositoryView;
 
     fn id(&self) -> &str {
         &self.id
     }
 
-    fn href(&self) -> String {
-        hrefs::repository(&self.plugin, &self.type_name, &self.id)
+    fn href(&self, names: &RestNames) -> String {
+        hrefs::repository(names, &self.plugin, &self.type_name, &self.id)
     }
 
-    fn view(self, _app: &App) -> RepositoryView {
-        RepositoryView::from(self)
+    fn view(self, _app: &App, names: &RestNames) -> RepositoryView {
+        RepositoryView::new(names, self)
     }
 
     const FILTERS: &'static [ExtraFilter] = &[ExtraFilter::one(
@@ -198,10 +207,10 @@ impl Typed for Repository {
     )];
 
     /// `remote`: an href, or `null` for repositories without one.
-    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
+    fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
         let mut conditions = Conditions::new();
         if let Some(remote) = query.get("remote") {
-            match hrefs::parse(remote) {
+            match hrefs::parse(names, remote) {
                 Some(Href::Remote { id, .. }) => {
                     conditions.push("r.remote_id = ?", [Bind::Text(id)]);
                 }
@@ -233,12 +242,12 @@ impl Typed for Repository {
     }
 }
 
-async fn load(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<Repository> {
-    typed::load(app, plugin, type_name, id).await
+async fn load(app: &App, plugin: &str, segment: &str, id: &str) -> ApiResult<Repository> {
+    typed::load(app, plugin, segment, id).await
 }
 
 async fn remote_field(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
-    match fields.opt_href("remote")? {
+    match fields.opt_href(&app.plugins.rest_names(), "remote")? {
         None => Ok(None),
         Some(Href::Remote {
             plugin: remote_plugin,
@@ -307,10 +316,10 @@ fn text_change<'a>(changes: &'a Changes, column: &str) -> Option<&'a str> {
 
 async fn create(
     State(app): State<AppState>,
-    Path((plugin, type_name)): Path<(String, String)>,
+    Path((plugin, segment)): Path<(String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    repository_type(&app, &plugin, &type_name)?;
+    let (_, type_name) = typed_route(&app, &plugin, Collection::Repositories, &segment)?;
     let changes = repository_changes(&app, &fields, &plugin, true).await?;
     let name = text_change(&changes, "name").unwrap_or_default().to_owned();
     ensure_unique(&app, "repositories", "name", "name", &name, None).await?;
@@ -348,10 +357,10 @@ async fn create(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    let repository = load(&app, &plugin, &type_name, &id).await?;
+    let repository = load(&app, &plugin, &segment, &id).await?;
     Ok((
         StatusCode::CREATED,
-        list::json(&RepositoryView::from(repository)),
+        list::json(&repository.view(&app, &app.plugins.rest_names())),
     )
         .into_response())
 }
@@ -362,6 +371,7 @@ async fn sync(
     fields: Fields,
 ) -> ApiResult<Response> {
     let repository = load(&app, &plugin, &type_name, &id).await?;
+    let repository_href = repository.href(&app.plugins.rest_names());
     let repository_id = repository.id;
     let remote_id = match remote_field(&app, &fields, &plugin).await? {
         Some(remote_id) => remote_id,
@@ -373,7 +383,6 @@ async fn sync(
         })?,
     };
     let mirror = fields.opt_bool("mirror")?.unwrap_or(false);
-    let repository_href = hrefs::repository(&plugin, &type_name, &repository_id);
     let remote_href = remote_href(&app, &remote_id).await?.unwrap_or_default();
     spawn_task(
         &app,
@@ -396,7 +405,10 @@ async fn modify(
     Path((plugin, type_name, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
+    let names = app.plugins.rest_names();
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    let repository_href = repository.href(&names);
+    let repository_id = repository.id;
     let add = content_ids(&app, &fields, "add_content_units", &plugin).await?;
     let everything = matches!(
         fields.0.get("remove_content_units"),
@@ -407,7 +419,7 @@ async fn modify(
     } else {
         content_ids(&app, &fields, "remove_content_units", &plugin).await?
     };
-    let base_version = match fields.opt_href("base_version")? {
+    let base_version = match fields.opt_href(&names, "base_version")? {
         None => None,
         Some(Href::Version {
             id: base_repo,
@@ -424,7 +436,6 @@ async fn modify(
             ));
         }
     };
-    let repository_href = hrefs::repository(&plugin, &type_name, &repository_id);
     spawn_task(
         &app,
         "granary.tasks.modify",
@@ -447,7 +458,7 @@ async fn content_ids(
     plugin: &str,
 ) -> ApiResult<Vec<String>> {
     let mut ids = Vec::new();
-    for href in fields.href_list(field)? {
+    for href in fields.href_list(&app.plugins.rest_names(), field)? {
         let Href::Content {
             plugin: content_plugin,
             id,
@@ -535,8 +546,8 @@ pub(crate) struct VersionView {
     content_summary: Value,
 }
 
-impl From<Version> for VersionView {
-    fn from(version: Version) -> Self {
+impl VersionView {
+    fn new(names: &RestNames, version: Version) -> Self {
         let Version {
             id,
             number,
@@ -549,14 +560,14 @@ impl From<Version> for VersionView {
         } = version;
         VersionView {
             identity: Identity::immutable(
-                hrefs::version(&plugin, &type_name, &repository_id, number),
+                hrefs::version(names, &plugin, &type_name, &repository_id, number),
                 format!("prn:core.repositoryversion:{id}"),
                 created,
             ),
             number,
-            repository: hrefs::repository(&plugin, &type_name, &repository_id),
+            repository: hrefs::repository(names, &plugin, &type_name, &repository_id),
             base_version: base_number
-                .map(|base| hrefs::version(&plugin, &type_name, &repository_id, base)),
+                .map(|base| hrefs::version(names, &plugin, &type_name, &repository_id, base)),
             content_summary: json_column(&content_summary),
         }
     }
@@ -588,8 +599,8 @@ const HAS_CONTENT: &str =
     AND rc.content_id = ? AND rc.version_added <= v.number
     AND (rc.version_removed IS NULL OR rc.version_removed > v.number))";
 
-fn content_id_of(field: &str, href: &str) -> ApiResult<String> {
-    match hrefs::parse(href) {
+fn content_id_of(names: &RestNames, field: &str, href: &str) -> ApiResult<String> {
+    match hrefs::parse(names, href) {
         Some(Href::Content { id, .. }) => Ok(id),
         _ => Err(ApiError::field(
             field,
@@ -613,12 +624,16 @@ async fn respond_versions(
     uri: &Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
+    let names = app.plugins.rest_names();
     if let Some(href) = query.get("content") {
-        conditions.push(HAS_CONTENT, [Bind::Text(content_id_of("content", href)?)]);
+        conditions.push(
+            HAS_CONTENT,
+            [Bind::Text(content_id_of(&names, "content", href)?)],
+        );
     }
     if let Some(list) = query.get("content__in") {
         let ids = split_list(list)
-            .map(|href| content_id_of("content__in", href))
+            .map(|href| content_id_of(&names, "content__in", href))
             .collect::<ApiResult<Vec<_>>>()?;
         let marks = vec!["?"; ids.len()].join(", ");
         if ids.is_empty() {
@@ -634,14 +649,9 @@ async fn respond_versions(
             );
         }
     }
-    list::list::<Version, _>(
-        app,
-        query,
-        uri,
-        conditions,
-        &Visibility::all(),
-        VersionView::from,
-    )
+    list::list::<Version, _>(app, query, uri, conditions, &Visibility::all(), |version| {
+        VersionView::new(&names, version)
+    })
     .await
 }
 
@@ -661,7 +671,10 @@ async fn read_version(
         &Visibility::all(),
     )
     .await?;
-    Ok(shaped(&uri, &VersionView::from(version)))
+    Ok(shaped(
+        &uri,
+        &VersionView::new(&app.plugins.rest_names(), version),
+    ))
 }
 
 /// `DELETE versions/<n>/`: a task that removes the version, squashing its changes into the next
@@ -670,7 +683,9 @@ async fn destroy_version(
     State(app): State<AppState>,
     Path((plugin, type_name, id, number)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
-    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
+    let repository = load(&app, &plugin, &type_name, &id).await?;
+    let repository_href = repository.href(&app.plugins.rest_names());
+    let repository_id = repository.id;
     let number: i64 = number.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = app.db.pool().acquire().await?;
     match versions::check_deletable(&mut conn, &repository_id, number).await {
@@ -688,14 +703,10 @@ async fn destroy_version(
         &app,
         "granary.tasks.repository_version_delete",
         TaskArgs::DeleteVersion {
-            repository_id: repository_id.clone(),
+            repository_id,
             number,
         },
-        &[ResourceLock::exclusive(hrefs::repository(
-            &plugin,
-            &type_name,
-            &repository_id,
-        ))],
+        &[ResourceLock::exclusive(repository_href)],
     )
     .await
 }

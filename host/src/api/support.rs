@@ -9,10 +9,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use crate::app::App;
 use crate::db::Backend;
-use crate::domain::hrefs::{self, Href};
+use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
+use crate::plugins::LoadedPlugin;
+use crate::plugins::rest_names::{Collection, PluginNames};
 use crate::tasks::{self, ResourceLock, kinds::TaskArgs};
 
 /// Largest JSON request body.
@@ -100,10 +104,10 @@ impl Fields {
     }
 
     /// An optional href, parsed.
-    pub fn opt_href(&self, name: &str) -> ApiResult<Option<Href>> {
+    pub fn opt_href(&self, names: &RestNames, name: &str) -> ApiResult<Option<Href>> {
         match self.opt_str(name)? {
             None => Ok(None),
-            Some(text) => hrefs::parse(&text).map(Some).ok_or_else(|| {
+            Some(text) => hrefs::parse(names, &text).map(Some).ok_or_else(|| {
                 ApiError::field(
                     name,
                     format!("Invalid hyperlink - {text} is not a valid href."),
@@ -113,18 +117,20 @@ impl Fields {
     }
 
     /// An optional list of hrefs.
-    pub fn href_list(&self, name: &str) -> ApiResult<Vec<Href>> {
+    pub fn href_list(&self, names: &RestNames, name: &str) -> ApiResult<Vec<Href>> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|item| {
-                    item.as_str().and_then(hrefs::parse).ok_or_else(|| {
-                        ApiError::field(
-                            name,
-                            format!("Invalid hyperlink - {item} is not a valid href."),
-                        )
-                    })
+                    item.as_str()
+                        .and_then(|href| hrefs::parse(names, href))
+                        .ok_or_else(|| {
+                            ApiError::field(
+                                name,
+                                format!("Invalid hyperlink - {item} is not a valid href."),
+                            )
+                        })
                 })
                 .collect(),
             Some(_) => Err(ApiError::field(name, "Expected a list of hrefs.")),
@@ -391,93 +397,40 @@ pub fn json_column(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
-/// The plugin behind `/<plugin>/<type>/` routes of repositories, remotes, publications and
-/// distributions. A plugin's repository type is named after its first content type
-/// (`repositories/file/file/`).
-pub fn repository_type(
-    app: &App,
-    plugin: &str,
-    type_name: &str,
-) -> ApiResult<std::sync::Arc<crate::plugins::LoadedPlugin>> {
-    app.plugins
-        .get(plugin)
-        .filter(|loaded| {
-            loaded
-                .info
-                .content_types
-                .first()
-                .is_some_and(|t| t.name == type_name)
-        })
-        .ok_or_else(ApiError::not_found)
+/// The loaded plugin `plugin`, or 404.
+pub fn plugin_of(app: &App, plugin: &str) -> ApiResult<Arc<LoadedPlugin>> {
+    app.plugins.get(plugin).ok_or_else(ApiError::not_found)
 }
 
-/// The conditions of a route typed `/<plugin>/<type>/` on a table whose columns `plugin` and
-/// `type_name` carry `prefix` (`p.`, or nothing): the type must exist (404 otherwise).
+/// The plugin and the type behind a `/<plugin>/<segment>/` route of repositories, remotes,
+/// publications or distributions: `segment` is the name the plugin's `collection` answers at (its
+/// first content type's name unless it declares REST names); anything else is a 404.
+pub fn typed_route(
+    app: &App,
+    plugin: &str,
+    collection: Collection,
+    segment: &str,
+) -> ApiResult<(Arc<LoadedPlugin>, String)> {
+    let loaded = plugin_of(app, plugin)?;
+    let type_name = PluginNames::of(&loaded.info)
+        .filter(|names| names.segment(collection) == segment)
+        .map(|names| names.type_name)
+        .ok_or_else(ApiError::not_found)?;
+    Ok((loaded, type_name))
+}
+
+/// The conditions of a `/<plugin>/<segment>/` route on a table whose columns `plugin` and
+/// `type_name` carry `prefix` (`p.`, or nothing): the route must name a type (404 otherwise).
 pub fn of_type(
     app: &App,
     plugin: &str,
-    type_name: &str,
+    collection: Collection,
+    segment: &str,
     prefix: &str,
 ) -> ApiResult<super::list::Conditions> {
-    repository_type(app, plugin, type_name)?;
+    let (_, type_name) = typed_route(app, plugin, collection, segment)?;
     Ok(super::list::Conditions::of(
         &format!("{prefix}plugin = ? AND {prefix}type_name = ?"),
         [plugin.into(), type_name.into()],
     ))
-}
-
-/// The REST path segments of a plugin's types.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestNames {
-    /// The plugin's name, the first segment of each path (`repositories/<plugin>/…`).
-    pub plugin: String,
-    /// `repositories/<plugin>/<repository>/`
-    pub repository: String,
-    /// `remotes/<plugin>/<remote>/`
-    pub remote: String,
-    /// `publications/<plugin>/<publication>/`
-    pub publication: String,
-    /// `distributions/<plugin>/<distribution>/`
-    pub distribution: String,
-    /// `content/<plugin>/<endpoint>/`, one per content type.
-    pub content: Vec<ContentEndpoint>,
-}
-
-/// The REST endpoint of one content type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContentEndpoint {
-    /// The content type's name (`file`).
-    pub type_name: String,
-    /// Its path segment (`files`).
-    pub endpoint: String,
-}
-
-/// The REST names of a plugin's types; `None` for a plugin without content types. The one place
-/// the document derives them: what the plugin declares (WIT 0.2.0 `rest-names`, content types'
-/// `endpoint`), else the first content type's name and the type name plus `s`, as
-/// `domain::hrefs` translates them.
-pub fn rest_names(info: &crate::plugins::PluginInfo) -> Option<RestNames> {
-    let first = info.content_types.first()?;
-    let declared = info.rest_names.as_ref();
-    let name = |pick: fn(&crate::plugins::RestNames) -> &String| {
-        declared.map_or_else(|| first.name.clone(), |names| pick(names).clone())
-    };
-    Some(RestNames {
-        plugin: info.name.clone(),
-        repository: name(|names| &names.repository),
-        remote: name(|names| &names.remote),
-        publication: name(|names| &names.publication),
-        distribution: name(|names| &names.distribution),
-        content: info
-            .content_types
-            .iter()
-            .map(|content_type| ContentEndpoint {
-                type_name: content_type.name.clone(),
-                endpoint: content_type
-                    .endpoint
-                    .clone()
-                    .unwrap_or_else(|| format!("{}s", content_type.name)),
-            })
-            .collect(),
-    })
 }

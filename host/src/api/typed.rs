@@ -17,6 +17,7 @@ use super::list::{
 };
 use super::support::{self, Changes, Fields, of_type, spawn_delete, spawn_update};
 use crate::app::{App, AppState};
+use crate::domain::hrefs::{Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::tasks::ResourceLock;
 
@@ -31,6 +32,8 @@ pub trait Typed: Resource {
     const TABLE: &'static str;
     /// The prefix of the `plugin` and `type_name` columns in [`Resource::SPEC`]'s `FROM`.
     const PREFIX: &'static str;
+    /// The collection whose REST name the routes' type segment is.
+    const COLLECTION: Collection;
     /// How the API shows it.
     type View: Serialize;
 
@@ -38,16 +41,16 @@ pub trait Typed: Resource {
     fn id(&self) -> &str;
 
     /// Its `pulp_href`.
-    fn href(&self) -> String;
+    fn href(&self, names: &RestNames) -> String;
 
     /// Its response view.
-    fn view(self, app: &App) -> Self::View;
+    fn view(self, app: &App, names: &RestNames) -> Self::View;
 
     /// The list filters [`Typed::filters`] reads, for the API document.
     const FILTERS: &'static [ExtraFilter] = &[];
 
     /// Conditions from the list filters that are not fields of its own (hrefs of other objects).
-    fn filters(_query: &ListQuery) -> ApiResult<Conditions> {
+    fn filters(_names: &RestNames, _query: &ListQuery) -> ApiResult<Conditions> {
         Ok(Conditions::new())
     }
 
@@ -69,9 +72,9 @@ pub trait Typed: Resource {
     }
 }
 
-/// The object `id` of the route's type, or 404.
-pub async fn load<R: Typed>(app: &App, plugin: &str, type_name: &str, id: &str) -> ApiResult<R> {
-    let mut conditions = of_type(app, plugin, type_name, R::PREFIX)?;
+/// The object `id` of the route's type (`segment` is the type's REST name), or 404.
+pub async fn load<R: Typed>(app: &App, plugin: &str, segment: &str, id: &str) -> ApiResult<R> {
+    let mut conditions = of_type(app, plugin, R::COLLECTION, segment, R::PREFIX)?;
     conditions.extend(R::shown());
     fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
 }
@@ -82,10 +85,11 @@ async fn respond_list<R: Typed>(
     uri: &axum::http::Uri,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
+    let names = app.plugins.rest_names();
     conditions.extend(R::shown());
-    conditions.extend(R::filters(query)?);
+    conditions.extend(R::filters(&names, query)?);
     list::list::<R, _>(app, query, uri, conditions, &Visibility::all(), |row| {
-        row.view(app)
+        row.view(app, &names)
     })
     .await
 }
@@ -97,7 +101,7 @@ pub async fn list<R: Typed>(
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let conditions = of_type(&app, &plugin, &type_name, R::PREFIX)?;
+    let conditions = of_type(&app, &plugin, R::COLLECTION, &type_name, R::PREFIX)?;
     respond_list::<R>(&app, &query, &uri, conditions).await
 }
 
@@ -117,7 +121,7 @@ pub async fn read<R: Typed>(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
     let object = load::<R>(&app, &plugin, &type_name, &id).await?;
-    Ok(shaped(&uri, &object.view(&app)))
+    Ok(shaped(&uri, &object.view(&app, &app.plugins.rest_names())))
 }
 
 /// `PATCH …/<id>/`: changes the fields given, in a task.
@@ -148,7 +152,8 @@ async fn dispatch_update<R: Typed>(
 ) -> ApiResult<Response> {
     let object = load::<R>(app, plugin, type_name, id).await?;
     let (changes, locks) = object.changes(app, fields, whole).await?;
-    spawn_update(app, object.href(), changes, locks).await
+    let href = object.href(&app.plugins.rest_names());
+    spawn_update(app, href, changes, locks).await
 }
 
 /// `DELETE …/<id>/`: a task.
@@ -157,7 +162,7 @@ pub async fn destroy<R: Typed>(
     Path((plugin, type_name, id)): ObjectPath,
 ) -> ApiResult<Response> {
     let object = load::<R>(&app, &plugin, &type_name, &id).await?;
-    spawn_delete(&app, object.href()).await
+    spawn_delete(&app, object.href(&app.plugins.rest_names())).await
 }
 
 /// `POST …/<id>/set_label/`.

@@ -123,10 +123,10 @@ pub async fn run(
             missing.join(", ")
         );
         let outcome =
-            versions::finish_version(&app.db, repository_id, &task.id, versions::Change::Add, &[])
+            versions::finish_version(&app.db, &app.plugins.rest_names(), repository_id, &task.id, versions::Change::Add, &[])
                 .await?;
         Ok(match outcome.number {
-            Some(number) => vec![versions::href(app.db.pool(), repository_id, number).await?],
+            Some(number) => vec![versions::href(app.db.pool(), &app.plugins.rest_names(), repository_id, number).await?],
             None => Vec::new(),
         })
     }
@@ -152,7 +152,12 @@ pub async fn add_and_wait(
         .await
         .map_err(anyhow::Error::from)?
         .ok_or_else(|| AddError::Refused("the distribution's repository is gone".into()))?;
-    let lock = ResourceLock::exclusive(hrefs::repository(row.get(0), row.get(1), repository_id));
+    let lock = ResourceLock::exclusive(hrefs::repository(
+        &app.plugins.rest_names(),
+        row.get(0),
+        row.get(1),
+        repository_id,
+    ));
     let args = TaskArgs::AddUnits {
         repository_id: repository_id.to_owned(),
         plugin: plugin.to_owned(),

@@ -88,6 +88,7 @@ pub async fn publish(
         return Err(error);
     }
     Ok(hrefs::publication(
+        &app.plugins.rest_names(),
         &plugin_name,
         &type_name,
         &publication_id,

@@ -75,11 +75,17 @@ pub async fn create_content(
     .fetch_one(app.db.pool())
     .await?
     .get(0);
-    let mut created = vec![hrefs::content(plugin_name, &content_type, &content_id)];
+    let mut created = vec![hrefs::content(
+        &app.plugins.rest_names(),
+        plugin_name,
+        &content_type,
+        &content_id,
+    )];
     match repository_id {
         Some(repository_id) => {
             let outcome = versions::finish_version(
                 &app.db,
+                &app.plugins.rest_names(),
                 repository_id,
                 &task.id,
                 versions::Change::Add,
@@ -87,7 +93,15 @@ pub async fn create_content(
             )
             .await?;
             if let Some(number) = outcome.number {
-                created.push(versions::href(app.db.pool(), repository_id, number).await?);
+                created.push(
+                    versions::href(
+                        app.db.pool(),
+                        &app.plugins.rest_names(),
+                        repository_id,
+                        number,
+                    )
+                    .await?,
+                );
             }
         }
         None => versions::clear_staging(&app.db, &task.id).await?,

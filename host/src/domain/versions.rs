@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
-use super::hrefs;
+use super::hrefs::{self, RestNames};
 use crate::db::{Db, WriteTx, new_id, now};
 
 /// SQL condition: `rc` rows of repository `$1` present in version `$2`.
@@ -81,6 +81,7 @@ pub async fn clear_staging(db: &Db, task_id: &str) -> Result<(), sqlx::Error> {
 /// transaction. When nothing changes, no version is created.
 pub async fn finish_version(
     db: &Db,
+    names: &RestNames,
     repository_id: &str,
     task_id: &str,
     change: Change,
@@ -93,7 +94,7 @@ pub async fn finish_version(
             .fetch_one(&mut *tx)
             .await?;
     let base: i64 = repository.get(0);
-    let repo_href = hrefs::repository(repository.get(1), repository.get(2), repository_id);
+    let repo_href = hrefs::repository(names, repository.get(1), repository.get(2), repository_id);
     let number = base + 1;
     // Added: staged and not present in the base version.
     let added = sqlx::query(&format!(
@@ -143,7 +144,7 @@ pub async fn finish_version(
         tx.commit().await?;
         return Ok(NewVersion { number: None });
     }
-    let summary = content_summary(&mut tx, repository_id, &repo_href, number).await?;
+    let summary = content_summary(&mut tx, names, repository_id, &repo_href, number).await?;
     let base_id: Option<String> =
         sqlx::query("SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2")
             .bind(repository_id)
@@ -169,7 +170,7 @@ pub async fn finish_version(
         .bind(now())
         .execute(&mut *tx)
         .await?;
-    prune(&mut tx, repository_id).await?;
+    prune(&mut tx, names, repository_id).await?;
     tx.commit().await?;
     Ok(NewVersion {
         number: Some(number),
@@ -178,7 +179,11 @@ pub async fn finish_version(
 
 /// Enforces `retain_repo_versions`: deletes the oldest versions beyond the number to keep,
 /// squashing each into its successor so the kept versions' content does not change.
-async fn prune(tx: &mut WriteTx, repository_id: &str) -> Result<(), sqlx::Error> {
+async fn prune(
+    tx: &mut WriteTx,
+    names: &RestNames,
+    repository_id: &str,
+) -> Result<(), sqlx::Error> {
     let retain: Option<i64> =
         sqlx::query("SELECT retain_repo_versions FROM repositories WHERE id = $1")
             .bind(repository_id)
@@ -200,7 +205,7 @@ async fn prune(tx: &mut WriteTx, repository_id: &str) -> Result<(), sqlx::Error>
     let mut old: Vec<i64> = numbers.into_iter().skip(retain as usize).collect();
     old.sort_unstable();
     for number in old {
-        squash(tx, repository_id, number).await?;
+        squash(tx, names, repository_id, number).await?;
     }
     Ok(())
 }
@@ -245,12 +250,13 @@ pub async fn check_deletable(
 /// the version go with it.
 pub async fn delete_version(
     db: &Db,
+    names: &RestNames,
     repository_id: &str,
     number: i64,
 ) -> Result<(), DeleteVersionError> {
     let mut tx = db.begin_write().await?;
     check_deletable(&mut tx, repository_id, number).await?;
-    squash(&mut tx, repository_id, number).await?;
+    squash(&mut tx, names, repository_id, number).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -261,7 +267,12 @@ pub async fn delete_version(
 /// between `number` and its successor, so moving the boundaries at `number` to the successor
 /// changes no remaining version's content; a range that then starts and ends at the successor
 /// was only ever in the deleted version and is dropped.
-async fn squash(tx: &mut WriteTx, repository_id: &str, number: i64) -> Result<(), sqlx::Error> {
+async fn squash(
+    tx: &mut WriteTx,
+    names: &RestNames,
+    repository_id: &str,
+    number: i64,
+) -> Result<(), sqlx::Error> {
     let next: i64 = sqlx::query(
         "SELECT MIN(number) FROM repository_versions WHERE repository_id = $1 AND number > $2",
     )
@@ -335,8 +346,8 @@ async fn squash(tx: &mut WriteTx, repository_id: &str, number: i64) -> Result<()
         .bind(repository_id)
         .fetch_one(&mut **tx)
         .await?;
-    let repo_href = hrefs::repository(repository.get(0), repository.get(1), repository_id);
-    let summary = content_summary(tx, repository_id, &repo_href, next).await?;
+    let repo_href = hrefs::repository(names, repository.get(0), repository.get(1), repository_id);
+    let summary = content_summary(tx, names, repository_id, &repo_href, next).await?;
     sqlx::query(
         "UPDATE repository_versions SET base_version_id = $3, content_summary = $4
          WHERE repository_id = $1 AND number = $2",
@@ -354,6 +365,7 @@ async fn squash(tx: &mut WriteTx, repository_id: &str, number: i64) -> Result<()
 /// `content_summary` shape: `{"added": {"file.file": {"count": 3, "href": ...}}, ...}`.
 async fn content_summary(
     conn: &mut sqlx::AnyConnection,
+    names: &RestNames,
     repository_id: &str,
     repo_href: &str,
     number: i64,
@@ -391,7 +403,7 @@ async fn content_summary(
             };
             summary[key][full] = json!({
                 "count": count,
-                "href": format!("{}?{filter}={repo_href}versions/{number}/", hrefs::content_list(&plugin, &type_name)),
+                "href": format!("{}?{filter}={repo_href}versions/{number}/", hrefs::content_list(names, &plugin, &type_name)),
             });
         }
     }
@@ -401,6 +413,7 @@ async fn content_summary(
 /// The href of version `number` of a repository.
 pub async fn href(
     pool: &sqlx::AnyPool,
+    names: &RestNames,
     repository_id: &str,
     number: i64,
 ) -> Result<String, sqlx::Error> {
@@ -409,6 +422,7 @@ pub async fn href(
         .fetch_one(pool)
         .await?;
     Ok(hrefs::version(
+        names,
         row.get(0),
         row.get(1),
         repository_id,
@@ -420,6 +434,7 @@ pub async fn href(
 /// `base_version` is given) plus `add` minus `remove`. Returns the new version number, if any.
 pub async fn modify(
     db: &Db,
+    names: &RestNames,
     task_id: &str,
     repository_id: &str,
     add: &[String],
@@ -460,6 +475,6 @@ pub async fn modify(
         }
     }
     tx.commit().await?;
-    let outcome = finish_version(db, repository_id, task_id, change, remove).await?;
+    let outcome = finish_version(db, names, repository_id, task_id, change, remove).await?;
     Ok(outcome.number)
 }

@@ -14,6 +14,7 @@ use wasmtime::{
 
 use super::ArtifactRef;
 use super::bindings::{ContentType, ContentTypePre, v0_1 as bindings_v0_1};
+use super::rest_names::RestNames;
 use super::scope::{CallScope, CallState};
 use super::v0_1;
 use super::{
@@ -152,6 +153,8 @@ pub struct PluginRuntime {
     linker: Linker<CallState>,
     limits: Limits,
     plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+    /// The REST names of `plugins`, rebuilt whenever they change (under their write lock).
+    rest_names: RwLock<Arc<RestNames>>,
 }
 
 impl std::fmt::Debug for PluginRuntime {
@@ -249,6 +252,7 @@ impl PluginRuntime {
             linker,
             limits,
             plugins: RwLock::new(BTreeMap::new()),
+            rest_names: RwLock::new(Arc::default()),
         })
     }
 
@@ -270,8 +274,8 @@ impl PluginRuntime {
         if let Some(clash) = clash(plugins.values(), &plugin.info, None) {
             anyhow::bail!("{clash}");
         }
-        crate::domain::hrefs::register(&plugin.info);
         plugins.insert(plugin.info.name.clone(), plugin.clone());
+        self.renamed(&plugins);
         Ok(plugin)
     }
 
@@ -336,19 +340,30 @@ impl PluginRuntime {
     /// the instance they were given, every later call uses the new one. The caller has checked
     /// [`PluginRuntime::clash`].
     pub fn replace(&self, plugin: Arc<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
-        crate::domain::hrefs::register(&plugin.info);
-        self.plugins
-            .write()
-            .expect("plugin registry lock")
-            .insert(plugin.info.name.clone(), plugin)
+        let mut plugins = self.plugins.write().expect("plugin registry lock");
+        let replaced = plugins.insert(plugin.info.name.clone(), plugin);
+        self.renamed(&plugins);
+        replaced
     }
 
     /// Unregisters the plugin called `name`; returns it.
     pub fn remove(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
-        self.plugins
-            .write()
-            .expect("plugin registry lock")
-            .remove(name)
+        let mut plugins = self.plugins.write().expect("plugin registry lock");
+        let removed = plugins.remove(name);
+        self.renamed(&plugins);
+        removed
+    }
+
+    /// Rebuilds the REST names from the plugins now loaded (called with their write lock held,
+    /// so the names never describe another set of plugins).
+    fn renamed(&self, plugins: &BTreeMap<String, Arc<LoadedPlugin>>) {
+        *self.rest_names.write().expect("REST names lock") =
+            Arc::new(RestNames::of(plugins.values().map(|plugin| &plugin.info)));
+    }
+
+    /// The REST names of the loaded plugins, as they are now.
+    pub fn rest_names(&self) -> Arc<RestNames> {
+        self.rest_names.read().expect("REST names lock").clone()
     }
 
     /// The plugin with this name.

@@ -174,6 +174,7 @@ pub async fn run(
         } => {
             let number = versions::modify(
                 &app.db,
+                &app.plugins.rest_names(),
                 &task.id,
                 &repository_id,
                 &add,
@@ -183,7 +184,13 @@ pub async fn run(
             .await?;
             match number {
                 Some(number) => Ok(vec![
-                    versions::href(app.db.pool(), &repository_id, number).await?,
+                    versions::href(
+                        app.db.pool(),
+                        &app.plugins.rest_names(),
+                        &repository_id,
+                        number,
+                    )
+                    .await?,
                 ]),
                 None => Ok(Vec::new()),
             }
@@ -292,7 +299,8 @@ pub async fn run(
             repository_id,
             number,
         } => {
-            versions::delete_version(&app.db, &repository_id, number).await?;
+            versions::delete_version(&app.db, &app.plugins.rest_names(), &repository_id, number)
+                .await?;
             Ok(Vec::new())
         }
     }

@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::support::RestNames;
 use super::{PathStyle, schemas};
+use crate::plugins::rest_names::PluginNames as RestNames;
 
 /// What an endpoint operates on. Plugin resources are expanded for every installed plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
