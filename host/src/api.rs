@@ -17,6 +17,7 @@ pub mod auth;
 pub mod content;
 pub mod correlation;
 pub mod distributions;
+pub mod input;
 pub mod list;
 pub mod maintenance;
 pub mod openapi;

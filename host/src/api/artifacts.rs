@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
@@ -34,7 +35,7 @@ pub fn router() -> Router<AppState> {
 
 /// A row of `artifacts`.
 #[derive(Debug, sqlx::FromRow)]
-struct Artifact {
+pub(crate) struct Artifact {
     id: String,
     sha256: String,
     size: i64,
@@ -68,8 +69,8 @@ impl Resource for Artifact {
 }
 
 /// An artifact as the API shows it.
-#[derive(Debug, Serialize)]
-struct ArtifactView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ArtifactView {
     #[serde(flatten)]
     identity: Identity,
     file: String,

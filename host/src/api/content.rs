@@ -12,10 +12,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::list::{
-    self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility,
-    fetch_by_id, shaped,
+    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
+    Visibility, fetch_by_id, shaped,
 };
 use super::support::{next_field, spawn_task, stage_file};
 use crate::app::{App, AppState};
@@ -58,7 +59,7 @@ fn content_type(
 
 /// A row of `content`, with the artifact of its first content-artifact.
 #[derive(Debug, sqlx::FromRow)]
-struct Content {
+pub(crate) struct Content {
     id: String,
     plugin: String,
     type_name: String,
@@ -89,15 +90,19 @@ impl Resource for Content {
 /// A unit as Pulp shows it: its identity fields, then the plugin's metadata and key fields (which
 /// follow, so in the object every response is shaped through they win over an identity field of
 /// the same name, the key over the metadata).
-#[derive(Debug, Serialize)]
-struct ContentView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ContentView {
     #[serde(flatten)]
     identity: Identity,
+    #[schema(value_type = BTreeMap<String, String>)]
     pulp_labels: Map<String, Value>,
     artifact: Option<String>,
+    /// The plugin's metadata and key fields, which differ by content type.
     #[serde(flatten)]
+    #[schema(ignore)]
     metadata: Map<String, Value>,
     #[serde(flatten)]
+    #[schema(ignore)]
     natural_key: Map<String, Value>,
 }
 
@@ -153,6 +158,24 @@ async fn list_all(
 ) -> ApiResult<Response> {
     respond_list(&app, &query, &uri, Conditions::new()).await
 }
+
+/// The list filters [`respond_list`] reads besides its spec's.
+pub(crate) const FILTERS: &[ExtraFilter] = &[
+    ExtraFilter::one(
+        "repository_version",
+        "Content in this repository version (an href).",
+    ),
+    ExtraFilter::one(
+        "repository_version_added",
+        "Content this version added (an href).",
+    ),
+    ExtraFilter::one(
+        "repository_version_removed",
+        "Content this version removed (an href).",
+    ),
+    ExtraFilter::one("relative_path", "Content with an artifact at this path."),
+    ExtraFilter::one("sha256", "Content with an artifact of this sha256."),
+];
 
 async fn respond_list(
     app: &App,

@@ -9,8 +9,9 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row as _;
+use utoipa::ToSchema;
 
-use super::list::{Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource};
+use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, spawn_task, typed_route,
@@ -90,7 +91,7 @@ fn empty_object() -> String {
 /// A row of `distributions`, with the repository and number of the version it serves (if one)
 /// and its remote's plugin and type (for the hrefs).
 #[derive(Debug, sqlx::FromRow)]
-struct Distribution {
+pub(crate) struct Distribution {
     id: String,
     plugin: String,
     type_name: String,
@@ -141,11 +142,12 @@ impl Resource for Distribution {
 }
 
 /// A distribution as the API shows it.
-#[derive(Debug, Serialize)]
-struct DistributionView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DistributionView {
     /// Plugin-declared fields, first so that a core field of the same name wins in the object
-    /// every response is shaped through.
+    /// every response is shaped through. The document adds each plugin's own.
     #[serde(flatten)]
+    #[schema(ignore)]
     extra: Map<String, Value>,
     #[serde(flatten)]
     identity: Identity,
@@ -153,6 +155,7 @@ struct DistributionView {
     base_url: String,
     content_guard: Option<String>,
     hidden: bool,
+    #[schema(value_type = BTreeMap<String, String>)]
     pulp_labels: Value,
     name: String,
     repository: Option<String>,
@@ -238,6 +241,11 @@ impl Typed for Distribution {
     fn view(self, app: &App, names: &RestNames) -> DistributionView {
         DistributionView::new(&app.origin, names, self)
     }
+
+    const FILTERS: &'static [ExtraFilter] = &[ExtraFilter::one(
+        "repository",
+        "Distributions serving this repository (an href).",
+    )];
 
     /// `repository`.
     fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {

@@ -51,6 +51,59 @@ pub enum Kind {
     Bool,
 }
 
+impl Kind {
+    /// The lookups a field of this kind takes (`exact` is the bare field name), as the module's
+    /// table lists them; the API document offers each one.
+    pub fn lookups(self) -> &'static [&'static str] {
+        match self {
+            Kind::Text => &[
+                "exact",
+                "iexact",
+                "contains",
+                "icontains",
+                "startswith",
+                "istartswith",
+                "in",
+            ],
+            Kind::Int => &["exact", "gt", "gte", "lt", "lte", "in"],
+            Kind::Time => &["exact", "gt", "gte", "lt", "lte"],
+            Kind::Bool => &["exact"],
+        }
+    }
+}
+
+/// A list filter a resource reads itself rather than through its [`ListSpec`] (an href of
+/// another object, say), declared next to where it is parsed so the API document lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraFilter {
+    /// The query parameter.
+    pub name: &'static str,
+    /// What it selects, for the document.
+    pub description: &'static str,
+    /// Whether it takes a comma-separated list.
+    pub many: bool,
+}
+
+impl ExtraFilter {
+    /// A filter taking one value.
+    pub const fn one(name: &'static str, description: &'static str) -> ExtraFilter {
+        ExtraFilter {
+            name,
+            description,
+            many: false,
+        }
+    }
+
+    /// A filter taking a comma-separated list.
+    pub const fn many(name: &'static str, description: &'static str) -> ExtraFilter {
+        ExtraFilter {
+            name,
+            description,
+            many: true,
+        }
+    }
+}
+
 /// A field a client may filter on.
 #[derive(Debug, Clone, Copy)]
 pub struct Filter {
@@ -363,15 +416,17 @@ impl Page {
 }
 
 /// The fields every object answers first: its href, its Pulp resource name, and its times.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Identity {
     /// The object's URL path.
     pub pulp_href: String,
     /// `prn:<app>.<model>:<uuid>`.
     pub prn: String,
     /// When it was created.
+    #[schema(format = DateTime)]
     pub pulp_created: String,
     /// When it last changed.
+    #[schema(format = DateTime)]
     pub pulp_last_updated: String,
 }
 
@@ -947,6 +1002,34 @@ mod tests {
             "2026-11-28T00:00:00.000000Z"
         );
         assert!(stored_time("t", "yesterday").is_err());
+    }
+
+    #[test]
+    fn every_lookup_a_kind_lists_filters() {
+        for (kind, value) in [
+            (Kind::Text, "a"),
+            (Kind::Int, "3"),
+            (Kind::Time, "2026-11-28"),
+            (Kind::Bool, "true"),
+        ] {
+            let field = Filter {
+                name: "f",
+                column: "f",
+                kind,
+            };
+            for lookup in ["exact", "iexact", "contains", "icontains", "startswith"]
+                .into_iter()
+                .chain(["istartswith", "in", "gt", "gte", "lt", "lte", "regex"])
+            {
+                let mut conditions = Conditions::new();
+                lookup_condition(&field, lookup, "f", value, &mut conditions).unwrap();
+                assert_eq!(
+                    !conditions.where_clause().is_empty(),
+                    kind.lookups().contains(&lookup),
+                    "{kind:?} {lookup}: the document offers exactly the lookups that filter"
+                );
+            }
+        }
     }
 
     #[test]

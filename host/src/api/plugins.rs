@@ -18,8 +18,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::list::{self, Page};
+use super::list::{self, ExtraFilter, Page};
 use super::support::{Fields, next_field};
 use crate::app::AppState;
 use crate::domain::hrefs::{API_ROOT, artifact};
@@ -57,16 +58,19 @@ impl From<RegistryError> for ApiError {
 }
 
 /// A plugin as the API shows it: what its `describe` answered, and where it comes from.
-#[derive(Debug, Serialize)]
-struct PluginView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PluginView {
     /// `describe`'s answer (name, version, content types, ...), first so that the fields below
     /// win in the object every response is shaped through.
     #[serde(flatten)]
+    #[schema(ignore)]
     info: Map<String, Value>,
     pulp_href: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pulp_created: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pulp_last_updated: Option<String>,
     sha256: String,
     size: Option<u64>,
@@ -76,6 +80,7 @@ struct PluginView {
     artifact: Option<String>,
     /// The version an upgrade replaced, in the answer to an install.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     replaced_version: Option<Option<String>>,
 }
 
@@ -142,6 +147,9 @@ async fn all(app: &AppState) -> ApiResult<Vec<(String, PluginView)>> {
     plugins.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(plugins)
 }
+
+/// The list filters [`list`] reads.
+pub(crate) const FILTERS: &[ExtraFilter] = &[ExtraFilter::one("name", "The plugin of this name.")];
 
 async fn list(
     State(app): State<AppState>,

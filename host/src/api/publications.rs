@@ -6,8 +6,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::list::{Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource};
+use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::support::{Fields, spawn_task, typed_route, version_id};
 use super::typed::{self, Typed};
 use crate::app::{App, AppState};
@@ -35,7 +36,7 @@ pub fn router() -> Router<AppState> {
 
 /// A complete publication, with the number of the version it publishes.
 #[derive(Debug, sqlx::FromRow)]
-struct Publication {
+pub(crate) struct Publication {
     id: String,
     plugin: String,
     type_name: String,
@@ -61,8 +62,8 @@ impl Resource for Publication {
 }
 
 /// A publication as the API shows it.
-#[derive(Debug, Serialize)]
-struct PublicationView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PublicationView {
     #[serde(flatten)]
     identity: Identity,
     repository: String,
@@ -108,6 +109,14 @@ impl Typed for Publication {
     fn view(self, _app: &App, names: &RestNames) -> PublicationView {
         PublicationView::new(names, self)
     }
+
+    const FILTERS: &'static [ExtraFilter] = &[
+        ExtraFilter::one("repository", "Publications of this repository (an href)."),
+        ExtraFilter::one(
+            "repository_version",
+            "Publications of this version (an href).",
+        ),
+    ];
 
     /// `repository_version` and `repository`.
     fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {

@@ -7,9 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::input::{self, Input};
 use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
 use super::support::{
@@ -49,7 +53,7 @@ pub fn router() -> Router<AppState> {
 
 /// A row of `remotes`.
 #[derive(Debug, sqlx::FromRow)]
-struct Remote {
+pub(crate) struct Remote {
     id: String,
     plugin: String,
     type_name: String,
@@ -111,11 +115,12 @@ impl Resource for Remote {
 }
 
 /// A remote as the API shows it.
-#[derive(Debug, Serialize)]
-struct RemoteView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RemoteView {
     /// Plugin-declared fields, first so that a core field of the same name wins in the object
-    /// every response is shaped through.
+    /// every response is shaped through. The document adds each plugin's own.
     #[serde(flatten)]
+    #[schema(ignore)]
     extra: Map<String, Value>,
     #[serde(flatten)]
     identity: Identity,
@@ -125,6 +130,7 @@ struct RemoteView {
     client_cert: Option<String>,
     tls_validation: bool,
     proxy_url: Option<String>,
+    #[schema(value_type = BTreeMap<String, String>)]
     pulp_labels: Value,
     download_concurrency: Option<i64>,
     max_retries: Option<i64>,
@@ -133,13 +139,14 @@ struct RemoteView {
     connect_timeout: Option<f64>,
     sock_connect_timeout: Option<f64>,
     sock_read_timeout: Option<f64>,
+    #[schema(value_type = Vec<BTreeMap<String, String>>)]
     headers: Value,
     rate_limit: Option<i64>,
     hidden_fields: [HiddenField; 5],
 }
 
 /// A field a response never shows, only whether it is set (Pulp's `hidden_fields`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct HiddenField {
     name: &'static str,
     is_set: bool,
@@ -216,7 +223,7 @@ impl Typed for Remote {
         fields: &Fields,
         whole: bool,
     ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
-        let mut changes = remote_changes(fields, whole)?;
+        let mut changes = remote_changes(fields.parse()?, whole)?;
         if let Some(name) = name_change(&changes) {
             ensure_unique(app, "remotes", "name", "name", name, Some(&self.id)).await?;
         }
@@ -241,15 +248,10 @@ fn validate_url(field: &str, url: &str) -> ApiResult<()> {
     }
 }
 
-/// An optional number of seconds (Pulp's float timeouts), as milliseconds.
-fn opt_seconds(fields: &Fields, name: &str) -> ApiResult<Option<i64>> {
-    let value = match fields.0.get(name) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(number)) => number.as_f64(),
-        Some(Value::String(text)) => text.parse::<f64>().ok(),
-        Some(_) => None,
-    };
-    match value {
+/// A number of seconds (Pulp's float timeouts), as milliseconds.
+fn milliseconds(name: &str, seconds: Option<f64>) -> ApiResult<Option<i64>> {
+    match seconds {
+        None => Ok(None),
         Some(seconds) if seconds.is_finite() && (0.0..=31_536_000.0).contains(&seconds) => {
             Ok(Some((seconds * 1000.0).round() as i64))
         }
@@ -257,13 +259,12 @@ fn opt_seconds(fields: &Fields, name: &str) -> ApiResult<Option<i64>> {
             name,
             "Ensure this value is greater than or equal to 0.0.",
         )),
-        None => Err(ApiError::field(name, "A valid number is required.")),
     }
 }
 
 /// An optional PEM text that must hold one or more certificates.
-fn opt_certificates(fields: &Fields, name: &str) -> ApiResult<Option<String>> {
-    let Some(pem) = fields.opt_str(name)?.filter(|pem| !pem.trim().is_empty()) else {
+fn certificates(name: &str, pem: Option<String>) -> ApiResult<Option<String>> {
+    let Some(pem) = pem.filter(|pem| !pem.trim().is_empty()) else {
         return Ok(None);
     };
     let blocks = pem_blocks(&pem, "CERTIFICATE");
@@ -335,25 +336,113 @@ fn is_der_sequence(der: &[u8]) -> bool {
     der.len() == header + length
 }
 
+/// A remote's writable fields, as a create (`POST`, `PUT`) or an update (`PATCH`) gives them:
+/// an absent field is left alone, a null one cleared (or set to its default).
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RemoteInput {
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = String)]
+    name: Option<Option<String>>,
+    /// The upstream's `http://` or `https://` URL.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = String)]
+    url: Option<Option<String>>,
+    /// `immediate` (the default), `on_demand` or `streamed`.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<Policy>)]
+    policy: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 64)]
+    download_concurrency: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10)]
+    max_retries: Option<Option<i64>>,
+    /// Requests per second.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    rate_limit: Option<Option<i64>>,
+    /// Seconds; null for the default.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0)]
+    total_timeout: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0)]
+    connect_timeout: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0)]
+    sock_connect_timeout: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0)]
+    sock_read_timeout: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<bool>)]
+    tls_validation: Option<Option<bool>>,
+    /// PEM certificates the upstream's must chain to.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>)]
+    ca_cert: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>)]
+    client_cert: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>, write_only)]
+    client_key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>)]
+    proxy_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>, write_only)]
+    proxy_username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>, write_only)]
+    proxy_password: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>, write_only)]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>, write_only)]
+    password: Option<Option<String>>,
+    /// `[{"Header-Name": "value"}, ...]`, sent with every request to the upstream.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Vec<BTreeMap<String, String>>)]
+    headers: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "input::optional")]
+    pulp_labels: Option<BTreeMap<String, String>>,
+}
+
+impl Input for RemoteInput {
+    const REQUIRED: &'static [&'static str] = &["name", "url"];
+}
+
+/// A remote's download policy.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(
+    dead_code,
+    reason = "the schema of `policy`, which is read as text and checked"
+)]
+enum Policy {
+    Immediate,
+    OnDemand,
+    Streamed,
+}
+
 /// The validated columns a create or update sets, in the order they appear below. Plugins' extra
 /// fields are validated separately and added to the same list.
-fn remote_changes(fields: &Fields, creating: bool) -> ApiResult<Changes> {
+fn remote_changes(input: RemoteInput, creating: bool) -> ApiResult<Changes> {
     let mut changes: Changes = Vec::new();
     let text = |changes: &mut Changes, column: &str, value: Option<String>| {
         changes.push((column.to_owned(), ColumnValue::Text(value)));
     };
-    if creating || fields.0.contains_key("name") {
-        text(&mut changes, "name", Some(fields.required_str("name")?));
+    if let Some(name) = input::required(creating, "name", input.name)? {
+        text(&mut changes, "name", Some(name));
     }
-    if creating || fields.0.contains_key("url") {
-        let url = fields.required_str("url")?;
+    if let Some(url) = input::required(creating, "url", input.url)? {
         validate_url("url", &url)?;
         text(&mut changes, "url", Some(url));
     }
-    if creating || fields.0.contains_key("policy") {
-        let policy = fields
-            .opt_str("policy")?
-            .unwrap_or_else(|| "immediate".into());
+    if creating || input.policy.is_some() {
+        let policy = input.policy.flatten().unwrap_or_else(|| "immediate".into());
         if !POLICIES.contains(&policy.as_str()) {
             return Err(ApiError::field(
                 "policy",
@@ -362,76 +451,78 @@ fn remote_changes(fields: &Fields, creating: bool) -> ApiResult<Changes> {
         }
         text(&mut changes, "policy", Some(policy));
     }
-    for (name, min, max) in [
-        ("download_concurrency", 1, 64),
-        ("max_retries", 0, 10),
-        ("rate_limit", 1, i64::from(u32::MAX)),
+    for (name, value, min, max) in [
+        ("download_concurrency", input.download_concurrency, 1, 64),
+        ("max_retries", input.max_retries, 0, 10),
+        ("rate_limit", input.rate_limit, 1, i64::from(u32::MAX)),
     ] {
-        if fields.0.contains_key(name) {
-            changes.push((
-                name.to_owned(),
-                ColumnValue::Int(fields.opt_int(name, min, max)?),
-            ));
+        if let Some(value) = value {
+            let value = input::within(name, value, min, max)?;
+            changes.push((name.to_owned(), ColumnValue::Int(value)));
         }
     }
-    for name in [
-        "total_timeout",
-        "connect_timeout",
-        "sock_connect_timeout",
-        "sock_read_timeout",
+    for (name, value) in [
+        ("total_timeout", input.total_timeout),
+        ("connect_timeout", input.connect_timeout),
+        ("sock_connect_timeout", input.sock_connect_timeout),
+        ("sock_read_timeout", input.sock_read_timeout),
     ] {
-        if fields.0.contains_key(name) {
-            changes.push((
-                format!("{name}_ms"),
-                ColumnValue::Int(opt_seconds(fields, name)?),
-            ));
+        if let Some(seconds) = value {
+            let value = milliseconds(name, seconds)?;
+            changes.push((format!("{name}_ms"), ColumnValue::Int(value)));
         }
     }
-    if fields.0.contains_key("tls_validation") {
-        let validate = fields.opt_bool("tls_validation")?.unwrap_or(true);
-        changes.push((
-            "tls_validation".into(),
-            ColumnValue::Int(Some(i64::from(validate))),
-        ));
+    if let Some(validate) = input.tls_validation {
+        let validate = i64::from(validate.unwrap_or(true));
+        changes.push(("tls_validation".into(), ColumnValue::Int(Some(validate))));
     }
-    for name in ["ca_cert", "client_cert"] {
-        if fields.0.contains_key(name) {
-            text(&mut changes, name, opt_certificates(fields, name)?);
+    let client_cert = input.client_cert.clone().flatten();
+    for (name, value) in [
+        ("ca_cert", input.ca_cert),
+        ("client_cert", input.client_cert),
+    ] {
+        if let Some(pem) = value {
+            text(&mut changes, name, certificates(name, pem)?);
         }
     }
-    if fields.0.contains_key("client_key") {
-        let key = fields
-            .opt_str("client_key")?
-            .filter(|key| !key.trim().is_empty());
+    if let Some(key) = input.client_key {
+        let key = key.filter(|key| !key.trim().is_empty());
         if let Some(key) = &key {
-            validate_client_key(key, fields.opt_str("client_cert")?.as_deref())?;
+            validate_client_key(key, client_cert.as_deref())?;
         }
         text(&mut changes, "client_key", key);
     }
-    if fields.0.contains_key("proxy_url") {
-        let proxy = fields.opt_str("proxy_url")?.filter(|url| !url.is_empty());
+    if let Some(proxy) = input.proxy_url {
+        let proxy = proxy.filter(|url| !url.is_empty());
         if let Some(proxy) = &proxy {
             validate_url("proxy_url", proxy)?;
         }
         text(&mut changes, "proxy_url", proxy);
     }
-    for name in ["proxy_username", "proxy_password", "username", "password"] {
-        if fields.0.contains_key(name) {
-            text(&mut changes, name, fields.opt_str(name)?);
+    for (name, value) in [
+        ("proxy_username", input.proxy_username),
+        ("proxy_password", input.proxy_password),
+        ("username", input.username),
+        ("password", input.password),
+    ] {
+        if let Some(value) = value {
+            text(&mut changes, name, value);
         }
     }
-    if fields.0.contains_key("headers") {
-        let headers = match fields.0.get("headers") {
-            None | Some(Value::Null) => Value::Array(Vec::new()),
-            Some(headers) => headers.clone(),
-        };
+    if let Some(headers) = input.headers {
+        let headers = headers.unwrap_or_else(|| Value::Array(Vec::new()));
         validate_headers(&headers)?;
         text(&mut changes, "headers", Some(headers.to_string()));
     }
-    if let Some(labels) = fields.labels()? {
-        text(&mut changes, "labels", Some(labels));
+    if let Some(labels) = input.pulp_labels {
+        text(&mut changes, "labels", Some(json_text(&labels)));
     }
     Ok(changes)
+}
+
+/// A value as JSON text (plain data: serializing it cannot fail).
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// A private key in PEM; with the certificate of the same request, they must form an identity.
@@ -492,7 +583,7 @@ async fn create(
     fields: Fields,
 ) -> ApiResult<Response> {
     let (loaded, type_name) = typed_route(&app, &plugin, Collection::Remotes, &segment)?;
-    let mut changes = remote_changes(&fields, true)?;
+    let mut changes = remote_changes(fields.parse()?, true)?;
     if let Some(name) = name_change(&changes) {
         ensure_unique(&app, "remotes", "name", "name", name, None).await?;
     }

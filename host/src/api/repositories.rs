@@ -9,10 +9,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::list::{
-    self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_one,
-    shaped, split_list,
+    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
+    Visibility, fetch_one, shaped, split_list,
 };
 use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, spawn_task,
@@ -74,7 +75,7 @@ pub fn router() -> Router<AppState> {
 
 /// A row of `repositories`, with its remote's plugin and type (for the remote's href).
 #[derive(Debug, sqlx::FromRow)]
-struct Repository {
+pub(crate) struct Repository {
     id: String,
     plugin: String,
     type_name: String,
@@ -119,11 +120,12 @@ impl Resource for Repository {
 }
 
 /// A repository as the API shows it.
-#[derive(Debug, Serialize)]
-struct RepositoryView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RepositoryView {
     #[serde(flatten)]
     identity: Identity,
     versions_href: String,
+    #[schema(value_type = BTreeMap<String, String>)]
     pulp_labels: Value,
     latest_version_href: String,
     name: String,
@@ -198,6 +200,11 @@ impl Typed for Repository {
     fn view(self, _app: &App, names: &RestNames) -> RepositoryView {
         RepositoryView::new(names, self)
     }
+
+    const FILTERS: &'static [ExtraFilter] = &[ExtraFilter::one(
+        "remote",
+        "Repositories syncing from this remote (an href), or `null` for none.",
+    )];
 
     /// `remote`: an href, or `null` for repositories without one.
     fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
@@ -494,7 +501,7 @@ async fn current_content(app: &AppState, repository_id: &str) -> ApiResult<Vec<S
 /// A row of `repository_versions`, with its base version's number and its repository's
 /// identity.
 #[derive(Debug, sqlx::FromRow)]
-struct Version {
+pub(crate) struct Version {
     id: String,
     number: i64,
     content_summary: String,
@@ -527,13 +534,15 @@ impl Resource for Version {
 }
 
 /// A repository version as the API shows it.
-#[derive(Debug, Serialize)]
-struct VersionView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct VersionView {
     #[serde(flatten)]
     identity: Identity,
     number: i64,
     repository: String,
     base_version: Option<String>,
+    /// `{added, removed, present}`: per content type, a count and the href listing them.
+    #[schema(value_type = Object)]
     content_summary: Value,
 }
 
@@ -599,6 +608,15 @@ fn content_id_of(names: &RestNames, field: &str, href: &str) -> ApiResult<String
         )),
     }
 }
+
+/// The list filters [`respond_versions`] reads besides its spec's.
+pub(crate) const VERSION_FILTERS: &[ExtraFilter] = &[
+    ExtraFilter::one("content", "Versions holding this content unit (an href)."),
+    ExtraFilter::many(
+        "content__in",
+        "Versions holding any of these content units.",
+    ),
+];
 
 async fn respond_versions(
     app: &App,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::db::Backend;
@@ -19,8 +20,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `status/`, shaped as Pulp's.
-#[derive(Debug, Serialize)]
-struct StatusView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatusView {
     versions: Vec<VersionView>,
     online_workers: [WorkerView; 1],
     database_connection: DatabaseView,
@@ -29,7 +30,7 @@ struct StatusView {
 }
 
 /// The API level of core or of one plugin, and the package that provides it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct VersionView {
     component: String,
     version: String,
@@ -37,23 +38,23 @@ struct VersionView {
     package_version: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct WorkerView {
     name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct DatabaseView {
     connected: bool,
     backend: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct StorageView {
     backend: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ContentSettingsView {
     content_origin: String,
     content_path_prefix: &'static str,

@@ -182,18 +182,19 @@ pub async fn stage_file(
 }
 
 /// The answer to a request that queued a task (Pulp's `AsyncOperationResponse`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TaskAccepted {
     /// The task's href.
     pub task: String,
 }
 
 /// The answer to `set_label/` and `unset_label/` (Pulp's `SetLabelResponse`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LabelChanged {
     /// The label's key.
     pub key: String,
     /// Its value: the new one, or the one removed.
+    #[schema(value_type = Option<String>)]
     pub value: Value,
 }
 

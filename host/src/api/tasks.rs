@@ -8,10 +8,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::list::{
-    self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Page, Resource, Visibility,
-    fetch_by_id, fetch_page, split_list,
+    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Page, Resource,
+    Visibility, fetch_by_id, fetch_page, split_list,
 };
 use super::support::{Fields, json_column};
 use crate::app::AppState;
@@ -30,7 +31,7 @@ pub fn router() -> Router<AppState> {
 
 /// A row of `tasks`.
 #[derive(Debug, sqlx::FromRow)]
-struct Task {
+pub(crate) struct Task {
     id: String,
     name: String,
     state: String,
@@ -73,19 +74,27 @@ impl Resource for Task {
 }
 
 /// A task as the API shows it.
-#[derive(Debug, Serialize)]
-struct TaskView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TaskView {
     #[serde(flatten)]
     identity: Identity,
     name: String,
     state: String,
     logging_cid: String,
+    #[schema(format = DateTime)]
     unblocked_at: Option<String>,
+    #[schema(format = DateTime)]
     started_at: Option<String>,
+    #[schema(format = DateTime)]
     finished_at: Option<String>,
     worker: Option<String>,
+    /// `{description, traceback}` of a failed task.
+    #[schema(value_type = Option<Object>)]
     error: Option<Value>,
+    #[schema(value_type = Vec<Object>)]
     progress_reports: Value,
+    /// Hrefs of the objects the task created.
+    #[schema(value_type = Vec<String>)]
     created_resources: Value,
     reserved_resources_record: Vec<String>,
     parent_task: Option<String>,
@@ -160,6 +169,36 @@ async fn view(app: &AppState, task: Task) -> ApiResult<TaskView> {
         .collect();
     Ok(TaskView::new(task, record))
 }
+
+/// The list filters [`resource_filters`] reads, for the API document.
+pub(crate) const FILTERS: &[ExtraFilter] = &[
+    ExtraFilter::one(
+        "created_resources",
+        "Tasks that created this object (an href).",
+    ),
+    ExtraFilter::one("reserved_resources", "Tasks holding this resource."),
+    ExtraFilter::many(
+        "reserved_resources__in",
+        "Tasks holding any of these resources.",
+    ),
+    ExtraFilter::one(
+        "exclusive_resources",
+        "Tasks holding this resource exclusively.",
+    ),
+    ExtraFilter::many(
+        "exclusive_resources__in",
+        "Tasks holding any of these exclusively.",
+    ),
+    ExtraFilter::one("shared_resources", "Tasks sharing this resource."),
+    ExtraFilter::many(
+        "shared_resources__in",
+        "Tasks sharing any of these resources.",
+    ),
+    ExtraFilter::many(
+        "reserved_resources_record",
+        "Tasks that reserved all of these (`shared:` first for a shared one).",
+    ),
+];
 
 /// The filters of Pulp's task list that are not plain fields: `created_resources`,
 /// `reserved_resources` (and `exclusive_resources`, `shared_resources`, each with `__in`), and

@@ -12,7 +12,9 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::list::{self, Conditions, ListQuery, Resource, Visibility, fetch_by_id, shaped};
+use super::list::{
+    self, Conditions, ExtraFilter, ListQuery, Resource, Visibility, fetch_by_id, shaped,
+};
 use super::support::{self, Changes, Fields, of_type, spawn_delete, spawn_update};
 use crate::app::{App, AppState};
 use crate::domain::hrefs::{Collection, RestNames};
@@ -43,6 +45,9 @@ pub trait Typed: Resource {
 
     /// Its response view.
     fn view(self, app: &App, names: &RestNames) -> Self::View;
+
+    /// The list filters [`Typed::filters`] reads, for the API document.
+    const FILTERS: &'static [ExtraFilter] = &[];
 
     /// Conditions from the list filters that are not fields of its own (hrefs of other objects).
     fn filters(_names: &RestNames, _query: &ListQuery) -> ApiResult<Conditions> {

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::User;
 use super::list::{
@@ -42,7 +43,7 @@ pub fn router() -> Router<AppState> {
 
 /// A row of `uploads`.
 #[derive(Debug, sqlx::FromRow)]
-struct Upload {
+pub(crate) struct Upload {
     id: String,
     size: i64,
     completed: Option<String>,
@@ -66,18 +67,19 @@ impl Resource for Upload {
 }
 
 /// An upload as the API shows it; its detail view adds the chunks received so far (Pulp's).
-#[derive(Debug, Serialize)]
-struct UploadView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UploadView {
     #[serde(flatten)]
     identity: Identity,
     size: i64,
+    #[schema(format = DateTime)]
     completed: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     chunks: Option<Vec<ChunkView>>,
 }
 
 /// One received chunk: where it starts and how long it is.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 struct ChunkView {
     offset: i64,
     size: i64,

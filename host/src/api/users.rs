@@ -10,10 +10,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, token_hash};
+use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
@@ -50,7 +52,7 @@ const TOKEN_SECRET_LEN: usize = 48;
 
 /// A row of `users`.
 #[derive(Debug, sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     username: String,
     first_name: String,
@@ -91,8 +93,8 @@ impl Resource for UserRow {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Serialize)]
-struct UserView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserView {
     pulp_href: String,
     prn: String,
     id: String,
@@ -102,13 +104,14 @@ struct UserView {
     email: String,
     is_staff: bool,
     is_active: bool,
+    #[schema(format = DateTime)]
     date_joined: String,
     groups: [String; 0],
     hidden_fields: [HiddenField; 1],
 }
 
 /// A field a response never shows, only whether it is set (Pulp's `hidden_fields`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct HiddenField {
     name: &'static str,
     is_set: bool,
@@ -191,70 +194,72 @@ async fn read(
     )))
 }
 
-/// The validated fields of a create or update.
-#[derive(Default)]
-struct UserFields {
+/// A user's writable fields, as a create or an update gives them.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct UserInput {
+    /// Letters, digits and `@.+-_`, 150 at most.
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
     username: Option<String>,
-    /// `Some(None)`: remove the password (no password logs in).
+    /// Null removes the password: no password logs in.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>, write_only)]
     password: Option<Option<String>>,
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
     first_name: Option<String>,
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
     last_name: Option<String>,
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
     email: Option<String>,
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = bool)]
     is_staff: Option<bool>,
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = bool)]
     is_active: Option<bool>,
 }
 
-fn user_fields(fields: &Fields) -> ApiResult<UserFields> {
-    let username = match fields.opt_str("username")? {
-        None => None,
-        Some(name) => {
-            let valid = !name.is_empty()
-                && name.len() <= 150
-                && name
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || "@.+-_".contains(c));
-            if !valid {
-                return Err(ApiError::field(
-                    "username",
-                    "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters (150 at most).",
-                ));
-            }
-            if name == TOKEN_USERNAME {
-                return Err(ApiError::field(
-                    "username",
-                    format!("{TOKEN_USERNAME} is reserved for logging in with an API token."),
-                ));
-            }
-            Some(name)
+impl Input for UserInput {
+    const REQUIRED: &'static [&'static str] = &["username"];
+}
+
+/// The input's checks on its typed values.
+fn user_fields(fields: &Fields) -> ApiResult<UserInput> {
+    let input: UserInput = fields.parse()?;
+    if let Some(name) = &input.username {
+        let valid = !name.is_empty()
+            && name.len() <= 150
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || "@.+-_".contains(c));
+        if !valid {
+            return Err(ApiError::field(
+                "username",
+                "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters (150 at most).",
+            ));
         }
-    };
-    let password = if fields.0.contains_key("password") {
-        match fields.opt_str("password")? {
-            None => Some(None),
-            Some(password) if password.is_empty() => {
-                return Err(ApiError::field("password", "This field may not be blank."));
-            }
-            Some(password) => Some(Some(password)),
+        if name == TOKEN_USERNAME {
+            return Err(ApiError::field(
+                "username",
+                format!("{TOKEN_USERNAME} is reserved for logging in with an API token."),
+            ));
         }
-    } else {
-        None
-    };
-    let email = fields.opt_str("email")?;
-    if let Some(email) = &email
+    }
+    if let Some(Some(password)) = &input.password
+        && password.is_empty()
+    {
+        return Err(ApiError::field("password", "This field may not be blank."));
+    }
+    if let Some(email) = &input.email
         && !email.is_empty()
         && !email.contains('@')
     {
         return Err(ApiError::field("email", "Enter a valid email address."));
     }
-    Ok(UserFields {
-        username,
-        password,
-        first_name: fields.opt_str("first_name")?,
-        last_name: fields.opt_str("last_name")?,
-        email,
-        is_staff: fields.opt_bool("is_staff")?,
-        is_active: fields.opt_bool("is_active")?,
-    })
+    Ok(input)
 }
 
 /// `(salt, hash)` to store for a password, or for none.
@@ -397,7 +402,7 @@ async fn destroy(
 
 /// A row of `api_tokens` (its hash stays in the table).
 #[derive(Debug, sqlx::FromRow)]
-struct Token {
+pub(crate) struct Token {
     id: String,
     user_id: String,
     name: String,
@@ -428,13 +433,15 @@ impl Resource for Token {
 }
 
 /// An API token as the API shows it; `token` (the secret) only in the answer to its creation.
-#[derive(Debug, Serialize)]
-struct TokenView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenView {
     pulp_href: String,
     user: String,
     name: String,
     prefix: String,
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    #[schema(format = DateTime)]
     pulp_created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
@@ -477,6 +484,23 @@ async fn list_tokens(
     .await
 }
 
+/// A token's writable fields.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct TokenInput {
+    /// For its owner to tell tokens apart; 255 characters at most.
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
+    name: Option<String>,
+    /// When it stops working (RFC 3339); none: never.
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<String>,
+}
+
+impl Input for TokenInput {
+    const REQUIRED: &'static [&'static str] = &[];
+}
+
 /// `POST {name?, expires_at?}`: answers 201 with the token's `token` secret, the only time it is
 /// shown.
 async fn create_token(
@@ -486,14 +510,15 @@ async fn create_token(
     fields: Fields,
 ) -> ApiResult<Response> {
     let owner = visible(&app, &user, &id).await?.id;
-    let name = fields.opt_str("name")?.unwrap_or_default();
+    let input: TokenInput = fields.parse()?;
+    let name = input.name.unwrap_or_default();
     if name.len() > 255 {
         return Err(ApiError::field(
             "name",
             "Ensure this field has no more than 255 characters.",
         ));
     }
-    let expires = match fields.opt_str("expires_at")? {
+    let expires = match input.expires_at {
         None => None,
         Some(text) => {
             let at = chrono::DateTime::parse_from_rfc3339(&text)
