@@ -14,10 +14,10 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::support::{Page, fetch_text_filtered_page, object_id};
-use crate::app::AppState;
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Routes.
 pub fn router() -> Router<AppState> {

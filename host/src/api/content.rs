@@ -18,11 +18,11 @@ use super::support::{
     Bind, Conditions, ListQuery, ListSpec, Page, common_filters, fetch_page, object_id, order_by,
     shaped, spawn_task,
 };
-use crate::app::{App, AppState};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

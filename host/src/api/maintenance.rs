@@ -10,9 +10,9 @@ use serde_json::Value;
 use sqlx::Row as _;
 
 use super::support::{Fields, object_id, repository_type, spawn_task};
-use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

@@ -30,7 +30,7 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::support::{RestNames, rest_names};
-use crate::app::{App, AppState};
+use crate::state::{App, AppState};
 
 /// The Pulp API level Granary implements, reported for `core` and for every plugin in
 /// `info.x-pulp-app-versions`. pulp-cli gates commands and request shapes on these versions

@@ -14,9 +14,9 @@ use super::support::{
     Bind, Conditions, Fields, ListQuery, ListSpec, Page, common_filters, fetch_page, object_id,
     order_by, repository_type, shaped, spawn_delete, spawn_task,
 };
-use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Href};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

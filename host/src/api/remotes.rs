@@ -17,10 +17,10 @@ use super::support::{
     ensure_unique, fetch_page, json_column, object_id, order_by, repository_type, shaped,
     spawn_delete, spawn_update,
 };
-use crate::app::{App, AppState};
 use crate::db::{new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 
 /// Routes.
 pub fn router() -> Router<AppState> {

@@ -16,11 +16,11 @@ use super::support::{
     common_filters, ensure_unique, fetch_page, json_column, object_id, order_by, repository_type,
     shaped, spawn_delete, spawn_task, spawn_update, split_list,
 };
-use crate::app::{App, AppState};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Href};
 use crate::domain::versions::{self, DeleteVersionError};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

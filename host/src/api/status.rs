@@ -8,8 +8,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::db::Backend;
+use crate::state::AppState;
 
 /// Routes.
 pub fn router() -> Router<AppState> {

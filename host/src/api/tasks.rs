@@ -13,10 +13,10 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::support::{Fields, Page, fetch_text_filtered_page, json_column, object_id};
-use crate::app::AppState;
 use crate::db::now;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::tasks::state;
 
 /// Routes.

@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::auth::User;
 use super::support::{Fields, Page, object_id, spawn_task};
-use crate::app::{App, AppState};
+use crate::auth::User;
 use crate::db::{Backend, new_id, now};
 use crate::domain::chunked_uploads;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::is_sha256;
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
@@ -355,7 +355,7 @@ async fn record_chunk(
 
 async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let upload_id: String = load(&app, &id).await?.get(0);
-    chunked_uploads::delete(&app, &upload_id).await?;
+    chunked_uploads::delete(&app.db, &app.blobs, &upload_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

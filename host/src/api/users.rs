@@ -3,7 +3,7 @@
 //!
 //! Staff manage every user; a user who is not staff sees only themselves. A user manages their
 //! own tokens; staff manage anyone's. A token's secret is answered once, when it is created; only
-//! its sha256 is stored (see [`super::auth`]).
+//! its sha256 is stored (see [`crate::auth`]).
 
 use std::collections::HashMap;
 
@@ -16,12 +16,13 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, token_hash};
 use super::support::{Fields, Page, fetch_text_filtered_page, object_id};
-use crate::app::{AppState, password_hash, random_token};
+use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, token_hash};
+use crate::auth::{password_hash, random_token};
 use crate::db::{new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Routes.
 pub fn router() -> Router<AppState> {

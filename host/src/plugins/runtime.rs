@@ -152,6 +152,10 @@ pub struct PluginRuntime {
     linker: Linker<CallState>,
     limits: Limits,
     plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
+    /// Told about every plugin registered (loaded or replacing another), before calls can reach
+    /// it: the layers above keep per-plugin tables (the REST names of `domain::hrefs`) that the
+    /// runtime does not know about.
+    on_register: Option<fn(&PluginInfo)>,
 }
 
 impl std::fmt::Debug for PluginRuntime {
@@ -249,7 +253,20 @@ impl PluginRuntime {
             linker,
             limits,
             plugins: RwLock::new(BTreeMap::new()),
+            on_register: None,
         })
+    }
+
+    /// Calls `hook` with the description of every plugin registered from now on.
+    pub fn on_register(mut self, hook: fn(&PluginInfo)) -> Self {
+        self.on_register = Some(hook);
+        self
+    }
+
+    fn registered(&self, info: &PluginInfo) {
+        if let Some(hook) = self.on_register {
+            hook(info);
+        }
     }
 
     /// Compiles (or loads from the cache), links, describes and validates a component, then
@@ -270,7 +287,7 @@ impl PluginRuntime {
         if let Some(clash) = clash(plugins.values(), &plugin.info, None) {
             anyhow::bail!("{clash}");
         }
-        crate::domain::hrefs::register(&plugin.info);
+        self.registered(&plugin.info);
         plugins.insert(plugin.info.name.clone(), plugin.clone());
         Ok(plugin)
     }
@@ -336,7 +353,7 @@ impl PluginRuntime {
     /// the instance they were given, every later call uses the new one. The caller has checked
     /// [`PluginRuntime::clash`].
     pub fn replace(&self, plugin: Arc<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
-        crate::domain::hrefs::register(&plugin.info);
+        self.registered(&plugin.info);
         self.plugins
             .write()
             .expect("plugin registry lock")
@@ -713,7 +730,7 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
         ("remote-fields", &info.remote_fields),
         ("distribution-fields", &info.distribution_fields),
     ] {
-        crate::api::plugin_fields::Schema::parse(schema)
+        super::fields::Schema::parse(schema)
             .map_err(|error| anyhow::anyhow!("{what} is not a usable JSON schema: {error}"))?;
     }
     for capability in &info.capabilities {
