@@ -160,9 +160,11 @@ fn path_heads(tokens: &[(String, usize)], at: usize) -> Vec<String> {
         return Vec::new();
     };
     if first != "{" {
-        return is_module_name(first)
-            .then(|| vec![first.clone()])
-            .unwrap_or_default();
+        return if is_module_name(first) {
+            vec![first.clone()]
+        } else {
+            Vec::new()
+        };
     }
     let mut heads = Vec::new();
     let mut nesting = 0;
