@@ -1,48 +1,27 @@
-//! The application: shared state, start-up, and the server loop.
+//! The wiring: start-up (database, storage, plugins, the admin user), the server loop and the
+//! workers of `serve` and `worker`, and the [`events`] listener that keeps a process in step with
+//! the others. The top layer: it may use every module; none uses it. The state handlers share is
+//! [`crate::state`].
+
+mod events;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{password_hash, random_token};
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::plugins::PluginRuntime;
 use crate::plugins::runtime::Limits;
+use crate::state::{App, AppState};
 use crate::storage::{BlobStore, S3Settings};
-
-/// Everything a request handler or a task needs.
-#[derive(Debug)]
-pub struct App {
-    /// The configuration in force.
-    pub config: Config,
-    /// The database.
-    pub db: Arc<Db>,
-    /// Artifact storage.
-    pub blobs: Arc<BlobStore>,
-    /// Loaded plugins.
-    pub plugins: Arc<PluginRuntime>,
-    /// Wakes idle workers of this process when a task is queued.
-    pub task_wakeup: Notify,
-    /// This process's worker name (unique per process).
-    pub worker_name: String,
-    /// Origin for absolute URLs, without a trailing slash.
-    pub origin: String,
-    /// HTTP clients of remotes, one per remote configuration.
-    pub remote_clients: crate::domain::remotes::RemoteClients,
-    /// Pull-through downloads in progress in this process, one per artifact.
-    pub pull_through: crate::content::Inflight,
-    /// The content app's path resolutions, kept until the content tables change.
-    pub resolutions: crate::content::Resolutions,
-}
-
-/// Handlers' state.
-pub type AppState = Arc<App>;
+use crate::tasks::worker::Workers;
 
 /// Built-in plugin components, compiled to `wasm32-wasip2` by `host/build.rs`.
 const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
@@ -50,107 +29,101 @@ const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
     ("python", include_bytes!(env!("GRANARY_PLUGIN_PYTHON_WASM"))),
 ];
 
-impl App {
-    /// Opens the database (running migrations), storage and the plugin runtime, and loads the
-    /// built-in plugins, those in `--plugin-dir`, then the enabled installed ones.
-    pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App>> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("creating the data directory {}", config.data_dir.display())
-        })?;
-        // Absolute from here on: the default is relative, and wasmtime's compile cache insists.
-        config.data_dir = config.data_dir.canonicalize().with_context(|| {
-            format!("resolving the data directory {}", config.data_dir.display())
-        })?;
-        let db = Arc::new(Db::connect(&config.database_url()).await?);
-        let blobs = Arc::new(
-            match &config.s3_bucket {
-                Some(bucket) => BlobStore::s3(
-                    &config.data_dir,
-                    &S3Settings {
-                        bucket: bucket.clone(),
-                        endpoint: config.s3_endpoint.clone(),
-                        region: config.s3_region.clone(),
-                        access_key_id: config.s3_access_key_id.clone(),
-                        secret_access_key: config.s3_secret_access_key.clone(),
-                    },
-                )?,
-                None => BlobStore::local(&config.data_dir)?,
-            }
-            .with_small_blob_cache(config.content_memory_cache_mb.saturating_mul(1 << 20)),
-        );
-        let limits = Limits {
-            cpu_time: Duration::from_millis(config.plugin_cpu_limit_ms),
-            memory_bytes: usize::try_from(
-                config.plugin_memory_limit_mb.saturating_mul(1024 * 1024),
-            )
+/// Opens the database (running migrations), storage and the plugin runtime, and loads the
+/// built-in plugins, those in `--plugin-dir`, then the enabled installed ones.
+pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    // Absolute from here on: the default is relative, and wasmtime's compile cache insists.
+    config.data_dir = config
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
+    let db = Arc::new(Db::connect(&config.database_url()).await?);
+    let blobs = Arc::new(
+        match &config.s3_bucket {
+            Some(bucket) => BlobStore::s3(
+                &config.data_dir,
+                &S3Settings {
+                    bucket: bucket.clone(),
+                    endpoint: config.s3_endpoint.clone(),
+                    region: config.s3_region.clone(),
+                    access_key_id: config.s3_access_key_id.clone(),
+                    secret_access_key: config.s3_secret_access_key.clone(),
+                },
+            )?,
+            None => BlobStore::local(&config.data_dir)?,
+        }
+        .with_small_blob_cache(config.content_memory_cache_mb.saturating_mul(1 << 20)),
+    );
+    let limits = Limits {
+        cpu_time: Duration::from_millis(config.plugin_cpu_limit_ms),
+        memory_bytes: usize::try_from(config.plugin_memory_limit_mb.saturating_mul(1024 * 1024))
             .context("plugin memory limit")?,
-            max_output_bytes: config.plugin_max_output_bytes,
-        };
-        let plugins = Arc::new(PluginRuntime::new(
-            &config.data_dir.join("plugin-cache"),
-            limits,
-        )?);
-        for (name, bytes) in BUILTIN_PLUGINS {
-            plugins
-                .load(bytes.to_vec(), true)
-                .await
-                .with_context(|| format!("loading built-in plugin {name}"))?;
-        }
-        if let Some(dir) = &config.plugin_dir {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .with_context(|| format!("reading plugin directory {}", dir.display()))?
-                .filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-                .collect();
-            entries.sort();
-            for path in entries {
-                let bytes =
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                let plugin = plugins
-                    .load(bytes, false)
-                    .await
-                    .with_context(|| format!("loading plugin {}", path.display()))?;
-                tracing::info!(plugin = %plugin.info.name, version = %plugin.info.version, path = %path.display(), "loaded plugin");
-            }
-        }
-        crate::plugins::registry::sync_registry(&plugins, &db, &blobs).await?;
-        let resolutions = crate::content::Resolutions::new(&db);
-        let app = Arc::new(App {
-            config,
-            db,
-            blobs,
-            plugins,
-            task_wakeup: Notify::new(),
-            worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
-            origin: origin.trim_end_matches('/').to_owned(),
-            remote_clients: Default::default(),
-            pull_through: crate::content::Inflight::default(),
-            resolutions,
-        });
-        app.ensure_user_ids().await?;
-        app.ensure_admin().await?;
-        Ok(app)
+        max_output_bytes: config.plugin_max_output_bytes,
+    };
+    let plugins = Arc::new(PluginRuntime::new(
+        &config.data_dir.join("plugin-cache"),
+        limits,
+    )?);
+    for (name, bytes) in BUILTIN_PLUGINS {
+        plugins
+            .load(bytes.to_vec(), true)
+            .await
+            .with_context(|| format!("loading built-in plugin {name}"))?;
     }
+    if let Some(dir) = &config.plugin_dir {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading plugin directory {}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let plugin = plugins
+                .load(bytes, false)
+                .await
+                .with_context(|| format!("loading plugin {}", path.display()))?;
+            tracing::info!(plugin = %plugin.info.name, version = %plugin.info.version, path = %path.display(), "loaded plugin");
+        }
+    }
+    crate::domain::registry::sync_registry(&plugins, &db, &blobs).await?;
+    let app = Arc::new(App {
+        config,
+        db,
+        blobs,
+        plugins,
+        task_wakeup: Arc::new(Notify::new()),
+        worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
+        origin: origin.trim_end_matches('/').to_owned(),
+        remote_clients: Default::default(),
+    });
+    ensure_user_ids(&app).await?;
+    ensure_admin(&app).await?;
+    Ok(app)
+}
 
-    /// Sets the admin password from the configuration, or generates one at first start. The
-    /// configured password is the way back in: it also makes the admin active staff again.
-    async fn ensure_admin(&self) -> anyhow::Result<()> {
-        let existing = sqlx::query("SELECT username FROM users WHERE username = 'admin'")
-            .fetch_optional(self.db.pool())
-            .await?;
-        let password = match (&self.config.admin_password, existing) {
-            (Some(password), _) => password.clone(),
-            (None, Some(_)) => return Ok(()),
-            (None, None) => {
-                let generated = random_token(24);
-                println!("Generated password for user 'admin' (shown once): {generated}");
-                generated
-            }
-        };
-        let salt = random_token(16);
-        let mut tx = self.db.begin_write().await?;
-        sqlx::query(
+/// Sets the admin password from the configuration, or generates one at first start. The
+/// configured password is the way back in: it also makes the admin active staff again.
+async fn ensure_admin(app: &App) -> anyhow::Result<()> {
+    let existing = sqlx::query("SELECT username FROM users WHERE username = 'admin'")
+        .fetch_optional(app.db.pool())
+        .await?;
+    let password = match (&app.config.admin_password, existing) {
+        (Some(password), _) => password.clone(),
+        (None, Some(_)) => return Ok(()),
+        (None, None) => {
+            let generated = random_token(24);
+            println!("Generated password for user 'admin' (shown once): {generated}");
+            generated
+        }
+    };
+    let salt = random_token(16);
+    let mut tx = app.db.begin_write().await?;
+    sqlx::query(
             "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
              VALUES ($1, 'admin', $2, $3, $4, 1, 1)
              ON CONFLICT (username) DO UPDATE SET password_salt = excluded.password_salt,
@@ -162,58 +135,38 @@ impl App {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    tx.commit().await?;
+    Ok(())
+}
 
-    /// Gives an id to users recorded before users had one (the admin of an older database), so
-    /// every user has a `pulp_href`.
-    async fn ensure_user_ids(&self) -> anyhow::Result<()> {
-        let missing = sqlx::query("SELECT username FROM users WHERE id IS NULL")
-            .fetch_all(self.db.pool())
+/// Gives an id to users recorded before users had one (the admin of an older database), so
+/// every user has a `pulp_href`.
+async fn ensure_user_ids(app: &App) -> anyhow::Result<()> {
+    let missing = sqlx::query("SELECT username FROM users WHERE id IS NULL")
+        .fetch_all(app.db.pool())
+        .await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut tx = app.db.begin_write().await?;
+    for row in missing {
+        sqlx::query("UPDATE users SET id = $1 WHERE username = $2 AND id IS NULL")
+            .bind(crate::db::new_id())
+            .bind(row.get::<String, _>(0))
+            .execute(&mut *tx)
             .await?;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.db.begin_write().await?;
-        for row in missing {
-            sqlx::query("UPDATE users SET id = $1 WHERE username = $2 AND id IS NULL")
-                .bind(crate::db::new_id())
-                .bind(row.get::<String, _>(0))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
-
-    /// The loaded plugin `name` for a task. A plugin this process has not loaded yet may just
-    /// have been installed through another process (whose notification is still on its way):
-    /// the registry is reloaded from the database once before giving up.
-    pub async fn plugin(&self, name: &str) -> anyhow::Result<Arc<crate::plugins::LoadedPlugin>> {
-        if let Some(plugin) = self.plugins.get(name) {
-            return Ok(plugin);
-        }
-        crate::plugins::registry::reload_from_db(self).await?;
-        self.plugins
-            .get(name)
-            .with_context(|| format!("plugin {name:?} is not loaded"))
-    }
+    tx.commit().await?;
+    Ok(())
 }
 
-/// Salted sha256 of a password. Passwords are random tokens or operator-chosen secrets checked on
-/// every request, so a fast hash keeps requests cheap; the salt defeats precomputed tables.
-pub(crate) fn password_hash(salt: &str, password: &str) -> String {
-    hex::encode(Sha256::digest(format!("{salt}:{password}")))
-}
-
-pub(crate) fn random_token(len: usize) -> String {
-    use rand::Rng as _;
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+/// The task workers of this process: they share its backends, name and wake-up signal.
+fn workers_of(app: &AppState) -> Arc<Workers> {
+    Arc::new(Workers {
+        backends: app.backends(),
+        worker_name: app.worker_name.clone(),
+        task_wakeup: app.task_wakeup.clone(),
+    })
 }
 
 /// Runs `worker`: task workers only, until `shutdown` is cancelled.
@@ -223,10 +176,10 @@ pub async fn work(config: Config, shutdown: CancellationToken) -> anyhow::Result
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.bind));
     let workers = config.workers.max(1);
-    let app = App::start(config, origin).await?;
-    tokio::spawn(crate::events::listen(app.clone(), shutdown.clone()));
+    let app = start(config, origin).await?;
+    tokio::spawn(events::listen(app.clone(), shutdown.clone()));
     println!("granary worker {} ready", app.worker_name);
-    crate::tasks::worker::run(app, workers, shutdown).await
+    crate::tasks::worker::run(workers_of(&app), workers, shutdown).await
 }
 
 /// Runs `serve`: the REST API and the content app on `listener`, plus `config.workers` task
@@ -242,17 +195,17 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
     let workers = config.workers;
-    let app = App::start(config, origin).await?;
+    let app = start(config, origin).await?;
     let worker_handle = (workers > 0).then(|| {
         tokio::spawn(crate::tasks::worker::run(
-            app.clone(),
+            workers_of(&app),
             workers,
             shutdown.clone(),
         ))
     });
-    tokio::spawn(crate::events::listen(app.clone(), shutdown.clone()));
+    tokio::spawn(events::listen(app.clone(), shutdown.clone()));
     let router = crate::api::router(&app)
-        .merge(crate::content::router())
+        .merge(crate::content::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
     axum::serve(listener, router)

@@ -26,17 +26,17 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use sqlx::Row as _;
 
-use crate::app::{App, AppState};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::declarations::link;
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 
 mod cache;
 mod handle;
 mod pull_through;
 
-pub use pull_through::Inflight;
+use pull_through::Inflight;
 
 /// Prefix of the content app.
 pub const CONTENT_ROOT: &str = "/pulp/content/";
@@ -44,30 +44,53 @@ pub const CONTENT_ROOT: &str = "/pulp/content/";
 /// How long a presigned S3 URL handed to a client stays valid.
 const PRESIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// The content app's state: the state every handler shares, plus what only the content app keeps
+/// in this process. Reads through to the shared [`App`] (`app.db`, `app.blobs`, ...).
+#[derive(Debug)]
+pub struct ContentApp {
+    app: AppState,
+    /// Pull-through downloads in progress in this process, one per artifact.
+    pull_through: Inflight,
+    /// The content app's path resolutions, kept until the content tables change.
+    resolutions: Resolutions,
+}
+
+impl std::ops::Deref for ContentApp {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
 /// Routes of the content app. Requests no other route answers go to [`plugin_prefix`]: plugin
 /// prefixes come and go with the installed plugins.
-pub fn router() -> Router<AppState> {
+pub fn router<S>(app: &AppState) -> Router<S> {
+    let state = Arc::new(ContentApp {
+        app: app.clone(),
+        pull_through: Inflight::default(),
+        resolutions: Resolutions::new(&app.db),
+    });
     Router::new()
         .route("/pulp/content/", get(root))
         .route("/pulp/content/{*path}", any(serve))
         .fallback(plugin_prefix)
         // Form bodies stream file parts into storage; other bodies are capped by `handle`.
         .layer(DefaultBodyLimit::disable())
+        .with_state(state)
 }
 
 /// What this process has resolved request paths to, until the content tables change: a
 /// distribution match per path, and the published file per publication and path.
 #[derive(Debug)]
-pub struct Resolutions(
-    cache::ResolutionCache<Option<Arc<MatchedPath>>, Option<Arc<PublishedFile>>>,
-);
+struct Resolutions(cache::ResolutionCache<Option<Arc<MatchedPath>>, Option<Arc<PublishedFile>>>);
 
 /// A distribution matched by a request path, and the rest of the path below its base path.
 type MatchedPath = (Matched, String);
 
 impl Resolutions {
     /// Empty, following `app.db`'s content changes.
-    pub fn new(db: &crate::db::Db) -> Self {
+    fn new(db: &crate::db::Db) -> Self {
         Resolutions(cache::ResolutionCache::new(db.content_changes().clone()))
     }
 }
@@ -89,7 +112,7 @@ struct Matched {
     version: Option<i64>,
 }
 
-async fn root(State(app): State<AppState>) -> ApiResult<Response> {
+async fn root(State(app): State<Arc<ContentApp>>) -> ApiResult<Response> {
     let rows =
         sqlx::query("SELECT base_path FROM distributions WHERE hidden = 0 ORDER BY base_path")
             .fetch_all(app.db.pool())
@@ -102,7 +125,7 @@ async fn root(State(app): State<AppState>) -> ApiResult<Response> {
 }
 
 async fn serve(
-    State(app): State<AppState>,
+    State(app): State<Arc<ContentApp>>,
     Path(path): Path<String>,
     request: Request,
 ) -> ApiResult<Response> {
@@ -115,7 +138,10 @@ async fn serve(
 /// `/<rest-names.distribution>/<base_path>/…`: the distributions of the plugin whose distribution
 /// REST name is the first segment, served like `/pulp/content/` (plugins that declare no REST
 /// names have no prefix of their own).
-async fn plugin_prefix(State(app): State<AppState>, request: Request) -> ApiResult<Response> {
+async fn plugin_prefix(
+    State(app): State<Arc<ContentApp>>,
+    request: Request,
+) -> ApiResult<Response> {
     // Decoded like the `{*path}` of `/pulp/content/`, so both routes hand the plugin one path.
     let path = percent_decode(request.uri().path().trim_start_matches('/'))
         .ok_or_else(ApiError::not_found)?;
@@ -157,7 +183,7 @@ fn percent_decode(path: &str) -> Option<String> {
 /// Serves `rest` of a matched distribution reached under `route_prefix` (`/pulp/content/` or a
 /// plugin's `/<prefix>/`).
 async fn serve_matched(
-    app: &Arc<App>,
+    app: &Arc<ContentApp>,
     (matched, rest): &MatchedPath,
     route_prefix: &str,
     request: Request,
@@ -205,7 +231,7 @@ async fn serve_matched(
 /// Finds the distribution with the longest base path that prefixes `path` (of `plugin` only, when
 /// given), and the rest of the path below it.
 async fn find_distribution(
-    app: &App,
+    app: &ContentApp,
     path: &str,
     plugin: Option<&str>,
 ) -> ApiResult<Option<Arc<MatchedPath>>> {
@@ -223,7 +249,7 @@ async fn find_distribution(
 }
 
 async fn query_distribution(
-    app: &App,
+    app: &ContentApp,
     path: &str,
     plugin: Option<&str>,
 ) -> ApiResult<Option<(Matched, String)>> {
@@ -239,7 +265,7 @@ async fn query_distribution(
         "SELECT plugin, base_path, publication_id, repository_id, name, remote_id, extra, repository_version_id FROM distributions
          WHERE base_path IN ({}){}
          ORDER BY LENGTH(base_path) DESC LIMIT 1",
-        crate::domain::placeholders(1, candidates.len()),
+        crate::db::placeholders(1, candidates.len()),
         if plugin.is_some() {
             format!(" AND plugin = ${}", candidates.len() + 1)
         } else {
@@ -302,7 +328,7 @@ async fn query_distribution(
 /// distribution's repository, else the version of the publication served. Only plugin routes need
 /// it, so a stored file is served without this query (each query is a round trip to a database
 /// thread).
-async fn resolve_version(app: &App, matched: &mut Matched) -> ApiResult<()> {
+async fn resolve_version(app: &ContentApp, matched: &mut Matched) -> ApiResult<()> {
     if matched.writable
         && let Some(repository_id) = &matched.repository_id
     {
@@ -345,7 +371,7 @@ async fn resolve_version(app: &App, matched: &mut Matched) -> ApiResult<()> {
 
 /// The entries directly under `prefix` in a publication (`name` or `name/`), if any exist.
 async fn directory(
-    app: &App,
+    app: &ContentApp,
     publication_id: &str,
     prefix: &str,
 ) -> ApiResult<Option<Vec<String>>> {
@@ -405,7 +431,7 @@ struct PublishedFile {
 }
 
 async fn published_file(
-    app: &Arc<App>,
+    app: &Arc<ContentApp>,
     publication_id: &str,
     path: &str,
     headers: &HeaderMap,
@@ -439,7 +465,7 @@ async fn published_file(
 }
 
 async fn query_published_file(
-    app: &App,
+    app: &ContentApp,
     publication_id: &str,
     path: &str,
 ) -> ApiResult<Option<PublishedFile>> {
@@ -464,7 +490,7 @@ async fn query_published_file(
 
 /// Serves a stored artifact, honouring `If-None-Match` and one `Range`.
 pub async fn stored(
-    app: &App,
+    app: &ContentApp,
     sha256: &str,
     size: u64,
     path: &str,
@@ -571,7 +597,11 @@ fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
 /// verifying it, and keeps it unless the remote's policy is `streamed`. The last chunk is held
 /// back until the digest is checked (and the file kept), so a client never receives a complete
 /// body with wrong bytes.
-async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> ApiResult<Response> {
+async fn from_remote(
+    app: &Arc<ContentApp>,
+    content_artifact_id: &str,
+    path: &str,
+) -> ApiResult<Response> {
     let Some(row) = sqlx::query(
         "SELECT url, size, sha256, remote_id FROM remote_artifacts WHERE content_artifact_id = $1 LIMIT 1",
     )
@@ -589,7 +619,7 @@ async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> A
     let remote = Remote::load(app.db.pool(), &row.get::<String, _>(3)).await?;
     let client = app.remote_clients.client(&remote)?;
     let request = client.get(&url);
-    let sent = crate::domain::remotes::send_with_retries(request, remote.max_retries).await;
+    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries).await;
     let upstream = sent.map_err(|error| {
         tracing::warn!(%url, %error, "on-demand fetch failed");
         ApiError::detail(
@@ -644,7 +674,7 @@ async fn from_remote(app: &Arc<App>, content_artifact_id: &str, path: &str) -> A
 }
 
 async fn relay(
-    app: &App,
+    app: &ContentApp,
     upstream: reqwest::Response,
     sender: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     expected: &Expected,
@@ -688,7 +718,7 @@ async fn relay(
         let artifact = artifacts::store(&app.db, &app.blobs, received, expected, path)
             .await
             .map_err(|error| error.to_string())?;
-        link(app, content_artifact_id, &artifact.id)
+        link(&app.db, content_artifact_id, &artifact.id)
             .await
             .map_err(|error| error.to_string())?;
     }
@@ -708,7 +738,7 @@ fn tokio_stream_from(
 
 /// Serves a unit's file a plugin pointed at, after checking it is in the distribution's version.
 async fn served_content_artifact(
-    app: &Arc<App>,
+    app: &Arc<ContentApp>,
     matched: &Matched,
     id: &str,
     path: &str,
@@ -722,7 +752,7 @@ async fn served_content_artifact(
          JOIN repository_content rc ON rc.content_id = ca.content_id
          LEFT JOIN artifacts a ON a.id = ca.artifact_id
          WHERE {} AND ca.id = $3",
-        crate::domain::versions::IN_VERSION
+        crate::db::IN_VERSION
     ))
     .bind(repository_id)
     .bind(version)

@@ -63,6 +63,39 @@ const CONTENT_TABLES: &[&str] = &[
     "content_artifacts",
 ];
 
+/// PostgreSQL channel announcing that a task was queued or finished (idle workers wake).
+pub const TASKS_CHANNEL: &str = "granary_tasks";
+/// PostgreSQL channel announcing that the set of installed plugins changed (registries reload).
+pub const PLUGINS_CHANNEL: &str = "granary_plugins";
+
+/// Announces a change on `channel` to every process; with PostgreSQL it is delivered when
+/// `conn`'s transaction commits (at once outside a transaction). Nothing to do on SQLite: there
+/// is one process, which acts on its own changes directly.
+pub async fn announce(
+    db: &Db,
+    conn: &mut sqlx::AnyConnection,
+    channel: &str,
+) -> Result<(), sqlx::Error> {
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(channel)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `$start, $start+1, …` placeholders for an `IN (...)` list of `count` values.
+pub fn placeholders(start: usize, count: usize) -> String {
+    (start..start + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SQL condition: `rc` rows (`repository_content`) of repository `$1` present in version `$2`.
+pub const IN_VERSION: &str = "rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)";
+
 /// PostgreSQL channel on which the triggers of [`CONTENT_TABLES`] announce a change.
 pub const CONTENT_CHANNEL: &str = "granary_content";
 
@@ -75,7 +108,7 @@ pub const CONTENT_CHANNEL: &str = "granary_content";
 /// On SQLite they bump `content_changes.counter`, which [`WriteTx::commit`] compares with the last
 /// value it saw; SQLite has one process, so every write is seen. On PostgreSQL they set a
 /// transaction-local flag that `commit` reads, and notify [`CONTENT_CHANNEL`], which the other
-/// processes hear (`events::listen`) and act on with [`ContentChanges::changed`].
+/// processes hear (`app::events::listen`) and act on with [`ContentChanges::changed`].
 #[derive(Debug, Default)]
 pub struct ContentChanges {
     generation: AtomicU64,
@@ -339,7 +372,7 @@ pub fn now() -> String {
 /// and rewrote a page per row and per index once an index outgrew the page cache: the cost per
 /// unit grew with the repository. Increasing ids append at the right edge of each B-tree and a
 /// batch touches a handful of pages whatever the repository's size. Ids are not secrets: every
-/// API route authenticates, and token secrets come from `app::random_token`.
+/// API route authenticates, and token secrets come from `auth::random_token`.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

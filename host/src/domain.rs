@@ -5,31 +5,66 @@
 //! - [`additions`]: units a plugin's `handle` adds to a repository (uploads, pull-through).
 //! - [`hrefs`]: REST identities (`pulp_href`) of every object.
 //! - [`versions`]: which content is in which repository version, and making new versions.
-//! - [`units`]: content units with their files, as plugins see them.
 //! - [`artifacts`]: verified ingest of bytes into storage and the `artifacts` table.
 //! - [`declarations`]: recording units declared by plugins (sync, upload).
 //! - [`remotes`]: remotes and HTTP clients configured from them.
 //! - [`uploads`]: turning an uploaded file into a unit through its plugin.
 //! - [`chunked_uploads`]: byte ranges of `uploads/` assembled into an artifact.
+//! - [`objects`]: updating and deleting repositories, remotes, distributions, publications.
+//! - [`distributions`]: creating a distribution, and which base paths overlap.
 //! - [`maintenance`]: orphan cleanup, reclaiming space, repairing stored artifacts.
 //! - [`publications`]: building a publication through a plugin.
+//! - [`registry`]: plugins installed at runtime (the `plugins` table, components stored as
+//!   artifacts), install/upgrade/disable/remove, and re-syncing a process with the table.
 
 pub mod additions;
 pub mod artifacts;
 pub mod chunked_uploads;
 pub mod declarations;
+pub mod distributions;
 pub mod hrefs;
 pub mod maintenance;
+pub mod objects;
 pub mod publications;
+pub mod registry;
 pub mod remotes;
-pub mod units;
 pub mod uploads;
 pub mod versions;
 
-/// `$start, $start+1, …` placeholders for an `IN (...)` list of `count` values.
-pub fn placeholders(start: usize, count: usize) -> String {
-    (start..start + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::db::Db;
+use crate::plugins::{LoadedPlugin, PluginRuntime};
+use crate::storage::BlobStore;
+
+/// What domain work runs on: the database, artifact storage, the loaded plugins and the remotes'
+/// HTTP clients. The wiring builds it once per process and hands it to workers and handlers;
+/// cloning it clones four `Arc`s. Functions that need less take less (a `&Db`).
+#[derive(Clone, Debug)]
+pub struct Backends {
+    /// The database.
+    pub db: Arc<Db>,
+    /// Artifact storage.
+    pub blobs: Arc<BlobStore>,
+    /// Loaded plugins.
+    pub plugins: Arc<PluginRuntime>,
+    /// HTTP clients of remotes, one per remote configuration.
+    pub remote_clients: Arc<remotes::RemoteClients>,
+}
+
+impl Backends {
+    /// The loaded plugin `name`. A plugin this process has not loaded yet may just have been
+    /// installed through another process (whose notification is still on its way): the registry
+    /// is reloaded from the database once before giving up.
+    pub async fn plugin(&self, name: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        if let Some(plugin) = self.plugins.get(name) {
+            return Ok(plugin);
+        }
+        registry::reload_from_db(self).await?;
+        self.plugins
+            .get(name)
+            .with_context(|| format!("plugin {name:?} is not loaded"))
+    }
 }

@@ -7,8 +7,8 @@
 //!   `host_*` implementations; records are converted).
 //! - [`runtime`]: engine, compile cache, registry of loaded plugins, validation of components,
 //!   one sandboxed call per export.
-//! - [`registry`]: plugins installed at runtime (the `plugins` table, components stored as
-//!   artifacts), install/upgrade/disable/remove, and re-syncing a process with the table.
+//! - [`fields`]: the schemas of plugin-declared fields of remotes and distributions.
+//! - [`retry`]: retrying outbound requests (the `http` import, downloads, pull-through).
 //! - `host_*`: one file per imported WIT interface, each implementing its generated `Host` trait
 //!   on [`CallState`].
 //!
@@ -18,16 +18,18 @@
 //! is refused: a request to another origin, an artifact the call was not given, a path with `..`.
 
 mod bindings;
+pub mod fields;
 mod host_artifacts;
 mod host_content;
 pub(crate) mod host_http;
 mod host_log;
 mod host_publication;
 pub(crate) mod host_sync_sink;
-pub mod registry;
 pub mod rest_names;
+pub mod retry;
 pub mod runtime;
 mod scope;
+pub(crate) mod units;
 mod v0_1;
 
 pub use bindings::types::{
@@ -37,7 +39,7 @@ pub use bindings::types::{
     VersionInfo,
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
-pub use scope::{CallScope, CallState, ContentScope, HttpScope, PublicationScope};
+pub use scope::{CallScope, CallState, ContentScope, CreateArtifact, HttpScope, PublicationScope};
 
 /// Most bytes a guest may ask the host for in one read (`http` response body, `artifacts.read`).
 pub const MAX_READ_CHUNK: u32 = 1024 * 1024;

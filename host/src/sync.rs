@@ -13,20 +13,20 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use sqlx::Row as _;
 use tokio::sync::mpsc;
 
-use crate::app::App;
+use crate::domain::Backends;
 use crate::domain::artifacts;
 use crate::domain::declarations::{link, link_stored, save};
 use crate::domain::remotes::{RateLimiter, Remote};
 use crate::domain::versions;
 use crate::plugins::{CallScope, UnitDeclaration};
-use crate::tasks::TaskHandle;
+use crate::progress::TaskHandle;
 
 /// Batches in flight between the plugin and the consumer.
 const CHANNEL_BATCHES: usize = 2;
 
 /// Runs a sync task. Returns the new version's href, if the sync changed anything.
 pub async fn run(
-    app: &Arc<App>,
+    backends: &Backends,
     task: &Arc<TaskHandle>,
     repository_id: &str,
     remote_id: &str,
@@ -34,20 +34,20 @@ pub async fn run(
 ) -> anyhow::Result<Vec<String>> {
     let plugin_name: String = sqlx::query("SELECT plugin FROM repositories WHERE id = $1")
         .bind(repository_id)
-        .fetch_optional(app.db.pool())
+        .fetch_optional(backends.db.pool())
         .await?
         .context("the repository no longer exists")?
         .get(0);
-    let remote = Remote::load(app.db.pool(), remote_id).await?;
+    let remote = Remote::load(backends.db.pool(), remote_id).await?;
     anyhow::ensure!(
         remote.plugin == plugin_name,
         "remote {} belongs to plugin {:?}, the repository to {plugin_name:?}",
         remote.id,
         remote.plugin
     );
-    let plugin = app.plugin(&plugin_name).await?;
+    let plugin = backends.plugin(&plugin_name).await?;
     let http = if plugin.has_capability("http") {
-        Some(remote.http_scope(app.remote_clients.client(&remote)?)?)
+        Some(remote.http_scope(backends.remote_clients.client(&remote)?)?)
     } else {
         None
     };
@@ -60,13 +60,16 @@ pub async fn run(
         ..CallScope::default()
     };
     let consumer = tokio::spawn(consume(
-        app.clone(),
+        backends.clone(),
         task.clone(),
         plugin_name,
         remote.clone(),
         receiver,
     ));
-    let guest_result = app.plugins.sync(&plugin, scope, &remote.config()).await;
+    let guest_result = backends
+        .plugins
+        .sync(&plugin, scope, &remote.config())
+        .await;
     // The consumer's error explains a guest stopped by the host, so it comes first.
     consumer.await.context("the sync consumer panicked")??;
     guest_result.map_err(|error| anyhow::anyhow!("{error}"))?;
@@ -75,37 +78,26 @@ pub async fn run(
     } else {
         versions::Change::Add
     };
-    let outcome = versions::finish_version(
-        &app.db,
-        &app.plugins.rest_names(),
-        repository_id,
-        &task.id,
-        change,
-        &[],
-    )
-    .await?;
+    let names = backends.plugins.rest_names();
+    let outcome =
+        versions::finish_version(&backends.db, &names, repository_id, &task.id, change, &[])
+            .await?;
     match outcome.number {
         Some(number) => Ok(vec![
-            versions::href(
-                app.db.pool(),
-                &app.plugins.rest_names(),
-                repository_id,
-                number,
-            )
-            .await?,
+            versions::href(backends.db.pool(), &names, repository_id, number).await?,
         ]),
         None => Ok(Vec::new()),
     }
 }
 
 async fn consume(
-    app: Arc<App>,
+    backends: Backends,
     task: Arc<TaskHandle>,
     plugin: String,
     remote: Remote,
     mut receiver: mpsc::Receiver<Vec<UnitDeclaration>>,
 ) -> anyhow::Result<()> {
-    let client = app.remote_clients.client(&remote)?;
+    let client = backends.remote_clients.client(&remote)?;
     let limiter = remote.rate_limit.map(RateLimiter::new);
     let immediate = remote.policy == "immediate";
     let mut associated = 0u64;
@@ -121,8 +113,8 @@ async fn consume(
     }
     while let Some(batch) = receiver.recv().await {
         let count = batch.len() as u64;
-        let pending = save(&app, &task.id, &plugin, Some(&remote.id), batch).await?;
-        let pending = link_stored(&app, pending).await?;
+        let pending = save(&backends.db, &task.id, &plugin, Some(&remote.id), batch).await?;
+        let pending = link_stored(&backends.db, pending).await?;
         associated += count;
         task.report(
             "associating.content",
@@ -134,7 +126,7 @@ async fn consume(
             continue;
         }
         let mut downloads = futures::stream::iter(pending.into_iter().map(|file| {
-            let (app, client, limiter) = (&app, &client, &limiter);
+            let (backends, client, limiter) = (&backends, &client, &limiter);
             async move {
                 if let Some(limiter) = limiter {
                     limiter.wait().await;
@@ -143,8 +135,8 @@ async fn consume(
                     format!("{} has no URL to download it from", file.relative_path)
                 })?;
                 let artifact = artifacts::download(
-                    &app.db,
-                    &app.blobs,
+                    &backends.db,
+                    &backends.blobs,
                     client,
                     url,
                     &file.expected,
@@ -152,7 +144,7 @@ async fn consume(
                     remote.max_retries,
                 )
                 .await?;
-                link(app, &file.content_artifact_id, &artifact.id).await?;
+                link(&backends.db, &file.content_artifact_id, &artifact.id).await?;
                 anyhow::Ok(())
             }
         }))

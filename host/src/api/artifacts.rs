@@ -18,10 +18,10 @@ use super::list::{
     object_id,
 };
 use super::support::{next_field, stage_file};
-use crate::app::AppState;
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Routes.
 pub fn router() -> Router<AppState> {

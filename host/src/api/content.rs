@@ -19,12 +19,12 @@ use super::list::{
     Visibility, fetch_by_id, shaped,
 };
 use super::support::{next_field, spawn_task, stage_file};
-use crate::app::{App, AppState};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
 use crate::plugins::rest_names::PluginNames;
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

@@ -6,9 +6,8 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::Row as _;
 use utoipa::ToSchema;
 
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
@@ -18,11 +17,11 @@ use super::support::{
     version_id,
 };
 use super::typed::{self, Typed};
-use crate::app::{App, AppState};
 use crate::content::CONTENT_ROOT;
-use crate::db::{new_id, now};
+use crate::domain::distributions::{self, DistributionFields, Overlap};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
@@ -52,36 +51,6 @@ pub fn router() -> Router<AppState> {
             "/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/",
             post(typed::unset_label::<Distribution>),
         )
-}
-
-/// The validated fields of a new distribution (the arguments of its create task).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DistributionFields {
-    /// Owning plugin.
-    pub plugin: String,
-    /// Its repository type.
-    pub type_name: String,
-    /// Unique name.
-    pub name: String,
-    /// Unique path under `/pulp/content/`.
-    pub base_path: String,
-    /// Serve this publication.
-    pub publication_id: Option<String>,
-    /// Or serve the newest publication of this repository.
-    pub repository_id: Option<String>,
-    /// Or serve this repository version.
-    #[serde(default)]
-    pub repository_version_id: Option<String>,
-    /// Pull-through remote.
-    #[serde(default)]
-    pub remote_id: Option<String>,
-    /// Hidden from the content app's root listing.
-    pub hidden: bool,
-    /// `pulp_labels` as JSON.
-    pub labels: String,
-    /// The plugin-declared fields, as a JSON object.
-    #[serde(default = "empty_object")]
-    pub extra: String,
 }
 
 fn empty_object() -> String {
@@ -337,27 +306,17 @@ fn validate_base_path(base_path: &str) -> ApiResult<String> {
 /// Refuses a base path that another distribution has, nests inside, or contains (Pulp forbids
 /// overlapping base paths: the content app could not tell which one a path belongs to).
 async fn check_overlap(app: &App, base_path: &str, except: Option<&str>) -> ApiResult<()> {
-    let rows = sqlx::query("SELECT id, base_path, name FROM distributions")
-        .fetch_all(app.db.pool())
-        .await?;
-    for row in rows {
-        let (id, other, name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-        if Some(id.as_str()) == except {
-            continue;
-        }
-        if other == base_path {
-            return Err(ApiError::field("base_path", super::support::UNIQUE_MESSAGE));
-        }
-        if base_path.starts_with(&format!("{other}/"))
-            || other.starts_with(&format!("{base_path}/"))
-        {
-            return Err(ApiError::field(
-                "base_path",
-                format!("Overlaps with existing distribution '{name}' (base path '{other}')."),
-            ));
-        }
+    match distributions::overlap(&app.db, base_path, except).await? {
+        None => Ok(()),
+        Some(Overlap::Same) => Err(ApiError::field("base_path", super::support::UNIQUE_MESSAGE)),
+        Some(Overlap::Nested {
+            name,
+            base_path: other,
+        }) => Err(ApiError::field(
+            "base_path",
+            format!("Overlaps with existing distribution '{name}' (base path '{other}')."),
+        )),
     }
-    Ok(())
 }
 
 /// What a distribution serves: at most one of a publication, a repository (its latest), or a
@@ -524,45 +483,4 @@ async fn create_request(
 /// Creating or moving distributions to the same base path at once is serialised on this lock.
 fn base_path_lock(base_path: &str) -> String {
     format!("distribution-base-path:{base_path}")
-}
-
-/// Creates a distribution (the work of its create task); returns its href.
-pub async fn create(app: &App, fields: DistributionFields) -> anyhow::Result<String> {
-    check_overlap(app, &fields.base_path, None)
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "base path {:?} is taken or overlaps another distribution",
-                fields.base_path
-            )
-        })?;
-    let id = new_id();
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id,
-             repository_version_id, remote_id, hidden, labels, created, updated, extra)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
-    )
-    .bind(&id)
-    .bind(&fields.plugin)
-    .bind(&fields.type_name)
-    .bind(&fields.name)
-    .bind(&fields.base_path)
-    .bind(&fields.publication_id)
-    .bind(&fields.repository_id)
-    .bind(&fields.repository_version_id)
-    .bind(&fields.remote_id)
-    .bind(i64::from(fields.hidden))
-    .bind(&fields.labels)
-    .bind(now())
-    .bind(&fields.extra)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(hrefs::distribution(
-        &app.plugins.rest_names(),
-        &fields.plugin,
-        &fields.type_name,
-        &id,
-    ))
 }

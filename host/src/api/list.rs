@@ -30,10 +30,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
-use crate::app::App;
 use crate::db::{Backend, Db};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::App;
 
 /// Query parameters of a list request.
 pub type ListQuery = std::collections::HashMap<String, String>;

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::list::object_id;
 use super::support::{Fields, spawn_task, typed_route, version_id};
-use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Collection, Href};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

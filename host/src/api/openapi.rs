@@ -40,8 +40,8 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use self::operations::{ENDPOINTS, operation, path_of};
-use crate::app::{App, AppState};
 use crate::plugins::rest_names::PluginNames as RestNames;
+use crate::state::{App, AppState};
 
 /// The Pulp API level Granary implements, reported for `core` and for every plugin in
 /// `info.x-pulp-app-versions`. pulp-cli gates commands and request shapes on these versions

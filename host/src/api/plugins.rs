@@ -22,11 +22,11 @@ use utoipa::ToSchema;
 
 use super::list::{self, ExtraFilter, Page};
 use super::support::{Fields, next_field};
-use crate::app::AppState;
 use crate::domain::hrefs::{API_ROOT, artifact};
+use crate::domain::registry::{self, InstalledRow, RegistryError, info_json};
 use crate::error::{ApiError, ApiResult};
-use crate::plugins::registry::{self, InstalledRow, RegistryError, info_json};
 use crate::plugins::{LoadedPlugin, PluginSource};
+use crate::state::AppState;
 
 /// Routes.
 pub fn router() -> Router<AppState> {
@@ -202,7 +202,8 @@ async fn install(State(app): State<AppState>, mut multipart: Multipart) -> ApiRe
         component = Some(bytes);
     }
     let component = component.ok_or_else(|| ApiError::field("file", "This field is required."))?;
-    let installed = registry::install(&app, component).await?;
+    let installed =
+        registry::install(&app.backends(), app.config.plugin_max_bytes, component).await?;
     let status = if installed.replaced_version.is_some() {
         StatusCode::OK
     } else {
@@ -230,7 +231,7 @@ async fn update(
         }
     }
     if let Some(enabled) = fields.opt_bool("enabled")? {
-        registry::set_enabled(&app, &name, enabled).await?;
+        registry::set_enabled(&app.backends(), &name, enabled).await?;
     }
     read(State(app), Path(name)).await
 }
@@ -245,6 +246,6 @@ async fn remove(
         Some("true" | "1") => true,
         Some(_) => return Err(ApiError::field("force", "Must be true or false.")),
     };
-    registry::remove(&app, &name, force).await?;
+    registry::remove(&app.backends(), &name, force).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::support::{Fields, spawn_task, typed_route, version_id};
 use super::typed::{self, Typed};
-use crate::app::{App, AppState};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

@@ -20,10 +20,10 @@ use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, typed_route,
 };
 use super::typed::{self, Typed};
-use crate::app::{App, AppState};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 
 /// Routes.

@@ -20,11 +20,11 @@ use super::support::{
     typed_route, version_id,
 };
 use super::typed::{self, Typed};
-use crate::app::{App, AppState};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 

@@ -9,8 +9,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::db::Backend;
+use crate::state::AppState;
 
 /// Routes.
 pub fn router() -> Router<AppState> {

@@ -6,17 +6,17 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use std::sync::Arc;
 
-use crate::app::App;
 use crate::db::Backend;
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
 use crate::plugins::rest_names::{Collection, PluginNames};
+use crate::state::App;
 use crate::tasks::{self, ResourceLock, kinds::TaskArgs};
 
 /// Largest JSON request body.
@@ -213,18 +213,7 @@ pub async fn spawn_task(
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-/// A column value an update task writes, typed so a NULL binds with the column's type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ColumnValue {
-    /// A `TEXT` column.
-    Text(Option<String>),
-    /// A `BIGINT` column (booleans included).
-    Int(Option<i64>),
-}
-
-/// Columns to set, in order, on one row.
-pub type Changes = Vec<(String, ColumnValue)>;
+pub use crate::domain::objects::{Changes, ColumnValue};
 
 /// Validated changes of an object, answered `202` with the task that applies them (Pulp updates
 /// repositories, remotes and distributions asynchronously, under an exclusive lock on the

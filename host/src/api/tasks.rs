@@ -15,10 +15,10 @@ use super::list::{
     Visibility, fetch_by_id, fetch_page, split_list,
 };
 use super::support::{Fields, json_column};
-use crate::app::AppState;
 use crate::db::now;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::tasks::state;
 
 /// Routes.

@@ -16,9 +16,9 @@ use super::list::{
     self, Conditions, ExtraFilter, ListQuery, Resource, Visibility, fetch_by_id, shaped,
 };
 use super::support::{self, Changes, Fields, of_type, spawn_delete, spawn_update};
-use crate::app::{App, AppState};
 use crate::domain::hrefs::{Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 
 /// `/<plugin>/<type>/` of a typed route.

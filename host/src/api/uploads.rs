@@ -13,17 +13,17 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::auth::User;
 use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::support::{Fields, next_field, spawn_task, stage_file};
-use crate::app::{App, AppState};
+use crate::auth::User;
 use crate::db::{Backend, new_id, now};
 use crate::domain::chunked_uploads;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::is_sha256;
+use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
@@ -386,7 +386,7 @@ async fn record_chunk(
 
 async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let upload_id = load(&app, &id).await?.id;
-    chunked_uploads::delete(&app, &upload_id).await?;
+    chunked_uploads::delete(&app.db, &app.blobs, &upload_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Staff manage every user; a user who is not staff sees only themselves. A user manages their
 //! own tokens; staff manage anyone's. A token's secret is answered once, when it is created; only
-//! its sha256 is stored (see [`super::auth`]).
+//! its sha256 is stored (see [`crate::auth`]).
 
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
@@ -14,16 +14,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, token_hash};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::support::Fields;
-use crate::app::{AppState, password_hash, random_token};
+use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, password_hash, random_token, token_hash};
 use crate::db::{new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Routes.
 pub fn router() -> Router<AppState> {

@@ -14,10 +14,10 @@ use axum::extract::{FromRequest as _, Multipart, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
+use super::ContentApp;
 use super::{Matched, pull_through};
-use crate::api::auth;
-use crate::app::App;
-use crate::domain::additions::{self, AddError};
+use crate::auth;
+use crate::domain::additions::AddError;
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
@@ -26,6 +26,7 @@ use crate::plugins::{
     ArtifactRef, CallError, CallScope, ContentScope, DistributionInfo, FormField, FormFile,
     HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration,
 };
+use crate::tasks::kinds::add_units_and_wait;
 
 /// Most bytes of a body handed to the plugin as is (not a form).
 const MAX_RAW_BODY: usize = 2 * 1024 * 1024;
@@ -36,7 +37,7 @@ const MAX_FORM_FILES: usize = 64;
 
 /// Calls the plugin's `handle` for `request` at `matched`, whose links start at `base_url`.
 pub(super) async fn plugin_route(
-    app: &Arc<App>,
+    app: &Arc<ContentApp>,
     matched: &Matched,
     rest: &str,
     base_url: String,
@@ -47,7 +48,7 @@ pub(super) async fn plugin_route(
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let user = auth::authenticated_user(app, &headers).await?;
+    let user = auth::authenticated_user(&app.db, &headers).await?;
     if user.is_none() && method != Method::GET && method != Method::HEAD {
         return Err(ApiError::unauthorized());
     }
@@ -80,7 +81,10 @@ pub(super) async fn plugin_route(
             .map(|file| (file.artifact.sha256.clone(), file.artifact.size))
             .collect(),
         blobs: Some(app.blobs.clone()),
-        create_in: Some(app.db.clone()),
+        create_in: Some(Arc::new(crate::domain::artifacts::Creator {
+            db: app.db.clone(),
+            blobs: app.blobs.clone(),
+        })),
         content_types: plugin.content_type_names(),
         ..CallScope::default()
     };
@@ -166,7 +170,7 @@ fn call_error(plugin: &str, error: CallError) -> ApiError {
 /// Adds the units a `handle` outcome declares to the distribution's repository, as one new
 /// version, before the response goes out.
 async fn add_units(
-    app: &Arc<App>,
+    app: &Arc<ContentApp>,
     matched: &Matched,
     plugin: &LoadedPlugin,
     user: Option<&str>,
@@ -208,7 +212,17 @@ async fn add_units(
             ));
         }
     }
-    match additions::add_and_wait(app, repository_id, &plugin.info.name, None, &units).await {
+    match add_units_and_wait(
+        &app.db,
+        &app.plugins.rest_names(),
+        &app.task_wakeup,
+        repository_id,
+        &plugin.info.name,
+        None,
+        &units,
+    )
+    .await
+    {
         Ok(_) => Ok(()),
         Err(AddError::Refused(message)) => Err(ApiError::bad_request(message)),
         Err(AddError::Internal(error)) => Err(error.into()),
@@ -225,7 +239,7 @@ struct ParsedBody {
 
 /// Parses form bodies (storing file parts as artifacts) and reads any other body up to
 /// [`MAX_RAW_BODY`].
-async fn read_body(app: &App, request: Request) -> ApiResult<ParsedBody> {
+async fn read_body(app: &ContentApp, request: Request) -> ApiResult<ParsedBody> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -263,7 +277,7 @@ async fn read_body(app: &App, request: Request) -> ApiResult<ParsedBody> {
     })
 }
 
-async fn read_multipart(app: &App, mut multipart: Multipart) -> ApiResult<ParsedBody> {
+async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult<ParsedBody> {
     let mut body = ParsedBody::default();
     let mut text_bytes = 0usize;
     let bad = |error: axum::extract::multipart::MultipartError| {

@@ -14,15 +14,16 @@ use axum::response::Response;
 use futures::StreamExt as _;
 use sqlx::Row as _;
 
+use super::ContentApp;
 use super::Matched;
-use crate::app::App;
-use crate::domain::additions::{self, AddError};
+use crate::db::IN_VERSION;
+use crate::domain::additions::AddError;
 use crate::domain::artifacts::{self, Expected, IngestError};
 use crate::domain::remotes::Remote;
-use crate::domain::versions::IN_VERSION;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::{LoadedPlugin, UpstreamFile};
+use crate::tasks::kinds::add_units_and_wait;
 
 /// One download at a time per artifact (by sha256) in this process.
 #[derive(Default)]
@@ -54,7 +55,7 @@ impl Inflight {
 /// Serves `file` from storage, fetching it from the remote first when it is not stored, and adds
 /// its unit to the distribution's repository when the latest version does not have it.
 pub(super) async fn serve(
-    app: &Arc<App>,
+    app: &Arc<ContentApp>,
     matched: &Matched,
     plugin: &LoadedPlugin,
     remote: Option<&Remote>,
@@ -110,8 +111,10 @@ pub(super) async fn serve(
         None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
     };
     if !in_latest_version(app, repository_id, name, &file).await? {
-        match additions::add_and_wait(
-            app,
+        match add_units_and_wait(
+            &app.db,
+            &app.plugins.rest_names(),
+            &app.task_wakeup,
             repository_id,
             name,
             Some(&remote.id),
@@ -132,7 +135,7 @@ pub(super) async fn serve(
     super::stored(app, &sha256, size, &file.relative_path, headers).await
 }
 
-async fn stored_size(app: &App, sha256: &str) -> ApiResult<Option<u64>> {
+async fn stored_size(app: &ContentApp, sha256: &str) -> ApiResult<Option<u64>> {
     let row = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
         .bind(sha256)
         .fetch_optional(app.db.pool())
@@ -142,7 +145,7 @@ async fn stored_size(app: &App, sha256: &str) -> ApiResult<Option<u64>> {
 
 /// Whether the repository's latest version has the unit with this file stored.
 async fn in_latest_version(
-    app: &App,
+    app: &ContentApp,
     repository_id: &str,
     plugin: &str,
     file: &UpstreamFile,
@@ -172,7 +175,7 @@ async fn in_latest_version(
 
 /// Downloads `url` with the remote's settings, verifies it, stores it; returns its size.
 async fn fetch(
-    app: &App,
+    app: &ContentApp,
     remote: &Remote,
     url: &str,
     expected: &Expected,

@@ -1,23 +1,18 @@
 //! Units a plugin's `handle` adds to a distribution's repository (uploads, pull-through): one new
-//! version, made by an `add-units` task that holds the repository's exclusive lock like every
+//! version, made by an `add-units` task (queued by `tasks::kinds::add_units_and_wait`) that holds the repository's exclusive lock like every
 //! other writer (sync, modify, upload), so concurrent writers are serialized by the task system
 //! in every process.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 
-use crate::app::App;
+use crate::db::Db;
 use crate::domain::declarations::{link_stored, save};
-use crate::domain::{hrefs, versions};
+use crate::domain::hrefs::RestNames;
+use crate::domain::versions;
 use crate::plugins::{ArtifactDeclaration, UnitDeclaration};
-use crate::tasks::kinds::TaskArgs;
-use crate::tasks::{self, ResourceLock, TaskHandle, state};
-
-/// Longest pause between two looks at a task the request waits for.
-const MAX_POLL: Duration = Duration::from_millis(200);
+use crate::progress::TaskHandle;
 
 /// A declared unit as stored in a task's arguments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,7 +96,8 @@ pub enum AddError {
 /// files with a URL that are not stored become on-demand files of that remote) and makes one new
 /// version of `repository_id` with them. Returns the new version's href, if anything changed.
 pub async fn run(
-    app: &App,
+    db: &Db,
+    names: &RestNames,
     task: &Arc<TaskHandle>,
     repository_id: &str,
     plugin: &str,
@@ -110,8 +106,8 @@ pub async fn run(
 ) -> anyhow::Result<Vec<String>> {
     let units: Vec<UnitDeclaration> = units.into_iter().map(Into::into).collect();
     let outcome = async {
-        let pending = save(app, &task.id, plugin, remote_id, units).await?;
-        let missing: Vec<String> = link_stored(app, pending)
+        let pending = save(db, &task.id, plugin, remote_id, units).await?;
+        let missing: Vec<String> = link_stored(db, pending)
             .await?
             .into_iter()
             .filter(|file| remote_id.is_none() || file.url.is_none())
@@ -123,76 +119,16 @@ pub async fn run(
             missing.join(", ")
         );
         let outcome =
-            versions::finish_version(&app.db, &app.plugins.rest_names(), repository_id, &task.id, versions::Change::Add, &[])
+            versions::finish_version(db, names, repository_id, &task.id, versions::Change::Add, &[])
                 .await?;
         Ok(match outcome.number {
-            Some(number) => vec![versions::href(app.db.pool(), &app.plugins.rest_names(), repository_id, number).await?],
+            Some(number) => vec![versions::href(db.pool(), names, repository_id, number).await?],
             None => Vec::new(),
         })
     }
     .await;
     if outcome.is_err() {
-        versions::clear_staging(&app.db, &task.id).await?;
+        versions::clear_staging(db, &task.id).await?;
     }
     outcome
-}
-
-/// Queues an `add-units` task on `repository_id` (exclusive lock) and waits until it ends.
-/// Returns the href of the new version, if one was made.
-pub async fn add_and_wait(
-    app: &App,
-    repository_id: &str,
-    plugin: &str,
-    remote_id: Option<&str>,
-    units: &[UnitDeclaration],
-) -> Result<Option<String>, AddError> {
-    let row = sqlx::query("SELECT plugin, type_name FROM repositories WHERE id = $1")
-        .bind(repository_id)
-        .fetch_optional(app.db.pool())
-        .await
-        .map_err(anyhow::Error::from)?
-        .ok_or_else(|| AddError::Refused("the distribution's repository is gone".into()))?;
-    let lock = ResourceLock::exclusive(hrefs::repository(
-        &app.plugins.rest_names(),
-        row.get(0),
-        row.get(1),
-        repository_id,
-    ));
-    let args = TaskArgs::AddUnits {
-        repository_id: repository_id.to_owned(),
-        plugin: plugin.to_owned(),
-        remote_id: remote_id.map(str::to_owned),
-        units: units.iter().map(DeclaredUnit::from).collect(),
-    };
-    let task_id = tasks::enqueue(&app.db, "granary.tasks.add_units", &args, &[lock])
-        .await
-        .map_err(anyhow::Error::from)?;
-    app.task_wakeup.notify_waiters();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        let row = sqlx::query("SELECT state, error, created_resources FROM tasks WHERE id = $1")
-            .bind(&task_id)
-            .fetch_one(app.db.pool())
-            .await
-            .map_err(anyhow::Error::from)?;
-        let task_state: String = row.get(0);
-        match task_state.as_str() {
-            state::COMPLETED => {
-                let created: Vec<String> =
-                    serde_json::from_str(&row.get::<String, _>(2)).unwrap_or_default();
-                return Ok(created.into_iter().next());
-            }
-            state::FAILED | state::CANCELED => {
-                let description = row
-                    .get::<Option<String>, _>(1)
-                    .and_then(|error| serde_json::from_str::<serde_json::Value>(&error).ok())
-                    .and_then(|error| error["description"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("the task {task_state}"));
-                return Err(AddError::Refused(description));
-            }
-            _ => {}
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_POLL);
-    }
 }

@@ -1,9 +1,13 @@
 //! Artifacts: bytes stored once under their sha256, recorded only after they were verified.
 
+use std::sync::Arc;
+
 use futures::StreamExt as _;
+use futures::future::BoxFuture;
 use sqlx::Row as _;
 
 use crate::db::{Db, new_id, now};
+use crate::plugins::{ArtifactRef, CreateArtifact};
 use crate::storage::{BlobStore, ReceivedBlob};
 
 /// Computes, over bytes as they pass, the digests Pulp records for an artifact besides sha256
@@ -162,6 +166,34 @@ pub async fn store(
     Ok(Artifact { id, sha256, size })
 }
 
+/// Stores what plugins create in a call (`artifacts.create`) like any other artifact.
+#[derive(Debug)]
+pub struct Creator {
+    /// Where the artifact is recorded.
+    pub db: Arc<Db>,
+    /// Where its bytes are committed.
+    pub blobs: Arc<BlobStore>,
+}
+
+impl CreateArtifact for Creator {
+    fn create(&self, blob: ReceivedBlob) -> BoxFuture<'_, anyhow::Result<ArtifactRef>> {
+        Box::pin(async move {
+            let artifact = store(
+                &self.db,
+                &self.blobs,
+                blob,
+                &Expected::default(),
+                "created artifact",
+            )
+            .await?;
+            Ok(ArtifactRef {
+                sha256: artifact.sha256,
+                size: artifact.size,
+            })
+        })
+    }
+}
+
 /// Records an artifact whose bytes are in storage; returns its id (the existing one if it was
 /// recorded already).
 pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Error> {
@@ -200,7 +232,7 @@ pub async fn download(
             Err(FetchError::Retryable(message)) if attempt < max_retries => {
                 attempt += 1;
                 tracing::warn!(%url, attempt, %message, "download failed, retrying");
-                tokio::time::sleep(crate::domain::remotes::backoff(attempt)).await;
+                tokio::time::sleep(crate::plugins::retry::backoff(attempt)).await;
             }
             Err(FetchError::Retryable(message) | FetchError::Final(message)) => {
                 return Err(IngestError::Other(anyhow::anyhow!(message)));

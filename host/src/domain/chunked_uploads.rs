@@ -12,19 +12,21 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use sqlx::Row as _;
 
-use crate::app::App;
+use crate::db::Db;
 use crate::domain::artifacts::{self, Artifact, Expected, ExtraHasher, IngestError};
+use crate::storage::BlobStore;
 
 /// Assembles upload `upload_id` into an artifact, checked against `sha256` when given, and
 /// deletes the upload.
 pub async fn assemble(
-    app: &App,
+    db: &Db,
+    blobs: &BlobStore,
     upload_id: &str,
     sha256: Option<&str>,
 ) -> anyhow::Result<Artifact> {
     let size: i64 = sqlx::query("SELECT size FROM uploads WHERE id = $1")
         .bind(upload_id)
-        .fetch_optional(app.db.pool())
+        .fetch_optional(db.pool())
         .await?
         .with_context(|| format!("the upload {upload_id} no longer exists"))?
         .get(0);
@@ -32,7 +34,7 @@ pub async fn assemble(
         "SELECT start_offset, end_offset, object_key FROM upload_chunks WHERE upload_id = $1 ORDER BY start_offset",
     )
     .bind(upload_id)
-    .fetch_all(app.db.pool())
+    .fetch_all(db.pool())
     .await?;
     let mut missing = Vec::new();
     let mut next = 0i64;
@@ -51,12 +53,11 @@ pub async fn assemble(
         "the upload is incomplete: bytes {} of its {size} were never uploaded",
         missing.join(", ")
     );
-    let mut staged = app.blobs.stage().await?;
+    let mut staged = blobs.stage().await?;
     let mut extra = ExtraHasher::default();
     for chunk in &chunks {
         let key: String = chunk.get(2);
-        let mut stream = app
-            .blobs
+        let mut stream = blobs
             .read_part(&key)
             .await
             .with_context(|| format!("reading the chunk at {key}"))?;
@@ -72,8 +73,8 @@ pub async fn assemble(
         sha256: sha256.map(str::to_owned),
     };
     let artifact = artifacts::store(
-        &app.db,
-        &app.blobs,
+        db,
+        blobs,
         received,
         &expected,
         &format!("upload {upload_id}"),
@@ -83,14 +84,14 @@ pub async fn assemble(
         IngestError::Mismatch(message) => anyhow::anyhow!(message),
         IngestError::Other(error) => error,
     })?;
-    artifacts::record_digests(&app.db, &artifact.id, &extra.finish()).await?;
-    delete(app, upload_id).await?;
+    artifacts::record_digests(db, &artifact.id, &extra.finish()).await?;
+    delete(db, blobs, upload_id).await?;
     Ok(artifact)
 }
 
 /// Deletes an upload and its stored chunks.
-pub async fn delete(app: &App, upload_id: &str) -> anyhow::Result<()> {
-    let mut tx = app.db.begin_write().await?;
+pub async fn delete(db: &Db, blobs: &BlobStore, upload_id: &str) -> anyhow::Result<()> {
+    let mut tx = db.begin_write().await?;
     let keys: Vec<String> =
         sqlx::query_scalar("SELECT object_key FROM upload_chunks WHERE upload_id = $1")
             .bind(upload_id)
@@ -106,7 +107,7 @@ pub async fn delete(app: &App, upload_id: &str) -> anyhow::Result<()> {
         .await?;
     tx.commit().await?;
     for key in keys {
-        app.blobs.delete_part(&key).await?;
+        blobs.delete_part(&key).await?;
     }
     Ok(())
 }

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
-use crate::app::App;
-use crate::db::{WriteTx, new_id, now};
+use crate::db::placeholders;
+use crate::db::{Db, WriteTx, new_id, now};
 use crate::domain::artifacts::Expected;
-use crate::domain::{placeholders, versions};
+use crate::domain::versions;
 use crate::plugins::UnitDeclaration;
 
 /// Rows per multi-row INSERT.
@@ -29,7 +29,7 @@ pub struct Pending {
 /// Records the units and files of a batch (deduplicated against what exists), where to fetch
 /// each file, and stages the units for the new version. Returns the files not stored yet.
 pub async fn save(
-    app: &App,
+    db: &Db,
     task_id: &str,
     plugin: &str,
     remote_id: Option<&str>,
@@ -42,7 +42,7 @@ pub async fn save(
             .entry((unit.content_type.clone(), unit.natural_key.clone()))
             .or_insert(unit);
     }
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = db.begin_write().await?;
     let created = now();
     let mut content_ids: BTreeMap<(String, String), String> = BTreeMap::new();
     let keys: Vec<&(String, String)> = units.keys().collect();
@@ -212,7 +212,7 @@ async fn lookup_content(
 }
 
 /// Links pending files whose bytes are already stored (same sha256); returns the rest.
-pub async fn link_stored(app: &App, pending: Vec<Pending>) -> anyhow::Result<Vec<Pending>> {
+pub async fn link_stored(db: &Db, pending: Vec<Pending>) -> anyhow::Result<Vec<Pending>> {
     let digests: Vec<&str> = pending
         .iter()
         .filter_map(|file| file.expected.sha256.as_deref())
@@ -230,7 +230,7 @@ pub async fn link_stored(app: &App, pending: Vec<Pending>) -> anyhow::Result<Vec
         for digest in chunk {
             query = query.bind(*digest);
         }
-        for row in query.fetch_all(app.db.pool()).await? {
+        for row in query.fetch_all(db.pool()).await? {
             stored.insert(row.get(0), row.get(1));
         }
     }
@@ -242,7 +242,7 @@ pub async fn link_stored(app: &App, pending: Vec<Pending>) -> anyhow::Result<Vec
             .as_ref()
             .and_then(|sha256| stored.get(sha256))
         {
-            Some(artifact_id) => link(app, &file.content_artifact_id, artifact_id).await?,
+            Some(artifact_id) => link(db, &file.content_artifact_id, artifact_id).await?,
             None => rest.push(file),
         }
     }
@@ -251,11 +251,11 @@ pub async fn link_stored(app: &App, pending: Vec<Pending>) -> anyhow::Result<Vec
 
 /// Points a file of a unit at its stored artifact.
 pub async fn link(
-    app: &App,
+    db: &Db,
     content_artifact_id: &str,
     artifact_id: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "UPDATE content_artifacts SET artifact_id = $2 WHERE id = $1 AND artifact_id IS NULL",
     )

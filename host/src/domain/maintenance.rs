@@ -7,17 +7,15 @@
 //! - [`repair`]: checks that stored artifacts exist (and, asked to, have the right sha256) and
 //!   downloads missing or corrupt ones again from a remote that has them.
 
-use std::sync::Arc;
-
 use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 
-use crate::app::App;
+use super::Backends;
+use crate::db::placeholders;
 use crate::domain::artifacts::{self, Expected};
-use crate::domain::placeholders;
 use crate::domain::remotes::Remote;
-use crate::tasks::TaskHandle;
+use crate::progress::TaskHandle;
 
 /// Ids deleted per statement.
 const BATCH: usize = 200;
@@ -46,7 +44,7 @@ fn minutes_ago(minutes: i64) -> String {
 /// when given), then the artifacts nothing uses any more: with `content_ids`, those of the
 /// deleted content; otherwise every unused artifact older than the protection time.
 pub async fn orphan_cleanup(
-    app: &App,
+    backends: &Backends,
     task: &TaskHandle,
     protection_minutes: i64,
     content_ids: Option<&[String]>,
@@ -65,7 +63,7 @@ pub async fn orphan_cleanup(
         None => {
             orphans = sqlx::query_scalar(&format!("SELECT c.id FROM content c WHERE {orphan}"))
                 .bind(&before)
-                .fetch_all(app.db.pool())
+                .fetch_all(backends.db.pool())
                 .await?;
         }
         Some(ids) => {
@@ -78,7 +76,7 @@ pub async fn orphan_cleanup(
                 for id in chunk {
                     query = query.bind(id);
                 }
-                orphans.extend(query.fetch_all(app.db.pool()).await?);
+                orphans.extend(query.fetch_all(backends.db.pool()).await?);
             }
         }
     }
@@ -93,7 +91,7 @@ pub async fn orphan_cleanup(
     let mut done = 0;
     for chunk in orphans.chunks(BATCH) {
         let list = placeholders(2, chunk.len());
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = backends.db.begin_write().await?;
         if content_ids.is_some() {
             let sql = format!(
                 "SELECT DISTINCT artifact_id FROM content_artifacts WHERE artifact_id IS NOT NULL AND content_id IN ({})",
@@ -136,13 +134,13 @@ pub async fn orphan_cleanup(
                 "SELECT a.id FROM artifacts a WHERE a.created < $1 AND {UNUSED}"
             ))
             .bind(&before)
-            .fetch_all(app.db.pool())
+            .fetch_all(backends.db.pool())
             .await?
         }
     };
     let total = candidates.len() as u64;
     task.report("clean-up.artifacts", "Clean up orphan Artifacts", 0, None);
-    let deleted = delete_unused_artifacts(app, &candidates).await?;
+    let deleted = delete_unused_artifacts(backends, &candidates).await?;
     tracing::info!(
         content = orphans.len(),
         artifacts = deleted,
@@ -160,12 +158,12 @@ pub async fn orphan_cleanup(
 
 /// Deletes those of `ids` that nothing uses (no unit's file, no publication, no plugin), and
 /// their stored bytes. Returns how many were deleted.
-async fn delete_unused_artifacts(app: &App, ids: &[String]) -> anyhow::Result<u64> {
+async fn delete_unused_artifacts(backends: &Backends, ids: &[String]) -> anyhow::Result<u64> {
     let unused = UNUSED;
     let mut deleted = 0;
     for chunk in ids.chunks(BATCH) {
         let list = placeholders(1, chunk.len());
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = backends.db.begin_write().await?;
         let select =
             format!("SELECT a.sha256 FROM artifacts a WHERE a.id IN ({list}) AND {unused}");
         let mut query = sqlx::query_scalar::<_, String>(&select);
@@ -186,10 +184,10 @@ async fn delete_unused_artifacts(app: &App, ids: &[String]) -> anyhow::Result<u6
             // Bytes stored again meanwhile (a new artifact with the same digest) stay.
             let again = sqlx::query("SELECT 1 FROM artifacts WHERE sha256 = $1")
                 .bind(&sha256)
-                .fetch_optional(app.db.pool())
+                .fetch_optional(backends.db.pool())
                 .await?;
             if again.is_none() {
-                app.blobs.delete(&sha256).await?;
+                backends.blobs.delete(&sha256).await?;
             }
             deleted += 1;
         }
@@ -202,7 +200,7 @@ async fn delete_unused_artifacts(app: &App, ids: &[String]) -> anyhow::Result<u6
 /// that a remote can serve again. The files go back to "not downloaded yet": the content app
 /// fetches them from the remote when asked.
 pub async fn reclaim_space(
-    app: &App,
+    backends: &Backends,
     task: &TaskHandle,
     repository_ids: &[String],
     keep: &[(String, i64)],
@@ -239,7 +237,7 @@ pub async fn reclaim_space(
     for (repository_id, number) in keep {
         query = query.bind(repository_id).bind(*number);
     }
-    let rows = query.fetch_all(app.db.pool()).await?;
+    let rows = query.fetch_all(backends.db.pool()).await?;
     let files: Vec<(String, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
     let mut artifact_ids: Vec<String> = Vec::new();
     for chunk in files.chunks(BATCH) {
@@ -251,14 +249,14 @@ pub async fn reclaim_space(
         for (id, _) in chunk {
             query = query.bind(id);
         }
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = backends.db.begin_write().await?;
         query.execute(&mut *tx).await?;
         tx.commit().await?;
         artifact_ids.extend(chunk.iter().map(|(_, artifact)| artifact.clone()));
     }
     artifact_ids.sort();
     artifact_ids.dedup();
-    let deleted = delete_unused_artifacts(app, &artifact_ids).await?;
+    let deleted = delete_unused_artifacts(backends, &artifact_ids).await?;
     task.report(
         "reclaim-space.artifact",
         "Reclaim disk space",
@@ -286,7 +284,7 @@ pub enum RepairScope {
 /// progress reports `repair.missing`, `repair.corrupted`, `repair.repaired` and
 /// `repair.unrepairable`.
 pub async fn repair(
-    app: &Arc<App>,
+    backends: &Backends,
     task: &TaskHandle,
     scope: RepairScope,
     verify_checksums: bool,
@@ -321,7 +319,7 @@ pub async fn repair(
                     "SELECT id, sha256, size FROM artifacts WHERE id > $1 ORDER BY id LIMIT 500",
                 )
                 .bind(&after)
-                .fetch_all(app.db.pool())
+                .fetch_all(backends.db.pool())
                 .await?,
                 RepairScope::Version {
                     repository_id,
@@ -332,12 +330,12 @@ pub async fn repair(
                      JOIN content_artifacts ca ON ca.content_id = rc.content_id
                      JOIN artifacts a ON a.id = ca.artifact_id
                      WHERE {} AND a.id > $3 ORDER BY a.id LIMIT 500",
-                        crate::domain::versions::IN_VERSION
+                        crate::db::IN_VERSION
                     ))
                     .bind(repository_id)
                     .bind(*number)
                     .bind(&after)
-                    .fetch_all(app.db.pool())
+                    .fetch_all(backends.db.pool())
                     .await?
                 }
             };
@@ -345,16 +343,16 @@ pub async fn repair(
         after = last.get(0);
         for row in &rows {
             let (id, sha256, size): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
-            let state = if !app.blobs.exists(&sha256).await {
+            let state = if !backends.blobs.exists(&sha256).await {
                 missing += 1;
                 Damage::Missing
-            } else if verify_checksums && !intact(app, &sha256, size as u64).await {
+            } else if verify_checksums && !intact(backends, &sha256, size as u64).await {
                 corrupted += 1;
                 Damage::Corrupt
             } else {
                 continue;
             };
-            match redownload(app, &id, &sha256, size as u64, state).await {
+            match redownload(backends, &id, &sha256, size as u64, state).await {
                 Ok(true) => repaired += 1,
                 Ok(false) => unrepairable += 1,
                 Err(error) => {
@@ -376,8 +374,8 @@ enum Damage {
 }
 
 /// Whether the stored bytes have this size and sha256.
-async fn intact(app: &App, sha256: &str, size: u64) -> bool {
-    let Ok(mut stream) = app.blobs.read(sha256, None).await else {
+async fn intact(backends: &Backends, sha256: &str, size: u64) -> bool {
+    let Ok(mut stream) = backends.blobs.read(sha256, None).await else {
         return false;
     };
     let mut hasher = Sha256::new();
@@ -393,7 +391,7 @@ async fn intact(app: &App, sha256: &str, size: u64) -> bool {
 /// Downloads an artifact again from the first remote that knows a file stored as it. Returns
 /// whether it is whole again (`false`: no remote knows it).
 async fn redownload(
-    app: &App,
+    backends: &Backends,
     artifact_id: &str,
     sha256: &str,
     size: u64,
@@ -405,14 +403,14 @@ async fn redownload(
          WHERE ca.artifact_id = $1",
     )
     .bind(artifact_id)
-    .fetch_all(app.db.pool())
+    .fetch_all(backends.db.pool())
     .await?;
     if sources.is_empty() {
         return Ok(false);
     }
     if damage == Damage::Corrupt {
         // Storing is idempotent by digest: the corrupt copy must go before a good one can land.
-        app.blobs.delete(sha256).await?;
+        backends.blobs.delete(sha256).await?;
     }
     let expected = Expected {
         size: Some(size),
@@ -422,11 +420,11 @@ async fn redownload(
     for source in sources {
         let (url, remote_id, path): (String, String, String) =
             (source.get(0), source.get(1), source.get(2));
-        let remote = Remote::load(app.db.pool(), &remote_id).await?;
-        let client = app.remote_clients.client(&remote)?;
+        let remote = Remote::load(backends.db.pool(), &remote_id).await?;
+        let client = backends.remote_clients.client(&remote)?;
         match artifacts::download(
-            &app.db,
-            &app.blobs,
+            &backends.db,
+            &backends.blobs,
             &client,
             &url,
             &expected,

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sqlx::Row as _;
 
-use crate::app::App;
+use super::Backends;
 use crate::db::{new_id, now};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs;
 use crate::plugins::{CallScope, ContentScope, PublicationScope, VersionInfo};
-use crate::tasks::TaskHandle;
+use crate::progress::TaskHandle;
 
 /// Publishes version `number` of a repository; returns the publication's href.
 pub async fn publish(
-    app: &Arc<App>,
+    backends: &Backends,
     task: &Arc<TaskHandle>,
     repository_id: &str,
     number: i64,
@@ -27,7 +27,7 @@ pub async fn publish(
     )
     .bind(repository_id)
     .bind(number)
-    .fetch_optional(app.db.pool())
+    .fetch_optional(backends.db.pool())
     .await?
     .with_context(|| format!("version {number} of the repository does not exist"))?;
     let (plugin_name, type_name, repository_name, version_id): (String, String, String, String) = (
@@ -36,10 +36,10 @@ pub async fn publish(
         repository.get(2),
         repository.get(3),
     );
-    let plugin = app.plugin(&plugin_name).await?;
+    let plugin = backends.plugin(&plugin_name).await?;
 
     let publication_id = new_id();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = backends.db.begin_write().await?;
     sqlx::query(
         "INSERT INTO publications (id, plugin, type_name, repository_id, repository_version_id, complete, created)
          VALUES ($1, $2, $3, $4, $5, 0, $6)",
@@ -57,14 +57,14 @@ pub async fn publish(
     let scope = CallScope {
         task: Some(task.clone()),
         content: Some(ContentScope {
-            db: app.db.clone(),
+            db: backends.db.clone(),
             repository_id: repository_id.to_owned(),
             version: number,
         }),
         publication: Some(PublicationScope {
             publication_id: publication_id.clone(),
             files: Default::default(),
-            blobs: app.blobs.clone(),
+            blobs: backends.blobs.clone(),
         }),
         content_types: plugin.content_type_names(),
         ..CallScope::default()
@@ -73,13 +73,13 @@ pub async fn publish(
         repository_name,
         number: number as u64,
     };
-    let (result, scope) = app.plugins.publish(&plugin, scope, &version).await;
+    let (result, scope) = backends.plugins.publish(&plugin, scope, &version).await;
     let finished = match result {
-        Ok(()) => record_metadata_files(app, &publication_id, scope).await,
+        Ok(()) => record_metadata_files(backends, &publication_id, scope).await,
         Err(error) => Err(anyhow::anyhow!("{error}")),
     };
     if let Err(error) = finished {
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = backends.db.begin_write().await?;
         sqlx::query("DELETE FROM publications WHERE id = $1")
             .bind(&publication_id)
             .execute(&mut *tx)
@@ -88,7 +88,7 @@ pub async fn publish(
         return Err(error);
     }
     Ok(hrefs::publication(
-        &app.plugins.rest_names(),
+        &backends.plugins.rest_names(),
         &plugin_name,
         &type_name,
         &publication_id,
@@ -96,7 +96,7 @@ pub async fn publish(
 }
 
 async fn record_metadata_files(
-    app: &App,
+    backends: &Backends,
     publication_id: &str,
     scope: CallScope,
 ) -> anyhow::Result<()> {
@@ -107,11 +107,17 @@ async fn record_metadata_files(
     let mut recorded = Vec::with_capacity(files.len());
     for (path, staged) in files {
         let received = staged.finish().await?;
-        let artifact =
-            artifacts::store(&app.db, &app.blobs, received, &Expected::default(), &path).await?;
+        let artifact = artifacts::store(
+            &backends.db,
+            &backends.blobs,
+            received,
+            &Expected::default(),
+            &path,
+        )
+        .await?;
         recorded.push((path, artifact.id));
     }
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = backends.db.begin_write().await?;
     for (path, artifact_id) in recorded {
         sqlx::query(
             "INSERT INTO published_files (publication_id, relative_path, content_artifact_id, artifact_id)

@@ -68,9 +68,6 @@ pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 10;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// Connect timeout when the remote sets none.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// First retry delay; each further retry waits twice as long, up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 fn millis(value: Option<i64>) -> Option<Duration> {
     value.map(|ms| Duration::from_millis(ms.max(0) as u64))
@@ -276,60 +273,5 @@ impl RateLimiter {
             tokio::time::sleep_until(*next).await;
         }
         *next = (*next).max(now) + self.interval;
-    }
-}
-
-/// Whether a failed request is worth another try: the connection failed or timed out, or the
-/// upstream answered 5xx.
-pub fn retryable(outcome: &reqwest::Result<reqwest::Response>) -> bool {
-    match outcome {
-        Ok(response) => response.status().is_server_error(),
-        Err(error) => error.is_connect() || error.is_timeout() || error.is_request(),
-    }
-}
-
-/// The delay before retry number `attempt` (1-based): exponential, capped.
-pub fn backoff(attempt: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(MAX_BACKOFF)
-}
-
-/// Sends a request, retrying connection errors and 5xx answers up to `max_retries` times with
-/// exponential backoff. The last outcome is returned as it is (a 5xx answer stays an answer).
-pub async fn send_with_retries(
-    request: reqwest::RequestBuilder,
-    max_retries: u32,
-) -> reqwest::Result<reqwest::Response> {
-    let mut attempt = 0;
-    loop {
-        let Some(this_try) = request.try_clone() else {
-            // A streamed body cannot be sent twice.
-            return request.send().await;
-        };
-        let outcome = this_try.send().await;
-        if attempt >= max_retries || !retryable(&outcome) {
-            return outcome;
-        }
-        attempt += 1;
-        tracing::warn!(
-            attempt,
-            outcome = ?outcome.as_ref().map(reqwest::Response::status),
-            "request failed, retrying"
-        );
-        tokio::time::sleep(backoff(attempt)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        assert_eq!(backoff(1), Duration::from_millis(200));
-        assert_eq!(backoff(2), Duration::from_millis(400));
-        assert_eq!(backoff(3), Duration::from_millis(800));
-        assert_eq!(backoff(30), MAX_BACKOFF);
     }
 }

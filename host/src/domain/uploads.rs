@@ -5,43 +5,46 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sqlx::Row as _;
 
-use crate::app::App;
+use super::Backends;
 use crate::domain::declarations::{link, link_stored, save};
 use crate::domain::{hrefs, versions};
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::{ArtifactRef, CallScope};
-use crate::tasks::TaskHandle;
+use crate::progress::TaskHandle;
 
 /// Creates (or finds) the unit an uploaded artifact is, and adds it to `repository_id` when
 /// given. Returns the content href, then the new version's href if one was made.
 pub async fn create_content(
-    app: &Arc<App>,
+    backends: &Backends,
     task: &Arc<TaskHandle>,
     plugin_name: &str,
     sha256: &str,
     relative_path: Option<&str>,
     repository_id: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
-    let plugin = app.plugin(plugin_name).await?;
+    let plugin = backends.plugin(plugin_name).await?;
     let row = sqlx::query("SELECT id, size FROM artifacts WHERE sha256 = $1")
         .bind(sha256)
-        .fetch_optional(app.db.pool())
+        .fetch_optional(backends.db.pool())
         .await?
         .context("the uploaded artifact no longer exists")?;
     let (artifact_id, size): (String, i64) = (row.get(0), row.get(1));
     let scope = CallScope {
         task: Some(task.clone()),
         artifacts: [(sha256.to_owned(), size as u64)].into(),
-        blobs: Some(app.blobs.clone()),
+        blobs: Some(backends.blobs.clone()),
         content_types: plugin.content_type_names(),
-        create_in: Some(app.db.clone()),
+        create_in: Some(Arc::new(crate::domain::artifacts::Creator {
+            db: backends.db.clone(),
+            blobs: backends.blobs.clone(),
+        })),
         ..CallScope::default()
     };
     let upload = ArtifactRef {
         sha256: sha256.to_owned(),
         size: size as u64,
     };
-    let (unit, scope) = app
+    let (unit, scope) = backends
         .plugins
         .parse_upload(&plugin, scope, &upload, relative_path)
         .await;
@@ -62,9 +65,9 @@ pub async fn create_content(
     }
     let content_type = unit.content_type.clone();
     let natural_key = unit.natural_key.clone();
-    let pending = save(app, &task.id, plugin_name, None, vec![unit]).await?;
-    for file in link_stored(app, pending).await? {
-        link(app, &file.content_artifact_id, &artifact_id).await?;
+    let pending = save(&backends.db, &task.id, plugin_name, None, vec![unit]).await?;
+    for file in link_stored(&backends.db, pending).await? {
+        link(&backends.db, &file.content_artifact_id, &artifact_id).await?;
     }
     let content_id: String = sqlx::query(
         "SELECT id FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key = $3",
@@ -72,11 +75,11 @@ pub async fn create_content(
     .bind(plugin_name)
     .bind(&content_type)
     .bind(&natural_key)
-    .fetch_one(app.db.pool())
+    .fetch_one(backends.db.pool())
     .await?
     .get(0);
     let mut created = vec![hrefs::content(
-        &app.plugins.rest_names(),
+        &backends.plugins.rest_names(),
         plugin_name,
         &content_type,
         &content_id,
@@ -84,8 +87,8 @@ pub async fn create_content(
     match repository_id {
         Some(repository_id) => {
             let outcome = versions::finish_version(
-                &app.db,
-                &app.plugins.rest_names(),
+                &backends.db,
+                &backends.plugins.rest_names(),
                 repository_id,
                 &task.id,
                 versions::Change::Add,
@@ -95,8 +98,8 @@ pub async fn create_content(
             if let Some(number) = outcome.number {
                 created.push(
                     versions::href(
-                        app.db.pool(),
-                        &app.plugins.rest_names(),
+                        backends.db.pool(),
+                        &backends.plugins.rest_names(),
                         repository_id,
                         number,
                     )
@@ -104,7 +107,7 @@ pub async fn create_content(
                 );
             }
         }
-        None => versions::clear_staging(&app.db, &task.id).await?,
+        None => versions::clear_staging(&backends.db, &task.id).await?,
     }
     Ok(created)
 }

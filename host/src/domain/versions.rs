@@ -11,10 +11,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 
 use super::hrefs::{self, RestNames};
-use crate::db::{Db, WriteTx, new_id, now};
-
-/// SQL condition: `rc` rows of repository `$1` present in version `$2`.
-pub const IN_VERSION: &str = "rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)";
+use crate::db::{Db, IN_VERSION, WriteTx, new_id, now, placeholders};
 
 /// How the staged content changes the latest version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +125,7 @@ pub async fn finish_version(
         let sql = format!(
             "UPDATE repository_content SET version_removed = $2
              WHERE repository_id = $1 AND version_removed IS NULL AND version_added < $2 AND content_id IN ({})",
-            super::placeholders(3, chunk.len())
+            placeholders(3, chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(repository_id).bind(number);
         for id in chunk {
@@ -465,7 +462,7 @@ pub async fn modify(
         for chunk in remove.chunks(200) {
             let sql = format!(
                 "DELETE FROM sync_staging WHERE task_id = $1 AND content_id IN ({})",
-                super::placeholders(2, chunk.len())
+                placeholders(2, chunk.len())
             );
             let mut query = sqlx::query(&sql).bind(task_id);
             for id in chunk {

@@ -5,7 +5,6 @@ use super::bindings::current::granary::plugin::artifacts;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::CallState;
 use super::{ArtifactRef, PluginError};
-use crate::domain::artifacts::{self as stored, Expected};
 
 impl artifacts::Host for CallState {
     async fn read(
@@ -36,7 +35,7 @@ impl artifacts::Host for CallState {
         &mut self,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<ArtifactRef, PluginError>> {
-        let (Some(db), Some(blobs)) = (self.scope.create_in.clone(), self.scope.blobs.clone())
+        let (Some(creator), Some(blobs)) = (self.scope.create_in.clone(), self.scope.blobs.clone())
         else {
             return Err(SandboxViolation::new(
                 "plugin called artifacts.create outside parse-upload or handle",
@@ -59,20 +58,8 @@ impl artifacts::Host for CallState {
                 ))));
             }
         };
-        match stored::store(
-            &db,
-            &blobs,
-            received,
-            &Expected::default(),
-            "created artifact",
-        )
-        .await
-        {
-            Ok(artifact) => {
-                let created = ArtifactRef {
-                    sha256: artifact.sha256,
-                    size: artifact.size,
-                };
+        match creator.create(received).await {
+            Ok(created) => {
                 // The plugin may read back what it stored.
                 self.scope
                     .artifacts

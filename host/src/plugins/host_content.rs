@@ -3,8 +3,8 @@
 use super::bindings::current::granary::plugin::content;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::{CallState, ContentScope};
+use super::units;
 use super::{PluginError, StoredUnit};
-use crate::domain::units;
 use crate::plugins::bindings::types::UnitPage;
 
 impl content::Host for CallState {

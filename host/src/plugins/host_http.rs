@@ -44,7 +44,7 @@ impl CallState {
         for (name, value) in &headers {
             request = request.header(name, value);
         }
-        let sent = crate::domain::remotes::send_with_retries(request, scope.max_retries).await;
+        let sent = super::retry::send_with_retries(request, scope.max_retries).await;
         let response = match sent {
             Ok(response) => response,
             Err(error) => {

@@ -9,8 +9,8 @@ use super::bindings::current::granary::plugin::publication;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::CallState;
 use super::{PluginError, validate_relative_path};
-use crate::domain::placeholders;
-use crate::domain::versions::IN_VERSION;
+use crate::db::IN_VERSION;
+use crate::db::placeholders;
 
 /// Most entries in one `publish-content` call.
 const MAX_PUBLISH_BATCH: usize = 1000;

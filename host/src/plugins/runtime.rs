@@ -728,7 +728,7 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
         ("remote-fields", &info.remote_fields),
         ("distribution-fields", &info.distribution_fields),
     ] {
-        crate::api::plugin_fields::Schema::parse(schema)
+        super::fields::Schema::parse(schema)
             .map_err(|error| anyhow::anyhow!("{what} is not a usable JSON schema: {error}"))?;
     }
     for capability in &info.capabilities {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -11,8 +12,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::UnitDeclaration;
 use crate::db::Db;
-use crate::storage::{BlobStore, StagedBlob};
-use crate::tasks::TaskHandle;
+use crate::progress::TaskHandle;
+use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
 
 /// Bytes of a guest's stderr kept to explain a crash (a Rust panic message lands there).
 const STDERR_CAPACITY: usize = 16 * 1024;
@@ -37,11 +38,19 @@ pub struct CallScope {
     pub sink: Option<mpsc::Sender<Vec<UnitDeclaration>>>,
     /// Content type names the plugin declared (emitted units must use one).
     pub content_types: Vec<String>,
-    /// Where `artifacts.create` records what it stores (with `blobs`); `None` refuses it. Set in
-    /// `parse-upload` and `handle`.
-    pub create_in: Option<Arc<Db>>,
+    /// Where `artifacts.create` records what it stores (staged in `blobs`); `None` refuses it.
+    /// Set in `parse-upload` and `handle`.
+    pub create_in: Option<Arc<dyn CreateArtifact>>,
     /// Artifacts stored by `artifacts.create` during the call, in order.
     pub created: Vec<super::ArtifactRef>,
+}
+
+/// Records the bytes of an `artifacts.create` as an artifact. The host's verified ingest lives in
+/// the domain, above this layer; the call reaches it through this capability
+/// (`domain::artifacts::Creator`).
+pub trait CreateArtifact: Send + Sync {
+    /// Commits `blob`, staged in the call's blob store, and records it as an artifact.
+    fn create(&self, blob: ReceivedBlob) -> BoxFuture<'_, anyhow::Result<super::ArtifactRef>>;
 }
 
 /// Outbound HTTP for a sync: the remote's origin and a client configured from the remote.

@@ -2,14 +2,22 @@
 //! worker process can run any task.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+use tokio::sync::Notify;
 
-use super::TaskHandle;
-use crate::app::App;
+use super::{ResourceLock, TaskHandle, state};
+use crate::db::Db;
+use crate::domain::additions::AddError;
+use crate::domain::hrefs::RestNames;
+use crate::domain::objects::{self, Changes};
 use crate::domain::{
-    additions, chunked_uploads, hrefs, maintenance, publications, uploads, versions,
+    Backends, additions, chunked_uploads, distributions, hrefs, maintenance, publications, uploads,
+    versions,
 };
+use crate::plugins::UnitDeclaration;
 use crate::sync;
 
 /// Arguments of each kind of task.
@@ -109,7 +117,7 @@ pub enum TaskArgs {
     /// Create a distribution.
     CreateDistribution {
         /// The validated fields.
-        fields: crate::api::distributions::DistributionFields,
+        fields: distributions::DistributionFields,
     },
     /// Delete a repository, remote or distribution.
     Delete {
@@ -121,7 +129,7 @@ pub enum TaskArgs {
         /// The object's href.
         href: String,
         /// Columns to set.
-        changes: crate::api::support::Changes,
+        changes: Changes,
     },
     /// Delete a repository version, squashing its changes into the next one.
     DeleteVersion {
@@ -156,7 +164,7 @@ impl TaskArgs {
 
 /// Runs a task; returns the hrefs of what it created.
 pub async fn run(
-    app: &Arc<App>,
+    backends: &Backends,
     task: Arc<TaskHandle>,
     args: TaskArgs,
 ) -> anyhow::Result<Vec<String>> {
@@ -165,7 +173,7 @@ pub async fn run(
             repository_id,
             remote_id,
             mirror,
-        } => sync::run(app, &task, &repository_id, &remote_id, mirror).await,
+        } => sync::run(backends, &task, &repository_id, &remote_id, mirror).await,
         TaskArgs::Modify {
             repository_id,
             add,
@@ -173,8 +181,8 @@ pub async fn run(
             base_version,
         } => {
             let number = versions::modify(
-                &app.db,
-                &app.plugins.rest_names(),
+                &backends.db,
+                &backends.plugins.rest_names(),
                 &task.id,
                 &repository_id,
                 &add,
@@ -185,8 +193,8 @@ pub async fn run(
             match number {
                 Some(number) => Ok(vec![
                     versions::href(
-                        app.db.pool(),
-                        &app.plugins.rest_names(),
+                        backends.db.pool(),
+                        &backends.plugins.rest_names(),
                         &repository_id,
                         number,
                     )
@@ -199,7 +207,7 @@ pub async fn run(
             repository_id,
             version,
         } => {
-            let href = publications::publish(app, &task, &repository_id, version).await?;
+            let href = publications::publish(backends, &task, &repository_id, version).await?;
             Ok(vec![href])
         }
         TaskArgs::Upload {
@@ -209,7 +217,7 @@ pub async fn run(
             repository_id,
         } => {
             uploads::create_content(
-                app,
+                backends,
                 &task,
                 &plugin,
                 &sha256,
@@ -224,9 +232,10 @@ pub async fn run(
             relative_path,
             repository_id,
         } => {
-            let artifact = chunked_uploads::assemble(app, &upload_id, None).await?;
+            let artifact =
+                chunked_uploads::assemble(&backends.db, &backends.blobs, &upload_id, None).await?;
             uploads::create_content(
-                app,
+                backends,
                 &task,
                 &plugin,
                 &artifact.sha256,
@@ -236,22 +245,29 @@ pub async fn run(
             .await
         }
         TaskArgs::CommitUpload { upload_id, sha256 } => {
-            let artifact = chunked_uploads::assemble(app, &upload_id, Some(&sha256)).await?;
+            let artifact =
+                chunked_uploads::assemble(&backends.db, &backends.blobs, &upload_id, Some(&sha256))
+                    .await?;
             Ok(vec![hrefs::artifact(&artifact.id)])
         }
         TaskArgs::OrphanCleanup {
             protection_minutes,
             content_ids,
         } => {
-            maintenance::orphan_cleanup(app, &task, protection_minutes, content_ids.as_deref())
-                .await?;
+            maintenance::orphan_cleanup(
+                backends,
+                &task,
+                protection_minutes,
+                content_ids.as_deref(),
+            )
+            .await?;
             Ok(Vec::new())
         }
         TaskArgs::ReclaimSpace {
             repository_ids,
             keep,
         } => {
-            maintenance::reclaim_space(app, &task, &repository_ids, &keep).await?;
+            maintenance::reclaim_space(backends, &task, &repository_ids, &keep).await?;
             Ok(Vec::new())
         }
         TaskArgs::Repair {
@@ -265,7 +281,7 @@ pub async fn run(
                 },
                 None => maintenance::RepairScope::All,
             };
-            maintenance::repair(app, &task, scope, verify_checksums).await?;
+            maintenance::repair(backends, &task, scope, verify_checksums).await?;
             Ok(Vec::new())
         }
         TaskArgs::AddUnits {
@@ -275,7 +291,8 @@ pub async fn run(
             units,
         } => {
             additions::run(
-                app,
+                &backends.db,
+                &backends.plugins.rest_names(),
                 &task,
                 &repository_id,
                 &plugin,
@@ -285,23 +302,97 @@ pub async fn run(
             .await
         }
         TaskArgs::CreateDistribution { fields } => {
-            Ok(vec![crate::api::distributions::create(app, fields).await?])
+            let names = backends.plugins.rest_names();
+            Ok(vec![
+                distributions::create(&backends.db, &names, fields).await?,
+            ])
         }
         TaskArgs::Delete { href } => {
-            crate::api::delete_object(app, &href).await?;
+            objects::delete_object(&backends.db, &backends.plugins.rest_names(), &href).await?;
             Ok(Vec::new())
         }
         TaskArgs::Update { href, changes } => {
-            crate::api::update_object(app, &href, &changes).await?;
+            let names = backends.plugins.rest_names();
+            objects::update_object(&backends.db, &names, &href, &changes).await?;
             Ok(Vec::new())
         }
         TaskArgs::DeleteVersion {
             repository_id,
             number,
         } => {
-            versions::delete_version(&app.db, &app.plugins.rest_names(), &repository_id, number)
-                .await?;
+            versions::delete_version(
+                &backends.db,
+                &backends.plugins.rest_names(),
+                &repository_id,
+                number,
+            )
+            .await?;
             Ok(Vec::new())
         }
+    }
+}
+
+/// Longest pause between two looks at a task the request waits for.
+const MAX_POLL: Duration = Duration::from_millis(200);
+
+/// Queues an `add-units` task on `repository_id` (exclusive lock) and waits until it ends.
+/// Returns the href of the new version, if one was made.
+pub async fn add_units_and_wait(
+    db: &Db,
+    names: &RestNames,
+    wakeup: &Notify,
+    repository_id: &str,
+    plugin: &str,
+    remote_id: Option<&str>,
+    units: &[UnitDeclaration],
+) -> Result<Option<String>, AddError> {
+    let row = sqlx::query("SELECT plugin, type_name FROM repositories WHERE id = $1")
+        .bind(repository_id)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| AddError::Refused("the distribution's repository is gone".into()))?;
+    let lock = ResourceLock::exclusive(hrefs::repository(
+        names,
+        row.get(0),
+        row.get(1),
+        repository_id,
+    ));
+    let args = TaskArgs::AddUnits {
+        repository_id: repository_id.to_owned(),
+        plugin: plugin.to_owned(),
+        remote_id: remote_id.map(str::to_owned),
+        units: units.iter().map(additions::DeclaredUnit::from).collect(),
+    };
+    let task_id = super::enqueue(db, "granary.tasks.add_units", &args, &[lock])
+        .await
+        .map_err(anyhow::Error::from)?;
+    wakeup.notify_waiters();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let row = sqlx::query("SELECT state, error, created_resources FROM tasks WHERE id = $1")
+            .bind(&task_id)
+            .fetch_one(db.pool())
+            .await
+            .map_err(anyhow::Error::from)?;
+        let task_state: String = row.get(0);
+        match task_state.as_str() {
+            state::COMPLETED => {
+                let created: Vec<String> =
+                    serde_json::from_str(&row.get::<String, _>(2)).unwrap_or_default();
+                return Ok(created.into_iter().next());
+            }
+            state::FAILED | state::CANCELED => {
+                let description = row
+                    .get::<Option<String>, _>(1)
+                    .and_then(|error| serde_json::from_str::<serde_json::Value>(&error).ok())
+                    .and_then(|error| error["description"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("the task {task_state}"));
+                return Err(AddError::Refused(description));
+            }
+            _ => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_POLL);
     }
 }

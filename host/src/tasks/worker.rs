@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Row as _;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, TaskHandle, claim, finish, kinds, state};
-use crate::app::App;
 use crate::db::{Backend, now};
+use crate::domain::Backends;
 
 /// How often a process proves it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -21,9 +22,33 @@ const POLL: Duration = Duration::from_millis(500);
 /// How often a running task's progress is written and its cancellation checked.
 const WATCH: Duration = Duration::from_millis(300);
 
+/// What the workers of a process run with: the domain's backends, the process's worker name
+/// (unique per process) and the signal that wakes its idle workers when a task is queued.
+#[derive(Debug)]
+pub struct Workers {
+    /// What the tasks' work runs on.
+    pub backends: Backends,
+    /// This process's worker name.
+    pub worker_name: String,
+    /// Notified when a task is queued (by this process, or announced by another).
+    pub task_wakeup: Arc<Notify>,
+}
+
+impl std::ops::Deref for Workers {
+    type Target = Backends;
+
+    fn deref(&self) -> &Backends {
+        &self.backends
+    }
+}
+
 /// Registers this process, fails tasks left running by dead processes, then runs `count` worker
 /// loops and the heartbeat until `shutdown`.
-pub async fn run(app: Arc<App>, count: usize, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    app: Arc<Workers>,
+    count: usize,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     register(&app).await?;
     let _liveness = hold_liveness_lock(&app).await?;
     recover(&app, true).await?;
@@ -51,7 +76,7 @@ pub async fn run(app: Arc<App>, count: usize, shutdown: CancellationToken) -> an
     Ok(())
 }
 
-async fn register(app: &App) -> Result<(), sqlx::Error> {
+async fn register(app: &Workers) -> Result<(), sqlx::Error> {
     let mut tx = app.db.begin_write().await?;
     sqlx::query("INSERT INTO workers (name, started, heartbeat) VALUES ($1, $2, $2)")
         .bind(&app.worker_name)
@@ -70,7 +95,7 @@ fn liveness_key(worker: &str) -> i64 {
 
 /// Holds this process's liveness lock on a dedicated PostgreSQL session for as long as the
 /// returned connection lives: the server releases it when the process dies.
-async fn hold_liveness_lock(app: &App) -> anyhow::Result<Option<sqlx::AnyConnection>> {
+async fn hold_liveness_lock(app: &Workers) -> anyhow::Result<Option<sqlx::AnyConnection>> {
     if app.db.backend() != Backend::Postgres {
         return Ok(None);
     }
@@ -83,7 +108,7 @@ async fn hold_liveness_lock(app: &App) -> anyhow::Result<Option<sqlx::AnyConnect
 }
 
 /// Whether the worker's process still holds its liveness lock.
-async fn liveness_lock_held(app: &App, worker: &str) -> Result<bool, sqlx::Error> {
+async fn liveness_lock_held(app: &Workers, worker: &str) -> Result<bool, sqlx::Error> {
     let mut connection = app.db.pool().acquire().await?;
     let key = liveness_key(worker);
     let acquired: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
@@ -100,7 +125,7 @@ async fn liveness_lock_held(app: &App, worker: &str) -> Result<bool, sqlx::Error
     Ok(!acquired)
 }
 
-async fn beat(app: &App) -> Result<(), sqlx::Error> {
+async fn beat(app: &Workers) -> Result<(), sqlx::Error> {
     let mut tx = app.db.begin_write().await?;
     sqlx::query("UPDATE workers SET heartbeat = $2 WHERE name = $1")
         .bind(&app.worker_name)
@@ -114,7 +139,7 @@ async fn beat(app: &App) -> Result<(), sqlx::Error> {
 /// start-up every task some other worker was running is dead. With PostgreSQL a worker is dead
 /// when its session lock is free (its connection closed: the process exited or was killed) or its
 /// heartbeat is older than [`DEAD_AFTER`] (the process hangs).
-async fn recover(app: &App, at_start: bool) -> anyhow::Result<()> {
+async fn recover(app: &Workers, at_start: bool) -> anyhow::Result<()> {
     let threshold = (chrono::Utc::now() - chrono::Duration::from_std(DEAD_AFTER)?)
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string();
@@ -169,7 +194,7 @@ async fn recover(app: &App, at_start: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
+async fn worker_loop(app: Arc<Workers>, shutdown: CancellationToken) {
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -191,7 +216,7 @@ async fn worker_loop(app: Arc<App>, shutdown: CancellationToken) {
     }
 }
 
-async fn execute(app: &Arc<App>, claimed: super::Claimed) {
+async fn execute(app: &Arc<Workers>, claimed: super::Claimed) {
     let handle = Arc::new(TaskHandle::new(claimed.id.clone()));
     tracing::info!(task = %claimed.id, kind = claimed.args.kind(), "task started");
     // The work runs as a task of its own: the watcher below may wait for the database write
@@ -199,7 +224,10 @@ async fn execute(app: &Arc<App>, claimed: super::Claimed) {
     // the watcher would stop the work from ever releasing it.
     let work_app = app.clone();
     let work_handle = handle.clone();
-    let work = tokio::spawn(async move { kinds::run(&work_app, work_handle, claimed.args).await });
+    let work =
+        tokio::spawn(
+            async move { kinds::run(&work_app.backends, work_handle, claimed.args).await },
+        );
     let abort = work.abort_handle();
     tokio::pin!(work);
     let outcome = loop {
@@ -233,7 +261,7 @@ async fn execute(app: &Arc<App>, claimed: super::Claimed) {
     }
 }
 
-async fn write_progress(app: &App, id: &str, reports: &str) -> Result<(), sqlx::Error> {
+async fn write_progress(app: &Workers, id: &str, reports: &str) -> Result<(), sqlx::Error> {
     let mut tx = app.db.begin_write().await?;
     sqlx::query("UPDATE tasks SET progress_reports = $2 WHERE id = $1")
         .bind(id)
@@ -243,7 +271,7 @@ async fn write_progress(app: &App, id: &str, reports: &str) -> Result<(), sqlx::
     tx.commit().await
 }
 
-async fn cancel_requested(app: &App, id: &str) -> bool {
+async fn cancel_requested(app: &Workers, id: &str) -> bool {
     sqlx::query("SELECT state FROM tasks WHERE id = $1")
         .bind(id)
         .fetch_one(app.db.pool())

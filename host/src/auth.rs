@@ -1,5 +1,6 @@
 //! Who is making a request: the one place credentials are checked, for the REST API and for the
-//! format routes plugins serve (uploads through `handle`).
+//! format routes plugins serve (uploads through `handle`). Below both the REST API and the content
+//! app, which share it; it needs only the database.
 //!
 //! Accepted, in an `Authorization` header:
 //! - `Basic user:password` of an active user;
@@ -13,8 +14,7 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 
-use crate::app::App;
-use crate::db::now;
+use crate::db::{Db, now};
 use crate::error::ApiError;
 
 /// The username twine and uv send with an API token as the password.
@@ -36,15 +36,12 @@ pub struct User {
 
 /// The user the request's credentials name, when they are valid; `None` when the request has no
 /// credentials or wrong ones (callers decide whether anonymous access is allowed).
-pub async fn authenticated_user(
-    app: &App,
-    headers: &HeaderMap,
-) -> Result<Option<String>, ApiError> {
-    Ok(authenticate(app, headers).await?.map(|user| user.username))
+pub async fn authenticated_user(db: &Db, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    Ok(authenticate(db, headers).await?.map(|user| user.username))
 }
 
 /// Checks the request's credentials (see the module docs) and names the user they belong to.
-pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
+pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
     let Some(value) = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -52,7 +49,7 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<User>
         return Ok(None);
     };
     if let Some(token) = strip_scheme(value, "Bearer") {
-        return user_for_token(app, token.trim()).await;
+        return user_for_token(db, token.trim()).await;
     }
     let Some(credentials) = strip_scheme(value, "Basic")
         .and_then(|encoded| {
@@ -68,21 +65,21 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<User>
         return Ok(None);
     };
     if username == TOKEN_USERNAME {
-        return user_for_token(app, password).await;
+        return user_for_token(db, password).await;
     }
     let Some(row) = sqlx::query(
         "SELECT id, username, is_staff, password_salt, password_hash FROM users
          WHERE username = $1 AND is_active = 1",
     )
     .bind(username)
-    .fetch_optional(app.db.pool())
+    .fetch_optional(db.pool())
     .await?
     else {
         return Ok(None);
     };
     let (salt, hash): (String, String) = (row.get(3), row.get(4));
     use subtle::ConstantTimeEq as _;
-    let matches: bool = crate::app::password_hash(&salt, password)
+    let matches: bool = password_hash(&salt, password)
         .as_bytes()
         .ct_eq(hash.as_bytes())
         .into();
@@ -108,7 +105,7 @@ pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-async fn user_for_token(app: &App, secret: &str) -> Result<Option<User>, ApiError> {
+async fn user_for_token(db: &Db, secret: &str) -> Result<Option<User>, ApiError> {
     if !secret.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
@@ -118,7 +115,23 @@ async fn user_for_token(app: &App, secret: &str) -> Result<Option<User>, ApiErro
     )
     .bind(token_hash(secret))
     .bind(now())
-    .fetch_optional(app.db.pool())
+    .fetch_optional(db.pool())
     .await?;
     Ok(row.as_ref().map(user_from_row))
+}
+
+/// Salted sha256 of a password. Passwords are random tokens or operator-chosen secrets checked on
+/// every request, so a fast hash keeps requests cheap; the salt defeats precomputed tables.
+pub fn password_hash(salt: &str, password: &str) -> String {
+    hex::encode(Sha256::digest(format!("{salt}:{password}")))
+}
+
+/// A random token of `len` characters from an alphabet without look-alikes.
+pub fn random_token(len: usize) -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }

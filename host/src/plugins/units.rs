@@ -1,12 +1,13 @@
 //! Content units with their files, read for plugins (`content.list-units`, `find-by-path`,
-//! `list-by-prefix`).
+//! `list-by-prefix`). Read-only queries that build the WIT's own records, so they live with the
+//! host side of the `content` interface rather than in the domain above it.
 
 use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
-use super::versions::IN_VERSION;
-use crate::plugins::{StoredArtifact, StoredUnit};
+use super::{StoredArtifact, StoredUnit};
+use crate::db::IN_VERSION;
 
 /// One page of the units of a version, ordered by id, after `cursor`.
 pub async fn page(
@@ -134,7 +135,7 @@ async fn with_artifacts(
                 (SELECT ra.size FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1)
          FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
          WHERE ca.content_id IN ({}) ORDER BY ca.relative_path",
-        super::placeholders(1, ids.len())
+        crate::db::placeholders(1, ids.len())
     );
     let mut query = sqlx::query(&sql);
     for id in &ids {

@@ -15,11 +15,11 @@ use futures::TryStreamExt as _;
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
-use super::PluginInfo;
-use super::runtime::{LoadedPlugin, PluginRuntime, PluginSource};
-use crate::app::App;
-use crate::db::{Db, now};
-use crate::domain::artifacts;
+use super::Backends;
+use super::artifacts;
+use crate::db::{Db, PLUGINS_CHANNEL, announce, now};
+use crate::plugins::PluginInfo;
+use crate::plugins::runtime::{LoadedPlugin, PluginRuntime, PluginSource};
 use crate::storage::BlobStore;
 
 /// Serializes installs, upgrades and removals within a process, so two requests for one name
@@ -131,35 +131,39 @@ pub async fn row(db: &Db, name: &str) -> Result<Option<InstalledRow>, sqlx::Erro
 /// Validates `bytes` as a plugin component and installs it, or upgrades the installed plugin of
 /// the same name (which is also re-enabled). Calls already running keep the old version; every
 /// later call uses the new one.
-pub async fn install(app: &App, bytes: Vec<u8>) -> Result<Installed, RegistryError> {
-    let limit = app.config.plugin_max_bytes;
+pub async fn install(
+    backends: &Backends,
+    max_bytes: u64,
+    bytes: Vec<u8>,
+) -> Result<Installed, RegistryError> {
+    let limit = max_bytes;
     if bytes.len() as u64 > limit {
         return Err(RegistryError::Rejected(too_large(limit)));
     }
     let _guard = CHANGES.lock().await;
     // Staged before validation (the bytes move into the runtime), committed only after it: a
     // rejected component's staged file is removed when `staged` is dropped.
-    let staged = app
+    let staged = backends
         .blobs
         .stage_bytes(&bytes)
         .await
         .map_err(|error| anyhow::anyhow!("staging the component: {error}"))?;
     let started = std::time::Instant::now();
-    let plugin = app
+    let plugin = backends
         .plugins
         .prepare(bytes, PluginSource::Installed)
         .await
         .map_err(|error| RegistryError::Rejected(format!("{error:#}")))?;
     let name = plugin.info.name.clone();
-    let existing = row(&app.db, &name).await?;
-    if let Some(clash) = app
+    let existing = row(&backends.db, &name).await?;
+    if let Some(clash) = backends
         .plugins
         .clash(&plugin.info, existing.as_ref().map(|_| name.as_str()))
     {
         return Err(RegistryError::Rejected(clash));
     }
     // Disabled plugins are not registered, but their names stay theirs.
-    for other in rows(&app.db)
+    for other in rows(&backends.db)
         .await?
         .iter()
         .filter(|r| !r.enabled && r.name != name)
@@ -176,11 +180,11 @@ pub async fn install(app: &App, bytes: Vec<u8>) -> Result<Installed, RegistryErr
         }
     }
     let (sha256, size) = (staged.sha256.clone(), staged.size);
-    app.blobs.commit(staged).await?;
-    let artifact_id = artifacts::record(&app.db, &sha256, size).await?;
+    backends.blobs.commit(staged).await?;
+    let artifact_id = artifacts::record(&backends.db, &sha256, size).await?;
     let info = info_json(&plugin.info).to_string();
     let timestamp = now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = backends.db.begin_write().await?;
     sqlx::query(
         "INSERT INTO plugins (name, version, wit_version, sha256, artifact_id, info, enabled, created, updated)
          VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)
@@ -198,10 +202,10 @@ pub async fn install(app: &App, bytes: Vec<u8>) -> Result<Installed, RegistryErr
     .execute(&mut *tx)
     .await?;
     // Every other process reloads its registry when this commits.
-    crate::events::announce(&app.db, &mut tx, crate::events::PLUGINS).await?;
+    announce(&backends.db, &mut tx, PLUGINS_CHANNEL).await?;
     tx.commit().await?;
     let plugin = Arc::new(plugin);
-    app.plugins.replace(plugin.clone());
+    backends.plugins.replace(plugin.clone());
     let replaced_version =
         existing.map(|row| row.info["version"].as_str().unwrap_or("").to_owned());
     tracing::info!(
@@ -222,10 +226,10 @@ pub async fn install(app: &App, bytes: Vec<u8>) -> Result<Installed, RegistryErr
 /// Removes the installed plugin `name`. Refused while repositories of its types exist, unless
 /// `force`: then the repositories stay in the database, unusable until a plugin of that name is
 /// installed again.
-pub async fn remove(app: &App, name: &str, force: bool) -> Result<(), RegistryError> {
+pub async fn remove(backends: &Backends, name: &str, force: bool) -> Result<(), RegistryError> {
     let _guard = CHANGES.lock().await;
-    let Some(_row) = row(&app.db, name).await? else {
-        return Err(match app.plugins.get(name) {
+    let Some(_row) = row(&backends.db, name).await? else {
+        return Err(match backends.plugins.get(name) {
             Some(loaded) => RegistryError::Conflict(not_installed(&loaded)),
             None => RegistryError::NotFound(name.to_owned()),
         });
@@ -234,7 +238,7 @@ pub async fn remove(app: &App, name: &str, force: bool) -> Result<(), RegistryEr
         let names: Vec<String> =
             sqlx::query("SELECT name FROM repositories WHERE plugin = $1 ORDER BY name")
                 .bind(name)
-                .fetch_all(app.db.pool())
+                .fetch_all(backends.db.pool())
                 .await?
                 .iter()
                 .map(|row| row.get(0))
@@ -247,36 +251,45 @@ pub async fn remove(app: &App, name: &str, force: bool) -> Result<(), RegistryEr
             )));
         }
     }
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = backends.db.begin_write().await?;
     sqlx::query("DELETE FROM plugins WHERE name = $1")
         .bind(name)
         .execute(&mut *tx)
         .await?;
     // Every other process reloads its registry when this commits.
-    crate::events::announce(&app.db, &mut tx, crate::events::PLUGINS).await?;
+    announce(&backends.db, &mut tx, PLUGINS_CHANNEL).await?;
     tx.commit().await?;
-    app.plugins.remove(name);
+    backends.plugins.remove(name);
     tracing::info!(plugin = %name, force, "removed plugin");
     Ok(())
 }
 
 /// Disables (unregisters, keeping the row and the component) or re-enables the installed plugin
 /// `name`. While disabled, its REST routes answer 404 and its tasks fail.
-pub async fn set_enabled(app: &App, name: &str, enabled: bool) -> Result<(), RegistryError> {
+pub async fn set_enabled(
+    backends: &Backends,
+    name: &str,
+    enabled: bool,
+) -> Result<(), RegistryError> {
     let _guard = CHANGES.lock().await;
-    let Some(row) = row(&app.db, name).await? else {
-        return Err(match app.plugins.get(name) {
+    let Some(row) = row(&backends.db, name).await? else {
+        return Err(match backends.plugins.get(name) {
             Some(loaded) => RegistryError::Conflict(not_installed(&loaded)),
             None => RegistryError::NotFound(name.to_owned()),
         });
     };
-    if enabled && app.plugins.get(name).is_none_or(|p| p.sha256 != row.sha256) {
-        let plugin = load_row(&app.plugins, &app.blobs, &row)
+    if enabled
+        && backends
+            .plugins
+            .get(name)
+            .is_none_or(|p| p.sha256 != row.sha256)
+    {
+        let plugin = load_row(&backends.plugins, &backends.blobs, &row)
             .await
             .map_err(|error| RegistryError::Rejected(format!("{error:#}")))?;
-        app.plugins.replace(Arc::new(plugin));
+        backends.plugins.replace(Arc::new(plugin));
     }
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = backends.db.begin_write().await?;
     sqlx::query("UPDATE plugins SET enabled = $1, updated = $2 WHERE name = $3")
         .bind(i64::from(enabled))
         .bind(now())
@@ -284,10 +297,10 @@ pub async fn set_enabled(app: &App, name: &str, enabled: bool) -> Result<(), Reg
         .execute(&mut *tx)
         .await?;
     // Every other process reloads its registry when this commits.
-    crate::events::announce(&app.db, &mut tx, crate::events::PLUGINS).await?;
+    announce(&backends.db, &mut tx, PLUGINS_CHANNEL).await?;
     tx.commit().await?;
     if !enabled {
-        app.plugins.remove(name);
+        backends.plugins.remove(name);
     }
     Ok(())
 }
@@ -298,8 +311,8 @@ pub async fn set_enabled(app: &App, name: &str, enabled: bool) -> Result<(), Reg
 /// and skipped, so one broken component cannot keep a process from starting.
 ///
 /// Called at start-up; call it again when another process has changed the table.
-pub async fn reload_from_db(app: &App) -> anyhow::Result<()> {
-    sync_registry(&app.plugins, &app.db, &app.blobs).await
+pub async fn reload_from_db(backends: &Backends) -> anyhow::Result<()> {
+    sync_registry(&backends.plugins, &backends.db, &backends.blobs).await
 }
 
 /// [`reload_from_db`] on the parts of an [`App`] (start-up runs it before the `App` exists).

@@ -2,39 +2,19 @@
 //! finished (wake idle workers), a plugin installed, upgraded, disabled or removed (reload the
 //! plugin registry), and a change to what the content app serves (announced by triggers, see
 //! `db::ContentChanges`). With SQLite there is one process, which acts on its own changes
-//! directly.
+//! directly. Changes are announced with [`crate::db::announce`]; this is the listening side,
+//! part of the wiring because it acts on the process's shared state.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::db::{Backend, CONTENT_CHANNEL, Db};
-
-/// A task was queued or finished.
-pub const TASKS: &str = "granary_tasks";
-/// The set of installed plugins changed.
-pub const PLUGINS: &str = "granary_plugins";
+use crate::db::{Backend, CONTENT_CHANNEL, PLUGINS_CHANNEL as PLUGINS, TASKS_CHANNEL as TASKS};
+use crate::state::App;
 
 /// How long to wait before listening again after the connection failed.
 const RETRY: Duration = Duration::from_secs(1);
-
-/// Announces a change to every process; with PostgreSQL it is delivered when `conn`'s
-/// transaction commits (at once outside a transaction).
-pub async fn announce(
-    db: &Db,
-    conn: &mut sqlx::AnyConnection,
-    channel: &str,
-) -> Result<(), sqlx::Error> {
-    if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(channel)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
-}
 
 /// Listens until `shutdown` (PostgreSQL only): wakes this process's workers on [`TASKS`] and
 /// reloads its plugin registry on [`PLUGINS`]. Workers also poll, so a lost connection delays
@@ -91,7 +71,7 @@ async fn catch_up(app: &App) {
 }
 
 async fn reload_plugins(app: &App) {
-    if let Err(error) = crate::plugins::registry::reload_from_db(app).await {
+    if let Err(error) = crate::domain::registry::reload_from_db(&app.backends()).await {
         tracing::error!(error = %format!("{error:#}"), "reloading the plugin registry failed");
     }
 }

@@ -1,0 +1,129 @@
+//! Distributions: creating one (the work of its create task), and the rule that no two base
+//! paths overlap.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+
+use super::hrefs::{self, RestNames};
+use crate::db::{Db, new_id, now};
+
+/// The validated fields of a new distribution (the arguments of its create task).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistributionFields {
+    /// Owning plugin.
+    pub plugin: String,
+    /// Its repository type.
+    pub type_name: String,
+    /// Unique name.
+    pub name: String,
+    /// Unique path under `/pulp/content/`.
+    pub base_path: String,
+    /// Serve this publication.
+    pub publication_id: Option<String>,
+    /// Or serve the newest publication of this repository.
+    pub repository_id: Option<String>,
+    /// Or serve this repository version.
+    #[serde(default)]
+    pub repository_version_id: Option<String>,
+    /// Pull-through remote.
+    #[serde(default)]
+    pub remote_id: Option<String>,
+    /// Hidden from the content app's root listing.
+    pub hidden: bool,
+    /// `pulp_labels` as JSON.
+    pub labels: String,
+    /// The plugin-declared fields, as a JSON object.
+    #[serde(default = "empty_object")]
+    pub extra: String,
+}
+
+fn empty_object() -> String {
+    "{}".into()
+}
+
+/// How a base path collides with another distribution's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Overlap {
+    /// Another distribution has the same base path.
+    Same,
+    /// One base path nests inside the other.
+    Nested {
+        /// The other distribution's name.
+        name: String,
+        /// Its base path.
+        base_path: String,
+    },
+}
+
+/// The first distribution other than `except` whose base path is `base_path`, nests inside it,
+/// or contains it (Pulp forbids overlapping base paths: the content app could not tell which one
+/// a path belongs to).
+pub async fn overlap(
+    db: &Db,
+    base_path: &str,
+    except: Option<&str>,
+) -> Result<Option<Overlap>, sqlx::Error> {
+    let rows = sqlx::query("SELECT id, base_path, name FROM distributions")
+        .fetch_all(db.pool())
+        .await?;
+    for row in rows {
+        let (id, other, name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if Some(id.as_str()) == except {
+            continue;
+        }
+        if other == base_path {
+            return Ok(Some(Overlap::Same));
+        }
+        if base_path.starts_with(&format!("{other}/"))
+            || other.starts_with(&format!("{base_path}/"))
+        {
+            return Ok(Some(Overlap::Nested {
+                name,
+                base_path: other,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Creates a distribution (the work of its create task); returns its href.
+pub async fn create(
+    db: &Db,
+    names: &RestNames,
+    fields: DistributionFields,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        overlap(db, &fields.base_path, None).await?.is_none(),
+        "base path {:?} is taken or overlaps another distribution",
+        fields.base_path
+    );
+    let id = new_id();
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id,
+             repository_version_id, remote_id, hidden, labels, created, updated, extra)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
+    )
+    .bind(&id)
+    .bind(&fields.plugin)
+    .bind(&fields.type_name)
+    .bind(&fields.name)
+    .bind(&fields.base_path)
+    .bind(&fields.publication_id)
+    .bind(&fields.repository_id)
+    .bind(&fields.repository_version_id)
+    .bind(&fields.remote_id)
+    .bind(i64::from(fields.hidden))
+    .bind(&fields.labels)
+    .bind(now())
+    .bind(&fields.extra)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(hrefs::distribution(
+        names,
+        &fields.plugin,
+        &fields.type_name,
+        &id,
+    ))
+}

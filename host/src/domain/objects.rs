@@ -1,0 +1,144 @@
+//! Repositories, remotes, distributions and publications as rows: applying validated changes
+//! and deleting them with what hangs off them. The work of the update and delete tasks; the REST
+//! API validates and queues, workers apply.
+
+use serde::{Deserialize, Serialize};
+
+use super::hrefs::{self, Href, RestNames};
+use crate::db::Db;
+
+/// A column value an update task writes, typed so a NULL binds with the column's type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnValue {
+    /// A `TEXT` column.
+    Text(Option<String>),
+    /// A `BIGINT` column (booleans included).
+    Int(Option<i64>),
+}
+
+/// Columns to set, in order, on one row.
+pub type Changes = Vec<(String, ColumnValue)>;
+
+/// Applies validated changes to a repository, remote or distribution (the work of an update
+/// task), and moves its `pulp_last_updated`.
+pub async fn update_object(
+    db: &Db,
+    names: &RestNames,
+    href: &str,
+    changes: &Changes,
+) -> anyhow::Result<()> {
+    let (table, id) = match hrefs::parse(names, href) {
+        Some(Href::Repository { id, .. }) => ("repositories", id),
+        Some(Href::Remote { id, .. }) => ("remotes", id),
+        Some(Href::Distribution { id, .. }) => ("distributions", id),
+        _ => anyhow::bail!("{href} cannot be updated"),
+    };
+    let mut tx = db.begin_write().await?;
+    let exists = sqlx::query(&format!("SELECT id FROM {table} WHERE id = $1"))
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    anyhow::ensure!(exists.is_some(), "{href} no longer exists");
+    for (column, value) in changes {
+        // Column names come from the API's validation, never from a client; check anyway, as
+        // they are spliced into SQL.
+        anyhow::ensure!(
+            !column.is_empty() && column.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "invalid column {column:?}"
+        );
+        let sql = format!("UPDATE {table} SET {column} = $2 WHERE id = $1");
+        let query = sqlx::query(&sql).bind(&id);
+        let query = match value {
+            ColumnValue::Text(text) => query.bind(text.clone()),
+            ColumnValue::Int(int) => query.bind(*int),
+        };
+        query
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| match error.as_database_error() {
+                Some(db) if db.is_unique_violation() => {
+                    anyhow::anyhow!("{column}: this field must be unique")
+                }
+                _ => anyhow::Error::from(error),
+            })?;
+    }
+    sqlx::query(&format!("UPDATE {table} SET updated = $2 WHERE id = $1"))
+        .bind(&id)
+        .bind(crate::db::now())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes a repository, remote or distribution (the work of a delete task).
+pub async fn delete_object(db: &Db, names: &RestNames, href: &str) -> anyhow::Result<()> {
+    let (table, id) = match hrefs::parse(names, href) {
+        Some(Href::Repository { id, .. }) => ("repositories", id),
+        Some(Href::Remote { id, .. }) => ("remotes", id),
+        Some(Href::Distribution { id, .. }) => ("distributions", id),
+        Some(Href::Publication { id, .. }) => ("publications", id),
+        _ => anyhow::bail!("{href} cannot be deleted"),
+    };
+    let mut tx = db.begin_write().await?;
+    if table == "repositories" {
+        // Content stays (it may be in other repositories); orphan cleanup removes the rest.
+        sqlx::query("DELETE FROM repository_content WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE distributions SET repository_id = NULL WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE distributions SET publication_id = NULL WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM published_files WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM publications WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if table == "publications" {
+        sqlx::query("UPDATE distributions SET publication_id = NULL WHERE publication_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM published_files WHERE publication_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if table == "remotes" {
+        sqlx::query("UPDATE repositories SET remote_id = NULL WHERE remote_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE distributions SET remote_id = NULL WHERE remote_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM remote_artifacts WHERE remote_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! The state every request handler shares (`State<AppState>`): the domain's backends, the
+//! configuration, and this process's identity. Built by [`crate::app`] at start-up; the content
+//! app adds its own caches on top ([`crate::content`]).
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::domain::Backends;
+use crate::domain::remotes::RemoteClients;
+use crate::plugins::{LoadedPlugin, PluginRuntime};
+use crate::storage::BlobStore;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration in force.
+    pub config: Config,
+    /// The database.
+    pub db: Arc<Db>,
+    /// Artifact storage.
+    pub blobs: Arc<BlobStore>,
+    /// Loaded plugins.
+    pub plugins: Arc<PluginRuntime>,
+    /// Wakes idle workers of this process when a task is queued.
+    pub task_wakeup: Arc<Notify>,
+    /// This process's worker name (unique per process).
+    pub worker_name: String,
+    /// Origin for absolute URLs, without a trailing slash.
+    pub origin: String,
+    /// HTTP clients of remotes, one per remote configuration.
+    pub remote_clients: Arc<RemoteClients>,
+}
+
+/// Handlers' state.
+pub type AppState = Arc<App>;
+
+impl App {
+    /// What domain work started by a handler runs on.
+    pub fn backends(&self) -> Backends {
+        Backends {
+            db: self.db.clone(),
+            blobs: self.blobs.clone(),
+            plugins: self.plugins.clone(),
+            remote_clients: self.remote_clients.clone(),
+        }
+    }
+
+    /// The loaded plugin `name`, reloading the registry once when this process does not have it
+    /// yet (see [`Backends::plugin`]).
+    pub async fn plugin(&self, name: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        self.backends().plugin(name).await
+    }
+}
