@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::Row as _;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -142,17 +141,17 @@ async fn ensure_admin(app: &App) -> anyhow::Result<()> {
 /// Gives an id to users recorded before users had one (the admin of an older database), so
 /// every user has a `pulp_href`.
 async fn ensure_user_ids(app: &App) -> anyhow::Result<()> {
-    let missing = sqlx::query("SELECT username FROM users WHERE id IS NULL")
+    let missing: Vec<String> = sqlx::query_scalar("SELECT username FROM users WHERE id IS NULL")
         .fetch_all(app.db.pool())
         .await?;
     if missing.is_empty() {
         return Ok(());
     }
     let mut tx = app.db.begin_write().await?;
-    for row in missing {
+    for username in missing {
         sqlx::query("UPDATE users SET id = $1 WHERE username = $2 AND id IS NULL")
             .bind(crate::db::new_id())
-            .bind(row.get::<String, _>(0))
+            .bind(username)
             .execute(&mut *tx)
             .await?;
     }

@@ -12,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
-use sqlx::Row as _;
 
 use crate::db::{Db, now};
 use crate::error::ApiError;
@@ -67,7 +66,7 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<User>, 
     if username == TOKEN_USERNAME {
         return user_for_token(db, password).await;
     }
-    let Some(row) = sqlx::query(
+    let Some(row) = sqlx::query_as::<_, PasswordUserRow>(
         "SELECT id, username, is_staff, password_salt, password_hash FROM users
          WHERE username = $1 AND is_active = 1",
     )
@@ -77,13 +76,12 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<User>, 
     else {
         return Ok(None);
     };
-    let (salt, hash): (String, String) = (row.get(3), row.get(4));
     use subtle::ConstantTimeEq as _;
-    let matches: bool = password_hash(&salt, password)
+    let matches: bool = password_hash(&row.password_salt, password)
         .as_bytes()
-        .ct_eq(hash.as_bytes())
+        .ct_eq(row.password_hash.as_bytes())
         .into();
-    Ok(matches.then(|| user_from_row(&row)))
+    Ok(matches.then(|| row.user.into()))
 }
 
 /// `value` without its case-insensitive auth scheme and the space after it.
@@ -92,11 +90,31 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     given.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
-fn user_from_row(row: &sqlx::any::AnyRow) -> User {
-    User {
-        id: row.get::<Option<String>, _>(0).unwrap_or_default(),
-        username: row.get(1),
-        is_staff: row.get::<i64, _>(2) != 0,
+/// A `users` row, as far as a request's user is concerned.
+#[derive(Debug, sqlx::FromRow)]
+struct UserRow {
+    /// `NULL` for users recorded before users had an id, until startup gives them one.
+    id: Option<String>,
+    username: String,
+    is_staff: i64,
+}
+
+/// A `users` row with the password columns a login checks.
+#[derive(Debug, sqlx::FromRow)]
+struct PasswordUserRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_salt: String,
+    password_hash: String,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id.unwrap_or_default(),
+            username: row.username,
+            is_staff: row.is_staff != 0,
+        }
     }
 }
 
@@ -109,7 +127,7 @@ async fn user_for_token(db: &Db, secret: &str) -> Result<Option<User>, ApiError>
     if !secret.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    let row = sqlx::query(
+    let row = sqlx::query_as::<_, UserRow>(
         "SELECT u.id, u.username, u.is_staff FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND u.is_active = 1 AND (t.expires IS NULL OR t.expires > $2)",
     )
@@ -117,7 +135,7 @@ async fn user_for_token(db: &Db, secret: &str) -> Result<Option<User>, ApiError>
     .bind(now())
     .fetch_optional(db.pool())
     .await?;
-    Ok(row.as_ref().map(user_from_row))
+    Ok(row.map(User::from))
 }
 
 /// Salted sha256 of a password. Passwords are random tokens or operator-chosen secrets checked on

@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use sqlx::Row as _;
 
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::declarations::link;
@@ -112,14 +111,28 @@ struct Matched {
     version: Option<i64>,
 }
 
+/// A `distributions` row, as far as the content app serves it.
+#[derive(Debug, sqlx::FromRow)]
+struct DistributionRow {
+    plugin: String,
+    base_path: String,
+    publication_id: Option<String>,
+    repository_id: Option<String>,
+    name: String,
+    remote_id: Option<String>,
+    extra: String,
+    repository_version_id: Option<String>,
+}
+
 async fn root(State(app): State<Arc<ContentApp>>) -> ApiResult<Response> {
-    let rows =
-        sqlx::query("SELECT base_path FROM distributions WHERE hidden = 0 ORDER BY base_path")
-            .fetch_all(app.db.pool())
-            .await?;
-    let entries: Vec<String> = rows
+    let base_paths: Vec<String> = sqlx::query_scalar(
+        "SELECT base_path FROM distributions WHERE hidden = 0 ORDER BY base_path",
+    )
+    .fetch_all(app.db.pool())
+    .await?;
+    let entries: Vec<String> = base_paths
         .iter()
-        .map(|row| format!("{}/", row.get::<String, _>(0)))
+        .map(|base_path| format!("{base_path}/"))
         .collect();
     Ok(listing(CONTENT_ROOT, &entries))
 }
@@ -272,7 +285,7 @@ async fn query_distribution(
             String::new()
         }
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query_as::<_, DistributionRow>(&sql);
     for candidate in &candidates {
         query = query.bind(candidate);
     }
@@ -282,44 +295,41 @@ async fn query_distribution(
     let Some(row) = query.fetch_optional(app.db.pool()).await? else {
         return Ok(None);
     };
-    let base_path: String = row.get(1);
-    let rest = path[base_path.len()..].trim_start_matches('/').to_owned();
-    let publication_id: Option<String> = row.get(2);
-    let repository_id: Option<String> = row.get(3);
+    let rest = path[row.base_path.len()..]
+        .trim_start_matches('/')
+        .to_owned();
     let mut matched = Matched {
-        plugin: row.get(0),
-        name: row.get(4),
-        base_path,
-        writable: publication_id.is_none() && repository_id.is_some(),
-        publication_id,
-        repository_id,
-        remote_id: row.get(5),
-        extra: row.get(6),
-        repository_version_id: row.get(7),
+        plugin: row.plugin,
+        name: row.name,
+        base_path: row.base_path,
+        writable: row.publication_id.is_none() && row.repository_id.is_some(),
+        publication_id: row.publication_id,
+        repository_id: row.repository_id,
+        remote_id: row.remote_id,
+        extra: row.extra,
+        repository_version_id: row.repository_version_id,
         version: None,
     };
     // A distribution of a repository version serves that version's newest publication.
     if matched.publication_id.is_none()
         && let Some(version_id) = &matched.repository_version_id
     {
-        matched.publication_id = sqlx::query(
+        matched.publication_id = sqlx::query_scalar(
             "SELECT id FROM publications WHERE repository_version_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
         )
         .bind(version_id)
         .fetch_optional(app.db.pool())
-        .await?
-        .map(|row| row.get(0));
+        .await?;
     }
     if matched.publication_id.is_none()
         && let Some(repository_id) = &matched.repository_id
     {
-        matched.publication_id = sqlx::query(
+        matched.publication_id = sqlx::query_scalar(
             "SELECT id FROM publications WHERE repository_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
         )
         .bind(repository_id)
         .fetch_optional(app.db.pool())
-        .await?
-        .map(|row| row.get(0));
+        .await?;
     }
     Ok(Some((matched, rest)))
 }
@@ -333,37 +343,36 @@ async fn resolve_version(app: &ContentApp, matched: &mut Matched) -> ApiResult<(
         && let Some(repository_id) = &matched.repository_id
     {
         matched.version = Some(
-            sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+            sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
                 .bind(repository_id)
                 .fetch_one(app.db.pool())
-                .await?
-                .get(0),
+                .await?,
         );
     } else if let Some(publication_id) = &matched.publication_id {
-        let row = sqlx::query(
+        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(
             "SELECT p.repository_id, v.number FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
              WHERE p.id = $1",
         )
         .bind(publication_id)
         .fetch_one(app.db.pool())
         .await?;
-        matched.repository_id = Some(row.get(0));
-        matched.version = Some(row.get(1));
+        matched.repository_id = Some(repository_id);
+        matched.version = Some(version);
     } else if let Some(version_id) = &matched.repository_version_id {
-        let row =
-            sqlx::query("SELECT repository_id, number FROM repository_versions WHERE id = $1")
-                .bind(version_id)
-                .fetch_one(app.db.pool())
-                .await?;
-        matched.repository_id = Some(row.get(0));
-        matched.version = Some(row.get(1));
+        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(
+            "SELECT repository_id, number FROM repository_versions WHERE id = $1",
+        )
+        .bind(version_id)
+        .fetch_one(app.db.pool())
+        .await?;
+        matched.repository_id = Some(repository_id);
+        matched.version = Some(version);
     } else if let Some(repository_id) = &matched.repository_id {
         matched.version = Some(
-            sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+            sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
                 .bind(repository_id)
                 .fetch_one(app.db.pool())
-                .await?
-                .get(0),
+                .await?,
         );
     }
     Ok(())
@@ -375,7 +384,7 @@ async fn directory(
     publication_id: &str,
     prefix: &str,
 ) -> ApiResult<Option<Vec<String>>> {
-    let rows = sqlx::query(
+    let paths: Vec<String> = sqlx::query_scalar(
         "SELECT relative_path FROM published_files WHERE publication_id = $1 AND SUBSTR(relative_path, 1, CAST($2 AS INTEGER)) = $3
          ORDER BY relative_path",
     )
@@ -384,12 +393,11 @@ async fn directory(
     .bind(prefix)
     .fetch_all(app.db.pool())
     .await?;
-    if rows.is_empty() && !prefix.is_empty() {
+    if paths.is_empty() && !prefix.is_empty() {
         return Ok(None);
     }
     let mut entries: Vec<String> = Vec::new();
-    for row in rows {
-        let path: String = row.get(0);
+    for path in paths {
         let rest = &path[prefix.len()..];
         let entry = match rest.find('/') {
             Some(slash) => &rest[..=slash],
@@ -423,7 +431,7 @@ fn escape(text: &str) -> String {
 }
 
 /// A path of a publication: a stored artifact, or a unit's file still at its remote.
-#[derive(Debug)]
+#[derive(Debug, sqlx::FromRow)]
 struct PublishedFile {
     content_artifact_id: Option<String>,
     sha256: Option<String>,
@@ -469,8 +477,8 @@ async fn query_published_file(
     publication_id: &str,
     path: &str,
 ) -> ApiResult<Option<PublishedFile>> {
-    let row = sqlx::query(
-        "SELECT pf.content_artifact_id, COALESCE(a1.sha256, a2.sha256), COALESCE(a1.size, a2.size)
+    let file = sqlx::query_as::<_, PublishedFile>(
+        "SELECT pf.content_artifact_id, COALESCE(a1.sha256, a2.sha256) AS sha256, COALESCE(a1.size, a2.size) AS size
          FROM published_files pf
          LEFT JOIN artifacts a1 ON a1.id = pf.artifact_id
          LEFT JOIN content_artifacts ca ON ca.id = pf.content_artifact_id
@@ -481,11 +489,7 @@ async fn query_published_file(
     .bind(path)
     .fetch_optional(app.db.pool())
     .await?;
-    Ok(row.map(|row| PublishedFile {
-        content_artifact_id: row.get(0),
-        sha256: row.get(1),
-        size: row.get(2),
-    }))
+    Ok(file)
 }
 
 /// Serves a stored artifact, honouring `If-None-Match` and one `Range`.
@@ -593,6 +597,15 @@ fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
     (range.start < range.end && range.start < size).then_some(range)
 }
 
+/// A `remote_artifacts` row: where a unit's file not stored yet can be fetched from.
+#[derive(Debug, sqlx::FromRow)]
+struct RemoteArtifactRow {
+    url: String,
+    size: Option<i64>,
+    sha256: Option<String>,
+    remote_id: String,
+}
+
 /// Fetches a file that is not stored yet from its remote, streams it to the client while
 /// verifying it, and keeps it unless the remote's policy is `streamed`. The last chunk is held
 /// back until the digest is checked (and the file kept), so a client never receives a complete
@@ -602,7 +615,7 @@ async fn from_remote(
     content_artifact_id: &str,
     path: &str,
 ) -> ApiResult<Response> {
-    let Some(row) = sqlx::query(
+    let Some(row) = sqlx::query_as::<_, RemoteArtifactRow>(
         "SELECT url, size, sha256, remote_id FROM remote_artifacts WHERE content_artifact_id = $1 LIMIT 1",
     )
     .bind(content_artifact_id)
@@ -611,12 +624,12 @@ async fn from_remote(
     else {
         return Err(ApiError::not_found());
     };
-    let url: String = row.get(0);
+    let url = row.url;
     let expected = Expected {
-        size: row.get::<Option<i64>, _>(1).map(|s| s as u64),
-        sha256: row.get(2),
+        size: row.size.map(|s| s as u64),
+        sha256: row.sha256,
     };
-    let remote = Remote::load(app.db.pool(), &row.get::<String, _>(3)).await?;
+    let remote = Remote::load(app.db.pool(), &row.remote_id).await?;
     let client = app.remote_clients.client(&remote)?;
     let request = client.get(&url);
     let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries).await;
@@ -747,7 +760,7 @@ async fn served_content_artifact(
     let (Some(repository_id), Some(version)) = (&matched.repository_id, matched.version) else {
         return Err(ApiError::not_found());
     };
-    let row = sqlx::query(&format!(
+    let (sha256, size) = sqlx::query_as::<_, (Option<String>, Option<i64>)>(&format!(
         "SELECT a.sha256, a.size FROM content_artifacts ca
          JOIN repository_content rc ON rc.content_id = ca.content_id
          LEFT JOIN artifacts a ON a.id = ca.artifact_id
@@ -760,10 +773,7 @@ async fn served_content_artifact(
     .fetch_optional(app.db.pool())
     .await?
     .ok_or_else(ApiError::not_found)?;
-    match (
-        row.get::<Option<String>, _>(0),
-        row.get::<Option<i64>, _>(1),
-    ) {
+    match (sha256, size) {
         (Some(sha256), Some(size)) => stored(app, &sha256, size as u64, path, headers).await,
         _ => from_remote(app, id, path).await,
     }

@@ -390,8 +390,6 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Row as _;
-
     use super::{Db, new_id};
 
     #[test]
@@ -413,11 +411,10 @@ mod tests {
             dir.path().join("granary.db").display()
         );
         let db = Db::connect(&url).await.expect("connecting");
-        let kib: i64 = sqlx::query("PRAGMA cache_size")
+        let kib: i64 = sqlx::query_scalar("PRAGMA cache_size")
             .fetch_one(db.pool())
             .await
-            .expect("reading cache_size")
-            .get(0);
+            .expect("reading cache_size");
         assert_eq!(kib, -512);
     }
 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
-use sqlx::Row as _;
 use tokio::sync::mpsc;
 
 use crate::domain::Backends;
@@ -32,12 +31,11 @@ pub async fn run(
     remote_id: &str,
     mirror: bool,
 ) -> anyhow::Result<Vec<String>> {
-    let plugin_name: String = sqlx::query("SELECT plugin FROM repositories WHERE id = $1")
+    let plugin_name: String = sqlx::query_scalar("SELECT plugin FROM repositories WHERE id = $1")
         .bind(repository_id)
         .fetch_optional(backends.db.pool())
         .await?
-        .context("the repository no longer exists")?
-        .get(0);
+        .context("the repository no longer exists")?;
     let remote = Remote::load(backends.db.pool(), remote_id).await?;
     anyhow::ensure!(
         remote.plugin == plugin_name,

@@ -10,8 +10,8 @@
 pub mod kinds;
 pub mod worker;
 
-use serde_json::{Value, json};
-use sqlx::Row as _;
+use serde::Serialize;
+use serde_json::Value;
 
 pub use crate::progress::{ProgressReport, TaskHandle};
 
@@ -31,6 +31,16 @@ pub mod state {
     pub const FAILED: &str = "failed";
     /// Canceled.
     pub const CANCELED: &str = "canceled";
+}
+
+/// A failed task's `error` column: Pulp's `{"description": ...}`, as JSON text.
+pub fn error_text(description: &str) -> String {
+    #[derive(Serialize)]
+    struct TaskError<'a> {
+        description: &'a str,
+    }
+    // Plain data: serializing it cannot fail.
+    serde_json::to_string(&TaskError { description }).unwrap_or_default()
 }
 
 /// A lock a task holds while it runs: exclusive (writers of a repository) or shared.
@@ -123,15 +133,15 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error
             .execute(&mut *tx)
             .await?;
     }
-    let held = sqlx::query(
+    let held = sqlx::query_as::<_, (String, i64)>(
         "SELECT tr.resource, tr.exclusive FROM task_resources tr JOIN tasks t ON t.id = tr.task_id
          WHERE t.state IN ('running', 'canceling')",
     )
     .fetch_all(&mut *tx)
     .await?;
     let mut taken: Vec<(String, bool)> = held
-        .iter()
-        .map(|row| (row.get(0), row.get::<i64, _>(1) != 0))
+        .into_iter()
+        .map(|(resource, exclusive)| (resource, exclusive != 0))
         .collect();
     // On PostgreSQL, rows another transaction is changing (a cancel) are skipped, not waited for.
     let waiting_sql = match db.backend() {
@@ -143,17 +153,19 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error
             "SELECT id, args FROM tasks WHERE state = 'waiting' ORDER BY created, id LIMIT 200"
         }
     };
-    let waiting = sqlx::query(waiting_sql).fetch_all(&mut *tx).await?;
-    for row in waiting {
-        let id: String = row.get(0);
-        let locks =
-            sqlx::query("SELECT resource, exclusive FROM task_resources WHERE task_id = $1")
-                .bind(&id)
-                .fetch_all(&mut *tx)
-                .await?;
+    let waiting = sqlx::query_as::<_, (String, String)>(waiting_sql)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (id, args) in waiting {
+        let locks = sqlx::query_as::<_, (String, i64)>(
+            "SELECT resource, exclusive FROM task_resources WHERE task_id = $1",
+        )
+        .bind(&id)
+        .fetch_all(&mut *tx)
+        .await?;
         let wants: Vec<(String, bool)> = locks
-            .iter()
-            .map(|row| (row.get(0), row.get::<i64, _>(1) != 0))
+            .into_iter()
+            .map(|(resource, exclusive)| (resource, exclusive != 0))
             .collect();
         let conflicts = wants.iter().any(|(resource, exclusive)| {
             taken
@@ -164,7 +176,6 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error
             taken.extend(wants);
             continue;
         }
-        let args: String = row.get(1);
         let args = match serde_json::from_str(&args) {
             Ok(args) => args,
             Err(error) => {
@@ -173,10 +184,7 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error
                 )
                 .bind(&id)
                 .bind(now())
-                .bind(
-                    json!({ "description": format!("unreadable task arguments: {error}") })
-                        .to_string(),
-                )
+                .bind(error_text(&format!("unreadable task arguments: {error}")))
                 .execute(&mut *tx)
                 .await?;
                 continue;
@@ -214,11 +222,7 @@ pub enum Outcome {
 pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<(), sqlx::Error> {
     let (state, error, created): (&str, Option<String>, Vec<String>) = match outcome {
         Outcome::Completed(created) => (state::COMPLETED, None, created),
-        Outcome::Failed(description) => (
-            state::FAILED,
-            Some(json!({ "description": description }).to_string()),
-            Vec::new(),
-        ),
+        Outcome::Failed(description) => (state::FAILED, Some(error_text(&description)), Vec::new()),
         Outcome::Canceled => (state::CANCELED, None, Vec::new()),
     };
     let report_state = match state {

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, Weak};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::StreamExt as _;
-use sqlx::Row as _;
 
 use super::ContentApp;
 use super::Matched;
@@ -136,11 +135,11 @@ pub(super) async fn serve(
 }
 
 async fn stored_size(app: &ContentApp, sha256: &str) -> ApiResult<Option<u64>> {
-    let row = sqlx::query("SELECT size FROM artifacts WHERE sha256 = $1")
+    let size: Option<i64> = sqlx::query_scalar("SELECT size FROM artifacts WHERE sha256 = $1")
         .bind(sha256)
         .fetch_optional(app.db.pool())
         .await?;
-    Ok(row.map(|row| row.get::<i64, _>(0) as u64))
+    Ok(size.map(|size| size as u64))
 }
 
 /// Whether the repository's latest version has the unit with this file stored.
@@ -150,11 +149,10 @@ async fn in_latest_version(
     plugin: &str,
     file: &UpstreamFile,
 ) -> ApiResult<bool> {
-    let latest: i64 = sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+    let latest: i64 = sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
         .bind(repository_id)
         .fetch_one(app.db.pool())
-        .await?
-        .get(0);
+        .await?;
     let row = sqlx::query(&format!(
         "SELECT 1 FROM repository_content rc
          JOIN content c ON c.id = rc.content_id

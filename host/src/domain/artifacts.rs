@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use sqlx::Row as _;
 
 use crate::db::{Db, new_id, now};
 use crate::plugins::{ArtifactRef, CreateArtifact};
@@ -205,11 +204,10 @@ pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Er
         .bind(now())
         .execute(&mut *tx)
         .await?;
-    let id: String = sqlx::query("SELECT id FROM artifacts WHERE sha256 = $1")
+    let id: String = sqlx::query_scalar("SELECT id FROM artifacts WHERE sha256 = $1")
         .bind(sha256)
         .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+        .await?;
     tx.commit().await?;
     Ok(id)
 }

@@ -10,7 +10,6 @@
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use sqlx::Row as _;
 
 use crate::db::Db;
 use crate::domain::artifacts::{self, Artifact, Expected, ExtraHasher, IngestError};
@@ -24,13 +23,12 @@ pub async fn assemble(
     upload_id: &str,
     sha256: Option<&str>,
 ) -> anyhow::Result<Artifact> {
-    let size: i64 = sqlx::query("SELECT size FROM uploads WHERE id = $1")
+    let size: i64 = sqlx::query_scalar("SELECT size FROM uploads WHERE id = $1")
         .bind(upload_id)
         .fetch_optional(db.pool())
         .await?
-        .with_context(|| format!("the upload {upload_id} no longer exists"))?
-        .get(0);
-    let chunks = sqlx::query(
+        .with_context(|| format!("the upload {upload_id} no longer exists"))?;
+    let chunks = sqlx::query_as::<_, (i64, i64, String)>(
         "SELECT start_offset, end_offset, object_key FROM upload_chunks WHERE upload_id = $1 ORDER BY start_offset",
     )
     .bind(upload_id)
@@ -38,8 +36,7 @@ pub async fn assemble(
     .await?;
     let mut missing = Vec::new();
     let mut next = 0i64;
-    for chunk in &chunks {
-        let (start, end): (i64, i64) = (chunk.get(0), chunk.get(1));
+    for &(start, end, _) in &chunks {
         if start > next {
             missing.push(format!("{next}-{}", start - 1));
         }
@@ -55,10 +52,9 @@ pub async fn assemble(
     );
     let mut staged = blobs.stage().await?;
     let mut extra = ExtraHasher::default();
-    for chunk in &chunks {
-        let key: String = chunk.get(2);
+    for (_, _, key) in &chunks {
         let mut stream = blobs
-            .read_part(&key)
+            .read_part(key)
             .await
             .with_context(|| format!("reading the chunk at {key}"))?;
         while let Some(bytes) = stream.next().await {

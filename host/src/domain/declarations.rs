@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row as _;
-
 use crate::db::placeholders;
 use crate::db::{Db, WriteTx, new_id, now};
 use crate::domain::artifacts::Expected;
@@ -13,6 +11,15 @@ use crate::plugins::UnitDeclaration;
 
 /// Rows per multi-row INSERT.
 const INSERT_CHUNK: usize = 100;
+
+/// A file of a unit (`content_artifacts`): where it sits and, once stored, its artifact.
+#[derive(Debug, sqlx::FromRow)]
+struct ContentArtifactRow {
+    id: String,
+    content_id: String,
+    relative_path: String,
+    artifact_id: Option<String>,
+}
 
 /// A file of a declared unit whose bytes are not stored yet.
 pub struct Pending {
@@ -109,7 +116,7 @@ pub async fn save(
             "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts WHERE content_id IN ({})",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query_as::<_, ContentArtifactRow>(&sql);
         for id in chunk {
             query = query.bind(id);
         }
@@ -120,9 +127,12 @@ pub async fn save(
             .collect();
         let mut remote_rows = Vec::new();
         for row in rows {
-            let (ca_id, content_id, path): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
-            let stored: Option<String> = row.get(3);
+            let ContentArtifactRow {
+                id: ca_id,
+                content_id,
+                relative_path: path,
+                artifact_id: stored,
+            } = row;
             let Some(declaration) = declared.get(&(content_id.as_str(), path.as_str())) else {
                 continue;
             };
@@ -197,15 +207,14 @@ async fn lookup_content(
             "SELECT id, natural_key FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key IN ({})",
             placeholders(3, natural_keys.len())
         );
-        let mut query = sqlx::query(&sql).bind(plugin).bind(type_name);
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql)
+            .bind(plugin)
+            .bind(type_name);
         for key in &natural_keys {
             query = query.bind(*key);
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            found.insert(
-                (type_name.to_owned(), row.get::<String, _>(1)),
-                row.get::<String, _>(0),
-            );
+        for (id, natural_key) in query.fetch_all(&mut **tx).await? {
+            found.insert((type_name.to_owned(), natural_key), id);
         }
     }
     Ok(found)
@@ -226,12 +235,12 @@ pub async fn link_stored(db: &Db, pending: Vec<Pending>) -> anyhow::Result<Vec<P
             "SELECT sha256, id FROM artifacts WHERE sha256 IN ({})",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
         for digest in chunk {
             query = query.bind(*digest);
         }
-        for row in query.fetch_all(db.pool()).await? {
-            stored.insert(row.get(0), row.get(1));
+        for (sha256, id) in query.fetch_all(db.pool()).await? {
+            stored.insert(sha256, id);
         }
     }
     let mut rest = Vec::new();

@@ -2,7 +2,6 @@
 //! paths overlap.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 
 use super::hrefs::{self, RestNames};
 use crate::db::{Db, new_id, now};
@@ -63,11 +62,12 @@ pub async fn overlap(
     base_path: &str,
     except: Option<&str>,
 ) -> Result<Option<Overlap>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, base_path, name FROM distributions")
-        .fetch_all(db.pool())
-        .await?;
-    for row in rows {
-        let (id, other, name): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let rows = sqlx::query_as::<_, (String, String, String)>(
+        "SELECT id, base_path, name FROM distributions",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (id, other, name) in rows {
         if Some(id.as_str()) == except {
             continue;
         }

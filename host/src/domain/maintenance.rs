@@ -9,7 +9,6 @@
 
 use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
-use sqlx::Row as _;
 
 use super::Backends;
 use crate::db::placeholders;
@@ -19,6 +18,14 @@ use crate::progress::TaskHandle;
 
 /// Ids deleted per statement.
 const BATCH: usize = 200;
+
+/// A stored artifact as repair checks it.
+#[derive(Debug, sqlx::FromRow)]
+struct ArtifactRow {
+    id: String,
+    sha256: String,
+    size: i64,
+}
 
 /// Content in an existing version of some repository. Membership rows can outlive the versions
 /// they describe (versions deleted by `retain_repo_versions`), so the version must exist.
@@ -230,15 +237,14 @@ pub async fn reclaim_space(
          AND NOT EXISTS (SELECT 1 FROM repository_content ro WHERE ro.content_id = ca.content_id AND ro.repository_id NOT IN ({repos}))
          AND EXISTS (SELECT 1 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id){kept}"
     );
-    let mut query = sqlx::query(&select);
+    let mut query = sqlx::query_as::<_, (String, String)>(&select);
     for id in repository_ids {
         query = query.bind(id);
     }
     for (repository_id, number) in keep {
         query = query.bind(repository_id).bind(*number);
     }
-    let rows = query.fetch_all(backends.db.pool()).await?;
-    let files: Vec<(String, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let files: Vec<(String, String)> = query.fetch_all(backends.db.pool()).await?;
     let mut artifact_ids: Vec<String> = Vec::new();
     for chunk in files.chunks(BATCH) {
         let sql = format!(
@@ -315,7 +321,7 @@ pub async fn repair(
     loop {
         let rows =
             match &scope {
-                RepairScope::All => sqlx::query(
+                RepairScope::All => sqlx::query_as::<_, ArtifactRow>(
                     "SELECT id, sha256, size FROM artifacts WHERE id > $1 ORDER BY id LIMIT 500",
                 )
                 .bind(&after)
@@ -325,7 +331,7 @@ pub async fn repair(
                     repository_id,
                     number,
                 } => {
-                    sqlx::query(&format!(
+                    sqlx::query_as::<_, ArtifactRow>(&format!(
                         "SELECT DISTINCT a.id, a.sha256, a.size FROM repository_content rc
                      JOIN content_artifacts ca ON ca.content_id = rc.content_id
                      JOIN artifacts a ON a.id = ca.artifact_id
@@ -340,9 +346,8 @@ pub async fn repair(
                 }
             };
         let Some(last) = rows.last() else { break };
-        after = last.get(0);
-        for row in &rows {
-            let (id, sha256, size): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+        after = last.id.clone();
+        for ArtifactRow { id, sha256, size } in rows {
             let state = if !backends.blobs.exists(&sha256).await {
                 missing += 1;
                 Damage::Missing
@@ -397,7 +402,7 @@ async fn redownload(
     size: u64,
     damage: Damage,
 ) -> anyhow::Result<bool> {
-    let sources = sqlx::query(
+    let sources = sqlx::query_as::<_, (String, String, String)>(
         "SELECT ra.url, ra.remote_id, ca.relative_path FROM remote_artifacts ra
          JOIN content_artifacts ca ON ca.id = ra.content_artifact_id
          WHERE ca.artifact_id = $1",
@@ -417,9 +422,7 @@ async fn redownload(
         sha256: Some(sha256.to_owned()),
     };
     let mut last_error = None;
-    for source in sources {
-        let (url, remote_id, path): (String, String, String) =
-            (source.get(0), source.get(1), source.get(2));
+    for (url, remote_id, path) in sources {
         let remote = Remote::load(backends.db.pool(), &remote_id).await?;
         let client = backends.remote_clients.client(&remote)?;
         match artifacts::download(

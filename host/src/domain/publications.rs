@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sqlx::Row as _;
 
 use super::Backends;
 use crate::db::{new_id, now};
@@ -14,6 +13,15 @@ use crate::domain::hrefs;
 use crate::plugins::{CallScope, ContentScope, PublicationScope, VersionInfo};
 use crate::progress::TaskHandle;
 
+/// The repository and version a publication is made of.
+#[derive(Debug, sqlx::FromRow)]
+struct VersionRow {
+    plugin: String,
+    type_name: String,
+    name: String,
+    id: String,
+}
+
 /// Publishes version `number` of a repository; returns the publication's href.
 pub async fn publish(
     backends: &Backends,
@@ -21,7 +29,12 @@ pub async fn publish(
     repository_id: &str,
     number: i64,
 ) -> anyhow::Result<String> {
-    let repository = sqlx::query(
+    let VersionRow {
+        plugin: plugin_name,
+        type_name,
+        name: repository_name,
+        id: version_id,
+    } = sqlx::query_as::<_, VersionRow>(
         "SELECT r.plugin, r.type_name, r.name, v.id FROM repositories r
          JOIN repository_versions v ON v.repository_id = r.id AND v.number = $2 WHERE r.id = $1",
     )
@@ -30,12 +43,6 @@ pub async fn publish(
     .fetch_optional(backends.db.pool())
     .await?
     .with_context(|| format!("version {number} of the repository does not exist"))?;
-    let (plugin_name, type_name, repository_name, version_id): (String, String, String, String) = (
-        repository.get(0),
-        repository.get(1),
-        repository.get(2),
-        repository.get(3),
-    );
     let plugin = backends.plugin(&plugin_name).await?;
 
     let publication_id = new_id();

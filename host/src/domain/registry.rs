@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt as _;
-use serde_json::{Value, json};
-use sqlx::Row as _;
+use serde::Serialize;
+use serde_json::Value;
 
 use super::Backends;
 use super::artifacts;
@@ -80,45 +80,92 @@ pub struct InstalledRow {
 
 /// `describe`'s answer as JSON (the `info` column and the REST representation).
 pub fn info_json(info: &PluginInfo) -> Value {
-    json!({
-        "name": info.name,
-        "version": info.version,
-        "wit_version": info.wit_version,
-        "content_types": info.content_types.iter().map(|t| json!({
-            "name": t.name,
-            "description": t.description,
-            "natural_key_fields": t.natural_key_fields,
-            "endpoint": t.endpoint,
-        })).collect::<Vec<_>>(),
-        "capabilities": info.capabilities,
-        "rest_names": info.rest_names.as_ref().map(|names| json!({
-            "repository": names.repository,
-            "remote": names.remote,
-            "publication": names.publication,
-            "distribution": names.distribution,
-        })),
-        "remote_fields": serde_json::from_str::<Value>(&info.remote_fields).unwrap_or(Value::Null),
-        "distribution_fields": serde_json::from_str::<Value>(&info.distribution_fields).unwrap_or(Value::Null),
-    })
+    /// The declared REST names, as stored.
+    #[derive(Serialize)]
+    struct Names<'a> {
+        repository: &'a str,
+        remote: &'a str,
+        publication: &'a str,
+        distribution: &'a str,
+    }
+    /// One content type, as stored.
+    #[derive(Serialize)]
+    struct ContentType<'a> {
+        name: &'a str,
+        description: &'a str,
+        natural_key_fields: &'a [String],
+        endpoint: Option<&'a str>,
+    }
+    /// `describe`'s answer, as stored.
+    #[derive(Serialize)]
+    struct Info<'a> {
+        name: &'a str,
+        version: &'a str,
+        wit_version: &'a str,
+        content_types: Vec<ContentType<'a>>,
+        capabilities: &'a [String],
+        rest_names: Option<Names<'a>>,
+        remote_fields: Value,
+        distribution_fields: Value,
+    }
+    let schema = |text: &str| serde_json::from_str(text).unwrap_or(Value::Null);
+    let info = Info {
+        name: &info.name,
+        version: &info.version,
+        wit_version: &info.wit_version,
+        content_types: info
+            .content_types
+            .iter()
+            .map(|t| ContentType {
+                name: &t.name,
+                description: &t.description,
+                natural_key_fields: &t.natural_key_fields,
+                endpoint: t.endpoint.as_deref(),
+            })
+            .collect(),
+        capabilities: &info.capabilities,
+        rest_names: info.rest_names.as_ref().map(|names| Names {
+            repository: &names.repository,
+            remote: &names.remote,
+            publication: &names.publication,
+            distribution: &names.distribution,
+        }),
+        remote_fields: schema(&info.remote_fields),
+        distribution_fields: schema(&info.distribution_fields),
+    };
+    // Plain data: serializing it cannot fail.
+    serde_json::to_value(info).unwrap_or(Value::Null)
+}
+
+/// A `plugins` row as stored: `info` is JSON text and `enabled` is 0 or 1.
+#[derive(Debug, sqlx::FromRow)]
+struct PluginRow {
+    name: String,
+    sha256: String,
+    artifact_id: String,
+    info: String,
+    enabled: i64,
+    created: String,
+    updated: String,
 }
 
 /// Every row of the `plugins` table, by name.
 pub async fn rows(db: &Db) -> Result<Vec<InstalledRow>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, PluginRow>(
         "SELECT name, sha256, artifact_id, info, enabled, created, updated FROM plugins ORDER BY name",
     )
     .fetch_all(db.pool())
     .await?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|row| InstalledRow {
-            name: row.get(0),
-            sha256: row.get(1),
-            artifact_id: row.get(2),
-            info: serde_json::from_str(&row.get::<String, _>(3)).unwrap_or(Value::Null),
-            enabled: row.get::<i64, _>(4) != 0,
-            created: row.get(5),
-            updated: row.get(6),
+            name: row.name,
+            sha256: row.sha256,
+            artifact_id: row.artifact_id,
+            info: serde_json::from_str(&row.info).unwrap_or(Value::Null),
+            enabled: row.enabled != 0,
+            created: row.created,
+            updated: row.updated,
         })
         .collect())
 }
@@ -236,13 +283,10 @@ pub async fn remove(backends: &Backends, name: &str, force: bool) -> Result<(), 
     };
     if !force {
         let names: Vec<String> =
-            sqlx::query("SELECT name FROM repositories WHERE plugin = $1 ORDER BY name")
+            sqlx::query_scalar("SELECT name FROM repositories WHERE plugin = $1 ORDER BY name")
                 .bind(name)
                 .fetch_all(backends.db.pool())
-                .await?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
+                .await?;
         if !names.is_empty() {
             return Err(RegistryError::Conflict(format!(
                 "plugin {name:?} still has {} repositories ({}); delete them first, or remove the plugin anyway with ?force=true (the repositories then stay, unusable until a plugin named {name:?} is installed again)",

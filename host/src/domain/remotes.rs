@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::Row as _;
 
 use crate::plugins::{DownloadPolicy, HttpScope, RemoteConfig};
 
@@ -73,10 +72,38 @@ fn millis(value: Option<i64>) -> Option<Duration> {
     value.map(|ms| Duration::from_millis(ms.max(0) as u64))
 }
 
+/// The columns of a `remotes` row that [`Remote::load`] reads.
+#[derive(Debug, sqlx::FromRow)]
+struct RemoteRow {
+    id: String,
+    plugin: String,
+    url: String,
+    policy: String,
+    download_concurrency: Option<i64>,
+    tls_validation: i64,
+    username: Option<String>,
+    password: Option<String>,
+    headers: String,
+    total_timeout_ms: Option<i64>,
+    max_retries: Option<i64>,
+    extra: String,
+    ca_cert: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    proxy_url: Option<String>,
+    proxy_username: Option<String>,
+    proxy_password: Option<String>,
+    connect_timeout_ms: Option<i64>,
+    sock_connect_timeout_ms: Option<i64>,
+    sock_read_timeout_ms: Option<i64>,
+    updated: String,
+    rate_limit: Option<i64>,
+}
+
 impl Remote {
     /// Loads a remote.
     pub async fn load(pool: &sqlx::AnyPool, id: &str) -> anyhow::Result<Remote> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, RemoteRow>(
             "SELECT id, plugin, url, policy, download_concurrency, tls_validation, username, password, headers,
                     total_timeout_ms, max_retries, extra, ca_cert, client_cert, client_key, proxy_url,
                     proxy_username, proxy_password, connect_timeout_ms, sock_connect_timeout_ms,
@@ -87,20 +114,19 @@ impl Remote {
         .fetch_optional(pool)
         .await?
         .with_context(|| format!("remote {id} does not exist"))?;
-        let headers: String = row.get(8);
         let headers: Vec<serde_json::Map<String, serde_json::Value>> =
-            serde_json::from_str(&headers).unwrap_or_default();
+            serde_json::from_str(&row.headers).unwrap_or_default();
         Ok(Remote {
-            id: row.get(0),
-            plugin: row.get(1),
-            url: row.get(2),
-            policy: row.get(3),
+            id: row.id,
+            plugin: row.plugin,
+            url: row.url,
+            policy: row.policy,
             download_concurrency: row
-                .get::<Option<i64>, _>(4)
+                .download_concurrency
                 .map_or(DEFAULT_DOWNLOAD_CONCURRENCY, |n| n.clamp(1, 64) as usize),
-            tls_validation: row.get::<i64, _>(5) != 0,
-            username: row.get(6),
-            password: row.get(7),
+            tls_validation: row.tls_validation != 0,
+            username: row.username,
+            password: row.password,
             headers: headers
                 .into_iter()
                 .flat_map(|map| {
@@ -108,23 +134,23 @@ impl Remote {
                         .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
                 })
                 .collect(),
-            total_timeout: millis(row.get(9)),
+            total_timeout: millis(row.total_timeout_ms),
             max_retries: row
-                .get::<Option<i64>, _>(10)
+                .max_retries
                 .map_or(DEFAULT_MAX_RETRIES, |n| n.clamp(0, 10) as u32),
-            extra: row.get(11),
-            ca_cert: row.get(12),
-            client_cert: row.get(13),
-            client_key: row.get(14),
-            proxy_url: row.get(15),
-            proxy_username: row.get(16),
-            proxy_password: row.get(17),
-            connect_timeout: millis(row.get(18)),
-            sock_connect_timeout: millis(row.get(19)),
-            sock_read_timeout: millis(row.get(20)),
-            updated: row.get(21),
+            extra: row.extra,
+            ca_cert: row.ca_cert,
+            client_cert: row.client_cert,
+            client_key: row.client_key,
+            proxy_url: row.proxy_url,
+            proxy_username: row.proxy_username,
+            proxy_password: row.proxy_password,
+            connect_timeout: millis(row.connect_timeout_ms),
+            sock_connect_timeout: millis(row.sock_connect_timeout_ms),
+            sock_read_timeout: millis(row.sock_read_timeout_ms),
+            updated: row.updated,
             rate_limit: row
-                .get::<Option<i64>, _>(22)
+                .rate_limit
                 .and_then(|limit| u32::try_from(limit).ok())
                 .filter(|limit| *limit > 0),
         })

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sqlx::Row as _;
 
 use super::Backends;
 use crate::domain::declarations::{link, link_stored, save};
@@ -23,12 +22,12 @@ pub async fn create_content(
     repository_id: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
     let plugin = backends.plugin(plugin_name).await?;
-    let row = sqlx::query("SELECT id, size FROM artifacts WHERE sha256 = $1")
-        .bind(sha256)
-        .fetch_optional(backends.db.pool())
-        .await?
-        .context("the uploaded artifact no longer exists")?;
-    let (artifact_id, size): (String, i64) = (row.get(0), row.get(1));
+    let (artifact_id, size) =
+        sqlx::query_as::<_, (String, i64)>("SELECT id, size FROM artifacts WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(backends.db.pool())
+            .await?
+            .context("the uploaded artifact no longer exists")?;
     let scope = CallScope {
         task: Some(task.clone()),
         artifacts: [(sha256.to_owned(), size as u64)].into(),
@@ -69,15 +68,14 @@ pub async fn create_content(
     for file in link_stored(&backends.db, pending).await? {
         link(&backends.db, &file.content_artifact_id, &artifact_id).await?;
     }
-    let content_id: String = sqlx::query(
+    let content_id: String = sqlx::query_scalar(
         "SELECT id FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key = $3",
     )
     .bind(plugin_name)
     .bind(&content_type)
     .bind(&natural_key)
     .fetch_one(backends.db.pool())
-    .await?
-    .get(0);
+    .await?;
     let mut created = vec![hrefs::content(
         &backends.plugins.rest_names(),
         plugin_name,

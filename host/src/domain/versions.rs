@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-use sqlx::Row as _;
+use serde::Serialize;
 
 use super::hrefs::{self, RestNames};
 use crate::db::{Db, IN_VERSION, WriteTx, new_id, now, placeholders};
@@ -34,11 +33,10 @@ pub async fn latest_version(
     conn: &mut sqlx::AnyConnection,
     repository_id: &str,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+    sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
         .bind(repository_id)
         .fetch_one(conn)
         .await
-        .map(|row| row.get::<i64, _>(0))
 }
 
 /// Stages content ids for the task's new version (idempotent).
@@ -85,13 +83,13 @@ pub async fn finish_version(
     removals: &[String],
 ) -> Result<NewVersion, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let repository =
-        sqlx::query("SELECT latest_version, plugin, type_name FROM repositories WHERE id = $1")
-            .bind(repository_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    let base: i64 = repository.get(0);
-    let repo_href = hrefs::repository(names, repository.get(1), repository.get(2), repository_id);
+    let (base, plugin, type_name) = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT latest_version, plugin, type_name FROM repositories WHERE id = $1",
+    )
+    .bind(repository_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     let number = base + 1;
     // Added: staged and not present in the base version.
     let added = sqlx::query(&format!(
@@ -142,13 +140,13 @@ pub async fn finish_version(
         return Ok(NewVersion { number: None });
     }
     let summary = content_summary(&mut tx, names, repository_id, &repo_href, number).await?;
-    let base_id: Option<String> =
-        sqlx::query("SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2")
-            .bind(repository_id)
-            .bind(base)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.get(0));
+    let base_id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
+    )
+    .bind(repository_id)
+    .bind(base)
+    .fetch_optional(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO repository_versions (id, repository_id, number, base_version_id, content_summary, created)
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -157,7 +155,7 @@ pub async fn finish_version(
     .bind(repository_id)
     .bind(number)
     .bind(base_id)
-    .bind(summary.to_string())
+    .bind(summary)
     .bind(now())
     .execute(&mut *tx)
     .await?;
@@ -182,23 +180,19 @@ async fn prune(
     repository_id: &str,
 ) -> Result<(), sqlx::Error> {
     let retain: Option<i64> =
-        sqlx::query("SELECT retain_repo_versions FROM repositories WHERE id = $1")
+        sqlx::query_scalar("SELECT retain_repo_versions FROM repositories WHERE id = $1")
             .bind(repository_id)
             .fetch_one(&mut **tx)
-            .await?
-            .get(0);
+            .await?;
     let Some(retain) = retain.filter(|retain| *retain > 0) else {
         return Ok(());
     };
-    let numbers: Vec<i64> = sqlx::query(
+    let numbers: Vec<i64> = sqlx::query_scalar(
         "SELECT number FROM repository_versions WHERE repository_id = $1 ORDER BY number DESC",
     )
     .bind(repository_id)
     .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|row| row.get(0))
-    .collect();
+    .await?;
     let mut old: Vec<i64> = numbers.into_iter().skip(retain as usize).collect();
     old.sort_unstable();
     for number in old {
@@ -270,23 +264,21 @@ async fn squash(
     repository_id: &str,
     number: i64,
 ) -> Result<(), sqlx::Error> {
-    let next: i64 = sqlx::query(
+    let next: i64 = sqlx::query_scalar::<_, Option<i64>>(
         "SELECT MIN(number) FROM repository_versions WHERE repository_id = $1 AND number > $2",
     )
     .bind(repository_id)
     .bind(number)
     .fetch_one(&mut **tx)
     .await?
-    .get::<Option<i64>, _>(0)
     .expect("only versions with a successor are squashed");
-    let previous_id: Option<String> = sqlx::query(
+    let previous_id: Option<String> = sqlx::query_scalar(
         "SELECT id FROM repository_versions WHERE repository_id = $1 AND number < $2 ORDER BY number DESC LIMIT 1",
     )
     .bind(repository_id)
     .bind(number)
     .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| row.get(0));
+    .await?;
     for sql in [
         "DELETE FROM repository_content WHERE repository_id = $1 AND version_added = $2 AND version_removed = $3",
         "UPDATE repository_content SET version_added = $3 WHERE repository_id = $1 AND version_added = $2",
@@ -339,11 +331,13 @@ async fn squash(
         .bind(number)
         .execute(&mut **tx)
         .await?;
-    let repository = sqlx::query("SELECT plugin, type_name FROM repositories WHERE id = $1")
-        .bind(repository_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    let repo_href = hrefs::repository(names, repository.get(0), repository.get(1), repository_id);
+    let (plugin, type_name) = sqlx::query_as::<_, (String, String)>(
+        "SELECT plugin, type_name FROM repositories WHERE id = $1",
+    )
+    .bind(repository_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     let summary = content_summary(tx, names, repository_id, &repo_href, next).await?;
     sqlx::query(
         "UPDATE repository_versions SET base_version_id = $3, content_summary = $4
@@ -352,22 +346,37 @@ async fn squash(
     .bind(repository_id)
     .bind(next)
     .bind(previous_id)
-    .bind(summary.to_string())
+    .bind(summary)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// Counts added, removed and present content per type for version `number`, Pulp's
-/// `content_summary` shape: `{"added": {"file.file": {"count": 3, "href": ...}}, ...}`.
+/// Pulp's `content_summary` of a version: `{"added": {"file.file": {"count": 3, "href": ...}},
+/// "removed": {...}, "present": {...}}`, stored as JSON text with the version.
+#[derive(Debug, Default, Serialize)]
+struct ContentSummary {
+    added: BTreeMap<String, TypeCount>,
+    removed: BTreeMap<String, TypeCount>,
+    present: BTreeMap<String, TypeCount>,
+}
+
+/// How many units of one content type, and the content list that shows them.
+#[derive(Debug, Serialize)]
+struct TypeCount {
+    count: i64,
+    href: String,
+}
+
+/// Counts added, removed and present content per type for version `number`, as JSON text.
 async fn content_summary(
     conn: &mut sqlx::AnyConnection,
     names: &RestNames,
     repository_id: &str,
     repo_href: &str,
     number: i64,
-) -> Result<Value, sqlx::Error> {
-    let mut summary = json!({ "added": {}, "removed": {}, "present": {} });
+) -> Result<String, sqlx::Error> {
+    let mut summary = ContentSummary::default();
     let queries = [
         ("added", "rc.version_added = $2"),
         ("removed", "rc.version_removed = $2"),
@@ -377,7 +386,7 @@ async fn content_summary(
         ),
     ];
     for (key, condition) in queries {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, (String, String, i64)>(&format!(
             "SELECT c.plugin, c.type_name, COUNT(*) FROM repository_content rc JOIN content c ON c.id = rc.content_id
              WHERE rc.repository_id = $1 AND {condition} GROUP BY c.plugin, c.type_name"
         ))
@@ -386,25 +395,22 @@ async fn content_summary(
         .fetch_all(&mut *conn)
         .await?;
         let mut counts = BTreeMap::new();
-        for row in rows {
-            let plugin: String = row.get(0);
-            let type_name: String = row.get(1);
-            let count: i64 = row.get(2);
+        for (plugin, type_name, count) in rows {
             counts.insert(format!("{plugin}.{type_name}"), (plugin, type_name, count));
         }
+        let (section, filter) = match key {
+            "present" => (&mut summary.present, "repository_version"),
+            "added" => (&mut summary.added, "repository_version_added"),
+            _ => (&mut summary.removed, "repository_version_removed"),
+        };
         for (full, (plugin, type_name, count)) in counts {
-            let filter = match key {
-                "present" => "repository_version",
-                "added" => "repository_version_added",
-                _ => "repository_version_removed",
-            };
-            summary[key][full] = json!({
-                "count": count,
-                "href": format!("{}?{filter}={repo_href}versions/{number}/", hrefs::content_list(names, &plugin, &type_name)),
-            });
+            let list = hrefs::content_list(names, &plugin, &type_name);
+            let href = format!("{list}?{filter}={repo_href}versions/{number}/");
+            section.insert(full, TypeCount { count, href });
         }
     }
-    Ok(summary)
+    // Plain data: serializing it cannot fail.
+    Ok(serde_json::to_string(&summary).unwrap_or_default())
 }
 
 /// The href of version `number` of a repository.
@@ -414,14 +420,16 @@ pub async fn href(
     repository_id: &str,
     number: i64,
 ) -> Result<String, sqlx::Error> {
-    let row = sqlx::query("SELECT plugin, type_name FROM repositories WHERE id = $1")
-        .bind(repository_id)
-        .fetch_one(pool)
-        .await?;
+    let (plugin, type_name) = sqlx::query_as::<_, (String, String)>(
+        "SELECT plugin, type_name FROM repositories WHERE id = $1",
+    )
+    .bind(repository_id)
+    .fetch_one(pool)
+    .await?;
     Ok(hrefs::version(
         names,
-        row.get(0),
-        row.get(1),
+        &plugin,
+        &type_name,
         repository_id,
         number,
     ))

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::Row as _;
-
 use super::bindings::current::granary::plugin::publication;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::CallState;
@@ -89,14 +87,14 @@ impl publication::Host for CallState {
                  SELECT 1 FROM repository_content rc WHERE rc.content_id = ca.content_id AND {IN_VERSION})",
             placeholders(3, wanted.len())
         );
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query_scalar::<_, String>(&sql)
             .bind(&content.repository_id)
             .bind(content.version);
         for id in &wanted {
             query = query.bind(*id);
         }
         let found: BTreeSet<String> = match query.fetch_all(content.db.pool()).await {
-            Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
+            Ok(rows) => rows.into_iter().collect(),
             Err(error) => {
                 return Ok(Err(guest_error(format!(
                     "checking published content failed: {error}"

@@ -4,10 +4,29 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row as _;
-
 use super::{StoredArtifact, StoredUnit};
 use crate::db::IN_VERSION;
+
+/// A unit as the unit queries select it, before its files are attached.
+#[derive(Debug, sqlx::FromRow)]
+struct UnitRow {
+    id: String,
+    type_name: String,
+    natural_key: String,
+    metadata: String,
+}
+
+/// A file of a unit, with the stored artifact's digest and size and a remote's as fallback.
+#[derive(Debug, sqlx::FromRow)]
+struct FileRow {
+    content_id: String,
+    id: String,
+    relative_path: String,
+    sha256: Option<String>,
+    size: Option<i64>,
+    remote_sha256: Option<String>,
+    remote_size: Option<i64>,
+}
 
 /// One page of the units of a version, ordered by id, after `cursor`.
 pub async fn page(
@@ -17,7 +36,7 @@ pub async fn page(
     cursor: &str,
     limit: i64,
 ) -> Result<(Vec<StoredUnit>, Option<String>), sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query_as::<_, UnitRow>(&format!(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM repository_content rc
          JOIN content c ON c.id = rc.content_id
          WHERE {IN_VERSION} AND rc.content_id > $3 ORDER BY rc.content_id LIMIT $4"
@@ -29,7 +48,7 @@ pub async fn page(
     .fetch_all(pool)
     .await?;
     let next = if rows.len() as i64 == limit {
-        rows.last().map(|row| row.get::<String, _>(0))
+        rows.last().map(|row| row.id.clone())
     } else {
         None
     };
@@ -64,7 +83,7 @@ pub async fn page_by_prefix(
         crate::db::Backend::Sqlite => format!("{prefix}\u{10FFFF}"),
         crate::db::Backend::Postgres => format!("{}%", escape_like(prefix)),
     };
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query_as::<_, UnitRow>(&format!(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM content c
          WHERE c.id IN (SELECT ca.content_id FROM content_artifacts ca WHERE {matches})
            AND EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND
@@ -81,7 +100,7 @@ pub async fn page_by_prefix(
     .fetch_all(db.pool())
     .await?;
     let next = if rows.len() as i64 == limit {
-        rows.last().map(|row| row.get::<String, _>(0))
+        rows.last().map(|row| row.id.clone())
     } else {
         None
     };
@@ -107,7 +126,7 @@ pub async fn by_path(
     version: i64,
     relative_path: &str,
 ) -> Result<Vec<StoredUnit>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query_as::<_, UnitRow>(&format!(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM repository_content rc
          JOIN content c ON c.id = rc.content_id
          JOIN content_artifacts ca ON ca.content_id = c.id
@@ -123,45 +142,43 @@ pub async fn by_path(
 
 async fn with_artifacts(
     pool: &sqlx::AnyPool,
-    rows: Vec<sqlx::any::AnyRow>,
+    rows: Vec<UnitRow>,
 ) -> Result<Vec<StoredUnit>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
     let sql = format!(
         "SELECT ca.content_id, ca.id, ca.relative_path, a.sha256, a.size,
-                (SELECT ra.sha256 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1),
-                (SELECT ra.size FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1)
+                (SELECT ra.sha256 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1) AS remote_sha256,
+                (SELECT ra.size FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1) AS remote_size
          FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
          WHERE ca.content_id IN ({}) ORDER BY ca.relative_path",
         crate::db::placeholders(1, ids.len())
     );
-    let mut query = sqlx::query(&sql);
-    for id in &ids {
+    let mut query = sqlx::query_as::<_, FileRow>(&sql);
+    for id in ids {
         query = query.bind(id);
     }
     let mut files: BTreeMap<String, Vec<StoredArtifact>> = BTreeMap::new();
     for row in query.fetch_all(pool).await? {
-        let sha256: Option<String> = row.get::<Option<String>, _>(3).or_else(|| row.get(5));
-        let size: Option<i64> = row.get::<Option<i64>, _>(4).or_else(|| row.get(6));
-        files.entry(row.get(0)).or_default().push(StoredArtifact {
-            relative_path: row.get(2),
-            content_artifact: row.get(1),
-            sha256,
-            size: size.map(|size| size as u64),
-        });
+        files
+            .entry(row.content_id)
+            .or_default()
+            .push(StoredArtifact {
+                relative_path: row.relative_path,
+                content_artifact: row.id,
+                sha256: row.sha256.or(row.remote_sha256),
+                size: row.size.or(row.remote_size).map(|size| size as u64),
+            });
     }
     Ok(rows
         .into_iter()
-        .map(|row| {
-            let id: String = row.get(0);
-            StoredUnit {
-                content_type: row.get(1),
-                natural_key: row.get(2),
-                metadata: row.get(3),
-                artifacts: files.remove(&id).unwrap_or_default(),
-            }
+        .map(|row| StoredUnit {
+            content_type: row.type_name,
+            natural_key: row.natural_key,
+            metadata: row.metadata,
+            artifacts: files.remove(&row.id).unwrap_or_default(),
         })
         .collect())
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use tokio::sync::Notify;
 
 use super::{ResourceLock, TaskHandle, state};
@@ -335,6 +334,14 @@ pub async fn run(
 /// Longest pause between two looks at a task the request waits for.
 const MAX_POLL: Duration = Duration::from_millis(200);
 
+/// What a request waiting for a task looks at in the task's row.
+#[derive(Debug, sqlx::FromRow)]
+struct TaskEndRow {
+    state: String,
+    error: Option<String>,
+    created_resources: String,
+}
+
 /// Queues an `add-units` task on `repository_id` (exclusive lock) and waits until it ends.
 /// Returns the href of the new version, if one was made.
 pub async fn add_units_and_wait(
@@ -346,16 +353,18 @@ pub async fn add_units_and_wait(
     remote_id: Option<&str>,
     units: &[UnitDeclaration],
 ) -> Result<Option<String>, AddError> {
-    let row = sqlx::query("SELECT plugin, type_name FROM repositories WHERE id = $1")
-        .bind(repository_id)
-        .fetch_optional(db.pool())
-        .await
-        .map_err(anyhow::Error::from)?
-        .ok_or_else(|| AddError::Refused("the distribution's repository is gone".into()))?;
+    let (repository_plugin, type_name) = sqlx::query_as::<_, (String, String)>(
+        "SELECT plugin, type_name FROM repositories WHERE id = $1",
+    )
+    .bind(repository_id)
+    .fetch_optional(db.pool())
+    .await
+    .map_err(anyhow::Error::from)?
+    .ok_or_else(|| AddError::Refused("the distribution's repository is gone".into()))?;
     let lock = ResourceLock::exclusive(hrefs::repository(
         names,
-        row.get(0),
-        row.get(1),
+        &repository_plugin,
+        &type_name,
         repository_id,
     ));
     let args = TaskArgs::AddUnits {
@@ -370,21 +379,23 @@ pub async fn add_units_and_wait(
     wakeup.notify_waiters();
     let mut pause = Duration::from_millis(5);
     loop {
-        let row = sqlx::query("SELECT state, error, created_resources FROM tasks WHERE id = $1")
-            .bind(&task_id)
-            .fetch_one(db.pool())
-            .await
-            .map_err(anyhow::Error::from)?;
-        let task_state: String = row.get(0);
+        let row = sqlx::query_as::<_, TaskEndRow>(
+            "SELECT state, error, created_resources FROM tasks WHERE id = $1",
+        )
+        .bind(&task_id)
+        .fetch_one(db.pool())
+        .await
+        .map_err(anyhow::Error::from)?;
+        let task_state = row.state;
         match task_state.as_str() {
             state::COMPLETED => {
                 let created: Vec<String> =
-                    serde_json::from_str(&row.get::<String, _>(2)).unwrap_or_default();
+                    serde_json::from_str(&row.created_resources).unwrap_or_default();
                 return Ok(created.into_iter().next());
             }
             state::FAILED | state::CANCELED => {
                 let description = row
-                    .get::<Option<String>, _>(1)
+                    .error
                     .and_then(|error| serde_json::from_str::<serde_json::Value>(&error).ok())
                     .and_then(|error| error["description"].as_str().map(str::to_owned))
                     .unwrap_or_else(|| format!("the task {task_state}"));

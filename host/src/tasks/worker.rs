@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-use sqlx::Row as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -111,11 +109,10 @@ async fn hold_liveness_lock(app: &Workers) -> anyhow::Result<Option<sqlx::AnyCon
 async fn liveness_lock_held(app: &Workers, worker: &str) -> Result<bool, sqlx::Error> {
     let mut connection = app.db.pool().acquire().await?;
     let key = liveness_key(worker);
-    let acquired: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+    let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(key)
         .fetch_one(&mut *connection)
-        .await?
-        .get(0);
+        .await?;
     if acquired {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(key)
@@ -143,7 +140,7 @@ async fn recover(app: &Workers, at_start: bool) -> anyhow::Result<()> {
     let threshold = (chrono::Utc::now() - chrono::Duration::from_std(DEAD_AFTER)?)
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string();
-    let candidates = sqlx::query(
+    let candidates = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
         "SELECT t.id, t.worker, w.heartbeat FROM tasks t LEFT JOIN workers w ON w.name = t.worker
          WHERE t.state IN ('running', 'canceling') AND (t.worker IS NULL OR t.worker <> $1)",
     )
@@ -151,9 +148,7 @@ async fn recover(app: &Workers, at_start: bool) -> anyhow::Result<()> {
     .fetch_all(app.db.pool())
     .await?;
     let mut dead = Vec::new();
-    for row in candidates {
-        let (id, worker, heartbeat): (String, Option<String>, Option<String>) =
-            (row.get(0), row.get(1), row.get(2));
+    for (id, worker, heartbeat) in candidates {
         let is_dead = match app.db.backend() {
             Backend::Sqlite => at_start || heartbeat.is_none_or(|beat| beat < threshold),
             Backend::Postgres => {
@@ -174,10 +169,9 @@ async fn recover(app: &Workers, at_start: bool) -> anyhow::Result<()> {
         sqlx::query("UPDATE tasks SET state = 'failed', finished = $2, error = $3 WHERE id = $1")
             .bind(&id)
             .bind(now())
-            .bind(
-                json!({ "description": "The worker running this task died (its process stopped) before the task finished." })
-                    .to_string(),
-            )
+            .bind(super::error_text(
+                "The worker running this task died (its process stopped) before the task finished.",
+            ))
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
@@ -272,10 +266,10 @@ async fn write_progress(app: &Workers, id: &str, reports: &str) -> Result<(), sq
 }
 
 async fn cancel_requested(app: &Workers, id: &str) -> bool {
-    sqlx::query("SELECT state FROM tasks WHERE id = $1")
+    sqlx::query_scalar::<_, String>("SELECT state FROM tasks WHERE id = $1")
         .bind(id)
         .fetch_one(app.db.pool())
         .await
-        .map(|row| row.get::<String, _>(0) == state::CANCELING)
+        .map(|task_state| task_state == state::CANCELING)
         .unwrap_or(false)
 }
