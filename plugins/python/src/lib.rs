@@ -238,14 +238,8 @@ pub(crate) fn read_package(
     let parsed = DistFilename::parse(filename).map_err(PluginError::new)?;
     let reader = Reader::new(artifact);
     let (bytes, kind) = match parsed.packagetype {
-        PackageType::Wheel => (
-            archive::wheel_metadata(reader, artifact.size, &parsed.name),
-            "wheel",
-        ),
-        PackageType::Sdist => (
-            archive::sdist_metadata(reader, artifact.size, filename),
-            "sdist",
-        ),
+        PackageType::Wheel => (archive::wheel_metadata(reader, &parsed.name), "wheel"),
+        PackageType::Sdist => (archive::sdist_metadata(reader, filename), "sdist"),
     };
     let bytes = bytes.map_err(PluginError::new)?;
     let metadata = CoreMetadata::parse(&bytes)
