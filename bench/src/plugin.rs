@@ -4,6 +4,11 @@
 //! - `describe`: the trivial call.
 //! - `publish` of an empty repository version: one `content.list-units` query, one staged
 //!   `PULP_MANIFEST` (a temporary file), one empty `publish-content`.
+//! - the python plugin's `parse-upload` of a wheel and of an sdist (`fixture::python_archives`,
+//!   written by python3): the archive read through `artifacts.read`, its metadata parsed,
+//!   and for the wheel its `METADATA` stored with `artifacts.create`, as an upload is.
+//!   `GRANARY_BENCH_PYTHON_WASM=path` measures another build of the plugin (an older commit's
+//!   `granary_plugin_python.wasm`), so two builds can be compared in the same conditions.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,14 +18,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use granary::db::Db;
 use granary::plugins::runtime::Limits;
-use granary::plugins::{CallScope, ContentScope, PluginRuntime, PublicationScope, VersionInfo};
+use granary::plugins::{
+    ArtifactRef, CallScope, ContentScope, PluginRuntime, PublicationScope, VersionInfo,
+};
 use granary::storage::BlobStore;
 
-use crate::Bench;
 use crate::report::Row;
+use crate::{Bench, fixture};
 
 const DESCRIBE_CALLS: u32 = 5000;
 const PUBLISH_CALLS: u32 = 1000;
+const PARSE_UPLOAD_CALLS: u32 = 1000;
+/// Python modules in the wheel and the sdist parsed.
+const PYTHON_MODULES: usize = 40;
 
 /// `granary serve`'s default limits.
 const LIMITS: Limits = Limits {
@@ -35,9 +45,16 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/wasm/wasm32-wasip2/plugin/granary_plugin_file.wasm");
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let python_wasm = match std::env::var_os("GRANARY_BENCH_PYTHON_WASM") {
+        Some(path) => path.into(),
+        None => wasm.with_file_name("granary_plugin_python.wasm"),
+    };
+    let python_bytes = std::fs::read(&python_wasm)
+        .with_context(|| format!("reading {}", python_wasm.display()))?;
     let work = bench.dir("plugin");
     let runtime = PluginRuntime::new(&work.join("cache"), LIMITS)?;
     let plugin = runtime.load(bytes, true).await?;
+    let python = runtime.load(python_bytes, true).await?;
 
     for _ in 0..DESCRIBE_CALLS / 10 {
         runtime.describe(&plugin).await?;
@@ -104,5 +121,47 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         target: "",
         holds: None,
     });
+
+    let (wheel, sdist) = fixture::python_archives(&work.join("python"), PYTHON_MODULES)?;
+    for (kind, path) in [("a wheel", wheel), ("an sdist", sdist)] {
+        let archive = std::fs::read(&path)?;
+        let filename = path.file_name().unwrap().to_string_lossy().into_owned();
+        let staged = blobs.stage_bytes(&archive).await?;
+        let upload = ArtifactRef {
+            sha256: staged.sha256.clone(),
+            size: staged.size,
+        };
+        blobs.commit(staged).await?;
+        let parse_upload = || {
+            let scope = CallScope {
+                artifacts: [(upload.sha256.clone(), upload.size)].into(),
+                blobs: Some(blobs.clone()),
+                content_types: python.content_type_names(),
+                create_in: Some(db.clone()),
+                ..CallScope::default()
+            };
+            runtime.parse_upload(&python, scope, &upload, Some(&filename))
+        };
+        for _ in 0..PARSE_UPLOAD_CALLS / 10 {
+            parse_upload().await.0?;
+        }
+        let started = Instant::now();
+        for _ in 0..PARSE_UPLOAD_CALLS {
+            parse_upload().await.0?;
+        }
+        let call = started.elapsed().as_secs_f64() * 1e6 / f64::from(PARSE_UPLOAD_CALLS);
+        bench.row(Row {
+            item: 4,
+            measure: format!(
+                "instantiate + `parse-upload` of {kind} (python plugin; {PYTHON_MODULES} modules, {} KiB)",
+                archive.len() / 1024
+            ),
+            granary: format!("{call:.1} µs/call"),
+            reference: String::new(),
+            ratio: None,
+            target: "",
+            holds: None,
+        });
+    }
     Ok(())
 }

@@ -1,236 +1,166 @@
 //! Finding one metadata file inside a distribution archive: a wheel's `*.dist-info/METADATA` (a
-//! zip) or an sdist's `PKG-INFO` (a gzipped tar, or a legacy zip).
+//! zip, read with the `zip` crate) or an sdist's `PKG-INFO` (a gzipped tar read with `tar` and
+//! `flate2`, or a legacy zip).
 //!
-//! Uploads are read through the host in chunks, so the zip reader reads only the end-of-central-
-//! directory record, the central directory and the one entry it wants; the tar reader streams
-//! and skips until it meets `PKG-INFO`. Every size taken from the archive is capped before
-//! anything is allocated: archives are untrusted input.
+//! Uploads are read through the host in chunks (`granary_sdk::artifacts::Reader`), so a zip is
+//! read from its end records, its central directory and the one entry wanted, and a tar is
+//! streamed until `PKG-INFO`. Archives are untrusted input, and the crates read what an archive
+//! tells them to, so the limits are set here: what a file inflates to ([`MAX_METADATA`]), how
+//! much of a zip is read to list its files ([`MAX_ZIP_READ`], as the central directory is kept in
+//! memory), and the size of a tar's long-name and pax records (which `tar` would read whole).
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
-use flate2::read::{DeflateDecoder, GzDecoder};
+use flate2::read::GzDecoder;
+use zip::read::{ArchiveOffset, Config};
+use zip::result::ZipError;
+use zip::{CompressionMethod, ZipArchive};
 
 use crate::name::normalize;
 
 /// Largest metadata file accepted (the host stores derived artifacts up to 4 MiB).
 pub const MAX_METADATA: u64 = 4 * 1024 * 1024;
-/// Largest central directory read (a wheel with ~100k files).
-const MAX_CENTRAL_DIRECTORY: u64 = 16 * 1024 * 1024;
-
-const EOCD: u32 = 0x0605_4b50;
-const ZIP64_LOCATOR: u32 = 0x0706_4b50;
-const ZIP64_EOCD: u32 = 0x0606_4b50;
-const CENTRAL_ENTRY: u32 = 0x0201_4b50;
-const LOCAL_ENTRY: u32 = 0x0403_4b50;
+/// Most bytes read from a zip to find one file in it: a central directory of up to 16 MiB (a
+/// wheel with ~100k files), the metadata file's compressed bytes, and room for the end records,
+/// the local header and re-reads after seeks.
+pub const MAX_ZIP_READ: u64 = 16 * 1024 * 1024 + MAX_METADATA + 1024 * 1024;
+/// Largest GNU long-name or pax record read from a tar; a larger one is skipped.
+const MAX_TAR_RECORD: u64 = 64 * 1024;
+/// Bytes fetched from the host at a time: the zip and tar readers make many small reads.
+const BUFFER: usize = 64 * 1024;
 
 /// Why a metadata file could not be read, worded for the person who uploaded the archive.
 pub type Error = String;
 
-fn io_error(what: &str, error: io::Error) -> Error {
-    format!("{what}: {error}")
+/// A reader that fails once it has read `remaining` bytes. The error's kind is
+/// [`io::ErrorKind::FileTooLarge`], so the message reaches the uploader as it is.
+struct Capped<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
 }
 
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
-}
-
-/// One file of a zip's central directory.
-#[derive(Debug, Clone)]
-struct ZipEntry {
-    name: String,
-    method: u16,
-    crc32: u32,
-    compressed_size: u64,
-    size: u64,
-    local_header: u64,
-}
-
-/// The central directory of a zip archive.
-pub struct Zip<R> {
-    reader: R,
-    entries: Vec<ZipEntry>,
-}
-
-impl<R: Read + Seek> Zip<R> {
-    /// Reads the central directory of the zip in `reader` (of `len` bytes).
-    pub fn open(mut reader: R, len: u64) -> Result<Self, Error> {
-        let not_zip = || {
-            "the file is not a valid zip archive (no end of central directory record)".to_string()
-        };
-        // The end record is 22 bytes plus a comment of up to 64 KiB.
-        let tail_len = len.min(22 + 65_535);
-        if tail_len < 22 {
-            return Err(not_zip());
+impl<R> Capped<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            limit,
         }
-        let tail = read_at(&mut reader, len - tail_len, tail_len)
-            .map_err(|e| io_error("reading the zip", e))?;
-        let eocd = (0..=tail.len() - 22)
-            .rev()
-            .find(|&at| u32_at(&tail, at) == EOCD)
-            .ok_or_else(not_zip)?;
-        let mut count = u64::from(u16_at(&tail, eocd + 10));
-        let mut cd_size = u64::from(u32_at(&tail, eocd + 12));
-        let mut cd_offset = u64::from(u32_at(&tail, eocd + 16));
-        if (count == 0xffff || cd_size == 0xffff_ffff || cd_offset == 0xffff_ffff)
-            && eocd >= 20
-            && u32_at(&tail, eocd - 20) == ZIP64_LOCATOR
-        {
-            let record_at = u64_at(&tail, eocd - 20 + 8);
-            let record = read_at(&mut reader, record_at, 56)
-                .map_err(|e| io_error("reading the zip64 end record", e))?;
-            if record.len() < 56 || u32_at(&record, 0) != ZIP64_EOCD {
-                return Err("the zip64 end of central directory record is corrupt".into());
-            }
-            count = u64_at(&record, 32);
-            cd_size = u64_at(&record, 40);
-            cd_offset = u64_at(&record, 48);
-        }
-        if cd_size > MAX_CENTRAL_DIRECTORY || cd_offset.saturating_add(cd_size) > len {
-            return Err("the zip central directory is corrupt or too large".into());
-        }
-        let directory = read_at(&mut reader, cd_offset, cd_size)
-            .map_err(|e| io_error("reading the zip central directory", e))?;
-        let mut entries = Vec::new();
-        let mut at = 0usize;
-        for _ in 0..count {
-            if at + 46 > directory.len() || u32_at(&directory, at) != CENTRAL_ENTRY {
-                return Err("the zip central directory is corrupt".into());
-            }
-            let name_len = usize::from(u16_at(&directory, at + 28));
-            let extra_len = usize::from(u16_at(&directory, at + 30));
-            let comment_len = usize::from(u16_at(&directory, at + 32));
-            let end = at + 46 + name_len + extra_len + comment_len;
-            if end > directory.len() {
-                return Err("the zip central directory is corrupt".into());
-            }
-            let name =
-                String::from_utf8_lossy(&directory[at + 46..at + 46 + name_len]).into_owned();
-            let mut entry = ZipEntry {
-                name,
-                method: u16_at(&directory, at + 10),
-                crc32: u32_at(&directory, at + 16),
-                compressed_size: u64::from(u32_at(&directory, at + 20)),
-                size: u64::from(u32_at(&directory, at + 24)),
-                local_header: u64::from(u32_at(&directory, at + 42)),
-            };
-            apply_zip64_extra(
-                &mut entry,
-                &directory[at + 46 + name_len..at + 46 + name_len + extra_len],
-            );
-            entries.push(entry);
-            at = end;
-        }
-        Ok(Self { reader, entries })
     }
+}
 
-    /// The names of the archive's files, in directory order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|entry| entry.name.as_str())
-    }
-
-    /// Reads the file `name` whole (at most `max` bytes uncompressed), checking its CRC-32.
-    pub fn read(&mut self, name: &str, max: u64) -> Result<Vec<u8>, Error> {
-        let entry = self
-            .entries
-            .iter()
-            .find(|entry| entry.name == name)
-            .cloned()
-            .ok_or_else(|| format!("the archive has no {name}"))?;
-        if entry.size > max {
-            return Err(format!("{name} is larger than {max} bytes"));
-        }
-        let header = read_at(&mut self.reader, entry.local_header, 30)
-            .map_err(|e| io_error("reading the zip", e))?;
-        if header.len() < 30 || u32_at(&header, 0) != LOCAL_ENTRY {
-            return Err(format!("the zip entry of {name} is corrupt"));
-        }
-        let data_at = entry.local_header
-            + 30
-            + u64::from(u16_at(&header, 26))
-            + u64::from(u16_at(&header, 28));
-        self.reader
-            .seek(SeekFrom::Start(data_at))
-            .map_err(|e| io_error("reading the zip", e))?;
-        let compressed = (&mut self.reader).take(entry.compressed_size);
-        let mut data = Vec::new();
-        let result = match entry.method {
-            0 => compressed.take(max + 1).read_to_end(&mut data),
-            8 => DeflateDecoder::new(compressed)
-                .take(max + 1)
-                .read_to_end(&mut data),
-            method => {
-                return Err(format!(
-                    "{name} uses zip compression method {method}; only stored and deflate are supported"
-                ));
-            }
-        };
-        result.map_err(|e| format!("{name} in the zip is corrupt: {e}"))?;
-        if data.len() as u64 != entry.size {
-            return Err(format!(
-                "{name} in the zip is corrupt: size does not match the directory"
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "the zip central directory is too large (finding the metadata file would read more than {} bytes)",
+                    self.limit
+                ),
             ));
         }
-        if crc32fast::hash(&data) != entry.crc32 {
-            return Err(format!("{name} in the zip is corrupt: CRC-32 mismatch"));
-        }
-        Ok(data)
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.remaining -= n as u64;
+        Ok(n)
     }
 }
 
-/// Replaces the 32-bit sizes and offset that are saturated with those of the zip64 extra field.
-fn apply_zip64_extra(entry: &mut ZipEntry, mut extra: &[u8]) {
-    while extra.len() >= 4 {
-        let id = u16_at(extra, 0);
-        let len = usize::from(u16_at(extra, 2)).min(extra.len() - 4);
-        if id == 0x0001 {
-            let mut field = &extra[4..4 + len];
-            for value in [
-                &mut entry.size,
-                &mut entry.compressed_size,
-                &mut entry.local_header,
-            ] {
-                if *value == 0xffff_ffff && field.len() >= 8 {
-                    *value = u64_at(field, 0);
-                    field = &field[8..];
-                }
-            }
-        }
-        extra = &extra[4 + len..];
+impl<R: Seek> Seek for Capped<R> {
+    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(position)
     }
 }
 
-fn read_at(reader: &mut (impl Read + Seek), offset: u64, len: u64) -> io::Result<Vec<u8>> {
-    reader.seek(SeekFrom::Start(offset))?;
-    let mut buffer = Vec::new();
-    reader.take(len).read_to_end(&mut buffer)?;
-    Ok(buffer)
+/// A zip archive whose reads are buffered and capped at `max_read` bytes in all.
+type Zip<R> = ZipArchive<BufReader<Capped<R>>>;
+
+fn zip_error(error: ZipError) -> Error {
+    match error {
+        ZipError::Io(error) if error.kind() == io::ErrorKind::FileTooLarge => error.to_string(),
+        error => format!("the file is not a valid zip archive ({error})"),
+    }
+}
+
+/// Reads the central directory of the zip in `reader`.
+fn open_zip<R: Read + Seek>(reader: R, max_read: u64) -> Result<Zip<R>, Error> {
+    let reader = BufReader::with_capacity(BUFFER, Capped::new(reader, max_read));
+    // Distributions are plain zips: no prefix (self-extracting stub) to search for.
+    let config = Config {
+        archive_offset: ArchiveOffset::Known(0),
+    };
+    ZipArchive::with_config(config, reader).map_err(zip_error)
+}
+
+/// Reads the file `name` whole (at most `max` bytes uncompressed); `zip` checks its CRC-32.
+fn read_zip_file<R: Read + Seek>(zip: &mut Zip<R>, name: &str, max: u64) -> Result<Vec<u8>, Error> {
+    let file = zip.by_name(name).map_err(|error| match error {
+        ZipError::Io(error) if error.kind() == io::ErrorKind::FileTooLarge => error.to_string(),
+        error => format!("{name} in the zip cannot be read: {error}"),
+    })?;
+    let method = file.compression();
+    if !matches!(
+        method,
+        CompressionMethod::Stored | CompressionMethod::Deflated
+    ) {
+        return Err(format!(
+            "{name} uses zip compression method {method}; only stored and deflate are supported"
+        ));
+    }
+    let size = file.size();
+    if size > max {
+        return Err(format!("{name} is larger than {max} bytes"));
+    }
+    // The directory's size is not trusted: inflate one byte more than allowed, so a file that
+    // inflates past it fails here rather than filling memory.
+    let mut data = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|error| match error.kind() {
+            io::ErrorKind::FileTooLarge => error.to_string(),
+            _ => format!("{name} in the zip is corrupt: {error}"),
+        })?;
+    if data.len() as u64 > max {
+        return Err(format!("{name} is larger than {max} bytes"));
+    }
+    if data.len() as u64 != size {
+        return Err(format!(
+            "{name} in the zip is corrupt: size does not match the directory"
+        ));
+    }
+    Ok(data)
 }
 
 /// Reads the `METADATA` of a wheel whose project name (from its file name) is `project`.
-pub fn wheel_metadata(reader: impl Read + Seek, len: u64, project: &str) -> Result<Vec<u8>, Error> {
-    let mut zip = Zip::open(reader, len).map_err(|e| format!("invalid wheel: {e}"))?;
+pub fn wheel_metadata(reader: impl Read + Seek, project: &str) -> Result<Vec<u8>, Error> {
+    read_wheel_metadata(reader, project, MAX_ZIP_READ)
+}
+
+fn read_wheel_metadata(
+    reader: impl Read + Seek,
+    project: &str,
+    max_read: u64,
+) -> Result<Vec<u8>, Error> {
+    let mut zip = open_zip(reader, max_read).map_err(|e| format!("invalid wheel: {e}"))?;
     let wanted = normalize(project);
     let candidates: Vec<String> = zip
-        .names()
+        .file_names()
+        .flatten()
         .filter(|name| {
             name.strip_suffix(".dist-info/METADATA").is_some_and(|dir| {
                 !dir.contains('/') && normalize(dir.split('-').next().unwrap_or(dir)) == wanted
             })
         })
-        .map(str::to_owned)
+        .map(|name| name.into_owned())
         .collect();
     match candidates.as_slice() {
-        [name] => zip
-            .read(name, MAX_METADATA)
-            .map_err(|e| format!("invalid wheel: {e}")),
+        [name] => {
+            read_zip_file(&mut zip, name, MAX_METADATA).map_err(|e| format!("invalid wheel: {e}"))
+        }
         [] => Err(format!(
             "invalid wheel: it has no {project}-<version>.dist-info/METADATA file"
         )),
@@ -238,206 +168,116 @@ pub fn wheel_metadata(reader: impl Read + Seek, len: u64, project: &str) -> Resu
     }
 }
 
+/// Whether `name` is `<top>/PKG-INFO`, the sdist's own metadata (not an egg-info's).
+fn is_pkg_info(name: &str) -> bool {
+    name.trim_start_matches("./")
+        .split_once('/')
+        .is_some_and(|(top, rest)| !top.is_empty() && rest == "PKG-INFO")
+}
+
 /// Reads the top-level `PKG-INFO` of a source distribution (`.tar.gz` or `.zip`).
-pub fn sdist_metadata(
-    reader: impl Read + Seek,
-    len: u64,
-    filename: &str,
-) -> Result<Vec<u8>, Error> {
-    let is_pkg_info = |name: &str| {
-        name.trim_start_matches("./")
-            .split_once('/')
-            .is_some_and(|(top, rest)| !top.is_empty() && rest == "PKG-INFO")
-    };
+pub fn sdist_metadata(reader: impl Read + Seek, filename: &str) -> Result<Vec<u8>, Error> {
     if filename.ends_with(".zip") {
-        let mut zip = Zip::open(reader, len).map_err(|e| format!("invalid sdist: {e}"))?;
+        let mut zip = open_zip(reader, MAX_ZIP_READ).map_err(|e| format!("invalid sdist: {e}"))?;
         let name = zip
-            .names()
+            .file_names()
+            .flatten()
             .find(|name| is_pkg_info(name))
-            .map(str::to_owned)
+            .map(|name| name.into_owned())
             .ok_or("invalid sdist: it has no top-level PKG-INFO file")?;
-        return zip
-            .read(&name, MAX_METADATA)
+        return read_zip_file(&mut zip, &name, MAX_METADATA)
             .map_err(|e| format!("invalid sdist: {e}"));
     }
-    let mut tar = GzDecoder::new(io::BufReader::with_capacity(256 * 1024, reader));
     let corrupt = |e: io::Error| format!("invalid sdist: not a readable .tar.gz archive ({e})");
-    let mut long_name: Option<String> = None;
-    loop {
-        let mut header = [0u8; 512];
-        tar.read_exact(&mut header).map_err(corrupt)?;
-        if header.iter().all(|&b| b == 0) {
-            return Err("invalid sdist: it has no top-level PKG-INFO file".into());
-        }
-        let checksum = octal(&header[148..156])
-            .ok_or_else(|| "invalid sdist: corrupt tar header".to_string())?;
-        let sum: u64 = header
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
+    let mut archive =
+        tar::Archive::new(GzDecoder::new(BufReader::with_capacity(4 * BUFFER, reader)));
+    // Raw entries: `tar` would read GNU long names and pax records whole, whatever their size,
+    // so they are read here, capped, and applied to the entry that follows them.
+    let mut long_name: Option<Vec<u8>> = None;
+    for entry in archive.entries().map_err(corrupt)?.raw(true) {
+        let mut entry = entry.map_err(corrupt)?;
+        let kind = entry.header().entry_type();
+        let size = entry.size();
+        if kind.is_gnu_longname() || kind.is_pax_local_extensions() {
+            long_name = None;
+            if size <= MAX_TAR_RECORD {
+                let mut record = Vec::new();
+                entry.read_to_end(&mut record).map_err(corrupt)?;
+                long_name = if kind.is_gnu_longname() {
+                    let end = record.iter().position(|&b| b == 0).unwrap_or(record.len());
+                    record.truncate(end);
+                    Some(record)
                 } else {
-                    u64::from(b)
-                }
-            })
-            .sum();
-        if sum != checksum {
-            return Err("invalid sdist: corrupt tar header (checksum mismatch)".into());
+                    tar::PaxExtensions::new(&record)
+                        .flatten()
+                        .find(|extension| extension.key_bytes() == b"path")
+                        .map(|extension| extension.value_bytes().to_vec())
+                };
+            }
+            continue;
         }
-        let size = octal(&header[124..136])
-            .ok_or_else(|| "invalid sdist: corrupt tar header".to_string())?;
-        let padded = size.div_ceil(512) * 512;
-        let kind = header[156];
-        let mut name = match long_name.take() {
+        let name = match long_name.take() {
             Some(name) => name,
-            None => {
-                let field = |range: std::ops::Range<usize>| {
-                    let bytes = &header[range];
-                    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                    String::from_utf8_lossy(&bytes[..end]).into_owned()
-                };
-                let (name, prefix) = (field(0..100), field(345..500));
-                if &header[257..262] == b"ustar" && !prefix.is_empty() {
-                    format!("{prefix}/{name}")
-                } else {
-                    name
-                }
-            }
+            None => entry.path_bytes().into_owned(),
         };
-        match kind {
-            // GNU long name and pax extended header: they name the next entry.
-            b'L' | b'x' if size <= 64 * 1024 => {
-                let mut data = vec![0; padded as usize];
-                tar.read_exact(&mut data).map_err(corrupt)?;
-                data.truncate(size as usize);
-                long_name = if kind == b'L' {
-                    Some(
-                        String::from_utf8_lossy(&data)
-                            .trim_end_matches('\0')
-                            .to_string(),
-                    )
-                } else {
-                    pax_path(&data)
-                };
-                continue;
+        if kind.is_file() && is_pkg_info(&String::from_utf8_lossy(&name)) {
+            if size > MAX_METADATA {
+                return Err(format!(
+                    "invalid sdist: PKG-INFO is larger than {MAX_METADATA} bytes"
+                ));
             }
-            b'0' | 0 if is_pkg_info(&name) => {
-                if size > MAX_METADATA {
-                    return Err(format!(
-                        "invalid sdist: PKG-INFO is larger than {MAX_METADATA} bytes"
-                    ));
-                }
-                let mut data = vec![0; size as usize];
-                tar.read_exact(&mut data).map_err(corrupt)?;
-                return Ok(data);
-            }
-            _ => {
-                name.clear();
-                io::copy(&mut (&mut tar).take(padded), &mut io::sink()).map_err(corrupt)?;
-            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(corrupt)?;
+            return Ok(data);
         }
     }
-}
-
-/// A tar header number: octal digits, NUL/space padded.
-fn octal(field: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(field).ok()?;
-    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    if text.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(text, 8).ok()
-}
-
-/// The `path` record of a pax extended header (`<len> path=<value>\n` records).
-fn pax_path(data: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(data);
-    text.lines()
-        .filter_map(|record| record.split_once(' ').map(|(_, rest)| rest))
-        .find_map(|record| record.strip_prefix("path=").map(str::to_owned))
+    Err("invalid sdist: it has no top-level PKG-INFO file".into())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use std::io::{Cursor, Write};
 
-    use flate2::Compression;
-    use flate2::write::{DeflateEncoder, GzEncoder};
+    use zip::ZipWriter;
+    use zip::write::SimpleFileOptions;
 
     use super::*;
 
     /// Writes a zip with deflated entries, as a wheel builder would.
     pub(crate) fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut directory = Vec::new();
+        zip_with(files, CompressionMethod::Deflated)
+    }
+
+    fn zip_with(files: &[(&str, &[u8])], method: CompressionMethod) -> Vec<u8> {
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        let options = SimpleFileOptions::default().compression_method(method);
         for (name, data) in files {
-            let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-            encoder.write_all(data).unwrap();
-            let compressed = encoder.finish().unwrap();
-            let crc = crc32fast::hash(data);
-            let offset = out.len() as u32;
-            let common = |buffer: &mut Vec<u8>| {
-                buffer.extend_from_slice(&20u16.to_le_bytes()); // version needed
-                buffer.extend_from_slice(&0u16.to_le_bytes()); // flags
-                buffer.extend_from_slice(&8u16.to_le_bytes()); // deflate
-                buffer.extend_from_slice(&0u32.to_le_bytes()); // time, date
-                buffer.extend_from_slice(&crc.to_le_bytes());
-                buffer.extend_from_slice(&(compressed.len() as u32).to_le_bytes());
-                buffer.extend_from_slice(&(data.len() as u32).to_le_bytes());
-                buffer.extend_from_slice(&(name.len() as u16).to_le_bytes());
-                buffer.extend_from_slice(&0u16.to_le_bytes()); // extra
-            };
-            out.extend_from_slice(&LOCAL_ENTRY.to_le_bytes());
-            common(&mut out);
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&compressed);
-            directory.extend_from_slice(&CENTRAL_ENTRY.to_le_bytes());
-            directory.extend_from_slice(&20u16.to_le_bytes()); // version made by
-            common(&mut directory);
-            directory.extend_from_slice(&[0; 6]); // comment len, disk, internal attrs
-            directory.extend_from_slice(&0u32.to_le_bytes()); // external attrs
-            directory.extend_from_slice(&offset.to_le_bytes());
-            directory.extend_from_slice(name.as_bytes());
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(data).unwrap();
         }
-        let cd_offset = out.len() as u32;
-        out.extend_from_slice(&directory);
-        out.extend_from_slice(&EOCD.to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
-        out.extend_from_slice(&cd_offset.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out
+        writer.finish().unwrap().into_inner()
     }
 
     /// Writes a gzipped ustar archive of regular files.
     pub(crate) fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut tar = Vec::new();
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut builder = tar::Builder::new(gz);
         for (name, data) in files {
-            let mut header = [0u8; 512];
-            header[..name.len()].copy_from_slice(name.as_bytes());
-            header[100..107].copy_from_slice(b"0000644");
-            header[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-            header[156] = b'0';
-            header[257..263].copy_from_slice(b"ustar\0");
-            header[148..156].fill(b' ');
-            let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-            header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-            tar.extend_from_slice(&header);
-            tar.extend_from_slice(data);
-            tar.resize(tar.len().div_ceil(512) * 512, 0);
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            // `append_data` writes a GNU long-name record for names over 100 bytes.
+            builder.append_data(&mut header, name, *data).unwrap();
         }
-        tar.extend_from_slice(&[0; 1024]);
-        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-        gz.write_all(&tar).unwrap();
-        gz.finish().unwrap()
+        builder.into_inner().unwrap().finish().unwrap()
     }
 
     fn wheel(bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
-        let len = bytes.len() as u64;
-        wheel_metadata(Cursor::new(bytes), len, "demo_pkg")
+        wheel_metadata(Cursor::new(bytes), "demo_pkg")
+    }
+
+    fn sdist(bytes: Vec<u8>, filename: &str) -> Result<Vec<u8>, Error> {
+        sdist_metadata(Cursor::new(bytes), filename)
     }
 
     #[test]
@@ -451,6 +291,11 @@ pub(crate) mod tests {
             ("demo_pkg-1.0.dist-info/RECORD", b""),
         ]);
         assert_eq!(wheel(archive).unwrap(), b"Name: demo-pkg\nVersion: 1.0\n");
+        let stored = zip_with(
+            &[("Demo.Pkg-1.0.dist-info/METADATA", b"Name: Demo.Pkg\n")],
+            CompressionMethod::Stored,
+        );
+        assert_eq!(wheel(stored).unwrap(), b"Name: Demo.Pkg\n");
     }
 
     #[test]
@@ -462,13 +307,79 @@ pub(crate) mod tests {
         );
         let error = wheel(b"PK\x03\x04 this is not really a zip".to_vec()).unwrap_err();
         assert!(error.contains("not a valid zip archive"), "{error}");
-        let mut damaged = zip(&[(
-            "demo_pkg-1.0.dist-info/METADATA",
-            b"Name: demo-pkg\nVersion: 1.0\n",
-        )]);
-        damaged[64] ^= 0xff; // inside the compressed data (after the 30-byte header and the name)
+        let two = zip(&[
+            ("demo_pkg-1.0.dist-info/METADATA", b""),
+            ("demo_pkg-2.0.dist-info/METADATA", b""),
+        ]);
+        assert_eq!(
+            wheel(two).unwrap_err(),
+            "invalid wheel: it has more than one .dist-info/METADATA file"
+        );
+        let metadata = b"Name: demo-pkg\nVersion: 1.0\n".repeat(8);
+        let mut damaged = zip(&[("demo_pkg-1.0.dist-info/METADATA", &metadata)]);
+        // Inside the compressed data, after the 30-byte local header and the name.
+        let data_at = 30 + "demo_pkg-1.0.dist-info/METADATA".len();
+        damaged[data_at + 4] ^= 0xff;
         let error = wheel(damaged).unwrap_err();
         assert!(error.contains("corrupt"), "{error}");
+    }
+
+    /// Overwrites, in the local and the central header, the little-endian field `at` bytes into
+    /// each (a local header's fields sit 4 bytes before the central header's).
+    fn patch(archive: &mut [u8], central_at: usize, value: &[u8]) {
+        let central = archive
+            .windows(4)
+            .position(|w| w == b"PK\x01\x02")
+            .expect("a central directory entry");
+        archive[central_at - 4..central_at - 4 + value.len()].copy_from_slice(value);
+        archive[central + central_at..central + central_at + value.len()].copy_from_slice(value);
+    }
+
+    #[test]
+    fn a_zip_bomb_fails_at_the_cap_without_inflating_it_all() {
+        // 64 MiB of zeros deflate to ~64 KiB.
+        let bomb = vec![0u8; 64 * 1024 * 1024];
+        let archive = zip(&[("demo_pkg-1.0.dist-info/METADATA", &bomb)]);
+        assert!(archive.len() < 1024 * 1024);
+        assert_eq!(
+            wheel(archive.clone()).unwrap_err(),
+            format!(
+                "invalid wheel: demo_pkg-1.0.dist-info/METADATA is larger than {MAX_METADATA} bytes"
+            )
+        );
+        // The same file whose headers claim 100 bytes: `zip` stops inflating past the claim.
+        let mut lying = archive;
+        patch(&mut lying, 24, &100u32.to_le_bytes());
+        let error = wheel(lying).unwrap_err();
+        assert!(
+            error.starts_with(
+                "invalid wheel: demo_pkg-1.0.dist-info/METADATA in the zip is corrupt"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_stored_and_deflated_files_are_read() {
+        let mut archive = zip(&[("demo_pkg-1.0.dist-info/METADATA", b"Name: x\n")]);
+        patch(&mut archive, 10, &12u16.to_le_bytes()); // bzip2
+        assert_eq!(
+            wheel(archive).unwrap_err(),
+            "invalid wheel: demo_pkg-1.0.dist-info/METADATA uses zip compression method Bzip2; \
+             only stored and deflate are supported"
+        );
+    }
+
+    #[test]
+    fn a_central_directory_over_the_read_cap_is_refused() {
+        let names: Vec<String> = (0..200).map(|i| format!("demo_pkg/{i}.py")).collect();
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        let archive = zip(&files);
+        let error = read_wheel_metadata(Cursor::new(archive), "demo_pkg", 4096).unwrap_err();
+        assert_eq!(
+            error,
+            "invalid wheel: the zip central directory is too large (finding the metadata file would read more than 4096 bytes)"
+        );
     }
 
     #[test]
@@ -478,22 +389,59 @@ pub(crate) mod tests {
             ("demo-1.0/src/demo.egg-info/PKG-INFO", b"Name: wrong\n"),
             ("demo-1.0/PKG-INFO", b"Name: demo\nVersion: 1.0\n"),
         ]);
-        let len = archive.len() as u64;
-        let metadata = sdist_metadata(Cursor::new(archive), len, "demo-1.0.tar.gz").unwrap();
+        let metadata = sdist(archive, "demo-1.0.tar.gz").unwrap();
         assert_eq!(metadata, b"Name: demo\nVersion: 1.0\n");
         let archive = zip(&[("demo-1.0/PKG-INFO", b"Name: demo\nVersion: 1.0\n")]);
-        let len = archive.len() as u64;
-        assert!(sdist_metadata(Cursor::new(archive), len, "demo-1.0.zip").is_ok());
+        assert!(sdist(archive, "demo-1.0.zip").is_ok());
+        // A top-level directory name too long for a tar header: a GNU long-name record.
+        let top = format!("demo-1.0{}", "-long".repeat(30));
+        let archive = tar_gz(&[(&format!("{top}/PKG-INFO"), b"Name: demo\n")]);
+        assert_eq!(sdist(archive, "demo-1.0.tar.gz").unwrap(), b"Name: demo\n");
+    }
+
+    /// A tar.gz whose entries are `(pax path record, header name, data)`.
+    fn pax_tar_gz(entries: &[(&[u8], &str, &[u8])]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut builder = tar::Builder::new(gz);
+        for (record, name, data) in entries {
+            let mut pax = tar::Header::new_ustar();
+            pax.set_entry_type(tar::EntryType::XHeader);
+            pax.set_size(record.len() as u64);
+            builder.append_data(&mut pax, "PaxHeader", *record).unwrap();
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn pax_paths_name_the_next_entry_unless_too_large() {
+        let record = b"26 path=demo-1.0/PKG-INFO\n";
+        let archive = pax_tar_gz(&[(record, "demo-1.0/PKG-INF", b"Name: demo\n")]);
+        assert_eq!(sdist(archive, "demo-1.0.tar.gz").unwrap(), b"Name: demo\n");
+        // A record over the cap is skipped, not read: the entry keeps its header name.
+        let mut huge = b"70 comment=".to_vec();
+        huge.resize(MAX_TAR_RECORD as usize + 1, b'x');
+        let archive = pax_tar_gz(&[
+            (&huge, "demo-1.0/PKG-INFO", b"Name: demo\n"),
+            (record, "demo-1.0/other", b"Name: pax\n"),
+        ]);
+        assert_eq!(sdist(archive, "demo-1.0.tar.gz").unwrap(), b"Name: demo\n");
     }
 
     #[test]
     fn an_sdist_without_pkg_info_or_not_gzipped_is_refused() {
         let archive = tar_gz(&[("demo-1.0/setup.py", b"")]);
-        let len = archive.len() as u64;
-        let error = sdist_metadata(Cursor::new(archive), len, "demo-1.0.tar.gz").unwrap_err();
+        let error = sdist(archive, "demo-1.0.tar.gz").unwrap_err();
         assert_eq!(error, "invalid sdist: it has no top-level PKG-INFO file");
-        let error =
-            sdist_metadata(Cursor::new(b"plain text".to_vec()), 10, "demo-1.0.tar.gz").unwrap_err();
+        let error = sdist(b"plain text".to_vec(), "demo-1.0.tar.gz").unwrap_err();
         assert!(error.contains("not a readable .tar.gz"), "{error}");
+        let big = vec![b'x'; MAX_METADATA as usize + 1];
+        let error = sdist(tar_gz(&[("demo-1.0/PKG-INFO", &big)]), "demo-1.0.tar.gz").unwrap_err();
+        assert_eq!(
+            error,
+            format!("invalid sdist: PKG-INFO is larger than {MAX_METADATA} bytes")
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! The plugin-specific remote fields and the sync filter they make: `includes`/`excludes`
 //! (PEP 508 requirement strings without markers), `prereleases`, `package_types` and
-//! `exclude_platforms`, named and defaulted as pulp_python names them.
+//! `exclude_platforms`, named and defaulted as pulp_python names them. Versions and specifiers are
+//! `pep440_rs`'s; the pre-release policy is pip's and lives here ([`allows`]).
 
+use pep440_rs::{Operator, Version, VersionSpecifier, VersionSpecifiers};
 use serde_json::Value;
 
 use crate::name::{DistFilename, PackageType, normalize};
-use crate::pep440::{SpecifierSet, Version};
 
 /// JSON Schema of the remote fields (`plugin-info.remote-fields`).
 pub const REMOTE_FIELDS: &str = r#"{"type":"object","additionalProperties":false,"properties":{"includes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers (PEP 508, e.g. \"django>=4,<5\") of the projects to sync; empty syncs every project of the index"},"excludes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers of the projects or versions to skip"},"prereleases":{"type":"boolean","default":false,"description":"Whether to sync pre-release versions"},"package_types":{"type":"array","default":[],"items":{"type":"string","enum":["bdist_wheel","sdist"]},"description":"Package types to sync; empty syncs all"},"exclude_platforms":{"type":"array","default":[],"items":{"type":"string","enum":["windows","macos","freebsd","linux"]},"description":"Skip wheels built only for these platforms"}}}"#;
@@ -16,7 +17,7 @@ pub struct Requirement {
     /// Normalized project name.
     pub project: String,
     /// Version specifiers; empty for every version.
-    pub specifiers: SpecifierSet,
+    pub specifiers: VersionSpecifiers,
 }
 
 impl Requirement {
@@ -48,12 +49,58 @@ impl Requirement {
                 .strip_suffix(')')
                 .ok_or_else(|| format!("{text:?}: unclosed ("))?;
         }
-        let specifiers = SpecifierSet::parse(rest).map_err(|e| format!("{text:?}: {e}"))?;
+        let specifiers = parse_specifiers(rest).map_err(|e| format!("{text:?}: {e}"))?;
         Ok(Self {
             project: normalize(name),
             specifiers,
         })
     }
+}
+
+/// Parses comma-separated specifiers (`>=1.0, <2`); empty text matches every version. Clauses are
+/// parsed one by one for a one-line error naming the clause (`VersionSpecifiers`' own error
+/// draws a caret under it, for a terminal).
+pub fn parse_specifiers(text: &str) -> Result<VersionSpecifiers, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(VersionSpecifiers::empty());
+    }
+    text.split(',')
+        .map(|clause| {
+            let clause = clause.trim();
+            if !clause.starts_with(['=', '!', '~', '<', '>']) {
+                return Err(format!(
+                    "{clause:?} does not start with a comparison operator (==, >=, ~=, ...)"
+                ));
+            }
+            clause
+                .parse::<VersionSpecifier>()
+                .map_err(|e| format!("{clause:?}: {e}"))
+        })
+        .collect()
+}
+
+/// Whether `specifiers` contain `version`. A pre-release matches only when `prereleases` is set
+/// or a clause names a pre-release itself, as pip and packaging decide: `VersionSpecifiers`
+/// leaves that policy to its caller.
+pub fn allows(specifiers: &VersionSpecifiers, version: &Version, prereleases: bool) -> bool {
+    if version.any_prerelease()
+        && !prereleases
+        && !specifiers.iter().any(VersionSpecifier::any_prerelease)
+    {
+        return false;
+    }
+    specifiers
+        .iter()
+        .all(|specifier| match specifier.operator() {
+            // pep440_rs 0.7.3 refuses `2.0b1` for `<2.0b2`; PEP 440 only keeps pre-releases of the
+            // bound's own release out when the bound is a final release (packaging, pip and later
+            // uv agree), so a pre-release bound is a plain comparison.
+            Operator::LessThan if specifier.version().any_prerelease() => {
+                version < specifier.version()
+            }
+            _ => specifier.contains(version),
+        })
 }
 
 /// A platform `exclude_platforms` names, recognised by wheel platform tags.
@@ -156,15 +203,15 @@ impl Filter {
         if parsed.project() != project {
             return false;
         }
-        let Ok(version) = Version::parse(&parsed.version) else {
+        let Ok(version) = parsed.version.parse::<Version>() else {
             return false;
         };
-        if version.is_prerelease() && !self.prereleases {
+        if version.any_prerelease() && !self.prereleases {
             // An include that names a pre-release (`pkg==2.0b1`) still lets it through.
             let named = self.includes.iter().any(|r| {
                 r.project == project
                     && !r.specifiers.is_empty()
-                    && r.specifiers.contains(&version, false)
+                    && allows(&r.specifiers, &version, false)
             });
             if !named {
                 return false;
@@ -174,11 +221,11 @@ impl Filter {
             || self
                 .includes
                 .iter()
-                .any(|r| r.project == project && r.specifiers.contains(&version, true));
+                .any(|r| r.project == project && allows(&r.specifiers, &version, true));
         let excluded = self
             .excludes
             .iter()
-            .any(|r| r.project == project && r.specifiers.contains(&version, true));
+            .any(|r| r.project == project && allows(&r.specifiers, &version, true));
         let type_ok =
             self.package_types.is_empty() || self.package_types.contains(&parsed.packagetype);
         let platform_ok = !parsed.platforms.iter().any(|tag| {
@@ -198,14 +245,72 @@ mod tests {
         Filter::from_remote(extra).unwrap()
     }
 
+    fn v(text: &str) -> Version {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn specifiers_match_like_pip() {
+        let cases = [
+            (">=1.0,<2", "1.5", true),
+            (">=1.0,<2", "2.0", false),
+            ("<2", "2.0a1", false),
+            ("<2", "2.0.dev1", false),
+            ("<2.0b2", "2.0b1", true),
+            ("<2.0b2", "2.0b2", false),
+            ("<2.0b2", "1!1.0", false),
+            ("==1.*", "1.9.post3", true),
+            ("==1.*", "2.0", false),
+            ("!=1.5", "1.5.0", false),
+            ("~=1.4.2", "1.4.9", true),
+            ("~=1.4.2", "1.5.0", false),
+            ("~=1.4", "1.9", true),
+            (">1.0", "1.0.post1", false),
+            (">1.0", "1.0.1", true),
+            ("==1.0", "1.0+local", true),
+            ("===1.0", "1.0", true),
+            (" >= 1.0 , < 2 ", "1.5", true),
+            ("", "3", true),
+        ];
+        for (set, version, expected) in cases {
+            let set = parse_specifiers(set).unwrap();
+            assert_eq!(
+                allows(&set, &v(version), false),
+                expected,
+                "{set} contains {version}"
+            );
+        }
+    }
+
+    #[test]
+    fn pre_releases_match_only_when_asked_or_named() {
+        let any = parse_specifiers("").unwrap();
+        assert!(!allows(&any, &v("2.0b1"), false));
+        assert!(!allows(&any, &v("2.0.dev1"), false));
+        assert!(allows(&any, &v("2.0b1"), true));
+        let named = parse_specifiers(">=2.0b1").unwrap();
+        assert!(allows(&named, &v("2.0b2"), false));
+    }
+
+    #[test]
+    fn bad_specifiers_say_why() {
+        let error = parse_specifiers(">=1.0, 1.0").unwrap_err();
+        assert_eq!(
+            error,
+            "\"1.0\" does not start with a comparison operator (==, >=, ~=, ...)"
+        );
+        let error = parse_specifiers("~=1").unwrap_err();
+        assert!(error.contains("at least two segments"), "{error}");
+        let error = parse_specifiers(">=1.*").unwrap_err();
+        assert!(error.contains("wildcard"), "{error}");
+        assert!(parse_specifiers(">=one").is_err());
+    }
+
     #[test]
     fn requirements_take_names_extras_and_specifiers() {
         let r = Requirement::parse("Django[argon2] (>=4.0,<5)").unwrap();
         assert_eq!(r.project, "django");
-        assert!(
-            r.specifiers
-                .contains(&Version::parse("4.2").unwrap(), false)
-        );
+        assert!(allows(&r.specifiers, &v("4.2"), false));
         assert!(
             Requirement::parse("x; python_version<'3'")
                 .unwrap_err()

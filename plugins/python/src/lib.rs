@@ -13,7 +13,6 @@
 //! - `package.rs`: one unit, its paths, natural key and metadata JSON.
 //! - Format knowledge, pure and unit-tested natively:
 //!   - `name.rs`: project name normalization and wheel/sdist file names;
-//!   - `pep440.rs`: versions and specifiers;
 //!   - `metadata.rs`: core metadata (`METADATA`, `PKG-INFO`);
 //!   - `archive.rs`: the metadata file of a wheel (zip) or an sdist (tar.gz, zip);
 //!   - `simple.rs`: rendering the simple API and `Accept` negotiation;
@@ -36,7 +35,6 @@ pub mod filters;
 pub mod metadata;
 pub mod name;
 pub mod package;
-pub mod pep440;
 mod routes;
 pub mod simple;
 pub mod upstream;
@@ -238,14 +236,8 @@ pub(crate) fn read_package(
     let parsed = DistFilename::parse(filename).map_err(PluginError::new)?;
     let reader = Reader::new(artifact);
     let (bytes, kind) = match parsed.packagetype {
-        PackageType::Wheel => (
-            archive::wheel_metadata(reader, artifact.size, &parsed.name),
-            "wheel",
-        ),
-        PackageType::Sdist => (
-            archive::sdist_metadata(reader, artifact.size, filename),
-            "sdist",
-        ),
+        PackageType::Wheel => (archive::wheel_metadata(reader, &parsed.name), "wheel"),
+        PackageType::Sdist => (archive::sdist_metadata(reader, filename), "sdist"),
     };
     let bytes = bytes.map_err(PluginError::new)?;
     let metadata = CoreMetadata::parse(&bytes)

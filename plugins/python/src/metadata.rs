@@ -2,10 +2,10 @@
 //! the core metadata specification, with multiple-use fields and an optional body holding the
 //! description.
 
+use pep440_rs::Version;
 use serde_json::{Map, Value, json};
 
 use crate::name;
-use crate::pep440::Version;
 
 /// The fields pulp_python keeps, as (header name, JSON key, may appear several times).
 const FIELDS: &[(&str, &str, bool)] = &[
@@ -100,7 +100,8 @@ impl CoreMetadata {
         let version = single("Version")
             .filter(|v| !v.is_empty())
             .ok_or("the metadata has no Version")?;
-        Version::parse(&version)
+        version
+            .parse::<Version>()
             .map_err(|e| format!("the metadata Version {version:?} is not valid: {e}"))?;
         let mut fields = Map::new();
         for &(header, key, multiple) in FIELDS {

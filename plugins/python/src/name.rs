@@ -1,6 +1,6 @@
 //! Project names (PEP 503 normalization) and distribution file names (wheel and sdist).
 
-use crate::pep440::Version;
+use pep440_rs::Version;
 
 /// The PEP 503 normalized form of a project name: lower case, each run of `-`, `_` and `.`
 /// replaced by one `-`.
@@ -127,7 +127,7 @@ impl DistFilename {
                 "{filename:?}: {name:?} is not a valid project name"
             ));
         }
-        Version::parse(version).map_err(|error| {
+        version.parse::<Version>().map_err(|error| {
             format!("{filename:?}: {version:?} is not a valid version: {error}")
         })?;
         Ok(())

@@ -4,11 +4,11 @@
 //! wheels, `<project>/<filename>.metadata` (PEP 658), so `content.list-by-prefix("<project>/")`
 //! finds one project's files without scanning the repository.
 
+use pep440_rs::Version;
 use serde_json::{Map, Value, json};
 
 use crate::metadata::CoreMetadata;
 use crate::name::{DistFilename, normalize};
-use crate::pep440::Version;
 use crate::simple::FileLink;
 
 /// The content type name (`python.python` in the REST API, as in pulp_python).
@@ -58,10 +58,8 @@ impl Package {
                 parsed.name, metadata.name
             ));
         }
-        let (from_file, from_metadata) = (
-            Version::parse(&parsed.version)?,
-            Version::parse(&metadata.version)?,
-        );
+        let parse = |version: &str| version.parse::<Version>().map_err(|e| e.to_string());
+        let (from_file, from_metadata) = (parse(&parsed.version)?, parse(&metadata.version)?);
         if from_file != from_metadata {
             return Err(format!(
                 "the file name {filename:?} has version {} but its metadata has version {}",

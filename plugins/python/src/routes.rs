@@ -338,9 +338,9 @@ fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
         ));
     }
     if let Some(version) = field("version") {
-        let same = crate::pep440::Version::parse(version)
-            .ok()
-            .zip(crate::pep440::Version::parse(&package.version).ok())
+        let parse = |version: &str| version.trim().parse::<pep440_rs::Version>().ok();
+        let same = parse(version)
+            .zip(parse(&package.version))
             .is_some_and(|(form, metadata)| form == metadata);
         if !same {
             return Err(PluginError::field(

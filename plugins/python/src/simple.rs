@@ -5,9 +5,8 @@
 //! the same page works under `/pypi/<base_path>/`, under `/pulp/content/<base_path>/` and as a
 //! static publication; PEP 503 and PEP 691 both allow relative URLs.
 
+use pep440_rs::Version;
 use serde_json::{Value, json};
-
-use crate::pep440::Version;
 
 /// The JSON API version served (PEP 700 is 1.1).
 pub const API_VERSION: &str = "1.1";
@@ -160,7 +159,7 @@ pub fn render_project(name: &str, files: &[FileLink], format: Format) -> Vec<u8>
         let mut versions: Vec<Version> = files
             .iter()
             .filter_map(|file| crate::name::DistFilename::parse(&file.filename).ok())
-            .filter_map(|parsed| Version::parse(&parsed.version).ok())
+            .filter_map(|parsed| parsed.version.parse::<Version>().ok())
             .collect();
         versions.sort();
         versions.dedup();
@@ -278,6 +277,80 @@ mod tests {
         );
         assert_eq!(Format::negotiate(Some("application/json")), None);
         assert_eq!(Format::negotiate(Some("text/html;q=0")), None);
+    }
+
+    fn v(text: &str) -> Version {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn versions_normalize_as_pep_440_says() {
+        for (input, normalized) in [
+            ("1.0", "1.0"),
+            ("v1.0", "1.0"),
+            (" 1.0 ", "1.0"),
+            ("1.0-alpha.1", "1.0a1"),
+            ("1.0.PREVIEW2", "1.0rc2"),
+            ("1.0c1", "1.0rc1"),
+            ("1.0-1", "1.0.post1"),
+            ("1.0.rev", "1.0.post0"),
+            ("1.0-dev", "1.0.dev0"),
+            ("1!2.0b3.post4.dev5+Ubuntu-1", "1!2.0b3.post4.dev5+ubuntu.1"),
+        ] {
+            assert_eq!(v(input).to_string(), normalized, "{input}");
+        }
+        for bad in ["", "one", "1.0+", "1.0 final", "1..0"] {
+            assert!(bad.parse::<Version>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn versions_order_as_pep_440_says() {
+        let ordered = [
+            "0.9",
+            "1.0.dev1",
+            "1.0a1.dev1",
+            "1.0a1",
+            "1.0a2",
+            "1.0b1",
+            "1.0rc1",
+            "1.0",
+            "1.0+local",
+            "1.0.post1.dev1",
+            "1.0.post1",
+            "1.1",
+            "1!0.1",
+        ];
+        for pair in ordered.windows(2) {
+            assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+        assert_eq!(v("1.0"), v("1.0.0"));
+        assert!(v("1.0a1").any_prerelease() && v("1.0.dev0").any_prerelease());
+        assert!(!v("1.0.post1").any_prerelease());
+    }
+
+    #[test]
+    fn the_json_page_lists_each_version_once_in_order() {
+        let link = |filename: &str| FileLink {
+            filename: filename.into(),
+            url: format!("../../packages/a/{filename}"),
+            sha256: None,
+            requires_python: None,
+            metadata_sha256: None,
+            yanked: None,
+            size: None,
+            upload_time: None,
+        };
+        let files = [
+            link("a-1.10.tar.gz"),
+            link("a-1.0-py3-none-any.whl"),
+            link("a-1.0.0.tar.gz"),
+            link("a-1.2rc1.tar.gz"),
+            link("a-1.2.tar.gz"),
+        ];
+        let page: Value =
+            serde_json::from_slice(&render_project("a", &files, Format::Json)).unwrap();
+        assert_eq!(page["versions"], json!(["1.0", "1.2rc1", "1.2", "1.10"]));
     }
 
     #[test]
