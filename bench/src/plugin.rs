@@ -137,7 +137,10 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
                 artifacts: [(upload.sha256.clone(), upload.size)].into(),
                 blobs: Some(blobs.clone()),
                 content_types: python.content_type_names(),
-                create_in: Some(db.clone()),
+                create_in: Some(Arc::new(granary::domain::artifacts::Creator {
+                    db: db.clone(),
+                    blobs: blobs.clone(),
+                })),
                 ..CallScope::default()
             };
             runtime.parse_upload(&python, scope, &upload, Some(&filename))
