@@ -199,12 +199,8 @@ impl Typed for Distribution {
     const COLLECTION: Collection = Collection::Distributions;
     type View = DistributionView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn href(&self, names: &RestNames) -> String {
-        hrefs::distribution(names, &self.plugin, &self.type_name, &self.id)
+    fn key(&self) -> (&str, &str, &str) {
+        (&self.plugin, &self.type_name, &self.id)
     }
 
     fn view(self, app: &App, names: &RestNames) -> DistributionView {

@@ -98,12 +98,8 @@ impl Typed for Publication {
     const COLLECTION: Collection = Collection::Publications;
     type View = PublicationView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn href(&self, names: &RestNames) -> String {
-        hrefs::publication(names, &self.plugin, &self.type_name, &self.id)
+    fn key(&self) -> (&str, &str, &str) {
+        (&self.plugin, &self.type_name, &self.id)
     }
 
     fn view(self, _app: &App, names: &RestNames) -> PublicationView {

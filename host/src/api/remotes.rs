@@ -51,46 +51,14 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// A row of `remotes`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Remote {
-    id: String,
-    plugin: String,
-    type_name: String,
-    name: String,
-    url: String,
-    policy: String,
-    download_concurrency: Option<i64>,
-    tls_validation: i64,
-    username: Option<String>,
-    password: Option<String>,
-    headers: String,
-    total_timeout_ms: Option<i64>,
-    max_retries: Option<i64>,
-    labels: String,
-    created: String,
-    updated: String,
-    ca_cert: Option<String>,
-    client_cert: Option<String>,
-    client_key: Option<String>,
-    proxy_url: Option<String>,
-    proxy_username: Option<String>,
-    proxy_password: Option<String>,
-    rate_limit: Option<i64>,
-    connect_timeout_ms: Option<i64>,
-    sock_connect_timeout_ms: Option<i64>,
-    sock_read_timeout_ms: Option<i64>,
-    extra: String,
-}
+/// A row of `remotes` (the domain's: the same row configures downloads).
+pub(crate) type Remote = crate::domain::remotes::RemoteRow;
 
 impl Resource for Remote {
     const SPEC: ListSpec = ListSpec {
         from: "remotes",
         id: "id",
-        columns: "id, plugin, type_name, name, url, policy, download_concurrency, tls_validation,
-            username, password, headers, total_timeout_ms, max_retries, labels, created, updated,
-            ca_cert, client_cert, client_key, proxy_url, proxy_username, proxy_password, rate_limit,
-            connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms, extra",
+        columns: Remote::COLUMNS,
         filters: &[
             Filter::text("name", "name"),
             Filter::text("url", "url"),
@@ -116,7 +84,7 @@ impl Resource for Remote {
 
 /// A remote as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RemoteView {
+pub struct RemoteView {
     /// Plugin-declared fields, first so that a core field of the same name wins in the object
     /// every response is shaped through. The document adds each plugin's own.
     #[serde(flatten)]
@@ -205,12 +173,8 @@ impl Typed for Remote {
     const COLLECTION: Collection = Collection::Remotes;
     type View = RemoteView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn href(&self, names: &RestNames) -> String {
-        hrefs::remote(names, &self.plugin, &self.type_name, &self.id)
+    fn key(&self) -> (&str, &str, &str) {
+        (&self.plugin, &self.type_name, &self.id)
     }
 
     fn view(self, _app: &App, names: &RestNames) -> RemoteView {

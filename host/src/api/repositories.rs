@@ -189,12 +189,8 @@ impl Typed for Repository {
     const COLLECTION: Collection = Collection::Repositories;
     type View = RepositoryView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn href(&self, names: &RestNames) -> String {
-        hrefs::repository(names, &self.plugin, &self.type_name, &self.id)
+    fn key(&self) -> (&str, &str, &str) {
+        (&self.plugin, &self.type_name, &self.id)
     }
 
     fn view(self, _app: &App, names: &RestNames) -> RepositoryView {

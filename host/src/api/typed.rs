@@ -16,7 +16,7 @@ use super::list::{
     self, Conditions, ExtraFilter, ListQuery, Resource, Visibility, fetch_by_id, shaped,
 };
 use super::support::{self, Changes, Fields, of_type, spawn_delete, spawn_update};
-use crate::domain::hrefs::{Collection, RestNames};
+use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
@@ -37,11 +37,19 @@ pub trait Typed: Resource {
     /// How the API shows it.
     type View: Serialize;
 
+    /// Its plugin, type and id.
+    fn key(&self) -> (&str, &str, &str);
+
     /// Its id.
-    fn id(&self) -> &str;
+    fn id(&self) -> &str {
+        self.key().2
+    }
 
     /// Its `pulp_href`.
-    fn href(&self, names: &RestNames) -> String;
+    fn href(&self, names: &RestNames) -> String {
+        let (plugin, type_name, id) = self.key();
+        hrefs::typed(names, Self::COLLECTION, plugin, type_name, id)
+    }
 
     /// Its response view.
     fn view(self, app: &App, names: &RestNames) -> Self::View;

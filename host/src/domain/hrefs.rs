@@ -10,10 +10,21 @@ pub use crate::plugins::rest_names::{Collection, RestNames};
 /// Prefix of every REST path.
 pub const API_ROOT: &str = "/pulp/api/v3/";
 
+/// `/pulp/api/v3/<collection>/<plugin>/<type>/<id>/`, the type written as the plugin names it.
+pub fn typed(
+    names: &RestNames,
+    collection: Collection,
+    plugin: &str,
+    type_name: &str,
+    id: &str,
+) -> String {
+    let segment = names.segment(plugin, collection, type_name);
+    format!("{API_ROOT}{}/{plugin}/{segment}/{id}/", collection.path())
+}
+
 /// `/pulp/api/v3/repositories/<plugin>/<type>/<id>/`
 pub fn repository(names: &RestNames, plugin: &str, type_name: &str, id: &str) -> String {
-    let segment = names.segment(plugin, Collection::Repositories, type_name);
-    format!("{API_ROOT}repositories/{plugin}/{segment}/{id}/")
+    typed(names, Collection::Repositories, plugin, type_name, id)
 }
 
 /// `<repository href>versions/<n>/`
@@ -32,20 +43,17 @@ pub fn version(
 
 /// `/pulp/api/v3/remotes/<plugin>/<type>/<id>/`
 pub fn remote(names: &RestNames, plugin: &str, type_name: &str, id: &str) -> String {
-    let segment = names.segment(plugin, Collection::Remotes, type_name);
-    format!("{API_ROOT}remotes/{plugin}/{segment}/{id}/")
+    typed(names, Collection::Remotes, plugin, type_name, id)
 }
 
 /// `/pulp/api/v3/publications/<plugin>/<type>/<id>/`
 pub fn publication(names: &RestNames, plugin: &str, type_name: &str, id: &str) -> String {
-    let segment = names.segment(plugin, Collection::Publications, type_name);
-    format!("{API_ROOT}publications/{plugin}/{segment}/{id}/")
+    typed(names, Collection::Publications, plugin, type_name, id)
 }
 
 /// `/pulp/api/v3/distributions/<plugin>/<type>/<id>/`
 pub fn distribution(names: &RestNames, plugin: &str, type_name: &str, id: &str) -> String {
-    let segment = names.segment(plugin, Collection::Distributions, type_name);
-    format!("{API_ROOT}distributions/{plugin}/{segment}/{id}/")
+    typed(names, Collection::Distributions, plugin, type_name, id)
 }
 
 /// `/pulp/api/v3/content/<plugin>/<endpoint>/` (pulp_file's `content/file/files/`).

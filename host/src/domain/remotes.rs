@@ -72,44 +72,55 @@ fn millis(value: Option<i64>) -> Option<Duration> {
     value.map(|ms| Duration::from_millis(ms.max(0) as u64))
 }
 
-/// The columns of a `remotes` row that [`Remote::load`] reads.
+/// A row of `remotes`, read by column name: the REST API shows it, and [`Remote::load`] turns it
+/// into the settings downloads use.
 #[derive(Debug, sqlx::FromRow)]
-struct RemoteRow {
-    id: String,
-    plugin: String,
-    url: String,
-    policy: String,
-    download_concurrency: Option<i64>,
-    tls_validation: i64,
-    username: Option<String>,
-    password: Option<String>,
-    headers: String,
-    total_timeout_ms: Option<i64>,
-    max_retries: Option<i64>,
-    extra: String,
-    ca_cert: Option<String>,
-    client_cert: Option<String>,
-    client_key: Option<String>,
-    proxy_url: Option<String>,
-    proxy_username: Option<String>,
-    proxy_password: Option<String>,
-    connect_timeout_ms: Option<i64>,
-    sock_connect_timeout_ms: Option<i64>,
-    sock_read_timeout_ms: Option<i64>,
-    updated: String,
-    rate_limit: Option<i64>,
+pub struct RemoteRow {
+    pub id: String,
+    pub plugin: String,
+    pub type_name: String,
+    pub name: String,
+    pub url: String,
+    pub policy: String,
+    pub download_concurrency: Option<i64>,
+    pub tls_validation: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub headers: String,
+    pub total_timeout_ms: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub labels: String,
+    pub created: String,
+    pub updated: String,
+    pub ca_cert: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub proxy_url: Option<String>,
+    pub proxy_username: Option<String>,
+    pub proxy_password: Option<String>,
+    pub rate_limit: Option<i64>,
+    pub connect_timeout_ms: Option<i64>,
+    pub sock_connect_timeout_ms: Option<i64>,
+    pub sock_read_timeout_ms: Option<i64>,
+    pub extra: String,
+}
+
+impl RemoteRow {
+    /// Every column of [`RemoteRow`], for `SELECT`.
+    pub const COLUMNS: &'static str =
+        "id, plugin, type_name, name, url, policy, download_concurrency, tls_validation,
+        username, password, headers, total_timeout_ms, max_retries, labels, created, updated,
+        ca_cert, client_cert, client_key, proxy_url, proxy_username, proxy_password, rate_limit,
+        connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms, extra";
 }
 
 impl Remote {
     /// Loads a remote.
     pub async fn load(pool: &sqlx::AnyPool, id: &str) -> anyhow::Result<Remote> {
-        let row = sqlx::query_as::<_, RemoteRow>(
-            "SELECT id, plugin, url, policy, download_concurrency, tls_validation, username, password, headers,
-                    total_timeout_ms, max_retries, extra, ca_cert, client_cert, client_key, proxy_url,
-                    proxy_username, proxy_password, connect_timeout_ms, sock_connect_timeout_ms,
-                    sock_read_timeout_ms, updated, rate_limit
-             FROM remotes WHERE id = $1",
-        )
+        let row = sqlx::query_as::<_, RemoteRow>(&format!(
+            "SELECT {} FROM remotes WHERE id = $1",
+            RemoteRow::COLUMNS
+        ))
         .bind(id)
         .fetch_optional(pool)
         .await?

@@ -29,6 +29,18 @@ pub enum Collection {
     Distributions,
 }
 
+impl Collection {
+    /// Its segment under `/pulp/api/v3/`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Collection::Repositories => "repositories",
+            Collection::Remotes => "remotes",
+            Collection::Publications => "publications",
+            Collection::Distributions => "distributions",
+        }
+    }
+}
+
 /// The REST endpoint of one content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentEndpoint {
