@@ -155,16 +155,12 @@ impl DistributionView {
             )),
             _ => None,
         };
-        let remote = match (
-            &distribution.remote_id,
-            &distribution.remote_plugin,
-            &distribution.remote_type,
-        ) {
-            (Some(id), Some(plugin), Some(type_name)) => {
-                Some(hrefs::remote(names, plugin, type_name, id))
-            }
-            _ => None,
-        };
+        let remote = hrefs::joined_remote(
+            names,
+            distribution.remote_id.as_deref(),
+            distribution.remote_plugin.as_deref(),
+            distribution.remote_type.as_deref(),
+        );
         DistributionView {
             extra: plugin_fields::stored(&distribution.extra),
             base_url: format!("{origin}{CONTENT_ROOT}{}/", distribution.base_path),

@@ -116,40 +116,28 @@ pub struct Filter {
 }
 
 impl Filter {
+    const fn of(name: &'static str, column: &'static str, kind: Kind) -> Filter {
+        Filter { name, column, kind }
+    }
+
     /// A text field.
     pub const fn text(name: &'static str, column: &'static str) -> Filter {
-        Filter {
-            name,
-            column,
-            kind: Kind::Text,
-        }
+        Filter::of(name, column, Kind::Text)
     }
 
     /// An integer field.
     pub const fn int(name: &'static str, column: &'static str) -> Filter {
-        Filter {
-            name,
-            column,
-            kind: Kind::Int,
-        }
+        Filter::of(name, column, Kind::Int)
     }
 
     /// A timestamp field.
     pub const fn time(name: &'static str, column: &'static str) -> Filter {
-        Filter {
-            name,
-            column,
-            kind: Kind::Time,
-        }
+        Filter::of(name, column, Kind::Time)
     }
 
     /// A flag.
     pub const fn bool(name: &'static str, column: &'static str) -> Filter {
-        Filter {
-            name,
-            column,
-            kind: Kind::Bool,
-        }
+        Filter::of(name, column, Kind::Bool)
     }
 }
 

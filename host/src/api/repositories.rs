@@ -142,16 +142,12 @@ impl RepositoryView {
             &repository.type_name,
             &repository.id,
         );
-        let remote = match (
-            &repository.remote_id,
-            &repository.remote_plugin,
-            &repository.remote_type,
-        ) {
-            (Some(id), Some(plugin), Some(type_name)) => {
-                Some(hrefs::remote(names, plugin, type_name, id))
-            }
-            _ => None,
-        };
+        let remote = hrefs::joined_remote(
+            names,
+            repository.remote_id.as_deref(),
+            repository.remote_plugin.as_deref(),
+            repository.remote_type.as_deref(),
+        );
         RepositoryView {
             versions_href: format!("{href}versions/"),
             latest_version_href: format!("{href}versions/{}/", repository.latest_version),
