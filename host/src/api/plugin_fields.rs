@@ -47,23 +47,11 @@ pub fn extra(
         .map(|extra| Value::Object(extra).to_string()))
 }
 
-/// Shows the stored plugin fields at the top level of a REST object (host fields win).
-/// The stored plugin fields of an object (its `extra` column), for its response view.
+/// The stored plugin fields of an object (its `extra` column), for its response view (which
+/// flattens them first, so the host's own fields win).
 pub fn stored(extra: &str) -> Map<String, Value> {
     match serde_json::from_str(extra) {
         Ok(Value::Object(fields)) => fields,
         _ => Map::new(),
-    }
-}
-
-/// Adds the stored plugin fields to a REST object, never over one of its own.
-pub fn show(object: &mut Value, extra: &str) {
-    let (Some(object), Ok(Value::Object(extra))) =
-        (object.as_object_mut(), serde_json::from_str::<Value>(extra))
-    else {
-        return;
-    };
-    for (name, value) in extra {
-        object.entry(name).or_insert(value);
     }
 }
