@@ -13,6 +13,7 @@
 //! [`crate::domain::objects`]). `docs/rest-api.md` says how
 //! each behaviour matches Pulp's.
 
+pub mod access;
 pub mod artifacts;
 pub mod content;
 pub mod correlation;

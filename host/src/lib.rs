@@ -34,6 +34,7 @@ pub mod domain;
 pub mod error;
 pub mod plugins;
 pub mod progress;
+pub mod rbac;
 pub mod state;
 pub mod storage;
 pub mod sync;
