@@ -74,6 +74,8 @@ async fn authenticate(
     let Some(user) = crate::auth::authenticate(&app.db, request.headers()).await? else {
         return Err(ApiError::unauthorized());
     };
-    request.extensions_mut().insert(user);
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(user.clone());
+    Ok(crate::auth::CURRENT_USER
+        .scope(user, next.run(request))
+        .await)
 }

@@ -33,6 +33,18 @@ pub struct User {
     pub is_staff: bool,
 }
 
+tokio::task_local! {
+    /// The authenticated user of the request being handled, set by the REST API's
+    /// authentication for the rest of the request: what the request queues (a task) is theirs,
+    /// as Pulp records the current user.
+    pub static CURRENT_USER: User;
+}
+
+/// The user of the request being handled, when it is an authenticated REST request.
+pub fn current_user() -> Option<User> {
+    CURRENT_USER.try_with(Clone::clone).ok()
+}
+
 /// The user the request's credentials name, when they are valid; `None` when the request has no
 /// credentials or wrong ones (callers decide whether anonymous access is allowed).
 pub async fn authenticated_user(db: &Db, headers: &HeaderMap) -> Result<Option<String>, ApiError> {

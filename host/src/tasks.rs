@@ -16,6 +16,7 @@ use serde_json::Value;
 pub use crate::progress::{ProgressReport, TaskHandle};
 
 use crate::db::{Backend, Db, TASKS_CHANNEL, announce, new_id, now};
+use crate::rbac;
 
 /// Task states, as Pulp names them.
 pub mod state {
@@ -86,8 +87,10 @@ pub async fn enqueue(
     let id = new_id();
     let mut tx = db.begin_write().await?;
     let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
+    let user = crate::auth::current_user();
     sqlx::query(
-        "INSERT INTO tasks (id, name, state, args, created, logging_cid) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO tasks (id, name, state, args, created, logging_cid, user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(name)
@@ -95,6 +98,7 @@ pub async fn enqueue(
     .bind(serde_json::to_string(args).expect("task args serialize"))
     .bind(now())
     .bind(logging_cid)
+    .bind(user.as_ref().map(|user| user.id.as_str()))
     .execute(&mut *tx)
     .await?;
     for lock in locks {
@@ -109,6 +113,18 @@ pub async fn enqueue(
     }
     announce(db, &mut tx, TASKS_CHANNEL).await?;
     tx.commit().await?;
+    // The user who asked for the work owns the task (Pulp's `core.task_owner`): they may see
+    // and cancel it.
+    if let Some(user) = user
+        && let Some(owner) = rbac::role_id(db, "core.task_owner").await?
+    {
+        let href = crate::domain::hrefs::task(&id);
+        let task = rbac::Object {
+            id: &id,
+            href: &href,
+        };
+        rbac::assign(db, &owner, rbac::Holder::User(&user.id), Some(task)).await?;
+    }
     Ok(id)
 }
 
@@ -238,10 +254,39 @@ pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<()
     .bind(state)
     .bind(now())
     .bind(error)
-    .bind(Value::from(created).to_string())
+    .bind(Value::from(created.clone()).to_string())
     .bind(handle.reports_json(Some(report_state)))
     .execute(&mut *tx)
     .await?;
     announce(db, &mut tx, TASKS_CHANNEL).await?;
-    tx.commit().await
+    tx.commit().await?;
+    if !created.is_empty() {
+        creation_hooks(db, &handle.id, &created).await?;
+    }
+    Ok(())
+}
+
+/// Runs the creation hooks of the objects a task created for the user who queued it, as Pulp
+/// does inside the task: the creator of a publication or distribution owns it.
+async fn creation_hooks(db: &Db, task_id: &str, created: &[String]) -> Result<(), sqlx::Error> {
+    let user: Option<String> = sqlx::query_scalar("SELECT user_id FROM tasks WHERE id = $1")
+        .bind(task_id)
+        .fetch_optional(db.pool())
+        .await?
+        .flatten();
+    let Some(user) = user else {
+        return Ok(());
+    };
+    for href in created {
+        let Some((viewset, id)) = crate::domain::hrefs::endpoint_of(href) else {
+            continue;
+        };
+        let Some(policy) = rbac::policy(db, viewset).await? else {
+            continue;
+        };
+        let hooks: Value = serde_json::from_str(&policy.creation_hooks).unwrap_or_default();
+        let object = rbac::Object { id, href };
+        rbac::run_creation_hooks(db, &hooks, &user, object).await?;
+    }
+    Ok(())
 }

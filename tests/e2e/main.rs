@@ -18,6 +18,7 @@ mod hostile;
 mod list_filters;
 mod maintenance;
 mod openapi;
+mod permissions;
 mod plugins;
 mod pulp_cli;
 mod python;

@@ -20,13 +20,20 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::list::{self, ExtraFilter, Page};
 use super::support::{Fields, next_field};
 use crate::domain::hrefs::{API_ROOT, artifact};
 use crate::domain::registry::{self, InstalledRow, RegistryError, info_json};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{LoadedPlugin, PluginSource};
+use crate::rbac::policy::Subject;
 use crate::state::AppState;
+
+/// The access policy of these routes: installing, upgrading, disabling and removing plugins
+/// need `core.add_plugin`, `core.change_plugin` and `core.delete_plugin`, which only staff hold
+/// unless given `core.plugin_manager`.
+const POLICY: &str = "plugins";
 
 /// Routes.
 pub fn router() -> Router<AppState> {
@@ -181,7 +188,15 @@ async fn read(State(app): State<AppState>, Path(name): Path<String>) -> ApiResul
 
 /// `POST` multipart `file`: the component. Read into memory (components are small and must be
 /// whole to be compiled), refusing it as soon as it passes the size limit.
-async fn install(State(app): State<AppState>, mut multipart: Multipart) -> ApiResult<Response> {
+async fn install(
+    State(app): State<AppState>,
+    caller: Caller,
+    mut multipart: Multipart,
+) -> ApiResult<Response> {
+    // Before a byte of the component is read.
+    caller
+        .authorize(&app, POLICY, "create", &Subject::default())
+        .await?;
     let limit = app.config.plugin_max_bytes;
     let mut component = None;
     while let Some(mut field) = next_field(&mut multipart).await? {
@@ -222,9 +237,13 @@ async fn install(State(app): State<AppState>, mut multipart: Multipart) -> ApiRe
 /// `PATCH {"enabled": bool}`.
 async fn update(
     State(app): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
+    caller
+        .authorize(&app, POLICY, "partial_update", &Subject::default())
+        .await?;
     for key in fields.0.keys() {
         if key != "enabled" {
             return Err(ApiError::field(key, "Only `enabled` can be changed."));
@@ -238,9 +257,13 @@ async fn update(
 
 async fn remove(
     State(app): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&app, POLICY, "destroy", &Subject::default())
+        .await?;
     let force = match query.get("force").map(String::as_str) {
         None | Some("false" | "0") => false,
         Some("true" | "1") => true,

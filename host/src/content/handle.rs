@@ -22,10 +22,13 @@ use crate::domain::artifacts::{self, Expected};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
+use crate::plugins::rest_names::Collection;
 use crate::plugins::{
     ArtifactRef, CallError, CallScope, ContentScope, DistributionInfo, FormField, FormFile,
     HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration,
 };
+use crate::rbac::Permissions;
+use crate::rbac::catalog::Model;
 use crate::tasks::kinds::add_units_and_wait;
 
 /// Most bytes of a body handed to the plugin as is (not a form).
@@ -48,10 +51,13 @@ pub(super) async fn plugin_route(
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let user = auth::authenticated_user(&app.db, &headers).await?;
-    if user.is_none() && method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::unauthorized());
+    let caller = auth::authenticate(&app.db, &headers).await?;
+    if method != Method::GET && method != Method::HEAD {
+        // Anything but a read may change the repository: decided before a byte of the body is
+        // read, so a stranger cannot make the server store an upload it will refuse.
+        may_push(app, matched, caller.as_ref()).await?;
     }
+    let user = caller.map(|caller| caller.username);
     let remote = match &matched.remote_id {
         Some(remote_id) => Some(Remote::load(app.db.pool(), remote_id).await?),
         None => None,
@@ -164,6 +170,33 @@ fn call_error(plugin: &str, error: CallError) -> ApiError {
                 format!("The {plugin} plugin failed to answer: {message}"),
             )
         }
+    }
+}
+
+/// Refuses a write to `matched` unless `caller` may modify the repository it serves: 401 without
+/// credentials (with the challenge clients answer with credentials), 403 without the plugin's
+/// `modify_<repository>` permission on it, globally or on the repository.
+async fn may_push(
+    app: &ContentApp,
+    matched: &Matched,
+    caller: Option<&auth::User>,
+) -> ApiResult<()> {
+    let Some(caller) = caller else {
+        return Err(ApiError::unauthorized());
+    };
+    let names = app.plugins.rest_names();
+    let (Some(repository_id), Some(plugin)) =
+        (&matched.repository_id, names.plugin(&matched.plugin))
+    else {
+        // Nothing to change: what the plugin answers is its own affair.
+        return Ok(());
+    };
+    let modify = Model::of_plugin(plugin, Collection::Repositories).permission("modify");
+    let mut permissions = Permissions::of(app.db.clone(), &caller.id, caller.is_staff);
+    if permissions.has_on(&modify, repository_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
     }
 }
 

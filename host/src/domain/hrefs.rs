@@ -83,6 +83,16 @@ pub fn artifact(id: &str) -> String {
 }
 
 /// `/pulp/api/v3/tasks/<id>/`
+/// The endpoint an object's href belongs to, as access policies name it, and the object's id:
+/// `/pulp/api/v3/distributions/file/file/<uuid>/` → (`distributions/file/file`, `<uuid>`).
+/// `None` for an href that does not end in an id (a repository version).
+pub fn endpoint_of(href: &str) -> Option<(&str, &str)> {
+    let path = href.strip_prefix(API_ROOT)?.strip_suffix('/')?;
+    let (endpoint, id) = path.rsplit_once('/')?;
+    uuid::Uuid::parse_str(id).ok()?;
+    Some((endpoint, id))
+}
+
 pub fn task(id: &str) -> String {
     format!("{API_ROOT}tasks/{id}/")
 }
