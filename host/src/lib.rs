@@ -35,6 +35,7 @@ pub mod error;
 pub mod plugins;
 pub mod progress;
 pub mod rbac;
+pub mod secrets;
 pub mod state;
 pub mod storage;
 pub mod sync;
