@@ -25,6 +25,7 @@ use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::StreamExt as _;
 
+use crate::db::BindAll as _;
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::declarations::link;
 use crate::domain::remotes::Remote;
@@ -285,10 +286,7 @@ async fn query_distribution(
             String::new()
         }
     );
-    let mut query = sqlx::query_as::<_, DistributionRow>(&sql);
-    for candidate in &candidates {
-        query = query.bind(candidate);
-    }
+    let mut query = sqlx::query_as::<_, DistributionRow>(&sql).bind_all(&candidates);
     if let Some(plugin) = plugin {
         query = query.bind(plugin);
     }
@@ -310,26 +308,24 @@ async fn query_distribution(
         repository_version_id: row.repository_version_id,
         version: None,
     };
-    // A distribution of a repository version serves that version's newest publication.
-    if matched.publication_id.is_none()
-        && let Some(version_id) = &matched.repository_version_id
-    {
-        matched.publication_id = sqlx::query_scalar(
-            "SELECT id FROM publications WHERE repository_version_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
-        )
-        .bind(version_id)
-        .fetch_optional(app.db.pool())
-        .await?;
-    }
-    if matched.publication_id.is_none()
-        && let Some(repository_id) = &matched.repository_id
-    {
-        matched.publication_id = sqlx::query_scalar(
-            "SELECT id FROM publications WHERE repository_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
-        )
-        .bind(repository_id)
-        .fetch_optional(app.db.pool())
-        .await?;
+    // A distribution of a repository version serves that version's newest publication, one of a
+    // repository its repository's newest.
+    let served = [
+        ("repository_version_id", &matched.repository_version_id),
+        ("repository_id", &matched.repository_id),
+    ];
+    for (column, id) in served {
+        if matched.publication_id.is_some() {
+            break;
+        }
+        if let Some(id) = id {
+            matched.publication_id = sqlx::query_scalar(&format!(
+                "SELECT id FROM publications WHERE {column} = $1 AND complete = 1 ORDER BY created DESC LIMIT 1"
+            ))
+            .bind(id)
+            .fetch_optional(app.db.pool())
+            .await?;
+        }
     }
     Ok(Some((matched, rest)))
 }

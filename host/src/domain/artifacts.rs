@@ -79,8 +79,7 @@ pub async fn record_digests(
     artifact_id: &str,
     digests: &ExtraDigests,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
+    let statement = sqlx::query(
         "UPDATE artifacts SET md5 = COALESCE(md5, $2), sha1 = COALESCE(sha1, $3),
          sha224 = COALESCE(sha224, $4), sha384 = COALESCE(sha384, $5), sha512 = COALESCE(sha512, $6)
          WHERE id = $1",
@@ -90,10 +89,9 @@ pub async fn record_digests(
     .bind(&digests.sha1)
     .bind(&digests.sha224)
     .bind(&digests.sha384)
-    .bind(&digests.sha512)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    .bind(&digests.sha512);
+    db.write_one(statement).await?;
+    Ok(())
 }
 
 /// What a file is expected to be, from a declaration or a request.

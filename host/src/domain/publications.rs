@@ -86,12 +86,8 @@ pub async fn publish(
         Err(error) => Err(anyhow::anyhow!("{error}")),
     };
     if let Err(error) = finished {
-        let mut tx = backends.db.begin_write().await?;
-        sqlx::query("DELETE FROM publications WHERE id = $1")
-            .bind(&publication_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let delete = sqlx::query("DELETE FROM publications WHERE id = $1").bind(&publication_id);
+        backends.db.write_one(delete).await?;
         return Err(error);
     }
     Ok(hrefs::publication(
