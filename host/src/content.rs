@@ -335,41 +335,28 @@ async fn query_distribution(
 /// it, so a stored file is served without this query (each query is a round trip to a database
 /// thread).
 async fn resolve_version(app: &ContentApp, matched: &mut Matched) -> ApiResult<()> {
-    if matched.writable
-        && let Some(repository_id) = &matched.repository_id
-    {
-        matched.version = Some(
-            sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
-                .bind(repository_id)
-                .fetch_one(app.db.pool())
-                .await?,
-        );
-    } else if let Some(publication_id) = &matched.publication_id {
-        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(
-            "SELECT p.repository_id, v.number FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
-             WHERE p.id = $1",
-        )
-        .bind(publication_id)
-        .fetch_one(app.db.pool())
-        .await?;
+    const LATEST: &str = "SELECT id, latest_version FROM repositories WHERE id = $1";
+    const OF_PUBLICATION: &str = "SELECT p.repository_id, v.number FROM publications p
+         JOIN repository_versions v ON v.id = p.repository_version_id WHERE p.id = $1";
+    const OF_VERSION: &str = "SELECT repository_id, number FROM repository_versions WHERE id = $1";
+    let lookup = match (
+        &matched.publication_id,
+        &matched.repository_version_id,
+        &matched.repository_id,
+    ) {
+        (_, _, Some(repository_id)) if matched.writable => Some((LATEST, repository_id)),
+        (Some(publication_id), _, _) => Some((OF_PUBLICATION, publication_id)),
+        (None, Some(version_id), _) => Some((OF_VERSION, version_id)),
+        (None, None, Some(repository_id)) => Some((LATEST, repository_id)),
+        (None, None, None) => None,
+    };
+    if let Some((sql, id)) = lookup {
+        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(sql)
+            .bind(id)
+            .fetch_one(app.db.pool())
+            .await?;
         matched.repository_id = Some(repository_id);
         matched.version = Some(version);
-    } else if let Some(version_id) = &matched.repository_version_id {
-        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(
-            "SELECT repository_id, number FROM repository_versions WHERE id = $1",
-        )
-        .bind(version_id)
-        .fetch_one(app.db.pool())
-        .await?;
-        matched.repository_id = Some(repository_id);
-        matched.version = Some(version);
-    } else if let Some(repository_id) = &matched.repository_id {
-        matched.version = Some(
-            sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
-                .bind(repository_id)
-                .fetch_one(app.db.pool())
-                .await?,
-        );
     }
     Ok(())
 }

@@ -85,33 +85,29 @@ pub async fn finish_version(
     .await?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     let number = base + 1;
-    // Added: staged and not present in the base version.
-    let added = sqlx::query(&format!(
+    // Added: staged and not present in the base version; when mirroring, removed: present and
+    // not staged. Both bind the repository, the base version, the new number and the task.
+    let add_staged = format!(
         "INSERT INTO repository_content (repository_id, content_id, version_added, version_removed)
          SELECT $1, s.content_id, $3, NULL FROM sync_staging s
          WHERE s.task_id = $4 AND NOT EXISTS (
              SELECT 1 FROM repository_content rc WHERE {IN_VERSION} AND rc.content_id = s.content_id)"
-    ))
-    .bind(repository_id)
-    .bind(base)
-    .bind(number)
-    .bind(task_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let mut removed = 0;
-    if change == Change::Mirror {
-        removed += sqlx::query(
-            "UPDATE repository_content SET version_removed = $2
-             WHERE repository_id = $1 AND version_removed IS NULL AND version_added < $2
-               AND content_id NOT IN (SELECT content_id FROM sync_staging WHERE task_id = $3)",
-        )
-        .bind(repository_id)
-        .bind(number)
-        .bind(task_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    );
+    let remove_unstaged = (change == Change::Mirror).then_some(
+        "UPDATE repository_content SET version_removed = $3
+         WHERE repository_id = $1 AND version_removed IS NULL AND version_added <= $2
+           AND content_id NOT IN (SELECT content_id FROM sync_staging WHERE task_id = $4)",
+    );
+    let mut changed = 0;
+    for sql in std::iter::once(add_staged.as_str()).chain(remove_unstaged) {
+        changed += sqlx::query(sql)
+            .bind(repository_id)
+            .bind(base)
+            .bind(number)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     }
     for chunk in removals.chunks(200) {
         let sql = format!(
@@ -123,13 +119,13 @@ pub async fn finish_version(
             .bind(repository_id)
             .bind(number)
             .bind_all(chunk);
-        removed += query.execute(&mut *tx).await?.rows_affected();
+        changed += query.execute(&mut *tx).await?.rows_affected();
     }
     sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
         .bind(task_id)
         .execute(&mut *tx)
         .await?;
-    if added == 0 && removed == 0 {
+    if changed == 0 {
         tx.commit().await?;
         return Ok(NewVersion { number: None });
     }
