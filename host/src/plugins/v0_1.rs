@@ -11,77 +11,59 @@ use super::bindings::current::granary::plugin as current;
 use super::bindings::v0_1::granary::plugin::{
     artifacts, content, http, log, progress, publication, sync_sink, types,
 };
+use super::convert_record;
 use super::host_http::Response;
 use super::scope::CallState;
 
 // ---- records: 0.1.0 → current ----
 
 pub(super) fn error_in(error: types::PluginError) -> current::types::PluginError {
-    current::types::PluginError {
-        message: error.message,
-        field: error.field,
-    }
+    convert_record!(error => current::types::PluginError { message, field })
 }
 
 fn artifact_declaration_in(
     artifact: types::ArtifactDeclaration,
 ) -> current::types::ArtifactDeclaration {
-    current::types::ArtifactDeclaration {
-        relative_path: artifact.relative_path,
-        url: artifact.url,
-        size: artifact.size,
-        sha256: artifact.sha256,
-    }
+    convert_record!(artifact => current::types::ArtifactDeclaration {
+        relative_path, url, size, sha256
+    })
 }
 
 pub(super) fn unit_in(unit: types::UnitDeclaration) -> current::types::UnitDeclaration {
-    current::types::UnitDeclaration {
-        content_type: unit.content_type,
-        natural_key: unit.natural_key,
-        metadata: unit.metadata,
-        artifacts: unit
-            .artifacts
-            .into_iter()
-            .map(artifact_declaration_in)
-            .collect(),
-    }
+    convert_record!(unit => current::types::UnitDeclaration {
+        content_type, natural_key, metadata;
+        artifacts: unit.artifacts.into_iter().map(artifact_declaration_in).collect(),
+    })
 }
 
 pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginInfo {
-    current::types::PluginInfo {
-        name: info.name,
-        version: info.version,
-        wit_version: info.wit_version,
-        content_types: info
-            .content_types
-            .into_iter()
-            .map(|t| current::types::ContentTypeInfo {
-                name: t.name,
-                description: t.description,
-                natural_key_fields: t.natural_key_fields,
-                endpoint: None,
-            })
-            .collect(),
-        capabilities: info.capabilities,
+    let content_type_in = |content_type: types::ContentTypeInfo| {
+        convert_record!(content_type => current::types::ContentTypeInfo {
+            name, description, natural_key_fields;
+            endpoint: None,
+        })
+    };
+    convert_record!(info => current::types::PluginInfo {
+        name, version, wit_version, capabilities;
+        content_types: info.content_types.into_iter().map(content_type_in).collect(),
         rest_names: None,
         remote_fields: "{}".to_owned(),
         distribution_fields: "{}".to_owned(),
-    }
+    })
 }
 
 /// A 0.1.0 `handle` answer: a response, never units to add.
 pub(super) fn outcome_in(response: types::HttpResponse) -> current::types::HandleOutcome {
+    let body = match response.body {
+        types::HttpBody::Bytes(bytes) => current::types::HttpBody::Bytes(bytes),
+        types::HttpBody::ContentArtifact(handle) => {
+            current::types::HttpBody::ContentArtifact(handle)
+        }
+    };
     current::types::HandleOutcome {
-        response: current::types::HttpResponse {
-            status: response.status,
-            headers: response.headers,
-            body: match response.body {
-                types::HttpBody::Bytes(bytes) => current::types::HttpBody::Bytes(bytes),
-                types::HttpBody::ContentArtifact(handle) => {
-                    current::types::HttpBody::ContentArtifact(handle)
-                }
-            },
-        },
+        response: convert_record!(response => current::types::HttpResponse {
+            status, headers; body: body
+        }),
         add_units: Vec::new(),
     }
 }
@@ -89,66 +71,45 @@ pub(super) fn outcome_in(response: types::HttpResponse) -> current::types::Handl
 // ---- records: current → 0.1.0 ----
 
 fn error_out(error: current::types::PluginError) -> types::PluginError {
-    types::PluginError {
-        message: error.message,
-        field: error.field,
-    }
+    convert_record!(error => types::PluginError { message, field })
 }
 
 pub(super) fn remote_out(remote: &current::types::RemoteConfig) -> types::RemoteConfig {
-    types::RemoteConfig {
-        url: remote.url.clone(),
+    convert_record!(&remote => types::RemoteConfig {
+        url, extra;
         policy: match remote.policy {
             current::types::DownloadPolicy::Immediate => types::DownloadPolicy::Immediate,
             current::types::DownloadPolicy::OnDemand => types::DownloadPolicy::OnDemand,
             current::types::DownloadPolicy::Streamed => types::DownloadPolicy::Streamed,
         },
-        extra: remote.extra.clone(),
-    }
+    })
 }
 
 pub(super) fn artifact_ref_out(artifact: &current::types::ArtifactRef) -> types::ArtifactRef {
-    types::ArtifactRef {
-        sha256: artifact.sha256.clone(),
-        size: artifact.size,
-    }
+    convert_record!(&artifact => types::ArtifactRef { sha256, size })
 }
 
 pub(super) fn version_out(version: &current::types::VersionInfo) -> types::VersionInfo {
-    types::VersionInfo {
-        repository_name: version.repository_name.clone(),
-        number: version.number,
-    }
+    convert_record!(&version => types::VersionInfo { repository_name, number })
 }
 
 /// A 0.1.0 plugin sees the raw body only; form fields, files, user and distribution are new.
 pub(super) fn request_out(request: &current::types::HttpRequest) -> types::HttpRequest {
-    types::HttpRequest {
-        method: request.method.clone(),
-        path: request.path.clone(),
-        query: request.query.clone(),
-        headers: request.headers.clone(),
-        body: request.body.clone(),
-        base_url: request.base_url.clone(),
-    }
+    convert_record!(&request => types::HttpRequest {
+        method, path, query, headers, body, base_url
+    })
 }
 
 fn stored_unit_out(unit: current::types::StoredUnit) -> types::StoredUnit {
-    types::StoredUnit {
-        content_type: unit.content_type,
-        natural_key: unit.natural_key,
-        metadata: unit.metadata,
-        artifacts: unit
-            .artifacts
-            .into_iter()
-            .map(|a| types::StoredArtifact {
-                relative_path: a.relative_path,
-                content_artifact: a.content_artifact,
-                sha256: a.sha256,
-                size: a.size,
-            })
-            .collect(),
-    }
+    let artifact_out = |artifact: current::types::StoredArtifact| {
+        convert_record!(artifact => types::StoredArtifact {
+            relative_path, content_artifact, sha256, size
+        })
+    };
+    convert_record!(unit => types::StoredUnit {
+        content_type, natural_key, metadata;
+        artifacts: unit.artifacts.into_iter().map(artifact_out).collect(),
+    })
 }
 
 /// Maps the error half of an import's result to 0.1.0.
