@@ -615,7 +615,7 @@ async fn from_remote(
     let remote = Remote::load(app.db.pool(), &row.remote_id).await?;
     let client = app.remote_clients.client(&remote)?;
     let request = client.get(&url);
-    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries).await;
+    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries()).await;
     let upstream = sent.map_err(|error| {
         tracing::warn!(%url, %error, "on-demand fetch failed");
         ApiError::detail(
@@ -631,7 +631,7 @@ async fn from_remote(
     }
     // Kept unless the remote is `streamed`, as in Pulp: an `immediate` remote's file lands here
     // after reclaim_space dropped its bytes, and is stored again on first request.
-    let keep = remote.policy != "streamed";
+    let keep = remote.row.policy != "streamed";
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let task_app = app.clone();
     let task_path = path.to_owned();

@@ -418,7 +418,7 @@ async fn redownload(
             &url,
             &expected,
             &path,
-            remote.max_retries,
+            remote.max_retries(),
         )
         .await
         {
