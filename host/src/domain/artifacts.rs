@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use crate::db::{Db, new_id, now};
 use crate::plugins::{ArtifactRef, CreateArtifact};
-use crate::storage::{BlobStore, ReceivedBlob};
+use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
 
 /// Computes, over bytes as they pass, the digests Pulp records for an artifact besides sha256
 /// (which [`crate::storage::StagedBlob`] computes for every blob). Only the REST API's ingest
@@ -144,6 +144,18 @@ pub fn verify(blob: &ReceivedBlob, expected: &Expected, name: &str) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// Finishes a staging whose bytes nothing was declared for (a publication's metadata file, a
+/// file of a form), moves them into storage and records them.
+pub async fn store_staged(
+    db: &Db,
+    blobs: &BlobStore,
+    staged: StagedBlob,
+    name: &str,
+) -> anyhow::Result<Artifact> {
+    let received = staged.finish().await?;
+    Ok(store(db, blobs, received, &Expected::default(), name).await?)
 }
 
 /// Verifies, moves into storage and records a received blob.

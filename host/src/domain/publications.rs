@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use super::Backends;
 use crate::db::{new_id, now};
-use crate::domain::artifacts::{self, Expected};
+use crate::domain::artifacts;
 use crate::domain::hrefs;
 use crate::plugins::{CallScope, ContentScope, PublicationScope, VersionInfo};
 use crate::progress::TaskHandle;
@@ -109,15 +109,8 @@ async fn record_metadata_files(
         .unwrap_or_default();
     let mut recorded = Vec::with_capacity(files.len());
     for (path, staged) in files {
-        let received = staged.finish().await?;
-        let artifact = artifacts::store(
-            &backends.db,
-            &backends.blobs,
-            received,
-            &Expected::default(),
-            &path,
-        )
-        .await?;
+        let artifact =
+            artifacts::store_staged(&backends.db, &backends.blobs, staged, &path).await?;
         recorded.push((path, artifact.id));
     }
     let mut tx = backends.db.begin_write().await?;
