@@ -5,6 +5,8 @@
 //! counterpart: new fields take their documented defaults (no REST names, no plugin fields, no
 //! form, no user), and a 0.1.0 `handle` answer becomes an outcome that adds nothing.
 
+use std::convert::identity;
+
 use wasmtime::component::Resource;
 
 use super::bindings::current::granary::plugin as current;
@@ -123,57 +125,41 @@ fn out<T>(
 
 impl types::Host for CallState {}
 
-impl http::Host for CallState {
-    async fn get(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<Response>, types::PluginError>> {
-        out(<Self as current::http::Host>::get(self, url, headers).await)
-    }
-
-    async fn head(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<Response>, types::PluginError>> {
-        out(<Self as current::http::Host>::head(self, url, headers).await)
-    }
+/// Implements 0.1.0 imports whose arguments are the current version's by calling the current
+/// implementation; `out` maps the error half of the answer to 0.1.0, `identity` passes the answer
+/// on as it is.
+macro_rules! forward {
+    ($(impl $interface:ident::$host:ident {
+        $(fn $name:ident($($arg:ident: $ty:ty),*) -> $answer:ty => $map:ident;)+
+    })+) => {$(
+        impl $interface::$host for CallState {
+            $(async fn $name(&mut self, $($arg: $ty),*) -> wasmtime::Result<$answer> {
+                $map(<Self as current::$interface::$host>::$name(self, $($arg),*).await)
+            })+
+        }
+    )+};
 }
 
-impl http::HostResponse for CallState {
-    async fn status(&mut self, response: Resource<Response>) -> wasmtime::Result<u16> {
-        <Self as current::http::HostResponse>::status(self, response).await
+forward! {
+    impl http::Host {
+        fn get(url: String, headers: Vec<(String, String)>) -> Result<Resource<Response>, types::PluginError> => out;
+        fn head(url: String, headers: Vec<(String, String)>) -> Result<Resource<Response>, types::PluginError> => out;
     }
-
-    async fn headers(
-        &mut self,
-        response: Resource<Response>,
-    ) -> wasmtime::Result<Vec<(String, String)>> {
-        <Self as current::http::HostResponse>::headers(self, response).await
+    impl http::HostResponse {
+        fn status(response: Resource<Response>) -> u16 => identity;
+        fn headers(response: Resource<Response>) -> Vec<(String, String)> => identity;
+        fn read(response: Resource<Response>, max_bytes: u32) -> Result<Vec<u8>, types::PluginError> => out;
+        fn drop(response: Resource<Response>) -> () => identity;
     }
-
-    async fn read(
-        &mut self,
-        response: Resource<Response>,
-        max_bytes: u32,
-    ) -> wasmtime::Result<Result<Vec<u8>, types::PluginError>> {
-        out(<Self as current::http::HostResponse>::read(self, response, max_bytes).await)
+    impl artifacts::Host {
+        fn read(sha256: String, offset: u64, len: u32) -> Result<Vec<u8>, types::PluginError> => out;
     }
-
-    async fn drop(&mut self, response: Resource<Response>) -> wasmtime::Result<()> {
-        <Self as current::http::HostResponse>::drop(self, response).await
+    impl publication::Host {
+        fn write_file(relative_path: String, data: Vec<u8>) -> Result<(), types::PluginError> => out;
+        fn publish_content(entries: Vec<(String, String)>) -> Result<(), types::PluginError> => out;
     }
-}
-
-impl artifacts::Host for CallState {
-    async fn read(
-        &mut self,
-        sha256: String,
-        offset: u64,
-        len: u32,
-    ) -> wasmtime::Result<Result<Vec<u8>, types::PluginError>> {
-        out(<Self as current::artifacts::Host>::read(self, sha256, offset, len).await)
+    impl progress::Host {
+        fn report(code: String, message: String, done: u64, total: Option<u64>) -> () => identity;
     }
 }
 
@@ -199,23 +185,6 @@ impl content::Host for CallState {
     }
 }
 
-impl publication::Host for CallState {
-    async fn write_file(
-        &mut self,
-        relative_path: String,
-        data: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), types::PluginError>> {
-        out(<Self as current::publication::Host>::write_file(self, relative_path, data).await)
-    }
-
-    async fn publish_content(
-        &mut self,
-        entries: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<(), types::PluginError>> {
-        out(<Self as current::publication::Host>::publish_content(self, entries).await)
-    }
-}
-
 impl sync_sink::Host for CallState {
     async fn emit(
         &mut self,
@@ -236,17 +205,5 @@ impl log::Host for CallState {
             log::Level::Error => current::log::Level::Error,
         };
         <Self as current::log::Host>::log(self, level, message).await
-    }
-}
-
-impl progress::Host for CallState {
-    async fn report(
-        &mut self,
-        code: String,
-        message: String,
-        done: u64,
-        total: Option<u64>,
-    ) -> wasmtime::Result<()> {
-        <Self as current::progress::Host>::report(self, code, message, done, total).await
     }
 }
