@@ -98,13 +98,10 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<()> {
                 Some(old) => format!("upgraded {} {old} ->", text(&plugin["name"])),
                 None => format!("installed {}", text(&plugin["name"])),
             };
+            let [version, wit, types, capabilities] = described(&plugin);
+            let sha256 = text(&plugin["sha256"]);
             println!(
-                "{verb} {} (WIT {}; content types: {}; capabilities: {}; sha256 {})",
-                text(&plugin["version"]),
-                text(&plugin["wit_version"]),
-                names(&plugin["content_types"]),
-                list(&plugin["capabilities"]),
-                text(&plugin["sha256"]),
+                "{verb} {version} (WIT {wit}; content types: {types}; capabilities: {capabilities}; sha256 {sha256})"
             );
         }
         PluginAction::List => {
@@ -119,15 +116,11 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<()> {
                 "NAME", "VERSION", "WIT", "SOURCE", "ENABLED", "CONTENT TYPES"
             );
             for plugin in page["results"].as_array().into_iter().flatten() {
+                let [version, wit, types, capabilities] = described(plugin);
+                let (name, source) = (text(&plugin["name"]), text(&plugin["source"]));
+                let enabled = &plugin["enabled"];
                 println!(
-                    "{:<20} {:<10} {:<6} {:<10} {:<8} {:<24} {}",
-                    text(&plugin["name"]),
-                    text(&plugin["version"]),
-                    text(&plugin["wit_version"]),
-                    text(&plugin["source"]),
-                    plugin["enabled"],
-                    names(&plugin["content_types"]),
-                    list(&plugin["capabilities"]),
+                    "{name:<20} {version:<10} {wit:<6} {source:<10} {enabled:<8} {types:<24} {capabilities}"
                 );
             }
         }
@@ -175,6 +168,17 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
         _ => body,
     };
     anyhow::bail!("the server answered {status}:\n{message}")
+}
+
+/// What both `install` and `list` say of a plugin: its version, WIT version, content type names
+/// and capabilities.
+fn described(plugin: &Value) -> [String; 4] {
+    [
+        text(&plugin["version"]),
+        text(&plugin["wit_version"]),
+        names(&plugin["content_types"]),
+        list(&plugin["capabilities"]),
+    ]
 }
 
 fn text(value: &Value) -> String {

@@ -25,6 +25,7 @@ use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::StreamExt as _;
 
+use crate::db::BindAll as _;
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::declarations::link;
 use crate::domain::remotes::Remote;
@@ -285,10 +286,7 @@ async fn query_distribution(
             String::new()
         }
     );
-    let mut query = sqlx::query_as::<_, DistributionRow>(&sql);
-    for candidate in &candidates {
-        query = query.bind(candidate);
-    }
+    let mut query = sqlx::query_as::<_, DistributionRow>(&sql).bind_all(&candidates);
     if let Some(plugin) = plugin {
         query = query.bind(plugin);
     }
@@ -310,26 +308,24 @@ async fn query_distribution(
         repository_version_id: row.repository_version_id,
         version: None,
     };
-    // A distribution of a repository version serves that version's newest publication.
-    if matched.publication_id.is_none()
-        && let Some(version_id) = &matched.repository_version_id
-    {
-        matched.publication_id = sqlx::query_scalar(
-            "SELECT id FROM publications WHERE repository_version_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
-        )
-        .bind(version_id)
-        .fetch_optional(app.db.pool())
-        .await?;
-    }
-    if matched.publication_id.is_none()
-        && let Some(repository_id) = &matched.repository_id
-    {
-        matched.publication_id = sqlx::query_scalar(
-            "SELECT id FROM publications WHERE repository_id = $1 AND complete = 1 ORDER BY created DESC LIMIT 1",
-        )
-        .bind(repository_id)
-        .fetch_optional(app.db.pool())
-        .await?;
+    // A distribution of a repository version serves that version's newest publication, one of a
+    // repository its repository's newest.
+    let served = [
+        ("repository_version_id", &matched.repository_version_id),
+        ("repository_id", &matched.repository_id),
+    ];
+    for (column, id) in served {
+        if matched.publication_id.is_some() {
+            break;
+        }
+        if let Some(id) = id {
+            matched.publication_id = sqlx::query_scalar(&format!(
+                "SELECT id FROM publications WHERE {column} = $1 AND complete = 1 ORDER BY created DESC LIMIT 1"
+            ))
+            .bind(id)
+            .fetch_optional(app.db.pool())
+            .await?;
+        }
     }
     Ok(Some((matched, rest)))
 }
@@ -339,41 +335,28 @@ async fn query_distribution(
 /// it, so a stored file is served without this query (each query is a round trip to a database
 /// thread).
 async fn resolve_version(app: &ContentApp, matched: &mut Matched) -> ApiResult<()> {
-    if matched.writable
-        && let Some(repository_id) = &matched.repository_id
-    {
-        matched.version = Some(
-            sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
-                .bind(repository_id)
-                .fetch_one(app.db.pool())
-                .await?,
-        );
-    } else if let Some(publication_id) = &matched.publication_id {
-        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(
-            "SELECT p.repository_id, v.number FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
-             WHERE p.id = $1",
-        )
-        .bind(publication_id)
-        .fetch_one(app.db.pool())
-        .await?;
+    const LATEST: &str = "SELECT id, latest_version FROM repositories WHERE id = $1";
+    const OF_PUBLICATION: &str = "SELECT p.repository_id, v.number FROM publications p
+         JOIN repository_versions v ON v.id = p.repository_version_id WHERE p.id = $1";
+    const OF_VERSION: &str = "SELECT repository_id, number FROM repository_versions WHERE id = $1";
+    let lookup = match (
+        &matched.publication_id,
+        &matched.repository_version_id,
+        &matched.repository_id,
+    ) {
+        (_, _, Some(repository_id)) if matched.writable => Some((LATEST, repository_id)),
+        (Some(publication_id), _, _) => Some((OF_PUBLICATION, publication_id)),
+        (None, Some(version_id), _) => Some((OF_VERSION, version_id)),
+        (None, None, Some(repository_id)) => Some((LATEST, repository_id)),
+        (None, None, None) => None,
+    };
+    if let Some((sql, id)) = lookup {
+        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(sql)
+            .bind(id)
+            .fetch_one(app.db.pool())
+            .await?;
         matched.repository_id = Some(repository_id);
         matched.version = Some(version);
-    } else if let Some(version_id) = &matched.repository_version_id {
-        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(
-            "SELECT repository_id, number FROM repository_versions WHERE id = $1",
-        )
-        .bind(version_id)
-        .fetch_one(app.db.pool())
-        .await?;
-        matched.repository_id = Some(repository_id);
-        matched.version = Some(version);
-    } else if let Some(repository_id) = &matched.repository_id {
-        matched.version = Some(
-            sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
-                .bind(repository_id)
-                .fetch_one(app.db.pool())
-                .await?,
-        );
     }
     Ok(())
 }
@@ -632,7 +615,7 @@ async fn from_remote(
     let remote = Remote::load(app.db.pool(), &row.remote_id).await?;
     let client = app.remote_clients.client(&remote)?;
     let request = client.get(&url);
-    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries).await;
+    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries()).await;
     let upstream = sent.map_err(|error| {
         tracing::warn!(%url, %error, "on-demand fetch failed");
         ApiError::detail(
@@ -648,7 +631,7 @@ async fn from_remote(
     }
     // Kept unless the remote is `streamed`, as in Pulp: an `immediate` remote's file lands here
     // after reclaim_space dropped its bytes, and is stored again on first request.
-    let keep = remote.policy != "streamed";
+    let keep = remote.row.policy != "streamed";
     let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let task_app = app.clone();
     let task_path = path.to_owned();

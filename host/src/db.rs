@@ -93,6 +93,59 @@ pub fn placeholders(start: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// The `VALUES` rows of a multi-row `INSERT`: `count` copies of `row`, each `?` in it replaced by
+/// the next placeholder from `$first` on, so the rows' own values come after the `$1…` every row
+/// shares. `value_rows("(?, $1, ?)", 2, 2)` is `($2, $1, $3), ($4, $1, $5)`.
+pub fn value_rows(row: &str, first: usize, count: usize) -> String {
+    let mut next = first;
+    let mut rows = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut numbered = String::with_capacity(row.len() + 8);
+        for c in row.chars() {
+            if c == '?' {
+                numbered.push_str(&format!("${next}"));
+                next += 1;
+            } else {
+                numbered.push(c);
+            }
+        }
+        rows.push(numbered);
+    }
+    rows.join(", ")
+}
+
+/// Binds a list of values in order, after what is bound already: the values of an `IN (...)`
+/// list [`placeholders`] wrote, or of the rows [`value_rows`] wrote.
+pub trait BindAll<'q>: Sized {
+    /// The query with every one of `values` bound.
+    fn bind_all<T>(self, values: impl IntoIterator<Item = T>) -> Self
+    where
+        T: 'q + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>;
+}
+
+/// sqlx's three query builders have a `bind` each but no trait that unites them.
+macro_rules! bind_all_for {
+    ($([$($output:ident)?] $query:ty),+ $(,)?) => {$(
+        impl<'q $(, $output)?> BindAll<'q> for $query {
+            fn bind_all<T>(mut self, values: impl IntoIterator<Item = T>) -> Self
+            where
+                T: 'q + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
+            {
+                for value in values {
+                    self = self.bind(value);
+                }
+                self
+            }
+        }
+    )+};
+}
+
+bind_all_for!(
+    [] sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    [O] sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    [O] sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+);
+
 /// SQL condition: `rc` rows (`repository_content`) of repository `$1` present in version `$2`.
 pub const IN_VERSION: &str = "rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)";
 
@@ -276,6 +329,17 @@ impl Db {
         self.backend
     }
 
+    /// Runs one statement in a write transaction of its own.
+    pub async fn write_one<'q>(
+        &self,
+        statement: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let outcome = statement.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     /// Starts a write transaction (see the module docs for why writes are serialised on SQLite).
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
         let guard = match self.backend {
@@ -390,7 +454,17 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Db, new_id};
+    use super::{Db, new_id, value_rows};
+
+    #[test]
+    fn value_rows_number_each_rows_own_values_after_the_shared_ones() {
+        assert_eq!(
+            value_rows("(?, $1, ?, $2)", 3, 2),
+            "($3, $1, $4, $2), ($5, $1, $6, $2)"
+        );
+        assert_eq!(value_rows("(?)", 1, 3), "($1), ($2), ($3)");
+        assert_eq!(value_rows("(?)", 1, 0), "");
+    }
 
     #[test]
     fn ids_sort_by_creation() {

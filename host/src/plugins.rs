@@ -41,6 +41,25 @@ pub use bindings::types::{
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{CallScope, CallState, ContentScope, CreateArtifact, HttpScope, PublicationScope};
 
+/// Builds the record `$target` out of `$source` (an owned binding; `&binding` clones instead),
+/// moving each listed field across as it is; the fields after `;` are given their values. The
+/// conversions between a WIT record and its counterpart (the same record in another WIT version,
+/// or a serde mirror of it) so name each shared field once, and the compiler still checks that
+/// the target is complete.
+macro_rules! convert_record {
+    ($source:ident => $($target:ident)::+ {
+        $($field:ident),* $(,)? $(; $($name:ident: $value:expr),+ $(,)?)?
+    }) => {
+        $($target)::+ { $($field: $source.$field,)* $($($name: $value,)+)? }
+    };
+    (&$source:ident => $($target:ident)::+ {
+        $($field:ident),* $(,)? $(; $($name:ident: $value:expr),+ $(,)?)?
+    }) => {
+        $($target)::+ { $($field: ToOwned::to_owned(&$source.$field),)* $($($name: $value,)+)? }
+    };
+}
+pub(crate) use convert_record;
+
 /// Most bytes a guest may ask the host for in one read (`http` response body, `artifacts.read`).
 pub const MAX_READ_CHUNK: u32 = 1024 * 1024;
 /// Most units in one `sync-sink.emit` batch.

@@ -38,10 +38,10 @@ pub async fn run(
         .context("the repository no longer exists")?;
     let remote = Remote::load(backends.db.pool(), remote_id).await?;
     anyhow::ensure!(
-        remote.plugin == plugin_name,
+        remote.row.plugin == plugin_name,
         "remote {} belongs to plugin {:?}, the repository to {plugin_name:?}",
-        remote.id,
-        remote.plugin
+        remote.row.id,
+        remote.row.plugin
     );
     let plugin = backends.plugin(&plugin_name).await?;
     let http = if plugin.has_capability("http") {
@@ -96,8 +96,9 @@ async fn consume(
     mut receiver: mpsc::Receiver<Vec<UnitDeclaration>>,
 ) -> anyhow::Result<()> {
     let client = backends.remote_clients.client(&remote)?;
-    let limiter = remote.rate_limit.map(RateLimiter::new);
-    let immediate = remote.policy == "immediate";
+    let limiter = remote.rate_limit().map(RateLimiter::new);
+    let immediate = remote.row.policy == "immediate";
+    let max_retries = remote.max_retries();
     let mut associated = 0u64;
     let mut downloaded = 0u64;
     task.report("associating.content", "Associating Content", 0, None);
@@ -111,7 +112,7 @@ async fn consume(
     }
     while let Some(batch) = receiver.recv().await {
         let count = batch.len() as u64;
-        let pending = save(&backends.db, &task.id, &plugin, Some(&remote.id), batch).await?;
+        let pending = save(&backends.db, &task.id, &plugin, Some(&remote.row.id), batch).await?;
         let pending = link_stored(&backends.db, pending).await?;
         associated += count;
         task.report(
@@ -139,14 +140,14 @@ async fn consume(
                     url,
                     &file.expected,
                     &file.relative_path,
-                    remote.max_retries,
+                    max_retries,
                 )
                 .await?;
                 link(&backends.db, &file.content_artifact_id, &artifact.id).await?;
                 anyhow::Ok(())
             }
         }))
-        .buffer_unordered(remote.download_concurrency);
+        .buffer_unordered(remote.download_concurrency());
         while downloads.try_next().await?.is_some() {
             downloaded += 1;
             task.report(

@@ -18,7 +18,7 @@ use super::ContentApp;
 use super::{Matched, pull_through};
 use crate::auth;
 use crate::domain::additions::AddError;
-use crate::domain::artifacts::{self, Expected};
+use crate::domain::artifacts;
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
@@ -330,16 +330,9 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     staged.write(&chunk).await.map_err(ApiError::internal)?;
                 }
-                let received = staged.finish().await.map_err(ApiError::internal)?;
-                let artifact = artifacts::store(
-                    &app.db,
-                    &app.blobs,
-                    received,
-                    &Expected::default(),
-                    &filename,
-                )
-                .await
-                .map_err(ApiError::internal)?;
+                let artifact = artifacts::store_staged(&app.db, &app.blobs, staged, &filename)
+                    .await
+                    .map_err(ApiError::internal)?;
                 body.files.push(FormFile {
                     name,
                     filename,

@@ -76,8 +76,8 @@ pub(super) async fn serve(
             matched.name
         )));
     };
-    let origin = url::Url::parse(&remote.url)
-        .map_err(|error| ApiError::internal(format!("remote URL {:?}: {error}", remote.url)))?
+    let origin = url::Url::parse(&remote.row.url)
+        .map_err(|error| ApiError::internal(format!("remote URL {:?}: {error}", remote.row.url)))?
         .origin();
     validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origin))
         .map_err(|message| plugin_fault(format!("with an invalid unit: {message}")))?;
@@ -116,7 +116,7 @@ pub(super) async fn serve(
             &app.task_wakeup,
             repository_id,
             name,
-            Some(&remote.id),
+            Some(&remote.row.id),
             std::slice::from_ref(&file.unit),
         )
         .await

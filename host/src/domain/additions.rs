@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::domain::declarations::{link_stored, save};
 use crate::domain::hrefs::RestNames;
 use crate::domain::versions;
-use crate::plugins::{ArtifactDeclaration, UnitDeclaration};
+use crate::plugins::{ArtifactDeclaration, UnitDeclaration, convert_record};
 use crate::progress::TaskHandle;
 
 /// A declared unit as stored in a task's arguments.
@@ -42,41 +42,21 @@ pub struct DeclaredFile {
 
 impl From<&UnitDeclaration> for DeclaredUnit {
     fn from(unit: &UnitDeclaration) -> Self {
-        Self {
-            content_type: unit.content_type.clone(),
-            natural_key: unit.natural_key.clone(),
-            metadata: unit.metadata.clone(),
-            artifacts: unit
-                .artifacts
-                .iter()
-                .map(|a| DeclaredFile {
-                    relative_path: a.relative_path.clone(),
-                    url: a.url.clone(),
-                    size: a.size,
-                    sha256: a.sha256.clone(),
-                })
-                .collect(),
-        }
+        let file = |artifact: &ArtifactDeclaration| convert_record!(&artifact => DeclaredFile { relative_path, url, size, sha256 });
+        convert_record!(&unit => DeclaredUnit {
+            content_type, natural_key, metadata;
+            artifacts: unit.artifacts.iter().map(file).collect(),
+        })
     }
 }
 
 impl From<DeclaredUnit> for UnitDeclaration {
     fn from(unit: DeclaredUnit) -> Self {
-        Self {
-            content_type: unit.content_type,
-            natural_key: unit.natural_key,
-            metadata: unit.metadata,
-            artifacts: unit
-                .artifacts
-                .into_iter()
-                .map(|a| ArtifactDeclaration {
-                    relative_path: a.relative_path,
-                    url: a.url,
-                    size: a.size,
-                    sha256: a.sha256,
-                })
-                .collect(),
-        }
+        let declaration = |file: DeclaredFile| convert_record!(file => ArtifactDeclaration { relative_path, url, size, sha256 });
+        convert_record!(unit => UnitDeclaration {
+            content_type, natural_key, metadata;
+            artifacts: unit.artifacts.into_iter().map(declaration).collect(),
+        })
     }
 }
 

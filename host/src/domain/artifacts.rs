@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 
 use crate::db::{Db, new_id, now};
 use crate::plugins::{ArtifactRef, CreateArtifact};
-use crate::storage::{BlobStore, ReceivedBlob};
+use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
 
 /// Computes, over bytes as they pass, the digests Pulp records for an artifact besides sha256
 /// (which [`crate::storage::StagedBlob`] computes for every blob). Only the REST API's ingest
@@ -79,8 +79,7 @@ pub async fn record_digests(
     artifact_id: &str,
     digests: &ExtraDigests,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
+    let statement = sqlx::query(
         "UPDATE artifacts SET md5 = COALESCE(md5, $2), sha1 = COALESCE(sha1, $3),
          sha224 = COALESCE(sha224, $4), sha384 = COALESCE(sha384, $5), sha512 = COALESCE(sha512, $6)
          WHERE id = $1",
@@ -90,10 +89,9 @@ pub async fn record_digests(
     .bind(&digests.sha1)
     .bind(&digests.sha224)
     .bind(&digests.sha384)
-    .bind(&digests.sha512)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    .bind(&digests.sha512);
+    db.write_one(statement).await?;
+    Ok(())
 }
 
 /// What a file is expected to be, from a declaration or a request.
@@ -146,6 +144,18 @@ pub fn verify(blob: &ReceivedBlob, expected: &Expected, name: &str) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// Finishes a staging whose bytes nothing was declared for (a publication's metadata file, a
+/// file of a form), moves them into storage and records them.
+pub async fn store_staged(
+    db: &Db,
+    blobs: &BlobStore,
+    staged: StagedBlob,
+    name: &str,
+) -> anyhow::Result<Artifact> {
+    let received = staged.finish().await?;
+    Ok(store(db, blobs, received, &Expected::default(), name).await?)
 }
 
 /// Verifies, moves into storage and records a received blob.

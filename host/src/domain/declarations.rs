@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::placeholders;
-use crate::db::{Db, WriteTx, new_id, now};
+use crate::db::{BindAll as _, Db, WriteTx, new_id, now, placeholders, value_rows};
 use crate::domain::artifacts::Expected;
 use crate::domain::versions;
 use crate::plugins::UnitDeclaration;
@@ -54,21 +53,10 @@ pub async fn save(
     let mut content_ids: BTreeMap<(String, String), String> = BTreeMap::new();
     let keys: Vec<&(String, String)> = units.keys().collect();
     for chunk in keys.chunks(INSERT_CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, $1, ${}, ${}, ${}, $2)",
-                    4 * i + 3,
-                    4 * i + 4,
-                    4 * i + 5,
-                    4 * i + 6
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO content (id, plugin, type_name, natural_key, metadata, created) VALUES {}
              ON CONFLICT (plugin, type_name, natural_key) DO NOTHING",
-            values.join(", ")
+            value_rows("(?, $1, ?, ?, ?, $2)", 3, chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(plugin).bind(&created);
         for key in chunk {
@@ -93,13 +81,10 @@ pub async fn save(
         }
     }
     for chunk in files.chunks(INSERT_CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${}, NULL)", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-            .collect();
         let sql = format!(
             "INSERT INTO content_artifacts (id, content_id, relative_path, artifact_id) VALUES {}
              ON CONFLICT (content_id, relative_path) DO NOTHING",
-            values.join(", ")
+            value_rows("(?, ?, ?, NULL)", 1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for (content_id, artifact) in chunk {
@@ -116,11 +101,10 @@ pub async fn save(
             "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts WHERE content_id IN ({})",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query_as::<_, ContentArtifactRow>(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        let rows = query.fetch_all(&mut *tx).await?;
+        let rows = sqlx::query_as::<_, ContentArtifactRow>(&sql)
+            .bind_all(chunk)
+            .fetch_all(&mut *tx)
+            .await?;
         let declared: BTreeMap<(&str, &str), &crate::plugins::ArtifactDeclaration> = files
             .iter()
             .map(|(content_id, a)| ((content_id.as_str(), a.relative_path.as_str()), *a))
@@ -158,23 +142,11 @@ pub async fn save(
         }
         let Some(remote_id) = remote_id else { continue };
         for rows in remote_rows.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..rows.len())
-                .map(|i| {
-                    format!(
-                        "(${}, ${}, $1, ${}, ${}, ${})",
-                        5 * i + 2,
-                        5 * i + 3,
-                        5 * i + 4,
-                        5 * i + 5,
-                        5 * i + 6
-                    )
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO remote_artifacts (id, content_artifact_id, remote_id, url, size, sha256) VALUES {}
                  ON CONFLICT (content_artifact_id, remote_id)
                  DO UPDATE SET url = excluded.url, size = excluded.size, sha256 = excluded.sha256",
-                values.join(", ")
+                value_rows("(?, ?, $1, ?, ?, ?)", 2, rows.len())
             );
             let mut query = sqlx::query(&sql).bind(remote_id);
             for (ca_id, url, size, sha256) in rows {
@@ -207,12 +179,10 @@ async fn lookup_content(
             "SELECT id, natural_key FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key IN ({})",
             placeholders(3, natural_keys.len())
         );
-        let mut query = sqlx::query_as::<_, (String, String)>(&sql)
+        let query = sqlx::query_as::<_, (String, String)>(&sql)
             .bind(plugin)
-            .bind(type_name);
-        for key in &natural_keys {
-            query = query.bind(*key);
-        }
+            .bind(type_name)
+            .bind_all(&natural_keys);
         for (id, natural_key) in query.fetch_all(&mut **tx).await? {
             found.insert((type_name.to_owned(), natural_key), id);
         }
@@ -235,10 +205,7 @@ pub async fn link_stored(db: &Db, pending: Vec<Pending>) -> anyhow::Result<Vec<P
             "SELECT sha256, id FROM artifacts WHERE sha256 IN ({})",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-        for digest in chunk {
-            query = query.bind(*digest);
-        }
+        let query = sqlx::query_as::<_, (String, String)>(&sql).bind_all(chunk);
         for (sha256, id) in query.fetch_all(db.pool()).await? {
             stored.insert(sha256, id);
         }
@@ -264,13 +231,13 @@ pub async fn link(
     content_artifact_id: &str,
     artifact_id: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "UPDATE content_artifacts SET artifact_id = $2 WHERE id = $1 AND artifact_id IS NULL",
+    db.write_one(
+        sqlx::query(
+            "UPDATE content_artifacts SET artifact_id = $2 WHERE id = $1 AND artifact_id IS NULL",
+        )
+        .bind(content_artifact_id)
+        .bind(artifact_id),
     )
-    .bind(content_artifact_id)
-    .bind(artifact_id)
-    .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    Ok(())
 }

@@ -162,6 +162,28 @@ pub enum Href {
     User { id: String },
 }
 
+impl Href {
+    /// The href of an object of a plugin-typed `collection`.
+    pub fn typed(collection: Collection, plugin: String, type_name: String, id: String) -> Href {
+        // The four variants have the same fields; each arm names only its variant.
+        macro_rules! variant {
+            ($name:ident) => {
+                Href::$name {
+                    plugin,
+                    type_name,
+                    id,
+                }
+            };
+        }
+        match collection {
+            Collection::Repositories => variant!(Repository),
+            Collection::Remotes => variant!(Remote),
+            Collection::Publications => variant!(Publication),
+            Collection::Distributions => variant!(Distribution),
+        }
+    }
+}
+
 /// The id of the object an href names, whatever REST names its plugin uses; `None` for what is
 /// not an object's href (repository versions have no id of their own in their href).
 pub fn object_id(href: &str) -> Option<String> {
@@ -190,11 +212,6 @@ pub fn parse(names: &RestNames, href: &str) -> Option<Href> {
     let owned = |i: usize| parts[i].to_string();
     let valid_id = |s: &str| uuid::Uuid::parse_str(s).is_ok();
     match parts.as_slice() {
-        ["repositories", plugin, segment, id] if valid_id(id) => Some(Href::Repository {
-            plugin: owned(1),
-            type_name: names.type_of(plugin, Collection::Repositories, segment)?,
-            id: owned(3),
-        }),
         ["repositories", plugin, segment, id, "versions", number] if valid_id(id) => {
             Some(Href::Version {
                 plugin: owned(1),
@@ -203,26 +220,16 @@ pub fn parse(names: &RestNames, href: &str) -> Option<Href> {
                 number: number.parse().ok()?,
             })
         }
-        ["remotes", plugin, segment, id] if valid_id(id) => Some(Href::Remote {
-            plugin: owned(1),
-            type_name: names.type_of(plugin, Collection::Remotes, segment)?,
-            id: owned(3),
-        }),
-        ["publications", plugin, segment, id] if valid_id(id) => Some(Href::Publication {
-            plugin: owned(1),
-            type_name: names.type_of(plugin, Collection::Publications, segment)?,
-            id: owned(3),
-        }),
-        ["distributions", plugin, segment, id] if valid_id(id) => Some(Href::Distribution {
-            plugin: owned(1),
-            type_name: names.type_of(plugin, Collection::Distributions, segment)?,
-            id: owned(3),
-        }),
         ["content", plugin, endpoint, id] if valid_id(id) => Some(Href::Content {
             plugin: owned(1),
             type_name: names.content_type_of(plugin, endpoint)?,
             id: owned(3),
         }),
+        [collection, plugin, segment, id] if valid_id(id) => {
+            let collection = Collection::from_path(collection)?;
+            let type_name = names.type_of(plugin, collection, segment)?;
+            Some(Href::typed(collection, owned(1), type_name, owned(3)))
+        }
         ["artifacts", id] if valid_id(id) => Some(Href::Artifact { id: owned(1) }),
         ["tasks", id] if valid_id(id) => Some(Href::Task { id: owned(1) }),
         ["uploads", id] if valid_id(id) => Some(Href::Upload { id: owned(1) }),
@@ -255,6 +262,25 @@ mod tests {
                 type_name: "file".into(),
                 id: id.into()
             })
+        );
+        for collection in Collection::ALL {
+            assert_eq!(
+                parse(&names, &typed(&names, collection, "file", "file", id)),
+                Some(Href::typed(
+                    collection,
+                    "file".into(),
+                    "file".into(),
+                    id.into()
+                ))
+            );
+        }
+        assert!(matches!(
+            parse(&names, &distribution(&names, "file", "file", id)),
+            Some(Href::Distribution { .. })
+        ));
+        assert_eq!(
+            parse(&names, &format!("/pulp/api/v3/nowhere/file/file/{id}/")),
+            None
         );
         assert_eq!(
             parse(&names, &format!("http://host{}", task(id))),

@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 
 use super::Backends;
-use crate::db::placeholders;
+use crate::db::{BindAll as _, placeholders};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::remotes::Remote;
 use crate::progress::TaskHandle;
@@ -79,10 +79,9 @@ pub async fn orphan_cleanup(
                     "SELECT c.id FROM content c WHERE {orphan} AND c.id IN ({})",
                     placeholders(2, chunk.len())
                 );
-                let mut query = sqlx::query_scalar::<_, String>(&sql).bind(&before);
-                for id in chunk {
-                    query = query.bind(id);
-                }
+                let query = sqlx::query_scalar::<_, String>(&sql)
+                    .bind(&before)
+                    .bind_all(chunk);
                 orphans.extend(query.fetch_all(backends.db.pool()).await?);
             }
         }
@@ -104,10 +103,7 @@ pub async fn orphan_cleanup(
                 "SELECT DISTINCT artifact_id FROM content_artifacts WHERE artifact_id IS NOT NULL AND content_id IN ({})",
                 placeholders(1, chunk.len())
             );
-            let mut query = sqlx::query_scalar::<_, String>(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
+            let query = sqlx::query_scalar::<_, String>(&sql).bind_all(chunk);
             their_artifacts.extend(query.fetch_all(&mut *tx).await?);
         }
         // Checked again in the same statement: a version made since the list was read keeps
@@ -119,11 +115,11 @@ pub async fn orphan_cleanup(
             "DELETE FROM content WHERE id IN (SELECT c.id FROM content c WHERE {orphan} AND c.id IN ({list}))"
         );
         for sql in [remove_membership, remove_content] {
-            let mut query = sqlx::query(&sql).bind(&before);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut *tx).await?;
+            sqlx::query(&sql)
+                .bind(&before)
+                .bind_all(chunk)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         done += chunk.len() as u64;
@@ -173,19 +169,17 @@ async fn delete_unused_artifacts(backends: &Backends, ids: &[String]) -> anyhow:
         let mut tx = backends.db.begin_write().await?;
         let select =
             format!("SELECT a.sha256 FROM artifacts a WHERE a.id IN ({list}) AND {unused}");
-        let mut query = sqlx::query_scalar::<_, String>(&select);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        let digests = query.fetch_all(&mut *tx).await?;
+        let digests = sqlx::query_scalar::<_, String>(&select)
+            .bind_all(chunk)
+            .fetch_all(&mut *tx)
+            .await?;
         let delete = format!(
             "DELETE FROM artifacts WHERE id IN (SELECT a.id FROM artifacts a WHERE a.id IN ({list}) AND {unused})"
         );
-        let mut query = sqlx::query(&delete);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        query.execute(&mut *tx).await?;
+        sqlx::query(&delete)
+            .bind_all(chunk)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         for sha256 in digests {
             // Bytes stored again meanwhile (a new artifact with the same digest) stay.
@@ -237,10 +231,7 @@ pub async fn reclaim_space(
          AND NOT EXISTS (SELECT 1 FROM repository_content ro WHERE ro.content_id = ca.content_id AND ro.repository_id NOT IN ({repos}))
          AND EXISTS (SELECT 1 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id){kept}"
     );
-    let mut query = sqlx::query_as::<_, (String, String)>(&select);
-    for id in repository_ids {
-        query = query.bind(id);
-    }
+    let mut query = sqlx::query_as::<_, (String, String)>(&select).bind_all(repository_ids);
     for (repository_id, number) in keep {
         query = query.bind(repository_id).bind(*number);
     }
@@ -251,13 +242,8 @@ pub async fn reclaim_space(
             "UPDATE content_artifacts SET artifact_id = NULL WHERE id IN ({})",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
-        for (id, _) in chunk {
-            query = query.bind(id);
-        }
-        let mut tx = backends.db.begin_write().await?;
-        query.execute(&mut *tx).await?;
-        tx.commit().await?;
+        let query = sqlx::query(&sql).bind_all(chunk.iter().map(|(id, _)| id));
+        backends.db.write_one(query).await?;
         artifact_ids.extend(chunk.iter().map(|(_, artifact)| artifact.clone()));
     }
     artifact_ids.sort();
@@ -432,7 +418,7 @@ async fn redownload(
             &url,
             &expected,
             &path,
-            remote.max_retries,
+            remote.max_retries(),
         )
         .await
         {

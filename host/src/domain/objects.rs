@@ -82,58 +82,8 @@ pub async fn delete_object(db: &Db, names: &RestNames, href: &str) -> anyhow::Re
         _ => anyhow::bail!("{href} cannot be deleted"),
     };
     let mut tx = db.begin_write().await?;
-    if table == "repositories" {
-        // Content stays (it may be in other repositories); orphan cleanup removes the rest.
-        sqlx::query("DELETE FROM repository_content WHERE repository_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE distributions SET repository_id = NULL WHERE repository_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE distributions SET publication_id = NULL WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)",
-        )
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM published_files WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM publications WHERE repository_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if table == "publications" {
-        sqlx::query("UPDATE distributions SET publication_id = NULL WHERE publication_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM published_files WHERE publication_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if table == "remotes" {
-        sqlx::query("UPDATE repositories SET remote_id = NULL WHERE remote_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE distributions SET remote_id = NULL WHERE remote_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM remote_artifacts WHERE remote_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+    for sql in what_goes_with(table) {
+        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
     }
     sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
         .bind(&id)
@@ -141,4 +91,29 @@ pub async fn delete_object(db: &Db, names: &RestNames, href: &str) -> anyhow::Re
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// What deleting a row of `table` (its id bound as `$1`) first clears or deletes, in order.
+fn what_goes_with(table: &str) -> &'static [&'static str] {
+    match table {
+        "repositories" => &[
+            // Content stays (it may be in other repositories); orphan cleanup removes the rest.
+            "DELETE FROM repository_content WHERE repository_id = $1",
+            "UPDATE distributions SET repository_id = NULL WHERE repository_id = $1",
+            "UPDATE distributions SET publication_id = NULL WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)",
+            "DELETE FROM published_files WHERE publication_id IN (SELECT id FROM publications WHERE repository_id = $1)",
+            "DELETE FROM publications WHERE repository_id = $1",
+            "DELETE FROM repository_versions WHERE repository_id = $1",
+        ],
+        "publications" => &[
+            "UPDATE distributions SET publication_id = NULL WHERE publication_id = $1",
+            "DELETE FROM published_files WHERE publication_id = $1",
+        ],
+        "remotes" => &[
+            "UPDATE repositories SET remote_id = NULL WHERE remote_id = $1",
+            "UPDATE distributions SET remote_id = NULL WHERE remote_id = $1",
+            "DELETE FROM remote_artifacts WHERE remote_id = $1",
+        ],
+        _ => &[],
+    }
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use super::Backends;
 use crate::db::{new_id, now};
-use crate::domain::artifacts::{self, Expected};
+use crate::domain::artifacts;
 use crate::domain::hrefs;
 use crate::plugins::{CallScope, ContentScope, PublicationScope, VersionInfo};
 use crate::progress::TaskHandle;
@@ -86,12 +86,8 @@ pub async fn publish(
         Err(error) => Err(anyhow::anyhow!("{error}")),
     };
     if let Err(error) = finished {
-        let mut tx = backends.db.begin_write().await?;
-        sqlx::query("DELETE FROM publications WHERE id = $1")
-            .bind(&publication_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let delete = sqlx::query("DELETE FROM publications WHERE id = $1").bind(&publication_id);
+        backends.db.write_one(delete).await?;
         return Err(error);
     }
     Ok(hrefs::publication(
@@ -113,15 +109,8 @@ async fn record_metadata_files(
         .unwrap_or_default();
     let mut recorded = Vec::with_capacity(files.len());
     for (path, staged) in files {
-        let received = staged.finish().await?;
-        let artifact = artifacts::store(
-            &backends.db,
-            &backends.blobs,
-            received,
-            &Expected::default(),
-            &path,
-        )
-        .await?;
+        let artifact =
+            artifacts::store_staged(&backends.db, &backends.blobs, staged, &path).await?;
         recorded.push((path, artifact.id));
     }
     let mut tx = backends.db.begin_write().await?;

@@ -10,55 +10,12 @@ use anyhow::Context as _;
 
 use crate::plugins::{DownloadPolicy, HttpScope, RemoteConfig};
 
-/// A remote as the sync pipeline and the content app use it.
+/// A remote as the sync pipeline and the content app use it: its row, with the settings read
+/// the way downloads need them (defaults and bounds applied).
 #[derive(Clone, Debug)]
 pub struct Remote {
-    /// Row id.
-    pub id: String,
-    /// Owning plugin.
-    pub plugin: String,
-    /// Upstream URL.
-    pub url: String,
-    /// `immediate`, `on_demand` or `streamed`.
-    pub policy: String,
-    /// Parallel downloads.
-    pub download_concurrency: usize,
-    /// Verify TLS certificates.
-    pub tls_validation: bool,
-    /// PEM certificates trusted to sign the upstream's certificate (besides the system's).
-    pub ca_cert: Option<String>,
-    /// PEM client certificate for TLS client authentication.
-    pub client_cert: Option<String>,
-    /// PEM private key of `client_cert`.
-    pub client_key: Option<String>,
-    /// `http://` or `https://` proxy.
-    pub proxy_url: Option<String>,
-    /// Proxy basic-auth user.
-    pub proxy_username: Option<String>,
-    /// Proxy basic-auth password.
-    pub proxy_password: Option<String>,
-    /// Basic-auth user.
-    pub username: Option<String>,
-    /// Basic-auth password.
-    pub password: Option<String>,
-    /// Extra request headers.
-    pub headers: Vec<(String, String)>,
-    /// Timeout of a whole request.
-    pub total_timeout: Option<Duration>,
-    /// Timeout of getting a connection.
-    pub connect_timeout: Option<Duration>,
-    /// Timeout of the TCP connect itself.
-    pub sock_connect_timeout: Option<Duration>,
-    /// Timeout between two reads of a response.
-    pub sock_read_timeout: Option<Duration>,
-    /// Retries of a failed request (connection error or 5xx).
-    pub max_retries: u32,
-    /// Most downloads started per second, if limited.
-    pub rate_limit: Option<u32>,
-    /// Plugin-specific fields (JSON object).
-    pub extra: String,
-    /// `pulp_last_updated`: a cached client is rebuilt when it changes.
-    pub updated: String,
+    /// The row as stored.
+    pub row: RemoteRow,
 }
 
 /// Parallel downloads when the remote does not say.
@@ -74,7 +31,7 @@ fn millis(value: Option<i64>) -> Option<Duration> {
 
 /// A row of `remotes`, read by column name: the REST API shows it, and [`Remote::load`] turns it
 /// into the settings downloads use.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RemoteRow {
     pub id: String,
     pub plugin: String,
@@ -125,102 +82,99 @@ impl Remote {
         .fetch_optional(pool)
         .await?
         .with_context(|| format!("remote {id} does not exist"))?;
+        Ok(Remote { row })
+    }
+
+    /// Parallel downloads.
+    pub fn download_concurrency(&self) -> usize {
+        self.row
+            .download_concurrency
+            .map_or(DEFAULT_DOWNLOAD_CONCURRENCY, |n| n.clamp(1, 64) as usize)
+    }
+
+    /// Retries of a failed request (connection error or 5xx).
+    pub fn max_retries(&self) -> u32 {
+        self.row
+            .max_retries
+            .map_or(DEFAULT_MAX_RETRIES, |n| n.clamp(0, 10) as u32)
+    }
+
+    /// Most downloads started per second, if limited.
+    pub fn rate_limit(&self) -> Option<u32> {
+        self.row
+            .rate_limit
+            .and_then(|limit| u32::try_from(limit).ok())
+            .filter(|limit| *limit > 0)
+    }
+
+    /// Extra request headers (the column holds a list of one-entry objects).
+    fn headers(&self) -> Vec<(String, String)> {
         let headers: Vec<serde_json::Map<String, serde_json::Value>> =
-            serde_json::from_str(&row.headers).unwrap_or_default();
-        Ok(Remote {
-            id: row.id,
-            plugin: row.plugin,
-            url: row.url,
-            policy: row.policy,
-            download_concurrency: row
-                .download_concurrency
-                .map_or(DEFAULT_DOWNLOAD_CONCURRENCY, |n| n.clamp(1, 64) as usize),
-            tls_validation: row.tls_validation != 0,
-            username: row.username,
-            password: row.password,
-            headers: headers
-                .into_iter()
-                .flat_map(|map| {
-                    map.into_iter()
-                        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-                })
-                .collect(),
-            total_timeout: millis(row.total_timeout_ms),
-            max_retries: row
-                .max_retries
-                .map_or(DEFAULT_MAX_RETRIES, |n| n.clamp(0, 10) as u32),
-            extra: row.extra,
-            ca_cert: row.ca_cert,
-            client_cert: row.client_cert,
-            client_key: row.client_key,
-            proxy_url: row.proxy_url,
-            proxy_username: row.proxy_username,
-            proxy_password: row.proxy_password,
-            connect_timeout: millis(row.connect_timeout_ms),
-            sock_connect_timeout: millis(row.sock_connect_timeout_ms),
-            sock_read_timeout: millis(row.sock_read_timeout_ms),
-            updated: row.updated,
-            rate_limit: row
-                .rate_limit
-                .and_then(|limit| u32::try_from(limit).ok())
-                .filter(|limit| *limit > 0),
-        })
+            serde_json::from_str(&self.row.headers).unwrap_or_default();
+        headers
+            .into_iter()
+            .flat_map(|map| {
+                map.into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+            })
+            .collect()
     }
 
     /// Builds an HTTP client with the remote's settings. Prefer [`RemoteClients::client`], which
     /// reuses one client (and its connection pool) per remote configuration.
     pub fn build_client(&self) -> anyhow::Result<reqwest::Client> {
         let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &self.headers {
+        let row = &self.row;
+        for (name, value) in self.headers() {
             headers.insert(
                 reqwest::header::HeaderName::from_bytes(name.as_bytes())
                     .context("remote header name")?,
-                reqwest::header::HeaderValue::from_str(value).context("remote header value")?,
+                reqwest::header::HeaderValue::from_str(&value).context("remote header value")?,
             );
         }
-        if let Some(user) = &self.username {
+        if let Some(user) = &row.username {
             use base64::Engine as _;
             let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{}", self.password.as_deref().unwrap_or("")));
+                .encode(format!("{user}:{}", row.password.as_deref().unwrap_or("")));
             let mut value: reqwest::header::HeaderValue = format!("Basic {token}").parse()?;
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
         // The connection must be made within both connect timeouts; reqwest has one for both.
-        let connect_timeout = [self.connect_timeout, self.sock_connect_timeout]
+        let connect_timeout = [row.connect_timeout_ms, row.sock_connect_timeout_ms]
             .into_iter()
-            .flatten()
+            .filter_map(millis)
             .min()
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("granary/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .connect_timeout(connect_timeout)
-            .danger_accept_invalid_certs(!self.tls_validation);
-        if let Some(timeout) = self.total_timeout {
+            .danger_accept_invalid_certs(row.tls_validation == 0);
+        if let Some(timeout) = millis(row.total_timeout_ms) {
             builder = builder.timeout(timeout);
         }
-        if let Some(timeout) = self.sock_read_timeout {
+        if let Some(timeout) = millis(row.sock_read_timeout_ms) {
             builder = builder.read_timeout(timeout);
         }
-        if let Some(ca_cert) = &self.ca_cert {
+        if let Some(ca_cert) = &row.ca_cert {
             for certificate in reqwest::Certificate::from_pem_bundle(ca_cert.as_bytes())
                 .context("the remote's ca_cert is not valid PEM")?
             {
                 builder = builder.add_root_certificate(certificate);
             }
         }
-        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+        if let (Some(cert), Some(key)) = (&row.client_cert, &row.client_key) {
             let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
                 .context("the remote's client_cert and client_key do not form a valid identity")?;
             builder = builder.identity(identity);
         }
-        match &self.proxy_url {
+        match &row.proxy_url {
             Some(proxy_url) => {
                 let mut proxy =
                     reqwest::Proxy::all(proxy_url).context("the remote's proxy_url is invalid")?;
-                if let Some(user) = &self.proxy_username {
-                    proxy = proxy.basic_auth(user, self.proxy_password.as_deref().unwrap_or(""));
+                if let Some(user) = &row.proxy_username {
+                    proxy = proxy.basic_auth(user, row.proxy_password.as_deref().unwrap_or(""));
                 }
                 builder = builder.proxy(proxy);
             }
@@ -232,7 +186,7 @@ impl Remote {
 
     /// The download policy as the WIT names it.
     pub fn download_policy(&self) -> DownloadPolicy {
-        match self.policy.as_str() {
+        match self.row.policy.as_str() {
             "on_demand" => DownloadPolicy::OnDemand,
             "streamed" => DownloadPolicy::Streamed,
             _ => DownloadPolicy::Immediate,
@@ -242,20 +196,20 @@ impl Remote {
     /// What the plugin's `sync` sees of the remote.
     pub fn config(&self) -> RemoteConfig {
         RemoteConfig {
-            url: self.url.clone(),
+            url: self.row.url.clone(),
             policy: self.download_policy(),
-            extra: self.extra.clone(),
+            extra: self.row.extra.clone(),
         }
     }
 
     /// The HTTP grant of a sync: this remote's origin, through `client` (the remote's).
     pub fn http_scope(&self, client: reqwest::Client) -> anyhow::Result<HttpScope> {
-        let url =
-            url::Url::parse(&self.url).with_context(|| format!("remote URL {:?}", self.url))?;
+        let url = &self.row.url;
+        let url = url::Url::parse(url).with_context(|| format!("remote URL {url:?}"))?;
         Ok(HttpScope {
             origin: url.origin(),
             client,
-            max_retries: self.max_retries,
+            max_retries: self.max_retries(),
         })
     }
 }
@@ -271,8 +225,9 @@ pub struct RemoteClients {
 impl RemoteClients {
     /// The client for `remote` as it is configured now.
     pub fn client(&self, remote: &Remote) -> anyhow::Result<reqwest::Client> {
-        if let Some((updated, client)) = self.clients.lock().expect("client cache").get(&remote.id)
-            && *updated == remote.updated
+        let row = &remote.row;
+        if let Some((updated, client)) = self.clients.lock().expect("client cache").get(&row.id)
+            && *updated == row.updated
         {
             return Ok(client.clone());
         }
@@ -280,7 +235,7 @@ impl RemoteClients {
         self.clients
             .lock()
             .expect("client cache")
-            .insert(remote.id.clone(), (remote.updated.clone(), client.clone()));
+            .insert(row.id.clone(), (row.updated.clone(), client.clone()));
         Ok(client)
     }
 }

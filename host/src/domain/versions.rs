@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::hrefs::{self, RestNames};
-use crate::db::{Db, IN_VERSION, WriteTx, new_id, now, placeholders};
+use crate::db::{BindAll as _, Db, IN_VERSION, WriteTx, new_id, now, placeholders, value_rows};
 
 /// How the staged content changes the latest version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,30 +46,24 @@ pub async fn stage(
     content_ids: &[String],
 ) -> Result<(), sqlx::Error> {
     for chunk in content_ids.chunks(200) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("($1, ${})", i + 2))
-            .collect();
         let sql = format!(
             "INSERT INTO sync_staging (task_id, content_id) VALUES {} ON CONFLICT DO NOTHING",
-            values.join(", ")
+            value_rows("($1, ?)", 2, chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(task_id);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        query.execute(&mut **tx).await?;
+        sqlx::query(&sql)
+            .bind(task_id)
+            .bind_all(chunk)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
 
 /// Removes what a task staged.
 pub async fn clear_staging(db: &Db, task_id: &str) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
-        .bind(task_id)
-        .execute(&mut *tx)
+    db.write_one(sqlx::query("DELETE FROM sync_staging WHERE task_id = $1").bind(task_id))
         .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// Builds the next version of a repository from the staged content and `removals`, in one
@@ -91,33 +85,29 @@ pub async fn finish_version(
     .await?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     let number = base + 1;
-    // Added: staged and not present in the base version.
-    let added = sqlx::query(&format!(
+    // Added: staged and not present in the base version; when mirroring, removed: present and
+    // not staged. Both bind the repository, the base version, the new number and the task.
+    let add_staged = format!(
         "INSERT INTO repository_content (repository_id, content_id, version_added, version_removed)
          SELECT $1, s.content_id, $3, NULL FROM sync_staging s
          WHERE s.task_id = $4 AND NOT EXISTS (
              SELECT 1 FROM repository_content rc WHERE {IN_VERSION} AND rc.content_id = s.content_id)"
-    ))
-    .bind(repository_id)
-    .bind(base)
-    .bind(number)
-    .bind(task_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let mut removed = 0;
-    if change == Change::Mirror {
-        removed += sqlx::query(
-            "UPDATE repository_content SET version_removed = $2
-             WHERE repository_id = $1 AND version_removed IS NULL AND version_added < $2
-               AND content_id NOT IN (SELECT content_id FROM sync_staging WHERE task_id = $3)",
-        )
-        .bind(repository_id)
-        .bind(number)
-        .bind(task_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    );
+    let remove_unstaged = (change == Change::Mirror).then_some(
+        "UPDATE repository_content SET version_removed = $3
+         WHERE repository_id = $1 AND version_removed IS NULL AND version_added <= $2
+           AND content_id NOT IN (SELECT content_id FROM sync_staging WHERE task_id = $4)",
+    );
+    let mut changed = 0;
+    for sql in std::iter::once(add_staged.as_str()).chain(remove_unstaged) {
+        changed += sqlx::query(sql)
+            .bind(repository_id)
+            .bind(base)
+            .bind(number)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     }
     for chunk in removals.chunks(200) {
         let sql = format!(
@@ -125,17 +115,17 @@ pub async fn finish_version(
              WHERE repository_id = $1 AND version_removed IS NULL AND version_added < $2 AND content_id IN ({})",
             placeholders(3, chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(repository_id).bind(number);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        removed += query.execute(&mut *tx).await?.rows_affected();
+        let query = sqlx::query(&sql)
+            .bind(repository_id)
+            .bind(number)
+            .bind_all(chunk);
+        changed += query.execute(&mut *tx).await?.rows_affected();
     }
     sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
         .bind(task_id)
         .execute(&mut *tx)
         .await?;
-    if added == 0 && removed == 0 {
+    if changed == 0 {
         tx.commit().await?;
         return Ok(NewVersion { number: None });
     }
@@ -291,46 +281,27 @@ async fn squash(
             .execute(&mut **tx)
             .await?;
     }
-    // Publications of the version, and what distributions served through them, go with it.
-    sqlx::query(
+    // Publications of the version, and what distributions served through them, go with it;
+    // then the version itself.
+    for sql in [
         "UPDATE distributions SET publication_id = NULL WHERE publication_id IN
          (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
           WHERE v.repository_id = $1 AND v.number = $2)",
-    )
-    .bind(repository_id)
-    .bind(number)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
         "DELETE FROM published_files WHERE publication_id IN
          (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
           WHERE v.repository_id = $1 AND v.number = $2)",
-    )
-    .bind(repository_id)
-    .bind(number)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
         "DELETE FROM publications WHERE repository_version_id IN
          (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
-    )
-    .bind(repository_id)
-    .bind(number)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
         "UPDATE distributions SET repository_version_id = NULL WHERE repository_version_id IN
          (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
-    )
-    .bind(repository_id)
-    .bind(number)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2")
-        .bind(repository_id)
-        .bind(number)
-        .execute(&mut **tx)
-        .await?;
+        "DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(repository_id)
+            .bind(number)
+            .execute(&mut **tx)
+            .await?;
+    }
     let (plugin, type_name) = sqlx::query_as::<_, (String, String)>(
         "SELECT plugin, type_name FROM repositories WHERE id = $1",
     )
@@ -472,11 +443,11 @@ pub async fn modify(
                 "DELETE FROM sync_staging WHERE task_id = $1 AND content_id IN ({})",
                 placeholders(2, chunk.len())
             );
-            let mut query = sqlx::query(&sql).bind(task_id);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut *tx).await?;
+            sqlx::query(&sql)
+                .bind(task_id)
+                .bind_all(chunk)
+                .execute(&mut *tx)
+                .await?;
         }
     }
     tx.commit().await?;

@@ -5,30 +5,31 @@
 //! rest of the host speaks. Older versions get their own generated module, and `v0_1.rs` adapts
 //! them to the current one (one implementation of each import, converted at the boundary).
 
+/// Generates the host side of the `granary:plugin` version in the WIT directory `$wit`. Every
+/// version is generated alike: `v0_1.rs` forwards an old version's imports to the current ones,
+/// which only works while their modes (async, trappable) and the `http.response` resource agree.
+macro_rules! plugin_bindings {
+    ($wit:literal) => {
+        wasmtime::component::bindgen!({
+            path: $wit,
+            world: "granary:plugin/content-type",
+            imports: { default: async | trappable },
+            exports: { default: async },
+            with: {
+                "granary:plugin/http.response": crate::plugins::host_http::Response,
+            },
+        });
+    };
+}
+
 /// `granary:plugin@0.2.0`, the current version.
 pub mod current {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v0.2.0",
-        world: "granary:plugin/content-type",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "granary:plugin/http.response": crate::plugins::host_http::Response,
-        },
-    });
+    plugin_bindings!("../wit/since_v0.2.0");
 }
 
 /// `granary:plugin@0.1.0`, released and frozen; adapted by `v0_1.rs`.
 pub mod v0_1 {
-    wasmtime::component::bindgen!({
-        path: "../wit/since_v0.1.0",
-        world: "granary:plugin/content-type",
-        imports: { default: async | trappable },
-        exports: { default: async },
-        with: {
-            "granary:plugin/http.response": crate::plugins::host_http::Response,
-        },
-    });
+    plugin_bindings!("../wit/since_v0.1.0");
 }
 
 pub use self::current::granary::plugin::types;

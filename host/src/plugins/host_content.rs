@@ -14,17 +14,15 @@ impl content::Host for CallState {
         limit: u32,
     ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
         let scope = content_scope(self, "listed")?;
-        let limit = i64::from(limit.clamp(1, super::MAX_LIST_PAGE));
         let page = units::page(
             scope.db.pool(),
             &scope.repository_id,
             scope.version,
             cursor.as_deref().unwrap_or(""),
-            limit,
+            page_limit(limit),
         )
-        .await
-        .map(|(units, next)| UnitPage { units, next });
-        Ok(answer(page, "listing units for a plugin", "listing units"))
+        .await;
+        Ok(unit_page(page, "listing units for a plugin"))
     }
 
     async fn find_by_path(
@@ -49,23 +47,31 @@ impl content::Host for CallState {
         limit: u32,
     ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
         let scope = content_scope(self, "listed")?;
-        let limit = i64::from(limit.clamp(1, super::MAX_LIST_PAGE));
         let page = units::page_by_prefix(
             &scope.db,
             &scope.repository_id,
             scope.version,
             &prefix,
             cursor.as_deref().unwrap_or(""),
-            limit,
+            page_limit(limit),
         )
-        .await
-        .map(|(units, next)| UnitPage { units, next });
-        Ok(answer(
-            page,
-            "listing units by prefix for a plugin",
-            "listing units",
-        ))
+        .await;
+        Ok(unit_page(page, "listing units by prefix for a plugin"))
     }
+}
+
+/// The page size a guest asked for, within what one answer may carry.
+fn page_limit(asked: u32) -> i64 {
+    i64::from(asked.clamp(1, super::MAX_LIST_PAGE))
+}
+
+/// A page of units as the guest sees it (see [`answer`]; `logged` says what failed).
+fn unit_page(
+    page: Result<(Vec<StoredUnit>, Option<String>), sqlx::Error>,
+    logged: &str,
+) -> Result<UnitPage, PluginError> {
+    let page = page.map(|(units, next)| UnitPage { units, next });
+    answer(page, logged, "listing units")
 }
 
 /// The repository version the call may read, or a sandbox violation naming what the plugin `did`.

@@ -30,6 +30,21 @@ pub enum Collection {
 }
 
 impl Collection {
+    /// Every collection.
+    pub const ALL: [Collection; 4] = [
+        Collection::Repositories,
+        Collection::Remotes,
+        Collection::Publications,
+        Collection::Distributions,
+    ];
+
+    /// The collection at segment `path` under `/pulp/api/v3/`, if it is one.
+    pub fn from_path(path: &str) -> Option<Collection> {
+        Collection::ALL
+            .into_iter()
+            .find(|collection| collection.path() == path)
+    }
+
     /// Its segment under `/pulp/api/v3/`.
     pub fn path(self) -> &'static str {
         match self {

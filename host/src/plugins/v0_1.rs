@@ -5,83 +5,67 @@
 //! counterpart: new fields take their documented defaults (no REST names, no plugin fields, no
 //! form, no user), and a 0.1.0 `handle` answer becomes an outcome that adds nothing.
 
+use std::convert::identity;
+
 use wasmtime::component::Resource;
 
 use super::bindings::current::granary::plugin as current;
 use super::bindings::v0_1::granary::plugin::{
     artifacts, content, http, log, progress, publication, sync_sink, types,
 };
+use super::convert_record;
 use super::host_http::Response;
 use super::scope::CallState;
 
 // ---- records: 0.1.0 → current ----
 
 pub(super) fn error_in(error: types::PluginError) -> current::types::PluginError {
-    current::types::PluginError {
-        message: error.message,
-        field: error.field,
-    }
+    convert_record!(error => current::types::PluginError { message, field })
 }
 
 fn artifact_declaration_in(
     artifact: types::ArtifactDeclaration,
 ) -> current::types::ArtifactDeclaration {
-    current::types::ArtifactDeclaration {
-        relative_path: artifact.relative_path,
-        url: artifact.url,
-        size: artifact.size,
-        sha256: artifact.sha256,
-    }
+    convert_record!(artifact => current::types::ArtifactDeclaration {
+        relative_path, url, size, sha256
+    })
 }
 
 pub(super) fn unit_in(unit: types::UnitDeclaration) -> current::types::UnitDeclaration {
-    current::types::UnitDeclaration {
-        content_type: unit.content_type,
-        natural_key: unit.natural_key,
-        metadata: unit.metadata,
-        artifacts: unit
-            .artifacts
-            .into_iter()
-            .map(artifact_declaration_in)
-            .collect(),
-    }
+    convert_record!(unit => current::types::UnitDeclaration {
+        content_type, natural_key, metadata;
+        artifacts: unit.artifacts.into_iter().map(artifact_declaration_in).collect(),
+    })
 }
 
 pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginInfo {
-    current::types::PluginInfo {
-        name: info.name,
-        version: info.version,
-        wit_version: info.wit_version,
-        content_types: info
-            .content_types
-            .into_iter()
-            .map(|t| current::types::ContentTypeInfo {
-                name: t.name,
-                description: t.description,
-                natural_key_fields: t.natural_key_fields,
-                endpoint: None,
-            })
-            .collect(),
-        capabilities: info.capabilities,
+    let content_type_in = |content_type: types::ContentTypeInfo| {
+        convert_record!(content_type => current::types::ContentTypeInfo {
+            name, description, natural_key_fields;
+            endpoint: None,
+        })
+    };
+    convert_record!(info => current::types::PluginInfo {
+        name, version, wit_version, capabilities;
+        content_types: info.content_types.into_iter().map(content_type_in).collect(),
         rest_names: None,
         remote_fields: "{}".to_owned(),
         distribution_fields: "{}".to_owned(),
-    }
+    })
 }
 
 /// A 0.1.0 `handle` answer: a response, never units to add.
 pub(super) fn outcome_in(response: types::HttpResponse) -> current::types::HandleOutcome {
+    let body = match response.body {
+        types::HttpBody::Bytes(bytes) => current::types::HttpBody::Bytes(bytes),
+        types::HttpBody::ContentArtifact(handle) => {
+            current::types::HttpBody::ContentArtifact(handle)
+        }
+    };
     current::types::HandleOutcome {
-        response: current::types::HttpResponse {
-            status: response.status,
-            headers: response.headers,
-            body: match response.body {
-                types::HttpBody::Bytes(bytes) => current::types::HttpBody::Bytes(bytes),
-                types::HttpBody::ContentArtifact(handle) => {
-                    current::types::HttpBody::ContentArtifact(handle)
-                }
-            },
-        },
+        response: convert_record!(response => current::types::HttpResponse {
+            status, headers; body: body
+        }),
         add_units: Vec::new(),
     }
 }
@@ -89,66 +73,45 @@ pub(super) fn outcome_in(response: types::HttpResponse) -> current::types::Handl
 // ---- records: current → 0.1.0 ----
 
 fn error_out(error: current::types::PluginError) -> types::PluginError {
-    types::PluginError {
-        message: error.message,
-        field: error.field,
-    }
+    convert_record!(error => types::PluginError { message, field })
 }
 
 pub(super) fn remote_out(remote: &current::types::RemoteConfig) -> types::RemoteConfig {
-    types::RemoteConfig {
-        url: remote.url.clone(),
+    convert_record!(&remote => types::RemoteConfig {
+        url, extra;
         policy: match remote.policy {
             current::types::DownloadPolicy::Immediate => types::DownloadPolicy::Immediate,
             current::types::DownloadPolicy::OnDemand => types::DownloadPolicy::OnDemand,
             current::types::DownloadPolicy::Streamed => types::DownloadPolicy::Streamed,
         },
-        extra: remote.extra.clone(),
-    }
+    })
 }
 
 pub(super) fn artifact_ref_out(artifact: &current::types::ArtifactRef) -> types::ArtifactRef {
-    types::ArtifactRef {
-        sha256: artifact.sha256.clone(),
-        size: artifact.size,
-    }
+    convert_record!(&artifact => types::ArtifactRef { sha256, size })
 }
 
 pub(super) fn version_out(version: &current::types::VersionInfo) -> types::VersionInfo {
-    types::VersionInfo {
-        repository_name: version.repository_name.clone(),
-        number: version.number,
-    }
+    convert_record!(&version => types::VersionInfo { repository_name, number })
 }
 
 /// A 0.1.0 plugin sees the raw body only; form fields, files, user and distribution are new.
 pub(super) fn request_out(request: &current::types::HttpRequest) -> types::HttpRequest {
-    types::HttpRequest {
-        method: request.method.clone(),
-        path: request.path.clone(),
-        query: request.query.clone(),
-        headers: request.headers.clone(),
-        body: request.body.clone(),
-        base_url: request.base_url.clone(),
-    }
+    convert_record!(&request => types::HttpRequest {
+        method, path, query, headers, body, base_url
+    })
 }
 
 fn stored_unit_out(unit: current::types::StoredUnit) -> types::StoredUnit {
-    types::StoredUnit {
-        content_type: unit.content_type,
-        natural_key: unit.natural_key,
-        metadata: unit.metadata,
-        artifacts: unit
-            .artifacts
-            .into_iter()
-            .map(|a| types::StoredArtifact {
-                relative_path: a.relative_path,
-                content_artifact: a.content_artifact,
-                sha256: a.sha256,
-                size: a.size,
-            })
-            .collect(),
-    }
+    let artifact_out = |artifact: current::types::StoredArtifact| {
+        convert_record!(artifact => types::StoredArtifact {
+            relative_path, content_artifact, sha256, size
+        })
+    };
+    convert_record!(unit => types::StoredUnit {
+        content_type, natural_key, metadata;
+        artifacts: unit.artifacts.into_iter().map(artifact_out).collect(),
+    })
 }
 
 /// Maps the error half of an import's result to 0.1.0.
@@ -162,57 +125,41 @@ fn out<T>(
 
 impl types::Host for CallState {}
 
-impl http::Host for CallState {
-    async fn get(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<Response>, types::PluginError>> {
-        out(<Self as current::http::Host>::get(self, url, headers).await)
-    }
-
-    async fn head(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<Response>, types::PluginError>> {
-        out(<Self as current::http::Host>::head(self, url, headers).await)
-    }
+/// Implements 0.1.0 imports whose arguments are the current version's by calling the current
+/// implementation; `out` maps the error half of the answer to 0.1.0, `identity` passes the answer
+/// on as it is.
+macro_rules! forward {
+    ($(impl $interface:ident::$host:ident {
+        $(fn $name:ident($($arg:ident: $ty:ty),*) -> $answer:ty => $map:ident;)+
+    })+) => {$(
+        impl $interface::$host for CallState {
+            $(async fn $name(&mut self, $($arg: $ty),*) -> wasmtime::Result<$answer> {
+                $map(<Self as current::$interface::$host>::$name(self, $($arg),*).await)
+            })+
+        }
+    )+};
 }
 
-impl http::HostResponse for CallState {
-    async fn status(&mut self, response: Resource<Response>) -> wasmtime::Result<u16> {
-        <Self as current::http::HostResponse>::status(self, response).await
+forward! {
+    impl http::Host {
+        fn get(url: String, headers: Vec<(String, String)>) -> Result<Resource<Response>, types::PluginError> => out;
+        fn head(url: String, headers: Vec<(String, String)>) -> Result<Resource<Response>, types::PluginError> => out;
     }
-
-    async fn headers(
-        &mut self,
-        response: Resource<Response>,
-    ) -> wasmtime::Result<Vec<(String, String)>> {
-        <Self as current::http::HostResponse>::headers(self, response).await
+    impl http::HostResponse {
+        fn status(response: Resource<Response>) -> u16 => identity;
+        fn headers(response: Resource<Response>) -> Vec<(String, String)> => identity;
+        fn read(response: Resource<Response>, max_bytes: u32) -> Result<Vec<u8>, types::PluginError> => out;
+        fn drop(response: Resource<Response>) -> () => identity;
     }
-
-    async fn read(
-        &mut self,
-        response: Resource<Response>,
-        max_bytes: u32,
-    ) -> wasmtime::Result<Result<Vec<u8>, types::PluginError>> {
-        out(<Self as current::http::HostResponse>::read(self, response, max_bytes).await)
+    impl artifacts::Host {
+        fn read(sha256: String, offset: u64, len: u32) -> Result<Vec<u8>, types::PluginError> => out;
     }
-
-    async fn drop(&mut self, response: Resource<Response>) -> wasmtime::Result<()> {
-        <Self as current::http::HostResponse>::drop(self, response).await
+    impl publication::Host {
+        fn write_file(relative_path: String, data: Vec<u8>) -> Result<(), types::PluginError> => out;
+        fn publish_content(entries: Vec<(String, String)>) -> Result<(), types::PluginError> => out;
     }
-}
-
-impl artifacts::Host for CallState {
-    async fn read(
-        &mut self,
-        sha256: String,
-        offset: u64,
-        len: u32,
-    ) -> wasmtime::Result<Result<Vec<u8>, types::PluginError>> {
-        out(<Self as current::artifacts::Host>::read(self, sha256, offset, len).await)
+    impl progress::Host {
+        fn report(code: String, message: String, done: u64, total: Option<u64>) -> () => identity;
     }
 }
 
@@ -238,23 +185,6 @@ impl content::Host for CallState {
     }
 }
 
-impl publication::Host for CallState {
-    async fn write_file(
-        &mut self,
-        relative_path: String,
-        data: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), types::PluginError>> {
-        out(<Self as current::publication::Host>::write_file(self, relative_path, data).await)
-    }
-
-    async fn publish_content(
-        &mut self,
-        entries: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<(), types::PluginError>> {
-        out(<Self as current::publication::Host>::publish_content(self, entries).await)
-    }
-}
-
 impl sync_sink::Host for CallState {
     async fn emit(
         &mut self,
@@ -275,17 +205,5 @@ impl log::Host for CallState {
             log::Level::Error => current::log::Level::Error,
         };
         <Self as current::log::Host>::log(self, level, message).await
-    }
-}
-
-impl progress::Host for CallState {
-    async fn report(
-        &mut self,
-        code: String,
-        message: String,
-        done: u64,
-        total: Option<u64>,
-    ) -> wasmtime::Result<()> {
-        <Self as current::progress::Host>::report(self, code, message, done, total).await
     }
 }

@@ -75,13 +75,18 @@ pub async fn run(
 }
 
 async fn register(app: &Workers) -> Result<(), sqlx::Error> {
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query("INSERT INTO workers (name, started, heartbeat) VALUES ($1, $2, $2)")
-        .bind(&app.worker_name)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    stamp(
+        app,
+        "INSERT INTO workers (name, started, heartbeat) VALUES ($1, $2, $2)",
+    )
+    .await
+}
+
+/// Runs `sql` with this worker's name as `$1` and the time now as `$2`.
+async fn stamp(app: &Workers, sql: &str) -> Result<(), sqlx::Error> {
+    let statement = sqlx::query(sql).bind(&app.worker_name).bind(now());
+    app.db.write_one(statement).await?;
+    Ok(())
 }
 
 /// The PostgreSQL advisory-lock key of a worker.
@@ -123,13 +128,7 @@ async fn liveness_lock_held(app: &Workers, worker: &str) -> Result<bool, sqlx::E
 }
 
 async fn beat(app: &Workers) -> Result<(), sqlx::Error> {
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query("UPDATE workers SET heartbeat = $2 WHERE name = $1")
-        .bind(&app.worker_name)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    stamp(app, "UPDATE workers SET heartbeat = $2 WHERE name = $1").await
 }
 
 /// Fails the tasks whose worker is dead. With SQLite only one process uses the database, so at
