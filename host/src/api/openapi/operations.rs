@@ -3,7 +3,14 @@
 //! and schemas take for every installed plugin ([`expansions`]), and how each operation renders
 //! ([`path_of`], [`operation`]).
 
-use serde_json::{Value, json};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder, Responses, ResponsesBuilder};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{Content, Ref, Required};
 
 use super::{PathStyle, schemas};
 use crate::plugins::rest_names::PluginNames as RestNames;
@@ -75,14 +82,14 @@ pub enum Method {
 }
 
 impl Method {
-    /// The lower-case name OpenAPI keys operations by.
-    pub fn as_str(self) -> &'static str {
+    /// The method in the OpenAPI model, which keys a path's operations by it.
+    pub fn http(self) -> HttpMethod {
         match self {
-            Method::Get => "get",
-            Method::Post => "post",
-            Method::Put => "put",
-            Method::Patch => "patch",
-            Method::Delete => "delete",
+            Method::Get => HttpMethod::Get,
+            Method::Post => HttpMethod::Post,
+            Method::Put => HttpMethod::Put,
+            Method::Patch => HttpMethod::Patch,
+            Method::Delete => HttpMethod::Delete,
         }
     }
 }
@@ -437,7 +444,7 @@ pub fn tag(resource: Resource, names: &Names) -> String {
 }
 
 /// The document path of `endpoint` for one expansion, and its path parameters.
-pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec<Value>) {
+pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec<Parameter>) {
     let mut route = endpoint.route.to_string();
     for (placeholder, value) in &names.route_values {
         route = route.replace(&format!("{{{placeholder}}}"), value);
@@ -450,6 +457,13 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
     let Some((at, param)) = last else {
         return (route, Vec::new());
     };
+    let in_path = |name: &str, schema: ObjectBuilder| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(schema))
+    };
     match style {
         PathStyle::Href => {
             let rest = &route[at + param.len() + 1..];
@@ -459,14 +473,10 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
                 Some(parent) if param == "{id}" => parent,
                 _ => &names.href_param,
             };
-            (
-                format!("{{{href}}}{rest}"),
-                vec![json!({
-                    "name": href, "in": "path", "required": true,
-                    "description": "The object's pulp_href.",
-                    "schema": { "type": "string" },
-                })],
-            )
+            let parameter = in_path(href, schemas::typed(Type::String))
+                .description(Some("The object's pulp_href."))
+                .build();
+            (format!("{{{href}}}{rest}"), vec![parameter])
         }
         PathStyle::Id => {
             let parameters = object_params
@@ -475,12 +485,11 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
                 .map(|param| {
                     let name = param.trim_matches(|c| c == '{' || c == '}');
                     let schema = match name {
-                        "id" => json!({ "type": "string", "format": "uuid" }),
-                        "number" => json!({ "type": "integer", "minimum": 0 }),
-                        "token" => json!({ "type": "string", "format": "uuid" }),
-                        _ => json!({ "type": "string" }),
+                        "id" | "token" => schemas::formatted("uuid"),
+                        "number" => schemas::typed(Type::Integer).minimum(Some(0)),
+                        _ => schemas::typed(Type::String),
                     };
-                    json!({ "name": name, "in": "path", "required": true, "schema": schema })
+                    in_path(name, schema).build()
                 })
                 .collect();
             (route, parameters)
@@ -488,29 +497,35 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
     }
 }
 
+/// The operation `endpoint` is for one expansion of its resource.
 pub fn operation(
     endpoint: &Endpoint,
     doc: &schemas::Doc,
     names: &Names,
-    mut parameters: Vec<Value>,
-) -> Value {
+    mut parameters: Vec<Parameter>,
+) -> Operation {
     if endpoint.action == "list" {
         parameters.extend(schemas::list_parameters(doc));
     }
     if let Some(header) = endpoint.header {
-        parameters.push(json!({
-            "name": header, "in": "header", "required": true, "schema": { "type": "string" },
-        }));
+        parameters.push(
+            ParameterBuilder::new()
+                .name(header)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .schema(Some(Schema::from(Object::with_type(Type::String))))
+                .build(),
+        );
     }
-    let mut operation = json!({
-        "operationId": format!("{}_{}", names.prefix, endpoint.action),
-        "summary": endpoint.summary,
-        "tags": [tag(endpoint.resource, names)],
-        "parameters": parameters,
-        "responses": responses(endpoint, names),
-    });
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some(format!("{}_{}", names.prefix, endpoint.action)))
+        .summary(Some(endpoint.summary))
+        .tag(tag(endpoint.resource, names))
+        .parameters(Some(parameters))
+        .responses(responses(endpoint, names));
     if matches!(endpoint.resource, R::Status | R::Livez) {
-        operation["security"] = json!([{}]);
+        // No credentials needed: an empty requirement.
+        operation = operation.security(SecurityRequirement::default());
     }
     let body = match endpoint.body {
         Body::None => None,
@@ -523,65 +538,57 @@ pub fn operation(
             Media::Json => "application/json",
             Media::Multipart => "multipart/form-data",
         };
-        let required = endpoint.body != Body::Patch;
-        operation["requestBody"] = json!({
-            "required": required,
-            "content": { media: { "schema": reference(&schema) } },
-        });
+        let required = if endpoint.body == Body::Patch {
+            Required::False
+        } else {
+            Required::True
+        };
+        let body = RequestBodyBuilder::new()
+            .required(Some(required))
+            .content(media, Content::new(Some(Ref::from_schema_name(schema))));
+        operation = operation.request_body(Some(body.build()));
     }
-    operation
+    operation.build()
 }
 
-/// A reference to a schema of the document's components.
-pub fn reference(schema: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{schema}") })
+/// A response described by `description`, with a JSON body of the component `schema`.
+fn response(description: &str, schema: Option<String>) -> Response {
+    let response = ResponseBuilder::new().description(description);
+    match schema {
+        Some(schema) => response.content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(schema))),
+        ),
+        None => response,
+    }
+    .build()
 }
 
-fn json_content(schema: &str) -> Value {
-    json!({ "application/json": { "schema": reference(schema) } })
-}
-
-fn responses(endpoint: &Endpoint, names: &Names) -> Value {
-    let response = |status: u16, description: &str, schema: Option<String>| {
-        let mut response = json!({ "description": description });
-        if let Some(schema) = schema {
-            response["content"] = json_content(&schema);
-        }
-        json!({ status.to_string(): response })
-    };
-    let success = match endpoint.reply {
-        Reply::Object(status) => response(
+fn responses(endpoint: &Endpoint, names: &Names) -> Responses {
+    let (status, description, schema) = match endpoint.reply {
+        Reply::Object(status) => (
             status,
             "The object.",
             Some(format!("{}Response", names.schema)),
         ),
-        Reply::Page => response(
+        Reply::Page => (
             200,
             "A page of objects.",
             Some(format!("Paginated{}ResponseList", names.schema)),
         ),
-        Reply::Task => response(
+        Reply::Task => (
             202,
             "The task doing the work.",
             Some("AsyncOperationResponse".into()),
         ),
-        Reply::Empty => {
-            let status = if endpoint.resource == R::Livez {
-                200
-            } else {
-                204
-            };
-            response(status, "Done.", None)
-        }
-        Reply::Named(status, schema) => response(status, "The result.", Some(schema.into())),
+        Reply::Empty if endpoint.resource == R::Livez => (200, "Done.", None),
+        Reply::Empty => (204, "Done.", None),
+        Reply::Named(status, schema) => (status, "The result.", Some(schema.into())),
     };
-    let mut responses = success.as_object().cloned().unwrap_or_default();
+    let mut responses = vec![(status, response(description, schema))];
     // Errors share one envelope: `{"field": ["message"]}` for 400, `{"detail": "…"}` otherwise.
     let mut error = |status: u16, description: &str| {
-        responses.insert(
-            status.to_string(),
-            json!({ "description": description, "content": json_content("ErrorResponse") }),
-        );
+        responses.push((status, response(description, Some("ErrorResponse".into()))));
     };
     if endpoint.body != Body::None || endpoint.action == "list" {
         error(400, "The request is invalid; each field names its problem.");
@@ -593,7 +600,13 @@ fn responses(endpoint: &Endpoint, names: &Names) -> Value {
     if endpoint.route.contains('{') && names.route_values.len() < count_placeholders(endpoint) {
         error(404, "The object does not exist.");
     }
-    Value::Object(responses)
+    ResponsesBuilder::new()
+        .responses_from_iter(
+            responses
+                .into_iter()
+                .map(|(status, response)| (status.to_string(), response)),
+        )
+        .build()
 }
 
 /// How many `{…}` placeholders the endpoint's route has.
