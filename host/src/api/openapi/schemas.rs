@@ -43,16 +43,18 @@ pub struct Doc {
 }
 
 impl Doc {
-    fn listed<T: Resource>(self, filters: &'static [ExtraFilter]) -> Doc {
+    /// A resource listed through `T`'s spec and `filters`, answered as `V`.
+    fn listed<T: Resource, V: ToSchema>(filters: &'static [ExtraFilter]) -> Doc {
         Doc {
             spec: Some(T::SPEC),
             filters,
-            ..self
+            ..Doc::default().view::<V>()
         }
     }
 
-    fn typed<T: Typed>(self) -> Doc {
-        self.listed::<T>(T::FILTERS)
+    /// A plugin resource (`T`, answered as `V`), listed with the filters its type declares.
+    fn typed<T: Typed, V: ToSchema>() -> Doc {
+        Doc::listed::<T, V>(T::FILTERS)
     }
 
     fn view<V: ToSchema>(self) -> Doc {
@@ -72,70 +74,58 @@ impl Doc {
     fn input<I: Input>(self) -> Doc {
         self.request::<I>(I::REQUIRED)
     }
+
+    /// Adds the fields each plugin declares for its objects of `kind`.
+    fn declaring(self, kind: plugin_fields::Kind) -> Doc {
+        Doc {
+            plugin_fields: Some(kind),
+            ..self
+        }
+    }
 }
 
 /// What the document derives for `resource`.
 pub fn doc(resource: R) -> Doc {
-    let doc = Doc::default();
     match resource {
-        R::Repository | R::AllRepositories => doc
-            .typed::<repositories::Repository>()
-            .view::<repositories::RepositoryView>()
-            .request::<RepositoryRequest>(&["name"]),
-        R::RepositoryVersion | R::AllRepositoryVersions => doc
-            .listed::<repositories::Version>(repositories::VERSION_FILTERS)
-            .view::<repositories::VersionView>(),
-        R::Remote | R::AllRemotes => Doc {
-            plugin_fields: Some(plugin_fields::Kind::Remote),
-            ..doc
-                .typed::<remotes::Remote>()
-                .view::<remotes::RemoteView>()
-                .input::<remotes::RemoteInput>()
-        },
-        R::Publication | R::AllPublications => doc
-            .typed::<publications::Publication>()
-            .view::<publications::PublicationView>()
-            .request::<PublicationRequest>(&[]),
-        R::Distribution | R::AllDistributions => Doc {
-            plugin_fields: Some(plugin_fields::Kind::Distribution),
-            ..doc
-                .typed::<distributions::Distribution>()
-                .view::<distributions::DistributionView>()
+        R::Repository | R::AllRepositories => {
+            Doc::typed::<repositories::Repository, repositories::RepositoryView>()
+                .request::<RepositoryRequest>(&["name"])
+        }
+        R::RepositoryVersion | R::AllRepositoryVersions => Doc::listed::<
+            repositories::Version,
+            repositories::VersionView,
+        >(repositories::VERSION_FILTERS),
+        R::Remote | R::AllRemotes => Doc::typed::<remotes::Remote, remotes::RemoteView>()
+            .input::<remotes::RemoteInput>()
+            .declaring(plugin_fields::Kind::Remote),
+        R::Publication | R::AllPublications => {
+            Doc::typed::<publications::Publication, publications::PublicationView>()
+                .request::<PublicationRequest>(&[])
+        }
+        R::Distribution | R::AllDistributions => {
+            Doc::typed::<distributions::Distribution, distributions::DistributionView>()
                 .request::<DistributionRequest>(&["name", "base_path"])
-        },
-        R::Content => doc
-            .listed::<content::Content>(content::FILTERS)
-            .view::<content::ContentView>()
+                .declaring(plugin_fields::Kind::Distribution)
+        }
+        R::Content => Doc::listed::<content::Content, content::ContentView>(content::FILTERS)
             .request::<ContentRequest>(&[]),
-        R::AllContent => doc
-            .listed::<content::Content>(content::FILTERS)
-            .view::<content::ContentView>(),
-        R::Artifact => doc
-            .listed::<artifacts::Artifact>(&[])
-            .view::<artifacts::ArtifactView>()
+        R::AllContent => Doc::listed::<content::Content, content::ContentView>(content::FILTERS),
+        R::Artifact => Doc::listed::<artifacts::Artifact, artifacts::ArtifactView>(&[])
             .request::<ArtifactRequest>(&["file"]),
-        R::Task => doc
-            .listed::<tasks::Task>(tasks::FILTERS)
-            .view::<tasks::TaskView>(),
-        R::Upload => doc
-            .listed::<uploads::Upload>(&[])
-            .view::<uploads::UploadView>()
+        R::Task => Doc::listed::<tasks::Task, tasks::TaskView>(tasks::FILTERS),
+        R::Upload => Doc::listed::<uploads::Upload, uploads::UploadView>(&[])
             .request::<UploadRequest>(&["size"]),
-        R::User => doc
-            .listed::<users::UserRow>(&[])
-            .view::<users::UserView>()
-            .input::<users::UserInput>(),
-        R::UserToken => doc
-            .listed::<users::Token>(&[])
-            .view::<users::TokenView>()
-            .input::<users::TokenInput>(),
+        R::User => Doc::listed::<users::UserRow, users::UserView>(&[]).input::<users::UserInput>(),
+        R::UserToken => {
+            Doc::listed::<users::Token, users::TokenView>(&[]).input::<users::TokenInput>()
+        }
         R::Plugin => Doc {
             filters: plugins::FILTERS,
-            ..doc
+            ..Doc::default()
                 .view::<plugins::PluginView>()
                 .request::<PluginRequest>(&["file"])
         },
-        R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => doc,
+        R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => Doc::default(),
     }
 }
 
