@@ -460,6 +460,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
     }
 }
 
+/// The tag grouping an operation: the resource's kind, and for a plugin resource its plugin.
 pub fn tag(resource: Resource, names: &Names) -> String {
     let kind = match resource {
         R::Repository | R::RepositoryVersion => "Repositories",
