@@ -37,7 +37,11 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::Map;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, RefOr};
 
 use self::operations::{ENDPOINTS, operation, path_of};
 use crate::plugins::rest_names::PluginNames as RestNames;
@@ -99,7 +103,7 @@ fn path_style(query: &HashMap<String, String>) -> PathStyle {
 async fn api_json(
     State(app): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-) -> Json<Value> {
+) -> Json<OpenApi> {
     Json(document(&app, path_style(&query)))
 }
 
@@ -124,11 +128,11 @@ pub enum PathStyle {
 }
 
 /// The OpenAPI document of the REST API as served by `app` now.
-pub fn document(app: &App, style: PathStyle) -> Value {
+pub fn document(app: &App, style: PathStyle) -> OpenApi {
     let loaded = app.plugins.list();
     let plugins: Vec<RestNames> = app.plugins.rest_names().all().cloned().collect();
-    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-    let mut schemas: BTreeMap<String, Value> = schemas::named()
+    let mut paths = Paths::new();
+    let mut schemas: BTreeMap<String, RefOr<Schema>> = schemas::named()
         .into_iter()
         .map(|(name, schema)| (name.to_owned(), schema))
         .collect();
@@ -137,10 +141,7 @@ pub fn document(app: &App, style: PathStyle) -> Value {
         for names in operations::expansions(endpoint.resource, &plugins) {
             let (path, parameters) = path_of(endpoint, &names, style);
             let operation = operation(endpoint, &doc, &names, parameters);
-            paths
-                .entry(path)
-                .or_default()
-                .insert(endpoint.method.as_str().into(), operation);
+            paths.add_path_operation(path, vec![endpoint.method.http()], operation);
             if schemas.contains_key(&format!("{}Response", names.schema)) {
                 continue;
             }
@@ -151,9 +152,11 @@ pub fn document(app: &App, style: PathStyle) -> Value {
                     .find(|plugin| Some(&plugin.info.name) == names.plugin.as_ref())?;
                 Some(schemas::plugin_schema(&plugin.info, kind))
             });
-            let with_declared = |mut schema: Value| {
-                if let Some(declared) = &declared {
-                    schemas::add_properties(&mut schema, declared);
+            let with_declared = |mut schema: RefOr<Schema>| {
+                if let (Some(declared), Some(object)) =
+                    (&declared, schemas::object_mut(&mut schema))
+                {
+                    schemas::add_properties(object, declared);
                 }
                 schema
             };
@@ -173,25 +176,34 @@ pub fn document(app: &App, style: PathStyle) -> Value {
     let mut versions = Map::new();
     let mut package_versions = Map::new();
     for component in components(app) {
-        versions.insert(component.name.clone(), json!(component.version));
-        package_versions.insert(component.name, json!(component.package_version));
+        versions.insert(component.name.clone(), component.version.into());
+        package_versions.insert(component.name, component.package_version.into());
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Granary API",
-            "description": "Granary's REST API, shaped like Pulp 3's. Generated from the installed plugins.",
-            "version": env!("CARGO_PKG_VERSION"),
-            "x-pulp-app-versions": versions,
-            "x-granary-package-versions": package_versions,
-        },
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": { "basicAuth": { "type": "http", "scheme": "basic" } },
-        },
-        "security": [{ "basicAuth": [] }],
-    })
+    let info = InfoBuilder::new()
+        .title("Granary API")
+        .description(Some(
+            "Granary's REST API, shaped like Pulp 3's. Generated from the installed plugins.",
+        ))
+        .version(env!("CARGO_PKG_VERSION"))
+        .extensions(Some(Extensions::from_iter([
+            ("x-pulp-app-versions", versions),
+            ("x-granary-package-versions", package_versions),
+        ])));
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            "basicAuth",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    OpenApiBuilder::new()
+        .info(info)
+        .paths(paths)
+        .components(Some(components.build()))
+        .security(Some([SecurityRequirement::new(
+            "basicAuth",
+            Vec::<String>::new(),
+        )]))
+        .build()
 }
 
 #[cfg(test)]

@@ -3,7 +3,14 @@
 //! and schemas take for every installed plugin ([`expansions`]), and how each operation renders
 //! ([`path_of`], [`operation`]).
 
-use serde_json::{Value, json};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder, Responses, ResponsesBuilder};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{Content, Ref, Required};
 
 use super::{PathStyle, schemas};
 use crate::plugins::rest_names::PluginNames as RestNames;
@@ -75,14 +82,14 @@ pub enum Method {
 }
 
 impl Method {
-    /// The lower-case name OpenAPI keys operations by.
-    pub fn as_str(self) -> &'static str {
+    /// The method in the OpenAPI model, which keys a path's operations by it.
+    pub fn http(self) -> HttpMethod {
         match self {
-            Method::Get => "get",
-            Method::Post => "post",
-            Method::Put => "put",
-            Method::Patch => "patch",
-            Method::Delete => "delete",
+            Method::Get => HttpMethod::Get,
+            Method::Post => HttpMethod::Post,
+            Method::Put => HttpMethod::Put,
+            Method::Patch => HttpMethod::Patch,
+            Method::Delete => HttpMethod::Delete,
         }
     }
 }
@@ -180,111 +187,151 @@ const fn endpoint(
 use Method::{Delete, Get, Patch, Post, Put};
 use Resource as R;
 
-const REPOSITORIES: &str = "/pulp/api/v3/repositories/{plugin}/{type}/";
-const REPOSITORY: &str = "/pulp/api/v3/repositories/{plugin}/{type}/{id}/";
-const REMOTES: &str = "/pulp/api/v3/remotes/{plugin}/{type}/";
-const REMOTE: &str = "/pulp/api/v3/remotes/{plugin}/{type}/{id}/";
 const PUBLICATIONS: &str = "/pulp/api/v3/publications/{plugin}/{type}/";
 const PUBLICATION: &str = "/pulp/api/v3/publications/{plugin}/{type}/{id}/";
-const DISTRIBUTIONS: &str = "/pulp/api/v3/distributions/{plugin}/{type}/";
-const DISTRIBUTION: &str = "/pulp/api/v3/distributions/{plugin}/{type}/{id}/";
 const CONTENTS: &str = "/pulp/api/v3/content/{plugin}/{plural}/";
 const CONTENT: &str = "/pulp/api/v3/content/{plugin}/{plural}/{id}/";
 
-/// Every REST route, as the routers serve it.
+/// The operations of a kind of plugin objects that carry labels (repositories, remotes,
+/// distributions), alike for every such kind: list, create, read, update, partial update and
+/// delete, and setting and removing one label. `$collection` is the kind's path segment (and its
+/// plural in summaries), `$one` names one object; a create answers `$created` (summary
+/// `$create`), and updates and deletes run as tasks.
 #[rustfmt::skip]
-pub const ENDPOINTS: &[Endpoint] = &[
+macro_rules! labelled_objects {
+    ($collection:literal, $resource:expr, $one:literal, $create:literal, $created:expr) => {{
+        const OBJECTS: &str = concat!("/pulp/api/v3/", $collection, "/{plugin}/{type}/");
+        const OBJECT: &str = concat!("/pulp/api/v3/", $collection, "/{plugin}/{type}/{id}/");
+        const SET_LABEL: &str = concat!("/pulp/api/v3/", $collection, "/{plugin}/{type}/{id}/set_label/");
+        const UNSET_LABEL: &str = concat!("/pulp/api/v3/", $collection, "/{plugin}/{type}/{id}/unset_label/");
+        [
+            endpoint(OBJECTS, Get, $resource, "list", concat!("List ", $collection), Body::None, Reply::Page),
+            endpoint(OBJECTS, Post, $resource, "create", $create, Body::Object(Media::Json), $created),
+            endpoint(OBJECT, Get, $resource, "read", concat!("Inspect ", $one), Body::None, Reply::Object(200)),
+            endpoint(OBJECT, Put, $resource, "update", concat!("Update ", $one, " (a task)"), Body::Object(Media::Json), Reply::Task),
+            endpoint(OBJECT, Patch, $resource, "partial_update", concat!("Update some fields of ", $one, " (a task)"), Body::Patch, Reply::Task),
+            endpoint(OBJECT, Delete, $resource, "delete", concat!("Delete ", $one, " (a task)"), Body::None, Reply::Task),
+            endpoint(SET_LABEL, Post, $resource, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+            endpoint(UNSET_LABEL, Post, $resource, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+        ]
+    }};
+}
+
+/// The list, create, read and delete of a core collection (`$collection`, its objects at
+/// `$object`), answered as Pulp's viewsets answer them: a create (a `$media` body) answers the
+/// object with 201, a delete answers 204. The four summaries come in that order.
+#[rustfmt::skip]
+macro_rules! core_objects {
+    ($collection:literal, $object:literal, $resource:expr, $media:expr, [$list:literal, $create:literal, $read:literal, $delete:literal]) => {
+        [
+            endpoint($collection, Get, $resource, "list", $list, Body::None, Reply::Page),
+            endpoint($collection, Post, $resource, "create", $create, Body::Object($media), Reply::Object(201)),
+            endpoint($object, Get, $resource, "read", $read, Body::None, Reply::Object(200)),
+            endpoint($object, Delete, $resource, "delete", $delete, Body::None, Reply::Empty),
+        ]
+    };
+}
+
+/// Every REST route, as the routers serve it.
+pub const ENDPOINTS: &[Endpoint] = &joined::<{ count(GROUPS) }>(GROUPS);
+
+/// [`ENDPOINTS`], written by groups.
+#[rustfmt::skip]
+const GROUPS: &[&[Endpoint]] = &[
+    &[
+        // Every object of a kind, whatever its plugin.
+        endpoint("/pulp/api/v3/repositories/", Get, R::AllRepositories, "list", "List repositories of every type", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/repository_versions/", Get, R::AllRepositoryVersions, "list", "List versions of every repository", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/remotes/", Get, R::AllRemotes, "list", "List remotes of every type", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/content/", Get, R::AllContent, "list", "List content of every type", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/publications/", Get, R::AllPublications, "list", "List publications of every type", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/distributions/", Get, R::AllDistributions, "list", "List distributions of every type", Body::None, Reply::Page),
+    ],
     // Repositories, their versions, sync and modify.
-    endpoint(REPOSITORIES, Get, R::Repository, "list", "List repositories", Body::None, Reply::Page),
-    endpoint(REPOSITORIES, Post, R::Repository, "create", "Create a repository", Body::Object(Media::Json), Reply::Object(201)),
-    endpoint(REPOSITORY, Get, R::Repository, "read", "Inspect a repository", Body::None, Reply::Object(200)),
-    endpoint(REPOSITORY, Put, R::Repository, "update", "Update a repository (a task)", Body::Object(Media::Json), Reply::Task),
-    endpoint(REPOSITORY, Patch, R::Repository, "partial_update", "Update some fields of a repository (a task)", Body::Patch, Reply::Task),
-    endpoint(REPOSITORY, Delete, R::Repository, "delete", "Delete a repository (a task)", Body::None, Reply::Task),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/set_label/", Post, R::Repository, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/unset_label/", Post, R::Repository, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/", Post, R::Repository, "sync", "Sync a repository from a remote (a task)", Body::Named("RepositorySyncURL", Media::Json), Reply::Task),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/modify/", Post, R::Repository, "modify", "Add and remove content units (a task)", Body::Named("RepositoryAddRemoveContent", Media::Json), Reply::Task),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/", Get, R::RepositoryVersion, "list", "List the versions of a repository", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Get, R::RepositoryVersion, "read", "Inspect a repository version", Body::None, Reply::Object(200)),
+    &labelled_objects!("repositories", R::Repository, "a repository", "Create a repository", Reply::Object(201)),
+    &[
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/", Post, R::Repository, "sync", "Sync a repository from a remote (a task)", Body::Named("RepositorySyncURL", Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/modify/", Post, R::Repository, "modify", "Add and remove content units (a task)", Body::Named("RepositoryAddRemoveContent", Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/", Get, R::RepositoryVersion, "list", "List the versions of a repository", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Get, R::RepositoryVersion, "read", "Inspect a repository version", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Delete, R::RepositoryVersion, "delete", "Delete a version, its changes squashed into the next (a task)", Body::None, Reply::Task),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
+    ],
     // Remotes.
-    endpoint(REMOTES, Get, R::Remote, "list", "List remotes", Body::None, Reply::Page),
-    endpoint(REMOTES, Post, R::Remote, "create", "Create a remote", Body::Object(Media::Json), Reply::Object(201)),
-    endpoint(REMOTE, Get, R::Remote, "read", "Inspect a remote", Body::None, Reply::Object(200)),
-    endpoint(REMOTE, Put, R::Remote, "update", "Update a remote (a task)", Body::Object(Media::Json), Reply::Task),
-    endpoint(REMOTE, Patch, R::Remote, "partial_update", "Update some fields of a remote (a task)", Body::Patch, Reply::Task),
-    endpoint(REMOTE, Delete, R::Remote, "delete", "Delete a remote (a task)", Body::None, Reply::Task),
-    endpoint("/pulp/api/v3/remotes/{plugin}/{type}/{id}/set_label/", Post, R::Remote, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
-    endpoint("/pulp/api/v3/remotes/{plugin}/{type}/{id}/unset_label/", Post, R::Remote, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
-    // Content.
-    endpoint(CONTENTS, Get, R::Content, "list", "List content units", Body::None, Reply::Page),
-    endpoint(CONTENTS, Post, R::Content, "create", "Create a content unit from a file or an artifact (a task)", Body::Object(Media::Multipart), Reply::Task),
-    endpoint(CONTENT, Get, R::Content, "read", "Inspect a content unit", Body::None, Reply::Object(200)),
-    // Publications.
-    endpoint(PUBLICATIONS, Get, R::Publication, "list", "List publications", Body::None, Reply::Page),
-    endpoint(PUBLICATIONS, Post, R::Publication, "create", "Publish a repository version (a task)", Body::Object(Media::Json), Reply::Task),
-    endpoint(PUBLICATION, Get, R::Publication, "read", "Inspect a publication", Body::None, Reply::Object(200)),
-    endpoint(PUBLICATION, Delete, R::Publication, "delete", "Delete a publication (a task)", Body::None, Reply::Task),
+    &labelled_objects!("remotes", R::Remote, "a remote", "Create a remote", Reply::Object(201)),
+    &[
+        // Content.
+        endpoint(CONTENTS, Get, R::Content, "list", "List content units", Body::None, Reply::Page),
+        endpoint(CONTENTS, Post, R::Content, "create", "Create a content unit from a file or an artifact (a task)", Body::Object(Media::Multipart), Reply::Task),
+        endpoint(CONTENT, Get, R::Content, "read", "Inspect a content unit", Body::None, Reply::Object(200)),
+        // Publications.
+        endpoint(PUBLICATIONS, Get, R::Publication, "list", "List publications", Body::None, Reply::Page),
+        endpoint(PUBLICATIONS, Post, R::Publication, "create", "Publish a repository version (a task)", Body::Object(Media::Json), Reply::Task),
+        endpoint(PUBLICATION, Get, R::Publication, "read", "Inspect a publication", Body::None, Reply::Object(200)),
+        endpoint(PUBLICATION, Delete, R::Publication, "delete", "Delete a publication (a task)", Body::None, Reply::Task),
+    ],
     // Distributions.
-    endpoint(DISTRIBUTIONS, Get, R::Distribution, "list", "List distributions", Body::None, Reply::Page),
-    endpoint(DISTRIBUTIONS, Post, R::Distribution, "create", "Create a distribution (a task)", Body::Object(Media::Json), Reply::Task),
-    endpoint(DISTRIBUTION, Get, R::Distribution, "read", "Inspect a distribution", Body::None, Reply::Object(200)),
-    endpoint(DISTRIBUTION, Put, R::Distribution, "update", "Update a distribution (a task)", Body::Object(Media::Json), Reply::Task),
-    endpoint(DISTRIBUTION, Patch, R::Distribution, "partial_update", "Update some fields of a distribution (a task)", Body::Patch, Reply::Task),
-    endpoint(DISTRIBUTION, Delete, R::Distribution, "delete", "Delete a distribution (a task)", Body::None, Reply::Task),
-    endpoint("/pulp/api/v3/distributions/{plugin}/{type}/{id}/set_label/", Post, R::Distribution, "set_label", "Set one label", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
-    endpoint("/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/", Post, R::Distribution, "unset_label", "Remove one label", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
-    // Every object of a kind, whatever its plugin.
-    endpoint("/pulp/api/v3/repositories/", Get, R::AllRepositories, "list", "List repositories of every type", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/repository_versions/", Get, R::AllRepositoryVersions, "list", "List versions of every repository", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/remotes/", Get, R::AllRemotes, "list", "List remotes of every type", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/content/", Get, R::AllContent, "list", "List content of every type", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/publications/", Get, R::AllPublications, "list", "List publications of every type", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/distributions/", Get, R::AllDistributions, "list", "List distributions of every type", Body::None, Reply::Page),
+    &labelled_objects!("distributions", R::Distribution, "a distribution", "Create a distribution (a task)", Reply::Task),
     // Artifacts.
-    endpoint("/pulp/api/v3/artifacts/", Get, R::Artifact, "list", "List artifacts", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/artifacts/", Post, R::Artifact, "create", "Upload an artifact", Body::Object(Media::Multipart), Reply::Object(201)),
-    endpoint("/pulp/api/v3/artifacts/{id}/", Get, R::Artifact, "read", "Inspect an artifact", Body::None, Reply::Object(200)),
-    endpoint("/pulp/api/v3/artifacts/{id}/", Delete, R::Artifact, "delete", "Delete an artifact no content refers to", Body::None, Reply::Empty),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Delete, R::RepositoryVersion, "delete", "Delete a version, its changes squashed into the next (a task)", Body::None, Reply::Task),
-    endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
+    &core_objects!("/pulp/api/v3/artifacts/", "/pulp/api/v3/artifacts/{id}/", R::Artifact, Media::Multipart, ["List artifacts", "Upload an artifact", "Inspect an artifact", "Delete an artifact no content refers to"]),
     // Chunked uploads.
-    endpoint("/pulp/api/v3/uploads/", Get, R::Upload, "list", "List uploads", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/uploads/", Post, R::Upload, "create", "Start a chunked upload of `size` bytes", Body::Object(Media::Json), Reply::Object(201)),
-    endpoint("/pulp/api/v3/uploads/{id}/", Get, R::Upload, "read", "Inspect an upload and its chunks", Body::None, Reply::Object(200)),
-    endpoint("/pulp/api/v3/uploads/{id}/", Put, R::Upload, "update", "Upload a chunk (Content-Range: bytes START-END/SIZE)", Body::Named("UploadChunk", Media::Multipart), Reply::Object(200)).with_header("Content-Range"),
-    endpoint("/pulp/api/v3/uploads/{id}/", Delete, R::Upload, "delete", "Delete an upload", Body::None, Reply::Empty),
-    endpoint("/pulp/api/v3/uploads/{id}/commit/", Post, R::Upload, "commit", "Assemble the chunks into an artifact (a task)", Body::Named("UploadCommit", Media::Json), Reply::Task),
-    // Maintenance.
-    endpoint("/pulp/api/v3/orphans/cleanup/", Post, R::OrphansCleanup, "cleanup", "Delete content and artifacts no repository version holds (a task)", Body::Named("OrphansCleanup", Media::Json), Reply::Task),
-    endpoint("/pulp/api/v3/repositories/reclaim_space/", Post, R::ReclaimSpace, "reclaim", "Drop the stored bytes of content only old versions hold (a task)", Body::Named("ReclaimSpace", Media::Json), Reply::Task),
-    endpoint("/pulp/api/v3/repair/", Post, R::Repair, "post", "Check every artifact and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
+    &core_objects!("/pulp/api/v3/uploads/", "/pulp/api/v3/uploads/{id}/", R::Upload, Media::Json, ["List uploads", "Start a chunked upload of `size` bytes", "Inspect an upload and its chunks", "Delete an upload"]),
+    &[
+        endpoint("/pulp/api/v3/uploads/{id}/", Put, R::Upload, "update", "Upload a chunk (Content-Range: bytes START-END/SIZE)", Body::Named("UploadChunk", Media::Multipart), Reply::Object(200)).with_header("Content-Range"),
+        endpoint("/pulp/api/v3/uploads/{id}/commit/", Post, R::Upload, "commit", "Assemble the chunks into an artifact (a task)", Body::Named("UploadCommit", Media::Json), Reply::Task),
+        // Maintenance.
+        endpoint("/pulp/api/v3/orphans/cleanup/", Post, R::OrphansCleanup, "cleanup", "Delete content and artifacts no repository version holds (a task)", Body::Named("OrphansCleanup", Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/repositories/reclaim_space/", Post, R::ReclaimSpace, "reclaim", "Drop the stored bytes of content only old versions hold (a task)", Body::Named("ReclaimSpace", Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/repair/", Post, R::Repair, "post", "Check every artifact and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
+    ],
     // Users and their API tokens.
-    endpoint("/pulp/api/v3/users/", Get, R::User, "list", "List users", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/users/", Post, R::User, "create", "Create a user", Body::Object(Media::Json), Reply::Object(201)),
-    endpoint("/pulp/api/v3/users/{id}/", Get, R::User, "read", "Inspect a user", Body::None, Reply::Object(200)),
-    endpoint("/pulp/api/v3/users/{id}/", Put, R::User, "update", "Update a user", Body::Object(Media::Json), Reply::Object(200)),
-    endpoint("/pulp/api/v3/users/{id}/", Patch, R::User, "partial_update", "Update some fields of a user", Body::Patch, Reply::Object(200)),
-    endpoint("/pulp/api/v3/users/{id}/", Delete, R::User, "delete", "Delete a user", Body::None, Reply::Empty),
-    endpoint("/pulp/api/v3/users/{id}/tokens/", Get, R::UserToken, "list", "List a user's API tokens", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/users/{id}/tokens/", Post, R::UserToken, "create", "Create an API token; the answer holds its secret, once", Body::Object(Media::Json), Reply::Object(201)),
-    endpoint("/pulp/api/v3/users/{id}/tokens/{token}/", Get, R::UserToken, "read", "Inspect an API token", Body::None, Reply::Object(200)),
-    endpoint("/pulp/api/v3/users/{id}/tokens/{token}/", Delete, R::UserToken, "delete", "Revoke an API token", Body::None, Reply::Empty),
-    // Tasks.
-    endpoint("/pulp/api/v3/tasks/", Get, R::Task, "list", "List tasks", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/tasks/{id}/", Get, R::Task, "read", "Inspect a task", Body::None, Reply::Object(200)),
-    endpoint("/pulp/api/v3/tasks/{id}/", Patch, R::Task, "cancel", "Cancel a task", Body::Named("PatchedTaskCancel", Media::Json), Reply::Object(200)),
-    endpoint("/pulp/api/v3/tasks/{id}/", Delete, R::Task, "delete", "Delete a finished task", Body::None, Reply::Empty),
+    &core_objects!("/pulp/api/v3/users/", "/pulp/api/v3/users/{id}/", R::User, Media::Json, ["List users", "Create a user", "Inspect a user", "Delete a user"]),
+    &[
+        endpoint("/pulp/api/v3/users/{id}/", Put, R::User, "update", "Update a user", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/users/{id}/", Patch, R::User, "partial_update", "Update some fields of a user", Body::Patch, Reply::Object(200)),
+    ],
+    &core_objects!("/pulp/api/v3/users/{id}/tokens/", "/pulp/api/v3/users/{id}/tokens/{token}/", R::UserToken, Media::Json, ["List a user's API tokens", "Create an API token; the answer holds its secret, once", "Inspect an API token", "Revoke an API token"]),
     // Plugins (WebAssembly content types).
-    endpoint("/pulp/api/v3/plugins/", Get, R::Plugin, "list", "List plugins", Body::None, Reply::Page),
-    endpoint("/pulp/api/v3/plugins/", Post, R::Plugin, "create", "Install or upgrade a plugin component", Body::Object(Media::Multipart), Reply::Object(201)),
-    endpoint("/pulp/api/v3/plugins/{name}/", Get, R::Plugin, "read", "Inspect a plugin", Body::None, Reply::Object(200)),
-    endpoint("/pulp/api/v3/plugins/{name}/", Patch, R::Plugin, "partial_update", "Enable or disable a plugin", Body::Named("PatchedPlugin", Media::Json), Reply::Object(200)),
-    endpoint("/pulp/api/v3/plugins/{name}/", Delete, R::Plugin, "delete", "Remove an installed plugin", Body::None, Reply::Empty),
-    // Health.
-    endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
-    endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
+    &core_objects!("/pulp/api/v3/plugins/", "/pulp/api/v3/plugins/{name}/", R::Plugin, Media::Multipart, ["List plugins", "Install or upgrade a plugin component", "Inspect a plugin", "Remove an installed plugin"]),
+    &[
+        endpoint("/pulp/api/v3/plugins/{name}/", Patch, R::Plugin, "partial_update", "Enable or disable a plugin", Body::Named("PatchedPlugin", Media::Json), Reply::Object(200)),
+        // Tasks.
+        endpoint("/pulp/api/v3/tasks/", Get, R::Task, "list", "List tasks", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/tasks/{id}/", Get, R::Task, "read", "Inspect a task", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/tasks/{id}/", Patch, R::Task, "cancel", "Cancel a task", Body::Named("PatchedTaskCancel", Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/tasks/{id}/", Delete, R::Task, "delete", "Delete a finished task", Body::None, Reply::Empty),
+        // Health.
+        endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
+        endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
+    ],
 ];
+
+/// How many endpoints `groups` hold.
+const fn count(groups: &[&[Endpoint]]) -> usize {
+    let (mut total, mut group) = (0, 0);
+    while group < groups.len() {
+        total += groups[group].len();
+        group += 1;
+    }
+    total
+}
+
+/// The `N` endpoints of `groups`, one group after the other.
+const fn joined<const N: usize>(groups: &[&[Endpoint]]) -> [Endpoint; N] {
+    // Every element is overwritten; the first endpoint only fills the array until then.
+    let mut all = [groups[0][0]; N];
+    let (mut at, mut group) = (0, 0);
+    while group < groups.len() {
+        let mut index = 0;
+        while index < groups[group].len() {
+            all[at] = groups[group][index];
+            at += 1;
+            index += 1;
+        }
+        group += 1;
+    }
+    all
+}
 
 /// Routes that are not operations of the document: the document itself.
 pub const UNDOCUMENTED_ROUTES: &[&str] =
@@ -413,6 +460,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
     }
 }
 
+/// The tag grouping an operation: the resource's kind, and for a plugin resource its plugin.
 pub fn tag(resource: Resource, names: &Names) -> String {
     let kind = match resource {
         R::Repository | R::RepositoryVersion => "Repositories",
@@ -437,7 +485,7 @@ pub fn tag(resource: Resource, names: &Names) -> String {
 }
 
 /// The document path of `endpoint` for one expansion, and its path parameters.
-pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec<Value>) {
+pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String, Vec<Parameter>) {
     let mut route = endpoint.route.to_string();
     for (placeholder, value) in &names.route_values {
         route = route.replace(&format!("{{{placeholder}}}"), value);
@@ -450,6 +498,13 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
     let Some((at, param)) = last else {
         return (route, Vec::new());
     };
+    let in_path = |name: &str, schema: ObjectBuilder| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(schema))
+    };
     match style {
         PathStyle::Href => {
             let rest = &route[at + param.len() + 1..];
@@ -459,14 +514,10 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
                 Some(parent) if param == "{id}" => parent,
                 _ => &names.href_param,
             };
-            (
-                format!("{{{href}}}{rest}"),
-                vec![json!({
-                    "name": href, "in": "path", "required": true,
-                    "description": "The object's pulp_href.",
-                    "schema": { "type": "string" },
-                })],
-            )
+            let parameter = in_path(href, schemas::typed(Type::String))
+                .description(Some("The object's pulp_href."))
+                .build();
+            (format!("{{{href}}}{rest}"), vec![parameter])
         }
         PathStyle::Id => {
             let parameters = object_params
@@ -475,12 +526,11 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
                 .map(|param| {
                     let name = param.trim_matches(|c| c == '{' || c == '}');
                     let schema = match name {
-                        "id" => json!({ "type": "string", "format": "uuid" }),
-                        "number" => json!({ "type": "integer", "minimum": 0 }),
-                        "token" => json!({ "type": "string", "format": "uuid" }),
-                        _ => json!({ "type": "string" }),
+                        "id" | "token" => schemas::formatted("uuid"),
+                        "number" => schemas::typed(Type::Integer).minimum(Some(0)),
+                        _ => schemas::typed(Type::String),
                     };
-                    json!({ "name": name, "in": "path", "required": true, "schema": schema })
+                    in_path(name, schema).build()
                 })
                 .collect();
             (route, parameters)
@@ -488,29 +538,35 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
     }
 }
 
+/// The operation `endpoint` is for one expansion of its resource.
 pub fn operation(
     endpoint: &Endpoint,
     doc: &schemas::Doc,
     names: &Names,
-    mut parameters: Vec<Value>,
-) -> Value {
+    mut parameters: Vec<Parameter>,
+) -> Operation {
     if endpoint.action == "list" {
         parameters.extend(schemas::list_parameters(doc));
     }
     if let Some(header) = endpoint.header {
-        parameters.push(json!({
-            "name": header, "in": "header", "required": true, "schema": { "type": "string" },
-        }));
+        parameters.push(
+            ParameterBuilder::new()
+                .name(header)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .schema(Some(Schema::from(Object::with_type(Type::String))))
+                .build(),
+        );
     }
-    let mut operation = json!({
-        "operationId": format!("{}_{}", names.prefix, endpoint.action),
-        "summary": endpoint.summary,
-        "tags": [tag(endpoint.resource, names)],
-        "parameters": parameters,
-        "responses": responses(endpoint, names),
-    });
+    let mut operation = OperationBuilder::new()
+        .operation_id(Some(format!("{}_{}", names.prefix, endpoint.action)))
+        .summary(Some(endpoint.summary))
+        .tag(tag(endpoint.resource, names))
+        .parameters(Some(parameters))
+        .responses(responses(endpoint, names));
     if matches!(endpoint.resource, R::Status | R::Livez) {
-        operation["security"] = json!([{}]);
+        // No credentials needed: an empty requirement.
+        operation = operation.security(SecurityRequirement::default());
     }
     let body = match endpoint.body {
         Body::None => None,
@@ -523,65 +579,57 @@ pub fn operation(
             Media::Json => "application/json",
             Media::Multipart => "multipart/form-data",
         };
-        let required = endpoint.body != Body::Patch;
-        operation["requestBody"] = json!({
-            "required": required,
-            "content": { media: { "schema": reference(&schema) } },
-        });
+        let required = if endpoint.body == Body::Patch {
+            Required::False
+        } else {
+            Required::True
+        };
+        let body = RequestBodyBuilder::new()
+            .required(Some(required))
+            .content(media, Content::new(Some(Ref::from_schema_name(schema))));
+        operation = operation.request_body(Some(body.build()));
     }
-    operation
+    operation.build()
 }
 
-/// A reference to a schema of the document's components.
-pub fn reference(schema: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{schema}") })
+/// A response described by `description`, with a JSON body of the component `schema`.
+fn response(description: &str, schema: Option<String>) -> Response {
+    let response = ResponseBuilder::new().description(description);
+    match schema {
+        Some(schema) => response.content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(schema))),
+        ),
+        None => response,
+    }
+    .build()
 }
 
-fn json_content(schema: &str) -> Value {
-    json!({ "application/json": { "schema": reference(schema) } })
-}
-
-fn responses(endpoint: &Endpoint, names: &Names) -> Value {
-    let response = |status: u16, description: &str, schema: Option<String>| {
-        let mut response = json!({ "description": description });
-        if let Some(schema) = schema {
-            response["content"] = json_content(&schema);
-        }
-        json!({ status.to_string(): response })
-    };
-    let success = match endpoint.reply {
-        Reply::Object(status) => response(
+fn responses(endpoint: &Endpoint, names: &Names) -> Responses {
+    let (status, description, schema) = match endpoint.reply {
+        Reply::Object(status) => (
             status,
             "The object.",
             Some(format!("{}Response", names.schema)),
         ),
-        Reply::Page => response(
+        Reply::Page => (
             200,
             "A page of objects.",
             Some(format!("Paginated{}ResponseList", names.schema)),
         ),
-        Reply::Task => response(
+        Reply::Task => (
             202,
             "The task doing the work.",
             Some("AsyncOperationResponse".into()),
         ),
-        Reply::Empty => {
-            let status = if endpoint.resource == R::Livez {
-                200
-            } else {
-                204
-            };
-            response(status, "Done.", None)
-        }
-        Reply::Named(status, schema) => response(status, "The result.", Some(schema.into())),
+        Reply::Empty if endpoint.resource == R::Livez => (200, "Done.", None),
+        Reply::Empty => (204, "Done.", None),
+        Reply::Named(status, schema) => (status, "The result.", Some(schema.into())),
     };
-    let mut responses = success.as_object().cloned().unwrap_or_default();
+    let mut responses = vec![(status, response(description, schema))];
     // Errors share one envelope: `{"field": ["message"]}` for 400, `{"detail": "…"}` otherwise.
     let mut error = |status: u16, description: &str| {
-        responses.insert(
-            status.to_string(),
-            json!({ "description": description, "content": json_content("ErrorResponse") }),
-        );
+        responses.push((status, response(description, Some("ErrorResponse".into()))));
     };
     if endpoint.body != Body::None || endpoint.action == "list" {
         error(400, "The request is invalid; each field names its problem.");
@@ -593,7 +641,13 @@ fn responses(endpoint: &Endpoint, names: &Names) -> Value {
     if endpoint.route.contains('{') && names.route_values.len() < count_placeholders(endpoint) {
         error(404, "The object does not exist.");
     }
-    Value::Object(responses)
+    ResponsesBuilder::new()
+        .responses_from_iter(
+            responses
+                .into_iter()
+                .map(|(status, response)| (status.to_string(), response)),
+        )
+        .build()
 }
 
 /// How many `{…}` placeholders the endpoint's route has.

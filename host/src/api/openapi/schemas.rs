@@ -4,9 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOf, Array, ArrayItems, Object, ObjectBuilder, Schema, SchemaFormat,
+    SchemaType, Type,
+};
+use utoipa::openapi::{Ref, RefOr, Required};
 
 use super::operations::Resource as R;
 use crate::api::input::Input;
@@ -19,7 +25,7 @@ use crate::api::{
 };
 
 /// A schema, derived when the document is built.
-pub type Derive = fn() -> Value;
+pub type Derive = fn() -> RefOr<Schema>;
 
 /// What the document derives for one resource.
 #[derive(Default)]
@@ -37,16 +43,18 @@ pub struct Doc {
 }
 
 impl Doc {
-    fn listed<T: Resource>(self, filters: &'static [ExtraFilter]) -> Doc {
+    /// A resource listed through `T`'s spec and `filters`, answered as `V`.
+    fn listed<T: Resource, V: ToSchema>(filters: &'static [ExtraFilter]) -> Doc {
         Doc {
             spec: Some(T::SPEC),
             filters,
-            ..self
+            ..Doc::default().view::<V>()
         }
     }
 
-    fn typed<T: Typed>(self) -> Doc {
-        self.listed::<T>(T::FILTERS)
+    /// A plugin resource (`T`, answered as `V`), listed with the filters its type declares.
+    fn typed<T: Typed, V: ToSchema>() -> Doc {
+        Doc::listed::<T, V>(T::FILTERS)
     }
 
     fn view<V: ToSchema>(self) -> Doc {
@@ -66,221 +74,249 @@ impl Doc {
     fn input<I: Input>(self) -> Doc {
         self.request::<I>(I::REQUIRED)
     }
+
+    /// Adds the fields each plugin declares for its objects of `kind`.
+    fn declaring(self, kind: plugin_fields::Kind) -> Doc {
+        Doc {
+            plugin_fields: Some(kind),
+            ..self
+        }
+    }
 }
 
 /// What the document derives for `resource`.
 pub fn doc(resource: R) -> Doc {
-    let doc = Doc::default();
     match resource {
-        R::Repository | R::AllRepositories => doc
-            .typed::<repositories::Repository>()
-            .view::<repositories::RepositoryView>()
-            .request::<RepositoryRequest>(&["name"]),
-        R::RepositoryVersion | R::AllRepositoryVersions => doc
-            .listed::<repositories::Version>(repositories::VERSION_FILTERS)
-            .view::<repositories::VersionView>(),
-        R::Remote | R::AllRemotes => Doc {
-            plugin_fields: Some(plugin_fields::Kind::Remote),
-            ..doc
-                .typed::<remotes::Remote>()
-                .view::<remotes::RemoteView>()
-                .input::<remotes::RemoteInput>()
-        },
-        R::Publication | R::AllPublications => doc
-            .typed::<publications::Publication>()
-            .view::<publications::PublicationView>()
-            .request::<PublicationRequest>(&[]),
-        R::Distribution | R::AllDistributions => Doc {
-            plugin_fields: Some(plugin_fields::Kind::Distribution),
-            ..doc
-                .typed::<distributions::Distribution>()
-                .view::<distributions::DistributionView>()
+        R::Repository | R::AllRepositories => {
+            Doc::typed::<repositories::Repository, repositories::RepositoryView>()
+                .request::<RepositoryRequest>(&["name"])
+        }
+        R::RepositoryVersion | R::AllRepositoryVersions => Doc::listed::<
+            repositories::Version,
+            repositories::VersionView,
+        >(repositories::VERSION_FILTERS),
+        R::Remote | R::AllRemotes => Doc::typed::<remotes::Remote, remotes::RemoteView>()
+            .input::<remotes::RemoteInput>()
+            .declaring(plugin_fields::Kind::Remote),
+        R::Publication | R::AllPublications => {
+            Doc::typed::<publications::Publication, publications::PublicationView>()
+                .request::<PublicationRequest>(&[])
+        }
+        R::Distribution | R::AllDistributions => {
+            Doc::typed::<distributions::Distribution, distributions::DistributionView>()
                 .request::<DistributionRequest>(&["name", "base_path"])
-        },
-        R::Content => doc
-            .listed::<content::Content>(content::FILTERS)
-            .view::<content::ContentView>()
+                .declaring(plugin_fields::Kind::Distribution)
+        }
+        R::Content => Doc::listed::<content::Content, content::ContentView>(content::FILTERS)
             .request::<ContentRequest>(&[]),
-        R::AllContent => doc
-            .listed::<content::Content>(content::FILTERS)
-            .view::<content::ContentView>(),
-        R::Artifact => doc
-            .listed::<artifacts::Artifact>(&[])
-            .view::<artifacts::ArtifactView>()
+        R::AllContent => Doc::listed::<content::Content, content::ContentView>(content::FILTERS),
+        R::Artifact => Doc::listed::<artifacts::Artifact, artifacts::ArtifactView>(&[])
             .request::<ArtifactRequest>(&["file"]),
-        R::Task => doc
-            .listed::<tasks::Task>(tasks::FILTERS)
-            .view::<tasks::TaskView>(),
-        R::Upload => doc
-            .listed::<uploads::Upload>(&[])
-            .view::<uploads::UploadView>()
+        R::Task => Doc::listed::<tasks::Task, tasks::TaskView>(tasks::FILTERS),
+        R::Upload => Doc::listed::<uploads::Upload, uploads::UploadView>(&[])
             .request::<UploadRequest>(&["size"]),
-        R::User => doc
-            .listed::<users::UserRow>(&[])
-            .view::<users::UserView>()
-            .input::<users::UserInput>(),
-        R::UserToken => doc
-            .listed::<users::Token>(&[])
-            .view::<users::TokenView>()
-            .input::<users::TokenInput>(),
+        R::User => Doc::listed::<users::UserRow, users::UserView>(&[]).input::<users::UserInput>(),
+        R::UserToken => {
+            Doc::listed::<users::Token, users::TokenView>(&[]).input::<users::TokenInput>()
+        }
         R::Plugin => Doc {
             filters: plugins::FILTERS,
-            ..doc
+            ..Doc::default()
                 .view::<plugins::PluginView>()
                 .request::<PluginRequest>(&["file"])
         },
-        R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => doc,
+        R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => Doc::default(),
     }
 }
 
-/// The JSON schema of `T`, standing alone: the schemas it refers to are inlined, and the `allOf`
-/// of a flattened struct merged into one object.
-pub fn of<T: ToSchema>() -> Value {
+/// The schema of `T`, standing alone: the schemas it refers to are inlined, and the `allOf` of a
+/// flattened struct merged into one object.
+pub fn of<T: ToSchema>() -> RefOr<Schema> {
     let mut named = Vec::new();
     T::schemas(&mut named);
-    let named: BTreeMap<String, Value> = named
-        .into_iter()
-        .map(|(name, schema)| (name, value(schema)))
-        .collect();
-    let mut schema = value(T::schema());
+    let named: BTreeMap<String, RefOr<Schema>> = named.into_iter().collect();
+    let mut schema = T::schema();
     inline(&mut schema, &named);
     schema
 }
 
-fn value(schema: impl Serialize) -> Value {
-    // Schemas are plain data: serializing one cannot fail.
-    serde_json::to_value(schema).unwrap_or_default()
-}
-
-fn inline(schema: &mut Value, named: &BTreeMap<String, Value>) {
+fn inline(schema: &mut RefOr<Schema>, named: &BTreeMap<String, RefOr<Schema>>) {
     match schema {
-        Value::Object(map) => {
-            let target = map
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+        RefOr::Ref(reference) => {
+            let target = reference
+                .ref_location
+                .strip_prefix("#/components/schemas/")
                 .and_then(|name| named.get(name));
             if let Some(target) = target {
                 *schema = target.clone();
-                return inline(schema, named);
-            }
-            map.values_mut().for_each(|value| inline(value, named));
-            let merged = match map.get("allOf") {
-                Some(Value::Array(parts)) => {
-                    parts.iter().all(|part| part.get("properties").is_some())
-                }
-                _ => false,
-            };
-            if merged && let Some(Value::Array(parts)) = map.remove("allOf") {
-                let mut object = object(Map::new(), Vec::new());
-                for part in parts {
-                    add_properties(&mut object, &part);
-                }
-                map.extend(object.as_object().cloned().unwrap_or_default());
+                inline(schema, named);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| inline(item, named)),
+        RefOr::T(schema) => inline_within(schema, named),
+    }
+}
+
+/// Inlines the references of the schemas `schema` is made of.
+fn inline_within(schema: &mut Schema, named: &BTreeMap<String, RefOr<Schema>>) {
+    match schema {
+        Schema::Object(object) => {
+            for property in object.properties.values_mut() {
+                inline(property, named);
+            }
+            if let Some(AdditionalProperties::RefOr(values)) =
+                object.additional_properties.as_deref_mut()
+            {
+                inline(values, named);
+            }
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                inline(items, named);
+            }
+        }
+        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(|item| inline(item, named)),
+        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(|item| inline(item, named)),
+        Schema::AllOf(all_of) => {
+            all_of.items.iter_mut().for_each(|item| inline(item, named));
+            if let Some(merged) = merged(all_of) {
+                *schema = Schema::Object(merged);
+            }
+        }
         _ => {}
     }
 }
 
-fn object(properties: Map<String, Value>, required: Vec<&str>) -> Value {
-    let mut object = json!({ "type": "object", "properties": properties });
-    if !required.is_empty() {
-        object["required"] = json!(required);
+/// The `allOf` of objects that a flattened struct derives, as the one object it describes.
+fn merged(all_of: &AllOf) -> Option<Object> {
+    let mut object = Object::with_type(Type::Object);
+    for part in &all_of.items {
+        match part {
+            RefOr::T(Schema::Object(part)) if !part.properties.is_empty() => {
+                add_properties(&mut object, part);
+            }
+            _ => return None,
+        }
     }
-    object
+    object.title.clone_from(&all_of.title);
+    object.description.clone_from(&all_of.description);
+    object.default.clone_from(&all_of.default);
+    object.example.clone_from(&all_of.example);
+    object.examples.clone_from(&all_of.examples);
+    object.extensions.clone_from(&all_of.extensions);
+    Some(object)
+}
+
+/// The object `schema` describes, when it is one.
+pub fn object_mut(schema: &mut RefOr<Schema>) -> Option<&mut Object> {
+    match schema {
+        RefOr::T(Schema::Object(object)) => Some(object),
+        _ => None,
+    }
 }
 
 /// Adds the properties (and required names) of `from` that `to` lacks: a host field wins over a
 /// plugin's of the same name, as in the objects the API answers.
-pub fn add_properties(to: &mut Value, from: &Value) {
-    if let Some(properties) = from.get("properties").and_then(Value::as_object) {
-        for (name, schema) in properties {
-            if let Some(own) = to["properties"].as_object_mut() {
-                own.entry(name.clone()).or_insert_with(|| schema.clone());
-            }
-        }
+pub fn add_properties(to: &mut Object, from: &Object) {
+    for (name, schema) in &from.properties {
+        to.properties
+            .entry(name.clone())
+            .or_insert_with(|| schema.clone());
     }
-    if let Some(required) = from.get("required").and_then(Value::as_array) {
-        let own = to["required"].as_array_mut();
-        match own {
-            Some(own) => own.extend(required.iter().cloned()),
-            None => to["required"] = Value::Array(required.clone()),
-        }
-    }
+    to.required.extend(from.required.iter().cloned());
 }
 
 /// `schema` requiring exactly `required` (none: a `PATCH` body).
-pub fn requiring(mut schema: Value, required: &[&str]) -> Value {
-    if let Some(map) = schema.as_object_mut() {
-        map.remove("required");
-        if !required.is_empty() {
-            map.insert("required".into(), json!(required));
-        }
+pub fn requiring(mut schema: RefOr<Schema>, required: &[&str]) -> RefOr<Schema> {
+    if let Some(object) = object_mut(&mut schema) {
+        object.required = required.iter().map(ToString::to_string).collect();
     }
     schema
 }
 
-/// The fields a plugin declares for `kind`, as a schema with properties (its schema language is
-/// a subset of JSON Schema, validated when the plugin was loaded).
-pub fn plugin_schema(info: &crate::plugins::PluginInfo, kind: plugin_fields::Kind) -> Value {
+/// The fields a plugin declares for `kind`, as an object schema with their properties (its
+/// schema language is a subset of JSON Schema, validated when the plugin was loaded; keywords
+/// the OpenAPI model has no place for are left out).
+pub fn plugin_schema(info: &crate::plugins::PluginInfo, kind: plugin_fields::Kind) -> Object {
     let text = match kind {
         plugin_fields::Kind::Remote => &info.remote_fields,
         plugin_fields::Kind::Distribution => &info.distribution_fields,
     };
-    let mut schema: Value = serde_json::from_str(text).unwrap_or_default();
-    // Declared fields are never required: a create takes their defaults.
-    if let Some(map) = schema.as_object_mut() {
-        map.remove("required");
+    let declared: Value = serde_json::from_str(text).unwrap_or_default();
+    let mut object = Object::with_type(Type::Object);
+    // Declared fields are never required: a create takes their defaults, so `required` is not
+    // read.
+    if let Some(properties) = declared.get("properties").and_then(Value::as_object) {
+        for (name, property) in properties {
+            if let Ok(property) = RefOr::<Schema>::deserialize(property) {
+                object.properties.insert(name.clone(), property);
+            }
+        }
     }
-    schema
+    object
+}
+
+/// A schema of `schema_type`, to build on.
+pub fn typed(schema_type: Type) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(schema_type)
+}
+
+fn string() -> Schema {
+    Object::with_type(Type::String).into()
+}
+
+/// A string in `format` (`uuid`, `uri`, `date-time`; the model names the first two only with
+/// features this crate leaves off, so all are spelled out).
+pub fn formatted(format: &str) -> ObjectBuilder {
+    typed(Type::String).format(Some(SchemaFormat::Custom(format.into())))
 }
 
 /// The page `{count, next, previous, results}` of `item`s.
-pub fn page(item: &str) -> Value {
-    json!({
-        "type": "object",
-        "required": ["count", "results"],
-        "properties": {
-            "count": { "type": "integer" },
-            "next": { "type": ["string", "null"], "format": "uri" },
-            "previous": { "type": ["string", "null"], "format": "uri" },
-            "results": { "type": "array", "items": super::operations::reference(&format!("{item}Response")) },
-        },
-    })
+pub fn page(item: &str) -> RefOr<Schema> {
+    let link = || formatted("uri").schema_type(SchemaType::from_iter([Type::String, Type::Null]));
+    typed(Type::Object)
+        .required("count")
+        .required("results")
+        .property("count", Object::with_type(Type::Integer))
+        .property("next", link())
+        .property("previous", link())
+        .property(
+            "results",
+            Array::new(Ref::from_schema_name(format!("{item}Response"))),
+        )
+        .into()
 }
 
-fn query(name: &str, schema: Value, description: &str) -> Value {
-    let mut parameter = json!({
-        "name": name, "in": "query", "required": false, "description": description,
-        "schema": schema,
-    });
-    if parameter["schema"]["type"] == "array" {
-        // Comma-separated, as Pulp's `__in` filters.
-        parameter["style"] = json!("form");
-        parameter["explode"] = json!(false);
-    }
-    parameter
+fn query(name: &str, schema: impl Into<Schema>, description: &str) -> Parameter {
+    let schema = schema.into();
+    // Lists are comma-separated, as Pulp's `__in` filters.
+    let list = matches!(schema, Schema::Array(_));
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .style(list.then_some(ParameterStyle::Form))
+        .explode(list.then_some(false))
+        .build()
 }
 
-fn list_of(item: Value) -> Value {
-    json!({ "type": "array", "items": item })
+fn list_of(item: impl Into<RefOr<Schema>>) -> Array {
+    Array::new(item)
 }
 
 /// The query parameters of a list: pagination and field selection, each lookup of each filter of
 /// the spec, `ordering`, and the filters the resource reads itself.
-pub fn list_parameters(doc: &Doc) -> Vec<Value> {
-    let string = || json!({ "type": "string" });
+pub fn list_parameters(doc: &Doc) -> Vec<Parameter> {
     let mut parameters = vec![
         query(
             "limit",
-            json!({ "type": "integer", "minimum": 1 }),
+            typed(Type::Integer).minimum(Some(1)).build(),
             "Results per page.",
         ),
         query(
             "offset",
-            json!({ "type": "integer", "minimum": 0 }),
+            typed(Type::Integer).minimum(Some(0)).build(),
             "Results to skip.",
         ),
         query(
@@ -295,27 +331,29 @@ pub fn list_parameters(doc: &Doc) -> Vec<Value> {
         ),
     ];
     if let Some(spec) = &doc.spec {
-        let orderings: Vec<String> = spec
+        let orderings = spec
             .orderings
             .iter()
-            .flat_map(|(name, _)| [name.to_string(), format!("-{name}")])
-            .collect();
+            .flat_map(|(name, _)| [name.to_string(), format!("-{name}")]);
         parameters.push(query(
             "ordering",
-            list_of(json!({ "type": "string", "enum": orderings })),
+            list_of(typed(Type::String).enum_values(Some(orderings))),
             "Fields to order by, `-` first for descending.",
         ));
         for filter in spec.filters {
-            let schema = match filter.kind {
+            let schema: Schema = match filter.kind {
                 Kind::Text => string(),
-                Kind::Int => json!({ "type": "integer" }),
-                Kind::Time => json!({ "type": "string", "format": "date-time" }),
-                Kind::Bool => json!({ "type": "boolean" }),
+                Kind::Int => Object::with_type(Type::Integer).into(),
+                Kind::Time => formatted("date-time").into(),
+                Kind::Bool => Object::with_type(Type::Boolean).into(),
             };
             for lookup in filter.kind.lookups() {
                 let (name, schema) = match *lookup {
                     "exact" => (filter.name.to_owned(), schema.clone()),
-                    "in" => (format!("{}__in", filter.name), list_of(schema.clone())),
+                    "in" => (
+                        format!("{}__in", filter.name),
+                        list_of(schema.clone()).into(),
+                    ),
                     lookup => (format!("{}__{lookup}", filter.name), schema.clone()),
                 };
                 parameters.push(query(
@@ -344,8 +382,8 @@ pub fn list_parameters(doc: &Doc) -> Vec<Value> {
         }
     }
     for filter in doc.filters {
-        let schema = if filter.many {
-            list_of(string())
+        let schema: Schema = if filter.many {
+            list_of(string()).into()
         } else {
             string()
         };
@@ -355,12 +393,13 @@ pub fn list_parameters(doc: &Doc) -> Vec<Value> {
 }
 
 /// The schemas operations name that are not a resource's object.
-pub fn named() -> Vec<(&'static str, Value)> {
-    let error = json!({
-        "type": "object",
-        "description": "`{\"field\": [\"message\"]}` for a 400, `{\"detail\": \"message\"}` otherwise.",
-        "additionalProperties": true,
-    });
+pub fn named() -> Vec<(&'static str, RefOr<Schema>)> {
+    let error = typed(Type::Object)
+        .description(Some(
+            "`{\"field\": [\"message\"]}` for a 400, `{\"detail\": \"message\"}` otherwise.",
+        ))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .into();
     vec![
         ("AsyncOperationResponse", of::<support::TaskAccepted>()),
         ("SetLabelResponse", of::<support::LabelChanged>()),
