@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{
     DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Query, Request, State,
 };
@@ -9,7 +10,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -18,6 +18,7 @@ use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
     Visibility, fetch_by_id, shaped,
 };
+use super::routes::Routes;
 use super::support::{next_field, spawn_task, stage_file};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href, RestNames};
@@ -29,8 +30,8 @@ use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/pulp/api/v3/content/{plugin}/{plural}/",
             get(list).post(create).layer(DefaultBodyLimit::disable()),

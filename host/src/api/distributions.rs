@@ -2,16 +2,15 @@
 //! version, or the latest of a repository. Create, update and delete are tasks (202), as in
 //! Pulp. `distributions/` lists every type.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
+use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, spawn_task, typed_route,
     version_id,
@@ -26,31 +25,8 @@ use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/pulp/api/v3/distributions/",
-            get(typed::list_all::<Distribution>),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/",
-            get(typed::list::<Distribution>).post(create_request),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/",
-            get(typed::read::<Distribution>)
-                .patch(typed::update::<Distribution>)
-                .put(typed::replace::<Distribution>)
-                .delete(typed::destroy::<Distribution>),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/set_label/",
-            post(typed::set_label::<Distribution>),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/",
-            post(typed::unset_label::<Distribution>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Distribution, _, _>(create_request)
 }
 
 fn empty_object() -> String {

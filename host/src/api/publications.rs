@@ -1,14 +1,13 @@
 //! `publications/<plugin>/<type>/`: what a client of a repository version needs, rendered by the
 //! plugin.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
+use super::routes::Routes;
 use super::support::{Fields, spawn_task, typed_route, version_id};
 use super::typed::{self, Typed};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
@@ -18,20 +17,8 @@ use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/pulp/api/v3/publications/",
-            get(typed::list_all::<Publication>),
-        )
-        .route(
-            "/pulp/api/v3/publications/{plugin}/{type}/",
-            get(typed::list::<Publication>).post(create),
-        )
-        .route(
-            "/pulp/api/v3/publications/{plugin}/{type}/{id}/",
-            get(typed::read::<Publication>).delete(typed::destroy::<Publication>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Publication, _, _>(create)
 }
 
 /// A complete publication, with the number of the version it publishes.
@@ -97,6 +84,7 @@ impl Typed for Publication {
     const PREFIX: &'static str = "p.";
     const COLLECTION: Collection = Collection::Publications;
     type View = PublicationView;
+    const MUTABLE: bool = false;
 
     fn key(&self) -> (&str, &str, &str) {
         (&self.plugin, &self.type_name, &self.id)

@@ -2,11 +2,9 @@
 //! (TLS, proxy, credentials, headers, timeouts, retries). Create answers 201; update and delete
 //! are tasks (202), as in Pulp. `remotes/` lists the remotes of every type.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +14,7 @@ use utoipa::ToSchema;
 use super::input::{self, Input};
 use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
+use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, typed_route,
 };
@@ -27,28 +26,8 @@ use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/pulp/api/v3/remotes/", get(typed::list_all::<Remote>))
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/",
-            get(typed::list::<Remote>).post(create),
-        )
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/{id}/",
-            get(typed::read::<Remote>)
-                .patch(typed::update::<Remote>)
-                .put(typed::replace::<Remote>)
-                .delete(typed::destroy::<Remote>),
-        )
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/{id}/set_label/",
-            post(typed::set_label::<Remote>),
-        )
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/{id}/unset_label/",
-            post(typed::unset_label::<Remote>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Remote, _, _>(create)
 }
 
 /// A row of `remotes` (the domain's: the same row configures downloads).

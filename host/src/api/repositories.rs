@@ -2,11 +2,11 @@
 //! Create answers 201; update and delete are tasks (202), as in Pulp. `repositories/` and
 //! `repository_versions/` list every type.
 
+use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -15,6 +15,7 @@ use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
     Visibility, fetch_one, shaped, split_list,
 };
+use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, spawn_task,
     typed_route, version_id,
@@ -29,32 +30,9 @@ use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/pulp/api/v3/repositories/",
-            get(typed::list_all::<Repository>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Repository, _, _>(create)
         .route("/pulp/api/v3/repository_versions/", get(list_all_versions))
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/",
-            get(typed::list::<Repository>).post(create),
-        )
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/{id}/",
-            get(typed::read::<Repository>)
-                .patch(typed::update::<Repository>)
-                .put(typed::replace::<Repository>)
-                .delete(typed::destroy::<Repository>),
-        )
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/{id}/set_label/",
-            post(typed::set_label::<Repository>),
-        )
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/{id}/unset_label/",
-            post(typed::unset_label::<Repository>),
-        )
         .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/",
             post(sync),

@@ -1,22 +1,26 @@
 //! The handlers every plugin-typed resource shares (`repositories/<plugin>/<type>/`, `remotes/…`,
 //! `publications/…`, `distributions/…`): list (of one type, and of every type), read, update
 //! and replace (tasks, as in Pulp), delete (a task), and the label actions. A resource module
-//! implements [`Typed`] for its row type and routes to these, writing only what is its own: its
-//! response view, the filters that name other objects, and what a change of it means.
+//! implements [`Typed`] for its row type and registers these with [`routes`], writing only what
+//! is its own: its response view, the filters that name other objects, what a change of it
+//! means, its create and its other routes.
 
 use std::future::Future;
 
 use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
+use axum::handler::Handler;
 use axum::response::Response;
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::list::{
     self, Conditions, ExtraFilter, ListQuery, Resource, Visibility, fetch_by_id, shaped,
 };
+use super::routes::Routes;
 use super::support::{self, Changes, Fields, of_type, spawn_delete, spawn_update};
-use crate::domain::hrefs::{self, Collection, RestNames};
+use crate::domain::hrefs::{self, API_ROOT, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
@@ -36,6 +40,9 @@ pub trait Typed: Resource {
     const COLLECTION: Collection;
     /// How the API shows it.
     type View: Serialize;
+    /// Whether its objects change after they are created: updates (`PATCH`, `PUT`) and labels.
+    /// Publications do not.
+    const MUTABLE: bool = true;
 
     /// Its plugin, type and id.
     fn key(&self) -> (&str, &str, &str);
@@ -69,7 +76,7 @@ pub trait Typed: Resource {
 
     /// The validated changes of an update (`whole`: a `PUT`, whose required fields must be
     /// given), and the locks its task takes besides the one on the object. Resources without
-    /// update routes (publications are immutable) keep this default, which nothing calls.
+    /// update routes (not [`Typed::MUTABLE`]) keep this default, which nothing calls.
     fn changes(
         &self,
         _app: &App,
@@ -78,6 +85,28 @@ pub trait Typed: Resource {
     ) -> impl Future<Output = ApiResult<(Changes, Vec<ResourceLock>)>> + Send {
         async { Err(ApiError::not_found()) }
     }
+}
+
+/// The routes every typed resource serves under `/pulp/api/v3/<collection>/`: the objects of
+/// every type, one type's list and `create` (the resource's own handler), each object's read and
+/// delete and, when [`Typed::MUTABLE`], its update, replace, `set_label/` and `unset_label/`. A
+/// module adds its own routes to these; a route every object of every typed resource takes
+/// belongs here.
+pub fn routes<R: Typed, H: Handler<T, AppState>, T: 'static>(create: H) -> Routes {
+    let collection = format!("{API_ROOT}{}/", R::COLLECTION.path());
+    let of_type = format!("{collection}{{plugin}}/{{type}}/");
+    let object = format!("{of_type}{{id}}/");
+    let mut routes = Routes::new()
+        .route(collection, get(list_all::<R>))
+        .route(of_type, get(list::<R>).post(create));
+    let mut object_handlers = get(read::<R>).delete(destroy::<R>);
+    if R::MUTABLE {
+        object_handlers = object_handlers.patch(update::<R>).put(replace::<R>);
+        routes = routes
+            .route(format!("{object}set_label/"), post(set_label::<R>))
+            .route(format!("{object}unset_label/"), post(unset_label::<R>));
+    }
+    routes.route(object, object_handlers)
 }
 
 /// The object `id` of the route's type (`segment` is the type's REST name), or 404.
