@@ -1,7 +1,9 @@
 //! The REST API under `/pulp/api/v3/`, shaped like Pulp 3's so Pulp users' scripts keep working.
 //!
 //! # Layout
-//! One module per resource, each with a `router()`, merged here once behind authentication
+//! One module per resource, each with a `router()` (a [`routes::Routes`], which records the
+//! template of each route so a test can compare them with the API document; the standard routes
+//! of a plugin-typed resource come from [`typed::routes`]), merged here once behind authentication
 //! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
 //! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`uploads`] (chunked),
 //! [`tasks`], [`maintenance`] (orphan cleanup, reclaim, repair), [`users`] (with API tokens),
@@ -27,6 +29,7 @@ pub mod plugins;
 pub mod publications;
 pub mod remotes;
 pub mod repositories;
+pub mod routes;
 pub mod status;
 pub mod support;
 pub mod tasks;
@@ -39,12 +42,25 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
+use self::routes::Routes;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// All REST routes.
 pub fn router(app: &AppState) -> Router<AppState> {
-    let protected = Router::new()
+    let protected = protected_routes()
+        .into_router()
+        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
+    Router::new()
+        .merge(public_routes())
+        .merge(openapi::router())
+        .merge(protected)
+        .layer(middleware::from_fn(correlation::propagate))
+}
+
+/// The routes that require credentials.
+fn protected_routes() -> Routes {
+    Routes::new()
         .merge(repositories::router())
         .merge(remotes::router())
         .merge(content::router())
@@ -56,12 +72,19 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .merge(uploads::router())
         .merge(maintenance::router())
         .merge(users::router())
-        .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
-    Router::new()
-        .merge(status::router())
-        .merge(openapi::router())
-        .merge(protected)
-        .layer(middleware::from_fn(correlation::propagate))
+}
+
+/// The routes anyone may call, as in Pulp (the document's own are [`openapi::router`]'s).
+fn public_routes() -> Routes {
+    status::router()
+}
+
+/// The template of every route [`router`] registers through [`Routes`], for the test that
+/// compares them with the API document.
+#[cfg(test)]
+pub(crate) fn route_templates() -> Vec<String> {
+    let routes = protected_routes().merge(public_routes());
+    routes.templates().to_vec()
 }
 
 /// Requires valid credentials of a user on every protected route, and hands the user to the

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -17,6 +17,7 @@ use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
     object_id,
 };
+use super::routes::Routes;
 use super::support::{next_field, stage_file};
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
@@ -24,8 +25,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/pulp/api/v3/artifacts/",
             get(list).post(create).layer(DefaultBodyLimit::disable()),

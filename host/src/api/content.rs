@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{
     DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Query, Request, State,
 };
@@ -9,7 +10,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -18,7 +18,8 @@ use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
     Visibility, fetch_by_id, shaped,
 };
-use super::support::{next_field, spawn_task, stage_file};
+use super::routes::Routes;
+use super::support::{next_field, referenced, spawn_task, stage_file};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
@@ -29,8 +30,8 @@ use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/pulp/api/v3/content/{plugin}/{plural}/",
             get(list).post(create).layer(DefaultBodyLimit::disable()),
@@ -353,13 +354,8 @@ async fn create_from(
                     "Invalid hyperlink - not an upload href.",
                 ));
             };
-            sqlx::query("SELECT id FROM uploads WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(app.db.pool())
-                .await?
-                .ok_or_else(|| {
-                    ApiError::field("upload", "Invalid hyperlink - Object does not exist.")
-                })?;
+            let _: (String,) =
+                referenced(app, "upload", "SELECT id FROM uploads WHERE id = $1", &id).await?;
             locks.push(ResourceLock::exclusive(hrefs::upload(&id)));
             Some(id)
         }
@@ -389,13 +385,8 @@ async fn create_from(
                 type_name,
                 id,
             }) if repo_plugin == plugin => {
-                let exists = sqlx::query("SELECT id FROM repositories WHERE id = $1")
-                    .bind(&id)
-                    .fetch_optional(app.db.pool())
-                    .await?;
-                exists.ok_or_else(|| {
-                    ApiError::field("repository", "Invalid hyperlink - Object does not exist.")
-                })?;
+                let sql = "SELECT id FROM repositories WHERE id = $1";
+                let _: (String,) = referenced(app, "repository", sql, &id).await?;
                 locks.push(ResourceLock::exclusive(hrefs::repository(
                     &names,
                     &repo_plugin,
@@ -463,14 +454,8 @@ async fn artifact_by_href(app: &App, href: &str) -> ApiResult<artifacts::Artifac
             "Invalid hyperlink - not an artifact href.",
         ));
     };
-    let (id, sha256, size): (String, String, i64) =
-        sqlx::query_as("SELECT id, sha256, size FROM artifacts WHERE id = $1")
-            .bind(&id)
-            .fetch_optional(app.db.pool())
-            .await?
-            .ok_or_else(|| {
-                ApiError::field("artifact", "Invalid hyperlink - Object does not exist.")
-            })?;
+    let sql = "SELECT id, sha256, size FROM artifacts WHERE id = $1";
+    let (id, sha256, size): (String, String, i64) = referenced(app, "artifact", sql, &id).await?;
     Ok(artifacts::Artifact {
         id,
         sha256,

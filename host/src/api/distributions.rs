@@ -2,55 +2,31 @@
 //! version, or the latest of a repository. Create, update and delete are tasks (202), as in
 //! Pulp. `distributions/` lists every type.
 
-use axum::Router;
-use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
+use super::remotes::remote_field;
+use super::routes::Routes;
 use super::support::{
-    Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, spawn_task, typed_route,
+    Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of, spawn_task,
     version_id,
 };
-use super::typed::{self, Typed};
+use super::typed::{self, TypeRoute, Typed, href_filter};
 use crate::content::CONTENT_ROOT;
 use crate::domain::distributions::{self, DistributionFields, Overlap};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
-use crate::state::{App, AppState};
+use crate::state::App;
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/pulp/api/v3/distributions/",
-            get(typed::list_all::<Distribution>),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/",
-            get(typed::list::<Distribution>).post(create_request),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/",
-            get(typed::read::<Distribution>)
-                .patch(typed::update::<Distribution>)
-                .put(typed::replace::<Distribution>)
-                .delete(typed::destroy::<Distribution>),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/set_label/",
-            post(typed::set_label::<Distribution>),
-        )
-        .route(
-            "/pulp/api/v3/distributions/{plugin}/{type}/{id}/unset_label/",
-            post(typed::unset_label::<Distribution>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Distribution>()
 }
 
 fn empty_object() -> String {
@@ -210,17 +186,12 @@ impl Typed for Distribution {
 
     /// `repository`.
     fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
-        let mut conditions = Conditions::new();
-        if let Some(href) = query.get("repository") {
-            let Some(Href::Repository { id, .. }) = hrefs::parse(names, href) else {
-                return Err(ApiError::field(
-                    "repository",
-                    format!("URI not valid: {href}"),
-                ));
-            };
-            conditions.push("d.repository_id = ?", [Bind::Text(id)]);
-        }
-        Ok(conditions)
+        href_filter(names, query, "repository", |href| match href {
+            Href::Repository { id, .. } => {
+                Some(Conditions::of("d.repository_id = ?", [Bind::Text(id)]))
+            }
+            _ => None,
+        })
     }
 
     async fn changes(
@@ -285,6 +256,44 @@ impl Typed for Distribution {
         }
         Ok((changes, locks))
     }
+
+    async fn create(app: &App, route: TypeRoute, fields: Fields) -> ApiResult<Response> {
+        let TypeRoute {
+            loaded,
+            plugin,
+            type_name,
+            ..
+        } = route;
+        let name = fields.required_str("name")?;
+        let base_path = validate_base_path(&fields.required_str("base_path")?)?;
+        ensure_unique(app, "distributions", "name", "name", &name, None).await?;
+        check_overlap(app, &base_path, None).await?;
+        check_content_guard(&fields)?;
+        let target = target(app, &fields, &plugin, Target::default()).await?;
+        let remote_id = remote_field(app, &fields, &plugin).await?;
+        let fields = DistributionFields {
+            plugin,
+            type_name,
+            name,
+            base_path: base_path.clone(),
+            publication_id: target.publication_id,
+            repository_id: target.repository_id,
+            repository_version_id: target.repository_version_id,
+            remote_id,
+            hidden: fields.opt_bool("hidden")?.unwrap_or(false),
+            labels: fields.labels()?.unwrap_or_else(|| "{}".into()),
+            extra: plugin_fields::extra(&loaded, Kind::Distribution, &fields, None)?
+                .unwrap_or_else(empty_object),
+        };
+        let lock = ResourceLock::exclusive(base_path_lock(&base_path));
+        spawn_task(
+            app,
+            "granary.tasks.general_create",
+            TaskArgs::CreateDistribution { fields },
+            &[lock],
+        )
+        .await
+    }
 }
 
 /// Checks a base path: relative, no empty, `.` or `..` segments.
@@ -327,47 +336,25 @@ const ONLY_ONE: &str = "Only one of the attributes 'repository', 'repository_ver
 async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> ApiResult<Target> {
     let names = app.plugins.rest_names();
     let mut target = current;
-    if fields.0.contains_key("publication") {
-        target.publication_id = match fields.opt_href(&names, "publication")? {
-            None => None,
-            Some(Href::Publication { plugin: p, id, .. }) if p == plugin => {
-                exists(
-                    app,
-                    "SELECT id FROM publications WHERE id = $1 AND complete = 1",
-                    &id,
-                    "publication",
-                )
-                .await?;
-                Some(id)
-            }
-            Some(_) => {
-                return Err(ApiError::field(
-                    "publication",
-                    format!("Expected the href of a {plugin} publication."),
-                ));
-            }
-        };
-    }
-    if fields.0.contains_key("repository") {
-        target.repository_id = match fields.opt_href(&names, "repository")? {
-            None => None,
-            Some(Href::Repository { plugin: p, id, .. }) if p == plugin => {
-                exists(
-                    app,
-                    "SELECT id FROM repositories WHERE id = $1",
-                    &id,
-                    "repository",
-                )
-                .await?;
-                Some(id)
-            }
-            Some(_) => {
-                return Err(ApiError::field(
-                    "repository",
-                    format!("Expected the href of a {plugin} repository."),
-                ));
-            }
-        };
+    let complete_publication = "SELECT id FROM publications WHERE id = $1 AND complete = 1";
+    let repository = "SELECT id FROM repositories WHERE id = $1";
+    for (field, collection, sql, id) in [
+        (
+            "publication",
+            Collection::Publications,
+            complete_publication,
+            &mut target.publication_id,
+        ),
+        (
+            "repository",
+            Collection::Repositories,
+            repository,
+            &mut target.repository_id,
+        ),
+    ] {
+        if fields.0.contains_key(field) {
+            *id = plugin_object(app, fields, field, collection, plugin, sql).await?;
+        }
     }
     if fields.0.contains_key("repository_version") {
         target.repository_version_id = match fields.opt_href(&names, "repository_version")? {
@@ -400,30 +387,6 @@ async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> Ap
     Ok(target)
 }
 
-async fn exists(app: &App, sql: &str, id: &str, field: &str) -> ApiResult<()> {
-    sqlx::query(sql)
-        .bind(id)
-        .fetch_optional(app.db.pool())
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| ApiError::field(field, "Invalid hyperlink - Object does not exist."))
-}
-
-/// The `remote` field: a remote of the plugin, for pull-through.
-async fn remote_field(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
-    match fields.opt_href(&app.plugins.rest_names(), "remote")? {
-        None => Ok(None),
-        Some(Href::Remote { plugin: p, id, .. }) if p == plugin => {
-            exists(app, "SELECT id FROM remotes WHERE id = $1", &id, "remote").await?;
-            Ok(Some(id))
-        }
-        Some(_) => Err(ApiError::field(
-            "remote",
-            format!("Expected the href of a {plugin} remote."),
-        )),
-    }
-}
-
 /// No content guard types exist yet, so only `null` is a valid `content_guard`.
 fn check_content_guard(fields: &Fields) -> ApiResult<()> {
     if fields.has("content_guard") {
@@ -433,43 +396,6 @@ fn check_content_guard(fields: &Fields) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-async fn create_request(
-    State(app): State<AppState>,
-    Path((plugin, segment)): Path<(String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let (loaded, type_name) = typed_route(&app, &plugin, Collection::Distributions, &segment)?;
-    let name = fields.required_str("name")?;
-    let base_path = validate_base_path(&fields.required_str("base_path")?)?;
-    ensure_unique(&app, "distributions", "name", "name", &name, None).await?;
-    check_overlap(&app, &base_path, None).await?;
-    check_content_guard(&fields)?;
-    let target = target(&app, &fields, &plugin, Target::default()).await?;
-    let remote_id = remote_field(&app, &fields, &plugin).await?;
-    let fields = DistributionFields {
-        plugin,
-        type_name,
-        name,
-        base_path: base_path.clone(),
-        publication_id: target.publication_id,
-        repository_id: target.repository_id,
-        repository_version_id: target.repository_version_id,
-        remote_id,
-        hidden: fields.opt_bool("hidden")?.unwrap_or(false),
-        labels: fields.labels()?.unwrap_or_else(|| "{}".into()),
-        extra: plugin_fields::extra(&loaded, Kind::Distribution, &fields, None)?
-            .unwrap_or_else(empty_object),
-    };
-    let lock = ResourceLock::exclusive(base_path_lock(&base_path));
-    spawn_task(
-        &app,
-        "granary.tasks.general_create",
-        TaskArgs::CreateDistribution { fields },
-        &[lock],
-    )
-    .await
 }
 
 /// Creating or moving distributions to the same base path at once is serialised on this lock.

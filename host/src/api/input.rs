@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use super::support::Fields;
 use crate::error::{ApiError, ApiResult};
@@ -61,25 +61,24 @@ impl Lenient for bool {
     }
 }
 
+/// A number given as a JSON number (read by `from_json`) or as its text.
+fn number<T: std::str::FromStr>(value: Value, from_json: fn(&Number) -> Option<T>) -> Option<T> {
+    match value {
+        Value::Number(number) => from_json(&number),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
 impl Lenient for i64 {
     fn read(value: Value) -> Result<Self, &'static str> {
-        match value {
-            Value::Number(number) => number.as_i64(),
-            Value::String(text) => text.parse().ok(),
-            _ => None,
-        }
-        .ok_or("A valid integer is required.")
+        number(value, Number::as_i64).ok_or("A valid integer is required.")
     }
 }
 
 impl Lenient for f64 {
     fn read(value: Value) -> Result<Self, &'static str> {
-        match value {
-            Value::Number(number) => number.as_f64(),
-            Value::String(text) => text.parse().ok(),
-            _ => None,
-        }
-        .ok_or("A valid number is required.")
+        number(value, Number::as_f64).ok_or("A valid number is required.")
     }
 }
 

@@ -85,22 +85,22 @@ pub struct ExtraFilter {
 }
 
 impl ExtraFilter {
-    /// A filter taking one value.
-    pub const fn one(name: &'static str, description: &'static str) -> ExtraFilter {
+    const fn of(name: &'static str, description: &'static str, many: bool) -> ExtraFilter {
         ExtraFilter {
             name,
             description,
-            many: false,
+            many,
         }
+    }
+
+    /// A filter taking one value.
+    pub const fn one(name: &'static str, description: &'static str) -> ExtraFilter {
+        ExtraFilter::of(name, description, false)
     }
 
     /// A filter taking a comma-separated list.
     pub const fn many(name: &'static str, description: &'static str) -> ExtraFilter {
-        ExtraFilter {
-            name,
-            description,
-            many: true,
-        }
+        ExtraFilter::of(name, description, true)
     }
 }
 

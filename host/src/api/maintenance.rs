@@ -2,13 +2,13 @@
 //! `repair/` and `repositories/<plugin>/<type>/<id>/versions/<n>/repair/`. Each queues a task
 //! (202); the work is in [`crate::domain::maintenance`].
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::Value;
 
 use super::list::object_id;
+use super::routes::Routes;
 use super::support::{Fields, spawn_task, typed_route, version_id};
 use crate::domain::hrefs::{self, Collection, Href};
 use crate::error::{ApiError, ApiResult};
@@ -20,8 +20,8 @@ use crate::tasks::kinds::TaskArgs;
 const DEFAULT_ORPHAN_PROTECTION_MINUTES: i64 = 24 * 60;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/pulp/api/v3/orphans/cleanup/", post(orphan_cleanup))
         .route(
             "/pulp/api/v3/repositories/reclaim_space/",

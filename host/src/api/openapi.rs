@@ -211,33 +211,12 @@ mod tests {
     use super::operations::UNDOCUMENTED_ROUTES;
     use super::*;
 
-    /// Route templates the routers declare, read from their source: the string literal after
-    /// each `.route(`.
-    fn declared_routes() -> Vec<String> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
-        let mut routes = Vec::new();
-        for entry in std::fs::read_dir(dir).expect("src/api is readable") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_none_or(|extension| extension != "rs") {
-                continue;
-            }
-            let source = std::fs::read_to_string(path).expect("source");
-            for (at, _) in source.match_indices(".route(") {
-                let rest = source[at + ".route(".len()..].trim_start();
-                if let Some(literal) = rest.strip_prefix("\"/pulp/").map(|_| &rest[1..]) {
-                    routes.push(literal[..literal.find('"').expect("closed")].to_string());
-                }
-            }
-        }
-        routes
-    }
-
     #[test]
-    fn every_route_the_routers_declare_is_in_the_document_table() {
-        let routes = declared_routes();
+    fn every_route_the_routers_register_is_in_the_document_table() {
+        let routes = crate::api::route_templates();
         assert!(
             routes.len() > 10,
-            "the routers' routes were found: {routes:?}"
+            "the routers' routes were recorded: {routes:?}"
         );
         for route in routes {
             assert!(
@@ -249,12 +228,12 @@ mod tests {
     }
 
     #[test]
-    fn every_documented_route_is_declared_by_a_router() {
-        let routes = declared_routes();
+    fn every_documented_route_is_registered_by_a_router() {
+        let routes = crate::api::route_templates();
         for endpoint in ENDPOINTS {
             assert!(
                 routes.iter().any(|route| route == endpoint.route),
-                "{} is described but no router declares it",
+                "{} is described but no router registers it",
                 endpoint.route
             );
         }

@@ -11,17 +11,18 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{self, ExtraFilter, Page};
+use super::routes::Routes;
 use super::support::{Fields, next_field};
 use crate::domain::hrefs::{API_ROOT, artifact};
 use crate::domain::registry::{self, InstalledRow, RegistryError, info_json};
@@ -36,8 +37,8 @@ use crate::state::AppState;
 const POLICY: &str = "plugins";
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route(
             "/pulp/api/v3/plugins/",
             get(list).post(install).layer(DefaultBodyLimit::disable()),

@@ -1,37 +1,23 @@
 //! `publications/<plugin>/<type>/`: what a client of a repository version needs, rendered by the
 //! plugin.
 
-use axum::Router;
-use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
-use super::support::{Fields, spawn_task, typed_route, version_id};
-use super::typed::{self, Typed};
+use super::routes::Routes;
+use super::support::{Fields, referenced, spawn_task, version_id};
+use super::typed::{self, TypeRoute, Typed, href_filter};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
-use crate::state::{App, AppState};
+use crate::state::App;
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/pulp/api/v3/publications/",
-            get(typed::list_all::<Publication>),
-        )
-        .route(
-            "/pulp/api/v3/publications/{plugin}/{type}/",
-            get(typed::list::<Publication>).post(create),
-        )
-        .route(
-            "/pulp/api/v3/publications/{plugin}/{type}/{id}/",
-            get(typed::read::<Publication>).delete(typed::destroy::<Publication>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Publication>()
 }
 
 /// A complete publication, with the number of the version it publishes.
@@ -97,6 +83,7 @@ impl Typed for Publication {
     const PREFIX: &'static str = "p.";
     const COLLECTION: Collection = Collection::Publications;
     type View = PublicationView;
+    const MUTABLE: bool = false;
 
     fn key(&self) -> (&str, &str, &str) {
         (&self.plugin, &self.type_name, &self.id)
@@ -116,28 +103,24 @@ impl Typed for Publication {
 
     /// `repository_version` and `repository`.
     fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
-        let mut conditions = Conditions::new();
-        if let Some(href) = query.get("repository_version") {
-            let Some(Href::Version { id, number, .. }) = hrefs::parse(names, href) else {
-                return Err(ApiError::field(
-                    "repository_version",
-                    format!("URI not valid: {href}"),
-                ));
-            };
-            conditions.push(
+        let mut conditions = href_filter(names, query, "repository_version", |href| match href {
+            Href::Version { id, number, .. } => Some(Conditions::of(
                 "p.repository_id = ? AND v.number = ?",
                 [Bind::Text(id), Bind::Int(number)],
-            );
-        }
-        if let Some(href) = query.get("repository") {
-            let Some(Href::Repository { id, .. }) = hrefs::parse(names, href) else {
-                return Err(ApiError::field(
-                    "repository",
-                    format!("URI not valid: {href}"),
-                ));
-            };
-            conditions.push("p.repository_id = ?", [Bind::Text(id)]);
-        }
+            )),
+            _ => None,
+        })?;
+        conditions.extend(href_filter(
+            names,
+            query,
+            "repository",
+            |href| match href {
+                Href::Repository { id, .. } => {
+                    Some(Conditions::of("p.repository_id = ?", [Bind::Text(id)]))
+                }
+                _ => None,
+            },
+        )?);
         Ok(conditions)
     }
 
@@ -145,79 +128,71 @@ impl Typed for Publication {
     fn shown() -> Conditions {
         Conditions::of("p.complete = 1", [])
     }
-}
 
-async fn create(
-    State(app): State<AppState>,
-    Path((plugin, segment)): Path<(String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let (_, type_name) = typed_route(&app, &plugin, Collection::Publications, &segment)?;
-    let names = app.plugins.rest_names();
-    let (repository_id, number) = match (
-        fields.opt_href(&names, "repository")?,
-        fields.opt_href(&names, "repository_version")?,
-    ) {
-        (Some(Href::Repository { plugin: p, id, .. }), None) if p == plugin => {
-            let latest: i64 =
-                sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
-                    .bind(&id)
-                    .fetch_optional(app.db.pool())
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::field("repository", "Invalid hyperlink - Object does not exist.")
-                    })?;
-            (id, latest)
-        }
-        (
-            None,
-            Some(Href::Version {
-                plugin: p,
-                id,
-                number,
-                ..
-            }),
-        ) if p == plugin => {
-            version_id(&app, "repository_version", &id, number).await?;
-            (id, number)
-        }
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "Only one of 'repository' and 'repository_version' may be given.",
-            ));
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "Either 'repository' or 'repository_version' must be given.",
-            ));
-        }
-        (Some(_), None) => {
-            return Err(ApiError::field(
-                "repository",
-                format!("Expected the href of a {plugin} repository."),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::field(
-                "repository_version",
-                format!("Expected the href of a {plugin} repository version."),
-            ));
-        }
-    };
-    let lock = ResourceLock::shared(hrefs::repository(
-        &names,
-        &plugin,
-        &type_name,
-        &repository_id,
-    ));
-    spawn_task(
-        &app,
-        "granary.tasks.publish",
-        TaskArgs::Publish {
-            repository_id,
-            version: number,
-        },
-        &[lock],
-    )
-    .await
+    async fn create(app: &App, route: TypeRoute, fields: Fields) -> ApiResult<Response> {
+        let TypeRoute {
+            plugin, type_name, ..
+        } = route;
+        let names = app.plugins.rest_names();
+        let (repository_id, number) = match (
+            fields.opt_href(&names, "repository")?,
+            fields.opt_href(&names, "repository_version")?,
+        ) {
+            (Some(Href::Repository { plugin: p, id, .. }), None) if p == plugin => {
+                let sql = "SELECT latest_version FROM repositories WHERE id = $1";
+                let (latest,): (i64,) = referenced(app, "repository", sql, &id).await?;
+                (id, latest)
+            }
+            (
+                None,
+                Some(Href::Version {
+                    plugin: p,
+                    id,
+                    number,
+                    ..
+                }),
+            ) if p == plugin => {
+                version_id(app, "repository_version", &id, number).await?;
+                (id, number)
+            }
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "Only one of 'repository' and 'repository_version' may be given.",
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::bad_request(
+                    "Either 'repository' or 'repository_version' must be given.",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(ApiError::field(
+                    "repository",
+                    format!("Expected the href of a {plugin} repository."),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ApiError::field(
+                    "repository_version",
+                    format!("Expected the href of a {plugin} repository version."),
+                ));
+            }
+        };
+        let lock = ResourceLock::shared(hrefs::repository(
+            &names,
+            &plugin,
+            &type_name,
+            &repository_id,
+        ));
+        spawn_task(
+            app,
+            "granary.tasks.publish",
+            TaskArgs::Publish {
+                repository_id,
+                version: number,
+            },
+            &[lock],
+        )
+        .await
+    }
 }

@@ -2,11 +2,8 @@
 //! (TLS, proxy, credentials, headers, timeouts, retries). Create answers 201; update and delete
 //! are tasks (202), as in Pulp. `remotes/` lists the remotes of every type.
 
-use axum::Router;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -16,39 +13,20 @@ use utoipa::ToSchema;
 use super::input::{self, Input};
 use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
+use super::routes::Routes;
 use super::support::{
-    Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_of, typed_route,
+    Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of, set_columns,
 };
-use super::typed::{self, Typed};
+use super::typed::{self, TypeRoute, Typed};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
-use crate::state::{App, AppState};
+use crate::state::App;
 use crate::tasks::ResourceLock;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/pulp/api/v3/remotes/", get(typed::list_all::<Remote>))
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/",
-            get(typed::list::<Remote>).post(create),
-        )
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/{id}/",
-            get(typed::read::<Remote>)
-                .patch(typed::update::<Remote>)
-                .put(typed::replace::<Remote>)
-                .delete(typed::destroy::<Remote>),
-        )
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/{id}/set_label/",
-            post(typed::set_label::<Remote>),
-        )
-        .route(
-            "/pulp/api/v3/remotes/{plugin}/{type}/{id}/unset_label/",
-            post(typed::unset_label::<Remote>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Remote>()
 }
 
 /// A row of `remotes` (the domain's: the same row configures downloads).
@@ -197,6 +175,37 @@ impl Typed for Remote {
             changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
         }
         Ok((changes, Vec::new()))
+    }
+
+    async fn create(app: &App, route: TypeRoute, fields: Fields) -> ApiResult<Response> {
+        let TypeRoute {
+            loaded,
+            plugin,
+            segment,
+            type_name,
+        } = route;
+        let mut changes = remote_changes(fields.parse()?, true)?;
+        if let Some(name) = name_change(&changes) {
+            ensure_unique(app, "remotes", "name", "name", name, None).await?;
+        }
+        if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, &fields, None)? {
+            changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
+        }
+        let id = new_id();
+        let created = now();
+        let mut tx = app.db.begin_write().await?;
+        sqlx::query("INSERT INTO remotes (id, plugin, type_name, name, url, policy, created, updated) VALUES ($1, $2, $3, $1, '', '', $4, $4)")
+            .bind(&id)
+            .bind(&plugin)
+            .bind(&type_name)
+            .bind(&created)
+            .execute(&mut *tx)
+            .await?;
+        set_columns(&mut tx, "remotes", &id, &changes).await?;
+        tx.commit().await?;
+        let remote: Remote = typed::load(app, &plugin, &segment, &id).await?;
+        let view = remote.view(app, &app.plugins.rest_names());
+        Ok((StatusCode::CREATED, list::json(&view)).into_response())
     }
 }
 
@@ -534,49 +543,21 @@ fn validate_headers(headers: &Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// The `remote` field of a repository or a distribution: the id of a remote of its plugin.
+pub(crate) async fn remote_field(
+    app: &App,
+    fields: &Fields,
+    plugin: &str,
+) -> ApiResult<Option<String>> {
+    let sql = "SELECT id FROM remotes WHERE id = $1";
+    plugin_object(app, fields, "remote", Collection::Remotes, plugin, sql).await
+}
+
 fn name_change(changes: &Changes) -> Option<&str> {
     changes.iter().find_map(|(column, value)| match value {
         ColumnValue::Text(Some(name)) if column == "name" => Some(name.as_str()),
         _ => None,
     })
-}
-
-async fn create(
-    State(app): State<AppState>,
-    Path((plugin, segment)): Path<(String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let (loaded, type_name) = typed_route(&app, &plugin, Collection::Remotes, &segment)?;
-    let mut changes = remote_changes(fields.parse()?, true)?;
-    if let Some(name) = name_change(&changes) {
-        ensure_unique(&app, "remotes", "name", "name", name, None).await?;
-    }
-    if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, &fields, None)? {
-        changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
-    }
-    let id = new_id();
-    let created = now();
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query("INSERT INTO remotes (id, plugin, type_name, name, url, policy, created, updated) VALUES ($1, $2, $3, $1, '', '', $4, $4)")
-        .bind(&id)
-        .bind(&plugin)
-        .bind(&type_name)
-        .bind(&created)
-        .execute(&mut *tx)
-        .await?;
-    for (column, value) in &changes {
-        let sql = format!("UPDATE remotes SET {column} = $2 WHERE id = $1");
-        let query = sqlx::query(&sql).bind(&id);
-        let query = match value {
-            ColumnValue::Text(text) => query.bind(text.clone()),
-            ColumnValue::Int(int) => query.bind(*int),
-        };
-        query.execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    let remote: Remote = typed::load(&app, &plugin, &segment, &id).await?;
-    let view = remote.view(&app, &app.plugins.rest_names());
-    Ok((StatusCode::CREATED, list::json(&view)).into_response())
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! Create answers 201; update and delete are tasks (202), as in Pulp. `repositories/` and
 //! `repository_versions/` list every type.
 
+use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -15,11 +15,13 @@ use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
     Visibility, fetch_one, shaped, split_list,
 };
+use super::remotes::remote_field;
+use super::routes::Routes;
 use super::support::{
-    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, spawn_task,
-    typed_route, version_id,
+    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, set_columns,
+    spawn_task, version_id,
 };
-use super::typed::{self, Typed};
+use super::typed::{self, TypeRoute, Typed, href_filter};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
@@ -29,32 +31,9 @@ use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/pulp/api/v3/repositories/",
-            get(typed::list_all::<Repository>),
-        )
+pub fn router() -> Routes {
+    typed::routes::<Repository>()
         .route("/pulp/api/v3/repository_versions/", get(list_all_versions))
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/",
-            get(typed::list::<Repository>).post(create),
-        )
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/{id}/",
-            get(typed::read::<Repository>)
-                .patch(typed::update::<Repository>)
-                .put(typed::replace::<Repository>)
-                .delete(typed::destroy::<Repository>),
-        )
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/{id}/set_label/",
-            post(typed::set_label::<Repository>),
-        )
-        .route(
-            "/pulp/api/v3/repositories/{plugin}/{type}/{id}/unset_label/",
-            post(typed::unset_label::<Repository>),
-        )
         .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/",
             post(sync),
@@ -200,24 +179,16 @@ impl Typed for Repository {
 
     /// `remote`: an href, or `null` for repositories without one.
     fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
-        let mut conditions = Conditions::new();
-        if let Some(remote) = query.get("remote") {
-            match hrefs::parse(names, remote) {
-                Some(Href::Remote { id, .. }) => {
-                    conditions.push("r.remote_id = ?", [Bind::Text(id)]);
-                }
-                _ if remote == "null" || remote.is_empty() => {
-                    conditions.push("r.remote_id IS NULL", []);
-                }
-                _ => {
-                    return Err(ApiError::field(
-                        "remote",
-                        format!("URI not valid: {remote}"),
-                    ));
-                }
-            }
+        if query
+            .get("remote")
+            .is_some_and(|remote| remote == "null" || remote.is_empty())
+        {
+            return Ok(Conditions::of("r.remote_id IS NULL", []));
         }
-        Ok(conditions)
+        href_filter(names, query, "remote", |href| match href {
+            Href::Remote { id, .. } => Some(Conditions::of("r.remote_id = ?", [Bind::Text(id)])),
+            _ => None,
+        })
     }
 
     async fn changes(
@@ -232,33 +203,54 @@ impl Typed for Repository {
         }
         Ok((changes, Vec::new()))
     }
+
+    async fn create(app: &App, route: TypeRoute, fields: Fields) -> ApiResult<Response> {
+        let TypeRoute {
+            plugin,
+            segment,
+            type_name,
+            ..
+        } = route;
+        let changes = repository_changes(app, &fields, &plugin, true).await?;
+        let name = text_change(&changes, "name").unwrap_or_default().to_owned();
+        ensure_unique(app, "repositories", "name", "name", &name, None).await?;
+        let id = new_id();
+        let created = now();
+        let mut tx = app.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO repositories (id, plugin, type_name, name, latest_version, created, updated)
+             VALUES ($1, $2, $3, $4, 0, $5, $5)",
+        )
+        .bind(&id)
+        .bind(&plugin)
+        .bind(&type_name)
+        .bind(&name)
+        .bind(&created)
+        .execute(&mut *tx)
+        .await
+        .map_err(|error| match error.as_database_error() {
+            Some(db) if db.is_unique_violation() => ApiError::field("name", UNIQUE_MESSAGE),
+            _ => ApiError::from(error),
+        })?;
+        set_columns(&mut tx, "repositories", &id, &changes).await?;
+        sqlx::query("INSERT INTO repository_versions (id, repository_id, number, base_version_id, created) VALUES ($1, $2, 0, NULL, $3)")
+            .bind(new_id())
+            .bind(&id)
+            .bind(&created)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let repository = load(app, &plugin, &segment, &id).await?;
+        Ok((
+            StatusCode::CREATED,
+            list::json(&repository.view(app, &app.plugins.rest_names())),
+        )
+            .into_response())
+    }
 }
 
 async fn load(app: &App, plugin: &str, segment: &str, id: &str) -> ApiResult<Repository> {
     typed::load(app, plugin, segment, id).await
-}
-
-async fn remote_field(app: &App, fields: &Fields, plugin: &str) -> ApiResult<Option<String>> {
-    match fields.opt_href(&app.plugins.rest_names(), "remote")? {
-        None => Ok(None),
-        Some(Href::Remote {
-            plugin: remote_plugin,
-            id,
-            ..
-        }) if remote_plugin == plugin => {
-            let exists = sqlx::query("SELECT id FROM remotes WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(app.db.pool())
-                .await?;
-            exists.map(|_| Some(id)).ok_or_else(|| {
-                ApiError::field("remote", "Invalid hyperlink - Object does not exist.")
-            })
-        }
-        Some(_) => Err(ApiError::field(
-            "remote",
-            format!("Expected a {plugin} remote."),
-        )),
-    }
 }
 
 /// The validated columns a create or update sets.
@@ -304,57 +296,6 @@ fn text_change<'a>(changes: &'a Changes, column: &str) -> Option<&'a str> {
         ColumnValue::Text(Some(text)) if name == column => Some(text.as_str()),
         _ => None,
     })
-}
-
-async fn create(
-    State(app): State<AppState>,
-    Path((plugin, segment)): Path<(String, String)>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    let (_, type_name) = typed_route(&app, &plugin, Collection::Repositories, &segment)?;
-    let changes = repository_changes(&app, &fields, &plugin, true).await?;
-    let name = text_change(&changes, "name").unwrap_or_default().to_owned();
-    ensure_unique(&app, "repositories", "name", "name", &name, None).await?;
-    let id = new_id();
-    let created = now();
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO repositories (id, plugin, type_name, name, latest_version, created, updated)
-         VALUES ($1, $2, $3, $4, 0, $5, $5)",
-    )
-    .bind(&id)
-    .bind(&plugin)
-    .bind(&type_name)
-    .bind(&name)
-    .bind(&created)
-    .execute(&mut *tx)
-    .await
-    .map_err(|error| match error.as_database_error() {
-        Some(db) if db.is_unique_violation() => ApiError::field("name", UNIQUE_MESSAGE),
-        _ => ApiError::from(error),
-    })?;
-    for (column, value) in &changes {
-        let sql = format!("UPDATE repositories SET {column} = $2 WHERE id = $1");
-        let query = sqlx::query(&sql).bind(&id);
-        let query = match value {
-            ColumnValue::Text(text) => query.bind(text.clone()),
-            ColumnValue::Int(int) => query.bind(*int),
-        };
-        query.execute(&mut *tx).await?;
-    }
-    sqlx::query("INSERT INTO repository_versions (id, repository_id, number, base_version_id, created) VALUES ($1, $2, 0, NULL, $3)")
-        .bind(new_id())
-        .bind(&id)
-        .bind(&created)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    let repository = load(&app, &plugin, &segment, &id).await?;
-    Ok((
-        StatusCode::CREATED,
-        list::json(&repository.view(&app, &app.plugins.rest_names())),
-    )
-        .into_response())
 }
 
 async fn sync(

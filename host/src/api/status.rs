@@ -1,20 +1,21 @@
 //! `status/` and `livez/`: versions, database and storage health. Readable without credentials,
 //! as in Pulp, so load balancers can probe it.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::routes::Routes;
 use crate::db::Backend;
 use crate::state::AppState;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/pulp/api/v3/status/", get(status))
         .route("/pulp/api/v3/livez/", get(livez))
 }

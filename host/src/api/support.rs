@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 
 use std::sync::Arc;
 
+use sqlx::any::AnyRow;
+
 use crate::db::Backend;
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
@@ -246,6 +248,26 @@ pub async fn spawn_delete(app: &App, href: String) -> ApiResult<Response> {
     .await
 }
 
+/// Sets the `changes` columns of row `id` of `table`: a create inserts the row with its keys,
+/// then writes its validated fields as an update would.
+pub async fn set_columns(
+    conn: &mut sqlx::AnyConnection,
+    table: &str,
+    id: &str,
+    changes: &Changes,
+) -> ApiResult<()> {
+    for (column, value) in changes {
+        let sql = format!("UPDATE {table} SET {column} = $2 WHERE id = $1");
+        let query = sqlx::query(&sql).bind(id);
+        let query = match value {
+            ColumnValue::Text(text) => query.bind(text.clone()),
+            ColumnValue::Int(int) => query.bind(*int),
+        };
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Fails with Pulp's uniqueness message on `field` when another row of `table` (than `except`)
 /// has `value` in `column`.
 pub async fn ensure_unique(
@@ -284,14 +306,95 @@ pub async fn version_id(
     .bind(number)
     .fetch_optional(app.db.pool())
     .await?
-    .ok_or_else(|| ApiError::field(field, "Invalid hyperlink - Object does not exist."))
+    .ok_or_else(|| missing_object(field))
+}
+
+/// Django REST framework's 400 on a hyperlink `field` whose object does not exist.
+fn missing_object(field: &str) -> ApiError {
+    ApiError::field(field, "Invalid hyperlink - Object does not exist.")
+}
+
+/// The row `sql` selects for `id`, an object an href in the request's `field` names; a 400 on
+/// that field when there is none.
+pub async fn referenced<T>(app: &App, field: &str, sql: &str, id: &str) -> ApiResult<T>
+where
+    T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+{
+    sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(app.db.pool())
+        .await?
+        .ok_or_else(|| missing_object(field))
+}
+
+/// The id of the object the body's href `field` names, which must be one of `collection` of
+/// `plugin` that `sql` finds by id (a 400 on the field otherwise); `None` when the field is
+/// absent or null.
+pub async fn plugin_object(
+    app: &App,
+    fields: &Fields,
+    field: &str,
+    collection: Collection,
+    plugin: &str,
+    sql: &str,
+) -> ApiResult<Option<String>> {
+    let Some(href) = fields.opt_href(&app.plugins.rest_names(), field)? else {
+        return Ok(None);
+    };
+    let (_, id) = plugin_and_id(href, collection)
+        .filter(|(owner, _)| owner == plugin)
+        .ok_or_else(|| {
+            let object = match collection {
+                Collection::Repositories => "repository",
+                Collection::Remotes => "remote",
+                Collection::Publications => "publication",
+                Collection::Distributions => "distribution",
+            };
+            ApiError::field(field, format!("Expected the href of a {plugin} {object}."))
+        })?;
+    let _: (String,) = referenced(app, field, sql, &id).await?;
+    Ok(Some(id))
+}
+
+/// The plugin and id of an href to an object of `collection`; `None` for any other href.
+fn plugin_and_id(href: Href, collection: Collection) -> Option<(String, String)> {
+    match (collection, href) {
+        (Collection::Repositories, Href::Repository { plugin, id, .. })
+        | (Collection::Remotes, Href::Remote { plugin, id, .. })
+        | (Collection::Publications, Href::Publication { plugin, id, .. })
+        | (Collection::Distributions, Href::Distribution { plugin, id, .. }) => Some((plugin, id)),
+        _ => None,
+    }
 }
 
 /// Django REST framework's message for a taken unique value.
 pub const UNIQUE_MESSAGE: &str = "This field must be unique.";
 
+/// Which label action a request asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum LabelChange {
+    /// `set_label/`.
+    Set,
+    /// `unset_label/`.
+    Unset,
+}
+
+/// The label action `change` on the object `id` of `table`.
+pub async fn change_label(
+    app: &App,
+    table: &str,
+    id: &str,
+    fields: &Fields,
+    change: LabelChange,
+) -> ApiResult<Response> {
+    match change {
+        LabelChange::Set => set_label(app, table, id, fields).await,
+        LabelChange::Unset => unset_label(app, table, id, fields).await,
+    }
+}
+
 /// `POST .../set_label/` `{"key": k, "value": v}`: sets one label, answers `201 {key, value}`.
-pub async fn set_label(app: &App, table: &str, id: &str, fields: &Fields) -> ApiResult<Response> {
+async fn set_label(app: &App, table: &str, id: &str, fields: &Fields) -> ApiResult<Response> {
     let key = label_key(fields)?;
     let value = match fields.0.get("value") {
         Some(Value::String(value)) => value.clone(),
@@ -310,7 +413,7 @@ pub async fn set_label(app: &App, table: &str, id: &str, fields: &Fields) -> Api
 
 /// `POST .../unset_label/` `{"key": k}`: removes one label, answers `201 {key, value}` with the
 /// value it had.
-pub async fn unset_label(app: &App, table: &str, id: &str, fields: &Fields) -> ApiResult<Response> {
+async fn unset_label(app: &App, table: &str, id: &str, fields: &Fields) -> ApiResult<Response> {
     let key = label_key(fields)?;
     let mut removed = Value::Null;
     modify_labels(app, table, id, |labels| {

@@ -1,11 +1,11 @@
 //! `tasks/`: list (with Pulp's filters), read, cancel (`PATCH {"state": "canceled"}`), delete
 //! finished ones (409 otherwise).
 
+use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -14,6 +14,7 @@ use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Page, Resource,
     Visibility, fetch_by_id, fetch_page, split_list,
 };
+use super::routes::Routes;
 use super::support::{Fields, json_column};
 use crate::db::now;
 use crate::domain::hrefs;
@@ -22,8 +23,8 @@ use crate::state::AppState;
 use crate::tasks::state;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/pulp/api/v3/tasks/", get(list)).route(
+pub fn router() -> Routes {
+    Routes::new().route("/pulp/api/v3/tasks/", get(list)).route(
         "/pulp/api/v3/tasks/{id}/",
         get(read).patch(cancel).delete(destroy),
     )

@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
+use super::routes::Routes;
 use super::support::{Fields, next_field, spawn_task, stage_file};
 use crate::auth::User;
 use crate::db::{Backend, new_id, now};
@@ -28,8 +29,8 @@ use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/pulp/api/v3/uploads/", get(list).post(create))
         .route(
             "/pulp/api/v3/uploads/{id}/",

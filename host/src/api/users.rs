@@ -9,7 +9,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -18,6 +18,7 @@ use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
+use super::routes::Routes;
 use super::support::Fields;
 use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, password_hash, random_token, token_hash};
 use crate::db::{new_id, now};
@@ -26,8 +27,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/pulp/api/v3/users/", get(list).post(create))
         .route(
             "/pulp/api/v3/users/{id}/",
