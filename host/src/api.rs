@@ -14,19 +14,24 @@
 //! each behaviour matches Pulp's.
 
 pub mod access;
+pub mod access_policies;
 pub mod artifacts;
 pub mod content;
 pub mod correlation;
 pub mod distributions;
+pub mod groups;
 pub mod input;
 pub mod list;
 pub mod maintenance;
+pub mod object_roles;
 pub mod openapi;
 pub mod plugin_fields;
 pub mod plugins;
 pub mod publications;
 pub mod remotes;
 pub mod repositories;
+pub mod role_assignments;
+pub mod roles;
 pub mod status;
 pub mod support;
 pub mod tasks;
@@ -56,6 +61,10 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .merge(uploads::router())
         .merge(maintenance::router())
         .merge(users::router())
+        .merge(roles::router())
+        .merge(groups::router())
+        .merge(role_assignments::router())
+        .merge(access_policies::router())
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .merge(status::router())

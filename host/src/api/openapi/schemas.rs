@@ -130,6 +130,28 @@ pub fn doc(resource: R) -> Doc {
                 .request::<PluginRequest>(&["file"])
         },
         R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => doc,
+        R::Role => doc
+            .listed::<crate::api::roles::Role>(crate::api::roles::FILTERS)
+            .view::<crate::api::roles::RoleView>()
+            .input::<crate::api::roles::RoleInput>(),
+        R::Group => doc
+            .listed::<crate::api::groups::Group>(&[])
+            .view::<crate::api::groups::GroupView>()
+            .input::<crate::api::groups::GroupInput>(),
+        R::GroupUser => doc
+            .listed::<crate::api::groups::Member>(&[])
+            .view::<crate::api::groups::MemberView>()
+            .input::<crate::api::groups::MemberInput>(),
+        R::GroupRole | R::UserRole => doc
+            .listed::<crate::api::role_assignments::Assignment>(
+                crate::api::role_assignments::FILTERS,
+            )
+            .view::<crate::api::role_assignments::AssignmentView>()
+            .input::<crate::api::role_assignments::AssignmentInput>(),
+        R::AccessPolicy => doc
+            .listed::<crate::rbac::PolicyRow>(&[])
+            .view::<crate::api::access_policies::PolicyView>()
+            .input::<crate::api::access_policies::PolicyInput>(),
     }
 }
 
@@ -389,6 +411,22 @@ pub fn named() -> Vec<(&'static str, Value)> {
             requiring(of::<TaskCancel>(), &["state"]),
         ),
         ("PatchedPlugin", requiring(of::<PluginPatch>(), &[])),
+        (
+            "NestedRole",
+            requiring(of::<crate::api::object_roles::NestedRoleInput>(), &["role"]),
+        ),
+        (
+            "NestedRoleResponse",
+            of::<crate::api::object_roles::HeldRole>(),
+        ),
+        (
+            "ObjectRolesResponse",
+            of::<crate::api::object_roles::ObjectRoles>(),
+        ),
+        (
+            "MyPermissionsResponse",
+            of::<crate::api::object_roles::MyPermissions>(),
+        ),
     ]
 }
 
