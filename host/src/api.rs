@@ -20,6 +20,7 @@ pub mod content;
 pub mod correlation;
 pub mod distributions;
 pub mod groups;
+pub mod in_place;
 pub mod input;
 pub mod list;
 pub mod maintenance;

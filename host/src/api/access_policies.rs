@@ -13,6 +13,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
+use super::in_place::{self, Editable};
 use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
@@ -33,7 +34,9 @@ pub fn router() -> Router<AppState> {
         .route("/pulp/api/v3/access_policies/", get(list))
         .route(
             "/pulp/api/v3/access_policies/{id}/",
-            get(read).put(replace).patch(update),
+            get(read)
+                .put(in_place::replace::<PolicyRow>)
+                .patch(in_place::update::<PolicyRow>),
         )
         .route("/pulp/api/v3/access_policies/{id}/reset/", post(reset))
 }
@@ -208,70 +211,51 @@ fn check_hooks(field: &str, hooks: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// `PUT`: statements given (and hooks, else none).
-async fn replace(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change(&app, &caller, &id, &fields, true).await
-}
-
-/// `PATCH`: the fields given.
-async fn update(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change(&app, &caller, &id, &fields, false).await
-}
-
-async fn change(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    fields: &Fields,
-    whole: bool,
-) -> ApiResult<Json<Value>> {
-    let action = if whole { "update" } else { "partial_update" };
-    let row = authorized(app, caller, id, action).await?;
-    let values: PolicyInput = fields.parse()?;
-    if whole && values.statements.is_none() {
-        return Err(ApiError::field("statements", "This field is required."));
-    }
-    let statements = match &values.statements {
-        Some(statements) => {
-            policy::parse_statements(statements)
-                .map_err(|message| ApiError::field("statements", message))?;
-            Some(statements.to_string())
+impl Editable for PolicyRow {
+    async fn change(
+        app: &App,
+        caller: &Caller,
+        id: &str,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<Json<Value>> {
+        let row = authorized(app, caller, id, in_place::action(whole)).await?;
+        let values: PolicyInput = fields.parse()?;
+        if whole && values.statements.is_none() {
+            return Err(ApiError::field("statements", "This field is required."));
         }
-        None => None,
-    };
-    let hooks = match (values.creation_hooks, values.permissions_assignment) {
-        (Some(hooks), _) => Some(("creation_hooks", hooks)),
-        (None, Some(hooks)) => Some(("permissions_assignment", hooks)),
-        (None, None) if whole => Some(("creation_hooks", Value::Array(Vec::new()))),
-        (None, None) => None,
-    };
-    if let Some((field, hooks)) = &hooks {
-        check_hooks(field, hooks)?;
+        let statements = match &values.statements {
+            Some(statements) => {
+                policy::parse_statements(statements)
+                    .map_err(|message| ApiError::field("statements", message))?;
+                Some(statements.to_string())
+            }
+            None => None,
+        };
+        let hooks = match (values.creation_hooks, values.permissions_assignment) {
+            (Some(hooks), _) => Some(("creation_hooks", hooks)),
+            (None, Some(hooks)) => Some(("permissions_assignment", hooks)),
+            (None, None) if whole => Some(("creation_hooks", Value::Array(Vec::new()))),
+            (None, None) => None,
+        };
+        if let Some((field, hooks)) = &hooks {
+            check_hooks(field, hooks)?;
+        }
+        let mut tx = app.db.begin_write().await?;
+        sqlx::query(
+            "UPDATE access_policies SET statements = COALESCE($2, statements),
+               creation_hooks = COALESCE($3, creation_hooks), customized = 1, updated = $4
+             WHERE id = $1",
+        )
+        .bind(&row.id)
+        .bind(statements)
+        .bind(hooks.map(|(_, hooks)| hooks.to_string()))
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(list::json(&load(app, &row.id).await?))
     }
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query(
-        "UPDATE access_policies SET statements = COALESCE($2, statements),
-           creation_hooks = COALESCE($3, creation_hooks), customized = 1, updated = $4
-         WHERE id = $1",
-    )
-    .bind(&row.id)
-    .bind(statements)
-    .bind(hooks.map(|(_, hooks)| hooks.to_string()))
-    .bind(now())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(list::json(&load(app, &row.id).await?))
 }
 
 /// `POST {href}reset/`: the policy's default again, no longer customized.
@@ -288,4 +272,33 @@ async fn reset(
         )));
     }
     Ok(list::json(&load(&app, &row.id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn creation_hooks_name_a_known_function_and_roles() {
+        let good = json!([{
+            "function": "add_roles_for_object_creator",
+            "parameters": { "roles": ["core.group_owner"] },
+        }]);
+        assert!(check_hooks("creation_hooks", &good).is_ok());
+        let one_role = json!([{
+            "function": "add_roles_for_object_creator",
+            "parameters": { "roles": "core.group_owner" },
+        }]);
+        assert!(check_hooks("creation_hooks", &one_role).is_ok());
+        for bad in [
+            json!({ "function": "add_roles_for_object_creator" }),
+            json!([{ "function": "run_anything", "parameters": { "roles": [] } }]),
+            json!([{ "function": "add_roles_for_object_creator", "parameters": { "roles": 3 } }]),
+        ] {
+            let error = check_hooks("creation_hooks", &bad).expect_err("refused");
+            assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
 }

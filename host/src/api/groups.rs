@@ -10,13 +10,14 @@
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
+use super::in_place::{self, Editable};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
@@ -41,7 +42,10 @@ pub fn router() -> Router<AppState> {
         .route("/pulp/api/v3/groups/", get(list).post(create))
         .route(
             "/pulp/api/v3/groups/{id}/",
-            get(read).put(replace).patch(update).delete(destroy),
+            get(read)
+                .put(in_place::replace::<Group>)
+                .patch(in_place::update::<Group>)
+                .delete(destroy),
         )
         .route(
             "/pulp/api/v3/groups/{id}/users/",
@@ -51,12 +55,21 @@ pub fn router() -> Router<AppState> {
             "/pulp/api/v3/groups/{id}/users/{token}/",
             delete(remove_member),
         )
-        .route("/pulp/api/v3/groups/{id}/list_roles/", get(list_roles))
-        .route("/pulp/api/v3/groups/{id}/add_role/", post(add_role))
-        .route("/pulp/api/v3/groups/{id}/remove_role/", post(remove_role))
+        .route(
+            "/pulp/api/v3/groups/{id}/list_roles/",
+            role_action(RoleAction::ListRoles),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/add_role/",
+            role_action(RoleAction::AddRole),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/remove_role/",
+            role_action(RoleAction::RemoveRole),
+        )
         .route(
             "/pulp/api/v3/groups/{id}/my_permissions/",
-            get(my_permissions),
+            role_action(RoleAction::MyPermissions),
         )
 }
 
@@ -260,49 +273,30 @@ async fn create(
     Ok((StatusCode::CREATED, list::json(&load(&app, &id).await?)).into_response())
 }
 
-/// `PUT`: the whole group, its name given.
-async fn replace(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change(&app, &caller, &id, &fields, true).await
-}
-
-/// `PATCH`: the fields given.
-async fn update(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change(&app, &caller, &id, &fields, false).await
-}
-
-async fn change(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    fields: &Fields,
-    whole: bool,
-) -> ApiResult<Json<Value>> {
-    let group = visible(app, caller, id).await?;
-    let action = if whole { "update" } else { "partial_update" };
-    caller
-        .authorize(app, VIEWSET, action, &group.subject())
-        .await?;
-    let mut tx = app.db.begin_write().await?;
-    if let Some(name) = group_name(&mut tx, fields, whole, &group.id).await? {
-        sqlx::query("UPDATE groups SET name = $2, updated = $3 WHERE id = $1")
-            .bind(&group.id)
-            .bind(name)
-            .bind(now())
-            .execute(&mut *tx)
+impl Editable for Group {
+    async fn change(
+        app: &App,
+        caller: &Caller,
+        id: &str,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<Json<Value>> {
+        let group = visible(app, caller, id).await?;
+        caller
+            .authorize(app, VIEWSET, in_place::action(whole), &group.subject())
             .await?;
+        let mut tx = app.db.begin_write().await?;
+        if let Some(name) = group_name(&mut tx, fields, whole, &group.id).await? {
+            sqlx::query("UPDATE groups SET name = $2, updated = $3 WHERE id = $1")
+                .bind(&group.id)
+                .bind(name)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(list::json(&load(app, &group.id).await?))
     }
-    tx.commit().await?;
-    Ok(list::json(&load(app, &group.id).await?))
 }
 
 /// Deletes a group: its members leave it, and the roles it held and those held on it go.
@@ -471,67 +465,20 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A role action on group `id`, which the caller must be able to see.
-async fn role_action(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    action: RoleAction,
-    fields: &Fields,
-) -> ApiResult<Response> {
-    let group = visible(app, caller, id).await?;
-    let href = href(&group.id);
-    let object = Object {
-        id: &group.id,
-        href: &href,
-    };
-    object_roles::act(app, caller, action, VIEWSET, object, fields).await
-}
-
-async fn list_roles(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    role_action(
-        &app,
-        &caller,
-        &id,
-        RoleAction::ListRoles,
-        &Fields::default(),
+/// The route of a role action on a group, which the caller must be able to see.
+fn role_action(action: RoleAction) -> MethodRouter<AppState> {
+    action.route(
+        move |State(app): State<AppState>,
+              caller: Caller,
+              Path(id): Path<String>,
+              fields: Fields| async move {
+            let group = visible(&app, &caller, &id).await?;
+            let href = href(&group.id);
+            let object = Object {
+                id: &group.id,
+                href: &href,
+            };
+            object_roles::act(&app, &caller, action, VIEWSET, object, &fields).await
+        },
     )
-    .await
-}
-
-async fn my_permissions(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    role_action(
-        &app,
-        &caller,
-        &id,
-        RoleAction::MyPermissions,
-        &Fields::default(),
-    )
-    .await
-}
-
-async fn add_role(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    role_action(&app, &caller, &id, RoleAction::AddRole, &fields).await
-}
-
-async fn remove_role(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    role_action(&app, &caller, &id, RoleAction::RemoveRole, &fields).await
 }

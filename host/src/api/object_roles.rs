@@ -9,8 +9,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,7 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::rbac::catalog::{Kind, Model};
 use crate::rbac::policy::Subject;
 use crate::rbac::{self, Holder, Object};
-use crate::state::App;
+use crate::state::{App, AppState};
 
 /// One of the role actions of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,18 @@ pub enum RoleAction {
 }
 
 impl RoleAction {
+    /// `handler` routed with the action's method (`GET` to read, `POST` to change).
+    pub fn route<H, T>(self, handler: H) -> MethodRouter<AppState>
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        match self {
+            RoleAction::ListRoles | RoleAction::MyPermissions => get(handler),
+            RoleAction::AddRole | RoleAction::RemoveRole => post(handler),
+        }
+    }
+
     /// The access-policy action it is checked as.
     pub fn name(self) -> &'static str {
         match self {
@@ -378,4 +392,38 @@ async fn change_roles(
         tx.commit().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hrefs_name_the_model_roles_are_given_on() {
+        let names = RestNames::default();
+        let id = "8f0c2d9e-5b1a-4c3e-9d2f-0a1b2c3d4e5f";
+        let group = RoleObject::parse(&names, &format!("http://host/pulp/api/v3/groups/{id}/"))
+            .expect("a group");
+        assert_eq!((group.id.as_str(), group.table), (id, "groups"));
+        assert_eq!(group.model.permission("view"), "core.view_group");
+        let task = RoleObject::parse(&names, &hrefs::task(id)).expect("a task");
+        assert_eq!(task.model.role("owner"), "core.task_owner");
+        assert_eq!(
+            RoleObject::parse(&names, &hrefs::artifact(id)),
+            None,
+            "roles are not given on artifacts"
+        );
+        assert_eq!(
+            RoleObject::parse(&names, "/pulp/api/v3/groups/not-a-uuid/"),
+            None
+        );
+        assert_eq!(
+            RoleObject::parse(
+                &names,
+                &format!("/pulp/api/v3/repositories/nope/nope/{id}/")
+            ),
+            None,
+            "a plugin that is not loaded has no models"
+        );
+    }
 }

@@ -17,6 +17,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
+use super::in_place::{self, Editable};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Page, Resource,
@@ -39,7 +40,10 @@ pub fn router() -> Router<AppState> {
         .route("/pulp/api/v3/roles/", get(list).post(create))
         .route(
             "/pulp/api/v3/roles/{id}/",
-            get(read).put(replace).patch(update).delete(destroy),
+            get(read)
+                .put(in_place::replace::<Role>)
+                .patch(in_place::update::<Role>)
+                .delete(destroy),
         )
 }
 
@@ -328,26 +332,6 @@ async fn create(
     Ok((StatusCode::CREATED, list::json(&view)).into_response())
 }
 
-/// `PUT`: the whole role, its name given.
-async fn replace(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change(&app, &caller, &id, &fields, true).await
-}
-
-/// `PATCH`: the fields given.
-async fn update(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change(&app, &caller, &id, &fields, false).await
-}
-
 /// Refuses (403) a change to a built-in role, as Pulp does.
 fn unlocked(role: &Role, change: &str) -> ApiResult<()> {
     if role.locked == 0 {
@@ -362,46 +346,47 @@ fn unlocked(role: &Role, change: &str) -> ApiResult<()> {
     ))
 }
 
-async fn change(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    fields: &Fields,
-    whole: bool,
-) -> ApiResult<Json<Value>> {
-    let role = load(app, id).await?;
-    let action = if whole { "update" } else { "partial_update" };
-    caller
-        .authorize(app, VIEWSET, action, &on(&role.id))
-        .await?;
-    unlocked(&role, "changed")?;
-    let values = role_input(app, fields, whole)?;
-    let mut tx = app.db.begin_write().await?;
-    if let Some(name) = &values.name {
-        check_name_free(&mut tx, name, &role.id).await?;
-        sqlx::query("UPDATE roles SET name = $2 WHERE id = $1")
+impl Editable for Role {
+    async fn change(
+        app: &App,
+        caller: &Caller,
+        id: &str,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<Json<Value>> {
+        let role = load(app, id).await?;
+        caller
+            .authorize(app, VIEWSET, in_place::action(whole), &on(&role.id))
+            .await?;
+        unlocked(&role, "changed")?;
+        let values = role_input(app, fields, whole)?;
+        let mut tx = app.db.begin_write().await?;
+        if let Some(name) = &values.name {
+            check_name_free(&mut tx, name, &role.id).await?;
+            sqlx::query("UPDATE roles SET name = $2 WHERE id = $1")
+                .bind(&role.id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(description) = values.description {
+            sqlx::query("UPDATE roles SET description = $2 WHERE id = $1")
+                .bind(&role.id)
+                .bind(description)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(permissions) = &values.permissions {
+            set_permissions(&mut tx, &role.id, permissions).await?;
+        }
+        sqlx::query("UPDATE roles SET updated = $2 WHERE id = $1")
             .bind(&role.id)
-            .bind(name)
+            .bind(now())
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        Ok(list::json(&view(&app.db, load(app, id).await?).await?))
     }
-    if let Some(description) = values.description {
-        sqlx::query("UPDATE roles SET description = $2 WHERE id = $1")
-            .bind(&role.id)
-            .bind(description)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(permissions) = &values.permissions {
-        set_permissions(&mut tx, &role.id, permissions).await?;
-    }
-    sqlx::query("UPDATE roles SET updated = $2 WHERE id = $1")
-        .bind(&role.id)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(list::json(&view(&app.db, load(app, id).await?).await?))
 }
 
 /// Deletes a role; whoever held it no longer does.
