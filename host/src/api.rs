@@ -16,19 +16,25 @@
 //! each behaviour matches Pulp's.
 
 pub mod access;
+pub mod access_policies;
 pub mod artifacts;
 pub mod content;
 pub mod correlation;
 pub mod distributions;
+pub mod groups;
+pub mod in_place;
 pub mod input;
 pub mod list;
 pub mod maintenance;
+pub mod object_roles;
 pub mod openapi;
 pub mod plugin_fields;
 pub mod plugins;
 pub mod publications;
 pub mod remotes;
 pub mod repositories;
+pub mod role_assignments;
+pub mod roles;
 pub mod routes;
 pub mod status;
 pub mod support;
@@ -72,6 +78,10 @@ fn protected_routes() -> Routes {
         .merge(uploads::router())
         .merge(maintenance::router())
         .merge(users::router())
+        .merge(roles::router())
+        .merge(groups::router())
+        .merge(role_assignments::router())
+        .merge(access_policies::router())
 }
 
 /// The routes anyone may call, as in Pulp (the document's own are [`openapi::router`]'s).

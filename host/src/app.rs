@@ -90,6 +90,10 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         }
     }
     crate::domain::registry::sync_registry(&plugins, &db, &blobs).await?;
+    // The built-in roles and default access policies of core and of the plugins now loaded.
+    crate::rbac::sync_builtins(&db, &plugins.rest_names())
+        .await
+        .context("writing the built-in roles and access policies")?;
     let app = Arc::new(App {
         config,
         db,

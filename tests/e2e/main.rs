@@ -23,6 +23,7 @@ mod plugins;
 mod pulp_cli;
 mod python;
 mod python_plugin;
+mod rbac;
 mod rest_resources;
 mod scaleout;
 mod sync;

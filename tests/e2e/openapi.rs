@@ -193,6 +193,50 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
             json!({ "name": "every-token" }),
         )
         .await;
+    let role = app
+        .create(
+            "/pulp/api/v3/roles/",
+            json!({ "name": "every-role", "permissions": ["core.view_group"] }),
+        )
+        .await;
+    let group = app
+        .create("/pulp/api/v3/groups/", json!({ "name": "every-group" }))
+        .await;
+    let group_href = str_field(&group, "pulp_href").to_owned();
+    let member = app
+        .create(
+            &format!("{group_href}users/"),
+            json!({ "username": "every-user" }),
+        )
+        .await;
+    let held = json!({ "role": "every-role", "content_object": null });
+    let group_role = app
+        .create(&format!("{group_href}roles/"), held.clone())
+        .await;
+    let user_role = app.create(&format!("{user_href}roles/"), held).await;
+    let policies = app
+        .get_json("/pulp/api/v3/access_policies/?viewset_name=groups")
+        .await;
+    let rbac_objects = [
+        ("role_href", str_field(&role, "pulp_href").to_owned()),
+        (
+            "groups_user_href",
+            format!("{group_href}users/{}/", str_field(&member, "id")),
+        ),
+        ("group_href", group_href),
+        (
+            "groups_group_role_href",
+            str_field(&group_role, "pulp_href").to_owned(),
+        ),
+        (
+            "auth_users_user_role_href",
+            str_field(&user_role, "pulp_href").to_owned(),
+        ),
+        (
+            "access_policy_href",
+            str_field(&policies["results"][0], "pulp_href").to_owned(),
+        ),
+    ];
     let mut objects = BTreeMap::from([
         ("file_file_repository_href", repository),
         ("file_file_repository_version_href", version),
@@ -216,6 +260,7 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
             str_field(&token, "pulp_href").to_owned(),
         ),
     ]);
+    objects.extend(rbac_objects);
     objects.extend(python_objects(app).await);
     objects
 }
@@ -312,14 +357,22 @@ async fn python_objects(app: &TestApp) -> Vec<(&'static str, String)> {
 /// Every operation of the document, called on real objects: none is a missing route (404), a
 /// missing method (405) or a server error. Reads answer 200; writes get an empty body, which
 /// the server either accepts or rejects field by field. Deletes run last, so they don't take
-/// objects away from the other calls, and objects inside others (versions, tokens) go first.
+/// objects away from the other calls, and objects inside others (versions, tokens, members,
+/// role assignments) go first.
 async fn every_operation_is_reachable(backend: Backend) {
     let app = TestApp::start(backend).await;
     let document = document(&app, DOCS).await;
     let objects = objects(&app).await;
     let mut operations = operations(&document);
     operations.sort_by_key(|(method, path, _)| {
-        let inner = path.contains("version_href}") || path.contains("token_href}");
+        let inner = [
+            "version_href}",
+            "token_href}",
+            "groups_user_href}",
+            "_role_href}",
+        ]
+        .iter()
+        .any(|param| path.contains(param));
         (method == "delete", !inner)
     });
     let client = reqwest::Client::new();

@@ -28,6 +28,7 @@ use crate::domain::hrefs::{API_ROOT, artifact};
 use crate::domain::registry::{self, InstalledRow, RegistryError, info_json};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{LoadedPlugin, PluginSource};
+use crate::rbac;
 use crate::rbac::policy::Subject;
 use crate::state::AppState;
 
@@ -220,6 +221,8 @@ async fn install(
     let component = component.ok_or_else(|| ApiError::field("file", "This field is required."))?;
     let installed =
         registry::install(&app.backends(), app.config.plugin_max_bytes, component).await?;
+    // The plugin's types may be new: their permissions, roles and policies with them.
+    rbac::sync_builtins(&app.db, &app.plugins.rest_names()).await?;
     let status = if installed.replaced_version.is_some() {
         StatusCode::OK
     } else {
@@ -252,6 +255,7 @@ async fn update(
     }
     if let Some(enabled) = fields.opt_bool("enabled")? {
         registry::set_enabled(&app.backends(), &name, enabled).await?;
+        rbac::sync_builtins(&app.db, &app.plugins.rest_names()).await?;
     }
     read(State(app), Path(name)).await
 }
@@ -271,5 +275,6 @@ async fn remove(
         Some(_) => return Err(ApiError::field("force", "Must be true or false.")),
     };
     registry::remove(&app.backends(), &name, force).await?;
+    rbac::sync_builtins(&app.db, &app.plugins.rest_names()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

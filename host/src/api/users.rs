@@ -398,6 +398,8 @@ async fn destroy(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    // A later user must not inherit the roles and groups of this one.
+    crate::rbac::forget_user(&app.db, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -64,6 +64,18 @@ pub enum Resource {
     Status,
     /// `livez/`
     Livez,
+    /// `roles/`
+    Role,
+    /// `groups/`
+    Group,
+    /// `groups/<id>/users/`: a group's members.
+    GroupUser,
+    /// `groups/<id>/roles/`: the roles a group holds.
+    GroupRole,
+    /// `users/<id>/roles/`: the roles a user holds.
+    UserRole,
+    /// `access_policies/`
+    AccessPolicy,
 }
 
 /// HTTP methods, in the spelling OpenAPI uses.
@@ -304,6 +316,44 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
         endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
     ],
+    &[
+        // Roles.
+        endpoint("/pulp/api/v3/roles/", Get, R::Role, "list", "List roles", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/roles/", Post, R::Role, "create", "Create a role", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/roles/{id}/", Get, R::Role, "read", "Inspect a role", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/roles/{id}/", Put, R::Role, "update", "Update a role (not a locked one)", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/roles/{id}/", Patch, R::Role, "partial_update", "Update some fields of a role (not a locked one)", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/roles/{id}/", Delete, R::Role, "delete", "Delete a role (not a locked one)", Body::None, Reply::Empty),
+        // Groups, their members, the roles they hold and the roles held on them.
+        endpoint("/pulp/api/v3/groups/", Get, R::Group, "list", "List groups", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/groups/", Post, R::Group, "create", "Create a group", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/groups/{id}/", Get, R::Group, "read", "Inspect a group", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/groups/{id}/", Put, R::Group, "update", "Update a group", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/groups/{id}/", Patch, R::Group, "partial_update", "Update some fields of a group", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/groups/{id}/", Delete, R::Group, "delete", "Delete a group", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/groups/{id}/list_roles/", Get, R::Group, "list_roles", "Who holds which role on a group", Body::None, Reply::Named(200, "ObjectRolesResponse")),
+        endpoint("/pulp/api/v3/groups/{id}/add_role/", Post, R::Group, "add_role", "Give users and groups a role on a group", Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
+        endpoint("/pulp/api/v3/groups/{id}/remove_role/", Post, R::Group, "remove_role", "Take a role on a group back from users and groups", Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
+        endpoint("/pulp/api/v3/groups/{id}/my_permissions/", Get, R::Group, "my_permissions", "The caller's permissions on a group", Body::None, Reply::Named(200, "MyPermissionsResponse")),
+        endpoint("/pulp/api/v3/groups/{id}/users/", Get, R::GroupUser, "list", "List the members of a group", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/groups/{id}/users/", Post, R::GroupUser, "create", "Add a user to a group", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/groups/{id}/users/{token}/", Delete, R::GroupUser, "delete", "Remove a user from a group", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/groups/{id}/roles/", Get, R::GroupRole, "list", "List the roles a group holds", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/groups/{id}/roles/", Post, R::GroupRole, "create", "Give a group a role, globally or on one object", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/groups/{id}/roles/{token}/", Get, R::GroupRole, "read", "Inspect a role a group holds", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/groups/{id}/roles/{token}/", Delete, R::GroupRole, "delete", "Take a role back from a group", Body::None, Reply::Empty),
+        // The roles users hold.
+        endpoint("/pulp/api/v3/users/{id}/roles/", Get, R::UserRole, "list", "List the roles a user holds", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/users/{id}/roles/", Post, R::UserRole, "create", "Give a user a role, globally or on one object", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/users/{id}/roles/{token}/", Get, R::UserRole, "read", "Inspect a role a user holds", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/users/{id}/roles/{token}/", Delete, R::UserRole, "delete", "Take a role back from a user", Body::None, Reply::Empty),
+        // Access policies.
+        endpoint("/pulp/api/v3/access_policies/", Get, R::AccessPolicy, "list", "List access policies", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/access_policies/{id}/", Get, R::AccessPolicy, "read", "Inspect an access policy", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/access_policies/{id}/", Put, R::AccessPolicy, "update", "Replace the statements and creation hooks of an access policy", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/access_policies/{id}/", Patch, R::AccessPolicy, "partial_update", "Change the statements or creation hooks of an access policy", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/access_policies/{id}/reset/", Post, R::AccessPolicy, "reset", "Restore the default of an access policy", Body::None, Reply::Object(200)),
+    ],
 ];
 
 /// How many endpoints `groups` hold.
@@ -457,6 +507,40 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
         R::Plugin => core("plugins", "plugin_href", "Plugin"),
         R::Status => core("status", "", "Status"),
         R::Livez => core("livez", "", "Livez"),
+        R::Role => core("roles", "role_href", "Role"),
+        R::Group => core("groups", "group_href", "Group"),
+        R::AccessPolicy => core("access_policies", "access_policy_href", "AccessPolicy"),
+        R::GroupUser | R::GroupRole | R::UserRole => {
+            // Objects inside a user or a group, named as Pulp names them.
+            let (prefix, href_param, parent, schema) = match resource {
+                R::GroupUser => (
+                    "groups_users",
+                    "groups_user_href",
+                    "group_href",
+                    "GroupUser",
+                ),
+                R::GroupRole => (
+                    "groups_roles",
+                    "groups_group_role_href",
+                    "group_href",
+                    "GroupRole",
+                ),
+                _ => (
+                    "users_roles",
+                    "auth_users_user_role_href",
+                    "auth_user_href",
+                    "UserRole",
+                ),
+            };
+            vec![Names {
+                prefix: prefix.into(),
+                href_param: href_param.into(),
+                parent_href_param: Some(parent.into()),
+                schema: schema.into(),
+                route_values: Vec::new(),
+                plugin: None,
+            }]
+        }
     }
 }
 
@@ -480,6 +564,10 @@ pub fn tag(resource: Resource, names: &Names) -> String {
         R::OrphansCleanup | R::ReclaimSpace | R::Repair => return "Maintenance".into(),
         R::Plugin => return "Plugins".into(),
         R::Status | R::Livez => return "Status".into(),
+        R::Role => return "Roles".into(),
+        R::Group | R::GroupUser | R::GroupRole => return "Groups".into(),
+        R::UserRole => return "Users".into(),
+        R::AccessPolicy => return "Access Policies".into(),
     };
     format!("{kind}: {}", names.plugin.as_deref().unwrap_or_default())
 }

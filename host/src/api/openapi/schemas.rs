@@ -20,8 +20,8 @@ use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource};
 use crate::api::plugin_fields;
 use crate::api::typed::Typed;
 use crate::api::{
-    artifacts, content, distributions, plugins, publications, remotes, repositories, status,
-    support, tasks, uploads, users,
+    access_policies, artifacts, content, distributions, groups, plugins, publications, remotes,
+    repositories, role_assignments, roles, status, support, tasks, uploads, users,
 };
 
 /// A schema, derived when the document is built.
@@ -126,6 +126,22 @@ pub fn doc(resource: R) -> Doc {
                 .request::<PluginRequest>(&["file"])
         },
         R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => Doc::default(),
+        R::Role => {
+            Doc::listed::<roles::Role, roles::RoleView>(roles::FILTERS).input::<roles::RoleInput>()
+        }
+        R::Group => {
+            Doc::listed::<groups::Group, groups::GroupView>(&[]).input::<groups::GroupInput>()
+        }
+        R::GroupUser => {
+            Doc::listed::<groups::Member, groups::MemberView>(&[]).input::<groups::MemberInput>()
+        }
+        R::GroupRole | R::UserRole => Doc::listed::<
+            role_assignments::Assignment,
+            role_assignments::AssignmentView,
+        >(role_assignments::FILTERS)
+        .input::<role_assignments::AssignmentInput>(),
+        R::AccessPolicy => Doc::listed::<crate::rbac::PolicyRow, access_policies::PolicyView>(&[])
+            .input::<access_policies::PolicyInput>(),
     }
 }
 
@@ -428,6 +444,22 @@ pub fn named() -> Vec<(&'static str, RefOr<Schema>)> {
             requiring(of::<TaskCancel>(), &["state"]),
         ),
         ("PatchedPlugin", requiring(of::<PluginPatch>(), &[])),
+        (
+            "NestedRole",
+            requiring(of::<crate::api::object_roles::NestedRoleInput>(), &["role"]),
+        ),
+        (
+            "NestedRoleResponse",
+            of::<crate::api::object_roles::HeldRole>(),
+        ),
+        (
+            "ObjectRolesResponse",
+            of::<crate::api::object_roles::ObjectRoles>(),
+        ),
+        (
+            "MyPermissionsResponse",
+            of::<crate::api::object_roles::MyPermissions>(),
+        ),
     ]
 }
 

@@ -1,0 +1,486 @@
+//! `groups/`: groups of users, who hold the roles given to the group; their members under
+//! `groups/<id>/users/`, and the role actions of a group (`list_roles/`, `add_role/`,
+//! `remove_role/`, `my_permissions/`, see [`super::object_roles`]).
+//!
+//! A group's creator gets its owner role (the `groups` policy's creation hook); lists and shows
+//! answer only the groups the caller may view, so another's group is a 404. Membership follows
+//! the `groups/users` policy: listing members needs view on the group, adding and removing
+//! them change.
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get};
+
+use super::routes::Routes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::access::Caller;
+use super::in_place::{self, Editable};
+use super::input::{self, Input};
+use super::list::{
+    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+};
+use super::object_roles::{self, RoleAction};
+use super::support::Fields;
+use crate::db::{WriteTx, new_id, now};
+use crate::domain::hrefs::{self, API_ROOT};
+use crate::error::{ApiError, ApiResult};
+use crate::rbac::Object;
+use crate::rbac::policy::Subject;
+use crate::state::{App, AppState};
+
+/// The access policy of groups.
+const VIEWSET: &str = "groups";
+/// The access policy of their members.
+const MEMBERS: &str = "groups/users";
+
+/// Routes.
+pub fn router() -> Routes {
+    Routes::new()
+        .route("/pulp/api/v3/groups/", get(list).post(create))
+        .route(
+            "/pulp/api/v3/groups/{id}/",
+            get(read)
+                .put(in_place::replace::<Group>)
+                .patch(in_place::update::<Group>)
+                .delete(destroy),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/users/",
+            get(list_members).post(add_member),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/users/{token}/",
+            delete(remove_member),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/list_roles/",
+            role_action(RoleAction::ListRoles),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/add_role/",
+            role_action(RoleAction::AddRole),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/remove_role/",
+            role_action(RoleAction::RemoveRole),
+        )
+        .route(
+            "/pulp/api/v3/groups/{id}/my_permissions/",
+            role_action(RoleAction::MyPermissions),
+        )
+}
+
+/// `/pulp/api/v3/groups/<id>/`
+pub fn href(id: &str) -> String {
+    format!("{API_ROOT}groups/{id}/")
+}
+
+/// The id of the group `href` names, if it names one.
+pub fn id_of(href: &str) -> Option<String> {
+    let path = &href[href.find(API_ROOT)? + API_ROOT.len()..];
+    let id = path.strip_prefix("groups/")?.strip_suffix('/')?;
+    uuid::Uuid::parse_str(id).ok().map(|uuid| uuid.to_string())
+}
+
+/// A row of `groups`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Group {
+    id: String,
+    name: String,
+}
+
+impl Resource for Group {
+    const SPEC: ListSpec = ListSpec {
+        from: "groups",
+        id: "id",
+        columns: "id, name",
+        filters: &[Filter::text("name", "name"), Filter::text("id", "id")],
+        labels: None,
+        orderings: &[("name", "name"), ("id", "id")],
+        default_ordering: "name",
+    };
+}
+
+/// A group as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GroupView {
+    pulp_href: String,
+    prn: String,
+    id: String,
+    name: String,
+}
+
+impl From<Group> for GroupView {
+    fn from(group: Group) -> Self {
+        GroupView {
+            pulp_href: href(&group.id),
+            prn: format!("prn:auth.group:{}", group.id),
+            id: group.id,
+            name: group.name,
+        }
+    }
+}
+
+/// The groups the caller may see.
+async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
+    caller
+        .visibility(app, VIEWSET, "core.view_group", "id")
+        .await
+}
+
+/// The group `id` when the caller may see it; 404 otherwise.
+pub(crate) async fn visible(app: &App, caller: &Caller, id: &str) -> ApiResult<Group> {
+    let visibility = visibility(app, caller).await?;
+    fetch_by_id(&app.db, id, Conditions::new(), &visibility).await
+}
+
+impl Group {
+    /// Its id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The subject of an action on it.
+    fn subject(&self) -> Subject {
+        Subject {
+            object: Some(self.id.clone()),
+            ..Subject::default()
+        }
+    }
+}
+
+async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, VIEWSET, "list", &Subject::default())
+        .await?;
+    let visibility = visibility(&app, &caller).await?;
+    list::list::<Group, _>(
+        &app,
+        &query,
+        &uri,
+        Conditions::new(),
+        &visibility,
+        GroupView::from,
+    )
+    .await
+}
+
+async fn read(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let group = visible(&app, &caller, &id).await?;
+    caller
+        .authorize(&app, VIEWSET, "retrieve", &group.subject())
+        .await?;
+    Ok(list::shaped(&uri, &GroupView::from(group)))
+}
+
+/// A group's writable fields.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct GroupInput {
+    /// Unique; 150 characters at most.
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
+    name: Option<String>,
+}
+
+impl Input for GroupInput {
+    const REQUIRED: &'static [&'static str] = &["name"];
+}
+
+/// The longest group name, as Django's.
+const NAME_MAX: usize = 150;
+
+/// The name of a create (`creating`) or update: not blank, not too long, not another group's.
+async fn group_name(
+    tx: &mut WriteTx,
+    fields: &Fields,
+    creating: bool,
+    id: &str,
+) -> ApiResult<Option<String>> {
+    let values: GroupInput = fields.parse()?;
+    let name = input::required(creating, "name", values.name.map(Some))?;
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    if name.chars().count() > NAME_MAX {
+        return Err(ApiError::field(
+            "name",
+            format!("Ensure this field has no more than {NAME_MAX} characters."),
+        ));
+    }
+    let taken = sqlx::query("SELECT 1 FROM groups WHERE name = $1 AND id <> $2")
+        .bind(&name)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if taken.is_some() {
+        return Err(ApiError::field(
+            "name",
+            "group with this name already exists.",
+        ));
+    }
+    Ok(Some(name))
+}
+
+async fn load(app: &App, id: &str) -> ApiResult<GroupView> {
+    let group: Group = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
+    Ok(GroupView::from(group))
+}
+
+/// Creates a group; its creator gets the roles the policy's creation hooks name (its owner).
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    fields: Fields,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, VIEWSET, "create", &Subject::default())
+        .await?;
+    let id = new_id();
+    let stamp = now();
+    let mut tx = app.db.begin_write().await?;
+    let name = group_name(&mut tx, &fields, true, &id).await?;
+    sqlx::query("INSERT INTO groups (id, name, created, updated) VALUES ($1, $2, $3, $3)")
+        .bind(&id)
+        .bind(name)
+        .bind(&stamp)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let href = href(&id);
+    caller
+        .created(
+            &app,
+            VIEWSET,
+            Object {
+                id: &id,
+                href: &href,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, list::json(&load(&app, &id).await?)).into_response())
+}
+
+impl Editable for Group {
+    async fn change(
+        app: &App,
+        caller: &Caller,
+        id: &str,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<Json<Value>> {
+        let group = visible(app, caller, id).await?;
+        caller
+            .authorize(app, VIEWSET, in_place::action(whole), &group.subject())
+            .await?;
+        let mut tx = app.db.begin_write().await?;
+        if let Some(name) = group_name(&mut tx, fields, whole, &group.id).await? {
+            sqlx::query("UPDATE groups SET name = $2, updated = $3 WHERE id = $1")
+                .bind(&group.id)
+                .bind(name)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(list::json(&load(app, &group.id).await?))
+    }
+}
+
+/// Deletes a group: its members leave it, and the roles it held and those held on it go.
+async fn destroy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let group = visible(&app, &caller, &id).await?;
+    caller
+        .authorize(&app, VIEWSET, "destroy", &group.subject())
+        .await?;
+    let mut tx = app.db.begin_write().await?;
+    for (table, column) in [
+        ("group_users", "group_id"),
+        ("role_assignments", "group_id"),
+        ("role_assignments", "object_id"),
+        ("groups", "id"),
+    ] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
+            .bind(&group.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A member of a group: a row of `users` joined to `group_users`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Member {
+    id: String,
+    username: String,
+}
+
+impl Resource for Member {
+    const SPEC: ListSpec = ListSpec {
+        from: "group_users gu JOIN users u ON u.id = gu.user_id",
+        id: "u.id",
+        columns: "u.id, u.username",
+        filters: &[Filter::text("username", "u.username")],
+        labels: None,
+        orderings: &[("username", "u.username")],
+        default_ordering: "username",
+    };
+}
+
+/// A member as the API shows it: the user's href and name.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MemberView {
+    pulp_href: String,
+    prn: String,
+    id: String,
+    username: String,
+}
+
+impl From<Member> for MemberView {
+    fn from(member: Member) -> Self {
+        MemberView {
+            pulp_href: hrefs::user(&member.id),
+            prn: format!("prn:auth.user:{}", member.id),
+            id: member.id,
+            username: member.username,
+        }
+    }
+}
+
+/// The members of group `group_id`.
+fn members_of(group_id: &str) -> Conditions {
+    Conditions::of("gu.group_id = ?", [Bind::from(group_id)])
+}
+
+/// The group `id`, when the caller may see it and the `groups/users` policy allows `action`.
+async fn membership(app: &App, caller: &Caller, id: &str, action: &str) -> ApiResult<Group> {
+    let group = visible(app, caller, id).await?;
+    caller
+        .authorize(app, MEMBERS, action, &group.subject())
+        .await?;
+    Ok(group)
+}
+
+async fn list_members(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    let group = membership(&app, &caller, &id, "list").await?;
+    list::list::<Member, _>(
+        &app,
+        &query,
+        &uri,
+        members_of(&group.id),
+        &Visibility::all(),
+        MemberView::from,
+    )
+    .await
+}
+
+/// The body of `POST groups/<id>/users/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct MemberInput {
+    /// The user to add.
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
+    username: Option<String>,
+}
+
+impl Input for MemberInput {
+    const REQUIRED: &'static [&'static str] = &["username"];
+}
+
+/// Adds a user to the group (adding a member again changes nothing).
+async fn add_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let group = membership(&app, &caller, &id, "create").await?;
+    let values: MemberInput = fields.parse()?;
+    let username =
+        input::required(true, "username", values.username.map(Some))?.unwrap_or_default();
+    let user_id: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+        .bind(&username)
+        .fetch_optional(app.db.pool())
+        .await?;
+    let user_id = user_id.ok_or_else(|| {
+        ApiError::field(
+            "username",
+            format!("Object with username={username} does not exist."),
+        )
+    })?;
+    let mut tx = app.db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO group_users (group_id, user_id) VALUES ($1, $2)
+         ON CONFLICT (group_id, user_id) DO NOTHING",
+    )
+    .bind(&group.id)
+    .bind(&user_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let member =
+        fetch_by_id::<Member>(&app.db, &user_id, members_of(&group.id), &Visibility::all()).await?;
+    Ok((StatusCode::CREATED, list::json(&MemberView::from(member))).into_response())
+}
+
+/// Removes user `user_id` from the group; 404 when they are not a member.
+async fn remove_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let group = membership(&app, &caller, &id, "destroy").await?;
+    let member =
+        fetch_by_id::<Member>(&app.db, &user_id, members_of(&group.id), &Visibility::all()).await?;
+    let mut tx = app.db.begin_write().await?;
+    sqlx::query("DELETE FROM group_users WHERE group_id = $1 AND user_id = $2")
+        .bind(&group.id)
+        .bind(&member.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The route of a role action on a group, which the caller must be able to see.
+fn role_action(action: RoleAction) -> MethodRouter<AppState> {
+    action.route(
+        move |State(app): State<AppState>,
+              caller: Caller,
+              Path(id): Path<String>,
+              fields: Fields| async move {
+            let group = visible(&app, &caller, &id).await?;
+            let href = href(&group.id);
+            let object = Object {
+                id: &group.id,
+                href: &href,
+            };
+            object_roles::act(&app, &caller, action, VIEWSET, object, &fields).await
+        },
+    )
+}

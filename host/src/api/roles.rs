@@ -1,0 +1,418 @@
+//! `roles/`: Pulp's roles, named sets of permissions (`file.view_filerepository`).
+//!
+//! The server writes the built-in roles from the resource types of core and the loaded plugins
+//! ([`crate::rbac::sync_builtins`]); they are `locked`, and a change or delete of one is refused
+//! (403), as in Pulp. Users create the others, from permissions that exist
+//! ([`crate::rbac::catalog::permissions`]). Every action checks the `roles` access policy.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::routes::Routes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::access::Caller;
+use super::in_place::{self, Editable};
+use super::input::{self, Input};
+use super::list::{
+    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Page, Resource,
+    Visibility, fetch_by_id, in_list, split_list,
+};
+use super::support::Fields;
+use crate::db::{Db, WriteTx, new_id, now};
+use crate::domain::hrefs::API_ROOT;
+use crate::error::{ApiError, ApiResult};
+use crate::rbac::catalog;
+use crate::rbac::policy::Subject;
+use crate::state::{App, AppState};
+
+/// The access policy of these routes.
+const VIEWSET: &str = "roles";
+
+/// Routes.
+pub fn router() -> Routes {
+    Routes::new()
+        .route("/pulp/api/v3/roles/", get(list).post(create))
+        .route(
+            "/pulp/api/v3/roles/{id}/",
+            get(read)
+                .put(in_place::replace::<Role>)
+                .patch(in_place::update::<Role>)
+                .delete(destroy),
+        )
+}
+
+/// `/pulp/api/v3/roles/<id>/`
+pub fn href(id: &str) -> String {
+    format!("{API_ROOT}roles/{id}/")
+}
+
+/// A row of `roles` (its permissions are in `role_permissions`).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Role {
+    id: String,
+    name: String,
+    description: Option<String>,
+    locked: i64,
+    created: String,
+    updated: String,
+}
+
+impl Resource for Role {
+    const SPEC: ListSpec = ListSpec {
+        from: "roles",
+        id: "id",
+        columns: "id, name, description, locked, created, updated",
+        filters: &[
+            Filter::text("name", "name"),
+            Filter::text("description", "description"),
+            Filter::bool("locked", "locked"),
+            Filter::time("pulp_created", "created"),
+        ],
+        labels: None,
+        orderings: &[
+            ("name", "name"),
+            ("description", "description"),
+            ("locked", "locked"),
+            ("pulp_created", "created"),
+            ("pulp_last_updated", "updated"),
+        ],
+        default_ordering: "name",
+    };
+}
+
+/// The list filters [`list`] reads itself.
+pub const FILTERS: &[ExtraFilter] = &[ExtraFilter::many(
+    "contains_permission",
+    "Only roles holding one of these permissions.",
+)];
+
+/// A role as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RoleView {
+    #[serde(flatten)]
+    identity: Identity,
+    name: String,
+    description: Option<String>,
+    /// `<app>.<action>_<model>`, e.g. `file.view_filerepository`.
+    permissions: Vec<String>,
+    /// Built-in: the server keeps it, users cannot change or delete it.
+    locked: bool,
+}
+
+impl RoleView {
+    fn of(role: Role, permissions: Vec<String>) -> RoleView {
+        RoleView {
+            identity: Identity {
+                pulp_href: href(&role.id),
+                prn: format!("prn:core.role:{}", role.id),
+                pulp_created: role.created,
+                pulp_last_updated: role.updated,
+            },
+            name: role.name,
+            description: role.description,
+            permissions,
+            locked: role.locked != 0,
+        }
+    }
+}
+
+/// The permissions of each of the roles `ids`, sorted.
+pub(crate) async fn permissions_of(
+    db: &Db,
+    ids: impl IntoIterator<Item = &str>,
+) -> ApiResult<HashMap<String, Vec<String>>> {
+    let mut conditions = Conditions::new();
+    in_list(
+        &mut conditions,
+        "role_id",
+        ids.into_iter().map(Bind::from).collect(),
+    );
+    let sql = format!(
+        "SELECT role_id, permission FROM role_permissions{} ORDER BY permission",
+        conditions.where_clause()
+    );
+    let rows: Vec<(String, String)> = conditions
+        .bind_as(sqlx::query_as(&sql))
+        .fetch_all(db.pool())
+        .await?;
+    let mut permissions: HashMap<String, Vec<String>> = HashMap::new();
+    for (role_id, permission) in rows {
+        permissions.entry(role_id).or_default().push(permission);
+    }
+    Ok(permissions)
+}
+
+/// The response view of `role`.
+async fn view(db: &Db, role: Role) -> ApiResult<RoleView> {
+    let permissions = permissions_of(db, [role.id.as_str()])
+        .await?
+        .remove(&role.id)
+        .unwrap_or_default();
+    Ok(RoleView::of(role, permissions))
+}
+
+async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, VIEWSET, "list", &Subject::default())
+        .await?;
+    let mut conditions = Conditions::new();
+    let wanted: Vec<Bind> = query
+        .get("contains_permission")
+        .map(|wanted| split_list(wanted).map(Bind::from).collect())
+        .unwrap_or_default();
+    // As every filter, an empty value filters nothing.
+    if !wanted.is_empty() {
+        let marks = vec!["?"; wanted.len()].join(", ");
+        conditions.push(
+            &format!("id IN (SELECT role_id FROM role_permissions WHERE permission IN ({marks}))"),
+            wanted,
+        );
+    }
+    let page = Page::from_query(&query)?;
+    let (total, roles) =
+        list::fetch_page::<Role>(&app.db, &query, conditions, &Visibility::all(), &page).await?;
+    let mut permissions =
+        permissions_of(&app.db, roles.iter().map(|role| role.id.as_str())).await?;
+    let views = roles.into_iter().map(|role| {
+        let held = permissions.remove(&role.id).unwrap_or_default();
+        RoleView::of(role, held)
+    });
+    Ok(page.respond(&app, &uri, total, views))
+}
+
+/// The role `id`, or 404.
+async fn load(app: &App, id: &str) -> ApiResult<Role> {
+    fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await
+}
+
+/// The subject of an action on role `id`.
+fn on(id: &str) -> Subject {
+    Subject {
+        object: Some(id.to_owned()),
+        ..Subject::default()
+    }
+}
+
+async fn read(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let role = load(&app, &id).await?;
+    caller
+        .authorize(&app, VIEWSET, "retrieve", &on(&role.id))
+        .await?;
+    Ok(list::shaped(&uri, &view(&app.db, role).await?))
+}
+
+/// A role's writable fields.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct RoleInput {
+    /// Unique; 128 characters at most.
+    #[serde(default, deserialize_with = "input::optional")]
+    #[schema(value_type = String)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    /// Permissions that exist, `<app>.<action>_<model>`; a change replaces them all.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    permissions: Option<Vec<String>>,
+}
+
+impl Input for RoleInput {
+    const REQUIRED: &'static [&'static str] = &["name"];
+}
+
+/// The longest role name, as Pulp's column.
+const NAME_MAX: usize = 128;
+
+/// The input's checks: a name (required when `creating`) that is not blank, and permissions
+/// that exist.
+fn role_input(app: &App, fields: &Fields, creating: bool) -> ApiResult<RoleInput> {
+    let mut values: RoleInput = fields.parse()?;
+    values.name = input::required(creating, "name", values.name.map(Some))?;
+    if values
+        .name
+        .as_ref()
+        .is_some_and(|name| name.len() > NAME_MAX)
+    {
+        return Err(ApiError::field(
+            "name",
+            format!("Ensure this field has no more than {NAME_MAX} characters."),
+        ));
+    }
+    if let Some(wanted) = &values.permissions {
+        let known = catalog::permissions(&app.plugins.rest_names());
+        if let Some(unknown) = wanted
+            .iter()
+            .find(|permission| !known.contains(*permission))
+        {
+            return Err(ApiError::field(
+                "permissions",
+                format!("Permission {unknown} does not exist."),
+            ));
+        }
+    }
+    Ok(values)
+}
+
+/// Refuses (400) a name another role has.
+async fn check_name_free(tx: &mut WriteTx, name: &str, except: &str) -> ApiResult<()> {
+    let taken = sqlx::query("SELECT 1 FROM roles WHERE name = $1 AND id <> $2")
+        .bind(name)
+        .bind(except)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match taken {
+        Some(_) => Err(ApiError::field(
+            "name",
+            "role with this name already exists.",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Makes `permissions` the permissions of role `id`.
+async fn set_permissions(tx: &mut WriteTx, id: &str, permissions: &[String]) -> ApiResult<()> {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for permission in permissions.iter().collect::<BTreeSet<_>>() {
+        sqlx::query("INSERT INTO role_permissions (role_id, permission) VALUES ($1, $2)")
+            .bind(id)
+            .bind(permission)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    fields: Fields,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, VIEWSET, "create", &Subject::default())
+        .await?;
+    let values = role_input(&app, &fields, true)?;
+    let name = values.name.unwrap_or_default();
+    let id = new_id();
+    let stamp = now();
+    let mut tx = app.db.begin_write().await?;
+    check_name_free(&mut tx, &name, &id).await?;
+    sqlx::query(
+        "INSERT INTO roles (id, name, description, locked, created, updated)
+         VALUES ($1, $2, $3, 0, $4, $4)",
+    )
+    .bind(&id)
+    .bind(&name)
+    .bind(values.description.flatten())
+    .bind(&stamp)
+    .execute(&mut *tx)
+    .await?;
+    set_permissions(&mut tx, &id, &values.permissions.unwrap_or_default()).await?;
+    tx.commit().await?;
+    let view = view(&app.db, load(&app, &id).await?).await?;
+    Ok((StatusCode::CREATED, list::json(&view)).into_response())
+}
+
+/// Refuses (403) a change to a built-in role, as Pulp does.
+fn unlocked(role: &Role, change: &str) -> ApiResult<()> {
+    if role.locked == 0 {
+        return Ok(());
+    }
+    Err(ApiError::detail(
+        StatusCode::FORBIDDEN,
+        format!(
+            "{} is a locked (built-in) role and cannot be {change}.",
+            role.name
+        ),
+    ))
+}
+
+impl Editable for Role {
+    async fn change(
+        app: &App,
+        caller: &Caller,
+        id: &str,
+        fields: &Fields,
+        whole: bool,
+    ) -> ApiResult<Json<Value>> {
+        let role = load(app, id).await?;
+        caller
+            .authorize(app, VIEWSET, in_place::action(whole), &on(&role.id))
+            .await?;
+        unlocked(&role, "changed")?;
+        let values = role_input(app, fields, whole)?;
+        let mut tx = app.db.begin_write().await?;
+        if let Some(name) = &values.name {
+            check_name_free(&mut tx, name, &role.id).await?;
+            sqlx::query("UPDATE roles SET name = $2 WHERE id = $1")
+                .bind(&role.id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(description) = values.description {
+            sqlx::query("UPDATE roles SET description = $2 WHERE id = $1")
+                .bind(&role.id)
+                .bind(description)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(permissions) = &values.permissions {
+            set_permissions(&mut tx, &role.id, permissions).await?;
+        }
+        sqlx::query("UPDATE roles SET updated = $2 WHERE id = $1")
+            .bind(&role.id)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(list::json(&view(&app.db, load(app, id).await?).await?))
+    }
+}
+
+/// Deletes a role; whoever held it no longer does.
+async fn destroy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let role = load(&app, &id).await?;
+    caller
+        .authorize(&app, VIEWSET, "destroy", &on(&role.id))
+        .await?;
+    unlocked(&role, "deleted")?;
+    let mut tx = app.db.begin_write().await?;
+    for table in ["role_assignments", "role_permissions"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE role_id = $1"))
+            .bind(&role.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM roles WHERE id = $1")
+        .bind(&role.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
