@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde_json::Value;
 
-use super::list::{Bind, Conditions, Visibility};
+use super::list::{Bind, Conditions, Resource, Visibility, fetch_by_id};
 use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::{self, Principal, Subject};
@@ -99,18 +99,8 @@ impl Caller {
         view_permission: &str,
         id_column: &str,
     ) -> ApiResult<Visibility> {
-        let scoped = match rbac::policy(&app.db, viewset).await? {
-            Some(row) => row.queryset_scoping.is_some(),
-            // Without a policy only staff act; others see nothing.
-            None if self.user.is_staff => false,
-            None => return Ok(Visibility::only(Conditions::of("1 = 0", []))),
-        };
-        if !scoped {
-            return Ok(Visibility::all());
-        }
         let visible = self
-            .permissions(app)
-            .visible(view_permission, id_column)
+            .visible_rows(app, viewset, view_permission, id_column)
             .await?;
         Ok(match visible {
             None => Visibility::all(),
@@ -118,6 +108,51 @@ impl Caller {
                 Visibility::only(Conditions::of(&sql, binds.into_iter().map(Bind::from)))
             }
         })
+    }
+
+    /// [`Caller::visibility`] as SQL: `None` for every row, else a condition with `?`
+    /// placeholders and their values.
+    pub async fn visible_rows(
+        &self,
+        app: &App,
+        viewset: &str,
+        view_permission: &str,
+        id_column: &str,
+    ) -> ApiResult<Option<(String, Vec<String>)>> {
+        let scoped = match rbac::policy(&app.db, viewset).await? {
+            Some(row) => row.queryset_scoping.is_some(),
+            // Without a policy only staff act; others see nothing.
+            None if self.user.is_staff => false,
+            None => return Ok(Some(("1 = 0".into(), Vec::new()))),
+        };
+        if !scoped {
+            return Ok(None);
+        }
+        Ok(self
+            .permissions(app)
+            .visible(view_permission, id_column)
+            .await?)
+    }
+
+    /// The object `id` of a core endpoint (`tasks`, `uploads`) for `action` by the caller: 404
+    /// when they may not see it (`view_permission`), 403 when the policy refuses them `action`.
+    pub async fn fetch<R: Resource>(
+        &self,
+        app: &App,
+        (viewset, view_permission): (&str, &str),
+        id: &str,
+        action: &str,
+    ) -> ApiResult<R> {
+        let visibility = self
+            .visibility(app, viewset, view_permission, R::SPEC.id)
+            .await?;
+        let object = fetch_by_id::<R>(&app.db, id, Conditions::new(), &visibility).await?;
+        let subject = Subject {
+            object: Some(id.to_owned()),
+            ..Subject::default()
+        };
+        self.authorize(app, viewset, action, &subject).await?;
+        Ok(object)
     }
 
     /// Runs the creation hooks of `viewset`'s policy for a new object: its creator (the caller)

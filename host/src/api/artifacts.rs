@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
     object_id,
@@ -22,6 +23,7 @@ use super::support::{next_field, stage_file};
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::policy::Subject;
 use crate::state::AppState;
 
 /// Routes.
@@ -107,11 +109,18 @@ impl From<Artifact> for ArtifactView {
 /// The digest fields of an artifact, filterable and checkable on create.
 const DIGESTS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
+/// The access policy of artifacts.
+const POLICY: &str = "artifacts";
+
 async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     Query(mut query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
+    caller
+        .authorize(&app, POLICY, "list", &Subject::default())
+        .await?;
     // Digests are stored in lower-case hex; a client may send them in either case.
     for digest in DIGESTS {
         if let Some(value) = query.get_mut(digest) {
@@ -135,14 +144,28 @@ async fn load(app: &AppState, id: &str) -> ApiResult<ArtifactView> {
     Ok(ArtifactView::from(artifact))
 }
 
-async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn read(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller
+        .authorize(&app, POLICY, "retrieve", &Subject::default())
+        .await?;
     Ok(list::json(&load(&app, &id).await?))
 }
 
 /// `POST` multipart `file`, with optional `size` and digests (`sha256`, `sha512`, ..., `md5`)
 /// the bytes must match: a mismatch is a 400 on that field and nothing is stored. An artifact
 /// with the same sha256 already stored is a 400, as in Pulp.
-async fn create(State(app): State<AppState>, mut multipart: Multipart) -> ApiResult<Response> {
+async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    mut multipart: Multipart,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, POLICY, "create", &Subject::default())
+        .await?;
     let mut received = None;
     let mut extra = None;
     let mut size: Option<u64> = None;
@@ -232,7 +255,14 @@ async fn create(State(app): State<AppState>, mut multipart: Multipart) -> ApiRes
         .into_response())
 }
 
-async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn destroy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&app, POLICY, "destroy", &Subject::default())
+        .await?;
     let id = object_id(&id)?;
     let mut tx = app.db.begin_write().await?;
     let used = sqlx::query(

@@ -14,12 +14,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
     Visibility, fetch_by_id, shaped,
 };
 use super::routes::Routes;
-use super::support::{next_field, referenced, spawn_task, stage_file};
+use super::support::{Fields, next_field, referenced, spawn_task, stage_file};
+use super::typed;
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
@@ -259,10 +261,15 @@ async fn read(
 /// `relative_path`, optional `repository`.
 async fn create(
     State(app): State<AppState>,
+    caller: Caller,
     Path((plugin, plural)): Path<(String, String)>,
     request: Request,
 ) -> ApiResult<Response> {
     let (loaded, _) = content_type(&app, &plugin, &plural)?;
+    let creator = Creator {
+        caller: &caller,
+        viewset: format!("content/{plugin}/{plural}"),
+    };
     let mut artifact: Option<artifacts::Artifact> = None;
     let mut text: HashMap<String, String> = HashMap::new();
     let media = request
@@ -276,6 +283,7 @@ async fn create(
         // (pulp-glue sends an `upload` href as a form).
         return create_from(
             &app,
+            &creator,
             &plugin,
             &loaded,
             None,
@@ -299,7 +307,13 @@ async fn create(
             text.insert(name, value);
         }
     }
-    create_from(&app, &plugin, &loaded, artifact, text).await
+    create_from(&app, &creator, &plugin, &loaded, artifact, text).await
+}
+
+/// Who creates content, through which endpoint (its access policy).
+struct Creator<'a> {
+    caller: &'a Caller,
+    viewset: String,
 }
 
 /// Largest form or JSON body of a content create (it has no file, only a few hrefs).
@@ -338,12 +352,26 @@ async fn text_fields(media: &str, request: Request) -> ApiResult<HashMap<String,
 /// fields.
 async fn create_from(
     app: &App,
+    creator: &Creator<'_>,
     plugin: &str,
     loaded: &LoadedPlugin,
     artifact: Option<artifacts::Artifact>,
     text: HashMap<String, String>,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
+    // The repository it goes into and the upload it comes from must be the caller's to use.
+    // (A file part is stored before the form's other fields are read, as any multipart
+    // server reads them in order; refused, it is an orphan that orphan cleanup removes.)
+    let fields = Fields(
+        text.iter()
+            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+            .collect(),
+    );
+    let references = typed::references(&names, &fields);
+    creator
+        .caller
+        .authorize(app, &creator.viewset, "create", &references)
+        .await?;
     let mut locks = Vec::new();
     // An uncommitted chunked upload (pulp-cli sends large files this way): the task assembles it.
     let upload_id = match text.get("upload").filter(|value| !value.is_empty()) {

@@ -7,11 +7,14 @@ use axum::response::Response;
 use axum::routing::post;
 use serde_json::Value;
 
+use super::access::Caller;
 use super::list::object_id;
+use super::repositories;
 use super::routes::Routes;
 use super::support::{Fields, spawn_task, typed_route, version_id};
 use crate::domain::hrefs::{self, Collection, Href};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -36,7 +39,14 @@ pub fn router() -> Routes {
 
 /// `POST {orphan_protection_time?, content_hrefs?}`: deletes content in no repository version
 /// and artifacts nothing uses, created more than `orphan_protection_time` minutes ago.
-async fn orphan_cleanup(State(app): State<AppState>, fields: Fields) -> ApiResult<Response> {
+async fn orphan_cleanup(
+    State(app): State<AppState>,
+    caller: Caller,
+    fields: Fields,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, "orphans/cleanup", "create", &Subject::default())
+        .await?;
     let protection_minutes = fields
         .opt_int("orphan_protection_time", 0, 100 * 365 * 24 * 60)?
         .unwrap_or(DEFAULT_ORPHAN_PROTECTION_MINUTES);
@@ -96,7 +106,19 @@ async fn existing_repository(app: &App, field: &str, href: &Href) -> ApiResult<(
 /// `POST {repo_hrefs, repo_versions_keeplist?}`: drops the stored bytes of content in those
 /// repositories that can be downloaded again and that no kept version needs. `repo_hrefs` may
 /// be `["*"]`: every repository.
-async fn reclaim_space(State(app): State<AppState>, fields: Fields) -> ApiResult<Response> {
+async fn reclaim_space(
+    State(app): State<AppState>,
+    caller: Caller,
+    fields: Fields,
+) -> ApiResult<Response> {
+    caller
+        .authorize(
+            &app,
+            "repositories/reclaim_space",
+            "create",
+            &Subject::default(),
+        )
+        .await?;
     let all = matches!(
         fields.0.get("repo_hrefs"),
         Some(Value::Array(items)) if items.len() == 1 && items[0] == "*"
@@ -159,7 +181,14 @@ fn verify_checksums(fields: &Fields) -> ApiResult<bool> {
 }
 
 /// `POST {verify_checksums?}`: checks every stored artifact.
-async fn repair_all(State(app): State<AppState>, fields: Fields) -> ApiResult<Response> {
+async fn repair_all(
+    State(app): State<AppState>,
+    caller: Caller,
+    fields: Fields,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, "repair", "create", &Subject::default())
+        .await?;
     let verify_checksums = verify_checksums(&fields)?;
     spawn_task(
         &app,
@@ -176,9 +205,11 @@ async fn repair_all(State(app): State<AppState>, fields: Fields) -> ApiResult<Re
 /// `POST {verify_checksums?}`: checks the artifacts of one repository version.
 async fn repair_version(
     State(app): State<AppState>,
+    caller: Caller,
     Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
+    repositories::versions_of(&app, &caller, (&plugin, &segment, &id), "repair").await?;
     let (_, type_name) = typed_route(&app, &plugin, Collection::Repositories, &segment)?;
     let id = object_id(&id)?;
     let number: i64 = number.parse().map_err(|_| ApiError::not_found())?;

@@ -183,12 +183,13 @@ impl Typed for Remote {
             plugin,
             segment,
             type_name,
-        } = route;
+            ..
+        } = &route;
         let mut changes = remote_changes(fields.parse()?, true)?;
         if let Some(name) = name_change(&changes) {
             ensure_unique(app, "remotes", "name", "name", name, None).await?;
         }
-        if let Some(extra) = plugin_fields::extra(&loaded, Kind::Remote, &fields, None)? {
+        if let Some(extra) = plugin_fields::extra(loaded, Kind::Remote, &fields, None)? {
             changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
         }
         let id = new_id();
@@ -196,15 +197,19 @@ impl Typed for Remote {
         let mut tx = app.db.begin_write().await?;
         sqlx::query("INSERT INTO remotes (id, plugin, type_name, name, url, policy, created, updated) VALUES ($1, $2, $3, $1, '', '', $4, $4)")
             .bind(&id)
-            .bind(&plugin)
-            .bind(&type_name)
+            .bind(plugin)
+            .bind(type_name)
             .bind(&created)
             .execute(&mut *tx)
             .await?;
         set_columns(&mut tx, "remotes", &id, &changes).await?;
         tx.commit().await?;
-        let remote: Remote = typed::load(app, &plugin, &segment, &id).await?;
-        let view = remote.view(app, &app.plugins.rest_names());
+        let remote: Remote = typed::load(app, plugin, segment, &id).await?;
+        let names = app.plugins.rest_names();
+        route
+            .created::<Remote>(app, &id, &remote.href(&names))
+            .await?;
+        let view = remote.view(app, &names);
         Ok((StatusCode::CREATED, list::json(&view)).into_response())
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
     Visibility, fetch_one, shaped, split_list,
@@ -26,6 +27,7 @@ use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -210,8 +212,8 @@ impl Typed for Repository {
             segment,
             type_name,
             ..
-        } = route;
-        let changes = repository_changes(app, &fields, &plugin, true).await?;
+        } = &route;
+        let changes = repository_changes(app, &fields, plugin, true).await?;
         let name = text_change(&changes, "name").unwrap_or_default().to_owned();
         ensure_unique(app, "repositories", "name", "name", &name, None).await?;
         let id = new_id();
@@ -222,8 +224,8 @@ impl Typed for Repository {
              VALUES ($1, $2, $3, $4, 0, $5, $5)",
         )
         .bind(&id)
-        .bind(&plugin)
-        .bind(&type_name)
+        .bind(plugin)
+        .bind(type_name)
         .bind(&name)
         .bind(&created)
         .execute(&mut *tx)
@@ -240,7 +242,11 @@ impl Typed for Repository {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let repository = load(app, &plugin, &segment, &id).await?;
+        let repository = load(app, plugin, segment, &id).await?;
+        let names = app.plugins.rest_names();
+        route
+            .created::<Repository>(app, &id, &repository.href(&names))
+            .await?;
         Ok((
             StatusCode::CREATED,
             list::json(&repository.view(app, &app.plugins.rest_names())),
@@ -300,10 +306,13 @@ fn text_change<'a>(changes: &'a Changes, column: &str) -> Option<&'a str> {
 
 async fn sync(
     State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
+    caller: Caller,
+    Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let repository = load(&app, &plugin, &type_name, &id).await?;
+    let references = typed::references(&app.plugins.rest_names(), &fields);
+    let key = (plugin.as_str(), segment.as_str(), id.as_str());
+    let repository: Repository = typed::load_for(&app, &caller, key, "sync", references).await?;
     let repository_href = repository.href(&app.plugins.rest_names());
     let repository_id = repository.id;
     let remote_id = match remote_field(&app, &fields, &plugin).await? {
@@ -335,11 +344,14 @@ async fn sync(
 
 async fn modify(
     State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
+    caller: Caller,
+    Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
-    let repository = load(&app, &plugin, &type_name, &id).await?;
+    let key = (plugin.as_str(), segment.as_str(), id.as_str());
+    let repository: Repository =
+        typed::load_for(&app, &caller, key, "modify", Subject::default()).await?;
     let repository_href = repository.href(&names);
     let repository_id = repository.id;
     let add = content_ids(&app, &fields, "add_content_units", &plugin).await?;
@@ -508,22 +520,44 @@ impl VersionView {
 
 async fn list_versions(
     State(app): State<AppState>,
-    Path((plugin, type_name, id)): Path<(String, String, String)>,
+    caller: Caller,
+    Path((plugin, segment, id)): Path<(String, String, String)>,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
+    let repository_id = versions_of(&app, &caller, (&plugin, &segment, &id), "list").await?;
     let conditions = Conditions::of("v.repository_id = ?", [Bind::Text(repository_id)]);
-    respond_versions(&app, &query, &uri, conditions).await
+    respond_versions(&app, &query, &uri, conditions, &Visibility::all()).await
 }
 
-/// `repository_versions/`: the versions of every repository.
+/// The id of the repository whose versions the caller takes `action` on: 404 when they may
+/// not see the repository, 403 when the versions' policy refuses them.
+pub(crate) async fn versions_of(
+    app: &App,
+    caller: &Caller,
+    (plugin, segment, id): (&str, &str, &str),
+    action: &str,
+) -> ApiResult<String> {
+    let repository: Repository = typed::load_visible(app, caller, plugin, segment, id).await?;
+    let subject = Subject {
+        parent_repository: Some(repository.id.clone()),
+        ..Subject::default()
+    };
+    let viewset = format!("{}/versions", typed::viewset::<Repository>(plugin, segment));
+    caller.authorize(app, &viewset, action, &subject).await?;
+    Ok(repository.id)
+}
+
+/// `repository_versions/`: the versions of every repository the caller may see.
 async fn list_all_versions(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    respond_versions(&app, &query, &uri, Conditions::new()).await
+    // The version list reads the repository as `r`, as the repository list does.
+    let visibility = typed::visible_of_every_type::<Repository>(&app, &caller).await?;
+    respond_versions(&app, &query, &uri, Conditions::new(), &visibility).await
 }
 
 /// The SQL condition "content unit `?` is in version `v`".
@@ -556,6 +590,7 @@ async fn respond_versions(
     query: &ListQuery,
     uri: &Uri,
     mut conditions: Conditions,
+    visibility: &Visibility,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
     if let Some(href) = query.get("content") {
@@ -582,7 +617,7 @@ async fn respond_versions(
             );
         }
     }
-    list::list::<Version, _>(app, query, uri, conditions, &Visibility::all(), |version| {
+    list::list::<Version, _>(app, query, uri, conditions, visibility, |version| {
         VersionView::new(&names, version)
     })
     .await
@@ -590,10 +625,11 @@ async fn respond_versions(
 
 async fn read_version(
     State(app): State<AppState>,
-    Path((plugin, type_name, id, number)): Path<(String, String, String, String)>,
+    caller: Caller,
+    Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let repository_id = load(&app, &plugin, &type_name, &id).await?.id;
+    let repository_id = versions_of(&app, &caller, (&plugin, &segment, &id), "retrieve").await?;
     let number: i64 = number.parse().map_err(|_| ApiError::not_found())?;
     let version: Version = fetch_one(
         &app.db,
@@ -614,11 +650,12 @@ async fn read_version(
 /// one (no other version's content changes). The latest version cannot be deleted.
 async fn destroy_version(
     State(app): State<AppState>,
-    Path((plugin, type_name, id, number)): Path<(String, String, String, String)>,
+    caller: Caller,
+    Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
-    let repository = load(&app, &plugin, &type_name, &id).await?;
+    let repository_id = versions_of(&app, &caller, (&plugin, &segment, &id), "destroy").await?;
+    let repository = load(&app, &plugin, &segment, &repository_id).await?;
     let repository_href = repository.href(&app.plugins.rest_names());
-    let repository_id = repository.id;
     let number: i64 = number.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = app.db.pool().acquire().await?;
     match versions::check_deletable(&mut conn, &repository_id, number).await {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Page, Resource,
     Visibility, fetch_by_id, fetch_page, split_list,
@@ -19,6 +20,7 @@ use super::support::{Fields, json_column};
 use crate::db::now;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::policy::Subject;
 use crate::state::AppState;
 use crate::tasks::state;
 
@@ -257,15 +259,20 @@ fn resource_filters(query: &ListQuery) -> Conditions {
 /// `tasks/`: Pulp's filters and ordering, newest first by default.
 async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     let page = Page::from_query(&query)?;
+    caller
+        .authorize(&app, POLICY.0, "list", &Subject::default())
+        .await?;
+    let visibility = caller.visibility(&app, POLICY.0, POLICY.1, "id").await?;
     let (total, tasks) = fetch_page::<Task>(
         &app.db,
         &query,
         resource_filters(&query),
-        &Visibility::all(),
+        &visibility,
         &page,
     )
     .await?;
@@ -276,28 +283,37 @@ async fn list(
     Ok(page.respond(&app, &uri, total, results))
 }
 
+/// The access policy of tasks, and the permission to see one.
+const POLICY: (&str, &str) = ("tasks", "core.view_task");
+
 async fn load(app: &AppState, id: &str) -> ApiResult<Task> {
     fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await
 }
 
-async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let task = load(&app, &id).await?;
+async fn read(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let task: Task = caller.fetch(&app, POLICY, &id, "retrieve").await?;
     Ok(list::json(&view(&app, task).await?))
 }
 
 /// Cancels a waiting task at once; a running one is marked `canceling` and its worker stops it.
 async fn cancel(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
+    let task: Task = caller.fetch(&app, POLICY, &id, "partial_update").await?;
     if fields.opt_str("state")?.as_deref() != Some(state::CANCELED) {
         return Err(ApiError::field(
             "state",
             "The only state a task can be set to is \"canceled\".",
         ));
     }
-    let id = load(&app, &id).await?.id;
+    let id = task.id;
     let mut tx = app.db.begin_write().await?;
     let current: String = sqlx::query_scalar("SELECT state FROM tasks WHERE id = $1")
         .bind(&id)
@@ -329,8 +345,12 @@ async fn cancel(
     Ok(list::json(&view(&app, task).await?))
 }
 
-async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let Task { id, state, .. } = load(&app, &id).await?;
+async fn destroy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let Task { id, state, .. } = caller.fetch(&app, POLICY, &id, "destroy").await?;
     if matches!(
         state.as_str(),
         state::WAITING | state::RUNNING | state::CANCELING

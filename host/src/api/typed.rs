@@ -15,9 +15,11 @@ use axum::routing::{MethodRouter, get, post};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::access::Caller;
 use super::list::{
-    self, Conditions, ExtraFilter, ListQuery, Resource, Visibility, fetch_by_id, shaped,
+    self, Bind, Conditions, ExtraFilter, ListQuery, Resource, Visibility, fetch_by_id, shaped,
 };
+use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
 use super::support::{
     self, Changes, Fields, LabelChange, of_type, spawn_delete, spawn_update, typed_route,
@@ -25,6 +27,9 @@ use super::support::{
 use crate::domain::hrefs::{self, API_ROOT, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
+use crate::rbac::Object;
+use crate::rbac::catalog::Model;
+use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 
@@ -114,8 +119,10 @@ pub fn href_filter(
         .ok_or_else(|| ApiError::field(param, format!("URI not valid: {href}")))
 }
 
-/// The plugin type a `…/<plugin>/<type>/` route names.
+/// The plugin type a `…/<plugin>/<type>/` route names, and who calls it.
 pub struct TypeRoute {
+    /// The caller, who owns what they create.
+    pub caller: Caller,
     /// The plugin.
     pub loaded: Arc<LoadedPlugin>,
     /// Its name.
@@ -124,6 +131,79 @@ pub struct TypeRoute {
     pub segment: String,
     /// The type objects are recorded under.
     pub type_name: String,
+}
+
+impl TypeRoute {
+    /// Gives the caller the roles the creation hooks of `R`'s policy name on the object they
+    /// just created (Pulp's `add_roles_for_object_creator`).
+    pub async fn created<R: Typed>(&self, app: &App, id: &str, href: &str) -> ApiResult<()> {
+        let object = Object { id, href };
+        self.caller
+            .created(app, &viewset::<R>(&self.plugin, &self.segment), object)
+            .await
+    }
+}
+
+/// The access policy a typed route answers to: `repositories/file/file`.
+pub fn viewset<R: Typed>(plugin: &str, segment: &str) -> String {
+    format!("{}/{plugin}/{segment}", R::COLLECTION.path())
+}
+
+/// The permission to view `R`'s objects of `plugin`; 404 for a plugin that is not loaded.
+fn view_permission<R: Typed>(names: &RestNames, plugin: &str) -> ApiResult<String> {
+    let names = names.plugin(plugin).ok_or_else(ApiError::not_found)?;
+    Ok(Model::of_plugin(names, R::COLLECTION).permission("view"))
+}
+
+/// The objects of `R` the caller may see in a list of one plugin's type.
+async fn visible<R: Typed>(
+    app: &App,
+    caller: &Caller,
+    plugin: &str,
+    segment: &str,
+) -> ApiResult<Visibility> {
+    let view = view_permission::<R>(&app.plugins.rest_names(), plugin)?;
+    caller
+        .visibility(app, &viewset::<R>(plugin, segment), &view, R::SPEC.id)
+        .await
+}
+
+/// The objects of `R` the caller may see in a list of every type: for each loaded plugin, the
+/// ones its policy lets them see; objects of plugins no longer loaded, staff only.
+pub async fn visible_of_every_type<R: Typed>(app: &App, caller: &Caller) -> ApiResult<Visibility> {
+    if caller.user.is_staff {
+        return Ok(Visibility::all());
+    }
+    let names = app.plugins.rest_names();
+    let mut sql = Vec::new();
+    let mut binds = Vec::new();
+    for plugin in names.all() {
+        let view = Model::of_plugin(plugin, R::COLLECTION).permission("view");
+        let segment = plugin.segment(R::COLLECTION);
+        let rows = caller
+            .visible_rows(
+                app,
+                &viewset::<R>(&plugin.plugin, segment),
+                &view,
+                R::SPEC.id,
+            )
+            .await?;
+        binds.push(Bind::from(plugin.plugin.as_str()));
+        match rows {
+            None => sql.push(format!("{}plugin = ?", R::PREFIX)),
+            Some((condition, values)) => {
+                sql.push(format!("({}plugin = ? AND {condition})", R::PREFIX));
+                binds.extend(values.into_iter().map(Bind::from));
+            }
+        }
+    }
+    if sql.is_empty() {
+        return Ok(Visibility::only(Conditions::of("1 = 0", [])));
+    }
+    Ok(Visibility::only(Conditions::of(
+        &format!("({})", sql.join(" OR ")),
+        binds,
+    )))
 }
 
 /// The routes every typed resource serves under `/pulp/api/v3/<collection>/`: the objects of
@@ -140,8 +220,11 @@ pub fn routes<R: Typed>() -> Routes {
     let mut object_handlers = get(read::<R>).delete(destroy::<R>);
     if R::MUTABLE {
         let update = |whole| {
-            move |State(app): State<AppState>, object: ObjectPath, fields: Fields| async move {
-                update::<R>(&app, object, &fields, whole).await
+            move |State(app): State<AppState>,
+                  caller: Caller,
+                  object: ObjectPath,
+                  fields: Fields| async move {
+                update::<R>(&app, &caller, object, &fields, whole).await
             }
         };
         object_handlers = object_handlers.patch(update(false)).put(update(true));
@@ -155,14 +238,88 @@ pub fn routes<R: Typed>() -> Routes {
                 label_route::<R>(LabelChange::Unset),
             );
     }
+    for action in [
+        RoleAction::ListRoles,
+        RoleAction::AddRole,
+        RoleAction::RemoveRole,
+        RoleAction::MyPermissions,
+    ] {
+        routes = routes.route(
+            format!("{object}{}/", action.name()),
+            role_route::<R>(action),
+        );
+    }
     routes.route(object, object_handlers)
+}
+
+/// A role action (`list_roles/`, `add_role/`, …) on an object the caller may see.
+fn role_route<R: Typed>(action: RoleAction) -> MethodRouter<AppState> {
+    action.route(
+        move |State(app): State<AppState>,
+              caller: Caller,
+              Path((plugin, segment, id)): ObjectPath,
+              fields: Fields| async move {
+            let object = load_visible::<R>(&app, &caller, &plugin, &segment, &id).await?;
+            let href = object.href(&app.plugins.rest_names());
+            let target = Object {
+                id: object.id(),
+                href: &href,
+            };
+            let viewset = viewset::<R>(&plugin, &segment);
+            object_roles::act(&app, &caller, action, &viewset, target, &fields).await
+        },
+    )
 }
 
 /// The object `id` of the route's type (`segment` is the type's REST name), or 404.
 pub async fn load<R: Typed>(app: &App, plugin: &str, segment: &str, id: &str) -> ApiResult<R> {
+    fetch::<R>(app, plugin, segment, id, &Visibility::all()).await
+}
+
+async fn fetch<R: Typed>(
+    app: &App,
+    plugin: &str,
+    segment: &str,
+    id: &str,
+    visibility: &Visibility,
+) -> ApiResult<R> {
     let mut conditions = of_type(app, plugin, R::COLLECTION, segment, R::PREFIX)?;
     conditions.extend(R::shown());
-    fetch_by_id(&app.db, id, conditions, &Visibility::all()).await
+    fetch_by_id(&app.db, id, conditions, visibility).await
+}
+
+/// The object `id` of the route's type if the caller may see it; 404 otherwise, as for an
+/// object that does not exist.
+pub async fn load_visible<R: Typed>(
+    app: &App,
+    caller: &Caller,
+    plugin: &str,
+    segment: &str,
+    id: &str,
+) -> ApiResult<R> {
+    let visibility = visible::<R>(app, caller, plugin, segment).await?;
+    fetch::<R>(app, plugin, segment, id, &visibility).await
+}
+
+/// The object `id` of the route's type, for `action` by the caller: 404 when they may not see
+/// it, 403 when its access policy refuses them `action` on it (`references`: the objects the
+/// request names, which conditions check too).
+pub async fn load_for<R: Typed>(
+    app: &App,
+    caller: &Caller,
+    (plugin, segment, id): (&str, &str, &str),
+    action: &str,
+    references: Subject,
+) -> ApiResult<R> {
+    let object = load_visible::<R>(app, caller, plugin, segment, id).await?;
+    let subject = Subject {
+        object: Some(object.id().to_owned()),
+        ..references
+    };
+    caller
+        .authorize(app, &viewset::<R>(plugin, segment), action, &subject)
+        .await?;
+    Ok(object)
 }
 
 async fn respond_list<R: Typed>(
@@ -170,11 +327,12 @@ async fn respond_list<R: Typed>(
     query: &ListQuery,
     uri: &axum::http::Uri,
     mut conditions: Conditions,
+    visibility: &Visibility,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
     conditions.extend(R::shown());
     conditions.extend(R::filters(&names, query)?);
-    list::list::<R, _>(app, query, uri, conditions, &Visibility::all(), |row| {
+    list::list::<R, _>(app, query, uri, conditions, visibility, |row| {
         row.view(app, &names)
     })
     .await
@@ -183,31 +341,54 @@ async fn respond_list<R: Typed>(
 /// `GET …/<plugin>/<type>/`: the objects of one type.
 pub async fn list<R: Typed>(
     State(app): State<AppState>,
-    Path((plugin, type_name)): TypePath,
+    caller: Caller,
+    Path((plugin, segment)): TypePath,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    let conditions = of_type(&app, &plugin, R::COLLECTION, &type_name, R::PREFIX)?;
-    respond_list::<R>(&app, &query, &uri, conditions).await
+    let conditions = of_type(&app, &plugin, R::COLLECTION, &segment, R::PREFIX)?;
+    caller
+        .authorize(
+            &app,
+            &viewset::<R>(&plugin, &segment),
+            "list",
+            &Subject::default(),
+        )
+        .await?;
+    let visibility = visible::<R>(&app, &caller, &plugin, &segment).await?;
+    respond_list::<R>(&app, &query, &uri, conditions, &visibility).await
 }
 
 /// `GET …/`: the objects of every type.
 pub async fn list_all<R: Typed>(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    respond_list::<R>(&app, &query, &uri, Conditions::new()).await
+    let visibility = visible_of_every_type::<R>(&app, &caller).await?;
+    respond_list::<R>(&app, &query, &uri, Conditions::new(), &visibility).await
 }
 
 /// `POST …/<plugin>/<type>/`.
 async fn create<R: Typed>(
     State(app): State<AppState>,
+    caller: Caller,
     Path((plugin, segment)): TypePath,
     fields: Fields,
 ) -> ApiResult<Response> {
     let (loaded, type_name) = typed_route(&app, &plugin, R::COLLECTION, &segment)?;
+    let references = references(&app.plugins.rest_names(), &fields);
+    caller
+        .authorize(
+            &app,
+            &viewset::<R>(&plugin, &segment),
+            "create",
+            &references,
+        )
+        .await?;
     let route = TypeRoute {
+        caller,
         loaded,
         plugin,
         segment,
@@ -219,10 +400,12 @@ async fn create<R: Typed>(
 /// `GET …/<id>/`.
 pub async fn read<R: Typed>(
     State(app): State<AppState>,
-    Path((plugin, type_name, id)): ObjectPath,
+    caller: Caller,
+    Path((plugin, segment, id)): ObjectPath,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let object = load::<R>(&app, &plugin, &type_name, &id).await?;
+    let key = (plugin.as_str(), segment.as_str(), id.as_str());
+    let object = load_for::<R>(&app, &caller, key, "retrieve", Subject::default()).await?;
     Ok(shaped(&uri, &object.view(&app, &app.plugins.rest_names())))
 }
 
@@ -230,12 +413,16 @@ pub async fn read<R: Typed>(
 /// object, its required fields given): the validated changes, applied in a task.
 async fn update<R: Typed>(
     app: &App,
+    caller: &Caller,
     object: ObjectPath,
     fields: &Fields,
     whole: bool,
 ) -> ApiResult<Response> {
-    let Path((plugin, type_name, id)) = object;
-    let object = load::<R>(app, &plugin, &type_name, &id).await?;
+    let Path((plugin, segment, id)) = object;
+    let action = if whole { "update" } else { "partial_update" };
+    let references = references(&app.plugins.rest_names(), fields);
+    let key = (plugin.as_str(), segment.as_str(), id.as_str());
+    let object = load_for::<R>(app, caller, key, action, references).await?;
     let (changes, locks) = object.changes(app, fields, whole).await?;
     let href = object.href(&app.plugins.rest_names());
     spawn_update(app, href, changes, locks).await
@@ -244,18 +431,62 @@ async fn update<R: Typed>(
 /// `DELETE …/<id>/`: a task.
 pub async fn destroy<R: Typed>(
     State(app): State<AppState>,
-    Path((plugin, type_name, id)): ObjectPath,
+    caller: Caller,
+    Path((plugin, segment, id)): ObjectPath,
 ) -> ApiResult<Response> {
-    let object = load::<R>(&app, &plugin, &type_name, &id).await?;
+    let key = (plugin.as_str(), segment.as_str(), id.as_str());
+    let object = load_for::<R>(&app, &caller, key, "destroy", Subject::default()).await?;
     spawn_delete(&app, object.href(&app.plugins.rest_names())).await
 }
 
 /// `POST …/<id>/set_label/` or `…/<id>/unset_label/`, as `change` says.
 fn label_route<R: Typed>(change: LabelChange) -> MethodRouter<AppState> {
+    let action = match change {
+        LabelChange::Set => "set_label",
+        LabelChange::Unset => "unset_label",
+    };
     post(
-        move |State(app): State<AppState>, Path((plugin, type_name, id)): ObjectPath, fields| async move {
-            let object = load::<R>(&app, &plugin, &type_name, &id).await?;
+        move |State(app): State<AppState>,
+              caller: Caller,
+              Path((plugin, segment, id)): ObjectPath,
+              fields| async move {
+            let key = (plugin.as_str(), segment.as_str(), id.as_str());
+            let object = load_for::<R>(&app, &caller, key, action, Subject::default()).await?;
             support::change_label(&app, R::TABLE, object.id(), &fields, change).await
         },
     )
+}
+
+/// The objects a create or update names, by id, for the conditions of its policy: the `remote`,
+/// the `repository` (or the repository of a `repository_version`), the `publication` and the
+/// `upload`. A field that is no href of its kind names nothing here; the request's own
+/// validation refuses it.
+pub fn references(names: &RestNames, fields: &Fields) -> Subject {
+    let href = |field: &str| {
+        fields
+            .0
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(|href| hrefs::parse(names, href))
+    };
+    let repository = match (href("repository"), href("repository_version")) {
+        (Some(Href::Repository { id, .. }), _) | (_, Some(Href::Version { id, .. })) => Some(id),
+        _ => None,
+    };
+    Subject {
+        remote: match href("remote") {
+            Some(Href::Remote { id, .. }) => Some(id),
+            _ => None,
+        },
+        repository,
+        publication: match href("publication") {
+            Some(Href::Publication { id, .. }) => Some(id),
+            _ => None,
+        },
+        upload: match href("upload") {
+            Some(Href::Upload { id }) => Some(id),
+            _ => None,
+        },
+        ..Subject::default()
+    }
 }

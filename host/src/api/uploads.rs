@@ -4,26 +4,28 @@
 //! artifact (see [`crate::domain::chunked_uploads`]). An upload can also be handed uncommitted to
 //! `content/<plugin>/<type>/` as `upload`, as pulp-cli does for large files.
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::access::Caller;
 use super::list::{
     self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::routes::Routes;
 use super::support::{Fields, next_field, spawn_task, stage_file};
-use crate::auth::User;
 use crate::db::{Backend, new_id, now};
 use crate::domain::chunked_uploads;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::is_sha256;
+use crate::rbac::Object;
+use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -102,6 +104,9 @@ impl From<Upload> for UploadView {
     }
 }
 
+/// The access policy of uploads, and the permission to see one.
+const POLICY: (&str, &str) = ("uploads", "core.view_upload");
+
 async fn load(app: &App, id: &str) -> ApiResult<Upload> {
     fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await
 }
@@ -113,23 +118,32 @@ async fn view(app: &App, id: &str) -> ApiResult<Json<Value>> {
 
 async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
+    caller
+        .authorize(&app, POLICY.0, "list", &Subject::default())
+        .await?;
+    let visibility = caller.visibility(&app, POLICY.0, POLICY.1, "id").await?;
     list::list::<Upload, _>(
         &app,
         &query,
         &uri,
         Conditions::new(),
-        &Visibility::all(),
+        &visibility,
         UploadView::from,
     )
     .await
 }
 
 /// Pulp's detail view adds the chunks received so far.
-async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let upload = load(&app, &id).await?;
+async fn read(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let upload: Upload = caller.fetch(&app, POLICY, &id, "retrieve").await?;
     let chunks = sqlx::query_as(
         "SELECT start_offset AS \"offset\", end_offset - start_offset + 1 AS size FROM upload_chunks
          WHERE upload_id = $1 ORDER BY start_offset",
@@ -146,9 +160,13 @@ async fn read(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<
 /// `POST {size}` → 201 with the new upload.
 async fn create(
     State(app): State<AppState>,
-    Extension(user): Extension<User>,
+    caller: Caller,
     fields: Fields,
 ) -> ApiResult<Response> {
+    caller
+        .authorize(&app, POLICY.0, "create", &Subject::default())
+        .await?;
+    let user = &caller.user;
     let size = fields
         .opt_int("size", 0, i64::MAX)?
         .ok_or_else(|| ApiError::field("size", "This field is required."))?;
@@ -165,6 +183,17 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    let href = hrefs::upload(&id);
+    caller
+        .created(
+            &app,
+            POLICY.0,
+            Object {
+                id: &id,
+                href: &href,
+            },
+        )
+        .await?;
     Ok((StatusCode::CREATED, view(&app, &id).await?).into_response())
 }
 
@@ -202,15 +231,17 @@ fn content_range(headers: &HeaderMap) -> ApiResult<(i64, i64, Option<i64>)> {
 /// another chunk is refused.
 async fn put_chunk(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> ApiResult<Json<Value>> {
+    // Before a byte of the chunk is read: another user's upload does not exist for them.
     let Upload {
         id: upload_id,
         size,
         ..
-    } = load(&app, &id).await?;
+    } = caller.fetch(&app, POLICY, &id, "update").await?;
     let (start, end, total) = content_range(&headers)?;
     if let Some(total) = total
         && total != size
@@ -385,8 +416,15 @@ async fn record_chunk(
     Ok(replaced)
 }
 
-async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let upload_id = load(&app, &id).await?.id;
+async fn destroy(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let upload_id = caller
+        .fetch::<Upload>(&app, POLICY, &id, "destroy")
+        .await?
+        .id;
     chunked_uploads::delete(&app.db, &app.blobs, &upload_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -395,14 +433,16 @@ async fn destroy(State(app): State<AppState>, Path(id): Path<String>) -> ApiResu
 /// `created_resources`) and deletes the upload.
 async fn commit(
     State(app): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Response> {
+    let upload: Upload = caller.fetch(&app, POLICY, &id, "commit").await?;
     let sha256 = fields.required_str("sha256")?.trim().to_ascii_lowercase();
     if !is_sha256(&sha256) {
         return Err(ApiError::field("sha256", "Must be 64 hexadecimal digits."));
     }
-    let upload_id = load(&app, &id).await?.id;
+    let upload_id = upload.id;
     let lock = ResourceLock::exclusive(hrefs::upload(&upload_id));
     spawn_task(
         &app,

@@ -363,6 +363,14 @@ fn plugin_policies(names: &PluginNames) -> Vec<DefaultPolicy> {
                     on_parent(repository.permission("view")),
                 ]
             ),
+            allow(
+                &["repair"],
+                "authenticated",
+                &[
+                    on_parent(repository.permission("repair")),
+                    on_parent(repository.permission("view")),
+                ]
+            ),
         ]),
         creation_hooks: json!([]),
         queryset_scoping: None,
@@ -448,6 +456,10 @@ fn core_policies() -> Vec<DefaultPolicy> {
             "access_policies",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
         ),
+        // Maintenance of the whole server.
+        plain("orphans/cleanup", vec![admin()]),
+        plain("repositories/reclaim_space", vec![admin()]),
+        plain("repair", vec![admin()]),
         plain(
             "artifacts",
             vec![
