@@ -229,6 +229,20 @@ macro_rules! labelled_objects {
     }};
 }
 
+/// The role actions of the objects at `$object` (Pulp's `list_roles/`, `add_role/`,
+/// `remove_role/` and `my_permissions/`), each object's `$one`.
+#[rustfmt::skip]
+macro_rules! role_actions {
+    ($object:literal, $resource:expr, $one:literal) => {
+        [
+            endpoint(concat!($object, "list_roles/"), Get, $resource, "list_roles", concat!("Who holds which role on ", $one), Body::None, Reply::Named(200, "ObjectRolesResponse")),
+            endpoint(concat!($object, "add_role/"), Post, $resource, "add_role", concat!("Give users and groups a role on ", $one), Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
+            endpoint(concat!($object, "remove_role/"), Post, $resource, "remove_role", concat!("Take a role on ", $one, " back from users and groups"), Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
+            endpoint(concat!($object, "my_permissions/"), Get, $resource, "my_permissions", concat!("The caller's permissions on ", $one), Body::None, Reply::Named(200, "MyPermissionsResponse")),
+        ]
+    };
+}
+
 /// The list, create, read and delete of a core collection (`$collection`, its objects at
 /// `$object`), answered as Pulp's viewsets answer them: a create (a `$media` body) answers the
 /// object with 201, a delete answers 204. The four summaries come in that order.
@@ -269,7 +283,11 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Delete, R::RepositoryVersion, "delete", "Delete a version, its changes squashed into the next (a task)", Body::None, Reply::Task),
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
     ],
+    &role_actions!("/pulp/api/v3/repositories/{plugin}/{type}/{id}/", R::Repository, "a repository"),
     // Remotes.
+    &role_actions!("/pulp/api/v3/remotes/{plugin}/{type}/{id}/", R::Remote, "a remote"),
+    &role_actions!("/pulp/api/v3/publications/{plugin}/{type}/{id}/", R::Publication, "a publication"),
+    &role_actions!("/pulp/api/v3/distributions/{plugin}/{type}/{id}/", R::Distribution, "a distribution"),
     &labelled_objects!("remotes", R::Remote, "a remote", "Create a remote", Reply::Object(201)),
     &[
         // Content.
@@ -331,10 +349,6 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/groups/{id}/", Put, R::Group, "update", "Update a group", Body::Object(Media::Json), Reply::Object(200)),
         endpoint("/pulp/api/v3/groups/{id}/", Patch, R::Group, "partial_update", "Update some fields of a group", Body::Patch, Reply::Object(200)),
         endpoint("/pulp/api/v3/groups/{id}/", Delete, R::Group, "delete", "Delete a group", Body::None, Reply::Empty),
-        endpoint("/pulp/api/v3/groups/{id}/list_roles/", Get, R::Group, "list_roles", "Who holds which role on a group", Body::None, Reply::Named(200, "ObjectRolesResponse")),
-        endpoint("/pulp/api/v3/groups/{id}/add_role/", Post, R::Group, "add_role", "Give users and groups a role on a group", Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
-        endpoint("/pulp/api/v3/groups/{id}/remove_role/", Post, R::Group, "remove_role", "Take a role on a group back from users and groups", Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
-        endpoint("/pulp/api/v3/groups/{id}/my_permissions/", Get, R::Group, "my_permissions", "The caller's permissions on a group", Body::None, Reply::Named(200, "MyPermissionsResponse")),
         endpoint("/pulp/api/v3/groups/{id}/users/", Get, R::GroupUser, "list", "List the members of a group", Body::None, Reply::Page),
         endpoint("/pulp/api/v3/groups/{id}/users/", Post, R::GroupUser, "create", "Add a user to a group", Body::Object(Media::Json), Reply::Object(201)),
         endpoint("/pulp/api/v3/groups/{id}/users/{token}/", Delete, R::GroupUser, "delete", "Remove a user from a group", Body::None, Reply::Empty),
@@ -354,6 +368,7 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/access_policies/{id}/", Patch, R::AccessPolicy, "partial_update", "Change the statements or creation hooks of an access policy", Body::Patch, Reply::Object(200)),
         endpoint("/pulp/api/v3/access_policies/{id}/reset/", Post, R::AccessPolicy, "reset", "Restore the default of an access policy", Body::None, Reply::Object(200)),
     ],
+    &role_actions!("/pulp/api/v3/groups/{id}/", R::Group, "a group"),
 ];
 
 /// How many endpoints `groups` hold.
