@@ -200,18 +200,19 @@ pub async fn assign(
     }
     let (user_id, group_id) = holder.columns();
     let id = new_id();
-    sqlx::query(
-        "INSERT INTO role_assignments (id, role_id, user_id, group_id, object_id, object_href, created)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    db.write_one(
+        sqlx::query(
+            "INSERT INTO role_assignments (id, role_id, user_id, group_id, object_id, object_href, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(role_id)
+        .bind(user_id)
+        .bind(group_id)
+        .bind(object.map(|object| object.id))
+        .bind(object.map(|object| object.href))
+        .bind(now()),
     )
-    .bind(&id)
-    .bind(role_id)
-    .bind(user_id)
-    .bind(group_id)
-    .bind(object.map(|object| object.id))
-    .bind(object.map(|object| object.href))
-    .bind(now())
-    .execute(db.pool())
     .await?;
     Ok((id, true))
 }
@@ -239,24 +240,21 @@ pub async fn find_assignment(
 
 /// Forgets every role held on `object_id` (the object is gone).
 pub async fn forget_object(db: &Db, object_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM role_assignments WHERE object_id = $1")
-        .bind(object_id)
-        .execute(db.pool())
+    db.write_one(sqlx::query("DELETE FROM role_assignments WHERE object_id = $1").bind(object_id))
         .await?;
     Ok(())
 }
 
 /// Forgets every role and group membership of user `user_id` (the user is gone).
 pub async fn forget_user(db: &Db, user_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM role_assignments WHERE user_id = $1")
-        .bind(user_id)
-        .execute(db.pool())
-        .await?;
-    sqlx::query("DELETE FROM group_users WHERE user_id = $1")
-        .bind(user_id)
-        .execute(db.pool())
-        .await?;
-    Ok(())
+    let mut tx = db.begin_write().await?;
+    for table in ["role_assignments", "group_users"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
 
 /// A stored access policy.
@@ -329,7 +327,7 @@ pub async fn run_creation_hooks(
 /// to run from several processes at once.
 pub async fn sync_builtins(db: &Db, names: &RestNames) -> Result<(), sqlx::Error> {
     let stamp = now();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     for role in catalog::builtin_roles(names) {
         sqlx::query(
             "INSERT INTO roles (id, name, description, locked, created, updated)
@@ -411,17 +409,18 @@ pub async fn reset_policy(
     else {
         return Ok(false);
     };
-    sqlx::query(
-        "UPDATE access_policies SET statements = $2, creation_hooks = $3, queryset_scoping = $4,
-           customized = 0, updated = $5
-         WHERE viewset_name = $1",
+    db.write_one(
+        sqlx::query(
+            "UPDATE access_policies SET statements = $2, creation_hooks = $3, queryset_scoping = $4,
+               customized = 0, updated = $5
+             WHERE viewset_name = $1",
+        )
+        .bind(viewset_name)
+        .bind(default.statements.to_string())
+        .bind(default.creation_hooks.to_string())
+        .bind(default.queryset_scoping.as_ref().map(Value::to_string))
+        .bind(now()),
     )
-    .bind(viewset_name)
-    .bind(default.statements.to_string())
-    .bind(default.creation_hooks.to_string())
-    .bind(default.queryset_scoping.as_ref().map(Value::to_string))
-    .bind(now())
-    .execute(db.pool())
     .await?;
     Ok(true)
 }

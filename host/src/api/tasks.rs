@@ -367,5 +367,6 @@ async fn destroy(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    crate::rbac::forget_object(&app.db, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -426,6 +426,7 @@ async fn destroy(
         .await?
         .id;
     chunked_uploads::delete(&app.db, &app.blobs, &upload_id).await?;
+    crate::rbac::forget_object(&app.db, &upload_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

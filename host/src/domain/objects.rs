@@ -89,6 +89,11 @@ pub async fn delete_object(db: &Db, names: &RestNames, href: &str) -> anyhow::Re
         .bind(&id)
         .execute(&mut *tx)
         .await?;
+    // The roles held on it go with it (ids are never reused, but lists of roles would show them).
+    sqlx::query("DELETE FROM role_assignments WHERE object_id = $1")
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
