@@ -3,10 +3,10 @@
 //! # Layout
 //! One module per resource, each with a `router()`, merged here once behind authentication
 //! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
-//! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`uploads`] (chunked),
-//! [`tasks`], [`maintenance`] (orphan cleanup, reclaim, repair), [`users`] (with API tokens),
-//! [`plugins`], [`status`], and [`openapi`] (the document describing all of them; public, as
-//! `status/`).
+//! (with uploads), [`publications`], [`distributions`], [`content_guards`], [`artifacts`],
+//! [`uploads`] (chunked), [`tasks`], [`maintenance`] (orphan cleanup, reclaim, repair), [`users`]
+//! (with API tokens), [`plugins`], [`status`], and [`openapi`] (the document describing all of
+//! them; public, as `status/`).
 //! [`crate::auth`] checks credentials; [`correlation`] gives every request a `Correlation-ID`.
 //! Shared request/response helpers live in [`support`]: list filters, ordering and pagination,
 //! `fields`/`exclude_fields`, labels, and queueing the update/delete tasks (whose work is in
@@ -16,6 +16,7 @@
 pub mod access;
 pub mod artifacts;
 pub mod content;
+pub mod content_guards;
 pub mod correlation;
 pub mod distributions;
 pub mod input;
@@ -56,6 +57,7 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .merge(uploads::router())
         .merge(maintenance::router())
         .merge(users::router())
+        .merge(content_guards::router())
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .merge(status::router())

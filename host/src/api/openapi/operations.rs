@@ -57,6 +57,18 @@ pub enum Resource {
     Status,
     /// `livez/`
     Livez,
+    /// `contentguards/`: every content guard, whatever its kind.
+    AllContentGuards,
+    /// `contentguards/core/rbac/`
+    RbacContentGuard,
+    /// `contentguards/core/content_redirect/`
+    ContentRedirectContentGuard,
+    /// `contentguards/core/header/`
+    HeaderContentGuard,
+    /// `contentguards/core/x509/`
+    X509CertGuard,
+    /// `contentguards/core/composite/`
+    CompositeContentGuard,
 }
 
 /// HTTP methods, in the spelling OpenAPI uses.
@@ -284,6 +296,39 @@ pub const ENDPOINTS: &[Endpoint] = &[
     // Health.
     endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
     endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
+    // Content guards.
+    endpoint("/pulp/api/v3/contentguards/", Get, R::AllContentGuards, "list", "List content guards of every kind", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/contentguards/core/rbac/", Get, R::RbacContentGuard, "list", "List RBAC content guards", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/contentguards/core/rbac/", Post, R::RbacContentGuard, "create", "Create an RBAC content guard", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/contentguards/core/rbac/{id}/", Get, R::RbacContentGuard, "read", "Inspect an RBAC content guard", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/rbac/{id}/", Put, R::RbacContentGuard, "update", "Update an RBAC content guard", Body::Object(Media::Json), Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/rbac/{id}/", Patch, R::RbacContentGuard, "partial_update", "Update some fields of an RBAC content guard", Body::Patch, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/rbac/{id}/", Delete, R::RbacContentGuard, "delete", "Delete an RBAC content guard", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/contentguards/core/content_redirect/", Get, R::ContentRedirectContentGuard, "list", "List content redirect content guards", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/contentguards/core/content_redirect/", Post, R::ContentRedirectContentGuard, "create", "Create a content redirect content guard", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/contentguards/core/content_redirect/{id}/", Get, R::ContentRedirectContentGuard, "read", "Inspect a content redirect content guard", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/content_redirect/{id}/", Put, R::ContentRedirectContentGuard, "update", "Update a content redirect content guard", Body::Object(Media::Json), Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/content_redirect/{id}/", Patch, R::ContentRedirectContentGuard, "partial_update", "Update some fields of a content redirect content guard", Body::Patch, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/content_redirect/{id}/", Delete, R::ContentRedirectContentGuard, "delete", "Delete a content redirect content guard", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/contentguards/core/header/", Get, R::HeaderContentGuard, "list", "List header content guards", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/contentguards/core/header/", Post, R::HeaderContentGuard, "create", "Create a header content guard", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/contentguards/core/header/{id}/", Get, R::HeaderContentGuard, "read", "Inspect a header content guard", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/header/{id}/", Put, R::HeaderContentGuard, "update", "Update a header content guard", Body::Object(Media::Json), Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/header/{id}/", Patch, R::HeaderContentGuard, "partial_update", "Update some fields of a header content guard", Body::Patch, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/header/{id}/", Delete, R::HeaderContentGuard, "delete", "Delete a header content guard", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/contentguards/core/x509/", Get, R::X509CertGuard, "list", "List X.509 certificate guards", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/contentguards/core/x509/", Post, R::X509CertGuard, "create", "Create an X.509 certificate guard", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/contentguards/core/x509/{id}/", Get, R::X509CertGuard, "read", "Inspect an X.509 certificate guard", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/x509/{id}/", Put, R::X509CertGuard, "update", "Update an X.509 certificate guard", Body::Object(Media::Json), Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/x509/{id}/", Patch, R::X509CertGuard, "partial_update", "Update some fields of an X.509 certificate guard", Body::Patch, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/x509/{id}/", Delete, R::X509CertGuard, "delete", "Delete an X.509 certificate guard", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/contentguards/core/composite/", Get, R::CompositeContentGuard, "list", "List composite content guards", Body::None, Reply::Page),
+    endpoint("/pulp/api/v3/contentguards/core/composite/", Post, R::CompositeContentGuard, "create", "Create a composite content guard", Body::Object(Media::Json), Reply::Object(201)),
+    endpoint("/pulp/api/v3/contentguards/core/composite/{id}/", Get, R::CompositeContentGuard, "read", "Inspect a composite content guard", Body::None, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/composite/{id}/", Put, R::CompositeContentGuard, "update", "Update a composite content guard", Body::Object(Media::Json), Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/composite/{id}/", Patch, R::CompositeContentGuard, "partial_update", "Update some fields of a composite content guard", Body::Patch, Reply::Object(200)),
+    endpoint("/pulp/api/v3/contentguards/core/composite/{id}/", Delete, R::CompositeContentGuard, "delete", "Delete a composite content guard", Body::None, Reply::Empty),
+    endpoint("/pulp/api/v3/contentguards/core/content_redirect/{id}/preauthenticate_url/", Post, R::ContentRedirectContentGuard, "preauthenticate_url", "Sign a content URL the guard protects, until it expires", Body::Named("PreauthenticateURL", Media::Json), Reply::Named(200, "PreauthenticatedURLResponse")),
 ];
 
 /// Routes that are not operations of the document: the document itself.
@@ -410,6 +455,32 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
         R::Plugin => core("plugins", "plugin_href", "Plugin"),
         R::Status => core("status", "", "Status"),
         R::Livez => core("livez", "", "Livez"),
+        R::AllContentGuards => core("contentguards", "", "ContentGuard"),
+        R::RbacContentGuard => core(
+            "contentguards_core_rbac",
+            "r_b_a_c_content_guard_href",
+            "RBACContentGuard",
+        ),
+        R::ContentRedirectContentGuard => core(
+            "contentguards_core_content_redirect",
+            "content_redirect_content_guard_href",
+            "ContentRedirectContentGuard",
+        ),
+        R::HeaderContentGuard => core(
+            "contentguards_core_header",
+            "header_content_guard_href",
+            "HeaderContentGuard",
+        ),
+        R::X509CertGuard => core(
+            "contentguards_core_x509",
+            "x509_cert_guard_href",
+            "X509CertGuard",
+        ),
+        R::CompositeContentGuard => core(
+            "contentguards_core_composite",
+            "composite_content_guard_href",
+            "CompositeContentGuard",
+        ),
     }
 }
 
@@ -432,6 +503,12 @@ pub fn tag(resource: Resource, names: &Names) -> String {
         R::OrphansCleanup | R::ReclaimSpace | R::Repair => return "Maintenance".into(),
         R::Plugin => return "Plugins".into(),
         R::Status | R::Livez => return "Status".into(),
+        R::AllContentGuards => return "Contentguards".into(),
+        R::RbacContentGuard => return "Contentguards: Rbac".into(),
+        R::ContentRedirectContentGuard => return "Contentguards: Content Redirect".into(),
+        R::HeaderContentGuard => return "Contentguards: Header".into(),
+        R::X509CertGuard => return "Contentguards: X509".into(),
+        R::CompositeContentGuard => return "Contentguards: Composite".into(),
     };
     format!("{kind}: {}", names.plugin.as_deref().unwrap_or_default())
 }

@@ -14,8 +14,8 @@ use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource};
 use crate::api::plugin_fields;
 use crate::api::typed::Typed;
 use crate::api::{
-    artifacts, content, distributions, plugins, publications, remotes, repositories, status,
-    support, tasks, uploads, users,
+    artifacts, content, content_guards, distributions, plugins, publications, remotes,
+    repositories, status, support, tasks, uploads, users,
 };
 
 /// A schema, derived when the document is built.
@@ -130,6 +130,29 @@ pub fn doc(resource: R) -> Doc {
                 .request::<PluginRequest>(&["file"])
         },
         R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => doc,
+        R::AllContentGuards => doc
+            .listed::<content_guards::Guard>(&[])
+            .view::<content_guards::GuardView>(),
+        R::RbacContentGuard => doc
+            .listed::<content_guards::Guard>(&[])
+            .view::<content_guards::RbacGuardView>()
+            .input::<content_guards::GuardInput>(),
+        R::ContentRedirectContentGuard => doc
+            .listed::<content_guards::Guard>(&[])
+            .view::<content_guards::GuardView>()
+            .input::<content_guards::GuardInput>(),
+        R::HeaderContentGuard => doc
+            .listed::<content_guards::Guard>(&[])
+            .view::<content_guards::HeaderGuardView>()
+            .input::<content_guards::HeaderGuardInput>(),
+        R::X509CertGuard => doc
+            .listed::<content_guards::Guard>(&[])
+            .view::<content_guards::X509GuardView>()
+            .input::<content_guards::X509GuardInput>(),
+        R::CompositeContentGuard => doc
+            .listed::<content_guards::Guard>(&[])
+            .view::<content_guards::CompositeGuardView>()
+            .input::<content_guards::CompositeGuardInput>(),
     }
 }
 
@@ -389,6 +412,14 @@ pub fn named() -> Vec<(&'static str, Value)> {
             requiring(of::<TaskCancel>(), &["state"]),
         ),
         ("PatchedPlugin", requiring(of::<PluginPatch>(), &[])),
+        (
+            "PreauthenticateURL",
+            requiring(of::<content_guards::PreauthenticateInput>(), &["url"]),
+        ),
+        (
+            "PreauthenticatedURLResponse",
+            of::<content_guards::PreauthenticatedUrl>(),
+        ),
     ]
 }
 
