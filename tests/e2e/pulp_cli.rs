@@ -14,7 +14,7 @@ use crate::support::{Backend, Fixture, TestApp, Upstream, tools};
 
 /// `pulp` pointed at one server, with a configuration, an API-document cache and a home of its
 /// own so nothing from the machine's user leaks in.
-struct PulpCli {
+pub(crate) struct PulpCli {
     program: PathBuf,
     base_url: String,
     username: String,
@@ -23,7 +23,7 @@ struct PulpCli {
 }
 
 impl PulpCli {
-    fn new(app: &TestApp) -> PulpCli {
+    pub(crate) fn new(app: &TestApp) -> PulpCli {
         let (username, password) = app.credentials();
         PulpCli {
             program: tools::pulp_cli(),
@@ -36,7 +36,7 @@ impl PulpCli {
 
     /// Runs `pulp <args>` and returns its JSON output (`null` when it prints nothing). Fails the
     /// test on a non-zero exit or on an error printed to stderr.
-    async fn run(&self, args: &[&str]) -> Value {
+    pub(crate) async fn run(&self, args: &[&str]) -> Value {
         let home = self.home.path();
         let output = tokio::process::Command::new(&self.program)
             .args(["--base-url", &self.base_url])

@@ -224,9 +224,13 @@ enum KindView {
     Plain(GuardView),
 }
 
-/// Who holds the download permission on each of some `rbac` guards, by guard id.
+/// What the views of some guards show of other rows: who holds the download permission on
+/// each `rbac` guard, and the hrefs of the composite guards' members, by guard id.
 #[derive(Debug, Default)]
-struct Downloaders(HashMap<String, (Vec<GuardUser>, Vec<GuardGroup>)>);
+struct Related {
+    downloaders: HashMap<String, (Vec<GuardUser>, Vec<GuardGroup>)>,
+    member_hrefs: HashMap<String, String>,
+}
 
 /// A role assignment giving the download permission on a guard.
 #[derive(Debug, sqlx::FromRow)]
@@ -238,54 +242,97 @@ struct DownloaderRow {
     group_name: Option<String>,
 }
 
-impl Downloaders {
-    /// Of the guards `ids` (those that are not `rbac` guards have none).
-    async fn of(db: &Db, ids: &[&str]) -> ApiResult<Downloaders> {
-        if ids.is_empty() {
-            return Ok(Downloaders::default());
+/// Who holds the download permission on each of the `rbac` guards `ids`, by guard id.
+async fn downloaders(
+    db: &Db,
+    ids: &[&str],
+) -> ApiResult<HashMap<String, (Vec<GuardUser>, Vec<GuardGroup>)>> {
+    let sql = format!(
+        "SELECT DISTINCT ra.object_id, u.id AS user_id, u.username, g.id AS group_id,
+            g.name AS group_name
+         FROM role_assignments ra JOIN role_permissions rp ON rp.role_id = ra.role_id
+         LEFT JOIN users u ON u.id = ra.user_id LEFT JOIN groups g ON g.id = ra.group_id
+         WHERE rp.permission = $1 AND ra.object_id IN ({})
+         ORDER BY u.username, g.name",
+        crate::db::placeholders(2, ids.len())
+    );
+    let mut query =
+        sqlx::query_as::<_, DownloaderRow>(&sql).bind(content_guards::download_permission());
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let mut downloaders: HashMap<String, (Vec<GuardUser>, Vec<GuardGroup>)> = HashMap::new();
+    for row in query.fetch_all(db.pool()).await? {
+        let (users, groups) = downloaders.entry(row.object_id).or_default();
+        if let (Some(id), Some(username)) = (row.user_id, row.username) {
+            users.push(GuardUser {
+                pulp_href: hrefs::user(&id),
+                prn: format!("prn:auth.user:{id}"),
+                username,
+            });
         }
-        let sql = format!(
-            "SELECT DISTINCT ra.object_id, u.id AS user_id, u.username, g.id AS group_id,
-                g.name AS group_name
-             FROM role_assignments ra JOIN role_permissions rp ON rp.role_id = ra.role_id
-             LEFT JOIN users u ON u.id = ra.user_id LEFT JOIN groups g ON g.id = ra.group_id
-             WHERE rp.permission = $1 AND ra.object_id IN ({})
-             ORDER BY u.username, g.name",
-            crate::db::placeholders(2, ids.len())
-        );
-        let mut query =
-            sqlx::query_as::<_, DownloaderRow>(&sql).bind(content_guards::download_permission());
-        for id in ids {
-            query = query.bind(*id);
+        if let (Some(id), Some(name)) = (row.group_id, row.group_name) {
+            groups.push(GuardGroup {
+                pulp_href: format!("{API_ROOT}groups/{id}/"),
+                prn: format!("prn:auth.group:{id}"),
+                name,
+            });
         }
-        let mut downloaders = Downloaders::default();
-        for row in query.fetch_all(db.pool()).await? {
-            let (users, groups) = downloaders.0.entry(row.object_id).or_default();
-            if let (Some(id), Some(username)) = (row.user_id, row.username) {
-                users.push(GuardUser {
-                    pulp_href: hrefs::user(&id),
-                    prn: format!("prn:auth.user:{id}"),
-                    username,
-                });
-            }
-            if let (Some(id), Some(name)) = (row.group_id, row.group_name) {
-                groups.push(GuardGroup {
-                    pulp_href: format!("{API_ROOT}groups/{id}/"),
-                    prn: format!("prn:auth.group:{id}"),
-                    name,
-                });
-            }
+    }
+    Ok(downloaders)
+}
+
+/// The hrefs of the guards `ids`, by id.
+async fn guard_hrefs(db: &Db, ids: &[String]) -> ApiResult<HashMap<String, String>> {
+    let sql = format!(
+        "SELECT id, kind FROM content_guards WHERE id IN ({})",
+        crate::db::placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    for id in ids {
+        query = query.bind(id);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, kind)| {
+            let href = content_guards::href(&kind, &id);
+            (id, href)
+        })
+        .collect())
+}
+
+impl Related {
+    /// What the views of `guards` show of other rows.
+    async fn of(db: &Db, guards: &[Guard]) -> ApiResult<Related> {
+        let of_kind = |kind: GuardKind| {
+            guards
+                .iter()
+                .filter(move |guard| guard.kind == kind.segment())
+        };
+        let rbac: Vec<&str> = of_kind(GuardKind::Rbac)
+            .map(|guard| guard.id.as_str())
+            .collect();
+        let members: Vec<String> = of_kind(GuardKind::Composite)
+            .flat_map(|guard| Settings::stored(&guard.settings).guards)
+            .collect();
+        let mut related = Related::default();
+        if !rbac.is_empty() {
+            related.downloaders = downloaders(db, &rbac).await?;
         }
-        Ok(downloaders)
+        if !members.is_empty() {
+            related.member_hrefs = guard_hrefs(db, &members).await?;
+        }
+        Ok(related)
     }
 
-    /// The view of `guard`, with its downloaders if it is an `rbac` guard.
+    /// The view of `guard`, with what it shows of other rows.
     fn view(&mut self, guard: Guard) -> KindView {
         let common = GuardView::new(&guard);
         let settings = Settings::stored(&guard.settings);
         match GuardKind::from_segment(&guard.kind) {
             Some(GuardKind::Rbac) => {
-                let (users, groups) = self.0.remove(&guard.id).unwrap_or_default();
+                let (users, groups) = self.downloaders.remove(&guard.id).unwrap_or_default();
                 KindView::Rbac(RbacGuardView {
                     guard: common,
                     users,
@@ -304,7 +351,11 @@ impl Downloaders {
             }),
             Some(GuardKind::Composite) => KindView::Composite(CompositeGuardView {
                 guard: common,
-                guards: settings.guards,
+                guards: settings
+                    .guards
+                    .iter()
+                    .filter_map(|id| self.member_hrefs.get(id).cloned())
+                    .collect(),
             }),
             Some(GuardKind::ContentRedirect) | None => KindView::Plain(common),
         }
@@ -338,15 +389,10 @@ async fn respond_list(
     let page = Page::from_query(query)?;
     let (total, guards) =
         list::fetch_page::<Guard>(&app.db, query, conditions, visibility, &page).await?;
-    let ids: Vec<&str> = guards
-        .iter()
-        .filter(|guard| guard.kind == GuardKind::Rbac.segment())
-        .map(|guard| guard.id.as_str())
-        .collect();
-    let mut downloaders = Downloaders::of(&app.db, &ids).await?;
+    let mut related = Related::of(&app.db, &guards).await?;
     let views: Vec<KindView> = guards
         .into_iter()
-        .map(|guard| downloaders.view(guard))
+        .map(|guard| related.view(guard))
         .collect();
     Ok(page.respond(app, uri, total, views))
 }
@@ -416,8 +462,10 @@ async fn guard_for(
 /// The view of the guard `id`.
 async fn show(app: &App, id: &str) -> ApiResult<Json<Value>> {
     let guard: Guard = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
-    let mut downloaders = Downloaders::of(&app.db, &[&guard.id]).await?;
-    Ok(list::json(&downloaders.view(guard)))
+    let guards = [guard];
+    let mut related = Related::of(&app.db, &guards).await?;
+    let [guard] = guards;
+    Ok(list::json(&related.view(guard)))
 }
 
 async fn read(

@@ -62,22 +62,23 @@ pub(super) async fn check(app: &ContentApp, guard_id: &str, shown: Shown<'_>) ->
 }
 
 /// A composite guard lets a request through when any of its guards does, as Pulp's (which also
-/// lets everything through when it has no guards). Refused, it answers 401 when one of its
-/// guards saw nothing it asks for, so that clients retry with credentials.
+/// lets everything through when it has no guards). Refused, it answers 401 only when the request
+/// showed none of its guards anything, so that clients retry with credentials; 403 when one of
+/// them refused what it was shown.
 async fn composite(app: &ContentApp, guard: &GuardRow, shown: Shown<'_>) -> ApiResult<Verdict> {
     let members = Settings::stored(&guard.settings).guards;
     if members.is_empty() {
         return Ok(Verdict::Allow);
     }
-    let mut verdict = Verdict::Forbidden;
+    let mut verdict = Verdict::Unauthenticated;
     for id in members {
         let Some(member) = content_guards::load(&app.db, &id).await? else {
             continue;
         };
         match single(app, &member, shown).await? {
             Verdict::Allow => return Ok(Verdict::Allow),
-            Verdict::Unauthenticated => verdict = Verdict::Unauthenticated,
-            Verdict::Forbidden => {}
+            Verdict::Forbidden => verdict = Verdict::Forbidden,
+            Verdict::Unauthenticated => {}
         }
     }
     Ok(verdict)
