@@ -5,10 +5,10 @@
 //! template of each route so a test can compare them with the API document; the standard routes
 //! of a plugin-typed resource come from [`typed::routes`]), merged here once behind authentication
 //! (`status/` excepted): [`repositories`] (with versions, sync, modify), [`remotes`], [`content`]
-//! (with uploads), [`publications`], [`distributions`], [`artifacts`], [`uploads`] (chunked),
-//! [`tasks`], [`maintenance`] (orphan cleanup, reclaim, repair), [`users`] (with API tokens),
-//! [`plugins`], [`status`], and [`openapi`] (the document describing all of them; public, as
-//! `status/`).
+//! (with uploads), [`publications`], [`distributions`], [`content_guards`], [`artifacts`],
+//! [`uploads`] (chunked), [`tasks`], [`maintenance`] (orphan cleanup, reclaim, repair), [`users`]
+//! (with API tokens), [`plugins`], [`status`], and [`openapi`] (the document describing all of
+//! them; public, as `status/`).
 //! [`crate::auth`] checks credentials; [`correlation`] gives every request a `Correlation-ID`.
 //! Shared request/response helpers live in [`support`]: list filters, ordering and pagination,
 //! `fields`/`exclude_fields`, labels, and queueing the update/delete tasks (whose work is in
@@ -19,6 +19,7 @@ pub mod access;
 pub mod access_policies;
 pub mod artifacts;
 pub mod content;
+pub mod content_guards;
 pub mod correlation;
 pub mod distributions;
 pub mod groups;
@@ -82,6 +83,7 @@ fn protected_routes() -> Routes {
         .merge(groups::router())
         .merge(role_assignments::router())
         .merge(access_policies::router())
+        .merge(content_guards::router())
 }
 
 /// The routes anyone may call, as in Pulp (the document's own are [`openapi::router`]'s).

@@ -12,6 +12,7 @@
 //! - `handle`: plugin routes (auth, form bodies, `handle`, units added by the outcome).
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
 //! - `cache`: distribution matches and published files kept in memory between changes.
+//! - `guards`: the distribution's content guard, checked before anything is served.
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
 
 mod cache;
+mod guards;
 mod handle;
 mod pull_through;
 
@@ -107,6 +109,9 @@ struct Matched {
     remote_id: Option<String>,
     /// The distribution's plugin-specific fields (JSON object).
     extra: String,
+    /// The content guard protecting it (`content_guards.id`). Kept with the match: changing a
+    /// distribution's guard changes `distributions`, which empties the cache.
+    content_guard: Option<String>,
     /// Serves the latest version of its repository (no publication of its own).
     writable: bool,
     version: Option<i64>,
@@ -123,6 +128,7 @@ struct DistributionRow {
     remote_id: Option<String>,
     extra: String,
     repository_version_id: Option<String>,
+    content_guard: Option<String>,
 }
 
 async fn root(State(app): State<Arc<ContentApp>>) -> ApiResult<Response> {
@@ -202,6 +208,13 @@ async fn serve_matched(
     route_prefix: &str,
     request: Request,
 ) -> ApiResult<Response> {
+    if let Some(guard) = &matched.content_guard {
+        let shown = guards::Shown {
+            headers: request.headers(),
+            uri: request.uri(),
+        };
+        guards::check(app, guard, shown).await?;
+    }
     let method = request.method();
     let headers = request.headers();
     if (method == Method::GET || method == Method::HEAD)
@@ -276,7 +289,8 @@ async fn query_distribution(
         return Ok(None);
     }
     let sql = format!(
-        "SELECT plugin, base_path, publication_id, repository_id, name, remote_id, extra, repository_version_id FROM distributions
+        "SELECT plugin, base_path, publication_id, repository_id, name, remote_id, extra, repository_version_id,
+           content_guard FROM distributions
          WHERE base_path IN ({}){}
          ORDER BY LENGTH(base_path) DESC LIMIT 1",
         crate::db::placeholders(1, candidates.len()),
@@ -306,6 +320,7 @@ async fn query_distribution(
         remote_id: row.remote_id,
         extra: row.extra,
         repository_version_id: row.repository_version_id,
+        content_guard: row.content_guard,
         version: None,
     };
     // A distribution of a repository version serves that version's newest publication, one of a

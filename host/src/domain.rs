@@ -11,6 +11,8 @@
 //! - [`uploads`]: turning an uploaded file into a unit through its plugin.
 //! - [`chunked_uploads`]: byte ranges of `uploads/` assembled into an artifact.
 //! - [`objects`]: updating and deleting repositories, remotes, distributions, publications.
+//! - [`content_guards`]: the kinds of content guard, their hrefs and settings, signed URLs and
+//!   client certificates.
 //! - [`distributions`]: creating a distribution, and which base paths overlap.
 //! - [`maintenance`]: orphan cleanup, reclaiming space, repairing stored artifacts.
 //! - [`publications`]: building a publication through a plugin.
@@ -20,6 +22,7 @@
 pub mod additions;
 pub mod artifacts;
 pub mod chunked_uploads;
+pub mod content_guards;
 pub mod declarations;
 pub mod distributions;
 pub mod hrefs;

@@ -11,6 +11,7 @@ mod support;
 
 mod api;
 mod content;
+mod content_guards;
 mod crash;
 mod handler;
 mod harness;

@@ -262,7 +262,45 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
     ]);
     objects.extend(rbac_objects);
     objects.extend(python_objects(app).await);
+    objects.extend(content_guard_objects(app).await);
     objects
+}
+
+/// One content guard of each kind, by the href parameter its operations take.
+async fn content_guard_objects(app: &TestApp) -> Vec<(&'static str, String)> {
+    let authority = crate::support::tls::Pki::generate().ca_cert;
+    let mut guards = Vec::new();
+    for (parameter, kind, body) in [
+        ("r_b_a_c_content_guard_href", "rbac", json!({})),
+        (
+            "content_redirect_content_guard_href",
+            "content_redirect",
+            json!({}),
+        ),
+        (
+            "header_content_guard_href",
+            "header",
+            json!({ "header_name": "x-key", "header_value": "secret" }),
+        ),
+        (
+            "x509_cert_guard_href",
+            "x509",
+            json!({ "ca_certificate": authority }),
+        ),
+        (
+            "composite_content_guard_href",
+            "composite",
+            json!({ "guards": [] }),
+        ),
+    ] {
+        let mut body = body;
+        body["name"] = json!(format!("every-{kind}"));
+        let guard = app
+            .create(&format!("/pulp/api/v3/contentguards/core/{kind}/"), body)
+            .await;
+        guards.push((parameter, str_field(&guard, "pulp_href").to_owned()));
+    }
+    guards
 }
 
 /// The built-in python plugin's objects, under its pulp_python REST names: a repository with one

@@ -12,11 +12,12 @@ use super::plugin_fields::{self, Kind};
 use super::remotes::remote_field;
 use super::routes::Routes;
 use super::support::{
-    Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of, spawn_task,
-    version_id,
+    self, Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of,
+    spawn_task, version_id,
 };
 use super::typed::{self, TypeRoute, Typed, href_filter};
 use crate::content::CONTENT_ROOT;
+use crate::domain::content_guards;
 use crate::domain::distributions::{self, DistributionFields, Overlap};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
@@ -55,17 +56,21 @@ pub(crate) struct Distribution {
     remote_plugin: Option<String>,
     remote_type: Option<String>,
     extra: String,
+    content_guard: Option<String>,
+    content_guard_kind: Option<String>,
 }
 
 impl Resource for Distribution {
     const SPEC: ListSpec = ListSpec {
         from: "distributions d LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
-           LEFT JOIN remotes m ON m.id = d.remote_id",
+           LEFT JOIN remotes m ON m.id = d.remote_id
+           LEFT JOIN content_guards g ON g.id = d.content_guard",
         id: "d.id",
         columns: "d.id, d.plugin, d.type_name, d.name, d.base_path, d.publication_id,
             d.repository_id, d.hidden, d.labels, d.created, d.updated, d.repository_version_id,
             rv.repository_id AS version_repository_id, rv.number AS version_number, d.remote_id,
-            m.plugin AS remote_plugin, m.type_name AS remote_type, d.extra",
+            m.plugin AS remote_plugin, m.type_name AS remote_type, d.extra, d.content_guard,
+            g.kind AS content_guard_kind",
         filters: &[
             Filter::text("name", "d.name"),
             Filter::text("base_path", "d.base_path"),
@@ -140,7 +145,11 @@ impl DistributionView {
         DistributionView {
             extra: plugin_fields::stored(&distribution.extra),
             base_url: format!("{origin}{CONTENT_ROOT}{}/", distribution.base_path),
-            content_guard: None,
+            content_guard: distribution
+                .content_guard
+                .as_deref()
+                .zip(distribution.content_guard_kind.as_deref())
+                .map(|(id, kind)| content_guards::href(kind, id)),
             hidden: distribution.hidden != 0,
             pulp_labels: json_column(&distribution.labels),
             repository: distribution
@@ -214,7 +223,12 @@ impl Typed for Distribution {
             locks.push(ResourceLock::exclusive(base_path_lock(&base_path)));
             changes.push(("base_path".into(), ColumnValue::Text(Some(base_path))));
         }
-        check_content_guard(fields)?;
+        if fields.0.contains_key("content_guard") {
+            changes.push((
+                "content_guard".into(),
+                ColumnValue::Text(content_guard_field(app, fields).await?),
+            ));
+        }
         let current = Target {
             publication_id: self.publication_id.clone(),
             repository_id: self.repository_id.clone(),
@@ -268,7 +282,7 @@ impl Typed for Distribution {
         let base_path = validate_base_path(&fields.required_str("base_path")?)?;
         ensure_unique(app, "distributions", "name", "name", &name, None).await?;
         check_overlap(app, &base_path, None).await?;
-        check_content_guard(&fields)?;
+        let content_guard = content_guard_field(app, &fields).await?;
         let target = target(app, &fields, &plugin, Target::default()).await?;
         let remote_id = remote_field(app, &fields, &plugin).await?;
         let fields = DistributionFields {
@@ -280,6 +294,7 @@ impl Typed for Distribution {
             repository_id: target.repository_id,
             repository_version_id: target.repository_version_id,
             remote_id,
+            content_guard,
             hidden: fields.opt_bool("hidden")?.unwrap_or(false),
             labels: fields.labels()?.unwrap_or_else(|| "{}".into()),
             extra: plugin_fields::extra(&loaded, Kind::Distribution, &fields, None)?
@@ -387,15 +402,23 @@ async fn target(app: &App, fields: &Fields, plugin: &str, current: Target) -> Ap
     Ok(target)
 }
 
-/// No content guard types exist yet, so only `null` is a valid `content_guard`.
-fn check_content_guard(fields: &Fields) -> ApiResult<()> {
-    if fields.has("content_guard") {
-        return Err(ApiError::field(
+/// The `content_guard` field: the href of a content guard of any kind, or null.
+async fn content_guard_field(app: &App, fields: &Fields) -> ApiResult<Option<String>> {
+    let Some(href) = fields.opt_str("content_guard")? else {
+        return Ok(None);
+    };
+    let (kind, id) = content_guards::parse_href(&href).ok_or_else(|| {
+        ApiError::field(
             "content_guard",
-            "No content guards exist on this server; content_guard must be null.",
-        ));
-    }
-    Ok(())
+            format!("Invalid hyperlink - {href} is not a content guard."),
+        )
+    })?;
+    let sql = format!(
+        "SELECT id FROM content_guards WHERE id = $1 AND kind = '{}'",
+        kind.segment()
+    );
+    let _: (String,) = support::referenced(app, "content_guard", &sql, &id).await?;
+    Ok(Some(id))
 }
 
 /// Creating or moving distributions to the same base path at once is serialised on this lock.

@@ -238,6 +238,29 @@ impl Conditions {
         }
     }
 
+    /// One condition that holds where all the conditions of at least one of `alternatives` hold
+    /// (none: nowhere).
+    pub fn any_of(alternatives: Vec<Conditions>) -> Conditions {
+        let mut clauses = Vec::new();
+        let mut binds = Vec::new();
+        for alternative in alternatives {
+            let (sql, values): (Vec<String>, Vec<Vec<Bind>>) =
+                alternative.split().into_iter().unzip();
+            clauses.push(match sql.is_empty() {
+                true => "1 = 1".to_owned(),
+                false => {
+                    let parts: Vec<String> = sql.iter().map(|part| format!("({part})")).collect();
+                    format!("({})", parts.join(" AND "))
+                }
+            });
+            binds.extend(values.into_iter().flatten());
+        }
+        if clauses.is_empty() {
+            return Conditions::of("1 = 0", []);
+        }
+        Conditions::of(&format!("({})", clauses.join(" OR ")), binds)
+    }
+
     /// Each condition with `?` for its placeholders again, and its values.
     fn split(self) -> Vec<(String, Vec<Bind>)> {
         let mut binds = self.binds.into_iter();
@@ -314,6 +337,13 @@ impl Visibility {
     /// Only the rows matching `conditions`.
     pub fn only(conditions: Conditions) -> Visibility {
         Visibility(Some(conditions))
+    }
+
+    /// `conditions`, and the rows outside this visibility left out (to combine visibilities of
+    /// several kinds of rows in one list).
+    pub fn narrow(&self, mut conditions: Conditions) -> Conditions {
+        self.apply(&mut conditions);
+        conditions
     }
 
     fn apply(&self, conditions: &mut Conditions) {
@@ -971,6 +1001,22 @@ mod tests {
         assert_eq!(
             more.binds,
             [Bind::Int(3), Bind::from("x"), Bind::Int(1), Bind::Int(2)]
+        );
+
+        let either = Conditions::any_of(vec![
+            Conditions::of("k = ?", [Bind::from("a")]),
+            more,
+            Conditions::new(),
+        ]);
+        assert_eq!(
+            either.where_clause(),
+            " WHERE (((k = $1)) OR ((c = $2) AND (a = $3) AND (b BETWEEN $4 AND $5)) OR 1 = 1)"
+        );
+        assert_eq!(either.binds.len(), 5);
+        assert_eq!(
+            Conditions::any_of(Vec::new()).where_clause(),
+            " WHERE 1 = 0",
+            "no alternative matches nothing"
         );
     }
 

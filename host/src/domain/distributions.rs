@@ -27,6 +27,9 @@ pub struct DistributionFields {
     /// Pull-through remote.
     #[serde(default)]
     pub remote_id: Option<String>,
+    /// The content guard protecting it (`content_guards.id`).
+    #[serde(default)]
+    pub content_guard: Option<String>,
     /// Hidden from the content app's root listing.
     pub hidden: bool,
     /// `pulp_labels` as JSON.
@@ -101,8 +104,8 @@ pub async fn create(
     let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id,
-             repository_version_id, remote_id, hidden, labels, created, updated, extra)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
+             repository_version_id, remote_id, hidden, labels, created, updated, extra, content_guard)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
     )
     .bind(&id)
     .bind(&fields.plugin)
@@ -117,6 +120,7 @@ pub async fn create(
     .bind(&fields.labels)
     .bind(now())
     .bind(&fields.extra)
+    .bind(&fields.content_guard)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -29,8 +29,70 @@ pub enum Kind {
     Group,
     /// `contentguards/core/rbac/`
     RbacContentGuard,
+    /// The other content guards: `contentguards/core/<kind>/`.
+    ContentGuard,
     /// `plugins/`: installing and removing plugins.
     Plugin,
+}
+
+/// A kind of content guard core has (`contentguards/core/<segment>/`), each its own model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardKind {
+    /// `rbac`: a download role on the guard.
+    Rbac,
+    /// `content_redirect`: URLs signed with the guard's secret.
+    ContentRedirect,
+    /// `header`: a header and its value.
+    Header,
+    /// `x509`: a client certificate issued by the guard's authority.
+    X509,
+    /// `composite`: any of several guards.
+    Composite,
+}
+
+impl GuardKind {
+    /// Every kind, in the order `contentguards/` lists them.
+    pub const ALL: [GuardKind; 5] = [
+        GuardKind::Rbac,
+        GuardKind::ContentRedirect,
+        GuardKind::Header,
+        GuardKind::X509,
+        GuardKind::Composite,
+    ];
+
+    /// Its REST segment (`contentguards/core/<segment>/`), also stored in `content_guards.kind`.
+    pub fn segment(self) -> &'static str {
+        match self {
+            GuardKind::Rbac => "rbac",
+            GuardKind::ContentRedirect => "content_redirect",
+            GuardKind::Header => "header",
+            GuardKind::X509 => "x509",
+            GuardKind::Composite => "composite",
+        }
+    }
+
+    /// The kind whose segment is `segment`.
+    pub fn from_segment(segment: &str) -> Option<GuardKind> {
+        GuardKind::ALL
+            .into_iter()
+            .find(|kind| kind.segment() == segment)
+    }
+
+    /// Its permissions model, as Pulp names the model class (`core.<model>`).
+    pub fn model(self) -> &'static str {
+        match self {
+            GuardKind::Rbac => "rbaccontentguard",
+            GuardKind::ContentRedirect => "contentredirectcontentguard",
+            GuardKind::Header => "headercontentguard",
+            GuardKind::X509 => "x509certguard",
+            GuardKind::Composite => "compositecontentguard",
+        }
+    }
+
+    /// The access policy of its endpoint: `contentguards/core/rbac`.
+    pub fn viewset(self) -> String {
+        format!("contentguards/core/{}", self.segment())
+    }
 }
 
 /// A model permissions name: `file` + `filerepository`, `core` + `task`.
@@ -116,9 +178,11 @@ impl Model {
                 "sync",
             ]),
             Kind::Publication => of(&["view", "delete", "manage_roles"]),
-            Kind::Remote | Kind::Distribution | Kind::Group | Kind::RbacContentGuard => {
-                of(&["view", "change", "delete", "manage_roles"])
-            }
+            Kind::Remote
+            | Kind::Distribution
+            | Kind::Group
+            | Kind::RbacContentGuard
+            | Kind::ContentGuard => of(&["view", "change", "delete", "manage_roles"]),
             Kind::Task | Kind::Upload => of(&["view", "change", "delete"]),
             Kind::Plugin => Vec::new(),
         };
@@ -149,13 +213,23 @@ impl Model {
 
 /// Core's models.
 pub fn core_models() -> Vec<Model> {
-    vec![
+    let mut models = vec![
         Model::core("task", Kind::Task),
         Model::core("upload", Kind::Upload),
         Model::core("group", Kind::Group),
-        Model::core("rbaccontentguard", Kind::RbacContentGuard),
         Model::core("plugin", Kind::Plugin),
-    ]
+    ];
+    models.extend(GuardKind::ALL.into_iter().map(guard_model));
+    models
+}
+
+/// The model of a kind of content guard: `core.rbaccontentguard`, `core.headercontentguard`.
+pub fn guard_model(kind: GuardKind) -> Model {
+    let permissions_kind = match kind {
+        GuardKind::Rbac => Kind::RbacContentGuard,
+        _ => Kind::ContentGuard,
+    };
+    Model::core(kind.model(), permissions_kind)
 }
 
 /// The models of core and of every plugin `names` knows.
@@ -432,7 +506,7 @@ fn core_policies() -> Vec<DefaultPolicy> {
     if let Value::Array(statements) = &mut uploads.statements {
         statements.push(allow(&["commit"], "authenticated", &on(&upload, "change")));
     }
-    vec![
+    let mut policies = vec![
         tasks,
         uploads,
         object_policy("groups".into(), &group, Vec::new()),
@@ -489,7 +563,31 @@ fn core_policies() -> Vec<DefaultPolicy> {
                 ),
             ],
         ),
-    ]
+        // Each kind's list is scoped by its own policy.
+        plain(
+            "contentguards",
+            vec![admin(), allow(&["list"], "authenticated", &[])],
+        ),
+    ];
+    policies.extend(GuardKind::ALL.into_iter().map(guard_policy));
+    policies
+}
+
+/// The default policy of a kind of content guard: a model's own; signing a URL with a
+/// `content_redirect` guard's secret needs `change` on it.
+fn guard_policy(kind: GuardKind) -> DefaultPolicy {
+    let model = guard_model(kind);
+    let mut policy = object_policy(kind.viewset(), &model, Vec::new());
+    if kind == GuardKind::ContentRedirect
+        && let Value::Array(statements) = &mut policy.statements
+    {
+        statements.push(allow(
+            &["preauthenticate_url"],
+            "authenticated",
+            &[condition(OBJECT, &model.permission("change"))],
+        ));
+    }
+    policy
 }
 
 /// The default policies of the content endpoints of a plugin: anyone authenticated may read

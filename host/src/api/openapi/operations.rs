@@ -76,6 +76,18 @@ pub enum Resource {
     UserRole,
     /// `access_policies/`
     AccessPolicy,
+    /// `contentguards/`: every content guard, whatever its kind.
+    AllContentGuards,
+    /// `contentguards/core/rbac/`
+    RbacContentGuard,
+    /// `contentguards/core/content_redirect/`
+    ContentRedirectContentGuard,
+    /// `contentguards/core/header/`
+    HeaderContentGuard,
+    /// `contentguards/core/x509/`
+    X509CertGuard,
+    /// `contentguards/core/composite/`
+    CompositeContentGuard,
 }
 
 /// HTTP methods, in the spelling OpenAPI uses.
@@ -243,6 +255,24 @@ macro_rules! role_actions {
     };
 }
 
+/// The objects of one kind of content guard (`contentguards/core/$kind/`), each `$one`: list,
+/// create, read, update and delete, answered at once as Pulp's guard viewsets do.
+#[rustfmt::skip]
+macro_rules! guard_objects {
+    ($kind:literal, $resource:expr, $one:literal) => {{
+        const OBJECTS: &str = concat!("/pulp/api/v3/contentguards/core/", $kind, "/");
+        const OBJECT: &str = concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/");
+        [
+            endpoint(OBJECTS, Get, $resource, "list", concat!("List ", $kind, " content guards"), Body::None, Reply::Page),
+            endpoint(OBJECTS, Post, $resource, "create", concat!("Create ", $one), Body::Object(Media::Json), Reply::Object(201)),
+            endpoint(OBJECT, Get, $resource, "read", concat!("Inspect ", $one), Body::None, Reply::Object(200)),
+            endpoint(OBJECT, Put, $resource, "update", concat!("Update ", $one), Body::Object(Media::Json), Reply::Object(200)),
+            endpoint(OBJECT, Patch, $resource, "partial_update", concat!("Update some fields of ", $one), Body::Patch, Reply::Object(200)),
+            endpoint(OBJECT, Delete, $resource, "delete", concat!("Delete ", $one), Body::None, Reply::Empty),
+        ]
+    }};
+}
+
 /// The list, create, read and delete of a core collection (`$collection`, its objects at
 /// `$object`), answered as Pulp's viewsets answer them: a create (a `$media` body) answers the
 /// object with 201, a delete answers 204. The four summaries come in that order.
@@ -369,6 +399,16 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/access_policies/{id}/reset/", Post, R::AccessPolicy, "reset", "Restore the default of an access policy", Body::None, Reply::Object(200)),
     ],
     &role_actions!("/pulp/api/v3/groups/{id}/", R::Group, "a group"),
+    // Content guards: every kind, then each kind's objects.
+    &[
+        endpoint("/pulp/api/v3/contentguards/", Get, R::AllContentGuards, "list", "List content guards of every kind", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/contentguards/core/content_redirect/{id}/preauthenticate_url/", Post, R::ContentRedirectContentGuard, "preauthenticate_url", "Sign a content URL the guard protects, until it expires", Body::Named("PreauthenticateURL", Media::Json), Reply::Named(200, "PreauthenticatedURLResponse")),
+    ],
+    &guard_objects!("rbac", R::RbacContentGuard, "an RBAC content guard"),
+    &guard_objects!("content_redirect", R::ContentRedirectContentGuard, "a content redirect content guard"),
+    &guard_objects!("header", R::HeaderContentGuard, "a header content guard"),
+    &guard_objects!("x509", R::X509CertGuard, "an X.509 certificate guard"),
+    &guard_objects!("composite", R::CompositeContentGuard, "a composite content guard"),
 ];
 
 /// How many endpoints `groups` hold.
@@ -556,6 +596,32 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                 plugin: None,
             }]
         }
+        R::AllContentGuards => core("contentguards", "", "ContentGuard"),
+        R::RbacContentGuard => core(
+            "contentguards_core_rbac",
+            "r_b_a_c_content_guard_href",
+            "RBACContentGuard",
+        ),
+        R::ContentRedirectContentGuard => core(
+            "contentguards_core_content_redirect",
+            "content_redirect_content_guard_href",
+            "ContentRedirectContentGuard",
+        ),
+        R::HeaderContentGuard => core(
+            "contentguards_core_header",
+            "header_content_guard_href",
+            "HeaderContentGuard",
+        ),
+        R::X509CertGuard => core(
+            "contentguards_core_x509",
+            "x509_cert_guard_href",
+            "X509CertGuard",
+        ),
+        R::CompositeContentGuard => core(
+            "contentguards_core_composite",
+            "composite_content_guard_href",
+            "CompositeContentGuard",
+        ),
     }
 }
 
@@ -583,6 +649,12 @@ pub fn tag(resource: Resource, names: &Names) -> String {
         R::Group | R::GroupUser | R::GroupRole => return "Groups".into(),
         R::UserRole => return "Users".into(),
         R::AccessPolicy => return "Access Policies".into(),
+        R::AllContentGuards => return "Contentguards".into(),
+        R::RbacContentGuard => return "Contentguards: Rbac".into(),
+        R::ContentRedirectContentGuard => return "Contentguards: Content Redirect".into(),
+        R::HeaderContentGuard => return "Contentguards: Header".into(),
+        R::X509CertGuard => return "Contentguards: X509".into(),
+        R::CompositeContentGuard => return "Contentguards: Composite".into(),
     };
     format!("{kind}: {}", names.plugin.as_deref().unwrap_or_default())
 }

@@ -20,8 +20,9 @@ use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource};
 use crate::api::plugin_fields;
 use crate::api::typed::Typed;
 use crate::api::{
-    access_policies, artifacts, content, distributions, groups, plugins, publications, remotes,
-    repositories, role_assignments, roles, status, support, tasks, uploads, users,
+    access_policies, artifacts, content, content_guards, distributions, groups, plugins,
+    publications, remotes, repositories, role_assignments, roles, status, support, tasks, uploads,
+    users,
 };
 
 /// A schema, derived when the document is built.
@@ -142,6 +143,27 @@ pub fn doc(resource: R) -> Doc {
         .input::<role_assignments::AssignmentInput>(),
         R::AccessPolicy => Doc::listed::<crate::rbac::PolicyRow, access_policies::PolicyView>(&[])
             .input::<access_policies::PolicyInput>(),
+        R::AllContentGuards => Doc::listed::<content_guards::Guard, content_guards::GuardView>(&[]),
+        R::RbacContentGuard => {
+            Doc::listed::<content_guards::Guard, content_guards::RbacGuardView>(&[])
+                .input::<content_guards::GuardInput>()
+        }
+        R::ContentRedirectContentGuard => {
+            Doc::listed::<content_guards::Guard, content_guards::GuardView>(&[])
+                .input::<content_guards::GuardInput>()
+        }
+        R::HeaderContentGuard => {
+            Doc::listed::<content_guards::Guard, content_guards::HeaderGuardView>(&[])
+                .input::<content_guards::HeaderGuardInput>()
+        }
+        R::X509CertGuard => {
+            Doc::listed::<content_guards::Guard, content_guards::X509GuardView>(&[])
+                .input::<content_guards::X509GuardInput>()
+        }
+        R::CompositeContentGuard => {
+            Doc::listed::<content_guards::Guard, content_guards::CompositeGuardView>(&[])
+                .input::<content_guards::CompositeGuardInput>()
+        }
     }
 }
 
@@ -459,6 +481,14 @@ pub fn named() -> Vec<(&'static str, RefOr<Schema>)> {
         (
             "MyPermissionsResponse",
             of::<crate::api::object_roles::MyPermissions>(),
+        ),
+        (
+            "PreauthenticateURL",
+            requiring(of::<content_guards::PreauthenticateInput>(), &["url"]),
+        ),
+        (
+            "PreauthenticatedURLResponse",
+            of::<content_guards::PreauthenticatedUrl>(),
         ),
     ]
 }
