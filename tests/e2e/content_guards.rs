@@ -4,10 +4,8 @@
 //! installs from an rbac-guarded index with credentials in its URL and is refused without;
 //! pulp-cli's `content-guard` commands drive them.
 //!
-//! The rbac guard's download role is not given to a user who is not staff here: neither the
-//! guard's `add_role/` nor a role assignment endpoint exists in this tree yet (another change
-//! adds them), so the scenarios check the staff path and that a user without the role is
-//! refused.
+//! An rbac guard lets through who holds its download role (`core.rbaccontentguard_downloader`,
+//! given with the guard's `add_role/`), and staff.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -122,6 +120,23 @@ async fn each_kind_guards_a_published_file(backend: Backend) {
         &curl(&url, &["-u", &admin_credentials]).await,
         "rbac, staff",
     );
+    let downloader = json!({"role": "core.rbaccontentguard_downloader", "users": ["sam"]});
+    let added = app
+        .request(
+            Method::POST,
+            &format!("{}add_role/", str_field(&rbac, "pulp_href")),
+            As::Admin,
+            Some(&downloader),
+            &[],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert_served(
+        &curl(&url, &["-u", "sam:sam-password"]).await,
+        "rbac, a user given the download role",
+    );
+    let shown = app.get_json(str_field(&rbac, "pulp_href")).await;
+    assert_eq!(shown["users"][0]["username"], "sam", "{shown:#}");
 
     // header: the header's value, or a value inside its base64 JSON.
     let header = create_guard(
@@ -301,11 +316,7 @@ fn urlencoding(text: &str) -> String {
 
 /// A user who is not staff neither sees nor changes the admin's guards, nor creates any; names
 /// are unique across kinds; a composite guard holds existing guards only.
-///
-/// How a stranger is refused depends on whether the server has written its default access
-/// policies, which this tree does not do at start-up yet (`rbac::sync_builtins` is not called):
-/// without a policy an endpoint is for staff only (403); with the defaults, lists are scoped
-/// (none of the admin's guards) and shows and changes answer 404.
+/// Lists are scoped (none of the admin's guards); shows and changes answer 404.
 async fn guards_are_scoped_by_their_access_policies(backend: Backend) {
     let app = TestApp::start(backend).await;
     create_user(&app, "sam", "sam-password").await;
@@ -318,15 +329,18 @@ async fn guards_are_scoped_by_their_access_policies(backend: Backend) {
         format!("{API}/contentguards/core/rbac/"),
     ] {
         let listed = app.request(Method::GET, &list, sam, None, &[]).await;
-        let hidden = listed.status == StatusCode::FORBIDDEN
-            || (listed.status == StatusCode::OK && listed.body["count"] == 0);
-        assert!(hidden, "{list} as sam: {} {}", listed.status, listed.body);
+        assert_eq!(
+            listed.status,
+            StatusCode::OK,
+            "{list} as sam: {}",
+            listed.body
+        );
+        assert_eq!(listed.body["count"], 0, "{list} as sam: {}", listed.body);
         let (status, listed) = app.get(&list).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(listed["count"], 1, "{list}: {listed}");
     }
-    let refused =
-        |status: StatusCode| status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN;
+    let refused = |status: StatusCode| status == StatusCode::NOT_FOUND;
     let shown = app.request(Method::GET, href, sam, None, &[]).await;
     assert!(refused(shown.status), "{} {}", shown.status, shown.body);
     let changed = app
@@ -384,7 +398,8 @@ async fn guards_are_scoped_by_their_access_policies(backend: Backend) {
 }
 
 /// pip installs from a python distribution an rbac guard protects when the index URL carries
-/// credentials, and gets 401 without them (through the plugin's own `/pypi/` routes).
+/// credentials, and gets 401 without them (through the plugin's own `/pypi/` routes); twine
+/// uploads as a user who may modify the repository, and is refused (403) as one who may not.
 async fn pip_installs_from_an_rbac_guarded_index_with_credentials(backend: Backend) {
     let tools = tokio::task::spawn_blocking(crate::support::python::PythonTools::install)
         .await
@@ -406,6 +421,17 @@ async fn pip_installs_from_an_rbac_guarded_index_with_credentials(backend: Backe
     )
     .await;
     let index = app.url("/pypi/team/");
+    // Uploading needs `modify` on the distribution's repository: a user without it is refused
+    // before anything is stored.
+    create_user(&app, "sam", "sam-password").await;
+    let refused = crate::support::python::run_failing(&mut twine_upload(
+        &tools,
+        &format!("{index}legacy/"),
+        ("sam", "sam-password"),
+        &[&wheel],
+        &[],
+    ));
+    assert!(refused.contains("403"), "twine as a stranger: {refused}");
     run(&mut twine_upload(
         &tools,
         &format!("{index}legacy/"),

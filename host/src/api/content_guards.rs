@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 
+use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -37,56 +38,48 @@ use crate::rbac::policy::Subject;
 use crate::rbac::{self, Object};
 use crate::state::{App, AppState};
 
-/// Routes: every kind's, at its own path (written out, so the API document's table can be
-/// checked against them).
+/// Routes: every kind's collection and guards, the role actions on each guard (an rbac guard's
+/// downloaders are given with `add_role/`), and a redirect guard's `preauthenticate_url/`.
 pub fn router() -> Routes {
-    use GuardKind::{Composite, ContentRedirect, Header, Rbac, X509};
-    Routes::new()
+    let mut routes = Routes::new()
         .route("/pulp/api/v3/contentguards/", get(list_all))
-        .route(
-            "/pulp/api/v3/contentguards/core/rbac/",
-            kind_routes(Rbac, true),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/rbac/{id}/",
-            kind_routes(Rbac, false),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/content_redirect/",
-            kind_routes(ContentRedirect, true),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/content_redirect/{id}/",
-            kind_routes(ContentRedirect, false),
-        )
         .route(
             "/pulp/api/v3/contentguards/core/content_redirect/{id}/preauthenticate_url/",
             post(preauthenticate_url),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/header/",
-            kind_routes(Header, true),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/header/{id}/",
-            kind_routes(Header, false),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/x509/",
-            kind_routes(X509, true),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/x509/{id}/",
-            kind_routes(X509, false),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/composite/",
-            kind_routes(Composite, true),
-        )
-        .route(
-            "/pulp/api/v3/contentguards/core/composite/{id}/",
-            kind_routes(Composite, false),
-        )
+        );
+    for kind in GuardKind::ALL {
+        let collection = format!("/pulp/api/v3/contentguards/core/{}/", kind.segment());
+        let object = format!("{collection}{{id}}/");
+        for action in RoleAction::ALL {
+            routes = routes.route(
+                format!("{object}{}/", action.name()),
+                role_action(kind, action),
+            );
+        }
+        routes = routes
+            .route(collection, kind_routes(kind, true))
+            .route(object, kind_routes(kind, false));
+    }
+    routes
+}
+
+/// A role action on a guard the caller may see.
+fn role_action(kind: GuardKind, action: RoleAction) -> MethodRouter<AppState> {
+    action.route(
+        move |State(app): State<AppState>,
+              caller: Caller,
+              Path(id): Path<String>,
+              fields: Fields| async move {
+            let visibility = visibility(&app, &caller, kind).await?;
+            let guard: Guard = fetch_by_id(&app.db, &id, of_kind(kind), &visibility).await?;
+            let href = content_guards::href(kind.segment(), &guard.id);
+            let object = Object {
+                id: &guard.id,
+                href: &href,
+            };
+            object_roles::act(&app, &caller, action, &kind.viewset(), object, &fields).await
+        },
+    )
 }
 
 /// The handlers of one kind's collection (`list`, `create`) or of one of its guards.

@@ -41,6 +41,14 @@ pub enum RoleAction {
 }
 
 impl RoleAction {
+    /// Every role action.
+    pub const ALL: [RoleAction; 4] = [
+        RoleAction::ListRoles,
+        RoleAction::AddRole,
+        RoleAction::RemoveRole,
+        RoleAction::MyPermissions,
+    ];
+
     /// `handler` routed with the action's method (`GET` to read, `POST` to change).
     pub fn route<H, T>(self, handler: H) -> MethodRouter<AppState>
     where
@@ -121,6 +129,13 @@ pub struct RoleObject {
 impl RoleObject {
     /// The object `href` names, if roles can be given on that kind of object.
     pub fn parse(names: &RestNames, href: &str) -> Option<RoleObject> {
+        if let Some((kind, id)) = crate::domain::content_guards::parse_href(href) {
+            return Some(RoleObject {
+                id,
+                model: crate::rbac::catalog::guard_model(kind),
+                table: "content_guards",
+            });
+        }
         if let Some(id) = super::groups::id_of(href) {
             return Some(RoleObject {
                 id,

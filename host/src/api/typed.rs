@@ -238,12 +238,7 @@ pub fn routes<R: Typed>() -> Routes {
                 label_route::<R>(LabelChange::Unset),
             );
     }
-    for action in [
-        RoleAction::ListRoles,
-        RoleAction::AddRole,
-        RoleAction::RemoveRole,
-        RoleAction::MyPermissions,
-    ] {
+    for action in RoleAction::ALL {
         routes = routes.route(
             format!("{object}{}/", action.name()),
             role_route::<R>(action),

@@ -256,7 +256,8 @@ macro_rules! role_actions {
 }
 
 /// The objects of one kind of content guard (`contentguards/core/$kind/`), each `$one`: list,
-/// create, read, update and delete, answered at once as Pulp's guard viewsets do.
+/// create, read, update and delete, answered at once as Pulp's guard viewsets do, and the role
+/// actions on each.
 #[rustfmt::skip]
 macro_rules! guard_objects {
     ($kind:literal, $resource:expr, $one:literal) => {{
@@ -269,6 +270,10 @@ macro_rules! guard_objects {
             endpoint(OBJECT, Put, $resource, "update", concat!("Update ", $one), Body::Object(Media::Json), Reply::Object(200)),
             endpoint(OBJECT, Patch, $resource, "partial_update", concat!("Update some fields of ", $one), Body::Patch, Reply::Object(200)),
             endpoint(OBJECT, Delete, $resource, "delete", concat!("Delete ", $one), Body::None, Reply::Empty),
+            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/list_roles/"), Get, $resource, "list_roles", concat!("Who holds which role on ", $one), Body::None, Reply::Named(200, "ObjectRolesResponse")),
+            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/add_role/"), Post, $resource, "add_role", concat!("Give users and groups a role on ", $one), Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
+            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/remove_role/"), Post, $resource, "remove_role", concat!("Take a role on ", $one, " back from users and groups"), Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
+            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/my_permissions/"), Get, $resource, "my_permissions", concat!("The caller's permissions on ", $one), Body::None, Reply::Named(200, "MyPermissionsResponse")),
         ]
     }};
 }
