@@ -39,6 +39,11 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         .canonicalize()
         .with_context(|| format!("resolving the data directory {}", config.data_dir.display()))?;
     let db = Arc::new(Db::connect(&config.database_url()).await?);
+    let secrets = Arc::new(
+        crate::secrets::for_database(&db, &config.db_encryption_key_path())
+            .await
+            .context("opening the database encryption key")?,
+    );
     let blobs = Arc::new(
         match &config.s3_bucket {
             Some(bucket) => BlobStore::s3(
@@ -103,6 +108,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
         origin: origin.trim_end_matches('/').to_owned(),
         remote_clients: Default::default(),
+        secrets,
     });
     ensure_user_ids(&app).await?;
     ensure_admin(&app).await?;

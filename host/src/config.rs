@@ -15,6 +15,12 @@ pub struct Config {
     #[arg(long, env = "GRANARY_DATA_DIR", default_value = "./granary-data")]
     pub data_dir: PathBuf,
 
+    /// File holding the key that encrypts stored credentials (remote passwords, client keys,
+    /// headers), created with a new random key when missing. Every process sharing a database
+    /// must use the same key. Default: `<data-dir>/db_encryption.key`.
+    #[arg(long, env = "GRANARY_DB_ENCRYPTION_KEY")]
+    pub db_encryption_key: Option<PathBuf>,
+
     /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`.
     /// Default: SQLite in `<data-dir>/granary.db`.
     #[arg(long, env = "GRANARY_DATABASE_URL")]
@@ -88,6 +94,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// The key file in force: the configured one or `<data-dir>/db_encryption.key`.
+    pub fn db_encryption_key_path(&self) -> PathBuf {
+        self.db_encryption_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("db_encryption.key"))
+    }
+
     /// The database URL in force: the configured one or SQLite in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {

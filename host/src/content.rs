@@ -627,7 +627,7 @@ async fn from_remote(
         size: row.size.map(|s| s as u64),
         sha256: row.sha256,
     };
-    let remote = Remote::load(app.db.pool(), &row.remote_id).await?;
+    let remote = Remote::load(app.db.pool(), &app.secrets, &row.remote_id).await?;
     let client = app.remote_clients.client(&remote)?;
     let request = client.get(&url);
     let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries()).await;

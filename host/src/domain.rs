@@ -55,6 +55,8 @@ pub struct Backends {
     pub plugins: Arc<PluginRuntime>,
     /// HTTP clients of remotes, one per remote configuration.
     pub remote_clients: Arc<remotes::RemoteClients>,
+    /// Seals and opens the credentials stored in the database.
+    pub secrets: Arc<crate::secrets::FieldCipher>,
 }
 
 impl Backends {

@@ -20,6 +20,8 @@ use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundK
 use ring::rand::{SecureRandom as _, SystemRandom};
 use sha2::{Digest as _, Sha256};
 
+use crate::db::Db;
+
 /// What a sealed value starts with.
 const SEALED_PREFIX: &str = "granary-sealed:v1:";
 
@@ -74,9 +76,15 @@ impl FieldCipher {
                 SystemRandom::new()
                     .fill(&mut key)
                     .map_err(|_| error("no randomness for a new key".into()))?;
-                write_private(path, &hex::encode(key))
-                    .map_err(|io| error(format!("cannot create it: {io}")))?;
-                hex::encode(key)
+                match write_private(path, &hex::encode(key)) {
+                    Ok(()) => hex::encode(key),
+                    // Another process sharing the file created it first: its key it is.
+                    Err(io) if io.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read_to_string(path)
+                            .map_err(|io| error(format!("cannot read it: {io}")))?
+                    }
+                    Err(io) => return Err(error(format!("cannot create it: {io}"))),
+                }
             }
             Err(io) => return Err(error(format!("cannot read it: {io}"))),
         };
@@ -152,6 +160,58 @@ impl FieldCipher {
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(SEALED_PREFIX)
     }
+}
+
+/// The columns of `remotes` that hold secrets.
+pub const REMOTE_SECRET_COLUMNS: [&str; 4] =
+    ["password", "proxy_password", "client_key", "headers"];
+
+/// Name of the fingerprint in `server_settings`.
+const FINGERPRINT_SETTING: &str = "db_encryption_key_fingerprint";
+
+/// The cipher of the key at `path` for `db`: the key must be the one the database's secrets are
+/// sealed with (its fingerprint is recorded by the first process that starts); secrets stored
+/// before encryption existed are sealed now.
+pub async fn for_database(db: &Db, path: &Path) -> anyhow::Result<FieldCipher> {
+    let cipher = FieldCipher::load_or_create(path)?;
+    db.write_one(
+        sqlx::query("INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(FINGERPRINT_SETTING)
+            .bind(cipher.fingerprint()),
+    )
+    .await?;
+    let recorded: String = sqlx::query_scalar("SELECT value FROM server_settings WHERE name = $1")
+        .bind(FINGERPRINT_SETTING)
+        .fetch_one(db.pool())
+        .await?;
+    anyhow::ensure!(
+        recorded == cipher.fingerprint(),
+        "the database encryption key {} is not the key this database's secrets are sealed with \
+         (every process sharing a database needs the same key file: set --db-encryption-key)",
+        path.display()
+    );
+    seal_plain_remote_secrets(db, &cipher).await?;
+    Ok(cipher)
+}
+
+/// Seals the remote secrets written before encryption existed.
+async fn seal_plain_remote_secrets(db: &Db, cipher: &FieldCipher) -> Result<(), sqlx::Error> {
+    for column in REMOTE_SECRET_COLUMNS {
+        let plain: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, {column} FROM remotes WHERE {column} IS NOT NULL AND {column} NOT LIKE 'granary-sealed:%'"
+        ))
+        .fetch_all(db.pool())
+        .await?;
+        for (id, value) in plain {
+            db.write_one(
+                sqlx::query(&format!("UPDATE remotes SET {column} = $2 WHERE id = $1"))
+                    .bind(id)
+                    .bind(cipher.seal(&value)),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `text` to a new file at `path` that only its owner may read.

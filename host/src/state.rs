@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::domain::Backends;
 use crate::domain::remotes::RemoteClients;
 use crate::plugins::{LoadedPlugin, PluginRuntime};
+use crate::secrets::FieldCipher;
 use crate::storage::BlobStore;
 
 /// Everything a request handler needs.
@@ -32,6 +33,8 @@ pub struct App {
     pub origin: String,
     /// HTTP clients of remotes, one per remote configuration.
     pub remote_clients: Arc<RemoteClients>,
+    /// Seals and opens the credentials stored in the database.
+    pub secrets: Arc<FieldCipher>,
 }
 
 /// Handlers' state.
@@ -45,6 +48,7 @@ impl App {
             blobs: self.blobs.clone(),
             plugins: self.plugins.clone(),
             remote_clients: self.remote_clients.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 

@@ -36,7 +36,7 @@ pub async fn run(
         .fetch_optional(backends.db.pool())
         .await?
         .context("the repository no longer exists")?;
-    let remote = Remote::load(backends.db.pool(), remote_id).await?;
+    let remote = Remote::load(backends.db.pool(), &backends.secrets, remote_id).await?;
     anyhow::ensure!(
         remote.row.plugin == plugin_name,
         "remote {} belongs to plugin {:?}, the repository to {plugin_name:?}",

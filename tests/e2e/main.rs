@@ -27,6 +27,7 @@ mod python_plugin;
 mod rbac;
 mod rest_resources;
 mod scaleout;
+mod secrets;
 mod sync;
 mod tasks;
 mod uploads;

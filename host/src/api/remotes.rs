@@ -21,6 +21,7 @@ use super::typed::{self, TypeRoute, Typed};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
+use crate::secrets::{FieldCipher, REMOTE_SECRET_COLUMNS};
 use crate::state::App;
 use crate::tasks::ResourceLock;
 
@@ -101,7 +102,7 @@ struct HiddenField {
 const POLICIES: &[&str] = &["immediate", "on_demand", "streamed"];
 
 impl RemoteView {
-    fn new(names: &RestNames, remote: Remote) -> Self {
+    fn new(names: &RestNames, secrets: &FieldCipher, remote: Remote) -> Self {
         let seconds = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
         let hidden = |name, value: &Option<String>| HiddenField {
             name,
@@ -139,7 +140,8 @@ impl RemoteView {
             connect_timeout: seconds(remote.connect_timeout_ms),
             sock_connect_timeout: seconds(remote.sock_connect_timeout_ms),
             sock_read_timeout: seconds(remote.sock_read_timeout_ms),
-            headers: json_column(&remote.headers),
+            // Sealed at rest; a database whose key this server lacks does not start.
+            headers: json_column(&secrets.open(&remote.headers).unwrap_or_default()),
             rate_limit: remote.rate_limit,
         }
     }
@@ -155,8 +157,8 @@ impl Typed for Remote {
         (&self.plugin, &self.type_name, &self.id)
     }
 
-    fn view(self, _app: &App, names: &RestNames) -> RemoteView {
-        RemoteView::new(names, self)
+    fn view(self, app: &App, names: &RestNames) -> RemoteView {
+        RemoteView::new(names, &app.secrets, self)
     }
 
     async fn changes(
@@ -165,7 +167,7 @@ impl Typed for Remote {
         fields: &Fields,
         whole: bool,
     ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
-        let mut changes = remote_changes(fields.parse()?, whole)?;
+        let mut changes = sealed(&app.secrets, remote_changes(fields.parse()?, whole)?);
         if let Some(name) = name_change(&changes) {
             ensure_unique(app, "remotes", "name", "name", name, Some(&self.id)).await?;
         }
@@ -185,7 +187,7 @@ impl Typed for Remote {
             type_name,
             ..
         } = &route;
-        let mut changes = remote_changes(fields.parse()?, true)?;
+        let mut changes = sealed(&app.secrets, remote_changes(fields.parse()?, true)?);
         if let Some(name) = name_change(&changes) {
             ensure_unique(app, "remotes", "name", "name", name, None).await?;
         }
@@ -407,6 +409,18 @@ enum Policy {
 
 /// The validated columns a create or update sets, in the order they appear below. Plugins' extra
 /// fields are validated separately and added to the same list.
+/// `changes` with the credentials among them sealed for storage (see [`crate::secrets`]).
+fn sealed(secrets: &FieldCipher, mut changes: Changes) -> Changes {
+    for (column, value) in &mut changes {
+        if let ColumnValue::Text(Some(text)) = value
+            && REMOTE_SECRET_COLUMNS.contains(&column.as_str())
+        {
+            *text = secrets.seal(text);
+        }
+    }
+    changes
+}
+
 fn remote_changes(input: RemoteInput, creating: bool) -> ApiResult<Changes> {
     let mut changes: Changes = Vec::new();
     let text = |changes: &mut Changes, column: &str, value: Option<String>| {

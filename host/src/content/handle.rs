@@ -59,7 +59,7 @@ pub(super) async fn plugin_route(
     }
     let user = caller.map(|caller| caller.username);
     let remote = match &matched.remote_id {
-        Some(remote_id) => Some(Remote::load(app.db.pool(), remote_id).await?),
+        Some(remote_id) => Some(Remote::load(app.db.pool(), &app.secrets, remote_id).await?),
         None => None,
     };
     let query = request.uri().query().map(str::to_owned);

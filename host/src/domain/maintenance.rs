@@ -409,7 +409,7 @@ async fn redownload(
     };
     let mut last_error = None;
     for (url, remote_id, path) in sources {
-        let remote = Remote::load(backends.db.pool(), &remote_id).await?;
+        let remote = Remote::load(backends.db.pool(), &backends.secrets, &remote_id).await?;
         let client = backends.remote_clients.client(&remote)?;
         match artifacts::download(
             &backends.db,

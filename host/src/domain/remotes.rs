@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::plugins::{DownloadPolicy, HttpScope, RemoteConfig};
+use crate::secrets::FieldCipher;
 
 /// A remote as the sync pipeline and the content app use it: its row, with the settings read
 /// the way downloads need them (defaults and bounds applied).
@@ -72,9 +73,13 @@ impl RemoteRow {
 }
 
 impl Remote {
-    /// Loads a remote.
-    pub async fn load(pool: &sqlx::AnyPool, id: &str) -> anyhow::Result<Remote> {
-        let row = sqlx::query_as::<_, RemoteRow>(&format!(
+    /// Loads a remote, its credentials opened with `secrets`.
+    pub async fn load(
+        pool: &sqlx::AnyPool,
+        secrets: &FieldCipher,
+        id: &str,
+    ) -> anyhow::Result<Remote> {
+        let mut row = sqlx::query_as::<_, RemoteRow>(&format!(
             "SELECT {} FROM remotes WHERE id = $1",
             RemoteRow::COLUMNS
         ))
@@ -82,6 +87,16 @@ impl Remote {
         .fetch_optional(pool)
         .await?
         .with_context(|| format!("remote {id} does not exist"))?;
+        for secret in [
+            &mut row.password,
+            &mut row.proxy_password,
+            &mut row.client_key,
+        ] {
+            if let Some(sealed) = secret.as_deref() {
+                *secret = Some(secrets.open(sealed)?);
+            }
+        }
+        row.headers = secrets.open(&row.headers)?;
         Ok(Remote { row })
     }
 

@@ -174,6 +174,12 @@ impl TestApp {
         self.base_url = url.trim_end_matches('/').to_owned();
     }
 
+    /// The PostgreSQL URL of its database (`None` on SQLite, whose file is in the data
+    /// directory).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.url()
+    }
+
     /// `http://127.0.0.1:PORT` followed by `path` (an absolute path such as a `pulp_href`).
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {

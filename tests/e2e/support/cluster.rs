@@ -243,6 +243,8 @@ pub struct Cluster {
     pub workers: Vec<WorkerProcess>,
     pub s3: S3Server,
     database: Database,
+    /// The database encryption key every process shares, as an operator deploys it.
+    _key_dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -253,7 +255,17 @@ impl Cluster {
         .await;
         let url = database.url().expect("a PostgreSQL URL").to_owned();
         let s3 = S3Server::start().await;
-        let env = s3.env();
+        let mut env = s3.env();
+        // One key file for all processes: they share the secrets stored in the database.
+        let key_dir = tempfile::tempdir().expect("a directory for the shared key");
+        env.push((
+            "GRANARY_DB_ENCRYPTION_KEY".into(),
+            key_dir
+                .path()
+                .join("db_encryption.key")
+                .display()
+                .to_string(),
+        ));
         // One password for all serve processes: they share the users table.
         let password = random_hex(16);
         let mut cluster = Cluster {
@@ -261,6 +273,7 @@ impl Cluster {
             workers: Vec::new(),
             s3,
             database,
+            _key_dir: key_dir,
         };
         for _ in 0..serves {
             let mut options = AppOptions::default()
