@@ -16,6 +16,7 @@ sqlite_and_postgres!(
     a_role_on_one_object_opens_it_to_another_user,
     only_staff_manage_plugins,
     a_task_and_an_upload_belong_to_who_started_them,
+    the_private_team_repository_of_the_security_guide,
 );
 
 const OLIVIA: As<'static> = As::Basic("olivia", "olivia-password");
@@ -495,5 +496,83 @@ async fn a_task_and_an_upload_belong_to_who_started_them(backend: Backend) {
         json!([]),
         "Sam's chunk was not stored: {}",
         mine.body
+    );
+}
+
+/// The worked example of `docs/security.md`, step by step: a group allowed to create file
+/// repositories and remotes; a member creates a repository and owns it; a user outside the group
+/// does not see it until its owner gives the whole group the viewer role, and then only members
+/// see it.
+async fn the_private_team_repository_of_the_security_guide(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    for user in ["olivia", "sam", "tom"] {
+        create_user(&app, user).await;
+    }
+    let group = app
+        .create(&format!("{API}/groups/"), json!({"name": "team"}))
+        .await;
+    let group = str_field(&group, "pulp_href").to_owned();
+    for member in ["olivia", "tom"] {
+        app.create(&format!("{group}users/"), json!({"username": member}))
+            .await;
+    }
+    for role in ["file.filerepository_creator", "file.fileremote_creator"] {
+        app.create(
+            &format!("{group}roles/"),
+            json!({"role": role, "content_object": null}),
+        )
+        .await;
+    }
+    let repositories = format!("{API}/repositories/file/file/");
+    let created = call(
+        &app,
+        Method::POST,
+        &repositories,
+        OLIVIA,
+        Some(json!({"name": "team-files"})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let repository = str_field(&created.body, "pulp_href").to_owned();
+    let tom = As::Basic("tom", "tom-password");
+    for who in [SAM, tom] {
+        assert_eq!(count_as(&app, &repositories, who).await, 0);
+        let shown = call(&app, Method::GET, &repository, who, None).await;
+        assert_eq!(shown.status, StatusCode::NOT_FOUND, "{}", shown.body);
+    }
+
+    let viewer = json!({"role": "file.filerepository_viewer", "groups": ["team"]});
+    let added = call(
+        &app,
+        Method::POST,
+        &format!("{repository}add_role/"),
+        OLIVIA,
+        Some(viewer),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert_eq!(
+        count_as(&app, &repositories, tom).await,
+        1,
+        "a member sees it"
+    );
+    assert_eq!(
+        count_as(&app, &repositories, SAM).await,
+        0,
+        "an outsider does not"
+    );
+    let changed = call(
+        &app,
+        Method::PATCH,
+        &repository,
+        tom,
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(
+        changed.status,
+        StatusCode::FORBIDDEN,
+        "viewing is not changing: {}",
+        changed.body
     );
 }
