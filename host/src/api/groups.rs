@@ -7,7 +7,6 @@
 //! the `groups/users` policy: listing members needs view on the group, adding and removing
 //! them change.
 
-use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,11 +14,10 @@ use axum::routing::{MethodRouter, delete, get};
 
 use super::routes::Routes;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::{self, Editable};
+use super::in_place::{self, CoreObject, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
@@ -33,21 +31,19 @@ use crate::rbac::Object;
 use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 
-/// The access policy of groups.
-const VIEWSET: &str = "groups";
 /// The access policy of their members.
 const MEMBERS: &str = "groups/users";
 
 /// Routes.
 pub fn router() -> Routes {
     Routes::new()
-        .route("/pulp/api/v3/groups/", get(list).post(create))
+        .route(
+            "/pulp/api/v3/groups/",
+            get(in_place::list::<Group>).post(create),
+        )
         .route(
             "/pulp/api/v3/groups/{id}/",
-            get(read)
-                .put(in_place::replace::<Group>)
-                .patch(in_place::update::<Group>)
-                .delete(destroy),
+            in_place::object::<Group>().delete(in_place::destroy::<Group>),
         )
         .route(
             "/pulp/api/v3/groups/{id}/users/",
@@ -126,66 +122,28 @@ impl From<Group> for GroupView {
     }
 }
 
-/// The groups the caller may see.
-async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
-    caller
-        .visibility(app, VIEWSET, "core.view_group", "id")
-        .await
+impl CoreObject for Group {
+    const VIEWSET: &'static str = "groups";
+    type View = GroupView;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
+        caller
+            .visibility(app, Self::VIEWSET, "core.view_group", "id")
+            .await
+    }
+
+    async fn views(_app: &App, groups: Vec<Group>) -> ApiResult<Vec<GroupView>> {
+        Ok(groups.into_iter().map(GroupView::from).collect())
+    }
 }
 
 /// The group `id` when the caller may see it; 404 otherwise.
 pub(crate) async fn visible(app: &App, caller: &Caller, id: &str) -> ApiResult<Group> {
-    let visibility = visibility(app, caller).await?;
-    fetch_by_id(&app.db, id, Conditions::new(), &visibility).await
-}
-
-impl Group {
-    /// Its id.
-    pub(crate) fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The subject of an action on it.
-    fn subject(&self) -> Subject {
-        Subject {
-            object: Some(self.id.clone()),
-            ..Subject::default()
-        }
-    }
-}
-
-async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, VIEWSET, "list", &Subject::default())
-        .await?;
-    let visibility = visibility(&app, &caller).await?;
-    list::list::<Group, _>(
-        &app,
-        &query,
-        &uri,
-        Conditions::new(),
-        &visibility,
-        GroupView::from,
-    )
-    .await
-}
-
-async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let group = visible(&app, &caller, &id).await?;
-    caller
-        .authorize(&app, VIEWSET, "retrieve", &group.subject())
-        .await?;
-    Ok(list::shaped(&uri, &GroupView::from(group)))
+    in_place::visible(app, caller, id).await
 }
 
 /// A group's writable fields.
@@ -236,11 +194,6 @@ async fn group_name(
     Ok(Some(name))
 }
 
-async fn load(app: &App, id: &str) -> ApiResult<GroupView> {
-    let group: Group = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
-    Ok(GroupView::from(group))
-}
-
 /// Creates a group; its creator gets the roles the policy's creation hooks name (its owner).
 async fn create(
     State(app): State<AppState>,
@@ -248,7 +201,7 @@ async fn create(
     fields: Fields,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, VIEWSET, "create", &Subject::default())
+        .authorize(&app, Group::VIEWSET, "create", &Subject::default())
         .await?;
     let id = new_id();
     let stamp = now();
@@ -265,28 +218,22 @@ async fn create(
     caller
         .created(
             &app,
-            VIEWSET,
+            Group::VIEWSET,
             Object {
                 id: &id,
                 href: &href,
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, list::json(&load(&app, &id).await?)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        in_place::answer::<Group>(&app, &id).await?,
+    )
+        .into_response())
 }
 
 impl Editable for Group {
-    async fn change(
-        app: &App,
-        caller: &Caller,
-        id: &str,
-        fields: &Fields,
-        whole: bool,
-    ) -> ApiResult<Json<Value>> {
-        let group = visible(app, caller, id).await?;
-        caller
-            .authorize(app, VIEWSET, in_place::action(whole), &group.subject())
-            .await?;
+    async fn change(app: &App, group: Group, fields: &Fields, whole: bool) -> ApiResult<()> {
         let mut tx = app.db.begin_write().await?;
         if let Some(name) = group_name(&mut tx, fields, whole, &group.id).await? {
             sqlx::query("UPDATE groups SET name = $2, updated = $3 WHERE id = $1")
@@ -297,34 +244,28 @@ impl Editable for Group {
                 .await?;
         }
         tx.commit().await?;
-        Ok(list::json(&load(app, &group.id).await?))
+        Ok(())
     }
 }
 
-/// Deletes a group: its members leave it, and the roles it held and those held on it go.
-async fn destroy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let group = visible(&app, &caller, &id).await?;
-    caller
-        .authorize(&app, VIEWSET, "destroy", &group.subject())
-        .await?;
-    let mut tx = app.db.begin_write().await?;
-    for (table, column) in [
-        ("group_users", "group_id"),
-        ("role_assignments", "group_id"),
-        ("role_assignments", "object_id"),
-        ("groups", "id"),
-    ] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
-            .bind(&group.id)
-            .execute(&mut *tx)
-            .await?;
+/// Deleting a group: its members leave it, and the roles it held and those held on it go.
+impl Deletable for Group {
+    async fn delete(app: &App, group: Group) -> ApiResult<()> {
+        let mut tx = app.db.begin_write().await?;
+        for (table, column) in [
+            ("group_users", "group_id"),
+            ("role_assignments", "group_id"),
+            ("role_assignments", "object_id"),
+            ("groups", "id"),
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
+                .bind(&group.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A member of a group: a row of `users` joined to `group_users`.
@@ -375,7 +316,7 @@ fn members_of(group_id: &str) -> Conditions {
 async fn membership(app: &App, caller: &Caller, id: &str, action: &str) -> ApiResult<Group> {
     let group = visible(app, caller, id).await?;
     caller
-        .authorize(app, MEMBERS, action, &group.subject())
+        .authorize(app, MEMBERS, action, &in_place::on(&group.id))
         .await?;
     Ok(group)
 }
@@ -480,7 +421,7 @@ fn role_action(action: RoleAction) -> MethodRouter<AppState> {
                 id: &group.id,
                 href: &href,
             };
-            object_roles::act(&app, &caller, action, VIEWSET, object, &fields).await
+            object_roles::act(&app, &caller, action, Group::VIEWSET, object, &fields).await
         },
     )
 }

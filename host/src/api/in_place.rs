@@ -1,36 +1,166 @@
-//! `PUT` and `PATCH` of the resources changed in place rather than in a task (roles, groups,
-//! access policies): both routes take the same path and body and differ only in whether the
-//! fields a create requires must be given, so a resource writes that change once
-//! ([`Editable::change`]) and routes to [`replace`] and [`update`].
+//! The core objects addressed by id and changed in place rather than in a task (roles, groups,
+//! access policies): their list, show, `PUT`, `PATCH` and `DELETE` handlers, written once here
+//! as [`super::typed`] writes those of plugin-typed resources.
+//!
+//! Each takes the same steps: the object the caller may see (404 otherwise), the access
+//! policy's verdict on the action (403), the change, the object as it is then. A resource says
+//! what differs in a [`CoreObject`] impl: its policy, its view, which rows the caller may see,
+//! and for the changes [`Editable::change`] and [`Deletable::delete`]. `PUT` and `PATCH` take the
+//! same path and body and differ only in whether the fields a create requires must be given, so a
+//! resource writes that change once and routes to [`replace`] and [`update`].
 
 use std::future::Future;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::access::Caller;
+use super::list::{self, Conditions, ListQuery, Page, Resource, Visibility, fetch_by_id};
 use super::support::Fields;
 use crate::error::ApiResult;
+use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 
+/// A core resource whose objects are addressed by id and answered as one view.
+pub trait CoreObject: Resource + Sized {
+    /// The access policy of its routes.
+    const VIEWSET: &'static str;
+
+    /// How the API shows one.
+    type View: Serialize + Send;
+
+    /// Its id.
+    fn id(&self) -> &str;
+
+    /// The rows the caller may see: every row unless the resource scopes them.
+    fn visibility(
+        _app: &App,
+        _caller: &Caller,
+    ) -> impl Future<Output = ApiResult<Visibility>> + Send {
+        async { Ok(Visibility::all()) }
+    }
+
+    /// The conditions of the list filters the resource reads itself (none unless it has some).
+    fn filters(_query: &ListQuery) -> Conditions {
+        Conditions::new()
+    }
+
+    /// The views of `rows`, in their order (one call for a page, so a resource may read what
+    /// they need in one query).
+    fn views(app: &App, rows: Vec<Self>)
+    -> impl Future<Output = ApiResult<Vec<Self::View>>> + Send;
+}
+
 /// A resource whose objects are changed in place.
-pub trait Editable {
-    /// Changes object `id` as the caller asks, answering it as it is then; `whole` is a `PUT`
-    /// (its required fields must be given, and the policy action is `update`, not
-    /// `partial_update`).
+pub trait Editable: CoreObject {
+    /// Changes `object` as the caller asks (the policy already allowed it); `whole` is a `PUT`,
+    /// whose required fields must be given.
     fn change(
         app: &App,
-        caller: &Caller,
-        id: &str,
+        object: Self,
         fields: &Fields,
         whole: bool,
-    ) -> impl Future<Output = ApiResult<Json<Value>>> + Send;
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+}
+
+/// A resource whose objects the API deletes.
+pub trait Deletable: CoreObject {
+    /// Deletes `object` and what hangs on it (the policy already allowed it).
+    fn delete(app: &App, object: Self) -> impl Future<Output = ApiResult<()>> + Send;
+}
+
+/// The subject of an action on object `id`.
+pub fn on(id: &str) -> Subject {
+    Subject {
+        object: Some(id.to_owned()),
+        ..Subject::default()
+    }
+}
+
+/// The object `id` when the caller may see it; 404 otherwise.
+pub async fn visible<O: CoreObject>(app: &App, caller: &Caller, id: &str) -> ApiResult<O> {
+    let visibility = O::visibility(app, caller).await?;
+    fetch_by_id(&app.db, id, Conditions::new(), &visibility).await
+}
+
+/// The object `id` once the caller may take `action` on it: 404 when they may not see it, 403
+/// when the policy refuses them.
+pub async fn authorized<O: CoreObject>(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> ApiResult<O> {
+    let object: O = visible(app, caller, id).await?;
+    caller
+        .authorize(app, O::VIEWSET, action, &on(object.id()))
+        .await?;
+    Ok(object)
+}
+
+/// The view of `object`.
+async fn view<O: CoreObject>(app: &App, object: O) -> ApiResult<O::View> {
+    let mut views = O::views(app, vec![object]).await?;
+    Ok(views.pop().expect("a view of every row"))
+}
+
+/// The object `id` as the answer to a create or change shows it.
+pub async fn answer<O: CoreObject>(app: &App, id: &str) -> ApiResult<Json<Value>> {
+    let object: O = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
+    Ok(list::json(&view(app, object).await?))
+}
+
+/// `GET …/`: the objects the caller may see.
+pub async fn list<O: CoreObject>(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, O::VIEWSET, "list", &Subject::default())
+        .await?;
+    let visibility = O::visibility(&app, &caller).await?;
+    let page = Page::from_query(&query)?;
+    let (total, rows) =
+        list::fetch_page::<O>(&app.db, &query, O::filters(&query), &visibility, &page).await?;
+    let views = O::views(&app, rows).await?;
+    Ok(page.respond(&app, &uri, total, views))
+}
+
+/// `GET …/<id>/`
+pub async fn read<O: CoreObject>(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let object: O = authorized(&app, &caller, &id, "retrieve").await?;
+    Ok(list::shaped(&uri, &view(&app, object).await?))
 }
 
 /// The access-policy action of a change.
-pub fn action(whole: bool) -> &'static str {
+fn action(whole: bool) -> &'static str {
     if whole { "update" } else { "partial_update" }
+}
+
+/// `PUT` (`whole`) or `PATCH` of object `id`, answered as it is then.
+async fn change<E: Editable>(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    fields: &Fields,
+    whole: bool,
+) -> ApiResult<Json<Value>> {
+    let object: E = authorized(app, caller, id, action(whole)).await?;
+    let id = object.id().to_owned();
+    E::change(app, object, fields, whole).await?;
+    answer::<E>(app, &id).await
 }
 
 /// `PUT …/<id>/`: the whole object.
@@ -40,7 +170,7 @@ pub async fn replace<E: Editable>(
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
-    E::change(&app, &caller, &id, &fields, true).await
+    change::<E>(&app, &caller, &id, &fields, true).await
 }
 
 /// `PATCH …/<id>/`: the fields given.
@@ -50,5 +180,21 @@ pub async fn update<E: Editable>(
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
-    E::change(&app, &caller, &id, &fields, false).await
+    change::<E>(&app, &caller, &id, &fields, false).await
+}
+
+/// `DELETE …/<id>/`
+pub async fn destroy<D: Deletable>(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let object: D = authorized(&app, &caller, &id, "destroy").await?;
+    D::delete(&app, object).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The handlers of `…/<id>/` of an object changed in place: show, `PUT` and `PATCH`.
+pub fn object<E: Editable>() -> MethodRouter<AppState> {
+    get(read::<E>).put(replace::<E>).patch(update::<E>)
 }
