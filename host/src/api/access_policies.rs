@@ -14,7 +14,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::{self, CoreObject, Editable};
+use super::core_objects::{self, CoreObject, Editable};
 use super::list::{Filter, Identity, ListSpec, Resource};
 use super::support::Fields;
 use crate::db::now;
@@ -29,11 +29,11 @@ pub fn router() -> Routes {
     Routes::new()
         .route(
             "/pulp/api/v3/access_policies/",
-            get(in_place::list::<PolicyRow>),
+            get(core_objects::list::<PolicyRow>),
         )
         .route(
             "/pulp/api/v3/access_policies/{id}/",
-            in_place::object::<PolicyRow>(),
+            core_objects::object::<PolicyRow>(),
         )
         .route("/pulp/api/v3/access_policies/{id}/reset/", post(reset))
 }
@@ -221,14 +221,14 @@ async fn reset(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let row: PolicyRow = in_place::authorized(&app, &caller, &id, "reset").await?;
+    let row: PolicyRow = core_objects::authorized(&app, &caller, &id, "reset").await?;
     if !rbac::reset_policy(&app.db, &app.plugins.rest_names(), &row.viewset_name).await? {
         return Err(ApiError::bad_request(format!(
             "{} has no default policy to reset to.",
             row.viewset_name
         )));
     }
-    in_place::answer::<PolicyRow>(&app, &row.id).await
+    core_objects::answer::<PolicyRow>(&app, &row.id).await
 }
 
 #[cfg(test)]

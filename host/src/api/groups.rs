@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::{self, CoreObject, Deletable, Editable};
+use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
@@ -28,7 +28,6 @@ use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::Object;
-use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 
 /// The access policy of their members.
@@ -37,13 +36,10 @@ const MEMBERS: &str = "groups/users";
 /// Routes.
 pub fn router() -> Routes {
     Routes::new()
-        .route(
-            "/pulp/api/v3/groups/",
-            get(in_place::list::<Group>).post(create),
-        )
+        .route("/pulp/api/v3/groups/", core_objects::collection::<Group>())
         .route(
             "/pulp/api/v3/groups/{id}/",
-            in_place::object::<Group>().delete(in_place::destroy::<Group>),
+            core_objects::object::<Group>().delete(core_objects::destroy::<Group>),
         )
         .route(
             "/pulp/api/v3/groups/{id}/users/",
@@ -143,7 +139,7 @@ impl CoreObject for Group {
 
 /// The group `id` when the caller may see it; 404 otherwise.
 pub(crate) async fn visible(app: &App, caller: &Caller, id: &str) -> ApiResult<Group> {
-    in_place::visible(app, caller, id).await
+    core_objects::visible(app, caller, id).await
 }
 
 /// A group's writable fields.
@@ -194,42 +190,33 @@ async fn group_name(
     Ok(Some(name))
 }
 
-/// Creates a group; its creator gets the roles the policy's creation hooks name (its owner).
-async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, Group::VIEWSET, "create", &Subject::default())
-        .await?;
-    let id = new_id();
-    let stamp = now();
-    let mut tx = app.db.begin_write().await?;
-    let name = group_name(&mut tx, &fields, true, &id).await?;
-    sqlx::query("INSERT INTO groups (id, name, created, updated) VALUES ($1, $2, $3, $3)")
-        .bind(&id)
-        .bind(name)
-        .bind(&stamp)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    let href = href(&id);
-    caller
-        .created(
-            &app,
-            Group::VIEWSET,
-            Object {
-                id: &id,
-                href: &href,
-            },
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        in_place::answer::<Group>(&app, &id).await?,
-    )
-        .into_response())
+/// Creating a group: its creator gets the roles the policy's creation hooks name (its owner).
+impl Creatable for Group {
+    async fn insert(app: &App, caller: &Caller, fields: &Fields) -> ApiResult<String> {
+        let id = new_id();
+        let stamp = now();
+        let mut tx = app.db.begin_write().await?;
+        let name = group_name(&mut tx, fields, true, &id).await?;
+        sqlx::query("INSERT INTO groups (id, name, created, updated) VALUES ($1, $2, $3, $3)")
+            .bind(&id)
+            .bind(name)
+            .bind(&stamp)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let href = href(&id);
+        caller
+            .created(
+                app,
+                Self::VIEWSET,
+                Object {
+                    id: &id,
+                    href: &href,
+                },
+            )
+            .await?;
+        Ok(id)
+    }
 }
 
 impl Editable for Group {
@@ -316,7 +303,7 @@ fn members_of(group_id: &str) -> Conditions {
 async fn membership(app: &App, caller: &Caller, id: &str, action: &str) -> ApiResult<Group> {
     let group = visible(app, caller, id).await?;
     caller
-        .authorize(app, MEMBERS, action, &in_place::on(&group.id))
+        .authorize(app, MEMBERS, action, &core_objects::on(&group.id))
         .await?;
     Ok(group)
 }

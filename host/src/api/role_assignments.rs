@@ -19,7 +19,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::CoreObject;
+use super::core_objects::CoreObject;
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, ListQuery, ListSpec, Page, Resource, Visibility,

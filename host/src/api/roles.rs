@@ -7,17 +7,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 use super::routes::Routes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::{self, CoreObject, Deletable, Editable};
+use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
     Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, in_list,
@@ -28,19 +25,15 @@ use crate::db::{Db, WriteTx, new_id, now};
 use crate::domain::hrefs::API_ROOT;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::catalog;
-use crate::rbac::policy::Subject;
-use crate::state::{App, AppState};
+use crate::state::App;
 
 /// Routes.
 pub fn router() -> Routes {
     Routes::new()
-        .route(
-            "/pulp/api/v3/roles/",
-            get(in_place::list::<Role>).post(create),
-        )
+        .route("/pulp/api/v3/roles/", core_objects::collection::<Role>())
         .route(
             "/pulp/api/v3/roles/{id}/",
-            in_place::object::<Role>().delete(in_place::destroy::<Role>),
+            core_objects::object::<Role>().delete(core_objects::destroy::<Role>),
         )
 }
 
@@ -272,37 +265,28 @@ async fn set_permissions(tx: &mut WriteTx, id: &str, permissions: &[String]) -> 
     Ok(())
 }
 
-async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, Role::VIEWSET, "create", &Subject::default())
+impl Creatable for Role {
+    async fn insert(app: &App, _caller: &Caller, fields: &Fields) -> ApiResult<String> {
+        let values = role_input(app, fields, true)?;
+        let name = values.name.unwrap_or_default();
+        let id = new_id();
+        let stamp = now();
+        let mut tx = app.db.begin_write().await?;
+        check_name_free(&mut tx, &name, &id).await?;
+        sqlx::query(
+            "INSERT INTO roles (id, name, description, locked, created, updated)
+             VALUES ($1, $2, $3, 0, $4, $4)",
+        )
+        .bind(&id)
+        .bind(&name)
+        .bind(values.description.flatten())
+        .bind(&stamp)
+        .execute(&mut *tx)
         .await?;
-    let values = role_input(&app, &fields, true)?;
-    let name = values.name.unwrap_or_default();
-    let id = new_id();
-    let stamp = now();
-    let mut tx = app.db.begin_write().await?;
-    check_name_free(&mut tx, &name, &id).await?;
-    sqlx::query(
-        "INSERT INTO roles (id, name, description, locked, created, updated)
-         VALUES ($1, $2, $3, 0, $4, $4)",
-    )
-    .bind(&id)
-    .bind(&name)
-    .bind(values.description.flatten())
-    .bind(&stamp)
-    .execute(&mut *tx)
-    .await?;
-    set_permissions(&mut tx, &id, &values.permissions.unwrap_or_default()).await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        in_place::answer::<Role>(&app, &id).await?,
-    )
-        .into_response())
+        set_permissions(&mut tx, &id, &values.permissions.unwrap_or_default()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
 }
 
 /// Refuses (403) a change to a built-in role, as Pulp does.

@@ -1,11 +1,11 @@
-//! The core objects addressed by id and changed in place rather than in a task (roles, groups,
-//! access policies): their list, show, `PUT`, `PATCH` and `DELETE` handlers, written once here
-//! as [`super::typed`] writes those of plugin-typed resources.
+//! The objects of core addressed by id (roles, groups, access policies, uploads, tasks): their
+//! list, show, create, `PUT`, `PATCH` and `DELETE` handlers, written once here as
+//! [`super::typed`] writes those of plugin-typed resources.
 //!
 //! Each takes the same steps: the object the caller may see (404 otherwise), the access
 //! policy's verdict on the action (403), the change, the object as it is then. A resource says
 //! what differs in a [`CoreObject`] impl: its policy, its view, which rows the caller may see,
-//! and for the changes [`Editable::change`] and [`Deletable::delete`]. `PUT` and `PATCH` take the
+//! and for the changes [`Creatable::insert`], [`Editable::change`] and [`Deletable::delete`]. `PUT` and `PATCH` take the
 //! same path and body and differ only in whether the fields a create requires must be given, so a
 //! resource writes that change once and routes to [`replace`] and [`update`].
 
@@ -14,7 +14,7 @@ use std::future::Future;
 use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Serialize;
 use serde_json::Value;
@@ -54,6 +54,17 @@ pub trait CoreObject: Resource + Sized {
     /// they need in one query).
     fn views(app: &App, rows: Vec<Self>)
     -> impl Future<Output = ApiResult<Vec<Self::View>>> + Send;
+}
+
+/// A resource whose objects the API creates.
+pub trait Creatable: CoreObject {
+    /// Creates one from `fields` (the policy already allowed it), answering its id; a resource
+    /// whose policy has creation hooks runs them here ([`Caller::created`]).
+    fn insert(
+        app: &App,
+        caller: &Caller,
+        fields: &Fields,
+    ) -> impl Future<Output = ApiResult<String>> + Send;
 }
 
 /// A resource whose objects are changed in place.
@@ -144,6 +155,19 @@ pub async fn read<O: CoreObject>(
     Ok(list::shaped(&uri, &view(&app, object).await?))
 }
 
+/// `POST …/`: 201 with the new object.
+pub async fn create<C: Creatable>(
+    State(app): State<AppState>,
+    caller: Caller,
+    fields: Fields,
+) -> ApiResult<Response> {
+    caller
+        .authorize(&app, C::VIEWSET, "create", &Subject::default())
+        .await?;
+    let id = C::insert(&app, &caller, &fields).await?;
+    Ok((StatusCode::CREATED, answer::<C>(&app, &id).await?).into_response())
+}
+
 /// The access-policy action of a change.
 fn action(whole: bool) -> &'static str {
     if whole { "update" } else { "partial_update" }
@@ -192,6 +216,11 @@ pub async fn destroy<D: Deletable>(
     let object: D = authorized(&app, &caller, &id, "destroy").await?;
     D::delete(&app, object).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The handlers of a collection `…/`: list and create.
+pub fn collection<C: Creatable>() -> MethodRouter<AppState> {
+    get(list::<C>).post(create::<C>)
 }
 
 /// The handlers of `…/<id>/` of an object changed in place: show, `PUT` and `PATCH`.
