@@ -7,7 +7,7 @@
 //! what differs in a [`CoreObject`] impl: its policy, its view, which rows the caller may see,
 //! and for the changes [`Creatable::insert`], [`Editable::change`] and [`Deletable::delete`]. `PUT` and `PATCH` take the
 //! same path and body and differ only in whether the fields a create requires must be given, so a
-//! resource writes that change once and routes to [`replace`] and [`update`].
+//! resource writes that change once and [`change`] routes both.
 
 use std::future::Future;
 
@@ -37,13 +37,9 @@ pub trait CoreObject: Resource + Sized {
     /// Its id.
     fn id(&self) -> &str;
 
-    /// The rows the caller may see: every row unless the resource scopes them.
-    fn visibility(
-        _app: &App,
-        _caller: &Caller,
-    ) -> impl Future<Output = ApiResult<Visibility>> + Send {
-        async { Ok(Visibility::all()) }
-    }
+    /// The permission to view one, when its policy may scope lists to the objects the caller
+    /// holds it on; `None`: every caller who may list sees every row.
+    const VIEW_PERMISSION: Option<&'static str> = None;
 
     /// The conditions of the list filters the resource reads itself (none unless it has some).
     fn filters(_query: &ListQuery) -> Conditions {
@@ -85,6 +81,20 @@ pub trait Deletable: CoreObject {
     fn delete(app: &App, object: Self) -> impl Future<Output = ApiResult<()>> + Send;
 }
 
+/// Deletes the rows of each `(table, column)` whose column is `id`, in order, in one
+/// transaction: an object's dependents, then the object.
+pub async fn delete_rows(app: &App, id: &str, rows: &[(&str, &str)]) -> ApiResult<()> {
+    let mut tx = app.db.begin_write().await?;
+    for (table, column) in rows {
+        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The subject of an action on object `id`.
 pub fn on(id: &str) -> Subject {
     Subject {
@@ -93,9 +103,21 @@ pub fn on(id: &str) -> Subject {
     }
 }
 
+/// The rows of `O` the caller may see.
+async fn visibility<O: CoreObject>(app: &App, caller: &Caller) -> ApiResult<Visibility> {
+    match O::VIEW_PERMISSION {
+        Some(permission) => {
+            caller
+                .visibility(app, O::VIEWSET, permission, O::SPEC.id)
+                .await
+        }
+        None => Ok(Visibility::all()),
+    }
+}
+
 /// The object `id` when the caller may see it; 404 otherwise.
 pub async fn visible<O: CoreObject>(app: &App, caller: &Caller, id: &str) -> ApiResult<O> {
-    let visibility = O::visibility(app, caller).await?;
+    let visibility = visibility::<O>(app, caller).await?;
     fetch_by_id(&app.db, id, Conditions::new(), &visibility).await
 }
 
@@ -136,7 +158,7 @@ pub async fn list<O: CoreObject>(
     caller
         .authorize(&app, O::VIEWSET, "list", &Subject::default())
         .await?;
-    let visibility = O::visibility(&app, &caller).await?;
+    let visibility = visibility::<O>(&app, &caller).await?;
     let page = Page::from_query(&query)?;
     let (total, rows) =
         list::fetch_page::<O>(&app.db, &query, O::filters(&query), &visibility, &page).await?;
@@ -173,38 +195,18 @@ fn action(whole: bool) -> &'static str {
     if whole { "update" } else { "partial_update" }
 }
 
-/// `PUT` (`whole`) or `PATCH` of object `id`, answered as it is then.
-async fn change<E: Editable>(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    fields: &Fields,
-    whole: bool,
+/// `PUT …/<id>/` (`WHOLE`: the whole object, its required fields given) or `PATCH` (the fields
+/// given), answered as the object is then.
+pub async fn change<E: Editable, const WHOLE: bool>(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    fields: Fields,
 ) -> ApiResult<Json<Value>> {
-    let object: E = authorized(app, caller, id, action(whole)).await?;
+    let object: E = authorized(&app, &caller, &id, action(WHOLE)).await?;
     let id = object.id().to_owned();
-    E::change(app, object, fields, whole).await?;
-    answer::<E>(app, &id).await
-}
-
-/// `PUT …/<id>/`: the whole object.
-pub async fn replace<E: Editable>(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change::<E>(&app, &caller, &id, &fields, true).await
-}
-
-/// `PATCH …/<id>/`: the fields given.
-pub async fn update<E: Editable>(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    fields: Fields,
-) -> ApiResult<Json<Value>> {
-    change::<E>(&app, &caller, &id, &fields, false).await
+    E::change(&app, object, &fields, WHOLE).await?;
+    answer::<E>(&app, &id).await
 }
 
 /// `DELETE …/<id>/`
@@ -225,5 +227,7 @@ pub fn collection<C: Creatable>() -> MethodRouter<AppState> {
 
 /// The handlers of `…/<id>/` of an object changed in place: show, `PUT` and `PATCH`.
 pub fn object<E: Editable>() -> MethodRouter<AppState> {
-    get(read::<E>).put(replace::<E>).patch(update::<E>)
+    get(read::<E>)
+        .put(change::<E, true>)
+        .patch(change::<E, false>)
 }

@@ -35,7 +35,7 @@ const MEMBERS: &str = "groups/users";
 
 /// Routes.
 pub fn router() -> Routes {
-    Routes::new()
+    let routes = Routes::new()
         .route("/pulp/api/v3/groups/", core_objects::collection::<Group>())
         .route(
             "/pulp/api/v3/groups/{id}/",
@@ -48,23 +48,8 @@ pub fn router() -> Routes {
         .route(
             "/pulp/api/v3/groups/{id}/users/{token}/",
             delete(remove_member),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/list_roles/",
-            role_action(RoleAction::ListRoles),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/add_role/",
-            role_action(RoleAction::AddRole),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/remove_role/",
-            role_action(RoleAction::RemoveRole),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/my_permissions/",
-            role_action(RoleAction::MyPermissions),
-        )
+        );
+    RoleAction::routes(routes, "/pulp/api/v3/groups/{id}/", role_action)
 }
 
 /// `/pulp/api/v3/groups/<id>/`
@@ -120,16 +105,11 @@ impl From<Group> for GroupView {
 
 impl CoreObject for Group {
     const VIEWSET: &'static str = "groups";
+    const VIEW_PERMISSION: Option<&'static str> = Some("core.view_group");
     type View = GroupView;
 
     fn id(&self) -> &str {
         &self.id
-    }
-
-    async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
-        caller
-            .visibility(app, Self::VIEWSET, "core.view_group", "id")
-            .await
     }
 
     async fn views(_app: &App, groups: Vec<Group>) -> ApiResult<Vec<GroupView>> {
@@ -238,20 +218,17 @@ impl Editable for Group {
 /// Deleting a group: its members leave it, and the roles it held and those held on it go.
 impl Deletable for Group {
     async fn delete(app: &App, group: Group) -> ApiResult<()> {
-        let mut tx = app.db.begin_write().await?;
-        for (table, column) in [
-            ("group_users", "group_id"),
-            ("role_assignments", "group_id"),
-            ("role_assignments", "object_id"),
-            ("groups", "id"),
-        ] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
-                .bind(&group.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        core_objects::delete_rows(
+            app,
+            &group.id,
+            &[
+                ("group_users", "group_id"),
+                ("role_assignments", "group_id"),
+                ("role_assignments", "object_id"),
+                ("groups", "id"),
+            ],
+        )
+        .await
     }
 }
 

@@ -340,18 +340,15 @@ impl Editable for Role {
 impl Deletable for Role {
     async fn delete(app: &App, role: Role) -> ApiResult<()> {
         unlocked(&role, "deleted")?;
-        let mut tx = app.db.begin_write().await?;
-        for (table, column) in [
-            ("role_assignments", "role_id"),
-            ("role_permissions", "role_id"),
-            ("roles", "id"),
-        ] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
-                .bind(&role.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        core_objects::delete_rows(
+            app,
+            &role.id,
+            &[
+                ("role_assignments", "role_id"),
+                ("role_permissions", "role_id"),
+                ("roles", "id"),
+            ],
+        )
+        .await
     }
 }

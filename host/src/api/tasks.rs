@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Deletable};
 use super::list::{
-    Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, Visibility,
-    split_list,
+    Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, split_list,
 };
 use super::routes::Routes;
 use super::support::{Fields, json_column};
@@ -261,16 +260,11 @@ fn resource_filters(query: &ListQuery) -> Conditions {
 /// `tasks/`: Pulp's filters and ordering, newest first by default.
 impl CoreObject for Task {
     const VIEWSET: &'static str = "tasks";
+    const VIEW_PERMISSION: Option<&'static str> = Some("core.view_task");
     type View = TaskView;
 
     fn id(&self) -> &str {
         &self.id
-    }
-
-    async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
-        caller
-            .visibility(app, Self::VIEWSET, "core.view_task", "id")
-            .await
     }
 
     fn filters(query: &ListQuery) -> Conditions {
@@ -340,14 +334,11 @@ impl Deletable for Task {
         ) {
             return Err(ApiError::conflict("Only finished tasks can be deleted."));
         }
-        let mut tx = app.db.begin_write().await?;
-        for (table, column) in [("task_resources", "task_id"), ("tasks", "id")] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
-                .bind(&task.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        core_objects::delete_rows(
+            app,
+            &task.id,
+            &[("task_resources", "task_id"), ("tasks", "id")],
+        )
+        .await
     }
 }

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable};
-use super::list::{self, Filter, Identity, ListSpec, Resource, Visibility};
+use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::routes::Routes;
 use super::support::{Fields, next_field, spawn_task, stage_file};
 use crate::db::{Backend, new_id, now};
@@ -107,16 +107,11 @@ impl From<Upload> for UploadView {
 
 impl CoreObject for Upload {
     const VIEWSET: &'static str = "uploads";
+    const VIEW_PERMISSION: Option<&'static str> = Some("core.view_upload");
     type View = UploadView;
 
     fn id(&self) -> &str {
         &self.id
-    }
-
-    async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
-        caller
-            .visibility(app, Self::VIEWSET, "core.view_upload", "id")
-            .await
     }
 
     async fn views(_app: &App, uploads: Vec<Upload>) -> ApiResult<Vec<UploadView>> {
