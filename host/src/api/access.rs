@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde_json::Value;
 
-use super::list::{Bind, Conditions, Resource, Visibility, fetch_by_id};
+use super::list::{Bind, Conditions, Visibility};
 use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::{self, Principal, Subject};
@@ -132,27 +132,6 @@ impl Caller {
             .permissions(app)
             .visible(view_permission, id_column)
             .await?)
-    }
-
-    /// The object `id` of a core endpoint (`tasks`, `uploads`) for `action` by the caller: 404
-    /// when they may not see it (`view_permission`), 403 when the policy refuses them `action`.
-    pub async fn fetch<R: Resource>(
-        &self,
-        app: &App,
-        (viewset, view_permission): (&str, &str),
-        id: &str,
-        action: &str,
-    ) -> ApiResult<R> {
-        let visibility = self
-            .visibility(app, viewset, view_permission, R::SPEC.id)
-            .await?;
-        let object = fetch_by_id::<R>(&app.db, id, Conditions::new(), &visibility).await?;
-        let subject = Subject {
-            object: Some(id.to_owned()),
-            ..Subject::default()
-        };
-        self.authorize(app, viewset, action, &subject).await?;
-        Ok(object)
     }
 
     /// Runs the creation hooks of `viewset`'s policy for a new object: its creator (the caller)

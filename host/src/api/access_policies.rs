@@ -5,8 +5,7 @@
 //! ([`crate::rbac::policy::parse_statements`]), so a policy in force always evaluates.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::response::Response;
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 
 use super::routes::Routes;
@@ -15,30 +14,26 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::{self, Editable};
-use super::list::{
-    self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
-};
+use super::core_objects::{self, CoreObject, Editable};
+use super::list::{Filter, Identity, ListSpec, Resource};
 use super::support::Fields;
 use crate::db::now;
 use crate::domain::hrefs::API_ROOT;
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::policy::{self, Subject};
+use crate::rbac::policy::{self};
 use crate::rbac::{self, POLICY_COLUMNS, PolicyRow};
 use crate::state::{App, AppState};
-
-/// The access policy of these routes.
-const VIEWSET: &str = "access_policies";
 
 /// Routes.
 pub fn router() -> Routes {
     Routes::new()
-        .route("/pulp/api/v3/access_policies/", get(list))
+        .route(
+            "/pulp/api/v3/access_policies/",
+            get(core_objects::list::<PolicyRow>),
+        )
         .route(
             "/pulp/api/v3/access_policies/{id}/",
-            get(read)
-                .put(in_place::replace::<PolicyRow>)
-                .patch(in_place::update::<PolicyRow>),
+            core_objects::object::<PolicyRow>(),
         )
         .route("/pulp/api/v3/access_policies/{id}/reset/", post(reset))
 }
@@ -70,7 +65,7 @@ impl Resource for PolicyRow {
 
 /// An access policy as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PolicyView {
+pub struct PolicyView {
     #[serde(flatten)]
     identity: Identity,
     /// The endpoint it governs: `repositories/file/file`, `tasks`.
@@ -113,50 +108,17 @@ impl From<PolicyRow> for PolicyView {
     }
 }
 
-async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, VIEWSET, "list", &Subject::default())
-        .await?;
-    list::list::<PolicyRow, _>(
-        &app,
-        &query,
-        &uri,
-        Conditions::new(),
-        &Visibility::all(),
-        PolicyView::from,
-    )
-    .await
-}
+impl CoreObject for PolicyRow {
+    const VIEWSET: &'static str = "access_policies";
+    type View = PolicyView;
 
-/// The policy `id` once the caller may take `action` on it; 404 when there is none.
-async fn authorized(app: &App, caller: &Caller, id: &str, action: &str) -> ApiResult<PolicyRow> {
-    let row: PolicyRow = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
-    let subject = Subject {
-        object: Some(row.id.clone()),
-        ..Subject::default()
-    };
-    caller.authorize(app, VIEWSET, action, &subject).await?;
-    Ok(row)
-}
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-async fn load(app: &App, id: &str) -> ApiResult<PolicyView> {
-    let row: PolicyRow = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
-    Ok(PolicyView::from(row))
-}
-
-async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let row = authorized(&app, &caller, &id, "retrieve").await?;
-    Ok(list::shaped(&uri, &PolicyView::from(row)))
+    async fn views(_app: &App, rows: Vec<PolicyRow>) -> ApiResult<Vec<PolicyView>> {
+        Ok(rows.into_iter().map(PolicyView::from).collect())
+    }
 }
 
 /// The writable fields of a policy.
@@ -214,14 +176,7 @@ fn check_hooks(field: &str, hooks: &Value) -> ApiResult<()> {
 }
 
 impl Editable for PolicyRow {
-    async fn change(
-        app: &App,
-        caller: &Caller,
-        id: &str,
-        fields: &Fields,
-        whole: bool,
-    ) -> ApiResult<Json<Value>> {
-        let row = authorized(app, caller, id, in_place::action(whole)).await?;
+    async fn change(app: &App, row: PolicyRow, fields: &Fields, whole: bool) -> ApiResult<()> {
         let values: PolicyInput = fields.parse()?;
         if whole && values.statements.is_none() {
             return Err(ApiError::field("statements", "This field is required."));
@@ -256,7 +211,7 @@ impl Editable for PolicyRow {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(list::json(&load(app, &row.id).await?))
+        Ok(())
     }
 }
 
@@ -266,14 +221,14 @@ async fn reset(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let row = authorized(&app, &caller, &id, "reset").await?;
+    let row: PolicyRow = core_objects::authorized(&app, &caller, &id, "reset").await?;
     if !rbac::reset_policy(&app.db, &app.plugins.rest_names(), &row.viewset_name).await? {
         return Err(ApiError::bad_request(format!(
             "{} has no default policy to reset to.",
             row.viewset_name
         )));
     }
-    Ok(list::json(&load(&app, &row.id).await?))
+    core_objects::answer::<PolicyRow>(&app, &row.id).await
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::Subject;
-use crate::state::AppState;
+use crate::state::{App, AppState};
+use crate::storage::ReceivedBlob;
 
 /// Routes.
 pub fn router() -> Routes {
@@ -235,24 +236,29 @@ async fn create(
             received.sha256
         )));
     }
-    let artifact = artifacts::store(
-        &app.db,
-        &app.blobs,
-        received,
-        &Expected::default(),
-        "the uploaded file",
-    )
-    .await
-    .map_err(|error| match error {
-        IngestError::Mismatch(message) => ApiError::field("file", message),
-        IngestError::Other(error) => ApiError::internal(format!("{error:#}")),
-    })?;
+    let artifact = store_received(&app, received, "the uploaded file").await?;
     artifacts::record_digests(&app.db, &artifact.id, &extra).await?;
     Ok((
         StatusCode::CREATED,
         list::json(&load(&app, &artifact.id).await?),
     )
         .into_response())
+}
+
+/// Stores bytes a client sent (`source` names them in errors) as an artifact; nothing to
+/// verify them against, the client's file defines them. A digest that does not match what the
+/// client gave is a 400 on `file`.
+pub async fn store_received(
+    app: &App,
+    received: ReceivedBlob,
+    source: &str,
+) -> ApiResult<artifacts::Artifact> {
+    artifacts::store(&app.db, &app.blobs, received, &Expected::default(), source)
+        .await
+        .map_err(|error| match error {
+            IngestError::Mismatch(message) => ApiError::field("file", message),
+            IngestError::Other(error) => ApiError::internal(format!("{error:#}")),
+        })
 }
 
 async fn destroy(

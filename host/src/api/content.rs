@@ -22,7 +22,7 @@ use super::list::{
 use super::routes::Routes;
 use super::support::{Fields, next_field, referenced, spawn_task, stage_file};
 use super::typed;
-use crate::domain::artifacts::{self, Expected};
+use crate::domain::artifacts::{self};
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
@@ -298,7 +298,7 @@ async fn create(
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let received = stage_file(&app, &mut field, |_| {}).await?;
-            artifact = Some(store_upload(&app, received).await?);
+            artifact = Some(super::artifacts::store_received(&app, received, "upload").await?);
         } else {
             let value = field
                 .text()
@@ -454,25 +454,6 @@ enum Source {
     Artifact(String),
     /// An uncommitted chunked upload, by id.
     Upload(String),
-}
-
-/// Stores uploaded bytes as an artifact (nothing to verify against: the upload defines them).
-pub async fn store_upload(
-    app: &App,
-    received: crate::storage::ReceivedBlob,
-) -> ApiResult<artifacts::Artifact> {
-    artifacts::store(
-        &app.db,
-        &app.blobs,
-        received,
-        &Expected::default(),
-        "upload",
-    )
-    .await
-    .map_err(|error| match error {
-        artifacts::IngestError::Mismatch(message) => ApiError::field("file", message),
-        artifacts::IngestError::Other(error) => ApiError::internal(format!("{error:#}")),
-    })
 }
 
 async fn artifact_by_href(app: &App, href: &str) -> ApiResult<artifacts::Artifact> {

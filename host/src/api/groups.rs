@@ -7,7 +7,6 @@
 //! the `groups/users` policy: listing members needs view on the group, adding and removing
 //! them change.
 
-use axum::Json;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,11 +14,10 @@ use axum::routing::{MethodRouter, delete, get};
 
 use super::routes::Routes;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::{self, Editable};
+use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
@@ -30,24 +28,18 @@ use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::Object;
-use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 
-/// The access policy of groups.
-const VIEWSET: &str = "groups";
 /// The access policy of their members.
 const MEMBERS: &str = "groups/users";
 
 /// Routes.
 pub fn router() -> Routes {
-    Routes::new()
-        .route("/pulp/api/v3/groups/", get(list).post(create))
+    let routes = Routes::new()
+        .route("/pulp/api/v3/groups/", core_objects::collection::<Group>())
         .route(
             "/pulp/api/v3/groups/{id}/",
-            get(read)
-                .put(in_place::replace::<Group>)
-                .patch(in_place::update::<Group>)
-                .delete(destroy),
+            core_objects::object::<Group>().delete(core_objects::destroy::<Group>),
         )
         .route(
             "/pulp/api/v3/groups/{id}/users/",
@@ -56,23 +48,8 @@ pub fn router() -> Routes {
         .route(
             "/pulp/api/v3/groups/{id}/users/{token}/",
             delete(remove_member),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/list_roles/",
-            role_action(RoleAction::ListRoles),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/add_role/",
-            role_action(RoleAction::AddRole),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/remove_role/",
-            role_action(RoleAction::RemoveRole),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/my_permissions/",
-            role_action(RoleAction::MyPermissions),
-        )
+        );
+    RoleAction::routes(routes, "/pulp/api/v3/groups/{id}/", role_action)
 }
 
 /// `/pulp/api/v3/groups/<id>/`
@@ -126,66 +103,23 @@ impl From<Group> for GroupView {
     }
 }
 
-/// The groups the caller may see.
-async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
-    caller
-        .visibility(app, VIEWSET, "core.view_group", "id")
-        .await
+impl CoreObject for Group {
+    const VIEWSET: &'static str = "groups";
+    const VIEW_PERMISSION: Option<&'static str> = Some("core.view_group");
+    type View = GroupView;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn views(_app: &App, groups: Vec<Group>) -> ApiResult<Vec<GroupView>> {
+        Ok(groups.into_iter().map(GroupView::from).collect())
+    }
 }
 
 /// The group `id` when the caller may see it; 404 otherwise.
 pub(crate) async fn visible(app: &App, caller: &Caller, id: &str) -> ApiResult<Group> {
-    let visibility = visibility(app, caller).await?;
-    fetch_by_id(&app.db, id, Conditions::new(), &visibility).await
-}
-
-impl Group {
-    /// Its id.
-    pub(crate) fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The subject of an action on it.
-    fn subject(&self) -> Subject {
-        Subject {
-            object: Some(self.id.clone()),
-            ..Subject::default()
-        }
-    }
-}
-
-async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, VIEWSET, "list", &Subject::default())
-        .await?;
-    let visibility = visibility(&app, &caller).await?;
-    list::list::<Group, _>(
-        &app,
-        &query,
-        &uri,
-        Conditions::new(),
-        &visibility,
-        GroupView::from,
-    )
-    .await
-}
-
-async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let group = visible(&app, &caller, &id).await?;
-    caller
-        .authorize(&app, VIEWSET, "retrieve", &group.subject())
-        .await?;
-    Ok(list::shaped(&uri, &GroupView::from(group)))
+    core_objects::visible(app, caller, id).await
 }
 
 /// A group's writable fields.
@@ -236,57 +170,37 @@ async fn group_name(
     Ok(Some(name))
 }
 
-async fn load(app: &App, id: &str) -> ApiResult<GroupView> {
-    let group: Group = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
-    Ok(GroupView::from(group))
-}
-
-/// Creates a group; its creator gets the roles the policy's creation hooks name (its owner).
-async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, VIEWSET, "create", &Subject::default())
-        .await?;
-    let id = new_id();
-    let stamp = now();
-    let mut tx = app.db.begin_write().await?;
-    let name = group_name(&mut tx, &fields, true, &id).await?;
-    sqlx::query("INSERT INTO groups (id, name, created, updated) VALUES ($1, $2, $3, $3)")
-        .bind(&id)
-        .bind(name)
-        .bind(&stamp)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    let href = href(&id);
-    caller
-        .created(
-            &app,
-            VIEWSET,
-            Object {
-                id: &id,
-                href: &href,
-            },
-        )
-        .await?;
-    Ok((StatusCode::CREATED, list::json(&load(&app, &id).await?)).into_response())
+/// Creating a group: its creator gets the roles the policy's creation hooks name (its owner).
+impl Creatable for Group {
+    async fn insert(app: &App, caller: &Caller, fields: &Fields) -> ApiResult<String> {
+        let id = new_id();
+        let stamp = now();
+        let mut tx = app.db.begin_write().await?;
+        let name = group_name(&mut tx, fields, true, &id).await?;
+        sqlx::query("INSERT INTO groups (id, name, created, updated) VALUES ($1, $2, $3, $3)")
+            .bind(&id)
+            .bind(name)
+            .bind(&stamp)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let href = href(&id);
+        caller
+            .created(
+                app,
+                Self::VIEWSET,
+                Object {
+                    id: &id,
+                    href: &href,
+                },
+            )
+            .await?;
+        Ok(id)
+    }
 }
 
 impl Editable for Group {
-    async fn change(
-        app: &App,
-        caller: &Caller,
-        id: &str,
-        fields: &Fields,
-        whole: bool,
-    ) -> ApiResult<Json<Value>> {
-        let group = visible(app, caller, id).await?;
-        caller
-            .authorize(app, VIEWSET, in_place::action(whole), &group.subject())
-            .await?;
+    async fn change(app: &App, group: Group, fields: &Fields, whole: bool) -> ApiResult<()> {
         let mut tx = app.db.begin_write().await?;
         if let Some(name) = group_name(&mut tx, fields, whole, &group.id).await? {
             sqlx::query("UPDATE groups SET name = $2, updated = $3 WHERE id = $1")
@@ -297,34 +211,25 @@ impl Editable for Group {
                 .await?;
         }
         tx.commit().await?;
-        Ok(list::json(&load(app, &group.id).await?))
+        Ok(())
     }
 }
 
-/// Deletes a group: its members leave it, and the roles it held and those held on it go.
-async fn destroy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let group = visible(&app, &caller, &id).await?;
-    caller
-        .authorize(&app, VIEWSET, "destroy", &group.subject())
-        .await?;
-    let mut tx = app.db.begin_write().await?;
-    for (table, column) in [
-        ("group_users", "group_id"),
-        ("role_assignments", "group_id"),
-        ("role_assignments", "object_id"),
-        ("groups", "id"),
-    ] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
-            .bind(&group.id)
-            .execute(&mut *tx)
-            .await?;
+/// Deleting a group: its members leave it, and the roles it held and those held on it go.
+impl Deletable for Group {
+    async fn delete(app: &App, group: Group) -> ApiResult<()> {
+        core_objects::delete_rows(
+            app,
+            &group.id,
+            &[
+                ("group_users", "group_id"),
+                ("role_assignments", "group_id"),
+                ("role_assignments", "object_id"),
+                ("groups", "id"),
+            ],
+        )
+        .await
     }
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A member of a group: a row of `users` joined to `group_users`.
@@ -375,7 +280,7 @@ fn members_of(group_id: &str) -> Conditions {
 async fn membership(app: &App, caller: &Caller, id: &str, action: &str) -> ApiResult<Group> {
     let group = visible(app, caller, id).await?;
     caller
-        .authorize(app, MEMBERS, action, &group.subject())
+        .authorize(app, MEMBERS, action, &core_objects::on(&group.id))
         .await?;
     Ok(group)
 }
@@ -480,7 +385,7 @@ fn role_action(action: RoleAction) -> MethodRouter<AppState> {
                 id: &group.id,
                 href: &href,
             };
-            object_roles::act(&app, &caller, action, VIEWSET, object, &fields).await
+            object_roles::act(&app, &caller, action, Group::VIEWSET, object, &fields).await
         },
     )
 }

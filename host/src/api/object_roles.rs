@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::access::Caller;
+use super::core_objects;
 use super::list;
+use super::routes::Routes;
 use super::support::Fields;
 use crate::db::Db;
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::catalog::{Kind, Model};
-use crate::rbac::policy::Subject;
 use crate::rbac::{self, Holder, Object};
 use crate::state::{App, AppState};
 
@@ -41,13 +42,26 @@ pub enum RoleAction {
 }
 
 impl RoleAction {
-    /// Every role action.
+    /// Every role action, in the order their routes are registered.
     pub const ALL: [RoleAction; 4] = [
         RoleAction::ListRoles,
         RoleAction::AddRole,
         RoleAction::RemoveRole,
         RoleAction::MyPermissions,
     ];
+
+    /// The routes of every role action on the objects under `object` (a template ending in
+    /// `/`), each served by what `handlers` makes of it.
+    pub fn routes(
+        mut routes: Routes,
+        object: &str,
+        handlers: impl Fn(RoleAction) -> MethodRouter<AppState>,
+    ) -> Routes {
+        for action in RoleAction::ALL {
+            routes = routes.route(format!("{object}{}/", action.name()), handlers(action));
+        }
+        routes
+    }
 
     /// `handler` routed with the action's method (`GET` to read, `POST` to change).
     pub fn route<H, T>(self, handler: H) -> MethodRouter<AppState>
@@ -82,10 +96,7 @@ pub async fn act(
     object: Object<'_>,
     fields: &Fields,
 ) -> ApiResult<Response> {
-    let subject = Subject {
-        object: Some(object.id.to_owned()),
-        ..Subject::default()
-    };
+    let subject = core_objects::on(object.id);
     caller
         .authorize(app, viewset, action.name(), &subject)
         .await?;

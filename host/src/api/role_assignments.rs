@@ -19,6 +19,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
+use super::core_objects::CoreObject;
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, ListQuery, ListSpec, Page, Resource, Visibility,
@@ -34,23 +35,16 @@ use crate::state::{App, AppState};
 
 /// Routes.
 pub fn router() -> Routes {
-    Routes::new()
-        .route(
-            "/pulp/api/v3/users/{id}/roles/",
-            get(list::<OfUser>).post(create::<OfUser>),
-        )
-        .route(
-            "/pulp/api/v3/users/{id}/roles/{token}/",
-            get(read::<OfUser>).delete(destroy::<OfUser>),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/roles/",
-            get(list::<OfGroup>).post(create::<OfGroup>),
-        )
-        .route(
-            "/pulp/api/v3/groups/{id}/roles/{token}/",
-            get(read::<OfGroup>).delete(destroy::<OfGroup>),
-        )
+    holder_routes::<OfGroup>(holder_routes::<OfUser>(Routes::new()))
+}
+
+/// The routes of the assignments of `K`'s holders.
+fn holder_routes<K: Of + 'static>(routes: Routes) -> Routes {
+    let assignments = format!("/pulp/api/v3/{}/{{id}}/roles/", K::COLLECTION);
+    let assignment = format!("{assignments}{{token}}/");
+    routes
+        .route(assignments, get(list::<K>).post(create::<K>))
+        .route(assignment, get(read::<K>).delete(destroy::<K>))
 }
 
 /// Who the routes' assignments belong to: a user or a group, by id.
@@ -63,6 +57,8 @@ enum Kind {
 /// The kind of holder a route is about (the routes of users and groups differ only in that).
 trait Of {
     const KIND: Kind;
+    /// The collection of holders, under the API root.
+    const COLLECTION: &'static str;
 }
 
 /// `users/<id>/roles/`
@@ -70,6 +66,7 @@ struct OfUser;
 
 impl Of for OfUser {
     const KIND: Kind = Kind::User;
+    const COLLECTION: &'static str = "users";
 }
 
 /// `groups/<id>/roles/`
@@ -77,6 +74,7 @@ struct OfGroup;
 
 impl Of for OfGroup {
     const KIND: Kind = Kind::Group;
+    const COLLECTION: &'static str = "groups";
 }
 
 /// The holder a request is about, once the caller may see it.

@@ -7,45 +7,33 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 use super::routes::Routes;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::in_place::{self, Editable};
+use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Page, Resource,
-    Visibility, fetch_by_id, in_list, split_list,
+    Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, in_list,
+    split_list,
 };
 use super::support::Fields;
 use crate::db::{Db, WriteTx, new_id, now};
 use crate::domain::hrefs::API_ROOT;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::catalog;
-use crate::rbac::policy::Subject;
-use crate::state::{App, AppState};
-
-/// The access policy of these routes.
-const VIEWSET: &str = "roles";
+use crate::state::App;
 
 /// Routes.
 pub fn router() -> Routes {
     Routes::new()
-        .route("/pulp/api/v3/roles/", get(list).post(create))
+        .route("/pulp/api/v3/roles/", core_objects::collection::<Role>())
         .route(
             "/pulp/api/v3/roles/{id}/",
-            get(read)
-                .put(in_place::replace::<Role>)
-                .patch(in_place::update::<Role>)
-                .delete(destroy),
+            core_objects::object::<Role>().delete(core_objects::destroy::<Role>),
         )
 }
 
@@ -150,73 +138,46 @@ pub(crate) async fn permissions_of(
     Ok(permissions)
 }
 
-/// The response view of `role`.
-async fn view(db: &Db, role: Role) -> ApiResult<RoleView> {
-    let permissions = permissions_of(db, [role.id.as_str()])
-        .await?
-        .remove(&role.id)
-        .unwrap_or_default();
-    Ok(RoleView::of(role, permissions))
-}
+impl CoreObject for Role {
+    const VIEWSET: &'static str = "roles";
+    type View = RoleView;
 
-async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, VIEWSET, "list", &Subject::default())
-        .await?;
-    let mut conditions = Conditions::new();
-    let wanted: Vec<Bind> = query
-        .get("contains_permission")
-        .map(|wanted| split_list(wanted).map(Bind::from).collect())
-        .unwrap_or_default();
-    // As every filter, an empty value filters nothing.
-    if !wanted.is_empty() {
-        let marks = vec!["?"; wanted.len()].join(", ");
-        conditions.push(
-            &format!("id IN (SELECT role_id FROM role_permissions WHERE permission IN ({marks}))"),
-            wanted,
-        );
+    fn id(&self) -> &str {
+        &self.id
     }
-    let page = Page::from_query(&query)?;
-    let (total, roles) =
-        list::fetch_page::<Role>(&app.db, &query, conditions, &Visibility::all(), &page).await?;
-    let mut permissions =
-        permissions_of(&app.db, roles.iter().map(|role| role.id.as_str())).await?;
-    let views = roles.into_iter().map(|role| {
-        let held = permissions.remove(&role.id).unwrap_or_default();
-        RoleView::of(role, held)
-    });
-    Ok(page.respond(&app, &uri, total, views))
-}
 
-/// The role `id`, or 404.
-async fn load(app: &App, id: &str) -> ApiResult<Role> {
-    fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await
-}
-
-/// The subject of an action on role `id`.
-fn on(id: &str) -> Subject {
-    Subject {
-        object: Some(id.to_owned()),
-        ..Subject::default()
+    /// `contains_permission`: the roles holding one of these permissions.
+    fn filters(query: &ListQuery) -> Conditions {
+        let mut conditions = Conditions::new();
+        let wanted: Vec<Bind> = query
+            .get("contains_permission")
+            .map(|wanted| split_list(wanted).map(Bind::from).collect())
+            .unwrap_or_default();
+        // As every filter, an empty value filters nothing.
+        if !wanted.is_empty() {
+            let marks = vec!["?"; wanted.len()].join(", ");
+            conditions.push(
+                &format!(
+                    "id IN (SELECT role_id FROM role_permissions WHERE permission IN ({marks}))"
+                ),
+                wanted,
+            );
+        }
+        conditions
     }
-}
 
-async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Json<Value>> {
-    let role = load(&app, &id).await?;
-    caller
-        .authorize(&app, VIEWSET, "retrieve", &on(&role.id))
-        .await?;
-    Ok(list::shaped(&uri, &view(&app.db, role).await?))
+    /// The permissions of all of `roles` are read in one query.
+    async fn views(app: &App, roles: Vec<Role>) -> ApiResult<Vec<RoleView>> {
+        let mut permissions =
+            permissions_of(&app.db, roles.iter().map(|role| role.id.as_str())).await?;
+        Ok(roles
+            .into_iter()
+            .map(|role| {
+                let held = permissions.remove(&role.id).unwrap_or_default();
+                RoleView::of(role, held)
+            })
+            .collect())
+    }
 }
 
 /// A role's writable fields.
@@ -304,34 +265,28 @@ async fn set_permissions(tx: &mut WriteTx, id: &str, permissions: &[String]) -> 
     Ok(())
 }
 
-async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, VIEWSET, "create", &Subject::default())
+impl Creatable for Role {
+    async fn insert(app: &App, _caller: &Caller, fields: &Fields) -> ApiResult<String> {
+        let values = role_input(app, fields, true)?;
+        let name = values.name.unwrap_or_default();
+        let id = new_id();
+        let stamp = now();
+        let mut tx = app.db.begin_write().await?;
+        check_name_free(&mut tx, &name, &id).await?;
+        sqlx::query(
+            "INSERT INTO roles (id, name, description, locked, created, updated)
+             VALUES ($1, $2, $3, 0, $4, $4)",
+        )
+        .bind(&id)
+        .bind(&name)
+        .bind(values.description.flatten())
+        .bind(&stamp)
+        .execute(&mut *tx)
         .await?;
-    let values = role_input(&app, &fields, true)?;
-    let name = values.name.unwrap_or_default();
-    let id = new_id();
-    let stamp = now();
-    let mut tx = app.db.begin_write().await?;
-    check_name_free(&mut tx, &name, &id).await?;
-    sqlx::query(
-        "INSERT INTO roles (id, name, description, locked, created, updated)
-         VALUES ($1, $2, $3, 0, $4, $4)",
-    )
-    .bind(&id)
-    .bind(&name)
-    .bind(values.description.flatten())
-    .bind(&stamp)
-    .execute(&mut *tx)
-    .await?;
-    set_permissions(&mut tx, &id, &values.permissions.unwrap_or_default()).await?;
-    tx.commit().await?;
-    let view = view(&app.db, load(&app, &id).await?).await?;
-    Ok((StatusCode::CREATED, list::json(&view)).into_response())
+        set_permissions(&mut tx, &id, &values.permissions.unwrap_or_default()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
 }
 
 /// Refuses (403) a change to a built-in role, as Pulp does.
@@ -349,17 +304,7 @@ fn unlocked(role: &Role, change: &str) -> ApiResult<()> {
 }
 
 impl Editable for Role {
-    async fn change(
-        app: &App,
-        caller: &Caller,
-        id: &str,
-        fields: &Fields,
-        whole: bool,
-    ) -> ApiResult<Json<Value>> {
-        let role = load(app, id).await?;
-        caller
-            .authorize(app, VIEWSET, in_place::action(whole), &on(&role.id))
-            .await?;
+    async fn change(app: &App, role: Role, fields: &Fields, whole: bool) -> ApiResult<()> {
         unlocked(&role, "changed")?;
         let values = role_input(app, fields, whole)?;
         let mut tx = app.db.begin_write().await?;
@@ -387,32 +332,23 @@ impl Editable for Role {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(list::json(&view(&app.db, load(app, id).await?).await?))
+        Ok(())
     }
 }
 
-/// Deletes a role; whoever held it no longer does.
-async fn destroy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let role = load(&app, &id).await?;
-    caller
-        .authorize(&app, VIEWSET, "destroy", &on(&role.id))
-        .await?;
-    unlocked(&role, "deleted")?;
-    let mut tx = app.db.begin_write().await?;
-    for table in ["role_assignments", "role_permissions"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE role_id = $1"))
-            .bind(&role.id)
-            .execute(&mut *tx)
-            .await?;
+/// Deleting a role: whoever held it no longer does.
+impl Deletable for Role {
+    async fn delete(app: &App, role: Role) -> ApiResult<()> {
+        unlocked(&role, "deleted")?;
+        core_objects::delete_rows(
+            app,
+            &role.id,
+            &[
+                ("role_assignments", "role_id"),
+                ("role_permissions", "role_id"),
+                ("roles", "id"),
+            ],
+        )
+        .await
     }
-    sqlx::query("DELETE FROM roles WHERE id = $1")
-        .bind(&role.id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
 }

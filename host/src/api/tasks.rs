@@ -2,34 +2,35 @@
 //! finished ones (409 otherwise).
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
+use super::core_objects::{self, CoreObject, Deletable};
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Page, Resource,
-    Visibility, fetch_by_id, fetch_page, split_list,
+    Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, split_list,
 };
 use super::routes::Routes;
 use super::support::{Fields, json_column};
 use crate::db::now;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::policy::Subject;
-use crate::state::AppState;
+use crate::state::{App, AppState};
 use crate::tasks::state;
 
 /// Routes.
 pub fn router() -> Routes {
-    Routes::new().route("/pulp/api/v3/tasks/", get(list)).route(
-        "/pulp/api/v3/tasks/{id}/",
-        get(read).patch(cancel).delete(destroy),
-    )
+    Routes::new()
+        .route("/pulp/api/v3/tasks/", get(core_objects::list::<Task>))
+        .route(
+            "/pulp/api/v3/tasks/{id}/",
+            get(core_objects::read::<Task>)
+                .patch(cancel)
+                .delete(core_objects::destroy::<Task>),
+        )
 }
 
 /// A row of `tasks`.
@@ -149,7 +150,7 @@ struct TaskResource {
 }
 
 /// The task with its resources, as the API shows it.
-async fn view(app: &AppState, task: Task) -> ApiResult<TaskView> {
+async fn view(app: &App, task: Task) -> ApiResult<TaskView> {
     let resources: Vec<TaskResource> =
         sqlx::query_as("SELECT resource, exclusive FROM task_resources WHERE task_id = $1")
             .bind(&task.id)
@@ -257,46 +258,26 @@ fn resource_filters(query: &ListQuery) -> Conditions {
 }
 
 /// `tasks/`: Pulp's filters and ordering, newest first by default.
-async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    let page = Page::from_query(&query)?;
-    caller
-        .authorize(&app, POLICY.0, "list", &Subject::default())
-        .await?;
-    let visibility = caller.visibility(&app, POLICY.0, POLICY.1, "id").await?;
-    let (total, tasks) = fetch_page::<Task>(
-        &app.db,
-        &query,
-        resource_filters(&query),
-        &visibility,
-        &page,
-    )
-    .await?;
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(view(&app, task).await?);
+impl CoreObject for Task {
+    const VIEWSET: &'static str = "tasks";
+    const VIEW_PERMISSION: Option<&'static str> = Some("core.view_task");
+    type View = TaskView;
+
+    fn id(&self) -> &str {
+        &self.id
     }
-    Ok(page.respond(&app, &uri, total, results))
-}
 
-/// The access policy of tasks, and the permission to see one.
-const POLICY: (&str, &str) = ("tasks", "core.view_task");
+    fn filters(query: &ListQuery) -> Conditions {
+        resource_filters(query)
+    }
 
-async fn load(app: &AppState, id: &str) -> ApiResult<Task> {
-    fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await
-}
-
-async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let task: Task = caller.fetch(&app, POLICY, &id, "retrieve").await?;
-    Ok(list::json(&view(&app, task).await?))
+    async fn views(app: &App, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
+        let mut views = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            views.push(view(app, task).await?);
+        }
+        Ok(views)
+    }
 }
 
 /// Cancels a waiting task at once; a running one is marked `canceling` and its worker stops it.
@@ -306,7 +287,7 @@ async fn cancel(
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
-    let task: Task = caller.fetch(&app, POLICY, &id, "partial_update").await?;
+    let task: Task = core_objects::authorized(&app, &caller, &id, "partial_update").await?;
     if fields.opt_str("state")?.as_deref() != Some(state::CANCELED) {
         return Err(ApiError::field(
             "state",
@@ -341,32 +322,23 @@ async fn cancel(
         }
     }
     tx.commit().await?;
-    let task = load(&app, &id).await?;
-    Ok(list::json(&view(&app, task).await?))
+    core_objects::answer::<Task>(&app, &id).await
 }
 
-async fn destroy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let Task { id, state, .. } = caller.fetch(&app, POLICY, &id, "destroy").await?;
-    if matches!(
-        state.as_str(),
-        state::WAITING | state::RUNNING | state::CANCELING
-    ) {
-        return Err(ApiError::conflict("Only finished tasks can be deleted."));
+/// Only a finished task is deleted (409 otherwise), with its resources.
+impl Deletable for Task {
+    async fn delete(app: &App, task: Task) -> ApiResult<()> {
+        if matches!(
+            task.state.as_str(),
+            state::WAITING | state::RUNNING | state::CANCELING
+        ) {
+            return Err(ApiError::conflict("Only finished tasks can be deleted."));
+        }
+        core_objects::delete_rows(
+            app,
+            &task.id,
+            &[("task_resources", "task_id"), ("tasks", "id")],
+        )
+        .await
     }
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query("DELETE FROM task_resources WHERE task_id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM tasks WHERE id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    crate::rbac::forget_object(&app.db, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -238,13 +238,7 @@ pub fn routes<R: Typed>() -> Routes {
                 label_route::<R>(LabelChange::Unset),
             );
     }
-    for action in RoleAction::ALL {
-        routes = routes.route(
-            format!("{object}{}/", action.name()),
-            role_route::<R>(action),
-        );
-    }
-    routes.route(object, object_handlers)
+    RoleAction::routes(routes, &object, role_route::<R>).route(object, object_handlers)
 }
 
 /// A role action (`list_roles/`, `add_role/`, …) on an object the caller may see.

@@ -5,18 +5,17 @@
 //! `content/<plugin>/<type>/` as `upload`, as pulp-cli does for large files.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::list::{
-    self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
-};
+use super::core_objects::{self, CoreObject, Creatable, Deletable};
+use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::routes::Routes;
 use super::support::{Fields, next_field, spawn_task, stage_file};
 use crate::db::{Backend, new_id, now};
@@ -25,7 +24,6 @@ use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::is_sha256;
 use crate::rbac::Object;
-use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -33,12 +31,15 @@ use crate::tasks::kinds::TaskArgs;
 /// Routes.
 pub fn router() -> Routes {
     Routes::new()
-        .route("/pulp/api/v3/uploads/", get(list).post(create))
+        .route(
+            "/pulp/api/v3/uploads/",
+            core_objects::collection::<Upload>(),
+        )
         .route(
             "/pulp/api/v3/uploads/{id}/",
             get(read)
                 .put(put_chunk)
-                .delete(destroy)
+                .delete(core_objects::destroy::<Upload>)
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/pulp/api/v3/uploads/{id}/commit/", post(commit))
@@ -104,37 +105,18 @@ impl From<Upload> for UploadView {
     }
 }
 
-/// The access policy of uploads, and the permission to see one.
-const POLICY: (&str, &str) = ("uploads", "core.view_upload");
+impl CoreObject for Upload {
+    const VIEWSET: &'static str = "uploads";
+    const VIEW_PERMISSION: Option<&'static str> = Some("core.view_upload");
+    type View = UploadView;
 
-async fn load(app: &App, id: &str) -> ApiResult<Upload> {
-    fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await
-}
+    fn id(&self) -> &str {
+        &self.id
+    }
 
-/// The upload as its list and its answers to changes show it.
-async fn view(app: &App, id: &str) -> ApiResult<Json<Value>> {
-    Ok(list::json(&UploadView::from(load(app, id).await?)))
-}
-
-async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, POLICY.0, "list", &Subject::default())
-        .await?;
-    let visibility = caller.visibility(&app, POLICY.0, POLICY.1, "id").await?;
-    list::list::<Upload, _>(
-        &app,
-        &query,
-        &uri,
-        Conditions::new(),
-        &visibility,
-        UploadView::from,
-    )
-    .await
+    async fn views(_app: &App, uploads: Vec<Upload>) -> ApiResult<Vec<UploadView>> {
+        Ok(uploads.into_iter().map(UploadView::from).collect())
+    }
 }
 
 /// Pulp's detail view adds the chunks received so far.
@@ -143,7 +125,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let upload: Upload = caller.fetch(&app, POLICY, &id, "retrieve").await?;
+    let upload: Upload = core_objects::authorized(&app, &caller, &id, "retrieve").await?;
     let chunks = sqlx::query_as(
         "SELECT start_offset AS \"offset\", end_offset - start_offset + 1 AS size FROM upload_chunks
          WHERE upload_id = $1 ORDER BY start_offset",
@@ -157,44 +139,38 @@ async fn read(
     }))
 }
 
-/// `POST {size}` → 201 with the new upload.
-async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
-    caller
-        .authorize(&app, POLICY.0, "create", &Subject::default())
-        .await?;
-    let user = &caller.user;
-    let size = fields
-        .opt_int("size", 0, i64::MAX)?
-        .ok_or_else(|| ApiError::field("size", "This field is required."))?;
-    let id = new_id();
-    let created = now();
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO uploads (id, size, owner, created, updated) VALUES ($1, $2, $3, $4, $4)",
-    )
-    .bind(&id)
-    .bind(size)
-    .bind(&user.username)
-    .bind(&created)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let href = hrefs::upload(&id);
-    caller
-        .created(
-            &app,
-            POLICY.0,
-            Object {
-                id: &id,
-                href: &href,
-            },
+/// `POST {size}`: its creator gets the roles the policy's creation hooks name (its owner).
+impl Creatable for Upload {
+    async fn insert(app: &App, caller: &Caller, fields: &Fields) -> ApiResult<String> {
+        let size = fields
+            .opt_int("size", 0, i64::MAX)?
+            .ok_or_else(|| ApiError::field("size", "This field is required."))?;
+        let id = new_id();
+        let created = now();
+        let mut tx = app.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO uploads (id, size, owner, created, updated) VALUES ($1, $2, $3, $4, $4)",
         )
+        .bind(&id)
+        .bind(size)
+        .bind(&caller.user.username)
+        .bind(&created)
+        .execute(&mut *tx)
         .await?;
-    Ok((StatusCode::CREATED, view(&app, &id).await?).into_response())
+        tx.commit().await?;
+        let href = hrefs::upload(&id);
+        caller
+            .created(
+                app,
+                Self::VIEWSET,
+                Object {
+                    id: &id,
+                    href: &href,
+                },
+            )
+            .await?;
+        Ok(id)
+    }
 }
 
 /// `Content-Range: bytes START-END/SIZE` (SIZE may be `*`): `(start, end, size)`, END inclusive.
@@ -241,7 +217,7 @@ async fn put_chunk(
         id: upload_id,
         size,
         ..
-    } = caller.fetch(&app, POLICY, &id, "update").await?;
+    } = core_objects::authorized(&app, &caller, &id, "update").await?;
     let (start, end, total) = content_range(&headers)?;
     if let Some(total) = total
         && total != size
@@ -301,7 +277,7 @@ async fn put_chunk(
     if let Some(existing) = overlapping(&app, &upload_id, start, end).await?
         && existing == (start, end, digest.clone())
     {
-        return view(&app, &upload_id).await;
+        return core_objects::answer::<Upload>(&app, &upload_id).await;
     }
     let key = format!("{upload_id}/{start}-{end}-{digest}");
     app.blobs
@@ -318,7 +294,7 @@ async fn put_chunk(
                     .await
                     .map_err(ApiError::internal)?;
             }
-            view(&app, &upload_id).await
+            core_objects::answer::<Upload>(&app, &upload_id).await
         }
         Err(error) => {
             let _ = app.blobs.delete_part(&key).await;
@@ -416,18 +392,12 @@ async fn record_chunk(
     Ok(replaced)
 }
 
-async fn destroy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let upload_id = caller
-        .fetch::<Upload>(&app, POLICY, &id, "destroy")
-        .await?
-        .id;
-    chunked_uploads::delete(&app.db, &app.blobs, &upload_id).await?;
-    crate::rbac::forget_object(&app.db, &upload_id).await?;
-    Ok(StatusCode::NO_CONTENT)
+/// Deleting an upload deletes its chunks.
+impl Deletable for Upload {
+    async fn delete(app: &App, upload: Upload) -> ApiResult<()> {
+        chunked_uploads::delete(&app.db, &app.blobs, &upload.id).await?;
+        Ok(())
+    }
 }
 
 /// `POST {sha256}` → 202: the task assembles the chunks into an artifact (its
@@ -438,7 +408,7 @@ async fn commit(
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let upload: Upload = caller.fetch(&app, POLICY, &id, "commit").await?;
+    let upload: Upload = core_objects::authorized(&app, &caller, &id, "commit").await?;
     let sha256 = fields.required_str("sha256")?.trim().to_ascii_lowercase();
     if !is_sha256(&sha256) {
         return Err(ApiError::field("sha256", "Must be 64 hexadecimal digits."));
