@@ -17,6 +17,7 @@ sqlite_and_postgres!(
     only_staff_manage_plugins,
     a_task_and_an_upload_belong_to_who_started_them,
     the_private_team_repository_of_the_security_guide,
+    a_remotes_headers_are_shown_only_to_who_may_change_it,
 );
 
 const OLIVIA: As<'static> = As::Basic("olivia", "olivia-password");
@@ -575,4 +576,72 @@ async fn the_private_team_repository_of_the_security_guide(backend: Backend) {
         "viewing is not changing: {}",
         changed.body
     );
+}
+
+/// A remote's `headers` often carry tokens: its owner and staff see them; a user who may only
+/// view the remote finds `headers` in `hidden_fields` (set), in a show and in both lists.
+async fn a_remotes_headers_are_shown_only_to_who_may_change_it(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    olivia_and_sam(&app).await;
+    let headers = json!([{"Authorization": "Bearer s3cret"}]);
+    let created = call(
+        &app,
+        Method::POST,
+        &format!("{API}/remotes/file/file/"),
+        OLIVIA,
+        Some(json!({"name": "private", "url": "http://127.0.0.1:9/", "headers": headers})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["headers"], headers, "the creator owns it");
+    let remote = str_field(&created.body, "pulp_href").to_owned();
+    let viewer = json!({"role": "file.fileremote_viewer", "users": ["sam"]});
+    let added = call(
+        &app,
+        Method::POST,
+        &format!("{remote}add_role/"),
+        OLIVIA,
+        Some(viewer),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+
+    for who in [OLIVIA, As::Admin] {
+        let shown = call(&app, Method::GET, &remote, who, None).await;
+        assert_eq!(shown.body["headers"], headers, "{who:?}: {}", shown.body);
+    }
+    let shown = call(&app, Method::GET, &remote, SAM, None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let listed = [
+        shown.body,
+        call(
+            &app,
+            Method::GET,
+            &format!("{API}/remotes/file/file/"),
+            SAM,
+            None,
+        )
+        .await
+        .body["results"][0]
+            .clone(),
+        call(&app, Method::GET, &format!("{API}/remotes/"), SAM, None)
+            .await
+            .body["results"][0]
+            .clone(),
+    ];
+    for seen in listed {
+        assert_eq!(seen["pulp_href"], remote.as_str(), "{seen:#}");
+        assert!(
+            seen.get("headers").is_none(),
+            "a viewer sees no headers: {seen:#}"
+        );
+        assert!(
+            seen["hidden_fields"]
+                .as_array()
+                .expect("hidden_fields is a list")
+                .contains(&json!({"name": "headers", "is_set": true})),
+            "{seen:#}"
+        );
+        assert!(!seen.to_string().contains("s3cret"), "{seen:#}");
+    }
 }

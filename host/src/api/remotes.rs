@@ -21,6 +21,8 @@ use super::typed::{self, TypeRoute, Typed};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
+use crate::rbac::Permissions;
+use crate::rbac::catalog::Model;
 use crate::secrets::{FieldCipher, REMOTE_SECRET_COLUMNS};
 use crate::state::App;
 use crate::tasks::ResourceLock;
@@ -86,10 +88,13 @@ pub struct RemoteView {
     connect_timeout: Option<f64>,
     sock_connect_timeout: Option<f64>,
     sock_read_timeout: Option<f64>,
-    #[schema(value_type = Vec<BTreeMap<String, String>>)]
-    headers: Value,
+    /// Shown only to those who may change the remote (headers often carry tokens); the others
+    /// find it in `hidden_fields`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<BTreeMap<String, String>>>)]
+    headers: Option<Value>,
     rate_limit: Option<i64>,
-    hidden_fields: [HiddenField; 5],
+    hidden_fields: Vec<HiddenField>,
 }
 
 /// A field a response never shows, only whether it is set (Pulp's `hidden_fields`).
@@ -109,7 +114,7 @@ impl RemoteView {
             is_set: value.is_some(),
         };
         RemoteView {
-            hidden_fields: [
+            hidden_fields: vec![
                 hidden("client_key", &remote.client_key),
                 hidden("proxy_username", &remote.proxy_username),
                 hidden("proxy_password", &remote.proxy_password),
@@ -141,7 +146,9 @@ impl RemoteView {
             sock_connect_timeout: seconds(remote.sock_connect_timeout_ms),
             sock_read_timeout: seconds(remote.sock_read_timeout_ms),
             // Sealed at rest; a database whose key this server lacks does not start.
-            headers: json_column(&secrets.open(&remote.headers).unwrap_or_default()),
+            headers: Some(json_column(
+                &secrets.open(&remote.headers).unwrap_or_default(),
+            )),
             rate_limit: remote.rate_limit,
         }
     }
@@ -159,6 +166,33 @@ impl Typed for Remote {
 
     fn view(self, app: &App, names: &RestNames) -> RemoteView {
         RemoteView::new(names, &app.secrets, self)
+    }
+
+    async fn view_for(
+        self,
+        app: &App,
+        names: &RestNames,
+        permissions: &mut Permissions,
+    ) -> ApiResult<RemoteView> {
+        // A plugin no longer loaded has no permission names: only staff see its headers.
+        let change = names
+            .plugin(&self.plugin)
+            .map(|plugin| Model::of_plugin(plugin, Collection::Remotes).permission("change"));
+        let may_change = match change {
+            Some(change) => permissions.has_on(&change, &self.id).await?,
+            None => permissions.is_staff(),
+        };
+        let mut view = self.view(app, names);
+        if !may_change {
+            let headers = view.headers.take();
+            view.hidden_fields.push(HiddenField {
+                name: "headers",
+                is_set: headers.is_some_and(|headers| {
+                    headers.as_array().is_some_and(|items| !items.is_empty())
+                }),
+            });
+        }
+        Ok(view)
     }
 
     async fn changes(
@@ -211,7 +245,8 @@ impl Typed for Remote {
         route
             .created::<Remote>(app, &id, &remote.href(&names))
             .await?;
-        let view = remote.view(app, &names);
+        let mut permissions = route.caller.permissions(app);
+        let view = remote.view_for(app, &names, &mut permissions).await?;
         Ok((StatusCode::CREATED, list::json(&view)).into_response())
     }
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, ListQuery, Resource, Visibility, fetch_by_id, shaped,
+    self, Bind, Conditions, ExtraFilter, ListQuery, Page, Resource, Visibility, fetch_by_id, shaped,
 };
 use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
@@ -27,9 +27,9 @@ use super::support::{
 use crate::domain::hrefs::{self, API_ROOT, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
-use crate::rbac::Object;
 use crate::rbac::catalog::Model;
 use crate::rbac::policy::Subject;
+use crate::rbac::{Object, Permissions};
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 
@@ -47,7 +47,7 @@ pub trait Typed: Resource {
     /// The collection whose REST name the routes' type segment is.
     const COLLECTION: Collection;
     /// How the API shows it.
-    type View: Serialize;
+    type View: Serialize + Send;
     /// Whether its objects change after they are created: updates (`PATCH`, `PUT`) and labels.
     /// Publications do not.
     const MUTABLE: bool = true;
@@ -68,6 +68,21 @@ pub trait Typed: Resource {
 
     /// Its response view.
     fn view(self, app: &App, names: &RestNames) -> Self::View;
+
+    /// Its response view as a caller holding `permissions` may see it: by default the whole
+    /// view; a resource with fields shown only to those who may change the object (a remote's
+    /// `headers`) hides them from the others.
+    fn view_for(
+        self,
+        app: &App,
+        names: &RestNames,
+        _permissions: &mut Permissions,
+    ) -> impl Future<Output = ApiResult<Self::View>> + Send
+    where
+        Self: Send,
+    {
+        async move { Ok(self.view(app, names)) }
+    }
 
     /// The list filters [`Typed::filters`] reads, for the API document.
     const FILTERS: &'static [ExtraFilter] = &[];
@@ -313,6 +328,7 @@ pub async fn load_for<R: Typed>(
 
 async fn respond_list<R: Typed>(
     app: &App,
+    caller: &Caller,
     query: &ListQuery,
     uri: &axum::http::Uri,
     mut conditions: Conditions,
@@ -321,10 +337,15 @@ async fn respond_list<R: Typed>(
     let names = app.plugins.rest_names();
     conditions.extend(R::shown());
     conditions.extend(R::filters(&names, query)?);
-    list::list::<R, _>(app, query, uri, conditions, visibility, |row| {
-        row.view(app, &names)
-    })
-    .await
+    let page = Page::from_query(query)?;
+    let (total, rows) =
+        list::fetch_page::<R>(&app.db, query, conditions, visibility, &page).await?;
+    let mut permissions = caller.permissions(app);
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        views.push(row.view_for(app, &names, &mut permissions).await?);
+    }
+    Ok(page.respond(app, uri, total, views))
 }
 
 /// `GET …/<plugin>/<type>/`: the objects of one type.
@@ -345,7 +366,7 @@ pub async fn list<R: Typed>(
         )
         .await?;
     let visibility = visible::<R>(&app, &caller, &plugin, &segment).await?;
-    respond_list::<R>(&app, &query, &uri, conditions, &visibility).await
+    respond_list::<R>(&app, &caller, &query, &uri, conditions, &visibility).await
 }
 
 /// `GET …/`: the objects of every type.
@@ -356,7 +377,7 @@ pub async fn list_all<R: Typed>(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     let visibility = visible_of_every_type::<R>(&app, &caller).await?;
-    respond_list::<R>(&app, &query, &uri, Conditions::new(), &visibility).await
+    respond_list::<R>(&app, &caller, &query, &uri, Conditions::new(), &visibility).await
 }
 
 /// `POST …/<plugin>/<type>/`.
@@ -395,7 +416,11 @@ pub async fn read<R: Typed>(
 ) -> ApiResult<Json<Value>> {
     let key = (plugin.as_str(), segment.as_str(), id.as_str());
     let object = load_for::<R>(&app, &caller, key, "retrieve", Subject::default()).await?;
-    Ok(shaped(&uri, &object.view(&app, &app.plugins.rest_names())))
+    let mut permissions = caller.permissions(&app);
+    let view = object
+        .view_for(&app, &app.plugins.rest_names(), &mut permissions)
+        .await?;
+    Ok(shaped(&uri, &view))
 }
 
 /// `PATCH …/<id>/` (`whole` false: the fields given) or `PUT …/<id>/` (`whole`: the whole
