@@ -3,8 +3,9 @@
 //! deleted; a user who is not staff cannot manage users.
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::pulp_cli::PulpCli;
 use crate::support::pulp::{API, str_field};
 use crate::support::requests::As;
 use crate::support::{Backend, TestApp};
@@ -12,6 +13,7 @@ use crate::support::{Backend, TestApp};
 sqlite_and_postgres!(
     tokens_authenticate_until_they_are_deleted,
     only_staff_manage_users,
+    pulp_cli_manages_users,
 );
 
 /// Creates a user who is not staff; returns its href.
@@ -217,4 +219,58 @@ async fn only_staff_manage_users(backend: Backend) {
     assert_eq!(app.delete_href(&bob).await.status, StatusCode::NO_CONTENT);
     let (status, _) = app.get(&bob).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// pulp-cli's `user` commands, unchanged: create, list by name, show, update, destroy.
+async fn pulp_cli_manages_users(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let pulp = PulpCli::new(&app);
+    let created = pulp
+        .run(&[
+            "user",
+            "create",
+            "--username",
+            "carol",
+            "--password",
+            "carol-password",
+            "--email",
+            "carol@example.com",
+            "--no-staff",
+        ])
+        .await;
+    assert_eq!(created["username"], "carol", "{created:#}");
+    assert!(created.get("password").is_none(), "{created:#}");
+    let usernames = |listed: Value| -> Vec<String> {
+        listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|user| str_field(user, "username").to_owned())
+            .collect()
+    };
+    let listed = pulp.run(&["user", "list", "--ordering", "username"]).await;
+    assert_eq!(usernames(listed), ["admin", "carol"]);
+    let updated = pulp
+        .run(&[
+            "user",
+            "update",
+            "--username",
+            "carol",
+            "--first-name",
+            "Carol",
+            "--staff",
+        ])
+        .await;
+    let shown = pulp.run(&["user", "show", "--username", "carol"]).await;
+    assert_eq!(shown["first_name"], "Carol", "{updated:#} {shown:#}");
+    assert_eq!(shown["is_staff"], true, "{shown:#}");
+    let carol = As::Basic("carol", "carol-password");
+    let as_carol = app
+        .request(Method::GET, &format!("{API}/users/"), carol, None, &[])
+        .await;
+    assert_eq!(as_carol.status, StatusCode::OK, "the password works");
+
+    pulp.run(&["user", "destroy", "--username", "carol"]).await;
+    let listed = pulp.run(&["user", "list"]).await;
+    assert_eq!(usernames(listed), ["admin"]);
 }
