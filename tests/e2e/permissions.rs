@@ -238,6 +238,40 @@ async fn an_owner_works_on_their_objects_and_a_stranger_sees_none_of_them(backen
         }
     }
 
+    // Her repository's versions and content are hers too: content is seen through the
+    // repositories that hold it, as Pulp scopes it.
+    let versions = call(
+        &app,
+        Method::GET,
+        &format!("{repository}versions/"),
+        SAM,
+        None,
+    )
+    .await;
+    assert_eq!(versions.status, StatusCode::NOT_FOUND, "{}", versions.body);
+    let version = format!("{repository}versions/1/");
+    let shown = call(&app, Method::GET, &version, SAM, None).await;
+    assert_eq!(shown.status, StatusCode::NOT_FOUND, "{}", shown.body);
+    for content in [
+        format!("{API}/content/"),
+        format!("{API}/content/file/files/"),
+    ] {
+        assert_eq!(count_as(&app, &content, OLIVIA).await, 3, "{content}");
+        assert_eq!(count_as(&app, &content, As::Admin).await, 3, "{content}");
+        assert_eq!(count_as(&app, &content, SAM).await, 0, "{content}");
+    }
+    let units = call(
+        &app,
+        Method::GET,
+        &format!("{API}/content/file/files/"),
+        OLIVIA,
+        None,
+    )
+    .await;
+    let unit = str_field(&units.body["results"][0], "pulp_href").to_owned();
+    let shown = call(&app, Method::GET, &unit, SAM, None).await;
+    assert_eq!(shown.status, StatusCode::NOT_FOUND, "{}", shown.body);
+
     let refused = call(
         &app,
         Method::POST,

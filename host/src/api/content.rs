@@ -21,9 +21,9 @@ use super::list::{
 };
 use super::routes::Routes;
 use super::support::{Fields, next_field, referenced, spawn_task, stage_file};
-use super::typed;
+use super::typed::{self, PluginScope};
 use crate::domain::artifacts::{self};
-use crate::domain::hrefs::{self, Href, RestNames};
+use crate::domain::hrefs::{self, Collection, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
 use crate::plugins::rest_names::PluginNames;
@@ -142,24 +142,53 @@ fn of_content_type(plugin: &str, type_name: &str) -> Conditions {
     )
 }
 
+/// The content the caller may see, scoped as Pulp scopes it: staff see every unit; others, the
+/// units of the repositories they may view (of `plugin`, or of every plugin), so that a private
+/// repository does not show its package names through `content/`. A unit in no repository is
+/// for staff only.
+async fn visible_content(
+    app: &App,
+    caller: &Caller,
+    plugin: Option<&str>,
+) -> ApiResult<Visibility> {
+    let scope = PluginScope {
+        collection: Collection::Repositories,
+        only: plugin,
+        plugin_column: "c.plugin",
+        id_column: "rc.repository_id",
+    };
+    scope
+        .visibility(app, caller, |repositories| {
+            Some(format!(
+                "EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND {})",
+                repositories.unwrap_or("1 = 1")
+            ))
+        })
+        .await
+}
+
 async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     Path((plugin, plural)): Path<(String, String)>,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
     let conditions = of_content_type(&plugin, &type_name);
-    respond_list(&app, &query, &uri, conditions).await
+    let visibility = visible_content(&app, &caller, Some(&plugin)).await?;
+    respond_list(&app, &query, &uri, conditions, &visibility).await
 }
 
 /// `content/`: content units of every type.
 async fn list_all(
     State(app): State<AppState>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Response> {
-    respond_list(&app, &query, &uri, Conditions::new()).await
+    let visibility = visible_content(&app, &caller, None).await?;
+    respond_list(&app, &query, &uri, Conditions::new(), &visibility).await
 }
 
 /// The list filters [`respond_list`] reads besides its spec's.
@@ -185,6 +214,7 @@ async fn respond_list(
     query: &ListQuery,
     uri: &Uri,
     mut conditions: Conditions,
+    visibility: &Visibility,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
     for (param, condition, binds_number_twice) in [
@@ -232,7 +262,7 @@ async fn respond_list(
             );
         }
     }
-    list::list::<Content, _>(app, query, uri, conditions, &Visibility::all(), |content| {
+    list::list::<Content, _>(app, query, uri, conditions, visibility, |content| {
         ContentView::new(&names, content)
     })
     .await
@@ -240,15 +270,17 @@ async fn respond_list(
 
 async fn read(
     State(app): State<AppState>,
+    caller: Caller,
     Path((plugin, plural, id)): Path<(String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
+    let visibility = visible_content(&app, &caller, Some(&plugin)).await?;
     let content: Content = fetch_by_id(
         &app.db,
         &id,
         of_content_type(&plugin, &type_name),
-        &Visibility::all(),
+        &visibility,
     )
     .await?;
     Ok(shaped(

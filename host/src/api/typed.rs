@@ -186,39 +186,82 @@ async fn visible<R: Typed>(
 /// The objects of `R` the caller may see in a list of every type: for each loaded plugin, the
 /// ones its policy lets them see; objects of plugins no longer loaded, staff only.
 pub async fn visible_of_every_type<R: Typed>(app: &App, caller: &Caller) -> ApiResult<Visibility> {
-    if caller.user.is_staff {
-        return Ok(Visibility::all());
-    }
-    let names = app.plugins.rest_names();
-    let mut sql = Vec::new();
-    let mut binds = Vec::new();
-    for plugin in names.all() {
-        let view = Model::of_plugin(plugin, R::COLLECTION).permission("view");
-        let segment = plugin.segment(R::COLLECTION);
-        let rows = caller
-            .visible_rows(
-                app,
-                &viewset::<R>(&plugin.plugin, segment),
-                &view,
-                R::SPEC.id,
-            )
-            .await?;
-        binds.push(Bind::from(plugin.plugin.as_str()));
-        match rows {
-            None => sql.push(format!("{}plugin = ?", R::PREFIX)),
-            Some((condition, values)) => {
-                sql.push(format!("({}plugin = ? AND {condition})", R::PREFIX));
-                binds.extend(values.into_iter().map(Bind::from));
+    let seen = PluginScope {
+        collection: R::COLLECTION,
+        only: None,
+        plugin_column: &format!("{}plugin", R::PREFIX),
+        id_column: R::SPEC.id,
+    };
+    seen.visibility(app, caller, |visible| visible.map(str::to_owned))
+        .await
+}
+
+/// Rows that belong to plugins, each seen through an object of one of the plugin's
+/// collections: a repository through itself, a content unit through the repositories holding it.
+pub struct PluginScope<'a> {
+    /// The collection whose view permission and policy decide.
+    pub collection: Collection,
+    /// One plugin's rows only (a list of one type); `None`: every loaded plugin's.
+    pub only: Option<&'a str>,
+    /// The column that names a row's plugin.
+    pub plugin_column: &'a str,
+    /// The column of the collection's object id that [`PluginScope::visibility`]'s `within`
+    /// condition tests.
+    pub id_column: &'a str,
+}
+
+impl PluginScope<'_> {
+    /// The rows the caller may see: staff, every row; others, for each plugin, the rows for
+    /// which `within` holds, given the condition on [`PluginScope::id_column`] that keeps the
+    /// objects they may view (`None`: they may view every object of the plugin). `within`
+    /// answers `None` for every row of the plugin. Rows of plugins no longer loaded, staff only.
+    pub async fn visibility(
+        &self,
+        app: &App,
+        caller: &Caller,
+        within: impl Fn(Option<&str>) -> Option<String>,
+    ) -> ApiResult<Visibility> {
+        if caller.user.is_staff {
+            return Ok(Visibility::all());
+        }
+        let names = app.plugins.rest_names();
+        let mut sql = Vec::new();
+        let mut binds = Vec::new();
+        for plugin in names
+            .all()
+            .filter(|plugin| self.only.is_none_or(|only| only == plugin.plugin))
+        {
+            let view = Model::of_plugin(plugin, self.collection).permission("view");
+            let viewset = format!(
+                "{}/{}/{}",
+                self.collection.path(),
+                plugin.plugin,
+                plugin.segment(self.collection)
+            );
+            let rows = caller
+                .visible_rows(app, &viewset, &view, self.id_column)
+                .await?;
+            let (visible, values) = match rows {
+                Some((condition, values)) => (Some(condition), values),
+                None => (None, Vec::new()),
+            };
+            binds.push(Bind::from(plugin.plugin.as_str()));
+            match within(visible.as_deref()) {
+                None => sql.push(format!("{} = ?", self.plugin_column)),
+                Some(condition) => {
+                    sql.push(format!("({} = ? AND {condition})", self.plugin_column));
+                    binds.extend(values.into_iter().map(Bind::from));
+                }
             }
         }
+        if sql.is_empty() {
+            return Ok(Visibility::only(Conditions::of("1 = 0", [])));
+        }
+        Ok(Visibility::only(Conditions::of(
+            &format!("({})", sql.join(" OR ")),
+            binds,
+        )))
     }
-    if sql.is_empty() {
-        return Ok(Visibility::only(Conditions::of("1 = 0", [])));
-    }
-    Ok(Visibility::only(Conditions::of(
-        &format!("({})", sql.join(" OR ")),
-        binds,
-    )))
 }
 
 /// The routes every typed resource serves under `/pulp/api/v3/<collection>/`: the objects of
