@@ -405,14 +405,7 @@ impl Page {
         results: impl IntoIterator<Item = V>,
     ) -> Response {
         let link = |offset: i64| {
-            let mut query: Vec<(String, String)> = uri
-                .query()
-                .map(|q| {
-                    url::form_urlencoded::parse(q.as_bytes())
-                        .into_owned()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mut query = query_pairs(uri);
             query.retain(|(key, _)| key != "offset" && key != "limit");
             query.push(("limit".into(), self.limit.to_string()));
             query.push(("offset".into(), offset.to_string()));
@@ -469,6 +462,18 @@ struct Paginated {
     results: Vec<Value>,
 }
 
+/// The decoded `key=value` pairs of a URI's query, in their order (none without a query): the
+/// page links keep them and [`Shape`] reads its fields from them.
+fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|query| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `fields` and `exclude_fields` of a request: which top-level fields of each object to answer.
 #[derive(Debug, Default)]
 pub struct Shape {
@@ -480,15 +485,7 @@ impl Shape {
     /// Reads `fields` and `exclude_fields` (comma-separated, possibly repeated) from a URI.
     pub fn from_uri(uri: &Uri) -> Shape {
         let mut shape = Shape::default();
-        let pairs: Vec<(String, String)> = uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (key, value) in pairs {
+        for (key, value) in query_pairs(uri) {
             let names = split_list(&value).map(str::to_owned);
             match key.as_str() {
                 "fields" => shape.fields.get_or_insert_with(Vec::new).extend(names),
