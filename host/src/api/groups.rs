@@ -23,7 +23,7 @@ use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::object_roles::{self, RoleAction};
-use super::support::Fields;
+use super::support::{self, Fields};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
@@ -156,17 +156,8 @@ async fn group_name(
             format!("Ensure this field has no more than {NAME_MAX} characters."),
         ));
     }
-    let taken = sqlx::query("SELECT 1 FROM groups WHERE name = $1 AND id <> $2")
-        .bind(&name)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if taken.is_some() {
-        return Err(ApiError::field(
-            "name",
-            "group with this name already exists.",
-        ));
-    }
+    let message = "group with this name already exists.";
+    support::ensure_free(tx, "groups", "name", &name, id, message).await?;
     Ok(Some(name))
 }
 

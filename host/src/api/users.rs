@@ -19,9 +19,9 @@ use super::list::{
     self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::routes::Routes;
-use super::support::Fields;
+use super::support::{self, Fields};
 use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, password_hash, random_token, token_hash};
-use crate::db::{new_id, now};
+use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -275,6 +275,12 @@ fn password_columns(password: Option<&str>) -> (String, String) {
     }
 }
 
+/// Refuses (400) a username another user than `id` (the one created or changed) has.
+async fn ensure_username_free(tx: &mut WriteTx, username: &str, id: &str) -> ApiResult<()> {
+    let message = "A user with that username already exists.";
+    support::ensure_free(tx, "users", "username", username, id, message).await
+}
+
 async fn create(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
@@ -289,16 +295,7 @@ async fn create(
     let (salt, hash) = password_columns(values.password.flatten().as_deref());
     let id = new_id();
     let mut tx = app.db.begin_write().await?;
-    let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1")
-        .bind(&username)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if taken.is_some() {
-        return Err(ApiError::field(
-            "username",
-            "A user with that username already exists.",
-        ));
-    }
+    ensure_username_free(&mut tx, &username, &id).await?;
     sqlx::query(
         "INSERT INTO users (id, username, password_salt, password_hash, created, first_name, last_name, email, is_staff, is_active)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -330,17 +327,7 @@ async fn update(
     let values = user_fields(&fields)?;
     let mut tx = app.db.begin_write().await?;
     if let Some(username) = &values.username {
-        let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1 AND id <> $2")
-            .bind(username)
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(ApiError::field(
-                "username",
-                "A user with that username already exists.",
-            ));
-        }
+        ensure_username_free(&mut tx, username, &id).await?;
     }
     for (column, value) in [
         ("username", values.username),
