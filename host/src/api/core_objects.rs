@@ -23,6 +23,7 @@ use super::access::Caller;
 use super::list::{self, Conditions, ListQuery, Page, Resource, Visibility, fetch_by_id};
 use super::support::Fields;
 use crate::error::ApiResult;
+use crate::rbac::Object;
 use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 
@@ -93,6 +94,18 @@ pub async fn delete_rows(app: &App, id: &str, rows: &[(&str, &str)]) -> ApiResul
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Gives the caller the roles the creation hooks of `C`'s policy name on the object `id` they
+/// just created, at `href` (Pulp's `add_roles_for_object_creator`), as [`Creatable::insert`]
+/// does for a resource whose policy has such hooks.
+pub async fn give_creator_roles<C: Creatable>(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    href: &str,
+) -> ApiResult<()> {
+    caller.created(app, C::VIEWSET, Object { id, href }).await
 }
 
 /// The subject of an action on object `id`.

@@ -175,17 +175,7 @@ impl Creatable for Group {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let href = href(&id);
-        caller
-            .created(
-                app,
-                Self::VIEWSET,
-                Object {
-                    id: &id,
-                    href: &href,
-                },
-            )
-            .await?;
+        core_objects::give_creator_roles::<Self>(app, caller, &id, &href(&id)).await?;
         Ok(id)
     }
 }

@@ -23,7 +23,6 @@ use crate::domain::chunked_uploads;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::is_sha256;
-use crate::rbac::Object;
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -158,17 +157,7 @@ impl Creatable for Upload {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let href = hrefs::upload(&id);
-        caller
-            .created(
-                app,
-                Self::VIEWSET,
-                Object {
-                    id: &id,
-                    href: &href,
-                },
-            )
-            .await?;
+        core_objects::give_creator_roles::<Self>(app, caller, &id, &hrefs::upload(&id)).await?;
         Ok(id)
     }
 }
