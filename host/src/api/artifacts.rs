@@ -19,7 +19,7 @@ use super::list::{
     object_id,
 };
 use super::routes::Routes;
-use super::support::{next_field, stage_file};
+use super::support::{digest_field, next_field, stage_file};
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
@@ -185,12 +185,7 @@ async fn create(
                     .map_err(|_| ApiError::field("size", "A valid integer is required."))?,
             );
         } else if let Some(digest) = DIGESTS.iter().find(|digest| **digest == name) {
-            let text = field
-                .text()
-                .await
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
+            let text = digest_field(field).await;
             if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
                 return Err(ApiError::field(digest, "Must be hexadecimal digits."));
             }

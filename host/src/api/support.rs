@@ -164,6 +164,13 @@ pub async fn next_field(
         .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))
 }
 
+/// The text of a multipart field that gives a hex digest, as digests are compared: trimmed and
+/// in lowercase (text that cannot be read is empty, which no digest is).
+pub async fn digest_field(field: axum::extract::multipart::Field<'_>) -> String {
+    let text = field.text().await.unwrap_or_default();
+    text.trim().to_ascii_lowercase()
+}
+
 /// Stages the bytes of a multipart `file` field as they arrive, showing each chunk to `observe`
 /// (a hasher of more digests, say) first.
 pub async fn stage_file(
