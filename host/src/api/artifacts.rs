@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    self, Conditions, Filter, Identity, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
     object_id,
 };
 use super::routes::Routes;
@@ -116,22 +116,20 @@ const POLICY: &str = "artifacts";
 async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Query(mut query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    mut request: ListRequest,
 ) -> ApiResult<Response> {
     caller
         .authorize(&app, POLICY, "list", &Subject::default())
         .await?;
     // Digests are stored in lower-case hex; a client may send them in either case.
     for digest in DIGESTS {
-        if let Some(value) = query.get_mut(digest) {
+        if let Some(value) = request.query.get_mut(digest) {
             *value = value.trim().to_ascii_lowercase();
         }
     }
     list::list::<Artifact, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         Conditions::new(),
         &Visibility::all(),
         ArtifactView::from,

@@ -3,11 +3,9 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{
-    DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Query, Request, State,
-};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
@@ -16,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
+    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListRequest, ListSpec, Resource,
     Visibility, fetch_by_id, shaped,
 };
 use super::routes::Routes;
@@ -145,21 +143,16 @@ fn of_content_type(plugin: &str, type_name: &str) -> Conditions {
 async fn list(
     State(app): State<AppState>,
     Path((plugin, plural)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
     let conditions = of_content_type(&plugin, &type_name);
-    respond_list(&app, &query, &uri, conditions).await
+    respond_list(&app, &request, conditions).await
 }
 
 /// `content/`: content units of every type.
-async fn list_all(
-    State(app): State<AppState>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
-) -> ApiResult<Response> {
-    respond_list(&app, &query, &uri, Conditions::new()).await
+async fn list_all(State(app): State<AppState>, request: ListRequest) -> ApiResult<Response> {
+    respond_list(&app, &request, Conditions::new()).await
 }
 
 /// The list filters [`respond_list`] reads besides its spec's.
@@ -182,8 +175,7 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
 
 async fn respond_list(
     app: &App,
-    query: &ListQuery,
-    uri: &Uri,
+    request: &ListRequest,
     mut conditions: Conditions,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
@@ -200,7 +192,7 @@ async fn respond_list(
             false,
         ),
     ] {
-        let Some(href) = query.get(param) else {
+        let Some(href) = request.query.get(param) else {
             continue;
         };
         let Some(Href::Version { id, number, .. }) = hrefs::parse(&names, href) else {
@@ -221,7 +213,7 @@ async fn respond_list(
         );
     }
     for field in ["relative_path", "sha256"] {
-        if let Some(value) = query.get(field) {
+        if let Some(value) = request.query.get(field) {
             conditions.push(
                 &format!(
                     "EXISTS (SELECT 1 FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
@@ -232,7 +224,7 @@ async fn respond_list(
             );
         }
     }
-    list::list::<Content, _>(app, query, uri, conditions, &Visibility::all(), |content| {
+    list::list::<Content, _>(app, request, conditions, &Visibility::all(), |content| {
         ContentView::new(&names, content)
     })
     .await

@@ -12,7 +12,7 @@
 use std::future::Future;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -20,7 +20,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::Caller;
-use super::list::{self, Conditions, ListQuery, Page, Resource, Visibility, fetch_by_id};
+use super::list::{
+    self, Conditions, ListQuery, ListRequest, Page, Resource, Visibility, fetch_by_id,
+};
 use super::support::Fields;
 use crate::error::ApiResult;
 use crate::rbac::Object;
@@ -165,8 +167,7 @@ pub async fn answer<O: CoreObject>(app: &App, id: &str) -> ApiResult<Json<Value>
 pub async fn list<O: CoreObject>(
     State(app): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
     caller
         .authorize(&app, O::VIEWSET, "list", &Subject::default())

@@ -7,7 +7,7 @@
 //! the `groups/users` policy: listing members needs view on the group, adding and removing
 //! them change.
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get};
@@ -20,7 +20,7 @@ use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    self, Bind, Conditions, Filter, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::object_roles::{self, RoleAction};
 use super::support::{self, Fields};
@@ -270,14 +270,12 @@ async fn list_members(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let group = membership(&app, &caller, &id, "list").await?;
     list::list::<Member, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         members_of(&group.id),
         &Visibility::all(),
         MemberView::from,

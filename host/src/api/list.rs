@@ -24,7 +24,10 @@
 //! outside it are neither counted nor shown, and a show of one answers 404.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, OriginalUri, Query};
 use axum::http::Uri;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -37,6 +40,26 @@ use crate::state::App;
 
 /// Query parameters of a list request.
 pub type ListQuery = std::collections::HashMap<String, String>;
+
+/// A list request, as every list handler takes it: the query parameters (filters, `ordering`,
+/// `limit`, `offset`, `fields`) and the URI whose query the page links carry on.
+#[derive(Debug)]
+pub struct ListRequest {
+    /// The query parameters.
+    pub query: ListQuery,
+    /// The URI as the client sent it.
+    pub uri: Uri,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListRequest {
+    type Rejection = QueryRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(query) = Query::from_request_parts(parts, state).await?;
+        let Ok(OriginalUri(uri)) = OriginalUri::from_request_parts(parts, state).await;
+        Ok(ListRequest { query, uri })
+    }
+}
 
 /// What a filterable field holds, which decides the lookups it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,15 +555,14 @@ pub fn json(view: &impl Serialize) -> Json<Value> {
 /// type), within `visibility`, ordered and paginated, each row answered as `view` makes it.
 pub async fn list<R: Resource, V: Serialize>(
     app: &App,
-    query: &ListQuery,
-    uri: &Uri,
+    request: &ListRequest,
     extra: Conditions,
     visibility: &Visibility,
     view: impl Fn(R) -> V,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    let (total, rows) = fetch_page::<R>(&app.db, query, extra, visibility, &page).await?;
-    Ok(page.respond(app, uri, total, rows.into_iter().map(view)))
+    let page = Page::from_query(&request.query)?;
+    let (total, rows) = fetch_page::<R>(&app.db, &request.query, extra, visibility, &page).await?;
+    Ok(page.respond(app, &request.uri, total, rows.into_iter().map(view)))
 }
 
 /// One page of `R` and the total count: the spec's filters from `query` and `extra`, within

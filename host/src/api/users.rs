@@ -5,7 +5,7 @@
 //! own tokens; staff manage anyone's. A token's secret is answered once, when it is created; only
 //! its sha256 is stored (see [`crate::auth`]).
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    self, Bind, Conditions, Filter, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::routes::Routes;
 use super::support::{self, Fields};
@@ -160,13 +160,11 @@ fn visible_to(caller: &User) -> Visibility {
 async fn list(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     list::list::<UserRow, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         Conditions::new(),
         &visible_to(&user),
         UserView::from,
@@ -459,14 +457,12 @@ async fn list_tokens(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
     Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let owner = visible(&app, &user, &id).await?.id;
     list::list::<Token, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         owned_by(&owner),
         &Visibility::all(),
         TokenView::from,
