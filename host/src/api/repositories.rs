@@ -16,7 +16,7 @@ use super::list::{
     self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListRequest, ListSpec,
     Resource, Visibility, fetch_one, shaped, split_list,
 };
-use super::remotes::remote_field;
+use super::remotes::{JoinedRemote, remote_field};
 use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, set_columns,
@@ -63,13 +63,12 @@ pub(crate) struct Repository {
     name: String,
     description: Option<String>,
     retain_repo_versions: Option<i64>,
-    remote_id: Option<String>,
     latest_version: i64,
     labels: String,
     created: String,
     updated: String,
-    remote_plugin: Option<String>,
-    remote_type: Option<String>,
+    #[sqlx(flatten)]
+    remote: JoinedRemote,
 }
 
 impl Resource for Repository {
@@ -123,12 +122,6 @@ impl RepositoryView {
             &repository.type_name,
             &repository.id,
         );
-        let remote = hrefs::joined_remote(
-            names,
-            repository.remote_id.as_deref(),
-            repository.remote_plugin.as_deref(),
-            repository.remote_type.as_deref(),
-        );
         RepositoryView {
             versions_href: format!("{href}versions/"),
             latest_version_href: format!("{href}versions/{}/", repository.latest_version),
@@ -145,7 +138,7 @@ impl RepositoryView {
             name: repository.name,
             description: repository.description,
             retain_repo_versions: repository.retain_repo_versions,
-            remote,
+            remote: repository.remote.href(names),
         }
     }
 }
@@ -317,7 +310,7 @@ async fn sync(
     let repository_id = repository.id;
     let remote_id = match remote_field(&app, &fields, &plugin).await? {
         Some(remote_id) => remote_id,
-        None => repository.remote_id.ok_or_else(|| {
+        None => repository.remote.id.ok_or_else(|| {
             ApiError::field(
                 "remote",
                 "A remote must be given, or set on the repository.",
