@@ -364,32 +364,24 @@ pub async fn sync_builtins(db: &Db, names: &RestNames) -> Result<(), sqlx::Error
         }
     }
     for default in catalog::default_policies(names) {
-        let statements = default.statements.to_string();
-        let hooks = default.creation_hooks.to_string();
-        let scoping = default.queryset_scoping.as_ref().map(Value::to_string);
+        // One statement writes a missing policy and brings an uncustomized one up to the
+        // server's default; a policy a user changed keeps their change.
         sqlx::query(
             "INSERT INTO access_policies
                (id, viewset_name, statements, creation_hooks, queryset_scoping, customized, created, updated)
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $6) ON CONFLICT (viewset_name) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $6)
+             ON CONFLICT (viewset_name) DO UPDATE SET statements = excluded.statements,
+               creation_hooks = excluded.creation_hooks,
+               queryset_scoping = excluded.queryset_scoping, updated = excluded.updated
+             WHERE access_policies.customized = 0
+               AND (access_policies.statements <> excluded.statements
+                 OR access_policies.creation_hooks <> excluded.creation_hooks)",
         )
         .bind(new_id())
         .bind(&default.viewset_name)
-        .bind(&statements)
-        .bind(&hooks)
-        .bind(&scoping)
-        .bind(&stamp)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE access_policies SET statements = $2, creation_hooks = $3, queryset_scoping = $4,
-               updated = $5
-             WHERE viewset_name = $1 AND customized = 0
-               AND (statements <> $2 OR creation_hooks <> $3)",
-        )
-        .bind(&default.viewset_name)
-        .bind(&statements)
-        .bind(&hooks)
-        .bind(&scoping)
+        .bind(default.statements.to_string())
+        .bind(default.creation_hooks.to_string())
+        .bind(default.queryset_scoping.as_ref().map(Value::to_string))
         .bind(&stamp)
         .execute(&mut *tx)
         .await?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,11 +15,11 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Conditions, Filter, Identity, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    self, Conditions, Filter, Identity, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
     object_id,
 };
 use super::routes::Routes;
-use super::support::{next_field, stage_file};
+use super::support::{digest_field, next_field, stage_file};
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
@@ -116,22 +116,20 @@ const POLICY: &str = "artifacts";
 async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Query(mut query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    mut request: ListRequest,
 ) -> ApiResult<Response> {
     caller
         .authorize(&app, POLICY, "list", &Subject::default())
         .await?;
     // Digests are stored in lower-case hex; a client may send them in either case.
     for digest in DIGESTS {
-        if let Some(value) = query.get_mut(digest) {
+        if let Some(value) = request.query.get_mut(digest) {
             *value = value.trim().to_ascii_lowercase();
         }
     }
     list::list::<Artifact, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         Conditions::new(),
         &Visibility::all(),
         ArtifactView::from,
@@ -185,12 +183,7 @@ async fn create(
                     .map_err(|_| ApiError::field("size", "A valid integer is required."))?,
             );
         } else if let Some(digest) = DIGESTS.iter().find(|digest| **digest == name) {
-            let text = field
-                .text()
-                .await
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
+            let text = digest_field(field).await;
             if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
                 return Err(ApiError::field(digest, "Must be hexadecimal digits."));
             }

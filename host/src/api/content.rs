@@ -3,11 +3,9 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{
-    DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Query, Request, State,
-};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
@@ -16,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
+    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListRequest, ListSpec, Resource,
     Visibility, fetch_by_id, shaped,
 };
 use super::routes::Routes;
@@ -171,24 +169,22 @@ async fn list(
     State(app): State<AppState>,
     caller: Caller,
     Path((plugin, plural)): Path<(String, String)>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let (_, type_name) = content_type(&app, &plugin, &plural)?;
     let conditions = of_content_type(&plugin, &type_name);
     let visibility = visible_content(&app, &caller, Some(&plugin)).await?;
-    respond_list(&app, &query, &uri, conditions, &visibility).await
+    respond_list(&app, &request, conditions, &visibility).await
 }
 
 /// `content/`: content units of every type.
 async fn list_all(
     State(app): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let visibility = visible_content(&app, &caller, None).await?;
-    respond_list(&app, &query, &uri, Conditions::new(), &visibility).await
+    respond_list(&app, &request, Conditions::new(), &visibility).await
 }
 
 /// The list filters [`respond_list`] reads besides its spec's.
@@ -211,8 +207,7 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
 
 async fn respond_list(
     app: &App,
-    query: &ListQuery,
-    uri: &Uri,
+    request: &ListRequest,
     mut conditions: Conditions,
     visibility: &Visibility,
 ) -> ApiResult<Response> {
@@ -230,7 +225,7 @@ async fn respond_list(
             false,
         ),
     ] {
-        let Some(href) = query.get(param) else {
+        let Some(href) = request.query.get(param) else {
             continue;
         };
         let Some(Href::Version { id, number, .. }) = hrefs::parse(&names, href) else {
@@ -251,7 +246,7 @@ async fn respond_list(
         );
     }
     for field in ["relative_path", "sha256"] {
-        if let Some(value) = query.get(field) {
+        if let Some(value) = request.query.get(field) {
             conditions.push(
                 &format!(
                     "EXISTS (SELECT 1 FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
@@ -262,7 +257,7 @@ async fn respond_list(
             );
         }
     }
-    list::list::<Content, _>(app, query, uri, conditions, visibility, |content| {
+    list::list::<Content, _>(app, request, conditions, visibility, |content| {
         ContentView::new(&names, content)
     })
     .await

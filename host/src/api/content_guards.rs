@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, Filter, Identity, ListQuery, ListSpec, Page, Resource, Visibility,
+    self, Bind, Conditions, Filter, Identity, ListRequest, ListSpec, Page, Resource, Visibility,
     fetch_by_id,
 };
 use super::support::{Fields, ensure_unique};
@@ -85,7 +85,7 @@ fn role_action(kind: GuardKind, action: RoleAction) -> MethodRouter<AppState> {
 /// The handlers of one kind's collection (`list`, `create`) or of one of its guards.
 fn kind_routes(kind: GuardKind, collection: bool) -> MethodRouter<AppState> {
     if collection {
-        return get(move |state, caller, query, uri| list(state, caller, query, uri, kind))
+        return get(move |state, caller, request| list(state, caller, request, kind))
             .post(move |state, caller, fields| create(state, caller, fields, kind));
     }
     get(move |state, caller, id| read(state, caller, id, kind))
@@ -376,20 +376,19 @@ fn of_kind(kind: GuardKind) -> Conditions {
 /// Lists the guards `conditions` select, each shown as its kind shows it.
 async fn respond_list(
     app: &App,
-    query: &ListQuery,
-    uri: &axum::http::Uri,
+    request: &ListRequest,
     conditions: Conditions,
     visibility: &Visibility,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
+    let page = Page::from_query(&request.query)?;
     let (total, guards) =
-        list::fetch_page::<Guard>(&app.db, query, conditions, visibility, &page).await?;
+        list::fetch_page::<Guard>(&app.db, &request.query, conditions, visibility, &page).await?;
     let mut related = Related::of(&app.db, &guards).await?;
     let views: Vec<KindView> = guards
         .into_iter()
         .map(|guard| related.view(guard))
         .collect();
-    Ok(page.respond(app, uri, total, views))
+    Ok(page.respond(app, &request.uri, total, views))
 }
 
 /// `contentguards/`: the guards of every kind the caller may see, with the fields all kinds
@@ -397,8 +396,7 @@ async fn respond_list(
 async fn list_all(
     State(app): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     caller
         .authorize(&app, "contentguards", "list", &Subject::default())
@@ -408,29 +406,23 @@ async fn list_all(
         visible.push(visibility(&app, &caller, kind).await?.narrow(of_kind(kind)));
     }
     let visibility = Visibility::only(Conditions::any_of(visible));
-    list::list::<Guard, _>(
-        &app,
-        &query,
-        &uri,
-        Conditions::new(),
-        &visibility,
-        |guard| GuardView::new(&guard),
-    )
+    list::list::<Guard, _>(&app, &request, Conditions::new(), &visibility, |guard| {
+        GuardView::new(&guard)
+    })
     .await
 }
 
 async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
     kind: GuardKind,
 ) -> ApiResult<Response> {
     caller
         .authorize(&app, &kind.viewset(), "list", &Subject::default())
         .await?;
     let visibility = visibility(&app, &caller, kind).await?;
-    respond_list(&app, &query, &uri, of_kind(kind), &visibility).await
+    respond_list(&app, &request, of_kind(kind), &visibility).await
 }
 
 /// The guard `id` of `kind` if the caller may see it (404 otherwise), after checking they may

@@ -12,7 +12,7 @@
 use std::future::Future;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -20,9 +20,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::Caller;
-use super::list::{self, Conditions, ListQuery, Page, Resource, Visibility, fetch_by_id};
+use super::list::{
+    self, Conditions, ListQuery, ListRequest, Page, Resource, Visibility, fetch_by_id,
+};
 use super::support::Fields;
 use crate::error::ApiResult;
+use crate::rbac::Object;
 use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 
@@ -95,6 +98,18 @@ pub async fn delete_rows(app: &App, id: &str, rows: &[(&str, &str)]) -> ApiResul
     Ok(())
 }
 
+/// Gives the caller the roles the creation hooks of `C`'s policy name on the object `id` they
+/// just created, at `href` (Pulp's `add_roles_for_object_creator`), as [`Creatable::insert`]
+/// does for a resource whose policy has such hooks.
+pub async fn give_creator_roles<C: Creatable>(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    href: &str,
+) -> ApiResult<()> {
+    caller.created(app, C::VIEWSET, Object { id, href }).await
+}
+
 /// The subject of an action on object `id`.
 pub fn on(id: &str) -> Subject {
     Subject {
@@ -152,8 +167,7 @@ pub async fn answer<O: CoreObject>(app: &App, id: &str) -> ApiResult<Json<Value>
 pub async fn list<O: CoreObject>(
     State(app): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
     caller
         .authorize(&app, O::VIEWSET, "list", &Subject::default())

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
 use super::plugin_fields::{self, Kind};
-use super::remotes::remote_field;
+use super::remotes::{JoinedRemote, remote_field};
 use super::routes::Routes;
 use super::support::{
     self, Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of,
@@ -52,9 +52,8 @@ pub(crate) struct Distribution {
     repository_version_id: Option<String>,
     version_repository_id: Option<String>,
     version_number: Option<i64>,
-    remote_id: Option<String>,
-    remote_plugin: Option<String>,
-    remote_type: Option<String>,
+    #[sqlx(flatten)]
+    remote: JoinedRemote,
     extra: String,
     content_guard: Option<String>,
     content_guard_kind: Option<String>,
@@ -136,12 +135,6 @@ impl DistributionView {
             )),
             _ => None,
         };
-        let remote = hrefs::joined_remote(
-            names,
-            distribution.remote_id.as_deref(),
-            distribution.remote_plugin.as_deref(),
-            distribution.remote_type.as_deref(),
-        );
         DistributionView {
             extra: plugin_fields::stored(&distribution.extra),
             base_url: format!("{origin}{CONTENT_ROOT}{}/", distribution.base_path),
@@ -161,7 +154,7 @@ impl DistributionView {
                 .as_ref()
                 .map(|publication| hrefs::publication(names, plugin, type_name, publication)),
             repository_version,
-            remote,
+            remote: distribution.remote.href(names),
             identity: Identity {
                 pulp_href: hrefs::distribution(names, plugin, type_name, id),
                 prn: format!("prn:{plugin}.{type_name}distribution:{id}"),

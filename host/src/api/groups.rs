@@ -7,7 +7,7 @@
 //! the `groups/users` policy: listing members needs view on the group, adding and removing
 //! them change.
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get};
@@ -20,10 +20,10 @@ use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    self, Bind, Conditions, Filter, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::object_roles::{self, RoleAction};
-use super::support::Fields;
+use super::support::{self, Fields};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
@@ -156,17 +156,8 @@ async fn group_name(
             format!("Ensure this field has no more than {NAME_MAX} characters."),
         ));
     }
-    let taken = sqlx::query("SELECT 1 FROM groups WHERE name = $1 AND id <> $2")
-        .bind(&name)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if taken.is_some() {
-        return Err(ApiError::field(
-            "name",
-            "group with this name already exists.",
-        ));
-    }
+    let message = "group with this name already exists.";
+    support::ensure_free(tx, "groups", "name", &name, id, message).await?;
     Ok(Some(name))
 }
 
@@ -184,17 +175,7 @@ impl Creatable for Group {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let href = href(&id);
-        caller
-            .created(
-                app,
-                Self::VIEWSET,
-                Object {
-                    id: &id,
-                    href: &href,
-                },
-            )
-            .await?;
+        core_objects::give_creator_roles::<Self>(app, caller, &id, &href(&id)).await?;
         Ok(id)
     }
 }
@@ -289,14 +270,12 @@ async fn list_members(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let group = membership(&app, &caller, &id, "list").await?;
     list::list::<Member, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         members_of(&group.id),
         &Visibility::all(),
         MemberView::from,

@@ -24,7 +24,10 @@
 //! outside it are neither counted nor shown, and a show of one answers 404.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, OriginalUri, Query};
 use axum::http::Uri;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -37,6 +40,26 @@ use crate::state::App;
 
 /// Query parameters of a list request.
 pub type ListQuery = std::collections::HashMap<String, String>;
+
+/// A list request, as every list handler takes it: the query parameters (filters, `ordering`,
+/// `limit`, `offset`, `fields`) and the URI whose query the page links carry on.
+#[derive(Debug)]
+pub struct ListRequest {
+    /// The query parameters.
+    pub query: ListQuery,
+    /// The URI as the client sent it.
+    pub uri: Uri,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListRequest {
+    type Rejection = QueryRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(query) = Query::from_request_parts(parts, state).await?;
+        let Ok(OriginalUri(uri)) = OriginalUri::from_request_parts(parts, state).await;
+        Ok(ListRequest { query, uri })
+    }
+}
 
 /// What a filterable field holds, which decides the lookups it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,14 +428,7 @@ impl Page {
         results: impl IntoIterator<Item = V>,
     ) -> Response {
         let link = |offset: i64| {
-            let mut query: Vec<(String, String)> = uri
-                .query()
-                .map(|q| {
-                    url::form_urlencoded::parse(q.as_bytes())
-                        .into_owned()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mut query = query_pairs(uri);
             query.retain(|(key, _)| key != "offset" && key != "limit");
             query.push(("limit".into(), self.limit.to_string()));
             query.push(("offset".into(), offset.to_string()));
@@ -469,6 +485,18 @@ struct Paginated {
     results: Vec<Value>,
 }
 
+/// The decoded `key=value` pairs of a URI's query, in their order (none without a query): the
+/// page links keep them and [`Shape`] reads its fields from them.
+fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|query| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `fields` and `exclude_fields` of a request: which top-level fields of each object to answer.
 #[derive(Debug, Default)]
 pub struct Shape {
@@ -480,15 +508,7 @@ impl Shape {
     /// Reads `fields` and `exclude_fields` (comma-separated, possibly repeated) from a URI.
     pub fn from_uri(uri: &Uri) -> Shape {
         let mut shape = Shape::default();
-        let pairs: Vec<(String, String)> = uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (key, value) in pairs {
+        for (key, value) in query_pairs(uri) {
             let names = split_list(&value).map(str::to_owned);
             match key.as_str() {
                 "fields" => shape.fields.get_or_insert_with(Vec::new).extend(names),
@@ -535,15 +555,14 @@ pub fn json(view: &impl Serialize) -> Json<Value> {
 /// type), within `visibility`, ordered and paginated, each row answered as `view` makes it.
 pub async fn list<R: Resource, V: Serialize>(
     app: &App,
-    query: &ListQuery,
-    uri: &Uri,
+    request: &ListRequest,
     extra: Conditions,
     visibility: &Visibility,
     view: impl Fn(R) -> V,
 ) -> ApiResult<Response> {
-    let page = Page::from_query(query)?;
-    let (total, rows) = fetch_page::<R>(&app.db, query, extra, visibility, &page).await?;
-    Ok(page.respond(app, uri, total, rows.into_iter().map(view)))
+    let page = Page::from_query(&request.query)?;
+    let (total, rows) = fetch_page::<R>(&app.db, &request.query, extra, visibility, &page).await?;
+    Ok(page.respond(app, &request.uri, total, rows.into_iter().map(view)))
 }
 
 /// One page of `R` and the total count: the spec's filters from `query` and `extra`, within

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::list::{self, ExtraFilter, Page};
+use super::list::{self, ExtraFilter, ListRequest, Page};
 use super::routes::Routes;
 use super::support::{Fields, next_field};
 use crate::domain::hrefs::{API_ROOT, artifact};
@@ -162,8 +162,7 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[ExtraFilter::one("name", "The plugi
 
 async fn list(
     State(app): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
+    ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
     let page = Page::from_query(&query)?;
     let mut plugins = all(&app).await?;

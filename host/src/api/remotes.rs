@@ -63,6 +63,30 @@ impl Resource for Remote {
     };
 }
 
+/// The remote a repository or a distribution names, as their lists join it: its id and, for
+/// its href, its plugin and type (all `None` when they name none).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct JoinedRemote {
+    #[sqlx(rename = "remote_id")]
+    pub(crate) id: Option<String>,
+    #[sqlx(rename = "remote_plugin")]
+    plugin: Option<String>,
+    #[sqlx(rename = "remote_type")]
+    type_name: Option<String>,
+}
+
+impl JoinedRemote {
+    /// Its `pulp_href`, when there is a remote.
+    pub(crate) fn href(&self, names: &RestNames) -> Option<String> {
+        let (plugin, type_name, id) = (
+            self.plugin.as_deref()?,
+            self.type_name.as_deref()?,
+            self.id.as_deref()?,
+        );
+        Some(hrefs::remote(names, plugin, type_name, id))
+    }
+}
+
 /// A remote as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RemoteView {

@@ -3,8 +3,8 @@
 //! `repository_versions/` list every type.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource,
-    Visibility, fetch_one, shaped, split_list,
+    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListRequest, ListSpec,
+    Resource, Visibility, fetch_one, shaped, split_list,
 };
-use super::remotes::remote_field;
+use super::remotes::{JoinedRemote, remote_field};
 use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, set_columns,
@@ -63,13 +63,12 @@ pub(crate) struct Repository {
     name: String,
     description: Option<String>,
     retain_repo_versions: Option<i64>,
-    remote_id: Option<String>,
     latest_version: i64,
     labels: String,
     created: String,
     updated: String,
-    remote_plugin: Option<String>,
-    remote_type: Option<String>,
+    #[sqlx(flatten)]
+    remote: JoinedRemote,
 }
 
 impl Resource for Repository {
@@ -123,12 +122,6 @@ impl RepositoryView {
             &repository.type_name,
             &repository.id,
         );
-        let remote = hrefs::joined_remote(
-            names,
-            repository.remote_id.as_deref(),
-            repository.remote_plugin.as_deref(),
-            repository.remote_type.as_deref(),
-        );
         RepositoryView {
             versions_href: format!("{href}versions/"),
             latest_version_href: format!("{href}versions/{}/", repository.latest_version),
@@ -145,7 +138,7 @@ impl RepositoryView {
             name: repository.name,
             description: repository.description,
             retain_repo_versions: repository.retain_repo_versions,
-            remote,
+            remote: repository.remote.href(names),
         }
     }
 }
@@ -317,7 +310,7 @@ async fn sync(
     let repository_id = repository.id;
     let remote_id = match remote_field(&app, &fields, &plugin).await? {
         Some(remote_id) => remote_id,
-        None => repository.remote_id.ok_or_else(|| {
+        None => repository.remote.id.ok_or_else(|| {
             ApiError::field(
                 "remote",
                 "A remote must be given, or set on the repository.",
@@ -522,12 +515,11 @@ async fn list_versions(
     State(app): State<AppState>,
     caller: Caller,
     Path((plugin, segment, id)): Path<(String, String, String)>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let repository_id = versions_of(&app, &caller, (&plugin, &segment, &id), "list").await?;
     let conditions = Conditions::of("v.repository_id = ?", [Bind::Text(repository_id)]);
-    respond_versions(&app, &query, &uri, conditions, &Visibility::all()).await
+    respond_versions(&app, &request, conditions, &Visibility::all()).await
 }
 
 /// The id of the repository whose versions the caller takes `action` on: 404 when they may
@@ -552,12 +544,11 @@ pub(crate) async fn versions_of(
 async fn list_all_versions(
     State(app): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     // The version list reads the repository as `r`, as the repository list does.
     let visibility = typed::visible_of_every_type::<Repository>(&app, &caller).await?;
-    respond_versions(&app, &query, &uri, Conditions::new(), &visibility).await
+    respond_versions(&app, &request, Conditions::new(), &visibility).await
 }
 
 /// The SQL condition "content unit `?` is in version `v`".
@@ -587,19 +578,18 @@ pub(crate) const VERSION_FILTERS: &[ExtraFilter] = &[
 
 async fn respond_versions(
     app: &App,
-    query: &ListQuery,
-    uri: &Uri,
+    request: &ListRequest,
     mut conditions: Conditions,
     visibility: &Visibility,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
-    if let Some(href) = query.get("content") {
+    if let Some(href) = request.query.get("content") {
         conditions.push(
             HAS_CONTENT,
             [Bind::Text(content_id_of(&names, "content", href)?)],
         );
     }
-    if let Some(list) = query.get("content__in") {
+    if let Some(list) = request.query.get("content__in") {
         let ids = split_list(list)
             .map(|href| content_id_of(&names, "content__in", href))
             .collect::<ApiResult<Vec<_>>>()?;
@@ -617,7 +607,7 @@ async fn respond_versions(
             );
         }
     }
-    list::list::<Version, _>(app, query, uri, conditions, visibility, |version| {
+    list::list::<Version, _>(app, request, conditions, visibility, |version| {
         VersionView::new(&names, version)
     })
     .await

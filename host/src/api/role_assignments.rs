@@ -8,7 +8,7 @@
 //! 404, as for the user or group itself.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,8 +22,8 @@ use super::access::Caller;
 use super::core_objects::CoreObject;
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, ListQuery, ListSpec, Page, Resource, Visibility,
-    fetch_by_id,
+    self, Bind, Conditions, ExtraFilter, Filter, ListQuery, ListRequest, ListSpec, Page, Resource,
+    Visibility, fetch_by_id,
 };
 use super::object_roles::{NamedRole, RoleObject};
 use super::roles::permissions_of;
@@ -234,8 +234,7 @@ async fn list<K: Of>(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
     let owner = Owner::locate(&app, &caller, K::KIND, &id, false).await?;
     let mut conditions = owner.assignments();

@@ -20,7 +20,7 @@ use super::list::{
     Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, in_list,
     split_list,
 };
-use super::support::Fields;
+use super::support::{self, Fields};
 use crate::db::{Db, WriteTx, new_id, now};
 use crate::domain::hrefs::API_ROOT;
 use crate::error::{ApiError, ApiResult};
@@ -234,19 +234,16 @@ fn role_input(app: &App, fields: &Fields, creating: bool) -> ApiResult<RoleInput
 }
 
 /// Refuses (400) a name another role has.
-async fn check_name_free(tx: &mut WriteTx, name: &str, except: &str) -> ApiResult<()> {
-    let taken = sqlx::query("SELECT 1 FROM roles WHERE name = $1 AND id <> $2")
-        .bind(name)
-        .bind(except)
-        .fetch_optional(&mut **tx)
-        .await?;
-    match taken {
-        Some(_) => Err(ApiError::field(
-            "name",
-            "role with this name already exists.",
-        )),
-        None => Ok(()),
-    }
+async fn check_name_free(tx: &mut WriteTx, name: &str, id: &str) -> ApiResult<()> {
+    support::ensure_free(
+        tx,
+        "roles",
+        "name",
+        name,
+        id,
+        "role with this name already exists.",
+    )
+    .await
 }
 
 /// Makes `permissions` the permissions of role `id`.

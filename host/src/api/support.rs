@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 
-use crate::db::Backend;
+use crate::db::{Backend, WriteTx};
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::LoadedPlugin;
@@ -164,6 +164,13 @@ pub async fn next_field(
         .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))
 }
 
+/// The text of a multipart field that gives a hex digest, as digests are compared: trimmed and
+/// in lowercase (text that cannot be read is empty, which no digest is).
+pub async fn digest_field(field: axum::extract::multipart::Field<'_>) -> String {
+    let text = field.text().await.unwrap_or_default();
+    text.trim().to_ascii_lowercase()
+}
+
 /// Stages the bytes of a multipart `file` field as they arrive, showing each chunk to `observe`
 /// (a hasher of more digests, say) first.
 pub async fn stage_file(
@@ -287,6 +294,31 @@ pub async fn ensure_unique(
     .await?;
     match taken {
         Some(_) => Err(ApiError::field(field, UNIQUE_MESSAGE)),
+        None => Ok(()),
+    }
+}
+
+/// Fails with `message` on `column` when a row of `table` other than `id` has `value` in its
+/// unique `column`, checked in the transaction that writes the row (`id`: the row created or
+/// changed). For the core objects that answer Django's message of their own rather than
+/// [`ensure_unique`]'s.
+pub async fn ensure_free(
+    tx: &mut WriteTx,
+    table: &str,
+    column: &str,
+    value: &str,
+    id: &str,
+    message: &str,
+) -> ApiResult<()> {
+    let taken = sqlx::query(&format!(
+        "SELECT 1 FROM {table} WHERE {column} = $1 AND id <> $2"
+    ))
+    .bind(value)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match taken {
+        Some(_) => Err(ApiError::field(column, message)),
         None => Ok(()),
     }
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 use serde::Serialize;
@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, ListQuery, Page, Resource, Visibility, fetch_by_id, shaped,
+    self, Bind, Conditions, ExtraFilter, ListQuery, ListRequest, Page, Resource, Visibility,
+    fetch_by_id, shaped,
 };
 use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
@@ -372,23 +373,22 @@ pub async fn load_for<R: Typed>(
 async fn respond_list<R: Typed>(
     app: &App,
     caller: &Caller,
-    query: &ListQuery,
-    uri: &axum::http::Uri,
+    request: &ListRequest,
     mut conditions: Conditions,
     visibility: &Visibility,
 ) -> ApiResult<Response> {
     let names = app.plugins.rest_names();
     conditions.extend(R::shown());
-    conditions.extend(R::filters(&names, query)?);
-    let page = Page::from_query(query)?;
+    conditions.extend(R::filters(&names, &request.query)?);
+    let page = Page::from_query(&request.query)?;
     let (total, rows) =
-        list::fetch_page::<R>(&app.db, query, conditions, visibility, &page).await?;
+        list::fetch_page::<R>(&app.db, &request.query, conditions, visibility, &page).await?;
     let mut permissions = caller.permissions(app);
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         views.push(row.view_for(app, &names, &mut permissions).await?);
     }
-    Ok(page.respond(app, uri, total, views))
+    Ok(page.respond(app, &request.uri, total, views))
 }
 
 /// `GET …/<plugin>/<type>/`: the objects of one type.
@@ -396,8 +396,7 @@ pub async fn list<R: Typed>(
     State(app): State<AppState>,
     caller: Caller,
     Path((plugin, segment)): TypePath,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let conditions = of_type(&app, &plugin, R::COLLECTION, &segment, R::PREFIX)?;
     caller
@@ -409,18 +408,17 @@ pub async fn list<R: Typed>(
         )
         .await?;
     let visibility = visible::<R>(&app, &caller, &plugin, &segment).await?;
-    respond_list::<R>(&app, &caller, &query, &uri, conditions, &visibility).await
+    respond_list::<R>(&app, &caller, &request, conditions, &visibility).await
 }
 
 /// `GET …/`: the objects of every type.
 pub async fn list_all<R: Typed>(
     State(app): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let visibility = visible_of_every_type::<R>(&app, &caller).await?;
-    respond_list::<R>(&app, &caller, &query, &uri, Conditions::new(), &visibility).await
+    respond_list::<R>(&app, &caller, &request, Conditions::new(), &visibility).await
 }
 
 /// `POST …/<plugin>/<type>/`.

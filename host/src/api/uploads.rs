@@ -17,13 +17,12 @@ use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable};
 use super::list::{self, Filter, Identity, ListSpec, Resource};
 use super::routes::Routes;
-use super::support::{Fields, next_field, spawn_task, stage_file};
+use super::support::{Fields, digest_field, next_field, spawn_task, stage_file};
 use crate::db::{Backend, new_id, now};
 use crate::domain::chunked_uploads;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::is_sha256;
-use crate::rbac::Object;
 use crate::state::{App, AppState};
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
@@ -158,17 +157,7 @@ impl Creatable for Upload {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let href = hrefs::upload(&id);
-        caller
-            .created(
-                app,
-                Self::VIEWSET,
-                Object {
-                    id: &id,
-                    href: &href,
-                },
-            )
-            .await?;
+        core_objects::give_creator_roles::<Self>(app, caller, &id, &hrefs::upload(&id)).await?;
         Ok(id)
     }
 }
@@ -239,15 +228,8 @@ async fn put_chunk(
                 received = Some(stage_file(&app, &mut field, |_| {}).await?);
             }
             "sha256" => {
-                let text = field
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase();
-                if !is_sha256(&text) {
-                    return Err(ApiError::field("sha256", "Must be 64 hexadecimal digits."));
-                }
+                let text = digest_field(field).await;
+                check_sha256(&text)?;
                 sha256 = Some(text);
             }
             _ => {}
@@ -400,6 +382,16 @@ impl Deletable for Upload {
     }
 }
 
+/// Refuses (400) a `sha256` field (trimmed, in lowercase) that is not 64 hexadecimal digits: the
+/// digest a chunk and a commit are checked against.
+fn check_sha256(sha256: &str) -> ApiResult<()> {
+    if is_sha256(sha256) {
+        Ok(())
+    } else {
+        Err(ApiError::field("sha256", "Must be 64 hexadecimal digits."))
+    }
+}
+
 /// `POST {sha256}` → 202: the task assembles the chunks into an artifact (its
 /// `created_resources`) and deletes the upload.
 async fn commit(
@@ -410,9 +402,7 @@ async fn commit(
 ) -> ApiResult<Response> {
     let upload: Upload = core_objects::authorized(&app, &caller, &id, "commit").await?;
     let sha256 = fields.required_str("sha256")?.trim().to_ascii_lowercase();
-    if !is_sha256(&sha256) {
-        return Err(ApiError::field("sha256", "Must be 64 hexadecimal digits."));
-    }
+    check_sha256(&sha256)?;
     let upload_id = upload.id;
     let lock = ResourceLock::exclusive(hrefs::upload(&upload_id));
     spawn_task(

@@ -5,7 +5,7 @@
 //! own tokens; staff manage anyone's. A token's secret is answered once, when it is created; only
 //! its sha256 is stored (see [`crate::auth`]).
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,12 +16,12 @@ use utoipa::ToSchema;
 
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, Filter, ListQuery, ListSpec, Resource, Visibility, fetch_by_id,
+    self, Bind, Conditions, Filter, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
 };
 use super::routes::Routes;
-use super::support::Fields;
+use super::support::{self, Fields};
 use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, password_hash, random_token, token_hash};
-use crate::db::{new_id, now};
+use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -160,13 +160,11 @@ fn visible_to(caller: &User) -> Visibility {
 async fn list(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     list::list::<UserRow, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         Conditions::new(),
         &visible_to(&user),
         UserView::from,
@@ -275,6 +273,12 @@ fn password_columns(password: Option<&str>) -> (String, String) {
     }
 }
 
+/// Refuses (400) a username another user than `id` (the one created or changed) has.
+async fn ensure_username_free(tx: &mut WriteTx, username: &str, id: &str) -> ApiResult<()> {
+    let message = "A user with that username already exists.";
+    support::ensure_free(tx, "users", "username", username, id, message).await
+}
+
 async fn create(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
@@ -289,16 +293,7 @@ async fn create(
     let (salt, hash) = password_columns(values.password.flatten().as_deref());
     let id = new_id();
     let mut tx = app.db.begin_write().await?;
-    let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1")
-        .bind(&username)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if taken.is_some() {
-        return Err(ApiError::field(
-            "username",
-            "A user with that username already exists.",
-        ));
-    }
+    ensure_username_free(&mut tx, &username, &id).await?;
     sqlx::query(
         "INSERT INTO users (id, username, password_salt, password_hash, created, first_name, last_name, email, is_staff, is_active)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -330,17 +325,7 @@ async fn update(
     let values = user_fields(&fields)?;
     let mut tx = app.db.begin_write().await?;
     if let Some(username) = &values.username {
-        let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1 AND id <> $2")
-            .bind(username)
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(ApiError::field(
-                "username",
-                "A user with that username already exists.",
-            ));
-        }
+        ensure_username_free(&mut tx, username, &id).await?;
     }
     for (column, value) in [
         ("username", values.username),
@@ -472,14 +457,12 @@ async fn list_tokens(
     State(app): State<AppState>,
     Extension(user): Extension<User>,
     Path(id): Path<String>,
-    Query(query): Query<ListQuery>,
-    OriginalUri(uri): OriginalUri,
+    request: ListRequest,
 ) -> ApiResult<Response> {
     let owner = visible(&app, &user, &id).await?.id;
     list::list::<Token, _>(
         &app,
-        &query,
-        &uri,
+        &request,
         owned_by(&owner),
         &Visibility::all(),
         TokenView::from,

@@ -46,16 +46,6 @@ pub fn remote(names: &RestNames, plugin: &str, type_name: &str, id: &str) -> Str
     typed(names, Collection::Remotes, plugin, type_name, id)
 }
 
-/// The href of the remote a row names through a `LEFT JOIN` (its id, plugin and type), if any.
-pub fn joined_remote(
-    names: &RestNames,
-    id: Option<&str>,
-    plugin: Option<&str>,
-    type_name: Option<&str>,
-) -> Option<String> {
-    Some(remote(names, plugin?, type_name?, id?))
-}
-
 /// `/pulp/api/v3/publications/<plugin>/<type>/<id>/`
 pub fn publication(names: &RestNames, plugin: &str, type_name: &str, id: &str) -> String {
     typed(names, Collection::Publications, plugin, type_name, id)
