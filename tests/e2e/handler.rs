@@ -99,6 +99,16 @@ async fn text(response: reqwest::Response) -> (StatusCode, String) {
 async fn declared_rest_names_and_fields_shape_the_api(backend: Backend) {
     let app = app_with_handler(backend).await;
 
+    // Installed at run time, its types have their built-in roles and access policies at once.
+    for query in [
+        "roles/?name=handler.stashrepository_owner",
+        "roles/?name=handler.stashremote_creator",
+        "access_policies/?viewset_name=repositories/handler/stash",
+        "access_policies/?viewset_name=distributions/handler/shelf",
+    ] {
+        assert_eq!(app.count(&format!("{API}/{query}")).await, 1, "{query}");
+    }
+
     let (status, _) = app.get(&format!("{API}/repositories/handler/blob/")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the type is not a REST name");
     let repository = app
