@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::pulp::{API, created_resources, str_field};
-use crate::support::requests::{As, Reply, multipart};
+use crate::support::requests::{As, multipart};
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
 sqlite_and_postgres!(
@@ -22,17 +22,6 @@ sqlite_and_postgres!(
 
 const OLIVIA: As<'static> = As::Basic("olivia", "olivia-password");
 const SAM: As<'static> = As::Basic("sam", "sam-password");
-
-/// Creates a user who is not staff; returns its href.
-async fn create_user(app: &TestApp, username: &str) -> String {
-    let user = app
-        .create(
-            &format!("{API}/users/"),
-            json!({"username": username, "password": format!("{username}-password")}),
-        )
-        .await;
-    str_field(&user, "pulp_href").to_owned()
-}
 
 /// The admin gives `user` the global roles `roles`.
 async fn give_roles(app: &TestApp, user: &str, roles: &[&str]) {
@@ -48,8 +37,8 @@ async fn give_roles(app: &TestApp, user: &str, roles: &[&str]) {
 /// Olivia and Sam, with the roles that let each create file repositories, remotes,
 /// publications and distributions (and uploads).
 async fn olivia_and_sam(app: &TestApp) -> (String, String) {
-    let olivia = create_user(app, "olivia").await;
-    let sam = create_user(app, "sam").await;
+    let olivia = app.create_user("olivia", "olivia-password").await;
+    let sam = app.create_user("sam", "sam-password").await;
     let creator = [
         "file.filerepository_creator",
         "file.fileremote_creator",
@@ -62,35 +51,20 @@ async fn olivia_and_sam(app: &TestApp) -> (String, String) {
     (olivia, sam)
 }
 
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    who: As<'_>,
-    body: Option<Value>,
-) -> Reply {
-    app.request(method, path, who, body.as_ref(), &[]).await
-}
-
 /// `who` POSTs `body` to `path`, expecting a task; waits for it and answers what it created.
 async fn run_as(app: &TestApp, path: &str, who: As<'_>, body: Value) -> Vec<String> {
-    let reply = call(app, Method::POST, path, who, Some(body.clone())).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::ACCEPTED,
-        "POST {path} {body}: {}",
-        reply.body
-    );
-    let task = app.wait_task(str_field(&reply.body, "task")).await;
+    let accepted = app
+        .expect(who.post(path, body), StatusCode::ACCEPTED, "a task")
+        .await;
+    let task = app.wait_task(str_field(&accepted, "task")).await;
     assert_eq!(task["state"], "completed", "{task:#}");
     created_resources(&task)
 }
 
 /// How many objects `who` sees in the list at `path`.
 async fn count_as(app: &TestApp, path: &str, who: As<'_>) -> u64 {
-    let reply = call(app, Method::GET, path, who, None).await;
-    assert_eq!(reply.status, StatusCode::OK, "GET {path}: {}", reply.body);
-    reply.body["count"].as_u64().expect("a page has a count")
+    let page = app.expect(who.get(path), StatusCode::OK, "a list").await;
+    page["count"].as_u64().expect("a page has a count")
 }
 
 /// Olivia creates a repository, a remote, syncs, publishes and distributes; each object is hers
@@ -103,52 +77,45 @@ async fn an_owner_works_on_their_objects_and_a_stranger_sees_none_of_them(backen
     olivia_and_sam(&app).await;
     let repositories = format!("{API}/repositories/file/file/");
 
-    let refused = call(
-        &app,
-        Method::POST,
-        &repositories,
-        SAM,
-        Some(json!({"name": "sams"})),
+    app.expect(
+        SAM.post(&repositories, json!({"name": "sams"})),
+        StatusCode::FORBIDDEN,
+        "Sam may not create a repository",
     )
     .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert_eq!(
         count_as(&app, &repositories, As::Admin).await,
         0,
         "nothing was created"
     );
 
-    let created = call(
-        &app,
-        Method::POST,
-        &repositories,
-        OLIVIA,
-        Some(json!({"name": "olivias"})),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let repository = str_field(&created.body, "pulp_href").to_owned();
-    let created = call(
-        &app,
-        Method::POST,
-        &format!("{API}/remotes/file/file/"),
-        OLIVIA,
-        Some(json!({"name": "upstream", "url": upstream.manifest_url(), "policy": "immediate"})),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let remote = str_field(&created.body, "pulp_href").to_owned();
+    let created = app
+        .expect(
+            OLIVIA.post(&repositories, json!({"name": "olivias"})),
+            StatusCode::CREATED,
+            "Olivia creates a repository",
+        )
+        .await;
+    let repository = str_field(&created, "pulp_href").to_owned();
+    let created = app
+        .expect(
+            OLIVIA.post(
+                &format!("{API}/remotes/file/file/"),
+                json!({"name": "upstream", "url": upstream.manifest_url(), "policy": "immediate"}),
+            ),
+            StatusCode::CREATED,
+            "Olivia creates a remote",
+        )
+        .await;
+    let remote = str_field(&created, "pulp_href").to_owned();
 
     let sync = format!("{repository}sync/");
-    let refused = call(
-        &app,
-        Method::POST,
-        &sync,
-        SAM,
-        Some(json!({"remote": remote})),
+    app.expect(
+        SAM.post(&sync, json!({"remote": remote})),
+        StatusCode::NOT_FOUND,
+        "Sam cannot sync her repository",
     )
     .await;
-    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
     run_as(&app, &sync, OLIVIA, json!({"remote": remote})).await;
     let publication = run_as(
         &app,
@@ -167,28 +134,25 @@ async fn an_owner_works_on_their_objects_and_a_stranger_sees_none_of_them(backen
     .await
     .remove(0);
 
-    let mine = call(
-        &app,
-        Method::GET,
-        &format!("{repository}my_permissions/"),
-        OLIVIA,
-        None,
-    )
-    .await;
-    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let mine = app
+        .expect(
+            OLIVIA.get(&format!("{repository}my_permissions/")),
+            StatusCode::OK,
+            "Olivia's permissions on her repository",
+        )
+        .await;
     for permission in [
         "file.view_filerepository",
         "file.sync_filerepository",
         "file.manage_roles_filerepository",
     ] {
         assert!(
-            mine.body["permissions"]
+            mine["permissions"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .any(|held| held == permission),
-            "the creator owns the repository: {}",
-            mine.body
+            "the creator owns the repository: {mine}"
         );
     }
 
@@ -199,11 +163,8 @@ async fn an_owner_works_on_their_objects_and_a_stranger_sees_none_of_them(backen
         (&distribution, "distributions"),
     ] {
         let list = format!("{API}/{collection}/file/file/");
-        assert_eq!(
-            call(&app, Method::GET, object, OLIVIA, None).await.status,
-            StatusCode::OK,
-            "{object}"
-        );
+        app.expect(OLIVIA.get(object), StatusCode::OK, "Olivia shows hers")
+            .await;
         assert_eq!(count_as(&app, &list, OLIVIA).await, 1, "{list}");
         assert_eq!(
             count_as(&app, &format!("{API}/{collection}/"), OLIVIA).await,
@@ -228,30 +189,30 @@ async fn an_owner_works_on_their_objects_and_a_stranger_sees_none_of_them(backen
         };
         for method in methods {
             let body = (method == Method::PATCH).then(|| json!({"name": "taken"}));
-            let reply = call(&app, method.clone(), object, SAM, body).await;
-            assert_eq!(
-                reply.status,
+            app.expect(
+                SAM.call(method, object, body),
                 StatusCode::NOT_FOUND,
-                "{method} {object} as Sam: {}",
-                reply.body
-            );
+                "Sam finds none of hers",
+            )
+            .await;
         }
     }
 
     // Her repository's versions and content are hers too: content is seen through the
     // repositories that hold it, as Pulp scopes it.
-    let versions = call(
-        &app,
-        Method::GET,
-        &format!("{repository}versions/"),
-        SAM,
-        None,
+    app.expect(
+        SAM.get(&format!("{repository}versions/")),
+        StatusCode::NOT_FOUND,
+        "her repository's versions",
     )
     .await;
-    assert_eq!(versions.status, StatusCode::NOT_FOUND, "{}", versions.body);
     let version = format!("{repository}versions/1/");
-    let shown = call(&app, Method::GET, &version, SAM, None).await;
-    assert_eq!(shown.status, StatusCode::NOT_FOUND, "{}", shown.body);
+    app.expect(
+        SAM.get(&version),
+        StatusCode::NOT_FOUND,
+        "a version of her repository",
+    )
+    .await;
     for content in [
         format!("{API}/content/"),
         format!("{API}/content/file/files/"),
@@ -260,27 +221,26 @@ async fn an_owner_works_on_their_objects_and_a_stranger_sees_none_of_them(backen
         assert_eq!(count_as(&app, &content, As::Admin).await, 3, "{content}");
         assert_eq!(count_as(&app, &content, SAM).await, 0, "{content}");
     }
-    let units = call(
-        &app,
-        Method::GET,
-        &format!("{API}/content/file/files/"),
-        OLIVIA,
-        None,
-    )
-    .await;
+    let units = app
+        .call(OLIVIA.get(&format!("{API}/content/file/files/")))
+        .await;
     let unit = str_field(&units.body["results"][0], "pulp_href").to_owned();
-    let shown = call(&app, Method::GET, &unit, SAM, None).await;
-    assert_eq!(shown.status, StatusCode::NOT_FOUND, "{}", shown.body);
-
-    let refused = call(
-        &app,
-        Method::POST,
-        &format!("{API}/distributions/file/file/"),
-        SAM,
-        Some(json!({"name": "sams", "base_path": "sams", "publication": publication})),
+    app.expect(
+        SAM.get(&unit),
+        StatusCode::NOT_FOUND,
+        "a unit of her repository",
     )
     .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    app.expect(
+        SAM.post(
+            &format!("{API}/distributions/file/file/"),
+            json!({"name": "sams", "base_path": "sams", "publication": publication}),
+        ),
+        StatusCode::FORBIDDEN,
+        "Sam cannot distribute her publication",
+    )
+    .await;
     let created = run_as(
         &app,
         &format!("{API}/distributions/file/file/"),
@@ -310,76 +270,50 @@ async fn a_role_on_one_object_opens_it_to_another_user(backend: Backend) {
     let app = TestApp::start(backend).await;
     olivia_and_sam(&app).await;
     let repositories = format!("{API}/repositories/file/file/");
-    let created = call(
-        &app,
-        Method::POST,
-        &repositories,
-        OLIVIA,
-        Some(json!({"name": "shared"})),
-    )
-    .await;
+    let created = app
+        .call(OLIVIA.post(&repositories, json!({"name": "shared"})))
+        .await;
     let repository = str_field(&created.body, "pulp_href").to_owned();
     let viewer = json!({"role": "file.filerepository_viewer", "users": ["sam"]});
 
-    let refused = call(
-        &app,
-        Method::POST,
-        &format!("{repository}add_role/"),
-        SAM,
-        Some(viewer.clone()),
+    app.expect(
+        SAM.post(&format!("{repository}add_role/"), viewer.clone()),
+        StatusCode::NOT_FOUND,
+        "Sam does not see her repository yet",
     )
     .await;
-    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
-    let added = call(
-        &app,
-        Method::POST,
-        &format!("{repository}add_role/"),
-        OLIVIA,
-        Some(viewer.clone()),
+    app.expect(
+        OLIVIA.post(&format!("{repository}add_role/"), viewer.clone()),
+        StatusCode::CREATED,
+        "Olivia gives Sam the viewer role",
     )
     .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
 
-    assert_eq!(
-        call(&app, Method::GET, &repository, SAM, None).await.status,
-        StatusCode::OK
-    );
+    app.expect(SAM.get(&repository), StatusCode::OK, "a viewer sees it")
+        .await;
     assert_eq!(count_as(&app, &repositories, SAM).await, 1);
-    let refused = call(
-        &app,
-        Method::PATCH,
-        &repository,
-        SAM,
-        Some(json!({"name": "mine"})),
-    )
-    .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-    let refused = call(
-        &app,
-        Method::POST,
-        &format!("{repository}add_role/"),
-        SAM,
-        Some(viewer.clone()),
-    )
-    .await;
-    assert_eq!(
-        refused.status,
+    app.expect(
+        SAM.patch(&repository, json!({"name": "mine"})),
         StatusCode::FORBIDDEN,
-        "a viewer may not give roles: {}",
-        refused.body
-    );
-
-    let roles = call(
-        &app,
-        Method::GET,
-        &format!("{repository}list_roles/"),
-        OLIVIA,
-        None,
+        "a viewer may not change it",
     )
     .await;
-    assert_eq!(roles.status, StatusCode::OK, "{}", roles.body);
+    app.expect(
+        SAM.post(&format!("{repository}add_role/"), viewer.clone()),
+        StatusCode::FORBIDDEN,
+        "a viewer may not give roles",
+    )
+    .await;
+
+    let roles = app
+        .expect(
+            OLIVIA.get(&format!("{repository}list_roles/")),
+            StatusCode::OK,
+            "Olivia lists the roles on her repository",
+        )
+        .await;
     let holders = |role: &str| -> Value {
-        roles.body["roles"]
+        roles["roles"]
             .as_array()
             .unwrap()
             .iter()
@@ -390,29 +324,26 @@ async fn a_role_on_one_object_opens_it_to_another_user(backend: Backend) {
     assert_eq!(
         holders("file.filerepository_owner"),
         json!(["olivia"]),
-        "{}",
-        roles.body
+        "{roles}"
     );
     assert_eq!(
         holders("file.filerepository_viewer"),
         json!(["sam"]),
-        "{}",
-        roles.body
+        "{roles}"
     );
 
-    let removed = call(
-        &app,
-        Method::POST,
-        &format!("{repository}remove_role/"),
-        OLIVIA,
-        Some(viewer),
+    app.expect(
+        OLIVIA.post(&format!("{repository}remove_role/"), viewer),
+        StatusCode::CREATED,
+        "Olivia takes the role back",
     )
     .await;
-    assert_eq!(removed.status, StatusCode::CREATED, "{}", removed.body);
-    assert_eq!(
-        call(&app, Method::GET, &repository, SAM, None).await.status,
-        StatusCode::NOT_FOUND
-    );
+    app.expect(
+        SAM.get(&repository),
+        StatusCode::NOT_FOUND,
+        "gone for him again",
+    )
+    .await;
     assert_eq!(count_as(&app, &repositories, SAM).await, 0);
 }
 
@@ -440,24 +371,18 @@ async fn only_staff_manage_plugins(backend: Backend) {
         .expect("POST plugins/");
     assert_eq!(install.status(), StatusCode::FORBIDDEN);
     let file = format!("{plugins}file/");
-    let disable = call(
-        &app,
-        Method::PATCH,
-        &file,
-        SAM,
-        Some(json!({"enabled": false})),
+    app.expect(
+        SAM.patch(&file, json!({"enabled": false})),
+        StatusCode::FORBIDDEN,
+        "only staff disable a plugin",
     )
     .await;
-    assert_eq!(disable.status, StatusCode::FORBIDDEN, "{}", disable.body);
-    let remove = call(
-        &app,
-        Method::DELETE,
-        &format!("{file}?force=true"),
-        SAM,
-        None,
+    app.expect(
+        SAM.delete(&format!("{file}?force=true")),
+        StatusCode::FORBIDDEN,
+        "only staff remove a plugin",
     )
     .await;
-    assert_eq!(remove.status, StatusCode::FORBIDDEN, "{}", remove.body);
     assert_eq!(app.get_json(&plugins).await, before, "nothing changed");
 }
 
@@ -466,47 +391,41 @@ async fn only_staff_manage_plugins(backend: Backend) {
 async fn a_task_and_an_upload_belong_to_who_started_them(backend: Backend) {
     let app = TestApp::start(backend).await;
     olivia_and_sam(&app).await;
-    let created = call(
-        &app,
-        Method::POST,
-        &format!("{API}/repositories/file/file/"),
-        OLIVIA,
-        Some(json!({"name": "tasks"})),
-    )
-    .await;
+    let created = app
+        .call(OLIVIA.post(
+            &format!("{API}/repositories/file/file/"),
+            json!({"name": "tasks"}),
+        ))
+        .await;
     let repository = str_field(&created.body, "pulp_href").to_owned();
-    let accepted = call(
-        &app,
-        Method::PATCH,
-        &repository,
-        OLIVIA,
-        Some(json!({"description": "x"})),
+    let accepted = app
+        .expect(
+            OLIVIA.patch(&repository, json!({"description": "x"})),
+            StatusCode::ACCEPTED,
+            "Olivia's change is a task",
+        )
+        .await;
+    let task = str_field(&accepted, "task").to_owned();
+    app.wait_task(&task).await;
+    app.expect(OLIVIA.get(&task), StatusCode::OK, "her task is hers")
+        .await;
+    app.expect(
+        SAM.get(&task),
+        StatusCode::NOT_FOUND,
+        "her task is not Sam's",
     )
     .await;
-    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
-    let task = str_field(&accepted.body, "task").to_owned();
-    app.wait_task(&task).await;
-    assert_eq!(
-        call(&app, Method::GET, &task, OLIVIA, None).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&app, Method::GET, &task, SAM, None).await.status,
-        StatusCode::NOT_FOUND
-    );
     assert_eq!(count_as(&app, &format!("{API}/tasks/"), SAM).await, 0);
     assert!(count_as(&app, &format!("{API}/tasks/"), OLIVIA).await >= 1);
 
-    let upload = call(
-        &app,
-        Method::POST,
-        &format!("{API}/uploads/"),
-        OLIVIA,
-        Some(json!({"size": 4})),
-    )
-    .await;
-    assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.body);
-    let upload = str_field(&upload.body, "pulp_href").to_owned();
+    let upload = app
+        .expect(
+            OLIVIA.post(&format!("{API}/uploads/"), json!({"size": 4})),
+            StatusCode::CREATED,
+            "Olivia starts an upload",
+        )
+        .await;
+    let upload = str_field(&upload, "pulp_href").to_owned();
     let (content_type, body) = multipart(&[("file", Some("chunk.bin"), b"abcd")]);
     let chunk = app
         .anonymous()
@@ -519,18 +438,20 @@ async fn a_task_and_an_upload_belong_to_who_started_them(backend: Backend) {
         .await
         .expect("PUT chunk");
     assert_eq!(chunk.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        call(&app, Method::GET, &upload, SAM, None).await.status,
-        StatusCode::NOT_FOUND
-    );
+    app.expect(
+        SAM.get(&upload),
+        StatusCode::NOT_FOUND,
+        "her upload is not Sam's",
+    )
+    .await;
     assert_eq!(count_as(&app, &format!("{API}/uploads/"), SAM).await, 0);
-    let mine = call(&app, Method::GET, &upload, OLIVIA, None).await;
-    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let mine = app
+        .expect(OLIVIA.get(&upload), StatusCode::OK, "her upload is hers")
+        .await;
     assert_eq!(
-        mine.body["chunks"],
+        mine["chunks"],
         json!([]),
-        "Sam's chunk was not stored: {}",
-        mine.body
+        "Sam's chunk was not stored: {mine}"
     );
 }
 
@@ -541,7 +462,7 @@ async fn a_task_and_an_upload_belong_to_who_started_them(backend: Backend) {
 async fn the_private_team_repository_of_the_security_guide(backend: Backend) {
     let app = TestApp::start(backend).await;
     for user in ["olivia", "sam", "tom"] {
-        create_user(&app, user).await;
+        app.create_user(user, &format!("{user}-password")).await;
     }
     let group = app
         .create(&format!("{API}/groups/"), json!({"name": "team"}))
@@ -559,33 +480,32 @@ async fn the_private_team_repository_of_the_security_guide(backend: Backend) {
         .await;
     }
     let repositories = format!("{API}/repositories/file/file/");
-    let created = call(
-        &app,
-        Method::POST,
-        &repositories,
-        OLIVIA,
-        Some(json!({"name": "team-files"})),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let repository = str_field(&created.body, "pulp_href").to_owned();
+    let created = app
+        .expect(
+            OLIVIA.post(&repositories, json!({"name": "team-files"})),
+            StatusCode::CREATED,
+            "a member creates a repository",
+        )
+        .await;
+    let repository = str_field(&created, "pulp_href").to_owned();
     let tom = As::Basic("tom", "tom-password");
     for who in [SAM, tom] {
         assert_eq!(count_as(&app, &repositories, who).await, 0);
-        let shown = call(&app, Method::GET, &repository, who, None).await;
-        assert_eq!(shown.status, StatusCode::NOT_FOUND, "{}", shown.body);
+        app.expect(
+            who.get(&repository),
+            StatusCode::NOT_FOUND,
+            "nobody else sees it yet",
+        )
+        .await;
     }
 
     let viewer = json!({"role": "file.filerepository_viewer", "groups": ["team"]});
-    let added = call(
-        &app,
-        Method::POST,
-        &format!("{repository}add_role/"),
-        OLIVIA,
-        Some(viewer),
+    app.expect(
+        OLIVIA.post(&format!("{repository}add_role/"), viewer),
+        StatusCode::CREATED,
+        "its owner gives the group the viewer role",
     )
     .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
     assert_eq!(
         count_as(&app, &repositories, tom).await,
         1,
@@ -596,20 +516,12 @@ async fn the_private_team_repository_of_the_security_guide(backend: Backend) {
         0,
         "an outsider does not"
     );
-    let changed = call(
-        &app,
-        Method::PATCH,
-        &repository,
-        tom,
-        Some(json!({"name": "x"})),
+    app.expect(
+        tom.patch(&repository, json!({"name": "x"})),
+        StatusCode::FORBIDDEN,
+        "viewing is not changing",
     )
     .await;
-    assert_eq!(
-        changed.status,
-        StatusCode::FORBIDDEN,
-        "viewing is not changing: {}",
-        changed.body
-    );
 }
 
 /// A remote's `headers` often carry tokens: its owner and staff see them; a user who may only
@@ -618,50 +530,44 @@ async fn a_remotes_headers_are_shown_only_to_who_may_change_it(backend: Backend)
     let app = TestApp::start(backend).await;
     olivia_and_sam(&app).await;
     let headers = json!([{"Authorization": "Bearer s3cret"}]);
-    let created = call(
-        &app,
-        Method::POST,
-        &format!("{API}/remotes/file/file/"),
-        OLIVIA,
-        Some(json!({"name": "private", "url": "http://127.0.0.1:9/", "headers": headers})),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["headers"], headers, "the creator owns it");
-    let remote = str_field(&created.body, "pulp_href").to_owned();
+    let created = app
+        .expect(
+            OLIVIA.post(
+                &format!("{API}/remotes/file/file/"),
+                json!({"name": "private", "url": "http://127.0.0.1:9/", "headers": headers}),
+            ),
+            StatusCode::CREATED,
+            "Olivia creates a remote with headers",
+        )
+        .await;
+    assert_eq!(created["headers"], headers, "the creator owns it");
+    let remote = str_field(&created, "pulp_href").to_owned();
     let viewer = json!({"role": "file.fileremote_viewer", "users": ["sam"]});
-    let added = call(
-        &app,
-        Method::POST,
-        &format!("{remote}add_role/"),
-        OLIVIA,
-        Some(viewer),
+    app.expect(
+        OLIVIA.post(&format!("{remote}add_role/"), viewer),
+        StatusCode::CREATED,
+        "Olivia gives Sam the viewer role",
     )
     .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
 
     for who in [OLIVIA, As::Admin] {
-        let shown = call(&app, Method::GET, &remote, who, None).await;
+        let shown = app.call(who.get(&remote)).await;
         assert_eq!(shown.body["headers"], headers, "{who:?}: {}", shown.body);
     }
-    let shown = call(&app, Method::GET, &remote, SAM, None).await;
-    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
-    let listed = [
-        shown.body,
-        call(
-            &app,
-            Method::GET,
-            &format!("{API}/remotes/file/file/"),
-            SAM,
-            None,
+    let shown = app
+        .expect(
+            SAM.get(&remote),
+            StatusCode::OK,
+            "a viewer shows the remote",
         )
-        .await
-        .body["results"][0]
-            .clone(),
-        call(&app, Method::GET, &format!("{API}/remotes/"), SAM, None)
+        .await;
+    let listed = [
+        shown,
+        app.call(SAM.get(&format!("{API}/remotes/file/file/")))
             .await
             .body["results"][0]
             .clone(),
+        app.call(SAM.get(&format!("{API}/remotes/"))).await.body["results"][0].clone(),
     ];
     for seen in listed {
         assert_eq!(seen["pulp_href"], remote.as_str(), "{seen:#}");

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::pulp_cli::PulpCli;
 use crate::support::pulp::{API, str_field};
-use crate::support::requests::{As, Reply};
+use crate::support::requests::As;
 use crate::support::{Backend, TestApp};
 
 sqlite_and_postgres!(
@@ -34,34 +34,11 @@ async fn people(app: &TestApp) -> People {
         let As::Basic(username, password) = who else {
             unreachable!("both log in with a password")
         };
-        let user = app
-            .create(
-                &format!("{API}/users/"),
-                json!({ "username": username, "password": password }),
-            )
-            .await;
-        hrefs.push(str_field(&user, "pulp_href").to_owned());
+        hrefs.push(app.create_user(username, password).await);
     }
     let stranger = hrefs.pop().expect("the stranger");
     let owner = hrefs.pop().expect("the owner");
     People { owner, stranger }
-}
-
-/// `method path` as `who`, with a JSON body when given.
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    who: As<'_>,
-    body: Option<Value>,
-) -> Reply {
-    app.request(method, path, who, body.as_ref(), &[]).await
-}
-
-/// Asserts the reply's status, showing its body when it differs; returns the body.
-fn expect(reply: Reply, status: StatusCode, what: &str) -> Value {
-    assert_eq!(reply.status, status, "{what}: {}", reply.body);
-    reply.body
 }
 
 /// The `name` of every result of a page.
@@ -128,26 +105,35 @@ async fn roles_are_managed_and_built_in_ones_are_locked(backend: Backend) {
     }
     let href = str_field(&created, "pulp_href").to_owned();
     let unknown = app
-        .post_json(
-            &roles,
-            &json!({ "name": "wishful", "permissions": ["file.fly_filerepository"] }),
+        .expect(
+            As::Admin.post(
+                &roles,
+                json!({ "name": "wishful", "permissions": ["file.fly_filerepository"] }),
+            ),
+            StatusCode::BAD_REQUEST,
+            "a permission that does not exist",
         )
         .await;
-    assert_eq!(unknown.0, StatusCode::BAD_REQUEST, "{}", unknown.1);
-    assert!(unknown.1["permissions"].is_array(), "{}", unknown.1);
+    assert!(unknown["permissions"].is_array(), "{unknown}");
     let taken = app
-        .post_json(&roles, &json!({ "name": "readers", "permissions": [] }))
-        .await;
-    assert_eq!(taken.0, StatusCode::BAD_REQUEST, "{}", taken.1);
-    assert!(taken.1["name"].is_array(), "{}", taken.1);
-
-    let (status, changed) = app
-        .patch_json(
-            &href,
-            &json!({ "permissions": ["file.view_filerepository", "file.sync_filerepository"] }),
+        .expect(
+            As::Admin.post(&roles, json!({ "name": "readers", "permissions": [] })),
+            StatusCode::BAD_REQUEST,
+            "a name another role has",
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert!(taken["name"].is_array(), "{taken}");
+
+    let changed = app
+        .expect(
+            As::Admin.patch(
+                &href,
+                json!({ "permissions": ["file.view_filerepository", "file.sync_filerepository"] }),
+            ),
+            StatusCode::OK,
+            "staff change a custom role",
+        )
+        .await;
     assert_eq!(
         changed["permissions"],
         json!(["file.sync_filerepository", "file.view_filerepository"])
@@ -156,11 +142,13 @@ async fn roles_are_managed_and_built_in_ones_are_locked(backend: Backend) {
 
     for (method, what) in [(Method::PATCH, "changed"), (Method::DELETE, "deleted")] {
         let body = (method == Method::PATCH).then(|| json!({ "description": "mine now" }));
-        let refused = expect(
-            call(&app, method, &locked_href, As::Admin, body).await,
-            StatusCode::FORBIDDEN,
-            "a locked role",
-        );
+        let refused = app
+            .expect(
+                As::Admin.call(method, &locked_href, body),
+                StatusCode::FORBIDDEN,
+                "a locked role",
+            )
+            .await;
         assert!(
             str_field(&refused, "detail")
                 .contains(&format!("locked (built-in) role and cannot be {what}")),
@@ -168,35 +156,34 @@ async fn roles_are_managed_and_built_in_ones_are_locked(backend: Backend) {
         );
     }
 
-    let listed = expect(
-        call(&app, Method::GET, &roles, STRANGER, None).await,
-        StatusCode::OK,
-        "anyone lists roles",
-    );
+    let listed = app
+        .expect(STRANGER.get(&roles), StatusCode::OK, "anyone lists roles")
+        .await;
     assert!(listed["count"].as_u64().expect("a count") > 10, "{listed}");
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &roles,
-            STRANGER,
-            Some(json!({ "name": "mine" })),
-        )
-        .await,
+    app.expect(
+        STRANGER.post(&roles, json!({ "name": "mine" })),
         StatusCode::FORBIDDEN,
         "only staff create roles",
-    );
-    expect(
-        call(&app, Method::DELETE, &href, STRANGER, None).await,
+    )
+    .await;
+    app.expect(
+        STRANGER.delete(&href),
         StatusCode::FORBIDDEN,
         "only staff delete roles",
-    );
-    expect(
-        call(&app, Method::DELETE, &href, As::Admin, None).await,
+    )
+    .await;
+    app.expect(
+        As::Admin.delete(&href),
         StatusCode::NO_CONTENT,
         "staff delete a custom role",
-    );
-    assert_eq!(app.get(&href).await.0, StatusCode::NOT_FOUND);
+    )
+    .await;
+    app.expect(
+        As::Admin.get(&href),
+        StatusCode::NOT_FOUND,
+        "a deleted role is gone",
+    )
+    .await;
 }
 
 /// A group is visible to its creator (who gets `core.group_owner` on it) and to those given a
@@ -206,99 +193,80 @@ async fn groups_are_private_to_those_given_roles_on_them(backend: Backend) {
     let people = people(&app).await;
     let groups = format!("{API}/groups/");
 
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &groups,
-            OWNER,
-            Some(json!({ "name": "team" })),
-        )
-        .await,
+    app.expect(
+        OWNER.post(&groups, json!({ "name": "team" })),
         StatusCode::FORBIDDEN,
         "creating a group needs core.add_group",
-    );
+    )
+    .await;
     app.create(
         &format!("{}roles/", people.owner),
         json!({ "role": "core.group_creator", "content_object": null }),
     )
     .await;
-    let group = expect(
-        call(
-            &app,
-            Method::POST,
-            &groups,
-            OWNER,
-            Some(json!({ "name": "team" })),
+    let group = app
+        .expect(
+            OWNER.post(&groups, json!({ "name": "team" })),
+            StatusCode::CREATED,
+            "a group creator creates a group",
         )
-        .await,
-        StatusCode::CREATED,
-        "a group creator creates a group",
-    );
+        .await;
     let href = str_field(&group, "pulp_href").to_owned();
     assert_eq!(group["name"], "team");
     assert!(
         href.ends_with(&format!("/groups/{}/", str_field(&group, "id"))),
         "{group}"
     );
-    let duplicate = app.post_json(&groups, &json!({ "name": "team" })).await;
-    assert_eq!(duplicate.0, StatusCode::BAD_REQUEST, "{}", duplicate.1);
+    app.expect(
+        As::Admin.post(&groups, json!({ "name": "team" })),
+        StatusCode::BAD_REQUEST,
+        "a name another group has",
+    )
+    .await;
 
-    let theirs = expect(
-        call(
-            &app,
-            Method::GET,
-            &format!("{groups}?name=team"),
-            OWNER,
-            None,
+    let theirs = app
+        .expect(
+            OWNER.get(&format!("{groups}?name=team")),
+            StatusCode::OK,
+            "the owner lists their group",
         )
-        .await,
-        StatusCode::OK,
-        "the owner lists their group",
-    );
+        .await;
     assert_eq!(names(&theirs, "name"), ["team"]);
-    let hidden = expect(
-        call(&app, Method::GET, &groups, STRANGER, None).await,
-        StatusCode::OK,
-        "a stranger lists groups",
-    );
+    let hidden = app
+        .expect(
+            STRANGER.get(&groups),
+            StatusCode::OK,
+            "a stranger lists groups",
+        )
+        .await;
     assert_eq!(hidden["count"], 0, "{hidden}");
     for method in [Method::GET, Method::PATCH, Method::DELETE] {
         let body = (method == Method::PATCH).then(|| json!({ "name": "theirs" }));
-        expect(
-            call(&app, method.clone(), &href, STRANGER, body).await,
+        app.expect(
+            STRANGER.call(method.clone(), &href, body),
             StatusCode::NOT_FOUND,
             &format!("a stranger's {method} of another's group"),
-        );
-    }
-    let roles = expect(
-        call(
-            &app,
-            Method::GET,
-            &format!("{href}list_roles/"),
-            OWNER,
-            None,
         )
-        .await,
-        StatusCode::OK,
-        "the owner lists the roles on their group",
-    );
+        .await;
+    }
+    let roles = app
+        .expect(
+            OWNER.get(&format!("{href}list_roles/")),
+            StatusCode::OK,
+            "the owner lists the roles on their group",
+        )
+        .await;
     assert_eq!(
         roles,
         json!({ "roles": [{ "role": "core.group_owner", "users": ["owner"], "groups": [] }] })
     );
-    let mine = expect(
-        call(
-            &app,
-            Method::GET,
-            &format!("{href}my_permissions/"),
-            OWNER,
-            None,
+    let mine = app
+        .expect(
+            OWNER.get(&format!("{href}my_permissions/")),
+            StatusCode::OK,
+            "the owner's permissions on their group",
         )
-        .await,
-        StatusCode::OK,
-        "the owner's permissions on their group",
-    );
+        .await;
     assert!(
         mine["permissions"]
             .as_array()
@@ -309,117 +277,82 @@ async fn groups_are_private_to_those_given_roles_on_them(backend: Backend) {
 
     // Members.
     let members = format!("{href}users/");
-    let added = expect(
-        call(
-            &app,
-            Method::POST,
-            &members,
-            OWNER,
-            Some(json!({ "username": "stranger" })),
+    let added = app
+        .expect(
+            OWNER.post(&members, json!({ "username": "stranger" })),
+            StatusCode::CREATED,
+            "the owner adds a member",
         )
-        .await,
-        StatusCode::CREATED,
-        "the owner adds a member",
-    );
+        .await;
     assert_eq!(added["username"], "stranger");
     assert_eq!(added["pulp_href"], people.stranger.as_str());
-    let nobody = expect(
-        call(
-            &app,
-            Method::POST,
-            &members,
-            OWNER,
-            Some(json!({ "username": "nobody" })),
+    let nobody = app
+        .expect(
+            OWNER.post(&members, json!({ "username": "nobody" })),
+            StatusCode::BAD_REQUEST,
+            "a member must exist",
         )
-        .await,
-        StatusCode::BAD_REQUEST,
-        "a member must exist",
-    );
+        .await;
     assert!(nobody["username"].is_array(), "{nobody}");
-    let listed = expect(
-        call(&app, Method::GET, &members, OWNER, None).await,
-        StatusCode::OK,
-        "the owner lists the members",
-    );
+    let listed = app
+        .expect(
+            OWNER.get(&members),
+            StatusCode::OK,
+            "the owner lists the members",
+        )
+        .await;
     assert_eq!(names(&listed, "username"), ["stranger"]);
 
     // A role on the group for the stranger makes it visible to them, until it is taken back.
     let viewer = json!({ "role": "core.group_viewer", "users": ["stranger"] });
-    let given = expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{href}add_role/"),
-            OWNER,
-            Some(viewer.clone()),
+    let given = app
+        .expect(
+            OWNER.post(&format!("{href}add_role/"), viewer.clone()),
+            StatusCode::CREATED,
+            "the owner gives the stranger a role on the group",
         )
-        .await,
-        StatusCode::CREATED,
-        "the owner gives the stranger a role on the group",
-    );
+        .await;
     assert_eq!(
         given,
         json!({ "role": "core.group_viewer", "users": ["stranger"], "groups": [] })
     );
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{href}add_role/"),
-            OWNER,
-            Some(viewer.clone()),
-        )
-        .await,
+    app.expect(
+        OWNER.post(&format!("{href}add_role/"), viewer.clone()),
         StatusCode::BAD_REQUEST,
         "a role held already",
-    );
+    )
+    .await;
     let unrelated = json!({ "role": "file.filerepository_viewer", "users": ["stranger"] });
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{href}add_role/"),
-            OWNER,
-            Some(unrelated),
-        )
-        .await,
+    app.expect(
+        OWNER.post(&format!("{href}add_role/"), unrelated),
         StatusCode::BAD_REQUEST,
         "a role with no permission on groups",
-    );
-    expect(
-        call(&app, Method::GET, &href, STRANGER, None).await,
+    )
+    .await;
+    app.expect(
+        STRANGER.get(&href),
         StatusCode::OK,
         "a viewer sees the group",
-    );
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{href}add_role/"),
-            STRANGER,
-            Some(viewer.clone()),
-        )
-        .await,
+    )
+    .await;
+    app.expect(
+        STRANGER.post(&format!("{href}add_role/"), viewer.clone()),
         StatusCode::FORBIDDEN,
         "a viewer may not manage roles",
-    );
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{href}remove_role/"),
-            OWNER,
-            Some(viewer),
-        )
-        .await,
+    )
+    .await;
+    app.expect(
+        OWNER.post(&format!("{href}remove_role/"), viewer),
         StatusCode::CREATED,
         "the owner takes the role back",
-    );
-    expect(
-        call(&app, Method::GET, &href, STRANGER, None).await,
+    )
+    .await;
+    app.expect(
+        STRANGER.get(&href),
         StatusCode::NOT_FOUND,
         "the group is hidden again",
-    );
+    )
+    .await;
 
     let member = format!(
         "{members}{}",
@@ -430,34 +363,32 @@ async fn groups_are_private_to_those_given_roles_on_them(backend: Backend) {
             .next()
             .expect("an id")
     ) + "/";
-    expect(
-        call(&app, Method::DELETE, &member, OWNER, None).await,
+    app.expect(
+        OWNER.delete(&member),
         StatusCode::NO_CONTENT,
         "the owner removes the member",
-    );
-    expect(
-        call(&app, Method::DELETE, &member, OWNER, None).await,
+    )
+    .await;
+    app.expect(
+        OWNER.delete(&member),
         StatusCode::NOT_FOUND,
         "a user who is not a member",
-    );
-    let renamed = expect(
-        call(
-            &app,
-            Method::PATCH,
-            &href,
-            OWNER,
-            Some(json!({ "name": "crew" })),
+    )
+    .await;
+    let renamed = app
+        .expect(
+            OWNER.patch(&href, json!({ "name": "crew" })),
+            StatusCode::OK,
+            "the owner renames the group",
         )
-        .await,
-        StatusCode::OK,
-        "the owner renames the group",
-    );
+        .await;
     assert_eq!(renamed["name"], "crew");
-    expect(
-        call(&app, Method::DELETE, &href, OWNER, None).await,
+    app.expect(
+        OWNER.delete(&href),
         StatusCode::NO_CONTENT,
         "the owner deletes the group",
-    );
+    )
+    .await;
 }
 
 /// Staff give users and groups roles, globally or on one object; a user reads their own
@@ -481,13 +412,15 @@ async fn users_and_groups_hold_roles_given_by_staff(backend: Backend) {
         str_field(&given, "pulp_href").starts_with(&owner_roles),
         "{given:#}"
     );
-    let twice = app
-        .post_json(
+    app.expect(
+        As::Admin.post(
             &owner_roles,
-            &json!({ "role": "file.filerepository_creator", "content_object": null }),
-        )
-        .await;
-    assert_eq!(twice.0, StatusCode::BAD_REQUEST, "{}", twice.1);
+            json!({ "role": "file.filerepository_creator", "content_object": null }),
+        ),
+        StatusCode::BAD_REQUEST,
+        "a role held already",
+    )
+    .await;
     let unknown = app
         .post_json(
             &owner_roles,
@@ -496,35 +429,33 @@ async fn users_and_groups_hold_roles_given_by_staff(backend: Backend) {
         .await;
     assert!(unknown.1["role"].is_array(), "{}", unknown.1);
 
-    let own = expect(
-        call(&app, Method::GET, &owner_roles, OWNER, None).await,
-        StatusCode::OK,
-        "a user reads their roles",
-    );
+    let own = app
+        .expect(
+            OWNER.get(&owner_roles),
+            StatusCode::OK,
+            "a user reads their roles",
+        )
+        .await;
     assert_eq!(names(&own, "role"), ["file.filerepository_creator"]);
-    expect(
-        call(&app, Method::GET, &owner_roles, STRANGER, None).await,
+    app.expect(
+        STRANGER.get(&owner_roles),
         StatusCode::NOT_FOUND,
         "another user's roles",
-    );
+    )
+    .await;
     let escalation = json!({ "role": "core.plugin_manager", "content_object": null });
-    expect(
-        call(&app, Method::POST, &owner_roles, OWNER, Some(escalation)).await,
+    app.expect(
+        OWNER.post(&owner_roles, escalation),
         StatusCode::FORBIDDEN,
         "nobody gives themselves a role",
-    );
-    expect(
-        call(
-            &app,
-            Method::GET,
-            str_field(&given, "pulp_href"),
-            OWNER,
-            None,
-        )
-        .await,
+    )
+    .await;
+    app.expect(
+        OWNER.get(str_field(&given, "pulp_href")),
         StatusCode::OK,
         "a user reads one of their assignments",
-    );
+    )
+    .await;
 
     // A role on one object.
     let repository = app.create_file_repository("shared").await;
@@ -545,20 +476,25 @@ async fn users_and_groups_hold_roles_given_by_staff(backend: Backend) {
         "00000000-0000-4000-8000-000000000000",
     );
     let gone = app
-        .post_json(
-            &stranger_roles,
-            &json!({ "role": "file.filerepository_viewer", "content_object": missing }),
+        .expect(
+            As::Admin.post(
+                &stranger_roles,
+                json!({ "role": "file.filerepository_viewer", "content_object": missing }),
+            ),
+            StatusCode::BAD_REQUEST,
+            "a role on an object that does not exist",
         )
         .await;
-    assert_eq!(gone.0, StatusCode::BAD_REQUEST, "{}", gone.1);
-    assert!(gone.1["content_object"].is_array(), "{}", gone.1);
-    let unrelated = app
-        .post_json(
+    assert!(gone["content_object"].is_array(), "{gone}");
+    app.expect(
+        As::Admin.post(
             &stranger_roles,
-            &json!({ "role": "core.group_viewer", "content_object": repository }),
-        )
-        .await;
-    assert_eq!(unrelated.0, StatusCode::BAD_REQUEST, "{}", unrelated.1);
+            json!({ "role": "core.group_viewer", "content_object": repository }),
+        ),
+        StatusCode::BAD_REQUEST,
+        "a role with no permission on repositories",
+    )
+    .await;
     let global = app
         .get_json(&format!("{stranger_roles}?content_object=null"))
         .await;
@@ -567,16 +503,12 @@ async fn users_and_groups_hold_roles_given_by_staff(backend: Backend) {
         .get_json(&format!("{stranger_roles}?content_object={repository}"))
         .await;
     assert_eq!(names(&on_it, "role"), ["file.filerepository_viewer"]);
-    let deleted = app
-        .request(
-            Method::DELETE,
-            str_field(&on_object, "pulp_href"),
-            As::Admin,
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    app.expect(
+        As::Admin.delete(str_field(&on_object, "pulp_href")),
+        StatusCode::NO_CONTENT,
+        "staff take a role on an object back",
+    )
+    .await;
     assert_eq!(app.get_json(&stranger_roles).await["count"], 0);
 
     // A group's roles, and a deleted member leaving the group.
@@ -608,25 +540,23 @@ async fn users_and_groups_hold_roles_given_by_staff(backend: Backend) {
         json!({ "username": "stranger" }),
     )
     .await;
-    let deleted = app
-        .request(Method::DELETE, &people.stranger, As::Admin, None, &[])
-        .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    app.expect(
+        As::Admin.delete(&people.stranger),
+        StatusCode::NO_CONTENT,
+        "staff delete a member",
+    )
+    .await;
     assert_eq!(
         app.get_json(&format!("{group_href}users/")).await["count"],
         0,
         "a deleted user leaves their groups"
     );
-    let taken = app
-        .request(
-            Method::DELETE,
-            str_field(&held, "pulp_href"),
-            As::Admin,
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!(taken.status, StatusCode::NO_CONTENT, "{}", taken.body);
+    app.expect(
+        As::Admin.delete(str_field(&held, "pulp_href")),
+        StatusCode::NO_CONTENT,
+        "staff take back a group's role",
+    )
+    .await;
 }
 
 /// A customized policy takes effect at once and is marked so; a statement the engine does not
@@ -651,76 +581,50 @@ async fn access_policies_change_what_users_may_do_until_reset(backend: Backend) 
         "{all:#}"
     );
 
-    let bad = app
-        .patch_json(
-            &href,
-            &json!({ "statements": [{ "action": "*", "principal": "everyone", "effect": "allow" }] }),
-        )
-        .await;
-    assert_eq!(bad.0, StatusCode::BAD_REQUEST, "{}", bad.1);
-    assert!(bad.1["statements"].is_array(), "{}", bad.1);
-    expect(
-        call(
-            &app,
-            Method::PATCH,
-            &href,
-            STRANGER,
-            Some(json!({ "statements": [] })),
-        )
-        .await,
+    let bad = app.expect(As::Admin.patch(&href, json!({ "statements": [{ "action": "*", "principal": "everyone", "effect": "allow" }] })), StatusCode::BAD_REQUEST, "a statement the engine does not know").await;
+    assert!(bad["statements"].is_array(), "{bad}");
+    app.expect(
+        STRANGER.patch(&href, json!({ "statements": [] })),
         StatusCode::FORBIDDEN,
         "only staff change policies",
-    );
+    )
+    .await;
 
     let mut statements = default_statements.as_array().expect("statements").clone();
     statements
         .push(json!({ "action": ["create"], "principal": "authenticated", "effect": "allow" }));
-    let (status, changed) = app
-        .patch_json(&href, &json!({ "statements": statements }))
+    let changed = app
+        .expect(
+            As::Admin.patch(&href, json!({ "statements": statements })),
+            StatusCode::OK,
+            "staff customize a policy",
+        )
         .await;
-    assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["customized"], true);
     let group = json!({ "name": "strangers" });
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{API}/groups/"),
-            STRANGER,
-            Some(group),
-        )
-        .await,
+    app.expect(
+        STRANGER.post(&format!("{API}/groups/"), group),
         StatusCode::CREATED,
         "the customized policy lets anyone create a group",
-    );
+    )
+    .await;
 
-    let reset = expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{href}reset/"),
-            As::Admin,
-            None,
+    let reset = app
+        .expect(
+            As::Admin.call(Method::POST, &format!("{href}reset/"), None),
+            StatusCode::OK,
+            "reset",
         )
-        .await,
-        StatusCode::OK,
-        "reset",
-    );
+        .await;
     assert_eq!(reset["customized"], false);
     assert_eq!(reset["statements"], default_statements);
     let group = json!({ "name": "strangers-again" });
-    expect(
-        call(
-            &app,
-            Method::POST,
-            &format!("{API}/groups/"),
-            STRANGER,
-            Some(group),
-        )
-        .await,
+    app.expect(
+        STRANGER.post(&format!("{API}/groups/"), group),
         StatusCode::FORBIDDEN,
         "the default policy again",
-    );
+    )
+    .await;
 }
 
 /// pulp-cli's commands, unchanged, against these endpoints.

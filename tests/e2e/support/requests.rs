@@ -1,11 +1,15 @@
 //! Requests the Pulp round trips in `pulp.rs` do not cover: a chunk `PUT` with `Content-Range`,
 //! `DELETE`, and calls made with someone else's credentials (another user, an API token) or with
-//! extra headers.
+//! extra headers: a `Call` made by `As` (`SAM.get(&href)`) is sent by `TestApp::call`, or by
+//! `TestApp::expect`, which also asserts its status; `TestApp::create_user` makes the user.
+
+use std::fmt;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::app::{TestApp, random_hex};
+use super::pulp::{API, str_field};
 
 /// Who a request is made as.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +22,71 @@ pub enum As<'a> {
     Bearer(&'a str),
     /// No credentials.
     Anonymous,
+}
+
+impl fmt::Display for As<'_> {
+    /// Who, as a failure message names them: `admin`, the user's name, `a token`, `anonymous`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            As::Admin => f.write_str("admin"),
+            As::Basic(user, _) => f.write_str(user),
+            As::Bearer(_) => f.write_str("a token"),
+            As::Anonymous => f.write_str("anonymous"),
+        }
+    }
+}
+
+/// A request to send: `who` sends `method path`, with a JSON body when given. `As` makes one
+/// (`SAM.get(&href)`, `OLIVIA.post(&path, body)`); `TestApp::call` and `TestApp::expect` send it.
+#[derive(Debug)]
+pub struct Call<'a> {
+    pub method: Method,
+    pub path: String,
+    pub who: As<'a>,
+    pub body: Option<Value>,
+}
+
+impl<'a> As<'a> {
+    /// `method path` as this user, with a JSON body when given.
+    pub fn call(self, method: Method, path: &str, body: Option<Value>) -> Call<'a> {
+        Call {
+            method,
+            path: path.to_owned(),
+            who: self,
+            body,
+        }
+    }
+
+    /// `GET path` as this user.
+    pub fn get(self, path: &str) -> Call<'a> {
+        self.call(Method::GET, path, None)
+    }
+
+    /// `POST path` as this user, with a JSON body.
+    pub fn post(self, path: &str, body: Value) -> Call<'a> {
+        self.call(Method::POST, path, Some(body))
+    }
+
+    /// `PATCH path` as this user, with a JSON body.
+    pub fn patch(self, path: &str, body: Value) -> Call<'a> {
+        self.call(Method::PATCH, path, Some(body))
+    }
+
+    /// `DELETE path` as this user.
+    pub fn delete(self, path: &str) -> Call<'a> {
+        self.call(Method::DELETE, path, None)
+    }
+}
+
+impl fmt::Display for Call<'_> {
+    /// `METHOD path as who`, and ` with body` when there is one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} as {}", self.method, self.path, self.who)?;
+        if let Some(body) = &self.body {
+            write!(f, " with {body}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A response: status, the headers (names lower-cased) and the body (JSON when it parses).
@@ -78,6 +147,36 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         self.reply(request).await
+    }
+
+    /// Sends `call`; answers the reply, whatever its status.
+    pub async fn call(&self, call: Call<'_>) -> Reply {
+        self.request(call.method, &call.path, call.who, call.body.as_ref(), &[])
+            .await
+    }
+
+    /// Sends `call`, expecting `status`; answers the reply's body. Any other status fails the
+    /// test with `what`, the request (method, path, who, body) and the body of the reply.
+    pub async fn expect(&self, call: Call<'_>, status: StatusCode, what: &str) -> Value {
+        let sent = call.to_string();
+        let reply = self.call(call).await;
+        assert_eq!(
+            reply.status, status,
+            "{what}: {sent} answered {}",
+            reply.body
+        );
+        reply.body
+    }
+
+    /// The admin creates a user who is not staff; answers its href.
+    pub async fn create_user(&self, username: &str, password: &str) -> String {
+        let user = self
+            .create(
+                &format!("{API}/users/"),
+                json!({"username": username, "password": password}),
+            )
+            .await;
+        str_field(&user, "pulp_href").to_owned()
     }
 
     async fn reply(&self, request: reqwest::RequestBuilder) -> Reply {
