@@ -246,6 +246,12 @@ pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<()
         state::FAILED => "failed",
         _ => "canceled",
     };
+    // The creator's roles on what the task made come first: a client that sees the task
+    // completed must already see its objects (they were briefly invisible to a non-staff
+    // creator when the roles followed the state).
+    if !created.is_empty() {
+        creation_hooks(db, &handle.id, &created).await?;
+    }
     let mut tx = db.begin_write().await?;
     sqlx::query(
         "UPDATE tasks SET state = $2, finished = $3, error = $4, created_resources = $5, progress_reports = $6 WHERE id = $1",
@@ -260,9 +266,6 @@ pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<()
     .await?;
     announce(db, &mut tx, TASKS_CHANNEL).await?;
     tx.commit().await?;
-    if !created.is_empty() {
-        creation_hooks(db, &handle.id, &created).await?;
-    }
     Ok(())
 }
 
