@@ -18,6 +18,7 @@ sqlite_and_postgres!(
     a_task_and_an_upload_belong_to_who_started_them,
     the_private_team_repository_of_the_security_guide,
     a_remotes_headers_are_shown_only_to_who_may_change_it,
+    artifacts_are_shared_by_checksum_and_only_staff_delete_them,
 );
 
 const OLIVIA: As<'static> = As::Basic("olivia", "olivia-password");
@@ -584,4 +585,53 @@ async fn a_remotes_headers_are_shown_only_to_who_may_change_it(backend: Backend)
         );
         assert!(!seen.to_string().contains("s3cret"), "{seen:#}");
     }
+}
+
+/// Artifacts are content-addressed blobs with no names, shared by every repository that holds
+/// their sha256: any authenticated user may upload one and see them (the default `artifacts`
+/// policy), an anonymous client may not, and only staff delete one.
+async fn artifacts_are_shared_by_checksum_and_only_staff_delete_them(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    olivia_and_sam(&app).await;
+    let artifacts = format!("{API}/artifacts/");
+    let (content_type, body) = multipart(&[("file", Some("olivia.bin"), b"olivia's bytes")]);
+    let uploaded = app
+        .anonymous()
+        .post(app.url(&artifacts))
+        .basic_auth("olivia", Some("olivia-password"))
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("POST artifacts/");
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let artifact: Value =
+        serde_json::from_slice(&uploaded.bytes().await.expect("its body")).expect("an artifact");
+    let artifact = str_field(&artifact, "pulp_href").to_owned();
+
+    for who in [OLIVIA, SAM, As::Admin] {
+        assert_eq!(count_as(&app, &artifacts, who).await, 1, "{who:?}");
+    }
+    let anonymous = app
+        .anonymous()
+        .get(app.url(&artifacts))
+        .send()
+        .await
+        .expect("GET artifacts/");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    for who in [SAM, OLIVIA] {
+        app.expect(
+            who.delete(&artifact),
+            StatusCode::FORBIDDEN,
+            "only staff delete an artifact",
+        )
+        .await;
+    }
+    app.expect(
+        As::Admin.delete(&artifact),
+        StatusCode::NO_CONTENT,
+        "staff delete an orphan artifact",
+    )
+    .await;
+    assert_eq!(count_as(&app, &artifacts, As::Admin).await, 0);
 }
