@@ -162,7 +162,12 @@ impl TypeRoute {
 
 /// The access policy a typed route answers to: `repositories/file/file`.
 pub fn viewset<R: Typed>(plugin: &str, segment: &str) -> String {
-    format!("{}/{plugin}/{segment}", R::COLLECTION.path())
+    collection_viewset(R::COLLECTION, plugin, segment)
+}
+
+/// The access policy of `collection`'s routes of one plugin's type.
+fn collection_viewset(collection: Collection, plugin: &str, segment: &str) -> String {
+    format!("{}/{plugin}/{segment}", collection.path())
 }
 
 /// The permission to view `R`'s objects of `plugin`; 404 for a plugin that is not loaded.
@@ -233,11 +238,10 @@ impl PluginScope<'_> {
             .filter(|plugin| self.only.is_none_or(|only| only == plugin.plugin))
         {
             let view = Model::of_plugin(plugin, self.collection).permission("view");
-            let viewset = format!(
-                "{}/{}/{}",
-                self.collection.path(),
-                plugin.plugin,
-                plugin.segment(self.collection)
+            let viewset = collection_viewset(
+                self.collection,
+                &plugin.plugin,
+                plugin.segment(self.collection),
             );
             let rows = caller
                 .visible_rows(app, &viewset, &view, self.id_column)
