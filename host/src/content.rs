@@ -629,9 +629,7 @@ async fn from_remote(
     };
     let remote = Remote::load(app.db.pool(), &app.secrets, &row.remote_id).await?;
     let client = app.remote_clients.client(&remote)?;
-    let request = client.get(&url);
-    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries()).await;
-    let upstream = sent.map_err(|error| {
+    let upstream = client.get(&url).await.map_err(|error| {
         tracing::warn!(%url, %error, "on-demand fetch failed");
         ApiError::detail(
             StatusCode::BAD_GATEWAY,
@@ -698,8 +696,12 @@ async fn relay(
     let mut held: Option<Bytes> = None;
     let mut client_gone = false;
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|error| format!("upstream transfer of {path} failed: {error}"))?;
+        let chunk = chunk.map_err(|error| {
+            format!(
+                "upstream transfer of {path} failed: {}",
+                crate::plugins::upstream::describe(&error)
+            )
+        })?;
         staged
             .write(&chunk)
             .await

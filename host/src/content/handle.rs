@@ -74,7 +74,7 @@ pub(super) async fn plugin_route(
     };
     let http = match &remote {
         Some(remote) if plugin.has_capability("http") => {
-            Some(remote.http_scope(app.remote_clients.client(remote)?)?)
+            Some(remote.http_scope(app.remote_clients.client(remote)?))
         }
         _ => None,
     };

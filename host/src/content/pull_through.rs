@@ -21,6 +21,7 @@ use crate::domain::artifacts::{self, Expected, IngestError};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
+use crate::plugins::upstream::describe;
 use crate::plugins::{LoadedPlugin, UpstreamFile};
 use crate::tasks::kinds::add_units_and_wait;
 
@@ -76,10 +77,8 @@ pub(super) async fn serve(
             matched.name
         )));
     };
-    let origin = url::Url::parse(&remote.row.url)
-        .map_err(|error| ApiError::internal(format!("remote URL {:?}: {error}", remote.row.url)))?
-        .origin();
-    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origin))
+    let origins = remote.origin_policy()?;
+    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origins))
         .map_err(|message| plugin_fault(format!("with an invalid unit: {message}")))?;
     let Some(declared) = file
         .unit
@@ -190,7 +189,6 @@ async fn fetch(
         .remote_clients
         .client(remote)?
         .get(url)
-        .send()
         .await
         .map_err(|error| unreachable(error.to_string()))?;
     if !upstream.status().is_success() {
@@ -199,7 +197,7 @@ async fn fetch(
     let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
     let mut body = upstream.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|error| unreachable(error.to_string()))?;
+        let chunk = chunk.map_err(|error| unreachable(describe(&error)))?;
         staged.write(&chunk).await.map_err(ApiError::internal)?;
         if let Some(size) = expected.size
             && staged.size() > size
