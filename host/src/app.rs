@@ -225,7 +225,10 @@ pub async fn serve(
         .merge(crate::content::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
-    axum::serve(listener, router)
+    // The connection's address reaches handlers (`ConnectInfo`): the content app counts turns
+    // per client address.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
     shutdown.cancel();

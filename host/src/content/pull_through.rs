@@ -15,6 +15,7 @@ use futures::StreamExt as _;
 
 use super::ContentApp;
 use super::Matched;
+use super::admission::{Requester, Work};
 use crate::db::IN_VERSION;
 use crate::domain::additions::AddError;
 use crate::domain::artifacts::{self, Expected, IngestError};
@@ -57,6 +58,7 @@ impl Inflight {
 pub(super) async fn serve(
     app: &Arc<ContentApp>,
     matched: &Matched,
+    requester: &Requester,
     plugin: &LoadedPlugin,
     remote: Option<&Remote>,
     file: UpstreamFile,
@@ -102,12 +104,23 @@ pub(super) async fn serve(
         sha256: Some(sha256.clone()),
     };
 
+    let stored_before = stored_size(app, &sha256).await?;
+    // A file to fetch takes a turn before it queues behind the one download of it, so the
+    // requests waiting on a hanging upstream are bounded and get 503 after the deadline.
+    let fetching = match stored_before {
+        Some(_) => None,
+        None => Some(app.admission.turn(Work::UpstreamFetch, requester).await?),
+    };
     let lock = app.pull_through.lock_for(&sha256);
     let turn = lock.lock().await;
-    let size = match stored_size(app, &sha256).await? {
+    let size = match stored_before {
         Some(size) => size,
-        None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
+        None => match stored_size(app, &sha256).await? {
+            Some(size) => size,
+            None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
+        },
     };
+    drop(fetching);
     if !in_latest_version(app, repository_id, name, &file).await? {
         match add_units_and_wait(
             &app.db,
