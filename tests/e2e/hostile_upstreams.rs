@@ -268,7 +268,8 @@ async fn redirects_leave_the_remote_origin_only_refused(backend: Backend) {
     let credentials = json!({
         "username": "mirror", "password": PASSWORD, "headers": [{"x-token": TOKEN}],
     });
-    let elsewhere = Upstream::serve_with_manifest(&[file.clone()], manifest.clone()).await;
+    let elsewhere =
+        Upstream::serve_with_manifest(std::slice::from_ref(&file), manifest.clone()).await;
     let upstream =
         Upstream::serve_with_manifest(&[file.clone(), moved.clone()], manifest.clone()).await;
     upstream.require(required.clone());
