@@ -223,3 +223,46 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[derive(clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser as _;
+        let mut argv = vec!["granary"];
+        argv.extend_from_slice(args);
+        Args::parse_from(argv).config
+    }
+
+    #[test]
+    fn content_limits_fit_the_instance_pool() {
+        assert!(
+            config(&[]).check_content_limits(256).is_ok(),
+            "the defaults fit"
+        );
+        let refused = |args: &[&str]| {
+            config(args)
+                .check_content_limits(256)
+                .expect_err("refused")
+                .to_string()
+        };
+        let error = refused(&["--content-plugin-calls", "250"]);
+        assert!(error.contains("instance pool (256)"), "{error}");
+        let error = refused(&["--content-per-distribution", "200"]);
+        assert!(
+            error.contains("--content-per-distribution (200)"),
+            "{error}"
+        );
+        let error = refused(&["--content-per-client", "65"]);
+        assert!(error.contains("--content-per-client (65)"), "{error}");
+        let error = refused(&["--remote-sock-read-timeout=-1"]);
+        assert!(error.contains("--remote-sock-read-timeout"), "{error}");
+    }
+}
