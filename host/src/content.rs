@@ -13,6 +13,8 @@
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
 //! - `cache`: distribution matches and published files kept in memory between changes.
 //! - `guards`: the distribution's content guard, checked before anything is served.
+//! - `admission`: turns for plugin calls and upstream fetches, per client, distribution and
+//!   process; 503 with `Retry-After` when none comes in time.
 
 use std::sync::Arc;
 
