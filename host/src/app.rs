@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{password_hash, random_token};
 use crate::config::Config;
 use crate::db::{Db, now};
+use crate::domain::remotes::{DefaultTimeouts, RemoteClients};
 use crate::plugins::PluginRuntime;
 use crate::plugins::runtime::Limits;
 use crate::state::{App, AppState};
@@ -31,6 +32,13 @@ const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
 /// Opens the database (running migrations), storage and the plugin runtime, and loads the
 /// built-in plugins, those in `--plugin-dir`, then the enabled installed ones.
 pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App>> {
+    config.check_content_limits(crate::plugins::INSTANCE_POOL_SIZE as usize)?;
+    let remote_timeouts = DefaultTimeouts {
+        connect: Config::remote_timeout(config.remote_connect_timeout),
+        sock_connect: Config::remote_timeout(Some(config.remote_sock_connect_timeout)),
+        sock_read: Config::remote_timeout(config.remote_sock_read_timeout),
+        total: Config::remote_timeout(Some(config.remote_total_timeout)),
+    };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     // Absolute from here on: the default is relative, and wasmtime's compile cache insists.
@@ -107,7 +115,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         task_wakeup: Arc::new(Notify::new()),
         worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
         origin: origin.trim_end_matches('/').to_owned(),
-        remote_clients: Default::default(),
+        remote_clients: Arc::new(RemoteClients::new(remote_timeouts)),
         secrets,
     });
     ensure_user_ids(&app).await?;
@@ -217,7 +225,10 @@ pub async fn serve(
         .merge(crate::content::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
-    axum::serve(listener, router)
+    // The connection's address reaches handlers (`ConnectInfo`): the content app counts turns
+    // per client address.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await?;
     shutdown.cancel();

@@ -13,6 +13,8 @@
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
 //! - `cache`: distribution matches and published files kept in memory between changes.
 //! - `guards`: the distribution's content guard, checked before anything is served.
+//! - `admission`: turns for plugin calls and upstream fetches, per client, distribution and
+//!   process; 503 with `Retry-After` when none comes in time.
 
 use std::sync::Arc;
 
@@ -33,11 +35,13 @@ use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
 
+mod admission;
 mod cache;
 mod guards;
 mod handle;
 mod pull_through;
 
+use admission::{Admission, Requester, Work};
 use pull_through::Inflight;
 
 /// Prefix of the content app.
@@ -55,6 +59,8 @@ pub struct ContentApp {
     pull_through: Inflight,
     /// The content app's path resolutions, kept until the content tables change.
     resolutions: Resolutions,
+    /// Turns for plugin calls and upstream fetches, per distribution and per client.
+    admission: Admission,
 }
 
 impl std::ops::Deref for ContentApp {
@@ -72,6 +78,7 @@ pub fn router<S>(app: &AppState) -> Router<S> {
         app: app.clone(),
         pull_through: Inflight::default(),
         resolutions: Resolutions::new(&app.db),
+        admission: Admission::new(&app.config),
     });
     Router::new()
         .route("/pulp/content/", get(root))
@@ -215,6 +222,7 @@ async fn serve_matched(
         };
         guards::check(app, guard, shown).await?;
     }
+    let requester = Requester::new(&matched.name, request.extensions());
     let method = request.method();
     let headers = request.headers();
     if (method == Method::GET || method == Method::HEAD)
@@ -223,8 +231,9 @@ async fn serve_matched(
         if rest.is_empty() || rest.ends_with('/') {
             // A directory with a published `index.html` serves it, as web servers and Pulp's
             // content app do: that is how static indexes (PEP 503 pages) are found.
+            let index = format!("{rest}index.html");
             if let Some(response) =
-                published_file(app, publication_id, &format!("{rest}index.html"), headers).await?
+                published_file(app, &requester, publication_id, &index, headers).await?
             {
                 return Ok(response);
             }
@@ -234,7 +243,9 @@ async fn serve_matched(
                     &entries,
                 ));
             }
-        } else if let Some(response) = published_file(app, publication_id, rest, headers).await? {
+        } else if let Some(response) =
+            published_file(app, &requester, publication_id, rest, headers).await?
+        {
             return Ok(response);
         } else if directory(app, publication_id, &format!("{rest}/"))
             .await?
@@ -252,7 +263,7 @@ async fn serve_matched(
     let mut matched = matched.clone();
     resolve_version(app, &mut matched).await?;
     let base_url = format!("{}{route_prefix}{}/", app.origin, matched.base_path);
-    handle::plugin_route(app, &matched, rest, base_url, request).await
+    handle::plugin_route(app, &matched, &requester, rest, base_url, request).await
 }
 
 /// Finds the distribution with the longest base path that prefixes `path` (of `plugin` only, when
@@ -438,6 +449,7 @@ struct PublishedFile {
 
 async fn published_file(
     app: &Arc<ContentApp>,
+    requester: &Requester,
     publication_id: &str,
     path: &str,
     headers: &HeaderMap,
@@ -461,9 +473,9 @@ async fn published_file(
         (Some(sha256), Some(size), _) => {
             Ok(Some(stored(app, sha256, size as u64, path, headers).await?))
         }
-        (_, _, Some(content_artifact_id)) => {
-            Ok(Some(from_remote(app, content_artifact_id, path).await?))
-        }
+        (_, _, Some(content_artifact_id)) => Ok(Some(
+            from_remote(app, requester, content_artifact_id, path).await?,
+        )),
         _ => Err(ApiError::internal(format!(
             "published file {path} has neither artifact nor content"
         ))),
@@ -610,6 +622,7 @@ struct RemoteArtifactRow {
 /// body with wrong bytes.
 async fn from_remote(
     app: &Arc<ContentApp>,
+    requester: &Requester,
     content_artifact_id: &str,
     path: &str,
 ) -> ApiResult<Response> {
@@ -628,10 +641,10 @@ async fn from_remote(
         sha256: row.sha256,
     };
     let remote = Remote::load(app.db.pool(), &app.secrets, &row.remote_id).await?;
+    // Held until the relay below ends: the download goes on after the response has started.
+    let turn = app.admission.turn(Work::UpstreamFetch, requester).await?;
     let client = app.remote_clients.client(&remote)?;
-    let request = client.get(&url);
-    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries()).await;
-    let upstream = sent.map_err(|error| {
+    let upstream = client.get(&url).await.map_err(|error| {
         tracing::warn!(%url, %error, "on-demand fetch failed");
         ApiError::detail(
             StatusCode::BAD_GATEWAY,
@@ -663,6 +676,7 @@ async fn from_remote(
             &content_artifact_id,
         )
         .await;
+        drop(turn);
         if let Err(message) = outcome {
             tracing::warn!(path = %task_path, %message, "on-demand download failed");
             let _ = sender.send(Err(std::io::Error::other(message))).await;
@@ -698,8 +712,12 @@ async fn relay(
     let mut held: Option<Bytes> = None;
     let mut client_gone = false;
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|error| format!("upstream transfer of {path} failed: {error}"))?;
+        let chunk = chunk.map_err(|error| {
+            format!(
+                "upstream transfer of {path} failed: {}",
+                crate::plugins::upstream::describe(&error)
+            )
+        })?;
         staged
             .write(&chunk)
             .await
@@ -751,6 +769,7 @@ fn tokio_stream_from(
 async fn served_content_artifact(
     app: &Arc<ContentApp>,
     matched: &Matched,
+    requester: &Requester,
     id: &str,
     path: &str,
     headers: &HeaderMap,
@@ -773,7 +792,7 @@ async fn served_content_artifact(
     .ok_or_else(ApiError::not_found)?;
     match (sha256, size) {
         (Some(sha256), Some(size)) => stored(app, &sha256, size as u64, path, headers).await,
-        _ => from_remote(app, id, path).await,
+        _ => from_remote(app, requester, id, path).await,
     }
 }
 

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 pub struct ApiError {
     status: StatusCode,
     body: Value,
+    /// Seconds a client should wait before trying again (`Retry-After`), for 503 and 429.
+    retry_after: Option<u64>,
 }
 
 /// Result type of handlers.
@@ -25,6 +27,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             body: json!({ field: [message] }),
+            retry_after: None,
         }
     }
 
@@ -65,6 +68,16 @@ impl ApiError {
         Self {
             status,
             body: json!({ "detail": message }),
+            retry_after: None,
+        }
+    }
+
+    /// 503 for a request the server has no turn for now; the client may try again in
+    /// `retry_after_seconds` (sent as `Retry-After`).
+    pub fn unavailable(message: impl Into<String>, retry_after_seconds: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_seconds),
+            ..Self::detail(StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
 
@@ -88,6 +101,11 @@ impl IntoResponse for ApiError {
                 "www-authenticate",
                 axum::http::HeaderValue::from_static("Basic realm=\"granary\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

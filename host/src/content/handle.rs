@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use super::ContentApp;
+use super::admission::{Requester, Work};
 use super::{Matched, pull_through};
 use crate::auth;
 use crate::domain::additions::AddError;
@@ -42,6 +43,7 @@ const MAX_FORM_FILES: usize = 64;
 pub(super) async fn plugin_route(
     app: &Arc<ContentApp>,
     matched: &Matched,
+    requester: &Requester,
     rest: &str,
     base_url: String,
     request: Request,
@@ -74,7 +76,7 @@ pub(super) async fn plugin_route(
     };
     let http = match &remote {
         Some(remote) if plugin.has_capability("http") => {
-            Some(remote.http_scope(app.remote_clients.client(remote)?)?)
+            Some(remote.http_scope(app.remote_clients.client(remote)?))
         }
         _ => None,
     };
@@ -118,7 +120,10 @@ pub(super) async fn plugin_route(
             remote: remote.as_ref().map(Remote::config),
         },
     };
+    // The call holds a plugin instance until it returns: one turn of the pool's share each.
+    let turn = app.admission.turn(Work::PluginCall, requester).await?;
     let (result, _) = app.plugins.handle(&plugin, scope, &call).await;
+    drop(turn);
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
     if !outcome.add_units.is_empty() {
         add_units(app, matched, &plugin, user.as_deref(), outcome.add_units).await?;
@@ -138,10 +143,11 @@ pub(super) async fn plugin_route(
         }
         // Streamed files keep the status the host gives them (206, 304...).
         HttpBody::ContentArtifact(id) => {
-            super::served_content_artifact(app, matched, &id, rest, &headers).await?
+            super::served_content_artifact(app, matched, requester, &id, rest, &headers).await?
         }
         HttpBody::FetchUpstream(file) => {
-            pull_through::serve(app, matched, &plugin, remote.as_ref(), file, &headers).await?
+            let remote = remote.as_ref();
+            pull_through::serve(app, matched, requester, &plugin, remote, file, &headers).await?
         }
     };
     for (name, value) in response.headers {

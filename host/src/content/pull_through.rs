@@ -15,12 +15,14 @@ use futures::StreamExt as _;
 
 use super::ContentApp;
 use super::Matched;
+use super::admission::{Requester, Work};
 use crate::db::IN_VERSION;
 use crate::domain::additions::AddError;
 use crate::domain::artifacts::{self, Expected, IngestError};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
+use crate::plugins::upstream::describe;
 use crate::plugins::{LoadedPlugin, UpstreamFile};
 use crate::tasks::kinds::add_units_and_wait;
 
@@ -56,6 +58,7 @@ impl Inflight {
 pub(super) async fn serve(
     app: &Arc<ContentApp>,
     matched: &Matched,
+    requester: &Requester,
     plugin: &LoadedPlugin,
     remote: Option<&Remote>,
     file: UpstreamFile,
@@ -76,10 +79,8 @@ pub(super) async fn serve(
             matched.name
         )));
     };
-    let origin = url::Url::parse(&remote.row.url)
-        .map_err(|error| ApiError::internal(format!("remote URL {:?}: {error}", remote.row.url)))?
-        .origin();
-    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origin))
+    let origins = remote.origin_policy()?;
+    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origins))
         .map_err(|message| plugin_fault(format!("with an invalid unit: {message}")))?;
     let Some(declared) = file
         .unit
@@ -103,12 +104,23 @@ pub(super) async fn serve(
         sha256: Some(sha256.clone()),
     };
 
+    let stored_before = stored_size(app, &sha256).await?;
+    // A file to fetch takes a turn before it queues behind the one download of it, so the
+    // requests waiting on a hanging upstream are bounded and get 503 after the deadline.
+    let fetching = match stored_before {
+        Some(_) => None,
+        None => Some(app.admission.turn(Work::UpstreamFetch, requester).await?),
+    };
     let lock = app.pull_through.lock_for(&sha256);
     let turn = lock.lock().await;
-    let size = match stored_size(app, &sha256).await? {
+    let size = match stored_before {
         Some(size) => size,
-        None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
+        None => match stored_size(app, &sha256).await? {
+            Some(size) => size,
+            None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
+        },
     };
+    drop(fetching);
     if !in_latest_version(app, repository_id, name, &file).await? {
         match add_units_and_wait(
             &app.db,
@@ -190,7 +202,6 @@ async fn fetch(
         .remote_clients
         .client(remote)?
         .get(url)
-        .send()
         .await
         .map_err(|error| unreachable(error.to_string()))?;
     if !upstream.status().is_success() {
@@ -199,7 +210,7 @@ async fn fetch(
     let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
     let mut body = upstream.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|error| unreachable(error.to_string()))?;
+        let chunk = chunk.map_err(|error| unreachable(describe(&error)))?;
         staged.write(&chunk).await.map_err(ApiError::internal)?;
         if let Some(size) = expected.size
             && staged.size() > size

@@ -418,7 +418,6 @@ async fn redownload(
             &url,
             &expected,
             &path,
-            remote.max_retries(),
         )
         .await
         {
