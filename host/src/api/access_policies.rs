@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Editable};
-use super::list::{Filter, Identity, ListSpec, Resource};
+use super::list::{Identity, resource};
 use super::support::Fields;
 use crate::db::now;
 use crate::domain::hrefs::API_ROOT;
@@ -43,24 +43,11 @@ pub fn href(id: &str) -> String {
     format!("{API_ROOT}access_policies/{id}/")
 }
 
-impl Resource for PolicyRow {
-    const SPEC: ListSpec = ListSpec {
-        from: "access_policies",
-        id: "id",
-        columns: POLICY_COLUMNS,
-        filters: &[
-            Filter::text("viewset_name", "viewset_name"),
-            Filter::bool("customized", "customized"),
-        ],
-        labels: None,
-        orderings: &[
-            ("viewset_name", "viewset_name"),
-            ("customized", "customized"),
-            ("pulp_created", "created"),
-            ("pulp_last_updated", "updated"),
-        ],
-        default_ordering: "viewset_name",
-    };
+resource! {
+    impl PolicyRow in "access_policies" columns POLICY_COLUMNS;
+    filters: text viewset_name, bool customized;
+    orderings: viewset_name, customized, pulp_created = created, pulp_last_updated = updated;
+    default_ordering: "viewset_name";
 }
 
 /// An access policy as the API shows it.

@@ -15,8 +15,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Conditions, Filter, Identity, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
-    object_id,
+    self, Conditions, Identity, ListRequest, Visibility, fetch_by_id, object_id, resource,
 };
 use super::routes::Routes;
 use super::support::{digest_field, next_field, stage_file};
@@ -37,39 +36,22 @@ pub fn router() -> Routes {
         .route("/pulp/api/v3/artifacts/{id}/", get(read).delete(destroy))
 }
 
-/// A row of `artifacts`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Artifact {
-    id: String,
-    sha256: String,
-    size: i64,
-    created: String,
-    md5: Option<String>,
-    sha1: Option<String>,
-    sha224: Option<String>,
-    sha384: Option<String>,
-    sha512: Option<String>,
-}
-
-impl Resource for Artifact {
-    const SPEC: ListSpec = ListSpec {
-        from: "artifacts",
-        id: "id",
-        columns: "id, sha256, size, created, md5, sha1, sha224, sha384, sha512",
-        filters: &[
-            Filter::text("md5", "md5"),
-            Filter::text("sha1", "sha1"),
-            Filter::text("sha224", "sha224"),
-            Filter::text("sha256", "sha256"),
-            Filter::text("sha384", "sha384"),
-            Filter::text("sha512", "sha512"),
-            Filter::int("size", "size"),
-            Filter::time("pulp_created", "created"),
-        ],
-        labels: None,
-        orderings: &[("pulp_created", "created"), ("size", "size")],
-        default_ordering: "pulp_created",
-    };
+resource! {
+    /// A row of `artifacts`.
+    pub(crate) struct Artifact in "artifacts" {
+        sha256: String,
+        size: i64,
+        created: String,
+        md5: Option<String>,
+        sha1: Option<String>,
+        sha224: Option<String>,
+        sha384: Option<String>,
+        sha512: Option<String>,
+    }
+    filters: text md5, text sha1, text sha224, text sha256, text sha384, text sha512, int size,
+        time pulp_created = created;
+    orderings: pulp_created = created, size;
+    default_ordering: "pulp_created";
 }
 
 /// An artifact as the API shows it.

@@ -25,8 +25,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, Filter, Identity, ListRequest, ListSpec, Page, Resource, Visibility,
-    fetch_by_id,
+    self, Bind, Conditions, Identity, ListRequest, Page, Visibility, fetch_by_id, resource,
 };
 use super::support::{Fields, ensure_unique};
 use crate::db::{Db, new_id, now};
@@ -94,38 +93,19 @@ fn kind_routes(kind: GuardKind, collection: bool) -> MethodRouter<AppState> {
         .delete(move |state, caller, id| destroy(state, caller, id, kind))
 }
 
-/// A row of `content_guards`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Guard {
-    id: String,
-    kind: String,
-    name: String,
-    description: Option<String>,
-    settings: String,
-    created: String,
-    updated: String,
-}
-
-impl Resource for Guard {
-    const SPEC: ListSpec = ListSpec {
-        from: "content_guards",
-        id: "id",
-        columns: "id, kind, name, description, settings, created, updated",
-        filters: &[
-            Filter::text("name", "name"),
-            Filter::time("pulp_created", "created"),
-            Filter::time("pulp_last_updated", "updated"),
-        ],
-        labels: None,
-        orderings: &[
-            ("name", "name"),
-            ("pulp_created", "created"),
-            ("pulp_last_updated", "updated"),
-            ("pk", "id"),
-            ("pulp_id", "id"),
-        ],
-        default_ordering: "name",
-    };
+resource! {
+    /// A row of `content_guards`.
+    pub(crate) struct Guard in "content_guards" {
+        kind: String,
+        name: String,
+        description: Option<String>,
+        settings: String,
+        created: String,
+        updated: String,
+    }
+    filters: text name, time pulp_created = created, time pulp_last_updated = updated;
+    orderings: name, pulp_created = created, pulp_last_updated = updated, pk = id, pulp_id = id;
+    default_ordering: "name";
 }
 
 /// What every guard shows; all of what `contentguards/` shows.

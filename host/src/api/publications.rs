@@ -5,7 +5,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
+use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource};
 use super::routes::Routes;
 use super::support::{Fields, referenced, spawn_task, version_id};
 use super::typed::{self, TypeRoute, Typed, href_filter};
@@ -20,31 +20,19 @@ pub fn router() -> Routes {
     typed::routes::<Publication>()
 }
 
-/// A complete publication, with the number of the version it publishes.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Publication {
-    id: String,
-    plugin: String,
-    type_name: String,
-    repository_id: String,
-    number: i64,
-    created: String,
-}
-
-impl Resource for Publication {
-    const SPEC: ListSpec = ListSpec {
-        from: "publications p JOIN repository_versions v ON v.id = p.repository_version_id",
-        id: "p.id",
-        columns: "p.id, p.plugin, p.type_name, p.repository_id, v.number, p.created",
-        filters: &[Filter::time("pulp_created", "p.created")],
-        labels: None,
-        orderings: &[
-            ("pulp_created", "p.created"),
-            ("pk", "p.id"),
-            ("pulp_id", "p.id"),
-        ],
-        default_ordering: "-pulp_created",
-    };
+resource! {
+    /// A complete publication, with the number of the version it publishes.
+    pub(crate) struct Publication
+    in "publications p JOIN repository_versions v ON v.id = p.repository_version_id" as p {
+        plugin: String,
+        type_name: String,
+        repository_id: String,
+        number: i64 = "v.number",
+        created: String,
+    }
+    filters: time pulp_created = created;
+    orderings: pulp_created = created, pk = id, pulp_id = id;
+    default_ordering: "-pulp_created";
 }
 
 /// A publication as the API shows it.

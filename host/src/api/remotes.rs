@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::input::{self, Input};
-use super::list::{self, Filter, Identity, ListSpec, Resource};
+use super::list::{self, Identity, resource};
 use super::plugin_fields::{self, Kind};
 use super::routes::Routes;
 use super::support::{
@@ -35,32 +35,14 @@ pub fn router() -> Routes {
 /// A row of `remotes` (the domain's: the same row configures downloads).
 pub(crate) type Remote = crate::domain::remotes::RemoteRow;
 
-impl Resource for Remote {
-    const SPEC: ListSpec = ListSpec {
-        from: "remotes",
-        id: "id",
-        columns: Remote::COLUMNS,
-        filters: &[
-            Filter::text("name", "name"),
-            Filter::text("url", "url"),
-            Filter::text("policy", "policy"),
-            Filter::int("download_concurrency", "download_concurrency"),
-            Filter::bool("tls_validation", "tls_validation"),
-            Filter::time("pulp_created", "created"),
-            Filter::time("pulp_last_updated", "updated"),
-        ],
-        labels: Some("labels"),
-        orderings: &[
-            ("name", "name"),
-            ("pulp_created", "created"),
-            ("pulp_last_updated", "updated"),
-            ("pk", "id"),
-            ("pulp_id", "id"),
-            ("url", "url"),
-            ("policy", "policy"),
-        ],
-        default_ordering: "name",
-    };
+resource! {
+    impl Remote in "remotes" columns Remote::COLUMNS;
+    filters: text name, text url, text policy, int download_concurrency, bool tls_validation,
+        time pulp_created = created, time pulp_last_updated = updated;
+    labels: labels;
+    orderings: name, pulp_created = created, pulp_last_updated = updated, pk = id, pulp_id = id,
+        url, policy;
+    default_ordering: "name";
 }
 
 /// The remote a repository or a distribution names, as their lists join it: its id and, for
