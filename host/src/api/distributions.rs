@@ -66,6 +66,7 @@ resource! {
     orderings: name, base_path, pulp_created = created, pulp_last_updated = updated, pk = id,
         pulp_id = id;
     default_ordering: "name";
+    collection: Distributions;
 }
 
 /// A distribution as the API shows it.
@@ -146,14 +147,7 @@ impl DistributionView {
 }
 
 impl Typed for Distribution {
-    const TABLE: &'static str = "distributions";
-    const PREFIX: &'static str = "d.";
-    const COLLECTION: Collection = Collection::Distributions;
     type View = DistributionView;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, app: &App, names: &RestNames) -> DistributionView {
         DistributionView::new(&app.origin, names, self)

@@ -3,7 +3,7 @@
 //!
 //! A resource describes its table once in a [`ListSpec`]: the columns it selects (read back by
 //! name into its row type), the fields a client may filter on with their [`Kind`], the `ordering`
-//! names it accepts; [`resource!`] declares the row type and its spec from one list of fields. The
+//! names it accepts; `resource!` declares the row type and its spec from one list of fields. The
 //! lookups each kind takes are Pulp's (django-filter's):
 //!
 //! | kind | lookups |
@@ -408,7 +408,9 @@ pub trait Resource: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + 'static {
 /// an expression (`… AS field`), `=> "<columns>"` selects these columns for a flattened field.
 /// A filter is its [`Kind`] (`text`, `int`, `time`, `bool`) and query parameter, an ordering its
 /// name; either compares the column of its name, or `= column` of the table, or `= "<SQL>"`.
-/// `labels:` names the `pulp_labels` column of a resource that has labels.
+/// `labels:` names the `pulp_labels` column of a resource that has labels; `collection:` the
+/// [`Collection`](crate::domain::hrefs::Collection) of a plugin-typed one, whose
+/// [`TypedRow`](super::typed::TypedRow) it declares.
 ///
 /// `impl <Type> in "<FROM>" columns <COLUMNS>;` followed by the same list declares the
 /// [`Resource`] of a row type a lower layer owns, with the columns it names.
@@ -450,6 +452,7 @@ macro_rules! resource {
         $(labels: $labels:tt;)?
         orderings: $($ordering:ident $(= $ordering_column:tt)?),* ;
         default_ordering: $default:literal;
+        $(collection: $collection:ident;)?
     ) => {
         impl $crate::api::list::Resource for $name {
             const SPEC: $crate::api::list::ListSpec = $crate::api::list::ListSpec {
@@ -468,6 +471,16 @@ macro_rules! resource {
                 default_ordering: $default,
             };
         }
+        $(
+            impl $crate::api::typed::TypedRow for $name {
+                const COLLECTION: $crate::domain::hrefs::Collection =
+                    $crate::domain::hrefs::Collection::$collection;
+
+                fn key(&self) -> (&str, &str, &str) {
+                    (&self.plugin, &self.type_name, &self.id)
+                }
+            }
+        )?
     };
     (@columns $prefix:tt $($field:ident $expression:tt $columns:tt)*) => {
         concat!(

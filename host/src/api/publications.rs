@@ -9,7 +9,7 @@ use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource};
 use super::routes::Routes;
 use super::support::{Fields, referenced, spawn_task, version_id};
 use super::typed::{self, TypeRoute, Typed, href_filter};
-use crate::domain::hrefs::{self, Collection, Href, RestNames};
+use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
 use crate::tasks::ResourceLock;
@@ -33,6 +33,7 @@ resource! {
     filters: time pulp_created = created;
     orderings: pulp_created = created, pk = id, pulp_id = id;
     default_ordering: "-pulp_created";
+    collection: Publications;
 }
 
 /// A publication as the API shows it.
@@ -67,15 +68,8 @@ impl PublicationView {
 }
 
 impl Typed for Publication {
-    const TABLE: &'static str = "publications";
-    const PREFIX: &'static str = "p.";
-    const COLLECTION: Collection = Collection::Publications;
     type View = PublicationView;
     const MUTABLE: bool = false;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, _app: &App, names: &RestNames) -> PublicationView {
         PublicationView::new(names, self)

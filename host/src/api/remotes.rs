@@ -43,6 +43,7 @@ resource! {
     orderings: name, pulp_created = created, pulp_last_updated = updated, pk = id, pulp_id = id,
         url, policy;
     default_ordering: "name";
+    collection: Remotes;
 }
 
 /// The remote a repository or a distribution names, as their lists join it: its id and, for
@@ -161,14 +162,7 @@ impl RemoteView {
 }
 
 impl Typed for Remote {
-    const TABLE: &'static str = "remotes";
-    const PREFIX: &'static str = "";
-    const COLLECTION: Collection = Collection::Remotes;
     type View = RemoteView;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, app: &App, names: &RestNames) -> RemoteView {
         RemoteView::new(names, &app.secrets, self)

@@ -24,7 +24,7 @@ use super::support::{
 };
 use super::typed::{self, TypeRoute, Typed, href_filter};
 use crate::db::{new_id, now};
-use crate::domain::hrefs::{self, Collection, Href, RestNames};
+use crate::domain::hrefs::{self, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::Subject;
@@ -75,6 +75,7 @@ resource! {
     orderings: name, pulp_created = created, pulp_last_updated = updated, pk = id, pulp_id = id,
         description, retain_repo_versions;
     default_ordering: "name";
+    collection: Repositories;
 }
 
 /// A repository as the API shows it.
@@ -132,14 +133,7 @@ async fn remote_href(app: &App, remote_id: &str) -> ApiResult<Option<String>> {
 }
 
 impl Typed for Repository {
-    const TABLE: &'static str = "repositories";
-    const PREFIX: &'static str = "r.";
-    const COLLECTION: Collection = Collection::Repositories;
     type View = RepositoryView;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, _app: &App, names: &RestNames) -> RepositoryView {
         RepositoryView::new(names, self)
