@@ -99,10 +99,6 @@ impl CoreObject for PolicyRow {
     const VIEWSET: &'static str = "access_policies";
     type View = PolicyView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
     async fn views(_app: &App, rows: Vec<PolicyRow>) -> ApiResult<Vec<PolicyView>> {
         Ok(rows.into_iter().map(PolicyView::from).collect())
     }

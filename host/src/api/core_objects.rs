@@ -37,9 +37,6 @@ pub trait CoreObject: Resource + Sized {
     /// How the API shows one.
     type View: Serialize + Send;
 
-    /// Its id.
-    fn id(&self) -> &str;
-
     /// The permission to view one, when its policy may scope lists to the objects the caller
     /// holds it on; `None`: every caller who may list sees every row.
     const VIEW_PERMISSION: Option<&'static str> = None;

@@ -97,10 +97,6 @@ impl CoreObject for Group {
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_group");
     type View = GroupView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
     async fn views(_app: &App, groups: Vec<Group>) -> ApiResult<Vec<GroupView>> {
         Ok(groups.into_iter().map(GroupView::from).collect())
     }

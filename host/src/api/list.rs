@@ -381,6 +381,9 @@ impl Visibility {
 pub trait Resource: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + 'static {
     /// How the resource is listed.
     const SPEC: ListSpec;
+
+    /// The id of the row (every resource is addressed by one).
+    fn id(&self) -> &str;
 }
 
 /// Declares a resource's row type and its [`Resource`] impl from one list of fields, so a column
@@ -470,6 +473,10 @@ macro_rules! resource {
                 )),*],
                 default_ordering: $default,
             };
+
+            fn id(&self) -> &str {
+                &self.id
+            }
         }
         $(
             impl $crate::api::typed::TypedRow for $name {

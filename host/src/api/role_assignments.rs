@@ -19,11 +19,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::core_objects::CoreObject;
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, ListQuery, ListRequest, Page, Visibility, fetch_by_id,
-    resource,
+    self, Bind, Conditions, ExtraFilter, ListQuery, ListRequest, Page, Resource, Visibility,
+    fetch_by_id, resource,
 };
 use super::object_roles::{NamedRole, RoleObject};
 use super::roles::permissions_of;

@@ -121,10 +121,6 @@ impl CoreObject for Role {
     const VIEWSET: &'static str = "roles";
     type View = RoleView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
     /// `contains_permission`: the roles holding one of these permissions.
     fn filters(query: &ListQuery) -> Conditions {
         let mut conditions = Conditions::new();

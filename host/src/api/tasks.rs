@@ -237,10 +237,6 @@ impl CoreObject for Task {
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_task");
     type View = TaskView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
     fn filters(query: &ListQuery) -> Conditions {
         resource_filters(query)
     }

@@ -57,11 +57,6 @@ pub trait Typed: TypedRow {
     /// Publications do not.
     const MUTABLE: bool = true;
 
-    /// Its id.
-    fn id(&self) -> &str {
-        self.key().2
-    }
-
     /// Its `pulp_href`.
     fn href(&self, names: &RestNames) -> String {
         let (plugin, type_name, id) = self.key();

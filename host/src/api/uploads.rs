@@ -97,10 +97,6 @@ impl CoreObject for Upload {
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_upload");
     type View = UploadView;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-
     async fn views(_app: &App, uploads: Vec<Upload>) -> ApiResult<Vec<UploadView>> {
         Ok(uploads.into_iter().map(UploadView::from).collect())
     }
