@@ -79,12 +79,13 @@ impl From<PolicyRow> for PolicyView {
         let parse = |text: &str| serde_json::from_str(text).unwrap_or(Value::Null);
         let creation_hooks = parse(&row.creation_hooks);
         PolicyView {
-            identity: Identity {
-                pulp_href: href(&row.id),
-                prn: format!("prn:core.accesspolicy:{}", row.id),
-                pulp_created: row.created,
-                pulp_last_updated: row.updated,
-            },
+            identity: Identity::core(
+                href(&row.id),
+                "accesspolicy",
+                &row.id,
+                &row.created,
+                &row.updated,
+            ),
             viewset_name: row.viewset_name,
             statements: parse(&row.statements),
             permissions_assignment: creation_hooks.clone(),

@@ -121,12 +121,13 @@ impl GuardView {
     fn new(guard: &Guard) -> GuardView {
         let model = GuardKind::from_segment(&guard.kind).map_or("contentguard", GuardKind::model);
         GuardView {
-            identity: Identity {
-                pulp_href: content_guards::href(&guard.kind, &guard.id),
-                prn: format!("prn:core.{model}:{}", guard.id),
-                pulp_created: guard.created.clone(),
-                pulp_last_updated: guard.updated.clone(),
-            },
+            identity: Identity::core(
+                content_guards::href(&guard.kind, &guard.id),
+                model,
+                &guard.id,
+                &guard.created,
+                &guard.updated,
+            ),
             name: guard.name.clone(),
             description: guard.description.clone(),
         }

@@ -134,12 +134,13 @@ impl DistributionView {
                 .map(|publication| hrefs::publication(names, plugin, type_name, publication)),
             repository_version,
             remote: distribution.remote.href(names),
-            identity: Identity {
-                pulp_href: hrefs::distribution(names, plugin, type_name, id),
-                prn: format!("prn:{plugin}.{type_name}distribution:{id}"),
-                pulp_created: distribution.created,
-                pulp_last_updated: distribution.updated,
-            },
+            identity: Identity::typed(
+                hrefs::distribution(names, plugin, type_name, id),
+                (plugin, type_name, id),
+                "distribution",
+                &distribution.created,
+                &distribution.updated,
+            ),
             base_path: distribution.base_path,
             name: distribution.name,
         }

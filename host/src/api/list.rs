@@ -611,6 +611,39 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The identity of object `id` of core's `model` (`prn:core.<model>:<id>`).
+    pub fn core(
+        pulp_href: String,
+        model: &str,
+        id: &str,
+        created: &str,
+        updated: &str,
+    ) -> Identity {
+        Identity {
+            pulp_href,
+            prn: format!("prn:core.{model}:{id}"),
+            pulp_created: created.to_owned(),
+            pulp_last_updated: updated.to_owned(),
+        }
+    }
+
+    /// The identity of object `id` of a plugin's type, whose model is the type's name followed by
+    /// the resource's (`prn:file.filerepository:<id>`).
+    pub fn typed(
+        pulp_href: String,
+        (plugin, type_name, id): (&str, &str, &str),
+        resource: &str,
+        created: &str,
+        updated: &str,
+    ) -> Identity {
+        Identity {
+            pulp_href,
+            prn: format!("prn:{plugin}.{type_name}{resource}:{id}"),
+            pulp_created: created.to_owned(),
+            pulp_last_updated: updated.to_owned(),
+        }
+    }
+
     /// The identity of an object that never changes after it is created.
     pub fn immutable(pulp_href: String, prn: String, created: String) -> Identity {
         Identity {

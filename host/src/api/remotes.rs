@@ -17,7 +17,7 @@ use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of, set_columns,
 };
-use super::typed::{self, TypeRoute, Typed};
+use super::typed::{self, TypeRoute, Typed, TypedRow};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
@@ -128,15 +128,13 @@ impl RemoteView {
                 hidden("username", &remote.username),
                 hidden("password", &remote.password),
             ],
-            identity: Identity {
-                pulp_href: hrefs::remote(names, &remote.plugin, &remote.type_name, &remote.id),
-                prn: format!(
-                    "prn:{}.{}remote:{}",
-                    remote.plugin, remote.type_name, remote.id
-                ),
-                pulp_created: remote.created,
-                pulp_last_updated: remote.updated,
-            },
+            identity: Identity::typed(
+                remote.href(names),
+                remote.key(),
+                "remote",
+                &remote.created,
+                &remote.updated,
+            ),
             extra: plugin_fields::stored(&remote.extra),
             name: remote.name,
             url: remote.url,

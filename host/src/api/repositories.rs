@@ -22,7 +22,7 @@ use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, set_columns,
     spawn_task, version_id,
 };
-use super::typed::{self, TypeRoute, Typed, href_filter};
+use super::typed::{self, TypeRoute, Typed, TypedRow, href_filter};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
@@ -104,15 +104,13 @@ impl RepositoryView {
         RepositoryView {
             versions_href: format!("{href}versions/"),
             latest_version_href: format!("{href}versions/{}/", repository.latest_version),
-            identity: Identity {
-                pulp_href: href,
-                prn: format!(
-                    "prn:{}.{}repository:{}",
-                    repository.plugin, repository.type_name, repository.id
-                ),
-                pulp_created: repository.created,
-                pulp_last_updated: repository.updated,
-            },
+            identity: Identity::typed(
+                href,
+                repository.key(),
+                "repository",
+                &repository.created,
+                &repository.updated,
+            ),
             pulp_labels: json_column(&repository.labels),
             name: repository.name,
             description: repository.description,

@@ -77,12 +77,13 @@ pub(crate) struct RoleView {
 impl RoleView {
     fn of(role: Role, permissions: Vec<String>) -> RoleView {
         RoleView {
-            identity: Identity {
-                pulp_href: href(&role.id),
-                prn: format!("prn:core.role:{}", role.id),
-                pulp_created: role.created,
-                pulp_last_updated: role.updated,
-            },
+            identity: Identity::core(
+                href(&role.id),
+                "role",
+                &role.id,
+                &role.created,
+                &role.updated,
+            ),
             name: role.name,
             description: role.description,
             permissions,

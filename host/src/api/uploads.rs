@@ -79,12 +79,13 @@ struct ChunkView {
 impl From<Upload> for UploadView {
     fn from(upload: Upload) -> Self {
         UploadView {
-            identity: Identity {
-                pulp_href: hrefs::upload(&upload.id),
-                prn: format!("prn:core.upload:{}", upload.id),
-                pulp_created: upload.created,
-                pulp_last_updated: upload.updated,
-            },
+            identity: Identity::core(
+                hrefs::upload(&upload.id),
+                "upload",
+                &upload.id,
+                &upload.created,
+                &upload.updated,
+            ),
             size: upload.size,
             completed: upload.completed,
             chunks: None,
