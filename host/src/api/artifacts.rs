@@ -22,7 +22,6 @@ use super::support::{digest_field, next_field, stage_file};
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 use crate::storage::ReceivedBlob;
 
@@ -100,9 +99,7 @@ async fn list(
     caller: Caller,
     mut request: ListRequest,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, POLICY, "list", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "list").await?;
     // Digests are stored in lower-case hex; a client may send them in either case.
     for digest in DIGESTS {
         if let Some(value) = request.query.get_mut(digest) {
@@ -130,9 +127,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller
-        .authorize(&app, POLICY, "retrieve", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "retrieve").await?;
     Ok(list::json(&load(&app, &id).await?))
 }
 
@@ -144,9 +139,7 @@ async fn create(
     caller: Caller,
     mut multipart: Multipart,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, POLICY, "create", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "create").await?;
     let mut received = None;
     let mut extra = None;
     let mut size: Option<u64> = None;
@@ -241,9 +234,7 @@ async fn destroy(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller
-        .authorize(&app, POLICY, "destroy", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "destroy").await?;
     let id = object_id(&id)?;
     let mut tx = app.db.begin_write().await?;
     let used = sqlx::query(

@@ -380,7 +380,7 @@ async fn list_all(
     request: ListRequest,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, "contentguards", "list", &Subject::default())
+        .authorize_action(&app, "contentguards", "list")
         .await?;
     let mut visible = Vec::new();
     for kind in GuardKind::ALL {
@@ -400,7 +400,7 @@ async fn list(
     kind: GuardKind,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, &kind.viewset(), "list", &Subject::default())
+        .authorize_action(&app, &kind.viewset(), "list")
         .await?;
     let visibility = visibility(&app, &caller, kind).await?;
     respond_list(&app, &request, of_kind(kind), &visibility).await
@@ -644,7 +644,7 @@ async fn create(
     kind: GuardKind,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, &kind.viewset(), "create", &Subject::default())
+        .authorize_action(&app, &kind.viewset(), "create")
         .await?;
     let write = read_write(&app, kind, &fields, Settings::default(), true, None).await?;
     let id = new_id();

@@ -166,9 +166,7 @@ pub async fn list<O: CoreObject>(
     caller: Caller,
     ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, O::VIEWSET, "list", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, O::VIEWSET, "list").await?;
     let visibility = visibility::<O>(&app, &caller).await?;
     let page = Page::from_query(&query)?;
     let (total, rows) =
@@ -194,9 +192,7 @@ pub async fn create<C: Creatable>(
     caller: Caller,
     fields: Fields,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, C::VIEWSET, "create", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, C::VIEWSET, "create").await?;
     let id = C::insert(&app, &caller, &fields).await?;
     Ok((StatusCode::CREATED, answer::<C>(&app, &id).await?).into_response())
 }
