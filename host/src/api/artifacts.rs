@@ -106,14 +106,7 @@ async fn list(
             *value = value.trim().to_ascii_lowercase();
         }
     }
-    list::list::<Artifact, _>(
-        &app,
-        &request,
-        Conditions::new(),
-        &Visibility::all(),
-        ArtifactView::from,
-    )
-    .await
+    list::list_all::<Artifact, ArtifactView>(&app, &request, Conditions::new()).await
 }
 
 async fn load(app: &AppState, id: &str) -> ApiResult<ArtifactView> {

@@ -249,14 +249,7 @@ async fn list_members(
     request: ListRequest,
 ) -> ApiResult<Response> {
     let group = membership(&app, &caller, &id, "list").await?;
-    list::list::<Member, _>(
-        &app,
-        &request,
-        members_of(&group.id),
-        &Visibility::all(),
-        MemberView::from,
-    )
-    .await
+    list::list_all::<Member, MemberView>(&app, &request, members_of(&group.id)).await
 }
 
 /// The body of `POST groups/<id>/users/`.

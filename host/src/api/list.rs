@@ -744,6 +744,16 @@ pub async fn list<R: Resource, V: Serialize>(
     Ok(page.respond(app, &request.uri, total, rows.into_iter().map(view)))
 }
 
+/// Lists `R` as [`list`] does, every row the `extra` conditions leave (the caller may see them all,
+/// or the route checked what they may see), each answered as its `V`.
+pub async fn list_all<R: Resource, V: Serialize + From<R>>(
+    app: &App,
+    request: &ListRequest,
+    extra: Conditions,
+) -> ApiResult<Response> {
+    list(app, request, extra, &Visibility::all(), V::from).await
+}
+
 /// One page of `R` and the total count: the spec's filters from `query` and `extra`, within
 /// `visibility`, in the requested order.
 pub async fn fetch_page<R: Resource>(

@@ -416,14 +416,7 @@ async fn list_tokens(
     request: ListRequest,
 ) -> ApiResult<Response> {
     let owner = visible(&app, &user, &id).await?.id;
-    list::list::<Token, _>(
-        &app,
-        &request,
-        owned_by(&owner),
-        &Visibility::all(),
-        TokenView::from,
-    )
-    .await
+    list::list_all::<Token, TokenView>(&app, &request, owned_by(&owner)).await
 }
 
 /// A token's writable fields.
