@@ -392,17 +392,20 @@ pub trait Resource: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + 'static {
 ///
 /// ```text
 /// resource! {
-///     /// A row of `roles`.
-///     pub(crate) struct Role in "roles" {
+///     /// A row of `repositories`, with its remote's plugin and type.
+///     pub(crate) struct Repository in "repositories r LEFT JOIN remotes m ON m.id = r.remote_id" as r {
 ///         name: String,
-///         role_name: String = "r.name",
+///         labels: String,
+///         created: String,
+///         remote_plugin: Option<String> = "m.plugin",
 ///         #[sqlx(flatten)]
-///         remote: JoinedRemote => "r.remote_id, m.plugin AS remote_plugin",
+///         remote: JoinedRemote => "r.remote_id, m.plugin AS remote_plugin, m.type_name AS remote_type",
 ///     }
 ///     filters: text name, time pulp_created = created;
 ///     labels: labels;
-///     orderings: name, pulp_created = created;
+///     orderings: name, pulp_created = created, pk = id;
 ///     default_ordering: "name";
+///     collection: Repositories;
 /// }
 /// ```
 ///
@@ -413,10 +416,10 @@ pub trait Resource: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + 'static {
 /// name; either compares the column of its name, or `= column` of the table, or `= "<SQL>"`.
 /// `labels:` names the `pulp_labels` column of a resource that has labels; `collection:` the
 /// [`Collection`](crate::domain::hrefs::Collection) of a plugin-typed one, whose
-/// [`TypedRow`](super::typed::TypedRow) it declares.
+/// [`TypedRow`](super::typed::TypedRow) it declares (from its `plugin`, `type_name` and `id`).
 ///
 /// `impl <Type> in "<FROM>" columns <COLUMNS>;` followed by the same list declares the
-/// [`Resource`] of a row type a lower layer owns, with the columns it names.
+/// [`Resource`] of a row type a lower layer owns (with an `id` field), with the columns it names.
 macro_rules! resource {
     (
         $(#[$attr:meta])*
