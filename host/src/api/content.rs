@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListRequest, ListSpec, Resource,
-    Visibility, fetch_by_id, shaped,
+    self, Bind, Conditions, ExtraFilter, Identity, ListRequest, Visibility, fetch_by_id, resource,
+    shaped,
 };
 use super::routes::Routes;
 use super::support::{Fields, next_field, referenced, spawn_task, stage_file};
@@ -58,34 +58,20 @@ fn content_type(
     Ok((loaded, type_name))
 }
 
-/// A row of `content`, with the artifact of its first content-artifact.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Content {
-    id: String,
-    plugin: String,
-    type_name: String,
-    natural_key: String,
-    metadata: String,
-    created: String,
-    artifact_id: Option<String>,
-}
-
-impl Resource for Content {
-    const SPEC: ListSpec = ListSpec {
-        from: "content c",
-        id: "c.id",
-        columns: "c.id, c.plugin, c.type_name, c.natural_key, c.metadata, c.created,
-            (SELECT ca.artifact_id FROM content_artifacts ca WHERE ca.content_id = c.id
-             ORDER BY ca.relative_path LIMIT 1) AS artifact_id",
-        filters: &[Filter::time("pulp_created", "c.created")],
-        labels: None,
-        orderings: &[
-            ("pulp_created", "c.created"),
-            ("pk", "c.id"),
-            ("pulp_id", "c.id"),
-        ],
-        default_ordering: "pulp_created",
-    };
+resource! {
+    /// A row of `content`, with the artifact of its first content-artifact.
+    pub(crate) struct Content in "content c" as c {
+        plugin: String,
+        type_name: String,
+        natural_key: String,
+        metadata: String,
+        created: String,
+        artifact_id: Option<String> = "(SELECT ca.artifact_id FROM content_artifacts ca
+            WHERE ca.content_id = c.id ORDER BY ca.relative_path LIMIT 1)",
+    }
+    filters: time pulp_created = created;
+    orderings: pulp_created = created, pk = id, pulp_id = id;
+    default_ordering: "pulp_created";
 }
 
 /// A unit as Pulp shows it: its identity fields, then the plugin's metadata and key fields (which

@@ -29,7 +29,6 @@ use crate::domain::registry::{self, InstalledRow, RegistryError, info_json};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{LoadedPlugin, PluginSource};
 use crate::rbac;
-use crate::rbac::policy::Subject;
 use crate::state::AppState;
 
 /// The access policy of these routes: installing, upgrading, disabling and removing plugins
@@ -195,9 +194,7 @@ async fn install(
     mut multipart: Multipart,
 ) -> ApiResult<Response> {
     // Before a byte of the component is read.
-    caller
-        .authorize(&app, POLICY, "create", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "create").await?;
     let limit = app.config.plugin_max_bytes;
     let mut component = None;
     while let Some(mut field) = next_field(&mut multipart).await? {
@@ -245,7 +242,7 @@ async fn update(
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
     caller
-        .authorize(&app, POLICY, "partial_update", &Subject::default())
+        .authorize_action(&app, POLICY, "partial_update")
         .await?;
     for key in fields.0.keys() {
         if key != "enabled" {
@@ -265,9 +262,7 @@ async fn remove(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    caller
-        .authorize(&app, POLICY, "destroy", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "destroy").await?;
     let force = match query.get("force").map(String::as_str) {
         None | Some("false" | "0") => false,
         Some("true" | "1") => true,

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable};
-use super::list::{self, Filter, Identity, ListSpec, Resource};
+use super::list::{self, Identity, resource};
 use super::routes::Routes;
 use super::support::{Fields, digest_field, next_field, spawn_task, stage_file};
 use crate::db::{Backend, new_id, now};
@@ -44,29 +44,17 @@ pub fn router() -> Routes {
         .route("/pulp/api/v3/uploads/{id}/commit/", post(commit))
 }
 
-/// A row of `uploads`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Upload {
-    id: String,
-    size: i64,
-    completed: Option<String>,
-    created: String,
-    updated: String,
-}
-
-impl Resource for Upload {
-    const SPEC: ListSpec = ListSpec {
-        from: "uploads",
-        id: "id",
-        columns: "id, size, completed, created, updated",
-        filters: &[
-            Filter::int("size", "size"),
-            Filter::time("pulp_created", "created"),
-        ],
-        labels: None,
-        orderings: &[("pulp_created", "created"), ("size", "size")],
-        default_ordering: "-pulp_created",
-    };
+resource! {
+    /// A row of `uploads`.
+    pub(crate) struct Upload in "uploads" {
+        size: i64,
+        completed: Option<String>,
+        created: String,
+        updated: String,
+    }
+    filters: int size, time pulp_created = created;
+    orderings: pulp_created = created, size;
+    default_ordering: "-pulp_created";
 }
 
 /// An upload as the API shows it; its detail view adds the chunks received so far (Pulp's).
@@ -91,12 +79,13 @@ struct ChunkView {
 impl From<Upload> for UploadView {
     fn from(upload: Upload) -> Self {
         UploadView {
-            identity: Identity {
-                pulp_href: hrefs::upload(&upload.id),
-                prn: format!("prn:core.upload:{}", upload.id),
-                pulp_created: upload.created,
-                pulp_last_updated: upload.updated,
-            },
+            identity: Identity::core(
+                hrefs::upload(&upload.id),
+                "upload",
+                &upload.id,
+                &upload.created,
+                &upload.updated,
+            ),
             size: upload.size,
             completed: upload.completed,
             chunks: None,
@@ -108,10 +97,6 @@ impl CoreObject for Upload {
     const VIEWSET: &'static str = "uploads";
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_upload");
     type View = UploadView;
-
-    fn id(&self) -> &str {
-        &self.id
-    }
 
     async fn views(_app: &App, uploads: Vec<Upload>) -> ApiResult<Vec<UploadView>> {
         Ok(uploads.into_iter().map(UploadView::from).collect())
