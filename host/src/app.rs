@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{password_hash, random_token};
+use crate::auth::{Authenticator, hash_password, random_token};
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::plugins::PluginRuntime;
@@ -99,6 +99,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
     crate::rbac::sync_builtins(&db, &plugins.rest_names())
         .await
         .context("writing the built-in roles and access policies")?;
+    let authenticator = Arc::new(Authenticator::new(db.clone(), config.login_throttle()));
     let app = Arc::new(App {
         config,
         db,
@@ -109,6 +110,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         origin: origin.trim_end_matches('/').to_owned(),
         remote_clients: Default::default(),
         secrets,
+        authenticator,
     });
     ensure_user_ids(&app).await?;
     ensure_admin(&app).await?;
@@ -130,17 +132,16 @@ async fn ensure_admin(app: &App) -> anyhow::Result<()> {
             generated
         }
     };
-    let salt = random_token(16);
+    let hash = hash_password(&password).await?;
     let mut tx = app.db.begin_write().await?;
     sqlx::query(
             "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
-             VALUES ($1, 'admin', $2, $3, $4, 1, 1)
+             VALUES ($1, 'admin', '', $2, $3, 1, 1)
              ON CONFLICT (username) DO UPDATE SET password_salt = excluded.password_salt,
                  password_hash = excluded.password_hash, is_staff = 1, is_active = 1",
         )
         .bind(crate::db::new_id())
-        .bind(&salt)
-        .bind(password_hash(&salt, &password))
+        .bind(hash)
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -217,9 +218,13 @@ pub async fn serve(
         .merge(crate::content::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    // The client address counts failed log-ins per address (`auth`).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
     shutdown.cancel();
     if let Some(handle) = worker_handle {
         handle.await??;

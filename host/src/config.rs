@@ -91,9 +91,33 @@ pub struct Config {
     /// the least recently served go first. 0 reads every request from storage.
     #[arg(long, env = "GRANARY_CONTENT_MEMORY_CACHE_MB", default_value_t = 16)]
     pub content_memory_cache_mb: usize,
+
+    /// Failed password log-ins of one username per window before further attempts get 429
+    /// (0: not limited). Counted in each process's memory.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURES_PER_USER", default_value_t = 10)]
+    pub login_failures_per_user: u32,
+
+    /// Failed password log-ins from one client address per window before further attempts get
+    /// 429 (0: not limited). Counted in each process's memory.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50)]
+    pub login_failures_per_address: u32,
+
+    /// The window failed log-ins are counted in, in seconds; a throttled username or address
+    /// waits until its window ends.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 60)]
+    pub login_failure_window_secs: u64,
 }
 
 impl Config {
+    /// The failed log-in limits in force.
+    pub fn login_throttle(&self) -> crate::auth::ThrottleSettings {
+        crate::auth::ThrottleSettings {
+            per_user: self.login_failures_per_user,
+            per_address: self.login_failures_per_address,
+            window: std::time::Duration::from_secs(self.login_failure_window_secs),
+        }
+    }
+
     /// The key file in force: the configured one or `<data-dir>/db_encryption.key`.
     pub fn db_encryption_key_path(&self) -> PathBuf {
         self.db_encryption_key

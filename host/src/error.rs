@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 pub struct ApiError {
     status: StatusCode,
     body: Value,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 /// Result type of handlers.
@@ -25,6 +27,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             body: json!({ field: [message] }),
+            retry_after: None,
         }
     }
 
@@ -65,7 +68,14 @@ impl ApiError {
         Self {
             status,
             body: json!({ "detail": message }),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to try again after `seconds` (`Retry-After`).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 500: logs the cause, answers a generic message.
@@ -88,6 +98,11 @@ impl IntoResponse for ApiError {
                 "www-authenticate",
                 axum::http::HeaderValue::from_static("Basic realm=\"granary\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }
