@@ -467,3 +467,82 @@ pub fn random_token(len: usize) -> String {
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_hash_is_argon2id_and_verifies_only_its_password() {
+        let hash = hash_blocking("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+        assert!(!is_legacy_hash(&hash));
+        assert!(password_matches("", &hash, "correct horse"));
+        assert!(!password_matches("", &hash, "correct horse "));
+        assert_ne!(hash, hash_blocking("correct horse").unwrap(), "salted");
+    }
+
+    #[test]
+    fn a_legacy_salted_sha256_still_verifies() {
+        let stored = legacy_password_hash("salt", "secret");
+        assert!(is_legacy_hash(&stored));
+        assert!(password_matches("salt", &stored, "secret"));
+        assert!(!password_matches("salt", &stored, "Secret"));
+        assert!(!password_matches("other", &stored, "secret"));
+        // The marker of a user without a password matches nothing.
+        assert!(!password_matches("", "!", ""));
+    }
+
+    #[tokio::test]
+    async fn a_legacy_hash_is_upgraded_at_log_in_and_the_cache_follows_the_stored_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Arc::new(Db::connect(&url).await.unwrap());
+        sqlx::query(
+            "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
+             VALUES ('u1', 'old', 'salt', $1, $2, 0, 1)",
+        )
+        .bind(legacy_password_hash("salt", "secret"))
+        .bind(now())
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let throttle = ThrottleSettings {
+            per_user: 0,
+            per_address: 0,
+            window: Duration::from_secs(60),
+        };
+        let auth = Authenticator::new(db.clone(), throttle);
+        assert!(auth.log_in("old", "wrong", None).await.unwrap().is_none());
+        let user = auth.log_in("old", "secret", None).await.unwrap().unwrap();
+        assert_eq!(user.id, "u1");
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(auth.log_in("old", "secret", None).await.unwrap().is_some());
+        // Another process sets a new password: the cached verification no longer counts.
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = 'u1'")
+            .bind(hash_password("new").await.unwrap())
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert!(auth.log_in("old", "secret", None).await.unwrap().is_none());
+        assert!(auth.log_in("old", "new", None).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn a_throttle_blocks_after_its_limit_until_reset() {
+        let throttle = Throttle::new(2, Duration::from_secs(60));
+        let key = "alice".to_owned();
+        throttle.failed(key.clone());
+        assert!(throttle.blocked(&key).is_none());
+        throttle.failed(key.clone());
+        let wait = throttle.blocked(&key).expect("blocked after two failures");
+        assert!(wait <= Duration::from_secs(60));
+        assert!(throttle.blocked(&"bob".to_owned()).is_none());
+        throttle.reset(&key);
+        assert!(throttle.blocked(&key).is_none());
+    }
+}
