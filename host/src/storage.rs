@@ -348,11 +348,20 @@ impl BlobStore {
     pub async fn commit(&self, blob: ReceivedBlob) -> anyhow::Result<()> {
         let key = Self::key(&blob.sha256);
         if let Some(root) = &self.local_root {
-            if tokio::fs::try_exists(&root.join(key.as_ref()))
-                .await
-                .unwrap_or(false)
-            {
-                return Ok(());
+            let path = root.join(key.as_ref());
+            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                // Stored again: young again for orphan cleanup, which spares blobs written within
+                // its protection time until their artifact row is recorded.
+                let touched = tokio::task::spawn_blocking(move || {
+                    std::fs::File::options()
+                        .write(true)
+                        .open(&path)?
+                        .set_modified(std::time::SystemTime::now())
+                })
+                .await?;
+                if touched.is_ok() {
+                    return Ok(());
+                }
             }
         } else if self.store.head(&key).await.is_ok() {
             return Ok(());
@@ -396,6 +405,21 @@ impl BlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The digests of every stored blob, with when each was last written: what orphan cleanup
+    /// compares with the artifact rows to find bytes no row records (left by a process killed
+    /// between storing a blob and recording it).
+    pub async fn stored(&self) -> anyhow::Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let listed: Vec<object_store::ObjectMeta> = self.store.list(None).try_collect().await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_owned();
+                let is_digest = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+                is_digest.then_some((name, meta.last_modified))
+            })
+            .collect())
     }
 
     /// Whether the blob with this digest is stored.

@@ -159,7 +159,47 @@ pub async fn orphan_cleanup(
         deleted,
         Some(deleted),
     );
+    if content_ids.is_none() {
+        let strays = delete_unrecorded_blobs(backends, &before).await?;
+        tracing::info!(
+            blobs = strays,
+            "orphan cleanup: stored bytes no artifact records"
+        );
+    }
     Ok(())
+}
+
+/// Deletes stored blobs that no artifact row records and that were written before `before`:
+/// bytes a process stored and was killed before recording. Younger ones may be an upload about
+/// to record its artifact. Returns how many were deleted.
+async fn delete_unrecorded_blobs(backends: &Backends, before: &str) -> anyhow::Result<u64> {
+    let before = chrono::DateTime::parse_from_rfc3339(before)?;
+    let stored: Vec<String> = backends
+        .blobs
+        .stored()
+        .await?
+        .into_iter()
+        .filter(|(_, written)| *written < before)
+        .map(|(sha256, _)| sha256)
+        .collect();
+    let mut deleted = 0;
+    for chunk in stored.chunks(BATCH) {
+        let sql = format!(
+            "SELECT sha256 FROM artifacts WHERE sha256 IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let recorded: std::collections::HashSet<String> = sqlx::query_scalar(&sql)
+            .bind_all(chunk)
+            .fetch_all(backends.db.pool())
+            .await?
+            .into_iter()
+            .collect();
+        for sha256 in chunk.iter().filter(|sha256| !recorded.contains(*sha256)) {
+            backends.blobs.delete(sha256).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Deletes those of `ids` that nothing uses (no unit's file, no publication, no plugin) and,
