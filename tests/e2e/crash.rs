@@ -131,13 +131,7 @@ async fn killed_at_random_points_the_data_stays_whole(backend: Backend) {
     // Everything that was left half-done is collected: content in no version, unused artifacts,
     // bytes no artifact records, temporary files of the killed processes.
     app.restart().await;
-    let task = app
-        .run_task(
-            &format!("{API}/orphans/cleanup/"),
-            json!({"orphan_protection_time": 0}),
-        )
-        .await;
-    assert_eq!(task["state"], "completed", "{task:#}");
+    app.clean_up_orphans(0).await;
     assert_artifact_files_are_whole(&app, &format!("seed {seed}, final")).await;
     let rows: BTreeSet<String> = app
         .sql("SELECT sha256 FROM artifacts", &[])
@@ -210,13 +204,7 @@ async fn assert_artifact_files_are_whole(app: &TestApp, context: &str) {
         .await;
     for row in rows {
         let (sha256, size) = row.split_once(' ').unwrap();
-        let path = app
-            .data_dir()
-            .join("artifacts")
-            .join(&sha256[0..2])
-            .join(&sha256[2..4])
-            .join(sha256);
-        let bytes = std::fs::read(&path)
+        let bytes = std::fs::read(app.stored_artifact(sha256))
             .unwrap_or_else(|err| panic!("{context}: artifact {sha256} has no file: {err}"));
         assert_eq!(bytes.len().to_string(), size, "{context}: size of {sha256}");
         assert_eq!(sha256_hex(&bytes), sha256, "{context}: bytes of {sha256}");

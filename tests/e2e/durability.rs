@@ -48,34 +48,17 @@ async fn orphan_cleanup_spares_an_artifact_uploaded_again(backend: Backend) {
         .await;
     assert_eq!(task["state"], "completed", "{task:#}");
 
-    let task = app
-        .run_task(
-            &format!("{API}/orphans/cleanup/"),
-            json!({"orphan_protection_time": 60}),
-        )
-        .await;
-    assert_eq!(task["state"], "completed", "{task:#}");
+    app.clean_up_orphans(60).await;
     let (status, body) = app.get(&artifact_href).await;
     assert_eq!(
         status,
         StatusCode::OK,
         "the artifact stored again is kept: {body}"
     );
-    let stored = app
-        .data_dir()
-        .join("artifacts")
-        .join(&sha256[0..2])
-        .join(&sha256[2..4])
-        .join(&sha256);
-    assert_eq!(std::fs::read(stored).expect("its file"), bytes);
+    let stored = std::fs::read(app.stored_artifact(&sha256)).expect("its file");
+    assert_eq!(stored, bytes);
 
     // Cleanup without protection still collects it while nothing uses it.
-    let task = app
-        .run_task(
-            &format!("{API}/orphans/cleanup/"),
-            json!({"orphan_protection_time": 0}),
-        )
-        .await;
-    assert_eq!(task["state"], "completed", "{task:#}");
+    app.clean_up_orphans(0).await;
     assert_eq!(app.get(&artifact_href).await.0, StatusCode::NOT_FOUND);
 }
