@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{password_hash, random_token};
+use crate::auth::{Authenticator, hash_password, random_token};
 use crate::config::Config;
 use crate::db::{Db, now};
 use crate::domain::remotes::{DefaultTimeouts, RemoteClients};
@@ -107,6 +107,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
     crate::rbac::sync_builtins(&db, &plugins.rest_names())
         .await
         .context("writing the built-in roles and access policies")?;
+    let authenticator = Arc::new(Authenticator::new(db.clone(), config.login_throttle()));
     let app = Arc::new(App {
         config,
         db,
@@ -117,6 +118,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         origin: origin.trim_end_matches('/').to_owned(),
         remote_clients: Arc::new(RemoteClients::new(remote_timeouts)),
         secrets,
+        authenticator,
     });
     ensure_user_ids(&app).await?;
     ensure_admin(&app).await?;
@@ -138,17 +140,16 @@ async fn ensure_admin(app: &App) -> anyhow::Result<()> {
             generated
         }
     };
-    let salt = random_token(16);
+    let hash = hash_password(&password).await?;
     let mut tx = app.db.begin_write().await?;
     sqlx::query(
             "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
-             VALUES ($1, 'admin', $2, $3, $4, 1, 1)
+             VALUES ($1, 'admin', '', $2, $3, 1, 1)
              ON CONFLICT (username) DO UPDATE SET password_salt = excluded.password_salt,
                  password_hash = excluded.password_hash, is_staff = 1, is_active = 1",
         )
         .bind(crate::db::new_id())
-        .bind(&salt)
-        .bind(password_hash(&salt, &password))
+        .bind(hash)
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -226,7 +227,7 @@ pub async fn serve(
         .with_state(app.clone());
     println!("granary listening on http://{address}");
     // The connection's address reaches handlers (`ConnectInfo`): the content app counts turns
-    // per client address.
+    // per client address, and `auth` counts failed log-ins per address.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())

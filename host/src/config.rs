@@ -145,6 +145,21 @@ pub struct Config {
     /// none unless set, as in Pulp.
     #[arg(long, env = "GRANARY_REMOTE_SOCK_READ_TIMEOUT")]
     pub remote_sock_read_timeout: Option<f64>,
+
+    /// Failed password log-ins of one username per window before further attempts get 429
+    /// (0: not limited). Counted in each process's memory.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURES_PER_USER", default_value_t = 10)]
+    pub login_failures_per_user: u32,
+
+    /// Failed password log-ins from one client address per window before further attempts get
+    /// 429 (0: not limited). Counted in each process's memory.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50)]
+    pub login_failures_per_address: u32,
+
+    /// The window failed log-ins are counted in, in seconds; a throttled username or address
+    /// waits until its window ends.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 60)]
+    pub login_failure_window_secs: u64,
 }
 
 /// Plugin instances kept free of content-app calls for the rest of a process: installs, REST
@@ -203,6 +218,15 @@ impl Config {
         seconds
             .filter(|seconds| *seconds > 0.0)
             .map(std::time::Duration::from_secs_f64)
+    }
+
+    /// The failed log-in limits in force.
+    pub fn login_throttle(&self) -> crate::auth::ThrottleSettings {
+        crate::auth::ThrottleSettings {
+            per_user: self.login_failures_per_user,
+            per_address: self.login_failures_per_address,
+            window: std::time::Duration::from_secs(self.login_failure_window_secs),
+        }
     }
 
     /// The key file in force: the configured one or `<data-dir>/db_encryption.key`.

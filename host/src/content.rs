@@ -219,6 +219,7 @@ async fn serve_matched(
         let shown = guards::Shown {
             headers: request.headers(),
             uri: request.uri(),
+            client: crate::auth::client_address(request.extensions()),
         };
         guards::check(app, guard, shown).await?;
     }

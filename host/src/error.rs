@@ -75,10 +75,13 @@ impl ApiError {
     /// 503 for a request the server has no turn for now; the client may try again in
     /// `retry_after_seconds` (sent as `Retry-After`).
     pub fn unavailable(message: impl Into<String>, retry_after_seconds: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after_seconds),
-            ..Self::detail(StatusCode::SERVICE_UNAVAILABLE, message)
-        }
+        Self::detail(StatusCode::SERVICE_UNAVAILABLE, message).with_retry_after(retry_after_seconds)
+    }
+
+    /// The same error, telling the client to try again after `seconds` (`Retry-After`).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 500: logs the cause, answers a generic message.

@@ -13,6 +13,8 @@ mod api;
 mod content;
 mod content_guards;
 mod crash;
+mod credentials;
+mod durability;
 mod handler;
 mod harness;
 mod hostile;

@@ -18,7 +18,7 @@ use super::input::{self, Input};
 use super::list::{self, Bind, Conditions, ListRequest, Visibility, fetch_by_id, resource};
 use super::routes::Routes;
 use super::support::{self, Fields};
-use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, password_hash, random_token, token_hash};
+use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, hash_password, random_token, token_hash};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
@@ -42,8 +42,8 @@ pub fn router() -> Routes {
         )
 }
 
-/// Stored instead of a hash for a user without a password: no hex digest equals it, so no
-/// password logs in.
+/// Stored instead of a hash for a user without a password: neither a hex digest nor an argon2
+/// PHC string equals it, so no password logs in.
 const UNUSABLE_PASSWORD: &str = "!";
 
 /// Random characters in a token's secret (about 280 bits).
@@ -235,16 +235,13 @@ fn user_fields(fields: &Fields) -> ApiResult<UserInput> {
     Ok(input)
 }
 
-/// `(salt, hash)` to store for a password, or for none.
-fn password_columns(password: Option<&str>) -> (String, String) {
-    match password {
-        Some(password) => {
-            let salt = random_token(16);
-            let hash = password_hash(&salt, password);
-            (salt, hash)
-        }
+/// `(salt, hash)` to store for a password, or for none. argon2id hashes carry their salt, so
+/// the salt column is empty (it is for the salted sha256 of older rows).
+async fn password_columns(password: Option<&str>) -> ApiResult<(String, String)> {
+    Ok(match password {
+        Some(password) => (String::new(), hash_password(password).await?),
         None => (String::new(), UNUSABLE_PASSWORD.to_owned()),
-    }
+    })
 }
 
 /// Refuses (400) a username another user than `id` (the one created or changed) has.
@@ -264,7 +261,7 @@ async fn create(
         .username
         .clone()
         .ok_or_else(|| ApiError::field("username", "This field is required."))?;
-    let (salt, hash) = password_columns(values.password.flatten().as_deref());
+    let (salt, hash) = password_columns(values.password.flatten().as_deref()).await?;
     let id = new_id();
     let mut tx = app.db.begin_write().await?;
     ensure_username_free(&mut tx, &username, &id).await?;
@@ -328,7 +325,7 @@ async fn update(
         }
     }
     if let Some(password) = values.password {
-        let (salt, hash) = password_columns(password.as_deref());
+        let (salt, hash) = password_columns(password.as_deref()).await?;
         sqlx::query("UPDATE users SET password_salt = $2, password_hash = $3 WHERE id = $1")
             .bind(&id)
             .bind(salt)

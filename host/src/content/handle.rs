@@ -53,7 +53,8 @@ pub(super) async fn plugin_route(
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let caller = auth::authenticate(&app.db, &headers).await?;
+    let client = auth::client_address(request.extensions());
+    let caller = app.authenticator.authenticate(&headers, client).await?;
     if method != Method::GET && method != Method::HEAD {
         // Anything but a read may change the repository: decided before a byte of the body is
         // read, so a stranger cannot make the server store an upload it will refuse.

@@ -205,16 +205,21 @@ impl CreateArtifact for Creator {
 }
 
 /// Records an artifact whose bytes are in storage; returns its id (the existing one if it was
-/// recorded already).
+/// recorded already). Either way its `last_seen` becomes now, which protects it from orphan
+/// cleanup until what is about to reference it (content, a version, a publication) does.
 pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    sqlx::query("INSERT INTO artifacts (id, sha256, size, created) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
-        .bind(new_id())
-        .bind(sha256)
-        .bind(size as i64)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+    let seen = now();
+    sqlx::query(
+        "INSERT INTO artifacts (id, sha256, size, created, last_seen) VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (sha256) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(new_id())
+    .bind(sha256)
+    .bind(size as i64)
+    .bind(seen)
+    .execute(&mut *tx)
+    .await?;
     let id: String = sqlx::query_scalar("SELECT id FROM artifacts WHERE sha256 = $1")
         .bind(sha256)
         .fetch_one(&mut *tx)
