@@ -4,6 +4,7 @@
 //! [`crate::state`].
 
 mod events;
+pub mod listener;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,9 +218,13 @@ pub async fn serve(
         .merge(crate::content::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    listener::serve(
+        listener,
+        router,
+        listener::Limits::of(&app.config),
+        shutdown.clone(),
+    )
+    .await?;
     shutdown.cancel();
     if let Some(handle) = worker_handle {
         handle.await??;
