@@ -160,8 +160,7 @@ async fn connection(
         let mut router = router.clone();
         let limits = limits.clone();
         async move {
-            if let Err(refusal) = limits.admit(request.method(), request.uri(), request.headers())
-            {
+            if let Err(refusal) = limits.admit(request.method(), request.uri(), request.headers()) {
                 return Ok::<Response, Infallible>(refusal.into_response());
             }
             request.extensions_mut().insert(ConnectInfo(peer));
