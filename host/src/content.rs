@@ -13,6 +13,7 @@
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
 //! - `cache`: distribution matches and published files kept in memory between changes.
 //! - `guards`: the distribution's content guard, checked before anything is served.
+//! - `form`: form text fields read within their limit (also used by the REST API).
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
 
 mod cache;
+pub mod form;
 mod guards;
 mod handle;
 mod pull_through;
