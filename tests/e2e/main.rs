@@ -16,6 +16,7 @@ mod crash;
 mod handler;
 mod harness;
 mod hostile;
+mod hostile_requests;
 mod list_filters;
 mod maintenance;
 mod openapi;

@@ -20,8 +20,8 @@ use crate::plugins::rest_names::{Collection, PluginNames};
 use crate::state::App;
 use crate::tasks::{self, ResourceLock, kinds::TaskArgs};
 
-/// Largest JSON request body.
-const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+/// Largest JSON request body: 2.5 MiB, Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`, which Pulp keeps.
+const MAX_JSON_BODY: usize = 5 * 512 * 1024;
 
 /// Longest `name`, in characters (Pulp's `max_length` for names).
 pub const MAX_NAME_CHARS: usize = 255;
@@ -50,9 +50,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
         // Read here with its own limit: axum's default one would answer first, with a 400.
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BODY)
-            .await
-            .map_err(|error| ApiError::unread_body(&error, MAX_JSON_BODY as u64))?;
+        let bytes = read_limited(request.into_body(), MAX_JSON_BODY).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Fields::default());
         }
@@ -68,6 +66,32 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             Err(error) => Err(ApiError::bad_request(format!("JSON parse error: {error}"))),
         }
     }
+}
+
+/// More of an oversized body read and dropped before the 413 goes out: a client still sending
+/// when the connection closes sees a reset instead of the answer (what nginx's lingering close
+/// is for). Bounded, and the listener's body timeout still applies.
+const MAX_DRAINED: usize = 16 * 1024 * 1024;
+
+/// The body, if it is at most `limit` bytes; 413 otherwise.
+async fn read_limited(body: axum::body::Body, limit: usize) -> ApiResult<axum::body::Bytes> {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| ApiError::unread_body(&error, limit as u64))?;
+        if bytes.len() + chunk.len() > limit {
+            let mut drained = 0;
+            while drained < MAX_DRAINED
+                && let Some(Ok(chunk)) = stream.next().await
+            {
+                drained += chunk.len();
+            }
+            return Err(ApiError::too_large(limit as u64));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.into())
 }
 
 impl Fields {
