@@ -177,7 +177,10 @@ async fn get_with_a_body_is_refused_and_stores_nothing(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-    assert!(error.to_string().contains("may not carry a body"), "{error}");
+    assert!(
+        error.to_string().contains("may not carry a body"),
+        "{error}"
+    );
     assert_eq!(artifact_count(&app).await, before);
     let response = app
         .anonymous()
