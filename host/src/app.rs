@@ -4,6 +4,7 @@
 //! [`crate::state`].
 
 mod events;
+pub mod listener;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,12 +227,15 @@ pub async fn serve(
         .merge(crate::content::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
-    // The connection's address reaches handlers (`ConnectInfo`): the content app counts turns
-    // per client address, and `auth` counts failed log-ins per address.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    // The listener puts the connection's address on every request (`ConnectInfo`): the content
+    // app counts turns per client address, and `auth` counts failed log-ins per address.
+    listener::serve(
+        listener,
+        router,
+        listener::Limits::of(&app.config),
+        shutdown.clone(),
+    )
+    .await?;
     shutdown.cancel();
     if let Some(handle) = worker_handle {
         handle.await??;

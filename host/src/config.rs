@@ -160,6 +160,35 @@ pub struct Config {
     /// waits until its window ends.
     #[arg(long, env = "GRANARY_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 60)]
     pub login_failure_window_secs: u64,
+
+    /// Memory the content app may use to remember which distribution and published file a
+    /// request path resolved to, keys and values together, in KiB; the least recently used go
+    /// first. Paths that resolve to nothing are never kept.
+    #[arg(long, env = "GRANARY_CONTENT_RESOLUTION_CACHE_KB", default_value_t = 8 * 1024)]
+    pub content_resolution_cache_kb: usize,
+
+    /// Seconds a client has to send a request's headers once its connection waits for one (also
+    /// how long an idle keep-alive connection stays open: the timer starts when the connection
+    /// starts waiting for its next request).
+    #[arg(long, env = "GRANARY_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request body may go without a byte arriving before the request is cut off.
+    #[arg(long, env = "GRANARY_REQUEST_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_body_timeout_secs: u64,
+
+    /// Longest request URL (path and query), in bytes; a longer one is answered 414.
+    #[arg(long, env = "GRANARY_MAX_URL_BYTES", default_value_t = 8 * 1024)]
+    pub max_url_bytes: usize,
+
+    /// Most segments of a request path; a deeper one is answered 414.
+    #[arg(long, env = "GRANARY_MAX_PATH_SEGMENTS", default_value_t = 64)]
+    pub max_path_segments: usize,
+
+    /// Largest upload, in bytes: a chunked upload's declared size, a file part of a form, a
+    /// request body. Larger ones are answered 413.
+    #[arg(long, env = "GRANARY_MAX_UPLOAD_BYTES", default_value_t = 10 << 30)]
+    pub max_upload_bytes: u64,
 }
 
 /// Plugin instances kept free of content-app calls for the rest of a process: installs, REST

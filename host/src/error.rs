@@ -84,6 +84,33 @@ impl ApiError {
         self
     }
 
+    /// A request body that could not be read whole: 413 past `limit` bytes, 408 when the client
+    /// stopped sending it (the listener's body timeout), else 400.
+    pub fn unread_body(error: &(dyn std::error::Error + 'static), limit: u64) -> Self {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return Self::too_large(limit);
+            }
+            if error.is::<tower_http::timeout::TimeoutError>() {
+                return Self::detail(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body stopped arriving.",
+                );
+            }
+            cause = error.source();
+        }
+        Self::bad_request(format!("The request body could not be read: {error}"))
+    }
+
+    /// 413: a body (or a part of it) larger than `limit` bytes.
+    pub fn too_large(limit: u64) -> Self {
+        Self::detail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body exceeds {limit} bytes."),
+        )
+    }
+
     /// 500: logs the cause, answers a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

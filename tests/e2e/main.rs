@@ -18,6 +18,7 @@ mod durability;
 mod handler;
 mod harness;
 mod hostile;
+mod hostile_requests;
 mod hostile_upstreams;
 mod list_filters;
 mod maintenance;

@@ -18,7 +18,7 @@ use super::list::{
     self, Conditions, Identity, ListRequest, Visibility, fetch_by_id, object_id, resource,
 };
 use super::routes::Routes;
-use super::support::{digest_field, next_field, stage_file};
+use super::support::{Form, MAX_FORM_TEXT, digest_field, stage_file, text_field};
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
@@ -130,28 +130,34 @@ async fn read(
 async fn create(
     State(app): State<AppState>,
     caller: Caller,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> ApiResult<Response> {
     caller.authorize_action(&app, POLICY, "create").await?;
     let mut received = None;
     let mut extra = None;
     let mut size: Option<u64> = None;
     let mut digests: HashMap<&'static str, String> = HashMap::new();
-    while let Some(mut field) = next_field(&mut multipart).await? {
+    let mut form = Form::from(multipart);
+    while let Some(mut field) = form.next().await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let mut hasher = ExtraHasher::default();
-            received = Some(stage_file(&app, &mut field, |chunk| hasher.update(chunk)).await?);
+            received = Some(
+                stage_file(&app, &mut field, app.config.max_upload_bytes, |chunk| {
+                    hasher.update(chunk)
+                })
+                .await?,
+            );
             extra = Some(hasher.finish());
         } else if name == "size" {
-            let text = field.text().await.unwrap_or_default();
+            let text = text_field(&mut field, MAX_FORM_TEXT).await?;
             size = Some(
                 text.trim()
                     .parse()
                     .map_err(|_| ApiError::field("size", "A valid integer is required."))?,
             );
         } else if let Some(digest) = DIGESTS.iter().find(|digest| **digest == name) {
-            let text = digest_field(field).await;
+            let text = digest_field(field).await?;
             if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
                 return Err(ApiError::field(digest, "Must be hexadecimal digits."));
             }

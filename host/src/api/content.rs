@@ -18,7 +18,7 @@ use super::list::{
     shaped,
 };
 use super::routes::Routes;
-use super::support::{Fields, next_field, referenced, spawn_task, stage_file};
+use super::support::{Fields, Form, MAX_FORM_TEXT, referenced, spawn_task, stage_file, text_field};
 use super::typed::{self, PluginScope};
 use crate::domain::artifacts::{self};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
@@ -304,19 +304,18 @@ async fn create(
         )
         .await;
     }
-    let mut multipart = Multipart::from_request(request, &app)
+    let multipart = Multipart::from_request(request, &app)
         .await
         .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?;
-    while let Some(mut field) = next_field(&mut multipart).await? {
+    let mut form = Form::from(multipart);
+    while let Some(mut field) = form.next().await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
-            let received = stage_file(&app, &mut field, |_| {}).await?;
+            let received =
+                stage_file(&app, &mut field, app.config.max_upload_bytes, |_| {}).await?;
             artifact = Some(super::artifacts::store_received(&app, received, "upload").await?);
         } else {
-            let value = field
-                .text()
-                .await
-                .map_err(|error| ApiError::field(&name, format!("Invalid value: {error}")))?;
+            let value = text_field(&mut field, MAX_FORM_TEXT).await?;
             text.insert(name, value);
         }
     }
@@ -336,7 +335,7 @@ const MAX_FIELDS_BODY: usize = 64 * 1024;
 async fn text_fields(media: &str, request: Request) -> ApiResult<HashMap<String, String>> {
     let bytes = axum::body::to_bytes(request.into_body(), MAX_FIELDS_BODY)
         .await
-        .map_err(|_| ApiError::bad_request("The request body is too large or unreadable."))?;
+        .map_err(|error| ApiError::unread_body(&error, MAX_FIELDS_BODY as u64))?;
     if media.starts_with("application/x-www-form-urlencoded") {
         return Ok(url::form_urlencoded::parse(&bytes).into_owned().collect());
     }

@@ -277,9 +277,12 @@ impl Typed for Distribution {
     }
 }
 
-/// Checks a base path: relative, no empty, `.` or `..` segments.
+/// Checks a base path: relative, no empty, `.` or `..` segments, not too long or deep.
 fn validate_base_path(base_path: &str) -> ApiResult<String> {
     let trimmed = base_path.trim_matches('/');
+    if let Some(message) = crate::domain::distributions::base_path_too_long(trimmed) {
+        return Err(ApiError::field("base_path", message));
+    }
     crate::plugins::validate_relative_path(trimmed)
         .map_err(|message| ApiError::field("base_path", message))?;
     Ok(trimmed.to_owned())

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::list::{self, ExtraFilter, ListRequest, Page};
 use super::routes::Routes;
-use super::support::{Fields, next_field};
+use super::support::{Fields, Form};
 use crate::domain::hrefs::{API_ROOT, artifact};
 use crate::domain::registry::{self, InstalledRow, RegistryError, info_json};
 use crate::error::{ApiError, ApiResult};
@@ -191,13 +191,14 @@ async fn read(State(app): State<AppState>, Path(name): Path<String>) -> ApiResul
 async fn install(
     State(app): State<AppState>,
     caller: Caller,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> ApiResult<Response> {
     // Before a byte of the component is read.
     caller.authorize_action(&app, POLICY, "create").await?;
     let limit = app.config.plugin_max_bytes;
     let mut component = None;
-    while let Some(mut field) = next_field(&mut multipart).await? {
+    let mut form = Form::from(multipart);
+    while let Some(mut field) = form.next().await? {
         if field.name() != Some("file") {
             continue;
         }

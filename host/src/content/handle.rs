@@ -16,6 +16,7 @@ use axum::response::Response;
 
 use super::ContentApp;
 use super::admission::{Requester, Work};
+use super::form::{TextError, bounded_text};
 use super::{Matched, pull_through};
 use crate::auth;
 use crate::domain::additions::AddError;
@@ -38,6 +39,8 @@ const MAX_RAW_BODY: usize = 2 * 1024 * 1024;
 const MAX_FORM_TEXT: usize = 1024 * 1024;
 /// Most file parts in one form body.
 const MAX_FORM_FILES: usize = 64;
+/// Most parts (text fields and files) in one form body.
+const MAX_FORM_PARTS: usize = 256;
 
 /// Calls the plugin's `handle` for `request` at `matched`, whose links start at `base_url`.
 pub(super) async fn plugin_route(
@@ -294,12 +297,7 @@ async fn read_body(app: &ContentApp, request: Request) -> ApiResult<ParsedBody> 
     }
     let bytes = axum::body::to_bytes(request.into_body(), MAX_RAW_BODY)
         .await
-        .map_err(|_| {
-            ApiError::detail(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The request body exceeds {MAX_RAW_BODY} bytes."),
-            )
-        })?;
+        .map_err(|error| ApiError::unread_body(&error, MAX_RAW_BODY as u64))?;
     if content_type.starts_with("application/x-www-form-urlencoded") {
         return Ok(ParsedBody {
             form: url::form_urlencoded::parse(&bytes)
@@ -323,8 +321,16 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
     let bad = |error: axum::extract::multipart::MultipartError| {
         ApiError::bad_request(format!("The form body is malformed: {}", error.body_text()))
     };
+    let mut parts = 0usize;
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
+        parts += 1;
+        if parts > MAX_FORM_PARTS {
+            return Err(ApiError::field(
+                &name,
+                format!("A form may carry at most {MAX_FORM_PARTS} fields."),
+            ));
+        }
         match field.file_name().map(str::to_owned) {
             Some(filename) => {
                 if body.files.len() == MAX_FORM_FILES {
@@ -333,9 +339,13 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
                         format!("A form may carry at most {MAX_FORM_FILES} files."),
                     ));
                 }
+                let limit = app.config.max_upload_bytes;
                 let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     staged.write(&chunk).await.map_err(ApiError::internal)?;
+                    if staged.size() > limit {
+                        return Err(ApiError::too_large(limit));
+                    }
                 }
                 let artifact = artifacts::store_staged(&app.db, &app.blobs, staged, &filename)
                     .await
@@ -350,14 +360,22 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
                 });
             }
             None => {
-                let value = field.text().await.map_err(bad)?;
+                // Read within what is left of the budget: a longer field is refused before the
+                // rest of it is read.
+                let left = MAX_FORM_TEXT.saturating_sub(text_bytes + name.len());
+                let value = match bounded_text(&mut field, left).await {
+                    Ok(value) => value,
+                    Err(TextError::TooLong) => {
+                        return Err(ApiError::detail(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("The text fields of the form exceed {MAX_FORM_TEXT} bytes."),
+                        ));
+                    }
+                    Err(TextError::Unreadable(message)) => {
+                        return Err(ApiError::field(&name, message));
+                    }
+                };
                 text_bytes += name.len() + value.len();
-                if text_bytes > MAX_FORM_TEXT {
-                    return Err(ApiError::detail(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("The text fields of the form exceed {MAX_FORM_TEXT} bytes."),
-                    ));
-                }
                 body.form.push(FormField { name, value });
             }
         }

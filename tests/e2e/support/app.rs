@@ -230,6 +230,18 @@ impl TestApp {
             .collect()
     }
 
+    /// The server process's resident memory (`VmRSS` of `/proc/<pid>/status`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.process.as_ref().expect("the server is running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
     /// The server's data directory (stored artifacts are under `artifacts/ab/cd/<sha256>`).
     pub fn data_dir(&self) -> &std::path::Path {
         self.data_dir.path()
