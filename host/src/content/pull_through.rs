@@ -105,7 +105,19 @@ pub(super) async fn serve(
 
     let lock = app.pull_through.lock_for(&sha256);
     let turn = lock.lock().await;
-    let size = match stored_size(app, &sha256).await? {
+    // A stored artifact is reused only when it is this repository's or this remote's: any other
+    // (another tenant's private file, named by its digest) is fetched from the upstream like a
+    // new one, so the bytes served are the upstream's, verified, or the call fails.
+    let reusable = match stored_size(app, &sha256).await? {
+        Some(size)
+            if super::handle::reachable(app, &sha256, repository_id, Some(&remote.row.id))
+                .await? =>
+        {
+            Some(size)
+        }
+        _ => None,
+    };
+    let size = match reusable {
         Some(size) => size,
         None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
     };
