@@ -106,7 +106,12 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some(user) = crate::auth::authenticate(&app.db, request.headers()).await? else {
+    let client = crate::auth::client_address(request.extensions());
+    let Some(user) = app
+        .authenticator
+        .authenticate(request.headers(), client)
+        .await?
+    else {
         return Err(ApiError::unauthorized());
     };
     request.extensions_mut().insert(user.clone());

@@ -4,6 +4,7 @@
 //! [`crate::state`].
 
 mod events;
+pub mod listener;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +14,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{password_hash, random_token};
+use crate::auth::{Authenticator, hash_password, random_token};
 use crate::config::Config;
 use crate::db::{Db, now};
+use crate::domain::remotes::{DefaultTimeouts, RemoteClients};
 use crate::plugins::PluginRuntime;
 use crate::plugins::runtime::Limits;
 use crate::state::{App, AppState};
@@ -31,6 +33,13 @@ const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
 /// Opens the database (running migrations), storage and the plugin runtime, and loads the
 /// built-in plugins, those in `--plugin-dir`, then the enabled installed ones.
 pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App>> {
+    config.check_content_limits(crate::plugins::INSTANCE_POOL_SIZE as usize)?;
+    let remote_timeouts = DefaultTimeouts {
+        connect: Config::remote_timeout(config.remote_connect_timeout),
+        sock_connect: Config::remote_timeout(Some(config.remote_sock_connect_timeout)),
+        sock_read: Config::remote_timeout(config.remote_sock_read_timeout),
+        total: Config::remote_timeout(Some(config.remote_total_timeout)),
+    };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     // Absolute from here on: the default is relative, and wasmtime's compile cache insists.
@@ -99,6 +108,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
     crate::rbac::sync_builtins(&db, &plugins.rest_names())
         .await
         .context("writing the built-in roles and access policies")?;
+    let authenticator = Arc::new(Authenticator::new(db.clone(), config.login_throttle()));
     let app = Arc::new(App {
         config,
         db,
@@ -107,8 +117,9 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         task_wakeup: Arc::new(Notify::new()),
         worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
         origin: origin.trim_end_matches('/').to_owned(),
-        remote_clients: Default::default(),
+        remote_clients: Arc::new(RemoteClients::new(remote_timeouts)),
         secrets,
+        authenticator,
     });
     ensure_user_ids(&app).await?;
     ensure_admin(&app).await?;
@@ -130,17 +141,16 @@ async fn ensure_admin(app: &App) -> anyhow::Result<()> {
             generated
         }
     };
-    let salt = random_token(16);
+    let hash = hash_password(&password).await?;
     let mut tx = app.db.begin_write().await?;
     sqlx::query(
             "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
-             VALUES ($1, 'admin', $2, $3, $4, 1, 1)
+             VALUES ($1, 'admin', '', $2, $3, 1, 1)
              ON CONFLICT (username) DO UPDATE SET password_salt = excluded.password_salt,
                  password_hash = excluded.password_hash, is_staff = 1, is_active = 1",
         )
         .bind(crate::db::new_id())
-        .bind(&salt)
-        .bind(password_hash(&salt, &password))
+        .bind(hash)
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -223,9 +233,15 @@ pub async fn serve(
         )
         .with_state(app.clone());
     println!("granary listening on http://{address}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    // The listener puts the connection's address on every request (`ConnectInfo`): the content
+    // app counts turns per client address, and `auth` counts failed log-ins per address.
+    listener::serve(
+        listener,
+        router,
+        listener::Limits::of(&app.config),
+        shutdown.clone(),
+    )
+    .await?;
     shutdown.cancel();
     if let Some(handle) = worker_handle {
         handle.await??;

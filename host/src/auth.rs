@@ -7,11 +7,34 @@
 //! - `Bearer <token>` with an API token (`users/<id>/tokens/`) that is not expired and whose user
 //!   is active;
 //! - `Basic __token__:<token>`, the convention of twine and uv for API tokens.
+//!
+//! Passwords are stored as argon2id PHC strings ([`hash_password`]). Rows written by Granary
+//! before argon2 hold a salted sha256 (`password_salt` + hex digest); they still log in and are
+//! rewritten as argon2id at that log-in. argon2 costs tens of milliseconds on purpose, and Basic
+//! credentials come with every request of pulp-cli, pip or curl, so an [`Authenticator`] keeps
+//! the credentials it has verified, in memory, under a keyed digest tied to the stored hash: a
+//! password change (a new stored hash) or a disabled or deleted user (no active row, which every
+//! request reads anyway) takes effect on the next request in every process.
+//!
+//! Failed password log-ins are counted per username and per client address ([`Throttle`]);
+//! past the configured number within the window, further attempts get 429 with `Retry-After`
+//! without the password being checked. The counts live in each process's memory.
 
-use axum::http::HeaderMap;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use axum::extract::ConnectInfo;
 use axum::http::header::AUTHORIZATION;
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use base64::Engine as _;
+use hashlink::LruCache;
+use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::Semaphore;
 
 use crate::db::{Db, now};
 use crate::error::ApiError;
@@ -21,6 +44,14 @@ pub const TOKEN_USERNAME: &str = "__token__";
 
 /// Prefix of every API token, so a leaked one is recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "grn_";
+
+/// Users whose verified credentials a process keeps. One entry per user (a user has one
+/// password), least recently used first out.
+const VERIFIED_CREDENTIALS: usize = 10_000;
+
+/// Usernames and client addresses whose failed log-ins a process counts. Bounded so that a
+/// spray of made-up usernames cannot grow memory; the least recently failing go first.
+const THROTTLED_KEYS: usize = 100_000;
 
 /// An authenticated user, as handlers see it (a request extension on protected routes).
 #[derive(Clone, Debug)]
@@ -45,55 +76,284 @@ pub fn current_user() -> Option<User> {
     CURRENT_USER.try_with(Clone::clone).ok()
 }
 
-/// The user the request's credentials name, when they are valid; `None` when the request has no
-/// credentials or wrong ones (callers decide whether anonymous access is allowed).
-pub async fn authenticated_user(db: &Db, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    Ok(authenticate(db, headers).await?.map(|user| user.username))
+/// The address of the client that sent a request, when the server recorded it (the listener is
+/// served with `ConnectInfo<SocketAddr>`).
+pub fn client_address(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
 }
 
-/// Checks the request's credentials (see the module docs) and names the user they belong to.
-pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
-    let Some(value) = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return Ok(None);
-    };
-    if let Some(token) = strip_scheme(value, "Bearer") {
-        return user_for_token(db, token.trim()).await;
+/// How many failed password log-ins are tolerated before further ones are refused for a while.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleSettings {
+    /// Failed log-ins of one username per window (0: not limited).
+    pub per_user: u32,
+    /// Failed log-ins from one client address per window (0: not limited).
+    pub per_address: u32,
+    /// The window the failures are counted in, and how long a throttled key waits at most.
+    pub window: Duration,
+}
+
+/// Checks credentials; keeps what it verified and counts what failed (see the module docs).
+#[derive(Debug)]
+pub struct Authenticator {
+    db: Arc<Db>,
+    /// Per process, random: a digest kept in the cache is worthless outside this process.
+    cache_key: [u8; 32],
+    /// `users.id` → keyed digest of (id, stored hash, password) last verified.
+    verified: Mutex<LruCache<String, [u8; 32]>>,
+    users: Throttle<String>,
+    addresses: Throttle<IpAddr>,
+    /// argon2 work in flight: each costs its memory (19 MiB) and a core for tens of ms, so a burst
+    /// of log-ins queues instead of exhausting memory or the blocking pool.
+    hashing: Semaphore,
+}
+
+impl Authenticator {
+    /// Checks credentials against `db`, throttling failed log-ins as `throttle` says.
+    pub fn new(db: Arc<Db>, throttle: ThrottleSettings) -> Self {
+        use rand::RngCore as _;
+        let mut cache_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut cache_key);
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            db,
+            cache_key,
+            verified: Mutex::new(LruCache::new(VERIFIED_CREDENTIALS)),
+            users: Throttle::new(throttle.per_user, throttle.window),
+            addresses: Throttle::new(throttle.per_address, throttle.window),
+            hashing: Semaphore::new(cores),
+        }
     }
-    let Some(credentials) = strip_scheme(value, "Basic")
-        .and_then(|encoded| {
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
+
+    /// Checks the request's credentials (see the module docs) and names the user they belong
+    /// to. `client` is the sender's address, counted for failed log-ins. A throttled username
+    /// or address gets 429, whatever the password.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Result<Option<User>, ApiError> {
+        let Some(value) = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+        else {
+            return Ok(None);
+        };
+        if let Some(token) = strip_scheme(value, "Bearer") {
+            return user_for_token(&self.db, token.trim()).await;
+        }
+        let Some(credentials) = strip_scheme(value, "Basic")
+            .and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .ok()
+            })
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+        else {
+            return Ok(None);
+        };
+        let Some((username, password)) = credentials.split_once(':') else {
+            return Ok(None);
+        };
+        if username == TOKEN_USERNAME {
+            return user_for_token(&self.db, password).await;
+        }
+        self.log_in(username, password, client).await
+    }
+
+    /// A password log-in: throttled, answered from the cache when this exact password was
+    /// verified against the stored hash before, otherwise verified (and upgraded when legacy).
+    async fn log_in(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Option<User>, ApiError> {
+        let user_key = username.to_owned();
+        let wait = [
+            self.users.blocked(&user_key),
+            client.and_then(|address| self.addresses.blocked(&address)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(wait) = wait {
+            return Err(throttled(wait));
+        }
+        let row = sqlx::query_as::<_, PasswordUserRow>(
+            "SELECT id, username, is_staff, password_salt, password_hash FROM users
+             WHERE username = $1 AND is_active = 1",
+        )
+        .bind(username)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let verified = match &row {
+            Some(row) => self.verify(row, password).await?,
+            None => false,
+        };
+        let Some(row) = row.filter(|_| verified) else {
+            self.users.failed(user_key);
+            if let Some(address) = client {
+                self.addresses.failed(address);
+            }
+            return Ok(None);
+        };
+        self.users.reset(&user_key);
+        Ok(Some(row.user.into()))
+    }
+
+    /// Whether `password` is the one `row` stores a hash of. A legacy hash that matches is
+    /// replaced with an argon2id one.
+    async fn verify(&self, row: &PasswordUserRow, password: &str) -> Result<bool, ApiError> {
+        let id = row.user.id.clone().unwrap_or_default();
+        let digest = self.credential_digest(&id, &row.password_hash, password);
+        if self.is_verified(&id, &digest) {
+            return Ok(true);
+        }
+        let permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
+        let (salt, stored, given) = (
+            row.password_salt.clone(),
+            row.password_hash.clone(),
+            password.to_owned(),
+        );
+        let (matches, upgraded) = tokio::task::spawn_blocking(move || {
+            let matches = password_matches(&salt, &stored, &given);
+            let upgraded = (matches && is_legacy_hash(&stored)).then(|| hash_blocking(&given));
+            (matches, upgraded)
         })
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-    else {
-        return Ok(None);
-    };
-    let Some((username, password)) = credentials.split_once(':') else {
-        return Ok(None);
-    };
-    if username == TOKEN_USERNAME {
-        return user_for_token(db, password).await;
+        .await
+        .map_err(ApiError::internal)?;
+        drop(permit);
+        if !matches {
+            return Ok(false);
+        }
+        let stored = match upgraded {
+            Some(hash) => {
+                let hash = hash.map_err(ApiError::internal)?;
+                // Only if the row still holds what was verified: a password set meanwhile wins.
+                let mut tx = self.db.begin_write().await?;
+                sqlx::query(
+                    "UPDATE users SET password_salt = '', password_hash = $2
+                     WHERE id = $1 AND password_hash = $3",
+                )
+                .bind(&id)
+                .bind(&hash)
+                .bind(&row.password_hash)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!(user = %row.user.username, "password hash upgraded to argon2id");
+                hash
+            }
+            None => row.password_hash.clone(),
+        };
+        let digest = self.credential_digest(&id, &stored, password);
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, digest);
+        Ok(true)
     }
-    let Some(row) = sqlx::query_as::<_, PasswordUserRow>(
-        "SELECT id, username, is_staff, password_salt, password_hash FROM users
-         WHERE username = $1 AND is_active = 1",
+
+    /// Whether `digest` is what this process verified last for user `id`.
+    fn is_verified(&self, id: &str, digest: &[u8; 32]) -> bool {
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        verified
+            .get(id)
+            .is_some_and(|known| bool::from(known.ct_eq(digest)))
+    }
+
+    /// A digest of a password under this process's key, bound to the user and to the hash the
+    /// database holds: when the stored hash changes, an entry made before no longer matches.
+    fn credential_digest(&self, id: &str, stored_hash: &str, password: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.cache_key).expect("any key length");
+        for part in [id, stored_hash, password] {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// 429 for a throttled log-in, saying when to try again.
+fn throttled(wait: Duration) -> ApiError {
+    let seconds = wait.as_secs().max(1);
+    ApiError::detail(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("Too many failed log-ins. Try again in {seconds} seconds."),
     )
-    .bind(username)
-    .fetch_optional(db.pool())
-    .await?
-    else {
-        return Ok(None);
-    };
-    use subtle::ConstantTimeEq as _;
-    let matches: bool = password_hash(&row.password_salt, password)
-        .as_bytes()
-        .ct_eq(row.password_hash.as_bytes())
-        .into();
-    Ok(matches.then(|| row.user.into()))
+    .with_retry_after(seconds)
+}
+
+/// Failed attempts per key (a username, an address) in fixed windows: past `limit` failures in
+/// a window, the key is refused until the window ends.
+#[derive(Debug)]
+struct Throttle<K: Hash + Eq> {
+    limit: u32,
+    window: Duration,
+    counts: Mutex<LruCache<K, Failures>>,
+}
+
+/// Failures of one key since `since`.
+#[derive(Debug)]
+struct Failures {
+    since: Instant,
+    count: u32,
+}
+
+impl<K: Hash + Eq> Throttle<K> {
+    fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            counts: Mutex::new(LruCache::new(THROTTLED_KEYS)),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, LruCache<K, Failures>> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `key` must still wait, when it is throttled.
+    fn blocked(&self, key: &K) -> Option<Duration> {
+        if self.limit == 0 {
+            return None;
+        }
+        let mut counts = self.counts();
+        let failures = counts.get(key)?;
+        let left = self.window.checked_sub(failures.since.elapsed())?;
+        (failures.count >= self.limit).then_some(left)
+    }
+
+    fn failed(&self, key: K) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut counts = self.counts();
+        match counts.get_mut(&key) {
+            Some(failures) if failures.since.elapsed() < self.window => failures.count += 1,
+            _ => {
+                counts.insert(
+                    key,
+                    Failures {
+                        since: Instant::now(),
+                        count: 1,
+                    },
+                );
+            }
+        }
+    }
+
+    fn reset(&self, key: &K) {
+        self.counts().remove(key);
+    }
 }
 
 /// `value` without its case-insensitive auth scheme and the space after it.
@@ -116,6 +376,7 @@ struct UserRow {
 struct PasswordUserRow {
     #[sqlx(flatten)]
     user: UserRow,
+    /// Empty for argon2id hashes, whose PHC string carries its salt.
     password_salt: String,
     password_hash: String,
 }
@@ -130,7 +391,8 @@ impl From<UserRow> for User {
     }
 }
 
-/// The sha256 under which a token's secret is stored and looked up.
+/// The sha256 under which a token's secret is stored and looked up. Tokens are random (about
+/// 280 bits), so a fast digest cannot be reversed, and it lets a request find its token by index.
 pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -150,9 +412,49 @@ async fn user_for_token(db: &Db, secret: &str) -> Result<Option<User>, ApiError>
     Ok(row.map(User::from))
 }
 
-/// Salted sha256 of a password. Passwords are random tokens or operator-chosen secrets checked on
-/// every request, so a fast hash keeps requests cheap; the salt defeats precomputed tables.
-pub fn password_hash(salt: &str, password: &str) -> String {
+/// The argon2id PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) to store for a
+/// password. Runs on the blocking pool: it takes tens of milliseconds on purpose.
+pub async fn hash_password(password: &str) -> anyhow::Result<String> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+}
+
+/// [`hash_password`] on the current thread. The parameters are the `argon2` crate's defaults,
+/// OWASP's recommendation for argon2id (19 MiB, two passes, one lane).
+fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    use rand::RngCore as _;
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|error| anyhow::anyhow!("hashing a password: {error}"))?;
+    Ok(hash.to_string())
+}
+
+/// Whether a stored hash is the salted sha256 of Granary before argon2 (hex, beside a salt).
+fn is_legacy_hash(stored: &str) -> bool {
+    !stored.starts_with('$')
+}
+
+/// Whether `password` matches the stored hash, argon2id or legacy (constant time either way).
+fn password_matches(salt: &str, stored: &str, password: &str) -> bool {
+    if is_legacy_hash(stored) {
+        return legacy_password_hash(salt, password)
+            .as_bytes()
+            .ct_eq(stored.as_bytes())
+            .into();
+    }
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// The salted sha256 Granary stored before argon2id; still verified so that such users can log
+/// in once and be upgraded.
+pub fn legacy_password_hash(salt: &str, password: &str) -> String {
     hex::encode(Sha256::digest(format!("{salt}:{password}")))
 }
 
@@ -164,4 +466,83 @@ pub fn random_token(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_hash_is_argon2id_and_verifies_only_its_password() {
+        let hash = hash_blocking("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+        assert!(!is_legacy_hash(&hash));
+        assert!(password_matches("", &hash, "correct horse"));
+        assert!(!password_matches("", &hash, "correct horse "));
+        assert_ne!(hash, hash_blocking("correct horse").unwrap(), "salted");
+    }
+
+    #[test]
+    fn a_legacy_salted_sha256_still_verifies() {
+        let stored = legacy_password_hash("salt", "secret");
+        assert!(is_legacy_hash(&stored));
+        assert!(password_matches("salt", &stored, "secret"));
+        assert!(!password_matches("salt", &stored, "Secret"));
+        assert!(!password_matches("other", &stored, "secret"));
+        // The marker of a user without a password matches nothing.
+        assert!(!password_matches("", "!", ""));
+    }
+
+    #[tokio::test]
+    async fn a_legacy_hash_is_upgraded_at_log_in_and_the_cache_follows_the_stored_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Arc::new(Db::connect(&url).await.unwrap());
+        sqlx::query(
+            "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
+             VALUES ('u1', 'old', 'salt', $1, $2, 0, 1)",
+        )
+        .bind(legacy_password_hash("salt", "secret"))
+        .bind(now())
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let throttle = ThrottleSettings {
+            per_user: 0,
+            per_address: 0,
+            window: Duration::from_secs(60),
+        };
+        let auth = Authenticator::new(db.clone(), throttle);
+        assert!(auth.log_in("old", "wrong", None).await.unwrap().is_none());
+        let user = auth.log_in("old", "secret", None).await.unwrap().unwrap();
+        assert_eq!(user.id, "u1");
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(auth.log_in("old", "secret", None).await.unwrap().is_some());
+        // Another process sets a new password: the cached verification no longer counts.
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = 'u1'")
+            .bind(hash_password("new").await.unwrap())
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert!(auth.log_in("old", "secret", None).await.unwrap().is_none());
+        assert!(auth.log_in("old", "new", None).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn a_throttle_blocks_after_its_limit_until_reset() {
+        let throttle = Throttle::new(2, Duration::from_secs(60));
+        let key = "alice".to_owned();
+        throttle.failed(key.clone());
+        assert!(throttle.blocked(&key).is_none());
+        throttle.failed(key.clone());
+        let wait = throttle.blocked(&key).expect("blocked after two failures");
+        assert!(wait <= Duration::from_secs(60));
+        assert!(throttle.blocked(&"bob".to_owned()).is_none());
+        throttle.reset(&key);
+        assert!(throttle.blocked(&key).is_none());
+    }
 }

@@ -91,9 +91,173 @@ pub struct Config {
     /// the least recently served go first. 0 reads every request from storage.
     #[arg(long, env = "GRANARY_CONTENT_MEMORY_CACHE_MB", default_value_t = 16)]
     pub content_memory_cache_mb: usize,
+
+    /// Plugin calls (`handle`) the content app runs at once, over all distributions and clients.
+    /// Each holds one plugin instance for as long as it runs (a slow upstream included), so this
+    /// plus `--workers` stays below the instance pool (256); requests over it wait for a turn
+    /// and get 503 with `Retry-After` after `--content-queue-timeout-ms`.
+    #[arg(long, env = "GRANARY_CONTENT_PLUGIN_CALLS", default_value_t = 128)]
+    pub content_plugin_calls: usize,
+
+    /// Upstream fetches (pull-through and on-demand files) the content app runs at once.
+    #[arg(long, env = "GRANARY_CONTENT_UPSTREAM_FETCHES", default_value_t = 128)]
+    pub content_upstream_fetches: usize,
+
+    /// Of the plugin calls, and of the upstream fetches, how many one distribution may have at
+    /// once, so one distribution with a hanging upstream leaves turns for the others.
+    #[arg(long, env = "GRANARY_CONTENT_PER_DISTRIBUTION", default_value_t = 64)]
+    pub content_per_distribution: usize,
+
+    /// Of the plugin calls, and of the upstream fetches, how many one client address (an IPv6
+    /// client: its /64) may have at once. Behind a reverse proxy every client has the proxy's
+    /// address: raise it to `--content-per-distribution` there.
+    #[arg(long, env = "GRANARY_CONTENT_PER_CLIENT", default_value_t = 16)]
+    pub content_per_client: usize,
+
+    /// How long a content request waits for a turn (a plugin call or an upstream fetch) before
+    /// it is answered 503 with `Retry-After`, in milliseconds.
+    #[arg(
+        long,
+        env = "GRANARY_CONTENT_QUEUE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub content_queue_timeout_ms: u64,
+
+    /// Timeouts, in seconds, of remotes that leave theirs null: Pulp's defaults (its download
+    /// factory falls back to aiohttp's `ClientTimeout(total=300, sock_connect=30)`). 0 means no
+    /// limit. `total_timeout` covers a whole request, its body included.
+    #[arg(long, env = "GRANARY_REMOTE_TOTAL_TIMEOUT", default_value_t = 300.0)]
+    pub remote_total_timeout: f64,
+
+    /// Default `sock_connect_timeout` of remotes, in seconds (see `--remote-total-timeout`).
+    #[arg(
+        long,
+        env = "GRANARY_REMOTE_SOCK_CONNECT_TIMEOUT",
+        default_value_t = 30.0
+    )]
+    pub remote_sock_connect_timeout: f64,
+
+    /// Default `connect_timeout` of remotes, in seconds; none unless set, as in Pulp.
+    #[arg(long, env = "GRANARY_REMOTE_CONNECT_TIMEOUT")]
+    pub remote_connect_timeout: Option<f64>,
+
+    /// Default `sock_read_timeout` of remotes (the longest wait for the next bytes), in seconds;
+    /// none unless set, as in Pulp.
+    #[arg(long, env = "GRANARY_REMOTE_SOCK_READ_TIMEOUT")]
+    pub remote_sock_read_timeout: Option<f64>,
+
+    /// Failed password log-ins of one username per window before further attempts get 429
+    /// (0: not limited). Counted in each process's memory.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURES_PER_USER", default_value_t = 10)]
+    pub login_failures_per_user: u32,
+
+    /// Failed password log-ins from one client address per window before further attempts get
+    /// 429 (0: not limited). Counted in each process's memory.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50)]
+    pub login_failures_per_address: u32,
+
+    /// The window failed log-ins are counted in, in seconds; a throttled username or address
+    /// waits until its window ends.
+    #[arg(long, env = "GRANARY_LOGIN_FAILURE_WINDOW_SECS", default_value_t = 60)]
+    pub login_failure_window_secs: u64,
+
+    /// Memory the content app may use to remember which distribution and published file a
+    /// request path resolved to, keys and values together, in KiB; the least recently used go
+    /// first. Paths that resolve to nothing are never kept.
+    #[arg(long, env = "GRANARY_CONTENT_RESOLUTION_CACHE_KB", default_value_t = 8 * 1024)]
+    pub content_resolution_cache_kb: usize,
+
+    /// Seconds a client has to send a request's headers once its connection waits for one (also
+    /// how long an idle keep-alive connection stays open: the timer starts when the connection
+    /// starts waiting for its next request).
+    #[arg(long, env = "GRANARY_HEADER_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request body may go without a byte arriving before the request is cut off.
+    #[arg(long, env = "GRANARY_REQUEST_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_body_timeout_secs: u64,
+
+    /// Longest request URL (path and query), in bytes; a longer one is answered 414.
+    #[arg(long, env = "GRANARY_MAX_URL_BYTES", default_value_t = 8 * 1024)]
+    pub max_url_bytes: usize,
+
+    /// Most segments of a request path; a deeper one is answered 414.
+    #[arg(long, env = "GRANARY_MAX_PATH_SEGMENTS", default_value_t = 64)]
+    pub max_path_segments: usize,
+
+    /// Largest upload, in bytes: a chunked upload's declared size, a file part of a form, a
+    /// request body. Larger ones are answered 413.
+    #[arg(long, env = "GRANARY_MAX_UPLOAD_BYTES", default_value_t = 10 << 30)]
+    pub max_upload_bytes: u64,
 }
 
+/// Plugin instances kept free of content-app calls for the rest of a process: installs, REST
+/// schema checks, parse-upload and publish run outside the workers' count.
+const INSTANCES_KEPT_FREE: usize = 16;
+
 impl Config {
+    /// Refuses content-app limits that could exhaust a plugin instance pool of `pool_size` or
+    /// that contradict each other, naming the settings to change.
+    pub fn check_content_limits(&self, pool_size: usize) -> anyhow::Result<()> {
+        let calls = self.content_plugin_calls;
+        anyhow::ensure!(
+            calls > 0 && self.content_upstream_fetches > 0,
+            "--content-plugin-calls and --content-upstream-fetches must be at least 1"
+        );
+        anyhow::ensure!(
+            calls + self.workers + INSTANCES_KEPT_FREE <= pool_size,
+            "--content-plugin-calls ({calls}) plus --workers ({}) plus {INSTANCES_KEPT_FREE} kept \
+             free must not exceed the plugin instance pool ({pool_size})",
+            self.workers
+        );
+        let per_distribution = self.content_per_distribution;
+        let most = calls.min(self.content_upstream_fetches);
+        anyhow::ensure!(
+            (1..=most).contains(&per_distribution),
+            "--content-per-distribution ({per_distribution}) must be between 1 and the smaller of \
+             --content-plugin-calls and --content-upstream-fetches ({most})"
+        );
+        anyhow::ensure!(
+            (1..=per_distribution).contains(&self.content_per_client),
+            "--content-per-client ({}) must be between 1 and --content-per-distribution \
+             ({per_distribution})",
+            self.content_per_client
+        );
+        for (flag, seconds) in [
+            ("--remote-total-timeout", Some(self.remote_total_timeout)),
+            (
+                "--remote-sock-connect-timeout",
+                Some(self.remote_sock_connect_timeout),
+            ),
+            ("--remote-connect-timeout", self.remote_connect_timeout),
+            ("--remote-sock-read-timeout", self.remote_sock_read_timeout),
+        ] {
+            if let Some(seconds) = seconds {
+                anyhow::ensure!(
+                    seconds.is_finite() && seconds >= 0.0,
+                    "{flag} must be a number of seconds, 0 or more (got {seconds})"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A default remote timeout as a duration: unset and 0 mean no limit.
+    pub fn remote_timeout(seconds: Option<f64>) -> Option<std::time::Duration> {
+        seconds
+            .filter(|seconds| *seconds > 0.0)
+            .map(std::time::Duration::from_secs_f64)
+    }
+
+    /// The failed log-in limits in force.
+    pub fn login_throttle(&self) -> crate::auth::ThrottleSettings {
+        crate::auth::ThrottleSettings {
+            per_user: self.login_failures_per_user,
+            per_address: self.login_failures_per_address,
+            window: std::time::Duration::from_secs(self.login_failure_window_secs),
+        }
+    }
+
     /// The key file in force: the configured one or `<data-dir>/db_encryption.key`.
     pub fn db_encryption_key_path(&self) -> PathBuf {
         self.db_encryption_key
@@ -110,5 +274,48 @@ impl Config {
                 self.data_dir.join("granary.db").display()
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[derive(clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser as _;
+        let mut argv = vec!["granary"];
+        argv.extend_from_slice(args);
+        Args::parse_from(argv).config
+    }
+
+    #[test]
+    fn content_limits_fit_the_instance_pool() {
+        assert!(
+            config(&[]).check_content_limits(256).is_ok(),
+            "the defaults fit"
+        );
+        let refused = |args: &[&str]| {
+            config(args)
+                .check_content_limits(256)
+                .expect_err("refused")
+                .to_string()
+        };
+        let error = refused(&["--content-plugin-calls", "250"]);
+        assert!(error.contains("instance pool (256)"), "{error}");
+        let error = refused(&["--content-per-distribution", "200"]);
+        assert!(
+            error.contains("--content-per-distribution (200)"),
+            "{error}"
+        );
+        let error = refused(&["--content-per-client", "65"]);
+        assert!(error.contains("--content-per-client (65)"), "{error}");
+        let error = refused(&["--remote-sock-read-timeout=-1"]);
+        assert!(error.contains("--remote-sock-read-timeout"), "{error}");
     }
 }

@@ -13,6 +13,9 @@
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
 //! - `cache`: distribution matches and published files kept in memory between changes.
 //! - `guards`: the distribution's content guard, checked before anything is served.
+//! - `admission`: turns for plugin calls and upstream fetches, per client, distribution and
+//!   process; 503 with `Retry-After` when none comes in time.
+//! - `form`: form text fields read within their limit (also used by the REST API).
 
 use std::sync::Arc;
 
@@ -29,15 +32,19 @@ use futures::StreamExt as _;
 use crate::db::BindAll as _;
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::declarations::link;
+use crate::domain::distributions::{MAX_BASE_PATH_BYTES, MAX_BASE_PATH_SEGMENTS};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
 
+mod admission;
 mod cache;
+pub mod form;
 mod guards;
 mod handle;
 mod pull_through;
 
+use admission::{Admission, Requester, Work};
 use pull_through::Inflight;
 
 /// Prefix of the content app.
@@ -55,6 +62,8 @@ pub struct ContentApp {
     pull_through: Inflight,
     /// The content app's path resolutions, kept until the content tables change.
     resolutions: Resolutions,
+    /// Turns for plugin calls and upstream fetches, per distribution and per client.
+    admission: Admission,
 }
 
 impl std::ops::Deref for ContentApp {
@@ -71,7 +80,11 @@ pub fn router<S>(app: &AppState) -> Router<S> {
     let state = Arc::new(ContentApp {
         app: app.clone(),
         pull_through: Inflight::default(),
-        resolutions: Resolutions::new(&app.db),
+        resolutions: Resolutions::new(
+            &app.db,
+            app.config.content_resolution_cache_kb.saturating_mul(1024),
+        ),
+        admission: Admission::new(&app.config),
     });
     Router::new()
         .route("/pulp/content/", get(root))
@@ -114,17 +127,55 @@ pub(crate) fn security_headers(headers: &mut HeaderMap) {
 }
 
 /// What this process has resolved request paths to, until the content tables change: a
-/// distribution match per path, and the published file per publication and path.
+/// distribution match per path, and the published file per publication and path (only those
+/// found).
 #[derive(Debug)]
-struct Resolutions(cache::ResolutionCache<Option<Arc<MatchedPath>>, Option<Arc<PublishedFile>>>);
+struct Resolutions(cache::ResolutionCache<Arc<MatchedPath>, Arc<PublishedFile>>);
 
 /// A distribution matched by a request path, and the rest of the path below its base path.
 type MatchedPath = (Matched, String);
 
 impl Resolutions {
-    /// Empty, following `app.db`'s content changes.
-    fn new(db: &crate::db::Db) -> Self {
-        Resolutions(cache::ResolutionCache::new(db.content_changes().clone()))
+    /// Empty, following `app.db`'s content changes, keeping at most `budget` bytes.
+    fn new(db: &crate::db::Db, budget: usize) -> Self {
+        Resolutions(cache::ResolutionCache::new(
+            db.content_changes().clone(),
+            budget,
+        ))
+    }
+}
+
+fn text_weight(text: &Option<String>) -> usize {
+    text.as_ref().map_or(0, String::len)
+}
+
+impl cache::Weigh for Arc<MatchedPath> {
+    fn weight(&self) -> usize {
+        let (matched, rest) = &**self;
+        std::mem::size_of::<MatchedPath>()
+            + rest.len()
+            + matched.plugin.len()
+            + matched.name.len()
+            + matched.base_path.len()
+            + matched.extra.len()
+            + [
+                &matched.publication_id,
+                &matched.repository_id,
+                &matched.repository_version_id,
+                &matched.remote_id,
+                &matched.content_guard,
+            ]
+            .into_iter()
+            .map(text_weight)
+            .sum::<usize>()
+    }
+}
+
+impl cache::Weigh for Arc<PublishedFile> {
+    fn weight(&self) -> usize {
+        std::mem::size_of::<PublishedFile>()
+            + text_weight(&self.content_artifact_id)
+            + text_weight(&self.sha256)
     }
 }
 
@@ -220,8 +271,12 @@ fn percent_decode(path: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits: `from_str_radix` alone would take `%+1`.
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            decoded.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             decoded.push(bytes[i]);
@@ -243,9 +298,11 @@ async fn serve_matched(
         let shown = guards::Shown {
             headers: request.headers(),
             uri: request.uri(),
+            client: crate::auth::client_address(request.extensions()),
         };
         guards::check(app, guard, shown).await?;
     }
+    let requester = Requester::new(&matched.name, request.extensions());
     let method = request.method();
     let headers = request.headers();
     if (method == Method::GET || method == Method::HEAD)
@@ -254,8 +311,9 @@ async fn serve_matched(
         if rest.is_empty() || rest.ends_with('/') {
             // A directory with a published `index.html` serves it, as web servers and Pulp's
             // content app do: that is how static indexes (PEP 503 pages) are found.
+            let index = format!("{rest}index.html");
             if let Some(response) =
-                published_file(app, publication_id, &format!("{rest}index.html"), headers).await?
+                published_file(app, &requester, publication_id, &index, headers).await?
             {
                 return Ok(response);
             }
@@ -265,7 +323,9 @@ async fn serve_matched(
                     &entries,
                 ));
             }
-        } else if let Some(response) = published_file(app, publication_id, rest, headers).await? {
+        } else if let Some(response) =
+            published_file(app, &requester, publication_id, rest, headers).await?
+        {
             return Ok(response);
         } else if directory(app, publication_id, &format!("{rest}/"))
             .await?
@@ -283,7 +343,7 @@ async fn serve_matched(
     let mut matched = matched.clone();
     resolve_version(app, &mut matched).await?;
     let base_url = format!("{}{route_prefix}{}/", app.origin, matched.base_path);
-    handle::plugin_route(app, &matched, rest, base_url, request).await
+    handle::plugin_route(app, &matched, &requester, rest, base_url, request).await
 }
 
 /// Finds the distribution with the longest base path that prefixes `path` (of `plugin` only, when
@@ -294,16 +354,52 @@ async fn find_distribution(
     plugin: Option<&str>,
 ) -> ApiResult<Option<Arc<MatchedPath>>> {
     let cache = &app.resolutions.0;
-    let found = match cache.distribution(plugin, path) {
-        Some(found) => found,
-        None => {
-            let generation = cache.generation();
-            let found = query_distribution(app, path, plugin).await?.map(Arc::new);
-            cache.keep_distribution(generation, plugin, path, found.clone());
-            found
-        }
-    };
+    if let Some(found) = cache.distribution(plugin, path) {
+        return Ok(Some(found));
+    }
+    let generation = cache.generation();
+    let found = query_distribution(app, path, plugin).await?.map(Arc::new);
+    if let Some(found) = &found {
+        cache.keep_distribution(generation, plugin, path, found.clone());
+    }
     Ok(found)
+}
+
+/// The prefixes of `path` that may be a base path, longest first: whole segments, none empty,
+/// at most [`MAX_BASE_PATH_SEGMENTS`] of them and none longer than [`MAX_BASE_PATH_BYTES`]. Their
+/// number and total length are bounded whatever the path, and they are slices of it, found in one
+/// pass.
+fn base_path_candidates(path: &str) -> Vec<&str> {
+    let mut candidates = Vec::new();
+    let mut segment_start = 0;
+    let ends = path
+        .match_indices('/')
+        .map(|(slash, _)| slash)
+        .chain(std::iter::once(path.len()));
+    for end in ends {
+        if end == segment_start
+            || end > MAX_BASE_PATH_BYTES
+            || candidates.len() == MAX_BASE_PATH_SEGMENTS
+        {
+            break;
+        }
+        candidates.push(&path[..end]);
+        segment_start = end + 1;
+    }
+    candidates.reverse();
+    candidates
+}
+
+/// The longest of `candidates` (longest first, as [`base_path_candidates`] gives them) that
+/// `is_base_path` accepts.
+fn longest_base_path<'a>(
+    candidates: &[&'a str],
+    is_base_path: impl Fn(&str) -> bool,
+) -> Option<&'a str> {
+    candidates
+        .iter()
+        .copied()
+        .find(|candidate| is_base_path(candidate))
 }
 
 async fn query_distribution(
@@ -311,19 +407,16 @@ async fn query_distribution(
     path: &str,
     plugin: Option<&str>,
 ) -> ApiResult<Option<(Matched, String)>> {
-    let segments: Vec<&str> = path.split('/').collect();
-    let candidates: Vec<String> = (1..=segments.len())
-        .map(|n| segments[..n].join("/"))
-        .filter(|candidate| !candidate.is_empty() && !candidate.ends_with('/'))
-        .collect();
+    let candidates = base_path_candidates(path);
     if candidates.is_empty() {
         return Ok(None);
     }
+    // One query with at most MAX_BASE_PATH_SEGMENTS parameters; base paths do not nest, so it
+    // finds at most one row, but the longest would win if they did.
     let sql = format!(
         "SELECT plugin, base_path, publication_id, repository_id, name, remote_id, extra, repository_version_id,
            content_guard FROM distributions
-         WHERE base_path IN ({}){}
-         ORDER BY LENGTH(base_path) DESC LIMIT 1",
+         WHERE base_path IN ({}){}",
         crate::db::placeholders(1, candidates.len()),
         if plugin.is_some() {
             format!(" AND plugin = ${}", candidates.len() + 1)
@@ -335,7 +428,13 @@ async fn query_distribution(
     if let Some(plugin) = plugin {
         query = query.bind(plugin);
     }
-    let Some(row) = query.fetch_optional(app.db.pool()).await? else {
+    let mut rows = query.fetch_all(app.db.pool()).await?;
+    let Some(longest) = longest_base_path(&candidates, |candidate| {
+        rows.iter().any(|row| row.base_path == candidate)
+    }) else {
+        return Ok(None);
+    };
+    let Some(row) = rows.drain(..).find(|row| row.base_path == longest) else {
         return Ok(None);
     };
     let rest = path[row.base_path.len()..]
@@ -469,6 +568,7 @@ struct PublishedFile {
 
 async fn published_file(
     app: &Arc<ContentApp>,
+    requester: &Requester,
     publication_id: &str,
     path: &str,
     headers: &HeaderMap,
@@ -478,23 +578,21 @@ async fn published_file(
         Some(file) => file,
         None => {
             let generation = cache.generation();
-            let file = query_published_file(app, publication_id, path)
-                .await?
-                .map(Arc::new);
+            let Some(file) = query_published_file(app, publication_id, path).await? else {
+                return Ok(None);
+            };
+            let file = Arc::new(file);
             cache.keep_file(generation, publication_id, path, file.clone());
             file
         }
-    };
-    let Some(file) = file else {
-        return Ok(None);
     };
     match (&file.sha256, file.size, &file.content_artifact_id) {
         (Some(sha256), Some(size), _) => {
             Ok(Some(stored(app, sha256, size as u64, path, headers).await?))
         }
-        (_, _, Some(content_artifact_id)) => {
-            Ok(Some(from_remote(app, content_artifact_id, path).await?))
-        }
+        (_, _, Some(content_artifact_id)) => Ok(Some(
+            from_remote(app, requester, content_artifact_id, path).await?,
+        )),
         _ => Err(ApiError::internal(format!(
             "published file {path} has neither artifact nor content"
         ))),
@@ -641,6 +739,7 @@ struct RemoteArtifactRow {
 /// body with wrong bytes.
 async fn from_remote(
     app: &Arc<ContentApp>,
+    requester: &Requester,
     content_artifact_id: &str,
     path: &str,
 ) -> ApiResult<Response> {
@@ -659,10 +758,10 @@ async fn from_remote(
         sha256: row.sha256,
     };
     let remote = Remote::load(app.db.pool(), &app.secrets, &row.remote_id).await?;
+    // Held until the relay below ends: the download goes on after the response has started.
+    let turn = app.admission.turn(Work::UpstreamFetch, requester).await?;
     let client = app.remote_clients.client(&remote)?;
-    let request = client.get(&url);
-    let sent = crate::plugins::retry::send_with_retries(request, remote.max_retries()).await;
-    let upstream = sent.map_err(|error| {
+    let upstream = client.get(&url).await.map_err(|error| {
         tracing::warn!(%url, %error, "on-demand fetch failed");
         ApiError::detail(
             StatusCode::BAD_GATEWAY,
@@ -694,6 +793,7 @@ async fn from_remote(
             &content_artifact_id,
         )
         .await;
+        drop(turn);
         if let Err(message) = outcome {
             tracing::warn!(path = %task_path, %message, "on-demand download failed");
             let _ = sender.send(Err(std::io::Error::other(message))).await;
@@ -729,8 +829,12 @@ async fn relay(
     let mut held: Option<Bytes> = None;
     let mut client_gone = false;
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|error| format!("upstream transfer of {path} failed: {error}"))?;
+        let chunk = chunk.map_err(|error| {
+            format!(
+                "upstream transfer of {path} failed: {}",
+                crate::plugins::upstream::describe(&error)
+            )
+        })?;
         staged
             .write(&chunk)
             .await
@@ -782,6 +886,7 @@ fn tokio_stream_from(
 async fn served_content_artifact(
     app: &Arc<ContentApp>,
     matched: &Matched,
+    requester: &Requester,
     id: &str,
     path: &str,
     headers: &HeaderMap,
@@ -804,13 +909,100 @@ async fn served_content_artifact(
     .ok_or_else(ApiError::not_found)?;
     match (sha256, size) {
         (Some(sha256), Some(size)) => stored(app, &sha256, size as u64, path, headers).await,
-        _ => from_remote(app, id, path).await,
+        _ => from_remote(app, requester, id, path).await,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_range, percent_decode};
+    use proptest::prelude::*;
+
+    use super::{
+        MAX_BASE_PATH_BYTES, MAX_BASE_PATH_SEGMENTS, base_path_candidates, longest_base_path,
+        parse_range, percent_decode,
+    };
+
+    /// Paths made of few distinct segments, so generated base paths and request paths share
+    /// prefixes often; empty segments and long ones included.
+    fn path() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop_oneof!["a", "b", "", "%2F", "é", "[a-z]{1,300}"], 0..40)
+            .prop_map(|segments| segments.join("/"))
+    }
+
+    proptest! {
+        #[test]
+        fn candidates_are_bounded_whole_segment_prefixes(path in any::<String>()) {
+            let candidates = base_path_candidates(&path);
+            prop_assert!(candidates.len() <= MAX_BASE_PATH_SEGMENTS);
+            let total: usize = candidates.iter().map(|candidate| candidate.len()).sum();
+            prop_assert!(total <= MAX_BASE_PATH_SEGMENTS * MAX_BASE_PATH_BYTES);
+            for pair in candidates.windows(2) {
+                prop_assert!(pair[0].len() > pair[1].len(), "longest first");
+            }
+            for candidate in &candidates {
+                prop_assert!(path.starts_with(candidate));
+                let after = &path[candidate.len()..];
+                prop_assert!(after.is_empty() || after.starts_with('/'));
+                prop_assert!(!candidate.split('/').any(str::is_empty));
+            }
+        }
+
+        #[test]
+        fn the_longest_base_path_that_prefixes_the_path_wins(
+            path in path(),
+            base_paths in prop::collection::vec(path(), 0..8),
+        ) {
+            let candidates = base_path_candidates(&path);
+            let found = longest_base_path(&candidates, |candidate| {
+                base_paths.iter().any(|base_path| base_path == candidate)
+            });
+            // Every base path a distribution may have (short enough, no empty segment) that is a
+            // whole-segment prefix of the path.
+            let eligible = base_paths.iter().filter(|base_path| {
+                !base_path.is_empty()
+                    && base_path.len() <= MAX_BASE_PATH_BYTES
+                    && base_path.split('/').count() <= MAX_BASE_PATH_SEGMENTS
+                    && !base_path.split('/').any(str::is_empty)
+                    && path.starts_with(base_path.as_str())
+                    && (path.len() == base_path.len()
+                        || path.as_bytes()[base_path.len()] == b'/')
+            });
+            // The resolver looks only at the first segments of a path: those within the limits.
+            let reachable = eligible
+                .filter(|base_path| {
+                    !path[..base_path.len()].split('/').any(str::is_empty)
+                })
+                .max_by_key(|base_path| base_path.len());
+            prop_assert_eq!(found, reachable.map(String::as_str));
+        }
+
+        #[test]
+        fn percent_decoding_never_panics_and_inverts_encoding(
+            text in any::<String>(),
+            raw in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let _ = percent_decode(&text);
+            let encoded: String = raw.iter().map(|byte| format!("%{byte:02X}")).collect();
+            prop_assert_eq!(
+                percent_decode(&encoded),
+                String::from_utf8(raw).ok()
+            );
+        }
+    }
+
+    #[test]
+    fn a_deep_long_path_yields_few_short_candidates() {
+        let path = "a/".repeat(32_000);
+        let candidates = base_path_candidates(&path);
+        assert_eq!(candidates.len(), MAX_BASE_PATH_SEGMENTS);
+        assert_eq!(candidates.last(), Some(&"a"));
+        assert_eq!(
+            base_path_candidates("x".repeat(300).as_str()),
+            Vec::<&str>::new()
+        );
+        assert_eq!(base_path_candidates("repo//file"), vec!["repo"]);
+        assert_eq!(base_path_candidates(""), Vec::<&str>::new());
+    }
 
     #[test]
     fn plugin_prefix_paths_are_decoded() {
@@ -820,6 +1012,7 @@ mod tests {
         );
         assert_eq!(percent_decode("a%2").as_deref(), None);
         assert_eq!(percent_decode("a%zz").as_deref(), None);
+        assert_eq!(percent_decode("a%+1").as_deref(), None);
     }
 
     #[test]

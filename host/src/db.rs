@@ -271,7 +271,9 @@ impl Db {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            // FULL: a committed transaction (a completed task) survives a power cut, not
+                            // only a crash of the process as NORMAL promises in WAL mode.
+                            conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA busy_timeout = 30000").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute(SQLITE_CACHE_SIZE).await?;

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 pub struct ApiError {
     status: StatusCode,
     body: Value,
+    /// Seconds a client should wait before trying again (`Retry-After`), for 503 and 429.
+    retry_after: Option<u64>,
 }
 
 /// Result type of handlers.
@@ -25,6 +27,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             body: json!({ field: [message] }),
+            retry_after: None,
         }
     }
 
@@ -65,7 +68,47 @@ impl ApiError {
         Self {
             status,
             body: json!({ "detail": message }),
+            retry_after: None,
         }
+    }
+
+    /// 503 for a request the server has no turn for now; the client may try again in
+    /// `retry_after_seconds` (sent as `Retry-After`).
+    pub fn unavailable(message: impl Into<String>, retry_after_seconds: u64) -> Self {
+        Self::detail(StatusCode::SERVICE_UNAVAILABLE, message).with_retry_after(retry_after_seconds)
+    }
+
+    /// The same error, telling the client to try again after `seconds` (`Retry-After`).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// A request body that could not be read whole: 413 past `limit` bytes, 408 when the client
+    /// stopped sending it (the listener's body timeout), else 400.
+    pub fn unread_body(error: &(dyn std::error::Error + 'static), limit: u64) -> Self {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return Self::too_large(limit);
+            }
+            if error.is::<tower_http::timeout::TimeoutError>() {
+                return Self::detail(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body stopped arriving.",
+                );
+            }
+            cause = error.source();
+        }
+        Self::bad_request(format!("The request body could not be read: {error}"))
+    }
+
+    /// 413: a body (or a part of it) larger than `limit` bytes.
+    pub fn too_large(limit: u64) -> Self {
+        Self::detail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body exceeds {limit} bytes."),
+        )
     }
 
     /// 500: logs the cause, answers a generic message.
@@ -88,6 +131,11 @@ impl IntoResponse for ApiError {
                 "www-authenticate",
                 axum::http::HeaderValue::from_static("Basic realm=\"granary\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

@@ -9,6 +9,8 @@
 //!   one sandboxed call per export.
 //! - [`fields`]: the schemas of plugin-declared fields of remotes and distributions.
 //! - [`retry`]: retrying outbound requests (the `http` import, downloads, pull-through).
+//! - [`upstream`]: a remote's requests: origins reached hop by hop, credentials only to the
+//!   remote's own origin, redirects checked and capped.
 //! - `host_*`: one file per imported WIT interface, each implementing its generated `Host` trait
 //!   on [`CallState`].
 //!
@@ -30,6 +32,7 @@ pub mod retry;
 pub mod runtime;
 mod scope;
 pub(crate) mod units;
+pub mod upstream;
 mod v0_1;
 
 pub use bindings::types::{
@@ -59,6 +62,10 @@ macro_rules! convert_record {
     };
 }
 pub(crate) use convert_record;
+
+/// Plugin instances the pooling allocator holds: every call in flight (content-app routes, task
+/// workers, installs) takes one, and a call finding none fails.
+pub const INSTANCE_POOL_SIZE: u32 = 256;
 
 /// Most bytes a guest may ask the host for in one read (`http` response body, `artifacts.read`).
 pub const MAX_READ_CHUNK: u32 = 1024 * 1024;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::Db;
 use crate::domain::Backends;
@@ -35,6 +36,9 @@ pub struct App {
     pub remote_clients: Arc<RemoteClients>,
     /// Seals and opens the credentials stored in the database.
     pub secrets: Arc<FieldCipher>,
+    /// Checks requests' credentials, with this process's verified-credential cache and
+    /// failed log-in counts.
+    pub authenticator: Arc<Authenticator>,
 }
 
 /// Handlers' state.

@@ -64,7 +64,8 @@ pub struct BlobStore {
     parts: Arc<dyn ObjectStore>,
     /// Set for the local backend, like `local_root`.
     local_parts_root: Option<PathBuf>,
-    tmp_dir: PathBuf,
+    /// This process's own directory under `<data-dir>/tmp/` (see [`ProcessTmpDir`]).
+    tmp_dir: ProcessTmpDir,
     /// Set for S3: signs URLs clients can download from directly.
     signer: Option<object_store::aws::AmazonS3>,
     /// Small blobs kept in memory by [`BlobStore::read_small`].
@@ -257,15 +258,12 @@ impl StagedBlob {
 }
 
 impl BlobStore {
-    /// Local storage under `data_dir/artifacts`, temporary files under `data_dir/tmp`.
-    /// Leftover temporary files (from a process that was killed) are removed.
+    /// Local storage under `data_dir/artifacts`, temporary files in a directory of this
+    /// process under `data_dir/tmp` (those of processes that are gone are removed).
     pub fn local(data_dir: &Path) -> anyhow::Result<Self> {
         let root = data_dir.join("artifacts");
-        let tmp_dir = data_dir.join("tmp");
         std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        let _ = std::fs::remove_dir_all(&tmp_dir);
-        std::fs::create_dir_all(&tmp_dir)
-            .with_context(|| format!("creating {}", tmp_dir.display()))?;
+        let tmp_dir = ProcessTmpDir::create(&data_dir.join("tmp"))?;
         let store =
             LocalFileSystem::new_with_prefix(&root).context("opening local artifact storage")?;
         let parts_root = data_dir.join("uploads");
@@ -290,10 +288,7 @@ impl BlobStore {
     /// S3-compatible storage: artifacts under `artifacts/` in `bucket`; temporary files still
     /// under `data_dir/tmp` (staging is local to each process).
     pub fn s3(data_dir: &Path, settings: &S3Settings) -> anyhow::Result<Self> {
-        let tmp_dir = data_dir.join("tmp");
-        let _ = std::fs::remove_dir_all(&tmp_dir);
-        std::fs::create_dir_all(&tmp_dir)
-            .with_context(|| format!("creating {}", tmp_dir.display()))?;
+        let tmp_dir = ProcessTmpDir::create(&data_dir.join("tmp"))?;
         let mut builder = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region);
@@ -326,7 +321,7 @@ impl BlobStore {
 
     /// Starts receiving a new blob.
     pub async fn stage(&self) -> std::io::Result<StagedBlob> {
-        let path = self.tmp_dir.join(uuid::Uuid::new_v4().to_string());
+        let path = self.tmp_dir.path.join(uuid::Uuid::new_v4().to_string());
         let file = tokio::fs::File::create(&path).await?.into_std().await;
         Ok(StagedBlob {
             path,
@@ -353,11 +348,20 @@ impl BlobStore {
     pub async fn commit(&self, blob: ReceivedBlob) -> anyhow::Result<()> {
         let key = Self::key(&blob.sha256);
         if let Some(root) = &self.local_root {
-            if tokio::fs::try_exists(&root.join(key.as_ref()))
-                .await
-                .unwrap_or(false)
-            {
-                return Ok(());
+            let path = root.join(key.as_ref());
+            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                // Stored again: young again for orphan cleanup, which spares blobs written within
+                // its protection time until their artifact row is recorded.
+                let touched = tokio::task::spawn_blocking(move || {
+                    std::fs::File::options()
+                        .write(true)
+                        .open(&path)?
+                        .set_modified(std::time::SystemTime::now())
+                })
+                .await?;
+                if touched.is_ok() {
+                    return Ok(());
+                }
             }
         } else if self.store.head(&key).await.is_ok() {
             return Ok(());
@@ -401,6 +405,21 @@ impl BlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The digests of every stored blob, with when each was last written: what orphan cleanup
+    /// compares with the artifact rows to find bytes no row records (left by a process killed
+    /// between storing a blob and recording it).
+    pub async fn stored(&self) -> anyhow::Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        let listed: Vec<object_store::ObjectMeta> = self.store.list(None).try_collect().await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_owned();
+                let is_digest = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+                is_digest.then_some((name, meta.last_modified))
+            })
+            .collect())
     }
 
     /// Whether the blob with this digest is stored.
@@ -633,6 +652,132 @@ fn read_chunk(mut file: &std::fs::File, range: Range<u64>) -> std::io::Result<By
     Ok(Bytes::from(chunk))
 }
 
+/// Renames `source` (already flushed by [`StagedBlob::finish`]) to `target` so that the rename
+/// survives a power cut: the directories created on the way are flushed into their parents, and
+/// `target`'s directory is flushed after the rename. Without the last flush the file's bytes are
+/// on disk but its name may not be, while the database already records the artifact.
+fn durable_rename(root: PathBuf, source: &Path, target: &Path) -> std::io::Result<()> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("a storage key without a directory"))?;
+    let mut missing = Vec::new();
+    let mut dir = parent;
+    while dir != root && !dir.exists() {
+        missing.push(dir);
+        dir = dir.parent().unwrap_or(&root);
+    }
+    for created in missing.iter().rev() {
+        match std::fs::create_dir(created) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+        if let Some(above) = created.parent() {
+            sync_dir(above)?;
+        }
+    }
+    std::fs::rename(source, target)?;
+    sync_dir(parent)
+}
+
+/// Flushes a directory's entries (names created, renamed or removed in it) to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A process's own directory for temporary files, `<data-dir>/tmp/<id>/`, beside the lock file
+/// `<data-dir>/tmp/<id>.lock` the process holds locked (`flock`) for as long as it runs.
+///
+/// Several processes share a data directory (`serve` and `worker`), so none may wipe the whole
+/// of `tmp/` at start as a single process could: each removes only the directories whose lock it
+/// can take, those of processes that are gone (the kernel drops a lock with its process, even
+/// one killed with SIGKILL).
+#[derive(Debug)]
+struct ProcessTmpDir {
+    path: PathBuf,
+    /// Held, locked, for the life of the process.
+    _lock: std::fs::File,
+}
+
+impl ProcessTmpDir {
+    /// Creates this process's directory under `tmp`, after removing those of dead processes.
+    fn create(tmp: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        remove_stale_tmp_dirs(tmp)
+            .with_context(|| format!("removing stale temporary files in {}", tmp.display()))?;
+        loop {
+            let id = uuid::Uuid::new_v4().to_string();
+            let lock_path = tmp.join(format!("{id}.lock"));
+            let lock = std::fs::File::create(&lock_path)
+                .with_context(|| format!("creating {}", lock_path.display()))?;
+            rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+                .with_context(|| format!("locking {}", lock_path.display()))?;
+            // Another process cleaning up may have taken the new file's lock before this one
+            // and removed it: then the lock held is on a file no longer there; start again.
+            if !same_file(&lock, &lock_path) {
+                continue;
+            }
+            let path = tmp.join(&id);
+            std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+            return Ok(Self { path, _lock: lock });
+        }
+    }
+}
+
+/// Whether the open `file` is the one at `path`.
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Removes what dead processes left in `tmp`: each `<id>` directory whose `<id>.lock` can be
+/// locked (or has none: a live process creates its lock before its directory), the lock files
+/// of those, and loose files of Granary versions before per-process directories.
+fn remove_stale_tmp_dirs(tmp: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(tmp)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(".lock") {
+            let Ok(lock) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let taken =
+                rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                    .is_ok();
+            if taken && same_file(&lock, &path) {
+                // Directory first, lock file last, while holding the lock: a directory without a
+                // lock file is then always a dead process's.
+                remove_any(&tmp.join(id))?;
+                remove_any(&path)?;
+            }
+        } else if entry.file_type()?.is_dir() {
+            if !tmp.join(format!("{name}.lock")).exists() {
+                remove_any(&path)?;
+            }
+        } else {
+            remove_any(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a file or a directory tree; one already gone is not an error.
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    let outcome = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
 /// Writes a received file to `key` of `store`: a rename on local storage, one request for a
 /// small blob on S3, a multipart upload for a large one.
 async fn put_file(
@@ -643,12 +788,11 @@ async fn put_file(
 ) -> anyhow::Result<()> {
     if let Some(root) = local_root {
         let target = root.join(key.as_ref());
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        tokio::fs::rename(&blob.path, &target)
-            .await
-            .with_context(|| format!("moving a blob into {}", target.display()))?;
+        let source = blob.path.clone();
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || durable_rename(root, &source, &target))
+            .await?
+            .with_context(|| format!("moving a blob into {}", key.as_ref()))?;
         return Ok(());
     }
     // Small blobs go up in one request; S3 refuses a multipart upload without parts, and parts
@@ -697,9 +841,24 @@ mod tests {
         sha256
     }
 
-    /// How many files are left in the data directory's temporary directory.
-    fn temporary_files(data_dir: &std::path::Path) -> usize {
-        std::fs::read_dir(data_dir.join("tmp")).unwrap().count()
+    /// How many files are left in the process's temporary directory.
+    fn temporary_files(blobs: &BlobStore) -> usize {
+        std::fs::read_dir(&blobs.tmp_dir.path).unwrap().count()
+    }
+
+    #[test]
+    fn a_second_process_keeps_the_temporary_files_of_a_live_one_and_removes_a_dead_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = ProcessTmpDir::create(&dir.path().join("tmp")).unwrap();
+        std::fs::write(live.path.join("in-flight"), b"bytes").unwrap();
+        let dead = ProcessTmpDir::create(&dir.path().join("tmp")).unwrap();
+        std::fs::write(dead.path.join("left-over"), b"bytes").unwrap();
+        let dead_path = dead.path.clone();
+        // Dropping the lock is what a process's death does.
+        drop(dead);
+        let _next = ProcessTmpDir::create(&dir.path().join("tmp")).unwrap();
+        assert!(live.path.join("in-flight").exists());
+        assert!(!dead_path.exists());
     }
 
     async fn collect(
@@ -732,7 +891,7 @@ mod tests {
         assert_eq!(std::fs::read(stored).unwrap(), data);
         let empty = hex::encode(Sha256::digest(b""));
         assert_eq!(store(&blobs, b"", 1).await, empty);
-        assert_eq!(temporary_files(dir.path()), 0);
+        assert_eq!(temporary_files(&blobs), 0);
     }
 
     #[tokio::test]
@@ -742,7 +901,7 @@ mod tests {
         let mut staged = blobs.stage().await.unwrap();
         staged.write(&pattern(WRITE_BUFFER + 1)).await.unwrap();
         drop(staged);
-        assert_eq!(temporary_files(dir.path()), 0);
+        assert_eq!(temporary_files(&blobs), 0);
     }
 
     #[tokio::test]

@@ -45,7 +45,7 @@ pub async fn run(
     );
     let plugin = backends.plugin(&plugin_name).await?;
     let http = if plugin.has_capability("http") {
-        Some(remote.http_scope(backends.remote_clients.client(&remote)?)?)
+        Some(remote.http_scope(backends.remote_clients.client(&remote)?))
     } else {
         None
     };
@@ -98,7 +98,6 @@ async fn consume(
     let client = backends.remote_clients.client(&remote)?;
     let limiter = remote.rate_limit().map(RateLimiter::new);
     let immediate = remote.row.policy == "immediate";
-    let max_retries = remote.max_retries();
     let mut associated = 0u64;
     let mut downloaded = 0u64;
     task.report("associating.content", "Associating Content", 0, None);
@@ -140,7 +139,6 @@ async fn consume(
                     url,
                     &file.expected,
                     &file.relative_path,
-                    max_retries,
                 )
                 .await?;
                 link(&backends.db, &file.content_artifact_id, &artifact.id).await?;

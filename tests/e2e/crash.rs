@@ -1,5 +1,7 @@
-//! Interrupted syncs: a server killed mid-sync, and a sync canceled through the API. Neither may
-//! leave a half-made version or a partial artifact behind.
+//! Interrupted work: a server killed mid-sync, a sync canceled through the API, and a server
+//! killed with SIGKILL at random points of syncs, uploads, publishes and orphan cleanups, many
+//! times over. None may leave a half-made version, an artifact without its bytes, or stray files
+//! that orphan cleanup does not collect.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,10 +10,223 @@ use serde_json::{Value, json};
 
 use crate::support::app::is_finished;
 use crate::support::curl::Downloads;
+use crate::support::fixture::sha256_hex;
 use crate::support::pulp::{API, error_description, str_field, summary_count};
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
-sqlite_and_postgres!(kill_during_sync_then_restart, cancel_running_sync);
+sqlite_and_postgres!(
+    kill_during_sync_then_restart,
+    cancel_running_sync,
+    killed_at_random_points_the_data_stays_whole,
+);
+
+/// Kills per database. Each is a dispatch, a random delay, SIGKILL and a restart on the same
+/// data directory and database.
+const KILLS: usize = 50;
+
+/// Longest random delay between dispatching work and killing the server.
+const MAX_KILL_DELAY_MS: u64 = 600;
+
+/// Work a kill interrupts.
+#[derive(Clone, Copy, Debug)]
+enum Interrupted {
+    Sync,
+    Upload,
+    Publish,
+    OrphanCleanup,
+}
+
+/// SIGKILL at random points (seeded: set `GRANARY_CRASH_SEED` to replay a printed seed) of
+/// syncs (alternating between two upstreams, mirror, so every sync makes a new version),
+/// uploads, publishes and orphan cleanups. After each restart: every repository version has as
+/// many units as its summary says (none half-visible, the latest included), and every artifact
+/// row has its file with the right sha256 and size. After the last one, orphan cleanup leaves
+/// exactly the files of artifact rows in storage, and no temporary file.
+async fn killed_at_random_points_the_data_stays_whole(backend: Backend) {
+    use rand::{Rng as _, SeedableRng as _};
+    let seed: u64 = std::env::var("GRANARY_CRASH_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("crash test seed: GRANARY_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let upstreams = [
+        Upstream::serve(&Fixture::generate(24, 31)).await,
+        Upstream::serve(&Fixture::generate(24, 32)).await,
+    ];
+    for upstream in &upstreams {
+        upstream.set_file_delay(Duration::from_millis(15));
+    }
+    let mut app = TestApp::start(backend).await;
+    let repository = app.create_file_repository("crash").await;
+    let mut remotes = Vec::new();
+    for (index, upstream) in upstreams.iter().enumerate() {
+        remotes.push(
+            app.create_file_remote(
+                &format!("crash-{index}"),
+                &upstream.manifest_url(),
+                "immediate",
+            )
+            .await,
+        );
+    }
+
+    for kill in 0..KILLS {
+        let work = match rng.random_range(0..4) {
+            0 => Interrupted::Sync,
+            1 => Interrupted::Upload,
+            2 => Interrupted::Publish,
+            _ => Interrupted::OrphanCleanup,
+        };
+        match work {
+            Interrupted::Sync => {
+                let remote = &remotes[kill % remotes.len()];
+                app.dispatch(
+                    &format!("{repository}sync/"),
+                    json!({"remote": remote, "mirror": true}),
+                )
+                .await;
+            }
+            Interrupted::Upload => {
+                let bytes: Vec<u8> = (0..rng.random_range(1..200_000))
+                    .map(|_| rng.random())
+                    .collect();
+                let (status, body) = app
+                    .post_multipart(
+                        &format!("{API}/content/file/files/"),
+                        &[
+                            ("file", Some("upload.bin"), &bytes),
+                            ("relative_path", None, format!("up/{kill}.bin").as_bytes()),
+                            ("repository", None, repository.as_bytes()),
+                        ],
+                    )
+                    .await;
+                assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+            }
+            Interrupted::Publish => {
+                app.dispatch(
+                    &format!("{API}/publications/file/file/"),
+                    json!({"repository": repository}),
+                )
+                .await;
+            }
+            Interrupted::OrphanCleanup => {
+                app.dispatch(
+                    &format!("{API}/orphans/cleanup/"),
+                    json!({"orphan_protection_time": 0}),
+                )
+                .await;
+            }
+        }
+        let delay = rng.random_range(0..MAX_KILL_DELAY_MS);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        app.kill();
+        app.restart().await;
+        let context = format!("seed {seed}, kill {kill} ({work:?} after {delay} ms)");
+        assert_versions_are_whole(&app, &repository, &context).await;
+        assert_artifact_files_are_whole(&app, &context).await;
+    }
+
+    // Everything that was left half-done is collected: content in no version, unused artifacts,
+    // bytes no artifact records, temporary files of the killed processes.
+    app.restart().await;
+    app.clean_up_orphans(0).await;
+    assert_artifact_files_are_whole(&app, &format!("seed {seed}, final")).await;
+    let rows: BTreeSet<String> = app
+        .sql("SELECT sha256 FROM artifacts", &[])
+        .await
+        .into_iter()
+        .collect();
+    let files = stored_files(&app.data_dir().join("artifacts"));
+    assert_eq!(
+        files, rows,
+        "seed {seed}: storage holds exactly the artifacts' files"
+    );
+    let mut temporary = Vec::new();
+    for entry in std::fs::read_dir(app.data_dir().join("tmp")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            temporary.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.extension().is_none_or(|ext| ext != "lock") {
+            temporary.push(path);
+        }
+    }
+    assert_eq!(
+        temporary,
+        Vec::<std::path::PathBuf>::new(),
+        "seed {seed}: temporary files left"
+    );
+    let process_dirs = std::fs::read_dir(app.data_dir().join("tmp"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(
+        process_dirs, 1,
+        "seed {seed}: only the live process's temporary directory"
+    );
+}
+
+/// Every version of `repository` shows exactly the units its summary counts.
+async fn assert_versions_are_whole(app: &TestApp, repository: &str, context: &str) {
+    let versions = app
+        .list_all(&format!("{repository}versions/?limit=1000"))
+        .await;
+    for version in &versions {
+        let href = str_field(version, "pulp_href");
+        let summarised = summary_count(version, "present", "file.file");
+        let listed = app
+            .count(&format!(
+                "{API}/content/file/files/?repository_version={href}"
+            ))
+            .await;
+        assert_eq!(
+            listed, summarised,
+            "{context}: {href} is half-visible: {version:#}"
+        );
+    }
+    let latest = app.latest_version_href(repository).await;
+    assert!(
+        versions
+            .iter()
+            .any(|version| version["pulp_href"] == latest.as_str()),
+        "{context}: the latest version {latest} is listed"
+    );
+}
+
+/// Every artifact row's file is in storage with the row's sha256 and size.
+async fn assert_artifact_files_are_whole(app: &TestApp, context: &str) {
+    let rows = app
+        .sql(
+            "SELECT sha256 || ' ' || CAST(size AS TEXT) FROM artifacts",
+            &[],
+        )
+        .await;
+    for row in rows {
+        let (sha256, size) = row.split_once(' ').unwrap();
+        let bytes = std::fs::read(app.stored_artifact(sha256))
+            .unwrap_or_else(|err| panic!("{context}: artifact {sha256} has no file: {err}"));
+        assert_eq!(bytes.len().to_string(), size, "{context}: size of {sha256}");
+        assert_eq!(sha256_hex(&bytes), sha256, "{context}: bytes of {sha256}");
+    }
+}
+
+/// The names of the files under a storage root (`ab/cd/<sha256>`).
+fn stored_files(root: &std::path::Path) -> BTreeSet<String> {
+    let mut files = BTreeSet::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.insert(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    files
+}
 
 /// A server killed with SIGKILL in the middle of a sync comes back with that task marked failed
 /// (saying its worker died), the repository still at version 0, and every artifact it lists

@@ -57,6 +57,13 @@ impl Caller {
         }
     }
 
+    /// Refuses (403) unless the access policy of `viewset` allows `action`, which names no object
+    /// (a list, a create, a maintenance run).
+    pub async fn authorize_action(&self, app: &App, viewset: &str, action: &str) -> ApiResult<()> {
+        self.authorize(app, viewset, action, &Subject::default())
+            .await
+    }
+
     /// Whether the access policy of `viewset` allows `action` on `subject`. An endpoint without
     /// a policy (a plugin's, before the server wrote its policies) is for staff only.
     pub async fn allows(

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Editable};
-use super::list::{Filter, Identity, ListSpec, Resource};
+use super::list::{Identity, resource};
 use super::support::Fields;
 use crate::db::now;
 use crate::domain::hrefs::API_ROOT;
@@ -43,24 +43,11 @@ pub fn href(id: &str) -> String {
     format!("{API_ROOT}access_policies/{id}/")
 }
 
-impl Resource for PolicyRow {
-    const SPEC: ListSpec = ListSpec {
-        from: "access_policies",
-        id: "id",
-        columns: POLICY_COLUMNS,
-        filters: &[
-            Filter::text("viewset_name", "viewset_name"),
-            Filter::bool("customized", "customized"),
-        ],
-        labels: None,
-        orderings: &[
-            ("viewset_name", "viewset_name"),
-            ("customized", "customized"),
-            ("pulp_created", "created"),
-            ("pulp_last_updated", "updated"),
-        ],
-        default_ordering: "viewset_name",
-    };
+resource! {
+    impl PolicyRow in "access_policies" columns POLICY_COLUMNS;
+    filters: text viewset_name, bool customized;
+    orderings: viewset_name, customized, pulp_created = created, pulp_last_updated = updated;
+    default_ordering: "viewset_name";
 }
 
 /// An access policy as the API shows it.
@@ -92,12 +79,13 @@ impl From<PolicyRow> for PolicyView {
         let parse = |text: &str| serde_json::from_str(text).unwrap_or(Value::Null);
         let creation_hooks = parse(&row.creation_hooks);
         PolicyView {
-            identity: Identity {
-                pulp_href: href(&row.id),
-                prn: format!("prn:core.accesspolicy:{}", row.id),
-                pulp_created: row.created,
-                pulp_last_updated: row.updated,
-            },
+            identity: Identity::core(
+                href(&row.id),
+                "accesspolicy",
+                &row.id,
+                &row.created,
+                &row.updated,
+            ),
             viewset_name: row.viewset_name,
             statements: parse(&row.statements),
             permissions_assignment: creation_hooks.clone(),
@@ -111,10 +99,6 @@ impl From<PolicyRow> for PolicyView {
 impl CoreObject for PolicyRow {
     const VIEWSET: &'static str = "access_policies";
     type View = PolicyView;
-
-    fn id(&self) -> &str {
-        &self.id
-    }
 
     async fn views(_app: &App, rows: Vec<PolicyRow>) -> ApiResult<Vec<PolicyView>> {
         Ok(rows.into_iter().map(PolicyView::from).collect())

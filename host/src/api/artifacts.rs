@@ -15,15 +15,13 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Conditions, Filter, Identity, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
-    object_id,
+    self, Conditions, Identity, ListRequest, Visibility, fetch_by_id, object_id, resource,
 };
 use super::routes::Routes;
-use super::support::{digest_field, next_field, stage_file};
+use super::support::{Form, MAX_FORM_TEXT, digest_field, stage_file, text_field};
 use crate::domain::artifacts::{self, Expected, ExtraHasher, IngestError};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::policy::Subject;
 use crate::state::{App, AppState};
 use crate::storage::ReceivedBlob;
 
@@ -37,39 +35,22 @@ pub fn router() -> Routes {
         .route("/pulp/api/v3/artifacts/{id}/", get(read).delete(destroy))
 }
 
-/// A row of `artifacts`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Artifact {
-    id: String,
-    sha256: String,
-    size: i64,
-    created: String,
-    md5: Option<String>,
-    sha1: Option<String>,
-    sha224: Option<String>,
-    sha384: Option<String>,
-    sha512: Option<String>,
-}
-
-impl Resource for Artifact {
-    const SPEC: ListSpec = ListSpec {
-        from: "artifacts",
-        id: "id",
-        columns: "id, sha256, size, created, md5, sha1, sha224, sha384, sha512",
-        filters: &[
-            Filter::text("md5", "md5"),
-            Filter::text("sha1", "sha1"),
-            Filter::text("sha224", "sha224"),
-            Filter::text("sha256", "sha256"),
-            Filter::text("sha384", "sha384"),
-            Filter::text("sha512", "sha512"),
-            Filter::int("size", "size"),
-            Filter::time("pulp_created", "created"),
-        ],
-        labels: None,
-        orderings: &[("pulp_created", "created"), ("size", "size")],
-        default_ordering: "pulp_created",
-    };
+resource! {
+    /// A row of `artifacts`.
+    pub(crate) struct Artifact in "artifacts" {
+        sha256: String,
+        size: i64,
+        created: String,
+        md5: Option<String>,
+        sha1: Option<String>,
+        sha224: Option<String>,
+        sha384: Option<String>,
+        sha512: Option<String>,
+    }
+    filters: text md5, text sha1, text sha224, text sha256, text sha384, text sha512, int size,
+        time pulp_created = created;
+    orderings: pulp_created = created, size;
+    default_ordering: "pulp_created";
 }
 
 /// An artifact as the API shows it.
@@ -118,23 +99,14 @@ async fn list(
     caller: Caller,
     mut request: ListRequest,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, POLICY, "list", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "list").await?;
     // Digests are stored in lower-case hex; a client may send them in either case.
     for digest in DIGESTS {
         if let Some(value) = request.query.get_mut(digest) {
             *value = value.trim().to_ascii_lowercase();
         }
     }
-    list::list::<Artifact, _>(
-        &app,
-        &request,
-        Conditions::new(),
-        &Visibility::all(),
-        ArtifactView::from,
-    )
-    .await
+    list::list_all::<Artifact, ArtifactView>(&app, &request, Conditions::new()).await
 }
 
 async fn load(app: &AppState, id: &str) -> ApiResult<ArtifactView> {
@@ -148,9 +120,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller
-        .authorize(&app, POLICY, "retrieve", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "retrieve").await?;
     Ok(list::json(&load(&app, &id).await?))
 }
 
@@ -160,30 +130,34 @@ async fn read(
 async fn create(
     State(app): State<AppState>,
     caller: Caller,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, POLICY, "create", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "create").await?;
     let mut received = None;
     let mut extra = None;
     let mut size: Option<u64> = None;
     let mut digests: HashMap<&'static str, String> = HashMap::new();
-    while let Some(mut field) = next_field(&mut multipart).await? {
+    let mut form = Form::from(multipart);
+    while let Some(mut field) = form.next().await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let mut hasher = ExtraHasher::default();
-            received = Some(stage_file(&app, &mut field, |chunk| hasher.update(chunk)).await?);
+            received = Some(
+                stage_file(&app, &mut field, app.config.max_upload_bytes, |chunk| {
+                    hasher.update(chunk)
+                })
+                .await?,
+            );
             extra = Some(hasher.finish());
         } else if name == "size" {
-            let text = field.text().await.unwrap_or_default();
+            let text = text_field(&mut field, MAX_FORM_TEXT).await?;
             size = Some(
                 text.trim()
                     .parse()
                     .map_err(|_| ApiError::field("size", "A valid integer is required."))?,
             );
         } else if let Some(digest) = DIGESTS.iter().find(|digest| **digest == name) {
-            let text = digest_field(field).await;
+            let text = digest_field(field).await?;
             if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
                 return Err(ApiError::field(digest, "Must be hexadecimal digits."));
             }
@@ -259,9 +233,7 @@ async fn destroy(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller
-        .authorize(&app, POLICY, "destroy", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "destroy").await?;
     let id = object_id(&id)?;
     let mut tx = app.db.begin_write().await?;
     let used = sqlx::query(

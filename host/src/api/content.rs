@@ -14,11 +14,11 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListRequest, ListSpec, Resource,
-    Visibility, fetch_by_id, shaped,
+    self, Bind, Conditions, ExtraFilter, Identity, ListRequest, Visibility, fetch_by_id, resource,
+    shaped,
 };
 use super::routes::Routes;
-use super::support::{Fields, next_field, referenced, spawn_task, stage_file};
+use super::support::{Fields, Form, MAX_FORM_TEXT, referenced, spawn_task, stage_file, text_field};
 use super::typed::{self, PluginScope};
 use crate::domain::artifacts::{self};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
@@ -58,34 +58,20 @@ fn content_type(
     Ok((loaded, type_name))
 }
 
-/// A row of `content`, with the artifact of its first content-artifact.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Content {
-    id: String,
-    plugin: String,
-    type_name: String,
-    natural_key: String,
-    metadata: String,
-    created: String,
-    artifact_id: Option<String>,
-}
-
-impl Resource for Content {
-    const SPEC: ListSpec = ListSpec {
-        from: "content c",
-        id: "c.id",
-        columns: "c.id, c.plugin, c.type_name, c.natural_key, c.metadata, c.created,
-            (SELECT ca.artifact_id FROM content_artifacts ca WHERE ca.content_id = c.id
-             ORDER BY ca.relative_path LIMIT 1) AS artifact_id",
-        filters: &[Filter::time("pulp_created", "c.created")],
-        labels: None,
-        orderings: &[
-            ("pulp_created", "c.created"),
-            ("pk", "c.id"),
-            ("pulp_id", "c.id"),
-        ],
-        default_ordering: "pulp_created",
-    };
+resource! {
+    /// A row of `content`, with the artifact of its first content-artifact.
+    pub(crate) struct Content in "content c" as c {
+        plugin: String,
+        type_name: String,
+        natural_key: String,
+        metadata: String,
+        created: String,
+        artifact_id: Option<String> = "(SELECT ca.artifact_id FROM content_artifacts ca
+            WHERE ca.content_id = c.id ORDER BY ca.relative_path LIMIT 1)",
+    }
+    filters: time pulp_created = created;
+    orderings: pulp_created = created, pk = id, pulp_id = id;
+    default_ordering: "pulp_created";
 }
 
 /// A unit as Pulp shows it: its identity fields, then the plugin's metadata and key fields (which
@@ -318,19 +304,18 @@ async fn create(
         )
         .await;
     }
-    let mut multipart = Multipart::from_request(request, &app)
+    let multipart = Multipart::from_request(request, &app)
         .await
         .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))?;
-    while let Some(mut field) = next_field(&mut multipart).await? {
+    let mut form = Form::from(multipart);
+    while let Some(mut field) = form.next().await? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
-            let received = stage_file(&app, &mut field, |_| {}).await?;
+            let received =
+                stage_file(&app, &mut field, app.config.max_upload_bytes, |_| {}).await?;
             artifact = Some(super::artifacts::store_received(&app, received, "upload").await?);
         } else {
-            let value = field
-                .text()
-                .await
-                .map_err(|error| ApiError::field(&name, format!("Invalid value: {error}")))?;
+            let value = text_field(&mut field, MAX_FORM_TEXT).await?;
             text.insert(name, value);
         }
     }
@@ -350,7 +335,7 @@ const MAX_FIELDS_BODY: usize = 64 * 1024;
 async fn text_fields(media: &str, request: Request) -> ApiResult<HashMap<String, String>> {
     let bytes = axum::body::to_bytes(request.into_body(), MAX_FIELDS_BODY)
         .await
-        .map_err(|_| ApiError::bad_request("The request body is too large or unreadable."))?;
+        .map_err(|error| ApiError::unread_body(&error, MAX_FIELDS_BODY as u64))?;
     if media.starts_with("application/x-www-form-urlencoded") {
         return Ok(url::form_urlencoded::parse(&bytes).into_owned().collect());
     }

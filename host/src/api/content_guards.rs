@@ -25,8 +25,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, Filter, Identity, ListRequest, ListSpec, Page, Resource, Visibility,
-    fetch_by_id,
+    self, Bind, Conditions, Identity, ListRequest, Page, Visibility, fetch_by_id, resource,
 };
 use super::support::{Fields, ensure_unique};
 use crate::db::{Db, new_id, now};
@@ -94,38 +93,19 @@ fn kind_routes(kind: GuardKind, collection: bool) -> MethodRouter<AppState> {
         .delete(move |state, caller, id| destroy(state, caller, id, kind))
 }
 
-/// A row of `content_guards`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Guard {
-    id: String,
-    kind: String,
-    name: String,
-    description: Option<String>,
-    settings: String,
-    created: String,
-    updated: String,
-}
-
-impl Resource for Guard {
-    const SPEC: ListSpec = ListSpec {
-        from: "content_guards",
-        id: "id",
-        columns: "id, kind, name, description, settings, created, updated",
-        filters: &[
-            Filter::text("name", "name"),
-            Filter::time("pulp_created", "created"),
-            Filter::time("pulp_last_updated", "updated"),
-        ],
-        labels: None,
-        orderings: &[
-            ("name", "name"),
-            ("pulp_created", "created"),
-            ("pulp_last_updated", "updated"),
-            ("pk", "id"),
-            ("pulp_id", "id"),
-        ],
-        default_ordering: "name",
-    };
+resource! {
+    /// A row of `content_guards`.
+    pub(crate) struct Guard in "content_guards" {
+        kind: String,
+        name: String,
+        description: Option<String>,
+        settings: String,
+        created: String,
+        updated: String,
+    }
+    filters: text name, time pulp_created = created, time pulp_last_updated = updated;
+    orderings: name, pulp_created = created, pulp_last_updated = updated, pk = id, pulp_id = id;
+    default_ordering: "name";
 }
 
 /// What every guard shows; all of what `contentguards/` shows.
@@ -141,12 +121,13 @@ impl GuardView {
     fn new(guard: &Guard) -> GuardView {
         let model = GuardKind::from_segment(&guard.kind).map_or("contentguard", GuardKind::model);
         GuardView {
-            identity: Identity {
-                pulp_href: content_guards::href(&guard.kind, &guard.id),
-                prn: format!("prn:core.{model}:{}", guard.id),
-                pulp_created: guard.created.clone(),
-                pulp_last_updated: guard.updated.clone(),
-            },
+            identity: Identity::core(
+                content_guards::href(&guard.kind, &guard.id),
+                model,
+                &guard.id,
+                &guard.created,
+                &guard.updated,
+            ),
             name: guard.name.clone(),
             description: guard.description.clone(),
         }
@@ -399,7 +380,7 @@ async fn list_all(
     request: ListRequest,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, "contentguards", "list", &Subject::default())
+        .authorize_action(&app, "contentguards", "list")
         .await?;
     let mut visible = Vec::new();
     for kind in GuardKind::ALL {
@@ -419,7 +400,7 @@ async fn list(
     kind: GuardKind,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, &kind.viewset(), "list", &Subject::default())
+        .authorize_action(&app, &kind.viewset(), "list")
         .await?;
     let visibility = visibility(&app, &caller, kind).await?;
     respond_list(&app, &request, of_kind(kind), &visibility).await
@@ -663,7 +644,7 @@ async fn create(
     kind: GuardKind,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, &kind.viewset(), "create", &Subject::default())
+        .authorize_action(&app, &kind.viewset(), "create")
         .await?;
     let write = read_write(&app, kind, &fields, Settings::default(), true, None).await?;
     let id = new_id();

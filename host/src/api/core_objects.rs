@@ -37,9 +37,6 @@ pub trait CoreObject: Resource + Sized {
     /// How the API shows one.
     type View: Serialize + Send;
 
-    /// Its id.
-    fn id(&self) -> &str;
-
     /// The permission to view one, when its policy may scope lists to the objects the caller
     /// holds it on; `None`: every caller who may list sees every row.
     const VIEW_PERMISSION: Option<&'static str> = None;
@@ -169,9 +166,7 @@ pub async fn list<O: CoreObject>(
     caller: Caller,
     ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, O::VIEWSET, "list", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, O::VIEWSET, "list").await?;
     let visibility = visibility::<O>(&app, &caller).await?;
     let page = Page::from_query(&query)?;
     let (total, rows) =
@@ -197,9 +192,7 @@ pub async fn create<C: Creatable>(
     caller: Caller,
     fields: Fields,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, C::VIEWSET, "create", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, C::VIEWSET, "create").await?;
     let id = C::insert(&app, &caller, &fields).await?;
     Ok((StatusCode::CREATED, answer::<C>(&app, &id).await?).into_response())
 }

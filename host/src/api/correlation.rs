@@ -1,7 +1,10 @@
 //! `Correlation-ID`: the id that ties one request to the tasks it queues and to their logs, as
-//! in Pulp. A client may send one (any visible ASCII, up to [`MAX_LEN`] characters); otherwise
-//! one is generated (32 hex digits, like Pulp's). Either way it is echoed on the response and
-//! recorded as the `logging_cid` of the tasks the request queues.
+//! in Pulp. A client may send one (a token of letters, digits, `.`, `_` and `-`, up to [`MAX_LEN`]
+//! characters: enough for any UUID or request id, and nothing a log line or a header would carry
+//! further); otherwise, or when it is not such a token, one is generated (32 hex digits, like
+//! Pulp's). Either way it is echoed on the response and recorded as the `logging_cid` of the tasks
+//! the request queues. (pulpcore accepts any value; a client's arbitrary text echoed back and
+//! written into logs is not worth that.)
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -12,7 +15,16 @@ use axum::response::Response;
 pub const HEADER: &str = "correlation-id";
 
 /// Longest id accepted from a client; a longer one is replaced by a generated id.
-const MAX_LEN: usize = 256;
+const MAX_LEN: usize = 64;
+
+/// Whether a client's id is kept: a non-empty token of `[A-Za-z0-9._-]`, at most [`MAX_LEN`].
+fn acceptable(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_LEN
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+}
 
 /// Middleware: picks the request's correlation id, runs the handler with it in scope, echoes it.
 pub async fn propagate(request: Request, next: Next) -> Response {
@@ -20,12 +32,7 @@ pub async fn propagate(request: Request, next: Next) -> Response {
         .headers()
         .get(HEADER)
         .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|value| {
-            !value.is_empty()
-                && value.len() <= MAX_LEN
-                && value.bytes().all(|byte| byte.is_ascii_graphic())
-        })
+        .filter(|value| acceptable(value))
         .map(str::to_owned);
     let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let span = tracing::info_span!("request", correlation_id = %id);
@@ -39,4 +46,21 @@ pub async fn propagate(request: Request, next: Next) -> Response {
         response.headers_mut().insert(HEADER, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acceptable;
+
+    #[test]
+    fn only_short_tokens_are_kept() {
+        assert!(acceptable("3f2c1e0a-9b8d-4c7e-a6f5-0123456789ab"));
+        assert!(acceptable("build_42.step-7"));
+        assert!(!acceptable(""));
+        assert!(!acceptable(&"a".repeat(65)));
+        assert!(acceptable(&"a".repeat(64)));
+        for bad in ["a b", "a\u{7f}", "<script>", "id;drop", "é"] {
+            assert!(!acceptable(bad), "{bad:?}");
+        }
+    }
 }

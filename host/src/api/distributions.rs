@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
+use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource};
 use super::plugin_fields::{self, Kind};
 use super::remotes::{JoinedRemote, remote_field};
 use super::routes::Routes;
@@ -34,60 +34,39 @@ fn empty_object() -> String {
     "{}".into()
 }
 
-/// A row of `distributions`, with the repository and number of the version it serves (if one)
-/// and its remote's plugin and type (for the hrefs).
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Distribution {
-    id: String,
-    plugin: String,
-    type_name: String,
-    name: String,
-    base_path: String,
-    publication_id: Option<String>,
-    repository_id: Option<String>,
-    hidden: i64,
-    labels: String,
-    created: String,
-    updated: String,
-    repository_version_id: Option<String>,
-    version_repository_id: Option<String>,
-    version_number: Option<i64>,
-    #[sqlx(flatten)]
-    remote: JoinedRemote,
-    extra: String,
-    content_guard: Option<String>,
-    content_guard_kind: Option<String>,
-}
-
-impl Resource for Distribution {
-    const SPEC: ListSpec = ListSpec {
-        from: "distributions d LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
-           LEFT JOIN remotes m ON m.id = d.remote_id
-           LEFT JOIN content_guards g ON g.id = d.content_guard",
-        id: "d.id",
-        columns: "d.id, d.plugin, d.type_name, d.name, d.base_path, d.publication_id,
-            d.repository_id, d.hidden, d.labels, d.created, d.updated, d.repository_version_id,
-            rv.repository_id AS version_repository_id, rv.number AS version_number, d.remote_id,
-            m.plugin AS remote_plugin, m.type_name AS remote_type, d.extra, d.content_guard,
-            g.kind AS content_guard_kind",
-        filters: &[
-            Filter::text("name", "d.name"),
-            Filter::text("base_path", "d.base_path"),
-            Filter::bool("hidden", "d.hidden"),
-            Filter::time("pulp_created", "d.created"),
-            Filter::time("pulp_last_updated", "d.updated"),
-        ],
-        labels: Some("d.labels"),
-        orderings: &[
-            ("name", "d.name"),
-            ("base_path", "d.base_path"),
-            ("pulp_created", "d.created"),
-            ("pulp_last_updated", "d.updated"),
-            ("pk", "d.id"),
-            ("pulp_id", "d.id"),
-        ],
-        default_ordering: "name",
-    };
+resource! {
+    /// A row of `distributions`, with the repository and number of the version it serves (if one)
+    /// and its remote's plugin and type (for the hrefs).
+    pub(crate) struct Distribution in "distributions d
+        LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
+        LEFT JOIN remotes m ON m.id = d.remote_id
+        LEFT JOIN content_guards g ON g.id = d.content_guard" as d {
+        plugin: String,
+        type_name: String,
+        name: String,
+        base_path: String,
+        publication_id: Option<String>,
+        repository_id: Option<String>,
+        hidden: i64,
+        labels: String,
+        created: String,
+        updated: String,
+        repository_version_id: Option<String>,
+        version_repository_id: Option<String> = "rv.repository_id",
+        version_number: Option<i64> = "rv.number",
+        #[sqlx(flatten)]
+        remote: JoinedRemote => "d.remote_id, m.plugin AS remote_plugin, m.type_name AS remote_type",
+        extra: String,
+        content_guard: Option<String>,
+        content_guard_kind: Option<String> = "g.kind",
+    }
+    filters: text name, text base_path, bool hidden, time pulp_created = created,
+        time pulp_last_updated = updated;
+    labels: labels;
+    orderings: name, base_path, pulp_created = created, pulp_last_updated = updated, pk = id,
+        pulp_id = id;
+    default_ordering: "name";
+    collection: Distributions;
 }
 
 /// A distribution as the API shows it.
@@ -155,12 +134,13 @@ impl DistributionView {
                 .map(|publication| hrefs::publication(names, plugin, type_name, publication)),
             repository_version,
             remote: distribution.remote.href(names),
-            identity: Identity {
-                pulp_href: hrefs::distribution(names, plugin, type_name, id),
-                prn: format!("prn:{plugin}.{type_name}distribution:{id}"),
-                pulp_created: distribution.created,
-                pulp_last_updated: distribution.updated,
-            },
+            identity: Identity::typed(
+                hrefs::distribution(names, plugin, type_name, id),
+                (plugin, type_name, id),
+                "distribution",
+                &distribution.created,
+                &distribution.updated,
+            ),
             base_path: distribution.base_path,
             name: distribution.name,
         }
@@ -168,14 +148,7 @@ impl DistributionView {
 }
 
 impl Typed for Distribution {
-    const TABLE: &'static str = "distributions";
-    const PREFIX: &'static str = "d.";
-    const COLLECTION: Collection = Collection::Distributions;
     type View = DistributionView;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, app: &App, names: &RestNames) -> DistributionView {
         DistributionView::new(&app.origin, names, self)
@@ -304,9 +277,12 @@ impl Typed for Distribution {
     }
 }
 
-/// Checks a base path: relative, no empty, `.` or `..` segments.
+/// Checks a base path: relative, no empty, `.` or `..` segments, not too long or deep.
 fn validate_base_path(base_path: &str) -> ApiResult<String> {
     let trimmed = base_path.trim_matches('/');
+    if let Some(message) = crate::domain::distributions::base_path_too_long(trimmed) {
+        return Err(ApiError::field("base_path", message));
+    }
     crate::plugins::validate_relative_path(trimmed)
         .map_err(|message| ApiError::field("base_path", message))?;
     Ok(trimmed.to_owned())

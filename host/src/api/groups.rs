@@ -19,9 +19,7 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
-use super::list::{
-    self, Bind, Conditions, Filter, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
-};
+use super::list::{self, Bind, Conditions, ListRequest, Visibility, fetch_by_id, resource};
 use super::object_roles::{self, RoleAction};
 use super::support::{self, Fields};
 use crate::db::{WriteTx, new_id, now};
@@ -64,23 +62,14 @@ pub fn id_of(href: &str) -> Option<String> {
     uuid::Uuid::parse_str(id).ok().map(|uuid| uuid.to_string())
 }
 
-/// A row of `groups`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Group {
-    id: String,
-    name: String,
-}
-
-impl Resource for Group {
-    const SPEC: ListSpec = ListSpec {
-        from: "groups",
-        id: "id",
-        columns: "id, name",
-        filters: &[Filter::text("name", "name"), Filter::text("id", "id")],
-        labels: None,
-        orderings: &[("name", "name"), ("id", "id")],
-        default_ordering: "name",
-    };
+resource! {
+    /// A row of `groups`.
+    pub(crate) struct Group in "groups" {
+        name: String,
+    }
+    filters: text name, text id;
+    orderings: name, id;
+    default_ordering: "name";
 }
 
 /// A group as the API shows it.
@@ -107,10 +96,6 @@ impl CoreObject for Group {
     const VIEWSET: &'static str = "groups";
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_group");
     type View = GroupView;
-
-    fn id(&self) -> &str {
-        &self.id
-    }
 
     async fn views(_app: &App, groups: Vec<Group>) -> ApiResult<Vec<GroupView>> {
         Ok(groups.into_iter().map(GroupView::from).collect())
@@ -213,23 +198,14 @@ impl Deletable for Group {
     }
 }
 
-/// A member of a group: a row of `users` joined to `group_users`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Member {
-    id: String,
-    username: String,
-}
-
-impl Resource for Member {
-    const SPEC: ListSpec = ListSpec {
-        from: "group_users gu JOIN users u ON u.id = gu.user_id",
-        id: "u.id",
-        columns: "u.id, u.username",
-        filters: &[Filter::text("username", "u.username")],
-        labels: None,
-        orderings: &[("username", "u.username")],
-        default_ordering: "username",
-    };
+resource! {
+    /// A member of a group: a row of `users` joined to `group_users`.
+    pub(crate) struct Member in "group_users gu JOIN users u ON u.id = gu.user_id" as u {
+        username: String,
+    }
+    filters: text username;
+    orderings: username;
+    default_ordering: "username";
 }
 
 /// A member as the API shows it: the user's href and name.
@@ -273,14 +249,7 @@ async fn list_members(
     request: ListRequest,
 ) -> ApiResult<Response> {
     let group = membership(&app, &caller, &id, "list").await?;
-    list::list::<Member, _>(
-        &app,
-        &request,
-        members_of(&group.id),
-        &Visibility::all(),
-        MemberView::from,
-    )
-    .await
+    list::list_all::<Member, MemberView>(&app, &request, members_of(&group.id)).await
 }
 
 /// The body of `POST groups/<id>/users/`.

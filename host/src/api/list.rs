@@ -3,7 +3,8 @@
 //!
 //! A resource describes its table once in a [`ListSpec`]: the columns it selects (read back by
 //! name into its row type), the fields a client may filter on with their [`Kind`], the `ordering`
-//! names it accepts. The lookups each kind takes are Pulp's (django-filter's):
+//! names it accepts; `resource!` declares the row type and its spec from one list of fields. The
+//! lookups each kind takes are Pulp's (django-filter's):
 //!
 //! | kind | lookups |
 //! |---|---|
@@ -380,7 +381,155 @@ impl Visibility {
 pub trait Resource: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin + 'static {
     /// How the resource is listed.
     const SPEC: ListSpec;
+
+    /// The id of the row (every resource is addressed by one).
+    fn id(&self) -> &str;
 }
+
+/// Declares a resource's row type and its [`Resource`] impl from one list of fields, so a column
+/// is named once: the struct (with an `id: String` first, which every resource has) and the
+/// `SELECT` list read back into it come from the same fields.
+///
+/// ```text
+/// resource! {
+///     /// A row of `repositories`, with its remote's plugin and type.
+///     pub(crate) struct Repository in "repositories r LEFT JOIN remotes m ON m.id = r.remote_id" as r {
+///         name: String,
+///         labels: String,
+///         created: String,
+///         remote_plugin: Option<String> = "m.plugin",
+///         #[sqlx(flatten)]
+///         remote: JoinedRemote => "r.remote_id, m.plugin AS remote_plugin, m.type_name AS remote_type",
+///     }
+///     filters: text name, time pulp_created = created;
+///     labels: labels;
+///     orderings: name, pulp_created = created, pk = id;
+///     default_ordering: "name";
+///     collection: Repositories;
+/// }
+/// ```
+///
+/// `in "<FROM>" as r` reads the fields from the alias `r` of the `FROM` clause (no `as`: from
+/// the table itself). A field is its own column of that table, `= "<expression>"` reads it from
+/// an expression (`… AS field`), `=> "<columns>"` selects these columns for a flattened field.
+/// A filter is its [`Kind`] (`text`, `int`, `time`, `bool`) and query parameter, an ordering its
+/// name; either compares the column of its name, or `= column` of the table, or `= "<SQL>"`.
+/// `labels:` names the `pulp_labels` column of a resource that has labels; `collection:` the
+/// [`Collection`](crate::domain::hrefs::Collection) of a plugin-typed one, whose
+/// [`TypedRow`](super::typed::TypedRow) it declares (from its `plugin`, `type_name` and `id`).
+///
+/// `impl <Type> in "<FROM>" columns <COLUMNS>;` followed by the same list declares the
+/// [`Resource`] of a row type a lower layer owns (with an `id` field), with the columns it names.
+macro_rules! resource {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident in $from:literal $(as $alias:ident)? {
+            $(
+                $(#[$field_attr:meta])*
+                $field:ident : $type:ty $(= $expression:literal)? $(=> $columns:literal)?
+            ),* $(,)?
+        }
+        $($spec:tt)*
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, sqlx::FromRow)]
+        $vis struct $name {
+            id: String,
+            $($(#[$field_attr])* $field: $type,)*
+        }
+
+        $crate::api::list::resource! {
+            @impl $name $from [$($alias)?]
+            ($crate::api::list::resource!(
+                @columns [$($alias)?] $($field [$($expression)?] [$($columns)?])*
+            ));
+            $($spec)*
+        }
+    };
+    (
+        impl $name:ident in $from:literal $(as $alias:ident)? columns $columns:expr;
+        $($spec:tt)*
+    ) => {
+        $crate::api::list::resource! { @impl $name $from [$($alias)?] ($columns); $($spec)* }
+    };
+    (
+        @impl $name:ident $from:literal $prefix:tt ($columns:expr);
+        filters: $($kind:ident $filter:ident $(= $filter_column:tt)?),* ;
+        $(labels: $labels:tt;)?
+        orderings: $($ordering:ident $(= $ordering_column:tt)?),* ;
+        default_ordering: $default:literal;
+        $(collection: $collection:ident;)?
+    ) => {
+        impl $crate::api::list::Resource for $name {
+            const SPEC: $crate::api::list::ListSpec = $crate::api::list::ListSpec {
+                from: $from,
+                id: $crate::api::list::resource!(@column $prefix id),
+                columns: $columns,
+                filters: &[$($crate::api::list::Filter::$kind(
+                    stringify!($filter),
+                    $crate::api::list::resource!(@column $prefix $filter $($filter_column)?),
+                )),*],
+                labels: $crate::api::list::resource!(@labels $prefix $($labels)?),
+                orderings: &[$((
+                    stringify!($ordering),
+                    $crate::api::list::resource!(@column $prefix $ordering $($ordering_column)?),
+                )),*],
+                default_ordering: $default,
+            };
+
+            fn id(&self) -> &str {
+                &self.id
+            }
+        }
+        $(
+            impl $crate::api::typed::TypedRow for $name {
+                const COLLECTION: $crate::domain::hrefs::Collection =
+                    $crate::domain::hrefs::Collection::$collection;
+
+                fn key(&self) -> (&str, &str, &str) {
+                    (&self.plugin, &self.type_name, &self.id)
+                }
+            }
+        )?
+    };
+    (@columns $prefix:tt $($field:ident $expression:tt $columns:tt)*) => {
+        concat!(
+            $crate::api::list::resource!(@column $prefix id)
+            $(, ", ", $crate::api::list::resource!(@select $prefix $field $expression $columns))*
+        )
+    };
+    (@select $prefix:tt $field:ident [] []) => {
+        $crate::api::list::resource!(@column $prefix $field)
+    };
+    (@select $prefix:tt $field:ident [$expression:literal] []) => {
+        concat!($expression, " AS ", stringify!($field))
+    };
+    (@select $prefix:tt $field:ident [] [$columns:literal]) => {
+        $columns
+    };
+    (@labels $prefix:tt) => {
+        None
+    };
+    (@labels $prefix:tt $labels:tt) => {
+        Some($crate::api::list::resource!(@column $prefix $labels))
+    };
+    (@column $prefix:tt $name:ident $column:literal) => {
+        $column
+    };
+    (@column $prefix:tt $name:ident $column:ident) => {
+        $crate::api::list::resource!(@column $prefix $column)
+    };
+    (@column $prefix:tt $column:literal) => {
+        $column
+    };
+    (@column [] $column:ident) => {
+        stringify!($column)
+    };
+    (@column [$alias:ident] $column:ident) => {
+        concat!(stringify!($alias), ".", stringify!($column))
+    };
+}
+pub(crate) use resource;
 
 /// `limit`/`offset` of a list request.
 #[derive(Debug, Clone, Copy)]
@@ -465,6 +614,39 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The identity of object `id` of core's `model` (`prn:core.<model>:<id>`).
+    pub fn core(
+        pulp_href: String,
+        model: &str,
+        id: &str,
+        created: &str,
+        updated: &str,
+    ) -> Identity {
+        Identity {
+            pulp_href,
+            prn: format!("prn:core.{model}:{id}"),
+            pulp_created: created.to_owned(),
+            pulp_last_updated: updated.to_owned(),
+        }
+    }
+
+    /// The identity of object `id` of a plugin's type, whose model is the type's name followed by
+    /// the resource's (`prn:file.filerepository:<id>`).
+    pub fn typed(
+        pulp_href: String,
+        (plugin, type_name, id): (&str, &str, &str),
+        resource: &str,
+        created: &str,
+        updated: &str,
+    ) -> Identity {
+        Identity {
+            pulp_href,
+            prn: format!("prn:{plugin}.{type_name}{resource}:{id}"),
+            pulp_created: created.to_owned(),
+            pulp_last_updated: updated.to_owned(),
+        }
+    }
+
     /// The identity of an object that never changes after it is created.
     pub fn immutable(pulp_href: String, prn: String, created: String) -> Identity {
         Identity {
@@ -563,6 +745,16 @@ pub async fn list<R: Resource, V: Serialize>(
     let page = Page::from_query(&request.query)?;
     let (total, rows) = fetch_page::<R>(&app.db, &request.query, extra, visibility, &page).await?;
     Ok(page.respond(app, &request.uri, total, rows.into_iter().map(view)))
+}
+
+/// Lists `R` as [`list`] does, every row the `extra` conditions leave (the caller may see them all,
+/// or the route checked what they may see), each answered as its `V`.
+pub async fn list_all<R: Resource, V: Serialize + From<R>>(
+    app: &App,
+    request: &ListRequest,
+    extra: Conditions,
+) -> ApiResult<Response> {
+    list(app, request, extra, &Visibility::all(), V::from).await
 }
 
 /// One page of `R` and the total count: the spec's filters from `query` and `extra`, within

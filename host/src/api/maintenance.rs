@@ -45,7 +45,7 @@ async fn orphan_cleanup(
     fields: Fields,
 ) -> ApiResult<Response> {
     caller
-        .authorize(&app, "orphans/cleanup", "create", &Subject::default())
+        .authorize_action(&app, "orphans/cleanup", "create")
         .await?;
     let protection_minutes = fields
         .opt_int("orphan_protection_time", 0, 100 * 365 * 24 * 60)?
@@ -186,9 +186,7 @@ async fn repair_all(
     caller: Caller,
     fields: Fields,
 ) -> ApiResult<Response> {
-    caller
-        .authorize(&app, "repair", "create", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, "repair", "create").await?;
     let verify_checksums = verify_checksums(&fields)?;
     spawn_task(
         &app,

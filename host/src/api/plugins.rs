@@ -23,13 +23,12 @@ use utoipa::ToSchema;
 use super::access::Caller;
 use super::list::{self, ExtraFilter, ListRequest, Page};
 use super::routes::Routes;
-use super::support::{Fields, next_field};
+use super::support::{Fields, Form};
 use crate::domain::hrefs::{API_ROOT, artifact};
 use crate::domain::registry::{self, InstalledRow, RegistryError, info_json};
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::{LoadedPlugin, PluginSource};
 use crate::rbac;
-use crate::rbac::policy::Subject;
 use crate::state::AppState;
 
 /// The access policy of these routes: installing, upgrading, disabling and removing plugins
@@ -192,15 +191,14 @@ async fn read(State(app): State<AppState>, Path(name): Path<String>) -> ApiResul
 async fn install(
     State(app): State<AppState>,
     caller: Caller,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> ApiResult<Response> {
     // Before a byte of the component is read.
-    caller
-        .authorize(&app, POLICY, "create", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "create").await?;
     let limit = app.config.plugin_max_bytes;
     let mut component = None;
-    while let Some(mut field) = next_field(&mut multipart).await? {
+    let mut form = Form::from(multipart);
+    while let Some(mut field) = form.next().await? {
         if field.name() != Some("file") {
             continue;
         }
@@ -245,7 +243,7 @@ async fn update(
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
     caller
-        .authorize(&app, POLICY, "partial_update", &Subject::default())
+        .authorize_action(&app, POLICY, "partial_update")
         .await?;
     for key in fields.0.keys() {
         if key != "enabled" {
@@ -265,9 +263,7 @@ async fn remove(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    caller
-        .authorize(&app, POLICY, "destroy", &Subject::default())
-        .await?;
+    caller.authorize_action(&app, POLICY, "destroy").await?;
     let force = match query.get("force").map(String::as_str) {
         None | Some("false" | "0") => false,
         Some("true" | "1") => true,

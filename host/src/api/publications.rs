@@ -5,11 +5,11 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::list::{Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource};
+use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource};
 use super::routes::Routes;
 use super::support::{Fields, referenced, spawn_task, version_id};
 use super::typed::{self, TypeRoute, Typed, href_filter};
-use crate::domain::hrefs::{self, Collection, Href, RestNames};
+use crate::domain::hrefs::{self, Href, RestNames};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
 use crate::tasks::ResourceLock;
@@ -20,31 +20,20 @@ pub fn router() -> Routes {
     typed::routes::<Publication>()
 }
 
-/// A complete publication, with the number of the version it publishes.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Publication {
-    id: String,
-    plugin: String,
-    type_name: String,
-    repository_id: String,
-    number: i64,
-    created: String,
-}
-
-impl Resource for Publication {
-    const SPEC: ListSpec = ListSpec {
-        from: "publications p JOIN repository_versions v ON v.id = p.repository_version_id",
-        id: "p.id",
-        columns: "p.id, p.plugin, p.type_name, p.repository_id, v.number, p.created",
-        filters: &[Filter::time("pulp_created", "p.created")],
-        labels: None,
-        orderings: &[
-            ("pulp_created", "p.created"),
-            ("pk", "p.id"),
-            ("pulp_id", "p.id"),
-        ],
-        default_ordering: "-pulp_created",
-    };
+resource! {
+    /// A complete publication, with the number of the version it publishes.
+    pub(crate) struct Publication
+    in "publications p JOIN repository_versions v ON v.id = p.repository_version_id" as p {
+        plugin: String,
+        type_name: String,
+        repository_id: String,
+        number: i64 = "v.number",
+        created: String,
+    }
+    filters: time pulp_created = created;
+    orderings: pulp_created = created, pk = id, pulp_id = id;
+    default_ordering: "-pulp_created";
+    collection: Publications;
 }
 
 /// A publication as the API shows it.
@@ -79,15 +68,8 @@ impl PublicationView {
 }
 
 impl Typed for Publication {
-    const TABLE: &'static str = "publications";
-    const PREFIX: &'static str = "p.";
-    const COLLECTION: Collection = Collection::Publications;
     type View = PublicationView;
     const MUTABLE: bool = false;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, _app: &App, names: &RestNames) -> PublicationView {
         PublicationView::new(names, self)

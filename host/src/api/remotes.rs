@@ -11,13 +11,13 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::input::{self, Input};
-use super::list::{self, Filter, Identity, ListSpec, Resource};
+use super::list::{self, Identity, resource};
 use super::plugin_fields::{self, Kind};
 use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of, set_columns,
 };
-use super::typed::{self, TypeRoute, Typed};
+use super::typed::{self, TypeRoute, Typed, TypedRow};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
@@ -35,32 +35,15 @@ pub fn router() -> Routes {
 /// A row of `remotes` (the domain's: the same row configures downloads).
 pub(crate) type Remote = crate::domain::remotes::RemoteRow;
 
-impl Resource for Remote {
-    const SPEC: ListSpec = ListSpec {
-        from: "remotes",
-        id: "id",
-        columns: Remote::COLUMNS,
-        filters: &[
-            Filter::text("name", "name"),
-            Filter::text("url", "url"),
-            Filter::text("policy", "policy"),
-            Filter::int("download_concurrency", "download_concurrency"),
-            Filter::bool("tls_validation", "tls_validation"),
-            Filter::time("pulp_created", "created"),
-            Filter::time("pulp_last_updated", "updated"),
-        ],
-        labels: Some("labels"),
-        orderings: &[
-            ("name", "name"),
-            ("pulp_created", "created"),
-            ("pulp_last_updated", "updated"),
-            ("pk", "id"),
-            ("pulp_id", "id"),
-            ("url", "url"),
-            ("policy", "policy"),
-        ],
-        default_ordering: "name",
-    };
+resource! {
+    impl Remote in "remotes" columns Remote::COLUMNS;
+    filters: text name, text url, text policy, int download_concurrency, bool tls_validation,
+        time pulp_created = created, time pulp_last_updated = updated;
+    labels: labels;
+    orderings: name, pulp_created = created, pulp_last_updated = updated, pk = id, pulp_id = id,
+        url, policy;
+    default_ordering: "name";
+    collection: Remotes;
 }
 
 /// The remote a repository or a distribution names, as their lists join it: its id and, for
@@ -145,15 +128,13 @@ impl RemoteView {
                 hidden("username", &remote.username),
                 hidden("password", &remote.password),
             ],
-            identity: Identity {
-                pulp_href: hrefs::remote(names, &remote.plugin, &remote.type_name, &remote.id),
-                prn: format!(
-                    "prn:{}.{}remote:{}",
-                    remote.plugin, remote.type_name, remote.id
-                ),
-                pulp_created: remote.created,
-                pulp_last_updated: remote.updated,
-            },
+            identity: Identity::typed(
+                remote.href(names),
+                remote.key(),
+                "remote",
+                &remote.created,
+                &remote.updated,
+            ),
             extra: plugin_fields::stored(&remote.extra),
             name: remote.name,
             url: remote.url,
@@ -179,14 +160,7 @@ impl RemoteView {
 }
 
 impl Typed for Remote {
-    const TABLE: &'static str = "remotes";
-    const PREFIX: &'static str = "";
-    const COLLECTION: Collection = Collection::Remotes;
     type View = RemoteView;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, app: &App, names: &RestNames) -> RemoteView {
         RemoteView::new(names, &app.secrets, self)

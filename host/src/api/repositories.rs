@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListRequest, ListSpec,
-    Resource, Visibility, fetch_one, shaped, split_list,
+    self, Bind, Conditions, ExtraFilter, Identity, ListQuery, ListRequest, Visibility, fetch_one,
+    resource, shaped, split_list,
 };
 use super::remotes::{JoinedRemote, remote_field};
 use super::routes::Routes;
@@ -22,9 +22,9 @@ use super::support::{
     Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, set_columns,
     spawn_task, version_id,
 };
-use super::typed::{self, TypeRoute, Typed, href_filter};
+use super::typed::{self, TypeRoute, Typed, TypedRow, href_filter};
 use crate::db::{new_id, now};
-use crate::domain::hrefs::{self, Collection, Href, RestNames};
+use crate::domain::hrefs::{self, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::Subject;
@@ -54,49 +54,28 @@ pub fn router() -> Routes {
         )
 }
 
-/// A row of `repositories`, with its remote's plugin and type (for the remote's href).
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Repository {
-    id: String,
-    plugin: String,
-    type_name: String,
-    name: String,
-    description: Option<String>,
-    retain_repo_versions: Option<i64>,
-    latest_version: i64,
-    labels: String,
-    created: String,
-    updated: String,
-    #[sqlx(flatten)]
-    remote: JoinedRemote,
-}
-
-impl Resource for Repository {
-    const SPEC: ListSpec = ListSpec {
-        from: "repositories r LEFT JOIN remotes m ON m.id = r.remote_id",
-        id: "r.id",
-        columns: "r.id, r.plugin, r.type_name, r.name, r.description, r.retain_repo_versions,
-            r.remote_id, r.latest_version, r.labels, r.created, r.updated,
-            m.plugin AS remote_plugin, m.type_name AS remote_type",
-        filters: &[
-            Filter::text("name", "r.name"),
-            Filter::text("description", "r.description"),
-            Filter::int("retain_repo_versions", "r.retain_repo_versions"),
-            Filter::time("pulp_created", "r.created"),
-            Filter::time("pulp_last_updated", "r.updated"),
-        ],
-        labels: Some("r.labels"),
-        orderings: &[
-            ("name", "r.name"),
-            ("pulp_created", "r.created"),
-            ("pulp_last_updated", "r.updated"),
-            ("pk", "r.id"),
-            ("pulp_id", "r.id"),
-            ("description", "r.description"),
-            ("retain_repo_versions", "r.retain_repo_versions"),
-        ],
-        default_ordering: "name",
-    };
+resource! {
+    /// A row of `repositories`, with its remote's plugin and type (for the remote's href).
+    pub(crate) struct Repository in "repositories r LEFT JOIN remotes m ON m.id = r.remote_id" as r {
+        plugin: String,
+        type_name: String,
+        name: String,
+        description: Option<String>,
+        retain_repo_versions: Option<i64>,
+        latest_version: i64,
+        labels: String,
+        created: String,
+        updated: String,
+        #[sqlx(flatten)]
+        remote: JoinedRemote => "r.remote_id, m.plugin AS remote_plugin, m.type_name AS remote_type",
+    }
+    filters: text name, text description, int retain_repo_versions, time pulp_created = created,
+        time pulp_last_updated = updated;
+    labels: labels;
+    orderings: name, pulp_created = created, pulp_last_updated = updated, pk = id, pulp_id = id,
+        description, retain_repo_versions;
+    default_ordering: "name";
+    collection: Repositories;
 }
 
 /// A repository as the API shows it.
@@ -125,15 +104,13 @@ impl RepositoryView {
         RepositoryView {
             versions_href: format!("{href}versions/"),
             latest_version_href: format!("{href}versions/{}/", repository.latest_version),
-            identity: Identity {
-                pulp_href: href,
-                prn: format!(
-                    "prn:{}.{}repository:{}",
-                    repository.plugin, repository.type_name, repository.id
-                ),
-                pulp_created: repository.created,
-                pulp_last_updated: repository.updated,
-            },
+            identity: Identity::typed(
+                href,
+                repository.key(),
+                "repository",
+                &repository.created,
+                &repository.updated,
+            ),
             pulp_labels: json_column(&repository.labels),
             name: repository.name,
             description: repository.description,
@@ -154,14 +131,7 @@ async fn remote_href(app: &App, remote_id: &str) -> ApiResult<Option<String>> {
 }
 
 impl Typed for Repository {
-    const TABLE: &'static str = "repositories";
-    const PREFIX: &'static str = "r.";
-    const COLLECTION: Collection = Collection::Repositories;
     type View = RepositoryView;
-
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.plugin, &self.type_name, &self.id)
-    }
 
     fn view(self, _app: &App, names: &RestNames) -> RepositoryView {
         RepositoryView::new(names, self)
@@ -436,39 +406,22 @@ async fn current_content(app: &AppState, repository_id: &str) -> ApiResult<Vec<S
         .await?)
 }
 
-/// A row of `repository_versions`, with its base version's number and its repository's
-/// identity.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Version {
-    id: String,
-    number: i64,
-    content_summary: String,
-    created: String,
-    base_number: Option<i64>,
-    repository_id: String,
-    plugin: String,
-    type_name: String,
-}
-
-impl Resource for Version {
-    const SPEC: ListSpec = ListSpec {
-        from: "repository_versions v JOIN repositories r ON r.id = v.repository_id
-           LEFT JOIN repository_versions b ON b.id = v.base_version_id",
-        id: "v.id",
-        columns: "v.id, v.number, v.content_summary, v.created, b.number AS base_number,
-            r.id AS repository_id, r.plugin, r.type_name",
-        filters: &[
-            Filter::int("number", "v.number"),
-            Filter::time("pulp_created", "v.created"),
-        ],
-        labels: None,
-        orderings: &[
-            ("number", "v.number"),
-            ("pulp_created", "v.created"),
-            ("pk", "v.id"),
-        ],
-        default_ordering: "-number",
-    };
+resource! {
+    /// A row of `repository_versions`, with its base version's number and its repository's
+    /// identity.
+    pub(crate) struct Version in "repository_versions v JOIN repositories r ON r.id = v.repository_id
+        LEFT JOIN repository_versions b ON b.id = v.base_version_id" as v {
+        number: i64,
+        content_summary: String,
+        created: String,
+        base_number: Option<i64> = "b.number",
+        repository_id: String = "r.id",
+        plugin: String = "r.plugin",
+        type_name: String = "r.type_name",
+    }
+    filters: int number, time pulp_created = created;
+    orderings: number, pulp_created = created, pk = id;
+    default_ordering: "-number";
 }
 
 /// A repository version as the API shows it.

@@ -19,11 +19,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::access::Caller;
-use super::core_objects::CoreObject;
 use super::input::{self, Input};
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Filter, ListQuery, ListRequest, ListSpec, Page, Resource,
-    Visibility, fetch_by_id,
+    self, Bind, Conditions, ExtraFilter, ListQuery, ListRequest, Page, Resource, Visibility,
+    fetch_by_id, resource,
 };
 use super::object_roles::{NamedRole, RoleObject};
 use super::roles::permissions_of;
@@ -134,33 +133,20 @@ impl Owner {
     }
 }
 
-/// A row of `role_assignments`, with its role's name and description.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Assignment {
-    id: String,
-    role_id: String,
-    role_name: String,
-    description: Option<String>,
-    user_id: Option<String>,
-    group_id: Option<String>,
-    object_href: Option<String>,
-    created: String,
-}
-
-impl Resource for Assignment {
-    const SPEC: ListSpec = ListSpec {
-        from: "role_assignments ra JOIN roles r ON r.id = ra.role_id",
-        id: "ra.id",
-        columns: "ra.id, ra.role_id, r.name AS role_name, r.description, ra.user_id, ra.group_id,
-            ra.object_href, ra.created",
-        filters: &[
-            Filter::text("role", "r.name"),
-            Filter::time("pulp_created", "ra.created"),
-        ],
-        labels: None,
-        orderings: &[("pulp_created", "ra.created"), ("role", "r.name")],
-        default_ordering: "pulp_created",
-    };
+resource! {
+    /// A row of `role_assignments`, with its role's name and description.
+    pub(crate) struct Assignment in "role_assignments ra JOIN roles r ON r.id = ra.role_id" as ra {
+        role_id: String,
+        role_name: String = "r.name",
+        description: Option<String> = "r.description",
+        user_id: Option<String>,
+        group_id: Option<String>,
+        object_href: Option<String>,
+        created: String,
+    }
+    filters: text role = "r.name", time pulp_created = created;
+    orderings: pulp_created = created, role = "r.name";
+    default_ordering: "pulp_created";
 }
 
 /// The list filters [`list`] reads itself.

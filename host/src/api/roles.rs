@@ -17,8 +17,7 @@ use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{
-    Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, in_list,
-    split_list,
+    Bind, Conditions, ExtraFilter, Identity, ListQuery, in_list, resource, split_list,
 };
 use super::support::{self, Fields};
 use crate::db::{Db, WriteTx, new_id, now};
@@ -42,38 +41,18 @@ pub fn href(id: &str) -> String {
     format!("{API_ROOT}roles/{id}/")
 }
 
-/// A row of `roles` (its permissions are in `role_permissions`).
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Role {
-    id: String,
-    name: String,
-    description: Option<String>,
-    locked: i64,
-    created: String,
-    updated: String,
-}
-
-impl Resource for Role {
-    const SPEC: ListSpec = ListSpec {
-        from: "roles",
-        id: "id",
-        columns: "id, name, description, locked, created, updated",
-        filters: &[
-            Filter::text("name", "name"),
-            Filter::text("description", "description"),
-            Filter::bool("locked", "locked"),
-            Filter::time("pulp_created", "created"),
-        ],
-        labels: None,
-        orderings: &[
-            ("name", "name"),
-            ("description", "description"),
-            ("locked", "locked"),
-            ("pulp_created", "created"),
-            ("pulp_last_updated", "updated"),
-        ],
-        default_ordering: "name",
-    };
+resource! {
+    /// A row of `roles` (its permissions are in `role_permissions`).
+    pub(crate) struct Role in "roles" {
+        name: String,
+        description: Option<String>,
+        locked: i64,
+        created: String,
+        updated: String,
+    }
+    filters: text name, text description, bool locked, time pulp_created = created;
+    orderings: name, description, locked, pulp_created = created, pulp_last_updated = updated;
+    default_ordering: "name";
 }
 
 /// The list filters [`list`] reads itself.
@@ -98,12 +77,13 @@ pub(crate) struct RoleView {
 impl RoleView {
     fn of(role: Role, permissions: Vec<String>) -> RoleView {
         RoleView {
-            identity: Identity {
-                pulp_href: href(&role.id),
-                prn: format!("prn:core.role:{}", role.id),
-                pulp_created: role.created,
-                pulp_last_updated: role.updated,
-            },
+            identity: Identity::core(
+                href(&role.id),
+                "role",
+                &role.id,
+                &role.created,
+                &role.updated,
+            ),
             name: role.name,
             description: role.description,
             permissions,
@@ -141,10 +121,6 @@ pub(crate) async fn permissions_of(
 impl CoreObject for Role {
     const VIEWSET: &'static str = "roles";
     type View = RoleView;
-
-    fn id(&self) -> &str {
-        &self.id
-    }
 
     /// `contains_permission`: the roles holding one of these permissions.
     fn filters(query: &ListQuery) -> Conditions {

@@ -2,7 +2,6 @@
 //! `202 {"task": href}`, and the update and delete tasks. Lists go through [`super::list`].
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,8 +20,26 @@ use crate::plugins::rest_names::{Collection, PluginNames};
 use crate::state::App;
 use crate::tasks::{self, ResourceLock, kinds::TaskArgs};
 
-/// Largest JSON request body.
-const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+/// Largest JSON request body: 2.5 MiB, Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`, which Pulp keeps.
+const MAX_JSON_BODY: usize = 5 * 512 * 1024;
+
+/// Longest `name`, in characters (Pulp's `max_length` for names).
+pub const MAX_NAME_CHARS: usize = 255;
+/// Longest label key, in characters.
+pub const MAX_LABEL_KEY_CHARS: usize = 255;
+/// Longest label value, in characters.
+pub const MAX_LABEL_VALUE_CHARS: usize = 4096;
+
+/// Refuses `text` in `field` longer than `max` characters, with Django REST framework's message.
+pub fn check_length(field: &str, text: &str, max: usize) -> ApiResult<()> {
+    if text.chars().count() > max {
+        return Err(ApiError::field(
+            field,
+            format!("Ensure this field has no more than {max} characters."),
+        ));
+    }
+    Ok(())
+}
 
 /// A JSON object request body, read field by field so each problem names its field.
 #[derive(Debug, Default)]
@@ -31,18 +48,18 @@ pub struct Fields(pub Map<String, Value>);
 impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|_| ApiError::bad_request("The request body could not be read."))?;
-        if bytes.len() > MAX_JSON_BODY {
-            return Err(ApiError::bad_request("The request body is too large."));
-        }
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        // Read here with its own limit: axum's default one would answer first, with a 400.
+        let bytes = read_limited(request.into_body(), MAX_JSON_BODY).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Fields::default());
         }
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(Fields(map)),
+            Ok(Value::Object(map)) => {
+                let fields = Fields(map);
+                fields.check_lengths()?;
+                Ok(fields)
+            }
             Ok(_) => Err(ApiError::bad_request(
                 "The request body must be a JSON object.",
             )),
@@ -51,7 +68,49 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
     }
 }
 
+/// More of an oversized body read and dropped before the 413 goes out: a client still sending
+/// when the connection closes sees a reset instead of the answer (what nginx's lingering close
+/// is for). Bounded, and the listener's body timeout still applies.
+const MAX_DRAINED: usize = 16 * 1024 * 1024;
+
+/// The body, if it is at most `limit` bytes; 413 otherwise.
+async fn read_limited(body: axum::body::Body, limit: usize) -> ApiResult<axum::body::Bytes> {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| ApiError::unread_body(&error, limit as u64))?;
+        if bytes.len() + chunk.len() > limit {
+            let mut drained = 0;
+            while drained < MAX_DRAINED
+                && let Some(Ok(chunk)) = stream.next().await
+            {
+                drained += chunk.len();
+            }
+            return Err(ApiError::too_large(limit as u64));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.into())
+}
+
 impl Fields {
+    /// Refuses a `name` or `pulp_labels` longer than any resource keeps.
+    fn check_lengths(&self) -> ApiResult<()> {
+        if let Some(Value::String(name)) = self.0.get("name") {
+            check_length("name", name, MAX_NAME_CHARS)?;
+        }
+        if let Some(Value::Object(labels)) = self.0.get("pulp_labels") {
+            for (key, value) in labels {
+                check_length("pulp_labels", key, MAX_LABEL_KEY_CHARS)?;
+                if let Value::String(value) = value {
+                    check_length("pulp_labels", value, MAX_LABEL_VALUE_CHARS)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the field is present (and not null).
     pub fn has(&self, name: &str) -> bool {
         self.0.get(name).is_some_and(|value| !value.is_null())
@@ -154,28 +213,82 @@ impl Fields {
     }
 }
 
-/// The next field of a multipart body; a malformed body is a 400.
-pub async fn next_field(
-    multipart: &mut axum::extract::Multipart,
-) -> ApiResult<Option<axum::extract::multipart::Field<'_>>> {
-    multipart
-        .next_field()
+/// Most parts (fields and files) of a multipart body.
+pub const MAX_FORM_PARTS: usize = 64;
+/// Longest text field of a multipart body, in bytes.
+pub const MAX_FORM_TEXT: usize = 64 * 1024;
+/// Longest digest field: a sha512 in hex, with room for whitespace.
+const MAX_DIGEST_TEXT: usize = 256;
+
+/// A multipart body read part by part: a malformed body is a 400, and so is a part past
+/// [`MAX_FORM_PARTS`] (naming it).
+#[derive(Debug)]
+pub struct Form {
+    multipart: axum::extract::Multipart,
+    parts: usize,
+}
+
+impl From<axum::extract::Multipart> for Form {
+    fn from(multipart: axum::extract::Multipart) -> Self {
+        Form {
+            multipart,
+            parts: 0,
+        }
+    }
+}
+
+impl Form {
+    /// The next part, if any.
+    pub async fn next(&mut self) -> ApiResult<Option<axum::extract::multipart::Field<'_>>> {
+        let field =
+            self.multipart.next_field().await.map_err(|error| {
+                ApiError::bad_request(format!("Invalid multipart body: {error}"))
+            })?;
+        if let Some(field) = &field {
+            self.parts += 1;
+            if self.parts > MAX_FORM_PARTS {
+                return Err(ApiError::field(
+                    field.name().unwrap_or("non_field_errors"),
+                    format!("A form may carry at most {MAX_FORM_PARTS} fields."),
+                ));
+            }
+        }
+        Ok(field)
+    }
+}
+
+/// The text of a multipart field, read only as far as `max_bytes`: longer is a 400 naming it.
+pub async fn text_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    max_bytes: usize,
+) -> ApiResult<String> {
+    let name = field.name().unwrap_or("non_field_errors").to_owned();
+    crate::content::form::bounded_text(field, max_bytes)
         .await
-        .map_err(|error| ApiError::bad_request(format!("Invalid multipart body: {error}")))
+        .map_err(|error| match error {
+            crate::content::form::TextError::TooLong => ApiError::field(
+                &name,
+                format!("Ensure this field has no more than {max_bytes} bytes."),
+            ),
+            crate::content::form::TextError::Unreadable(message) => {
+                ApiError::field(&name, format!("Invalid value: {message}"))
+            }
+        })
 }
 
 /// The text of a multipart field that gives a hex digest, as digests are compared: trimmed and
-/// in lowercase (text that cannot be read is empty, which no digest is).
-pub async fn digest_field(field: axum::extract::multipart::Field<'_>) -> String {
-    let text = field.text().await.unwrap_or_default();
-    text.trim().to_ascii_lowercase()
+/// in lowercase.
+pub async fn digest_field(mut field: axum::extract::multipart::Field<'_>) -> ApiResult<String> {
+    let text = text_field(&mut field, MAX_DIGEST_TEXT).await?;
+    Ok(text.trim().to_ascii_lowercase())
 }
 
 /// Stages the bytes of a multipart `file` field as they arrive, showing each chunk to `observe`
-/// (a hasher of more digests, say) first.
+/// (a hasher of more digests, say) first. More than `max_bytes` is a 413, before the rest is read.
 pub async fn stage_file(
     app: &App,
     field: &mut axum::extract::multipart::Field<'_>,
+    max_bytes: u64,
     mut observe: impl FnMut(&[u8]),
 ) -> ApiResult<crate::storage::ReceivedBlob> {
     let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
@@ -184,6 +297,12 @@ pub async fn stage_file(
         .await
         .map_err(|error| ApiError::field("file", format!("Upload interrupted: {error}")))?
     {
+        if staged.size() + chunk.len() as u64 > max_bytes {
+            return Err(ApiError::detail(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The file exceeds {max_bytes} bytes."),
+            ));
+        }
         observe(&chunk);
         staged.write(&chunk).await.map_err(ApiError::internal)?;
     }
@@ -429,7 +548,10 @@ pub async fn change_label(
 async fn set_label(app: &App, table: &str, id: &str, fields: &Fields) -> ApiResult<Response> {
     let key = label_key(fields)?;
     let value = match fields.0.get("value") {
-        Some(Value::String(value)) => value.clone(),
+        Some(Value::String(value)) => {
+            check_length("value", value, MAX_LABEL_VALUE_CHARS)?;
+            value.clone()
+        }
         None => return Err(ApiError::field("value", "This field is required.")),
         Some(_) => return Err(ApiError::field("value", "Not a valid string.")),
     };
@@ -468,6 +590,7 @@ async fn unset_label(app: &App, table: &str, id: &str, fields: &Fields) -> ApiRe
 /// A label key: word characters and spaces, as `pulp_label_select` can name it.
 fn label_key(fields: &Fields) -> ApiResult<String> {
     let key = fields.required_str("key")?;
+    check_length("key", &key, MAX_LABEL_KEY_CHARS)?;
     if !key
         .chars()
         .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == ' ')

@@ -10,9 +10,7 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Deletable};
-use super::list::{
-    Bind, Conditions, ExtraFilter, Filter, Identity, ListQuery, ListSpec, Resource, split_list,
-};
+use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource, split_list};
 use super::routes::Routes;
 use super::support::{Fields, json_column};
 use crate::db::now;
@@ -33,48 +31,24 @@ pub fn router() -> Routes {
         )
 }
 
-/// A row of `tasks`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Task {
-    id: String,
-    name: String,
-    state: String,
-    created: String,
-    started: Option<String>,
-    finished: Option<String>,
-    worker: Option<String>,
-    error: Option<String>,
-    progress_reports: String,
-    created_resources: String,
-    logging_cid: Option<String>,
-}
-
-impl Resource for Task {
-    const SPEC: ListSpec = ListSpec {
-        from: "tasks",
-        id: "id",
-        columns: "id, name, state, created, started, finished, worker, error, progress_reports,
-            created_resources, logging_cid",
-        filters: &[
-            Filter::text("state", "state"),
-            Filter::text("name", "name"),
-            Filter::text("worker", "worker"),
-            Filter::text("logging_cid", "logging_cid"),
-            Filter::time("pulp_created", "created"),
-            Filter::time("started_at", "started"),
-            Filter::time("finished_at", "finished"),
-            Filter::time("unblocked_at", "started"),
-        ],
-        labels: None,
-        orderings: &[
-            ("pulp_created", "created"),
-            ("started_at", "started"),
-            ("finished_at", "finished"),
-            ("name", "name"),
-            ("state", "state"),
-        ],
-        default_ordering: "-pulp_created",
-    };
+resource! {
+    /// A row of `tasks`.
+    pub(crate) struct Task in "tasks" {
+        name: String,
+        state: String,
+        created: String,
+        started: Option<String>,
+        finished: Option<String>,
+        worker: Option<String>,
+        error: Option<String>,
+        progress_reports: String,
+        created_resources: String,
+        logging_cid: Option<String>,
+    }
+    filters: text state, text name, text worker, text logging_cid, time pulp_created = created,
+        time started_at = started, time finished_at = finished, time unblocked_at = started;
+    orderings: pulp_created = created, started_at = started, finished_at = finished, name, state;
+    default_ordering: "-pulp_created";
 }
 
 /// A task as the API shows it.
@@ -262,10 +236,6 @@ impl CoreObject for Task {
     const VIEWSET: &'static str = "tasks";
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_task");
     type View = TaskView;
-
-    fn id(&self) -> &str {
-        &self.id
-    }
 
     fn filters(query: &ListQuery) -> Conditions {
         resource_filters(query)

@@ -39,27 +39,23 @@ type TypePath = Path<(String, String)>;
 /// `/<plugin>/<type>/<id>/` of a typed route.
 type ObjectPath = Path<(String, String, String)>;
 
-/// A resource whose routes are typed by a plugin and one of its types.
-pub trait Typed: Resource {
-    /// Its table (labels are changed there).
-    const TABLE: &'static str;
-    /// The prefix of the `plugin` and `type_name` columns in [`Resource::SPEC`]'s `FROM`.
-    const PREFIX: &'static str;
+/// A row of a plugin-typed resource: its collection and key, which `resource!` declares from its
+/// `collection:` (the rows of all four have the same `plugin`, `type_name` and `id` columns).
+pub trait TypedRow: Resource {
     /// The collection whose REST name the routes' type segment is.
     const COLLECTION: Collection;
+
+    /// Its plugin, type and id.
+    fn key(&self) -> (&str, &str, &str);
+}
+
+/// A resource whose routes are typed by a plugin and one of its types.
+pub trait Typed: TypedRow {
     /// How the API shows it.
     type View: Serialize + Send;
     /// Whether its objects change after they are created: updates (`PATCH`, `PUT`) and labels.
     /// Publications do not.
     const MUTABLE: bool = true;
-
-    /// Its plugin, type and id.
-    fn key(&self) -> (&str, &str, &str);
-
-    /// Its id.
-    fn id(&self) -> &str {
-        self.key().2
-    }
 
     /// Its `pulp_href`.
     fn href(&self, names: &RestNames) -> String {
@@ -117,6 +113,17 @@ pub trait Typed: Resource {
     ) -> impl Future<Output = ApiResult<(Changes, Vec<ResourceLock>)>> + Send {
         async { Err(ApiError::not_found()) }
     }
+}
+
+/// The table of `R` (labels are changed there): the first word of its `FROM`.
+fn table<R: Typed>() -> &'static str {
+    R::SPEC.from.split_whitespace().next().unwrap_or_default()
+}
+
+/// The prefix of `R`'s `plugin` and `type_name` columns in its `FROM`: that of its id column
+/// (`r.` of `r.id`, none of `id`).
+fn prefix<R: Typed>() -> &'static str {
+    R::SPEC.id.strip_suffix("id").unwrap_or_default()
 }
 
 /// The condition list filter `param` puts on a list when the query gives it: `condition` reads it
@@ -195,7 +202,7 @@ pub async fn visible_of_every_type<R: Typed>(app: &App, caller: &Caller) -> ApiR
     let seen = PluginScope {
         collection: R::COLLECTION,
         only: None,
-        plugin_column: &format!("{}plugin", R::PREFIX),
+        plugin_column: &format!("{}plugin", prefix::<R>()),
         id_column: R::SPEC.id,
     };
     seen.visibility(app, caller, |visible| visible.map(str::to_owned))
@@ -335,7 +342,7 @@ async fn fetch<R: Typed>(
     id: &str,
     visibility: &Visibility,
 ) -> ApiResult<R> {
-    let mut conditions = of_type(app, plugin, R::COLLECTION, segment, R::PREFIX)?;
+    let mut conditions = of_type(app, plugin, R::COLLECTION, segment, prefix::<R>())?;
     conditions.extend(R::shown());
     fetch_by_id(&app.db, id, conditions, visibility).await
 }
@@ -402,7 +409,7 @@ pub async fn list<R: Typed>(
     Path((plugin, segment)): TypePath,
     request: ListRequest,
 ) -> ApiResult<Response> {
-    let conditions = of_type(&app, &plugin, R::COLLECTION, &segment, R::PREFIX)?;
+    let conditions = of_type(&app, &plugin, R::COLLECTION, &segment, prefix::<R>())?;
     caller
         .authorize(
             &app,
@@ -511,7 +518,7 @@ fn label_route<R: Typed>(change: LabelChange) -> MethodRouter<AppState> {
               fields| async move {
             let key = (plugin.as_str(), segment.as_str(), id.as_str());
             let object = load_for::<R>(&app, &caller, key, action, Subject::default()).await?;
-            support::change_label(&app, R::TABLE, object.id(), &fields, change).await
+            support::change_label(&app, table::<R>(), object.id(), &fields, change).await
         },
     )
 }

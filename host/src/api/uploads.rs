@@ -15,9 +15,9 @@ use utoipa::ToSchema;
 
 use super::access::Caller;
 use super::core_objects::{self, CoreObject, Creatable, Deletable};
-use super::list::{self, Filter, Identity, ListSpec, Resource};
+use super::list::{self, Identity, resource};
 use super::routes::Routes;
-use super::support::{Fields, digest_field, next_field, spawn_task, stage_file};
+use super::support::{Fields, Form, digest_field, spawn_task, stage_file};
 use crate::db::{Backend, new_id, now};
 use crate::domain::chunked_uploads;
 use crate::domain::hrefs;
@@ -44,29 +44,17 @@ pub fn router() -> Routes {
         .route("/pulp/api/v3/uploads/{id}/commit/", post(commit))
 }
 
-/// A row of `uploads`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Upload {
-    id: String,
-    size: i64,
-    completed: Option<String>,
-    created: String,
-    updated: String,
-}
-
-impl Resource for Upload {
-    const SPEC: ListSpec = ListSpec {
-        from: "uploads",
-        id: "id",
-        columns: "id, size, completed, created, updated",
-        filters: &[
-            Filter::int("size", "size"),
-            Filter::time("pulp_created", "created"),
-        ],
-        labels: None,
-        orderings: &[("pulp_created", "created"), ("size", "size")],
-        default_ordering: "-pulp_created",
-    };
+resource! {
+    /// A row of `uploads`.
+    pub(crate) struct Upload in "uploads" {
+        size: i64,
+        completed: Option<String>,
+        created: String,
+        updated: String,
+    }
+    filters: int size, time pulp_created = created;
+    orderings: pulp_created = created, size;
+    default_ordering: "-pulp_created";
 }
 
 /// An upload as the API shows it; its detail view adds the chunks received so far (Pulp's).
@@ -91,12 +79,13 @@ struct ChunkView {
 impl From<Upload> for UploadView {
     fn from(upload: Upload) -> Self {
         UploadView {
-            identity: Identity {
-                pulp_href: hrefs::upload(&upload.id),
-                prn: format!("prn:core.upload:{}", upload.id),
-                pulp_created: upload.created,
-                pulp_last_updated: upload.updated,
-            },
+            identity: Identity::core(
+                hrefs::upload(&upload.id),
+                "upload",
+                &upload.id,
+                &upload.created,
+                &upload.updated,
+            ),
             size: upload.size,
             completed: upload.completed,
             chunks: None,
@@ -108,10 +97,6 @@ impl CoreObject for Upload {
     const VIEWSET: &'static str = "uploads";
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_upload");
     type View = UploadView;
-
-    fn id(&self) -> &str {
-        &self.id
-    }
 
     async fn views(_app: &App, uploads: Vec<Upload>) -> ApiResult<Vec<UploadView>> {
         Ok(uploads.into_iter().map(UploadView::from).collect())
@@ -138,11 +123,16 @@ async fn read(
     }))
 }
 
+/// The largest size an upload may declare: the configured maximum upload.
+fn max_upload_size(app: &App) -> i64 {
+    i64::try_from(app.config.max_upload_bytes).unwrap_or(i64::MAX)
+}
+
 /// `POST {size}`: its creator gets the roles the policy's creation hooks name (its owner).
 impl Creatable for Upload {
     async fn insert(app: &App, caller: &Caller, fields: &Fields) -> ApiResult<String> {
         let size = fields
-            .opt_int("size", 0, i64::MAX)?
+            .opt_int("size", 0, max_upload_size(app))?
             .ok_or_else(|| ApiError::field("size", "This field is required."))?;
         let id = new_id();
         let created = now();
@@ -199,7 +189,7 @@ async fn put_chunk(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> ApiResult<Json<Value>> {
     // Before a byte of the chunk is read: another user's upload does not exist for them.
     let Upload {
@@ -222,13 +212,16 @@ async fn put_chunk(
     }
     let mut received = None;
     let mut sha256 = None;
-    while let Some(mut field) = next_field(&mut multipart).await? {
+    let mut form = Form::from(multipart);
+    while let Some(mut field) = form.next().await? {
         match field.name().unwrap_or_default() {
             "file" => {
-                received = Some(stage_file(&app, &mut field, |_| {}).await?);
+                // No more than the range it declares: a longer chunk is cut off here.
+                let length = (end - start + 1) as u64;
+                received = Some(stage_file(&app, &mut field, length, |_| {}).await?);
             }
             "sha256" => {
-                let text = digest_field(field).await;
+                let text = digest_field(field).await?;
                 check_sha256(&text)?;
                 sha256 = Some(text);
             }

@@ -15,12 +15,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::input::{self, Input};
-use super::list::{
-    self, Bind, Conditions, Filter, ListRequest, ListSpec, Resource, Visibility, fetch_by_id,
-};
+use super::list::{self, Bind, Conditions, ListRequest, Visibility, fetch_by_id, resource};
 use super::routes::Routes;
 use super::support::{self, Fields};
-use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, password_hash, random_token, token_hash};
+use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, hash_password, random_token, token_hash};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
@@ -44,53 +42,29 @@ pub fn router() -> Routes {
         )
 }
 
-/// Stored instead of a hash for a user without a password: no hex digest equals it, so no
-/// password logs in.
+/// Stored instead of a hash for a user without a password: neither a hex digest nor an argon2
+/// PHC string equals it, so no password logs in.
 const UNUSABLE_PASSWORD: &str = "!";
 
 /// Random characters in a token's secret (about 280 bits).
 const TOKEN_SECRET_LEN: usize = 48;
 
-/// A row of `users`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct UserRow {
-    id: String,
-    username: String,
-    first_name: String,
-    last_name: String,
-    email: String,
-    is_staff: i64,
-    is_active: i64,
-    created: String,
-    password_hash: String,
-}
-
-impl Resource for UserRow {
-    const SPEC: ListSpec = ListSpec {
-        from: "users",
-        id: "id",
-        columns: "id, username, first_name, last_name, email, is_staff, is_active, created,
-            password_hash",
-        filters: &[
-            Filter::text("username", "username"),
-            Filter::text("first_name", "first_name"),
-            Filter::text("last_name", "last_name"),
-            Filter::text("email", "email"),
-            Filter::bool("is_staff", "is_staff"),
-            Filter::bool("is_active", "is_active"),
-            Filter::time("date_joined", "created"),
-        ],
-        labels: None,
-        orderings: &[
-            ("username", "username"),
-            ("first_name", "first_name"),
-            ("last_name", "last_name"),
-            ("email", "email"),
-            ("date_joined", "created"),
-            ("id", "id"),
-        ],
-        default_ordering: "username",
-    };
+resource! {
+    /// A row of `users`.
+    pub(crate) struct UserRow in "users" {
+        username: String,
+        first_name: String,
+        last_name: String,
+        email: String,
+        is_staff: i64,
+        is_active: i64,
+        created: String,
+        password_hash: String,
+    }
+    filters: text username, text first_name, text last_name, text email, bool is_staff,
+        bool is_active, time date_joined = created;
+    orderings: username, first_name, last_name, email, date_joined = created, id;
+    default_ordering: "username";
 }
 
 /// A user as the API shows it.
@@ -261,16 +235,13 @@ fn user_fields(fields: &Fields) -> ApiResult<UserInput> {
     Ok(input)
 }
 
-/// `(salt, hash)` to store for a password, or for none.
-fn password_columns(password: Option<&str>) -> (String, String) {
-    match password {
-        Some(password) => {
-            let salt = random_token(16);
-            let hash = password_hash(&salt, password);
-            (salt, hash)
-        }
+/// `(salt, hash)` to store for a password, or for none. argon2id hashes carry their salt, so
+/// the salt column is empty (it is for the salted sha256 of older rows).
+async fn password_columns(password: Option<&str>) -> ApiResult<(String, String)> {
+    Ok(match password {
+        Some(password) => (String::new(), hash_password(password).await?),
         None => (String::new(), UNUSABLE_PASSWORD.to_owned()),
-    }
+    })
 }
 
 /// Refuses (400) a username another user than `id` (the one created or changed) has.
@@ -290,7 +261,7 @@ async fn create(
         .username
         .clone()
         .ok_or_else(|| ApiError::field("username", "This field is required."))?;
-    let (salt, hash) = password_columns(values.password.flatten().as_deref());
+    let (salt, hash) = password_columns(values.password.flatten().as_deref()).await?;
     let id = new_id();
     let mut tx = app.db.begin_write().await?;
     ensure_username_free(&mut tx, &username, &id).await?;
@@ -354,7 +325,7 @@ async fn update(
         }
     }
     if let Some(password) = values.password {
-        let (salt, hash) = password_columns(password.as_deref());
+        let (salt, hash) = password_columns(password.as_deref()).await?;
         sqlx::query("UPDATE users SET password_salt = $2, password_hash = $3 WHERE id = $1")
             .bind(&id)
             .bind(salt)
@@ -388,36 +359,18 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A row of `api_tokens` (its hash stays in the table).
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Token {
-    id: String,
-    user_id: String,
-    name: String,
-    prefix: String,
-    expires: Option<String>,
-    created: String,
-}
-
-impl Resource for Token {
-    const SPEC: ListSpec = ListSpec {
-        from: "api_tokens",
-        id: "id",
-        columns: "id, user_id, name, prefix, expires, created",
-        filters: &[
-            Filter::text("name", "name"),
-            Filter::text("prefix", "prefix"),
-            Filter::time("expires_at", "expires"),
-            Filter::time("pulp_created", "created"),
-        ],
-        labels: None,
-        orderings: &[
-            ("pulp_created", "created"),
-            ("name", "name"),
-            ("expires_at", "expires"),
-        ],
-        default_ordering: "pulp_created",
-    };
+resource! {
+    /// A row of `api_tokens` (its hash stays in the table).
+    pub(crate) struct Token in "api_tokens" {
+        user_id: String,
+        name: String,
+        prefix: String,
+        expires: Option<String>,
+        created: String,
+    }
+    filters: text name, text prefix, time expires_at = expires, time pulp_created = created;
+    orderings: pulp_created = created, name, expires_at = expires;
+    default_ordering: "pulp_created";
 }
 
 /// An API token as the API shows it; `token` (the secret) only in the answer to its creation.
@@ -460,14 +413,7 @@ async fn list_tokens(
     request: ListRequest,
 ) -> ApiResult<Response> {
     let owner = visible(&app, &user, &id).await?.id;
-    list::list::<Token, _>(
-        &app,
-        &request,
-        owned_by(&owner),
-        &Visibility::all(),
-        TokenView::from,
-    )
-    .await
+    list::list_all::<Token, TokenView>(&app, &request, owned_by(&owner)).await
 }
 
 /// A token's writable fields.

@@ -4,18 +4,30 @@
 //! publication, the published file) for a few microseconds of file reading. Entries are only as
 //! good as the [`ContentChanges`] generation they were read at: any committed change to a content
 //! table moves the generation and drops every entry at the next lookup. An entry read while the
-//! generation moved is not kept, so a lookup that raced a commit cannot outlive it.
+//! generation moved is not kept, so a lookup that raced a commit cannot outlive it. Only paths
+//! that resolved to something are kept, within a budget of bytes (keys and values), so no client
+//! can make the cache grow by asking for paths that do not exist.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use hashlink::LinkedHashMap;
 
 use crate::db::ContentChanges;
 
-/// Entries per kind before the cache starts over: bounds memory (a few hundred bytes an entry)
-/// whatever the clients ask for.
-const CAPACITY: usize = 20_000;
+/// What an entry costs besides its key and [`Weigh::weight`]: the table slot, its links, the
+/// `Arc` and `String` headers.
+const ENTRY_OVERHEAD: usize = 96;
 
-/// Resolutions of request paths, valid for one generation of the content tables.
+/// The memory a cached value holds, in bytes, as far as it is worth counting (its heap text).
+pub trait Weigh {
+    /// Bytes this value keeps alive.
+    fn weight(&self) -> usize;
+}
+
+/// Resolutions of request paths, valid for one generation of the content tables. Only what was
+/// found is kept: a path that resolves to nothing is the client's choice, and would let any
+/// client fill the cache with its misses. Each kind of entry has half of the byte budget; the
+/// least recently used entries go first.
 #[derive(Debug)]
 pub struct ResolutionCache<D, F> {
     changes: Arc<ContentChanges>,
@@ -25,20 +37,70 @@ pub struct ResolutionCache<D, F> {
 #[derive(Debug)]
 struct Shelves<D, F> {
     generation: u64,
-    distributions: HashMap<String, D>,
-    files: HashMap<String, F>,
+    distributions: Shelf<D>,
+    files: Shelf<F>,
 }
 
-impl<D: Clone, F: Clone> ResolutionCache<D, F> {
-    /// An empty cache following `changes`.
-    pub fn new(changes: Arc<ContentChanges>) -> Self {
+/// Entries of one kind, least recently used first, and the bytes they hold.
+#[derive(Debug)]
+struct Shelf<V> {
+    entries: LinkedHashMap<String, V>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl<V: Clone + Weigh> Shelf<V> {
+    fn new(budget: usize) -> Self {
+        Shelf {
+            entries: LinkedHashMap::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    fn get(&mut self, key: &str) -> Option<V> {
+        let value = self.entries.to_back(key)?;
+        Some(value.clone())
+    }
+
+    fn insert(&mut self, key: String, value: V) {
+        let cost = entry_cost(&key, &value);
+        if cost > self.budget {
+            return;
+        }
+        if let Some(old) = self.entries.remove(&key) {
+            self.bytes -= entry_cost(&key, &old);
+        }
+        while self.bytes + cost > self.budget {
+            let Some((old_key, old)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= entry_cost(&old_key, &old);
+        }
+        self.bytes += cost;
+        self.entries.insert(key, value);
+    }
+}
+
+fn entry_cost(key: &str, value: &impl Weigh) -> usize {
+    key.len() + value.weight() + ENTRY_OVERHEAD
+}
+
+impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
+    /// An empty cache following `changes`, holding at most `budget` bytes of keys and values.
+    pub fn new(changes: Arc<ContentChanges>, budget: usize) -> Self {
         let generation = changes.generation();
         ResolutionCache {
             changes,
             shelves: Mutex::new(Shelves {
                 generation,
-                distributions: HashMap::new(),
-                files: HashMap::new(),
+                distributions: Shelf::new(budget / 2),
+                files: Shelf::new(budget / 2),
             }),
         }
     }
@@ -50,37 +112,28 @@ impl<D: Clone, F: Clone> ResolutionCache<D, F> {
 
     /// The distribution match kept for `path` (requests under `plugin`'s prefix only, if given).
     pub fn distribution(&self, plugin: Option<&str>, path: &str) -> Option<D> {
-        self.current(|shelves| {
-            shelves
-                .distributions
-                .get(&distribution_key(plugin, path))
-                .cloned()
-        })
+        self.current(|shelves| shelves.distributions.get(&distribution_key(plugin, path)))
     }
 
-    /// Keeps a distribution match read at `generation`.
+    /// Keeps a distribution `path` matched, read at `generation`.
     pub fn keep_distribution(&self, generation: u64, plugin: Option<&str>, path: &str, found: D) {
-        self.keep(
-            generation,
-            |shelves| &mut shelves.distributions,
-            distribution_key(plugin, path),
-            found,
-        );
+        self.keep(generation, |shelves| {
+            shelves
+                .distributions
+                .insert(distribution_key(plugin, path), found);
+        });
     }
 
     /// The published file kept for `path` in `publication_id`.
     pub fn file(&self, publication_id: &str, path: &str) -> Option<F> {
-        self.current(|shelves| shelves.files.get(&file_key(publication_id, path)).cloned())
+        self.current(|shelves| shelves.files.get(&file_key(publication_id, path)))
     }
 
-    /// Keeps a published-file lookup read at `generation`.
+    /// Keeps a published file found at `generation`.
     pub fn keep_file(&self, generation: u64, publication_id: &str, path: &str, found: F) {
-        self.keep(
-            generation,
-            |shelves| &mut shelves.files,
-            file_key(publication_id, path),
-            found,
-        );
+        self.keep(generation, |shelves| {
+            shelves.files.insert(file_key(publication_id, path), found);
+        });
     }
 
     /// Runs `look` on the shelves of the current generation, emptying them first if it moved.
@@ -95,24 +148,19 @@ impl<D: Clone, F: Clone> ResolutionCache<D, F> {
         look(&mut shelves)
     }
 
-    fn keep<V>(
-        &self,
-        generation: u64,
-        shelf: impl FnOnce(&mut Shelves<D, F>) -> &mut HashMap<String, V>,
-        key: String,
-        value: V,
-    ) {
+    fn keep(&self, generation: u64, put: impl FnOnce(&mut Shelves<D, F>)) {
         self.current(|shelves| {
             // Read at an older generation: it may predate a commit, so it is not kept.
-            if shelves.generation != generation {
-                return;
+            if shelves.generation == generation {
+                put(shelves);
             }
-            let shelf = shelf(shelves);
-            if shelf.len() >= CAPACITY {
-                shelf.clear();
-            }
-            shelf.insert(key, value);
         });
+    }
+
+    /// Bytes the entries of both kinds hold, as counted against the budget.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.current(|shelves| shelves.distributions.bytes + shelves.files.bytes)
     }
 }
 
@@ -133,13 +181,29 @@ fn file_key(publication_id: &str, path: &str) -> String {
 mod tests {
     use std::sync::Arc;
 
-    use super::ResolutionCache;
+    use super::{ResolutionCache, Weigh};
     use crate::db::ContentChanges;
 
-    fn cache() -> (Arc<ContentChanges>, ResolutionCache<String, u64>) {
+    impl Weigh for String {
+        fn weight(&self) -> usize {
+            self.len()
+        }
+    }
+
+    impl Weigh for u64 {
+        fn weight(&self) -> usize {
+            0
+        }
+    }
+
+    fn cache_of(budget: usize) -> (Arc<ContentChanges>, ResolutionCache<String, u64>) {
         let changes = Arc::new(ContentChanges::default());
-        let cache = ResolutionCache::new(changes.clone());
+        let cache = ResolutionCache::new(changes.clone(), budget);
         (changes, cache)
+    }
+
+    fn cache() -> (Arc<ContentChanges>, ResolutionCache<String, u64>) {
+        cache_of(1 << 20)
     }
 
     #[test]
@@ -189,15 +253,25 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_starts_over_when_full() {
-        let (_, cache) = cache();
+    fn long_keys_count_against_the_byte_budget_and_the_least_recently_used_go_first() {
+        let budget = 64 * 1024;
+        let (_, cache) = cache_of(budget);
         let generation = cache.generation();
-        for n in 0..super::CAPACITY {
-            cache.keep_file(generation, "pub-1", &n.to_string(), n as u64);
+        cache.keep_file(generation, "pub-1", "hot", 1);
+        for n in 0..1000 {
+            // A 4 KiB path each: 4 MB of keys offered to a 32 KiB shelf.
+            let path = format!("{n}/{}", "x".repeat(4096));
+            cache.keep_file(generation, "pub-1", &path, n);
+            assert_eq!(cache.file("pub-1", "hot"), Some(1), "used, so kept");
+            assert!(cache.bytes() <= budget, "{} bytes kept", cache.bytes());
         }
-        assert_eq!(cache.file("pub-1", "0"), Some(0));
-        cache.keep_file(generation, "pub-1", "one more", 1);
-        assert_eq!(cache.file("pub-1", "0"), None);
-        assert_eq!(cache.file("pub-1", "one more"), Some(1));
+        assert_eq!(
+            cache.file("pub-1", &format!("0/{}", "x".repeat(4096))),
+            None
+        );
+        let larger_than_a_shelf = "y".repeat(budget);
+        cache.keep_file(generation, "pub-1", &larger_than_a_shelf, 2);
+        assert_eq!(cache.file("pub-1", &larger_than_a_shelf), None);
+        assert_eq!(cache.file("pub-1", "hot"), Some(1));
     }
 }

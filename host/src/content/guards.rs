@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, Uri};
 use rustls_pki_types::UnixTime;
 
 use super::ContentApp;
-use crate::auth;
 use crate::domain::content_guards::{self, GuardKind, GuardRow, Settings};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::Permissions;
@@ -41,6 +40,8 @@ pub(super) struct Shown<'a> {
     pub headers: &'a HeaderMap,
     /// Its URI (path and query).
     pub uri: &'a Uri,
+    /// The client's address, for the failed log-in counts of `rbac` guards.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// Refuses a request showing `shown` unless the guard `guard_id` lets it through.
@@ -90,7 +91,7 @@ async fn single(app: &ContentApp, guard: &GuardRow, shown: Shown<'_>) -> ApiResu
     let settings = Settings::stored(&guard.settings);
     let headers = shown.headers;
     let verdict = match GuardKind::from_segment(&guard.kind) {
-        Some(GuardKind::Rbac) => rbac(app, &guard.id, headers).await?,
+        Some(GuardKind::Rbac) => rbac(app, &guard.id, headers, shown.client).await?,
         Some(GuardKind::Header) => header(&settings, headers),
         Some(GuardKind::ContentRedirect) => signed_url(&settings, shown.uri),
         Some(GuardKind::X509) => client_certificate(&settings, headers),
@@ -101,8 +102,13 @@ async fn single(app: &ContentApp, guard: &GuardRow, shown: Shown<'_>) -> ApiResu
 
 /// `rbac`: the caller (HTTP Basic or an API token) holds the download permission on the guard,
 /// globally or on it; staff always do.
-async fn rbac(app: &ContentApp, guard_id: &str, headers: &HeaderMap) -> ApiResult<Verdict> {
-    let Some(user) = auth::authenticate(&app.db, headers).await? else {
+async fn rbac(
+    app: &ContentApp,
+    guard_id: &str,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> ApiResult<Verdict> {
+    let Some(user) = app.authenticator.authenticate(headers, client).await? else {
         return Ok(Verdict::Unauthenticated);
     };
     let mut permissions = Permissions::of(app.db.clone(), &user.id, user.is_staff);

@@ -16,6 +16,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use super::ContentApp;
+use super::admission::{Requester, Work};
+use super::form::{TextError, bounded_text};
 use super::{Matched, pull_through};
 use crate::auth;
 use crate::domain::additions::AddError;
@@ -38,11 +40,14 @@ const MAX_RAW_BODY: usize = 2 * 1024 * 1024;
 const MAX_FORM_TEXT: usize = 1024 * 1024;
 /// Most file parts in one form body.
 const MAX_FORM_FILES: usize = 64;
+/// Most parts (text fields and files) in one form body.
+const MAX_FORM_PARTS: usize = 256;
 
 /// Calls the plugin's `handle` for `request` at `matched`, whose links start at `base_url`.
 pub(super) async fn plugin_route(
     app: &Arc<ContentApp>,
     matched: &Matched,
+    requester: &Requester,
     rest: &str,
     base_url: String,
     request: Request,
@@ -52,7 +57,8 @@ pub(super) async fn plugin_route(
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let caller = auth::authenticate(&app.db, &headers).await?;
+    let client = auth::client_address(request.extensions());
+    let caller = app.authenticator.authenticate(&headers, client).await?;
     if method != Method::GET && method != Method::HEAD {
         // Anything but a read may change the repository: decided before a byte of the body is
         // read, so a stranger cannot make the server store an upload it will refuse.
@@ -75,7 +81,7 @@ pub(super) async fn plugin_route(
     };
     let http = match &remote {
         Some(remote) if plugin.has_capability("http") => {
-            Some(remote.http_scope(app.remote_clients.client(remote)?)?)
+            Some(remote.http_scope(app.remote_clients.client(remote)?))
         }
         _ => None,
     };
@@ -119,7 +125,10 @@ pub(super) async fn plugin_route(
             remote: remote.as_ref().map(Remote::config),
         },
     };
+    // The call holds a plugin instance until it returns: one turn of the pool's share each.
+    let turn = app.admission.turn(Work::PluginCall, requester).await?;
     let (result, scope) = app.plugins.handle(&plugin, scope, &call).await;
+    drop(turn);
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
     if !outcome.add_units.is_empty() {
         let made_here: BTreeSet<&str> = (scope.artifacts.keys().map(String::as_str))
@@ -152,10 +161,11 @@ pub(super) async fn plugin_route(
         }
         // Streamed files keep the status the host gives them (206, 304...).
         HttpBody::ContentArtifact(id) => {
-            super::served_content_artifact(app, matched, &id, rest, &headers).await?
+            super::served_content_artifact(app, matched, requester, &id, rest, &headers).await?
         }
         HttpBody::FetchUpstream(file) => {
-            pull_through::serve(app, matched, &plugin, remote.as_ref(), file, &headers).await?
+            let remote = remote.as_ref();
+            pull_through::serve(app, matched, requester, &plugin, remote, file, &headers).await?
         }
     };
     for (name, value) in response.headers {
@@ -416,12 +426,7 @@ async fn read_body(app: &ContentApp, request: Request) -> ApiResult<ParsedBody> 
     }
     let bytes = axum::body::to_bytes(request.into_body(), MAX_RAW_BODY)
         .await
-        .map_err(|_| {
-            ApiError::detail(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The request body exceeds {MAX_RAW_BODY} bytes."),
-            )
-        })?;
+        .map_err(|error| ApiError::unread_body(&error, MAX_RAW_BODY as u64))?;
     if content_type.starts_with("application/x-www-form-urlencoded") {
         return Ok(ParsedBody {
             form: url::form_urlencoded::parse(&bytes)
@@ -445,8 +450,16 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
     let bad = |error: axum::extract::multipart::MultipartError| {
         ApiError::bad_request(format!("The form body is malformed: {}", error.body_text()))
     };
+    let mut parts = 0usize;
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
+        parts += 1;
+        if parts > MAX_FORM_PARTS {
+            return Err(ApiError::field(
+                &name,
+                format!("A form may carry at most {MAX_FORM_PARTS} fields."),
+            ));
+        }
         match field.file_name().map(str::to_owned) {
             Some(filename) => {
                 if body.files.len() == MAX_FORM_FILES {
@@ -455,9 +468,13 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
                         format!("A form may carry at most {MAX_FORM_FILES} files."),
                     ));
                 }
+                let limit = app.config.max_upload_bytes;
                 let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     staged.write(&chunk).await.map_err(ApiError::internal)?;
+                    if staged.size() > limit {
+                        return Err(ApiError::too_large(limit));
+                    }
                 }
                 let artifact = artifacts::store_staged(&app.db, &app.blobs, staged, &filename)
                     .await
@@ -472,14 +489,22 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
                 });
             }
             None => {
-                let value = field.text().await.map_err(bad)?;
+                // Read within what is left of the budget: a longer field is refused before the
+                // rest of it is read.
+                let left = MAX_FORM_TEXT.saturating_sub(text_bytes + name.len());
+                let value = match bounded_text(&mut field, left).await {
+                    Ok(value) => value,
+                    Err(TextError::TooLong) => {
+                        return Err(ApiError::detail(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("The text fields of the form exceed {MAX_FORM_TEXT} bytes."),
+                        ));
+                    }
+                    Err(TextError::Unreadable(message)) => {
+                        return Err(ApiError::field(&name, message));
+                    }
+                };
                 text_bytes += name.len() + value.len();
-                if text_bytes > MAX_FORM_TEXT {
-                    return Err(ApiError::detail(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("The text fields of the form exceed {MAX_FORM_TEXT} bytes."),
-                    ));
-                }
                 body.form.push(FormField { name, value });
             }
         }

@@ -15,12 +15,14 @@ use futures::StreamExt as _;
 
 use super::ContentApp;
 use super::Matched;
+use super::admission::{Requester, Work};
 use crate::db::IN_VERSION;
 use crate::domain::additions::AddError;
 use crate::domain::artifacts::{self, Expected, IngestError};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
+use crate::plugins::upstream::describe;
 use crate::plugins::{LoadedPlugin, UpstreamFile};
 use crate::tasks::kinds::add_units_and_wait;
 
@@ -56,6 +58,7 @@ impl Inflight {
 pub(super) async fn serve(
     app: &Arc<ContentApp>,
     matched: &Matched,
+    requester: &Requester,
     plugin: &LoadedPlugin,
     remote: Option<&Remote>,
     file: UpstreamFile,
@@ -76,10 +79,8 @@ pub(super) async fn serve(
             matched.name
         )));
     };
-    let origin = url::Url::parse(&remote.row.url)
-        .map_err(|error| ApiError::internal(format!("remote URL {:?}: {error}", remote.row.url)))?
-        .origin();
-    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origin))
+    let origins = remote.origin_policy()?;
+    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origins))
         .map_err(|message| plugin_fault(format!("with an invalid unit: {message}")))?;
     let Some(declared) = file
         .unit
@@ -103,24 +104,25 @@ pub(super) async fn serve(
         sha256: Some(sha256.clone()),
     };
 
+    let remote_id = Some(remote.row.id.as_str());
+    let stored_before = reusable_size(app, &sha256, repository_id, remote_id).await?;
+    // A file to fetch takes a turn before it queues behind the one download of it, so the
+    // requests waiting on a hanging upstream are bounded and get 503 after the deadline.
+    let fetching = match stored_before {
+        Some(_) => None,
+        None => Some(app.admission.turn(Work::UpstreamFetch, requester).await?),
+    };
     let lock = app.pull_through.lock_for(&sha256);
     let turn = lock.lock().await;
-    // A stored artifact is reused only when it is this repository's or this remote's: any other
-    // (another tenant's private file, named by its digest) is fetched from the upstream like a
-    // new one, so the bytes served are the upstream's, verified, or the call fails.
-    let reusable = match stored_size(app, &sha256).await? {
-        Some(size)
-            if super::handle::reachable(app, &sha256, repository_id, Some(&remote.row.id))
-                .await? =>
-        {
-            Some(size)
-        }
-        _ => None,
-    };
-    let size = match reusable {
+    let size = match stored_before {
         Some(size) => size,
-        None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
+        // Another request may have fetched it while this one waited for the lock.
+        None => match reusable_size(app, &sha256, repository_id, remote_id).await? {
+            Some(size) => size,
+            None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
+        },
     };
+    drop(fetching);
     if !in_latest_version(app, repository_id, name, &file).await? {
         match add_units_and_wait(
             &app.db,
@@ -144,6 +146,24 @@ pub(super) async fn serve(
     }
     drop(turn);
     super::stored(app, &sha256, size, &file.relative_path, headers).await
+}
+
+/// The size of the stored artifact `sha256` when it may be served here without fetching it: it is
+/// this repository's or this remote's. Any other (another tenant's private file, named by its
+/// digest) is fetched from the upstream like a new one, so the bytes served are the upstream's,
+/// verified, or the call fails.
+async fn reusable_size(
+    app: &ContentApp,
+    sha256: &str,
+    repository_id: &str,
+    remote_id: Option<&str>,
+) -> ApiResult<Option<u64>> {
+    match stored_size(app, sha256).await? {
+        Some(size) if super::handle::reachable(app, sha256, repository_id, remote_id).await? => {
+            Ok(Some(size))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn stored_size(app: &ContentApp, sha256: &str) -> ApiResult<Option<u64>> {
@@ -202,7 +222,6 @@ async fn fetch(
         .remote_clients
         .client(remote)?
         .get(url)
-        .send()
         .await
         .map_err(|error| unreachable(error.to_string()))?;
     if !upstream.status().is_success() {
@@ -211,7 +230,7 @@ async fn fetch(
     let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
     let mut body = upstream.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|error| unreachable(error.to_string()))?;
+        let chunk = chunk.map_err(|error| unreachable(describe(&error)))?;
         staged.write(&chunk).await.map_err(ApiError::internal)?;
         if let Some(size) = expected.size
             && staged.size() > size

@@ -6,6 +6,7 @@ use futures::StreamExt as _;
 use futures::future::BoxFuture;
 
 use crate::db::{Db, new_id, now};
+use crate::plugins::upstream::{UpstreamClient, describe};
 use crate::plugins::{ArtifactRef, CreateArtifact};
 use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
 
@@ -204,16 +205,21 @@ impl CreateArtifact for Creator {
 }
 
 /// Records an artifact whose bytes are in storage; returns its id (the existing one if it was
-/// recorded already).
+/// recorded already). Either way its `last_seen` becomes now, which protects it from orphan
+/// cleanup until what is about to reference it (content, a version, a publication) does.
 pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    sqlx::query("INSERT INTO artifacts (id, sha256, size, created) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING")
-        .bind(new_id())
-        .bind(sha256)
-        .bind(size as i64)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+    let seen = now();
+    sqlx::query(
+        "INSERT INTO artifacts (id, sha256, size, created, last_seen) VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (sha256) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(new_id())
+    .bind(sha256)
+    .bind(size as i64)
+    .bind(seen)
+    .execute(&mut *tx)
+    .await?;
     let id: String = sqlx::query_scalar("SELECT id FROM artifacts WHERE sha256 = $1")
         .bind(sha256)
         .fetch_one(&mut *tx)
@@ -222,17 +228,18 @@ pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Er
     Ok(id)
 }
 
-/// Downloads `url` into storage, verifying it on the way. Transport errors and 5xx answers are
-/// retried up to `max_retries` times; a digest or size mismatch is final.
+/// Downloads `url` into storage through `client` (the remote's), verifying it on the way.
+/// Transport errors, a body cut short and 5xx answers are retried up to the remote's
+/// `max_retries` times; a digest or size mismatch and a refused redirect are final.
 pub async fn download(
     db: &Db,
     blobs: &BlobStore,
-    client: &reqwest::Client,
+    client: &UpstreamClient,
     url: &str,
     expected: &Expected,
     name: &str,
-    max_retries: u32,
 ) -> Result<Artifact, IngestError> {
+    let max_retries = client.max_retries();
     let mut attempt = 0;
     loop {
         match fetch(blobs, client, url, expected, name).await {
@@ -258,14 +265,22 @@ enum FetchError {
 
 async fn fetch(
     blobs: &BlobStore,
-    client: &reqwest::Client,
+    client: &UpstreamClient,
     url: &str,
     expected: &Expected,
     name: &str,
 ) -> Result<ReceivedBlob, FetchError> {
-    let response = client.get(url).send().await.map_err(|error| {
-        FetchError::Retryable(format!("downloading {name} from {url} failed: {error}"))
-    })?;
+    let response = client
+        .send_once(reqwest::Method::GET, url, &[])
+        .await
+        .map_err(|error| {
+            let message = format!("downloading {name} from {url} failed: {error}");
+            if error.retryable() {
+                FetchError::Retryable(message)
+            } else {
+                FetchError::Final(message)
+            }
+        })?;
     let status = response.status();
     if !status.is_success() {
         let message = format!("downloading {name} from {url} failed: HTTP {status}");
@@ -282,7 +297,10 @@ async fn fetch(
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|error| {
-            FetchError::Retryable(format!("downloading {name} from {url} failed: {error}"))
+            FetchError::Retryable(format!(
+                "downloading {name} from {url} failed: {}",
+                describe(&error)
+            ))
         })?;
         staged
             .write(&chunk)

@@ -6,6 +6,28 @@ use serde::{Deserialize, Serialize};
 use super::hrefs::{self, RestNames};
 use crate::db::{Db, new_id, now};
 
+/// Longest base path, in bytes. The content app tries only prefixes this long, so what a request
+/// path costs to resolve does not grow with its length.
+pub const MAX_BASE_PATH_BYTES: usize = 255;
+
+/// Most segments of a base path: the content app tries at most this many prefixes of a path.
+pub const MAX_BASE_PATH_SEGMENTS: usize = 16;
+
+/// Why `base_path` (trimmed of slashes) is longer or deeper than a base path may be, if it is.
+pub fn base_path_too_long(base_path: &str) -> Option<String> {
+    if base_path.len() > MAX_BASE_PATH_BYTES {
+        return Some(format!(
+            "Ensure this field has no more than {MAX_BASE_PATH_BYTES} characters."
+        ));
+    }
+    if base_path.split('/').count() > MAX_BASE_PATH_SEGMENTS {
+        return Some(format!(
+            "Ensure this path has no more than {MAX_BASE_PATH_SEGMENTS} segments."
+        ));
+    }
+    None
+}
+
 /// The validated fields of a new distribution (the arguments of its create task).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DistributionFields {

@@ -40,6 +40,9 @@ const UNUSED: &str = "NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.ar
     AND NOT EXISTS (SELECT 1 FROM published_files pf WHERE pf.artifact_id = a.id)
     AND NOT EXISTS (SELECT 1 FROM plugins p WHERE p.artifact_id = a.id)";
 
+/// An artifact `a` neither created nor stored again since `$1` (Pulp's orphan protection time).
+const UNSEEN_SINCE_1: &str = "a.created < $1 AND (a.last_seen IS NULL OR a.last_seen < $1)";
+
 /// The time `minutes` ago, as stored in the database.
 fn minutes_ago(minutes: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::minutes(minutes))
@@ -134,7 +137,7 @@ pub async fn orphan_cleanup(
         Some(_) => their_artifacts,
         None => {
             sqlx::query_scalar(&format!(
-                "SELECT a.id FROM artifacts a WHERE a.created < $1 AND {UNUSED}"
+                "SELECT a.id FROM artifacts a WHERE {UNSEEN_SINCE_1} AND {UNUSED}"
             ))
             .bind(&before)
             .fetch_all(backends.db.pool())
@@ -143,7 +146,7 @@ pub async fn orphan_cleanup(
     };
     let total = candidates.len() as u64;
     task.report("clean-up.artifacts", "Clean up orphan Artifacts", 0, None);
-    let deleted = delete_unused_artifacts(backends, &candidates).await?;
+    let deleted = delete_unused_artifacts(backends, &candidates, Some(&before)).await?;
     tracing::info!(
         content = orphans.len(),
         artifacts = deleted,
@@ -156,30 +159,84 @@ pub async fn orphan_cleanup(
         deleted,
         Some(deleted),
     );
+    if content_ids.is_none() {
+        let strays = delete_unrecorded_blobs(backends, &before).await?;
+        tracing::info!(
+            blobs = strays,
+            "orphan cleanup: stored bytes no artifact records"
+        );
+    }
     Ok(())
 }
 
-/// Deletes those of `ids` that nothing uses (no unit's file, no publication, no plugin), and
-/// their stored bytes. Returns how many were deleted.
-async fn delete_unused_artifacts(backends: &Backends, ids: &[String]) -> anyhow::Result<u64> {
-    let unused = UNUSED;
+/// Deletes stored blobs that no artifact row records and that were written before `before`:
+/// bytes a process stored and was killed before recording. Younger ones may be an upload about
+/// to record its artifact. Returns how many were deleted.
+async fn delete_unrecorded_blobs(backends: &Backends, before: &str) -> anyhow::Result<u64> {
+    let before = chrono::DateTime::parse_from_rfc3339(before)?;
+    let stored: Vec<String> = backends
+        .blobs
+        .stored()
+        .await?
+        .into_iter()
+        .filter(|(_, written)| *written < before)
+        .map(|(sha256, _)| sha256)
+        .collect();
+    let mut deleted = 0;
+    for chunk in stored.chunks(BATCH) {
+        let sql = format!(
+            "SELECT sha256 FROM artifacts WHERE sha256 IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let recorded: std::collections::HashSet<String> = sqlx::query_scalar(&sql)
+            .bind_all(chunk)
+            .fetch_all(backends.db.pool())
+            .await?
+            .into_iter()
+            .collect();
+        for sha256 in chunk.iter().filter(|sha256| !recorded.contains(*sha256)) {
+            backends.blobs.delete(sha256).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes those of `ids` that nothing uses (no unit's file, no publication, no plugin) and,
+/// with `seen_before`, that were neither created nor stored again since then; and their stored
+/// bytes. Returns how many were deleted.
+async fn delete_unused_artifacts(
+    backends: &Backends,
+    ids: &[String],
+    seen_before: Option<&str>,
+) -> anyhow::Result<u64> {
+    // Checked again in the deleting statement: an upload may store the artifact again after the
+    // candidates were listed, and the content that will use it is not recorded yet.
+    let (unused, first) = match seen_before {
+        Some(_) => (format!("{UNSEEN_SINCE_1} AND {UNUSED}"), 2),
+        None => (UNUSED.to_owned(), 1),
+    };
     let mut deleted = 0;
     for chunk in ids.chunks(BATCH) {
-        let list = placeholders(1, chunk.len());
+        let list = placeholders(first, chunk.len());
         let mut tx = backends.db.begin_write().await?;
         let select =
             format!("SELECT a.sha256 FROM artifacts a WHERE a.id IN ({list}) AND {unused}");
-        let digests = sqlx::query_scalar::<_, String>(&select)
-            .bind_all(chunk)
-            .fetch_all(&mut *tx)
-            .await?;
+        let digests = sqlx::query_scalar::<_, String>(&select);
+        let digests = match seen_before {
+            Some(before) => digests.bind(before),
+            None => digests,
+        };
+        let digests = digests.bind_all(chunk).fetch_all(&mut *tx).await?;
         let delete = format!(
             "DELETE FROM artifacts WHERE id IN (SELECT a.id FROM artifacts a WHERE a.id IN ({list}) AND {unused})"
         );
-        sqlx::query(&delete)
-            .bind_all(chunk)
-            .execute(&mut *tx)
-            .await?;
+        let delete = sqlx::query(&delete);
+        let delete = match seen_before {
+            Some(before) => delete.bind(before),
+            None => delete,
+        };
+        delete.bind_all(chunk).execute(&mut *tx).await?;
         tx.commit().await?;
         for sha256 in digests {
             // Bytes stored again meanwhile (a new artifact with the same digest) stay.
@@ -248,7 +305,7 @@ pub async fn reclaim_space(
     }
     artifact_ids.sort();
     artifact_ids.dedup();
-    let deleted = delete_unused_artifacts(backends, &artifact_ids).await?;
+    let deleted = delete_unused_artifacts(backends, &artifact_ids, None).await?;
     task.report(
         "reclaim-space.artifact",
         "Reclaim disk space",
@@ -418,7 +475,6 @@ async fn redownload(
             &url,
             &expected,
             &path,
-            remote.max_retries(),
         )
         .await
         {

@@ -1,6 +1,7 @@
 //! Remotes: where a repository's content comes from, and HTTP clients configured like the
-//! remote says (TLS validation and certificates, proxy, credentials, headers, timeouts), cached
-//! per remote configuration, plus retries with backoff.
+//! remote says (TLS validation and certificates, proxy, credentials, headers, timeouts with
+//! Pulp's defaults), cached per remote configuration; the credentials go only to the remote's
+//! origin (`plugins::upstream`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::plugins::upstream::{OriginPolicy, UpstreamClient};
 use crate::plugins::{DownloadPolicy, HttpScope, RemoteConfig};
 use crate::secrets::FieldCipher;
 
@@ -23,11 +25,30 @@ pub struct Remote {
 pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 10;
 /// Retries when the remote does not say.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
-/// Connect timeout when the remote sets none.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The timeouts a remote gets for the fields it leaves null, as Pulp does: its download factory
+/// (`pulpcore/download/factory.py`) falls back field by field to `aiohttp.client.DEFAULT_TIMEOUT`,
+/// which is `ClientTimeout(total=5 * 60, sock_connect=30)` (no `connect`, no `sock_read`). The
+/// values come from the configuration (`Config::remote_*_timeout`, with those defaults), so an
+/// operator can change them.
+/// `None`: no limit of that kind.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DefaultTimeouts {
+    /// `connect_timeout`: getting a connection, a new one included.
+    pub connect: Option<Duration>,
+    /// `sock_connect_timeout`: connecting a new socket.
+    pub sock_connect: Option<Duration>,
+    /// `sock_read_timeout`: the longest wait for the next bytes.
+    pub sock_read: Option<Duration>,
+    /// `total_timeout`: the whole request, the body included.
+    pub total: Option<Duration>,
+}
+
+/// A timeout column as a duration; 0 counts as unset, as Pulp's `remote.x or default` does.
 fn millis(value: Option<i64>) -> Option<Duration> {
-    value.map(|ms| Duration::from_millis(ms.max(0) as u64))
+    value
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(ms as u64))
 }
 
 /// A row of `remotes`, read by column name: the REST API shows it, and [`Remote::load`] turns it
@@ -135,16 +156,19 @@ impl Remote {
             .collect()
     }
 
-    /// Builds an HTTP client with the remote's settings. Prefer [`RemoteClients::client`], which
-    /// reuses one client (and its connection pool) per remote configuration.
-    pub fn build_client(&self) -> anyhow::Result<reqwest::Client> {
+    /// The remote's credentials and custom headers: sent only to its own origin, hop by hop
+    /// (see [`UpstreamClient`]), never as the client's default headers.
+    fn credentials(&self) -> anyhow::Result<reqwest::header::HeaderMap> {
         let mut headers = reqwest::header::HeaderMap::new();
         let row = &self.row;
         for (name, value) in self.headers() {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&value).context("remote header value")?;
+            value.set_sensitive(true);
             headers.insert(
                 reqwest::header::HeaderName::from_bytes(name.as_bytes())
                     .context("remote header name")?,
-                reqwest::header::HeaderValue::from_str(&value).context("remote header value")?,
+                value,
             );
         }
         if let Some(user) = &row.username {
@@ -155,21 +179,35 @@ impl Remote {
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
+        Ok(headers)
+    }
+
+    /// Builds the remote's way upstream, its null timeouts taken from `defaults`. Prefer
+    /// [`RemoteClients::client`], which reuses one client (and its connection pool) per remote
+    /// configuration.
+    pub fn build_client(&self, defaults: &DefaultTimeouts) -> anyhow::Result<UpstreamClient> {
+        let row = &self.row;
+        let or_default = |value: Option<i64>, default: Option<Duration>| millis(value).or(default);
         // The connection must be made within both connect timeouts; reqwest has one for both.
-        let connect_timeout = [row.connect_timeout_ms, row.sock_connect_timeout_ms]
-            .into_iter()
-            .filter_map(millis)
-            .min()
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let connect_timeout = [
+            or_default(row.connect_timeout_ms, defaults.connect),
+            or_default(row.sock_connect_timeout_ms, defaults.sock_connect),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("granary/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .connect_timeout(connect_timeout)
+            // Redirects are followed by `UpstreamClient`, which checks every hop.
+            .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(row.tls_validation == 0);
-        if let Some(timeout) = millis(row.total_timeout_ms) {
+        if let Some(timeout) = connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(timeout) = or_default(row.total_timeout_ms, defaults.total) {
             builder = builder.timeout(timeout);
         }
-        if let Some(timeout) = millis(row.sock_read_timeout_ms) {
+        if let Some(timeout) = or_default(row.sock_read_timeout_ms, defaults.sock_read) {
             builder = builder.read_timeout(timeout);
         }
         if let Some(ca_cert) = &row.ca_cert {
@@ -186,6 +224,7 @@ impl Remote {
         }
         match &row.proxy_url {
             Some(proxy_url) => {
+                // Proxy credentials go to the proxy (`Proxy-Authorization`), never to an origin.
                 let mut proxy =
                     reqwest::Proxy::all(proxy_url).context("the remote's proxy_url is invalid")?;
                 if let Some(user) = &row.proxy_username {
@@ -196,7 +235,19 @@ impl Remote {
             // The remote says how to reach the upstream; the server's environment does not.
             None => builder = builder.no_proxy(),
         }
-        Ok(builder.build()?)
+        Ok(UpstreamClient::new(
+            builder.build()?,
+            self.credentials()?,
+            self.origin_policy()?,
+            self.max_retries(),
+        ))
+    }
+
+    /// The origins the remote's requests may reach: its URL's own.
+    pub fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
+        let url = &self.row.url;
+        let url = url::Url::parse(url).with_context(|| format!("remote URL {url:?}"))?;
+        Ok(OriginPolicy::new(url.origin()))
     }
 
     /// The download policy as the WIT names it.
@@ -217,36 +268,40 @@ impl Remote {
         }
     }
 
-    /// The HTTP grant of a sync: this remote's origin, through `client` (the remote's).
-    pub fn http_scope(&self, client: reqwest::Client) -> anyhow::Result<HttpScope> {
-        let url = &self.row.url;
-        let url = url::Url::parse(url).with_context(|| format!("remote URL {url:?}"))?;
-        Ok(HttpScope {
-            origin: url.origin(),
-            client,
-            max_retries: self.max_retries(),
-        })
+    /// The HTTP grant of a plugin call: what `upstream` (the remote's) may reach.
+    pub fn http_scope(&self, upstream: UpstreamClient) -> HttpScope {
+        HttpScope { upstream }
     }
 }
 
 /// One HTTP client per remote configuration, keyed by the remote's id and `pulp_last_updated`:
 /// building a client (TLS roots, identity, proxy) is not free, and a shared client reuses
 /// connections across the downloads of a sync and the on-demand requests of the content app.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RemoteClients {
-    clients: Mutex<HashMap<String, (String, reqwest::Client)>>,
+    /// The timeouts of remotes that leave theirs null.
+    defaults: DefaultTimeouts,
+    clients: Mutex<HashMap<String, (String, UpstreamClient)>>,
 }
 
 impl RemoteClients {
+    /// No clients yet; remotes get `defaults` for the timeouts they leave null.
+    pub fn new(defaults: DefaultTimeouts) -> Self {
+        RemoteClients {
+            defaults,
+            clients: Mutex::default(),
+        }
+    }
+
     /// The client for `remote` as it is configured now.
-    pub fn client(&self, remote: &Remote) -> anyhow::Result<reqwest::Client> {
+    pub fn client(&self, remote: &Remote) -> anyhow::Result<UpstreamClient> {
         let row = &remote.row;
         if let Some((updated, client)) = self.clients.lock().expect("client cache").get(&row.id)
             && *updated == row.updated
         {
             return Ok(client.clone());
         }
-        let client = remote.build_client()?;
+        let client = remote.build_client(&self.defaults)?;
         self.clients
             .lock()
             .expect("client cache")

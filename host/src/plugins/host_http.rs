@@ -1,4 +1,5 @@
-//! Host side of `granary:plugin/http`: GET and HEAD on the remote's origin only.
+//! Host side of `granary:plugin/http`: GET and HEAD on the origins the remote may reach, with
+//! redirects checked hop by hop ([`super::upstream`]).
 
 use bytes::Bytes;
 use wasmtime::component::Resource;
@@ -33,19 +34,14 @@ impl CallState {
             Ok(parsed) => parsed,
             Err(error) => return Ok(Err(guest_error(format!("invalid URL {url:?}: {error}")))),
         };
-        if parsed.origin() != scope.origin {
+        if let Err(refused) = scope.upstream.policy().reach(&parsed) {
             return Err(SandboxViolation::new(format!(
-                "plugin requested {url}, which is outside the remote's origin {}; plugins may only reach their remote's origin",
-                scope.origin.ascii_serialization()
+                "plugin requested {refused}; plugins may only reach their remote's origin"
             ))
             .into());
         }
-        let mut request = scope.client.request(method, parsed);
-        for (name, value) in &headers {
-            request = request.header(name, value);
-        }
-        let sent = super::retry::send_with_retries(request, scope.max_retries).await;
-        let response = match sent {
+        // A redirect is the upstream's doing, not the plugin's: refused hops are the call's error.
+        let response = match scope.upstream.send(method, &url, &headers).await {
             Ok(response) => response,
             Err(error) => {
                 return Ok(Err(guest_error(format!(
@@ -120,7 +116,8 @@ impl http::HostResponse for CallState {
                 }
                 Err(error) => {
                     return Ok(Err(guest_error(format!(
-                        "reading the response body failed: {error}"
+                        "reading the response body failed: {}",
+                        super::upstream::describe(&error)
                     ))));
                 }
             }

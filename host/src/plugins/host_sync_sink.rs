@@ -4,6 +4,7 @@
 use super::bindings::current::granary::plugin::sync_sink;
 use super::runtime::SandboxViolation;
 use super::scope::CallState;
+use super::upstream::OriginPolicy;
 use super::{PluginError, UnitDeclaration, validate_relative_path};
 
 /// Most files one unit may declare.
@@ -22,9 +23,9 @@ impl sync_sink::Host for CallState {
             ))
             .into());
         }
-        let origin = self.scope.http.as_ref().map(|http| &http.origin);
+        let origins = self.scope.http.as_ref().map(|http| http.upstream.policy());
         for unit in &units {
-            if let Err(message) = validate_declaration(unit, &self.scope.content_types, origin) {
+            if let Err(message) = validate_declaration(unit, &self.scope.content_types, origins) {
                 return Err(SandboxViolation::new(format!(
                     "plugin declared an invalid unit: {message}"
                 ))
@@ -44,12 +45,12 @@ impl sync_sink::Host for CallState {
 }
 
 /// Checks a unit declared by a plugin: a content type it declared, JSON objects within size,
-/// safe relative paths, well-formed digests, and download URLs on the remote's `origin` (a unit
-/// declared without a remote may carry no URL).
+/// safe relative paths, well-formed digests, and download URLs that the remote's `origins` may
+/// reach (a unit declared without a remote may carry no URL).
 pub fn validate_declaration(
     unit: &UnitDeclaration,
     content_types: &[String],
-    origin: Option<&url::Origin>,
+    origins: Option<&OriginPolicy>,
 ) -> Result<(), String> {
     if !content_types.contains(&unit.content_type) {
         return Err(format!("unknown content type {:?}", unit.content_type));
@@ -86,12 +87,16 @@ pub fn validate_declaration(
             ));
         }
         if let Some(url) = &artifact.url {
-            let url_origin = url::Url::parse(url)
-                .map_err(|error| format!("artifact URL {url:?}: {error}"))?
-                .origin();
-            if origin.is_none_or(|allowed| *allowed != url_origin) {
-                return Err(format!("artifact URL {url} is outside the remote's origin"));
-            }
+            let parsed =
+                url::Url::parse(url).map_err(|error| format!("artifact URL {url:?}: {error}"))?;
+            let Some(origins) = origins else {
+                return Err(format!(
+                    "artifact URL {url} is declared without a remote to fetch it from"
+                ));
+            };
+            origins
+                .reach(&parsed)
+                .map_err(|refused| format!("artifact URL {refused}"))?;
         }
     }
     Ok(())

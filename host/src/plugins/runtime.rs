@@ -213,7 +213,7 @@ impl PluginRuntime {
                 .map_err(|e| wasm_error("configuring the compile cache", e))?,
         ));
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(256)
+        pool.total_component_instances(super::INSTANCE_POOL_SIZE)
             .total_core_instances(1024)
             .total_memories(256)
             .total_tables(1024)

@@ -24,7 +24,7 @@ const STDERR_CAPACITY: usize = 16 * 1024;
 pub struct CallScope {
     /// The task the call runs for: logs and progress reports go there.
     pub task: Option<Arc<TaskHandle>>,
-    /// Outbound HTTP, restricted to one origin.
+    /// Outbound HTTP, restricted to the origins the remote may reach.
     pub http: Option<HttpScope>,
     /// Artifacts the call may read: sha256 → size.
     pub artifacts: BTreeMap<String, u64>,
@@ -53,14 +53,11 @@ pub trait CreateArtifact: Send + Sync {
     fn create(&self, blob: ReceivedBlob) -> BoxFuture<'_, anyhow::Result<super::ArtifactRef>>;
 }
 
-/// Outbound HTTP for a sync: the remote's origin and a client configured from the remote.
+/// Outbound HTTP for a call: the remote's way upstream, which also says which origins the guest
+/// may reach.
 pub struct HttpScope {
-    /// `scheme://host:port` the guest may reach.
-    pub origin: url::Origin,
-    /// Client with the remote's TLS, timeout, header and credential settings.
-    pub client: reqwest::Client,
-    /// Retries of a request that failed to connect or got a 5xx answer.
-    pub max_retries: u32,
+    /// The remote's client, credentials, origin policy and retries.
+    pub upstream: super::upstream::UpstreamClient,
 }
 
 /// A repository version the guest may read.

@@ -206,3 +206,100 @@ mod tests {
         assert_eq!(parse_line(1, &entry.to_line()), Ok(Some(entry)));
     }
 }
+
+/// Property tests over any text a hostile upstream could serve as a manifest: the parser answers
+/// an entry or an error for every line, never panics, and what it accepts is safe to store.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Cases per property: enough to find the shallow bugs, bounded so CI spends seconds.
+    fn config() -> ProptestConfig {
+        ProptestConfig::with_cases(2_000)
+    }
+
+    /// A path segment as manifests write them: any characters but the separators of the format.
+    fn segment() -> impl Strategy<Value = String> {
+        "[^,/\n\r#]{1,12}".prop_filter("not a parent reference", |segment| {
+            segment.trim() == segment && segment != ".."
+        })
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        (
+            prop::collection::vec(segment(), 1..5),
+            "[0-9a-f]{64}",
+            any::<u64>(),
+        )
+            .prop_map(|(segments, sha256, size)| Entry {
+                relative_path: segments.join("/"),
+                sha256,
+                size,
+            })
+    }
+
+    /// Paths built from the pieces that escape a directory: parent and current references, empty
+    /// segments, a leading slash, white space, and anything printable.
+    fn hostile_path() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("..".to_owned()),
+            Just(".".to_owned()),
+            Just(String::new()),
+            Just(" .. ".to_owned()),
+            "[ -~]{1,8}",
+        ];
+        (any::<bool>(), prop::collection::vec(piece, 0..6)).prop_map(|(absolute, pieces)| {
+            format!("{}{}", if absolute { "/" } else { "" }, pieces.join("/"))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_line_parses_or_is_refused_with_its_number(line in any::<String>(), number in 1..u64::MAX) {
+            if let Err(message) = parse_line(number, &line) {
+                let prefix = format!("PULP_MANIFEST line {number}: ");
+                prop_assert!(message.starts_with(&prefix), "{message}");
+            }
+        }
+
+        #[test]
+        fn an_accepted_line_names_a_safe_path_and_a_real_digest(
+            path in hostile_path(),
+            sha256 in prop_oneof!["[0-9a-fA-F]{64}", "[0-9a-fA-Fg]{63,65}"],
+            size in prop_oneof![any::<u64>().prop_map(|size| size.to_string()), "[-+0-9a-z ]{0,22}"],
+        ) {
+            let line = format!("{path},{sha256},{size}");
+            if let Ok(Some(entry)) = parse_line(1, &line) {
+                prop_assert!(validate_relative_path(&entry.relative_path).is_ok());
+                prop_assert!(!entry.relative_path.starts_with('/'));
+                prop_assert!(entry.relative_path.split('/').all(|segment| segment != ".."));
+                prop_assert_eq!(entry.sha256.len(), 64);
+                prop_assert!(entry.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            }
+        }
+
+        #[test]
+        fn a_written_entry_reads_back_as_itself(entry in entry()) {
+            prop_assert_eq!(parse_line(1, &entry.to_line()), Ok(Some(entry)));
+        }
+
+        #[test]
+        fn a_resolved_file_stays_under_the_manifest_directory(
+            manifest_url in "https?://[a-z0-9.:]{1,20}(/[ -~]{0,20}){0,4}",
+            entry in entry(),
+        ) {
+            let base = base_url(&manifest_url);
+            let url = resolve(&base, &entry.relative_path);
+            prop_assert!(url.starts_with(&base));
+            let below = &url[base.len()..];
+            // Every byte that could change the URL's meaning is percent-encoded: no query, no
+            // fragment, no raw space; only the path's own separators remain.
+            prop_assert!(below.bytes().all(|b| is_path_char(b) || b == b'/' || b == b'%'));
+            prop_assert_eq!(below.matches('/').count(), entry.relative_path.matches('/').count());
+        }
+    }
+}

@@ -203,6 +203,45 @@ impl TestApp {
         ("admin", &self.password)
     }
 
+    /// Runs one SQL statement straight on the server's database (SQLite file or PostgreSQL), as
+    /// an older Granary or an operator would have written it; returns the first column of the
+    /// rows, as text.
+    pub async fn sql(&self, statement: &str, binds: &[&str]) -> Vec<String> {
+        use sqlx::{Connection as _, Row as _};
+        sqlx::any::install_default_drivers();
+        let url = match self.database.url() {
+            Some(url) => url.to_owned(),
+            None => format!("sqlite://{}", self.data_dir().join("granary.db").display()),
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url)
+            .await
+            .unwrap_or_else(|err| panic!("connect to {url}: {err}"));
+        let mut query = sqlx::query(statement);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        let rows = query
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
+        rows.iter()
+            .filter(|row| !sqlx::Row::columns(*row).is_empty())
+            .map(|row| row.try_get::<String, _>(0).unwrap_or_default())
+            .collect()
+    }
+
+    /// The server process's resident memory (`VmRSS` of `/proc/<pid>/status`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.process.as_ref().expect("the server is running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
     /// The server's data directory (stored artifacts are under `artifacts/ab/cd/<sha256>`).
     pub fn data_dir(&self) -> &std::path::Path {
         self.data_dir.path()

@@ -201,6 +201,26 @@ impl TestApp {
         str_field(&repository, "latest_version_href").to_owned()
     }
 
+    /// Runs orphan cleanup with `orphan_protection_time` minutes and expects it to complete.
+    pub async fn clean_up_orphans(&self, protection_minutes: u64) {
+        let task = self
+            .run_task(
+                &format!("{API}/orphans/cleanup/"),
+                json!({"orphan_protection_time": protection_minutes}),
+            )
+            .await;
+        assert_eq!(task["state"], "completed", "{task:#}");
+    }
+
+    /// Where the local storage keeps the bytes of the artifact `sha256`.
+    pub fn stored_artifact(&self, sha256: &str) -> std::path::PathBuf {
+        self.data_dir()
+            .join("artifacts")
+            .join(&sha256[0..2])
+            .join(&sha256[2..4])
+            .join(sha256)
+    }
+
     /// Syncs and waits; returns the finished task whatever its state.
     pub async fn sync(&self, repository_href: &str, remote_href: &str, mirror: bool) -> Value {
         let task_href = self

@@ -13,7 +13,8 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use axum::serve::Listener;
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use futures::StreamExt as _;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
@@ -41,6 +42,16 @@ struct Shared {
     /// File requests being answered right now, and the most there ever were at once.
     in_flight: AtomicU64,
     most_in_flight: AtomicU64,
+    /// While true, every request waits before it is answered (see [`Upstream::hold`]).
+    held: watch::Sender<bool>,
+    /// Requests waiting on `held` right now.
+    waiting: AtomicU64,
+    /// While true, file bodies stop after their first half (see [`Upstream::stall_bodies`]).
+    stalled: watch::Sender<bool>,
+    /// Request path (without the prefix) to the `Location` it is redirected to.
+    redirects: Mutex<HashMap<String, String>>,
+    /// Header name (lower case) to how many requests carried it.
+    headers_seen: Mutex<HashMap<String, usize>>,
 }
 
 /// Credentials and a header an upstream insists on.
@@ -111,6 +122,11 @@ impl Upstream {
             failures_per_path: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             most_in_flight: AtomicU64::new(0),
+            held: watch::channel(false).0,
+            waiting: AtomicU64::new(0),
+            stalled: watch::channel(false).0,
+            redirects: Mutex::default(),
+            headers_seen: Mutex::default(),
         });
         let addr = listener.local_addr().expect("upstream address");
         let app = axum::Router::new()
@@ -175,6 +191,55 @@ impl Upstream {
         self.shared.failures_per_path.store(count, Ordering::SeqCst);
     }
 
+    /// From now on, every request (the manifest too) waits unanswered until [`Upstream::release`]:
+    /// an upstream that hangs.
+    pub fn hold(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    /// From now on, file bodies stop after their first half and wait (the connection open) until
+    /// [`Upstream::release`]: an upstream that stalls mid-body.
+    pub fn stall_bodies(&self) {
+        self.shared.stalled.send_replace(true);
+    }
+
+    /// Answers everything held or stalled, and everything after it, at once.
+    pub fn release(&self) {
+        self.shared.held.send_replace(false);
+        self.shared.stalled.send_replace(false);
+    }
+
+    /// Requests waiting unanswered right now (see [`Upstream::hold`]).
+    pub fn waiting_requests(&self) -> usize {
+        self.shared.waiting.load(Ordering::SeqCst) as usize
+    }
+
+    /// From now on, answers requests for `relative_path` (a fixture path, or `PULP_MANIFEST`)
+    /// with `302 Found` to `location` (absolute, or relative to the request's URL).
+    pub fn redirect(&self, relative_path: &str, location: &str) {
+        self.shared
+            .redirects
+            .lock()
+            .unwrap()
+            .insert(relative_path.to_owned(), location.to_owned());
+    }
+
+    /// How many requests carried the header `name` (any value).
+    pub fn requests_carrying(&self, name: &str) -> usize {
+        self.shared
+            .headers_seen
+            .lock()
+            .unwrap()
+            .get(&name.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every request, whatever its path.
+    pub fn total_requests(&self) -> usize {
+        self.shared.requests.lock().unwrap().values().sum()
+    }
+
     /// The most file requests that were being answered at the same time.
     pub fn most_concurrent_file_requests(&self) -> u64 {
         self.shared.most_in_flight.load(Ordering::SeqCst)
@@ -221,6 +286,7 @@ impl Upstream {
     /// Granary serves afterwards can have come from here.
     pub async fn stop(&mut self) {
         self.shared.stopped.store(true, Ordering::SeqCst);
+        self.release();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -254,6 +320,17 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         *count += 1;
         *count as u64
     };
+    {
+        let mut seen = shared.headers_seen.lock().unwrap();
+        for name in request.headers().keys() {
+            *seen.entry(name.as_str().to_owned()).or_default() += 1;
+        }
+    }
+    if *shared.held.borrow() {
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
+        let _ = shared.held.subscribe().wait_for(|held| !held).await;
+        shared.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 
     // Belt and braces: should a connection outlive `stop`, it still serves nothing.
     if shared.stopped.load(Ordering::SeqCst) {
@@ -272,6 +349,14 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
+    let redirect = shared.redirects.lock().unwrap().get(&key).cloned();
+    if let Some(location) = redirect {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, location)
+            .body(Body::empty())
+            .expect("valid response");
+    }
     let Some(bytes) = shared.files.get(&key).filter(|_| path.starts_with(PREFIX)) else {
         return status(StatusCode::NOT_FOUND);
     };
@@ -284,11 +369,24 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         }
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
+    let body = if key != MANIFEST && *shared.stalled.borrow() {
+        // The first half now, the rest once released: the connection stays open in between.
+        let (first, rest) = bytes.split_at(bytes.len() / 2);
+        let (first, rest) = (Bytes::copy_from_slice(first), Bytes::copy_from_slice(rest));
+        let mut stalled = shared.stalled.subscribe();
+        let rest = async move {
+            let _ = stalled.wait_for(|stalled| !stalled).await;
+            Ok::<_, std::io::Error>(rest)
+        };
+        Body::from_stream(futures::stream::iter([Ok(first)]).chain(futures::stream::once(rest)))
+    } else {
+        Body::from(bytes.clone())
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, bytes.len())
-        .body(Body::from(bytes.clone()))
+        .body(body)
         .expect("valid response")
 }
 

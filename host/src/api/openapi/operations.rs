@@ -245,7 +245,7 @@ macro_rules! labelled_objects {
 /// `remove_role/` and `my_permissions/`), each object's `$one`.
 #[rustfmt::skip]
 macro_rules! role_actions {
-    ($object:literal, $resource:expr, $one:literal) => {
+    ($object:expr, $resource:expr, $one:literal) => {
         [
             endpoint(concat!($object, "list_roles/"), Get, $resource, "list_roles", concat!("Who holds which role on ", $one), Body::None, Reply::Named(200, "ObjectRolesResponse")),
             endpoint(concat!($object, "add_role/"), Post, $resource, "add_role", concat!("Give users and groups a role on ", $one), Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
@@ -260,30 +260,37 @@ macro_rules! role_actions {
 /// actions on each.
 #[rustfmt::skip]
 macro_rules! guard_objects {
-    ($kind:literal, $resource:expr, $one:literal) => {{
-        const OBJECTS: &str = concat!("/pulp/api/v3/contentguards/core/", $kind, "/");
-        const OBJECT: &str = concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/");
-        [
-            endpoint(OBJECTS, Get, $resource, "list", concat!("List ", $kind, " content guards"), Body::None, Reply::Page),
-            endpoint(OBJECTS, Post, $resource, "create", concat!("Create ", $one), Body::Object(Media::Json), Reply::Object(201)),
-            endpoint(OBJECT, Get, $resource, "read", concat!("Inspect ", $one), Body::None, Reply::Object(200)),
-            endpoint(OBJECT, Put, $resource, "update", concat!("Update ", $one), Body::Object(Media::Json), Reply::Object(200)),
-            endpoint(OBJECT, Patch, $resource, "partial_update", concat!("Update some fields of ", $one), Body::Patch, Reply::Object(200)),
-            endpoint(OBJECT, Delete, $resource, "delete", concat!("Delete ", $one), Body::None, Reply::Empty),
-            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/list_roles/"), Get, $resource, "list_roles", concat!("Who holds which role on ", $one), Body::None, Reply::Named(200, "ObjectRolesResponse")),
-            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/add_role/"), Post, $resource, "add_role", concat!("Give users and groups a role on ", $one), Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
-            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/remove_role/"), Post, $resource, "remove_role", concat!("Take a role on ", $one, " back from users and groups"), Body::Named("NestedRole", Media::Json), Reply::Named(201, "NestedRoleResponse")),
-            endpoint(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/my_permissions/"), Get, $resource, "my_permissions", concat!("The caller's permissions on ", $one), Body::None, Reply::Named(200, "MyPermissionsResponse")),
-        ]
-    }};
+    ($kind:literal, $resource:expr, $one:literal) => {
+        joined::<10>(&[
+            &core_objects!(
+                concat!("/pulp/api/v3/contentguards/core/", $kind, "/"),
+                concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/"),
+                $resource,
+                Media::Json,
+                [concat!("List ", $kind, " content guards"), concat!("Create ", $one), concat!("Inspect ", $one), concat!("Update ", $one), concat!("Update some fields of ", $one), concat!("Delete ", $one)]
+            ),
+            &role_actions!(concat!("/pulp/api/v3/contentguards/core/", $kind, "/{id}/"), $resource, $one),
+        ])
+    };
 }
 
 /// The list, create, read and delete of a core collection (`$collection`, its objects at
 /// `$object`), answered as Pulp's viewsets answer them: a create (a `$media` body) answers the
-/// object with 201, a delete answers 204. The four summaries come in that order.
+/// object with 201, a delete answers 204. The four summaries come in that order; six are those of
+/// a resource changed in place, whose `PUT` (a `$media` body) and `PATCH` answer the object.
 #[rustfmt::skip]
 macro_rules! core_objects {
-    ($collection:literal, $object:literal, $resource:expr, $media:expr, [$list:literal, $create:literal, $read:literal, $delete:literal]) => {
+    ($collection:expr, $object:expr, $resource:expr, $media:expr, [$list:expr, $create:expr, $read:expr, $update:expr, $partial_update:expr, $delete:expr]) => {
+        [
+            endpoint($collection, Get, $resource, "list", $list, Body::None, Reply::Page),
+            endpoint($collection, Post, $resource, "create", $create, Body::Object($media), Reply::Object(201)),
+            endpoint($object, Get, $resource, "read", $read, Body::None, Reply::Object(200)),
+            endpoint($object, Put, $resource, "update", $update, Body::Object($media), Reply::Object(200)),
+            endpoint($object, Patch, $resource, "partial_update", $partial_update, Body::Patch, Reply::Object(200)),
+            endpoint($object, Delete, $resource, "delete", $delete, Body::None, Reply::Empty),
+        ]
+    };
+    ($collection:expr, $object:expr, $resource:expr, $media:expr, [$list:expr, $create:expr, $read:expr, $delete:expr]) => {
         [
             endpoint($collection, Get, $resource, "list", $list, Body::None, Reply::Page),
             endpoint($collection, Post, $resource, "create", $create, Body::Object($media), Reply::Object(201)),
@@ -350,11 +357,7 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/repair/", Post, R::Repair, "post", "Check every artifact and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
     ],
     // Users and their API tokens.
-    &core_objects!("/pulp/api/v3/users/", "/pulp/api/v3/users/{id}/", R::User, Media::Json, ["List users", "Create a user", "Inspect a user", "Delete a user"]),
-    &[
-        endpoint("/pulp/api/v3/users/{id}/", Put, R::User, "update", "Update a user", Body::Object(Media::Json), Reply::Object(200)),
-        endpoint("/pulp/api/v3/users/{id}/", Patch, R::User, "partial_update", "Update some fields of a user", Body::Patch, Reply::Object(200)),
-    ],
+    &core_objects!("/pulp/api/v3/users/", "/pulp/api/v3/users/{id}/", R::User, Media::Json, ["List users", "Create a user", "Inspect a user", "Update a user", "Update some fields of a user", "Delete a user"]),
     &core_objects!("/pulp/api/v3/users/{id}/tokens/", "/pulp/api/v3/users/{id}/tokens/{token}/", R::UserToken, Media::Json, ["List a user's API tokens", "Create an API token; the answer holds its secret, once", "Inspect an API token", "Revoke an API token"]),
     // Plugins (WebAssembly content types).
     &core_objects!("/pulp/api/v3/plugins/", "/pulp/api/v3/plugins/{name}/", R::Plugin, Media::Multipart, ["List plugins", "Install or upgrade a plugin component", "Inspect a plugin", "Remove an installed plugin"]),
@@ -369,21 +372,11 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
         endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
     ],
+    // Roles.
+    &core_objects!("/pulp/api/v3/roles/", "/pulp/api/v3/roles/{id}/", R::Role, Media::Json, ["List roles", "Create a role", "Inspect a role", "Update a role (not a locked one)", "Update some fields of a role (not a locked one)", "Delete a role (not a locked one)"]),
+    // Groups, their members, the roles they hold and the roles held on them.
+    &core_objects!("/pulp/api/v3/groups/", "/pulp/api/v3/groups/{id}/", R::Group, Media::Json, ["List groups", "Create a group", "Inspect a group", "Update a group", "Update some fields of a group", "Delete a group"]),
     &[
-        // Roles.
-        endpoint("/pulp/api/v3/roles/", Get, R::Role, "list", "List roles", Body::None, Reply::Page),
-        endpoint("/pulp/api/v3/roles/", Post, R::Role, "create", "Create a role", Body::Object(Media::Json), Reply::Object(201)),
-        endpoint("/pulp/api/v3/roles/{id}/", Get, R::Role, "read", "Inspect a role", Body::None, Reply::Object(200)),
-        endpoint("/pulp/api/v3/roles/{id}/", Put, R::Role, "update", "Update a role (not a locked one)", Body::Object(Media::Json), Reply::Object(200)),
-        endpoint("/pulp/api/v3/roles/{id}/", Patch, R::Role, "partial_update", "Update some fields of a role (not a locked one)", Body::Patch, Reply::Object(200)),
-        endpoint("/pulp/api/v3/roles/{id}/", Delete, R::Role, "delete", "Delete a role (not a locked one)", Body::None, Reply::Empty),
-        // Groups, their members, the roles they hold and the roles held on them.
-        endpoint("/pulp/api/v3/groups/", Get, R::Group, "list", "List groups", Body::None, Reply::Page),
-        endpoint("/pulp/api/v3/groups/", Post, R::Group, "create", "Create a group", Body::Object(Media::Json), Reply::Object(201)),
-        endpoint("/pulp/api/v3/groups/{id}/", Get, R::Group, "read", "Inspect a group", Body::None, Reply::Object(200)),
-        endpoint("/pulp/api/v3/groups/{id}/", Put, R::Group, "update", "Update a group", Body::Object(Media::Json), Reply::Object(200)),
-        endpoint("/pulp/api/v3/groups/{id}/", Patch, R::Group, "partial_update", "Update some fields of a group", Body::Patch, Reply::Object(200)),
-        endpoint("/pulp/api/v3/groups/{id}/", Delete, R::Group, "delete", "Delete a group", Body::None, Reply::Empty),
         endpoint("/pulp/api/v3/groups/{id}/users/", Get, R::GroupUser, "list", "List the members of a group", Body::None, Reply::Page),
         endpoint("/pulp/api/v3/groups/{id}/users/", Post, R::GroupUser, "create", "Add a user to a group", Body::Object(Media::Json), Reply::Object(201)),
         endpoint("/pulp/api/v3/groups/{id}/users/{token}/", Delete, R::GroupUser, "delete", "Remove a user from a group", Body::None, Reply::Empty),
@@ -488,6 +481,22 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             route_values: Vec::new(),
             plugin: None,
         }]
+    };
+    // A kind of content guard: its operations are prefixed by its segment, and its href parameter
+    // is its schema's name in snake case, a `_` before each capital (`r_b_a_c_content_guard`).
+    let guard = |segment: &str, schema: &str| {
+        let mut href = String::new();
+        for (index, letter) in schema.char_indices() {
+            if index > 0 && letter.is_ascii_uppercase() {
+                href.push('_');
+            }
+            href.push(letter.to_ascii_lowercase());
+        }
+        core(
+            &format!("contentguards_core_{segment}"),
+            &format!("{href}_href"),
+            schema,
+        )
     };
     let typed = |collection: &str, kind: &str, name: fn(&RestNames) -> &String| {
         plugins
@@ -602,31 +611,11 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             }]
         }
         R::AllContentGuards => core("contentguards", "", "ContentGuard"),
-        R::RbacContentGuard => core(
-            "contentguards_core_rbac",
-            "r_b_a_c_content_guard_href",
-            "RBACContentGuard",
-        ),
-        R::ContentRedirectContentGuard => core(
-            "contentguards_core_content_redirect",
-            "content_redirect_content_guard_href",
-            "ContentRedirectContentGuard",
-        ),
-        R::HeaderContentGuard => core(
-            "contentguards_core_header",
-            "header_content_guard_href",
-            "HeaderContentGuard",
-        ),
-        R::X509CertGuard => core(
-            "contentguards_core_x509",
-            "x509_cert_guard_href",
-            "X509CertGuard",
-        ),
-        R::CompositeContentGuard => core(
-            "contentguards_core_composite",
-            "composite_content_guard_href",
-            "CompositeContentGuard",
-        ),
+        R::RbacContentGuard => guard("rbac", "RBACContentGuard"),
+        R::ContentRedirectContentGuard => guard("content_redirect", "ContentRedirectContentGuard"),
+        R::HeaderContentGuard => guard("header", "HeaderContentGuard"),
+        R::X509CertGuard => guard("x509", "X509CertGuard"),
+        R::CompositeContentGuard => guard("composite", "CompositeContentGuard"),
     }
 }
 

@@ -58,6 +58,11 @@ impl Doc {
         Doc::listed::<T, V>(T::FILTERS)
     }
 
+    /// A kind of content guard: listed as every guard is, answered as `V`, created from `I`.
+    fn guard<V: ToSchema, I: Input>() -> Doc {
+        Doc::listed::<content_guards::Guard, V>(&[]).input::<I>()
+    }
+
     fn view<V: ToSchema>(self) -> Doc {
         Doc {
             view: Some(of::<V>),
@@ -145,24 +150,19 @@ pub fn doc(resource: R) -> Doc {
             .input::<access_policies::PolicyInput>(),
         R::AllContentGuards => Doc::listed::<content_guards::Guard, content_guards::GuardView>(&[]),
         R::RbacContentGuard => {
-            Doc::listed::<content_guards::Guard, content_guards::RbacGuardView>(&[])
-                .input::<content_guards::GuardInput>()
+            Doc::guard::<content_guards::RbacGuardView, content_guards::GuardInput>()
         }
         R::ContentRedirectContentGuard => {
-            Doc::listed::<content_guards::Guard, content_guards::GuardView>(&[])
-                .input::<content_guards::GuardInput>()
+            Doc::guard::<content_guards::GuardView, content_guards::GuardInput>()
         }
         R::HeaderContentGuard => {
-            Doc::listed::<content_guards::Guard, content_guards::HeaderGuardView>(&[])
-                .input::<content_guards::HeaderGuardInput>()
+            Doc::guard::<content_guards::HeaderGuardView, content_guards::HeaderGuardInput>()
         }
         R::X509CertGuard => {
-            Doc::listed::<content_guards::Guard, content_guards::X509GuardView>(&[])
-                .input::<content_guards::X509GuardInput>()
+            Doc::guard::<content_guards::X509GuardView, content_guards::X509GuardInput>()
         }
         R::CompositeContentGuard => {
-            Doc::listed::<content_guards::Guard, content_guards::CompositeGuardView>(&[])
-                .input::<content_guards::CompositeGuardInput>()
+            Doc::guard::<content_guards::CompositeGuardView, content_guards::CompositeGuardInput>()
         }
     }
 }
