@@ -340,20 +340,25 @@ async fn add_units(
     }
     // A sha256 is not a capability: storage is shared by every repository, so an artifact of
     // another repository (another tenant's private file) must not be added by naming its digest.
-    let named_elsewhere: BTreeSet<&str> = units
-        .iter()
-        .flat_map(|unit| &unit.artifacts)
-        .filter_map(|artifact| artifact.sha256.as_deref())
-        .filter(|sha256| !named.made_here.contains(sha256))
-        .collect();
-    for sha256 in named_elsewhere {
+    // It is refused as a missing one is, so the answer does not tell whether the digest is stored.
+    let mut checked = BTreeSet::new();
+    for artifact in units.iter().flat_map(|unit| &unit.artifacts) {
+        let Some(sha256) = artifact.sha256.as_deref() else {
+            continue;
+        };
+        if named.made_here.contains(sha256) || !checked.insert(sha256) {
+            continue;
+        }
         if !reachable(app, sha256, repository_id, named.remote_id).await? {
-            return Err(plugin_failed(
-                &plugin.info.name,
-                &format!(
-                    "add-units named artifact {sha256}, which is not of this request, this repository or its remote"
-                ),
-            ));
+            tracing::warn!(
+                plugin = %plugin.info.name,
+                sha256,
+                "add-units named an artifact that is not of this request, this repository or its remote"
+            );
+            return Err(ApiError::bad_request(format!(
+                "The {} plugin added file {:?}, which names no stored artifact of this request, this repository or its remote.",
+                plugin.info.name, artifact.relative_path
+            )));
         }
     }
     match add_units_and_wait(
