@@ -92,7 +92,38 @@ pub fn router<S>(app: &AppState) -> Router<S> {
         .fallback(plugin_prefix)
         // Form bodies stream file parts into storage; other bodies are capped by `handle`.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::map_response(with_security_headers))
         .with_state(state)
+}
+
+/// Sets the security headers of every response the content app gives (stored files, on-demand
+/// and pull-through relays, plugin answers, listings, errors): the one place that decides them.
+async fn with_security_headers(mut response: Response) -> Response {
+    security_headers(response.headers_mut());
+    response
+}
+
+/// What a browser may do with served content. The content app serves what anyone uploaded on the
+/// API's origin, so an uploaded `.html` or `.svg` must not run as a page of that origin (its
+/// scripts would act with the visitor's credentials).
+///
+/// `nosniff` stops a browser from promoting a file to a type it renders. `Content-Security-Policy:
+/// sandbox` rather than `Content-Disposition: attachment`: both keep a document off the origin,
+/// but sandbox still shows the pages people browse (PEP 503 indexes, directory listings, a
+/// plugin's HTML), with no scripts and an opaque origin, while attachment would download them.
+/// It is set on every response, not only on the types a browser renders as documents: CSP means
+/// nothing to an image, a tarball or to pip, curl and npm, and matching no type leaves no type
+/// (XML dialects, `+xml` suffixes, a plugin's odd `Content-Type`) to forget. Static values: no
+/// allocation per request.
+pub(crate) fn security_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
 }
 
 /// What this process has resolved request paths to, until the content tables change: a

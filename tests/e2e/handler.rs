@@ -13,6 +13,7 @@ sqlite_and_postgres!(
     declared_rest_names_and_fields_shape_the_api,
     uploads_through_handle_add_a_repository_version,
     pull_through_fetches_once_and_serves_from_the_cache,
+    plugin_answers_carry_only_the_headers_the_host_allows,
 );
 
 const HANDLER: &str = env!("GRANARY_TEST_HANDLER_WASM");
@@ -454,4 +455,65 @@ async fn pull_through_fetches_once_and_serves_from_the_cache(backend: Backend) {
     assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(&partial.bytes().await.unwrap()[..], &file.bytes[10..20]);
     assert_eq!(upstream.requests_for(&file.relative_path), 1);
+}
+
+/// A plugin answer cannot set a cookie on the server's origin, nor hop-by-hop or security headers;
+/// its format's own headers pass, and every served answer, a plugin's or a stored file, comes
+/// with `nosniff` and a sandboxing CSP, so an uploaded page never runs as the server's.
+async fn plugin_answers_carry_only_the_headers_the_host_allows(backend: Backend) {
+    let app = app_with_handler(backend).await;
+    repository_and_distribution(&app, "headers", None).await;
+    let route = app.url("/shelf/headers/");
+
+    let answer = app
+        .anonymous()
+        .get(format!("{route}headers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let headers = answer.headers();
+    for dropped in [
+        "set-cookie",
+        "strict-transport-security",
+        "access-control-allow-origin",
+    ] {
+        assert!(
+            !headers.contains_key(dropped),
+            "{dropped} passed: {headers:?}"
+        );
+    }
+    assert_ne!(
+        headers.get("connection").map(|value| value.as_bytes()),
+        Some(&b"close"[..]),
+        "the plugin closed the connection: {headers:?}"
+    );
+    assert_eq!(headers["x-format-serial"], "42", "{headers:?}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["content-security-policy"], "sandbox");
+
+    // A stored page uploaded through the format route: the same protection.
+    let (user, password) = app.credentials();
+    let (content_type, body) = form("site", Some(("page.html", b"<script>alert(1)</script>")));
+    let (status, stored) = text(
+        app.anonymous()
+            .post(format!("{route}upload/"))
+            .basic_auth(user, Some(password))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let page = app
+        .anonymous()
+        .get(format!("{route}files/site/page.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["content-security-policy"], "sandbox");
 }

@@ -7,6 +7,7 @@
 //! outcome's `add-units` as one new repository version (through the task system), and streams
 //! stored or pulled-through files with Range, HEAD and ETag.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -126,11 +127,24 @@ pub(super) async fn plugin_route(
     };
     // The call holds a plugin instance until it returns: one turn of the pool's share each.
     let turn = app.admission.turn(Work::PluginCall, requester).await?;
-    let (result, _) = app.plugins.handle(&plugin, scope, &call).await;
+    let (result, scope) = app.plugins.handle(&plugin, scope, &call).await;
     drop(turn);
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
     if !outcome.add_units.is_empty() {
-        add_units(app, matched, &plugin, user.as_deref(), outcome.add_units).await?;
+        let made_here: BTreeSet<&str> = (scope.artifacts.keys().map(String::as_str))
+            .chain(
+                scope
+                    .created
+                    .iter()
+                    .map(|artifact| artifact.sha256.as_str()),
+            )
+            .collect();
+        let named = Named {
+            plugin: &plugin,
+            made_here: &made_here,
+            remote_id: matched.remote_id.as_deref(),
+        };
+        add_units(app, matched, &named, user.as_deref(), outcome.add_units).await?;
     }
     let response = outcome.response;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -155,14 +169,64 @@ pub(super) async fn plugin_route(
         }
     };
     for (name, value) in response.headers {
-        if let (Ok(name), Ok(value)) = (
+        let (Ok(name), Ok(value)) = (
             header::HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(&value),
-        ) {
+        ) else {
+            continue;
+        };
+        if host_decides(&name) {
+            tracing::debug!(plugin = %matched.plugin, header = %name, "plugin response header dropped");
+        } else {
             reply.headers_mut().insert(name, value);
         }
     }
     Ok(reply)
+}
+
+/// Whether the header `name` of a plugin's answer is the host's to decide, so the plugin's value
+/// is dropped.
+///
+/// A deny list rather than an allow list: formats speak their own headers (`X-PyPI-Last-Serial`,
+/// `Docker-Content-Digest`, `Docker-Distribution-API-Version`, `npm-notice`...), which the host
+/// cannot enumerate for plugins not written yet, and an allow list would make every new format
+/// wait for a host release. What a plugin must not touch is a closed class the host knows: state
+/// on the API origin (cookies), the connection and its framing (hop-by-hop headers and lengths
+/// the host computes), and what a browser may do with the answer (the security headers, which
+/// [`super::security_headers`] sets on every served response).
+fn host_decides(name: &header::HeaderName) -> bool {
+    // Header names are lower case once parsed.
+    let name = name.as_str();
+    matches!(
+        name,
+        "set-cookie"
+            | "set-cookie2"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "content-length"
+            | "alt-svc"
+            | "strict-transport-security"
+            | "content-security-policy"
+            | "content-security-policy-report-only"
+            | "x-content-type-options"
+            | "x-frame-options"
+            | "x-xss-protection"
+            | "referrer-policy"
+            | "permissions-policy"
+            | "feature-policy"
+            | "clear-site-data"
+            | "service-worker-allowed"
+            | "origin-agent-cluster"
+            | "refresh"
+            | "www-authenticate"
+            | "correlation-id"
+    ) || name.starts_with("proxy-")
+        || name.starts_with("access-control-")
+        || name.starts_with("cross-origin-")
 }
 
 /// A plugin error is the client's answer (400, on the field it names); anything else means the
@@ -173,14 +237,24 @@ fn call_error(plugin: &str, error: CallError) -> ApiError {
             error.field.as_deref().unwrap_or("non_field_errors"),
             error.message,
         ),
-        CallError::Sandbox(message) => {
-            tracing::warn!(%plugin, %message, "plugin handle failed");
-            ApiError::detail(
-                StatusCode::BAD_GATEWAY,
-                format!("The {plugin} plugin failed to answer: {message}"),
-            )
-        }
+        CallError::Sandbox(message) => plugin_failed(plugin, &message),
     }
+}
+
+/// 502 for a plugin that crashed, hit a limit or answered something invalid. What went wrong
+/// (trap text, the guest's stderr, limits) is for the operator: it goes to the log under the
+/// request's correlation id, and the client gets only that id to quote.
+pub(super) fn plugin_failed(plugin: &str, cause: &str) -> ApiError {
+    let correlation_id = crate::tasks::LOGGING_CID
+        .try_with(Clone::clone)
+        .unwrap_or_default();
+    tracing::warn!(%plugin, %correlation_id, %cause, "plugin call failed");
+    ApiError::detail(
+        StatusCode::BAD_GATEWAY,
+        format!(
+            "The {plugin} plugin failed to answer this request (correlation id {correlation_id})."
+        ),
+    )
 }
 
 /// Refuses a write to `matched` unless `caller` may modify the repository it serves: 401 without
@@ -210,15 +284,24 @@ async fn may_push(
     }
 }
 
+/// The artifacts a `handle` outcome may name without looking further: those of this request's
+/// form body and those the call created.
+struct Named<'a> {
+    plugin: &'a LoadedPlugin,
+    made_here: &'a BTreeSet<&'a str>,
+    remote_id: Option<&'a str>,
+}
+
 /// Adds the units a `handle` outcome declares to the distribution's repository, as one new
 /// version, before the response goes out.
 async fn add_units(
     app: &Arc<ContentApp>,
     matched: &Matched,
-    plugin: &LoadedPlugin,
+    named: &Named<'_>,
     user: Option<&str>,
     mut units: Vec<UnitDeclaration>,
 ) -> ApiResult<()> {
+    let plugin = named.plugin;
     if user.is_none() {
         return Err(ApiError::unauthorized());
     }
@@ -255,6 +338,29 @@ async fn add_units(
             ));
         }
     }
+    // A sha256 is not a capability: storage is shared by every repository, so an artifact of
+    // another repository (another tenant's private file) must not be added by naming its digest.
+    // It is refused as a missing one is, so the answer does not tell whether the digest is stored.
+    let mut checked = BTreeSet::new();
+    for artifact in units.iter().flat_map(|unit| &unit.artifacts) {
+        let Some(sha256) = artifact.sha256.as_deref() else {
+            continue;
+        };
+        if named.made_here.contains(sha256) || !checked.insert(sha256) {
+            continue;
+        }
+        if !reachable(app, sha256, repository_id, named.remote_id).await? {
+            tracing::warn!(
+                plugin = %plugin.info.name,
+                sha256,
+                "add-units named an artifact that is not of this request, this repository or its remote"
+            );
+            return Err(ApiError::bad_request(format!(
+                "The {} plugin added file {:?}, which names no stored artifact of this request, this repository or its remote.",
+                plugin.info.name, artifact.relative_path
+            )));
+        }
+    }
     match add_units_and_wait(
         &app.db,
         &app.plugins.rest_names(),
@@ -270,6 +376,34 @@ async fn add_units(
         Err(AddError::Refused(message)) => Err(ApiError::bad_request(message)),
         Err(AddError::Internal(error)) => Err(error.into()),
     }
+}
+
+/// Whether the stored artifact `sha256` belongs to the repository `repository_id` (a file of its
+/// latest version) or was fetched from the remote `remote_id` (a file of a unit that remote
+/// serves): the artifacts, besides its own request's, a plugin call may put into the repository.
+pub(super) async fn reachable(
+    app: &ContentApp,
+    sha256: &str,
+    repository_id: &str,
+    remote_id: Option<&str>,
+) -> ApiResult<bool> {
+    const REACHABLE: &str = "SELECT 1 FROM artifacts a
+         JOIN content_artifacts ca ON ca.artifact_id = a.id
+         WHERE a.sha256 = $2 AND (
+           EXISTS (SELECT 1 FROM repository_content rc JOIN repositories r ON r.id = rc.repository_id
+                   WHERE rc.content_id = ca.content_id AND rc.repository_id = $1
+                     AND rc.version_added <= r.latest_version
+                     AND (rc.version_removed IS NULL OR rc.version_removed > r.latest_version))
+           OR EXISTS (SELECT 1 FROM remote_artifacts ra
+                      WHERE ra.content_artifact_id = ca.id AND ra.remote_id = $3))
+         LIMIT 1";
+    let found = sqlx::query(REACHABLE)
+        .bind(repository_id)
+        .bind(sha256)
+        .bind(remote_id)
+        .fetch_optional(app.db.pool())
+        .await?;
+    Ok(found.is_some())
 }
 
 /// A request body as `handle` receives it.

@@ -104,7 +104,8 @@ pub(super) async fn serve(
         sha256: Some(sha256.clone()),
     };
 
-    let stored_before = stored_size(app, &sha256).await?;
+    let remote_id = Some(remote.row.id.as_str());
+    let stored_before = reusable_size(app, &sha256, repository_id, remote_id).await?;
     // A file to fetch takes a turn before it queues behind the one download of it, so the
     // requests waiting on a hanging upstream are bounded and get 503 after the deadline.
     let fetching = match stored_before {
@@ -115,7 +116,8 @@ pub(super) async fn serve(
     let turn = lock.lock().await;
     let size = match stored_before {
         Some(size) => size,
-        None => match stored_size(app, &sha256).await? {
+        // Another request may have fetched it while this one waited for the lock.
+        None => match reusable_size(app, &sha256, repository_id, remote_id).await? {
             Some(size) => size,
             None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
         },
@@ -144,6 +146,24 @@ pub(super) async fn serve(
     }
     drop(turn);
     super::stored(app, &sha256, size, &file.relative_path, headers).await
+}
+
+/// The size of the stored artifact `sha256` when it may be served here without fetching it: it is
+/// this repository's or this remote's. Any other (another tenant's private file, named by its
+/// digest) is fetched from the upstream like a new one, so the bytes served are the upstream's,
+/// verified, or the call fails.
+async fn reusable_size(
+    app: &ContentApp,
+    sha256: &str,
+    repository_id: &str,
+    remote_id: Option<&str>,
+) -> ApiResult<Option<u64>> {
+    match stored_size(app, sha256).await? {
+        Some(size) if super::handle::reachable(app, sha256, repository_id, remote_id).await? => {
+            Ok(Some(size))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn stored_size(app: &ContentApp, sha256: &str) -> ApiResult<Option<u64>> {

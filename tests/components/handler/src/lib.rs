@@ -57,6 +57,7 @@ impl Plugin for Handler {
         let path = request.path.as_str();
         match (request.method.as_str(), path) {
             ("GET", "whoami") => Ok(whoami(request).into()),
+            ("GET", "headers") => Ok(overreaching_headers().into()),
             ("POST", "upload/") => upload(request),
             ("POST", "echo") => Ok(echo(request).into()),
             ("POST", "bogus") => Ok(bogus()),
@@ -88,6 +89,17 @@ fn whoami(request: &HttpRequest) -> HttpResponse {
             .map_or("-", |remote| remote.url.as_str()),
     );
     HttpResponse::ok("text/plain", body)
+}
+
+/// An answer that tries to set what only the host decides: a cookie on the server's origin,
+/// hop-by-hop and security headers; and one header of its own format, which must pass.
+fn overreaching_headers() -> HttpResponse {
+    HttpResponse::ok("text/html", "<script>alert(1)</script>")
+        .with_header("Set-Cookie", "session=stolen; Path=/")
+        .with_header("Connection", "close")
+        .with_header("Strict-Transport-Security", "max-age=0")
+        .with_header("Access-Control-Allow-Origin", "*")
+        .with_header("X-Format-Serial", "42")
 }
 
 fn echo(request: &HttpRequest) -> HttpResponse {
