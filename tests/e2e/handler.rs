@@ -88,6 +88,25 @@ fn form(project: &str, file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// Posts the form of `project` and `file` (name, bytes) to `url` as the admin; returns the status
+/// and the body.
+async fn post_form_as_admin(
+    app: &TestApp,
+    url: String,
+    project: &str,
+    file: (&str, &[u8]),
+) -> (StatusCode, String) {
+    let (user, password) = app.credentials();
+    let (content_type, body) = form(project, Some(file));
+    let request = app
+        .anonymous()
+        .post(url)
+        .basic_auth(user, Some(password))
+        .header("content-type", content_type)
+        .body(body);
+    text(request.send().await.unwrap()).await
+}
+
 async fn text(response: reqwest::Response) -> (StatusCode, String) {
     let status = response.status();
     (status, response.text().await.expect("read the body"))
@@ -247,18 +266,8 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK, "{echoed}");
     assert_eq!(echoed, "a=1\nb=two words\nc=/slash\n");
-    let (content_type, body) = form("demo", Some(("echo.txt", b"echo")));
-    let (_, echoed) = text(
-        app.anonymous()
-            .post(format!("{route}echo"))
-            .basic_auth(user, Some(password))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, echoed) =
+        post_form_as_admin(&app, format!("{route}echo"), "demo", ("echo.txt", b"echo")).await;
     assert_eq!(echoed, "project=demo\nfile:content=echo.txt\n");
 
     // Without credentials, the plugin is not even asked.
@@ -298,14 +307,7 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     assert!(body.contains("\"content\""), "{body}");
 
     let upload = |project: &'static str, name: &'static str, bytes: &'static [u8]| {
-        let (content_type, body) = form(project, Some((name, bytes)));
-        let request = app
-            .anonymous()
-            .post(format!("{route}upload/"))
-            .basic_auth(user, Some(password))
-            .header("content-type", content_type)
-            .body(body);
-        async move { text(request.send().await.unwrap()).await }
+        post_form_as_admin(&app, format!("{route}upload/"), project, (name, bytes))
     };
     let (status, body) = upload("demo", "hello.txt", b"hello world").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -493,17 +495,11 @@ async fn plugin_answers_carry_only_the_headers_the_host_allows(backend: Backend)
     assert_eq!(headers["content-security-policy"], "sandbox");
 
     // A stored page uploaded through the format route: the same protection.
-    let (user, password) = app.credentials();
-    let (content_type, body) = form("site", Some(("page.html", b"<script>alert(1)</script>")));
-    let (status, stored) = text(
-        app.anonymous()
-            .post(format!("{route}upload/"))
-            .basic_auth(user, Some(password))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
+    let (status, stored) = post_form_as_admin(
+        &app,
+        format!("{route}upload/"),
+        "site",
+        ("page.html", b"<script>alert(1)</script>"),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{stored}");
