@@ -108,7 +108,10 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
     crate::rbac::sync_builtins(&db, &plugins.rest_names())
         .await
         .context("writing the built-in roles and access policies")?;
-    let authenticator = Arc::new(Authenticator::new(db.clone(), config.login_throttle()));
+    let authenticator = Arc::new(Authenticator::new(
+        db.clone(),
+        crate::auth::ThrottleSettings::of(&config),
+    ));
     let app = Arc::new(App {
         config,
         db,

@@ -95,6 +95,17 @@ pub struct ThrottleSettings {
     pub window: Duration,
 }
 
+impl ThrottleSettings {
+    /// The failed log-in limits `config` sets.
+    pub fn of(config: &crate::config::Config) -> Self {
+        ThrottleSettings {
+            per_user: config.login_failures_per_user,
+            per_address: config.login_failures_per_address,
+            window: Duration::from_secs(config.login_failure_window_secs),
+        }
+    }
+}
+
 /// Checks credentials; keeps what it verified and counts what failed (see the module docs).
 #[derive(Debug)]
 pub struct Authenticator {

@@ -249,15 +249,6 @@ impl Config {
             .map(std::time::Duration::from_secs_f64)
     }
 
-    /// The failed log-in limits in force.
-    pub fn login_throttle(&self) -> crate::auth::ThrottleSettings {
-        crate::auth::ThrottleSettings {
-            per_user: self.login_failures_per_user,
-            per_address: self.login_failures_per_address,
-            window: std::time::Duration::from_secs(self.login_failure_window_secs),
-        }
-    }
-
     /// The key file in force: the configured one or `<data-dir>/db_encryption.key`.
     pub fn db_encryption_key_path(&self) -> PathBuf {
         self.db_encryption_key
