@@ -27,6 +27,7 @@ pub(crate) mod host_http;
 mod host_log;
 mod host_publication;
 pub(crate) mod host_sync_sink;
+mod memory_limit;
 pub mod rest_names;
 pub mod retry;
 pub mod runtime;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::UnitDeclaration;
+use super::memory_limit::InstanceMemory;
 use crate::db::Db;
 use crate::progress::TaskHandle;
 use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
@@ -85,7 +85,8 @@ pub struct PublicationScope {
 pub struct CallState {
     wasi: WasiCtx,
     pub(super) table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    /// One memory budget for all the instance's memories and tables.
+    pub(super) limits: InstanceMemory,
     pub(super) stderr: MemoryOutputPipe,
     /// The grants of this call.
     pub scope: CallScope,
@@ -107,11 +108,7 @@ impl CallState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(memory_limit)
-            .instances(32)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = InstanceMemory::new(memory_limit);
         Self {
             wasi,
             table: ResourceTable::new(),
