@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::domain::Backends;
 use crate::domain::artifacts;
-use crate::domain::declarations::{link, link_stored, save};
+use crate::domain::declarations::{Pending, Reuse, link, link_stored, save};
 use crate::domain::remotes::{RateLimiter, Remote};
 use crate::domain::versions;
 use crate::plugins::{CallScope, UnitDeclaration};
@@ -60,6 +60,7 @@ pub async fn run(
     let consumer = tokio::spawn(consume(
         backends.clone(),
         task.clone(),
+        repository_id.to_owned(),
         plugin_name,
         remote.clone(),
         receiver,
@@ -91,6 +92,7 @@ pub async fn run(
 async fn consume(
     backends: Backends,
     task: Arc<TaskHandle>,
+    repository_id: String,
     plugin: String,
     remote: Remote,
     mut receiver: mpsc::Receiver<Vec<UnitDeclaration>>,
@@ -111,8 +113,19 @@ async fn consume(
     }
     while let Some(batch) = receiver.recv().await {
         let count = batch.len() as u64;
-        let pending = save(&backends.db, &task.id, &plugin, Some(&remote.row.id), batch).await?;
-        let pending = link_stored(&backends.db, pending).await?;
+        let reuse = Reuse::RepositoryOrRemote {
+            repository_id: &repository_id,
+            remote_id: &remote.row.id,
+        };
+        let saved = save(
+            &backends.db,
+            &task.id,
+            &plugin,
+            Some(&remote.row.id),
+            reuse,
+            batch,
+        );
+        let pending = link_stored(&backends.db, saved.await?, reuse).await?;
         associated += count;
         task.report(
             "associating.content",
@@ -120,7 +133,17 @@ async fn consume(
             associated,
             None,
         );
-        if !immediate {
+        // Files of units stored for a repository this sync may not reach are fetched whatever
+        // the policy: the upstream shows it has those bytes, or the sync fails.
+        let pending: Vec<Pending> = if immediate {
+            pending
+        } else {
+            pending
+                .into_iter()
+                .filter(|file| file.linked.is_some())
+                .collect()
+        };
+        if pending.is_empty() {
             continue;
         }
         let mut downloads = futures::stream::iter(pending.into_iter().map(|file| {
@@ -141,7 +164,14 @@ async fn consume(
                     &file.relative_path,
                 )
                 .await?;
-                link(&backends.db, &file.content_artifact_id, &artifact.id).await?;
+                match &file.linked {
+                    None => link(&backends.db, &file.content_artifact_id, &artifact.id).await?,
+                    Some(linked) => anyhow::ensure!(
+                        *linked == artifact.id,
+                        "{}: the upstream's file is not the one already stored for this unit",
+                        file.relative_path
+                    ),
+                }
                 anyhow::Ok(())
             }
         }))

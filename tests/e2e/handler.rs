@@ -14,6 +14,8 @@ sqlite_and_postgres!(
     uploads_through_handle_add_a_repository_version,
     pull_through_fetches_once_and_serves_from_the_cache,
     plugin_answers_carry_only_the_headers_the_host_allows,
+    handle_reaches_only_this_repositorys_artifacts,
+    a_crashing_handle_answers_502_with_only_the_correlation_id,
 );
 
 const HANDLER: &str = env!("GRANARY_TEST_HANDLER_WASM");
@@ -512,4 +514,119 @@ async fn plugin_answers_carry_only_the_headers_the_host_allows(backend: Backend)
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
     assert_eq!(page.headers()["content-security-policy"], "sandbox");
+}
+
+/// A digest is not a capability. A plugin answer that adds a unit naming another repository's
+/// artifact is refused exactly as one naming no artifact is (400 naming the file, no version),
+/// while naming this repository's own artifact works. A pull-through whose upstream manifest
+/// names another repository's digest asks the upstream for the file instead of serving the stored
+/// bytes: the upstream has no such file, so the client does not get them.
+async fn handle_reaches_only_this_repositorys_artifacts(backend: Backend) {
+    let app = app_with_handler(backend).await;
+    let secret = FixtureFile::new("secret.bin", b"another team's private file".to_vec());
+    repository_and_distribution(&app, "theirs", None).await;
+    let (status, body) = post_form_as_admin(
+        &app,
+        app.url("/shelf/theirs/upload/"),
+        "private",
+        ("secret.bin", &secret.bytes),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let claimed = FixtureFile {
+        relative_path: "stolen.bin".into(),
+        ..secret.clone()
+    };
+    let upstream = Upstream::serve_with_manifest(&[], claimed.manifest_line() + "\n").await;
+    let (repository, _) =
+        repository_and_distribution(&app, "mine", Some(&upstream.manifest_url())).await;
+    let repository_href = str_field(&repository, "pulp_href").to_owned();
+    let route = app.url("/shelf/mine/");
+    let (user, password) = app.credentials();
+    let claim = |sha256: String| {
+        let request = app
+            .anonymous()
+            .post(format!("{route}claim/{sha256}"))
+            .basic_auth(user, Some(password));
+        async move { text(request.send().await.unwrap()).await }
+    };
+    let latest = || async {
+        app.get_json(&repository_href).await["latest_version_href"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let (status, refused) = claim(secret.sha256.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("no stored artifact"), "{refused}");
+    let nowhere = "1".repeat(64);
+    let (status, missing) = claim(nowhere.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{missing}");
+    assert_eq!(
+        refused.replace(&secret.sha256, "<digest>"),
+        missing.replace(&nowhere, "<digest>"),
+        "the answer does not tell whether the digest is stored"
+    );
+    assert_eq!(latest().await, format!("{repository_href}versions/0/"));
+
+    let own = b"this repository's own file";
+    let (status, body) =
+        post_form_as_admin(&app, format!("{route}upload/"), "own", ("own.bin", own)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = claim(FixtureFile::new("own.bin", own.to_vec()).sha256).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(latest().await, format!("{repository_href}versions/2/"));
+
+    let answer = app
+        .anonymous()
+        .get(format!("{route}pull/stolen.bin"))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body = answer.bytes().await.unwrap();
+    assert_ne!(status, StatusCode::OK);
+    assert!(
+        body != secret.bytes,
+        "the other repository's bytes were served"
+    );
+    assert_eq!(
+        upstream.requests_for("stolen.bin"),
+        1,
+        "{:?}",
+        upstream.request_counts()
+    );
+    assert_eq!(latest().await, format!("{repository_href}versions/2/"));
+}
+
+/// A plugin that panics while answering: the client gets a 502 that gives the request's
+/// correlation id and nothing of the crash; the log has the panic message under that id.
+async fn a_crashing_handle_answers_502_with_only_the_correlation_id(backend: Backend) {
+    let app = app_with_handler(backend).await;
+    repository_and_distribution(&app, "crash", None).await;
+    let answer = app
+        .anonymous()
+        .get(app.url("/shelf/crash/crash"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+    let correlation_id = answer.headers()["correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = answer.text().await.unwrap();
+    assert!(body.contains(&correlation_id), "{body}");
+    assert!(
+        !body.contains("0x5eed"),
+        "the crash text reached the client: {body}"
+    );
+    let logs = app.logs();
+    let logged = logs
+        .lines()
+        .find(|line| line.contains(&correlation_id) && line.contains("plugin call failed"))
+        .unwrap_or_else(|| panic!("no log line for {correlation_id}: {logs}"));
+    assert!(logged.contains("0x5eed"), "{logged}");
 }

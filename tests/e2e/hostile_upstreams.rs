@@ -17,6 +17,7 @@ sqlite_and_postgres!(
     stalled_body_fails_on_the_remote_timeout,
     stalled_body_fails_on_the_default_timeout,
     redirects_leave_the_remote_origin_only_refused,
+    a_digest_in_a_manifest_links_no_other_repositorys_file,
 );
 
 const HANDLER: &str = env!("GRANARY_TEST_HANDLER_WASM");
@@ -193,6 +194,89 @@ async fn file_remote(app: &TestApp, name: &str, upstream: &Upstream, fields: Val
         .extend(fields.as_object().unwrap().clone());
     let remote = app.create(&format!("{API}/remotes/file/file/"), body).await;
     str_field(&remote, "pulp_href").to_owned()
+}
+
+/// A manifest that names the sha256 of a file stored for another repository gets no bytes without
+/// fetching them (a digest is not a capability). Under a path of its own, with an upstream that
+/// has no such file: the `immediate` sync asks the upstream and fails naming the file; after an
+/// `on_demand` sync, a request for the file goes to the upstream and is not answered with the
+/// other repository's bytes. Naming the stored unit itself fails the sync under either policy;
+/// an upstream that does have the file is asked for it once.
+async fn a_digest_in_a_manifest_links_no_other_repositorys_file(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let secret = FixtureFile::new("secret.txt", b"another team's private file\n".to_vec());
+    let private = app.create_file_repository("private").await;
+    app.upload_content("file/files", &private, &secret.relative_path, &secret.bytes)
+        .await;
+    let claimed = FixtureFile {
+        relative_path: "claimed.txt".into(),
+        ..secret.clone()
+    };
+    let upstream = Upstream::serve_with_manifest(&[], claimed.manifest_line() + "\n").await;
+
+    let remote = app
+        .create_file_remote("claims", &upstream.manifest_url(), "immediate")
+        .await;
+    let task = sync_into_new_repository(&app, "claims", &remote).await;
+    assert_eq!(task["state"], "failed", "{task:#}");
+    let error = error_description(&task);
+    assert!(error.contains("claimed.txt"), "{error}");
+    assert_eq!(upstream.requests_for("claimed.txt"), 1);
+
+    let lazy = app
+        .create_file_remote("claims-lazy", &upstream.manifest_url(), "on_demand")
+        .await;
+    let repository = app.create_file_repository("claims-lazy").await;
+    let task = app.sync(&repository, &lazy, false).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let base_url = app.publish_and_distribute(&repository, "claims-lazy").await;
+    let answer = app
+        .anonymous()
+        .get(format!("{base_url}claimed.txt"))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body = answer.bytes().await.unwrap();
+    assert_ne!(status, StatusCode::OK);
+    assert!(
+        body != secret.bytes,
+        "the other repository's bytes were served"
+    );
+    assert_eq!(upstream.requests_for("claimed.txt"), 2);
+
+    // The stored unit itself (same path and digest): the unit exists with the other
+    // repository's file, so the sync fetches the file whatever its policy, and the upstream has
+    // none.
+    let same = Upstream::serve_with_manifest(&[], secret.manifest_line() + "\n").await;
+    for policy in ["immediate", "on_demand"] {
+        let name = format!("same-{policy}");
+        let remote = app
+            .create_file_remote(&name, &same.manifest_url(), policy)
+            .await;
+        let task = sync_into_new_repository(&app, &name, &remote).await;
+        assert_eq!(task["state"], "failed", "{policy}: {task:#}");
+        let error = error_description(&task);
+        assert!(error.contains("secret.txt"), "{policy}: {error}");
+    }
+    assert_eq!(same.requests_for("secret.txt"), 2);
+
+    // An upstream that has the file: the on-demand sync fetches it once to show it, then the
+    // repository reaches it and a second sync fetches nothing.
+    let honest = Upstream::serve(&Fixture {
+        files: vec![secret.clone()],
+    })
+    .await;
+    let remote = app
+        .create_file_remote("honest", &honest.manifest_url(), "on_demand")
+        .await;
+    let repository = app.create_file_repository("honest").await;
+    for _ in 0..2 {
+        let task = app.sync(&repository, &remote, false).await;
+        assert_eq!(task["state"], "completed", "{task:#}");
+    }
+    assert_eq!(honest.requests_for("secret.txt"), 1);
+    assert_eq!(app.artifacts_with_sha256(&secret.sha256).await, 1);
 }
 
 /// One file of 64 KiB: big enough to stop halfway.

@@ -22,6 +22,7 @@ use super::{Matched, pull_through};
 use crate::auth;
 use crate::domain::additions::AddError;
 use crate::domain::artifacts;
+use crate::domain::declarations::REACHABLE;
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
@@ -387,20 +388,11 @@ pub(super) async fn reachable(
     repository_id: &str,
     remote_id: Option<&str>,
 ) -> ApiResult<bool> {
-    const REACHABLE: &str = "SELECT 1 FROM artifacts a
-         JOIN content_artifacts ca ON ca.artifact_id = a.id
-         WHERE a.sha256 = $2 AND (
-           EXISTS (SELECT 1 FROM repository_content rc JOIN repositories r ON r.id = rc.repository_id
-                   WHERE rc.content_id = ca.content_id AND rc.repository_id = $1
-                     AND rc.version_added <= r.latest_version
-                     AND (rc.version_removed IS NULL OR rc.version_removed > r.latest_version))
-           OR EXISTS (SELECT 1 FROM remote_artifacts ra
-                      WHERE ra.content_artifact_id = ca.id AND ra.remote_id = $3))
-         LIMIT 1";
-    let found = sqlx::query(REACHABLE)
+    let sql = format!("SELECT 1 FROM artifacts a WHERE a.sha256 = $3 AND {REACHABLE} LIMIT 1");
+    let found = sqlx::query(&sql)
         .bind(repository_id)
-        .bind(sha256)
         .bind(remote_id)
+        .bind(sha256)
         .fetch_optional(app.db.pool())
         .await?;
     Ok(found.is_some())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::domain::declarations::{link_stored, save};
+use crate::domain::declarations::{Reuse, link_stored, save};
 use crate::domain::hrefs::RestNames;
 use crate::domain::versions;
 use crate::plugins::{ArtifactDeclaration, UnitDeclaration, convert_record};
@@ -86,8 +86,8 @@ pub async fn run(
 ) -> anyhow::Result<Vec<String>> {
     let units: Vec<UnitDeclaration> = units.into_iter().map(Into::into).collect();
     let outcome = async {
-        let pending = save(db, &task.id, plugin, remote_id, units).await?;
-        let missing: Vec<String> = link_stored(db, pending)
+        let pending = save(db, &task.id, plugin, remote_id, Reuse::Checked, units).await?;
+        let missing: Vec<String> = link_stored(db, pending, Reuse::Checked)
             .await?
             .into_iter()
             .filter(|file| remote_id.is_none() || file.url.is_none())

@@ -1,7 +1,7 @@
 //! Recording declared units: deduplicated against what is stored, with where to fetch each file,
 //! and staged for the new repository version of the task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::db::{BindAll as _, Db, WriteTx, new_id, now, placeholders, value_rows};
 use crate::domain::artifacts::Expected;
@@ -30,15 +30,22 @@ pub struct Pending {
     pub url: Option<String>,
     /// What it must be.
     pub expected: Expected,
+    /// The artifact the file already has, when its unit was stored before for a repository or
+    /// remote the sync may not reach ([`Reuse::RepositoryOrRemote`]): the sync fetches the file
+    /// to show that its upstream serves those very bytes before the unit joins the new version.
+    pub linked: Option<String>,
 }
 
 /// Records the units and files of a batch (deduplicated against what exists), where to fetch
-/// each file, and stages the units for the new version. Returns the files not stored yet.
+/// each file, and stages the units for the new version. Returns the files not stored yet and,
+/// with [`Reuse::RepositoryOrRemote`], the stored ones that `reuse` does not reach (with
+/// [`Pending::linked`] set).
 pub async fn save(
     db: &Db,
     task_id: &str,
     plugin: &str,
     remote_id: Option<&str>,
+    reuse: Reuse<'_>,
     batch: Vec<UnitDeclaration>,
 ) -> anyhow::Result<Vec<Pending>> {
     // Later duplicates of a unit in one batch add nothing.
@@ -110,6 +117,8 @@ pub async fn save(
             .map(|(content_id, a)| ((content_id.as_str(), a.relative_path.as_str()), *a))
             .collect();
         let mut remote_rows = Vec::new();
+        // Checked before this batch's remote rows exist, which would make every file reachable.
+        let reached = reached_artifacts(&mut tx, reuse, &rows).await?;
         for row in rows {
             let ContentArtifactRow {
                 id: ca_id,
@@ -128,17 +137,21 @@ pub async fn save(
                     declaration.sha256.clone(),
                 ));
             }
-            if stored.is_none() {
-                pending.push(Pending {
-                    content_artifact_id: ca_id,
-                    relative_path: path.clone(),
-                    url: declaration.url.clone(),
-                    expected: Expected {
-                        size: declaration.size,
-                        sha256: declaration.sha256.clone(),
-                    },
-                });
-            }
+            let linked = match stored {
+                None => None,
+                Some(artifact_id) if !reached.contains(&artifact_id) => Some(artifact_id),
+                Some(_) => continue,
+            };
+            pending.push(Pending {
+                content_artifact_id: ca_id,
+                relative_path: path.clone(),
+                url: declaration.url.clone(),
+                expected: Expected {
+                    size: declaration.size,
+                    sha256: declaration.sha256.clone(),
+                },
+                linked,
+            });
         }
         let Some(remote_id) = remote_id else { continue };
         for rows in remote_rows.chunks(INSERT_CHUNK) {
@@ -162,6 +175,40 @@ pub async fn save(
     }
     tx.commit().await?;
     Ok(pending)
+}
+
+/// The artifacts of `rows` that `reuse` reaches: all of them unless the reuse is limited.
+async fn reached_artifacts(
+    tx: &mut WriteTx,
+    reuse: Reuse<'_>,
+    rows: &[ContentArtifactRow],
+) -> Result<BTreeSet<String>, sqlx::Error> {
+    let linked: Vec<&str> = rows
+        .iter()
+        .filter_map(|row| row.artifact_id.as_deref())
+        .collect();
+    let Reuse::RepositoryOrRemote {
+        repository_id,
+        remote_id,
+    } = reuse
+    else {
+        return Ok(linked.into_iter().map(str::to_owned).collect());
+    };
+    let mut reached = BTreeSet::new();
+    for chunk in linked.chunks(INSERT_CHUNK * 4) {
+        let sql = format!(
+            "SELECT a.id FROM artifacts a WHERE a.id IN ({}) AND {REACHABLE}",
+            placeholders(3, chunk.len())
+        );
+        let found: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(repository_id)
+            .bind(remote_id)
+            .bind_all(chunk)
+            .fetch_all(&mut **tx)
+            .await?;
+        reached.extend(found);
+    }
+    Ok(reached)
 }
 
 async fn lookup_content(
@@ -190,10 +237,47 @@ async fn lookup_content(
     Ok(found)
 }
 
-/// Links pending files whose bytes are already stored (same sha256); returns the rest.
-pub async fn link_stored(db: &Db, pending: Vec<Pending>) -> anyhow::Result<Vec<Pending>> {
+/// Which stored artifacts a declared file may be linked to by its sha256 alone.
+///
+/// Storage is shared by every repository, so a digest is not a capability: a sync whose upstream
+/// (or plugin) names the sha256 of another tenant's private file must not get that file without
+/// fetching it. Files that may not be linked are downloaded like new ones (and deduplicated
+/// after their bytes are verified), or stay on-demand.
+#[derive(Clone, Copy, Debug)]
+pub enum Reuse<'a> {
+    /// Any stored artifact: the caller has already checked each digest (an upload's own file, an
+    /// artifact the call created, or one checked with [`REACHABLE`]).
+    Checked,
+    /// Only the artifacts of the repository's latest version or of files the remote serves.
+    RepositoryOrRemote {
+        /// The repository the new version is for.
+        repository_id: &'a str,
+        /// The remote the files come from.
+        remote_id: &'a str,
+    },
+}
+
+/// The condition (on `artifacts a`, with the repository as `$1` and the remote as `$2`) that the
+/// stored artifact is a file of the repository's latest version or of a unit the remote serves.
+pub const REACHABLE: &str =
+    "EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = a.id AND (
+       EXISTS (SELECT 1 FROM repository_content rc JOIN repositories r ON r.id = rc.repository_id
+               WHERE rc.content_id = ca.content_id AND rc.repository_id = $1
+                 AND rc.version_added <= r.latest_version
+                 AND (rc.version_removed IS NULL OR rc.version_removed > r.latest_version))
+       OR EXISTS (SELECT 1 FROM remote_artifacts ra
+                  WHERE ra.content_artifact_id = ca.id AND ra.remote_id = $2)))";
+
+/// Links pending files whose bytes are already stored (same sha256), as far as `reuse` allows;
+/// returns the rest (and the files that are [`Pending::linked`] already).
+pub async fn link_stored(
+    db: &Db,
+    pending: Vec<Pending>,
+    reuse: Reuse<'_>,
+) -> anyhow::Result<Vec<Pending>> {
     let digests: Vec<&str> = pending
         .iter()
+        .filter(|file| file.linked.is_none())
         .filter_map(|file| file.expected.sha256.as_deref())
         .collect();
     if digests.is_empty() {
@@ -201,21 +285,40 @@ pub async fn link_stored(db: &Db, pending: Vec<Pending>) -> anyhow::Result<Vec<P
     }
     let mut stored: BTreeMap<String, String> = BTreeMap::new();
     for chunk in digests.chunks(INSERT_CHUNK * 4) {
-        let sql = format!(
-            "SELECT sha256, id FROM artifacts WHERE sha256 IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let query = sqlx::query_as::<_, (String, String)>(&sql).bind_all(chunk);
-        for (sha256, id) in query.fetch_all(db.pool()).await? {
-            stored.insert(sha256, id);
-        }
+        let query = match reuse {
+            Reuse::Checked => {
+                let sql = format!(
+                    "SELECT sha256, id FROM artifacts WHERE sha256 IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                sqlx::query_as::<_, (String, String)>(&sql)
+                    .bind_all(chunk)
+                    .fetch_all(db.pool())
+                    .await?
+            }
+            Reuse::RepositoryOrRemote {
+                repository_id,
+                remote_id,
+            } => {
+                let sql = format!(
+                    "SELECT a.sha256, a.id FROM artifacts a WHERE a.sha256 IN ({}) AND {REACHABLE}",
+                    placeholders(3, chunk.len())
+                );
+                sqlx::query_as::<_, (String, String)>(&sql)
+                    .bind(repository_id)
+                    .bind(remote_id)
+                    .bind_all(chunk)
+                    .fetch_all(db.pool())
+                    .await?
+            }
+        };
+        stored.extend(query);
     }
     let mut rest = Vec::new();
     for file in pending {
-        match file
-            .expected
-            .sha256
-            .as_ref()
+        let sha256 = file.expected.sha256.as_ref();
+        match sha256
+            .filter(|_| file.linked.is_none())
             .and_then(|sha256| stored.get(sha256))
         {
             Some(artifact_id) => link(db, &file.content_artifact_id, artifact_id).await?,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::Backends;
-use crate::domain::declarations::{link, link_stored, save};
+use crate::domain::declarations::{Reuse, link, link_stored, save};
 use crate::domain::{hrefs, versions};
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::{ArtifactRef, CallScope};
@@ -64,8 +64,16 @@ pub async fn create_content(
     }
     let content_type = unit.content_type.clone();
     let natural_key = unit.natural_key.clone();
-    let pending = save(&backends.db, &task.id, plugin_name, None, vec![unit]).await?;
-    for file in link_stored(&backends.db, pending).await? {
+    let pending = save(
+        &backends.db,
+        &task.id,
+        plugin_name,
+        None,
+        Reuse::Checked,
+        vec![unit],
+    )
+    .await?;
+    for file in link_stored(&backends.db, pending, Reuse::Checked).await? {
         link(&backends.db, &file.content_artifact_id, &artifact_id).await?;
     }
     let content_id: String = sqlx::query_scalar(

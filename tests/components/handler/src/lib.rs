@@ -15,6 +15,9 @@
 //!   for each uploaded file.
 //! - `POST bogus`: adds a unit whose file names an artifact nobody stored (the host must refuse it
 //!   and make no version).
+//! - `POST claim/<sha256>`: adds a unit whose file `claimed/<sha256>` names that digest, which the
+//!   request did not bring (the host allows only this repository's or its remote's artifacts).
+//! - `GET crash`: panics with a message the client must not see.
 //! - `GET list/<prefix>`: the relative paths of the units with a file under `<prefix>`, one a line.
 //! - `GET files/<path>`: streams the stored file at `<path>`.
 //! - `GET pull/<name>`: pull-through. A file already in the repository is streamed from there;
@@ -60,7 +63,12 @@ impl Plugin for Handler {
             ("GET", "headers") => Ok(overreaching_headers().into()),
             ("POST", "upload/") => upload(request),
             ("POST", "echo") => Ok(echo(request).into()),
-            ("POST", "bogus") => Ok(bogus()),
+            ("POST", "bogus") => Ok(claim(&"0".repeat(64), "bogus/missing.bin")),
+            ("POST", _) if path.starts_with("claim/") => {
+                let sha256 = &path["claim/".len()..];
+                Ok(claim(sha256, &format!("claimed/{sha256}")))
+            }
+            ("GET", "crash") => panic!("internal detail: the plugin's secret state is 0x5eed"),
             ("GET", _) if path.starts_with("list/") => list(&path["list/".len()..]),
             ("GET" | "HEAD", _) if path.starts_with("files/") => {
                 Ok(stored(&path["files/".len()..])?
@@ -113,20 +121,17 @@ fn echo(request: &HttpRequest) -> HttpResponse {
     HttpResponse::ok("text/plain", body)
 }
 
-fn bogus() -> HandleOutcome {
-    let sha256 = "0".repeat(64);
+/// Adds a unit whose one file, at `relative_path`, names the stored artifact `sha256`.
+fn claim(sha256: &str, relative_path: &str) -> HandleOutcome {
     let unit = UnitDeclaration {
         content_type: BLOB.into(),
-        natural_key: json::string_object([
-            ("relative_path", "bogus/missing.bin"),
-            ("sha256", sha256.as_str()),
-        ]),
+        natural_key: json::string_object([("relative_path", relative_path), ("sha256", sha256)]),
         metadata: "{}".into(),
         artifacts: vec![ArtifactDeclaration {
-            relative_path: "bogus/missing.bin".into(),
+            relative_path: relative_path.into(),
             url: None,
-            size: Some(1),
-            sha256: Some(sha256),
+            size: None,
+            sha256: Some(sha256.into()),
         }],
     };
     HandleOutcome::with_units(HttpResponse::bytes(201, "added"), vec![unit])
