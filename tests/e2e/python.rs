@@ -1,7 +1,9 @@
 //! Issue #4: the built-in `python` content type (pulp_python) with the real clients. Packages are
 //! built with `python -m build`, uploaded with twine and `uv publish`, installed with pip and uv
 //! into fresh virtual environments; a repository syncs from another index; a distribution with a
-//! remote is a pull-through cache; bad uploads are refused; the simple pages match snapshots.
+//! remote is a pull-through cache; bad uploads are refused, a tar.gz bomb among them within
+//! milliseconds rather than at the plugin's CPU limit (issue #18); the simple pages match
+//! snapshots.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +25,7 @@ sqlite_and_postgres!(
     sync_honours_includes_and_excludes,
     pull_through_caches_what_clients_fetch,
     bad_uploads_are_refused_and_store_nothing,
+    a_tar_gz_bomb_upload_is_refused_and_adds_no_content,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -576,6 +579,147 @@ async fn bad_uploads_are_refused_and_store_nothing(backend: Backend) {
     assert!(
         body.to_string().contains("allow_uploads is false"),
         "{body}"
+    );
+}
+
+/// Deflates `input` into a raw deflate stream, ending with `flush`.
+fn deflate(compress: &mut flate2::Compress, input: &[u8], flush: flate2::FlushCompress) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() / 64 + 4096);
+    let before = compress.total_in();
+    compress.compress_vec(input, &mut out, flush).unwrap();
+    assert_eq!(compress.total_in() - before, input.len() as u64);
+    out
+}
+
+/// An sdist `demo-1.0.tar.gz` holding one file, `demo-1.0/zeros`, of `mib` MiB of zeros, and no
+/// PKG-INFO. Built without deflating it all: a MiB of zeros is deflated once after a flush to a
+/// byte boundary, and that block, which decodes to a MiB of zeros after any run of zeros, is
+/// repeated. Deflate shrinks zeros about 1000:1, so 4 GiB take about 4 MiB.
+fn tar_gz_bomb(mib: u64) -> Vec<u8> {
+    use flate2::{Compress, Compression, Crc, FlushCompress};
+    const MIB: usize = 1024 * 1024;
+    let mut header = tar::Header::new_ustar();
+    header.set_path("demo-1.0/zeros").unwrap();
+    header.set_size(mib * MIB as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let zeros = vec![0u8; MIB];
+    let mut compress = Compress::new(Compression::best(), false);
+    let mut crc = Crc::new();
+    let mut zeros_crc = Crc::new();
+    zeros_crc.update(&zeros);
+    // gzip: magic, deflate, no flags, no time, no extra flags, unknown OS.
+    let mut archive = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    archive.extend(deflate(
+        &mut compress,
+        header.as_bytes(),
+        FlushCompress::Sync,
+    ));
+    crc.update(header.as_bytes());
+    let first = deflate(&mut compress, &zeros, FlushCompress::Sync);
+    let repeated = deflate(&mut compress, &zeros, FlushCompress::Sync);
+    archive.extend(first);
+    for _ in 1..mib {
+        archive.extend_from_slice(&repeated);
+    }
+    for _ in 0..mib {
+        crc.combine(&zeros_crc);
+    }
+    // The end of the archive: two zero blocks.
+    let end = [0u8; 1024];
+    archive.extend(deflate(&mut compress, &end, FlushCompress::Finish));
+    crc.update(&end);
+    let inflated = 512 + mib * MIB as u64 + 1024;
+    archive.extend(crc.sum().to_le_bytes());
+    archive.extend((inflated as u32).to_le_bytes());
+    archive
+}
+
+/// Issue #18: an sdist of 4 GiB of zeros (4 MiB on the wire) with no PKG-INFO, uploaded as twine
+/// does, is refused with a 400 that names the compression-ratio limit, once the plugin has
+/// inflated 16 MiB of it (before, it ran until the 300 s CPU limit), and leaves no content,
+/// no version and no artifact that orphan cleanup does not remove.
+async fn a_tar_gz_bomb_upload_is_refused_and_adds_no_content(backend: Backend) {
+    // The builder's own check: a small bomb inflates (its CRC and length checked) to a tar of
+    // one file of that many zeros.
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&tar_gz_bomb(3)[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert_eq!(inflated.len(), 512 + (3 << 20) + 1024);
+    assert!(inflated[512..].iter().all(|&byte| byte == 0));
+    let entries: Vec<(String, u64)> = tar::Archive::new(&inflated[..])
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let path = entry.path().unwrap().to_str().unwrap().to_owned();
+            (path, entry.size())
+        })
+        .collect();
+    assert_eq!(entries, [("demo-1.0/zeros".to_owned(), 3 << 20)]);
+
+    let bomb = tar_gz_bomb(4 * 1024);
+    assert!(bomb.len() < 8 * 1024 * 1024, "{} bytes", bomb.len());
+    let app = TestApp::start(backend).await;
+    let repository = repository_and_distribution(&app, "bombs", json!({})).await;
+    let artifacts: Vec<String> = app
+        .list_all(&format!("{API}/artifacts/?limit=1000"))
+        .await
+        .iter()
+        .map(|artifact| str_field(artifact, "sha256").to_owned())
+        .collect();
+    let started = std::time::Instant::now();
+    let (status, body) = app
+        .post_multipart(
+            "/pypi/bombs/legacy/",
+            &[
+                (":action", None, b"file_upload".as_slice()),
+                ("protocol_version", None, b"1"),
+                ("name", None, b"demo"),
+                ("version", None, b"1.0"),
+                ("content", Some("demo-1.0.tar.gz"), &bomb),
+            ],
+        )
+        .await;
+    eprintln!(
+        "a {}-byte tar.gz bomb was answered {status} in {:?}",
+        bomb.len(),
+        started.elapsed()
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body.to_string();
+    assert!(
+        message.contains(
+            "invalid sdist: the archive unpacks to more than 100 times its compressed size"
+        ) && message.contains("refused as a compression bomb"),
+        "{message}"
+    );
+    assert_eq!(
+        app.latest_version_href(&repository).await,
+        format!("{repository}versions/0/")
+    );
+    assert_eq!(
+        app.count(&format!("{API}/content/python/packages/")).await,
+        0
+    );
+    // The host stores a form's file parts before the plugin reads them, and keeps a refused
+    // one as an orphan (deleting it here would race an identical upload in flight): the only
+    // new artifact is the upload itself, nothing derived from it, and orphan cleanup takes it.
+    let added: Vec<String> = app
+        .list_all(&format!("{API}/artifacts/?limit=1000"))
+        .await
+        .iter()
+        .map(|artifact| str_field(artifact, "sha256").to_owned())
+        .filter(|sha256| !artifacts.contains(sha256))
+        .collect();
+    assert_eq!(added, [sha256_hex(&bomb)]);
+    app.clean_up_orphans(0).await;
+    assert_eq!(
+        app.count(&format!("{API}/artifacts/")).await,
+        artifacts.len() as u64
     );
 }
 

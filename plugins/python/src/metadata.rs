@@ -188,3 +188,116 @@ Long description.\r\n";
         assert!(CoreMetadata::parse(&[0xff, 0xfe]).is_err());
     }
 }
+
+/// Property tests over any text an uploaded archive or an upstream could hold as its metadata.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig::with_cases(1_000)
+    }
+
+    /// A one-line header value as parsing returns it: printable, no white space at its ends.
+    fn value() -> impl Strategy<Value = String> {
+        "[!-~]([ -~]{0,30}[!-~])?"
+    }
+
+    /// `key` with each letter's case chosen by `mask` (header names are case-insensitive).
+    fn spelled(key: &str, mask: u64) -> String {
+        key.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if mask >> (i % 64) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_text_parses_or_is_refused(text in any::<String>(), bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            for input in [text.as_bytes(), &bytes] {
+                if let Ok(metadata) = CoreMetadata::parse(input) {
+                    prop_assert!(name::is_valid(&metadata.name));
+                    prop_assert!(metadata.version.parse::<Version>().is_ok());
+                }
+            }
+        }
+
+        #[test]
+        fn header_like_text_parses_or_is_refused(
+            lines in prop::collection::vec(
+                prop_oneof![
+                    "(Name|Version|Summary|Classifier|Description)[ :]{0,2}[ -~]{0,12}",
+                    "[ \t][ -~|]{0,12}",
+                    Just(String::new()),
+                    "[ -~]{0,12}",
+                ],
+                0..12,
+            ),
+            crlf in any::<bool>(),
+        ) {
+            let text = lines.join(if crlf { "\r\n" } else { "\n" });
+            if let Ok(metadata) = CoreMetadata::parse(text.as_bytes()) {
+                prop_assert!(name::is_valid(&metadata.name));
+                prop_assert!(metadata.version.parse::<Version>().is_ok());
+            }
+        }
+
+        #[test]
+        fn generated_headers_read_back(
+            name in "[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?",
+            version in "[0-9]{1,4}(\\.[0-9]{1,4}){0,3}",
+            summary in value(),
+            classifiers in prop::collection::vec(value(), 0..4),
+            license in prop::collection::vec("[!-{}~][ -~]{0,20}", 1..4),
+            body in prop::option::of("[ -~]{0,20}(\n[ -~]{0,20}){0,3}"),
+            mask in any::<u64>(),
+            crlf in any::<bool>(),
+        ) {
+            let newline = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::new();
+            text += &format!("{}: 2.1{newline}", spelled("Metadata-Version", mask));
+            text += &format!("{}: {name}{newline}", spelled("Name", mask));
+            text += &format!("{}:  {version}{newline}", spelled("Version", mask));
+            text += &format!("{}: {summary}{newline}", spelled("Summary", mask));
+            for classifier in &classifiers {
+                text += &format!("{}: {classifier}{newline}", spelled("Classifier", mask));
+            }
+            // A folded header: the first line, then continuation lines indented by 8 spaces.
+            text += &format!("{}: {}", spelled("License", mask), license.join(&format!("{newline}        ")));
+            text += newline;
+            if let Some(body) = &body {
+                text += newline;
+                text += body;
+            }
+            let metadata = CoreMetadata::parse(text.as_bytes()).unwrap();
+            prop_assert_eq!(&metadata.name, &name);
+            prop_assert_eq!(&metadata.version, &version);
+            prop_assert_eq!(&metadata.fields["metadata_version"], "2.1");
+            prop_assert_eq!(&metadata.fields["summary"], &summary);
+            if classifiers.is_empty() {
+                prop_assert!(!metadata.fields.contains_key("classifiers"));
+            } else {
+                prop_assert_eq!(&metadata.fields["classifiers"], &json!(classifiers));
+            }
+            // The first line is trimmed like any value; continuation lines lose their indent only.
+            let mut folded = license[0].trim_end().to_string();
+            for line in &license[1..] {
+                folded.push('\n');
+                folded.push_str(line);
+            }
+            prop_assert_eq!(&metadata.fields["license"], &folded);
+            let description = body.as_deref().map(str::trim_end).filter(|b| !b.is_empty());
+            prop_assert_eq!(metadata.fields.get("description").and_then(Value::as_str), description);
+        }
+    }
+}

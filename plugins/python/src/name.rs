@@ -204,3 +204,101 @@ mod tests {
         assert!(DistFilename::parse("../pkg-1.0.tar.gz").is_err());
     }
 }
+
+/// Property tests over any project or file name an uploader or an upstream index could send.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig::with_cases(2_000)
+    }
+
+    /// A valid project name: letters and digits, separators inside.
+    fn project() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?"
+    }
+
+    /// A PEP 440 version as projects write them (release, pre, post and dev parts).
+    fn version() -> impl Strategy<Value = String> {
+        "[0-9]{1,4}(\\.[0-9]{1,4}){0,3}((a|b|rc)[0-9]{1,2})?(\\.post[0-9]{1,2})?(\\.dev[0-9]{1,2})?"
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn normalizing_is_idempotent_and_leaves_no_separator_runs(name in any::<String>()) {
+            let normalized = normalize(&name);
+            prop_assert_eq!(normalize(&normalized), normalized.clone());
+            prop_assert!(!normalized.contains(['_', '.']));
+            prop_assert!(!normalized.contains("--"));
+            if name.is_ascii() {
+                prop_assert!(!normalized.bytes().any(|b| b.is_ascii_uppercase()));
+            }
+        }
+
+        #[test]
+        fn names_differing_in_case_and_separators_normalize_alike(
+            name in project(),
+            separators in prop::collection::vec(prop::sample::select(vec!["-", "_", ".", "-_.", "__"]), 1..4),
+        ) {
+            // Every separator run of `name` replaced by another run, and the case swapped.
+            let mut runs = separators.iter().cycle();
+            let mut respelled = String::new();
+            let mut in_run = false;
+            for c in name.chars() {
+                if matches!(c, '-' | '_' | '.') {
+                    if !in_run {
+                        respelled.push_str(runs.next().unwrap());
+                    }
+                    in_run = true;
+                } else {
+                    respelled.push(if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() });
+                    in_run = false;
+                }
+            }
+            prop_assert_eq!(normalize(&respelled), normalize(&name));
+        }
+
+        #[test]
+        fn any_file_name_parses_or_is_refused_with_its_name(filename in any::<String>()) {
+            match DistFilename::parse(&filename) {
+                Ok(parsed) => {
+                    prop_assert!(is_valid(&parsed.name));
+                    prop_assert!(parsed.version.parse::<Version>().is_ok());
+                }
+                Err(message) => prop_assert!(message.contains(&format!("{filename:?}")), "{message}"),
+            }
+        }
+
+        #[test]
+        fn generated_sdist_and_wheel_names_read_back(
+            name in project(),
+            version in version(),
+            build in prop::option::of("[0-9][a-z0-9_]{0,4}"),
+            platforms in prop::collection::vec("[a-z0-9_]{1,16}", 1..3),
+            zip in any::<bool>(),
+        ) {
+            let sdist = format!("{name}-{version}.{}", if zip { "zip" } else { "tar.gz" });
+            let parsed = DistFilename::parse(&sdist).unwrap();
+            prop_assert_eq!(
+                (parsed.name.as_str(), parsed.version.as_str(), parsed.packagetype),
+                (name.as_str(), version.as_str(), PackageType::Sdist)
+            );
+            // Wheel file names escape the name's hyphens as underscores.
+            let escaped = name.replace('-', "_");
+            let build = build.map(|build| format!("-{build}")).unwrap_or_default();
+            let wheel = format!("{escaped}-{version}{build}-py3-none-{}.whl", platforms.join("."));
+            let parsed = DistFilename::parse(&wheel).unwrap();
+            prop_assert_eq!(
+                (parsed.name.as_str(), parsed.version.as_str(), parsed.packagetype),
+                (escaped.as_str(), version.as_str(), PackageType::Wheel)
+            );
+            prop_assert_eq!(&parsed.platforms, &platforms);
+            prop_assert_eq!(parsed.project(), normalize(&name));
+        }
+    }
+}
