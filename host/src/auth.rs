@@ -202,7 +202,10 @@ impl Authenticator {
         .await?;
         let verified = match &row {
             Some(row) => self.verify(row, password).await?,
-            None => false,
+            None => {
+                self.verify_for_nobody(password).await?;
+                false
+            }
         };
         let Some(row) = row.filter(|_| verified) else {
             self.users.failed(user_key);
@@ -213,6 +216,22 @@ impl Authenticator {
         };
         self.users.reset(&user_key);
         Ok(Some(row.user.into()))
+    }
+
+    /// Spends on an unknown username the argon2 work a known one costs, so the answer's timing
+    /// does not tell which usernames exist.
+    async fn verify_for_nobody(&self, password: &str) -> Result<(), ApiError> {
+        let permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
+        let given = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            let decoy = DECOY.get_or_init(|| hash_blocking(&random_token(24)).unwrap_or_default());
+            password_matches("", decoy, &given)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        drop(permit);
+        Ok(())
     }
 
     /// Whether `password` is the one `row` stores a hash of. A legacy hash that matches is
@@ -541,6 +560,24 @@ mod tests {
             .unwrap();
         assert!(auth.log_in("old", "secret", None).await.unwrap().is_none());
         assert!(auth.log_in("old", "new", None).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_username_costs_the_argon2_work_of_a_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Arc::new(Db::connect(&url).await.unwrap());
+        let throttle = ThrottleSettings {
+            per_user: 0,
+            per_address: 0,
+            window: Duration::from_secs(60),
+        };
+        let auth = Authenticator::new(db, throttle);
+        assert!(auth.log_in("nobody", "guess", None).await.unwrap().is_none());
+        // With no argon2 work allowed, the unknown username's log-in cannot answer either: it
+        // goes through the same hashing as a known one's.
+        auth.hashing.close();
+        assert!(auth.log_in("nobody", "guess", None).await.is_err());
     }
 
     #[test]
