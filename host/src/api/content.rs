@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, OriginalUri, Path, Request,
+    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, OriginalUri, Path, RawPathParams,
+    Request,
 };
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -41,7 +42,7 @@ pub fn router() -> Routes {
             get(list).post(create).layer(DefaultBodyLimit::disable()),
         )
         .route("/pulp/api/v3/content/{plugin}/{plural}/{id}/", get(read))
-        .route("/pulp/api/v3/content/", get(list_all))
+        .route("/pulp/api/v3/content/", get(list))
 }
 
 /// A `content/<plugin>/<plural>/` route: the loaded plugin and the content type it answers as
@@ -85,6 +86,26 @@ impl FromRequestParts<AppState> for ContentRoute {
             loaded,
             type_name,
         })
+    }
+}
+
+/// No type on the route that names none (`content/`).
+impl axum::extract::OptionalFromRequestParts<AppState> for ContentRoute {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Option<Self>, Response> {
+        let params = RawPathParams::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if params.iter().next().is_none() {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<AppState>>::from_request_parts(parts, app)
+            .await
+            .map(Some)
     }
 }
 
@@ -186,32 +207,21 @@ async fn visible_content(
         .await
 }
 
+/// `content/<plugin>/<plural>/`: the units of one type; `content/`: of every type. Either way
+/// those the caller may see.
 async fn list(
     Call { app, caller }: Call,
-    route: ContentRoute,
+    route: Option<ContentRoute>,
     request: ListRequest,
 ) -> ApiResult<Response> {
-    list_content(&app, &caller, &request, Some(&route)).await
-}
-
-/// `content/`: content units of every type.
-async fn list_all(Call { app, caller }: Call, request: ListRequest) -> ApiResult<Response> {
-    list_content(&app, &caller, &request, None).await
-}
-
-/// The content units of the route's type (or of every type) the caller may see.
-async fn list_content(
-    app: &App,
-    caller: &Caller,
-    request: &ListRequest,
-    route: Option<&ContentRoute>,
-) -> ApiResult<Response> {
-    let plugin = route.map(|route| route.plugin.as_str());
-    let visibility = visible_content(app, caller, plugin).await?;
+    let plugin = route.as_ref().map(|route| route.plugin.as_str());
+    let visibility = visible_content(&app, &caller, plugin).await?;
     let names = app.plugins.rest_names();
-    let mut conditions = route.map_or_else(Conditions::new, ContentRoute::conditions);
+    let mut conditions = route
+        .as_ref()
+        .map_or_else(Conditions::new, ContentRoute::conditions);
     conditions.extend(filters(&names, &request.query)?);
-    list::list::<Content, _>(app, request, conditions, &visibility, |content| {
+    list::list::<Content, _>(&app, &request, conditions, &visibility, |content| {
         ContentView::new(&names, content)
     })
     .await
