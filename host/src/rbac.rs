@@ -239,6 +239,16 @@ pub async fn find_assignment(
     .await
 }
 
+/// Takes back the role assignments `ids`, all or none.
+pub async fn unassign(db: &Db, ids: impl IntoIterator<Item = String>) -> Result<(), sqlx::Error> {
+    const UNASSIGN: &str = "DELETE FROM role_assignments WHERE id = $1";
+    let mut tx = db.begin_write().await?;
+    for id in ids {
+        sqlx::query(UNASSIGN).bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
 /// Forgets every role held on `object_id` (the object is gone).
 pub async fn forget_object(db: &Db, object_id: &str) -> Result<(), sqlx::Error> {
     db.write_one(sqlx::query("DELETE FROM role_assignments WHERE object_id = $1").bind(object_id))

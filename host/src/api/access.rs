@@ -5,8 +5,13 @@
 //! Object actions check in Pulp's order: an object the caller may not view does not exist for
 //! them (404), and one they may view but not change refuses the change (403).
 
-use axum::extract::FromRequestParts;
+use std::future::Future;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::Method;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::list::{Bind, Conditions, Visibility};
@@ -14,7 +19,7 @@ use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::{self, Principal, Subject};
 use crate::rbac::{self, Object, Permissions};
-use crate::state::App;
+use crate::state::{App, AppState};
 
 /// The authenticated caller of a protected route, with their permissions as checks read them.
 #[derive(Debug)]
@@ -33,6 +38,76 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .map(|user| Caller { user })
             .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// What a protected handler starts from: the shared state and the authenticated [`Caller`],
+/// extracted together because nearly every REST handler needs both.
+#[derive(Debug)]
+pub struct Call {
+    /// The state handlers share.
+    pub app: AppState,
+    /// Who is calling.
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(Call {
+            app: state.clone(),
+            caller,
+        })
+    }
+}
+
+/// An object that routes hang under (`groups/<id>/users/`, `users/<id>/tokens/`), as the caller
+/// may reach it.
+pub trait Parent: Sized + Send {
+    /// The object `id` that the route's path names, for a request with `method`: 404 when the
+    /// caller may not see it, 403 when they may not act under it.
+    fn locate(
+        app: &App,
+        caller: &Caller,
+        id: &str,
+        method: &Method,
+    ) -> impl Future<Output = ApiResult<Self>> + Send;
+}
+
+/// A request on what hangs under an object: the state and the object the path's `{id}` names,
+/// located for the caller before the handler runs (so no handler can skip the check).
+#[derive(Debug)]
+pub struct Nested<P> {
+    /// The state handlers share.
+    pub app: AppState,
+    /// The object the route hangs under.
+    pub parent: P,
+}
+
+impl<P: Parent> FromRequestParts<AppState> for Nested<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        /// The parent's id among the path's parameters (a nested object's id may follow).
+        #[derive(Deserialize)]
+        struct ParentId {
+            id: String,
+        }
+        let Call { app, caller } = Call::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(ParentId { id }) = Path::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let parent = P::locate(&app, &caller, &id, &parts.method)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Nested { app, parent })
     }
 }
 

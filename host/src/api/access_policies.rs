@@ -5,7 +5,7 @@
 //! ([`crate::rbac::policy::parse_statements`]), so a policy in force always evaluates.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::routing::{get, post};
 
 use super::routes::Routes;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::Call;
 use super::core_objects::{self, CoreObject, Editable};
 use super::list::{Identity, resource};
 use super::support::Fields;
@@ -22,7 +22,7 @@ use crate::domain::hrefs::API_ROOT;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::{self};
 use crate::rbac::{self, POLICY_COLUMNS, PolicyRow};
-use crate::state::{App, AppState};
+use crate::state::App;
 
 /// Routes.
 pub fn router() -> Routes {
@@ -200,11 +200,7 @@ impl Editable for PolicyRow {
 }
 
 /// `POST {href}reset/`: the policy's default again, no longer customized.
-async fn reset(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+async fn reset(Call { app, caller }: Call, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let row: PolicyRow = core_objects::authorized(&app, &caller, &id, "reset").await?;
     if !rbac::reset_policy(&app.db, &app.plugins.rest_names(), &row.viewset_name).await? {
         return Err(ApiError::bad_request(format!(

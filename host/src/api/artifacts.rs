@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::Call;
 use super::list::{
     self, Conditions, Identity, ListRequest, Visibility, fetch_by_id, object_id, resource,
 };
@@ -94,11 +94,7 @@ const DIGESTS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512
 /// The access policy of artifacts.
 const POLICY: &str = "artifacts";
 
-async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    mut request: ListRequest,
-) -> ApiResult<Response> {
+async fn list(Call { app, caller }: Call, mut request: ListRequest) -> ApiResult<Response> {
     caller.authorize_action(&app, POLICY, "list").await?;
     // Digests are stored in lower-case hex; a client may send them in either case.
     for digest in DIGESTS {
@@ -115,11 +111,7 @@ async fn load(app: &AppState, id: &str) -> ApiResult<ArtifactView> {
     Ok(ArtifactView::from(artifact))
 }
 
-async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+async fn read(Call { app, caller }: Call, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     caller.authorize_action(&app, POLICY, "retrieve").await?;
     Ok(list::json(&load(&app, &id).await?))
 }
@@ -127,11 +119,7 @@ async fn read(
 /// `POST` multipart `file`, with optional `size` and digests (`sha256`, `sha512`, ..., `md5`)
 /// the bytes must match: a mismatch is a 400 on that field and nothing is stored. An artifact
 /// with the same sha256 already stored is a 400, as in Pulp.
-async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
-    multipart: Multipart,
-) -> ApiResult<Response> {
+async fn create(Call { app, caller }: Call, multipart: Multipart) -> ApiResult<Response> {
     caller.authorize_action(&app, POLICY, "create").await?;
     let mut received = None;
     let mut extra = None;
@@ -228,11 +216,7 @@ pub async fn store_received(
         })
 }
 
-async fn destroy(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn destroy(Call { app, caller }: Call, Path(id): Path<String>) -> ApiResult<StatusCode> {
     caller.authorize_action(&app, POLICY, "destroy").await?;
     let id = object_id(&id)?;
     let mut tx = app.db.begin_write().await?;

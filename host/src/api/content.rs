@@ -1,21 +1,26 @@
 //! `content/<plugin>/<type>s/`: list and read content units; create one from an uploaded file.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, OriginalUri, Path, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, OriginalUri, Path, RawPathParams,
+    Request,
+};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::Response;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Call, Caller};
 use super::list::{
-    self, Bind, Conditions, ExtraFilter, Identity, ListRequest, Visibility, fetch_by_id, resource,
-    shaped,
+    self, Bind, Conditions, ExtraFilter, Identity, ListQuery, ListRequest, Visibility, fetch_by_id,
+    resource, shaped,
 };
 use super::routes::Routes;
 use super::support::{Fields, Form, MAX_FORM_TEXT, referenced, spawn_task, stage_file, text_field};
@@ -37,25 +42,84 @@ pub fn router() -> Routes {
             get(list).post(create).layer(DefaultBodyLimit::disable()),
         )
         .route("/pulp/api/v3/content/{plugin}/{plural}/{id}/", get(read))
-        .route("/pulp/api/v3/content/", get(list_all))
+        .route("/pulp/api/v3/content/", get(list))
 }
 
-fn content_type(
-    app: &App,
-    plugin: &str,
-    plural: &str,
-) -> ApiResult<(std::sync::Arc<LoadedPlugin>, String)> {
-    let loaded = app.plugins.get(plugin).ok_or_else(ApiError::not_found)?;
-    let type_name = PluginNames::of(&loaded.info)
-        .and_then(|names| {
-            names
-                .content
-                .into_iter()
-                .find(|content| content.endpoint == plural)
+/// A `content/<plugin>/<plural>/` route: the loaded plugin and the content type it answers as
+/// `plural`, found before a handler runs (404 for any other).
+struct ContentRoute {
+    plugin: String,
+    plural: String,
+    loaded: Arc<LoadedPlugin>,
+    type_name: String,
+}
+
+impl FromRequestParts<AppState> for ContentRoute {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
+        /// The route's type segments (an object's id may follow).
+        #[derive(Deserialize)]
+        struct Segments {
+            plugin: String,
+            plural: String,
+        }
+        let Path(Segments { plugin, plural }) = Path::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let loaded = app
+            .plugins
+            .get(&plugin)
+            .ok_or_else(|| ApiError::not_found().into_response())?;
+        let type_name = PluginNames::of(&loaded.info)
+            .and_then(|names| {
+                names
+                    .content
+                    .into_iter()
+                    .find(|content| content.endpoint == plural)
+            })
+            .map(|content| content.type_name)
+            .ok_or_else(|| ApiError::not_found().into_response())?;
+        Ok(ContentRoute {
+            plugin,
+            plural,
+            loaded,
+            type_name,
         })
-        .map(|content| content.type_name)
-        .ok_or_else(ApiError::not_found)?;
-    Ok((loaded, type_name))
+    }
+}
+
+/// No type on the route that names none (`content/`).
+impl axum::extract::OptionalFromRequestParts<AppState> for ContentRoute {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Option<Self>, Response> {
+        let params = RawPathParams::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if params.iter().next().is_none() {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<AppState>>::from_request_parts(parts, app)
+            .await
+            .map(Some)
+    }
+}
+
+impl ContentRoute {
+    /// The conditions keeping the units of its type.
+    fn conditions(&self) -> Conditions {
+        Conditions::of(
+            "c.plugin = ? AND c.type_name = ?",
+            [
+                Bind::from(self.plugin.as_str()),
+                Bind::from(self.type_name.as_str()),
+            ],
+        )
+    }
 }
 
 resource! {
@@ -118,14 +182,6 @@ impl ContentView {
     }
 }
 
-/// The conditions of a content type's routes.
-fn of_content_type(plugin: &str, type_name: &str) -> Conditions {
-    Conditions::of(
-        "c.plugin = ? AND c.type_name = ?",
-        [Bind::from(plugin), Bind::from(type_name)],
-    )
-}
-
 /// The content the caller may see, scoped as Pulp scopes it: staff see every unit; others, the
 /// units of the repositories they may view (of `plugin`, or of every plugin), so that a private
 /// repository does not show its package names through `content/`. A unit in no repository is
@@ -151,29 +207,27 @@ async fn visible_content(
         .await
 }
 
+/// `content/<plugin>/<plural>/`: the units of one type; `content/`: of every type. Either way
+/// those the caller may see.
 async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path((plugin, plural)): Path<(String, String)>,
+    Call { app, caller }: Call,
+    route: Option<ContentRoute>,
     request: ListRequest,
 ) -> ApiResult<Response> {
-    let (_, type_name) = content_type(&app, &plugin, &plural)?;
-    let conditions = of_content_type(&plugin, &type_name);
-    let visibility = visible_content(&app, &caller, Some(&plugin)).await?;
-    respond_list(&app, &request, conditions, &visibility).await
+    let plugin = route.as_ref().map(|route| route.plugin.as_str());
+    let visibility = visible_content(&app, &caller, plugin).await?;
+    let names = app.plugins.rest_names();
+    let mut conditions = route
+        .as_ref()
+        .map_or_else(Conditions::new, ContentRoute::conditions);
+    conditions.extend(filters(&names, &request.query)?);
+    list::list::<Content, _>(&app, &request, conditions, &visibility, |content| {
+        ContentView::new(&names, content)
+    })
+    .await
 }
 
-/// `content/`: content units of every type.
-async fn list_all(
-    State(app): State<AppState>,
-    caller: Caller,
-    request: ListRequest,
-) -> ApiResult<Response> {
-    let visibility = visible_content(&app, &caller, None).await?;
-    respond_list(&app, &request, Conditions::new(), &visibility).await
-}
-
-/// The list filters [`respond_list`] reads besides its spec's.
+/// The list filters [`filters`] reads besides the spec's.
 pub(crate) const FILTERS: &[ExtraFilter] = &[
     ExtraFilter::one(
         "repository_version",
@@ -191,13 +245,9 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
     ExtraFilter::one("sha256", "Content with an artifact of this sha256."),
 ];
 
-async fn respond_list(
-    app: &App,
-    request: &ListRequest,
-    mut conditions: Conditions,
-    visibility: &Visibility,
-) -> ApiResult<Response> {
-    let names = app.plugins.rest_names();
+/// The conditions of the list filters in [`FILTERS`], which name other objects.
+fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
+    let mut conditions = Conditions::new();
     for (param, condition, binds_number_twice) in [
         (
             "repository_version",
@@ -211,10 +261,10 @@ async fn respond_list(
             false,
         ),
     ] {
-        let Some(href) = request.query.get(param) else {
+        let Some(href) = query.get(param) else {
             continue;
         };
-        let Some(Href::Version { id, number, .. }) = hrefs::parse(&names, href) else {
+        let Some(Href::Version { id, number, .. }) = hrefs::parse(names, href) else {
             return Err(ApiError::field(
                 param,
                 "Invalid hyperlink - not a repository version href.",
@@ -232,7 +282,7 @@ async fn respond_list(
         );
     }
     for field in ["relative_path", "sha256"] {
-        if let Some(value) = request.query.get(field) {
+        if let Some(value) = query.get(field) {
             conditions.push(
                 &format!(
                     "EXISTS (SELECT 1 FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id
@@ -243,27 +293,17 @@ async fn respond_list(
             );
         }
     }
-    list::list::<Content, _>(app, request, conditions, visibility, |content| {
-        ContentView::new(&names, content)
-    })
-    .await
+    Ok(conditions)
 }
 
 async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path((plugin, plural, id)): Path<(String, String, String)>,
+    Call { app, caller }: Call,
+    route: ContentRoute,
+    Path((_, _, id)): Path<(String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
-    let (_, type_name) = content_type(&app, &plugin, &plural)?;
-    let visibility = visible_content(&app, &caller, Some(&plugin)).await?;
-    let content: Content = fetch_by_id(
-        &app.db,
-        &id,
-        of_content_type(&plugin, &type_name),
-        &visibility,
-    )
-    .await?;
+    let visibility = visible_content(&app, &caller, Some(&route.plugin)).await?;
+    let content: Content = fetch_by_id(&app.db, &id, route.conditions(), &visibility).await?;
     Ok(shaped(
         &uri,
         &ContentView::new(&app.plugins.rest_names(), content),
@@ -273,12 +313,15 @@ async fn read(
 /// `POST` multipart: `file` (or an `artifact` href, or an uncommitted `upload` href),
 /// `relative_path`, optional `repository`.
 async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path((plugin, plural)): Path<(String, String)>,
+    Call { app, caller }: Call,
+    ContentRoute {
+        plugin,
+        plural,
+        loaded,
+        ..
+    }: ContentRoute,
     request: Request,
 ) -> ApiResult<Response> {
-    let (loaded, _) = content_type(&app, &plugin, &plural)?;
     let creator = Creator {
         caller: &caller,
         viewset: format!("content/{plugin}/{plural}"),

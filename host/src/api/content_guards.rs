@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -22,12 +22,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Call, Caller};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, Identity, ListRequest, Page, Visibility, fetch_by_id, resource,
 };
-use super::support::{Fields, ensure_unique};
+use super::support::{ColumnValue, Fields, ensure_unique, set_columns};
 use crate::db::{Db, new_id, now};
 use crate::domain::content_guards::{self, GuardKind, Settings};
 use crate::domain::hrefs::{self, API_ROOT};
@@ -65,10 +65,7 @@ pub fn router() -> Routes {
 /// A role action on a guard the caller may see.
 fn role_action(kind: GuardKind, action: RoleAction) -> MethodRouter<AppState> {
     action.route(
-        move |State(app): State<AppState>,
-              caller: Caller,
-              Path(id): Path<String>,
-              fields: Fields| async move {
+        move |Call { app, caller }: Call, Path(id): Path<String>, fields: Fields| async move {
             let visibility = visibility(&app, &caller, kind).await?;
             let guard: Guard = fetch_by_id(&app.db, &id, of_kind(kind), &visibility).await?;
             let href = content_guards::href(kind.segment(), &guard.id);
@@ -84,13 +81,13 @@ fn role_action(kind: GuardKind, action: RoleAction) -> MethodRouter<AppState> {
 /// The handlers of one kind's collection (`list`, `create`) or of one of its guards.
 fn kind_routes(kind: GuardKind, collection: bool) -> MethodRouter<AppState> {
     if collection {
-        return get(move |state, caller, request| list(state, caller, request, kind))
-            .post(move |state, caller, fields| create(state, caller, fields, kind));
+        return get(move |call, request| list(call, request, kind))
+            .post(move |call, fields| create(call, fields, kind));
     }
-    get(move |state, caller, id| read(state, caller, id, kind))
-        .patch(move |state, caller, id, fields| update(state, caller, id, fields, kind, false))
-        .put(move |state, caller, id, fields| update(state, caller, id, fields, kind, true))
-        .delete(move |state, caller, id| destroy(state, caller, id, kind))
+    get(move |call, id| read(call, id, kind))
+        .patch(move |call, id, fields| update(call, id, fields, kind, false))
+        .put(move |call, id, fields| update(call, id, fields, kind, true))
+        .delete(move |call, id| destroy(call, id, kind))
 }
 
 resource! {
@@ -374,11 +371,7 @@ async fn respond_list(
 
 /// `contentguards/`: the guards of every kind the caller may see, with the fields all kinds
 /// share.
-async fn list_all(
-    State(app): State<AppState>,
-    caller: Caller,
-    request: ListRequest,
-) -> ApiResult<Response> {
+async fn list_all(Call { app, caller }: Call, request: ListRequest) -> ApiResult<Response> {
     caller
         .authorize_action(&app, "contentguards", "list")
         .await?;
@@ -394,8 +387,7 @@ async fn list_all(
 }
 
 async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     request: ListRequest,
     kind: GuardKind,
 ) -> ApiResult<Response> {
@@ -437,8 +429,7 @@ async fn show(app: &App, id: &str) -> ApiResult<Json<Value>> {
 }
 
 async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     kind: GuardKind,
 ) -> ApiResult<Json<Value>> {
@@ -638,8 +629,7 @@ async fn member_ids(db: &Db, hrefs: &Value, except: Option<&str>) -> ApiResult<V
 }
 
 async fn create(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     fields: Fields,
     kind: GuardKind,
 ) -> ApiResult<Response> {
@@ -678,8 +668,7 @@ async fn create(
 }
 
 async fn update(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     fields: Fields,
     kind: GuardKind,
@@ -701,11 +690,8 @@ async fn update(
     .execute(&mut *tx)
     .await?;
     if let Some(description) = write.description {
-        sqlx::query("UPDATE content_guards SET description = $2 WHERE id = $1")
-            .bind(&guard.id)
-            .bind(description)
-            .execute(&mut *tx)
-            .await?;
+        let change = ("description".into(), ColumnValue::Text(description));
+        set_columns(&mut tx, "content_guards", &guard.id, &[change]).await?;
     }
     tx.commit().await?;
     show(&app, &guard.id).await
@@ -714,8 +700,7 @@ async fn update(
 /// Deletes a guard. As in Pulp, the distributions it protected are no longer guarded, and the
 /// composite guards holding it no longer do.
 async fn destroy(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     kind: GuardKind,
 ) -> ApiResult<StatusCode> {
@@ -777,8 +762,7 @@ const DEFAULT_EXPIRES_IN: i64 = 3600;
 /// `POST {content_redirect guard}preauthenticate_url/ {"url", "expires_in"}`: the URL, signed
 /// with the guard's secret until it expires (for those who may change the guard).
 async fn preauthenticate_url(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {

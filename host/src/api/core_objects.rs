@@ -12,14 +12,14 @@
 use std::future::Future;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, Path};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::access::Caller;
+use super::access::{Call, Caller};
 use super::list::{
     self, Conditions, ListQuery, ListRequest, Page, Resource, Visibility, fetch_by_id,
 };
@@ -162,8 +162,7 @@ pub async fn answer<O: CoreObject>(app: &App, id: &str) -> ApiResult<Json<Value>
 
 /// `GET …/`: the objects the caller may see.
 pub async fn list<O: CoreObject>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
     caller.authorize_action(&app, O::VIEWSET, "list").await?;
@@ -177,8 +176,7 @@ pub async fn list<O: CoreObject>(
 
 /// `GET …/<id>/`
 pub async fn read<O: CoreObject>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
@@ -188,8 +186,7 @@ pub async fn read<O: CoreObject>(
 
 /// `POST …/`: 201 with the new object.
 pub async fn create<C: Creatable>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     fields: Fields,
 ) -> ApiResult<Response> {
     caller.authorize_action(&app, C::VIEWSET, "create").await?;
@@ -205,8 +202,7 @@ fn action(whole: bool) -> &'static str {
 /// `PUT …/<id>/` (`WHOLE`: the whole object, its required fields given) or `PATCH` (the fields
 /// given), answered as the object is then.
 pub async fn change<E: Editable, const WHOLE: bool>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
@@ -218,8 +214,7 @@ pub async fn change<E: Editable, const WHOLE: bool>(
 
 /// `DELETE …/<id>/`
 pub async fn destroy<D: Deletable>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let object: D = authorized(&app, &caller, &id, "destroy").await?;

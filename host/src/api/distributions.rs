@@ -15,7 +15,7 @@ use super::support::{
     self, Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of,
     spawn_task, version_id,
 };
-use super::typed::{self, TypeRoute, Typed, href_filter};
+use super::typed::{self, TypeRoute, Typed, Update, href_filter};
 use crate::content::CONTENT_ROOT;
 use crate::domain::content_guards;
 use crate::domain::distributions::{self, DistributionFields, Overlap};
@@ -169,12 +169,7 @@ impl Typed for Distribution {
         })
     }
 
-    async fn changes(
-        &self,
-        app: &App,
-        fields: &Fields,
-        whole: bool,
-    ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
+    async fn changes(&self, app: &App, fields: &Fields, whole: bool) -> ApiResult<Update> {
         let (id, plugin) = (&self.id, &self.plugin);
         let mut changes: Changes = Vec::new();
         let mut locks = Vec::new();

@@ -7,8 +7,8 @@
 //! the `groups/users` policy: listing members needs view on the group, adding and removing
 //! them change.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::Path;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get};
 
@@ -16,12 +16,12 @@ use super::routes::Routes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Call, Caller, Nested, Parent};
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{self, Bind, Conditions, ListRequest, Visibility, fetch_by_id, resource};
 use super::object_roles::{self, RoleAction};
-use super::support::{self, Fields};
+use super::support::{self, ColumnValue, Fields, set_columns};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
@@ -169,12 +169,11 @@ impl Editable for Group {
     async fn change(app: &App, group: Group, fields: &Fields, whole: bool) -> ApiResult<()> {
         let mut tx = app.db.begin_write().await?;
         if let Some(name) = group_name(&mut tx, fields, whole, &group.id).await? {
-            sqlx::query("UPDATE groups SET name = $2, updated = $3 WHERE id = $1")
-                .bind(&group.id)
-                .bind(name)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
+            let changes = [
+                ("name".into(), ColumnValue::Text(Some(name))),
+                ("updated".into(), ColumnValue::Text(Some(now()))),
+            ];
+            set_columns(&mut tx, "groups", &group.id, &changes).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -233,23 +232,31 @@ fn members_of(group_id: &str) -> Conditions {
     Conditions::of("gu.group_id = ?", [Bind::from(group_id)])
 }
 
-/// The group `id`, when the caller may see it and the `groups/users` policy allows `action`.
-async fn membership(app: &App, caller: &Caller, id: &str, action: &str) -> ApiResult<Group> {
-    let group = visible(app, caller, id).await?;
-    caller
-        .authorize(app, MEMBERS, action, &core_objects::on(&group.id))
-        .await?;
-    Ok(group)
+/// The group whose members a `groups/<id>/users/` route lists or changes.
+struct Members(Group);
+
+/// The group, when the caller may see it and the `groups/users` policy allows the action the
+/// method names (as Pulp's viewset maps them: `GET` lists, `POST` creates, `DELETE` destroys).
+impl Parent for Members {
+    async fn locate(app: &App, caller: &Caller, id: &str, method: &Method) -> ApiResult<Members> {
+        let action = match *method {
+            Method::GET => "list",
+            Method::POST => "create",
+            _ => "destroy",
+        };
+        let group = visible(app, caller, id).await?;
+        caller
+            .authorize(app, MEMBERS, action, &core_objects::on(&group.id))
+            .await?;
+        Ok(Members(group))
+    }
 }
 
 async fn list_members(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    Nested { app, parent }: Nested<Members>,
     request: ListRequest,
 ) -> ApiResult<Response> {
-    let group = membership(&app, &caller, &id, "list").await?;
-    list::list_all::<Member, MemberView>(&app, &request, members_of(&group.id)).await
+    list::list_all::<Member, MemberView>(&app, &request, members_of(&parent.0.id)).await
 }
 
 /// The body of `POST groups/<id>/users/`.
@@ -267,12 +274,10 @@ impl Input for MemberInput {
 
 /// Adds a user to the group (adding a member again changes nothing).
 async fn add_member(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
+    Nested { app, parent }: Nested<Members>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let group = membership(&app, &caller, &id, "create").await?;
+    let Members(group) = parent;
     let values: MemberInput = fields.parse()?;
     let username =
         input::required(true, "username", values.username.map(Some))?.unwrap_or_default();
@@ -303,11 +308,10 @@ async fn add_member(
 
 /// Removes user `user_id` from the group; 404 when they are not a member.
 async fn remove_member(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path((id, user_id)): Path<(String, String)>,
+    Nested { app, parent }: Nested<Members>,
+    Path((_, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let group = membership(&app, &caller, &id, "destroy").await?;
+    let Members(group) = parent;
     let member =
         fetch_by_id::<Member>(&app.db, &user_id, members_of(&group.id), &Visibility::all()).await?;
     let mut tx = app.db.begin_write().await?;
@@ -323,10 +327,7 @@ async fn remove_member(
 /// The route of a role action on a group, which the caller must be able to see.
 fn role_action(action: RoleAction) -> MethodRouter<AppState> {
     action.route(
-        move |State(app): State<AppState>,
-              caller: Caller,
-              Path(id): Path<String>,
-              fields: Fields| async move {
+        move |Call { app, caller }: Call, Path(id): Path<String>, fields: Fields| async move {
             let group = visible(&app, &caller, &id).await?;
             let href = href(&group.id);
             let object = Object {

@@ -2,12 +2,12 @@
 //! `repair/` and `repositories/<plugin>/<type>/<id>/versions/<n>/repair/`. Each queues a task
 //! (202); the work is in [`crate::domain::maintenance`].
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::Value;
 
-use super::access::Caller;
+use super::access::Call;
 use super::list::object_id;
 use super::repositories;
 use super::routes::Routes;
@@ -15,7 +15,7 @@ use super::support::{Fields, spawn_task, typed_route, version_id};
 use crate::domain::hrefs::{self, Collection, Href};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::policy::Subject;
-use crate::state::{App, AppState};
+use crate::state::App;
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
@@ -39,11 +39,7 @@ pub fn router() -> Routes {
 
 /// `POST {orphan_protection_time?, content_hrefs?}`: deletes content in no repository version
 /// and artifacts nothing uses, created more than `orphan_protection_time` minutes ago.
-async fn orphan_cleanup(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
+async fn orphan_cleanup(Call { app, caller }: Call, fields: Fields) -> ApiResult<Response> {
     caller
         .authorize_action(&app, "orphans/cleanup", "create")
         .await?;
@@ -106,11 +102,7 @@ async fn existing_repository(app: &App, field: &str, href: &Href) -> ApiResult<(
 /// `POST {repo_hrefs, repo_versions_keeplist?}`: drops the stored bytes of content in those
 /// repositories that can be downloaded again and that no kept version needs. `repo_hrefs` may
 /// be `["*"]`: every repository.
-async fn reclaim_space(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
+async fn reclaim_space(Call { app, caller }: Call, fields: Fields) -> ApiResult<Response> {
     caller
         .authorize(
             &app,
@@ -181,11 +173,7 @@ fn verify_checksums(fields: &Fields) -> ApiResult<bool> {
 }
 
 /// `POST {verify_checksums?}`: checks every stored artifact.
-async fn repair_all(
-    State(app): State<AppState>,
-    caller: Caller,
-    fields: Fields,
-) -> ApiResult<Response> {
+async fn repair_all(Call { app, caller }: Call, fields: Fields) -> ApiResult<Response> {
     caller.authorize_action(&app, "repair", "create").await?;
     let verify_checksums = verify_checksums(&fields)?;
     spawn_task(
@@ -202,8 +190,7 @@ async fn repair_all(
 
 /// `POST {verify_checksums?}`: checks the artifacts of one repository version.
 async fn repair_version(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {

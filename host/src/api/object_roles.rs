@@ -405,17 +405,11 @@ async fn change_roles(
             rbac::assign(db, &request.role.id, holder, Some(object)).await?;
         }
     } else {
-        let mut tx = db.begin_write().await?;
-        for id in existing
+        let ids: Vec<String> = existing
             .into_iter()
             .filter_map(|(_, assignment)| assignment)
-        {
-            sqlx::query("DELETE FROM role_assignments WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+            .collect();
+        rbac::unassign(db, ids).await?;
     }
     Ok(())
 }

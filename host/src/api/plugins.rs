@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::Call;
 use super::list::{self, ExtraFilter, ListRequest, Page};
 use super::routes::Routes;
 use super::support::{Fields, Form};
@@ -188,11 +188,7 @@ async fn read(State(app): State<AppState>, Path(name): Path<String>) -> ApiResul
 
 /// `POST` multipart `file`: the component. Read into memory (components are small and must be
 /// whole to be compiled), refusing it as soon as it passes the size limit.
-async fn install(
-    State(app): State<AppState>,
-    caller: Caller,
-    multipart: Multipart,
-) -> ApiResult<Response> {
+async fn install(Call { app, caller }: Call, multipart: Multipart) -> ApiResult<Response> {
     // Before a byte of the component is read.
     caller.authorize_action(&app, POLICY, "create").await?;
     let limit = app.config.plugin_max_bytes;
@@ -237,8 +233,7 @@ async fn install(
 
 /// `PATCH {"enabled": bool}`.
 async fn update(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(name): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
@@ -258,8 +253,7 @@ async fn update(
 }
 
 async fn remove(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<StatusCode> {

@@ -17,7 +17,7 @@ use super::routes::Routes;
 use super::support::{
     Changes, ColumnValue, Fields, ensure_unique, json_column, plugin_object, plugin_of, set_columns,
 };
-use super::typed::{self, TypeRoute, Typed, TypedRow};
+use super::typed::{self, TypeRoute, Typed, TypedRow, Update};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Collection, RestNames};
 use crate::error::{ApiError, ApiResult};
@@ -25,7 +25,6 @@ use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
 use crate::secrets::{FieldCipher, REMOTE_SECRET_COLUMNS};
 use crate::state::App;
-use crate::tasks::ResourceLock;
 
 /// Routes.
 pub fn router() -> Routes {
@@ -193,12 +192,7 @@ impl Typed for Remote {
         Ok(view)
     }
 
-    async fn changes(
-        &self,
-        app: &App,
-        fields: &Fields,
-        whole: bool,
-    ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
+    async fn changes(&self, app: &App, fields: &Fields, whole: bool) -> ApiResult<Update> {
         let mut changes = sealed(&app.secrets, remote_changes(fields.parse()?, whole)?);
         if let Some(name) = name_change(&changes) {
             ensure_unique(app, "remotes", "name", "name", name, Some(&self.id)).await?;
@@ -212,18 +206,11 @@ impl Typed for Remote {
     }
 
     async fn create(app: &App, route: TypeRoute, fields: Fields) -> ApiResult<Response> {
-        let TypeRoute {
-            loaded,
-            plugin,
-            segment,
-            type_name,
-            ..
-        } = &route;
         let mut changes = sealed(&app.secrets, remote_changes(fields.parse()?, true)?);
         if let Some(name) = name_change(&changes) {
             ensure_unique(app, "remotes", "name", "name", name, None).await?;
         }
-        if let Some(extra) = plugin_fields::extra(loaded, Kind::Remote, &fields, None)? {
+        if let Some(extra) = plugin_fields::extra(&route.loaded, Kind::Remote, &fields, None)? {
             changes.push(("extra".into(), ColumnValue::Text(Some(extra))));
         }
         let id = new_id();
@@ -231,19 +218,16 @@ impl Typed for Remote {
         let mut tx = app.db.begin_write().await?;
         sqlx::query("INSERT INTO remotes (id, plugin, type_name, name, url, policy, created, updated) VALUES ($1, $2, $3, $1, '', '', $4, $4)")
             .bind(&id)
-            .bind(plugin)
-            .bind(type_name)
+            .bind(&route.plugin)
+            .bind(&route.type_name)
             .bind(&created)
             .execute(&mut *tx)
             .await?;
         set_columns(&mut tx, "remotes", &id, &changes).await?;
         tx.commit().await?;
-        let remote: Remote = typed::load(app, plugin, segment, &id).await?;
-        let names = app.plugins.rest_names();
-        route
-            .created::<Remote>(app, &id, &remote.href(&names))
-            .await?;
+        let remote: Remote = route.created(app, &id).await?;
         let mut permissions = route.caller.permissions(app);
+        let names = app.plugins.rest_names();
         let view = remote.view_for(app, &names, &mut permissions).await?;
         Ok((StatusCode::CREATED, list::json(&view)).into_response())
     }

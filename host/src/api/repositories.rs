@@ -3,7 +3,7 @@
 //! `repository_versions/` list every type.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, Path};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Call, Caller};
 use super::list::{
     self, Bind, Conditions, ExtraFilter, Identity, ListQuery, ListRequest, Visibility, fetch_one,
     resource, shaped, split_list,
@@ -19,10 +19,9 @@ use super::list::{
 use super::remotes::{JoinedRemote, remote_field};
 use super::routes::Routes;
 use super::support::{
-    Changes, ColumnValue, Fields, UNIQUE_MESSAGE, ensure_unique, json_column, set_columns,
-    spawn_task, version_id,
+    Changes, ColumnValue, Fields, ensure_unique, json_column, set_columns, spawn_task, version_id,
 };
-use super::typed::{self, TypeRoute, Typed, TypedRow, href_filter};
+use super::typed::{self, TypeRoute, Typed, TypedRow, Update, href_filter};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, Href, RestNames};
 use crate::domain::versions::{self, DeleteVersionError};
@@ -156,12 +155,7 @@ impl Typed for Repository {
         })
     }
 
-    async fn changes(
-        &self,
-        app: &App,
-        fields: &Fields,
-        whole: bool,
-    ) -> ApiResult<(Changes, Vec<ResourceLock>)> {
+    async fn changes(&self, app: &App, fields: &Fields, whole: bool) -> ApiResult<Update> {
         let changes = repository_changes(app, fields, &self.plugin, whole).await?;
         if let Some(name) = text_change(&changes, "name") {
             ensure_unique(app, "repositories", "name", "name", name, Some(&self.id)).await?;
@@ -170,13 +164,7 @@ impl Typed for Repository {
     }
 
     async fn create(app: &App, route: TypeRoute, fields: Fields) -> ApiResult<Response> {
-        let TypeRoute {
-            plugin,
-            segment,
-            type_name,
-            ..
-        } = &route;
-        let changes = repository_changes(app, &fields, plugin, true).await?;
+        let changes = repository_changes(app, &fields, &route.plugin, true).await?;
         let name = text_change(&changes, "name").unwrap_or_default().to_owned();
         ensure_unique(app, "repositories", "name", "name", &name, None).await?;
         let id = new_id();
@@ -187,16 +175,13 @@ impl Typed for Repository {
              VALUES ($1, $2, $3, $4, 0, $5, $5)",
         )
         .bind(&id)
-        .bind(plugin)
-        .bind(type_name)
+        .bind(&route.plugin)
+        .bind(&route.type_name)
         .bind(&name)
         .bind(&created)
         .execute(&mut *tx)
-        .await
-        .map_err(|error| match error.as_database_error() {
-            Some(db) if db.is_unique_violation() => ApiError::field("name", UNIQUE_MESSAGE),
-            _ => ApiError::from(error),
-        })?;
+        // A name taken since the check above: `ApiError`'s conversion names the field.
+        .await?;
         set_columns(&mut tx, "repositories", &id, &changes).await?;
         sqlx::query("INSERT INTO repository_versions (id, repository_id, number, base_version_id, created) VALUES ($1, $2, 0, NULL, $3)")
             .bind(new_id())
@@ -205,16 +190,9 @@ impl Typed for Repository {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let repository = load(app, plugin, segment, &id).await?;
-        let names = app.plugins.rest_names();
-        route
-            .created::<Repository>(app, &id, &repository.href(&names))
-            .await?;
-        Ok((
-            StatusCode::CREATED,
-            list::json(&repository.view(app, &app.plugins.rest_names())),
-        )
-            .into_response())
+        let repository: Repository = route.created(app, &id).await?;
+        let view = repository.view(app, &app.plugins.rest_names());
+        Ok((StatusCode::CREATED, list::json(&view)).into_response())
     }
 }
 
@@ -268,8 +246,7 @@ fn text_change<'a>(changes: &'a Changes, column: &str) -> Option<&'a str> {
 }
 
 async fn sync(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
@@ -306,8 +283,7 @@ async fn sync(
 }
 
 async fn modify(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
@@ -465,14 +441,12 @@ impl VersionView {
 }
 
 async fn list_versions(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
     request: ListRequest,
 ) -> ApiResult<Response> {
     let repository_id = versions_of(&app, &caller, (&plugin, &segment, &id), "list").await?;
-    let conditions = Conditions::of("v.repository_id = ?", [Bind::Text(repository_id)]);
-    respond_versions(&app, &request, conditions, &Visibility::all()).await
+    respond_versions(&app, &caller, &request, Some(repository_id)).await
 }
 
 /// The id of the repository whose versions the caller takes `action` on: 404 when they may
@@ -495,13 +469,10 @@ pub(crate) async fn versions_of(
 
 /// `repository_versions/`: the versions of every repository the caller may see.
 async fn list_all_versions(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     request: ListRequest,
 ) -> ApiResult<Response> {
-    // The version list reads the repository as `r`, as the repository list does.
-    let visibility = typed::visible_of_every_type::<Repository>(&app, &caller).await?;
-    respond_versions(&app, &request, Conditions::new(), &visibility).await
+    respond_versions(&app, &caller, &request, None).await
 }
 
 /// The SQL condition "content unit `?` is in version `v`".
@@ -529,12 +500,25 @@ pub(crate) const VERSION_FILTERS: &[ExtraFilter] = &[
     ),
 ];
 
+/// The versions of `repository` (whose versions the caller may list), or of every repository
+/// the caller may see.
 async fn respond_versions(
     app: &App,
+    caller: &Caller,
     request: &ListRequest,
-    mut conditions: Conditions,
-    visibility: &Visibility,
+    repository: Option<String>,
 ) -> ApiResult<Response> {
+    let (mut conditions, visibility) = match repository {
+        Some(id) => (
+            Conditions::of("v.repository_id = ?", [Bind::Text(id)]),
+            Visibility::all(),
+        ),
+        // The version list reads the repository as `r`, as the repository list does.
+        None => (
+            Conditions::new(),
+            typed::visible_of_every_type::<Repository>(app, caller).await?,
+        ),
+    };
     let names = app.plugins.rest_names();
     if let Some(href) = request.query.get("content") {
         conditions.push(
@@ -560,15 +544,14 @@ async fn respond_versions(
             );
         }
     }
-    list::list::<Version, _>(app, request, conditions, visibility, |version| {
+    list::list::<Version, _>(app, request, conditions, &visibility, |version| {
         VersionView::new(&names, version)
     })
     .await
 }
 
 async fn read_version(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
@@ -592,8 +575,7 @@ async fn read_version(
 /// `DELETE versions/<n>/`: a task that removes the version, squashing its changes into the next
 /// one (no other version's content changes). The latest version cannot be deleted.
 async fn destroy_version(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
 ) -> ApiResult<Response> {
     let repository_id = versions_of(&app, &caller, (&plugin, &segment, &id), "destroy").await?;

@@ -8,7 +8,7 @@
 //! 404, as for the user or group itself.
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, Path};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Call, Caller};
 use super::input::{self, Input};
 use super::list::{
     self, Bind, Conditions, ExtraFilter, ListQuery, ListRequest, Page, Resource, Visibility,
@@ -30,7 +30,7 @@ use super::support::Fields;
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::{self, Holder, Object};
-use crate::state::{App, AppState};
+use crate::state::App;
 
 /// Routes.
 pub fn router() -> Routes {
@@ -217,8 +217,7 @@ fn parse_object(app: &App, field: &str, href: &str) -> ApiResult<RoleObject> {
 }
 
 async fn list<K: Of>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
@@ -250,8 +249,7 @@ async fn view(app: &App, owner: &Owner, assignment: &str) -> ApiResult<Assignmen
 }
 
 async fn read<K: Of>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((id, assignment)): Path<(String, String)>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
@@ -277,8 +275,7 @@ impl Input for AssignmentInput {
 }
 
 async fn create<K: Of>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Response> {
@@ -323,8 +320,7 @@ async fn create<K: Of>(
 }
 
 async fn destroy<K: Of>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((id, assignment)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let owner = Owner::locate(&app, &caller, K::KIND, &id, true).await?;
@@ -335,11 +331,6 @@ async fn destroy<K: Of>(
         &Visibility::all(),
     )
     .await?;
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query("DELETE FROM role_assignments WHERE id = $1")
-        .bind(&row.id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    rbac::unassign(&app.db, [row.id]).await?;
     Ok(StatusCode::NO_CONTENT)
 }

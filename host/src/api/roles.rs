@@ -19,7 +19,7 @@ use super::input::{self, Input};
 use super::list::{
     Bind, Conditions, ExtraFilter, Identity, ListQuery, in_list, resource, split_list,
 };
-use super::support::{self, Fields};
+use super::support::{self, Changes, ColumnValue, Fields, set_columns};
 use crate::db::{Db, WriteTx, new_id, now};
 use crate::domain::hrefs::API_ROOT;
 use crate::error::{ApiError, ApiResult};
@@ -281,29 +281,19 @@ impl Editable for Role {
         unlocked(&role, "changed")?;
         let values = role_input(app, fields, whole)?;
         let mut tx = app.db.begin_write().await?;
-        if let Some(name) = &values.name {
-            check_name_free(&mut tx, name, &role.id).await?;
-            sqlx::query("UPDATE roles SET name = $2 WHERE id = $1")
-                .bind(&role.id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+        let mut changes: Changes = Vec::new();
+        if let Some(name) = values.name {
+            check_name_free(&mut tx, &name, &role.id).await?;
+            changes.push(("name".into(), ColumnValue::Text(Some(name))));
         }
         if let Some(description) = values.description {
-            sqlx::query("UPDATE roles SET description = $2 WHERE id = $1")
-                .bind(&role.id)
-                .bind(description)
-                .execute(&mut *tx)
-                .await?;
+            changes.push(("description".into(), ColumnValue::Text(description)));
         }
         if let Some(permissions) = &values.permissions {
             set_permissions(&mut tx, &role.id, permissions).await?;
         }
-        sqlx::query("UPDATE roles SET updated = $2 WHERE id = $1")
-            .bind(&role.id)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
+        changes.push(("updated".into(), ColumnValue::Text(Some(now()))));
+        set_columns(&mut tx, "roles", &role.id, &changes).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -380,7 +380,7 @@ pub async fn set_columns(
     conn: &mut sqlx::AnyConnection,
     table: &str,
     id: &str,
-    changes: &Changes,
+    changes: &[(String, ColumnValue)],
 ) -> ApiResult<()> {
     for (column, value) in changes {
         let sql = format!("UPDATE {table} SET {column} = $2 WHERE id = $1");

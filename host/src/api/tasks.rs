@@ -2,13 +2,13 @@
 //! finished ones (409 otherwise).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::routing::get;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::Call;
 use super::core_objects::{self, CoreObject, Deletable};
 use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource, split_list};
 use super::routes::Routes;
@@ -16,7 +16,7 @@ use super::support::{Fields, json_column};
 use crate::db::now;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{App, AppState};
+use crate::state::App;
 use crate::tasks::state;
 
 /// Routes.
@@ -252,8 +252,7 @@ impl CoreObject for Task {
 
 /// Cancels a waiting task at once; a running one is marked `canceling` and its worker stops it.
 async fn cancel(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {

@@ -9,13 +9,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, Path};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::access::Caller;
+use super::access::{Call, Caller};
 use super::list::{
     self, Bind, Conditions, ExtraFilter, ListQuery, ListRequest, Page, Resource, Visibility,
     fetch_by_id, shaped,
@@ -48,6 +48,10 @@ pub trait TypedRow: Resource {
     /// Its plugin, type and id.
     fn key(&self) -> (&str, &str, &str);
 }
+
+/// What an update of a typed object does: the validated column changes, and the locks its task
+/// takes besides the one on the object.
+pub type Update = (Changes, Vec<ResourceLock>);
 
 /// A resource whose routes are typed by a plugin and one of its types.
 pub trait Typed: TypedRow {
@@ -110,7 +114,7 @@ pub trait Typed: TypedRow {
         _app: &App,
         _fields: &Fields,
         _whole: bool,
-    ) -> impl Future<Output = ApiResult<(Changes, Vec<ResourceLock>)>> + Send {
+    ) -> impl Future<Output = ApiResult<Update>> + Send {
         async { Err(ApiError::not_found()) }
     }
 }
@@ -157,13 +161,16 @@ pub struct TypeRoute {
 }
 
 impl TypeRoute {
-    /// Gives the caller the roles the creation hooks of `R`'s policy name on the object they
-    /// just created (Pulp's `add_roles_for_object_creator`).
-    pub async fn created<R: Typed>(&self, app: &App, id: &str, href: &str) -> ApiResult<()> {
-        let object = Object { id, href };
+    /// The object `id` the caller just created on this route, once they got the roles the
+    /// creation hooks of `R`'s policy name on it (Pulp's `add_roles_for_object_creator`).
+    pub async fn created<R: Typed>(&self, app: &App, id: &str) -> ApiResult<R> {
+        let object: R = load(app, &self.plugin, &self.segment, id).await?;
+        let href = object.href(&app.plugins.rest_names());
+        let viewset = viewset::<R>(&self.plugin, &self.segment);
         self.caller
-            .created(app, &viewset::<R>(&self.plugin, &self.segment), object)
-            .await
+            .created(app, &viewset, Object { id, href: &href })
+            .await?;
+        Ok(object)
     }
 }
 
@@ -290,10 +297,7 @@ pub fn routes<R: Typed>() -> Routes {
     let mut object_handlers = get(read::<R>).delete(destroy::<R>);
     if R::MUTABLE {
         let update = |whole| {
-            move |State(app): State<AppState>,
-                  caller: Caller,
-                  object: ObjectPath,
-                  fields: Fields| async move {
+            move |Call { app, caller }: Call, object: ObjectPath, fields: Fields| async move {
                 update::<R>(&app, &caller, object, &fields, whole).await
             }
         };
@@ -314,8 +318,7 @@ pub fn routes<R: Typed>() -> Routes {
 /// A role action (`list_roles/`, `add_role/`, …) on an object the caller may see.
 fn role_route<R: Typed>(action: RoleAction) -> MethodRouter<AppState> {
     action.route(
-        move |State(app): State<AppState>,
-              caller: Caller,
+        move |Call { app, caller }: Call,
               Path((plugin, segment, id)): ObjectPath,
               fields: Fields| async move {
             let object = load_visible::<R>(&app, &caller, &plugin, &segment, &id).await?;
@@ -404,8 +407,7 @@ async fn respond_list<R: Typed>(
 
 /// `GET …/<plugin>/<type>/`: the objects of one type.
 pub async fn list<R: Typed>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment)): TypePath,
     request: ListRequest,
 ) -> ApiResult<Response> {
@@ -424,8 +426,7 @@ pub async fn list<R: Typed>(
 
 /// `GET …/`: the objects of every type.
 pub async fn list_all<R: Typed>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     request: ListRequest,
 ) -> ApiResult<Response> {
     let visibility = visible_of_every_type::<R>(&app, &caller).await?;
@@ -434,8 +435,7 @@ pub async fn list_all<R: Typed>(
 
 /// `POST …/<plugin>/<type>/`.
 async fn create<R: Typed>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment)): TypePath,
     fields: Fields,
 ) -> ApiResult<Response> {
@@ -461,8 +461,7 @@ async fn create<R: Typed>(
 
 /// `GET …/<id>/`.
 pub async fn read<R: Typed>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id)): ObjectPath,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<Value>> {
@@ -496,8 +495,7 @@ async fn update<R: Typed>(
 
 /// `DELETE …/<id>/`: a task.
 pub async fn destroy<R: Typed>(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path((plugin, segment, id)): ObjectPath,
 ) -> ApiResult<Response> {
     let key = (plugin.as_str(), segment.as_str(), id.as_str());
@@ -512,10 +510,7 @@ fn label_route<R: Typed>(change: LabelChange) -> MethodRouter<AppState> {
         LabelChange::Unset => "unset_label",
     };
     post(
-        move |State(app): State<AppState>,
-              caller: Caller,
-              Path((plugin, segment, id)): ObjectPath,
-              fields| async move {
+        move |Call { app, caller }: Call, Path((plugin, segment, id)): ObjectPath, fields| async move {
             let key = (plugin.as_str(), segment.as_str(), id.as_str());
             let object = load_for::<R>(&app, &caller, key, action, Subject::default()).await?;
             support::change_label(&app, table::<R>(), object.id(), &fields, change).await

@@ -5,7 +5,7 @@
 //! `content/<plugin>/<type>/` as `upload`, as pulp-cli does for large files.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Caller;
+use super::access::{Call, Caller};
 use super::core_objects::{self, CoreObject, Creatable, Deletable};
 use super::list::{self, Identity, resource};
 use super::routes::Routes;
@@ -23,7 +23,7 @@ use crate::domain::chunked_uploads;
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::is_sha256;
-use crate::state::{App, AppState};
+use crate::state::App;
 use crate::tasks::ResourceLock;
 use crate::tasks::kinds::TaskArgs;
 
@@ -104,11 +104,7 @@ impl CoreObject for Upload {
 }
 
 /// Pulp's detail view adds the chunks received so far.
-async fn read(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+async fn read(Call { app, caller }: Call, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let upload: Upload = core_objects::authorized(&app, &caller, &id, "retrieve").await?;
     let chunks = sqlx::query_as(
         "SELECT start_offset AS \"offset\", end_offset - start_offset + 1 AS size FROM upload_chunks
@@ -136,17 +132,17 @@ impl Creatable for Upload {
             .ok_or_else(|| ApiError::field("size", "This field is required."))?;
         let id = new_id();
         let created = now();
-        let mut tx = app.db.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO uploads (id, size, owner, created, updated) VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(&id)
-        .bind(size)
-        .bind(&caller.user.username)
-        .bind(&created)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        app.db
+            .write_one(
+                sqlx::query(
+                    "INSERT INTO uploads (id, size, owner, created, updated) VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(&id)
+                .bind(size)
+                .bind(&caller.user.username)
+                .bind(&created),
+            )
+            .await?;
         core_objects::give_creator_roles::<Self>(app, caller, &id, &hrefs::upload(&id)).await?;
         Ok(id)
     }
@@ -185,8 +181,7 @@ fn content_range(headers: &HeaderMap) -> ApiResult<(i64, i64, Option<i64>)> {
 /// upload. The same range sent again replaces the earlier chunk (a retry); a range that overlaps
 /// another chunk is refused.
 async fn put_chunk(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     headers: HeaderMap,
     multipart: Multipart,
@@ -388,8 +383,7 @@ fn check_sha256(sha256: &str) -> ApiResult<()> {
 /// `POST {sha256}` → 202: the task assembles the chunks into an artifact (its
 /// `created_resources`) and deletes the upload.
 async fn commit(
-    State(app): State<AppState>,
-    caller: Caller,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Response> {

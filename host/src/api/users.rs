@@ -5,24 +5,26 @@
 //! own tokens; staff manage anyone's. A token's secret is answered once, when it is created; only
 //! its sha256 is stored (see [`crate::auth`]).
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::Json;
+use axum::extract::Path;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::access::{Call, Caller, Nested, Parent};
+use super::core_objects;
 use super::input::{self, Input};
 use super::list::{self, Bind, Conditions, ListRequest, Visibility, fetch_by_id, resource};
 use super::routes::Routes;
-use super::support::{self, Fields};
+use super::support::{self, Changes, ColumnValue, Fields};
 use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, hash_password, random_token, token_hash};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::App;
 
 /// Routes.
 pub fn router() -> Routes {
@@ -131,16 +133,12 @@ fn visible_to(caller: &User) -> Visibility {
     }
 }
 
-async fn list(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    request: ListRequest,
-) -> ApiResult<Response> {
+async fn list(Call { app, caller }: Call, request: ListRequest) -> ApiResult<Response> {
     list::list::<UserRow, _>(
         &app,
         &request,
         Conditions::new(),
-        &visible_to(&user),
+        &visible_to(&caller.user),
         UserView::from,
     )
     .await
@@ -148,22 +146,18 @@ async fn list(
 
 /// The user `id`, when the caller may see it (staff, or the user themselves); 404 otherwise, so
 /// a user cannot probe for others' ids.
-async fn visible(app: &AppState, caller: &User, id: &str) -> ApiResult<UserRow> {
+async fn visible(app: &App, caller: &User, id: &str) -> ApiResult<UserRow> {
     fetch_by_id(&app.db, id, Conditions::new(), &visible_to(caller)).await
 }
 
-async fn load(app: &AppState, id: &str) -> ApiResult<UserView> {
+async fn load(app: &App, id: &str) -> ApiResult<UserView> {
     let user: UserRow = fetch_by_id(&app.db, id, Conditions::new(), &Visibility::all()).await?;
     Ok(UserView::from(user))
 }
 
-async fn read(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+async fn read(Call { app, caller }: Call, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(list::json(&UserView::from(
-        visible(&app, &user, &id).await?,
+        visible(&app, &caller.user, &id).await?,
     )))
 }
 
@@ -250,12 +244,8 @@ async fn ensure_username_free(tx: &mut WriteTx, username: &str, id: &str) -> Api
     support::ensure_free(tx, "users", "username", username, id, message).await
 }
 
-async fn create(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    fields: Fields,
-) -> ApiResult<Response> {
-    require_staff(&user)?;
+async fn create(Call { app, caller }: Call, fields: Fields) -> ApiResult<Response> {
+    require_staff(&caller.user)?;
     let values = user_fields(&fields)?;
     let username = values
         .username
@@ -286,44 +276,31 @@ async fn create(
 }
 
 async fn update(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
+    Call { app, caller }: Call,
     Path(id): Path<String>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
-    require_staff(&user)?;
-    let id = visible(&app, &user, &id).await?.id;
+    require_staff(&caller.user)?;
+    let id = visible(&app, &caller.user, &id).await?.id;
     let values = user_fields(&fields)?;
     let mut tx = app.db.begin_write().await?;
     if let Some(username) = &values.username {
         ensure_username_free(&mut tx, username, &id).await?;
     }
-    for (column, value) in [
+    let texts = [
         ("username", values.username),
         ("first_name", values.first_name),
         ("last_name", values.last_name),
         ("email", values.email),
-    ] {
-        if let Some(value) = value {
-            sqlx::query(&format!("UPDATE users SET {column} = $2 WHERE id = $1"))
-                .bind(&id)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    for (column, value) in [
+    ]
+    .map(|(column, value)| Some((column.to_owned(), ColumnValue::Text(Some(value?)))));
+    let flags = [
         ("is_staff", values.is_staff),
         ("is_active", values.is_active),
-    ] {
-        if let Some(value) = value {
-            sqlx::query(&format!("UPDATE users SET {column} = $2 WHERE id = $1"))
-                .bind(&id)
-                .bind(i64::from(value))
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
+    ]
+    .map(|(column, value)| Some((column.to_owned(), ColumnValue::Int(Some(value?.into())))));
+    let changes: Changes = texts.into_iter().chain(flags).flatten().collect();
+    support::set_columns(&mut tx, "users", &id, &changes).await?;
     if let Some(password) = values.password {
         let (salt, hash) = password_columns(password.as_deref()).await?;
         sqlx::query("UPDATE users SET password_salt = $2, password_hash = $3 WHERE id = $1")
@@ -337,23 +314,10 @@ async fn update(
     Ok(list::json(&load(&app, &id).await?))
 }
 
-async fn destroy(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    require_staff(&user)?;
-    let id = visible(&app, &user, &id).await?.id;
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query("DELETE FROM api_tokens WHERE user_id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+async fn destroy(Call { app, caller }: Call, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    require_staff(&caller.user)?;
+    let id = visible(&app, &caller.user, &id).await?.id;
+    core_objects::delete_rows(&app, &id, &[("api_tokens", "user_id"), ("users", "id")]).await?;
     // A later user must not inherit the roles and groups of this one.
     crate::rbac::forget_user(&app.db, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -406,14 +370,28 @@ fn owned_by(owner: &str) -> Conditions {
     Conditions::of("user_id = ?", [Bind::from(owner)])
 }
 
+/// The user whose tokens a `users/<id>/tokens/` route lists or changes: one the caller may
+/// see (themselves, or anyone for staff).
+struct TokenOwner(String);
+
+impl Parent for TokenOwner {
+    async fn locate(app: &App, caller: &Caller, id: &str, _: &Method) -> ApiResult<TokenOwner> {
+        Ok(TokenOwner(visible(app, &caller.user, id).await?.id))
+    }
+}
+
+impl TokenOwner {
+    /// Their token `id`; 404 when they have none of that id.
+    async fn token(&self, app: &App, id: &str) -> ApiResult<Token> {
+        fetch_by_id(&app.db, id, owned_by(&self.0), &Visibility::all()).await
+    }
+}
+
 async fn list_tokens(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    Path(id): Path<String>,
+    Nested { app, parent }: Nested<TokenOwner>,
     request: ListRequest,
 ) -> ApiResult<Response> {
-    let owner = visible(&app, &user, &id).await?.id;
-    list::list_all::<Token, TokenView>(&app, &request, owned_by(&owner)).await
+    list::list_all::<Token, TokenView>(&app, &request, owned_by(&parent.0)).await
 }
 
 /// A token's writable fields.
@@ -436,12 +414,10 @@ impl Input for TokenInput {
 /// `POST {name?, expires_at?}`: answers 201 with the token's `token` secret, the only time it is
 /// shown.
 async fn create_token(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    Path(id): Path<String>,
+    Nested { app, parent }: Nested<TokenOwner>,
     fields: Fields,
 ) -> ApiResult<Response> {
-    let owner = visible(&app, &user, &id).await?.id;
+    let TokenOwner(owner) = &parent;
     let input: TokenInput = fields.parse()?;
     let name = input.name.unwrap_or_default();
     if name.len() > 255 {
@@ -473,21 +449,21 @@ async fn create_token(
     let secret = format!("{TOKEN_PREFIX}{}", random_token(TOKEN_SECRET_LEN));
     let prefix = secret[..TOKEN_PREFIX.len() + 6].to_owned();
     let token_id = new_id();
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&token_id)
-    .bind(&owner)
-    .bind(&name)
-    .bind(&prefix)
-    .bind(token_hash(&secret))
-    .bind(expires)
-    .bind(now())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let token = load_token(&app, &user, &id, &token_id).await?;
+    app.db
+        .write_one(
+            sqlx::query(
+                "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&token_id)
+            .bind(owner)
+            .bind(&name)
+            .bind(&prefix)
+            .bind(token_hash(&secret))
+            .bind(expires)
+            .bind(now()),
+        )
+        .await?;
+    let token = parent.token(&app, &token_id).await?;
     let view = TokenView {
         token: Some(secret),
         ..TokenView::from(token)
@@ -495,33 +471,22 @@ async fn create_token(
     Ok((StatusCode::CREATED, list::json(&view)).into_response())
 }
 
-async fn load_token(app: &AppState, user: &User, id: &str, token: &str) -> ApiResult<Token> {
-    let owner = visible(app, user, id).await?.id;
-    fetch_by_id(&app.db, token, owned_by(&owner), &Visibility::all()).await
-}
-
 async fn read_token(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    Path((id, token)): Path<(String, String)>,
+    Nested { app, parent }: Nested<TokenOwner>,
+    Path((_, token)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    Ok(list::json(&TokenView::from(
-        load_token(&app, &user, &id, &token).await?,
-    )))
+    let token = parent.token(&app, &token).await?;
+    Ok(list::json(&TokenView::from(token)))
 }
 
 /// Revokes a token: the next request carrying it is refused.
 async fn destroy_token(
-    State(app): State<AppState>,
-    Extension(user): Extension<User>,
-    Path((id, token)): Path<(String, String)>,
+    Nested { app, parent }: Nested<TokenOwner>,
+    Path((_, token)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let token_id = load_token(&app, &user, &id, &token).await?.id;
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-        .bind(&token_id)
-        .execute(&mut *tx)
+    let token_id = parent.token(&app, &token).await?.id;
+    app.db
+        .write_one(sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(&token_id))
         .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -61,24 +61,15 @@ impl Limits {
     /// GET or HEAD (400), a declared body longer than any route accepts (413).
     pub fn admit(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
         let url_bytes = uri.path_and_query().map_or(0, |url| url.as_str().len());
+        let too_long = |message| Err(ApiError::detail(StatusCode::URI_TOO_LONG, message));
         if url_bytes > self.max_url_bytes {
-            return Err(ApiError::detail(
-                StatusCode::URI_TOO_LONG,
-                format!(
-                    "The request URL is longer than {} bytes.",
-                    self.max_url_bytes
-                ),
-            ));
+            let max = self.max_url_bytes;
+            return too_long(format!("The request URL is longer than {max} bytes."));
         }
         let segments = uri.path().bytes().filter(|byte| *byte == b'/').count();
         if segments > self.max_path_segments {
-            return Err(ApiError::detail(
-                StatusCode::URI_TOO_LONG,
-                format!(
-                    "The request path has more than {} segments.",
-                    self.max_path_segments
-                ),
-            ));
+            let max = self.max_path_segments;
+            return too_long(format!("The request path has more than {max} segments."));
         }
         let declared = headers
             .get(header::CONTENT_LENGTH)

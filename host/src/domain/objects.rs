@@ -81,19 +81,17 @@ pub async fn delete_object(db: &Db, names: &RestNames, href: &str) -> anyhow::Re
         Some(Href::Publication { id, .. }) => ("publications", id),
         _ => anyhow::bail!("{href} cannot be deleted"),
     };
+    let own = format!("DELETE FROM {table} WHERE id = $1");
+    // The roles held on it go with it (ids are never reused, but lists of roles would show them).
+    let roles = "DELETE FROM role_assignments WHERE object_id = $1";
     let mut tx = db.begin_write().await?;
-    for sql in what_goes_with(table) {
+    for sql in what_goes_with(table)
+        .iter()
+        .copied()
+        .chain([own.as_str(), roles])
+    {
         sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
     }
-    sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    // The roles held on it go with it (ids are never reused, but lists of roles would show them).
-    sqlx::query("DELETE FROM role_assignments WHERE object_id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -17,13 +17,17 @@ pub struct Response {
     pending: Bytes,
 }
 
+/// What the guest gets for a request: its response, or the error it may handle; a trap is the
+/// host's refusal (a capability not granted).
+type Answer = wasmtime::Result<Result<Resource<Response>, PluginError>>;
+
 impl CallState {
     async fn request(
         &mut self,
         method: reqwest::Method,
         url: String,
         headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<Response>, PluginError>> {
+    ) -> Answer {
         let Some(scope) = &self.scope.http else {
             return Err(SandboxViolation::new(
                 "capability denied: the plugin made an HTTP request but did not declare the `http` capability in describe (outbound HTTP is granted only during a sync, and only to plugins that declare it)",
@@ -68,19 +72,11 @@ impl CallState {
 }
 
 impl http::Host for CallState {
-    async fn get(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<Response>, PluginError>> {
+    async fn get(&mut self, url: String, headers: Vec<(String, String)>) -> Answer {
         self.request(reqwest::Method::GET, url, headers).await
     }
 
-    async fn head(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<Response>, PluginError>> {
+    async fn head(&mut self, url: String, headers: Vec<(String, String)>) -> Answer {
         self.request(reqwest::Method::HEAD, url, headers).await
     }
 }

@@ -103,6 +103,9 @@ pub fn describe(error: &reqwest::Error) -> String {
     text
 }
 
+/// What a request to the upstream ends in: its answer (any status), or why there was none.
+pub type Answer = Result<reqwest::Response, UpstreamError>;
+
 /// A remote's way to its upstream. Cheap to clone (the client and the credentials are shared).
 #[derive(Clone, Debug)]
 pub struct UpstreamClient {
@@ -142,7 +145,7 @@ impl UpstreamClient {
     }
 
     /// A GET of `url`, retried like [`UpstreamClient::send`].
-    pub async fn get(&self, url: &str) -> Result<reqwest::Response, UpstreamError> {
+    pub async fn get(&self, url: &str) -> Answer {
         self.send(Method::GET, url, &[]).await
     }
 
@@ -150,12 +153,7 @@ impl UpstreamClient {
     /// [`UpstreamClient::send_once`]); a failed connection and a 5xx answer are tried again up to
     /// the remote's `max_retries` with exponential backoff. The last outcome is returned as it is
     /// (a 5xx answer stays an answer).
-    pub async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(String, String)],
-    ) -> Result<reqwest::Response, UpstreamError> {
+    pub async fn send(&self, method: Method, url: &str, headers: &[(String, String)]) -> Answer {
         let mut attempt = 0;
         loop {
             let outcome = self.send_once(method.clone(), url, headers).await;
@@ -185,7 +183,7 @@ impl UpstreamClient {
         method: Method,
         url: &str,
         headers: &[(String, String)],
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Answer {
         let mut url = Url::parse(url)
             .map_err(|error| UpstreamError::Refused(format!("invalid URL {url:?}: {error}")))?;
         for _ in 0..=MAX_REDIRECTS {
