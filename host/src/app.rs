@@ -227,13 +227,7 @@ pub async fn serve(
     });
     tokio::spawn(events::listen(app.clone(), shutdown.clone()));
     let router = crate::api::router(&app)
-        // The content app is answered under a correlation id too: a plugin's failure is logged
-        // under it, and the client gets it to quote.
-        .merge(
-            crate::content::router(&app).layer(axum::middleware::from_fn(
-                crate::api::correlation::propagate,
-            )),
-        )
+        .merge(crate::content::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
     // The listener puts the connection's address on every request (`ConnectInfo`): the content

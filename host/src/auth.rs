@@ -573,7 +573,12 @@ mod tests {
             window: Duration::from_secs(60),
         };
         let auth = Authenticator::new(db, throttle);
-        assert!(auth.log_in("nobody", "guess", None).await.unwrap().is_none());
+        assert!(
+            auth.log_in("nobody", "guess", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
         // With no argon2 work allowed, the unknown username's log-in cannot answer either: it
         // goes through the same hashing as a known one's.
         auth.hashing.close();

@@ -36,6 +36,7 @@ use crate::domain::distributions::{MAX_BASE_PATH_BYTES, MAX_BASE_PATH_SEGMENTS};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
+use crate::tasks::correlation;
 
 mod admission;
 mod cache;
@@ -343,7 +344,17 @@ async fn serve_matched(
     let mut matched = matched.clone();
     resolve_version(app, &mut matched).await?;
     let base_url = format!("{}{route_prefix}{}/", app.origin, matched.base_path);
-    handle::plugin_route(app, &matched, &requester, rest, base_url, request).await
+    // A plugin route runs under a correlation id, as a REST request does: the tasks it queues
+    // record it, a plugin's failure is logged under it and the client gets it to quote. Stored
+    // files do without: the id, its scope and its header cost them about a fifth of their speed.
+    let id = correlation::pick(&request);
+    let answer = crate::tasks::LOGGING_CID
+        .scope(
+            id.clone(),
+            handle::plugin_route(app, &matched, &requester, rest, base_url, request),
+        )
+        .await;
+    Ok(correlation::echo(answer.into_response(), &id))
 }
 
 /// Finds the distribution with the longest base path that prefixes `path` (of `plugin` only, when

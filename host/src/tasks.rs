@@ -7,6 +7,7 @@
 //! - [`worker`]: the worker loop, heartbeats, cancellation and recovery of dead workers' tasks.
 //! - [`kinds`]: what each kind of task does.
 
+pub mod correlation;
 pub mod kinds;
 pub mod worker;
 

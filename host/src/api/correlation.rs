@@ -1,66 +1,21 @@
-//! `Correlation-ID`: the id that ties one request to the tasks it queues and to their logs, as
-//! in Pulp. A client may send one (a token of letters, digits, `.`, `_` and `-`, up to [`MAX_LEN`]
-//! characters: enough for any UUID or request id, and nothing a log line or a header would carry
-//! further); otherwise, or when it is not such a token, one is generated (32 hex digits, like
-//! Pulp's). Either way it is echoed on the response and recorded as the `logging_cid` of the tasks
-//! the request queues. (pulpcore accepts any value; a client's arbitrary text echoed back and
-//! written into logs is not worth that.)
+//! The REST API's `Correlation-ID` middleware (the id itself: `tasks::correlation`).
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// The header, as Pulp names it (header names are case-insensitive).
-pub const HEADER: &str = "correlation-id";
+use crate::tasks::correlation::{echo, pick};
 
-/// Longest id accepted from a client; a longer one is replaced by a generated id.
-const MAX_LEN: usize = 64;
-
-/// Whether a client's id is kept: a non-empty token of `[A-Za-z0-9._-]`, at most [`MAX_LEN`].
-fn acceptable(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_LEN
-        && id
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
-}
-
-/// Middleware: picks the request's correlation id, runs the handler with it in scope, echoes it.
+/// Middleware of the REST API: picks the request's correlation id, runs the handler with it in
+/// scope and in a tracing span (every log line of the request carries it), echoes it.
 pub async fn propagate(request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| acceptable(value))
-        .map(str::to_owned);
-    let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let id = pick(&request);
     let span = tracing::info_span!("request", correlation_id = %id);
-    let mut response = {
+    let response = {
         use tracing::Instrument as _;
         crate::tasks::LOGGING_CID
             .scope(id.clone(), next.run(request).instrument(span))
             .await
     };
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HEADER, value);
-    }
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::acceptable;
-
-    #[test]
-    fn only_short_tokens_are_kept() {
-        assert!(acceptable("3f2c1e0a-9b8d-4c7e-a6f5-0123456789ab"));
-        assert!(acceptable("build_42.step-7"));
-        assert!(!acceptable(""));
-        assert!(!acceptable(&"a".repeat(65)));
-        assert!(acceptable(&"a".repeat(64)));
-        for bad in ["a b", "a\u{7f}", "<script>", "id;drop", "é"] {
-            assert!(!acceptable(bad), "{bad:?}");
-        }
-    }
+    echo(response, &id)
 }
