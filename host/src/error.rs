@@ -103,6 +103,14 @@ impl ApiError {
         Self::bad_request(format!("The request body could not be read: {error}"))
     }
 
+    /// 413 with a message attached to one field: the part of a form that passed its limit.
+    pub fn field_too_large(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            ..Self::field(field, message)
+        }
+    }
+
     /// 413: a body (or a part of it) larger than `limit` bytes.
     pub fn too_large(limit: u64) -> Self {
         Self::detail(

@@ -205,7 +205,10 @@ async fn install(Call { app, caller }: Call, multipart: Multipart) -> ApiResult<
             .map_err(|error| ApiError::field("file", format!("Upload interrupted: {error}")))?
         {
             if (bytes.len() + chunk.len()) as u64 > limit {
-                return Err(ApiError::field("file", registry::too_large(limit)));
+                return Err(ApiError::field_too_large(
+                    "file",
+                    registry::too_large(limit),
+                ));
             }
             bytes.extend_from_slice(&chunk);
         }

@@ -51,6 +51,8 @@ pub struct AppOptions {
     pub workers: Option<usize>,
     /// The admin password (default: a random one).
     pub admin_password: Option<String>,
+    /// Passed as `--data-dir` instead of the app's own temporary directory: another app's.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl AppOptions {
@@ -78,6 +80,12 @@ impl AppOptions {
 
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
+        self
+    }
+
+    /// Runs on another app's data directory (shared local storage), which that app owns.
+    pub fn shared_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
         self
     }
 }
@@ -137,7 +145,12 @@ impl TestApp {
             .arg("serve")
             .args(["--bind", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(self.data_dir.path())
+            .arg(
+                self.options
+                    .data_dir
+                    .as_deref()
+                    .unwrap_or(self.data_dir.path()),
+            )
             .args(["--workers", &self.options.workers.unwrap_or(2).to_string()])
             .env("GRANARY_ADMIN_PASSWORD", &self.password)
             .env("RUST_LOG", "info")
