@@ -579,19 +579,8 @@ async fn handle_reaches_only_this_repositorys_artifacts(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(latest().await, format!("{repository_href}versions/2/"));
 
-    let answer = app
-        .anonymous()
-        .get(format!("{route}pull/stolen.bin"))
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    let body = answer.bytes().await.unwrap();
-    assert_ne!(status, StatusCode::OK);
-    assert!(
-        body != secret.bytes,
-        "the other repository's bytes were served"
-    );
+    app.assert_not_served(&format!("{route}pull/stolen.bin"), &secret.bytes)
+        .await;
     assert_eq!(
         upstream.requests_for("stolen.bin"),
         1,

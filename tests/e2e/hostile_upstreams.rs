@@ -230,19 +230,8 @@ async fn a_digest_in_a_manifest_links_no_other_repositorys_file(backend: Backend
     let task = app.sync(&repository, &lazy, false).await;
     assert_eq!(task["state"], "completed", "{task:#}");
     let base_url = app.publish_and_distribute(&repository, "claims-lazy").await;
-    let answer = app
-        .anonymous()
-        .get(format!("{base_url}claimed.txt"))
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    let body = answer.bytes().await.unwrap();
-    assert_ne!(status, StatusCode::OK);
-    assert!(
-        body != secret.bytes,
-        "the other repository's bytes were served"
-    );
+    app.assert_not_served(&format!("{base_url}claimed.txt"), &secret.bytes)
+        .await;
     assert_eq!(upstream.requests_for("claimed.txt"), 2);
 
     // The stored unit itself (same path and digest): the unit exists with the other

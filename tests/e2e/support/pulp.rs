@@ -281,6 +281,19 @@ impl TestApp {
         str_field(&distribution, "base_url").to_owned()
     }
 
+    /// Asks anonymously for `url`, which must not answer `secret` (another repository's bytes):
+    /// neither a 200 nor those bytes.
+    pub async fn assert_not_served(&self, url: &str, secret: &[u8]) {
+        let answer = self.anonymous().get(url).send().await.unwrap();
+        let status = answer.status();
+        let body = answer.bytes().await.unwrap();
+        assert_ne!(status, StatusCode::OK, "{url}");
+        assert!(
+            body != secret,
+            "{url} answered the other repository's bytes"
+        );
+    }
+
     /// Every item of a paginated list, following `next`.
     pub async fn list_all(&self, path: &str) -> Vec<Value> {
         let mut items = Vec::new();
