@@ -187,26 +187,14 @@ async fn reached_artifacts(
         .iter()
         .filter_map(|row| row.artifact_id.as_deref())
         .collect();
-    let Reuse::RepositoryOrRemote {
-        repository_id,
-        remote_id,
-    } = reuse
-    else {
+    if let Reuse::Checked = reuse {
+        // Nothing to ask: every stored artifact may be reused.
         return Ok(linked.into_iter().map(str::to_owned).collect());
-    };
+    }
     let mut reached = BTreeSet::new();
     for chunk in linked.chunks(INSERT_CHUNK * 4) {
-        let sql = format!(
-            "SELECT a.id FROM artifacts a WHERE a.id IN ({}) AND {REACHABLE}",
-            placeholders(3, chunk.len())
-        );
-        let found: Vec<String> = sqlx::query_scalar(&sql)
-            .bind(repository_id)
-            .bind(remote_id)
-            .bind_all(chunk)
-            .fetch_all(&mut **tx)
-            .await?;
-        reached.extend(found);
+        let found = reusable(&mut **tx, reuse, "id", chunk).await?;
+        reached.extend(found.into_iter().map(|(id, _)| id));
     }
     Ok(reached)
 }
@@ -268,6 +256,33 @@ pub const REACHABLE: &str =
        OR EXISTS (SELECT 1 FROM remote_artifacts ra
                   WHERE ra.content_artifact_id = ca.id AND ra.remote_id = $2)))";
 
+/// The stored artifacts whose `column` (`sha256` or `id`) is one of `keys` and that `reuse`
+/// allows, as (key, artifact id).
+async fn reusable<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    reuse: Reuse<'_>,
+    column: &str,
+    keys: &[&str],
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let (condition, first_key) = match reuse {
+        Reuse::Checked => (String::new(), 1),
+        Reuse::RepositoryOrRemote { .. } => (format!(" AND {REACHABLE}"), 3),
+    };
+    let sql = format!(
+        "SELECT a.{column}, a.id FROM artifacts a WHERE a.{column} IN ({}){condition}",
+        placeholders(first_key, keys.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    if let Reuse::RepositoryOrRemote {
+        repository_id,
+        remote_id,
+    } = reuse
+    {
+        query = query.bind(repository_id).bind(remote_id);
+    }
+    query.bind_all(keys).fetch_all(executor).await
+}
+
 /// Links pending files whose bytes are already stored (same sha256), as far as `reuse` allows;
 /// returns the rest (and the files that are [`Pending::linked`] already).
 pub async fn link_stored(
@@ -285,34 +300,7 @@ pub async fn link_stored(
     }
     let mut stored: BTreeMap<String, String> = BTreeMap::new();
     for chunk in digests.chunks(INSERT_CHUNK * 4) {
-        let query = match reuse {
-            Reuse::Checked => {
-                let sql = format!(
-                    "SELECT sha256, id FROM artifacts WHERE sha256 IN ({})",
-                    placeholders(1, chunk.len())
-                );
-                sqlx::query_as::<_, (String, String)>(&sql)
-                    .bind_all(chunk)
-                    .fetch_all(db.pool())
-                    .await?
-            }
-            Reuse::RepositoryOrRemote {
-                repository_id,
-                remote_id,
-            } => {
-                let sql = format!(
-                    "SELECT a.sha256, a.id FROM artifacts a WHERE a.sha256 IN ({}) AND {REACHABLE}",
-                    placeholders(3, chunk.len())
-                );
-                sqlx::query_as::<_, (String, String)>(&sql)
-                    .bind(repository_id)
-                    .bind(remote_id)
-                    .bind_all(chunk)
-                    .fetch_all(db.pool())
-                    .await?
-            }
-        };
-        stored.extend(query);
+        stored.extend(reusable(db.pool(), reuse, "sha256", chunk).await?);
     }
     let mut rest = Vec::new();
     for file in pending {
