@@ -8,6 +8,7 @@
 //! - [`artifacts`]: verified ingest of bytes into storage and the `artifacts` table.
 //! - [`declarations`]: recording units declared by plugins (sync, upload).
 //! - [`remotes`]: remotes and HTTP clients configured from them.
+//! - [`upstream_pages`]: upstream pages kept for conditional requests.
 //! - [`uploads`]: turning an uploaded file into a unit through its plugin.
 //! - [`chunked_uploads`]: byte ranges of `uploads/` assembled into an artifact.
 //! - [`objects`]: updating and deleting repositories, remotes, distributions, publications.
@@ -32,6 +33,7 @@ pub mod publications;
 pub mod registry;
 pub mod remotes;
 pub mod uploads;
+pub mod upstream_pages;
 pub mod versions;
 
 use std::sync::Arc;

@@ -43,7 +43,10 @@ pub use bindings::types::{
     VersionInfo,
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
-pub use scope::{CallScope, CallState, ContentScope, CreateArtifact, HttpScope, PublicationScope};
+pub use scope::{
+    CachedPage, CallScope, CallState, ContentScope, CreateArtifact, HttpScope, PublicationScope,
+    UpstreamPages,
+};
 
 /// Builds the record `$target` out of `$source` (an owned binding; `&binding` clones instead),
 /// moving each listed field across as it is; the fields after `;` are given their values. The

@@ -45,7 +45,10 @@ pub async fn run(
     );
     let plugin = backends.plugin(&plugin_name).await?;
     let http = if plugin.has_capability("http") {
-        Some(remote.http_scope(backends.remote_clients.client(&remote)?))
+        Some(remote.http_scope(
+            backends.remote_clients.client(&remote)?,
+            backends.db.clone(),
+        ))
     } else {
         None
     };

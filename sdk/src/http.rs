@@ -18,7 +18,9 @@ pub const CHUNK_SIZE: u32 = 64 * 1024;
 /// The longest line [`Lines`] accepts (1 MiB), so a body without newlines cannot exhaust memory.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
-/// GETs `url` (absolute, on the remote's origin) with extra request `headers`.
+/// GETs `url` (absolute, on the remote's origin or one of its `allowed_origins`) with extra
+/// request `headers`. Files on other origins are not fetched here: declare their URLs and the
+/// host fetches them.
 ///
 /// Any status is a successful response: check [`Response::status`] or [`Response::is_success`].
 /// The error case is a request the host refused or could not complete.
@@ -27,7 +29,8 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response, PluginError>
     Ok(Response::new(response))
 }
 
-/// HEADs `url` (absolute, on the remote's origin); the response has an empty body.
+/// HEADs `url` (absolute, on the remote's origin or one of its `allowed_origins`); the response
+/// has an empty body.
 pub fn head(url: &str, headers: &[(&str, &str)]) -> Result<Response, PluginError> {
     let response = raw::head(url, &owned(headers))?;
     Ok(Response::new(response))

@@ -16,7 +16,7 @@
 //! - `types.rs`: the WIT records re-exported at the crate root ([`PluginInfo`],
 //!   [`UnitDeclaration`], [`StoredUnit`], ...) and small constructors on them.
 //! - One module per imported interface:
-//!   - [`http`]: GET/HEAD on the remote's origin (in `sync`, and in `handle` when the distribution
+//!   - [`http`]: GET/HEAD on the remote's origins (in `sync`, and in `handle` when the distribution
 //!     has a remote); bodies read in chunks or line by line.
 //!   - [`artifacts`]: a [`std::io::Read`] + [`std::io::Seek`] reader over an uploaded artifact, and
 //!     [`artifacts::create`] to store a small derived file.

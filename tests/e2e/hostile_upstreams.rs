@@ -1,7 +1,7 @@
 //! Issue #18, items 2–4 (in part): upstreams that hang, stall or redirect elsewhere. A hanging
 //! upstream takes a bounded share of the plugin instances and answers the excess 503 with
 //! `Retry-After` while REST and stored files stay responsive; a remote with no timeouts gets
-//! Pulp's defaults, and its own timeouts win; a redirect off the remote's origin is refused before
+//! Pulp's defaults, and its own timeouts win; a redirect to a loopback origin not allowed is refused before
 //! the other origin sees a byte of the remote's credentials, and one within it still works.
 
 use reqwest::StatusCode;
@@ -16,7 +16,7 @@ sqlite_and_postgres!(
     hanging_upstream_gets_bounded_turns_and_503s,
     stalled_body_fails_on_the_remote_timeout,
     stalled_body_fails_on_the_default_timeout,
-    redirects_leave_the_remote_origin_only_refused,
+    redirects_to_unallowed_loopback_origins_are_refused,
     a_digest_in_a_manifest_links_no_other_repositorys_file,
 );
 
@@ -325,11 +325,13 @@ async fn stalled_body_fails_on_the_default_timeout(backend: Backend) {
     upstream.stop().await;
 }
 
-/// An upstream that requires credentials and a custom header redirects to a second origin: the
-/// manifest (the plugin's `http` import), a sync download and a pull-through fetch are each
-/// refused, and the second origin never sees a request, let alone the credentials. Redirects
-/// within the remote's origin are followed with the credentials.
-async fn redirects_leave_the_remote_origin_only_refused(backend: Backend) {
+/// An upstream that requires credentials and a custom header redirects to a second origin on
+/// loopback that the operator did not allow (the SSRF guard): the manifest (the plugin's `http`
+/// import), a sync download and a pull-through fetch are each refused, and the second origin never
+/// sees a request, let alone the credentials. Redirects within the remote's origin are followed
+/// with the credentials. (`upstream_origins` shows redirects to allowed origins followed without
+/// them.)
+async fn redirects_to_unallowed_loopback_origins_are_refused(backend: Backend) {
     let app = app_with_handler(backend, AppOptions::default()).await;
     let file = FixtureFile::new("pkg/a-1.0.tar.gz", vec![5u8; 4096]);
     let moved = FixtureFile::new("moved/a-1.0.tar.gz", file.bytes.clone());
@@ -353,7 +355,7 @@ async fn redirects_leave_the_remote_origin_only_refused(backend: Backend) {
     let task = sync_into_new_repository(&app, "manifest-away", &remote).await;
     assert_eq!(task["state"], "failed", "{task:#}");
     let error = error_description(&task);
-    assert!(error.contains("outside the remote's origin"), "{error}");
+    assert!(error.contains("127.0.0.1 is a loopback address"), "{error}");
     assert_eq!(
         elsewhere.total_requests(),
         0,
@@ -373,7 +375,7 @@ async fn redirects_leave_the_remote_origin_only_refused(backend: Backend) {
     let task = sync_into_new_repository(&app, "file-away", &remote).await;
     assert_eq!(task["state"], "failed", "{task:#}");
     let error = error_description(&task);
-    assert!(error.contains("outside the remote's origin"), "{error}");
+    assert!(error.contains("127.0.0.1 is a loopback address"), "{error}");
 
     // The same file pulled through a distribution: 502, nothing fetched from elsewhere.
     pull_through_distribution(&app, "away", &upstream.manifest_url(), credentials.clone()).await;
@@ -384,7 +386,7 @@ async fn redirects_leave_the_remote_origin_only_refused(backend: Backend) {
     .await;
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(body.contains("outside the remote's origin"), "{body}");
+    assert!(body.contains("127.0.0.1 is a loopback address"), "{body}");
     assert_eq!(
         elsewhere.total_requests(),
         0,

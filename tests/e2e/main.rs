@@ -35,5 +35,6 @@ mod secrets;
 mod sync;
 mod tasks;
 mod uploads;
+mod upstream_origins;
 mod users;
 mod validation;

@@ -89,6 +89,12 @@ impl Lenient for Value {
 }
 
 /// `pulp_labels`.
+impl Lenient for Vec<String> {
+    fn read(value: Value) -> Result<Self, &'static str> {
+        serde_json::from_value(value).map_err(|_| "Expected a list of strings.")
+    }
+}
+
 impl Lenient for BTreeMap<String, String> {
     fn read(value: Value) -> Result<Self, &'static str> {
         serde_json::from_value(value).map_err(|_| "Labels must be an object of strings.")

@@ -100,6 +100,9 @@ pub struct RemoteView {
     #[schema(value_type = Option<Vec<BTreeMap<String, String>>>)]
     headers: Option<Value>,
     rate_limit: Option<i64>,
+    /// Origins the remote reaches besides its own whatever their addresses, and that its
+    /// plugin's requests may reach (Granary's, not Pulp's).
+    allowed_origins: Vec<String>,
     hidden_fields: Vec<HiddenField>,
 }
 
@@ -154,6 +157,7 @@ impl RemoteView {
                 &secrets.open(&remote.headers).unwrap_or_default(),
             )),
             rate_limit: remote.rate_limit,
+            allowed_origins: serde_json::from_str(&remote.allowed_origins).unwrap_or_default(),
         }
     }
 }
@@ -405,6 +409,12 @@ pub(crate) struct RemoteInput {
     headers: Option<Option<Value>>,
     #[serde(default, deserialize_with = "input::optional")]
     pulp_labels: Option<BTreeMap<String, String>>,
+    /// Origins (`scheme://host[:port]`) the remote may reach besides its own, even on loopback,
+    /// private or link-local addresses, which are otherwise refused; its plugin's requests reach
+    /// only its own origin and these. Files on other public origins need no listing.
+    #[serde(default, deserialize_with = "input::nullable")]
+    #[schema(value_type = Vec<String>)]
+    allowed_origins: Option<Option<Vec<String>>>,
 }
 
 impl Input for RemoteInput {
@@ -526,7 +536,51 @@ fn remote_changes(input: RemoteInput, creating: bool) -> ApiResult<Changes> {
     if let Some(labels) = input.pulp_labels {
         text(&mut changes, "labels", Some(json_text(&labels)));
     }
+    if let Some(origins) = input.allowed_origins {
+        let origins = allowed_origins(origins.unwrap_or_default())?;
+        text(&mut changes, "allowed_origins", Some(json_text(&origins)));
+    }
     Ok(changes)
+}
+
+/// Most entries of `allowed_origins`.
+const MAX_ALLOWED_ORIGINS: usize = 100;
+
+/// `allowed_origins`: each an http(s) origin, written as the browser writes one (lower-case
+/// host, no default port); a URL with a path, query or credentials is refused rather than
+/// silently cut to its origin.
+fn allowed_origins(origins: Vec<String>) -> ApiResult<Vec<String>> {
+    if origins.len() > MAX_ALLOWED_ORIGINS {
+        return Err(ApiError::field(
+            "allowed_origins",
+            format!("Ensure this field has no more than {MAX_ALLOWED_ORIGINS} elements."),
+        ));
+    }
+    let mut normalized: Vec<String> = Vec::with_capacity(origins.len());
+    for origin in origins {
+        let parsed = url::Url::parse(&origin).ok().filter(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.has_host()
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && url.username().is_empty()
+                && url.password().is_none()
+        });
+        let Some(parsed) = parsed.filter(|_| !origin.trim_end_matches('/').ends_with(':')) else {
+            return Err(ApiError::field(
+                "allowed_origins",
+                format!(
+                    "{origin:?} is not an origin: give a scheme, a host and a port if it is not the default, such as https://files.example:8443."
+                ),
+            ));
+        };
+        let origin = parsed.origin().ascii_serialization();
+        if !normalized.contains(&origin) {
+            normalized.push(origin);
+        }
+    }
+    Ok(normalized)
 }
 
 /// A value as JSON text (plain data: serializing it cannot fail).
@@ -598,7 +652,38 @@ fn name_change(changes: &Changes) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_der_sequence, pem_blocks};
+    use super::{allowed_origins, is_der_sequence, pem_blocks};
+
+    #[test]
+    fn allowed_origins_are_origins_written_one_way() {
+        let given = [
+            "https://Files.Example:443/",
+            "http://127.0.0.1:9000",
+            "https://files.example",
+            "http://[::1]:8080/",
+        ];
+        assert_eq!(
+            allowed_origins(given.map(String::from).to_vec()).unwrap(),
+            [
+                "https://files.example",
+                "http://127.0.0.1:9000",
+                "http://[::1]:8080"
+            ]
+        );
+        for refused in [
+            "files.example",
+            "https://files.example/packages/",
+            "https://files.example/?x=1",
+            "https://user:secret@files.example",
+            "ftp://files.example",
+            "https://",
+        ] {
+            assert!(
+                allowed_origins(vec![refused.to_owned()]).is_err(),
+                "{refused} was accepted"
+            );
+        }
+    }
 
     #[test]
     fn der_sequences_must_be_whole() {

@@ -82,7 +82,7 @@ pub(super) async fn plugin_route(
     };
     let http = match &remote {
         Some(remote) if plugin.has_capability("http") => {
-            Some(remote.http_scope(app.remote_clients.client(remote)?))
+            Some(remote.http_scope(app.remote_clients.client(remote)?, app.db.clone()))
         }
         _ => None,
     };

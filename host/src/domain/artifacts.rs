@@ -229,8 +229,9 @@ pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Er
 }
 
 /// Downloads `url` into storage through `client` (the remote's), verifying it on the way.
-/// Transport errors, a body cut short and 5xx answers are retried up to the remote's
-/// `max_retries` times; a digest or size mismatch and a refused redirect are final.
+/// Transport errors, a body cut short and 5xx or 429 answers are retried up to the remote's
+/// `max_retries` times (after the answer's `Retry-After`, if it has one); a digest or size
+/// mismatch and a refused redirect are final.
 pub async fn download(
     db: &Db,
     blobs: &BlobStore,
@@ -244,12 +245,18 @@ pub async fn download(
     loop {
         match fetch(blobs, client, url, expected, name).await {
             Ok(blob) => return store(db, blobs, blob, expected, name).await,
-            Err(FetchError::Retryable(message)) if attempt < max_retries => {
+            Err(FetchError::Retryable(message, answer)) if attempt < max_retries => {
                 attempt += 1;
-                tracing::warn!(%url, attempt, %message, "download failed, retrying");
-                tokio::time::sleep(crate::plugins::retry::backoff(attempt)).await;
+                let Some(delay) = crate::plugins::retry::delay(attempt, answer.as_ref()) else {
+                    return Err(IngestError::Other(anyhow::anyhow!(
+                        "{message} (it asks to come back later than {} s)",
+                        crate::plugins::retry::MAX_RETRY_AFTER.as_secs()
+                    )));
+                };
+                tracing::warn!(%url, attempt, %message, ?delay, "download failed, retrying");
+                tokio::time::sleep(delay).await;
             }
-            Err(FetchError::Retryable(message) | FetchError::Final(message)) => {
+            Err(FetchError::Retryable(message, _) | FetchError::Final(message)) => {
                 return Err(IngestError::Other(anyhow::anyhow!(message)));
             }
             Err(FetchError::Mismatch(error)) => return Err(error),
@@ -258,7 +265,8 @@ pub async fn download(
 }
 
 enum FetchError {
-    Retryable(String),
+    /// Worth another try; with the headers of the answer, if there was one (`Retry-After`).
+    Retryable(String, Option<reqwest::header::HeaderMap>),
     Final(String),
     Mismatch(IngestError),
 }
@@ -276,7 +284,7 @@ async fn fetch(
         .map_err(|error| {
             let message = format!("downloading {name} from {url} failed: {error}");
             if error.retryable() {
-                FetchError::Retryable(message)
+                FetchError::Retryable(message, None)
             } else {
                 FetchError::Final(message)
             }
@@ -284,8 +292,8 @@ async fn fetch(
     let status = response.status();
     if !status.is_success() {
         let message = format!("downloading {name} from {url} failed: HTTP {status}");
-        return Err(if status.is_server_error() {
-            FetchError::Retryable(message)
+        return Err(if crate::plugins::retry::retryable_status(status) {
+            FetchError::Retryable(message, Some(response.headers().clone()))
         } else {
             FetchError::Final(message)
         });
@@ -297,10 +305,10 @@ async fn fetch(
     let mut body = response.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|error| {
-            FetchError::Retryable(format!(
-                "downloading {name} from {url} failed: {}",
-                describe(&error)
-            ))
+            FetchError::Retryable(
+                format!("downloading {name} from {url} failed: {}", describe(&error)),
+                None,
+            )
         })?;
         staged
             .write(&chunk)

@@ -4,11 +4,14 @@
 //! origin (`plugins::upstream`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::upstream_pages::RemotePages;
+use crate::db::Db;
+use crate::plugins::upstream::guard::GuardedResolver;
 use crate::plugins::upstream::{OriginPolicy, UpstreamClient};
 use crate::plugins::{DownloadPolicy, HttpScope, RemoteConfig};
 use crate::secrets::FieldCipher;
@@ -19,6 +22,31 @@ use crate::secrets::FieldCipher;
 pub struct Remote {
     /// The row as stored.
     pub row: RemoteRow,
+}
+
+/// The environment variables that name a proxy, as reqwest (and curl) read them.
+const PROXY_VARIABLES: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The hosts of proxy URLs (a bare `host:port` counts as `http://`): the client connects to
+/// them, so they may resolve to the operator's private addresses.
+fn proxy_hosts(proxies: &[String]) -> Vec<String> {
+    proxies
+        .iter()
+        .filter_map(|proxy| {
+            url::Url::parse(proxy)
+                .ok()
+                .filter(|url| url.has_host())
+                .or_else(|| url::Url::parse(&format!("http://{proxy}")).ok())
+        })
+        .filter_map(|url| url.host_str().map(str::to_owned))
+        .collect()
 }
 
 /// Parallel downloads when the remote does not say.
@@ -82,6 +110,9 @@ pub struct RemoteRow {
     pub sock_connect_timeout_ms: Option<i64>,
     pub sock_read_timeout_ms: Option<i64>,
     pub extra: String,
+    /// A JSON list of origins (`scheme://host[:port]`) the remote may reach besides its own,
+    /// whatever their addresses.
+    pub allowed_origins: String,
 }
 
 impl RemoteRow {
@@ -90,7 +121,7 @@ impl RemoteRow {
         "id, plugin, type_name, name, url, policy, download_concurrency, tls_validation,
         username, password, headers, total_timeout_ms, max_retries, labels, created, updated,
         ca_cert, client_cert, client_key, proxy_url, proxy_username, proxy_password, rate_limit,
-        connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms, extra";
+        connect_timeout_ms, sock_connect_timeout_ms, sock_read_timeout_ms, extra, allowed_origins";
 }
 
 impl Remote {
@@ -196,10 +227,15 @@ impl Remote {
         .into_iter()
         .flatten()
         .min();
+        let policy = self.origin_policy()?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("granary/", env!("CARGO_PKG_VERSION")))
             // Redirects are followed by `UpstreamClient`, which checks every hop.
             .redirect(reqwest::redirect::Policy::none())
+            // Names other than the operator's resolve to public addresses only (the SSRF guard).
+            .dns_resolver(std::sync::Arc::new(GuardedResolver::new(
+                policy.trusted_hosts().clone(),
+            )))
             .danger_accept_invalid_certs(row.tls_validation == 0);
         if let Some(timeout) = connect_timeout {
             builder = builder.connect_timeout(timeout);
@@ -222,32 +258,53 @@ impl Remote {
                 .context("the remote's client_cert and client_key do not form a valid identity")?;
             builder = builder.identity(identity);
         }
-        match &row.proxy_url {
-            Some(proxy_url) => {
-                // Proxy credentials go to the proxy (`Proxy-Authorization`), never to an origin.
-                let mut proxy =
-                    reqwest::Proxy::all(proxy_url).context("the remote's proxy_url is invalid")?;
-                if let Some(user) = &row.proxy_username {
-                    proxy = proxy.basic_auth(user, row.proxy_password.as_deref().unwrap_or(""));
-                }
-                builder = builder.proxy(proxy);
+        // Without a proxy of its own, the remote goes the way the server's environment says
+        // (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), as curl and pip do.
+        if let Some(proxy_url) = &row.proxy_url {
+            // Proxy credentials go to the proxy (`Proxy-Authorization`), never to an origin.
+            let mut proxy =
+                reqwest::Proxy::all(proxy_url).context("the remote's proxy_url is invalid")?;
+            if let Some(user) = &row.proxy_username {
+                proxy = proxy.basic_auth(user, row.proxy_password.as_deref().unwrap_or(""));
             }
-            // The remote says how to reach the upstream; the server's environment does not.
-            None => builder = builder.no_proxy(),
+            builder = builder.proxy(proxy);
         }
         Ok(UpstreamClient::new(
             builder.build()?,
             self.credentials()?,
-            self.origin_policy()?,
+            policy,
             self.max_retries(),
         ))
     }
 
-    /// The origins the remote's requests may reach: its URL's own.
+    /// The origins the remote's requests may reach (see [`OriginPolicy`]): its URL's, its
+    /// `allowed_origins`, and any public one for the host's own downloads.
     pub fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
         let url = &self.row.url;
         let url = url::Url::parse(url).with_context(|| format!("remote URL {url:?}"))?;
-        Ok(OriginPolicy::new(url.origin()))
+        let allowed: Vec<String> = serde_json::from_str(&self.row.allowed_origins)
+            .context("the remote's allowed_origins")?;
+        let allowed = allowed
+            .iter()
+            .map(|origin| {
+                url::Url::parse(origin)
+                    .map(|url| url.origin())
+                    .with_context(|| format!("allowed origin {origin:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let proxies: Vec<String> = match &self.row.proxy_url {
+            Some(proxy_url) => vec![proxy_url.clone()],
+            None => PROXY_VARIABLES
+                .iter()
+                .filter_map(|name| std::env::var(name).ok())
+                .filter(|value| !value.trim().is_empty())
+                .collect(),
+        };
+        Ok(OriginPolicy::new(
+            url.origin(),
+            allowed,
+            &proxy_hosts(&proxies),
+        ))
     }
 
     /// The download policy as the WIT names it.
@@ -268,9 +325,16 @@ impl Remote {
         }
     }
 
-    /// The HTTP grant of a plugin call: what `upstream` (the remote's) may reach.
-    pub fn http_scope(&self, upstream: UpstreamClient) -> HttpScope {
-        HttpScope { upstream }
+    /// The HTTP grant of a plugin call: what `upstream` (the remote's) may reach, with the
+    /// remote's kept pages in `db` for conditional requests.
+    pub fn http_scope(&self, upstream: UpstreamClient, db: Arc<Db>) -> HttpScope {
+        HttpScope {
+            upstream,
+            pages: Some(Arc::new(RemotePages {
+                db,
+                remote_id: self.row.id.clone(),
+            })),
+        }
     }
 }
 

@@ -58,6 +58,37 @@ pub trait CreateArtifact: Send + Sync {
 pub struct HttpScope {
     /// The remote's client, credentials, origin policy and retries.
     pub upstream: super::upstream::UpstreamClient,
+    /// Where pages with validators are kept for conditional requests; `None` keeps none.
+    pub pages: Option<Arc<dyn UpstreamPages>>,
+}
+
+/// A page an upstream answered 200 with a validator (`ETag`, `Last-Modified`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedPage {
+    /// The response's headers.
+    pub headers: Vec<(String, String)>,
+    /// The body (pages are text; other bodies are not kept).
+    pub body: String,
+}
+
+/// Pages of a remote's upstream kept so that the next GET of the same URL with the same request
+/// headers is conditional, and a 304 is answered with the kept page. The store lives in the
+/// domain (`domain::upstream_pages`); a call reaches it through this capability.
+pub trait UpstreamPages: Send + Sync {
+    /// The page kept for a GET of `url` with `request_headers` (their canonical text).
+    fn lookup<'a>(
+        &'a self,
+        url: &'a str,
+        request_headers: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<CachedPage>>>;
+
+    /// Keeps `page` as the answer to a GET of `url` with `request_headers`.
+    fn keep<'a>(
+        &'a self,
+        url: &'a str,
+        request_headers: &'a str,
+        page: CachedPage,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
 /// A repository version the guest may read.

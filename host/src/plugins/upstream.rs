@@ -7,13 +7,16 @@
 //! first request and each redirect alike, goes through [`OriginPolicy::reach`], and the remote's
 //! credentials and custom headers are attached only to a hop on the remote's own origin.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::{Method, StatusCode};
-use url::{Origin, Url};
+use url::{Host, Origin, Url};
 
 use super::retry;
+
+pub mod guard;
 
 /// Redirects followed for one request (aiohttp's default `max_redirects`, as in Pulp).
 pub const MAX_REDIRECTS: usize = 10;
@@ -21,11 +24,20 @@ pub const MAX_REDIRECTS: usize = 10;
 /// Which origins a remote's requests may reach, and which of them get its credentials. One hop is
 /// decided at a time, so a redirect is judged like the request that led to it.
 ///
-/// Today a remote reaches its own origin only; other origins (a files host, a CDN) are for the
-/// operator to allow, and then get no credentials.
+/// The host fetches files from any public origin (an index keeps its files on another host, a
+/// registry redirects to a CDN), but a plugin's own requests stay on the remote's origin and the
+/// origins the operator listed in `allowed_origins`. Addresses that are not public (loopback,
+/// private, link-local, see [`guard`]) are reached only on those origins too. Only the remote's
+/// own origin gets its credentials and custom headers.
 #[derive(Clone, Debug)]
 pub struct OriginPolicy {
     remote: Origin,
+    /// The remote's `allowed_origins`.
+    allowed: Vec<Origin>,
+    /// Host names that may resolve to non-public addresses: those of the remote, of its allowed
+    /// origins and of the proxies. Another origin on one of them cannot be checked by the
+    /// resolver, so it is refused.
+    trusted_hosts: BTreeSet<String>,
 }
 
 /// What a hop that may go ahead carries.
@@ -33,12 +45,29 @@ pub struct OriginPolicy {
 pub enum Reach {
     /// The remote's own origin: its credentials and custom headers go along.
     Remote,
+    /// An origin of the remote's `allowed_origins`: any address, no credentials.
+    Allowed,
+    /// Any other origin: public addresses only (the resolver checks names), no credentials.
+    Public,
 }
 
 impl OriginPolicy {
-    /// The policy of a remote whose URL is on `remote`.
-    pub fn new(remote: Origin) -> Self {
-        OriginPolicy { remote }
+    /// The policy of a remote whose URL is on `remote`, with the operator's `allowed` origins and
+    /// the hosts of the proxies its client uses.
+    pub fn new(remote: Origin, allowed: Vec<Origin>, proxy_hosts: &[String]) -> Self {
+        let trusted_hosts = std::iter::once(&remote)
+            .chain(&allowed)
+            .filter_map(|origin| match origin {
+                Origin::Tuple(_, host, _) => Some(host.to_string().to_ascii_lowercase()),
+                Origin::Opaque(_) => None,
+            })
+            .chain(proxy_hosts.iter().map(|host| host.to_ascii_lowercase()))
+            .collect();
+        OriginPolicy {
+            remote,
+            allowed,
+            trusted_hosts,
+        }
     }
 
     /// The remote's own origin.
@@ -46,16 +75,75 @@ impl OriginPolicy {
         &self.remote
     }
 
-    /// Whether a request to `url` may be sent, and with what; the refusal says why.
+    /// The host names the client's resolver lets resolve to any address.
+    pub fn trusted_hosts(&self) -> &BTreeSet<String> {
+        &self.trusted_hosts
+    }
+
+    /// Whether the host may send a request to `url` (a file to download, a redirect), and with
+    /// what; the refusal says why.
     pub fn reach(&self, url: &Url) -> Result<Reach, String> {
-        if url.origin() == self.remote {
-            Ok(Reach::Remote)
-        } else {
-            Err(format!(
-                "{url} is outside the remote's origin {}",
-                self.remote.ascii_serialization()
-            ))
+        if let Some(reach) = self.listed(url) {
+            return Ok(reach);
         }
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{url} is refused: only http and https are fetched"));
+        }
+        match url.host() {
+            Some(Host::Ipv4(ip)) => self.public_address(url, ip.into()),
+            Some(Host::Ipv6(ip)) => self.public_address(url, ip.into()),
+            Some(Host::Domain(name)) if self.trusted_hosts.contains(&name.to_ascii_lowercase()) => {
+                Err(format!(
+                    "{url} is refused: its host is reached only at the remote's origin {}{}",
+                    self.remote.ascii_serialization(),
+                    self.listing_hint(url)
+                ))
+            }
+            Some(Host::Domain(_)) => Ok(Reach::Public),
+            None => Err(format!("{url} is refused: it names no host")),
+        }
+    }
+
+    /// Whether a plugin's own request (the `http` import) may go to `url`: the remote's origin
+    /// and its `allowed_origins` only. Redirects from there are the upstream's, judged by
+    /// [`OriginPolicy::reach`].
+    pub fn reach_from_plugin(&self, url: &Url) -> Result<Reach, String> {
+        self.listed(url).ok_or_else(|| {
+            format!(
+                "{url} is outside the remote's origin {} and its allowed_origins",
+                self.remote.ascii_serialization()
+            )
+        })
+    }
+
+    /// The reach of the remote's own origin and of the operator's allowed ones.
+    fn listed(&self, url: &Url) -> Option<Reach> {
+        let origin = url.origin();
+        if origin == self.remote {
+            Some(Reach::Remote)
+        } else if self.allowed.contains(&origin) {
+            Some(Reach::Allowed)
+        } else {
+            None
+        }
+    }
+
+    fn public_address(&self, url: &Url, ip: std::net::IpAddr) -> Result<Reach, String> {
+        match guard::non_public(ip) {
+            None => Ok(Reach::Public),
+            Some(kind) => Err(format!(
+                "{url} is refused: {ip} is a {kind} address{}",
+                self.listing_hint(url)
+            )),
+        }
+    }
+
+    /// How an operator would allow `url`'s origin.
+    fn listing_hint(&self, url: &Url) -> String {
+        format!(
+            "; an operator may list {} in the remote's allowed_origins",
+            url.origin().ascii_serialization()
+        )
     }
 }
 
@@ -150,28 +238,33 @@ impl UpstreamClient {
     }
 
     /// Sends `method` to `url` with `headers`, following redirects (see
-    /// [`UpstreamClient::send_once`]); a failed connection and a 5xx answer are tried again up to
-    /// the remote's `max_retries` with exponential backoff. The last outcome is returned as it is
-    /// (a 5xx answer stays an answer).
+    /// [`UpstreamClient::send_once`]); a failed connection and a 5xx or 429 answer are tried
+    /// again up to the remote's `max_retries`, after the answer's `Retry-After` or an exponential
+    /// backoff. The last outcome is returned as it is (a 5xx answer stays an answer).
     pub async fn send(&self, method: Method, url: &str, headers: &[(String, String)]) -> Answer {
         let mut attempt = 0;
         loop {
             let outcome = self.send_once(method.clone(), url, headers).await;
             let again = match &outcome {
-                Ok(response) => response.status().is_server_error(),
+                Ok(response) => retry::retryable_status(response.status()),
                 Err(error) => error.retryable(),
             };
             if !again || attempt >= self.max_retries {
                 return outcome;
             }
             attempt += 1;
+            let Some(delay) = retry::delay(attempt, outcome.as_ref().ok().map(|r| r.headers()))
+            else {
+                return outcome;
+            };
             tracing::warn!(
                 %url,
                 attempt,
+                ?delay,
                 outcome = ?outcome.as_ref().map(reqwest::Response::status),
                 "upstream request failed, retrying"
             );
-            tokio::time::sleep(retry::backoff(attempt)).await;
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -195,6 +288,7 @@ impl UpstreamClient {
             match reach {
                 // Added last: the remote's settings win over a caller's header of the same name.
                 Reach::Remote => request = request.headers((*self.credentials).clone()),
+                Reach::Allowed | Reach::Public => {}
             }
             let response = request.send().await.map_err(UpstreamError::Http)?;
             let Some(next) = redirect_target(&url, &response)? else {
@@ -236,19 +330,100 @@ fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Option<Url
 mod tests {
     use super::*;
 
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    fn policy(remote: &str, allowed: &[&str], proxies: &[&str]) -> OriginPolicy {
+        let allowed = allowed.iter().map(|origin| url(origin).origin()).collect();
+        let proxies: Vec<String> = proxies.iter().map(|host| (*host).to_owned()).collect();
+        OriginPolicy::new(url(remote).origin(), allowed, &proxies)
+    }
+
     #[test]
-    fn only_the_remote_origin_is_reached() {
-        let remote = Url::parse("https://index.example:8443/simple/").unwrap();
-        let policy = OriginPolicy::new(remote.origin());
-        let same = Url::parse("https://index.example:8443/files/a.whl").unwrap();
-        assert_eq!(policy.reach(&same), Ok(Reach::Remote));
-        for other in [
-            "https://files.example:8443/a.whl",
-            "http://index.example:8443/a.whl",
-            "https://index.example/a.whl",
+    fn the_host_fetches_from_public_origins_without_credentials() {
+        let policy = policy("https://index.example:8443/simple/", &[], &[]);
+        let reach = |text: &str| policy.reach(&url(text));
+        assert_eq!(
+            reach("https://index.example:8443/files/a.whl"),
+            Ok(Reach::Remote)
+        );
+        assert_eq!(reach("https://files.example/a.whl"), Ok(Reach::Public));
+        assert_eq!(reach("http://151.101.0.223/a.whl"), Ok(Reach::Public));
+        assert_eq!(reach("https://[2a04:4e42::223]/a.whl"), Ok(Reach::Public));
+        for (refused, why) in [
+            ("http://127.0.0.1:6379/", "127.0.0.1 is a loopback address"),
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                "link-local (cloud metadata)",
+            ),
+            ("http://10.0.0.8/a.whl", "10.0.0.8 is a private address"),
+            ("http://[::1]:8080/", "::1 is a loopback address"),
+            ("http://[::ffff:192.168.0.1]/", "private address"),
+            // The remote's host at another port or scheme: the resolver cannot tell them apart.
+            (
+                "http://index.example:8443/a.whl",
+                "reached only at the remote's origin",
+            ),
+            (
+                "https://index.example/a.whl",
+                "reached only at the remote's origin",
+            ),
+            ("ftp://files.example/a.whl", "only http and https"),
+            ("file:///etc/passwd", "only http and https"),
         ] {
-            let refused = policy.reach(&Url::parse(other).unwrap()).unwrap_err();
-            assert!(refused.contains("outside the remote's origin"), "{refused}");
+            let error = reach(refused).unwrap_err();
+            assert!(error.contains(why), "{refused}: {error}");
         }
+        let error = reach("http://127.0.0.1:6379/").unwrap_err();
+        assert!(
+            error.contains("list http://127.0.0.1:6379 in the remote's allowed_origins"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn allowed_origins_reach_any_address_and_plugins_reach_only_them() {
+        let policy = policy(
+            "http://127.0.0.1:8000/simple/",
+            &["http://127.0.0.1:9000", "http://files.internal:81"],
+            &["proxy.internal"],
+        );
+        assert_eq!(
+            policy.reach(&url("http://127.0.0.1:8000/x")),
+            Ok(Reach::Remote)
+        );
+        assert_eq!(
+            policy.reach(&url("http://127.0.0.1:9000/x")),
+            Ok(Reach::Allowed)
+        );
+        assert_eq!(
+            policy.reach(&url("http://files.internal:81/x")),
+            Ok(Reach::Allowed)
+        );
+        assert!(policy.reach(&url("http://127.0.0.1:9001/x")).is_err());
+        assert!(policy.reach(&url("http://files.internal:82/x")).is_err());
+        assert!(policy.reach(&url("http://proxy.internal:3128/x")).is_err());
+        assert_eq!(
+            policy.trusted_hosts(),
+            &BTreeSet::from([
+                "127.0.0.1".to_owned(),
+                "files.internal".to_owned(),
+                "proxy.internal".to_owned()
+            ])
+        );
+
+        assert_eq!(
+            policy.reach_from_plugin(&url("http://127.0.0.1:8000/simple/six/")),
+            Ok(Reach::Remote)
+        );
+        assert_eq!(
+            policy.reach_from_plugin(&url("http://127.0.0.1:9000/x")),
+            Ok(Reach::Allowed)
+        );
+        let error = policy
+            .reach_from_plugin(&url("https://files.example/a.whl"))
+            .unwrap_err();
+        assert!(error.contains("outside the remote's origin"), "{error}");
     }
 }

@@ -37,8 +37,15 @@ struct Shared {
     stopped: AtomicBool,
     /// Requests refused for lacking the required credentials or header.
     refused: AtomicU64,
-    /// Each path's first this-many requests are answered 503.
+    /// Each path's first this-many requests are answered 503 (or 429, see `retry_after`).
     failures_per_path: AtomicU64,
+    /// When set, the failures are 429 Too Many Requests with this `Retry-After` (seconds).
+    retry_after: Mutex<Option<u64>>,
+    /// While true, answers carry an `ETag` and honour `If-None-Match` (see
+    /// [`Upstream::validate_with_etags`]).
+    etags: AtomicBool,
+    /// Requests answered 304 Not Modified.
+    not_modified: AtomicU64,
     /// File requests being answered right now, and the most there ever were at once.
     in_flight: AtomicU64,
     most_in_flight: AtomicU64,
@@ -120,6 +127,9 @@ impl Upstream {
             stopped: AtomicBool::new(false),
             refused: AtomicU64::new(0),
             failures_per_path: AtomicU64::new(0),
+            retry_after: Mutex::new(None),
+            etags: AtomicBool::new(false),
+            not_modified: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             most_in_flight: AtomicU64::new(0),
             held: watch::channel(false).0,
@@ -189,6 +199,24 @@ impl Upstream {
     /// 503 Service Unavailable, as an overloaded server does.
     pub fn fail_first_requests(&self, count: u64) {
         self.shared.failures_per_path.store(count, Ordering::SeqCst);
+    }
+
+    /// From now on, answers the first `count` requests for each path (manifest included) with
+    /// 429 Too Many Requests and `Retry-After: <seconds>`, as a rate-limited registry does.
+    pub fn slow_down_first_requests(&self, count: u64, retry_after_seconds: u64) {
+        *self.shared.retry_after.lock().unwrap() = Some(retry_after_seconds);
+        self.shared.failures_per_path.store(count, Ordering::SeqCst);
+    }
+
+    /// From now on, every answer carries an `ETag` (its body's sha256), and a request whose
+    /// `If-None-Match` names it is answered 304 Not Modified, as PyPI and most registries do.
+    pub fn validate_with_etags(&self) {
+        self.shared.etags.store(true, Ordering::SeqCst);
+    }
+
+    /// Requests answered 304 Not Modified.
+    pub fn not_modified_answers(&self) -> u64 {
+        self.shared.not_modified.load(Ordering::SeqCst)
     }
 
     /// From now on, every request (the manifest too) waits unanswered until [`Upstream::release`]:
@@ -344,7 +372,15 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return status(StatusCode::UNAUTHORIZED);
     }
     if seen <= shared.failures_per_path.load(Ordering::SeqCst) {
-        return status(StatusCode::SERVICE_UNAVAILABLE);
+        let retry_after = *shared.retry_after.lock().unwrap();
+        return match retry_after {
+            Some(seconds) => Response::builder()
+                .status(StatusCode::TOO_MANY_REQUESTS)
+                .header(header::RETRY_AFTER, seconds)
+                .body(Body::empty())
+                .expect("valid response"),
+            None => status(StatusCode::SERVICE_UNAVAILABLE),
+        };
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED);
@@ -360,6 +396,23 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let Some(bytes) = shared.files.get(&key).filter(|_| path.starts_with(PREFIX)) else {
         return status(StatusCode::NOT_FOUND);
     };
+    let etag = shared
+        .etags
+        .load(Ordering::SeqCst)
+        .then(|| format!("\"{}\"", super::fixture::sha256_hex(bytes)));
+    if let Some(etag) = &etag
+        && request
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|given| given.as_bytes() == etag.as_bytes())
+    {
+        shared.not_modified.fetch_add(1, Ordering::SeqCst);
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, etag)
+            .body(Body::empty())
+            .expect("valid response");
+    }
     let delay = shared.file_delay_ms.load(Ordering::SeqCst);
     if key != MANIFEST {
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -382,12 +435,14 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
     } else {
         Body::from(bytes.clone())
     };
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, bytes.len())
-        .body(body)
-        .expect("valid response")
+        .header(header::CONTENT_LENGTH, bytes.len());
+    if let Some(etag) = etag {
+        response = response.header(header::ETAG, etag);
+    }
+    response.body(body).expect("valid response")
 }
 
 /// Whether a request has the required basic-auth credentials and header.
