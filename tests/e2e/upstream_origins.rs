@@ -15,8 +15,9 @@ use crate::support::fixture::{FixtureFile, sha256_hex};
 use crate::support::proxy::Proxy;
 use crate::support::pulp::{API, error_description, str_field};
 use crate::support::python::{PythonTools, build_demo_and_dep, pip_install_demo};
+use crate::support::tls::Pki;
 use crate::support::upstream::Required;
-use crate::support::{AppOptions, Backend, TestApp, Upstream};
+use crate::support::{AppOptions, Backend, Fixture, TestApp, Upstream};
 
 sqlite_and_postgres!(
     python_files_on_other_origins_are_fetched_once_allowed,
@@ -24,6 +25,7 @@ sqlite_and_postgres!(
     rate_limited_upstreams_are_retried_after_their_wait,
     proxy_variables_carry_remotes_without_a_proxy_of_their_own,
     index_pages_are_asked_for_again_conditionally,
+    the_system_trust_store_is_used_and_http2_spoken,
 );
 
 const PASSWORD: &str = "index-password-3141";
@@ -481,4 +483,41 @@ async fn index_pages_are_asked_for_again_conditionally(backend: Backend) {
     }
     assert_eq!(index.requests_for("simple/granary-kept/"), 2);
     assert_eq!(index.not_modified_answers(), 1);
+}
+
+/// A TLS upstream signed by an authority only `SSL_CERT_FILE` names: a server started with it
+/// trusts the upstream without the remote's `ca_cert` (the system's trust store is what remotes
+/// use, as curl and pip do), and the upstream, offering HTTP/2, is spoken to in HTTP/2.
+async fn the_system_trust_store_is_used_and_http2_spoken(backend: Backend) {
+    let pki = tokio::task::spawn_blocking(Pki::generate)
+        .await
+        .expect("generate certificates");
+    let fixture = Fixture::generate(3, 41);
+    let upstream = Upstream::serve_tls(&fixture, pki.server_config()).await;
+    let trust = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(trust.path(), &pki.ca_cert).unwrap();
+    let app = TestApp::start_with(
+        backend,
+        AppOptions::default().env("SSL_CERT_FILE", trust.path().to_str().unwrap()),
+    )
+    .await;
+    // The upstream wants a client certificate; the authority comes from the environment.
+    let remote = app
+        .create(
+            &format!("{API}/remotes/file/file/"),
+            json!({"name": "trusted", "url": upstream.manifest_url(),
+                   "client_cert": pki.client_cert, "client_key": pki.client_key}),
+        )
+        .await;
+    let repository = app.create_file_repository("trusted").await;
+    let task = app
+        .sync(&repository, str_field(&remote, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(upstream.file_requests(), 3);
+    assert_eq!(
+        upstream.http2_requests(),
+        4,
+        "the manifest and three files over HTTP/2"
+    );
 }

@@ -141,6 +141,9 @@ impl Pki {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .expect("server certificate and key");
+        // HTTP/2 where the client offers it, as public registries and CDNs answer.
+        let mut config = config;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Arc::new(config)
     }
 }

@@ -46,6 +46,8 @@ struct Shared {
     etags: AtomicBool,
     /// Requests answered 304 Not Modified.
     not_modified: AtomicU64,
+    /// Requests made over HTTP/2.
+    http2_requests: AtomicU64,
     /// File requests being answered right now, and the most there ever were at once.
     in_flight: AtomicU64,
     most_in_flight: AtomicU64,
@@ -130,6 +132,7 @@ impl Upstream {
             retry_after: Mutex::new(None),
             etags: AtomicBool::new(false),
             not_modified: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             most_in_flight: AtomicU64::new(0),
             held: watch::channel(false).0,
@@ -217,6 +220,11 @@ impl Upstream {
     /// Requests answered 304 Not Modified.
     pub fn not_modified_answers(&self) -> u64 {
         self.shared.not_modified.load(Ordering::SeqCst)
+    }
+
+    /// Requests that came over HTTP/2.
+    pub fn http2_requests(&self) -> u64 {
+        self.shared.http2_requests.load(Ordering::SeqCst)
     }
 
     /// From now on, every request (the manifest too) waits unanswered until [`Upstream::release`]:
@@ -342,6 +350,9 @@ impl Drop for Upstream {
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let path = request.uri().path();
     let key = path.strip_prefix(PREFIX).unwrap_or(path).to_owned();
+    if request.version() == axum::http::Version::HTTP_2 {
+        shared.http2_requests.fetch_add(1, Ordering::SeqCst);
+    }
     let seen = {
         let mut requests = shared.requests.lock().unwrap();
         let count = requests.entry(key.clone()).or_default();
