@@ -46,11 +46,32 @@ async fn plugin_memory_bomb_is_stopped(backend: Backend) {
     hostile.assert_failed(&task, &["memory"]).await;
 }
 
-/// A sync that asks the host to fetch from an origin other than its remote's is refused.
+/// A sync that asks the host to fetch from an origin other than its remote's is refused; once the
+/// operator lists that origin in the remote's `allowed_origins`, the request is made (and fails
+/// only because nothing listens there).
 async fn plugin_cannot_reach_another_origin(backend: Backend) {
     let hostile = Hostile::start(backend).await;
     let task = hostile.sync("foreign-origin").await;
     hostile.assert_failed(&task, &["origin"]).await;
+
+    let remotes = hostile
+        .app
+        .list_all(&format!("{API}/remotes/hostile/thing/?name=foreign-origin"))
+        .await;
+    let remote = str_field(&remotes[0], "pulp_href").to_owned();
+    hostile
+        .app
+        .update(&remote, json!({"allowed_origins": ["http://127.0.0.1:9"]}))
+        .await;
+    let repository = hostile.repository("foreign-origin-allowed").await;
+    let task = hostile.app.sync(&repository, &remote, false).await;
+    assert_eq!(task["state"], "failed", "{task:#}");
+    let error = error_description(&task);
+    assert!(
+        error.contains("request to http://127.0.0.1:9/elsewhere failed"),
+        "{error}"
+    );
+    assert!(!error.contains("outside the remote's origin"), "{error}");
 }
 
 /// A sync that hands the host a batch of units beyond the batch limit is refused.
