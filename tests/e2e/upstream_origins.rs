@@ -406,8 +406,9 @@ async fn proxy_variables_carry_remotes_without_a_proxy_of_their_own(backend: Bac
 }
 
 /// An upstream that sends `ETag`s: a re-sync asks for the manifest with `If-None-Match`, gets
-/// 304, and completes from the kept copy with nothing new; a pull-through project page asked for
-/// twice costs the upstream a 304 the second time and still lists the file.
+/// 304, and completes from the kept copy with nothing new; after the remote changes it asks
+/// afresh. A pull-through project page asked for twice costs the upstream a 304 the second time
+/// and still lists the file.
 async fn index_pages_are_asked_for_again_conditionally(backend: Backend) {
     let app = TestApp::start(backend).await;
     let file = FixtureFile::new("kept.bin", vec![4u8; 512]);
@@ -438,6 +439,17 @@ async fn index_pages_are_asked_for_again_conditionally(backend: Backend) {
         app.latest_version_href(&repository).await,
         synced,
         "a mirror sync from the kept manifest removes nothing"
+    );
+    // A changed remote (here its headers) starts afresh: its kept pages answered the old one.
+    app.update(&remote, json!({"headers": [{"x-mirror": "2"}]}))
+        .await;
+    let task = app.sync(&repository, &remote, true).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(upstream.manifest_requests(), 3);
+    assert_eq!(
+        upstream.not_modified_answers(),
+        1,
+        "asked without a validator"
     );
 
     // A pull-through python page.

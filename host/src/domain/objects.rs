@@ -68,6 +68,14 @@ pub async fn update_object(
         .bind(crate::db::now())
         .execute(&mut *tx)
         .await?;
+    if table == "remotes" {
+        // Pages kept for conditional requests answered the remote as it was (its URL, its
+        // credentials, its headers): a changed remote starts afresh.
+        sqlx::query("DELETE FROM upstream_pages WHERE remote_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
