@@ -25,6 +25,7 @@ mod maintenance;
 mod openapi;
 mod permissions;
 mod plugins;
+mod public_index;
 mod pulp_cli;
 mod python;
 mod python_plugin;
