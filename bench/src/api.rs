@@ -137,6 +137,32 @@ impl Api {
         Ok(())
     }
 
+    /// A python repository and a remote of `url` (policy `on_demand`), both called `name`, and a
+    /// distribution of the repository with the remote at `/pypi/<name>/`: a pull-through cache.
+    pub async fn python_pull_through(&self, name: &str, url: &str) -> anyhow::Result<()> {
+        let remote = self
+            .post(
+                &format!("{API}/remotes/python/python/"),
+                json!({"name": name, "url": url, "policy": "on_demand"}),
+            )
+            .await?;
+        let repository = self
+            .post(
+                &format!("{API}/repositories/python/python/"),
+                json!({"name": name}),
+            )
+            .await?;
+        let accepted = self
+            .post(
+                &format!("{API}/distributions/python/pypi/"),
+                json!({"name": name, "base_path": name, "repository": href(&repository)?,
+                       "remote": href(&remote)?}),
+            )
+            .await?;
+        self.wait(&accepted).await?;
+        Ok(())
+    }
+
     /// Uploads a file into `repository` (multipart, as `pulp file content upload` does); returns
     /// the `202` answer naming the task that creates the unit and the new version.
     pub async fn upload(&self, body: Bytes) -> anyhow::Result<Value> {

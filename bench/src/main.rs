@@ -2,7 +2,7 @@
 //! run, and prints a table of ratios (see `docs/performance.md`).
 //!
 //! ```sh
-//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale plugin
+//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale plugin pypi
 //! ```
 //!
 //! It builds and starts the release `granary` binary and a private nginx (Debian's package, with
@@ -16,6 +16,8 @@
 //! - `api`: the Pulp REST calls the benchmarks need.
 //! - `fixture`: generated files and `PULP_MANIFEST`s.
 //! - `startup`, `ingest`, `serving`, `scaling`, `plugin`: one module per measured item.
+//! - `pypi`: pip through a pull-through cache of the public Python index (needs the network, so
+//!   `all` leaves it out: name it).
 //! - `sink`: the minimal upload receiver the ingest item compares uploads with.
 //! - `report`: the result table.
 
@@ -25,6 +27,7 @@ mod ingest;
 mod load;
 mod plugin;
 mod procs;
+mod pypi;
 mod report;
 mod scaling;
 mod serving;
@@ -45,6 +48,8 @@ use crate::report::Row;
 /// Sections in the order `all` runs them: start-up first, so idle memory is measured before any
 /// load, and the in-process plugin loop last, after the servers are stopped.
 const SECTIONS: &[&str] = &["startup", "ingest", "serve", "scale", "plugin"];
+/// Sections that need the public internet, run only when named.
+const NETWORK_SECTIONS: &[&str] = &["pypi"];
 
 /// Shared state of a run: the working directory, the processes started so far, the rows.
 pub struct Bench {
@@ -188,15 +193,19 @@ async fn main() -> anyhow::Result<()> {
         SECTIONS.to_vec()
     } else {
         for argument in &arguments {
-            if !SECTIONS.contains(&argument.as_str()) {
+            if !SECTIONS.contains(&argument.as_str())
+                && !NETWORK_SECTIONS.contains(&argument.as_str())
+            {
                 bail!(
-                    "unknown section {argument:?}; use `all` or some of: {}",
-                    SECTIONS.join(" ")
+                    "unknown section {argument:?}; use `all` or some of: {} {}",
+                    SECTIONS.join(" "),
+                    NETWORK_SECTIONS.join(" ")
                 );
             }
         }
         SECTIONS
             .iter()
+            .chain(NETWORK_SECTIONS)
             .copied()
             .filter(|section| arguments.iter().any(|a| a == section))
             .collect()
@@ -237,6 +246,7 @@ async fn main() -> anyhow::Result<()> {
                 bench.nginx = None;
                 plugin::run(&mut bench).await?;
             }
+            "pypi" => pypi::run(&mut bench).await?,
             _ => unreachable!("checked above"),
         }
     }
