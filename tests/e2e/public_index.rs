@@ -24,6 +24,9 @@ sqlite_and_postgres!(a_mirror_and_a_pull_through_cache_of_the_public_index);
 
 const INDEX: &str = "https://pypi.org/simple/";
 
+/// Projects whose pages list thousands of files.
+const LARGE_PROJECTS: &[&str] = &["boto3", "botocore"];
+
 /// Small pure-Python projects, each with a wheel and an sdist on the index.
 const PINS: &[(&str, &str)] = &[
     ("six", "1.16.0"),
@@ -283,5 +286,75 @@ async fn a_mirror_and_a_pull_through_cache_of_the_public_index(backend: Backend)
     eprintln!(
         "pip install of {} pins through the cache: {timings:?}",
         PINS.len()
+    );
+
+    // Real size: boto3 and botocore list thousands of files each. An on_demand sync declares
+    // every one of them, and a pull-through page lists them all.
+    let mut expected = 0;
+    for project in LARGE_PROJECTS {
+        let page = reqwest::Client::new()
+            .get(format!("{INDEX}{project}/"))
+            .header("accept", "application/vnd.pypi.simple.v1+json")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let page: Value = serde_json::from_slice(&page).unwrap();
+        expected += page["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|file| file["hashes"]["sha256"].is_string())
+            .count();
+    }
+    assert!(expected > 5000, "{expected} files");
+    let large = app
+        .create(
+            &format!("{API}/remotes/python/python/"),
+            json!({"name": "large", "url": "https://pypi.org/", "policy": "on_demand", "prereleases": true,
+                   "includes": LARGE_PROJECTS}),
+        )
+        .await;
+    let large = str_field(&large, "pulp_href");
+    let repository = app
+        .create(
+            &format!("{API}/repositories/python/python/"),
+            json!({"name": "large"}),
+        )
+        .await;
+    let repository = str_field(&repository, "pulp_href");
+    let task = app.sync(repository, large, false).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let version = app.latest_version_href(repository).await;
+    let count = app
+        .count(&format!(
+            "{API}/content/python/packages/?repository_version={version}"
+        ))
+        .await;
+    // The index may gain a release between the two reads.
+    assert!(count as usize >= expected, "{count} of {expected}");
+    let task = app
+        .run_task(
+            &format!("{API}/distributions/python/pypi/"),
+            json!({"name": "large", "base_path": "large", "repository": repository,
+                   "remote": large}),
+        )
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let page = app
+        .anonymous()
+        .get(app.url("/pypi/large/simple/boto3/"))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let page: Value = serde_json::from_slice(&page.bytes().await.unwrap()).unwrap();
+    assert!(page["files"].as_array().unwrap().len() > 4000);
+    eprintln!(
+        "{count} files of {LARGE_PROJECTS:?} declared on demand; server RSS {} MiB",
+        app.rss_kib() / 1024
     );
 }
