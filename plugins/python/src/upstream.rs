@@ -114,7 +114,7 @@ fn parse_project_json(body: &[u8], page_url: &str) -> Result<Vec<FileLink>, Stri
                 hashes
                     .get("sha256")
                     .and_then(Value::as_str)
-                    .map(str::to_owned),
+                    .map(str::to_ascii_lowercase),
             ),
             _ => None,
         };
@@ -192,7 +192,8 @@ fn parse_project_html(html: &str, page_url: &str) -> Vec<FileLink> {
             url: resolve(page_url, &href),
             sha256,
             requires_python: attribute("data-requires-python").filter(|s| !s.is_empty()),
-            metadata_sha256: metadata.and_then(|m| m.strip_prefix("sha256=").map(str::to_owned)),
+            metadata_sha256: metadata
+                .and_then(|m| m.strip_prefix("sha256=").map(str::to_ascii_lowercase)),
             yanked: attribute("data-yanked"),
             size: None,
             upload_time: None,
@@ -363,5 +364,108 @@ mod tests {
         assert_eq!(links[0].yanked.as_deref(), Some("bad"));
         assert_eq!(links[0].metadata_sha256, None);
         assert!(parse_project(b"{", true, "http://up/").is_err());
+    }
+
+    /// The public index's quirks as its JSON pages show them: `yanked` as `false`, `true` or a
+    /// reason; `core-metadata` as `true` (no hash to check, so not announced) or hashes, and the
+    /// older `dist-info-metadata`; several hash algorithms with upper-case hex; files on another
+    /// host; no `size`.
+    #[test]
+    fn json_pages_of_the_public_index_are_read_with_their_quirks() {
+        let json = br#"{"meta":{"api-version":"1.1"},"name":"demo","versions":["1.0"],"files":[
+            {"filename":"demo-1.0.tar.gz","url":"https://files.example/packages/ab/demo-1.0.tar.gz",
+             "hashes":{"md5":"00","sha256":"ABCDEF","blake2b_256":"11"},"requires-python":null,
+             "yanked":false,"core-metadata":true,"upload-time":"2019-02-20T19:49:43.982181Z"},
+            {"filename":"demo-1.0-py3-none-any.whl","url":"https://files.example/packages/cd/demo-1.0-py3-none-any.whl",
+             "hashes":{"sha256":"cd"},"requires-python":">=3.8, <4","yanked":true,
+             "dist-info-metadata":{"sha256":"EF"}},
+            {"filename":"demo-0.9.tar.gz","url":"demo-0.9.tar.gz","hashes":{"md5":"00"},
+             "yanked":"broken build","data-dist-info-metadata":false},
+            {"url":"no-name.tar.gz","hashes":{}}
+        ]}"#;
+        let links = parse_project(json, true, "https://index.example/simple/demo/").unwrap();
+        assert_eq!(links.len(), 3, "an entry without a file name is no file");
+        let [sdist, wheel, old] = [&links[0], &links[1], &links[2]];
+        assert_eq!(
+            sdist.url,
+            "https://files.example/packages/ab/demo-1.0.tar.gz"
+        );
+        assert_eq!(sdist.sha256.as_deref(), Some("abcdef"));
+        assert_eq!(sdist.requires_python, None);
+        assert_eq!(sdist.yanked, None);
+        assert_eq!(
+            sdist.metadata_sha256, None,
+            "core-metadata: true has no hash"
+        );
+        assert_eq!(sdist.size, None);
+        assert_eq!(
+            sdist.upload_time.as_deref(),
+            Some("2019-02-20T19:49:43.982181Z")
+        );
+        assert_eq!(wheel.requires_python.as_deref(), Some(">=3.8, <4"));
+        assert_eq!(wheel.yanked.as_deref(), Some(""), "yanked without a reason");
+        assert_eq!(wheel.metadata_sha256.as_deref(), Some("ef"));
+        assert_eq!(old.sha256, None, "no sha256 among its hashes");
+        assert_eq!(old.yanked.as_deref(), Some("broken build"));
+        assert_eq!(old.url, "https://index.example/simple/demo/demo-0.9.tar.gz");
+    }
+
+    /// The same quirks in PEP 503 HTML: character references in attributes (named, decimal and
+    /// hex), `data-yanked` with a reason, `data-dist-info-metadata`, upper-case hex.
+    #[test]
+    fn html_pages_of_the_public_index_are_read_with_their_quirks() {
+        let html = r#"<!DOCTYPE html>
+<html><head><meta name="pypi:repository-version" content="1.1"></head><body>
+<h1>Links for demo</h1>
+<a href="https://files.example/p/demo-1.0.tar.gz#sha256=ABCDEF" data-requires-python="&gt;=3.7,&#60;4,!=3.8.*" data-dist-info-metadata="sha256=AA" data-core-metadata="sha256=AA">demo-1.0.tar.gz</a><br />
+<a href="https://files.example/p/demo-0.9.tar.gz#sha256=12" data-requires-python="&#x3e;=2.7" data-yanked="Broken &amp; withdrawn">demo-0.9.tar.gz</a><br />
+<a href="https://files.example/p/demo-0.8.tar.gz#md5=00" data-core-metadata="true">demo-0.8.tar.gz</a><br />
+</body></html>"#;
+        let links =
+            parse_project(html.as_bytes(), false, "https://index.example/simple/demo/").unwrap();
+        assert_eq!(links.len(), 3);
+        assert_eq!(links[0].sha256.as_deref(), Some("abcdef"));
+        assert_eq!(
+            links[0].requires_python.as_deref(),
+            Some(">=3.7,<4,!=3.8.*")
+        );
+        assert_eq!(links[0].metadata_sha256.as_deref(), Some("aa"));
+        assert_eq!(links[1].requires_python.as_deref(), Some(">=2.7"));
+        assert_eq!(links[1].yanked.as_deref(), Some("Broken & withdrawn"));
+        assert_eq!(links[2].sha256, None);
+        assert_eq!(links[2].metadata_sha256, None);
+    }
+
+    /// Pages of real size (boto3's lists over 4,000 files): every file comes back, in order.
+    #[test]
+    fn pages_with_thousands_of_files_are_read_whole() {
+        const FILES: usize = 5000;
+        let mut json = String::from(r#"{"meta":{"api-version":"1.1"},"name":"big","files":["#);
+        let mut html = String::from("<!DOCTYPE html><html><body>\n");
+        for i in 0..FILES {
+            let name = format!("big-1.{i}.tar.gz");
+            let hash = format!("{i:064x}");
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&format!(
+                r#"{{"filename":"{name}","url":"https://files.example/p/{name}","hashes":{{"sha256":"{hash}"}},"requires-python":">=3.8","size":{i},"upload-time":"2024-01-01T00:00:00Z","yanked":false}}"#
+            ));
+            html.push_str(&format!(
+                "<a href=\"https://files.example/p/{name}#sha256={hash}\" data-requires-python=\"&gt;=3.8\">{name}</a><br />\n"
+            ));
+        }
+        json.push_str("]}");
+        html.push_str("</body></html>\n");
+        for (body, is_json) in [(json.as_bytes(), true), (html.as_bytes(), false)] {
+            let links = parse_project(body, is_json, "https://index.example/simple/big/").unwrap();
+            assert_eq!(links.len(), FILES);
+            assert_eq!(links[4321].filename, "big-1.4321.tar.gz");
+            assert_eq!(
+                links[4321].sha256.as_deref(),
+                Some(format!("{:064x}", 4321).as_str())
+            );
+            assert_eq!(links[4999].requires_python.as_deref(), Some(">=3.8"));
+        }
     }
 }
