@@ -163,6 +163,37 @@ impl Api {
         Ok(())
     }
 
+    /// A python repository and an `immediate` remote of `url` with `includes`, both called
+    /// `name`, synced; returns the sync's duration (request to task completed).
+    pub async fn python_mirror(
+        &self,
+        name: &str,
+        url: &str,
+        includes: &[&str],
+    ) -> anyhow::Result<Duration> {
+        let remote = self
+            .post(
+                &format!("{API}/remotes/python/python/"),
+                json!({"name": name, "url": url, "policy": "immediate", "includes": includes}),
+            )
+            .await?;
+        let repository = self
+            .post(
+                &format!("{API}/repositories/python/python/"),
+                json!({"name": name}),
+            )
+            .await?;
+        let started = Instant::now();
+        let accepted = self
+            .post(
+                &format!("{}sync/", href(&repository)?),
+                json!({"remote": href(&remote)?}),
+            )
+            .await?;
+        self.wait(&accepted).await?;
+        Ok(started.elapsed())
+    }
+
     /// Uploads a file into `repository` (multipart, as `pulp file content upload` does); returns
     /// the `202` answer naming the task that creates the unit and the new version.
     pub async fn upload(&self, body: Bytes) -> anyhow::Result<Value> {

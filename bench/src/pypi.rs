@@ -2,7 +2,8 @@
 //! Python index, cold (a new cache: Granary fetches every page and wheel from the index and its
 //! files host) and warm (the same cache again: pages are still asked of the index, conditionally
 //! where it gives validators, and the wheels come from Granary's storage), side by side with pip
-//! straight from the index.
+//! straight from the index. Then an `immediate` sync of the same pins (a new remote each round,
+//! so every file is fetched again).
 //!
 //! Each round installs into a fresh `--target` with `--no-cache-dir`, so pip downloads every time;
 //! rounds take turns (direct, cold, warm) so the network's mood is shared. Needs `python3 -m pip`
@@ -106,7 +107,30 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             warm[round].as_secs_f64()
         );
     }
+    // A mirror of the same 20 projects, every file of the pinned versions (wheels and sdists).
+    let mut syncs = Vec::new();
+    for round in 0..ROUNDS {
+        syncs.push(
+            api.python_mirror(&format!("pypi-mirror-{round}"), "https://pypi.org/", PINS)
+                .await?,
+        );
+    }
     let seconds = |times: &[Duration]| Spread::of(times.iter().map(Duration::as_secs_f64));
+    let sync = seconds(&syncs);
+    bench.row(Row {
+        item: 4,
+        measure: format!(
+            "`immediate` sync from pypi.org of the same {} pins, wheels and sdists, median of {ROUNDS} ({:.2}–{:.2} s)",
+            PINS.len(),
+            sync.lowest,
+            sync.highest
+        ),
+        granary: format!("{:.2} s", sync.median),
+        reference: String::new(),
+        ratio: None,
+        target: "",
+        holds: None,
+    });
     let direct = seconds(&direct);
     for (measure, times) in [("cold", &cold), ("warm", &warm)] {
         let spread = seconds(times);
