@@ -164,6 +164,20 @@ impl TestApp {
         if let Some(dir) = &self.options.plugin_dir {
             command.arg("--plugin-dir").arg(dir);
         }
+        // Upstreams here are on loopback: a proxy the developer's shell names must not carry
+        // them. A scenario about proxy variables sets its own.
+        for variable in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            command.env_remove(variable);
+        }
         for (key, value) in &self.options.env {
             command.env(key, value);
         }
