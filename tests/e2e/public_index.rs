@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::support::fixture::sha256_hex;
 use crate::support::pulp::{API, str_field};
 use crate::support::python::{PythonTools, run};
-use crate::support::{Backend, TestApp};
+use crate::support::{AppOptions, Backend, TestApp};
 
 sqlite_and_postgres!(a_mirror_and_a_pull_through_cache_of_the_public_index);
 
@@ -172,7 +172,20 @@ async fn a_mirror_and_a_pull_through_cache_of_the_public_index(backend: Backend)
     let tools = tokio::task::spawn_blocking(PythonTools::install)
         .await
         .expect("install the Python clients");
-    let app = TestApp::start(backend).await;
+    // The public index is reached the way this machine reaches it, its proxy included.
+    let mut options = AppOptions::default();
+    for variable in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "SSL_CERT_FILE",
+    ] {
+        if let Ok(value) = std::env::var(variable) {
+            options = options.env(variable, &value);
+        }
+    }
+    let app = TestApp::start_with(backend, options).await;
     let dir = tempfile::tempdir().unwrap();
 
     // A mirror: every file of the pinned versions, with the announced digests.
