@@ -137,14 +137,16 @@ impl Api {
         Ok(())
     }
 
-    /// A python repository and a remote of `url` (policy `on_demand`), both called `name`, and a
-    /// distribution of the repository with the remote at `/pypi/<name>/`: a pull-through cache.
-    pub async fn python_pull_through(&self, name: &str, url: &str) -> anyhow::Result<()> {
+    /// A python remote with `fields` and a python repository, both called `name`; returns the
+    /// repository's href and the remote's.
+    async fn python_repository_and_remote(
+        &self,
+        name: &str,
+        mut fields: Value,
+    ) -> anyhow::Result<(String, String)> {
+        fields["name"] = json!(name);
         let remote = self
-            .post(
-                &format!("{API}/remotes/python/python/"),
-                json!({"name": name, "url": url, "policy": "on_demand"}),
-            )
+            .post(&format!("{API}/remotes/python/python/"), fields)
             .await?;
         let repository = self
             .post(
@@ -152,11 +154,20 @@ impl Api {
                 json!({"name": name}),
             )
             .await?;
+        Ok((href(&repository)?, href(&remote)?))
+    }
+
+    /// A python repository and a remote of `url` (policy `on_demand`), both called `name`, and a
+    /// distribution of the repository with the remote at `/pypi/<name>/`: a pull-through cache.
+    pub async fn python_pull_through(&self, name: &str, url: &str) -> anyhow::Result<()> {
+        let (repository, remote) = self
+            .python_repository_and_remote(name, json!({"url": url, "policy": "on_demand"}))
+            .await?;
         let accepted = self
             .post(
                 &format!("{API}/distributions/python/pypi/"),
-                json!({"name": name, "base_path": name, "repository": href(&repository)?,
-                       "remote": href(&remote)?}),
+                json!({"name": name, "base_path": name, "repository": repository,
+                       "remote": remote}),
             )
             .await?;
         self.wait(&accepted).await?;
@@ -171,24 +182,15 @@ impl Api {
         url: &str,
         includes: &[&str],
     ) -> anyhow::Result<Duration> {
-        let remote = self
-            .post(
-                &format!("{API}/remotes/python/python/"),
-                json!({"name": name, "url": url, "policy": "immediate", "includes": includes}),
-            )
-            .await?;
-        let repository = self
-            .post(
-                &format!("{API}/repositories/python/python/"),
-                json!({"name": name}),
+        let (repository, remote) = self
+            .python_repository_and_remote(
+                name,
+                json!({"url": url, "policy": "immediate", "includes": includes}),
             )
             .await?;
         let started = Instant::now();
         let accepted = self
-            .post(
-                &format!("{}sync/", href(&repository)?),
-                json!({"remote": href(&remote)?}),
-            )
+            .post(&format!("{repository}sync/"), json!({"remote": remote}))
             .await?;
         self.wait(&accepted).await?;
         Ok(started.elapsed())

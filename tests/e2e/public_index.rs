@@ -36,21 +36,25 @@ const PINS: &[(&str, &str)] = &[
     ("pluggy", "1.5.0"),
 ];
 
+/// The index's PEP 691 page of `project`, or why there is none.
+async fn index_page(project: &str) -> Result<Value, String> {
+    let page = reqwest::Client::new()
+        .get(format!("{INDEX}{project}/"))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|error| format!("{error}"))?;
+    let page = page.bytes().await.map_err(|error| format!("{error}"))?;
+    serde_json::from_slice(&page).map_err(|error| format!("{error}"))
+}
+
 /// `(file name, sha256)` of every file of the pinned versions, as the index's PEP 691 pages
 /// announce them; why not, when the index cannot be reached.
 async fn announced_files() -> Result<BTreeSet<(String, String)>, String> {
-    let client = reqwest::Client::new();
     let mut files = BTreeSet::new();
     for (project, version) in PINS {
-        let page = client
-            .get(format!("{INDEX}{project}/"))
-            .header("accept", "application/vnd.pypi.simple.v1+json")
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|error| format!("{error}"))?;
-        let page = page.bytes().await.map_err(|error| format!("{error}"))?;
-        let page: Value = serde_json::from_slice(&page).map_err(|error| format!("{error}"))?;
+        let page = index_page(project).await?;
         let prefix = format!("{}-{version}", project.replace('-', "_"));
         for file in page["files"].as_array().expect("a files list") {
             let filename = str_field(file, "filename");
@@ -305,16 +309,7 @@ async fn a_mirror_and_a_pull_through_cache_of_the_public_index(backend: Backend)
     // every one of them, and a pull-through page lists them all.
     let mut expected = 0;
     for project in LARGE_PROJECTS {
-        let page = reqwest::Client::new()
-            .get(format!("{INDEX}{project}/"))
-            .header("accept", "application/vnd.pypi.simple.v1+json")
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let page: Value = serde_json::from_slice(&page).unwrap();
+        let page = index_page(project).await.unwrap();
         expected += page["files"]
             .as_array()
             .unwrap()

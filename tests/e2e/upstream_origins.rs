@@ -240,6 +240,12 @@ async fn python_files_on_other_origins_are_fetched_once_allowed(backend: Backend
     );
 }
 
+/// An upstream serving `file` with an honest manifest.
+async fn serving(file: &FixtureFile) -> Upstream {
+    let manifest = format!("{}\n", file.manifest_line());
+    Upstream::serve_with_manifest(std::slice::from_ref(file), manifest).await
+}
+
 /// A python repository; returns its href.
 async fn python_repository(app: &TestApp, name: &str) -> String {
     let repository = app
@@ -325,11 +331,7 @@ async fn file_redirects_to_another_origin_are_followed_once_allowed(backend: Bac
 async fn rate_limited_upstreams_are_retried_after_their_wait(backend: Backend) {
     let app = TestApp::start(backend).await;
     let file = FixtureFile::new("limited.bin", vec![3u8; 1024]);
-    let upstream = Upstream::serve_with_manifest(
-        std::slice::from_ref(&file),
-        format!("{}\n", file.manifest_line()),
-    )
-    .await;
+    let upstream = serving(&file).await;
     upstream.slow_down_first_requests(1, 1);
     let remote = app
         .create_file_remote("limited", &upstream.manifest_url(), "immediate")
@@ -365,11 +367,7 @@ async fn rate_limited_upstreams_are_retried_after_their_wait(backend: Backend) {
 async fn proxy_variables_carry_remotes_without_a_proxy_of_their_own(backend: Backend) {
     let proxy = Proxy::start("env-user", "env-secret").await;
     let file = FixtureFile::new("proxied.bin", vec![9u8; 2048]);
-    let upstream = Upstream::serve_with_manifest(
-        std::slice::from_ref(&file),
-        format!("{}\n", file.manifest_line()),
-    )
-    .await;
+    let upstream = serving(&file).await;
     let proxy_url = proxy
         .url()
         .replace("http://", "http://env-user:env-secret@");
@@ -412,11 +410,7 @@ async fn proxy_variables_carry_remotes_without_a_proxy_of_their_own(backend: Bac
 async fn index_pages_are_asked_for_again_conditionally(backend: Backend) {
     let app = TestApp::start(backend).await;
     let file = FixtureFile::new("kept.bin", vec![4u8; 512]);
-    let upstream = Upstream::serve_with_manifest(
-        std::slice::from_ref(&file),
-        format!("{}\n", file.manifest_line()),
-    )
-    .await;
+    let upstream = serving(&file).await;
     upstream.validate_with_etags();
     let remote = app
         .create_file_remote("validated", &upstream.manifest_url(), "immediate")

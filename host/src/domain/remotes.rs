@@ -24,8 +24,9 @@ pub struct Remote {
     pub row: RemoteRow,
 }
 
-/// The environment variables that name a proxy, as reqwest (and curl) read them.
-const PROXY_VARIABLES: &[&str] = &[
+/// The environment variables that name a proxy, as reqwest (and curl) read them (`NO_PROXY`
+/// aside).
+pub const PROXY_VARIABLES: &[&str] = &[
     "HTTPS_PROXY",
     "https_proxy",
     "HTTP_PROXY",

@@ -166,16 +166,8 @@ impl TestApp {
         }
         // Upstreams here are on loopback: a proxy the developer's shell names must not carry
         // them. A scenario about proxy variables sets its own.
-        for variable in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-            "NO_PROXY",
-            "no_proxy",
-        ] {
+        let proxy_variables = granary::domain::remotes::PROXY_VARIABLES;
+        for variable in proxy_variables.iter().chain(&["NO_PROXY", "no_proxy"]) {
             command.env_remove(variable);
         }
         for (key, value) in &self.options.env {
