@@ -174,6 +174,41 @@ impl Api {
         Ok(())
     }
 
+    /// A python repository and a distribution of it at `/pypi/<name>/` (uploads allowed).
+    pub async fn python_distribution(&self, name: &str) -> anyhow::Result<()> {
+        let repository = self
+            .post(
+                &format!("{API}/repositories/python/python/"),
+                json!({"name": name}),
+            )
+            .await?;
+        let accepted = self
+            .post(
+                &format!("{API}/distributions/python/pypi/"),
+                json!({"name": name, "base_path": name, "repository": href(&repository)?}),
+            )
+            .await?;
+        self.wait(&accepted).await?;
+        Ok(())
+    }
+
+    /// POSTs a `multipart` body to `path` as `admin` (a twine upload to the legacy API).
+    pub async fn post_multipart(&self, path: &str, body: Bytes) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.origin))
+            .basic_auth("admin", Some(PASSWORD))
+            .header("content-type", multipart_type())
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("POST {path}: HTTP {status}: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
     /// A python repository and an `immediate` remote of `url` with `includes`, both called
     /// `name`, synced; returns the sync's duration (request to task completed).
     pub async fn python_mirror(
@@ -202,10 +237,7 @@ impl Api {
         let request = self
             .client
             .post(format!("{}{API}/content/file/files/", self.origin))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
+            .header("content-type", multipart_type())
             .body(body);
         self.send(request).await.context("uploading a file")
     }
@@ -236,8 +268,18 @@ const BOUNDARY: &str = "granary-bench-boundary-7d1f0c";
 
 /// The multipart body of an upload of `data` at `relative_path` into `repository`.
 pub fn upload_body(relative_path: &str, repository: &str, data: &[u8]) -> Bytes {
+    multipart(
+        &[("relative_path", relative_path), ("repository", repository)],
+        ("file", relative_path),
+        data,
+    )
+}
+
+/// A `multipart/form-data` body (boundary [`BOUNDARY`]) of text `fields` and one file part
+/// `(field name, file name)` holding `data`.
+pub fn multipart(fields: &[(&str, &str)], file: (&str, &str), data: &[u8]) -> Bytes {
     let mut body = Vec::with_capacity(data.len() + 1024);
-    for (name, value) in [("relative_path", relative_path), ("repository", repository)] {
+    for (name, value) in fields {
         body.extend_from_slice(
             format!(
                 "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
@@ -245,9 +287,10 @@ pub fn upload_body(relative_path: &str, repository: &str, data: &[u8]) -> Bytes 
             .as_bytes(),
         );
     }
+    let (field, filename) = file;
     body.extend_from_slice(
         format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{relative_path}\"\r\n\
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
              Content-Type: application/octet-stream\r\n\r\n"
         )
         .as_bytes(),
@@ -255,6 +298,11 @@ pub fn upload_body(relative_path: &str, repository: &str, data: &[u8]) -> Bytes 
     body.extend_from_slice(data);
     body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
     Bytes::from(body)
+}
+
+/// The `Content-Type` of a [`multipart`] body.
+pub fn multipart_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
 }
 
 fn href(object: &Value) -> anyhow::Result<String> {

@@ -2,7 +2,7 @@
 //! run, and prints a table of ratios (see `docs/performance.md`).
 //!
 //! ```sh
-//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale plugin pypi
+//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale python plugin pypi
 //! ```
 //!
 //! It builds and starts the release `granary` binary and a private nginx (Debian's package, with
@@ -16,6 +16,7 @@
 //! - `api`: the Pulp REST calls the benchmarks need.
 //! - `fixture`: generated files and `PULP_MANIFEST`s.
 //! - `startup`, `ingest`, `serving`, `scaling`, `plugin`: one module per measured item.
+//! - `python`: pages and wheels the python plugin serves, beside nginx (issue #20's table).
 //! - `pypi`: pip through a pull-through cache of the public Python index (needs the network, so
 //!   `all` leaves it out: name it).
 //! - `sink`: the minimal upload receiver the ingest item compares uploads with.
@@ -28,6 +29,7 @@ mod load;
 mod plugin;
 mod procs;
 mod pypi;
+mod python;
 mod report;
 mod scaling;
 mod serving;
@@ -47,7 +49,7 @@ use crate::report::Row;
 
 /// Sections in the order `all` runs them: start-up first, so idle memory is measured before any
 /// load, and the in-process plugin loop last, after the servers are stopped.
-const SECTIONS: &[&str] = &["startup", "ingest", "serve", "scale", "plugin"];
+const SECTIONS: &[&str] = &["startup", "ingest", "serve", "scale", "python", "plugin"];
 /// Sections that need the public internet, run only when named.
 const NETWORK_SECTIONS: &[&str] = &["pypi"];
 
@@ -246,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
                 bench.nginx = None;
                 plugin::run(&mut bench).await?;
             }
+            "python" => python::run(&mut bench).await?,
             "pypi" => pypi::run(&mut bench).await?,
             _ => unreachable!("checked above"),
         }

@@ -208,6 +208,68 @@ impl Drop for Nginx {
     }
 }
 
+/// pypiserver, the usual small Python index, serving a directory of packages on loopback with
+/// its cached-directory backend and waitress, installed on first use from PyPI into
+/// `target/bench-tools/pypiserver`.
+pub struct PypiServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl PypiServer {
+    /// Starts pypiserver on `packages`, without authentication for reads.
+    pub fn start(packages: &Path) -> anyhow::Result<Self> {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tools/pypiserver");
+        let program = venv.join("bin/pypi-server");
+        if !program.exists() {
+            for command in [
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                Command::new(venv.join("bin/pip"))
+                    .args(["install", "--quiet", "--disable-pip-version-check"])
+                    .args(["pypiserver[cache]>=2,<3", "waitress>=3,<4"]),
+            ] {
+                let status = command.status().context("installing pypiserver")?;
+                anyhow::ensure!(status.success(), "installing pypiserver failed: {status}");
+            }
+        }
+        let port = free_port()?;
+        let mut child = Command::new(&program)
+            .args(["run", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--authenticate",
+                ".",
+                "--passwords",
+                ".",
+                "--disable-fallback",
+            ])
+            // `auto` picks waitress, installed beside it.
+            .args(["--backend", "cached-dir", "--server", "auto"])
+            .arg(packages)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting pypiserver")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            if child.try_wait()?.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("pypiserver did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { child, addr })
+    }
+}
+
+impl Drop for PypiServer {
+    fn drop(&mut self) {
+        stop(&mut self.child, "-TERM");
+    }
+}
+
 /// Writes every dirty page of the machine to disk (`sync`), so that a run does not pay for the
 /// writeback of the one before it (the kernel writes dirty pages back for up to 30 s).
 pub fn write_back() -> anyhow::Result<()> {

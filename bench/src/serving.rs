@@ -167,10 +167,10 @@ async fn compare(
             .collect(),
     );
     for (addr, paths) in [(nginx, &nginx_paths), (granary, &granary_paths)] {
-        load::run(addr, paths.clone(), size as u64, warmup).await?;
+        load::run(addr, paths.clone(), Some(size as u64), warmup).await?;
     }
     let measure = async |addr: SocketAddr, paths: &Arc<Vec<String>>| {
-        let outcome = load::run(addr, paths.clone(), size as u64, measured).await?;
+        let outcome = load::run(addr, paths.clone(), Some(size as u64), measured).await?;
         eprintln!(
             "  {addr}: {} requests, {} failed, {:.2} s",
             outcome.requests,
