@@ -1,6 +1,9 @@
 //! Reading an upstream simple index: PEP 691 JSON project pages (preferred) or PEP 503 HTML ones,
 //! and resolving the links they hold.
 
+use std::borrow::Cow;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::simple::FileLink;
@@ -98,47 +101,129 @@ pub fn parse_project(body: &[u8], json: bool, page_url: &str) -> Result<Vec<File
     }
 }
 
+/// A PEP 691 page, read as it streams past: each entry of `files` is decoded on its own and turned
+/// into a link at once, so the page never exists as a whole JSON tree (boto3's 1.65 MB page took
+/// 7.1 MB more as a `serde_json::Value`; one entry is about 1.6 KB). Entries stay lenient, as
+/// before: one is read as a small `Value`, and a field of the wrong type is a field left out.
 fn parse_project_json(body: &[u8], page_url: &str) -> Result<Vec<FileLink>, String> {
-    let page: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the project page at {page_url} is not valid JSON: {e}"))?;
-    let files = page["files"]
-        .as_array()
-        .ok_or_else(|| format!("the project page at {page_url} has no \"files\" list"))?;
     let mut links = Vec::new();
-    for file in files {
-        let (Some(filename), Some(url)) = (file["filename"].as_str(), file["url"].as_str()) else {
-            continue;
-        };
-        let metadata = match (&file["core-metadata"], &file["dist-info-metadata"]) {
-            (Value::Object(hashes), _) | (Value::Null, Value::Object(hashes)) => Some(
-                hashes
-                    .get("sha256")
-                    .and_then(Value::as_str)
-                    .map(str::to_ascii_lowercase),
-            ),
-            _ => None,
-        };
-        links.push(FileLink {
-            filename: filename.to_string(),
-            url: resolve(page_url, url),
-            sha256: file["hashes"]["sha256"]
-                .as_str()
-                .map(str::to_ascii_lowercase),
-            requires_python: file["requires-python"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-            metadata_sha256: metadata.flatten(),
-            yanked: match &file["yanked"] {
-                Value::Bool(true) => Some(String::new()),
-                Value::String(reason) => Some(reason.clone()),
-                _ => None,
-            },
-            size: file["size"].as_u64(),
-            upload_time: file["upload-time"].as_str().map(str::to_owned),
-        });
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let found = ProjectPage {
+        page_url,
+        links: &mut links,
+    }
+    .deserialize(&mut deserializer)
+    .and_then(|found| deserializer.end().map(|()| found))
+    .map_err(|e| format!("the project page at {page_url} is not valid JSON: {e}"))?;
+    if !found {
+        return Err(format!(
+            "the project page at {page_url} has no \"files\" list"
+        ));
     }
     Ok(links)
+}
+
+/// The top-level object of a PEP 691 page: `files` goes to [`FileList`], the rest is skipped.
+/// Deserializes to whether `files` was there.
+struct ProjectPage<'a> {
+    page_url: &'a str,
+    links: &'a mut Vec<FileLink>,
+}
+
+impl<'de> DeserializeSeed<'de> for ProjectPage<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ProjectPage<'_> {
+    type Value = bool;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a PEP 691 project page (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "files" && !found {
+                map.next_value_seed(FileList {
+                    page_url: self.page_url,
+                    links: &mut *self.links,
+                })?;
+                found = true;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The `files` list: each entry becomes a link as soon as it is read.
+struct FileList<'a> {
+    page_url: &'a str,
+    links: &'a mut Vec<FileLink>,
+}
+
+impl<'de> DeserializeSeed<'de> for FileList<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FileList<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a list of files")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut files: A) -> Result<(), A::Error> {
+        while let Some(file) = files.next_element::<Value>()? {
+            if let Some(link) = file_link(&file, self.page_url) {
+                self.links.push(link);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of a PEP 691 `files` list; `None` without a file name and a URL.
+fn file_link(file: &Value, page_url: &str) -> Option<FileLink> {
+    let (Some(filename), Some(url)) = (file["filename"].as_str(), file["url"].as_str()) else {
+        return None;
+    };
+    let metadata = match (&file["core-metadata"], &file["dist-info-metadata"]) {
+        (Value::Object(hashes), _) | (Value::Null, Value::Object(hashes)) => hashes
+            .get("sha256")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase),
+        _ => None,
+    };
+    Some(FileLink {
+        filename: filename.to_string(),
+        url: resolve(page_url, url),
+        sha256: file["hashes"]["sha256"]
+            .as_str()
+            .map(str::to_ascii_lowercase),
+        requires_python: file["requires-python"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        metadata_sha256: metadata,
+        yanked: match &file["yanked"] {
+            Value::Bool(true) => Some(String::new()),
+            Value::String(reason) => Some(reason.clone()),
+            _ => None,
+        },
+        size: file["size"].as_u64(),
+        upload_time: file["upload-time"].as_str().map(str::to_owned),
+    })
 }
 
 /// The anchors of a PEP 503 page. Lenient, as pip is: any `<a ...>` with an `href`.
@@ -364,6 +449,18 @@ mod tests {
         assert_eq!(links[0].yanked.as_deref(), Some("bad"));
         assert_eq!(links[0].metadata_sha256, None);
         assert!(parse_project(b"{", true, "http://up/").is_err());
+        let missing = parse_project(br#"{"name":"demo"}"#, true, "http://up/").unwrap_err();
+        assert!(missing.contains("no \"files\" list"), "{missing}");
+        assert!(parse_project(br#"{"files":{}}"#, true, "http://up/").is_err());
+        assert!(parse_project(br#"{"files":[]} trailing"#, true, "http://up/").is_err());
+        assert_eq!(
+            parse_project(
+                br#"{"files":[], "meta": {"x": [1, {"y": null}]}}"#,
+                true,
+                "http://up/"
+            ),
+            Ok(Vec::new())
+        );
     }
 
     /// The public index's quirks as its JSON pages show them: `yanked` as `false`, `true` or a
