@@ -55,7 +55,7 @@ struct PythonPlugin;
 impl Plugin for PythonPlugin {
     fn describe() -> PluginInfo {
         let package = ContentTypeInfo::new(
-            CONTENT_TYPE,
+            crate::CONTENT_TYPE,
             "A Python distribution file (wheel or sdist) with its core metadata",
             &["filename", "sha256"],
         )
@@ -491,6 +491,38 @@ mod tests {
             Some("http://up/f/granary_demo-1.0.tar.gz")
         );
         assert_eq!(file.unit.artifacts[0].sha256.as_deref(), Some("ab12"));
+    }
+
+    #[test]
+    fn a_pull_through_index_lists_what_it_stores_not_the_upstream_index() {
+        let mut host = Host::new();
+        host.http_response(
+            "http://up/simple/",
+            200,
+            b"<a href=\"elsewhere/\">elsewhere</a>",
+        );
+        host.stored_unit(
+            "python",
+            "{}",
+            r#"{"name": "granary-demo"}"#,
+            &[("granary-demo/granary_demo-1.0-py3-none-any.whl", b"wheel")],
+        );
+        let mut request = request("GET", "simple/");
+        request.distribution.remote = Some(RemoteConfig {
+            url: "http://up/".into(),
+            policy: DownloadPolicy::OnDemand,
+            extra: "{}".into(),
+        });
+        let response = host
+            .run(|| PythonPlugin::handle(&request))
+            .unwrap()
+            .response;
+        let HttpBody::Bytes(page) = response.body else {
+            panic!("not a page: {response:?}")
+        };
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains("granary-demo"), "{page}");
+        assert!(!page.contains("elsewhere"), "{page}");
     }
 
     #[test]

@@ -153,28 +153,11 @@ fn index(request: &HttpRequest) -> Result<HttpResponse, PluginError> {
             projects.insert(normalize(name));
         }
     }
-    if let Some(remote) = &request.distribution.remote {
-        let url = upstream::index_url(&remote.url);
-        match upstream_index(&url) {
-            Ok(names) => projects.extend(names.iter().map(|n| normalize(n))),
-            Err(error) => log::warn(format!("pull-through index {url}: {}", error.message())),
-        }
-    }
+    // A pull-through distribution lists what it stores, not its upstream's whole index: pip never
+    // reads this page, and PyPI's is 40 MB, which every anonymous GET would make the host fetch.
+    // Any upstream project is still served at its own page.
     let projects: Vec<String> = projects.into_iter().collect();
     Ok(page(format, render_index(&projects, format)))
-}
-
-fn upstream_index(url: &str) -> Result<Vec<String>, PluginError> {
-    let response = http::get(url, &[("accept", upstream::ACCEPT)])?;
-    if !response.is_success() {
-        return Err(PluginError::new(format!(
-            "the upstream answered {}",
-            response.status()
-        )));
-    }
-    let json = upstream::is_json(response.header("content-type").as_deref());
-    let body = response.read_to_end(MAX_PAGE)?;
-    upstream::parse_index(&body, json).map_err(PluginError::new)
 }
 
 fn project_page(request: &HttpRequest, project: &str) -> Result<HttpResponse, PluginError> {
