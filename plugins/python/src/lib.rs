@@ -464,6 +464,16 @@ mod tests {
         )));
     }
 
+    /// `request` on a distribution with an on-demand remote at `http://up/`.
+    fn pull_through(mut request: HttpRequest) -> HttpRequest {
+        request.distribution.remote = Some(RemoteConfig {
+            url: "http://up/".into(),
+            policy: DownloadPolicy::OnDemand,
+            extra: "{}".into(),
+        });
+        request
+    }
+
     #[test]
     fn pull_through_asks_the_host_to_fetch_an_uncached_file_once() {
         let mut host = Host::new();
@@ -472,12 +482,10 @@ mod tests {
             200,
             b"<a href=\"../../f/granary_demo-1.0.tar.gz#sha256=ab12\">granary_demo-1.0.tar.gz</a>",
         );
-        let mut request = request("GET", "packages/granary-demo/granary_demo-1.0.tar.gz");
-        request.distribution.remote = Some(RemoteConfig {
-            url: "http://up/".into(),
-            policy: DownloadPolicy::OnDemand,
-            extra: "{}".into(),
-        });
+        let request = pull_through(request(
+            "GET",
+            "packages/granary-demo/granary_demo-1.0.tar.gz",
+        ));
         let response = host
             .run(|| PythonPlugin::handle(&request))
             .unwrap()
@@ -507,12 +515,7 @@ mod tests {
             r#"{"name": "granary-demo"}"#,
             &[("granary-demo/granary_demo-1.0-py3-none-any.whl", b"wheel")],
         );
-        let mut request = request("GET", "simple/");
-        request.distribution.remote = Some(RemoteConfig {
-            url: "http://up/".into(),
-            policy: DownloadPolicy::OnDemand,
-            extra: "{}".into(),
-        });
+        let request = pull_through(request("GET", "simple/"));
         let response = host
             .run(|| PythonPlugin::handle(&request))
             .unwrap()
