@@ -19,8 +19,9 @@ use super::bindings::current::granary::plugin::http;
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::{CachedPage, CallState, UpstreamPages};
 
-/// The largest page kept for conditional requests (PyPI's biggest project pages are a few MiB).
-pub const MAX_KEPT_PAGE: usize = 16 * 1024 * 1024;
+/// The largest page kept for conditional requests. PyPI's botocore page is 2 MB; the copy is
+/// host memory outside the plugin's limit, held while the guest reads, so it stays small.
+pub const MAX_KEPT_PAGE: usize = 4 * 1024 * 1024;
 
 /// A response whose body the guest reads in chunks.
 pub struct Response {
