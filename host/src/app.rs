@@ -118,6 +118,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         blobs,
         plugins,
         task_wakeup: Arc::new(Notify::new()),
+        task_finished: Arc::new(Notify::new()),
         worker_name: format!("{}@{}", std::process::id(), uuid::Uuid::new_v4()),
         origin: origin.trim_end_matches('/').to_owned(),
         remote_clients: Arc::new(RemoteClients::new(remote_timeouts)),
@@ -188,6 +189,7 @@ fn workers_of(app: &AppState) -> Arc<Workers> {
         backends: app.backends(),
         worker_name: app.worker_name.clone(),
         task_wakeup: app.task_wakeup.clone(),
+        task_finished: app.task_finished.clone(),
     })
 }
 

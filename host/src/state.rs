@@ -28,6 +28,9 @@ pub struct App {
     pub plugins: Arc<PluginRuntime>,
     /// Wakes idle workers of this process when a task is queued.
     pub task_wakeup: Arc<Notify>,
+    /// Notified when a worker of this process has recorded a task's end: requests waiting for a
+    /// task they queued (an upload's `add-units`) look at once instead of at their next poll.
+    pub task_finished: Arc<Notify>,
     /// This process's worker name (unique per process).
     pub worker_name: String,
     /// Origin for absolute URLs, without a trailing slash.

@@ -366,6 +366,7 @@ async fn add_units(
         &app.db,
         &app.plugins.rest_names(),
         &app.task_wakeup,
+        &app.task_finished,
         repository_id,
         &plugin.info.name,
         None,

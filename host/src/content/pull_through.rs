@@ -128,6 +128,7 @@ pub(super) async fn serve(
             &app.db,
             &app.plugins.rest_names(),
             &app.task_wakeup,
+            &app.task_finished,
             repository_id,
             name,
             Some(&remote.row.id),

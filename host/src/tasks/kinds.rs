@@ -343,11 +343,18 @@ struct TaskEndRow {
 }
 
 /// Queues an `add-units` task on `repository_id` (exclusive lock) and waits until it ends.
-/// Returns the href of the new version, if one was made.
+/// Returns the href of the new version, if one was made. `finished` (a worker of this process
+/// recorded a task's end) makes it look at once; a worker of another process is seen at the next
+/// poll.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the two signals are the process's, the rest the request's"
+)]
 pub async fn add_units_and_wait(
     db: &Db,
     names: &RestNames,
     wakeup: &Notify,
+    finished: &Notify,
     repository_id: &str,
     plugin: &str,
     remote_id: Option<&str>,
@@ -379,6 +386,11 @@ pub async fn add_units_and_wait(
     wakeup.notify_waiters();
     let mut pause = Duration::from_millis(5);
     loop {
+        // Registered before the look, so an end recorded between the look and the wait is not
+        // missed.
+        let ended = finished.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
         let row = sqlx::query_as::<_, TaskEndRow>(
             "SELECT state, error, created_resources FROM tasks WHERE id = $1",
         )
@@ -403,7 +415,9 @@ pub async fn add_units_and_wait(
             }
             _ => {}
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_POLL);
+        tokio::select! {
+            () = &mut ended => {}
+            () = tokio::time::sleep(pause) => pause = (pause * 2).min(MAX_POLL),
+        }
     }
 }

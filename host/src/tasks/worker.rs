@@ -30,6 +30,8 @@ pub struct Workers {
     pub worker_name: String,
     /// Notified when a task is queued (by this process, or announced by another).
     pub task_wakeup: Arc<Notify>,
+    /// Notified when a task's end is recorded by a worker of this process.
+    pub task_finished: Arc<Notify>,
 }
 
 impl std::ops::Deref for Workers {
@@ -252,6 +254,7 @@ async fn execute(app: &Arc<Workers>, claimed: super::Claimed) {
     if let Err(error) = finish(&app.db, &handle, outcome).await {
         tracing::error!(task = %handle.id, error = %error, "recording the task outcome failed");
     }
+    app.task_finished.notify_waiters();
 }
 
 async fn write_progress(app: &Workers, id: &str, reports: &str) -> Result<(), sqlx::Error> {
