@@ -218,7 +218,8 @@ fn file_link(file: &Value, page_url: &str) -> Option<FileLink> {
         metadata_sha256: metadata,
         yanked: match &file["yanked"] {
             Value::Bool(true) => Some(String::new()),
-            Value::String(reason) => Some(reason.clone()),
+            // PEP 691: only a true value yanks; an empty reason is false, as pip reads it.
+            Value::String(reason) if !reason.is_empty() => Some(reason.clone()),
             _ => None,
         },
         size: file["size"].as_u64(),
@@ -232,12 +233,22 @@ fn parse_project_html(html: &str, page_url: &str) -> Vec<FileLink> {
     let lower = html.to_ascii_lowercase();
     let mut at = 0;
     while let Some(start) = lower[at..].find("<a").map(|i| at + i) {
+        // Anchors inside a comment are no links.
+        if let Some(comment) = lower[at..start].find("<!--").map(|i| at + i) {
+            match lower[comment + 4..].find("-->") {
+                Some(end) => {
+                    at = comment + 4 + end + 3;
+                    continue;
+                }
+                None => break,
+            }
+        }
         let after = lower.as_bytes().get(start + 2).copied();
         if !after.is_some_and(|b| b.is_ascii_whitespace()) {
             at = start + 2;
             continue;
         }
-        let Some(tag_end) = html[start..].find('>').map(|i| start + i) else {
+        let Some(tag_end) = tag_end(html, start) else {
             break;
         };
         let attributes = parse_attributes(&html[start + 2..tag_end]);
@@ -257,7 +268,7 @@ fn parse_project_html(html: &str, page_url: &str) -> Vec<FileLink> {
         };
         let sha256 = href
             .split_once('#')
-            .and_then(|(_, fragment)| fragment.strip_prefix("sha256="))
+            .and_then(|(_, fragment)| strip_sha256(fragment))
             .map(str::to_ascii_lowercase);
         let filename = if text.is_empty() {
             href.split('#')
@@ -277,14 +288,34 @@ fn parse_project_html(html: &str, page_url: &str) -> Vec<FileLink> {
             url: resolve(page_url, &href),
             sha256,
             requires_python: attribute("data-requires-python").filter(|s| !s.is_empty()),
-            metadata_sha256: metadata
-                .and_then(|m| m.strip_prefix("sha256=").map(str::to_ascii_lowercase)),
+            metadata_sha256: metadata.and_then(|m| strip_sha256(&m).map(str::to_ascii_lowercase)),
             yanked: attribute("data-yanked"),
             size: None,
             upload_time: None,
         });
     }
     links
+}
+
+/// Where the tag opened at `start` ends: the first `>` outside a quoted attribute value (valid
+/// HTML may leave `>` unescaped there: `data-requires-python=">=3.8"`).
+fn tag_end(html: &str, start: usize) -> Option<usize> {
+    let mut quote = None;
+    for (offset, byte) in html.as_bytes()[start..].iter().enumerate() {
+        match (quote, byte) {
+            (None, b'"' | b'\'') => quote = Some(*byte),
+            (Some(open), _) if open == *byte => quote = None,
+            (None, b'>') => return Some(start + offset),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The hex after `sha256=` (the algorithm's name in any case), if that is what `text` holds.
+fn strip_sha256(text: &str) -> Option<&str> {
+    let (algorithm, hex) = text.split_once('=')?;
+    algorithm.eq_ignore_ascii_case("sha256").then_some(hex)
 }
 
 /// `name="value"`, `name='value'`, `name=value` and bare `name` attributes, names lower-cased,
@@ -478,11 +509,14 @@ mod tests {
              "dist-info-metadata":{"sha256":"EF"}},
             {"filename":"demo-0.9.tar.gz","url":"demo-0.9.tar.gz","hashes":{"md5":"00"},
              "yanked":"broken build","data-dist-info-metadata":false},
+            {"filename":"demo-0.8.tar.gz","url":"demo-0.8.tar.gz","hashes":{"sha256":"aa"},
+             "yanked":""},
             {"url":"no-name.tar.gz","hashes":{}}
         ]}"#;
         let links = parse_project(json, true, "https://index.example/simple/demo/").unwrap();
-        assert_eq!(links.len(), 3, "an entry without a file name is no file");
+        assert_eq!(links.len(), 4, "an entry without a file name is no file");
         let [sdist, wheel, old] = [&links[0], &links[1], &links[2]];
+        assert_eq!(links[3].yanked, None, "an empty reason does not yank");
         assert_eq!(
             sdist.url,
             "https://files.example/packages/ab/demo-1.0.tar.gz"
@@ -517,10 +551,25 @@ mod tests {
 <a href="https://files.example/p/demo-1.0.tar.gz#sha256=ABCDEF" data-requires-python="&gt;=3.7,&#60;4,!=3.8.*" data-dist-info-metadata="sha256=AA" data-core-metadata="sha256=AA">demo-1.0.tar.gz</a><br />
 <a href="https://files.example/p/demo-0.9.tar.gz#sha256=12" data-requires-python="&#x3e;=2.7" data-yanked="Broken &amp; withdrawn">demo-0.9.tar.gz</a><br />
 <a href="https://files.example/p/demo-0.8.tar.gz#md5=00" data-core-metadata="true">demo-0.8.tar.gz</a><br />
+<a href="https://files.example/p/demo-0.7.tar.gz#SHA256=CAFE" data-core-metadata="SHA256=BEEF">demo-0.7.tar.gz</a><br />
+<!-- <a href="https://files.example/p/demo-0.6.tar.gz#sha256=11">demo-0.6.tar.gz</a> -->
+<a href="https://files.example/p/demo-0.5.tar.gz#sha256=22" data-requires-python=">=3.10,<4">demo-0.5.tar.gz</a>
 </body></html>"#;
         let links =
             parse_project(html.as_bytes(), false, "https://index.example/simple/demo/").unwrap();
-        assert_eq!(links.len(), 3);
+        assert_eq!(links.len(), 5, "the commented-out anchor is no link");
+        assert_eq!(links[4].filename, "demo-0.5.tar.gz");
+        assert_eq!(
+            links[4].requires_python.as_deref(),
+            Some(">=3.10,<4"),
+            "a raw > inside quotes"
+        );
+        assert_eq!(
+            links[3].sha256.as_deref(),
+            Some("cafe"),
+            "the algorithm in any case"
+        );
+        assert_eq!(links[3].metadata_sha256.as_deref(), Some("beef"));
         assert_eq!(links[0].sha256.as_deref(), Some("abcdef"));
         assert_eq!(
             links[0].requires_python.as_deref(),
