@@ -139,19 +139,47 @@ fn upload_body(wheel: &Wheel, data: &[u8]) -> Bytes {
     )
 }
 
-/// pypiserver's paths for the three kinds of request, in the order of `run`'s.
-fn pypiserver_paths(wheels: &[&Wheel]) -> [Vec<String>; 3] {
-    [
-        vec!["/simple/".into()],
-        wheels
-            .iter()
-            .map(|wheel| format!("/simple/{}/", wheel.project))
-            .collect(),
-        wheels
-            .iter()
-            .map(|wheel| format!("/packages/{}", wheel.filename))
-            .collect(),
-    ]
+/// Where a server answers: its simple index, and a wheel's URL.
+struct Layout {
+    simple: &'static str,
+    wheel: fn(&Wheel) -> String,
+}
+
+const GRANARY: Layout = Layout {
+    simple: "/pypi/python/simple/",
+    wheel: |wheel| format!("/pypi/python/packages/{}/{}", wheel.project, wheel.filename),
+};
+const NGINX: Layout = Layout {
+    simple: "/python/simple/",
+    wheel: |wheel| format!("/python/files/{}", wheel.filename),
+};
+const PYPISERVER: Layout = Layout {
+    simple: "/simple/",
+    wheel: |wheel| format!("/packages/{}", wheel.filename),
+};
+
+/// The kinds of request, with #20's goal for each (a ratio to nginx).
+const KINDS: [(&str, f64); 3] = [
+    ("`simple/` (the project list)", 0.3),
+    (
+        "`simple/<project>/` (a page of 20 links), every project in turn",
+        0.3,
+    ),
+    ("a wheel download, one per project in turn", 0.5),
+];
+
+impl Layout {
+    /// The paths of the [`KINDS`] of request on this server, one wheel per project.
+    fn paths(&self, wheels: &[&Wheel]) -> [Vec<String>; 3] {
+        [
+            vec![self.simple.to_owned()],
+            wheels
+                .iter()
+                .map(|wheel| format!("{}{}/", self.simple, wheel.project))
+                .collect(),
+            wheels.iter().map(|wheel| (self.wheel)(wheel)).collect(),
+        ]
+    }
 }
 
 /// Requests per second of `paths` at `addr`: the median of [`ROUNDS`] runs after a warm-up.
@@ -230,41 +258,15 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         .iter()
         .filter(|wheel| seen.insert(wheel.project.clone()))
         .collect();
-    let kinds: [(&str, Vec<String>, Vec<String>, f64); 3] = [
-        (
-            "`simple/` (the project list)",
-            vec!["/pypi/python/simple/".into()],
-            vec!["/python/simple/".into()],
-            0.3,
-        ),
-        (
-            "`simple/<project>/` (a page of 20 links), every project in turn",
-            first_wheels
-                .iter()
-                .map(|wheel| format!("/pypi/python/simple/{}/", wheel.project))
-                .collect(),
-            first_wheels
-                .iter()
-                .map(|wheel| format!("/python/simple/{}/", wheel.project))
-                .collect(),
-            0.3,
-        ),
-        (
-            "a wheel download, one per project in turn",
-            first_wheels
-                .iter()
-                .map(|wheel| format!("/pypi/python/packages/{}/{}", wheel.project, wheel.filename))
-                .collect(),
-            first_wheels
-                .iter()
-                .map(|wheel| format!("/python/files/{}", wheel.filename))
-                .collect(),
-            0.5,
-        ),
-    ];
     let pypiserver = PypiServer::start(&files)?;
-    for ((measure, granary_paths, nginx_paths, goal), pypiserver_paths) in
-        kinds.into_iter().zip(pypiserver_paths(&first_wheels))
+    let [granary_paths, nginx_paths, pypiserver_paths] =
+        [GRANARY, NGINX, PYPISERVER].map(|layout| layout.paths(&first_wheels));
+    let servers = granary_paths
+        .into_iter()
+        .zip(nginx_paths)
+        .zip(pypiserver_paths);
+    for ((measure, goal), ((granary_paths, nginx_paths), pypiserver_paths)) in
+        KINDS.into_iter().zip(servers)
     {
         let granary_rates = rate(granary, &Arc::new(granary_paths)).await?;
         let nginx_rates = rate(nginx, &Arc::new(nginx_paths)).await?;

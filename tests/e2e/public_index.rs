@@ -124,13 +124,7 @@ async fn repository_remote_distribution(
         )
         .await;
     let remote = str_field(&remote, "pulp_href").to_owned();
-    let repository = app
-        .create(
-            &format!("{API}/repositories/python/python/"),
-            json!({"name": base_path}),
-        )
-        .await;
-    let repository = str_field(&repository, "pulp_href").to_owned();
+    let repository = app.create_python_repository(base_path).await;
     let mut distribution =
         json!({"name": base_path, "base_path": base_path, "repository": repository});
     if pull_through {
@@ -326,13 +320,7 @@ async fn a_mirror_and_a_pull_through_cache_of_the_public_index(backend: Backend)
         )
         .await;
     let large = str_field(&large, "pulp_href");
-    let repository = app
-        .create(
-            &format!("{API}/repositories/python/python/"),
-            json!({"name": "large"}),
-        )
-        .await;
-    let repository = str_field(&repository, "pulp_href");
+    let repository = &app.create_python_repository("large").await;
     let task = app.sync(repository, large, false).await;
     assert_eq!(task["state"], "completed", "{task:#}");
     let version = app.latest_version_href(repository).await;

@@ -38,13 +38,7 @@ async fn tools() -> PythonTools {
 /// A Python repository and a distribution serving its latest version at `/pypi/<base_path>/`;
 /// returns the repository href. `extra` adds distribution fields (`remote`, `allow_uploads`).
 async fn repository_and_distribution(app: &TestApp, base_path: &str, extra: Value) -> String {
-    let repository = app
-        .create(
-            &format!("{API}/repositories/python/python/"),
-            json!({"name": base_path}),
-        )
-        .await;
-    let repository = str_field(&repository, "pulp_href").to_owned();
+    let repository = app.create_python_repository(base_path).await;
     let mut body = json!({"name": base_path, "base_path": base_path, "repository": repository});
     body.as_object_mut()
         .unwrap()

@@ -158,7 +158,7 @@ async fn python_files_on_other_origins_are_fetched_once_allowed(backend: Backend
         .await;
     assert_eq!(remote["allowed_origins"], json!([]), "{remote:#}");
     let remote = str_field(&remote, "pulp_href").to_owned();
-    let mirror = python_repository(&app, "mirror").await;
+    let mirror = app.create_python_repository("mirror").await;
 
     // Not allowed: every other origin here is on loopback.
     let task = app.sync(&mirror, &remote, false).await;
@@ -207,7 +207,7 @@ async fn python_files_on_other_origins_are_fetched_once_allowed(backend: Backend
     assert_eq!(index.refused_requests(), 0, "the index got its credentials");
 
     // pip through a pull-through distribution of the same remote.
-    let cache = python_repository(&app, "cache").await;
+    let cache = app.create_python_repository("cache").await;
     let task = app
         .run_task(
             &format!("{API}/distributions/python/pypi/"),
@@ -244,17 +244,6 @@ async fn python_files_on_other_origins_are_fetched_once_allowed(backend: Backend
 async fn serving(file: &FixtureFile) -> Upstream {
     let manifest = format!("{}\n", file.manifest_line());
     Upstream::serve_with_manifest(std::slice::from_ref(file), manifest).await
-}
-
-/// A python repository; returns its href.
-async fn python_repository(app: &TestApp, name: &str) -> String {
-    let repository = app
-        .create(
-            &format!("{API}/repositories/python/python/"),
-            json!({"name": name}),
-        )
-        .await;
-    str_field(&repository, "pulp_href").to_owned()
 }
 
 /// A file remote whose upstream (credentials required) redirects its file to a files host
@@ -467,7 +456,7 @@ async fn index_pages_are_asked_for_again_conditionally(backend: Backend) {
             json!({"name": "kept", "url": index.base_url(), "policy": "on_demand"}),
         )
         .await;
-    let cache = python_repository(&app, "kept").await;
+    let cache = app.create_python_repository("kept").await;
     let task = app
         .run_task(
             &format!("{API}/distributions/python/pypi/"),

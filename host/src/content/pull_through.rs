@@ -79,9 +79,14 @@ pub(super) async fn serve(
             matched.name
         )));
     };
-    let origins = remote.origin_policy()?;
-    validate_declaration(&file.unit, &plugin.content_type_names(), Some(&origins))
-        .map_err(|message| plugin_fault(format!("with an invalid unit: {message}")))?;
+    // The policy of the client that will fetch the file, built once per remote configuration.
+    let client = app.remote_clients.client(remote)?;
+    validate_declaration(
+        &file.unit,
+        &plugin.content_type_names(),
+        Some(client.policy()),
+    )
+    .map_err(|message| plugin_fault(format!("with an invalid unit: {message}")))?;
     let Some(declared) = file
         .unit
         .artifacts

@@ -179,6 +179,17 @@ impl TestApp {
         str_field(&remote, "pulp_href").to_owned()
     }
 
+    /// Creates a python repository; returns its href.
+    pub async fn create_python_repository(&self, name: &str) -> String {
+        let repository = self
+            .create(
+                &format!("{API}/repositories/python/python/"),
+                json!({"name": name}),
+            )
+            .await;
+        str_field(&repository, "pulp_href").to_owned()
+    }
+
     /// Creates a file repository and checks it starts at version 0; returns its href.
     pub async fn create_file_repository(&self, name: &str) -> String {
         let repository = self
