@@ -129,7 +129,15 @@ pub async fn finish_version(
         tx.commit().await?;
         return Ok(NewVersion { number: None });
     }
-    let summary = content_summary(&mut tx, names, repository_id, &repo_href, number).await?;
+    let summary = content_summary(
+        &mut tx,
+        names,
+        repository_id,
+        &repo_href,
+        number,
+        Some(base),
+    )
+    .await?;
     let base_id: Option<String> = sqlx::query_scalar(
         "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
     )
@@ -309,7 +317,8 @@ async fn squash(
     .fetch_one(&mut **tx)
     .await?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
-    let summary = content_summary(tx, names, repository_id, &repo_href, next).await?;
+    // Squashing is rare and reshapes what `next` added: counted afresh.
+    let summary = content_summary(tx, names, repository_id, &repo_href, next, None).await?;
     sqlx::query(
         "UPDATE repository_versions SET base_version_id = $3, content_summary = $4
          WHERE repository_id = $1 AND number = $2",
@@ -339,49 +348,123 @@ struct TypeCount {
     href: String,
 }
 
+/// Units per (plugin, content type).
+type Counts = BTreeMap<(String, String), i64>;
+
 /// Counts added, removed and present content per type for version `number`, as JSON text.
+///
+/// Added and removed are read through the indexes on `version_added` and `version_removed`, so
+/// they cost what changed. Present is the `base` version's present count plus added minus
+/// removed, so that a version (an upload is one) costs nothing proportional to the repository's
+/// size; without a base summary to start from it is counted.
 async fn content_summary(
     conn: &mut sqlx::AnyConnection,
     names: &RestNames,
     repository_id: &str,
     repo_href: &str,
     number: i64,
+    base: Option<i64>,
 ) -> Result<String, sqlx::Error> {
-    let mut summary = ContentSummary::default();
-    let queries = [
-        ("added", "rc.version_added = $2"),
-        ("removed", "rc.version_removed = $2"),
-        (
-            "present",
-            "rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)",
-        ),
-    ];
-    for (key, condition) in queries {
-        let rows = sqlx::query_as::<_, (String, String, i64)>(&format!(
-            "SELECT c.plugin, c.type_name, COUNT(*) FROM repository_content rc JOIN content c ON c.id = rc.content_id
-             WHERE rc.repository_id = $1 AND {condition} GROUP BY c.plugin, c.type_name"
-        ))
-        .bind(repository_id)
-        .bind(number)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut counts = BTreeMap::new();
-        for (plugin, type_name, count) in rows {
-            counts.insert(format!("{plugin}.{type_name}"), (plugin, type_name, count));
+    const ADDED: &str = "rc.version_added = $2";
+    const REMOVED: &str = "rc.version_removed = $2";
+    const PRESENT: &str =
+        "rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)";
+    let added = count_units(conn, repository_id, number, ADDED).await?;
+    let removed = count_units(conn, repository_id, number, REMOVED).await?;
+    let present = match base {
+        Some(base) => present_in_summary(conn, repository_id, base).await?,
+        None => None,
+    };
+    let present = match present {
+        Some(mut present) => {
+            for (content_type, count) in &added {
+                *present.entry(content_type.clone()).or_default() += count;
+            }
+            for (content_type, count) in &removed {
+                *present.entry(content_type.clone()).or_default() -= count;
+            }
+            present.retain(|_, count| *count > 0);
+            present
         }
-        let (section, filter) = match key {
-            "present" => (&mut summary.present, "repository_version"),
-            "added" => (&mut summary.added, "repository_version_added"),
-            _ => (&mut summary.removed, "repository_version_removed"),
-        };
-        for (full, (plugin, type_name, count)) in counts {
+        None => count_units(conn, repository_id, number, PRESENT).await?,
+    };
+    let mut summary = ContentSummary::default();
+    let sections = [
+        (&mut summary.added, added, "repository_version_added"),
+        (&mut summary.removed, removed, "repository_version_removed"),
+        (&mut summary.present, present, "repository_version"),
+    ];
+    for (section, counts, filter) in sections {
+        for ((plugin, type_name), count) in counts {
             let list = hrefs::content_list(names, &plugin, &type_name);
             let href = format!("{list}?{filter}={repo_href}versions/{number}/");
-            section.insert(full, TypeCount { count, href });
+            section.insert(format!("{plugin}.{type_name}"), TypeCount { count, href });
         }
     }
     // Plain data: serializing it cannot fail.
     Ok(serde_json::to_string(&summary).unwrap_or_default())
+}
+
+/// Units of version `number` matching `condition` (on `rc`, binding `$1` the repository and `$2`
+/// the number), per content type.
+async fn count_units(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: &str,
+    number: i64,
+    condition: &str,
+) -> Result<Counts, sqlx::Error> {
+    let rows = sqlx::query_as::<_, (String, String, i64)>(&format!(
+        "SELECT c.plugin, c.type_name, COUNT(*) FROM repository_content rc JOIN content c ON c.id = rc.content_id
+         WHERE rc.repository_id = $1 AND {condition} GROUP BY c.plugin, c.type_name"
+    ))
+    .bind(repository_id)
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(plugin, type_name, count)| ((plugin, type_name), count))
+        .collect())
+}
+
+/// The present counts of version `number`'s stored summary; `None` when it has none to trust
+/// (version 0 has no summary).
+async fn present_in_summary(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: &str,
+    number: i64,
+) -> Result<Option<Counts>, sqlx::Error> {
+    let summary: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT content_summary FROM repository_versions WHERE repository_id = $1 AND number = $2",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(summary) = summary.flatten() else {
+        return Ok(None);
+    };
+    let Ok(summary) = serde_json::from_str::<serde_json::Value>(&summary) else {
+        return Ok(None);
+    };
+    let Some(present) = summary
+        .get("present")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Ok(None);
+    };
+    let mut counts = Counts::new();
+    for (full, entry) in present {
+        // Plugin and type names are `[a-z][a-z0-9_]*`: the first dot separates them.
+        let (Some((plugin, type_name)), Some(count)) = (
+            full.split_once('.'),
+            entry.get("count").and_then(serde_json::Value::as_i64),
+        ) else {
+            return Ok(None);
+        };
+        counts.insert((plugin.to_owned(), type_name.to_owned()), count);
+    }
+    Ok(Some(counts))
 }
 
 /// The href of version `number` of a repository.
