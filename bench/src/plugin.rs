@@ -9,6 +9,10 @@
 //!   and for the wheel its `METADATA` stored with `artifacts.create`, as an upload is.
 //!   `GRANARY_BENCH_PYTHON_WASM=path` measures another build of the plugin (an older commit's
 //!   `granary_plugin_python.wasm`), so two builds can be compared in the same conditions.
+//! - the python plugin's `handle` (#20 item 5: what a plugin route costs when no kept answer
+//!   serves it): `simple/Some_Project`, answered with a redirect and no host call (the cost of a
+//!   call itself), and `simple/some-project/` of an empty repository version (one
+//!   `content.list-by-prefix` query, then a 404).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +23,8 @@ use anyhow::Context as _;
 use granary::db::Db;
 use granary::plugins::runtime::Limits;
 use granary::plugins::{
-    ArtifactRef, CallScope, ContentScope, PluginRuntime, PublicationScope, VersionInfo,
+    ArtifactRef, CallScope, ContentScope, DistributionInfo, HttpRequest, PluginRuntime,
+    PublicationScope, VersionInfo,
 };
 use granary::storage::BlobStore;
 
@@ -29,6 +34,7 @@ use crate::{Bench, fixture};
 const DESCRIBE_CALLS: u32 = 5000;
 const PUBLISH_CALLS: u32 = 1000;
 const PARSE_UPLOAD_CALLS: u32 = 1000;
+const HANDLE_CALLS: u32 = 5000;
 /// Python modules in the wheel and the sdist parsed.
 const PYTHON_MODULES: usize = 40;
 
@@ -121,6 +127,77 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         target: "",
         holds: None,
     });
+
+    let handle = |path: &str| {
+        let scope = CallScope {
+            content: Some(ContentScope {
+                db: db.clone(),
+                repository_id: "bench".into(),
+                version: 0,
+            }),
+            content_types: python.content_type_names(),
+            ..CallScope::default()
+        };
+        let request = HttpRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: None,
+            headers: vec![("accept".into(), "text/html".into())],
+            body: Vec::new(),
+            base_url: "http://127.0.0.1:24817/pypi/bench/".into(),
+            form: Vec::new(),
+            files: Vec::new(),
+            user: None,
+            distribution: DistributionInfo {
+                name: "bench".into(),
+                base_path: "bench".into(),
+                extra: "{}".into(),
+                writable: true,
+                remote: None,
+            },
+        };
+        let runtime = &runtime;
+        let python = &python;
+        async move {
+            let (result, _) = runtime.handle(python, scope, &request).await;
+            result.map_err(|error| anyhow::anyhow!("{error:?}"))
+        }
+    };
+    let routes = [
+        (
+            "simple/Some_Project",
+            "a redirect, no host call",
+            301,
+            "≤ 50 µs",
+        ),
+        (
+            "simple/some-project/",
+            "a project page of an empty version (one query, 404)",
+            404,
+            "",
+        ),
+    ];
+    for (path, what, status, target) in routes {
+        let answered = handle(path).await?.response.status;
+        anyhow::ensure!(answered == status, "{path} answered {answered}");
+        for _ in 0..HANDLE_CALLS / 10 {
+            handle(path).await?;
+        }
+        let started = Instant::now();
+        for _ in 0..HANDLE_CALLS {
+            handle(path).await?;
+        }
+        let call = started.elapsed().as_secs_f64() * 1e6 / f64::from(HANDLE_CALLS);
+        bench.row(Row {
+            item: 5,
+            measure: format!("instantiate + `handle` of `{path}` (python plugin): {what}"),
+            granary: format!("{call:.1} µs/call"),
+            reference: String::new(),
+            ratio: None,
+            target,
+            holds: (!target.is_empty()).then_some(call <= 50.0),
+        });
+    }
 
     let (wheel, sdist) = fixture::python_archives(&work.join("python"), PYTHON_MODULES)?;
     for (kind, path) in [("a wheel", wheel), ("an sdist", sdist)] {

@@ -1,7 +1,8 @@
 //! Issue #20's table: what the python plugin serves (the simple index, project pages, wheel
 //! downloads) side by side with nginx serving the same pages as static files, on the same
 //! machine with the same client and concurrency. The fixture is `GRANARY_BENCH_PYTHON_PROJECTS`
-//! projects (default 100) × [`VERSIONS`] versions of a tiny wheel, uploaded one by one through the
+//! projects (default 100) × `GRANARY_BENCH_PYTHON_VERSIONS` versions (default 20) of a tiny
+//! wheel, uploaded one by one through the
 //! legacy upload API as twine does; the uploads' rate is compared with the minimal durable
 //! receiver (`sink`) taking the same bodies.
 //!
@@ -25,7 +26,7 @@ use crate::procs::PypiServer;
 use crate::report::{Row, Spread};
 use crate::sink;
 
-/// Versions per project: one wheel each.
+/// Versions per project unless `GRANARY_BENCH_PYTHON_VERSIONS` says otherwise: one wheel each.
 const VERSIONS: usize = 20;
 /// Measured runs per server and page kind, taking turns.
 const ROUNDS: usize = 3;
@@ -90,12 +91,12 @@ struct Wheel {
     sha256: String,
 }
 
-fn generate(bench: &Bench, projects: usize) -> anyhow::Result<Vec<Wheel>> {
+fn generate(bench: &Bench, projects: usize, versions: usize) -> anyhow::Result<Vec<Wheel>> {
     let root = bench.www().join("python");
     let output = Command::new("python3")
         .args(["-c", GENERATE])
         .arg(&root)
-        .args([projects.to_string(), VERSIONS.to_string()])
+        .args([projects.to_string(), versions.to_string()])
         .output()
         .context("running python3 to write the wheels")?;
     if !output.status.success() {
@@ -162,7 +163,7 @@ const PYPISERVER: Layout = Layout {
 const KINDS: [(&str, f64); 3] = [
     ("`simple/` (the project list)", 0.3),
     (
-        "`simple/<project>/` (a page of 20 links), every project in turn",
+        "`simple/<project>/` (a page of a link per version), every project in turn",
         0.3,
     ),
     ("a wheel download, one per project in turn", 0.5),
@@ -212,7 +213,13 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         .transpose()
         .context("GRANARY_BENCH_PYTHON_PROJECTS")?
         .unwrap_or(100);
-    let wheels = generate(bench, projects)?;
+    let versions: usize = std::env::var("GRANARY_BENCH_PYTHON_VERSIONS")
+        .ok()
+        .map(|value| value.parse())
+        .transpose()
+        .context("GRANARY_BENCH_PYTHON_VERSIONS")?
+        .unwrap_or(VERSIONS);
+    let wheels = generate(bench, projects, versions)?;
     let files = bench.www().join("python").join("files");
     let bodies: Vec<Bytes> = wheels
         .iter()
@@ -242,7 +249,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     bench.row(Row {
         item: 4,
         measure: format!(
-            "legacy uploads of {} wheels ({projects} projects × {VERSIONS}), one version each",
+            "legacy uploads of {} wheels ({projects} projects × {versions}), one version each",
             bodies.len()
         ),
         granary: format!("{granary_uploads:.0} uploads/s"),
