@@ -167,6 +167,12 @@ pub struct Config {
     #[arg(long, env = "GRANARY_CONTENT_RESOLUTION_CACHE_KB", default_value_t = 8 * 1024)]
     pub content_resolution_cache_kb: usize,
 
+    /// Bytes of plugin answers (index pages, resolved downloads) the content app keeps per
+    /// `serve` process, in KiB. Kept only where the plugin allows it, for as long as the
+    /// distribution serves the version they were made for.
+    #[arg(long, env = "GRANARY_CONTENT_ANSWER_CACHE_KB", default_value_t = 16 * 1024)]
+    pub content_answer_cache_kb: usize,
+
     /// Seconds a client has to send a request's headers once its connection waits for one (also
     /// how long an idle keep-alive connection stays open: the timer starts when the connection
     /// starts waiting for its next request).

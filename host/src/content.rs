@@ -11,7 +11,9 @@
 //! - this file: distribution matching, listings, stored and on-demand files.
 //! - `handle`: plugin routes (auth, form bodies, `handle`, units added by the outcome).
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
-//! - `cache`: distribution matches and published files kept in memory between changes.
+//! - `cache`: distribution matches, published files and served versions kept in memory between
+//!   changes.
+//! - `answers`: plugin answers the plugin marked cacheable, kept per served version.
 //! - `guards`: the distribution's content guard, checked before anything is served.
 //! - `admission`: turns for plugin calls and upstream fetches, per client, distribution and
 //!   process; 503 with `Retry-After` when none comes in time.
@@ -39,6 +41,7 @@ use crate::state::{App, AppState};
 use crate::tasks::correlation;
 
 mod admission;
+mod answers;
 mod cache;
 pub mod form;
 mod guards;
@@ -65,6 +68,8 @@ pub struct ContentApp {
     resolutions: Resolutions,
     /// Turns for plugin calls and upstream fetches, per distribution and per client.
     admission: Admission,
+    /// Plugin answers kept until the version they were made for is no longer served.
+    answers: answers::AnswerCache,
 }
 
 impl std::ops::Deref for ContentApp {
@@ -86,6 +91,10 @@ pub fn router<S>(app: &AppState) -> Router<S> {
             app.config.content_resolution_cache_kb.saturating_mul(1024),
         ),
         admission: Admission::new(&app.config),
+        answers: answers::AnswerCache::new(
+            app.db.content_changes().clone(),
+            app.config.content_answer_cache_kb.saturating_mul(1024),
+        ),
     });
     Router::new()
         .route("/pulp/content/", get(root))
@@ -342,17 +351,42 @@ async fn serve_matched(
     }
     // Only plugin routes need the version, so only they pay for the copy it is written into.
     let mut matched = matched.clone();
+    // Taken before the version is read: an answer made from an older read is not kept.
+    let generation = app.answers.generation();
     resolve_version(app, &mut matched).await?;
+    let client = crate::auth::client_address(request.extensions());
+    let caller = app
+        .authenticator
+        .authenticate(request.headers(), client)
+        .await?;
     let base_url = format!("{}{route_prefix}{}/", app.origin, matched.base_path);
+    let kept = handle::kept_answer(
+        app,
+        (&matched, &base_url, rest),
+        caller.as_ref(),
+        request.method(),
+        request.uri(),
+        request.headers(),
+    )
+    .await?;
+    if let Some(kept) = kept {
+        return Ok(kept);
+    }
+    let route = handle::Route {
+        matched: &matched,
+        requester: &requester,
+        rest,
+        base_url,
+        caller,
+        generation,
+    };
     // A plugin route runs under a correlation id, as a REST request does: the tasks it queues
     // record it, a plugin's failure is logged under it and the client gets it to quote. Stored
-    // files do without: the id, its scope and its header cost them about a fifth of their speed.
+    // files and kept answers do without: the id, its scope and its header cost them about a
+    // fifth of their speed.
     let id = correlation::pick(&request);
     let answer = crate::tasks::LOGGING_CID
-        .scope(
-            id.clone(),
-            handle::plugin_route(app, &matched, &requester, rest, base_url, request),
-        )
+        .scope(id.clone(), handle::plugin_route(app, route, request))
         .await;
     Ok(correlation::echo(answer.into_response(), &id))
 }
@@ -506,14 +540,27 @@ async fn resolve_version(app: &ContentApp, matched: &mut Matched) -> ApiResult<(
         (None, None, Some(repository_id)) => Some((LATEST, repository_id)),
         (None, None, None) => None,
     };
-    if let Some((sql, id)) = lookup {
-        let (repository_id, version) = sqlx::query_as::<_, (String, i64)>(sql)
-            .bind(id)
-            .fetch_one(app.db.pool())
-            .await?;
-        matched.repository_id = Some(repository_id);
-        matched.version = Some(version);
-    }
+    let Some((sql, id)) = lookup else {
+        return Ok(());
+    };
+    // Kept per distribution and served object until the content tables (repositories included:
+    // their latest version) change, so a cached plugin answer costs no query at all.
+    let cache = &app.resolutions.0;
+    let key = format!("{}:{}{id}", matched.base_path.len(), matched.base_path);
+    let (repository_id, version) = match cache.version(&key) {
+        Some(served) => served,
+        None => {
+            let generation = cache.generation();
+            let served = sqlx::query_as::<_, (String, i64)>(sql)
+                .bind(id)
+                .fetch_one(app.db.pool())
+                .await?;
+            cache.keep_version(generation, &key, served.clone());
+            served
+        }
+    };
+    matched.repository_id = Some(repository_id);
+    matched.version = Some(version);
     Ok(())
 }
 
@@ -894,6 +941,8 @@ fn tokio_stream_from(
 }
 
 /// Serves a unit's file a plugin pointed at, after checking it is in the distribution's version.
+/// Serves the content artifact `id` of the version `matched` serves: stored, or fetched from the
+/// remote.
 async fn served_content_artifact(
     app: &Arc<ContentApp>,
     matched: &Matched,
@@ -902,10 +951,23 @@ async fn served_content_artifact(
     path: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
+    match content_artifact_file(app, matched, id).await? {
+        (Some(sha256), Some(size)) => stored(app, &sha256, size as u64, path, headers).await,
+        _ => from_remote(app, requester, id, path).await,
+    }
+}
+
+/// The stored artifact (sha256, size) behind the content artifact `id` of the version `matched`
+/// serves; `(None, None)` for a file not downloaded yet, 404 when the version has no such file.
+async fn content_artifact_file(
+    app: &ContentApp,
+    matched: &Matched,
+    id: &str,
+) -> ApiResult<(Option<String>, Option<i64>)> {
     let (Some(repository_id), Some(version)) = (&matched.repository_id, matched.version) else {
         return Err(ApiError::not_found());
     };
-    let (sha256, size) = sqlx::query_as::<_, (Option<String>, Option<i64>)>(&format!(
+    sqlx::query_as::<_, (Option<String>, Option<i64>)>(&format!(
         "SELECT a.sha256, a.size FROM content_artifacts ca
          JOIN repository_content rc ON rc.content_id = ca.content_id
          LEFT JOIN artifacts a ON a.id = ca.artifact_id
@@ -917,11 +979,7 @@ async fn served_content_artifact(
     .bind(id)
     .fetch_optional(app.db.pool())
     .await?
-    .ok_or_else(ApiError::not_found)?;
-    match (sha256, size) {
-        (Some(sha256), Some(size)) => stored(app, &sha256, size as u64, path, headers).await,
-        _ => from_remote(app, requester, id, path).await,
-    }
+    .ok_or_else(ApiError::not_found)
 }
 
 #[cfg(test)]

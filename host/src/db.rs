@@ -54,9 +54,11 @@ pub struct Db {
 }
 
 /// The tables the content app resolves a path with: a committed change to any of them may change
-/// what a path serves.
+/// what a path serves. `repositories` because its `latest_version` is the version a distribution
+/// of the repository serves to plugin routes (and the key of their cached answers).
 const CONTENT_TABLES: &[&str] = &[
     "distributions",
+    "repositories",
     "publications",
     "published_files",
     "artifacts",

@@ -102,8 +102,9 @@ mod types;
 pub use error::PluginError;
 pub use types::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
-    FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo, RemoteConfig,
-    RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile, VersionInfo,
+    FormFile, HOST_CACHE_CONTROL, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo,
+    RemoteConfig, RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile,
+    VersionInfo,
 };
 
 /// The raw bindings of the `content-type` world. Not a stable API: use the modules of this crate.

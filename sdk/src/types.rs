@@ -134,7 +134,22 @@ impl HttpResponse {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
+
+    /// Lets the host keep this answer to a GET or HEAD and serve it again, without calling
+    /// `handle`, for up to `seconds`, and never once the distribution serves another repository
+    /// version. The answer is kept per method, URL, user and the values of the request headers
+    /// named in its `Vary` header, so it must depend on nothing else the request carries. Only
+    /// 200, 203, 301 and 308 answers are kept. Sets [`HOST_CACHE_CONTROL`], which the client
+    /// never sees.
+    pub fn kept_by_host(self, seconds: u32) -> Self {
+        self.with_header(HOST_CACHE_CONTROL, &format!("max-age={seconds}"))
+    }
 }
+
+/// The response header by which `handle` tells the host how long it may keep an answer
+/// (`max-age=N`) or that it must not (`no-store`); see [`HttpResponse::kept_by_host`]. Without
+/// it, the host reads the answer's `Cache-Control` as a shared cache does.
+pub const HOST_CACHE_CONTROL: &str = "granary-cache-control";
 
 impl HandleOutcome {
     /// Sends `response` and changes nothing.

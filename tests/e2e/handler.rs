@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::fixture::FixtureFile;
 use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::requests::As;
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
 sqlite_and_postgres!(
@@ -16,6 +17,7 @@ sqlite_and_postgres!(
     plugin_answers_carry_only_the_headers_the_host_allows,
     handle_reaches_only_this_repositorys_artifacts,
     a_crashing_handle_answers_502_with_only_the_correlation_id,
+    kept_answers_follow_the_served_version_and_never_cross_users,
 );
 
 const HANDLER: &str = env!("GRANARY_TEST_HANDLER_WASM");
@@ -612,10 +614,115 @@ async fn a_crashing_handle_answers_502_with_only_the_correlation_id(backend: Bac
         !body.contains("0x5eed"),
         "the crash text reached the client: {body}"
     );
-    let logs = app.logs();
-    let logged = logs
-        .lines()
-        .find(|line| line.contains(&correlation_id) && line.contains("plugin call failed"))
-        .unwrap_or_else(|| panic!("no log line for {correlation_id}: {logs}"));
+    let logged = app
+        .log_line(&correlation_id, |line| {
+            line.contains(&correlation_id) && line.contains("plugin call failed")
+        })
+        .await;
     assert!(logged.contains("0x5eed"), "{logged}");
+}
+
+/// GET `url` as `who`: the status and the body.
+async fn get_as(app: &TestApp, url: &str, who: As<'_>) -> (StatusCode, String) {
+    let request = app.anonymous().get(url);
+    let request = match who {
+        As::Admin => {
+            let (user, password) = app.credentials();
+            request.basic_auth(user, Some(password))
+        }
+        As::Basic(user, password) => request.basic_auth(user, Some(password)),
+        As::Bearer(token) => request.bearer_auth(token),
+        As::Anonymous => request,
+    };
+    text(request.send().await.unwrap()).await
+}
+
+/// The `made=` line of a `kept/` answer: when the plugin made it.
+fn made(answer: &str) -> &str {
+    answer
+        .lines()
+        .find(|line| line.starts_with("made="))
+        .unwrap_or_else(|| panic!("no made= line: {answer}"))
+}
+
+/// The plugin lets the host keep its `kept/<project>` answers (the user, when it made the answer,
+/// the project's files). The host serves them again without calling the plugin, drops them as
+/// soon as the distribution serves a new version, keeps one per user, and lets a content guard
+/// decide every request before any kept answer is looked at.
+async fn kept_answers_follow_the_served_version_and_never_cross_users(backend: Backend) {
+    let app = app_with_handler(backend).await;
+    let (_, distribution) = repository_and_distribution(&app, "kept", None).await;
+    let distribution = str_field(&distribution, "pulp_href").to_owned();
+    let url = app.url("/shelf/kept/kept/demo/");
+    for user in ["alice", "bob"] {
+        app.create(
+            &format!("{API}/users/"),
+            json!({"username": user, "password": format!("{user}-password")}),
+        )
+        .await;
+    }
+    let alice = As::Basic("alice", "alice-password");
+    let bob = As::Basic("bob", "bob-password");
+
+    let (status, first) = get_as(&app, &url, As::Anonymous).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(first.starts_with("user=-\n"), "{first}");
+    assert!(!first.contains("demo/"), "nothing uploaded yet: {first}");
+    let (_, again) = get_as(&app, &url, As::Anonymous).await;
+    assert_eq!(again, first, "kept: the plugin was not asked again");
+
+    // An upload is a new version: the next answer is made afresh and lists the file.
+    let (status, stored) = post_form_as_admin(
+        &app,
+        app.url("/shelf/kept/upload/"),
+        "demo",
+        ("a.txt", b"a"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let (_, after) = get_as(&app, &url, As::Anonymous).await;
+    assert!(after.contains("demo/a.txt\n"), "{after}");
+    assert_ne!(made(&after), made(&first));
+
+    // Each user gets the answer made for them, however often and in whichever order they ask.
+    let (_, for_alice) = get_as(&app, &url, alice).await;
+    let (_, for_bob) = get_as(&app, &url, bob).await;
+    for _ in 0..3 {
+        assert_eq!(get_as(&app, &url, alice).await.1, for_alice);
+        assert_eq!(get_as(&app, &url, bob).await.1, for_bob);
+        assert_eq!(get_as(&app, &url, As::Anonymous).await.1, after);
+    }
+    assert!(for_alice.starts_with("user=alice\n"), "{for_alice}");
+    assert!(for_bob.starts_with("user=bob\n"), "{for_bob}");
+
+    // A guard only alice may pass: bob and anonymous clients are refused though answers made
+    // for others are kept, and alice still gets hers.
+    let guard = app
+        .create(
+            &format!("{API}/contentguards/core/rbac/"),
+            json!({"name": "kept"}),
+        )
+        .await;
+    let added = app
+        .request(
+            reqwest::Method::POST,
+            &format!("{}add_role/", str_field(&guard, "pulp_href")),
+            As::Admin,
+            Some(&json!({"role": "core.rbaccontentguard_downloader", "users": ["alice"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    app.update(&distribution, json!({"content_guard": guard["pulp_href"]}))
+        .await;
+    let (_, guarded) = get_as(&app, &url, alice).await;
+    assert!(guarded.starts_with("user=alice\n"), "{guarded}");
+    for _ in 0..2 {
+        assert_eq!(get_as(&app, &url, alice).await.1, guarded);
+        assert_eq!(get_as(&app, &url, bob).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            get_as(&app, &url, As::Anonymous).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }

@@ -26,6 +26,7 @@ sqlite_and_postgres!(
     pull_through_caches_what_clients_fetch,
     bad_uploads_are_refused_and_store_nothing,
     a_tar_gz_bomb_upload_is_refused_and_adds_no_content,
+    kept_pages_change_with_the_version_and_keep_formats_apart,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -286,6 +287,98 @@ async fn upload(app: &TestApp, tools: &PythonTools, base_path: &str, files: &[Pa
         &files,
         &[],
     ));
+}
+
+/// GET `url` with this `Accept`: the status, the `Content-Type` and the body.
+async fn page_as(app: &TestApp, url: &str, accept: &str) -> (StatusCode, String, String) {
+    let response = app
+        .anonymous()
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, response.text().await.unwrap())
+}
+
+/// The host keeps the simple pages the plugin builds (issue #20), yet a page changes as soon as
+/// the distribution serves a new version, the JSON and HTML forms of a page (PEP 691 `Accept`)
+/// never answer for one another, and a client holding a page revalidates it with `ETag`.
+async fn kept_pages_change_with_the_version_and_keep_formats_apart(backend: Backend) {
+    const JSON: &str = "application/vnd.pypi.simple.v1+json";
+    const HTML: &str = "text/html";
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = build_demo_and_dep(&tools, dir.path());
+    let app = TestApp::start(backend).await;
+    repository_and_distribution(&app, "kept", json!({})).await;
+    upload(&app, &tools, "kept", std::slice::from_ref(&wheel)).await;
+    let index = app.url("/pypi/kept/simple/");
+    let project = app.url("/pypi/kept/simple/granary-dep/");
+    let (status, _, _) = page_as(&app, &project, HTML).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "granary-dep is not uploaded yet"
+    );
+
+    for round in 0..3 {
+        let (status, content_type, html) = page_as(&app, &index, HTML).await;
+        assert_eq!(status, StatusCode::OK, "round {round}");
+        assert!(
+            content_type.starts_with("text/html"),
+            "round {round}: {content_type}"
+        );
+        assert!(html.contains(">granary-demo</a>"), "round {round}: {html}");
+        let (status, content_type, json) = page_as(&app, &index, JSON).await;
+        assert_eq!(status, StatusCode::OK, "round {round}");
+        assert_eq!(content_type, JSON, "round {round}");
+        let json: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            json["projects"][0]["name"], "granary-demo",
+            "round {round}: {json}"
+        );
+    }
+
+    // A second project uploaded: the very next requests see it, in both forms.
+    upload(&app, &tools, "kept", std::slice::from_ref(&sdist)).await;
+    let (_, _, html) = page_as(&app, &index, HTML).await;
+    assert!(html.contains(">granary-dep</a>"), "{html}");
+    let (_, _, json) = page_as(&app, &index, JSON).await;
+    assert!(json.contains("\"granary-dep\""), "{json}");
+    let (status, _, html) = page_as(&app, &project, HTML).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(file_name(&sdist)), "{html}");
+
+    // pip's cache revalidates what it holds: an unchanged page is a 304 without a body.
+    let response = app
+        .anonymous()
+        .get(&index)
+        .header("accept", HTML)
+        .send()
+        .await
+        .unwrap();
+    let etag = response.headers().get("etag").expect("an ETag").clone();
+    assert!(
+        response.headers().get("granary-cache-control").is_none(),
+        "the host's header"
+    );
+    let revalidated = app
+        .anonymous()
+        .get(&index)
+        .header("accept", HTML)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+    assert!(revalidated.bytes().await.unwrap().is_empty());
 }
 
 async fn sync_honours_includes_and_excludes(backend: Backend) {

@@ -26,8 +26,9 @@ pub trait Weigh {
 
 /// Resolutions of request paths, valid for one generation of the content tables. Only what was
 /// found is kept: a path that resolves to nothing is the client's choice, and would let any
-/// client fill the cache with its misses. Each kind of entry has half of the byte budget; the
-/// least recently used entries go first.
+/// client fill the cache with its misses. Distribution matches and published files have 7/16 of
+/// the byte budget each, the versions distributions serve the rest (one small entry per
+/// distribution); the least recently used entries go first.
 #[derive(Debug)]
 pub struct ResolutionCache<D, F> {
     changes: Arc<ContentChanges>,
@@ -39,18 +40,30 @@ struct Shelves<D, F> {
     generation: u64,
     distributions: Shelf<D>,
     files: Shelf<F>,
+    versions: Shelf<ServedVersion>,
+}
+
+/// The repository version a distribution serves to its plugin's routes: the repository's id and
+/// the version's number.
+pub type ServedVersion = (String, i64);
+
+impl Weigh for ServedVersion {
+    fn weight(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// Entries of one kind, least recently used first, and the bytes they hold.
 #[derive(Debug)]
-struct Shelf<V> {
+pub(super) struct Shelf<V> {
     entries: LinkedHashMap<String, V>,
     bytes: usize,
     budget: usize,
 }
 
 impl<V: Clone + Weigh> Shelf<V> {
-    fn new(budget: usize) -> Self {
+    /// Empty, holding at most `budget` bytes of keys and values.
+    pub(super) fn new(budget: usize) -> Self {
         Shelf {
             entries: LinkedHashMap::new(),
             bytes: 0,
@@ -58,17 +71,27 @@ impl<V: Clone + Weigh> Shelf<V> {
         }
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
     }
 
-    fn get(&mut self, key: &str) -> Option<V> {
+    /// The value at `key`, which becomes the most recently used.
+    pub(super) fn get(&mut self, key: &str) -> Option<V> {
         let value = self.entries.to_back(key)?;
         Some(value.clone())
     }
 
-    fn insert(&mut self, key: String, value: V) {
+    /// Takes the value at `key` off the shelf.
+    pub(super) fn remove(&mut self, key: &str) -> Option<V> {
+        let value = self.entries.remove(key)?;
+        self.bytes -= entry_cost(key, &value);
+        Some(value)
+    }
+
+    /// Keeps `value` at `key` as the most recently used, dropping the least recently used until
+    /// it fits; a value larger than the whole budget is not kept.
+    pub(super) fn insert(&mut self, key: String, value: V) {
         let cost = entry_cost(&key, &value);
         if cost > self.budget {
             return;
@@ -99,8 +122,9 @@ impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
             changes,
             shelves: Mutex::new(Shelves {
                 generation,
-                distributions: Shelf::new(budget / 2),
-                files: Shelf::new(budget / 2),
+                distributions: Shelf::new(budget / 16 * 7),
+                files: Shelf::new(budget / 16 * 7),
+                versions: Shelf::new(budget / 8),
             }),
         }
     }
@@ -136,6 +160,18 @@ impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
         });
     }
 
+    /// The version kept for the distribution `distribution` (the key its caller chose).
+    pub fn version(&self, distribution: &str) -> Option<ServedVersion> {
+        self.current(|shelves| shelves.versions.get(distribution))
+    }
+
+    /// Keeps the version a distribution serves, read at `generation`.
+    pub fn keep_version(&self, generation: u64, distribution: &str, served: ServedVersion) {
+        self.keep(generation, |shelves| {
+            shelves.versions.insert(distribution.to_owned(), served);
+        });
+    }
+
     /// Runs `look` on the shelves of the current generation, emptying them first if it moved.
     fn current<R>(&self, look: impl FnOnce(&mut Shelves<D, F>) -> R) -> R {
         let generation = self.changes.generation();
@@ -144,6 +180,7 @@ impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
             shelves.generation = generation;
             shelves.distributions.clear();
             shelves.files.clear();
+            shelves.versions.clear();
         }
         look(&mut shelves)
     }
@@ -161,6 +198,14 @@ impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.current(|shelves| shelves.distributions.bytes + shelves.files.bytes)
+    }
+}
+
+impl<V> Shelf<V> {
+    /// Bytes of keys and values held, as counted against the budget.
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
@@ -259,7 +304,7 @@ mod tests {
         let generation = cache.generation();
         cache.keep_file(generation, "pub-1", "hot", 1);
         for n in 0..1000 {
-            // A 4 KiB path each: 4 MB of keys offered to a 32 KiB shelf.
+            // A 4 KiB path each: 4 MB of keys offered to a 28 KiB shelf.
             let path = format!("{n}/{}", "x".repeat(4096));
             cache.keep_file(generation, "pub-1", &path, n);
             assert_eq!(cache.file("pub-1", "hot"), Some(1), "used, so kept");

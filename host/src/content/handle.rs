@@ -12,11 +12,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequest as _, Multipart, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use bytes::Bytes;
 
 use super::ContentApp;
 use super::admission::{Requester, Work};
+use super::answers::{self, Answer, AnswerBody};
 use super::form::{TextError, bounded_text};
 use super::{Matched, pull_through};
 use crate::auth;
@@ -44,33 +46,157 @@ const MAX_FORM_FILES: usize = 64;
 /// Most parts (text fields and files) in one form body.
 const MAX_FORM_PARTS: usize = 256;
 
-/// Calls the plugin's `handle` for `request` at `matched`, whose links start at `base_url`.
+/// A plugin route request, as [`super::serve_matched`] resolved it.
+pub(super) struct Route<'a> {
+    pub matched: &'a Matched,
+    pub requester: &'a Requester,
+    /// The path below the distribution's base path.
+    pub rest: &'a str,
+    /// Where the distribution's links start.
+    pub base_url: String,
+    /// Who sent the request, when it carried valid credentials.
+    pub caller: Option<auth::User>,
+    /// The content generation the served version was read at (see [`answers::AnswerCache`]).
+    pub generation: u64,
+}
+
+/// What the answer to a request of `caller` for `rest` at `matched`, reached at `base_url`, is
+/// kept under.
+fn answer_key<'a>(
+    matched: &'a Matched,
+    plugin: &'a LoadedPlugin,
+    base_url: &'a str,
+    method: &'a Method,
+    caller: Option<&'a auth::User>,
+    rest: &'a str,
+    query: Option<&'a str>,
+) -> answers::Key<'a> {
+    answers::Key {
+        plugin: &matched.plugin,
+        component: &plugin.sha256,
+        base_url,
+        repository_id: matched.repository_id.as_deref(),
+        version: matched.version,
+        method: method.as_str(),
+        user: caller.map(|caller| caller.username.as_str()),
+        path: rest,
+        query,
+    }
+}
+
+/// The answer kept for a GET or HEAD of `rest` with this `uri` and `headers`, served without
+/// calling the plugin. (Not `&Request`: a request is not `Sync`, so the future would not be
+/// `Send`.)
+pub(super) async fn kept_answer(
+    app: &Arc<ContentApp>,
+    (matched, base_url, rest): (&Matched, &str, &str),
+    caller: Option<&auth::User>,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+) -> ApiResult<Option<Response>> {
+    if method != Method::GET && method != Method::HEAD {
+        return Ok(None);
+    }
+    let Some(plugin) = app.plugins.get(&matched.plugin) else {
+        return Ok(None);
+    };
+    let key = answer_key(
+        matched,
+        &plugin,
+        base_url,
+        method,
+        caller,
+        rest,
+        uri.query(),
+    );
+    let Some(answer) = app.answers.get(&key, headers) else {
+        return Ok(None);
+    };
+    Ok(Some(reply_with(app, &answer, rest, headers).await?))
+}
+
+/// The response to a request with headers `asked` from a kept (or about to be kept) answer.
+async fn reply_with(
+    app: &ContentApp,
+    answer: &Answer,
+    rest: &str,
+    asked: &HeaderMap,
+) -> ApiResult<Response> {
+    let mut reply = match &answer.body {
+        AnswerBody::Bytes(_) if answer.not_modified(asked) => {
+            let mut reply = Response::new(Body::empty());
+            *reply.status_mut() = StatusCode::NOT_MODIFIED;
+            reply
+        }
+        AnswerBody::Bytes(bytes) => {
+            let mut reply = Response::new(Body::from(bytes.clone()));
+            *reply.status_mut() = answer.status;
+            reply
+        }
+        AnswerBody::Stored { sha256, size } => {
+            super::stored(app, sha256, *size, rest, asked).await?
+        }
+    };
+    add_headers(&mut reply, &answer.headers);
+    Ok(reply)
+}
+
+/// Sets the plugin's `headers` on `reply`, over the host's own of the same name.
+fn add_headers(reply: &mut Response, headers: &HeaderMap) {
+    for name in headers.keys() {
+        reply.headers_mut().remove(name);
+    }
+    for (name, value) in headers {
+        reply.headers_mut().append(name, value.clone());
+    }
+}
+
+/// Calls the plugin's `handle` for `request` on `route`, and keeps the answer when the plugin
+/// allows it.
 pub(super) async fn plugin_route(
     app: &Arc<ContentApp>,
-    matched: &Matched,
-    requester: &Requester,
-    rest: &str,
-    base_url: String,
+    route: Route<'_>,
     request: Request,
 ) -> ApiResult<Response> {
+    let Route {
+        matched,
+        requester,
+        rest,
+        base_url,
+        caller,
+        generation,
+    } = route;
     let Some(plugin) = app.plugins.get(&matched.plugin) else {
         return Err(ApiError::not_found());
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let client = auth::client_address(request.extensions());
-    let caller = app.authenticator.authenticate(&headers, client).await?;
     if method != Method::GET && method != Method::HEAD {
         // Anything but a read may change the repository: decided before a byte of the body is
         // read, so a stranger cannot make the server store an upload it will refuse.
         may_push(app, matched, caller.as_ref()).await?;
     }
-    let user = caller.map(|caller| caller.username);
+    let query = request.uri().query().map(str::to_owned);
+    let key = answer_key(
+        matched,
+        &plugin,
+        &base_url,
+        &method,
+        caller.as_ref(),
+        rest,
+        query.as_deref(),
+    );
+    let kept_for = if method == Method::GET || method == Method::HEAD {
+        Some(key)
+    } else {
+        None
+    };
+    let user = caller.as_ref().map(|caller| caller.username.clone());
     let remote = match &matched.remote_id {
         Some(remote_id) => Some(Remote::load(app.db.pool(), &app.secrets, remote_id).await?),
         None => None,
     };
-    let query = request.uri().query().map(str::to_owned);
     let body = read_body(app, request).await?;
     let content = match (&matched.repository_id, matched.version) {
         (Some(repository_id), Some(version)) => Some(ContentScope {
@@ -105,7 +231,7 @@ pub(super) async fn plugin_route(
     let call = HttpRequest {
         method: method.to_string(),
         path: rest.to_owned(),
-        query,
+        query: query.clone(),
         headers: headers
             .iter()
             .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
@@ -114,7 +240,7 @@ pub(super) async fn plugin_route(
             })
             .collect(),
         body: body.bytes,
-        base_url,
+        base_url: base_url.clone(),
         form: body.form,
         files: body.files,
         user: user.clone(),
@@ -131,6 +257,8 @@ pub(super) async fn plugin_route(
     let (result, scope) = app.plugins.handle(&plugin, scope, &call).await;
     drop(turn);
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
+    // An answer that changes the repository is not one to repeat.
+    let kept_for = kept_for.filter(|_| outcome.add_units.is_empty());
     if !outcome.add_units.is_empty() {
         let made_here: BTreeSet<&str> = (scope.artifacts.keys().map(String::as_str))
             .chain(
@@ -154,21 +282,7 @@ pub(super) async fn plugin_route(
     {
         return Err(ApiError::not_found());
     }
-    let mut reply = match response.body {
-        HttpBody::Bytes(bytes) => {
-            let mut reply = Response::new(Body::from(bytes));
-            *reply.status_mut() = status;
-            reply
-        }
-        // Streamed files keep the status the host gives them (206, 304...).
-        HttpBody::ContentArtifact(id) => {
-            super::served_content_artifact(app, matched, requester, &id, rest, &headers).await?
-        }
-        HttpBody::FetchUpstream(file) => {
-            let remote = remote.as_ref();
-            pull_through::serve(app, matched, requester, &plugin, remote, file, &headers).await?
-        }
-    };
+    let mut answered = HeaderMap::new();
     for (name, value) in response.headers {
         let (Ok(name), Ok(value)) = (
             header::HeaderName::from_bytes(name.as_bytes()),
@@ -176,13 +290,73 @@ pub(super) async fn plugin_route(
         ) else {
             continue;
         };
-        if host_decides(&name) {
-            tracing::debug!(plugin = %matched.plugin, header = %name, "plugin response header dropped");
-        } else {
-            reply.headers_mut().insert(name, value);
-        }
+        answered.append(name, value);
     }
+    // Files fetched from upstream add to the repository: each request goes to the plugin.
+    let keep = kept_for
+        .filter(|_| !matches!(response.body, HttpBody::FetchUpstream(_)))
+        .and_then(|key| {
+            let lifetime = answers::lifetime(status, &answered)?;
+            Some((key, lifetime, answers::varies_on(&answered)?))
+        });
+    drop_host_decided(&mut answered, &matched.plugin);
+    let Some((key, lifetime, vary)) = keep else {
+        let mut reply = match response.body {
+            HttpBody::Bytes(bytes) => {
+                let mut reply = Response::new(Body::from(bytes));
+                *reply.status_mut() = status;
+                reply
+            }
+            // Streamed files keep the status the host gives them (206, 304...).
+            HttpBody::ContentArtifact(id) => {
+                super::served_content_artifact(app, matched, requester, &id, rest, &headers).await?
+            }
+            HttpBody::FetchUpstream(file) => {
+                let remote = remote.as_ref();
+                pull_through::serve(app, matched, requester, &plugin, remote, file, &headers)
+                    .await?
+            }
+        };
+        add_headers(&mut reply, &answered);
+        return Ok(reply);
+    };
+    let body = match response.body {
+        HttpBody::ContentArtifact(id) => {
+            match super::content_artifact_file(app, matched, &id).await? {
+                (Some(sha256), Some(size)) => AnswerBody::Stored {
+                    sha256,
+                    size: size as u64,
+                },
+                // Not downloaded yet: the download stores it, which changes the content tables.
+                _ => {
+                    let mut reply = super::from_remote(app, requester, &id, rest).await?;
+                    add_headers(&mut reply, &answered);
+                    return Ok(reply);
+                }
+            }
+        }
+        HttpBody::Bytes(bytes) => AnswerBody::Bytes(Bytes::from(bytes)),
+        HttpBody::FetchUpstream(_) => {
+            return Err(ApiError::internal("an upstream fetch is never kept"));
+        }
+    };
+    let answer = Answer::new(status, answered, body, lifetime);
+    let reply = reply_with(app, &answer, rest, &headers).await?;
+    app.answers.keep(generation, &key, vary, &headers, answer);
     Ok(reply)
+}
+
+/// Drops the headers of `plugin`'s answer that are the host's to decide.
+fn drop_host_decided(headers: &mut HeaderMap, plugin: &str) {
+    let dropped: Vec<header::HeaderName> = headers
+        .keys()
+        .filter(|name| host_decides(name))
+        .cloned()
+        .collect();
+    for name in dropped {
+        tracing::debug!(%plugin, header = %name, "plugin response header dropped");
+        headers.remove(&name);
+    }
 }
 
 /// Whether the header `name` of a plugin's answer is the host's to decide, so the plugin's value
@@ -225,6 +399,7 @@ fn host_decides(name: &header::HeaderName) -> bool {
             | "refresh"
             | "www-authenticate"
             | "correlation-id"
+            | answers::HOST_CACHE_CONTROL
     ) || name.starts_with("proxy-")
         || name.starts_with("access-control-")
         || name.starts_with("cross-origin-")

@@ -25,6 +25,23 @@ use crate::upstream;
 /// Largest upstream page read during a request.
 const MAX_PAGE: usize = 32 * 1024 * 1024;
 
+/// How long the host may keep a page of a pull-through distribution: it merges the upstream's
+/// page, which changes without the repository changing (PyPI's own pages say 600 s). Once it
+/// has expired, the page is asked for again, conditionally (ETag, Last-Modified).
+const PULL_THROUGH_PAGE_SECONDS: u32 = 600;
+/// How long the host may keep an answer that depends only on the repository version served:
+/// the host drops it anyway once the distribution serves another version.
+const VERSION_ANSWER_SECONDS: u32 = 24 * 3600;
+
+/// How long the host may keep a page answering `request`.
+fn page_lifetime(request: &HttpRequest) -> u32 {
+    if request.distribution.remote.is_some() {
+        PULL_THROUGH_PAGE_SECONDS
+    } else {
+        VERSION_ANSWER_SECONDS
+    }
+}
+
 pub(crate) fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
     let path = request.path.as_str();
     let segments: Vec<&str> = path.split('/').collect();
@@ -67,15 +84,17 @@ fn text(status: u16, message: &str) -> HttpResponse {
     }
 }
 
+/// A redirect to the normalized name: it depends on the path alone.
 fn redirect(request: &HttpRequest, path: &str) -> HttpResponse {
     HttpResponse {
         status: 301,
         headers: vec![("location".into(), format!("{}{path}", request.base_url))],
         body: HttpBody::Bytes(Vec::new()),
     }
+    .kept_by_host(VERSION_ANSWER_SECONDS)
 }
 
-fn page(format: Format, body: Vec<u8>) -> HttpResponse {
+fn page(request: &HttpRequest, format: Format, body: Vec<u8>) -> HttpResponse {
     HttpResponse {
         status: 200,
         headers: vec![
@@ -84,6 +103,7 @@ fn page(format: Format, body: Vec<u8>) -> HttpResponse {
         ],
         body: HttpBody::Bytes(body),
     }
+    .kept_by_host(page_lifetime(request))
 }
 
 /// The simple API representation the request accepts, or the 406 to answer.
@@ -157,7 +177,7 @@ fn index(request: &HttpRequest) -> Result<HttpResponse, PluginError> {
     // reads this page, and PyPI's is 40 MB, which every anonymous GET would make the host fetch.
     // Any upstream project is still served at its own page.
     let projects: Vec<String> = projects.into_iter().collect();
-    Ok(page(format, render_index(&projects, format)))
+    Ok(page(request, format, render_index(&projects, format)))
 }
 
 fn project_page(request: &HttpRequest, project: &str) -> Result<HttpResponse, PluginError> {
@@ -195,7 +215,11 @@ fn project_page(request: &HttpRequest, project: &str) -> Result<HttpResponse, Pl
         return Ok(HttpResponse::not_found());
     }
     let links: Vec<FileLink> = links.into_values().collect();
-    Ok(page(format, render_project(project, &links, format)))
+    Ok(page(
+        request,
+        format,
+        render_project(project, &links, format),
+    ))
 }
 
 fn file(
@@ -210,11 +234,11 @@ fn file(
             .iter()
             .find(|a| a.relative_path == relative_path)
         {
-            return Ok(respond(HttpResponse {
-                status: 200,
-                headers: Vec::new(),
-                body: HttpBody::ContentArtifact(artifact.content_artifact.clone()),
-            }));
+            // A stored file of the version: the host serves it again without asking.
+            return Ok(respond(
+                HttpResponse::content_artifact(&artifact.content_artifact)
+                    .kept_by_host(VERSION_ANSWER_SECONDS),
+            ));
         }
     }
     if filename.ends_with(METADATA_SUFFIX) || !request.distribution.writable {

@@ -212,6 +212,24 @@ impl TestApp {
         self.log.lock().unwrap().clone()
     }
 
+    /// The first line the server printed that `wanted` accepts, waiting for it up to ten seconds:
+    /// the server's output is read by another thread, so a line printed before a response was
+    /// sent may be read after the client has it. Panics with everything printed when none comes.
+    pub async fn log_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if let Some(line) = logs.lines().find(|line| wanted(line)) {
+                return line.to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line for {what}: {logs}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// An unauthenticated request builder, for the tests that check authentication itself.
     pub fn anonymous(&self) -> &reqwest::Client {
         &self.client

@@ -19,6 +19,9 @@
 //!   request did not bring (the host allows only this repository's or its remote's artifacts).
 //! - `GET crash`: panics with a message the client must not see.
 //! - `GET list/<prefix>`: the relative paths of the units with a file under `<prefix>`, one a line.
+//! - `GET kept/<prefix>`: the same list after `user=<user>` and `made=<nanoseconds>` (when the
+//!   plugin made the answer) lines, which the host may keep for ten minutes: a kept answer
+//!   comes back with the same `made` line.
 //! - `GET files/<path>`: streams the stored file at `<path>`.
 //! - `GET pull/<name>`: pull-through. A file already in the repository is streamed from there;
 //!   otherwise the plugin reads the remote's `PULP_MANIFEST` (`path,sha256,size` lines) through
@@ -70,6 +73,7 @@ impl Plugin for Handler {
             }
             ("GET", "crash") => panic!("internal detail: the plugin's secret state is 0x5eed"),
             ("GET", _) if path.starts_with("list/") => list(&path["list/".len()..]),
+            ("GET", _) if path.starts_with("kept/") => kept(request, &path["kept/".len()..]),
             ("GET" | "HEAD", _) if path.starts_with("files/") => {
                 Ok(stored(&path["files/".len()..])?
                     .unwrap_or_else(HttpResponse::not_found)
@@ -183,7 +187,26 @@ fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
     ))
 }
 
+fn kept(request: &HttpRequest, prefix: &str) -> Result<HandleOutcome, PluginError> {
+    let made = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    let mut body = format!(
+        "user={}\nmade={made}\n",
+        request.user.as_deref().unwrap_or("-")
+    );
+    body.push_str(&units_under(prefix)?);
+    Ok(HttpResponse::ok("text/plain", body)
+        .kept_by_host(600)
+        .into())
+}
+
 fn list(prefix: &str) -> Result<HandleOutcome, PluginError> {
+    Ok(HttpResponse::ok("text/plain", units_under(prefix)?).into())
+}
+
+/// The first file of each unit with a file under `prefix`, one a line.
+fn units_under(prefix: &str) -> Result<String, PluginError> {
     let mut body = String::new();
     for unit in content::units_with_prefix(prefix) {
         let unit = unit?;
@@ -192,7 +215,7 @@ fn list(prefix: &str) -> Result<HandleOutcome, PluginError> {
             body.push('\n');
         }
     }
-    Ok(HttpResponse::ok("text/plain", body).into())
+    Ok(body)
 }
 
 /// The stored file at `relative_path` of the version in scope, as a streamed response.
