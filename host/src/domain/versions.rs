@@ -121,6 +121,13 @@ pub async fn finish_version(
             .bind_all(chunk);
         changed += query.execute(&mut *tx).await?.rows_affected();
     }
+    // Counted from what was staged, before it is cleared: the staged units are what the version
+    // may have added, so this costs what changed.
+    let added = if changed == 0 {
+        Counts::new()
+    } else {
+        staged_and_added(&mut tx, repository_id, number, task_id).await?
+    };
     sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
         .bind(task_id)
         .execute(&mut *tx)
@@ -132,9 +139,8 @@ pub async fn finish_version(
     let summary = content_summary(
         &mut tx,
         names,
-        repository_id,
-        &repo_href,
-        number,
+        (repository_id, &repo_href, number),
+        Some(added),
         Some(base),
     )
     .await?;
@@ -318,7 +324,7 @@ async fn squash(
     .await?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     // Squashing is rare and reshapes what `next` added: counted afresh.
-    let summary = content_summary(tx, names, repository_id, &repo_href, next, None).await?;
+    let summary = content_summary(tx, names, (repository_id, &repo_href, next), None, None).await?;
     sqlx::query(
         "UPDATE repository_versions SET base_version_id = $3, content_summary = $4
          WHERE repository_id = $1 AND number = $2",
@@ -351,25 +357,28 @@ struct TypeCount {
 /// Units per (plugin, content type).
 type Counts = BTreeMap<(String, String), i64>;
 
-/// Counts added, removed and present content per type for version `number`, as JSON text.
+/// Counts added, removed and present content per type for version `number` of the repository
+/// (id, href), as JSON text.
 ///
-/// Added and removed are read through the indexes on `version_added` and `version_removed`, so
-/// they cost what changed. Present is the `base` version's present count plus added minus
-/// removed, so that a version (an upload is one) costs nothing proportional to the repository's
-/// size; without a base summary to start from it is counted.
+/// `added` comes from the caller when it knows it (what it staged), removed is read through the
+/// index on `version_removed`, and present is the `base` version's present count plus added minus
+/// removed, so that a version (an upload is one) costs what changed, not what the repository
+/// holds. Without them (squashing old versions, a base without a summary) they are counted.
 async fn content_summary(
     conn: &mut sqlx::AnyConnection,
     names: &RestNames,
-    repository_id: &str,
-    repo_href: &str,
-    number: i64,
+    (repository_id, repo_href, number): (&str, &str, i64),
+    added: Option<Counts>,
     base: Option<i64>,
 ) -> Result<String, sqlx::Error> {
     const ADDED: &str = "rc.version_added = $2";
     const REMOVED: &str = "rc.version_removed = $2";
     const PRESENT: &str =
         "rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2)";
-    let added = count_units(conn, repository_id, number, ADDED).await?;
+    let added = match added {
+        Some(added) => added,
+        None => count_units(conn, repository_id, number, ADDED).await?,
+    };
     let removed = count_units(conn, repository_id, number, REMOVED).await?;
     let present = match base {
         Some(base) => present_in_summary(conn, repository_id, base).await?,
@@ -403,6 +412,31 @@ async fn content_summary(
     }
     // Plain data: serializing it cannot fail.
     Ok(serde_json::to_string(&summary).unwrap_or_default())
+}
+
+/// The units staged by `task_id` that version `number` added, per content type.
+async fn staged_and_added(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: &str,
+    number: i64,
+    task_id: &str,
+) -> Result<Counts, sqlx::Error> {
+    let rows = sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT c.plugin, c.type_name, COUNT(*) FROM sync_staging s
+         JOIN content c ON c.id = s.content_id
+         WHERE s.task_id = $3 AND EXISTS (SELECT 1 FROM repository_content rc
+             WHERE rc.repository_id = $1 AND rc.content_id = s.content_id AND rc.version_added = $2)
+         GROUP BY c.plugin, c.type_name",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .bind(task_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(plugin, type_name, count)| ((plugin, type_name), count))
+        .collect())
 }
 
 /// Units of version `number` matching `condition` (on `rc`, binding `$1` the repository and `$2`
