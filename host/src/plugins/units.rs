@@ -126,12 +126,17 @@ pub async fn by_path(
     version: i64,
     relative_path: &str,
 ) -> Result<Vec<StoredUnit>, sqlx::Error> {
-    let rows = sqlx::query_as::<_, UnitRow>(&format!(
-        "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM repository_content rc
-         JOIN content c ON c.id = rc.content_id
-         JOIN content_artifacts ca ON ca.content_id = c.id
-         WHERE {IN_VERSION} AND ca.relative_path = $3 ORDER BY c.id LIMIT 100"
-    ))
+    // Written so that the files at the path are found first (by their index) and only those
+    // are checked against the version: a join from `repository_content` lets SQLite, which has
+    // no statistics, walk every unit of the repository (a 10,000-project python repository's
+    // wheel lookups ran at 140 a second).
+    let rows = sqlx::query_as::<_, UnitRow>(
+        "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM content c
+         WHERE c.id IN (SELECT ca.content_id FROM content_artifacts ca WHERE ca.relative_path = $3)
+           AND EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND
+               rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2))
+         ORDER BY c.id LIMIT 100",
+    )
     .bind(repository_id)
     .bind(version)
     .bind(relative_path)
