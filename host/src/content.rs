@@ -11,6 +11,7 @@
 //! - this file: distribution matching, listings, stored and on-demand files.
 //! - `handle`: plugin routes (auth, form bodies, `handle`, units added by the outcome).
 //! - `pull_through`: `fetch-upstream` files, fetched once per process and kept.
+//! - `inflight`: one download or plugin call per key at a time, the others waiting for it.
 //! - `cache`: distribution matches, published files and served versions kept in memory between
 //!   changes.
 //! - `answers`: plugin answers the plugin marked cacheable, kept per served version.
@@ -46,10 +47,11 @@ mod cache;
 pub mod form;
 mod guards;
 mod handle;
+mod inflight;
 mod pull_through;
 
 use admission::{Admission, Requester, Work};
-use pull_through::Inflight;
+use inflight::Inflight;
 
 /// Prefix of the content app.
 pub const CONTENT_ROOT: &str = "/pulp/content/";
@@ -70,6 +72,8 @@ pub struct ContentApp {
     admission: Admission,
     /// Plugin answers kept until the version they were made for is no longer served.
     answers: answers::AnswerCache,
+    /// Plugin calls in progress in this process, one per kept-answer key.
+    answer_calls: Inflight,
 }
 
 impl std::ops::Deref for ContentApp {
@@ -95,6 +99,7 @@ pub fn router<S>(app: &AppState) -> Router<S> {
             app.db.content_changes().clone(),
             app.config.content_answer_cache_kb.saturating_mul(1024),
         ),
+        answer_calls: Inflight::default(),
     });
     Router::new()
         .route("/pulp/content/", get(root))
@@ -369,9 +374,12 @@ async fn serve_matched(
         request.headers(),
     )
     .await?;
-    if let Some(kept) = kept {
-        return Ok(kept);
-    }
+    // Held until the plugin has answered (and its answer is kept), so that the same request
+    // arriving meanwhile waits for that answer instead of calling the plugin too.
+    let _leading = match kept {
+        handle::Kept::Answer(kept) => return Ok(kept),
+        handle::Kept::Lead(leading) => leading,
+    };
     let route = handle::Route {
         matched: &matched,
         requester: &requester,

@@ -646,9 +646,10 @@ fn made(answer: &str) -> &str {
 }
 
 /// The plugin lets the host keep its `kept/<project>` answers (the user, when it made the answer,
-/// the project's files). The host serves them again without calling the plugin, drops them as
-/// soon as the distribution serves a new version, keeps one per user, and lets a content guard
-/// decide every request before any kept answer is looked at.
+/// the project's files). The host serves them again without calling the plugin, makes one call
+/// for concurrent requests, drops them as soon as the distribution serves a new version, keeps
+/// one per user, and lets a content guard decide every request before any kept answer is looked
+/// at.
 async fn kept_answers_follow_the_served_version_and_never_cross_users(backend: Backend) {
     let app = app_with_handler(backend).await;
     let (_, distribution) = repository_and_distribution(&app, "kept", None).await;
@@ -680,9 +681,17 @@ async fn kept_answers_follow_the_served_version_and_never_cross_users(backend: B
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{stored}");
-    let (_, after) = get_as(&app, &url, As::Anonymous).await;
+    // Sixteen clients ask at once: the plugin answers one of them, and the others wait for that
+    // answer rather than calling the plugin too.
+    let asked = (0..16).map(|_| get_as(&app, &url, As::Anonymous));
+    let answers = futures::future::join_all(asked).await;
+    let after = answers[0].1.clone();
     assert!(after.contains("demo/a.txt\n"), "{after}");
     assert_ne!(made(&after), made(&first));
+    for (status, answer) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{answer}");
+        assert_eq!(made(answer), made(&after), "one answer made for all");
+    }
 
     // Each user gets the answer made for them, however often and in whichever order they ask.
     let (_, for_alice) = get_as(&app, &url, alice).await;

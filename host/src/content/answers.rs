@@ -191,7 +191,7 @@ pub struct Key<'a> {
 
 impl Key<'_> {
     /// Each part prefixed with its length, so no two keys spell the same text.
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let mut text = String::with_capacity(96 + self.path.len());
         let version = self.version.map(|version| version.to_string());
         for part in [

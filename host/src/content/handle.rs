@@ -84,9 +84,19 @@ fn answer_key<'a>(
     }
 }
 
+/// What [`kept_answer`] found.
+pub(super) enum Kept {
+    /// The kept answer's response.
+    Answer(Response),
+    /// No kept answer: the plugin is to be called, holding the key's lock when given.
+    Lead(Option<tokio::sync::OwnedMutexGuard<()>>),
+}
+
 /// The answer kept for a GET or HEAD of `rest` with this `uri` and `headers`, served without
-/// calling the plugin. (Not `&Request`: a request is not `Sync`, so the future would not be
-/// `Send`.)
+/// calling the plugin. When there is none and the same request is being answered by the plugin
+/// already, waits for that answer and serves it if it was kept; otherwise leads: the caller
+/// calls the plugin, holding the key's lock while it does. (Not `&Request`: a request is not
+/// `Sync`, so the future would not be `Send`.)
 pub(super) async fn kept_answer(
     app: &Arc<ContentApp>,
     (matched, base_url, rest): (&Matched, &str, &str),
@@ -94,12 +104,12 @@ pub(super) async fn kept_answer(
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
-) -> ApiResult<Option<Response>> {
+) -> ApiResult<Kept> {
     if method != Method::GET && method != Method::HEAD {
-        return Ok(None);
+        return Ok(Kept::Lead(None));
     }
     let Some(plugin) = app.plugins.get(&matched.plugin) else {
-        return Ok(None);
+        return Ok(Kept::Lead(None));
     };
     let key = answer_key(
         matched,
@@ -110,10 +120,20 @@ pub(super) async fn kept_answer(
         rest,
         uri.query(),
     );
-    let Some(answer) = app.answers.get(&key, headers) else {
-        return Ok(None);
-    };
-    Ok(Some(reply_with(app, &answer, rest, headers).await?))
+    if let Some(answer) = app.answers.get(&key, headers) {
+        return Ok(Kept::Answer(reply_with(app, &answer, rest, headers).await?));
+    }
+    let lock = app.answer_calls.lock_for(&key.text());
+    if let Ok(leading) = lock.clone().try_lock_owned() {
+        return Ok(Kept::Lead(Some(leading)));
+    }
+    // Another request is asking the plugin this: its answer, once kept, is this one's too. An
+    // answer the plugin does not let the host keep is asked for again, without waiting in turn.
+    drop(lock.lock().await);
+    match app.answers.get(&key, headers) {
+        Some(answer) => Ok(Kept::Answer(reply_with(app, &answer, rest, headers).await?)),
+        None => Ok(Kept::Lead(None)),
+    }
 }
 
 /// The response to a request with headers `asked` from a kept (or about to be kept) answer.

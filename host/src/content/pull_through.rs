@@ -6,8 +6,7 @@
 //! each fetch a file once; storage is content-addressed, so the copies are one artifact, and
 //! adding the unit is idempotent (the second add makes no new version).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -25,33 +24,6 @@ use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::upstream::describe;
 use crate::plugins::{LoadedPlugin, UpstreamFile};
 use crate::tasks::kinds::add_units_and_wait;
-
-/// One download at a time per artifact (by sha256) in this process.
-#[derive(Default)]
-pub struct Inflight {
-    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
-}
-
-impl std::fmt::Debug for Inflight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inflight").finish_non_exhaustive()
-    }
-}
-
-impl Inflight {
-    /// The lock every request for the artifact `sha256` takes while it fetches or checks it.
-    fn lock_for(&self, sha256: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().expect("pull-through lock table");
-        // Entries nobody holds any more are dropped, so the table stays as small as the traffic.
-        locks.retain(|_, lock| lock.strong_count() > 0);
-        if let Some(lock) = locks.get(sha256).and_then(Weak::upgrade) {
-            return lock;
-        }
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(sha256.to_owned(), Arc::downgrade(&lock));
-        lock
-    }
-}
 
 /// Serves `file` from storage, fetching it from the remote first when it is not stored, and adds
 /// its unit to the distribution's repository when the latest version does not have it.
