@@ -35,8 +35,10 @@ const LOAD: Load = Load {
     duration: Duration::from_secs(3),
     max_requests: 1_000_000,
 };
+/// Before the measured runs every path is asked for twice (a server that keeps answers keeps
+/// one asked for twice), within this time.
 const WARMUP: Load = Load {
-    duration: Duration::from_secs(1),
+    duration: Duration::from_secs(120),
     ..LOAD
 };
 
@@ -183,9 +185,14 @@ impl Layout {
     }
 }
 
-/// Requests per second of `paths` at `addr`: the median of [`ROUNDS`] runs after a warm-up.
+/// Requests per second of `paths` at `addr`: the median of [`ROUNDS`] runs after a warm-up that
+/// asks for every path twice.
 async fn rate(addr: SocketAddr, paths: &Arc<Vec<String>>) -> anyhow::Result<Vec<f64>> {
-    let warm = load::run(addr, paths.clone(), None, WARMUP).await?;
+    let warmup = Load {
+        max_requests: 2 * paths.len() as u64,
+        ..WARMUP
+    };
+    let warm = load::run(addr, paths.clone(), None, warmup).await?;
     anyhow::ensure!(
         warm.failures == 0,
         "{} failed requests for {}",

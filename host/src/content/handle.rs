@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequest as _, Multipart, Request};
@@ -129,7 +130,12 @@ pub(super) async fn kept_answer(
     }
     // Another request is asking the plugin this: its answer, once kept, is this one's too. An
     // answer the plugin does not let the host keep is asked for again, without waiting in turn.
-    drop(lock.lock().await);
+    // The wait is bounded like a wait for a plugin turn: a call that hangs (a stalled upstream)
+    // must not hold any number of requests outside the admission limits, which then decide.
+    let waited = Duration::from_millis(app.config.content_queue_timeout_ms);
+    if let Ok(finished) = tokio::time::timeout(waited, lock.lock()).await {
+        drop(finished);
+    }
     match app.answers.get(&key, headers) {
         Some(answer) => Ok(Kept::Answer(reply_with(app, &answer, rest, headers).await?)),
         None => Ok(Kept::Lead(None)),
