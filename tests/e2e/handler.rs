@@ -624,16 +624,7 @@ async fn a_crashing_handle_answers_502_with_only_the_correlation_id(backend: Bac
 
 /// GET `url` as `who`: the status and the body.
 async fn get_as(app: &TestApp, url: &str, who: As<'_>) -> (StatusCode, String) {
-    let request = app.anonymous().get(url);
-    let request = match who {
-        As::Admin => {
-            let (user, password) = app.credentials();
-            request.basic_auth(user, Some(password))
-        }
-        As::Basic(user, password) => request.basic_auth(user, Some(password)),
-        As::Bearer(token) => request.bearer_auth(token),
-        As::Anonymous => request,
-    };
+    let request = app.sent_as(app.anonymous().get(url), who);
     text(request.send().await.unwrap()).await
 }
 

@@ -414,6 +414,13 @@ async fn content_summary(
     Ok(serde_json::to_string(&summary).unwrap_or_default())
 }
 
+/// (plugin, content type, count) rows as [`Counts`].
+fn per_type(rows: Vec<(String, String, i64)>) -> Counts {
+    rows.into_iter()
+        .map(|(plugin, type_name, count)| ((plugin, type_name), count))
+        .collect()
+}
+
 /// The units staged by `task_id` that version `number` added, per content type.
 async fn staged_and_added(
     conn: &mut sqlx::AnyConnection,
@@ -433,10 +440,7 @@ async fn staged_and_added(
     .bind(task_id)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(plugin, type_name, count)| ((plugin, type_name), count))
-        .collect())
+    Ok(per_type(rows))
 }
 
 /// Units of version `number` matching `condition` (on `rc`, binding `$1` the repository and `$2`
@@ -455,10 +459,7 @@ async fn count_units(
     .bind(number)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(plugin, type_name, count)| ((plugin, type_name), count))
-        .collect())
+    Ok(per_type(rows))
 }
 
 /// The present counts of version `number`'s stored summary; `None` when it has none to trust

@@ -119,6 +119,23 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 }
 
 impl TestApp {
+    /// `request` with the credentials of `who`.
+    pub fn sent_as(
+        &self,
+        request: reqwest::RequestBuilder,
+        who: As<'_>,
+    ) -> reqwest::RequestBuilder {
+        match who {
+            As::Admin => {
+                let (user, password) = self.credentials();
+                request.basic_auth(user, Some(password))
+            }
+            As::Basic(user, password) => request.basic_auth(user, Some(password)),
+            As::Bearer(token) => request.bearer_auth(token),
+            As::Anonymous => request,
+        }
+    }
+
     /// Sends `method path` as `who`, with a JSON body when given and extra `headers`.
     pub async fn request(
         &self,
@@ -128,16 +145,7 @@ impl TestApp {
         json: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self.anonymous().request(method, self.url(path));
-        request = match who {
-            As::Admin => {
-                let (user, password) = self.credentials();
-                request.basic_auth(user, Some(password))
-            }
-            As::Basic(user, password) => request.basic_auth(user, Some(password)),
-            As::Bearer(token) => request.bearer_auth(token),
-            As::Anonymous => request,
-        };
+        let mut request = self.sent_as(self.anonymous().request(method, self.url(path)), who);
         if let Some(json) = json {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
