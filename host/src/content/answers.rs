@@ -17,10 +17,10 @@
 //! distribution or a stored download drops them all at the next lookup, in every `serve` process
 //! (each hears the change). Only 200, 203, 301 and 308 answers are kept.
 //!
-//! Memory is bounded in bytes, and a key must be asked for twice to stay (segmented LRU): new
-//! answers go to a probation shelf of a quarter of the budget, and move to the protected shelf
-//! when asked for again, so a client requesting endless distinct URLs only churns probation and
-//! cannot push the hot pages out.
+//! Memory is bounded in bytes. Once the protected three quarters of the budget are full, a key
+//! must be asked for twice to stay (segmented LRU): new answers go to a probation shelf of a
+//! quarter of the budget and move to the protected shelf when asked for again, so a client
+//! requesting endless distinct URLs only churns probation and cannot push the hot pages out.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -352,12 +352,15 @@ impl AnswerCache {
                 variants.answers.remove(0);
             }
             variants.answers.push((values, answer));
-            let shelf = if was_protected {
+            let variants = Arc::new(variants);
+            // While the protected shelf has room, nothing needs protecting: a new key goes
+            // there too, so a working set that fits the whole budget is kept whole.
+            let shelf = if was_protected || shelves.protected.has_room_for(&key, &variants) {
                 &mut shelves.protected
             } else {
                 &mut shelves.probation
             };
-            shelf.insert(key, Arc::new(variants));
+            shelf.insert(key, variants);
         });
     }
 
@@ -616,6 +619,27 @@ mod tests {
     }
 
     #[test]
+    fn answers_that_fit_the_budget_are_all_kept_though_each_was_asked_for_once() {
+        let (_, cache) = cache_of(256 * 1024);
+        let request = HeaderMap::new();
+        let generation = cache.generation();
+        let paths: Vec<String> = (0..60).map(|n| format!("simple/project-{n}/")).collect();
+        for path in &paths {
+            let answer = page(&"x".repeat(512));
+            cache.keep(
+                generation,
+                &key(path, None, 1),
+                Vec::new(),
+                &request,
+                answer,
+            );
+        }
+        for path in &paths {
+            assert!(cache.get(&key(path, None, 1), &request).is_some(), "{path}");
+        }
+    }
+
+    #[test]
     fn a_flood_of_distinct_urls_does_not_push_out_an_answer_asked_for_twice() {
         let budget = 64 * 1024;
         let (_, cache) = cache_of(budget);
@@ -641,9 +665,11 @@ mod tests {
             assert!(cache.bytes() <= budget, "{} bytes kept", cache.bytes());
         }
         assert!(cache.get(&key("hot", None, 1), &request).is_some());
+        // The flood's first answers took the room the protected shelf had; the rest only churned
+        // probation, whose early entries are gone.
         assert!(
             cache
-                .get(&key("simple/flood-0/", None, 1), &request)
+                .get(&key("simple/flood-1000/", None, 1), &request)
                 .is_none()
         );
     }

@@ -82,6 +82,11 @@ impl<V: Clone + Weigh> Shelf<V> {
         Some(value.clone())
     }
 
+    /// Whether `value` at `key` fits without pushing anything out.
+    pub(super) fn has_room_for(&self, key: &str, value: &V) -> bool {
+        self.bytes + entry_cost(key, value) <= self.budget
+    }
+
     /// Takes the value at `key` off the shelf.
     pub(super) fn remove(&mut self, key: &str) -> Option<V> {
         let value = self.entries.remove(key)?;
