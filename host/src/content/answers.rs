@@ -22,14 +22,14 @@
 //! quarter of the budget and move to the protected shelf when asked for again, so a client
 //! requesting endless distinct URLs only churns probation and cannot push the hot pages out.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
-use super::cache::{Shelf, Weigh};
+use super::cache::{Clear, PerGeneration, Shelf, Weigh};
 use crate::db::ContentChanges;
 
 /// The response header by which a plugin tells the host what it may keep.
@@ -269,43 +269,48 @@ impl Weigh for Arc<Variants> {
 /// Kept plugin answers (see the module docs).
 #[derive(Debug)]
 pub struct AnswerCache {
-    changes: Arc<ContentChanges>,
-    shelves: Mutex<Shelves>,
+    shelves: PerGeneration<Shelves>,
 }
 
 #[derive(Debug)]
 struct Shelves {
-    generation: u64,
     /// Keys asked for once since they were kept.
     probation: Shelf<Arc<Variants>>,
     /// Keys asked for again.
     protected: Shelf<Arc<Variants>>,
 }
 
+impl Clear for Shelves {
+    fn clear(&mut self) {
+        self.probation.clear();
+        self.protected.clear();
+    }
+}
+
 impl AnswerCache {
     /// Empty, following `changes`, holding at most `budget` bytes.
     pub fn new(changes: Arc<ContentChanges>, budget: usize) -> Self {
-        let generation = changes.generation();
         AnswerCache {
-            changes,
-            shelves: Mutex::new(Shelves {
-                generation,
-                probation: Shelf::new(budget / 4),
-                protected: Shelf::new(budget - budget / 4),
-            }),
+            shelves: PerGeneration::new(
+                changes,
+                Shelves {
+                    probation: Shelf::new(budget / 4),
+                    protected: Shelf::new(budget - budget / 4),
+                },
+            ),
         }
     }
 
     /// The generation to call the plugin at: take it before reading what the answer depends on
     /// (the served version), hand it to [`AnswerCache::keep`].
     pub fn generation(&self) -> u64 {
-        self.changes.generation()
+        self.shelves.generation()
     }
 
     /// The answer kept under `key` for a request with these headers, if it has not expired.
     pub fn get(&self, key: &Key<'_>, request: &HeaderMap) -> Option<Arc<Answer>> {
         let key = key.text();
-        let variants = self.current(|shelves| {
+        let variants = self.shelves.current(|shelves| {
             if let Some(variants) = shelves.protected.get(&key) {
                 return Some(variants);
             }
@@ -331,11 +336,7 @@ impl AnswerCache {
         let key = key.text();
         let values = values_of(&vary, request);
         let answer = Arc::new(answer);
-        self.current(|shelves| {
-            // Made at an older generation: it may predate a commit, so it is not kept.
-            if shelves.generation != generation {
-                return;
-            }
+        self.shelves.keep(generation, |shelves| {
             let (was_protected, kept) = match shelves.protected.remove(&key) {
                 Some(kept) => (true, Some(kept)),
                 None => (false, shelves.probation.remove(&key)),
@@ -364,21 +365,10 @@ impl AnswerCache {
         });
     }
 
-    /// Runs `look` on the shelves of the current generation, emptying them first if it moved.
-    fn current<R>(&self, look: impl FnOnce(&mut Shelves) -> R) -> R {
-        let generation = self.changes.generation();
-        let mut shelves = self.shelves.lock().unwrap_or_else(PoisonError::into_inner);
-        if shelves.generation != generation {
-            shelves.generation = generation;
-            shelves.probation.clear();
-            shelves.protected.clear();
-        }
-        look(&mut shelves)
-    }
-
     #[cfg(test)]
     fn bytes(&self) -> usize {
-        self.current(|shelves| shelves.probation.bytes() + shelves.protected.bytes())
+        self.shelves
+            .current(|shelves| shelves.probation.bytes() + shelves.protected.bytes())
     }
 }
 

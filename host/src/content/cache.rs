@@ -31,16 +31,73 @@ pub trait Weigh {
 /// distribution); the least recently used entries go first.
 #[derive(Debug)]
 pub struct ResolutionCache<D, F> {
-    changes: Arc<ContentChanges>,
-    shelves: Mutex<Shelves<D, F>>,
+    shelves: PerGeneration<Shelves<D, F>>,
 }
 
 #[derive(Debug)]
 struct Shelves<D, F> {
-    generation: u64,
     distributions: Shelf<D>,
     files: Shelf<F>,
     versions: Shelf<ServedVersion>,
+}
+
+impl<D, F> Clear for Shelves<D, F> {
+    fn clear(&mut self) {
+        self.distributions.clear();
+        self.files.clear();
+        self.versions.clear();
+    }
+}
+
+/// What a cache keeps for one generation of the content tables, emptied when it moves.
+pub trait Clear {
+    /// Drops every entry.
+    fn clear(&mut self);
+}
+
+/// `T`, valid for one generation of the content tables: emptied at the first use after the
+/// generation moved, and written only with what was read at the current generation.
+#[derive(Debug)]
+pub struct PerGeneration<T> {
+    changes: Arc<ContentChanges>,
+    kept: Mutex<(u64, T)>,
+}
+
+impl<T: Clear> PerGeneration<T> {
+    /// `empty`, following `changes`.
+    pub fn new(changes: Arc<ContentChanges>, empty: T) -> Self {
+        let generation = changes.generation();
+        PerGeneration {
+            changes,
+            kept: Mutex::new((generation, empty)),
+        }
+    }
+
+    /// The generation to read the database at: take it before the read, hand it to `keep`.
+    pub fn generation(&self) -> u64 {
+        self.changes.generation()
+    }
+
+    /// Runs `look` on what is kept for the current generation, emptying it first if it moved.
+    pub fn current<R>(&self, look: impl FnOnce(&mut T) -> R) -> R {
+        let generation = self.changes.generation();
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.0 != generation {
+            kept.0 = generation;
+            kept.1.clear();
+        }
+        look(&mut kept.1)
+    }
+
+    /// Runs `put` on what is kept, unless `generation` (when what is put was read) is not the
+    /// current one: it may predate a commit, so it is not kept.
+    pub fn keep(&self, generation: u64, put: impl FnOnce(&mut T)) {
+        self.current(|kept| {
+            if generation == self.changes.generation() {
+                put(kept);
+            }
+        });
+    }
 }
 
 /// The repository version a distribution serves to its plugin's routes: the repository's id and
@@ -69,11 +126,6 @@ impl<V: Clone + Weigh> Shelf<V> {
             bytes: 0,
             budget,
         }
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.entries.clear();
-        self.bytes = 0;
     }
 
     /// The value at `key`, which becomes the most recently used.
@@ -122,21 +174,21 @@ fn entry_cost(key: &str, value: &impl Weigh) -> usize {
 impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
     /// An empty cache following `changes`, holding at most `budget` bytes of keys and values.
     pub fn new(changes: Arc<ContentChanges>, budget: usize) -> Self {
-        let generation = changes.generation();
         ResolutionCache {
-            changes,
-            shelves: Mutex::new(Shelves {
-                generation,
-                distributions: Shelf::new(budget / 16 * 7),
-                files: Shelf::new(budget / 16 * 7),
-                versions: Shelf::new(budget / 8),
-            }),
+            shelves: PerGeneration::new(
+                changes,
+                Shelves {
+                    distributions: Shelf::new(budget / 16 * 7),
+                    files: Shelf::new(budget / 16 * 7),
+                    versions: Shelf::new(budget / 8),
+                },
+            ),
         }
     }
 
     /// The generation to read the database at: take it before the query, hand it to `keep_*`.
     pub fn generation(&self) -> u64 {
-        self.changes.generation()
+        self.shelves.generation()
     }
 
     /// The distribution match kept for `path` (requests under `plugin`'s prefix only, if given).
@@ -177,26 +229,12 @@ impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
         });
     }
 
-    /// Runs `look` on the shelves of the current generation, emptying them first if it moved.
     fn current<R>(&self, look: impl FnOnce(&mut Shelves<D, F>) -> R) -> R {
-        let generation = self.changes.generation();
-        let mut shelves = self.shelves.lock().unwrap_or_else(PoisonError::into_inner);
-        if shelves.generation != generation {
-            shelves.generation = generation;
-            shelves.distributions.clear();
-            shelves.files.clear();
-            shelves.versions.clear();
-        }
-        look(&mut shelves)
+        self.shelves.current(look)
     }
 
     fn keep(&self, generation: u64, put: impl FnOnce(&mut Shelves<D, F>)) {
-        self.current(|shelves| {
-            // Read at an older generation: it may predate a commit, so it is not kept.
-            if shelves.generation == generation {
-                put(shelves);
-            }
-        });
+        self.shelves.keep(generation, put);
     }
 
     /// Bytes the entries of both kinds hold, as counted against the budget.
@@ -207,6 +245,12 @@ impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
 }
 
 impl<V> Shelf<V> {
+    /// Drops every entry.
+    pub(super) fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
     /// Bytes of keys and values held, as counted against the budget.
     #[cfg(test)]
     pub(super) fn bytes(&self) -> usize {
