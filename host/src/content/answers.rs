@@ -406,6 +406,11 @@ mod tests {
         )
     }
 
+    /// Keeps `answer` under `key` for requests that vary on no header.
+    fn keep_plain(cache: &AnswerCache, generation: u64, key: Key<'_>, answer: Answer) {
+        cache.keep(generation, &key, Vec::new(), &HeaderMap::new(), answer);
+    }
+
     fn body(answer: &Answer) -> &[u8] {
         match &answer.body {
             AnswerBody::Bytes(bytes) => bytes,
@@ -483,13 +488,7 @@ mod tests {
         let (changes, cache) = cache_of(1 << 20);
         let request = HeaderMap::new();
         let generation = cache.generation();
-        cache.keep(
-            generation,
-            &key("simple/", None, 3),
-            Vec::new(),
-            &request,
-            page("v3"),
-        );
+        keep_plain(&cache, generation, key("simple/", None, 3), page("v3"));
         let kept = cache.get(&key("simple/", None, 3), &request).unwrap();
         assert_eq!(body(&kept), b"v3");
         assert_eq!(
@@ -500,13 +499,7 @@ mod tests {
         changes.changed();
         assert!(cache.get(&key("simple/", None, 3), &request).is_none());
         // Made before the change and kept after it: it may predate the commit.
-        cache.keep(
-            generation,
-            &key("simple/", None, 3),
-            Vec::new(),
-            &request,
-            page("v3"),
-        );
+        keep_plain(&cache, generation, key("simple/", None, 3), page("v3"));
         assert!(cache.get(&key("simple/", None, 3), &request).is_none());
     }
 
@@ -552,11 +545,10 @@ mod tests {
         let (_, cache) = cache_of(1 << 20);
         let request = HeaderMap::new();
         let generation = cache.generation();
-        cache.keep(
+        keep_plain(
+            &cache,
             generation,
-            &key("simple/", Some("alice"), 1),
-            Vec::new(),
-            &request,
+            key("simple/", Some("alice"), 1),
             page("a"),
         );
         assert!(
@@ -582,13 +574,7 @@ mod tests {
             AnswerBody::Bytes(Bytes::from_static(b"old")),
             Duration::ZERO,
         );
-        cache.keep(
-            cache.generation(),
-            &key("simple/", None, 1),
-            Vec::new(),
-            &request,
-            answer,
-        );
+        keep_plain(&cache, cache.generation(), key("simple/", None, 1), answer);
         assert!(cache.get(&key("simple/", None, 1), &request).is_none());
     }
 
@@ -616,13 +602,7 @@ mod tests {
         let paths: Vec<String> = (0..60).map(|n| format!("simple/project-{n}/")).collect();
         for path in &paths {
             let answer = page(&"x".repeat(512));
-            cache.keep(
-                generation,
-                &key(path, None, 1),
-                Vec::new(),
-                &request,
-                answer,
-            );
+            keep_plain(&cache, generation, key(path, None, 1), answer);
         }
         for path in &paths {
             assert!(cache.get(&key(path, None, 1), &request).is_some(), "{path}");
@@ -635,21 +615,14 @@ mod tests {
         let (_, cache) = cache_of(budget);
         let request = HeaderMap::new();
         let generation = cache.generation();
-        cache.keep(
-            generation,
-            &key("hot", None, 1),
-            Vec::new(),
-            &request,
-            page("hot"),
-        );
+        keep_plain(&cache, generation, key("hot", None, 1), page("hot"));
         assert!(cache.get(&key("hot", None, 1), &request).is_some());
         for n in 0..2000 {
             let path = format!("simple/flood-{n}/");
-            cache.keep(
+            keep_plain(
+                &cache,
                 generation,
-                &key(&path, None, 1),
-                Vec::new(),
-                &request,
+                key(&path, None, 1),
                 page(&"x".repeat(512)),
             );
             assert!(cache.bytes() <= budget, "{} bytes kept", cache.bytes());

@@ -151,21 +151,22 @@ async fn reply_with(
 ) -> ApiResult<Response> {
     let mut reply = match &answer.body {
         AnswerBody::Bytes(_) if answer.not_modified(asked) => {
-            let mut reply = Response::new(Body::empty());
-            *reply.status_mut() = StatusCode::NOT_MODIFIED;
-            reply
+            with_status(StatusCode::NOT_MODIFIED, Body::empty())
         }
-        AnswerBody::Bytes(bytes) => {
-            let mut reply = Response::new(Body::from(bytes.clone()));
-            *reply.status_mut() = answer.status;
-            reply
-        }
+        AnswerBody::Bytes(bytes) => with_status(answer.status, Body::from(bytes.clone())),
         AnswerBody::Stored { sha256, size } => {
             super::stored(app, sha256, *size, rest, asked).await?
         }
     };
     add_headers(&mut reply, &answer.headers);
     Ok(reply)
+}
+
+/// A response of `body` with `status`.
+fn with_status(status: StatusCode, body: Body) -> Response {
+    let mut reply = Response::new(body);
+    *reply.status_mut() = status;
+    reply
 }
 
 /// Sets the plugin's `headers` on `reply`, over the host's own of the same name.
@@ -328,11 +329,7 @@ pub(super) async fn plugin_route(
     drop_host_decided(&mut answered, &matched.plugin);
     let Some((key, lifetime, vary)) = keep else {
         let mut reply = match response.body {
-            HttpBody::Bytes(bytes) => {
-                let mut reply = Response::new(Body::from(bytes));
-                *reply.status_mut() = status;
-                reply
-            }
+            HttpBody::Bytes(bytes) => with_status(status, Body::from(bytes)),
             // Streamed files keep the status the host gives them (206, 304...).
             HttpBody::ContentArtifact(id) => {
                 super::served_content_artifact(app, matched, requester, &id, rest, &headers).await?
