@@ -141,14 +141,14 @@ pub(crate) fn security_headers(headers: &mut HeaderMap) {
     );
 }
 
-/// What this process has resolved request paths to, until the content tables change: a
-/// distribution match per path, and the published file per publication and path (only those
+/// What this process has resolved request paths to, until the content tables change: the
+/// distribution per base path, and the published file per publication and path (only those
 /// found).
 #[derive(Debug)]
-struct Resolutions(cache::ResolutionCache<Arc<MatchedPath>, Arc<PublishedFile>>);
+struct Resolutions(cache::ResolutionCache<Arc<Matched>, Arc<PublishedFile>>);
 
 /// A distribution matched by a request path, and the rest of the path below its base path.
-type MatchedPath = (Matched, String);
+type MatchedPath = (Arc<Matched>, String);
 
 impl Resolutions {
     /// Empty, following `app.db`'s content changes, keeping at most `budget` bytes.
@@ -164,11 +164,10 @@ fn text_weight(text: &Option<String>) -> usize {
     text.as_ref().map_or(0, String::len)
 }
 
-impl cache::Weigh for Arc<MatchedPath> {
+impl cache::Weigh for Arc<Matched> {
     fn weight(&self) -> usize {
-        let (matched, rest) = &**self;
-        std::mem::size_of::<MatchedPath>()
-            + rest.len()
+        let matched = &**self;
+        std::mem::size_of::<Matched>()
             + matched.plugin.len()
             + matched.name.len()
             + matched.base_path.len()
@@ -355,7 +354,7 @@ async fn serve_matched(
         }
     }
     // Only plugin routes need the version, so only they pay for the copy it is written into.
-    let mut matched = matched.clone();
+    let mut matched = Matched::clone(matched);
     // Taken before the version is read: an answer made from an older read is not kept.
     let generation = app.answers.generation();
     resolve_version(app, &mut matched).await?;
@@ -405,17 +404,32 @@ async fn find_distribution(
     app: &ContentApp,
     path: &str,
     plugin: Option<&str>,
-) -> ApiResult<Option<Arc<MatchedPath>>> {
+) -> ApiResult<Option<MatchedPath>> {
+    let candidates = base_path_candidates(path);
+    if candidates.is_empty() {
+        return Ok(None);
+    }
     let cache = &app.resolutions.0;
-    if let Some(found) = cache.distribution(plugin, path) {
-        return Ok(Some(found));
+    let matched = match cache.distribution(&candidates) {
+        Some(found) => found,
+        None => {
+            let generation = cache.generation();
+            let Some(found) = query_distribution(app, &candidates).await?.map(Arc::new) else {
+                return Ok(None);
+            };
+            cache.keep_distribution(generation, &found.base_path, found.clone());
+            found
+        }
+    };
+    // Base paths do not nest, whatever their plugins: a distribution of another plugin here
+    // means that none of `plugin`'s prefixes the path.
+    if plugin.is_some_and(|plugin| plugin != matched.plugin) {
+        return Ok(None);
     }
-    let generation = cache.generation();
-    let found = query_distribution(app, path, plugin).await?.map(Arc::new);
-    if let Some(found) = &found {
-        cache.keep_distribution(generation, plugin, path, found.clone());
-    }
-    Ok(found)
+    let rest = path[matched.base_path.len()..]
+        .trim_start_matches('/')
+        .to_owned();
+    Ok(Some((matched, rest)))
 }
 
 /// The prefixes of `path` that may be a base path, longest first: whole segments, none empty,
@@ -455,34 +469,22 @@ fn longest_base_path<'a>(
         .find(|candidate| is_base_path(candidate))
 }
 
-async fn query_distribution(
-    app: &ContentApp,
-    path: &str,
-    plugin: Option<&str>,
-) -> ApiResult<Option<(Matched, String)>> {
-    let candidates = base_path_candidates(path);
-    if candidates.is_empty() {
-        return Ok(None);
-    }
+/// The distribution at the longest of `candidates` (longest first, none empty), with the
+/// publication it serves.
+async fn query_distribution(app: &ContentApp, candidates: &[&str]) -> ApiResult<Option<Matched>> {
     // One query with at most MAX_BASE_PATH_SEGMENTS parameters; base paths do not nest, so it
     // finds at most one row, but the longest would win if they did.
     let sql = format!(
         "SELECT plugin, base_path, publication_id, repository_id, name, remote_id, extra, repository_version_id,
            content_guard FROM distributions
-         WHERE base_path IN ({}){}",
+         WHERE base_path IN ({})",
         crate::db::placeholders(1, candidates.len()),
-        if plugin.is_some() {
-            format!(" AND plugin = ${}", candidates.len() + 1)
-        } else {
-            String::new()
-        }
     );
-    let mut query = sqlx::query_as::<_, DistributionRow>(&sql).bind_all(&candidates);
-    if let Some(plugin) = plugin {
-        query = query.bind(plugin);
-    }
-    let mut rows = query.fetch_all(app.db.pool()).await?;
-    let Some(longest) = longest_base_path(&candidates, |candidate| {
+    let mut rows = sqlx::query_as::<_, DistributionRow>(&sql)
+        .bind_all(candidates)
+        .fetch_all(app.db.pool())
+        .await?;
+    let Some(longest) = longest_base_path(candidates, |candidate| {
         rows.iter().any(|row| row.base_path == candidate)
     }) else {
         return Ok(None);
@@ -490,9 +492,6 @@ async fn query_distribution(
     let Some(row) = rows.drain(..).find(|row| row.base_path == longest) else {
         return Ok(None);
     };
-    let rest = path[row.base_path.len()..]
-        .trim_start_matches('/')
-        .to_owned();
     let mut matched = Matched {
         plugin: row.plugin,
         name: row.name,
@@ -525,7 +524,7 @@ async fn query_distribution(
             .await?;
         }
     }
-    Ok(Some((matched, rest)))
+    Ok(Some(matched))
 }
 
 /// Sets the repository version a plugin route sees: the latest version of a writable

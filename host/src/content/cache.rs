@@ -26,7 +26,7 @@ pub trait Weigh {
 
 /// Resolutions of request paths, valid for one generation of the content tables. Only what was
 /// found is kept: a path that resolves to nothing is the client's choice, and would let any
-/// client fill the cache with its misses. Distribution matches and published files have 7/16 of
+/// client fill the cache with its misses. Distributions (by base path) and published files have 7/16 of
 /// the byte budget each, the versions distributions serve the rest (one small entry per
 /// distribution); the least recently used entries go first.
 #[derive(Debug)]
@@ -191,17 +191,21 @@ impl<D: Clone + Weigh, F: Clone + Weigh> ResolutionCache<D, F> {
         self.shelves.generation()
     }
 
-    /// The distribution match kept for `path` (requests under `plugin`'s prefix only, if given).
-    pub fn distribution(&self, plugin: Option<&str>, path: &str) -> Option<D> {
-        self.current(|shelves| shelves.distributions.get(&distribution_key(plugin, path)))
+    /// The distribution kept at the first of `base_paths` that has one. Kept per base path, not
+    /// per request path, so the operator's distributions bound what a working set needs however
+    /// many paths clients ask for below them.
+    pub fn distribution(&self, base_paths: &[&str]) -> Option<D> {
+        self.current(|shelves| {
+            base_paths
+                .iter()
+                .find_map(|base_path| shelves.distributions.get(base_path))
+        })
     }
 
-    /// Keeps a distribution `path` matched, read at `generation`.
-    pub fn keep_distribution(&self, generation: u64, plugin: Option<&str>, path: &str, found: D) {
+    /// Keeps the distribution at `base_path`, read at `generation`.
+    pub fn keep_distribution(&self, generation: u64, base_path: &str, found: D) {
         self.keep(generation, |shelves| {
-            shelves
-                .distributions
-                .insert(distribution_key(plugin, path), found);
+            shelves.distributions.insert(base_path.to_owned(), found);
         });
     }
 
@@ -258,14 +262,6 @@ impl<V> Shelf<V> {
     }
 }
 
-/// Unambiguous: the plugin name's length comes first.
-fn distribution_key(plugin: Option<&str>, path: &str) -> String {
-    match plugin {
-        Some(plugin) => format!("{}:{plugin}{path}", plugin.len()),
-        None => format!("-:{path}"),
-    }
-}
-
 /// Unambiguous: publication ids are UUIDs.
 fn file_key(publication_id: &str, path: &str) -> String {
     format!("{publication_id}{path}")
@@ -304,16 +300,16 @@ mod tests {
     fn an_entry_is_served_until_the_content_tables_change() {
         let (changes, cache) = cache();
         let generation = cache.generation();
-        cache.keep_distribution(generation, None, "repo/a.txt", "repo".to_owned());
+        cache.keep_distribution(generation, "repo", "repo".to_owned());
         cache.keep_file(generation, "pub-1", "a.txt", 4096);
         assert_eq!(
-            cache.distribution(None, "repo/a.txt").as_deref(),
+            cache.distribution(&["repo/a.txt", "repo"]).as_deref(),
             Some("repo")
         );
         assert_eq!(cache.file("pub-1", "a.txt"), Some(4096));
 
         changes.changed();
-        assert_eq!(cache.distribution(None, "repo/a.txt"), None);
+        assert_eq!(cache.distribution(&["repo/a.txt", "repo"]), None);
         assert_eq!(cache.file("pub-1", "a.txt"), None);
     }
 
@@ -328,22 +324,22 @@ mod tests {
     }
 
     #[test]
-    fn keys_of_different_plugins_and_publications_do_not_collide() {
-        let (_, cache) = cache();
+    fn one_distribution_entry_serves_every_path_below_its_base_path() {
+        let (_, cache) = cache_of(4096);
         let generation = cache.generation();
-        cache.keep_distribution(generation, Some("py"), "pi/x", "python".to_owned());
-        cache.keep_distribution(generation, Some("pyp"), "i/x", "other".to_owned());
-        cache.keep_distribution(generation, None, "pi/x", "any".to_owned());
+        cache.keep_distribution(generation, "pypi/team", "team".to_owned());
+        // Thousands of distinct request paths below it, in a budget that holds a few entries.
+        for n in 0..10_000 {
+            let project = format!("pypi/team/simple/project-{n}");
+            let candidates = [project.as_str(), "pypi/team/simple", "pypi/team", "pypi"];
+            assert_eq!(cache.distribution(&candidates).as_deref(), Some("team"));
+        }
+        assert_eq!(cache.distribution(&["pypi/other", "pypi"]), None);
         assert_eq!(
-            cache.distribution(Some("py"), "pi/x").as_deref(),
-            Some("python")
+            cache.distribution(&["pypi"]),
+            None,
+            "only the base path itself"
         );
-        assert_eq!(
-            cache.distribution(Some("pyp"), "i/x").as_deref(),
-            Some("other")
-        );
-        assert_eq!(cache.distribution(None, "pi/x").as_deref(), Some("any"));
-        assert_eq!(cache.distribution(Some("p"), "ypi/x"), None);
     }
 
     #[test]
