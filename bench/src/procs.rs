@@ -72,6 +72,18 @@ impl Granary {
     pub fn memory(&self) -> anyhow::Result<Memory> {
         Memory::of(self.child.id())
     }
+
+    /// Starts the peak (`VmHWM`) over from the current resident memory, so that what a section
+    /// measures is not what the process did before it (the first start compiles the built-in
+    /// plugins), and returns the memory before.
+    pub fn restart_peak(&self) -> anyhow::Result<Memory> {
+        let before = self.memory()?;
+        let pid = self.child.id();
+        // `5` resets the peak resident set size (proc(5), /proc/pid/clear_refs).
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+            .with_context(|| format!("resetting the peak RSS of process {pid}"))?;
+        Ok(before)
+    }
 }
 
 impl Drop for Granary {

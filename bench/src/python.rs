@@ -239,6 +239,22 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 
     // Uploads, one after another as twine sends them, each its own repository version.
     let granary = bench.granary()?;
+    let before = bench
+        .granary
+        .as_ref()
+        .context("the shared server")?
+        .restart_peak()?;
+    bench.row(Row {
+        item: 1,
+        measure:
+            "server peak RSS before this section (a first start compiles the built-in plugins)"
+                .to_owned(),
+        granary: format!("{:.0} MiB", before.peak_kib as f64 / 1024.0),
+        reference: String::new(),
+        ratio: None,
+        target: "",
+        holds: None,
+    });
     let api = Api::new(granary)?;
     api.python_distribution("python").await?;
     let started = Instant::now();
@@ -322,7 +338,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         .memory()?;
     bench.row(Row {
         item: 1,
-        measure: format!("server peak RSS after uploads and page load, {projects} projects"),
+        measure: format!(
+            "server peak RSS during this section's uploads and page load, {projects} projects"
+        ),
         granary: format!("{:.0} MiB", memory.peak_kib as f64 / 1024.0),
         reference: String::new(),
         ratio: None,

@@ -234,8 +234,8 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Whether `password` is the one `row` stores a hash of. A legacy hash that matches is
-    /// replaced with an argon2id one.
+    /// Whether `password` is the one `row` stores a hash of. A legacy hash, or an argon2id one
+    /// with other parameters, that matches is replaced with a current one.
     async fn verify(&self, row: &PasswordUserRow, password: &str) -> Result<bool, ApiError> {
         let id = row.user.id.clone().unwrap_or_default();
         let digest = self.credential_digest(&id, &row.password_hash, password);
@@ -250,7 +250,7 @@ impl Authenticator {
         );
         let (matches, upgraded) = tokio::task::spawn_blocking(move || {
             let matches = password_matches(&salt, &stored, &given);
-            let upgraded = (matches && is_legacy_hash(&stored)).then(|| hash_blocking(&given));
+            let upgraded = (matches && !is_current_hash(&stored)).then(|| hash_blocking(&given));
             (matches, upgraded)
         })
         .await
@@ -274,7 +274,7 @@ impl Authenticator {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                tracing::info!(user = %row.user.username, "password hash upgraded to argon2id");
+                tracing::info!(user = %row.user.username, "password hash rewritten with the current argon2id parameters");
                 hash
             }
             None => row.password_hash.clone(),
@@ -442,21 +442,44 @@ async fn user_for_token(db: &Db, secret: &str) -> Result<Option<User>, ApiError>
     Ok(row.map(User::from))
 }
 
-/// The argon2id PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) to store for a
+/// The argon2id PHC string (`$argon2id$v=19$m=7168,t=5,p=1$<salt>$<hash>`) to store for a
 /// password. Runs on the blocking pool: it takes tens of milliseconds on purpose.
 pub async fn hash_password(password: &str) -> anyhow::Result<String> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
 }
 
-/// [`hash_password`] on the current thread. The parameters are the `argon2` crate's defaults,
-/// OWASP's recommendation for argon2id (19 MiB, two passes, one lane).
+/// The argon2id parameters new hashes get: of OWASP's equivalent sets for argon2id, the one with
+/// the least memory (7 MiB, five passes, one lane) rather than the `argon2` crate's default
+/// (19 MiB, two): every log-in in flight holds that block, and the first one set the server's
+/// peak memory.
+fn argon2id() -> argon2::Argon2<'static> {
+    let params = argon2::Params::new(7 * 1024, 5, 1, None).expect("OWASP's parameters are valid");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// Whether `stored` is an argon2id hash with the parameters new hashes get; any other is
+/// rewritten at the next successful log-in.
+fn is_current_hash(stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let current = argon2id();
+    let current = current.params();
+    parsed.algorithm == argon2::Algorithm::Argon2id.ident()
+        && argon2::Params::try_from(&parsed).is_ok_and(|params| {
+            (params.m_cost(), params.t_cost(), params.p_cost())
+                == (current.m_cost(), current.t_cost(), current.p_cost())
+        })
+}
+
+/// [`hash_password`] on the current thread, with [`argon2id`]'s parameters.
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
     use rand::RngCore as _;
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("{error}"))?;
-    let hash = argon2::Argon2::default()
+    let hash = argon2id()
         .hash_password(password.as_bytes(), &salt)
         .map_err(|error| anyhow::anyhow!("hashing a password: {error}"))?;
     Ok(hash.to_string())
@@ -475,8 +498,9 @@ fn password_matches(salt: &str, stored: &str, password: &str) -> bool {
             .ct_eq(stored.as_bytes())
             .into();
     }
+    // Verified with the parameters the hash records, whatever the current ones are.
     PasswordHash::new(stored).is_ok_and(|parsed| {
-        argon2::Argon2::default()
+        argon2id()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok()
     })
@@ -505,7 +529,8 @@ mod tests {
     #[test]
     fn a_new_hash_is_argon2id_and_verifies_only_its_password() {
         let hash = hash_blocking("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+        assert!(hash.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{hash}");
+        assert!(is_current_hash(&hash));
         assert!(!is_legacy_hash(&hash));
         assert!(password_matches("", &hash, "correct horse"));
         assert!(!password_matches("", &hash, "correct horse "));
@@ -560,6 +585,50 @@ mod tests {
             .unwrap();
         assert!(auth.log_in("old", "secret", None).await.unwrap().is_none());
         assert!(auth.log_in("old", "new", None).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_the_old_19_mib_parameters_logs_in_and_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Arc::new(Db::connect(&url).await.unwrap());
+        // What Granary stored before: the `argon2` crate's default parameters.
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let old = argon2::Argon2::default()
+            .hash_password(b"secret", &salt)
+            .unwrap()
+            .to_string();
+        assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+        assert!(!is_current_hash(&old));
+        sqlx::query(
+            "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
+             VALUES ('u1', 'old', '', $1, $2, 0, 1)",
+        )
+        .bind(&old)
+        .bind(now())
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let throttle = ThrottleSettings {
+            per_user: 0,
+            per_address: 0,
+            window: Duration::from_secs(60),
+        };
+        let auth = Authenticator::new(db.clone(), throttle);
+        assert!(auth.log_in("old", "wrong", None).await.unwrap().is_none());
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, old, "a failed log-in rewrites nothing");
+        assert!(auth.log_in("old", "secret", None).await.unwrap().is_some());
+        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert!(is_current_hash(&stored), "{stored}");
+        assert!(password_matches("", &stored, "secret"));
+        assert!(auth.log_in("old", "secret", None).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -169,8 +169,9 @@ pub struct Config {
 
     /// Bytes of plugin answers (index pages, resolved downloads) the content app keeps per
     /// `serve` process, in KiB. Kept only where the plugin allows it, for as long as the
-    /// distribution serves the version they were made for.
-    #[arg(long, env = "GRANARY_CONTENT_ANSWER_CACHE_KB", default_value_t = 16 * 1024)]
+    /// distribution serves the version they were made for. The default holds a python index of
+    /// 10,000 projects whole, a page and a wheel of each (`docs/performance.md`, #20).
+    #[arg(long, env = "GRANARY_CONTENT_ANSWER_CACHE_KB", default_value_t = 32 * 1024)]
     pub content_answer_cache_kb: usize,
 
     /// Seconds a client has to send a request's headers once its connection waits for one (also

@@ -46,8 +46,10 @@ const MAX_VARIANTS: usize = 8;
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
-    /// The headers as the client gets them (the host's own already dropped), with an `ETag`.
-    pub headers: HeaderMap,
+    /// The headers as the client gets them (the host's own already dropped), with an `ETag`. A
+    /// list, not a `HeaderMap`: the map's tables cost a few hundred bytes however few headers it
+    /// holds, more than most kept pages' bodies.
+    pub headers: Box<[(HeaderName, HeaderValue)]>,
     pub body: AnswerBody,
     expires: Instant,
 }
@@ -78,12 +80,29 @@ impl Answer {
                 headers.insert(header::ETAG, value);
             }
         }
+        let mut listed = Vec::with_capacity(headers.len());
+        let mut name = None;
+        // A name comes only with the first of its values.
+        for (named, value) in headers {
+            name = named.or(name);
+            if let Some(name) = &name {
+                listed.push((name.clone(), value));
+            }
+        }
         Answer {
             status,
-            headers,
+            headers: listed.into(),
             body,
             expires: Instant::now() + lifetime,
         }
+    }
+
+    /// The first value of the header `name`.
+    pub fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find(|(kept, _)| kept == name)
+            .map(|(_, value)| value)
     }
 
     /// Whether a request with these headers has this answer already (`If-None-Match` names its
@@ -93,7 +112,7 @@ impl Answer {
             return false;
         }
         let (Some(etag), Some(asked)) = (
-            self.headers.get(header::ETAG),
+            self.header(&header::ETAG),
             request.get(header::IF_NONE_MATCH),
         ) else {
             return false;
@@ -190,9 +209,11 @@ pub struct Key<'a> {
 }
 
 impl Key<'_> {
-    /// Each part prefixed with its length, so no two keys spell the same text.
-    pub fn text(&self) -> String {
-        let mut text = String::with_capacity(96 + self.path.len());
+    /// What the answer is kept under: the sha256 of the parts, each prefixed with its length so
+    /// that no two keys spell the same text. 64 bytes however long the path and the URL are, a
+    /// third of what a project page's key took as text.
+    pub fn id(&self) -> String {
+        let mut text = String::with_capacity(256 + self.path.len());
         let version = self.version.map(|version| version.to_string());
         for part in [
             Some(self.plugin),
@@ -210,7 +231,7 @@ impl Key<'_> {
                 None => text.push('-'),
             }
         }
-        text
+        hex::encode(Sha256::digest(text))
     }
 }
 
@@ -238,13 +259,15 @@ fn values_of(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<HeaderValu
         .collect()
 }
 
-/// What a kept `HeaderMap` holds: its tables (a few hundred bytes however few headers it has)
-/// and each header's bucket, name and value.
-fn header_bytes(headers: &HeaderMap) -> usize {
-    256 + headers
+/// What kept headers hold: each pair, and the text of its name and value (a standard name has
+/// none of its own, but counting it costs nothing worth a branch).
+fn header_bytes(headers: &[(HeaderName, HeaderValue)]) -> usize {
+    headers
         .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 96)
-        .sum::<usize>()
+        .map(|(name, value)| {
+            std::mem::size_of::<(HeaderName, HeaderValue)>() + name.as_str().len() + value.len()
+        })
+        .sum()
 }
 
 impl Weigh for Arc<Variants> {
@@ -309,7 +332,7 @@ impl AnswerCache {
 
     /// The answer kept under `key` for a request with these headers, if it has not expired.
     pub fn get(&self, key: &Key<'_>, request: &HeaderMap) -> Option<Arc<Answer>> {
-        let key = key.text();
+        let key = key.id();
         let variants = self.shelves.current(|shelves| {
             if let Some(variants) = shelves.protected.get(&key) {
                 return Some(variants);
@@ -333,7 +356,7 @@ impl AnswerCache {
         request: &HeaderMap,
         answer: Answer,
     ) {
-        let key = key.text();
+        let key = key.id();
         let values = values_of(&vary, request);
         let answer = Arc::new(answer);
         self.shelves.keep(generation, |shelves| {
@@ -581,7 +604,7 @@ mod tests {
     #[test]
     fn byte_answers_get_an_etag_that_if_none_match_meets() {
         let answer = page("<html>");
-        let etag = answer.headers.get(header::ETAG).unwrap().clone();
+        let etag = answer.header(&header::ETAG).unwrap().clone();
         let mut request = HeaderMap::new();
         assert!(!answer.not_modified(&request));
         request.insert(header::IF_NONE_MATCH, etag);
@@ -589,8 +612,8 @@ mod tests {
         request.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
         assert!(!answer.not_modified(&request));
         assert_ne!(
-            page("<html>").headers.get(header::ETAG),
-            page("<html/>").headers.get(header::ETAG)
+            page("<html>").header(&header::ETAG),
+            page("<html/>").header(&header::ETAG)
         );
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{FromRequest as _, Multipart, Request};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
@@ -124,7 +124,7 @@ pub(super) async fn kept_answer(
     if let Some(answer) = app.answers.get(&key, headers) {
         return Ok(Kept::Answer(reply_with(app, &answer, rest, headers).await?));
     }
-    let lock = app.answer_calls.lock_for(&key.text());
+    let lock = app.answer_calls.lock_for(&key.id());
     if let Ok(leading) = lock.clone().try_lock_owned() {
         return Ok(Kept::Lead(Some(leading)));
     }
@@ -158,7 +158,10 @@ async fn reply_with(
             super::stored(app, sha256, *size, rest, asked).await?
         }
     };
-    add_headers(&mut reply, &answer.headers);
+    add_headers(
+        &mut reply,
+        answer.headers.iter().map(|(name, value)| (name, value)),
+    );
     Ok(reply)
 }
 
@@ -170,8 +173,11 @@ fn with_status(status: StatusCode, body: Body) -> Response {
 }
 
 /// Sets the plugin's `headers` on `reply`, over the host's own of the same name.
-fn add_headers(reply: &mut Response, headers: &HeaderMap) {
-    for name in headers.keys() {
+fn add_headers<'a>(
+    reply: &mut Response,
+    headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)> + Clone,
+) {
+    for (name, _) in headers.clone() {
         reply.headers_mut().remove(name);
     }
     for (name, value) in headers {
