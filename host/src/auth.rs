@@ -548,16 +548,18 @@ mod tests {
         assert!(!password_matches("", "!", ""));
     }
 
-    #[tokio::test]
-    async fn a_legacy_hash_is_upgraded_at_log_in_and_the_cache_follows_the_stored_hash() {
+    /// A database with one user, `old` (id `u1`), whose row stores `salt` and `hash`, and an
+    /// authenticator on it that never throttles. The directory holds the database.
+    async fn one_user(salt: &str, hash: &str) -> (tempfile::TempDir, Arc<Db>, Authenticator) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = Arc::new(Db::connect(&url).await.unwrap());
         sqlx::query(
             "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
-             VALUES ('u1', 'old', 'salt', $1, $2, 0, 1)",
+             VALUES ('u1', 'old', $1, $2, $3, 0, 1)",
         )
-        .bind(legacy_password_hash("salt", "secret"))
+        .bind(salt)
+        .bind(hash)
         .bind(now())
         .execute(db.pool())
         .await
@@ -568,13 +570,24 @@ mod tests {
             window: Duration::from_secs(60),
         };
         let auth = Authenticator::new(db.clone(), throttle);
+        (dir, db, auth)
+    }
+
+    /// The hash user `u1`'s row stores.
+    async fn stored_hash(db: &Db) -> String {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_legacy_hash_is_upgraded_at_log_in_and_the_cache_follows_the_stored_hash() {
+        let (_dir, db, auth) = one_user("salt", &legacy_password_hash("salt", "secret")).await;
         assert!(auth.log_in("old", "wrong", None).await.unwrap().is_none());
         let user = auth.log_in("old", "secret", None).await.unwrap().unwrap();
         assert_eq!(user.id, "u1");
-        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+        let stored = stored_hash(&db).await;
         assert!(stored.starts_with("$argon2id$"), "{stored}");
         assert!(auth.log_in("old", "secret", None).await.unwrap().is_some());
         // Another process sets a new password: the cached verification no longer counts.
@@ -589,9 +602,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_with_the_old_19_mib_parameters_logs_in_and_is_rewritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = Arc::new(Db::connect(&url).await.unwrap());
         // What Granary stored before: the `argon2` crate's default parameters.
         let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
         let old = argon2::Argon2::default()
@@ -600,32 +610,12 @@ mod tests {
             .to_string();
         assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
         assert!(!is_current_hash(&old));
-        sqlx::query(
-            "INSERT INTO users (id, username, password_salt, password_hash, created, is_staff, is_active)
-             VALUES ('u1', 'old', '', $1, $2, 0, 1)",
-        )
-        .bind(&old)
-        .bind(now())
-        .execute(db.pool())
-        .await
-        .unwrap();
-        let throttle = ThrottleSettings {
-            per_user: 0,
-            per_address: 0,
-            window: Duration::from_secs(60),
-        };
-        let auth = Authenticator::new(db.clone(), throttle);
+        let (_dir, db, auth) = one_user("", &old).await;
         assert!(auth.log_in("old", "wrong", None).await.unwrap().is_none());
-        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+        let stored = stored_hash(&db).await;
         assert_eq!(stored, old, "a failed log-in rewrites nothing");
         assert!(auth.log_in("old", "secret", None).await.unwrap().is_some());
-        let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = 'u1'")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+        let stored = stored_hash(&db).await;
         assert!(is_current_hash(&stored), "{stored}");
         assert!(password_matches("", &stored, "secret"));
         assert!(auth.log_in("old", "secret", None).await.unwrap().is_some());

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 /// jemalloc gives freed memory back to the system within seconds. glibc's malloc raises its mmap
 /// threshold at the first large free (a password hash's block at the first log-in) and from then
 /// on keeps blocks up to that size in its arenas: a server serving the python bench stayed at
-/// 91 MiB with it, 60-64 MiB with jemalloc (`docs/performance.md`, #20). mimalloc, tried too,
+/// 87-92 MiB with it, 53-62 MiB with jemalloc (`docs/performance.md`, #20). mimalloc, tried too,
 /// started at 106 MiB.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
