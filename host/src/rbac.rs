@@ -199,23 +199,37 @@ pub async fn assign(
     if let Some(existing) = find_assignment(db, role_id, holder, object.map(|o| o.id)).await? {
         return Ok((existing, false));
     }
+    let mut tx = db.begin_write().await?;
+    let id = insert_assignment(&mut tx, role_id, holder, object).await?;
+    tx.commit().await?;
+    Ok((id, true))
+}
+
+/// Records a new assignment of `role_id` to `holder` on `object` (or globally) in the
+/// transaction `tx`, for an object made in that same transaction (so it has none yet).
+/// Answers its id.
+pub async fn insert_assignment(
+    tx: &mut sqlx::AnyConnection,
+    role_id: &str,
+    holder: Holder<'_>,
+    object: Option<Object<'_>>,
+) -> Result<String, sqlx::Error> {
     let (user_id, group_id) = holder.columns();
     let id = new_id();
-    db.write_one(
-        sqlx::query(
-            "INSERT INTO role_assignments (id, role_id, user_id, group_id, object_id, object_href, created)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&id)
-        .bind(role_id)
-        .bind(user_id)
-        .bind(group_id)
-        .bind(object.map(|object| object.id))
-        .bind(object.map(|object| object.href))
-        .bind(now()),
+    sqlx::query(
+        "INSERT INTO role_assignments (id, role_id, user_id, group_id, object_id, object_href, created)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
+    .bind(&id)
+    .bind(role_id)
+    .bind(user_id)
+    .bind(group_id)
+    .bind(object.map(|object| object.id))
+    .bind(object.map(|object| object.href))
+    .bind(now())
+    .execute(tx)
     .await?;
-    Ok((id, true))
+    Ok(id)
 }
 
 /// The assignment of `role_id` to `holder` on `object_id` (or globally), if there is one.

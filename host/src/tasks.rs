@@ -86,9 +86,18 @@ pub async fn enqueue(
     locks: &[ResourceLock],
 ) -> Result<String, sqlx::Error> {
     let id = new_id();
-    let mut tx = db.begin_write().await?;
     let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
     let user = crate::auth::current_user();
+    // The user who asked for the work owns the task (Pulp's `core.task_owner`): they may see
+    // and cancel it. Given in the task's own commit: one fsync less per task (an upload is one
+    // task), and no moment when the task exists without its owner.
+    let owner = match &user {
+        Some(user) => rbac::role_id(db, "core.task_owner")
+            .await?
+            .map(|role| (role, user.id.clone())),
+        None => None,
+    };
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO tasks (id, name, state, args, created, logging_cid, user_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -112,20 +121,16 @@ pub async fn enqueue(
         .execute(&mut *tx)
         .await?;
     }
-    announce(db, &mut tx, TASKS_CHANNEL).await?;
-    tx.commit().await?;
-    // The user who asked for the work owns the task (Pulp's `core.task_owner`): they may see
-    // and cancel it.
-    if let Some(user) = user
-        && let Some(owner) = rbac::role_id(db, "core.task_owner").await?
-    {
+    if let Some((role, user_id)) = &owner {
         let href = crate::domain::hrefs::task(&id);
         let task = rbac::Object {
             id: &id,
             href: &href,
         };
-        rbac::assign(db, &owner, rbac::Holder::User(&user.id), Some(task)).await?;
+        rbac::insert_assignment(&mut tx, role, rbac::Holder::User(user_id), Some(task)).await?;
     }
+    announce(db, &mut tx, TASKS_CHANNEL).await?;
+    tx.commit().await?;
     Ok(id)
 }
 
