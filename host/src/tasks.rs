@@ -89,8 +89,8 @@ pub async fn enqueue(
     let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
     let user = crate::auth::current_user();
     // The user who asked for the work owns the task (Pulp's `core.task_owner`): they may see
-    // and cancel it. Given in the task's own commit: one fsync less per task (an upload is one
-    // task), and no moment when the task exists without its owner.
+    // and cancel it. Given in the task's own commit: one fsync less per task a REST request
+    // queues, and no moment when the task exists without its owner.
     let owner = match &user {
         Some(user) => rbac::role_id(db, "core.task_owner")
             .await?
