@@ -43,6 +43,7 @@ pub mod tasks;
 pub mod typed;
 pub mod uploads;
 pub mod users;
+pub mod workers;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -75,6 +76,7 @@ fn protected_routes() -> Routes {
         .merge(distributions::router())
         .merge(artifacts::router())
         .merge(tasks::router())
+        .merge(workers::router())
         .merge(plugins::router())
         .merge(uploads::router())
         .merge(maintenance::router())

@@ -5,6 +5,7 @@
 
 mod events;
 pub mod listener;
+pub mod statuses;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use crate::plugins::runtime::Limits;
 use crate::state::{App, AppState};
 use crate::storage::{BlobStore, S3Settings};
 use crate::tasks::worker::Workers;
+use statuses::{AppType, Registration};
 
 /// Built-in plugin components, compiled to `wasm32-wasip2` by `host/build.rs`.
 const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
@@ -228,6 +230,20 @@ pub async fn serve(
         ))
     });
     tokio::spawn(events::listen(app.clone(), shutdown.clone()));
+    let registration = Arc::new(
+        Registration::register(
+            &app.db,
+            &app.worker_name,
+            &[AppType::Api, AppType::Content],
+            &statuses::versions(&app.plugins),
+        )
+        .await?,
+    );
+    let heartbeat = tokio::spawn(beat_until(
+        app.clone(),
+        registration.clone(),
+        shutdown.clone(),
+    ));
     let router = crate::api::router(&app)
         .merge(crate::content::router(&app))
         .with_state(app.clone());
@@ -242,8 +258,28 @@ pub async fn serve(
     )
     .await?;
     shutdown.cancel();
+    heartbeat.await?;
+    if let Some(registration) = Arc::into_inner(registration) {
+        registration.remove(&app.db).await?;
+    }
     if let Some(handle) = worker_handle {
         handle.await??;
     }
     Ok(())
+}
+
+/// Moves the heartbeat of `registration` every [`statuses::HEARTBEAT`] until `shutdown`.
+async fn beat_until(app: AppState, registration: Arc<Registration>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(statuses::HEARTBEAT) => {}
+        }
+        if let Err(error) = registration
+            .beat(&app.db, &statuses::versions(&app.plugins))
+            .await
+        {
+            tracing::warn!(error = %error, "heartbeat failed");
+        }
+    }
 }

@@ -426,9 +426,17 @@ async fn install_triggers(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::
 
 /// The current time as stored in the database: fixed-width RFC 3339 UTC, sortable as text.
 pub fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
+    stamp(chrono::Utc::now())
+}
+
+/// `at` as timestamps are stored: fixed-width RFC 3339 UTC, so they sort as text.
+pub fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// The time `age` ago, as timestamps are stored.
+pub fn ago(age: std::time::Duration) -> String {
+    stamp(chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX))
 }
 
 /// A new id: a UUIDv7, which sorts by creation time (the `uuid` crate orders the ids one process

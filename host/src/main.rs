@@ -47,11 +47,11 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse_from(arguments).command {
         Command::Serve(config) => {
             let listener = tokio::net::TcpListener::bind(config.bind).await?;
-            let shutdown = shutdown_on_ctrl_c();
+            let shutdown = shutdown_on_signal();
             granary::app::serve(config, listener, shutdown).await
         }
         Command::Worker(config) => {
-            let shutdown = shutdown_on_ctrl_c();
+            let shutdown = shutdown_on_signal();
             granary::app::work(config, shutdown).await
         }
         Command::Plugin(command) => granary::cli::run(command).await,
@@ -64,12 +64,24 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// A token cancelled on Ctrl-C (SIGINT), for a graceful stop.
-fn shutdown_on_ctrl_c() -> CancellationToken {
+/// A token cancelled on Ctrl-C (SIGINT) or SIGTERM (what `systemctl stop`, `docker stop` and
+/// Kubernetes send), for a graceful stop: running requests finish and the process removes its
+/// status rows, so it is not listed as missing.
+fn shutdown_on_signal() -> CancellationToken {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
         signal.cancel();
     });
     shutdown

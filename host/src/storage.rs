@@ -550,6 +550,23 @@ impl BlobStore {
         }
     }
 
+    /// `(total, used, free)` bytes of the filesystem that holds local storage, as Python's
+    /// `shutil.disk_usage` counts them (Pulp's `status/`); `None` for object storage, which has
+    /// no such figures, or when the filesystem cannot tell.
+    pub fn disk_usage(&self) -> Option<(u64, u64, u64)> {
+        let root = self.local_root.as_ref()?;
+        let stats = rustix::fs::statvfs(root).ok()?;
+        let unit = stats.f_frsize;
+        Some((
+            stats.f_blocks.saturating_mul(unit),
+            stats
+                .f_blocks
+                .saturating_sub(stats.f_bfree)
+                .saturating_mul(unit),
+            stats.f_bavail.saturating_mul(unit),
+        ))
+    }
+
     fn key(sha256: &str) -> ObjectPath {
         ObjectPath::from(format!("{}/{}/{}", &sha256[0..2], &sha256[2..4], sha256))
     }

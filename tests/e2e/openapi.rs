@@ -217,6 +217,7 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
     let policies = app
         .get_json("/pulp/api/v3/access_policies/?viewset_name=groups")
         .await;
+    let workers = app.get_json("/pulp/api/v3/workers/").await;
     let rbac_objects = [
         ("role_href", str_field(&role, "pulp_href").to_owned()),
         (
@@ -252,6 +253,10 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
             str_field(&artifact, "pulp_href").to_owned(),
         ),
         ("task_href", task_href),
+        (
+            "worker_href",
+            str_field(&workers["results"][0], "pulp_href").to_owned(),
+        ),
         ("plugin_href", "/pulp/api/v3/plugins/file/".to_owned()),
         ("upload_href", str_field(&upload, "pulp_href").to_owned()),
         ("auth_user_href", user_href),

@@ -34,22 +34,21 @@ impl PulpCli {
         }
     }
 
+    /// Runs `pulp <args>`, which must fail (a non-zero exit); returns what it printed to stderr.
+    pub(crate) async fn fails(&self, args: &[&str]) -> String {
+        let output = self.output(args).await;
+        assert!(
+            !output.status.success(),
+            "pulp {args:?} succeeded: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
     /// Runs `pulp <args>` and returns its JSON output (`null` when it prints nothing). Fails the
     /// test on a non-zero exit or on an error printed to stderr.
     pub(crate) async fn run(&self, args: &[&str]) -> Value {
-        let home = self.home.path();
-        let output = tokio::process::Command::new(&self.program)
-            .args(["--base-url", &self.base_url])
-            .args(["--username", &self.username])
-            .args(["--password", &self.password])
-            .args(["--format", "json"])
-            .args(args)
-            .env("HOME", home)
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .output()
-            .await
-            .expect("run pulp-cli");
+        let output = self.output(args).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -67,6 +66,22 @@ impl PulpCli {
         }
         serde_json::from_str(&stdout)
             .unwrap_or_else(|err| panic!("pulp {args:?} printed no JSON ({err}):\n{stdout}"))
+    }
+
+    async fn output(&self, args: &[&str]) -> std::process::Output {
+        let home = self.home.path();
+        tokio::process::Command::new(&self.program)
+            .args(["--base-url", &self.base_url])
+            .args(["--username", &self.username])
+            .args(["--password", &self.password])
+            .args(["--format", "json"])
+            .args(args)
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .output()
+            .await
+            .expect("run pulp-cli")
     }
 }
 

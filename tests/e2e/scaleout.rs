@@ -51,7 +51,7 @@ async fn serve_and_worker_processes_share_postgres_and_s3() {
         .map(|worker| worker.name.as_str())
         .collect();
     assert!(
-        worker_names.contains(str_field(&task, "worker")),
+        worker_names.contains(first.worker_of(&task).await.as_str()),
         "a worker process ran the sync: {task:#}"
     );
 
@@ -223,10 +223,10 @@ async fn syncs_run_in_parallel_across_workers_but_never_twice_on_one_repository(
         assert_eq!(task["state"], "completed", "{task:#}");
         finished.push(task);
     }
-    let workers: BTreeSet<&str> = finished
-        .iter()
-        .map(|task| str_field(task, "worker"))
-        .collect();
+    let mut workers = BTreeSet::new();
+    for task in &finished {
+        workers.insert(app.worker_of(task).await);
+    }
     assert_eq!(
         workers.len(),
         2,
@@ -305,7 +305,7 @@ async fn a_killed_workers_task_is_failed_and_the_next_sync_completes() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let victim = str_field(&running, "worker").to_owned();
+    let victim = app.worker_of(&running).await;
     let index = cluster
         .workers
         .iter()
@@ -326,7 +326,7 @@ async fn a_killed_workers_task_is_failed_and_the_next_sync_completes() {
     upstream.set_file_delay(Duration::ZERO);
     let task = app.sync(&repository, &remote, true).await;
     assert_eq!(task["state"], "completed", "{task:#}");
-    assert_eq!(str_field(&task, "worker"), survivor);
+    assert_eq!(app.worker_of(&task).await, survivor);
     let version = app.get_json(&format!("{repository}versions/1/")).await;
     assert_eq!(
         summary_count(&version, "present", "file.file"),

@@ -409,7 +409,8 @@ async fn chunks_sent_to_different_processes_are_assembled_through_s3() {
         .run_task(&format!("{upload}commit/"), json!({"sha256": sha256}))
         .await;
     assert_eq!(
-        task["worker"], cluster.workers[0].name,
+        second.worker_of(&task).await,
+        cluster.workers[0].name,
         "the worker process assembled the upload: {task:#}"
     );
     let objects = cluster.s3.objects().await;

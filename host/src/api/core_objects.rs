@@ -42,8 +42,8 @@ pub trait CoreObject: Resource + Sized {
     const VIEW_PERMISSION: Option<&'static str> = None;
 
     /// The conditions of the list filters the resource reads itself (none unless it has some).
-    fn filters(_query: &ListQuery) -> Conditions {
-        Conditions::new()
+    fn filters(_query: &ListQuery) -> ApiResult<Conditions> {
+        Ok(Conditions::new())
     }
 
     /// The views of `rows`, in their order (one call for a page, so a resource may read what
@@ -169,7 +169,7 @@ pub async fn list<O: CoreObject>(
     let visibility = visibility::<O>(&app, &caller).await?;
     let page = Page::from_query(&query)?;
     let (total, rows) =
-        list::fetch_page::<O>(&app.db, &query, O::filters(&query), &visibility, &page).await?;
+        list::fetch_page::<O>(&app.db, &query, O::filters(&query)?, &visibility, &page).await?;
     let views = O::views(&app, rows).await?;
     Ok(page.respond(&app, &uri, total, views))
 }

@@ -104,27 +104,43 @@ pub struct ExtraFilter {
     pub name: &'static str,
     /// What it selects, for the document.
     pub description: &'static str,
-    /// Whether it takes a comma-separated list.
-    pub many: bool,
+    /// What value it takes.
+    pub takes: Takes,
+}
+
+/// The value an [`ExtraFilter`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// One text value.
+    One,
+    /// A comma-separated list.
+    Many,
+    /// A boolean (`true`/`false`; clients such as pulp-glue check the type).
+    Flag,
 }
 
 impl ExtraFilter {
-    const fn of(name: &'static str, description: &'static str, many: bool) -> ExtraFilter {
+    const fn of(name: &'static str, description: &'static str, takes: Takes) -> ExtraFilter {
         ExtraFilter {
             name,
             description,
-            many,
+            takes,
         }
     }
 
     /// A filter taking one value.
     pub const fn one(name: &'static str, description: &'static str) -> ExtraFilter {
-        ExtraFilter::of(name, description, false)
+        ExtraFilter::of(name, description, Takes::One)
     }
 
     /// A filter taking a comma-separated list.
     pub const fn many(name: &'static str, description: &'static str) -> ExtraFilter {
-        ExtraFilter::of(name, description, true)
+        ExtraFilter::of(name, description, Takes::Many)
+    }
+
+    /// A filter taking a boolean.
+    pub const fn flag(name: &'static str, description: &'static str) -> ExtraFilter {
+        ExtraFilter::of(name, description, Takes::Flag)
     }
 }
 
@@ -984,7 +1000,7 @@ pub fn stored_time(param: &str, value: &str) -> ApiResult<String> {
                 .map(|day| day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
         })
         .map_err(|_| ApiError::field(param, "Enter a valid date/time."))?;
-    Ok(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+    Ok(crate::db::stamp(parsed))
 }
 
 /// The comma-separated items of a `__in` filter.

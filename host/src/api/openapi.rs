@@ -69,7 +69,7 @@ pub struct Component {
 }
 
 /// `core`, then every loaded plugin.
-pub fn components(app: &App) -> Vec<Component> {
+pub fn components(plugins: &crate::plugins::PluginRuntime) -> Vec<Component> {
     let core = Component {
         name: "core".into(),
         version: PULP_API_VERSION.into(),
@@ -77,7 +77,7 @@ pub fn components(app: &App) -> Vec<Component> {
         package_version: env!("CARGO_PKG_VERSION").into(),
     };
     std::iter::once(core)
-        .chain(app.plugins.list().iter().map(|plugin| Component {
+        .chain(plugins.list().iter().map(|plugin| Component {
             name: plugin.info.name.clone(),
             version: PULP_API_VERSION.into(),
             package: format!("granary-plugin-{}", plugin.info.name),
@@ -175,7 +175,7 @@ pub fn document(app: &App, style: PathStyle) -> OpenApi {
     }
     let mut versions = Map::new();
     let mut package_versions = Map::new();
-    for component in components(app) {
+    for component in components(&app.plugins) {
         versions.insert(component.name.clone(), component.version.into());
         package_versions.insert(component.name, component.package_version.into());
     }

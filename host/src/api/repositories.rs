@@ -61,6 +61,7 @@ resource! {
         name: String,
         description: Option<String>,
         retain_repo_versions: Option<i64>,
+        autopublish: i64,
         latest_version: i64,
         labels: String,
         created: String,
@@ -90,6 +91,8 @@ pub(crate) struct RepositoryView {
     description: Option<String>,
     retain_repo_versions: Option<i64>,
     remote: Option<String>,
+    /// Each new version is published by the task that makes it.
+    autopublish: bool,
 }
 
 impl RepositoryView {
@@ -115,6 +118,7 @@ impl RepositoryView {
             description: repository.description,
             retain_repo_versions: repository.retain_repo_versions,
             remote: repository.remote.href(names),
+            autopublish: repository.autopublish != 0,
         }
     }
 }
@@ -224,6 +228,12 @@ async fn repository_changes(
         changes.push((
             "retain_repo_versions".into(),
             ColumnValue::Int(fields.opt_int("retain_repo_versions", 1, i64::MAX)?),
+        ));
+    }
+    if let Some(autopublish) = fields.opt_bool("autopublish")? {
+        changes.push((
+            "autopublish".into(),
+            ColumnValue::Int(Some(i64::from(autopublish))),
         ));
     }
     if fields.0.contains_key("remote") {
@@ -573,7 +583,9 @@ async fn read_version(
 }
 
 /// `DELETE versions/<n>/`: a task that removes the version, squashing its changes into the next
-/// one (no other version's content changes). The latest version cannot be deleted.
+/// one (no other version's content changes); the latest version's changes are dropped and the
+/// one before is the latest. As in Pulp, the only version and versions a distribution serves
+/// are refused (400).
 async fn destroy_version(
     Call { app, caller }: Call,
     Path((plugin, segment, id, number)): Path<(String, String, String, String)>,
@@ -586,10 +598,8 @@ async fn destroy_version(
     match versions::check_deletable(&mut conn, &repository_id, number).await {
         Ok(()) => {}
         Err(DeleteVersionError::Missing(_)) => return Err(ApiError::not_found()),
-        Err(DeleteVersionError::Latest(_)) => {
-            return Err(ApiError::bad_request(
-                "The latest version of a repository cannot be deleted.",
-            ));
+        Err(error @ (DeleteVersionError::LastRemaining(_) | DeleteVersionError::Protected(_))) => {
+            return Err(ApiError::bad_request(error.to_string()));
         }
         Err(DeleteVersionError::Db(error)) => return Err(error.into()),
     }

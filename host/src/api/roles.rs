@@ -123,7 +123,7 @@ impl CoreObject for Role {
     type View = RoleView;
 
     /// `contains_permission`: the roles holding one of these permissions.
-    fn filters(query: &ListQuery) -> Conditions {
+    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
         let mut conditions = Conditions::new();
         let wanted: Vec<Bind> = query
             .get("contains_permission")
@@ -139,7 +139,7 @@ impl CoreObject for Role {
                 wanted,
             );
         }
-        conditions
+        Ok(conditions)
     }
 
     /// The permissions of all of `roles` are read in one query.

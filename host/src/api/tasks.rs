@@ -1,9 +1,10 @@
 //! `tasks/`: list (with Pulp's filters), read, cancel (`PATCH {"state": "canceled"}`), delete
-//! finished ones (409 otherwise).
+//! finished ones (409 otherwise), and `tasks/purge/`: delete the finished ones of long ago.
 
 use axum::Json;
 use axum::extract::Path;
-use axum::routing::get;
+use axum::response::Response;
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -12,17 +13,20 @@ use super::access::Call;
 use super::core_objects::{self, CoreObject, Deletable};
 use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource, split_list};
 use super::routes::Routes;
-use super::support::{Fields, json_column};
-use crate::db::now;
+use super::support::{Fields, json_column, spawn_task};
+use crate::db::{ago, now};
 use crate::domain::hrefs;
+use crate::domain::maintenance::{FINAL_STATES, Purger};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
+use crate::tasks::kinds::TaskArgs;
 use crate::tasks::state;
 
 /// Routes.
 pub fn router() -> Routes {
     Routes::new()
         .route("/pulp/api/v3/tasks/", get(core_objects::list::<Task>))
+        .route("/pulp/api/v3/tasks/purge/", post(purge))
         .route(
             "/pulp/api/v3/tasks/{id}/",
             get(core_objects::read::<Task>)
@@ -39,13 +43,14 @@ resource! {
         created: String,
         started: Option<String>,
         finished: Option<String>,
-        worker: Option<String>,
+        /// The worker's status row, while it is kept (a forgotten worker's tasks show none).
+        worker_id: Option<String> = "(SELECT w.id FROM app_statuses w WHERE w.app_type = 'worker' AND w.name = tasks.worker)",
         error: Option<String>,
         progress_reports: String,
         created_resources: String,
         logging_cid: Option<String>,
     }
-    filters: text state, text name, text worker, text logging_cid, time pulp_created = created,
+    filters: text state, text name, text logging_cid, time pulp_created = created,
         time started_at = started, time finished_at = finished, time unblocked_at = started;
     orderings: pulp_created = created, started_at = started, finished_at = finished, name, state;
     default_ordering: "-pulp_created";
@@ -65,6 +70,7 @@ pub(crate) struct TaskView {
     started_at: Option<String>,
     #[schema(format = DateTime)]
     finished_at: Option<String>,
+    /// The href of the worker that ran it (`workers/<id>/`).
     worker: Option<String>,
     /// `{description, traceback}` of a failed task.
     #[schema(value_type = Option<Object>)]
@@ -94,7 +100,7 @@ impl TaskView {
             unblocked_at: task.started.clone(),
             started_at: task.started,
             finished_at: task.finished,
-            worker: task.worker,
+            worker: task.worker_id.as_deref().map(super::workers::href),
             error: task.error.map(|error| error_json(&error)),
             progress_reports: json_column(&task.progress_reports),
             created_resources: json_column(&task.created_resources),
@@ -150,6 +156,7 @@ async fn view(app: &App, task: Task) -> ApiResult<TaskView> {
 
 /// The list filters [`resource_filters`] reads, for the API document.
 pub(crate) const FILTERS: &[ExtraFilter] = &[
+    ExtraFilter::one("worker", "Tasks run by this worker (an href)."),
     ExtraFilter::one(
         "created_resources",
         "Tasks that created this object (an href).",
@@ -184,6 +191,12 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
 /// their lookups; `pulp_created`, `started_at`, `finished_at` ranges) are the spec's.
 fn resource_filters(query: &ListQuery) -> Conditions {
     let mut conditions = Conditions::new();
+    if let Some(href) = query.get("worker").filter(|href| !href.is_empty()) {
+        conditions.push(
+            "tasks.worker IN (SELECT w.name FROM app_statuses w WHERE w.app_type = 'worker' AND w.id = ?)",
+            [Bind::Text(super::workers::id_of(href).unwrap_or_default().to_owned())],
+        );
+    }
     if let Some(href) = query
         .get("created_resources")
         .filter(|href| !href.is_empty())
@@ -237,8 +250,8 @@ impl CoreObject for Task {
     const VIEW_PERMISSION: Option<&'static str> = Some("core.view_task");
     type View = TaskView;
 
-    fn filters(query: &ListQuery) -> Conditions {
-        resource_filters(query)
+    fn filters(query: &ListQuery) -> ApiResult<Conditions> {
+        Ok(resource_filters(query))
     }
 
     async fn views(app: &App, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
@@ -306,8 +319,65 @@ impl Deletable for Task {
         core_objects::delete_rows(
             app,
             &task.id,
-            &[("task_resources", "task_id"), ("tasks", "id")],
+            &[
+                ("task_resources", "task_id"),
+                ("role_assignments", "object_id"),
+                ("tasks", "id"),
+            ],
         )
         .await
     }
+}
+
+/// How old a finished task must be for a purge that names no time: Pulp's default, 30 days.
+const PURGE_DEFAULT_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// `POST tasks/purge/ {finished_before?, states?}`: queues a task deleting the tasks in `states`
+/// (final states; `["completed"]` by default) that finished before `finished_before` (30 days
+/// ago by default) and that the caller may delete, as Pulp's `purge`.
+async fn purge(Call { app, caller }: Call, fields: Fields) -> ApiResult<Response> {
+    caller.authorize_action(&app, "tasks", "purge").await?;
+    let finished_before = match fields.opt_str("finished_before")? {
+        Some(value) => super::list::stored_time("finished_before", &value)?,
+        None => ago(PURGE_DEFAULT_AGE),
+    };
+    let states = match fields.0.get("states") {
+        None | Some(Value::Null) => vec![state::COMPLETED.to_owned()],
+        Some(Value::Array(items)) => {
+            let mut states = Vec::with_capacity(items.len());
+            for item in items {
+                match item.as_str() {
+                    Some(name) if FINAL_STATES.contains(&name) => states.push(name.to_owned()),
+                    _ => {
+                        return Err(ApiError::field(
+                            "states",
+                            format!("{item} is not a valid choice."),
+                        ));
+                    }
+                }
+            }
+            states
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "states",
+                "Expected a list of items but got a single value.",
+            ));
+        }
+    };
+    let purger = Purger {
+        user_id: caller.user.id.clone(),
+        is_staff: caller.user.is_staff,
+    };
+    spawn_task(
+        &app,
+        "granary.tasks.purge",
+        TaskArgs::PurgeTasks {
+            finished_before,
+            states,
+            purger,
+        },
+        &[],
+    )
+    .await
 }

@@ -443,7 +443,7 @@ async fn create_token(
                     "The expiry must be in the future.",
                 ));
             }
-            Some(at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+            Some(crate::db::stamp(at))
         }
     };
     let secret = format!("{TOKEN_PREFIX}{}", random_token(TOKEN_SECRET_LEN));

@@ -187,7 +187,7 @@ pub fn object_id(href: &str) -> Option<String> {
             _,
             _,
             _
-        ] | ["artifacts" | "tasks" | "uploads" | "users", _]
+        ] | ["artifacts" | "tasks" | "uploads" | "users" | "workers", _]
     );
     (named && uuid::Uuid::parse_str(id).is_ok()).then(|| id.to_owned())
 }

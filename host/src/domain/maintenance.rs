@@ -5,13 +5,14 @@
 //!   downloaded again (a remote artifact is known) and that no kept version needs; the content
 //!   stays, served on demand afterwards;
 //! - [`repair`]: checks that stored artifacts exist (and, asked to, have the right sha256) and
-//!   downloads missing or corrupt ones again from a remote that has them.
+//!   downloads missing or corrupt ones again from a remote that has them;
+//! - [`purge_tasks`]: deletes the records of tasks that finished long ago.
 
 use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 
 use super::Backends;
-use crate::db::{BindAll as _, placeholders};
+use crate::db::{BindAll as _, placeholders, value_rows};
 use crate::domain::artifacts::{self, Expected};
 use crate::domain::remotes::Remote;
 use crate::progress::TaskHandle;
@@ -45,9 +46,7 @@ const UNSEEN_SINCE_1: &str = "a.created < $1 AND (a.last_seen IS NULL OR a.last_
 
 /// The time `minutes` ago, as stored in the database.
 fn minutes_ago(minutes: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string()
+    crate::db::stamp(chrono::Utc::now() - chrono::Duration::minutes(minutes))
 }
 
 /// Deletes orphan content created more than `protection_minutes` ago (only among `content_ids`
@@ -485,5 +484,89 @@ async fn redownload(
     match last_error {
         Some(error) => Err(anyhow::anyhow!("{error}")),
         None => Ok(false),
+    }
+}
+
+/// The states of a task that has ended, which a purge may delete (Pulp's `TASK_FINAL_STATES`).
+pub const FINAL_STATES: [&str; 4] = ["skipped", "completed", "failed", "canceled"];
+
+/// Who asked for a purge: only the tasks they may delete (`core.delete_task`) go.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Purger {
+    /// `users.id`.
+    pub user_id: String,
+    /// Staff may delete every task.
+    pub is_staff: bool,
+}
+
+/// Deletes the tasks in `states` (final states only) that finished before `finished_before`
+/// and that `purger` may delete, with their resources and the roles held on them, a batch per
+/// commit so other writers get turns; reports the count as Pulp does (`purge.tasks.total`,
+/// `purge.tasks.key.core.Task`).
+pub async fn purge_tasks(
+    backends: &Backends,
+    task: &TaskHandle,
+    finished_before: &str,
+    states: &[String],
+    purger: &Purger,
+) -> anyhow::Result<()> {
+    let states: Vec<&String> = states
+        .iter()
+        .filter(|state| FINAL_STATES.contains(&state.as_str()))
+        .collect();
+    let mut permissions =
+        crate::rbac::Permissions::of(backends.db.clone(), &purger.user_id, purger.is_staff);
+    let deletable = permissions.visible("core.delete_task", "t.id").await?;
+    let mut sql = format!(
+        "SELECT t.id FROM tasks t WHERE t.finished < $1 AND t.state IN ({})",
+        placeholders(2, states.len())
+    );
+    let mut binds: Vec<String> = Vec::new();
+    if let Some((condition, values)) = deletable {
+        sql.push_str(" AND ");
+        sql.push_str(&value_rows(&condition, states.len() + 2, 1));
+        binds = values;
+    }
+    sql.push_str(&format!(" LIMIT {BATCH}"));
+    let (total, tasks) = (
+        ("purge.tasks.total", "Purged task-related-objects total"),
+        (
+            "purge.tasks.key.core.Task",
+            "Purged task-objects of type core.Task",
+        ),
+    );
+    task.report(total.0, total.1, 0, None);
+    task.report(tasks.0, tasks.1, 0, None);
+    loop {
+        let ids: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(finished_before)
+            .bind_all(&states)
+            .bind_all(&binds)
+            .fetch_all(backends.db.pool())
+            .await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = placeholders(1, ids.len());
+        let mut tx = backends.db.begin_write().await?;
+        let mut removed = 0;
+        for statement in [
+            format!("DELETE FROM task_resources WHERE task_id IN ({list})"),
+            format!("DELETE FROM role_assignments WHERE object_id IN ({list})"),
+        ] {
+            removed += sqlx::query(&statement)
+                .bind_all(&ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        let deleted = sqlx::query(&format!("DELETE FROM tasks WHERE id IN ({list})"))
+            .bind_all(&ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        task.advance(tasks.0, tasks.1, deleted);
+        task.advance(total.0, total.1, deleted + removed);
     }
 }

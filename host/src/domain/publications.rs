@@ -22,6 +22,34 @@ struct VersionRow {
     id: String,
 }
 
+/// Publishes the new version among `created` (the hrefs a task created) when the repository
+/// has `autopublish`; returns the publication's href.
+pub async fn autopublish(
+    backends: &Backends,
+    task: &Arc<TaskHandle>,
+    repository_id: &str,
+    created: &[String],
+) -> anyhow::Result<Option<String>> {
+    let names = backends.plugins.rest_names();
+    let Some(number) = created
+        .iter()
+        .find_map(|href| match hrefs::parse(&names, href) {
+            Some(hrefs::Href::Version { id, number, .. }) if id == repository_id => Some(number),
+            _ => None,
+        })
+    else {
+        return Ok(None);
+    };
+    let autopublish: i64 = sqlx::query_scalar("SELECT autopublish FROM repositories WHERE id = $1")
+        .bind(repository_id)
+        .fetch_one(backends.db.pool())
+        .await?;
+    if autopublish == 0 {
+        return Ok(None);
+    }
+    Ok(Some(publish(backends, task, repository_id, number).await?))
+}
+
 /// Publishes version `number` of a repository; returns the publication's href.
 pub async fn publish(
     backends: &Backends,

@@ -77,14 +77,15 @@ pub async fn finish_version(
     removals: &[String],
 ) -> Result<NewVersion, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let (base, plugin, type_name) = sqlx::query_as::<_, (i64, String, String)>(
-        "SELECT latest_version, plugin, type_name FROM repositories WHERE id = $1",
+    let (base, next, plugin, type_name) = sqlx::query_as::<_, (i64, Option<i64>, String, String)>(
+        "SELECT latest_version, next_version, plugin, type_name FROM repositories WHERE id = $1",
     )
     .bind(repository_id)
     .fetch_one(&mut *tx)
     .await?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
-    let number = base + 1;
+    // After the latest version was deleted, its number is not given again.
+    let number = next.unwrap_or(base + 1);
     // Added: staged and not present in the base version; when mirroring, removed: present and
     // not staged. Both bind the repository, the base version, the new number and the task.
     let add_staged = format!(
@@ -163,12 +164,14 @@ pub async fn finish_version(
     .bind(now())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE repositories SET latest_version = $2, updated = $3 WHERE id = $1")
-        .bind(repository_id)
-        .bind(number)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE repositories SET latest_version = $2, next_version = NULL, updated = $3 WHERE id = $1",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
     prune(&mut tx, names, repository_id).await?;
     tx.commit().await?;
     Ok(NewVersion {
@@ -191,13 +194,20 @@ async fn prune(
     let Some(retain) = retain.filter(|retain| *retain > 0) else {
         return Ok(());
     };
+    // As in Pulp, versions a distribution serves (directly or through a publication) are
+    // neither counted nor deleted.
+    let protected = protected_versions(tx, repository_id).await?;
     let numbers: Vec<i64> = sqlx::query_scalar(
         "SELECT number FROM repository_versions WHERE repository_id = $1 ORDER BY number DESC",
     )
     .bind(repository_id)
     .fetch_all(&mut **tx)
     .await?;
-    let mut old: Vec<i64> = numbers.into_iter().skip(retain as usize).collect();
+    let mut old: Vec<i64> = numbers
+        .into_iter()
+        .filter(|number| !protected.contains(number))
+        .skip(retain as usize)
+        .collect();
     old.sort_unstable();
     for number in old {
         squash(tx, names, repository_id, number).await?;
@@ -211,9 +221,14 @@ pub enum DeleteVersionError {
     /// The version does not exist.
     #[error("repository version {0} does not exist")]
     Missing(i64),
-    /// The latest version is what the repository is; it stays.
-    #[error("version {0} is the latest version of its repository and cannot be deleted")]
-    Latest(i64),
+    /// The repository's only version: a repository always has one.
+    #[error("Attempt to delete the last remaining version.")]
+    LastRemaining(i64),
+    /// A distribution serves it, directly or through a publication (Pulp's protected versions).
+    #[error(
+        "The repository version cannot be deleted because it (or its publications) are currently being used to distribute content. Please update the necessary distributions first."
+    )]
+    Protected(i64),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -234,15 +249,52 @@ pub async fn check_deletable(
     if exists.is_none() {
         return Err(DeleteVersionError::Missing(number));
     }
-    if latest_version(conn, repository_id).await? == number {
-        return Err(DeleteVersionError::Latest(number));
+    let others: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM repository_versions WHERE repository_id = $1 AND number <> $2",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .fetch_one(&mut *conn)
+    .await?;
+    if others == 0 {
+        return Err(DeleteVersionError::LastRemaining(number));
+    }
+    if protected_versions(conn, repository_id)
+        .await?
+        .contains(&number)
+    {
+        return Err(DeleteVersionError::Protected(number));
     }
     Ok(())
 }
 
+/// The versions of a repository that distributions serve, which Pulp protects from deletion:
+/// versions distributions name, versions of publications they name, and, for a distribution of
+/// the repository itself, the version of the repository's newest publication (what it serves).
+pub async fn protected_versions(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: &str,
+) -> Result<std::collections::BTreeSet<i64>, sqlx::Error> {
+    let numbers: Vec<i64> = sqlx::query_scalar(
+        "SELECT v.number FROM repository_versions v WHERE v.repository_id = $1 AND (
+             EXISTS (SELECT 1 FROM distributions d WHERE d.repository_version_id = v.id)
+             OR EXISTS (SELECT 1 FROM distributions d JOIN publications p ON p.id = d.publication_id
+                        WHERE p.repository_version_id = v.id)
+             OR (EXISTS (SELECT 1 FROM distributions d WHERE d.repository_id = $1)
+                 AND v.id = (SELECT p.repository_version_id FROM publications p
+                             WHERE p.repository_id = $1 AND p.complete = 1
+                             ORDER BY p.created DESC LIMIT 1)))",
+    )
+    .bind(repository_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(numbers.into_iter().collect())
+}
+
 /// Deletes version `number` of a repository (the work of its delete task). Its changes are
 /// squashed into the next version, so no other version loses or gains content; publications of
-/// the version go with it.
+/// the version go with it. Deleting the latest version drops its changes: the repository's
+/// latest version is the one before, and the deleted number is not given again.
 pub async fn delete_version(
     db: &Db,
     names: &RestNames,
@@ -251,8 +303,44 @@ pub async fn delete_version(
 ) -> Result<(), DeleteVersionError> {
     let mut tx = db.begin_write().await?;
     check_deletable(&mut tx, repository_id, number).await?;
-    squash(&mut tx, names, repository_id, number).await?;
+    if latest_version(&mut tx, repository_id).await? == number {
+        drop_latest(&mut tx, repository_id, number).await?;
+    } else {
+        squash(&mut tx, names, repository_id, number).await?;
+    }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Removes the latest version `number` (which has a predecessor): what it added goes, what it
+/// removed is back, and the predecessor is the latest.
+async fn drop_latest(
+    tx: &mut WriteTx,
+    repository_id: &str,
+    number: i64,
+) -> Result<(), sqlx::Error> {
+    for sql in [
+        "DELETE FROM repository_content WHERE repository_id = $1 AND version_added = $2",
+        "UPDATE repository_content SET version_removed = NULL WHERE repository_id = $1 AND version_removed = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(repository_id)
+            .bind(number)
+            .execute(&mut **tx)
+            .await?;
+    }
+    forget_version(tx, repository_id, number).await?;
+    sqlx::query(
+        "UPDATE repositories SET
+             latest_version = (SELECT MAX(number) FROM repository_versions WHERE repository_id = $1),
+             next_version = COALESCE(next_version, $2 + 1), updated = $3
+         WHERE id = $1",
+    )
+    .bind(repository_id)
+    .bind(number)
+    .bind(now())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -295,27 +383,7 @@ async fn squash(
             .execute(&mut **tx)
             .await?;
     }
-    // Publications of the version, and what distributions served through them, go with it;
-    // then the version itself.
-    for sql in [
-        "UPDATE distributions SET publication_id = NULL WHERE publication_id IN
-         (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
-          WHERE v.repository_id = $1 AND v.number = $2)",
-        "DELETE FROM published_files WHERE publication_id IN
-         (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
-          WHERE v.repository_id = $1 AND v.number = $2)",
-        "DELETE FROM publications WHERE repository_version_id IN
-         (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
-        "UPDATE distributions SET repository_version_id = NULL WHERE repository_version_id IN
-         (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
-        "DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2",
-    ] {
-        sqlx::query(sql)
-            .bind(repository_id)
-            .bind(number)
-            .execute(&mut **tx)
-            .await?;
-    }
+    forget_version(tx, repository_id, number).await?;
     let (plugin, type_name) = sqlx::query_as::<_, (String, String)>(
         "SELECT plugin, type_name FROM repositories WHERE id = $1",
     )
@@ -335,6 +403,36 @@ async fn squash(
     .bind(summary)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Deletes version `number`'s row; its publications, and what distributions served through
+/// them, go with it (distributions that named it serve nothing). Its content ranges must have
+/// been moved off it already.
+async fn forget_version(
+    tx: &mut WriteTx,
+    repository_id: &str,
+    number: i64,
+) -> Result<(), sqlx::Error> {
+    for sql in [
+        "UPDATE distributions SET publication_id = NULL WHERE publication_id IN
+         (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
+          WHERE v.repository_id = $1 AND v.number = $2)",
+        "DELETE FROM published_files WHERE publication_id IN
+         (SELECT p.id FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id
+          WHERE v.repository_id = $1 AND v.number = $2)",
+        "DELETE FROM publications WHERE repository_version_id IN
+         (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
+        "UPDATE distributions SET repository_version_id = NULL WHERE repository_version_id IN
+         (SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2)",
+        "DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(repository_id)
+            .bind(number)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 

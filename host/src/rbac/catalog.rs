@@ -527,6 +527,10 @@ fn core_policies() -> Vec<DefaultPolicy> {
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
         ),
         plain(
+            "workers",
+            vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
+        ),
+        plain(
             "access_policies",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
         ),

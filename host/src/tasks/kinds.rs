@@ -101,6 +101,15 @@ pub enum TaskArgs {
         /// Hash every artifact, not only check that it exists.
         verify_checksums: bool,
     },
+    /// Delete the records of finished tasks (`tasks/purge/`).
+    PurgeTasks {
+        /// Only tasks that finished before this time (as stored).
+        finished_before: String,
+        /// Only tasks in these (final) states.
+        states: Vec<String>,
+        /// Who asked: only the tasks they may delete go.
+        purger: maintenance::Purger,
+    },
     /// Add units declared by a plugin's `handle` (an upload, a pull-through fetch) to a
     /// repository, as one new version.
     AddUnits {
@@ -152,6 +161,7 @@ impl TaskArgs {
             TaskArgs::OrphanCleanup { .. } => "orphan-cleanup",
             TaskArgs::ReclaimSpace { .. } => "reclaim-space",
             TaskArgs::Repair { .. } => "repair",
+            TaskArgs::PurgeTasks { .. } => "purge-tasks",
             TaskArgs::AddUnits { .. } => "add-units",
             TaskArgs::CreateDistribution { .. } => "create-distribution",
             TaskArgs::Delete { .. } => "delete",
@@ -161,8 +171,40 @@ impl TaskArgs {
     }
 }
 
-/// Runs a task; returns the hrefs of what it created.
+impl TaskArgs {
+    /// The repository a task of this kind may make a new version of.
+    fn versioned_repository(&self) -> Option<&str> {
+        match self {
+            TaskArgs::Sync { repository_id, .. }
+            | TaskArgs::Modify { repository_id, .. }
+            | TaskArgs::AddUnits { repository_id, .. } => Some(repository_id),
+            TaskArgs::Upload { repository_id, .. }
+            | TaskArgs::UploadFromChunks { repository_id, .. } => repository_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a task; returns the hrefs of what it created. A new version of a repository with
+/// `autopublish` is published by the same task, as in Pulp, so distributions that follow the
+/// repository serve it when the task ends.
 pub async fn run(
+    backends: &Backends,
+    task: Arc<TaskHandle>,
+    args: TaskArgs,
+) -> anyhow::Result<Vec<String>> {
+    let versioned = args.versioned_repository().map(str::to_owned);
+    let mut created = run_kind(backends, task.clone(), args).await?;
+    if let Some(repository_id) = versioned
+        && let Some(publication) =
+            publications::autopublish(backends, &task, &repository_id, &created).await?
+    {
+        created.push(publication);
+    }
+    Ok(created)
+}
+
+async fn run_kind(
     backends: &Backends,
     task: Arc<TaskHandle>,
     args: TaskArgs,
@@ -299,6 +341,14 @@ pub async fn run(
                 units,
             )
             .await
+        }
+        TaskArgs::PurgeTasks {
+            finished_before,
+            states,
+            purger,
+        } => {
+            maintenance::purge_tasks(backends, &task, &finished_before, &states, &purger).await?;
+            Ok(Vec::new())
         }
         TaskArgs::CreateDistribution { fields } => {
             let names = backends.plugins.rest_names();

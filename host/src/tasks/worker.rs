@@ -8,13 +8,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, TaskHandle, claim, finish, kinds, state};
-use crate::db::{Backend, now};
+use crate::app::statuses::{self, AppType, HEARTBEAT, Registration};
+use crate::db::Backend;
 use crate::domain::Backends;
-
-/// How often a process proves it is alive.
-const HEARTBEAT: Duration = Duration::from_secs(5);
-/// A worker silent for this long is dead; its running tasks are failed.
-const DEAD_AFTER: Duration = Duration::from_secs(30);
 /// How often an idle worker looks for work when nothing woke it.
 const POLL: Duration = Duration::from_millis(500);
 /// How often a running task's progress is written and its cancellation checked.
@@ -49,7 +45,15 @@ pub async fn run(
     count: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    register(&app).await?;
+    let registration = Arc::new(
+        Registration::register(
+            &app.db,
+            &app.worker_name,
+            &[AppType::Worker],
+            &statuses::versions(&app.plugins),
+        )
+        .await?,
+    );
     let _liveness = hold_liveness_lock(&app).await?;
     recover(&app, true).await?;
     let mut loops = tokio::task::JoinSet::new();
@@ -58,13 +62,15 @@ pub async fn run(
     }
     let heartbeat_app = app.clone();
     let heartbeat_shutdown = shutdown.clone();
+    let beating = registration.clone();
     loops.spawn(async move {
         loop {
             tokio::select! {
                 () = heartbeat_shutdown.cancelled() => break,
                 () = tokio::time::sleep(HEARTBEAT) => {}
             }
-            if let Err(error) = beat(&heartbeat_app).await {
+            let versions = statuses::versions(&heartbeat_app.plugins);
+            if let Err(error) = beating.beat(&heartbeat_app.db, &versions).await {
                 tracing::warn!(error = %error, "heartbeat failed");
             }
             if let Err(error) = recover(&heartbeat_app, false).await {
@@ -73,21 +79,12 @@ pub async fn run(
         }
     });
     while loops.join_next().await.is_some() {}
-    Ok(())
-}
-
-async fn register(app: &Workers) -> Result<(), sqlx::Error> {
-    stamp(
-        app,
-        "INSERT INTO workers (name, started, heartbeat) VALUES ($1, $2, $2)",
-    )
-    .await
-}
-
-/// Runs `sql` with this worker's name as `$1` and the time now as `$2`.
-async fn stamp(app: &Workers, sql: &str) -> Result<(), sqlx::Error> {
-    let statement = sqlx::query(sql).bind(&app.worker_name).bind(now());
-    app.db.write_one(statement).await?;
+    // Stopped cleanly: not missing. Every loop holding a clone has ended.
+    if let Some(registration) = Arc::into_inner(registration)
+        && let Err(error) = registration.remove(&app.db).await
+    {
+        tracing::warn!(error = %error, "removing the worker's status failed");
+    }
     Ok(())
 }
 
@@ -129,20 +126,15 @@ async fn liveness_lock_held(app: &Workers, worker: &str) -> Result<bool, sqlx::E
     Ok(!acquired)
 }
 
-async fn beat(app: &Workers) -> Result<(), sqlx::Error> {
-    stamp(app, "UPDATE workers SET heartbeat = $2 WHERE name = $1").await
-}
-
 /// Fails the tasks whose worker is dead. With SQLite only one process uses the database, so at
 /// start-up every task some other worker was running is dead. With PostgreSQL a worker is dead
 /// when its session lock is free (its connection closed: the process exited or was killed) or its
-/// heartbeat is older than [`DEAD_AFTER`] (the process hangs).
+/// heartbeat is older than a worker's time to live (the process hangs).
 async fn recover(app: &Workers, at_start: bool) -> anyhow::Result<()> {
-    let threshold = (chrono::Utc::now() - chrono::Duration::from_std(DEAD_AFTER)?)
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        .to_string();
+    let threshold = AppType::Worker.online_since();
     let candidates = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
-        "SELECT t.id, t.worker, w.heartbeat FROM tasks t LEFT JOIN workers w ON w.name = t.worker
+        "SELECT t.id, t.worker, w.heartbeat FROM tasks t
+         LEFT JOIN app_statuses w ON w.app_type = 'worker' AND w.name = t.worker
          WHERE t.state IN ('running', 'canceling') AND (t.worker IS NULL OR t.worker <> $1)",
     )
     .bind(&app.worker_name)
@@ -169,7 +161,7 @@ async fn recover(app: &Workers, at_start: bool) -> anyhow::Result<()> {
         tracing::warn!(task = %id, "failing a task whose worker died");
         sqlx::query("UPDATE tasks SET state = 'failed', finished = $2, error = $3 WHERE id = $1")
             .bind(&id)
-            .bind(now())
+            .bind(crate::db::now())
             .bind(super::error_text(
                 "The worker running this task died (its process stopped) before the task finished.",
             ))
@@ -180,11 +172,6 @@ async fn recover(app: &Workers, at_start: bool) -> anyhow::Result<()> {
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query("DELETE FROM workers WHERE heartbeat < $1 AND name <> $2")
-        .bind(&threshold)
-        .bind(&app.worker_name)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -307,6 +307,19 @@ impl TestApp {
         body
     }
 
+    /// The name of the worker process that ran `task`, read from the worker its `worker`
+    /// names (`workers/<id>/`).
+    pub async fn worker_of(&self, task: &Value) -> String {
+        let href = task["worker"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the task names no worker: {task:#}"));
+        let worker = self.get_json(href).await;
+        worker["name"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the worker has no name: {worker:#}"))
+            .to_owned()
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         self.send(json_body(self.client.post(self.url(path)), body))
             .await
@@ -389,6 +402,46 @@ impl TestApp {
                 .unwrap()
                 .push_str("---- killed by the test ----\n");
         }
+    }
+
+    /// Stops the server as `systemctl stop` does (SIGTERM) and waits until it has exited on its
+    /// own; fails the test if it has not within 30 s or exits with an error.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.process.take() else {
+            return;
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the server") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not stop on SIGTERM:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            status.success(),
+            "the server exited with {status}:\n{}",
+            self.logs()
+        );
+        self.log
+            .lock()
+            .unwrap()
+            .push_str("---- stopped by the test ----\n");
+    }
+
+    /// Starts the server again after [`TestApp::stop`] or [`TestApp::kill`], on the same data
+    /// directory and database. The port changes.
+    pub async fn start_again(&mut self) {
+        self.spawn().await;
     }
 
     /// Kills the server if it is still running and starts a new one on the same data directory

@@ -34,6 +34,10 @@ pub enum Resource {
     Artifact,
     /// `tasks/`
     Task,
+    /// `tasks/purge/`
+    TaskPurge,
+    /// `workers/`
+    Worker,
     /// `repositories/`: every repository, whatever its type.
     AllRepositories,
     /// `repository_versions/`
@@ -368,6 +372,10 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/tasks/{id}/", Get, R::Task, "read", "Inspect a task", Body::None, Reply::Object(200)),
         endpoint("/pulp/api/v3/tasks/{id}/", Patch, R::Task, "cancel", "Cancel a task", Body::Named("PatchedTaskCancel", Media::Json), Reply::Object(200)),
         endpoint("/pulp/api/v3/tasks/{id}/", Delete, R::Task, "delete", "Delete a finished task", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/tasks/purge/", Post, R::TaskPurge, "purge", "Delete the records of tasks that finished before a time (a task)", Body::Named("Purge", Media::Json), Reply::Task),
+        // Workers.
+        endpoint("/pulp/api/v3/workers/", Get, R::Worker, "list", "List workers", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/workers/{id}/", Get, R::Worker, "read", "Inspect a worker", Body::None, Reply::Object(200)),
         // Health.
         endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
         endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
@@ -554,6 +562,8 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             .collect(),
         R::Artifact => core("artifacts", "artifact_href", "Artifact"),
         R::Task => core("tasks", "task_href", "Task"),
+        R::TaskPurge => core("tasks", "", "Purge"),
+        R::Worker => core("workers", "worker_href", "Worker"),
         R::AllRepositories => core("repositories", "", "Repository"),
         R::AllRepositoryVersions => core("repository_versions", "", "RepositoryVersion"),
         R::AllRemotes => core("remotes", "", "Remote"),
@@ -628,7 +638,8 @@ pub fn tag(resource: Resource, names: &Names) -> String {
         R::Distribution => "Distributions",
         R::Content => "Content",
         R::Artifact => return "Artifacts".into(),
-        R::Task => return "Tasks".into(),
+        R::Task | R::TaskPurge => return "Tasks".into(),
+        R::Worker => return "Workers".into(),
         R::AllRepositories | R::AllRepositoryVersions => return "Repositories".into(),
         R::AllRemotes => return "Remotes".into(),
         R::AllContent => return "Content".into(),

@@ -16,13 +16,13 @@ use utoipa::openapi::{Ref, RefOr, Required};
 
 use super::operations::Resource as R;
 use crate::api::input::Input;
-use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource};
+use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource, Takes};
 use crate::api::plugin_fields;
 use crate::api::typed::Typed;
 use crate::api::{
     access_policies, artifacts, content, content_guards, distributions, groups, plugins,
     publications, remotes, repositories, role_assignments, roles, status, support, tasks, uploads,
-    users,
+    users, workers,
 };
 
 /// A schema, derived when the document is built.
@@ -119,6 +119,7 @@ pub fn doc(resource: R) -> Doc {
         R::Artifact => Doc::listed::<artifacts::Artifact, artifacts::ArtifactView>(&[])
             .request::<ArtifactRequest>(&["file"]),
         R::Task => Doc::listed::<tasks::Task, tasks::TaskView>(tasks::FILTERS),
+        R::Worker => Doc::listed::<workers::Worker, workers::WorkerView>(workers::FILTERS),
         R::Upload => Doc::listed::<uploads::Upload, uploads::UploadView>(&[])
             .request::<UploadRequest>(&["size"]),
         R::User => Doc::listed::<users::UserRow, users::UserView>(&[]).input::<users::UserInput>(),
@@ -131,7 +132,9 @@ pub fn doc(resource: R) -> Doc {
                 .view::<plugins::PluginView>()
                 .request::<PluginRequest>(&["file"])
         },
-        R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::Status | R::Livez => Doc::default(),
+        R::OrphansCleanup | R::ReclaimSpace | R::Repair | R::TaskPurge | R::Status | R::Livez => {
+            Doc::default()
+        }
         R::Role => {
             Doc::listed::<roles::Role, roles::RoleView>(roles::FILTERS).input::<roles::RoleInput>()
         }
@@ -420,10 +423,10 @@ pub fn list_parameters(doc: &Doc) -> Vec<Parameter> {
         }
     }
     for filter in doc.filters {
-        let schema: Schema = if filter.many {
-            list_of(string()).into()
-        } else {
-            string()
+        let schema: Schema = match filter.takes {
+            Takes::One => string(),
+            Takes::Many => list_of(string()).into(),
+            Takes::Flag => Object::with_type(Type::Boolean).into(),
         };
         parameters.push(query(filter.name, schema, filter.description));
     }
@@ -461,6 +464,7 @@ pub fn named() -> Vec<(&'static str, RefOr<Schema>)> {
             requiring(of::<ReclaimSpace>(), &["repo_hrefs"]),
         ),
         ("Repair", requiring(of::<Repair>(), &[])),
+        ("Purge", requiring(of::<Purge>(), &[])),
         (
             "PatchedTaskCancel",
             requiring(of::<TaskCancel>(), &["state"]),
@@ -508,6 +512,8 @@ struct RepositoryRequest {
     retain_repo_versions: Option<i64>,
     /// The remote a sync uses when it names none (an href).
     remote: Option<String>,
+    /// Publish each new version in the task that makes it.
+    autopublish: bool,
     pulp_labels: BTreeMap<String, String>,
 }
 
@@ -636,6 +642,27 @@ struct ReclaimSpace {
 #[expect(dead_code, reason = "a request schema only")]
 struct Repair {
     verify_checksums: bool,
+}
+
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct Purge {
+    /// Purge tasks that finished before this time (30 days ago when not given).
+    #[schema(format = DateTime)]
+    finished_before: String,
+    /// The (final) states of the tasks to purge; `["completed"]` when not given.
+    states: Vec<PurgeState>,
+}
+
+/// A state a purge may delete tasks in.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "a request schema only")]
+enum PurgeState {
+    Skipped,
+    Completed,
+    Failed,
+    Canceled,
 }
 
 #[derive(ToSchema)]

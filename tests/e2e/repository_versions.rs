@@ -1,0 +1,275 @@
+//! Issue #21, item 5: repository versions as Pulp keeps them, driven with pulp-cli: `autopublish`
+//! publishes each new version in the task that makes it, any version may be deleted but the only
+//! one and those a distribution serves (the latest included: the one before becomes the latest,
+//! and its number is never given again), and `retain_repo_versions` spares served versions.
+
+use serde_json::Value;
+
+use crate::pulp_cli::PulpCli;
+use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::{Backend, TestApp};
+
+sqlite_and_postgres!(versions_are_published_deleted_and_retained_as_in_pulp);
+
+/// Uploads `name` holding `body` into the file repository `repository` with pulp-cli.
+async fn upload(pulp: &PulpCli, dir: &std::path::Path, repository: &str, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write the upload");
+    pulp.run(&[
+        "file",
+        "content",
+        "upload",
+        "--file",
+        path.to_str().expect("utf-8 path"),
+        "--relative-path",
+        name,
+        "--repository",
+        repository,
+    ])
+    .await;
+}
+
+/// The numbers of the versions `pulp file repository version list` prints, ascending.
+async fn numbers(pulp: &PulpCli, repository: &str) -> Vec<i64> {
+    let listed = pulp
+        .run(&[
+            "file",
+            "repository",
+            "version",
+            "list",
+            "--repository",
+            repository,
+        ])
+        .await;
+    let mut numbers: Vec<i64> = listed
+        .as_array()
+        .expect("a list of versions")
+        .iter()
+        .map(|version| version["number"].as_i64().expect("a number"))
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+/// The status and body of a GET of `path` on the content app, anonymously.
+async fn served(app: &TestApp, base_url: &str, path: &str) -> (u16, String) {
+    let response = app
+        .anonymous()
+        .get(format!("{base_url}{path}"))
+        .send()
+        .await
+        .expect("GET from the content app");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+async fn versions_are_published_deleted_and_retained_as_in_pulp(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let pulp = PulpCli::new(&app);
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    let dir = scratch.path();
+
+    let repository = pulp
+        .run(&[
+            "file",
+            "repository",
+            "create",
+            "--name",
+            "rolled",
+            "--autopublish",
+        ])
+        .await;
+    assert_eq!(repository["autopublish"], true, "{repository:#}");
+    let repository_href = str_field(&repository, "pulp_href").to_owned();
+    let distribution = pulp
+        .run(&[
+            "file",
+            "distribution",
+            "create",
+            "--name",
+            "rolled",
+            "--base-path",
+            "rolled",
+            "--repository",
+            "rolled",
+        ])
+        .await;
+    let base_url = str_field(&distribution, "base_url").to_owned();
+
+    // Each upload's version is published by its own task: the distribution that follows the
+    // repository serves it as soon as the upload returns.
+    upload(&pulp, dir, "rolled", "a.txt", "alpha").await;
+    assert_eq!(
+        served(&app, &base_url, "a.txt").await,
+        (200, "alpha".into())
+    );
+    upload(&pulp, dir, "rolled", "b.txt", "bravo").await;
+    assert_eq!(
+        served(&app, &base_url, "b.txt").await,
+        (200, "bravo".into())
+    );
+    let tasks = app
+        .list_all(&format!(
+            "{API}/tasks/?reserved_resources={repository_href}"
+        ))
+        .await;
+    let upload_task = tasks
+        .iter()
+        .find(|task| {
+            created_resources(task)
+                .iter()
+                .any(|href| href.ends_with("versions/2/"))
+        })
+        .unwrap_or_else(|| panic!("the upload that made version 2: {tasks:#?}"));
+    let publications = app
+        .list_all(&format!(
+            "{API}/publications/file/file/?repository_version={repository_href}versions/2/"
+        ))
+        .await;
+    assert_eq!(publications.len(), 1, "{publications:#?}");
+    let publication_2 = str_field(&publications[0], "pulp_href").to_owned();
+    assert!(
+        created_resources(upload_task).contains(&publication_2),
+        "the upload's task created the publication: {upload_task:#}"
+    );
+
+    // Version 2 is what the distribution serves (its newest publication): protected.
+    let refused = pulp
+        .fails(&[
+            "file",
+            "repository",
+            "version",
+            "destroy",
+            "--repository",
+            "rolled",
+            "--version",
+            "2",
+        ])
+        .await;
+    assert!(
+        refused.contains("currently being used to distribute content"),
+        "{refused}"
+    );
+
+    // Served by version 1's publication instead, version 2, the latest, may go: version 1 is
+    // the latest again and b.txt is gone from it.
+    let publication_1 = app
+        .list_all(&format!(
+            "{API}/publications/file/file/?repository_version={repository_href}versions/1/"
+        ))
+        .await;
+    let publication_1 = str_field(&publication_1[0], "pulp_href").to_owned();
+    pulp.run(&[
+        "file",
+        "distribution",
+        "update",
+        "--name",
+        "rolled",
+        "--publication",
+        &publication_1,
+    ])
+    .await;
+    pulp.run(&[
+        "file",
+        "repository",
+        "version",
+        "destroy",
+        "--repository",
+        "rolled",
+        "--version",
+        "2",
+    ])
+    .await;
+    let shown = pulp
+        .run(&["file", "repository", "show", "--name", "rolled"])
+        .await;
+    assert_eq!(
+        shown["latest_version_href"],
+        format!("{repository_href}versions/1/"),
+        "{shown:#}"
+    );
+    assert_eq!(numbers(&pulp, "rolled").await, [0, 1]);
+    assert_eq!(served(&app, &base_url, "b.txt").await.0, 404);
+    let (status, _) = app.get(&publication_2).await;
+    assert_eq!(
+        status.as_u16(),
+        404,
+        "the deleted version's publication went"
+    );
+
+    // The next version is 3, never a second 2, and holds a and c, not b.
+    upload(&pulp, dir, "rolled", "c.txt", "charlie").await;
+    assert_eq!(numbers(&pulp, "rolled").await, [0, 1, 3]);
+    let paths = content_paths(&app, &format!("{repository_href}versions/3/")).await;
+    assert_eq!(paths, ["a.txt", "c.txt"]);
+
+    // Version 0 may go too (its changes fold into version 1); version 1 is served: refused.
+    pulp.run(&[
+        "file",
+        "repository",
+        "version",
+        "destroy",
+        "--repository",
+        "rolled",
+        "--version",
+        "0",
+    ])
+    .await;
+    assert_eq!(numbers(&pulp, "rolled").await, [1, 3]);
+    let (status, body) = app
+        .delete_json(&format!("{repository_href}versions/1/"))
+        .await;
+    assert_eq!(status.as_u16(), 400, "{body}");
+
+    // Keeping one version keeps the served one besides: 1 stays, 3 goes when 4 is made.
+    pulp.run(&[
+        "file",
+        "repository",
+        "update",
+        "--name",
+        "rolled",
+        "--retain-repo-versions",
+        "1",
+    ])
+    .await;
+    upload(&pulp, dir, "rolled", "d.txt", "delta").await;
+    assert_eq!(numbers(&pulp, "rolled").await, [1, 4]);
+    assert_eq!(
+        served(&app, &base_url, "a.txt").await,
+        (200, "alpha".into())
+    );
+    let paths = content_paths(&app, &format!("{repository_href}versions/4/")).await;
+    assert_eq!(paths, ["a.txt", "c.txt", "d.txt"]);
+
+    // A repository's only version stays.
+    pulp.run(&["file", "repository", "create", "--name", "empty"])
+        .await;
+    let refused = pulp
+        .fails(&[
+            "file",
+            "repository",
+            "version",
+            "destroy",
+            "--repository",
+            "empty",
+            "--version",
+            "0",
+        ])
+        .await;
+    assert!(refused.contains("last remaining version"), "{refused}");
+}
+
+/// The relative paths of the file content in a version, sorted.
+async fn content_paths(app: &TestApp, version: &str) -> Vec<String> {
+    let content = app
+        .list_all(&format!(
+            "{API}/content/file/files/?repository_version={version}"
+        ))
+        .await;
+    let mut paths: Vec<String> = content
+        .iter()
+        .map(|unit: &Value| str_field(unit, "relative_path").to_owned())
+        .collect();
+    paths.sort();
+    paths
+}
