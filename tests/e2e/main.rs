@@ -12,6 +12,7 @@ mod support;
 mod api;
 mod content;
 mod content_guards;
+mod content_labels;
 mod crash;
 mod credentials;
 mod durability;

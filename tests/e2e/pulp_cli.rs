@@ -48,6 +48,17 @@ impl PulpCli {
     /// Runs `pulp <args>` and returns its JSON output (`null` when it prints nothing). Fails the
     /// test on a non-zero exit or on an error printed to stderr.
     pub(crate) async fn run(&self, args: &[&str]) -> Value {
+        let stdout = self.text(args).await;
+        if stdout.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|err| panic!("pulp {args:?} printed no JSON ({err}):\n{stdout}"))
+    }
+
+    /// Runs `pulp <args>` and returns what it printed, trimmed (`label show` prints the value
+    /// alone). Fails the test on a non-zero exit or on an error printed to stderr.
+    pub(crate) async fn text(&self, args: &[&str]) -> String {
         let output = self.output(args).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -61,11 +72,7 @@ impl PulpCli {
             !lowered.contains("error") && !lowered.contains("traceback"),
             "pulp {args:?} printed an error:\n{stderr}"
         );
-        if stdout.trim().is_empty() {
-            return Value::Null;
-        }
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|err| panic!("pulp {args:?} printed no JSON ({err}):\n{stdout}"))
+        stdout.trim().to_owned()
     }
 
     async fn output(&self, args: &[&str]) -> std::process::Output {

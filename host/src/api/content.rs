@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -23,7 +23,9 @@ use super::list::{
     resource, shaped,
 };
 use super::routes::Routes;
-use super::support::{Fields, Form, MAX_FORM_TEXT, referenced, spawn_task, stage_file, text_field};
+use super::support::{
+    self, Fields, Form, LabelChange, MAX_FORM_TEXT, referenced, spawn_task, stage_file, text_field,
+};
 use super::typed::{self, PluginScope};
 use crate::domain::artifacts::{self};
 use crate::domain::hrefs::{self, Collection, Href, RestNames};
@@ -42,6 +44,14 @@ pub fn router() -> Routes {
             get(list).post(create).layer(DefaultBodyLimit::disable()),
         )
         .route("/pulp/api/v3/content/{plugin}/{plural}/{id}/", get(read))
+        .route(
+            "/pulp/api/v3/content/{plugin}/{plural}/{id}/set_label/",
+            post(label::<true>),
+        )
+        .route(
+            "/pulp/api/v3/content/{plugin}/{plural}/{id}/unset_label/",
+            post(label::<false>),
+        )
         .route("/pulp/api/v3/content/", get(list))
 }
 
@@ -129,11 +139,14 @@ resource! {
         type_name: String,
         natural_key: String,
         metadata: String,
+        labels: String,
         created: String,
+        updated: Option<String>,
         artifact_id: Option<String> = "(SELECT ca.artifact_id FROM content_artifacts ca
             WHERE ca.content_id = c.id ORDER BY ca.relative_path LIMIT 1)",
     }
     filters: time pulp_created = created;
+    labels: labels;
     orderings: pulp_created = created, pk = id, pulp_id = id;
     default_ordering: "pulp_created";
 }
@@ -163,16 +176,20 @@ impl ContentView {
             Ok(Value::Object(fields)) => fields,
             _ => Map::new(),
         };
-        ContentView {
-            identity: Identity::immutable(
-                hrefs::content(names, &content.plugin, &content.type_name, &content.id),
-                format!(
-                    "prn:{}.{}content:{}",
-                    content.plugin, content.type_name, content.id
-                ),
-                content.created,
+        let mut identity = Identity::immutable(
+            hrefs::content(names, &content.plugin, &content.type_name, &content.id),
+            format!(
+                "prn:{}.{}content:{}",
+                content.plugin, content.type_name, content.id
             ),
-            pulp_labels: Map::new(),
+            content.created,
+        );
+        if let Some(updated) = content.updated {
+            identity.pulp_last_updated = updated;
+        }
+        ContentView {
+            identity,
+            pulp_labels: object(&content.labels),
             artifact: content
                 .artifact_id
                 .map(|artifact| hrefs::artifact(&artifact)),
@@ -308,6 +325,32 @@ async fn read(
         &uri,
         &ContentView::new(&app.plugins.rest_names(), content),
     ))
+}
+
+/// `POST set_label/ {key, value}` (`SET`) or `unset_label/ {key}`: changes one label of a unit
+/// the caller may see (404 otherwise), when their policy allows it (Pulp's default: holding
+/// `core.manage_content_labels`, the `core.content_labeler` role).
+async fn label<const SET: bool>(
+    Call { app, caller }: Call,
+    route: ContentRoute,
+    Path((_, _, id)): Path<(String, String, String)>,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let visibility = visible_content(&app, &caller, Some(&route.plugin)).await?;
+    let content: Content = fetch_by_id(&app.db, &id, route.conditions(), &visibility).await?;
+    let (action, change) = if SET {
+        ("set_label", LabelChange::Set)
+    } else {
+        ("unset_label", LabelChange::Unset)
+    };
+    caller
+        .authorize_action(
+            &app,
+            &format!("content/{}/{}", route.plugin, route.plural),
+            action,
+        )
+        .await?;
+    support::change_label(&app, "content", &content.id, &fields, change).await
 }
 
 /// `POST` multipart: `file` (or an `artifact` href, or an uncommitted `upload` href),

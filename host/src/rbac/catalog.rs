@@ -23,6 +23,9 @@ pub enum Kind {
     Distribution,
     /// `tasks/`
     Task,
+    /// Content units of every type (only their labels are guarded by a permission of their
+    /// own: Pulp's `core.manage_content_labels`).
+    Content,
     /// `uploads/`
     Upload,
     /// `groups/`
@@ -167,6 +170,12 @@ impl Model {
                 .map(|action| self.permission(action))
                 .collect()
         };
+        if self.kind == Kind::Content {
+            return vec![(
+                "labeler",
+                vec![format!("{}.manage_content_labels", self.app)],
+            )];
+        }
         let mut owner = match self.kind {
             Kind::Repository => of(&[
                 "view",
@@ -184,7 +193,7 @@ impl Model {
             | Kind::RbacContentGuard
             | Kind::ContentGuard => of(&["view", "change", "delete", "manage_roles"]),
             Kind::Task | Kind::Upload => of(&["view", "change", "delete"]),
-            Kind::Plugin => Vec::new(),
+            Kind::Plugin | Kind::Content => Vec::new(),
         };
         if self.kind == Kind::Repository {
             owner.push(format!("{}.delete_{}_version", self.app, self.name));
@@ -218,6 +227,7 @@ pub fn core_models() -> Vec<Model> {
         Model::core("upload", Kind::Upload),
         Model::core("group", Kind::Group),
         Model::core("plugin", Kind::Plugin),
+        Model::core("content", Kind::Content),
     ];
     models.extend(GuardKind::ALL.into_iter().map(guard_model));
     models
@@ -272,6 +282,7 @@ pub fn builtin_roles(names: &RestNames) -> Vec<BuiltinRole> {
                 "owner" => format!("All actions on a {}, roles on it included.", model.name),
                 "viewer" => format!("See a {}.", model.name),
                 "downloader" => "Download what a content guard protects.".into(),
+                "labeler" => "Set and unset the labels of the content units one may see.".into(),
                 _ => format!("Install, upgrade, disable and remove {}s.", model.name),
             };
             roles.push(BuiltinRole {
@@ -626,7 +637,11 @@ fn content_policies(names: &PluginNames) -> Vec<DefaultPolicy> {
                             ),
                         ],
                     ),
-                    allow(&["set_label", "unset_label"], "authenticated", &[]),
+                    allow(
+                        &["set_label", "unset_label"],
+                        "authenticated",
+                        &[condition(MODEL, "core.manage_content_labels")],
+                    ),
                 ],
             )
         })

@@ -339,6 +339,8 @@ const GROUPS: &[&[Endpoint]] = &[
         // Content.
         endpoint(CONTENTS, Get, R::Content, "list", "List content units", Body::None, Reply::Page),
         endpoint(CONTENTS, Post, R::Content, "create", "Create a content unit from a file or an artifact (a task)", Body::Object(Media::Multipart), Reply::Task),
+        endpoint("/pulp/api/v3/content/{plugin}/{plural}/{id}/set_label/", Post, R::Content, "set_label", "Set one label of a content unit", Body::Named("SetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
+        endpoint("/pulp/api/v3/content/{plugin}/{plural}/{id}/unset_label/", Post, R::Content, "unset_label", "Remove one label of a content unit", Body::Named("UnsetLabel", Media::Json), Reply::Named(201, "SetLabelResponse")),
         endpoint(CONTENT, Get, R::Content, "read", "Inspect a content unit", Body::None, Reply::Object(200)),
         // Publications.
         endpoint(PUBLICATIONS, Get, R::Publication, "list", "List publications", Body::None, Reply::Page),
