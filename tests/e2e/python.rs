@@ -3,7 +3,7 @@
 //! into fresh virtual environments; a repository syncs from another index; a distribution with a
 //! remote is a pull-through cache; bad uploads are refused, a tar.gz bomb among them within
 //! milliseconds rather than at the plugin's CPU limit (issue #18); the simple pages match
-//! snapshots.
+//! snapshots; PyPI's JSON API describes what is stored (issue #21).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +27,7 @@ sqlite_and_postgres!(
     bad_uploads_are_refused_and_store_nothing,
     a_tar_gz_bomb_upload_is_refused_and_adds_no_content,
     kept_pages_change_with_the_version_and_keep_formats_apart,
+    the_json_api_describes_stored_releases_as_pypi_does,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -907,4 +908,64 @@ async fn simple_pages_match_snapshots() {
         refused.status, 406,
         "no representation fits application/json"
     );
+}
+
+/// PyPI's JSON API (`pypi/<project>/json`, `pypi/<project>/<version>/json`), read with curl as
+/// tools that query PyPI read it: `info` describes the newest release that is not a pre-release,
+/// `releases` lists every version, and each file's `url` and `digests` fetch and check the file.
+async fn the_json_api_describes_stored_releases_as_pypi_does(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = ["0.2.0", "0.3.0", "0.4.0rc1"]
+        .into_iter()
+        .map(|version| dep(version).build(&tools, dir.path(), "wheel"))
+        .collect();
+    let app = TestApp::start(backend).await;
+    repository_and_distribution(&app, "described", json!({})).await;
+    upload(&app, &tools, "described", &files).await;
+    let curl = Downloads::new();
+    let get = |path: &str| {
+        let url = app.url(&format!("/pypi/described/{path}"));
+        let curl = &curl;
+        async move { curl.request(&url, &[]).await }
+    };
+
+    let answer = get("pypi/granary-dep/json").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let project: Value = serde_json::from_slice(&answer.body).expect("JSON");
+    let info = &project["info"];
+    assert_eq!(info["name"], "granary-dep", "{info:#}");
+    assert_eq!(
+        info["version"], "0.3.0",
+        "the newest that is not a pre-release"
+    );
+    assert_eq!(info["summary"], "Granary test project");
+    assert_eq!(info["requires_python"], ">=3.8");
+    let mut releases: Vec<&String> = project["releases"].as_object().unwrap().keys().collect();
+    releases.sort();
+    assert_eq!(releases, ["0.2.0", "0.3.0", "0.4.0rc1"]);
+    let file = &project["urls"][0];
+    assert_eq!(file["filename"], file_name(&files[1]));
+    assert_eq!(file["packagetype"], "bdist_wheel");
+    assert_eq!(file["python_version"], "py3");
+    let bytes = std::fs::read(&files[1]).unwrap();
+    assert_eq!(file["digests"]["sha256"], sha256_hex(&bytes));
+    assert_eq!(file["size"], bytes.len());
+    let fetched = curl
+        .get(str_field(file, "url"))
+        .await
+        .expect("the file's url serves it");
+    assert_eq!(fetched, bytes);
+
+    // One version, named as a user spells it: that release alone.
+    let answer = get("pypi/Granary_Dep/0.4.0rc1/json").await;
+    assert_eq!(answer.status, 200);
+    let release: Value = serde_json::from_slice(&answer.body).expect("JSON");
+    assert_eq!(release["info"]["version"], "0.4.0rc1");
+    assert!(release.get("releases").is_none(), "{release:#}");
+    assert_eq!(release["urls"][0]["filename"], file_name(&files[2]));
+
+    assert_eq!(get("pypi/granary-dep/9.9/json").await.status, 404);
+    assert_eq!(get("pypi/nothing-here/json").await.status, 404);
 }

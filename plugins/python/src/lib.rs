@@ -18,6 +18,7 @@
 //!   - `simple.rs`: rendering the simple API and `Accept` negotiation;
 //!   - `upstream.rs`: reading an upstream simple index;
 //!   - `filters.rs`: the remote's `includes`/`excludes`/... fields.
+//!   - `json_api.rs`: PyPI's JSON API (`pypi/<project>/json`) of the stored files.
 
 use std::collections::BTreeSet;
 
@@ -32,6 +33,7 @@ use granary_sdk::{
 
 pub mod archive;
 pub mod filters;
+pub mod json_api;
 pub mod metadata;
 pub mod name;
 pub mod package;

@@ -3,7 +3,9 @@
 //! - `simple/` and `simple/<project>/`: the simple API, HTML or JSON by `Accept`; a project name
 //!   that is not normalized redirects to the normalized one;
 //! - `packages/<project>/<file>` and `.../<file>.metadata`: the files, streamed by the host;
-//! - `legacy/`: uploads from twine and `uv publish`.
+//! - `legacy/`: uploads from twine and `uv publish`;
+//! - `pypi/<project>/json` and `pypi/<project>/<version>/json`: PyPI's JSON API (`json_api.rs`),
+//!   of the stored files.
 //!
 //! With a remote (pull-through), project pages merge the upstream's files (linked to this
 //! distribution) with the stored ones, and a file that is not stored yet is fetched once from
@@ -17,6 +19,7 @@ use granary_sdk::{
 };
 use serde_json::Value;
 
+use crate::json_api;
 use crate::name::normalize;
 use crate::package::{CONTENT_TYPE, METADATA_SUFFIX, Package, package_url};
 use crate::simple::{FileLink, Format, render_index, render_project};
@@ -61,6 +64,13 @@ pub(crate) fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError
                 project_page(request, project)?
             }
         }
+        ("GET" | "HEAD", ["pypi", project, "json"] | ["pypi", project, "json", ""]) => {
+            project_json(request, project, None)?
+        }
+        (
+            "GET" | "HEAD",
+            ["pypi", project, version, "json"] | ["pypi", project, version, "json", ""],
+        ) => project_json(request, project, Some(version))?,
         ("GET" | "HEAD", ["packages", project, filename]) => {
             return file(request, project, filename);
         }
@@ -220,6 +230,24 @@ fn project_page(request: &HttpRequest, project: &str) -> Result<HttpResponse, Pl
         format,
         render_project(project, &links, format),
     ))
+}
+
+/// `pypi/<project>/json` (`version` `None`) and `pypi/<project>/<version>/json`.
+fn project_json(
+    request: &HttpRequest,
+    project: &str,
+    version: Option<&str>,
+) -> Result<HttpResponse, PluginError> {
+    let packages = stored_packages(&normalize(project))?;
+    let Some(answer) = json_api::project_json(&packages, version, &request.base_url) else {
+        return Ok(HttpResponse::not_found());
+    };
+    Ok(HttpResponse {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: HttpBody::Bytes(answer.to_string().into_bytes()),
+    }
+    .kept_by_host(VERSION_ANSWER_SECONDS))
 }
 
 fn file(
