@@ -453,6 +453,37 @@ async fn sync_honours_includes_and_excludes(backend: Backend) {
             "granary_dep-0.3.0b1.tar.gz",
         ]
     );
+    // `keep_latest_packages`: the newest two versions of each project (pre-releases count when
+    // they are synced); a mirror sync drops the rest.
+    let latest = app
+        .create(
+            &format!("{API}/remotes/python/python/"),
+            json!({"name": "latest", "url": app.url("/pypi/upstream/simple/"), "policy": "on_demand", "prereleases": true, "keep_latest_packages": 2}),
+        )
+        .await;
+    let newest = repository_and_distribution(&app, "newest", json!({})).await;
+    let task = app
+        .sync(&newest, str_field(&latest, "pulp_href"), true)
+        .await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(
+        filenames(&app, &newest).await,
+        [
+            "granary_demo-1.0-py3-none-any.whl",
+            "granary_dep-0.2.0-py3-none-any.whl",
+            "granary_dep-0.2.0.tar.gz",
+            "granary_dep-0.3.0b1.tar.gz",
+        ]
+    );
+    let (status, body) = app
+        .post_json(
+            &format!("{API}/remotes/python/python/"),
+            &json!({"name": "negative", "url": app.url("/pypi/upstream/simple/"), "keep_latest_packages": -1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["keep_latest_packages"].is_array(), "{body}");
+
     // The mirror serves what it synced (on demand: fetched from the upstream on first request).
     tokio::task::spawn_blocking({
         let (tools, dir, index) = (

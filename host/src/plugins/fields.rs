@@ -4,8 +4,9 @@
 //!
 //! The schema language is a small subset of JSON Schema: an object schema whose `properties`
 //! each have a `type` (`string`, `boolean`, `integer`, `number`, `array` with `items`, `object`
-//! with optional `properties`), an optional `enum` and an optional `default`. Anything else in a
-//! schema is ignored; an unknown `type` makes the plugin fail to load.
+//! with optional `properties`), an optional `enum`, an optional `default`, and for numbers an
+//! optional `minimum` and `maximum`. Anything else in a schema is ignored; an unknown `type`
+//! makes the plugin fail to load.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,9 @@ struct Property {
     shape: Shape,
     allowed: Option<Vec<Value>>,
     default: Option<Value>,
+    /// Bounds of a number, inclusive.
+    minimum: Option<f64>,
+    maximum: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -136,10 +140,20 @@ impl Property {
             Some(_) => return Err("`enum` must be an array".into()),
             None => None,
         };
+        let bound = |name: &str| match object.get(name) {
+            None => Ok(None),
+            Some(Value::Number(number)) if matches!(shape, Shape::Integer | Shape::Number) => {
+                Ok(number.as_f64())
+            }
+            Some(_) => Err(format!("`{name}` must be a number, on a number")),
+        };
+        let (minimum, maximum) = (bound("minimum")?, bound("maximum")?);
         let property = Property {
             shape,
             allowed,
             default: object.get("default").cloned(),
+            minimum,
+            maximum,
         };
         if let Some(default) = &property.default {
             property
@@ -191,6 +205,18 @@ impl Property {
             }
             .into());
         }
+        if let Some(number) = value.as_f64() {
+            if let Some(minimum) = self.minimum.filter(|minimum| number < *minimum) {
+                return Err(format!(
+                    "Ensure this value is greater than or equal to {minimum}."
+                ));
+            }
+            if let Some(maximum) = self.maximum.filter(|maximum| number > *maximum) {
+                return Err(format!(
+                    "Ensure this value is less than or equal to {maximum}."
+                ));
+            }
+        }
         if let Some(allowed) = &self.allowed
             && !allowed.contains(value)
         {
@@ -217,7 +243,7 @@ mod tests {
                 "properties": {
                     "includes": {"type": "array", "items": {"type": "string"}, "default": []},
                     "prereleases": {"type": "boolean", "default": false},
-                    "keep": {"type": "integer"},
+                    "keep": {"type": "integer", "minimum": 0, "maximum": 10},
                     "mode": {"type": "string", "enum": ["a", "b"]},
                 }
             })
@@ -242,6 +268,8 @@ mod tests {
             ("includes", json!([1])),
             ("prereleases", json!("yes")),
             ("keep", json!(1.5)),
+            ("keep", json!(-1)),
+            ("keep", json!(11)),
             ("mode", json!("c")),
         ] {
             let body = json!({ field: bad });
@@ -280,6 +308,7 @@ mod tests {
         assert!(Schema::parse("{}").is_ok());
         assert!(Schema::parse("[]").is_err());
         assert!(Schema::parse(r#"{"properties":{"a":{"type":"date"}}}"#).is_err());
+        assert!(Schema::parse(r#"{"properties":{"a":{"type":"string","minimum":1}}}"#).is_err());
         assert!(Schema::parse(r#"{"properties":{"a":{"type":"array"}}}"#).is_err());
         assert!(Schema::parse(r#"{"properties":{"a":{"type":"integer","default":"x"}}}"#).is_err());
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::name::{DistFilename, PackageType, normalize};
 
 /// JSON Schema of the remote fields (`plugin-info.remote-fields`).
-pub const REMOTE_FIELDS: &str = r#"{"type":"object","additionalProperties":false,"properties":{"includes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers (PEP 508, e.g. \"django>=4,<5\") of the projects to sync; empty syncs every project of the index"},"excludes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers of the projects or versions to skip"},"prereleases":{"type":"boolean","default":false,"description":"Whether to sync pre-release versions"},"package_types":{"type":"array","default":[],"items":{"type":"string","enum":["bdist_wheel","sdist"]},"description":"Package types to sync; empty syncs all"},"exclude_platforms":{"type":"array","default":[],"items":{"type":"string","enum":["windows","macos","freebsd","linux"]},"description":"Skip wheels built only for these platforms"}}}"#;
+pub const REMOTE_FIELDS: &str = r#"{"type":"object","additionalProperties":false,"properties":{"includes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers (PEP 508, e.g. \"django>=4,<5\") of the projects to sync; empty syncs every project of the index"},"excludes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers of the projects or versions to skip"},"prereleases":{"type":"boolean","default":false,"description":"Whether to sync pre-release versions"},"package_types":{"type":"array","default":[],"items":{"type":"string","enum":["bdist_wheel","sdist"]},"description":"Package types to sync; empty syncs all"},"exclude_platforms":{"type":"array","default":[],"items":{"type":"string","enum":["windows","macos","freebsd","linux"]},"description":"Skip wheels built only for these platforms"},"keep_latest_packages":{"type":"integer","minimum":0,"default":0,"description":"How many of each project's newest versions to sync (after the other filters; pre-releases count when synced); 0 syncs every version"}}}"#;
 
 /// One requirement: a project and the versions wanted.
 #[derive(Debug, Clone)]
@@ -123,6 +123,8 @@ pub struct Filter {
     prereleases: bool,
     package_types: Vec<PackageType>,
     exclude_platforms: Vec<String>,
+    /// Newest versions kept per project; 0 keeps all.
+    keep_latest: usize,
 }
 
 impl Filter {
@@ -175,7 +177,20 @@ impl Filter {
                 format!("unknown platform {bad:?} (windows, macos, freebsd, linux)"),
             ));
         }
+        let keep_latest = match &extra["keep_latest_packages"] {
+            Value::Null => 0,
+            value => value
+                .as_u64()
+                .and_then(|keep| usize::try_from(keep).ok())
+                .ok_or_else(|| {
+                    (
+                        "keep_latest_packages".to_string(),
+                        "expected a whole number, 0 or more".to_string(),
+                    )
+                })?,
+        };
         Ok(Self {
+            keep_latest,
             includes: requirements("includes")?,
             excludes: requirements("excludes")?,
             prereleases: extra["prereleases"].as_bool().unwrap_or(false),
@@ -192,6 +207,27 @@ impl Filter {
                 .excludes
                 .iter()
                 .any(|r| r.project == project && r.specifiers.is_empty())
+    }
+
+    /// Of the wanted files of one project, those of its `keep_latest_packages` newest versions
+    /// (all when 0), as pulp_python's `latest_release` filter keeps them.
+    pub fn newest_versions<T>(&self, files: Vec<T>, filename: impl Fn(&T) -> &str) -> Vec<T> {
+        if self.keep_latest == 0 {
+            return files;
+        }
+        let version_of = |file: &T| {
+            DistFilename::parse(filename(file))
+                .ok()
+                .and_then(|parsed| parsed.version.parse::<Version>().ok())
+        };
+        let mut versions: Vec<Version> = files.iter().filter_map(version_of).collect();
+        versions.sort();
+        versions.dedup();
+        let kept: Vec<Version> = versions.into_iter().rev().take(self.keep_latest).collect();
+        files
+            .into_iter()
+            .filter(|file| version_of(file).is_some_and(|version| kept.contains(&version)))
+            .collect()
     }
 
     /// Whether the file `filename` of `project` is kept.
@@ -247,6 +283,37 @@ mod tests {
 
     fn v(text: &str) -> Version {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn keep_latest_packages_keeps_the_files_of_the_newest_versions() {
+        let files = [
+            "demo-1.0-py3-none-any.whl",
+            "demo-1.0.tar.gz",
+            "demo-1.10-py3-none-any.whl",
+            "demo-1.9-py3-none-any.whl",
+            "demo-2.0rc1-py3-none-any.whl",
+        ];
+        let kept = |extra: &str| filter(extra).newest_versions(files.to_vec(), |name: &&str| name);
+        assert_eq!(kept("{}"), files);
+        assert_eq!(
+            kept(r#"{"keep_latest_packages": 2}"#),
+            ["demo-1.10-py3-none-any.whl", "demo-2.0rc1-py3-none-any.whl"]
+        );
+        assert_eq!(
+            kept(r#"{"keep_latest_packages": 3}"#),
+            [
+                "demo-1.10-py3-none-any.whl",
+                "demo-1.9-py3-none-any.whl",
+                "demo-2.0rc1-py3-none-any.whl"
+            ]
+        );
+        assert_eq!(
+            Filter::from_remote(r#"{"keep_latest_packages": -1}"#)
+                .unwrap_err()
+                .0,
+            "keep_latest_packages"
+        );
     }
 
     #[test]

@@ -122,10 +122,12 @@ impl Plugin for PythonPlugin {
             }
             let json = upstream::is_json(response.header("content-type").as_deref());
             let body = response.read_to_end(MAX_PAGE)?;
-            for link in upstream::parse_project(&body, json, &url).map_err(PluginError::new)? {
-                if !filter.wants_file(project, &link.filename) {
-                    continue;
-                }
+            let wanted: Vec<_> = upstream::parse_project(&body, json, &url)
+                .map_err(PluginError::new)?
+                .into_iter()
+                .filter(|link| filter.wants_file(project, &link.filename))
+                .collect();
+            for link in filter.newest_versions(wanted, |link| &link.filename) {
                 let package = match Package::from_link(&link) {
                     Ok(package) => package,
                     Err(reason) => {
