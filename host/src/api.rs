@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod access_policies;
+pub mod acs;
 pub mod artifacts;
 pub mod content;
 pub mod content_guards;
@@ -39,6 +40,7 @@ pub mod roles;
 pub mod routes;
 pub mod status;
 pub mod support;
+pub mod task_groups;
 pub mod tasks;
 pub mod typed;
 pub mod uploads;
@@ -77,6 +79,8 @@ fn protected_routes() -> Routes {
         .merge(artifacts::router())
         .merge(tasks::router())
         .merge(workers::router())
+        .merge(task_groups::router())
+        .merge(acs::router())
         .merge(plugins::router())
         .merge(uploads::router())
         .merge(maintenance::router())

@@ -20,6 +20,7 @@
 //! - [`registry`]: plugins installed at runtime (the `plugins` table, components stored as
 //!   artifacts), install/upgrade/disable/remove, and re-syncing a process with the table.
 
+pub mod acs;
 pub mod additions;
 pub mod artifacts;
 pub mod chunked_uploads;

@@ -12,11 +12,12 @@ use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::mpsc;
 
-use crate::domain::Backends;
 use crate::domain::artifacts;
 use crate::domain::declarations::{Pending, Reuse, link, link_stored, save};
 use crate::domain::remotes::{RateLimiter, Remote};
 use crate::domain::versions;
+use crate::domain::{Backends, acs};
+use crate::plugins::upstream::UpstreamClient;
 use crate::plugins::{CallScope, UnitDeclaration};
 use crate::progress::TaskHandle;
 
@@ -150,7 +151,7 @@ async fn consume(
             continue;
         }
         let mut downloads = futures::stream::iter(pending.into_iter().map(|file| {
-            let (backends, client, limiter) = (&backends, &client, &limiter);
+            let (backends, client, limiter, plugin) = (&backends, &client, &limiter, &plugin);
             async move {
                 if let Some(limiter) = limiter {
                     limiter.wait().await;
@@ -158,15 +159,7 @@ async fn consume(
                 let url = file.url.as_deref().with_context(|| {
                     format!("{} has no URL to download it from", file.relative_path)
                 })?;
-                let artifact = artifacts::download(
-                    &backends.db,
-                    &backends.blobs,
-                    client,
-                    url,
-                    &file.expected,
-                    &file.relative_path,
-                )
-                .await?;
+                let artifact = fetch(backends, plugin, client, url, &file).await?;
                 match &file.linked {
                     None => link(&backends.db, &file.content_artifact_id, &artifact.id).await?,
                     Some(linked) => anyhow::ensure!(
@@ -190,4 +183,56 @@ async fn consume(
         }
     }
     Ok(())
+}
+
+/// Downloads `file` from an alternate content source of `plugin` that offers its sha256, when
+/// one does and that download succeeds, else from `url` with the remote's client. A file whose
+/// unit is stored already is fetched from the remote itself: that fetch shows the remote serves
+/// those bytes.
+async fn fetch(
+    backends: &Backends,
+    plugin: &str,
+    client: &UpstreamClient,
+    url: &str,
+    file: &Pending,
+) -> anyhow::Result<artifacts::Artifact> {
+    if file.linked.is_none()
+        && let Some(sha256) = &file.expected.sha256
+        && let Some((acs_url, acs_remote_id)) = acs::source_of(backends, plugin, sha256).await?
+    {
+        let from_source = async {
+            let remote =
+                Remote::load(backends.db.pool(), &backends.secrets, &acs_remote_id).await?;
+            let client = backends.remote_clients.client(&remote)?;
+            anyhow::Ok(
+                artifacts::download(
+                    &backends.db,
+                    &backends.blobs,
+                    &client,
+                    &acs_url,
+                    &file.expected,
+                    &file.relative_path,
+                )
+                .await?,
+            )
+        };
+        match from_source.await {
+            Ok(artifact) => return Ok(artifact),
+            Err(error) => tracing::warn!(
+                file = %file.relative_path,
+                url = %acs_url,
+                error = %format!("{error:#}"),
+                "the alternate content source failed; downloading from the remote"
+            ),
+        }
+    }
+    Ok(artifacts::download(
+        &backends.db,
+        &backends.blobs,
+        client,
+        url,
+        &file.expected,
+        &file.relative_path,
+    )
+    .await?)
 }

@@ -85,6 +85,40 @@ pub async fn enqueue(
     args: &kinds::TaskArgs,
     locks: &[ResourceLock],
 ) -> Result<String, sqlx::Error> {
+    enqueue_in_group(db, name, args, locks, None).await
+}
+
+/// Creates a task group (Pulp's: tasks dispatched together and shown as one); its tasks are
+/// queued with [`enqueue_in_group`], then [`all_dispatched`] marks it whole. Returns its id.
+pub async fn create_group(db: &Db, description: &str) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    db.write_one(
+        sqlx::query("INSERT INTO task_groups (id, description, created) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(description)
+            .bind(now()),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Marks task group `id` as having all its tasks queued.
+pub async fn all_dispatched(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    db.write_one(
+        sqlx::query("UPDATE task_groups SET all_tasks_dispatched = 1 WHERE id = $1").bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Queues a task, in task group `group` when given. Returns its id.
+pub async fn enqueue_in_group(
+    db: &Db,
+    name: &str,
+    args: &kinds::TaskArgs,
+    locks: &[ResourceLock],
+    group: Option<&str>,
+) -> Result<String, sqlx::Error> {
     let id = new_id();
     let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
     let user = crate::auth::current_user();
@@ -99,8 +133,8 @@ pub async fn enqueue(
     };
     let mut tx = db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO tasks (id, name, state, args, created, logging_cid, user_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO tasks (id, name, state, args, created, logging_cid, user_id, task_group_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(name)
@@ -109,6 +143,7 @@ pub async fn enqueue(
     .bind(now())
     .bind(logging_cid)
     .bind(user.as_ref().map(|user| user.id.as_str()))
+    .bind(group)
     .execute(&mut *tx)
     .await?;
     for lock in locks {

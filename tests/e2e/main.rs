@@ -9,6 +9,7 @@
 #[macro_use]
 mod support;
 
+mod acs;
 mod api;
 mod content;
 mod content_guards;

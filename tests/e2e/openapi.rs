@@ -218,6 +218,19 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
         .get_json("/pulp/api/v3/access_policies/?viewset_name=groups")
         .await;
     let workers = app.get_json("/pulp/api/v3/workers/").await;
+    let nearby = app
+        .create_file_remote("every-nearby", &upstream.base_url(), "on_demand")
+        .await;
+    let acs = app
+        .create(
+            "/pulp/api/v3/acs/file/file/",
+            json!({ "name": "every-acs", "remote": nearby, "paths": ["PULP_MANIFEST"] }),
+        )
+        .await;
+    let acs = str_field(&acs, "pulp_href").to_owned();
+    let (status, refreshing) = app.post_json(&format!("{acs}refresh/"), &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{refreshing}");
+    let task_group = str_field(&refreshing, "task_group").to_owned();
     let rbac_objects = [
         ("role_href", str_field(&role, "pulp_href").to_owned()),
         (
@@ -253,6 +266,8 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
             str_field(&artifact, "pulp_href").to_owned(),
         ),
         ("task_href", task_href),
+        ("file_file_alternate_content_source_href", acs),
+        ("task_group_href", task_group),
         (
             "worker_href",
             str_field(&workers["results"][0], "pulp_href").to_owned(),
@@ -381,7 +396,23 @@ async fn python_objects(app: &TestApp) -> Vec<(&'static str, String)> {
         .as_str()
         .expect("the distribution")
         .to_owned();
+    let nearby = app
+        .create(
+            "/pulp/api/v3/remotes/python/python/",
+            json!({ "name": "every-python-nearby", "url": "http://127.0.0.1:9/simple/", "policy": "on_demand" }),
+        )
+        .await;
+    let acs = app
+        .create(
+            "/pulp/api/v3/acs/python/python/",
+            json!({ "name": "every-python-acs", "remote": nearby["pulp_href"] }),
+        )
+        .await;
     vec![
+        (
+            "python_python_alternate_content_source_href",
+            str_field(&acs, "pulp_href").to_owned(),
+        ),
         (
             "python_python_repository_version_href",
             format!("{repository}versions/1/"),

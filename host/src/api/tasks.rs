@@ -43,6 +43,7 @@ resource! {
         created: String,
         started: Option<String>,
         finished: Option<String>,
+        task_group_id: Option<String>,
         /// The worker's status row, while it is kept (a forgotten worker's tasks show none).
         worker_id: Option<String> = "(SELECT w.id FROM app_statuses w WHERE w.app_type = 'worker' AND w.name = tasks.worker)",
         error: Option<String>,
@@ -107,7 +108,7 @@ impl TaskView {
             reserved_resources_record,
             parent_task: None,
             child_tasks: [],
-            task_group: None,
+            task_group: task.task_group_id.as_deref().map(super::task_groups::href),
         }
     }
 }
@@ -157,6 +158,15 @@ async fn view(app: &App, task: Task) -> ApiResult<TaskView> {
 /// The list filters [`resource_filters`] reads, for the API document.
 pub(crate) const FILTERS: &[ExtraFilter] = &[
     ExtraFilter::one("worker", "Tasks run by this worker (an href)."),
+    ExtraFilter::one("task_group", "Tasks of this task group (an href)."),
+    ExtraFilter::one(
+        "parent_task",
+        "Tasks spawned by this task (an href; Granary tasks spawn none).",
+    ),
+    ExtraFilter::one(
+        "child_tasks",
+        "The task that spawned this one (an href; Granary tasks spawn none).",
+    ),
     ExtraFilter::one(
         "created_resources",
         "Tasks that created this object (an href).",
@@ -191,6 +201,19 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
 /// their lookups; `pulp_created`, `started_at`, `finished_at` ranges) are the spec's.
 fn resource_filters(query: &ListQuery) -> Conditions {
     let mut conditions = Conditions::new();
+    if let Some(href) = query.get("task_group").filter(|href| !href.is_empty()) {
+        let id = href
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        conditions.push("tasks.task_group_id = ?", [Bind::from(id)]);
+    }
+    for param in ["parent_task", "child_tasks"] {
+        if query.get(param).is_some_and(|href| !href.is_empty()) {
+            conditions.push("1 = 0", []);
+        }
+    }
     if let Some(href) = query.get("worker").filter(|href| !href.is_empty()) {
         conditions.push(
             "tasks.worker IN (SELECT w.name FROM app_statuses w WHERE w.app_type = 'worker' AND w.id = ?)",

@@ -183,11 +183,14 @@ pub fn object_id(href: &str) -> Option<String> {
     let named = matches!(
         parts.as_slice(),
         [
-            "repositories" | "remotes" | "publications" | "distributions" | "content",
+            "repositories" | "remotes" | "publications" | "distributions" | "content" | "acs",
             _,
             _,
             _
-        ] | ["artifacts" | "tasks" | "uploads" | "users" | "workers", _]
+        ] | [
+            "artifacts" | "tasks" | "uploads" | "users" | "workers" | "task-groups",
+            _
+        ]
     );
     (named && uuid::Uuid::parse_str(id).is_ok()).then(|| id.to_owned())
 }

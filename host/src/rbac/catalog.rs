@@ -375,6 +375,15 @@ fn object_policy(viewset_name: String, model: &Model, references: Vec<String>) -
 }
 
 /// The default policies of a plugin's endpoints.
+/// The policy of a plugin's alternate content sources (`acs/<plugin>/<repository type>`):
+/// staff only until their roles are modelled.
+fn acs_policy(names: &PluginNames) -> DefaultPolicy {
+    plain(
+        &format!("acs/{}/{}", names.plugin, names.repository),
+        vec![allow(&["*"], "admin", &[])],
+    )
+}
+
 fn plugin_policies(names: &PluginNames) -> Vec<DefaultPolicy> {
     let model = |collection| Model::of_plugin(names, collection);
     let (repository, remote, publication, distribution) = (
@@ -537,6 +546,7 @@ fn core_policies() -> Vec<DefaultPolicy> {
             "roles",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
         ),
+        plain("task-groups", vec![admin()]),
         plain(
             "workers",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
@@ -654,6 +664,7 @@ pub fn default_policies(names: &RestNames) -> Vec<DefaultPolicy> {
     for plugin in names.all() {
         policies.extend(plugin_policies(plugin));
         policies.extend(content_policies(plugin));
+        policies.push(acs_policy(plugin));
     }
     policies
 }

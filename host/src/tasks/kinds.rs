@@ -13,8 +13,8 @@ use crate::domain::additions::AddError;
 use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
 use crate::domain::{
-    Backends, additions, chunked_uploads, distributions, hrefs, maintenance, publications, uploads,
-    versions,
+    Backends, acs, additions, chunked_uploads, distributions, hrefs, maintenance, publications,
+    uploads, versions,
 };
 use crate::plugins::UnitDeclaration;
 use crate::sync;
@@ -101,6 +101,13 @@ pub enum TaskArgs {
         /// Hash every artifact, not only check that it exists.
         verify_checksums: bool,
     },
+    /// Record what one path of an alternate content source offers (`acs/.../refresh/`).
+    AcsRefresh {
+        /// The source.
+        acs_id: String,
+        /// The path below its remote's URL.
+        path: String,
+    },
     /// Delete the records of finished tasks (`tasks/purge/`).
     PurgeTasks {
         /// Only tasks that finished before this time (as stored).
@@ -162,6 +169,7 @@ impl TaskArgs {
             TaskArgs::ReclaimSpace { .. } => "reclaim-space",
             TaskArgs::Repair { .. } => "repair",
             TaskArgs::PurgeTasks { .. } => "purge-tasks",
+            TaskArgs::AcsRefresh { .. } => "acs-refresh",
             TaskArgs::AddUnits { .. } => "add-units",
             TaskArgs::CreateDistribution { .. } => "create-distribution",
             TaskArgs::Delete { .. } => "delete",
@@ -341,6 +349,10 @@ async fn run_kind(
                 units,
             )
             .await
+        }
+        TaskArgs::AcsRefresh { acs_id, path } => {
+            acs::refresh(backends, &task, &acs_id, &path).await?;
+            Ok(Vec::new())
         }
         TaskArgs::PurgeTasks {
             finished_before,

@@ -38,6 +38,10 @@ pub enum Resource {
     TaskPurge,
     /// `workers/`
     Worker,
+    /// `task-groups/`
+    TaskGroup,
+    /// `acs/<plugin>/<repository type>/`: alternate content sources.
+    Acs,
     /// `repositories/`: every repository, whatever its type.
     AllRepositories,
     /// `repository_versions/`
@@ -378,6 +382,17 @@ const GROUPS: &[&[Endpoint]] = &[
         // Workers.
         endpoint("/pulp/api/v3/workers/", Get, R::Worker, "list", "List workers", Body::None, Reply::Page),
         endpoint("/pulp/api/v3/workers/{id}/", Get, R::Worker, "read", "Inspect a worker", Body::None, Reply::Object(200)),
+        // Task groups.
+        endpoint("/pulp/api/v3/task-groups/", Get, R::TaskGroup, "list", "List task groups", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/task-groups/{id}/", Get, R::TaskGroup, "read", "Inspect a task group", Body::None, Reply::Object(200)),
+        // Alternate content sources.
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/", Get, R::Acs, "list", "List alternate content sources", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/", Post, R::Acs, "create", "Create an alternate content source", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Get, R::Acs, "read", "Inspect an alternate content source", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Put, R::Acs, "update", "Update an alternate content source", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Patch, R::Acs, "partial_update", "Update some fields of an alternate content source", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Delete, R::Acs, "delete", "Delete an alternate content source", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/refresh/", Post, R::Acs, "refresh", "Record what each path offers (a task group)", Body::None, Reply::Named(202, "TaskGroupOperationResponse")),
         // Health.
         endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
         endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
@@ -566,6 +581,21 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
         R::Task => core("tasks", "task_href", "Task"),
         R::TaskPurge => core("tasks", "", "Purge"),
         R::Worker => core("workers", "worker_href", "Worker"),
+        R::TaskGroup => core("task_groups", "task_group_href", "TaskGroup"),
+        R::Acs => plugins
+            .iter()
+            .map(|names| {
+                let (plugin, type_name) = (&names.plugin, &names.repository);
+                Names {
+                    prefix: format!("acs_{plugin}_{type_name}"),
+                    href_param: format!("{plugin}_{type_name}_alternate_content_source_href"),
+                    parent_href_param: None,
+                    schema: format!("{plugin}.{}AlternateContentSource", capitalized(type_name)),
+                    route_values: vec![("plugin", plugin.clone()), ("type", type_name.clone())],
+                    plugin: Some(plugin.clone()),
+                }
+            })
+            .collect(),
         R::AllRepositories => core("repositories", "", "Repository"),
         R::AllRepositoryVersions => core("repository_versions", "", "RepositoryVersion"),
         R::AllRemotes => core("remotes", "", "Remote"),
@@ -642,6 +672,8 @@ pub fn tag(resource: Resource, names: &Names) -> String {
         R::Artifact => return "Artifacts".into(),
         R::Task | R::TaskPurge => return "Tasks".into(),
         R::Worker => return "Workers".into(),
+        R::TaskGroup => return "Task-Groups".into(),
+        R::Acs => "Acs",
         R::AllRepositories | R::AllRepositoryVersions => return "Repositories".into(),
         R::AllRemotes => return "Remotes".into(),
         R::AllContent => return "Content".into(),

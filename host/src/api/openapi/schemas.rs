@@ -20,9 +20,9 @@ use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource, Takes};
 use crate::api::plugin_fields;
 use crate::api::typed::Typed;
 use crate::api::{
-    access_policies, artifacts, content, content_guards, distributions, groups, plugins,
-    publications, remotes, repositories, role_assignments, roles, status, support, tasks, uploads,
-    users, workers,
+    access_policies, acs, artifacts, content, content_guards, distributions, groups, plugins,
+    publications, remotes, repositories, role_assignments, roles, status, support, task_groups,
+    tasks, uploads, users, workers,
 };
 
 /// A schema, derived when the document is built.
@@ -120,6 +120,9 @@ pub fn doc(resource: R) -> Doc {
             .request::<ArtifactRequest>(&["file"]),
         R::Task => Doc::listed::<tasks::Task, tasks::TaskView>(tasks::FILTERS),
         R::Worker => Doc::listed::<workers::Worker, workers::WorkerView>(workers::FILTERS),
+        R::TaskGroup => Doc::listed::<task_groups::TaskGroup, task_groups::TaskGroupView>(&[]),
+        R::Acs => Doc::listed::<acs::Source, acs::SourceView>(&[])
+            .request::<AcsRequest>(&["name", "remote"]),
         R::Upload => Doc::listed::<uploads::Upload, uploads::UploadView>(&[])
             .request::<UploadRequest>(&["size"]),
         R::User => Doc::listed::<users::UserRow, users::UserView>(&[]).input::<users::UserInput>(),
@@ -465,6 +468,7 @@ pub fn named() -> Vec<(&'static str, RefOr<Schema>)> {
         ),
         ("Repair", requiring(of::<Repair>(), &[])),
         ("Purge", requiring(of::<Purge>(), &[])),
+        ("TaskGroupOperationResponse", of::<TaskGroupAccepted>()),
         (
             "PatchedTaskCancel",
             requiring(of::<TaskCancel>(), &["state"]),
@@ -642,6 +646,24 @@ struct ReclaimSpace {
 #[expect(dead_code, reason = "a request schema only")]
 struct Repair {
     verify_checksums: bool,
+}
+
+/// An alternate content source's writable fields.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct AcsRequest {
+    name: String,
+    /// A remote of the same plugin whose policy is `on_demand` (an href).
+    remote: String,
+    /// Paths below the remote's URL where files are looked for.
+    paths: Vec<String>,
+}
+
+/// `202 {"task_group": href}`: work queued as a group of tasks.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a response schema only")]
+struct TaskGroupAccepted {
+    task_group: String,
 }
 
 #[derive(ToSchema)]

@@ -1,0 +1,181 @@
+//! Issue #21, item 7: alternate content sources, driven with pulp-cli as in pulp-cli's own
+//! `test_acs.sh`: a source is a remote (on demand) and paths below its URL; a refresh is a task
+//! group with a task per path; a sync then takes every file an ACS offers from the ACS and only
+//! the rest from its own remote.
+
+use serde_json::Value;
+
+use crate::pulp_cli::PulpCli;
+use crate::support::pulp::{API, str_field};
+use crate::support::{Backend, Fixture, TestApp, Upstream};
+
+sqlite_and_postgres!(a_sync_takes_its_files_from_an_alternate_content_source);
+
+async fn a_sync_takes_its_files_from_an_alternate_content_source(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let pulp = PulpCli::new(&app);
+    let fixture = Fixture::generate(5, 41);
+    let (origin, nearby) = (
+        Upstream::serve(&fixture).await,
+        Upstream::serve(&fixture).await,
+    );
+
+    pulp.run(&[
+        "file",
+        "remote",
+        "create",
+        "--name",
+        "nearby",
+        "--url",
+        &nearby.base_url(),
+        "--policy",
+        "on_demand",
+    ])
+    .await;
+    let created = pulp
+        .run(&[
+            "file",
+            "acs",
+            "create",
+            "--name",
+            "near",
+            "--remote",
+            "nearby",
+            "--path",
+            "PULP_MANIFEST",
+        ])
+        .await;
+    assert_eq!(created["paths"], serde_json::json!(["PULP_MANIFEST"]));
+    assert_eq!(created["last_refreshed"], Value::Null);
+    pulp.run(&[
+        "file",
+        "acs",
+        "path",
+        "add",
+        "--name",
+        "near",
+        "--path",
+        "more/PULP_MANIFEST",
+    ])
+    .await;
+    let shown = pulp.run(&["file", "acs", "show", "--name", "near"]).await;
+    assert_eq!(
+        shown["paths"].as_array().map(Vec::len),
+        Some(2),
+        "{shown:#}"
+    );
+    pulp.run(&[
+        "file",
+        "acs",
+        "path",
+        "remove",
+        "--name",
+        "near",
+        "--path",
+        "more/PULP_MANIFEST",
+    ])
+    .await;
+    assert_eq!(
+        pulp.run(&["file", "acs", "list"])
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // A refresh is a task group: one task per path, all dispatched, completed.
+    pulp.run(&["file", "acs", "refresh", "--name", "near"])
+        .await;
+    let groups = pulp.run(&["task-group", "list"]).await;
+    let group = &groups[0];
+    assert_eq!(group["all_tasks_dispatched"], true, "{group:#}");
+    assert_eq!(group["completed"], 1, "{group:#}");
+    assert_eq!(
+        group["tasks"].as_array().map(Vec::len),
+        Some(1),
+        "{group:#}"
+    );
+    let task = app
+        .get_json(str_field(&group["tasks"][0], "pulp_href"))
+        .await;
+    assert_eq!(task["task_group"], group["pulp_href"], "{task:#}");
+    let shown = pulp
+        .run(&[
+            "task-group",
+            "show",
+            "--href",
+            str_field(group, "pulp_href"),
+        ])
+        .await;
+    assert_eq!(
+        shown["description"],
+        "Refreshing 1 alternate content source paths."
+    );
+    let shown = pulp.run(&["file", "acs", "show", "--name", "near"]).await;
+    assert!(shown["last_refreshed"].is_string(), "{shown:#}");
+    assert_eq!(
+        nearby.file_requests(),
+        0,
+        "a refresh reads metadata, no file"
+    );
+
+    // The sync's own remote serves only its manifest: every file comes from the source.
+    let remote = app
+        .create_file_remote("origin", &origin.manifest_url(), "immediate")
+        .await;
+    let repository = app.create_file_repository("accelerated").await;
+    let task = app.sync(&repository, &remote, true).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(origin.file_requests(), 0, "no file from the origin");
+    assert_eq!(nearby.file_requests(), fixture.files.len());
+    let base_url = app.publish_and_distribute(&repository, "accelerated").await;
+    crate::support::curl::Downloads::new()
+        .assert_all_served(&base_url, &fixture.files)
+        .await;
+
+    // A path the source does not have fails its refresh (pulp-cli exits non-zero), and the
+    // last good record stays in use.
+    pulp.run(&[
+        "file",
+        "acs",
+        "path",
+        "add",
+        "--name",
+        "near",
+        "--path",
+        "missing/PULP_MANIFEST",
+    ])
+    .await;
+    pulp.fails(&["file", "acs", "refresh", "--name", "near"])
+        .await;
+    let groups = app.list_all(&format!("{API}/task-groups/")).await;
+    let failed = groups
+        .iter()
+        .find(|group| group["failed"] == 1)
+        .unwrap_or_else(|| panic!("a group with the failed path: {groups:#?}"));
+    assert_eq!(failed["completed"], 1, "{failed:#}");
+
+    // Deleted, the source and what its refreshes recorded are gone.
+    pulp.run(&["file", "acs", "destroy", "--name", "near"])
+        .await;
+    assert_eq!(
+        app.sql("SELECT CAST(COUNT(*) AS TEXT) FROM acs_files", &[])
+            .await,
+        ["0"]
+    );
+    assert_eq!(
+        pulp.run(&["file", "acs", "list"]).await,
+        serde_json::json!([])
+    );
+
+    // Only an on-demand remote may back a source.
+    let immediate = app.get_json(&remote).await;
+    let (status, body) = app
+        .post_json(
+            &format!("{API}/acs/file/file/"),
+            &serde_json::json!({"name": "eager", "remote": immediate["pulp_href"]}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 400, "{body}");
+    assert!(body["remote"].is_array(), "{body}");
+}
