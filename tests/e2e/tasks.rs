@@ -87,6 +87,26 @@ async fn tasks_are_filtered_as_in_pulp(backend: Backend) {
         count("state=completed".into()).await
     );
     assert_eq!(count("state=failed".into()).await, 0);
+    let all = count(String::new()).await;
+    assert_eq!(
+        count("name__ne=granary.tasks.upload".into()).await,
+        all - 1,
+        "every task but the upload"
+    );
+    assert_eq!(count("state__ne=completed".into()).await, 0);
+    assert_eq!(
+        count(format!(
+            "parent_task={}",
+            upload["pulp_href"].as_str().unwrap()
+        ))
+        .await,
+        0
+    );
+    let admin = app.get_json(&format!("{API}/users/?username=admin")).await;
+    assert_eq!(
+        upload["created_by"], admin["results"][0]["pulp_href"],
+        "the admin dispatched the upload: {upload:#}"
+    );
     let started = str_field(upload, "started_at");
     assert_eq!(
         count(format!(

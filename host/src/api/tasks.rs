@@ -44,6 +44,7 @@ resource! {
         started: Option<String>,
         finished: Option<String>,
         task_group_id: Option<String>,
+        user_id: Option<String>,
         /// The worker's status row, while it is kept (a forgotten worker's tasks show none).
         worker_id: Option<String> = "(SELECT w.id FROM app_statuses w WHERE w.app_type = 'worker' AND w.name = tasks.worker)",
         error: Option<String>,
@@ -65,6 +66,8 @@ pub(crate) struct TaskView {
     name: String,
     state: String,
     logging_cid: String,
+    /// The user who dispatched it (an href), if a user did.
+    created_by: Option<String>,
     #[schema(format = DateTime)]
     unblocked_at: Option<String>,
     #[schema(format = DateTime)]
@@ -98,6 +101,7 @@ impl TaskView {
             name: task.name,
             state: task.state,
             logging_cid: task.logging_cid.unwrap_or_else(|| task.id.clone()),
+            created_by: task.user_id.as_deref().map(hrefs::user),
             unblocked_at: task.started.clone(),
             started_at: task.started,
             finished_at: task.finished,
@@ -159,6 +163,8 @@ async fn view(app: &App, task: Task) -> ApiResult<TaskView> {
 pub(crate) const FILTERS: &[ExtraFilter] = &[
     ExtraFilter::one("worker", "Tasks run by this worker (an href)."),
     ExtraFilter::one("task_group", "Tasks of this task group (an href)."),
+    ExtraFilter::one("state__ne", "Tasks in any other state."),
+    ExtraFilter::one("name__ne", "Tasks of any other name."),
     ExtraFilter::one(
         "parent_task",
         "Tasks spawned by this task (an href; Granary tasks spawn none).",
@@ -208,6 +214,11 @@ fn resource_filters(query: &ListQuery) -> Conditions {
             .next()
             .unwrap_or_default();
         conditions.push("tasks.task_group_id = ?", [Bind::from(id)]);
+    }
+    for (param, column) in [("state__ne", "tasks.state"), ("name__ne", "tasks.name")] {
+        if let Some(value) = query.get(param).filter(|value| !value.is_empty()) {
+            conditions.push(&format!("{column} <> ?"), [Bind::from(value.as_str())]);
+        }
     }
     for param in ["parent_task", "child_tasks"] {
         if query.get(param).is_some_and(|href| !href.is_empty()) {
