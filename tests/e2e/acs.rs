@@ -11,6 +11,13 @@ use crate::support::{Backend, Fixture, TestApp, Upstream};
 
 sqlite_and_postgres!(a_sync_takes_its_files_from_an_alternate_content_source);
 
+/// `pulp file acs path <action> --name near --path <path>`.
+fn path_of_near<'a>(action: &'a str, path: &'a str) -> [&'a str; 8] {
+    [
+        "file", "acs", "path", action, "--name", "near", "--path", path,
+    ]
+}
+
 async fn a_sync_takes_its_files_from_an_alternate_content_source(backend: Backend) {
     let app = TestApp::start(backend).await;
     let pulp = PulpCli::new(&app);
@@ -47,34 +54,15 @@ async fn a_sync_takes_its_files_from_an_alternate_content_source(backend: Backen
         .await;
     assert_eq!(created["paths"], serde_json::json!(["PULP_MANIFEST"]));
     assert_eq!(created["last_refreshed"], Value::Null);
-    pulp.run(&[
-        "file",
-        "acs",
-        "path",
-        "add",
-        "--name",
-        "near",
-        "--path",
-        "more/PULP_MANIFEST",
-    ])
-    .await;
+    pulp.run(&path_of_near("add", "more/PULP_MANIFEST")).await;
     let shown = pulp.run(&["file", "acs", "show", "--name", "near"]).await;
     assert_eq!(
         shown["paths"].as_array().map(Vec::len),
         Some(2),
         "{shown:#}"
     );
-    pulp.run(&[
-        "file",
-        "acs",
-        "path",
-        "remove",
-        "--name",
-        "near",
-        "--path",
-        "more/PULP_MANIFEST",
-    ])
-    .await;
+    pulp.run(&path_of_near("remove", "more/PULP_MANIFEST"))
+        .await;
     assert_eq!(
         pulp.run(&["file", "acs", "list"])
             .await
@@ -135,17 +123,8 @@ async fn a_sync_takes_its_files_from_an_alternate_content_source(backend: Backen
 
     // A path the source does not have fails its refresh (pulp-cli exits non-zero), and the
     // last good record stays in use.
-    pulp.run(&[
-        "file",
-        "acs",
-        "path",
-        "add",
-        "--name",
-        "near",
-        "--path",
-        "missing/PULP_MANIFEST",
-    ])
-    .await;
+    pulp.run(&path_of_near("add", "missing/PULP_MANIFEST"))
+        .await;
     pulp.fails(&["file", "acs", "refresh", "--name", "near"])
         .await;
     let groups = app.list_all(&format!("{API}/task-groups/")).await;

@@ -29,6 +29,20 @@ async fn upload(pulp: &PulpCli, dir: &std::path::Path, repository: &str, name: &
     .await;
 }
 
+/// `pulp file repository version destroy` of version `number` of `repository`.
+fn destroy<'a>(repository: &'a str, number: &'a str) -> [&'a str; 8] {
+    [
+        "file",
+        "repository",
+        "version",
+        "destroy",
+        "--repository",
+        repository,
+        "--version",
+        number,
+    ]
+}
+
 /// The numbers of the versions `pulp file repository version list` prints, ascending.
 async fn numbers(pulp: &PulpCli, repository: &str) -> Vec<i64> {
     let listed = pulp
@@ -134,18 +148,7 @@ async fn versions_are_published_deleted_and_retained_as_in_pulp(backend: Backend
     );
 
     // Version 2 is what the distribution serves (its newest publication): protected.
-    let refused = pulp
-        .fails(&[
-            "file",
-            "repository",
-            "version",
-            "destroy",
-            "--repository",
-            "rolled",
-            "--version",
-            "2",
-        ])
-        .await;
+    let refused = pulp.fails(&destroy("rolled", "2")).await;
     assert!(
         refused.contains("currently being used to distribute content"),
         "{refused}"
@@ -169,17 +172,7 @@ async fn versions_are_published_deleted_and_retained_as_in_pulp(backend: Backend
         &publication_1,
     ])
     .await;
-    pulp.run(&[
-        "file",
-        "repository",
-        "version",
-        "destroy",
-        "--repository",
-        "rolled",
-        "--version",
-        "2",
-    ])
-    .await;
+    pulp.run(&destroy("rolled", "2")).await;
     let shown = pulp
         .run(&["file", "repository", "show", "--name", "rolled"])
         .await;
@@ -204,17 +197,7 @@ async fn versions_are_published_deleted_and_retained_as_in_pulp(backend: Backend
     assert_eq!(paths, ["a.txt", "c.txt"]);
 
     // Version 0 may go too (its changes fold into version 1); version 1 is served: refused.
-    pulp.run(&[
-        "file",
-        "repository",
-        "version",
-        "destroy",
-        "--repository",
-        "rolled",
-        "--version",
-        "0",
-    ])
-    .await;
+    pulp.run(&destroy("rolled", "0")).await;
     assert_eq!(numbers(&pulp, "rolled").await, [1, 3]);
     let (status, body) = app
         .delete_json(&format!("{repository_href}versions/1/"))
@@ -244,18 +227,7 @@ async fn versions_are_published_deleted_and_retained_as_in_pulp(backend: Backend
     // A repository's only version stays.
     pulp.run(&["file", "repository", "create", "--name", "empty"])
         .await;
-    let refused = pulp
-        .fails(&[
-            "file",
-            "repository",
-            "version",
-            "destroy",
-            "--repository",
-            "empty",
-            "--version",
-            "0",
-        ])
-        .await;
+    let refused = pulp.fails(&destroy("empty", "0")).await;
     assert!(refused.contains("last remaining version"), "{refused}");
 }
 
