@@ -5,7 +5,6 @@
 
 mod events;
 pub mod listener;
-pub mod statuses;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Authenticator, hash_password, random_token};
 use crate::config::Config;
 use crate::db::{Db, now};
+use crate::domain::app_statuses::{self as statuses, AppType, Registration};
 use crate::domain::remotes::{DefaultTimeouts, RemoteClients};
 use crate::plugins::PluginRuntime;
 use crate::plugins::runtime::Limits;
 use crate::state::{App, AppState};
 use crate::storage::{BlobStore, S3Settings};
 use crate::tasks::worker::Workers;
-use statuses::{AppType, Registration};
 
 /// Built-in plugin components, compiled to `wasm32-wasip2` by `host/build.rs`.
 const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[

@@ -22,6 +22,7 @@
 
 pub mod acs;
 pub mod additions;
+pub mod app_statuses;
 pub mod artifacts;
 pub mod chunked_uploads;
 pub mod content_guards;
@@ -36,6 +37,13 @@ pub mod remotes;
 pub mod uploads;
 pub mod upstream_pages;
 pub mod versions;
+
+/// The Pulp API level Granary implements, reported for `core` and for every plugin in
+/// `info.x-pulp-app-versions`, `status/` and each process's `versions`. pulp-cli gates commands
+/// and request shapes on these versions (it needs `core>=3.49`; from `core>=3.86` it expects task
+/// results inline, from `3.106` distributions' `repository_version`), so this is the level whose
+/// shapes the API serves.
+pub const PULP_API_VERSION: &str = "3.85.0";
 
 use std::sync::Arc;
 

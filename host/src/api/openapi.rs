@@ -47,11 +47,7 @@ use self::operations::{ENDPOINTS, operation, path_of};
 use crate::plugins::rest_names::PluginNames as RestNames;
 use crate::state::{App, AppState};
 
-/// The Pulp API level Granary implements, reported for `core` and for every plugin in
-/// `info.x-pulp-app-versions`. pulp-cli gates commands and request shapes on these versions
-/// (it needs `core>=3.49`; from `core>=3.86` it expects task results inline, from `3.106`
-/// distributions' `repository_version`), so this is the level whose shapes the API serves.
-pub const PULP_API_VERSION: &str = "3.85.0";
+pub use crate::domain::PULP_API_VERSION;
 
 /// An app as `status/` and `info.x-pulp-app-versions` report it: `core` and each plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 use super::routes::Routes;
 use super::support::json_column;
-use crate::app::statuses::AppType;
 use crate::db::{Backend, Db};
+use crate::domain::app_statuses::AppType;
 use crate::state::AppState;
 
 /// Routes.

@@ -1,5 +1,5 @@
 //! `workers/`: the task workers of the installation, as Pulp lists them (`pulp worker list`).
-//! Read-only; the rows are the processes' `worker` statuses ([`crate::app::statuses`]). A
+//! Read-only; the rows are the processes' `worker` statuses ([`crate::domain::app_statuses`]). A
 //! Granary worker is a process, which runs up to `--workers` tasks at once: `current_task` is
 //! the one it started first.
 
@@ -12,7 +12,7 @@ use super::core_objects::{self, CoreObject};
 use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource};
 use super::routes::Routes;
 use super::support::json_column;
-use crate::app::statuses::AppType;
+use crate::domain::app_statuses::AppType;
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;

@@ -8,9 +8,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, TaskHandle, claim, finish, kinds, state};
-use crate::app::statuses::{self, AppType, HEARTBEAT, Registration};
 use crate::db::Backend;
 use crate::domain::Backends;
+use crate::domain::app_statuses::{self as statuses, AppType, HEARTBEAT, Registration};
 /// How often an idle worker looks for work when nothing woke it.
 const POLL: Duration = Duration::from_millis(500);
 /// How often a running task's progress is written and its cancellation checked.

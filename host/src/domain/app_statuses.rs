@@ -64,9 +64,9 @@ pub struct Registration {
 
 /// `{component: version}` of core and the loaded plugins, as JSON, as Pulp records it.
 pub fn versions(plugins: &PluginRuntime) -> String {
-    let versions: BTreeMap<String, &str> = crate::api::openapi::components(plugins)
-        .into_iter()
-        .map(|component| (component.name, crate::api::openapi::PULP_API_VERSION))
+    let versions: BTreeMap<String, &str> = std::iter::once("core".to_owned())
+        .chain(plugins.list().iter().map(|plugin| plugin.info.name.clone()))
+        .map(|component| (component, super::PULP_API_VERSION))
         .collect();
     serde_json::to_string(&versions).unwrap_or_else(|_| "{}".into())
 }
