@@ -8,11 +8,13 @@ use serde_json::{Value, json};
 
 use crate::pulp_cli::PulpCli;
 use crate::support::pulp::{API, str_field};
+use crate::support::requests::As;
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
 sqlite_and_postgres!(
     workers_and_status_show_the_processes_as_pulp_does,
     finished_tasks_are_purged_as_in_pulp,
+    the_new_endpoints_refuse_anonymous_clients_and_strangers,
 );
 
 /// The names of the processes `status/` lists under `key`.
@@ -258,4 +260,72 @@ async fn finished_tasks_are_purged_as_in_pulp(backend: Backend) {
         .await;
     assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
     assert!(body["states"].is_array(), "a message on `states`: {body}");
+}
+
+/// `workers/`, `task-groups/`, `acs/…` and `tasks/purge/` answer 401 without credentials; a user
+/// who is not staff may list workers but not task groups or sources (staff-only policies), and
+/// their purge deletes only tasks they may delete, never the admin's.
+async fn the_new_endpoints_refuse_anonymous_clients_and_strangers(backend: Backend) {
+    use reqwest::{Method, StatusCode};
+    let app = TestApp::start(backend).await;
+    let repository = app.create_file_repository("admins").await;
+    app.upload_content("file/files", &repository, "a.txt", b"alpha")
+        .await;
+    app.create_user("carol", "carol's long password").await;
+    let carol = As::Basic("carol", "carol's long password");
+    let empty = json!({});
+    for (method, path, body) in [
+        (Method::GET, format!("{API}/workers/"), None),
+        (Method::GET, format!("{API}/task-groups/"), None),
+        (Method::GET, format!("{API}/acs/file/file/"), None),
+        (Method::POST, format!("{API}/acs/file/file/"), Some(&empty)),
+        (Method::POST, format!("{API}/tasks/purge/"), Some(&empty)),
+    ] {
+        let anonymous = app
+            .request(method.clone(), &path, As::Anonymous, body, &[])
+            .await;
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+    }
+    let workers = app
+        .request(Method::GET, &format!("{API}/workers/"), carol, None, &[])
+        .await;
+    assert_eq!(workers.status, StatusCode::OK, "{}", workers.body);
+    for (method, path, body) in [
+        (Method::GET, format!("{API}/task-groups/"), None),
+        (Method::GET, format!("{API}/acs/file/file/"), None),
+        (Method::POST, format!("{API}/acs/file/file/"), Some(&empty)),
+    ] {
+        let refused = app.request(method.clone(), &path, carol, body, &[]).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {}",
+            refused.body
+        );
+    }
+    let before = app.count(&format!("{API}/tasks/")).await;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let purge = app
+        .request(
+            Method::POST,
+            &format!("{API}/tasks/purge/"),
+            carol,
+            Some(&json!({"finished_before": tomorrow})),
+            &[],
+        )
+        .await;
+    assert_eq!(purge.status, StatusCode::ACCEPTED, "{}", purge.body);
+    let task = app.wait_task(str_field(&purge.body, "task")).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(
+        app.count(&format!("{API}/tasks/")).await,
+        before + 1,
+        "carol's purge deleted none of the admin's tasks, only added itself"
+    );
 }
