@@ -24,7 +24,9 @@ pub mod content_guards;
 pub mod core_objects;
 pub mod correlation;
 pub mod distributions;
+pub mod exporters;
 pub mod groups;
+pub mod importers;
 pub mod input;
 pub mod list;
 pub mod maintenance;
@@ -81,6 +83,8 @@ fn protected_routes() -> Routes {
         .merge(workers::router())
         .merge(task_groups::router())
         .merge(acs::router())
+        .merge(exporters::router())
+        .merge(importers::router())
         .merge(plugins::router())
         .merge(uploads::router())
         .merge(maintenance::router())

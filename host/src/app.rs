@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::db::{Db, now};
 use crate::domain::app_statuses::{self as statuses, AppType, Registration};
 use crate::domain::remotes::{DefaultTimeouts, RemoteClients};
+use crate::domain::transfer::AllowedPaths;
 use crate::plugins::PluginRuntime;
 use crate::plugins::runtime::Limits;
 use crate::state::{App, AppState};
@@ -113,8 +114,13 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
         db.clone(),
         crate::auth::ThrottleSettings::of(&config),
     ));
+    let allowed_paths = Arc::new(AllowedPaths::new(
+        &config.allowed_export_paths,
+        &config.allowed_import_paths,
+    ));
     let app = Arc::new(App {
         config,
+        allowed_paths,
         db,
         blobs,
         plugins,

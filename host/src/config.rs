@@ -196,6 +196,16 @@ pub struct Config {
     /// request body. Larger ones are answered 413.
     #[arg(long, env = "GRANARY_MAX_UPLOAD_BYTES", default_value_t = 10 << 30)]
     pub max_upload_bytes: u64,
+
+    /// Directories exporters may write below (Pulp's `ALLOWED_EXPORT_PATHS`), comma-separated.
+    /// None by default: every export is refused until an operator names a directory.
+    #[arg(long, env = "GRANARY_ALLOWED_EXPORT_PATHS", value_delimiter = ',')]
+    pub allowed_export_paths: Vec<PathBuf>,
+
+    /// Directories imports may read below (Pulp's `ALLOWED_IMPORT_PATHS`), comma-separated.
+    /// None by default.
+    #[arg(long, env = "GRANARY_ALLOWED_IMPORT_PATHS", value_delimiter = ',')]
+    pub allowed_import_paths: Vec<PathBuf>,
 }
 
 /// Plugin instances kept free of content-app calls for the rest of a process: installs, REST

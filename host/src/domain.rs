@@ -17,6 +17,8 @@
 //! - [`distributions`]: creating a distribution, and which base paths overlap.
 //! - [`maintenance`]: orphan cleanup, reclaiming space, repairing stored artifacts.
 //! - [`publications`]: building a publication through a plugin.
+//! - [`transfer`]: exports of repository versions to a directory and imports of them (Pulp's
+//!   import/export), and filesystem exports of publications.
 //! - [`registry`]: plugins installed at runtime (the `plugins` table, components stored as
 //!   artifacts), install/upgrade/disable/remove, and re-syncing a process with the table.
 
@@ -34,6 +36,7 @@ pub mod objects;
 pub mod publications;
 pub mod registry;
 pub mod remotes;
+pub mod transfer;
 pub mod uploads;
 pub mod upstream_pages;
 pub mod versions;
@@ -68,6 +71,8 @@ pub struct Backends {
     pub remote_clients: Arc<remotes::RemoteClients>,
     /// Seals and opens the credentials stored in the database.
     pub secrets: Arc<crate::secrets::FieldCipher>,
+    /// The directories exports and imports may use.
+    pub allowed_paths: Arc<transfer::AllowedPaths>,
 }
 
 impl Backends {

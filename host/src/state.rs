@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::domain::Backends;
 use crate::domain::remotes::RemoteClients;
+use crate::domain::transfer::AllowedPaths;
 use crate::plugins::{LoadedPlugin, PluginRuntime};
 use crate::secrets::FieldCipher;
 use crate::storage::BlobStore;
@@ -39,6 +40,8 @@ pub struct App {
     pub remote_clients: Arc<RemoteClients>,
     /// Seals and opens the credentials stored in the database.
     pub secrets: Arc<FieldCipher>,
+    /// The directories exports and imports may use (from the configuration).
+    pub allowed_paths: Arc<AllowedPaths>,
     /// Checks requests' credentials, with this process's verified-credential cache and
     /// failed log-in counts.
     pub authenticator: Arc<Authenticator>,
@@ -56,6 +59,7 @@ impl App {
             plugins: self.plugins.clone(),
             remote_clients: self.remote_clients.clone(),
             secrets: self.secrets.clone(),
+            allowed_paths: self.allowed_paths.clone(),
         }
     }
 

@@ -422,6 +422,14 @@ impl BlobStore {
             .collect())
     }
 
+    /// Where a stored blob's file is, when storage is the local filesystem (a filesystem
+    /// export links to it); `None` on object storage.
+    pub fn local_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.local_root
+            .as_ref()
+            .map(|root| root.join(Self::key(sha256).as_ref()))
+    }
+
     /// Whether the blob with this digest is stored.
     pub async fn exists(&self, sha256: &str) -> bool {
         self.store.head(&Self::key(sha256)).await.is_ok()

@@ -17,6 +17,7 @@ mod content_labels;
 mod crash;
 mod credentials;
 mod durability;
+mod export_import;
 mod handler;
 mod harness;
 mod hostile;

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::pulp::str_field;
-use crate::support::{Backend, Fixture, TestApp, Upstream, tools};
+use crate::support::{AppOptions, Backend, Fixture, TestApp, Upstream, tools};
 
 const DOCS: &str = "/pulp/api/v3/docs/api.json";
 
@@ -146,7 +146,7 @@ async fn the_document_is_openapi_3_and_names_what_pulp_glue_looks_for() {
 }
 
 /// The objects an href-valued path parameter can name, created for real.
-async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
+async fn objects(app: &TestApp, transfer: &Path) -> BTreeMap<&'static str, String> {
     let fixture = Fixture::generate(3, 17);
     let upstream = Upstream::serve(&fixture).await;
     let remote = app
@@ -157,6 +157,7 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
     let version = app.latest_version_href(&repository).await;
     let content = app.file_content_in(&version).await;
     let publication = app.publish_file(&repository).await;
+    let transfer_sources = (repository.clone(), publication.clone());
     let task_href = str_field(&task, "pulp_href").to_owned();
     let distribution = app
         .distribute_file(
@@ -283,7 +284,78 @@ async fn objects(app: &TestApp) -> BTreeMap<&'static str, String> {
     objects.extend(rbac_objects);
     objects.extend(python_objects(app).await);
     objects.extend(content_guard_objects(app).await);
+    objects.extend(transfer_objects(app, transfer, &transfer_sources).await);
     objects
+}
+
+/// The first href a task created.
+fn first_created(task: &Value) -> String {
+    task["created_resources"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("the task created nothing: {task:#}"))
+        .to_owned()
+}
+
+/// An exporter of each kind with an export, and an importer with an import of that export,
+/// below `dir`, where the app may export and import.
+async fn transfer_objects(
+    app: &TestApp,
+    dir: &Path,
+    (repository, publication): &(String, String),
+) -> Vec<(&'static str, String)> {
+    let pulp = app
+        .create(
+            "/pulp/api/v3/exporters/core/pulp/",
+            json!({ "name": "every-exporter", "path": dir.join("exports"), "repositories": [repository] }),
+        )
+        .await;
+    let pulp_href = str_field(&pulp, "pulp_href").to_owned();
+    let task = app
+        .run_task(&format!("{pulp_href}exports/"), json!({}))
+        .await;
+    let export = first_created(&task);
+    let tar = app.get_json(&export).await["output_file_info"]
+        .as_object()
+        .and_then(|files| files.keys().find(|path| path.ends_with(".tar")).cloned())
+        .expect("the export's tar");
+    let filesystem = app
+        .create(
+            "/pulp/api/v3/exporters/core/filesystem/",
+            json!({ "name": "every-fs-exporter", "path": dir.join("tree") }),
+        )
+        .await;
+    let filesystem_href = str_field(&filesystem, "pulp_href").to_owned();
+    let task = app
+        .run_task(
+            &format!("{filesystem_href}exports/"),
+            json!({ "publication": publication }),
+        )
+        .await;
+    let filesystem_export = first_created(&task);
+    let importer = app
+        .create(
+            "/pulp/api/v3/importers/core/pulp/",
+            json!({ "name": "every-importer" }),
+        )
+        .await;
+    let importer_href = str_field(&importer, "pulp_href").to_owned();
+    let (status, accepted) = app
+        .post_json(&format!("{importer_href}imports/"), &json!({ "path": tar }))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let group = app.get_json(str_field(&accepted, "task_group")).await;
+    let task = app
+        .wait_task(str_field(&group["tasks"][0], "pulp_href"))
+        .await;
+    let import = first_created(&task);
+    vec![
+        ("pulp_exporter_href", pulp_href),
+        ("pulp_pulp_export_href", export),
+        ("filesystem_exporter_href", filesystem_href),
+        ("filesystem_filesystem_export_href", filesystem_export),
+        ("pulp_importer_href", importer_href),
+        ("pulp_pulp_import_href", import),
+    ]
 }
 
 /// One content guard of each kind, by the href parameter its operations take.
@@ -434,9 +506,17 @@ async fn python_objects(app: &TestApp) -> Vec<(&'static str, String)> {
 /// objects away from the other calls, and objects inside others (versions, tokens, members,
 /// role assignments) go first.
 async fn every_operation_is_reachable(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    let transfer = tempfile::tempdir().expect("a directory to export into");
+    let allowed = transfer.path().to_str().expect("a UTF-8 path");
+    let app = TestApp::start_with(
+        backend,
+        AppOptions::default()
+            .env("GRANARY_ALLOWED_EXPORT_PATHS", allowed)
+            .env("GRANARY_ALLOWED_IMPORT_PATHS", allowed),
+    )
+    .await;
     let document = document(&app, DOCS).await;
-    let objects = objects(&app).await;
+    let objects = objects(&app, transfer.path()).await;
     let mut operations = operations(&document);
     operations.sort_by_key(|(method, path, _)| {
         let inner = [
@@ -444,6 +524,8 @@ async fn every_operation_is_reachable(backend: Backend) {
             "token_href}",
             "groups_user_href}",
             "_role_href}",
+            "_export_href}",
+            "_import_href}",
         ]
         .iter()
         .any(|param| path.contains(param));

@@ -12,7 +12,13 @@ use crate::support::{Backend, TestApp};
 sqlite_and_postgres!(versions_are_published_deleted_and_retained_as_in_pulp);
 
 /// Uploads `name` holding `body` into the file repository `repository` with pulp-cli.
-async fn upload(pulp: &PulpCli, dir: &std::path::Path, repository: &str, name: &str, body: &str) {
+pub(crate) async fn upload(
+    pulp: &PulpCli,
+    dir: &std::path::Path,
+    repository: &str,
+    name: &str,
+    body: &str,
+) {
     let path = dir.join(name);
     std::fs::write(&path, body).expect("write the upload");
     pulp.run(&[

@@ -547,6 +547,14 @@ fn core_policies() -> Vec<DefaultPolicy> {
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
         ),
         plain("task-groups", vec![admin()]),
+        // Exports write to, and imports read from, the server's disks: staff only.
+        plain("exporters/core/pulp", vec![admin()]),
+        plain("exporters/core/pulp/exports", vec![admin()]),
+        plain("exporters/core/filesystem", vec![admin()]),
+        plain("exporters/core/filesystem/exports", vec![admin()]),
+        plain("importers/core/pulp", vec![admin()]),
+        plain("importers/core/pulp/imports", vec![admin()]),
+        plain("importers/core/pulp/import-check", vec![admin()]),
         plain(
             "workers",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],

@@ -14,7 +14,7 @@ use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
 use crate::domain::{
     Backends, acs, additions, chunked_uploads, distributions, hrefs, maintenance, publications,
-    uploads, versions,
+    transfer, uploads, versions,
 };
 use crate::plugins::UnitDeclaration;
 use crate::sync;
@@ -153,6 +153,20 @@ pub enum TaskArgs {
         /// Version number.
         number: i64,
     },
+    /// Write repository versions into an archive (`exporters/core/pulp/<id>/exports/`).
+    PulpExport(transfer::export::ExportRequest),
+    /// Write a publication's or version's files below a directory
+    /// (`exporters/core/filesystem/<id>/exports/`).
+    FilesystemExport(transfer::filesystem::FilesystemExportRequest),
+    /// Read an archive into repositories (`importers/core/pulp/<id>/imports/`).
+    PulpImport(transfer::import::ImportRequest),
+    /// Make the version of one repository an import staged.
+    ImportRepositoryVersion {
+        /// Repository id.
+        repository_id: String,
+        /// Where the import staged the version's units.
+        staging_key: String,
+    },
 }
 
 impl TaskArgs {
@@ -175,6 +189,10 @@ impl TaskArgs {
             TaskArgs::Delete { .. } => "delete",
             TaskArgs::Update { .. } => "update",
             TaskArgs::DeleteVersion { .. } => "delete-version",
+            TaskArgs::PulpExport(_) => "pulp-export",
+            TaskArgs::FilesystemExport(_) => "filesystem-export",
+            TaskArgs::PulpImport(_) => "pulp-import",
+            TaskArgs::ImportRepositoryVersion { .. } => "import-repository-version",
         }
     }
 }
@@ -185,7 +203,8 @@ impl TaskArgs {
         match self {
             TaskArgs::Sync { repository_id, .. }
             | TaskArgs::Modify { repository_id, .. }
-            | TaskArgs::AddUnits { repository_id, .. } => Some(repository_id),
+            | TaskArgs::AddUnits { repository_id, .. }
+            | TaskArgs::ImportRepositoryVersion { repository_id, .. } => Some(repository_id),
             TaskArgs::Upload { repository_id, .. }
             | TaskArgs::UploadFromChunks { repository_id, .. } => repository_id.as_deref(),
             _ => None,
@@ -390,7 +409,51 @@ async fn run_kind(
             .await?;
             Ok(Vec::new())
         }
+        TaskArgs::PulpExport(request) => transfer::export::run(backends, &task, request).await,
+        TaskArgs::FilesystemExport(request) => {
+            transfer::filesystem::run(backends, &task, request).await
+        }
+        TaskArgs::PulpImport(request) => {
+            let outcome = transfer::import::run(backends, &task, &request).await;
+            let outcome = match outcome {
+                Ok(imported) => queue_import_versions(backends, &request.group_id, imported).await,
+                Err(error) => Err(error),
+            };
+            // The group is whole whatever happened: its repository tasks are queued, or never
+            // will be.
+            super::all_dispatched(&backends.db, &request.group_id).await?;
+            outcome
+        }
+        TaskArgs::ImportRepositoryVersion {
+            repository_id,
+            staging_key,
+        } => transfer::import::make_version(backends, &repository_id, &staging_key).await,
     }
+}
+
+/// Queues, in the import's task group, one task per repository version an import staged
+/// (exclusive on that repository only, so the rest of the server keeps working); answers what
+/// the import created.
+async fn queue_import_versions(
+    backends: &Backends,
+    group_id: &str,
+    imported: transfer::import::Imported,
+) -> anyhow::Result<Vec<String>> {
+    for version in imported.versions {
+        let args = TaskArgs::ImportRepositoryVersion {
+            repository_id: version.repository_id,
+            staging_key: version.staging_key,
+        };
+        super::enqueue_in_group(
+            &backends.db,
+            "granary.tasks.importer.import_repository_version",
+            &args,
+            &[ResourceLock::exclusive(version.repository_href)],
+            Some(group_id),
+        )
+        .await?;
+    }
+    Ok(imported.created)
 }
 
 /// Longest pause between two looks at a task the request waits for.

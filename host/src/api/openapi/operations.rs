@@ -42,6 +42,20 @@ pub enum Resource {
     TaskGroup,
     /// `acs/<plugin>/<repository type>/`: alternate content sources.
     Acs,
+    /// `exporters/core/pulp/`
+    PulpExporter,
+    /// `exporters/core/pulp/<id>/exports/`
+    PulpExport,
+    /// `exporters/core/filesystem/`
+    FilesystemExporter,
+    /// `exporters/core/filesystem/<id>/exports/`
+    FilesystemExport,
+    /// `importers/core/pulp/`
+    PulpImporter,
+    /// `importers/core/pulp/<id>/imports/`
+    PulpImport,
+    /// `importers/core/pulp/import-check/`
+    PulpImportCheck,
     /// `repositories/`: every repository, whatever its type.
     AllRepositories,
     /// `repository_versions/`
@@ -393,6 +407,38 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Patch, R::Acs, "partial_update", "Update some fields of an alternate content source", Body::Patch, Reply::Object(200)),
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Delete, R::Acs, "delete", "Delete an alternate content source", Body::None, Reply::Empty),
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/refresh/", Post, R::Acs, "refresh", "Record what each path offers (a task group)", Body::None, Reply::Named(202, "TaskGroupOperationResponse")),
+        // Export and import (each exporter kind expands `{kind}`).
+        endpoint("/pulp/api/v3/exporters/core/{kind}/", Get, R::PulpExporter, "list", "List pulp exporters", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/", Post, R::PulpExporter, "create", "Create a pulp exporter", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Get, R::PulpExporter, "read", "Inspect a pulp exporter", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Put, R::PulpExporter, "update", "Update a pulp exporter", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Patch, R::PulpExporter, "partial_update", "Update some fields of a pulp exporter", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Delete, R::PulpExporter, "delete", "Delete a pulp exporter", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/", Get, R::PulpExport, "list", "List the exports of a pulp exporter", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/", Post, R::PulpExport, "create", "Export the exporter's repositories (a task)", Body::Object(Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/{token}/", Get, R::PulpExport, "read", "Inspect an export", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/{token}/", Delete, R::PulpExport, "delete", "Delete the record of an export", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/", Get, R::FilesystemExporter, "list", "List filesystem exporters", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/", Post, R::FilesystemExporter, "create", "Create a filesystem exporter", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Get, R::FilesystemExporter, "read", "Inspect a filesystem exporter", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Put, R::FilesystemExporter, "update", "Update a filesystem exporter", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Patch, R::FilesystemExporter, "partial_update", "Update some fields of a filesystem exporter", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/", Delete, R::FilesystemExporter, "delete", "Delete a filesystem exporter", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/", Get, R::FilesystemExport, "list", "List the exports of a filesystem exporter", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/", Post, R::FilesystemExport, "create", "Write a publication's or repository version's files (a task)", Body::Object(Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/{token}/", Get, R::FilesystemExport, "read", "Inspect a filesystem export", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/exporters/core/{kind}/{id}/exports/{token}/", Delete, R::FilesystemExport, "delete", "Delete the record of a filesystem export", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/importers/core/pulp/", Get, R::PulpImporter, "list", "List pulp importers", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/importers/core/pulp/", Post, R::PulpImporter, "create", "Create a pulp importer", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/", Get, R::PulpImporter, "read", "Inspect a pulp importer", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/", Put, R::PulpImporter, "update", "Update a pulp importer", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/", Patch, R::PulpImporter, "partial_update", "Update some fields of a pulp importer", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/", Delete, R::PulpImporter, "delete", "Delete a pulp importer", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/imports/", Get, R::PulpImport, "list", "List the imports of a pulp importer", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/imports/", Post, R::PulpImport, "create", "Import an export (a task group)", Body::Object(Media::Json), Reply::Named(202, "TaskGroupOperationResponse")),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/imports/{token}/", Get, R::PulpImport, "read", "Inspect an import", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/importers/core/pulp/{id}/imports/{token}/", Delete, R::PulpImport, "delete", "Delete the record of an import", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/importers/core/pulp/import-check/", Post, R::PulpImportCheck, "post", "Check the parameters of an import without importing", Body::Named("PulpImportCheck", Media::Json), Reply::Named(200, "PulpImportCheckResponse")),
         // Health.
         endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
         endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
@@ -596,6 +642,46 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                 }
             })
             .collect(),
+        R::PulpExporter | R::FilesystemExporter | R::PulpExport | R::FilesystemExport => {
+            let kind = if matches!(resource, R::PulpExporter | R::PulpExport) {
+                "pulp"
+            } else {
+                "filesystem"
+            };
+            let exporter = capitalized(kind);
+            let (prefix, href_param, parent, schema) = match resource {
+                R::PulpExporter | R::FilesystemExporter => (
+                    format!("exporters_core_{kind}"),
+                    format!("{kind}_exporter_href"),
+                    None,
+                    format!("{exporter}Exporter"),
+                ),
+                _ => (
+                    format!("exporters_core_{kind}_exports"),
+                    format!("{kind}_{kind}_export_href"),
+                    Some(format!("{kind}_exporter_href")),
+                    format!("{exporter}Export"),
+                ),
+            };
+            vec![Names {
+                prefix,
+                href_param,
+                parent_href_param: parent,
+                schema,
+                route_values: vec![("kind", kind.to_owned())],
+                plugin: None,
+            }]
+        }
+        R::PulpImporter => core("importers_core_pulp", "pulp_importer_href", "PulpImporter"),
+        R::PulpImport => vec![Names {
+            prefix: "importers_core_pulp_imports".into(),
+            href_param: "pulp_pulp_import_href".into(),
+            parent_href_param: Some("pulp_importer_href".into()),
+            schema: "PulpImport".into(),
+            route_values: Vec::new(),
+            plugin: None,
+        }],
+        R::PulpImportCheck => core("pulp_import_check", "", "PulpImportCheck"),
         R::AllRepositories => core("repositories", "", "Repository"),
         R::AllRepositoryVersions => core("repository_versions", "", "RepositoryVersion"),
         R::AllRemotes => core("remotes", "", "Remote"),
@@ -674,6 +760,9 @@ pub fn tag(resource: Resource, names: &Names) -> String {
         R::Worker => return "Workers".into(),
         R::TaskGroup => return "Task-Groups".into(),
         R::Acs => "Acs",
+        R::PulpExporter | R::PulpExport => return "Exporters: Pulp".into(),
+        R::FilesystemExporter | R::FilesystemExport => return "Exporters: Filesystem".into(),
+        R::PulpImporter | R::PulpImport | R::PulpImportCheck => return "Importers: Pulp".into(),
         R::AllRepositories | R::AllRepositoryVersions => return "Repositories".into(),
         R::AllRemotes => return "Remotes".into(),
         R::AllContent => return "Content".into(),

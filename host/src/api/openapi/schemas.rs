@@ -20,9 +20,9 @@ use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource, Takes};
 use crate::api::plugin_fields;
 use crate::api::typed::Typed;
 use crate::api::{
-    access_policies, acs, artifacts, content, content_guards, distributions, groups, plugins,
-    publications, remotes, repositories, role_assignments, roles, status, support, task_groups,
-    tasks, uploads, users, workers,
+    access_policies, acs, artifacts, content, content_guards, distributions, exporters, groups,
+    importers, plugins, publications, remotes, repositories, role_assignments, roles, status,
+    support, task_groups, tasks, uploads, users, workers,
 };
 
 /// A schema, derived when the document is built.
@@ -123,6 +123,21 @@ pub fn doc(resource: R) -> Doc {
         R::TaskGroup => Doc::listed::<task_groups::TaskGroup, task_groups::TaskGroupView>(&[]),
         R::Acs => Doc::listed::<acs::Source, acs::SourceView>(&[])
             .request::<AcsRequest>(&["name", "remote"]),
+        R::PulpExporter => Doc::listed::<exporters::Exporter, exporters::PulpExporterView>(&[])
+            .request::<PulpExporterRequest>(&["name", "path", "repositories"]),
+        R::FilesystemExporter => {
+            Doc::listed::<exporters::Exporter, exporters::FilesystemExporterView>(&[])
+                .request::<FilesystemExporterRequest>(&["name", "path"])
+        }
+        R::PulpExport => Doc::listed::<exporters::Export, exporters::ExportView>(&[])
+            .request::<PulpExportRequest>(&[]),
+        R::FilesystemExport => Doc::listed::<exporters::Export, exporters::ExportView>(&[])
+            .request::<FilesystemExportRequest>(&[]),
+        R::PulpImporter => Doc::listed::<importers::Importer, importers::ImporterView>(&[])
+            .request::<PulpImporterRequest>(&["name"]),
+        R::PulpImport => Doc::listed::<importers::Import, importers::ImportView>(&[])
+            .request::<PulpImportRequest>(&[]),
+        R::PulpImportCheck => Doc::default(),
         R::Upload => Doc::listed::<uploads::Upload, uploads::UploadView>(&[])
             .request::<UploadRequest>(&["size"]),
         R::User => Doc::listed::<users::UserRow, users::UserView>(&[]).input::<users::UserInput>(),
@@ -469,6 +484,8 @@ pub fn named() -> Vec<(&'static str, RefOr<Schema>)> {
         ("Repair", requiring(of::<Repair>(), &[])),
         ("Purge", requiring(of::<Purge>(), &[])),
         ("TaskGroupOperationResponse", of::<TaskGroupAccepted>()),
+        ("PulpImportCheck", requiring(of::<PulpImportCheck>(), &[])),
+        ("PulpImportCheckResponse", of::<PulpImportCheckResponse>()),
         (
             "PatchedTaskCancel",
             requiring(of::<TaskCancel>(), &["state"]),
@@ -657,6 +674,106 @@ struct AcsRequest {
     remote: String,
     /// Paths below the remote's URL where files are looked for.
     paths: Vec<String>,
+}
+
+/// A pulp exporter's writable fields.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct PulpExporterRequest {
+    /// Unique.
+    name: String,
+    /// A directory below one of the server's allowed export paths.
+    path: String,
+    /// The repositories to export (hrefs).
+    repositories: Vec<String>,
+}
+
+/// A filesystem exporter's writable fields.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct FilesystemExporterRequest {
+    /// Unique.
+    name: String,
+    /// A directory below one of the server's allowed export paths.
+    path: String,
+    /// `write` (the default), `hardlink` or `symlink`.
+    method: Option<String>,
+}
+
+/// What a pulp export is asked for.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct PulpExportRequest {
+    /// Every artifact (true, the default) or those added since the start versions.
+    full: Option<bool>,
+    /// Check and count what would be exported; write nothing.
+    dry_run: Option<bool>,
+    /// The versions to export (hrefs, one per repository) instead of the latest.
+    versions: Option<Vec<String>>,
+    /// Cut the tar into files of at most this size (`512MB`, `1GB`; units B/KB/MB/GB/TB).
+    chunk_size: Option<String>,
+    /// Where an incremental export starts (hrefs, one per repository) instead of the last
+    /// export.
+    start_versions: Option<Vec<String>>,
+    /// Copied into the table of contents.
+    #[schema(value_type = Option<Object>)]
+    meta: Option<Value>,
+}
+
+/// What a filesystem export is asked for: a publication or a repository version.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct FilesystemExportRequest {
+    /// A publication (href).
+    publication: Option<String>,
+    /// A repository version (href).
+    repository_version: Option<String>,
+    /// Only files whose artifacts this version lacks (href).
+    start_repository_version: Option<String>,
+}
+
+/// A pulp importer's writable fields.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct PulpImporterRequest {
+    /// Unique.
+    name: String,
+    /// `{repository name in an export: local repository name}`.
+    #[schema(value_type = Option<Object>)]
+    repo_mapping: Option<Value>,
+}
+
+/// What an import is asked for: an export's tar, or its table of contents.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct PulpImportRequest {
+    /// The export's tar (below an allowed import path).
+    path: Option<String>,
+    /// The export's table of contents (below an allowed import path).
+    toc: Option<String>,
+    /// Create the repositories the server lacks.
+    create_repositories: Option<bool>,
+}
+
+/// What `import-check/` is asked about.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct PulpImportCheck {
+    /// A proposed `path`.
+    path: Option<String>,
+    /// A proposed `toc`.
+    toc: Option<String>,
+    /// A proposed mapping, as JSON text.
+    repo_mapping: Option<String>,
+}
+
+/// What `import-check/` answers: each proposed parameter evaluated.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a response schema only")]
+struct PulpImportCheckResponse {
+    toc: Option<importers::Evaluation>,
+    path: Option<importers::Evaluation>,
+    repo_mapping: Option<importers::Evaluation>,
 }
 
 /// `202 {"task_group": href}`: work queued as a group of tasks.
