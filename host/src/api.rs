@@ -46,6 +46,7 @@ pub mod task_groups;
 pub mod tasks;
 pub mod typed;
 pub mod uploads;
+pub mod upstream_pulps;
 pub mod users;
 pub mod workers;
 
@@ -85,6 +86,7 @@ fn protected_routes() -> Routes {
         .merge(acs::router())
         .merge(exporters::router())
         .merge(importers::router())
+        .merge(upstream_pulps::router())
         .merge(plugins::router())
         .merge(uploads::router())
         .merge(maintenance::router())

@@ -17,6 +17,7 @@
 //! - [`distributions`]: creating a distribution, and which base paths overlap.
 //! - [`maintenance`]: orphan cleanup, reclaiming space, repairing stored artifacts.
 //! - [`publications`]: building a publication through a plugin.
+//! - [`replication`]: mirroring another Granary's (or Pulp's) distributions (`upstream-pulps/`).
 //! - [`transfer`]: exports of repository versions to a directory and imports of them (Pulp's
 //!   import/export), and filesystem exports of publications.
 //! - [`registry`]: plugins installed at runtime (the `plugins` table, components stored as
@@ -36,6 +37,7 @@ pub mod objects;
 pub mod publications;
 pub mod registry;
 pub mod remotes;
+pub mod replication;
 pub mod transfer;
 pub mod uploads;
 pub mod upstream_pages;

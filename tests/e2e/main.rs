@@ -33,6 +33,7 @@ mod pulp_cli;
 mod python;
 mod python_plugin;
 mod rbac;
+mod replication;
 mod repository_versions;
 mod rest_resources;
 mod scaleout;

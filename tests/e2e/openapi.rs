@@ -297,7 +297,7 @@ fn first_created(task: &Value) -> String {
 }
 
 /// An exporter of each kind with an export, and an importer with an import of that export,
-/// below `dir`, where the app may export and import.
+/// below `dir`, where the app may export and import; and an upstream Pulp.
 async fn transfer_objects(
     app: &TestApp,
     dir: &Path,
@@ -348,7 +348,18 @@ async fn transfer_objects(
         .wait_task(str_field(&group["tasks"][0], "pulp_href"))
         .await;
     let import = first_created(&task);
+    // An upstream nothing answers at: its replications fail, harmlessly.
+    let upstream = app
+        .create(
+            "/pulp/api/v3/upstream-pulps/",
+            json!({ "name": "every-upstream", "base_url": "http://127.0.0.1:9" }),
+        )
+        .await;
     vec![
+        (
+            "upstream_pulp_href",
+            str_field(&upstream, "pulp_href").to_owned(),
+        ),
         ("pulp_exporter_href", pulp_href),
         ("pulp_pulp_export_href", export),
         ("filesystem_exporter_href", filesystem_href),

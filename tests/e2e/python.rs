@@ -31,7 +31,7 @@ sqlite_and_postgres!(
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
-async fn tools() -> PythonTools {
+pub(crate) async fn tools() -> PythonTools {
     tokio::task::spawn_blocking(PythonTools::install)
         .await
         .expect("install the Python clients")
@@ -39,7 +39,11 @@ async fn tools() -> PythonTools {
 
 /// A Python repository and a distribution serving its latest version at `/pypi/<base_path>/`;
 /// returns the repository href. `extra` adds distribution fields (`remote`, `allow_uploads`).
-async fn repository_and_distribution(app: &TestApp, base_path: &str, extra: Value) -> String {
+pub(crate) async fn repository_and_distribution(
+    app: &TestApp,
+    base_path: &str,
+    extra: Value,
+) -> String {
     let repository = app.create_python_repository(base_path).await;
     let mut body = json!({"name": base_path, "base_path": base_path, "repository": repository});
     body.as_object_mut()

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::hrefs::{self, Href, RestNames};
-use crate::db::Db;
+use crate::db::{Db, new_id, now};
 
 /// A column value an update task writes, typed so a NULL binds with the column's type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,4 +127,43 @@ fn what_goes_with(table: &str) -> &'static [&'static str] {
         ],
         _ => &[],
     }
+}
+
+/// Creates a repository of `plugin`'s `type_name` with its version 0, as the REST API does
+/// (imports with `create_repositories`, replication). Answers its id.
+pub async fn create_repository(
+    db: &Db,
+    (plugin, type_name): (&str, &str),
+    name: &str,
+    description: Option<&str>,
+    labels: &str,
+) -> anyhow::Result<String> {
+    let id = new_id();
+    let stamp = now();
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO repositories (id, plugin, type_name, name, description, labels, latest_version, created, updated)
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+    )
+    .bind(&id)
+    .bind(plugin)
+    .bind(type_name)
+    .bind(name)
+    .bind(description)
+    .bind(labels)
+    .bind(&stamp)
+    .execute(&mut *tx)
+    .await
+    .map_err(|error| anyhow::anyhow!("creating the repository '{name}': {error}"))?;
+    sqlx::query(
+        "INSERT INTO repository_versions (id, repository_id, number, base_version_id, created)
+         VALUES ($1, $2, 0, NULL, $3)",
+    )
+    .bind(new_id())
+    .bind(&id)
+    .bind(&stamp)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
 }

@@ -555,6 +555,8 @@ fn core_policies() -> Vec<DefaultPolicy> {
         plain("importers/core/pulp", vec![admin()]),
         plain("importers/core/pulp/imports", vec![admin()]),
         plain("importers/core/pulp/import-check", vec![admin()]),
+        // A replication creates and deletes repositories, remotes and distributions.
+        plain("upstream-pulps", vec![admin()]),
         plain(
             "workers",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],

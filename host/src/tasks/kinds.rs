@@ -14,7 +14,7 @@ use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
 use crate::domain::{
     Backends, acs, additions, chunked_uploads, distributions, hrefs, maintenance, publications,
-    transfer, uploads, versions,
+    replication, transfer, uploads, versions,
 };
 use crate::plugins::UnitDeclaration;
 use crate::sync;
@@ -160,6 +160,25 @@ pub enum TaskArgs {
     FilesystemExport(transfer::filesystem::FilesystemExportRequest),
     /// Read an archive into repositories (`importers/core/pulp/<id>/imports/`).
     PulpImport(transfer::import::ImportRequest),
+    /// Read an upstream Pulp's distributions and bring the local objects in line
+    /// (`upstream-pulps/<id>/replicate/`); queues the syncs and the last step in its group.
+    Replicate {
+        /// The upstream.
+        upstream_id: String,
+        /// A one-time selection instead of the upstream's `q_select`.
+        q_select: Option<String>,
+        /// The task group.
+        group_id: String,
+    },
+    /// Point the replicated distributions at their new versions once every sync completed.
+    FinalizeReplication {
+        /// The upstream.
+        upstream_id: String,
+        /// The task group.
+        group_id: String,
+        /// `(distribution id, repository id)` pairs.
+        pairs: Vec<(String, String)>,
+    },
     /// Make the version of one repository an import staged.
     ImportRepositoryVersion {
         /// Repository id.
@@ -193,6 +212,8 @@ impl TaskArgs {
             TaskArgs::FilesystemExport(_) => "filesystem-export",
             TaskArgs::PulpImport(_) => "pulp-import",
             TaskArgs::ImportRepositoryVersion { .. } => "import-repository-version",
+            TaskArgs::Replicate { .. } => "replicate",
+            TaskArgs::FinalizeReplication { .. } => "finalize-replication",
         }
     }
 }
@@ -428,7 +449,73 @@ async fn run_kind(
             repository_id,
             staging_key,
         } => transfer::import::make_version(backends, &repository_id, &staging_key).await,
+        TaskArgs::Replicate {
+            upstream_id,
+            q_select,
+            group_id,
+        } => {
+            let outcome =
+                replication::plan(backends, &task, &upstream_id, q_select.as_deref()).await;
+            let outcome = match outcome {
+                Ok(plan) => queue_replication(backends, &upstream_id, &group_id, plan).await,
+                Err(error) => Err(error),
+            };
+            super::all_dispatched(&backends.db, &group_id).await?;
+            outcome
+        }
+        TaskArgs::FinalizeReplication {
+            upstream_id,
+            group_id,
+            pairs,
+        } => {
+            replication::finalize(backends, &task, &upstream_id, &group_id, &pairs).await?;
+            Ok(Vec::new())
+        }
     }
+}
+
+/// Queues, in the replication's task group, a mirror sync of each replicated repository, then
+/// the last step, which locks every one of them and so runs after their syncs.
+async fn queue_replication(
+    backends: &Backends,
+    upstream_id: &str,
+    group_id: &str,
+    plan: replication::Plan,
+) -> anyhow::Result<Vec<String>> {
+    let mut last_locks = vec![ResourceLock::exclusive(replication::href(upstream_id))];
+    for (repository_id, remote_id, repository_href, remote_href) in plan.syncs {
+        let args = TaskArgs::Sync {
+            repository_id,
+            remote_id,
+            mirror: true,
+        };
+        super::enqueue_in_group(
+            &backends.db,
+            "granary.tasks.sync",
+            &args,
+            &[
+                ResourceLock::exclusive(repository_href.clone()),
+                ResourceLock::shared(remote_href),
+            ],
+            Some(group_id),
+        )
+        .await?;
+        last_locks.push(ResourceLock::exclusive(repository_href));
+    }
+    let args = TaskArgs::FinalizeReplication {
+        upstream_id: upstream_id.to_owned(),
+        group_id: group_id.to_owned(),
+        pairs: plan.pairs,
+    };
+    super::enqueue_in_group(
+        &backends.db,
+        "granary.tasks.replica.finalize_replication",
+        &args,
+        &last_locks,
+        Some(group_id),
+    )
+    .await?;
+    Ok(Vec::new())
 }
 
 /// Queues, in the import's task group, one task per repository version an import staged

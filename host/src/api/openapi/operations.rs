@@ -56,6 +56,8 @@ pub enum Resource {
     PulpImport,
     /// `importers/core/pulp/import-check/`
     PulpImportCheck,
+    /// `upstream-pulps/`
+    UpstreamPulp,
     /// `repositories/`: every repository, whatever its type.
     AllRepositories,
     /// `repository_versions/`
@@ -439,6 +441,14 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/importers/core/pulp/{id}/imports/{token}/", Get, R::PulpImport, "read", "Inspect an import", Body::None, Reply::Object(200)),
         endpoint("/pulp/api/v3/importers/core/pulp/{id}/imports/{token}/", Delete, R::PulpImport, "delete", "Delete the record of an import", Body::None, Reply::Empty),
         endpoint("/pulp/api/v3/importers/core/pulp/import-check/", Post, R::PulpImportCheck, "post", "Check the parameters of an import without importing", Body::Named("PulpImportCheck", Media::Json), Reply::Named(200, "PulpImportCheckResponse")),
+        // Replication.
+        endpoint("/pulp/api/v3/upstream-pulps/", Get, R::UpstreamPulp, "list", "List upstream Pulps", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/upstream-pulps/", Post, R::UpstreamPulp, "create", "Register an upstream Pulp", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/upstream-pulps/{id}/", Get, R::UpstreamPulp, "read", "Inspect an upstream Pulp", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/upstream-pulps/{id}/", Put, R::UpstreamPulp, "update", "Update an upstream Pulp", Body::Object(Media::Json), Reply::Object(200)),
+        endpoint("/pulp/api/v3/upstream-pulps/{id}/", Patch, R::UpstreamPulp, "partial_update", "Update some fields of an upstream Pulp", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/upstream-pulps/{id}/", Delete, R::UpstreamPulp, "delete", "Delete an upstream Pulp", Body::None, Reply::Empty),
+        endpoint("/pulp/api/v3/upstream-pulps/{id}/replicate/", Post, R::UpstreamPulp, "replicate", "Mirror the upstream's distributions (a task group)", Body::Named("UpstreamPulpReplicate", Media::Json), Reply::Named(202, "TaskGroupOperationResponse")),
         // Health.
         endpoint("/pulp/api/v3/status/", Get, R::Status, "read", "Versions, workers, database and storage health", Body::None, Reply::Named(200, "StatusResponse")),
         endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
@@ -682,6 +692,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             plugin: None,
         }],
         R::PulpImportCheck => core("pulp_import_check", "", "PulpImportCheck"),
+        R::UpstreamPulp => core("upstream_pulps", "upstream_pulp_href", "UpstreamPulp"),
         R::AllRepositories => core("repositories", "", "Repository"),
         R::AllRepositoryVersions => core("repository_versions", "", "RepositoryVersion"),
         R::AllRemotes => core("remotes", "", "Remote"),
@@ -763,6 +774,7 @@ pub fn tag(resource: Resource, names: &Names) -> String {
         R::PulpExporter | R::PulpExport => return "Exporters: Pulp".into(),
         R::FilesystemExporter | R::FilesystemExport => return "Exporters: Filesystem".into(),
         R::PulpImporter | R::PulpImport | R::PulpImportCheck => return "Importers: Pulp".into(),
+        R::UpstreamPulp => return "Upstream-Pulps".into(),
         R::AllRepositories | R::AllRepositoryVersions => return "Repositories".into(),
         R::AllRemotes => return "Remotes".into(),
         R::AllContent => return "Content".into(),

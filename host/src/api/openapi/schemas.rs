@@ -22,7 +22,7 @@ use crate::api::typed::Typed;
 use crate::api::{
     access_policies, acs, artifacts, content, content_guards, distributions, exporters, groups,
     importers, plugins, publications, remotes, repositories, role_assignments, roles, status,
-    support, task_groups, tasks, uploads, users, workers,
+    support, task_groups, tasks, uploads, upstream_pulps, users, workers,
 };
 
 /// A schema, derived when the document is built.
@@ -138,6 +138,10 @@ pub fn doc(resource: R) -> Doc {
         R::PulpImport => Doc::listed::<importers::Import, importers::ImportView>(&[])
             .request::<PulpImportRequest>(&[]),
         R::PulpImportCheck => Doc::default(),
+        R::UpstreamPulp => {
+            Doc::listed::<upstream_pulps::UpstreamPulp, upstream_pulps::UpstreamPulpView>(&[])
+                .request::<UpstreamPulpRequest>(&["name", "base_url"])
+        }
         R::Upload => Doc::listed::<uploads::Upload, uploads::UploadView>(&[])
             .request::<UploadRequest>(&["size"]),
         R::User => Doc::listed::<users::UserRow, users::UserView>(&[]).input::<users::UserInput>(),
@@ -485,6 +489,10 @@ pub fn named() -> Vec<(&'static str, RefOr<Schema>)> {
         ("Purge", requiring(of::<Purge>(), &[])),
         ("TaskGroupOperationResponse", of::<TaskGroupAccepted>()),
         ("PulpImportCheck", requiring(of::<PulpImportCheck>(), &[])),
+        (
+            "UpstreamPulpReplicate",
+            requiring(of::<UpstreamPulpReplicate>(), &[]),
+        ),
         ("PulpImportCheckResponse", of::<PulpImportCheckResponse>()),
         (
             "PatchedTaskCancel",
@@ -774,6 +782,46 @@ struct PulpImportCheckResponse {
     toc: Option<importers::Evaluation>,
     path: Option<importers::Evaluation>,
     repo_mapping: Option<importers::Evaluation>,
+}
+
+/// An upstream Pulp's writable fields.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct UpstreamPulpRequest {
+    /// Unique.
+    name: String,
+    /// Scheme, host and port, e.g. `https://pulp.example.com`.
+    base_url: String,
+    /// The API root; `/pulp/` when not given.
+    api_root: Option<String>,
+    domain: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    /// PEM.
+    ca_cert: Option<String>,
+    /// PEM.
+    client_cert: Option<String>,
+    /// PEM.
+    client_key: Option<String>,
+    tls_validation: Option<bool>,
+    download_concurrency: Option<i64>,
+    max_retries: Option<i64>,
+    total_timeout: Option<f64>,
+    connect_timeout: Option<f64>,
+    sock_connect_timeout: Option<f64>,
+    sock_read_timeout: Option<f64>,
+    /// `pulp_label_select="key=value"`: only the upstream distributions with that label.
+    q_select: Option<String>,
+    /// `all` (the default), `labeled` or `nodelete`.
+    policy: Option<String>,
+}
+
+/// What `replicate/` may be given.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct UpstreamPulpReplicate {
+    /// A selection for this run only; nothing is deleted.
+    q_select: Option<String>,
 }
 
 /// `202 {"task_group": href}`: work queued as a group of tasks.

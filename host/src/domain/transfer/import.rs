@@ -156,7 +156,15 @@ pub async fn run(
         let repository_id = match &destination.repository_id {
             Some(id) => id.clone(),
             None => {
-                let id = create_repository(backends, &destination.entry, &destination.name).await?;
+                let entry = &destination.entry;
+                let id = crate::domain::objects::create_repository(
+                    &backends.db,
+                    (&entry.plugin, &entry.type_name),
+                    &destination.name,
+                    entry.description.as_deref(),
+                    &entry.pulp_labels.to_string(),
+                )
+                .await?;
                 created.push(hrefs::repository(
                     &names,
                     &destination.entry.plugin,
@@ -723,41 +731,4 @@ async fn record_units(
     versions::stage(&mut tx, staging_key, &content_ids).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// Creates the repository an export's repository goes to (`create_repositories`), with its
-/// description and labels. Answers its id.
-async fn create_repository(
-    backends: &Backends,
-    entry: &RepositoryEntry,
-    name: &str,
-) -> anyhow::Result<String> {
-    let id = new_id();
-    let stamp = now();
-    let mut tx = backends.db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO repositories (id, plugin, type_name, name, description, labels, latest_version, created, updated)
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
-    )
-    .bind(&id)
-    .bind(&entry.plugin)
-    .bind(&entry.type_name)
-    .bind(name)
-    .bind(&entry.description)
-    .bind(entry.pulp_labels.to_string())
-    .bind(&stamp)
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("creating the repository '{name}'"))?;
-    sqlx::query(
-        "INSERT INTO repository_versions (id, repository_id, number, base_version_id, created)
-         VALUES ($1, $2, 0, NULL, $3)",
-    )
-    .bind(new_id())
-    .bind(&id)
-    .bind(&stamp)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(id)
 }

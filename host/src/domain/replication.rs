@@ -1,0 +1,798 @@
+//! Replication (Pulp's `upstream-pulps/<id>/replicate/`): the distributions of another Granary,
+//! or of a Pulp, mirrored into local remotes, repositories and distributions of the same names.
+//!
+//! In Pulp's three steps, in one task group: [`plan`] reads the upstream's distributions (those
+//! of the plugins that know how to replicate, [`replica`]), creates or updates a remote and
+//! a repository for each, creates the distributions that are new (serving nothing yet) and
+//! deletes what the upstream no longer has (as the upstream's `policy` allows); the task layer
+//! then queues a mirror sync per repository and [`finalize`], which, only when every sync
+//! completed, points each distribution at its repository's new version, all in one transaction.
+//! A failed replication leaves every distribution serving what it served before.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::hrefs::{self, RestNames};
+use super::remotes::{Remote, RemoteRow};
+use super::{Backends, distributions, objects};
+use crate::db::{new_id, now};
+use crate::progress::TaskHandle;
+
+/// The label that marks what a replication created (Pulp's), valued with the upstream's id.
+pub const LABEL: &str = "UpstreamPulp";
+
+/// The plugins that know how to replicate (see [`replica`]), as Pulp's replicators do for
+/// pulp_file and pulp_python.
+pub const REPLICATED_PLUGINS: [&str; 2] = ["file", "python"];
+
+/// How many upstream distributions are read per page.
+const PAGE: usize = 100;
+/// The largest page of the upstream's API read.
+const PAGE_LIMIT: usize = 32 << 20;
+
+/// `/pulp/api/v3/upstream-pulps/<id>/`
+pub fn href(id: &str) -> String {
+    format!("{}upstream-pulps/{id}/", hrefs::API_ROOT)
+}
+
+/// A row of `upstream_pulps`, secrets sealed.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UpstreamRow {
+    pub id: String,
+    pub name: String,
+    pub base_url: String,
+    pub api_root: String,
+    pub domain: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca_cert: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub tls_validation: i64,
+    pub download_concurrency: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub total_timeout_ms: Option<i64>,
+    pub connect_timeout_ms: Option<i64>,
+    pub sock_connect_timeout_ms: Option<i64>,
+    pub sock_read_timeout_ms: Option<i64>,
+    pub q_select: Option<String>,
+    pub policy: String,
+    pub last_replication: Option<String>,
+    pub created: String,
+    pub updated: String,
+}
+
+/// The label a `q_select` selects by: Granary filters upstream distributions with
+/// `pulp_label_select`, which both Pulp and Granary answer; a `q_select` of one
+/// `pulp_label_select="…"` clause is that filter. `Err` for any other expression.
+pub fn label_select(q_select: &str) -> Result<Option<String>, String> {
+    let q_select = q_select.trim();
+    if q_select.is_empty() {
+        return Ok(None);
+    }
+    let value = q_select
+        .strip_prefix("pulp_label_select")
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix('='))
+        .map(str::trim)
+        .map(|value| value.trim_matches(|c| c == '"' || c == '\''))
+        .filter(|value| !value.is_empty() && !value.contains(['"', '\'']));
+    match value {
+        Some(value) if !value.contains(" OR ") && !value.contains(" AND ") => {
+            Ok(Some(value.to_owned()))
+        }
+        _ => Err(
+            "Granary selects upstream distributions by one label: pulp_label_select=\"key=value\" (or \"key\")."
+                .into(),
+        ),
+    }
+}
+
+/// What a replication planned: the syncs the task layer queues, and the distributions
+/// [`finalize`] points at their repositories' new versions.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// `(repository id, remote id, repository href, remote href)` of each sync.
+    pub syncs: Vec<(String, String, String, String)>,
+    /// `(distribution id, repository id)` pairs.
+    pub pairs: Vec<(String, String)>,
+}
+
+/// A distribution of the upstream, as its API shows it.
+#[derive(Debug, Deserialize)]
+struct UpstreamDistribution {
+    pulp_href: String,
+    name: String,
+    base_path: String,
+    base_url: Option<String>,
+    #[serde(default)]
+    pulp_labels: serde_json::Map<String, Value>,
+    repository: Option<String>,
+    publication: Option<String>,
+    repository_version: Option<String>,
+}
+
+/// The upstream's API as one of its remotes would reach it: its TLS settings and credentials,
+/// sent to its own origin only.
+fn client_of(
+    backends: &Backends,
+    upstream: &UpstreamRow,
+) -> anyhow::Result<crate::plugins::upstream::UpstreamClient> {
+    let open = |sealed: &Option<String>| -> anyhow::Result<Option<String>> {
+        sealed
+            .as_deref()
+            .map(|sealed| backends.secrets.open(sealed).map_err(anyhow::Error::from))
+            .transpose()
+    };
+    let remote = Remote {
+        row: RemoteRow {
+            id: upstream.id.clone(),
+            plugin: String::new(),
+            type_name: String::new(),
+            name: upstream.name.clone(),
+            url: upstream.base_url.clone(),
+            policy: "immediate".into(),
+            download_concurrency: upstream.download_concurrency,
+            tls_validation: upstream.tls_validation,
+            username: upstream.username.clone(),
+            password: open(&upstream.password)?,
+            headers: "[]".into(),
+            total_timeout_ms: upstream.total_timeout_ms,
+            max_retries: upstream.max_retries,
+            labels: "{}".into(),
+            created: upstream.created.clone(),
+            updated: upstream.updated.clone(),
+            ca_cert: upstream.ca_cert.clone(),
+            client_cert: upstream.client_cert.clone(),
+            client_key: open(&upstream.client_key)?,
+            proxy_url: None,
+            proxy_username: None,
+            proxy_password: None,
+            rate_limit: None,
+            connect_timeout_ms: upstream.connect_timeout_ms,
+            sock_connect_timeout_ms: upstream.sock_connect_timeout_ms,
+            sock_read_timeout_ms: upstream.sock_read_timeout_ms,
+            extra: "{}".into(),
+            allowed_origins: "[]".into(),
+        },
+    };
+    backends.remote_clients.client(&remote)
+}
+
+/// GETs `url` from the upstream and reads its JSON answer (at most [`PAGE_LIMIT`] bytes).
+async fn get_json(
+    client: &crate::plugins::upstream::UpstreamClient,
+    url: &str,
+) -> anyhow::Result<Value> {
+    let response = client
+        .send_once(reqwest::Method::GET, url, &[])
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!("the upstream Pulp at {url} cannot be reached: {error}")
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!("the upstream Pulp answered {url} with HTTP {status}");
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    use futures::StreamExt as _;
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.context("reading the upstream's answer")?);
+        if body.len() > PAGE_LIMIT {
+            anyhow::bail!("the upstream's answer to {url} is larger than {PAGE_LIMIT} bytes");
+        }
+    }
+    serde_json::from_slice(&body).with_context(|| format!("the upstream's answer to {url}"))
+}
+
+/// The URL of the upstream's `path` (an href such as `/pulp/api/v3/…`).
+fn upstream_url(upstream: &UpstreamRow, path: &str) -> String {
+    format!("{}{path}", upstream.base_url.trim_end_matches('/'))
+}
+
+/// Every distribution of the upstream the label selects.
+async fn upstream_distributions(
+    client: &crate::plugins::upstream::UpstreamClient,
+    upstream: &UpstreamRow,
+    label: Option<&str>,
+) -> anyhow::Result<Vec<UpstreamDistribution>> {
+    let root = format!("/{}/", upstream.api_root.trim_matches('/'));
+    let domain = upstream
+        .domain
+        .as_deref()
+        .map(|domain| format!("{domain}/"))
+        .unwrap_or_default();
+    let mut distributions = Vec::new();
+    let mut offset = 0;
+    loop {
+        let mut url = url::Url::parse(&upstream_url(
+            upstream,
+            &format!("{root}{domain}api/v3/distributions/"),
+        ))
+        .context("the upstream's base_url")?;
+        url.query_pairs_mut()
+            .append_pair("limit", &PAGE.to_string())
+            .append_pair("offset", &offset.to_string());
+        if let Some(label) = label {
+            url.query_pairs_mut()
+                .append_pair("pulp_label_select", label);
+        }
+        let page = get_json(client, url.as_str()).await?;
+        let results = page["results"]
+            .as_array()
+            .context("the upstream's distribution list has no results")?;
+        for result in results {
+            distributions.push(
+                serde_json::from_value(result.clone())
+                    .context("an upstream distribution is unreadable")?,
+            );
+        }
+        offset += results.len();
+        if results.is_empty() || page["next"].is_null() {
+            return Ok(distributions);
+        }
+    }
+}
+
+/// How one upstream distribution is replicated.
+struct Replica {
+    /// Where the local remote syncs from.
+    url: String,
+    /// The remote's plugin fields.
+    remote_extra: &'static str,
+    /// Whether the local repository publishes each version it gets: a file distribution of a
+    /// repository version serves that version's publication.
+    autopublish: bool,
+}
+
+/// How an upstream distribution of `plugin` is replicated, as Pulp's replicators do it
+/// (`None`: the plugin does not replicate, or the distribution serves nothing): pulp_file's
+/// remote reads the distribution's `PULP_MANIFEST` (the manifest its repository or publication
+/// names); pulp_python's reads the distribution's index, prereleases included.
+async fn replica(
+    client: &crate::plugins::upstream::UpstreamClient,
+    upstream: &UpstreamRow,
+    plugin: &str,
+    distribution: &UpstreamDistribution,
+) -> anyhow::Result<Option<Replica>> {
+    let Some(base_url) = &distribution.base_url else {
+        return Ok(None);
+    };
+    let serves = distribution.repository.is_some()
+        || distribution.publication.is_some()
+        || distribution.repository_version.is_some();
+    if !serves {
+        return Ok(None);
+    }
+    match plugin {
+        "file" => {
+            let source = distribution
+                .repository
+                .clone()
+                .or_else(|| distribution.publication.clone())
+                .or_else(|| {
+                    distribution
+                        .repository_version
+                        .as_deref()
+                        .and_then(|version| version.rsplit_once("versions/"))
+                        .map(|(repository, _)| repository.to_owned())
+                });
+            let manifest = match source {
+                Some(href) => get_json(client, &upstream_url(upstream, &href)).await?["manifest"]
+                    .as_str()
+                    .map(str::to_owned),
+                None => None,
+            };
+            let manifest = manifest.unwrap_or_else(|| "PULP_MANIFEST".into());
+            Ok(Some(Replica {
+                url: format!("{base_url}{manifest}"),
+                remote_extra: "{}",
+                autopublish: true,
+            }))
+        }
+        "python" => Ok(Some(Replica {
+            url: base_url.clone(),
+            remote_extra: r#"{"prereleases": true}"#,
+            autopublish: false,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// A local object a replication may change: it has the name, and under the `labeled` policy it
+/// must carry this upstream's label.
+fn managed(policy: &str, labels: &str, upstream_id: &str) -> bool {
+    policy != "labeled"
+        || serde_json::from_str::<serde_json::Map<String, Value>>(labels)
+            .ok()
+            .and_then(|labels| labels.get(LABEL).cloned())
+            == Some(Value::String(upstream_id.to_owned()))
+}
+
+/// Labels as stored, with this upstream's mark added.
+fn marked(labels: &serde_json::Map<String, Value>, upstream_id: &str) -> String {
+    let mut labels = labels.clone();
+    labels.insert(LABEL.into(), upstream_id.into());
+    Value::Object(labels).to_string()
+}
+
+/// Reads the upstream and brings the local remotes, repositories and distributions in line;
+/// answers the syncs to run and the distributions to point at their new versions.
+pub async fn plan(
+    backends: &Backends,
+    task: &Arc<TaskHandle>,
+    upstream_id: &str,
+    q_select: Option<&str>,
+) -> anyhow::Result<Plan> {
+    let db = &backends.db;
+    let upstream = sqlx::query_as::<_, UpstreamRow>("SELECT * FROM upstream_pulps WHERE id = $1")
+        .bind(upstream_id)
+        .fetch_optional(db.pool())
+        .await?
+        .context("the upstream Pulp no longer exists")?;
+    let overridden = q_select.is_some();
+    let selection = q_select
+        .or(upstream.q_select.as_deref())
+        .map(label_select)
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .flatten();
+    let client = client_of(backends, &upstream)?;
+    let listed = upstream_distributions(&client, &upstream, selection.as_deref()).await?;
+    let names = backends.plugins.rest_names();
+    let mut plan = Plan {
+        syncs: Vec::new(),
+        pairs: Vec::new(),
+    };
+    let replicated_plugins: BTreeSet<String> = REPLICATED_PLUGINS
+        .iter()
+        .filter(|plugin| names.plugin(plugin).is_some())
+        .map(|plugin| (*plugin).to_owned())
+        .collect();
+    let mut kept = BTreeSet::new();
+    let total = listed.len() as u64;
+    for (done, distribution) in listed.iter().enumerate() {
+        task.report(
+            "replicate.distributions",
+            "Replicating distributions",
+            done as u64,
+            Some(total),
+        );
+        let Some(plugin) = local_plugin(&names, &distribution.pulp_href)
+            .filter(|plugin| replicated_plugins.contains(plugin))
+        else {
+            continue;
+        };
+        let Some(replica) = replica(&client, &upstream, &plugin, distribution).await? else {
+            continue;
+        };
+        let type_name = names
+            .plugin(&plugin)
+            .map(|named| named.type_name.clone())
+            .context("a plugin that replicates has REST names")?;
+        let Some(remote_id) = ensure_remote(
+            backends,
+            &upstream,
+            (&plugin, &type_name),
+            distribution,
+            &replica,
+        )
+        .await?
+        else {
+            continue;
+        };
+        let Some(repository_id) = ensure_repository(
+            backends,
+            &upstream,
+            (&plugin, &type_name),
+            distribution,
+            (&remote_id, replica.autopublish),
+        )
+        .await?
+        else {
+            continue;
+        };
+        let Some(distribution_id) = ensure_distribution(
+            backends,
+            &names,
+            &upstream,
+            (&plugin, &type_name),
+            distribution,
+        )
+        .await?
+        else {
+            continue;
+        };
+        kept.insert(distribution.name.clone());
+        plan.syncs.push((
+            repository_id.clone(),
+            remote_id.clone(),
+            hrefs::repository(&names, &plugin, &type_name, &repository_id),
+            hrefs::remote(&names, &plugin, &type_name, &remote_id),
+        ));
+        plan.pairs.push((distribution_id, repository_id));
+    }
+    task.report(
+        "replicate.distributions",
+        "Replicating distributions",
+        total,
+        Some(total),
+    );
+    // A selective run (a `q_select` given with the request) leaves the rest alone, as in Pulp.
+    if !overridden && upstream.policy != "nodelete" {
+        let removed =
+            remove_missing(backends, &names, &upstream, &replicated_plugins, &kept).await?;
+        task.report(
+            "replicate.removed",
+            "Removing what the upstream no longer has",
+            removed,
+            Some(removed),
+        );
+    }
+    Ok(plan)
+}
+
+/// The local plugin of an upstream distribution's href (`…/distributions/<plugin>/<type>/…`),
+/// when it is loaded here with the same distribution type.
+fn local_plugin(names: &RestNames, href: &str) -> Option<String> {
+    let rest = &href[href.find("/distributions/")? + "/distributions/".len()..];
+    let mut parts = rest.split('/');
+    let (plugin, segment) = (parts.next()?, parts.next()?);
+    let named = names.plugin(plugin)?;
+    (named.distribution == segment).then(|| plugin.to_owned())
+}
+
+/// The local remote named as the distribution, created or set to `url` and the upstream's
+/// download settings; `None` when the policy leaves an unmarked one alone.
+async fn ensure_remote(
+    backends: &Backends,
+    upstream: &UpstreamRow,
+    (plugin, type_name): (&str, &str),
+    distribution: &UpstreamDistribution,
+    replica: &Replica,
+) -> anyhow::Result<Option<String>> {
+    let (url, extra) = (&replica.url, replica.remote_extra);
+    let db = &backends.db;
+    let existing: Option<(String, String, String)> =
+        sqlx::query_as("SELECT id, plugin, labels FROM remotes WHERE name = $1")
+            .bind(&distribution.name)
+            .fetch_optional(db.pool())
+            .await?;
+    let stamp = now();
+    match existing {
+        Some((id, existing_plugin, labels)) => {
+            if existing_plugin != plugin || !managed(&upstream.policy, &labels, &upstream.id) {
+                return Ok(None);
+            }
+            db.write_one(
+                sqlx::query(
+                    "UPDATE remotes SET url = $2, tls_validation = $3, ca_cert = $4, client_cert = $5,
+                     client_key = $6, download_concurrency = $7, max_retries = $8,
+                     total_timeout_ms = $9, connect_timeout_ms = $10, sock_connect_timeout_ms = $11,
+                     sock_read_timeout_ms = $12, updated = $13, extra = $14 WHERE id = $1",
+                )
+                .bind(&id)
+                .bind(url)
+                .bind(upstream.tls_validation)
+                .bind(&upstream.ca_cert)
+                .bind(&upstream.client_cert)
+                // Sealed in `upstream_pulps` as in `remotes`, with the same key.
+                .bind(&upstream.client_key)
+                .bind(upstream.download_concurrency)
+                .bind(upstream.max_retries)
+                .bind(upstream.total_timeout_ms)
+                .bind(upstream.connect_timeout_ms)
+                .bind(upstream.sock_connect_timeout_ms)
+                .bind(upstream.sock_read_timeout_ms)
+                .bind(&stamp)
+                .bind(extra),
+            )
+            .await?;
+            Ok(Some(id))
+        }
+        None => {
+            let id = new_id();
+            db.write_one(
+                sqlx::query(
+                    "INSERT INTO remotes (id, plugin, type_name, name, url, policy, tls_validation,
+                     ca_cert, client_cert, client_key, download_concurrency, max_retries,
+                     total_timeout_ms, connect_timeout_ms, sock_connect_timeout_ms,
+                     sock_read_timeout_ms, headers, labels, extra, created, updated)
+                     VALUES ($1, $2, $3, $4, $5, 'immediate', $6, $7, $8, $9, $10, $11, $12, $13,
+                     $14, $15, $16, $17, $19, $18, $18)",
+                )
+                .bind(&id)
+                .bind(plugin)
+                .bind(type_name)
+                .bind(&distribution.name)
+                .bind(url)
+                .bind(upstream.tls_validation)
+                .bind(&upstream.ca_cert)
+                .bind(&upstream.client_cert)
+                // Sealed in `upstream_pulps` as in `remotes`, with the same key.
+                .bind(&upstream.client_key)
+                .bind(upstream.download_concurrency)
+                .bind(upstream.max_retries)
+                .bind(upstream.total_timeout_ms)
+                .bind(upstream.connect_timeout_ms)
+                .bind(upstream.sock_connect_timeout_ms)
+                .bind(upstream.sock_read_timeout_ms)
+                .bind(backends.secrets.seal("[]"))
+                .bind(marked(&serde_json::Map::new(), &upstream.id))
+                .bind(&stamp)
+                .bind(extra),
+            )
+            .await?;
+            Ok(Some(id))
+        }
+    }
+}
+
+/// The local repository named as the distribution, created (marked) or given the remote.
+async fn ensure_repository(
+    backends: &Backends,
+    upstream: &UpstreamRow,
+    (plugin, type_name): (&str, &str),
+    distribution: &UpstreamDistribution,
+    (remote_id, autopublish): (&str, bool),
+) -> anyhow::Result<Option<String>> {
+    let db = &backends.db;
+    let existing: Option<(String, String, String)> =
+        sqlx::query_as("SELECT id, plugin, labels FROM repositories WHERE name = $1")
+            .bind(&distribution.name)
+            .fetch_optional(db.pool())
+            .await?;
+    let id = match existing {
+        Some((id, existing_plugin, labels)) => {
+            if existing_plugin != plugin || !managed(&upstream.policy, &labels, &upstream.id) {
+                return Ok(None);
+            }
+            id
+        }
+        None => {
+            objects::create_repository(
+                db,
+                (plugin, type_name),
+                &distribution.name,
+                None,
+                &marked(&serde_json::Map::new(), &upstream.id),
+            )
+            .await?
+        }
+    };
+    db.write_one(
+        sqlx::query(
+            "UPDATE repositories SET remote_id = $2, autopublish = $3, updated = $4 WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(remote_id)
+        .bind(i64::from(autopublish))
+        .bind(now()),
+    )
+    .await?;
+    Ok(Some(id))
+}
+
+/// The local distribution at the upstream's base path or with its name: renamed and
+/// relabelled to match (it keeps serving what it serves), or created serving nothing until
+/// [`finalize`].
+async fn ensure_distribution(
+    backends: &Backends,
+    names: &RestNames,
+    upstream: &UpstreamRow,
+    (plugin, type_name): (&str, &str),
+    distribution: &UpstreamDistribution,
+) -> anyhow::Result<Option<String>> {
+    let db = &backends.db;
+    let existing: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT id, plugin, labels FROM distributions WHERE base_path = $1 OR name = $2
+         ORDER BY CASE WHEN base_path = $1 THEN 0 ELSE 1 END LIMIT 1",
+    )
+    .bind(&distribution.base_path)
+    .bind(&distribution.name)
+    .fetch_optional(db.pool())
+    .await?;
+    let labels = marked(&distribution.pulp_labels, &upstream.id);
+    match existing {
+        Some((id, existing_plugin, current)) => {
+            if existing_plugin != plugin || !managed(&upstream.policy, &current, &upstream.id) {
+                return Ok(None);
+            }
+            db.write_one(
+                sqlx::query(
+                    "UPDATE distributions SET name = $2, base_path = $3, labels = $4, updated = $5
+                     WHERE id = $1",
+                )
+                .bind(&id)
+                .bind(&distribution.name)
+                .bind(&distribution.base_path)
+                .bind(&labels)
+                .bind(now()),
+            )
+            .await?;
+            Ok(Some(id))
+        }
+        None => {
+            let href = distributions::create(
+                db,
+                names,
+                distributions::DistributionFields {
+                    plugin: plugin.to_owned(),
+                    type_name: type_name.to_owned(),
+                    name: distribution.name.clone(),
+                    base_path: distribution.base_path.clone(),
+                    publication_id: None,
+                    repository_id: None,
+                    repository_version_id: None,
+                    remote_id: None,
+                    content_guard: None,
+                    hidden: false,
+                    labels,
+                    extra: "{}".into(),
+                },
+            )
+            .await?;
+            let id = hrefs::endpoint_of(&href)
+                .map(|(_, id)| id.to_owned())
+                .context("the new distribution's href")?;
+            Ok(Some(id))
+        }
+    }
+}
+
+/// Deletes the local distributions of the replicated plugins that the upstream no longer has
+/// (all of them, or under `labeled` only those marked for this upstream), with the remote and
+/// repository of the same name. Answers how many distributions went.
+async fn remove_missing(
+    backends: &Backends,
+    names: &RestNames,
+    upstream: &UpstreamRow,
+    plugins: &BTreeSet<String>,
+    kept: &BTreeSet<String>,
+) -> anyhow::Result<u64> {
+    let db = &backends.db;
+    let mut removed = 0;
+    for plugin in plugins {
+        let local: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT id, type_name, name, labels FROM distributions WHERE plugin = $1",
+        )
+        .bind(plugin)
+        .fetch_all(db.pool())
+        .await?;
+        for (id, type_name, name, labels) in local {
+            if kept.contains(&name) || !managed(&upstream.policy, &labels, &upstream.id) {
+                continue;
+            }
+            let href = hrefs::distribution(names, plugin, &type_name, &id);
+            objects::delete_object(db, names, &href).await?;
+            removed += 1;
+            for table in ["repositories", "remotes"] {
+                let twin: Option<(String, String, String)> = sqlx::query_as(&format!(
+                    "SELECT id, type_name, labels FROM {table} WHERE name = $1 AND plugin = $2"
+                ))
+                .bind(&name)
+                .bind(plugin)
+                .fetch_optional(db.pool())
+                .await?;
+                let Some((twin_id, twin_type, twin_labels)) = twin else {
+                    continue;
+                };
+                if !managed(&upstream.policy, &twin_labels, &upstream.id) {
+                    continue;
+                }
+                let twin_href = if table == "repositories" {
+                    hrefs::repository(names, plugin, &twin_type, &twin_id)
+                } else {
+                    hrefs::remote(names, plugin, &twin_type, &twin_id)
+                };
+                objects::delete_object(db, names, &twin_href).await?;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// The last step: when every other task of the group completed, each distribution serves its
+/// repository's latest version (in one transaction), and the upstream records when the
+/// replication started. Otherwise nothing moves and the task fails naming what failed.
+pub async fn finalize(
+    backends: &Backends,
+    task: &Arc<TaskHandle>,
+    upstream_id: &str,
+    group_id: &str,
+    pairs: &[(String, String)],
+) -> anyhow::Result<()> {
+    let db = &backends.db;
+    let unfinished: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT name, state, error FROM tasks WHERE task_group_id = $1 AND id <> $2
+         AND state <> 'completed' ORDER BY created",
+    )
+    .bind(group_id)
+    .bind(&task.id)
+    .fetch_all(db.pool())
+    .await?;
+    if !unfinished.is_empty() {
+        let details: Vec<String> = unfinished
+            .iter()
+            .map(|(name, state, error)| {
+                let description = error
+                    .as_deref()
+                    .and_then(|error| serde_json::from_str::<Value>(error).ok())
+                    .and_then(|error| error["description"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| state.clone());
+                format!("  {name}: {description}")
+            })
+            .collect();
+        anyhow::bail!(
+            "Replication failed. {} subtask(s) did not complete successfully:\n{}",
+            unfinished.len(),
+            details.join("\n")
+        );
+    }
+    let mut tx = db.begin_write().await?;
+    for (distribution_id, repository_id) in pairs {
+        let version: Option<String> = sqlx::query_scalar(
+            "SELECT v.id FROM repository_versions v JOIN repositories r ON r.id = v.repository_id
+             WHERE r.id = $1 AND v.number = r.latest_version",
+        )
+        .bind(repository_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(version) = version else { continue };
+        sqlx::query(
+            "UPDATE distributions SET repository_version_id = $2, repository_id = NULL,
+             publication_id = NULL, updated = $3 WHERE id = $1",
+        )
+        .bind(distribution_id)
+        .bind(version)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    }
+    let started: Option<String> =
+        sqlx::query_scalar("SELECT MIN(started) FROM tasks WHERE task_group_id = $1")
+            .bind(group_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query("UPDATE upstream_pulps SET last_replication = $2 WHERE id = $1")
+        .bind(upstream_id)
+        .bind(started.unwrap_or_else(now))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_q_select_of_one_label_is_a_label_filter() {
+        assert_eq!(label_select(""), Ok(None));
+        assert_eq!(
+            label_select("pulp_label_select=\"env=prod\""),
+            Ok(Some("env=prod".into()))
+        );
+        assert_eq!(
+            label_select("pulp_label_select='odd'"),
+            Ok(Some("odd".into()))
+        );
+        assert_eq!(
+            label_select("pulp_label_select=odd"),
+            Ok(Some("odd".into()))
+        );
+        for unsupported in [
+            "pulp_label_select='a' OR pulp_label_select='b'",
+            "name='x'",
+            "pulp_label_select=\"",
+        ] {
+            assert!(label_select(unsupported).is_err(), "{unsupported}");
+        }
+    }
+}

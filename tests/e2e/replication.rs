@@ -1,0 +1,446 @@
+//! Issue #21, item 9: replication, as a Pulp user runs it with pulp-cli (`pulp upstream-pulp
+//! create`, `replicate`): a second Granary mirrors the first one's file distributions into
+//! remotes, repositories and distributions of the same names and serves the same bytes; a
+//! distribution the upstream drops goes, as the `policy` says (`all`, `labeled`, `nodelete`).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::pulp_cli::PulpCli;
+use crate::support::pulp::{API, str_field};
+use crate::support::requests::As;
+use crate::support::{Backend, TestApp};
+
+sqlite_and_postgres!(
+    a_second_server_mirrors_the_distributions_of_the_first,
+    pip_installs_from_a_replicated_python_distribution,
+);
+
+/// The names of the file distributions of `app`.
+async fn distribution_names(app: &TestApp) -> Vec<String> {
+    let page = app
+        .get_json(&format!("{API}/distributions/file/file/?ordering=name"))
+        .await;
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|distribution| str_field(distribution, "name").to_owned())
+        .collect()
+}
+
+/// The file distribution `name` of `app`.
+async fn distribution(app: &TestApp, name: &str) -> Value {
+    app.get_json(&format!("{API}/distributions/file/file/?name={name}"))
+        .await["results"][0]
+        .clone()
+}
+
+/// GETs a file below a distribution's `base_url`.
+async fn served(distribution: &Value, path: &str) -> (StatusCode, Vec<u8>) {
+    let response = reqwest::get(format!("{}{path}", str_field(distribution, "base_url")))
+        .await
+        .unwrap();
+    (response.status(), response.bytes().await.unwrap().to_vec())
+}
+
+async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend) {
+    let upstream = TestApp::start(backend.clone()).await;
+    let downstream = TestApp::start(backend).await;
+    let files = tempfile::tempdir().unwrap();
+    let up = PulpCli::new(&upstream);
+    for (repository, names) in [
+        ("alpha", ["a1.txt", "a2.txt"]),
+        ("beta", ["b1.txt", "b2.txt"]),
+    ] {
+        up.run(&["file", "repository", "create", "--name", repository])
+            .await;
+        for name in names {
+            crate::repository_versions::upload(
+                &up,
+                files.path(),
+                repository,
+                name,
+                &name.repeat(99),
+            )
+            .await;
+        }
+        up.run(&["file", "publication", "create", "--repository", repository])
+            .await;
+    }
+    // One distribution of a publication, labelled; one that follows its repository.
+    let alpha_publication = upstream
+        .get_json(&format!(
+            "{API}/publications/file/file/?ordering=-pulp_created"
+        ))
+        .await["results"][1]["pulp_href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    up.run(&[
+        "file",
+        "distribution",
+        "create",
+        "--name",
+        "alpha",
+        "--base-path",
+        "alpha",
+        "--publication",
+        &alpha_publication,
+    ])
+    .await;
+    up.run(&[
+        "file",
+        "distribution",
+        "label",
+        "set",
+        "--distribution",
+        "alpha",
+        "--key",
+        "env",
+        "--value",
+        "prod",
+    ])
+    .await;
+    up.run(&[
+        "file",
+        "distribution",
+        "create",
+        "--name",
+        "beta",
+        "--base-path",
+        "shelf/beta",
+        "--repository",
+        "beta",
+    ])
+    .await;
+
+    let down = PulpCli::new(&downstream);
+    let (username, password) = upstream.credentials();
+    let created = down
+        .run(&[
+            "upstream-pulp",
+            "create",
+            "--name",
+            "first",
+            "--base-url",
+            &upstream.url(""),
+            "--api-root",
+            "/pulp/",
+            "--username",
+            username,
+            "--password",
+            password,
+        ])
+        .await;
+    assert_eq!(created["policy"], "all", "{created:#}");
+    assert_eq!(created["last_replication"], Value::Null);
+    let hidden = created["hidden_fields"].as_array().unwrap();
+    assert!(
+        hidden.contains(&json!({"name": "password", "is_set": true})),
+        "{created:#}"
+    );
+    assert!(
+        created.get("password").is_none(),
+        "never shown: {created:#}"
+    );
+
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(distribution_names(&downstream).await, ["alpha", "beta"]);
+    let alpha = distribution(&downstream, "alpha").await;
+    assert_eq!(alpha["base_path"], "alpha");
+    assert_eq!(alpha["pulp_labels"]["env"], "prod", "{alpha:#}");
+    assert!(
+        alpha["pulp_labels"]["UpstreamPulp"].is_string(),
+        "{alpha:#}"
+    );
+    assert!(
+        alpha["repository_version"].as_str().is_some(),
+        "pinned to the version the sync made: {alpha:#}"
+    );
+    for (name, path) in [("alpha", "a2.txt"), ("beta", "b1.txt")] {
+        let local = distribution(&downstream, name).await;
+        let (status, body) = served(&local, path).await;
+        assert_eq!(status, StatusCode::OK, "{name}/{path}");
+        assert_eq!(
+            hex::encode(Sha256::digest(&body)),
+            hex::encode(Sha256::digest(path.repeat(99))),
+            "{name}/{path}"
+        );
+    }
+    let remote = down
+        .run(&["file", "remote", "show", "--name", "beta"])
+        .await;
+    assert_eq!(
+        remote["url"],
+        format!(
+            "{}PULP_MANIFEST",
+            str_field(&distribution(&upstream, "beta").await, "base_url")
+        )
+    );
+    let shown = down
+        .run(&["upstream-pulp", "show", "--upstream-pulp", "first"])
+        .await;
+    assert!(shown["last_replication"].is_string(), "{shown:#}");
+
+    // Replicating again changes nothing that did not change upstream.
+    let before = distribution(&downstream, "alpha").await["repository_version"].clone();
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(
+        distribution(&downstream, "alpha").await["repository_version"],
+        before
+    );
+
+    // A sync that fails moves nothing: every distribution keeps serving what it served, and
+    // the next replication that succeeds catches up. (The upstream serves bytes that are not
+    // what its manifest says.)
+    crate::repository_versions::upload(&up, files.path(), "alpha", "a3.txt", &"a3.txt".repeat(99))
+        .await;
+    let republished = up
+        .run(&["file", "publication", "create", "--repository", "alpha"])
+        .await;
+    up.run(&[
+        "file",
+        "distribution",
+        "update",
+        "--name",
+        "alpha",
+        "--publication",
+        str_field(&republished, "pulp_href"),
+    ])
+    .await;
+    let a3 = upstream.stored_artifact(&hex::encode(Sha256::digest("a3.txt".repeat(99))));
+    std::fs::write(&a3, "tampered".repeat(99)).unwrap();
+    let stamp = down
+        .run(&["upstream-pulp", "show", "--upstream-pulp", "first"])
+        .await["last_replication"]
+        .clone();
+    let failed = down
+        .fails(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert!(failed.contains("Replication failed"), "{failed}");
+    let alpha = distribution(&downstream, "alpha").await;
+    assert_eq!(alpha["repository_version"], before, "{alpha:#}");
+    assert_eq!(served(&alpha, "a2.txt").await.0, StatusCode::OK);
+    assert_eq!(served(&alpha, "a3.txt").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        down.run(&["upstream-pulp", "show", "--upstream-pulp", "first"])
+            .await["last_replication"],
+        stamp
+    );
+    std::fs::write(&a3, "a3.txt".repeat(99)).unwrap();
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    let (status, body) = served(&distribution(&downstream, "alpha").await, "a3.txt").await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, "a3.txt".repeat(99).into_bytes())
+    );
+
+    // `labeled`: what a replication did not create is left alone; `all` manages every file
+    // distribution; a distribution the upstream dropped goes with its repository and remote.
+    down.run(&["file", "repository", "create", "--name", "local-only"])
+        .await;
+    down.run(&[
+        "file",
+        "distribution",
+        "create",
+        "--name",
+        "local-only",
+        "--base-path",
+        "local-only",
+        "--repository",
+        "local-only",
+    ])
+    .await;
+    up.run(&["file", "distribution", "destroy", "--name", "beta"])
+        .await;
+    down.run(&[
+        "upstream-pulp",
+        "update",
+        "--upstream-pulp",
+        "first",
+        "--policy",
+        "labeled",
+    ])
+    .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(
+        distribution_names(&downstream).await,
+        ["alpha", "local-only"]
+    );
+    down.fails(&["file", "repository", "show", "--name", "beta"])
+        .await;
+    down.fails(&["file", "remote", "show", "--name", "beta"])
+        .await;
+    down.run(&[
+        "upstream-pulp",
+        "update",
+        "--upstream-pulp",
+        "first",
+        "--policy",
+        "nodelete",
+    ])
+    .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(
+        distribution_names(&downstream).await,
+        ["alpha", "local-only"]
+    );
+    down.run(&[
+        "upstream-pulp",
+        "update",
+        "--upstream-pulp",
+        "first",
+        "--policy",
+        "all",
+    ])
+    .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(distribution_names(&downstream).await, ["alpha"]);
+
+    // A selection by label: an unlabelled new upstream distribution is not replicated.
+    up.run(&[
+        "file",
+        "distribution",
+        "create",
+        "--name",
+        "gamma",
+        "--base-path",
+        "gamma",
+        "--repository",
+        "beta",
+    ])
+    .await;
+    down.run(&[
+        "upstream-pulp",
+        "update",
+        "--upstream-pulp",
+        "first",
+        "--q-select",
+        "pulp_label_select=\"env=prod\"",
+    ])
+    .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(distribution_names(&downstream).await, ["alpha"]);
+    down.run(&[
+        "upstream-pulp",
+        "update",
+        "--upstream-pulp",
+        "first",
+        "--q-select",
+        "",
+    ])
+    .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(distribution_names(&downstream).await, ["alpha", "gamma"]);
+
+    // A selection Granary cannot apply is refused on the field, not ignored.
+    let refused = down
+        .fails(&[
+            "upstream-pulp",
+            "update",
+            "--upstream-pulp",
+            "first",
+            "--q-select",
+            "pulp_label_select='a' OR pulp_label_select='b'",
+        ])
+        .await;
+    assert!(refused.contains("q_select"), "{refused}");
+
+    // Staff only.
+    downstream
+        .create_user("carol", "carol's long password")
+        .await;
+    let carol = As::Basic("carol", "carol's long password");
+    let href = str_field(&shown, "pulp_href").to_owned();
+    for (method, path) in [
+        (Method::GET, format!("{API}/upstream-pulps/")),
+        (Method::POST, format!("{href}replicate/")),
+    ] {
+        let body = json!({});
+        let body = (method == Method::POST).then_some(&body);
+        let anonymous = downstream
+            .request(method.clone(), &path, As::Anonymous, body, &[])
+            .await;
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+        let refused = downstream
+            .request(method.clone(), &path, carol, body, &[])
+            .await;
+        assert!(
+            [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&refused.status),
+            "{method} {path}: {}",
+            refused.status
+        );
+    }
+    down.run(&["upstream-pulp", "destroy", "--upstream-pulp", "first"])
+        .await;
+}
+
+/// pulp_python's replicator, as Granary's: the copy of a python distribution is an index pip
+/// installs from (a wheel, and an sdist it builds), prereleases included.
+async fn pip_installs_from_a_replicated_python_distribution(backend: Backend) {
+    let tools = crate::python::tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = crate::support::python::build_demo_and_dep(&tools, dir.path());
+    let upstream = TestApp::start(backend.clone()).await;
+    let downstream = TestApp::start(backend).await;
+    let repository = crate::python::repository_and_distribution(&upstream, "team", json!({})).await;
+    for file in [&wheel, &sdist] {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        upstream
+            .upload_content(
+                "python/packages",
+                &repository,
+                name,
+                &std::fs::read(file).unwrap(),
+            )
+            .await;
+    }
+    let down = PulpCli::new(&downstream);
+    let (username, password) = upstream.credentials();
+    down.run(&[
+        "upstream-pulp",
+        "create",
+        "--name",
+        "first",
+        "--base-url",
+        &upstream.url(""),
+        "--username",
+        username,
+        "--password",
+        password,
+    ])
+    .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    let copy = downstream
+        .get_json(&format!("{API}/distributions/python/pypi/?name=team"))
+        .await;
+    assert_eq!(copy["count"], 1, "{copy:#}");
+    let remote = downstream
+        .get_json(&format!("{API}/remotes/python/python/?name=team"))
+        .await;
+    assert_eq!(remote["results"][0]["prereleases"], true, "{remote:#}");
+    assert_eq!(remote["results"][0]["policy"], "immediate", "{remote:#}");
+    let index = downstream.url("/pypi/team/simple/");
+    let installed = tokio::task::spawn_blocking({
+        let (tools, dir) = (tools.clone(), dir.path().to_owned());
+        move || crate::support::python::pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+    assert!(installed.contains("granary_demo"), "{installed}");
+}
