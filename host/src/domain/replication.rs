@@ -31,6 +31,9 @@ pub const REPLICATED_PLUGINS: [&str; 2] = ["file", "python"];
 
 /// How many upstream distributions are read per page.
 const PAGE: usize = 100;
+/// The most upstream distributions one replication reads (an upstream that pages forever is
+/// stopped here).
+const MAX_DISTRIBUTIONS: usize = 100_000;
 /// The largest page of the upstream's API read.
 const PAGE_LIMIT: usize = 32 << 20;
 
@@ -236,6 +239,9 @@ async fn upstream_distributions(
         if results.is_empty() || page["next"].is_null() {
             return Ok(distributions);
         }
+        if distributions.len() > MAX_DISTRIBUTIONS {
+            anyhow::bail!("the upstream lists more than {MAX_DISTRIBUTIONS} distributions");
+        }
     }
 }
 
@@ -368,6 +374,18 @@ pub async fn plan(
         else {
             continue;
         };
+        // What the upstream says is checked as a request would be: a distribution this server
+        // could not have is skipped, and said so.
+        if let Err(why) = acceptable(db, distribution).await? {
+            tracing::warn!(distribution = %distribution.name, %why, "upstream distribution skipped");
+            task.report(
+                &format!("replicate.skipped.{}", distribution.name),
+                &format!("Skipped '{}': {why}", distribution.name),
+                1,
+                Some(1),
+            );
+            continue;
+        }
         let Some(replica) = replica(&client, &upstream, &plugin, distribution).await? else {
             continue;
         };
@@ -435,6 +453,37 @@ pub async fn plan(
         );
     }
     Ok(plan)
+}
+
+/// Whether a local distribution may have the upstream distribution's name and base path (as
+/// the REST API checks them), and the base path overlaps no other local distribution.
+async fn acceptable(
+    db: &crate::db::Db,
+    distribution: &UpstreamDistribution,
+) -> anyhow::Result<Result<(), String>> {
+    let name = &distribution.name;
+    if name.trim().is_empty() || name.chars().count() > 255 {
+        return Ok(Err("its name is empty or longer than 255 characters".into()));
+    }
+    let base_path = distribution.base_path.trim_matches('/');
+    if base_path != distribution.base_path {
+        return Ok(Err("its base path starts or ends with a slash".into()));
+    }
+    if let Some(why) = distributions::base_path_too_long(base_path) {
+        return Ok(Err(why));
+    }
+    if let Err(why) = crate::plugins::validate_relative_path(base_path) {
+        return Ok(Err(why));
+    }
+    // The same base path is the same distribution; another one nested in it or around it
+    // could not be served beside it.
+    let overlap = distributions::overlap(db, base_path, None).await?;
+    if let Some(distributions::Overlap::Nested { name, base_path }) = overlap {
+        return Ok(Err(format!(
+            "its base path overlaps the distribution '{name}' (base path '{base_path}')"
+        )));
+    }
+    Ok(Ok(()))
 }
 
 /// The local plugin of an upstream distribution's href (`…/distributions/<plugin>/<type>/…`),
