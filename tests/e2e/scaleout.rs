@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use crate::support::cluster::Cluster;
 use crate::support::curl::Downloads;
@@ -441,4 +442,148 @@ async fn a_distribution_moved_through_one_process_is_served_moved_by_the_others(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Export and import with artifacts in S3: a cluster's worker process imports an export of a
+/// server on local storage (the artifacts land in the bucket and both serve processes serve
+/// them), then exports the repository again from the bucket, byte for byte the same files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_and_imports_read_and_write_s3() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().to_str().unwrap();
+    let local = crate::support::TestApp::start_with(
+        crate::support::Backend::Sqlite,
+        crate::support::AppOptions::default().env("GRANARY_ALLOWED_EXPORT_PATHS", allowed),
+    )
+    .await;
+    let fixture = Fixture::generate(12, 23);
+    let upstream = Upstream::serve(&fixture).await;
+    let remote = local
+        .create_file_remote("upstream", &upstream.manifest_url(), "immediate")
+        .await;
+    let repository = local.create_file_repository("mirror").await;
+    let task = local.sync(&repository, &remote, true).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    let exporter = local
+        .create(
+            &format!("{API}/exporters/core/pulp/"),
+            json!({"name": "to-cluster", "path": dir.path().join("out"), "repositories": [repository]}),
+        )
+        .await;
+    let task = local
+        .run_task(
+            &format!("{}exports/", str_field(&exporter, "pulp_href")),
+            json!({}),
+        )
+        .await;
+    let export = local
+        .get_json(task["created_resources"][0].as_str().unwrap())
+        .await;
+    let toc = str_field(&export["toc_info"], "file").to_owned();
+
+    let cluster = Cluster::start_with_env(
+        &server,
+        2,
+        1,
+        &[
+            ("GRANARY_ALLOWED_IMPORT_PATHS", allowed),
+            ("GRANARY_ALLOWED_EXPORT_PATHS", allowed),
+        ],
+    )
+    .await;
+    let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
+    let importer = first
+        .create(
+            &format!("{API}/importers/core/pulp/"),
+            json!({"name": "from-local"}),
+        )
+        .await;
+    let (status, accepted) = first
+        .post_json(
+            &format!("{}imports/", str_field(&importer, "pulp_href")),
+            &json!({"toc": toc, "create_repositories": true}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{accepted}");
+    let group_href = str_field(&accepted, "task_group").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let group = first.get_json(&group_href).await;
+        if group["completed"] == 2 {
+            break;
+        }
+        assert_eq!(group["failed"], 0, "{group:#}");
+        assert!(tokio::time::Instant::now() < deadline, "{group:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let keys: BTreeSet<String> = cluster
+        .s3
+        .objects()
+        .await
+        .into_iter()
+        .map(|(key, _)| sha256_of_key(&key).to_owned())
+        .collect();
+    for file in &fixture.files {
+        assert!(
+            keys.contains(&file.sha256),
+            "{} is in the bucket",
+            file.relative_path
+        );
+    }
+    let copy = first
+        .get_json(&format!("{API}/repositories/file/file/?name=mirror"))
+        .await["results"][0]["pulp_href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base_url = second.publish_and_distribute(&copy, "copy").await;
+    Downloads::new()
+        .assert_all_served(&base_url, &fixture.files)
+        .await;
+
+    // Exported again from the bucket by the worker process: the same files.
+    let exporter = first
+        .create(
+            &format!("{API}/exporters/core/pulp/"),
+            json!({"name": "back", "path": dir.path().join("back"), "repositories": [copy]}),
+        )
+        .await;
+    let task = first
+        .run_task(
+            &format!("{}exports/", str_field(&exporter, "pulp_href")),
+            json!({}),
+        )
+        .await;
+    let again = first
+        .get_json(task["created_resources"][0].as_str().unwrap())
+        .await;
+    let tar = again["output_file_info"]
+        .as_object()
+        .and_then(|files| files.keys().find(|path| path.ends_with(".tar")).cloned())
+        .expect("the export's tar");
+    let bytes = std::fs::read(&tar).unwrap();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut exported = BTreeSet::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if name.starts_with("artifacts/") {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut body).unwrap();
+            assert!(
+                name.ends_with(&hex::encode(sha2::Sha256::digest(&body))),
+                "{name}"
+            );
+            exported.insert(sha256_of_key(&name).to_owned());
+        }
+    }
+    let expected: BTreeSet<String> = fixture
+        .files
+        .iter()
+        .map(|file| file.sha256.clone())
+        .collect();
+    assert_eq!(exported, expected);
 }

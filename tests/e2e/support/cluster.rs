@@ -249,6 +249,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(server_url: &str, serves: usize, workers: usize) -> Cluster {
+        Cluster::start_with_env(server_url, serves, workers, &[]).await
+    }
+
+    /// A cluster whose every process also gets `extra` in its environment.
+    pub async fn start_with_env(
+        server_url: &str,
+        serves: usize,
+        workers: usize,
+        extra: &[(&str, &str)],
+    ) -> Cluster {
         let database = Database::create(Backend::Postgres {
             server_url: server_url.to_owned(),
         })
@@ -256,6 +266,11 @@ impl Cluster {
         let url = database.url().expect("a PostgreSQL URL").to_owned();
         let s3 = S3Server::start().await;
         let mut env = s3.env();
+        env.extend(
+            extra
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
         // One key file for all processes: they share the secrets stored in the database.
         let key_dir = tempfile::tempdir().expect("a directory for the shared key");
         env.push((
