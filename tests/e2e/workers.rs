@@ -15,6 +15,7 @@ sqlite_and_postgres!(
     workers_and_status_show_the_processes_as_pulp_does,
     finished_tasks_are_purged_as_in_pulp,
     the_new_endpoints_refuse_anonymous_clients_and_strangers,
+    a_task_group_is_canceled_as_in_pulp,
 );
 
 /// The names of the processes `status/` lists under `key`.
@@ -263,8 +264,9 @@ async fn finished_tasks_are_purged_as_in_pulp(backend: Backend) {
 }
 
 /// `workers/`, `task-groups/`, `acs/…` and `tasks/purge/` answer 401 without credentials; a user
-/// who is not staff may list workers but not task groups or sources (staff-only policies), and
-/// their purge deletes only tasks they may delete, never the admin's.
+/// who is not staff may list workers, and task groups (seeing only those with a task of theirs),
+/// but not sources (a staff-only policy), and their purge deletes only tasks they may delete,
+/// never the admin's.
 async fn the_new_endpoints_refuse_anonymous_clients_and_strangers(backend: Backend) {
     use reqwest::{Method, StatusCode};
     let app = TestApp::start(backend).await;
@@ -294,8 +296,12 @@ async fn the_new_endpoints_refuse_anonymous_clients_and_strangers(backend: Backe
         .request(Method::GET, &format!("{API}/workers/"), carol, None, &[])
         .await;
     assert_eq!(workers.status, StatusCode::OK, "{}", workers.body);
+    let groups = app
+        .request(Method::GET, &format!("{API}/task-groups/"), carol, None, &[])
+        .await;
+    assert_eq!(groups.status, StatusCode::OK, "{}", groups.body);
+    assert_eq!(groups.body["count"], 0, "{}", groups.body);
     for (method, path, body) in [
-        (Method::GET, format!("{API}/task-groups/"), None),
         (Method::GET, format!("{API}/acs/file/file/"), None),
         (Method::POST, format!("{API}/acs/file/file/"), Some(&empty)),
     ] {
@@ -328,4 +334,52 @@ async fn the_new_endpoints_refuse_anonymous_clients_and_strangers(backend: Backe
         before + 1,
         "carol's purge deleted none of the admin's tasks, only added itself"
     );
+}
+
+/// `PATCH task-groups/<id>/ {"state": "canceled"}` cancels every task of the group that has not
+/// ended (here, with no worker running, all of them wait), as Pulp does; a user who cannot see
+/// the group gets a 404, and any other state a 400.
+async fn a_task_group_is_canceled_as_in_pulp(backend: Backend) {
+    use crate::support::AppOptions;
+    use reqwest::{Method, StatusCode};
+    let app = TestApp::start_with(backend, AppOptions::default().workers(0)).await;
+    let remote = app
+        .create_file_remote("nearby", "http://127.0.0.1:9/", "on_demand")
+        .await;
+    let source = app
+        .create(
+            &format!("{API}/acs/file/file/"),
+            json!({"name": "near", "remote": remote, "paths": ["a/PULP_MANIFEST", "b/PULP_MANIFEST"]}),
+        )
+        .await;
+    let (status, accepted) = app
+        .post_json(
+            &format!("{}refresh/", str_field(&source, "pulp_href")),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let group_href = str_field(&accepted, "task_group").to_owned();
+    assert_eq!(app.get_json(&group_href).await["waiting"], 2);
+
+    app.create_user("carol", "carol's long password").await;
+    let carol = As::Basic("carol", "carol's long password");
+    let canceled = json!({"state": "canceled"});
+    let refused = app
+        .request(Method::PATCH, &group_href, carol, Some(&canceled), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    let (status, body) = app
+        .patch_json(&group_href, &json!({"state": "running"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(app.get_json(&group_href).await["waiting"], 2, "nothing changed");
+
+    let (status, group) = app.patch_json(&group_href, &canceled).await;
+    assert_eq!(status, StatusCode::OK, "{group}");
+    assert_eq!(group["canceled"], 2, "{group:#}");
+    assert_eq!(group["waiting"], 0, "{group:#}");
+    for task in group["tasks"].as_array().unwrap() {
+        assert_eq!(task["state"], "canceled", "{task:#}");
+    }
 }

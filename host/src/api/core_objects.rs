@@ -46,6 +46,16 @@ pub trait CoreObject: Resource + Sized {
         Ok(Conditions::new())
     }
 
+    /// The rows the caller may see: by default those [`CoreObject::VIEW_PERMISSION`] scopes
+    /// the policy's lists to; a resource seen through others (a task group through its tasks)
+    /// says otherwise.
+    fn visibility(
+        app: &App,
+        caller: &Caller,
+    ) -> impl Future<Output = ApiResult<Visibility>> + Send {
+        visibility_by_permission::<Self>(app, caller)
+    }
+
     /// The views of `rows`, in their order (one call for a page, so a resource may read what
     /// they need in one query).
     fn views(app: &App, rows: Vec<Self>)
@@ -115,8 +125,11 @@ pub fn on(id: &str) -> Subject {
     }
 }
 
-/// The rows of `O` the caller may see.
-async fn visibility<O: CoreObject>(app: &App, caller: &Caller) -> ApiResult<Visibility> {
+/// The rows of `O` the caller may see by [`CoreObject::VIEW_PERMISSION`].
+async fn visibility_by_permission<O: CoreObject>(
+    app: &App,
+    caller: &Caller,
+) -> ApiResult<Visibility> {
     match O::VIEW_PERMISSION {
         Some(permission) => {
             caller
@@ -129,7 +142,7 @@ async fn visibility<O: CoreObject>(app: &App, caller: &Caller) -> ApiResult<Visi
 
 /// The object `id` when the caller may see it; 404 otherwise.
 pub async fn visible<O: CoreObject>(app: &App, caller: &Caller, id: &str) -> ApiResult<O> {
-    let visibility = visibility::<O>(app, caller).await?;
+    let visibility = O::visibility(app, caller).await?;
     fetch_by_id(&app.db, id, Conditions::new(), &visibility).await
 }
 
@@ -166,7 +179,7 @@ pub async fn list<O: CoreObject>(
     ListRequest { query, uri }: ListRequest,
 ) -> ApiResult<Response> {
     caller.authorize_action(&app, O::VIEWSET, "list").await?;
-    let visibility = visibility::<O>(&app, &caller).await?;
+    let visibility = O::visibility(&app, &caller).await?;
     let page = Page::from_query(&query)?;
     let (total, rows) =
         list::fetch_page::<O>(&app.db, &query, O::filters(&query)?, &visibility, &page).await?;

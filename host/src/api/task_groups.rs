@@ -1,17 +1,25 @@
-//! `task-groups/`: tasks dispatched together (an ACS refresh queues one per path), as Pulp shows
-//! them (`pulp task-group show --wait`): counts of their tasks per state and the tasks in short.
-//! Only staff dispatch grouped work today, so only staff see groups (the default policy).
+//! `task-groups/`: tasks dispatched together (an ACS refresh queues one per path, an import one
+//! per repository), as Pulp shows them (`pulp task-group show --wait`): counts of their tasks
+//! per state and the tasks in short. As in Pulp, a user sees the groups with a task they may
+//! see, and `PATCH {"state": "canceled"}` cancels every unfinished task of a group when they
+//! may change all of them (200, or 409 while some still run).
 
 use std::collections::HashMap;
 
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::access::{Call, Caller};
 use super::core_objects::{self, CoreObject};
-use super::list::{Bind, Conditions, Identity, in_list, resource};
+use super::list::{Bind, Conditions, Identity, Visibility, in_list, resource};
 use super::routes::Routes;
+use super::support::Fields;
 use crate::domain::hrefs::{self, API_ROOT};
+use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::state::App;
 use crate::tasks::state;
@@ -25,7 +33,7 @@ pub fn router() -> Routes {
         )
         .route(
             "/pulp/api/v3/task-groups/{id}/",
-            get(core_objects::read::<TaskGroup>),
+            get(core_objects::read::<TaskGroup>).patch(cancel),
         )
 }
 
@@ -102,6 +110,22 @@ impl CoreObject for TaskGroup {
     const VIEWSET: &'static str = "task-groups";
     type View = TaskGroupView;
 
+    /// The groups with a task the caller may see (Pulp's scoping).
+    async fn visibility(app: &App, caller: &Caller) -> ApiResult<Visibility> {
+        let visible = caller
+            .visible_rows(app, "tasks", "core.view_task", "t.id")
+            .await?;
+        Ok(match visible {
+            None => Visibility::all(),
+            Some((sql, binds)) => Visibility::only(Conditions::of(
+                &format!(
+                    "EXISTS (SELECT 1 FROM tasks t WHERE t.task_group_id = task_groups.id AND ({sql}))"
+                ),
+                binds.into_iter().map(Bind::from),
+            )),
+        })
+    }
+
     /// The tasks of the page's groups are read in one query.
     async fn views(app: &App, groups: Vec<TaskGroup>) -> ApiResult<Vec<TaskGroupView>> {
         let mut conditions = Conditions::new();
@@ -165,4 +189,62 @@ impl CoreObject for TaskGroup {
             })
             .collect())
     }
+}
+
+/// `PATCH {"state": "canceled"}`: cancels every waiting or running task of the group, when the
+/// caller may change each of them (403 otherwise); answers the group, with 409 while some of
+/// its tasks still run (Pulp's answer).
+async fn cancel(
+    Call { app, caller }: Call,
+    Path(id): Path<String>,
+    fields: Fields,
+) -> ApiResult<Response> {
+    let group: TaskGroup = core_objects::authorized(&app, &caller, &id, "partial_update").await?;
+    if fields.opt_str("state")?.as_deref() != Some(state::CANCELED) {
+        return Err(ApiError::field(
+            "state",
+            "The only state a task can be set to is \"canceled\".",
+        ));
+    }
+    let tasks: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM tasks WHERE task_group_id = $1 ORDER BY created")
+            .bind(&group.id)
+            .fetch_all(app.db.pool())
+            .await?;
+    for task in &tasks {
+        caller
+            .authorize(&app, "tasks", "partial_update", &core_objects::on(task))
+            .await?;
+    }
+    let mut tx = app.db.begin_write().await?;
+    // No task of the group starts from now on: the ones waiting end canceled, the running ones
+    // are asked to stop (their workers see `canceling`).
+    sqlx::query(
+        "UPDATE tasks SET state = 'canceled', finished = $2 WHERE task_group_id = $1 AND state = 'waiting'",
+    )
+    .bind(&group.id)
+    .bind(crate::db::now())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE tasks SET state = 'canceling' WHERE task_group_id = $1 AND state = 'running'",
+    )
+    .bind(&group.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE task_groups SET all_tasks_dispatched = 1 WHERE id = $1")
+        .bind(&group.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let answer = core_objects::answer::<TaskGroup>(&app, &group.id).await?;
+    let busy = [state::WAITING, state::RUNNING]
+        .iter()
+        .any(|wanted| answer.0[*wanted].as_u64().unwrap_or(0) > 0);
+    let status = if busy {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, answer).into_response())
 }

@@ -546,7 +546,22 @@ fn core_policies() -> Vec<DefaultPolicy> {
             "roles",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
         ),
-        plain("task-groups", vec![admin()]),
+        // As Pulp's: anyone may list and cancel the groups they see (those with a task they
+        // may see; the scoping is the tasks').
+        DefaultPolicy {
+            queryset_scoping: Some(json!({ "function": "scope_queryset" })),
+            ..plain(
+                "task-groups",
+                vec![
+                    admin(),
+                    allow(
+                        &["list", "retrieve", "partial_update"],
+                        "authenticated",
+                        &[],
+                    ),
+                ],
+            )
+        },
         // Exports write to, and imports read from, the server's disks: staff only.
         plain("exporters/core/pulp", vec![admin()]),
         plain("exporters/core/pulp/exports", vec![admin()]),

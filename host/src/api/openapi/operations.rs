@@ -401,6 +401,7 @@ const GROUPS: &[&[Endpoint]] = &[
         // Task groups.
         endpoint("/pulp/api/v3/task-groups/", Get, R::TaskGroup, "list", "List task groups", Body::None, Reply::Page),
         endpoint("/pulp/api/v3/task-groups/{id}/", Get, R::TaskGroup, "read", "Inspect a task group", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/task-groups/{id}/", Patch, R::TaskGroup, "cancel", "Cancel every unfinished task of a group", Body::Named("PatchedTaskCancel", Media::Json), Reply::Object(200)),
         // Alternate content sources.
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/", Get, R::Acs, "list", "List alternate content sources", Body::None, Reply::Page),
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/", Post, R::Acs, "create", "Create an alternate content source", Body::Object(Media::Json), Reply::Object(201)),
