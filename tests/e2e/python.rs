@@ -28,6 +28,7 @@ sqlite_and_postgres!(
     a_tar_gz_bomb_upload_is_refused_and_adds_no_content,
     kept_pages_change_with_the_version_and_keep_formats_apart,
     the_json_api_describes_stored_releases_as_pypi_does,
+    repair_metadata_rewrites_what_the_packages_say,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -1003,4 +1004,85 @@ async fn the_json_api_describes_stored_releases_as_pypi_does(backend: Backend) {
 
     assert_eq!(get("pypi/granary-dep/9.9/json").await.status, 404);
     assert_eq!(get("pypi/nothing-here/json").await.status, 404);
+}
+
+/// `pulp python repository repair-metadata`: units whose stored metadata went wrong (here, written
+/// over in the database) are read again from their files, and a wheel's lost `.metadata` file
+/// comes back; no repository version is made.
+async fn repair_metadata_rewrites_what_the_packages_say(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = build_demo_and_dep(&tools, dir.path());
+    let app = TestApp::start(backend).await;
+    let repository = repository_and_distribution(&app, "mended", json!({})).await;
+    upload(&app, &tools, "mended", &[wheel.clone(), sdist]).await;
+    let version = app.latest_version_href(&repository).await;
+    let packages = format!("{API}/content/python/packages/?repository_version={version}");
+    let before = app.get_json(&packages).await;
+    assert_eq!(before["count"], 2, "{before:#}");
+    for unit in before["results"].as_array().unwrap() {
+        assert_ne!(unit["summary"], "wrong", "{unit:#}");
+    }
+    let metadata_file = format!("{}.metadata", file_name(&wheel));
+    // Damage: every unit's summary overwritten, the wheel's metadata file unlinked.
+    for metadata in app
+        .sql("SELECT metadata FROM content WHERE plugin = 'python'", &[])
+        .await
+    {
+        let mut damaged: Value = serde_json::from_str(&metadata).unwrap();
+        damaged["summary"] = json!("wrong");
+        app.sql(
+            "UPDATE content SET metadata = $1 WHERE metadata = $2",
+            &[&damaged.to_string(), &metadata],
+        )
+        .await;
+    }
+    let unlinked = app
+        .sql(
+            "SELECT relative_path FROM content_artifacts WHERE relative_path LIKE $1",
+            &[&format!("%/{metadata_file}")],
+        )
+        .await;
+    assert_eq!(unlinked.len(), 1, "{unlinked:?}");
+    app.sql(
+        "DELETE FROM content_artifacts WHERE relative_path = $1",
+        &[&unlinked[0]],
+    )
+    .await;
+    let damaged = app.get_json(&packages).await;
+    for unit in damaged["results"].as_array().unwrap() {
+        assert_eq!(unit["summary"], "wrong", "{unit:#}");
+    }
+
+    let pulp = crate::pulp_cli::PulpCli::new(&app);
+    pulp.run(&[
+        "python",
+        "repository",
+        "repair-metadata",
+        "--name",
+        "mended",
+    ])
+    .await;
+    let repaired = app.get_json(&packages).await;
+    eprintln!(
+        "DEBUG {:#}",
+        app.get_json(&format!("{API}/tasks/?name=granary.tasks.repair_metadata"))
+            .await
+    );
+    for unit in repaired["results"].as_array().unwrap() {
+        assert_ne!(unit["summary"], "wrong", "{unit:#}");
+        assert!(unit["summary"].is_string(), "{unit:#}");
+    }
+    let linked = app
+        .sql(
+            "SELECT relative_path FROM content_artifacts WHERE relative_path = $1",
+            &[&unlinked[0]],
+        )
+        .await;
+    assert_eq!(linked, unlinked, "the metadata file is back");
+    assert_eq!(
+        app.latest_version_href(&repository).await,
+        version,
+        "no new version"
+    );
 }

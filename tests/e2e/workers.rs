@@ -297,7 +297,13 @@ async fn the_new_endpoints_refuse_anonymous_clients_and_strangers(backend: Backe
         .await;
     assert_eq!(workers.status, StatusCode::OK, "{}", workers.body);
     let groups = app
-        .request(Method::GET, &format!("{API}/task-groups/"), carol, None, &[])
+        .request(
+            Method::GET,
+            &format!("{API}/task-groups/"),
+            carol,
+            None,
+            &[],
+        )
         .await;
     assert_eq!(groups.status, StatusCode::OK, "{}", groups.body);
     assert_eq!(groups.body["count"], 0, "{}", groups.body);
@@ -373,7 +379,11 @@ async fn a_task_group_is_canceled_as_in_pulp(backend: Backend) {
         .patch_json(&group_href, &json!({"state": "running"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(app.get_json(&group_href).await["waiting"], 2, "nothing changed");
+    assert_eq!(
+        app.get_json(&group_href).await["waiting"],
+        2,
+        "nothing changed"
+    );
 
     let (status, group) = app.patch_json(&group_href, &canceled).await;
     assert_eq!(status, StatusCode::OK, "{group}");

@@ -44,6 +44,10 @@ pub fn router() -> Routes {
             post(modify),
         )
         .route(
+            "/pulp/api/v3/repositories/{plugin}/{type}/{id}/repair_metadata/",
+            post(repair_metadata),
+        )
+        .route(
             "/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/",
             get(list_versions),
         )
@@ -288,6 +292,27 @@ async fn sync(
             ResourceLock::exclusive(repository_href),
             ResourceLock::shared(remote_href),
         ],
+    )
+    .await
+}
+
+/// `POST repair_metadata/`: the units of the latest version read again through their plugin
+/// (pulp_python's action, for every plugin); 202 with the task, which locks the repository.
+async fn repair_metadata(
+    Call { app, caller }: Call,
+    Path((plugin, segment, id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let key = (plugin.as_str(), segment.as_str(), id.as_str());
+    let repository: Repository =
+        typed::load_for(&app, &caller, key, "repair_metadata", Subject::default()).await?;
+    let repository_href = repository.href(&app.plugins.rest_names());
+    spawn_task(
+        &app,
+        "granary.tasks.repair_metadata",
+        TaskArgs::RepairMetadata {
+            repository_id: repository.id,
+        },
+        &[ResourceLock::exclusive(repository_href)],
     )
     .await
 }

@@ -117,3 +117,201 @@ pub async fn create_content(
     }
     Ok(created)
 }
+
+/// How many units [`repair_metadata`] reads per query.
+const REPAIR_PAGE: i64 = 200;
+
+/// Pulp's `repair_metadata`: every unit of the repository's latest version whose file is stored
+/// is read again through its plugin's `parse-upload`, and its metadata rewritten when the plugin
+/// now says otherwise, with any file the plugin derives that the unit lacks (a wheel's
+/// `.metadata`). No version is made: the units are the same, their descriptions right. A unit
+/// whose files were never downloaded, or that the plugin now reads as another unit, is left as
+/// it is and counted in the report.
+pub async fn repair_metadata(
+    backends: &Backends,
+    task: &Arc<TaskHandle>,
+    repository_id: &str,
+) -> anyhow::Result<()> {
+    let db = &backends.db;
+    let (plugin_name, latest): (String, i64) =
+        sqlx::query_as("SELECT plugin, latest_version FROM repositories WHERE id = $1")
+            .bind(repository_id)
+            .fetch_optional(db.pool())
+            .await?
+            .context("the repository no longer exists")?;
+    let plugin = backends.plugin(&plugin_name).await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM repository_content rc WHERE {}",
+        crate::db::IN_VERSION
+    ))
+    .bind(repository_id)
+    .bind(latest)
+    .fetch_one(db.pool())
+    .await?;
+    let message = "Repairing packages' metadata";
+    task.report("repair.metadata", message, 0, Some(total as u64));
+    let (mut done, mut repaired, mut skipped) = (0u64, 0u64, 0u64);
+    let mut after = String::new();
+    loop {
+        let units: Vec<(String, String, String, String)> = sqlx::query_as(&format!(
+            "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM repository_content rc
+             JOIN content c ON c.id = rc.content_id
+             WHERE {} AND c.id > $3 ORDER BY c.id LIMIT $4",
+            crate::db::IN_VERSION
+        ))
+        .bind(repository_id)
+        .bind(latest)
+        .bind(&after)
+        .bind(REPAIR_PAGE)
+        .fetch_all(db.pool())
+        .await?;
+        let Some(last) = units.last() else { break };
+        after = last.0.clone();
+        for (content_id, type_name, natural_key, metadata) in units {
+            done += 1;
+            match repair_unit(
+                backends,
+                task,
+                &plugin,
+                (&content_id, &type_name, &natural_key),
+            )
+            .await?
+            {
+                Some(fresh) if fresh != metadata => {
+                    db.write_one(
+                        sqlx::query("UPDATE content SET metadata = $2, updated = $3 WHERE id = $1")
+                            .bind(&content_id)
+                            .bind(&fresh)
+                            .bind(crate::db::now()),
+                    )
+                    .await?;
+                    repaired += 1;
+                }
+                Some(_) => {}
+                None => skipped += 1,
+            }
+            task.report("repair.metadata", message, done, Some(total as u64));
+        }
+    }
+    task.report(
+        "repair.metadata.repaired",
+        "Packages whose metadata was repaired",
+        repaired,
+        Some(repaired),
+    );
+    task.report(
+        "repair.metadata.skipped",
+        "Packages not repaired (files not stored, or read as another package)",
+        skipped,
+        Some(skipped),
+    );
+    Ok(())
+}
+
+/// The metadata the plugin reads from a unit's main file (the stored file whose path the
+/// others extend, a wheel's beside its `.metadata`), linking any derived file the unit lacks;
+/// `None` when no file is stored or the plugin reads another unit.
+async fn repair_unit(
+    backends: &Backends,
+    task: &Arc<TaskHandle>,
+    plugin: &crate::plugins::LoadedPlugin,
+    (content_id, type_name, natural_key): (&str, &str, &str),
+) -> anyhow::Result<Option<String>> {
+    let files: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT ca.id, ca.relative_path, a.sha256, a.size FROM content_artifacts ca
+         JOIN artifacts a ON a.id = ca.artifact_id WHERE ca.content_id = $1
+         ORDER BY LENGTH(ca.relative_path), ca.relative_path",
+    )
+    .bind(content_id)
+    .fetch_all(backends.db.pool())
+    .await?;
+    let Some((_, relative_path, sha256, size)) = files.first() else {
+        return Ok(None);
+    };
+    // The file as uploaded had the path's last segment as its name when the plugin files it
+    // below a directory of its own (python: `<project>/<filename>`); that name is tried when the
+    // whole path is refused.
+    let file_name = relative_path.rsplit('/').next().unwrap_or(relative_path);
+    let mut names = vec![relative_path.as_str()];
+    if file_name != relative_path {
+        names.push(file_name);
+    }
+    let upload = ArtifactRef {
+        sha256: sha256.clone(),
+        size: *size as u64,
+    };
+    let mut read = None;
+    for name in names {
+        let scope = CallScope {
+            task: Some(task.clone()),
+            artifacts: [(sha256.clone(), *size as u64)].into(),
+            blobs: Some(backends.blobs.clone()),
+            content_types: plugin.content_type_names(),
+            create_in: Some(Arc::new(crate::domain::artifacts::Creator {
+                db: backends.db.clone(),
+                blobs: backends.blobs.clone(),
+            })),
+            ..CallScope::default()
+        };
+        match backends
+            .plugins
+            .parse_upload(plugin, scope, &upload, Some(name))
+            .await
+        {
+            (Ok(unit), scope) => {
+                read = Some((unit, scope));
+                break;
+            }
+            (Err(error), _) => {
+                tracing::debug!(%content_id, %error, name, "the plugin does not read the file as named");
+            }
+        }
+    }
+    let Some((unit, scope)) = read else {
+        tracing::warn!(%content_id, "the plugin cannot read the unit's file again");
+        return Ok(None);
+    };
+    if unit.content_type != type_name || unit.natural_key != natural_key {
+        tracing::warn!(
+            %content_id,
+            read = %unit.natural_key,
+            stored = %natural_key,
+            "the plugin reads the unit's file as another unit"
+        );
+        return Ok(None);
+    }
+    // Files the plugin derives (created in this call) that the unit does not have yet.
+    for derived in &unit.artifacts {
+        let Some(digest) = derived.sha256.as_deref() else {
+            continue;
+        };
+        let known = files
+            .iter()
+            .any(|(_, path, _, _)| *path == derived.relative_path);
+        let created = scope
+            .created
+            .iter()
+            .any(|artifact| artifact.sha256 == digest);
+        if known || !created {
+            continue;
+        }
+        let artifact_id: String = sqlx::query_scalar("SELECT id FROM artifacts WHERE sha256 = $1")
+            .bind(digest)
+            .fetch_one(backends.db.pool())
+            .await?;
+        backends
+            .db
+            .write_one(
+                sqlx::query(
+                    "INSERT INTO content_artifacts (id, content_id, relative_path, artifact_id)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (content_id, relative_path) DO NOTHING",
+                )
+                .bind(crate::db::new_id())
+                .bind(content_id)
+                .bind(&derived.relative_path)
+                .bind(artifact_id),
+            )
+            .await?;
+    }
+    Ok(Some(unit.metadata))
+}

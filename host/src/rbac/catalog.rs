@@ -429,8 +429,9 @@ fn plugin_policies(names: &PluginNames) -> Vec<DefaultPolicy> {
                 view_remote.clone(),
             ],
         ));
+        // `repair_metadata` rewrites units' metadata: pulp_python's policy puts it with modify.
         statements.push(allow(
-            &["modify"],
+            &["modify", "repair_metadata"],
             "authenticated",
             &[on_repository("modify"), on_repository("view")],
         ));

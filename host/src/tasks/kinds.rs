@@ -160,6 +160,12 @@ pub enum TaskArgs {
     FilesystemExport(transfer::filesystem::FilesystemExportRequest),
     /// Read an archive into repositories (`importers/core/pulp/<id>/imports/`).
     PulpImport(transfer::import::ImportRequest),
+    /// Read the stored units of a repository's latest version again through their plugin and
+    /// rewrite metadata that changed (`repair_metadata/`).
+    RepairMetadata {
+        /// Repository id.
+        repository_id: String,
+    },
     /// Read an upstream Pulp's distributions and bring the local objects in line
     /// (`upstream-pulps/<id>/replicate/`); queues the syncs and the last step in its group.
     Replicate {
@@ -213,6 +219,7 @@ impl TaskArgs {
             TaskArgs::PulpImport(_) => "pulp-import",
             TaskArgs::ImportRepositoryVersion { .. } => "import-repository-version",
             TaskArgs::Replicate { .. } => "replicate",
+            TaskArgs::RepairMetadata { .. } => "repair-metadata",
             TaskArgs::FinalizeReplication { .. } => "finalize-replication",
         }
     }
@@ -462,6 +469,10 @@ async fn run_kind(
             };
             super::all_dispatched(&backends.db, &group_id).await?;
             outcome
+        }
+        TaskArgs::RepairMetadata { repository_id } => {
+            uploads::repair_metadata(backends, &task, &repository_id).await?;
+            Ok(Vec::new())
         }
         TaskArgs::FinalizeReplication {
             upstream_id,

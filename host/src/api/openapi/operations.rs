@@ -344,6 +344,7 @@ const GROUPS: &[&[Endpoint]] = &[
     &[
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/sync/", Post, R::Repository, "sync", "Sync a repository from a remote (a task)", Body::Named("RepositorySyncURL", Media::Json), Reply::Task),
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/modify/", Post, R::Repository, "modify", "Add and remove content units (a task)", Body::Named("RepositoryAddRemoveContent", Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/repair_metadata/", Post, R::Repository, "repair_metadata", "Read the units of the latest version again through their plugin and fix their metadata (a task)", Body::None, Reply::Task),
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/", Get, R::RepositoryVersion, "list", "List the versions of a repository", Body::None, Reply::Page),
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Get, R::RepositoryVersion, "read", "Inspect a repository version", Body::None, Reply::Object(200)),
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Delete, R::RepositoryVersion, "delete", "Delete a version, its changes squashed into the next (a task)", Body::None, Reply::Task),
