@@ -660,7 +660,7 @@ async fn bad_archives_and_paths_are_refused_and_change_nothing(backend: Backend)
     // Staff only: anonymous clients are asked to log in, other users refused.
     upstream.create_user("carol", "carol's long password").await;
     let carol = As::Basic("carol", "carol's long password");
-    for (method, path) in [
+    let calls = [
         (Method::GET, format!("{API}/exporters/core/pulp/")),
         (Method::POST, exports_of.clone()),
         (Method::GET, format!("{API}/exporters/core/filesystem/")),
@@ -669,27 +669,10 @@ async fn bad_archives_and_paths_are_refused_and_change_nothing(backend: Backend)
             Method::POST,
             format!("{API}/importers/core/pulp/import-check/"),
         ),
-    ] {
-        let body = json!({"path": tar_path});
-        let body = (method == Method::POST).then_some(&body);
-        let anonymous = upstream
-            .request(method.clone(), &path, As::Anonymous, body, &[])
-            .await;
-        assert_eq!(
-            anonymous.status,
-            StatusCode::UNAUTHORIZED,
-            "{method} {path}"
-        );
-        let refused = upstream
-            .request(method.clone(), &path, carol, body, &[])
-            .await;
-        assert!(
-            [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&refused.status),
-            "{method} {path}: {} {}",
-            refused.status,
-            refused.body
-        );
-    }
+    ];
+    upstream
+        .assert_staff_only(carol, &calls, &json!({"path": tar_path}))
+        .await;
 }
 
 async fn a_filesystem_export_writes_a_publication_as_it_is_served(backend: Backend) {

@@ -37,6 +37,21 @@ async fn distribution(app: &TestApp, name: &str) -> Value {
         .clone()
 }
 
+/// `pulp upstream-pulp update --policy <policy>`, then `replicate`.
+async fn replicate_with_policy(pulp: &PulpCli, policy: &str) {
+    pulp.run(&[
+        "upstream-pulp",
+        "update",
+        "--upstream-pulp",
+        "first",
+        "--policy",
+        policy,
+    ])
+    .await;
+    pulp.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+}
+
 /// GETs a file below a distribution's `base_url`.
 async fn served(distribution: &Value, path: &str) -> (StatusCode, Vec<u8>) {
     let response = reqwest::get(format!("{}{path}", str_field(distribution, "base_url")))
@@ -258,17 +273,7 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
     .await;
     up.run(&["file", "distribution", "destroy", "--name", "beta"])
         .await;
-    down.run(&[
-        "upstream-pulp",
-        "update",
-        "--upstream-pulp",
-        "first",
-        "--policy",
-        "labeled",
-    ])
-    .await;
-    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
-        .await;
+    replicate_with_policy(&down, "labeled").await;
     assert_eq!(
         distribution_names(&downstream).await,
         ["alpha", "local-only"]
@@ -277,32 +282,12 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
         .await;
     down.fails(&["file", "remote", "show", "--name", "beta"])
         .await;
-    down.run(&[
-        "upstream-pulp",
-        "update",
-        "--upstream-pulp",
-        "first",
-        "--policy",
-        "nodelete",
-    ])
-    .await;
-    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
-        .await;
+    replicate_with_policy(&down, "nodelete").await;
     assert_eq!(
         distribution_names(&downstream).await,
         ["alpha", "local-only"]
     );
-    down.run(&[
-        "upstream-pulp",
-        "update",
-        "--upstream-pulp",
-        "first",
-        "--policy",
-        "all",
-    ])
-    .await;
-    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
-        .await;
+    replicate_with_policy(&down, "all").await;
     assert_eq!(distribution_names(&downstream).await, ["alpha"]);
 
     // A selection by label: an unlabelled new upstream distribution is not replicated.
@@ -362,29 +347,13 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
         .await;
     let carol = As::Basic("carol", "carol's long password");
     let href = str_field(&shown, "pulp_href").to_owned();
-    for (method, path) in [
+    let calls = [
         (Method::GET, format!("{API}/upstream-pulps/")),
         (Method::POST, format!("{href}replicate/")),
-    ] {
-        let body = json!({});
-        let body = (method == Method::POST).then_some(&body);
-        let anonymous = downstream
-            .request(method.clone(), &path, As::Anonymous, body, &[])
-            .await;
-        assert_eq!(
-            anonymous.status,
-            StatusCode::UNAUTHORIZED,
-            "{method} {path}"
-        );
-        let refused = downstream
-            .request(method.clone(), &path, carol, body, &[])
-            .await;
-        assert!(
-            [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&refused.status),
-            "{method} {path}: {}",
-            refused.status
-        );
-    }
+    ];
+    downstream
+        .assert_staff_only(carol, &calls, &json!({}))
+        .await;
     down.run(&["upstream-pulp", "destroy", "--upstream-pulp", "first"])
         .await;
 }

@@ -505,81 +505,64 @@ async fn ensure_remote(
     distribution: &UpstreamDistribution,
     replica: &Replica,
 ) -> anyhow::Result<Option<String>> {
-    let (url, extra) = (&replica.url, replica.remote_extra);
     let db = &backends.db;
     let existing: Option<(String, String, String)> =
         sqlx::query_as("SELECT id, plugin, labels FROM remotes WHERE name = $1")
             .bind(&distribution.name)
             .fetch_optional(db.pool())
             .await?;
-    let stamp = now();
-    match existing {
+    let id = match existing {
         Some((id, existing_plugin, labels)) => {
             if existing_plugin != plugin || !managed(&upstream.policy, &labels, &upstream.id) {
                 return Ok(None);
             }
-            db.write_one(
-                sqlx::query(
-                    "UPDATE remotes SET url = $2, tls_validation = $3, ca_cert = $4, client_cert = $5,
-                     client_key = $6, download_concurrency = $7, max_retries = $8,
-                     total_timeout_ms = $9, connect_timeout_ms = $10, sock_connect_timeout_ms = $11,
-                     sock_read_timeout_ms = $12, updated = $13, extra = $14 WHERE id = $1",
-                )
-                .bind(&id)
-                .bind(url)
-                .bind(upstream.tls_validation)
-                .bind(&upstream.ca_cert)
-                .bind(&upstream.client_cert)
-                // Sealed in `upstream_pulps` as in `remotes`, with the same key.
-                .bind(&upstream.client_key)
-                .bind(upstream.download_concurrency)
-                .bind(upstream.max_retries)
-                .bind(upstream.total_timeout_ms)
-                .bind(upstream.connect_timeout_ms)
-                .bind(upstream.sock_connect_timeout_ms)
-                .bind(upstream.sock_read_timeout_ms)
-                .bind(&stamp)
-                .bind(extra),
-            )
-            .await?;
-            Ok(Some(id))
+            id
         }
         None => {
             let id = new_id();
             db.write_one(
                 sqlx::query(
-                    "INSERT INTO remotes (id, plugin, type_name, name, url, policy, tls_validation,
-                     ca_cert, client_cert, client_key, download_concurrency, max_retries,
-                     total_timeout_ms, connect_timeout_ms, sock_connect_timeout_ms,
-                     sock_read_timeout_ms, headers, labels, extra, created, updated)
-                     VALUES ($1, $2, $3, $4, $5, 'immediate', $6, $7, $8, $9, $10, $11, $12, $13,
-                     $14, $15, $16, $17, $19, $18, $18)",
+                    "INSERT INTO remotes (id, plugin, type_name, name, url, policy, headers, labels,
+                     created, updated) VALUES ($1, $2, $3, $4, '', 'immediate', $5, $6, $7, $7)",
                 )
                 .bind(&id)
                 .bind(plugin)
                 .bind(type_name)
                 .bind(&distribution.name)
-                .bind(url)
-                .bind(upstream.tls_validation)
-                .bind(&upstream.ca_cert)
-                .bind(&upstream.client_cert)
-                // Sealed in `upstream_pulps` as in `remotes`, with the same key.
-                .bind(&upstream.client_key)
-                .bind(upstream.download_concurrency)
-                .bind(upstream.max_retries)
-                .bind(upstream.total_timeout_ms)
-                .bind(upstream.connect_timeout_ms)
-                .bind(upstream.sock_connect_timeout_ms)
-                .bind(upstream.sock_read_timeout_ms)
                 .bind(backends.secrets.seal("[]"))
                 .bind(marked(&serde_json::Map::new(), &upstream.id))
-                .bind(&stamp)
-                .bind(extra),
+                .bind(now()),
             )
             .await?;
-            Ok(Some(id))
+            id
         }
-    }
+    };
+    // The URL, the plugin fields and the upstream's download settings, new or not.
+    db.write_one(
+        sqlx::query(
+            "UPDATE remotes SET url = $2, tls_validation = $3, ca_cert = $4, client_cert = $5,
+             client_key = $6, download_concurrency = $7, max_retries = $8,
+             total_timeout_ms = $9, connect_timeout_ms = $10, sock_connect_timeout_ms = $11,
+             sock_read_timeout_ms = $12, updated = $13, extra = $14 WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(&replica.url)
+        .bind(upstream.tls_validation)
+        .bind(&upstream.ca_cert)
+        .bind(&upstream.client_cert)
+        // Sealed in `upstream_pulps` as in `remotes`, with the same key.
+        .bind(&upstream.client_key)
+        .bind(upstream.download_concurrency)
+        .bind(upstream.max_retries)
+        .bind(upstream.total_timeout_ms)
+        .bind(upstream.connect_timeout_ms)
+        .bind(upstream.sock_connect_timeout_ms)
+        .bind(upstream.sock_read_timeout_ms)
+        .bind(now())
+        .bind(replica.remote_extra),
+    )
+    .await?;
+    Ok(Some(id))
 }
 
 /// The local repository named as the distribution, created (marked) or given the remote.

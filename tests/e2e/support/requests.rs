@@ -176,6 +176,36 @@ impl TestApp {
         reply.body
     }
 
+    /// Each of `calls` (`method path`, with `body` for a POST) answers 401 to an anonymous
+    /// client and 403 or 404 to `stranger`, a user who is not staff: staff-only endpoints.
+    pub async fn assert_staff_only(
+        &self,
+        stranger: As<'_>,
+        calls: &[(Method, String)],
+        body: &Value,
+    ) {
+        for (method, path) in calls {
+            let body = (*method == Method::POST).then_some(body);
+            let anonymous = self
+                .request(method.clone(), path, As::Anonymous, body, &[])
+                .await;
+            assert_eq!(
+                anonymous.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}"
+            );
+            let refused = self
+                .request(method.clone(), path, stranger, body, &[])
+                .await;
+            assert!(
+                [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&refused.status),
+                "{method} {path}: {} {}",
+                refused.status,
+                refused.body
+            );
+        }
+    }
+
     /// The admin creates a user who is not staff; answers its href.
     pub async fn create_user(&self, username: &str, password: &str) -> String {
         let user = self
