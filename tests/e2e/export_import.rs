@@ -71,6 +71,14 @@ async fn last_export(pulp: &PulpCli, exporter: &str) -> Value {
     exports[0].clone()
 }
 
+/// `pulp export pulp run --exporter <exporter> <options>`; answers the export it made.
+async fn run_export(pulp: &PulpCli, exporter: &str, options: &[&str]) -> Value {
+    let mut args = vec!["export", "pulp", "run", "--exporter", exporter];
+    args.extend_from_slice(options);
+    pulp.run(&args).await;
+    last_export(pulp, exporter).await
+}
+
 /// The files an export wrote, from its `output_file_info`, each checked against its digest;
 /// the table of contents last.
 fn output_files(export: &Value) -> (Vec<PathBuf>, PathBuf) {
@@ -193,9 +201,7 @@ async fn repositories_round_trip_through_an_export_and_an_import(backend: Backen
     assert_eq!(exporter["last_export"], Value::Null);
 
     // A whole export: one tar and its table of contents, every digest as recorded.
-    pulp.run(&["export", "pulp", "run", "--exporter", "nightly"])
-        .await;
-    let whole = last_export(&pulp, "nightly").await;
+    let whole = run_export(&pulp, "nightly", &[]).await;
     let (whole_tars, whole_toc) = output_files(&whole);
     assert_eq!(whole_tars.len(), 1, "{whole:#}");
     let toc: Value = serde_json::from_slice(&std::fs::read(&whole_toc).unwrap()).unwrap();
@@ -231,19 +237,7 @@ async fn repositories_round_trip_through_an_export_and_an_import(backend: Backen
     assert_eq!(shown["last_export"], whole["pulp_href"]);
 
     // In chunks of 5 KB: several files, each at most that size, listed in the table.
-    pulp.run(&[
-        "export",
-        "pulp",
-        "run",
-        "--exporter",
-        "nightly",
-        "--full",
-        "True",
-        "--chunk-size",
-        "5KB",
-    ])
-    .await;
-    let chunked = last_export(&pulp, "nightly").await;
+    let chunked = run_export(&pulp, "nightly", &["--full", "True", "--chunk-size", "5KB"]).await;
     let (chunks, chunked_toc) = output_files(&chunked);
     assert!(chunks.len() > 1, "{chunked:#}");
     for chunk in &chunks {
@@ -252,17 +246,7 @@ async fn repositories_round_trip_through_an_export_and_an_import(backend: Backen
 
     // Incremental: every unit, but only the artifact added since the last export.
     upload_files(&pulp, files.path(), "zoo", &["tui.txt"]).await;
-    pulp.run(&[
-        "export",
-        "pulp",
-        "run",
-        "--exporter",
-        "nightly",
-        "--full",
-        "False",
-    ])
-    .await;
-    let incremental = last_export(&pulp, "nightly").await;
+    let incremental = run_export(&pulp, "nightly", &["--full", "False"]).await;
     let (incremental_tars, _) = output_files(&incremental);
     let entries = entries_of(&incremental_tars);
     let artifacts: Vec<&String> = entries
@@ -273,23 +257,21 @@ async fn repositories_round_trip_through_an_export_and_an_import(backend: Backen
     let tui = hex::encode(Sha256::digest("tui.txt".repeat(700)));
     assert!(artifacts[0].ends_with(&tui), "{artifacts:?}");
     // An explicit start: from version 0 of each repository, everything again.
-    pulp.run(&[
-        "export",
-        "pulp",
-        "run",
-        "--exporter",
+    let from_zero = run_export(
+        &pulp,
         "nightly",
-        "--full",
-        "False",
-        "--start-versions",
-        "file:file:zoo",
-        "0",
-        "--start-versions",
-        "file:file:empty",
-        "0",
-    ])
+        &[
+            "--full",
+            "False",
+            "--start-versions",
+            "file:file:zoo",
+            "0",
+            "--start-versions",
+            "file:file:empty",
+            "0",
+        ],
+    )
     .await;
-    let from_zero = last_export(&pulp, "nightly").await;
     assert_eq!(
         entries_of(&output_files(&from_zero).0)
             .iter()

@@ -496,6 +496,42 @@ fn local_plugin(names: &RestNames, href: &str) -> Option<String> {
     (named.distribution == segment).then(|| plugin.to_owned())
 }
 
+/// A local object with a replicated distribution's name.
+enum Named {
+    /// None has it.
+    Missing,
+    /// One the replication may change (its id).
+    Managed(String),
+    /// One of another plugin, or one the `labeled` policy leaves alone.
+    Foreign,
+}
+
+/// The row of `table` (`remotes`, `repositories`) named `name`, as a replication of `plugin`
+/// from `upstream` may treat it.
+async fn named(
+    db: &crate::db::Db,
+    table: &str,
+    name: &str,
+    plugin: &str,
+    upstream: &UpstreamRow,
+) -> anyhow::Result<Named> {
+    let existing: Option<(String, String, String)> = sqlx::query_as(&format!(
+        "SELECT id, plugin, labels FROM {table} WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(match existing {
+        None => Named::Missing,
+        Some((id, existing_plugin, labels))
+            if existing_plugin == plugin && managed(&upstream.policy, &labels, &upstream.id) =>
+        {
+            Named::Managed(id)
+        }
+        Some(_) => Named::Foreign,
+    })
+}
+
 /// The local remote named as the distribution, created or set to `url` and the upstream's
 /// download settings; `None` when the policy leaves an unmarked one alone.
 async fn ensure_remote(
@@ -506,19 +542,10 @@ async fn ensure_remote(
     replica: &Replica,
 ) -> anyhow::Result<Option<String>> {
     let db = &backends.db;
-    let existing: Option<(String, String, String)> =
-        sqlx::query_as("SELECT id, plugin, labels FROM remotes WHERE name = $1")
-            .bind(&distribution.name)
-            .fetch_optional(db.pool())
-            .await?;
-    let id = match existing {
-        Some((id, existing_plugin, labels)) => {
-            if existing_plugin != plugin || !managed(&upstream.policy, &labels, &upstream.id) {
-                return Ok(None);
-            }
-            id
-        }
-        None => {
+    let id = match named(db, "remotes", &distribution.name, plugin, upstream).await? {
+        Named::Foreign => return Ok(None),
+        Named::Managed(id) => id,
+        Named::Missing => {
             let id = new_id();
             db.write_one(
                 sqlx::query(
@@ -574,19 +601,10 @@ async fn ensure_repository(
     (remote_id, autopublish): (&str, bool),
 ) -> anyhow::Result<Option<String>> {
     let db = &backends.db;
-    let existing: Option<(String, String, String)> =
-        sqlx::query_as("SELECT id, plugin, labels FROM repositories WHERE name = $1")
-            .bind(&distribution.name)
-            .fetch_optional(db.pool())
-            .await?;
-    let id = match existing {
-        Some((id, existing_plugin, labels)) => {
-            if existing_plugin != plugin || !managed(&upstream.policy, &labels, &upstream.id) {
-                return Ok(None);
-            }
-            id
-        }
-        None => {
+    let id = match named(db, "repositories", &distribution.name, plugin, upstream).await? {
+        Named::Foreign => return Ok(None),
+        Named::Managed(id) => id,
+        Named::Missing => {
             objects::create_repository(
                 db,
                 (plugin, type_name),

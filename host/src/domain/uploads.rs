@@ -11,6 +11,27 @@ use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::{ArtifactRef, CallScope};
 use crate::progress::TaskHandle;
 
+/// What a `parse-upload` call may do: read the one artifact `(sha256, size)`, and store the
+/// artifacts it derives (a wheel's `.metadata`).
+fn parse_scope(
+    backends: &Backends,
+    task: &Arc<TaskHandle>,
+    plugin: &crate::plugins::LoadedPlugin,
+    (sha256, size): (&str, u64),
+) -> CallScope {
+    CallScope {
+        task: Some(task.clone()),
+        artifacts: [(sha256.to_owned(), size)].into(),
+        blobs: Some(backends.blobs.clone()),
+        content_types: plugin.content_type_names(),
+        create_in: Some(Arc::new(crate::domain::artifacts::Creator {
+            db: backends.db.clone(),
+            blobs: backends.blobs.clone(),
+        })),
+        ..CallScope::default()
+    }
+}
+
 /// Creates (or finds) the unit an uploaded artifact is, and adds it to `repository_id` when
 /// given. Returns the content href, then the new version's href if one was made.
 pub async fn create_content(
@@ -28,17 +49,7 @@ pub async fn create_content(
             .fetch_optional(backends.db.pool())
             .await?
             .context("the uploaded artifact no longer exists")?;
-    let scope = CallScope {
-        task: Some(task.clone()),
-        artifacts: [(sha256.to_owned(), size as u64)].into(),
-        blobs: Some(backends.blobs.clone()),
-        content_types: plugin.content_type_names(),
-        create_in: Some(Arc::new(crate::domain::artifacts::Creator {
-            db: backends.db.clone(),
-            blobs: backends.blobs.clone(),
-        })),
-        ..CallScope::default()
-    };
+    let scope = parse_scope(backends, task, &plugin, (sha256, size as u64));
     let upload = ArtifactRef {
         sha256: sha256.to_owned(),
         size: size as u64,
@@ -242,17 +253,7 @@ async fn repair_unit(
     };
     let mut read = None;
     for name in names {
-        let scope = CallScope {
-            task: Some(task.clone()),
-            artifacts: [(sha256.clone(), *size as u64)].into(),
-            blobs: Some(backends.blobs.clone()),
-            content_types: plugin.content_type_names(),
-            create_in: Some(Arc::new(crate::domain::artifacts::Creator {
-                db: backends.db.clone(),
-                blobs: backends.blobs.clone(),
-            })),
-            ..CallScope::default()
-        };
+        let scope = parse_scope(backends, task, plugin, (sha256, *size as u64));
         match backends
             .plugins
             .parse_upload(plugin, scope, &upload, Some(name))
