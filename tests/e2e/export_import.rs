@@ -653,7 +653,7 @@ async fn bad_archives_and_paths_are_refused_and_change_nothing(backend: Backend)
         ),
     ];
     upstream
-        .assert_staff_only(carol, &calls, &json!({"path": tar_path}))
+        .assert_closed_to(carol, &calls, &json!({"path": tar_path}))
         .await;
 }
 

@@ -1054,6 +1054,18 @@ async fn repair_metadata_rewrites_what_the_packages_say(backend: Backend) {
         assert_eq!(unit["summary"], "wrong", "{unit:#}");
     }
 
+    // Only who may modify the repository repairs it.
+    app.create_user("carol", "carol's long password").await;
+    let carol = crate::support::requests::As::Basic("carol", "carol's long password");
+    app.assert_closed_to(
+        carol,
+        &[(
+            reqwest::Method::POST,
+            format!("{repository}repair_metadata/"),
+        )],
+        &json!({}),
+    )
+    .await;
     let pulp = crate::pulp_cli::PulpCli::new(&app);
     pulp.run(&[
         "python",

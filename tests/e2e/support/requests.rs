@@ -177,8 +177,8 @@ impl TestApp {
     }
 
     /// Each of `calls` (`method path`, with `body` for a POST) answers 401 to an anonymous
-    /// client and 403 or 404 to `stranger`, a user who is not staff: staff-only endpoints.
-    pub async fn assert_staff_only(
+    /// client and 403 or 404 to `stranger`, a user who holds no role that opens it.
+    pub async fn assert_closed_to(
         &self,
         stranger: As<'_>,
         calls: &[(Method, String)],
