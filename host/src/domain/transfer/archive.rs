@@ -80,7 +80,13 @@ pub struct Written {
 pub struct ChunkedFile {
     base: PathBuf,
     chunk_size: Option<u64>,
-    current: Option<(tokio::io::BufWriter<tokio::fs::File>, Sha256, PathBuf)>,
+    /// The file being written, with the hash of its bytes when the stream is chunked (whole,
+    /// the file's hash is the stream's: hashed once).
+    current: Option<(
+        tokio::io::BufWriter<tokio::fs::File>,
+        Option<Sha256>,
+        PathBuf,
+    )>,
     in_current: u64,
     written: Vec<(PathBuf, String)>,
     whole: Sha256,
@@ -115,7 +121,7 @@ impl ChunkedFile {
             .await?;
         self.current = Some((
             tokio::io::BufWriter::with_capacity(1 << 20, file),
-            Sha256::new(),
+            self.chunk_size.map(|_| Sha256::new()),
             path,
         ));
         self.in_current = 0;
@@ -126,7 +132,9 @@ impl ChunkedFile {
         if let Some((mut writer, hasher, path)) = self.current.take() {
             writer.flush().await?;
             writer.get_mut().sync_all().await?;
-            self.written.push((path, hex::encode(hasher.finalize())));
+            // Unchunked, the digest is the whole stream's, filled in by `finish`.
+            let digest = hasher.map(|hasher| hex::encode(hasher.finalize()));
+            self.written.push((path, digest.unwrap_or_default()));
         }
         Ok(())
     }
@@ -149,7 +157,9 @@ impl ChunkedFile {
             let take = (bytes.len() as u64).min(room) as usize;
             let (writer, hasher, _) = self.current.as_mut().expect("a chunk is open");
             writer.write_all(&bytes[..take]).await?;
-            hasher.update(&bytes[..take]);
+            if let Some(hasher) = hasher {
+                hasher.update(&bytes[..take]);
+            }
             self.in_current += take as u64;
             bytes = &bytes[take..];
         }
@@ -159,9 +169,15 @@ impl ChunkedFile {
     /// Flushes and syncs the last file; answers what was written.
     pub async fn finish(mut self) -> std::io::Result<Written> {
         self.close_current().await?;
+        let global_hash = hex::encode(self.whole.finalize());
+        for (_, digest) in &mut self.written {
+            if digest.is_empty() {
+                digest.clone_from(&global_hash);
+            }
+        }
         Ok(Written {
             files: self.written,
-            global_hash: hex::encode(self.whole.finalize()),
+            global_hash,
         })
     }
 }
