@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::procs::PASSWORD;
 
-const API: &str = "/pulp/api/v3";
+pub const API: &str = "/pulp/api/v3";
 
 /// How often a task is polled: small against the durations measured.
 const POLL: Duration = Duration::from_millis(10);
@@ -42,7 +42,16 @@ impl Api {
         Ok(serde_json::from_slice(&body)?)
     }
 
-    async fn post(&self, href: &str, body: Value) -> anyhow::Result<Value> {
+    /// GETs `href`.
+    pub async fn get(&self, href: &str) -> anyhow::Result<Value> {
+        let request = self.client.get(format!("{}{href}", self.origin));
+        self.send(request)
+            .await
+            .with_context(|| format!("GET {href}"))
+    }
+
+    /// POSTs a JSON body to `href`; answers the JSON answer.
+    pub async fn post(&self, href: &str, body: Value) -> anyhow::Result<Value> {
         let request = self
             .client
             .post(format!("{}{href}", self.origin))

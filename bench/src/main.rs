@@ -35,6 +35,7 @@ mod scaling;
 mod serving;
 mod sink;
 mod startup;
+mod transfer;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
@@ -49,7 +50,9 @@ use crate::report::Row;
 
 /// Sections in the order `all` runs them: start-up first, so idle memory is measured before any
 /// load, and the in-process plugin loop last, after the servers are stopped.
-const SECTIONS: &[&str] = &["startup", "ingest", "serve", "scale", "python", "plugin"];
+const SECTIONS: &[&str] = &[
+    "startup", "ingest", "serve", "transfer", "scale", "python", "plugin",
+];
 /// Sections that need the public internet, run only when named.
 const NETWORK_SECTIONS: &[&str] = &["pypi"];
 
@@ -265,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
                 plugin::run(&mut bench).await?;
             }
             "python" => python::run(&mut bench).await?,
+            "transfer" => transfer::run(&mut bench).await?,
             "pypi" => pypi::run(&mut bench).await?,
             _ => unreachable!("checked above"),
         }

@@ -15,6 +15,15 @@ pub const PASSWORD: &str = "bench";
 /// Task workers of the server, as in a default `granary serve` on this 2-core machine.
 const WORKERS: &str = "2";
 
+/// The directory the servers of a run export to and import from: `transfer` beside their data
+/// directories.
+pub fn transfer_dir(data_dir: &Path) -> PathBuf {
+    data_dir.parent().map_or_else(
+        || PathBuf::from("transfer"),
+        |parent| parent.join("transfer"),
+    )
+}
+
 /// A running `granary serve`.
 pub struct Granary {
     child: Child,
@@ -39,6 +48,9 @@ impl Granary {
             .arg("--data-dir")
             .arg(data_dir)
             .env("GRANARY_ADMIN_PASSWORD", PASSWORD)
+            // Every server of a run may export to and import from one directory beside its data.
+            .env("GRANARY_ALLOWED_EXPORT_PATHS", transfer_dir(data_dir))
+            .env("GRANARY_ALLOWED_IMPORT_PATHS", transfer_dir(data_dir))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
