@@ -4,11 +4,11 @@
 //! - Export: the large mirror (4 × 100 MiB) exported whole, timed from the request to the task
 //!   completed (units listed, artifacts read from storage into one tar, the tar hashed and
 //!   synced, the table of contents written). Reference: `tar -cf` of the same files, then
-//!   `sha256sum` of the tar and `sync`.
+//!   `openssl dgst -sha256` of the tar (SHA extensions, as the `sha2` crate) and `sync`.
 //! - Import: that export into a second, empty server, timed from the request to its task group
 //!   done (the table of contents' digest checked, every artifact hashed, stored and recorded,
-//!   the units recorded, the version made). Reference: `sha256sum` of the tar, `tar -xf`,
-//!   `sha256sum` of every file, then `sync`.
+//!   the units recorded, the version made). Reference: `openssl dgst -sha256` of the tar,
+//!   `tar -xf`, the same of every file, then `sync`.
 
 use std::path::Path;
 use std::process::Command;
@@ -65,7 +65,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     write_back()?;
     let reference_tar = transfer.join("reference.tar");
     let export_reference = timed_shell(&format!(
-        "tar -cf {out} -C {www} large && sha256sum {out} > /dev/null && sync",
+        "tar -cf {out} -C {www} large && openssl dgst -sha256 {out} > /dev/null && sync",
         out = reference_tar.display(),
         www = bench.www().display()
     ))?;
@@ -78,7 +78,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         ),
         granary: format!("{:.0} MB/s", bytes / export_time.as_secs_f64() / 1e6),
         reference: format!(
-            "{:.0} MB/s `tar -cf` + `sha256sum` + `sync`",
+            "{:.0} MB/s `tar -cf` + `openssl dgst -sha256` + `sync`",
             bytes / export_reference.as_secs_f64() / 1e6
         ),
         ratio: Some(export_reference.as_secs_f64() / export_time.as_secs_f64()),
@@ -127,7 +127,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let unpacked = transfer.join("unpacked");
     std::fs::create_dir_all(&unpacked)?;
     let import_reference = timed_shell(&format!(
-        "sha256sum {tar} > /dev/null && tar -xf {tar} -C {out} && find {out} -type f -exec sha256sum {{}} + > /dev/null && sync",
+        "openssl dgst -sha256 {tar} > /dev/null && tar -xf {tar} -C {out} && find {out} -type f -exec openssl dgst -sha256 {{}} + > /dev/null && sync",
         tar = tar,
         out = unpacked.display()
     ))?;
@@ -141,7 +141,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         ),
         granary: format!("{:.0} MB/s", bytes / import_time.as_secs_f64() / 1e6),
         reference: format!(
-            "{:.0} MB/s `sha256sum` + `tar -xf` + `sha256sum` of each file + `sync`",
+            "{:.0} MB/s `openssl dgst -sha256` + `tar -xf` + the same of each file + `sync`",
             bytes / import_reference.as_secs_f64() / 1e6
         ),
         ratio: Some(import_reference.as_secs_f64() / import_time.as_secs_f64()),
