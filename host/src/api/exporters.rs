@@ -235,19 +235,17 @@ fn export_view(kind: Kind, export: Export) -> ExportView {
         Kind::Filesystem => filesystem::href(&export.exporter_id, &export.id),
     };
     let prn = format!("prn:core.{}export:{}", kind.name(), export.id);
+    // A pulp export shows these (null until it succeeded); a filesystem export has none.
+    let pulp_only = |column: &Option<String>| {
+        (kind == Kind::Pulp).then(|| column.as_deref().map_or(Value::Null, json_column))
+    };
     ExportView {
         identity: Identity::immutable(pulp_href, prn, export.created),
         task: export.task_id.as_deref().map(hrefs::task),
         exported_resources: exported_hrefs(&export.exported_resources),
         params: json_column(&export.params),
-        output_file_info: (kind == Kind::Pulp)
-            .then(|| export.output_file_info.as_deref().map(json_column))
-            .flatten()
-            .or((kind == Kind::Pulp).then_some(Value::Null)),
-        toc_info: (kind == Kind::Pulp)
-            .then(|| export.toc_info.as_deref().map(json_column))
-            .flatten()
-            .or((kind == Kind::Pulp).then_some(Value::Null)),
+        output_file_info: pulp_only(&export.output_file_info),
+        toc_info: pulp_only(&export.toc_info),
     }
 }
 
