@@ -199,7 +199,7 @@ async fn reached_artifacts(
     Ok(reached)
 }
 
-async fn lookup_content(
+pub(crate) async fn lookup_content(
     tx: &mut WriteTx,
     plugin: &str,
     keys: &[&(String, String)],

@@ -645,7 +645,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Writes a small file and syncs it.
-pub async fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = tokio::fs::File::create(path).await?;
     file.write_all(bytes).await?;
     file.sync_all().await

@@ -710,16 +710,18 @@ async fn record_units(
             .bind(&unit.labels);
     }
     query.execute(&mut *tx).await?;
+    let keys: Vec<(String, String)> = units
+        .iter()
+        .map(|unit| (unit.type_name.clone(), unit.natural_key.clone()))
+        .collect();
+    let key_refs: Vec<&(String, String)> = keys.iter().collect();
+    let ids = crate::domain::declarations::lookup_content(&mut tx, plugin, &key_refs).await?;
     let mut content_ids = Vec::with_capacity(units.len());
-    for unit in units {
-        let id: String = sqlx::query_scalar(
-            "SELECT id FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key = $3",
-        )
-        .bind(plugin)
-        .bind(&unit.type_name)
-        .bind(&unit.natural_key)
-        .fetch_one(&mut *tx)
-        .await?;
+    for (unit, key) in units.iter().zip(&keys) {
+        let id = ids
+            .get(key)
+            .cloned()
+            .context("a unit just recorded is not found")?;
         for (relative_path, sha256) in &unit.files {
             let artifact_id = &artifact_ids[&sha256.to_ascii_lowercase()];
             sqlx::query(
