@@ -13,10 +13,19 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("granary-plugin-python", "GRANARY_PLUGIN_PYTHON_WASM"),
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
     ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
-    ("granary-test-handler", "GRANARY_TEST_HANDLER_WASM"),
+    ("granary-test-lookups", "GRANARY_TEST_LOOKUPS_WASM"),
     ("granary-example-raw", "GRANARY_EXAMPLE_RAW_WASM"),
     ("granary-example-raw-v2", "GRANARY_EXAMPLE_RAW_V2_WASM"),
 ];
+
+/// Components built against an older WIT version, through a feature of their own that selects the
+/// SDK's (`granary-sdk/wit-v0_2`), in a cargo invocation of their own so that the feature does not
+/// reach the others: (package, feature, environment variable).
+const OLDER_WIT_COMPONENTS: &[(&str, &str, &str)] = &[(
+    "granary-test-handler",
+    "wit-v0_2",
+    "GRANARY_TEST_HANDLER_WASM",
+)];
 
 fn main() {
     let manifest_dir =
@@ -37,10 +46,45 @@ fn main() {
     }
     ensure_target();
     let target_dir = workspace.join("target").join("wasm");
+    let packages: Vec<&str> = COMPONENTS.iter().map(|(package, _)| *package).collect();
+    build_components(&workspace, &target_dir, &packages, &[]);
+    for (package, feature, _) in OLDER_WIT_COMPONENTS {
+        build_components(
+            &workspace,
+            &target_dir,
+            &[package],
+            &[format!("{package}/{feature}")],
+        );
+    }
+    let built = COMPONENTS
+        .iter()
+        .map(|(package, variable)| (package, variable))
+        .chain(
+            OLDER_WIT_COMPONENTS
+                .iter()
+                .map(|(package, _, variable)| (package, variable)),
+        );
+    for (package, variable) in built {
+        let file = target_dir
+            .join(TARGET)
+            .join("plugin")
+            .join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(
+            file.exists(),
+            "expected component {} after the build",
+            file.display()
+        );
+        println!("cargo:rustc-env={variable}={}", file.display());
+    }
+}
+
+/// Builds `packages` for the Wasm target with the `plugin` profile into `target_dir`, with
+/// `features` (`package/feature`) on.
+fn build_components(workspace: &Path, target_dir: &Path, packages: &[&str], features: &[String]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .current_dir(&workspace)
+        .current_dir(workspace)
         .args([
             "build",
             "--profile",
@@ -49,9 +93,12 @@ fn main() {
             TARGET,
             "--target-dir",
         ])
-        .arg(&target_dir);
-    for (package, _) in COMPONENTS {
+        .arg(target_dir);
+    for package in packages {
         command.args(["-p", package]);
+    }
+    for feature in features {
+        command.args(["--features", feature]);
     }
     // The outer build's flags are for the host, not for Wasm guests.
     for variable in [
@@ -68,20 +115,8 @@ fn main() {
         .expect("running cargo to build the plugin components");
     assert!(
         status.success(),
-        "building the plugin components for {TARGET} failed"
+        "building the plugin components {packages:?} for {TARGET} failed"
     );
-    for (package, variable) in COMPONENTS {
-        let file = target_dir
-            .join(TARGET)
-            .join("plugin")
-            .join(format!("{}.wasm", package.replace('-', "_")));
-        assert!(
-            file.exists(),
-            "expected component {} after the build",
-            file.display()
-        );
-        println!("cargo:rustc-env={variable}={}", file.display());
-    }
 }
 
 /// Adds the `wasm32-wasip2` target with rustup when the toolchain does not have it.

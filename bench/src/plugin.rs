@@ -94,11 +94,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     };
     let publish = || {
         let scope = CallScope {
-            content: Some(ContentScope {
-                db: db.clone(),
-                repository_id: "bench".into(),
-                version: 0,
-            }),
+            content: Some(ContentScope::new(db.clone(), &plugin, "bench", 0)),
             publication: Some(PublicationScope {
                 publication_id: "bench".into(),
                 files: BTreeMap::new(),
@@ -130,11 +126,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 
     let handle = |path: &str| {
         let scope = CallScope {
-            content: Some(ContentScope {
-                db: db.clone(),
-                repository_id: "bench".into(),
-                version: 0,
-            }),
+            content: Some(ContentScope::new(db.clone(), &python, "bench", 0)),
             content_types: python.content_type_names(),
             ..CallScope::default()
         };

@@ -29,6 +29,7 @@ pub mod app_statuses;
 pub mod artifacts;
 pub mod chunked_uploads;
 pub mod content_guards;
+pub mod content_keys;
 pub mod declarations;
 pub mod distributions;
 pub mod hrefs;

@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - `bindings`: the code `bindgen!` generates from `wit/`, one module per supported version.
-//! - `v0_1`: `granary:plugin@0.1.0` adapted to the current version (imports delegate to the
-//!   `host_*` implementations; records are converted).
+//! - `v0_1`, `v0_2`: `granary:plugin@0.1.0` and `@0.2.0` adapted to the current version (imports
+//!   delegate to the `host_*` implementations; records are converted).
 //! - [`runtime`]: engine, compile cache, registry of loaded plugins, validation of components,
 //!   one sandboxed call per export.
 //! - [`fields`]: the schemas of plugin-declared fields of remotes and distributions.
@@ -35,11 +35,12 @@ mod scope;
 pub(crate) mod units;
 pub mod upstream;
 mod v0_1;
+mod v0_2;
 
 pub use bindings::types::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
     FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginError, PluginInfo,
-    RemoteConfig, RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile,
+    RemoteConfig, RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UnitRef, UpstreamFile,
     VersionInfo,
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
@@ -79,6 +80,10 @@ pub const MAX_EMIT_BATCH: usize = 1000;
 pub const MAX_UNIT_JSON_BYTES: usize = 1024 * 1024;
 /// Most units a guest may ask for in one `content.list-units` page.
 pub const MAX_LIST_PAGE: u32 = 1000;
+/// Most fields a content type may index (`content-type-info.indexed-fields`).
+pub const MAX_INDEXED_FIELDS: usize = 8;
+/// Longest value of an indexed field that is indexed, in bytes (longer values are not).
+pub const MAX_INDEXED_VALUE_BYTES: usize = 512;
 /// Most bytes of one `artifacts.create`.
 pub const MAX_CREATE_BYTES: usize = 4 * 1024 * 1024;
 

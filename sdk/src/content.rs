@@ -1,4 +1,5 @@
-//! Reading the repository version in scope (`publish`, `handle`).
+//! Reading the repository version in scope (`publish`, `handle`): its units, all of them or those
+//! the host finds from an index, and the distinct values of an indexed field.
 
 #[cfg(not(target_arch = "wasm32"))]
 use crate::harness::imports::content as raw;
@@ -23,12 +24,7 @@ pub const PAGE_SIZE: u32 = 500;
 /// # Ok(()) }
 /// ```
 pub fn units() -> Units {
-    Units {
-        prefix: None,
-        page: Vec::new().into_iter(),
-        cursor: None,
-        exhausted: false,
-    }
+    Units::of(Selection::All)
 }
 
 /// The units of the version that have a file whose relative path starts with `prefix` (e.g.
@@ -43,11 +39,105 @@ pub fn units() -> Units {
 /// # Ok(()) }
 /// ```
 pub fn units_with_prefix(prefix: &str) -> Units {
-    Units {
-        prefix: Some(prefix.to_owned()),
+    Units::of(Selection::Prefix(prefix.to_owned()))
+}
+
+/// The units of `content_type` in the version whose indexed field `field` is `value` (e.g. a
+/// manifest by its digest), a page at a time like [`units`]. The host answers from its index of
+/// the field, which the content type must declare with
+/// [`ContentTypeInfo::with_indexed_fields`](crate::ContentTypeInfo::with_indexed_fields).
+///
+/// ```no_run
+/// # fn demo() -> Result<(), granary_sdk::PluginError> {
+/// for unit in granary_sdk::content::units_with_value("manifest", "digest", "sha256:ab12") {
+///     granary_sdk::log::debug(unit?.natural_key);
+/// }
+/// # Ok(()) }
+/// ```
+#[cfg(not(feature = "wit-v0_2"))]
+pub fn units_with_value(content_type: &str, field: &str, value: &str) -> Units {
+    Units::of(Selection::Value {
+        content_type: content_type.to_owned(),
+        field: field.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// The distinct values that the units of `content_type` in the version have in the indexed field
+/// `field`, in ascending byte order, fetched [`PAGE_SIZE`] at a time (e.g. the project names of a
+/// Python index, without reading its units). The field must be declared with
+/// [`ContentTypeInfo::with_indexed_fields`](crate::ContentTypeInfo::with_indexed_fields).
+///
+/// An error from the host is yielded once and ends the iteration.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), granary_sdk::PluginError> {
+/// for name in granary_sdk::content::distinct_values("python", "name") {
+///     granary_sdk::log::debug(name?);
+/// }
+/// # Ok(()) }
+/// ```
+#[cfg(not(feature = "wit-v0_2"))]
+pub fn distinct_values(content_type: &str, field: &str) -> DistinctValues {
+    DistinctValues {
+        content_type: content_type.to_owned(),
+        field: field.to_owned(),
         page: Vec::new().into_iter(),
-        cursor: None,
+        after: None,
         exhausted: false,
+    }
+}
+
+/// Iterator over the distinct values of an indexed field; see [`distinct_values`].
+#[cfg(not(feature = "wit-v0_2"))]
+pub struct DistinctValues {
+    content_type: String,
+    field: String,
+    page: std::vec::IntoIter<String>,
+    /// The last value handed out: the next page starts after it.
+    after: Option<String>,
+    /// No page is left to fetch (or fetching failed).
+    exhausted: bool,
+}
+
+#[cfg(not(feature = "wit-v0_2"))]
+impl DistinctValues {
+    /// Starts after `value` instead of at the first value (paging as OCI's `_catalog?last=` does).
+    pub fn after(mut self, value: &str) -> Self {
+        self.after = Some(value.to_owned());
+        self
+    }
+}
+
+#[cfg(not(feature = "wit-v0_2"))]
+impl Iterator for DistinctValues {
+    type Item = Result<String, PluginError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(value) = self.page.next() {
+                self.after = Some(value.clone());
+                return Some(Ok(value));
+            }
+            if self.exhausted {
+                return None;
+            }
+            match raw::distinct_values(
+                &self.content_type,
+                &self.field,
+                self.after.as_deref(),
+                PAGE_SIZE,
+            ) {
+                Ok(values) => {
+                    self.exhausted = values.len() < PAGE_SIZE as usize;
+                    self.page = values.into_iter();
+                }
+                Err(error) => {
+                    self.exhausted = true;
+                    return Some(Err(error.into()));
+                }
+            }
+        }
     }
 }
 
@@ -56,15 +146,40 @@ pub fn find_by_path(relative_path: &str) -> Result<Vec<StoredUnit>, PluginError>
     Ok(raw::find_by_path(relative_path)?)
 }
 
+/// Which units of the version a [`Units`] iterator walks.
+enum Selection {
+    /// All of them.
+    All,
+    /// Those with a file under this path prefix.
+    Prefix(String),
+    /// Those whose indexed field has this value.
+    #[cfg(not(feature = "wit-v0_2"))]
+    Value {
+        content_type: String,
+        field: String,
+        value: String,
+    },
+}
+
 /// Iterator over the units of the version; see [`units`] and [`units_with_prefix`].
 pub struct Units {
-    /// Only units with a file under this path prefix, when set.
-    prefix: Option<String>,
+    selection: Selection,
     page: std::vec::IntoIter<StoredUnit>,
     /// Where the next page starts; `None` before the first page and after the last.
     cursor: Option<String>,
     /// No page is left to fetch (or fetching failed).
     exhausted: bool,
+}
+
+impl Units {
+    fn of(selection: Selection) -> Self {
+        Self {
+            selection,
+            page: Vec::new().into_iter(),
+            cursor: None,
+            exhausted: false,
+        }
+    }
 }
 
 impl Iterator for Units {
@@ -78,9 +193,16 @@ impl Iterator for Units {
             if self.exhausted {
                 return None;
             }
-            let page = match &self.prefix {
-                None => raw::list_units(self.cursor.as_deref(), PAGE_SIZE),
-                Some(prefix) => raw::list_by_prefix(prefix, self.cursor.as_deref(), PAGE_SIZE),
+            let cursor = self.cursor.as_deref();
+            let page = match &self.selection {
+                Selection::All => raw::list_units(cursor, PAGE_SIZE),
+                Selection::Prefix(prefix) => raw::list_by_prefix(prefix, cursor, PAGE_SIZE),
+                #[cfg(not(feature = "wit-v0_2"))]
+                Selection::Value {
+                    content_type,
+                    field,
+                    value,
+                } => raw::find_by_field(content_type, field, value, cursor, PAGE_SIZE),
             };
             match page {
                 Ok(page) => {

@@ -444,6 +444,78 @@ pub(crate) mod imports {
             })
         }
 
+        /// Like the host's, but every field counts as indexed (the host answers only for the
+        /// fields `describe` declares in `indexed-fields`, an error for the others).
+        #[cfg(not(feature = "wit-v0_2"))]
+        pub fn distinct_values(
+            content_type: &str,
+            field: &str,
+            after: Option<&str>,
+            limit: u32,
+        ) -> Result<Vec<String>, RawError> {
+            with_host(|host| {
+                let values: std::collections::BTreeSet<String> = host
+                    .units
+                    .iter()
+                    .filter(|unit| unit.content_type == content_type)
+                    .filter_map(|unit| indexed_value(&unit.metadata, field))
+                    .filter(|value| after.is_none_or(|after| value.as_str() > after))
+                    .collect();
+                let limit = (limit as usize).clamp(1, MAX_BATCH);
+                Ok(values.into_iter().take(limit).collect())
+            })
+        }
+
+        /// Like the host's, with every field indexed (see [`distinct_values`]).
+        #[cfg(not(feature = "wit-v0_2"))]
+        pub fn find_by_field(
+            content_type: &str,
+            field: &str,
+            value: &str,
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<UnitPage, RawError> {
+            with_host(|host| {
+                let matching: Vec<&StoredUnit> = host
+                    .units
+                    .iter()
+                    .filter(|unit| {
+                        unit.content_type == content_type
+                            && indexed_value(&unit.metadata, field).as_deref() == Some(value)
+                    })
+                    .collect();
+                let start = match cursor {
+                    None => 0,
+                    Some(cursor) => cursor
+                        .parse::<usize>()
+                        .map_err(|_| error(format!("invalid cursor {cursor:?}")))?,
+                };
+                let limit = (limit as usize).clamp(1, MAX_BATCH);
+                let end = (start + limit).min(matching.len());
+                let units = matching
+                    .get(start..end)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&unit| unit.clone())
+                    .collect();
+                let next = (end < matching.len()).then(|| end.to_string());
+                Ok(UnitPage { units, next })
+            })
+        }
+
+        /// The value the host indexes a unit under for `field`: a top-level string of at most
+        /// 512 bytes of its metadata.
+        #[cfg(not(feature = "wit-v0_2"))]
+        fn indexed_value(metadata: &str, field: &str) -> Option<String> {
+            match serde_json::from_str::<serde_json::Value>(metadata)
+                .ok()?
+                .get(field)?
+            {
+                serde_json::Value::String(value) if value.len() <= 512 => Some(value.clone()),
+                _ => None,
+            }
+        }
+
         pub fn find_by_path(relative_path: &str) -> Result<Vec<StoredUnit>, RawError> {
             with_host(|host| {
                 Ok(host

@@ -1,7 +1,7 @@
 //! The Rust SDK for Granary content-type plugins.
 //!
 //! A content type (plain files, Python packages, npm, ...) is a WebAssembly component that exports
-//! the `content-type` world of `wit/since_v0.2.0/granary-plugin.wit`. This crate hides the raw bindings behind a
+//! the `content-type` world of `wit/since_v0.3.0/granary-plugin.wit`. This crate hides the raw bindings behind a
 //! [`Plugin`] trait with sensible defaults, the [`register_plugin!`] macro that wires it to the
 //! component's exports, and typed, streaming wrappers around everything the host imports.
 //!
@@ -20,8 +20,9 @@
 //!     has a remote); bodies read in chunks or line by line.
 //!   - [`artifacts`]: a [`std::io::Read`] + [`std::io::Seek`] reader over an uploaded artifact, and
 //!     [`artifacts::create`] to store a small derived file.
-//!   - [`content`]: iterate the units of the repository version in scope, all of them or those
-//!     under a path prefix.
+//!   - [`content`]: iterate the units of the repository version in scope, all of them, those
+//!     under a path prefix or those with a value of an indexed field, and the distinct values of
+//!     an indexed field.
 //!   - [`publication`]: write metadata files and publish stored files, batched.
 //!   - [`sync`]: stream declared units back to the host, batched.
 //!   - [`log`] and [`progress`]: logs and progress reports that surface on the task.
@@ -100,6 +101,8 @@ pub mod sync;
 mod types;
 
 pub use error::PluginError;
+#[cfg(not(feature = "wit-v0_2"))]
+pub use types::UnitRef;
 pub use types::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
     FormFile, HOST_CACHE_CONTROL, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo,
@@ -109,6 +112,20 @@ pub use types::{
 
 /// The raw bindings of the `content-type` world. Not a stable API: use the modules of this crate.
 #[doc(hidden)]
+#[cfg(not(feature = "wit-v0_2"))]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../wit/since_v0.3.0",
+        world: "content-type",
+        pub_export_macro: true,
+        default_bindings_module: "granary_sdk::wit",
+        additional_derives: [PartialEq, Eq],
+    });
+}
+
+/// The raw bindings of `granary:plugin@0.2.0` (feature `wit-v0_2`).
+#[doc(hidden)]
+#[cfg(feature = "wit-v0_2")]
 pub mod wit {
     wit_bindgen::generate!({
         path: "../wit/since_v0.2.0",
@@ -121,6 +138,11 @@ pub mod wit {
 
 /// The version of the WIT package (`granary:plugin`) this SDK was built against. Put it in
 /// [`PluginInfo::wit_version`].
+#[cfg(not(feature = "wit-v0_2"))]
+pub const WIT_VERSION: &str = "0.3.0";
+/// The version of the WIT package (`granary:plugin`) this SDK was built against (feature
+/// `wit-v0_2`).
+#[cfg(feature = "wit-v0_2")]
 pub const WIT_VERSION: &str = "0.2.0";
 
 /// A content-type plugin: implement it on a unit struct and pass the type to [`register_plugin!`].

@@ -2,6 +2,8 @@
 
 use crate::wit::granary::plugin::types as raw;
 
+#[cfg(not(feature = "wit-v0_2"))]
+pub use raw::UnitRef;
 pub use raw::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
     FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo, RemoteConfig,
@@ -75,12 +77,35 @@ impl ContentTypeInfo {
             description: description.to_owned(),
             natural_key_fields: natural_key_fields.iter().map(|&f| f.to_owned()).collect(),
             endpoint: None,
+            #[cfg(not(feature = "wit-v0_2"))]
+            indexed_fields: Vec::new(),
+            #[cfg(not(feature = "wit-v0_2"))]
+            repository_key: None,
         }
     }
 
     /// Serves the type's REST endpoint at `content/<plugin>/<endpoint>/`.
     pub fn with_endpoint(mut self, endpoint: &str) -> Self {
         self.endpoint = Some(endpoint.to_owned());
+        self
+    }
+
+    /// Asks the host to index these top-level string fields of the units' metadata (at most 8,
+    /// each `[a-z][a-z0-9_]*`), for [`crate::content::distinct_values`] and
+    /// [`crate::content::units_with_value`].
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn with_indexed_fields(mut self, fields: &[&str]) -> Self {
+        self.indexed_fields = fields.iter().map(|&f| f.to_owned()).collect();
+        self
+    }
+
+    /// Names the indexed field that identifies a unit within a repository version (Pulp's
+    /// `repo_key_fields`, e.g. a file's `relative_path`): a unit added to a version replaces the
+    /// one with the same value, and a version may not hold two. It must be one of
+    /// [`ContentTypeInfo::with_indexed_fields`]'s.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn with_repository_key(mut self, field: &str) -> Self {
+        self.repository_key = Some(field.to_owned());
         self
     }
 }
@@ -157,6 +182,8 @@ impl HandleOutcome {
         Self {
             response,
             add_units: Vec::new(),
+            #[cfg(not(feature = "wit-v0_2"))]
+            remove_units: Vec::new(),
         }
     }
 
@@ -167,7 +194,28 @@ impl HandleOutcome {
         Self {
             response,
             add_units: units,
+            #[cfg(not(feature = "wit-v0_2"))]
+            remove_units: Vec::new(),
         }
+    }
+
+    /// Also removes `units` (named by content type and natural key) from the distribution's
+    /// repository, in the version that adds the outcome's units; units it does not hold are
+    /// ignored.
+    ///
+    /// ```
+    /// # use granary_sdk::{HandleOutcome, HttpResponse, UnitRef};
+    /// let unpublished = UnitRef {
+    ///     content_type: "package".into(),
+    ///     natural_key: r#"{"name":"left-pad","version":"1.0.0"}"#.into(),
+    /// };
+    /// let outcome = HandleOutcome::respond(HttpResponse::bytes(200, "{}")).removing(vec![unpublished]);
+    /// assert_eq!(outcome.remove_units.len(), 1);
+    /// ```
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn removing(mut self, units: Vec<UnitRef>) -> Self {
+        self.remove_units.extend(units);
+        self
     }
 }
 

@@ -24,6 +24,7 @@ mod hostile;
 mod hostile_requests;
 mod hostile_upstreams;
 mod list_filters;
+mod lookups;
 mod maintenance;
 mod openapi;
 mod permissions;

@@ -88,7 +88,7 @@ async fn rust_example_installs_serves_upgrades_and_is_removed(backend: Backend) 
     assert_eq!(plugin["pulp_href"], format!("{API}/plugins/raw/"));
     assert_eq!(plugin["name"], "raw");
     assert_eq!(plugin["version"], "0.1.0");
-    assert_eq!(plugin["wit_version"], "0.2.0");
+    assert_eq!(plugin["wit_version"], "0.3.0");
     assert_eq!(plugin["content_types"][0]["name"], "raw");
     assert_eq!(plugin["capabilities"], json!([]));
     assert_eq!(plugin["sha256"], sha256_hex(&v1));
@@ -224,7 +224,7 @@ fn misfit(mode: &[u8; 4]) -> Vec<u8> {
     bytes
 }
 
-/// A copy of a component whose `granary:plugin` imports say `@0.9.0` instead of `@0.2.0`: what a
+/// A copy of a component whose `granary:plugin` imports say `@0.9.0` instead of `@0.3.0`: what a
 /// plugin built against a WIT version this host does not know looks like.
 fn retargeted(mut bytes: Vec<u8>) -> Vec<u8> {
     let package = b"granary:plugin/";
@@ -233,7 +233,7 @@ fn retargeted(mut bytes: Vec<u8>) -> Vec<u8> {
     while let Some(found) = bytes[i..].windows(package.len()).position(|w| w == package) {
         let start = i + found;
         let window = (start + 64).min(bytes.len());
-        if let Some(at) = bytes[start..window].windows(6).position(|w| w == b"@0.2.0") {
+        if let Some(at) = bytes[start..window].windows(6).position(|w| w == b"@0.3.0") {
             bytes[start + at..start + at + 6].copy_from_slice(b"@0.9.0");
             patched += 1;
         }
@@ -290,6 +290,11 @@ async fn bad_components_are_rejected_and_nothing_is_installed(backend: Backend) 
             "type name clash",
             misfit(b"file"),
             &["type name clash", "\"file\""],
+        ),
+        (
+            "indexed field not an identifier",
+            misfit(b"keys"),
+            &["indexed field \"not-a-name\"", "must match"],
         ),
         ("plugin name clash", read(FILE), &["name clash", "built-in"]),
         ("too large", vec![0u8; limit + 1], &too_large),

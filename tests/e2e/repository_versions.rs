@@ -1,15 +1,20 @@
 //! Issue #21, item 5: repository versions as Pulp keeps them, driven with pulp-cli: `autopublish`
 //! publishes each new version in the task that makes it, any version may be deleted but the only
 //! one and those a distribution serves (the latest included: the one before becomes the latest,
-//! and its number is never given again), and `retain_repo_versions` spares served versions.
+//! and its number is never given again), and `retain_repo_versions` spares served versions. A file
+//! uploaded at a path replaces the one there (pulp_file's `repo_key_fields`, WIT 0.3.0's
+//! `repository-key`), and a version may not hold two files at one path.
 
 use serde_json::Value;
 
 use crate::pulp_cli::PulpCli;
-use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::pulp::{API, created_resources, error_description, str_field, summary_count};
 use crate::support::{Backend, TestApp};
 
-sqlite_and_postgres!(versions_are_published_deleted_and_retained_as_in_pulp);
+sqlite_and_postgres!(
+    versions_are_published_deleted_and_retained_as_in_pulp,
+    a_file_uploaded_at_a_path_replaces_the_one_there_as_in_pulp,
+);
 
 /// Uploads `name` holding `body` into the file repository `repository` with pulp-cli.
 pub(crate) async fn upload(
@@ -250,4 +255,101 @@ async fn content_paths(app: &TestApp, version: &str) -> Vec<String> {
         .collect();
     paths.sort();
     paths
+}
+
+async fn a_file_uploaded_at_a_path_replaces_the_one_there_as_in_pulp(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let pulp = PulpCli::new(&app);
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    let dir = scratch.path();
+    let repository = pulp
+        .run(&[
+            "file",
+            "repository",
+            "create",
+            "--name",
+            "keyed",
+            "--autopublish",
+        ])
+        .await;
+    let repository_href = str_field(&repository, "pulp_href").to_owned();
+    let distribution = pulp
+        .run(&[
+            "file",
+            "distribution",
+            "create",
+            "--name",
+            "keyed",
+            "--base-path",
+            "keyed",
+            "--repository",
+            "keyed",
+        ])
+        .await;
+    let base_url = str_field(&distribution, "base_url").to_owned();
+
+    upload(&pulp, dir, "keyed", "a.txt", "first").await;
+    upload(&pulp, dir, "keyed", "b.txt", "bravo").await;
+    upload(&pulp, dir, "keyed", "a.txt", "second").await;
+    assert_eq!(numbers(&pulp, "keyed").await, [0, 1, 2, 3]);
+    let third = app.get_json(&format!("{repository_href}versions/3/")).await;
+    assert_eq!(summary_count(&third, "added", "file.file"), 1, "{third:#}");
+    assert_eq!(
+        summary_count(&third, "removed", "file.file"),
+        1,
+        "{third:#}"
+    );
+    assert_eq!(
+        summary_count(&third, "present", "file.file"),
+        2,
+        "{third:#}"
+    );
+    assert_eq!(
+        served(&app, &base_url, "a.txt").await,
+        (200, "second".into())
+    );
+    let (status, manifest) = served(&app, &base_url, "PULP_MANIFEST").await;
+    assert_eq!(status, 200);
+    assert_eq!(manifest.lines().count(), 2, "{manifest}");
+    // The version before still has the first a.txt.
+    let first_in_two = app
+        .file_content_in(&format!("{repository_href}versions/2/"))
+        .await
+        .into_iter()
+        .filter(|unit| unit["relative_path"] == "a.txt")
+        .count();
+    assert_eq!(first_in_two, 1);
+
+    // Two files at one path added in one version: refused, and no version is made.
+    let mut units = Vec::new();
+    for body in ["one", "two"] {
+        let path = dir.join(body);
+        std::fs::write(&path, body).expect("write the upload");
+        let unit = pulp
+            .run(&[
+                "file",
+                "content",
+                "upload",
+                "--file",
+                path.to_str().expect("utf-8 path"),
+                "--relative-path",
+                "c.txt",
+            ])
+            .await;
+        units.push(str_field(&unit, "pulp_href").to_owned());
+    }
+    let task_href = app
+        .dispatch(
+            &format!("{repository_href}modify/"),
+            serde_json::json!({"add_content_units": units}),
+        )
+        .await;
+    let task = app.wait_task(&task_href).await;
+    assert_eq!(task["state"], "failed", "{task:#}");
+    let error = error_description(&task);
+    assert!(
+        error.contains("duplicate contents") && error.contains("\"c.txt\""),
+        "{error}"
+    );
+    assert_eq!(numbers(&pulp, "keyed").await, [0, 1, 2, 3]);
 }

@@ -32,7 +32,7 @@ use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::rest_names::Collection;
 use crate::plugins::{
     ArtifactRef, CallError, CallScope, ContentScope, DistributionInfo, FormField, FormFile,
-    HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration,
+    HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef,
 };
 use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
@@ -232,11 +232,12 @@ pub(super) async fn plugin_route(
     };
     let body = read_body(app, request).await?;
     let content = match (&matched.repository_id, matched.version) {
-        (Some(repository_id), Some(version)) => Some(ContentScope {
-            db: app.db.clone(),
-            repository_id: repository_id.clone(),
+        (Some(repository_id), Some(version)) => Some(ContentScope::new(
+            app.db.clone(),
+            &plugin,
+            repository_id,
             version,
-        }),
+        )),
         _ => None,
     };
     let http = match &remote {
@@ -291,8 +292,9 @@ pub(super) async fn plugin_route(
     drop(turn);
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
     // An answer that changes the repository is not one to repeat.
-    let kept_for = kept_for.filter(|_| outcome.add_units.is_empty());
-    if !outcome.add_units.is_empty() {
+    let changes = !outcome.add_units.is_empty() || !outcome.remove_units.is_empty();
+    let kept_for = kept_for.filter(|_| !changes);
+    if changes {
         let made_here: BTreeSet<&str> = (scope.artifacts.keys().map(String::as_str))
             .chain(
                 scope
@@ -306,7 +308,11 @@ pub(super) async fn plugin_route(
             made_here: &made_here,
             remote_id: matched.remote_id.as_deref(),
         };
-        add_units(app, matched, &named, user.as_deref(), outcome.add_units).await?;
+        let change = Change {
+            add: outcome.add_units,
+            remove: outcome.remove_units,
+        };
+        change_units(app, matched, &named, user.as_deref(), change).await?;
     }
     let response = outcome.response;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -497,15 +503,27 @@ struct Named<'a> {
     remote_id: Option<&'a str>,
 }
 
-/// Adds the units a `handle` outcome declares to the distribution's repository, as one new
-/// version, before the response goes out.
-async fn add_units(
+/// What a `handle` outcome changes in the distribution's repository.
+struct Change {
+    /// Units to add.
+    add: Vec<UnitDeclaration>,
+    /// Units to remove.
+    remove: Vec<UnitRef>,
+}
+
+/// Adds and removes the units a `handle` outcome names in the distribution's repository, as one
+/// new version, before the response goes out.
+async fn change_units(
     app: &Arc<ContentApp>,
     matched: &Matched,
     named: &Named<'_>,
     user: Option<&str>,
-    mut units: Vec<UnitDeclaration>,
+    change: Change,
 ) -> ApiResult<()> {
+    let Change {
+        add: mut units,
+        remove,
+    } = change;
     let plugin = named.plugin;
     if user.is_none() {
         return Err(ApiError::unauthorized());
@@ -514,7 +532,7 @@ async fn add_units(
         return Err(ApiError::detail(
             StatusCode::CONFLICT,
             format!(
-                "The distribution {:?} does not serve the latest version of a repository, so nothing can be added through it.",
+                "The distribution {:?} does not serve the latest version of a repository, so nothing can be added or removed through it.",
                 matched.name
             ),
         ));
@@ -566,6 +584,22 @@ async fn add_units(
             )));
         }
     }
+    if let Some(unit) = remove
+        .iter()
+        .find(|unit| !plugin.has_content_type(&unit.content_type))
+    {
+        return Err(ApiError::detail(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "The {} plugin removed a unit of the unknown content type {:?}.",
+                plugin.info.name, unit.content_type
+            ),
+        ));
+    }
+    let removed: Vec<(String, String)> = remove
+        .into_iter()
+        .map(|unit| (unit.content_type, unit.natural_key))
+        .collect();
     match add_units_and_wait(
         &app.db,
         &app.plugins.rest_names(),
@@ -575,6 +609,7 @@ async fn add_units(
         &plugin.info.name,
         None,
         &units,
+        &removed,
     )
     .await
     {

@@ -110,6 +110,7 @@ pub(super) async fn serve(
             name,
             Some(&remote.row.id),
             std::slice::from_ref(&file.unit),
+            &[],
         )
         .await
         {

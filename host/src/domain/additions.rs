@@ -1,5 +1,5 @@
-//! Units a plugin's `handle` adds to a distribution's repository (uploads, pull-through): one new
-//! version, made by an `add-units` task (queued by `tasks::kinds::add_units_and_wait`) that holds the repository's exclusive lock like every
+//! Units a plugin's `handle` adds to or removes from a distribution's repository (uploads,
+//! pull-through, unpublishing): one new version, made by an `add-units` task (queued by `tasks::kinds::add_units_and_wait`) that holds the repository's exclusive lock like every
 //! other writer (sync, modify, upload), so concurrent writers are serialized by the task system
 //! in every process.
 
@@ -72,19 +72,30 @@ pub enum AddError {
     Internal(#[from] anyhow::Error),
 }
 
-/// The task's work: records `units` (files named by sha256 must be stored; with `remote_id`,
-/// files with a URL that are not stored become on-demand files of that remote) and makes one new
-/// version of `repository_id` with them. Returns the new version's href, if anything changed.
+/// What an `add-units` task changes in a repository.
+#[derive(Debug)]
+pub struct Change {
+    /// Units to add.
+    pub units: Vec<DeclaredUnit>,
+    /// Units to remove, by (content type, natural key).
+    pub remove: Vec<(String, String)>,
+}
+
+/// The task's work: records the units to add (files named by sha256 must be stored; with
+/// `remote_id`, files with a URL that are not stored become on-demand files of that remote) and
+/// makes one new version of the repository with them and without the units to remove (those of
+/// `plugin` it holds). `target` is (repository id, plugin). Returns the new version's href, if
+/// anything changed.
 pub async fn run(
     db: &Db,
     names: &RestNames,
     task: &Arc<TaskHandle>,
-    repository_id: &str,
-    plugin: &str,
+    target: (&str, &str),
     remote_id: Option<&str>,
-    units: Vec<DeclaredUnit>,
+    change: Change,
 ) -> anyhow::Result<Vec<String>> {
-    let units: Vec<UnitDeclaration> = units.into_iter().map(Into::into).collect();
+    let (repository_id, plugin) = target;
+    let units: Vec<UnitDeclaration> = change.units.into_iter().map(Into::into).collect();
     let outcome = async {
         let pending = save(db, &task.id, plugin, remote_id, Reuse::Checked, units).await?;
         let missing: Vec<String> = link_stored(db, pending, Reuse::Checked)
@@ -98,9 +109,16 @@ pub async fn run(
             "the declared file(s) {} name no stored artifact (give each file the sha256 of an uploaded file or of an artifacts.create result)",
             missing.join(", ")
         );
-        let outcome =
-            versions::finish_version(db, names, repository_id, &task.id, versions::Change::Add, &[])
-                .await?;
+        let removals = unit_ids(db, plugin, &change.remove).await?;
+        let outcome = versions::finish_version(
+            db,
+            names,
+            repository_id,
+            &task.id,
+            versions::Change::Add,
+            &removals,
+        )
+        .await?;
         Ok(match outcome.number {
             Some(number) => vec![versions::href(db.pool(), names, repository_id, number).await?],
             None => Vec::new(),
@@ -111,4 +129,26 @@ pub async fn run(
         versions::clear_staging(db, &task.id).await?;
     }
     outcome
+}
+
+/// The ids of `plugin`'s stored units named by (content type, natural key); names of units it
+/// does not store have none.
+async fn unit_ids(
+    db: &Db,
+    plugin: &str,
+    units: &[(String, String)],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut ids = Vec::with_capacity(units.len());
+    for (type_name, natural_key) in units {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key = $3",
+        )
+        .bind(plugin)
+        .bind(type_name)
+        .bind(natural_key)
+        .fetch_optional(db.pool())
+        .await?;
+        ids.extend(id);
+    }
+    Ok(ids)
 }

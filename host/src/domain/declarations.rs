@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::db::{BindAll as _, Db, WriteTx, new_id, now, placeholders, value_rows};
 use crate::domain::artifacts::Expected;
-use crate::domain::versions;
+use crate::domain::{content_keys, versions};
 use crate::plugins::UnitDeclaration;
 
 /// Rows per multi-row INSERT.
@@ -66,15 +66,31 @@ pub async fn save(
             value_rows("(?, $1, ?, ?, ?, $2)", 3, chunk.len())
         );
         let mut query = sqlx::query(&sql).bind(plugin).bind(&created);
+        let mut fresh_ids = BTreeSet::new();
         for key in chunk {
+            let id = new_id();
             query = query
-                .bind(new_id())
+                .bind(id.clone())
                 .bind(&key.0)
                 .bind(&key.1)
                 .bind(&units[*key].metadata);
+            fresh_ids.insert(id);
         }
         query.execute(&mut *tx).await?;
-        content_ids.extend(lookup_content(&mut tx, plugin, chunk).await?);
+        let found = lookup_content(&mut tx, plugin, chunk).await?;
+        // Units stored before have their keys already.
+        let stored_now: Vec<content_keys::Unit<'_>> = found
+            .iter()
+            .filter(|(_, id)| fresh_ids.contains(*id))
+            .map(|(key, id)| content_keys::Unit {
+                content_id: id,
+                type_name: &key.0,
+                natural_key: &key.1,
+                metadata: &units[key].metadata,
+            })
+            .collect();
+        content_keys::index(&mut tx, plugin, &stored_now).await?;
+        content_ids.extend(found);
     }
     let ids: Vec<String> = content_ids.values().cloned().collect();
     versions::stage(&mut tx, task_id, &ids).await?;

@@ -91,11 +91,12 @@ pub async fn publish(
 
     let scope = CallScope {
         task: Some(task.clone()),
-        content: Some(ContentScope {
-            db: backends.db.clone(),
-            repository_id: repository_id.to_owned(),
-            version: number,
-        }),
+        content: Some(ContentScope::new(
+            backends.db.clone(),
+            &plugin,
+            repository_id,
+            number,
+        )),
         publication: Some(PublicationScope {
             publication_id: publication_id.clone(),
             files: Default::default(),

@@ -95,6 +95,8 @@ pub fn info_json(info: &PluginInfo) -> Value {
         description: &'a str,
         natural_key_fields: &'a [String],
         endpoint: Option<&'a str>,
+        indexed_fields: &'a [String],
+        repository_key: Option<&'a str>,
     }
     /// `describe`'s answer, as stored.
     #[derive(Serialize)]
@@ -121,6 +123,8 @@ pub fn info_json(info: &PluginInfo) -> Value {
                 description: &t.description,
                 natural_key_fields: &t.natural_key_fields,
                 endpoint: t.endpoint.as_deref(),
+                indexed_fields: &t.indexed_fields,
+                repository_key: t.repository_key.as_deref(),
             })
             .collect(),
         capabilities: &info.capabilities,
@@ -252,6 +256,8 @@ pub async fn install(
     announce(&backends.db, &mut tx, PLUGINS_CHANNEL).await?;
     tx.commit().await?;
     let plugin = Arc::new(plugin);
+    // Indexed before it serves: its lookups need the keys of the units stored so far.
+    super::content_keys::declare(&backends.db, &plugin.info).await?;
     backends.plugins.replace(plugin.clone());
     let replaced_version =
         existing.map(|row| row.info["version"].as_str().unwrap_or("").to_owned());
@@ -402,6 +408,10 @@ pub async fn sync_registry(
         {
             runtime.remove(&loaded.info.name);
         }
+    }
+    // The fields every plugin now loaded indexes (built-in and directory ones included).
+    for loaded in runtime.list() {
+        super::content_keys::declare(db, &loaded.info).await?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::Backends;
+use crate::domain::content_keys;
 use crate::domain::declarations::{Reuse, link, link_stored, save};
 use crate::domain::{hrefs, versions};
 use crate::plugins::host_sync_sink::validate_declaration;
@@ -189,13 +190,21 @@ pub async fn repair_metadata(
             .await?
             {
                 Some(fresh) if fresh != metadata => {
-                    db.write_one(
-                        sqlx::query("UPDATE content SET metadata = $2, updated = $3 WHERE id = $1")
-                            .bind(&content_id)
-                            .bind(&fresh)
-                            .bind(crate::db::now()),
-                    )
-                    .await?;
+                    let mut tx = db.begin_write().await?;
+                    sqlx::query("UPDATE content SET metadata = $2, updated = $3 WHERE id = $1")
+                        .bind(&content_id)
+                        .bind(&fresh)
+                        .bind(crate::db::now())
+                        .execute(&mut *tx)
+                        .await?;
+                    let unit = content_keys::Unit {
+                        content_id: &content_id,
+                        type_name: &type_name,
+                        natural_key: &natural_key,
+                        metadata: &fresh,
+                    };
+                    content_keys::reindex(&mut tx, &plugin.info.name, &unit).await?;
+                    tx.commit().await?;
                     repaired += 1;
                 }
                 Some(_) => {}

@@ -75,7 +75,7 @@ pub async fn finish_version(
     task_id: &str,
     change: Change,
     removals: &[String],
-) -> Result<NewVersion, sqlx::Error> {
+) -> anyhow::Result<NewVersion> {
     let mut tx = db.begin_write().await?;
     let (base, next, plugin, type_name) = sqlx::query_as::<_, (i64, Option<i64>, String, String)>(
         "SELECT latest_version, next_version, plugin, type_name FROM repositories WHERE id = $1",
@@ -121,6 +121,9 @@ pub async fn finish_version(
             .bind(number)
             .bind_all(chunk);
         changed += query.execute(&mut *tx).await?.rows_affected();
+    }
+    if changed > 0 {
+        changed += replace_by_repository_key(&mut tx, &plugin, repository_id, base, number).await?;
     }
     // Counted from what was staged, before it is cleared: the staged units are what the version
     // may have added, so this costs what changed.
@@ -177,6 +180,103 @@ pub async fn finish_version(
     Ok(NewVersion {
         number: Some(number),
     })
+}
+
+/// A new version holds two units of a type with the same repository key (Pulp's
+/// `DuplicateContentInRepositoryError`); the version is not made.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "[PLP0022] Found {count} duplicate contents in repository version: {examples}. A version may hold one unit per {field} value; add one of them."
+)]
+pub struct DuplicateContent {
+    /// How many units too many.
+    pub count: i64,
+    /// The field that must be unique.
+    pub field: String,
+    /// Up to five duplicated values, with how many units share each.
+    pub examples: String,
+}
+
+/// Pulp's `remove_duplicates` and `validate_duplicate_content`, for content types with a
+/// `repository-key`: every unit of version `number` (being made from `base`) that has the key
+/// value of a unit the version adds, and is not one of the added, leaves the version; then the
+/// version may not hold two units with one key value. Returns how many units left. Costs what the
+/// version adds: both statements start from its added rows.
+async fn replace_by_repository_key(
+    tx: &mut WriteTx,
+    plugin: &str,
+    repository_id: &str,
+    base: i64,
+    number: i64,
+) -> anyhow::Result<u64> {
+    let keyed: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM content_key_fields WHERE plugin = $1 AND repository_key = 1 LIMIT 1",
+    )
+    .bind(plugin)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if keyed.is_none() {
+        return Ok(0);
+    }
+    // The keys of the units this version adds (`number` bound at `$n`), under their type's
+    // repository key.
+    let added_keys = |n: u8| {
+        format!(
+            "(SELECT k.plugin, k.type_name, k.field, k.value, k.content_id FROM repository_content added
+              JOIN content_keys k ON k.content_id = added.content_id
+              JOIN content_key_fields f ON f.plugin = k.plugin AND f.type_name = k.type_name
+                   AND f.field = k.field AND f.repository_key = 1
+              WHERE added.repository_id = $1 AND added.version_added = ${n}) n"
+        )
+    };
+    // The older units are found by value, which the keys' primary key serves.
+    let replaced = sqlx::query(&format!(
+        "UPDATE repository_content SET version_removed = $3
+         WHERE repository_id = $1 AND version_removed IS NULL AND version_added <= $2
+           AND content_id IN (
+               SELECT o.content_id FROM {}
+               JOIN content_keys o ON o.plugin = n.plugin AND o.type_name = n.type_name
+                    AND o.field = n.field AND o.value = n.value AND o.content_id <> n.content_id
+           )",
+        added_keys(3)
+    ))
+    .bind(repository_id)
+    .bind(base)
+    .bind(number)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    // The new version is the latest: its units are the rows not removed.
+    let duplicates = sqlx::query_as::<_, (String, String, String, i64)>(&format!(
+        "SELECT n.type_name, n.field, n.value, COUNT(DISTINCT m.content_id) FROM {}
+         JOIN content_keys m ON m.plugin = n.plugin AND m.type_name = n.type_name
+              AND m.field = n.field AND m.value = n.value
+         JOIN repository_content rc ON rc.content_id = m.content_id AND rc.repository_id = $1
+              AND rc.version_removed IS NULL
+         GROUP BY n.type_name, n.field, n.value HAVING COUNT(DISTINCT m.content_id) > 1
+         ORDER BY n.value",
+        added_keys(2)
+    ))
+    .bind(repository_id)
+    .bind(number)
+    .fetch_all(&mut **tx)
+    .await?;
+    if let Some((_, field, _, _)) = duplicates.first() {
+        let examples: Vec<String> = duplicates
+            .iter()
+            .take(5)
+            .map(|(type_name, field, value, units)| {
+                format!("{units} {plugin}.{type_name} units have {field} {value:?}")
+            })
+            .collect();
+        return Err(DuplicateContent {
+            count: duplicates.iter().map(|(_, _, _, units)| units - 1).sum(),
+            field: field.clone(),
+            examples: examples.join("; "),
+        }
+        .into());
+    }
+    Ok(replaced)
 }
 
 /// Enforces `retain_repo_versions`: deletes the oldest versions beyond the number to keep,

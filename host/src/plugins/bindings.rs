@@ -1,12 +1,13 @@
 //! The generated host side of every supported `granary:plugin` version. `bindgen!` runs here and
 //! nowhere else.
 //!
-//! The current version (`wit/since_v0.2.0`) is the crate's vocabulary: its records are what the
-//! rest of the host speaks. Older versions get their own generated module, and `v0_1.rs` adapts
-//! them to the current one (one implementation of each import, converted at the boundary).
+//! The current version (`wit/since_v0.3.0`) is the crate's vocabulary: its records are what the
+//! rest of the host speaks. Older versions get their own generated module, and `v0_1.rs` and
+//! `v0_2.rs` adapt them to the current one (one implementation of each import, converted at the
+//! boundary).
 
 /// Generates the host side of the `granary:plugin` version in the WIT directory `$wit`. Every
-/// version is generated alike: `v0_1.rs` forwards an old version's imports to the current ones,
+/// version is generated alike: `v0_1.rs` and `v0_2.rs` forward an old version's imports to the current ones,
 /// which only works while their modes (async, trappable) and the `http.response` resource agree.
 macro_rules! plugin_bindings {
     ($wit:literal) => {
@@ -22,8 +23,13 @@ macro_rules! plugin_bindings {
     };
 }
 
-/// `granary:plugin@0.2.0`, the current version.
+/// `granary:plugin@0.3.0`, the current version.
 pub mod current {
+    plugin_bindings!("../wit/since_v0.3.0");
+}
+
+/// `granary:plugin@0.2.0`, released and frozen; adapted by `v0_2.rs`.
+pub mod v0_2 {
     plugin_bindings!("../wit/since_v0.2.0");
 }
 

@@ -58,6 +58,79 @@ impl content::Host for CallState {
         .await;
         Ok(unit_page(page, "listing units by prefix for a plugin"))
     }
+
+    async fn distinct_values(
+        &mut self,
+        content_type: String,
+        field: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<String>, PluginError>> {
+        let scope = content_scope(self, "looked up")?;
+        let key = match key_field(scope, &content_type, &field) {
+            Ok(key) => key,
+            Err(error) => return Ok(Err(error)),
+        };
+        let values = units::distinct_values(
+            &scope.db,
+            &scope.repository_id,
+            scope.version,
+            key,
+            after.as_deref().unwrap_or(""),
+            page_limit(limit),
+        )
+        .await;
+        Ok(answer(
+            values,
+            "listing distinct values for a plugin",
+            "listing distinct values",
+        ))
+    }
+
+    async fn find_by_field(
+        &mut self,
+        content_type: String,
+        field: String,
+        value: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
+        let scope = content_scope(self, "looked up")?;
+        let key = match key_field(scope, &content_type, &field) {
+            Ok(key) => key,
+            Err(error) => return Ok(Err(error)),
+        };
+        let page = units::page_by_field(
+            scope.db.pool(),
+            &scope.repository_id,
+            scope.version,
+            key,
+            &value,
+            cursor.as_deref().unwrap_or(""),
+            page_limit(limit),
+        )
+        .await;
+        Ok(unit_page(page, "finding units by field for a plugin"))
+    }
+}
+
+/// The indexed field `field` of the plugin's `content_type`, or the error a guest gets for a
+/// field its `describe` does not index (a plugin bug it can fix, not a sandbox violation).
+fn key_field<'a>(
+    scope: &'a ContentScope,
+    content_type: &'a str,
+    field: &'a str,
+) -> Result<units::KeyField<'a>, PluginError> {
+    if !scope.indexes(content_type, field) {
+        return Err(guest_error(format!(
+            "content type {content_type:?} does not index the field {field:?}: declare it in content-type-info.indexed-fields"
+        )));
+    }
+    Ok(units::KeyField {
+        plugin: &scope.plugin,
+        type_name: content_type,
+        field,
+    })
 }
 
 /// The page size a guest asked for, within what one answer may carry.

@@ -213,6 +213,8 @@ mod tests {
                 description: "A package".into(),
                 natural_key_fields: vec!["name".into()],
                 endpoint: declared.as_ref().map(|_| "packages".into()),
+                indexed_fields: Vec::new(),
+                repository_key: None,
             }],
             capabilities: Vec::new(),
             rest_names: declared,

@@ -13,16 +13,16 @@ use wasmtime::{
 };
 
 use super::ArtifactRef;
-use super::bindings::{ContentType, ContentTypePre, v0_1 as bindings_v0_1};
+use super::bindings::{ContentType, ContentTypePre, v0_1 as bindings_v0_1, v0_2 as bindings_v0_2};
 use super::rest_names::RestNames;
 use super::scope::{CallScope, CallState};
-use super::v0_1;
 use super::{
     HandleOutcome, HttpRequest, PluginError, PluginInfo, RemoteConfig, UnitDeclaration, VersionInfo,
 };
+use super::{v0_1, v0_2};
 
 /// WIT package versions this host runs.
-pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 
 /// The WIT package every plugin imports from; its imports carry the version the plugin targets.
 const WIT_PACKAGE: &str = "granary:plugin";
@@ -102,8 +102,10 @@ pub struct LoadedPlugin {
 
 /// A component linked and ready to instantiate, by the WIT version it was built against.
 enum Pre {
-    /// `granary:plugin@0.2.0`.
+    /// `granary:plugin@0.3.0`.
     Current(ContentTypePre<CallState>),
+    /// `granary:plugin@0.2.0`, adapted by `v0_2.rs`.
+    V0_2(bindings_v0_2::ContentTypePre<CallState>),
     /// `granary:plugin@0.1.0`, adapted by `v0_1.rs`.
     V0_1(bindings_v0_1::ContentTypePre<CallState>),
 }
@@ -137,6 +139,15 @@ impl LoadedPlugin {
             .map(|names| names.distribution.as_str())
     }
 
+    /// The (content type, field) pairs the plugin's content types index.
+    pub fn indexed_fields(&self) -> Vec<(String, String)> {
+        self.info
+            .content_types
+            .iter()
+            .flat_map(|t| t.indexed_fields.iter().map(|f| (t.name.clone(), f.clone())))
+            .collect()
+    }
+
     /// Names of the plugin's content types.
     pub fn content_type_names(&self) -> Vec<String> {
         self.info
@@ -165,17 +176,21 @@ impl std::fmt::Debug for PluginRuntime {
     }
 }
 
-/// Runs one export on a fresh instance: builds the store, instantiates, calls (the `current` or
-/// the `v0_1` expression, by the component's WIT version; both yield current types), classifies
-/// errors, and hands back the call's scope (a publish needs what it wrote).
+/// Runs one export on a fresh instance: builds the store, instantiates, calls (the `current`,
+/// `v0_2` or `v0_1` expression, by the component's WIT version; all yield current types),
+/// classifies errors, and hands back the call's scope (a publish needs what it wrote).
 macro_rules! call_export {
-    ($runtime:expr, $pre:expr, $store:ident, $scope:expr, |$guest:ident| current => $current:expr, v0_1 => $old:expr $(,)?) => {{
+    ($runtime:expr, $pre:expr, $store:ident, $scope:expr, |$guest:ident| current => $current:expr, v0_2 => $v0_2:expr, v0_1 => $old:expr $(,)?) => {{
         let mut $store = $runtime.new_store($scope);
         let outcome: wasmtime::Result<_> = async {
             match $pre {
                 Pre::Current(pre) => {
                     let $guest = pre.instantiate_async(&mut $store).await?;
                     $current
+                }
+                Pre::V0_2(pre) => {
+                    let $guest = pre.instantiate_async(&mut $store).await?;
+                    $v0_2
                 }
                 Pre::V0_1(pre) => {
                     let $guest = pre.instantiate_async(&mut $store).await?;
@@ -189,12 +204,20 @@ macro_rules! call_export {
     }};
 }
 
-/// Converts the error half of a 0.1.0 export's result.
+/// Converts a 0.1.0 export's result: the value with `convert`, the error to the current record.
 fn old_result<T, U>(
     result: wasmtime::Result<Result<T, bindings_v0_1::granary::plugin::types::PluginError>>,
     convert: impl FnOnce(T) -> U,
 ) -> wasmtime::Result<Result<U, PluginError>> {
     result.map(|inner| inner.map(convert).map_err(v0_1::error_in))
+}
+
+/// Converts a 0.2.0 export's result, as [`old_result`] does a 0.1.0 one.
+fn v0_2_result<T, U>(
+    result: wasmtime::Result<Result<T, bindings_v0_2::granary::plugin::types::PluginError>>,
+    convert: impl FnOnce(T) -> U,
+) -> wasmtime::Result<Result<U, PluginError>> {
+    result.map(|inner| inner.map(convert).map_err(v0_2::error_in))
 }
 
 impl PluginRuntime {
@@ -235,6 +258,11 @@ impl PluginRuntime {
             |state| state,
         )
         .map_err(|e| wasm_error("linking the granary:plugin@0.1.0 imports", e))?;
+        bindings_v0_2::ContentType::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| wasm_error("linking the granary:plugin@0.2.0 imports", e))?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -303,10 +331,14 @@ impl PluginRuntime {
         let not_the_world = |error: wasmtime::Error| {
             anyhow::anyhow!("the component does not export the content-type world: {error:#}")
         };
-        let pre = if imported_version == "0.1.0" {
-            Pre::V0_1(bindings_v0_1::ContentTypePre::new(instance_pre).map_err(not_the_world)?)
-        } else {
-            Pre::Current(ContentTypePre::new(instance_pre).map_err(not_the_world)?)
+        let pre = match imported_version.as_str() {
+            "0.1.0" => {
+                Pre::V0_1(bindings_v0_1::ContentTypePre::new(instance_pre).map_err(not_the_world)?)
+            }
+            "0.2.0" => {
+                Pre::V0_2(bindings_v0_2::ContentTypePre::new(instance_pre).map_err(not_the_world)?)
+            }
+            _ => Pre::Current(ContentTypePre::new(instance_pre).map_err(not_the_world)?),
         };
         let info = self
             .describe_pre(&pre)
@@ -389,6 +421,7 @@ impl PluginRuntime {
     pub async fn describe(&self, plugin: &LoadedPlugin) -> Result<PluginInfo, CallError> {
         let (result, _) = call_export!(self, &plugin.pre, store, CallScope::default(), |guest|
             current => guest.call_describe(&mut store).await,
+            v0_2 => Ok(v0_2::plugin_info_in(guest.call_describe(&mut store).await?)),
             v0_1 => Ok(v0_1::plugin_info_in(guest.call_describe(&mut store).await?)));
         result
     }
@@ -403,6 +436,10 @@ impl PluginRuntime {
                 Pre::Current(pre) => {
                     let guest = pre.instantiate_async(&mut store).await?;
                     guest.call_describe(&mut store).await
+                }
+                Pre::V0_2(pre) => {
+                    let guest = pre.instantiate_async(&mut store).await?;
+                    Ok(v0_2::plugin_info_in(guest.call_describe(&mut store).await?))
                 }
                 Pre::V0_1(pre) => {
                     let guest = pre.instantiate_async(&mut store).await?;
@@ -423,6 +460,10 @@ impl PluginRuntime {
     ) -> Result<(), CallError> {
         let (result, _) = call_export!(self, &plugin.pre, store, scope, |guest|
         current => guest.call_sync(&mut store, remote).await,
+        v0_2 => v0_2_result(
+            guest.call_sync(&mut store, &v0_2::remote_out(remote)).await,
+            |()| (),
+        ),
         v0_1 => old_result(
             guest.call_sync(&mut store, &v0_1::remote_out(remote)).await,
             |()| (),
@@ -444,6 +485,16 @@ impl PluginRuntime {
         current => guest
             .call_parse_upload(&mut store, upload, relative_path.as_deref())
             .await,
+        v0_2 => v0_2_result(
+            guest
+                .call_parse_upload(
+                    &mut store,
+                    &v0_2::artifact_ref_out(upload),
+                    relative_path.as_deref(),
+                )
+                .await,
+            v0_2::unit_in,
+        ),
         v0_1 => old_result(
             guest
                 .call_parse_upload(
@@ -466,6 +517,10 @@ impl PluginRuntime {
     ) -> (Result<(), CallError>, CallScope) {
         let (result, scope) = call_export!(self, &plugin.pre, store, scope, |guest|
         current => guest.call_publish(&mut store, version).await,
+        v0_2 => v0_2_result(
+            guest.call_publish(&mut store, &v0_2::version_out(version)).await,
+            |()| (),
+        ),
         v0_1 => old_result(
             guest.call_publish(&mut store, &v0_1::version_out(version)).await,
             |()| (),
@@ -483,6 +538,10 @@ impl PluginRuntime {
     ) -> (Result<HandleOutcome, CallError>, CallScope) {
         let (result, scope) = call_export!(self, &plugin.pre, store, scope, |guest|
         current => guest.call_handle(&mut store, request).await,
+        v0_2 => v0_2_result(
+            guest.call_handle(&mut store, &v0_2::request_out(request)).await,
+            v0_2::outcome_in,
+        ),
         v0_1 => old_result(
             guest.call_handle(&mut store, &v0_1::request_out(request)).await,
             v0_1::outcome_in,
@@ -703,6 +762,33 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
             anyhow::ensure!(
                 is_identifier(endpoint),
                 "content type endpoint {endpoint:?} must match [a-z][a-z0-9_]*"
+            );
+        }
+        let indexed = &content_type.indexed_fields;
+        anyhow::ensure!(
+            indexed.len() <= super::MAX_INDEXED_FIELDS,
+            "content type {:?} indexes {} fields; at most {} may be indexed",
+            content_type.name,
+            indexed.len(),
+            super::MAX_INDEXED_FIELDS
+        );
+        for (at, field) in indexed.iter().enumerate() {
+            anyhow::ensure!(
+                is_identifier(field),
+                "indexed field {field:?} of content type {:?} must match [a-z][a-z0-9_]*",
+                content_type.name
+            );
+            anyhow::ensure!(
+                !indexed[..at].contains(field),
+                "content type {:?} indexes the field {field:?} twice",
+                content_type.name
+            );
+        }
+        if let Some(key) = &content_type.repository_key {
+            anyhow::ensure!(
+                indexed.contains(key),
+                "the repository key {key:?} of content type {:?} must be one of its indexed fields",
+                content_type.name
             );
         }
     }

@@ -100,6 +100,35 @@ pub struct ContentScope {
     pub repository_id: String,
     /// The version number.
     pub version: i64,
+    /// The plugin whose call this is: lookups by an indexed field read its units' keys.
+    pub plugin: String,
+    /// The (content type, field) pairs the plugin indexes.
+    pub indexed: Vec<(String, String)>,
+}
+
+impl ContentScope {
+    /// Version `version` of the repository `repository_id`, read by `plugin`.
+    pub fn new(
+        db: Arc<Db>,
+        plugin: &super::runtime::LoadedPlugin,
+        repository_id: &str,
+        version: i64,
+    ) -> Self {
+        Self {
+            db,
+            repository_id: repository_id.to_owned(),
+            version,
+            plugin: plugin.info.name.clone(),
+            indexed: plugin.indexed_fields(),
+        }
+    }
+
+    /// Whether units of `content_type` are indexed by `field`.
+    pub fn indexes(&self, content_type: &str, field: &str) -> bool {
+        self.indexed.iter().any(|(indexed_type, indexed_field)| {
+            indexed_type == content_type && indexed_field == field
+        })
+    }
 }
 
 /// A publication being built.

@@ -107,6 +107,91 @@ pub async fn page_by_prefix(
     Ok((with_artifacts(db.pool(), rows).await?, next))
 }
 
+/// Which indexed field of which units: the plugin's `type_name` units, keyed by `field`.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyField<'a> {
+    /// The plugin whose units these are.
+    pub plugin: &'a str,
+    /// Their content type.
+    pub type_name: &'a str,
+    /// The indexed field.
+    pub field: &'a str,
+}
+
+/// Up to `limit` distinct values of an indexed field among the units of a version, in byte order,
+/// after `after`.
+///
+/// Walks the `content_keys` primary key in value order and probes each value's units for
+/// membership, so a page costs what its values have, not the repository. PostgreSQL compares
+/// under the C collation, as SQLite always does, so the order is the bytes' on both.
+pub async fn distinct_values(
+    db: &crate::db::Db,
+    repository_id: &str,
+    version: i64,
+    key: KeyField<'_>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let collate = match db.backend() {
+        crate::db::Backend::Sqlite => "",
+        crate::db::Backend::Postgres => " COLLATE \"C\"",
+    };
+    sqlx::query_scalar::<_, String>(&format!(
+        "SELECT DISTINCT k.value{collate} AS value FROM content_keys k
+         WHERE k.plugin = $3 AND k.type_name = $4 AND k.field = $5 AND k.value{collate} > $6
+           AND EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = k.content_id AND
+               rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2))
+         ORDER BY 1 LIMIT $7"
+    ))
+    .bind(repository_id)
+    .bind(version)
+    .bind(key.plugin)
+    .bind(key.type_name)
+    .bind(key.field)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// One page of the units of a version whose indexed field has the value `value`, ordered by id,
+/// after `cursor`: driven by the `content_keys` primary key, then one membership probe per unit.
+pub async fn page_by_field(
+    pool: &sqlx::AnyPool,
+    repository_id: &str,
+    version: i64,
+    key: KeyField<'_>,
+    value: &str,
+    cursor: &str,
+    limit: i64,
+) -> Result<(Vec<StoredUnit>, Option<String>), sqlx::Error> {
+    let rows = sqlx::query_as::<_, UnitRow>(
+        "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM content c
+         WHERE c.id IN (SELECT k.content_id FROM content_keys k
+               WHERE k.plugin = $3 AND k.type_name = $4 AND k.field = $5 AND k.value = $6)
+           AND EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND
+               rc.repository_id = $1 AND rc.version_added <= $2 AND (rc.version_removed IS NULL OR rc.version_removed > $2))
+           AND c.id > $7
+         ORDER BY c.id LIMIT $8",
+    )
+    .bind(repository_id)
+    .bind(version)
+    .bind(key.plugin)
+    .bind(key.type_name)
+    .bind(key.field)
+    .bind(value)
+    .bind(cursor)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let next = if rows.len() as i64 == limit {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
+    Ok((with_artifacts(pool, rows).await?, next))
+}
+
 /// `text` with `LIKE`'s wildcards and escape character escaped (escape character `\`).
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());

@@ -1,9 +1,10 @@
 //! `granary:plugin@0.1.0` on top of the current version: its imports delegate to the one
 //! implementation of each interface (`host_*.rs`), and its records are converted at the boundary.
 //!
-//! 0.2.0 only added records, fields and functions, so every 0.1.0 value has a current
+//! 0.2.0 and 0.3.0 only added records, fields and functions, so every 0.1.0 value has a current
 //! counterpart: new fields take their documented defaults (no REST names, no plugin fields, no
-//! form, no user), and a 0.1.0 `handle` answer becomes an outcome that adds nothing.
+//! indexed fields, no form, no user), and a 0.1.0 `handle` answer becomes an outcome that adds
+//! nothing.
 
 use std::convert::identity;
 
@@ -43,6 +44,8 @@ pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginI
         convert_record!(content_type => current::types::ContentTypeInfo {
             name, description, natural_key_fields;
             endpoint: None,
+            indexed_fields: Vec::new(),
+            repository_key: None,
         })
     };
     convert_record!(info => current::types::PluginInfo {
@@ -67,6 +70,7 @@ pub(super) fn outcome_in(response: types::HttpResponse) -> current::types::Handl
             status, headers; body: body
         }),
         add_units: Vec::new(),
+        remove_units: Vec::new(),
     }
 }
 

@@ -128,6 +128,10 @@ pub enum TaskArgs {
         remote_id: Option<String>,
         /// The units.
         units: Vec<additions::DeclaredUnit>,
+        /// Units to remove, by (content type, natural key). Absent in the arguments of tasks
+        /// queued before removals existed.
+        #[serde(default)]
+        remove: Vec<(String, String)>,
     },
     /// Create a distribution.
     CreateDistribution {
@@ -385,15 +389,16 @@ async fn run_kind(
             plugin,
             remote_id,
             units,
+            remove,
         } => {
+            let change = additions::Change { units, remove };
             additions::run(
                 &backends.db,
                 &backends.plugins.rest_names(),
                 &task,
-                &repository_id,
-                &plugin,
+                (&repository_id, &plugin),
                 remote_id.as_deref(),
-                units,
+                change,
             )
             .await
         }
@@ -565,8 +570,9 @@ struct TaskEndRow {
     created_resources: String,
 }
 
-/// Queues an `add-units` task on `repository_id` (exclusive lock) and waits until it ends.
-/// Returns the href of the new version, if one was made. `finished` (a worker of this process
+/// Queues an `add-units` task on `repository_id` (exclusive lock) that adds `units` and removes
+/// the units named by (content type, natural key) in `remove`, and waits until it ends. Returns
+/// the href of the new version, if one was made. `finished` (a worker of this process
 /// recorded a task's end) makes it look at once; a worker of another process is seen at the next
 /// poll.
 #[expect(
@@ -582,6 +588,7 @@ pub async fn add_units_and_wait(
     plugin: &str,
     remote_id: Option<&str>,
     units: &[UnitDeclaration],
+    remove: &[(String, String)],
 ) -> Result<Option<String>, AddError> {
     let (repository_plugin, type_name) = sqlx::query_as::<_, (String, String)>(
         "SELECT plugin, type_name FROM repositories WHERE id = $1",
@@ -602,6 +609,7 @@ pub async fn add_units_and_wait(
         plugin: plugin.to_owned(),
         remote_id: remote_id.map(str::to_owned),
         units: units.iter().map(additions::DeclaredUnit::from).collect(),
+        remove: remove.to_vec(),
     };
     let task_id = super::enqueue(db, "granary.tasks.add_units", &args, &[lock])
         .await

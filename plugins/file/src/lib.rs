@@ -36,11 +36,16 @@ impl Plugin for FilePlugin {
         PluginInfo::new(
             "file",
             env!("CARGO_PKG_VERSION"),
-            vec![ContentTypeInfo::new(
-                FILE,
-                "A file with a relative path",
-                &["relative_path", "sha256"],
-            )],
+            vec![
+                ContentTypeInfo::new(
+                    FILE,
+                    "A file with a relative path",
+                    &["relative_path", "sha256"],
+                )
+                // pulp_file's `repo_key_fields`: a file uploaded at a path replaces the one there.
+                .with_indexed_fields(&["relative_path"])
+                .with_repository_key("relative_path"),
+            ],
         )
         .with_capabilities(&["http"])
     }

@@ -61,7 +61,11 @@ impl Plugin for PythonPlugin {
             "A Python distribution file (wheel or sdist) with its core metadata",
             &["filename", "sha256"],
         )
-        .with_endpoint("packages");
+        .with_endpoint("packages")
+        // The index lists projects from the distinct names, without reading every unit; a file
+        // name is a package's identity in a repository (pulp_python's `repo_key_fields`).
+        .with_indexed_fields(&["name", "filename"])
+        .with_repository_key("filename");
         PluginInfo::new("python", env!("CARGO_PKG_VERSION"), vec![package])
             .with_capabilities(&["http"])
             .with_rest_names("python", "python", "pypi", "pypi")

@@ -80,10 +80,7 @@ pub(crate) fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError
 }
 
 fn respond(response: HttpResponse) -> HandleOutcome {
-    HandleOutcome {
-        response,
-        add_units: Vec::new(),
-    }
+    HandleOutcome::respond(response)
 }
 
 fn text(status: u16, message: &str) -> HttpResponse {
@@ -172,16 +169,10 @@ fn index(request: &HttpRequest) -> Result<HttpResponse, PluginError> {
     let Some(format) = negotiate(request) else {
         return Ok(not_acceptable());
     };
+    // Names as their packages spell them (`Foo_Bar`, `foo-bar`): a project may have several.
     let mut projects = BTreeSet::new();
-    for unit in content::units() {
-        let unit = unit?;
-        if unit.content_type != CONTENT_TYPE {
-            continue;
-        }
-        let metadata: Value = serde_json::from_str(&unit.metadata).unwrap_or_default();
-        if let Some(name) = metadata["name"].as_str() {
-            projects.insert(normalize(name));
-        }
+    for name in content::distinct_values(CONTENT_TYPE, "name") {
+        projects.insert(normalize(&name?));
     }
     // A pull-through distribution lists what it stores, not its upstream's whole index: pip never
     // reads this page, and PyPI's is 40 MB, which every anonymous GET would make the host fetch.
@@ -403,8 +394,5 @@ fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
         )));
     }
     let unit = crate::unit_with_metadata(parsed)?;
-    Ok(HandleOutcome {
-        response: text(200, "OK"),
-        add_units: vec![unit],
-    })
+    Ok(HandleOutcome::with_units(text(200, "OK"), vec![unit]))
 }

@@ -214,7 +214,7 @@ pub async fn make_version(
         Ok(outcome) => outcome,
         Err(error) => {
             let _ = versions::clear_staging(&backends.db, staging_key).await;
-            return Err(error.into());
+            return Err(error);
         }
     };
     match outcome.number {
@@ -716,6 +716,20 @@ async fn record_units(
         .collect();
     let key_refs: Vec<&(String, String)> = keys.iter().collect();
     let ids = crate::domain::declarations::lookup_content(&mut tx, plugin, &key_refs).await?;
+    // Units this server had already keep their keys; writing them again changes nothing.
+    let indexed: Vec<crate::domain::content_keys::Unit<'_>> = units
+        .iter()
+        .zip(&keys)
+        .filter_map(|(unit, key)| {
+            Some(crate::domain::content_keys::Unit {
+                content_id: ids.get(key)?,
+                type_name: &unit.type_name,
+                natural_key: &unit.natural_key,
+                metadata: &unit.metadata,
+            })
+        })
+        .collect();
+    crate::domain::content_keys::index(&mut tx, plugin, &indexed).await?;
     let mut content_ids = Vec::with_capacity(units.len());
     for (unit, key) in units.iter().zip(&keys) {
         let id = ids

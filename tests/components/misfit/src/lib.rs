@@ -10,7 +10,8 @@
 //! - `trap`: `describe` panics;
 //! - `loop`: `describe` never returns;
 //! - `file`: describes the content type `file`, which the built-in plugin already provides;
-//! - `wit9`: `describe` claims WIT version `0.9.0`, which no host supports.
+//! - `wit9`: `describe` claims WIT version `0.9.0`, which no host supports;
+//! - `keys`: indexes a field whose name is not an identifier (`not-a-name`).
 
 use granary_sdk::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, Plugin, PluginError, PluginInfo,
@@ -39,15 +40,11 @@ impl Plugin for Misfit {
             _ => {}
         }
         let content_type = if &mode == b"file" { "file" } else { "gadget" };
-        let mut info = PluginInfo::new(
-            "misfit",
-            env!("CARGO_PKG_VERSION"),
-            vec![ContentTypeInfo::new(
-                content_type,
-                "A thing that does not fit",
-                &["name"],
-            )],
-        );
+        let mut gadget = ContentTypeInfo::new(content_type, "A thing that does not fit", &["name"]);
+        if &mode == b"keys" {
+            gadget = gadget.with_indexed_fields(&["not-a-name"]);
+        }
+        let mut info = PluginInfo::new("misfit", env!("CARGO_PKG_VERSION"), vec![gadget]);
         if &mode == b"wit9" {
             info.wit_version = "0.9.0".into();
         }
