@@ -394,6 +394,30 @@ pub(crate) mod imports {
         use crate::StoredUnit;
         use crate::wit::granary::plugin::types::UnitPage;
 
+        /// The page of `matching` at `cursor` (an offset, as the harness writes its cursors).
+        fn page_of(
+            matching: &[&StoredUnit],
+            cursor: Option<&str>,
+            limit: u32,
+        ) -> Result<UnitPage, RawError> {
+            let start = match cursor {
+                None => 0,
+                Some(cursor) => cursor
+                    .parse::<usize>()
+                    .map_err(|_| error(format!("invalid cursor {cursor:?}")))?,
+            };
+            let limit = (limit as usize).clamp(1, MAX_BATCH);
+            let end = (start + limit).min(matching.len());
+            let units = matching
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|&unit| unit.clone())
+                .collect();
+            let next = (end < matching.len()).then(|| end.to_string());
+            Ok(UnitPage { units, next })
+        }
+
         pub fn list_units(cursor: Option<&str>, limit: u32) -> Result<UnitPage, RawError> {
             with_host(|host| {
                 let start = match cursor {
@@ -425,22 +449,7 @@ pub(crate) mod imports {
                             .any(|a| a.relative_path.starts_with(prefix))
                     })
                     .collect();
-                let start = match cursor {
-                    None => 0,
-                    Some(cursor) => cursor
-                        .parse::<usize>()
-                        .map_err(|_| error(format!("invalid cursor {cursor:?}")))?,
-                };
-                let limit = (limit as usize).clamp(1, MAX_BATCH);
-                let end = (start + limit).min(matching.len());
-                let units = matching
-                    .get(start..end)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|&unit| unit.clone())
-                    .collect();
-                let next = (end < matching.len()).then(|| end.to_string());
-                Ok(UnitPage { units, next })
+                page_of(&matching, cursor, limit)
             })
         }
 
@@ -484,22 +493,7 @@ pub(crate) mod imports {
                             && indexed_value(&unit.metadata, field).as_deref() == Some(value)
                     })
                     .collect();
-                let start = match cursor {
-                    None => 0,
-                    Some(cursor) => cursor
-                        .parse::<usize>()
-                        .map_err(|_| error(format!("invalid cursor {cursor:?}")))?,
-                };
-                let limit = (limit as usize).clamp(1, MAX_BATCH);
-                let end = (start + limit).min(matching.len());
-                let units = matching
-                    .get(start..end)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|&unit| unit.clone())
-                    .collect();
-                let next = (end < matching.len()).then(|| end.to_string());
-                Ok(UnitPage { units, next })
+                page_of(&matching, cursor, limit)
             })
         }
 

@@ -47,11 +47,7 @@ pub async fn page(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    let next = if rows.len() as i64 == limit {
-        rows.last().map(|row| row.id.clone())
-    } else {
-        None
-    };
+    let next = next_cursor(&rows, limit);
     Ok((with_artifacts(pool, rows).await?, next))
 }
 
@@ -99,11 +95,7 @@ pub async fn page_by_prefix(
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    let next = if rows.len() as i64 == limit {
-        rows.last().map(|row| row.id.clone())
-    } else {
-        None
-    };
+    let next = next_cursor(&rows, limit);
     Ok((with_artifacts(db.pool(), rows).await?, next))
 }
 
@@ -184,11 +176,7 @@ pub async fn page_by_field(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    let next = if rows.len() as i64 == limit {
-        rows.last().map(|row| row.id.clone())
-    } else {
-        None
-    };
+    let next = next_cursor(&rows, limit);
     Ok((with_artifacts(pool, rows).await?, next))
 }
 
@@ -228,6 +216,13 @@ pub async fn by_path(
     .fetch_all(pool)
     .await?;
     with_artifacts(pool, rows).await
+}
+
+/// Where the page after `rows` starts: after its last unit when the page is full.
+fn next_cursor(rows: &[UnitRow], limit: i64) -> Option<String> {
+    (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|row| row.id.clone()))
+        .flatten()
 }
 
 async fn with_artifacts(
