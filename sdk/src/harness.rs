@@ -420,17 +420,8 @@ pub(crate) mod imports {
 
         pub fn list_units(cursor: Option<&str>, limit: u32) -> Result<UnitPage, RawError> {
             with_host(|host| {
-                let start = match cursor {
-                    None => 0,
-                    Some(cursor) => cursor
-                        .parse::<usize>()
-                        .map_err(|_| error(format!("invalid cursor {cursor:?}")))?,
-                };
-                let limit = (limit as usize).clamp(1, MAX_BATCH);
-                let end = (start + limit).min(host.units.len());
-                let units = host.units.get(start..end).unwrap_or_default().to_vec();
-                let next = (end < host.units.len()).then(|| end.to_string());
-                Ok(UnitPage { units, next })
+                let all: Vec<&StoredUnit> = host.units.iter().collect();
+                page_of(&all, cursor, limit)
             })
         }
 
