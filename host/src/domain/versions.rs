@@ -123,7 +123,8 @@ pub async fn finish_version(
         changed += query.execute(&mut *tx).await?.rows_affected();
     }
     if changed > 0 {
-        changed += replace_by_repository_key(&mut tx, &plugin, repository_id, base, number).await?;
+        let version = (repository_id, base, number);
+        changed += replace_by_repository_key(&mut tx, &plugin, version, task_id).await?;
     }
     // Counted from what was staged, before it is cleared: the staged units are what the version
     // may have added, so this costs what changed.
@@ -201,13 +202,12 @@ pub struct DuplicateContent {
 /// `repository-key`: every unit of version `number` (being made from `base`) that has the key
 /// value of a unit the version adds, and is not one of the added, leaves the version; then the
 /// version may not hold two units with one key value. Returns how many units left. Costs what the
-/// version adds: both statements start from its added rows.
+/// version adds: both statements start from what `task_id` staged.
 async fn replace_by_repository_key(
     tx: &mut WriteTx,
     plugin: &str,
-    repository_id: &str,
-    base: i64,
-    number: i64,
+    (repository_id, base, number): (&str, i64, i64),
+    task_id: &str,
 ) -> anyhow::Result<u64> {
     let keyed: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM content_key_fields WHERE plugin = $1 AND repository_key = 1 LIMIT 1",
@@ -218,15 +218,18 @@ async fn replace_by_repository_key(
     if keyed.is_none() {
         return Ok(0);
     }
-    // The keys of the units this version adds (`number` bound at `$n`), under their type's
-    // repository key.
-    let added_keys = |n: u8| {
+    // The keys of the units this version adds (`number` bound at `$n`, the task at `$t`), under
+    // their type's repository key. Driven by what the task staged (every addition is staged),
+    // so it costs what the version adds, not what the repository holds.
+    let added_keys = |n: u8, t: u8| {
         format!(
-            "(SELECT k.plugin, k.type_name, k.field, k.value, k.content_id FROM repository_content added
-              JOIN content_keys k ON k.content_id = added.content_id
+            "(SELECT k.plugin, k.type_name, k.field, k.value, k.content_id FROM sync_staging s
+              JOIN repository_content added ON added.content_id = s.content_id
+                   AND added.repository_id = $1 AND added.version_added = ${n}
+              JOIN content_keys k ON k.content_id = s.content_id
               JOIN content_key_fields f ON f.plugin = k.plugin AND f.type_name = k.type_name
                    AND f.field = k.field AND f.repository_key = 1
-              WHERE added.repository_id = $1 AND added.version_added = ${n}) n"
+              WHERE s.task_id = ${t}) n"
         )
     };
     // The older units are found by value, which the keys' primary key serves.
@@ -238,11 +241,12 @@ async fn replace_by_repository_key(
                JOIN content_keys o ON o.plugin = n.plugin AND o.type_name = n.type_name
                     AND o.field = n.field AND o.value = n.value AND o.content_id <> n.content_id
            )",
-        added_keys(3)
+        added_keys(3, 4)
     ))
     .bind(repository_id)
     .bind(base)
     .bind(number)
+    .bind(task_id)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -255,10 +259,11 @@ async fn replace_by_repository_key(
               AND rc.version_removed IS NULL
          GROUP BY n.type_name, n.field, n.value HAVING COUNT(DISTINCT m.content_id) > 1
          ORDER BY n.value",
-        added_keys(2)
+        added_keys(2, 3)
     ))
     .bind(repository_id)
     .bind(number)
+    .bind(task_id)
     .fetch_all(&mut **tx)
     .await?;
     if let Some((_, field, _, _)) = duplicates.first() {
