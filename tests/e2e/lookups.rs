@@ -78,6 +78,17 @@ async fn lines(app: &TestApp, path: &str) -> Vec<String> {
     body.lines().map(str::to_owned).collect()
 }
 
+/// DELETE `url` with the admin's credentials.
+async fn delete_as_admin(app: &TestApp, url: &str) -> reqwest::Response {
+    let (user, password) = app.credentials();
+    app.anonymous()
+        .delete(url)
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .expect("DELETE")
+}
+
 fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -169,14 +180,7 @@ async fn a_handle_outcome_removes_units_in_a_new_version(backend: Backend) {
     // Removing changes the repository: a user is needed, as for adding.
     let anonymous = app.anonymous().delete(&entry).send().await.expect("DELETE");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let (user, password) = app.credentials();
-    let removed = app
-        .anonymous()
-        .delete(&entry)
-        .basic_auth(user, Some(password))
-        .send()
-        .await
-        .expect("DELETE");
+    let removed = delete_as_admin(&app, &entry).await;
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
     assert_eq!(lines(&app, "groups/").await, ["tools"]);
     let repository_now = app.get_json(&repository).await;
@@ -187,13 +191,7 @@ async fn a_handle_outcome_removes_units_in_a_new_version(backend: Backend) {
         "{repository_now:#}"
     );
     // Removing what the repository does not hold makes no version.
-    let again = app
-        .anonymous()
-        .delete(&entry)
-        .basic_auth(user, Some(password))
-        .send()
-        .await
-        .expect("DELETE");
+    let again = delete_as_admin(&app, &entry).await;
     assert_eq!(again.status(), StatusCode::NO_CONTENT);
     let repository_after = app.get_json(&repository).await;
     assert_eq!(
