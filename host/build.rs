@@ -14,6 +14,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
     ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
     ("granary-test-lookups", "GRANARY_TEST_LOOKUPS_WASM"),
+    ("granary-test-blobs", "GRANARY_TEST_BLOBS_WASM"),
     ("granary-example-raw", "GRANARY_EXAMPLE_RAW_WASM"),
     ("granary-example-raw-v2", "GRANARY_EXAMPLE_RAW_V2_WASM"),
 ];

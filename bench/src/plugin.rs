@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use granary::db::Db;
+use granary::plugins::host_body::IncomingBody;
 use granary::plugins::runtime::Limits;
 use granary::plugins::{
     ArtifactRef, CallScope, ContentScope, DistributionInfo, HttpRequest, PluginRuntime,
@@ -135,7 +136,6 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             path: path.into(),
             query: None,
             headers: vec![("accept".into(), "text/html".into())],
-            body: Vec::new(),
             base_url: "http://127.0.0.1:24817/pypi/bench/".into(),
             form: Vec::new(),
             files: Vec::new(),
@@ -151,7 +151,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         let runtime = &runtime;
         let python = &python;
         async move {
-            let (result, _) = runtime.handle(python, scope, &request).await;
+            let (result, _) = runtime
+                .handle(python, scope, &request, IncomingBody::empty())
+                .await;
             result.map_err(|error| anyhow::anyhow!("{error:?}"))
         }
     };

@@ -197,6 +197,11 @@ pub struct Config {
     #[arg(long, env = "GRANARY_MAX_UPLOAD_BYTES", default_value_t = 10 << 30)]
     pub max_upload_bytes: u64,
 
+    /// Seconds a plugin's upload session (an OCI chunked blob upload) lives without an append;
+    /// an expired one is gone, with its bytes.
+    #[arg(long, env = "GRANARY_UPLOAD_SESSION_TTL_SECS", default_value_t = 24 * 3600)]
+    pub upload_session_ttl_secs: u64,
+
     /// Directories exporters may write below (Pulp's `ALLOWED_EXPORT_PATHS`), comma-separated.
     /// None by default: every export is refused until an operator names a directory.
     #[arg(long, env = "GRANARY_ALLOWED_EXPORT_PATHS", value_delimiter = ',')]

@@ -11,6 +11,8 @@
 //! - [`upstream_pages`]: upstream pages kept for conditional requests.
 //! - [`uploads`]: turning an uploaded file into a unit through its plugin.
 //! - [`chunked_uploads`]: byte ranges of `uploads/` assembled into an artifact.
+//! - [`upload_sessions`]: plugins' upload sessions (WIT 0.3.0 `uploads`), appended to over
+//!   several requests and completed as an artifact.
 //! - [`objects`]: updating and deleting repositories, remotes, distributions, publications.
 //! - [`content_guards`]: the kinds of content guard, their hrefs and settings, signed URLs and
 //!   client certificates.
@@ -40,6 +42,7 @@ pub mod registry;
 pub mod remotes;
 pub mod replication;
 pub mod transfer;
+pub mod upload_sessions;
 pub mod uploads;
 pub mod upstream_pages;
 pub mod versions;

@@ -8,6 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::plugins::host_body::BodyFault;
+
 /// An error answered to an HTTP client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -87,20 +89,7 @@ impl ApiError {
     /// A request body that could not be read whole: 413 past `limit` bytes, 408 when the client
     /// stopped sending it (the listener's body timeout), else 400.
     pub fn unread_body(error: &(dyn std::error::Error + 'static), limit: u64) -> Self {
-        let mut cause = Some(error);
-        while let Some(error) = cause {
-            if error.is::<http_body_util::LengthLimitError>() {
-                return Self::too_large(limit);
-            }
-            if error.is::<tower_http::timeout::TimeoutError>() {
-                return Self::detail(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "The request body stopped arriving.",
-                );
-            }
-            cause = error.source();
-        }
-        Self::bad_request(format!("The request body could not be read: {error}"))
+        body_fault(error, limit).into()
     }
 
     /// 413 with a message attached to one field: the part of a form that passed its limit.
@@ -177,5 +166,35 @@ fn unique_violation_field(message: &str, constraint: Option<&str>) -> &'static s
         "name"
     } else {
         "non_field_errors"
+    }
+}
+
+/// Why a request body of at most `limit` bytes could not be read, from its reader's `error`.
+pub fn body_fault(error: &(dyn std::error::Error + 'static), limit: u64) -> BodyFault {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return BodyFault::TooLarge(limit);
+        }
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return BodyFault::Stalled;
+        }
+        cause = error.source();
+    }
+    BodyFault::Broken(error.to_string())
+}
+
+impl From<BodyFault> for ApiError {
+    fn from(fault: BodyFault) -> Self {
+        match fault {
+            BodyFault::TooLarge(limit) => Self::too_large(limit),
+            BodyFault::Stalled => Self::detail(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body stopped arriving.",
+            ),
+            BodyFault::Broken(cause) => {
+                Self::bad_request(format!("The request body could not be read: {cause}"))
+            }
+        }
     }
 }

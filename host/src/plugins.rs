@@ -12,7 +12,7 @@
 //! - [`upstream`]: a remote's requests: origins reached hop by hop, credentials only to the
 //!   remote's own origin, redirects checked and capped.
 //! - `host_*`: one file per imported WIT interface, each implementing its generated `Host` trait
-//!   on [`CallState`].
+//!   on [`CallState`]; [`host_body`] is the request body resource of `handle`.
 //!
 //! Every call gets a fresh `Store` instantiated from a pre-linked `InstancePre` in the pooling
 //! allocator, with a memory limit, a CPU-time budget counted in epoch ticks while the guest runs,
@@ -22,11 +22,13 @@
 mod bindings;
 pub mod fields;
 mod host_artifacts;
+pub mod host_body;
 mod host_content;
 pub(crate) mod host_http;
 mod host_log;
 mod host_publication;
 pub(crate) mod host_sync_sink;
+mod host_uploads;
 mod memory_limit;
 pub mod rest_names;
 pub mod retry;
@@ -46,7 +48,7 @@ pub use bindings::types::{
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{
     CachedPage, CallScope, CallState, ContentScope, CreateArtifact, HttpScope, PublicationScope,
-    UpstreamPages,
+    SessionError, UploadSessions, UpstreamPages,
 };
 
 /// Builds the record `$target` out of `$source` (an owned binding; `&binding` clones instead),

@@ -347,26 +347,60 @@ impl BlobStore {
     /// Moves a verified blob to its final place. Idempotent: a blob already stored is kept.
     pub async fn commit(&self, blob: ReceivedBlob) -> anyhow::Result<()> {
         let key = Self::key(&blob.sha256);
-        if let Some(root) = &self.local_root {
-            let path = root.join(key.as_ref());
-            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-                // Stored again: young again for orphan cleanup, which spares blobs written within
-                // its protection time until their artifact row is recorded.
-                let touched = tokio::task::spawn_blocking(move || {
-                    std::fs::File::options()
-                        .write(true)
-                        .open(&path)?
-                        .set_modified(std::time::SystemTime::now())
-                })
-                .await?;
-                if touched.is_ok() {
-                    return Ok(());
-                }
-            }
-        } else if self.store.head(&key).await.is_ok() {
+        if self.stored_again(&key).await? {
             return Ok(());
         }
         put_file(&*self.store, self.local_root.as_deref(), &key, blob).await
+    }
+
+    /// Whether the blob at `key` is stored already; a local one is made young again for orphan
+    /// cleanup, which spares blobs written within its protection time until their artifact row
+    /// is recorded.
+    async fn stored_again(&self, key: &ObjectPath) -> anyhow::Result<bool> {
+        let Some(root) = &self.local_root else {
+            return Ok(self.store.head(key).await.is_ok());
+        };
+        let path = root.join(key.as_ref());
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Ok(false);
+        }
+        let touched = tokio::task::spawn_blocking(move || {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)?
+                .set_modified(std::time::SystemTime::now())
+        })
+        .await?;
+        Ok(touched.is_ok())
+    }
+
+    /// Makes the stored upload chunk at `key`, whose bytes hash to `sha256`, the blob `sha256`
+    /// without reading it again: a rename on local storage, a copy inside the bucket on S3. The
+    /// chunk is gone afterwards. Only for a chunk hashed when it was received.
+    pub async fn adopt_part(&self, key: &str, sha256: &str) -> anyhow::Result<()> {
+        let target = Self::key(sha256);
+        if self.stored_again(&target).await? {
+            return self.delete_part(key).await;
+        }
+        match (&self.local_root, &self.local_parts_root, &self.signer) {
+            (Some(root), Some(parts_root), _) => {
+                let source = parts_root.join(key);
+                let target = root.join(target.as_ref());
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || durable_rename(root, &source, &target))
+                    .await?
+                    .with_context(|| format!("moving the upload chunk {key} into storage"))?;
+            }
+            (_, _, Some(bucket)) => {
+                // Both live in the bucket, under the prefixes `s3` gave them.
+                let source = ObjectPath::from(format!("uploads/{key}"));
+                let target = ObjectPath::from(format!("artifacts/{}", target.as_ref()));
+                bucket.copy(&source, &target).await?;
+                self.delete_part(key).await?;
+            }
+            _ => anyhow::bail!("this storage cannot adopt upload chunks"),
+        }
+        Ok(())
     }
 
     /// Stores a received chunk of an upload under `key` (e.g. `<upload id>/<start>-<sha256>`),

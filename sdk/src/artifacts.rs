@@ -1,5 +1,6 @@
 //! Reading the artifacts a call was given (the uploaded file in `parse-upload`, the `files` of a
-//! `handle` request), and storing small derived files with [`create`].
+//! `handle` request), and storing small derived files with [`create`]. A request body is stored
+//! as an artifact with [`crate::Body::store`].
 //!
 //! [`Reader`] implements [`std::io::Read`] and [`std::io::Seek`], so archive crates (zip, tar,
 //! flate2) can open an upload directly. Each `read` is one call to the host: wrap the reader in a
@@ -8,9 +9,9 @@
 use std::io::{self, Read, Seek, SeekFrom};
 
 #[cfg(not(target_arch = "wasm32"))]
-use crate::harness::imports::artifacts as raw;
+pub(crate) use crate::harness::imports::artifacts as raw;
 #[cfg(target_arch = "wasm32")]
-use crate::wit::granary::plugin::artifacts as raw;
+pub(crate) use crate::wit::granary::plugin::artifacts as raw;
 use crate::{ArtifactRef, PluginError};
 
 /// The most bytes the host returns from one read (1 MiB).

@@ -101,8 +101,15 @@ pub struct Host {
     pub progress: BTreeMap<String, (String, u64, Option<u64>)>,
     /// URLs the plugin requested, in order, as `GET url` or `HEAD url`.
     pub requests: Vec<String>,
-    /// Artifacts the plugin stored with [`crate::artifacts::create`], in order.
+    /// Artifacts the plugin stored with [`crate::artifacts::create`], [`crate::Body::store`] and
+    /// [`crate::uploads::complete`], in order.
     pub created: Vec<ArtifactRef>,
+    /// Upload sessions in progress ([`crate::uploads`]): id → bytes so far.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub sessions: BTreeMap<String, Vec<u8>>,
+    /// Sessions started so far (the next id's number).
+    #[cfg(not(feature = "wit-v0_2"))]
+    sessions_started: u64,
 }
 
 impl Host {
@@ -222,7 +229,7 @@ impl Host {
 }
 
 /// A request for `path` (relative to the distribution, no leading `/`) of a writable
-/// distribution `demo` (base path `demo`, no plugin fields, no remote), with no body, no query,
+/// distribution `demo` (base path `demo`, no plugin fields, no remote), with no query,
 /// no user, served at `http://localhost/pulp/content/demo/`. Adjust its public fields as needed.
 ///
 /// ```
@@ -236,6 +243,7 @@ pub fn request(method: &str, path: &str) -> HttpRequest {
         path: path.to_owned(),
         query: None,
         headers: Vec::new(),
+        #[cfg(feature = "wit-v0_2")]
         body: Vec::new(),
         base_url: "http://localhost/pulp/content/demo/".to_owned(),
         form: Vec::new(),
@@ -280,6 +288,19 @@ fn error(message: impl Into<String>) -> RawError {
     RawError {
         message: message.into(),
         field: None,
+    }
+}
+
+/// Refuses `bytes` whose sha256 is not `expected`, as the server does (an error on `digest`).
+#[cfg(not(feature = "wit-v0_2"))]
+fn check_digest(bytes: &[u8], expected: Option<&str>) -> Result<(), RawError> {
+    let actual = sha256_hex(bytes);
+    match expected {
+        Some(expected) if !expected.eq_ignore_ascii_case(&actual) => Err(RawError {
+            message: format!("the bytes' sha256 is {actual}, not the expected {expected}"),
+            field: Some("digest".into()),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -369,6 +390,20 @@ pub(crate) mod imports {
                     .saturating_add(len.min(super::super::MAX_READ) as usize)
                     .min(bytes.len());
                 Ok(bytes[start..end].to_vec())
+            })
+        }
+
+        #[cfg(not(feature = "wit-v0_2"))]
+        pub fn store_body(
+            body: &super::types::IncomingBody,
+            expected_sha256: Option<&str>,
+        ) -> Result<crate::ArtifactRef, RawError> {
+            let bytes = body.rest();
+            super::super::check_digest(&bytes, expected_sha256)?;
+            with_host(|host| {
+                let artifact = host.artifact(&bytes);
+                host.created.push(artifact.clone());
+                Ok(artifact)
             })
         }
 
@@ -570,6 +605,113 @@ pub(crate) mod imports {
                 host.emitted.extend_from_slice(units);
                 Ok(())
             })
+        }
+    }
+
+    /// `granary:plugin/types`: the request body resource.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub mod types {
+        use std::cell::RefCell;
+
+        use super::super::RawError;
+
+        /// A request body held in memory.
+        pub struct IncomingBody {
+            bytes: Vec<u8>,
+            /// Interior, as the host's resource is: the imports take it by reference.
+            position: RefCell<usize>,
+        }
+
+        impl IncomingBody {
+            pub fn new(bytes: Vec<u8>) -> Self {
+                Self {
+                    bytes,
+                    position: RefCell::new(0),
+                }
+            }
+
+            pub fn read(&self, max_bytes: u32) -> Result<Vec<u8>, RawError> {
+                let mut position = self.position.borrow_mut();
+                let n = (max_bytes.min(super::super::MAX_READ) as usize)
+                    .min(self.bytes.len() - *position);
+                let chunk = self.bytes[*position..*position + n].to_vec();
+                *position += n;
+                Ok(chunk)
+            }
+
+            /// What is left of the body, which is then read to its end.
+            pub(crate) fn rest(&self) -> Vec<u8> {
+                let mut position = self.position.borrow_mut();
+                let rest = self.bytes[*position..].to_vec();
+                *position = self.bytes.len();
+                rest
+            }
+        }
+    }
+
+    /// `granary:plugin/uploads`.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub mod uploads {
+        use super::super::{RawError, check_digest, with_host};
+        use super::types::IncomingBody;
+
+        fn refused(field: &str, message: String) -> RawError {
+            RawError {
+                message,
+                field: Some(field.to_owned()),
+            }
+        }
+
+        pub fn start() -> Result<String, RawError> {
+            with_host(|host| {
+                host.sessions_started += 1;
+                let id = format!("{:032x}", host.sessions_started);
+                host.sessions.insert(id.clone(), Vec::new());
+                Ok(id)
+            })
+        }
+
+        pub fn size(id: &str) -> Option<u64> {
+            with_host(|host| host.sessions.get(id).map(|bytes| bytes.len() as u64))
+        }
+
+        pub fn append(id: &str, offset: u64, body: &IncomingBody) -> Result<u64, RawError> {
+            with_host(|host| {
+                let Some(bytes) = host.sessions.get_mut(id) else {
+                    return Err(refused("id", format!("there is no upload session {id:?}")));
+                };
+                if bytes.len() as u64 != offset {
+                    return Err(refused(
+                        "offset",
+                        format!(
+                            "the upload session holds {} bytes, not {offset}",
+                            bytes.len()
+                        ),
+                    ));
+                }
+                bytes.extend_from_slice(&body.rest());
+                Ok(bytes.len() as u64)
+            })
+        }
+
+        pub fn complete(
+            id: &str,
+            expected_sha256: Option<&str>,
+        ) -> Result<crate::ArtifactRef, RawError> {
+            with_host(|host| {
+                let Some(bytes) = host.sessions.get(id) else {
+                    return Err(refused("id", format!("there is no upload session {id:?}")));
+                };
+                check_digest(bytes, expected_sha256)?;
+                let bytes = host.sessions.remove(id).unwrap_or_default();
+                let artifact = host.artifact(&bytes);
+                host.created.push(artifact.clone());
+                Ok(artifact)
+            })
+        }
+
+        pub fn cancel(id: &str) -> Result<bool, RawError> {
+            with_host(|host| Ok(host.sessions.remove(id).is_some()))
         }
     }
 

@@ -20,6 +20,9 @@
 //!     has a remote); bodies read in chunks or line by line.
 //!   - [`artifacts`]: a [`std::io::Read`] + [`std::io::Seek`] reader over an uploaded artifact, and
 //!     [`artifacts::create`] to store a small derived file.
+//!   - [`Body`] (`body.rs`): the request body of `handle`, read as it arrives ([`std::io::Read`],
+//!     chunks, or whole up to a limit) or stored by the host as an artifact ([`Body::store`]).
+//!   - [`uploads`]: upload sessions the host keeps across requests (OCI's chunked uploads).
 //!   - [`content`]: iterate the units of the repository version in scope, all of them, those
 //!     under a path prefix or those with a value of an indexed field, and the distinct values of
 //!     an indexed field.
@@ -87,6 +90,7 @@
 #![deny(missing_docs)]
 
 pub mod artifacts;
+pub mod body;
 pub mod content;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
@@ -99,7 +103,10 @@ pub mod progress;
 pub mod publication;
 pub mod sync;
 mod types;
+#[cfg(not(feature = "wit-v0_2"))]
+pub mod uploads;
 
+pub use body::Body;
 pub use error::PluginError;
 #[cfg(not(feature = "wit-v0_2"))]
 pub use types::UnitRef;
@@ -134,6 +141,37 @@ pub mod wit {
         default_bindings_module: "granary_sdk::wit",
         additional_derives: [PartialEq, Eq],
     });
+}
+
+/// The `handle` export of [`register_plugin!`]: 0.3.0 hands the body over as a stream.
+#[doc(hidden)]
+#[cfg(not(feature = "wit-v0_2"))]
+#[macro_export]
+macro_rules! __handle_export {
+    ($plugin:ty) => {
+        fn handle(
+            request: $crate::HttpRequest,
+            body: $crate::wit::granary::plugin::types::IncomingBody,
+        ) -> ::core::result::Result<$crate::HandleOutcome, $crate::wit::PluginError> {
+            <$plugin as $crate::Plugin>::handle(&request, $crate::Body::from_raw(body))
+                .map_err(::core::convert::Into::into)
+        }
+    };
+}
+
+/// The `handle` export of [`register_plugin!`]: 0.2.0 hands the body over as bytes.
+#[doc(hidden)]
+#[cfg(feature = "wit-v0_2")]
+#[macro_export]
+macro_rules! __handle_export {
+    ($plugin:ty) => {
+        fn handle(
+            mut request: $crate::HttpRequest,
+        ) -> ::core::result::Result<$crate::HandleOutcome, $crate::wit::PluginError> {
+            let body = $crate::Body::from_bytes(::core::mem::take(&mut request.body));
+            <$plugin as $crate::Plugin>::handle(&request, body).map_err(::core::convert::Into::into)
+        }
+    };
 }
 
 /// The version of the WIT package (`granary:plugin`) this SDK was built against. Put it in
@@ -186,11 +224,12 @@ pub trait Plugin {
     /// Serves a dynamic route under a distribution: `/pulp/content/<base-path>/...` and
     /// `/<rest-names.distribution>/<base-path>/...`. The default answers 404 with an empty body.
     ///
-    /// A plain response is `Ok(response.into())` (or [`HandleOutcome::respond`]); an upload adds
-    /// units with [`HandleOutcome::with_units`], and pull-through caching answers
+    /// `body` is the request body, read as it arrives (see [`Body`]). A plain response is
+    /// `Ok(response.into())` (or [`HandleOutcome::respond`]); an upload adds units with
+    /// [`HandleOutcome::with_units`], and pull-through caching answers
     /// [`HttpResponse::fetch_upstream`].
-    fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
-        let _ = request;
+    fn handle(request: &HttpRequest, body: Body) -> Result<HandleOutcome, PluginError> {
+        let _ = (request, body);
         Ok(HttpResponse::not_found().into())
     }
 }
@@ -213,6 +252,12 @@ pub trait Plugin {
 #[macro_export]
 macro_rules! register_plugin {
     ($plugin:ty) => {
+        // The exports exist in the component only: a native build (the plugin's unit tests)
+        // calls the `Plugin` methods directly. Naming the plugin there keeps it, and all it
+        // calls, as used as the exports make it.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$plugin as $crate::Plugin>::describe;
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct GranaryPluginExports;
 
@@ -243,13 +288,7 @@ macro_rules! register_plugin {
                         .map_err(::core::convert::Into::into)
                 }
 
-                fn handle(
-                    request: $crate::HttpRequest,
-                ) -> ::core::result::Result<$crate::HandleOutcome, $crate::wit::PluginError>
-                {
-                    <$plugin as $crate::Plugin>::handle(&request)
-                        .map_err(::core::convert::Into::into)
-                }
+                $crate::__handle_export!($plugin);
             }
 
     $crate::wit::export!(GranaryPluginExports with_types_in $crate::wit);

@@ -39,6 +39,7 @@ mod repository_versions;
 mod rest_resources;
 mod scaleout;
 mod secrets;
+mod streamed_bodies;
 mod sync;
 mod tasks;
 mod uploads;

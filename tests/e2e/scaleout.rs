@@ -587,3 +587,72 @@ async fn exports_and_imports_read_and_write_s3() {
         .collect();
     assert_eq!(exported, expected);
 }
+
+/// An upload session started at one serve process continues at another, with its parts in the
+/// bucket: a session of two parts is concatenated into the artifact, one of a single part is
+/// copied inside the bucket; no part is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_session_continues_at_another_serve_process_on_s3() {
+    use crate::streamed_bodies::{
+        append, blob_shelf, bytes_of, complete, install_blobs, served_blob, session_size, sha256,
+        start_session,
+    };
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let cluster = Cluster::start(&server, 2, 1).await;
+    let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
+    install_blobs(first).await;
+    let repositories = format!("{API}/repositories/blobs/blobs/");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while second.get(&repositories).await.0 != reqwest::StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second serve process never saw the plugin"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    blob_shelf(first, "shelf").await;
+
+    let layer = bytes_of(9 << 20, 7);
+    let id = start_session(first).await;
+    append(first, &id, 0, &layer[..6 << 20]).await;
+    assert_eq!(session_size(second, "shelf", &id).await, Some(6 << 20));
+    append(second, &id, 6 << 20, &layer[6 << 20..]).await;
+    let (status, _) = complete(first, &id, &sha256(&layer)).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+
+    let config = bytes_of(20_000, 8);
+    let id = start_session(second).await;
+    append(second, &id, 0, &config).await;
+    let (status, _) = complete(first, &id, &sha256(&config)).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+
+    for app in [first, second] {
+        assert_eq!(
+            served_blob(app, &sha256(&layer)).await.as_deref(),
+            Some(&layer[..])
+        );
+        assert_eq!(
+            served_blob(app, &sha256(&config)).await.as_deref(),
+            Some(&config[..])
+        );
+    }
+    let keys: Vec<String> = cluster
+        .s3
+        .objects()
+        .await
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    for blob in [&layer, &config] {
+        assert!(
+            keys.iter().any(|key| key.ends_with(&sha256(blob))),
+            "the blob is in the bucket: {keys:?}"
+        );
+    }
+    assert!(
+        !keys.iter().any(|key| key.starts_with("uploads/")),
+        "no upload part is left: {keys:?}"
+    );
+}

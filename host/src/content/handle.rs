@@ -16,6 +16,7 @@ use axum::extract::{FromRequest as _, Multipart, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::ContentApp;
 use super::admission::{Requester, Work};
@@ -27,12 +28,14 @@ use crate::domain::additions::AddError;
 use crate::domain::artifacts;
 use crate::domain::declarations::REACHABLE;
 use crate::domain::remotes::Remote;
+use crate::domain::upload_sessions::Sessions;
 use crate::error::{ApiError, ApiResult};
+use crate::plugins::host_body::IncomingBody;
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::rest_names::Collection;
 use crate::plugins::{
     ArtifactRef, CallError, CallScope, ContentScope, DistributionInfo, FormField, FormFile,
-    HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef,
+    HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef, UploadSessions,
 };
 use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
@@ -230,7 +233,7 @@ pub(super) async fn plugin_route(
         Some(remote_id) => Some(Remote::load(app.db.pool(), &app.secrets, remote_id).await?),
         None => None,
     };
-    let body = read_body(app, request).await?;
+    let (body, incoming) = read_body(app, request, plugin.streams_bodies()).await?;
     let content = match (&matched.repository_id, matched.version) {
         (Some(repository_id), Some(version)) => Some(ContentScope::new(
             app.db.clone(),
@@ -260,6 +263,21 @@ pub(super) async fn plugin_route(
             blobs: app.blobs.clone(),
         })),
         content_types: plugin.content_type_names(),
+        // `may_push` let a write through: the caller may modify the repository.
+        write_request: method != Method::GET
+            && method != Method::HEAD
+            && matched.writable
+            && matched.repository_id.is_some(),
+        uploads: matched.repository_id.as_ref().map(|repository_id| {
+            Arc::new(Sessions {
+                db: app.db.clone(),
+                blobs: app.blobs.clone(),
+                plugin: plugin.info.name.clone(),
+                repository_id: repository_id.clone(),
+                ttl: Duration::from_secs(app.config.upload_session_ttl_secs),
+                limit: app.config.max_upload_bytes,
+            }) as Arc<dyn UploadSessions>
+        }),
         ..CallScope::default()
     };
     let call = HttpRequest {
@@ -273,7 +291,6 @@ pub(super) async fn plugin_route(
                 Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
             })
             .collect(),
-        body: body.bytes,
         base_url: base_url.clone(),
         form: body.form,
         files: body.files,
@@ -288,8 +305,13 @@ pub(super) async fn plugin_route(
     };
     // The call holds a plugin instance until it returns: one turn of the pool's share each.
     let turn = app.admission.turn(Work::PluginCall, requester).await?;
-    let (result, scope) = app.plugins.handle(&plugin, scope, &call).await;
+    let (result, scope) = app.plugins.handle(&plugin, scope, &call, incoming).await;
     drop(turn);
+    // A body that failed is the client's doing: the answer is the host's, whatever the plugin
+    // made of the failed read.
+    if let Some(fault) = scope.body_fault.clone() {
+        return Err(fault.into());
+    }
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
     // An answer that changes the repository is not one to repeat.
     let changes = !outcome.add_units.is_empty() || !outcome.remove_units.is_empty();
@@ -638,17 +660,21 @@ pub(super) async fn reachable(
     Ok(found.is_some())
 }
 
-/// A request body as `handle` receives it.
+/// A form body as `handle` receives it: parsed, its files stored.
 #[derive(Default)]
 struct ParsedBody {
-    bytes: Vec<u8>,
     form: Vec<FormField>,
     files: Vec<FormFile>,
 }
 
-/// Parses form bodies (storing file parts as artifacts) and reads any other body up to
-/// [`MAX_RAW_BODY`].
-async fn read_body(app: &ContentApp, request: Request) -> ApiResult<ParsedBody> {
+/// Parses form bodies (storing file parts as artifacts); any other body is handed to the plugin
+/// as it arrives when it `streams` bodies (0.3.0), up to the upload limit, else read first up
+/// to [`MAX_RAW_BODY`].
+async fn read_body(
+    app: &ContentApp,
+    request: Request,
+    streams: bool,
+) -> ApiResult<(ParsedBody, IncomingBody)> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -659,26 +685,40 @@ async fn read_body(app: &ContentApp, request: Request) -> ApiResult<ParsedBody> 
         let multipart = Multipart::from_request(request, &())
             .await
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-        return read_multipart(app, multipart).await;
+        return Ok((read_multipart(app, multipart).await?, IncomingBody::empty()));
+    }
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
+    if streams && !form {
+        let limit = app.config.max_upload_bytes;
+        let chunks = request
+            .into_body()
+            .into_data_stream()
+            .map_err(move |error| crate::error::body_fault(&error, limit))
+            .boxed();
+        return Ok((ParsedBody::default(), IncomingBody::new(chunks, limit)));
     }
     let bytes = axum::body::to_bytes(request.into_body(), MAX_RAW_BODY)
         .await
         .map_err(|error| ApiError::unread_body(&error, MAX_RAW_BODY as u64))?;
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        return Ok(ParsedBody {
-            form: url::form_urlencoded::parse(&bytes)
-                .map(|(name, value)| FormField {
-                    name: name.into_owned(),
-                    value: value.into_owned(),
-                })
-                .collect(),
-            ..ParsedBody::default()
-        });
+    if form {
+        let form = url::form_urlencoded::parse(&bytes)
+            .map(|(name, value)| FormField {
+                name: name.into_owned(),
+                value: value.into_owned(),
+            })
+            .collect();
+        return Ok((
+            ParsedBody {
+                form,
+                ..ParsedBody::default()
+            },
+            IncomingBody::empty(),
+        ));
     }
-    Ok(ParsedBody {
-        bytes: bytes.to_vec(),
-        ..ParsedBody::default()
-    })
+    Ok((
+        ParsedBody::default(),
+        IncomingBody::from_bytes(bytes.to_vec()),
+    ))
 }
 
 async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult<ParsedBody> {

@@ -10,7 +10,7 @@
 /// version is generated alike: `v0_1.rs` and `v0_2.rs` forward an old version's imports to the current ones,
 /// which only works while their modes (async, trappable) and the `http.response` resource agree.
 macro_rules! plugin_bindings {
-    ($wit:literal) => {
+    ($wit:literal $(, $resource:literal => $host_type:path)* $(,)?) => {
         wasmtime::component::bindgen!({
             path: $wit,
             world: "granary:plugin/content-type",
@@ -18,6 +18,7 @@ macro_rules! plugin_bindings {
             exports: { default: async },
             with: {
                 "granary:plugin/http.response": crate::plugins::host_http::Response,
+                $($resource: $host_type,)*
             },
         });
     };
@@ -25,7 +26,10 @@ macro_rules! plugin_bindings {
 
 /// `granary:plugin@0.3.0`, the current version.
 pub mod current {
-    plugin_bindings!("../wit/since_v0.3.0");
+    plugin_bindings!(
+        "../wit/since_v0.3.0",
+        "granary:plugin/types.incoming-body" => crate::plugins::host_body::IncomingBody,
+    );
 }
 
 /// `granary:plugin@0.2.0`, released and frozen; adapted by `v0_2.rs`.

@@ -1,10 +1,15 @@
-//! Host side of `granary:plugin/artifacts`: chunked reads of the artifacts a call was given, and
-//! small artifacts a plugin derives (`create`).
+//! Host side of `granary:plugin/artifacts`: chunked reads of the artifacts a call was given,
+//! small artifacts a plugin derives (`create`), and request bodies stored as they stream in
+//! (`store-body`).
+
+use wasmtime::component::Resource;
 
 use super::bindings::current::granary::plugin::artifacts;
+use super::host_body::{IncomingBody, StoreFault};
 use super::runtime::{SandboxViolation, guest_error};
-use super::scope::CallState;
+use super::scope::{CallState, CreateArtifact};
 use super::{ArtifactRef, PluginError};
+use crate::storage::ReceivedBlob;
 
 impl artifacts::Host for CallState {
     async fn read(
@@ -58,21 +63,88 @@ impl artifacts::Host for CallState {
                 ))));
             }
         };
+        Ok(self.record_created(&*creator, received).await)
+    }
+
+    async fn store_body(
+        &mut self,
+        body: Resource<IncomingBody>,
+        expected_sha256: Option<String>,
+    ) -> wasmtime::Result<Result<ArtifactRef, PluginError>> {
+        let (true, Some(creator), Some(blobs)) = (
+            self.scope.write_request,
+            self.scope.create_in.clone(),
+            self.scope.blobs.clone(),
+        ) else {
+            return Ok(Err(guest_error(
+                "artifacts.store-body is available in handle, in requests that may change the repository",
+            )));
+        };
+        let mut staged = match blobs.stage().await {
+            Ok(staged) => staged,
+            Err(error) => {
+                return Ok(Err(self.store_failed(
+                    StoreFault::Storage(error),
+                    "staging a request body",
+                )));
+            }
+        };
+        if let Err(fault) = self.table.get_mut(&body)?.copy_into(&mut staged).await {
+            return Ok(Err(self.store_failed(fault, "storing a request body")));
+        }
+        let received = match staged.finish().await {
+            Ok(received) => received,
+            Err(error) => {
+                return Ok(Err(self.store_failed(
+                    StoreFault::Storage(error),
+                    "storing a request body",
+                )));
+            }
+        };
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&received.sha256)
+        {
+            return Ok(Err(digest_mismatch(&received.sha256, &expected)));
+        }
+        Ok(self.record_created(&*creator, received).await)
+    }
+}
+
+/// The error for bytes whose sha256 is `actual` where the plugin expected `expected`.
+pub(super) fn digest_mismatch(actual: &str, expected: &str) -> PluginError {
+    PluginError {
+        message: format!("the bytes' sha256 is {actual}, not the expected {expected}"),
+        field: Some("digest".into()),
+    }
+}
+
+impl CallState {
+    /// Commits and records `received` as an artifact the call made: the plugin may read it back
+    /// and name it in `add-units`.
+    pub(super) async fn record_created(
+        &mut self,
+        creator: &dyn CreateArtifact,
+        received: ReceivedBlob,
+    ) -> Result<ArtifactRef, PluginError> {
         match creator.create(received).await {
             Ok(created) => {
-                // The plugin may read back what it stored.
-                self.scope
-                    .artifacts
-                    .insert(created.sha256.clone(), created.size);
-                self.scope.created.push(created.clone());
-                Ok(Ok(created))
+                self.note_created(&created);
+                Ok(created)
             }
             Err(error) => {
                 tracing::error!(%error, "storing an artifact a plugin created");
-                Ok(Err(guest_error(
+                Err(guest_error(
                     "storing the artifact failed (see the server log)",
-                )))
+                ))
             }
         }
+    }
+
+    /// Notes an artifact stored for the call, so the plugin may read it and add it.
+    pub(super) fn note_created(&mut self, created: &ArtifactRef) {
+        self.scope
+            .artifacts
+            .insert(created.sha256.clone(), created.size);
+        self.scope.created.push(created.clone());
     }
 }

@@ -1,12 +1,10 @@
 //! Host side of `granary:plugin/log`, `granary:plugin/progress` and the record-only `types`.
 
-use super::bindings::current::granary::plugin::{log, progress, types};
+use super::bindings::current::granary::plugin::{log, progress};
 use super::scope::CallState;
 
 /// Longest log message kept; the rest is cut.
 const MAX_LOG_MESSAGE: usize = 4096;
-
-impl types::Host for CallState {}
 
 impl log::Host for CallState {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {

@@ -14,6 +14,7 @@ use wasmtime::{
 
 use super::ArtifactRef;
 use super::bindings::{ContentType, ContentTypePre, v0_1 as bindings_v0_1, v0_2 as bindings_v0_2};
+use super::host_body::IncomingBody;
 use super::rest_names::RestNames;
 use super::scope::{CallScope, CallState};
 use super::{
@@ -148,6 +149,12 @@ impl LoadedPlugin {
             .collect()
     }
 
+    /// Whether `handle` reads request bodies as streams (0.3.0); older plugins get them as
+    /// bytes, read by the host first.
+    pub fn streams_bodies(&self) -> bool {
+        matches!(self.pre, Pre::Current(_))
+    }
+
     /// Names of the plugin's content types.
     pub fn content_type_names(&self) -> Vec<String> {
         self.info
@@ -202,6 +209,15 @@ macro_rules! call_export {
         let result = outcome.map_err(|error| $runtime.classify(error, $store.data()));
         (result, $store.into_data().scope)
     }};
+}
+
+/// The whole of `body`, for a plugin of a version that receives bytes; empty when it failed,
+/// the fault being noted in the call's scope (the client's answer is then the host's).
+async fn buffered(state: &mut CallState, body: IncomingBody) -> Vec<u8> {
+    body.read_to_end().await.unwrap_or_else(|fault| {
+        state.scope.body_fault.get_or_insert(fault);
+        Vec::new()
+    })
 }
 
 /// Converts a 0.1.0 export's result: the value with `convert`, the error to the current record.
@@ -528,24 +544,37 @@ impl PluginRuntime {
         (flatten(result), scope)
     }
 
-    /// Calls `handle`. A 0.1.0 plugin sees the request without its 0.2.0 fields and never adds
-    /// units. Returns the call's scope too: it holds the artifacts `artifacts.create` stored.
+    /// Calls `handle` with the request `body`: a 0.3.0 plugin reads it as a stream; an older one
+    /// gets it as bytes, read here to its end (the caller reads it first, outside the plugin's
+    /// turn, and hands it over with [`IncomingBody::from_bytes`]). A 0.1.0 plugin sees the
+    /// request without its 0.2.0 fields and never adds units. Returns the call's scope too: it
+    /// holds the artifacts the call stored and the body's fault, if any.
     pub async fn handle(
         &self,
         plugin: &LoadedPlugin,
         scope: CallScope,
         request: &HttpRequest,
+        body: IncomingBody,
     ) -> (Result<HandleOutcome, CallError>, CallScope) {
         let (result, scope) = call_export!(self, &plugin.pre, store, scope, |guest|
-        current => guest.call_handle(&mut store, request).await,
-        v0_2 => v0_2_result(
-            guest.call_handle(&mut store, &v0_2::request_out(request)).await,
-            v0_2::outcome_in,
-        ),
-        v0_1 => old_result(
-            guest.call_handle(&mut store, &v0_1::request_out(request)).await,
-            v0_1::outcome_in,
-        ));
+        current => {
+            let body = store.data_mut().table.push(body)?;
+            guest.call_handle(&mut store, request, body).await
+        },
+        v0_2 => {
+            let body = buffered(store.data_mut(), body).await;
+            v0_2_result(
+                guest.call_handle(&mut store, &v0_2::request_out(request, body)).await,
+                v0_2::outcome_in,
+            )
+        },
+        v0_1 => {
+            let body = buffered(store.data_mut(), body).await;
+            old_result(
+                guest.call_handle(&mut store, &v0_1::request_out(request, body)).await,
+                v0_1::outcome_in,
+            )
+        });
         let outcome = match flatten(result) {
             Ok(outcome) => outcome,
             Err(error) => return (Err(error), scope),

@@ -41,8 +41,68 @@ pub struct CallScope {
     /// Where `artifacts.create` records what it stores (staged in `blobs`); `None` refuses it.
     /// Set in `parse-upload` and `handle`.
     pub create_in: Option<Arc<dyn CreateArtifact>>,
-    /// Artifacts stored by `artifacts.create` during the call, in order.
+    /// Artifacts stored by `artifacts.create` and `artifacts.store-body` during the call, in
+    /// order.
     pub created: Vec<super::ArtifactRef>,
+    /// Whether the call answers a request that may change the repository (a method other than
+    /// GET and HEAD whose caller may modify it): request bodies may then be stored, and upload
+    /// sessions started, appended to and ended.
+    pub write_request: bool,
+    /// The upload sessions of the repository the call serves (`handle`).
+    pub uploads: Option<Arc<dyn UploadSessions>>,
+    /// Why the request body failed, when it did: the client's answer is then the host's.
+    pub body_fault: Option<super::host_body::BodyFault>,
+}
+
+/// The upload sessions of one repository, for one plugin (`granary:plugin/uploads`). They live in
+/// the domain (`domain::upload_sessions`); a call reaches them through this capability.
+pub trait UploadSessions: Send + Sync {
+    /// Most bytes a session may hold.
+    fn limit(&self) -> u64;
+
+    /// Starts an empty session; returns its id.
+    fn start(&self) -> BoxFuture<'_, anyhow::Result<String>>;
+
+    /// The size of session `id`, if it is one of these and alive.
+    fn size<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<Option<u64>>>;
+
+    /// Appends `blob` to session `id` at `offset`; returns the new size.
+    fn append<'a>(
+        &'a self,
+        id: &'a str,
+        offset: u64,
+        blob: ReceivedBlob,
+    ) -> BoxFuture<'a, Result<u64, SessionError>>;
+
+    /// Ends session `id`, its bytes (checked against `expected_sha256`) becoming an artifact.
+    fn complete<'a>(
+        &'a self,
+        id: &'a str,
+        expected_sha256: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<super::ArtifactRef, SessionError>>;
+
+    /// Ends session `id` and drops its bytes; false when there was none.
+    fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// Why an upload session operation did not happen.
+#[derive(Debug)]
+pub enum SessionError {
+    /// The plugin's request cannot be met: the plugin sees `message` on `field`.
+    Refused {
+        /// The argument at fault (`id`, `offset`, `digest`, `size`).
+        field: &'static str,
+        /// What is wrong, for the plugin (and its client).
+        message: String,
+    },
+    /// The database or the storage failed.
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for SessionError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Internal(error)
+    }
 }
 
 /// Records the bytes of an `artifacts.create` as an artifact. The host's verified ingest lives in

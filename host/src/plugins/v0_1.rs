@@ -99,10 +99,15 @@ pub(super) fn version_out(version: &current::types::VersionInfo) -> types::Versi
     convert_record!(&version => types::VersionInfo { repository_name, number })
 }
 
-/// A 0.1.0 plugin sees the raw body only; form fields, files, user and distribution are new.
-pub(super) fn request_out(request: &current::types::HttpRequest) -> types::HttpRequest {
+/// A 0.1.0 plugin sees the raw body only, as bytes read by the host; form fields, files, user
+/// and distribution are new.
+pub(super) fn request_out(
+    request: &current::types::HttpRequest,
+    body: Vec<u8>,
+) -> types::HttpRequest {
     convert_record!(&request => types::HttpRequest {
-        method, path, query, headers, body, base_url
+        method, path, query, headers, base_url;
+        body: body,
     })
 }
 

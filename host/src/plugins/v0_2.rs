@@ -106,7 +106,11 @@ pub(super) fn version_out(version: &current::types::VersionInfo) -> types::Versi
     convert_record!(&version => types::VersionInfo { repository_name, number })
 }
 
-pub(super) fn request_out(request: &current::types::HttpRequest) -> types::HttpRequest {
+/// A 0.2.0 plugin gets the request body as bytes, read by the host.
+pub(super) fn request_out(
+    request: &current::types::HttpRequest,
+    body: Vec<u8>,
+) -> types::HttpRequest {
     let field_out = |field: &current::types::FormField| convert_record!(&field => types::FormField { name, value });
     let file_out = |file: &current::types::FormFile| {
         convert_record!(&file => types::FormFile {
@@ -120,7 +124,8 @@ pub(super) fn request_out(request: &current::types::HttpRequest) -> types::HttpR
         remote: distribution.remote.as_ref().map(remote_out),
     });
     convert_record!(&request => types::HttpRequest {
-        method, path, query, headers, body, base_url, user;
+        method, path, query, headers, base_url, user;
+        body: body,
         form: request.form.iter().map(field_out).collect(),
         files: request.files.iter().map(file_out).collect(),
         distribution: distribution,

@@ -26,7 +26,7 @@ use granary_sdk::artifacts::Reader;
 use granary_sdk::publication::{Publisher, write_file};
 use granary_sdk::sync::Emitter;
 use granary_sdk::{
-    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, HandleOutcome, HttpRequest, Plugin,
+    ArtifactDeclaration, ArtifactRef, Body, ContentTypeInfo, HandleOutcome, HttpRequest, Plugin,
     PluginError, PluginInfo, RemoteConfig, UnitDeclaration, VersionInfo, content, http, log,
     progress,
 };
@@ -224,7 +224,7 @@ impl Plugin for PythonPlugin {
         Ok(())
     }
 
-    fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+    fn handle(request: &HttpRequest, _body: Body) -> Result<HandleOutcome, PluginError> {
         routes::handle(request)
     }
 }
@@ -291,7 +291,9 @@ granary_sdk::register_plugin!(PythonPlugin);
 #[cfg(test)]
 mod tests {
     use granary_sdk::harness::{Host, body_bytes, request};
-    use granary_sdk::{DownloadPolicy, FormField, HttpBody, HttpRequest, Plugin, RemoteConfig};
+    use granary_sdk::{
+        Body, DownloadPolicy, FormField, HttpBody, HttpRequest, Plugin, RemoteConfig,
+    };
     use serde_json::Value;
 
     use super::PythonPlugin;
@@ -336,7 +338,9 @@ mod tests {
             &wheel(),
             "1.0",
         );
-        let outcome = host.run(|| PythonPlugin::handle(&request)).unwrap();
+        let outcome = host
+            .run(|| PythonPlugin::handle(&request, Body::empty()))
+            .unwrap();
         assert_eq!(outcome.response.status, 200);
         let [unit] = outcome.add_units.as_slice() else {
             panic!("one unit: {:?}", outcome.add_units)
@@ -377,7 +381,9 @@ mod tests {
             &wheel(),
             "1.0",
         );
-        let outcome = host.run(|| PythonPlugin::handle(&request)).unwrap();
+        let outcome = host
+            .run(|| PythonPlugin::handle(&request, Body::empty()))
+            .unwrap();
         assert_eq!(outcome.response.status, 400);
         let body =
             String::from_utf8_lossy(body_bytes(&outcome.response.body).unwrap()).into_owned();
@@ -394,12 +400,16 @@ mod tests {
             &wheel(),
             "2.0",
         );
-        let error = host.run(|| PythonPlugin::handle(&request)).unwrap_err();
+        let error = host
+            .run(|| PythonPlugin::handle(&request, Body::empty()))
+            .unwrap_err();
         assert_eq!(error.field_name(), Some("version"));
         assert!(host.created.is_empty(), "nothing stored");
         let sdist = tar_gz(&[("granary_demo-1.0/setup.py", b"")]);
         let request = upload(&mut host, "granary_demo-1.0.tar.gz", &sdist, "1.0");
-        let error = host.run(|| PythonPlugin::handle(&request)).unwrap_err();
+        let error = host
+            .run(|| PythonPlugin::handle(&request, Body::empty()))
+            .unwrap_err();
         assert_eq!(
             error.message(),
             "invalid sdist: it has no top-level PKG-INFO file"
@@ -415,7 +425,9 @@ mod tests {
             &wheel(),
             "1.0",
         );
-        let outcome = host.run(|| PythonPlugin::handle(&uploaded)).unwrap();
+        let outcome = host
+            .run(|| PythonPlugin::handle(&uploaded, Body::empty()))
+            .unwrap();
         let unit = &outcome.add_units[0];
         host.stored_unit(
             &unit.content_type,
@@ -429,7 +441,7 @@ mod tests {
         let mut request = request("GET", path);
         request.headers.push(("accept".into(), accept.into()));
         let response = host
-            .run(|| PythonPlugin::handle(&request))
+            .run(|| PythonPlugin::handle(&request, Body::empty()))
             .unwrap()
             .response;
         let body = body_bytes(&response.body).map(|b| String::from_utf8_lossy(b).into_owned());
@@ -495,7 +507,7 @@ mod tests {
             "packages/granary-demo/granary_demo-1.0.tar.gz",
         ));
         let response = host
-            .run(|| PythonPlugin::handle(&request))
+            .run(|| PythonPlugin::handle(&request, Body::empty()))
             .unwrap()
             .response;
         let HttpBody::FetchUpstream(file) = response.body else {
@@ -525,7 +537,7 @@ mod tests {
         );
         let request = pull_through(request("GET", "simple/"));
         let response = host
-            .run(|| PythonPlugin::handle(&request))
+            .run(|| PythonPlugin::handle(&request, Body::empty()))
             .unwrap()
             .response;
         let HttpBody::Bytes(page) = response.body else {

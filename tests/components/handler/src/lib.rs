@@ -29,7 +29,7 @@
 //!   stream it.
 
 use granary_sdk::{
-    ArtifactDeclaration, ContentTypeInfo, HandleOutcome, HttpRequest, HttpResponse, Plugin,
+    ArtifactDeclaration, Body, ContentTypeInfo, HandleOutcome, HttpRequest, HttpResponse, Plugin,
     PluginError, PluginInfo, UnitDeclaration, artifacts, content, http, json,
 };
 
@@ -59,7 +59,7 @@ impl Plugin for Handler {
         )
     }
 
-    fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+    fn handle(request: &HttpRequest, _body: Body) -> Result<HandleOutcome, PluginError> {
         let path = request.path.as_str();
         match (request.method.as_str(), path) {
             ("GET", "whoami") => Ok(whoami(request).into()),
@@ -282,7 +282,7 @@ granary_sdk::register_plugin!(Handler);
 #[cfg(test)]
 mod tests {
     use granary_sdk::harness::{self, Host};
-    use granary_sdk::{HttpBody, Plugin};
+    use granary_sdk::{Body, HttpBody, Plugin};
 
     use super::Handler;
 
@@ -298,7 +298,9 @@ mod tests {
         request
             .files
             .push(host.form_file("content", "a.txt", b"hello"));
-        let outcome = host.run(|| Handler::handle(&request)).unwrap();
+        let outcome = host
+            .run(|| Handler::handle(&request, Body::empty()))
+            .unwrap();
         assert_eq!(outcome.response.status, 201);
         assert_eq!(outcome.add_units.len(), 1);
         let files: Vec<&str> = outcome.add_units[0]
@@ -320,7 +322,7 @@ mod tests {
         host.stored_unit("blob", "{}", "{}", &[("demo/a.txt", b"a")]);
         host.stored_unit("blob", "{}", "{}", &[("demo2/b.txt", b"b")]);
         let outcome = host
-            .run(|| Handler::handle(&harness::request("GET", "list/demo/")))
+            .run(|| Handler::handle(&harness::request("GET", "list/demo/"), Body::empty()))
             .unwrap();
         assert!(outcome.add_units.is_empty());
         assert_eq!(

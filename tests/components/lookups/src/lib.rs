@@ -13,8 +13,8 @@
 //! - `DELETE entries/<relative_path>`: removes that entry from the repository (`remove-units`).
 
 use granary_sdk::{
-    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, HandleOutcome, HttpRequest, HttpResponse,
-    Plugin, PluginError, PluginInfo, UnitDeclaration, UnitRef, content, json,
+    ArtifactDeclaration, ArtifactRef, Body, ContentTypeInfo, HandleOutcome, HttpRequest,
+    HttpResponse, Plugin, PluginError, PluginInfo, UnitDeclaration, UnitRef, content, json,
 };
 
 /// The content type.
@@ -62,7 +62,7 @@ impl Plugin for Lookups {
         })
     }
 
-    fn handle(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+    fn handle(request: &HttpRequest, _body: Body) -> Result<HandleOutcome, PluginError> {
         if request.method == "DELETE"
             && let Some(relative_path) = request.path.strip_prefix("entries/")
         {
@@ -141,7 +141,7 @@ mod tests {
     fn answer(host: &mut Host, path: &str, query: Option<&str>) -> (u16, String) {
         let mut call = request("GET", path);
         call.query = query.map(str::to_owned);
-        let outcome = host.run(|| Lookups::handle(&call));
+        let outcome = host.run(|| Lookups::handle(&call, Body::empty()));
         match outcome {
             Ok(outcome) => (
                 outcome.response.status,
