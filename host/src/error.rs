@@ -8,8 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::plugins::host_body::BodyFault;
-
 /// An error answered to an HTTP client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -166,6 +164,27 @@ fn unique_violation_field(message: &str, constraint: Option<&str>) -> &'static s
         "name"
     } else {
         "non_field_errors"
+    }
+}
+
+/// Why a request body could not be read to its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BodyFault {
+    /// It is longer than the limit, in bytes.
+    TooLarge(u64),
+    /// The client stopped sending it for longer than the server's body timeout.
+    Stalled,
+    /// The connection failed or the framing was invalid.
+    Broken(String),
+}
+
+impl std::fmt::Display for BodyFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(limit) => write!(f, "the request body exceeds {limit} bytes"),
+            Self::Stalled => f.write_str("the request body stopped arriving"),
+            Self::Broken(cause) => write!(f, "the request body could not be read: {cause}"),
+        }
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! The host does everything that is not format knowledge before and after the call: it requires
 //! credentials for anything but GET and HEAD, parses form bodies (text fields, and file parts
-//! streamed into storage as artifacts), grants `http` to the distribution's remote origin, runs the
-//! outcome's `add-units` as one new repository version (through the task system), and streams
-//! stored or pulled-through files with Range, HEAD and ETag.
+//! streamed into storage as artifacts), hands any other body to a 0.3.0 plugin as a stream under
+//! the upload limit (and answers 413 or 408 itself when the body fails) and to an older one as
+//! bytes, grants `http` to the distribution's remote origin and the repository's upload sessions,
+//! runs the outcome's `add-units` as one new repository version (through the task system), and
+//! streams stored or pulled-through files with Range, HEAD and ETag.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -110,8 +110,9 @@ impl Sessions {
             // Nothing to keep: an empty PATCH is a no-op, but it still counts as activity.
             return self.touch(id, offset).await;
         }
-        // The digest in the key: two racing appends at one offset never share an object.
-        let key = format!("sessions/{id}/{offset}-{}", blob.sha256);
+        // A key of its own: two racing appends at one offset (a client's retry with the same
+        // bytes included) never share an object, so the loser deletes only its own.
+        let key = format!("sessions/{id}/{offset}-{}", uuid::Uuid::new_v4().simple());
         let sha256 = blob.sha256.clone();
         self.blobs.put_part(&key, blob).await?;
         let recorded = self.record_part(id, offset, size, &sha256, &key).await;

@@ -17,29 +17,11 @@ use super::runtime::guest_error;
 use super::scope::CallState;
 use crate::storage::StagedBlob;
 
+/// Why a request body could not be read to its end (classified where the body is read).
+pub use crate::error::BodyFault;
+
 /// The chunks of a request body as they arrive.
 pub type BodyChunks = BoxStream<'static, Result<Bytes, BodyFault>>;
-
-/// Why a request body could not be read to its end.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BodyFault {
-    /// It is longer than the limit, in bytes.
-    TooLarge(u64),
-    /// The client stopped sending it for longer than the server's body timeout.
-    Stalled,
-    /// The connection failed or the framing was invalid.
-    Broken(String),
-}
-
-impl std::fmt::Display for BodyFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::TooLarge(limit) => write!(f, "the request body exceeds {limit} bytes"),
-            Self::Stalled => f.write_str("the request body stopped arriving"),
-            Self::Broken(cause) => write!(f, "the request body could not be read: {cause}"),
-        }
-    }
-}
 
 /// What stops a body from being stored: the body, or the storage.
 #[derive(Debug)]
