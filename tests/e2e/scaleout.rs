@@ -23,6 +23,19 @@ fn postgres_server() -> Option<String> {
     url
 }
 
+/// Waits until `app` answers `path` (a plugin's endpoint once it has loaded a plugin installed
+/// through another process), but not forever.
+async fn wait_until_served(app: &crate::support::TestApp, path: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while app.get(path).await.0 != reqwest::StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the serve process never saw the plugin"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `artifacts/ab/cd/<sha256>` → `<sha256>`.
 fn sha256_of_key(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
@@ -363,14 +376,7 @@ async fn a_plugin_installed_through_one_process_is_usable_through_the_others() {
     assert_eq!(status, reqwest::StatusCode::CREATED, "{plugin:#}");
 
     let repositories = format!("{API}/repositories/raw/raw/");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while second.get(&repositories).await.0 != reqwest::StatusCode::OK {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the second serve process never saw the plugin"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_served(second, &repositories).await;
     let repository = second.create(&repositories, json!({"name": "tools"})).await;
     let repository = str_field(&repository, "pulp_href").to_owned();
     let script = b"#!/bin/sh\necho installed once, served everywhere\n";
@@ -603,15 +609,7 @@ async fn an_upload_session_continues_at_another_serve_process_on_s3() {
     let cluster = Cluster::start(&server, 2, 1).await;
     let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
     install_blobs(first).await;
-    let repositories = format!("{API}/repositories/blobs/blobs/");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while second.get(&repositories).await.0 != reqwest::StatusCode::OK {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the second serve process never saw the plugin"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_served(second, &format!("{API}/repositories/blobs/blobs/")).await;
     blob_shelf(first, "shelf").await;
 
     let layer = bytes_of(9 << 20, 7);

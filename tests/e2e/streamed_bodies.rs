@@ -177,6 +177,16 @@ pub(crate) async fn append(
     .await
 }
 
+/// PUTs `bytes` as the blob `digest` at the shelf, as the admin.
+async fn put_blob(
+    app: &TestApp,
+    digest: &str,
+    bytes: &[u8],
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let path = format!("blobs/{digest}");
+    send(as_admin(app, reqwest::Method::PUT, "shelf", &path).body(bytes.to_vec())).await
+}
+
 /// Completes session `id` against `digest`.
 pub(crate) async fn complete(app: &TestApp, id: &str, digest: &str) -> (StatusCode, Vec<u8>) {
     let (status, _, body) = send(as_admin(
@@ -238,16 +248,7 @@ async fn a_body_is_stored_as_it_streams_against_its_digest(backend: Backend) {
 
     let before = latest_version(&app, &repository).await;
     let wrong = "0".repeat(64);
-    let (status, _, body) = send(
-        as_admin(
-            &app,
-            reqwest::Method::PUT,
-            "shelf",
-            &format!("blobs/{wrong}"),
-        )
-        .body(layer.clone()),
-    )
-    .await;
+    let (status, _, body) = put_blob(&app, &wrong, &layer).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let error = error_of(&body);
     assert!(
@@ -260,16 +261,7 @@ async fn a_body_is_stored_as_it_streams_against_its_digest(backend: Backend) {
         "nothing was added"
     );
 
-    let (status, headers, _) = send(
-        as_admin(
-            &app,
-            reqwest::Method::PUT,
-            "shelf",
-            &format!("blobs/{digest}"),
-        )
-        .body(layer.clone()),
-    )
-    .await;
+    let (status, headers, _) = put_blob(&app, &digest, &layer).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(header(&headers, "location"), format!("blobs/{digest}"));
     assert_ne!(latest_version(&app, &repository).await, before);
