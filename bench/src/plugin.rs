@@ -140,13 +140,13 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             form: Vec::new(),
             files: Vec::new(),
             user: None,
-            distribution: DistributionInfo {
+            distribution: Some(DistributionInfo {
                 name: "bench".into(),
                 base_path: "bench".into(),
                 extra: "{}".into(),
                 writable: true,
                 remote: None,
-            },
+            }),
         };
         let runtime = &runtime;
         let python = &python;

@@ -253,7 +253,8 @@ async fn serve(
 
 /// `/<rest-names.distribution>/<base_path>/…`: the distributions of the plugin whose distribution
 /// REST name is the first segment, served like `/pulp/content/` (plugins that declare no REST
-/// names have no prefix of their own).
+/// names have no prefix of their own). `/<root>/…`: the same for the plugin whose `root` it is,
+/// and where no distribution of it matches, the plugin itself ([`handle::root_route`]).
 async fn plugin_prefix(
     State(app): State<Arc<ContentApp>>,
     request: Request,
@@ -264,18 +265,23 @@ async fn plugin_prefix(
     let Some((prefix, rest)) = path.split_once('/') else {
         return Err(ApiError::not_found());
     };
-    let Some(plugin) = app
-        .plugins
-        .list()
-        .into_iter()
-        .find(|plugin| plugin.distribution_prefix() == Some(prefix))
-    else {
+    let Some(plugin) = app.plugins.list().into_iter().find(|plugin| {
+        plugin.distribution_prefix() == Some(prefix) || plugin.root() == Some(prefix)
+    }) else {
         return Err(ApiError::not_found());
     };
-    let Some(found) = find_distribution(&app, rest, Some(&plugin.info.name)).await? else {
-        return Err(ApiError::not_found());
-    };
-    serve_matched(&app, &found, &format!("/{prefix}/"), request).await
+    let at_root = plugin.root() == Some(prefix);
+    match find_distribution(&app, rest, Some(&plugin.info.name)).await? {
+        Some(found) => serve_matched(&app, &found, &format!("/{prefix}/"), request).await,
+        None if at_root => {
+            let id = correlation::pick(&request);
+            let answer = crate::tasks::LOGGING_CID
+                .scope(id.clone(), handle::root_route(&app, &plugin, rest, request))
+                .await;
+            Ok(correlation::echo(answer.into_response(), &id))
+        }
+        None => Err(ApiError::not_found()),
+    }
 }
 
 /// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.

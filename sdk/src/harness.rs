@@ -249,14 +249,26 @@ pub fn request(method: &str, path: &str) -> HttpRequest {
         form: Vec::new(),
         files: Vec::new(),
         user: None,
-        distribution: DistributionInfo {
+        distribution: distribution(DistributionInfo {
             name: "demo".to_owned(),
             base_path: "demo".to_owned(),
             extra: "{}".to_owned(),
             writable: true,
             remote: None,
-        },
+        }),
     }
+}
+
+/// The request's distribution, as the WIT version has it (optional since 0.3.0: root routes).
+#[cfg(not(feature = "wit-v0_2"))]
+fn distribution(info: DistributionInfo) -> Option<DistributionInfo> {
+    Some(info)
+}
+
+/// The request's distribution, as the WIT version has it.
+#[cfg(feature = "wit-v0_2")]
+fn distribution(info: DistributionInfo) -> DistributionInfo {
+    info
 }
 
 /// The bytes of a response body the plugin produced itself, or `None` for a streamed file.

@@ -25,7 +25,18 @@ impl PluginInfo {
             rest_names: None,
             remote_fields: "{}".to_owned(),
             distribution_fields: "{}".to_owned(),
+            #[cfg(not(feature = "wit-v0_2"))]
+            root: None,
         }
+    }
+
+    /// Answers at a segment of the server's root (`v2` for a container registry): a request for
+    /// `/<root>/<path>` reaches the distribution whose base path is the longest that prefixes
+    /// `<path>`, or, where none does, [`crate::Plugin::handle`] without a distribution.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn with_root(mut self, segment: &str) -> Self {
+        self.root = Some(segment.to_owned());
+        self
     }
 
     /// Asks for these capabilities (e.g. `http`).
@@ -226,6 +237,20 @@ impl From<HttpResponse> for HandleOutcome {
 }
 
 impl HttpRequest {
+    /// The distribution the request arrived at; `None` for a request at the plugin's root that
+    /// matches no distribution (see [`PluginInfo::with_root`]). The same call on every WIT
+    /// version the SDK builds for.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn distribution(&self) -> Option<&DistributionInfo> {
+        self.distribution.as_ref()
+    }
+
+    /// The distribution the request arrived at (0.2.0 requests always have one).
+    #[cfg(feature = "wit-v0_2")]
+    pub fn distribution(&self) -> Option<&DistributionInfo> {
+        Some(&self.distribution)
+    }
+
     /// The value of the first request header called `name` (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -37,6 +37,7 @@ mod rbac;
 mod replication;
 mod repository_versions;
 mod rest_resources;
+mod root_routes;
 mod scaleout;
 mod secrets;
 mod streamed_bodies;

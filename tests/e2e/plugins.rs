@@ -296,6 +296,16 @@ async fn bad_components_are_rejected_and_nothing_is_installed(backend: Backend) 
             misfit(b"keys"),
             &["indexed field \"not-a-name\"", "must match"],
         ),
+        (
+            "root of the host",
+            misfit(b"pulp"),
+            &["root \"pulp\" is the host's own"],
+        ),
+        (
+            "root another plugin serves",
+            misfit(b"pypi"),
+            &["already serves requests at /pypi/", "\"python\""],
+        ),
         ("plugin name clash", read(FILE), &["name clash", "built-in"]),
         ("too large", vec![0u8; limit + 1], &too_large),
     ];

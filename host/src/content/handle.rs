@@ -286,24 +286,18 @@ pub(super) async fn plugin_route(
         method: method.to_string(),
         path: rest.to_owned(),
         query: query.clone(),
-        headers: headers
-            .iter()
-            .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
-            .filter_map(|(name, value)| {
-                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-            })
-            .collect(),
+        headers: forwarded(&headers),
         base_url: base_url.clone(),
         form: body.form,
         files: body.files,
         user: user.clone(),
-        distribution: DistributionInfo {
+        distribution: Some(DistributionInfo {
             name: matched.name.clone(),
             base_path: matched.base_path.clone(),
             extra: matched.extra.clone(),
             writable: matched.writable,
             remote: remote.as_ref().map(Remote::config),
-        },
+        }),
     };
     // The call holds a plugin instance until it returns: one turn of the pool's share each.
     let turn = app.admission.turn(Work::PluginCall, requester).await?;
@@ -345,16 +339,7 @@ pub(super) async fn plugin_route(
     {
         return Err(ApiError::not_found());
     }
-    let mut answered = HeaderMap::new();
-    for (name, value) in response.headers {
-        let (Ok(name), Ok(value)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) else {
-            continue;
-        };
-        answered.append(name, value);
-    }
+    let mut answered = answered_headers(response.headers);
     // Files fetched from upstream add to the repository: each request goes to the plugin.
     let keep = kept_for
         .filter(|_| !matches!(response.body, HttpBody::FetchUpstream(_)))
@@ -403,6 +388,107 @@ pub(super) async fn plugin_route(
     let reply = reply_with(app, &answer, rest, &headers).await?;
     app.answers.keep(generation, &key, vary, &headers, answer);
     Ok(reply)
+}
+
+/// Calls the `handle` of `plugin` for a request at its root (`/<root>/<rest>`) that matches none
+/// of its distributions: the API version check and catalogue of a registry, a push to a name
+/// that has no distribution yet. The plugin reads no content and changes nothing; it answers.
+pub(super) async fn root_route(
+    app: &Arc<ContentApp>,
+    plugin: &LoadedPlugin,
+    rest: &str,
+    request: Request,
+) -> ApiResult<Response> {
+    let client = auth::client_address(request.extensions());
+    let caller = app
+        .authenticator
+        .authenticate(request.headers(), client)
+        .await?;
+    let method = request.method().clone();
+    if method != Method::GET && method != Method::HEAD && caller.is_none() {
+        return Err(ApiError::unauthorized());
+    }
+    let root = plugin.root().unwrap_or_default();
+    let requester = Requester::new(&format!("/{root}/"), request.extensions());
+    let headers = forwarded(request.headers());
+    let query = request.uri().query().map(str::to_owned);
+    let (body, incoming) = read_body(app, request, plugin.streams_bodies()).await?;
+    let call = HttpRequest {
+        method: method.to_string(),
+        path: rest.to_owned(),
+        query,
+        headers,
+        base_url: format!("{}/{root}/", app.origin),
+        form: body.form,
+        files: body.files,
+        user: caller.map(|caller| caller.username),
+        distribution: None,
+    };
+    let scope = CallScope {
+        artifacts: call
+            .files
+            .iter()
+            .map(|file| (file.artifact.sha256.clone(), file.artifact.size))
+            .collect(),
+        blobs: Some(app.blobs.clone()),
+        content_types: plugin.content_type_names(),
+        ..CallScope::default()
+    };
+    let turn = app.admission.turn(Work::PluginCall, &requester).await?;
+    let (result, scope) = app.plugins.handle(plugin, scope, &call, incoming).await;
+    drop(turn);
+    if let Some(fault) = scope.body_fault {
+        return Err(fault.into());
+    }
+    let outcome = result.map_err(|error| call_error(&plugin.info.name, error))?;
+    if !outcome.add_units.is_empty() || !outcome.remove_units.is_empty() {
+        return Err(plugin_failed(
+            &plugin.info.name,
+            "the plugin changed units in answer to a request that matches no distribution",
+        ));
+    }
+    let response = outcome.response;
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let HttpBody::Bytes(bytes) = response.body else {
+        return Err(plugin_failed(
+            &plugin.info.name,
+            "the plugin answered a stored or upstream file to a request that matches no distribution",
+        ));
+    };
+    if status == StatusCode::NOT_FOUND && bytes.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    let mut answered = answered_headers(response.headers);
+    drop_host_decided(&mut answered, &plugin.info.name);
+    let mut reply = with_status(status, Body::from(bytes));
+    add_headers(&mut reply, &answered);
+    Ok(reply)
+}
+
+/// The request headers a plugin sees: all but the caller's credentials.
+fn forwarded(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| *name != header::AUTHORIZATION && *name != header::COOKIE)
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+/// A plugin's response headers, those that are valid HTTP.
+fn answered_headers(headers: Vec<(String, String)>) -> HeaderMap {
+    let mut answered = HeaderMap::new();
+    for (name, value) in headers {
+        let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) else {
+            continue;
+        };
+        answered.append(name, value);
+    }
+    answered
 }
 
 /// Drops the headers of `plugin`'s answer that are the host's to decide.

@@ -107,6 +107,7 @@ pub fn info_json(info: &PluginInfo) -> Value {
         content_types: Vec<ContentType<'a>>,
         capabilities: &'a [String],
         rest_names: Option<Names<'a>>,
+        root: Option<&'a str>,
         remote_fields: Value,
         distribution_fields: Value,
     }
@@ -134,6 +135,7 @@ pub fn info_json(info: &PluginInfo) -> Value {
             publication: &names.publication,
             distribution: &names.distribution,
         }),
+        root: info.root.as_deref(),
         remote_fields: schema(&info.remote_fields),
         distribution_fields: schema(&info.distribution_fields),
     };

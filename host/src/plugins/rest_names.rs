@@ -220,6 +220,7 @@ mod tests {
             rest_names: declared,
             remote_fields: "{}".into(),
             distribution_fields: "{}".into(),
+            root: None,
         }
     }
 

@@ -140,6 +140,19 @@ impl LoadedPlugin {
             .map(|names| names.distribution.as_str())
     }
 
+    /// The segment the plugin answers at, at the server's root (`plugin-info.root`).
+    pub fn root(&self) -> Option<&str> {
+        self.info.root.as_deref()
+    }
+
+    /// The first path segments the plugin's requests arrive under: its distribution prefix and
+    /// its root.
+    fn first_segments(&self) -> impl Iterator<Item = &str> {
+        [self.distribution_prefix(), self.root()]
+            .into_iter()
+            .flatten()
+    }
+
     /// The (content type, field) pairs the plugin's content types index.
     pub fn indexed_fields(&self) -> Vec<(String, String)> {
         self.info
@@ -218,6 +231,12 @@ async fn buffered(state: &mut CallState, body: IncomingBody) -> Vec<u8> {
         state.scope.body_fault.get_or_insert(fault);
         Vec::new()
     })
+}
+
+/// A request without a distribution for a plugin older than 0.3.0, which has no root routes to
+/// receive one.
+fn no_root_routes() -> wasmtime::Error {
+    wasmtime::Error::msg("a plugin older than WIT 0.3.0 has no root routes")
 }
 
 /// Converts a 0.1.0 export's result: the value with `convert`, the error to the current record.
@@ -563,8 +582,9 @@ impl PluginRuntime {
         },
         v0_2 => {
             let body = buffered(store.data_mut(), body).await;
+            let request = v0_2::request_out(request, body).ok_or_else(no_root_routes)?;
             v0_2_result(
-                guest.call_handle(&mut store, &v0_2::request_out(request, body)).await,
+                guest.call_handle(&mut store, &request).await,
                 v0_2::outcome_in,
             )
         },
@@ -733,13 +753,18 @@ fn clash<'a>(
                 info.name
             ));
         }
-        if let (Some(mine), Some(theirs)) = (
+        // Distribution prefixes and roots share the first segment of the server's paths.
+        let mine = [
             info.rest_names.as_ref().map(|n| n.distribution.as_str()),
-            other.distribution_prefix(),
-        ) && mine == theirs
+            info.root.as_deref(),
+        ];
+        if let Some(taken) = mine
+            .into_iter()
+            .flatten()
+            .find(|segment| other.first_segments().any(|theirs| theirs == *segment))
         {
             return Some(format!(
-                "REST name clash: plugin {:?} already serves distributions at /{mine}/",
+                "REST name clash: plugin {:?} already serves requests at /{taken}/",
                 other.info.name
             ));
         }
@@ -755,6 +780,17 @@ fn clash<'a>(
         }
     }
     None
+}
+
+/// First path segments the host answers under itself, which no plugin may claim as its root.
+const HOST_SEGMENTS: &[&str] = &["pulp", "ui", "api", "auth", "token", "static", "assets"];
+
+/// Whether `root` may be a plugin's root segment: `[a-z0-9][a-z0-9._-]*`, at most 32 bytes.
+fn is_root_segment(root: &str) -> bool {
+    let mut bytes = root.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+        && root.len() <= 32
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -781,6 +817,17 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
         !info.content_types.is_empty(),
         "plugin declares no content types"
     );
+    if let Some(root) = &info.root {
+        anyhow::ensure!(
+            is_root_segment(root),
+            "root {root:?} must match [a-z0-9][a-z0-9._-]* and be at most 32 bytes"
+        );
+        anyhow::ensure!(
+            !HOST_SEGMENTS.contains(&root.as_str()),
+            "root {root:?} is the host's own (it serves /{})",
+            HOST_SEGMENTS.join("/, /")
+        );
+    }
     for content_type in &info.content_types {
         anyhow::ensure!(
             is_identifier(&content_type.name),

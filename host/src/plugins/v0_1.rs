@@ -52,6 +52,7 @@ pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginI
         name, version, wit_version, capabilities;
         content_types: info.content_types.into_iter().map(content_type_in).collect(),
         rest_names: None,
+        root: None,
         remote_fields: "{}".to_owned(),
         distribution_fields: "{}".to_owned(),
     })

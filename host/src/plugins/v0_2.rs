@@ -55,6 +55,8 @@ pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginI
         name, version, wit_version, capabilities, remote_fields, distribution_fields;
         content_types: info.content_types.into_iter().map(content_type_in).collect(),
         rest_names: info.rest_names.map(rest_names_in),
+        // Routes at the root are 0.3.0's.
+        root: None,
     })
 }
 
@@ -107,10 +109,12 @@ pub(super) fn version_out(version: &current::types::VersionInfo) -> types::Versi
 }
 
 /// A 0.2.0 plugin gets the request body as bytes, read by the host.
+///
+/// `None` for a request without a distribution, which only a 0.3.0 plugin's root routes get.
 pub(super) fn request_out(
     request: &current::types::HttpRequest,
     body: Vec<u8>,
-) -> types::HttpRequest {
+) -> Option<types::HttpRequest> {
     let field_out = |field: &current::types::FormField| convert_record!(&field => types::FormField { name, value });
     let file_out = |file: &current::types::FormFile| {
         convert_record!(&file => types::FormFile {
@@ -118,18 +122,18 @@ pub(super) fn request_out(
             artifact: artifact_ref_out(&file.artifact),
         })
     };
-    let distribution = &request.distribution;
+    let distribution = request.distribution.as_ref()?;
     let distribution = convert_record!(&distribution => types::DistributionInfo {
         name, base_path, extra, writable;
         remote: distribution.remote.as_ref().map(remote_out),
     });
-    convert_record!(&request => types::HttpRequest {
+    Some(convert_record!(&request => types::HttpRequest {
         method, path, query, headers, base_url, user;
         body: body,
         form: request.form.iter().map(field_out).collect(),
         files: request.files.iter().map(file_out).collect(),
         distribution: distribution,
-    })
+    }))
 }
 
 fn unit_page_out(page: current::types::UnitPage) -> types::UnitPage {

@@ -486,11 +486,13 @@ mod tests {
 
     /// `request` on a distribution with an on-demand remote at `http://up/`.
     fn pull_through(mut request: HttpRequest) -> HttpRequest {
-        request.distribution.remote = Some(RemoteConfig {
-            url: "http://up/".into(),
-            policy: DownloadPolicy::OnDemand,
-            extra: "{}".into(),
-        });
+        if let Some(distribution) = request.distribution.as_mut() {
+            distribution.remote = Some(RemoteConfig {
+                url: "http://up/".into(),
+                policy: DownloadPolicy::OnDemand,
+                extra: "{}".into(),
+            });
+        }
         request
     }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use granary_sdk::{
     ArtifactDeclaration, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginError,
-    UnitDeclaration, UpstreamFile, content, http, log,
+    RemoteConfig, UnitDeclaration, UpstreamFile, content, http, log,
 };
 use serde_json::Value;
 
@@ -36,9 +36,21 @@ const PULL_THROUGH_PAGE_SECONDS: u32 = 600;
 /// the host drops it anyway once the distribution serves another version.
 const VERSION_ANSWER_SECONDS: u32 = 24 * 3600;
 
+/// The remote of the distribution `request` arrived at (pull-through), if any.
+fn remote_of(request: &HttpRequest) -> Option<&RemoteConfig> {
+    request.distribution()?.remote.as_ref()
+}
+
+/// Whether the distribution `request` arrived at serves its repository's latest version.
+fn writable(request: &HttpRequest) -> bool {
+    request
+        .distribution()
+        .is_some_and(|distribution| distribution.writable)
+}
+
 /// How long the host may keep a page answering `request`.
 fn page_lifetime(request: &HttpRequest) -> u32 {
-    if request.distribution.remote.is_some() {
+    if remote_of(request).is_some() {
         PULL_THROUGH_PAGE_SECONDS
     } else {
         VERSION_ANSWER_SECONDS
@@ -144,7 +156,7 @@ fn upstream_links(
     request: &HttpRequest,
     project: &str,
 ) -> Result<Option<Vec<FileLink>>, PluginError> {
-    let Some(remote) = &request.distribution.remote else {
+    let Some(remote) = remote_of(request) else {
         return Ok(None);
     };
     let url = format!("{}{project}/", upstream::index_url(&remote.url));
@@ -260,7 +272,7 @@ fn file(
             ));
         }
     }
-    if filename.ends_with(METADATA_SUFFIX) || !request.distribution.writable {
+    if filename.ends_with(METADATA_SUFFIX) || !writable(request) {
         return Ok(respond(HttpResponse::not_found()));
     }
     let links = match upstream_links(request, project) {
@@ -308,14 +320,17 @@ fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
     if request.user.is_none() {
         return Ok(respond(text(401, "uploads need credentials")));
     }
-    let extra: Value = serde_json::from_str(&request.distribution.extra).unwrap_or_default();
+    let extra: Value = request
+        .distribution()
+        .and_then(|distribution| serde_json::from_str(&distribution.extra).ok())
+        .unwrap_or_default();
     if extra["allow_uploads"] == Value::Bool(false) {
         return Ok(respond(text(
             403,
             "uploads are disabled for this distribution (allow_uploads is false)",
         )));
     }
-    if !request.distribution.writable {
+    if !writable(request) {
         return Ok(respond(text(
             403,
             "this distribution does not serve the latest version of a repository, so it cannot take uploads",

@@ -18,6 +18,14 @@
 //! - `POST count`: reads the body through `std::io::Read`, answers its length;
 //! - `POST note`: reads the body whole, refusing more than 16 bytes, and echoes it.
 //!
+//! The same routes answer at the plugin's root, `/registry/<base_path>/…`, where base paths may
+//! contain slashes. A request there that matches no distribution gets:
+//!
+//! - `GET ` (the root itself): 200 `registry` with `x-api-version: blobs/1`, a registry's API
+//!   version check;
+//! - any other read: 404;
+//! - any write: tries to start an upload session, which the host refuses (no repository).
+//!
 //! Errors of the host's imports are returned as they are: the host answers 400 with their
 //! message on their field.
 
@@ -40,9 +48,13 @@ impl Plugin for Blobs {
             .with_indexed_fields(&["digest"]);
         PluginInfo::new("blobs", env!("CARGO_PKG_VERSION"), vec![blob])
             .with_rest_names("blobs", "blobs", "blobs", "blobs")
+            .with_root("registry")
     }
 
     fn handle(request: &HttpRequest, mut body: Body) -> Result<HandleOutcome, PluginError> {
+        if request.distribution.is_none() {
+            return at_root(request);
+        }
         let path = request.path.as_str();
         match (request.method.as_str(), path) {
             ("POST", "uploads/") => {
@@ -83,6 +95,22 @@ impl Plugin for Blobs {
                 session(request, method, &path["uploads/".len()..], &body)
             }
             _ => Ok(HttpResponse::not_found().into()),
+        }
+    }
+}
+
+/// A request at the root that matches no distribution.
+fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET" | "HEAD", "") => Ok(HttpResponse::ok("text/plain", "registry")
+            .with_header("x-api-version", "blobs/1")
+            .into()),
+        ("GET" | "HEAD", _) => Ok(HttpResponse::not_found().into()),
+        _ => {
+            let id = uploads::start()?;
+            Ok(HttpResponse::bytes(202, Vec::new())
+                .with_header("upload-id", &id)
+                .into())
         }
     }
 }

@@ -88,7 +88,9 @@ impl Plugin for Handler {
 }
 
 fn whoami(request: &HttpRequest) -> HttpResponse {
-    let distribution = &request.distribution;
+    let Some(distribution) = request.distribution() else {
+        return HttpResponse::not_found();
+    };
     let body = format!(
         "user={}\ndistribution={}\nwritable={}\nextra={}\nremote={}\n",
         request.user.as_deref().unwrap_or("-"),
@@ -143,9 +145,8 @@ fn claim(sha256: &str, relative_path: &str) -> HandleOutcome {
 
 fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
     if request
-        .distribution
-        .extra
-        .contains(r#""allow_uploads":false"#)
+        .distribution()
+        .is_some_and(|distribution| distribution.extra.contains(r#""allow_uploads":false"#))
     {
         return Ok(HttpResponse::bytes(403, "uploads are disabled").into());
     }
@@ -233,7 +234,7 @@ fn pull(request: &HttpRequest, name: &str) -> Result<HttpResponse, PluginError> 
     if let Some(response) = stored(&kept)? {
         return Ok(response);
     }
-    let Some(remote) = &request.distribution.remote else {
+    let Some(remote) = request.distribution().and_then(|d| d.remote.as_ref()) else {
         return Ok(HttpResponse::not_found());
     };
     let manifest = http::get(&remote.url, &[])?;

@@ -11,7 +11,9 @@
 //! - `loop`: `describe` never returns;
 //! - `file`: describes the content type `file`, which the built-in plugin already provides;
 //! - `wit9`: `describe` claims WIT version `0.9.0`, which no host supports;
-//! - `keys`: indexes a field whose name is not an identifier (`not-a-name`).
+//! - `keys`: indexes a field whose name is not an identifier (`not-a-name`);
+//! - `pulp`: claims the root `/pulp/`, the host's own;
+//! - `pypi`: claims the root `/pypi/`, where the built-in python plugin serves its distributions.
 
 use granary_sdk::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, Plugin, PluginError, PluginInfo,
@@ -47,6 +49,9 @@ impl Plugin for Misfit {
         let mut info = PluginInfo::new("misfit", env!("CARGO_PKG_VERSION"), vec![gadget]);
         if &mode == b"wit9" {
             info.wit_version = "0.9.0".into();
+        }
+        if let b"pulp" | b"pypi" = &mode {
+            info = info.with_root(&String::from_utf8_lossy(&mode));
         }
         info
     }
