@@ -24,8 +24,8 @@ use granary::db::Db;
 use granary::plugins::host_body::IncomingBody;
 use granary::plugins::runtime::Limits;
 use granary::plugins::{
-    ArtifactRef, CallScope, ContentScope, DistributionInfo, HttpRequest, PluginRuntime,
-    PublicationScope, VersionInfo,
+    ArtifactRef, CallScope, CallerAccess, ContentScope, DistributionInfo, HttpRequest,
+    PluginRuntime, PublicationScope, VersionInfo,
 };
 use granary::storage::BlobStore;
 
@@ -140,6 +140,11 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             form: Vec::new(),
             files: Vec::new(),
             user: None,
+            access: CallerAccess {
+                pull: true,
+                push: false,
+                delete: false,
+            },
             distribution: Some(DistributionInfo {
                 name: "bench".into(),
                 base_path: "bench".into(),

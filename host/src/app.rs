@@ -110,10 +110,10 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
     crate::rbac::sync_builtins(&db, &plugins.rest_names())
         .await
         .context("writing the built-in roles and access policies")?;
-    let authenticator = Arc::new(Authenticator::new(
-        db.clone(),
-        crate::auth::ThrottleSettings::of(&config),
-    ));
+    let authenticator = Arc::new(
+        Authenticator::new(db.clone(), crate::auth::ThrottleSettings::of(&config))
+            .with_registry_tokens(secrets.clone()),
+    );
     let allowed_paths = Arc::new(AllowedPaths::new(
         &config.allowed_export_paths,
         &config.allowed_import_paths,

@@ -6,7 +6,11 @@
 //! - `Basic user:password` of an active user;
 //! - `Bearer <token>` with an API token (`users/<id>/tokens/`) that is not expired and whose user
 //!   is active;
-//! - `Basic __token__:<token>`, the convention of twine and uv for API tokens.
+//! - `Basic __token__:<token>`, the convention of twine and uv for API tokens;
+//! - on the routes plugins serve only ([`Authenticator::authenticate_at`]), `Bearer grr_…`, a
+//!   registry token from the token endpoint of container clients (`/token/`): sealed with the
+//!   server's key, valid for minutes, granting actions (`pull`, `push`, `delete`) on named
+//!   distributions only. The REST API does not accept them.
 //!
 //! Passwords are stored as argon2id PHC strings ([`hash_password`]). Rows written by Granary
 //! before argon2 hold a salted sha256 (`password_salt` + hex digest); they still log in and are
@@ -45,6 +49,24 @@ pub const TOKEN_USERNAME: &str = "__token__";
 /// Prefix of every API token, so a leaked one is recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "grn_";
 
+/// Prefix of a registry token (see the module docs).
+pub const REGISTRY_TOKEN_PREFIX: &str = "grr_";
+
+/// What registry tokens are sealed for: nothing else the key seals opens as one.
+const REGISTRY_TOKEN_PURPOSE: &str = "granary-registry-token:v1";
+
+/// What a registry token says: whose it is, until when, and which actions it grants at which
+/// distributions.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RegistryClaims {
+    /// `users.id` of the user it was issued to; none for an anonymous client.
+    pub user: Option<String>,
+    /// Unix time, in seconds, after which it is refused.
+    pub expires: i64,
+    /// Base path of a distribution → the actions granted there.
+    pub grants: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 /// Users whose verified credentials a process keeps. One entry per user (a user has one
 /// password), least recently used first out.
 const VERIFIED_CREDENTIALS: usize = 10_000;
@@ -62,6 +84,19 @@ pub struct User {
     pub username: String,
     /// Staff may manage other users.
     pub is_staff: bool,
+    /// Set when the request carried a registry token: the actions it grants at the distribution
+    /// the request is for, which narrow what the user may do there. `None`: all the user may do.
+    pub granted: Option<Vec<String>>,
+}
+
+impl User {
+    /// Whether the request's credentials allow `action` (`pull`, `push`, `delete`): always, but
+    /// for a registry token that does not grant it.
+    pub fn credentials_allow(&self, action: &str) -> bool {
+        self.granted
+            .as_ref()
+            .is_none_or(|granted| granted.iter().any(|given| given == action))
+    }
 }
 
 tokio::task_local! {
@@ -119,6 +154,8 @@ pub struct Authenticator {
     /// argon2 work in flight: each costs its memory (19 MiB) and a core for tens of ms, so a burst
     /// of log-ins queues instead of exhausting memory or the blocking pool.
     hashing: Semaphore,
+    /// The server's key, which seals registry tokens; without it none are issued or accepted.
+    token_key: Option<Arc<crate::secrets::FieldCipher>>,
 }
 
 impl Authenticator {
@@ -135,7 +172,56 @@ impl Authenticator {
             users: Throttle::new(throttle.per_user, throttle.window),
             addresses: Throttle::new(throttle.per_address, throttle.window),
             hashing: Semaphore::new(cores),
+            token_key: None,
         }
+    }
+
+    /// Issues and accepts registry tokens sealed with `key`, which every process sharing the
+    /// database shares.
+    pub fn with_registry_tokens(mut self, key: Arc<crate::secrets::FieldCipher>) -> Self {
+        self.token_key = Some(key);
+        self
+    }
+
+    /// A registry token carrying `claims`; `None` when this server issues none.
+    pub fn issue_registry_token(&self, claims: &RegistryClaims) -> Option<String> {
+        let key = self.token_key.as_ref()?;
+        let text = serde_json::to_string(claims).ok()?;
+        Some(format!(
+            "{REGISTRY_TOKEN_PREFIX}{}",
+            key.seal_for(REGISTRY_TOKEN_PURPOSE, &text)
+        ))
+    }
+
+    /// The caller of a request to a route a plugin serves at the distribution `base_path`: as
+    /// [`Authenticator::authenticate`] says, or the user of a registry token with
+    /// [`User::granted`] set to what the token grants there. A registry token that does not open
+    /// or has expired is a 401, so that the client fetches a new one.
+    pub async fn authenticate_at(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+        base_path: &str,
+    ) -> Result<Option<User>, ApiError> {
+        let Some(token) = registry_token(headers) else {
+            return self.authenticate(headers, client).await;
+        };
+        let claims = self
+            .token_key
+            .as_ref()
+            .and_then(|key| key.open_for(REGISTRY_TOKEN_PURPOSE, token))
+            .and_then(|text| serde_json::from_str::<RegistryClaims>(&text).ok())
+            .filter(|claims| claims.expires > chrono::Utc::now().timestamp())
+            .ok_or_else(ApiError::unauthorized)?;
+        let Some(id) = &claims.user else {
+            // An anonymous client's token: it may do what anonymous clients may.
+            return Ok(None);
+        };
+        let mut user = active_user(&self.db, id)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        user.granted = Some(claims.grants.get(base_path).cloned().unwrap_or_default());
+        Ok(Some(user))
     }
 
     /// Checks the request's credentials (see the module docs) and names the user they belong
@@ -417,6 +503,7 @@ impl From<UserRow> for User {
             id: row.id.unwrap_or_default(),
             username: row.username,
             is_staff: row.is_staff != 0,
+            granted: None,
         }
     }
 }
@@ -425,6 +512,31 @@ impl From<UserRow> for User {
 /// 280 bits), so a fast digest cannot be reversed, and it lets a request find its token by index.
 pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether `headers` carry a registry token (valid or not).
+pub fn carries_registry_token(headers: &HeaderMap) -> bool {
+    registry_token(headers).is_some()
+}
+
+/// The sealed part of the registry token in `headers`, if they carry one.
+fn registry_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| strip_scheme(value, "Bearer"))
+        .and_then(|token| token.trim().strip_prefix(REGISTRY_TOKEN_PREFIX))
+}
+
+/// The active user with `users.id` `id`.
+async fn active_user(db: &Db, id: &str) -> Result<Option<User>, ApiError> {
+    let row = sqlx::query_as::<_, UserRow>(
+        "SELECT id, username, is_staff FROM users WHERE id = $1 AND is_active = 1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.map(User::from))
 }
 
 async fn user_for_token(db: &Db, secret: &str) -> Result<Option<User>, ApiError> {
@@ -571,6 +683,65 @@ mod tests {
         };
         let auth = Authenticator::new(db.clone(), throttle);
         (dir, db, auth)
+    }
+
+    #[tokio::test]
+    async fn a_registry_token_opens_until_it_expires_and_only_where_it_grants() {
+        let (dir, _db, auth) = one_user("", "!").await;
+        let key = crate::secrets::FieldCipher::load_or_create(&dir.path().join("key")).unwrap();
+        let auth = auth.with_registry_tokens(Arc::new(key));
+        let claims = |expires: i64| RegistryClaims {
+            user: Some("u1".into()),
+            expires,
+            grants: [("team/app".to_owned(), vec!["pull".to_owned()])].into(),
+        };
+        let headers = |token: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+            headers
+        };
+        let now = chrono::Utc::now().timestamp();
+        let valid = auth.issue_registry_token(&claims(now + 60)).unwrap();
+        let user = auth
+            .authenticate_at(&headers(&valid), None, "team/app")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.username, "old");
+        assert!(user.credentials_allow("pull") && !user.credentials_allow("push"));
+        let elsewhere = auth
+            .authenticate_at(&headers(&valid), None, "team/other")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!elsewhere.credentials_allow("pull"));
+        // Not at the REST API.
+        assert!(
+            auth.authenticate(&headers(&valid), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let expired = auth.issue_registry_token(&claims(now - 1)).unwrap();
+        let refused = auth
+            .authenticate_at(&headers(&expired), None, "team/app")
+            .await;
+        assert_eq!(refused.unwrap_err().status(), StatusCode::UNAUTHORIZED);
+        // What the key seals for storage is no token.
+        let sealed = auth
+            .token_key
+            .as_ref()
+            .unwrap()
+            .seal(&serde_json::to_string(&claims(now + 60)).unwrap());
+        let smuggled = format!(
+            "{REGISTRY_TOKEN_PREFIX}{}",
+            sealed.trim_start_matches("granary-sealed:v1:")
+        );
+        let refused = auth
+            .authenticate_at(&headers(&smuggled), None, "team/app")
+            .await;
+        assert_eq!(refused.unwrap_err().status(), StatusCode::UNAUTHORIZED);
     }
 
     /// The hash user `u1`'s row stores.

@@ -49,6 +49,7 @@ mod guards;
 mod handle;
 mod inflight;
 mod pull_through;
+mod tokens;
 
 use admission::{Admission, Requester, Work};
 use inflight::Inflight;
@@ -104,6 +105,7 @@ pub fn router<S>(app: &AppState) -> Router<S> {
     Router::new()
         .route("/pulp/content/", get(root))
         .route("/pulp/content/{*path}", any(serve))
+        .route("/token/", get(tokens::issue))
         .fallback(plugin_prefix)
         // Form bodies stream file parts into storage; other bodies are capped by `handle`.
         .layer(DefaultBodyLimit::disable())
@@ -367,7 +369,7 @@ async fn serve_matched(
     let client = crate::auth::client_address(request.extensions());
     let caller = app
         .authenticator
-        .authenticate(request.headers(), client)
+        .authenticate_at(request.headers(), client, &matched.base_path)
         .await?;
     let base_url = format!("{}{route_prefix}{}/", app.origin, matched.base_path);
     let kept = handle::kept_answer(

@@ -15,6 +15,8 @@ pub struct ApiError {
     body: Value,
     /// Seconds a client should wait before trying again (`Retry-After`), for 503 and 429.
     retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401, when not the server's usual Basic one.
+    challenge: Option<String>,
 }
 
 /// Result type of handlers.
@@ -28,6 +30,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             body: json!({ field: [message] }),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -69,6 +72,7 @@ impl ApiError {
             status,
             body: json!({ "detail": message }),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -76,6 +80,13 @@ impl ApiError {
     /// `retry_after_seconds` (sent as `Retry-After`).
     pub fn unavailable(message: impl Into<String>, retry_after_seconds: u64) -> Self {
         Self::detail(StatusCode::SERVICE_UNAVAILABLE, message).with_retry_after(retry_after_seconds)
+    }
+
+    /// The same 401, with `challenge` (a Bearer challenge naming the token endpoint and the
+    /// scope a registry client must ask for) in place of the Basic one.
+    pub fn with_challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     /// The same error, telling the client to try again after `seconds` (`Retry-After`).
@@ -122,10 +133,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                "www-authenticate",
-                axum::http::HeaderValue::from_static("Basic realm=\"granary\""),
-            );
+            let challenge = self
+                .challenge
+                .and_then(|challenge| axum::http::HeaderValue::from_str(&challenge).ok())
+                .unwrap_or_else(|| axum::http::HeaderValue::from_static("Basic realm=\"granary\""));
+            response.headers_mut().insert("www-authenticate", challenge);
         }
         if let Some(seconds) = self.retry_after {
             response

@@ -40,10 +40,10 @@ mod v0_1;
 mod v0_2;
 
 pub use bindings::types::{
-    ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
-    FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginError, PluginInfo,
-    RemoteConfig, RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UnitRef, UpstreamFile,
-    VersionInfo,
+    ArtifactDeclaration, ArtifactRef, CallerAccess, ContentTypeInfo, DistributionInfo,
+    DownloadPolicy, FormField, FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse,
+    PluginError, PluginInfo, RemoteConfig, RestNames, StoredArtifact, StoredUnit, UnitDeclaration,
+    UnitRef, UpstreamFile, VersionInfo,
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{

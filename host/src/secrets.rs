@@ -112,6 +112,24 @@ impl FieldCipher {
 
     /// `plain` sealed for storage.
     pub fn seal(&self, plain: &str) -> String {
+        format!("{SEALED_PREFIX}{}", self.seal_for(SEALED_PREFIX, plain))
+    }
+
+    /// The plain text of a stored value: opened when sealed, as it is when written before
+    /// encryption existed.
+    pub fn open(&self, stored: &str) -> Result<String, SecretError> {
+        match stored.strip_prefix(SEALED_PREFIX) {
+            Some(encoded) => self
+                .open_for(SEALED_PREFIX, encoded)
+                .ok_or(SecretError::Undecryptable),
+            None => Ok(stored.to_owned()),
+        }
+    }
+
+    /// `plain` sealed for `purpose` (base64): it opens only with [`FieldCipher::open_for`] and
+    /// the same purpose, so a value sealed for one use (a stored password) is never accepted
+    /// for another (a token).
+    pub fn seal_for(&self, purpose: &str, plain: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         // The system's randomness does not fail on the platforms the server runs on; a zero
         // nonce would still be sealed, just not unique, so refuse instead.
@@ -122,38 +140,31 @@ impl FieldCipher {
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(SEALED_PREFIX),
+                Aad::from(purpose),
                 &mut sealed,
             )
             .expect("a secret is far below the AEAD's length limit");
         let mut stored = nonce.to_vec();
         stored.extend_from_slice(&sealed);
-        format!(
-            "{SEALED_PREFIX}{}",
-            base64::engine::general_purpose::STANDARD.encode(stored)
-        )
+        base64::engine::general_purpose::STANDARD.encode(stored)
     }
 
-    /// The plain text of a stored value: opened when sealed, as it is when written before
-    /// encryption existed.
-    pub fn open(&self, stored: &str) -> Result<String, SecretError> {
-        let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else {
-            return Ok(stored.to_owned());
-        };
+    /// The plain text `encoded` was sealed from for `purpose`; `None` when it was not sealed by
+    /// this key for this purpose, or was changed.
+    pub fn open_for(&self, purpose: &str, encoded: &str) -> Option<String> {
         let mut bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
-            .map_err(|_| SecretError::Undecryptable)?;
+            .ok()?;
         if bytes.len() < NONCE_LEN + CHACHA20_POLY1305.tag_len() {
-            return Err(SecretError::Undecryptable);
+            return None;
         }
         let mut ciphertext = bytes.split_off(NONCE_LEN);
-        let nonce =
-            Nonce::try_assume_unique_for_key(&bytes).map_err(|_| SecretError::Undecryptable)?;
+        let nonce = Nonce::try_assume_unique_for_key(&bytes).ok()?;
         let plain = self
             .key
-            .open_in_place(nonce, Aad::from(SEALED_PREFIX), &mut ciphertext)
-            .map_err(|_| SecretError::Undecryptable)?;
-        String::from_utf8(plain.to_vec()).map_err(|_| SecretError::Undecryptable)
+            .open_in_place(nonce, Aad::from(purpose), &mut ciphertext)
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
     }
 
     /// Whether `stored` is sealed (not a value written before encryption existed).

@@ -249,6 +249,13 @@ pub fn request(method: &str, path: &str) -> HttpRequest {
         form: Vec::new(),
         files: Vec::new(),
         user: None,
+        // What the host grants an anonymous caller; a test of a writer sets `push`/`delete`.
+        #[cfg(not(feature = "wit-v0_2"))]
+        access: crate::CallerAccess {
+            pull: true,
+            push: false,
+            delete: false,
+        },
         distribution: distribution(DistributionInfo {
             name: "demo".to_owned(),
             base_path: "demo".to_owned(),

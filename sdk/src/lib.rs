@@ -108,14 +108,14 @@ pub mod uploads;
 
 pub use body::Body;
 pub use error::PluginError;
-#[cfg(not(feature = "wit-v0_2"))]
-pub use types::UnitRef;
 pub use types::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
     FormFile, HOST_CACHE_CONTROL, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo,
     RemoteConfig, RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile,
     VersionInfo,
 };
+#[cfg(not(feature = "wit-v0_2"))]
+pub use types::{CallerAccess, UnitRef};
 
 /// The raw bindings of the `content-type` world. Not a stable API: use the modules of this crate.
 #[doc(hidden)]

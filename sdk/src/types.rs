@@ -2,13 +2,13 @@
 
 use crate::wit::granary::plugin::types as raw;
 
-#[cfg(not(feature = "wit-v0_2"))]
-pub use raw::UnitRef;
 pub use raw::{
     ArtifactDeclaration, ArtifactRef, ContentTypeInfo, DistributionInfo, DownloadPolicy, FormField,
     FormFile, HandleOutcome, HttpBody, HttpRequest, HttpResponse, PluginInfo, RemoteConfig,
     RestNames, StoredArtifact, StoredUnit, UnitDeclaration, UpstreamFile, VersionInfo,
 };
+#[cfg(not(feature = "wit-v0_2"))]
+pub use raw::{CallerAccess, UnitRef};
 
 impl PluginInfo {
     /// A plugin named `name` (`[a-z][a-z0-9_]*`) at `version`, built against this SDK's

@@ -34,6 +34,7 @@ mod pulp_cli;
 mod python;
 mod python_plugin;
 mod rbac;
+mod registry_tokens;
 mod replication;
 mod repository_versions;
 mod rest_resources;

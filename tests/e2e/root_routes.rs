@@ -88,7 +88,7 @@ async fn a_root_request_reaches_the_distribution_named_by_its_longest_base_path(
 
 async fn a_root_request_matching_no_distribution_reaches_the_plugin_alone(backend: Backend) {
     let app = app_with_team_app(backend).await;
-    let check = request(&app, reqwest::Method::GET, "/registry/", false, Vec::new()).await;
+    let check = request(&app, reqwest::Method::GET, "/registry/", true, Vec::new()).await;
     assert_eq!(check.status(), StatusCode::OK);
     assert_eq!(
         check.headers()["x-api-version"],

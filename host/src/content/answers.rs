@@ -204,6 +204,8 @@ pub struct Key<'a> {
     pub version: Option<i64>,
     pub method: &'a str,
     pub user: Option<&'a str>,
+    /// What the user's registry token grants, if the request carried one.
+    pub granted: Option<&'a [String]>,
     pub path: &'a str,
     pub query: Option<&'a str>,
 }
@@ -215,6 +217,7 @@ impl Key<'_> {
     pub fn id(&self) -> String {
         let mut text = String::with_capacity(256 + self.path.len());
         let version = self.version.map(|version| version.to_string());
+        let granted = self.granted.map(|granted| granted.join(","));
         for part in [
             Some(self.plugin),
             Some(self.component),
@@ -223,6 +226,7 @@ impl Key<'_> {
             version.as_deref(),
             Some(self.method),
             self.user,
+            granted.as_deref(),
             Some(self.path),
             self.query,
         ] {
@@ -415,6 +419,7 @@ mod tests {
             version: Some(version),
             method: "GET",
             user,
+            granted: None,
             path,
             query: None,
         }

@@ -36,8 +36,8 @@ use crate::plugins::host_body::IncomingBody;
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::rest_names::Collection;
 use crate::plugins::{
-    ArtifactRef, CallError, CallScope, ContentScope, DistributionInfo, FormField, FormFile,
-    HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef, UploadSessions,
+    ArtifactRef, CallError, CallScope, CallerAccess, ContentScope, DistributionInfo, FormField,
+    FormFile, HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef, UploadSessions,
 };
 use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
@@ -85,6 +85,7 @@ fn answer_key<'a>(
         version: matched.version,
         method: method.as_str(),
         user: caller.map(|caller| caller.username.as_str()),
+        granted: caller.and_then(|caller| caller.granted.as_deref()),
         path: rest,
         query,
     }
@@ -210,11 +211,45 @@ pub(super) async fn plugin_route(
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
+    let may_modify = may_modify(app, matched, caller.as_ref()).await?;
     if method != Method::GET && method != Method::HEAD {
         // Anything but a read may change the repository: decided before a byte of the body is
         // read, so a stranger cannot make the server store an upload it will refuse.
-        may_push(app, matched, caller.as_ref()).await?;
+        let action = if method == Method::DELETE {
+            "delete"
+        } else {
+            "push"
+        };
+        // A registry token without the action (an anonymous client's, or one for other
+        // actions): a 401 with the Bearer challenge of the scope needed, so that the client asks
+        // for a token that has it.
+        let unauthorized = || {
+            let refused = ApiError::unauthorized();
+            if auth::carries_registry_token(&headers) {
+                let at = Some((matched.base_path.as_str(), &method));
+                refused.with_challenge(bearer_challenge(&app.origin, at))
+            } else {
+                refused
+            }
+        };
+        match &caller {
+            None => return Err(unauthorized()),
+            Some(caller) if !caller.credentials_allow(action) => return Err(unauthorized()),
+            Some(_) if may_modify == Some(false) => return Err(ApiError::forbidden()),
+            Some(_) => {}
+        }
     }
+    let allows = |action: &str| {
+        may_modify == Some(true)
+            && caller
+                .as_ref()
+                .is_some_and(|caller| caller.credentials_allow(action))
+    };
+    let access = CallerAccess {
+        pull: true,
+        push: allows("push"),
+        delete: allows("delete"),
+    };
     let query = request.uri().query().map(str::to_owned);
     let key = answer_key(
         matched,
@@ -291,6 +326,7 @@ pub(super) async fn plugin_route(
         form: body.form,
         files: body.files,
         user: user.clone(),
+        access,
         distribution: Some(DistributionInfo {
             name: matched.name.clone(),
             base_path: matched.base_path.clone(),
@@ -340,6 +376,12 @@ pub(super) async fn plugin_route(
         return Err(ApiError::not_found());
     }
     let mut answered = answered_headers(response.headers);
+    complete_challenge(
+        &app.origin,
+        status,
+        &mut answered,
+        Some((&matched.base_path, &method)),
+    );
     // Files fetched from upstream add to the repository: each request goes to the plugin.
     let keep = kept_for
         .filter(|_| !matches!(response.body, HttpBody::FetchUpstream(_)))
@@ -400,9 +442,10 @@ pub(super) async fn root_route(
     request: Request,
 ) -> ApiResult<Response> {
     let client = auth::client_address(request.extensions());
+    // A registry token names the user here too (a registry's version check), granting nothing.
     let caller = app
         .authenticator
-        .authenticate(request.headers(), client)
+        .authenticate_at(request.headers(), client, "")
         .await?;
     let method = request.method().clone();
     if method != Method::GET && method != Method::HEAD && caller.is_none() {
@@ -422,6 +465,11 @@ pub(super) async fn root_route(
         form: body.form,
         files: body.files,
         user: caller.map(|caller| caller.username),
+        access: CallerAccess {
+            pull: true,
+            push: false,
+            delete: false,
+        },
         distribution: None,
     };
     let scope = CallScope {
@@ -459,10 +507,55 @@ pub(super) async fn root_route(
         return Err(ApiError::not_found());
     }
     let mut answered = answered_headers(response.headers);
+    complete_challenge(&app.origin, status, &mut answered, None);
     drop_host_decided(&mut answered, &plugin.info.name);
     let mut reply = with_status(status, Body::from(bytes));
     add_headers(&mut reply, &answered);
     Ok(reply)
+}
+
+/// Replaces the `www-authenticate` of a plugin's answer with the challenge the host gives: for a
+/// 401 that names the scheme `Basic` or `Bearer`, that challenge, completed (Bearer: the token
+/// endpoint, and the scope of the distribution at `at`, `(base path, method)`, when the request
+/// reached one); otherwise none.
+fn complete_challenge(
+    origin: &str,
+    status: StatusCode,
+    answered: &mut HeaderMap,
+    at: Option<(&str, &Method)>,
+) {
+    let asked = answered.remove(header::WWW_AUTHENTICATE);
+    if status != StatusCode::UNAUTHORIZED {
+        return;
+    }
+    let scheme = asked
+        .as_ref()
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_ascii_lowercase());
+    let challenge = match scheme.as_deref() {
+        Some("basic") => "Basic realm=\"granary\"".to_owned(),
+        Some("bearer") => bearer_challenge(origin, at),
+        _ => return,
+    };
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        answered.insert(header::WWW_AUTHENTICATE, value);
+    }
+}
+
+/// The Bearer challenge of the server's token endpoint, with the scope a request of `method` at
+/// the distribution at `base_path` needs, when it reached one: `(base path, method)`.
+fn bearer_challenge(origin: &str, at: Option<(&str, &Method)>) -> String {
+    let service = origin.split_once("://").map_or(origin, |(_, host)| host);
+    let mut challenge = format!("Bearer realm=\"{origin}/token/\",service=\"{service}\"");
+    if let Some((base_path, method)) = at {
+        let actions = match *method {
+            Method::GET | Method::HEAD => "pull",
+            Method::DELETE => "delete",
+            _ => "pull,push",
+        };
+        challenge.push_str(&format!(",scope=\"repository:{base_path}:{actions}\""));
+    }
+    challenge
 }
 
 /// The request headers a plugin sees: all but the caller's credentials.
@@ -513,7 +606,8 @@ fn drop_host_decided(headers: &mut HeaderMap, plugin: &str) {
 /// wait for a host release. What a plugin must not touch is a closed class the host knows: state
 /// on the API origin (cookies), the connection and its framing (hop-by-hop headers and lengths
 /// the host computes), and what a browser may do with the answer (the security headers, which
-/// [`super::security_headers`] sets on every served response).
+/// [`super::security_headers`] sets on every served response). `WWW-Authenticate` is the host's
+/// too, completed from what the plugin asks for by [`complete_challenge`] before this runs.
 fn host_decides(name: &header::HeaderName) -> bool {
     // Header names are lower case once parsed.
     let name = name.as_str();
@@ -542,7 +636,6 @@ fn host_decides(name: &header::HeaderName) -> bool {
             | "service-worker-allowed"
             | "origin-agent-cluster"
             | "refresh"
-            | "www-authenticate"
             | "correlation-id"
             | answers::HOST_CACHE_CONTROL
     ) || name.starts_with("proxy-")
@@ -578,31 +671,26 @@ pub(super) fn plugin_failed(plugin: &str, cause: &str) -> ApiError {
     )
 }
 
-/// Refuses a write to `matched` unless `caller` may modify the repository it serves: 401 without
-/// credentials (with the challenge clients answer with credentials), 403 without the plugin's
-/// `modify_<repository>` permission on it, globally or on the repository.
-async fn may_push(
+/// Whether `caller` may modify the repository `matched` serves (the plugin's `modify_<repository>`
+/// permission on it, globally or on the repository); `None` when it serves no repository, so
+/// there is nothing to change and what the plugin answers is its own affair.
+pub(super) async fn may_modify(
     app: &ContentApp,
     matched: &Matched,
     caller: Option<&auth::User>,
-) -> ApiResult<()> {
-    let Some(caller) = caller else {
-        return Err(ApiError::unauthorized());
-    };
+) -> ApiResult<Option<bool>> {
     let names = app.plugins.rest_names();
     let (Some(repository_id), Some(plugin)) =
         (&matched.repository_id, names.plugin(&matched.plugin))
     else {
-        // Nothing to change: what the plugin answers is its own affair.
-        return Ok(());
+        return Ok(None);
+    };
+    let Some(caller) = caller else {
+        return Ok(Some(false));
     };
     let modify = Model::of_plugin(plugin, Collection::Repositories).permission("modify");
     let mut permissions = Permissions::of(app.db.clone(), &caller.id, caller.is_staff);
-    if permissions.has_on(&modify, repository_id).await? {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
+    Ok(Some(permissions.has_on(&modify, repository_id).await?))
 }
 
 /// The artifacts a `handle` outcome may name without looking further: those of this request's

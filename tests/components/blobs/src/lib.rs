@@ -16,13 +16,16 @@
 //! - `DELETE uploads/<id>`: cancels the session; 204, or 404;
 //! - `GET uploads/start`: tries to start a session in a read, which the host refuses;
 //! - `POST count`: reads the body through `std::io::Read`, answers its length;
-//! - `POST note`: reads the body whole, refusing more than 16 bytes, and echoes it.
+//! - `POST note`: reads the body whole, refusing more than 16 bytes, and echoes it;
+//! - `GET access`: what the caller may do, `pull=<bool> push=<bool> delete=<bool>`;
+//! - `GET challenge/<scheme>`: 401 asking the host for that challenge (`Basic`, `Bearer`, or
+//!   anything else, which the host drops).
 //!
 //! The same routes answer at the plugin's root, `/registry/<base_path>/…`, where base paths may
 //! contain slashes. A request there that matches no distribution gets:
 //!
-//! - `GET ` (the root itself): 200 `registry` with `x-api-version: blobs/1`, a registry's API
-//!   version check;
+//! - `GET ` (the root itself): a registry's API version check: 401 with a Bearer challenge for
+//!   an anonymous caller, else 200 `registry` with `x-api-version: blobs/1`;
 //! - any other read: 404;
 //! - any write: tries to start an upload session, which the host refuses (no repository).
 //!
@@ -80,6 +83,19 @@ impl Plugin for Blobs {
                 Ok(HttpResponse::ok("text/plain", length.to_string()).into())
             }
             ("POST", "note") => Ok(HttpResponse::bytes(200, body.bytes(16)?).into()),
+            ("GET", "access") => {
+                let access = &request.access;
+                let text = format!(
+                    "pull={} push={} delete={}",
+                    access.pull, access.push, access.delete
+                );
+                Ok(HttpResponse::ok("text/plain", text).into())
+            }
+            ("GET", _) if path.starts_with("challenge/") => {
+                Ok(HttpResponse::bytes(401, Vec::new())
+                    .with_header("www-authenticate", &path["challenge/".len()..])
+                    .into())
+            }
             (method, _) if path.starts_with("blobs/") => {
                 let digest = &path["blobs/".len()..];
                 match method {
@@ -102,6 +118,9 @@ impl Plugin for Blobs {
 /// A request at the root that matches no distribution.
 fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
     match (request.method.as_str(), request.path.as_str()) {
+        ("GET" | "HEAD", "") if request.user.is_none() => Ok(HttpResponse::bytes(401, Vec::new())
+            .with_header("www-authenticate", "Bearer")
+            .into()),
         ("GET" | "HEAD", "") => Ok(HttpResponse::ok("text/plain", "registry")
             .with_header("x-api-version", "blobs/1")
             .into()),
