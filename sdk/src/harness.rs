@@ -235,7 +235,7 @@ impl Host {
 /// ```
 /// let mut request = granary_sdk::harness::request("POST", "upload/");
 /// request.user = Some("alice".into());
-/// assert_eq!(request.distribution.base_path, "demo");
+/// assert_eq!(request.distribution().unwrap().base_path, "demo");
 /// ```
 pub fn request(method: &str, path: &str) -> HttpRequest {
     HttpRequest {

@@ -23,6 +23,10 @@
 //!   - [`Body`] (`body.rs`): the request body of `handle`, read as it arrives ([`std::io::Read`],
 //!     chunks, or whole up to a limit) or stored by the host as an artifact ([`Body::store`]).
 //!   - [`uploads`]: upload sessions the host keeps across requests (OCI's chunked uploads).
+//! - Routes at the server's root ([`PluginInfo::with_root`], `/v2/…` for a registry), and what the
+//!   caller may do ([`HttpRequest`]'s `access`: pull, push, delete); a 401 answer with
+//!   `www-authenticate: Bearer` (or `Basic`) gets the host's completed challenge and token
+//!   endpoint (see `docs/plugins.md`).
 //!   - [`content`]: iterate the units of the repository version in scope, all of them, those
 //!     under a path prefix or those with a value of an indexed field, and the distinct values of
 //!     an indexed field.

@@ -121,6 +121,14 @@ async fn a_root_request_matching_no_distribution_reaches_the_plugin_alone(backen
         body.contains("requests that may change the repository"),
         "{body}"
     );
+    // A form's files are not stored for no repository.
+    let (status, body) = app
+        .post_multipart(
+            "/registry/new/name/uploads/",
+            &[("file", Some("f.bin"), b"bytes")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     // Other segments of the root are not the plugin's, and not the host's either.
     let unknown = request(&app, reqwest::Method::GET, "/registryx/", false, Vec::new()).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);

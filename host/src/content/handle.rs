@@ -300,7 +300,7 @@ pub(super) async fn plugin_route(
             blobs: app.blobs.clone(),
         })),
         content_types: plugin.content_type_names(),
-        // `may_push` let a write through: the caller may modify the repository.
+        // The checks above let a write through: the caller may modify the repository.
         write_request: method != Method::GET
             && method != Method::HEAD
             && matched.writable
@@ -451,6 +451,22 @@ pub(super) async fn root_route(
     if method != Method::GET && method != Method::HEAD && caller.is_none() {
         return Err(ApiError::unauthorized());
     }
+    // A form's files would be stored before the plugin is asked, for no repository: refused.
+    let form_data = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if form_data {
+        return Err(ApiError::detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Form bodies are not accepted where no distribution matches.",
+        ));
+    }
     let root = plugin.root().unwrap_or_default();
     let requester = Requester::new(&format!("/{root}/"), request.extensions());
     let headers = forwarded(request.headers());
@@ -473,12 +489,6 @@ pub(super) async fn root_route(
         distribution: None,
     };
     let scope = CallScope {
-        artifacts: call
-            .files
-            .iter()
-            .map(|file| (file.artifact.sha256.clone(), file.artifact.size))
-            .collect(),
-        blobs: Some(app.blobs.clone()),
         content_types: plugin.content_type_names(),
         ..CallScope::default()
     };
