@@ -195,6 +195,8 @@ impl HandleOutcome {
             add_units: Vec::new(),
             #[cfg(not(feature = "wit-v0_2"))]
             remove_units: Vec::new(),
+            #[cfg(not(feature = "wit-v0_2"))]
+            create_distribution: None,
         }
     }
 
@@ -207,6 +209,8 @@ impl HandleOutcome {
             add_units: units,
             #[cfg(not(feature = "wit-v0_2"))]
             remove_units: Vec::new(),
+            #[cfg(not(feature = "wit-v0_2"))]
+            create_distribution: None,
         }
     }
 
@@ -226,6 +230,22 @@ impl HandleOutcome {
     #[cfg(not(feature = "wit-v0_2"))]
     pub fn removing(mut self, units: Vec<UnitRef>) -> Self {
         self.remove_units.extend(units);
+        self
+    }
+
+    /// For a request at the plugin's root that matches no distribution (a push to a new name):
+    /// asks the host to create a repository and a distribution at `base_path` (the leading
+    /// segments of the request's path) for the caller, and to call `handle` again for the same
+    /// request there. This outcome's response is then not sent.
+    ///
+    /// ```
+    /// # use granary_sdk::{HandleOutcome, HttpResponse};
+    /// let outcome = HandleOutcome::respond(HttpResponse::not_found()).creating("team/app");
+    /// assert_eq!(outcome.create_distribution.as_deref(), Some("team/app"));
+    /// ```
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn creating(mut self, base_path: &str) -> Self {
+        self.create_distribution = Some(base_path.to_owned());
         self
     }
 }

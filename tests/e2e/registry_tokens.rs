@@ -185,7 +185,7 @@ async fn a_registry_token_grants_what_the_user_may_do_where_it_says(backend: Bac
         let pulled = curl(&app, &blob_path, &["-H", &bearer(&reader)]).await;
         assert_eq!(pulled.body, blob, "{credentials:?} may pull");
     }
-    // The admin's token for a name with no distribution grants nothing, there or here.
+    // The admin's token for another name grants nothing here.
     let elsewhere = token(&app, "repository:team/other:pull,push", Some(&admin)).await;
     assert_eq!(push(bearer(&elsewhere)).await.status, 401);
 

@@ -2,7 +2,8 @@
 //! `/registry/`: a request there reaches the plugin's distribution with the longest base path
 //! that prefixes the path, slashes in the base path included, as `/v2/<name>/…` reaches a
 //! registry's repository; a request that matches no distribution reaches the plugin alone, which
-//! may answer but changes nothing. (Roots the host or another plugin uses are refused at install:
+//! may answer but changes nothing, or ask for a repository and distribution to be created for a
+//! push to a new name, which then serve the request. (Roots the host or another plugin uses are refused at install:
 //! `plugins::bad_components_are_refused_with_a_clear_reason`.)
 
 use reqwest::StatusCode;
@@ -16,6 +17,7 @@ use crate::support::{Backend, TestApp};
 sqlite_and_postgres!(
     a_root_request_reaches_the_distribution_named_by_its_longest_base_path,
     a_root_request_matching_no_distribution_reaches_the_plugin_alone,
+    a_push_to_a_new_name_creates_its_repository_and_distribution_for_those_who_may,
 );
 
 /// The blobs plugin with a distribution of a new repository at `team/app`.
@@ -100,7 +102,7 @@ async fn a_root_request_matching_no_distribution_reaches_the_plugin_alone(backen
     let anonymous = request(
         &app,
         reqwest::Method::POST,
-        "/registry/new/name/uploads/",
+        "/registry/nowhere",
         false,
         Vec::new(),
     )
@@ -110,7 +112,7 @@ async fn a_root_request_matching_no_distribution_reaches_the_plugin_alone(backen
     let refused = request(
         &app,
         reqwest::Method::POST,
-        "/registry/new/name/uploads/",
+        "/registry/nowhere",
         true,
         Vec::new(),
     )
@@ -121,15 +123,126 @@ async fn a_root_request_matching_no_distribution_reaches_the_plugin_alone(backen
         body.contains("requests that may change the repository"),
         "{body}"
     );
-    // A form's files are not stored for no repository.
-    let (status, body) = app
-        .post_multipart(
-            "/registry/new/name/uploads/",
-            &[("file", Some("f.bin"), b"bytes")],
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     // Other segments of the root are not the plugin's, and not the host's either.
     let unknown = request(&app, reqwest::Method::GET, "/registryx/", false, Vec::new()).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+/// Creates the user `username` holding the global `roles`; returns curl's `user:password`.
+async fn user_with_roles(app: &TestApp, username: &str, roles: &[String]) -> String {
+    let user = app
+        .create(
+            &format!("{API}/users/"),
+            json!({"username": username, "password": format!("{username}-password-1")}),
+        )
+        .await;
+    let href = user["pulp_href"].as_str().unwrap().to_owned();
+    for role in roles {
+        app.create(
+            &format!("{href}roles/"),
+            json!({"role": role, "content_object": null}),
+        )
+        .await;
+    }
+    format!("{username}:{username}-password-1")
+}
+
+/// curl POST at `path` with `credentials`; returns the status and the `upload-id` answered.
+async fn push_start(app: &TestApp, path: &str, credentials: &[&str]) -> (u16, Option<String>) {
+    let mut arguments = vec!["-X", "POST"];
+    arguments.extend(credentials);
+    let answer = Downloads::new().request(&app.url(path), &arguments).await;
+    (answer.status, answer.header("upload-id").map(str::to_owned))
+}
+
+/// The base paths of the blobs distributions.
+async fn base_paths(app: &TestApp) -> Vec<String> {
+    let listed = app
+        .list_all(&format!("{API}/distributions/blobs/blobs/"))
+        .await;
+    let mut paths: Vec<String> = listed
+        .iter()
+        .filter_map(|distribution| distribution["base_path"].as_str().map(str::to_owned))
+        .collect();
+    paths.sort();
+    paths
+}
+
+async fn a_push_to_a_new_name_creates_its_repository_and_distribution_for_those_who_may(
+    backend: Backend,
+) {
+    let app = app_with_team_app(backend).await;
+    let (user, password) = app.credentials();
+    let admin = format!("{user}:{password}");
+
+    // The admin's push to a new name: created, then served as if it had been there.
+    let (status, id) = push_start(&app, "/registry/fresh/name/uploads/", &["-u", &admin]).await;
+    assert_eq!(status, 202);
+    let id = id.expect("an upload session at the new distribution");
+    let blob = bytes_of(30_000, 11);
+    let digest = sha256(&blob);
+    let path = format!("/registry/fresh/name/uploads/{id}?digest={digest}");
+    let pushed = request(&app, reqwest::Method::PUT, &path, true, blob.clone()).await;
+    assert_eq!(pushed.status(), StatusCode::CREATED);
+    let pulled = Downloads::new()
+        .get(&app.url(&format!("/registry/fresh/name/blobs/{digest}")))
+        .await;
+    assert_eq!(pulled.as_deref(), Ok(&blob[..]));
+    let (_, repositories) = app
+        .get(&format!("{API}/repositories/blobs/blobs/?name=fresh/name"))
+        .await;
+    assert_eq!(repositories["count"], 1, "{repositories:#}");
+
+    // Those who may create repositories and distributions of the plugin may push new names, and
+    // own what they created; others may not, and nothing is created for them.
+    let (_, roles) = app
+        .get(&format!("{API}/roles/?name__startswith=blobs.&limit=100"))
+        .await;
+    let creators: Vec<String> = roles["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|role| role["name"].as_str())
+        .filter(|name| name.ends_with("_creator"))
+        .filter(|name| name.contains("repository") || name.contains("distribution"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(creators.len(), 2, "{roles:#}");
+    let pusher = user_with_roles(&app, "pusher", &creators).await;
+    let reader = user_with_roles(&app, "reader", &[]).await;
+    let (status, id) = push_start(&app, "/registry/team2/uploads/", &["-u", &pusher]).await;
+    assert_eq!(status, 202);
+    let access = Downloads::new()
+        .request(&app.url("/registry/team2/access"), &["-u", &pusher])
+        .await;
+    assert_eq!(
+        access.body, b"pull=true push=true delete=true",
+        "the pusher owns it"
+    );
+    assert!(id.is_some());
+    assert_eq!(
+        push_start(&app, "/registry/denied/uploads/", &["-u", &reader])
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        push_start(&app, "/registry/denied/uploads/", &[]).await.0,
+        401
+    );
+    // docker's flow: a token for the new name, then the push with it.
+    let answer = Downloads::new()
+        .request(
+            &app.url("/token/?scope=repository:tokened:pull,push"),
+            &["-u", &pusher],
+        )
+        .await;
+    let token: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let authorization = format!("Authorization: Bearer {}", token["token"].as_str().unwrap());
+    let (status, _) = push_start(&app, "/registry/tokened/uploads/", &["-H", &authorization]).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        base_paths(&app).await,
+        ["fresh/name", "team/app", "team2", "tokened"]
+    );
 }

@@ -434,7 +434,9 @@ pub(super) async fn plugin_route(
 
 /// Calls the `handle` of `plugin` for a request at its root (`/<root>/<rest>`) that matches none
 /// of its distributions: the API version check and catalogue of a registry, a push to a name
-/// that has no distribution yet. The plugin reads no content and changes nothing; it answers.
+/// that has no distribution yet. The plugin reads no content, gets an empty body and changes
+/// nothing; it answers, or asks for a distribution to be created for the request
+/// ([`create_and_serve`]).
 pub(super) async fn root_route(
     app: &Arc<ContentApp>,
     plugin: &LoadedPlugin,
@@ -451,36 +453,17 @@ pub(super) async fn root_route(
     if method != Method::GET && method != Method::HEAD && caller.is_none() {
         return Err(ApiError::unauthorized());
     }
-    // A form's files would be stored before the plugin is asked, for no repository: refused.
-    let form_data = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .to_ascii_lowercase()
-                .starts_with("multipart/form-data")
-        });
-    if form_data {
-        return Err(ApiError::detail(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Form bodies are not accepted where no distribution matches.",
-        ));
-    }
     let root = plugin.root().unwrap_or_default();
     let requester = Requester::new(&format!("/{root}/"), request.extensions());
-    let headers = forwarded(request.headers());
-    let query = request.uri().query().map(str::to_owned);
-    let (body, incoming) = read_body(app, request, plugin.streams_bodies()).await?;
     let call = HttpRequest {
         method: method.to_string(),
         path: rest.to_owned(),
-        query,
-        headers,
+        query: request.uri().query().map(str::to_owned),
+        headers: forwarded(request.headers()),
         base_url: format!("{}/{root}/", app.origin),
-        form: body.form,
-        files: body.files,
-        user: caller.map(|caller| caller.username),
+        form: Vec::new(),
+        files: Vec::new(),
+        user: caller.as_ref().map(|caller| caller.username.clone()),
         access: CallerAccess {
             pull: true,
             push: false,
@@ -492,18 +475,22 @@ pub(super) async fn root_route(
         content_types: plugin.content_type_names(),
         ..CallScope::default()
     };
+    // The body stays unread: it is the request's at the distribution a push creates.
     let turn = app.admission.turn(Work::PluginCall, &requester).await?;
-    let (result, scope) = app.plugins.handle(plugin, scope, &call, incoming).await;
+    let (result, _) = app
+        .plugins
+        .handle(plugin, scope, &call, IncomingBody::empty())
+        .await;
     drop(turn);
-    if let Some(fault) = scope.body_fault {
-        return Err(fault.into());
-    }
     let outcome = result.map_err(|error| call_error(&plugin.info.name, error))?;
     if !outcome.add_units.is_empty() || !outcome.remove_units.is_empty() {
         return Err(plugin_failed(
             &plugin.info.name,
             "the plugin changed units in answer to a request that matches no distribution",
         ));
+    }
+    if let Some(base_path) = outcome.create_distribution {
+        return create_and_serve(app, plugin, (rest, &base_path), caller, request).await;
     }
     let response = outcome.response;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -522,6 +509,91 @@ pub(super) async fn root_route(
     let mut reply = with_status(status, Body::from(bytes));
     add_headers(&mut reply, &answered);
     Ok(reply)
+}
+
+/// Whether `user` may add repositories and distributions of `plugin` (globally): what a push to a
+/// new name creates.
+pub(super) async fn may_create(
+    app: &ContentApp,
+    plugin: &str,
+    user: &auth::User,
+) -> ApiResult<bool> {
+    let names = app.plugins.rest_names();
+    let Some(plugin_names) = names.plugin(plugin) else {
+        return Ok(false);
+    };
+    let mut permissions = Permissions::of(app.db.clone(), &user.id, user.is_staff);
+    for collection in [Collection::Repositories, Collection::Distributions] {
+        let add = Model::of_plugin(plugin_names, collection).permission("add");
+        if !permissions.has_globally(&add).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Creates the repository and distribution at `base_path` that `plugin` asked for, for the push
+/// of `caller` to `rest` (below the root), and serves the request there. The caller must be
+/// allowed to add repositories and distributions of the plugin, and, with a registry token, be
+/// granted push at the new name; `base_path` must be the leading segments of `rest`.
+async fn create_and_serve(
+    app: &Arc<ContentApp>,
+    plugin: &LoadedPlugin,
+    (rest, base_path): (&str, &str),
+    caller: Option<auth::User>,
+    request: Request,
+) -> ApiResult<Response> {
+    let leads = !base_path.is_empty()
+        && (rest == base_path || rest.starts_with(&format!("{base_path}/")))
+        && crate::plugins::validate_relative_path(base_path).is_ok();
+    if !leads {
+        return Err(plugin_failed(
+            &plugin.info.name,
+            &format!(
+                "the plugin asked for a distribution at {base_path:?}, which does not lead the path {rest:?}"
+            ),
+        ));
+    }
+    let client = auth::client_address(request.extensions());
+    let pusher = match caller {
+        // A registry token is judged at the new name, where it must grant push.
+        Some(caller) if caller.granted.is_some() => app
+            .authenticator
+            .authenticate_at(request.headers(), client, base_path)
+            .await?
+            .filter(|caller| caller.credentials_allow("push")),
+        caller => caller,
+    };
+    let Some(pusher) = pusher else {
+        return Err(ApiError::unauthorized());
+    };
+    if !may_create(app, &plugin.info.name, &pusher).await? {
+        return Err(ApiError::forbidden());
+    }
+    let names = app.plugins.rest_names();
+    let created = crate::domain::distributions::create_for_push(
+        &app.db,
+        &names,
+        &plugin.info.name,
+        base_path,
+        &pusher.id,
+    )
+    .await;
+    // A concurrent push may have created it first: then it is served all the same.
+    let found = super::find_distribution(app, rest, Some(&plugin.info.name)).await?;
+    match (found, created) {
+        (Some(found), _) => {
+            let root = plugin.root().unwrap_or_default();
+            super::serve_matched(app, &found, &format!("/{root}/"), request).await
+        }
+        (None, Err(error)) => Err(ApiError::detail(
+            StatusCode::CONFLICT,
+            format!("No distribution could be created at {base_path:?}: {error:#}"),
+        )),
+        (None, Ok(())) => Err(ApiError::internal(
+            "a distribution created for a push was not found",
+        )),
+    }
 }
 
 /// Replaces the `www-authenticate` of a plugin's answer with the challenge the host gives: for a

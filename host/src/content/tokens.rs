@@ -6,8 +6,10 @@
 //! caller may do at the distribution whose base path is `<name>`.
 //!
 //! Reads are granted to anyone: a distribution's content guard still decides each request. Push
-//! and delete are granted to a user who may modify the distribution's repository. Nothing is
-//! granted at a name with no distribution. Tokens are sealed with the server's key (every process
+//! and delete are granted to a user who may modify the distribution's repository. At a name with
+//! no distribution, pull and push are granted to a user who may create repositories and
+//! distributions of a plugin that answers at a root (a push there creates them), nothing to
+//! others. Tokens are sealed with the server's key (every process
 //! opens them) and accepted only by plugin routes, never by the REST API.
 
 use std::collections::BTreeMap;
@@ -18,7 +20,7 @@ use axum::extract::{Request, State};
 use serde_json::{Value, json};
 
 use super::ContentApp;
-use super::handle::may_modify;
+use super::handle::{may_create, may_modify};
 use crate::auth::{self, RegistryClaims};
 use crate::error::{ApiError, ApiResult};
 
@@ -101,14 +103,32 @@ async fn grant(
     name: &str,
     wanted: &str,
 ) -> ApiResult<Vec<String>> {
-    let Some((matched, rest)) = super::find_distribution(app, name, None).await? else {
-        return Ok(Vec::new());
-    };
-    if !rest.is_empty() || matched.base_path != name {
-        return Ok(Vec::new());
-    }
     let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
     let all = wanted.contains(&"*");
+    let found = super::find_distribution(app, name, None).await?;
+    let Some((matched, _)) =
+        found.filter(|(matched, rest)| rest.is_empty() && matched.base_path == name)
+    else {
+        // No distribution there: a push may create one (see `handle::create_and_serve`) when the
+        // caller may create distributions of a plugin that answers at a root.
+        let Some(caller) = caller else {
+            return Ok(Vec::new());
+        };
+        if !(all || wanted.contains(&"push")) {
+            return Ok(Vec::new());
+        }
+        for plugin in app
+            .plugins
+            .list()
+            .iter()
+            .filter(|plugin| plugin.root().is_some())
+        {
+            if may_create(app, &plugin.info.name, caller).await? {
+                return Ok(vec!["pull".to_owned(), "push".to_owned()]);
+            }
+        }
+        return Ok(Vec::new());
+    };
     let mut granted = Vec::new();
     if all || wanted.contains(&"pull") {
         granted.push("pull".to_owned());

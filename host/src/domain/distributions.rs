@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hrefs::{self, RestNames};
 use crate::db::{Db, new_id, now};
+use crate::plugins::rest_names::Collection;
 
 /// Longest base path, in bytes. The content app tries only prefixes this long, so what a request
 /// path costs to resolve does not grow with its length.
@@ -152,4 +153,81 @@ pub async fn create(
         &fields.type_name,
         &id,
     ))
+}
+
+/// Creates, for a push to a name that has no distribution (pulp_container's push repositories),
+/// a repository of `plugin` named `base_path` and a distribution of its latest version at
+/// `base_path`, and gives `creator` (a `users.id`) the roles the creation hooks of their access
+/// policies name (their owner roles), as if they had created both through the REST API.
+pub async fn create_for_push(
+    db: &Db,
+    names: &RestNames,
+    plugin: &str,
+    base_path: &str,
+    creator: &str,
+) -> anyhow::Result<()> {
+    if let Some(problem) = base_path_too_long(base_path) {
+        anyhow::bail!("{problem}");
+    }
+    let plugin_names = names
+        .plugin(plugin)
+        .ok_or_else(|| anyhow::anyhow!("the plugin {plugin:?} has no REST names"))?;
+    let typed = |collection: Collection| {
+        let segment = plugin_names.segment(collection).to_owned();
+        let type_name = names
+            .type_of(plugin, collection, &segment)
+            .unwrap_or_else(|| segment.clone());
+        (segment, type_name)
+    };
+    let (repository_segment, repository_type) = typed(Collection::Repositories);
+    let (distribution_segment, distribution_type) = typed(Collection::Distributions);
+    let repository_id =
+        super::objects::create_repository(db, (plugin, &repository_type), base_path, None, "{}")
+            .await?;
+    let repository_href = hrefs::repository(names, plugin, &repository_type, &repository_id);
+    let fields = DistributionFields {
+        plugin: plugin.to_owned(),
+        type_name: distribution_type,
+        name: base_path.to_owned(),
+        base_path: base_path.to_owned(),
+        publication_id: None,
+        repository_id: Some(repository_id.clone()),
+        repository_version_id: None,
+        remote_id: None,
+        content_guard: None,
+        hidden: false,
+        labels: "{}".to_owned(),
+        extra: empty_object(),
+    };
+    let distribution_href = create(db, names, fields).await?;
+    let distribution_id = distribution_href
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    for (collection, segment, id, href) in [
+        (
+            Collection::Repositories,
+            repository_segment,
+            &repository_id,
+            &repository_href,
+        ),
+        (
+            Collection::Distributions,
+            distribution_segment,
+            &distribution_id,
+            &distribution_href,
+        ),
+    ] {
+        let viewset = format!("{}/{plugin}/{segment}", collection.path());
+        let Some(policy) = crate::rbac::policy(db, &viewset).await? else {
+            continue;
+        };
+        let hooks: serde_json::Value =
+            serde_json::from_str(&policy.creation_hooks).unwrap_or_default();
+        let object = crate::rbac::Object { id, href };
+        crate::rbac::run_creation_hooks(db, &hooks, creator, object).await?;
+    }
+    Ok(())
 }

@@ -72,6 +72,7 @@ pub(super) fn outcome_in(response: types::HttpResponse) -> current::types::Handl
         }),
         add_units: Vec::new(),
         remove_units: Vec::new(),
+        create_distribution: None,
     }
 }
 

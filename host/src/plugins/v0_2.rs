@@ -80,6 +80,7 @@ pub(super) fn outcome_in(outcome: types::HandleOutcome) -> current::types::Handl
         }),
         add_units: outcome.add_units.into_iter().map(unit_in).collect(),
         remove_units: Vec::new(),
+        create_distribution: None,
     }
 }
 

@@ -27,7 +27,9 @@
 //! - `GET ` (the root itself): a registry's API version check: 401 with a Bearer challenge for
 //!   an anonymous caller, else 200 `registry` with `x-api-version: blobs/1`;
 //! - any other read: 404;
-//! - any write: tries to start an upload session, which the host refuses (no repository).
+//! - a write to `<name>/uploads/`: a push to a new name; asks the host to create a repository and
+//!   a distribution at `<name>` and to serve the request there;
+//! - any other write: tries to start an upload session, which the host refuses (no repository).
 //!
 //! Errors of the host's imports are returned as they are: the host answers 400 with their
 //! message on their field.
@@ -125,6 +127,10 @@ fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
             .with_header("x-api-version", "blobs/1")
             .into()),
         ("GET" | "HEAD", _) => Ok(HttpResponse::not_found().into()),
+        (_, path) if path.ends_with("/uploads/") => {
+            let name = path.trim_end_matches("/uploads/");
+            Ok(HandleOutcome::respond(HttpResponse::not_found()).creating(name))
+        }
         _ => {
             let id = uploads::start()?;
             Ok(HttpResponse::bytes(202, Vec::new())
