@@ -24,6 +24,7 @@ pub mod fields;
 mod host_artifacts;
 pub mod host_body;
 mod host_content;
+mod host_distributions;
 pub(crate) mod host_http;
 mod host_log;
 mod host_publication;
@@ -47,8 +48,8 @@ pub use bindings::types::{
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{
-    CachedPage, CallScope, CallState, ContentScope, CreateArtifact, HttpScope, PublicationScope,
-    SessionError, UploadSessions, UpstreamPages,
+    CachedPage, CallScope, CallState, CatalogScope, ContentScope, CreateArtifact, HttpScope,
+    PublicationScope, SessionError, UploadSessions, UpstreamPages,
 };
 
 /// Builds the record `$target` out of `$source` (an owned binding; `&binding` clones instead),

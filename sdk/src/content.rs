@@ -79,20 +79,26 @@ pub fn units_with_value(content_type: &str, field: &str, value: &str) -> Units {
 /// ```
 #[cfg(not(feature = "wit-v0_2"))]
 pub fn distinct_values(content_type: &str, field: &str) -> DistinctValues {
-    DistinctValues {
-        content_type: content_type.to_owned(),
-        field: field.to_owned(),
-        page: Vec::new().into_iter(),
-        after: None,
-        exhausted: false,
-    }
+    let (content_type, field) = (content_type.to_owned(), field.to_owned());
+    ValuePages::new(move |after, limit| {
+        Ok(raw::distinct_values(&content_type, &field, after, limit)?)
+    })
 }
 
 /// Iterator over the distinct values of an indexed field; see [`distinct_values`].
 #[cfg(not(feature = "wit-v0_2"))]
-pub struct DistinctValues {
-    content_type: String,
-    field: String,
+pub type DistinctValues = ValuePages;
+
+/// Fetches a page of values after a value (none: from the first), at most a number of them.
+#[cfg(not(feature = "wit-v0_2"))]
+type FetchPage = Box<dyn FnMut(Option<&str>, u32) -> Result<Vec<String>, PluginError>>;
+
+/// Iterator over values in ascending byte order that the host answers a page at a time, each
+/// page after the last value of the one before: [`distinct_values`] and
+/// [`crate::distributions::base_paths`].
+#[cfg(not(feature = "wit-v0_2"))]
+pub struct ValuePages {
+    fetch: FetchPage,
     page: std::vec::IntoIter<String>,
     /// The last value handed out: the next page starts after it.
     after: Option<String>,
@@ -101,7 +107,19 @@ pub struct DistinctValues {
 }
 
 #[cfg(not(feature = "wit-v0_2"))]
-impl DistinctValues {
+impl ValuePages {
+    /// Pages fetched by `fetch`, [`PAGE_SIZE`] values at a time.
+    pub(crate) fn new(
+        fetch: impl FnMut(Option<&str>, u32) -> Result<Vec<String>, PluginError> + 'static,
+    ) -> Self {
+        Self {
+            fetch: Box::new(fetch),
+            page: Vec::new().into_iter(),
+            after: None,
+            exhausted: false,
+        }
+    }
+
     /// Starts after `value` instead of at the first value (paging as OCI's `_catalog?last=` does).
     pub fn after(mut self, value: &str) -> Self {
         self.after = Some(value.to_owned());
@@ -110,7 +128,7 @@ impl DistinctValues {
 }
 
 #[cfg(not(feature = "wit-v0_2"))]
-impl Iterator for DistinctValues {
+impl Iterator for ValuePages {
     type Item = Result<String, PluginError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -122,19 +140,14 @@ impl Iterator for DistinctValues {
             if self.exhausted {
                 return None;
             }
-            match raw::distinct_values(
-                &self.content_type,
-                &self.field,
-                self.after.as_deref(),
-                PAGE_SIZE,
-            ) {
+            match (self.fetch)(self.after.as_deref(), PAGE_SIZE) {
                 Ok(values) => {
                     self.exhausted = values.len() < PAGE_SIZE as usize;
                     self.page = values.into_iter();
                 }
                 Err(error) => {
                     self.exhausted = true;
-                    return Some(Err(error.into()));
+                    return Some(Err(error));
                 }
             }
         }

@@ -110,6 +110,9 @@ pub struct Host {
     /// Sessions started so far (the next id's number).
     #[cfg(not(feature = "wit-v0_2"))]
     sessions_started: u64,
+    /// Base paths of the plugin's public distributions ([`crate::distributions::base_paths`]).
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub base_paths: std::collections::BTreeSet<String>,
 }
 
 impl Host {
@@ -731,6 +734,24 @@ pub(crate) mod imports {
 
         pub fn cancel(id: &str) -> Result<bool, RawError> {
             with_host(|host| Ok(host.sessions.remove(id).is_some()))
+        }
+    }
+
+    /// `granary:plugin/distributions`.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub mod distributions {
+        use super::super::{MAX_BATCH, RawError, with_host};
+
+        pub fn list_base_paths(after: Option<&str>, limit: u32) -> Result<Vec<String>, RawError> {
+            with_host(|host| {
+                Ok(host
+                    .base_paths
+                    .iter()
+                    .filter(|base_path| after.is_none_or(|after| base_path.as_str() > after))
+                    .take((limit as usize).clamp(1, MAX_BATCH))
+                    .cloned()
+                    .collect())
+            })
         }
     }
 

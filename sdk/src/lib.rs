@@ -23,6 +23,7 @@
 //!   - [`Body`] (`body.rs`): the request body of `handle`, read as it arrives ([`std::io::Read`],
 //!     chunks, or whole up to a limit) or stored by the host as an artifact ([`Body::store`]).
 //!   - [`uploads`]: upload sessions the host keeps across requests (OCI's chunked uploads).
+//!   - [`distributions`]: the base paths of the plugin's public distributions (a catalogue).
 //! - Routes at the server's root ([`PluginInfo::with_root`], `/v2/…` for a registry), and what the
 //!   caller may do ([`HttpRequest`]'s `access`: pull, push, delete); a 401 answer with
 //!   `www-authenticate: Bearer` (or `Basic`) gets the host's completed challenge and token
@@ -96,6 +97,8 @@
 pub mod artifacts;
 pub mod body;
 pub mod content;
+#[cfg(not(feature = "wit-v0_2"))]
+pub mod distributions;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod harness;

@@ -123,6 +123,25 @@ async fn a_root_request_matching_no_distribution_reaches_the_plugin_alone(backen
         body.contains("requests that may change the repository"),
         "{body}"
     );
+    // The catalogue: the plugin's public distributions, a page at a time, hidden ones left out.
+    for (name, hidden) in [("alpha", false), ("zz-hidden", true)] {
+        app.run_task(
+            &format!("{API}/distributions/blobs/blobs/"),
+            json!({"name": name, "base_path": name, "hidden": hidden}),
+        )
+        .await;
+    }
+    for (query, expected) in [
+        ("", "alpha\nteam/app"),
+        ("?n=1", "alpha"),
+        ("?last=alpha", "team/app"),
+        ("?last=team/app", ""),
+    ] {
+        let path = format!("/registry/_catalog{query}");
+        let catalog = request(&app, reqwest::Method::GET, &path, false, Vec::new()).await;
+        assert_eq!(catalog.status(), StatusCode::OK, "{query}");
+        assert_eq!(catalog.text().await.unwrap(), expected, "{query}");
+    }
     // Other segments of the root are not the plugin's, and not the host's either.
     let unknown = request(&app, reqwest::Method::GET, "/registryx/", false, Vec::new()).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);

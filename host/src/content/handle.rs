@@ -36,8 +36,9 @@ use crate::plugins::host_body::IncomingBody;
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::rest_names::Collection;
 use crate::plugins::{
-    ArtifactRef, CallError, CallScope, CallerAccess, ContentScope, DistributionInfo, FormField,
-    FormFile, HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef, UploadSessions,
+    ArtifactRef, CallError, CallScope, CallerAccess, CatalogScope, ContentScope, DistributionInfo,
+    FormField, FormFile, HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef,
+    UploadSessions,
 };
 use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
@@ -305,6 +306,10 @@ pub(super) async fn plugin_route(
             && method != Method::HEAD
             && matched.writable
             && matched.repository_id.is_some(),
+        catalog: Some(CatalogScope {
+            db: app.db.clone(),
+            plugin: plugin.info.name.clone(),
+        }),
         uploads: matched.repository_id.as_ref().map(|repository_id| {
             Arc::new(Sessions {
                 db: app.db.clone(),
@@ -473,6 +478,10 @@ pub(super) async fn root_route(
     };
     let scope = CallScope {
         content_types: plugin.content_type_names(),
+        catalog: Some(CatalogScope {
+            db: app.db.clone(),
+            plugin: plugin.info.name.clone(),
+        }),
         ..CallScope::default()
     };
     // The body stays unread: it is the request's at the distribution a push creates.

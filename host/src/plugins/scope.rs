@@ -52,6 +52,17 @@ pub struct CallScope {
     pub uploads: Option<Arc<dyn UploadSessions>>,
     /// Why the request body failed, when it did: the client's answer is then the host's.
     pub body_fault: Option<super::host_body::BodyFault>,
+    /// The plugin whose public distributions the call may list (`handle`).
+    pub catalog: Option<CatalogScope>,
+}
+
+/// The distributions of one plugin, for `distributions.list-base-paths`.
+#[derive(Clone)]
+pub struct CatalogScope {
+    /// The database.
+    pub db: Arc<Db>,
+    /// The plugin whose distributions are listed.
+    pub plugin: String,
 }
 
 /// The upload sessions of one repository, for one plugin (`granary:plugin/uploads`). They live in

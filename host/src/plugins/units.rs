@@ -124,10 +124,7 @@ pub async fn distinct_values(
     after: &str,
     limit: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let collate = match db.backend() {
-        crate::db::Backend::Sqlite => "",
-        crate::db::Backend::Postgres => " COLLATE \"C\"",
-    };
+    let collate = byte_order(db);
     sqlx::query_scalar::<_, String>(&format!(
         "SELECT DISTINCT k.value{collate} AS value FROM content_keys k
          WHERE k.plugin = $3 AND k.type_name = $4 AND k.field = $5 AND k.value{collate} > $6
@@ -144,6 +141,15 @@ pub async fn distinct_values(
     .bind(limit)
     .fetch_all(db.pool())
     .await
+}
+
+/// The collation that makes text compare as bytes, to append to a compared column: SQLite's
+/// default already does; PostgreSQL's depends on the database's locale.
+pub(crate) fn byte_order(db: &crate::db::Db) -> &'static str {
+    match db.backend() {
+        crate::db::Backend::Sqlite => "",
+        crate::db::Backend::Postgres => " COLLATE \"C\"",
+    }
 }
 
 /// One page of the units of a version whose indexed field has the value `value`, ordered by id,

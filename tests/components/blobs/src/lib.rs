@@ -26,6 +26,7 @@
 //!
 //! - `GET ` (the root itself): a registry's API version check: 401 with a Bearer challenge for
 //!   an anonymous caller, else 200 `registry` with `x-api-version: blobs/1`;
+//! - `GET _catalog?last=<base path>&n=<count>`: the public distributions' base paths, one a line;
 //! - any other read: 404;
 //! - a write to `<name>/uploads/`: a push to a new name; asks the host to create a repository and
 //!   a distribution at `<name>` and to serve the request there;
@@ -38,7 +39,8 @@ use std::io::Read as _;
 
 use granary_sdk::{
     ArtifactDeclaration, ArtifactRef, Body, ContentTypeInfo, HandleOutcome, HttpRequest,
-    HttpResponse, Plugin, PluginError, PluginInfo, UnitDeclaration, content, json, uploads,
+    HttpResponse, Plugin, PluginError, PluginInfo, UnitDeclaration, content, distributions, json,
+    uploads,
 };
 
 /// The content type.
@@ -126,6 +128,17 @@ fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
         ("GET" | "HEAD", "") => Ok(HttpResponse::ok("text/plain", "registry")
             .with_header("x-api-version", "blobs/1")
             .into()),
+        ("GET", "_catalog") => {
+            let mut names = distributions::base_paths();
+            if let Some(last) = query_value(request, "last") {
+                names = names.after(last);
+            }
+            let count = query_value(request, "n")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(usize::MAX);
+            let names: Vec<String> = names.take(count).collect::<Result<_, _>>()?;
+            Ok(HttpResponse::ok("text/plain", names.join("\n")).into())
+        }
         ("GET" | "HEAD", _) => Ok(HttpResponse::not_found().into()),
         (_, path) if path.ends_with("/uploads/") => {
             let name = path.trim_end_matches("/uploads/");
@@ -138,6 +151,15 @@ fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
                 .into())
         }
     }
+}
+
+/// The value of `name` in the request's query string (plain values: no percent-decoding).
+fn query_value<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    request
+        .query
+        .as_deref()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The routes of upload session `id`.
