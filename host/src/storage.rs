@@ -269,8 +269,10 @@ impl BlobStore {
         let parts_root = data_dir.join("uploads");
         std::fs::create_dir_all(&parts_root)
             .with_context(|| format!("creating {}", parts_root.display()))?;
+        // Chunks live in a directory per upload: the last one deleted takes its directory along.
         let parts = LocalFileSystem::new_with_prefix(&parts_root)
-            .context("opening local upload storage")?;
+            .context("opening local upload storage")?
+            .with_automatic_cleanup(true);
         let root_dir =
             std::fs::File::open(&root).with_context(|| format!("opening {}", root.display()))?;
         Ok(Self {
@@ -387,9 +389,16 @@ impl BlobStore {
                 let source = parts_root.join(key);
                 let target = root.join(target.as_ref());
                 let root = root.clone();
-                tokio::task::spawn_blocking(move || durable_rename(root, &source, &target))
-                    .await?
-                    .with_context(|| format!("moving the upload chunk {key} into storage"))?;
+                tokio::task::spawn_blocking(move || {
+                    durable_rename(root, &source, &target)?;
+                    // The upload's directory, when that was its last chunk (as deleting does).
+                    if let Some(directory) = source.parent() {
+                        let _ = std::fs::remove_dir(directory);
+                    }
+                    Ok::<_, std::io::Error>(())
+                })
+                .await?
+                .with_context(|| format!("moving the upload chunk {key} into storage"))?;
             }
             (_, _, Some(bucket)) => {
                 // Both live in the bucket, under the prefixes `s3` gave them.
@@ -430,6 +439,22 @@ impl BlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Deletes every stored chunk whose key starts with `prefix` (an upload's directory), those
+    /// never recorded included (a process that stopped between storing and recording one).
+    pub async fn delete_parts_under(&self, prefix: &str) -> anyhow::Result<()> {
+        let prefix = ObjectPath::from(prefix);
+        let keys: Vec<ObjectPath> = self
+            .parts
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for key in keys {
+            self.delete_part(key.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// Deletes a stored blob (orphan cleanup, reclaim, repair of a corrupt copy); one already gone

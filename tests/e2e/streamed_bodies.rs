@@ -363,6 +363,12 @@ async fn a_session_completes_only_against_its_digest_and_can_be_cancelled(backen
     assert_eq!(cancel(abandoned.clone()).await.0, StatusCode::NO_CONTENT);
     assert_eq!(session_size(&app, "shelf", &abandoned).await, None);
     assert_eq!(cancel(abandoned).await.0, StatusCode::NOT_FOUND);
+    // Completed and cancelled, the sessions leave nothing in the upload area.
+    let sessions = app.data_dir().join("uploads").join("sessions");
+    let left: Vec<_> = std::fs::read_dir(&sessions)
+        .map(|entries| entries.flatten().map(|entry| entry.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", sessions.display());
 }
 
 async fn sessions_belong_to_their_repository_and_change_only_for_writers(backend: Backend) {

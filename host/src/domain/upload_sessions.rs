@@ -112,7 +112,11 @@ impl Sessions {
         }
         // A key of its own: two racing appends at one offset (a client's retry with the same
         // bytes included) never share an object, so the loser deletes only its own.
-        let key = format!("sessions/{id}/{offset}-{}", uuid::Uuid::new_v4().simple());
+        let key = format!(
+            "{}{offset}-{}",
+            part_prefix(id),
+            uuid::Uuid::new_v4().simple()
+        );
         let sha256 = blob.sha256.clone();
         self.blobs.put_part(&key, blob).await?;
         let recorded = self.record_part(id, offset, size, &sha256, &key).await;
@@ -310,14 +314,10 @@ fn check_digest(actual: &str, expected: Option<&str>) -> Result<(), SessionError
     }
 }
 
-/// Deletes session `id`, its parts' records and their objects.
+/// Deletes session `id`, its parts' records and every object under its key prefix (also one a
+/// stopped process stored but never recorded).
 async fn delete(db: &Db, blobs: &BlobStore, id: &str) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
-    let keys: Vec<String> =
-        sqlx::query_scalar("SELECT object_key FROM upload_session_parts WHERE session_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
     sqlx::query("DELETE FROM upload_session_parts WHERE session_id = $1")
         .bind(id)
         .execute(&mut *tx)
@@ -327,11 +327,12 @@ async fn delete(db: &Db, blobs: &BlobStore, id: &str) -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    // Parts already moved into storage (a completed session of one part) are gone: not an error.
-    for key in keys {
-        blobs.delete_part(&key).await?;
-    }
-    Ok(())
+    blobs.delete_parts_under(&part_prefix(id)).await
+}
+
+/// Where the objects of session `id`'s parts are stored.
+fn part_prefix(id: &str) -> String {
+    format!("sessions/{id}/")
 }
 
 impl UploadSessions for Sessions {
@@ -366,5 +367,40 @@ impl UploadSessions for Sessions {
 
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(self.cancel_session(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ending_a_session_deletes_its_objects_recorded_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Arc::new(Db::connect(&url).await.unwrap());
+        let blobs = Arc::new(BlobStore::local(dir.path()).unwrap());
+        let sessions = Sessions {
+            db,
+            blobs: blobs.clone(),
+            plugin: "blobs".into(),
+            repository_id: "shelf".into(),
+            ttl: Duration::from_secs(60),
+            limit: 1 << 20,
+        };
+        let id = sessions.start_session().await.unwrap();
+        let part = blobs.stage_bytes(b"recorded").await.unwrap();
+        assert_eq!(sessions.append_part(&id, 0, part).await.unwrap(), 8);
+        // A chunk a process stored and stopped before recording.
+        let stray = blobs.stage_bytes(b"stray").await.unwrap();
+        blobs
+            .put_part(&format!("sessions/{id}/8-stray"), stray)
+            .await
+            .unwrap();
+
+        assert!(sessions.cancel_session(&id).await.unwrap());
+        let directory = dir.path().join("uploads").join("sessions").join(&id);
+        assert!(!directory.exists(), "{} is left", directory.display());
+        assert!(!sessions.cancel_session(&id).await.unwrap());
     }
 }
