@@ -321,6 +321,7 @@ async fn serve_matched(
             headers: request.headers(),
             uri: request.uri(),
             client: crate::auth::client_address(request.extensions()),
+            base_path: &matched.base_path,
         };
         guards::check(app, guard, shown).await?;
     }

@@ -15,6 +15,7 @@ use crate::support::{Backend, TestApp};
 sqlite_and_postgres!(
     handle_is_told_what_the_caller_may_do_and_its_challenges_are_completed,
     a_registry_token_grants_what_the_user_may_do_where_it_says,
+    a_guarded_distribution_lets_a_token_of_a_user_who_may_download_through,
 );
 
 /// The blobs plugin with a distribution of a new repository at `team/app`, and a user `reader`
@@ -201,4 +202,73 @@ async fn a_registry_token_grants_what_the_user_may_do_where_it_says(backend: Bac
     forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
     assert_eq!(push(bearer(&forged)).await.status, 401);
+}
+
+async fn a_guarded_distribution_lets_a_token_of_a_user_who_may_download_through(backend: Backend) {
+    let app = registry(backend).await;
+    let admin = admin(&app);
+    let guard = app
+        .create(
+            &format!("{API}/contentguards/core/rbac/"),
+            json!({"name": "private"}),
+        )
+        .await;
+    let repository = app
+        .create(
+            &format!("{API}/repositories/blobs/blobs/"),
+            json!({"name": "private-app"}),
+        )
+        .await;
+    app.run_task(
+        &format!("{API}/distributions/blobs/blobs/"),
+        json!({"name": "private-app", "base_path": "private/app",
+               "repository": repository["pulp_href"], "content_guard": guard["pulp_href"]}),
+    )
+    .await;
+    let blob = bytes_of(20_000, 12);
+    let digest = sha256(&blob);
+    let blob_path = format!("/registry/private/app/blobs/{digest}");
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), &blob).expect("write the blob");
+    let data = format!("@{}", file.path().display());
+    let pushed = curl(
+        &app,
+        &blob_path,
+        &[
+            "-X",
+            "PUT",
+            "-u",
+            &admin,
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &data,
+        ],
+    )
+    .await;
+    assert_eq!(pushed.status, 201);
+
+    let pull = |token: String| {
+        let (app, blob_path) = (&app, blob_path.clone());
+        async move { curl(app, &blob_path, &["-H", &bearer(&token)]).await }
+    };
+    let admins = token(&app, "repository:private/app:pull", Some(&admin)).await;
+    let pulled = pull(admins).await;
+    assert_eq!(pulled.status, 200);
+    assert_eq!(pulled.body, blob);
+    let readers = token(
+        &app,
+        "repository:private/app:pull",
+        Some("reader:reader-password-1"),
+    )
+    .await;
+    assert_eq!(
+        pull(readers).await.status,
+        403,
+        "the reader may not download"
+    );
+    let anonymous = token(&app, "repository:private/app:pull", None).await;
+    assert_eq!(pull(anonymous).await.status, 401);
+    let elsewhere = token(&app, "repository:team/app:pull", Some(&admin)).await;
+    assert_eq!(pull(elsewhere).await.status, 401, "no pull granted here");
 }

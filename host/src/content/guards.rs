@@ -42,6 +42,8 @@ pub(super) struct Shown<'a> {
     pub uri: &'a Uri,
     /// The client's address, for the failed log-in counts of `rbac` guards.
     pub client: Option<std::net::IpAddr>,
+    /// The base path of the distribution asked for: a registry token must grant `pull` there.
+    pub base_path: &'a str,
 }
 
 /// Refuses a request showing `shown` unless the guard `guard_id` lets it through.
@@ -91,7 +93,7 @@ async fn single(app: &ContentApp, guard: &GuardRow, shown: Shown<'_>) -> ApiResu
     let settings = Settings::stored(&guard.settings);
     let headers = shown.headers;
     let verdict = match GuardKind::from_segment(&guard.kind) {
-        Some(GuardKind::Rbac) => rbac(app, &guard.id, headers, shown.client).await?,
+        Some(GuardKind::Rbac) => rbac(app, &guard.id, &shown).await?,
         Some(GuardKind::Header) => header(&settings, headers),
         Some(GuardKind::ContentRedirect) => signed_url(&settings, shown.uri),
         Some(GuardKind::X509) => client_certificate(&settings, headers),
@@ -100,15 +102,14 @@ async fn single(app: &ContentApp, guard: &GuardRow, shown: Shown<'_>) -> ApiResu
     Ok(verdict)
 }
 
-/// `rbac`: the caller (HTTP Basic or an API token) holds the download permission on the guard,
-/// globally or on it; staff always do.
-async fn rbac(
-    app: &ContentApp,
-    guard_id: &str,
-    headers: &HeaderMap,
-    client: Option<std::net::IpAddr>,
-) -> ApiResult<Verdict> {
-    let Some(user) = app.authenticator.authenticate(headers, client).await? else {
+/// `rbac`: the caller (HTTP Basic, an API token, or a registry token granting `pull` at the
+/// distribution) holds the download permission on the guard, globally or on it; staff always do.
+async fn rbac(app: &ContentApp, guard_id: &str, shown: &Shown<'_>) -> ApiResult<Verdict> {
+    let caller = app
+        .authenticator
+        .authenticate_at(shown.headers, shown.client, shown.base_path)
+        .await?;
+    let Some(user) = caller.filter(|user| user.credentials_allow("pull")) else {
         return Ok(Verdict::Unauthenticated);
     };
     let mut permissions = Permissions::of(app.db.clone(), &user.id, user.is_staff);
