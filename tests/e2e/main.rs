@@ -11,6 +11,7 @@ mod support;
 
 mod acs;
 mod api;
+mod container;
 mod content;
 mod content_guards;
 mod content_labels;

@@ -51,3 +51,40 @@ pub fn api_tools() -> PathBuf {
         &["schemathesis>=4.3,<5", "openapi-spec-validator>=0.7,<0.8"],
     )
 }
+
+/// The path of `program`, installing the Debian package `package` with apt-get first when the
+/// program is missing (the tests run as root on Debian, as CI does).
+pub fn debian_tool(program: &str, package: &str) -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let find = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {program}"))
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+    };
+    if let Some(path) = find() {
+        return path;
+    }
+    let install = |update: bool| {
+        if update {
+            let _ = Command::new("apt-get").arg("update").status();
+        }
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    // The package lists may be stale on a fresh machine: refreshed once, when needed.
+    assert!(
+        install(false) || install(true),
+        "apt-get could not install {package}"
+    );
+    find().unwrap_or_else(|| panic!("{package} is installed but {program} is not on PATH"))
+}

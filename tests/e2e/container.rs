@@ -1,0 +1,221 @@
+//! The container content type (`plugins/container`) end to end with skopeo (Debian's package,
+//! installed when missing): an image in an OCI layout on disk copied to a new name at Granary
+//! (the push creates its repository and distribution; skopeo streams the layer, gzipped, into an
+//! upload session), inspected, its tags listed, and copied back byte for byte, with credentials
+//! through the Bearer token flow and anonymously.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::support::pulp::API;
+use crate::support::tools::debian_tool;
+use crate::support::{Backend, TestApp};
+
+sqlite_and_postgres!(skopeo_copies_an_image_to_a_new_name_and_back);
+
+const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Writes an OCI image layout at `dir` with one image tagged `tag`: a `layer` (uncompressed tar
+/// media type) and its config. Returns the manifest's bytes.
+fn oci_layout(dir: &Path, tag: &str, layer: &[u8]) -> Vec<u8> {
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let write_blob = |bytes: &[u8]| {
+        let digest = digest(bytes);
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+        digest
+    };
+    let layer_digest = write_blob(layer);
+    let config = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    })
+    .to_string()
+    .into_bytes();
+    let config_digest = write_blob(&config);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": layer_digest,
+            "size": layer.len(),
+        }],
+    })
+    .to_string()
+    .into_bytes();
+    let manifest_digest = write_blob(&manifest);
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    manifest
+}
+
+/// Runs skopeo with `arguments`, its auth file in `home`; returns its standard output.
+fn skopeo(home: &Path, arguments: &[&str]) -> String {
+    let program = debian_tool("skopeo", "skopeo");
+    let output = Command::new(program)
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env("HOME", home)
+        .arg("--insecure-policy")
+        .args(arguments)
+        .output()
+        .expect("run skopeo");
+    assert!(
+        output.status.success(),
+        "skopeo {arguments:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn skopeo_copies_an_image_to_a_new_name_and_back(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let component = std::fs::read(CONTAINER).expect("the container plugin is built");
+    let (status, plugin) = app.install_plugin(&component).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{plugin:#}");
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    // Larger than one read of a body: the layer streams in chunks into an upload session.
+    let layer: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let manifest = oci_layout(&source, "v1", &layer);
+    let registry = app.url("");
+    let registry = registry.trim_start_matches("http://").trim_end_matches('/');
+    let image = format!("docker://{registry}/team/app:v1");
+    let (user, password) = app.credentials();
+    let credentials = format!("{user}:{password}");
+    let home = work.path();
+
+    let (work_path, source_path) = (home.to_owned(), format!("oci:{}:v1", source.display()));
+    let (image_clone, credentials_clone) = (image.clone(), credentials.clone());
+    tokio::task::spawn_blocking(move || {
+        skopeo(
+            &work_path,
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &credentials_clone,
+                &source_path,
+                &image_clone,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+
+    // The push created the repository and its distribution at the name.
+    let (_, distributions) = app
+        .get(&format!(
+            "{API}/distributions/container/container/?base_path=team/app"
+        ))
+        .await;
+    assert_eq!(distributions["count"], 1, "{distributions:#}");
+
+    let (home_path, image_clone, credentials_clone) =
+        (home.to_owned(), image.clone(), credentials.clone());
+    let (raw, tags, anonymous) = tokio::task::spawn_blocking(move || {
+        let raw = skopeo(
+            &home_path,
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                &credentials_clone,
+                &image_clone,
+            ],
+        );
+        let repository = image_clone.trim_end_matches(":v1").to_owned();
+        let tags = skopeo(
+            &home_path,
+            &[
+                "list-tags",
+                "--tls-verify=false",
+                "--creds",
+                &credentials_clone,
+                &repository,
+            ],
+        );
+        // Reads need no credentials: an anonymous token.
+        let anonymous = skopeo(
+            &home_path,
+            &["inspect", "--tls-verify=false", "--no-creds", &image_clone],
+        );
+        (raw, tags, anonymous)
+    })
+    .await
+    .unwrap();
+    // skopeo compresses an uncompressed layer on its way to a registry: the manifest stored is
+    // the one it pushed, with our config and its gzip of our layer.
+    let pushed: Value = serde_json::from_str(raw.trim()).unwrap();
+    let ours: Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(pushed["config"], ours["config"], "{pushed:#}");
+    let pushed_layer = pushed["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let tags: Value = serde_json::from_str(&tags).unwrap();
+    assert_eq!(tags["Tags"], json!(["v1"]), "{tags:#}");
+    let inspected: Value = serde_json::from_str(&anonymous).unwrap();
+    assert_eq!(
+        inspected["Digest"],
+        digest(raw.trim().as_bytes()),
+        "{inspected:#}"
+    );
+    assert_eq!(inspected["Layers"], json!([pushed_layer]), "{inspected:#}");
+
+    // Back to disk: the same bytes.
+    let copy = work.path().join("copy");
+    let (home_path, copy_path) = (home.to_owned(), format!("oci:{}:v1", copy.display()));
+    tokio::task::spawn_blocking(move || {
+        skopeo(
+            &home_path,
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                "--src-creds",
+                &credentials,
+                &image,
+                &copy_path,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let pulled = std::fs::read(
+        copy.join("blobs/sha256")
+            .join(pushed_layer.trim_start_matches("sha256:")),
+    )
+    .expect("the layer was copied back");
+    assert_eq!(
+        digest(&pulled),
+        pushed_layer,
+        "the layer came back byte for byte"
+    );
+    // And the bytes are the ones Granary stores and serves.
+    let served = reqwest::get(app.url(&format!("/v2/team/app/blobs/{pushed_layer}")))
+        .await
+        .unwrap();
+    assert_eq!(served.status(), reqwest::StatusCode::OK);
+    assert!(served.bytes().await.unwrap() == pulled);
+}
