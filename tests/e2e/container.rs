@@ -2,7 +2,7 @@
 //! installed when missing): an image in an OCI layout on disk copied to a new name at Granary
 //! (the push creates its repository and distribution; skopeo streams the layer, gzipped, into an
 //! upload session), inspected, its tags listed, and copied back byte for byte, with credentials
-//! through the Bearer token flow and anonymously.
+//! through the Bearer token flow and anonymously; then deleted, tag and all.
 
 use std::path::Path;
 use std::process::Command;
@@ -184,6 +184,7 @@ async fn skopeo_copies_an_image_to_a_new_name_and_back(backend: Backend) {
     );
     assert_eq!(inspected["Layers"], json!([pushed_layer]), "{inspected:#}");
 
+    let (image_for_delete, credentials_for_delete) = (image.clone(), credentials.clone());
     // Back to disk: the same bytes.
     let copy = work.path().join("copy");
     let (home_path, copy_path) = (home.to_owned(), format!("oci:{}:v1", copy.display()));
@@ -218,4 +219,37 @@ async fn skopeo_copies_an_image_to_a_new_name_and_back(backend: Backend) {
         .unwrap();
     assert_eq!(served.status(), reqwest::StatusCode::OK);
     assert!(served.bytes().await.unwrap() == pulled);
+
+    // Deleted: the manifest and the tag pointing at it leave the repository.
+    let home_path = home.to_owned();
+    let tags = tokio::task::spawn_blocking(move || {
+        skopeo(
+            &home_path,
+            &[
+                "delete",
+                "--tls-verify=false",
+                "--creds",
+                &credentials_for_delete,
+                &image_for_delete,
+            ],
+        );
+        skopeo(
+            &home_path,
+            &[
+                "list-tags",
+                "--tls-verify=false",
+                "--creds",
+                &credentials_for_delete,
+                image_for_delete.trim_end_matches(":v1"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let tags: Value = serde_json::from_str(&tags).unwrap();
+    assert_eq!(tags["Tags"], json!([]), "{tags:#}");
+    let gone = reqwest::get(app.url("/v2/team/app/manifests/v1"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
 }

@@ -49,7 +49,7 @@ impl Plugin for Container {
             .with_indexed_fields(&["digest"]);
         let tag = ContentTypeInfo::new(TAG, "A tag naming a manifest", &["name", "manifest"])
             .with_endpoint("tags")
-            .with_indexed_fields(&["name"])
+            .with_indexed_fields(&["name", "manifest"])
             .with_repository_key("name");
         PluginInfo::new(
             "container",
@@ -371,27 +371,38 @@ fn missing_reference(manifest: &Value) -> Option<(&'static str, String)> {
     None
 }
 
-/// `DELETE manifests/<reference>`: a tag is removed; a digest removes the manifest.
+/// `DELETE manifests/<reference>`: a tag is removed; a digest removes the manifest and the tags
+/// that point at it (as `skopeo delete` and Pulp do).
 fn delete_manifest(request: &HttpRequest, reference: &str) -> Result<HandleOutcome, PluginError> {
     if !request.access.delete {
         return Ok(error(403, "DENIED", "requested access to the resource is denied").into());
     }
-    let removed = if reference.starts_with("sha256:") {
-        first_unit(MANIFEST, reference).map(|unit| UnitRef {
-            content_type: MANIFEST.into(),
-            natural_key: unit.natural_key,
-        })
-    } else {
-        first_unit(TAG, reference).map(|unit| UnitRef {
-            content_type: TAG.into(),
-            natural_key: unit.natural_key,
-        })
+    let unit_ref = |content_type: &str, unit: StoredUnit| UnitRef {
+        content_type: content_type.into(),
+        natural_key: unit.natural_key,
     };
-    Ok(match removed {
-        Some(unit) => {
-            HandleOutcome::respond(HttpResponse::bytes(202, Vec::new())).removing(vec![unit])
+    let removed: Vec<UnitRef> = if reference.starts_with("sha256:") {
+        match first_unit(MANIFEST, reference) {
+            Some(manifest) => {
+                let tags =
+                    content::units_with_value(TAG, "manifest", reference)
+                        .collect::<Result<Vec<_>, _>>()?;
+                std::iter::once(unit_ref(MANIFEST, manifest))
+                    .chain(tags.into_iter().map(|tag| unit_ref(TAG, tag)))
+                    .collect()
+            }
+            None => Vec::new(),
         }
-        None => error(404, "MANIFEST_UNKNOWN", "manifest unknown to registry").into(),
+    } else {
+        first_unit(TAG, reference)
+            .map(|tag| unit_ref(TAG, tag))
+            .into_iter()
+            .collect()
+    };
+    Ok(if removed.is_empty() {
+        error(404, "MANIFEST_UNKNOWN", "manifest unknown to registry").into()
+    } else {
+        HandleOutcome::respond(HttpResponse::bytes(202, Vec::new())).removing(removed)
     })
 }
 
