@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::streamed_bodies::{bytes_of, install_blobs, sha256};
+use crate::streamed_bodies::{blob_shelf, bytes_of, install_blobs, sha256};
 use crate::support::curl::{CurlResponse, Downloads};
 use crate::support::pulp::API;
 use crate::support::{Backend, TestApp};
@@ -23,17 +23,7 @@ sqlite_and_postgres!(
 async fn registry(backend: Backend) -> TestApp {
     let app = TestApp::start(backend).await;
     install_blobs(&app).await;
-    let repository = app
-        .create(
-            &format!("{API}/repositories/blobs/blobs/"),
-            json!({"name": "team-app"}),
-        )
-        .await;
-    app.run_task(
-        &format!("{API}/distributions/blobs/blobs/"),
-        json!({"name": "team-app", "base_path": "team/app", "repository": repository["pulp_href"]}),
-    )
-    .await;
+    blob_shelf(&app, "team-app", "team/app").await;
     app.create(
         &format!("{API}/users/"),
         json!({"username": "reader", "password": "reader-password-1"}),

@@ -9,7 +9,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::streamed_bodies::{bytes_of, install_blobs, sha256};
+use crate::streamed_bodies::{blob_shelf, bytes_of, install_blobs, sha256};
 use crate::support::curl::Downloads;
 use crate::support::pulp::API;
 use crate::support::{Backend, TestApp};
@@ -29,17 +29,7 @@ async fn app_with_team_app(backend: Backend) -> TestApp {
         plugin["root"], "registry",
         "the operator sees the root: {plugin:#}"
     );
-    let repository = app
-        .create(
-            &format!("{API}/repositories/blobs/blobs/"),
-            json!({"name": "team-app"}),
-        )
-        .await;
-    app.run_task(
-        &format!("{API}/distributions/blobs/blobs/"),
-        json!({"name": "team-app", "base_path": "team/app", "repository": repository["pulp_href"]}),
-    )
-    .await;
+    blob_shelf(&app, "team-app", "team/app").await;
     app
 }
 

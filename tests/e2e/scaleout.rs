@@ -610,7 +610,7 @@ async fn an_upload_session_continues_at_another_serve_process_on_s3() {
     let (first, second) = (&cluster.serves[0], &cluster.serves[1]);
     install_blobs(first).await;
     wait_until_served(second, &format!("{API}/repositories/blobs/blobs/")).await;
-    blob_shelf(first, "shelf").await;
+    blob_shelf(first, "shelf", "shelf").await;
 
     let layer = bytes_of(9 << 20, 7);
     let id = start_session(first).await;

@@ -91,6 +91,9 @@ impl Downloads {
             String::from_utf8_lossy(&output.stderr).trim()
         );
         let raw = String::from_utf8_lossy(&read_or_empty(&headers_path).await).into_owned();
+        // The final response: interim ones (`100 Continue`) come first in the dump.
+        let last = raw.rfind("HTTP/").unwrap_or(0);
+        let raw = raw[last..].to_owned();
         let mut lines = raw.lines();
         let status_line = lines.next().unwrap_or_default();
         let status = status_line
