@@ -126,6 +126,13 @@ async fn skopeo_copies_an_image_to_a_new_name_and_back(backend: Backend) {
     .await
     .unwrap();
 
+    // Writes need credentials, before a byte is read.
+    let anonymous = reqwest::Client::new()
+        .post(app.url("/v2/team/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
     // The push created the repository and its distribution at the name.
     let (_, distributions) = app
         .get(&format!(

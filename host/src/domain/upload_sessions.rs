@@ -137,21 +137,7 @@ impl Sessions {
         key: &str,
     ) -> Result<u64, SessionError> {
         let mut tx = self.db.begin_write().await.map_err(anyhow::Error::from)?;
-        let grown = sqlx::query(
-            "UPDATE upload_sessions SET size = size + $1, updated = $2
-             WHERE id = $3 AND plugin = $4 AND repository_id = $5 AND size = $6 AND updated >= $7",
-        )
-        .bind(size as i64)
-        .bind(now())
-        .bind(id)
-        .bind(&self.plugin)
-        .bind(&self.repository_id)
-        .bind(offset as i64)
-        .bind(ago(self.ttl))
-        .execute(&mut *tx)
-        .await
-        .map_err(anyhow::Error::from)?;
-        if grown.rows_affected() == 0 {
+        if !self.grow(&mut tx, id, offset, size).await? {
             drop(tx);
             return Err(self.not_at(id, offset).await);
         }
@@ -174,24 +160,37 @@ impl Sessions {
     /// Marks session `id`, `offset` bytes long, as active.
     async fn touch(&self, id: &str, offset: u64) -> Result<u64, SessionError> {
         let mut tx = self.db.begin_write().await.map_err(anyhow::Error::from)?;
-        let touched = sqlx::query(
-            "UPDATE upload_sessions SET updated = $1
-             WHERE id = $2 AND plugin = $3 AND repository_id = $4 AND size = $5 AND updated >= $6",
+        let touched = self.grow(&mut tx, id, offset, 0).await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        if !touched {
+            return Err(self.not_at(id, offset).await);
+        }
+        Ok(offset)
+    }
+
+    /// Grows session `id` by `by` bytes and marks it active, if it is alive and `offset` bytes
+    /// long; whether it was.
+    async fn grow(
+        &self,
+        tx: &mut crate::db::WriteTx,
+        id: &str,
+        offset: u64,
+        by: u64,
+    ) -> anyhow::Result<bool> {
+        let grown = sqlx::query(
+            "UPDATE upload_sessions SET size = size + $1, updated = $2
+             WHERE id = $3 AND plugin = $4 AND repository_id = $5 AND size = $6 AND updated >= $7",
         )
+        .bind(by as i64)
         .bind(now())
         .bind(id)
         .bind(&self.plugin)
         .bind(&self.repository_id)
         .bind(offset as i64)
         .bind(ago(self.ttl))
-        .execute(&mut *tx)
-        .await
-        .map_err(anyhow::Error::from)?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        if touched.rows_affected() == 0 {
-            return Err(self.not_at(id, offset).await);
-        }
-        Ok(offset)
+        .execute(&mut **tx)
+        .await?;
+        Ok(grown.rows_affected() == 1)
     }
 
     /// Why session `id` could not grow at `offset`: it is gone, or it has another size now.
