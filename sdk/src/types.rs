@@ -279,6 +279,23 @@ impl HttpRequest {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The value of the query parameter `name`, percent-decoded (`+` as a space): a digest's
+    /// `:` arrives as `%3A`.
+    ///
+    /// ```
+    /// let mut request = granary_sdk::harness::request("PUT", "blobs/uploads/1");
+    /// request.query = Some("digest=sha256%3Aab&n=2".into());
+    /// assert_eq!(request.query_param("digest").as_deref(), Some("sha256:ab"));
+    /// assert_eq!(request.query_param("last"), None);
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .as_deref()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .map(percent_decoded)
+    }
+
     /// The value of the first text form field called `name`.
     pub fn form_value(&self, name: &str) -> Option<&str> {
         self.form
@@ -291,4 +308,32 @@ impl HttpRequest {
     pub fn form_file(&self, name: &str) -> Option<&FormFile> {
         self.files.iter().find(|file| file.name == name)
     }
+}
+
+/// `text` with `%XX` escapes and `+` decoded; invalid escapes are kept as they are.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                decoded.push(b' ');
+                i += 1;
+            }
+            (None, byte) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }

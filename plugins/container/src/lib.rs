@@ -112,7 +112,7 @@ fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
             .into()),
         ("GET", "_catalog") => {
             let mut names = distributions::base_paths();
-            if let Some(last) = query_value(request, "last") {
+            if let Some(last) = request.query_param("last") {
                 names = names.after(&last);
             }
             let count = page_size(request);
@@ -138,7 +138,7 @@ fn start_upload(
     name: &str,
     mut body: Body,
 ) -> Result<HandleOutcome, PluginError> {
-    if let Some(digest) = query_value(request, "digest") {
+    if let Some(digest) = request.query_param("digest") {
         let hex = sha256_hex(&digest)?;
         let blob = body.store(Some(hex))?;
         return Ok(blob_added(name, blob));
@@ -177,7 +177,7 @@ fn upload(
             Ok(upload_status(202, name, id, size).into())
         }
         "PUT" => {
-            let Some(digest) = query_value(request, "digest") else {
+            let Some(digest) = request.query_param("digest") else {
                 return Ok(error(400, "DIGEST_INVALID", "PUT needs ?digest=").into());
             };
             let hex = sha256_hex(&digest)?;
@@ -409,7 +409,7 @@ fn delete_manifest(request: &HttpRequest, reference: &str) -> Result<HandleOutco
 /// `GET tags/list?n=&last=`.
 fn tags(request: &HttpRequest, name: &str) -> Result<HandleOutcome, PluginError> {
     let mut names = content::distinct_values(TAG, "name");
-    if let Some(last) = query_value(request, "last") {
+    if let Some(last) = request.query_param("last") {
         names = names.after(&last);
     }
     let names: Vec<String> = names.take(page_size(request)).collect::<Result<_, _>>()?;
@@ -425,7 +425,8 @@ fn tags(request: &HttpRequest, name: &str) -> Result<HandleOutcome, PluginError>
 
 /// The `n` of a paged request (all when absent).
 fn page_size(request: &HttpRequest) -> usize {
-    query_value(request, "n")
+    request
+        .query_param("n")
         .and_then(|n| n.parse().ok())
         .unwrap_or(usize::MAX)
 }
@@ -480,44 +481,6 @@ fn range_start(range: &str) -> Result<u64, PluginError> {
         .next()
         .and_then(|start| start.trim().parse().ok())
         .ok_or_else(|| PluginError::field("offset", format!("invalid Content-Range {range:?}")))
-}
-
-/// The percent-decoded value of `name` in the request's query string.
-fn query_value(request: &HttpRequest, name: &str) -> Option<String> {
-    request
-        .query
-        .as_deref()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .map(percent_decoded)
-}
-
-/// `%XX` escapes and `+` decoded (a digest's `:` arrives as `%3A`).
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok())
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (None, b'+') => {
-                decoded.push(b' ');
-                i += 1;
-            }
-            (None, byte) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// The string at `field` of a JSON object's text.
@@ -577,9 +540,8 @@ mod tests {
     }
 
     #[test]
-    fn ranges_and_escapes_are_read() {
+    fn ranges_are_read() {
         assert_eq!(range_start("0-99").unwrap(), 0);
         assert_eq!(range_start("bytes 100-199/*").unwrap(), 100);
-        assert_eq!(percent_decoded("sha256%3Aab"), "sha256:ab");
     }
 }

@@ -130,10 +130,11 @@ fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
             .into()),
         ("GET", "_catalog") => {
             let mut names = distributions::base_paths();
-            if let Some(last) = query_value(request, "last") {
-                names = names.after(last);
+            if let Some(last) = request.query_param("last") {
+                names = names.after(&last);
             }
-            let count = query_value(request, "n")
+            let count = request
+                .query_param("n")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(usize::MAX);
             let names: Vec<String> = names.take(count).collect::<Result<_, _>>()?;
@@ -151,15 +152,6 @@ fn at_root(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
                 .into())
         }
     }
-}
-
-/// The value of `name` in the request's query string (plain values: no percent-decoding).
-fn query_value<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    request
-        .query
-        .as_deref()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The routes of upload session `id`.

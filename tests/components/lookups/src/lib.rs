@@ -76,10 +76,11 @@ impl Plugin for Lookups {
         }
         let lines: Vec<String> = if request.path == "groups/" {
             let mut groups = content::distinct_values(ENTRY, "group");
-            if let Some(last) = query_value(request, "last") {
+            if let Some(last) = request.query_param("last") {
                 groups = groups.after(&last);
             }
-            let count = query_value(request, "n")
+            let count = request
+                .query_param("n")
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(usize::MAX);
             groups.take(count).collect::<Result<_, _>>()?
@@ -96,17 +97,6 @@ impl Plugin for Lookups {
         body.push('\n');
         Ok(HttpResponse::ok("text/plain", body).into())
     }
-}
-
-/// The value of `name` in the request's query string (no percent-decoding: the tests send plain
-/// values).
-fn query_value(request: &HttpRequest, name: &str) -> Option<String> {
-    request
-        .query
-        .as_deref()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .map(str::to_owned)
 }
 
 /// The `relative_path` of a natural key `{"relative_path":"…"}` (plain paths: no escapes).
