@@ -13,12 +13,12 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::mpsc;
 
 use crate::domain::artifacts;
-use crate::domain::declarations::{Pending, Reuse, link, link_stored, save};
+use crate::domain::declarations::{Pending, Reuse, link, link_stored, save, stored_artifacts};
 use crate::domain::remotes::{RateLimiter, Remote};
 use crate::domain::versions;
 use crate::domain::{Backends, acs};
 use crate::plugins::upstream::UpstreamClient;
-use crate::plugins::{CallScope, UnitDeclaration};
+use crate::plugins::{CallScope, EmittedBatch};
 use crate::progress::TaskHandle;
 
 /// Batches in flight between the plugin and the consumer.
@@ -59,6 +59,12 @@ pub async fn run(
         http,
         sink: Some(sender),
         content_types: plugin.content_type_names(),
+        // A registry's manifests are read by the plugin to find the blobs; it keeps them.
+        blobs: Some(backends.blobs.clone()),
+        create_in: Some(Arc::new(artifacts::Creator {
+            db: backends.db.clone(),
+            blobs: backends.blobs.clone(),
+        })),
         ..CallScope::default()
     };
     let consumer = tokio::spawn(consume(
@@ -99,7 +105,7 @@ async fn consume(
     repository_id: String,
     plugin: String,
     remote: Remote,
-    mut receiver: mpsc::Receiver<Vec<UnitDeclaration>>,
+    mut receiver: mpsc::Receiver<EmittedBatch>,
 ) -> anyhow::Result<()> {
     let client = backends.remote_clients.client(&remote)?;
     let limiter = remote.rate_limit().map(RateLimiter::new);
@@ -115,7 +121,11 @@ async fn consume(
             None,
         );
     }
-    while let Some(batch) = receiver.recv().await {
+    while let Some(EmittedBatch {
+        units: batch,
+        created,
+    }) = receiver.recv().await
+    {
         let count = batch.len() as u64;
         let reuse = Reuse::RepositoryOrRemote {
             repository_id: &repository_id,
@@ -130,6 +140,7 @@ async fn consume(
             batch,
         );
         let pending = link_stored(&backends.db, saved.await?, reuse).await?;
+        let pending = link_created(&backends.db, pending, &created).await?;
         associated += count;
         task.report(
             "associating.content",
@@ -183,6 +194,47 @@ async fn consume(
         }
     }
     Ok(())
+}
+
+/// Links the files whose bytes the plugin stored itself during the call (`created`); returns
+/// the others. A file of a unit stored before is already linked: the plugin's bytes must be
+/// those.
+async fn link_created(
+    db: &crate::db::Db,
+    pending: Vec<Pending>,
+    created: &[String],
+) -> anyhow::Result<Vec<Pending>> {
+    let (from_plugin, rest): (Vec<Pending>, Vec<Pending>) = pending.into_iter().partition(|file| {
+        file.url.is_none()
+            && file
+                .expected
+                .sha256
+                .as_ref()
+                .is_some_and(|sha256| created.contains(sha256))
+    });
+    if from_plugin.is_empty() {
+        return Ok(rest);
+    }
+    let digests: Vec<&str> = from_plugin
+        .iter()
+        .filter_map(|file| file.expected.sha256.as_deref())
+        .collect();
+    let stored = stored_artifacts(db, &digests).await?;
+    for file in &from_plugin {
+        let sha256 = file.expected.sha256.as_deref().unwrap_or_default();
+        let artifact_id = stored
+            .get(sha256)
+            .with_context(|| format!("{}: the plugin's artifact is gone", file.relative_path))?;
+        match &file.linked {
+            None => link(db, &file.content_artifact_id, artifact_id).await?,
+            Some(linked) => anyhow::ensure!(
+                linked == artifact_id,
+                "{}: the plugin's file is not the one already stored for this unit",
+                file.relative_path
+            ),
+        }
+    }
+    Ok(rest)
 }
 
 /// Downloads `file` from an alternate content source of `plugin` that offers its sha256, when

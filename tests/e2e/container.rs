@@ -2,7 +2,8 @@
 //! installed when missing): an image in an OCI layout on disk copied to a new name at Granary
 //! (the push creates its repository and distribution; skopeo streams the layer, gzipped, into an
 //! upload session), inspected, its tags listed, and copied back byte for byte, with credentials
-//! through the Bearer token flow and anonymously; then deleted, tag and all.
+//! through the Bearer token flow and anonymously; then deleted, tag and all. And oras (oras-py
+//! from PyPI) attaching an SBOM and a signature to an artifact, found through the referrers API.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,38 +11,43 @@ use std::process::Command;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::support::pulp::API;
-use crate::support::tools::debian_tool;
+use crate::support::pulp::{API, created_resources};
+use crate::support::tools::{debian_tool, python_venv};
 use crate::support::{Backend, TestApp};
 
-sqlite_and_postgres!(skopeo_copies_an_image_to_a_new_name_and_back);
+sqlite_and_postgres!(
+    skopeo_copies_an_image_to_a_new_name_and_back,
+    oras_finds_the_artifacts_attached_to_an_image_through_referrers,
+);
 
-const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
+pub(crate) const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
 
-fn digest(bytes: &[u8]) -> String {
+pub(crate) fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Writes an OCI image layout at `dir` with one image tagged `tag`: a `layer` (uncompressed tar
-/// media type) and its config. Returns the manifest's bytes.
-fn oci_layout(dir: &Path, tag: &str, layer: &[u8]) -> Vec<u8> {
+/// Writes `bytes` into the blobs of the OCI image layout at `dir`; returns their digest.
+pub(crate) fn write_blob(dir: &Path, bytes: &[u8]) -> String {
     let blobs = dir.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs).unwrap();
-    let write_blob = |bytes: &[u8]| {
-        let digest = digest(bytes);
-        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
-        digest
-    };
-    let layer_digest = write_blob(layer);
+    let digest = digest(bytes);
+    std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+    digest
+}
+
+/// Writes an image of one `layer` (uncompressed tar media type) and its config for
+/// `architecture` into the blobs of the layout at `dir`; returns the manifest's bytes.
+pub(crate) fn image_manifest(dir: &Path, layer: &[u8], architecture: &str) -> Vec<u8> {
+    let layer_digest = write_blob(dir, layer);
     let config = json!({
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     })
     .to_string()
     .into_bytes();
-    let config_digest = write_blob(&config);
+    let config_digest = write_blob(dir, &config);
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -58,23 +64,68 @@ fn oci_layout(dir: &Path, tag: &str, layer: &[u8]) -> Vec<u8> {
     })
     .to_string()
     .into_bytes();
-    let manifest_digest = write_blob(&manifest);
+    write_blob(dir, &manifest);
+    manifest
+}
+
+/// Writes the layout's `index.json` (and `oci-layout`), naming the manifest or index `top` of
+/// `media_type` as `tag`.
+pub(crate) fn tag_layout(dir: &Path, tag: &str, top: &[u8], media_type: &str) {
     let index = json!({
         "schemaVersion": 2,
         "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest,
-            "size": manifest.len(),
+            "mediaType": media_type,
+            "digest": digest(top),
+            "size": top.len(),
             "annotations": {"org.opencontainers.image.ref.name": tag},
         }],
     });
     std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// Writes an OCI image layout at `dir` with one image tagged `tag`: a `layer` (uncompressed tar
+/// media type) and its config. Returns the manifest's bytes.
+pub(crate) fn oci_layout(dir: &Path, tag: &str, layer: &[u8]) -> Vec<u8> {
+    let manifest = image_manifest(dir, layer, "amd64");
+    tag_layout(
+        dir,
+        tag,
+        &manifest,
+        "application/vnd.oci.image.manifest.v1+json",
+    );
     manifest
 }
 
+/// Installs the container plugin and creates a repository; returns its href.
+pub(crate) async fn container_repository(app: &TestApp, name: &str) -> String {
+    let component = std::fs::read(CONTAINER).expect("the container plugin is built");
+    if app.get(&format!("{API}/plugins/container/")).await.0 != reqwest::StatusCode::OK {
+        let (status, plugin) = app.install_plugin(&component).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{plugin:#}");
+    }
+    let repository = app
+        .create(
+            &format!("{API}/repositories/container/container/"),
+            json!({"name": name}),
+        )
+        .await;
+    repository["pulp_href"].as_str().unwrap().to_owned()
+}
+
+/// Distributes the latest version of `repository` at `base_path`.
+pub(crate) async fn distribute(app: &TestApp, repository: &str, base_path: &str) {
+    let task = app
+        .run_task(
+            &format!("{API}/distributions/container/container/"),
+            json!({"name": base_path, "base_path": base_path, "repository": repository}),
+        )
+        .await;
+    assert_eq!(created_resources(&task).len(), 1, "{task:#}");
+}
+
 /// Runs skopeo with `arguments`, its auth file in `home`; returns its standard output.
-fn skopeo(home: &Path, arguments: &[&str]) -> String {
+pub(crate) fn skopeo(home: &Path, arguments: &[&str]) -> String {
     let program = debian_tool("skopeo", "skopeo");
     let output = Command::new(program)
         .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
@@ -259,4 +310,93 @@ async fn skopeo_copies_an_image_to_a_new_name_and_back(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+async fn oras_finds_the_artifacts_attached_to_an_image_through_referrers(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let repository = container_repository(&app, "app").await;
+    distribute(&app, &repository, "team/app").await;
+    let venv = tokio::task::spawn_blocking(|| python_venv("oras", &["oras>=0.2.40,<0.3"]))
+        .await
+        .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/e2e/fixtures/container/oras_referrers.py");
+    let work = tempfile::tempdir().unwrap();
+    let host = app.url("");
+    let host = host
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (user, password) = app.credentials();
+    let mut command = Command::new(venv.join("bin/python"));
+    command
+        .arg(script)
+        .args([host.as_str(), user, password, "team/app"])
+        .arg(work.path());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "oras failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pushed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let subject = pushed["subject"].as_str().unwrap();
+    // The registry acknowledges the subject: it keeps referrers.
+    assert_eq!(pushed["sbom_oci_subject"], subject, "{pushed:#}");
+
+    let referrers = |query: &str| {
+        let url = app.url(&format!("/v2/team/app/referrers/{subject}{query}"));
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK);
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/vnd.oci.image.index.v1+json"
+            );
+            let filtered = response.headers().get("oci-filters-applied").cloned();
+            let body = response.bytes().await.unwrap();
+            (serde_json::from_slice::<Value>(&body).unwrap(), filtered)
+        }
+    };
+    let (all, filtered) = referrers("").await;
+    assert_eq!(filtered, None);
+    let mut found: Vec<(String, String)> = all["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|descriptor| {
+            (
+                descriptor["digest"].as_str().unwrap().to_owned(),
+                descriptor["artifactType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (
+            pushed["sbom"].as_str().unwrap().to_owned(),
+            "application/vnd.example.sbom".to_owned(),
+        ),
+        (
+            pushed["signature"].as_str().unwrap().to_owned(),
+            "application/vnd.example.signature".to_owned(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{all:#}");
+
+    let (sboms, filtered) = referrers("?artifactType=application/vnd.example.sbom").await;
+    assert_eq!(filtered.unwrap(), "artifactType");
+    assert_eq!(sboms["manifests"].as_array().unwrap().len(), 1, "{sboms:#}");
+    assert_eq!(sboms["manifests"][0]["digest"], pushed["sbom"]);
+    assert!(sboms["manifests"][0]["size"].as_u64().unwrap() > 0);
+
+    // A subject nobody referred to yet has an empty list, not an error.
+    let unknown = app.url(&format!("/v2/team/app/referrers/sha256:{}", "0".repeat(64)));
+    let response = reqwest::get(unknown).await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let empty: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(empty["manifests"], json!([]));
 }

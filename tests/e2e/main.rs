@@ -12,6 +12,7 @@ mod support;
 mod acs;
 mod api;
 mod container;
+mod container_sync;
 mod content;
 mod content_guards;
 mod content_labels;

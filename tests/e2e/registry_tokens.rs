@@ -176,6 +176,18 @@ async fn a_registry_token_grants_what_the_user_may_do_where_it_says(backend: Bac
         let pulled = curl(&app, &blob_path, &["-H", &bearer(&reader)]).await;
         assert_eq!(pulled.body, blob, "{credentials:?} may pull");
     }
+    // Without credentials at all, a push at the registry's root is challenged the same way:
+    // registry clients (oras, docker) know only the token flow.
+    let anonymous = push("X-Client: anonymous".to_owned()).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        anonymous
+            .header("www-authenticate")
+            .is_some_and(|challenge| challenge.starts_with("Bearer realm=")
+                && challenge.contains("scope=\"repository:team/app:pull,push\"")),
+        "{:?}",
+        anonymous.headers
+    );
     // The admin's token for another name grants nothing here.
     let elsewhere = token(&app, "repository:team/other:pull,push", Some(&admin)).await;
     assert_eq!(push(bearer(&elsewhere)).await.status, 401);

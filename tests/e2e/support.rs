@@ -8,6 +8,7 @@ pub mod fixture;
 pub mod proxy;
 pub mod pulp;
 pub mod python;
+pub mod registry;
 pub mod requests;
 pub mod tls;
 pub mod tools;

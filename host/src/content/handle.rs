@@ -221,12 +221,16 @@ pub(super) async fn plugin_route(
         } else {
             "push"
         };
-        // A registry token without the action (an anonymous client's, or one for other
-        // actions): a 401 with the Bearer challenge of the scope needed, so that the client asks
-        // for a token that has it.
+        // At a plugin's root (a registry), and for a registry token without the action (an
+        // anonymous client's, or one for other actions): a 401 with the Bearer challenge of the
+        // scope needed, so that the client asks for a token that has it, as registry clients
+        // (docker, oras) expect.
+        let at_root = plugin
+            .root()
+            .is_some_and(|root| base_url.starts_with(&format!("{}/{root}/", app.origin)));
         let unauthorized = || {
             let refused = ApiError::unauthorized();
-            if auth::carries_registry_token(&headers) {
+            if at_root || auth::carries_registry_token(&headers) {
                 let at = Some((matched.base_path.as_str(), &method));
                 refused.with_challenge(bearer_challenge(&app.origin, at))
             } else {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::Backends;
 use super::remotes::Remote;
 use crate::db::{now, value_rows};
-use crate::plugins::{CallScope, UnitDeclaration};
+use crate::plugins::{CallScope, EmittedBatch};
 use crate::progress::TaskHandle;
 
 /// Rows inserted per statement.
@@ -98,7 +98,7 @@ type Offered = (String, String, Option<i64>);
 /// Collects the files the plugin declares (those with a sha256 and a URL), reporting progress.
 async fn record(
     task: Arc<TaskHandle>,
-    mut receiver: mpsc::Receiver<Vec<UnitDeclaration>>,
+    mut receiver: mpsc::Receiver<EmittedBatch>,
 ) -> anyhow::Result<Vec<Offered>> {
     let mut files = Vec::new();
     task.report(
@@ -108,7 +108,7 @@ async fn record(
         None,
     );
     while let Some(batch) = receiver.recv().await {
-        for artifact in batch.into_iter().flat_map(|unit| unit.artifacts) {
+        for artifact in batch.units.into_iter().flat_map(|unit| unit.artifacts) {
             if let (Some(sha256), Some(url)) = (artifact.sha256, artifact.url) {
                 let size = artifact.size.and_then(|size| i64::try_from(size).ok());
                 files.push((sha256.to_ascii_lowercase(), url, size));

@@ -299,6 +299,19 @@ async fn reusable<'e>(
     query.bind_all(keys).fetch_all(executor).await
 }
 
+/// The ids of the stored artifacts with these sha256s, by sha256 (callers have checked that the
+/// bytes are the caller's to link: the plugin stored them in this call).
+pub async fn stored_artifacts(
+    db: &Db,
+    sha256s: &[&str],
+) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let mut stored = BTreeMap::new();
+    for chunk in sha256s.chunks(INSERT_CHUNK * 4) {
+        stored.extend(reusable(db.pool(), Reuse::Checked, "sha256", chunk).await?);
+    }
+    Ok(stored)
+}
+
 /// Links pending files whose bytes are already stored (same sha256), as far as `reuse` allows;
 /// returns the rest (and the files that are [`Pending::linked`] already).
 pub async fn link_stored(

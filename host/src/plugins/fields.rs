@@ -5,7 +5,8 @@
 //! The schema language is a small subset of JSON Schema: an object schema whose `properties`
 //! each have a `type` (`string`, `boolean`, `integer`, `number`, `array` with `items`, `object`
 //! with optional `properties`), an optional `enum`, an optional `default`, and for numbers an
-//! optional `minimum` and `maximum`. Anything else in a schema is ignored; an unknown `type`
+//! optional `minimum` and `maximum`; the top-level `required` lists the fields a create must
+//! give and an update may not clear. Anything else in a schema is ignored; an unknown `type`
 //! makes the plugin fail to load.
 
 use std::collections::BTreeMap;
@@ -18,6 +19,8 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Debug, Default)]
 pub struct Schema {
     properties: BTreeMap<String, Property>,
+    /// Fields that must have a value (top level only).
+    required: Vec<String>,
 }
 
 /// One declared field.
@@ -71,7 +74,23 @@ impl Schema {
                 properties.insert(name.clone(), property);
             }
         }
-        Ok(Schema { properties })
+        let required = match object.get("required") {
+            None => Vec::new(),
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|name| {
+                    name.as_str()
+                        .filter(|name| properties.contains_key(*name))
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("`required` names {name}, not a declared property"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("`required` must be an array of property names".into()),
+        };
+        Ok(Schema {
+            properties,
+            required,
+        })
     }
 
     /// The declared field names.
@@ -112,6 +131,9 @@ impl Schema {
                 .check(value)
                 .map_err(|message| ApiError::field(name, message))?;
             extra.insert(name.clone(), value.clone());
+        }
+        if let Some(missing) = self.required.iter().find(|name| !extra.contains_key(*name)) {
+            return Err(ApiError::field(missing, "This field is required."));
         }
         Ok(touched.then_some(extra))
     }
@@ -301,6 +323,30 @@ mod tests {
             serde_json::Value::Object(updated),
             json!({"includes": ["a"], "prereleases": false, "mode": "b"})
         );
+    }
+
+    #[test]
+    fn required_fields_must_be_given_and_stay() {
+        let schema = Schema::parse(
+            r#"{"required":["upstream_name"],"properties":{"upstream_name":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}}}}"#,
+        )
+        .unwrap();
+        let error = schema
+            .extract(json!({"tags": ["v1"]}).as_object().unwrap(), None)
+            .unwrap_err();
+        assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert!(format!("{error:?}").contains("upstream_name"), "{error:?}");
+        let created = schema
+            .extract(json!({"upstream_name": "app"}).as_object().unwrap(), None)
+            .unwrap()
+            .unwrap();
+        let cleared = json!({"upstream_name": null});
+        assert!(
+            schema
+                .extract(cleared.as_object().unwrap(), Some(&created))
+                .is_err()
+        );
+        assert!(Schema::parse(r#"{"required":["nope"],"properties":{}}"#).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::bindings::current::granary::plugin::sync_sink;
 use super::runtime::SandboxViolation;
-use super::scope::CallState;
+use super::scope::{CallState, EmittedBatch};
 use super::upstream::OriginPolicy;
 use super::{PluginError, UnitDeclaration, validate_relative_path};
 
@@ -37,7 +37,15 @@ impl sync_sink::Host for CallState {
                 SandboxViolation::new("plugin called sync-sink.emit outside a sync").into(),
             );
         };
-        if sink.send(units).await.is_err() {
+        let created = units
+            .iter()
+            .flat_map(|unit| &unit.artifacts)
+            .filter(|file| file.url.is_none())
+            .filter_map(|file| file.sha256.as_ref())
+            .filter(|sha256| self.scope.created.iter().any(|c| &c.sha256 == *sha256))
+            .cloned()
+            .collect();
+        if sink.send(EmittedBatch { units, created }).await.is_err() {
             return Err(SandboxViolation::new("the sync was stopped by the host").into());
         }
         Ok(Ok(()))

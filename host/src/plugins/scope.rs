@@ -35,11 +35,11 @@ pub struct CallScope {
     /// The publication the call builds.
     pub publication: Option<PublicationScope>,
     /// Where `sync-sink.emit` batches go; the bounded channel is the back-pressure.
-    pub sink: Option<mpsc::Sender<Vec<UnitDeclaration>>>,
+    pub sink: Option<mpsc::Sender<EmittedBatch>>,
     /// Content type names the plugin declared (emitted units must use one).
     pub content_types: Vec<String>,
     /// Where `artifacts.create` records what it stores (staged in `blobs`); `None` refuses it.
-    /// Set in `parse-upload` and `handle`.
+    /// Set in `parse-upload`, `handle` and `sync`.
     pub create_in: Option<Arc<dyn CreateArtifact>>,
     /// Artifacts stored by `artifacts.create` and `artifacts.store-body` during the call, in
     /// order.
@@ -54,6 +54,17 @@ pub struct CallScope {
     pub body_fault: Option<super::host_body::BodyFault>,
     /// The plugin whose public distributions the call may list (`handle`).
     pub catalog: Option<CatalogScope>,
+}
+
+/// One `sync-sink.emit` batch, as the sync pipeline receives it.
+#[derive(Debug)]
+pub struct EmittedBatch {
+    /// The declared units.
+    pub units: Vec<UnitDeclaration>,
+    /// The sha256s of artifacts the call stored itself (`artifacts.create`: a registry's
+    /// manifests, which a sync reads to find the blobs) that files of `units` declare without a
+    /// URL: the pipeline links those files to them, their bytes having come from the plugin.
+    pub created: Vec<String>,
 }
 
 /// The distributions of one plugin, for `distributions.list-base-paths`.

@@ -10,12 +10,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use reqwest::header::{HeaderMap, LOCATION};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use url::{Host, Origin, Url};
 
 use super::retry;
 
+pub mod bearer;
 pub mod guard;
 
 /// Redirects followed for one request (aiohttp's default `max_redirects`, as in Pulp).
@@ -159,6 +160,9 @@ pub enum UpstreamError {
     /// The connection failed or timed out.
     #[error("{}", describe(.0))]
     Http(reqwest::Error),
+    /// The upstream asked for a Bearer token and its token endpoint gave none.
+    #[error("{0}")]
+    Token(String),
 }
 
 impl UpstreamError {
@@ -167,7 +171,9 @@ impl UpstreamError {
     pub fn retryable(&self) -> bool {
         match self {
             UpstreamError::Http(error) => retry::retryable_error(error),
-            UpstreamError::Refused(_) | UpstreamError::TooManyRedirects(_) => false,
+            UpstreamError::Refused(_)
+            | UpstreamError::TooManyRedirects(_)
+            | UpstreamError::Token(_) => false,
         }
     }
 }
@@ -203,6 +209,8 @@ pub struct UpstreamClient {
     credentials: Arc<HeaderMap>,
     policy: OriginPolicy,
     max_retries: u32,
+    /// The registry token the upstream's last Bearer challenge got.
+    tokens: bearer::TokenCache,
 }
 
 impl UpstreamClient {
@@ -219,6 +227,7 @@ impl UpstreamClient {
             credentials: Arc::new(credentials),
             policy,
             max_retries,
+            tokens: bearer::TokenCache::default(),
         }
     }
 
@@ -270,12 +279,37 @@ impl UpstreamClient {
 
     /// Sends `method` to `url` once, following up to [`MAX_REDIRECTS`] redirects; each hop is
     /// checked against the policy and gets the credentials only on the remote's origin. `headers`
-    /// (the caller's own, never secrets) go to every hop.
+    /// (the caller's own, never secrets) go to every hop. A 401 with a Bearer challenge (a
+    /// registry's token authentication) gets a token from the challenge's realm and the request
+    /// is sent again with it; the token is kept for the requests that follow.
     pub async fn send_once(
         &self,
         method: Method,
         url: &str,
         headers: &[(String, String)],
+    ) -> Answer {
+        let kept = self.tokens.current();
+        let response = self
+            .send_hops(method.clone(), url, headers, kept.as_deref())
+            .await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let Some(challenge) = bearer::Challenge::from_headers(response.headers()) else {
+            return Ok(response);
+        };
+        let token = self.token_for(&challenge).await?;
+        self.send_hops(method, url, headers, Some(&token)).await
+    }
+
+    /// One request and its redirects; `bearer` replaces the remote's `Authorization` on its
+    /// own origin.
+    async fn send_hops(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(String, String)],
+        bearer: Option<&str>,
     ) -> Answer {
         let mut url = Url::parse(url)
             .map_err(|error| UpstreamError::Refused(format!("invalid URL {url:?}: {error}")))?;
@@ -287,7 +321,7 @@ impl UpstreamClient {
             }
             match reach {
                 // Added last: the remote's settings win over a caller's header of the same name.
-                Reach::Remote => request = request.headers((*self.credentials).clone()),
+                Reach::Remote => request = request.headers(self.credentials_with(bearer)?),
                 Reach::Allowed | Reach::Public => {}
             }
             let response = request.send().await.map_err(UpstreamError::Http)?;
@@ -298,6 +332,61 @@ impl UpstreamClient {
             url = next;
         }
         Err(UpstreamError::TooManyRedirects(url))
+    }
+
+    /// The remote's credentials and custom headers, a `bearer` token in place of its
+    /// `Authorization`.
+    fn credentials_with(&self, bearer: Option<&str>) -> Result<HeaderMap, UpstreamError> {
+        let mut credentials = (*self.credentials).clone();
+        if let Some(token) = bearer {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                UpstreamError::Token("the registry token is not a valid header value".into())
+            })?;
+            credentials.insert(AUTHORIZATION, value);
+        }
+        Ok(credentials)
+    }
+
+    /// Asks the challenge's realm for a token: with the remote's credentials when the realm is
+    /// on the remote's origin or one the operator allowed, anonymously elsewhere (Docker Hub's
+    /// public images).
+    async fn token_for(&self, challenge: &bearer::Challenge) -> Result<String, UpstreamError> {
+        let url = challenge.token_url().map_err(UpstreamError::Token)?;
+        let reach = self.policy.reach(&url).map_err(UpstreamError::Refused)?;
+        let mut request = self.client.get(url.clone());
+        if let (Reach::Remote | Reach::Allowed, Some(authorization)) =
+            (reach, self.credentials.get(AUTHORIZATION))
+        {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let mut response = request.send().await.map_err(UpstreamError::Http)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(UpstreamError::Token(format!(
+                "the upstream asked for a registry token and its token endpoint {} answered HTTP {status}{}",
+                challenge.realm,
+                if status == StatusCode::UNAUTHORIZED {
+                    " (check the remote's username and password)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(UpstreamError::Http)? {
+            answer.extend_from_slice(&chunk);
+            if answer.len() > bearer::MAX_TOKEN_ANSWER {
+                return Err(UpstreamError::Token(format!(
+                    "the token endpoint {} answered more than {} bytes",
+                    challenge.realm,
+                    bearer::MAX_TOKEN_ANSWER
+                )));
+            }
+        }
+        let (token, lifetime) = bearer::token_of(&answer)
+            .map_err(|why| UpstreamError::Token(format!("{}: {why}", challenge.realm)))?;
+        self.tokens.keep(&token, lifetime);
+        Ok(token)
     }
 }
 

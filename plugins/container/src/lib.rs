@@ -16,14 +16,15 @@
 //! push to a new name creates its repository and distribution. Errors are the spec's JSON
 //! (`{"errors":[{"code":"BLOB_UNKNOWN",…}]}`).
 //!
-//! Not yet: sync from an upstream registry, cross-repository mounts (a mount request starts an
-//! upload instead, which the spec allows), referrers, content negotiation beyond serving the
-//! stored media type.
+//! Sync from an upstream registry is in [`sync`].
+//!
+//! Not yet: cross-repository mounts (a mount request starts an upload instead, which the spec
+//! allows), referrers, content negotiation beyond serving the stored media type.
 
 use granary_sdk::{
     ArtifactDeclaration, ArtifactRef, Body, ContentTypeInfo, HandleOutcome, HttpRequest,
-    HttpResponse, Plugin, PluginError, PluginInfo, StoredUnit, UnitDeclaration, UnitRef, artifacts,
-    content, distributions, json, uploads,
+    HttpResponse, Plugin, PluginError, PluginInfo, RemoteConfig, StoredUnit, UnitDeclaration,
+    UnitRef, artifacts, content, distributions, json, uploads,
 };
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -36,6 +37,14 @@ const MANIFEST: &str = "manifest";
 const TAG: &str = "tag";
 /// Largest manifest accepted (the spec's recommended minimum limit is 4 MiB).
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+/// Media type of OCI image manifests, the default.
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of OCI indexes.
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of Docker's manifest lists.
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+pub mod sync;
 
 struct Container;
 
@@ -44,9 +53,10 @@ impl Plugin for Container {
         let blob = ContentTypeInfo::new(BLOB, "A layer or config blob", &["digest"])
             .with_endpoint("blobs")
             .with_indexed_fields(&["digest"]);
+        // By subject too: the referrers of a manifest (signatures, SBOMs) are found by it.
         let manifest = ContentTypeInfo::new(MANIFEST, "An image manifest or index", &["digest"])
             .with_endpoint("manifests")
-            .with_indexed_fields(&["digest"]);
+            .with_indexed_fields(&["digest", "subject"]);
         let tag = ContentTypeInfo::new(TAG, "A tag naming a manifest", &["name", "manifest"])
             .with_endpoint("tags")
             .with_indexed_fields(&["name", "manifest"])
@@ -58,6 +68,12 @@ impl Plugin for Container {
         )
         .with_rest_names("container", "container", "container", "container")
         .with_root("v2")
+        .with_capabilities(&["http"])
+        .with_remote_fields(sync::REMOTE_FIELDS)
+    }
+
+    fn sync(remote: &RemoteConfig) -> Result<(), PluginError> {
+        sync::sync(remote)
     }
 
     fn handle(request: &HttpRequest, body: Body) -> Result<HandleOutcome, PluginError> {
@@ -81,13 +97,18 @@ impl Plugin for Container {
             }
         } else if let Some(reference) = path.strip_prefix("manifests/") {
             match method {
-                "GET" | "HEAD" => Ok(manifest(reference)),
+                "GET" | "HEAD" => Ok(manifest(request, reference)),
                 "PUT" => put_manifest(request, &name, reference, body),
                 "DELETE" => delete_manifest(request, reference),
                 _ => Ok(unsupported()),
             }
         } else if path == "tags/list" && matches!(method, "GET" | "HEAD") {
             tags(request, &name)
+        } else if let Some(digest) = path.strip_prefix("referrers/") {
+            match method {
+                "GET" | "HEAD" => referrers(request, digest),
+                _ => Ok(unsupported()),
+            }
         } else {
             Ok(HttpResponse::not_found().into())
         };
@@ -263,23 +284,180 @@ fn resolve(reference: &str) -> Option<String> {
     string_field(&tag.metadata, "manifest")
 }
 
-/// `GET manifests/<reference>`: the stored manifest with its media type.
-fn manifest(reference: &str) -> HandleOutcome {
+/// `GET manifests/<reference>`: the stored manifest with its media type, when the client
+/// accepts that type. An index asked for by tag by a client that takes only image manifests
+/// gets the linux/amd64 image (as registries answer old Docker clients); another unaccepted
+/// type is not found.
+fn manifest(request: &HttpRequest, reference: &str) -> HandleOutcome {
     let found = resolve(reference).and_then(|digest| {
         let unit = first_unit(MANIFEST, &digest)?;
         Some((digest, unit))
     });
-    let Some((digest, unit)) = found else {
+    let Some((mut digest, mut unit)) = found else {
         return error(404, "MANIFEST_UNKNOWN", "manifest unknown to registry").into();
     };
-    let media_type = string_field(&unit.metadata, "media_type")
-        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+    let accepted = accepted_types(request);
+    let mut media_type = stored_media_type(&unit);
+    if !accepts(&accepted, &media_type) {
+        let platform = (!reference.starts_with("sha256:") && is_index(&media_type))
+            .then(|| default_platform(&unit, &accepted))
+            .flatten();
+        let Some((child_digest, child)) = platform else {
+            return error(
+                404,
+                "MANIFEST_UNKNOWN",
+                &format!("the manifest is a {media_type}, which the request does not accept"),
+            )
+            .into();
+        };
+        (digest, unit) = (child_digest, child);
+        media_type = stored_media_type(&unit);
+    }
     match unit.artifacts.into_iter().next() {
         Some(file) => HttpResponse::content_artifact(&file.content_artifact)
             .with_header("content-type", &media_type)
             .with_header("docker-content-digest", &digest)
             .into(),
         None => error(404, "MANIFEST_UNKNOWN", "manifest unknown to registry").into(),
+    }
+}
+
+/// The media types the request's `Accept` headers name (parameters dropped); empty for any.
+fn accepted_types(request: &HttpRequest) -> Vec<String> {
+    request
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("accept"))
+        .flat_map(|(_, value)| value.split(','))
+        .map(|item| item.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+/// Whether a client that accepts `accepted` takes `media_type`.
+fn accepts(accepted: &[String], media_type: &str) -> bool {
+    accepted.is_empty()
+        || accepted
+            .iter()
+            .any(|item| item == media_type || item == "*/*" || item == "application/*")
+}
+
+/// Whether `media_type` is an index (OCI) or a manifest list (Docker).
+fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// The media type a manifest unit was stored with.
+fn stored_media_type(unit: &StoredUnit) -> String {
+    string_field(&unit.metadata, "media_type").unwrap_or_else(|| OCI_MANIFEST.into())
+}
+
+/// The linux/amd64 manifest of the index `unit`, when the repository holds it in a type the
+/// client accepts.
+fn default_platform(unit: &StoredUnit, accepted: &[String]) -> Option<(String, StoredUnit)> {
+    let metadata: Value = serde_json::from_str(&unit.metadata).ok()?;
+    let child = metadata["platforms"].as_array()?.iter().find(|entry| {
+        entry["os"] == "linux"
+            && entry["architecture"] == "amd64"
+            && entry["media_type"]
+                .as_str()
+                .is_some_and(|media_type| accepts(accepted, media_type))
+    })?;
+    let digest = child["digest"].as_str()?.to_owned();
+    let child = first_unit(MANIFEST, &digest)?;
+    Some((digest, child))
+}
+
+/// `GET referrers/<digest>`: an index of the manifests whose `subject` is `digest`, filtered by
+/// `?artifactType=` (the OCI 1.1 referrers API). A subject not pushed yet has none: an empty
+/// index, not an error.
+fn referrers(request: &HttpRequest, digest: &str) -> Result<HandleOutcome, PluginError> {
+    sha256_hex(digest)?;
+    let wanted = request.query_param("artifactType");
+    let mut manifests = Vec::new();
+    for unit in content::units_with_value(MANIFEST, "subject", digest) {
+        let metadata: Value = serde_json::from_str(&unit?.metadata).unwrap_or(Value::Null);
+        let artifact_type = metadata["artifact_type"].as_str().unwrap_or_default();
+        if wanted
+            .as_deref()
+            .is_some_and(|wanted| wanted != artifact_type)
+        {
+            continue;
+        }
+        let mut descriptor = serde_json::json!({
+            "mediaType": metadata["media_type"],
+            "digest": metadata["digest"],
+            "size": metadata["size"],
+        });
+        if !artifact_type.is_empty() {
+            descriptor["artifactType"] = artifact_type.into();
+        }
+        if metadata["annotations"].is_object() {
+            descriptor["annotations"] = metadata["annotations"].clone();
+        }
+        manifests.push(descriptor);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": manifests,
+    });
+    let mut response =
+        HttpResponse::bytes(200, index.to_string()).with_header("content-type", OCI_INDEX);
+    if wanted.is_some() {
+        response = response.with_header("oci-filters-applied", "artifactType");
+    }
+    Ok(response.into())
+}
+
+/// The unit of the manifest `bytes` (digest `digest`, of `media_type`), stored as `stored`: its
+/// digest, media type and size, and what the referrers API lists (its subject, artifact type
+/// and annotations).
+fn manifest_unit(
+    manifest: &Value,
+    digest: &str,
+    media_type: &str,
+    stored: &ArtifactRef,
+) -> UnitDeclaration {
+    let mut metadata = serde_json::json!({
+        "digest": digest,
+        "media_type": media_type,
+        "size": stored.size,
+    });
+    if let Some(subject) = manifest["subject"]["digest"].as_str() {
+        metadata["subject"] = subject.into();
+    }
+    // The artifact type of a referrer: its own, else its config's (OCI 1.1).
+    let artifact_type = manifest["artifactType"]
+        .as_str()
+        .or_else(|| manifest["config"]["mediaType"].as_str());
+    if let Some(artifact_type) = artifact_type {
+        metadata["artifact_type"] = artifact_type.into();
+    }
+    if manifest["annotations"].is_object() {
+        metadata["annotations"] = manifest["annotations"].clone();
+    }
+    // An index's platforms, for clients that take only image manifests.
+    if let Some(children) = manifest["manifests"].as_array() {
+        let platforms: Vec<Value> = children
+            .iter()
+            .filter(|child| child["platform"].is_object())
+            .map(|child| {
+                serde_json::json!({
+                    "os": child["platform"]["os"],
+                    "architecture": child["platform"]["architecture"],
+                    "digest": child["digest"],
+                    "media_type": child["mediaType"],
+                })
+            })
+            .collect();
+        metadata["platforms"] = platforms.into();
+    }
+    UnitDeclaration {
+        content_type: MANIFEST.into(),
+        natural_key: json::string_object([("digest", digest)]),
+        metadata: metadata.to_string(),
+        artifacts: vec![stored_file(&format!("manifests/{}", stored.sha256), stored)],
     }
 }
 
@@ -311,24 +489,13 @@ fn put_manifest(
         .header("content-type")
         .map(str::to_owned)
         .or_else(|| parsed["mediaType"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+        .unwrap_or_else(|| OCI_MANIFEST.into());
     if let Some(missing) = missing_reference(&parsed) {
         let (code, what) = missing;
         return Ok(error(400, code, &format!("{what} is not in the repository")).into());
     }
     let stored = artifacts::create(&bytes)?;
-    let manifest = UnitDeclaration {
-        content_type: MANIFEST.into(),
-        natural_key: json::string_object([("digest", digest.as_str())]),
-        metadata: json::string_object([
-            ("digest", digest.as_str()),
-            ("media_type", media_type.as_str()),
-        ]),
-        artifacts: vec![stored_file(
-            &format!("manifests/{}", stored.sha256),
-            &stored,
-        )],
-    };
+    let manifest = manifest_unit(&parsed, &digest, &media_type, &stored);
     let mut units = vec![manifest];
     if !reference.starts_with("sha256:") {
         units.push(UnitDeclaration {
@@ -338,12 +505,14 @@ fn put_manifest(
             artifacts: Vec::new(),
         });
     }
-    Ok(HandleOutcome::with_units(
-        HttpResponse::bytes(201, Vec::new())
-            .with_header("location", &format!("/v2/{name}/manifests/{digest}"))
-            .with_header("docker-content-digest", &digest),
-        units,
-    ))
+    let mut created = HttpResponse::bytes(201, Vec::new())
+        .with_header("location", &format!("/v2/{name}/manifests/{digest}"))
+        .with_header("docker-content-digest", &digest);
+    // The subject is acknowledged: this registry keeps referrers (OCI 1.1).
+    if let Some(subject) = parsed["subject"]["digest"].as_str() {
+        created = created.with_header("oci-subject", subject);
+    }
+    Ok(HandleOutcome::with_units(created, units))
 }
 
 /// The first blob or manifest `manifest` refers to that the repository does not hold, as
@@ -537,6 +706,180 @@ mod tests {
             outcome.add_units[0].natural_key,
             format!(r#"{{"digest":"{}"}}"#, digest_of(layer))
         );
+    }
+
+    /// A host holding an index tagged `multi` of an amd64 and an arm64 image; returns the
+    /// index's and the amd64 image's digests.
+    fn host_with_an_index() -> (Host, String, String) {
+        let mut host = Host::new();
+        let image = |architecture: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"sha256:{architecture}"}},"layers":[]}}"#
+            )
+        };
+        let mut children = Vec::new();
+        for architecture in ["arm64", "amd64"] {
+            let bytes = image(architecture);
+            let digest = digest_of(bytes.as_bytes());
+            let stored = ArtifactRef {
+                sha256: digest[7..].to_owned(),
+                size: bytes.len() as u64,
+            };
+            let unit = manifest_unit(
+                &serde_json::from_str(&bytes).unwrap(),
+                &digest,
+                OCI_MANIFEST,
+                &stored,
+            );
+            host.stored_unit(
+                MANIFEST,
+                &unit.natural_key,
+                &unit.metadata,
+                &[("m", bytes.as_bytes())],
+            );
+            children.push(serde_json::json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "platform": {"os": "linux", "architecture": architecture},
+            }));
+        }
+        let amd64 = children[1]["digest"].as_str().unwrap().to_owned();
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children});
+        let bytes = index.to_string();
+        let digest = digest_of(bytes.as_bytes());
+        let stored = ArtifactRef {
+            sha256: digest[7..].to_owned(),
+            size: bytes.len() as u64,
+        };
+        let unit = manifest_unit(&index, &digest, OCI_INDEX, &stored);
+        host.stored_unit(
+            MANIFEST,
+            &unit.natural_key,
+            &unit.metadata,
+            &[("i", bytes.as_bytes())],
+        );
+        let tag = format!(r#"{{"name":"multi","manifest":"{digest}"}}"#);
+        host.stored_unit(TAG, &tag, &tag, &[]);
+        (host, digest, amd64)
+    }
+
+    fn get_manifest(host: &mut Host, reference: &str, accept: &str) -> HttpResponse {
+        let mut get = request("GET", &format!("manifests/{reference}"));
+        if !accept.is_empty() {
+            get.headers.push(("accept".into(), accept.into()));
+        }
+        host.run(|| Container::handle(&get, Body::empty()))
+            .unwrap()
+            .response
+    }
+
+    fn header<'a>(response: &'a HttpResponse, name: &str) -> Option<&'a str> {
+        response
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn an_index_goes_to_clients_that_accept_it_and_its_amd64_image_to_others() {
+        let (mut host, index, amd64) = host_with_an_index();
+        let both = format!("{OCI_MANIFEST}, {OCI_INDEX}");
+        for accept in ["", both.as_str(), "*/*"] {
+            let answer = get_manifest(&mut host, "multi", accept);
+            assert_eq!(
+                header(&answer, "docker-content-digest"),
+                Some(index.as_str()),
+                "{accept}"
+            );
+            assert_eq!(header(&answer, "content-type"), Some(OCI_INDEX));
+        }
+        let answer = get_manifest(&mut host, "multi", OCI_MANIFEST);
+        assert_eq!(answer.status, 200);
+        assert_eq!(
+            header(&answer, "docker-content-digest"),
+            Some(amd64.as_str())
+        );
+        assert_eq!(header(&answer, "content-type"), Some(OCI_MANIFEST));
+        // By digest, the client gets what it named or nothing.
+        let answer = get_manifest(&mut host, &index, OCI_MANIFEST);
+        assert_eq!(answer.status, 404);
+        let answer = get_manifest(
+            &mut host,
+            "multi",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        );
+        assert_eq!(
+            answer.status, 404,
+            "no Docker schema 2 image to fall back to"
+        );
+    }
+
+    #[test]
+    fn a_manifest_with_a_subject_is_listed_among_its_referrers() {
+        let (mut host, _, amd64) = host_with_an_index();
+        let layer = b"signature";
+        let config = b"{}";
+        for bytes in [&layer[..], &config[..]] {
+            let blob = format!(r#"{{"digest":"{}"}}"#, digest_of(bytes));
+            host.stored_unit(BLOB, &blob, &blob, &[("b", bytes)]);
+        }
+        let signature = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/vnd.example.signature","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{}","size":2}},"layers":[{{"digest":"{}","size":9}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{amd64}","size":1}},"annotations":{{"by":"ci"}}}}"#,
+            digest_of(config),
+            digest_of(layer)
+        );
+        let mut put = request("PUT", "manifests/sig");
+        put.access.push = true;
+        let pushed = host
+            .run(|| Container::handle(&put, Body::from_bytes(signature.clone().into_bytes())))
+            .unwrap();
+        assert_eq!(pushed.response.status, 201);
+        assert_eq!(
+            header(&pushed.response, "oci-subject"),
+            Some(amd64.as_str())
+        );
+        let metadata = pushed.add_units[0].metadata.clone();
+        host.stored_unit(
+            MANIFEST,
+            &pushed.add_units[0].natural_key,
+            &metadata,
+            &[("s", signature.as_bytes())],
+        );
+
+        for (query, found) in [
+            (None, 1),
+            (Some("artifactType=application%2Fvnd.example.signature"), 1),
+            (Some("artifactType=application%2Fspdx%2Bjson"), 0),
+        ] {
+            let mut get = request("GET", &format!("referrers/{amd64}"));
+            get.query = query.map(str::to_owned);
+            let answer = host
+                .run(|| Container::handle(&get, Body::empty()))
+                .unwrap()
+                .response;
+            assert_eq!(answer.status, 200);
+            assert_eq!(
+                header(&answer, "oci-filters-applied"),
+                query.map(|_| "artifactType")
+            );
+            let granary_sdk::HttpBody::Bytes(body) = &answer.body else {
+                panic!("a JSON body");
+            };
+            let index: Value = serde_json::from_slice(body).unwrap();
+            let listed = index["manifests"].as_array().unwrap();
+            assert_eq!(listed.len(), found, "{query:?}: {index}");
+            if found == 1 {
+                assert_eq!(listed[0]["digest"], digest_of(signature.as_bytes()));
+                assert_eq!(
+                    listed[0]["artifactType"],
+                    "application/vnd.example.signature"
+                );
+                assert_eq!(listed[0]["annotations"]["by"], "ci");
+                assert_eq!(listed[0]["size"], signature.len());
+            }
+        }
     }
 
     #[test]

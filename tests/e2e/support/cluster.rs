@@ -143,7 +143,7 @@ fn install_moto() -> PathBuf {
     super::tools::python_venv("moto", &["moto[server]>=5,<6"]).join("bin/moto_server")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")
         .local_addr()
