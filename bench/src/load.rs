@@ -59,6 +59,17 @@ pub async fn run(
     expected_len: Option<u64>,
     load: Load,
 ) -> anyhow::Result<Outcome> {
+    run_with(addr, paths, expected_len, load, &[]).await
+}
+
+/// [`run`], every request carrying `headers` (a registry client's `Accept`).
+pub async fn run_with(
+    addr: SocketAddr,
+    paths: Arc<Vec<String>>,
+    expected_len: Option<u64>,
+    load: Load,
+    headers: &'static [(&'static str, &'static str)],
+) -> anyhow::Result<Outcome> {
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + load.duration;
@@ -71,8 +82,8 @@ pub async fn run(
                 &paths,
                 expected_len,
                 &issued,
-                load.max_requests,
-                deadline,
+                (load.max_requests, deadline),
+                headers,
             )
             .await
         });
@@ -93,8 +104,8 @@ async fn connection(
     paths: &[String],
     expected_len: Option<u64>,
     issued: &AtomicU64,
-    max_requests: u64,
-    deadline: Instant,
+    (max_requests, deadline): (u64, Instant),
+    headers: &[(&str, &str)],
 ) -> anyhow::Result<Outcome> {
     let mut sender = connect(addr).await?;
     let mut outcome = Outcome::default();
@@ -108,9 +119,11 @@ async fn connection(
             sender = connect(addr).await?;
         }
         let path = &paths[(n % paths.len() as u64) as usize];
-        let request = Request::get(path.as_str())
-            .header(header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())?;
+        let mut request = Request::get(path.as_str()).header(header::HOST, addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::<Bytes>::new())?;
         let response = sender
             .send_request(request)
             .await

@@ -2,7 +2,7 @@
 //! run, and prints a table of ratios (see `docs/performance.md`).
 //!
 //! ```sh
-//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale python plugin pypi
+//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale python container plugin pypi
 //! ```
 //!
 //! It builds and starts the release `granary` binary and a private nginx (Debian's package, with
@@ -17,12 +17,15 @@
 //! - `fixture`: generated files and `PULP_MANIFEST`s.
 //! - `startup`, `ingest`, `serving`, `scaling`, `plugin`: one module per measured item.
 //! - `python`: pages and wheels the python plugin serves, beside nginx (issue #20's table).
+//! - `container`: a 1 GiB layer pushed and pulled, and manifest GETs, beside the disk, nginx and
+//!   docker-registry (issue #22's figures).
 //! - `pypi`: pip through a pull-through cache of the public Python index (needs the network, so
 //!   `all` leaves it out: name it).
 //! - `sink`: the minimal upload receiver the ingest item compares uploads with.
 //! - `report`: the result table.
 
 mod api;
+mod container;
 mod fixture;
 mod ingest;
 mod load;
@@ -51,7 +54,14 @@ use crate::report::Row;
 /// Sections in the order `all` runs them: start-up first, so idle memory is measured before any
 /// load, and the in-process plugin loop last, after the servers are stopped.
 const SECTIONS: &[&str] = &[
-    "startup", "ingest", "serve", "transfer", "scale", "python", "plugin",
+    "startup",
+    "ingest",
+    "serve",
+    "transfer",
+    "scale",
+    "python",
+    "container",
+    "plugin",
 ];
 /// Sections that need the public internet, run only when named.
 const NETWORK_SECTIONS: &[&str] = &["pypi"];
@@ -268,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
                 plugin::run(&mut bench).await?;
             }
             "python" => python::run(&mut bench).await?,
+            "container" => container::run(&mut bench).await?,
             "transfer" => transfer::run(&mut bench).await?,
             "pypi" => pypi::run(&mut bench).await?,
             _ => unreachable!("checked above"),

@@ -294,6 +294,63 @@ impl Drop for PypiServer {
     }
 }
 
+/// The reference registry server: Debian's `docker-registry` (the CNCF distribution registry),
+/// storing on the local filesystem under `dir`, without authentication.
+pub struct DockerRegistry {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl DockerRegistry {
+    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        let binary = Path::new("/usr/bin/docker-registry");
+        anyhow::ensure!(
+            binary.exists(),
+            "docker-registry is not installed: `apt-get install -y docker-registry` (Debian) first"
+        );
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )?;
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting docker-registry")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            if child.try_wait()?.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("docker-registry did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self { child, addr })
+    }
+
+    /// Resident and peak resident memory of the registry process.
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        Memory::of(self.child.id())
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        stop(&mut self.child, "-TERM");
+    }
+}
+
 /// Writes every dirty page of the machine to disk (`sync`), so that a run does not pay for the
 /// writeback of the one before it (the kernel writes dirty pages back for up to 30 s).
 pub fn write_back() -> anyhow::Result<()> {

@@ -48,6 +48,7 @@ pub mod form;
 mod guards;
 mod handle;
 mod inflight;
+mod mounts;
 mod pull_through;
 mod tokens;
 

@@ -49,7 +49,7 @@ pub use bindings::types::{
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{
     CachedPage, CallScope, CallState, CatalogScope, ContentScope, CreateArtifact, EmittedBatch,
-    HttpScope, PublicationScope, SessionError, UploadSessions, UpstreamPages,
+    HttpScope, OtherDistributions, PublicationScope, SessionError, UploadSessions, UpstreamPages,
 };
 
 /// Builds the record `$target` out of `$source` (an owned binding; `&binding` clones instead),

@@ -154,6 +154,29 @@ impl Iterator for ValuePages {
     }
 }
 
+/// The units of `content_type` whose indexed `field` is `value` (at most 1000) in what another
+/// distribution of the plugin serves, the one at exactly `base_path`, when the caller of this
+/// request may read it; `None` when there is no such distribution or the caller may not. Their
+/// files may then be named in this call's [`crate::HandleOutcome`] `add_units`: a registry's
+/// cross-repository blob mount. Only in `handle`, in requests that may change the repository.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), granary_sdk::PluginError> {
+/// if let Some(found) = granary_sdk::content::find_at("team/base", "blob", "digest", "sha256:ab")? {
+///     // found[0].artifacts[0].sha256 may go into a unit this request adds
+/// }
+/// # Ok(()) }
+/// ```
+#[cfg(not(feature = "wit-v0_2"))]
+pub fn find_at(
+    base_path: &str,
+    content_type: &str,
+    field: &str,
+    value: &str,
+) -> Result<Option<Vec<StoredUnit>>, PluginError> {
+    Ok(raw::find_at(base_path, content_type, field, value, 1000)?)
+}
+
 /// The units of the version that have a file at `relative_path`.
 pub fn find_by_path(relative_path: &str) -> Result<Vec<StoredUnit>, PluginError> {
     Ok(raw::find_by_path(relative_path)?)

@@ -113,6 +113,10 @@ pub struct Host {
     /// Base paths of the plugin's public distributions ([`crate::distributions::base_paths`]).
     #[cfg(not(feature = "wit-v0_2"))]
     pub base_paths: std::collections::BTreeSet<String>,
+    /// The units other distributions serve, by base path, as [`crate::content::find_at`] finds
+    /// them (the caller may read every one listed here).
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub elsewhere: BTreeMap<String, Vec<StoredUnit>>,
 }
 
 impl Host {
@@ -542,6 +546,30 @@ pub(crate) mod imports {
                     })
                     .collect();
                 page_of(&matching, cursor, limit)
+            })
+        }
+
+        /// Like the host's, in [`Host::elsewhere`]: none for a base path not listed there.
+        #[cfg(not(feature = "wit-v0_2"))]
+        pub fn find_at(
+            base_path: &str,
+            content_type: &str,
+            field: &str,
+            value: &str,
+            limit: u32,
+        ) -> Result<Option<Vec<StoredUnit>>, RawError> {
+            with_host(|host| {
+                Ok(host.elsewhere.get(base_path).map(|units| {
+                    units
+                        .iter()
+                        .filter(|unit| {
+                            unit.content_type == content_type
+                                && indexed_value(&unit.metadata, field).as_deref() == Some(value)
+                        })
+                        .take((limit as usize).clamp(1, MAX_BATCH))
+                        .cloned()
+                        .collect()
+                }))
             })
         }
 

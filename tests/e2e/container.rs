@@ -18,6 +18,7 @@ use crate::support::{Backend, TestApp};
 sqlite_and_postgres!(
     skopeo_copies_an_image_to_a_new_name_and_back,
     oras_finds_the_artifacts_attached_to_an_image_through_referrers,
+    a_mount_takes_only_blobs_the_pusher_may_read_at_the_source,
 );
 
 pub(crate) const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
@@ -278,6 +279,33 @@ async fn skopeo_copies_an_image_to_a_new_name_and_back(backend: Backend) {
     assert_eq!(served.status(), reqwest::StatusCode::OK);
     assert!(served.bytes().await.unwrap() == pulled);
 
+    // A cross-repository mount into a new name: the blob is added there without its bytes,
+    // because the pusher may read it at `from`; from a name that has no such blob, an upload
+    // starts instead.
+    let mount = |from: &str| {
+        let url = app.url(&format!(
+            "/v2/team/copy/blobs/uploads/?mount={pushed_layer}&from={from}"
+        ));
+        let (user, password) = app.credentials();
+        let request = reqwest::Client::new()
+            .post(url)
+            .basic_auth(user.to_owned(), Some(password.to_owned()));
+        async move { request.send().await.unwrap() }
+    };
+    let mounted = mount("team/app").await;
+    assert_eq!(mounted.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(
+        mounted.headers()["location"],
+        format!("/v2/team/copy/blobs/{pushed_layer}").as_str()
+    );
+    let copied = reqwest::get(app.url(&format!("/v2/team/copy/blobs/{pushed_layer}")))
+        .await
+        .unwrap();
+    assert!(copied.bytes().await.unwrap() == pulled);
+    let not_mounted = mount("team/nowhere").await;
+    assert_eq!(not_mounted.status(), reqwest::StatusCode::ACCEPTED);
+    assert!(not_mounted.headers().contains_key("docker-upload-uuid"));
+
     // Deleted: the manifest and the tag pointing at it leave the repository.
     let home_path = home.to_owned();
     let tags = tokio::task::spawn_blocking(move || {
@@ -310,6 +338,23 @@ async fn skopeo_copies_an_image_to_a_new_name_and_back(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // A blob is deleted too, by those who may delete, and is then unknown.
+    let blob_url = app.url(&format!("/v2/team/app/blobs/{pushed_layer}"));
+    let client = reqwest::Client::new();
+    let anonymous = client.delete(&blob_url).send().await.unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let deleted = client
+        .delete(&blob_url)
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), reqwest::StatusCode::ACCEPTED);
+    let gone = reqwest::get(&blob_url).await.unwrap();
+    assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
+    let body: Value = serde_json::from_slice(&gone.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["code"], "BLOB_UNKNOWN");
 }
 
 async fn oras_finds_the_artifacts_attached_to_an_image_through_referrers(backend: Backend) {
@@ -399,4 +444,76 @@ async fn oras_finds_the_artifacts_attached_to_an_image_through_referrers(backend
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     let empty: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     assert_eq!(empty["manifests"], json!([]));
+}
+
+async fn a_mount_takes_only_blobs_the_pusher_may_read_at_the_source(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    // A private repository (an RBAC content guard) holding a blob the admin pushed.
+    let repository = container_repository(&app, "private").await;
+    let guard = app
+        .create(
+            &format!("{API}/contentguards/core/rbac/"),
+            json!({"name": "private"}),
+        )
+        .await;
+    app.run_task(
+        &format!("{API}/distributions/container/container/"),
+        json!({"name": "private", "base_path": "team/private", "repository": repository,
+               "content_guard": guard["pulp_href"]}),
+    )
+    .await;
+    let blob = b"a private layer".to_vec();
+    let blob_digest = digest(&blob);
+    let (admin, admin_password) = app.credentials();
+    let client = reqwest::Client::new();
+    let pushed = client
+        .post(app.url(&format!(
+            "/v2/team/private/blobs/uploads/?digest={blob_digest}"
+        )))
+        .basic_auth(admin, Some(admin_password))
+        .body(blob.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), reqwest::StatusCode::CREATED);
+    // Carol may push new images (she may create container repositories and distributions) but
+    // may not read the private one.
+    let carol = app.create_user("carol", "carol-password-1").await;
+    for role in [
+        "container.containerrepository_creator",
+        "container.containerdistribution_creator",
+    ] {
+        app.create(
+            &format!("{carol}roles/"),
+            json!({"role": role, "content_object": null}),
+        )
+        .await;
+    }
+    let mount = |user: &str, password: &str, to: &str| {
+        let request = client
+            .post(app.url(&format!(
+                "/v2/{to}/blobs/uploads/?mount={blob_digest}&from=team/private"
+            )))
+            .basic_auth(user, Some(password));
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        mount("carol", "carol-password-1", "carol/app").await,
+        reqwest::StatusCode::ACCEPTED,
+        "no mount: an upload starts instead"
+    );
+    let not_hers = reqwest::get(app.url(&format!("/v2/carol/app/blobs/{blob_digest}")))
+        .await
+        .unwrap();
+    assert_eq!(not_hers.status(), reqwest::StatusCode::NOT_FOUND);
+    // The admin may read it there, so the blob is mounted.
+    assert_eq!(
+        mount(admin, admin_password, "admin/app").await,
+        reqwest::StatusCode::CREATED
+    );
+    let mounted = reqwest::get(app.url(&format!("/v2/admin/app/blobs/{blob_digest}")))
+        .await
+        .unwrap();
+    assert_eq!(mounted.status(), reqwest::StatusCode::OK);
+    assert!(mounted.bytes().await.unwrap() == blob);
 }

@@ -314,6 +314,11 @@ pub(super) async fn plugin_route(
             db: app.db.clone(),
             plugin: plugin.info.name.clone(),
         }),
+        elsewhere: Some(Arc::new(super::mounts::Readable {
+            app: app.clone(),
+            plugin: plugin.clone(),
+            caller: caller.clone(),
+        })),
         uploads: matched.repository_id.as_ref().map(|repository_id| {
             Arc::new(Sessions {
                 db: app.db.clone(),

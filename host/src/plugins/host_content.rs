@@ -112,6 +112,65 @@ impl content::Host for CallState {
         .await;
         Ok(unit_page(page, "finding units by field for a plugin"))
     }
+
+    async fn find_at(
+        &mut self,
+        base_path: String,
+        content_type: String,
+        field: String,
+        value: String,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Option<Vec<StoredUnit>>, PluginError>> {
+        let (Some(elsewhere), true) = (self.scope.elsewhere.clone(), self.scope.write_request)
+        else {
+            return Err(SandboxViolation::new(
+                "plugin called content.find-at outside a handle request that may change the repository",
+            )
+            .into());
+        };
+        let other = match elsewhere.readable(&base_path).await {
+            Ok(Some(other)) => other,
+            Ok(None) => return Ok(Ok(None)),
+            Err(error) => {
+                return Ok(answer(
+                    Err(error),
+                    "finding another distribution for a plugin",
+                    "finding the distribution",
+                ));
+            }
+        };
+        let key = match key_field(&other, &content_type, &field) {
+            Ok(key) => key,
+            Err(error) => return Ok(Err(error)),
+        };
+        let page = units::page_by_field(
+            other.db.pool(),
+            &other.repository_id,
+            other.version,
+            key,
+            &value,
+            "",
+            page_limit(limit),
+        )
+        .await;
+        let found = match unit_page(page, "finding units elsewhere for a plugin") {
+            Ok(page) => page.units,
+            Err(error) => return Ok(Err(error)),
+        };
+        // The caller may read them there: their stored files may be read and added here (a file
+        // not downloaded yet is not the caller's to add by its digest).
+        let handles: Vec<&str> = found
+            .iter()
+            .flat_map(|unit| &unit.artifacts)
+            .map(|file| file.content_artifact.as_str())
+            .collect();
+        let stored = units::stored_files(other.db.pool(), &handles).await;
+        match answer(stored, "finding stored files for a plugin", "finding units") {
+            Ok(stored) => self.scope.artifacts.extend(stored),
+            Err(error) => return Ok(Err(error)),
+        }
+        Ok(Ok(Some(found)))
+    }
 }
 
 /// The indexed field `field` of the plugin's `content_type`, or the error a guest gets for a

@@ -54,6 +54,19 @@ pub struct CallScope {
     pub body_fault: Option<super::host_body::BodyFault>,
     /// The plugin whose public distributions the call may list (`handle`).
     pub catalog: Option<CatalogScope>,
+    /// The other distributions of the plugin the caller may read (`content.find-at`), in
+    /// requests that may change the repository.
+    pub elsewhere: Option<Arc<dyn OtherDistributions>>,
+}
+
+/// The other distributions of a plugin, as the caller of one request may read them: a
+/// capability of `handle` calls that the content app implements with its own checks.
+pub trait OtherDistributions: Send + Sync {
+    /// The version the distribution at exactly `base_path` serves, when the caller may read it.
+    fn readable<'a>(
+        &'a self,
+        base_path: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ContentScope>>>;
 }
 
 /// One `sync-sink.emit` batch, as the sync pipeline receives it.

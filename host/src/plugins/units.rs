@@ -274,6 +274,31 @@ async fn with_artifacts(
         .collect())
 }
 
+/// The files among `content_artifacts` (ids of `stored-artifact.content-artifact`) whose bytes
+/// are stored, as (sha256, size); files not downloaded yet are left out.
+pub async fn stored_files(
+    pool: &sqlx::AnyPool,
+    content_artifacts: &[&str],
+) -> Result<Vec<(String, u64)>, sqlx::Error> {
+    if content_artifacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT a.sha256, a.size FROM content_artifacts ca JOIN artifacts a ON a.id = ca.artifact_id
+         WHERE ca.id IN ({})",
+        crate::db::placeholders(1, content_artifacts.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+    for id in content_artifacts {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sha256, size)| (sha256, size as u64))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape_like;

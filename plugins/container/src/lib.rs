@@ -9,7 +9,7 @@
 //! - `tag`: a name pointing at a manifest digest; the name is the repository key, so tagging again
 //!   moves the tag.
 //!
-//! Routes (relative to the repository): `blobs/<digest>` (GET, HEAD), `blobs/uploads/` (POST,
+//! Routes (relative to the repository): `blobs/<digest>` (GET, HEAD, DELETE), `blobs/uploads/` (POST,
 //! monolithic with `?digest=`), `blobs/uploads/<id>` (PATCH, PUT `?digest=`, GET, DELETE),
 //! `manifests/<reference>` (PUT, GET, HEAD, DELETE), `tags/list` (`n`, `last`); at the root,
 //! `/v2/` (the version check, a Bearer challenge for anonymous clients) and `/v2/_catalog`; a
@@ -18,8 +18,8 @@
 //!
 //! Sync from an upstream registry is in [`sync`].
 //!
-//! Not yet: cross-repository mounts (a mount request starts an upload instead, which the spec
-//! allows), referrers, content negotiation beyond serving the stored media type.
+//! A cross-repository mount (`POST blobs/uploads/?mount=<digest>&from=<name>`) adds the blob
+//! when the caller may read it at `from`; otherwise it starts an upload, as the spec allows.
 
 use granary_sdk::{
     ArtifactDeclaration, ArtifactRef, Body, ContentTypeInfo, HandleOutcome, HttpRequest,
@@ -93,6 +93,7 @@ impl Plugin for Container {
         } else if let Some(digest) = path.strip_prefix("blobs/") {
             match method {
                 "GET" | "HEAD" => Ok(blob(digest)),
+                "DELETE" => Ok(delete_blob(request, digest)),
                 _ => Ok(unsupported()),
             }
         } else if let Some(reference) = path.strip_prefix("manifests/") {
@@ -164,8 +165,37 @@ fn start_upload(
         let blob = body.store(Some(hex))?;
         return Ok(blob_added(name, blob));
     }
+    if let (Some(digest), Some(from)) = (request.query_param("mount"), request.query_param("from"))
+        && let Some(blob) = mountable(&digest, &from)?
+    {
+        return Ok(blob_added(name, blob));
+    }
+    // No mount (a blob the caller cannot read there): an upload, as the spec allows.
     let id = uploads::start()?;
     Ok(upload_status(202, name, &id, 0).into())
+}
+
+/// The stored blob `digest` of repository `from`, when the caller may read it there: a
+/// cross-repository mount adds it here without its bytes being sent again.
+fn mountable(digest: &str, from: &str) -> Result<Option<ArtifactRef>, PluginError> {
+    let Ok(hex) = sha256_hex(digest) else {
+        return Ok(None);
+    };
+    let Some(found) = content::find_at(from, BLOB, "digest", digest)? else {
+        return Ok(None);
+    };
+    let file = found
+        .into_iter()
+        .flat_map(|unit| unit.artifacts)
+        .find(|file| file.sha256.as_deref() == Some(hex));
+    // Only stored bytes may be added (an on-demand blob there is not downloaded yet).
+    Ok(file
+        .and_then(|file| file.size)
+        .filter(|_| artifacts::read(hex, 0, 1).is_ok())
+        .map(|size| ArtifactRef {
+            sha256: hex.to_owned(),
+            size,
+        }))
 }
 
 /// The routes of upload session `id`.
@@ -259,6 +289,22 @@ fn blob(digest: &str) -> HandleOutcome {
             .with_header("docker-content-digest", digest)
             .with_header("content-type", "application/octet-stream")
             .into(),
+        None => error(404, "BLOB_UNKNOWN", "blob unknown to registry").into(),
+    }
+}
+
+/// `DELETE blobs/<digest>`: the blob leaves the repository (a new version without it).
+fn delete_blob(request: &HttpRequest, digest: &str) -> HandleOutcome {
+    if !request.access.delete {
+        return error(403, "DENIED", "requested access to the resource is denied").into();
+    }
+    match first_unit(BLOB, digest) {
+        Some(unit) => {
+            HandleOutcome::respond(HttpResponse::bytes(202, Vec::new())).removing(vec![UnitRef {
+                content_type: BLOB.into(),
+                natural_key: unit.natural_key,
+            }])
+        }
         None => error(404, "BLOB_UNKNOWN", "blob unknown to registry").into(),
     }
 }
@@ -880,6 +926,66 @@ mod tests {
                 assert_eq!(listed[0]["size"], signature.len());
             }
         }
+    }
+
+    #[test]
+    fn a_blob_is_deleted_by_those_who_may_delete() {
+        let mut host = Host::new();
+        let digest = digest_of(b"layer");
+        let key = format!(r#"{{"digest":"{digest}"}}"#);
+        host.stored_unit(BLOB, &key, &key, &[("b", b"layer")]);
+        let mut delete = request("DELETE", &format!("blobs/{digest}"));
+        let refused = host
+            .run(|| Container::handle(&delete, Body::empty()))
+            .unwrap();
+        assert_eq!(refused.response.status, 403);
+        assert!(refused.remove_units.is_empty());
+        delete.access.delete = true;
+        let deleted = host
+            .run(|| Container::handle(&delete, Body::empty()))
+            .unwrap();
+        assert_eq!(deleted.response.status, 202);
+        assert_eq!(deleted.remove_units[0].natural_key, key);
+        let mut unknown = request("DELETE", &format!("blobs/{}", digest_of(b"other")));
+        unknown.access.delete = true;
+        let answer = host
+            .run(|| Container::handle(&unknown, Body::empty()))
+            .unwrap();
+        assert_eq!(answer.response.status, 404);
+    }
+
+    #[test]
+    fn a_mount_adds_a_blob_the_caller_reads_elsewhere_and_else_starts_an_upload() {
+        let mut host = Host::new();
+        let layer = b"shared layer";
+        let digest = digest_of(layer);
+        let key = format!(r#"{{"digest":"{digest}"}}"#);
+        // The harness makes the bytes readable as the host does for a stored file found there.
+        host.artifact(layer);
+        let stored = host.stored_unit(BLOB, &key, &key, &[("b", &layer[..])]);
+        host.elsewhere.insert("team/base".into(), vec![stored]);
+        let mut mount = request("POST", "blobs/uploads/");
+        mount.query = Some(format!(
+            "mount={}&from=team/base",
+            digest.replace(':', "%3A")
+        ));
+        let mounted = host
+            .run(|| Container::handle(&mount, Body::empty()))
+            .unwrap();
+        assert_eq!(mounted.response.status, 201);
+        assert_eq!(mounted.add_units[0].natural_key, key);
+        assert!(host.sessions.is_empty(), "no upload started");
+
+        mount.query = Some(format!(
+            "mount={}&from=team/other",
+            digest.replace(':', "%3A")
+        ));
+        let started = host
+            .run(|| Container::handle(&mount, Body::empty()))
+            .unwrap();
+        assert_eq!(started.response.status, 202);
+        assert!(started.add_units.is_empty());
+        assert_eq!(host.sessions.len(), 1);
     }
 
     #[test]
