@@ -464,9 +464,11 @@ pub(super) async fn root_route(
         .authenticate_at(request.headers(), client, "")
         .await?;
     let method = request.method().clone();
-    if method != Method::GET && method != Method::HEAD && caller.is_none() {
-        return Err(ApiError::unauthorized());
-    }
+    // An anonymous write is refused whatever the plugin answers; the plugin is still asked (it
+    // changes nothing here and the body stays unread) so that a push to a new name gets the
+    // Bearer challenge of that name's scope, the one registry clients that follow challenges
+    // (oras) need before they can push there.
+    let anonymous_write = method != Method::GET && method != Method::HEAD && caller.is_none();
     let root = plugin.root().unwrap_or_default();
     let requester = Requester::new(&format!("/{root}/"), request.extensions());
     let call = HttpRequest {
@@ -500,7 +502,20 @@ pub(super) async fn root_route(
         .handle(plugin, scope, &call, IncomingBody::empty())
         .await;
     drop(turn);
-    let outcome = result.map_err(|error| call_error(&plugin.info.name, error))?;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(_) if anonymous_write => return Err(ApiError::unauthorized()),
+        Err(error) => return Err(call_error(&plugin.info.name, error)),
+    };
+    if anonymous_write {
+        let refused = ApiError::unauthorized();
+        return Err(match &outcome.create_distribution {
+            Some(base_path) if leads(rest, base_path) => {
+                refused.with_challenge(bearer_challenge(&app.origin, Some((base_path, &method))))
+            }
+            _ => refused,
+        });
+    }
     if !outcome.add_units.is_empty() || !outcome.remove_units.is_empty() {
         return Err(plugin_failed(
             &plugin.info.name,
@@ -527,6 +542,14 @@ pub(super) async fn root_route(
     let mut reply = with_status(status, Body::from(bytes));
     add_headers(&mut reply, &answered);
     Ok(reply)
+}
+
+/// Whether `base_path`, which a plugin asked for, is a safe relative path made of the leading
+/// segments of `rest`, the request's path below the root.
+fn leads(rest: &str, base_path: &str) -> bool {
+    !base_path.is_empty()
+        && (rest == base_path || rest.starts_with(&format!("{base_path}/")))
+        && crate::plugins::validate_relative_path(base_path).is_ok()
 }
 
 /// Whether `user` may add repositories and distributions of `plugin` (globally): what a push to a
@@ -561,10 +584,7 @@ async fn create_and_serve(
     caller: Option<auth::User>,
     request: Request,
 ) -> ApiResult<Response> {
-    let leads = !base_path.is_empty()
-        && (rest == base_path || rest.starts_with(&format!("{base_path}/")))
-        && crate::plugins::validate_relative_path(base_path).is_ok();
-    if !leads {
+    if !leads(rest, base_path) {
         return Err(plugin_failed(
             &plugin.info.name,
             &format!(
