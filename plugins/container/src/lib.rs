@@ -43,6 +43,10 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Media type of Docker's manifest lists.
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// How long the host may keep a read's answer: what a repository version holds never changes,
+/// and the host drops kept answers when the distribution moves to another version (a push, a
+/// deleted tag), so the bound only limits memory.
+const KEPT_SECONDS: u32 = 3600;
 
 pub mod sync;
 
@@ -288,6 +292,7 @@ fn blob(digest: &str) -> HandleOutcome {
         Some(file) => HttpResponse::content_artifact(&file.content_artifact)
             .with_header("docker-content-digest", digest)
             .with_header("content-type", "application/octet-stream")
+            .kept_by_host(KEPT_SECONDS)
             .into(),
         None => error(404, "BLOB_UNKNOWN", "blob unknown to registry").into(),
     }
@@ -360,9 +365,12 @@ fn manifest(request: &HttpRequest, reference: &str) -> HandleOutcome {
         media_type = stored_media_type(&unit);
     }
     match unit.artifacts.into_iter().next() {
+        // Which manifest answers depends on the client's `Accept` (an index or its image).
         Some(file) => HttpResponse::content_artifact(&file.content_artifact)
             .with_header("content-type", &media_type)
             .with_header("docker-content-digest", &digest)
+            .with_header("vary", "Accept")
+            .kept_by_host(KEPT_SECONDS)
             .into(),
         None => error(404, "MANIFEST_UNKNOWN", "manifest unknown to registry").into(),
     }
@@ -448,8 +456,9 @@ fn referrers(request: &HttpRequest, digest: &str) -> Result<HandleOutcome, Plugi
         "mediaType": OCI_INDEX,
         "manifests": manifests,
     });
-    let mut response =
-        HttpResponse::bytes(200, index.to_string()).with_header("content-type", OCI_INDEX);
+    let mut response = HttpResponse::bytes(200, index.to_string())
+        .with_header("content-type", OCI_INDEX)
+        .kept_by_host(KEPT_SECONDS);
     if wanted.is_some() {
         response = response.with_header("oci-filters-applied", "artifactType");
     }
@@ -635,7 +644,7 @@ fn tags(request: &HttpRequest, name: &str) -> Result<HandleOutcome, PluginError>
             .trim_end_matches(']'),
         json_strings(&names)
     );
-    Ok(json_response(200, body).into())
+    Ok(json_response(200, body).kept_by_host(KEPT_SECONDS).into())
 }
 
 /// The `n` of a paged request (all when absent).
