@@ -229,6 +229,24 @@ fn write_to_disk(layer: &Layer, dir: &std::path::Path) -> anyhow::Result<Duratio
     Ok(started.elapsed())
 }
 
+/// Requests per second of GETs of the manifest (`len` bytes) at `path` of `addr` under `load`,
+/// with a registry client's `Accept`; every request must succeed.
+async fn manifest_rate(
+    addr: SocketAddr,
+    path: &str,
+    len: usize,
+    load: Load,
+) -> anyhow::Result<f64> {
+    let paths = Arc::new(vec![path.to_owned()]);
+    let outcome = load::run_with(addr, paths, Some(len as u64), load, ACCEPT).await?;
+    anyhow::ensure!(
+        outcome.failures == 0,
+        "{} failed requests for {path}",
+        outcome.failures
+    );
+    Ok(outcome.requests_per_second())
+}
+
 fn mb_per_second(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64() / 1e6
 }
@@ -367,19 +385,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     ];
     let mut rates: [Vec<f64>; 3] = Default::default();
     for (addr, path) in &servers {
-        let warm = load::run_with(
-            *addr,
-            Arc::new(vec![path.clone()]),
-            Some(manifest.len() as u64),
-            WARMUP,
-            ACCEPT,
-        )
-        .await?;
-        anyhow::ensure!(
-            warm.failures == 0,
-            "{} failed requests for {path}",
-            warm.failures
-        );
+        manifest_rate(*addr, path, manifest.len(), WARMUP).await?;
     }
     for round in 0..ROUNDS {
         // Taking turns: Granary first, then last, then first.
@@ -389,20 +395,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         }
         for server in order {
             let (addr, path) = &servers[server];
-            let outcome = load::run_with(
-                *addr,
-                Arc::new(vec![path.clone()]),
-                Some(manifest.len() as u64),
-                LOAD,
-                ACCEPT,
-            )
-            .await?;
-            anyhow::ensure!(
-                outcome.failures == 0,
-                "{} failed requests for {path}",
-                outcome.failures
-            );
-            rates[server].push(outcome.requests_per_second());
+            rates[server].push(manifest_rate(*addr, path, manifest.len(), LOAD).await?);
         }
     }
     let [granary_rates, nginx_rates, registry_rates] = rates;

@@ -28,6 +28,9 @@ const MAX_TAG_PAGE: usize = 16 * 1024 * 1024;
 /// Tags asked for per page.
 const TAG_PAGE: u32 = 1000;
 
+/// How deep indexes may nest below a tag's (OCI allows indexes of indexes).
+const MAX_INDEX_DEPTH: usize = 4;
+
 /// The remote's registry fields.
 #[derive(Debug, PartialEq)]
 struct Fields {
@@ -125,7 +128,7 @@ pub fn sync(remote: &RemoteConfig) -> Result<(), PluginError> {
             done as u64,
             Some(total),
         );
-        let Some(digest) = sync.manifest(tag, true)? else {
+        let Some(digest) = sync.manifest(tag, None)? else {
             continue;
         };
         let pair = [("name", tag.as_str()), ("manifest", digest.as_str())];
@@ -204,9 +207,15 @@ struct Sync {
 
 impl Sync {
     /// Reads the manifest `reference` names, keeps it, and declares it with what it names (an
-    /// index's manifests, an image's config and layers). Returns its digest; none for a manifest
+    /// index's manifests, an image's config and layers). `depth` is none for a tag's manifest
+    /// and the nesting of an index's manifest below it. Returns its digest; none for a manifest
     /// a tag names in a format not synced (Docker's schema 1), which is skipped with a warning.
-    fn manifest(&mut self, reference: &str, tagged: bool) -> Result<Option<String>, PluginError> {
+    fn manifest(
+        &mut self,
+        reference: &str,
+        depth: Option<usize>,
+    ) -> Result<Option<String>, PluginError> {
+        let tagged = depth.is_none();
         let url = format!("{}/manifests/{reference}", self.repository);
         let response = http::get(&url, &[("accept", ACCEPTED_MANIFESTS)])?;
         if !response.is_success() {
@@ -249,9 +258,17 @@ impl Sync {
             }))
             .unwrap_or_else(|| crate::OCI_MANIFEST.into());
         if let Some(children) = manifest["manifests"].as_array() {
+            let depth = depth.map_or(1, |depth| depth + 1);
+            // Indexes may name indexes; an upstream nesting them without end would exhaust the
+            // guest's stack.
+            if depth > MAX_INDEX_DEPTH {
+                return Err(PluginError::new(format!(
+                    "the index at {url} nests indexes more than {MAX_INDEX_DEPTH} deep"
+                )));
+            }
             for child in children {
                 let child = descriptor_digest(child, &url)?;
-                if self.manifest(&child, false)?.is_none() {
+                if self.manifest(&child, Some(depth))?.is_none() {
                     return Err(PluginError::new(format!(
                         "the index at {url} names {child}, a manifest in a format not synced"
                     )));
@@ -408,6 +425,43 @@ mod tests {
         );
         // The manifest's bytes are kept as the plugin read them.
         assert_eq!(host.created[0].sha256, digest(manifest.as_bytes())[7..]);
+    }
+
+    #[test]
+    fn indexes_nested_without_end_fail_the_sync() {
+        let mut host = Host::new();
+        let digest = |bytes: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        // An image, then indexes each naming the one before, the top one tagged.
+        let mut below = br#"{"schemaVersion":2,"layers":[]}"#.to_vec();
+        for _ in 0..=MAX_INDEX_DEPTH {
+            host.http_response(
+                &format!("http://up/v2/app/manifests/{}", digest(&below)),
+                200,
+                &below,
+            );
+            below = format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"digest":"{}"}}]}}"#,
+                digest(&below)
+            )
+            .into_bytes();
+        }
+        host.http_response(
+            "http://up/v2/app/tags/list?n=1000",
+            200,
+            br#"{"tags":["deep"]}"#,
+        )
+        .http_response("http://up/v2/app/manifests/deep", 200, &below);
+        let remote = RemoteConfig {
+            url: "http://up".into(),
+            policy: DownloadPolicy::Immediate,
+            extra: r#"{"upstream_name":"app"}"#.into(),
+        };
+        let error = host.run(|| sync(&remote)).unwrap_err();
+        assert!(
+            error.message().contains("nests indexes"),
+            "{}",
+            error.message()
+        );
     }
 
     #[test]
