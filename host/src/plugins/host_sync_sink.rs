@@ -37,12 +37,14 @@ impl sync_sink::Host for CallState {
                 SandboxViolation::new("plugin called sync-sink.emit outside a sync").into(),
             );
         };
+        // The artifacts the call may read are those it created (a sync is given none), as in
+        // `handle`, whose outcomes may name them the same way.
         let created = units
             .iter()
             .flat_map(|unit| &unit.artifacts)
             .filter(|file| file.url.is_none())
             .filter_map(|file| file.sha256.as_ref())
-            .filter(|sha256| self.scope.created.iter().any(|c| &c.sha256 == *sha256))
+            .filter(|sha256| self.scope.artifacts.contains_key(*sha256))
             .cloned()
             .collect();
         if sink.send(EmittedBatch { units, created }).await.is_err() {

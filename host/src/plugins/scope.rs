@@ -74,9 +74,10 @@ pub trait OtherDistributions: Send + Sync {
 pub struct EmittedBatch {
     /// The declared units.
     pub units: Vec<UnitDeclaration>,
-    /// The sha256s of artifacts the call stored itself (`artifacts.create`: a registry's
-    /// manifests, which a sync reads to find the blobs) that files of `units` declare without a
-    /// URL: the pipeline links those files to them, their bytes having come from the plugin.
+    /// The sha256s of artifacts the call may read, which in a sync are those it stored itself
+    /// (`artifacts.create`: a registry's manifests, which a sync reads to find the blobs), that
+    /// files of `units` declare without a URL: the pipeline links those files to them, their
+    /// bytes having come from the plugin.
     pub created: Vec<String>,
 }
 
