@@ -160,6 +160,29 @@ async fn a_sync_mirrors_filtered_tags_and_an_index_from_docker_registry(backend:
         raw(format!("{mirrored}:multi")).await,
         raw(format!("{upstream}:multi")).await
     );
+    // docker's way of asking: one `Accept` line per media type. Asked with an index type among
+    // its lines, the tag gives the index; asked with image manifests only (the same first
+    // line), the amd64 image: kept answers tell the two requests apart.
+    let manifest_of = |accepted: &'static [&'static str]| {
+        let url = app.url("/v2/mirror/app/manifests/multi");
+        async move {
+            let mut request = reqwest::Client::new().get(url);
+            for media_type in accepted {
+                request = request.header("accept", *media_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK);
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    for _ in 0..2 {
+        assert_eq!(manifest_of(&[OCI_MANIFEST, OCI_INDEX]).await, OCI_INDEX);
+        assert_eq!(manifest_of(&[OCI_MANIFEST]).await, OCI_MANIFEST);
+    }
     // Both platforms' images come out of Granary as they come out of the registry.
     let from_granary = pull(
         home,

@@ -259,7 +259,18 @@ impl Variants {
 fn values_of(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<HeaderValue>> {
     names
         .iter()
-        .map(|name| request.get(name).cloned())
+        .map(|name| {
+            // The lines of one header are one list (RFC 9110, 5.3): docker sends each media type
+            // it accepts as an `Accept` line of its own, and all of them choose the answer.
+            let mut lines = request.get_all(name).iter();
+            let first = lines.next()?;
+            let mut joined = first.as_bytes().to_vec();
+            for line in lines {
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(line.as_bytes());
+            }
+            HeaderValue::from_bytes(&joined).ok()
+        })
         .collect()
 }
 
@@ -566,6 +577,29 @@ mod tests {
             body(&cache.get(&key("simple/", None, 1), &html).unwrap()),
             b"<html>"
         );
+    }
+
+    #[test]
+    fn every_line_of_a_vary_header_chooses_the_answer() {
+        let (_, cache) = cache_of(1 << 20);
+        let index = "application/vnd.oci.image.index.v1+json";
+        let image = "application/vnd.oci.image.manifest.v1+json";
+        let mut both = HeaderMap::new();
+        both.append(header::ACCEPT, HeaderValue::from_static(image));
+        both.append(header::ACCEPT, HeaderValue::from_static(index));
+        let image_only = headers(&[("accept", image)]);
+        let generation = cache.generation();
+        let manifest = key("manifests/v1", None, 1);
+        cache.keep(
+            generation,
+            &manifest,
+            vec![header::ACCEPT],
+            &both,
+            page("index"),
+        );
+        // Same first line, one line fewer: another variant, not the index.
+        assert!(cache.get(&manifest, &image_only).is_none());
+        assert_eq!(body(&cache.get(&manifest, &both).unwrap()), b"index");
     }
 
     #[test]
