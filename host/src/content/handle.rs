@@ -291,6 +291,11 @@ pub(super) async fn plugin_route(
         }
         _ => None,
     };
+    // The checks above let a write through: the caller may modify the repository.
+    let write_request = method != Method::GET
+        && method != Method::HEAD
+        && matched.writable
+        && matched.repository_id.is_some();
     let scope = CallScope {
         content,
         http,
@@ -305,20 +310,18 @@ pub(super) async fn plugin_route(
             blobs: app.blobs.clone(),
         })),
         content_types: plugin.content_type_names(),
-        // The checks above let a write through: the caller may modify the repository.
-        write_request: method != Method::GET
-            && method != Method::HEAD
-            && matched.writable
-            && matched.repository_id.is_some(),
+        write_request,
         catalog: Some(CatalogScope {
             db: app.db.clone(),
             plugin: plugin.info.name.clone(),
         }),
-        elsewhere: Some(Arc::new(super::mounts::Readable {
-            app: app.clone(),
-            plugin: plugin.clone(),
-            caller: caller.clone(),
-        })),
+        elsewhere: write_request.then(|| {
+            Arc::new(super::mounts::Readable {
+                app: app.clone(),
+                plugin: plugin.clone(),
+                caller: caller.clone(),
+            }) as Arc<dyn crate::plugins::OtherDistributions>
+        }),
         uploads: matched.repository_id.as_ref().map(|repository_id| {
             Arc::new(Sessions {
                 db: app.db.clone(),
