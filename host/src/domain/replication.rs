@@ -181,15 +181,12 @@ async fn get_json(
     if !status.is_success() {
         anyhow::bail!("the upstream Pulp answered {url} with HTTP {status}");
     }
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    use futures::StreamExt as _;
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.context("reading the upstream's answer")?);
-        if body.len() > PAGE_LIMIT {
-            anyhow::bail!("the upstream's answer to {url} is larger than {PAGE_LIMIT} bytes");
-        }
-    }
+    let body = crate::plugins::upstream::read_bounded(response, PAGE_LIMIT)
+        .await
+        .context("reading the upstream's answer")?
+        .with_context(|| {
+            format!("the upstream's answer to {url} is larger than {PAGE_LIMIT} bytes")
+        })?;
     serde_json::from_slice(&body).with_context(|| format!("the upstream's answer to {url}"))
 }
 

@@ -96,21 +96,8 @@ impl content::Host for CallState {
         limit: u32,
     ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
         let scope = content_scope(self, "looked up")?;
-        let key = match key_field(scope, &content_type, &field) {
-            Ok(key) => key,
-            Err(error) => return Ok(Err(error)),
-        };
-        let page = units::page_by_field(
-            scope.db.pool(),
-            &scope.repository_id,
-            scope.version,
-            key,
-            &value,
-            cursor.as_deref().unwrap_or(""),
-            page_limit(limit),
-        )
-        .await;
-        Ok(unit_page(page, "finding units by field for a plugin"))
+        let cursor = cursor.as_deref().unwrap_or("");
+        Ok(page_by_field(scope, (&content_type, &field, &value), cursor, limit).await)
     }
 
     async fn find_at(
@@ -139,21 +126,7 @@ impl content::Host for CallState {
                 ));
             }
         };
-        let key = match key_field(&other, &content_type, &field) {
-            Ok(key) => key,
-            Err(error) => return Ok(Err(error)),
-        };
-        let page = units::page_by_field(
-            other.db.pool(),
-            &other.repository_id,
-            other.version,
-            key,
-            &value,
-            "",
-            page_limit(limit),
-        )
-        .await;
-        let found = match unit_page(page, "finding units elsewhere for a plugin") {
+        let found = match page_by_field(&other, (&content_type, &field, &value), "", limit).await {
             Ok(page) => page.units,
             Err(error) => return Ok(Err(error)),
         };
@@ -171,6 +144,28 @@ impl content::Host for CallState {
         }
         Ok(Ok(Some(found)))
     }
+}
+
+/// A page of the units of `scope`'s version whose indexed field has a value: `(content type,
+/// field, value)`, from `cursor`.
+async fn page_by_field(
+    scope: &ContentScope,
+    (content_type, field, value): (&str, &str, &str),
+    cursor: &str,
+    limit: u32,
+) -> Result<UnitPage, PluginError> {
+    let key = key_field(scope, content_type, field)?;
+    let page = units::page_by_field(
+        scope.db.pool(),
+        &scope.repository_id,
+        scope.version,
+        key,
+        value,
+        cursor,
+        page_limit(limit),
+    )
+    .await;
+    unit_page(page, "finding units by field for a plugin")
 }
 
 /// The indexed field `field` of the plugin's `content_type`, or the error a guest gets for a

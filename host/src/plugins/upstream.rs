@@ -359,7 +359,7 @@ impl UpstreamClient {
         {
             request = request.header(AUTHORIZATION, authorization.clone());
         }
-        let mut response = request.send().await.map_err(UpstreamError::Http)?;
+        let response = request.send().await.map_err(UpstreamError::Http)?;
         let status = response.status();
         if !status.is_success() {
             return Err(UpstreamError::Token(format!(
@@ -372,22 +372,37 @@ impl UpstreamClient {
                 }
             )));
         }
-        let mut answer = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(UpstreamError::Http)? {
-            answer.extend_from_slice(&chunk);
-            if answer.len() > bearer::MAX_TOKEN_ANSWER {
-                return Err(UpstreamError::Token(format!(
-                    "the token endpoint {} answered more than {} bytes",
-                    challenge.realm,
-                    bearer::MAX_TOKEN_ANSWER
-                )));
-            }
-        }
+        let Some(answer) = read_bounded(response, bearer::MAX_TOKEN_ANSWER)
+            .await
+            .map_err(UpstreamError::Http)?
+        else {
+            return Err(UpstreamError::Token(format!(
+                "the token endpoint {} answered more than {} bytes",
+                challenge.realm,
+                bearer::MAX_TOKEN_ANSWER
+            )));
+        };
         let (token, lifetime) = bearer::token_of(&answer)
             .map_err(|why| UpstreamError::Token(format!("{}: {why}", challenge.realm)))?;
         self.tokens.keep(&token, lifetime);
         Ok(token)
     }
+}
+
+/// The body of `response` when it is at most `limit` bytes; none as soon as it is longer (the
+/// rest is not read).
+pub async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            return Ok(None);
+        }
+    }
+    Ok(Some(body))
 }
 
 /// Where a redirect answer points, resolved against the URL that gave it; `None` for any other
