@@ -77,10 +77,7 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
             .context("plugin memory limit")?,
         max_output_bytes: config.plugin_max_output_bytes,
     };
-    let plugins = Arc::new(PluginRuntime::new(
-        &config.data_dir.join("plugin-cache"),
-        limits,
-    )?);
+    let plugins = Arc::new(PluginRuntime::new(&config.plugin_cache_dir_path(), limits)?);
     for (name, bytes) in BUILTIN_PLUGINS {
         plugins
             .load(bytes.to_vec(), true)

@@ -44,6 +44,12 @@ pub struct Config {
     #[arg(long, env = "GRANARY_PLUGIN_DIR")]
     pub plugin_dir: Option<PathBuf>,
 
+    /// Directory of the compiled-plugin cache: each component's machine code for this host, keyed
+    /// by the component's digest and the compiler's settings, so that a restart or another process
+    /// sharing the directory skips compiling it again. Default: `<data-dir>/plugin-cache`.
+    #[arg(long, env = "GRANARY_PLUGIN_CACHE_DIR")]
+    pub plugin_cache_dir: Option<PathBuf>,
+
     /// CPU time one plugin call may use, in milliseconds, before it is stopped.
     #[arg(long, env = "GRANARY_PLUGIN_CPU_LIMIT_MS", default_value_t = 300_000)]
     pub plugin_cpu_limit_ms: u64,
@@ -269,6 +275,13 @@ impl Config {
         seconds
             .filter(|seconds| *seconds > 0.0)
             .map(std::time::Duration::from_secs_f64)
+    }
+
+    /// The compiled-plugin cache in force: the configured one or `<data-dir>/plugin-cache`.
+    pub fn plugin_cache_dir_path(&self) -> PathBuf {
+        self.plugin_cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugin-cache"))
     }
 
     /// The key file in force: the configured one or `<data-dir>/db_encryption.key`.

@@ -264,6 +264,10 @@ impl PluginRuntime {
         config.epoch_interruption(true);
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating {}", cache_dir.display()))?;
+        // Absolute: wasmtime's compile cache insists, and a configured directory may be relative.
+        let cache_dir = cache_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", cache_dir.display()))?;
         let mut cache_config = wasmtime::CacheConfig::new();
         cache_config.with_directory(cache_dir);
         config.cache(Some(
