@@ -12,6 +12,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("granary-plugin-file", "GRANARY_PLUGIN_FILE_WASM"),
     ("granary-plugin-python", "GRANARY_PLUGIN_PYTHON_WASM"),
     ("granary-plugin-container", "GRANARY_PLUGIN_CONTAINER_WASM"),
+    ("granary-plugin-cargo", "GRANARY_PLUGIN_CARGO_WASM"),
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
     ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
     ("granary-test-lookups", "GRANARY_TEST_LOOKUPS_WASM"),

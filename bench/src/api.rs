@@ -201,6 +201,14 @@ impl Api {
         Ok(())
     }
 
+    /// PUTs `body` as it is to `path` as `admin` (cargo's publish frame); answers the JSON answer.
+    pub async fn put_raw(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let request = self.client.put(format!("{}{path}", self.origin)).body(body);
+        self.send(request)
+            .await
+            .with_context(|| format!("PUT {path}"))
+    }
+
     /// POSTs a `multipart` body to `path` as `admin` (a twine upload to the legacy API).
     pub async fn post_multipart(&self, path: &str, body: Bytes) -> anyhow::Result<()> {
         let response = self

@@ -2,7 +2,7 @@
 //! run, and prints a table of ratios (see `docs/performance.md`).
 //!
 //! ```sh
-//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale python container plugin pypi
+//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale python container cargo plugin pypi
 //! ```
 //!
 //! It builds and starts the release `granary` binary and a private nginx (Debian's package, with
@@ -19,12 +19,15 @@
 //! - `python`: pages and wheels the python plugin serves, beside nginx (issue #20's table).
 //! - `container`: a 1 GiB layer pushed and pulled, and manifest GETs, beside the disk, nginx and
 //!   docker-registry (issue #22's figures).
+//! - `cargo`: index-file GETs beside nginx, and cargo resolving and fetching a 100-crate tree
+//!   through a pull-through distribution, cold and warm (issue #24's figures).
 //! - `pypi`: pip through a pull-through cache of the public Python index (needs the network, so
 //!   `all` leaves it out: name it).
 //! - `sink`: the minimal upload receiver the ingest item compares uploads with.
 //! - `report`: the result table.
 
 mod api;
+mod cargo;
 mod container;
 mod fixture;
 mod ingest;
@@ -61,6 +64,7 @@ const SECTIONS: &[&str] = &[
     "scale",
     "python",
     "container",
+    "cargo",
     "plugin",
 ];
 /// Sections that need the public internet, run only when named.
@@ -279,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
             }
             "python" => python::run(&mut bench).await?,
             "container" => container::run(&mut bench).await?,
+            "cargo" => cargo::run(&mut bench).await?,
             "transfer" => transfer::run(&mut bench).await?,
             "pypi" => pypi::run(&mut bench).await?,
             _ => unreachable!("checked above"),

@@ -7,6 +7,7 @@
 //! - `Bearer <token>` with an API token (`users/<id>/tokens/`) that is not expired and whose user
 //!   is active;
 //! - `Basic __token__:<token>`, the convention of twine and uv for API tokens;
+//! - `<token>` alone, as cargo sends a registry token;
 //! - on the routes plugins serve only ([`Authenticator::authenticate_at`]), `Bearer grr_…`, a
 //!   registry token from the token endpoint of container clients (`/token/`): sealed with the
 //!   server's key, valid for minutes, granting actions (`pull`, `push`, `delete`) on named
@@ -240,6 +241,10 @@ impl Authenticator {
         };
         if let Some(token) = strip_scheme(value, "Bearer") {
             return user_for_token(&self.db, token.trim()).await;
+        }
+        // cargo sends a registry token as the whole header value, without a scheme.
+        if value.starts_with(TOKEN_PREFIX) {
+            return user_for_token(&self.db, value.trim()).await;
         }
         let Some(credentials) = strip_scheme(value, "Basic")
             .and_then(|encoded| {

@@ -122,6 +122,49 @@ impl Body {
         Ok(bytes)
     }
 
+    /// Exactly the next `len` bytes of the body, asking the host for no more than that, so that
+    /// what follows can still be stored with [`Body::store`]: a header ahead of its payload
+    /// (cargo's publish sends a length-prefixed JSON document, then the `.crate`). A body that
+    /// ends sooner is an error on the field `body`.
+    ///
+    /// ```
+    /// let mut body = granary_sdk::Body::from_bytes(*b"\x03\0\0\0abc");
+    /// let len = u32::from_le_bytes(body.read_len(4)?.try_into().unwrap());
+    /// assert_eq!(body.read_len(len as usize)?, b"abc");
+    /// assert!(body.read_len(1).is_err());
+    /// # Ok::<(), granary_sdk::PluginError>(())
+    /// ```
+    pub fn read_len(&mut self, len: usize) -> Result<Vec<u8>, PluginError> {
+        let from_pending = len.min(self.pending.len());
+        let mut bytes: Vec<u8> = self.pending.drain(..from_pending).collect();
+        while bytes.len() < len {
+            let missing = u32::try_from(len - bytes.len()).unwrap_or(u32::MAX);
+            let chunk = if self.finished {
+                Vec::new()
+            } else {
+                self.raw_read(missing.min(CHUNK_SIZE))?
+            };
+            if chunk.is_empty() {
+                self.finished = true;
+                return Err(PluginError::field(
+                    "body",
+                    format!(
+                        "the request body ended after {} of the {len} bytes expected",
+                        bytes.len()
+                    ),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        // A host that answered more than was asked: keep the excess for the next read (the
+        // loop ran only once `pending` was empty).
+        let excess = bytes.split_off(len);
+        if !excess.is_empty() {
+            self.pending = excess;
+        }
+        Ok(bytes)
+    }
+
     /// Stores the rest of the body as an artifact, hashed by the host as it streams in, and
     /// returns it; the bytes never enter the plugin. With `expected_sha256` (lower-case hex),
     /// a body with another digest is refused (an error on the field `digest`) and nothing is

@@ -196,6 +196,50 @@ impl Host {
         unit
     }
 
+    /// Carries out what a `handle` outcome asks of the repository, as the host does after
+    /// answering: its `add_units` become stored units (each file the artifact its `sha256`
+    /// names, which the call stored or was given), and its `remove_units` leave. A unit with the
+    /// same natural key as one stored is not added twice.
+    ///
+    /// # Panics
+    /// When an added file names no artifact this host holds.
+    pub fn apply(&mut self, outcome: &crate::HandleOutcome) {
+        for unit in &outcome.add_units {
+            if self.units.iter().any(|stored| {
+                stored.content_type == unit.content_type && stored.natural_key == unit.natural_key
+            }) {
+                continue;
+            }
+            let files: Vec<(String, Vec<u8>)> = unit
+                .artifacts
+                .iter()
+                .map(|artifact| {
+                    let sha256 = artifact.sha256.as_deref().unwrap_or_default();
+                    let bytes = self.artifacts.get(sha256).unwrap_or_else(|| {
+                        panic!("{} names no stored artifact", artifact.relative_path)
+                    });
+                    (artifact.relative_path.clone(), bytes.clone())
+                })
+                .collect();
+            let files: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
+                .collect();
+            self.stored_unit(
+                &unit.content_type,
+                &unit.natural_key,
+                &unit.metadata,
+                &files,
+            );
+        }
+        #[cfg(not(feature = "wit-v0_2"))]
+        for removed in &outcome.remove_units {
+            self.units.retain(|unit| {
+                unit.content_type != removed.content_type || unit.natural_key != removed.natural_key
+            });
+        }
+    }
+
     /// Runs `f` (a call of a plugin method) with this host serving every import on this thread.
     ///
     /// # Panics

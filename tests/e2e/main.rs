@@ -11,6 +11,7 @@ mod support;
 
 mod acs;
 mod api;
+mod cargo_registry;
 mod container;
 mod container_sync;
 mod content;
