@@ -13,6 +13,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("granary-plugin-python", "GRANARY_PLUGIN_PYTHON_WASM"),
     ("granary-plugin-container", "GRANARY_PLUGIN_CONTAINER_WASM"),
     ("granary-plugin-cargo", "GRANARY_PLUGIN_CARGO_WASM"),
+    ("granary-plugin-npm", "GRANARY_PLUGIN_NPM_WASM"),
     ("granary-test-hostile", "GRANARY_TEST_HOSTILE_WASM"),
     ("granary-test-misfit", "GRANARY_TEST_MISFIT_WASM"),
     ("granary-test-lookups", "GRANARY_TEST_LOOKUPS_WASM"),

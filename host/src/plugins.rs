@@ -21,7 +21,7 @@
 
 mod bindings;
 pub mod fields;
-mod host_artifacts;
+pub(crate) mod host_artifacts;
 pub mod host_body;
 mod host_content;
 mod host_distributions;

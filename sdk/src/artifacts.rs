@@ -40,6 +40,82 @@ pub fn create(data: &[u8]) -> Result<ArtifactRef, PluginError> {
     Ok(raw::create(data)?)
 }
 
+/// An artifact the plugin writes in pieces, hashed by the host as they arrive: a package decoded
+/// from a request body as it streams in (npm's publish carries the tarball base64-encoded inside
+/// its JSON). It implements [`std::io::Write`], sending the host [`MAX_READ`] bytes at a time;
+/// dropped before [`Writer::finish`], it keeps nothing. Only in `handle`, in requests that may
+/// change the repository.
+///
+/// ```no_run
+/// use std::io::Write as _;
+/// # fn demo(decoded: &[&[u8]]) -> Result<(), granary_sdk::PluginError> {
+/// let mut writer = granary_sdk::artifacts::Writer::new()?;
+/// for piece in decoded {
+///     writer.write_all(piece)?;
+/// }
+/// let tarball = writer.finish(None)?;
+/// # let _ = tarball; Ok(()) }
+/// ```
+#[cfg(not(feature = "wit-v0_2"))]
+pub struct Writer {
+    raw: raw::ArtifactWriter,
+    /// Written and not sent yet: the host is called once per [`MAX_READ`] bytes.
+    buffer: Vec<u8>,
+}
+
+#[cfg(not(feature = "wit-v0_2"))]
+impl Writer {
+    /// Starts an empty artifact.
+    pub fn new() -> Result<Self, PluginError> {
+        Ok(Self {
+            raw: raw::start_artifact()?,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Ends the artifact and stores it; with `expected_sha256` (lower-case hex), bytes with
+    /// another digest are refused (an error on the field `digest`) and nothing is kept.
+    pub fn finish(mut self, expected_sha256: Option<&str>) -> Result<ArtifactRef, PluginError> {
+        self.send()?;
+        Ok(self.raw.finish(expected_sha256)?)
+    }
+
+    /// Sends what is buffered to the host.
+    fn send(&mut self) -> Result<(), PluginError> {
+        if !self.buffer.is_empty() {
+            self.raw.write(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "wit-v0_2"))]
+impl std::io::Write for Writer {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = MAX_READ as usize - self.buffer.len();
+        let n = room.min(data.len());
+        self.buffer.extend_from_slice(&data[..n]);
+        if self.buffer.len() == MAX_READ as usize {
+            self.send().map_err(io::Error::other)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send().map_err(io::Error::other)
+    }
+}
+
+#[cfg(not(feature = "wit-v0_2"))]
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A seekable reader over an artifact's bytes.
 ///
 /// ```no_run

@@ -477,6 +477,57 @@ pub(crate) mod imports {
             })
         }
 
+        /// An artifact written in pieces, held in memory until `finish`.
+        #[cfg(not(feature = "wit-v0_2"))]
+        pub struct ArtifactWriter {
+            /// None once finished. Interior, as the host's resource is.
+            bytes: std::cell::RefCell<Option<Vec<u8>>>,
+        }
+
+        #[cfg(not(feature = "wit-v0_2"))]
+        impl ArtifactWriter {
+            pub fn write(&self, data: &[u8]) -> Result<(), RawError> {
+                if data.len() > super::super::MAX_READ as usize {
+                    return Err(error(format!(
+                        "artifact-writer.write got {} bytes; at most {} per call",
+                        data.len(),
+                        super::super::MAX_READ
+                    )));
+                }
+                match self.bytes.borrow_mut().as_mut() {
+                    Some(bytes) => {
+                        bytes.extend_from_slice(data);
+                        Ok(())
+                    }
+                    None => Err(error("the artifact was finished already")),
+                }
+            }
+
+            pub fn finish(
+                &self,
+                expected_sha256: Option<&str>,
+            ) -> Result<crate::ArtifactRef, RawError> {
+                let bytes = self
+                    .bytes
+                    .borrow_mut()
+                    .take()
+                    .ok_or_else(|| error("the artifact was finished already"))?;
+                super::super::check_digest(&bytes, expected_sha256)?;
+                with_host(|host| {
+                    let artifact = host.artifact(&bytes);
+                    host.created.push(artifact.clone());
+                    Ok(artifact)
+                })
+            }
+        }
+
+        #[cfg(not(feature = "wit-v0_2"))]
+        pub fn start_artifact() -> Result<ArtifactWriter, RawError> {
+            Ok(ArtifactWriter {
+                bytes: std::cell::RefCell::new(Some(Vec::new())),
+            })
+        }
+
         pub fn create(data: &[u8]) -> Result<crate::ArtifactRef, RawError> {
             if data.len() > super::super::MAX_CREATE {
                 return Err(error(format!(

@@ -29,6 +29,7 @@ mod hostile_upstreams;
 mod list_filters;
 mod lookups;
 mod maintenance;
+mod npm_registry;
 mod openapi;
 mod permissions;
 mod plugins;

@@ -29,6 +29,7 @@ pub mod current {
     plugin_bindings!(
         "../wit/since_v0.3.0",
         "granary:plugin/types.incoming-body" => crate::plugins::host_body::IncomingBody,
+        "granary:plugin/artifacts.artifact-writer" => crate::plugins::host_artifacts::ArtifactWriter,
     );
 }
 

@@ -1,6 +1,6 @@
 //! Host side of `granary:plugin/artifacts`: chunked reads of the artifacts a call was given,
-//! small artifacts a plugin derives (`create`), and request bodies stored as they stream in
-//! (`store-body`).
+//! small artifacts a plugin derives (`create`), request bodies stored as they stream in
+//! (`store-body`), and artifacts a plugin writes in pieces (`artifact-writer`).
 
 use wasmtime::component::Resource;
 
@@ -9,7 +9,40 @@ use super::host_body::{IncomingBody, StoreFault};
 use super::runtime::{SandboxViolation, guest_error};
 use super::scope::{CallState, CreateArtifact};
 use super::{ArtifactRef, PluginError};
-use crate::storage::ReceivedBlob;
+use crate::storage::{ReceivedBlob, StagedBlob};
+
+/// An artifact a plugin writes in pieces (`artifacts.artifact-writer`): staged, and hashed by the
+/// staging, as it is written; stored at `finish`; its staged file removed when dropped before.
+pub struct ArtifactWriter {
+    /// None once `finish` was called.
+    staged: Option<StagedBlob>,
+}
+
+impl CallState {
+    /// The guest's error for a call that needs a request that may change the repository, or the
+    /// artifact store and creator when it is one.
+    fn writable_store(
+        &self,
+        operation: &str,
+    ) -> Result<
+        (
+            std::sync::Arc<dyn CreateArtifact>,
+            std::sync::Arc<crate::storage::BlobStore>,
+        ),
+        PluginError,
+    > {
+        match (
+            self.scope.write_request,
+            self.scope.create_in.clone(),
+            self.scope.blobs.clone(),
+        ) {
+            (true, Some(creator), Some(blobs)) => Ok((creator, blobs)),
+            _ => Err(guest_error(format!(
+                "artifacts.{operation} is available in handle, in requests that may change the repository"
+            ))),
+        }
+    }
+}
 
 impl artifacts::Host for CallState {
     async fn read(
@@ -71,14 +104,9 @@ impl artifacts::Host for CallState {
         body: Resource<IncomingBody>,
         expected_sha256: Option<String>,
     ) -> wasmtime::Result<Result<ArtifactRef, PluginError>> {
-        let (true, Some(creator), Some(blobs)) = (
-            self.scope.write_request,
-            self.scope.create_in.clone(),
-            self.scope.blobs.clone(),
-        ) else {
-            return Ok(Err(guest_error(
-                "artifacts.store-body is available in handle, in requests that may change the repository",
-            )));
+        let (creator, blobs) = match self.writable_store("store-body") {
+            Ok(store) => store,
+            Err(error) => return Ok(Err(error)),
         };
         let mut staged = match blobs.stage().await {
             Ok(staged) => staged,
@@ -108,6 +136,84 @@ impl artifacts::Host for CallState {
         }
         Ok(self.record_created(&*creator, received).await)
     }
+
+    async fn start_artifact(
+        &mut self,
+    ) -> wasmtime::Result<Result<Resource<ArtifactWriter>, PluginError>> {
+        let (_, blobs) = match self.writable_store("start-artifact") {
+            Ok(store) => store,
+            Err(error) => return Ok(Err(error)),
+        };
+        match blobs.stage().await {
+            Ok(staged) => Ok(Ok(self.table.push(ArtifactWriter {
+                staged: Some(staged),
+            })?)),
+            Err(error) => Ok(Err(
+                self.store_failed(StoreFault::Storage(error), "staging an artifact")
+            )),
+        }
+    }
+}
+
+impl artifacts::HostArtifactWriter for CallState {
+    async fn write(
+        &mut self,
+        writer: Resource<ArtifactWriter>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), PluginError>> {
+        if data.len() > super::MAX_READ_CHUNK as usize {
+            return Ok(Err(guest_error(format!(
+                "artifact-writer.write got {} bytes; at most {} per call",
+                data.len(),
+                super::MAX_READ_CHUNK
+            ))));
+        }
+        self.charge_output(data.len())?;
+        let written = match self.table.get_mut(&writer)?.staged.as_mut() {
+            Some(staged) => staged.write(&data).await,
+            None => return Ok(Err(finished())),
+        };
+        Ok(written
+            .map_err(|error| self.store_failed(StoreFault::Storage(error), "writing an artifact")))
+    }
+
+    async fn finish(
+        &mut self,
+        writer: Resource<ArtifactWriter>,
+        expected_sha256: Option<String>,
+    ) -> wasmtime::Result<Result<ArtifactRef, PluginError>> {
+        let Some(staged) = self.table.get_mut(&writer)?.staged.take() else {
+            return Ok(Err(finished()));
+        };
+        let (creator, _) = match self.writable_store("artifact-writer.finish") {
+            Ok(store) => store,
+            Err(error) => return Ok(Err(error)),
+        };
+        let received = match staged.finish().await {
+            Ok(received) => received,
+            Err(error) => {
+                return Ok(Err(
+                    self.store_failed(StoreFault::Storage(error), "storing an artifact")
+                ));
+            }
+        };
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&received.sha256)
+        {
+            return Ok(Err(digest_mismatch(&received.sha256, &expected)));
+        }
+        Ok(self.record_created(&*creator, received).await)
+    }
+
+    async fn drop(&mut self, writer: Resource<ArtifactWriter>) -> wasmtime::Result<()> {
+        self.table.delete(writer)?;
+        Ok(())
+    }
+}
+
+/// The error for a write or a finish after `finish`.
+fn finished() -> PluginError {
+    guest_error("the artifact was finished already")
 }
 
 /// The error for bytes whose sha256 is `actual` where the plugin expected `expected`.

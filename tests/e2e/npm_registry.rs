@@ -1,0 +1,252 @@
+//! The npm content type (`plugins/npm`) end to end with the real npm (the machine's), each run
+//! with its own home, cache and `.npmrc`: `npm publish` of two versions of a scoped package (the
+//! second with an 8 MiB file, its base64 tarball decoded as the document streams in),
+//! `npm view`, `npm dist-tag add|ls|rm`, `npm install` and `npm ci` in fresh projects with
+//! lockfiles resolved at Granary, `npm deprecate`, `npm unpublish` of one version and of the
+//! package, `npm whoami`, `npm ping`, `npm search`; republishing and anonymous publishes refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::{Backend, TestApp};
+
+sqlite_and_postgres!(npm_publishes_installs_tags_deprecates_and_unpublishes,);
+
+const NPM_PLUGIN: &str = env!("GRANARY_PLUGIN_NPM_WASM");
+const PACKAGE: &str = "@acme/greeting";
+
+/// A home for npm: its `.npmrc` pointing at one registry, with a token when given.
+struct NpmHome {
+    dir: tempfile::TempDir,
+}
+
+impl NpmHome {
+    fn new(registry: &str, token: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut npmrc = format!("registry={registry}\n");
+        if let Some(token) = token {
+            let without_scheme = registry.trim_start_matches("http:");
+            npmrc.push_str(&format!("{without_scheme}:_authToken={token}\n"));
+        }
+        std::fs::write(dir.path().join(".npmrc"), npmrc).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// npm with `args` in `cwd`, with this home, its own cache and nothing of the developer's.
+    fn npm(&self, cwd: &Path, args: &[&str]) -> Output {
+        Command::new("npm")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("npm_config_userconfig", self.path().join(".npmrc"))
+            .env("npm_config_cache", self.path().join("cache"))
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_audit", "false")
+            .current_dir(cwd)
+            .args(args)
+            .output()
+            .expect("run npm")
+    }
+
+    /// Like [`NpmHome::npm`], asserting success; answers standard output.
+    fn run(&self, cwd: &Path, args: &[&str]) -> String {
+        let output = self.npm(cwd, args);
+        assert!(
+            output.status.success(),
+            "npm {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `npm view <package> --json`, parsed.
+    fn view(&self, package: &str) -> Value {
+        serde_json::from_str(&self.run(self.path(), &["view", package, "--json"])).unwrap()
+    }
+
+    /// Writes the package at `version`, whose function names its version, with `extra` bytes in
+    /// a data file.
+    fn package(&self, version: &str, extra: &[u8]) -> PathBuf {
+        let dir = self.path().join(format!("greeting-{version}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = json!({"name": PACKAGE, "version": version, "main": "index.js",
+                              "description": "Says hello", "license": "MIT"});
+        std::fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
+        std::fs::write(
+            dir.join("index.js"),
+            format!("module.exports = () => \"hello from {version}\";\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("data.bin"), extra).unwrap();
+        dir
+    }
+
+    /// A new project at `name` that depends on nothing yet.
+    fn project(&self, name: &str) -> PathBuf {
+        let dir = self.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("package.json"),
+            json!({"name": name, "version": "1.0.0", "private": true}).to_string(),
+        )
+        .unwrap();
+        dir
+    }
+}
+
+/// What the installed package says, through node.
+fn greeting_in(project: &Path) -> String {
+    let output = Command::new("node")
+        .current_dir(project)
+        .args(["-e", &format!("console.log(require('{PACKAGE}')())")])
+        .output()
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+async fn npm_publishes_installs_tags_deprecates_and_unpublishes(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let component = std::fs::read(NPM_PLUGIN).expect("the npm plugin is built");
+    let (status, plugin) = app.install_plugin(&component).await;
+    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
+    let repository = app
+        .create(
+            &format!("{API}/repositories/npm/npm/"),
+            json!({"name": "js"}),
+        )
+        .await;
+    let repository = str_field(&repository, "pulp_href").to_owned();
+    let task = app
+        .run_task(
+            &format!("{API}/distributions/npm/npm/"),
+            json!({"name": "js", "base_path": "js", "repository": repository}),
+        )
+        .await;
+    assert_eq!(created_resources(&task).len(), 1, "{task:#}");
+    let admin = app.get_json(&format!("{API}/users/?username=admin")).await;
+    let admin = str_field(&admin["results"][0], "pulp_href").to_owned();
+    let token = app
+        .create(&format!("{admin}tokens/"), json!({"name": "npm"}))
+        .await;
+    let registry = app.url("/npm/js/");
+    let home = NpmHome::new(&registry, Some(str_field(&token, "token")));
+
+    assert_eq!(home.run(home.path(), &["whoami"]).trim(), "admin");
+    home.run(home.path(), &["ping"]);
+
+    // Two versions: 1.1.0 under `next`, with 8 MiB that do not compress.
+    let first = home.package("1.0.0", b"small");
+    home.run(&first, &["publish"]);
+    let noise: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let second = home.package("1.1.0", &noise);
+    home.run(&second, &["publish", "--tag", "next"]);
+    let viewed = home.view(PACKAGE);
+    assert_eq!(
+        viewed["dist-tags"],
+        json!({"latest": "1.0.0", "next": "1.1.0"})
+    );
+    assert_eq!(viewed["versions"], json!(["1.0.0", "1.1.0"]));
+    assert!(
+        viewed["dist"]["integrity"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("sha512-")),
+        "{viewed:#}"
+    );
+
+    // Republishing a version is refused, as the public registry refuses it.
+    let again = home.npm(&first, &["publish"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("You cannot publish over the previously published versions: 1.0.0."),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // Dist-tags.
+    home.run(
+        home.path(),
+        &["dist-tag", "add", &format!("{PACKAGE}@1.1.0"), "latest"],
+    );
+    home.run(home.path(), &["dist-tag", "rm", PACKAGE, "next"]);
+    let tags = home.run(home.path(), &["dist-tag", "ls", PACKAGE]);
+    assert_eq!(tags.trim(), "latest: 1.1.0");
+
+    // A fresh project installs the latest from Granary, its lockfile resolved here, and `npm ci`
+    // installs the same again with an empty cache.
+    let consumer = NpmHome::new(&registry, None);
+    let project = consumer.project("app");
+    consumer.run(&project, &["install", PACKAGE]);
+    assert_eq!(greeting_in(&project), "hello from 1.1.0");
+    let lock: Value =
+        serde_json::from_slice(&std::fs::read(project.join("package-lock.json")).unwrap()).unwrap();
+    let locked = &lock["packages"][format!("node_modules/{PACKAGE}")];
+    assert_eq!(
+        locked["resolved"],
+        format!("{registry}{PACKAGE}/-/greeting-1.1.0.tgz")
+    );
+    assert!(
+        locked["integrity"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("sha512-")),
+        "{locked:#}"
+    );
+    std::fs::remove_dir_all(project.join("node_modules")).unwrap();
+    let clean = NpmHome::new(&registry, None);
+    clean.run(&project, &["ci"]);
+    assert_eq!(greeting_in(&project), "hello from 1.1.0");
+
+    // Deprecation, shown by npm view.
+    home.run(
+        home.path(),
+        &["deprecate", &format!("{PACKAGE}@1.0.0"), "use 1.1"],
+    );
+    assert_eq!(
+        home.view(&format!("{PACKAGE}@1.0.0"))["deprecated"],
+        "use 1.1"
+    );
+
+    // Search.
+    let found = home.run(home.path(), &["search", "greeting", "--json"]);
+    let found: Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(found[0]["name"], PACKAGE, "{found:#}");
+
+    // Writes need credentials.
+    let anonymous = reqwest::Client::new()
+        .put(app.url(&format!("/npm/js/{}", PACKAGE.replace('/', "%2f"))))
+        .header("content-type", "application/json")
+        .body(json!({"name": PACKAGE, "versions": {}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Unpublishing one version, then the package.
+    home.run(home.path(), &["unpublish", &format!("{PACKAGE}@1.0.0")]);
+    assert_eq!(home.view(PACKAGE)["versions"], json!(["1.1.0"]));
+    home.run(home.path(), &["unpublish", PACKAGE, "--force"]);
+    let gone = home.npm(home.path(), &["view", PACKAGE]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
+    let versions = app.get_json(&format!("{repository}versions/")).await;
+    // Version 0, then one per write: two publishes, two tag changes, the deprecation, the two
+    // unpublishes (the refused publish made none).
+    assert_eq!(versions["count"], 8, "{versions:#}");
+}
