@@ -262,3 +262,139 @@ fn npm_error(status: u16, message: &str) -> HttpResponse {
 }
 
 granary_sdk::register_plugin!(Npm);
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use granary_sdk::harness::{Host, body_bytes, request};
+
+    use super::*;
+
+    const TARBALL: &[u8] = b"\x1f\x8b pretend this is a gzipped tar";
+
+    /// npm's publish document for `version` of `name` with `TARBALL`.
+    fn document(name: &str, version: &str, dist: Value) -> Vec<u8> {
+        let file = format!("{name}-{version}.tgz");
+        json!({
+            "_id": name,
+            "name": name,
+            "dist-tags": {"latest": version},
+            "versions": {version: {"name": name, "version": version, "description": "demo",
+                                   "dependencies": {"left-pad": "^1"}, "scripts": {"test": "x"},
+                                   "dist": dist}},
+            "_attachments": {file: {"content_type": "application/octet-stream",
+                                    "data": base64::engine::general_purpose::STANDARD.encode(TARBALL),
+                                    "length": TARBALL.len()}},
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn publish(host: &mut Host, name: &str, version: &str, dist: Value) -> HandleOutcome {
+        let mut put = request("PUT", &name.replace('/', "%2f"));
+        put.user = Some("alice".into());
+        put.access.push = true;
+        let body = document(name, version, dist);
+        let outcome = host
+            .run(|| Npm::handle(&put, Body::from_bytes(body)))
+            .unwrap();
+        host.apply(&outcome);
+        outcome
+    }
+
+    fn get(host: &mut Host, path: &str, accept: Option<&str>) -> (HttpResponse, Value) {
+        let mut get = request("GET", path);
+        if let Some(accept) = accept {
+            get.headers.push(("accept".into(), accept.into()));
+        }
+        let response = host
+            .run(|| Npm::handle(&get, Body::empty()))
+            .unwrap()
+            .response;
+        let value = body_bytes(&response.body)
+            .and_then(|bytes| serde_json::from_slice(bytes).ok())
+            .unwrap_or(Value::Null);
+        (response, value)
+    }
+
+    #[test]
+    fn a_published_version_is_served_with_granarys_digests() {
+        let mut host = Host::new();
+        let outcome = publish(&mut host, "@acme/demo", "1.0.0", json!({}));
+        assert_eq!(outcome.response.status, 200);
+        let types: Vec<&str> = outcome
+            .add_units
+            .iter()
+            .map(|u| u.content_type.as_str())
+            .collect();
+        assert_eq!(types, [PACKAGE, DIST_TAG]);
+        assert_eq!(
+            outcome.add_units[0].artifacts[0].relative_path,
+            "@acme/demo/-/demo-1.0.0.tgz"
+        );
+        let (_, packument) = get(&mut host, "@acme%2fdemo", None);
+        let version = &packument["versions"]["1.0.0"];
+        let sha512 = <sha2::Sha512 as sha2::Digest>::digest(TARBALL);
+        assert_eq!(
+            version["dist"]["integrity"],
+            format!(
+                "sha512-{}",
+                base64::engine::general_purpose::STANDARD.encode(sha512)
+            )
+        );
+        assert_eq!(
+            version["dist"]["tarball"],
+            "http://localhost/pulp/content/demo/@acme/demo/-/demo-1.0.0.tgz"
+        );
+        assert_eq!(version["scripts"]["test"], "x", "the full manifest");
+        assert_eq!(packument["dist-tags"]["latest"], "1.0.0");
+        assert_eq!(packument["description"], "demo");
+
+        // What npm install asks for: only what resolution needs.
+        let (response, abbreviated) = get(&mut host, "@acme/demo", Some(ABBREVIATED));
+        assert!(
+            response
+                .headers
+                .contains(&("content-type".into(), ABBREVIATED.into()))
+        );
+        let version = &abbreviated["versions"]["1.0.0"];
+        assert_eq!(version["dependencies"]["left-pad"], "^1");
+        assert!(version.get("scripts").is_none() && version.get("description").is_none());
+        assert!(abbreviated.get("_rev").is_none());
+
+        let (tarball, _) = get(&mut host, "@acme/demo/-/demo-1.0.0.tgz", None);
+        assert!(matches!(
+            tarball.body,
+            granary_sdk::HttpBody::ContentArtifact(_)
+        ));
+    }
+
+    #[test]
+    fn a_version_is_published_once_and_with_the_digests_npm_computed() {
+        let mut host = Host::new();
+        publish(&mut host, "demo", "1.0.0", json!({}));
+        let again = publish(&mut host, "demo", "1.0.0", json!({}));
+        assert_eq!(again.response.status, 403);
+        assert!(again.add_units.is_empty());
+        let wrong = publish(&mut host, "demo", "1.0.1", json!({"shasum": "0000"}));
+        assert_eq!(wrong.response.status, 400);
+        let message =
+            String::from_utf8_lossy(body_bytes(&wrong.response.body).unwrap()).into_owned();
+        assert!(message.contains("the manifest says 0000"), "{message}");
+    }
+
+    #[test]
+    fn package_names_are_checked_as_npm_checks_new_ones() {
+        assert!(check_name("@acme/demo.js").is_ok());
+        assert!(check_name("Demo").is_err());
+        assert!(check_name("_private").is_err());
+        assert!(check_name("@acme/").is_err());
+        assert!(check_name(&"a".repeat(215)).is_err());
+        assert_eq!(
+            split_name("@acme/demo/-/demo-1.0.0.tgz"),
+            Some(("@acme/demo", "/-/demo-1.0.0.tgz"))
+        );
+        assert_eq!(split_name("demo/1.0.0"), Some(("demo", "/1.0.0")));
+        assert_eq!(decode_path("@acme%2Fdemo"), "@acme/demo");
+    }
+}
