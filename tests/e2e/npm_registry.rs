@@ -2,8 +2,9 @@
 //! with its own home, cache and `.npmrc`: `npm publish` of two versions of a scoped package (the
 //! second with an 8 MiB file, its base64 tarball decoded as the document streams in),
 //! `npm view`, `npm dist-tag add|ls|rm`, `npm install` and `npm ci` in fresh projects with
-//! lockfiles resolved at Granary, `npm deprecate`, `npm unpublish` of one version and of the
-//! package, `npm whoami`, `npm ping`, `npm search`; republishing and anonymous publishes refused.
+//! lockfiles resolved at Granary, `pnpm install` and `yarn install` (classic), `npm deprecate`,
+//! `npm unpublish` of one version and of the package, `npm whoami`, `npm ping`, `npm search`;
+//! republishing and anonymous publishes refused.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::tools::{debian_tool, node_tools};
 use crate::support::{Backend, TestApp};
 
 sqlite_and_postgres!(npm_publishes_installs_tags_deprecates_and_unpublishes,);
@@ -42,7 +44,7 @@ impl NpmHome {
 
     /// npm with `args` in `cwd`, with this home, its own cache and nothing of the developer's.
     fn npm(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new("npm")
+        Command::new(debian_tool("npm", "npm"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.path())
@@ -212,6 +214,34 @@ async fn npm_publishes_installs_tags_deprecates_and_unpublishes(backend: Backend
     let clean = NpmHome::new(&registry, None);
     clean.run(&project, &["ci"]);
     assert_eq!(greeting_in(&project), "hello from 1.1.0");
+
+    // pnpm and yarn (classic) install it too, from the registry a project's `.npmrc` names.
+    let tools = node_tools("js-package-managers", &["pnpm@10", "yarn@1"]);
+    for (manager, arguments) in [
+        ("pnpm", &["install", "--store-dir", ".pnpm-store"][..]),
+        ("yarn", &["install", "--cache-folder", ".yarn-cache"][..]),
+    ] {
+        let project = consumer.project(&format!("with-{manager}"));
+        let manifest = json!({"name": manager, "version": "1.0.0", "private": true,
+                              "dependencies": {PACKAGE: "^1.1.0"}});
+        std::fs::write(project.join("package.json"), manifest.to_string()).unwrap();
+        std::fs::write(project.join(".npmrc"), format!("registry={registry}\n")).unwrap();
+        let output = Command::new(tools.join(manager))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", consumer.path())
+            .current_dir(&project)
+            .args(arguments)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{manager} install: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(greeting_in(&project), "hello from 1.1.0", "{manager}");
+    }
 
     // Deprecation, shown by npm view.
     home.run(

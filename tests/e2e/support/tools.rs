@@ -1,6 +1,7 @@
 //! Python tools the tests drive (pulp-cli, schemathesis, openapi-spec-validator, moto, twine and
 //! uv, componentize-py), each installed
-//! once from PyPI into its own virtual environment under `target/test-tools/<name>`.
+//! once from PyPI into its own virtual environment under `target/test-tools/<name>`; JavaScript
+//! ones (pnpm, yarn) from the npm registry under `target/test-tools/<name>` the same way.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -31,6 +32,34 @@ pub fn python_venv(name: &str, requirements: &[&str]) -> PathBuf {
         .args(requirements));
     std::fs::write(&stamp, wanted).expect("write the install stamp");
     venv
+}
+
+/// The npm packages `packages` installed from the npm registry into `target/test-tools/<name>`
+/// (with the machine's npm, installed with apt-get when missing), once, as [`python_venv`]
+/// installs; answers the directory of their commands (`node_modules/.bin`).
+pub fn node_tools(name: &str, packages: &[&str]) -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let npm = debian_tool("npm", "npm");
+    let prefix =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/test-tools/{name}"));
+    let stamp = prefix.join(".installed");
+    let wanted = packages.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == wanted) {
+        return prefix.join("node_modules/.bin");
+    }
+    std::fs::create_dir_all(&prefix).expect("create the tools directory");
+    let status = Command::new(npm)
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&prefix)
+        .args(packages)
+        .status()
+        .expect("run npm install");
+    assert!(status.success(), "npm install {packages:?} failed");
+    std::fs::write(&stamp, wanted).expect("write the install stamp");
+    prefix.join("node_modules/.bin")
 }
 
 /// The virtual environment of pulp-cli (with pulp-glue) from PyPI, the release line the
