@@ -8,10 +8,8 @@
 //! over HTTP: what `cargo publish` sends, without building each crate first. Each cargo run has a
 //! new `CARGO_HOME`, so cargo's own caches play no part.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -19,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::Bench;
 use crate::api::{self, Api};
-use crate::load::{self, Load};
+use crate::load::{self, Target};
 use crate::report::{Row, Spread};
 
 /// Crates in the dependency tree: `tree-000` … `tree-099`, each depending on the next two.
@@ -28,16 +26,6 @@ const TREE: usize = 100;
 const VERSIONS: usize = 20;
 /// Measured runs per server for the index-file GETs, taking turns.
 const ROUNDS: usize = 3;
-const LOAD: Load = Load {
-    connections: 32,
-    duration: Duration::from_secs(3),
-    max_requests: 10_000_000,
-};
-const WARMUP: Load = Load {
-    duration: Duration::from_secs(1),
-    ..LOAD
-};
-
 /// Writes the crate `name` `version` depending on `deps` (name, requirement) under `dir` and
 /// packs it as cargo does (`<name>-<version>/…`, gzipped tar); answers the archive's bytes.
 fn crate_archive(
@@ -186,23 +174,6 @@ fn cargo(cargo_home: &Path, project: &Path, args: &[&str]) -> anyhow::Result<std
     command.output().context("running cargo")
 }
 
-/// Requests per second of GETs of `path` (`len` bytes) at `addr` under `load`.
-async fn rate(addr: SocketAddr, path: &str, len: usize, load: Load) -> anyhow::Result<f64> {
-    let outcome = load::run(
-        addr,
-        Arc::new(vec![path.to_owned()]),
-        Some(len as u64),
-        load,
-    )
-    .await?;
-    anyhow::ensure!(
-        outcome.failures == 0,
-        "{} failed requests for {path}",
-        outcome.failures
-    );
-    Ok(outcome.requests_per_second())
-}
-
 pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let granary = bench.start_granary(&bench.dir("cargo-data"))?;
     let api = Api::new(granary.addr)?;
@@ -243,45 +214,31 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     std::fs::create_dir_all(&static_dir)?;
     std::fs::write(static_dir.join("bench-index"), &index_file)?;
     let nginx = bench.nginx()?;
-    let servers = [
+    let targets = [
         (granary.addr, index_path),
         (nginx, "/cargo/be/nc/bench-index"),
-    ];
-    for (addr, path) in servers {
-        rate(addr, path, index_file.len(), WARMUP).await?;
-    }
-    let mut rates: [Vec<f64>; 2] = Default::default();
-    for round in 0..ROUNDS {
-        // Taking turns: Granary first, then second.
-        let mut order = [0, 1];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for server in order {
-            let (addr, path) = servers[server];
-            rates[server].push(rate(addr, path, index_file.len(), LOAD).await?);
-        }
-    }
-    let [granary_rates, nginx_rates] = rates;
-    let to_nginx = Spread::of(
-        granary_rates
-            .iter()
-            .zip(&nginx_rates)
-            .map(|(granary, nginx)| granary / nginx),
-    );
+    ]
+    .map(|(addr, path)| Target {
+        addr,
+        path: path.to_owned(),
+        len: index_file.len(),
+    });
+    let rates = load::taking_turns(&targets, &[], ROUNDS).await?;
+    let (granary_rates, nginx_rates) = (&rates[0], &rates[1]);
+    let to_nginx = Spread::ratios(granary_rates, nginx_rates);
     let median = |rates: &[f64]| Spread::of(rates.iter().copied()).median;
     bench.row(Row {
         item: 1,
         measure: format!(
             "#24: index file GET ({VERSIONS} versions, {} bytes), {} connections, ratio range {}",
             index_file.len(),
-            LOAD.connections,
+            load::RUN.connections,
             to_nginx.ratio_range()
         ),
-        granary: format!("{:.0} req/s", median(&granary_rates)),
+        granary: format!("{:.0} req/s", median(granary_rates)),
         reference: format!(
             "{:.0} req/s (nginx, the index file as a static file)",
-            median(&nginx_rates)
+            median(nginx_rates)
         ),
         ratio: Some(to_nginx.median),
         target: "≥ 0.3×",

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::Bench;
 use crate::api::{self, Api};
-use crate::load::{self, Load};
+use crate::load::{self, Target};
 use crate::procs::{DockerRegistry, PASSWORD, write_back};
 use crate::report::{Row, Spread};
 
@@ -35,15 +35,6 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT: &[(&str, &str)] = &[("accept", OCI_MANIFEST)];
 /// Measured runs per server for the manifest GETs, taking turns.
 const ROUNDS: usize = 3;
-const LOAD: Load = Load {
-    connections: 32,
-    duration: Duration::from_secs(3),
-    max_requests: 10_000_000,
-};
-const WARMUP: Load = Load {
-    duration: Duration::from_secs(1),
-    ..LOAD
-};
 
 /// A generated layer: `blocks` blocks of [`BLOCK`] bytes.
 struct Layer {
@@ -229,24 +220,6 @@ fn write_to_disk(layer: &Layer, dir: &std::path::Path) -> anyhow::Result<Duratio
     Ok(started.elapsed())
 }
 
-/// Requests per second of GETs of the manifest (`len` bytes) at `path` of `addr` under `load`,
-/// with a registry client's `Accept`; every request must succeed.
-async fn manifest_rate(
-    addr: SocketAddr,
-    path: &str,
-    len: usize,
-    load: Load,
-) -> anyhow::Result<f64> {
-    let paths = Arc::new(vec![path.to_owned()]);
-    let outcome = load::run_with(addr, paths, Some(len as u64), load, ACCEPT).await?;
-    anyhow::ensure!(
-        outcome.failures == 0,
-        "{} failed requests for {path}",
-        outcome.failures
-    );
-    Ok(outcome.requests_per_second())
-}
-
 fn mb_per_second(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64() / 1e6
 }
@@ -378,52 +351,34 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     std::fs::create_dir_all(&static_dir)?;
     std::fs::write(static_dir.join("manifest.json"), &manifest)?;
     let nginx = bench.nginx()?;
-    let servers = [
-        (granary.addr, format!("/v2/{NAME}/manifests/v1")),
+    let manifest_path = format!("/v2/{NAME}/manifests/v1");
+    let targets = [
+        (granary.addr, manifest_path.clone()),
         (nginx, "/container/manifest.json".to_owned()),
-        (registry_process.addr, format!("/v2/{NAME}/manifests/v1")),
-    ];
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    for (addr, path) in &servers {
-        manifest_rate(*addr, path, manifest.len(), WARMUP).await?;
-    }
-    for round in 0..ROUNDS {
-        // Taking turns: Granary first, then last, then first.
-        let mut order = [0, 1, 2];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for server in order {
-            let (addr, path) = &servers[server];
-            rates[server].push(manifest_rate(*addr, path, manifest.len(), LOAD).await?);
-        }
-    }
-    let [granary_rates, nginx_rates, registry_rates] = rates;
-    let to_nginx = Spread::of(
-        granary_rates
-            .iter()
-            .zip(&nginx_rates)
-            .map(|(granary, nginx)| granary / nginx),
-    );
-    let to_registry = Spread::of(
-        granary_rates
-            .iter()
-            .zip(&registry_rates)
-            .map(|(granary, registry)| granary / registry),
-    );
+        (registry_process.addr, manifest_path),
+    ]
+    .map(|(addr, path)| Target {
+        addr,
+        path,
+        len: manifest.len(),
+    });
+    let rates = load::taking_turns(&targets, ACCEPT, ROUNDS).await?;
+    let [granary_rates, nginx_rates, registry_rates] = [&rates[0], &rates[1], &rates[2]];
+    let to_nginx = Spread::ratios(granary_rates, nginx_rates);
+    let to_registry = Spread::ratios(granary_rates, registry_rates);
     let median = |rates: &[f64]| Spread::of(rates.iter().copied()).median;
     bench.row(Row {
         item: 2,
         measure: format!(
             "#22: manifest GET by tag ({} bytes), {} connections, ratio range {}",
             manifest.len(),
-            LOAD.connections,
+            load::RUN.connections,
             to_nginx.ratio_range()
         ),
-        granary: format!("{:.0} req/s", median(&granary_rates)),
+        granary: format!("{:.0} req/s", median(granary_rates)),
         reference: format!(
             "{:.0} req/s (nginx, the manifest as a static file)",
-            median(&nginx_rates)
+            median(nginx_rates)
         ),
         ratio: Some(to_nginx.median),
         target: "≥ 0.3×",
@@ -435,8 +390,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             "#22: the same manifest GET beside docker-registry, ratio range {}",
             to_registry.ratio_range()
         ),
-        granary: format!("{:.0} req/s", median(&granary_rates)),
-        reference: format!("{:.0} req/s (docker-registry)", median(&registry_rates)),
+        granary: format!("{:.0} req/s", median(granary_rates)),
+        reference: format!("{:.0} req/s (docker-registry)", median(registry_rates)),
         ratio: Some(to_registry.median),
         target: "> 1×",
         holds: Some(to_registry.median > 1.0),

@@ -154,3 +154,64 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Empty<Bytes>>> 
     tokio::spawn(connection);
     Ok(sender)
 }
+
+/// The load of each measured run of the registry sections (`container`, `cargo`, `npm`).
+pub const RUN: Load = Load {
+    connections: 32,
+    duration: Duration::from_secs(3),
+    max_requests: 10_000_000,
+};
+/// The warm-up of each server before those runs.
+pub const WARMUP: Load = Load {
+    duration: Duration::from_secs(1),
+    ..RUN
+};
+
+/// One server's side of a comparison: GETs of `path` at `addr`, whose answers must all be `len`
+/// bytes long.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub path: String,
+    pub len: usize,
+}
+
+/// Requests per second of each target, every request carrying `headers`: a [`WARMUP`] of each,
+/// then `rounds` runs of [`RUN`] in which they take turns (first to last, then last to first, so
+/// that none always goes first). Every request must succeed.
+pub async fn taking_turns(
+    targets: &[Target],
+    headers: &'static [(&'static str, &'static str)],
+    rounds: usize,
+) -> anyhow::Result<Vec<Vec<f64>>> {
+    for target in targets {
+        target_rate(target, headers, WARMUP).await?;
+    }
+    let mut rates = vec![Vec::new(); targets.len()];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for index in order {
+            rates[index].push(target_rate(&targets[index], headers, RUN).await?);
+        }
+    }
+    Ok(rates)
+}
+
+/// Requests per second of `target` under `load`.
+async fn target_rate(
+    target: &Target,
+    headers: &'static [(&'static str, &'static str)],
+    load: Load,
+) -> anyhow::Result<f64> {
+    let paths = Arc::new(vec![target.path.clone()]);
+    let outcome = run_with(target.addr, paths, Some(target.len as u64), load, headers).await?;
+    anyhow::ensure!(
+        outcome.failures == 0,
+        "{} failed requests for {}",
+        outcome.failures,
+        target.path
+    );
+    Ok(outcome.requests_per_second())
+}

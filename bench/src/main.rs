@@ -2,7 +2,7 @@
 //! run, and prints a table of ratios (see `docs/performance.md`).
 //!
 //! ```sh
-//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale python container cargo plugin pypi
+//! cargo run --release -p granary-bench -- all      # or: startup ingest serve scale python container cargo npm plugin pypi
 //! ```
 //!
 //! It builds and starts the release `granary` binary and a private nginx (Debian's package, with
@@ -21,6 +21,7 @@
 //!   docker-registry (issue #22's figures).
 //! - `cargo`: index-file GETs beside nginx, and cargo resolving and fetching a 100-crate tree
 //!   through a pull-through distribution, cold and warm (issue #24's figures).
+//! - `npm`: abbreviated packuments and tarballs beside Verdaccio and nginx (issue #23's figures).
 //! - `pypi`: pip through a pull-through cache of the public Python index (needs the network, so
 //!   `all` leaves it out: name it).
 //! - `sink`: the minimal upload receiver the ingest item compares uploads with.
@@ -32,6 +33,7 @@ mod container;
 mod fixture;
 mod ingest;
 mod load;
+mod npm;
 mod plugin;
 mod procs;
 mod pypi;
@@ -65,6 +67,7 @@ const SECTIONS: &[&str] = &[
     "python",
     "container",
     "cargo",
+    "npm",
     "plugin",
 ];
 /// Sections that need the public internet, run only when named.
@@ -284,6 +287,7 @@ async fn main() -> anyhow::Result<()> {
             "python" => python::run(&mut bench).await?,
             "container" => container::run(&mut bench).await?,
             "cargo" => cargo::run(&mut bench).await?,
+            "npm" => npm::run(&mut bench).await?,
             "transfer" => transfer::run(&mut bench).await?,
             "pypi" => pypi::run(&mut bench).await?,
             _ => unreachable!("checked above"),

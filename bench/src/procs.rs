@@ -351,6 +351,69 @@ impl Drop for DockerRegistry {
     }
 }
 
+/// Verdaccio, the npm registry teams host themselves (the npm package `verdaccio`, installed with
+/// the machine's npm into `target/bench-tools/verdaccio` when missing), storing under `dir`,
+/// without uplinks; anyone may read and publish.
+pub struct Verdaccio {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Verdaccio {
+    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tools/verdaccio");
+        let binary = tools.join("node_modules/.bin/verdaccio");
+        if !binary.exists() {
+            std::fs::create_dir_all(&tools)?;
+            let status = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&tools)
+                .arg("verdaccio@6")
+                .status()
+                .context("running npm install verdaccio (is npm installed?)")?;
+            anyhow::ensure!(status.success(), "npm install verdaccio failed");
+        }
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let config = dir.join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "storage: {}\nauth:\n  htpasswd:\n    file: {}\nuplinks: {{}}\npackages:\n  '**':\n    access: $all\n    publish: $all\n    unpublish: $all\nmax_body_size: 200mb\nlog: {{ type: stdout, format: pretty, level: error }}\n",
+                dir.join("storage").display(),
+                dir.join("htpasswd").display()
+            ),
+        )?;
+        let mut child = Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting verdaccio")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(addr).is_err() {
+            if child.try_wait()?.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("verdaccio did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { child, addr })
+    }
+}
+
+impl Drop for Verdaccio {
+    fn drop(&mut self) {
+        stop(&mut self.child, "-TERM");
+    }
+}
+
 /// Writes every dirty page of the machine to disk (`sync`), so that a run does not pay for the
 /// writeback of the one before it (the kernel writes dirty pages back for up to 30 s).
 pub fn write_back() -> anyhow::Result<()> {

@@ -60,6 +60,16 @@ impl Spread {
         }
     }
 
+    /// Of the ratios of `figures` to `references`, taken pairwise (one per round).
+    pub fn ratios(figures: &[f64], references: &[f64]) -> Spread {
+        Spread::of(
+            figures
+                .iter()
+                .zip(references)
+                .map(|(figure, reference)| figure / reference),
+        )
+    }
+
     /// `lowest–highest×`, for a spread of ratios.
     pub fn ratio_range(&self) -> String {
         format!("{:.2}–{:.2}×", self.lowest, self.highest)

@@ -470,11 +470,7 @@ pub(crate) mod imports {
         ) -> Result<crate::ArtifactRef, RawError> {
             let bytes = body.rest();
             super::super::check_digest(&bytes, expected_sha256)?;
-            with_host(|host| {
-                let artifact = host.artifact(&bytes);
-                host.created.push(artifact.clone());
-                Ok(artifact)
-            })
+            Ok(created(&bytes))
         }
 
         /// An artifact written in pieces, held in memory until `finish`.
@@ -513,11 +509,7 @@ pub(crate) mod imports {
                     .take()
                     .ok_or_else(|| error("the artifact was finished already"))?;
                 super::super::check_digest(&bytes, expected_sha256)?;
-                with_host(|host| {
-                    let artifact = host.artifact(&bytes);
-                    host.created.push(artifact.clone());
-                    Ok(artifact)
-                })
+                Ok(created(&bytes))
             }
         }
 
@@ -536,10 +528,15 @@ pub(crate) mod imports {
                     super::super::MAX_CREATE
                 )));
             }
+            Ok(created(data))
+        }
+
+        /// Keeps `bytes` as an artifact the call created.
+        fn created(bytes: &[u8]) -> crate::ArtifactRef {
             with_host(|host| {
-                let artifact = host.artifact(data);
+                let artifact = host.artifact(bytes);
                 host.created.push(artifact.clone());
-                Ok(artifact)
+                artifact
             })
         }
     }

@@ -29,6 +29,20 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response, PluginError>
     Ok(Response::new(response))
 }
 
+/// GETs a page a pull-through route serves from: `Ok(None)` when the upstream does not have it
+/// (404 or 410), the response when it answers 200, and an error naming the status and the URL
+/// for any other answer (an upstream in trouble, which a route may answer with what it keeps).
+pub fn get_found(url: &str, headers: &[(&str, &str)]) -> Result<Option<Response>, PluginError> {
+    let response = get(url, headers)?;
+    match response.status() {
+        200 => Ok(Some(response)),
+        404 | 410 => Ok(None),
+        status => Err(PluginError::new(format!(
+            "the upstream answered {status} for {url}"
+        ))),
+    }
+}
+
 /// HEADs `url` (absolute, on the remote's origin or one of its `allowed_origins`); the response
 /// has an empty body.
 pub fn head(url: &str, headers: &[(&str, &str)]) -> Result<Response, PluginError> {

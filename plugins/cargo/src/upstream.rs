@@ -83,16 +83,9 @@ pub fn index_file(remote: &RemoteConfig, name: &str) -> Result<HttpResponse, Plu
 /// not know the crate.
 fn upstream_entries(remote: &RemoteConfig, name: &str) -> Result<Option<Vec<Value>>, PluginError> {
     let url = format!("{}{}", index_base(remote), index::index_path(name));
-    let response = http::get(&url, &[])?;
-    match response.status() {
-        200 => {}
-        404 | 410 => return Ok(None),
-        status => {
-            return Err(PluginError::new(format!(
-                "the upstream answered {status} for {url}"
-            )));
-        }
-    }
+    let Some(response) = http::get_found(&url, &[])? else {
+        return Ok(None);
+    };
     let body = response.read_to_end(MAX_INDEX_FILE)?;
     let mut entries = Vec::new();
     for (number, line) in body.split(|byte| *byte == b'\n').enumerate() {

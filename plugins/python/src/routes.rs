@@ -160,16 +160,9 @@ fn upstream_links(
         return Ok(None);
     };
     let url = format!("{}{project}/", upstream::index_url(&remote.url));
-    let response = http::get(&url, &[("accept", upstream::ACCEPT)])?;
-    match response.status() {
-        200 => {}
-        404 | 410 => return Ok(None),
-        status => {
-            return Err(PluginError::new(format!(
-                "the upstream answered {status} for {url}"
-            )));
-        }
-    }
+    let Some(response) = http::get_found(&url, &[("accept", upstream::ACCEPT)])? else {
+        return Ok(None);
+    };
     let json = upstream::is_json(response.header("content-type").as_deref());
     let body = response.read_to_end(MAX_PAGE)?;
     upstream::parse_project(&body, json, &url)
