@@ -4,11 +4,12 @@
 //! `npm view`, `npm dist-tag add|ls|rm`, `npm install` and `npm ci` in fresh projects with
 //! lockfiles resolved at Granary, `pnpm install` and `yarn install` (classic), `npm deprecate`,
 //! `npm unpublish` of one version and of the package, `npm whoami`, `npm ping`, `npm search`;
-//! republishing and anonymous publishes refused.
+//! republishing, anonymous publishes and publishes by a user without a role refused.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -267,6 +268,21 @@ async fn npm_publishes_installs_tags_deprecates_and_unpublishes(backend: Backend
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    app.create_user("carol", "carol-password-1").await;
+    let stranger = NpmHome::new(&registry, None);
+    let carol_rc = format!(
+        "registry={registry}\n{}:_auth={}\n",
+        registry.trim_start_matches("http:"),
+        base64::engine::general_purpose::STANDARD.encode("carol:carol-password-1")
+    );
+    std::fs::write(stranger.path().join(".npmrc"), carol_rc).unwrap();
+    let refused = stranger.npm(&home.package("1.2.0", b"x"), &["publish"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     // Unpublishing one version, then the package.
     home.run(home.path(), &["unpublish", &format!("{PACKAGE}@1.0.0")]);
