@@ -22,6 +22,7 @@ sqlite_and_postgres!(
     sessions_belong_to_their_repository_and_change_only_for_writers,
     bodies_and_sessions_past_the_upload_limit_are_refused,
     an_idle_session_expires,
+    an_artifact_written_in_pieces_is_kept_against_its_digest_within_limits,
 );
 
 const BLOBS: &str = env!("GRANARY_TEST_BLOBS_WASM");
@@ -483,4 +484,62 @@ async fn an_idle_session_expires(backend: Backend) {
     let (status, _, body) = append(&app, &id, 0, b"too late").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_refused_on(&body, "id");
+}
+
+async fn an_artifact_written_in_pieces_is_kept_against_its_digest_within_limits(backend: Backend) {
+    let (app, _) = app_with_shelf(backend, AppOptions::default()).await;
+    let (user, password) = app.credentials();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Vec<u8>| {
+        client
+            .post(app.url(&format!("/blobs/shelf/{path}")))
+            .basic_auth(user, Some(password))
+            .body(body)
+    };
+    // Three times what the SDK's writer sends the host at once.
+    let bytes = bytes_of(3 << 20, 7);
+    let digest = sha256(&bytes);
+    let (status, _, body) = send(post(&format!("writers/1?digest={digest}"), bytes.clone())).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(body, digest.as_bytes());
+
+    let wrong = "0".repeat(64);
+    let (status, _, body) = send(post(&format!("writers/1?digest={wrong}"), bytes)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_of(&body)["digest"][0]
+            .as_str()
+            .unwrap()
+            .contains(&digest),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // Each open writer holds a staged file: a call may hold sixteen at once.
+    let (status, _, _) = send(post("writers/16", b"x".to_vec())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, body) = send(post("writers/17", b"x".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(&body).contains("at most 16 artifact writers"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // Not in a read, whoever asks.
+    let read = client
+        .get(app.url("/blobs/shelf/writers/1"))
+        .basic_auth(user, Some(password));
+    let (status, _, body) = send(read).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(&body).contains("requests that may change the repository"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
 }

@@ -11,6 +11,10 @@ use super::scope::{CallState, CreateArtifact};
 use super::{ArtifactRef, PluginError};
 use crate::storage::{ReceivedBlob, StagedBlob};
 
+/// Artifact writers one call may hold open at once: each holds a staged file (a descriptor and
+/// disk space), and a format needs one or two (npm's publish has one tarball).
+const MAX_OPEN_WRITERS: usize = 16;
+
 /// An artifact a plugin writes in pieces (`artifacts.artifact-writer`): staged, and hashed by the
 /// staging, as it is written; stored at `finish`; its staged file removed when dropped before.
 pub struct ArtifactWriter {
@@ -144,10 +148,18 @@ impl artifacts::Host for CallState {
             Ok(store) => store,
             Err(error) => return Ok(Err(error)),
         };
+        if self.open_writers >= MAX_OPEN_WRITERS {
+            return Ok(Err(guest_error(format!(
+                "at most {MAX_OPEN_WRITERS} artifact writers may be open at once: finish or drop one first"
+            ))));
+        }
         match blobs.stage().await {
-            Ok(staged) => Ok(Ok(self.table.push(ArtifactWriter {
-                staged: Some(staged),
-            })?)),
+            Ok(staged) => {
+                self.open_writers += 1;
+                Ok(Ok(self.table.push(ArtifactWriter {
+                    staged: Some(staged),
+                })?))
+            }
             Err(error) => Ok(Err(
                 self.store_failed(StoreFault::Storage(error), "staging an artifact")
             )),
@@ -185,6 +197,7 @@ impl artifacts::HostArtifactWriter for CallState {
         let Some(staged) = self.table.get_mut(&writer)?.staged.take() else {
             return Ok(Err(finished()));
         };
+        self.open_writers -= 1;
         let (creator, _) = match self.writable_store("artifact-writer.finish") {
             Ok(store) => store,
             Err(error) => return Ok(Err(error)),
@@ -206,7 +219,9 @@ impl artifacts::HostArtifactWriter for CallState {
     }
 
     async fn drop(&mut self, writer: Resource<ArtifactWriter>) -> wasmtime::Result<()> {
-        self.table.delete(writer)?;
+        if self.table.delete(writer)?.staged.is_some() {
+            self.open_writers -= 1;
+        }
         Ok(())
     }
 }

@@ -251,6 +251,8 @@ pub struct CallState {
     /// Bytes the guest has made the host buffer or store (publication files, bodies).
     pub(super) output_bytes: u64,
     pub(super) max_output_bytes: u64,
+    /// Artifact writers started and not finished or dropped: each holds a staged file.
+    pub(super) open_writers: usize,
 }
 
 impl CallState {
@@ -274,6 +276,7 @@ impl CallState {
             cpu_ticks: 0,
             output_bytes: 0,
             max_output_bytes,
+            open_writers: 0,
         }
     }
 

@@ -17,6 +17,9 @@
 //! - `GET uploads/start`: tries to start a session in a read, which the host refuses;
 //! - `POST count`: reads the body through `std::io::Read`, answers its length;
 //! - `POST note`: reads the body whole, refusing more than 16 bytes, and echoes it;
+//! - `POST writers/<n>?digest=<digest>`: opens `n` artifact writers, writes the body into the
+//!   last and finishes it against the digest (when given); 201 with the artifact's sha256;
+//! - `GET writers/<n>`: tries the same in a read, which the host refuses;
 //! - `GET access`: what the caller may do, `pull=<bool> push=<bool> delete=<bool>`;
 //! - `GET challenge/<scheme>`: 401 asking the host for that challenge (`Basic`, `Bearer`, or
 //!   anything else, which the host drops).
@@ -39,8 +42,8 @@ use std::io::Read as _;
 
 use granary_sdk::{
     ArtifactDeclaration, ArtifactRef, Body, ContentTypeInfo, HandleOutcome, HttpRequest,
-    HttpResponse, Plugin, PluginError, PluginInfo, UnitDeclaration, content, distributions, json,
-    uploads,
+    HttpResponse, Plugin, PluginError, PluginInfo, UnitDeclaration, artifacts, content,
+    distributions, json, uploads,
 };
 
 /// The content type.
@@ -87,6 +90,18 @@ impl Plugin for Blobs {
                 Ok(HttpResponse::ok("text/plain", length.to_string()).into())
             }
             ("POST", "note") => Ok(HttpResponse::bytes(200, body.bytes(16)?).into()),
+            ("POST" | "GET", _) if path.starts_with("writers/") => {
+                let count: usize = path["writers/".len()..].parse().unwrap_or(1);
+                let mut writers = Vec::new();
+                for _ in 0..count {
+                    writers.push(artifacts::Writer::new()?);
+                }
+                let mut last = writers.pop().ok_or_else(|| PluginError::new("no writer"))?;
+                std::io::copy(&mut body, &mut last).map_err(PluginError::from)?;
+                let digest = request.query_param("digest");
+                let artifact = last.finish(digest.as_deref())?;
+                Ok(HttpResponse::bytes(201, artifact.sha256).into())
+            }
             ("GET", "access") => {
                 let access = &request.access;
                 let text = format!(
