@@ -269,30 +269,15 @@ async fn cargo_publishes_builds_against_and_yanks_from_a_granary_registry(backen
     assert_eq!(home.resolve_and_run(&app_dir), "hello from 0.2.0");
 
     // Yanked, 0.2.0 is skipped by a new resolution; unyanked, it is chosen again.
-    home.run(
-        None,
-        &[
-            "yank",
-            "--registry",
-            "granary",
-            "--version",
-            "0.2.0",
-            "greeting",
-        ],
-    );
+    let yank = |extra: &[&str]| {
+        let mut args = vec!["yank", "--registry", "granary", "--version", "0.2.0"];
+        args.extend_from_slice(extra);
+        args.push("greeting");
+        home.run(None, &args);
+    };
+    yank(&[]);
     assert_eq!(home.resolve_and_run(&app_dir), "hello from 0.1.0");
-    home.run(
-        None,
-        &[
-            "yank",
-            "--registry",
-            "granary",
-            "--version",
-            "0.2.0",
-            "--undo",
-            "greeting",
-        ],
-    );
+    yank(&["--undo"]);
     assert_eq!(home.resolve_and_run(&app_dir), "hello from 0.2.0");
 
     // Search and owners, as cargo shows them.

@@ -145,6 +145,16 @@ fn error_of(body: &[u8]) -> Value {
         .unwrap_or_else(|_| panic!("a JSON error: {}", String::from_utf8_lossy(body)))
 }
 
+/// Asserts a 400 on the field `digest` that names `digest`, the digest the bytes have.
+fn assert_refused_on_digest(status: StatusCode, body: &[u8], digest: &str) {
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error = error_of(body);
+    assert!(
+        error["digest"][0].as_str().unwrap().contains(digest),
+        "the error names the digest the bytes have: {error:#}"
+    );
+}
+
 fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
@@ -258,12 +268,7 @@ async fn a_body_is_stored_as_it_streams_against_its_digest(backend: Backend) {
     let before = latest_version(&app, &repository).await;
     let wrong = "0".repeat(64);
     let (status, _, body) = put_blob(&app, &wrong, &layer).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let error = error_of(&body);
-    assert!(
-        error["digest"][0].as_str().unwrap().contains(&digest),
-        "the error names the digest the bytes have: {error:#}"
-    );
+    assert_refused_on_digest(status, &body, &digest);
     assert_eq!(
         latest_version(&app, &repository).await,
         before,
@@ -335,15 +340,7 @@ async fn a_session_completes_only_against_its_digest_and_can_be_cancelled(backen
     append(&app, &id, 0, &blob).await;
 
     let (status, body) = complete(&app, &id, &"f".repeat(64)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        error_of(&body)["digest"][0]
-            .as_str()
-            .unwrap()
-            .contains(&digest),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
+    assert_refused_on_digest(status, &body, &digest);
     assert_eq!(served_blob(&app, &digest).await, None);
     assert_eq!(
         session_size(&app, "shelf", &id).await,
@@ -510,15 +507,7 @@ async fn an_artifact_written_in_pieces_is_kept_against_its_digest_within_limits(
 
     let wrong = "0".repeat(64);
     let (status, _, body) = send(post(&format!("writers/1?digest={wrong}"), bytes)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        error_of(&body)["digest"][0]
-            .as_str()
-            .unwrap()
-            .contains(&digest),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
+    assert_refused_on_digest(status, &body, &digest);
 
     // Each open writer holds a staged file: a call may hold sixteen at once.
     let (status, _, _) = send(post("writers/16", b"x".to_vec())).await;
