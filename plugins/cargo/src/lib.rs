@@ -162,6 +162,8 @@ struct Published {
     key: String,
     /// The index entry, `yanked` false.
     entry: Value,
+    /// The description the publisher gave, or null.
+    description: Value,
     /// The file's handle, to stream it.
     content_artifact: Option<String>,
 }
@@ -170,9 +172,13 @@ impl Published {
     fn of(unit: &StoredUnit) -> Result<Self, PluginError> {
         let metadata: Value = serde_json::from_str(&unit.metadata)
             .map_err(|e| PluginError::new(format!("a stored crate's metadata: {e}")))?;
+        let key = metadata[KEY]
+            .as_str()
+            .ok_or_else(|| PluginError::new(format!("a stored crate unit has no {KEY}")))?;
         Ok(Self {
-            key: metadata_string(unit, KEY)?,
+            key: key.to_owned(),
             entry: metadata["entry"].clone(),
+            description: metadata["description"].clone(),
             content_artifact: unit
                 .artifacts
                 .first()

@@ -357,15 +357,11 @@ fn search(request: &HttpRequest) -> Result<HttpResponse, PluginError> {
         }
         let mut newest: Option<(semver::Version, String, Value)> = None;
         for unit in content::units_with_value(CRATE, CANONICAL_NAME, &canonical) {
-            let unit = unit?;
-            let published = Published::of(&unit)?;
-            let description = serde_json::from_str::<Value>(&unit.metadata)
-                .map(|metadata| metadata["description"].clone())
-                .unwrap_or(Value::Null);
+            let published = Published::of(&unit?)?;
             if let Some(version) = published.version()
                 && newest.as_ref().is_none_or(|(v, _, _)| version > *v)
             {
-                newest = Some((version, published.name().to_owned(), description));
+                newest = Some((version, published.name().to_owned(), published.description));
             }
         }
         if let Some((version, name, description)) = newest {
