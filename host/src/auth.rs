@@ -265,6 +265,17 @@ impl Authenticator {
         self.log_in(username, password, client).await
     }
 
+    /// A password log-in outside the Authorization header (a format's own log-in, `npm
+    /// login`), counted and throttled as a header's is. `client` is the sender's address.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Option<User>, ApiError> {
+        self.log_in(username, password, client).await
+    }
+
     /// A password log-in: throttled, answered from the cache when this exact password was
     /// verified against the stored hash before, otherwise verified (and upgraded when legacy).
     async fn log_in(
@@ -511,6 +522,36 @@ impl From<UserRow> for User {
             granted: None,
         }
     }
+}
+
+/// Random characters of an API token's secret after [`TOKEN_PREFIX`] (about 280 bits).
+const TOKEN_SECRET_LEN: usize = 48;
+
+/// Issues an API token of user `user_id` named `name`, expiring at `expires` (a stamp) or
+/// never; answers its id and its secret, which is stored only as [`token_hash`].
+pub async fn issue_api_token(
+    db: &Db,
+    user_id: &str,
+    name: &str,
+    expires: Option<String>,
+) -> Result<(String, String), sqlx::Error> {
+    let secret = format!("{TOKEN_PREFIX}{}", random_token(TOKEN_SECRET_LEN));
+    let prefix = secret[..TOKEN_PREFIX.len() + 6].to_owned();
+    let token_id = crate::db::new_id();
+    db.write_one(
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&token_id)
+        .bind(user_id)
+        .bind(name)
+        .bind(&prefix)
+        .bind(token_hash(&secret))
+        .bind(expires)
+        .bind(now()),
+    )
+    .await?;
+    Ok((token_id, secret))
 }
 
 /// The sha256 under which a token's secret is stored and looked up. Tokens are random (about

@@ -805,6 +805,7 @@ struct RemoteArtifactRow {
     url: String,
     size: Option<i64>,
     sha256: Option<String>,
+    sha512: Option<String>,
     remote_id: String,
 }
 
@@ -819,7 +820,7 @@ async fn from_remote(
     path: &str,
 ) -> ApiResult<Response> {
     let Some(row) = sqlx::query_as::<_, RemoteArtifactRow>(
-        "SELECT url, size, sha256, remote_id FROM remote_artifacts WHERE content_artifact_id = $1 LIMIT 1",
+        "SELECT url, size, sha256, sha512, remote_id FROM remote_artifacts WHERE content_artifact_id = $1 LIMIT 1",
     )
     .bind(content_artifact_id)
     .fetch_optional(app.db.pool())
@@ -831,6 +832,7 @@ async fn from_remote(
     let expected = Expected {
         size: row.size.map(|s| s as u64),
         sha256: row.sha256,
+        sha512: row.sha512,
     };
     let remote = Remote::load(app.db.pool(), &app.secrets, &row.remote_id).await?;
     // Held until the relay below ends: the download goes on after the response has started.
@@ -899,7 +901,9 @@ async fn relay(
     keep: bool,
     content_artifact_id: &str,
 ) -> Result<(), String> {
-    let mut staged = app.blobs.stage().await.map_err(|error| error.to_string())?;
+    let mut staged = artifacts::stage_for(&app.blobs, expected)
+        .await
+        .map_err(|error| error.to_string())?;
     let mut body = upstream.bytes_stream();
     let mut held: Option<Bytes> = None;
     let mut client_gone = false;

@@ -127,6 +127,15 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The `detail` message, or the status's reason when the body has none: what a plugin is
+    /// told when a host call it made was refused.
+    pub fn message(&self) -> String {
+        self.body["detail"].as_str().map_or_else(
+            || self.status.canonical_reason().unwrap_or("error").to_owned(),
+            str::to_owned,
+        )
+    }
 }
 
 impl IntoResponse for ApiError {

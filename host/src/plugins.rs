@@ -21,6 +21,7 @@
 
 mod bindings;
 pub mod fields;
+mod host_accounts;
 pub(crate) mod host_artifacts;
 pub mod host_body;
 mod host_content;
@@ -48,8 +49,9 @@ pub use bindings::types::{
 };
 pub use runtime::{CallError, LoadedPlugin, PluginRuntime, PluginSource};
 pub use scope::{
-    CachedPage, CallScope, CallState, CatalogScope, ContentScope, CreateArtifact, EmittedBatch,
-    HttpScope, OtherDistributions, PublicationScope, SessionError, UploadSessions, UpstreamPages,
+    Accounts, CachedPage, CallScope, CallState, CatalogScope, ContentScope, CreateArtifact,
+    EmittedBatch, HttpScope, OtherDistributions, PublicationScope, SessionError, UploadSessions,
+    UpstreamPages,
 };
 
 /// Builds the record `$target` out of `$source` (an owned binding; `&binding` clones instead),

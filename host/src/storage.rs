@@ -19,7 +19,7 @@ use futures::stream::{BoxStream, StreamExt as _, TryStreamExt as _};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::AsyncReadExt as _;
 
 mod small_blobs;
@@ -116,6 +116,9 @@ enum Writer {
 struct Written {
     file: Arc<std::fs::File>,
     hasher: Sha256,
+    /// sha512 too, when asked for ([`StagedBlob::hashing_sha512`]); boxed, as most blobs go
+    /// without.
+    sha512: Option<Box<Sha512>>,
     spare: Vec<u8>,
     /// Bytes written since the last early flush started.
     unsynced: u64,
@@ -133,6 +136,9 @@ impl Written {
         use std::io::Write as _;
         for piece in buffer.chunks(FILE_WRITE) {
             self.hasher.update(piece);
+            if let Some(sha512) = &mut self.sha512 {
+                sha512.update(piece);
+            }
             (&*self.file).write_all(piece)?;
         }
         self.unsynced += buffer.len() as u64;
@@ -184,6 +190,8 @@ pub struct ReceivedBlob {
     path: PathBuf,
     /// sha256 of the bytes, lower-case hex.
     pub sha256: String,
+    /// sha512 of the bytes, lower-case hex, when it was asked for.
+    pub sha512: Option<String>,
     /// Number of bytes.
     pub size: u64,
 }
@@ -226,6 +234,20 @@ impl StagedBlob {
         self.size
     }
 
+    /// Computes the sha512 of the bytes too (for upstreams that name files by sha512 only).
+    /// Called before the first write; later it would miss bytes, so it fails.
+    pub fn hashing_sha512(mut self) -> std::io::Result<Self> {
+        match &mut self.writer {
+            Writer::Idle(written) if self.size == 0 => {
+                written.sha512 = Some(Box::new(Sha512::new()));
+                Ok(self)
+            }
+            _ => Err(std::io::Error::other(
+                "sha512 must be asked for before the first byte",
+            )),
+        }
+    }
+
     /// Writes what is buffered, flushes the file to disk and returns its digest.
     pub async fn finish(mut self) -> std::io::Result<ReceivedBlob> {
         let mut written = self.idle().await?;
@@ -233,16 +255,20 @@ impl StagedBlob {
             early.await??;
         }
         let rest = std::mem::take(&mut self.buffer);
-        let sha256 = tokio::task::spawn_blocking(move || {
+        let (sha256, sha512) = tokio::task::spawn_blocking(move || {
             let written = written.append(rest)?;
             written.file.sync_data()?;
-            Ok::<_, std::io::Error>(hex::encode(written.hasher.finalize()))
+            Ok::<_, std::io::Error>((
+                hex::encode(written.hasher.finalize()),
+                written.sha512.map(|sha512| hex::encode(sha512.finalize())),
+            ))
         })
         .await??;
         let path = std::mem::take(&mut self.path);
         Ok(ReceivedBlob {
             path,
             sha256,
+            sha512,
             size: self.size,
         })
     }
@@ -331,6 +357,7 @@ impl BlobStore {
             writer: Writer::Idle(Written {
                 file: Arc::new(file),
                 hasher: Sha256::new(),
+                sha512: None,
                 spare: Vec::new(),
                 unsynced: 0,
                 syncing: None,

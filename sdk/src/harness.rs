@@ -117,6 +117,12 @@ pub struct Host {
     /// them (the caller may read every one listed here).
     #[cfg(not(feature = "wit-v0_2"))]
     pub elsewhere: BTreeMap<String, Vec<StoredUnit>>,
+    /// Users and their passwords, for [`crate::accounts::log_in`].
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub passwords: BTreeMap<String, String>,
+    /// Tokens issued by [`crate::accounts::log_in`]: (username, client, secret), in order.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub issued_tokens: Vec<(String, String, String)>,
 }
 
 impl Host {
@@ -854,6 +860,28 @@ pub(crate) mod imports {
 
         pub fn cancel(id: &str) -> Result<bool, RawError> {
             with_host(|host| Ok(host.sessions.remove(id).is_some()))
+        }
+    }
+
+    /// `granary:plugin/accounts`.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub mod accounts {
+        use super::super::{RawError, with_host};
+
+        pub fn log_in(
+            username: &str,
+            password: &str,
+            client: &str,
+        ) -> Result<Option<String>, RawError> {
+            with_host(|host| {
+                if host.passwords.get(username).map(String::as_str) != Some(password) {
+                    return Ok(None);
+                }
+                let secret = format!("grn_test{}", host.issued_tokens.len());
+                host.issued_tokens
+                    .push((username.to_owned(), client.to_owned(), secret.clone()));
+                Ok(Some(secret))
+            })
         }
     }
 

@@ -94,6 +94,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(not(feature = "wit-v0_2"))]
+pub mod accounts;
 pub mod artifacts;
 pub mod body;
 pub mod content;

@@ -27,6 +27,8 @@ impl PluginInfo {
             distribution_fields: "{}".to_owned(),
             #[cfg(not(feature = "wit-v0_2"))]
             root: None,
+            #[cfg(not(feature = "wit-v0_2"))]
+            log_in_paths: Vec::new(),
         }
     }
 
@@ -36,6 +38,15 @@ impl PluginInfo {
     #[cfg(not(feature = "wit-v0_2"))]
     pub fn with_root(mut self, segment: &str) -> Self {
         self.root = Some(segment.to_owned());
+        self
+    }
+
+    /// Where clients log in below a distribution (npm's `-/user/`; a prefix ends in `/`): any
+    /// request there reaches [`crate::Plugin::handle`], which may check a password with
+    /// [`crate::accounts::log_in`] and changes no units.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn with_log_in_paths(mut self, paths: &[&str]) -> Self {
+        self.log_in_paths = paths.iter().map(|&p| p.to_owned()).collect();
         self
     }
 

@@ -30,6 +30,7 @@ mod list_filters;
 mod lookups;
 mod maintenance;
 mod npm_registry;
+mod npm_upstream;
 mod openapi;
 mod permissions;
 mod plugins;

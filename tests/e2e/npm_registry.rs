@@ -2,7 +2,7 @@
 //! with its own home, cache and `.npmrc`: `npm publish` of two versions of a scoped package (the
 //! second with an 8 MiB file, its base64 tarball decoded as the document streams in),
 //! `npm view`, `npm dist-tag add|ls|rm`, `npm install` and `npm ci` in fresh projects with
-//! lockfiles resolved at Granary, `pnpm install` and `yarn install` (classic), `npm deprecate`,
+//! lockfiles resolved at Granary, `pnpm install` and `yarn install` (classic and berry), `npm deprecate`,
 //! `npm unpublish` of one version and of the package, `npm whoami`, `npm ping`, `npm search`;
 //! republishing, anonymous publishes and publishes by a user without a role refused.
 
@@ -23,12 +23,12 @@ const NPM_PLUGIN: &str = env!("GRANARY_PLUGIN_NPM_WASM");
 const PACKAGE: &str = "@acme/greeting";
 
 /// A home for npm: its `.npmrc` pointing at one registry, with a token when given.
-struct NpmHome {
+pub(crate) struct NpmHome {
     dir: tempfile::TempDir,
 }
 
 impl NpmHome {
-    fn new(registry: &str, token: Option<&str>) -> Self {
+    pub(crate) fn new(registry: &str, token: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut npmrc = format!("registry={registry}\n");
         if let Some(token) = token {
@@ -39,13 +39,19 @@ impl NpmHome {
         Self { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// npm with `args` in `cwd`, with this home, its own cache and nothing of the developer's.
-    fn npm(&self, cwd: &Path, args: &[&str]) -> Output {
-        Command::new(debian_tool("npm", "npm"))
+    pub(crate) fn npm(&self, cwd: &Path, args: &[&str]) -> Output {
+        self.command(cwd, args).output().expect("run npm")
+    }
+
+    /// The npm command line of [`NpmHome::npm`], to run as the caller likes.
+    pub(crate) fn command(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(debian_tool("npm", "npm"));
+        command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.path())
@@ -55,13 +61,12 @@ impl NpmHome {
             .env("npm_config_fund", "false")
             .env("npm_config_audit", "false")
             .current_dir(cwd)
-            .args(args)
-            .output()
-            .expect("run npm")
+            .args(args);
+        command
     }
 
     /// Like [`NpmHome::npm`], asserting success; answers standard output.
-    fn run(&self, cwd: &Path, args: &[&str]) -> String {
+    pub(crate) fn run(&self, cwd: &Path, args: &[&str]) -> String {
         let output = self.npm(cwd, args);
         assert!(
             output.status.success(),
@@ -73,7 +78,7 @@ impl NpmHome {
     }
 
     /// `npm view <package> --json`, parsed.
-    fn view(&self, package: &str) -> Value {
+    pub(crate) fn view(&self, package: &str) -> Value {
         serde_json::from_str(&self.run(self.path(), &["view", package, "--json"])).unwrap()
     }
 
@@ -94,8 +99,26 @@ impl NpmHome {
         dir
     }
 
+    /// Writes package `name` at `version` with `dependencies`, whose module says its name and
+    /// version (`@up/dep 1.1.0`).
+    pub(crate) fn any_package(&self, name: &str, version: &str, dependencies: Value) -> PathBuf {
+        let dir = self
+            .path()
+            .join(format!("{}-{version}", name.replace('/', "+")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = json!({"name": name, "version": version, "main": "index.js",
+                              "license": "MIT", "dependencies": dependencies});
+        std::fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
+        std::fs::write(
+            dir.join("index.js"),
+            format!("module.exports = \"{name} {version}\";\n"),
+        )
+        .unwrap();
+        dir
+    }
+
     /// A new project at `name` that depends on nothing yet.
-    fn project(&self, name: &str) -> PathBuf {
+    pub(crate) fn project(&self, name: &str) -> PathBuf {
         let dir = self.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
@@ -109,9 +132,14 @@ impl NpmHome {
 
 /// What the installed package says, through node.
 fn greeting_in(project: &Path) -> String {
+    node_says(project, &format!("require('{PACKAGE}')()"))
+}
+
+/// What `expression` evaluates to in node, in `project`.
+pub(crate) fn node_says(project: &Path, expression: &str) -> String {
     let output = Command::new("node")
         .current_dir(project)
-        .args(["-e", &format!("console.log(require('{PACKAGE}')())")])
+        .args(["-e", &format!("console.log({expression})")])
         .output()
         .expect("run node");
     assert!(
@@ -166,6 +194,7 @@ async fn npm_publishes_installs_tags_deprecates_and_unpublishes(backend: Backend
         json!({"latest": "1.0.0", "next": "1.1.0"})
     );
     assert_eq!(viewed["versions"], json!(["1.0.0", "1.1.0"]));
+    assert!(viewed["time"]["1.1.0"].is_string(), "{viewed:#}");
     assert!(
         viewed["dist"]["integrity"]
             .as_str()
@@ -216,32 +245,61 @@ async fn npm_publishes_installs_tags_deprecates_and_unpublishes(backend: Backend
     clean.run(&project, &["ci"]);
     assert_eq!(greeting_in(&project), "hello from 1.1.0");
 
-    // pnpm and yarn (classic) install it too, from the registry a project's `.npmrc` names.
+    // pnpm, yarn classic and yarn berry install it too, from the registry a project's `.npmrc`
+    // (berry: `.yarnrc.yml`) names.
     let tools = node_tools("js-package-managers", &["pnpm@10", "yarn@1"]);
-    for (manager, arguments) in [
-        ("pnpm", &["install", "--store-dir", ".pnpm-store"][..]),
-        ("yarn", &["install", "--cache-folder", ".yarn-cache"][..]),
+    let berry = node_tools("yarn-berry", &["@yarnpkg/cli-dist@4"]);
+    let npmrc = format!("registry={registry}\n");
+    // Berry installs no version younger than its `npmMinimalAgeGate` (a day unless set; it
+    // reads the packument's `time`), and these are minutes old.
+    let yarnrc = format!(
+        "npmRegistryServer: \"{registry}\"\nunsafeHttpWhitelist: [\"127.0.0.1\"]\nnodeLinker: node-modules\nenableGlobalCache: false\nenableTelemetry: false\nnpmMinimalAgeGate: 0\n"
+    );
+    for (label, tools, manager, arguments, (config, settings)) in [
+        (
+            "pnpm",
+            &tools,
+            "pnpm",
+            &["install", "--store-dir", ".pnpm-store"][..],
+            (".npmrc", &npmrc),
+        ),
+        (
+            "yarn-classic",
+            &tools,
+            "yarn",
+            &["install", "--cache-folder", ".yarn-cache"][..],
+            (".npmrc", &npmrc),
+        ),
+        (
+            "yarn-berry",
+            &berry,
+            "yarn",
+            &["install"][..],
+            (".yarnrc.yml", &yarnrc),
+        ),
     ] {
-        let project = consumer.project(&format!("with-{manager}"));
+        let project = consumer.project(&format!("with-{label}"));
         let manifest = json!({"name": manager, "version": "1.0.0", "private": true,
                               "dependencies": {PACKAGE: "^1.1.0"}});
         std::fs::write(project.join("package.json"), manifest.to_string()).unwrap();
-        std::fs::write(project.join(".npmrc"), format!("registry={registry}\n")).unwrap();
+        std::fs::write(project.join(config), settings).unwrap();
         let output = Command::new(tools.join(manager))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", consumer.path())
+            // Berry would refuse to write the lockfile under a CI variable; none is passed.
+            .env("YARN_ENABLE_IMMUTABLE_INSTALLS", "false")
             .current_dir(&project)
             .args(arguments)
             .output()
             .unwrap();
         assert!(
             output.status.success(),
-            "{manager} install: {}\n{}",
+            "{label} install: {}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert_eq!(greeting_in(&project), "hello from 1.1.0", "{manager}");
+        assert_eq!(greeting_in(&project), "hello from 1.1.0", "{label}");
     }
 
     // Deprecation, shown by npm view.

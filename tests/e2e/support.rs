@@ -13,6 +13,7 @@ pub mod requests;
 pub mod tls;
 pub mod tools;
 pub mod upstream;
+pub mod verdaccio;
 
 pub use app::{AppOptions, Backend, TestApp};
 pub use fixture::Fixture;

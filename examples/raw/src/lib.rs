@@ -63,6 +63,7 @@ impl Plugin for Raw {
                 url: None,
                 size: Some(upload.size),
                 sha256: Some(upload.sha256.clone()),
+                sha512: None,
             }],
         })
     }

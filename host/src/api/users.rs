@@ -20,7 +20,7 @@ use super::input::{self, Input};
 use super::list::{self, Bind, Conditions, ListRequest, Visibility, fetch_by_id, resource};
 use super::routes::Routes;
 use super::support::{self, Changes, ColumnValue, Fields};
-use crate::auth::{TOKEN_PREFIX, TOKEN_USERNAME, User, hash_password, random_token, token_hash};
+use crate::auth::{self, TOKEN_USERNAME, User, hash_password};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
@@ -47,9 +47,6 @@ pub fn router() -> Routes {
 /// Stored instead of a hash for a user without a password: neither a hex digest nor an argon2
 /// PHC string equals it, so no password logs in.
 const UNUSABLE_PASSWORD: &str = "!";
-
-/// Random characters in a token's secret (about 280 bits).
-const TOKEN_SECRET_LEN: usize = 48;
 
 resource! {
     /// A row of `users`.
@@ -446,23 +443,7 @@ async fn create_token(
             Some(crate::db::stamp(at))
         }
     };
-    let secret = format!("{TOKEN_PREFIX}{}", random_token(TOKEN_SECRET_LEN));
-    let prefix = secret[..TOKEN_PREFIX.len() + 6].to_owned();
-    let token_id = new_id();
-    app.db
-        .write_one(
-            sqlx::query(
-                "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, expires, created) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&token_id)
-            .bind(owner)
-            .bind(&name)
-            .bind(&prefix)
-            .bind(token_hash(&secret))
-            .bind(expires)
-            .bind(now()),
-        )
-        .await?;
+    let (token_id, secret) = auth::issue_api_token(&app.db, owner, &name, expires).await?;
     let token = parent.token(&app, &token_id).await?;
     let view = TokenView {
         token: Some(secret),

@@ -36,9 +36,9 @@ use crate::plugins::host_body::IncomingBody;
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::rest_names::Collection;
 use crate::plugins::{
-    ArtifactRef, CallError, CallScope, CallerAccess, CatalogScope, ContentScope, DistributionInfo,
-    FormField, FormFile, HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration, UnitRef,
-    UploadSessions,
+    Accounts, ArtifactRef, CallError, CallScope, CallerAccess, CatalogScope, ContentScope,
+    DistributionInfo, FormField, FormFile, HttpBody, HttpRequest, LoadedPlugin, UnitDeclaration,
+    UnitRef, UploadSessions,
 };
 use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
@@ -213,7 +213,11 @@ pub(super) async fn plugin_route(
     let method = request.method().clone();
     let headers = request.headers().clone();
     let may_modify = may_modify(app, matched, caller.as_ref()).await?;
-    if method != Method::GET && method != Method::HEAD {
+    // A format's own log-in (`npm login`) arrives without credentials, as a write: it reaches
+    // the plugin, which may check one password and changes nothing.
+    let log_in = method != Method::GET && method != Method::HEAD && plugin.is_log_in_path(rest);
+    let client = auth::client_address(request.extensions());
+    if method != Method::GET && method != Method::HEAD && !log_in {
         // Anything but a read may change the repository: decided before a byte of the body is
         // read, so a stranger cannot make the server store an upload it will refuse.
         let action = if method == Method::DELETE {
@@ -294,8 +298,15 @@ pub(super) async fn plugin_route(
     // The checks above let a write through: the caller may modify the repository.
     let write_request = method != Method::GET
         && method != Method::HEAD
+        && !log_in
         && matched.writable
         && matched.repository_id.is_some();
+    let accounts = log_in.then(|| {
+        Arc::new(LogIns {
+            app: app.clone(),
+            client,
+        }) as Arc<dyn Accounts>
+    });
     let scope = CallScope {
         content,
         http,
@@ -332,6 +343,7 @@ pub(super) async fn plugin_route(
                 limit: app.config.max_upload_bytes,
             }) as Arc<dyn UploadSessions>
         }),
+        accounts,
         ..CallScope::default()
     };
     let call = HttpRequest {
@@ -364,6 +376,12 @@ pub(super) async fn plugin_route(
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
     // An answer that changes the repository is not one to repeat.
     let changes = !outcome.add_units.is_empty() || !outcome.remove_units.is_empty();
+    if log_in && (changes || matches!(outcome.response.body, HttpBody::FetchUpstream(_))) {
+        return Err(plugin_failed(
+            &matched.plugin,
+            "the plugin changed units in answer to a log-in",
+        ));
+    }
     let kept_for = kept_for.filter(|_| !changes);
     if changes {
         let made_here: BTreeSet<&str> = (scope.artifacts.keys().map(String::as_str))
@@ -545,6 +563,46 @@ pub(super) async fn root_route(
     let mut reply = with_status(status, Body::from(bytes));
     add_headers(&mut reply, &answered);
     Ok(reply)
+}
+
+/// `accounts.log-in` for one request: the authenticator's password check, throttled by the
+/// username and the request's address, and a new API token for the user.
+struct LogIns {
+    app: Arc<ContentApp>,
+    client: Option<std::net::IpAddr>,
+}
+
+impl Accounts for LogIns {
+    fn log_in<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+        client: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let user = self
+                .app
+                .authenticator
+                .check_password(username, password, self.client)
+                .await
+                .map_err(|error| error.message())?;
+            let Some(user) = user else {
+                return Ok(None);
+            };
+            let name: String = format!("{client} ({})", crate::db::now())
+                .chars()
+                .take(255)
+                .collect();
+            let (_, secret) = auth::issue_api_token(&self.app.db, &user.id, &name, None)
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "issuing an API token for a log-in");
+                    "the token could not be issued (see the server log)".to_owned()
+                })?;
+            tracing::info!(user = %user.username, %client, "logged in, API token issued");
+            Ok(Some(secret))
+        })
+    }
 }
 
 /// Whether `base_path`, which a plugin asked for, is a safe relative path made of the leading

@@ -70,32 +70,33 @@ pub(super) async fn serve(
             file.relative_path
         )));
     };
-    let (Some(sha256), Some(url)) = (declared.sha256.clone(), declared.url.clone()) else {
+    let expected = Expected {
+        size: declared.size,
+        sha256: declared.sha256.clone(),
+        sha512: declared.sha512.clone(),
+    };
+    let (Some(identity), Some(url)) = (expected.identity(), declared.url.clone()) else {
         return Err(plugin_fault(format!(
-            "{:?} without both its sha256 and its url",
+            "{:?} without its url and its sha256 or sha512",
             file.relative_path
         )));
     };
-    let expected = Expected {
-        size: declared.size,
-        sha256: Some(sha256.clone()),
-    };
 
     let remote_id = Some(remote.row.id.as_str());
-    let stored_before = reusable_size(app, &sha256, repository_id, remote_id).await?;
+    let stored_before = reusable(app, identity, repository_id, remote_id).await?;
     // A file to fetch takes a turn before it queues behind the one download of it, so the
     // requests waiting on a hanging upstream are bounded and get 503 after the deadline.
     let fetching = match stored_before {
         Some(_) => None,
         None => Some(app.admission.turn(Work::UpstreamFetch, requester).await?),
     };
-    let lock = app.pull_through.lock_for(&sha256);
+    let lock = app.pull_through.lock_for(identity.1);
     let turn = lock.lock().await;
-    let size = match stored_before {
-        Some(size) => size,
+    let (sha256, size) = match stored_before {
+        Some(stored) => stored,
         // Another request may have fetched it while this one waited for the lock.
-        None => match reusable_size(app, &sha256, repository_id, remote_id).await? {
-            Some(size) => size,
+        None => match reusable(app, identity, repository_id, remote_id).await? {
+            Some(stored) => stored,
             None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
         },
     };
@@ -127,30 +128,44 @@ pub(super) async fn serve(
     super::stored(app, &sha256, size, &file.relative_path, headers).await
 }
 
-/// The size of the stored artifact `sha256` when it may be served here without fetching it: it is
-/// this repository's or this remote's. Any other (another tenant's private file, named by its
-/// digest) is fetched from the upstream like a new one, so the bytes served are the upstream's,
-/// verified, or the call fails.
-async fn reusable_size(
+/// The sha256 and size of the stored artifact known by `identity` (a digest's name and value,
+/// [`Expected::identity`]) when it may be served here without fetching it: it is this
+/// repository's or this remote's. Any other (another tenant's private file, named by its digest)
+/// is fetched from the upstream like a new one, so the bytes served are the upstream's, verified,
+/// or the call fails.
+async fn reusable(
     app: &ContentApp,
-    sha256: &str,
+    identity: (&str, &str),
     repository_id: &str,
     remote_id: Option<&str>,
-) -> ApiResult<Option<u64>> {
-    match stored_size(app, sha256).await? {
-        Some(size) if super::handle::reachable(app, sha256, repository_id, remote_id).await? => {
-            Ok(Some(size))
+) -> ApiResult<Option<(String, u64)>> {
+    match stored(app, identity).await? {
+        Some((sha256, size))
+            if super::handle::reachable(app, &sha256, repository_id, remote_id).await? =>
+        {
+            Ok(Some((sha256, size)))
         }
         _ => Ok(None),
     }
 }
 
-async fn stored_size(app: &ContentApp, sha256: &str) -> ApiResult<Option<u64>> {
-    let size: Option<i64> = sqlx::query_scalar("SELECT size FROM artifacts WHERE sha256 = $1")
-        .bind(sha256)
-        .fetch_optional(app.db.pool())
-        .await?;
-    Ok(size.map(|size| size as u64))
+async fn stored(
+    app: &ContentApp,
+    (digest, value): (&str, &str),
+) -> ApiResult<Option<(String, u64)>> {
+    // `digest` is one of Expected::identity's two names, never the caller's text.
+    let column = if digest == "sha512" {
+        "sha512"
+    } else {
+        "sha256"
+    };
+    let row: Option<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT sha256, size FROM artifacts WHERE {column} = $1 LIMIT 1"
+    ))
+    .bind(value.to_ascii_lowercase())
+    .fetch_optional(app.db.pool())
+    .await?;
+    Ok(row.map(|(sha256, size)| (sha256, size as u64)))
 }
 
 /// Whether the repository's latest version has the unit with this file stored.
@@ -182,14 +197,15 @@ async fn in_latest_version(
     Ok(row.is_some())
 }
 
-/// Downloads `url` with the remote's settings, verifies it, stores it; returns its size.
+/// Downloads `url` with the remote's settings, verifies it, stores it; returns its sha256 and
+/// size.
 async fn fetch(
     app: &ContentApp,
     remote: &Remote,
     url: &str,
     expected: &Expected,
     path: &str,
-) -> ApiResult<u64> {
+) -> ApiResult<(String, u64)> {
     let unreachable = |why: String| {
         tracing::warn!(%url, %why, "pull-through fetch failed");
         ApiError::detail(
@@ -206,7 +222,9 @@ async fn fetch(
     if !upstream.status().is_success() {
         return Err(unreachable(format!("it answered {}", upstream.status())));
     }
-    let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
+    let mut staged = artifacts::stage_for(&app.blobs, expected)
+        .await
+        .map_err(ApiError::internal)?;
     let mut body = upstream.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|error| unreachable(describe(&error)))?;
@@ -221,7 +239,7 @@ async fn fetch(
     }
     let received = staged.finish().await.map_err(ApiError::internal)?;
     match artifacts::store(&app.db, &app.blobs, received, expected, path).await {
-        Ok(artifact) => Ok(artifact.size),
+        Ok(artifact) => Ok((artifact.sha256, artifact.size)),
         Err(IngestError::Mismatch(message)) => Err(unreachable(message)),
         Err(IngestError::Other(error)) => Err(error.into()),
     }

@@ -23,7 +23,7 @@ pub struct DeclaredUnit {
     pub natural_key: String,
     /// JSON metadata.
     pub metadata: String,
-    /// Files: (relative path, url, size, sha256).
+    /// Files: (relative path, url, size, digests).
     pub artifacts: Vec<DeclaredFile>,
 }
 
@@ -38,11 +38,14 @@ pub struct DeclaredFile {
     pub size: Option<u64>,
     /// Expected sha256.
     pub sha256: Option<String>,
+    /// Expected sha512 (absent from tasks queued before it existed).
+    #[serde(default)]
+    pub sha512: Option<String>,
 }
 
 impl From<&UnitDeclaration> for DeclaredUnit {
     fn from(unit: &UnitDeclaration) -> Self {
-        let file = |artifact: &ArtifactDeclaration| convert_record!(&artifact => DeclaredFile { relative_path, url, size, sha256 });
+        let file = |artifact: &ArtifactDeclaration| convert_record!(&artifact => DeclaredFile { relative_path, url, size, sha256, sha512 });
         convert_record!(&unit => DeclaredUnit {
             content_type, natural_key, metadata;
             artifacts: unit.artifacts.iter().map(file).collect(),
@@ -52,7 +55,7 @@ impl From<&UnitDeclaration> for DeclaredUnit {
 
 impl From<DeclaredUnit> for UnitDeclaration {
     fn from(unit: DeclaredUnit) -> Self {
-        let declaration = |file: DeclaredFile| convert_record!(file => ArtifactDeclaration { relative_path, url, size, sha256 });
+        let declaration = |file: DeclaredFile| convert_record!(file => ArtifactDeclaration { relative_path, url, size, sha256, sha512 });
         convert_record!(unit => UnitDeclaration {
             content_type, natural_key, metadata;
             artifacts: unit.artifacts.into_iter().map(declaration).collect(),

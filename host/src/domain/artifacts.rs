@@ -102,6 +102,31 @@ pub struct Expected {
     pub size: Option<u64>,
     /// sha256, lower-case hex.
     pub sha256: Option<String>,
+    /// sha512, lower-case hex (npm names files by it alone).
+    pub sha512: Option<String>,
+}
+
+impl Expected {
+    /// The digest an upstream file is known by before it is fetched, to find it stored or to
+    /// fetch it once: `("sha256", hex)`, else `("sha512", hex)`.
+    pub fn identity(&self) -> Option<(&'static str, &str)> {
+        match (&self.sha256, &self.sha512) {
+            (Some(sha256), _) => Some(("sha256", sha256)),
+            (None, Some(sha512)) => Some(("sha512", sha512)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Starts receiving bytes that will be checked against `expected`: hashed with sha512 as well
+/// when that is expected.
+pub async fn stage_for(blobs: &BlobStore, expected: &Expected) -> std::io::Result<StagedBlob> {
+    let staged = blobs.stage().await?;
+    if expected.sha512.is_some() {
+        staged.hashing_sha512()
+    } else {
+        Ok(staged)
+    }
 }
 
 /// A stored, recorded artifact.
@@ -144,6 +169,19 @@ pub fn verify(blob: &ReceivedBlob, expected: &Expected, name: &str) -> Result<()
             blob.sha256
         )));
     }
+    if let Some(sha512) = &expected.sha512
+        && blob
+            .sha512
+            .as_ref()
+            .is_none_or(|got| !sha512.eq_ignore_ascii_case(got))
+    {
+        return Err(IngestError::Mismatch(format!(
+            "sha512 mismatch for {name}: expected {sha512}, got {}",
+            blob.sha512
+                .as_deref()
+                .unwrap_or("no sha512 (it was not computed)")
+        )));
+    }
     Ok(())
 }
 
@@ -168,11 +206,19 @@ pub async fn store(
     name: &str,
 ) -> Result<Artifact, IngestError> {
     verify(&blob, expected, name)?;
-    let (sha256, size) = (blob.sha256.clone(), blob.size);
+    let (sha256, sha512, size) = (blob.sha256.clone(), blob.sha512.clone(), blob.size);
     blobs.commit(blob).await?;
     let id = record(db, &sha256, size)
         .await
         .map_err(anyhow::Error::from)?;
+    if let Some(sha512) = sha512 {
+        // Found by it later: a pull-through of a file an upstream names by sha512 alone.
+        let statement =
+            sqlx::query("UPDATE artifacts SET sha512 = COALESCE(sha512, $2) WHERE id = $1")
+                .bind(&id)
+                .bind(&sha512);
+        db.write_one(statement).await.map_err(anyhow::Error::from)?;
+    }
     Ok(Artifact { id, sha256, size })
 }
 
@@ -298,8 +344,7 @@ async fn fetch(
             FetchError::Final(message)
         });
     }
-    let mut staged = blobs
-        .stage()
+    let mut staged = stage_for(blobs, expected)
         .await
         .map_err(|error| FetchError::Final(format!("staging {name}: {error}")))?;
     let mut body = response.bytes_stream();

@@ -67,6 +67,7 @@ pub async fn assemble(
     let expected = Expected {
         size: Some(size as u64),
         sha256: sha256.map(str::to_owned),
+        sha512: None,
     };
     let artifact = artifacts::store(
         db,

@@ -151,6 +151,7 @@ pub async fn save(
                     url.clone(),
                     declaration.size,
                     declaration.sha256.clone(),
+                    declaration.sha512.clone(),
                 ));
             }
             let linked = match stored {
@@ -165,6 +166,7 @@ pub async fn save(
                 expected: Expected {
                     size: declaration.size,
                     sha256: declaration.sha256.clone(),
+                    sha512: declaration.sha512.clone(),
                 },
                 linked,
             });
@@ -172,19 +174,21 @@ pub async fn save(
         let Some(remote_id) = remote_id else { continue };
         for rows in remote_rows.chunks(INSERT_CHUNK) {
             let sql = format!(
-                "INSERT INTO remote_artifacts (id, content_artifact_id, remote_id, url, size, sha256) VALUES {}
+                "INSERT INTO remote_artifacts (id, content_artifact_id, remote_id, url, size, sha256, sha512) VALUES {}
                  ON CONFLICT (content_artifact_id, remote_id)
-                 DO UPDATE SET url = excluded.url, size = excluded.size, sha256 = excluded.sha256",
-                value_rows("(?, ?, $1, ?, ?, ?)", 2, rows.len())
+                 DO UPDATE SET url = excluded.url, size = excluded.size, sha256 = excluded.sha256,
+                    sha512 = excluded.sha512",
+                value_rows("(?, ?, $1, ?, ?, ?, ?)", 2, rows.len())
             );
             let mut query = sqlx::query(&sql).bind(remote_id);
-            for (ca_id, url, size, sha256) in rows {
+            for (ca_id, url, size, sha256, sha512) in rows {
                 query = query
                     .bind(new_id())
                     .bind(ca_id)
                     .bind(url)
                     .bind(size.map(|s| s as i64))
-                    .bind(sha256.clone());
+                    .bind(sha256.clone())
+                    .bind(sha512.clone());
             }
             query.execute(&mut *tx).await?;
         }
@@ -272,7 +276,7 @@ pub const REACHABLE: &str =
        OR EXISTS (SELECT 1 FROM remote_artifacts ra
                   WHERE ra.content_artifact_id = ca.id AND ra.remote_id = $2)))";
 
-/// The stored artifacts whose `column` (`sha256` or `id`) is one of `keys` and that `reuse`
+/// The stored artifacts whose `column` (`sha256`, `sha512` or `id`) is one of `keys` and that `reuse`
 /// allows, as (key, artifact id).
 async fn reusable<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
@@ -312,32 +316,39 @@ pub async fn stored_artifacts(
     Ok(stored)
 }
 
-/// Links pending files whose bytes are already stored (same sha256), as far as `reuse` allows;
-/// returns the rest (and the files that are [`Pending::linked`] already).
+/// Links pending files whose bytes are already stored (same sha256, or same sha512 for a file
+/// declared by its sha512 alone), as far as `reuse` allows; returns the rest (and the files that
+/// are [`Pending::linked`] already).
 pub async fn link_stored(
     db: &Db,
     pending: Vec<Pending>,
     reuse: Reuse<'_>,
 ) -> anyhow::Result<Vec<Pending>> {
-    let digests: Vec<&str> = pending
-        .iter()
-        .filter(|file| file.linked.is_none())
-        .filter_map(|file| file.expected.sha256.as_deref())
-        .collect();
-    if digests.is_empty() {
-        return Ok(pending);
+    let mut stored: BTreeMap<(&str, String), String> = BTreeMap::new();
+    for column in ["sha256", "sha512"] {
+        let digests: Vec<&str> = pending
+            .iter()
+            .filter(|file| file.linked.is_none())
+            .filter_map(|file| file.expected.identity())
+            .filter(|(name, _)| *name == column)
+            .map(|(_, digest)| digest)
+            .collect();
+        for chunk in digests.chunks(INSERT_CHUNK * 4) {
+            let found = reusable(db.pool(), reuse, column, chunk).await?;
+            stored.extend(found.into_iter().map(|(digest, id)| ((column, digest), id)));
+        }
     }
-    let mut stored: BTreeMap<String, String> = BTreeMap::new();
-    for chunk in digests.chunks(INSERT_CHUNK * 4) {
-        stored.extend(reusable(db.pool(), reuse, "sha256", chunk).await?);
+    if stored.is_empty() {
+        return Ok(pending);
     }
     let mut rest = Vec::new();
     for file in pending {
-        let sha256 = file.expected.sha256.as_ref();
-        match sha256
+        let artifact_id = file
+            .expected
+            .identity()
             .filter(|_| file.linked.is_none())
-            .and_then(|sha256| stored.get(sha256))
-        {
+            .and_then(|(name, digest)| stored.get(&(name, digest.to_owned())));
+        match artifact_id {
             Some(artifact_id) => link(db, &file.content_artifact_id, artifact_id).await?,
             None => rest.push(file),
         }

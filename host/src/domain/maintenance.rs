@@ -462,6 +462,7 @@ async fn redownload(
     let expected = Expected {
         size: Some(size),
         sha256: Some(sha256.to_owned()),
+        sha512: None,
     };
     let mut last_error = None;
     for (url, remote_id, path) in sources {

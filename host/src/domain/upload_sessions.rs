@@ -277,6 +277,7 @@ impl Sessions {
         let expected = Expected {
             size: Some(size),
             sha256: None,
+            sha512: None,
         };
         artifacts::store(
             &self.db,

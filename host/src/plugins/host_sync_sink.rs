@@ -96,6 +96,14 @@ pub fn validate_declaration(
                 artifact.relative_path
             ));
         }
+        if let Some(sha512) = &artifact.sha512
+            && !is_lower_hex(sha512, 128)
+        {
+            return Err(format!(
+                "sha512 {sha512:?} of {:?} is not 128 lower-case hex digits",
+                artifact.relative_path
+            ));
+        }
         if let Some(url) = &artifact.url {
             let parsed =
                 url::Url::parse(url).map_err(|error| format!("artifact URL {url:?}: {error}"))?;
@@ -114,7 +122,12 @@ pub fn validate_declaration(
 
 /// Whether `text` is a sha256 in lower-case hex.
 pub fn is_sha256(text: &str) -> bool {
-    text.len() == 64
+    is_lower_hex(text, 64)
+}
+
+/// Whether `text` is `digits` lower-case hex digits.
+fn is_lower_hex(text: &str, digits: usize) -> bool {
+    text.len() == digits
         && text
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

@@ -221,6 +221,7 @@ mod tests {
             remote_fields: "{}".into(),
             distribution_fields: "{}".into(),
             root: None,
+            log_in_paths: Vec::new(),
         }
     }
 

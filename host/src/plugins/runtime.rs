@@ -28,6 +28,10 @@ pub const SUPPORTED_WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 /// The WIT package every plugin imports from; its imports carry the version the plugin targets.
 const WIT_PACKAGE: &str = "granary:plugin";
 
+/// Most log-in paths a plugin may name, and the longest.
+const MAX_LOG_IN_PATHS: usize = 4;
+const MAX_LOG_IN_PATH: usize = 64;
+
 /// Most CPU time `describe` may take when a plugin is loaded: it must be cheap.
 const DESCRIBE_CPU_LIMIT: Duration = Duration::from_secs(10);
 
@@ -138,6 +142,14 @@ impl LoadedPlugin {
             .rest_names
             .as_ref()
             .map(|names| names.distribution.as_str())
+    }
+
+    /// Whether `path` (below a distribution) is one of the plugin's log-in paths
+    /// (`plugin-info.log-in-paths`): exactly, or below one that ends in `/`.
+    pub fn is_log_in_path(&self, path: &str) -> bool {
+        self.info.log_in_paths.iter().any(|log_in| {
+            path == log_in || (log_in.ends_with('/') && path.starts_with(log_in.as_str()))
+        })
     }
 
     /// The segment the plugin answers at, at the server's root (`plugin-info.root`).
@@ -830,6 +842,19 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
             !HOST_SEGMENTS.contains(&root.as_str()),
             "root {root:?} is the host's own (it serves /{})",
             HOST_SEGMENTS.join("/, /")
+        );
+    }
+    anyhow::ensure!(
+        info.log_in_paths.len() <= MAX_LOG_IN_PATHS,
+        "the plugin names {} log-in paths; at most {MAX_LOG_IN_PATHS}",
+        info.log_in_paths.len()
+    );
+    for path in &info.log_in_paths {
+        anyhow::ensure!(
+            !path.is_empty()
+                && path.len() <= MAX_LOG_IN_PATH
+                && super::validate_relative_path(path.trim_end_matches('/')).is_ok(),
+            "log-in path {path:?} must be a relative path of at most {MAX_LOG_IN_PATH} bytes"
         );
     }
     for content_type in &info.content_types {

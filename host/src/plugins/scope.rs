@@ -57,6 +57,23 @@ pub struct CallScope {
     /// The other distributions of the plugin the caller may read (`content.find-at`), in
     /// requests that may change the repository.
     pub elsewhere: Option<Arc<dyn OtherDistributions>>,
+    /// Users' log-ins (`accounts.log-in`), in a `handle` call at a log-in path; taken by the
+    /// first use, so a call checks one password at most.
+    pub accounts: Option<Arc<dyn Accounts>>,
+}
+
+/// Password checks that issue API tokens, for a format's own log-in (`npm login`): a
+/// capability of `handle` calls at a plugin's log-in paths, which the content app implements
+/// with the host's authenticator.
+pub trait Accounts: Send + Sync {
+    /// The secret of a new API token of `username` named after `client` when `password` is
+    /// theirs; `None` when it is not; an error message when the log-in is throttled or fails.
+    fn log_in<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+        client: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>>;
 }
 
 /// The other distributions of a plugin, as the caller of one request may read them: a

@@ -28,7 +28,8 @@ fn artifact_declaration_in(
     artifact: types::ArtifactDeclaration,
 ) -> current::types::ArtifactDeclaration {
     convert_record!(artifact => current::types::ArtifactDeclaration {
-        relative_path, url, size, sha256
+        relative_path, url, size, sha256;
+        sha512: None,
     })
 }
 
@@ -53,6 +54,7 @@ pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginI
         content_types: info.content_types.into_iter().map(content_type_in).collect(),
         rest_names: None,
         root: None,
+        log_in_paths: Vec::new(),
         remote_fields: "{}".to_owned(),
         distribution_fields: "{}".to_owned(),
     })

@@ -27,7 +27,8 @@ fn artifact_declaration_in(
     artifact: types::ArtifactDeclaration,
 ) -> current::types::ArtifactDeclaration {
     convert_record!(artifact => current::types::ArtifactDeclaration {
-        relative_path, url, size, sha256
+        relative_path, url, size, sha256;
+        sha512: None,
     })
 }
 
@@ -57,6 +58,7 @@ pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginI
         rest_names: info.rest_names.map(rest_names_in),
         // Routes at the root are 0.3.0's.
         root: None,
+        log_in_paths: Vec::new(),
     })
 }
 

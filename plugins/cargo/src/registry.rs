@@ -175,6 +175,7 @@ pub(crate) fn published_unit(
             url,
             size: (size > 0).then_some(size),
             sha256: Some(cksum),
+            sha512: None,
         }],
     }
 }

@@ -282,6 +282,7 @@ fn stored_file(relative_path: &str, artifact: &ArtifactRef) -> ArtifactDeclarati
         url: None,
         size: Some(artifact.size),
         sha256: Some(artifact.sha256.clone()),
+        sha512: None,
     }
 }
 

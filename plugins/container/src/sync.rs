@@ -312,6 +312,7 @@ impl Sync {
                 url: Some(format!("{}/blobs/{digest}", self.repository)),
                 size: descriptor["size"].as_u64(),
                 sha256: Some(hex),
+                sha512: None,
             }],
         })
     }

@@ -147,6 +147,7 @@ fn file_unit(entry: &Entry, url: Option<String>) -> UnitDeclaration {
             url,
             size: Some(entry.size),
             sha256: Some(entry.sha256.clone()),
+            sha512: None,
         }],
     }
 }

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 pub mod attachments;
 mod packument;
 mod publish;
+mod upstream;
 
 /// Content type of published versions.
 const PACKAGE: &str = "package";
@@ -44,6 +45,11 @@ const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 /// How long the host may keep an answer that depends only on the repository version served: it
 /// drops kept answers anyway when the distribution moves to another version.
 const VERSION_ANSWER_SECONDS: u32 = 24 * 3600;
+/// Where `npm login` sends its credentials (`PUT -/user/org.couchdb.user:<name>`), without
+/// any: a log-in path of the host's.
+const LOG_IN_PREFIX: &str = "-/user/";
+/// The longest log-in document read.
+const MAX_LOG_IN_DOCUMENT: usize = 64 * 1024;
 /// The longest package name npm accepts.
 const MAX_NAME: usize = 214;
 
@@ -79,10 +85,13 @@ impl Plugin for Npm {
             vec![package, tag, deprecation],
         )
         .with_rest_names("npm", "npm", "npm", "npm")
+        .with_capabilities(&["http"])
+        .with_log_in_paths(&[LOG_IN_PREFIX])
+        .with_remote_fields(upstream::REMOTE_FIELDS)
     }
 
-    fn sync(_remote: &RemoteConfig) -> Result<(), PluginError> {
-        Err(PluginError::new("npm remotes are not synced yet"))
+    fn sync(remote: &RemoteConfig) -> Result<(), PluginError> {
+        upstream::sync(remote)
     }
 
     fn handle(request: &HttpRequest, body: Body) -> Result<HandleOutcome, PluginError> {
@@ -99,11 +108,20 @@ impl Plugin for Npm {
             return Ok(HttpResponse::not_found().into());
         };
         let rest: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let remote = request.distribution().and_then(|d| d.remote.as_ref());
         match (method, rest.as_slice()) {
-            (_, []) if reading => Ok(packument::packument(request, name)?.into()),
+            (_, []) if reading => Ok(match remote {
+                Some(remote) => upstream::packument(request, remote, name)?,
+                None => packument::packument(request, name)?,
+            }
+            .into()),
             ("PUT", []) | ("PUT", ["-rev", _]) => publish::put(request, name, body),
             ("DELETE", ["-rev", _]) => publish::unpublish_all(request, name),
-            (_, ["-", file]) if reading => Ok(tarball(name, file)?.into()),
+            (_, ["-", file]) if reading => match (tarball(name, file)?, remote) {
+                (Some(stored), _) => Ok(stored.into()),
+                (None, Some(remote)) => upstream::tarball(remote, name, file),
+                (None, None) => Ok(npm_error(404, &format!("no tarball {file} of {name}")).into()),
+            },
             ("DELETE", ["-", _file, "-rev", _]) => {
                 Ok(json_response(200, &json!({"ok": true})).into())
             }
@@ -134,6 +152,9 @@ fn special_route(
     if path == "v1/search" && reading {
         return Ok(packument::search(request)?.into());
     }
+    if path.starts_with("user/org.couchdb.user:") && method == "PUT" {
+        return Ok(log_in(body)?.into());
+    }
     if let Some(rest) = path.strip_prefix("package/") {
         let Some((name, rest)) = split_name(rest) else {
             return Ok(HttpResponse::not_found().into());
@@ -141,6 +162,42 @@ fn special_route(
         return publish::dist_tags(request, method, name, rest.trim_start_matches('/'), body);
     }
     Ok(HttpResponse::not_found().into())
+}
+
+/// `npm login` (npm's legacy log-in, `--auth-type=legacy` or after the web log-in is refused):
+/// the user's password checked by the host, answered with a new Granary API token that npm
+/// keeps as the registry's `_authToken`.
+fn log_in(body: Body) -> Result<HttpResponse, PluginError> {
+    let document: Value = match serde_json::from_slice(&body.bytes(MAX_LOG_IN_DOCUMENT)?) {
+        Ok(document) => document,
+        Err(e) => {
+            return Ok(npm_error(
+                400,
+                &format!("the log-in document is not JSON: {e}"),
+            ));
+        }
+    };
+    let (Some(name), Some(password)) = (document["name"].as_str(), document["password"].as_str())
+    else {
+        return Ok(npm_error(
+            400,
+            "a log-in names the user (`name`) and their `password`",
+        ));
+    };
+    Ok(
+        match granary_sdk::accounts::log_in(name, password, "npm login") {
+            Ok(Some(token)) => json_response(
+                201,
+                &json!({"ok": true, "id": format!("org.couchdb.user:{name}"), "token": token}),
+            ),
+            Ok(None) => npm_error(401, "incorrect username or password"),
+            // Throttled after failures (the host's 429 message), or no token could be issued.
+            Err(error) if error.message().starts_with("Too many") => {
+                npm_error(429, error.message())
+            }
+            Err(error) => npm_error(500, error.message()),
+        },
+    )
 }
 
 /// The request path with npm's escapes of scoped names decoded (`@scope%2fname`).
@@ -198,8 +255,8 @@ fn bare_name(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
-/// `<name>/-/<file>.tgz`: the stored tarball.
-fn tarball(name: &str, file: &str) -> Result<HttpResponse, PluginError> {
+/// `<name>/-/<file>.tgz`: the stored tarball, if it is.
+fn tarball(name: &str, file: &str) -> Result<Option<HttpResponse>, PluginError> {
     let relative_path = format!("{name}/-/{file}");
     for unit in content::find_by_path(&relative_path)? {
         if let Some(artifact) = unit
@@ -207,11 +264,13 @@ fn tarball(name: &str, file: &str) -> Result<HttpResponse, PluginError> {
             .iter()
             .find(|artifact| artifact.relative_path == relative_path)
         {
-            return Ok(HttpResponse::content_artifact(&artifact.content_artifact)
-                .kept_by_host(VERSION_ANSWER_SECONDS));
+            return Ok(Some(
+                HttpResponse::content_artifact(&artifact.content_artifact)
+                    .kept_by_host(VERSION_ANSWER_SECONDS),
+            ));
         }
     }
-    Ok(npm_error(404, &format!("no tarball {file} of {name}")))
+    Ok(None)
 }
 
 /// The units of `content_type` of the package `name`.
@@ -235,6 +294,39 @@ fn unit_ref(unit: &StoredUnit) -> UnitRef {
         content_type: unit.content_type.clone(),
         natural_key: unit.natural_key.clone(),
     }
+}
+
+/// Now, as registries write times (`2026-12-06T00:46:44.699Z`): a version's publish time,
+/// which clients read from the packument's `time` (yarn berry quarantines versions younger than
+/// its `npmMinimalAgeGate`, and versions without a time).
+fn now() -> String {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60,
+        since_epoch.subsec_millis()
+    )
 }
 
 /// The dist-tags of `name`: tag → version.
@@ -348,6 +440,8 @@ mod tests {
         );
         assert_eq!(version["scripts"]["test"], "x", "the full manifest");
         assert_eq!(packument["dist-tags"]["latest"], "1.0.0");
+        let published = packument["time"]["1.0.0"].as_str().unwrap();
+        assert_eq!(packument["time"]["created"], published);
         assert_eq!(packument["description"], "demo");
 
         // What npm install asks for: only what resolution needs.
@@ -381,6 +475,40 @@ mod tests {
         let message =
             String::from_utf8_lossy(body_bytes(&wrong.response.body).unwrap()).into_owned();
         assert!(message.contains("the manifest says 0000"), "{message}");
+    }
+
+    #[test]
+    fn npm_login_is_answered_with_a_token_for_the_right_password() {
+        let mut host = Host::new();
+        host.passwords.insert("alice".into(), "secret".into());
+        let mut log_in = |password: &str| {
+            let put = request("PUT", "-/user/org.couchdb.user:alice");
+            let document = json!({"_id": "org.couchdb.user:alice", "name": "alice",
+                                  "password": password, "type": "user", "roles": []});
+            let response = host
+                .run(|| Npm::handle(&put, Body::from_bytes(document.to_string().into_bytes())))
+                .unwrap()
+                .response;
+            let answer: Value =
+                serde_json::from_slice(body_bytes(&response.body).unwrap()).unwrap();
+            (response.status, answer)
+        };
+        let (status, answer) = log_in("secret");
+        assert_eq!(status, 201);
+        assert_eq!(answer["token"], "grn_test0");
+        let (status, answer) = log_in("guess");
+        assert_eq!(status, 401);
+        assert_eq!(answer["error"], "incorrect username or password");
+        assert_eq!(host.issued_tokens.len(), 1);
+        assert_eq!(host.issued_tokens[0].1, "npm login");
+    }
+
+    #[test]
+    fn times_are_written_as_registries_write_them() {
+        let time = now();
+        assert_eq!(time.len(), "2026-12-06T00:46:44.699Z".len(), "{time}");
+        assert!(time.starts_with("20") && time.ends_with('Z'), "{time}");
+        assert_eq!(&time[10..11], "T");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn deprecations_of(name: &str) -> Result<BTreeMap<String, String>, PluginErr
 
 /// The document of one version: its manifest, with `dist` (the tarball here and Granary's
 /// digests) and `deprecated`.
-fn version_document(
+pub fn version_document(
     base_url: &str,
     name: &str,
     stored: &Value,
@@ -107,13 +107,29 @@ fn revision(versions: &BTreeMap<String, Value>, tags: &BTreeMap<String, String>)
     format!("{}-{hash:016x}", versions.len().max(1))
 }
 
-/// The highest version of those stored.
+/// The highest version of those stored, a release before any pre-release.
 fn highest(versions: &BTreeMap<String, Value>) -> Option<&String> {
     versions
         .keys()
         .filter_map(|version| Some((semver::Version::parse(version).ok()?, version)))
-        .max_by(|a, b| a.0.cmp(&b.0))
+        .max_by(|a, b| (a.0.pre.is_empty(), &a.0).cmp(&(b.0.pre.is_empty(), &b.0)))
         .map(|(_, version)| version)
+}
+
+/// The dist-tags of `name`, with `latest` naming the highest version when no tag does (a
+/// repository synced with a range that leaves the upstream's `latest` out): npm installs
+/// `latest` when asked for a package alone.
+fn tags_with_latest(
+    name: &str,
+    versions: &BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, String>, PluginError> {
+    let mut tags = dist_tags_of(name)?;
+    if !tags.contains_key("latest")
+        && let Some(highest) = highest(versions)
+    {
+        tags.insert("latest".into(), highest.clone());
+    }
+    Ok(tags)
 }
 
 /// `GET <name>`: the packument, abbreviated when the client accepts only that.
@@ -122,7 +138,7 @@ pub fn packument(request: &HttpRequest, name: &str) -> Result<HttpResponse, Plug
     if versions.is_empty() {
         return Ok(npm_error(404, "Not found"));
     }
-    let tags = dist_tags_of(name)?;
+    let tags = tags_with_latest(name, &versions)?;
     let deprecations = deprecations_of(name)?;
     let abbreviated = request
         .header("accept")
@@ -141,7 +157,24 @@ pub fn packument(request: &HttpRequest, name: &str) -> Result<HttpResponse, Plug
         })
         .collect();
     let mut packument = json!({"name": name, "dist-tags": tags, "versions": documents});
+    let times: BTreeMap<&String, &str> = versions
+        .iter()
+        .filter_map(|(version, stored)| Some((version, stored["published"].as_str()?)))
+        .collect();
+    let modified = times.values().max().copied();
+    if let Some(modified) = modified {
+        packument["modified"] = modified.into();
+    }
     if !abbreviated {
+        let mut time: Map<String, Value> = times
+            .iter()
+            .map(|(version, at)| ((*version).clone(), (*at).into()))
+            .collect();
+        if let (Some(created), Some(modified)) = (times.values().min(), modified) {
+            time.insert("created".into(), (*created).into());
+            time.insert("modified".into(), modified.into());
+        }
+        packument["time"] = Value::Object(time);
         packument["_id"] = name.into();
         packument["_rev"] = revision(&versions, &tags).into();
         let latest = tags.get("latest").or_else(|| highest(&versions));
@@ -166,7 +199,7 @@ pub fn version(
     wanted: &str,
 ) -> Result<HttpResponse, PluginError> {
     let versions = stored_versions(name)?;
-    let tags = dist_tags_of(name)?;
+    let tags = tags_with_latest(name, &versions)?;
     let version = tags.get(wanted).map_or(wanted, String::as_str);
     let Some(stored) = versions.get(version) else {
         return Ok(npm_error(404, &format!("version not found: {wanted}")));

@@ -183,7 +183,7 @@ fn publish(name: &str, document: &Value, tarball: Tarball) -> Result<HandleOutco
     }
     // npm names the attachment after the full name (`@scope/name-1.0.0.tgz`); the file is
     // served under the bare name, as registries serve it (`@scope/name/-/name-1.0.0.tgz`).
-    let file = format!("{}-{version}.tgz", bare_name(name));
+    let file = tarball_name(name, version);
     if tarball.file != format!("{name}-{version}.tgz") && tarball.file != file {
         return Ok(npm_error(
             400,
@@ -208,34 +208,24 @@ fn publish(name: &str, document: &Value, tarball: Tarball) -> Result<HandleOutco
             .into());
         }
     }
-    let mut kept = manifest.as_object().cloned().unwrap_or_default();
-    for field in DROPPED_FIELDS {
-        kept.remove(*field);
-    }
-    let unit = UnitDeclaration {
-        content_type: PACKAGE.into(),
-        natural_key: json::string_object([
-            ("name", name),
-            ("version", version.as_str()),
-            ("integrity", &tarball.integrity),
-        ]),
-        metadata: serde_json::json!({
-            "name": name,
-            "key": format!("{name}@{version}"),
-            "version": version,
-            "manifest": kept,
-            "integrity": tarball.integrity,
-            "shasum": tarball.shasum,
-            "file": file,
-        })
-        .to_string(),
-        artifacts: vec![ArtifactDeclaration {
-            relative_path: format!("{name}/-/{file}"),
-            url: None,
-            size: Some(tarball.artifact.size),
-            sha256: Some(tarball.artifact.sha256.clone()),
-        }],
+    let digests = Digests {
+        integrity: &tarball.integrity,
+        shasum: &tarball.shasum,
     };
+    let stored_file = File {
+        url: None,
+        size: Some(tarball.artifact.size),
+        sha256: Some(tarball.artifact.sha256.clone()),
+        sha512: None,
+    };
+    let unit = package_unit(
+        name,
+        version,
+        manifest,
+        &crate::now(),
+        &digests,
+        stored_file,
+    );
     let mut units = vec![unit];
     if let Some(tags) = document["dist-tags"].as_object() {
         for (tag, tagged) in tags {
@@ -246,6 +236,75 @@ fn publish(name: &str, document: &Value, tarball: Tarball) -> Result<HandleOutco
     }
     let answer = json_response(200, &serde_json::json!({"ok": true, "id": name}));
     Ok(HandleOutcome::with_units(answer, units))
+}
+
+/// The digests npm names a tarball by (`dist.integrity`, `dist.shasum`).
+pub struct Digests<'a> {
+    /// `sha512-<base64>`.
+    pub integrity: &'a str,
+    /// sha1, hex.
+    pub shasum: &'a str,
+}
+
+/// Where a tarball's bytes are, or come from, and what the host checks them against.
+pub struct File {
+    /// The upstream's URL, for a file not stored yet.
+    pub url: Option<String>,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+    /// sha256 (hex), for bytes stored here.
+    pub sha256: Option<String>,
+    /// sha512 (hex), for an upstream's file (its `dist.integrity`).
+    pub sha512: Option<String>,
+}
+
+/// The unit of `version` of `name`: its manifest (without npm's bookkeeping and the readme),
+/// when it was published, and its tarball at `<name>/-/<bare name>-<version>.tgz`.
+pub fn package_unit(
+    name: &str,
+    version: &str,
+    manifest: &Value,
+    published: &str,
+    digests: &Digests<'_>,
+    file: File,
+) -> UnitDeclaration {
+    let mut kept = manifest.as_object().cloned().unwrap_or_default();
+    for field in DROPPED_FIELDS {
+        kept.remove(*field);
+    }
+    let file_name = tarball_name(name, version);
+    UnitDeclaration {
+        content_type: PACKAGE.into(),
+        natural_key: json::string_object([
+            ("name", name),
+            ("version", version),
+            ("integrity", digests.integrity),
+        ]),
+        metadata: serde_json::json!({
+            "name": name,
+            "key": format!("{name}@{version}"),
+            "version": version,
+            "manifest": kept,
+            "integrity": digests.integrity,
+            "shasum": digests.shasum,
+            "file": file_name,
+            "published": published,
+        })
+        .to_string(),
+        artifacts: vec![ArtifactDeclaration {
+            relative_path: format!("{name}/-/{file_name}"),
+            url: file.url,
+            size: file.size,
+            sha256: file.sha256,
+            sha512: file.sha512,
+        }],
+    }
+}
+
+/// The file name of a version's tarball: the bare name, as registries serve it
+/// (`@scope/name/-/name-1.0.0.tgz`).
+pub fn tarball_name(name: &str, version: &str) -> String {
+    format!("{}-{version}.tgz", bare_name(name))
 }
 
 /// The packument sent back changed: `npm deprecate` (versions' `deprecated`), `npm unpublish
@@ -415,7 +474,7 @@ pub fn dist_tags(
     }
 }
 
-fn tag_unit(name: &str, tag: &str, version: &str) -> UnitDeclaration {
+pub fn tag_unit(name: &str, tag: &str, version: &str) -> UnitDeclaration {
     UnitDeclaration {
         content_type: DIST_TAG.into(),
         natural_key: json::string_object([("name", name), ("tag", tag), ("version", version)]),
@@ -424,7 +483,7 @@ fn tag_unit(name: &str, tag: &str, version: &str) -> UnitDeclaration {
     }
 }
 
-fn deprecation_unit(name: &str, version: &str, message: &str) -> UnitDeclaration {
+pub fn deprecation_unit(name: &str, version: &str, message: &str) -> UnitDeclaration {
     UnitDeclaration {
         content_type: DEPRECATION.into(),
         natural_key: json::string_object([

@@ -144,6 +144,7 @@ impl Plugin for PythonPlugin {
                     url: Some(link.url.clone()),
                     size: link.size,
                     sha256: Some(package.sha256.clone()),
+                    sha512: None,
                 }];
                 if let Some(sha256) = &package.metadata_sha256 {
                     artifacts.push(ArtifactDeclaration {
@@ -151,6 +152,7 @@ impl Plugin for PythonPlugin {
                         url: Some(format!("{}{}", link.url, package::METADATA_SUFFIX)),
                         size: None,
                         sha256: Some(sha256.clone()),
+                        sha512: None,
                     });
                 }
                 emitter.emit(UnitDeclaration {
@@ -266,6 +268,7 @@ pub(crate) fn unit_with_metadata(parsed: ParsedPackage) -> Result<UnitDeclaratio
         url: None,
         size: package.size,
         sha256: Some(package.sha256.clone()),
+        sha512: None,
     }];
     if let Some(bytes) = parsed.wheel_metadata {
         let stored = granary_sdk::artifacts::create(&bytes)?;
@@ -275,6 +278,7 @@ pub(crate) fn unit_with_metadata(parsed: ParsedPackage) -> Result<UnitDeclaratio
             url: None,
             size: Some(stored.size),
             sha256: Some(stored.sha256),
+            sha512: None,
         });
     }
     Ok(UnitDeclaration {

@@ -296,6 +296,7 @@ fn file(
             url: Some(link.url.clone()),
             size: link.size,
             sha256: Some(package.sha256.clone()),
+            sha512: None,
         }],
     };
     Ok(respond(HttpResponse {

@@ -226,6 +226,7 @@ fn added(blob: ArtifactRef) -> HandleOutcome {
             url: None,
             size: Some(blob.size),
             sha256: Some(blob.sha256.clone()),
+            sha512: None,
         }],
     };
     HandleOutcome::with_units(

@@ -138,6 +138,8 @@ fn claim(sha256: &str, relative_path: &str) -> HandleOutcome {
             url: None,
             size: None,
             sha256: Some(sha256.into()),
+            #[cfg(not(feature = "wit-v0_2"))]
+            sha512: None,
         }],
     };
     HandleOutcome::with_units(HttpResponse::bytes(201, "added"), vec![unit])
@@ -173,12 +175,16 @@ fn upload(request: &HttpRequest) -> Result<HandleOutcome, PluginError> {
                 url: None,
                 size: Some(file.artifact.size),
                 sha256: Some(file.artifact.sha256.clone()),
+                #[cfg(not(feature = "wit-v0_2"))]
+                sha512: None,
             },
             ArtifactDeclaration {
                 relative_path: format!("{relative_path}.meta"),
                 url: None,
                 size: Some(meta.size),
                 sha256: Some(meta.sha256),
+                #[cfg(not(feature = "wit-v0_2"))]
+                sha512: None,
             },
         ],
     };
@@ -271,6 +277,8 @@ fn pull(request: &HttpRequest, name: &str) -> Result<HttpResponse, PluginError> 
                 url: Some(format!("{base}{path}")),
                 size: Some(size),
                 sha256: Some(sha256.to_owned()),
+                #[cfg(not(feature = "wit-v0_2"))]
+                sha512: None,
             }],
         };
         return Ok(HttpResponse::fetch_upstream(unit, &kept));

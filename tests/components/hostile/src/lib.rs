@@ -75,6 +75,7 @@ impl Plugin for Hostile {
                     url: Some(format!("{}/x", remote.url)),
                     size: None,
                     sha256: None,
+                    sha512: None,
                 };
                 let mut emitter = Emitter::new();
                 emitter.emit(thing("escape", vec![escape]))?;
@@ -102,6 +103,7 @@ impl Plugin for Hostile {
             url: None,
             size: Some(upload.size),
             sha256: Some(upload.sha256.clone()),
+            sha512: None,
         };
         Ok(thing(name, vec![artifact]))
     }

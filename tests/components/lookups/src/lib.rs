@@ -58,6 +58,7 @@ impl Plugin for Lookups {
                 url: None,
                 size: Some(upload.size),
                 sha256: Some(upload.sha256.clone()),
+                sha512: None,
             }],
         })
     }

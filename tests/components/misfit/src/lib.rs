@@ -79,6 +79,7 @@ impl Plugin for Misfit {
                 url: None,
                 size: Some(upload.size),
                 sha256: Some(upload.sha256.clone()),
+                sha512: None,
             }],
         })
     }
