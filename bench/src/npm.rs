@@ -5,9 +5,15 @@
 //!
 //! The tarballs are real `npm pack`-shaped archives (`package/package.json`, `package/index.js`,
 //! made with `tar`), published to both registries with npm's publish document over HTTP.
+//!
+//! Then `npm install` of a tree of 200 packages held by an upstream Verdaccio, through a
+//! pull-through distribution of Granary and through a second Verdaccio proxying the same
+//! upstream, each cold (keeping nothing yet: a new distribution, a new proxy) and warm (a second
+//! install), every install with a new npm cache, taking turns.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -27,12 +33,24 @@ const VERSIONS: usize = 20;
 const ABBREVIATED: &[(&str, &str)] = &[("accept", "application/vnd.npm.install-v1+json")];
 /// Measured runs per server, taking turns.
 const ROUNDS: usize = 3;
-/// The tarball of `version`: `package/` with a manifest and 16 KiB of code.
-fn tarball(dir: &Path, version: &str) -> anyhow::Result<Vec<u8>> {
-    let root = dir.join(version);
+/// Packages in the install tree: `tree-<i>` depends on `tree-<2i+1>` and `tree-<2i+2>`.
+const TREE: usize = 200;
+/// Seconds a proxy (Granary's remote, Verdaccio's uplink) keeps a packument before asking its
+/// upstream again: the same for both.
+const METADATA_MAX_AGE: u32 = 120;
+
+/// The tarball of `version` of `name`, depending on `dependencies`: `package/` with a manifest
+/// and 16 KiB of code.
+fn tarball(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    dependencies: &serde_json::Value,
+) -> anyhow::Result<Vec<u8>> {
+    let root = dir.join(name).join(version);
     std::fs::create_dir_all(root.join("package"))?;
-    let manifest = json!({"name": NAME, "version": version, "main": "index.js",
-                          "dependencies": {"left-pad": "^1.3.0"}});
+    let manifest = json!({"name": name, "version": version, "main": "index.js",
+                          "dependencies": dependencies});
     std::fs::write(root.join("package/package.json"), manifest.to_string())?;
     let code: String = (0..512)
         .map(|i| format!("exports.f{i} = () => {i};\n"))
@@ -51,15 +69,20 @@ fn tarball(dir: &Path, version: &str) -> anyhow::Result<Vec<u8>> {
     Ok(std::fs::read(archive)?)
 }
 
-/// npm's publish document of `version` with its tarball.
-fn publish_document(version: &str, tarball: &[u8]) -> Vec<u8> {
-    let file = format!("{NAME}-{version}.tgz");
+/// npm's publish document of `version` of `name` with its tarball.
+fn publish_document(
+    name: &str,
+    version: &str,
+    dependencies: &serde_json::Value,
+    tarball: &[u8],
+) -> Vec<u8> {
+    let file = format!("{name}-{version}.tgz");
     json!({
-        "_id": NAME,
-        "name": NAME,
+        "_id": name,
+        "name": name,
         "dist-tags": {"latest": version},
-        "versions": {version: {"name": NAME, "version": version, "main": "index.js",
-                               "dependencies": {"left-pad": "^1.3.0"},
+        "versions": {version: {"name": name, "version": version, "main": "index.js",
+                               "dependencies": dependencies,
                                "description": "a bench package"}},
         "_attachments": {file: {"content_type": "application/octet-stream",
                                 "data": base64::engine::general_purpose::STANDARD.encode(tarball),
@@ -69,15 +92,16 @@ fn publish_document(version: &str, tarball: &[u8]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// `PUT` the document to the registry at `origin`, as `admin` when `credentials` say so.
+/// `PUT` the document of `name` to the registry at `origin`, as `admin` when `credentials` say
+/// so.
 async fn publish(
     client: &reqwest::Client,
     origin: &str,
-    document: Vec<u8>,
+    (name, document): (&str, Vec<u8>),
     credentials: bool,
 ) -> anyhow::Result<()> {
     let mut request = client
-        .put(format!("{origin}{NAME}"))
+        .put(format!("{origin}{name}"))
         .header("content-type", "application/json")
         .body(document);
     if credentials {
@@ -141,17 +165,18 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let ours = format!("http://{}/npm/js/", granary.addr);
     let theirs = format!("http://{}/", verdaccio.addr);
     let sources = bench.dir("npm-sources");
+    let dependencies = json!({"left-pad": "^1.3.0"});
     for minor in 0..VERSIONS {
         let version = format!("1.{minor}.0");
-        let tarball = tarball(&sources, &version)?;
-        publish(&client, &ours, publish_document(&version, &tarball), true).await?;
-        publish(
-            &client,
-            &theirs,
-            publish_document(&version, &tarball),
-            false,
-        )
-        .await?;
+        let tarball = tarball(&sources, NAME, &version, &dependencies)?;
+        let document = || {
+            (
+                NAME,
+                publish_document(NAME, &version, &dependencies, &tarball),
+            )
+        };
+        publish(&client, &ours, document(), true).await?;
+        publish(&client, &theirs, document(), false).await?;
     }
 
     // The same bytes at nginx, and each registry's own answer for the lengths.
@@ -232,5 +257,136 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
             holds: Some(to_verdaccio.median > 1.0),
         });
     }
+    drop(verdaccio);
+    installs(bench, &api, granary.addr, &client).await
+}
+
+/// The name of package `i` of the install tree.
+fn tree_name(i: usize) -> String {
+    format!("tree-{i:03}")
+}
+
+/// `npm install` of the tree through Granary's pull-through distributions and Verdaccio
+/// proxies of one upstream Verdaccio, cold and warm.
+async fn installs(
+    bench: &mut Bench,
+    api: &Api,
+    granary: std::net::SocketAddr,
+    client: &reqwest::Client,
+) -> anyhow::Result<()> {
+    let upstream = Verdaccio::start(&bench.dir("verdaccio-upstream"))?;
+    let upstream_url = format!("http://{}/", upstream.addr);
+    let sources = bench.dir("npm-tree");
+    for i in 0..TREE {
+        let dependencies: serde_json::Map<String, serde_json::Value> = [2 * i + 1, 2 * i + 2]
+            .into_iter()
+            .filter(|&child| child < TREE)
+            .map(|child| (tree_name(child), "^1.0.0".into()))
+            .collect();
+        let dependencies = serde_json::Value::Object(dependencies);
+        let name = tree_name(i);
+        let tarball = tarball(&sources, &name, "1.0.0", &dependencies)?;
+        let document = publish_document(&name, "1.0.0", &dependencies, &tarball);
+        publish(client, &upstream_url, (&name, document), false).await?;
+    }
+    let work = bench.dir("npm-installs");
+    let mut times: [[Vec<Duration>; 2]; 2] = Default::default();
+    for round in 0..ROUNDS {
+        // Granary: a new pull-through distribution keeps nothing yet.
+        let base_path = format!("tree{round}");
+        let remote = api
+            .post(
+                "/pulp/api/v3/remotes/npm/npm/",
+                json!({"name": base_path, "url": upstream_url, "policy": "on_demand",
+                       "metadata_max_age": METADATA_MAX_AGE}),
+            )
+            .await?;
+        let repository = api
+            .post(
+                "/pulp/api/v3/repositories/npm/npm/",
+                json!({"name": base_path}),
+            )
+            .await?;
+        let accepted = api
+            .post(
+                "/pulp/api/v3/distributions/npm/npm/",
+                json!({"name": base_path, "base_path": base_path,
+                       "repository": repository["pulp_href"], "remote": remote["pulp_href"]}),
+            )
+            .await?;
+        api.wait(&accepted).await?;
+        let ours = format!("http://{granary}/npm/{base_path}/");
+        // Verdaccio: a new proxy keeps nothing yet.
+        let proxy = Verdaccio::proxy_of(
+            &bench.dir(&format!("verdaccio-proxy-{round}")),
+            &upstream_url,
+            METADATA_MAX_AGE,
+        )?;
+        let theirs = format!("http://{}/", proxy.addr);
+        let [granary_times, verdaccio_times] = &mut times;
+        for (registry, kept) in [(&ours, granary_times), (&theirs, verdaccio_times)] {
+            for warmth in kept.iter_mut() {
+                warmth.push(install(&work, registry)?);
+            }
+        }
+    }
+    let seconds = |runs: &[Duration]| Spread::of(runs.iter().map(Duration::as_secs_f64));
+    for (warmth, what) in [
+        "cold: the proxy keeps nothing yet",
+        "warm: the proxy keeps every package",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (ours, theirs) = (seconds(&times[0][warmth]), seconds(&times[1][warmth]));
+        bench.row(Row {
+            item: 1,
+            measure: format!(
+                "#23: npm install of a {TREE}-package tree through a pull-through distribution, {what} (a new npm cache each time, {ROUNDS} rounds)"
+            ),
+            granary: format!("{:.2} s", ours.median),
+            reference: format!(
+                "{:.2} s (Verdaccio 6 proxying the same upstream)",
+                theirs.median
+            ),
+            ratio: Some(theirs.median / ours.median),
+            target: "—",
+            holds: None,
+        });
+    }
     Ok(())
+}
+
+/// A new project depending on the top of the tree, installed by npm with a new cache from
+/// `registry`; answers how long npm took.
+fn install(work: &Path, registry: &str) -> anyhow::Result<Duration> {
+    let home = tempfile::tempdir_in(work)?;
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project)?;
+    let manifest = json!({"name": "app", "version": "1.0.0", "private": true,
+                          "dependencies": {tree_name(0): "^1.0.0"}});
+    std::fs::write(project.join("package.json"), manifest.to_string())?;
+    let started = Instant::now();
+    let output = Command::new("npm")
+        .env("HOME", home.path())
+        .env("npm_config_cache", home.path().join("cache"))
+        .env("npm_config_registry", registry)
+        .env("npm_config_update_notifier", "false")
+        .args(["install", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .current_dir(&project)
+        .output()
+        .context("running npm install")?;
+    let took = started.elapsed();
+    if !output.status.success() {
+        bail!(
+            "npm install from {registry} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let installed = std::fs::read_dir(project.join("node_modules"))?.count();
+    anyhow::ensure!(
+        installed >= TREE,
+        "npm install from {registry} installed {installed} packages, not {TREE}"
+    );
+    Ok(took)
 }

@@ -352,8 +352,9 @@ impl Drop for DockerRegistry {
 }
 
 /// Verdaccio, the npm registry teams host themselves (the npm package `verdaccio`, installed with
-/// the machine's npm into `target/bench-tools/verdaccio` when missing), storing under `dir`,
-/// without uplinks; anyone may read and publish.
+/// the machine's npm into `target/bench-tools/verdaccio` when missing), storing under `dir`;
+/// anyone may read and publish. Without uplinks ([`Verdaccio::start`]), or as a caching proxy
+/// of another registry ([`Verdaccio::proxy_of`]).
 pub struct Verdaccio {
     child: Child,
     /// Where it listens.
@@ -362,6 +363,24 @@ pub struct Verdaccio {
 
 impl Verdaccio {
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::with_packages(
+            dir,
+            "uplinks: {}\npackages:\n  '**':\n    access: $all\n    publish: $all\n    unpublish: $all\n",
+        )
+    }
+
+    /// A Verdaccio that fetches what it does not have from the registry at `upstream` and keeps
+    /// it (its uplink, metadata asked again after `max_age_seconds`).
+    pub fn proxy_of(dir: &Path, upstream: &str, max_age_seconds: u32) -> anyhow::Result<Self> {
+        Self::with_packages(
+            dir,
+            &format!(
+                "uplinks:\n  up:\n    url: {upstream}\n    maxage: {max_age_seconds}s\n    cache: true\npackages:\n  '**':\n    access: $all\n    publish: $all\n    proxy: up\n"
+            ),
+        )
+    }
+
+    fn with_packages(dir: &Path, packages: &str) -> anyhow::Result<Self> {
         let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-tools/verdaccio");
         let binary = tools.join("node_modules/.bin/verdaccio");
         if !binary.exists() {
@@ -380,7 +399,7 @@ impl Verdaccio {
         std::fs::write(
             &config,
             format!(
-                "storage: {}\nauth:\n  htpasswd:\n    file: {}\nuplinks: {{}}\npackages:\n  '**':\n    access: $all\n    publish: $all\n    unpublish: $all\nmax_body_size: 200mb\nlog: {{ type: stdout, format: pretty, level: error }}\n",
+                "storage: {}\nauth:\n  htpasswd:\n    file: {}\n{packages}max_body_size: 200mb\nlog: {{ type: stdout, format: pretty, level: error }}\n",
                 dir.join("storage").display(),
                 dir.join("htpasswd").display()
             ),

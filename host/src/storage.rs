@@ -985,6 +985,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sha512_is_computed_when_asked_for_before_the_first_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::local(dir.path()).unwrap();
+        let data = pattern(WRITE_BUFFER + 77);
+        let mut staged = blobs.stage().await.unwrap().hashing_sha512().unwrap();
+        for chunk in data.chunks(1000) {
+            staged.write(chunk).await.unwrap();
+        }
+        let received = staged.finish().await.unwrap();
+        assert_eq!(
+            received.sha512.as_deref(),
+            Some(hex::encode(Sha512::digest(&data)).as_str())
+        );
+        assert_eq!(received.sha256, hex::encode(Sha256::digest(&data)));
+
+        let without = blobs.stage_bytes(b"abc").await.unwrap();
+        assert_eq!(without.sha512, None, "only when asked for");
+        let mut late = blobs.stage().await.unwrap();
+        late.write(b"a").await.unwrap();
+        assert!(late.hashing_sha512().is_err(), "asked for after a byte");
+    }
+
+    #[tokio::test]
     async fn staged_bytes_are_hashed_and_stored_whatever_the_write_sizes() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobStore::local(dir.path()).unwrap();

@@ -939,3 +939,48 @@ pub(super) fn guest_error(message: impl Into<String>) -> PluginError {
         field: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::ContentTypeInfo;
+
+    fn info_with_log_in_paths(paths: &[&str]) -> PluginInfo {
+        PluginInfo {
+            name: "npmish".into(),
+            version: "1.0.0".into(),
+            wit_version: "0.3.0".into(),
+            content_types: vec![ContentTypeInfo {
+                name: "package".into(),
+                description: "A package".into(),
+                natural_key_fields: vec!["name".into()],
+                endpoint: None,
+                indexed_fields: Vec::new(),
+                repository_key: None,
+            }],
+            capabilities: Vec::new(),
+            rest_names: None,
+            remote_fields: "{}".into(),
+            distribution_fields: "{}".into(),
+            root: None,
+            log_in_paths: paths.iter().map(|&path| path.to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn log_in_paths_are_a_few_short_relative_paths() {
+        assert!(validate_info(&info_with_log_in_paths(&["-/user/", "login"])).is_ok());
+        for refused in [
+            &["/-/user/"][..],
+            &["../user/"],
+            &[""],
+            &["a", "b", "c", "d", "e"],
+            &[&"x".repeat(65)],
+        ] {
+            assert!(
+                validate_info(&info_with_log_in_paths(refused)).is_err(),
+                "{refused:?}"
+            );
+        }
+    }
+}

@@ -14,8 +14,12 @@
 //! `Accept: application/vnd.npm.install-v1+json`), a version `<name>/<version-or-tag>`, the
 //! tarball `<name>/-/<file>.tgz`; `PUT <name>` (publish, deprecate, and the rewrite of
 //! `npm unpublish <name>@<version>`), `DELETE <name>/-rev/<rev>` (unpublish all);
-//! `-/package/<name>/dist-tags[/<tag>]`, `-/v1/search`, `-/ping`, `-/whoami`. A scoped name
-//! arrives as `@scope%2fname` or `@scope/name`. Errors are npm's `{"error": …}`.
+//! `-/package/<name>/dist-tags[/<tag>]`, `-/v1/search`, `-/ping`, `-/whoami`, and `npm login`'s
+//! `PUT -/user/org.couchdb.user:<name>` (a log-in path: answered with a Granary API token). A
+//! scoped name arrives as `@scope%2fname` or `@scope/name`. Errors are npm's `{"error": …}`.
+//!
+//! With a remote, a distribution is a pull-through mirror of an upstream registry, and a sync
+//! copies the packages the remote `includes` ([`upstream`]).
 
 use std::collections::BTreeMap;
 
@@ -28,7 +32,7 @@ use serde_json::{Value, json};
 pub mod attachments;
 mod packument;
 mod publish;
-mod upstream;
+pub mod upstream;
 
 /// Content type of published versions.
 const PACKAGE: &str = "package";
