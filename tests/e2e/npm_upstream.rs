@@ -12,16 +12,19 @@
 use std::io::Write as _;
 use std::process::Stdio;
 
+use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::npm_registry::{NpmHome, node_says};
+use crate::support::fixture::FixtureFile;
 use crate::support::pulp::{API, created_resources, str_field};
 use crate::support::verdaccio::Verdaccio;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, Upstream};
 
 sqlite_and_postgres!(
     npm_pulls_through_from_an_upstream_registry,
+    npm_fetches_a_tarball_once_for_clients_asking_at_once,
     npm_syncs_the_packages_a_remote_includes,
     npm_login_answers_a_granary_token,
 );
@@ -192,6 +195,56 @@ async fn npm_pulls_through_from_an_upstream_registry(backend: Backend) {
     assert_eq!(node_says(&project, "require('@up/dep')"), "@up/dep 1.1.0");
     assert_eq!(offline.view("@up/dep")["versions"], json!(["1.1.0"]));
     drop(publisher);
+}
+
+async fn npm_fetches_a_tarball_once_for_clients_asking_at_once(backend: Backend) {
+    // An upstream that counts requests and answers files slowly, with a package whose packument
+    // names its tarball there.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The upstream serves its files below `/fixtures/`.
+    let origin = format!("http://{}/fixtures/", listener.local_addr().unwrap());
+    let tarball = b"\x1f\x8b pretend this is a package".to_vec();
+    let sha512 = <sha2::Sha512 as sha2::Digest>::digest(&tarball);
+    let integrity = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha512)
+    );
+    let files = [
+        FixtureFile::new(
+            "once",
+            json!({"name": "once", "dist-tags": {"latest": "1.0.0"},
+                   "versions": {"1.0.0": {"name": "once", "version": "1.0.0",
+                       "dist": {"tarball": format!("{origin}files/once-1.0.0.tgz"),
+                                "integrity": integrity, "shasum": "00"}}}})
+            .to_string(),
+        ),
+        FixtureFile::new("files/once-1.0.0.tgz", tarball.clone()),
+    ];
+    let upstream = Upstream::serve_on(listener, &files).await;
+    upstream.set_file_delay(std::time::Duration::from_millis(500));
+    let app = with_npm(backend).await;
+    let remote = app
+        .create(
+            &format!("{API}/remotes/npm/npm/"),
+            json!({"name": "counted", "url": upstream.base_url()}),
+        )
+        .await;
+    let repository = npm_distribution(&app, "once", json!({"remote": remote["pulp_href"]})).await;
+
+    let url = app.url("/npm/once/once/-/once-1.0.0.tgz");
+    let clients = (0..8).map(|_| {
+        let url = url.clone();
+        async move {
+            let response = reqwest::get(&url).await.unwrap();
+            (response.status(), response.bytes().await.unwrap())
+        }
+    });
+    for (status, body) in futures::future::join_all(clients).await {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.as_ref(), tarball.as_slice());
+    }
+    assert_eq!(upstream.requests_for("files/once-1.0.0.tgz"), 1);
+    assert_eq!(stored_packages(&app, &repository).await, ["once@1.0.0"]);
 }
 
 async fn npm_syncs_the_packages_a_remote_includes(backend: Backend) {

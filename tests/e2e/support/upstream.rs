@@ -94,6 +94,12 @@ impl Upstream {
         Upstream::start(files, manifest, listener, "http").await
     }
 
+    /// Serves `files` on `listener`, bound by the caller so that files can name the upstream's
+    /// own URLs (an npm packument's tarballs).
+    pub async fn serve_on(listener: tokio::net::TcpListener, files: &[FixtureFile]) -> Upstream {
+        Upstream::start(files, String::new(), listener, "http").await
+    }
+
     /// Serves `fixture` over HTTPS with `config` (its certificate, and whether it asks for
     /// client certificates).
     pub async fn serve_tls(fixture: &Fixture, config: Arc<ServerConfig>) -> Upstream {
