@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::pulp::{API, str_field};
 use crate::support::{Backend, TestApp};
 
 sqlite_and_postgres!(
@@ -147,23 +147,8 @@ async fn cargo_distribution(app: &TestApp, base_path: &str, extra: Value) -> Str
         let (status, plugin) = app.install_plugin(&component).await;
         assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
     }
-    let repository = app
-        .create(
-            &format!("{API}/repositories/cargo/cargo/"),
-            json!({"name": base_path}),
-        )
-        .await;
-    let repository = str_field(&repository, "pulp_href").to_owned();
-    let mut distribution =
-        json!({"name": base_path, "base_path": base_path, "repository": repository});
-    for (field, value) in extra.as_object().expect("distribution fields") {
-        distribution[field] = value.clone();
-    }
-    let task = app
-        .run_task(&format!("{API}/distributions/cargo/cargo/"), distribution)
-        .await;
-    assert_eq!(created_resources(&task).len(), 1, "{task:#}");
-    repository
+    app.repository_and_distribution("cargo/cargo", base_path, extra)
+        .await
 }
 
 /// A new API token of the admin.

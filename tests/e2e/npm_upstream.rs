@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::npm_registry::{NpmHome, node_says};
 use crate::support::fixture::FixtureFile;
-use crate::support::pulp::{API, created_resources, str_field};
+use crate::support::pulp::{API, str_field};
 use crate::support::verdaccio::Verdaccio;
 use crate::support::{Backend, TestApp, Upstream};
 
@@ -38,28 +38,6 @@ async fn with_npm(backend: Backend) -> TestApp {
     let (status, plugin) = app.install_plugin(&component).await;
     assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
     app
-}
-
-/// Creates a repository and a distribution at `base_path` with `extra` fields (a `remote`);
-/// answers the repository's href.
-async fn npm_distribution(app: &TestApp, base_path: &str, extra: Value) -> String {
-    let repository = app
-        .create(
-            &format!("{API}/repositories/npm/npm/"),
-            json!({"name": base_path}),
-        )
-        .await;
-    let repository = str_field(&repository, "pulp_href").to_owned();
-    let mut distribution =
-        json!({"name": base_path, "base_path": base_path, "repository": repository});
-    for (field, value) in extra.as_object().expect("distribution fields") {
-        distribution[field] = value.clone();
-    }
-    let task = app
-        .run_task(&format!("{API}/distributions/npm/npm/"), distribution)
-        .await;
-    assert_eq!(created_resources(&task).len(), 1, "{task:#}");
-    repository
 }
 
 /// Publishes to Verdaccio, with npm: `@up/dep` 1.0.0, 1.1.0 and 2.0.0 (its `latest`), and
@@ -117,7 +95,10 @@ async fn npm_pulls_through_from_an_upstream_registry(backend: Backend) {
             )
             .await;
         let remote = json!({"remote": remote["pulp_href"]});
-        repositories.push(npm_distribution(&app, name, remote).await);
+        repositories.push(
+            app.repository_and_distribution("npm/npm", name, remote)
+                .await,
+        );
     }
     let repository = &repositories[0];
     let registry = app.url("/npm/mirror/");
@@ -229,7 +210,9 @@ async fn npm_fetches_a_tarball_once_for_clients_asking_at_once(backend: Backend)
             json!({"name": "counted", "url": upstream.base_url()}),
         )
         .await;
-    let repository = npm_distribution(&app, "once", json!({"remote": remote["pulp_href"]})).await;
+    let repository = app
+        .repository_and_distribution("npm/npm", "once", json!({"remote": remote["pulp_href"]}))
+        .await;
 
     let url = app.url("/npm/once/once/-/once-1.0.0.tgz");
     let clients = (0..8).map(|_| {
@@ -256,7 +239,9 @@ async fn npm_syncs_the_packages_a_remote_includes(backend: Backend) {
     let verdaccio = Verdaccio::start().await;
     let _publisher = publish_upstream(&verdaccio).await;
     let app = with_npm(backend).await;
-    let repository = npm_distribution(&app, "synced", json!({})).await;
+    let repository = app
+        .repository_and_distribution("npm/npm", "synced", json!({}))
+        .await;
 
     // A range npm does not read fails the sync, naming the field.
     let (status, bad) = app
@@ -304,7 +289,9 @@ async fn npm_syncs_the_packages_a_remote_includes(backend: Backend) {
 
 async fn npm_login_answers_a_granary_token(backend: Backend) {
     let app = with_npm(backend).await;
-    let repository = npm_distribution(&app, "js", json!({})).await;
+    let repository = app
+        .repository_and_distribution("npm/npm", "js", json!({}))
+        .await;
     app.create_user("alice", "alice-password-1").await;
     let registry = app.url("/npm/js/");
     let home = NpmHome::new(&registry, None);

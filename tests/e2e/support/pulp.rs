@@ -190,6 +190,34 @@ impl TestApp {
         str_field(&repository, "pulp_href").to_owned()
     }
 
+    /// Creates a repository of `kind` (`npm/npm`: the REST path segments) and a distribution of
+    /// it at `base_path`, with the distribution fields of `extra` (an object: a `remote`);
+    /// answers the repository's href.
+    pub async fn repository_and_distribution(
+        &self,
+        kind: &str,
+        base_path: &str,
+        extra: Value,
+    ) -> String {
+        let repository = self
+            .create(
+                &format!("{API}/repositories/{kind}/"),
+                json!({"name": base_path}),
+            )
+            .await;
+        let repository = str_field(&repository, "pulp_href").to_owned();
+        let mut distribution =
+            json!({"name": base_path, "base_path": base_path, "repository": repository});
+        for (field, value) in extra.as_object().expect("distribution fields") {
+            distribution[field] = value.clone();
+        }
+        let task = self
+            .run_task(&format!("{API}/distributions/{kind}/"), distribution)
+            .await;
+        assert_eq!(created_resources(&task).len(), 1, "{task:#}");
+        repository
+    }
+
     /// Creates a file repository and checks it starts at version 0; returns its href.
     pub async fn create_file_repository(&self, name: &str) -> String {
         let repository = self
