@@ -6,7 +6,8 @@
 //!   changed behind the upstream's back refused; `npm view` and `npm ci` answered from what was
 //!   kept once the upstream is gone;
 //! - a sync of the packages a remote `includes`, with npm's semver ranges (`immediate` on
-//!   SQLite, `on_demand` on PostgreSQL), served to `npm install` without the remote;
+//!   SQLite, `on_demand` on PostgreSQL), served to `npm install` without the remote, and listed
+//!   by pulp-cli's generic commands (`pulp repository|remote|distribution|content list`);
 //! - `npm login` answered with a Granary API token, a wrong password refused.
 
 use std::io::Write as _;
@@ -17,6 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::npm_registry::{NpmHome, node_says};
+use crate::pulp_cli::PulpCli;
 use crate::support::fixture::FixtureFile;
 use crate::support::pulp::{API, str_field};
 use crate::support::verdaccio::Verdaccio;
@@ -285,6 +287,44 @@ async fn npm_syncs_the_packages_a_remote_includes(backend: Backend) {
     consumer.run(&project, &["install", "up-app", "@up/dep@1.0.0"]);
     assert_eq!(node_says(&project, "require('@up/dep')"), "@up/dep 1.0.0");
     assert_eq!(node_says(&project, "require('up-app')"), "up-app 1.0.0");
+
+    // pulp-cli's generic commands list the npm types with everything else.
+    let pulp = PulpCli::new(&app);
+    let hrefs = |listed: Value| -> Vec<String> {
+        listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|item| str_field(item, "pulp_href").to_owned())
+            .collect()
+    };
+    let repositories = hrefs(pulp.run(&["repository", "list"]).await);
+    assert_eq!(repositories, [repository.clone()]);
+    let remotes = hrefs(pulp.run(&["remote", "list"]).await);
+    assert_eq!(remotes.len(), 2, "{remotes:?}");
+    assert!(
+        remotes
+            .iter()
+            .all(|href| href.starts_with(&format!("{API}/remotes/npm/npm/")))
+    );
+    let distributions = pulp
+        .run(&["distribution", "list", "--base-path", "synced"])
+        .await;
+    assert_eq!(distributions[0]["repository"], repository.as_str());
+    let content = pulp.run(&["content", "list", "--limit", "100"]).await;
+    let packages = hrefs(content)
+        .into_iter()
+        .filter(|href| href.starts_with(&format!("{API}/content/npm/packages/")))
+        .count();
+    assert_eq!(packages, 3);
+    let versions = hrefs(pulp.run(&["repository", "version", "list"]).await);
+    assert_eq!(
+        versions,
+        [
+            format!("{repository}versions/1/"),
+            format!("{repository}versions/0/")
+        ]
+    );
 }
 
 async fn npm_login_answers_a_granary_token(backend: Backend) {
