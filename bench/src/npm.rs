@@ -69,20 +69,28 @@ fn tarball(
     Ok(std::fs::read(archive)?)
 }
 
-/// npm's publish document of `version` of `name` with its tarball.
+/// npm's publish document of `version` of `name` with its tarball, and the `dist` npm sends
+/// (Verdaccio keeps the version without a tarball when it is missing).
 fn publish_document(
     name: &str,
     version: &str,
     dependencies: &serde_json::Value,
     tarball: &[u8],
 ) -> Vec<u8> {
+    use sha1::Digest as _;
     let file = format!("{name}-{version}.tgz");
+    let base64 = &base64::engine::general_purpose::STANDARD;
+    let dist = json!({
+        "integrity": format!("sha512-{}", base64.encode(sha2::Sha512::digest(tarball))),
+        "shasum": hex::encode(sha1::Sha1::digest(tarball)),
+        "tarball": format!("http://registry.invalid/{name}/-/{file}"),
+    });
     json!({
         "_id": name,
         "name": name,
         "dist-tags": {"latest": version},
         "versions": {version: {"name": name, "version": version, "main": "index.js",
-                               "dependencies": dependencies,
+                               "dependencies": dependencies, "dist": dist,
                                "description": "a bench package"}},
         "_attachments": {file: {"content_type": "application/octet-stream",
                                 "data": base64::engine::general_purpose::STANDARD.encode(tarball),
@@ -290,6 +298,7 @@ async fn installs(
         publish(client, &upstream_url, (&name, document), false).await?;
     }
     let work = bench.dir("npm-installs");
+    std::fs::create_dir_all(&work)?;
     let mut times: [[Vec<Duration>; 2]; 2] = Default::default();
     for round in 0..ROUNDS {
         // Granary: a new pull-through distribution keeps nothing yet.
