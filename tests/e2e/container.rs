@@ -4,6 +4,8 @@
 //! upload session), inspected, its tags listed, and copied back byte for byte, with credentials
 //! through the Bearer token flow and anonymously; then deleted, tag and all. And oras (oras-py
 //! from PyPI) attaching an SBOM and a signature to an artifact, found through the referrers API.
+//! Over plain HTTP: a manifest past the spec's 4 MiB kept byte for byte, and tag lists and
+//! referrers paged with `n` and `Link: <…>; rel="next"`.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +21,7 @@ sqlite_and_postgres!(
     skopeo_copies_an_image_to_a_new_name_and_back,
     oras_finds_the_artifacts_attached_to_an_image_through_referrers,
     a_mount_takes_only_blobs_the_pusher_may_read_at_the_source,
+    large_manifests_are_kept_and_long_lists_come_in_linked_pages,
 );
 
 pub(crate) const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
@@ -522,4 +525,138 @@ async fn a_mount_takes_only_blobs_the_pusher_may_read_at_the_source(backend: Bac
         .unwrap();
     assert_eq!(mounted.status(), reqwest::StatusCode::OK);
     assert!(mounted.bytes().await.unwrap() == blob);
+}
+
+/// The target of a `Link: <url>; rel="next"` header, if the answer has one.
+fn next_page(response: &reqwest::Response) -> Option<String> {
+    let link = response.headers().get("link")?.to_str().ok()?;
+    assert!(link.ends_with("; rel=\"next\""), "{link}");
+    Some(link.split(['<', '>']).nth(1)?.to_owned())
+}
+
+/// Every page of a paged list from `url` on, following `Link` headers: the entries of `field`
+/// of each page, and how many pages there were.
+async fn all_pages(client: &reqwest::Client, mut url: String, field: &str) -> (Vec<Value>, usize) {
+    let (mut entries, mut pages) = (Vec::new(), 0);
+    loop {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
+        let next = next_page(&response);
+        let page: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        entries.extend(page[field].as_array().unwrap().iter().cloned());
+        pages += 1;
+        match next {
+            Some(next) => url = next,
+            None => return (entries, pages),
+        }
+    }
+}
+
+async fn large_manifests_are_kept_and_long_lists_come_in_linked_pages(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    install_container(&app).await;
+    let (admin, password) = app.credentials();
+    let client = reqwest::Client::new();
+    let push = |path: String, body: Vec<u8>, content_type: &'static str| {
+        let request = client
+            .request(
+                if path.contains("/manifests/") {
+                    reqwest::Method::PUT
+                } else {
+                    reqwest::Method::POST
+                },
+                app.url(&path),
+            )
+            .basic_auth(admin, Some(password))
+            .header("content-type", content_type)
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            assert_eq!(
+                status,
+                reqwest::StatusCode::CREATED,
+                "{path}: {}",
+                response.text().await.unwrap()
+            );
+        }
+    };
+    // A config blob, then an artifact manifest with 5 MiB of annotations naming it.
+    let config = b"{}".to_vec();
+    let config_digest = digest(&config);
+    push(
+        format!("/v2/team/big/blobs/uploads/?digest={config_digest}"),
+        config.clone(),
+        "application/octet-stream",
+    )
+    .await;
+    let manifest_of = |annotations: Value, subject: Option<&str>| {
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.note",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": config_digest, "size": config.len()},
+            "layers": [],
+            "annotations": annotations,
+        });
+        if let Some(subject) = subject {
+            manifest["subject"] = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                        "digest": subject, "size": 1});
+        }
+        manifest.to_string().into_bytes()
+    };
+    let large = manifest_of(json!({"note": "x".repeat(5 << 20)}), None);
+    assert!(large.len() > 5 << 20);
+    let large_digest = digest(&large);
+    push(
+        "/v2/team/big/manifests/large".into(),
+        large.clone(),
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    .await;
+    let pulled = client
+        .get(app.url("/v2/team/big/manifests/large"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        pulled.headers()["docker-content-digest"],
+        large_digest.as_str()
+    );
+    assert!(pulled.bytes().await.unwrap() == large, "kept byte for byte");
+
+    // Five referrers of the large manifest, each tagged: both lists in pages of two.
+    let mut referrers = Vec::new();
+    for i in 0..5 {
+        let referrer = manifest_of(json!({"n": i.to_string()}), Some(&large_digest));
+        referrers.push(digest(&referrer));
+        push(
+            format!("/v2/team/big/manifests/note-{i}"),
+            referrer,
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await;
+    }
+    let (tags, pages) = all_pages(&client, app.url("/v2/team/big/tags/list?n=2"), "tags").await;
+    let tags: Vec<&str> = tags.iter().map(|tag| tag.as_str().unwrap()).collect();
+    assert_eq!(
+        tags,
+        ["large", "note-0", "note-1", "note-2", "note-3", "note-4"]
+    );
+    assert_eq!(pages, 3);
+    let first = app.url(&format!(
+        "/v2/team/big/referrers/{large_digest}?n=2&artifactType=application/vnd.example.note"
+    ));
+    let (listed, pages) = all_pages(&client, first, "manifests").await;
+    let mut listed: Vec<String> = listed
+        .iter()
+        .map(|descriptor| descriptor["digest"].as_str().unwrap().to_owned())
+        .collect();
+    referrers.sort();
+    listed.sort();
+    assert_eq!(listed, referrers);
+    assert_eq!(pages, 3);
 }

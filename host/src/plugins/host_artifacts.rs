@@ -23,11 +23,13 @@ pub struct ArtifactWriter {
 }
 
 impl CallState {
-    /// The guest's error for a call that needs a request that may change the repository, or the
+    /// The guest's error for a call that needs a request that may change the repository (or,
+    /// with `in_sync`, a sync, which stores what it reads like `artifacts.create`), or the
     /// artifact store and creator when it is one.
     fn writable_store(
         &self,
         operation: &str,
+        in_sync: bool,
     ) -> Result<
         (
             std::sync::Arc<dyn CreateArtifact>,
@@ -35,12 +37,16 @@ impl CallState {
         ),
         PluginError,
     > {
+        let writing = self.scope.write_request || (in_sync && self.scope.sink.is_some());
         match (
-            self.scope.write_request,
+            writing,
             self.scope.create_in.clone(),
             self.scope.blobs.clone(),
         ) {
             (true, Some(creator), Some(blobs)) => Ok((creator, blobs)),
+            _ if in_sync => Err(guest_error(format!(
+                "artifacts.{operation} is available in sync, and in handle in requests that may change the repository"
+            ))),
             _ => Err(guest_error(format!(
                 "artifacts.{operation} is available in handle, in requests that may change the repository"
             ))),
@@ -108,7 +114,7 @@ impl artifacts::Host for CallState {
         body: Resource<IncomingBody>,
         expected_sha256: Option<String>,
     ) -> wasmtime::Result<Result<ArtifactRef, PluginError>> {
-        let (creator, blobs) = match self.writable_store("store-body") {
+        let (creator, blobs) = match self.writable_store("store-body", false) {
             Ok(store) => store,
             Err(error) => return Ok(Err(error)),
         };
@@ -144,7 +150,7 @@ impl artifacts::Host for CallState {
     async fn start_artifact(
         &mut self,
     ) -> wasmtime::Result<Result<Resource<ArtifactWriter>, PluginError>> {
-        let (_, blobs) = match self.writable_store("start-artifact") {
+        let (_, blobs) = match self.writable_store("start-artifact", true) {
             Ok(store) => store,
             Err(error) => return Ok(Err(error)),
         };
@@ -198,7 +204,7 @@ impl artifacts::HostArtifactWriter for CallState {
             return Ok(Err(finished()));
         };
         self.open_writers -= 1;
-        let (creator, _) = match self.writable_store("artifact-writer.finish") {
+        let (creator, _) = match self.writable_store("artifact-writer.finish", true) {
             Ok(store) => store,
             Err(error) => return Ok(Err(error)),
         };

@@ -35,8 +35,14 @@ const BLOB: &str = "blob";
 const MANIFEST: &str = "manifest";
 /// Content type of tags.
 const TAG: &str = "tag";
-/// Largest manifest accepted (the spec's recommended minimum limit is 4 MiB).
-const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+/// Largest manifest accepted: past the 4 MiB the spec asks every registry to take (an index
+/// of many platforms, an artifact with large annotations), held whole while it is checked.
+const MAX_MANIFEST: usize = 16 * 1024 * 1024;
+/// The most bytes of annotations (as JSON) kept with a manifest's unit for the referrers API.
+const MAX_LISTED_ANNOTATIONS: usize = 64 * 1024;
+/// Referrers per page of the referrers API unless the client asks for fewer (`?n=`); the next
+/// page is named by a `Link` header, as the spec lets registries page.
+const REFERRERS_PAGE: usize = 1000;
 /// Media type of OCI image manifests, the default.
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Media type of OCI indexes.
@@ -429,7 +435,7 @@ fn default_platform(unit: &StoredUnit, accepted: &[String]) -> Option<(String, S
 fn referrers(request: &HttpRequest, digest: &str) -> Result<HandleOutcome, PluginError> {
     sha256_hex(digest)?;
     let wanted = request.query_param("artifactType");
-    let mut manifests = Vec::new();
+    let mut manifests = std::collections::BTreeMap::new();
     for unit in content::units_with_value(MANIFEST, "subject", digest) {
         let metadata: Value = serde_json::from_str(&unit?.metadata).unwrap_or(Value::Null);
         let artifact_type = metadata["artifact_type"].as_str().unwrap_or_default();
@@ -450,20 +456,65 @@ fn referrers(request: &HttpRequest, digest: &str) -> Result<HandleOutcome, Plugi
         if metadata["annotations"].is_object() {
             descriptor["annotations"] = metadata["annotations"].clone();
         }
-        manifests.push(descriptor);
+        let key = metadata["digest"].as_str().unwrap_or_default().to_owned();
+        manifests.insert(key, descriptor);
     }
+    // Pages in digest order, each starting after the `last` digest of the one before.
+    let last = request.query_param("last").unwrap_or_default();
+    let size = page_size(request).clamp(1, REFERRERS_PAGE);
+    let mut after = manifests
+        .range::<str, _>((
+            std::ops::Bound::Excluded(last.as_str()),
+            std::ops::Bound::Unbounded,
+        ))
+        .peekable();
+    let page: Vec<(&String, &Value)> = after.by_ref().take(size).collect();
+    let more = after.peek().is_some();
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": manifests,
+        "manifests": page.iter().map(|(_, descriptor)| *descriptor).collect::<Vec<_>>(),
     });
     let mut response = HttpResponse::bytes(200, index.to_string())
         .with_header("content-type", OCI_INDEX)
         .kept_by_host(KEPT_SECONDS);
+    if let (true, Some((last, _))) = (more, page.last()) {
+        let mut next = format!(
+            "{}referrers/{digest}?n={size}&last={last}",
+            request.base_url
+        );
+        if let Some(wanted) = &wanted {
+            next.push_str(&format!("&artifactType={}", query_escaped(wanted)));
+        }
+        response = response.with_header("link", &format!("<{next}>; rel=\"next\""));
+    }
     if wanted.is_some() {
         response = response.with_header("oci-filters-applied", "artifactType");
     }
     Ok(response.into())
+}
+
+/// `text` escaped for a URL's query (media types carry `+` and `/`).
+fn query_escaped(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Stores a manifest's `bytes` (of `digest`), written in pieces: a manifest may be larger than
+/// what `artifacts.create` takes at once.
+fn store_manifest(bytes: &[u8], digest: &str) -> Result<ArtifactRef, PluginError> {
+    use std::io::Write as _;
+    let mut writer = artifacts::Writer::new()?;
+    writer
+        .write_all(bytes)
+        .map_err(|e| PluginError::new(format!("storing the manifest: {e}")))?;
+    writer.finish(digest.strip_prefix("sha256:"))
 }
 
 /// The unit of the manifest `bytes` (digest `digest`, of `media_type`), stored as `stored`: its
@@ -490,7 +541,11 @@ fn manifest_unit(
     if let Some(artifact_type) = artifact_type {
         metadata["artifact_type"] = artifact_type.into();
     }
-    if manifest["annotations"].is_object() {
+    // Annotations are listed by the referrers API; large ones (a manifest may carry megabytes)
+    // stay in the manifest only, as a unit's metadata is bounded.
+    if manifest["annotations"].is_object()
+        && manifest["annotations"].to_string().len() <= MAX_LISTED_ANNOTATIONS
+    {
         metadata["annotations"] = manifest["annotations"].clone();
     }
     // An index's platforms, for clients that take only image manifests.
@@ -550,7 +605,7 @@ fn put_manifest(
         let (code, what) = missing;
         return Ok(error(400, code, &format!("{what} is not in the repository")).into());
     }
-    let stored = artifacts::create(&bytes)?;
+    let stored = store_manifest(&bytes, &digest)?;
     let manifest = manifest_unit(&parsed, &digest, &media_type, &stored);
     let mut units = vec![manifest];
     if !reference.starts_with("sha256:") {
@@ -637,7 +692,13 @@ fn tags(request: &HttpRequest, name: &str) -> Result<HandleOutcome, PluginError>
     if let Some(last) = request.query_param("last") {
         names = names.after(&last);
     }
-    let names: Vec<String> = names.take(page_size(request)).collect::<Result<_, _>>()?;
+    let size = page_size(request);
+    // One more than asked for tells whether there is a next page.
+    let mut names: Vec<String> = names
+        .take(size.saturating_add(1))
+        .collect::<Result<_, _>>()?;
+    let more = names.len() > size;
+    names.truncate(size);
     let body = format!(
         "{{\"name\":{},\"tags\":{}}}",
         json_strings(&[name.to_owned()])
@@ -645,7 +706,16 @@ fn tags(request: &HttpRequest, name: &str) -> Result<HandleOutcome, PluginError>
             .trim_end_matches(']'),
         json_strings(&names)
     );
-    Ok(json_response(200, body).kept_by_host(KEPT_SECONDS).into())
+    let mut response = json_response(200, body).kept_by_host(KEPT_SECONDS);
+    if let (true, Some(last)) = (more, names.last()) {
+        let next = format!(
+            "{}tags/list?n={size}&last={}",
+            request.base_url,
+            query_escaped(last)
+        );
+        response = response.with_header("link", &format!("<{next}>; rel=\"next\""));
+    }
+    Ok(response.into())
 }
 
 /// The `n` of a paged request (all when absent).

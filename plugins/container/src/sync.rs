@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 
 use granary_sdk::sync::Emitter;
 use granary_sdk::{
-    ArtifactDeclaration, PluginError, RemoteConfig, UnitDeclaration, artifacts, http, json, log,
-    progress,
+    ArtifactDeclaration, PluginError, RemoteConfig, UnitDeclaration, http, json, log, progress,
 };
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -285,7 +284,7 @@ impl Sync {
                 self.blob(descriptor, &url)?;
             }
         }
-        let stored = artifacts::create(&bytes)?;
+        let stored = crate::store_manifest(&bytes, &digest)?;
         self.emitter.emit(crate::manifest_unit(
             &manifest,
             &digest,
