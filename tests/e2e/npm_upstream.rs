@@ -299,7 +299,7 @@ async fn npm_syncs_the_packages_a_remote_includes(backend: Backend) {
             .collect()
     };
     let repositories = hrefs(pulp.run(&["repository", "list"]).await);
-    assert_eq!(repositories, [repository.clone()]);
+    assert_eq!(repositories, std::slice::from_ref(&repository));
     let remotes = hrefs(pulp.run(&["remote", "list"]).await);
     assert_eq!(remotes.len(), 2, "{remotes:?}");
     assert!(
