@@ -4,7 +4,8 @@
 //! `npm view`, `npm dist-tag add|ls|rm`, `npm install` and `npm ci` in fresh projects with
 //! lockfiles resolved at Granary, `pnpm install` and `yarn install` (classic and berry), `npm deprecate`,
 //! `npm unpublish` of one version and of the package, `npm whoami`, `npm ping`, `npm search`;
-//! republishing, anonymous publishes and publishes by a user without a role refused.
+//! republishing, anonymous publishes and publishes by a user without a role refused. And a
+//! 100 MiB publish document streamed in without the server's memory growing by its size.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,7 +18,10 @@ use crate::support::pulp::{API, created_resources, str_field};
 use crate::support::tools::{debian_tool, node_tools};
 use crate::support::{Backend, TestApp};
 
-sqlite_and_postgres!(npm_publishes_installs_tags_deprecates_and_unpublishes,);
+sqlite_and_postgres!(
+    npm_publishes_installs_tags_deprecates_and_unpublishes,
+    a_100_mib_publish_streams_into_storage,
+);
 
 const NPM_PLUGIN: &str = env!("GRANARY_PLUGIN_NPM_WASM");
 const PACKAGE: &str = "@acme/greeting";
@@ -353,4 +357,86 @@ async fn npm_publishes_installs_tags_deprecates_and_unpublishes(backend: Backend
     // Version 0, then one per write: two publishes, two tag changes, the deprecation, the two
     // unpublishes (the refused publish made none).
     assert_eq!(versions["count"], 8, "{versions:#}");
+}
+
+/// The bytes of the large package: a deterministic pattern that does not compress, in pieces.
+fn large_tarball_pieces() -> impl Iterator<Item = Vec<u8>> {
+    const PIECE: usize = 3 * 256 * 1024; // whole base64 quanta
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..LARGE_TARBALL / PIECE).map(move |_| {
+        (0..PIECE)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    })
+}
+
+/// 100 MiB, rounded down to whole pieces of [`large_tarball_pieces`].
+const LARGE_TARBALL: usize = 100 * 1024 * 1024;
+
+async fn a_100_mib_publish_streams_into_storage(backend: Backend) {
+    use sha2::Digest as _;
+    let app = TestApp::start(backend).await;
+    let component = std::fs::read(NPM_PLUGIN).expect("the npm plugin is built");
+    let (status, plugin) = app.install_plugin(&component).await;
+    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
+    app.repository_and_distribution("npm/npm", "js", json!({}))
+        .await;
+    let mut expected = sha2::Sha256::new();
+    let mut size = 0;
+    for piece in large_tarball_pieces() {
+        expected.update(&piece);
+        size += piece.len();
+    }
+    let expected = hex::encode(expected.finalize());
+
+    // The publish document as npm sends it, the tarball base64 inside, sent as it is made.
+    let head = format!(
+        r#"{{"_id":"big","name":"big","dist-tags":{{"latest":"1.0.0"}},"versions":{{"1.0.0":{{"name":"big","version":"1.0.0"}}}},"_attachments":{{"big-1.0.0.tgz":{{"content_type":"application/octet-stream","length":{size},"data":""#
+    );
+    let pieces = std::iter::once(head.into_bytes())
+        .chain(large_tarball_pieces().map(|piece| {
+            base64::engine::general_purpose::STANDARD
+                .encode(piece)
+                .into_bytes()
+        }))
+        .chain(std::iter::once(b"\"}}}".to_vec()))
+        .map(Ok::<_, std::io::Error>);
+    let before = app.peak_rss_kib();
+    let (admin, password) = app.credentials();
+    let published = reqwest::Client::new()
+        .put(app.url("/npm/js/big"))
+        .basic_auth(admin, Some(password))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        published.status(),
+        StatusCode::OK,
+        "{}",
+        published.text().await.unwrap()
+    );
+    // The document is 133 MiB; held whole anywhere, it would show here.
+    let grown_mib = app.peak_rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 64,
+        "the server's peak memory grew by {grown_mib} MiB"
+    );
+
+    let tarball = reqwest::get(app.url("/npm/js/big/-/big-1.0.0.tgz"))
+        .await
+        .unwrap();
+    assert_eq!(tarball.status(), StatusCode::OK);
+    let mut served = sha2::Sha256::new();
+    let mut stream = tarball.bytes_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        served.update(chunk.unwrap());
+    }
+    assert_eq!(hex::encode(served.finalize()), expected);
 }

@@ -285,6 +285,18 @@ impl TestApp {
             .expect("VmRSS in /proc status")
     }
 
+    /// The server process's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.process.as_ref().expect("the server is running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc status")
+    }
+
     /// The server's data directory (stored artifacts are under `artifacts/ab/cd/<sha256>`).
     pub fn data_dir(&self) -> &std::path::Path {
         self.data_dir.path()
