@@ -22,7 +22,7 @@ use crate::pulp_cli::PulpCli;
 use crate::support::fixture::FixtureFile;
 use crate::support::pulp::{API, str_field};
 use crate::support::verdaccio::Verdaccio;
-use crate::support::{Backend, TestApp, Upstream};
+use crate::support::{AppOptions, Backend, TestApp, Upstream};
 
 sqlite_and_postgres!(
     npm_pulls_through_from_an_upstream_registry,
@@ -35,7 +35,12 @@ const NPM_PLUGIN: &str = env!("GRANARY_PLUGIN_NPM_WASM");
 
 /// A server with the npm plugin installed.
 async fn with_npm(backend: Backend) -> TestApp {
-    let app = TestApp::start(backend).await;
+    with_npm_and(backend, AppOptions::default()).await
+}
+
+/// A server started with `options`, with the npm plugin installed.
+async fn with_npm_and(backend: Backend, options: AppOptions) -> TestApp {
+    let app = TestApp::start_with(backend, options).await;
     let component = std::fs::read(NPM_PLUGIN).expect("the npm plugin is built");
     let (status, plugin) = app.install_plugin(&component).await;
     assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
@@ -328,7 +333,9 @@ async fn npm_syncs_the_packages_a_remote_includes(backend: Backend) {
 }
 
 async fn npm_login_answers_a_granary_token(backend: Backend) {
-    let app = with_npm(backend).await;
+    // Three failed log-ins of a user within the window, and the next waits.
+    let options = AppOptions::default().env("GRANARY_LOGIN_FAILURES_PER_USER", "3");
+    let app = with_npm_and(backend, options).await;
     let repository = app
         .repository_and_distribution("npm/npm", "js", json!({}))
         .await;
@@ -395,4 +402,24 @@ async fn npm_login_answers_a_granary_token(backend: Backend) {
     assert_eq!(put.status(), StatusCode::BAD_REQUEST);
     let versions = app.get_json(&format!("{repository}versions/")).await;
     assert_eq!(versions["count"], 1, "no version but 0: {versions:#}");
+
+    // Guessing through npm's log-in counts as failed log-ins do: past the limit, even the
+    // right password waits.
+    let attempt = |password: &str| {
+        let request = app
+            .anonymous()
+            .put(app.url("/npm/js/-/user/org.couchdb.user:alice"))
+            .header("content-type", "application/json")
+            .body(json!({"name": "alice", "password": password}).to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt("guess").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, said) = attempt("alice-password-1").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{said}");
+    assert!(said.contains("Too many failed log-ins"), "{said}");
 }
