@@ -211,6 +211,8 @@ struct Matched {
     /// The content guard protecting it (`content_guards.id`). Kept with the match: changing a
     /// distribution's guard changes `distributions`, which empties the cache.
     content_guard: Option<String>,
+    /// Readable only by users who may view its repository.
+    private: bool,
     /// Serves the latest version of its repository (no publication of its own).
     writable: bool,
     version: Option<i64>,
@@ -228,11 +230,12 @@ struct DistributionRow {
     extra: String,
     repository_version_id: Option<String>,
     content_guard: Option<String>,
+    private: i64,
 }
 
 async fn root(State(app): State<Arc<ContentApp>>) -> ApiResult<Response> {
     let base_paths: Vec<String> = sqlx::query_scalar(
-        "SELECT base_path FROM distributions WHERE hidden = 0 ORDER BY base_path",
+        "SELECT base_path FROM distributions WHERE hidden = 0 AND private = 0 ORDER BY base_path",
     )
     .fetch_all(app.db.pool())
     .await?;
@@ -309,6 +312,43 @@ fn percent_decode(path: &str) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
+/// A private distribution's check: a caller who may view its repository (staff may), else 401
+/// for an anonymous caller (with the Bearer challenge at a registry's root, which registry
+/// clients follow) and 403 for one who may not.
+/// `at` is the request's path and the client's address.
+async fn private_check(
+    app: &ContentApp,
+    matched: &Matched,
+    headers: &HeaderMap,
+    (path, client): (&str, Option<std::net::IpAddr>),
+) -> ApiResult<()> {
+    let caller = app
+        .authenticator
+        .authenticate_at(headers, client, &matched.base_path)
+        .await?;
+    let Some(caller) = caller.filter(|caller| caller.credentials_allow("pull")) else {
+        let refused = ApiError::unauthorized();
+        let at_root = app.plugins.get(&matched.plugin).is_some_and(|plugin| {
+            plugin
+                .root()
+                .is_some_and(|root| path.starts_with(&format!("/{root}/")))
+        });
+        return Err(if at_root {
+            refused.with_challenge(handle::bearer_challenge(
+                &app.origin,
+                Some((&matched.base_path, &Method::GET)),
+            ))
+        } else {
+            refused
+        });
+    };
+    if handle::may_view(app, matched, &caller).await? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
 /// Serves `rest` of a matched distribution reached under `route_prefix` (`/pulp/content/` or a
 /// plugin's `/<prefix>/`).
 async fn serve_matched(
@@ -325,6 +365,11 @@ async fn serve_matched(
             base_path: &matched.base_path,
         };
         guards::check(app, guard, shown).await?;
+    }
+    if matched.private {
+        let client = crate::auth::client_address(request.extensions());
+        let at = (request.uri().path(), client);
+        private_check(app, matched, request.headers(), at).await?;
     }
     let requester = Requester::new(&matched.name, request.extensions());
     let method = request.method();
@@ -486,7 +531,7 @@ async fn query_distribution(app: &ContentApp, candidates: &[&str]) -> ApiResult<
     // finds at most one row, but the longest would win if they did.
     let sql = format!(
         "SELECT plugin, base_path, publication_id, repository_id, name, remote_id, extra, repository_version_id,
-           content_guard FROM distributions
+           content_guard, private FROM distributions
          WHERE base_path IN ({})",
         crate::db::placeholders(1, candidates.len()),
     );
@@ -513,6 +558,7 @@ async fn query_distribution(app: &ContentApp, candidates: &[&str]) -> ApiResult<
         extra: row.extra,
         repository_version_id: row.repository_version_id,
         content_guard: row.content_guard,
+        private: row.private != 0,
         version: None,
     };
     // A distribution of a repository version serves that version's newest publication, one of a

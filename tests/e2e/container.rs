@@ -5,7 +5,8 @@
 //! through the Bearer token flow and anonymously; then deleted, tag and all. And oras (oras-py
 //! from PyPI) attaching an SBOM and a signature to an artifact, found through the referrers API.
 //! Over plain HTTP: a manifest past the spec's 4 MiB kept byte for byte, and tag lists and
-//! referrers paged with `n` and `Link: <…>; rel="next"`.
+//! referrers paged with `n` and `Link: <…>; rel="next"`. And a `private` distribution: pulled
+//! only by those who may view its repository, left out of the catalogue.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +23,7 @@ sqlite_and_postgres!(
     oras_finds_the_artifacts_attached_to_an_image_through_referrers,
     a_mount_takes_only_blobs_the_pusher_may_read_at_the_source,
     large_manifests_are_kept_and_long_lists_come_in_linked_pages,
+    a_private_distribution_answers_only_those_who_may_view_its_repository,
 );
 
 pub(crate) const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
@@ -659,4 +661,114 @@ async fn large_manifests_are_kept_and_long_lists_come_in_linked_pages(backend: B
     listed.sort();
     assert_eq!(listed, referrers);
     assert_eq!(pages, 3);
+}
+
+async fn a_private_distribution_answers_only_those_who_may_view_its_repository(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    install_container(&app).await;
+    let (admin, password) = app.credentials();
+    let client = reqwest::Client::new();
+    // An image pushed to two names: the push creates each repository and distribution.
+    let config = b"{}".to_vec();
+    let config_digest = digest(&config);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [],
+    })
+    .to_string()
+    .into_bytes();
+    for name in ["team/secret", "team/open"] {
+        let blob = client
+            .post(app.url(&format!("/v2/{name}/blobs/uploads/?digest={config_digest}")))
+            .basic_auth(admin, Some(password))
+            .body(config.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(blob.status(), reqwest::StatusCode::CREATED);
+        let pushed = client
+            .put(app.url(&format!("/v2/{name}/manifests/v1")))
+            .basic_auth(admin, Some(password))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pushed.status(), reqwest::StatusCode::CREATED);
+    }
+    let listed = app
+        .get_json(&format!(
+            "{API}/distributions/container/container/?base_path=team/secret"
+        ))
+        .await;
+    let distribution = &listed["results"][0];
+    assert_eq!(distribution["private"], false, "public unless made private");
+    let repository = distribution["repository"].as_str().unwrap().to_owned();
+    let (status, task) = app
+        .patch_json(
+            distribution["pulp_href"].as_str().unwrap(),
+            &json!({"private": true}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{task}");
+    app.wait_task(task["task"].as_str().unwrap()).await;
+    let private = app
+        .get_json(&format!("{API}/distributions/?private=true"))
+        .await;
+    assert_eq!(private["count"], 1, "{private:#}");
+
+    let pull = |credentials: Option<(&str, &str)>| {
+        let mut request = client
+            .get(app.url("/v2/team/secret/manifests/v1"))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json");
+        if let Some((user, password)) = credentials {
+            request = request.basic_auth(user, Some(password));
+        }
+        async move { request.send().await.unwrap() }
+    };
+    // Anonymous: asked to authenticate, with the registry's Bearer challenge for a pull.
+    let anonymous = pull(None).await;
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let challenge = anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains("repository:team/secret:pull"),
+        "{challenge}"
+    );
+    // A user without a role: refused; with the repository's viewer role: served.
+    let carol = app.create_user("carol", "carol-password-1").await;
+    let carols = Some(("carol", "carol-password-1"));
+    assert_eq!(pull(carols).await.status(), reqwest::StatusCode::FORBIDDEN);
+    app.create(
+        &format!("{carol}roles/"),
+        json!({"role": "container.containerrepository_viewer", "content_object": repository}),
+    )
+    .await;
+    let served = pull(carols).await;
+    assert_eq!(served.status(), reqwest::StatusCode::OK);
+    assert!(served.bytes().await.unwrap() == manifest);
+    assert_eq!(
+        pull(Some((admin, password))).await.status(),
+        reqwest::StatusCode::OK
+    );
+    // The public name is still anyone's, and only it is in the catalogue.
+    let open = reqwest::get(app.url("/v2/team/open/manifests/v1"))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), reqwest::StatusCode::OK);
+    let catalog: Value = serde_json::from_str(
+        &reqwest::get(app.url("/v2/_catalog"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(catalog["repositories"], json!(["team/open"]));
 }

@@ -48,6 +48,7 @@ resource! {
         publication_id: Option<String>,
         repository_id: Option<String>,
         hidden: i64,
+        private: i64,
         labels: String,
         created: String,
         updated: String,
@@ -60,7 +61,7 @@ resource! {
         content_guard: Option<String>,
         content_guard_kind: Option<String> = "g.kind",
     }
-    filters: text name, text base_path, bool hidden, time pulp_created = created,
+    filters: text name, text base_path, bool hidden, bool private, time pulp_created = created,
         time pulp_last_updated = updated;
     labels: labels;
     orderings: name, base_path, pulp_created = created, pulp_last_updated = updated, pk = id,
@@ -83,6 +84,8 @@ pub(crate) struct DistributionView {
     base_url: String,
     content_guard: Option<String>,
     hidden: bool,
+    /// Readable only by users who may view its repository (pulp_container's `private`).
+    private: bool,
     #[schema(value_type = BTreeMap<String, String>)]
     pulp_labels: Value,
     name: String,
@@ -123,6 +126,7 @@ impl DistributionView {
                 .zip(distribution.content_guard_kind.as_deref())
                 .map(|(id, kind)| content_guards::href(kind, id)),
             hidden: distribution.hidden != 0,
+            private: distribution.private != 0,
             pulp_labels: json_column(&distribution.labels),
             repository: distribution
                 .repository_id
@@ -216,9 +220,11 @@ impl Typed for Distribution {
                 ColumnValue::Text(remote_field(app, fields, plugin).await?),
             ));
         }
-        if fields.0.contains_key("hidden") {
-            let hidden = fields.opt_bool("hidden")?.unwrap_or(false);
-            changes.push(("hidden".into(), ColumnValue::Int(Some(i64::from(hidden)))));
+        for flag in ["hidden", "private"] {
+            if fields.0.contains_key(flag) {
+                let set = fields.opt_bool(flag)?.unwrap_or(false);
+                changes.push((flag.into(), ColumnValue::Int(Some(i64::from(set)))));
+            }
         }
         if let Some(labels) = fields.labels()? {
             changes.push(("labels".into(), ColumnValue::Text(Some(labels))));
@@ -257,6 +263,7 @@ impl Typed for Distribution {
             remote_id,
             content_guard,
             hidden: fields.opt_bool("hidden")?.unwrap_or(false),
+            private: fields.opt_bool("private")?.unwrap_or(false),
             labels: fields.labels()?.unwrap_or_else(|| "{}".into()),
             extra: plugin_fields::extra(&loaded, Kind::Distribution, &fields, None)?
                 .unwrap_or_else(empty_object),

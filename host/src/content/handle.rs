@@ -725,7 +725,7 @@ fn complete_challenge(
 
 /// The Bearer challenge of the server's token endpoint, with the scope a request of `method` at
 /// the distribution at `base_path` needs, when it reached one: `(base path, method)`.
-fn bearer_challenge(origin: &str, at: Option<(&str, &Method)>) -> String {
+pub(super) fn bearer_challenge(origin: &str, at: Option<(&str, &Method)>) -> String {
     let service = origin.split_once("://").map_or(origin, |(_, host)| host);
     let mut challenge = format!("Bearer realm=\"{origin}/token/\",service=\"{service}\"");
     if let Some((base_path, method)) = at {
@@ -872,6 +872,24 @@ pub(super) async fn may_modify(
     let modify = Model::of_plugin(plugin, Collection::Repositories).permission("modify");
     let mut permissions = Permissions::of(app.db.clone(), &caller.id, caller.is_staff);
     Ok(Some(permissions.has_on(&modify, repository_id).await?))
+}
+
+/// Whether `caller` may view the repository `matched` serves (a private distribution's reads);
+/// a distribution without a repository (a publication's) by staff only.
+pub(super) async fn may_view(
+    app: &ContentApp,
+    matched: &Matched,
+    caller: &auth::User,
+) -> ApiResult<bool> {
+    let names = app.plugins.rest_names();
+    let (Some(repository_id), Some(plugin)) =
+        (&matched.repository_id, names.plugin(&matched.plugin))
+    else {
+        return Ok(caller.is_staff);
+    };
+    let view = Model::of_plugin(plugin, Collection::Repositories).permission("view");
+    let mut permissions = Permissions::of(app.db.clone(), &caller.id, caller.is_staff);
+    Ok(permissions.has_on(&view, repository_id).await?)
 }
 
 /// The artifacts a `handle` outcome may name without looking further: those of this request's

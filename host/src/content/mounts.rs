@@ -37,7 +37,7 @@ impl OtherDistributions for Readable {
             if !rest.is_empty() || matched.base_path != base_path {
                 return Ok(None);
             }
-            if matched.content_guard.is_some() {
+            if matched.content_guard.is_some() || matched.private {
                 let may = may_modify(&self.app, &matched, self.caller.as_ref())
                     .await
                     .map_err(|error| anyhow::anyhow!("checking {base_path:?}: {error:?}"))?;

@@ -55,6 +55,10 @@ pub struct DistributionFields {
     pub content_guard: Option<String>,
     /// Hidden from the content app's root listing.
     pub hidden: bool,
+    /// Readable only by users who may view its repository (absent from tasks queued before
+    /// the field existed).
+    #[serde(default)]
+    pub private: bool,
     /// `pulp_labels` as JSON.
     pub labels: String,
     /// The plugin-declared fields, as a JSON object.
@@ -127,8 +131,9 @@ pub async fn create(
     let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO distributions (id, plugin, type_name, name, base_path, publication_id, repository_id,
-             repository_version_id, remote_id, hidden, labels, created, updated, extra, content_guard)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
+             repository_version_id, remote_id, hidden, labels, created, updated, extra, content_guard,
+             private)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
     )
     .bind(&id)
     .bind(&fields.plugin)
@@ -144,6 +149,7 @@ pub async fn create(
     .bind(now())
     .bind(&fields.extra)
     .bind(&fields.content_guard)
+    .bind(i64::from(fields.private))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -196,6 +202,7 @@ pub async fn create_for_push(
         remote_id: None,
         content_guard: None,
         hidden: false,
+        private: false,
         labels: "{}".to_owned(),
         extra: empty_object(),
     };

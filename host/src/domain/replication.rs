@@ -679,6 +679,7 @@ async fn ensure_distribution(
                     remote_id: None,
                     content_guard: None,
                     hidden: false,
+                    private: false,
                     labels,
                     extra: "{}".into(),
                 },

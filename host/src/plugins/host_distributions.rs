@@ -21,7 +21,7 @@ impl distributions::Host for CallState {
         let collate = byte_order(&catalog.db);
         let listed = sqlx::query_scalar::<_, String>(&format!(
             "SELECT base_path{collate} FROM distributions
-             WHERE plugin = $1 AND hidden = 0 AND content_guard IS NULL AND base_path{collate} > $2
+             WHERE plugin = $1 AND hidden = 0 AND private = 0 AND content_guard IS NULL AND base_path{collate} > $2
              ORDER BY 1 LIMIT $3"
         ))
         .bind(&catalog.plugin)

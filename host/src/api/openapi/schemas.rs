@@ -561,6 +561,8 @@ struct DistributionRequest {
     remote: Option<String>,
     content_guard: Option<String>,
     hidden: bool,
+    /// Readable only by users who may view its repository.
+    private: bool,
     pulp_labels: BTreeMap<String, String>,
 }
 
