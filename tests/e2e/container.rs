@@ -24,6 +24,7 @@ sqlite_and_postgres!(
     a_mount_takes_only_blobs_the_pusher_may_read_at_the_source,
     large_manifests_are_kept_and_long_lists_come_in_linked_pages,
     a_private_distribution_answers_only_those_who_may_view_its_repository,
+    pulp_clis_container_commands_manage_repositories_remotes_and_distributions,
 );
 
 pub(crate) const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
@@ -771,4 +772,71 @@ async fn a_private_distribution_answers_only_those_who_may_view_its_repository(b
     )
     .unwrap();
     assert_eq!(catalog["repositories"], json!(["team/open"]));
+}
+
+async fn pulp_clis_container_commands_manage_repositories_remotes_and_distributions(
+    backend: Backend,
+) {
+    let app = TestApp::start(backend).await;
+    install_container(&app).await;
+    let pulp = crate::pulp_cli::PulpCli::new(&app);
+    let repository = pulp
+        .run(&["container", "repository", "create", "--name", "app"])
+        .await;
+    assert_eq!(repository["name"], "app");
+    let remote = pulp
+        .run(&[
+            "container",
+            "remote",
+            "create",
+            "--name",
+            "hub",
+            "--url",
+            "https://registry.example",
+            "--upstream-name",
+            "library/alpine",
+        ])
+        .await;
+    assert_eq!(remote["upstream_name"], "library/alpine");
+    let distribution = pulp
+        .run(&[
+            "container",
+            "distribution",
+            "create",
+            "--name",
+            "app",
+            "--base-path",
+            "team/app",
+            "--repository",
+            "app",
+            "--private",
+        ])
+        .await;
+    assert_eq!(distribution["private"], true, "{distribution:#}");
+    assert_eq!(distribution["repository"], repository["pulp_href"]);
+    pulp.run(&[
+        "container",
+        "distribution",
+        "update",
+        "--name",
+        "app",
+        "--public",
+    ])
+    .await;
+    let shown = pulp
+        .run(&["container", "distribution", "show", "--name", "app"])
+        .await;
+    assert_eq!(shown["private"], false);
+    let listed = pulp.run(&["container", "repository", "list"]).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    pulp.run(&["container", "distribution", "destroy", "--name", "app"])
+        .await;
+    pulp.run(&["container", "remote", "destroy", "--name", "hub"])
+        .await;
+    pulp.run(&["container", "repository", "destroy", "--name", "app"])
+        .await;
+    assert_eq!(
+        pulp.run(&["container", "repository", "list"]).await,
+        json!([])
+    );
 }
