@@ -275,26 +275,24 @@ impl TestApp {
 
     /// The server process's resident memory (`VmRSS` of `/proc/<pid>/status`), in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let pid = self.process.as_ref().expect("the server is running").id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .expect("read the server's /proc status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc status")
+        self.memory_kib("VmRSS")
     }
 
     /// The server process's peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.memory_kib("VmHWM")
+    }
+
+    /// The `field` (`VmRSS`, `VmHWM`) of the server's `/proc/<pid>/status`, in KiB.
+    fn memory_kib(&self, field: &str) -> u64 {
         let pid = self.process.as_ref().expect("the server is running").id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .expect("read the server's /proc status");
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc status")
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
     }
 
     /// The server's data directory (stored artifacts are under `artifacts/ab/cd/<sha256>`).
