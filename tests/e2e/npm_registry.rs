@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::support::pulp::{API, created_resources, str_field};
 use crate::support::tools::{debian_tool, node_tools};
-use crate::support::{Backend, TestApp};
+use crate::support::{AppOptions, Backend, TestApp};
 
 sqlite_and_postgres!(
     npm_publishes_installs_tags_deprecates_and_unpublishes,
@@ -24,6 +24,21 @@ sqlite_and_postgres!(
 );
 
 const NPM_PLUGIN: &str = env!("GRANARY_PLUGIN_NPM_WASM");
+
+/// A server with the npm plugin installed.
+pub(crate) async fn with_npm(backend: Backend) -> TestApp {
+    with_npm_and(backend, AppOptions::default()).await
+}
+
+/// A server started with `options`, with the npm plugin installed.
+pub(crate) async fn with_npm_and(backend: Backend, options: AppOptions) -> TestApp {
+    let app = TestApp::start_with(backend, options).await;
+    let component = std::fs::read(NPM_PLUGIN).expect("the npm plugin is built");
+    let (status, plugin) = app.install_plugin(&component).await;
+    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
+    app
+}
+
 const PACKAGE: &str = "@acme/greeting";
 
 /// A home for npm: its `.npmrc` pointing at one registry, with a token when given.
@@ -155,10 +170,7 @@ pub(crate) fn node_says(project: &Path, expression: &str) -> String {
 }
 
 async fn npm_publishes_installs_tags_deprecates_and_unpublishes(backend: Backend) {
-    let app = TestApp::start(backend).await;
-    let component = std::fs::read(NPM_PLUGIN).expect("the npm plugin is built");
-    let (status, plugin) = app.install_plugin(&component).await;
-    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
+    let app = with_npm(backend).await;
     let repository = app
         .create(
             &format!("{API}/repositories/npm/npm/"),
@@ -380,10 +392,7 @@ const LARGE_TARBALL: usize = 100 * 1024 * 1024;
 
 async fn a_100_mib_publish_streams_into_storage(backend: Backend) {
     use sha2::Digest as _;
-    let app = TestApp::start(backend).await;
-    let component = std::fs::read(NPM_PLUGIN).expect("the npm plugin is built");
-    let (status, plugin) = app.install_plugin(&component).await;
-    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
+    let app = with_npm(backend).await;
     app.repository_and_distribution("npm/npm", "js", json!({}))
         .await;
     let mut expected = sha2::Sha256::new();

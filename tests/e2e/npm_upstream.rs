@@ -17,7 +17,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::npm_registry::{NpmHome, node_says};
+use crate::npm_registry::{NpmHome, node_says, with_npm, with_npm_and};
 use crate::pulp_cli::PulpCli;
 use crate::support::fixture::FixtureFile;
 use crate::support::pulp::{API, str_field};
@@ -30,22 +30,6 @@ sqlite_and_postgres!(
     npm_syncs_the_packages_a_remote_includes,
     npm_login_answers_a_granary_token,
 );
-
-const NPM_PLUGIN: &str = env!("GRANARY_PLUGIN_NPM_WASM");
-
-/// A server with the npm plugin installed.
-async fn with_npm(backend: Backend) -> TestApp {
-    with_npm_and(backend, AppOptions::default()).await
-}
-
-/// A server started with `options`, with the npm plugin installed.
-async fn with_npm_and(backend: Backend, options: AppOptions) -> TestApp {
-    let app = TestApp::start_with(backend, options).await;
-    let component = std::fs::read(NPM_PLUGIN).expect("the npm plugin is built");
-    let (status, plugin) = app.install_plugin(&component).await;
-    assert_eq!(status, StatusCode::CREATED, "{plugin:#}");
-    app
-}
 
 /// Publishes to Verdaccio, with npm: `@up/dep` 1.0.0, 1.1.0 and 2.0.0 (its `latest`), and
 /// `up-app` 1.0.0, which depends on `@up/dep@^1.0.0`.

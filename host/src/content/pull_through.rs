@@ -17,7 +17,7 @@ use super::Matched;
 use super::admission::{Requester, Work};
 use crate::db::IN_VERSION;
 use crate::domain::additions::AddError;
-use crate::domain::artifacts::{self, Expected, IngestError};
+use crate::domain::artifacts::{self, DigestKind, Expected, IngestError};
 use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
@@ -75,7 +75,7 @@ pub(super) async fn serve(
         sha256: declared.sha256.clone(),
         sha512: declared.sha512.clone(),
     };
-    let (Some(identity), Some(url)) = (expected.identity(), declared.url.clone()) else {
+    let (Some(known_by), Some(url)) = (expected.known_by(), declared.url.clone()) else {
         return Err(plugin_fault(format!(
             "{:?} without its url and its sha256 or sha512",
             file.relative_path
@@ -83,19 +83,19 @@ pub(super) async fn serve(
     };
 
     let remote_id = Some(remote.row.id.as_str());
-    let stored_before = reusable(app, identity, repository_id, remote_id).await?;
+    let stored_before = reusable(app, known_by, repository_id, remote_id).await?;
     // A file to fetch takes a turn before it queues behind the one download of it, so the
     // requests waiting on a hanging upstream are bounded and get 503 after the deadline.
     let fetching = match stored_before {
         Some(_) => None,
         None => Some(app.admission.turn(Work::UpstreamFetch, requester).await?),
     };
-    let lock = app.pull_through.lock_for(identity.1);
+    let lock = app.pull_through.lock_for(known_by.1);
     let turn = lock.lock().await;
     let (sha256, size) = match stored_before {
         Some(stored) => stored,
         // Another request may have fetched it while this one waited for the lock.
-        None => match reusable(app, identity, repository_id, remote_id).await? {
+        None => match reusable(app, known_by, repository_id, remote_id).await? {
             Some(stored) => stored,
             None => fetch(app, remote, &url, &expected, &file.relative_path).await?,
         },
@@ -128,18 +128,17 @@ pub(super) async fn serve(
     super::stored(app, &sha256, size, &file.relative_path, headers).await
 }
 
-/// The sha256 and size of the stored artifact known by `identity` (a digest's name and value,
-/// [`Expected::identity`]) when it may be served here without fetching it: it is this
+/// The sha256 and size of the stored artifact `known_by` a digest ([`Expected::known_by`]) when it may be served here without fetching it: it is this
 /// repository's or this remote's. Any other (another tenant's private file, named by its digest)
 /// is fetched from the upstream like a new one, so the bytes served are the upstream's, verified,
 /// or the call fails.
 async fn reusable(
     app: &ContentApp,
-    identity: (&str, &str),
+    known_by: (DigestKind, &str),
     repository_id: &str,
     remote_id: Option<&str>,
 ) -> ApiResult<Option<(String, u64)>> {
-    match stored(app, identity).await? {
+    match stored(app, known_by).await? {
         Some((sha256, size))
             if super::handle::reachable(app, &sha256, repository_id, remote_id).await? =>
         {
@@ -151,16 +150,11 @@ async fn reusable(
 
 async fn stored(
     app: &ContentApp,
-    (digest, value): (&str, &str),
+    (kind, value): (DigestKind, &str),
 ) -> ApiResult<Option<(String, u64)>> {
-    // `digest` is one of Expected::identity's two names, never the caller's text.
-    let column = if digest == "sha512" {
-        "sha512"
-    } else {
-        "sha256"
-    };
     let row: Option<(String, i64)> = sqlx::query_as(&format!(
-        "SELECT sha256, size FROM artifacts WHERE {column} = $1 LIMIT 1"
+        "SELECT sha256, size FROM artifacts WHERE {} = $1 LIMIT 1",
+        kind.column()
     ))
     .bind(value.to_ascii_lowercase())
     .fetch_optional(app.db.pool())

@@ -106,13 +106,35 @@ pub struct Expected {
     pub sha512: Option<String>,
 }
 
+/// A digest that identifies a file before its bytes are fetched ([`Expected::known_by`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DigestKind {
+    /// sha256, what artifacts are stored under.
+    Sha256,
+    /// sha512, for upstreams that name files by it alone.
+    Sha512,
+}
+
+impl DigestKind {
+    /// Both, in the order a file's are preferred.
+    pub const ALL: [DigestKind; 2] = [DigestKind::Sha256, DigestKind::Sha512];
+
+    /// The `artifacts` column it is recorded in.
+    pub fn column(self) -> &'static str {
+        match self {
+            DigestKind::Sha256 => "sha256",
+            DigestKind::Sha512 => "sha512",
+        }
+    }
+}
+
 impl Expected {
     /// The digest an upstream file is known by before it is fetched, to find it stored or to
-    /// fetch it once: `("sha256", hex)`, else `("sha512", hex)`.
-    pub fn identity(&self) -> Option<(&'static str, &str)> {
+    /// fetch it once: its sha256, else its sha512.
+    pub fn known_by(&self) -> Option<(DigestKind, &str)> {
         match (&self.sha256, &self.sha512) {
-            (Some(sha256), _) => Some(("sha256", sha256)),
-            (None, Some(sha512)) => Some(("sha512", sha512)),
+            (Some(sha256), _) => Some((DigestKind::Sha256, sha256)),
+            (None, Some(sha512)) => Some((DigestKind::Sha512, sha512)),
             (None, None) => None,
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::db::{BindAll as _, Db, WriteTx, new_id, now, placeholders, value_rows};
-use crate::domain::artifacts::Expected;
+use crate::domain::artifacts::{DigestKind, Expected};
 use crate::domain::{content_keys, versions};
 use crate::plugins::UnitDeclaration;
 
@@ -324,18 +324,18 @@ pub async fn link_stored(
     pending: Vec<Pending>,
     reuse: Reuse<'_>,
 ) -> anyhow::Result<Vec<Pending>> {
-    let mut stored: BTreeMap<(&str, String), String> = BTreeMap::new();
-    for column in ["sha256", "sha512"] {
+    let mut stored: BTreeMap<(DigestKind, String), String> = BTreeMap::new();
+    for kind in DigestKind::ALL {
         let digests: Vec<&str> = pending
             .iter()
             .filter(|file| file.linked.is_none())
-            .filter_map(|file| file.expected.identity())
-            .filter(|(name, _)| *name == column)
+            .filter_map(|file| file.expected.known_by())
+            .filter(|(known, _)| *known == kind)
             .map(|(_, digest)| digest)
             .collect();
         for chunk in digests.chunks(INSERT_CHUNK * 4) {
-            let found = reusable(db.pool(), reuse, column, chunk).await?;
-            stored.extend(found.into_iter().map(|(digest, id)| ((column, digest), id)));
+            let found = reusable(db.pool(), reuse, kind.column(), chunk).await?;
+            stored.extend(found.into_iter().map(|(digest, id)| ((kind, digest), id)));
         }
     }
     if stored.is_empty() {
@@ -345,9 +345,9 @@ pub async fn link_stored(
     for file in pending {
         let artifact_id = file
             .expected
-            .identity()
+            .known_by()
             .filter(|_| file.linked.is_none())
-            .and_then(|(name, digest)| stored.get(&(name, digest.to_owned())));
+            .and_then(|(kind, digest)| stored.get(&(kind, digest.to_owned())));
         match artifact_id {
             Some(artifact_id) => link(db, &file.content_artifact_id, artifact_id).await?,
             None => rest.push(file),
