@@ -60,6 +60,14 @@ impl ApiError {
         )
     }
 
+    /// 405 for a method a route does not take (Django REST framework's message).
+    pub fn method_not_allowed(method: &str) -> Self {
+        Self::detail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Method \"{method}\" not allowed."),
+        )
+    }
+
     /// 409 for a request that conflicts with the state of a resource.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::detail(StatusCode::CONFLICT, message)

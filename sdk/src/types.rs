@@ -71,7 +71,26 @@ impl PluginInfo {
             remote: remote.to_owned(),
             publication: publication.to_owned(),
             distribution: distribution.to_owned(),
+            #[cfg(not(feature = "wit-v0_2"))]
+            push_repository: None,
         });
+        self
+    }
+
+    /// Names a second repository type, `repositories/<plugin>/<segment>/`, for the repositories
+    /// a push to a new name creates (`HandleOutcome::create_distribution`; pulp_container's
+    /// `container-push`). Call it after [`Self::with_rest_names`], which it completes.
+    ///
+    /// # Panics
+    /// Without REST names declared first: a plugin that describes itself so is a bug to fix
+    /// before it loads.
+    #[cfg(not(feature = "wit-v0_2"))]
+    pub fn with_push_repository(mut self, segment: &str) -> Self {
+        let names = self
+            .rest_names
+            .as_mut()
+            .expect("with_push_repository follows with_rest_names");
+        names.push_repository = Some(segment.to_owned());
         self
     }
 

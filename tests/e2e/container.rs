@@ -25,6 +25,7 @@ sqlite_and_postgres!(
     large_manifests_are_kept_and_long_lists_come_in_linked_pages,
     a_private_distribution_answers_only_those_who_may_view_its_repository,
     pulp_clis_container_commands_manage_repositories_remotes_and_distributions,
+    a_push_makes_a_push_repository_which_goes_with_its_distribution,
 );
 
 pub(crate) const CONTAINER: &str = env!("GRANARY_PLUGIN_CONTAINER_WASM");
@@ -664,12 +665,11 @@ async fn large_manifests_are_kept_and_long_lists_come_in_linked_pages(backend: B
     assert_eq!(pages, 3);
 }
 
-async fn a_private_distribution_answers_only_those_who_may_view_its_repository(backend: Backend) {
-    let app = TestApp::start(backend).await;
-    install_container(&app).await;
+/// Pushes, as the admin and over plain HTTP, an image of one config blob and no layers to
+/// `name:tag` (the push creates the name's repository and distribution); returns the manifest.
+async fn push_config_only_image(app: &TestApp, name: &str, tag: &str) -> Vec<u8> {
     let (admin, password) = app.credentials();
     let client = reqwest::Client::new();
-    // An image pushed to two names: the push creates each repository and distribution.
     let config = b"{}".to_vec();
     let config_digest = digest(&config);
     let manifest = json!({
@@ -681,25 +681,34 @@ async fn a_private_distribution_answers_only_those_who_may_view_its_repository(b
     })
     .to_string()
     .into_bytes();
-    for name in ["team/secret", "team/open"] {
-        let blob = client
-            .post(app.url(&format!("/v2/{name}/blobs/uploads/?digest={config_digest}")))
-            .basic_auth(admin, Some(password))
-            .body(config.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(blob.status(), reqwest::StatusCode::CREATED);
-        let pushed = client
-            .put(app.url(&format!("/v2/{name}/manifests/v1")))
-            .basic_auth(admin, Some(password))
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-            .body(manifest.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(pushed.status(), reqwest::StatusCode::CREATED);
-    }
+    let blob = client
+        .post(app.url(&format!("/v2/{name}/blobs/uploads/?digest={config_digest}")))
+        .basic_auth(admin, Some(password))
+        .body(config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.status(), reqwest::StatusCode::CREATED);
+    let pushed = client
+        .put(app.url(&format!("/v2/{name}/manifests/{tag}")))
+        .basic_auth(admin, Some(password))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), reqwest::StatusCode::CREATED);
+    manifest
+}
+
+async fn a_private_distribution_answers_only_those_who_may_view_its_repository(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    install_container(&app).await;
+    let (admin, password) = app.credentials();
+    let client = reqwest::Client::new();
+    // An image pushed to two names: the push creates each repository and distribution.
+    let manifest = push_config_only_image(&app, "team/secret", "v1").await;
+    push_config_only_image(&app, "team/open", "v1").await;
     let listed = app
         .get_json(&format!(
             "{API}/distributions/container/container/?base_path=team/secret"
@@ -839,4 +848,136 @@ async fn pulp_clis_container_commands_manage_repositories_remotes_and_distributi
         pulp.run(&["container", "repository", "list"]).await,
         json!([])
     );
+}
+
+async fn a_push_makes_a_push_repository_which_goes_with_its_distribution(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    install_container(&app).await;
+    let manifest = push_config_only_image(&app, "team/web", "1.0").await;
+    let pulp = crate::pulp_cli::PulpCli::new(&app);
+
+    // The push made a push repository, listed apart from the repositories REST creates.
+    let pushed = pulp
+        .run(&["container", "repository", "--type", "push", "list"])
+        .await;
+    assert_eq!(pushed.as_array().map(Vec::len), Some(1), "{pushed:#}");
+    assert_eq!(pushed[0]["name"], "team/web");
+    let repository = pushed[0]["pulp_href"].as_str().unwrap().to_owned();
+    assert!(
+        repository.contains("/repositories/container/container-push/"),
+        "{repository}"
+    );
+    assert_eq!(
+        pulp.run(&["container", "repository", "list"]).await,
+        json!([])
+    );
+    let shown = pulp
+        .run(&[
+            "container",
+            "repository",
+            "--type",
+            "push",
+            "show",
+            "--name",
+            "team/web",
+        ])
+        .await;
+    assert_eq!(shown["pulp_href"], repository.as_str());
+    let versions = pulp
+        .run(&[
+            "container",
+            "repository",
+            "--type",
+            "push",
+            "version",
+            "list",
+            "--repository",
+            "team/web",
+        ])
+        .await;
+    assert_eq!(
+        versions[0]["pulp_href"], shown["latest_version_href"],
+        "{versions:#}"
+    );
+    let distribution = pulp
+        .run(&["container", "distribution", "show", "--name", "team/web"])
+        .await;
+    assert_eq!(distribution["repository"], repository.as_str());
+
+    // pulp-cli's content filters: tags by name, manifests and blobs by digest.
+    let content = |kind: &'static str, filter: &'static [&'static str]| {
+        let pulp = &pulp;
+        async move {
+            let mut args = vec!["container", "content", "--type", kind, "list"];
+            args.extend(filter);
+            pulp.run(&args).await
+        }
+    };
+    let tags = content("tag", &["--name", "1.0"]).await;
+    assert_eq!(tags.as_array().map(Vec::len), Some(1), "{tags:#}");
+    assert_eq!(content("tag", &["--name", "2.0"]).await, json!([]));
+    let manifest_digest = digest(&manifest);
+    let by_digest = pulp
+        .run(&[
+            "container",
+            "content",
+            "--type",
+            "manifest",
+            "list",
+            "--digest",
+            &manifest_digest,
+        ])
+        .await;
+    assert_eq!(by_digest.as_array().map(Vec::len), Some(1), "{by_digest:#}");
+    assert_eq!(by_digest[0]["digest"], manifest_digest.as_str());
+    let config_digest = digest(b"{}");
+    let absent = digest(b"absent");
+    let blobs = pulp
+        .run(&[
+            "container",
+            "content",
+            "--type",
+            "blob",
+            "list",
+            "--digest-in",
+            &config_digest,
+            "--digest-in",
+            &absent,
+        ])
+        .await;
+    assert_eq!(blobs.as_array().map(Vec::len), Some(1), "{blobs:#}");
+    assert_eq!(blobs[0]["digest"], config_digest.as_str());
+
+    // REST neither creates, deletes, syncs nor modifies a push repository (Pulp's 405s).
+    let not_allowed = reqwest::StatusCode::METHOD_NOT_ALLOWED;
+    let (status, body) = app
+        .post_json(
+            &format!("{API}/repositories/container/container-push/"),
+            &json!({"name": "made-by-hand"}),
+        )
+        .await;
+    assert_eq!(status, not_allowed, "{body}");
+    assert_eq!(app.delete_json(&repository).await.0, not_allowed);
+    for action in ["sync/", "modify/"] {
+        let (status, body) = app
+            .post_json(&format!("{repository}{action}"), &json!({}))
+            .await;
+        assert_eq!(status, not_allowed, "{action}: {body}");
+    }
+    // Its versions are kept: the default policy refuses their deletion, as pulp_container's.
+    let latest = shown["latest_version_href"].as_str().unwrap();
+    assert_eq!(
+        app.delete_json(latest).await.0,
+        reqwest::StatusCode::FORBIDDEN
+    );
+
+    // Deleting the distribution deletes its push repository.
+    pulp.run(&["container", "distribution", "destroy", "--name", "team/web"])
+        .await;
+    assert_eq!(
+        pulp.run(&["container", "repository", "--type", "push", "list"])
+            .await,
+        json!([])
+    );
+    assert_eq!(app.get(&repository).await.0, reqwest::StatusCode::NOT_FOUND);
 }

@@ -120,6 +120,48 @@ impl axum::extract::OptionalFromRequestParts<AppState> for ContentRoute {
 }
 
 impl ContentRoute {
+    /// The conditions of the filters on its type's indexed fields, each `<field>` and
+    /// `<field>__in` (pulp_container's `digest`, `name__in`), answered from `content_keys`
+    /// without reading the units. A field one of [`FILTERS`] names keeps that filter's meaning.
+    fn indexed_filters(&self, query: &ListQuery) -> Conditions {
+        let mut conditions = Conditions::new();
+        let Some(content_type) = (self.loaded.info.content_types.iter())
+            .find(|content_type| content_type.name == self.type_name)
+        else {
+            return conditions;
+        };
+        let fields = (content_type.indexed_fields.iter())
+            .filter(|field| !FILTERS.iter().any(|filter| filter.name == field.as_str()));
+        for field in fields {
+            let exact = query.get(field.as_str()).map(|value| vec![value.as_str()]);
+            let listed = query
+                .get(&format!("{field}__in"))
+                .map(|value| list::split_list(value).collect::<Vec<_>>());
+            // As django-filter: an empty value filters nothing.
+            for values in [exact, listed].into_iter().flatten() {
+                let values: Vec<&str> = values.into_iter().filter(|v| !v.is_empty()).collect();
+                if values.is_empty() {
+                    continue;
+                }
+                let marks = vec!["?"; values.len()].join(", ");
+                let mut binds = vec![
+                    Bind::from(self.plugin.as_str()),
+                    Bind::from(self.type_name.as_str()),
+                    Bind::from(field.as_str()),
+                ];
+                binds.extend(values.into_iter().map(Bind::from));
+                conditions.push(
+                    &format!(
+                        "EXISTS (SELECT 1 FROM content_keys k WHERE k.content_id = c.id
+                         AND k.plugin = ? AND k.type_name = ? AND k.field = ? AND k.value IN ({marks}))"
+                    ),
+                    binds,
+                );
+            }
+        }
+        conditions
+    }
+
     /// The conditions keeping the units of its type.
     fn conditions(&self) -> Conditions {
         Conditions::of(
@@ -238,6 +280,9 @@ async fn list(
         .as_ref()
         .map_or_else(Conditions::new, ContentRoute::conditions);
     conditions.extend(filters(&names, &request.query)?);
+    if let Some(route) = &route {
+        conditions.extend(route.indexed_filters(&request.query));
+    }
     list::list::<Content, _>(&app, &request, conditions, &visibility, |content| {
         ContentView::new(&names, content)
     })

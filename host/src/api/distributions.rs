@@ -39,6 +39,7 @@ resource! {
     /// and its remote's plugin and type (for the hrefs).
     pub(crate) struct Distribution in "distributions d
         LEFT JOIN repository_versions rv ON rv.id = d.repository_version_id
+        LEFT JOIN repositories r ON r.id = COALESCE(d.repository_id, rv.repository_id)
         LEFT JOIN remotes m ON m.id = d.remote_id
         LEFT JOIN content_guards g ON g.id = d.content_guard" as d {
         plugin: String,
@@ -55,6 +56,8 @@ resource! {
         repository_version_id: Option<String>,
         version_repository_id: Option<String> = "rv.repository_id",
         version_number: Option<i64> = "rv.number",
+        // The type of the repository it serves, which a push repository does not share.
+        repository_type: Option<String> = "r.type_name",
         #[sqlx(flatten)]
         remote: JoinedRemote => "d.remote_id, m.plugin AS remote_plugin, m.type_name AS remote_type",
         extra: String,
@@ -104,6 +107,7 @@ impl DistributionView {
             type_name,
             ..
         } = &distribution;
+        let repository_type = distribution.repository_type.as_deref().unwrap_or(type_name);
         let repository_version = match (
             &distribution.version_repository_id,
             distribution.version_number,
@@ -111,7 +115,7 @@ impl DistributionView {
             (Some(repository_id), Some(number)) => Some(hrefs::version(
                 names,
                 plugin,
-                type_name,
+                repository_type,
                 repository_id,
                 number,
             )),
@@ -131,7 +135,7 @@ impl DistributionView {
             repository: distribution
                 .repository_id
                 .as_ref()
-                .map(|repository| hrefs::repository(names, plugin, type_name, repository)),
+                .map(|repository| hrefs::repository(names, plugin, repository_type, repository)),
             publication: distribution
                 .publication_id
                 .as_ref()

@@ -264,6 +264,7 @@ async fn sync(
     Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
+    typed::refuse_on_push_repositories::<Repository>(&app, &plugin, &segment, "POST")?;
     let references = typed::references(&app.plugins.rest_names(), &fields);
     let key = (plugin.as_str(), segment.as_str(), id.as_str());
     let repository: Repository = typed::load_for(&app, &caller, key, "sync", references).await?;
@@ -302,6 +303,7 @@ async fn repair_metadata(
     Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
+    typed::refuse_on_push_repositories::<Repository>(&app, &plugin, &segment, "POST")?;
     let key = (plugin.as_str(), segment.as_str(), id.as_str());
     let repository: Repository =
         typed::load_for(&app, &caller, key, "repair_metadata", Subject::default()).await?;
@@ -322,6 +324,7 @@ async fn modify(
     Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Response> {
+    typed::refuse_on_push_repositories::<Repository>(&app, &plugin, &segment, "POST")?;
     let names = app.plugins.rest_names();
     let key = (plugin.as_str(), segment.as_str(), id.as_str());
     let repository: Repository =

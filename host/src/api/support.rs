@@ -651,7 +651,8 @@ pub fn plugin_of(app: &App, plugin: &str) -> ApiResult<Arc<LoadedPlugin>> {
 
 /// The plugin and the type behind a `/<plugin>/<segment>/` route of repositories, remotes,
 /// publications or distributions: `segment` is the name the plugin's `collection` answers at (its
-/// first content type's name unless it declares REST names); anything else is a 404.
+/// first content type's name unless it declares REST names), or its push repositories'; anything
+/// else is a 404.
 pub fn typed_route(
     app: &App,
     plugin: &str,
@@ -660,8 +661,7 @@ pub fn typed_route(
 ) -> ApiResult<(Arc<LoadedPlugin>, String)> {
     let loaded = plugin_of(app, plugin)?;
     let type_name = PluginNames::of(&loaded.info)
-        .filter(|names| names.segment(collection) == segment)
-        .map(|names| names.type_name)
+        .and_then(|names| names.type_at(collection, segment))
         .ok_or_else(ApiError::not_found)?;
     Ok((loaded, type_name))
 }

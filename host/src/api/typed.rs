@@ -433,12 +433,32 @@ pub async fn list_all<R: Typed>(
     respond_list::<R>(&app, &caller, &request, Conditions::new(), &visibility).await
 }
 
+/// 405 for `method` on the push repositories of a plugin (`segment` of `R`'s collection), which
+/// REST neither creates, deletes, syncs nor modifies (pulp_container's rule: a push creates one,
+/// its distribution's deletion deletes it).
+pub fn refuse_on_push_repositories<R: Typed>(
+    app: &App,
+    plugin: &str,
+    segment: &str,
+    method: &str,
+) -> ApiResult<()> {
+    if app
+        .plugins
+        .rest_names()
+        .is_push_segment(plugin, R::COLLECTION, segment)
+    {
+        return Err(ApiError::method_not_allowed(method));
+    }
+    Ok(())
+}
+
 /// `POST …/<plugin>/<type>/`.
 async fn create<R: Typed>(
     Call { app, caller }: Call,
     Path((plugin, segment)): TypePath,
     fields: Fields,
 ) -> ApiResult<Response> {
+    refuse_on_push_repositories::<R>(&app, &plugin, &segment, "POST")?;
     let (loaded, type_name) = typed_route(&app, &plugin, R::COLLECTION, &segment)?;
     let references = references(&app.plugins.rest_names(), &fields);
     caller
@@ -498,6 +518,7 @@ pub async fn destroy<R: Typed>(
     Call { app, caller }: Call,
     Path((plugin, segment, id)): ObjectPath,
 ) -> ApiResult<Response> {
+    refuse_on_push_repositories::<R>(&app, &plugin, &segment, "DELETE")?;
     let key = (plugin.as_str(), segment.as_str(), id.as_str());
     let object = load_for::<R>(&app, &caller, key, "destroy", Subject::default()).await?;
     spawn_delete(&app, object.href(&app.plugins.rest_names())).await

@@ -162,7 +162,7 @@ pub async fn create(
 }
 
 /// Creates, for a push to a name that has no distribution (pulp_container's push repositories),
-/// a repository of `plugin` named `base_path` and a distribution of its latest version at
+/// a repository of `plugin` (of its push repository type, if it names one) named `base_path` and a distribution of its latest version at
 /// `base_path`, and gives `creator` (a `users.id`) the roles the creation hooks of their access
 /// policies name (their owner roles), as if they had created both through the REST API.
 pub async fn create_for_push(
@@ -179,7 +179,11 @@ pub async fn create_for_push(
         .plugin(plugin)
         .ok_or_else(|| anyhow::anyhow!("the plugin {plugin:?} has no REST names"))?;
     let typed = |collection: Collection| {
-        let segment = plugin_names.segment(collection).to_owned();
+        // The plugin's push repository type when it names one (`container-push`).
+        let segment = match plugin_names.push_type() {
+            Some(push) if collection == Collection::Repositories => push.to_owned(),
+            _ => plugin_names.segment(collection).to_owned(),
+        };
         let type_name = names
             .type_of(plugin, collection, &segment)
             .unwrap_or_else(|| segment.clone());

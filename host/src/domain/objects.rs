@@ -89,19 +89,50 @@ pub async fn delete_object(db: &Db, names: &RestNames, href: &str) -> anyhow::Re
         Some(Href::Publication { id, .. }) => ("publications", id),
         _ => anyhow::bail!("{href} cannot be deleted"),
     };
-    let own = format!("DELETE FROM {table} WHERE id = $1");
+    let mut doomed = vec![(table, id)];
+    if table == "distributions"
+        && let Some(repository_id) = push_repository_of(db, names, &doomed[0].1).await?
+    {
+        // A push repository goes with its distribution, as in pulp_container: REST cannot
+        // delete it on its own.
+        doomed.push(("repositories", repository_id));
+    }
     // The roles held on it go with it (ids are never reused, but lists of roles would show them).
     let roles = "DELETE FROM role_assignments WHERE object_id = $1";
     let mut tx = db.begin_write().await?;
-    for sql in what_goes_with(table)
-        .iter()
-        .copied()
-        .chain([own.as_str(), roles])
-    {
-        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+    for (table, id) in doomed {
+        let own = format!("DELETE FROM {table} WHERE id = $1");
+        for sql in what_goes_with(table)
+            .iter()
+            .copied()
+            .chain([own.as_str(), roles])
+        {
+            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+        }
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The repository distribution `id` serves when it is one of its plugin's push repositories.
+async fn push_repository_of(
+    db: &Db,
+    names: &RestNames,
+    id: &str,
+) -> anyhow::Result<Option<String>> {
+    let row: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT r.id, r.plugin, r.type_name FROM distributions d
+         JOIN repositories r ON r.id = d.repository_id WHERE d.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.and_then(|(repository_id, plugin, type_name)| {
+        names
+            .plugin(&plugin)
+            .is_some_and(|plugin| plugin.push_type() == Some(type_name.as_str()))
+            .then_some(repository_id)
+    }))
 }
 
 /// What deleting a row of `table` (its id bound as `$1`) first clears or deletes, in order.

@@ -63,6 +63,9 @@ pub struct ContentEndpoint {
     pub type_name: String,
     /// Its path segment (`files`).
     pub endpoint: String,
+    /// The fields the host indexes (`content-type-info.indexed-fields`): its list filters by
+    /// value (`digest`, `digest__in`), as Pulp's content types filter on their key fields.
+    pub indexed_fields: Vec<String>,
 }
 
 /// What one plugin's objects are called in REST paths.
@@ -81,6 +84,9 @@ pub struct PluginNames {
     pub publication: String,
     /// `distributions/<plugin>/<distribution>/`
     pub distribution: String,
+    /// `repositories/<plugin>/<push repository>/`: the repositories pushes create, recorded
+    /// under this segment as their type (pulp_container's `container-push`).
+    pub push_repository: Option<String>,
     /// `content/<plugin>/<endpoint>/`, one per content type.
     pub content: Vec<ContentEndpoint>,
 }
@@ -100,6 +106,7 @@ impl PluginNames {
             remote: name(|names| &names.remote),
             publication: name(|names| &names.publication),
             distribution: name(|names| &names.distribution),
+            push_repository: declared.and_then(|names| names.push_repository.clone()),
             content: info
                 .content_types
                 .iter()
@@ -109,10 +116,31 @@ impl PluginNames {
                         .endpoint
                         .clone()
                         .unwrap_or_else(|| format!("{}s", content_type.name)),
+                    indexed_fields: content_type.indexed_fields.clone(),
                 })
                 .collect(),
             type_name,
         })
+    }
+
+    /// The type its repositories pushes create are recorded under, if it names one: their
+    /// segment.
+    pub fn push_type(&self) -> Option<&str> {
+        self.push_repository.as_deref()
+    }
+
+    /// Whether `segment` of `collection` is its push repositories'.
+    pub fn is_push_segment(&self, collection: Collection, segment: &str) -> bool {
+        collection == Collection::Repositories && self.push_type() == Some(segment)
+    }
+
+    /// The type `segment` of `collection` stands for: `None` when it is not a segment the
+    /// plugin answers at (so each object has exactly one href).
+    pub fn type_at(&self, collection: Collection, segment: &str) -> Option<String> {
+        if self.is_push_segment(collection, segment) {
+            return Some(segment.to_owned());
+        }
+        (self.segment(collection) == segment).then(|| self.type_name.clone())
     }
 
     /// The segment of one of its collections.
@@ -158,6 +186,7 @@ impl RestNames {
     /// plugin that is not loaded keep their type.
     pub fn segment(&self, plugin: &str, collection: Collection, type_name: &str) -> String {
         match self.plugin(plugin) {
+            Some(names) if names.is_push_segment(collection, type_name) => type_name.to_owned(),
             Some(names) => names.segment(collection).to_owned(),
             None => type_name.to_owned(),
         }
@@ -167,9 +196,16 @@ impl RestNames {
     /// segment the plugin answers at (so each object has exactly one href).
     pub fn type_of(&self, plugin: &str, collection: Collection, segment: &str) -> Option<String> {
         match self.plugin(plugin) {
-            Some(names) => (names.segment(collection) == segment).then(|| names.type_name.clone()),
+            Some(names) => names.type_at(collection, segment),
             None => Some(segment.to_owned()),
         }
+    }
+
+    /// Whether `segment` of `plugin`'s `collection` is its push repositories' (which REST does
+    /// not create, delete, sync or modify).
+    pub fn is_push_segment(&self, plugin: &str, collection: Collection, segment: &str) -> bool {
+        self.plugin(plugin)
+            .is_some_and(|names| names.is_push_segment(collection, segment))
     }
 
     /// The endpoint segment of a content type (`file` → `files`).
@@ -234,6 +270,7 @@ mod tests {
                 remote: "python".into(),
                 publication: "pypi".into(),
                 distribution: "pypi".into(),
+                push_repository: None,
             }),
         )]);
         assert_eq!(
@@ -252,6 +289,40 @@ mod tests {
         assert_eq!(
             names.content_type_of("names_demo", "packages"),
             Some("package".into())
+        );
+    }
+
+    #[test]
+    fn push_repositories_are_a_second_repository_type_at_their_own_segment() {
+        let names = RestNames::of(&[info(
+            "registry",
+            Some(super::super::RestNames {
+                repository: "container".into(),
+                remote: "container".into(),
+                publication: "container".into(),
+                distribution: "container".into(),
+                push_repository: Some("container-push".into()),
+            }),
+        )]);
+        let repositories = Collection::Repositories;
+        assert_eq!(
+            names.type_of("registry", repositories, "container-push"),
+            Some("container-push".into())
+        );
+        assert_eq!(
+            names.segment("registry", repositories, "container-push"),
+            "container-push"
+        );
+        assert_eq!(
+            names.type_of("registry", repositories, "container"),
+            Some("package".into())
+        );
+        assert!(names.is_push_segment("registry", repositories, "container-push"));
+        assert!(!names.is_push_segment("registry", repositories, "container"));
+        // Only repositories have a push type.
+        assert_eq!(
+            names.type_of("registry", Collection::Distributions, "container-push"),
+            None
         );
     }
 

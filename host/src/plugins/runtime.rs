@@ -914,6 +914,26 @@ fn validate_info(info: &PluginInfo) -> anyhow::Result<()> {
             "REST name {:?} of the distribution is reserved by the host",
             names.distribution
         );
+        if let Some(push) = &names.push_repository {
+            // Pulp's own is `container-push`: hyphens are allowed here.
+            let mut chars = push.chars();
+            anyhow::ensure!(
+                push.len() <= 64
+                    && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                    && chars.all(|c| c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || c == '_'
+                        || c == '-'),
+                "REST name {push:?} of the push repository must match [a-z][a-z0-9_-]* (at most 64 bytes)"
+            );
+            // Both types' repositories share the table: each needs a segment and a type name of
+            // its own (the main type is recorded under the first content type's name).
+            let main_type = info.content_types.first().map(|t| t.name.as_str());
+            anyhow::ensure!(
+                *push != names.repository && Some(push.as_str()) != main_type,
+                "REST name {push:?} of the push repository must differ from the repository's and the first content type's names"
+            );
+        }
     }
     for (what, schema) in [
         ("remote-fields", &info.remote_fields),

@@ -49,7 +49,9 @@ pub(super) fn plugin_info_in(info: types::PluginInfo) -> current::types::PluginI
     };
     let rest_names_in = |names: types::RestNames| {
         convert_record!(names => current::types::RestNames {
-            repository, remote, publication, distribution
+            repository, remote, publication, distribution;
+            // Push repositories are 0.3.0's.
+            push_repository: None,
         })
     };
     convert_record!(info => current::types::PluginInfo {

@@ -470,7 +470,7 @@ fn plugin_policies(names: &PluginNames) -> Vec<DefaultPolicy> {
         creation_hooks: json!([]),
         queryset_scoping: None,
     };
-    vec![
+    let mut policies = vec![
         repositories,
         versions,
         object_policy(viewset(Collection::Remotes), &remote, Vec::new()),
@@ -484,7 +484,40 @@ fn plugin_policies(names: &PluginNames) -> Vec<DefaultPolicy> {
             &distribution,
             vec![view_repository_param, view_publication_param],
         ),
-    ]
+    ];
+    if let Some(push) = names.push_type() {
+        policies.extend(push_repository_policies(names, push, &repository));
+    }
+    policies
+}
+
+/// The policies of a plugin's push repositories (`repositories/<plugin>/<push>/` and their
+/// versions), as pulp_container's: their objects are seen and changed as the plugin's
+/// repositories are (the same permissions), never created or deleted through REST (a push
+/// creates one, its distribution's deletion deletes it), and their versions are only read.
+fn push_repository_policies(
+    names: &PluginNames,
+    push: &str,
+    repository: &Model,
+) -> [DefaultPolicy; 2] {
+    let viewset = format!("repositories/{}/{push}", names.plugin);
+    let mut objects = object_policy(viewset.clone(), repository, Vec::new());
+    if let Value::Array(statements) = &mut objects.statements {
+        statements.retain(|statement| {
+            !statement["action"]
+                .as_array()
+                .is_some_and(|actions| actions.iter().any(|a| a == "create" || a == "destroy"))
+        });
+    }
+    let on_parent = condition(
+        "has_repository_model_or_domain_or_obj_perms",
+        &repository.permission("view"),
+    );
+    let versions = plain(
+        &format!("{viewset}/versions"),
+        vec![allow(&["list", "retrieve"], "authenticated", &[on_parent])],
+    );
+    [objects, versions]
 }
 
 /// A policy of statements only: no creation hooks, no scoping.
@@ -724,6 +757,7 @@ mod tests {
             remote: "python".into(),
             publication: "pypi".into(),
             distribution: "pypi".into(),
+            push_repository: None,
             content: Vec::new(),
         }
     }

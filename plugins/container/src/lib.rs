@@ -77,6 +77,7 @@ impl Plugin for Container {
             vec![blob, manifest, tag],
         )
         .with_rest_names("container", "container", "container", "container")
+        .with_push_repository("container-push")
         .with_root("v2")
         .with_capabilities(&["http"])
         .with_remote_fields(sync::REMOTE_FIELDS)

@@ -22,6 +22,11 @@ pub enum Resource {
     Repository,
     /// `<repository>/versions/<n>/`
     RepositoryVersion,
+    /// `repositories/<plugin>/<push repository>/`: the repositories pushes create, for plugins
+    /// that name a type for them (pulp_container's `container-push`).
+    PushRepository,
+    /// `<push repository>/versions/<n>/`
+    PushRepositoryVersion,
     /// `remotes/<plugin>/<remote>/`
     Remote,
     /// `publications/<plugin>/<publication>/`
@@ -351,6 +356,16 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
     ],
     &role_actions!("/pulp/api/v3/repositories/{plugin}/{type}/{id}/", R::Repository, "a repository"),
+    // Push repositories: made by pushes, deleted with their distribution, never synced.
+    &[
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/", Get, R::PushRepository, "list", "List push repositories", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/", Get, R::PushRepository, "read", "Inspect a push repository", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/", Put, R::PushRepository, "update", "Update a push repository (a task)", Body::Object(Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/", Patch, R::PushRepository, "partial_update", "Update some fields of a push repository (a task)", Body::Patch, Reply::Task),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/", Get, R::PushRepositoryVersion, "list", "List the versions of a push repository", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Get, R::PushRepositoryVersion, "read", "Inspect a push repository version", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/", Delete, R::PushRepositoryVersion, "delete", "Delete a version (refused by the default policy, as pulp_container's)", Body::None, Reply::Task),
+    ],
     // Remotes.
     &role_actions!("/pulp/api/v3/remotes/{plugin}/{type}/{id}/", R::Remote, "a remote"),
     &role_actions!("/pulp/api/v3/publications/{plugin}/{type}/{id}/", R::Publication, "a publication"),
@@ -538,10 +553,13 @@ pub struct Names {
     pub route_values: Vec<(&'static str, String)>,
     /// The plugin, for plugin resources.
     pub plugin: Option<String>,
+    /// Fields its list filters by value, `<field>` and `<field>__in`, besides its resource's
+    /// filters: a plugin content type's indexed fields.
+    pub indexed_fields: Vec<String>,
 }
 
 fn capitalized(name: &str) -> String {
-    name.split('_')
+    name.split(['_', '-'])
         .map(|part| {
             let mut chars = part.chars();
             chars
@@ -563,6 +581,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             schema: schema.into(),
             route_values: Vec::new(),
             plugin: None,
+            indexed_fields: Vec::new(),
         }]
     };
     // A kind of content guard: its operations are prefixed by its segment, and its href parameter
@@ -593,12 +612,42 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                     schema: format!("{plugin}.{}{}", capitalized(type_name), capitalized(kind)),
                     route_values: vec![("plugin", plugin.clone()), ("type", type_name.clone())],
                     plugin: Some(plugin.clone()),
+                    indexed_fields: Vec::new(),
                 }
             })
             .collect()
     };
     match resource {
         R::Repository => typed("repositories", "repository", |n| &n.repository),
+        R::PushRepository | R::PushRepositoryVersion => plugins
+            .iter()
+            .filter_map(|names| {
+                let (plugin, segment) = (&names.plugin, names.push_type()?);
+                // Pulp's names write the segment's `-` as `_`: `container_container_push_…`,
+                // `container.ContainerPushRepository`.
+                let type_name = segment.replace('-', "_");
+                let repository = Names {
+                    prefix: format!("repositories_{plugin}_{type_name}"),
+                    href_param: format!("{plugin}_{type_name}_repository_href"),
+                    parent_href_param: None,
+                    schema: format!("{plugin}.{}Repository", capitalized(&type_name)),
+                    route_values: vec![("plugin", plugin.clone()), ("type", segment.to_owned())],
+                    plugin: Some(plugin.clone()),
+                    indexed_fields: Vec::new(),
+                };
+                Some(if resource == R::PushRepository {
+                    repository
+                } else {
+                    Names {
+                        prefix: format!("{}_versions", repository.prefix),
+                        href_param: format!("{plugin}_{type_name}_repository_version_href"),
+                        parent_href_param: Some(repository.href_param),
+                        schema: format!("{plugin}.{}RepositoryVersion", capitalized(&type_name)),
+                        ..repository
+                    }
+                })
+            })
+            .collect(),
         R::RepositoryVersion => plugins
             .iter()
             .map(|names| {
@@ -610,6 +659,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                     schema: format!("{plugin}.{}RepositoryVersion", capitalized(type_name)),
                     route_values: vec![("plugin", plugin.clone()), ("type", type_name.clone())],
                     plugin: Some(plugin.clone()),
+                    indexed_fields: Vec::new(),
                 }
             })
             .collect(),
@@ -631,6 +681,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                             ("plural", content.endpoint.clone()),
                         ],
                         plugin: Some(plugin.clone()),
+                        indexed_fields: content.indexed_fields.clone(),
                     }
                 })
             })
@@ -651,6 +702,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                     schema: format!("{plugin}.{}AlternateContentSource", capitalized(type_name)),
                     route_values: vec![("plugin", plugin.clone()), ("type", type_name.clone())],
                     plugin: Some(plugin.clone()),
+                    indexed_fields: Vec::new(),
                 }
             })
             .collect(),
@@ -682,6 +734,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                 schema,
                 route_values: vec![("kind", kind.to_owned())],
                 plugin: None,
+                indexed_fields: Vec::new(),
             }]
         }
         R::PulpImporter => core("importers_core_pulp", "pulp_importer_href", "PulpImporter"),
@@ -692,6 +745,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             schema: "PulpImport".into(),
             route_values: Vec::new(),
             plugin: None,
+            indexed_fields: Vec::new(),
         }],
         R::PulpImportCheck => core("pulp_import_check", "", "PulpImportCheck"),
         R::UpstreamPulp => core("upstream_pulps", "upstream_pulp_href", "UpstreamPulp"),
@@ -710,6 +764,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             schema: "UserToken".into(),
             route_values: Vec::new(),
             plugin: None,
+            indexed_fields: Vec::new(),
         }],
         R::OrphansCleanup => core("orphans_cleanup", "", "OrphansCleanup"),
         R::ReclaimSpace => core("repositories_reclaim_space", "", "ReclaimSpace"),
@@ -749,6 +804,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                 schema: schema.into(),
                 route_values: Vec::new(),
                 plugin: None,
+                indexed_fields: Vec::new(),
             }]
         }
         R::AllContentGuards => core("contentguards", "", "ContentGuard"),
@@ -763,7 +819,9 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
 /// The tag grouping an operation: the resource's kind, and for a plugin resource its plugin.
 pub fn tag(resource: Resource, names: &Names) -> String {
     let kind = match resource {
-        R::Repository | R::RepositoryVersion => "Repositories",
+        R::Repository | R::RepositoryVersion | R::PushRepository | R::PushRepositoryVersion => {
+            "Repositories"
+        }
         R::Remote => "Remotes",
         R::Publication => "Publications",
         R::Distribution => "Distributions",
@@ -864,6 +922,13 @@ pub fn operation(
 ) -> Operation {
     if endpoint.action == "list" {
         parameters.extend(schemas::list_parameters(doc));
+        for field in &names.indexed_fields {
+            // A resource filter of the same name keeps its meaning (the handler's rule too).
+            if parameters.iter().any(|parameter| &parameter.name == field) {
+                continue;
+            }
+            parameters.extend(schemas::value_filters(field));
+        }
     }
     if let Some(header) = endpoint.header {
         parameters.push(

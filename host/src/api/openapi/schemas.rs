@@ -93,14 +93,15 @@ impl Doc {
 /// What the document derives for `resource`.
 pub fn doc(resource: R) -> Doc {
     match resource {
-        R::Repository | R::AllRepositories => {
+        R::Repository | R::AllRepositories | R::PushRepository => {
             Doc::typed::<repositories::Repository, repositories::RepositoryView>()
                 .request::<RepositoryRequest>(&["name"])
         }
-        R::RepositoryVersion | R::AllRepositoryVersions => Doc::listed::<
-            repositories::Version,
-            repositories::VersionView,
-        >(repositories::VERSION_FILTERS),
+        R::RepositoryVersion | R::AllRepositoryVersions | R::PushRepositoryVersion => {
+            Doc::listed::<repositories::Version, repositories::VersionView>(
+                repositories::VERSION_FILTERS,
+            )
+        }
         R::Remote | R::AllRemotes => Doc::typed::<remotes::Remote, remotes::RemoteView>()
             .input::<remotes::RemoteInput>()
             .declaring(plugin_fields::Kind::Remote),
@@ -366,6 +367,18 @@ fn query(name: &str, schema: impl Into<Schema>, description: &str) -> Parameter 
 
 fn list_of(item: impl Into<RefOr<Schema>>) -> Array {
     Array::new(item)
+}
+
+/// The filters of an indexed field of a plugin's content: `<field>` and `<field>__in`.
+pub fn value_filters(field: &str) -> [Parameter; 2] {
+    [
+        query(field, string(), &format!("`{field}` is this value.")),
+        query(
+            &format!("{field}__in"),
+            list_of(string()),
+            &format!("`{field}` is one of these values."),
+        ),
+    ]
 }
 
 /// The query parameters of a list: pagination and field selection, each lookup of each filter of
