@@ -248,6 +248,7 @@ pub async fn serve(
     ));
     let router = crate::api::router(&app)
         .merge(crate::content::router(&app))
+        .merge(crate::ui::router(&app))
         .with_state(app.clone());
     println!("granary listening on http://{address}");
     // The listener puts the connection's address on every request (`ConnectInfo`): the content

@@ -554,6 +554,15 @@ pub async fn issue_api_token(
     Ok((token_id, secret))
 }
 
+/// Deletes the API token whose secret is `secret` (a web UI session's end), if it exists.
+pub async fn revoke_api_token(db: &Db, secret: &str) -> Result<(), sqlx::Error> {
+    db.write_one(
+        sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1").bind(token_hash(secret)),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The sha256 under which a token's secret is stored and looked up. Tokens are random (about
 /// 280 bits), so a fast digest cannot be reversed, and it lets a request find its token by index.
 pub fn token_hash(secret: &str) -> String {

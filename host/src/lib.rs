@@ -17,7 +17,8 @@
 //! 4. [`tasks`]: the task queue, workers, resource locks, cancellation, what each kind of task does.
 //! 5. [`auth`] (who is asking) and [`state`] (what every handler shares), used by the HTTP
 //!    surfaces: [`content`] (the content app under `/pulp/content/`) and, above it, [`api`] (the
-//!    REST API under `/pulp/api/v3/`, one module per resource).
+//!    REST API under `/pulp/api/v3/`, one module per resource), and above that [`ui`] (the web UI
+//!    under `/ui/`, a client of the REST API in process).
 //! 6. [`app`]: the wiring: start-up, the server loop, workers, the `LISTEN/NOTIFY` listener.
 //!
 //! [`cli`] (`granary plugin ...`, client commands over the REST API) stands apart: it talks to a
@@ -40,3 +41,4 @@ pub mod state;
 pub mod storage;
 pub mod sync;
 pub mod tasks;
+pub mod ui;

@@ -53,4 +53,5 @@ mod uploads;
 mod upstream_origins;
 mod users;
 mod validation;
+mod web_ui;
 mod workers;

@@ -2,6 +2,7 @@
 //! handful of REST round trips every scenario repeats.
 
 pub mod app;
+pub mod browser;
 pub mod cluster;
 pub mod curl;
 pub mod fixture;

@@ -1,0 +1,246 @@
+//! A headless Chromium driven through ChromeDriver (Debian's `chromium` and `chromium-driver`,
+//! installed when missing) over the W3C WebDriver protocol: the few commands a UI test needs
+//! (open a page, find elements, type, click, read the page, take a screenshot), each one JSON
+//! request to the driver on loopback.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::tools::debian_tool;
+
+/// The key WebDriver names an element reference by.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A running ChromeDriver and one browser session of it. Both end when it drops.
+pub struct Browser {
+    driver: Child,
+    client: reqwest::Client,
+    /// `http://127.0.0.1:<port>/session/<id>`
+    session: String,
+}
+
+impl Browser {
+    /// Starts ChromeDriver on a free loopback port and a headless Chromium session.
+    pub async fn start() -> Browser {
+        let chromium = debian_tool("chromium", "chromium");
+        let chromedriver = debian_tool("chromedriver", "chromium-driver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900"],
+            },
+        }}});
+        let created: Value = serde_json::from_slice(
+            &client
+                .post(format!("{base}/session"))
+                .header("content-type", "application/json")
+                .body(capabilities.to_string())
+                .send()
+                .await
+                .expect("create a session")
+                .bytes()
+                .await
+                .expect("a session answer"),
+        )
+        .expect("a JSON session answer");
+        let id = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created:#}"))
+            .to_owned();
+        Browser {
+            driver,
+            client,
+            session: format!("{base}/session/{id}"),
+        }
+    }
+
+    /// One WebDriver command; its `value`.
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let bytes = request
+            .send()
+            .await
+            .expect("reach chromedriver")
+            .bytes()
+            .await
+            .expect("a WebDriver answer");
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if let Some(error) = answer["value"]["error"].as_str() {
+            panic!("WebDriver {path}: {error}: {}", answer["value"]["message"]);
+        }
+        answer["value"].clone()
+    }
+
+    /// Opens `url` and waits for it to load.
+    pub async fn open(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    /// The URL shown now.
+    pub async fn url(&self) -> String {
+        let value = self.command(reqwest::Method::GET, "/url", None).await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The page's visible text.
+    pub async fn text(&self) -> String {
+        let body = self.find("body").await;
+        let value = self
+            .command(reqwest::Method::GET, &format!("/element/{body}/text"), None)
+            .await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The element `selector` (CSS) names; panics when there is none.
+    async fn find(&self, selector: &str) -> String {
+        let value = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": selector})),
+            )
+            .await;
+        value[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector:?}: {value}"))
+            .to_owned()
+    }
+
+    /// How many elements `selector` names.
+    pub async fn count(&self, selector: &str) -> usize {
+        let value = self
+            .command(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": selector})),
+            )
+            .await;
+        value.as_array().map_or(0, Vec::len)
+    }
+
+    /// Types `text` into the field `selector` names (for a file input: the file's path).
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        let element = self.find(selector).await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    /// Attaches the file at `path` to the file input `selector` names.
+    pub async fn attach(&self, selector: &str, path: &Path) {
+        let element = self.find(selector).await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({"text": path.display().to_string()})),
+        )
+        .await;
+    }
+
+    /// Clicks the element `selector` names (a button submits its form; the call returns once
+    /// the next page has loaded).
+    pub async fn click(&self, selector: &str) {
+        let element = self.find(selector).await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Waits until the page's text holds `wanted` (a page that reloads itself, say), reading it
+    /// again every 200 ms for up to a minute; answers the text.
+    pub async fn wait_for_text(&self, wanted: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.text().await;
+            if text.contains(wanted) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {wanted:?}; it shows:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The browser's cookies, as WebDriver describes them (`name`, `httpOnly`, `sameSite`, …).
+    pub async fn cookies(&self) -> Vec<Value> {
+        let value = self.command(reqwest::Method::GET, "/cookie", None).await;
+        value.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Deletes every cookie (the visitor becomes anonymous).
+    pub async fn forget_cookies(&self) {
+        self.command(reqwest::Method::DELETE, "/cookie", None).await;
+    }
+
+    /// Ends the session (the driver closes its browser), then the driver.
+    pub async fn quit(self) {
+        let _ = self.client.delete(&self.session).send().await;
+    }
+
+    /// Writes a PNG of the window to `path`.
+    pub async fn screenshot(&self, path: &Path) {
+        let value = self
+            .command(reqwest::Method::GET, "/screenshot", None)
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().expect("base64 PNG"))
+            .expect("a PNG");
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("a screenshot directory");
+        }
+        std::fs::write(path, png).expect("write the screenshot");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The driver takes its browser down with it.
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

@@ -1,0 +1,184 @@
+//! The web UI at `/ui/` in a real browser (headless Chromium through ChromeDriver): a staff user
+//! logs in, creates a repository, uploads a file, watches the task finish, distributes the
+//! repository, finds the file at the distribution's URL and logs out; an anonymous visitor sees
+//! only the log-in form, and a user without roles sees none of the staff's repositories and, on
+//! the users page, only themselves. Screenshots of the main pages land in `target/ui-screenshots/` (and in
+//! `docs/ui/` with `GRANARY_UI_SCREENSHOTS_TO_DOCS=1`, how `docs/ui.md`'s are made).
+
+use std::path::PathBuf;
+
+use reqwest::StatusCode;
+
+use crate::support::browser::Browser;
+use crate::support::pulp::API;
+use crate::support::{Backend, TestApp};
+
+sqlite_and_postgres!(a_user_creates_uploads_distributes_and_logs_out_in_a_browser);
+
+/// Saves a screenshot of the browser's page as `name`.png.
+async fn screenshot(browser: &Browser, name: &str) {
+    let mut targets =
+        vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots")];
+    if std::env::var_os("GRANARY_UI_SCREENSHOTS_TO_DOCS").is_some() {
+        targets.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/ui"));
+    }
+    for dir in targets {
+        browser.screenshot(&dir.join(format!("{name}.png"))).await;
+    }
+}
+
+/// Logs `username` in through the form the repositories page leads an anonymous visitor to.
+async fn log_in(browser: &Browser, app: &TestApp, username: &str, password: &str) {
+    browser.open(&app.url("/ui/repositories/")).await;
+    assert!(browser.url().await.contains("/ui/login?next="));
+    browser.type_into("#username", username).await;
+    browser.type_into("#password", password).await;
+    browser.click("form.card button[type=submit]").await;
+}
+
+async fn a_user_creates_uploads_distributes_and_logs_out_in_a_browser(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("reader", "reader-password-1").await;
+    let (admin, password) = app.credentials();
+    let browser = Browser::start().await;
+
+    // Anonymous: any page leads to the log-in form, which shows nothing else.
+    browser.open(&app.url("/ui/repositories/")).await;
+    assert!(
+        browser.url().await.contains("/ui/login"),
+        "{}",
+        browser.url().await
+    );
+    assert_eq!(
+        browser.count("nav").await,
+        0,
+        "no navigation before logging in"
+    );
+    screenshot(&browser, "log-in").await;
+
+    // A wrong password is refused and says so.
+    log_in(&browser, &app, admin, "not-the-password").await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("The username or the password is wrong.")
+    );
+
+    // The staff user logs in and lands where they were going.
+    log_in(&browser, &app, admin, password).await;
+    let text = browser.text().await;
+    assert!(text.contains(&format!("Signed in as {admin}")), "{text}");
+    assert!(browser.url().await.ends_with("/ui/repositories/"));
+    let session = browser
+        .cookies()
+        .await
+        .into_iter()
+        .find(|cookie| cookie["name"] == "granary_ui_session")
+        .expect("a session cookie");
+    assert_eq!(session["httpOnly"], true, "{session:#}");
+    assert_eq!(session["sameSite"], "Lax", "{session:#}");
+
+    // A repository, created through the form.
+    browser.type_into("#name", "docs").await;
+    browser
+        .click("form[method=post][action='/ui/repositories/'] button")
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Repository created."), "{text}");
+    assert!(text.contains("Repository docs"), "{text}");
+
+    // A file uploaded into it; the task page follows the task until it ends.
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("hello.txt");
+    std::fs::write(&file, b"hello from the browser\n").unwrap();
+    browser.attach("#file", &file).await;
+    browser.type_into("#relative_path", "notes/hello.txt").await;
+    browser
+        .click("form[enctype='multipart/form-data'] button[type=submit]")
+        .await;
+    assert!(
+        browser.url().await.contains("/ui/tasks/"),
+        "{}",
+        browser.url().await
+    );
+    browser.wait_for_text("completed").await;
+    screenshot(&browser, "task").await;
+
+    // Distributed at a base path: its client settings name the URL, which serves the file.
+    browser.open(&app.url("/ui/repositories/")).await;
+    browser.click("table a").await;
+    screenshot(&browser, "repository").await;
+    browser.type_into("#base_path", "docs").await;
+    browser
+        .click("form[action$='/distribute'] button[type=submit]")
+        .await;
+    browser.wait_for_text("completed").await;
+    browser.open(&app.url("/ui/distributions/")).await;
+    let text = browser.text().await;
+    let url = app.url("/pulp/content/docs/");
+    assert!(text.contains(&format!("curl -O {url}")), "{text}");
+    screenshot(&browser, "distributions").await;
+    // The publication is a task of its own, queued with the distribution's; once it is done
+    // the distribution serves the file.
+    let publications = app
+        .get_json(&format!("{API}/tasks/?name__contains=publish"))
+        .await;
+    let publication = publications["results"][0]["pulp_href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no publication task: {publications:#}"));
+    app.wait_task(publication).await;
+    let served = reqwest::get(format!("{url}notes/hello.txt")).await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let served = served.text().await.unwrap();
+    assert_eq!(served, "hello from the browser\n");
+
+    // The version's content lists the file; the search finds it by path.
+    browser.open(&app.url("/ui/repositories/")).await;
+    browser.click("table a").await;
+    browser.click("table a[href*='/versions/1/']").await;
+    browser.type_into("#path", "notes/hello.txt").await;
+    browser.click("form[role=search] button").await;
+    assert!(browser.text().await.contains("notes/hello.txt"));
+    screenshot(&browser, "version").await;
+    browser.open(&app.url("/ui/")).await;
+    screenshot(&browser, "dashboard").await;
+
+    // A form posted without the session's CSRF token is refused, session cookie and all.
+    let cookie = format!("granary_ui_session={}", session["value"].as_str().unwrap());
+    let forged = reqwest::Client::new()
+        .post(app.url("/ui/repositories/"))
+        .header("cookie", &cookie)
+        .form(&[("name", "forged"), ("plugin", "file")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // Logging out ends the session: the old cookie opens nothing any more.
+    browser.click("form.logout button").await;
+    assert!(browser.url().await.contains("/ui/login"));
+    let replayed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/ui/repositories/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
+
+    // A user without roles sees no repository of the staff's, and no link to the users page.
+    log_in(&browser, &app, "reader", "reader-password-1").await;
+    browser.open(&app.url("/ui/repositories/")).await;
+    let text = browser.text().await;
+    assert!(!text.contains("docs"), "{text}");
+    assert_eq!(browser.count("a[href='/ui/users/']").await, 0);
+    // The users page, not linked for them, shows what the API shows them: themselves.
+    browser.open(&app.url("/ui/users/")).await;
+    let text = browser.text().await;
+    assert!(text.contains("reader") && !text.contains(admin), "{text}");
+    browser.forget_cookies().await;
+    browser.quit().await;
+}
