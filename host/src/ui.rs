@@ -69,7 +69,11 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .route("/ui/distributions/", get(pages::distributions))
         .route("/ui/tasks/", get(pages::tasks))
         .route("/ui/tasks/{id}/", get(pages::task))
-        .route("/ui/plugins/", get(pages::plugins))
+        .route(
+            "/ui/plugins/",
+            get(pages::plugins).post(actions::install_plugin),
+        )
+        .route("/ui/plugins/remove", post(actions::remove_plugin))
         .route("/ui/users/", get(pages::users))
         .layer(Extension(ApiRouter(api)))
 }

@@ -1,6 +1,7 @@
 //! The web UI at `/ui/` in a real browser (headless Chromium through ChromeDriver): a staff user
 //! logs in, creates a repository, uploads a file, watches the task finish, distributes the
-//! repository, finds the file at the distribution's URL and logs out; an anonymous visitor sees
+//! repository, finds the file at the distribution's URL, installs and removes a plugin, deletes a
+//! repository and logs out; an anonymous visitor sees
 //! only the log-in form, and a user without roles sees none of the staff's repositories and, on
 //! the users page, only themselves. Screenshots of the main pages land in `target/ui-screenshots/` (and in
 //! `docs/ui/` with `GRANARY_UI_SCREENSHOTS_TO_DOCS=1`, how `docs/ui.md`'s are made).
@@ -140,9 +141,49 @@ async fn a_user_creates_uploads_distributes_and_logs_out_in_a_browser(backend: B
     browser.type_into("#path", "notes/hello.txt").await;
     browser.click("form[role=search] button").await;
     assert!(browser.text().await.contains("notes/hello.txt"));
+    // Compared with version 0, version 1 holds the file and lacks nothing.
+    browser.type_into("#against", "0").await;
+    browser.click("form[aria-labelledby=compare] button").await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("In version 1, not in version 0 (1)")
+            && text.contains("In version 0, not in version 1 (0)"),
+        "{text}"
+    );
     screenshot(&browser, "version").await;
     browser.open(&app.url("/ui/")).await;
     screenshot(&browser, "dashboard").await;
+
+    // Staff install a plugin from the plugins page, then remove it.
+    browser.open(&app.url("/ui/plugins/")).await;
+    browser
+        .attach(
+            "#component",
+            std::path::Path::new(env!("GRANARY_EXAMPLE_RAW_WASM")),
+        )
+        .await;
+    browser
+        .click("form[enctype='multipart/form-data'] button")
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Installed raw"), "{text}");
+    screenshot(&browser, "plugins").await;
+    browser.click("button[aria-label='Remove raw']").await;
+    let text = browser.text().await;
+    assert!(text.contains("Removed raw."), "{text}");
+    assert_eq!(browser.count("button[aria-label='Remove raw']").await, 0);
+
+    // A repository deleted from its page is gone from the list once its task ends.
+    browser.open(&app.url("/ui/repositories/")).await;
+    browser.type_into("#name", "scratch").await;
+    browser
+        .click("form[method=post][action='/ui/repositories/'] button")
+        .await;
+    browser.click("form[action$='/delete'] button").await;
+    browser.wait_for_text("completed").await;
+    browser.open(&app.url("/ui/repositories/")).await;
+    let text = browser.text().await;
+    assert!(!text.contains("scratch") && text.contains("docs"), "{text}");
 
     // A form posted without the session's CSRF token is refused, session cookie and all.
     let cookie = format!("granary_ui_session={}", session["value"].as_str().unwrap());
@@ -179,6 +220,13 @@ async fn a_user_creates_uploads_distributes_and_logs_out_in_a_browser(backend: B
     browser.open(&app.url("/ui/users/")).await;
     let text = browser.text().await;
     assert!(text.contains("reader") && !text.contains(admin), "{text}");
+    // The plugins page offers them no install or removal (the API would refuse both).
+    browser.open(&app.url("/ui/plugins/")).await;
+    assert_eq!(
+        browser.count("form[enctype='multipart/form-data']").await,
+        0
+    );
+    assert_eq!(browser.count("form[action='/ui/plugins/remove']").await, 0);
     browser.forget_cookies().await;
     browser.quit().await;
 }

@@ -303,6 +303,10 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
         "repository_version_removed",
         "Content this version removed (an href).",
     ),
+    ExtraFilter::one(
+        "not_in_repository_version",
+        "Content not in this repository version (an href; with `repository_version`, the difference between two versions).",
+    ),
     ExtraFilter::one("relative_path", "Content with an artifact at this path."),
     ExtraFilter::one("sha256", "Content with an artifact of this sha256."),
 ];
@@ -310,12 +314,12 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
 /// The conditions of the list filters in [`FILTERS`], which name other objects.
 fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
     let mut conditions = Conditions::new();
+    // Content in a version: added at or before it and not removed by then.
+    const IN_VERSION: &str =
+        "rc.version_added <= ? AND (rc.version_removed IS NULL OR rc.version_removed > ?)";
     for (param, condition, binds_number_twice) in [
-        (
-            "repository_version",
-            "rc.version_added <= ? AND (rc.version_removed IS NULL OR rc.version_removed > ?)",
-            true,
-        ),
+        ("repository_version", IN_VERSION, true),
+        ("not_in_repository_version", IN_VERSION, true),
         ("repository_version_added", "rc.version_added = ?", false),
         (
             "repository_version_removed",
@@ -336,9 +340,14 @@ fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
         if binds_number_twice {
             binds.push(Bind::Int(number));
         }
+        let negation = if param.starts_with("not_") {
+            "NOT "
+        } else {
+            ""
+        };
         conditions.push(
             &format!(
-                "EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND rc.repository_id = ? AND {condition})"
+                "{negation}EXISTS (SELECT 1 FROM repository_content rc WHERE rc.content_id = c.id AND rc.repository_id = ? AND {condition})"
             ),
             binds,
         );

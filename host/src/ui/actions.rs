@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::layout::{encoded, ui_path};
 use super::pages::log_in_page;
-use super::rest::Answer;
+use super::rest::{Answer, Rest};
 use super::session::{self, Session};
 use super::{Visit, forbidden_form};
 use crate::domain::hrefs::{API_ROOT, Collection};
@@ -147,18 +147,28 @@ fn repository_href(plugin: &str, segment: &str, id: &str) -> String {
 
 type RepositoryPath = Path<(String, String, String)>;
 
-/// `POST …/sync`: syncs the repository from its remote.
-pub async fn sync(
-    visit: Visit,
-    Path((plugin, segment, id)): RepositoryPath,
-    Form(fields): Fields,
+/// A repository action that is one REST call answering with a task: the form's CSRF token
+/// checked, then `call` made with the repository's href; leads to the task.
+async fn one_call(
+    visit: &Visit,
+    (plugin, segment, id): (String, String, String),
+    fields: &HashMap<String, String>,
+    call: impl AsyncFnOnce(&Rest, &str) -> Answer,
 ) -> Response {
     if !visit.sent_by_session(fields.get("csrf")) {
         return forbidden_form();
     }
     let href = repository_href(&plugin, &segment, &id);
-    let answer = visit.rest.post(&format!("{href}sync/"), &json!({})).await;
+    let answer = call(&visit.rest, &href).await;
     to_task(&ui_path(&href), &answer)
+}
+
+/// `POST …/sync`: syncs the repository from its remote.
+pub async fn sync(visit: Visit, Path(route): RepositoryPath, Form(fields): Fields) -> Response {
+    one_call(&visit, route, &fields, async |rest, href| {
+        rest.post(&format!("{href}sync/"), &json!({})).await
+    })
+    .await
 }
 
 /// `POST …/distribute`: publishes the repository's latest version and distributes the
@@ -226,16 +236,7 @@ pub async fn upload(
     }) else {
         return back(&ui_path(&href), "error", "endpoint: not a content endpoint");
     };
-    let headers = request.headers();
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let length = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok());
+    let (content_type, length) = body_headers(request.headers());
     let answer = visit
         .rest
         .post_stream(
@@ -251,13 +252,74 @@ pub async fn upload(
 /// `POST …/delete`: deletes the repository (a task).
 pub async fn delete_repository(
     visit: Visit,
-    Path((plugin, segment, id)): RepositoryPath,
+    Path(route): RepositoryPath,
     Form(fields): Fields,
 ) -> Response {
+    one_call(&visit, route, &fields, async |rest, href| {
+        rest.delete(href).await
+    })
+    .await
+}
+
+/// `POST /ui/plugins/?csrf=…`: the form's component passed on as it streams to `POST plugins/`
+/// (an install, or an upgrade of the plugin of that name).
+pub async fn install_plugin(
+    visit: Visit,
+    Query(params): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    if !visit.sent_by_session(params.get("csrf")) {
+        return forbidden_form();
+    }
+    let (content_type, length) = body_headers(request.headers());
+    let answer = visit
+        .rest
+        .post_stream(
+            &format!("{API_ROOT}plugins/"),
+            content_type,
+            length,
+            request.into_body(),
+        )
+        .await;
+    if answer.ok() {
+        let installed = format!(
+            "Installed {} {}.",
+            answer.body["name"].as_str().unwrap_or_default(),
+            answer.body["version"].as_str().unwrap_or_default()
+        );
+        back("/ui/plugins/", "done", &installed)
+    } else {
+        back("/ui/plugins/", "error", &answer.problem())
+    }
+}
+
+/// `POST /ui/plugins/remove`: removes a plugin (refused by the API while its content exists).
+pub async fn remove_plugin(visit: Visit, Form(fields): Fields) -> Response {
     if !visit.sent_by_session(fields.get("csrf")) {
         return forbidden_form();
     }
-    let href = repository_href(&plugin, &segment, &id);
-    let answer = visit.rest.delete(&href).await;
-    to_task(&ui_path(&href), &answer)
+    let name = fields.get("name").cloned().unwrap_or_default();
+    let answer = visit
+        .rest
+        .delete(&format!("{API_ROOT}plugins/{}/", encoded(&name)))
+        .await;
+    if answer.ok() {
+        back("/ui/plugins/", "done", &format!("Removed {name}."))
+    } else {
+        back("/ui/plugins/", "error", &answer.problem())
+    }
+}
+
+/// The content type and length of a body passed on.
+fn body_headers(headers: &HeaderMap) -> (String, Option<u64>) {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    (content_type, length)
 }

@@ -42,6 +42,32 @@ fn results(answer: &Answer) -> (Vec<Value>, u64) {
     (results, count)
 }
 
+/// A page of a REST list: `list` is its path and query up to the paging, which this adds from
+/// the page's `offset`.
+struct Listed {
+    answer: Answer,
+    rows: Vec<Value>,
+    count: u64,
+    offset: u64,
+}
+
+impl Listed {
+    async fn fetch(visit: &Visit, params: &HashMap<String, String>, list: &str) -> Listed {
+        let offset = offset_of(params);
+        let answer = visit
+            .rest
+            .get(&format!("{list}&limit={PAGE_SIZE}&offset={offset}"))
+            .await;
+        let (rows, count) = results(&answer);
+        Listed {
+            answer,
+            rows,
+            count,
+            offset,
+        }
+    }
+}
+
 /// An action's outcome carried to the page it leads to.
 fn outcome(params: &HashMap<String, String>) -> Markup {
     html! {
@@ -417,6 +443,27 @@ pub async fn version(
     };
     let added = changes("repository_version_added").await;
     let removed = changes("repository_version_removed").await;
+    // The difference with another version of the repository, each way.
+    let against = params
+        .get("against")
+        .and_then(|number| number.parse::<u64>().ok());
+    let versions_href = format!("{API_ROOT}repositories/{plugin}/{segment}/{id}/versions/");
+    let mut compared = None;
+    if let Some(other) = against {
+        let other_href = format!("{versions_href}{other}/");
+        let only = |(this, that): (&str, &str)| {
+            let rest = visit.rest.clone();
+            let query = format!(
+                "{API_ROOT}content/?repository_version={}&not_in_repository_version={}&limit={PAGE_SIZE}",
+                encoded(this),
+                encoded(that)
+            );
+            async move { rest.get(&query).await }
+        };
+        let here = only((&href, &other_href)).await;
+        let there = only((&other_href, &href)).await;
+        compared = Some((other, here, there));
+    }
     let repository_path = ui_path(&format!("{API_ROOT}repositories/{plugin}/{segment}/{id}/"));
     let content = html! {
         p { a href=(repository_path) { "Back to the repository" } }
@@ -428,6 +475,19 @@ pub async fn version(
         @if !units.ok() { (failed(&units)) }
         (unit_table(&rows))
         (pagination(&format!("{}?path={}&", ui_path(&href), encoded(&search)), offset, count))
+        form method="get" aria-labelledby="compare" {
+            h2 id="compare" { "Compare with another version" }
+            label for="against" { "Version number" }
+            input id="against" type="number" min="0" name="against" value=[against];
+            " " button type="submit" { "Compare" }
+        }
+        @if let Some((other, here, there)) = &compared {
+            @if !here.ok() { (failed(here)) }
+            h3 { "In version " (number) ", not in version " (other) " (" (text(&here.body["count"])) ")" }
+            (unit_table(&results(here).0))
+            h3 { "In version " (other) ", not in version " (number) " (" (text(&there.body["count"])) ")" }
+            (unit_table(&results(there).0))
+        }
         h2 { "Added in this version" }
         (unit_table(&results(&added).0))
         h2 { "Removed in this version" }
@@ -474,14 +534,18 @@ fn unit_name(unit: &Value) -> String {
 
 /// `GET /ui/remotes/`.
 pub async fn remotes(visit: Visit, Query(params): Params) -> Response {
-    let offset = offset_of(&params);
-    let answer = visit
-        .rest
-        .get(&format!(
-            "{API_ROOT}remotes/?ordering=name&limit={PAGE_SIZE}&offset={offset}"
-        ))
-        .await;
-    let (rows, count) = results(&answer);
+    let listed = Listed::fetch(
+        &visit,
+        &params,
+        &format!("{API_ROOT}remotes/?ordering=name"),
+    )
+    .await;
+    let Listed {
+        answer,
+        rows,
+        count,
+        offset,
+    } = listed;
     let content = html! {
         @if !answer.ok() { (failed(&answer)) }
         table {
@@ -504,14 +568,18 @@ pub async fn remotes(visit: Visit, Query(params): Params) -> Response {
 
 /// `GET /ui/distributions/`: each with its URL and the settings its clients need.
 pub async fn distributions(visit: Visit, Query(params): Params) -> Response {
-    let offset = offset_of(&params);
-    let answer = visit
-        .rest
-        .get(&format!(
-            "{API_ROOT}distributions/?ordering=base_path&limit={PAGE_SIZE}&offset={offset}"
-        ))
-        .await;
-    let (rows, count) = results(&answer);
+    let listed = Listed::fetch(
+        &visit,
+        &params,
+        &format!("{API_ROOT}distributions/?ordering=base_path"),
+    )
+    .await;
+    let Listed {
+        answer,
+        rows,
+        count,
+        offset,
+    } = listed;
     let content = html! {
         @if !answer.ok() { (failed(&answer)) }
         @for distribution in &rows {
@@ -526,14 +594,18 @@ pub async fn distributions(visit: Visit, Query(params): Params) -> Response {
 
 /// `GET /ui/tasks/`.
 pub async fn tasks(visit: Visit, Query(params): Params) -> Response {
-    let offset = offset_of(&params);
-    let answer = visit
-        .rest
-        .get(&format!(
-            "{API_ROOT}tasks/?ordering=-pulp_created&limit={PAGE_SIZE}&offset={offset}"
-        ))
-        .await;
-    let (rows, count) = results(&answer);
+    let listed = Listed::fetch(
+        &visit,
+        &params,
+        &format!("{API_ROOT}tasks/?ordering=-pulp_created"),
+    )
+    .await;
+    let Listed {
+        answer,
+        rows,
+        count,
+        offset,
+    } = listed;
     let content = html! {
         @if !answer.ok() { (failed(&answer)) }
         (task_table(&rows))
@@ -607,57 +679,105 @@ pub async fn task(visit: Visit, Path(id): Path<String>, Query(params): Params) -
     ))
 }
 
-/// `GET /ui/plugins/`: the installed content types.
-pub async fn plugins(visit: Visit) -> Response {
+/// `GET /ui/plugins/`: the installed content types; staff install, upgrade and remove them.
+pub async fn plugins(visit: Visit, Query(params): Params) -> Response {
     let answer = visit.rest.get(&format!("{API_ROOT}plugins/")).await;
     let rows = answer.body["results"]
         .as_array()
         .or(answer.body.as_array())
         .cloned()
         .unwrap_or_default();
+    let staff = visit.session.user.is_staff;
+    let csrf = visit.session.csrf();
     let content = html! {
+        (outcome(&params))
         @if !answer.ok() { (failed(&answer)) }
         table {
-            thead { tr { th { "Name" } th { "Version" } th { "WIT" } th { "Content types" } th { "Built in" } } }
+            thead { tr { th { "Name" } th { "Version" } th { "WIT" } th { "Content types" } th { "Built in" } @if staff { th { "Remove" } } } }
             tbody {
                 @for plugin in &rows {
+                    @let name = text(&plugin["name"]);
+                    @let builtin = plugin["builtin"].as_bool() == Some(true);
                     tr {
-                        td { (text(&plugin["name"])) }
+                        td { (name) }
                         td { (text(&plugin["version"])) }
                         td { (text(&plugin["wit_version"])) }
                         td { (plugin["content_types"].as_array().map(|types| types.iter().map(|t| text(&t["name"])).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
-                        td { (if plugin["builtin"].as_bool() == Some(true) { "yes" } else { "no" }) }
+                        td { (if builtin { "yes" } else { "no" }) }
+                        @if staff {
+                            td {
+                                @if !builtin {
+                                    form.inline method="post" action="/ui/plugins/remove" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="name" value=(name);
+                                        button.danger type="submit" aria-label=(format!("Remove {name}")) { "Remove" }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
+            }
+        }
+        @if staff {
+            // The CSRF token rides in the action's query: the component streams on to the API.
+            form.card method="post" enctype="multipart/form-data" action=(format!("/ui/plugins/?csrf={csrf}")) {
+                h2 { "Install or upgrade a plugin" }
+                label for="component" { "Component (.wasm)" }
+                input id="component" type="file" name="file" accept=".wasm" required;
+                p { button type="submit" { "Install" } }
             }
         }
     };
     respond(page(Some(&visit.session), "Plugins", content))
 }
 
-/// `GET /ui/users/`: the users (staff; others are told they may not).
+/// `GET /ui/users/`: the users the visitor may see (staff: all; others: themselves).
 pub async fn users(visit: Visit, Query(params): Params) -> Response {
-    let offset = offset_of(&params);
-    let answer = visit
-        .rest
-        .get(&format!(
-            "{API_ROOT}users/?ordering=username&limit={PAGE_SIZE}&offset={offset}"
-        ))
-        .await;
-    if !answer.ok() {
-        return not_shown(&visit, &answer);
+    let listed = Listed::fetch(
+        &visit,
+        &params,
+        &format!("{API_ROOT}users/?ordering=username"),
+    )
+    .await;
+    if !listed.answer.ok() {
+        return not_shown(&visit, &listed.answer);
     }
-    let (rows, count) = results(&answer);
+    let Listed {
+        rows,
+        count,
+        offset,
+        ..
+    } = listed;
+    // Each user's roles, as `users/<id>/roles/` lists them: the role, and its object if any.
+    let mut roles = Vec::with_capacity(rows.len());
+    for user in &rows {
+        let held = visit
+            .rest
+            .get(&format!("{}roles/?limit=100", text(&user["pulp_href"])))
+            .await;
+        let (held, _) = results(&held);
+        roles.push(
+            held.iter()
+                .map(|role| match role["content_object"].as_str() {
+                    Some(object) => format!("{} on {object}", text(&role["role"])),
+                    None => text(&role["role"]),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    }
     let content = html! {
         table {
-            thead { tr { th { "Username" } th { "Staff" } th { "Active" } th { "Joined" } } }
+            thead { tr { th { "Username" } th { "Staff" } th { "Active" } th { "Joined" } th { "Roles" } } }
             tbody {
-                @for user in &rows {
+                @for (user, roles) in rows.iter().zip(&roles) {
                     tr {
                         td { (text(&user["username"])) }
                         td { (text(&user["is_staff"])) }
                         td { (text(&user["is_active"])) }
                         td { (when(&user["date_joined"])) }
+                        td { (roles) }
                     }
                 }
             }

@@ -1,7 +1,8 @@
 //! A headless Chromium driven through ChromeDriver (Debian's `chromium` and `chromium-driver`,
 //! installed when missing) over the W3C WebDriver protocol: the few commands a UI test needs
 //! (open a page, find elements, type, click, read the page, take a screenshot), each one JSON
-//! request to the driver on loopback.
+//! request to the driver on loopback. The page's text is read by a one-line script, in one step,
+//! so that a page reloading itself cannot leave a stale element between two.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -79,6 +80,18 @@ impl Browser {
 
     /// One WebDriver command; its `value`.
     async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_command(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("WebDriver {path}: {error}"))
+    }
+
+    /// One WebDriver command: its `value`, or the driver's error.
+    async fn try_command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.session));
@@ -95,10 +108,10 @@ impl Browser {
             .await
             .expect("a WebDriver answer");
         let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if let Some(error) = answer["value"]["error"].as_str() {
-            panic!("WebDriver {path}: {error}: {}", answer["value"]["message"]);
+        match answer["value"]["error"].as_str() {
+            Some(error) => Err(format!("{error}: {}", answer["value"]["message"])),
+            None => Ok(answer["value"].clone()),
         }
-        answer["value"].clone()
     }
 
     /// Opens `url` and waits for it to load.
@@ -115,11 +128,19 @@ impl Browser {
 
     /// The page's visible text.
     pub async fn text(&self) -> String {
-        let body = self.find("body").await;
+        self.try_text()
+            .await
+            .unwrap_or_else(|error| panic!("reading the page: {error}"))
+    }
+
+    /// The page's visible text, read in one step (a page that reloads itself between two steps
+    /// would leave a stale element), or why it could not be read (the page was reloading).
+    async fn try_text(&self) -> Result<String, String> {
+        let script = json!({"script": "return document.body.innerText;", "args": []});
         let value = self
-            .command(reqwest::Method::GET, &format!("/element/{body}/text"), None)
-            .await;
-        value.as_str().unwrap_or_default().to_owned()
+            .try_command(reqwest::Method::POST, "/execute/sync", Some(script))
+            .await?;
+        Ok(value.as_str().unwrap_or_default().to_owned())
     }
 
     /// The element `selector` (CSS) names; panics when there is none.
@@ -194,7 +215,7 @@ impl Browser {
     pub async fn wait_for_text(&self, wanted: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let text = self.text().await;
+            let text = self.try_text().await.unwrap_or_default();
             if text.contains(wanted) {
                 return text;
             }
