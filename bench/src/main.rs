@@ -44,6 +44,7 @@ mod serving;
 mod sink;
 mod startup;
 mod transfer;
+mod ui;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
@@ -68,6 +69,7 @@ const SECTIONS: &[&str] = &[
     "container",
     "cargo",
     "npm",
+    "ui",
     "plugin",
 ];
 /// Sections that need the public internet, run only when named.
@@ -288,6 +290,7 @@ async fn main() -> anyhow::Result<()> {
             "container" => container::run(&mut bench).await?,
             "cargo" => cargo::run(&mut bench).await?,
             "npm" => npm::run(&mut bench).await?,
+            "ui" => ui::run(&mut bench).await?,
             "transfer" => transfer::run(&mut bench).await?,
             "pypi" => pypi::run(&mut bench).await?,
             _ => unreachable!("checked above"),

@@ -1,7 +1,7 @@
 //! The web UI at `/ui/` in a real browser (headless Chromium through ChromeDriver): a staff user
 //! logs in, creates a repository, uploads a file, watches the task finish, distributes the
 //! repository, finds the file at the distribution's URL, installs and removes a plugin, deletes a
-//! repository and logs out; an anonymous visitor sees
+//! repository, syncs one from a remote given in its creation form, and logs out; an anonymous visitor sees
 //! only the log-in form, and a user without roles sees none of the staff's repositories and, on
 //! the users page, only themselves. Screenshots of the main pages land in `target/ui-screenshots/` (and in
 //! `docs/ui/` with `GRANARY_UI_SCREENSHOTS_TO_DOCS=1`, how `docs/ui.md`'s are made).
@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use reqwest::StatusCode;
 
 use crate::support::browser::Browser;
+use crate::support::fixture::Fixture;
 use crate::support::pulp::API;
+use crate::support::upstream::Upstream;
 use crate::support::{Backend, TestApp};
 
 sqlite_and_postgres!(a_user_creates_uploads_distributes_and_logs_out_in_a_browser);
@@ -184,6 +186,29 @@ async fn a_user_creates_uploads_distributes_and_logs_out_in_a_browser(backend: B
     browser.open(&app.url("/ui/repositories/")).await;
     let text = browser.text().await;
     assert!(!text.contains("scratch") && text.contains("docs"), "{text}");
+
+    // A repository with a remote, created in one form and synced from its page.
+    let fixture = Fixture::generate(3, 7);
+    let upstream = Upstream::serve(&fixture).await;
+    browser.open(&app.url("/ui/repositories/")).await;
+    browser.type_into("#name", "mirror").await;
+    browser
+        .type_into("#remote_url", &upstream.manifest_url())
+        .await;
+    browser
+        .click("form[method=post][action='/ui/repositories/'] button")
+        .await;
+    browser.click("form[action$='/sync'] button").await;
+    browser.wait_for_text("completed").await;
+    browser.open(&app.url("/ui/repositories/?q=mirror")).await;
+    browser.click("table a").await;
+    let text = browser.text().await;
+    assert!(text.contains("Repository mirror"), "{text}");
+    let present = browser.find_text("table tbody tr td:nth-child(5)").await;
+    assert_eq!(
+        present, "3",
+        "the synced version holds the upstream's three files: {text}"
+    );
 
     // A form posted without the session's CSRF token is refused, session cookie and all.
     let cookie = format!("granary_ui_session={}", session["value"].as_str().unwrap());

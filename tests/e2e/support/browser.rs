@@ -158,6 +158,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// The text of the first element `selector` names.
+    pub async fn find_text(&self, selector: &str) -> String {
+        let element = self.find(selector).await;
+        let value = self
+            .command(
+                reqwest::Method::GET,
+                &format!("/element/{element}/text"),
+                None,
+            )
+            .await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
     /// How many elements `selector` names.
     pub async fn count(&self, selector: &str) -> usize {
         let value = self
