@@ -220,6 +220,15 @@ async fn a_user_creates_uploads_distributes_and_logs_out_in_a_browser(backend: B
         .await
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // Pages may not be framed by other sites, run no script, and are not cached.
+    let headers = forged.headers();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("script-src 'none'") && policy.contains("frame-ancestors 'none'"),
+        "{policy}"
+    );
+    assert_eq!(headers["cache-control"], "no-store");
 
     // Logging out ends the session: the old cookie opens nothing any more.
     browser.click("form.logout button").await;
