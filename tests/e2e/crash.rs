@@ -124,6 +124,7 @@ async fn killed_at_random_points_the_data_stays_whole(backend: Backend) {
         app.kill();
         app.restart().await;
         let context = format!("seed {seed}, kill {kill} ({work:?} after {delay} ms)");
+        settle(&app, &context).await;
         assert_versions_are_whole(&app, &repository, &context).await;
         assert_artifact_files_are_whole(&app, &context).await;
     }
@@ -165,6 +166,24 @@ async fn killed_at_random_points_the_data_stays_whole(backend: Backend) {
         process_dirs, 1,
         "seed {seed}: only the live process's temporary directory"
     );
+}
+
+/// Waits until the restarted server has run what was still queued at the kill (a task queued a
+/// few milliseconds before it runs now, and makes its version) and failed what was running, so
+/// the checks look at a settled state rather than race a version being made.
+async fn settle(app: &TestApp, context: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while app
+        .count(&format!("{API}/tasks/?state__in=waiting,running,canceling"))
+        .await
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{context}: tasks still waiting or running two minutes after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every version of `repository` shows exactly the units its summary counts.
