@@ -3,7 +3,8 @@
 //! repository, finds the file at the distribution's URL, installs and removes a plugin, deletes a
 //! repository, syncs one from a remote given in its creation form, and logs out; an anonymous visitor sees
 //! only the log-in form, and a user without roles sees none of the staff's repositories and, on
-//! the users page, only themselves. Screenshots of the main pages land in `target/ui-screenshots/` (and in
+//! the users page, only themselves. Each main page is checked for one heading, labelled
+//! controls and named links and buttons. Screenshots of the main pages land in `target/ui-screenshots/` (and in
 //! `docs/ui/` with `GRANARY_UI_SCREENSHOTS_TO_DOCS=1`, how `docs/ui.md`'s are made).
 
 use std::path::PathBuf;
@@ -18,8 +19,26 @@ use crate::support::{Backend, TestApp};
 
 sqlite_and_postgres!(a_user_creates_uploads_distributes_and_logs_out_in_a_browser);
 
-/// Saves a screenshot of the browser's page as `name`.png.
+/// Checks what makes the page usable with a screen reader and a keyboard, then saves a
+/// screenshot of it as `name`.png: one `h1`, every visible form control named by a label (or
+/// `aria-label`), every button and link with text, nothing reachable only by pointer (no
+/// `tabindex` below 0, no click handlers: the pages have no script).
 async fn screenshot(browser: &Browser, name: &str) {
+    let problems = browser
+        .script(
+            "const named = e => (e.labels && e.labels.length) || e.getAttribute('aria-label');
+             const problems = [];
+             if (document.querySelectorAll('h1').length !== 1) problems.push('not one h1');
+             for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+                 if (!named(e)) problems.push('unlabelled ' + (e.id || e.name));
+             for (const e of document.querySelectorAll('button, a'))
+                 if (!e.textContent.trim() && !e.getAttribute('aria-label')) problems.push('empty ' + e.outerHTML);
+             for (const e of document.querySelectorAll('[tabindex], [onclick]'))
+                 if (e.tabIndex < 0 || e.hasAttribute('onclick')) problems.push('pointer-only ' + e.outerHTML);
+             return problems;",
+        )
+        .await;
+    assert_eq!(problems, serde_json::json!([]), "{name}: accessibility");
     let mut targets =
         vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots")];
     if std::env::var_os("GRANARY_UI_SCREENSHOTS_TO_DOCS").is_some() {

@@ -158,6 +158,16 @@ impl Browser {
             .to_owned()
     }
 
+    /// What `script` (a function body) returns, run in the page.
+    pub async fn script(&self, script: &str) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
     /// The text of the first element `selector` names.
     pub async fn find_text(&self, selector: &str) -> String {
         let element = self.find(selector).await;
