@@ -532,86 +532,76 @@ fn unit_name(unit: &Value) -> String {
     }
 }
 
+/// A page that is one REST list (`list`, up to its paging): its rows as `draw` draws them, the
+/// list's problem if it failed, and links to the other pages (`base` with the offset added).
+async fn list_page(
+    visit: &Visit,
+    params: &HashMap<String, String>,
+    (title, list, base): (&str, &str, &str),
+    draw: impl FnOnce(&[Value]) -> Markup,
+) -> Response {
+    let listed = Listed::fetch(visit, params, list).await;
+    let content = html! {
+        @if !listed.answer.ok() { (failed(&listed.answer)) }
+        (draw(&listed.rows))
+        (pagination(base, listed.offset, listed.count))
+    };
+    respond(page(Some(&visit.session), title, content))
+}
+
 /// `GET /ui/remotes/`.
 pub async fn remotes(visit: Visit, Query(params): Params) -> Response {
-    let listed = Listed::fetch(
+    let list = format!("{API_ROOT}remotes/?ordering=name");
+    list_page(
         &visit,
         &params,
-        &format!("{API_ROOT}remotes/?ordering=name"),
-    )
-    .await;
-    let Listed {
-        answer,
-        rows,
-        count,
-        offset,
-    } = listed;
-    let content = html! {
-        @if !answer.ok() { (failed(&answer)) }
-        table {
-            thead { tr { th { "Name" } th { "Type" } th { "URL" } th { "Policy" } } }
-            tbody {
-                @for remote in &rows {
-                    tr {
-                        td { (text(&remote["name"])) }
-                        td { (kind_of(&text(&remote["pulp_href"]))) }
-                        td { code { (text(&remote["url"])) } }
-                        td { (text(&remote["policy"])) }
+        ("Remotes", &list, "/ui/remotes/?"),
+        |rows| {
+            html! {
+                table {
+                    thead { tr { th { "Name" } th { "Type" } th { "URL" } th { "Policy" } } }
+                    tbody {
+                        @for remote in rows {
+                            tr {
+                                td { (text(&remote["name"])) }
+                                td { (kind_of(&text(&remote["pulp_href"]))) }
+                                td { code { (text(&remote["url"])) } }
+                                td { (text(&remote["policy"])) }
+                            }
+                        }
                     }
                 }
             }
-        }
-        (pagination("/ui/remotes/?", offset, count))
-    };
-    respond(page(Some(&visit.session), "Remotes", content))
+        },
+    )
+    .await
 }
 
 /// `GET /ui/distributions/`: each with its URL and the settings its clients need.
 pub async fn distributions(visit: Visit, Query(params): Params) -> Response {
-    let listed = Listed::fetch(
+    let list = format!("{API_ROOT}distributions/?ordering=base_path");
+    let origin = visit.app.origin.clone();
+    list_page(
         &visit,
         &params,
-        &format!("{API_ROOT}distributions/?ordering=base_path"),
+        ("Distributions", &list, "/ui/distributions/?"),
+        |rows| {
+            html! {
+                @for distribution in rows {
+                    @let plugin = kind_of(&text(&distribution["pulp_href"]));
+                    @let plugin = plugin.split(' ').next().unwrap_or_default();
+                    (clients::settings(&origin, plugin, distribution))
+                }
+            }
+        },
     )
-    .await;
-    let Listed {
-        answer,
-        rows,
-        count,
-        offset,
-    } = listed;
-    let content = html! {
-        @if !answer.ok() { (failed(&answer)) }
-        @for distribution in &rows {
-            @let plugin = kind_of(&text(&distribution["pulp_href"]));
-            @let plugin = plugin.split(' ').next().unwrap_or_default();
-            (clients::settings(&visit.app.origin, plugin, distribution))
-        }
-        (pagination("/ui/distributions/?", offset, count))
-    };
-    respond(page(Some(&visit.session), "Distributions", content))
+    .await
 }
 
 /// `GET /ui/tasks/`.
 pub async fn tasks(visit: Visit, Query(params): Params) -> Response {
-    let listed = Listed::fetch(
-        &visit,
-        &params,
-        &format!("{API_ROOT}tasks/?ordering=-pulp_created"),
-    )
-    .await;
-    let Listed {
-        answer,
-        rows,
-        count,
-        offset,
-    } = listed;
-    let content = html! {
-        @if !answer.ok() { (failed(&answer)) }
-        (task_table(&rows))
-        (pagination("/ui/tasks/?", offset, count))
-    };
-    respond(page(Some(&visit.session), "Tasks", content))
+    let list = format!("{API_ROOT}tasks/?ordering=-pulp_created");
+    list_page(&visit, &params, ("Tasks", &list, "/ui/tasks/?"), task_table).await
 }
 
 /// `GET /ui/tasks/<id>/`: a task's state, progress and error; the page reloads itself every two
