@@ -250,13 +250,17 @@ async fn replace_by_repository_key(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    // The new version is the latest: its units are the rows not removed.
+    // The new version is the latest: its units are the rows not removed. `CROSS JOIN` keeps
+    // SQLite's join order (added keys → units with the value → their rows here): left to its
+    // planner, it walked every current row of the repository for each added key, quadratic
+    // (a 100,000-unit sync spent over ten minutes here). PostgreSQL plans it as a plain join.
     let duplicates = sqlx::query_as::<_, (String, String, String, i64)>(&format!(
         "SELECT n.type_name, n.field, n.value, COUNT(DISTINCT m.content_id) FROM {}
-         JOIN content_keys m ON m.plugin = n.plugin AND m.type_name = n.type_name
-              AND m.field = n.field AND m.value = n.value
-         JOIN repository_content rc ON rc.content_id = m.content_id AND rc.repository_id = $1
-              AND rc.version_removed IS NULL
+         CROSS JOIN content_keys m CROSS JOIN repository_content rc
+         WHERE m.plugin = n.plugin AND m.type_name = n.type_name
+           AND m.field = n.field AND m.value = n.value
+           AND rc.content_id = m.content_id AND rc.repository_id = $1
+           AND rc.version_removed IS NULL
          GROUP BY n.type_name, n.field, n.value HAVING COUNT(DISTINCT m.content_id) > 1
          ORDER BY n.value",
         added_keys(2, 3)
