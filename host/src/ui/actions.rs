@@ -236,16 +236,12 @@ pub async fn upload(
     }) else {
         return back(&ui_path(&href), "error", "endpoint: not a content endpoint");
     };
-    let (content_type, length) = body_headers(request.headers());
-    let answer = visit
-        .rest
-        .post_stream(
-            &format!("{API_ROOT}content/{plugin}/{endpoint}/"),
-            content_type,
-            length,
-            request.into_body(),
-        )
-        .await;
+    let answer = pass_on(
+        &visit,
+        &format!("{API_ROOT}content/{plugin}/{endpoint}/"),
+        request,
+    )
+    .await;
     to_task(&ui_path(&href), &answer)
 }
 
@@ -271,16 +267,7 @@ pub async fn install_plugin(
     if !visit.sent_by_session(params.get("csrf")) {
         return forbidden_form();
     }
-    let (content_type, length) = body_headers(request.headers());
-    let answer = visit
-        .rest
-        .post_stream(
-            &format!("{API_ROOT}plugins/"),
-            content_type,
-            length,
-            request.into_body(),
-        )
-        .await;
+    let answer = pass_on(&visit, &format!("{API_ROOT}plugins/"), request).await;
     if answer.ok() {
         let installed = format!(
             "Installed {} {}.",
@@ -310,8 +297,10 @@ pub async fn remove_plugin(visit: Visit, Form(fields): Fields) -> Response {
     }
 }
 
-/// The content type and length of a body passed on.
-fn body_headers(headers: &HeaderMap) -> (String, Option<u64>) {
+/// POSTs the request's body to `path` as it streams in, with its content type and length (a
+/// form's multipart upload).
+async fn pass_on(visit: &Visit, path: &str, request: Request) -> Answer {
+    let headers = request.headers();
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -321,5 +310,8 @@ fn body_headers(headers: &HeaderMap) -> (String, Option<u64>) {
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok());
-    (content_type, length)
+    visit
+        .rest
+        .post_stream(path, content_type, length, request.into_body())
+        .await
 }

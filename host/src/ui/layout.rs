@@ -144,17 +144,9 @@ pub fn ui_path(href: &str) -> String {
         .map_or_else(|| "/ui/".into(), |rest| format!("/ui/{rest}"))
 }
 
-/// A percent-encoded query value.
+/// A query value, encoded as forms encode it.
 pub fn encoded(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -168,7 +160,7 @@ mod tests {
             "/ui/repositories/file/file/1/"
         );
         assert_eq!(ui_path("elsewhere"), "/ui/");
-        assert_eq!(encoded("a b&c/é"), "a%20b%26c%2F%C3%A9");
+        assert_eq!(encoded("a b&c/é"), "a+b%26c%2F%C3%A9");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use crate::auth::{self, User};
 use crate::state::App;
@@ -132,9 +133,9 @@ fn csrf_of(secret: &str) -> String {
     hex::encode(Sha256::digest(format!("granary web UI CSRF\0{secret}")))
 }
 
-/// Compares without stopping at the first difference.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `given` is `expected`, compared in constant time (as `auth` compares secrets).
+pub fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+    expected.ct_eq(given).into()
 }
 
 #[cfg(test)]
