@@ -221,16 +221,42 @@ impl Browser {
         .await;
     }
 
-    /// Clicks the element `selector` names (a button submits its form; the call returns once
-    /// the next page has loaded).
+    /// Clicks the element `selector` names, a link or a form's button, and returns once the
+    /// page it leads to has loaded. ChromeDriver's click does not always wait for the navigation
+    /// it starts (Chromium 156.0.8078.114 returned before the form's answer arrived), so the page
+    /// being left is marked, and the call waits until a document without the mark is complete.
     pub async fn click(&self, selector: &str) {
         let element = self.find(selector).await;
+        self.script("window.granaryLeaving = true;").await;
         self.command(
             reqwest::Method::POST,
             &format!("/element/{element}/click"),
             Some(json!({})),
         )
         .await;
+        let arrived = json!({
+            "script": "return !window.granaryLeaving && document.readyState === 'complete';",
+            "args": [],
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            // A script run while the next page replaces this one may fail: look again.
+            let done = self
+                .try_command(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    Some(arrived.clone()),
+                )
+                .await;
+            if done == Ok(Value::Bool(true)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {selector} led to no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until the page's text holds `wanted` (a page that reloads itself, say), reading it
