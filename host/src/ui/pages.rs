@@ -441,8 +441,24 @@ pub async fn version(
             .await
         }
     };
-    let added = changes("repository_version_added").await;
-    let removed = changes("repository_version_removed").await;
+    // The version's summary says how much it changed: a list is asked for only when it says
+    // something the content above does not (a first sync adds the whole version).
+    let summary = &answer.body["content_summary"];
+    let (added_count, removed_count) = (
+        summary_total(&summary["added"]),
+        summary_total(&summary["removed"]),
+    );
+    let whole_version_added = added_count > 0 && added_count == summary_total(&summary["present"]);
+    let added = if added_count > 0 && !whole_version_added {
+        Some(changes("repository_version_added").await)
+    } else {
+        None
+    };
+    let removed = if removed_count > 0 {
+        Some(changes("repository_version_removed").await)
+    } else {
+        None
+    };
     // The difference with another version of the repository, each way.
     let against = params
         .get("against")
@@ -488,16 +504,35 @@ pub async fn version(
             h3 { "In version " (other) ", not in version " (number) " (" (text(&there.body["count"])) ")" }
             (unit_table(&results(there).0))
         }
-        h2 { "Added in this version" }
-        (unit_table(&results(&added).0))
-        h2 { "Removed in this version" }
-        (unit_table(&results(&removed).0))
+        h2 { "Added in this version (" (added_count) ")" }
+        @if whole_version_added {
+            p { "Every unit of this version was added in it: they are listed above." }
+        }
+        (change_table(added.as_ref(), added_count))
+        h2 { "Removed in this version (" (removed_count) ")" }
+        (change_table(removed.as_ref(), removed_count))
     };
     respond(page(
         Some(&visit.session),
         &format!("Version {number}"),
         content,
     ))
+}
+
+/// What a version added or removed: the first page of units when the API was asked for them,
+/// with a note when there are more than a page shows.
+fn change_table(answer: Option<&Answer>, count: u64) -> Markup {
+    let Some(answer) = answer else {
+        return html! {};
+    };
+    let rows = results(answer).0;
+    html! {
+        @if !answer.ok() { (failed(answer)) }
+        (unit_table(&rows))
+        @if count > rows.len() as u64 {
+            p { "The first " (rows.len()) " of " (count) " are shown." }
+        }
+    }
 }
 
 /// A table of content units: their type, what identifies them, and when they were made.
