@@ -414,6 +414,25 @@ async fn repositories_round_trip_through_an_export_and_an_import(backend: Backen
     pulp.run(&["export", "pulp", "destroy", "--href", &href])
         .await;
     assert_eq!(upstream.get(&href).await.0, StatusCode::NOT_FOUND);
+    // Changing an exporter is a task, as in Pulp; pulp-cli waits for it.
+    let later = exports.join("later");
+    pulp.run(&[
+        "exporter",
+        "pulp",
+        "update",
+        "--name",
+        "nightly",
+        "--path",
+        later.to_str().unwrap(),
+        "--repository",
+        "file:file:zoo",
+    ])
+    .await;
+    let changed = pulp
+        .run(&["exporter", "pulp", "show", "--name", "nightly"])
+        .await;
+    assert_eq!(changed["path"], later.to_str().unwrap());
+    assert_eq!(changed["repositories"].as_array().map(Vec::len), Some(1));
     pulp.run(&["exporter", "pulp", "destroy", "--name", "nightly"])
         .await;
     pulp.fails(&["exporter", "pulp", "show", "--name", "nightly"])

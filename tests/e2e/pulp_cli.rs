@@ -34,6 +34,15 @@ impl PulpCli {
         }
     }
 
+    /// `pulp` logging in to `app` as another user.
+    pub(crate) fn as_user(app: &TestApp, username: &str, password: &str) -> PulpCli {
+        PulpCli {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            ..PulpCli::new(app)
+        }
+    }
+
     /// Runs `pulp <args>`, which must fail (a non-zero exit); returns what it printed to stderr.
     pub(crate) async fn fails(&self, args: &[&str]) -> String {
         let output = self.output(args).await;

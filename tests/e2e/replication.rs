@@ -2,6 +2,7 @@
 //! create`, `replicate`): a second Granary mirrors the first one's file distributions into
 //! remotes, repositories and distributions of the same names and serves the same bytes; a
 //! distribution the upstream drops goes, as the `policy` says (`all`, `labeled`, `nodelete`).
+//! Upstreams are given through Pulp's `core.upstreampulp_*` roles.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ use crate::support::{Backend, TestApp};
 sqlite_and_postgres!(
     a_second_server_mirrors_the_distributions_of_the_first,
     pip_installs_from_a_replicated_python_distribution,
+    upstreams_are_shared_through_roles_as_in_pulp,
 );
 
 /// The names of the file distributions of `app`.
@@ -341,17 +343,22 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
         .await;
     assert!(refused.contains("q_select"), "{refused}");
 
-    // Staff only.
+    // Another user, holding no role on it, neither sees nor replicates it.
     downstream
         .create_user("carol", "carol's long password")
         .await;
     let carol = As::Basic("carol", "carol's long password");
     let href = str_field(&shown, "pulp_href").to_owned();
-    let calls = [
-        (Method::GET, format!("{API}/upstream-pulps/")),
-        (Method::POST, format!("{href}replicate/")),
-    ];
+    let calls = [(Method::POST, format!("{href}replicate/"))];
     downstream.assert_closed_to(carol, &calls, &json!({})).await;
+    let listed = downstream
+        .expect(
+            carol.get(&format!("{API}/upstream-pulps/")),
+            StatusCode::OK,
+            "anyone may list upstreams",
+        )
+        .await;
+    assert_eq!(listed["count"], 0, "but sees only those given: {listed:#}");
     down.run(&["upstream-pulp", "destroy", "--upstream-pulp", "first"])
         .await;
 }
@@ -410,4 +417,89 @@ async fn pip_installs_from_a_replicated_python_distribution(backend: Backend) {
     .await
     .unwrap();
     assert!(installed.contains("granary_demo"), "{installed}");
+}
+
+/// Pulp's access policy for upstreams: a user needs `core.upstreampulp_creator` to register one
+/// and owns what they register; others see none of it until given a role on it, and
+/// `core.upstreampulp_user` lets them replicate it without changing it.
+async fn upstreams_are_shared_through_roles_as_in_pulp(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let owner = app.create_user("olive", "olive's long password").await;
+    app.create_user("sam", "sam's long password").await;
+    let olive = PulpCli::as_user(&app, "olive", "olive's long password");
+    let sam = PulpCli::as_user(&app, "sam", "sam's long password");
+    let create = [
+        "upstream-pulp",
+        "create",
+        "--name",
+        "elsewhere",
+        "--base-url",
+        "http://127.0.0.1:9/",
+    ];
+    let refused = olive.fails(&create).await;
+    assert!(
+        refused.contains("upstream_pulps_create is not authorized"),
+        "no role, no upstream: {refused}"
+    );
+
+    app.create(
+        &format!("{owner}roles/"),
+        json!({ "role": "core.upstreampulp_creator", "content_object": null }),
+    )
+    .await;
+    let created = olive.run(&create).await;
+    let href = str_field(&created, "pulp_href").to_owned();
+    let holders = app
+        .expect(
+            As::Basic("olive", "olive's long password").get(&format!("{href}list_roles/")),
+            StatusCode::OK,
+            "the creator manages its roles",
+        )
+        .await;
+    assert_eq!(
+        holders["roles"][0]["role"], "core.upstreampulp_owner",
+        "{holders:#}"
+    );
+    assert_eq!(holders["roles"][0]["users"], json!(["olive"]));
+
+    let sam_sees = sam.run(&["upstream-pulp", "list"]).await;
+    assert_eq!(sam_sees, json!([]), "another user's upstream is not listed");
+    sam.fails(&["upstream-pulp", "show", "--upstream-pulp", "elsewhere"])
+        .await;
+
+    app.expect(
+        As::Basic("olive", "olive's long password").post(
+            &format!("{href}add_role/"),
+            json!({ "role": "core.upstreampulp_user", "users": ["sam"] }),
+        ),
+        StatusCode::CREATED,
+        "the owner lets sam replicate",
+    )
+    .await;
+    let shown = sam
+        .run(&["upstream-pulp", "show", "--upstream-pulp", "elsewhere"])
+        .await;
+    assert_eq!(shown["pulp_href"], href.as_str());
+    let sam_as = As::Basic("sam", "sam's long password");
+    let group = app
+        .expect(
+            sam_as.post(&format!("{href}replicate/"), json!({})),
+            StatusCode::ACCEPTED,
+            "a user of the upstream replicates it",
+        )
+        .await;
+    assert!(group["task_group"].is_string(), "{group:#}");
+    for (call, what) in [
+        (
+            sam_as.patch(&href, json!({ "base_url": "http://127.0.0.1:10/" })),
+            "but does not change it",
+        ),
+        (sam_as.delete(&href), "nor delete it"),
+    ] {
+        app.expect(call, StatusCode::FORBIDDEN, what).await;
+    }
+    olive
+        .run(&["upstream-pulp", "destroy", "--upstream-pulp", "elsewhere"])
+        .await;
+    assert_eq!(app.get(&href).await.0, StatusCode::NOT_FOUND);
 }

@@ -4,8 +4,8 @@
 //! only (default policies): an exporter writes to the server's disks. The work is in
 //! [`crate::domain::transfer`].
 //!
-//! Unlike Pulp, changing or deleting an exporter answers at once (200, 204) rather than with a
-//! task: nothing but the exporter's own row is touched.
+//! As in Pulp, changing or deleting an exporter is a task (`202 {"task": href}`) holding the
+//! exporter's exclusive lock, which its exports hold too.
 
 use axum::Json;
 use axum::extract::{OriginalUri, Path};
@@ -19,7 +19,10 @@ use utoipa::ToSchema;
 use super::access::{Call, Caller};
 use super::list::{self, Conditions, Identity, ListRequest, Visibility, fetch_by_id, resource};
 use super::routes::Routes;
-use super::support::{Fields, ensure_unique, json_column, spawn_task};
+use super::support::{
+    Changes, ColumnValue, Fields, ensure_unique, json_column, spawn_delete, spawn_task,
+    spawn_update,
+};
 use crate::db::{new_id, now};
 use crate::domain::hrefs::{self, API_ROOT, Href};
 use crate::domain::transfer::archive::parse_chunk_size;
@@ -403,12 +406,13 @@ async fn create(
 }
 
 /// `PUT` (`WHOLE`: `name` and `path` required, and a pulp exporter's `repositories`) or
-/// `PATCH {name?, path?, repositories? | method?}`: changed in place and answered.
+/// `PATCH {name?, path?, repositories? | method?}`: validated here, applied by a task under the
+/// exporter's exclusive lock (Pulp's `AsyncUpdateMixin`), so it waits for a running export.
 async fn update<const WHOLE: bool>(
     Call { app, caller }: Call,
     Path((kind, id)): Path<(String, String)>,
     fields: Fields,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let kind = Kind::of(&kind)?;
     let action = if WHOLE { "update" } else { "partial_update" };
     let exporter = authorized(&app, &caller, (kind, &id), action).await?;
@@ -419,58 +423,38 @@ async fn update<const WHOLE: bool>(
             return Err(ApiError::field("repositories", "This field is required."));
         }
     }
-    let name = match fields.opt_str("name")? {
-        Some(name) => {
-            ensure_unique(&app, "exporters", "name", "name", &name, Some(&exporter.id)).await?;
-            name
+    let mut changes = Changes::new();
+    if let Some(name) = fields.opt_str("name")? {
+        ensure_unique(&app, "exporters", "name", "name", &name, Some(&exporter.id)).await?;
+        changes.push(("name".into(), ColumnValue::Text(Some(name))));
+    }
+    if let Some(path) = path_field(&app, &fields, false)? {
+        changes.push(("path".into(), ColumnValue::Text(Some(path))));
+    }
+    match kind {
+        Kind::Pulp => {
+            if let Some(repositories) = repositories_field(&app, &fields).await? {
+                changes.push(("repositories".into(), ColumnValue::Text(Some(repositories))));
+            }
         }
-        None => exporter.name.clone(),
-    };
-    let path = path_field(&app, &fields, false)?.unwrap_or_else(|| exporter.path.clone());
-    let repositories = match kind {
-        Kind::Pulp => repositories_field(&app, &fields)
-            .await?
-            .unwrap_or_else(|| exporter.repositories.clone()),
-        Kind::Filesystem => exporter.repositories.clone(),
-    };
-    let method = match kind {
-        Kind::Pulp => None,
-        Kind::Filesystem => method_field(&fields)?.or_else(|| exporter.method.clone()),
-    };
-    app.db
-        .write_one(
-            sqlx::query(
-                "UPDATE exporters SET name = $2, path = $3, repositories = $4, method = $5, updated = $6
-                 WHERE id = $1",
-            )
-            .bind(&exporter.id)
-            .bind(&name)
-            .bind(&path)
-            .bind(&repositories)
-            .bind(&method)
-            .bind(now()),
-        )
-        .await?;
-    let exporter = authorized(&app, &caller, (kind, &id), "retrieve").await?;
-    Ok(list::json(&exporter_view(&app, kind, exporter)))
+        Kind::Filesystem => {
+            if let Some(method) = method_field(&fields)? {
+                changes.push(("method".into(), ColumnValue::Text(Some(method))));
+            }
+        }
+    }
+    spawn_update(&app, href(kind, &exporter.id), changes, Vec::new()).await
 }
 
-/// `DELETE`: the exporter and the records of its exports (their files stay on disk, as in
-/// Pulp).
+/// `DELETE`: a task (Pulp's `AsyncRemoveMixin`, after any running export) deleting the exporter,
+/// the records of its exports (their files stay on disk, as in Pulp) and the roles held on it.
 async fn destroy(
     Call { app, caller }: Call,
     Path((kind, id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let kind = Kind::of(&kind)?;
     let exporter = authorized(&app, &caller, (kind, &id), "destroy").await?;
-    super::core_objects::delete_rows(
-        &app,
-        &exporter.id,
-        &[("exports", "exporter_id"), ("exporters", "id")],
-    )
-    .await?;
-    crate::rbac::forget_object(&app.db, &exporter.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    spawn_delete(&app, href(kind, &exporter.id)).await
 }
 
 fn of_exporter(exporter_id: &str) -> Conditions {

@@ -177,6 +177,11 @@ impl RoleObject {
                 model: Model::core("upload", Kind::Upload),
                 table: "uploads",
             }),
+            Href::UpstreamPulp { id } => Some(RoleObject {
+                id,
+                model: Model::core("upstreampulp", Kind::UpstreamPulp),
+                table: "upstream_pulps",
+            }),
             _ => None,
         }
     }

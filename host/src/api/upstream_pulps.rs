@@ -1,13 +1,15 @@
 //! `upstream-pulps/` (pulp-cli `pulp upstream-pulp`): other servers whose distributions
 //! `replicate/` mirrors here, as Pulp's. `replicate/` answers `202 {"task_group": href}`; the
-//! work is in [`crate::domain::replication`]. Staff only (default policy): a replication
-//! creates and deletes repositories, remotes and distributions.
+//! work is in [`crate::domain::replication`]. Access as in Pulp: the `core.upstreampulp_*`
+//! roles (creator, owner, viewer, and user: view and replicate), the creator made owner, lists
+//! scoped to the upstreams the caller may view. A replication creates and deletes repositories,
+//! remotes and distributions, so `replicate` is a permission of its own.
 
 use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{MethodRouter, post};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -15,18 +17,20 @@ use utoipa::ToSchema;
 use super::access::{Call, Caller};
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::list::{Identity, resource};
+use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
 use super::support::{Fields, ensure_unique};
 use crate::db::{new_id, now};
 use crate::domain::replication::{self, label_select};
 use crate::error::{ApiError, ApiResult};
-use crate::state::App;
+use crate::rbac::Object;
+use crate::state::{App, AppState};
 use crate::tasks::kinds::TaskArgs;
 use crate::tasks::{self, ResourceLock};
 
 /// Routes.
 pub fn router() -> Routes {
-    Routes::new()
+    let routes = Routes::new()
         .route(
             "/pulp/api/v3/upstream-pulps/",
             core_objects::collection::<UpstreamPulp>(),
@@ -38,7 +42,31 @@ pub fn router() -> Routes {
         .route(
             "/pulp/api/v3/upstream-pulps/{id}/replicate/",
             post(replicate),
-        )
+        );
+    RoleAction::routes(routes, "/pulp/api/v3/upstream-pulps/{id}/", role_action)
+}
+
+/// The route of a role action on an upstream, which the caller must be able to see.
+fn role_action(action: RoleAction) -> MethodRouter<AppState> {
+    action.route(
+        move |Call { app, caller }: Call, Path(id): Path<String>, fields: Fields| async move {
+            let upstream: UpstreamPulp = core_objects::visible(&app, &caller, &id).await?;
+            let href = replication::href(&upstream.id);
+            let object = Object {
+                id: &upstream.id,
+                href: &href,
+            };
+            object_roles::act(
+                &app,
+                &caller,
+                action,
+                UpstreamPulp::VIEWSET,
+                object,
+                &fields,
+            )
+            .await
+        },
+    )
 }
 
 resource! {
@@ -110,6 +138,7 @@ pub(crate) struct UpstreamPulpView {
 
 impl CoreObject for UpstreamPulp {
     const VIEWSET: &'static str = "upstream-pulps";
+    const VIEW_PERMISSION: Option<&'static str> = Some("core.view_upstreampulp");
     type View = UpstreamPulpView;
 
     async fn views(_app: &App, rows: Vec<UpstreamPulp>) -> ApiResult<Vec<UpstreamPulpView>> {
@@ -286,7 +315,7 @@ async fn write(app: &App, id: &str, columns: &Columns) -> ApiResult<()> {
 }
 
 impl Creatable for UpstreamPulp {
-    async fn insert(app: &App, _caller: &Caller, fields: &Fields) -> ApiResult<String> {
+    async fn insert(app: &App, caller: &Caller, fields: &Fields) -> ApiResult<String> {
         let columns = columns(app, fields, true)?;
         let name = fields.required_str("name")?;
         ensure_unique(app, "upstream_pulps", "name", "name", &name, None).await?;
@@ -304,6 +333,7 @@ impl Creatable for UpstreamPulp {
             )
             .await?;
         write(app, &id, &columns).await?;
+        core_objects::give_creator_roles::<Self>(app, caller, &id, &replication::href(&id)).await?;
         Ok(id)
     }
 }

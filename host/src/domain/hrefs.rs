@@ -150,6 +150,10 @@ pub enum Href {
     Upload { id: String },
     /// A user.
     User { id: String },
+    /// An exporter (`exporters/core/pulp/` or `exporters/core/filesystem/`).
+    Exporter { id: String },
+    /// An upstream Pulp (`upstream-pulps/`).
+    UpstreamPulp { id: String },
 }
 
 impl Href {
@@ -213,6 +217,9 @@ pub fn parse(names: &RestNames, href: &str) -> Option<Href> {
                 number: number.parse().ok()?,
             })
         }
+        ["exporters", "core", "pulp" | "filesystem", id] if valid_id(id) => {
+            Some(Href::Exporter { id: owned(3) })
+        }
         ["content", plugin, endpoint, id] if valid_id(id) => Some(Href::Content {
             plugin: owned(1),
             type_name: names.content_type_of(plugin, endpoint)?,
@@ -227,6 +234,7 @@ pub fn parse(names: &RestNames, href: &str) -> Option<Href> {
         ["tasks", id] if valid_id(id) => Some(Href::Task { id: owned(1) }),
         ["uploads", id] if valid_id(id) => Some(Href::Upload { id: owned(1) }),
         ["users", id] if valid_id(id) => Some(Href::User { id: owned(1) }),
+        ["upstream-pulps", id] if valid_id(id) => Some(Href::UpstreamPulp { id: owned(1) }),
         _ => None,
     }
 }
@@ -282,6 +290,20 @@ mod tests {
         assert_eq!(
             parse(&names, "/pulp/api/v3/repositories/file/file/not-a-uuid/"),
             None
+        );
+        for kind in ["pulp", "filesystem"] {
+            assert_eq!(
+                parse(&names, &format!("/pulp/api/v3/exporters/core/{kind}/{id}/")),
+                Some(Href::Exporter { id: id.into() })
+            );
+        }
+        assert_eq!(
+            parse(&names, &format!("/pulp/api/v3/exporters/core/other/{id}/")),
+            None
+        );
+        assert_eq!(
+            parse(&names, &format!("/pulp/api/v3/upstream-pulps/{id}/")),
+            Some(Href::UpstreamPulp { id: id.into() })
         );
         assert_eq!(
             object_id(&format!("/pulp/api/v3/distributions/python/pypi/{id}/")),

@@ -20,8 +20,8 @@ pub enum ColumnValue {
 /// Columns to set, in order, on one row.
 pub type Changes = Vec<(String, ColumnValue)>;
 
-/// Applies validated changes to a repository, remote or distribution (the work of an update
-/// task), and moves its `pulp_last_updated`.
+/// Applies validated changes to a repository, remote, distribution or exporter (the work of an
+/// update task), and moves its `pulp_last_updated`.
 pub async fn update_object(
     db: &Db,
     names: &RestNames,
@@ -32,6 +32,7 @@ pub async fn update_object(
         Some(Href::Repository { id, .. }) => ("repositories", id),
         Some(Href::Remote { id, .. }) => ("remotes", id),
         Some(Href::Distribution { id, .. }) => ("distributions", id),
+        Some(Href::Exporter { id }) => ("exporters", id),
         _ => anyhow::bail!("{href} cannot be updated"),
     };
     let mut tx = db.begin_write().await?;
@@ -80,13 +81,15 @@ pub async fn update_object(
     Ok(())
 }
 
-/// Deletes a repository, remote or distribution (the work of a delete task).
+/// Deletes a repository, remote, distribution, publication or exporter (the work of a delete
+/// task).
 pub async fn delete_object(db: &Db, names: &RestNames, href: &str) -> anyhow::Result<()> {
     let (table, id) = match hrefs::parse(names, href) {
         Some(Href::Repository { id, .. }) => ("repositories", id),
         Some(Href::Remote { id, .. }) => ("remotes", id),
         Some(Href::Distribution { id, .. }) => ("distributions", id),
         Some(Href::Publication { id, .. }) => ("publications", id),
+        Some(Href::Exporter { id }) => ("exporters", id),
         _ => anyhow::bail!("{href} cannot be deleted"),
     };
     let mut doomed = vec![(table, id)];
@@ -156,6 +159,8 @@ fn what_goes_with(table: &str) -> &'static [&'static str] {
             "UPDATE distributions SET remote_id = NULL WHERE remote_id = $1",
             "DELETE FROM remote_artifacts WHERE remote_id = $1",
         ],
+        // The records of its exports; their files stay on disk, as in Pulp.
+        "exporters" => &["DELETE FROM exports WHERE exporter_id = $1"],
         _ => &[],
     }
 }

@@ -36,6 +36,8 @@ pub enum Kind {
     ContentGuard,
     /// `plugins/`: installing and removing plugins.
     Plugin,
+    /// `upstream-pulps/`: servers whose distributions are replicated here.
+    UpstreamPulp,
 }
 
 /// A kind of content guard core has (`contentguards/core/<segment>/`), each its own model.
@@ -193,6 +195,7 @@ impl Model {
             | Kind::RbacContentGuard
             | Kind::ContentGuard => of(&["view", "change", "delete", "manage_roles"]),
             Kind::Task | Kind::Upload => of(&["view", "change", "delete"]),
+            Kind::UpstreamPulp => of(&["view", "change", "delete", "replicate", "manage_roles"]),
             Kind::Plugin | Kind::Content => Vec::new(),
         };
         if self.kind == Kind::Repository {
@@ -216,6 +219,10 @@ impl Model {
         if self.kind == Kind::RbacContentGuard {
             roles.push(("downloader", of(&["download"])));
         }
+        if self.kind == Kind::UpstreamPulp {
+            // Pulp's: who may start replications of an upstream without changing it.
+            roles.push(("user", of(&["view", "replicate"])));
+        }
         roles
     }
 }
@@ -228,6 +235,7 @@ pub fn core_models() -> Vec<Model> {
         Model::core("group", Kind::Group),
         Model::core("plugin", Kind::Plugin),
         Model::core("content", Kind::Content),
+        Model::core("upstreampulp", Kind::UpstreamPulp),
     ];
     models.extend(GuardKind::ALL.into_iter().map(guard_model));
     models
@@ -537,6 +545,7 @@ fn core_policies() -> Vec<DefaultPolicy> {
     let upload = Model::core("upload", Kind::Upload);
     let group = Model::core("group", Kind::Group);
     let plugin = Model::core("plugin", Kind::Plugin);
+    let upstream_pulp = Model::core("upstreampulp", Kind::UpstreamPulp);
     let on = |model: &Model, action: &str| vec![condition(OBJECT, &model.permission(action))];
 
     // Tasks are created by the server; their dispatcher gets the owner role when they are.
@@ -560,9 +569,20 @@ fn core_policies() -> Vec<DefaultPolicy> {
     if let Value::Array(statements) = &mut uploads.statements {
         statements.push(allow(&["commit"], "authenticated", &on(&upload, "change")));
     }
+    // As Pulp's: a replication creates and deletes repositories, remotes and distributions in
+    // the upstream's name, so starting one is a permission of its own.
+    let mut upstream_pulps = object_policy("upstream-pulps".into(), &upstream_pulp, Vec::new());
+    if let Value::Array(statements) = &mut upstream_pulps.statements {
+        statements.push(allow(
+            &["replicate"],
+            "authenticated",
+            &on(&upstream_pulp, "replicate"),
+        ));
+    }
     let mut policies = vec![
         tasks,
         uploads,
+        upstream_pulps,
         object_policy("groups".into(), &group, Vec::new()),
         plain(
             "groups/users",
@@ -604,8 +624,6 @@ fn core_policies() -> Vec<DefaultPolicy> {
         plain("importers/core/pulp", vec![admin()]),
         plain("importers/core/pulp/imports", vec![admin()]),
         plain("importers/core/pulp/import-check", vec![admin()]),
-        // A replication creates and deletes repositories, remotes and distributions.
-        plain("upstream-pulps", vec![admin()]),
         plain(
             "workers",
             vec![admin(), allow(&["list", "retrieve"], "authenticated", &[])],
