@@ -1,15 +1,21 @@
 //! Issue #21, item 7: alternate content sources, driven with pulp-cli as in pulp-cli's own
 //! `test_acs.sh`: a source is a remote (on demand) and paths below its URL; a refresh is a task
 //! group with a task per path; a sync then takes every file an ACS offers from the ACS and only
-//! the rest from its own remote.
+//! the rest from its own remote. Sources are given through pulp_file's
+//! `file.filealternatecontentsource_*` roles.
 
-use serde_json::Value;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 use crate::pulp_cli::PulpCli;
 use crate::support::pulp::{API, str_field};
+use crate::support::requests::As;
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
-sqlite_and_postgres!(a_sync_takes_its_files_from_an_alternate_content_source);
+sqlite_and_postgres!(
+    a_sync_takes_its_files_from_an_alternate_content_source,
+    sources_are_shared_through_roles_as_in_pulp_file,
+);
 
 /// `pulp file acs path <action> --name near --path <path>`.
 fn path_of_near<'a>(action: &'a str, path: &'a str) -> [&'a str; 8] {
@@ -157,4 +163,111 @@ async fn a_sync_takes_its_files_from_an_alternate_content_source(backend: Backen
         .await;
     assert_eq!(status.as_u16(), 400, "{body}");
     assert!(body["remote"].is_array(), "{body}");
+}
+
+/// pulp_file's access policy for sources: creating one takes
+/// `file.filealternatecontentsource_creator` and a view of the remote it names; the creator owns
+/// it; others see none of it until given a role on it, and a viewer may not refresh it.
+async fn sources_are_shared_through_roles_as_in_pulp_file(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let pulp = PulpCli::new(&app);
+    let nearby = Upstream::serve(&Fixture::generate(2, 43)).await;
+    let remote = pulp
+        .run(&[
+            "file",
+            "remote",
+            "create",
+            "--name",
+            "nearby",
+            "--url",
+            &nearby.base_url(),
+            "--policy",
+            "on_demand",
+        ])
+        .await;
+    let remote = str_field(&remote, "pulp_href").to_owned();
+    let alice_href = app.create_user("alice", "alice's long password").await;
+    app.create_user("bob", "bob's long password").await;
+    let alice = PulpCli::as_user(&app, "alice", "alice's long password");
+    let bob = PulpCli::as_user(&app, "bob", "bob's long password");
+    let create = [
+        "file",
+        "acs",
+        "create",
+        "--name",
+        "near",
+        "--remote",
+        &remote,
+        "--path",
+        "PULP_MANIFEST",
+    ];
+    let alice_roles = format!("{alice_href}roles/");
+    let give = |role: &str, object: Option<&str>| {
+        app.create(
+            &alice_roles,
+            json!({ "role": role, "content_object": object }),
+        )
+    };
+
+    let alice_as = As::Basic("alice", "alice's long password");
+    let acs = format!("{API}/acs/file/file/");
+    let body = json!({ "name": "near", "remote": remote });
+    app.expect(
+        alice_as.post(&acs, body.clone()),
+        StatusCode::FORBIDDEN,
+        "no role, no source",
+    )
+    .await;
+    give("file.filealternatecontentsource_creator", None).await;
+    app.expect(
+        alice_as.post(&acs, body),
+        StatusCode::FORBIDDEN,
+        "the remote it names is not hers to see",
+    )
+    .await;
+    give("file.fileremote_viewer", Some(&remote)).await;
+    let created = alice.run(&create).await;
+    let href = str_field(&created, "pulp_href").to_owned();
+    let holders = app
+        .expect(
+            alice_as.get(&format!("{href}list_roles/")),
+            StatusCode::OK,
+            "the creator manages its roles",
+        )
+        .await;
+    assert_eq!(
+        holders["roles"],
+        json!([{ "role": "file.filealternatecontentsource_owner", "users": ["alice"], "groups": [] }])
+    );
+    alice
+        .run(&["file", "acs", "refresh", "--name", "near"])
+        .await;
+
+    assert_eq!(bob.run(&["file", "acs", "list"]).await, json!([]));
+    bob.fails(&["file", "acs", "show", "--name", "near"]).await;
+    app.expect(
+        alice_as.post(
+            &format!("{href}add_role/"),
+            json!({ "role": "file.filealternatecontentsource_viewer", "users": ["bob"] }),
+        ),
+        StatusCode::CREATED,
+        "the owner lets bob see it",
+    )
+    .await;
+    let shown = bob.run(&["file", "acs", "show", "--name", "near"]).await;
+    assert_eq!(shown["pulp_href"], href.as_str());
+    let bob_as = As::Basic("bob", "bob's long password");
+    for (call, what) in [
+        (
+            bob_as.post(&format!("{href}refresh/"), json!({})),
+            "a viewer does not refresh it",
+        ),
+        (bob_as.delete(&href), "nor delete it"),
+    ] {
+        app.expect(call, StatusCode::FORBIDDEN, what).await;
+    }
+    alice
+        .run(&["file", "acs", "destroy", "--name", "near"])
+        .await;
+    assert_eq!(app.get(&href).await.0, StatusCode::NOT_FOUND);
 }

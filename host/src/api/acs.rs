@@ -1,32 +1,38 @@
 //! `acs/<plugin>/<repository type>/` (`acs/file/file/`): alternate content sources, as Pulp's.
 //! Create, list, show, update (`paths`, `remote`, `name`), delete, and `refresh/`, which queues
 //! one task per path in a task group and answers `202 {"task_group": href}`. The work is in
-//! [`crate::domain::acs`].
+//! [`crate::domain::acs`]. Access as pulp_file's: the `<plugin>.<type>alternatecontentsource`
+//! roles (creator, owner, viewer), the creator made owner, lists scoped to the sources the
+//! caller may view, the remote a create or change names viewable by the caller.
 
 use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::Call;
-use super::list::{self, Conditions, Identity, ListRequest, Visibility, fetch_by_id, resource};
+use super::access::{Call, Caller};
+use super::list::{self, Conditions, Identity, ListRequest, fetch_by_id, resource};
+use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
 use super::support::{Fields, ensure_unique, json_column};
 use crate::db::{new_id, now};
 use crate::domain::acs::path_url;
 use crate::domain::hrefs::{self, API_ROOT, Href};
 use crate::error::{ApiError, ApiResult};
-use crate::state::App;
+use crate::rbac::Object;
+use crate::rbac::catalog::Model;
+use crate::rbac::policy::Subject;
+use crate::state::{App, AppState};
 use crate::tasks::kinds::TaskArgs;
 use crate::tasks::{self, ResourceLock};
 
 /// Routes.
 pub fn router() -> Routes {
-    Routes::new()
+    let routes = Routes::new()
         .route("/pulp/api/v3/acs/{plugin}/{type}/", get(list).post(create))
         .route(
             "/pulp/api/v3/acs/{plugin}/{type}/{id}/",
@@ -35,7 +41,30 @@ pub fn router() -> Routes {
         .route(
             "/pulp/api/v3/acs/{plugin}/{type}/{id}/refresh/",
             post(refresh),
-        )
+        );
+    RoleAction::routes(
+        routes,
+        "/pulp/api/v3/acs/{plugin}/{type}/{id}/",
+        role_action,
+    )
+}
+
+/// The route of a role action on a source, which the caller must be able to see.
+fn role_action(action: RoleAction) -> MethodRouter<AppState> {
+    action.route(
+        move |Call { app, caller }: Call,
+              Path((plugin, segment, id)): Path<(String, String, String)>,
+              fields: Fields| async move {
+            let source = visible(&app, &caller, (&plugin, &segment, &id)).await?;
+            let href = href(&plugin, &segment, &source.id);
+            let object = Object {
+                id: &source.id,
+                href: &href,
+            };
+            let viewset = viewset(&plugin, &segment);
+            object_roles::act(&app, &caller, action, &viewset, object, &fields).await
+        },
+    )
 }
 
 /// `/pulp/api/v3/acs/<plugin>/<type>/<id>/`
@@ -75,8 +104,7 @@ pub(crate) struct SourceView {
     remote: String,
 }
 
-/// The access policy of a plugin's sources: staff only for now (Pulp's ACS roles are not
-/// modelled yet).
+/// The access policy of a plugin's sources.
 fn viewset(plugin: &str, segment: &str) -> String {
     format!("acs/{plugin}/{segment}")
 }
@@ -132,47 +160,82 @@ fn of_route(plugin: &str, type_name: &str) -> Conditions {
     )
 }
 
+/// The sources of the route's plugin the caller may see (`view_…alternatecontentsource` on
+/// them, or on the model), and the route's own conditions.
+async fn visibility(
+    app: &App,
+    caller: &Caller,
+    (plugin, segment): (&str, &str),
+) -> ApiResult<(Conditions, list::Visibility)> {
+    let type_name = route_of(app, plugin, segment)?;
+    let names = app.plugins.rest_names();
+    let named = names.plugin(plugin).ok_or_else(ApiError::not_found)?;
+    let permission = Model::alternate_content_source(named).permission("view");
+    let visibility = caller
+        .visibility(app, &viewset(plugin, segment), &permission, "s.id")
+        .await?;
+    Ok((of_route(plugin, &type_name), visibility))
+}
+
 async fn list(
     Call { app, caller }: Call,
     Path((plugin, segment)): Path<(String, String)>,
     request: ListRequest,
 ) -> ApiResult<Response> {
-    let type_name = route_of(&app, &plugin, &segment)?;
     caller
         .authorize_action(&app, &viewset(&plugin, &segment), "list")
         .await?;
-    let conditions = of_route(&plugin, &type_name);
-    list::list::<Source, _>(&app, &request, conditions, &Visibility::all(), |source| {
+    let (conditions, visibility) = visibility(&app, &caller, (&plugin, &segment)).await?;
+    list::list::<Source, _>(&app, &request, conditions, &visibility, |source| {
         view(&app, source)
     })
     .await
 }
 
-/// The source `id` of the route, once the caller may take `action` on it.
+/// The source `id` of the route when the caller may see it; 404 otherwise.
+async fn visible(
+    app: &App,
+    caller: &Caller,
+    (plugin, segment, id): (&str, &str, &str),
+) -> ApiResult<Source> {
+    let (conditions, visibility) = visibility(app, caller, (plugin, segment)).await?;
+    fetch_by_id(&app.db, id, conditions, &visibility).await
+}
+
+/// The source `id` of the route, once the caller may take `action` on it (naming `remote`,
+/// when the request does).
 async fn authorized(
     app: &App,
-    caller: &super::access::Caller,
+    caller: &Caller,
     (plugin, segment, id): (&str, &str, &str),
-    action: &str,
+    (action, remote): (&str, Option<String>),
 ) -> ApiResult<Source> {
-    let type_name = route_of(app, plugin, segment)?;
+    let source = visible(app, caller, (plugin, segment, id)).await?;
+    let subject = Subject {
+        object: Some(source.id.clone()),
+        remote,
+        ..Subject::default()
+    };
     caller
-        .authorize_action(app, &viewset(plugin, segment), action)
+        .authorize(app, &viewset(plugin, segment), action, &subject)
         .await?;
-    fetch_by_id(
-        &app.db,
-        id,
-        of_route(plugin, &type_name),
-        &Visibility::all(),
-    )
-    .await
+    Ok(source)
+}
+
+/// The id of the remote a request names, for the policy's remote condition (checked in full by
+/// [`remote_field`]).
+fn named_remote(app: &App, fields: &Fields) -> Option<String> {
+    match fields.opt_href(&app.plugins.rest_names(), "remote") {
+        Ok(Some(Href::Remote { id, .. })) => Some(id),
+        _ => None,
+    }
 }
 
 async fn read(
     Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let source = authorized(&app, &caller, (&plugin, &segment, &id), "retrieve").await?;
+    let source = authorized(&app, &caller, (&plugin, &segment, &id), ("retrieve", None)).await?;
     Ok(list::json(&view(&app, source)))
 }
 
@@ -255,9 +318,12 @@ async fn create(
     fields: Fields,
 ) -> ApiResult<Response> {
     let type_name = route_of(&app, &plugin, &segment)?;
-    caller
-        .authorize_action(&app, &viewset(&plugin, &segment), "create")
-        .await?;
+    let viewset = viewset(&plugin, &segment);
+    let subject = Subject {
+        remote: named_remote(&app, &fields),
+        ..Subject::default()
+    };
+    caller.authorize(&app, &viewset, "create", &subject).await?;
     let name = fields.required_str("name")?;
     let remote_id = remote_field(&app, &fields, &plugin).await?;
     let paths = paths_field(&fields)?.unwrap_or_default();
@@ -279,7 +345,13 @@ async fn create(
             .bind(&stamp),
         )
         .await?;
-    let source = authorized(&app, &caller, (&plugin, &segment, &id), "retrieve").await?;
+    let object_href = href(&plugin, &segment, &id);
+    let object = Object {
+        id: &id,
+        href: &object_href,
+    };
+    caller.created(&app, &viewset, object).await?;
+    let source = authorized(&app, &caller, (&plugin, &segment, &id), ("retrieve", None)).await?;
     Ok((StatusCode::CREATED, list::json(&view(&app, source))).into_response())
 }
 
@@ -289,7 +361,14 @@ async fn update(
     Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
 ) -> ApiResult<Json<Value>> {
-    let source = authorized(&app, &caller, (&plugin, &segment, &id), "partial_update").await?;
+    let remote = named_remote(&app, &fields);
+    let source = authorized(
+        &app,
+        &caller,
+        (&plugin, &segment, &id),
+        ("partial_update", remote),
+    )
+    .await?;
     let name = match fields.opt_str("name")? {
         Some(name) => {
             ensure_unique(&app, "acs_sources", "name", "name", &name, Some(&source.id)).await?;
@@ -335,7 +414,7 @@ async fn update(
             .await?;
     }
     tx.commit().await?;
-    let source = authorized(&app, &caller, (&plugin, &segment, &id), "retrieve").await?;
+    let source = authorized(&app, &caller, (&plugin, &segment, &id), ("retrieve", None)).await?;
     Ok(list::json(&view(&app, source)))
 }
 
@@ -343,7 +422,7 @@ async fn destroy(
     Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let source = authorized(&app, &caller, (&plugin, &segment, &id), "destroy").await?;
+    let source = authorized(&app, &caller, (&plugin, &segment, &id), ("destroy", None)).await?;
     crate::domain::acs::delete(&app.backends(), &source.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -354,7 +433,7 @@ async fn refresh(
     Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let source = authorized(&app, &caller, (&plugin, &segment, &id), "refresh").await?;
+    let source = authorized(&app, &caller, (&plugin, &segment, &id), ("refresh", None)).await?;
     let mut paths: Vec<String> = serde_json::from_str(&source.paths).unwrap_or_default();
     if paths.is_empty() {
         paths.push(String::new());

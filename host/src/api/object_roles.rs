@@ -177,6 +177,11 @@ impl RoleObject {
                 model: Model::core("upload", Kind::Upload),
                 table: "uploads",
             }),
+            Href::AlternateContentSource { plugin, id } => Some(RoleObject {
+                model: Model::alternate_content_source(names.plugin(&plugin)?),
+                id,
+                table: "acs_sources",
+            }),
             Href::UpstreamPulp { id } => Some(RoleObject {
                 id,
                 model: Model::core("upstreampulp", Kind::UpstreamPulp),

@@ -154,6 +154,8 @@ pub enum Href {
     Exporter { id: String },
     /// An upstream Pulp (`upstream-pulps/`).
     UpstreamPulp { id: String },
+    /// An alternate content source of a plugin (`acs/<plugin>/<repository type>/`).
+    AlternateContentSource { plugin: String, id: String },
 }
 
 impl Href {
@@ -219,6 +221,13 @@ pub fn parse(names: &RestNames, href: &str) -> Option<Href> {
         }
         ["exporters", "core", "pulp" | "filesystem", id] if valid_id(id) => {
             Some(Href::Exporter { id: owned(3) })
+        }
+        ["acs", plugin, segment, id] if valid_id(id) => {
+            names.type_of(plugin, Collection::Repositories, segment)?;
+            Some(Href::AlternateContentSource {
+                plugin: owned(1),
+                id: owned(3),
+            })
         }
         ["content", plugin, endpoint, id] if valid_id(id) => Some(Href::Content {
             plugin: owned(1),

@@ -38,6 +38,8 @@ pub enum Kind {
     Plugin,
     /// `upstream-pulps/`: servers whose distributions are replicated here.
     UpstreamPulp,
+    /// A plugin's alternate content sources (`acs/<plugin>/<repository type>/`).
+    AlternateContentSource,
 }
 
 /// A kind of content guard core has (`contentguards/core/<segment>/`), each its own model.
@@ -136,6 +138,21 @@ impl Model {
         }
     }
 
+    /// The model of a plugin's alternate content sources, as pulp_file names
+    /// `FileAlternateContentSource`: `file.filealternatecontentsource`.
+    pub fn alternate_content_source(names: &PluginNames) -> Model {
+        let repository = Model::of_plugin(names, Collection::Repositories);
+        let stem = repository
+            .name
+            .strip_suffix("repository")
+            .unwrap_or(&repository.name);
+        Model {
+            name: format!("{stem}alternatecontentsource"),
+            kind: Kind::AlternateContentSource,
+            ..repository
+        }
+    }
+
     /// A model of core.
     pub fn core(name: &str, kind: Kind) -> Model {
         Model {
@@ -196,6 +213,9 @@ impl Model {
             | Kind::ContentGuard => of(&["view", "change", "delete", "manage_roles"]),
             Kind::Task | Kind::Upload => of(&["view", "change", "delete"]),
             Kind::UpstreamPulp => of(&["view", "change", "delete", "replicate", "manage_roles"]),
+            Kind::AlternateContentSource => {
+                of(&["view", "change", "delete", "refresh", "manage_roles"])
+            }
             Kind::Plugin | Kind::Content => Vec::new(),
         };
         if self.kind == Kind::Repository {
@@ -257,6 +277,7 @@ pub fn models(names: &RestNames) -> Vec<Model> {
         for collection in COLLECTIONS {
             models.push(Model::of_plugin(plugin, collection));
         }
+        models.push(Model::alternate_content_source(plugin));
     }
     models
 }
@@ -382,16 +403,32 @@ fn object_policy(viewset_name: String, model: &Model, references: Vec<String>) -
     }
 }
 
-/// The default policies of a plugin's endpoints.
-/// The policy of a plugin's alternate content sources (`acs/<plugin>/<repository type>`):
-/// staff only until their roles are modelled.
+/// The policy of a plugin's alternate content sources (`acs/<plugin>/<repository type>`), as
+/// pulp_file's: creating or changing one also needs a view of the remote it names, and
+/// `refresh` (which queues downloads from it) is a permission of its own.
 fn acs_policy(names: &PluginNames) -> DefaultPolicy {
-    plain(
-        &format!("acs/{}/{}", names.plugin, names.repository),
-        vec![allow(&["*"], "admin", &[])],
-    )
+    let model = Model::alternate_content_source(names);
+    let remote = Model::of_plugin(names, Collection::Remotes);
+    let view_remote = condition(
+        "has_remote_param_model_or_domain_or_obj_perms",
+        &remote.permission("view"),
+    );
+    let mut policy = object_policy(
+        format!("acs/{}/{}", names.plugin, names.repository),
+        &model,
+        vec![view_remote],
+    );
+    if let Value::Array(statements) = &mut policy.statements {
+        statements.push(allow(
+            &["refresh"],
+            "authenticated",
+            &[condition(OBJECT, &model.permission("refresh"))],
+        ));
+    }
+    policy
 }
 
+/// The default policies of a plugin's endpoints.
 fn plugin_policies(names: &PluginNames) -> Vec<DefaultPolicy> {
     let model = |collection| Model::of_plugin(names, collection);
     let (repository, remote, publication, distribution) = (

@@ -471,6 +471,7 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/livez/", Get, R::Livez, "read", "Whether the server answers", Body::None, Reply::Empty),
     ],
     &role_actions!("/pulp/api/v3/upstream-pulps/{id}/", R::UpstreamPulp, "an upstream Pulp"),
+    &role_actions!("/pulp/api/v3/acs/{plugin}/{type}/{id}/", R::Acs, "an alternate content source"),
     // Roles.
     &core_objects!("/pulp/api/v3/roles/", "/pulp/api/v3/roles/{id}/", R::Role, Media::Json, ["List roles", "Create a role", "Inspect a role", "Update a role (not a locked one)", "Update some fields of a role (not a locked one)", "Delete a role (not a locked one)"]),
     // Groups, their members, the roles they hold and the roles held on them.
