@@ -202,14 +202,51 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
         .await;
     assert!(shown["last_replication"].is_string(), "{shown:#}");
 
-    // Replicating again changes nothing that did not change upstream.
-    let before = distribution(&downstream, "alpha").await["repository_version"].clone();
+    // Replicating again changes nothing that did not change upstream. alpha serves a
+    // publication unchanged since the last replication (its `no_content_change_since`), so it
+    // is not synced, as Pulp's replicator skips it; beta follows its repository, which promises
+    // nothing, so it is.
+    let unchanged = distribution(&upstream, "alpha").await;
+    assert_eq!(
+        unchanged["no_content_change_since"], unchanged["pulp_last_updated"],
+        "{unchanged:#}"
+    );
+    let before = distribution(&downstream, "alpha").await;
     down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
         .await;
+    let after = distribution(&downstream, "alpha").await;
+    assert_eq!(after["repository_version"], before["repository_version"]);
     assert_eq!(
-        distribution(&downstream, "alpha").await["repository_version"],
-        before
+        after["pulp_last_updated"], before["pulp_last_updated"],
+        "a distribution whose content did not move is not touched"
     );
+    let replications = downstream
+        .get_json(&format!(
+            "{API}/tasks/?name=granary.tasks.replica.replicate_distributions&ordering=-pulp_created&limit=1"
+        ))
+        .await;
+    let last = &replications["results"][0];
+    let reports = last["progress_reports"].as_array().expect("reports");
+    let skipped = reports
+        .iter()
+        .find(|report| report["code"] == "replicate.unchanged")
+        .unwrap_or_else(|| panic!("{last:#}"));
+    assert_eq!(skipped["done"], 1, "{last:#}");
+    let group = downstream
+        .get_json(&format!(
+            "{API}/tasks/?task_group={}",
+            str_field(last, "task_group")
+        ))
+        .await;
+    let names: Vec<&str> = group["results"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|task| str_field(task, "name"))
+        .collect();
+    let syncs = names.iter().filter(|name| name.contains("sync")).count();
+    assert_eq!(syncs, 1, "{names:?}");
+    let before = before["repository_version"].clone();
 
     // A sync that fails moves nothing: every distribution keeps serving what it served, and
     // the next replication that succeeds catches up. (The upstream serves bytes that are not

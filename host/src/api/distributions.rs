@@ -96,6 +96,11 @@ pub(crate) struct DistributionView {
     repository_version: Option<String>,
     publication: Option<String>,
     remote: Option<String>,
+    /// Since when what it serves has not changed: its last change, when it serves a publication
+    /// or a fixed repository version; `null` when it follows a repository, whose content may
+    /// change at any time (Pulp's rule; replication skips the sync of an unchanged one).
+    #[schema(format = DateTime)]
+    no_content_change_since: Option<String>,
 }
 
 impl DistributionView {
@@ -140,6 +145,9 @@ impl DistributionView {
                 .publication_id
                 .as_ref()
                 .map(|publication| hrefs::publication(names, plugin, type_name, publication)),
+            no_content_change_since: (repository_version.is_some()
+                || distribution.publication_id.is_some())
+            .then(|| distribution.updated.clone()),
             repository_version,
             remote: distribution.remote.href(names),
             identity: Identity::typed(

@@ -117,6 +117,32 @@ struct UpstreamDistribution {
     repository: Option<String>,
     publication: Option<String>,
     repository_version: Option<String>,
+    /// Since when what it serves has not changed (`null`: no promise; older servers omit it).
+    #[serde(default)]
+    no_content_change_since: Option<String>,
+}
+
+/// Whether the last replication of `upstream` already brought `distribution`'s content, so its
+/// sync can be skipped (Pulp's `requires_syncing`, reversed): the upstream promises nothing
+/// changed since before that replication started, and the upstream's own settings have not
+/// changed since either. A local repository that has no version yet is synced regardless.
+fn unchanged_since_last_replication(
+    upstream: &UpstreamRow,
+    distribution: &UpstreamDistribution,
+    local_versions: i64,
+) -> bool {
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).ok();
+    let (Some(replicated), Some(unchanged_since), Some(configured)) = (
+        upstream.last_replication.as_deref().and_then(time),
+        distribution
+            .no_content_change_since
+            .as_deref()
+            .and_then(time),
+        time(&upstream.updated),
+    ) else {
+        return false;
+    };
+    local_versions > 0 && replicated >= configured && replicated > unchanged_since
 }
 
 /// The upstream's API as one of its remotes would reach it: its TLS settings and credentials,
@@ -358,6 +384,7 @@ pub async fn plan(
         .map(|plugin| (*plugin).to_owned())
         .collect();
     let mut kept = BTreeSet::new();
+    let mut unchanged = 0;
     let total = listed.len() as u64;
     for (done, distribution) in listed.iter().enumerate() {
         task.report(
@@ -424,12 +451,21 @@ pub async fn plan(
             continue;
         };
         kept.insert(distribution.name.clone());
-        plan.syncs.push((
-            repository_id.clone(),
-            remote_id.clone(),
-            hrefs::repository(&names, &plugin, &type_name, &repository_id),
-            hrefs::remote(&names, &plugin, &type_name, &remote_id),
-        ));
+        let local_versions: i64 =
+            sqlx::query_scalar("SELECT latest_version FROM repositories WHERE id = $1")
+                .bind(&repository_id)
+                .fetch_one(db.pool())
+                .await?;
+        if unchanged_since_last_replication(&upstream, distribution, local_versions) {
+            unchanged += 1;
+        } else {
+            plan.syncs.push((
+                repository_id.clone(),
+                remote_id.clone(),
+                hrefs::repository(&names, &plugin, &type_name, &repository_id),
+                hrefs::remote(&names, &plugin, &type_name, &remote_id),
+            ));
+        }
         plan.pairs.push((distribution_id, repository_id));
     }
     task.report(
@@ -437,6 +473,12 @@ pub async fn plan(
         "Replicating distributions",
         total,
         Some(total),
+    );
+    task.report(
+        "replicate.unchanged",
+        "Distributions unchanged upstream since the last replication (not synced)",
+        unchanged,
+        Some(unchanged),
     );
     // A selective run (a `q_select` given with the request) leaves the rest alone, as in Pulp.
     if !overridden && upstream.policy != "nodelete" {
@@ -651,9 +693,11 @@ async fn ensure_distribution(
                 return Ok(None);
             }
             db.write_one(
+                // Touched only when something changes, as `finalize` moves it only when its
+                // content does.
                 sqlx::query(
                     "UPDATE distributions SET name = $2, base_path = $3, labels = $4, updated = $5
-                     WHERE id = $1",
+                     WHERE id = $1 AND (name <> $2 OR base_path <> $3 OR labels <> $4)",
                 )
                 .bind(&id)
                 .bind(&distribution.name)
@@ -792,9 +836,13 @@ pub async fn finalize(
         .fetch_optional(&mut *tx)
         .await?;
         let Some(version) = version else { continue };
+        // Only a distribution whose content moves is changed, so that its own
+        // `no_content_change_since` holds for servers replicating from this one.
         sqlx::query(
             "UPDATE distributions SET repository_version_id = $2, repository_id = NULL,
-             publication_id = NULL, updated = $3 WHERE id = $1",
+             publication_id = NULL, updated = $3
+             WHERE id = $1 AND (COALESCE(repository_version_id, '') <> $2
+                 OR repository_id IS NOT NULL OR publication_id IS NOT NULL)",
         )
         .bind(distribution_id)
         .bind(version)
