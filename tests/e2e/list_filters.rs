@@ -195,4 +195,32 @@ async fn filters_answer_the_same_on_both_databases(backend: Backend) {
             "users/?{query}"
         );
     }
+
+    // Content paths take pulp_file's lookups, through the same conditions.
+    let repository = app.create_file_repository("paths").await;
+    for path in ["docs/Guide.txt", "docs/guide-2.txt", "src/main_100%.rs"] {
+        app.upload_content("file/files", &repository, path, path.as_bytes())
+            .await;
+    }
+    let content = format!("{API}/content/file/files/");
+    for (query, answer) in [
+        ("relative_path__contains=Guide", &["docs/Guide.txt"][..]),
+        (
+            "relative_path__icontains=GUIDE",
+            &["docs/Guide.txt", "docs/guide-2.txt"],
+        ),
+        (
+            "relative_path__startswith=docs/",
+            &["docs/Guide.txt", "docs/guide-2.txt"],
+        ),
+        ("relative_path__icontains=100%25", &["src/main_100%.rs"]),
+        ("relative_path__icontains=e_", &[]),
+    ] {
+        let found = app.list_all(&format!("{content}?{query}")).await;
+        assert_eq!(
+            names(&found, "relative_path"),
+            expected(answer),
+            "content/?{query}"
+        );
+    }
 }

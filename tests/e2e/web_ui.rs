@@ -155,13 +155,17 @@ async fn a_user_creates_uploads_distributes_and_logs_out_in_a_browser(backend: B
     let served = served.text().await.unwrap();
     assert_eq!(served, "hello from the browser\n");
 
-    // The version's content lists the file; the search finds it by path.
+    // The version's content lists the file; the search finds it by any part of its path, in
+    // any case, and finds nothing for a part no path has.
     browser.open(&app.url("/ui/repositories/")).await;
     browser.click("table a").await;
     browser.click("table a[href*='/versions/1/']").await;
-    browser.type_into("#path", "notes/hello.txt").await;
+    browser.type_into("#path", "HELLO").await;
     browser.click("form[role=search] button").await;
     assert!(browser.text().await.contains("notes/hello.txt"));
+    browser.type_into("#path", "goodbye").await;
+    browser.click("form[role=search] button").await;
+    assert!(!browser.text().await.contains("notes/hello.txt"));
     // Compared with version 0, version 1 holds the file and lacks nothing.
     browser.type_into("#against", "0").await;
     browser.click("form[aria-labelledby=compare] button").await;

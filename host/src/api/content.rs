@@ -308,6 +308,18 @@ pub(crate) const FILTERS: &[ExtraFilter] = &[
         "Content not in this repository version (an href; with `repository_version`, the difference between two versions).",
     ),
     ExtraFilter::one("relative_path", "Content with an artifact at this path."),
+    ExtraFilter::one(
+        "relative_path__contains",
+        "Content with an artifact whose path contains this text (case-sensitive).",
+    ),
+    ExtraFilter::one(
+        "relative_path__icontains",
+        "Content with an artifact whose path contains this text, ignoring case.",
+    ),
+    ExtraFilter::one(
+        "relative_path__startswith",
+        "Content with an artifact whose path starts with this text.",
+    ),
     ExtraFilter::one("sha256", "Content with an artifact of this sha256."),
 ];
 
@@ -361,6 +373,20 @@ fn filters(names: &RestNames, query: &ListQuery) -> ApiResult<Conditions> {
                     if field == "sha256" { "a.sha256" } else { "ca.relative_path" },
                 ),
                 [Bind::from(value.as_str())],
+            );
+        }
+    }
+    // pulp_file's lookups on a path (the web UI's search is `icontains`).
+    for lookup in ["contains", "icontains", "startswith"] {
+        let Some(value) = query.get(&format!("relative_path__{lookup}")) else {
+            continue;
+        };
+        if let Some((condition, binds)) = list::text_condition("ca.relative_path", lookup, value) {
+            conditions.push(
+                &format!(
+                    "EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.content_id = c.id AND {condition})"
+                ),
+                binds,
             );
         }
     }

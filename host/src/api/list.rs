@@ -923,27 +923,13 @@ fn lookup_condition(
         "lte" => "<=",
         _ => "",
     };
+    if field.kind == Kind::Text
+        && let Some((condition, binds)) = text_condition(column, lookup, value)
+    {
+        conditions.push(&condition, binds);
+        return Ok(());
+    }
     match (field.kind, lookup) {
-        (Kind::Text, "exact") => conditions.push(&format!("{column} = ?"), [Bind::from(value)]),
-        (Kind::Text, "iexact") => {
-            conditions.push(&format!("LOWER({column}) = LOWER(?)"), [Bind::from(value)]);
-        }
-        (Kind::Text, "contains") => conditions.push(
-            &format!("REPLACE({column}, CAST(? AS TEXT), '') <> {column}"),
-            [Bind::from(value)],
-        ),
-        (Kind::Text, "icontains") => conditions.push(
-            &format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
-            [Bind::Text(format!("%{}%", like_escape(value)))],
-        ),
-        (Kind::Text, "startswith") => conditions.push(
-            &format!("SUBSTR({column}, 1, LENGTH(CAST(? AS TEXT))) = ?"),
-            [Bind::from(value), Bind::from(value)],
-        ),
-        (Kind::Text, "istartswith") => conditions.push(
-            &format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
-            [Bind::Text(format!("{}%", like_escape(value)))],
-        ),
         (Kind::Text, "in") => in_list(
             conditions,
             column,
@@ -974,6 +960,36 @@ fn lookup_condition(
         _ => {}
     }
     Ok(())
+}
+
+/// The condition of a text lookup other than `in` on `column` (`exact`, `iexact`, `contains`,
+/// `icontains`, `startswith`, `istartswith`), with its binds; `None` for another lookup.
+/// `contains` and `startswith` are case-sensitive on both databases (SQLite's `LIKE` is not).
+pub fn text_condition(column: &str, lookup: &str, value: &str) -> Option<(String, Vec<Bind>)> {
+    Some(match lookup {
+        "exact" => (format!("{column} = ?"), vec![Bind::from(value)]),
+        "iexact" => (
+            format!("LOWER({column}) = LOWER(?)"),
+            vec![Bind::from(value)],
+        ),
+        "contains" => (
+            format!("REPLACE({column}, CAST(? AS TEXT), '') <> {column}"),
+            vec![Bind::from(value)],
+        ),
+        "icontains" => (
+            format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
+            vec![Bind::Text(format!("%{}%", like_escape(value)))],
+        ),
+        "startswith" => (
+            format!("SUBSTR({column}, 1, LENGTH(CAST(? AS TEXT))) = ?"),
+            vec![Bind::from(value), Bind::from(value)],
+        ),
+        "istartswith" => (
+            format!("LOWER({column}) LIKE LOWER(?) ESCAPE '\\'"),
+            vec![Bind::Text(format!("{}%", like_escape(value)))],
+        ),
+        _ => return None,
+    })
 }
 
 fn parse_int(param: &str, value: &str) -> ApiResult<i64> {

@@ -425,7 +425,7 @@ pub async fn version(
         encoded(&href)
     );
     if !search.is_empty() {
-        query.push_str(&format!("&relative_path={}", encoded(&search)));
+        query.push_str(&format!("&relative_path__icontains={}", encoded(&search)));
     }
     let units = visit.rest.get(&query).await;
     let (rows, count) = results(&units);
@@ -484,7 +484,7 @@ pub async fn version(
     let content = html! {
         p { a href=(repository_path) { "Back to the repository" } }
         form role="search" method="get" {
-            label for="path" { "Find a file by its exact path" }
+            label for="path" { "Find files whose path contains" }
             input id="path" type="search" name="path" value=(search);
             " " button type="submit" { "Find" }
         }
