@@ -29,6 +29,7 @@ pub mod groups;
 pub mod importers;
 pub mod input;
 pub mod list;
+pub mod list_expression;
 pub mod maintenance;
 pub mod object_roles;
 pub mod openapi;

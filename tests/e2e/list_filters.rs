@@ -70,6 +70,20 @@ const CASES: &[(&str, &[&str])] = &[
     ("pulp_label_select=env~prod", &["alpha", "beta_1", "betaX1"]),
     ("pulp_label_select=env!=dev,env!=Prod", &["alpha", "beta_1"]),
     ("name__startswith=beta&policy=on_demand", &["betaX1"]),
+    // Pulp's `q`: the same filters combined (URL-encoded: `%22` is `"`, `%3D` is `=`).
+    ("q=name=alpha OR name=beta_1", &["alpha", "beta_1"]),
+    (
+        "q=NOT pulp_label_select=%22env%3Dprod%22",
+        &["Alpha-2", "betaX1", "gamma%x"],
+    ),
+    (
+        "q=(policy=on_demand OR policy=streamed) AND NOT tls_validation=false",
+        &["beta_1", "betaX1"],
+    ),
+    (
+        "q=name__startswith=beta AND download_concurrency__gte=10&policy=streamed",
+        &["beta_1"],
+    ),
 ];
 
 /// Requests a client gets a 400 for, and the field it names.
@@ -81,6 +95,15 @@ const MISTAKES: &[(&str, &str)] = &[
     ("ordering=-colour", "ordering"),
     ("pulp_href__in=/nowhere/", "pulp_href__in"),
     ("prn__in=prn:nope", "prn__in"),
+    ("q=name=alpha OR", "q"),
+    ("q=colour=red", "q"),
+    ("q=q=name", "q"),
+    ("q=ordering=name", "q"),
+    (
+        "q=NOT (NOT (NOT (NOT (NOT (NOT (NOT (NOT name=a)))))))",
+        "q",
+    ),
+    ("q=tls_validation=perhaps", "tls_validation"),
 ];
 
 fn names(items: &[Value], field: &str) -> BTreeSet<String> {

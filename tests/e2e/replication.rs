@@ -367,7 +367,34 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
         .await;
     assert_eq!(distribution_names(&downstream).await, ["alpha", "gamma"]);
 
-    // A selection Granary cannot apply is refused on the field, not ignored.
+    // Any expression of Pulp's `q` filter, which the upstream applies: delta is neither
+    // labelled nor named.
+    up.run(&[
+        "file",
+        "distribution",
+        "create",
+        "--name",
+        "delta",
+        "--base-path",
+        "delta",
+        "--repository",
+        "beta",
+    ])
+    .await;
+    down.run(&[
+        "upstream-pulp",
+        "update",
+        "--upstream-pulp",
+        "first",
+        "--q-select",
+        "pulp_label_select=\"env=prod\" OR (name=gamma AND NOT base_path=delta)",
+    ])
+    .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
+        .await;
+    assert_eq!(distribution_names(&downstream).await, ["alpha", "gamma"]);
+
+    // A selection that is not an expression is refused on the field, not ignored.
     let refused = down
         .fails(&[
             "upstream-pulp",
@@ -375,10 +402,13 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
             "--upstream-pulp",
             "first",
             "--q-select",
-            "pulp_label_select='a' OR pulp_label_select='b'",
+            "pulp_label_select='a' OR",
         ])
         .await;
-    assert!(refused.contains("q_select"), "{refused}");
+    assert!(
+        refused.contains("q_select") && refused.contains("Syntax error in expression."),
+        "{refused}"
+    );
 
     // Another user, holding no role on it, neither sees nor replicates it.
     downstream

@@ -34,6 +34,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 
+use super::list_expression::{self, Expression};
 use crate::db::{Backend, Db};
 use crate::domain::hrefs;
 use crate::error::{ApiError, ApiResult};
@@ -299,6 +300,21 @@ impl Conditions {
             return Conditions::of("1 = 0", []);
         }
         Conditions::of(&format!("({})", clauses.join(" OR ")), binds)
+    }
+
+    /// The rows `conditions` leave out (`NOT` of them all; no row when they are none). A
+    /// condition that is unknown on a row (a `NULL` column) leaves the row out of `conditions`,
+    /// so it is in here, as Pulp's `difference` of querysets has it.
+    pub fn none_of(conditions: Conditions) -> Conditions {
+        let (sql, values): (Vec<String>, Vec<Vec<Bind>>) = conditions.split().into_iter().unzip();
+        if sql.is_empty() {
+            return Conditions::of("1 = 0", []);
+        }
+        let parts: Vec<String> = sql.iter().map(|part| format!("({part})")).collect();
+        Conditions::of(
+            &format!("NOT COALESCE(({}), 1 = 0)", parts.join(" AND ")),
+            values.into_iter().flatten(),
+        )
     }
 
     /// Each condition with `?` for its placeholders again, and its values.
@@ -889,6 +905,11 @@ pub fn filter(
             ids.into_iter().map(Bind::Text).collect(),
         );
     }
+    if let Some(text) = query.get("q").filter(|text| !text.trim().is_empty()) {
+        let expression =
+            list_expression::parse(text).map_err(|message| ApiError::field("q", message))?;
+        conditions.extend(expression_conditions(backend, spec, &expression)?);
+    }
     if let Some(list) = query.get("prn__in") {
         let ids = split_list(list)
             .map(|prn| {
@@ -903,6 +924,59 @@ pub fn filter(
         );
     }
     Ok(())
+}
+
+/// The conditions of a `q` expression: each term as the list's own filter of that name would
+/// make it, combined as the expression says. Only the filters of the list's spec take part
+/// (those a route reads itself, such as content's `repository_version`, do not), with pulpcore's
+/// messages for a term that names no filter of the list, `q` itself or `ordering`.
+fn expression_conditions(
+    backend: Backend,
+    spec: &ListSpec,
+    expression: &Expression,
+) -> ApiResult<Conditions> {
+    let parts = |parts: &[Expression]| {
+        parts
+            .iter()
+            .map(|part| expression_conditions(backend, spec, part))
+            .collect::<ApiResult<Vec<_>>>()
+    };
+    Ok(match expression {
+        Expression::Term(key, value) => {
+            let (name, lookup) = key.split_once("__").unwrap_or((key, "exact"));
+            let known = spec
+                .filters
+                .iter()
+                .any(|field| field.name == name && field.kind.lookups().contains(&lookup))
+                || (key == "pulp_label_select" && spec.labels.is_some())
+                || key == "pulp_href__in"
+                || key == "prn__in";
+            let refused = match key.as_str() {
+                "q" => Some("You cannot use 'q' in complex filtering.".to_owned()),
+                "ordering" => {
+                    Some("An ordering filter cannot be used in complex filtering.".to_owned())
+                }
+                _ if !known => Some(format!("Filter '{key}' does not exist.")),
+                _ => None,
+            };
+            if let Some(message) = refused {
+                return Err(ApiError::field("q", message));
+            }
+            let mut conditions = Conditions::new();
+            let term = ListQuery::from([(key.clone(), value.clone())]);
+            filter(backend, &term, spec, &mut conditions)?;
+            conditions
+        }
+        Expression::Not(inner) => Conditions::none_of(expression_conditions(backend, spec, inner)?),
+        Expression::And(all) => {
+            let mut conditions = Conditions::new();
+            for part in parts(all)? {
+                conditions.extend(part);
+            }
+            conditions
+        }
+        Expression::Or(any) => Conditions::any_of(parts(any)?),
+    })
 }
 
 /// The condition of one `field__lookup=value` parameter. A lookup the field's kind does not take

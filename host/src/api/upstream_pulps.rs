@@ -21,7 +21,7 @@ use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
 use super::support::{Fields, ensure_unique};
 use crate::db::{new_id, now};
-use crate::domain::replication::{self, label_select};
+use crate::domain::replication;
 use crate::error::{ApiError, ApiResult};
 use crate::rbac::Object;
 use crate::state::{App, AppState};
@@ -279,7 +279,7 @@ fn columns(app: &App, fields: &Fields, whole: bool) -> ApiResult<Columns> {
     if fields.0.contains_key("q_select") {
         let q_select = fields.opt_str("q_select")?;
         if let Some(q_select) = &q_select {
-            label_select(q_select).map_err(|message| ApiError::field("q_select", message))?;
+            check_q_select(q_select)?;
         }
         columns.push((
             "q_select",
@@ -354,6 +354,16 @@ impl Deletable for UpstreamPulp {
     }
 }
 
+/// A `q_select`, which Pulp's `q` filter syntax must parse (the upstream applies it).
+fn check_q_select(q_select: &str) -> ApiResult<()> {
+    if q_select.trim().is_empty() {
+        return Ok(());
+    }
+    super::list_expression::parse(q_select)
+        .map(drop)
+        .map_err(|message| ApiError::field("q_select", message))
+}
+
 /// `POST replicate/ {q_select?}`: a task group whose first task reads the upstream; `202
 /// {"task_group": href}`.
 async fn replicate(
@@ -364,7 +374,7 @@ async fn replicate(
     let upstream: UpstreamPulp = core_objects::authorized(&app, &caller, &id, "replicate").await?;
     let q_select = fields.opt_str("q_select")?;
     if let Some(q_select) = &q_select {
-        label_select(q_select).map_err(|message| ApiError::field("q_select", message))?;
+        check_q_select(q_select)?;
     }
     let group =
         tasks::create_group(&app.db, &format!("Replication of {}", upstream.base_url)).await?;

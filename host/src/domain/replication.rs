@@ -69,32 +69,6 @@ pub struct UpstreamRow {
     pub updated: String,
 }
 
-/// The label a `q_select` selects by: Granary filters upstream distributions with
-/// `pulp_label_select`, which both Pulp and Granary answer; a `q_select` of one
-/// `pulp_label_select="…"` clause is that filter. `Err` for any other expression.
-pub fn label_select(q_select: &str) -> Result<Option<String>, String> {
-    let q_select = q_select.trim();
-    if q_select.is_empty() {
-        return Ok(None);
-    }
-    let value = q_select
-        .strip_prefix("pulp_label_select")
-        .map(str::trim_start)
-        .and_then(|rest| rest.strip_prefix('='))
-        .map(str::trim)
-        .map(|value| value.trim_matches(|c| c == '"' || c == '\''))
-        .filter(|value| !value.is_empty() && !value.contains(['"', '\'']));
-    match value {
-        Some(value) if !value.contains(" OR ") && !value.contains(" AND ") => {
-            Ok(Some(value.to_owned()))
-        }
-        _ => Err(
-            "Granary selects upstream distributions by one label: pulp_label_select=\"key=value\" (or \"key\")."
-                .into(),
-        ),
-    }
-}
-
 /// What a replication planned: the syncs the task layer queues, and the distributions
 /// [`finalize`] points at their repositories' new versions.
 #[derive(Debug, Serialize, Deserialize)]
@@ -221,11 +195,11 @@ fn upstream_url(upstream: &UpstreamRow, path: &str) -> String {
     format!("{}{path}", upstream.base_url.trim_end_matches('/'))
 }
 
-/// Every distribution of the upstream the label selects.
+/// Every distribution of the upstream its `q` filter selects (all of them without one).
 async fn upstream_distributions(
     client: &crate::plugins::upstream::UpstreamClient,
     upstream: &UpstreamRow,
-    label: Option<&str>,
+    q: Option<&str>,
 ) -> anyhow::Result<Vec<UpstreamDistribution>> {
     let root = format!("/{}/", upstream.api_root.trim_matches('/'));
     let domain = upstream
@@ -244,9 +218,8 @@ async fn upstream_distributions(
         url.query_pairs_mut()
             .append_pair("limit", &PAGE.to_string())
             .append_pair("offset", &offset.to_string());
-        if let Some(label) = label {
-            url.query_pairs_mut()
-                .append_pair("pulp_label_select", label);
+        if let Some(q) = q {
+            url.query_pairs_mut().append_pair("q", q);
         }
         let page = get_json(client, url.as_str()).await?;
         let results = page["results"]
@@ -365,14 +338,14 @@ pub async fn plan(
         .await?
         .context("the upstream Pulp no longer exists")?;
     let overridden = q_select.is_some();
+    // Sent as the upstream's `q` filter, as Pulp's replicator sends it (checked when it was
+    // given; the upstream checks it again).
     let selection = q_select
         .or(upstream.q_select.as_deref())
-        .map(label_select)
-        .transpose()
-        .map_err(anyhow::Error::msg)?
-        .flatten();
+        .map(str::trim)
+        .filter(|q| !q.is_empty());
     let client = client_of(backends, &upstream)?;
-    let listed = upstream_distributions(&client, &upstream, selection.as_deref()).await?;
+    let listed = upstream_distributions(&client, &upstream, selection).await?;
     let names = backends.plugins.rest_names();
     let mut plan = Plan {
         syncs: Vec::new(),
@@ -862,33 +835,4 @@ pub async fn finalize(
         .await?;
     tx.commit().await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_q_select_of_one_label_is_a_label_filter() {
-        assert_eq!(label_select(""), Ok(None));
-        assert_eq!(
-            label_select("pulp_label_select=\"env=prod\""),
-            Ok(Some("env=prod".into()))
-        );
-        assert_eq!(
-            label_select("pulp_label_select='odd'"),
-            Ok(Some("odd".into()))
-        );
-        assert_eq!(
-            label_select("pulp_label_select=odd"),
-            Ok(Some("odd".into()))
-        );
-        for unsupported in [
-            "pulp_label_select='a' OR pulp_label_select='b'",
-            "name='x'",
-            "pulp_label_select=\"",
-        ] {
-            assert!(label_select(unsupported).is_err(), "{unsupported}");
-        }
-    }
 }

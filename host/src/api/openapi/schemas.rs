@@ -449,6 +449,11 @@ pub fn list_parameters(doc: &Doc) -> Vec<Parameter> {
             list_of(string()),
             "Only these objects (PRNs).",
         ));
+        parameters.push(query(
+            "q",
+            string(),
+            "The other filters of this list combined with NOT, AND, OR and parentheses, e.g. `name=\"a\" OR pulp_label_select=\"env=prod\"`.",
+        ));
         if spec.labels.is_some() {
             parameters.push(query(
                 "pulp_label_select",
