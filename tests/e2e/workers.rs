@@ -265,8 +265,8 @@ async fn finished_tasks_are_purged_as_in_pulp(backend: Backend) {
 
 /// `workers/`, `task-groups/`, `acs/…` and `tasks/purge/` answer 401 without credentials; a user
 /// who is not staff may list workers, and task groups (seeing only those with a task of theirs),
-/// but not sources (a staff-only policy), and their purge deletes only tasks they may delete,
-/// never the admin's.
+/// and sources (seeing only those given to them; creating one takes a role), and their purge
+/// deletes only tasks they may delete, never the admin's.
 async fn the_new_endpoints_refuse_anonymous_clients_and_strangers(backend: Backend) {
     use reqwest::{Method, StatusCode};
     let app = TestApp::start(backend).await;
@@ -307,18 +307,29 @@ async fn the_new_endpoints_refuse_anonymous_clients_and_strangers(backend: Backe
         .await;
     assert_eq!(groups.status, StatusCode::OK, "{}", groups.body);
     assert_eq!(groups.body["count"], 0, "{}", groups.body);
-    for (method, path, body) in [
-        (Method::GET, format!("{API}/acs/file/file/"), None),
-        (Method::POST, format!("{API}/acs/file/file/"), Some(&empty)),
-    ] {
-        let refused = app.request(method.clone(), &path, carol, body, &[]).await;
-        assert_eq!(
-            refused.status,
-            StatusCode::FORBIDDEN,
-            "{method} {path}: {}",
-            refused.body
-        );
-    }
+    // Alternate content sources as pulp_file's policy has them: anyone lists (and sees only the
+    // sources given to them), creating one takes a role.
+    let sources = app
+        .request(
+            Method::GET,
+            &format!("{API}/acs/file/file/"),
+            carol,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(sources.status, StatusCode::OK, "{}", sources.body);
+    assert_eq!(sources.body["count"], 0, "{}", sources.body);
+    let refused = app
+        .request(
+            Method::POST,
+            &format!("{API}/acs/file/file/"),
+            carol,
+            Some(&empty),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     let before = app.count(&format!("{API}/tasks/")).await;
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
         .format("%Y-%m-%d")
