@@ -242,8 +242,25 @@ async fn versions_are_published_deleted_and_retained_as_in_pulp(backend: Backend
     assert!(refused.contains("last remaining version"), "{refused}");
 }
 
-/// The relative paths of the file content in a version, sorted.
+/// The relative paths of the file content in a version, sorted. On the way, the `count` of the
+/// version's content, of what it added and of what it removed agree between the list of every
+/// type (counted from the version's rows alone) and the list of files (counted unit by unit).
 async fn content_paths(app: &TestApp, version: &str) -> Vec<String> {
+    for filter in [
+        "repository_version",
+        "repository_version_added",
+        "repository_version_removed",
+    ] {
+        let count = |list: &str| {
+            let url = format!("{API}/{list}?{filter}={version}&limit=1");
+            async move { app.get_json(&url).await["count"].clone() }
+        };
+        assert_eq!(
+            count("content/").await,
+            count("content/file/files/").await,
+            "{filter}={version}"
+        );
+    }
     let content = app
         .list_all(&format!(
             "{API}/content/file/files/?repository_version={version}"
@@ -304,6 +321,14 @@ async fn a_file_uploaded_at_a_path_replaces_the_one_there_as_in_pulp(backend: Ba
         2,
         "{third:#}"
     );
+    for (number, paths) in [
+        (1, &["a.txt"][..]),
+        (2, &["a.txt", "b.txt"]),
+        (3, &["a.txt", "b.txt"]),
+    ] {
+        let version = format!("{repository_href}versions/{number}/");
+        assert_eq!(content_paths(&app, &version).await, paths);
+    }
     assert_eq!(
         served(&app, &base_url, "a.txt").await,
         (200, "second".into())

@@ -390,6 +390,11 @@ impl Visibility {
         Visibility(None)
     }
 
+    /// Whether every row is visible.
+    pub fn is_all(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Only the rows matching `conditions`.
     pub fn only(conditions: Conditions) -> Visibility {
         Visibility(Some(conditions))
@@ -774,8 +779,21 @@ pub async fn list<R: Resource, V: Serialize>(
     visibility: &Visibility,
     view: impl Fn(R) -> V,
 ) -> ApiResult<Response> {
+    list_with_total(app, request, (extra, visibility), view, None).await
+}
+
+/// Lists `R` as [`list`] does; a `total` the caller counted more cheaply than the list's own
+/// conditions would (and equal to what they would count) is answered as the `count`.
+pub async fn list_with_total<R: Resource, V: Serialize>(
+    app: &App,
+    request: &ListRequest,
+    (extra, visibility): (Conditions, &Visibility),
+    view: impl Fn(R) -> V,
+    total: Option<i64>,
+) -> ApiResult<Response> {
     let page = Page::from_query(&request.query)?;
-    let (total, rows) = fetch_page::<R>(&app.db, &request.query, extra, visibility, &page).await?;
+    let (total, rows) =
+        fetch_rows::<R>(&app.db, &request.query, (extra, visibility), &page, total).await?;
     Ok(page.respond(app, &request.uri, total, rows.into_iter().map(view)))
 }
 
@@ -794,23 +812,39 @@ pub async fn list_all<R: Resource, V: Serialize + From<R>>(
 pub async fn fetch_page<R: Resource>(
     db: &Db,
     query: &ListQuery,
-    mut conditions: Conditions,
+    conditions: Conditions,
     visibility: &Visibility,
     page: &Page,
+) -> ApiResult<(i64, Vec<R>)> {
+    fetch_rows(db, query, (conditions, visibility), page, None).await
+}
+
+/// [`fetch_page`], counting the rows unless `known_total` says how many there are.
+async fn fetch_rows<R: Resource>(
+    db: &Db,
+    query: &ListQuery,
+    (mut conditions, visibility): (Conditions, &Visibility),
+    page: &Page,
+    known_total: Option<i64>,
 ) -> ApiResult<(i64, Vec<R>)> {
     let spec = &R::SPEC;
     filter(db.backend(), query, spec, &mut conditions)?;
     visibility.apply(&mut conditions);
     let order = order_by(query, spec)?;
     let filter = conditions.where_clause();
-    let count_sql = format!("SELECT COUNT(*) FROM {}{filter}", spec.from);
-    let total: i64 = sqlx::Row::get(
-        &conditions
-            .bind(sqlx::query(&count_sql))
-            .fetch_one(db.pool())
-            .await?,
-        0,
-    );
+    let total: i64 = match known_total {
+        Some(total) => total,
+        None => {
+            let count_sql = format!("SELECT COUNT(*) FROM {}{filter}", spec.from);
+            sqlx::Row::get(
+                &conditions
+                    .bind(sqlx::query(&count_sql))
+                    .fetch_one(db.pool())
+                    .await?,
+                0,
+            )
+        }
+    };
     let n = conditions.next_placeholder();
     let page_sql = format!(
         "SELECT {} FROM {}{filter}{order} LIMIT ${n} OFFSET ${}",
