@@ -17,6 +17,24 @@ sqlite_and_postgres!(
     sources_are_shared_through_roles_as_in_pulp_file,
 );
 
+/// `pulp file remote create --name nearby --url <upstream> --policy on_demand`: its href.
+async fn on_demand_remote(pulp: &PulpCli, upstream: &Upstream) -> String {
+    let remote = pulp
+        .run(&[
+            "file",
+            "remote",
+            "create",
+            "--name",
+            "nearby",
+            "--url",
+            &upstream.base_url(),
+            "--policy",
+            "on_demand",
+        ])
+        .await;
+    str_field(&remote, "pulp_href").to_owned()
+}
+
 /// `pulp file acs path <action> --name near --path <path>`.
 fn path_of_near<'a>(action: &'a str, path: &'a str) -> [&'a str; 8] {
     [
@@ -33,18 +51,7 @@ async fn a_sync_takes_its_files_from_an_alternate_content_source(backend: Backen
         Upstream::serve(&fixture).await,
     );
 
-    pulp.run(&[
-        "file",
-        "remote",
-        "create",
-        "--name",
-        "nearby",
-        "--url",
-        &nearby.base_url(),
-        "--policy",
-        "on_demand",
-    ])
-    .await;
+    on_demand_remote(&pulp, &nearby).await;
     let created = pulp
         .run(&[
             "file",
@@ -172,20 +179,7 @@ async fn sources_are_shared_through_roles_as_in_pulp_file(backend: Backend) {
     let app = TestApp::start(backend).await;
     let pulp = PulpCli::new(&app);
     let nearby = Upstream::serve(&Fixture::generate(2, 43)).await;
-    let remote = pulp
-        .run(&[
-            "file",
-            "remote",
-            "create",
-            "--name",
-            "nearby",
-            "--url",
-            &nearby.base_url(),
-            "--policy",
-            "on_demand",
-        ])
-        .await;
-    let remote = str_field(&remote, "pulp_href").to_owned();
+    let remote = on_demand_remote(&pulp, &nearby).await;
     let alice_href = app.create_user("alice", "alice's long password").await;
     app.create_user("bob", "bob's long password").await;
     let alice = PulpCli::as_user(&app, "alice", "alice's long password");

@@ -39,19 +39,36 @@ async fn distribution(app: &TestApp, name: &str) -> Value {
         .clone()
 }
 
-/// `pulp upstream-pulp update --policy <policy>`, then `replicate`.
-async fn replicate_with_policy(pulp: &PulpCli, policy: &str) {
+/// `pulp upstream-pulp update <option> <value>` (`--policy all`, `--q-select …`), then
+/// `replicate`.
+async fn replicate_with(pulp: &PulpCli, option: &str, value: &str) {
     pulp.run(&[
         "upstream-pulp",
         "update",
         "--upstream-pulp",
         "first",
-        "--policy",
-        policy,
+        option,
+        value,
     ])
     .await;
     pulp.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
         .await;
+}
+
+/// `pulp file distribution create --name <name> --base-path <name> --repository beta`.
+async fn distribute_beta_as(pulp: &PulpCli, name: &str) {
+    pulp.run(&[
+        "file",
+        "distribution",
+        "create",
+        "--name",
+        name,
+        "--base-path",
+        name,
+        "--repository",
+        "beta",
+    ])
+    .await;
 }
 
 /// GETs a file below a distribution's `base_url`.
@@ -312,7 +329,7 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
     .await;
     up.run(&["file", "distribution", "destroy", "--name", "beta"])
         .await;
-    replicate_with_policy(&down, "labeled").await;
+    replicate_with(&down, "--policy", "labeled").await;
     assert_eq!(
         distribution_names(&downstream).await,
         ["alpha", "local-only"]
@@ -321,77 +338,30 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
         .await;
     down.fails(&["file", "remote", "show", "--name", "beta"])
         .await;
-    replicate_with_policy(&down, "nodelete").await;
+    replicate_with(&down, "--policy", "nodelete").await;
     assert_eq!(
         distribution_names(&downstream).await,
         ["alpha", "local-only"]
     );
-    replicate_with_policy(&down, "all").await;
+    replicate_with(&down, "--policy", "all").await;
     assert_eq!(distribution_names(&downstream).await, ["alpha"]);
 
     // A selection by label: an unlabelled new upstream distribution is not replicated.
-    up.run(&[
-        "file",
-        "distribution",
-        "create",
-        "--name",
-        "gamma",
-        "--base-path",
-        "gamma",
-        "--repository",
-        "beta",
-    ])
-    .await;
-    down.run(&[
-        "upstream-pulp",
-        "update",
-        "--upstream-pulp",
-        "first",
-        "--q-select",
-        "pulp_label_select=\"env=prod\"",
-    ])
-    .await;
-    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
-        .await;
+    distribute_beta_as(&up, "gamma").await;
+    replicate_with(&down, "--q-select", "pulp_label_select=\"env=prod\"").await;
     assert_eq!(distribution_names(&downstream).await, ["alpha"]);
-    down.run(&[
-        "upstream-pulp",
-        "update",
-        "--upstream-pulp",
-        "first",
-        "--q-select",
-        "",
-    ])
-    .await;
-    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
-        .await;
+    replicate_with(&down, "--q-select", "").await;
     assert_eq!(distribution_names(&downstream).await, ["alpha", "gamma"]);
 
     // Any expression of Pulp's `q` filter, which the upstream applies: delta is neither
     // labelled nor named.
-    up.run(&[
-        "file",
-        "distribution",
-        "create",
-        "--name",
-        "delta",
-        "--base-path",
-        "delta",
-        "--repository",
-        "beta",
-    ])
-    .await;
-    down.run(&[
-        "upstream-pulp",
-        "update",
-        "--upstream-pulp",
-        "first",
+    distribute_beta_as(&up, "delta").await;
+    replicate_with(
+        &down,
         "--q-select",
         "pulp_label_select=\"env=prod\" OR (name=gamma AND NOT base_path=delta)",
-    ])
+    )
     .await;
-    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "first"])
-        .await;
     assert_eq!(distribution_names(&downstream).await, ["alpha", "gamma"]);
 
     // A selection that is not an expression is refused on the field, not ignored.
