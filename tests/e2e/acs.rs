@@ -147,6 +147,17 @@ async fn a_sync_takes_its_files_from_an_alternate_content_source(backend: Backen
         .unwrap_or_else(|| panic!("a group with the failed path: {groups:#?}"));
     assert_eq!(failed["completed"], 1, "{failed:#}");
 
+    // Dropping a path (an update, a task as in Pulp) forgets what was recorded under it.
+    let recorded_at_manifest = || {
+        app.sql(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM acs_files WHERE path = 'PULP_MANIFEST'",
+            &[],
+        )
+    };
+    assert_ne!(recorded_at_manifest().await, ["0"]);
+    pulp.run(&path_of_near("remove", "PULP_MANIFEST")).await;
+    assert_eq!(recorded_at_manifest().await, ["0"]);
+
     // Deleted, the source and what its refreshes recorded are gone.
     pulp.run(&["file", "acs", "destroy", "--name", "near"])
         .await;

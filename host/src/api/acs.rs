@@ -1,5 +1,6 @@
 //! `acs/<plugin>/<repository type>/` (`acs/file/file/`): alternate content sources, as Pulp's.
-//! Create, list, show, update (`paths`, `remote`, `name`), delete, and `refresh/`, which queues
+//! Create, list, show, update (`paths`, `remote`, `name`; a task, as Pulp's), delete, and
+//! `refresh/`, which queues
 //! one task per path in a task group and answers `202 {"task_group": href}`. The work is in
 //! [`crate::domain::acs`]. Access as pulp_file's: the `<plugin>.<type>alternatecontentsource`
 //! roles (creator, owner, viewer), the creator made owner, lists scoped to the sources the
@@ -18,7 +19,7 @@ use super::access::{Call, Caller};
 use super::list::{self, Conditions, Identity, ListRequest, fetch_by_id, resource};
 use super::object_roles::{self, RoleAction};
 use super::routes::Routes;
-use super::support::{Fields, ensure_unique, json_column};
+use super::support::{Changes, ColumnValue, Fields, ensure_unique, json_column, spawn_update};
 use crate::db::{new_id, now};
 use crate::domain::acs::path_url;
 use crate::domain::hrefs::{self, API_ROOT, Href};
@@ -355,12 +356,14 @@ async fn create(
     Ok((StatusCode::CREATED, list::json(&view(&app, source))).into_response())
 }
 
-/// `PUT`/`PATCH {name?, remote?, paths?}`: changes the source in place and answers it.
+/// `PUT`/`PATCH {name?, remote?, paths?}`: validated here and applied by a task (Pulp's
+/// `AsyncUpdateMixin`) holding the source's exclusive lock, so it waits for a refresh of it;
+/// dropping a path or changing the remote forgets what was recorded for it.
 async fn update(
     Call { app, caller }: Call,
     Path((plugin, segment, id)): Path<(String, String, String)>,
     fields: Fields,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let remote = named_remote(&app, &fields);
     let source = authorized(
         &app,
@@ -369,53 +372,26 @@ async fn update(
         ("partial_update", remote),
     )
     .await?;
-    let name = match fields.opt_str("name")? {
-        Some(name) => {
-            ensure_unique(&app, "acs_sources", "name", "name", &name, Some(&source.id)).await?;
-            name
-        }
-        None => source.name.clone(),
-    };
-    let remote_id = if fields.has("remote") {
-        remote_field(&app, &fields, &plugin).await?
-    } else {
-        source.remote_id.clone()
-    };
-    let paths = match paths_field(&fields)? {
-        Some(paths) => serde_json::to_string(&paths).unwrap_or_else(|_| "[]".into()),
-        None => source.paths.clone(),
-    };
-    let mut tx = app.db.begin_write().await?;
-    sqlx::query(
-        "UPDATE acs_sources SET name = $2, remote_id = $3, paths = $4, updated = $5 WHERE id = $1",
-    )
-    .bind(&source.id)
-    .bind(&name)
-    .bind(&remote_id)
-    .bind(&paths)
-    .bind(now())
-    .execute(&mut *tx)
-    .await?;
-    // What a path no longer listed, or another remote, offered is forgotten.
-    let kept: Vec<String> = serde_json::from_str(&paths).unwrap_or_default();
-    let forgotten: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT path FROM acs_files WHERE acs_id = $1")
-            .bind(&source.id)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .filter(|path: &String| remote_id != source.remote_id || !kept.contains(path))
-            .collect();
-    for path in forgotten {
-        sqlx::query("DELETE FROM acs_files WHERE acs_id = $1 AND path = $2")
-            .bind(&source.id)
-            .bind(path)
-            .execute(&mut *tx)
-            .await?;
+    let mut changes = Changes::new();
+    if let Some(name) = fields.opt_str("name")? {
+        ensure_unique(&app, "acs_sources", "name", "name", &name, Some(&source.id)).await?;
+        changes.push(("name".into(), ColumnValue::Text(Some(name))));
     }
-    tx.commit().await?;
-    let source = authorized(&app, &caller, (&plugin, &segment, &id), ("retrieve", None)).await?;
-    Ok(list::json(&view(&app, source)))
+    if fields.has("remote") {
+        let remote_id = remote_field(&app, &fields, &plugin).await?;
+        changes.push(("remote_id".into(), ColumnValue::Text(Some(remote_id))));
+    }
+    if let Some(paths) = paths_field(&fields)? {
+        let paths = serde_json::to_string(&paths).unwrap_or_else(|_| "[]".into());
+        changes.push(("paths".into(), ColumnValue::Text(Some(paths))));
+    }
+    spawn_update(
+        &app,
+        href(&plugin, &segment, &source.id),
+        changes,
+        Vec::new(),
+    )
+    .await
 }
 
 async fn destroy(

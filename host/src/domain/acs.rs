@@ -28,6 +28,35 @@ pub fn path_url(url: &str, path: &str) -> String {
     }
 }
 
+/// Forgets what the source `acs_id` recorded at paths it no longer lists, or everything when its
+/// remote changed (`remote_changed`): part of the update that changed it.
+pub async fn forget_unlisted(
+    conn: &mut sqlx::AnyConnection,
+    acs_id: &str,
+    remote_changed: bool,
+) -> Result<(), sqlx::Error> {
+    let listed: String = sqlx::query_scalar("SELECT paths FROM acs_sources WHERE id = $1")
+        .bind(acs_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let kept: Vec<String> = serde_json::from_str(&listed).unwrap_or_default();
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT path FROM acs_files WHERE acs_id = $1")
+            .bind(acs_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    for path in recorded {
+        if remote_changed || !kept.contains(&path) {
+            sqlx::query("DELETE FROM acs_files WHERE acs_id = $1 AND path = $2")
+                .bind(acs_id)
+                .bind(path)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Refreshes `path` of the source `acs_id`: what the plugin declares there replaces what was
 /// recorded for the path before.
 pub async fn refresh(

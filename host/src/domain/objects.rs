@@ -20,8 +20,8 @@ pub enum ColumnValue {
 /// Columns to set, in order, on one row.
 pub type Changes = Vec<(String, ColumnValue)>;
 
-/// Applies validated changes to a repository, remote, distribution or exporter (the work of an
-/// update task), and moves its `pulp_last_updated`.
+/// Applies validated changes to a repository, remote, distribution, exporter or alternate
+/// content source (the work of an update task), and moves its `pulp_last_updated`.
 pub async fn update_object(
     db: &Db,
     names: &RestNames,
@@ -33,6 +33,7 @@ pub async fn update_object(
         Some(Href::Remote { id, .. }) => ("remotes", id),
         Some(Href::Distribution { id, .. }) => ("distributions", id),
         Some(Href::Exporter { id }) => ("exporters", id),
+        Some(Href::AlternateContentSource { id, .. }) => ("acs_sources", id),
         _ => anyhow::bail!("{href} cannot be updated"),
     };
     let mut tx = db.begin_write().await?;
@@ -41,6 +42,14 @@ pub async fn update_object(
         .fetch_optional(&mut *tx)
         .await?;
     anyhow::ensure!(exists.is_some(), "{href} no longer exists");
+    let source_remote: Option<String> = if table == "acs_sources" {
+        sqlx::query_scalar("SELECT remote_id FROM acs_sources WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+    } else {
+        None
+    };
     for (column, value) in changes {
         // Column names come from the API's validation, never from a client; check anyway, as
         // they are spliced into SQL.
@@ -76,6 +85,15 @@ pub async fn update_object(
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+    }
+    if let Some(before) = source_remote {
+        // A source's records of paths it no longer lists, or of another remote, go.
+        let now_remote: String =
+            sqlx::query_scalar("SELECT remote_id FROM acs_sources WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+        super::acs::forget_unlisted(&mut tx, &id, now_remote != before).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -422,8 +422,8 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/", Get, R::Acs, "list", "List alternate content sources", Body::None, Reply::Page),
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/", Post, R::Acs, "create", "Create an alternate content source", Body::Object(Media::Json), Reply::Object(201)),
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Get, R::Acs, "read", "Inspect an alternate content source", Body::None, Reply::Object(200)),
-        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Put, R::Acs, "update", "Update an alternate content source", Body::Object(Media::Json), Reply::Object(200)),
-        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Patch, R::Acs, "partial_update", "Update some fields of an alternate content source", Body::Patch, Reply::Object(200)),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Put, R::Acs, "update", "Update an alternate content source (a task)", Body::Object(Media::Json), Reply::Task),
+        endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Patch, R::Acs, "partial_update", "Update some fields of an alternate content source (a task)", Body::Patch, Reply::Task),
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/", Delete, R::Acs, "delete", "Delete an alternate content source", Body::None, Reply::Empty),
         endpoint("/pulp/api/v3/acs/{plugin}/{type}/{id}/refresh/", Post, R::Acs, "refresh", "Record what each path offers (a task group)", Body::None, Reply::Named(202, "TaskGroupOperationResponse")),
         // Export and import (each exporter kind expands `{kind}`).
