@@ -323,32 +323,20 @@ async fn membership_count(
     let Some(Href::Version { id, number, .. }) = hrefs::parse(names, href) else {
         return Ok(None);
     };
-    let sql = format!(
-        "SELECT COUNT(*) FROM repository_content rc WHERE rc.repository_id = $1 AND {}",
-        numbered(condition)
-    );
-    let mut count = sqlx::query_scalar::<_, i64>(&sql).bind(id).bind(number);
+    let mut binds = vec![Bind::Text(id), Bind::Int(number)];
     if *binds_number_twice {
-        count = count.bind(number);
+        binds.push(Bind::Int(number));
     }
-    Ok(Some(count.fetch_one(app.db.pool()).await?))
-}
-
-/// `condition` with its `?` placeholders numbered from `$2` (after the repository's `$1`).
-fn numbered(condition: &str) -> String {
-    let mut next = 1;
-    condition
-        .split('?')
-        .enumerate()
-        .map(|(index, part)| {
-            if index == 0 {
-                part.to_owned()
-            } else {
-                next += 1;
-                format!("${next}{part}")
-            }
-        })
-        .collect()
+    let conditions = Conditions::of(&format!("rc.repository_id = ? AND {condition}"), binds);
+    let sql = format!(
+        "SELECT COUNT(*) FROM repository_content rc{}",
+        conditions.where_clause()
+    );
+    let row = conditions
+        .bind(sqlx::query(&sql))
+        .fetch_one(app.db.pool())
+        .await?;
+    Ok(Some(sqlx::Row::get(&row, 0)))
 }
 
 /// The list filters [`filters`] reads besides the spec's.

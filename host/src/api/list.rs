@@ -285,16 +285,13 @@ impl Conditions {
         let mut clauses = Vec::new();
         let mut binds = Vec::new();
         for alternative in alternatives {
-            let (sql, values): (Vec<String>, Vec<Vec<Bind>>) =
-                alternative.split().into_iter().unzip();
-            clauses.push(match sql.is_empty() {
-                true => "1 = 1".to_owned(),
-                false => {
-                    let parts: Vec<String> = sql.iter().map(|part| format!("({part})")).collect();
-                    format!("({})", parts.join(" AND "))
+            match alternative.conjunction() {
+                None => clauses.push("1 = 1".to_owned()),
+                Some((clause, values)) => {
+                    clauses.push(clause);
+                    binds.extend(values);
                 }
-            });
-            binds.extend(values.into_iter().flatten());
+            }
         }
         if clauses.is_empty() {
             return Conditions::of("1 = 0", []);
@@ -306,15 +303,26 @@ impl Conditions {
     /// condition that is unknown on a row (a `NULL` column) leaves the row out of `conditions`,
     /// so it is in here, as Pulp's `difference` of querysets has it.
     pub fn none_of(conditions: Conditions) -> Conditions {
-        let (sql, values): (Vec<String>, Vec<Vec<Bind>>) = conditions.split().into_iter().unzip();
+        match conditions.conjunction() {
+            None => Conditions::of("1 = 0", []),
+            Some((clause, values)) => {
+                Conditions::of(&format!("NOT COALESCE({clause}, 1 = 0)"), values)
+            }
+        }
+    }
+
+    /// Every condition in one parenthesized `AND`, with `?` placeholders, and their values;
+    /// `None` when there are none.
+    fn conjunction(self) -> Option<(String, Vec<Bind>)> {
+        let (sql, values): (Vec<String>, Vec<Vec<Bind>>) = self.split().into_iter().unzip();
         if sql.is_empty() {
-            return Conditions::of("1 = 0", []);
+            return None;
         }
         let parts: Vec<String> = sql.iter().map(|part| format!("({part})")).collect();
-        Conditions::of(
-            &format!("NOT COALESCE(({}), 1 = 0)", parts.join(" AND ")),
-            values.into_iter().flatten(),
-        )
+        Some((
+            format!("({})", parts.join(" AND ")),
+            values.into_iter().flatten().collect(),
+        ))
     }
 
     /// Each condition with `?` for its placeholders again, and its values.
