@@ -23,6 +23,7 @@ use super::access::{Call, Caller};
 use super::list::{
     self, Conditions, ListQuery, ListRequest, Page, Resource, Visibility, fetch_by_id,
 };
+use super::object_roles::{self, RoleAction};
 use super::support::Fields;
 use crate::error::ApiResult;
 use crate::rbac::Object;
@@ -240,6 +241,25 @@ pub async fn destroy<D: Deletable>(
 /// The handlers of a collection `…/`: list and create.
 pub fn collection<C: Creatable>() -> MethodRouter<AppState> {
     get(list::<C>).post(create::<C>)
+}
+
+/// The route of role action `action` (`list_roles/`, `add_role/`, …) on an object of `O` the
+/// caller may see (404 otherwise), whose href `href` makes from its id.
+pub fn role_action<O: CoreObject + Send + 'static>(
+    action: RoleAction,
+    href: fn(&str) -> String,
+) -> MethodRouter<AppState> {
+    action.route(
+        move |Call { app, caller }: Call, Path(id): Path<String>, fields: Fields| async move {
+            let row: O = visible(&app, &caller, &id).await?;
+            let href = href(row.id());
+            let object = Object {
+                id: row.id(),
+                href: &href,
+            };
+            object_roles::act(&app, &caller, action, O::VIEWSET, object, &fields).await
+        },
+    )
 }
 
 /// The handlers of `…/<id>/` of an object changed in place: show, `PUT` and `PATCH`.

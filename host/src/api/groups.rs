@@ -10,23 +10,22 @@
 use axum::extract::Path;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get};
+use axum::routing::{delete, get};
 
 use super::routes::Routes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::access::{Call, Caller, Nested, Parent};
+use super::access::{Caller, Nested, Parent};
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::input::{self, Input};
 use super::list::{self, Bind, Conditions, ListRequest, Visibility, fetch_by_id, resource};
-use super::object_roles::{self, RoleAction};
+use super::object_roles::RoleAction;
 use super::support::{self, ColumnValue, Fields, set_columns};
 use crate::db::{WriteTx, new_id, now};
 use crate::domain::hrefs::{self, API_ROOT};
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::Object;
-use crate::state::{App, AppState};
+use crate::state::App;
 
 /// The access policy of their members.
 const MEMBERS: &str = "groups/users";
@@ -47,7 +46,9 @@ pub fn router() -> Routes {
             "/pulp/api/v3/groups/{id}/users/{token}/",
             delete(remove_member),
         );
-    RoleAction::routes(routes, "/pulp/api/v3/groups/{id}/", role_action)
+    RoleAction::routes(routes, "/pulp/api/v3/groups/{id}/", |action| {
+        core_objects::role_action::<Group>(action, href)
+    })
 }
 
 /// `/pulp/api/v3/groups/<id>/`
@@ -322,19 +323,4 @@ async fn remove_member(
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The route of a role action on a group, which the caller must be able to see.
-fn role_action(action: RoleAction) -> MethodRouter<AppState> {
-    action.route(
-        move |Call { app, caller }: Call, Path(id): Path<String>, fields: Fields| async move {
-            let group = visible(&app, &caller, &id).await?;
-            let href = href(&group.id);
-            let object = Object {
-                id: &group.id,
-                href: &href,
-            };
-            object_roles::act(&app, &caller, action, Group::VIEWSET, object, &fields).await
-        },
-    )
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, post};
+use axum::routing::post;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -17,14 +17,13 @@ use utoipa::ToSchema;
 use super::access::{Call, Caller};
 use super::core_objects::{self, CoreObject, Creatable, Deletable, Editable};
 use super::list::{Identity, resource};
-use super::object_roles::{self, RoleAction};
+use super::object_roles::RoleAction;
 use super::routes::Routes;
 use super::support::{Fields, ensure_unique};
 use crate::db::{new_id, now};
 use crate::domain::replication;
 use crate::error::{ApiError, ApiResult};
-use crate::rbac::Object;
-use crate::state::{App, AppState};
+use crate::state::App;
 use crate::tasks::kinds::TaskArgs;
 use crate::tasks::{self, ResourceLock};
 
@@ -43,30 +42,9 @@ pub fn router() -> Routes {
             "/pulp/api/v3/upstream-pulps/{id}/replicate/",
             post(replicate),
         );
-    RoleAction::routes(routes, "/pulp/api/v3/upstream-pulps/{id}/", role_action)
-}
-
-/// The route of a role action on an upstream, which the caller must be able to see.
-fn role_action(action: RoleAction) -> MethodRouter<AppState> {
-    action.route(
-        move |Call { app, caller }: Call, Path(id): Path<String>, fields: Fields| async move {
-            let upstream: UpstreamPulp = core_objects::visible(&app, &caller, &id).await?;
-            let href = replication::href(&upstream.id);
-            let object = Object {
-                id: &upstream.id,
-                href: &href,
-            };
-            object_roles::act(
-                &app,
-                &caller,
-                action,
-                UpstreamPulp::VIEWSET,
-                object,
-                &fields,
-            )
-            .await
-        },
-    )
+    RoleAction::routes(routes, "/pulp/api/v3/upstream-pulps/{id}/", |action| {
+        core_objects::role_action::<UpstreamPulp>(action, replication::href)
+    })
 }
 
 resource! {
