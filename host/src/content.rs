@@ -847,12 +847,12 @@ fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
 
 /// A `remote_artifacts` row: where a unit's file not stored yet can be fetched from.
 #[derive(Debug, sqlx::FromRow)]
-struct RemoteArtifactRow {
-    url: String,
-    size: Option<i64>,
-    sha256: Option<String>,
-    sha512: Option<String>,
-    remote_id: String,
+pub(crate) struct RemoteArtifactRow {
+    pub(crate) url: String,
+    pub(crate) size: Option<i64>,
+    pub(crate) sha256: Option<String>,
+    pub(crate) sha512: Option<String>,
+    pub(crate) remote_id: String,
 }
 
 /// Fetches a file that is not stored yet from its remote, streams it to the client while

@@ -34,6 +34,17 @@ impl PulpCli {
         }
     }
 
+    /// `pulp` pointed at a server that is not Granary (a real Pulp), as `username`.
+    pub(crate) fn for_server(base_url: &str, username: &str, password: &str) -> PulpCli {
+        PulpCli {
+            program: tools::pulp_cli(),
+            base_url: base_url.to_owned(),
+            username: username.to_owned(),
+            password: password.to_owned(),
+            home: tempfile::tempdir().expect("create pulp-cli's home"),
+        }
+    }
+
     /// `pulp` logging in to `app` as another user.
     pub(crate) fn as_user(app: &TestApp, username: &str, password: &str) -> PulpCli {
         PulpCli {

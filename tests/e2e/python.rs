@@ -29,6 +29,7 @@ sqlite_and_postgres!(
     kept_pages_change_with_the_version_and_keep_formats_apart,
     the_json_api_describes_stored_releases_as_pypi_does,
     repair_metadata_rewrites_what_the_packages_say,
+    repair_metadata_fetches_packages_never_downloaded,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -1076,11 +1077,6 @@ async fn repair_metadata_rewrites_what_the_packages_say(backend: Backend) {
     ])
     .await;
     let repaired = app.get_json(&packages).await;
-    eprintln!(
-        "DEBUG {:#}",
-        app.get_json(&format!("{API}/tasks/?name=granary.tasks.repair_metadata"))
-            .await
-    );
     for unit in repaired["results"].as_array().unwrap() {
         assert_ne!(unit["summary"], "wrong", "{unit:#}");
         assert!(unit["summary"].is_string(), "{unit:#}");
@@ -1096,5 +1092,81 @@ async fn repair_metadata_rewrites_what_the_packages_say(backend: Backend) {
         app.latest_version_href(&repository).await,
         version,
         "no new version"
+    );
+}
+
+/// `repair-metadata` of a mirror synced `on_demand`: the packages it never downloaded are fetched
+/// from the remote the sync recorded (and kept, as a client's first request keeps them), then
+/// read again; their metadata is right once more.
+async fn repair_metadata_fetches_packages_never_downloaded(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = build_demo_and_dep(&tools, dir.path());
+    let upstream = TestApp::start(backend.clone()).await;
+    repository_and_distribution(&upstream, "source", json!({})).await;
+    upload(&upstream, &tools, "source", &[wheel, sdist]).await;
+    let app = TestApp::start(backend).await;
+    let pulp = crate::pulp_cli::PulpCli::new(&app);
+    let source = upstream.url("/pypi/source/simple/");
+    pulp.run(&[
+        "python",
+        "remote",
+        "create",
+        "--name",
+        "lazy",
+        "--url",
+        &source,
+        "--policy",
+        "on_demand",
+    ])
+    .await;
+    pulp.run(&[
+        "python",
+        "repository",
+        "create",
+        "--name",
+        "lazy",
+        "--remote",
+        "lazy",
+    ])
+    .await;
+    pulp.run(&["python", "repository", "sync", "--name", "lazy"])
+        .await;
+    // The packages' own files (a wheel's `.metadata` may come with the sync).
+    let stored = "SELECT relative_path FROM content_artifacts
+                  WHERE artifact_id IS NOT NULL AND relative_path NOT LIKE '%.metadata'";
+    let nothing: [&str; 0] = [];
+    assert_eq!(
+        app.sql(stored, &[]).await,
+        nothing,
+        "nothing downloaded yet"
+    );
+    for metadata in app
+        .sql("SELECT metadata FROM content WHERE plugin = 'python'", &[])
+        .await
+    {
+        let mut damaged: Value = serde_json::from_str(&metadata).unwrap();
+        damaged["summary"] = json!("wrong");
+        app.sql(
+            "UPDATE content SET metadata = $1 WHERE metadata = $2",
+            &[&damaged.to_string(), &metadata],
+        )
+        .await;
+    }
+
+    pulp.run(&["python", "repository", "repair-metadata", "--name", "lazy"])
+        .await;
+    let packages = app
+        .get_json(&format!("{API}/content/python/packages/"))
+        .await;
+    assert_eq!(packages["count"], 2, "{packages:#}");
+    for unit in packages["results"].as_array().unwrap() {
+        assert!(unit["summary"].is_string(), "{unit:#}");
+        assert_ne!(unit["summary"], "wrong", "{unit:#}");
+    }
+    assert_eq!(
+        app.sql(stored, &[]).await.len(),
+        2,
+        "the packages are kept now"
     );
 }

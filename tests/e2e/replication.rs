@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::pulp_cli::PulpCli;
 use crate::support::pulp::{API, str_field};
+use crate::support::pulpcore::{ADMIN_PASSWORD, Pulpcore};
 use crate::support::requests::As;
 use crate::support::{Backend, TestApp};
 
@@ -17,6 +18,7 @@ sqlite_and_postgres!(
     a_second_server_mirrors_the_distributions_of_the_first,
     pip_installs_from_a_replicated_python_distribution,
     upstreams_are_shared_through_roles_as_in_pulp,
+    a_real_pulp_is_replicated,
 );
 
 /// The names of the file distributions of `app`.
@@ -539,4 +541,164 @@ async fn upstreams_are_shared_through_roles_as_in_pulp(backend: Backend) {
         .run(&["upstream-pulp", "destroy", "--upstream-pulp", "elsewhere"])
         .await;
     assert_eq!(app.get(&href).await.0, StatusCode::NOT_FOUND);
+}
+
+/// What a Pulp user moving over runs first: Granary replicates a real Pulp (pulpcore 3.123 with
+/// pulp_file and pulp_python, its content made with the same pulp-cli). A file distribution of
+/// a publication serves Pulp's bytes; pip installs from the copy of a python distribution; a
+/// file Pulp adds later arrives with the next replication, and a distribution Pulp drops goes.
+async fn a_real_pulp_is_replicated(backend: Backend) {
+    let Some(pulp) = Pulpcore::start().await else {
+        eprintln!("skipped: a real Pulp needs GRANARY_TEST_DATABASE_URL");
+        return;
+    };
+    let tools = crate::python::tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = crate::support::python::build_demo_and_dep(&tools, dir.path());
+    let upstream = PulpCli::for_server(&pulp.api_origin, "admin", ADMIN_PASSWORD);
+    upstream
+        .run(&["file", "repository", "create", "--name", "alpha"])
+        .await;
+    for name in ["a1.txt", "a2.txt"] {
+        crate::repository_versions::upload(&upstream, dir.path(), "alpha", name, &name.repeat(50))
+            .await;
+    }
+    let publication = upstream
+        .run(&["file", "publication", "create", "--repository", "alpha"])
+        .await;
+    upstream
+        .run(&[
+            "file",
+            "distribution",
+            "create",
+            "--name",
+            "alpha",
+            "--base-path",
+            "alpha",
+            "--publication",
+            str_field(&publication, "pulp_href"),
+        ])
+        .await;
+    // A pulp_file distribution of a repository serves its latest publication.
+    upstream
+        .run(&[
+            "file",
+            "repository",
+            "create",
+            "--name",
+            "beta",
+            "--autopublish",
+        ])
+        .await;
+    crate::repository_versions::upload(&upstream, dir.path(), "beta", "b1.txt", "beta").await;
+    upstream
+        .run(&[
+            "file",
+            "distribution",
+            "create",
+            "--name",
+            "beta",
+            "--base-path",
+            "beta",
+            "--repository",
+            "beta",
+        ])
+        .await;
+    upstream
+        .run(&["python", "repository", "create", "--name", "team"])
+        .await;
+    for file in [&wheel, &sdist] {
+        upstream
+            .run(&[
+                "python",
+                "content",
+                "upload",
+                "--file",
+                file.to_str().unwrap(),
+                "--relative-path",
+                file.file_name().unwrap().to_str().unwrap(),
+                "--repository",
+                "team",
+            ])
+            .await;
+    }
+    upstream
+        .run(&[
+            "python",
+            "distribution",
+            "create",
+            "--name",
+            "team",
+            "--base-path",
+            "team",
+            "--repository",
+            "team",
+        ])
+        .await;
+
+    let app = TestApp::start(backend).await;
+    let down = PulpCli::new(&app);
+    down.run(&[
+        "upstream-pulp",
+        "create",
+        "--name",
+        "real",
+        "--base-url",
+        &pulp.api_origin,
+        "--username",
+        "admin",
+        "--password",
+        ADMIN_PASSWORD,
+    ])
+    .await;
+    // Pulp's index links files on its content app, another origin (on loopback here, so
+    // listed, as on a remote).
+    let upstream_pulp = app
+        .get_json(&format!("{API}/upstream-pulps/?name=real"))
+        .await["results"][0]["pulp_href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .patch_json(
+            &upstream_pulp,
+            &json!({"allowed_origins": [pulp.content_origin]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "real"])
+        .await;
+    assert_eq!(distribution_names(&app).await, ["alpha", "beta"]);
+    let pulp_alpha = upstream
+        .run(&["file", "distribution", "show", "--name", "alpha"])
+        .await;
+    for (name, path) in [("alpha", "a1.txt"), ("alpha", "a2.txt"), ("beta", "b1.txt")] {
+        let (status, body) = served(&distribution(&app, name).await, path).await;
+        assert_eq!(status, StatusCode::OK, "{name}/{path}:\n{}", pulp.logs());
+        if name == "alpha" {
+            let (_, from_pulp) = served(&pulp_alpha, path).await;
+            assert_eq!(body, from_pulp, "{path}: the bytes Pulp serves");
+        } else {
+            assert_eq!(body, b"beta");
+        }
+    }
+    let index = app.url("/pypi/team/simple/");
+    let installed = tokio::task::spawn_blocking({
+        let (tools, dir) = (tools.clone(), dir.path().to_owned());
+        move || crate::support::python::pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+    assert!(installed.contains("granary_demo"), "{installed}");
+
+    // Pulp changes: beta gets a file, alpha's distribution goes.
+    crate::repository_versions::upload(&upstream, dir.path(), "beta", "b2.txt", "later").await;
+    upstream
+        .run(&["file", "distribution", "destroy", "--name", "alpha"])
+        .await;
+    down.run(&["upstream-pulp", "replicate", "--upstream-pulp", "real"])
+        .await;
+    assert_eq!(distribution_names(&app).await, ["beta"]);
+    let (status, body) = served(&distribution(&app, "beta").await, "b2.txt").await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"later"[..]));
 }

@@ -8,6 +8,7 @@ pub mod curl;
 pub mod fixture;
 pub mod proxy;
 pub mod pulp;
+pub mod pulpcore;
 pub mod python;
 pub mod registry;
 pub mod requests;

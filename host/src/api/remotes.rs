@@ -549,7 +549,7 @@ const MAX_ALLOWED_ORIGINS: usize = 100;
 /// `allowed_origins`: each an http(s) origin, written as the browser writes one (lower-case
 /// host, no default port); a URL with a path, query or credentials is refused rather than
 /// silently cut to its origin.
-fn allowed_origins(origins: Vec<String>) -> ApiResult<Vec<String>> {
+pub(crate) fn allowed_origins(origins: Vec<String>) -> ApiResult<Vec<String>> {
     if origins.len() > MAX_ALLOWED_ORIGINS {
         return Err(ApiError::field(
             "allowed_origins",

@@ -68,6 +68,7 @@ resource! {
         sock_read_timeout_ms: Option<i64>,
         q_select: Option<String>,
         policy: String,
+        allowed_origins: String,
         last_replication: Option<String>,
         created: String,
         updated: String,
@@ -108,6 +109,10 @@ pub(crate) struct UpstreamPulpView {
     q_select: Option<String>,
     /// `all`, `labeled` or `nodelete`: which local objects a replication may delete.
     policy: String,
+    /// Origins the replicated remotes may reach besides the upstream's own (a Granary field,
+    /// as on remotes): a content app on another origin than the API, on a private or loopback
+    /// address.
+    allowed_origins: Vec<String>,
     #[schema(format = DateTime)]
     last_replication: Option<String>,
     /// `username`, `password`, `client_key`: whether each is set.
@@ -159,6 +164,7 @@ impl CoreObject for UpstreamPulp {
                 sock_connect_timeout: seconds(row.sock_connect_timeout_ms),
                 sock_read_timeout: seconds(row.sock_read_timeout_ms),
                 q_select: row.q_select,
+                allowed_origins: serde_json::from_str(&row.allowed_origins).unwrap_or_default(),
                 policy: row.policy,
                 last_replication: row.last_replication,
             })
@@ -262,6 +268,18 @@ fn columns(app: &App, fields: &Fields, whole: bool) -> ApiResult<Columns> {
         columns.push((
             "q_select",
             Column::Text(q_select.filter(|q| !q.trim().is_empty())),
+        ));
+    }
+    if let Some(origins) = fields.0.get("allowed_origins") {
+        let origins: Vec<String> = match origins {
+            Value::Null => Vec::new(),
+            given => serde_json::from_value(given.clone())
+                .map_err(|_| ApiError::field("allowed_origins", "Expected a list of items."))?,
+        };
+        let origins = super::remotes::allowed_origins(origins)?;
+        columns.push((
+            "allowed_origins",
+            Column::Text(Some(serde_json::to_string(&origins).unwrap_or_default())),
         ));
     }
     if let Some(policy) = fields.opt_str("policy")? {

@@ -64,6 +64,7 @@ pub struct UpstreamRow {
     pub sock_read_timeout_ms: Option<i64>,
     pub q_select: Option<String>,
     pub policy: String,
+    pub allowed_origins: String,
     pub last_replication: Option<String>,
     pub created: String,
     pub updated: String,
@@ -82,7 +83,6 @@ pub struct Plan {
 /// A distribution of the upstream, as its API shows it.
 #[derive(Debug, Deserialize)]
 struct UpstreamDistribution {
-    pulp_href: String,
     name: String,
     base_path: String,
     base_url: Option<String>,
@@ -195,10 +195,14 @@ fn upstream_url(upstream: &UpstreamRow, path: &str) -> String {
     format!("{}{path}", upstream.base_url.trim_end_matches('/'))
 }
 
-/// Every distribution of the upstream its `q` filter selects (all of them without one).
+/// Every distribution of the upstream's list `list` (`distributions/file/file/`) its `q` filter
+/// selects (all of them without one). Each plugin's own list, as Pulp's replicators read them:
+/// its `base_url` is where that plugin's clients go (pulp_python's is the `/pypi/` index, the
+/// generic list's the content app).
 async fn upstream_distributions(
     client: &crate::plugins::upstream::UpstreamClient,
     upstream: &UpstreamRow,
+    list: &str,
     q: Option<&str>,
 ) -> anyhow::Result<Vec<UpstreamDistribution>> {
     let root = format!("/{}/", upstream.api_root.trim_matches('/'));
@@ -212,7 +216,7 @@ async fn upstream_distributions(
     loop {
         let mut url = url::Url::parse(&upstream_url(
             upstream,
-            &format!("{root}{domain}api/v3/distributions/"),
+            &format!("{root}{domain}api/v3/{list}"),
         ))
         .context("the upstream's base_url")?;
         url.query_pairs_mut()
@@ -265,6 +269,12 @@ async fn replica(
     let Some(base_url) = &distribution.base_url else {
         return Ok(None);
     };
+    // A relative base URL is the upstream's own origin's (as Pulp's replicator joins it).
+    let base_url = if base_url.starts_with('/') {
+        upstream_url(upstream, base_url)
+    } else {
+        base_url.clone()
+    };
     let serves = distribution.repository.is_some()
         || distribution.publication.is_some()
         || distribution.repository_version.is_some();
@@ -298,7 +308,7 @@ async fn replica(
             }))
         }
         "python" => Ok(Some(Replica {
-            url: base_url.clone(),
+            url: base_url,
             remote_extra: r#"{"prereleases": true}"#,
             autopublish: false,
         })),
@@ -345,7 +355,6 @@ pub async fn plan(
         .map(str::trim)
         .filter(|q| !q.is_empty());
     let client = client_of(backends, &upstream)?;
-    let listed = upstream_distributions(&client, &upstream, selection).await?;
     let names = backends.plugins.rest_names();
     let mut plan = Plan {
         syncs: Vec::new(),
@@ -356,21 +365,26 @@ pub async fn plan(
         .filter(|plugin| names.plugin(plugin).is_some())
         .map(|plugin| (*plugin).to_owned())
         .collect();
+    let mut listed = Vec::new();
+    for plugin in &replicated_plugins {
+        let Some(named) = names.plugin(plugin) else {
+            continue;
+        };
+        let list = format!("distributions/{plugin}/{}/", named.distribution);
+        for distribution in upstream_distributions(&client, &upstream, &list, selection).await? {
+            listed.push((plugin.clone(), distribution));
+        }
+    }
     let mut kept = BTreeSet::new();
     let mut unchanged = 0;
     let total = listed.len() as u64;
-    for (done, distribution) in listed.iter().enumerate() {
+    for (done, (plugin, distribution)) in listed.iter().enumerate() {
         task.report(
             "replicate.distributions",
             "Replicating distributions",
             done as u64,
             Some(total),
         );
-        let Some(plugin) = local_plugin(&names, &distribution.pulp_href)
-            .filter(|plugin| replicated_plugins.contains(plugin))
-        else {
-            continue;
-        };
         // What the upstream says is checked as a request would be: a distribution this server
         // could not have is skipped, and said so.
         if let Err(why) = acceptable(db, distribution).await? {
@@ -383,17 +397,17 @@ pub async fn plan(
             );
             continue;
         }
-        let Some(replica) = replica(&client, &upstream, &plugin, distribution).await? else {
+        let Some(replica) = replica(&client, &upstream, plugin, distribution).await? else {
             continue;
         };
         let type_name = names
-            .plugin(&plugin)
+            .plugin(plugin)
             .map(|named| named.type_name.clone())
             .context("a plugin that replicates has REST names")?;
         let Some(remote_id) = ensure_remote(
             backends,
             &upstream,
-            (&plugin, &type_name),
+            (plugin, &type_name),
             distribution,
             &replica,
         )
@@ -404,7 +418,7 @@ pub async fn plan(
         let Some(repository_id) = ensure_repository(
             backends,
             &upstream,
-            (&plugin, &type_name),
+            (plugin, &type_name),
             distribution,
             (&remote_id, replica.autopublish),
         )
@@ -416,7 +430,7 @@ pub async fn plan(
             backends,
             &names,
             &upstream,
-            (&plugin, &type_name),
+            (plugin, &type_name),
             distribution,
         )
         .await?
@@ -435,8 +449,8 @@ pub async fn plan(
             plan.syncs.push((
                 repository_id.clone(),
                 remote_id.clone(),
-                hrefs::repository(&names, &plugin, &type_name, &repository_id),
-                hrefs::remote(&names, &plugin, &type_name, &remote_id),
+                hrefs::repository(&names, plugin, &type_name, &repository_id),
+                hrefs::remote(&names, plugin, &type_name, &remote_id),
             ));
         }
         plan.pairs.push((distribution_id, repository_id));
@@ -496,16 +510,6 @@ async fn acceptable(
         )));
     }
     Ok(Ok(()))
-}
-
-/// The local plugin of an upstream distribution's href (`…/distributions/<plugin>/<type>/…`),
-/// when it is loaded here with the same distribution type.
-fn local_plugin(names: &RestNames, href: &str) -> Option<String> {
-    let rest = &href[href.find("/distributions/")? + "/distributions/".len()..];
-    let mut parts = rest.split('/');
-    let (plugin, segment) = (parts.next()?, parts.next()?);
-    let named = names.plugin(plugin)?;
-    (named.distribution == segment).then(|| plugin.to_owned())
 }
 
 /// A local object with a replicated distribution's name.
@@ -582,7 +586,8 @@ async fn ensure_remote(
             "UPDATE remotes SET url = $2, tls_validation = $3, ca_cert = $4, client_cert = $5,
              client_key = $6, download_concurrency = $7, max_retries = $8,
              total_timeout_ms = $9, connect_timeout_ms = $10, sock_connect_timeout_ms = $11,
-             sock_read_timeout_ms = $12, updated = $13, extra = $14 WHERE id = $1",
+             sock_read_timeout_ms = $12, updated = $13, extra = $14, allowed_origins = $15
+             WHERE id = $1",
         )
         .bind(&id)
         .bind(&replica.url)
@@ -598,7 +603,8 @@ async fn ensure_remote(
         .bind(upstream.sock_connect_timeout_ms)
         .bind(upstream.sock_read_timeout_ms)
         .bind(now())
-        .bind(replica.remote_extra),
+        .bind(replica.remote_extra)
+        .bind(&upstream.allowed_origins),
     )
     .await?;
     Ok(Some(id))

@@ -133,12 +133,13 @@ pub async fn create_content(
 /// How many units [`repair_metadata`] reads per query.
 const REPAIR_PAGE: i64 = 200;
 
-/// Pulp's `repair_metadata`: every unit of the repository's latest version whose file is stored
-/// is read again through its plugin's `parse-upload`, and its metadata rewritten when the plugin
-/// now says otherwise, with any file the plugin derives that the unit lacks (a wheel's
-/// `.metadata`). No version is made: the units are the same, their descriptions right. A unit
-/// whose files were never downloaded, or that the plugin now reads as another unit, is left as
-/// it is and counted in the report.
+/// Pulp's `repair_metadata`: every unit of the repository's latest version is read again
+/// through its plugin's `parse-upload`, and its metadata rewritten when the plugin now says
+/// otherwise, with any file the plugin derives that the unit lacks (a wheel's `.metadata`). A
+/// unit whose file was never downloaded (`on_demand`, `streamed`) is fetched from its remote
+/// first. No version is made: the units are the same, their descriptions right. A unit whose
+/// file cannot be had, or that the plugin now reads as another unit, is left as it is and
+/// counted in the report.
 pub async fn repair_metadata(
     backends: &Backends,
     task: &Arc<TaskHandle>,
@@ -221,7 +222,7 @@ pub async fn repair_metadata(
     );
     task.report(
         "repair.metadata.skipped",
-        "Packages not repaired (files not stored, or read as another package)",
+        "Packages not repaired (file neither stored nor fetched, or read as another package)",
         skipped,
         Some(skipped),
     );
@@ -237,17 +238,31 @@ async fn repair_unit(
     plugin: &crate::plugins::LoadedPlugin,
     (content_id, type_name, natural_key): (&str, &str, &str),
 ) -> anyhow::Result<Option<String>> {
-    let files: Vec<(String, String, String, i64)> = sqlx::query_as(
+    let files: Vec<(String, String, Option<String>, Option<i64>)> = sqlx::query_as(
         "SELECT ca.id, ca.relative_path, a.sha256, a.size FROM content_artifacts ca
-         JOIN artifacts a ON a.id = ca.artifact_id WHERE ca.content_id = $1
+         LEFT JOIN artifacts a ON a.id = ca.artifact_id WHERE ca.content_id = $1
          ORDER BY LENGTH(ca.relative_path), ca.relative_path",
     )
     .bind(content_id)
     .fetch_all(backends.db.pool())
     .await?;
-    let Some((_, relative_path, sha256, size)) = files.first() else {
+    let Some((content_artifact_id, relative_path, stored_sha256, stored_size)) = files.first()
+    else {
         return Ok(None);
     };
+    let (sha256, size) = match (stored_sha256, stored_size) {
+        (Some(sha256), Some(size)) => (sha256.clone(), *size),
+        _ => match fetch_from_remote(backends, content_artifact_id, relative_path).await {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                // One unreachable file does not stop the others' repair: it is counted.
+                tracing::warn!(%content_id, error = %format!("{error:#}"), "cannot repair a unit not stored");
+                return Ok(None);
+            }
+        },
+    };
+    let (sha256, size) = (&sha256, &size);
     // The file as uploaded had the path's last segment as its name when the plugin files it
     // below a directory of its own (python: `<project>/<filename>`); that name is tried when the
     // whole path is refused.
@@ -324,4 +339,57 @@ async fn repair_unit(
             .await?;
     }
     Ok(Some(unit.metadata))
+}
+
+/// Downloads a unit's file that was never downloaded (an `on_demand` or `streamed` remote's)
+/// from the remote the sync recorded, verified against what the sync declared, as the content
+/// app does on a client's first request, and keeps it unless the remote is `streamed`; answers
+/// its sha256 and size. `None` when no remote knows the file. Pulp reads such a package's
+/// metadata from the remote's JSON API instead; reading the file itself repairs every plugin's
+/// units the same way.
+async fn fetch_from_remote(
+    backends: &Backends,
+    content_artifact_id: &str,
+    relative_path: &str,
+) -> anyhow::Result<Option<(String, i64)>> {
+    let source: Option<crate::content::RemoteArtifactRow> = sqlx::query_as(
+        "SELECT url, size, sha256, sha512, remote_id FROM remote_artifacts
+         WHERE content_artifact_id = $1 LIMIT 1",
+    )
+    .bind(content_artifact_id)
+    .fetch_optional(backends.db.pool())
+    .await?;
+    let Some(crate::content::RemoteArtifactRow {
+        url,
+        size,
+        sha256,
+        sha512,
+        remote_id,
+    }) = source
+    else {
+        return Ok(None);
+    };
+    let remote =
+        crate::domain::remotes::Remote::load(backends.db.pool(), &backends.secrets, &remote_id)
+            .await?;
+    let client = backends.remote_clients.client(&remote)?;
+    let expected = crate::domain::artifacts::Expected {
+        size: size.map(|size| size as u64),
+        sha256,
+        sha512,
+    };
+    let artifact = crate::domain::artifacts::download(
+        &backends.db,
+        &backends.blobs,
+        &client,
+        &url,
+        &expected,
+        relative_path,
+    )
+    .await
+    .with_context(|| format!("fetching {relative_path} from its remote"))?;
+    if remote.row.policy != "streamed" {
+        link(&backends.db, content_artifact_id, &artifact.id).await?;
+    }
+    Ok(Some((artifact.sha256, artifact.size as i64)))
 }

@@ -834,6 +834,10 @@ struct UpstreamPulpRequest {
     q_select: Option<String>,
     /// `all` (the default), `labeled` or `nodelete`.
     policy: Option<String>,
+    /// Origins (`scheme://host[:port]`) the replicated remotes may reach besides the
+    /// upstream's own, even on loopback or private addresses: a content app of the upstream
+    /// that answers on another origin than its API. A Granary field.
+    allowed_origins: Option<Vec<String>>,
 }
 
 /// What `replicate/` may be given.
