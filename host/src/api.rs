@@ -19,6 +19,7 @@ pub mod access;
 pub mod access_policies;
 pub mod acs;
 pub mod artifacts;
+pub mod blocklists;
 pub mod content;
 pub mod content_guards;
 pub mod core_objects;
@@ -76,6 +77,7 @@ pub fn router(app: &AppState) -> Router<AppState> {
 fn protected_routes() -> Routes {
     Routes::new()
         .merge(repositories::router())
+        .merge(blocklists::router())
         .merge(remotes::router())
         .merge(content::router())
         .merge(publications::router())

@@ -29,6 +29,7 @@ pub mod acs;
 pub mod additions;
 pub mod app_statuses;
 pub mod artifacts;
+pub mod blocklists;
 pub mod chunked_uploads;
 pub mod content_guards;
 pub mod content_keys;

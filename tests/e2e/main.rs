@@ -10,6 +10,7 @@
 mod support;
 
 mod acs;
+mod against_pulp;
 mod api;
 mod cargo_registry;
 mod container;

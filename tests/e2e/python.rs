@@ -30,6 +30,7 @@ sqlite_and_postgres!(
     the_json_api_describes_stored_releases_as_pypi_does,
     repair_metadata_rewrites_what_the_packages_say,
     repair_metadata_fetches_packages_never_downloaded,
+    blocklisted_packages_are_refused_as_pulp_python_refuses_them,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -1169,4 +1170,279 @@ async fn repair_metadata_fetches_packages_never_downloaded(backend: Backend) {
         2,
         "the packages are kept now"
     );
+}
+
+/// pulp_python 3.30's repository blocklists, driven by `pulp python repository blocklist`: a
+/// project (any version), a release, or a file name; a version that would add a blocklisted
+/// package is not made, whether by an upload, a `modify/` (refused before its task) or a sync,
+/// and a removed entry no longer refuses anything.
+async fn blocklisted_packages_are_refused_as_pulp_python_refuses_them(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = build_demo_and_dep(&tools, dir.path());
+    let app = TestApp::start(backend).await;
+    let pulp = crate::pulp_cli::PulpCli::new(&app);
+    pulp.run(&["python", "repository", "create", "--name", "guarded"])
+        .await;
+    let blocklist = |args: &[&str]| {
+        let mut all = vec!["python", "repository", "blocklist"];
+        all.extend_from_slice(args);
+        all.iter()
+            .map(|arg| (*arg).to_owned())
+            .collect::<Vec<String>>()
+    };
+    let run = |args: Vec<String>| {
+        let pulp = &pulp;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            pulp.run(&args).await
+        }
+    };
+    let whole = run(blocklist(&[
+        "add",
+        "--repository",
+        "guarded",
+        "--name",
+        "Granary_Demo",
+    ]))
+    .await;
+    assert_eq!(
+        whole["name"], "granary-demo",
+        "PEP 503 normalized: {whole:#}"
+    );
+    assert_eq!(whole["version"], Value::Null);
+    assert!(
+        str_field(&whole, "added_by").starts_with("prn:auth.user:"),
+        "{whole:#}"
+    );
+    assert!(
+        str_field(&whole, "pulp_href").contains("/blocklist_entries/"),
+        "{whole:#}"
+    );
+    run(blocklist(&[
+        "add",
+        "--repository",
+        "guarded",
+        "--name",
+        "granary-dep",
+        "--version",
+        "0.2.0",
+    ]))
+    .await;
+    run(blocklist(&[
+        "add",
+        "--repository",
+        "guarded",
+        "--filename",
+        "other-1.0.tar.gz",
+    ]))
+    .await;
+    let listed = run(blocklist(&["list", "--repository", "guarded"])).await;
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed:#}");
+    let shown = run(blocklist(&[
+        "show",
+        "--repository",
+        "guarded",
+        "--name",
+        "granary-demo",
+    ]))
+    .await;
+    assert_eq!(shown["pulp_href"], whole["pulp_href"]);
+    run(blocklist(&[
+        "remove",
+        "--repository",
+        "guarded",
+        "--filename",
+        "other-1.0.tar.gz",
+    ]))
+    .await;
+    // pulp_python's access policy: a viewer of the repository lists its entries, only who may
+    // modify it adds or removes them; others see nothing.
+    let entries = format!(
+        "{}blocklist_entries/",
+        str_field(
+            &pulp
+                .run(&["python", "repository", "show", "--name", "guarded"])
+                .await,
+            "pulp_href"
+        )
+    );
+    app.create_user("carol", "carol's long password").await;
+    let carol = crate::support::requests::As::Basic("carol", "carol's long password");
+    let entry = str_field(&shown, "pulp_href").to_owned();
+    app.assert_closed_to(
+        carol,
+        &[
+            (reqwest::Method::GET, entries.clone()),
+            (reqwest::Method::POST, entries.clone()),
+            (reqwest::Method::GET, entry.clone()),
+            (reqwest::Method::DELETE, entry),
+        ],
+        &json!({"name": "anything"}),
+    )
+    .await;
+    app.create_user("dave", "dave's long password").await;
+    let repository_href = entries.trim_end_matches("blocklist_entries/").to_owned();
+    pulp.run(&[
+        "user",
+        "role-assignment",
+        "add",
+        "--username",
+        "dave",
+        "--role",
+        "python.pythonrepository_viewer",
+        "--object",
+        &repository_href,
+    ])
+    .await;
+    let dave = crate::pulp_cli::PulpCli::as_user(&app, "dave", "dave's long password");
+    let seen = dave
+        .run(&[
+            "python",
+            "repository",
+            "blocklist",
+            "list",
+            "--repository",
+            "guarded",
+        ])
+        .await;
+    assert_eq!(seen.as_array().unwrap().len(), 2, "{seen:#}");
+    let refused = dave
+        .fails(&[
+            "python",
+            "repository",
+            "blocklist",
+            "add",
+            "--repository",
+            "guarded",
+            "--name",
+            "y",
+        ])
+        .await;
+    assert!(refused.contains("is not authorized"), "{refused}");
+
+    // pulp_python's checks.
+    for (args, message) in [
+        (
+            vec![
+                "add",
+                "--repository",
+                "guarded",
+                "--name",
+                "x",
+                "--version",
+                "not a version",
+            ],
+            "is not a valid version",
+        ),
+        (
+            vec!["add", "--repository", "guarded", "--name", "granary.demo"],
+            "already exists",
+        ),
+    ] {
+        let args = blocklist(&args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let error = pulp.fails(&args).await;
+        assert!(error.contains(message), "{args:?}: {error}");
+    }
+
+    // An upload into the repository fails as its task does in Pulp.
+    let wheel_name = file_name(&wheel);
+    let error = pulp
+        .fails(&[
+            "python",
+            "content",
+            "upload",
+            "--file",
+            wheel.to_str().unwrap(),
+            "--relative-path",
+            wheel_name,
+            "--repository",
+            "guarded",
+        ])
+        .await;
+    assert!(
+        error.contains(&format!(
+            "Blocklisted packages cannot be added to this repository: {wheel_name}"
+        )),
+        "{error}"
+    );
+    let repository = str_field(
+        &pulp
+            .run(&["python", "repository", "show", "--name", "guarded"])
+            .await,
+        "pulp_href",
+    )
+    .to_owned();
+    assert!(
+        app.latest_version_href(&repository)
+            .await
+            .ends_with("/versions/0/"),
+        "no version was made"
+    );
+    // `modify/` is refused before its task.
+    let unit = pulp
+        .run(&[
+            "python",
+            "content",
+            "upload",
+            "--file",
+            wheel.to_str().unwrap(),
+            "--relative-path",
+            wheel_name,
+        ])
+        .await;
+    let (status, body) = app
+        .post_json(
+            &format!("{repository}modify/"),
+            &json!({"add_content_units": [str_field(&unit, "pulp_href")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body:#}");
+    assert!(
+        body.to_string().contains("Blocklisted packages"),
+        "{body:#}"
+    );
+    // Without the entry, the same change goes through.
+    run(blocklist(&[
+        "remove",
+        "--repository",
+        "guarded",
+        "--name",
+        "granary-demo",
+    ]))
+    .await;
+    let (status, body) = app
+        .post_json(
+            &format!("{repository}modify/"),
+            &json!({"add_content_units": [str_field(&unit, "pulp_href")]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body:#}");
+    let task = app.wait_task(str_field(&body, "task")).await;
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(filenames(&app, &repository).await, [wheel_name]);
+
+    // A sync that brings the blocklisted release fails, and the repository keeps its version.
+    repository_and_distribution(&app, "source", json!({})).await;
+    upload(&app, &tools, "source", &[wheel, sdist.clone()]).await;
+    let remote = app
+        .create(
+            &format!("{API}/remotes/python/python/"),
+            json!({"name": "source", "url": app.url("/pypi/source/simple/"), "policy": "on_demand"}),
+        )
+        .await;
+    let before = app.latest_version_href(&repository).await;
+    let task = app
+        .sync(&repository, str_field(&remote, "pulp_href"), false)
+        .await;
+    assert_eq!(task["state"], "failed", "{task:#}");
+    assert!(
+        task.to_string().contains(&format!(
+            "Blocklisted packages cannot be added to this repository: {}",
+            file_name(&sdist)
+        )),
+        "{task:#}"
+    );
+    assert_eq!(app.latest_version_href(&repository).await, before);
 }

@@ -332,6 +332,11 @@ async fn modify(
     let repository_href = repository.href(&names);
     let repository_id = repository.id;
     let add = content_ids(&app, &fields, "add_content_units", &plugin).await?;
+    if let Err(refused) =
+        crate::domain::blocklists::check_units(&app.db, &plugin, &repository_id, &add).await?
+    {
+        return Err(ApiError::bad_request(refused.to_string()));
+    }
     let everything = matches!(
         fields.0.get("remove_content_units"),
         Some(Value::Array(items)) if items.len() == 1 && items[0] == "*"

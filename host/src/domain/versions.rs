@@ -125,6 +125,7 @@ pub async fn finish_version(
     if changed > 0 {
         let version = (repository_id, base, number);
         changed += replace_by_repository_key(&mut tx, &plugin, version, task_id).await?;
+        super::blocklists::check_version(&mut tx, &plugin, (repository_id, number)).await?;
     }
     // Counted from what was staged, before it is cleared: the staged units are what the version
     // may have added, so this costs what changed.

@@ -22,6 +22,9 @@ pub enum Resource {
     Repository,
     /// `<repository>/versions/<n>/`
     RepositoryVersion,
+    /// `<repository>/blocklist_entries/<id>/`: the packages a repository refuses, for plugins
+    /// whose repositories have blocklists (pulp_python's).
+    BlocklistEntry,
     /// `repositories/<plugin>/<push repository>/`: the repositories pushes create, for plugins
     /// that name a type for them (pulp_container's `container-push`).
     PushRepository,
@@ -356,6 +359,12 @@ const GROUPS: &[&[Endpoint]] = &[
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/versions/{number}/repair/", Post, R::RepositoryVersion, "repair", "Check a version's artifacts and fetch or drop broken ones (a task)", Body::Named("Repair", Media::Json), Reply::Task),
     ],
     &role_actions!("/pulp/api/v3/repositories/{plugin}/{type}/{id}/", R::Repository, "a repository"),
+    &[
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/blocklist_entries/", Get, R::BlocklistEntry, "list", "List the packages a repository refuses", Body::None, Reply::Page),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/blocklist_entries/", Post, R::BlocklistEntry, "create", "Refuse a project, a release or a file in a repository", Body::Object(Media::Json), Reply::Object(201)),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/blocklist_entries/{entry}/", Get, R::BlocklistEntry, "read", "Inspect a blocklist entry", Body::None, Reply::Object(200)),
+        endpoint("/pulp/api/v3/repositories/{plugin}/{type}/{id}/blocklist_entries/{entry}/", Delete, R::BlocklistEntry, "delete", "Remove a blocklist entry", Body::None, Reply::Empty),
+    ],
     // Push repositories: made by pushes, deleted with their distribution, never synced.
     &[
         endpoint("/pulp/api/v3/repositories/{plugin}/{type}/", Get, R::PushRepository, "list", "List push repositories", Body::None, Reply::Page),
@@ -572,6 +581,24 @@ fn capitalized(name: &str) -> String {
         .collect()
 }
 
+/// The path parameter of a content unit's href, as Pulp names it from the content model's class
+/// (`FileContent`: `file_file_content_href`). Where Pulp's class is not `<Type>Content`, its
+/// name is written out: pulp-glue looks the parameter up by name (`pulp python content upload`
+/// reads the unit it made through `{python_python_package_content_href}`).
+fn content_href_param(plugin: &str, type_name: &str) -> String {
+    const PULP_NAMES: &[(&str, &str, &str)] = &[
+        ("python", "python", "python_python_package_content_href"),
+        ("container", "blob", "container_blob_href"),
+        ("container", "manifest", "container_manifest_href"),
+        ("container", "tag", "container_tag_href"),
+    ];
+    PULP_NAMES
+        .iter()
+        .find(|(named_plugin, named_type, _)| *named_plugin == plugin && *named_type == type_name)
+        .map(|(_, _, param)| (*param).to_owned())
+        .unwrap_or_else(|| format!("{plugin}_{type_name}_content_href"))
+}
+
 /// The expansions of `resource`: one per installed plugin (per content type for content), or one
 /// for a core resource.
 pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
@@ -665,6 +692,22 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                 }
             })
             .collect(),
+        R::BlocklistEntry => plugins
+            .iter()
+            .filter(|names| crate::domain::blocklists::applies_to(&names.plugin))
+            .map(|names| {
+                let (plugin, type_name) = (&names.plugin, &names.repository);
+                Names {
+                    prefix: format!("repositories_{plugin}_{type_name}_blocklist_entries"),
+                    href_param: format!("{plugin}_{type_name}_{plugin}_blocklist_entry_href"),
+                    parent_href_param: Some(format!("{plugin}_{type_name}_repository_href")),
+                    schema: format!("{plugin}.{}BlocklistEntry", capitalized(plugin)),
+                    route_values: vec![("plugin", plugin.clone()), ("type", type_name.clone())],
+                    plugin: Some(plugin.clone()),
+                    indexed_fields: Vec::new(),
+                }
+            })
+            .collect(),
         R::Remote => typed("remotes", "remote", |n| &n.remote),
         R::Publication => typed("publications", "publication", |n| &n.publication),
         R::Distribution => typed("distributions", "distribution", |n| &n.distribution),
@@ -675,7 +718,7 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
                     let plugin = &names.plugin;
                     Names {
                         prefix: format!("content_{plugin}_{}", content.endpoint),
-                        href_param: format!("{plugin}_{}_content_href", content.type_name),
+                        href_param: content_href_param(plugin, &content.type_name),
                         parent_href_param: None,
                         schema: format!("{plugin}.{}", capitalized(&content.type_name)),
                         route_values: vec![
@@ -821,9 +864,11 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
 /// The tag grouping an operation: the resource's kind, and for a plugin resource its plugin.
 pub fn tag(resource: Resource, names: &Names) -> String {
     let kind = match resource {
-        R::Repository | R::RepositoryVersion | R::PushRepository | R::PushRepositoryVersion => {
-            "Repositories"
-        }
+        R::Repository
+        | R::RepositoryVersion
+        | R::PushRepository
+        | R::PushRepositoryVersion
+        | R::BlocklistEntry => "Repositories",
         R::Remote => "Remotes",
         R::Publication => "Publications",
         R::Distribution => "Distributions",
@@ -867,7 +912,7 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
     for (placeholder, value) in &names.route_values {
         route = route.replace(&format!("{{{placeholder}}}"), value);
     }
-    let object_params = ["{id}", "{number}", "{name}", "{token}"];
+    let object_params = ["{id}", "{number}", "{name}", "{token}", "{entry}"];
     let last = object_params
         .iter()
         .filter_map(|param| route.find(param).map(|at| (at, *param)))
@@ -903,7 +948,7 @@ pub fn path_of(endpoint: &Endpoint, names: &Names, style: PathStyle) -> (String,
                 .map(|param| {
                     let name = param.trim_matches(|c| c == '{' || c == '}');
                     let schema = match name {
-                        "id" | "token" => schemas::formatted("uuid"),
+                        "id" | "token" | "entry" => schemas::formatted("uuid"),
                         "number" => schemas::typed(Type::Integer).minimum(Some(0)),
                         _ => schemas::typed(Type::String),
                     };

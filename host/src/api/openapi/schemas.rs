@@ -20,9 +20,9 @@ use crate::api::list::{ExtraFilter, Kind, ListSpec, Resource, Takes};
 use crate::api::plugin_fields;
 use crate::api::typed::Typed;
 use crate::api::{
-    access_policies, acs, artifacts, content, content_guards, distributions, exporters, groups,
-    importers, plugins, publications, remotes, repositories, role_assignments, roles, status,
-    support, task_groups, tasks, uploads, upstream_pulps, users, workers,
+    access_policies, acs, artifacts, blocklists, content, content_guards, distributions, exporters,
+    groups, importers, plugins, publications, remotes, repositories, role_assignments, roles,
+    status, support, task_groups, tasks, uploads, upstream_pulps, users, workers,
 };
 
 /// A schema, derived when the document is built.
@@ -102,6 +102,11 @@ pub fn doc(resource: R) -> Doc {
                 repositories::VERSION_FILTERS,
             )
         }
+        R::BlocklistEntry => Doc::listed::<
+            blocklists::BlocklistEntry,
+            blocklists::BlocklistEntryView,
+        >(blocklists::FILTERS)
+        .request::<BlocklistEntryRequest>(&[]),
         R::Remote | R::AllRemotes => Doc::typed::<remotes::Remote, remotes::RemoteView>()
             .input::<remotes::RemoteInput>()
             .declaring(plugin_fields::Kind::Remote),
@@ -802,6 +807,18 @@ struct PulpImportCheckResponse {
     toc: Option<importers::Evaluation>,
     path: Option<importers::Evaluation>,
     repo_mapping: Option<importers::Evaluation>,
+}
+
+/// A blocklist entry's fields: a `name` (with a `version` or not) or a `filename`.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "a request schema only")]
+struct BlocklistEntryRequest {
+    /// A project to refuse in every version (compared after PEP 503 normalization).
+    name: Option<String>,
+    /// The one version of `name` to refuse (the exact string, a PEP 440 version).
+    version: Option<String>,
+    /// A file name to refuse.
+    filename: Option<String>,
 }
 
 /// An upstream Pulp's writable fields.
