@@ -33,7 +33,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 
 use crate::db::BindAll as _;
-use crate::domain::artifacts::{self, Expected};
+use crate::domain::artifacts::{self, Expected, RemoteArtifactRow};
 use crate::domain::declarations::link;
 use crate::domain::distributions::{MAX_BASE_PATH_BYTES, MAX_BASE_PATH_SEGMENTS};
 use crate::domain::remotes::Remote;
@@ -843,16 +843,6 @@ fn parse_range(value: &str, size: u64) -> Option<std::ops::Range<u64>> {
         (start, end) => start.parse().ok()?..end.parse::<u64>().ok()?.saturating_add(1).min(size),
     };
     (range.start < range.end && range.start < size).then_some(range)
-}
-
-/// A `remote_artifacts` row: where a unit's file not stored yet can be fetched from.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RemoteArtifactRow {
-    pub(crate) url: String,
-    pub(crate) size: Option<i64>,
-    pub(crate) sha256: Option<String>,
-    pub(crate) sha512: Option<String>,
-    pub(crate) remote_id: String,
 }
 
 /// Fetches a file that is not stored yet from its remote, streams it to the client while

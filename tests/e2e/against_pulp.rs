@@ -61,19 +61,8 @@ async fn answers_of(cli: &PulpCli, wheel: &std::path::Path) -> Answers {
     let duplicate = cli
         .fails(&blocklist(&["add", "--name", "granary.demo"]))
         .await;
-    let name = wheel.file_name().unwrap().to_str().unwrap();
     let upload = cli
-        .fails(&[
-            "python",
-            "content",
-            "upload",
-            "--file",
-            wheel.to_str().unwrap(),
-            "--relative-path",
-            name,
-            "--repository",
-            "guarded",
-        ])
+        .fails(&crate::python::content_upload(wheel, Some("guarded")))
         .await;
     cli.run(&blocklist(&["remove", "--name", "granary-demo"]))
         .await;

@@ -479,6 +479,13 @@ async fn python_objects(app: &TestApp) -> Vec<(&'static str, String)> {
         .as_str()
         .expect("the distribution")
         .to_owned();
+    let blocklisted = app
+        .create(
+            &format!("{repository}blocklist_entries/"),
+            json!({ "filename": "never-1.0.tar.gz" }),
+        )
+        .await;
+    let blocklisted = str_field(&blocklisted, "pulp_href").to_owned();
     let nearby = app
         .create(
             "/pulp/api/v3/remotes/python/python/",
@@ -507,7 +514,8 @@ async fn python_objects(app: &TestApp) -> Vec<(&'static str, String)> {
         ),
         ("python_pypi_publication_href", publication),
         ("python_pypi_distribution_href", distribution),
-        ("python_python_content_href", content),
+        ("python_python_package_content_href", content),
+        ("python_python_python_blocklist_entry_href", blocklisted),
     ]
 }
 
@@ -537,6 +545,7 @@ async fn every_operation_is_reachable(backend: Backend) {
             "_role_href}",
             "_export_href}",
             "_import_href}",
+            "_blocklist_entry_href}",
         ]
         .iter()
         .any(|param| path.contains(param));

@@ -1008,6 +1008,42 @@ async fn the_json_api_describes_stored_releases_as_pypi_does(backend: Backend) {
     assert_eq!(get("pypi/nothing-here/json").await.status, 404);
 }
 
+/// `pulp python content upload` of `file`, under its file name, into `repository` if one is
+/// given.
+pub(crate) fn content_upload<'a>(file: &'a Path, repository: Option<&'a str>) -> Vec<&'a str> {
+    let mut args = vec![
+        "python",
+        "content",
+        "upload",
+        "--file",
+        file.to_str().expect("a UTF-8 path"),
+        "--relative-path",
+        file.file_name()
+            .and_then(|name| name.to_str())
+            .expect("a UTF-8 name"),
+    ];
+    if let Some(repository) = repository {
+        args.extend(["--repository", repository]);
+    }
+    args
+}
+
+/// Writes `wrong` over every python unit's `summary` in the database, as metadata gone bad.
+async fn damage_summaries(app: &TestApp) {
+    for metadata in app
+        .sql("SELECT metadata FROM content WHERE plugin = 'python'", &[])
+        .await
+    {
+        let mut damaged: Value = serde_json::from_str(&metadata).unwrap();
+        damaged["summary"] = json!("wrong");
+        app.sql(
+            "UPDATE content SET metadata = $1 WHERE metadata = $2",
+            &[&damaged.to_string(), &metadata],
+        )
+        .await;
+    }
+}
+
 /// `pulp python repository repair-metadata`: units whose stored metadata went wrong (here, written
 /// over in the database) are read again from their files, and a wheel's lost `.metadata` file
 /// comes back; no repository version is made.
@@ -1027,18 +1063,7 @@ async fn repair_metadata_rewrites_what_the_packages_say(backend: Backend) {
     }
     let metadata_file = format!("{}.metadata", file_name(&wheel));
     // Damage: every unit's summary overwritten, the wheel's metadata file unlinked.
-    for metadata in app
-        .sql("SELECT metadata FROM content WHERE plugin = 'python'", &[])
-        .await
-    {
-        let mut damaged: Value = serde_json::from_str(&metadata).unwrap();
-        damaged["summary"] = json!("wrong");
-        app.sql(
-            "UPDATE content SET metadata = $1 WHERE metadata = $2",
-            &[&damaged.to_string(), &metadata],
-        )
-        .await;
-    }
+    damage_summaries(&app).await;
     let unlinked = app
         .sql(
             "SELECT relative_path FROM content_artifacts WHERE relative_path LIKE $1",
@@ -1142,18 +1167,7 @@ async fn repair_metadata_fetches_packages_never_downloaded(backend: Backend) {
         nothing,
         "nothing downloaded yet"
     );
-    for metadata in app
-        .sql("SELECT metadata FROM content WHERE plugin = 'python'", &[])
-        .await
-    {
-        let mut damaged: Value = serde_json::from_str(&metadata).unwrap();
-        damaged["summary"] = json!("wrong");
-        app.sql(
-            "UPDATE content SET metadata = $1 WHERE metadata = $2",
-            &[&damaged.to_string(), &metadata],
-        )
-        .await;
-    }
+    damage_summaries(&app).await;
 
     pulp.run(&["python", "repository", "repair-metadata", "--name", "lazy"])
         .await;
@@ -1258,15 +1272,13 @@ async fn blocklisted_packages_are_refused_as_pulp_python_refuses_them(backend: B
     .await;
     // pulp_python's access policy: a viewer of the repository lists its entries, only who may
     // modify it adds or removes them; others see nothing.
-    let entries = format!(
-        "{}blocklist_entries/",
-        str_field(
-            &pulp
-                .run(&["python", "repository", "show", "--name", "guarded"])
-                .await,
-            "pulp_href"
-        )
-    );
+    let entries = str_field(
+        &pulp
+            .run(&["python", "repository", "show", "--name", "guarded"])
+            .await,
+        "blocklist_entries_href",
+    )
+    .to_owned();
     app.create_user("carol", "carol's long password").await;
     let carol = crate::support::requests::As::Basic("carol", "carol's long password");
     let entry = str_field(&shown, "pulp_href").to_owned();
@@ -1348,19 +1360,7 @@ async fn blocklisted_packages_are_refused_as_pulp_python_refuses_them(backend: B
 
     // An upload into the repository fails as its task does in Pulp.
     let wheel_name = file_name(&wheel);
-    let error = pulp
-        .fails(&[
-            "python",
-            "content",
-            "upload",
-            "--file",
-            wheel.to_str().unwrap(),
-            "--relative-path",
-            wheel_name,
-            "--repository",
-            "guarded",
-        ])
-        .await;
+    let error = pulp.fails(&content_upload(&wheel, Some("guarded"))).await;
     assert!(
         error.contains(&format!(
             "Blocklisted packages cannot be added to this repository: {wheel_name}"
@@ -1381,17 +1381,7 @@ async fn blocklisted_packages_are_refused_as_pulp_python_refuses_them(backend: B
         "no version was made"
     );
     // `modify/` is refused before its task.
-    let unit = pulp
-        .run(&[
-            "python",
-            "content",
-            "upload",
-            "--file",
-            wheel.to_str().unwrap(),
-            "--relative-path",
-            wheel_name,
-        ])
-        .await;
+    let unit = pulp.run(&content_upload(&wheel, None)).await;
     let (status, body) = app
         .post_json(
             &format!("{repository}modify/"),

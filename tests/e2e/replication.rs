@@ -57,8 +57,9 @@ async fn replicate_with(pulp: &PulpCli, option: &str, value: &str) {
         .await;
 }
 
-/// `pulp file distribution create --name <name> --base-path <name> --repository beta`.
-async fn distribute_beta_as(pulp: &PulpCli, name: &str) {
+/// `pulp file distribution create --name <name> --base-path <name> <serves> <what>`: `serves`
+/// is `--repository` (a name) or `--publication` (an href).
+async fn distribute_as(pulp: &PulpCli, name: &str, serves: &str, what: &str) {
     pulp.run(&[
         "file",
         "distribution",
@@ -67,10 +68,25 @@ async fn distribute_beta_as(pulp: &PulpCli, name: &str) {
         name,
         "--base-path",
         name,
-        "--repository",
-        "beta",
+        serves,
+        what,
     ])
     .await;
+}
+
+/// `pip install granary-demo` from `index` succeeds (a new environment under `dir`).
+async fn pip_installs_demo_from(
+    tools: &crate::support::python::PythonTools,
+    dir: &std::path::Path,
+    index: String,
+) {
+    let (tools, dir) = (tools.clone(), dir.to_owned());
+    let installed = tokio::task::spawn_blocking(move || {
+        crate::support::python::pip_install_demo(&tools, &dir, &index)
+    })
+    .await
+    .unwrap();
+    assert!(installed.contains("granary_demo"), "{installed}");
 }
 
 /// GETs a file below a distribution's `base_url`.
@@ -114,18 +130,7 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
         .as_str()
         .unwrap()
         .to_owned();
-    up.run(&[
-        "file",
-        "distribution",
-        "create",
-        "--name",
-        "alpha",
-        "--base-path",
-        "alpha",
-        "--publication",
-        &alpha_publication,
-    ])
-    .await;
+    distribute_as(&up, "alpha", "--publication", &alpha_publication).await;
     up.run(&[
         "file",
         "distribution",
@@ -349,7 +354,7 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
     assert_eq!(distribution_names(&downstream).await, ["alpha"]);
 
     // A selection by label: an unlabelled new upstream distribution is not replicated.
-    distribute_beta_as(&up, "gamma").await;
+    distribute_as(&up, "gamma", "--repository", "beta").await;
     replicate_with(&down, "--q-select", "pulp_label_select=\"env=prod\"").await;
     assert_eq!(distribution_names(&downstream).await, ["alpha"]);
     replicate_with(&down, "--q-select", "").await;
@@ -357,7 +362,7 @@ async fn a_second_server_mirrors_the_distributions_of_the_first(backend: Backend
 
     // Any expression of Pulp's `q` filter, which the upstream applies: delta is neither
     // labelled nor named.
-    distribute_beta_as(&up, "delta").await;
+    distribute_as(&up, "delta", "--repository", "beta").await;
     replicate_with(
         &down,
         "--q-select",
@@ -448,14 +453,7 @@ async fn pip_installs_from_a_replicated_python_distribution(backend: Backend) {
         .await;
     assert_eq!(remote["results"][0]["prereleases"], true, "{remote:#}");
     assert_eq!(remote["results"][0]["policy"], "immediate", "{remote:#}");
-    let index = downstream.url("/pypi/team/simple/");
-    let installed = tokio::task::spawn_blocking({
-        let (tools, dir) = (tools.clone(), dir.path().to_owned());
-        move || crate::support::python::pip_install_demo(&tools, &dir, &index)
-    })
-    .await
-    .unwrap();
-    assert!(installed.contains("granary_demo"), "{installed}");
+    pip_installs_demo_from(&tools, dir.path(), downstream.url("/pypi/team/simple/")).await;
 }
 
 /// Pulp's access policy for upstreams: a user needs `core.upstreampulp_creator` to register one
@@ -566,19 +564,13 @@ async fn a_real_pulp_is_replicated(backend: Backend) {
     let publication = upstream
         .run(&["file", "publication", "create", "--repository", "alpha"])
         .await;
-    upstream
-        .run(&[
-            "file",
-            "distribution",
-            "create",
-            "--name",
-            "alpha",
-            "--base-path",
-            "alpha",
-            "--publication",
-            str_field(&publication, "pulp_href"),
-        ])
-        .await;
+    distribute_as(
+        &upstream,
+        "alpha",
+        "--publication",
+        str_field(&publication, "pulp_href"),
+    )
+    .await;
     // A pulp_file distribution of a repository serves its latest publication.
     upstream
         .run(&[
@@ -591,35 +583,13 @@ async fn a_real_pulp_is_replicated(backend: Backend) {
         ])
         .await;
     crate::repository_versions::upload(&upstream, dir.path(), "beta", "b1.txt", "beta").await;
-    upstream
-        .run(&[
-            "file",
-            "distribution",
-            "create",
-            "--name",
-            "beta",
-            "--base-path",
-            "beta",
-            "--repository",
-            "beta",
-        ])
-        .await;
+    distribute_as(&upstream, "beta", "--repository", "beta").await;
     upstream
         .run(&["python", "repository", "create", "--name", "team"])
         .await;
     for file in [&wheel, &sdist] {
         upstream
-            .run(&[
-                "python",
-                "content",
-                "upload",
-                "--file",
-                file.to_str().unwrap(),
-                "--relative-path",
-                file.file_name().unwrap().to_str().unwrap(),
-                "--repository",
-                "team",
-            ])
+            .run(&crate::python::content_upload(file, Some("team")))
             .await;
     }
     upstream
@@ -682,14 +652,7 @@ async fn a_real_pulp_is_replicated(backend: Backend) {
             assert_eq!(body, b"beta");
         }
     }
-    let index = app.url("/pypi/team/simple/");
-    let installed = tokio::task::spawn_blocking({
-        let (tools, dir) = (tools.clone(), dir.path().to_owned());
-        move || crate::support::python::pip_install_demo(&tools, &dir, &index)
-    })
-    .await
-    .unwrap();
-    assert!(installed.contains("granary_demo"), "{installed}");
+    pip_installs_demo_from(&tools, dir.path(), app.url("/pypi/team/simple/")).await;
 
     // Pulp changes: beta gets a file, alpha's distribution goes.
     crate::repository_versions::upload(&upstream, dir.path(), "beta", "b2.txt", "later").await;

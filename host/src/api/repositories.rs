@@ -97,6 +97,9 @@ pub(crate) struct RepositoryView {
     remote: Option<String>,
     /// Each new version is published by the task that makes it.
     autopublish: bool,
+    /// Its `blocklist_entries/`, for a plugin whose repositories have blocklists (pulp_python's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocklist_entries_href: Option<String>,
 }
 
 impl RepositoryView {
@@ -108,6 +111,8 @@ impl RepositoryView {
             &repository.id,
         );
         RepositoryView {
+            blocklist_entries_href: crate::domain::blocklists::applies_to(&repository.plugin)
+                .then(|| format!("{href}blocklist_entries/")),
             versions_href: format!("{href}versions/"),
             latest_version_href: format!("{href}versions/{}/", repository.latest_version),
             identity: Identity::typed(

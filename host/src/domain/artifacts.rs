@@ -394,3 +394,14 @@ async fn fetch(
         .await
         .map_err(|error| FetchError::Final(format!("writing {name}: {error}")))
 }
+
+/// A `remote_artifacts` row: where a unit's file not stored yet can be fetched from (the
+/// content app's on-demand fetch, `repair_metadata`).
+#[derive(Debug, sqlx::FromRow)]
+pub struct RemoteArtifactRow {
+    pub url: String,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+    pub sha512: Option<String>,
+    pub remote_id: String,
+}

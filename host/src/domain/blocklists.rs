@@ -30,7 +30,8 @@ pub struct Blocklisted {
 }
 
 /// PEP 503's normalized form of a project name (`packaging.utils.canonicalize_name`): lower
-/// case, each run of `-`, `_` and `.` one `-`.
+/// case, each run of `-`, `_` and `.` one `-`. The python plugin's `name::normalize` says the
+/// same; the host keeps its own because it cannot call into a component for it.
 pub fn normalize_name(name: &str) -> String {
     let mut normalized = String::with_capacity(name.len());
     let mut in_run = false;

@@ -352,14 +352,14 @@ async fn fetch_from_remote(
     content_artifact_id: &str,
     relative_path: &str,
 ) -> anyhow::Result<Option<(String, i64)>> {
-    let source: Option<crate::content::RemoteArtifactRow> = sqlx::query_as(
+    let source: Option<super::artifacts::RemoteArtifactRow> = sqlx::query_as(
         "SELECT url, size, sha256, sha512, remote_id FROM remote_artifacts
          WHERE content_artifact_id = $1 LIMIT 1",
     )
     .bind(content_artifact_id)
     .fetch_optional(backends.db.pool())
     .await?;
-    let Some(crate::content::RemoteArtifactRow {
+    let Some(super::artifacts::RemoteArtifactRow {
         url,
         size,
         sha256,
