@@ -195,6 +195,34 @@ fn upstream_url(upstream: &UpstreamRow, path: &str) -> String {
     format!("{}{path}", upstream.base_url.trim_end_matches('/'))
 }
 
+/// The upstream's API path `path` below its API root and domain (`api/v3/status/`).
+fn api_url(upstream: &UpstreamRow, path: &str) -> String {
+    let root = format!("/{}/", upstream.api_root.trim_matches('/'));
+    let domain = upstream
+        .domain
+        .as_deref()
+        .map(|domain| format!("{domain}/"))
+        .unwrap_or_default();
+    upstream_url(upstream, &format!("{root}{domain}api/v3/{path}"))
+}
+
+/// Which of `plugins` the upstream has, by the components its `status/` lists (as Pulp's
+/// replicator asks `has_plugin` of the upstream before it reads that plugin's distributions: a
+/// Pulp without pulp_python has no `distributions/python/pypi/`).
+fn plugins_upstream(status: &Value, plugins: &BTreeSet<String>) -> BTreeSet<String> {
+    let components: BTreeSet<&str> = status["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|version| version["component"].as_str())
+        .collect();
+    plugins
+        .iter()
+        .filter(|plugin| components.contains(plugin.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// Every distribution of the upstream's list `list` (`distributions/file/file/`) its `q` filter
 /// selects (all of them without one). Each plugin's own list, as Pulp's replicators read them:
 /// its `base_url` is where that plugin's clients go (pulp_python's is the `/pypi/` index, the
@@ -205,20 +233,11 @@ async fn upstream_distributions(
     list: &str,
     q: Option<&str>,
 ) -> anyhow::Result<Vec<UpstreamDistribution>> {
-    let root = format!("/{}/", upstream.api_root.trim_matches('/'));
-    let domain = upstream
-        .domain
-        .as_deref()
-        .map(|domain| format!("{domain}/"))
-        .unwrap_or_default();
     let mut distributions = Vec::new();
     let mut offset = 0;
     loop {
-        let mut url = url::Url::parse(&upstream_url(
-            upstream,
-            &format!("{root}{domain}api/v3/{list}"),
-        ))
-        .context("the upstream's base_url")?;
+        let mut url =
+            url::Url::parse(&api_url(upstream, list)).context("the upstream's base_url")?;
         url.query_pairs_mut()
             .append_pair("limit", &PAGE.to_string())
             .append_pair("offset", &offset.to_string());
@@ -365,6 +384,9 @@ pub async fn plan(
         .filter(|plugin| names.plugin(plugin).is_some())
         .map(|plugin| (*plugin).to_owned())
         .collect();
+    // Only the plugins both sides have are replicated, and only theirs removed.
+    let status = get_json(&client, &api_url(&upstream, "status/")).await?;
+    let replicated_plugins = plugins_upstream(&status, &replicated_plugins);
     let mut listed = Vec::new();
     for plugin in &replicated_plugins {
         let Some(named) = names.plugin(plugin) else {
@@ -841,4 +863,28 @@ pub async fn finalize(
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use super::plugins_upstream;
+
+    #[test]
+    fn only_the_plugins_the_upstream_has_are_replicated() {
+        let ours: BTreeSet<String> = ["file".to_owned(), "python".to_owned()].into();
+        let pulp_file_only = json!({"versions": [
+            {"component": "core", "version": "3.123.1"},
+            {"component": "file", "version": "3.123.1"},
+            {"component": "certguard", "version": "3.123.1"},
+        ]});
+        assert_eq!(
+            plugins_upstream(&pulp_file_only, &ours),
+            BTreeSet::from(["file".to_owned()])
+        );
+        assert!(plugins_upstream(&json!({}), &ours).is_empty());
+    }
 }
