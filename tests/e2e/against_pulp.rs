@@ -14,6 +14,7 @@ sqlite_and_postgres!(python_blocklists_answer_as_pulp_python_does);
 /// What one server answered to the blocklist commands.
 #[derive(Debug)]
 struct Answers {
+    repository: Value,
     added: Value,
     listed: Value,
     shown: Value,
@@ -32,7 +33,8 @@ fn blocklist<'a>(args: &[&'a str]) -> Vec<&'a str> {
 }
 
 async fn answers_of(cli: &PulpCli, wheel: &std::path::Path) -> Answers {
-    cli.run(&["python", "repository", "create", "--name", "guarded"])
+    let repository = cli
+        .run(&["python", "repository", "create", "--name", "guarded"])
         .await;
     let added = cli
         .run(&blocklist(&["add", "--name", "Granary_Demo"]))
@@ -68,6 +70,7 @@ async fn answers_of(cli: &PulpCli, wheel: &std::path::Path) -> Answers {
         .await;
     let after_removal = cli.run(&blocklist(&["list"])).await;
     Answers {
+        repository,
         added,
         listed,
         shown,
@@ -117,6 +120,14 @@ async fn python_blocklists_answer_as_pulp_python_does(backend: Backend) {
     .await;
     let from_granary = answers_of(&PulpCli::new(&app), &wheel).await;
     let (pulp_answers, granary) = (&from_pulp, &from_granary);
+    for answers in [pulp_answers, granary] {
+        let repository = answers.repository["pulp_href"].as_str().unwrap();
+        assert_eq!(
+            answers.repository["blocklist_entries_href"].as_str(),
+            Some(format!("{repository}blocklist_entries/").as_str()),
+            "{answers:#?}"
+        );
+    }
     assert_eq!(
         fields(&granary.added),
         fields(&pulp_answers.added),
