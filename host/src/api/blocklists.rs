@@ -111,7 +111,6 @@ async fn repository(
     if !blocklists::applies_to(plugin) {
         return Err(ApiError::not_found());
     }
-    typed::refuse_on_push_repositories::<Repository>(app, plugin, segment, "GET")?;
     let repository: Repository = typed::load_for(
         app,
         caller,

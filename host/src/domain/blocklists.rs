@@ -11,7 +11,7 @@
 use serde_json::Value;
 use sqlx::Row as _;
 
-use crate::db::{Db, WriteTx};
+use crate::db::{BindAll as _, Db, WriteTx, placeholders};
 
 /// The plugins whose repositories have blocklists.
 pub const PLUGINS: [&str; 1] = ["python"];
@@ -160,12 +160,16 @@ pub async fn check_units(
         return Ok(Ok(()));
     }
     let mut metadata = Vec::with_capacity(content_ids.len());
-    for id in content_ids {
-        let text: Option<String> = sqlx::query_scalar("SELECT metadata FROM content WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db.pool())
+    for chunk in content_ids.chunks(200) {
+        let sql = format!(
+            "SELECT metadata FROM content WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let texts: Vec<String> = sqlx::query_scalar(&sql)
+            .bind_all(chunk)
+            .fetch_all(db.pool())
             .await?;
-        metadata.extend(text);
+        metadata.extend(texts);
     }
     Ok(refusal(&entries, &metadata))
 }
