@@ -180,9 +180,12 @@ pub struct Object<'a> {
     pub href: &'a str,
 }
 
+/// The id of the role named `$1`.
+const ROLE_ID: &str = "SELECT id FROM roles WHERE name = $1";
+
 /// The id of the role named `name`, if there is one.
 pub async fn role_id(db: &Db, name: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM roles WHERE name = $1")
+    sqlx::query_scalar(ROLE_ID)
         .bind(name)
         .fetch_optional(db.pool())
         .await
@@ -317,6 +320,30 @@ pub async fn policy(db: &Db, viewset_name: &str) -> Result<Option<PolicyRow>, sq
     .await
 }
 
+/// The roles a policy's creation hooks give the creator of a new object
+/// (`add_roles_for_object_creator`).
+fn creator_roles(hooks: &Value) -> BTreeSet<String> {
+    let mut roles = BTreeSet::new();
+    for hook in hooks.as_array().into_iter().flatten() {
+        if hook["function"] != "add_roles_for_object_creator" {
+            continue;
+        }
+        match &hook["parameters"]["roles"] {
+            Value::String(one) => {
+                roles.insert(one.clone());
+            }
+            Value::Array(many) => {
+                roles.extend(
+                    many.iter()
+                        .filter_map(|role| role.as_str().map(str::to_owned)),
+                );
+            }
+            _ => {}
+        }
+    }
+    roles
+}
+
 /// Gives the creator of a new object the roles the policy's creation hooks name
 /// (`add_roles_for_object_creator`).
 pub async fn run_creation_hooks(
@@ -325,22 +352,28 @@ pub async fn run_creation_hooks(
     creator: &str,
     object: Object<'_>,
 ) -> Result<(), sqlx::Error> {
-    for hook in hooks.as_array().into_iter().flatten() {
-        if hook["function"] != "add_roles_for_object_creator" {
-            continue;
+    for role in creator_roles(hooks) {
+        if let Some(role_id) = role_id(db, &role).await? {
+            assign(db, &role_id, Holder::User(creator), Some(object)).await?;
         }
-        let roles = match &hook["parameters"]["roles"] {
-            Value::String(one) => vec![one.clone()],
-            Value::Array(many) => many
-                .iter()
-                .filter_map(|role| role.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        for role in roles {
-            if let Some(role_id) = role_id(db, &role).await? {
-                assign(db, &role_id, Holder::User(creator), Some(object)).await?;
-            }
+    }
+    Ok(())
+}
+
+/// [`run_creation_hooks`] for an object made in the transaction `tx` (so it holds no role yet).
+pub async fn run_creation_hooks_in(
+    tx: &mut sqlx::AnyConnection,
+    hooks: &Value,
+    creator: &str,
+    object: Object<'_>,
+) -> Result<(), sqlx::Error> {
+    for role in creator_roles(hooks) {
+        let found: Option<String> = sqlx::query_scalar(ROLE_ID)
+            .bind(&role)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(role_id) = found {
+            insert_assignment(tx, &role_id, Holder::User(creator), Some(object)).await?;
         }
     }
     Ok(())

@@ -289,6 +289,8 @@ impl BlobStore {
     pub fn local(data_dir: &Path) -> anyhow::Result<Self> {
         let root = data_dir.join("artifacts");
         std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        flatten_two_level_layout(&root, &data_dir.join(ONE_LEVEL_MARKER))
+            .with_context(|| format!("moving {} to the one-level layout", root.display()))?;
         let tmp_dir = ProcessTmpDir::create(&data_dir.join("tmp"))?;
         let store =
             LocalFileSystem::new_with_prefix(&root).context("opening local artifact storage")?;
@@ -375,7 +377,7 @@ impl BlobStore {
 
     /// Moves a verified blob to its final place. Idempotent: a blob already stored is kept.
     pub async fn commit(&self, blob: ReceivedBlob) -> anyhow::Result<()> {
-        let key = Self::key(&blob.sha256);
+        let key = self.key(&blob.sha256);
         if self.stored_again(&key).await? {
             return Ok(());
         }
@@ -407,7 +409,7 @@ impl BlobStore {
     /// without reading it again: a rename on local storage, a copy inside the bucket on S3. The
     /// chunk is gone afterwards. Only for a chunk hashed when it was received.
     pub async fn adopt_part(&self, key: &str, sha256: &str) -> anyhow::Result<()> {
-        let target = Self::key(sha256);
+        let target = self.key(sha256);
         if self.stored_again(&target).await? {
             return self.delete_part(key).await;
         }
@@ -487,7 +489,7 @@ impl BlobStore {
     /// Deletes a stored blob (orphan cleanup, reclaim, repair of a corrupt copy); one already gone
     /// is not an error.
     pub async fn delete(&self, sha256: &str) -> anyhow::Result<()> {
-        match self.store.delete(&Self::key(sha256)).await {
+        match self.store.delete(&self.key(sha256)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
@@ -513,12 +515,12 @@ impl BlobStore {
     pub fn local_path(&self, sha256: &str) -> Option<PathBuf> {
         self.local_root
             .as_ref()
-            .map(|root| root.join(Self::key(sha256).as_ref()))
+            .map(|root| root.join(self.key(sha256).as_ref()))
     }
 
     /// Whether the blob with this digest is stored.
     pub async fn exists(&self, sha256: &str) -> bool {
-        self.store.head(&Self::key(sha256)).await.is_ok()
+        self.store.head(&self.key(sha256)).await.is_ok()
     }
 
     /// Reads a stored blob, or a byte range of it.
@@ -527,7 +529,7 @@ impl BlobStore {
         sha256: &str,
         range: Option<Range<u64>>,
     ) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
-        let key = Self::key(sha256);
+        let key = self.key(sha256);
         if let Some(root) = &self.local_root {
             return read_local(root.join(key.as_ref()), range)
                 .await
@@ -568,7 +570,7 @@ impl BlobStore {
         if range.end.checked_sub(range.start)? > INLINE_READ_LIMIT {
             return None;
         }
-        let key = Self::key(sha256);
+        let key = self.key(sha256);
         if size > INLINE_READ_LIMIT {
             let root = self.local_root_dir.as_ref()?;
             return Some(read_at(root, key.as_ref(), range).map_err(anyhow::Error::from));
@@ -627,7 +629,7 @@ impl BlobStore {
     ) -> Option<String> {
         use object_store::signer::Signer as _;
         let signer = self.signer.as_ref()?;
-        let path = ObjectPath::from(format!("artifacts/{}", Self::key(sha256)));
+        let path = ObjectPath::from(format!("artifacts/{}", self.key(sha256)));
         signer
             .signed_url(axum::http::Method::GET, &path, valid_for)
             .await
@@ -661,8 +663,19 @@ impl BlobStore {
         ))
     }
 
-    fn key(sha256: &str) -> ObjectPath {
-        ObjectPath::from(format!("{}/{}/{}", &sha256[0..2], &sha256[2..4], sha256))
+    /// Where the blob `sha256` is stored. Locally `ab/<sha256>`: one level of 256 directories,
+    /// as Pulp's `artifact/ab/…`, so that after the first few hundred files a new one only adds a
+    /// name to an existing directory (one directory flush). With two levels (`ab/cd/<sha256>`,
+    /// 65,536 directories, Granary's layout until 2026-12-06) nearly every new file of a store of
+    /// some thousands made a directory and paid two flushes more; see
+    /// [`flatten_two_level_layout`]. In a bucket, where directories cost nothing, keys keep the
+    /// two levels they always had.
+    fn key(&self, sha256: &str) -> ObjectPath {
+        if self.local_root.is_some() {
+            ObjectPath::from(format!("{}/{}", &sha256[0..2], sha256))
+        } else {
+            ObjectPath::from(format!("{}/{}/{}", &sha256[0..2], &sha256[2..4], sha256))
+        }
     }
 }
 
@@ -789,6 +802,70 @@ fn durable_rename(root: PathBuf, source: &Path, target: &Path) -> std::io::Resul
     }
     std::fs::rename(source, target)?;
     sync_dir(parent)
+}
+
+/// The file in the data directory that says its `artifacts/` are all in the one-level layout
+/// (see [`BlobStore::key`]); beside `artifacts/`, which holds nothing but blobs.
+const ONE_LEVEL_MARKER: &str = "artifacts.one-level";
+
+/// Moves the blobs of a local store in the two-level layout (`ab/cd/<sha256>`) to the one-level
+/// one (`ab/<sha256>`), removing the emptied directories, then writes the `marker` file so
+/// later starts skip the walk. A rename within one filesystem: no byte is copied. Safe to stop
+/// at any point and to run from several processes at once: a blob is under one name or the
+/// other, a name another process moved first is skipped, and the marker comes last.
+fn flatten_two_level_layout(root: &Path, marker: &Path) -> std::io::Result<()> {
+    if marker.exists() {
+        return Ok(());
+    }
+    let gone = |error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound;
+    for first in std::fs::read_dir(root)? {
+        let first = first?;
+        if !first.file_type()?.is_dir() {
+            continue;
+        }
+        let first = first.path();
+        let mut moved = false;
+        let Some(seconds) = entries_if_there(&first)? else {
+            continue;
+        };
+        for second in seconds {
+            let second = second?;
+            if !second.file_type()?.is_dir() {
+                continue;
+            }
+            let second = second.path();
+            let Some(blobs) = entries_if_there(&second)? else {
+                continue;
+            };
+            for blob in blobs {
+                let blob = blob?;
+                match std::fs::rename(blob.path(), first.join(blob.file_name())) {
+                    Ok(()) => moved = true,
+                    Err(error) if gone(&error) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            match std::fs::remove_dir(&second) {
+                Ok(()) => moved = true,
+                Err(error) if gone(&error) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if moved {
+            sync_dir(&first)?;
+        }
+    }
+    std::fs::File::create(marker)?.sync_all()?;
+    sync_dir(marker.parent().unwrap_or(root))
+}
+
+/// The entries of `dir`, or `None` when another process removed it meanwhile.
+fn entries_if_there(dir: &Path) -> std::io::Result<Option<std::fs::ReadDir>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Flushes a directory's entries (names created, renamed or removed in it) to disk.
@@ -1020,12 +1097,66 @@ mod tests {
             .path()
             .join("artifacts")
             .join(&expected[0..2])
-            .join(&expected[2..4])
             .join(&expected);
         assert_eq!(std::fs::read(stored).unwrap(), data);
         let empty = hex::encode(Sha256::digest(b""));
         assert_eq!(store(&blobs, b"", 1).await, empty);
         assert_eq!(temporary_files(&blobs), 0);
+    }
+
+    /// A data directory of the two-level layout (`ab/cd/<sha256>`) is moved to the one-level
+    /// layout when it is opened: every blob reads back, no directory of the old layout is left,
+    /// and a blob stored before the move (and found again by a later one) is not lost.
+    #[tokio::test]
+    async fn a_two_level_store_is_moved_to_one_level_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("artifacts");
+        let blobs: Vec<(String, Vec<u8>)> = (0..40u8)
+            .map(|n| {
+                let data = pattern(100 + usize::from(n));
+                (hex::encode(Sha256::digest(&data)), data)
+            })
+            .collect();
+        for (sha256, data) in &blobs {
+            let leaf = root.join(&sha256[0..2]).join(&sha256[2..4]);
+            std::fs::create_dir_all(&leaf).unwrap();
+            std::fs::write(leaf.join(sha256), data).unwrap();
+        }
+        // A process stopped half-way: one blob moved already.
+        let (moved, _) = &blobs[0];
+        std::fs::rename(
+            root.join(&moved[0..2]).join(&moved[2..4]).join(moved),
+            root.join(&moved[0..2]).join(moved),
+        )
+        .unwrap();
+
+        let store = BlobStore::local(dir.path()).unwrap();
+        for (sha256, data) in &blobs {
+            let size = data.len() as u64;
+            let read = store.read_range(sha256, 0, size, size).await.unwrap();
+            assert_eq!(&read, data, "{sha256}");
+            assert!(
+                root.join(&sha256[0..2])
+                    .join(&sha256[2..4])
+                    .symlink_metadata()
+                    .is_err()
+            );
+        }
+        let mut stored: Vec<String> = store
+            .stored()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(sha256, _)| sha256)
+            .collect();
+        stored.sort();
+        let mut expected: Vec<String> = blobs.iter().map(|(sha256, _)| sha256.clone()).collect();
+        expected.sort();
+        assert_eq!(stored, expected);
+        // Opened again: nothing to move, nothing lost.
+        drop(store);
+        let again = BlobStore::local(dir.path()).unwrap();
+        assert!(again.exists(&blobs[1].0).await);
     }
 
     #[tokio::test]
@@ -1104,10 +1235,7 @@ mod tests {
         let read =
             async |sha256: &str, range| blobs.read_small(sha256, 15, range).await.unwrap().unwrap();
         assert_eq!(read(&kept, 0..13).await, &b"kept in memor"[..]);
-        let on_disk = |sha256: &str| {
-            let key = BlobStore::key(sha256);
-            dir.path().join("artifacts").join(key.as_ref())
-        };
+        let on_disk = |sha256: &str| blobs.local_path(sha256).unwrap();
         std::fs::write(on_disk(&corrupt), b"CHANGED on disk").unwrap();
         assert_eq!(
             read(&corrupt, 0..15).await,

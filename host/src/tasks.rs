@@ -16,7 +16,7 @@ use serde_json::Value;
 
 pub use crate::progress::{ProgressReport, TaskHandle};
 
-use crate::db::{Backend, Db, TASKS_CHANNEL, announce, new_id, now};
+use crate::db::{Backend, Db, TASKS_CHANNEL, WriteTx, announce, new_id, now};
 use crate::rbac;
 
 /// Task states, as Pulp names them.
@@ -120,53 +120,219 @@ pub async fn enqueue_in_group(
     group: Option<&str>,
 ) -> Result<String, sqlx::Error> {
     let id = new_id();
-    let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
-    let user = crate::auth::current_user();
-    // The user who asked for the work owns the task (Pulp's `core.task_owner`): they may see
-    // and cancel it. Given in the task's own commit: one fsync less per task a REST request
-    // queues, and no moment when the task exists without its owner.
-    let owner = match &user {
-        Some(user) => rbac::role_id(db, "core.task_owner")
-            .await?
-            .map(|role| (role, user.id.clone())),
-        None => None,
-    };
+    // The owner's role is given in the task's own commit: one fsync less per task a REST
+    // request queues, and no moment when the task exists without its owner.
+    let owner = task_owner(db).await?;
     let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO tasks (id, name, state, args, created, logging_cid, user_id, task_group_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&id)
-    .bind(name)
-    .bind(state::WAITING)
-    .bind(serde_json::to_string(args).expect("task args serialize"))
-    .bind(now())
-    .bind(logging_cid)
-    .bind(user.as_ref().map(|user| user.id.as_str()))
-    .bind(group)
-    .execute(&mut *tx)
-    .await?;
-    for lock in locks {
-        sqlx::query(
-            "INSERT INTO task_resources (task_id, resource, exclusive) VALUES ($1, $2, $3)",
-        )
-        .bind(&id)
-        .bind(&lock.resource)
-        .bind(i64::from(lock.exclusive))
-        .execute(&mut *tx)
-        .await?;
-    }
-    if let Some((role, user_id)) = &owner {
-        let href = crate::domain::hrefs::task(&id);
-        let task = rbac::Object {
-            id: &id,
-            href: &href,
-        };
-        rbac::insert_assignment(&mut tx, role, rbac::Holder::User(user_id), Some(task)).await?;
-    }
+    let task = NewTask {
+        id: &id,
+        name,
+        args,
+        locks,
+        group,
+    };
+    insert_task(&mut tx, &task, state::WAITING, owner.as_ref()).await?;
     announce(db, &mut tx, TASKS_CHANNEL).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// A task as it is first recorded.
+struct NewTask<'a> {
+    id: &'a str,
+    name: &'a str,
+    args: &'a kinds::TaskArgs,
+    locks: &'a [ResourceLock],
+    group: Option<&'a str>,
+}
+
+/// The user who asks for work owns its task (Pulp's `core.task_owner`): they may see and cancel
+/// it. Answers (role id, user id), or nothing for work no user asked for.
+async fn task_owner(db: &Db) -> Result<Option<(String, String)>, sqlx::Error> {
+    let Some(user) = crate::auth::current_user() else {
+        return Ok(None);
+    };
+    Ok(rbac::role_id(db, "core.task_owner")
+        .await?
+        .map(|role| (role, user.id.clone())))
+}
+
+/// Records `task` in `task_state` (its start time too unless it waits), with its locks, its
+/// request's correlation id and its owner.
+async fn insert_task(
+    tx: &mut WriteTx,
+    task: &NewTask<'_>,
+    task_state: &str,
+    owner: Option<&(String, String)>,
+) -> Result<(), sqlx::Error> {
+    let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
+    let created = now();
+    let started = (task_state != state::WAITING).then(|| created.clone());
+    sqlx::query(
+        "INSERT INTO tasks (id, name, state, args, created, started, logging_cid, user_id, task_group_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(task.id)
+    .bind(task.name)
+    .bind(task_state)
+    .bind(serde_json::to_string(task.args).expect("task args serialize"))
+    .bind(&created)
+    .bind(started)
+    .bind(logging_cid)
+    .bind(owner.map(|(_, user_id)| user_id.as_str()))
+    .bind(task.group)
+    .execute(&mut **tx)
+    .await?;
+    for lock in task.locks {
+        sqlx::query(
+            "INSERT INTO task_resources (task_id, resource, exclusive) VALUES ($1, $2, $3)",
+        )
+        .bind(task.id)
+        .bind(&lock.resource)
+        .bind(i64::from(lock.exclusive))
+        .execute(&mut **tx)
+        .await?;
+    }
+    if let Some((role, user_id)) = owner {
+        let href = crate::domain::hrefs::task(task.id);
+        let object = rbac::Object {
+            id: task.id,
+            href: &href,
+        };
+        rbac::insert_assignment(tx, role, rbac::Holder::User(user_id), Some(object)).await?;
+    }
+    Ok(())
+}
+
+/// What came of [`run_immediately`].
+#[derive(Debug)]
+pub enum Immediate {
+    /// Another task holds or waits for a conflicting lock: nothing ran; queue the work instead.
+    Busy,
+    /// The task ran and is recorded as ended: completed (with what it created) or failed.
+    Ended(Outcome),
+}
+
+/// Pulp's immediate dispatch (`dispatch(immediate=True)`): when no task runs or waits with a
+/// lock that conflicts with `locks`, runs `work` now, in this process, inside the write
+/// transaction that records the task, and records it completed in that same transaction. A small
+/// change such as an upload then costs one commit (one disk flush) instead of one each for the
+/// queueing, the claim, the work's steps and the end, and no hand-over to a worker. Nobody sees
+/// the task waiting or running; it cannot be canceled. When `work` fails, everything it wrote
+/// is rolled back and the task is recorded failed. Long work must be queued: the transaction
+/// holds the database's write lock (SQLite), and on PostgreSQL keeps workers from claiming
+/// (see [`take_immediate_locks`]), while it runs.
+pub async fn run_immediately(
+    db: &Db,
+    name: &str,
+    args: &kinds::TaskArgs,
+    locks: &[ResourceLock],
+    work: impl AsyncFnOnce(&mut WriteTx, &str) -> anyhow::Result<Vec<String>>,
+) -> Result<Immediate, sqlx::Error> {
+    let id = new_id();
+    let owner = task_owner(db).await?;
+    let task = NewTask {
+        id: &id,
+        name,
+        args,
+        locks,
+        group: None,
+    };
+    let mut tx = db.begin_write().await?;
+    take_immediate_locks(db, &mut tx, locks).await?;
+    if locks_busy(&mut tx, locks).await? {
+        return Ok(Immediate::Busy);
+    }
+    insert_task(&mut tx, &task, state::RUNNING, owner.as_ref()).await?;
+    let outcome = match work(&mut tx, &id).await {
+        Ok(created) => {
+            if let Some((_, user_id)) = &owner {
+                creation_hooks_in(db, &mut tx, user_id, &created).await?;
+            }
+            Outcome::Completed(created)
+        }
+        Err(error) => {
+            // Rolled back; the failure is recorded on its own.
+            drop(tx);
+            let failure = Outcome::Failed(format!("{error:#}"));
+            tx = db.begin_write().await?;
+            insert_task(&mut tx, &task, state::RUNNING, owner.as_ref()).await?;
+            failure
+        }
+    };
+    record_end(&mut tx, &id, &outcome, "[]").await?;
+    announce(db, &mut tx, TASKS_CHANNEL).await?;
+    tx.commit().await?;
+    Ok(Immediate::Ended(outcome))
+}
+
+/// On PostgreSQL, serialises deciding which tasks may start across processes (see [`claim`] and
+/// [`take_immediate_locks`]); held until `tx` ends. SQLite's write lock already does.
+async fn take_claim_lock(db: &Db, tx: &mut WriteTx) -> Result<(), sqlx::Error> {
+    if db.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7243001)")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What [`run_immediately`] holds on PostgreSQL until its transaction ends: the claim lock shared,
+/// so no claim decides while it does (a claim takes it exclusive), and each of its resources'
+/// own advisory lock, so two immediate tasks of one repository take turns (the second then sees
+/// the first ended) while those of different repositories run side by side. Taken in one order,
+/// so two tasks cannot wait for each other. SQLite's write lock already serialises all of it.
+async fn take_immediate_locks(
+    db: &Db,
+    tx: &mut WriteTx,
+    locks: &[ResourceLock],
+) -> Result<(), sqlx::Error> {
+    if db.backend() != Backend::Postgres {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(7243001)")
+        .execute(&mut **tx)
+        .await?;
+    let mut keys: Vec<i64> = locks
+        .iter()
+        .map(|lock| resource_key(&lock.resource))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The PostgreSQL advisory-lock key of a task resource (a repository href, say).
+fn resource_key(resource: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("granary-task-resource:{resource}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Whether a running or waiting task holds or wants a lock that conflicts with `locks` (a waiting
+/// one too: work that starts at once must not overtake the queue).
+async fn locks_busy(tx: &mut WriteTx, locks: &[ResourceLock]) -> Result<bool, sqlx::Error> {
+    for lock in locks {
+        let conflicting: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM task_resources tr JOIN tasks t ON t.id = tr.task_id
+             WHERE tr.resource = $1 AND t.state IN ('waiting', 'running', 'canceling')
+               AND ($2 = 1 OR tr.exclusive = 1) LIMIT 1",
+        )
+        .bind(&lock.resource)
+        .bind(i64::from(lock.exclusive))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if conflicting.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A task claimed by a worker.
@@ -182,14 +348,10 @@ pub struct Claimed {
 /// older waiting task that wants a conflicting lock.
 pub async fn claim(db: &Db, worker: &str) -> Result<Option<Claimed>, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    if db.backend() == Backend::Postgres {
-        // Claims are serialised across processes for the few milliseconds a claim takes: deciding
-        // whether a task's resource locks are free needs a view of the running tasks that no
-        // other claim changes meanwhile. Held until this transaction ends.
-        sqlx::query("SELECT pg_advisory_xact_lock(7243001)")
-            .execute(&mut *tx)
-            .await?;
-    }
+    // Claims are serialised across processes for the few milliseconds a claim takes: deciding
+    // whether a task's resource locks are free needs a view of the running tasks that no other
+    // claim changes meanwhile.
+    take_claim_lock(db, &mut tx).await?;
     let held = sqlx::query_as::<_, (String, i64)>(
         "SELECT tr.resource, tr.exclusive FROM task_resources tr JOIN tasks t ON t.id = tr.task_id
          WHERE t.state IN ('running', 'canceling')",
@@ -277,36 +439,65 @@ pub enum Outcome {
 
 /// Records how a task ended.
 pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<(), sqlx::Error> {
-    let (state, error, created): (&str, Option<String>, Vec<String>) = match outcome {
-        Outcome::Completed(created) => (state::COMPLETED, None, created),
-        Outcome::Failed(description) => (state::FAILED, Some(error_text(&description)), Vec::new()),
-        Outcome::Canceled => (state::CANCELED, None, Vec::new()),
-    };
-    let report_state = match state {
-        state::COMPLETED => "completed",
-        state::FAILED => "failed",
-        _ => "canceled",
-    };
     // The creator's roles on what the task made come first: a client that sees the task
     // completed must already see its objects (they were briefly invisible to a non-staff
     // creator when the roles followed the state).
-    if !created.is_empty() {
-        creation_hooks(db, &handle.id, &created).await?;
+    if let Outcome::Completed(created) = &outcome
+        && !created.is_empty()
+    {
+        creation_hooks(db, &handle.id, created).await?;
     }
+    let reports = handle.reports_json(Some(outcome.report_state()));
     let mut tx = db.begin_write().await?;
+    record_end(&mut tx, &handle.id, &outcome, &reports).await?;
+    announce(db, &mut tx, TASKS_CHANNEL).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+impl Outcome {
+    /// The task's state after this outcome.
+    fn task_state(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => state::COMPLETED,
+            Outcome::Failed(_) => state::FAILED,
+            Outcome::Canceled => state::CANCELED,
+        }
+    }
+
+    /// The state its progress reports take.
+    fn report_state(&self) -> &'static str {
+        match self {
+            Outcome::Completed(_) => "completed",
+            Outcome::Failed(_) => "failed",
+            Outcome::Canceled => "canceled",
+        }
+    }
+}
+
+/// Writes the end of task `id`: its state, error, what it created and its final `reports`.
+async fn record_end(
+    tx: &mut WriteTx,
+    id: &str,
+    outcome: &Outcome,
+    reports: &str,
+) -> Result<(), sqlx::Error> {
+    let (error, created) = match outcome {
+        Outcome::Completed(created) => (None, created.as_slice()),
+        Outcome::Failed(description) => (Some(error_text(description)), [].as_slice()),
+        Outcome::Canceled => (None, [].as_slice()),
+    };
     sqlx::query(
         "UPDATE tasks SET state = $2, finished = $3, error = $4, created_resources = $5, progress_reports = $6 WHERE id = $1",
     )
-    .bind(&handle.id)
-    .bind(state)
+    .bind(id)
+    .bind(outcome.task_state())
     .bind(now())
     .bind(error)
-    .bind(Value::from(created.clone()).to_string())
-    .bind(handle.reports_json(Some(report_state)))
-    .execute(&mut *tx)
+    .bind(Value::from(created.to_vec()).to_string())
+    .bind(reports)
+    .execute(&mut **tx)
     .await?;
-    announce(db, &mut tx, TASKS_CHANNEL).await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -321,6 +512,34 @@ async fn creation_hooks(db: &Db, task_id: &str, created: &[String]) -> Result<()
     let Some(user) = user else {
         return Ok(());
     };
+    for (href, id, hooks) in hooks_of(db, created).await? {
+        let object = rbac::Object { id, href };
+        rbac::run_creation_hooks(db, &hooks, &user, object).await?;
+    }
+    Ok(())
+}
+
+/// [`creation_hooks`] of a task run at once, in the transaction that made the objects.
+async fn creation_hooks_in(
+    db: &Db,
+    tx: &mut WriteTx,
+    user: &str,
+    created: &[String],
+) -> Result<(), sqlx::Error> {
+    for (href, id, hooks) in hooks_of(db, created).await? {
+        let object = rbac::Object { id, href };
+        rbac::run_creation_hooks_in(tx, &hooks, user, object).await?;
+    }
+    Ok(())
+}
+
+/// The creation hooks of the access policy of each created object that has a policy, with the
+/// object's href and id.
+async fn hooks_of<'a>(
+    db: &Db,
+    created: &'a [String],
+) -> Result<Vec<(&'a str, &'a str, Value)>, sqlx::Error> {
+    let mut found = Vec::new();
     for href in created {
         let Some((viewset, id)) = crate::domain::hrefs::endpoint_of(href) else {
             continue;
@@ -329,8 +548,7 @@ async fn creation_hooks(db: &Db, task_id: &str, created: &[String]) -> Result<()
             continue;
         };
         let hooks: Value = serde_json::from_str(&policy.creation_hooks).unwrap_or_default();
-        let object = rbac::Object { id, href };
-        rbac::run_creation_hooks(db, &hooks, &user, object).await?;
+        found.push((href.as_str(), id, hooks));
     }
-    Ok(())
+    Ok(found)
 }

@@ -3,8 +3,6 @@
 //! (which the content app then fetches on demand), and repair downloads missing or corrupt
 //! artifacts again.
 
-use std::path::PathBuf;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,15 +16,6 @@ sqlite_and_postgres!(
     reclaimed_content_is_downloaded_again_on_demand,
     repair_downloads_missing_and_corrupt_artifacts_again,
 );
-
-/// Where the server stores the bytes of `sha256`.
-fn stored_path(app: &TestApp, sha256: &str) -> PathBuf {
-    app.data_dir().join(format!(
-        "artifacts/{}/{}/{sha256}",
-        &sha256[..2],
-        &sha256[2..4]
-    ))
-}
 
 /// Uploads `bytes` as a file unit outside any repository; returns the unit's href.
 async fn orphan_unit(app: &TestApp, relative_path: &str, bytes: &[u8]) -> String {
@@ -101,7 +90,7 @@ async fn orphan_cleanup_deletes_orphans_and_keeps_protected_ones(backend: Backen
     let first_sha256 = sha256_hex(b"first orphan");
     assert_eq!(app.artifacts_with_sha256(&first_sha256).await, 0);
     assert!(
-        !stored_path(&app, &first_sha256).exists(),
+        !app.stored_artifact(&first_sha256).exists(),
         "its bytes are gone"
     );
 
@@ -115,9 +104,9 @@ async fn orphan_cleanup_deletes_orphans_and_keeps_protected_ones(backend: Backen
     assert!(!exists(&app, &loose).await);
     assert!(exists(&app, &kept).await, "content in a version stays");
     for bytes in [&b"second orphan"[..], b"a loose artifact"] {
-        assert!(!stored_path(&app, &sha256_hex(bytes)).exists());
+        assert!(!app.stored_artifact(&sha256_hex(bytes)).exists());
     }
-    assert!(stored_path(&app, &sha256_hex(b"kept bytes")).exists());
+    assert!(app.stored_artifact(&sha256_hex(b"kept bytes")).exists());
     assert_eq!(report(&task, "clean-up.content")["done"], 1, "{task:#}");
     assert_eq!(report(&task, "clean-up.artifacts")["done"], 2, "{task:#}");
 }
@@ -163,7 +152,7 @@ async fn reclaimed_content_is_downloaded_again_on_demand(backend: Backend) {
     .await;
     assert_eq!(app.artifacts_with_sha256(&file.sha256).await, 0);
     assert!(
-        !stored_path(&app, &file.sha256).exists(),
+        !app.stored_artifact(&file.sha256).exists(),
         "the bytes are gone"
     );
     let units = app.file_content_in(&latest).await;
@@ -214,9 +203,9 @@ async fn repair_downloads_missing_and_corrupt_artifacts_again(backend: Backend) 
     let missing = &fixture.files[1];
     let corrupt = &fixture.files[2];
     let uploaded = sha256_hex(b"uploaded here");
-    std::fs::remove_file(stored_path(&app, &missing.sha256)).expect("delete a stored file");
-    std::fs::write(stored_path(&app, &corrupt.sha256), b"rotten").expect("corrupt a file");
-    std::fs::remove_file(stored_path(&app, &uploaded)).expect("delete the uploaded file");
+    std::fs::remove_file(app.stored_artifact(&missing.sha256)).expect("delete a stored file");
+    std::fs::write(app.stored_artifact(&corrupt.sha256), b"rotten").expect("corrupt a file");
+    std::fs::remove_file(app.stored_artifact(&uploaded)).expect("delete the uploaded file");
 
     let task = app
         .run_task(&format!("{API}/repair/"), json!({"verify_checksums": true}))
@@ -226,11 +215,11 @@ async fn repair_downloads_missing_and_corrupt_artifacts_again(backend: Backend) 
     assert_eq!(report(&task, "repair.repaired")["done"], 2, "{task:#}");
     assert_eq!(report(&task, "repair.unrepairable")["done"], 1, "{task:#}");
     for file in [missing, corrupt] {
-        let bytes = std::fs::read(stored_path(&app, &file.sha256)).expect("stored again");
+        let bytes = std::fs::read(app.stored_artifact(&file.sha256)).expect("stored again");
         assert_eq!(sha256_hex(&bytes), file.sha256, "{}", file.relative_path);
     }
 
-    std::fs::remove_file(stored_path(&app, &missing.sha256)).expect("delete it again");
+    std::fs::remove_file(app.stored_artifact(&missing.sha256)).expect("delete it again");
     let version = app.latest_version_href(&repository).await;
     let task = app
         .run_task(
@@ -241,5 +230,5 @@ async fn repair_downloads_missing_and_corrupt_artifacts_again(backend: Backend) 
     assert_eq!(report(&task, "repair.missing")["done"], 2, "{task:#}");
     assert_eq!(report(&task, "repair.corrupted")["done"], 0, "{task:#}");
     assert_eq!(report(&task, "repair.repaired")["done"], 1, "{task:#}");
-    assert!(stored_path(&app, &missing.sha256).exists());
+    assert!(app.stored_artifact(&missing.sha256).exists());
 }

@@ -31,6 +31,7 @@ sqlite_and_postgres!(
     repair_metadata_rewrites_what_the_packages_say,
     repair_metadata_fetches_packages_never_downloaded,
     blocklisted_packages_are_refused_as_pulp_python_refuses_them,
+    an_upload_runs_at_once_unless_its_repository_is_busy,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -527,18 +528,29 @@ fn static_index(files: &[PathBuf]) -> Vec<FixtureFile> {
     tree
 }
 
+/// The demo wheel, the dep 0.2.0 sdist and the dep versions `dep_wheels` as wheels, built in
+/// `dir` off the async runtime (`python -m build` takes a while).
+async fn demo_dep_and_wheels(
+    tools: &PythonTools,
+    dir: &Path,
+    dep_wheels: &'static [&'static str],
+) -> Vec<PathBuf> {
+    let (tools, dir) = (tools.clone(), dir.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let (wheel, sdist) = build_demo_and_dep(&tools, &dir);
+        let wheels = dep_wheels
+            .iter()
+            .map(|version| dep(version).build(&tools, &dir, "wheel"));
+        [wheel, sdist].into_iter().chain(wheels).collect()
+    })
+    .await
+    .unwrap()
+}
+
 async fn pull_through_caches_what_clients_fetch(backend: Backend) {
     let tools = tools().await;
     let dir = tempfile::tempdir().unwrap();
-    let built = tokio::task::spawn_blocking({
-        let (tools, dir) = (tools.clone(), dir.path().to_owned());
-        move || {
-            let (wheel, sdist) = build_demo_and_dep(&tools, &dir);
-            vec![wheel, sdist, dep("0.2.0").build(&tools, &dir, "wheel")]
-        }
-    })
-    .await
-    .unwrap();
+    let built = demo_dep_and_wheels(&tools, dir.path(), &["0.2.0"]).await;
     let mut upstream = Upstream::serve_with_manifest(&static_index(&built), String::new()).await;
     let app = TestApp::start(backend).await;
     let remote = app
@@ -1435,4 +1447,141 @@ async fn blocklisted_packages_are_refused_as_pulp_python_refuses_them(backend: B
         "{task:#}"
     );
     assert_eq!(app.latest_version_href(&repository).await, before);
+}
+
+/// The `add-units` tasks of the server, newest first.
+async fn add_units_tasks(app: &TestApp) -> Vec<Value> {
+    let tasks = app
+        .get_json(&format!(
+            "{API}/tasks/?name=granary.tasks.add_units&ordering=-pulp_created"
+        ))
+        .await;
+    tasks["results"].as_array().unwrap().clone()
+}
+
+/// An upload is Pulp's immediate task: with its repository free it runs in the request (no
+/// worker), and the task is recorded completed with the version it made and its lock. While a
+/// sync holds the repository, the next upload is queued behind it (the task waits), and runs on
+/// a worker once the sync ends: uploads never overtake a writer of the same repository.
+async fn an_upload_runs_at_once_unless_its_repository_is_busy(backend: Backend) {
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let built = demo_dep_and_wheels(&tools, dir.path(), &["0.2.0", "0.3.0"]).await;
+    let app = TestApp::start(backend).await;
+    let repository = repository_and_distribution(&app, "team", json!({})).await;
+
+    upload(&app, &tools, "team", &built[..1]).await;
+    let tasks = add_units_tasks(&app).await;
+    assert_eq!(tasks.len(), 1, "{tasks:#?}");
+    let task = &tasks[0];
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert_eq!(task["worker"], Value::Null, "ran in the request: {task:#}");
+    assert_eq!(
+        created_resources(task),
+        [format!("{repository}versions/1/")],
+        "{task:#}"
+    );
+    assert_eq!(
+        task["reserved_resources_record"],
+        json!([repository]),
+        "{task:#}"
+    );
+    assert!(
+        task["started_at"].is_string() && task["finished_at"].is_string(),
+        "{task:#}"
+    );
+
+    // A sync of the same repository from an upstream that hangs holds the repository's lock.
+    let upstream = Upstream::serve_with_manifest(&static_index(&built[2..3]), String::new()).await;
+    upstream.hold();
+    let remote = app
+        .create(
+            &format!("{API}/remotes/python/python/"),
+            json!({"name": "hanging", "url": upstream.base_url(), "includes": ["granary-dep"]}),
+        )
+        .await;
+    let sync = app
+        .dispatch(
+            &format!("{repository}sync/"),
+            json!({"remote": str_field(&remote, "pulp_href"), "mirror": false}),
+        )
+        .await;
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while upstream.waiting_requests() == 0 {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the sync never asked the upstream"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let legacy = app.url("/pypi/team/legacy/");
+    let mut twine = twine_upload(&tools, &legacy, app.credentials(), &[&built[1]], &[]);
+    let queued = tokio::task::spawn_blocking(move || run(&mut twine));
+    loop {
+        let tasks = add_units_tasks(&app).await;
+        if tasks.len() == 2 {
+            assert_eq!(tasks[0]["state"], "waiting", "{tasks:#?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the upload queued no task"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!queued.is_finished(), "the upload waits for its task");
+    assert_eq!(
+        app.latest_version_href(&repository).await,
+        format!("{repository}versions/1/")
+    );
+
+    upstream.release();
+    let synced = app.wait_task(&sync).await;
+    assert_eq!(synced["state"], "completed", "{synced:#}");
+    queued.await.unwrap();
+    let tasks = add_units_tasks(&app).await;
+    let task = &tasks[0];
+    assert_eq!(task["state"], "completed", "{task:#}");
+    assert!(task["worker"].is_string(), "ran on a worker: {task:#}");
+    assert_eq!(
+        filenames(&app, &repository).await,
+        [
+            "granary_demo-1.0-py3-none-any.whl",
+            "granary_dep-0.2.0-py3-none-any.whl",
+            "granary_dep-0.2.0.tar.gz",
+        ]
+    );
+
+    // An upload refused when its version is made is rolled back whole and recorded failed.
+    app.create(
+        &format!("{repository}blocklist_entries/"),
+        json!({"name": "granary-dep", "version": "0.3.0"}),
+    )
+    .await;
+    let before = app.latest_version_href(&repository).await;
+    let refused = run_failing(&mut twine_upload(
+        &tools,
+        &legacy,
+        app.credentials(),
+        &[&built[3]],
+        &["--verbose"],
+    ));
+    let message = format!(
+        "Blocklisted packages cannot be added to this repository: {}",
+        file_name(&built[3])
+    );
+    // twine wraps the answer's lines.
+    let refused = refused.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(refused.contains(&message), "{refused}");
+    let tasks = add_units_tasks(&app).await;
+    let task = &tasks[0];
+    assert_eq!(task["state"], "failed", "{task:#}");
+    assert_eq!(task["worker"], Value::Null, "{task:#}");
+    assert_eq!(
+        str_field(&task["error"], "description"),
+        message,
+        "{task:#}"
+    );
+    assert_eq!(app.latest_version_href(&repository).await, before);
+    assert_eq!(filenames(&app, &repository).await.len(), 3);
 }

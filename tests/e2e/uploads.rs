@@ -350,11 +350,7 @@ async fn artifact_digests_are_checked_against_the_bytes(backend: Backend) {
     );
 
     let href = str_field(&artifact, "pulp_href").to_owned();
-    let stored = app.data_dir().join(format!(
-        "artifacts/{}/{}/{sha256}",
-        &sha256[..2],
-        &sha256[2..4]
-    ));
+    let stored = app.stored_artifact(&sha256);
     assert!(stored.exists(), "{} is stored", stored.display());
     assert_eq!(app.delete_href(&href).await.status, StatusCode::NO_CONTENT);
     assert!(!stored.exists(), "deleting the artifact deletes its bytes");

@@ -1,14 +1,16 @@
 //! Units a plugin's `handle` adds to or removes from a distribution's repository (uploads,
-//! pull-through, unpublishing): one new version, made by an `add-units` task (queued by `tasks::kinds::add_units_and_wait`) that holds the repository's exclusive lock like every
+//! pull-through, unpublishing): one new version, made by an `add-units` task
+//! (`tasks::kinds::add_units_and_wait`) that holds the repository's exclusive lock like every
 //! other writer (sync, modify, upload), so concurrent writers are serialized by the task system
-//! in every process.
+//! in every process. A small change runs at once in the request, in the transaction that records
+//! its task (Pulp's immediate task); a larger one, or one whose repository is busy, is queued.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::Db;
-use crate::domain::declarations::{Reuse, link_stored, save};
+use crate::db::{Db, WriteTx};
+use crate::domain::declarations::{Reuse, link_stored_in, save_in};
 use crate::domain::hrefs::RestNames;
 use crate::domain::versions;
 use crate::plugins::{ArtifactDeclaration, UnitDeclaration, convert_record};
@@ -87,8 +89,8 @@ pub struct Change {
 /// The task's work: records the units to add (files named by sha256 must be stored; with
 /// `remote_id`, files with a URL that are not stored become on-demand files of that remote) and
 /// makes one new version of the repository with them and without the units to remove (those of
-/// `plugin` it holds). `target` is (repository id, plugin). Returns the new version's href, if
-/// anything changed.
+/// `plugin` it holds), all in one transaction. `target` is (repository id, plugin). Returns the
+/// new version's href, if anything changed.
 pub async fn run(
     db: &Db,
     names: &RestNames,
@@ -97,47 +99,56 @@ pub async fn run(
     remote_id: Option<&str>,
     change: Change,
 ) -> anyhow::Result<Vec<String>> {
+    let mut tx = db.begin_write().await?;
+    let created = apply_in(&mut tx, names, &task.id, target, remote_id, change).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// [`run`] inside the caller's transaction `tx` (which also records the task when it runs at
+/// once, see `tasks::run_immediately`): nothing is left behind when it fails and `tx` is dropped.
+pub async fn apply_in(
+    tx: &mut WriteTx,
+    names: &RestNames,
+    task_id: &str,
+    target: (&str, &str),
+    remote_id: Option<&str>,
+    change: Change,
+) -> anyhow::Result<Vec<String>> {
     let (repository_id, plugin) = target;
     let units: Vec<UnitDeclaration> = change.units.into_iter().map(Into::into).collect();
-    let outcome = async {
-        let pending = save(db, &task.id, plugin, remote_id, Reuse::Checked, units).await?;
-        let missing: Vec<String> = link_stored(db, pending, Reuse::Checked)
-            .await?
-            .into_iter()
-            .filter(|file| remote_id.is_none() || file.url.is_none())
-            .map(|file| file.relative_path)
-            .collect();
-        anyhow::ensure!(
-            missing.is_empty(),
-            "the declared file(s) {} name no stored artifact (give each file the sha256 of an uploaded file or of an artifacts.create result)",
-            missing.join(", ")
-        );
-        let removals = unit_ids(db, plugin, &change.remove).await?;
-        let outcome = versions::finish_version(
-            db,
-            names,
-            repository_id,
-            &task.id,
-            versions::Change::Add,
-            &removals,
-        )
-        .await?;
-        Ok(match outcome.number {
-            Some(number) => vec![versions::href(db.pool(), names, repository_id, number).await?],
-            None => Vec::new(),
-        })
-    }
-    .await;
-    if outcome.is_err() {
-        versions::clear_staging(db, &task.id).await?;
-    }
-    outcome
+    let pending = save_in(tx, task_id, plugin, remote_id, Reuse::Checked, units).await?;
+    let missing: Vec<String> = link_stored_in(tx, pending, Reuse::Checked)
+        .await?
+        .into_iter()
+        .filter(|file| remote_id.is_none() || file.url.is_none())
+        .map(|file| file.relative_path)
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the declared file(s) {} name no stored artifact (give each file the sha256 of an uploaded file or of an artifacts.create result)",
+        missing.join(", ")
+    );
+    let removals = unit_ids(tx, plugin, &change.remove).await?;
+    let outcome = versions::finish_version_in(
+        tx,
+        names,
+        repository_id,
+        task_id,
+        versions::Change::Add,
+        &removals,
+    )
+    .await?;
+    Ok(match outcome.number {
+        Some(number) => vec![versions::href(&mut **tx, names, repository_id, number).await?],
+        None => Vec::new(),
+    })
 }
 
 /// The ids of `plugin`'s stored units named by (content type, natural key); names of units it
 /// does not store have none.
 async fn unit_ids(
-    db: &Db,
+    tx: &mut WriteTx,
     plugin: &str,
     units: &[(String, String)],
 ) -> Result<Vec<String>, sqlx::Error> {
@@ -149,7 +160,7 @@ async fn unit_ids(
         .bind(plugin)
         .bind(type_name)
         .bind(natural_key)
-        .fetch_optional(db.pool())
+        .fetch_optional(&mut **tx)
         .await?;
         ids.extend(id);
     }

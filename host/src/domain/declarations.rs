@@ -48,6 +48,21 @@ pub async fn save(
     reuse: Reuse<'_>,
     batch: Vec<UnitDeclaration>,
 ) -> anyhow::Result<Vec<Pending>> {
+    let mut tx = db.begin_write().await?;
+    let pending = save_in(&mut tx, task_id, plugin, remote_id, reuse, batch).await?;
+    tx.commit().await?;
+    Ok(pending)
+}
+
+/// [`save`] inside the caller's transaction `tx`.
+pub async fn save_in(
+    tx: &mut WriteTx,
+    task_id: &str,
+    plugin: &str,
+    remote_id: Option<&str>,
+    reuse: Reuse<'_>,
+    batch: Vec<UnitDeclaration>,
+) -> anyhow::Result<Vec<Pending>> {
     // Later duplicates of a unit in one batch add nothing.
     let mut units: BTreeMap<(String, String), UnitDeclaration> = BTreeMap::new();
     for unit in batch {
@@ -55,7 +70,6 @@ pub async fn save(
             .entry((unit.content_type.clone(), unit.natural_key.clone()))
             .or_insert(unit);
     }
-    let mut tx = db.begin_write().await?;
     let created = now();
     let mut content_ids: BTreeMap<(String, String), String> = BTreeMap::new();
     let keys: Vec<&(String, String)> = units.keys().collect();
@@ -76,8 +90,8 @@ pub async fn save(
                 .bind(&units[*key].metadata);
             fresh_ids.insert(id);
         }
-        query.execute(&mut *tx).await?;
-        let found = lookup_content(&mut tx, plugin, chunk).await?;
+        query.execute(&mut **tx).await?;
+        let found = lookup_content(tx, plugin, chunk).await?;
         // Units stored before have their keys already.
         let stored_now: Vec<content_keys::Unit<'_>> = found
             .iter()
@@ -89,11 +103,11 @@ pub async fn save(
                 metadata: &units[key].metadata,
             })
             .collect();
-        content_keys::index(&mut tx, plugin, &stored_now).await?;
+        content_keys::index(tx, plugin, &stored_now).await?;
         content_ids.extend(found);
     }
     let ids: Vec<String> = content_ids.values().cloned().collect();
-    versions::stage(&mut tx, task_id, &ids).await?;
+    versions::stage(tx, task_id, &ids).await?;
 
     // Files: one content_artifact per (unit, relative path), one remote_artifact per remote.
     let mut files = Vec::new();
@@ -116,7 +130,7 @@ pub async fn save(
                 .bind(content_id)
                 .bind(&artifact.relative_path);
         }
-        query.execute(&mut *tx).await?;
+        query.execute(&mut **tx).await?;
     }
     let mut pending = Vec::new();
     for chunk in ids.chunks(INSERT_CHUNK * 4) {
@@ -126,7 +140,7 @@ pub async fn save(
         );
         let rows = sqlx::query_as::<_, ContentArtifactRow>(&sql)
             .bind_all(chunk)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
         let declared: BTreeMap<(&str, &str), &crate::plugins::ArtifactDeclaration> = files
             .iter()
@@ -134,7 +148,7 @@ pub async fn save(
             .collect();
         let mut remote_rows = Vec::new();
         // Checked before this batch's remote rows exist, which would make every file reachable.
-        let reached = reached_artifacts(&mut tx, reuse, &rows).await?;
+        let reached = reached_artifacts(tx, reuse, &rows).await?;
         for row in rows {
             let ContentArtifactRow {
                 id: ca_id,
@@ -190,10 +204,9 @@ pub async fn save(
                     .bind(sha256.clone())
                     .bind(sha512.clone());
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut **tx).await?;
         }
     }
-    tx.commit().await?;
     Ok(pending)
 }
 
@@ -324,6 +337,18 @@ pub async fn link_stored(
     pending: Vec<Pending>,
     reuse: Reuse<'_>,
 ) -> anyhow::Result<Vec<Pending>> {
+    let mut tx = db.begin_write().await?;
+    let rest = link_stored_in(&mut tx, pending, reuse).await?;
+    tx.commit().await?;
+    Ok(rest)
+}
+
+/// [`link_stored`] inside the caller's transaction `tx`: one commit for every file it links.
+pub async fn link_stored_in(
+    tx: &mut WriteTx,
+    pending: Vec<Pending>,
+    reuse: Reuse<'_>,
+) -> anyhow::Result<Vec<Pending>> {
     let mut stored: BTreeMap<(DigestKind, String), String> = BTreeMap::new();
     for kind in DigestKind::ALL {
         let digests: Vec<&str> = pending
@@ -334,7 +359,7 @@ pub async fn link_stored(
             .map(|(_, digest)| digest)
             .collect();
         for chunk in digests.chunks(INSERT_CHUNK * 4) {
-            let found = reusable(db.pool(), reuse, kind.column(), chunk).await?;
+            let found = reusable(&mut **tx, reuse, kind.column(), chunk).await?;
             stored.extend(found.into_iter().map(|(digest, id)| ((kind, digest), id)));
         }
     }
@@ -349,7 +374,7 @@ pub async fn link_stored(
             .filter(|_| file.linked.is_none())
             .and_then(|(kind, digest)| stored.get(&(kind, digest.to_owned())));
         match artifact_id {
-            Some(artifact_id) => link(db, &file.content_artifact_id, artifact_id).await?,
+            Some(artifact_id) => link_in(tx, &file.content_artifact_id, artifact_id).await?,
             None => rest.push(file),
         }
     }
@@ -362,13 +387,30 @@ pub async fn link(
     content_artifact_id: &str,
     artifact_id: &str,
 ) -> Result<(), sqlx::Error> {
-    db.write_one(
-        sqlx::query(
-            "UPDATE content_artifacts SET artifact_id = $2 WHERE id = $1 AND artifact_id IS NULL",
-        )
-        .bind(content_artifact_id)
-        .bind(artifact_id),
-    )
-    .await?;
+    db.write_one(link_statement(content_artifact_id, artifact_id))
+        .await?;
     Ok(())
+}
+
+/// [`link`] inside the caller's transaction `tx`.
+async fn link_in(
+    tx: &mut WriteTx,
+    content_artifact_id: &str,
+    artifact_id: &str,
+) -> Result<(), sqlx::Error> {
+    link_statement(content_artifact_id, artifact_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn link_statement<'q>(
+    content_artifact_id: &'q str,
+    artifact_id: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "UPDATE content_artifacts SET artifact_id = $2 WHERE id = $1 AND artifact_id IS NULL",
+    )
+    .bind(content_artifact_id)
+    .bind(artifact_id)
 }

@@ -77,11 +77,27 @@ pub async fn finish_version(
     removals: &[String],
 ) -> anyhow::Result<NewVersion> {
     let mut tx = db.begin_write().await?;
+    let outcome =
+        finish_version_in(&mut tx, names, repository_id, task_id, change, removals).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// [`finish_version`] inside the caller's transaction `tx`, for work that commits the version
+/// together with what it recorded before (an upload: one commit, one disk flush).
+pub async fn finish_version_in(
+    tx: &mut WriteTx,
+    names: &RestNames,
+    repository_id: &str,
+    task_id: &str,
+    change: Change,
+    removals: &[String],
+) -> anyhow::Result<NewVersion> {
     let (base, next, plugin, type_name) = sqlx::query_as::<_, (i64, Option<i64>, String, String)>(
         "SELECT latest_version, next_version, plugin, type_name FROM repositories WHERE id = $1",
     )
     .bind(repository_id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     // After the latest version was deleted, its number is not given again.
@@ -106,7 +122,7 @@ pub async fn finish_version(
             .bind(base)
             .bind(number)
             .bind(task_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
     }
@@ -120,30 +136,29 @@ pub async fn finish_version(
             .bind(repository_id)
             .bind(number)
             .bind_all(chunk);
-        changed += query.execute(&mut *tx).await?.rows_affected();
+        changed += query.execute(&mut **tx).await?.rows_affected();
     }
     if changed > 0 {
         let version = (repository_id, base, number);
-        changed += replace_by_repository_key(&mut tx, &plugin, version, task_id).await?;
-        super::blocklists::check_version(&mut tx, &plugin, (repository_id, number)).await?;
+        changed += replace_by_repository_key(tx, &plugin, version, task_id).await?;
+        super::blocklists::check_version(tx, &plugin, (repository_id, number)).await?;
     }
     // Counted from what was staged, before it is cleared: the staged units are what the version
     // may have added, so this costs what changed.
     let added = if changed == 0 {
         Counts::new()
     } else {
-        staged_and_added(&mut tx, repository_id, number, task_id).await?
+        staged_and_added(tx, repository_id, number, task_id).await?
     };
     sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
         .bind(task_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     if changed == 0 {
-        tx.commit().await?;
         return Ok(NewVersion { number: None });
     }
     let summary = content_summary(
-        &mut tx,
+        tx,
         names,
         (repository_id, &repo_href, number),
         Some(added),
@@ -155,7 +170,7 @@ pub async fn finish_version(
     )
     .bind(repository_id)
     .bind(base)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     sqlx::query(
         "INSERT INTO repository_versions (id, repository_id, number, base_version_id, content_summary, created)
@@ -167,7 +182,7 @@ pub async fn finish_version(
     .bind(base_id)
     .bind(summary)
     .bind(now())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     sqlx::query(
         "UPDATE repositories SET latest_version = $2, next_version = NULL, updated = $3 WHERE id = $1",
@@ -175,10 +190,9 @@ pub async fn finish_version(
     .bind(repository_id)
     .bind(number)
     .bind(now())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    prune(&mut tx, names, repository_id).await?;
-    tx.commit().await?;
+    prune(tx, names, repository_id).await?;
     Ok(NewVersion {
         number: Some(number),
     })
@@ -711,8 +725,8 @@ async fn present_in_summary(
 }
 
 /// The href of version `number` of a repository.
-pub async fn href(
-    pool: &sqlx::AnyPool,
+pub async fn href<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     names: &RestNames,
     repository_id: &str,
     number: i64,
@@ -721,7 +735,7 @@ pub async fn href(
         "SELECT plugin, type_name FROM repositories WHERE id = $1",
     )
     .bind(repository_id)
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await?;
     Ok(hrefs::version(
         names,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::{ResourceLock, TaskHandle, state};
-use crate::db::Db;
+use super::{Immediate, Outcome, ResourceLock, TaskHandle, state};
+use crate::db::{Db, WriteTx};
 use crate::domain::additions::AddError;
 use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
@@ -559,6 +559,9 @@ async fn queue_import_versions(
     Ok(imported.created)
 }
 
+/// The name of the task that adds and removes units for a plugin's `handle`.
+const ADD_UNITS: &str = "granary.tasks.add_units";
+
 /// Longest pause between two looks at a task the request waits for.
 const MAX_POLL: Duration = Duration::from_millis(200);
 
@@ -570,11 +573,17 @@ struct TaskEndRow {
     created_resources: String,
 }
 
-/// Queues an `add-units` task on `repository_id` (exclusive lock) that adds `units` and removes
+/// The most units an `add-units` change may name to run at once in the request (see
+/// [`super::run_immediately`]); a larger one is queued, so that it does not hold the write lock
+/// for long.
+const IMMEDIATE_UNITS: usize = 64;
+
+/// Runs an `add-units` task on `repository_id` (exclusive lock) that adds `units` and removes
 /// the units named by (content type, natural key) in `remove`, and waits until it ends. Returns
-/// the href of the new version, if one was made. `finished` (a worker of this process
-/// recorded a task's end) makes it look at once; a worker of another process is seen at the next
-/// poll.
+/// the href of the new version, if one was made. A small change whose repository no other task
+/// holds or waits for runs at once, in this process (an upload: Pulp's immediate task); any
+/// other is queued for a worker. `finished` (a worker of this process recorded a task's end)
+/// makes the wait look at once; a worker of another process is seen at the next poll.
 #[expect(
     clippy::too_many_arguments,
     reason = "the two signals are the process's, the rest the request's"
@@ -604,14 +613,39 @@ pub async fn add_units_and_wait(
         &type_name,
         repository_id,
     ));
+    let declared: Vec<additions::DeclaredUnit> =
+        units.iter().map(additions::DeclaredUnit::from).collect();
     let args = TaskArgs::AddUnits {
         repository_id: repository_id.to_owned(),
         plugin: plugin.to_owned(),
         remote_id: remote_id.map(str::to_owned),
-        units: units.iter().map(additions::DeclaredUnit::from).collect(),
+        units: declared.clone(),
         remove: remove.to_vec(),
     };
-    let task_id = super::enqueue(db, "granary.tasks.add_units", &args, &[lock])
+    if units.len() + remove.len() <= IMMEDIATE_UNITS {
+        let change = additions::Change {
+            units: declared,
+            remove: remove.to_vec(),
+        };
+        let work = async |tx: &mut WriteTx, task_id: &str| {
+            let target = (repository_id, plugin);
+            additions::apply_in(tx, names, task_id, target, remote_id, change).await
+        };
+        let ran = super::run_immediately(db, ADD_UNITS, &args, std::slice::from_ref(&lock), work)
+            .await
+            .map_err(anyhow::Error::from)?;
+        match ran {
+            Immediate::Busy => {}
+            Immediate::Ended(Outcome::Completed(created)) => return Ok(created.into_iter().next()),
+            Immediate::Ended(Outcome::Failed(description)) => {
+                return Err(AddError::Refused(description));
+            }
+            Immediate::Ended(Outcome::Canceled) => {
+                return Err(AddError::Refused("the task canceled".into()));
+            }
+        }
+    }
+    let task_id = super::enqueue(db, ADD_UNITS, &args, &[lock])
         .await
         .map_err(anyhow::Error::from)?;
     wakeup.notify_waiters();

@@ -256,7 +256,6 @@ impl TestApp {
         self.data_dir()
             .join("artifacts")
             .join(&sha256[0..2])
-            .join(&sha256[2..4])
             .join(sha256)
     }
 
