@@ -310,8 +310,13 @@ async fn take_immediate_locks(
 
 /// The PostgreSQL advisory-lock key of a task resource (a repository href, say).
 fn resource_key(resource: &str) -> i64 {
+    advisory_key(&format!("granary-task-resource:{resource}"))
+}
+
+/// A PostgreSQL advisory-lock key named by `name`: the first 8 bytes of its sha256.
+pub(crate) fn advisory_key(name: &str) -> i64 {
     use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(format!("granary-task-resource:{resource}").as_bytes());
+    let digest = sha2::Sha256::digest(name.as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 

@@ -90,9 +90,7 @@ pub async fn run(
 
 /// The PostgreSQL advisory-lock key of a worker.
 fn liveness_key(worker: &str) -> i64 {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(worker.as_bytes());
-    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    super::advisory_key(worker)
 }
 
 /// Holds this process's liveness lock on a dedicated PostgreSQL session for as long as the
