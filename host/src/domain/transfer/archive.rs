@@ -185,12 +185,22 @@ impl ChunkedFile {
 /// Writes a tar stream of regular files into a [`ChunkedFile`].
 pub struct TarWriter {
     out: ChunkedFile,
+    /// Every entry is stamped with the time the archive was begun, so one archive's entries agree.
+    mtime: u64,
 }
 
 impl TarWriter {
-    /// A tar written to `out`.
+    /// A tar written to `out`, its entries dated now.
     pub fn new(out: ChunkedFile) -> Self {
-        Self { out }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        Self::dated(out, now)
+    }
+
+    /// A tar written to `out`, its entries dated `mtime` (seconds since the epoch).
+    pub fn dated(out: ChunkedFile, mtime: u64) -> Self {
+        Self { out, mtime }
     }
 
     /// Starts an entry of `size` bytes named `name` (at most 255 bytes, split as ustar splits).
@@ -200,11 +210,7 @@ impl TarWriter {
         header.set_size(size);
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
-        header.set_mtime(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs()),
-        );
+        header.set_mtime(self.mtime);
         header.set_cksum();
         self.out.write_all(header.as_bytes()).await
     }
@@ -442,7 +448,11 @@ mod tests {
     }
 
     async fn written(chunk_size: Option<u64>, dir: &Path) -> Written {
-        let mut tar = TarWriter::new(ChunkedFile::new(dir.join("export.tar"), chunk_size));
+        // One date for both archives: written a second apart, they must still be byte for byte equal.
+        let mut tar = TarWriter::dated(
+            ChunkedFile::new(dir.join("export.tar"), chunk_size),
+            1_700_000_000,
+        );
         tar.append_bytes("versions.json", b"[]").await.unwrap();
         let body = vec![7u8; 3000];
         tar.append_stream("artifacts/ab/abcd", 3000, &mut body.as_slice())
