@@ -86,6 +86,35 @@ impl std::ops::Deref for ContentApp {
     }
 }
 
+impl ContentApp {
+    /// Adds `units` to and removes `remove` from a repository as one new version, waking and
+    /// watching this process's workers (see [`crate::tasks::kinds::add_units_and_wait`]);
+    /// records `kept`, the files the request stored, with it.
+    async fn add_units(
+        &self,
+        target: (&str, &str),
+        remote_id: Option<&str>,
+        units: &[crate::plugins::UnitDeclaration],
+        remove: &[(String, String)],
+        kept: &[artifacts::Unrecorded],
+    ) -> Result<Option<String>, crate::domain::additions::AddError> {
+        let (repository_id, plugin) = target;
+        crate::tasks::kinds::add_units_and_wait(
+            &self.db,
+            &self.plugins.rest_names(),
+            &self.task_wakeup,
+            &self.task_finished,
+            repository_id,
+            plugin,
+            remote_id,
+            units,
+            remove,
+            kept,
+        )
+        .await
+    }
+}
+
 /// Routes of the content app. Requests no other route answers go to [`plugin_prefix`]: plugin
 /// prefixes come and go with the installed plugins.
 pub fn router<S>(app: &AppState) -> Router<S> {

@@ -269,6 +269,10 @@ impl Db {
         let pool_of = |max_connections| {
             AnyPoolOptions::new()
                 .max_connections(max_connections)
+                // A SQLite connection is a file this process holds open: it cannot go stale as
+                // a server's can, and the check would cost a round trip to its thread on every
+                // statement run on the pool.
+                .test_before_acquire(backend != Backend::Sqlite)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {

@@ -2,7 +2,7 @@
 //!
 //! Bytes arrive into a [`StagedBlob`] (a temporary file under `<data-dir>/tmp/`) while they are
 //! hashed. Only after the caller has checked the size and digest does [`BlobStore::commit`] move
-//! them to their final key `artifacts/ab/cd/<sha256>`, so a reader never sees a partial or
+//! them to their final key (see [`BlobStore::key`]), so a reader never sees a partial or
 //! unverified artifact, and an artifact is never written twice.
 //!
 //! Chunks of a chunked upload (`uploads/`) are objects of their own under `uploads/` (beside
@@ -378,23 +378,42 @@ impl BlobStore {
     /// Moves a verified blob to its final place. Idempotent: a blob already stored is kept.
     pub async fn commit(&self, blob: ReceivedBlob) -> anyhow::Result<()> {
         let key = self.key(&blob.sha256);
-        if self.stored_again(&key).await? {
+        let Some(root) = &self.local_root else {
+            if self.store.head(&key).await.is_err() {
+                put_file(&*self.store, None, &key, blob).await?;
+            }
             return Ok(());
-        }
-        put_file(&*self.store, self.local_root.as_deref(), &key, blob).await
+        };
+        let target = root.join(key.as_ref());
+        let root = root.clone();
+        // One trip to the blocking pool for the whole move.
+        tokio::task::spawn_blocking(move || {
+            // Stored already: made young again for orphan cleanup, which spares blobs written
+            // within its protection time until their artifact row is recorded. Its directory is
+            // flushed all the same: another request may have renamed it an instant ago and not
+            // flushed its name yet.
+            match std::fs::File::options().write(true).open(&target) {
+                Ok(file) => {
+                    let _ = file.set_modified(std::time::SystemTime::now());
+                    match target.parent() {
+                        Some(parent) => sync_dir(parent),
+                        None => Ok(()),
+                    }
+                }
+                Err(_) => durable_rename(root, &blob.path, &target),
+            }
+        })
+        .await?
+        .with_context(|| format!("moving a blob into {}", key.as_ref()))
     }
 
     /// Whether the blob at `key` is stored already; a local one is made young again for orphan
-    /// cleanup, which spares blobs written within its protection time until their artifact row
-    /// is recorded.
+    /// cleanup (see [`BlobStore::commit`]).
     async fn stored_again(&self, key: &ObjectPath) -> anyhow::Result<bool> {
         let Some(root) = &self.local_root else {
             return Ok(self.store.head(key).await.is_ok());
         };
         let path = root.join(key.as_ref());
-        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return Ok(false);
-        }
         let touched = tokio::task::spawn_blocking(move || {
             std::fs::File::options()
                 .write(true)

@@ -1462,7 +1462,9 @@ async fn add_units_tasks(app: &TestApp) -> Vec<Value> {
 /// An upload is Pulp's immediate task: with its repository free it runs in the request (no
 /// worker), and the task is recorded completed with the version it made and its lock. While a
 /// sync holds the repository, the next upload is queued behind it (the task waits), and runs on
-/// a worker once the sync ends: uploads never overtake a writer of the same repository.
+/// a worker once the sync ends: uploads never overtake a writer of the same repository. The files
+/// an upload stores are recorded as artifacts with its version, or on their own when it is
+/// refused, so that orphan cleanup finds them.
 async fn an_upload_runs_at_once_unless_its_repository_is_busy(backend: Backend) {
     let tools = tools().await;
     let dir = tempfile::tempdir().unwrap();
@@ -1490,6 +1492,8 @@ async fn an_upload_runs_at_once_unless_its_repository_is_busy(backend: Backend) 
         task["started_at"].is_string() && task["finished_at"].is_string(),
         "{task:#}"
     );
+    let first_wheel = sha256_hex(&std::fs::read(&built[0]).unwrap());
+    assert_eq!(app.artifacts_with_sha256(&first_wheel).await, 1);
 
     // A sync of the same repository from an upstream that hangs holds the repository's lock.
     let upstream = Upstream::serve_with_manifest(&static_index(&built[2..3]), String::new()).await;
@@ -1584,4 +1588,10 @@ async fn an_upload_runs_at_once_unless_its_repository_is_busy(backend: Backend) 
     );
     assert_eq!(app.latest_version_href(&repository).await, before);
     assert_eq!(filenames(&app, &repository).await.len(), 3);
+    let refused_wheel = sha256_hex(&std::fs::read(&built[3]).unwrap());
+    assert_eq!(
+        app.artifacts_with_sha256(&refused_wheel).await,
+        1,
+        "the refused upload's wheel is stored and recorded, for orphan cleanup to remove"
+    );
 }

@@ -42,7 +42,6 @@ use crate::plugins::{
 };
 use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
-use crate::tasks::kinds::add_units_and_wait;
 
 /// Most bytes of a body handed to the plugin as is (not a form).
 const MAX_RAW_BODY: usize = 2 * 1024 * 1024;
@@ -280,6 +279,13 @@ pub(super) async fn plugin_route(
         None => None,
     };
     let (body, incoming) = read_body(app, request, plugin.streams_bodies()).await?;
+    let ParsedBody {
+        form,
+        files,
+        unrecorded: mut kept,
+    } = body;
+    // What the plugin stores is recorded with the change it makes, if it makes one.
+    let creator = Arc::new(artifacts::DeferredCreator::new(app.blobs.clone()));
     let content = match (&matched.repository_id, matched.version) {
         (Some(repository_id), Some(version)) => Some(ContentScope::new(
             app.db.clone(),
@@ -310,16 +316,12 @@ pub(super) async fn plugin_route(
     let scope = CallScope {
         content,
         http,
-        artifacts: body
-            .files
+        artifacts: files
             .iter()
             .map(|file| (file.artifact.sha256.clone(), file.artifact.size))
             .collect(),
         blobs: Some(app.blobs.clone()),
-        create_in: Some(Arc::new(crate::domain::artifacts::Creator {
-            db: app.db.clone(),
-            blobs: app.blobs.clone(),
-        })),
+        create_in: Some(creator.clone()),
         content_types: plugin.content_type_names(),
         write_request,
         catalog: Some(CatalogScope {
@@ -352,8 +354,8 @@ pub(super) async fn plugin_route(
         query: query.clone(),
         headers: forwarded(&headers),
         base_url: base_url.clone(),
-        form: body.form,
-        files: body.files,
+        form,
+        files,
         user: user.clone(),
         access,
         distribution: Some(DistributionInfo {
@@ -368,6 +370,13 @@ pub(super) async fn plugin_route(
     let turn = app.admission.turn(Work::PluginCall, requester).await?;
     let (result, scope) = app.plugins.handle(&plugin, scope, &call, incoming).await;
     drop(turn);
+    kept.extend(creator.take());
+    let hands_over = scope.body_fault.is_none()
+        && !log_in
+        && matches!(&result, Ok(outcome) if !outcome.add_units.is_empty() || !outcome.remove_units.is_empty());
+    if !hands_over {
+        artifacts::record_all(&app.db, &kept).await?;
+    }
     // A body that failed is the client's doing: the answer is the host's, whatever the plugin
     // made of the failed read.
     if let Some(fault) = scope.body_fault.clone() {
@@ -401,7 +410,7 @@ pub(super) async fn plugin_route(
             add: outcome.add_units,
             remove: outcome.remove_units,
         };
-        change_units(app, matched, &named, user.as_deref(), change).await?;
+        change_units(app, matched, &named, user.as_deref(), change, &kept).await?;
     }
     let response = outcome.response;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -909,14 +918,40 @@ struct Change {
 }
 
 /// Adds and removes the units a `handle` outcome names in the distribution's repository, as one
-/// new version, before the response goes out.
+/// new version, before the response goes out; records the files the request stored (`kept`)
+/// with it, or on their own when it is refused.
 async fn change_units(
     app: &Arc<ContentApp>,
     matched: &Matched,
     named: &Named<'_>,
     user: Option<&str>,
     change: Change,
+    kept: &[artifacts::Unrecorded],
 ) -> ApiResult<()> {
+    let (repository_id, units, removed) =
+        match checked_change(app, matched, named, user, change).await {
+            Ok(checked) => checked,
+            Err(refused) => {
+                artifacts::record_all(&app.db, kept).await?;
+                return Err(refused);
+            }
+        };
+    let target = (repository_id, named.plugin.info.name.as_str());
+    match app.add_units(target, None, &units, &removed, kept).await {
+        Ok(_) => Ok(()),
+        Err(AddError::Refused(message)) => Err(ApiError::bad_request(message)),
+        Err(AddError::Internal(error)) => Err(error.into()),
+    }
+}
+
+/// The repository a `handle` outcome changes, the units it adds (checked) and those it removes.
+async fn checked_change<'m>(
+    app: &Arc<ContentApp>,
+    matched: &'m Matched,
+    named: &Named<'_>,
+    user: Option<&str>,
+    change: Change,
+) -> ApiResult<(&'m str, Vec<UnitDeclaration>, Vec<(String, String)>)> {
     let Change {
         add: mut units,
         remove,
@@ -997,23 +1032,7 @@ async fn change_units(
         .into_iter()
         .map(|unit| (unit.content_type, unit.natural_key))
         .collect();
-    match add_units_and_wait(
-        &app.db,
-        &app.plugins.rest_names(),
-        &app.task_wakeup,
-        &app.task_finished,
-        repository_id,
-        &plugin.info.name,
-        None,
-        &units,
-        &removed,
-    )
-    .await
-    {
-        Ok(_) => Ok(()),
-        Err(AddError::Refused(message)) => Err(ApiError::bad_request(message)),
-        Err(AddError::Internal(error)) => Err(error.into()),
-    }
+    Ok((repository_id, units, removed))
 }
 
 /// Whether the stored artifact `sha256` belongs to the repository `repository_id` (a file of its
@@ -1035,11 +1054,12 @@ pub(super) async fn reachable(
     Ok(found.is_some())
 }
 
-/// A form body as `handle` receives it: parsed, its files stored.
+/// A form body as `handle` receives it: parsed, its files stored (their rows not written yet).
 #[derive(Default)]
 struct ParsedBody {
     form: Vec<FormField>,
     files: Vec<FormFile>,
+    unrecorded: Vec<artifacts::Unrecorded>,
 }
 
 /// Parses form bodies (storing file parts as artifacts); any other body is handed to the plugin
@@ -1096,8 +1116,22 @@ async fn read_body(
     ))
 }
 
-async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult<ParsedBody> {
+async fn read_multipart(app: &ContentApp, multipart: Multipart) -> ApiResult<ParsedBody> {
     let mut body = ParsedBody::default();
+    if let Err(refused) = read_parts(app, multipart, &mut body).await {
+        // The files stored before the refusal are recorded, as stored files are.
+        artifacts::record_all(&app.db, &body.unrecorded).await?;
+        return Err(refused);
+    }
+    Ok(body)
+}
+
+/// Reads the parts of a form into `body`, storing file parts.
+async fn read_parts(
+    app: &ContentApp,
+    mut multipart: Multipart,
+    body: &mut ParsedBody,
+) -> ApiResult<()> {
     let mut text_bytes = 0usize;
     let bad = |error: axum::extract::multipart::MultipartError| {
         ApiError::bad_request(format!("The form body is malformed: {}", error.body_text()))
@@ -1128,17 +1162,19 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
                         return Err(ApiError::too_large(limit));
                     }
                 }
-                let artifact = artifacts::store_staged(&app.db, &app.blobs, staged, &filename)
+                let received = staged.finish().await.map_err(ApiError::internal)?;
+                let kept = artifacts::keep(&app.blobs, received, &Default::default(), &filename)
                     .await
                     .map_err(ApiError::internal)?;
                 body.files.push(FormFile {
                     name,
                     filename,
                     artifact: ArtifactRef {
-                        sha256: artifact.sha256,
-                        size: artifact.size,
+                        sha256: kept.sha256.clone(),
+                        size: kept.size,
                     },
                 });
+                body.unrecorded.push(kept);
             }
             None => {
                 // Read within what is left of the budget: a longer field is refused before the
@@ -1161,5 +1197,5 @@ async fn read_multipart(app: &ContentApp, mut multipart: Multipart) -> ApiResult
             }
         }
     }
-    Ok(body)
+    Ok(())
 }

@@ -23,7 +23,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::plugins::host_sync_sink::validate_declaration;
 use crate::plugins::upstream::describe;
 use crate::plugins::{LoadedPlugin, UpstreamFile};
-use crate::tasks::kinds::add_units_and_wait;
 
 /// Serves `file` from storage, fetching it from the remote first when it is not stored, and adds
 /// its unit to the distribution's repository when the latest version does not have it.
@@ -102,18 +101,10 @@ pub(super) async fn serve(
     };
     drop(fetching);
     if !in_latest_version(app, repository_id, name, &file).await? {
-        match add_units_and_wait(
-            &app.db,
-            &app.plugins.rest_names(),
-            &app.task_wakeup,
-            &app.task_finished,
-            repository_id,
-            name,
-            Some(&remote.row.id),
-            std::slice::from_ref(&file.unit),
-            &[],
-        )
-        .await
+        let unit = std::slice::from_ref(&file.unit);
+        match app
+            .add_units((repository_id, name), Some(&remote.row.id), unit, &[], &[])
+            .await
         {
             Ok(_) => {}
             Err(AddError::Refused(message)) => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 
-use crate::db::{Db, new_id, now};
+use crate::db::{Db, WriteTx, new_id, now};
 use crate::plugins::upstream::{UpstreamClient, describe};
 use crate::plugins::{ArtifactRef, CreateArtifact};
 use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
@@ -227,21 +227,73 @@ pub async fn store(
     expected: &Expected,
     name: &str,
 ) -> Result<Artifact, IngestError> {
-    verify(&blob, expected, name)?;
-    let (sha256, sha512, size) = (blob.sha256.clone(), blob.sha512.clone(), blob.size);
-    blobs.commit(blob).await?;
-    let id = record(db, &sha256, size)
+    let kept = keep(blobs, blob, expected, name).await?;
+    let mut tx = db.begin_write().await.map_err(anyhow::Error::from)?;
+    let id = upsert(&mut tx, &kept.sha256, kept.size, kept.sha512.as_deref())
         .await
         .map_err(anyhow::Error::from)?;
-    if let Some(sha512) = sha512 {
-        // Found by it later: a pull-through of a file an upstream names by sha512 alone.
-        let statement =
-            sqlx::query("UPDATE artifacts SET sha512 = COALESCE(sha512, $2) WHERE id = $1")
-                .bind(&id)
-                .bind(&sha512);
-        db.write_one(statement).await.map_err(anyhow::Error::from)?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(Artifact {
+        id,
+        sha256: kept.sha256,
+        size: kept.size,
+    })
+}
+
+/// Bytes moved into storage whose artifact row is not written yet. A request that ends in a
+/// repository change records them in that change's transaction ([`record_in`]), so that an
+/// upload costs one commit rather than one per file besides; any other ending records them at
+/// once ([`record_all`]). Meanwhile orphan cleanup spares them, as it
+/// spares every blob younger than its protection time.
+#[derive(Clone, Debug)]
+pub struct Unrecorded {
+    /// sha256, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha512, lower-case hex, when it was computed.
+    pub sha512: Option<String>,
+}
+
+/// Verifies a received blob and moves it into storage, leaving its row to the caller.
+pub async fn keep(
+    blobs: &BlobStore,
+    blob: ReceivedBlob,
+    expected: &Expected,
+    name: &str,
+) -> Result<Unrecorded, IngestError> {
+    verify(&blob, expected, name)?;
+    let (sha256, size, sha512) = (blob.sha256.clone(), blob.size, blob.sha512.clone());
+    blobs.commit(blob).await?;
+    Ok(Unrecorded {
+        sha256,
+        size,
+        sha512,
+    })
+}
+
+/// Records, in the caller's transaction, artifacts whose bytes are in storage.
+pub async fn record_in(tx: &mut WriteTx, kept: &[Unrecorded]) -> Result<(), sqlx::Error> {
+    for artifact in kept {
+        upsert(
+            tx,
+            &artifact.sha256,
+            artifact.size,
+            artifact.sha512.as_deref(),
+        )
+        .await?;
     }
-    Ok(Artifact { id, sha256, size })
+    Ok(())
+}
+
+/// Records, in one transaction, artifacts whose bytes are in storage.
+pub async fn record_all(db: &Db, kept: &[Unrecorded]) -> anyhow::Result<()> {
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin_write().await?;
+    record_in(&mut tx, kept).await?;
+    Ok(tx.commit().await?)
 }
 
 /// Stores what plugins create in a call (`artifacts.create`) like any other artifact.
@@ -272,28 +324,84 @@ impl CreateArtifact for Creator {
     }
 }
 
+/// Stores what a plugin creates while it answers a request and keeps the rows for the request's
+/// end (see [`Unrecorded`]): the caller takes them with [`DeferredCreator::take`].
+#[derive(Debug)]
+pub struct DeferredCreator {
+    /// Where the bytes are committed.
+    pub blobs: Arc<BlobStore>,
+    kept: std::sync::Mutex<Vec<Unrecorded>>,
+}
+
+impl DeferredCreator {
+    /// A creator committing to `blobs`, nothing kept yet.
+    pub fn new(blobs: Arc<BlobStore>) -> Self {
+        Self {
+            blobs,
+            kept: std::sync::Mutex::default(),
+        }
+    }
+
+    /// What was stored and is not recorded yet; the caller records it.
+    pub fn take(&self) -> Vec<Unrecorded> {
+        std::mem::take(
+            &mut *self
+                .kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl CreateArtifact for DeferredCreator {
+    fn create(&self, blob: ReceivedBlob) -> BoxFuture<'_, anyhow::Result<ArtifactRef>> {
+        Box::pin(async move {
+            let kept = keep(&self.blobs, blob, &Expected::default(), "created artifact").await?;
+            let created = ArtifactRef {
+                sha256: kept.sha256.clone(),
+                size: kept.size,
+            };
+            self.kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(kept);
+            Ok(created)
+        })
+    }
+}
+
 /// Records an artifact whose bytes are in storage; returns its id (the existing one if it was
 /// recorded already). Either way its `last_seen` becomes now, which protects it from orphan
 /// cleanup until what is about to reference it (content, a version, a publication) does.
 pub async fn record(db: &Db, sha256: &str, size: u64) -> Result<String, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let seen = now();
-    sqlx::query(
-        "INSERT INTO artifacts (id, sha256, size, created, last_seen) VALUES ($1, $2, $3, $4, $4)
-         ON CONFLICT (sha256) DO UPDATE SET last_seen = excluded.last_seen",
+    let id = upsert(&mut tx, sha256, size, None).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Inserts the row of the stored blob `sha256`, or marks the existing one seen now (and gives it
+/// the sha512 it lacked: a pull-through later finds the file by it); answers the row's id.
+async fn upsert(
+    tx: &mut WriteTx,
+    sha256: &str,
+    size: u64,
+    sha512: Option<&str>,
+) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO artifacts (id, sha256, size, sha512, created, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (sha256) DO UPDATE SET last_seen = excluded.last_seen,
+             sha512 = COALESCE(artifacts.sha512, excluded.sha512)
+         RETURNING id",
     )
     .bind(new_id())
     .bind(sha256)
     .bind(size as i64)
-    .bind(seen)
-    .execute(&mut *tx)
-    .await?;
-    let id: String = sqlx::query_scalar("SELECT id FROM artifacts WHERE sha256 = $1")
-        .bind(sha256)
-        .fetch_one(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(id)
+    .bind(sha512)
+    .bind(now())
+    .fetch_one(&mut **tx)
+    .await
 }
 
 /// Downloads `url` into storage through `client` (the remote's), verifying it on the way.

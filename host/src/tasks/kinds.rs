@@ -13,8 +13,8 @@ use crate::domain::additions::AddError;
 use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
 use crate::domain::{
-    Backends, acs, additions, chunked_uploads, distributions, hrefs, maintenance, publications,
-    replication, transfer, uploads, versions,
+    Backends, acs, additions, artifacts, chunked_uploads, distributions, hrefs, maintenance,
+    publications, replication, transfer, uploads, versions,
 };
 use crate::plugins::UnitDeclaration;
 use crate::sync;
@@ -598,6 +598,7 @@ pub async fn add_units_and_wait(
     remote_id: Option<&str>,
     units: &[UnitDeclaration],
     remove: &[(String, String)],
+    unrecorded: &[artifacts::Unrecorded],
 ) -> Result<Option<String>, AddError> {
     let (repository_plugin, type_name) = sqlx::query_as::<_, (String, String)>(
         "SELECT plugin, type_name FROM repositories WHERE id = $1",
@@ -628,22 +629,27 @@ pub async fn add_units_and_wait(
             remove: remove.to_vec(),
         };
         let work = async |tx: &mut WriteTx, task_id: &str| {
+            // The request's files are recorded with the version that uses them: one commit.
+            artifacts::record_in(tx, unrecorded).await?;
             let target = (repository_id, plugin);
             additions::apply_in(tx, names, task_id, target, remote_id, change).await
         };
         let ran = super::run_immediately(db, ADD_UNITS, &args, std::slice::from_ref(&lock), work)
             .await
             .map_err(anyhow::Error::from)?;
-        match ran {
-            Immediate::Busy => {}
+        let refused = match ran {
+            Immediate::Busy => None,
             Immediate::Ended(Outcome::Completed(created)) => return Ok(created.into_iter().next()),
-            Immediate::Ended(Outcome::Failed(description)) => {
-                return Err(AddError::Refused(description));
-            }
-            Immediate::Ended(Outcome::Canceled) => {
-                return Err(AddError::Refused("the task canceled".into()));
-            }
+            Immediate::Ended(Outcome::Failed(description)) => Some(description),
+            Immediate::Ended(Outcome::Canceled) => Some("the task canceled".to_owned()),
+        };
+        // Rolled back with the work, or not run: recorded on their own, as stored files are.
+        artifacts::record_all(db, unrecorded).await?;
+        if let Some(description) = refused {
+            return Err(AddError::Refused(description));
         }
+    } else {
+        artifacts::record_all(db, unrecorded).await?;
     }
     let task_id = super::enqueue(db, ADD_UNITS, &args, &[lock])
         .await
