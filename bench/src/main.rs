@@ -31,6 +31,7 @@ mod api;
 mod cargo;
 mod container;
 mod fixture;
+mod floor;
 mod ingest;
 mod load;
 mod npm;

@@ -4,7 +4,8 @@
 //! projects (default 100) × `GRANARY_BENCH_PYTHON_VERSIONS` versions (default 20) of a tiny
 //! wheel, uploaded one by one through the
 //! legacy upload API as twine does; the uploads' rate is compared with the minimal durable
-//! receiver (`sink`) taking the same bodies.
+//! receiver (`sink`) taking the same bodies, and with the flushes alone that such an upload
+//! must make (`floor`).
 //!
 //! nginx serves `www/python/simple/index.html`, `simple/<project>/index.html` (PEP 503 pages with
 //! the same links Granary's have) and `files/<wheel>`; Granary serves `/pypi/python/simple/`,
@@ -24,7 +25,7 @@ use crate::api::{self, Api};
 use crate::load::{self, Load};
 use crate::procs::PypiServer;
 use crate::report::{Row, Spread};
-use crate::sink;
+use crate::{floor, sink};
 
 /// Versions per project unless `GRANARY_BENCH_PYTHON_VERSIONS` says otherwise: one wheel each.
 const VERSIONS: usize = 20;
@@ -291,6 +292,19 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         ratio: Some(granary_uploads / sink_uploads),
         target: "≥ 0.5×",
         holds: Some(granary_uploads / sink_uploads >= 0.5),
+    });
+    let floor = floor::uploads_per_second(&bench.dir("python-floor"), bodies.len()).await?;
+    bench.row(Row {
+        item: 4,
+        measure: "the same uploads against their flushes alone: two kept files (data, rename, directory) and one commit each, no server".to_owned(),
+        granary: format!("{granary_uploads:.0} uploads/s"),
+        reference: format!(
+            "{floor:.0} uploads/s (durable floor; {:.2}× the minimal receiver)",
+            floor / sink_uploads
+        ),
+        ratio: Some(granary_uploads / floor),
+        target: "",
+        holds: None,
     });
 
     let nginx = bench.nginx()?;
