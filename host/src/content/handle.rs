@@ -371,10 +371,10 @@ pub(super) async fn plugin_route(
     let (result, scope) = app.plugins.handle(&plugin, scope, &call, incoming).await;
     drop(turn);
     kept.extend(creator.take());
-    let hands_over = scope.body_fault.is_none()
-        && !log_in
-        && matches!(&result, Ok(outcome) if !outcome.add_units.is_empty() || !outcome.remove_units.is_empty());
-    if !hands_over {
+    // An answer that changes the repository is not one to repeat.
+    let changes = matches!(&result, Ok(outcome) if !outcome.add_units.is_empty() || !outcome.remove_units.is_empty());
+    // Anything but a change that goes ahead records the stored files now.
+    if !changes || log_in || scope.body_fault.is_some() {
         artifacts::record_all(&app.db, &kept).await?;
     }
     // A body that failed is the client's doing: the answer is the host's, whatever the plugin
@@ -383,8 +383,6 @@ pub(super) async fn plugin_route(
         return Err(fault.into());
     }
     let outcome = result.map_err(|error| call_error(&matched.plugin, error))?;
-    // An answer that changes the repository is not one to repeat.
-    let changes = !outcome.add_units.is_empty() || !outcome.remove_units.is_empty();
     if log_in && (changes || matches!(outcome.response.body, HttpBody::FetchUpstream(_))) {
         return Err(plugin_failed(
             &matched.plugin,
