@@ -243,8 +243,8 @@ pub async fn store(
 /// Bytes moved into storage whose artifact row is not written yet. A request that ends in a
 /// repository change records them in that change's transaction ([`record_in`]), so that an
 /// upload costs one commit rather than one per file besides; any other ending records them at
-/// once ([`record_all`]). Meanwhile orphan cleanup spares them, as it
-/// spares every blob younger than its protection time.
+/// once ([`record_all`]). Meanwhile orphan cleanup spares them, as it spares every blob younger
+/// than its protection time.
 #[derive(Clone, Debug)]
 pub struct Unrecorded {
     /// sha256, lower-case hex.
