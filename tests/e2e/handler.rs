@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::fixture::FixtureFile;
+use crate::support::fixture::{FixtureFile, sha256_hex};
 use crate::support::pulp::{API, created_resources, str_field};
 use crate::support::requests::As;
 use crate::support::{Backend, Fixture, TestApp, Upstream};
@@ -372,6 +372,36 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
         format!("{repository_href}versions/2/")
     );
 
+    // A file that is exactly what the plugin derives from it: the upload and its `.meta` are one
+    // artifact, recorded once with the version (a statement may not write one row twice).
+    let same = b"self.txt 18 bytes\n";
+    let (status, body) = upload("same", "self.txt", same).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for path in ["same/self.txt", "same/self.txt.meta"] {
+        let (status, served) = text(
+            app.anonymous()
+                .get(format!("{route}files/{path}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, served.as_bytes()),
+            (StatusCode::OK, &same[..]),
+            "{path}"
+        );
+    }
+    let digest = sha256_hex(same);
+    let artifacts = app
+        .get_json(&format!("{API}/artifacts/?sha256={digest}"))
+        .await;
+    assert_eq!(artifacts["count"], 1, "{artifacts:#}");
+    assert_eq!(
+        app.get_json(&repository_href).await["latest_version_href"],
+        format!("{repository_href}versions/3/")
+    );
+
     // Units whose files name no stored artifact are refused, and no version is made.
     let (status, refused) = text(
         app.anonymous()
@@ -387,7 +417,7 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     assert!(refused.contains("no stored artifact"), "{refused}");
     assert_eq!(
         app.get_json(&repository_href).await["latest_version_href"],
-        format!("{repository_href}versions/2/")
+        format!("{repository_href}versions/3/")
     );
 
     // A distribution that refuses uploads (its plugin field) adds nothing.
@@ -401,7 +431,7 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
         app.get_json(&repository_href).await["latest_version_href"],
-        format!("{repository_href}versions/2/")
+        format!("{repository_href}versions/3/")
     );
 }
 

@@ -139,10 +139,7 @@ pub async fn apply_in(
         &removals,
     )
     .await?;
-    Ok(match outcome.number {
-        Some(number) => vec![versions::href(&mut **tx, names, repository_id, number).await?],
-        None => Vec::new(),
-    })
+    Ok(outcome.href.into_iter().collect())
 }
 
 /// The ids of `plugin`'s stored units named by (content type, natural key); names of units it

@@ -1,11 +1,12 @@
 //! Artifacts: bytes stored once under their sha256, recorded only after they were verified.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 
-use crate::db::{Db, WriteTx, new_id, now};
+use crate::db::{Db, WriteTx, new_id, now, value_rows};
 use crate::plugins::upstream::{UpstreamClient, describe};
 use crate::plugins::{ArtifactRef, CreateArtifact};
 use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
@@ -272,16 +273,30 @@ pub async fn keep(
     })
 }
 
-/// Records, in the caller's transaction, artifacts whose bytes are in storage.
+/// Records, in the caller's transaction, artifacts whose bytes are in storage: one statement for
+/// up to [`RECORD_CHUNK`] of them (an upload's two files are one round trip, not two).
 pub async fn record_in(tx: &mut WriteTx, kept: &[Unrecorded]) -> Result<(), sqlx::Error> {
+    // One row per file: a statement may not update the row it inserted (PostgreSQL refuses).
+    let mut unique: BTreeMap<&str, &Unrecorded> = BTreeMap::new();
     for artifact in kept {
-        upsert(
-            tx,
-            &artifact.sha256,
-            artifact.size,
-            artifact.sha512.as_deref(),
-        )
-        .await?;
+        let entry = unique.entry(&artifact.sha256).or_insert(artifact);
+        if entry.sha512.is_none() {
+            *entry = artifact;
+        }
+    }
+    let unique: Vec<&Unrecorded> = unique.into_values().collect();
+    let seen = now();
+    for chunk in unique.chunks(RECORD_CHUNK) {
+        let sql = upsert_statement(chunk.len());
+        let mut query = sqlx::query(&sql).bind(&seen);
+        for artifact in chunk {
+            query = query
+                .bind(new_id())
+                .bind(&artifact.sha256)
+                .bind(artifact.size as i64)
+                .bind(artifact.sha512.as_deref());
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -388,20 +403,29 @@ async fn upsert(
     size: u64,
     sha512: Option<&str>,
 ) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO artifacts (id, sha256, size, sha512, created, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $5)
+    sqlx::query_scalar(&format!("{} RETURNING id", upsert_statement(1)))
+        .bind(now())
+        .bind(new_id())
+        .bind(sha256)
+        .bind(size as i64)
+        .bind(sha512)
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// Artifact rows per statement of [`record_in`] (four values each, under every engine's limit).
+const RECORD_CHUNK: usize = 100;
+
+/// The upsert of `rows` artifact rows: `$1` is the time (created and last seen), then (id,
+/// sha256, size, sha512) per row. A row already there is marked seen and given the sha512 it
+/// lacked.
+fn upsert_statement(rows: usize) -> String {
+    format!(
+        "INSERT INTO artifacts (id, sha256, size, sha512, created, last_seen) VALUES {}
          ON CONFLICT (sha256) DO UPDATE SET last_seen = excluded.last_seen,
-             sha512 = COALESCE(artifacts.sha512, excluded.sha512)
-         RETURNING id",
+             sha512 = COALESCE(artifacts.sha512, excluded.sha512)",
+        value_rows("(?, ?, ?, ?, $1, $1)", 2, rows)
     )
-    .bind(new_id())
-    .bind(sha256)
-    .bind(size as i64)
-    .bind(sha512)
-    .bind(now())
-    .fetch_one(&mut **tx)
-    .await
 }
 
 /// Downloads `url` into storage through `client` (the remote's), verifying it on the way.

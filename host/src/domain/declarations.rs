@@ -367,6 +367,7 @@ pub async fn link_stored_in(
         return Ok(pending);
     }
     let mut rest = Vec::new();
+    let mut links = Vec::new();
     for file in pending {
         let artifact_id = file
             .expected
@@ -374,10 +375,11 @@ pub async fn link_stored_in(
             .filter(|_| file.linked.is_none())
             .and_then(|(kind, digest)| stored.get(&(kind, digest.to_owned())));
         match artifact_id {
-            Some(artifact_id) => link_in(tx, &file.content_artifact_id, artifact_id).await?,
+            Some(artifact_id) => links.push((file.content_artifact_id, artifact_id.as_str())),
             None => rest.push(file),
         }
     }
+    link_all(tx, &links).await?;
     Ok(rest)
 }
 
@@ -387,30 +389,33 @@ pub async fn link(
     content_artifact_id: &str,
     artifact_id: &str,
 ) -> Result<(), sqlx::Error> {
-    db.write_one(link_statement(content_artifact_id, artifact_id))
-        .await?;
-    Ok(())
+    let mut tx = db.begin_write().await?;
+    link_all(&mut tx, &[(content_artifact_id.to_owned(), artifact_id)]).await?;
+    tx.commit().await
 }
 
-/// [`link`] inside the caller's transaction `tx`.
-async fn link_in(
-    tx: &mut WriteTx,
-    content_artifact_id: &str,
-    artifact_id: &str,
-) -> Result<(), sqlx::Error> {
-    link_statement(content_artifact_id, artifact_id)
-        .execute(&mut **tx)
-        .await?;
+/// Points each file of `links` (content artifact id, artifact id) that has no artifact yet at
+/// its artifact: one statement per [`INSERT_CHUNK`] files (an upload's files are one round trip).
+async fn link_all(tx: &mut WriteTx, links: &[(String, &str)]) -> Result<(), sqlx::Error> {
+    for chunk in links.chunks(INSERT_CHUNK) {
+        let cases: Vec<String> = (0..chunk.len())
+            .map(|n| format!("WHEN ${} THEN ${}", 2 * n + 1, 2 * n + 2))
+            .collect();
+        let ids: Vec<String> = (0..chunk.len())
+            .map(|n| format!("${}", 2 * n + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE content_artifacts SET artifact_id = CASE id {} END
+             WHERE id IN ({}) AND artifact_id IS NULL",
+            cases.join(" "),
+            ids.join(", ")
+        );
+        let query = chunk
+            .iter()
+            .fold(sqlx::query(&sql), |query, (id, artifact_id)| {
+                query.bind(id.as_str()).bind(*artifact_id)
+            });
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
-}
-
-fn link_statement<'q>(
-    content_artifact_id: &'q str,
-    artifact_id: &'q str,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    sqlx::query(
-        "UPDATE content_artifacts SET artifact_id = $2 WHERE id = $1 AND artifact_id IS NULL",
-    )
-    .bind(content_artifact_id)
-    .bind(artifact_id)
 }

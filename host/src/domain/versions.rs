@@ -21,11 +21,28 @@ pub enum Change {
     Mirror,
 }
 
+/// What a new version needs to know of its repository, read in one round trip.
+#[derive(sqlx::FromRow)]
+struct RepositoryFacts {
+    latest_version: i64,
+    next_version: Option<i64>,
+    plugin: String,
+    type_name: String,
+    retain_repo_versions: Option<i64>,
+    /// 1 when the repository has blocklist entries to check a new version against.
+    blocklisted: i64,
+    /// 1 when a content type of the plugin has a repository key (see
+    /// [`replace_by_repository_key`]).
+    keyed: i64,
+}
+
 /// The outcome of [`finish_version`].
 #[derive(Debug)]
 pub struct NewVersion {
     /// The version number, when one was created (nothing changed: none).
     pub number: Option<i64>,
+    /// The version's href, when one was created.
+    pub href: Option<String>,
 }
 
 /// Latest version number of a repository.
@@ -93,8 +110,22 @@ pub async fn finish_version_in(
     change: Change,
     removals: &[String],
 ) -> anyhow::Result<NewVersion> {
-    let (base, next, plugin, type_name) = sqlx::query_as::<_, (i64, Option<i64>, String, String)>(
-        "SELECT latest_version, next_version, plugin, type_name FROM repositories WHERE id = $1",
+    let RepositoryFacts {
+        latest_version: base,
+        next_version: next,
+        plugin,
+        type_name,
+        retain_repo_versions: retain,
+        blocklisted,
+        keyed,
+    } = sqlx::query_as(
+        "SELECT latest_version, next_version, plugin, type_name, retain_repo_versions,
+           CASE WHEN EXISTS (SELECT 1 FROM blocklist_entries b WHERE b.repository_id = r.id)
+                THEN 1 ELSE 0 END AS blocklisted,
+           CASE WHEN EXISTS (SELECT 1 FROM content_key_fields f
+                             WHERE f.plugin = r.plugin AND f.repository_key = 1)
+                THEN 1 ELSE 0 END AS keyed
+         FROM repositories r WHERE id = $1",
     )
     .bind(repository_id)
     .fetch_one(&mut **tx)
@@ -115,9 +146,12 @@ pub async fn finish_version_in(
          WHERE repository_id = $1 AND version_removed IS NULL AND version_added <= $2
            AND content_id NOT IN (SELECT content_id FROM sync_staging WHERE task_id = $4)",
     );
-    let mut changed = 0;
-    for sql in std::iter::once(add_staged.as_str()).chain(remove_unstaged) {
-        changed += sqlx::query(sql)
+    // Rows the new version adds, and rows it ends (which the summary counts only if there are any).
+    let (mut added_rows, mut removed_rows) = (0, 0);
+    for (sql, rows) in std::iter::once((add_staged.as_str(), &mut added_rows))
+        .chain(remove_unstaged.map(|sql| (sql, &mut removed_rows)))
+    {
+        *rows += sqlx::query(sql)
             .bind(repository_id)
             .bind(base)
             .bind(number)
@@ -136,13 +170,18 @@ pub async fn finish_version_in(
             .bind(repository_id)
             .bind(number)
             .bind_all(chunk);
-        changed += query.execute(&mut **tx).await?.rows_affected();
+        removed_rows += query.execute(&mut **tx).await?.rows_affected();
     }
-    if changed > 0 {
+    if added_rows + removed_rows > 0 {
         let version = (repository_id, base, number);
-        changed += replace_by_repository_key(tx, &plugin, version, task_id).await?;
-        super::blocklists::check_version(tx, &plugin, (repository_id, number)).await?;
+        if keyed != 0 {
+            removed_rows += replace_by_repository_key(tx, &plugin, version, task_id).await?;
+        }
+        if blocklisted != 0 {
+            super::blocklists::check_version(tx, &plugin, (repository_id, number)).await?;
+        }
     }
+    let changed = added_rows + removed_rows;
     // Counted from what was staged, before it is cleared: the staged units are what the version
     // may have added, so this costs what changed.
     let added = if changed == 0 {
@@ -155,22 +194,30 @@ pub async fn finish_version_in(
         .execute(&mut **tx)
         .await?;
     if changed == 0 {
-        return Ok(NewVersion { number: None });
+        return Ok(NewVersion {
+            number: None,
+            href: None,
+        });
     }
-    let summary = content_summary(
-        tx,
-        names,
-        (repository_id, &repo_href, number),
-        Some(added),
-        Some(base),
-    )
-    .await?;
-    let base_id: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM repository_versions WHERE repository_id = $1 AND number = $2",
+    let base_row: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT id, content_summary FROM repository_versions WHERE repository_id = $1 AND number = $2",
     )
     .bind(repository_id)
     .bind(base)
     .fetch_optional(&mut **tx)
+    .await?;
+    let (base_id, base_summary) = base_row.unzip();
+    let present_before = base_summary
+        .flatten()
+        .as_deref()
+        .and_then(present_in_summary);
+    let summary = content_summary(
+        tx,
+        names,
+        (repository_id, &repo_href, number),
+        (Some(added), (removed_rows == 0).then(Counts::new)),
+        present_before,
+    )
     .await?;
     sqlx::query(
         "INSERT INTO repository_versions (id, repository_id, number, base_version_id, content_summary, created)
@@ -192,9 +239,16 @@ pub async fn finish_version_in(
     .bind(now())
     .execute(&mut **tx)
     .await?;
-    prune(tx, names, repository_id).await?;
+    prune(tx, names, repository_id, retain).await?;
     Ok(NewVersion {
         number: Some(number),
+        href: Some(hrefs::version(
+            names,
+            &plugin,
+            &type_name,
+            repository_id,
+            number,
+        )),
     })
 }
 
@@ -217,22 +271,14 @@ pub struct DuplicateContent {
 /// `repository-key`: every unit of version `number` (being made from `base`) that has the key
 /// value of a unit the version adds, and is not one of the added, leaves the version; then the
 /// version may not hold two units with one key value. Returns how many units left. Costs what the
-/// version adds: both statements start from what `task_id` staged.
+/// version adds: both statements start from what `task_id` staged. Called only when one of the
+/// plugin's types has a repository key.
 async fn replace_by_repository_key(
     tx: &mut WriteTx,
     plugin: &str,
     (repository_id, base, number): (&str, i64, i64),
     task_id: &str,
 ) -> anyhow::Result<u64> {
-    let keyed: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM content_key_fields WHERE plugin = $1 AND repository_key = 1 LIMIT 1",
-    )
-    .bind(plugin)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if keyed.is_none() {
-        return Ok(0);
-    }
     // The keys of the units this version adds (`number` bound at `$n`, the task at `$t`), under
     // their type's repository key. Driven by what the task staged (every addition is staged),
     // so it costs what the version adds, not what the repository holds.
@@ -309,12 +355,8 @@ async fn prune(
     tx: &mut WriteTx,
     names: &RestNames,
     repository_id: &str,
+    retain: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    let retain: Option<i64> =
-        sqlx::query_scalar("SELECT retain_repo_versions FROM repositories WHERE id = $1")
-            .bind(repository_id)
-            .fetch_one(&mut **tx)
-            .await?;
     let Some(retain) = retain.filter(|retain| *retain > 0) else {
         return Ok(());
     };
@@ -516,7 +558,14 @@ async fn squash(
     .await?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     // Squashing is rare and reshapes what `next` added: counted afresh.
-    let summary = content_summary(tx, names, (repository_id, &repo_href, next), None, None).await?;
+    let summary = content_summary(
+        tx,
+        names,
+        (repository_id, &repo_href, next),
+        (None, None),
+        None,
+    )
+    .await?;
     sqlx::query(
         "UPDATE repository_versions SET base_version_id = $3, content_summary = $4
          WHERE repository_id = $1 AND number = $2",
@@ -582,16 +631,17 @@ type Counts = BTreeMap<(String, String), i64>;
 /// Counts added, removed and present content per type for version `number` of the repository
 /// (id, href), as JSON text.
 ///
-/// `added` comes from the caller when it knows it (what it staged), removed is read through the
-/// index on `version_removed`, and present is the `base` version's present count plus added minus
-/// removed, so that a version (an upload is one) costs what changed, not what the repository
-/// holds. Without them (squashing old versions, a base without a summary) they are counted.
+/// `added` comes from the caller when it knows it (what it staged), and `removed` when it knows
+/// it (nothing ended: none); else removed is read through the index on `version_removed`. Present
+/// is `present_before` (the base version's present count) plus added minus removed, so that a
+/// version (an upload is one) costs what changed, not what the repository holds. Without them
+/// (squashing old versions, a base without a summary) they are counted.
 async fn content_summary(
     conn: &mut sqlx::AnyConnection,
     names: &RestNames,
     (repository_id, repo_href, number): (&str, &str, i64),
-    added: Option<Counts>,
-    base: Option<i64>,
+    (added, removed): (Option<Counts>, Option<Counts>),
+    present_before: Option<Counts>,
 ) -> Result<String, sqlx::Error> {
     const ADDED: &str = "rc.version_added = $2";
     const REMOVED: &str = "rc.version_removed = $2";
@@ -601,12 +651,11 @@ async fn content_summary(
         Some(added) => added,
         None => count_units(conn, repository_id, number, ADDED).await?,
     };
-    let removed = count_units(conn, repository_id, number, REMOVED).await?;
-    let present = match base {
-        Some(base) => present_in_summary(conn, repository_id, base).await?,
-        None => None,
+    let removed = match removed {
+        Some(removed) => removed,
+        None => count_units(conn, repository_id, number, REMOVED).await?,
     };
-    let present = match present {
+    let present = match present_before {
         Some(mut present) => {
             for (content_type, count) in &added {
                 *present.entry(content_type.clone()).or_default() += count;
@@ -684,44 +733,19 @@ async fn count_units(
     Ok(per_type(rows))
 }
 
-/// The present counts of version `number`'s stored summary; `None` when it has none to trust
-/// (version 0 has no summary).
-async fn present_in_summary(
-    conn: &mut sqlx::AnyConnection,
-    repository_id: &str,
-    number: i64,
-) -> Result<Option<Counts>, sqlx::Error> {
-    let summary: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT content_summary FROM repository_versions WHERE repository_id = $1 AND number = $2",
-    )
-    .bind(repository_id)
-    .bind(number)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(summary) = summary.flatten() else {
-        return Ok(None);
-    };
-    let Ok(summary) = serde_json::from_str::<serde_json::Value>(&summary) else {
-        return Ok(None);
-    };
-    let Some(present) = summary
-        .get("present")
-        .and_then(serde_json::Value::as_object)
-    else {
-        return Ok(None);
-    };
+/// The present counts of a version's stored summary; `None` when it has none to trust (version
+/// 0 has no summary).
+fn present_in_summary(summary: &str) -> Option<Counts> {
+    let summary = serde_json::from_str::<serde_json::Value>(summary).ok()?;
+    let present = summary.get("present")?.as_object()?;
     let mut counts = Counts::new();
     for (full, entry) in present {
         // Plugin and type names are `[a-z][a-z0-9_]*`: the first dot separates them.
-        let (Some((plugin, type_name)), Some(count)) = (
-            full.split_once('.'),
-            entry.get("count").and_then(serde_json::Value::as_i64),
-        ) else {
-            return Ok(None);
-        };
+        let (plugin, type_name) = full.split_once('.')?;
+        let count = entry.get("count")?.as_i64()?;
         counts.insert((plugin.to_owned(), type_name.to_owned()), count);
     }
-    Ok(Some(counts))
+    Some(counts)
 }
 
 /// The href of version `number` of a repository.
