@@ -335,23 +335,13 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     assert_eq!(units["results"][0]["project"], "demo", "{units:#}");
 
     // Both files are served: the upload and what the plugin derived from it.
-    let (status, hello) = text(
-        app.anonymous()
-            .get(format!("{route}files/demo/hello.txt"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let file = |path: &'static str| {
+        let request = app.anonymous().get(format!("{route}files/{path}"));
+        async move { text(request.send().await.unwrap()).await }
+    };
+    let (status, hello) = file("demo/hello.txt").await;
     assert_eq!((status, hello.as_str()), (StatusCode::OK, "hello world"));
-    let (status, meta) = text(
-        app.anonymous()
-            .get(format!("{route}files/demo/hello.txt.meta"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, meta) = file("demo/hello.txt.meta").await;
     assert_eq!(
         (status, meta.as_str()),
         (StatusCode::OK, "hello.txt 11 bytes\n")
@@ -378,14 +368,7 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     let (status, body) = upload("same", "self.txt", same).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     for path in ["same/self.txt", "same/self.txt.meta"] {
-        let (status, served) = text(
-            app.anonymous()
-                .get(format!("{route}files/{path}"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, served) = file(path).await;
         assert_eq!(
             (status, served.as_bytes()),
             (StatusCode::OK, &same[..]),
