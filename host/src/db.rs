@@ -18,6 +18,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor as _, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+mod batch;
+
+pub use batch::{Batch, SqlValue, text_at};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Page cache of each SQLite connection: 512 KiB (SQLite's default is 2000 KiB).
@@ -493,14 +497,20 @@ mod tests {
         assert_eq!(id.get_version_num(), 7);
     }
 
-    #[tokio::test]
-    async fn sqlite_connections_have_a_bounded_page_cache() {
+    /// A new SQLite database in a temporary directory, which lives as long as the guard.
+    pub(crate) async fn scratch_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("granary.db").display()
         );
         let db = Db::connect(&url).await.expect("connecting");
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_have_a_bounded_page_cache() {
+        let (_dir, db) = scratch_db().await;
         let kib: i64 = sqlx::query_scalar("PRAGMA cache_size")
             .fetch_one(db.pool())
             .await

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 pub use crate::progress::{ProgressReport, TaskHandle};
 
-use crate::db::{Backend, Db, TASKS_CHANNEL, WriteTx, announce, new_id, now};
+use crate::db::{Backend, Batch, Db, TASKS_CHANNEL, WriteTx, announce, new_id, now};
 use crate::rbac;
 
 /// Task states, as Pulp names them.
@@ -165,34 +165,57 @@ async fn insert_task(
     task_state: &str,
     owner: Option<&(String, String)>,
 ) -> Result<(), sqlx::Error> {
+    let mut batch = Batch::new();
+    task_rows(&mut batch, task, task_state, owner);
+    batch.run(tx).await?;
+    assign_owner(tx, task, owner).await
+}
+
+/// The statements writing the rows of `task` and of its locks (see [`insert_task`]).
+fn task_rows(
+    batch: &mut Batch,
+    task: &NewTask<'_>,
+    task_state: &str,
+    owner: Option<&(String, String)>,
+) {
     let logging_cid = LOGGING_CID.try_with(Clone::clone).ok();
     let created = now();
     let started = (task_state != state::WAITING).then(|| created.clone());
-    sqlx::query(
+    batch.push(
         "INSERT INTO tasks (id, name, state, args, created, started, logging_cid, user_id, task_group_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(task.id)
-    .bind(task.name)
-    .bind(task_state)
-    .bind(serde_json::to_string(task.args).expect("task args serialize"))
-    .bind(&created)
-    .bind(started)
-    .bind(logging_cid)
-    .bind(owner.map(|(_, user_id)| user_id.as_str()))
-    .bind(task.group)
-    .execute(&mut **tx)
-    .await?;
+        vec![
+            task.id.into(),
+            task.name.into(),
+            task_state.into(),
+            serde_json::to_string(task.args)
+                .expect("task args serialize")
+                .into(),
+            created.into(),
+            started.into(),
+            logging_cid.into(),
+            owner.map(|(_, user_id)| user_id.as_str()).into(),
+            task.group.into(),
+        ],
+    );
     for lock in task.locks {
-        sqlx::query(
+        batch.push(
             "INSERT INTO task_resources (task_id, resource, exclusive) VALUES ($1, $2, $3)",
-        )
-        .bind(task.id)
-        .bind(&lock.resource)
-        .bind(i64::from(lock.exclusive))
-        .execute(&mut **tx)
-        .await?;
+            vec![
+                task.id.into(),
+                lock.resource.as_str().into(),
+                i64::from(lock.exclusive).into(),
+            ],
+        );
     }
+}
+
+/// Gives the task's owner its role on the task.
+async fn assign_owner(
+    tx: &mut WriteTx,
+    task: &NewTask<'_>,
+    owner: Option<&(String, String)>,
+) -> Result<(), sqlx::Error> {
     if let Some((role, user_id)) = owner {
         let href = crate::domain::hrefs::task(task.id);
         let object = rbac::Object {
@@ -221,12 +244,14 @@ pub enum Immediate {
 /// the task waiting or running; it cannot be canceled. When `work` fails, everything it wrote
 /// is rolled back and the task is recorded failed. Long work must be queued: the transaction
 /// holds the database's write lock (SQLite), and on PostgreSQL keeps workers from claiming
-/// (see [`take_immediate_locks`]), while it runs.
+/// (see [`take_immediate_locks`]), while it runs. `first` holds statements of the work that
+/// return no rows, sent with the task's own: they are rolled back with the rest if `work` fails.
 pub async fn run_immediately(
     db: &Db,
     name: &str,
     args: &kinds::TaskArgs,
     locks: &[ResourceLock],
+    first: Batch,
     work: impl AsyncFnOnce(&mut WriteTx, &str) -> anyhow::Result<Vec<String>>,
 ) -> Result<Immediate, sqlx::Error> {
     let id = new_id();
@@ -240,10 +265,16 @@ pub async fn run_immediately(
     };
     let mut tx = db.begin_write().await?;
     take_immediate_locks(db, &mut tx, locks).await?;
-    if locks_busy(&mut tx, locks).await? {
+    // The task's rows and the work's `first` statements go with the look at its locks, one trip
+    // to the database: when a lock is busy, they are rolled back with the transaction.
+    let mut batch = Batch::new();
+    look_for_busy_locks(&mut batch, locks);
+    task_rows(&mut batch, &task, state::RUNNING, owner.as_ref());
+    batch.append(first);
+    if !batch.run(&mut tx).await?.is_empty() {
         return Ok(Immediate::Busy);
     }
-    insert_task(&mut tx, &task, state::RUNNING, owner.as_ref()).await?;
+    assign_owner(&mut tx, &task, owner.as_ref()).await?;
     let outcome = match work(&mut tx, &id).await {
         Ok(created) => {
             if let Some((_, user_id)) = &owner {
@@ -320,24 +351,21 @@ pub(crate) fn advisory_key(name: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-/// Whether a running or waiting task holds or wants a lock that conflicts with `locks` (a waiting
-/// one too: work that starts at once must not overtake the queue).
-async fn locks_busy(tx: &mut WriteTx, locks: &[ResourceLock]) -> Result<bool, sqlx::Error> {
+/// Statements answering a row for each running or waiting task that holds or wants a lock that
+/// conflicts with `locks` (a waiting one too: work that starts at once must not overtake the
+/// queue); none when all are free.
+fn look_for_busy_locks(batch: &mut Batch, locks: &[ResourceLock]) {
     for lock in locks {
-        let conflicting: Option<i64> = sqlx::query_scalar(
+        batch.push(
             "SELECT 1 FROM task_resources tr JOIN tasks t ON t.id = tr.task_id
              WHERE tr.resource = $1 AND t.state IN ('waiting', 'running', 'canceling')
                AND ($2 = 1 OR tr.exclusive = 1) LIMIT 1",
-        )
-        .bind(&lock.resource)
-        .bind(i64::from(lock.exclusive))
-        .fetch_optional(&mut **tx)
-        .await?;
-        if conflicting.is_some() {
-            return Ok(true);
-        }
+            vec![
+                lock.resource.as_str().into(),
+                i64::from(lock.exclusive).into(),
+            ],
+        );
     }
-    Ok(false)
 }
 
 /// A task claimed by a worker.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 
-use crate::db::{Db, WriteTx, new_id, now, value_rows};
+use crate::db::{Batch, Db, WriteTx, new_id, now, value_rows};
 use crate::plugins::upstream::{UpstreamClient, describe};
 use crate::plugins::{ArtifactRef, CreateArtifact};
 use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
@@ -276,6 +276,14 @@ pub async fn keep(
 /// Records, in the caller's transaction, artifacts whose bytes are in storage: one statement for
 /// up to [`RECORD_CHUNK`] of them (an upload's two files are one round trip, not two).
 pub async fn record_in(tx: &mut WriteTx, kept: &[Unrecorded]) -> Result<(), sqlx::Error> {
+    let mut batch = Batch::new();
+    record_statements(&mut batch, kept);
+    batch.run(tx).await?;
+    Ok(())
+}
+
+/// The statements [`record_in`] runs, for a batch of the caller's; they return no rows.
+pub fn record_statements(batch: &mut Batch, kept: &[Unrecorded]) {
     // One row per file: a statement may not update the row it inserted (PostgreSQL refuses).
     let mut unique: BTreeMap<&str, &Unrecorded> = BTreeMap::new();
     for artifact in kept {
@@ -287,18 +295,17 @@ pub async fn record_in(tx: &mut WriteTx, kept: &[Unrecorded]) -> Result<(), sqlx
     let unique: Vec<&Unrecorded> = unique.into_values().collect();
     let seen = now();
     for chunk in unique.chunks(RECORD_CHUNK) {
-        let sql = upsert_statement(chunk.len());
-        let mut query = sqlx::query(&sql).bind(&seen);
+        let mut values = vec![seen.as_str().into()];
         for artifact in chunk {
-            query = query
-                .bind(new_id())
-                .bind(&artifact.sha256)
-                .bind(artifact.size as i64)
-                .bind(artifact.sha512.as_deref());
+            values.extend([
+                new_id().into(),
+                artifact.sha256.as_str().into(),
+                (artifact.size as i64).into(),
+                artifact.sha512.as_deref().into(),
+            ]);
         }
-        query.execute(&mut **tx).await?;
+        batch.push(&upsert_statement(chunk.len()), values);
     }
-    Ok(())
 }
 
 /// Records, in one transaction, artifacts whose bytes are in storage.

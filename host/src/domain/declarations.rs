@@ -3,13 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::db::{BindAll as _, Db, WriteTx, new_id, now, placeholders, value_rows};
+use sqlx::any::AnyRow;
+use sqlx::{FromRow as _, Row as _};
+
+use crate::db::{
+    Batch, BindAll as _, Db, SqlValue, WriteTx, new_id, now, placeholders, value_rows,
+};
 use crate::domain::artifacts::{DigestKind, Expected};
 use crate::domain::{content_keys, versions};
 use crate::plugins::UnitDeclaration;
 
 /// Rows per multi-row INSERT.
 const INSERT_CHUNK: usize = 100;
+/// Most statements of [`INSERT_CHUNK`] rows sent to the database in one trip.
+const STATEMENTS_PER_TRIP: usize = 8;
 
 /// A file of a unit (`content_artifacts`): where it sits and, once stored, its artifact.
 #[derive(Debug, sqlx::FromRow)]
@@ -74,24 +81,28 @@ pub async fn save_in(
     let mut content_ids: BTreeMap<(String, String), String> = BTreeMap::new();
     let keys: Vec<&(String, String)> = units.keys().collect();
     for chunk in keys.chunks(INSERT_CHUNK) {
+        // The new rows and the lookup of every unit's id are one trip to the database.
         let sql = format!(
             "INSERT INTO content (id, plugin, type_name, natural_key, metadata, created) VALUES {}
              ON CONFLICT (plugin, type_name, natural_key) DO NOTHING",
             value_rows("(?, $1, ?, ?, ?, $2)", 3, chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(plugin).bind(&created);
+        let mut values = vec![plugin.into(), created.as_str().into()];
         let mut fresh_ids = BTreeSet::new();
         for key in chunk {
             let id = new_id();
-            query = query
-                .bind(id.clone())
-                .bind(&key.0)
-                .bind(&key.1)
-                .bind(&units[*key].metadata);
+            values.extend([
+                id.as_str().into(),
+                key.0.as_str().into(),
+                key.1.as_str().into(),
+                units[*key].metadata.as_str().into(),
+            ]);
             fresh_ids.insert(id);
         }
-        query.execute(&mut **tx).await?;
-        let found = lookup_content(tx, plugin, chunk).await?;
+        let mut batch = Batch::new();
+        batch.push(&sql, values);
+        lookup_statements(&mut batch, plugin, chunk);
+        let found = looked_up(&batch.run(tx).await?)?;
         // Units stored before have their keys already.
         let stored_now: Vec<content_keys::Unit<'_>> = found
             .iter()
@@ -107,7 +118,9 @@ pub async fn save_in(
         content_ids.extend(found);
     }
     let ids: Vec<String> = content_ids.values().cloned().collect();
-    versions::stage(tx, task_id, &ids).await?;
+    // Staged, and their files' rows written, in one trip to the database.
+    let mut batch = Batch::new();
+    versions::stage_statements(&mut batch, task_id, &ids);
 
     // Files: one content_artifact per (unit, relative path), one remote_artifact per remote.
     let mut files = Vec::new();
@@ -123,25 +136,40 @@ pub async fn save_in(
              ON CONFLICT (content_id, relative_path) DO NOTHING",
             value_rows("(?, ?, ?, NULL)", 1, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
+        let mut values = Vec::with_capacity(chunk.len() * 3);
         for (content_id, artifact) in chunk {
-            query = query
-                .bind(new_id())
-                .bind(content_id)
-                .bind(&artifact.relative_path);
+            values.extend([
+                new_id().into(),
+                content_id.as_str().into(),
+                artifact.relative_path.as_str().into(),
+            ]);
         }
-        query.execute(&mut **tx).await?;
+        batch.push(&sql, values);
+        // A sync's batch may declare many files: the text and values of a trip stay bounded.
+        if batch.len() >= STATEMENTS_PER_TRIP {
+            std::mem::take(&mut batch).run(tx).await?;
+        }
     }
+    let chunks: Vec<&[String]> = ids.chunks(INSERT_CHUNK * 4).collect();
+    // The first chunk's file rows are read in the trip that wrote them.
+    if let Some(first) = chunks.first() {
+        files_of(&mut batch, first);
+    }
+    let mut first_rows = Some(batch.run(tx).await?);
     let mut pending = Vec::new();
-    for chunk in ids.chunks(INSERT_CHUNK * 4) {
-        let sql = format!(
-            "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts WHERE content_id IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let rows = sqlx::query_as::<_, ContentArtifactRow>(&sql)
-            .bind_all(chunk)
-            .fetch_all(&mut **tx)
-            .await?;
+    for chunk in chunks {
+        let rows = match first_rows.take() {
+            Some(rows) => rows,
+            None => {
+                let mut batch = Batch::new();
+                files_of(&mut batch, chunk);
+                batch.run(tx).await?
+            }
+        };
+        let rows = rows
+            .iter()
+            .map(ContentArtifactRow::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let declared: BTreeMap<(&str, &str), &crate::plugins::ArtifactDeclaration> = files
             .iter()
             .map(|(content_id, a)| ((content_id.as_str(), a.relative_path.as_str()), *a))
@@ -237,23 +265,46 @@ pub(crate) async fn lookup_content(
     plugin: &str,
     keys: &[&(String, String)],
 ) -> Result<BTreeMap<(String, String), String>, sqlx::Error> {
-    let mut found = BTreeMap::new();
+    let mut batch = Batch::new();
+    lookup_statements(&mut batch, plugin, keys);
+    looked_up(&batch.run(tx).await?)
+}
+
+/// The statement reading the file rows of the units `content_ids` ([`ContentArtifactRow`]).
+fn files_of(batch: &mut Batch, content_ids: &[String]) {
+    let sql = format!(
+        "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts WHERE content_id IN ({})",
+        placeholders(1, content_ids.len())
+    );
+    batch.push(&sql, content_ids.iter().map(SqlValue::from).collect());
+}
+
+/// The statements [`lookup_content`] runs: a row (id, natural key, type) per unit stored.
+fn lookup_statements(batch: &mut Batch, plugin: &str, keys: &[&(String, String)]) {
     let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (type_name, key) in keys {
         by_type.entry(type_name).or_default().push(key);
     }
     for (type_name, natural_keys) in by_type {
         let sql = format!(
-            "SELECT id, natural_key FROM content WHERE plugin = $1 AND type_name = $2 AND natural_key IN ({})",
+            "SELECT id, natural_key, type_name FROM content
+             WHERE plugin = $1 AND type_name = $2 AND natural_key IN ({})",
             placeholders(3, natural_keys.len())
         );
-        let query = sqlx::query_as::<_, (String, String)>(&sql)
-            .bind(plugin)
-            .bind(type_name)
-            .bind_all(&natural_keys);
-        for (id, natural_key) in query.fetch_all(&mut **tx).await? {
-            found.insert((type_name.to_owned(), natural_key), id);
-        }
+        let mut values = vec![plugin.into(), type_name.into()];
+        values.extend(natural_keys.into_iter().map(SqlValue::from));
+        batch.push(&sql, values);
+    }
+}
+
+/// The units' ids by (type, natural key), from the rows of [`lookup_statements`] (and of any
+/// statement before them that returns none).
+fn looked_up(rows: &[AnyRow]) -> Result<BTreeMap<(String, String), String>, sqlx::Error> {
+    let mut found = BTreeMap::new();
+    for row in rows {
+        let (id, natural_key, type_name): (String, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        found.insert((type_name, natural_key), id);
     }
     Ok(found)
 }

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::hrefs::{self, RestNames};
-use crate::db::{BindAll as _, Db, IN_VERSION, WriteTx, new_id, now, placeholders, value_rows};
+use crate::db::{
+    Batch, BindAll as _, Db, IN_VERSION, SqlValue, WriteTx, new_id, now, placeholders, text_at,
+    value_rows,
+};
 
 /// How the staged content changes the latest version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,18 +65,23 @@ pub async fn stage(
     task_id: &str,
     content_ids: &[String],
 ) -> Result<(), sqlx::Error> {
+    let mut batch = Batch::new();
+    stage_statements(&mut batch, task_id, content_ids);
+    batch.run(tx).await?;
+    Ok(())
+}
+
+/// The statements [`stage`] runs, for a batch of the caller's.
+pub fn stage_statements(batch: &mut Batch, task_id: &str, content_ids: &[String]) {
     for chunk in content_ids.chunks(200) {
         let sql = format!(
             "INSERT INTO sync_staging (task_id, content_id) VALUES {} ON CONFLICT DO NOTHING",
             value_rows("($1, ?)", 2, chunk.len())
         );
-        sqlx::query(&sql)
-            .bind(task_id)
-            .bind_all(chunk)
-            .execute(&mut **tx)
-            .await?;
+        let mut values = vec![task_id.into()];
+        values.extend(chunk.iter().map(SqlValue::from));
+        batch.push(&sql, values);
     }
-    Ok(())
 }
 
 /// Removes what a task staged.
@@ -189,23 +197,26 @@ pub async fn finish_version_in(
     } else {
         staged_and_added(tx, repository_id, number, task_id).await?
     };
-    sqlx::query("DELETE FROM sync_staging WHERE task_id = $1")
-        .bind(task_id)
-        .execute(&mut **tx)
-        .await?;
+    let clear_staging = "DELETE FROM sync_staging WHERE task_id = $1";
     if changed == 0 {
+        sqlx::query(clear_staging)
+            .bind(task_id)
+            .execute(&mut **tx)
+            .await?;
         return Ok(NewVersion {
             number: None,
             href: None,
         });
     }
-    let base_row: Option<(String, Option<String>)> = sqlx::query_as(
+    let mut batch = Batch::new();
+    batch.push(clear_staging, vec![task_id.into()]).push(
         "SELECT id, content_summary FROM repository_versions WHERE repository_id = $1 AND number = $2",
-    )
-    .bind(repository_id)
-    .bind(base)
-    .fetch_optional(&mut **tx)
-    .await?;
+        vec![repository_id.into(), base.into()],
+    );
+    let base_row = match batch.run(tx).await?.first() {
+        Some(row) => Some((text_at(row, 0)?, text_at(row, 1)?)),
+        None => None,
+    };
     let (base_id, base_summary) = base_row.unzip();
     let present_before = base_summary
         .flatten()
@@ -219,26 +230,25 @@ pub async fn finish_version_in(
         present_before,
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO repository_versions (id, repository_id, number, base_version_id, content_summary, created)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(new_id())
-    .bind(repository_id)
-    .bind(number)
-    .bind(base_id)
-    .bind(summary)
-    .bind(now())
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE repositories SET latest_version = $2, next_version = NULL, updated = $3 WHERE id = $1",
-    )
-    .bind(repository_id)
-    .bind(number)
-    .bind(now())
-    .execute(&mut **tx)
-    .await?;
+    let mut batch = Batch::new();
+    batch
+        .push(
+            "INSERT INTO repository_versions (id, repository_id, number, base_version_id, content_summary, created)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                new_id().into(),
+                repository_id.into(),
+                number.into(),
+                base_id.flatten().into(),
+                summary.into(),
+                now().into(),
+            ],
+        )
+        .push(
+            "UPDATE repositories SET latest_version = $2, next_version = NULL, updated = $3 WHERE id = $1",
+            vec![repository_id.into(), number.into(), now().into()],
+        );
+    batch.run(tx).await?;
     prune(tx, names, repository_id, retain).await?;
     Ok(NewVersion {
         number: Some(number),

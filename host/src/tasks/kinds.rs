@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::{Immediate, Outcome, ResourceLock, TaskHandle, state};
-use crate::db::{Db, WriteTx};
+use crate::db::{Batch, Db, WriteTx};
 use crate::domain::additions::AddError;
 use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
@@ -628,13 +628,15 @@ pub async fn add_units_and_wait(
             units: declared,
             remove: remove.to_vec(),
         };
+        // The request's files are recorded with the version that uses them: one commit.
+        let mut first = Batch::new();
+        artifacts::record_statements(&mut first, unrecorded);
         let work = async |tx: &mut WriteTx, task_id: &str| {
-            // The request's files are recorded with the version that uses them: one commit.
-            artifacts::record_in(tx, unrecorded).await?;
             let target = (repository_id, plugin);
             additions::apply_in(tx, names, task_id, target, remote_id, change).await
         };
-        let ran = super::run_immediately(db, ADD_UNITS, &args, std::slice::from_ref(&lock), work)
+        let locks = std::slice::from_ref(&lock);
+        let ran = super::run_immediately(db, ADD_UNITS, &args, locks, first, work)
             .await
             .map_err(anyhow::Error::from)?;
         let refused = match ran {
