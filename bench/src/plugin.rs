@@ -202,7 +202,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     for (kind, path) in [("a wheel", wheel), ("an sdist", sdist)] {
         let archive = std::fs::read(&path)?;
         let filename = path.file_name().unwrap().to_string_lossy().into_owned();
-        let staged = blobs.stage_bytes(&archive).await?;
+        let staged = blobs.stage_bytes(archive.clone().into()).await?;
         let upload = ArtifactRef {
             sha256: staged.sha256.clone(),
             size: staged.size,

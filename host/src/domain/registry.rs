@@ -196,15 +196,17 @@ pub async fn install(
     let _guard = CHANGES.lock().await;
     // Staged before validation (the bytes move into the runtime), committed only after it: a
     // rejected component's staged file is removed when `staged` is dropped.
+    let bytes = bytes::Bytes::from(bytes);
     let staged = backends
         .blobs
-        .stage_bytes(&bytes)
+        .stage_bytes(bytes.clone())
         .await
         .map_err(|error| anyhow::anyhow!("staging the component: {error}"))?;
     let started = std::time::Instant::now();
     let plugin = backends
         .plugins
-        .prepare(bytes, PluginSource::Installed)
+        // The staging's share is gone: no copy.
+        .prepare(Vec::from(bytes), PluginSource::Installed)
         .await
         .map_err(|error| RegistryError::Rejected(format!("{error:#}")))?;
     let name = plugin.info.name.clone();

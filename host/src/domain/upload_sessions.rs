@@ -389,10 +389,16 @@ mod tests {
             limit: 1 << 20,
         };
         let id = sessions.start_session().await.unwrap();
-        let part = blobs.stage_bytes(b"recorded").await.unwrap();
+        let part = blobs
+            .stage_bytes(bytes::Bytes::from_static(b"recorded"))
+            .await
+            .unwrap();
         assert_eq!(sessions.append_part(&id, 0, part).await.unwrap(), 8);
         // A chunk a process stored and stopped before recording.
-        let stray = blobs.stage_bytes(b"stray").await.unwrap();
+        let stray = blobs
+            .stage_bytes(bytes::Bytes::from_static(b"stray"))
+            .await
+            .unwrap();
         blobs
             .put_part(&format!("sessions/{id}/8-stray"), stray)
             .await

@@ -98,7 +98,7 @@ impl artifacts::Host for CallState {
             ))));
         }
         self.charge_output(data.len())?;
-        let received = match blobs.stage_bytes(&data).await {
+        let received = match blobs.stage_bytes(data.into()).await {
             Ok(received) => received,
             Err(error) => {
                 return Ok(Err(guest_error(format!(
