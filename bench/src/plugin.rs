@@ -200,9 +200,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 
     let (wheel, sdist) = fixture::python_archives(&work.join("python"), PYTHON_MODULES)?;
     for (kind, path) in [("a wheel", wheel), ("an sdist", sdist)] {
-        let archive = std::fs::read(&path)?;
+        let archive = bytes::Bytes::from(std::fs::read(&path)?);
         let filename = path.file_name().unwrap().to_string_lossy().into_owned();
-        let staged = blobs.stage_bytes(archive.clone().into()).await?;
+        let staged = blobs.stage_bytes(archive.clone()).await?;
         let upload = ArtifactRef {
             sha256: staged.sha256.clone(),
             size: staged.size,

@@ -20,7 +20,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod batch;
 
-pub use batch::{Batch, SqlValue, text_at};
+pub use batch::{Batch, SqlValue};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -103,17 +103,15 @@ async fn assert_refused_before_the_body(request: reqwest::RequestBuilder, status
     match request.send().await {
         Ok(response) => assert_eq!(response.status(), status),
         Err(error) => {
-            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-            let mut cut_off = false;
-            while let Some(current) = cause {
-                cut_off |= current.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            let first: &(dyn std::error::Error + 'static) = &error;
+            let cut_off = std::iter::successors(Some(first), |cause| cause.source()).any(|cause| {
+                cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
                     matches!(
                         io.kind(),
                         std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
                     )
-                });
-                cause = current.source();
-            }
+                })
+            });
             assert!(
                 cut_off,
                 "neither answered nor cut off while sending: {error:?}"

@@ -7,14 +7,13 @@
 //! took 1.0 ms one by one and 0.17 ms as one batch. PostgreSQL's protocol takes one statement with
 //! parameters at a time: there the statements run in turn, as they would one by one.
 
-use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::{Backend, WriteTx};
 
 /// A value bound to a statement of a [`Batch`]. Typed even when null: PostgreSQL refuses a text
 /// null for an integer column.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SqlValue {
     /// Text, or a null of text.
     Text(Option<String>),
@@ -78,8 +77,8 @@ impl Batch {
     }
 
     /// Adds a statement and the values of its placeholders.
-    pub fn push(&mut self, sql: &str, values: Vec<SqlValue>) -> &mut Self {
-        self.statements.push((sql.to_owned(), values));
+    pub fn push(&mut self, sql: impl Into<String>, values: Vec<SqlValue>) -> &mut Self {
+        self.statements.push((sql.into(), values));
         self
     }
 
@@ -167,14 +166,9 @@ fn bind<'q>(
     query
 }
 
-/// The text in column `index` of `row` (a batch's rows have no names to go by across engines).
-pub fn text_at(row: &AnyRow, index: usize) -> Result<Option<String>, sqlx::Error> {
-    row.try_get(index)
-}
-
 #[cfg(test)]
 mod tests {
-    use sqlx::Executor as _;
+    use sqlx::{Executor as _, Row as _};
 
     use super::{Batch, SqlValue, shift_placeholders};
 
@@ -216,7 +210,7 @@ mod tests {
         let rows = batch.run(&mut tx).await.expect("the batch runs");
         let bodies: Vec<Option<String>> = rows
             .iter()
-            .map(|row| super::text_at(row, 0).expect("text"))
+            .map(|row| row.try_get(0).expect("text"))
             .collect();
         assert_eq!(
             bodies,

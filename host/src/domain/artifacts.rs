@@ -242,8 +242,8 @@ pub async fn store(
 }
 
 /// Bytes moved into storage whose artifact row is not written yet. A request that ends in a
-/// repository change records them in that change's transaction ([`record_in`]), so that an
-/// upload costs one commit rather than one per file besides; any other ending records them at
+/// repository change records them in that change's transaction ([`record_statements`]), so that
+/// an upload costs one commit rather than one per file besides; any other ending records them at
 /// once ([`record_all`]). Meanwhile orphan cleanup spares them, as it spares every blob younger
 /// than its protection time.
 #[derive(Clone, Debug)]
@@ -273,16 +273,9 @@ pub async fn keep(
     })
 }
 
-/// Records, in the caller's transaction, artifacts whose bytes are in storage: one statement for
-/// up to [`RECORD_CHUNK`] of them (an upload's two files are one round trip, not two).
-pub async fn record_in(tx: &mut WriteTx, kept: &[Unrecorded]) -> Result<(), sqlx::Error> {
-    let mut batch = Batch::new();
-    record_statements(&mut batch, kept);
-    batch.run(tx).await?;
-    Ok(())
-}
-
-/// The statements [`record_in`] runs, for a batch of the caller's; they return no rows.
+/// The statements recording artifacts whose bytes are in storage, for a batch of the caller's:
+/// one statement for up to [`RECORD_CHUNK`] of them (an upload's two files are one, not two).
+/// They return no rows.
 pub fn record_statements(batch: &mut Batch, kept: &[Unrecorded]) {
     // One row per file: a statement may not update the row it inserted (PostgreSQL refuses).
     let mut unique: BTreeMap<&str, &Unrecorded> = BTreeMap::new();
@@ -304,7 +297,7 @@ pub fn record_statements(batch: &mut Batch, kept: &[Unrecorded]) {
                 artifact.sha512.as_deref().into(),
             ]);
         }
-        batch.push(&upsert_statement(chunk.len()), values);
+        batch.push(upsert_statement(chunk.len()), values);
     }
 }
 
@@ -313,8 +306,10 @@ pub async fn record_all(db: &Db, kept: &[Unrecorded]) -> anyhow::Result<()> {
     if kept.is_empty() {
         return Ok(());
     }
+    let mut batch = Batch::new();
+    record_statements(&mut batch, kept);
     let mut tx = db.begin_write().await?;
-    record_in(&mut tx, kept).await?;
+    batch.run(&mut tx).await?;
     Ok(tx.commit().await?)
 }
 
@@ -420,7 +415,8 @@ async fn upsert(
         .await
 }
 
-/// Artifact rows per statement of [`record_in`] (four values each, under every engine's limit).
+/// Artifact rows per statement of [`record_statements`] (four values each, under every engine's
+/// limit).
 const RECORD_CHUNK: usize = 100;
 
 /// The upsert of `rows` artifact rows: `$1` is the time (created and last seen), then (id,

@@ -100,7 +100,7 @@ pub async fn save_in(
             fresh_ids.insert(id);
         }
         let mut batch = Batch::new();
-        batch.push(&sql, values);
+        batch.push(sql, values);
         lookup_statements(&mut batch, plugin, chunk);
         let found = looked_up(&batch.run(tx).await?)?;
         // Units stored before have their keys already.
@@ -144,7 +144,7 @@ pub async fn save_in(
                 artifact.relative_path.as_str().into(),
             ]);
         }
-        batch.push(&sql, values);
+        batch.push(sql, values);
         // A sync's batch may declare many files: the text and values of a trip stay bounded.
         if batch.len() >= STATEMENTS_PER_TRIP {
             std::mem::take(&mut batch).run(tx).await?;
@@ -276,7 +276,7 @@ fn files_of(batch: &mut Batch, content_ids: &[String]) {
         "SELECT id, content_id, relative_path, artifact_id FROM content_artifacts WHERE content_id IN ({})",
         placeholders(1, content_ids.len())
     );
-    batch.push(&sql, content_ids.iter().map(SqlValue::from).collect());
+    batch.push(sql, content_ids.iter().map(SqlValue::from).collect());
 }
 
 /// The statements [`lookup_content`] runs: a row (id, natural key, type) per unit stored.
@@ -293,7 +293,7 @@ fn lookup_statements(batch: &mut Batch, plugin: &str, keys: &[&(String, String)]
         );
         let mut values = vec![plugin.into(), type_name.into()];
         values.extend(natural_keys.into_iter().map(SqlValue::from));
-        batch.push(&sql, values);
+        batch.push(sql, values);
     }
 }
 

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sqlx::Row as _;
 
 use super::hrefs::{self, RestNames};
 use crate::db::{
-    Batch, BindAll as _, Db, IN_VERSION, SqlValue, WriteTx, new_id, now, placeholders, text_at,
-    value_rows,
+    Batch, BindAll as _, Db, IN_VERSION, SqlValue, WriteTx, new_id, now, placeholders, value_rows,
 };
 
 /// How the staged content changes the latest version.
@@ -80,7 +80,7 @@ pub fn stage_statements(batch: &mut Batch, task_id: &str, content_ids: &[String]
         );
         let mut values = vec![task_id.into()];
         values.extend(chunk.iter().map(SqlValue::from));
-        batch.push(&sql, values);
+        batch.push(sql, values);
     }
 }
 
@@ -214,7 +214,10 @@ pub async fn finish_version_in(
         vec![repository_id.into(), base.into()],
     );
     let base_row = match batch.run(tx).await?.first() {
-        Some(row) => Some((text_at(row, 0)?, text_at(row, 1)?)),
+        Some(row) => Some((
+            row.try_get::<String, _>(0)?,
+            row.try_get::<Option<String>, _>(1)?,
+        )),
         None => None,
     };
     let (base_id, base_summary) = base_row.unzip();
@@ -239,7 +242,7 @@ pub async fn finish_version_in(
                 new_id().into(),
                 repository_id.into(),
                 number.into(),
-                base_id.flatten().into(),
+                base_id.into(),
                 summary.into(),
                 now().into(),
             ],
