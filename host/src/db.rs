@@ -166,14 +166,24 @@ pub const CONTENT_CHANNEL: &str = "granary_content";
 /// How a change is noticed: triggers on the tables (created at start-up by [`install_triggers`]).
 /// On SQLite they bump `content_changes.counter`, which [`WriteTx::commit`] compares with the last
 /// value it saw; SQLite has one process, so every write is seen. On PostgreSQL they set a
-/// transaction-local flag that `commit` reads, and notify [`CONTENT_CHANNEL`], which the other
-/// processes hear (`app::events::listen`) and act on with [`ContentChanges::changed`].
+/// transaction-local flag that `commit` reads, and notify [`CONTENT_CHANNEL`] with the
+/// transaction's id, which every process hears (`app::events::listen`) and hands to
+/// [`ContentChanges::heard`]. The process that committed through [`WriteTx`] has already moved
+/// its generation and skips its own notification: moving twice made requests that straddled the
+/// second move (a few milliseconds after the commit) make a second answer for the same version.
 #[derive(Debug, Default)]
 pub struct ContentChanges {
     generation: AtomicU64,
     /// SQLite: the highest `content_changes.counter` a commit has seen.
     counter_seen: std::sync::Mutex<i64>,
+    /// PostgreSQL: the ids of transactions this process committed through [`WriteTx`] (and so
+    /// moved the generation for) whose notification has not been heard yet, oldest first.
+    own_unheard: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many of its own notifications a process remembers before it hears them. One lost (the
+/// listening connection dropped, or more commits in flight than this) only costs a needless move.
+const OWN_UNHEARD_KEPT: usize = 1024;
 
 impl ContentChanges {
     /// The current generation.
@@ -184,6 +194,46 @@ impl ContentChanges {
     /// Records a change: everything read before now is stale.
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A notification on [`CONTENT_CHANNEL`] whose payload is the id of the transaction that
+    /// made the change: moves the generation unless this process committed that transaction
+    /// through [`WriteTx`], which moved it already. Writes made otherwise (by another process,
+    /// or by a plain transaction of this one) move it here.
+    pub fn heard(&self, transaction: &str) {
+        let mut own = self.own_unheard();
+        if let Some(at) = own.iter().position(|id| id == transaction) {
+            own.remove(at);
+            return;
+        }
+        drop(own);
+        self.changed();
+    }
+
+    /// Forgets the notifications this process expects from its own commits, for when some may
+    /// have been lost (the listening connection was made again): the caller moves the generation.
+    pub fn forget_own(&self) {
+        self.own_unheard().clear();
+    }
+
+    /// Notes, before committing it, a transaction whose notification this process will hear.
+    fn expect_own(&self, transaction: String) {
+        let mut own = self.own_unheard();
+        if own.len() == OWN_UNHEARD_KEPT {
+            own.pop_front();
+        }
+        own.push_back(transaction);
+    }
+
+    /// Takes back an expected notification whose commit failed.
+    fn unexpect_own(&self, transaction: &str) {
+        self.own_unheard().retain(|id| id != transaction);
+    }
+
+    fn own_unheard(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<String>> {
+        self.own_unheard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -209,14 +259,26 @@ impl WriteTx {
             _guard: guard,
         } = self;
         if backend == Backend::Postgres {
-            let flag: Option<String> =
-                sqlx::query_scalar("SELECT current_setting('granary.content_changed', true)")
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let (flag, transaction): (Option<String>, Option<String>) = sqlx::query_as(
+                "SELECT current_setting('granary.content_changed', true),
+                        CAST(pg_current_xact_id_if_assigned() AS TEXT)",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let changed = flag.as_deref() == Some("yes");
+            // Expected before the commit: the listener may hear the notification before
+            // `commit` returns here.
+            let own = transaction.filter(|_| changed);
+            if let Some(id) = &own {
+                content_changes.expect_own(id.clone());
+            }
             let outcome = tx.commit().await;
+            if let (Err(_), Some(id)) = (&outcome, &own) {
+                content_changes.unexpect_own(id);
+            }
             // Also after a failed commit: whether it took effect is unknown, and a needless move
             // only costs the caches a refill.
-            if flag.as_deref() == Some("yes") {
+            if changed {
                 content_changes.changed();
             }
             return outcome;
@@ -399,7 +461,7 @@ async fn install_triggers(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::
                      LANGUAGE plpgsql AS $$
                      BEGIN
                          PERFORM set_config('granary.content_changed', 'yes', true);
-                         PERFORM pg_notify('{CONTENT_CHANNEL}', '');
+                         PERFORM pg_notify('{CONTENT_CHANNEL}', CAST(pg_current_xact_id() AS TEXT));
                          RETURN NULL;
                      END
                      $$"
@@ -495,6 +557,88 @@ mod tests {
         );
         let id = uuid::Uuid::parse_str(&ids[0]).expect("an id is a UUID");
         assert_eq!(id.get_version_num(), 7);
+    }
+
+    /// A new PostgreSQL database on the server `GRANARY_TEST_DATABASE_URL` names (its URL and the
+    /// connection), or `None` without that variable. [`drop_postgres`] removes it.
+    async fn scratch_postgres() -> Option<(String, Db)> {
+        let server = std::env::var("GRANARY_TEST_DATABASE_URL").ok()?;
+        let name = format!("granary_u_{}", new_id().replace('-', ""));
+        on_the_server(format!("CREATE DATABASE {name}")).await;
+        let mut url = url::Url::parse(&server).expect("GRANARY_TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        let db = Db::connect(url.as_str()).await.expect("connecting");
+        Some((url.to_string(), db))
+    }
+
+    async fn drop_postgres(url: &str, db: Db) {
+        db.pool().close().await;
+        let name = url::Url::parse(url).expect("a URL").path()[1..].to_owned();
+        on_the_server(format!("DROP DATABASE {name} WITH (FORCE)")).await;
+    }
+
+    /// Runs `statement` on the server `GRANARY_TEST_DATABASE_URL` names, in its own database.
+    async fn on_the_server(statement: String) {
+        use sqlx::{Connection as _, Executor as _};
+        let server = std::env::var("GRANARY_TEST_DATABASE_URL").expect("a PostgreSQL server");
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connecting to GRANARY_TEST_DATABASE_URL");
+        admin
+            .execute(statement.as_str())
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+
+    /// PostgreSQL: a process moves its content generation once for a change it commits through
+    /// `WriteTx` (at the commit, and not again when it hears the change's own notification), and
+    /// once for a change made otherwise, when it hears that one's notification. Notifications
+    /// arrive in commit order, so once the second is heard the first has been too.
+    #[tokio::test]
+    async fn a_content_change_moves_the_generation_once_whoever_commits_it() {
+        let Some((url, db)) = scratch_postgres().await else {
+            eprintln!("skipped: GRANARY_TEST_DATABASE_URL not set");
+            return;
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(&url)
+            .await
+            .expect("listening");
+        listener
+            .listen(super::CONTENT_CHANNEL)
+            .await
+            .expect("listening");
+        let changes = db.content_changes().clone();
+        let start = changes.generation();
+        // A statement trigger fires whether or not the statement touched a row.
+        let change = "DELETE FROM distributions WHERE base_path = 'none'";
+
+        let mut tx = db.begin_write().await.expect("a write transaction");
+        sqlx::query(change)
+            .execute(&mut *tx)
+            .await
+            .expect("deleting");
+        tx.commit().await.expect("committing");
+        assert_eq!(changes.generation(), start + 1, "moved at the commit");
+
+        let mut plain = db.pool().begin().await.expect("a plain transaction");
+        sqlx::query(change)
+            .execute(&mut *plain)
+            .await
+            .expect("deleting");
+        plain.commit().await.expect("committing");
+        assert_eq!(changes.generation(), start + 1, "not heard yet");
+
+        for _ in 0..2 {
+            let notification = listener.recv().await.expect("a notification");
+            changes.heard(notification.payload());
+        }
+        assert_eq!(
+            changes.generation(),
+            start + 2,
+            "its own change heard without a second move, the other one moved"
+        );
+        drop(listener);
+        drop_postgres(&url, db).await;
     }
 
     /// A new SQLite database in a temporary directory, which lives as long as the guard.

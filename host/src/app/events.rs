@@ -56,7 +56,7 @@ async fn listen_once(app: &Arc<App>, shutdown: &CancellationToken) -> Result<(),
         match notification.channel() {
             TASKS => app.task_wakeup.notify_waiters(),
             PLUGINS => reload_plugins(app).await,
-            CONTENT_CHANNEL => app.db.content_changes().changed(),
+            CONTENT_CHANNEL => app.db.content_changes().heard(notification.payload()),
             _ => {}
         }
     }
@@ -67,6 +67,7 @@ async fn listen_once(app: &Arc<App>, shutdown: &CancellationToken) -> Result<(),
 async fn catch_up(app: &App) {
     app.task_wakeup.notify_waiters();
     reload_plugins(app).await;
+    app.db.content_changes().forget_own();
     app.db.content_changes().changed();
 }
 
