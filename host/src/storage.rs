@@ -9,12 +9,15 @@
 //! `artifacts/`, in the same backend): any process may receive a chunk and any worker assemble
 //! the upload, which a directory local to one process could not offer once there are several.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt as _, TryStreamExt as _};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -70,6 +73,28 @@ pub struct BlobStore {
     signer: Option<object_store::aws::AmazonS3>,
     /// Small blobs kept in memory by [`BlobStore::read_small`].
     small_blobs: SmallBlobCache,
+    /// Blobs on their way to their place ([`BlobStore::keep_bytes`]), by digest: read from here
+    /// until their file is there.
+    in_flight: Arc<std::sync::Mutex<HashMap<String, Bytes>>>,
+}
+
+/// A blob's move to its place in the store, running in the blocking pool while the request goes
+/// on ([`BlobStore::keep_bytes`]). Whoever records its artifact waits for it first
+/// ([`Placing::done`]): a committed row must never name bytes a power cut could take away.
+#[derive(Clone)]
+pub struct Placing(futures::future::Shared<BoxFuture<'static, Result<(), String>>>);
+
+impl std::fmt::Debug for Placing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Placing")
+    }
+}
+
+impl Placing {
+    /// Waits until the blob is in its place, flushed; fails if it could not be put there.
+    pub async fn done(&self) -> std::io::Result<()> {
+        self.0.clone().await.map_err(std::io::Error::other)
+    }
 }
 
 /// Where S3 artifact storage is and how to reach it.
@@ -184,10 +209,17 @@ impl std::fmt::Debug for StagedBlob {
     }
 }
 
-/// A fully received temporary file with its digest, ready to be verified and committed.
+/// A fully received file with its digest, ready to be verified and committed: a temporary file,
+/// or one already in its place in the store ([`BlobStore::keep_bytes`]).
 #[derive(Debug)]
 pub struct ReceivedBlob {
     path: PathBuf,
+    /// `path` is the blob's place in the store: committing it has nothing left to do, and
+    /// dropping it leaves it there (a blob without a row, as after any commit, which orphan
+    /// cleanup removes once its protection time is over).
+    placed: bool,
+    /// The move to `path`, when it is still running: see [`Placing`].
+    pub placing: Option<Placing>,
     /// sha256 of the bytes, lower-case hex.
     pub sha256: String,
     /// sha512 of the bytes, lower-case hex, when it was asked for.
@@ -198,14 +230,19 @@ pub struct ReceivedBlob {
 
 impl Drop for StagedBlob {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // `finish` hands the path on and leaves it empty.
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 impl Drop for ReceivedBlob {
     fn drop(&mut self) {
         // After a commit the file has been moved away and this does nothing.
-        let _ = std::fs::remove_file(&self.path);
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -267,6 +304,8 @@ impl StagedBlob {
         let path = std::mem::take(&mut self.path);
         Ok(ReceivedBlob {
             path,
+            placed: false,
+            placing: None,
             sha256,
             sha512,
             size: self.size,
@@ -312,6 +351,7 @@ impl BlobStore {
             tmp_dir,
             signer: None,
             small_blobs: SmallBlobCache::new(0),
+            in_flight: Arc::default(),
         })
     }
 
@@ -346,6 +386,7 @@ impl BlobStore {
             tmp_dir,
             signer: Some(s3),
             small_blobs: SmallBlobCache::new(0),
+            in_flight: Arc::default(),
         })
     }
 
@@ -372,25 +413,68 @@ impl BlobStore {
     /// written, hashed and flushed in one trip to the blocking pool (an upload's metadata file
     /// took two). The blob removes its file if anything fails, or if nobody awaits it any more.
     pub async fn stage_bytes(&self, bytes: Bytes) -> std::io::Result<ReceivedBlob> {
-        let mut blob = ReceivedBlob {
+        let blob = self.unwritten(&bytes);
+        tokio::task::spawn_blocking(move || write_whole(blob, &bytes)).await?
+    }
+
+    /// Stores a whole in-memory body (a file part of a form, a file a plugin creates). On local
+    /// storage its digest is computed at once and the blob answered with its [`Placing`]: written,
+    /// flushed and moved to its place in one trip to the blocking pool, while the caller goes on
+    /// (a plugin parses the upload meanwhile, the database work of the change is done), so the
+    /// flushes overlap the request's other work instead of coming one after the other.
+    /// [`BlobStore::commit`] then has nothing left to do; the artifact's recorder waits for the
+    /// placing. Until the file is there, reads are answered from the bytes. Small bodies are
+    /// also kept in the small-blob cache. On S3 the body is staged, as [`BlobStore::stage_bytes`]
+    /// does, and committed as any other.
+    pub async fn keep_bytes(&self, bytes: Bytes) -> std::io::Result<ReceivedBlob> {
+        let Some(root) = self.local_root.clone() else {
+            return self.stage_bytes(bytes).await;
+        };
+        let mut blob = self.unwritten(&bytes);
+        blob.sha256 = hex::encode(Sha256::digest(&bytes));
+        let staged = std::mem::replace(&mut blob.path, root.join(local_key(&blob.sha256)));
+        blob.placed = true;
+        let _ = self.small_blobs.keep(&blob.sha256, &bytes);
+        let in_flight = self.in_flight.clone();
+        lock_map(&in_flight).insert(blob.sha256.clone(), bytes.clone());
+        let (sha256, target) = (blob.sha256.clone(), blob.path.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            let placed =
+                write_flushed(&staged, &bytes).and_then(|()| place(root, &staged, &target));
+            // Left behind when the blob was stored already, or when a step failed.
+            let _ = std::fs::remove_file(&staged);
+            lock_map(&in_flight).remove(&sha256);
+            placed.map_err(|error| format!("storing blob {sha256}: {error}"))
+        });
+        let placing = async move { job.await.map_err(|error| error.to_string())? };
+        let placing = Placing(placing.boxed().shared());
+        // Reads of a larger blob go to its file (`read_small` answers only small ones from
+        // memory): it must be there before the blob is handed out.
+        if blob.size > INLINE_READ_LIMIT {
+            placing.done().await?;
+        } else {
+            blob.placing = Some(placing);
+        }
+        Ok(blob)
+    }
+
+    /// A blob of `bytes`' size, to be written to a new temporary file.
+    fn unwritten(&self, bytes: &Bytes) -> ReceivedBlob {
+        ReceivedBlob {
             path: self.tmp_dir.path.join(uuid::Uuid::new_v4().to_string()),
+            placed: false,
+            placing: None,
             sha256: String::new(),
             sha512: None,
             size: bytes.len() as u64,
-        };
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            let mut file = std::fs::File::create(&blob.path)?;
-            file.write_all(&bytes)?;
-            file.sync_data()?;
-            blob.sha256 = hex::encode(Sha256::digest(&bytes));
-            Ok(blob)
-        })
-        .await?
+        }
     }
 
     /// Moves a verified blob to its final place. Idempotent: a blob already stored is kept.
     pub async fn commit(&self, blob: ReceivedBlob) -> anyhow::Result<()> {
+        if blob.placed {
+            return Ok(());
+        }
         let key = self.key(&blob.sha256);
         let Some(root) = &self.local_root else {
             if self.store.head(&key).await.is_err() {
@@ -401,24 +485,9 @@ impl BlobStore {
         let target = root.join(key.as_ref());
         let root = root.clone();
         // One trip to the blocking pool for the whole move.
-        tokio::task::spawn_blocking(move || {
-            // Stored already: made young again for orphan cleanup, which spares blobs written
-            // within its protection time until their artifact row is recorded. Its directory is
-            // flushed all the same: another request may have renamed it an instant ago and not
-            // flushed its name yet.
-            match std::fs::File::options().write(true).open(&target) {
-                Ok(file) => {
-                    let _ = file.set_modified(std::time::SystemTime::now());
-                    match target.parent() {
-                        Some(parent) => sync_dir(parent),
-                        None => Ok(()),
-                    }
-                }
-                Err(_) => durable_rename(root, &blob.path, &target),
-            }
-        })
-        .await?
-        .with_context(|| format!("moving a blob into {}", key.as_ref()))
+        tokio::task::spawn_blocking(move || place(root, &blob.path, &target))
+            .await?
+            .with_context(|| format!("moving a blob into {}", key.as_ref()))
     }
 
     /// Whether the blob at `key` is stored already; a local one is made young again for orphan
@@ -477,6 +546,11 @@ impl BlobStore {
     /// Stores a received chunk of an upload under `key` (e.g. `<upload id>/<start>-<sha256>`),
     /// replacing what was there.
     pub async fn put_part(&self, key: &str, blob: ReceivedBlob) -> anyhow::Result<()> {
+        // Moving it would take a stored blob away from its artifact.
+        anyhow::ensure!(
+            !blob.placed,
+            "a blob in its place in the store is not an upload's chunk"
+        );
         put_file(
             &*self.parts,
             self.local_parts_root.as_deref(),
@@ -614,6 +688,9 @@ impl BlobStore {
         if let Some(whole) = self.small_blobs.get(sha256) {
             return Some(Ok(window(whole)));
         }
+        if let Some(whole) = lock_map(&self.in_flight).get(sha256).cloned() {
+            return Some(Ok(window(whole)));
+        }
         let whole = match &self.local_root_dir {
             Some(root) => read_at(root, key.as_ref(), 0..size).map_err(anyhow::Error::from),
             None => self
@@ -705,10 +782,56 @@ impl BlobStore {
     /// two levels they always had.
     fn key(&self, sha256: &str) -> ObjectPath {
         if self.local_root.is_some() {
-            ObjectPath::from(format!("{}/{}", &sha256[0..2], sha256))
+            ObjectPath::from(local_key(sha256))
         } else {
             ObjectPath::from(format!("{}/{}/{}", &sha256[0..2], &sha256[2..4], sha256))
         }
+    }
+}
+
+/// Where the blob `sha256` is under a local store's root (see [`BlobStore::key`]).
+fn local_key(sha256: &str) -> String {
+    format!("{}/{}", &sha256[0..2], sha256)
+}
+
+/// Writes `bytes` to the new file at `blob.path` and flushes it; answers the blob with its digest.
+/// The file is removed if anything fails (the blob's `Drop`).
+fn write_whole(mut blob: ReceivedBlob, bytes: &[u8]) -> std::io::Result<ReceivedBlob> {
+    write_flushed(&blob.path, bytes)?;
+    blob.sha256 = hex::encode(Sha256::digest(bytes));
+    Ok(blob)
+}
+
+/// Writes `bytes` to a new file at `path` and flushes it to disk.
+fn write_flushed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+fn lock_map(
+    map: &std::sync::Mutex<HashMap<String, Bytes>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
+    map.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Moves the flushed file `source` to `target` under `root` durably, or, when `target` is stored
+/// already, leaves `source` where it is and makes `target` young again for orphan cleanup, which
+/// spares blobs written within its protection time until their artifact row is recorded. Its
+/// directory is flushed all the same: another request may have renamed it an instant ago and not
+/// flushed its name yet.
+fn place(root: PathBuf, source: &Path, target: &Path) -> std::io::Result<()> {
+    match std::fs::File::options().write(true).open(target) {
+        Ok(file) => {
+            let _ = file.set_modified(std::time::SystemTime::now());
+            match target.parent() {
+                Some(parent) => sync_dir(parent),
+                None => Ok(()),
+            }
+        }
+        Err(_) => durable_rename(root, source, target),
     }
 }
 
@@ -1217,6 +1340,60 @@ mod tests {
             0,
             "an uncommitted blob leaves no file"
         );
+    }
+
+    /// Kept whole, bytes are readable at once, in their place once their placing is done (no
+    /// temporary file left), and committing them has nothing left to do; keeping them again finds
+    /// them stored. Dropped, the blob stays: it is stored, and a row may name it. A blob too large
+    /// to be read from memory is in its place when it is handed out.
+    #[tokio::test]
+    async fn bytes_kept_whole_are_placed_while_the_caller_goes_on_and_stay_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::local(dir.path()).unwrap();
+        let data = pattern(1300);
+        let sha256 = hex::encode(Sha256::digest(&data));
+        let kept = blobs.keep_bytes(Bytes::from(data.clone())).await.unwrap();
+        assert_eq!((kept.sha256.as_str(), kept.size), (sha256.as_str(), 1300));
+        let read = blobs
+            .read_small(&sha256, 1300, 10..20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, data[10..20], "readable while it is placed");
+        kept.placing.as_ref().unwrap().done().await.unwrap();
+        let stored = blobs.local_path(&sha256).unwrap();
+        assert_eq!(std::fs::read(&stored).unwrap(), data);
+        assert_eq!(temporary_files(&blobs), 0, "nothing left in staging");
+        blobs.commit(kept).await.unwrap();
+        assert_eq!(
+            std::fs::read(&stored).unwrap(),
+            data,
+            "committed where it was"
+        );
+
+        let again = blobs.keep_bytes(Bytes::from(data.clone())).await.unwrap();
+        let placing = again.placing.clone().unwrap();
+        drop(again);
+        placing.done().await.unwrap();
+        assert_eq!(
+            std::fs::read(&stored).unwrap(),
+            data,
+            "a dropped blob stays stored"
+        );
+        assert_eq!(temporary_files(&blobs), 0);
+        let chunk = blobs.keep_bytes(Bytes::from(data)).await.unwrap();
+        let refused = blobs.put_part("upload/0-part", chunk).await;
+        assert!(
+            refused.is_err(),
+            "a stored blob is never moved away as a chunk"
+        );
+        assert!(stored.exists());
+
+        let large = pattern(INLINE_READ_LIMIT as usize + 1);
+        let kept = blobs.keep_bytes(Bytes::from(large.clone())).await.unwrap();
+        assert!(kept.placing.is_none());
+        let stored = blobs.local_path(&kept.sha256).unwrap();
+        assert_eq!(std::fs::read(stored).unwrap(), large);
     }
 
     #[tokio::test]

@@ -385,6 +385,35 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
         format!("{repository_href}versions/3/")
     );
 
+    // A file part too large to be held in memory (64 KiB) is streamed to disk as it arrives, the
+    // bytes held until then first: stored and served exactly.
+    let large: Vec<u8> = (0..200_003u32).map(|i| (i % 251) as u8).collect();
+    let (status, body) = post_form_as_admin(
+        &app,
+        format!("{route}upload/"),
+        "large",
+        ("large.bin", &large),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let served = app
+        .anonymous()
+        .get(format!("{route}files/large/large.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert!(served.bytes().await.unwrap() == large, "served as uploaded");
+    assert_eq!(
+        file("large/large.bin.meta").await.1,
+        "large.bin 200003 bytes\n"
+    );
+    let digest = sha256_hex(&large);
+    let artifacts = app
+        .get_json(&format!("{API}/artifacts/?sha256={digest}"))
+        .await;
+    assert_eq!(artifacts["count"], 1, "{artifacts:#}");
+
     // Units whose files name no stored artifact are refused, and no version is made.
     let (status, refused) = text(
         app.anonymous()
@@ -400,7 +429,7 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     assert!(refused.contains("no stored artifact"), "{refused}");
     assert_eq!(
         app.get_json(&repository_href).await["latest_version_href"],
-        format!("{repository_href}versions/3/")
+        format!("{repository_href}versions/4/")
     );
 
     // A distribution that refuses uploads (its plugin field) adds nothing.
@@ -414,7 +443,7 @@ async fn uploads_through_handle_add_a_repository_version(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
         app.get_json(&repository_href).await["latest_version_href"],
-        format!("{repository_href}versions/3/")
+        format!("{repository_href}versions/4/")
     );
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::multipart::Field;
 use axum::extract::{FromRequest as _, Multipart, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -42,6 +43,7 @@ use crate::plugins::{
 };
 use crate::rbac::Permissions;
 use crate::rbac::catalog::Model;
+use crate::storage::{INLINE_READ_LIMIT, ReceivedBlob};
 
 /// Most bytes of a body handed to the plugin as is (not a form).
 const MAX_RAW_BODY: usize = 2 * 1024 * 1024;
@@ -1124,6 +1126,41 @@ async fn read_multipart(app: &ContentApp, multipart: Multipart) -> ApiResult<Par
     Ok(body)
 }
 
+/// A form's file part, up to [`INLINE_READ_LIMIT`] bytes, is held in memory and stored whole
+/// in one trip to the blocking pool (most uploads: a wheel, a small package's tarball); a larger
+/// one is streamed to a staged file as it arrives.
+async fn receive_file(app: &ContentApp, field: &mut Field<'_>) -> ApiResult<ReceivedBlob> {
+    let limit = app.config.max_upload_bytes;
+    let mut held = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        if (held.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        if (held.len() + chunk.len()) as u64 <= INLINE_READ_LIMIT {
+            held.extend_from_slice(&chunk);
+            continue;
+        }
+        let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
+        staged.write(&held).await.map_err(ApiError::internal)?;
+        staged.write(&chunk).await.map_err(ApiError::internal)?;
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            staged.write(&chunk).await.map_err(ApiError::internal)?;
+            if staged.size() > limit {
+                return Err(ApiError::too_large(limit));
+            }
+        }
+        return staged.finish().await.map_err(ApiError::internal);
+    }
+    app.blobs
+        .keep_bytes(Bytes::from(held))
+        .await
+        .map_err(ApiError::internal)
+}
+
+fn malformed(error: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::bad_request(format!("The form body is malformed: {}", error.body_text()))
+}
+
 /// Reads the parts of a form into `body`, storing file parts.
 async fn read_parts(
     app: &ContentApp,
@@ -1131,11 +1168,8 @@ async fn read_parts(
     body: &mut ParsedBody,
 ) -> ApiResult<()> {
     let mut text_bytes = 0usize;
-    let bad = |error: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request(format!("The form body is malformed: {}", error.body_text()))
-    };
     let mut parts = 0usize;
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or_default().to_owned();
         parts += 1;
         if parts > MAX_FORM_PARTS {
@@ -1152,15 +1186,7 @@ async fn read_parts(
                         format!("A form may carry at most {MAX_FORM_FILES} files."),
                     ));
                 }
-                let limit = app.config.max_upload_bytes;
-                let mut staged = app.blobs.stage().await.map_err(ApiError::internal)?;
-                while let Some(chunk) = field.chunk().await.map_err(bad)? {
-                    staged.write(&chunk).await.map_err(ApiError::internal)?;
-                    if staged.size() > limit {
-                        return Err(ApiError::too_large(limit));
-                    }
-                }
-                let received = staged.finish().await.map_err(ApiError::internal)?;
+                let received = receive_file(app, &mut field).await?;
                 let kept = artifacts::keep(&app.blobs, received, &Default::default(), &filename)
                     .await
                     .map_err(ApiError::internal)?;

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use crate::db::{Batch, Db, WriteTx, new_id, now, value_rows};
 use crate::plugins::upstream::{UpstreamClient, describe};
 use crate::plugins::{ArtifactRef, CreateArtifact};
-use crate::storage::{BlobStore, ReceivedBlob, StagedBlob};
+use crate::storage::{BlobStore, Placing, ReceivedBlob, StagedBlob};
 
 /// Computes, over bytes as they pass, the digests Pulp records for an artifact besides sha256
 /// (which [`crate::storage::StagedBlob`] computes for every blob). Only the REST API's ingest
@@ -229,6 +229,7 @@ pub async fn store(
     name: &str,
 ) -> Result<Artifact, IngestError> {
     let kept = keep(blobs, blob, expected, name).await?;
+    placed(std::slice::from_ref(&kept)).await?;
     let mut tx = db.begin_write().await.map_err(anyhow::Error::from)?;
     let id = upsert(&mut tx, &kept.sha256, kept.size, kept.sha512.as_deref())
         .await
@@ -254,6 +255,16 @@ pub struct Unrecorded {
     pub size: u64,
     /// sha512, lower-case hex, when it was computed.
     pub sha512: Option<String>,
+    /// Its move into storage, when it is still running: the recorder waits for it ([`placed`]).
+    pub placing: Option<Placing>,
+}
+
+/// Waits until the bytes of `kept` are all in their place: before their rows are committed.
+pub async fn placed(kept: &[Unrecorded]) -> anyhow::Result<()> {
+    for placing in kept.iter().filter_map(|artifact| artifact.placing.as_ref()) {
+        placing.done().await?;
+    }
+    Ok(())
 }
 
 /// Verifies a received blob and moves it into storage, leaving its row to the caller.
@@ -265,15 +276,18 @@ pub async fn keep(
 ) -> Result<Unrecorded, IngestError> {
     verify(&blob, expected, name)?;
     let (sha256, size, sha512) = (blob.sha256.clone(), blob.size, blob.sha512.clone());
+    let placing = blob.placing.clone();
     blobs.commit(blob).await?;
     Ok(Unrecorded {
         sha256,
         size,
         sha512,
+        placing,
     })
 }
 
-/// The statements recording artifacts whose bytes are in storage, for a batch of the caller's:
+/// The statements recording artifacts whose bytes are in storage (the caller waits for them to be
+/// [`placed`] before it commits), for a batch of the caller's:
 /// one statement for up to [`RECORD_CHUNK`] of them (an upload's two files are one, not two).
 /// They return no rows.
 pub fn record_statements(batch: &mut Batch, kept: &[Unrecorded]) {
@@ -306,6 +320,7 @@ pub async fn record_all(db: &Db, kept: &[Unrecorded]) -> anyhow::Result<()> {
     if kept.is_empty() {
         return Ok(());
     }
+    placed(kept).await?;
     let mut batch = Batch::new();
     record_statements(&mut batch, kept);
     let mut tx = db.begin_write().await?;

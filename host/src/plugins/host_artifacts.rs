@@ -71,7 +71,15 @@ impl artifacts::Host for CallState {
             return Ok(Err(guest_error("no artifact storage in this call")));
         };
         let len = u64::from(len.min(super::MAX_READ_CHUNK));
-        match blobs.read_range(&sha256, offset, len, size).await {
+        let end = offset.saturating_add(len).min(size);
+        // A small read (a wheel's zip directory, its metadata) is made on this thread, or
+        // answered from memory, as the content app's are: a trip to the blocking pool each
+        // was most of its cost.
+        let read = match blobs.read_small(&sha256, size, offset.min(end)..end).await {
+            Some(small) => small.map(Vec::from),
+            None => blobs.read_range(&sha256, offset, len, size).await,
+        };
+        match read {
             Ok(bytes) => Ok(Ok(bytes)),
             Err(error) => Ok(Err(guest_error(format!(
                 "reading artifact {sha256} failed: {error:#}"
@@ -98,7 +106,7 @@ impl artifacts::Host for CallState {
             ))));
         }
         self.charge_output(data.len())?;
-        let received = match blobs.stage_bytes(data.into()).await {
+        let received = match blobs.keep_bytes(data.into()).await {
             Ok(received) => received,
             Err(error) => {
                 return Ok(Err(guest_error(format!(
