@@ -225,7 +225,7 @@ impl ContentChanges {
         own.push_back(transaction);
     }
 
-    /// Takes back an expected notification whose commit failed.
+    /// Takes back an expected notification whose commit failed or was abandoned.
     fn unexpect_own(&self, transaction: &str) {
         self.own_unheard().retain(|id| id != transaction);
     }
@@ -248,8 +248,8 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
-    /// Commits the transaction and releases the write lock; moves the content generation first if
-    /// the transaction changed a content table.
+    /// Commits the transaction and releases the write lock; moves the content generation, before
+    /// returning, if the transaction changed a content table.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         let WriteTx {
             mut tx,
@@ -261,26 +261,25 @@ impl WriteTx {
         if backend == Backend::Postgres {
             let (flag, transaction): (Option<String>, Option<String>) = sqlx::query_as(
                 "SELECT current_setting('granary.content_changed', true),
-                        CAST(pg_current_xact_id_if_assigned() AS TEXT)",
+                        CAST(txid_current_if_assigned() AS TEXT)",
             )
             .fetch_one(&mut *tx)
             .await?;
-            let changed = flag.as_deref() == Some("yes");
+            if flag.as_deref() != Some("yes") {
+                return tx.commit().await;
+            }
             // Expected before the commit: the listener may hear the notification before
             // `commit` returns here.
-            let own = transaction.filter(|_| changed);
-            if let Some(id) = &own {
-                content_changes.expect_own(id.clone());
+            let mut after = AfterCommit {
+                changes: content_changes,
+                own: transaction,
+                committed: false,
+            };
+            if let Some(id) = &after.own {
+                after.changes.expect_own(id.clone());
             }
             let outcome = tx.commit().await;
-            if let (Err(_), Some(id)) = (&outcome, &own) {
-                content_changes.unexpect_own(id);
-            }
-            // Also after a failed commit: whether it took effect is unknown, and a needless move
-            // only costs the caches a refill.
-            if changed {
-                content_changes.changed();
-            }
+            after.committed = outcome.is_ok();
             return outcome;
         }
         tx.commit().await?;
@@ -302,6 +301,27 @@ impl WriteTx {
             content_changes.changed();
         }
         Ok(())
+    }
+}
+
+/// Moves the content generation when it is dropped: after a PostgreSQL commit of a content change
+/// returned, or when the commit was abandoned half-way (its future dropped: a client that hung up)
+/// or failed, either of which may still have taken effect. Unless the commit returned `Ok`, the
+/// transaction's notification is not expected any more: the listener moves the generation again
+/// when it hears it, which is after the commit took effect; a move made here, maybe before, would
+/// otherwise be the only one, and what was read in between would be kept as current.
+struct AfterCommit {
+    changes: Arc<ContentChanges>,
+    own: Option<String>,
+    committed: bool,
+}
+
+impl Drop for AfterCommit {
+    fn drop(&mut self) {
+        if let (false, Some(id)) = (self.committed, &self.own) {
+            self.changes.unexpect_own(id);
+        }
+        self.changes.changed();
     }
 }
 
@@ -461,7 +481,7 @@ async fn install_triggers(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::
                      LANGUAGE plpgsql AS $$
                      BEGIN
                          PERFORM set_config('granary.content_changed', 'yes', true);
-                         PERFORM pg_notify('{CONTENT_CHANNEL}', CAST(pg_current_xact_id() AS TEXT));
+                         PERFORM pg_notify('{CONTENT_CHANNEL}', CAST(txid_current() AS TEXT));
                          RETURN NULL;
                      END
                      $$"
@@ -535,7 +555,7 @@ fn redact(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{Db, new_id, value_rows};
 
     #[test]

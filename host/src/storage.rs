@@ -210,7 +210,7 @@ impl std::fmt::Debug for StagedBlob {
 }
 
 /// A fully received file with its digest, ready to be verified and committed: a temporary file,
-/// or one already in its place in the store ([`BlobStore::keep_bytes`]).
+/// or one in its place in the store, or on its way there ([`BlobStore::keep_bytes`]).
 #[derive(Debug)]
 pub struct ReceivedBlob {
     path: PathBuf,
@@ -418,44 +418,64 @@ impl BlobStore {
     }
 
     /// Stores a whole in-memory body (a file part of a form, a file a plugin creates). On local
-    /// storage its digest is computed at once and the blob answered with its [`Placing`]: written,
-    /// flushed and moved to its place in one trip to the blocking pool, while the caller goes on
-    /// (a plugin parses the upload meanwhile, the database work of the change is done), so the
-    /// flushes overlap the request's other work instead of coming one after the other.
-    /// [`BlobStore::commit`] then has nothing left to do; the artifact's recorder waits for the
-    /// placing. Until the file is there, reads are answered from the bytes. Small bodies are
-    /// also kept in the small-blob cache. On S3 the body is staged, as [`BlobStore::stage_bytes`]
-    /// does, and committed as any other.
+    /// storage a small one (up to [`INLINE_READ_LIMIT`]) is hashed at once and answered with its
+    /// [`Placing`]: written, flushed and moved to its place in one trip to the blocking pool while
+    /// the caller goes on (a plugin parses the upload meanwhile, the database work of the change
+    /// is done), so the flushes overlap the request's other work instead of coming one after the
+    /// other; until its file is there, [`BlobStore::read_small`] answers from the bytes. A larger
+    /// one is hashed, written and placed in that trip before it is answered (its reads go to the
+    /// file, and hashing it would hold the caller's thread). Either way [`BlobStore::commit`] has
+    /// nothing left to do, and the artifact's recorder waits for the placing. On S3 the body is
+    /// staged, as [`BlobStore::stage_bytes`] does, and committed as any other.
     pub async fn keep_bytes(&self, bytes: Bytes) -> std::io::Result<ReceivedBlob> {
         let Some(root) = self.local_root.clone() else {
             return self.stage_bytes(bytes).await;
         };
-        let mut blob = self.unwritten(&bytes);
-        blob.sha256 = hex::encode(Sha256::digest(&bytes));
-        let staged = std::mem::replace(&mut blob.path, root.join(local_key(&blob.sha256)));
-        blob.placed = true;
-        let _ = self.small_blobs.keep(&blob.sha256, &bytes);
+        let staged = self.unwritten(&bytes);
+        if staged.size > INLINE_READ_LIMIT {
+            return tokio::task::spawn_blocking(move || {
+                let mut blob = write_whole(staged, &bytes)?;
+                let target = root.join(local_key(&blob.sha256));
+                place(root, &blob.path, &target)?;
+                // Left behind when the blob was stored already.
+                let _ = std::fs::remove_file(&blob.path);
+                blob.path = target;
+                blob.placed = true;
+                Ok(blob)
+            })
+            .await?;
+        }
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let (size, path) = (staged.size, root.join(local_key(&sha256)));
         let in_flight = self.in_flight.clone();
-        lock_map(&in_flight).insert(blob.sha256.clone(), bytes.clone());
-        let (sha256, target) = (blob.sha256.clone(), blob.path.clone());
+        lock_map(&in_flight).insert(sha256.clone(), bytes.clone());
+        let (answered, target) = (sha256.clone(), path.clone());
         let job = tokio::task::spawn_blocking(move || {
-            let placed =
-                write_flushed(&staged, &bytes).and_then(|()| place(root, &staged, &target));
-            // Left behind when the blob was stored already, or when a step failed.
-            let _ = std::fs::remove_file(&staged);
-            lock_map(&in_flight).remove(&sha256);
+            let placed = write_flushed(&staged.path, &bytes)
+                .and_then(|()| place(root, &staged.path, &target));
+            // Another request's entry for the same bytes stays for that request.
+            let mut reads = lock_map(&in_flight);
+            if reads
+                .get(&sha256)
+                .is_some_and(|kept| kept.as_ptr() == bytes.as_ptr())
+            {
+                reads.remove(&sha256);
+            }
+            drop(reads);
+            // `staged` removes the temporary file left when the blob was stored already, or when
+            // a step failed.
+            drop(staged);
             placed.map_err(|error| format!("storing blob {sha256}: {error}"))
         });
         let placing = async move { job.await.map_err(|error| error.to_string())? };
-        let placing = Placing(placing.boxed().shared());
-        // Reads of a larger blob go to its file (`read_small` answers only small ones from
-        // memory): it must be there before the blob is handed out.
-        if blob.size > INLINE_READ_LIMIT {
-            placing.done().await?;
-        } else {
-            blob.placing = Some(placing);
-        }
-        Ok(blob)
+        Ok(ReceivedBlob {
+            path,
+            placed: true,
+            placing: Some(Placing(placing.boxed().shared())),
+            sha256: answered,
+            sha512: None,
+            size,
+        })
     }
 
     /// A blob of `bytes`' size, to be written to a new temporary file.
@@ -1359,7 +1379,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(read, data[10..20], "readable while it is placed");
+        assert_eq!(read, data[10..20], "readable at once");
         kept.placing.as_ref().unwrap().done().await.unwrap();
         let stored = blobs.local_path(&sha256).unwrap();
         assert_eq!(std::fs::read(&stored).unwrap(), data);
@@ -1372,9 +1392,8 @@ mod tests {
         );
 
         let again = blobs.keep_bytes(Bytes::from(data.clone())).await.unwrap();
-        let placing = again.placing.clone().unwrap();
+        again.placing.as_ref().unwrap().done().await.unwrap();
         drop(again);
-        placing.done().await.unwrap();
         assert_eq!(
             std::fs::read(&stored).unwrap(),
             data,

@@ -242,7 +242,8 @@ pub async fn store(
     })
 }
 
-/// Bytes moved into storage whose artifact row is not written yet. A request that ends in a
+/// Bytes moved into storage, or on their way there ([`placed`]), whose artifact row is not written
+/// yet. A request that ends in a
 /// repository change records them in that change's transaction ([`record_statements`]), so that
 /// an upload costs one commit rather than one per file besides; any other ending records them at
 /// once ([`record_all`]). Meanwhile orphan cleanup spares them, as it spares every blob younger
@@ -267,7 +268,8 @@ pub async fn placed(kept: &[Unrecorded]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Verifies a received blob and moves it into storage, leaving its row to the caller.
+/// Verifies a received blob and moves it into storage (a blob on its way there goes on its way,
+/// see [`placed`]), leaving its row to the caller.
 pub async fn keep(
     blobs: &BlobStore,
     blob: ReceivedBlob,
@@ -554,4 +556,40 @@ pub struct RemoteArtifactRow {
     pub sha256: Option<String>,
     pub sha512: Option<String>,
     pub remote_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::{Expected, keep, record_all};
+    use crate::storage::BlobStore;
+
+    /// A file whose move into storage fails (here: a directory holds its name) is never recorded:
+    /// the recorder waits for the move, and its failure is the recorder's.
+    #[tokio::test]
+    async fn a_file_that_could_not_be_placed_gets_no_row() {
+        let (dir, db) = crate::db::tests::scratch_db().await;
+        let blobs = BlobStore::local(dir.path()).unwrap();
+        let bytes = Bytes::from_static(b"a file the disk refuses");
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let target = blobs.local_path(&sha256).unwrap();
+        std::fs::create_dir_all(target.join("in-the-way")).unwrap();
+
+        let received = blobs.keep_bytes(bytes).await.unwrap();
+        let kept = keep(&blobs, received, &Expected::default(), "refused.txt")
+            .await
+            .unwrap();
+        let refused = record_all(&db, std::slice::from_ref(&kept)).await;
+        assert!(
+            refused.is_err_and(|error| error.to_string().contains(&sha256)),
+            "the failure names the blob"
+        );
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM artifacts WHERE sha256 = $1")
+            .bind(&sha256)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
 }
