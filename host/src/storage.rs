@@ -409,9 +409,9 @@ impl BlobStore {
         })
     }
 
-    /// Stages a whole in-memory body (a file a plugin creates, a plugin component): created,
-    /// written, hashed and flushed in one trip to the blocking pool (an upload's metadata file
-    /// took two). The blob removes its file if anything fails, or if nobody awaits it any more.
+    /// Stages a whole in-memory body (a plugin component; on S3, what [`BlobStore::keep_bytes`]
+    /// is given): created, written, hashed and flushed in one trip to the blocking pool. The blob
+    /// removes its file if anything fails, or if nobody awaits it any more.
     pub async fn stage_bytes(&self, bytes: Bytes) -> std::io::Result<ReceivedBlob> {
         let blob = self.unwritten(&bytes);
         tokio::task::spawn_blocking(move || write_whole(blob, &bytes)).await?
