@@ -446,10 +446,10 @@ impl BlobStore {
             .await?;
         }
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let (size, path) = (staged.size, root.join(local_key(&sha256)));
+        let path = root.join(local_key(&sha256));
         let in_flight = self.in_flight.clone();
         lock_map(&in_flight).insert(sha256.clone(), bytes.clone());
-        let (answered, target) = (sha256.clone(), path.clone());
+        let (size, answered, target) = (staged.size, sha256.clone(), path.clone());
         let job = tokio::task::spawn_blocking(move || {
             let placed = write_flushed(&staged.path, &bytes)
                 .and_then(|()| place(root, &staged.path, &target));

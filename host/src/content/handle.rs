@@ -1133,10 +1133,11 @@ async fn receive_file(app: &ContentApp, field: &mut Field<'_>) -> ApiResult<Rece
     let limit = app.config.max_upload_bytes;
     let mut held = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {
-        if (held.len() + chunk.len()) as u64 > limit {
+        let received = (held.len() + chunk.len()) as u64;
+        if received > limit {
             return Err(ApiError::too_large(limit));
         }
-        if (held.len() + chunk.len()) as u64 <= INLINE_READ_LIMIT {
+        if received <= INLINE_READ_LIMIT {
             held.extend_from_slice(&chunk);
             continue;
         }
