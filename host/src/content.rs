@@ -244,6 +244,11 @@ struct Matched {
     private: bool,
     /// Serves the latest version of its repository (no publication of its own).
     writable: bool,
+    /// Its repository's latest version, read with it (so kept as long as the match is: both
+    /// go when the content tables change).
+    latest_version: Option<i64>,
+    /// The content generation it was read at.
+    read_at: u64,
     version: Option<i64>,
 }
 
@@ -263,6 +268,8 @@ struct DistributionRow {
     /// The publication served: the distribution's own, else the newest complete one of its
     /// repository version, else of its repository.
     served_publication: Option<String>,
+    /// Its repository's latest version.
+    latest_version: Option<i64>,
 }
 
 async fn root(State(app): State<Arc<ContentApp>>) -> ApiResult<Response> {
@@ -442,8 +449,9 @@ async fn serve_matched(
     }
     // Only plugin routes need the version, so only they pay for the copy it is written into.
     let mut matched = Matched::clone(matched);
-    // Taken before the version is read: an answer made from an older read is not kept.
-    let generation = app.answers.generation();
+    // Taken before the version is read (the latest version came with the distribution, read at
+    // `read_at`): an answer made from an older read is not kept.
+    let generation = app.answers.generation().min(matched.read_at);
     resolve_version(app, &mut matched).await?;
     let client = crate::auth::client_address(request.extensions());
     let caller = app
@@ -501,7 +509,10 @@ async fn find_distribution(
         Some(found) => found,
         None => {
             let generation = cache.generation();
-            let Some(found) = query_distribution(app, &candidates).await?.map(Arc::new) else {
+            let Some(found) = query_distribution(app, &candidates, generation)
+                .await?
+                .map(Arc::new)
+            else {
                 return Ok(None);
             };
             cache.keep_distribution(generation, &found.base_path, found.clone());
@@ -557,11 +568,16 @@ fn longest_base_path<'a>(
 }
 
 /// The distribution at the longest of `candidates` (longest first, none empty), with the
-/// publication it serves.
-async fn query_distribution(app: &ContentApp, candidates: &[&str]) -> ApiResult<Option<Matched>> {
+/// publication it serves and its repository's latest version, read at content generation
+/// `read_at`.
+async fn query_distribution(
+    app: &ContentApp,
+    candidates: &[&str],
+    read_at: u64,
+) -> ApiResult<Option<Matched>> {
     // One query with at most MAX_BASE_PATH_SEGMENTS parameters; base paths do not nest, so it
-    // finds at most one row, but the longest would win if they did. The publication served comes
-    // with it (one round trip to the database instead of two).
+    // finds at most one row, but the longest would win if they did. The publication served and
+    // the repository's latest version come with it (one round trip to the database, not three).
     let newest = |column: &str| {
         format!(
             "(SELECT p.id FROM publications p WHERE p.{column} = d.{column} AND p.complete = 1
@@ -571,7 +587,8 @@ async fn query_distribution(app: &ContentApp, candidates: &[&str]) -> ApiResult<
     let sql = format!(
         "SELECT d.plugin, d.base_path, d.publication_id, d.repository_id, d.name, d.remote_id, d.extra,
            d.repository_version_id, d.content_guard, d.private,
-           COALESCE(d.publication_id, {}, {}) AS served_publication
+           COALESCE(d.publication_id, {}, {}) AS served_publication,
+           (SELECT r.latest_version FROM repositories r WHERE r.id = d.repository_id) AS latest_version
          FROM distributions d
          WHERE d.base_path IN ({})",
         newest("repository_version_id"),
@@ -602,6 +619,8 @@ async fn query_distribution(app: &ContentApp, candidates: &[&str]) -> ApiResult<
         repository_version_id: row.repository_version_id,
         content_guard: row.content_guard,
         private: row.private != 0,
+        latest_version: row.latest_version,
+        read_at,
         version: None,
     };
     Ok(Some(matched))
@@ -616,6 +635,13 @@ async fn resolve_version(app: &ContentApp, matched: &mut Matched) -> ApiResult<(
     const OF_PUBLICATION: &str = "SELECT p.repository_id, v.number FROM publications p
          JOIN repository_versions v ON v.id = p.repository_version_id WHERE p.id = $1";
     const OF_VERSION: &str = "SELECT repository_id, number FROM repository_versions WHERE id = $1";
+    // The latest version, when that is what is served, came with the distribution.
+    let serves_latest = matched.writable
+        || (matched.publication_id.is_none() && matched.repository_version_id.is_none());
+    if serves_latest && let Some(latest) = matched.latest_version {
+        matched.version = Some(latest);
+        return Ok(());
+    }
     let lookup = match (
         &matched.publication_id,
         &matched.repository_version_id,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Executor as _, Transaction};
+use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod batch;
@@ -83,13 +83,19 @@ pub async fn announce(
     channel: &str,
 ) -> Result<(), sqlx::Error> {
     if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(channel)
-            .execute(conn)
-            .await?;
+        sqlx::query(NOTIFY).bind(channel).execute(conn).await?;
     }
     Ok(())
 }
+
+/// [`announce`] as a statement of `batch` (none on SQLite).
+pub fn announce_in(batch: &mut Batch, backend: Backend, channel: &str) {
+    if backend == Backend::Postgres {
+        batch.push(NOTIFY, vec![channel.into()]);
+    }
+}
+
+const NOTIFY: &str = "SELECT pg_notify($1, '')";
 
 /// `$start, $start+1, …` placeholders for an `IN (...)` list of `count` values.
 pub fn placeholders(start: usize, count: usize) -> String {
@@ -251,20 +257,32 @@ impl WriteTx {
     /// Commits the transaction and releases the write lock; moves the content generation, before
     /// returning, if the transaction changed a content table.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let WriteTx {
-            mut tx,
-            pool,
-            backend,
-            content_changes,
-            _guard: guard,
-        } = self;
+        self.commit_with(Batch::new()).await
+    }
+
+    /// Runs `last` (statements whose rows the caller does not need), then commits as
+    /// [`WriteTx::commit`] does. What the commit reads first goes with `last`: one trip fewer.
+    pub async fn commit_with(mut self, mut last: Batch) -> Result<(), sqlx::Error> {
+        let backend = self.backend;
         if backend == Backend::Postgres {
-            let (flag, transaction): (Option<String>, Option<String>) = sqlx::query_as(
+            last.push(
                 "SELECT current_setting('granary.content_changed', true),
                         CAST(txid_current_if_assigned() AS TEXT)",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
+                Vec::new(),
+            );
+            let ran = last.run_each(&mut self).await?;
+            let (flag, transaction): (Option<String>, Option<String>) = match ran.last() {
+                Some(read) => match read.rows.first() {
+                    Some(row) => (row.try_get(0)?, row.try_get(1)?),
+                    None => (None, None),
+                },
+                None => (None, None),
+            };
+            let WriteTx {
+                tx,
+                content_changes,
+                ..
+            } = self;
             if flag.as_deref() != Some("yes") {
                 return tx.commit().await;
             }
@@ -282,13 +300,34 @@ impl WriteTx {
             after.committed = outcome.is_ok();
             return outcome;
         }
+        // SQLite: the counter is read in the trip of `last`, inside the transaction (no other
+        // writer can move it before the commit), or after the commit when there is no `last`:
+        // read after the write lock is released, so other writers do not wait for a trip of
+        // its own (inside the lock it cost a third of a 1000-file sync's throughput).
+        let counted = if last.is_empty() {
+            None
+        } else {
+            last.push(COUNTER, Vec::new());
+            let ran = last.run_each(&mut self).await?;
+            let read = ran.last().and_then(|read| read.rows.first());
+            Some(match read {
+                Some(row) => row.try_get::<i64, _>(0)?,
+                None => 0,
+            })
+        };
+        let WriteTx {
+            tx,
+            pool,
+            content_changes,
+            _guard: guard,
+            ..
+        } = self;
         tx.commit().await?;
-        // Read after the write lock is released, so other writers do not wait for this query
-        // (inside the lock it cost a third of a 1000-file sync's throughput).
         drop(guard);
-        let counter: i64 = sqlx::query_scalar("SELECT counter FROM content_changes")
-            .fetch_one(&pool)
-            .await?;
+        let counter: i64 = match counted {
+            Some(counter) => counter,
+            None => sqlx::query_scalar(COUNTER).fetch_one(&pool).await?,
+        };
         // The counter only grows, and this commit's own changes are in what was read. A reader
         // that finds the counter no higher than seen knows that the reader who saw it higher
         // has already moved the generation: both happen under this lock.
@@ -303,6 +342,9 @@ impl WriteTx {
         Ok(())
     }
 }
+
+/// SQLite: the counter of changes to the content tables (see [`ContentChanges`]).
+const COUNTER: &str = "SELECT counter FROM content_changes";
 
 /// Moves the content generation when it is dropped: after a PostgreSQL commit of a content change
 /// returned, or when the commit was abandoned half-way (its future dropped: a client that hung up)
@@ -391,9 +433,7 @@ impl Db {
             .context("creating the content-change triggers")?;
         let content_changes = Arc::new(ContentChanges::default());
         if backend == Backend::Sqlite {
-            let counter: i64 = sqlx::query_scalar("SELECT counter FROM content_changes")
-                .fetch_one(&pool)
-                .await?;
+            let counter: i64 = sqlx::query_scalar(COUNTER).fetch_one(&pool).await?;
             *content_changes
                 .counter_seen
                 .lock()

@@ -16,7 +16,9 @@ use serde_json::Value;
 
 pub use crate::progress::{ProgressReport, TaskHandle};
 
-use crate::db::{Backend, Batch, Db, TASKS_CHANNEL, WriteTx, announce, new_id, now};
+use crate::db::{
+    Backend, Batch, Db, SqlValue, TASKS_CHANNEL, WriteTx, announce, announce_in, new_id, now,
+};
 use crate::rbac;
 
 /// Task states, as Pulp names them.
@@ -291,9 +293,9 @@ pub async fn run_immediately(
             failure
         }
     };
-    record_end(&mut tx, &id, &outcome, "[]").await?;
-    announce(db, &mut tx, TASKS_CHANNEL).await?;
-    tx.commit().await?;
+    let mut last = Batch::new();
+    end_statements(&mut last, db.backend(), &id, &outcome, "[]");
+    tx.commit_with(last).await?;
     Ok(Immediate::Ended(outcome))
 }
 
@@ -481,11 +483,10 @@ pub async fn finish(db: &Db, handle: &TaskHandle, outcome: Outcome) -> Result<()
         creation_hooks(db, &handle.id, created).await?;
     }
     let reports = handle.reports_json(Some(outcome.report_state()));
-    let mut tx = db.begin_write().await?;
-    record_end(&mut tx, &handle.id, &outcome, &reports).await?;
-    announce(db, &mut tx, TASKS_CHANNEL).await?;
-    tx.commit().await?;
-    Ok(())
+    let tx = db.begin_write().await?;
+    let mut last = Batch::new();
+    end_statements(&mut last, db.backend(), &handle.id, &outcome, &reports);
+    tx.commit_with(last).await
 }
 
 impl Outcome {
@@ -509,29 +510,24 @@ impl Outcome {
 }
 
 /// Writes the end of task `id`: its state, error, what it created and its final `reports`.
-async fn record_end(
-    tx: &mut WriteTx,
-    id: &str,
-    outcome: &Outcome,
-    reports: &str,
-) -> Result<(), sqlx::Error> {
+fn end_statements(batch: &mut Batch, backend: Backend, id: &str, outcome: &Outcome, reports: &str) {
     let (error, created) = match outcome {
         Outcome::Completed(created) => (None, created.as_slice()),
         Outcome::Failed(description) => (Some(error_text(description)), [].as_slice()),
         Outcome::Canceled => (None, [].as_slice()),
     };
-    sqlx::query(
+    batch.push(
         "UPDATE tasks SET state = $2, finished = $3, error = $4, created_resources = $5, progress_reports = $6 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(outcome.task_state())
-    .bind(now())
-    .bind(error)
-    .bind(Value::from(created.to_vec()).to_string())
-    .bind(reports)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+        vec![
+            id.into(),
+            outcome.task_state().into(),
+            now().into(),
+            SqlValue::Text(error),
+            Value::from(created.to_vec()).to_string().into(),
+            reports.into(),
+        ],
+    );
+    announce_in(batch, backend, TASKS_CHANNEL);
 }
 
 /// Runs the creation hooks of the objects a task created for the user who queued it, as Pulp

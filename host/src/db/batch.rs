@@ -7,7 +7,13 @@
 //! took 1.0 ms one by one and 0.17 ms as one batch. PostgreSQL's protocol takes one statement with
 //! parameters at a time: there the statements run in turn, as they would one by one.
 
-use sqlx::any::AnyRow;
+use futures::TryStreamExt as _;
+use futures::stream::BoxStream;
+use sqlx::Either;
+use sqlx::Executor as _;
+#[cfg(test)]
+use sqlx::Row as _;
+use sqlx::any::{AnyQueryResult, AnyRow};
 
 use super::{Backend, WriteTx};
 
@@ -100,22 +106,61 @@ impl Batch {
 
     /// Runs the statements in `tx`; answers the rows they return, in order.
     pub async fn run(self, tx: &mut WriteTx) -> Result<Vec<AnyRow>, sqlx::Error> {
+        let ran = self.run_each(tx).await?;
+        Ok(ran
+            .into_iter()
+            .flat_map(|statement| statement.rows)
+            .collect())
+    }
+
+    /// Runs the statements in `tx`; answers what each one did, in order, so that statements of
+    /// different shapes (a count and a row, two reads) can share a trip.
+    pub async fn run_each(self, tx: &mut WriteTx) -> Result<Vec<Ran>, sqlx::Error> {
         if self.is_empty() {
             return Ok(Vec::new());
         }
+        let mut ran = Vec::with_capacity(self.len());
         match tx.backend {
             Backend::Sqlite => {
+                // SQLite ends each statement of the query with its result, after its rows.
                 let (sql, values) = self.joined();
-                bind(sqlx::query(&sql), values).fetch_all(&mut **tx).await
+                collect_each(
+                    &mut ran,
+                    (&mut **tx).fetch_many(bind(sqlx::query(&sql), values)),
+                )
+                .await?;
             }
             Backend::Postgres => {
-                let mut rows = Vec::new();
                 for (sql, values) in self.statements {
-                    rows.extend(bind(sqlx::query(&sql), values).fetch_all(&mut **tx).await?);
+                    collect_each(
+                        &mut ran,
+                        (&mut **tx).fetch_many(bind(sqlx::query(&sql), values)),
+                    )
+                    .await?;
                 }
-                Ok(rows)
             }
         }
+        Ok(ran)
+    }
+
+    /// SQLite's plan for each statement (`EXPLAIN QUERY PLAN`, one detail line per step), for
+    /// tests that show what a statement walks.
+    #[cfg(test)]
+    pub(crate) async fn plans(self, tx: &mut WriteTx) -> Result<Vec<Vec<String>>, sqlx::Error> {
+        let mut plans = Vec::new();
+        for (sql, values) in self.statements {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let steps = bind(sqlx::query(&explain), values)
+                .fetch_all(&mut **tx)
+                .await?;
+            plans.push(
+                steps
+                    .iter()
+                    .map(|step| step.try_get::<String, _>(3))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        Ok(plans)
     }
 
     /// The statements as one query: each one's placeholders renumbered after the values of the
@@ -152,6 +197,34 @@ fn shift_placeholders(sql: &str, by: usize) -> String {
     shifted
 }
 
+/// What one statement of a [`Batch`] did.
+#[derive(Default)]
+pub struct Ran {
+    /// The rows it wrote, updated or deleted, for a statement that writes. (Of a read, SQLite
+    /// reports the count of the last write before it, PostgreSQL the rows it returned.)
+    pub rows_affected: u64,
+    /// The rows it returned.
+    pub rows: Vec<AnyRow>,
+}
+
+/// Adds to `ran` a [`Ran`] per statement of `steps`.
+async fn collect_each(
+    ran: &mut Vec<Ran>,
+    mut steps: BoxStream<'_, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>,
+) -> Result<(), sqlx::Error> {
+    let mut rows = Vec::new();
+    while let Some(step) = steps.try_next().await? {
+        match step {
+            Either::Right(row) => rows.push(row),
+            Either::Left(done) => ran.push(Ran {
+                rows_affected: done.rows_affected(),
+                rows: std::mem::take(&mut rows),
+            }),
+        }
+    }
+    Ok(())
+}
+
 /// `query` with `values` bound in order.
 fn bind<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -171,6 +244,7 @@ mod tests {
     use sqlx::{Executor as _, Row as _};
 
     use super::{Batch, SqlValue, shift_placeholders};
+    use crate::db::{Db, WriteTx};
 
     #[test]
     fn placeholders_are_renumbered_after_the_values_before_them() {
@@ -181,14 +255,20 @@ mod tests {
         assert_eq!(shift_placeholders("SELECT 1", 7), "SELECT 1");
     }
 
-    #[tokio::test]
-    async fn a_batch_runs_its_statements_in_order_and_answers_their_rows() {
-        let (_dir, db) = crate::db::tests::scratch_db().await;
+    /// A scratch database with an empty table `notes (id, body)`, and a write transaction.
+    async fn notes() -> (tempfile::TempDir, Db, WriteTx) {
+        let (dir, db) = crate::db::tests::scratch_db().await;
         db.pool()
             .execute("CREATE TABLE notes (id INTEGER, body TEXT)")
             .await
             .expect("a table");
-        let mut tx = db.begin_write().await.expect("a write transaction");
+        let tx = db.begin_write().await.expect("a write transaction");
+        (dir, db, tx)
+    }
+
+    #[tokio::test]
+    async fn a_batch_runs_its_statements_in_order_and_answers_their_rows() {
+        let (_dir, db, mut tx) = notes().await;
         let mut batch = Batch::new();
         batch
             .push(
@@ -226,5 +306,32 @@ mod tests {
             left, 0,
             "a batch is part of its transaction: rolled back with it"
         );
+    }
+
+    #[tokio::test]
+    async fn each_statement_of_a_batch_answers_what_it_did() {
+        let (_dir, _db, mut tx) = notes().await;
+        let mut batch = Batch::new();
+        batch
+            .push(
+                "INSERT INTO notes (id, body) VALUES ($1, 'a'), ($2, 'b'), ($3, 'c')",
+                vec![1_i64.into(), 2_i64.into(), 3_i64.into()],
+            )
+            .push("SELECT COUNT(*) FROM notes", Vec::new())
+            .push("DELETE FROM notes WHERE id > $1", vec![1_i64.into()])
+            .push("SELECT id, body FROM notes", Vec::new());
+        let ran = batch.run_each(&mut tx).await.expect("the batch runs");
+        assert_eq!(ran.len(), 4, "a result for each statement");
+        assert_eq!(
+            (ran[0].rows_affected, ran[2].rows_affected),
+            (3, 2),
+            "each write's own count"
+        );
+        let rows: Vec<usize> = ran.iter().map(|statement| statement.rows.len()).collect();
+        assert_eq!(rows, [0, 1, 0, 1], "each statement's own rows");
+        let count: i64 = ran[1].rows[0].try_get(0).expect("a count");
+        assert_eq!(count, 3, "the count saw the insert before it");
+        let body: String = ran[3].rows[0].try_get(1).expect("a body");
+        assert_eq!(body, "a", "the last read saw the delete before it");
     }
 }

@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::db::{Db, WriteTx, value_rows};
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use crate::db::{Batch, Db, SqlValue, WriteTx, value_rows};
 use crate::plugins::{MAX_INDEXED_VALUE_BYTES, PluginInfo};
 
 /// Rows per multi-row INSERT (five values each).
@@ -60,44 +63,72 @@ fn keys_of<'f>(fields: &'f [String], natural_key: &str, metadata: &str) -> Vec<(
         .collect()
 }
 
-/// The fields recorded for `plugin`'s content types, by type.
-async fn recorded(
-    tx: &mut WriteTx,
-    plugin: &str,
-) -> Result<BTreeMap<String, Vec<String>>, sqlx::Error> {
-    let rows = sqlx::query_as::<_, (String, String)>(
+/// The fields recorded for a plugin's content types, by type.
+pub type Recorded = BTreeMap<String, Vec<String>>;
+
+/// Adds to `batch` the read of the fields recorded for `plugin` ([`recorded_from`] its rows).
+pub fn read_recorded(batch: &mut Batch, plugin: &str) {
+    batch.push(
         "SELECT type_name, field FROM content_key_fields WHERE plugin = $1 ORDER BY type_name, field",
-    )
-    .bind(plugin)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (type_name, field) in rows {
+        vec![plugin.into()],
+    );
+}
+
+/// The fields of the rows of [`read_recorded`].
+pub fn recorded_from(rows: &[AnyRow]) -> Result<Recorded, sqlx::Error> {
+    let mut fields = Recorded::new();
+    for row in rows {
+        let (type_name, field): (String, String) = (row.try_get(0)?, row.try_get(1)?);
         fields.entry(type_name).or_default().push(field);
     }
     Ok(fields)
 }
 
 /// Writes the keys of `units` of `plugin` under every field recorded for their types (keys that
-/// exist already are left as they are).
+/// exist already are left as they are): at most two trips to the database.
 pub async fn index(tx: &mut WriteTx, plugin: &str, units: &[Unit<'_>]) -> Result<(), sqlx::Error> {
     if units.is_empty() {
         return Ok(());
     }
-    let fields = recorded(tx, plugin).await?;
-    if fields.is_empty() {
-        return Ok(());
-    }
+    let mut batch = Batch::new();
+    read_recorded(&mut batch, plugin);
+    let fields = recorded_from(&batch.run(tx).await?)?;
+    let mut batch = Batch::new();
+    index_statements(&mut batch, plugin, &fields, units);
+    batch.run(tx).await?;
+    Ok(())
+}
+
+/// Adds to `batch` the statements that write the keys of `units` of `plugin` under `fields`
+/// (keys that exist already are left as they are).
+pub fn index_statements(batch: &mut Batch, plugin: &str, fields: &Recorded, units: &[Unit<'_>]) {
     let mut rows = Vec::new();
     for unit in units {
         let Some(fields) = fields.get(unit.type_name) else {
             continue;
         };
         for (field, value) in keys_of(fields, unit.natural_key, unit.metadata) {
-            rows.push((unit.type_name, field.to_owned(), value, unit.content_id));
+            rows.push((unit.type_name, field, value, unit.content_id));
         }
     }
-    insert(tx, plugin, &rows).await
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO content_keys (plugin, type_name, field, value, content_id) VALUES {}
+             ON CONFLICT DO NOTHING",
+            value_rows("($1, ?, ?, ?, ?)", 2, chunk.len())
+        );
+        let mut values = Vec::with_capacity(1 + 4 * chunk.len());
+        values.push(plugin.into());
+        for (type_name, field, value, content_id) in chunk {
+            values.extend([
+                SqlValue::from(*type_name),
+                SqlValue::from(*field),
+                SqlValue::from(value.as_str()),
+                SqlValue::from(*content_id),
+            ]);
+        }
+        batch.push(sql, values);
+    }
 }
 
 /// Rewrites the keys of one unit whose metadata changed.
@@ -107,31 +138,6 @@ pub async fn reindex(tx: &mut WriteTx, plugin: &str, unit: &Unit<'_>) -> Result<
         .execute(&mut **tx)
         .await?;
     index(tx, plugin, std::slice::from_ref(unit)).await
-}
-
-/// Inserts (type, field, value, content id) rows of `plugin`.
-async fn insert(
-    tx: &mut WriteTx,
-    plugin: &str,
-    rows: &[(&str, String, String, &str)],
-) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let sql = format!(
-            "INSERT INTO content_keys (plugin, type_name, field, value, content_id) VALUES {}
-             ON CONFLICT DO NOTHING",
-            value_rows("($1, ?, ?, ?, ?)", 2, chunk.len())
-        );
-        let mut query = sqlx::query(&sql).bind(plugin);
-        for (type_name, field, value, content_id) in chunk {
-            query = query
-                .bind(*type_name)
-                .bind(field.as_str())
-                .bind(value.as_str())
-                .bind(*content_id);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// Records the fields `info` declares and indexes, under each field not indexed completely yet,
@@ -213,7 +219,7 @@ pub async fn declare(db: &Db, info: &PluginInfo) -> anyhow::Result<()> {
 /// Indexes every stored unit of `plugin`'s `type_name` by `field`, then marks the field complete.
 /// Returns how many units were read.
 async fn backfill(db: &Db, plugin: &str, type_name: &str, field: &str) -> anyhow::Result<u64> {
-    let fields = [field.to_owned()];
+    let fields = Recorded::from([(type_name.to_owned(), vec![field.to_owned()])]);
     let mut cursor = String::new();
     let mut read = 0;
     loop {
@@ -228,15 +234,18 @@ async fn backfill(db: &Db, plugin: &str, type_name: &str, field: &str) -> anyhow
         .bind(BACKFILL_PAGE)
         .fetch_all(&mut *tx)
         .await?;
-        let rows: Vec<(&str, String, String, &str)> = page
+        let units: Vec<Unit<'_>> = page
             .iter()
-            .flat_map(|(id, natural_key, metadata)| {
-                keys_of(&fields, natural_key, metadata)
-                    .into_iter()
-                    .map(move |(field, value)| (type_name, field.to_owned(), value, id.as_str()))
+            .map(|(id, natural_key, metadata)| Unit {
+                content_id: id,
+                type_name,
+                natural_key,
+                metadata,
             })
             .collect();
-        insert(&mut tx, plugin, &rows).await?;
+        let mut batch = Batch::new();
+        index_statements(&mut batch, plugin, &fields, &units);
+        batch.run(&mut tx).await?;
         let last = page.last().map(|(id, _, _)| id.clone());
         read += page.len() as u64;
         if last.is_none() {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use anyhow::Context as _;
 use sqlx::any::AnyRow;
 use sqlx::{FromRow as _, Row as _};
 
@@ -80,8 +81,12 @@ pub async fn save_in(
     let created = now();
     let mut content_ids: BTreeMap<(String, String), String> = BTreeMap::new();
     let keys: Vec<&(String, String)> = units.keys().collect();
+    // The keys of the units stored now, written with the next trip.
+    let mut batch = Batch::new();
+    let mut fields: Option<content_keys::Recorded> = None;
     for chunk in keys.chunks(INSERT_CHUNK) {
-        // The new rows and the lookup of every unit's id are one trip to the database.
+        // The new rows and the lookup of every unit's id are one trip to the database, with
+        // the fields the units are indexed by on the first.
         let sql = format!(
             "INSERT INTO content (id, plugin, type_name, natural_key, metadata, created) VALUES {}
              ON CONFLICT (plugin, type_name, natural_key) DO NOTHING",
@@ -99,10 +104,21 @@ pub async fn save_in(
             ]);
             fresh_ids.insert(id);
         }
-        let mut batch = Batch::new();
-        batch.push(sql, values);
-        lookup_statements(&mut batch, plugin, chunk);
-        let found = looked_up(&batch.run(tx).await?)?;
+        let mut trip = Batch::new();
+        if fields.is_none() {
+            content_keys::read_recorded(&mut trip, plugin);
+        }
+        trip.push(sql, values);
+        lookup_statements(&mut trip, plugin, chunk);
+        let mut ran = trip.run_each(tx).await?.into_iter();
+        let fields = match &mut fields {
+            Some(fields) => fields,
+            None => fields.insert(content_keys::recorded_from(
+                &ran.next().context("the indexed fields were not read")?.rows,
+            )?),
+        };
+        let rows: Vec<AnyRow> = ran.flat_map(|statement| statement.rows).collect();
+        let found = looked_up(&rows)?;
         // Units stored before have their keys already.
         let stored_now: Vec<content_keys::Unit<'_>> = found
             .iter()
@@ -114,12 +130,15 @@ pub async fn save_in(
                 metadata: &units[key].metadata,
             })
             .collect();
-        content_keys::index(tx, plugin, &stored_now).await?;
+        content_keys::index_statements(&mut batch, plugin, fields, &stored_now);
         content_ids.extend(found);
+        if batch.len() >= STATEMENTS_PER_TRIP {
+            std::mem::take(&mut batch).run(tx).await?;
+        }
     }
     let ids: Vec<String> = content_ids.values().cloned().collect();
-    // Staged, and their files' rows written, in one trip to the database.
-    let mut batch = Batch::new();
+    // Staged, and their files' rows written (and linked to the stored files an upload names),
+    // in one trip to the database.
     versions::stage_statements(&mut batch, task_id, &ids);
 
     // Files: one content_artifact per (unit, relative path), one remote_artifact per remote.
@@ -145,6 +164,9 @@ pub async fn save_in(
             ]);
         }
         batch.push(sql, values);
+        if let Reuse::Checked = reuse {
+            link_by_sha256(&mut batch, chunk);
+        }
         // A sync's batch may declare many files: the text and values of a trip stay bounded.
         if batch.len() >= STATEMENTS_PER_TRIP {
             std::mem::take(&mut batch).run(tx).await?;
@@ -236,6 +258,47 @@ pub async fn save_in(
         }
     }
     Ok(pending)
+}
+
+/// Adds to `batch` the statement that points each file of `files` (unit id, declaration) that
+/// has no artifact yet at the stored artifact of its declared sha256, if there is one: what
+/// [`link_stored_in`] does for such files, in the trip that writes the file rows (a file declared
+/// by its sha512 alone is left to it). Only for files whose digests the caller checked
+/// ([`Reuse::Checked`]).
+fn link_by_sha256(batch: &mut Batch, files: &[(String, &crate::plugins::ArtifactDeclaration)]) {
+    // A file declared twice is linked by its last declaration, as `link_stored_in` does (and one
+    // row each: PostgreSQL refuses a subquery of two rows as a value).
+    let declared: BTreeMap<(&str, &str), &str> = files
+        .iter()
+        .filter_map(|(content_id, declaration)| {
+            let sha256 = declaration.sha256.as_deref()?;
+            Some((
+                (content_id.as_str(), declaration.relative_path.as_str()),
+                sha256,
+            ))
+        })
+        .collect();
+    if declared.is_empty() {
+        return;
+    }
+    let mut values: Vec<SqlValue> = Vec::with_capacity(declared.len() * 3);
+    for ((content_id, relative_path), sha256) in declared {
+        values.extend([content_id.into(), relative_path.into(), sha256.into()]);
+    }
+    // Driven by the file rows' unique index, so it costs the files it names. The row's own
+    // `artifact_id IS NULL` sits in the subquery: beside the index's terms, SQLite's planner
+    // chose the index on `artifact_id` for it and walked every file row without an artifact.
+    let linked = "SELECT a.id FROM declared d JOIN artifacts a ON a.sha256 = d.sha256
+                  WHERE d.content_id = content_artifacts.content_id
+                    AND d.relative_path = content_artifacts.relative_path";
+    let sql = format!(
+        "WITH declared (content_id, relative_path, sha256) AS (VALUES {})
+         UPDATE content_artifacts SET artifact_id = ({linked})
+         WHERE (content_id, relative_path) IN (SELECT content_id, relative_path FROM declared)
+           AND EXISTS ({linked} AND content_artifacts.artifact_id IS NULL)",
+        value_rows("(?, ?, ?)", 1, values.len() / 3)
+    );
+    batch.push(sql, values);
 }
 
 /// The artifacts of `rows` that `reuse` reaches: all of them unless the reuse is limited.
@@ -469,4 +532,44 @@ async fn link_all(tx: &mut WriteTx, links: &[(String, &str)]) -> Result<(), sqlx
         query.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_by_sha256;
+    use crate::db::Batch;
+    use crate::plugins::ArtifactDeclaration;
+
+    /// Linking an upload's files to their stored artifacts costs the files it names: the file
+    /// rows are found by their unique key. Left to itself, SQLite's planner found them by
+    /// `artifact_id IS NULL`, every file without an artifact (an on-demand mirror's files).
+    #[tokio::test]
+    async fn linking_files_by_digest_finds_them_by_their_unit_and_path() {
+        let (_dir, db) = crate::db::tests::scratch_db().await;
+        let mut tx = db.begin_write().await.expect("a write transaction");
+        let declared = |path: &str| ArtifactDeclaration {
+            relative_path: path.to_owned(),
+            url: None,
+            size: None,
+            sha256: Some("0".repeat(64)),
+            sha512: None,
+        };
+        let (wheel, metadata) = (declared("a.whl"), declared("a.whl.metadata"));
+        let files = [("unit".to_owned(), &wheel), ("unit".to_owned(), &metadata)];
+        let mut batch = Batch::new();
+        link_by_sha256(&mut batch, &files);
+        let plans = batch.plans(&mut tx).await.expect("the plan");
+        let plan = &plans[0];
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH content_artifacts ")
+                    && step.contains("(content_id=? AND relative_path=?)")),
+            "the file rows are found by unit and path: {plan:#?}"
+        );
+        assert!(
+            plan.iter().all(|step| !step.contains("artifact_id=?")
+                && !step.starts_with("SCAN content_artifacts")),
+            "not by their missing artifact, nor all of them: {plan:#?}"
+        );
+    }
 }
