@@ -33,6 +33,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 
 use crate::db::BindAll as _;
+use crate::domain::additions::AddError;
 use crate::domain::artifacts::{self, Expected, RemoteArtifactRow};
 use crate::domain::declarations::link;
 use crate::domain::distributions::{MAX_BASE_PATH_BYTES, MAX_BASE_PATH_SEGMENTS};
@@ -40,6 +41,7 @@ use crate::domain::remotes::Remote;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{App, AppState};
 use crate::tasks::correlation;
+use crate::tasks::kinds::TargetRepository;
 
 mod admission;
 mod answers;
@@ -87,24 +89,38 @@ impl std::ops::Deref for ContentApp {
 }
 
 impl ContentApp {
-    /// Adds `units` to and removes `remove` from a repository as one new version, waking and
-    /// watching this process's workers (see [`crate::tasks::kinds::add_units_and_wait`]);
-    /// records `kept`, the files the request stored, with it.
+    /// Adds `units` to and removes `remove` from the repository `matched` serves as one new
+    /// version of `plugin`'s units, waking and watching this process's workers (see
+    /// [`crate::tasks::kinds::add_units_and_wait`]); records `kept`, the files the request
+    /// stored, with it.
     async fn add_units(
         &self,
-        target: (&str, &str),
+        (matched, plugin): (&Matched, &str),
         remote_id: Option<&str>,
         units: &[crate::plugins::UnitDeclaration],
         remove: &[(String, String)],
         kept: &[artifacts::Unrecorded],
-    ) -> Result<Option<String>, crate::domain::additions::AddError> {
-        let (repository_id, plugin) = target;
+    ) -> Result<Option<String>, AddError> {
+        let (Some(id), Some((repository_plugin, type_name))) =
+            (&matched.repository_id, &matched.repository_type)
+        else {
+            // Recorded on their own, as stored files are.
+            artifacts::record_all(&self.db, kept).await?;
+            return Err(AddError::Refused(
+                "the distribution's repository is gone".into(),
+            ));
+        };
+        let repository = TargetRepository {
+            id,
+            plugin: repository_plugin,
+            type_name,
+        };
         crate::tasks::kinds::add_units_and_wait(
             &self.db,
             &self.plugins.rest_names(),
             &self.task_wakeup,
             &self.task_finished,
-            repository_id,
+            repository,
             plugin,
             remote_id,
             units,
@@ -247,6 +263,9 @@ struct Matched {
     /// Its repository's latest version, read with it (so kept as long as the match is: both
     /// go when the content tables change).
     latest_version: Option<i64>,
+    /// Its repository's plugin and type, read with it: what the href of the repository (the
+    /// lock of a task that changes it) is made of.
+    repository_type: Option<(String, String)>,
     /// The content generation it was read at.
     read_at: u64,
     version: Option<i64>,
@@ -270,6 +289,9 @@ struct DistributionRow {
     served_publication: Option<String>,
     /// Its repository's latest version.
     latest_version: Option<i64>,
+    /// Its repository's plugin and type.
+    repository_plugin: Option<String>,
+    repository_type: Option<String>,
 }
 
 async fn root(State(app): State<Arc<ContentApp>>) -> ApiResult<Response> {
@@ -568,8 +590,8 @@ fn longest_base_path<'a>(
 }
 
 /// The distribution at the longest of `candidates` (longest first, none empty), with the
-/// publication it serves and its repository's latest version, read at content generation
-/// `read_at`.
+/// publication it serves and its repository's latest version and type, read at content
+/// generation `read_at`.
 async fn query_distribution(
     app: &ContentApp,
     candidates: &[&str],
@@ -577,7 +599,8 @@ async fn query_distribution(
 ) -> ApiResult<Option<Matched>> {
     // One query with at most MAX_BASE_PATH_SEGMENTS parameters; base paths do not nest, so it
     // finds at most one row, but the longest would win if they did. The publication served and
-    // the repository's latest version come with it (one round trip to the database, not three).
+    // the repository's latest version and type come with it (one round trip to the database, not
+    // four).
     let newest = |column: &str| {
         format!(
             "(SELECT p.id FROM publications p WHERE p.{column} = d.{column} AND p.complete = 1
@@ -588,8 +611,8 @@ async fn query_distribution(
         "SELECT d.plugin, d.base_path, d.publication_id, d.repository_id, d.name, d.remote_id, d.extra,
            d.repository_version_id, d.content_guard, d.private,
            COALESCE(d.publication_id, {}, {}) AS served_publication,
-           (SELECT r.latest_version FROM repositories r WHERE r.id = d.repository_id) AS latest_version
-         FROM distributions d
+           r.latest_version, r.plugin AS repository_plugin, r.type_name AS repository_type
+         FROM distributions d LEFT JOIN repositories r ON r.id = d.repository_id
          WHERE d.base_path IN ({})",
         newest("repository_version_id"),
         newest("repository_id"),
@@ -620,6 +643,7 @@ async fn query_distribution(
         content_guard: row.content_guard,
         private: row.private != 0,
         latest_version: row.latest_version,
+        repository_type: row.repository_plugin.zip(row.repository_type),
         read_at,
         version: None,
     };

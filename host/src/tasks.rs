@@ -248,13 +248,14 @@ pub enum Immediate {
 /// holds the database's write lock (SQLite), and on PostgreSQL keeps workers from claiming
 /// (see [`take_immediate_locks`]), while it runs. `first` holds statements of the work that
 /// return no rows, sent with the task's own: they are rolled back with the rest if `work` fails.
+/// What `work` pushes to the batch it is given runs with the commit, before the task's end.
 pub async fn run_immediately(
     db: &Db,
     name: &str,
     args: &kinds::TaskArgs,
     locks: &[ResourceLock],
     first: Batch,
-    work: impl AsyncFnOnce(&mut WriteTx, &str) -> anyhow::Result<Vec<String>>,
+    work: impl AsyncFnOnce(&mut WriteTx, &str, &mut Batch) -> anyhow::Result<Vec<String>>,
 ) -> Result<Immediate, sqlx::Error> {
     let id = new_id();
     let owner = task_owner(db).await?;
@@ -277,7 +278,9 @@ pub async fn run_immediately(
         return Ok(Immediate::Busy);
     }
     assign_owner(&mut tx, &task, owner.as_ref()).await?;
-    let outcome = match work(&mut tx, &id).await {
+    // The work's last statements, then the task's end, go with the commit.
+    let mut last = Batch::new();
+    let outcome = match work(&mut tx, &id, &mut last).await {
         Ok(created) => {
             if let Some((_, user_id)) = &owner {
                 creation_hooks_in(db, &mut tx, user_id, &created).await?;
@@ -288,12 +291,12 @@ pub async fn run_immediately(
             // Rolled back; the failure is recorded on its own.
             drop(tx);
             let failure = Outcome::Failed(format!("{error:#}"));
+            last = Batch::new();
             tx = db.begin_write().await?;
             insert_task(&mut tx, &task, state::RUNNING, owner.as_ref()).await?;
             failure
         }
     };
-    let mut last = Batch::new();
     end_statements(&mut last, db.backend(), &id, &outcome, "[]");
     tx.commit_with(last).await?;
     Ok(Immediate::Ended(outcome))

@@ -928,15 +928,14 @@ async fn change_units(
     change: Change,
     kept: &[artifacts::Unrecorded],
 ) -> ApiResult<()> {
-    let (repository_id, units, removed) =
-        match checked_change(app, matched, named, user, change).await {
-            Ok(checked) => checked,
-            Err(refused) => {
-                artifacts::record_all(&app.db, kept).await?;
-                return Err(refused);
-            }
-        };
-    let target = (repository_id, named.plugin.info.name.as_str());
+    let (units, removed) = match checked_change(app, matched, named, user, change).await {
+        Ok(checked) => checked,
+        Err(refused) => {
+            artifacts::record_all(&app.db, kept).await?;
+            return Err(refused);
+        }
+    };
+    let target = (matched, named.plugin.info.name.as_str());
     match app.add_units(target, None, &units, &removed, kept).await {
         Ok(_) => Ok(()),
         Err(AddError::Refused(message)) => Err(ApiError::bad_request(message)),
@@ -944,14 +943,15 @@ async fn change_units(
     }
 }
 
-/// The repository a `handle` outcome changes, the units it adds (checked) and those it removes.
-async fn checked_change<'m>(
+/// The units a `handle` outcome adds to the distribution's repository (checked) and those it
+/// removes.
+async fn checked_change(
     app: &Arc<ContentApp>,
-    matched: &'m Matched,
+    matched: &Matched,
     named: &Named<'_>,
     user: Option<&str>,
     change: Change,
-) -> ApiResult<(&'m str, Vec<UnitDeclaration>, Vec<(String, String)>)> {
+) -> ApiResult<(Vec<UnitDeclaration>, Vec<(String, String)>)> {
     let Change {
         add: mut units,
         remove,
@@ -1032,7 +1032,7 @@ async fn checked_change<'m>(
         .into_iter()
         .map(|unit| (unit.content_type, unit.natural_key))
         .collect();
-    Ok((repository_id, units, removed))
+    Ok((units, removed))
 }
 
 /// Whether the stored artifact `sha256` belongs to the repository `repository_id` (a file of its

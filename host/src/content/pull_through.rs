@@ -103,7 +103,7 @@ pub(super) async fn serve(
     if !in_latest_version(app, repository_id, name, &file).await? {
         let unit = std::slice::from_ref(&file.unit);
         match app
-            .add_units((repository_id, name), Some(&remote.row.id), unit, &[], &[])
+            .add_units((matched, name), Some(&remote.row.id), unit, &[], &[])
             .await
         {
             Ok(_) => {}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, WriteTx};
+use crate::db::{Batch, Db, WriteTx};
 use crate::domain::declarations::{Reuse, link_stored_in, save_in};
 use crate::domain::hrefs::RestNames;
 use crate::domain::versions;
@@ -100,17 +100,28 @@ pub async fn run(
     change: Change,
 ) -> anyhow::Result<Vec<String>> {
     let mut tx = db.begin_write().await?;
-    let created = apply_in(&mut tx, names, &task.id, target, remote_id, change).await?;
-    tx.commit().await?;
+    let mut last = Batch::new();
+    let created = apply_in(
+        &mut tx,
+        names,
+        (&task.id, &mut last),
+        target,
+        remote_id,
+        change,
+    )
+    .await?;
+    tx.commit_with(last).await?;
     Ok(created)
 }
 
 /// [`run`] inside the caller's transaction `tx` (which also records the task when it runs at
 /// once, see `tasks::run_immediately`): nothing is left behind when it fails and `tx` is dropped.
+/// The new version's last statements go to `last`, which the caller runs with its commit (see
+/// [`versions::finish_version_in`]).
 pub async fn apply_in(
     tx: &mut WriteTx,
     names: &RestNames,
-    task_id: &str,
+    (task_id, last): (&str, &mut Batch),
     target: (&str, &str),
     remote_id: Option<&str>,
     change: Change,
@@ -137,6 +148,7 @@ pub async fn apply_in(
         task_id,
         versions::Change::Add,
         &removals,
+        last,
     )
     .await?;
     Ok(outcome.href.into_iter().collect())

@@ -104,14 +104,27 @@ pub async fn finish_version(
     removals: &[String],
 ) -> anyhow::Result<NewVersion> {
     let mut tx = db.begin_write().await?;
-    let outcome =
-        finish_version_in(&mut tx, names, repository_id, task_id, change, removals).await?;
-    tx.commit().await?;
+    let mut last = Batch::new();
+    let outcome = finish_version_in(
+        &mut tx,
+        names,
+        repository_id,
+        task_id,
+        change,
+        removals,
+        &mut last,
+    )
+    .await?;
+    tx.commit_with(last).await?;
     Ok(outcome)
 }
 
 /// [`finish_version`] inside the caller's transaction `tx`, for work that commits the version
 /// together with what it recorded before (an upload: one commit, one disk flush).
+///
+/// The new version's row and the repository's move to it are the last statements of the work:
+/// they go to `last`, for the caller to run with its commit ([`WriteTx::commit_with`], one trip
+/// fewer), unless the repository keeps a limited number of versions, whose pruning reads them.
 pub async fn finish_version_in(
     tx: &mut WriteTx,
     names: &RestNames,
@@ -119,6 +132,7 @@ pub async fn finish_version_in(
     task_id: &str,
     change: Change,
     removals: &[String],
+    last: &mut Batch,
 ) -> anyhow::Result<NewVersion> {
     let RepositoryFacts {
         latest_version: base,
@@ -138,8 +152,10 @@ pub async fn finish_version_in(
          FROM repositories r WHERE id = $1",
     )
     .bind(repository_id)
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_optional(&mut **tx)
+    .await?
+    // Deleted after the caller named it (a request read it with its distribution).
+    .context("the repository is gone")?;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     // After the latest version was deleted, its number is not given again.
     let number = next.unwrap_or(base + 1);
@@ -262,8 +278,8 @@ pub async fn finish_version_in(
         present_before,
     )
     .await?;
-    let mut batch = Batch::new();
-    batch
+    let mut version_rows = Batch::new();
+    version_rows
         .push(
             "INSERT INTO repository_versions (id, repository_id, number, base_version_id, content_summary, created)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -280,8 +296,12 @@ pub async fn finish_version_in(
             "UPDATE repositories SET latest_version = $2, next_version = NULL, updated = $3 WHERE id = $1",
             vec![repository_id.into(), number.into(), now().into()],
         );
-    batch.run(tx).await?;
-    prune(tx, names, repository_id, retain).await?;
+    if retain.is_some_and(|retain| retain > 0) {
+        version_rows.run(tx).await?;
+        prune(tx, names, repository_id, retain).await?;
+    } else {
+        last.append(version_rows);
+    }
     Ok(NewVersion {
         number: Some(number),
         href: Some(hrefs::version(

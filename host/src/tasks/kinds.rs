@@ -578,7 +578,19 @@ struct TaskEndRow {
 /// for long.
 const IMMEDIATE_UNITS: usize = 64;
 
-/// Runs an `add-units` task on `repository_id` (exclusive lock) that adds `units` and removes
+/// The repository an `add-units` task changes: its id, and the plugin and type its href (the
+/// task's lock) is made of, which the caller read with the distribution.
+#[derive(Clone, Copy, Debug)]
+pub struct TargetRepository<'a> {
+    /// `repositories.id`.
+    pub id: &'a str,
+    /// The plugin of its type.
+    pub plugin: &'a str,
+    /// Its type, within the plugin.
+    pub type_name: &'a str,
+}
+
+/// Runs an `add-units` task on `repository` (exclusive lock) that adds `units` and removes
 /// the units named by (content type, natural key) in `remove`, and waits until it ends. Returns
 /// the href of the new version, if one was made. A small change whose repository no other task
 /// holds or waits for runs at once, in this process (an upload: Pulp's immediate task); any
@@ -593,25 +605,18 @@ pub async fn add_units_and_wait(
     names: &RestNames,
     wakeup: &Notify,
     finished: &Notify,
-    repository_id: &str,
+    repository: TargetRepository<'_>,
     plugin: &str,
     remote_id: Option<&str>,
     units: &[UnitDeclaration],
     remove: &[(String, String)],
     unrecorded: &[artifacts::Unrecorded],
 ) -> Result<Option<String>, AddError> {
-    let (repository_plugin, type_name) = sqlx::query_as::<_, (String, String)>(
-        "SELECT plugin, type_name FROM repositories WHERE id = $1",
-    )
-    .bind(repository_id)
-    .fetch_optional(db.pool())
-    .await
-    .map_err(anyhow::Error::from)?
-    .ok_or_else(|| AddError::Refused("the distribution's repository is gone".into()))?;
+    let repository_id = repository.id;
     let lock = ResourceLock::exclusive(hrefs::repository(
         names,
-        &repository_plugin,
-        &type_name,
+        repository.plugin,
+        repository.type_name,
         repository_id,
     ));
     let declared: Vec<additions::DeclaredUnit> =
@@ -631,10 +636,10 @@ pub async fn add_units_and_wait(
         // The request's files are recorded with the version that uses them: one commit.
         let mut first = Batch::new();
         artifacts::record_statements(&mut first, unrecorded);
-        let work = async |tx: &mut WriteTx, task_id: &str| {
+        let work = async |tx: &mut WriteTx, task_id: &str, last: &mut Batch| {
             let target = (repository_id, plugin);
             let created =
-                additions::apply_in(tx, names, task_id, target, remote_id, change).await?;
+                additions::apply_in(tx, names, (task_id, last), target, remote_id, change).await?;
             // Their bytes were flushed meanwhile; they must be in place before the commit.
             artifacts::placed(unrecorded).await?;
             Ok(created)
