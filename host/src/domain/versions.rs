@@ -296,11 +296,14 @@ pub async fn finish_version_in(
             "UPDATE repositories SET latest_version = $2, next_version = NULL, updated = $3 WHERE id = $1",
             vec![repository_id.into(), number.into(), now().into()],
         );
-    if retain.is_some_and(|retain| retain > 0) {
-        version_rows.run(tx).await?;
-        prune(tx, names, repository_id, retain).await?;
-    } else {
-        last.append(version_rows);
+    match retain.filter(|retain| *retain > 0) {
+        Some(retain) => {
+            version_rows.run(tx).await?;
+            prune(tx, names, repository_id, retain).await?;
+        }
+        None => {
+            last.append(version_rows);
+        }
     }
     Ok(NewVersion {
         number: Some(number),
@@ -425,17 +428,15 @@ fn refuse_duplicates(plugin: &str, duplicates: &[AnyRow]) -> anyhow::Result<()> 
     .into())
 }
 
-/// Enforces `retain_repo_versions`: deletes the oldest versions beyond the number to keep,
-/// squashing each into its successor so the kept versions' content does not change.
+/// Enforces `retain_repo_versions` (`retain`, a positive number): deletes the oldest versions
+/// beyond the number to keep, squashing each into its successor so the kept versions' content
+/// does not change.
 async fn prune(
     tx: &mut WriteTx,
     names: &RestNames,
     repository_id: &str,
-    retain: Option<i64>,
+    retain: i64,
 ) -> Result<(), sqlx::Error> {
-    let Some(retain) = retain.filter(|retain| *retain > 0) else {
-        return Ok(());
-    };
     // As in Pulp, versions a distribution serves (directly or through a publication) are
     // neither counted nor deleted.
     let protected = protected_versions(tx, repository_id).await?;
