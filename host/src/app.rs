@@ -69,7 +69,8 @@ pub async fn start(mut config: Config, origin: String) -> anyhow::Result<Arc<App
             )?,
             None => BlobStore::local(&config.data_dir)?,
         }
-        .with_small_blob_cache(config.content_memory_cache_mb.saturating_mul(1 << 20)),
+        .with_small_blob_cache(config.content_memory_cache_mb.saturating_mul(1 << 20))
+        .with_journal(db.clone()),
     );
     let limits = Limits {
         cpu_time: Duration::from_millis(config.plugin_cpu_limit_ms),
@@ -206,6 +207,7 @@ pub async fn work(config: Config, shutdown: CancellationToken) -> anyhow::Result
     let workers = config.workers.max(1);
     let app = start(config, origin).await?;
     tokio::spawn(events::listen(app.clone(), shutdown.clone()));
+    tokio::spawn(app.blobs.clone().move_journal(shutdown.clone()));
     println!("granary worker {} ready", app.worker_name);
     crate::tasks::worker::run(workers_of(&app), workers, shutdown).await
 }
@@ -232,6 +234,7 @@ pub async fn serve(
         ))
     });
     tokio::spawn(events::listen(app.clone(), shutdown.clone()));
+    tokio::spawn(app.blobs.clone().move_journal(shutdown.clone()));
     let registration = Arc::new(
         Registration::register(
             &app.db,

@@ -12,12 +12,14 @@ use crate::support::app::is_finished;
 use crate::support::curl::Downloads;
 use crate::support::fixture::sha256_hex;
 use crate::support::pulp::{API, error_description, str_field, summary_count};
+use crate::support::python::build_demo_and_dep;
 use crate::support::{Backend, Fixture, TestApp, Upstream};
 
 sqlite_and_postgres!(
     kill_during_sync_then_restart,
     cancel_running_sync,
     killed_at_random_points_the_data_stays_whole,
+    an_acknowledged_upload_survives_a_kill_before_its_files_are_written,
 );
 
 /// Kills per database. Each is a dispatch, a random delay, SIGKILL and a restart on the same
@@ -166,6 +168,86 @@ async fn killed_at_random_points_the_data_stays_whole(backend: Backend) {
         process_dirs, 1,
         "seed {seed}: only the live process's temporary directory"
     );
+}
+
+/// Issue #20: a wheel upload is acknowledged once its commit holds its two small files (the
+/// wheel and its metadata, in the blob journal), before they are written to storage. A SIGKILL
+/// right after the answer loses neither: whatever is not in its file yet is in the journal, and
+/// the restarted server writes it out, empties the journal and serves both files whole.
+async fn an_acknowledged_upload_survives_a_kill_before_its_files_are_written(backend: Backend) {
+    let tools = crate::python::tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, _) = build_demo_and_dep(&tools, dir.path());
+    let wheel_bytes = std::fs::read(&wheel).unwrap();
+    let wheel_name = "granary_demo-1.0-py3-none-any.whl";
+
+    let mut app = TestApp::start(backend).await;
+    crate::python::repository_and_distribution(&app, "durable", json!({})).await;
+    let (status, body) = app
+        .post_multipart(
+            "/pypi/durable/legacy/",
+            &[
+                (":action", None, b"file_upload".as_slice()),
+                ("protocol_version", None, b"1"),
+                ("name", None, b"granary-demo"),
+                ("version", None, b"1.0"),
+                ("content", Some(wheel_name), &wheel_bytes),
+            ],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    app.kill();
+
+    // Each of the upload's files is in its file or in the journal, never in neither.
+    let recorded = app.sql("SELECT sha256 FROM artifacts", &[]).await;
+    assert_eq!(
+        recorded.len(),
+        2,
+        "the wheel and its metadata: {recorded:?}"
+    );
+    let journaled: BTreeSet<String> = app
+        .sql("SELECT sha256 FROM blob_journal", &[])
+        .await
+        .into_iter()
+        .collect();
+    for sha256 in &recorded {
+        assert!(
+            journaled.contains(sha256) || app.stored_artifact(sha256).exists(),
+            "{sha256} is neither in the journal nor in storage"
+        );
+    }
+    let unwritten = recorded
+        .iter()
+        .filter(|sha256| !app.stored_artifact(sha256).exists())
+        .count();
+    eprintln!("at the kill, {unwritten} of the 2 files were in the journal only");
+
+    app.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !app
+        .sql("SELECT sha256 FROM blob_journal", &[])
+        .await
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted server left the journal unmoved for a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_artifact_files_are_whole(&app, "after the restart").await;
+    let served = Downloads::new()
+        .get(&app.url(&format!("/pypi/durable/packages/granary-demo/{wheel_name}")))
+        .await
+        .unwrap();
+    assert!(served == wheel_bytes, "the wheel is served whole");
+    let metadata = Downloads::new()
+        .get(&app.url(&format!(
+            "/pypi/durable/packages/granary-demo/{wheel_name}.metadata"
+        )))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&metadata).contains("Name: granary-demo"));
 }
 
 /// Waits until the restarted server has run what was still queued at the kill (a task queued a

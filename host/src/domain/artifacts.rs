@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use crate::db::{Batch, Db, WriteTx, new_id, now, value_rows};
 use crate::plugins::upstream::{UpstreamClient, describe};
 use crate::plugins::{ArtifactRef, CreateArtifact};
-use crate::storage::{BlobStore, Placing, ReceivedBlob, StagedBlob};
+use crate::storage::{BlobStore, Journaled, ReceivedBlob, StagedBlob};
 
 /// Computes, over bytes as they pass, the digests Pulp records for an artifact besides sha256
 /// (which [`crate::storage::StagedBlob`] computes for every blob). Only the REST API's ingest
@@ -229,8 +229,12 @@ pub async fn store(
     name: &str,
 ) -> Result<Artifact, IngestError> {
     let kept = keep(blobs, blob, expected, name).await?;
-    placed(std::slice::from_ref(&kept)).await?;
     let mut tx = db.begin_write().await.map_err(anyhow::Error::from)?;
+    if let Some(journaled) = &kept.journaled {
+        let mut batch = Batch::new();
+        journaled.record(&mut batch);
+        batch.run(&mut tx).await.map_err(anyhow::Error::from)?;
+    }
     let id = upsert(&mut tx, &kept.sha256, kept.size, kept.sha512.as_deref())
         .await
         .map_err(anyhow::Error::from)?;
@@ -242,12 +246,11 @@ pub async fn store(
     })
 }
 
-/// Bytes moved into storage, or on their way there ([`placed`]), whose artifact row is not written
-/// yet. A request that ends in a
-/// repository change records them in that change's transaction ([`record_statements`]), so that
-/// an upload costs one commit rather than one per file besides; any other ending records them at
-/// once ([`record_all`]). Meanwhile orphan cleanup spares them, as it spares every blob younger
-/// than its protection time.
+/// Bytes moved into storage, or journaled ([`Journaled`]), whose artifact row is not written
+/// yet. A request that ends in a repository change records them in that change's transaction
+/// ([`record_statements`]), so that an upload costs one commit rather than one per file besides;
+/// any other ending records them at once ([`record_all`]). Meanwhile orphan cleanup spares them,
+/// as it spares every blob younger than its protection time.
 #[derive(Clone, Debug)]
 pub struct Unrecorded {
     /// sha256, lower-case hex.
@@ -256,20 +259,12 @@ pub struct Unrecorded {
     pub size: u64,
     /// sha512, lower-case hex, when it was computed.
     pub sha512: Option<String>,
-    /// Its move into storage, when it is still running: the recorder waits for it ([`placed`]).
-    pub placing: Option<Placing>,
+    /// The bytes, when they go to the journal with the row rather than being in their file.
+    pub journaled: Option<Journaled>,
 }
 
-/// Waits until the bytes of `kept` are all in their place: before their rows are committed.
-pub async fn placed(kept: &[Unrecorded]) -> anyhow::Result<()> {
-    for placing in kept.iter().filter_map(|artifact| artifact.placing.as_ref()) {
-        placing.done().await?;
-    }
-    Ok(())
-}
-
-/// Verifies a received blob and moves it into storage (a blob on its way there goes on its way,
-/// see [`placed`]), leaving its row to the caller.
+/// Verifies a received blob and moves it into storage (a journaled one stays in memory until its
+/// row is recorded), leaving its row to the caller.
 pub async fn keep(
     blobs: &BlobStore,
     blob: ReceivedBlob,
@@ -278,21 +273,28 @@ pub async fn keep(
 ) -> Result<Unrecorded, IngestError> {
     verify(&blob, expected, name)?;
     let (sha256, size, sha512) = (blob.sha256.clone(), blob.size, blob.sha512.clone());
-    let placing = blob.placing.clone();
+    let journaled = blob.journaled.clone();
     blobs.commit(blob).await?;
     Ok(Unrecorded {
         sha256,
         size,
         sha512,
-        placing,
+        journaled,
     })
 }
 
-/// The statements recording artifacts whose bytes are in storage (the caller waits for them to be
-/// [`placed`] before it commits), for a batch of the caller's:
-/// one statement for up to [`RECORD_CHUNK`] of them (an upload's two files are one, not two).
-/// They return no rows.
+/// The statements recording artifacts whose bytes are in storage, for a batch of the caller's:
+/// one statement for up to [`RECORD_CHUNK`] of them (an upload's two files are one, not two),
+/// and the journal's rows of the journaled ones. They return no rows.
 pub fn record_statements(batch: &mut Batch, kept: &[Unrecorded]) {
+    let mut journaled = std::collections::BTreeSet::new();
+    for artifact in kept {
+        if let Some(bytes) = &artifact.journaled
+            && journaled.insert(artifact.sha256.as_str())
+        {
+            bytes.record(batch);
+        }
+    }
     // One row per file: a statement may not update the row it inserted (PostgreSQL refuses).
     let mut unique: BTreeMap<&str, &Unrecorded> = BTreeMap::new();
     for artifact in kept {
@@ -322,7 +324,6 @@ pub async fn record_all(db: &Db, kept: &[Unrecorded]) -> anyhow::Result<()> {
     if kept.is_empty() {
         return Ok(());
     }
-    placed(kept).await?;
     let mut batch = Batch::new();
     record_statements(&mut batch, kept);
     let mut tx = db.begin_write().await?;
@@ -560,36 +561,235 @@ pub struct RemoteArtifactRow {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+    use std::sync::Arc;
 
-    use super::{Expected, keep, record_all};
+    use bytes::Bytes;
+    use sha2::Digest as _;
+
+    use super::{Expected, keep, record_all, store};
+    use crate::db::Db;
     use crate::storage::BlobStore;
 
-    /// A file whose move into storage fails (here: a directory holds its name) is never recorded:
-    /// the recorder waits for the move, and its failure is the recorder's.
-    #[tokio::test]
-    async fn a_file_that_could_not_be_placed_gets_no_row() {
+    /// A local store with a journal, over a new database.
+    async fn journaled_store() -> (tempfile::TempDir, Arc<Db>, BlobStore) {
         let (dir, db) = crate::db::tests::scratch_db().await;
-        let blobs = BlobStore::local(dir.path()).unwrap();
-        let bytes = Bytes::from_static(b"a file the disk refuses");
-        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        let target = blobs.local_path(&sha256).unwrap();
-        std::fs::create_dir_all(target.join("in-the-way")).unwrap();
+        let db = Arc::new(db);
+        let blobs = BlobStore::local(dir.path())
+            .unwrap()
+            .with_journal(db.clone());
+        (dir, db, blobs)
+    }
 
-        let received = blobs.keep_bytes(bytes).await.unwrap();
-        let kept = keep(&blobs, received, &Expected::default(), "refused.txt")
-            .await
-            .unwrap();
-        let refused = record_all(&db, std::slice::from_ref(&kept)).await;
-        assert!(
-            refused.is_err_and(|error| error.to_string().contains(&sha256)),
-            "the failure names the blob"
-        );
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM artifacts WHERE sha256 = $1")
-            .bind(&sha256)
+    async fn count(db: &Db, sql: &str, sha256: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(sha256)
             .fetch_one(db.pool())
             .await
+            .unwrap()
+    }
+
+    async fn journal_rows(db: &Db, sha256: &str) -> i64 {
+        count(
+            db,
+            "SELECT COUNT(*) FROM blob_journal WHERE sha256 = $1",
+            sha256,
+        )
+        .await
+    }
+
+    fn digest(bytes: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
+
+    /// A small file of a request is committed with its artifact's row, no file written: read
+    /// from memory while the request holds it, from the journal once it is recorded, and from
+    /// its file once the journal is settled (flushed, and its row gone).
+    #[tokio::test]
+    async fn a_small_blob_is_durable_with_its_row_and_moves_to_its_file_afterwards() {
+        let (_dir, db, blobs) = journaled_store().await;
+        let bytes = Bytes::from_static(b"Metadata-Version: 2.1\nName: tiny\n");
+        let sha256 = digest(&bytes);
+        let size = bytes.len() as u64;
+        let file = blobs.local_path(&sha256).unwrap();
+
+        let received = blobs.keep_bytes(bytes.clone()).await.unwrap();
+        let kept = keep(&blobs, received, &Expected::default(), "METADATA")
+            .await
             .unwrap();
-        assert_eq!(rows, 0);
+        assert!(kept.journaled.is_some());
+        assert!(!file.exists(), "no file is written for it");
+        let read = blobs
+            .read_small(&sha256, size, 0..8)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            read,
+            bytes.slice(0..8),
+            "read from memory before it is recorded"
+        );
+
+        record_all(&db, std::slice::from_ref(&kept)).await.unwrap();
+        drop(kept);
+        assert_eq!(
+            journal_rows(&db, &sha256).await,
+            1,
+            "its bytes are in the commit"
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT COUNT(*) FROM artifacts WHERE sha256 = $1",
+                &sha256
+            )
+            .await,
+            1
+        );
+        let read = blobs
+            .read_small(&sha256, size, 0..size)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, bytes, "read from the journal once recorded");
+        let streamed = blobs.read_range(&sha256, 5, 7, size).await.unwrap();
+        assert_eq!(streamed, bytes[5..12], "streamed ranges too");
+        assert!(blobs.exists(&sha256).await);
+
+        assert_eq!(blobs.settle().await.unwrap(), 1);
+        assert_eq!(std::fs::read(&file).unwrap(), bytes, "in its file");
+        assert_eq!(
+            journal_rows(&db, &sha256).await,
+            0,
+            "and out of the journal"
+        );
+        assert_eq!(blobs.settle().await.unwrap(), 0);
+
+        // Stored again: journaled again, and the mover finds its file whole and leaves it.
+        let again = blobs.keep_bytes(bytes.clone()).await.unwrap();
+        let again = keep(&blobs, again, &Expected::default(), "METADATA")
+            .await
+            .unwrap();
+        record_all(&db, std::slice::from_ref(&again)).await.unwrap();
+        let written = std::fs::metadata(&file).unwrap().modified().unwrap();
+        assert_eq!(blobs.settle().await.unwrap(), 1);
+        assert_eq!(std::fs::read(&file).unwrap(), bytes);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().modified().unwrap(),
+            written
+        );
+        assert_eq!(journal_rows(&db, &sha256).await, 0);
+    }
+
+    /// A blob whose request ends before its artifact is recorded leaves nothing: no file, no
+    /// journal row, nothing to read.
+    #[tokio::test]
+    async fn a_journaled_blob_never_recorded_leaves_nothing() {
+        let (_dir, db, blobs) = journaled_store().await;
+        let bytes = Bytes::from_static(b"an upload that was refused");
+        let sha256 = digest(&bytes);
+        let received = blobs.keep_bytes(bytes.clone()).await.unwrap();
+        drop(received);
+
+        assert!(!blobs.exists(&sha256).await);
+        let read = blobs
+            .read_small(&sha256, bytes.len() as u64, 0..4)
+            .await
+            .unwrap();
+        assert!(read.is_err());
+        assert_eq!(blobs.settle().await.unwrap(), 0);
+        assert!(!blobs.local_path(&sha256).unwrap().exists());
+        assert_eq!(journal_rows(&db, &sha256).await, 0);
+    }
+
+    /// What a stopped process left in the journal is moved by the next one: a file a power cut
+    /// emptied after its rename is written again, a row that is not its blob stays where it is
+    /// (logged, never written out), and a journaled blob deleted (orphan cleanup, reclaim) loses
+    /// its row, so that no later move brings it back.
+    #[tokio::test]
+    async fn a_later_process_moves_what_the_journal_holds() {
+        let (dir, db, blobs) = journaled_store().await;
+        let kept: [Bytes; 3] = ["first", "second", "third"]
+            .map(|name| Bytes::from(format!("{name} file of a stopped process")));
+        let mut unrecorded = Vec::new();
+        for bytes in &kept {
+            let received = blobs.keep_bytes(bytes.clone()).await.unwrap();
+            unrecorded.push(
+                keep(&blobs, received, &Expected::default(), "f")
+                    .await
+                    .unwrap(),
+            );
+        }
+        record_all(&db, &unrecorded).await.unwrap();
+        drop((unrecorded, blobs));
+        let [emptied, deleted, intact] = kept.each_ref().map(|bytes| digest(bytes));
+        let emptied_file = dir
+            .path()
+            .join("artifacts")
+            .join(&emptied[..2])
+            .join(&emptied);
+        std::fs::create_dir_all(emptied_file.parent().unwrap()).unwrap();
+        std::fs::write(&emptied_file, b"").unwrap();
+        let forged = "0".repeat(64);
+        sqlx::query(
+            "INSERT INTO blob_journal (sha256, body, created) VALUES ($1, 'bm90IGl0', 'x')",
+        )
+        .bind(&forged)
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+        let restarted = BlobStore::local(dir.path())
+            .unwrap()
+            .with_journal(db.clone());
+        restarted.delete(&deleted).await.unwrap();
+        assert_eq!(journal_rows(&db, &deleted).await, 0);
+        assert_eq!(restarted.settle().await.unwrap(), 2);
+        assert_eq!(std::fs::read(&emptied_file).unwrap(), kept[0]);
+        assert_eq!(
+            std::fs::read(restarted.local_path(&intact).unwrap()).unwrap(),
+            kept[2]
+        );
+        assert!(!restarted.local_path(&deleted).unwrap().exists());
+        assert!(!restarted.local_path(&forged).unwrap().exists());
+        assert_eq!(
+            journal_rows(&db, &forged).await,
+            1,
+            "the forged row stays for a repair"
+        );
+        assert_eq!(
+            journal_rows(&db, &emptied).await + journal_rows(&db, &intact).await,
+            0
+        );
+    }
+
+    /// A file a plugin creates in a task (`store`) is journaled with its artifact's row too.
+    #[tokio::test]
+    async fn a_stored_small_file_is_committed_with_its_row() {
+        let (_dir, db, blobs) = journaled_store().await;
+        let bytes = Bytes::from_static(b"a publication's small file");
+        let sha256 = digest(&bytes);
+        let received = blobs.keep_bytes(bytes.clone()).await.unwrap();
+        let artifact = store(&db, &blobs, received, &Expected::default(), "index.json")
+            .await
+            .unwrap();
+        assert_eq!(artifact.sha256, sha256);
+        assert_eq!(journal_rows(&db, &sha256).await, 1);
+        let read = blobs
+            .read_range(&sha256, 0, 100, bytes.len() as u64)
+            .await
+            .unwrap();
+        assert_eq!(read, bytes);
+    }
+
+    /// Without a journal, a file whose move into storage fails (here: a directory holds its
+    /// name) is refused when it is kept, before any row could name it.
+    #[tokio::test]
+    async fn a_file_that_could_not_be_placed_is_refused_before_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::local(dir.path()).unwrap();
+        let bytes = Bytes::from_static(b"a file the disk refuses");
+        let target = blobs.local_path(&digest(&bytes)).unwrap();
+        std::fs::create_dir_all(target.join("in-the-way")).unwrap();
+        assert!(blobs.keep_bytes(bytes).await.is_err());
     }
 }

@@ -638,11 +638,7 @@ pub async fn add_units_and_wait(
         artifacts::record_statements(&mut first, unrecorded);
         let work = async |tx: &mut WriteTx, task_id: &str, last: &mut Batch| {
             let target = (repository_id, plugin);
-            let created =
-                additions::apply_in(tx, names, (task_id, last), target, remote_id, change).await?;
-            // Their bytes were flushed meanwhile; they must be in place before the commit.
-            artifacts::placed(unrecorded).await?;
-            Ok(created)
+            additions::apply_in(tx, names, (task_id, last), target, remote_id, change).await
         };
         let locks = std::slice::from_ref(&lock);
         let ran = super::run_immediately(db, ADD_UNITS, &args, locks, first, work)

@@ -239,6 +239,13 @@ async fn place(
     target: &Path,
 ) -> anyhow::Result<()> {
     let stored = backends.blobs.local_path(sha256);
+    // A blob still in the journal gets its file first: a link needs one.
+    if let Some(stored) = &stored
+        && method != "write"
+        && !tokio::fs::try_exists(stored).await.unwrap_or(false)
+    {
+        backends.blobs.settle().await?;
+    }
     if let (Some(stored), "symlink") = (&stored, method) {
         tokio::fs::symlink(stored, target).await?;
         return Ok(());
