@@ -5,7 +5,8 @@
 //! wheel, uploaded one by one through the
 //! legacy upload API as twine does; the uploads' rate is compared with the minimal durable
 //! receiver (`sink`) taking the same bodies, and with the flushes alone that such an upload
-//! must make (`floor`).
+//! must make (`floor`): one commit holding both files, as Granary's blob journal makes, and, for
+//! comparison, the flushes of keeping both as files.
 //!
 //! nginx serves `www/python/simple/index.html`, `simple/<project>/index.html` (PEP 503 pages with
 //! the same links Granary's have) and `files/<wheel>`; Granary serves `/pypi/python/simple/`,
@@ -293,10 +294,24 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
         target: "≥ 0.5×",
         holds: Some(granary_uploads / sink_uploads >= 0.5),
     });
+    let journal_floor =
+        floor::journal_uploads_per_second(&bench.dir("python-floor"), bodies.len()).await?;
+    bench.row(Row {
+        item: 4,
+        measure: "the same uploads against their flush alone: one commit holding both files (the blob journal), no server".to_owned(),
+        granary: format!("{granary_uploads:.0} uploads/s"),
+        reference: format!(
+            "{journal_floor:.0} uploads/s (durable floor; {:.2}× the minimal receiver)",
+            journal_floor / sink_uploads
+        ),
+        ratio: Some(granary_uploads / journal_floor),
+        target: "",
+        holds: None,
+    });
     let floor = floor::uploads_per_second(&bench.dir("python-floor"), bodies.len()).await?;
     bench.row(Row {
         item: 4,
-        measure: "the same uploads against their flushes alone: two kept files (data, rename, directory) and one commit each, no server".to_owned(),
+        measure: "the same uploads against the flushes of keeping both as files: two kept files (data, rename, directory) and one commit each, no server".to_owned(),
         granary: format!("{granary_uploads:.0} uploads/s"),
         reference: format!(
             "{floor:.0} uploads/s (durable floor; {:.2}× the minimal receiver)",
