@@ -25,15 +25,8 @@ const FILE_BYTES: usize = 1300;
 /// Uploads per second when each of `rounds` uploads makes only the flushes described above, in
 /// a new directory under `dir`.
 pub async fn uploads_per_second(dir: &Path, rounds: usize) -> anyhow::Result<f64> {
-    let _ = std::fs::remove_dir_all(dir);
+    let db = new_database(dir, "CREATE TABLE floor_uploads (sha256 TEXT PRIMARY KEY)").await?;
     std::fs::create_dir_all(dir.join("tmp"))?;
-    let db_url = format!("sqlite://{}?mode=rwc", dir.join("floor.sqlite").display());
-    let db = granary::db::Db::connect(&db_url)
-        .await
-        .context("opening the floor's database")?;
-    sqlx::query("CREATE TABLE floor_uploads (sha256 TEXT PRIMARY KEY)")
-        .execute(db.pool())
-        .await?;
     let started = std::time::Instant::now();
     for round in 0..rounds {
         let mut digests = Vec::with_capacity(2);
@@ -52,10 +45,7 @@ pub async fn uploads_per_second(dir: &Path, rounds: usize) -> anyhow::Result<f64
         }
         tx.commit().await?;
     }
-    let rate = rounds as f64 / started.elapsed().as_secs_f64();
-    drop(db);
-    let _ = std::fs::remove_dir_all(dir);
-    Ok(rate)
+    Ok(rate_then_remove(dir, db, rounds, started))
 }
 
 /// Uploads per second when each of `rounds` uploads makes only the commit that Granary's journal
@@ -63,15 +53,8 @@ pub async fn uploads_per_second(dir: &Path, rounds: usize) -> anyhow::Result<f64
 /// new database under `dir`.
 pub async fn journal_uploads_per_second(dir: &Path, rounds: usize) -> anyhow::Result<f64> {
     use base64::Engine as _;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir)?;
-    let db_url = format!("sqlite://{}?mode=rwc", dir.join("floor.sqlite").display());
-    let db = granary::db::Db::connect(&db_url)
-        .await
-        .context("opening the floor's database")?;
-    sqlx::query("CREATE TABLE floor_journal (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL)")
-        .execute(db.pool())
-        .await?;
+    let table = "CREATE TABLE floor_journal (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL)";
+    let db = new_database(dir, table).await?;
     let started = std::time::Instant::now();
     for round in 0..rounds {
         let mut tx = db.pool().begin().await?;
@@ -85,10 +68,33 @@ pub async fn journal_uploads_per_second(dir: &Path, rounds: usize) -> anyhow::Re
         }
         tx.commit().await?;
     }
+    Ok(rate_then_remove(dir, db, rounds, started))
+}
+
+/// Rounds per second since `started`, once `dir` and its database `db` are gone.
+fn rate_then_remove(
+    dir: &Path,
+    db: granary::db::Db,
+    rounds: usize,
+    started: std::time::Instant,
+) -> f64 {
     let rate = rounds as f64 / started.elapsed().as_secs_f64();
     drop(db);
     let _ = std::fs::remove_dir_all(dir);
-    Ok(rate)
+    rate
+}
+
+/// A new directory `dir` holding a new database with the server's settings and the table
+/// `create_table` makes.
+async fn new_database(dir: &Path, create_table: &str) -> anyhow::Result<granary::db::Db> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let db_url = format!("sqlite://{}?mode=rwc", dir.join("floor.sqlite").display());
+    let db = granary::db::Db::connect(&db_url)
+        .await
+        .context("opening the floor's database")?;
+    sqlx::query(create_table).execute(db.pool()).await?;
+    Ok(db)
 }
 
 /// Writes `bytes` to a new file, flushes it, renames it to its digest in its directory and
