@@ -20,7 +20,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::db::{Batch, Db, now, placeholders};
+use crate::db::{Batch, Db, SqlValue, now, placeholders};
 
 /// Rows moved to files per flush.
 const MOVE_BATCH: usize = 64;
@@ -150,13 +150,11 @@ impl Journal {
             "DELETE FROM blob_journal WHERE sha256 IN ({})",
             placeholders(1, moved.len())
         );
-        let mut tx = self.db.begin_write().await?;
-        let mut statement = sqlx::query(&sql);
-        for sha256 in moved {
-            statement = statement.bind(sha256);
-        }
-        statement.execute(&mut *tx).await?;
-        Ok(tx.commit().await?)
+        let mut batch = Batch::new();
+        batch.push(sql, moved.iter().map(SqlValue::from).collect());
+        // With the commit's own trip.
+        let tx = self.db.begin_write().await?;
+        Ok(tx.commit_with(batch).await?)
     }
 }
 
