@@ -891,17 +891,12 @@ fn local_key(sha256: &str) -> String {
 /// Writes `bytes` to the new file at `blob.path` and flushes it; answers the blob with its digest.
 /// The file is removed if anything fails (the blob's `Drop`).
 fn write_whole(mut blob: ReceivedBlob, bytes: &[u8]) -> std::io::Result<ReceivedBlob> {
-    write_flushed(&blob.path, bytes)?;
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(&blob.path)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
     blob.sha256 = hex::encode(Sha256::digest(bytes));
     Ok(blob)
-}
-
-/// Writes `bytes` to a new file at `path` and flushes it to disk.
-fn write_flushed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_data()
 }
 
 /// Writes journal rows (digest, base64 body) to their files under `root` by way of `tmp`, then
