@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Executor as _, Row as _, Transaction};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _, Row as _, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 mod batch;
 
-pub use batch::{Batch, SqlValue};
+pub use batch::{Batch, Ran, SqlValue};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -46,15 +46,41 @@ pub enum Backend {
 #[derive(Debug)]
 pub struct Db {
     pool: AnyPool,
-    /// SQLite: a pool of one connection that every write transaction uses (writes are serialised
-    /// by `write_lock` anyway). The multi-row statements of syncs and publishes are then prepared
-    /// and cached on that connection only, instead of on every connection of `pool` in turn (the
-    /// pool hands out its connections round-robin), and its page cache stays valid between
-    /// writes: in WAL mode a connection drops its cache whenever another one has written.
-    writer: Option<AnyPool>,
+    /// SQLite: the one connection every write transaction uses, behind the process's write lock
+    /// (writes are serialised anyway). The multi-row statements of syncs and publishes are then
+    /// prepared and cached on that connection only, instead of on every connection of `pool` in
+    /// turn (the pool hands out its connections round-robin), and its page cache stays valid
+    /// between writes: in WAL mode a connection drops its cache whenever another one has
+    /// written. It is kept out of any pool because a pool tests each connection given back to it
+    /// with a trip to the connection's thread (sqlx pings on release), one more thread hand-off
+    /// per write transaction; and because the transaction's `BEGIN` and `COMMIT` can then go
+    /// with its first and last statements (see [`Db::begin_write_with`], [`WriteTx::commit_with`]).
+    writer: Option<Arc<Mutex<Writer>>>,
     backend: Backend,
-    write_lock: Arc<Mutex<()>>,
     content_changes: Arc<ContentChanges>,
+}
+
+/// SQLite's writing connection, and whether a transaction is open on it.
+#[derive(Debug)]
+struct Writer {
+    connection: AnyConnection,
+    /// A transaction was begun and neither committed nor rolled back yet: set before its
+    /// `BEGIN` is sent, cleared once its `COMMIT` or `ROLLBACK` has run.
+    open: bool,
+}
+
+impl Writer {
+    /// Rolls back what a dropped [`WriteTx`] left open. "No transaction is active" is no failure
+    /// here: SQLite rolls back by itself after some errors, and an abandoned batch may have
+    /// reached its `COMMIT`.
+    async fn roll_back_left_open(&mut self) {
+        if self.open {
+            if let Err(error) = self.connection.execute("ROLLBACK").await {
+                tracing::debug!(%error, "rolling back an abandoned write transaction");
+            }
+            self.open = false;
+        }
+    }
 }
 
 /// The tables the content app resolves a path with: a committed change to any of them may change
@@ -245,12 +271,18 @@ impl ContentChanges {
 
 /// A write transaction. Commit it with [`WriteTx::commit`]; dropping it rolls back.
 pub struct WriteTx {
-    tx: Transaction<'static, sqlx::Any>,
-    /// For reading the content-change counter after the commit (SQLite).
-    pool: AnyPool,
+    connection: Connection,
     backend: Backend,
     content_changes: Arc<ContentChanges>,
-    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+/// The connection a [`WriteTx`] runs on.
+enum Connection {
+    /// SQLite's writing connection, held (the process's write lock) until the transaction ends;
+    /// taken out when it does.
+    Sqlite(Option<OwnedMutexGuard<Writer>>),
+    /// A transaction of the pool's.
+    Postgres(Transaction<'static, sqlx::Any>),
 }
 
 impl WriteTx {
@@ -261,7 +293,8 @@ impl WriteTx {
     }
 
     /// Runs `last` (statements whose rows the caller does not need), then commits as
-    /// [`WriteTx::commit`] does. What the commit reads first goes with `last`: one trip fewer.
+    /// [`WriteTx::commit`] does. What the commit reads first goes with `last`, and on SQLite
+    /// the `COMMIT` too: one trip.
     pub async fn commit_with(mut self, mut last: Batch) -> Result<(), sqlx::Error> {
         let backend = self.backend;
         if backend == Backend::Postgres {
@@ -278,18 +311,18 @@ impl WriteTx {
                 },
                 None => (None, None),
             };
-            let WriteTx {
-                tx,
-                content_changes,
-                ..
-            } = self;
+            let Connection::Postgres(tx) =
+                std::mem::replace(&mut self.connection, Connection::Sqlite(None))
+            else {
+                unreachable!("a PostgreSQL transaction");
+            };
             if flag.as_deref() != Some("yes") {
                 return tx.commit().await;
             }
             // Expected before the commit: the listener may hear the notification before
             // `commit` returns here.
             let mut after = AfterCommit {
-                changes: content_changes,
+                changes: self.content_changes.clone(),
                 own: transaction,
                 committed: false,
             };
@@ -300,46 +333,65 @@ impl WriteTx {
             after.committed = outcome.is_ok();
             return outcome;
         }
-        // SQLite: the counter is read in the trip of `last`, inside the transaction (no other
-        // writer can move it before the commit), or after the commit when there is no `last`:
-        // read after the write lock is released, so other writers do not wait for a trip of
-        // its own (inside the lock it cost a third of a 1000-file sync's throughput).
-        let counted = if last.is_empty() {
-            None
-        } else {
-            last.push(COUNTER, Vec::new());
-            let ran = last.run_each(&mut self).await?;
-            let read = ran.last().and_then(|read| read.rows.first());
-            Some(match read {
-                Some(row) => row.try_get::<i64, _>(0)?,
-                None => 0,
-            })
+        // SQLite: the counter is read inside the transaction (no other writer can move it
+        // before the commit), in the trip that commits.
+        last.push(COUNTER, Vec::new());
+        last.push("COMMIT", Vec::new());
+        let ran = last.run_each(&mut self).await?;
+        let Connection::Sqlite(Some(mut held)) =
+            std::mem::replace(&mut self.connection, Connection::Sqlite(None))
+        else {
+            unreachable!("the SQLite writer, held until the transaction ends");
         };
-        let WriteTx {
-            tx,
-            pool,
-            content_changes,
-            _guard: guard,
-            ..
-        } = self;
-        tx.commit().await?;
-        drop(guard);
-        let counter: i64 = match counted {
-            Some(counter) => counter,
-            None => sqlx::query_scalar(COUNTER).fetch_one(&pool).await?,
+        held.open = false;
+        drop(held);
+        let read = ran
+            .len()
+            .checked_sub(2)
+            .and_then(|counter| ran[counter].rows.first());
+        let counter: i64 = match read {
+            Some(row) => row.try_get(0)?,
+            None => 0,
         };
         // The counter only grows, and this commit's own changes are in what was read. A reader
         // that finds the counter no higher than seen knows that the reader who saw it higher
         // has already moved the generation: both happen under this lock.
-        let mut seen = content_changes
+        let mut seen = self
+            .content_changes
             .counter_seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if counter > *seen {
             *seen = counter;
-            content_changes.changed();
+            self.content_changes.changed();
         }
         Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    /// An abandoned SQLite transaction is rolled back on a task of its own that holds the writer
+    /// until it has (a PostgreSQL one is rolled back by its `Transaction`). Outside a runtime,
+    /// the next [`Db::begin_write_with`] rolls it back first. The abandoned transaction may have
+    /// committed (its batch reached `COMMIT` before its answer was dropped): the content
+    /// generation moves, as it would have after a commit.
+    fn drop(&mut self) {
+        let Connection::Sqlite(held) = &mut self.connection else {
+            return;
+        };
+        let Some(mut held) = held.take().filter(|held| held.open) else {
+            return;
+        };
+        let changes = self.content_changes.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                held.roll_back_left_open().await;
+                drop(held);
+                changes.changed();
+            });
+        } else {
+            changes.changed();
+        }
     }
 }
 
@@ -370,13 +422,21 @@ impl Drop for AfterCommit {
 impl std::ops::Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        match &self.connection {
+            Connection::Sqlite(Some(held)) => &held.connection,
+            Connection::Postgres(tx) => tx,
+            Connection::Sqlite(None) => unreachable!("a transaction that has not ended"),
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match &mut self.connection {
+            Connection::Sqlite(Some(held)) => &mut held.connection,
+            Connection::Postgres(tx) => tx,
+            Connection::Sqlite(None) => unreachable!("a transaction that has not ended"),
+        }
     }
 }
 
@@ -401,33 +461,29 @@ impl Db {
                 // a server's can, and the check would cost a round trip to its thread on every
                 // statement run on the pool.
                 .test_before_acquire(backend != Backend::Sqlite)
-                .after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            // FULL: a committed transaction (a completed task) survives a power cut, not
-                            // only a crash of the process as NORMAL promises in WAL mode.
-                            conn.execute("PRAGMA synchronous = FULL").await?;
-                            conn.execute("PRAGMA busy_timeout = 30000").await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            conn.execute(SQLITE_CACHE_SIZE).await?;
-                        }
-                        Ok(())
-                    })
-                })
+                .after_connect(move |conn, _meta| Box::pin(configure(conn, backend)))
         };
         let pool = pool_of(if backend == Backend::Sqlite { 8 } else { 16 })
             .connect_with(options.clone())
             .await
             .with_context(|| format!("connecting to the database at {}", redact(url)))?;
-        let writer = match backend {
-            Backend::Sqlite => Some(pool_of(1).connect_lazy_with(options)),
-            Backend::Postgres => None,
-        };
         MIGRATOR
             .run(&pool)
             .await
             .context("running database migrations")?;
+        let writer = match backend {
+            Backend::Sqlite => {
+                let mut connection = AnyConnection::connect_with(&options)
+                    .await
+                    .context("opening the writing connection")?;
+                configure(&mut connection, backend).await?;
+                Some(Arc::new(Mutex::new(Writer {
+                    connection,
+                    open: false,
+                })))
+            }
+            Backend::Postgres => None,
+        };
         install_triggers(&pool, backend)
             .await
             .context("creating the content-change triggers")?;
@@ -443,7 +499,6 @@ impl Db {
             pool,
             writer,
             backend,
-            write_lock: Arc::new(Mutex::new(())),
             content_changes,
         })
     }
@@ -476,19 +531,51 @@ impl Db {
 
     /// Starts a write transaction (see the module docs for why writes are serialised on SQLite).
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
-        let guard = match self.backend {
-            Backend::Sqlite => Some(self.write_lock.clone().lock_owned().await),
-            Backend::Postgres => None,
+        Ok(self.begin_write_with(Batch::new()).await?.0)
+    }
+
+    /// Starts a write transaction and runs `first` in it; answers what each of its statements
+    /// did, as [`Batch::run_each`] does. On SQLite the `BEGIN` goes with `first`: one trip to
+    /// the writing connection instead of two. When `first` fails, the transaction is rolled back.
+    pub async fn begin_write_with(&self, first: Batch) -> Result<(WriteTx, Vec<Ran>), sqlx::Error> {
+        let Some(writer) = &self.writer else {
+            let mut tx = WriteTx {
+                connection: Connection::Postgres(self.pool.begin().await?),
+                backend: self.backend,
+                content_changes: self.content_changes.clone(),
+            };
+            let ran = first.run_each(&mut tx).await?;
+            return Ok((tx, ran));
         };
-        let tx = self.writer.as_ref().unwrap_or(&self.pool).begin().await?;
-        Ok(WriteTx {
-            tx,
-            pool: self.pool.clone(),
+        let mut held = writer.clone().lock_owned().await;
+        held.roll_back_left_open().await;
+        held.open = true;
+        let mut tx = WriteTx {
+            connection: Connection::Sqlite(Some(held)),
             backend: self.backend,
             content_changes: self.content_changes.clone(),
-            _guard: guard,
-        })
+        };
+        let mut begun = Batch::new();
+        begun.push("BEGIN", Vec::new()).append(first);
+        let mut ran = begun.run_each(&mut tx).await?;
+        // The BEGIN's own result is not the caller's.
+        ran.drain(..ran.len().min(1));
+        Ok((tx, ran))
     }
+}
+
+/// The settings every connection gets.
+async fn configure(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+        // FULL: a committed transaction (a completed task) survives a power cut, not only a
+        // crash of the process as NORMAL promises in WAL mode.
+        conn.execute("PRAGMA synchronous = FULL").await?;
+        conn.execute("PRAGMA busy_timeout = 30000").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+        conn.execute(SQLITE_CACHE_SIZE).await?;
+    }
+    Ok(())
 }
 
 /// Creates the triggers behind [`ContentChanges`] where they are missing. Not a migration: the
@@ -596,7 +683,9 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::{Db, new_id, value_rows};
+    use sqlx::Row as _;
+
+    use super::{Batch, Db, new_id, value_rows};
 
     #[test]
     fn value_rows_number_each_rows_own_values_after_the_shared_ones() {
@@ -710,6 +799,91 @@ pub(crate) mod tests {
         );
         let db = Db::connect(&url).await.expect("connecting");
         (dir, db)
+    }
+
+    /// How many rows the scratch table `notes` holds, as a reader outside any transaction sees.
+    async fn notes_in(db: &Db) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+            .fetch_one(db.pool())
+            .await
+            .expect("counting")
+    }
+
+    /// A scratch SQLite database with an empty table `notes (id)`.
+    async fn with_notes() -> (tempfile::TempDir, Db) {
+        let (dir, db) = scratch_db().await;
+        sqlx::query("CREATE TABLE notes (id INTEGER)")
+            .execute(db.pool())
+            .await
+            .expect("a table");
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn begin_and_commit_go_with_the_first_and_last_statements_of_a_write() {
+        let (_dir, db) = with_notes().await;
+        let mut first = Batch::new();
+        first
+            .push("INSERT INTO notes (id) VALUES (1)", Vec::new())
+            .push("SELECT COUNT(*) FROM notes", Vec::new());
+        let (tx, ran) = db.begin_write_with(first).await.expect("begun");
+        assert_eq!(
+            ran.len(),
+            2,
+            "what the caller's statements did, the BEGIN's not"
+        );
+        let counted: i64 = ran[1].rows[0].try_get(0).expect("a count");
+        assert_eq!(counted, 1, "the insert before it, inside the transaction");
+        assert_eq!(
+            notes_in(&db).await,
+            0,
+            "nothing is visible before the commit"
+        );
+        let mut last = Batch::new();
+        last.push("INSERT INTO notes (id) VALUES (2)", Vec::new());
+        tx.commit_with(last).await.expect("committed");
+        assert_eq!(notes_in(&db).await, 2, "both writes committed");
+        let mut tx = db.begin_write().await.expect("the writer is free again");
+        let kib: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("reading cache_size");
+        assert_eq!(kib, -512, "the writing connection has the pool's settings");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_or_failed_write_leaves_nothing_and_the_writer_usable() {
+        let (_dir, db) = with_notes().await;
+        let mut tx = db.begin_write().await.expect("begun");
+        sqlx::query("INSERT INTO notes (id) VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .expect("inserting");
+        drop(tx);
+        let mut failing = Batch::new();
+        failing
+            .push("INSERT INTO notes (id) VALUES (2)", Vec::new())
+            .push("INSERT INTO missing (id) VALUES (3)", Vec::new());
+        assert!(
+            db.begin_write_with(failing).await.is_err(),
+            "a statement of the first batch fails"
+        );
+        // The next write waits for the rollbacks of both, then starts a transaction of its own.
+        let mut tx = db.begin_write().await.expect("begun again");
+        let inside: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("counting");
+        assert_eq!(
+            inside, 0,
+            "neither the dropped nor the failed write left a row"
+        );
+        sqlx::query("INSERT INTO notes (id) VALUES (4)")
+            .execute(&mut *tx)
+            .await
+            .expect("inserting");
+        tx.commit().await.expect("committed");
+        assert_eq!(notes_in(&db).await, 1, "only the committed write is kept");
     }
 
     #[tokio::test]

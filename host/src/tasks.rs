@@ -17,7 +17,7 @@ use serde_json::Value;
 pub use crate::progress::{ProgressReport, TaskHandle};
 
 use crate::db::{
-    Backend, Batch, Db, SqlValue, TASKS_CHANNEL, WriteTx, announce, announce_in, new_id, now,
+    Backend, Batch, Db, Ran, SqlValue, TASKS_CHANNEL, WriteTx, announce, announce_in, new_id, now,
 };
 use crate::rbac;
 
@@ -246,16 +246,17 @@ pub enum Immediate {
 /// the task waiting or running; it cannot be canceled. When `work` fails, everything it wrote
 /// is rolled back and the task is recorded failed. Long work must be queued: the transaction
 /// holds the database's write lock (SQLite), and on PostgreSQL keeps workers from claiming
-/// (see [`take_immediate_locks`]), while it runs. `first` holds statements of the work that
-/// return no rows, sent with the task's own: they are rolled back with the rest if `work` fails.
-/// What `work` pushes to the batch it is given runs with the commit, before the task's end.
+/// (see [`take_immediate_locks`]), while it runs. `first` holds statements of the work, sent
+/// with the task's own: they are rolled back with the rest if `work` fails, and `work` is given
+/// what each of them did. What `work` pushes to the batch it is given runs with the commit,
+/// before the task's end.
 pub async fn run_immediately(
     db: &Db,
     name: &str,
     args: &kinds::TaskArgs,
     locks: &[ResourceLock],
     first: Batch,
-    work: impl AsyncFnOnce(&mut WriteTx, &str, &mut Batch) -> anyhow::Result<Vec<String>>,
+    work: impl AsyncFnOnce(&mut WriteTx, &str, &mut Batch, Vec<Ran>) -> anyhow::Result<Vec<String>>,
 ) -> Result<Immediate, sqlx::Error> {
     let id = new_id();
     let owner = task_owner(db).await?;
@@ -266,21 +267,25 @@ pub async fn run_immediately(
         locks,
         group: None,
     };
-    let mut tx = db.begin_write().await?;
-    take_immediate_locks(db, &mut tx, locks).await?;
-    // The task's rows and the work's `first` statements go with the look at its locks, one trip
-    // to the database: when a lock is busy, they are rolled back with the transaction.
+    // The transaction's start, the task's rows and the work's `first` statements go with the
+    // look at its locks, one trip to the database: when a lock is busy, they are rolled back
+    // with the transaction.
     let mut batch = Batch::new();
+    let taken = take_immediate_locks(&mut batch, db.backend(), locks);
     look_for_busy_locks(&mut batch, locks);
     task_rows(&mut batch, &task, state::RUNNING, owner.as_ref());
+    let work_starts_at = batch.len();
     batch.append(first);
-    if !batch.run(&mut tx).await?.is_empty() {
+    let (mut tx, mut ran) = db.begin_write_with(batch).await?;
+    let first_ran = ran.split_off(work_starts_at.min(ran.len()));
+    let looks = ran.iter().skip(taken).take(locks.len());
+    if looks.into_iter().any(|look| !look.rows.is_empty()) {
         return Ok(Immediate::Busy);
     }
     assign_owner(&mut tx, &task, owner.as_ref()).await?;
     // The work's last statements, then the task's end, go with the commit.
     let mut last = Batch::new();
-    let outcome = match work(&mut tx, &id, &mut last).await {
+    let outcome = match work(&mut tx, &id, &mut last, first_ran).await {
         Ok(created) => {
             if let Some((_, user_id)) = &owner {
                 creation_hooks_in(db, &mut tx, user_id, &created).await?;
@@ -318,17 +323,17 @@ async fn take_claim_lock(db: &Db, tx: &mut WriteTx) -> Result<(), sqlx::Error> {
 /// own advisory lock, so two immediate tasks of one repository take turns (the second then sees
 /// the first ended) while those of different repositories run side by side. Taken in one order,
 /// so two tasks cannot wait for each other. SQLite's write lock already serialises all of it.
-async fn take_immediate_locks(
-    db: &Db,
-    tx: &mut WriteTx,
-    locks: &[ResourceLock],
-) -> Result<(), sqlx::Error> {
-    if db.backend() != Backend::Postgres {
-        return Ok(());
+/// Pushed first to `batch`; answers how many statements that is.
+fn take_immediate_locks(batch: &mut Batch, backend: Backend, locks: &[ResourceLock]) -> usize {
+    if backend != Backend::Postgres {
+        return 0;
     }
-    sqlx::query("SELECT pg_advisory_xact_lock_shared(7243001)")
-        .execute(&mut **tx)
-        .await?;
+    let before = batch.len();
+    // Selecting a void would not convert to a row: each lock answers a 1.
+    batch.push(
+        "SELECT 1 FROM (SELECT pg_advisory_xact_lock_shared(7243001)) AS taken",
+        Vec::new(),
+    );
     let mut keys: Vec<i64> = locks
         .iter()
         .map(|lock| resource_key(&lock.resource))
@@ -336,12 +341,12 @@ async fn take_immediate_locks(
     keys.sort_unstable();
     keys.dedup();
     for key in keys {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
+        batch.push(
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS taken",
+            vec![key.into()],
+        );
     }
-    Ok(())
+    batch.len() - before
 }
 
 /// The PostgreSQL advisory-lock key of a task resource (a repository href, say).

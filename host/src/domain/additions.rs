@@ -105,7 +105,7 @@ pub async fn run(
         &mut tx,
         names,
         (&task.id, &mut last),
-        target,
+        (target, None),
         remote_id,
         change,
     )
@@ -117,12 +117,13 @@ pub async fn run(
 /// [`run`] inside the caller's transaction `tx` (which also records the task when it runs at
 /// once, see `tasks::run_immediately`): nothing is left behind when it fails and `tx` is dropped.
 /// The new version's last statements go to `last`, which the caller runs with its commit (see
-/// [`versions::finish_version_in`]).
+/// [`versions::finish_version_in`]). `facts` are the repository's, when the caller read them in
+/// `tx` already ([`versions::read_facts`]).
 pub async fn apply_in(
     tx: &mut WriteTx,
     names: &RestNames,
     (task_id, last): (&str, &mut Batch),
-    target: (&str, &str),
+    (target, facts): ((&str, &str), Option<versions::RepositoryFacts>),
     remote_id: Option<&str>,
     change: Change,
 ) -> anyhow::Result<Vec<String>> {
@@ -144,7 +145,7 @@ pub async fn apply_in(
     let outcome = versions::finish_version_in(
         tx,
         names,
-        repository_id,
+        (repository_id, facts),
         task_id,
         versions::Change::Add,
         &removals,

@@ -26,9 +26,10 @@ pub enum Change {
     Mirror,
 }
 
-/// What a new version needs to know of its repository, read in one round trip.
+/// What a new version needs to know of its repository, read in one round trip: by
+/// [`finish_version_in`], or before by its caller with statements of its own ([`read_facts`]).
 #[derive(sqlx::FromRow)]
-struct RepositoryFacts {
+pub struct RepositoryFacts {
     latest_version: i64,
     next_version: Option<i64>,
     plugin: String,
@@ -108,7 +109,7 @@ pub async fn finish_version(
     let outcome = finish_version_in(
         &mut tx,
         names,
-        repository_id,
+        (repository_id, None),
         task_id,
         change,
         removals,
@@ -117,6 +118,34 @@ pub async fn finish_version(
     .await?;
     tx.commit_with(last).await?;
     Ok(outcome)
+}
+
+/// The statement that reads the [`RepositoryFacts`] of `repository_id`.
+const FACTS: &str = "SELECT latest_version, next_version, plugin, type_name, retain_repo_versions,
+       CASE WHEN EXISTS (SELECT 1 FROM blocklist_entries b WHERE b.repository_id = r.id)
+            THEN 1 ELSE 0 END AS blocklisted,
+       CASE WHEN EXISTS (SELECT 1 FROM content_key_fields f
+                         WHERE f.plugin = r.plugin AND f.repository_key = 1)
+            THEN 1 ELSE 0 END AS keyed
+     FROM repositories r WHERE id = $1";
+
+/// Pushes to `batch` the read of the facts of `repository_id` that [`finish_version_in`] needs,
+/// for a caller that sends it in a trip it makes anyway, inside the transaction that makes the
+/// version (so no other writer changes them in between); [`RepositoryFacts::read_in`] takes
+/// them from what the statement answered.
+pub fn read_facts(batch: &mut Batch, repository_id: &str) {
+    batch.push(FACTS, vec![repository_id.into()]);
+}
+
+impl RepositoryFacts {
+    /// The facts from the rows of [`read_facts`]'s statement.
+    pub fn read_in(rows: &[AnyRow]) -> anyhow::Result<Self> {
+        let row = rows
+            .first()
+            // Deleted after the caller named it (a request read it with its distribution).
+            .context("the repository is gone")?;
+        Ok(<Self as sqlx::FromRow<'_, AnyRow>>::from_row(row)?)
+    }
 }
 
 /// [`finish_version`] inside the caller's transaction `tx`, for work that commits the version
@@ -128,12 +157,20 @@ pub async fn finish_version(
 pub async fn finish_version_in(
     tx: &mut WriteTx,
     names: &RestNames,
-    repository_id: &str,
+    (repository_id, facts): (&str, Option<RepositoryFacts>),
     task_id: &str,
     change: Change,
     removals: &[String],
     last: &mut Batch,
 ) -> anyhow::Result<NewVersion> {
+    let facts = match facts {
+        Some(facts) => facts,
+        None => {
+            let mut read = Batch::new();
+            read_facts(&mut read, repository_id);
+            RepositoryFacts::read_in(&read.run(tx).await?)?
+        }
+    };
     let RepositoryFacts {
         latest_version: base,
         next_version: next,
@@ -142,20 +179,7 @@ pub async fn finish_version_in(
         retain_repo_versions: retain,
         blocklisted,
         keyed,
-    } = sqlx::query_as(
-        "SELECT latest_version, next_version, plugin, type_name, retain_repo_versions,
-           CASE WHEN EXISTS (SELECT 1 FROM blocklist_entries b WHERE b.repository_id = r.id)
-                THEN 1 ELSE 0 END AS blocklisted,
-           CASE WHEN EXISTS (SELECT 1 FROM content_key_fields f
-                             WHERE f.plugin = r.plugin AND f.repository_key = 1)
-                THEN 1 ELSE 0 END AS keyed
-         FROM repositories r WHERE id = $1",
-    )
-    .bind(repository_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    // Deleted after the caller named it (a request read it with its distribution).
-    .context("the repository is gone")?;
+    } = facts;
     let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
     // After the latest version was deleted, its number is not given again.
     let number = next.unwrap_or(base + 1);

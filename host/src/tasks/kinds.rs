@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::{Immediate, Outcome, ResourceLock, TaskHandle, state};
-use crate::db::{Batch, Db, WriteTx};
+use crate::db::{Batch, Db, Ran, WriteTx};
 use crate::domain::additions::AddError;
 use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
@@ -634,10 +635,15 @@ pub async fn add_units_and_wait(
             remove: remove.to_vec(),
         };
         // The request's files are recorded with the version that uses them: one commit.
+        // And the repository's facts that the new version needs are read with them, one trip
+        // fewer.
         let mut first = Batch::new();
         artifacts::record_statements(&mut first, unrecorded);
-        let work = async |tx: &mut WriteTx, task_id: &str, last: &mut Batch| {
-            let target = (repository_id, plugin);
+        versions::read_facts(&mut first, repository_id);
+        let work = async |tx: &mut WriteTx, task_id: &str, last: &mut Batch, ran: Vec<Ran>| {
+            let read = ran.last().context("the repository's facts were not read")?;
+            let facts = versions::RepositoryFacts::read_in(&read.rows)?;
+            let target = ((repository_id, plugin), Some(facts));
             additions::apply_in(tx, names, (task_id, last), target, remote_id, change).await
         };
         let locks = std::slice::from_ref(&lock);
