@@ -300,7 +300,7 @@ impl Authenticator {
              WHERE username = $1 AND is_active = 1",
         )
         .bind(username)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(&mut *self.db.reader().await?)
         .await?;
         let verified = match &row {
             Some(row) => self.verify(row, password).await?,

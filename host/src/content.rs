@@ -620,7 +620,7 @@ async fn query_distribution(
     );
     let mut rows = sqlx::query_as::<_, DistributionRow>(&sql)
         .bind_all(candidates)
-        .fetch_all(app.db.pool())
+        .fetch_all(&mut *app.db.reader().await?)
         .await?;
     let Some(longest) = longest_base_path(candidates, |candidate| {
         rows.iter().any(|row| row.base_path == candidate)

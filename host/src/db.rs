@@ -56,8 +56,43 @@ pub struct Db {
     /// per write transaction; and because the transaction's `BEGIN` and `COMMIT` can then go
     /// with its first and last statements (see [`Db::begin_write_with`], [`WriteTx::commit_with`]).
     writer: Option<Arc<Mutex<Writer>>>,
+    /// SQLite: connections held outside the pool for the reads nearly every request makes (its
+    /// distribution, its user, a plugin's lookups; see [`Db::reader`]), so that giving one back
+    /// costs no trip to its thread as giving back one of the pool's does.
+    readers: Vec<Arc<Mutex<AnyConnection>>>,
     backend: Backend,
     content_changes: Arc<ContentChanges>,
+}
+
+/// How many connections [`Db::reader`] holds outside the pool on SQLite: one per core of the
+/// machines this is measured on; a request finding both busy borrows one of the pool's.
+const HELD_READERS: usize = 2;
+
+/// A connection for reads (see [`Db::reader`]).
+pub enum Reader {
+    /// One of the connections held outside the pool.
+    Held(OwnedMutexGuard<AnyConnection>),
+    /// One of the pool's.
+    Pooled(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
+impl std::ops::Deref for Reader {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Reader::Held(held) => held,
+            Reader::Pooled(pooled) => pooled,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Reader::Held(held) => &mut *held,
+            Reader::Pooled(pooled) => &mut *pooled,
+        }
+    }
 }
 
 /// SQLite's writing connection, and whether a transaction is open on it.
@@ -471,18 +506,26 @@ impl Db {
             .run(&pool)
             .await
             .context("running database migrations")?;
-        let writer = match backend {
+        let open = async || -> anyhow::Result<AnyConnection> {
+            let mut connection = AnyConnection::connect_with(&options)
+                .await
+                .context("opening a connection outside the pool")?;
+            configure(&mut connection, backend).await?;
+            Ok(connection)
+        };
+        let (writer, readers) = match backend {
             Backend::Sqlite => {
-                let mut connection = AnyConnection::connect_with(&options)
-                    .await
-                    .context("opening the writing connection")?;
-                configure(&mut connection, backend).await?;
-                Some(Arc::new(Mutex::new(Writer {
-                    connection,
+                let writer = Writer {
+                    connection: open().await?,
                     open: false,
-                })))
+                };
+                let mut readers = Vec::with_capacity(HELD_READERS);
+                for _ in 0..HELD_READERS {
+                    readers.push(Arc::new(Mutex::new(open().await?)));
+                }
+                (Some(Arc::new(Mutex::new(writer))), readers)
             }
-            Backend::Postgres => None,
+            Backend::Postgres => (None, Vec::new()),
         };
         install_triggers(&pool, backend)
             .await
@@ -498,6 +541,7 @@ impl Db {
         Ok(Db {
             pool,
             writer,
+            readers,
             backend,
             content_changes,
         })
@@ -511,6 +555,19 @@ impl Db {
     /// The pool, for reads.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A connection for a read that nearly every request makes: on SQLite one of the
+    /// connections held outside the pool when one is free, else (and on PostgreSQL, whose
+    /// connections the pool tests and replaces) one of the pool's. A read that comes back to the
+    /// database many times (a page of units and their files) keeps the one it was given.
+    pub async fn reader(&self) -> Result<Reader, sqlx::Error> {
+        for reader in &self.readers {
+            if let Ok(held) = reader.clone().try_lock_owned() {
+                return Ok(Reader::Held(held));
+            }
+        }
+        Ok(Reader::Pooled(self.pool.acquire().await?))
     }
 
     /// Which engine this is.
@@ -884,6 +941,44 @@ pub(crate) mod tests {
             .expect("inserting");
         tx.commit().await.expect("committed");
         assert_eq!(notes_in(&db).await, 1, "only the committed write is kept");
+    }
+
+    #[tokio::test]
+    async fn readers_are_held_connections_while_free_then_the_pools_and_see_every_commit() {
+        let (_dir, db) = with_notes().await;
+        let mut readers = Vec::new();
+        for _ in 0..super::HELD_READERS {
+            readers.push(db.reader().await.expect("a reader"));
+        }
+        assert!(
+            readers
+                .iter()
+                .all(|reader| matches!(reader, super::Reader::Held(_))),
+            "the held connections are lent first"
+        );
+        let mut borrowed = db.reader().await.expect("a reader");
+        assert!(
+            matches!(borrowed, super::Reader::Pooled(_)),
+            "with every held one busy, the pool lends one"
+        );
+        db.write_one(sqlx::query("INSERT INTO notes (id) VALUES (1)"))
+            .await
+            .expect("a committed write");
+        for reader in readers.iter_mut().chain(std::iter::once(&mut borrowed)) {
+            let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+                .fetch_one(&mut **reader)
+                .await
+                .expect("counting");
+            assert_eq!(
+                seen, 1,
+                "each reader sees the commit made after it was taken"
+            );
+        }
+        drop(readers);
+        assert!(
+            matches!(db.reader().await.expect("a reader"), super::Reader::Held(_)),
+            "a held connection given back is lent again"
+        );
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ impl content::Host for CallState {
     ) -> wasmtime::Result<Result<UnitPage, PluginError>> {
         let scope = content_scope(self, "listed")?;
         let page = units::page(
-            scope.db.pool(),
+            &scope.db,
             &scope.repository_id,
             scope.version,
             cursor.as_deref().unwrap_or(""),
@@ -31,7 +31,7 @@ impl content::Host for CallState {
     ) -> wasmtime::Result<Result<Vec<StoredUnit>, PluginError>> {
         let scope = content_scope(self, "looked up")?;
         let units = units::by_path(
-            scope.db.pool(),
+            &scope.db,
             &scope.repository_id,
             scope.version,
             &relative_path,
@@ -156,7 +156,7 @@ async fn page_by_field(
 ) -> Result<UnitPage, PluginError> {
     let key = key_field(scope, content_type, field)?;
     let page = units::page_by_field(
-        scope.db.pool(),
+        &scope.db,
         &scope.repository_id,
         scope.version,
         key,

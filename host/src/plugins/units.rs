@@ -30,12 +30,13 @@ struct FileRow {
 
 /// One page of the units of a version, ordered by id, after `cursor`.
 pub async fn page(
-    pool: &sqlx::AnyPool,
+    db: &crate::db::Db,
     repository_id: &str,
     version: i64,
     cursor: &str,
     limit: i64,
 ) -> Result<(Vec<StoredUnit>, Option<String>), sqlx::Error> {
+    let mut reader = db.reader().await?;
     let rows = sqlx::query_as::<_, UnitRow>(&format!(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM repository_content rc
          JOIN content c ON c.id = rc.content_id
@@ -45,10 +46,10 @@ pub async fn page(
     .bind(version)
     .bind(cursor)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *reader)
     .await?;
     let next = next_cursor(&rows, limit);
-    Ok((with_artifacts(pool, rows).await?, next))
+    Ok((with_artifacts(&mut reader, rows).await?, next))
 }
 
 /// One page of the units of a version that have a file whose relative path starts with `prefix`,
@@ -79,6 +80,7 @@ pub async fn page_by_prefix(
         crate::db::Backend::Sqlite => format!("{prefix}\u{10FFFF}"),
         crate::db::Backend::Postgres => format!("{}%", escape_like(prefix)),
     };
+    let mut reader = db.reader().await?;
     let rows = sqlx::query_as::<_, UnitRow>(&format!(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM content c
          WHERE c.id IN (SELECT ca.content_id FROM content_artifacts ca WHERE {matches})
@@ -93,10 +95,10 @@ pub async fn page_by_prefix(
     .bind(bound)
     .bind(cursor)
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(&mut *reader)
     .await?;
     let next = next_cursor(&rows, limit);
-    Ok((with_artifacts(db.pool(), rows).await?, next))
+    Ok((with_artifacts(&mut reader, rows).await?, next))
 }
 
 /// Which indexed field of which units: the plugin's `type_name` units, keyed by `field`.
@@ -155,7 +157,7 @@ pub(crate) fn byte_order(db: &crate::db::Db) -> &'static str {
 /// One page of the units of a version whose indexed field has the value `value`, ordered by id,
 /// after `cursor`: driven by the `content_keys` primary key, then one membership probe per unit.
 pub async fn page_by_field(
-    pool: &sqlx::AnyPool,
+    db: &crate::db::Db,
     repository_id: &str,
     version: i64,
     key: KeyField<'_>,
@@ -163,6 +165,7 @@ pub async fn page_by_field(
     cursor: &str,
     limit: i64,
 ) -> Result<(Vec<StoredUnit>, Option<String>), sqlx::Error> {
+    let mut reader = db.reader().await?;
     let rows = sqlx::query_as::<_, UnitRow>(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM content c
          WHERE c.id IN (SELECT k.content_id FROM content_keys k
@@ -180,10 +183,10 @@ pub async fn page_by_field(
     .bind(value)
     .bind(cursor)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *reader)
     .await?;
     let next = next_cursor(&rows, limit);
-    Ok((with_artifacts(pool, rows).await?, next))
+    Ok((with_artifacts(&mut reader, rows).await?, next))
 }
 
 /// `text` with `LIKE`'s wildcards and escape character escaped (escape character `\`).
@@ -200,7 +203,7 @@ fn escape_like(text: &str) -> String {
 
 /// The units of a version having a file at `relative_path`.
 pub async fn by_path(
-    pool: &sqlx::AnyPool,
+    db: &crate::db::Db,
     repository_id: &str,
     version: i64,
     relative_path: &str,
@@ -209,6 +212,7 @@ pub async fn by_path(
     // are checked against the version: a join from `repository_content` lets SQLite, which has
     // no statistics, walk every unit of the repository (a 10,000-project python repository's
     // wheel lookups ran at 140 a second).
+    let mut reader = db.reader().await?;
     let rows = sqlx::query_as::<_, UnitRow>(
         "SELECT c.id, c.type_name, c.natural_key, c.metadata FROM content c
          WHERE c.id IN (SELECT ca.content_id FROM content_artifacts ca WHERE ca.relative_path = $3)
@@ -219,9 +223,9 @@ pub async fn by_path(
     .bind(repository_id)
     .bind(version)
     .bind(relative_path)
-    .fetch_all(pool)
+    .fetch_all(&mut *reader)
     .await?;
-    with_artifacts(pool, rows).await
+    with_artifacts(&mut reader, rows).await
 }
 
 /// Where the page after `rows` starts: after its last unit when the page is full.
@@ -231,8 +235,9 @@ fn next_cursor(rows: &[UnitRow], limit: i64) -> Option<String> {
         .flatten()
 }
 
+/// `rows` with their files, read on `connection`.
 async fn with_artifacts(
-    pool: &sqlx::AnyPool,
+    connection: &mut sqlx::AnyConnection,
     rows: Vec<UnitRow>,
 ) -> Result<Vec<StoredUnit>, sqlx::Error> {
     if rows.is_empty() {
@@ -252,7 +257,7 @@ async fn with_artifacts(
         query = query.bind(id);
     }
     let mut files: BTreeMap<String, Vec<StoredArtifact>> = BTreeMap::new();
-    for row in query.fetch_all(pool).await? {
+    for row in query.fetch_all(connection).await? {
         files
             .entry(row.content_id)
             .or_default()
