@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Batch, Db, WriteTx};
-use crate::domain::declarations::{Reuse, link_stored_in, save_in};
+use crate::domain::declarations::{Reuse, ToSave, link_stored_in, save_in};
 use crate::domain::hrefs::RestNames;
 use crate::domain::versions;
 use crate::plugins::{ArtifactDeclaration, UnitDeclaration, convert_record};
@@ -101,13 +101,14 @@ pub async fn run(
 ) -> anyhow::Result<Vec<String>> {
     let mut tx = db.begin_write().await?;
     let mut last = Batch::new();
+    let units: Vec<UnitDeclaration> = change.units.into_iter().map(Into::into).collect();
     let created = apply_in(
         &mut tx,
         names,
         (&task.id, &mut last),
         (target, None),
         remote_id,
-        change,
+        (ToSave::Declared(units), &change.remove),
     )
     .await?;
     tx.commit_with(last).await?;
@@ -118,17 +119,17 @@ pub async fn run(
 /// once, see `tasks::run_immediately`): nothing is left behind when it fails and `tx` is dropped.
 /// The new version's last statements go to `last`, which the caller runs with its commit (see
 /// [`versions::finish_version_in`]). `facts` are the repository's, when the caller read them in
-/// `tx` already ([`versions::read_facts`]).
+/// `tx` already ([`versions::read_facts`]); `units` may have been sent in part by the caller too
+/// ([`ToSave::FirstSent`]).
 pub async fn apply_in(
     tx: &mut WriteTx,
     names: &RestNames,
     (task_id, last): (&str, &mut Batch),
     (target, facts): ((&str, &str), Option<versions::RepositoryFacts>),
     remote_id: Option<&str>,
-    change: Change,
+    (units, remove): (ToSave, &[(String, String)]),
 ) -> anyhow::Result<Vec<String>> {
     let (repository_id, plugin) = target;
-    let units: Vec<UnitDeclaration> = change.units.into_iter().map(Into::into).collect();
     let pending = save_in(tx, task_id, plugin, remote_id, Reuse::Checked, units).await?;
     let missing: Vec<String> = link_stored_in(tx, pending, Reuse::Checked)
         .await?
@@ -141,7 +142,7 @@ pub async fn apply_in(
         "the declared file(s) {} name no stored artifact (give each file the sha256 of an uploaded file or of an artifacts.create result)",
         missing.join(", ")
     );
-    let removals = unit_ids(tx, plugin, &change.remove).await?;
+    let removals = unit_ids(tx, plugin, remove).await?;
     let outcome = versions::finish_version_in(
         tx,
         names,

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{FromRow as _, Row as _};
 
 use crate::db::{
-    Batch, BindAll as _, Db, SqlValue, WriteTx, new_id, now, placeholders, value_rows,
+    Batch, BindAll as _, Db, Ran, SqlValue, WriteTx, new_id, now, placeholders, value_rows,
 };
 use crate::domain::artifacts::{DigestKind, Expected};
 use crate::domain::{content_keys, versions};
@@ -57,9 +57,103 @@ pub async fn save(
     batch: Vec<UnitDeclaration>,
 ) -> anyhow::Result<Vec<Pending>> {
     let mut tx = db.begin_write().await?;
-    let pending = save_in(&mut tx, task_id, plugin, remote_id, reuse, batch).await?;
+    let pending = save_in(
+        &mut tx,
+        task_id,
+        plugin,
+        remote_id,
+        reuse,
+        ToSave::Declared(batch),
+    )
+    .await?;
     tx.commit().await?;
     Ok(pending)
+}
+
+/// The units of a declaration, later duplicates of a unit dropped, by (content type, natural key).
+type Units = BTreeMap<(String, String), UnitDeclaration>;
+
+/// What [`save_in`] stores.
+pub enum ToSave {
+    /// Declared units, all still to send.
+    Declared(Vec<UnitDeclaration>),
+    /// Units whose first trip ([`first_trip`]) the caller sent with statements of its own, and
+    /// what each statement of that trip did, in order.
+    FirstSent(FirstTrip, Vec<Ran>),
+}
+
+/// The first trip of [`save_in`], built before its transaction (see [`first_trip`]).
+pub struct FirstTrip {
+    units: Units,
+    created: String,
+    fresh_ids: BTreeSet<String>,
+}
+
+/// Pushes to `trip` the statements of [`save_in`]'s first trip for `declared` units of `plugin`
+/// (the indexed fields read, the first rows inserted and every unit's id looked up), for a caller
+/// that sends them with statements of its own in a trip it makes anyway; [`ToSave::FirstSent`]
+/// gives [`save_in`] what they did.
+pub fn first_trip(trip: &mut Batch, plugin: &str, declared: Vec<UnitDeclaration>) -> FirstTrip {
+    let units = deduplicated(declared);
+    let created = now();
+    let keys: Vec<&(String, String)> = units.keys().take(INSERT_CHUNK).collect();
+    // No units, no chunk: [`save_in`] sends nothing for them.
+    let fresh_ids = if keys.is_empty() {
+        BTreeSet::new()
+    } else {
+        chunk_statements(trip, plugin, &created, (&units, &keys), true)
+    };
+    FirstTrip {
+        units,
+        created,
+        fresh_ids,
+    }
+}
+
+/// `declared` without later duplicates of a unit: they add nothing.
+fn deduplicated(declared: Vec<UnitDeclaration>) -> Units {
+    let mut units = Units::new();
+    for unit in declared {
+        units
+            .entry((unit.content_type.clone(), unit.natural_key.clone()))
+            .or_insert(unit);
+    }
+    units
+}
+
+/// Pushes to `trip` the insert of the units named by `chunk` (with fresh ids) and the lookup of
+/// every one's id, after the read of the fields the units are indexed by when `with_fields`;
+/// answers the fresh ids.
+fn chunk_statements(
+    trip: &mut Batch,
+    plugin: &str,
+    created: &str,
+    (units, chunk): (&Units, &[&(String, String)]),
+    with_fields: bool,
+) -> BTreeSet<String> {
+    let sql = format!(
+        "INSERT INTO content (id, plugin, type_name, natural_key, metadata, created) VALUES {}
+         ON CONFLICT (plugin, type_name, natural_key) DO NOTHING",
+        value_rows("(?, $1, ?, ?, ?, $2)", 3, chunk.len())
+    );
+    let mut values = vec![plugin.into(), created.into()];
+    let mut fresh_ids = BTreeSet::new();
+    for key in chunk {
+        let id = new_id();
+        values.extend([
+            id.as_str().into(),
+            key.0.as_str().into(),
+            key.1.as_str().into(),
+            units[*key].metadata.as_str().into(),
+        ]);
+        fresh_ids.insert(id);
+    }
+    if with_fields {
+        content_keys::read_recorded(trip, plugin);
+    }
+    trip.push(sql, values);
+    lookup_statements(trip, plugin, chunk);
+    fresh_ids
 }
 
 /// [`save`] inside the caller's transaction `tx`.
@@ -69,16 +163,12 @@ pub async fn save_in(
     plugin: &str,
     remote_id: Option<&str>,
     reuse: Reuse<'_>,
-    batch: Vec<UnitDeclaration>,
+    to_save: ToSave,
 ) -> anyhow::Result<Vec<Pending>> {
-    // Later duplicates of a unit in one batch add nothing.
-    let mut units: BTreeMap<(String, String), UnitDeclaration> = BTreeMap::new();
-    for unit in batch {
-        units
-            .entry((unit.content_type.clone(), unit.natural_key.clone()))
-            .or_insert(unit);
-    }
-    let created = now();
+    let (units, created, mut first_sent) = match to_save {
+        ToSave::Declared(declared) => (deduplicated(declared), now(), None),
+        ToSave::FirstSent(first, ran) => (first.units, first.created, Some((first.fresh_ids, ran))),
+    };
     let mut content_ids: BTreeMap<(String, String), String> = BTreeMap::new();
     let keys: Vec<&(String, String)> = units.keys().collect();
     // The keys of the units stored now, written with the next trip.
@@ -86,31 +176,18 @@ pub async fn save_in(
     let mut fields: Option<content_keys::Recorded> = None;
     for chunk in keys.chunks(INSERT_CHUNK) {
         // The new rows and the lookup of every unit's id are one trip to the database, with
-        // the fields the units are indexed by on the first.
-        let sql = format!(
-            "INSERT INTO content (id, plugin, type_name, natural_key, metadata, created) VALUES {}
-             ON CONFLICT (plugin, type_name, natural_key) DO NOTHING",
-            value_rows("(?, $1, ?, ?, ?, $2)", 3, chunk.len())
-        );
-        let mut values = vec![plugin.into(), created.as_str().into()];
-        let mut fresh_ids = BTreeSet::new();
-        for key in chunk {
-            let id = new_id();
-            values.extend([
-                id.as_str().into(),
-                key.0.as_str().into(),
-                key.1.as_str().into(),
-                units[*key].metadata.as_str().into(),
-            ]);
-            fresh_ids.insert(id);
-        }
-        let mut trip = Batch::new();
-        if fields.is_none() {
-            content_keys::read_recorded(&mut trip, plugin);
-        }
-        trip.push(sql, values);
-        lookup_statements(&mut trip, plugin, chunk);
-        let mut ran = trip.run_each(tx).await?.into_iter();
+        // the fields the units are indexed by on the first (sent by the caller, when it did).
+        let (fresh_ids, ran) = match first_sent.take() {
+            Some(sent) => sent,
+            None => {
+                let mut trip = Batch::new();
+                let with_fields = fields.is_none();
+                let fresh_ids =
+                    chunk_statements(&mut trip, plugin, &created, (&units, chunk), with_fields);
+                (fresh_ids, trip.run_each(tx).await?)
+            }
+        };
+        let mut ran = ran.into_iter();
         let fields = match &mut fields {
             Some(fields) => fields,
             None => fields.insert(content_keys::recorded_from(

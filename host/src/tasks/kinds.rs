@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use super::{Immediate, Outcome, ResourceLock, TaskHandle, state};
 use crate::db::{Batch, Db, Ran, WriteTx};
 use crate::domain::additions::AddError;
+use crate::domain::declarations::{self, ToSave};
 use crate::domain::hrefs::RestNames;
 use crate::domain::objects::{self, Changes};
 use crate::domain::{
@@ -626,24 +627,27 @@ pub async fn add_units_and_wait(
         repository_id: repository_id.to_owned(),
         plugin: plugin.to_owned(),
         remote_id: remote_id.map(str::to_owned),
-        units: declared.clone(),
+        units: declared,
         remove: remove.to_vec(),
     };
     if units.len() + remove.len() <= IMMEDIATE_UNITS {
-        let change = additions::Change {
-            units: declared,
-            remove: remove.to_vec(),
-        };
-        // The request's files are recorded with the version that uses them: one commit.
-        // And the repository's facts that the new version needs are read with them, one trip
-        // fewer.
+        // The request's files are recorded with the version that uses them: one commit. The
+        // repository's facts that the new version needs are read, and the units stored, in
+        // the same trip: two trips fewer.
         let mut first = Batch::new();
         artifacts::record_statements(&mut first, unrecorded);
+        let facts_at = first.len();
         versions::read_facts(&mut first, repository_id);
-        let work = async |tx: &mut WriteTx, task_id: &str, last: &mut Batch, ran: Vec<Ran>| {
-            let read = ran.last().context("the repository's facts were not read")?;
+        let units_at = first.len();
+        let units = declarations::first_trip(&mut first, plugin, units.to_vec());
+        let work = async |tx: &mut WriteTx, task_id: &str, last: &mut Batch, mut ran: Vec<Ran>| {
+            let units_ran = ran.split_off(units_at.min(ran.len()));
+            let read = ran
+                .get(facts_at)
+                .context("the repository's facts were not read")?;
             let facts = versions::RepositoryFacts::read_in(&read.rows)?;
             let target = ((repository_id, plugin), Some(facts));
+            let change = (ToSave::FirstSent(units, units_ran), remove);
             additions::apply_in(tx, names, (task_id, last), target, remote_id, change).await
         };
         let locks = std::slice::from_ref(&lock);
