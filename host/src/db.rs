@@ -309,6 +309,9 @@ pub struct WriteTx {
     connection: Connection,
     backend: Backend,
     content_changes: Arc<ContentChanges>,
+    /// SQLite: its `COMMIT` was sent, so it may have committed even if it is dropped before the
+    /// answer came back.
+    committing: bool,
 }
 
 /// The connection a [`WriteTx`] runs on.
@@ -372,6 +375,7 @@ impl WriteTx {
         // before the commit), in the trip that commits.
         last.push(COUNTER, Vec::new());
         last.push("COMMIT", Vec::new());
+        self.committing = true;
         let ran = last.run_each(&mut self).await?;
         let Connection::Sqlite(Some(mut held)) =
             std::mem::replace(&mut self.connection, Connection::Sqlite(None))
@@ -407,8 +411,8 @@ impl WriteTx {
 impl Drop for WriteTx {
     /// An abandoned SQLite transaction is rolled back on a task of its own that holds the writer
     /// until it has (a PostgreSQL one is rolled back by its `Transaction`). Outside a runtime,
-    /// the next [`Db::begin_write_with`] rolls it back first. The abandoned transaction may have
-    /// committed (its batch reached `COMMIT` before its answer was dropped): the content
+    /// the next [`Db::begin_write_with`] rolls it back first. One abandoned while committing may
+    /// have committed (its batch reached `COMMIT` before its answer was dropped): the content
     /// generation moves, as it would have after a commit.
     fn drop(&mut self) {
         let Connection::Sqlite(held) = &mut self.connection else {
@@ -417,14 +421,16 @@ impl Drop for WriteTx {
         let Some(mut held) = held.take().filter(|held| held.open) else {
             return;
         };
-        let changes = self.content_changes.clone();
+        let changes = self.committing.then(|| self.content_changes.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 held.roll_back_left_open().await;
                 drop(held);
-                changes.changed();
+                if let Some(changes) = changes {
+                    changes.changed();
+                }
             });
-        } else {
+        } else if let Some(changes) = changes {
             changes.changed();
         }
     }
@@ -600,6 +606,7 @@ impl Db {
                 connection: Connection::Postgres(self.pool.begin().await?),
                 backend: self.backend,
                 content_changes: self.content_changes.clone(),
+                committing: false,
             };
             let ran = first.run_each(&mut tx).await?;
             return Ok((tx, ran));
@@ -611,6 +618,7 @@ impl Db {
             connection: Connection::Sqlite(Some(held)),
             backend: self.backend,
             content_changes: self.content_changes.clone(),
+            committing: false,
         };
         let mut begun = Batch::new();
         begun.push("BEGIN", Vec::new()).append(first);
