@@ -97,12 +97,7 @@ pub fn first_trip(trip: &mut Batch, plugin: &str, declared: Vec<UnitDeclaration>
     let units = deduplicated(declared);
     let created = now();
     let keys: Vec<&(String, String)> = units.keys().take(INSERT_CHUNK).collect();
-    // No units, no chunk: [`save_in`] sends nothing for them.
-    let fresh_ids = if keys.is_empty() {
-        BTreeSet::new()
-    } else {
-        chunk_statements(trip, plugin, &created, (&units, &keys), true)
-    };
+    let fresh_ids = chunk_statements(trip, plugin, &created, (&units, &keys), true);
     FirstTrip {
         units,
         created,
@@ -123,7 +118,7 @@ fn deduplicated(declared: Vec<UnitDeclaration>) -> Units {
 
 /// Pushes to `trip` the insert of the units named by `chunk` (with fresh ids) and the lookup of
 /// every one's id, after the read of the fields the units are indexed by when `with_fields`;
-/// answers the fresh ids.
+/// answers the fresh ids. A chunk of no units pushes nothing ([`save_in`] reads nothing for it).
 fn chunk_statements(
     trip: &mut Batch,
     plugin: &str,
@@ -131,13 +126,16 @@ fn chunk_statements(
     (units, chunk): (&Units, &[&(String, String)]),
     with_fields: bool,
 ) -> BTreeSet<String> {
+    let mut fresh_ids = BTreeSet::new();
+    if chunk.is_empty() {
+        return fresh_ids;
+    }
     let sql = format!(
         "INSERT INTO content (id, plugin, type_name, natural_key, metadata, created) VALUES {}
          ON CONFLICT (plugin, type_name, natural_key) DO NOTHING",
         value_rows("(?, $1, ?, ?, ?, $2)", 3, chunk.len())
     );
     let mut values = vec![plugin.into(), created.into()];
-    let mut fresh_ids = BTreeSet::new();
     for key in chunk {
         let id = new_id();
         values.extend([
