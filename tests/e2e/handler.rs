@@ -17,6 +17,7 @@ sqlite_and_postgres!(
     plugin_answers_carry_only_the_headers_the_host_allows,
     handle_reaches_only_this_repositorys_artifacts,
     a_crashing_handle_answers_502_with_only_the_correlation_id,
+    every_call_starts_from_a_clean_instance,
     kept_answers_follow_the_served_version_and_never_cross_users,
 );
 
@@ -662,6 +663,19 @@ async fn a_crashing_handle_answers_502_with_only_the_correlation_id(backend: Bac
         })
         .await;
     assert!(logged.contains("0x5eed"), "{logged}");
+}
+
+/// The host recycles instance memory (kept resident and reset rather than unmapped): call after
+/// call, the plugin finds its static state at its start and its new memory zeroed, never what
+/// the call before it left there.
+async fn every_call_starts_from_a_clean_instance(backend: Backend) {
+    let app = app_with_handler(backend).await;
+    repository_and_distribution(&app, "clean", None).await;
+    for _ in 0..5 {
+        let (status, body) = get_as(&app, &app.url("/shelf/clean/leftovers"), As::Anonymous).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, "calls-before=0 dirty-bytes=0");
+    }
 }
 
 /// GET `url` as `who`: the status and the body.

@@ -42,6 +42,14 @@ pub const CAPABILITIES: &[&str] = &["http"];
 /// First path segments the host serves itself, which no plugin's distribution prefix may take.
 const RESERVED_PREFIXES: &[&str] = &["pulp", "api", "auth", "assets", "static"];
 
+/// Bytes of each pooled linear memory, table and async stack kept mapped between calls (reset in
+/// place rather than unmapped): what a typical call touches, so that it takes no page faults.
+/// The peak resident size is unchanged (a call touches these pages either way); between calls,
+/// at most these bytes per slot that was used stay resident.
+const KEEP_RESIDENT_MEMORY_BYTES: usize = 1 << 20;
+const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
+const KEEP_RESIDENT_STACK_BYTES: usize = 256 << 10;
+
 /// How often the engine's epoch advances: the granularity of the CPU-time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -292,6 +300,15 @@ impl PluginRuntime {
             .total_memories(256)
             .total_tables(1024)
             .max_memory_size(limits.memory_bytes);
+        // A slot's low pages stay mapped between calls and are reset in place (only those the
+        // last call touched, where the kernel can tell: PAGEMAP_SCAN, Linux 6.7), instead of
+        // being unmapped and faulted in again page by page by the next call: of the 210 µs a
+        // wheel upload's `handle` ran, about 65 went to those faults. Each call still
+        // starts from the module's initial memory (`every_call_starts_from_a_clean_instance`).
+        pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
+            .async_stack_keep_resident(KEEP_RESIDENT_STACK_BYTES)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine =
             Engine::new(&config).map_err(|e| wasm_error("creating the wasmtime engine", e))?;

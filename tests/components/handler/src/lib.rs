@@ -18,6 +18,10 @@
 //! - `POST claim/<sha256>`: adds a unit whose file `claimed/<sha256>` names that digest, which the
 //!   request did not bring (the host allows only this repository's or its remote's artifacts).
 //! - `GET crash`: panics with a message the client must not see.
+//! - `GET leftovers`: what this call found of earlier calls in its instance, as
+//!   `calls-before=<n> dirty-bytes=<n>`: a static counter's value (then incremented) and the
+//!   nonzero bytes of a fresh 4 MiB allocation (then filled with `0xa5`). A fresh instance finds
+//!   `0` and `0`, however the host recycles instance memory.
 //! - `GET list/<prefix>`: the relative paths of the units with a file under `<prefix>`, one a line.
 //! - `GET kept/<prefix>`: the same list after `user=<user>` and `made=<nanoseconds>` (when the
 //!   plugin made the answer) lines, which the host may keep for ten minutes: a kept answer
@@ -72,6 +76,7 @@ impl Plugin for Handler {
                 Ok(claim(sha256, &format!("claimed/{sha256}")))
             }
             ("GET", "crash") => panic!("internal detail: the plugin's secret state is 0x5eed"),
+            ("GET", "leftovers") => Ok(leftovers().into()),
             ("GET", _) if path.starts_with("list/") => list(&path["list/".len()..]),
             ("GET", _) if path.starts_with("kept/") => kept(request, &path["kept/".len()..]),
             ("GET" | "HEAD", _) if path.starts_with("files/") => {
@@ -85,6 +90,23 @@ impl Plugin for Handler {
             _ => Ok(HttpResponse::not_found().into()),
         }
     }
+}
+
+/// Calls this instance answered before.
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn leftovers() -> HttpResponse {
+    let calls_before = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Zeroed by the allocator's `calloc`, which leaves memory the module just grew as it finds
+    // it: a host that handed out another call's pages would show their bytes here.
+    let mut fresh = vec![0u8; 4 << 20];
+    let dirty = fresh.iter().filter(|byte| **byte != 0).count();
+    fresh.fill(0xa5);
+    std::hint::black_box(&fresh);
+    HttpResponse::ok(
+        "text/plain",
+        format!("calls-before={calls_before} dirty-bytes={dirty}"),
+    )
 }
 
 fn whoami(request: &HttpRequest) -> HttpResponse {
