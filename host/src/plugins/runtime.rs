@@ -42,12 +42,15 @@ pub const CAPABILITIES: &[&str] = &["http"];
 /// First path segments the host serves itself, which no plugin's distribution prefix may take.
 const RESERVED_PREFIXES: &[&str] = &["pulp", "api", "auth", "assets", "static"];
 
-/// Bytes of each pooled linear memory, table and async stack kept mapped between calls (reset in
-/// place rather than unmapped): what a typical call touches, so that it takes no page faults.
-/// The peak resident size is unchanged (a call touches these pages either way); between calls,
-/// at most these bytes per slot that was used stay resident.
+// What a pooled slot keeps mapped between calls, reset in place rather than unmapped: about what
+// a typical call touches, so that the next one takes no page faults there. The peak resident size
+// is unchanged (a call touches these pages either way); between calls, at most these bytes per
+// slot that was used stay resident.
+/// Bytes of each linear memory kept mapped between calls (its shadow stack and first heap pages).
 const KEEP_RESIDENT_MEMORY_BYTES: usize = 1 << 20;
+/// Bytes of each table kept mapped between calls.
 const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
+/// Bytes of each async (fiber) stack kept mapped between calls.
 const KEEP_RESIDENT_STACK_BYTES: usize = 256 << 10;
 
 /// How often the engine's epoch advances: the granularity of the CPU-time limit.
