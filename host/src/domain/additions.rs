@@ -130,7 +130,25 @@ pub async fn apply_in(
     (units, remove): (ToSave, &[(String, String)]),
 ) -> anyhow::Result<Vec<String>> {
     let (repository_id, plugin) = target;
-    let pending = save_in(tx, task_id, plugin, remote_id, Reuse::Checked, units).await?;
+    // The units named for removal are stored already (they leave the base version), so their
+    // ids are known before anything is saved; the new version's membership then goes with the
+    // last trip that stages the added units.
+    let removals = unit_ids(tx, plugin, remove).await?;
+    let mut membership = Batch::new();
+    let target = (repository_id, facts);
+    let change = versions::Change::Add;
+    let start =
+        versions::start_version_in(tx, target, task_id, change, &removals, &mut membership).await?;
+    let (pending, ran) = save_in(
+        tx,
+        task_id,
+        plugin,
+        remote_id,
+        Reuse::Checked,
+        units,
+        membership,
+    )
+    .await?;
     let missing: Vec<String> = link_stored_in(tx, pending, Reuse::Checked)
         .await?
         .into_iter()
@@ -142,17 +160,7 @@ pub async fn apply_in(
         "the declared file(s) {} name no stored artifact (give each file the sha256 of an uploaded file or of an artifacts.create result)",
         missing.join(", ")
     );
-    let removals = unit_ids(tx, plugin, remove).await?;
-    let outcome = versions::finish_version_in(
-        tx,
-        names,
-        (repository_id, facts),
-        task_id,
-        versions::Change::Add,
-        &removals,
-        last,
-    )
-    .await?;
+    let outcome = versions::finish_version_in(tx, names, repository_id, (start, ran), last).await?;
     Ok(outcome.href.into_iter().collect())
 }
 

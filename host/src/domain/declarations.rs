@@ -57,13 +57,14 @@ pub async fn save(
     batch: Vec<UnitDeclaration>,
 ) -> anyhow::Result<Vec<Pending>> {
     let mut tx = db.begin_write().await?;
-    let pending = save_in(
+    let (pending, _) = save_in(
         &mut tx,
         task_id,
         plugin,
         remote_id,
         reuse,
         ToSave::Declared(batch),
+        Batch::new(),
     )
     .await?;
     tx.commit().await?;
@@ -154,7 +155,10 @@ fn chunk_statements(
     fresh_ids
 }
 
-/// [`save`] inside the caller's transaction `tx`.
+/// [`save`] inside the caller's transaction `tx`; answers the files still pending and what the
+/// statements of `then` did. `then` goes with the trip that stages the units (everything is
+/// staged by then): statements that need that, such as a new version's membership
+/// ([`versions::start_version_in`]), cost no trip of their own.
 pub async fn save_in(
     tx: &mut WriteTx,
     task_id: &str,
@@ -162,7 +166,8 @@ pub async fn save_in(
     remote_id: Option<&str>,
     reuse: Reuse<'_>,
     to_save: ToSave,
-) -> anyhow::Result<Vec<Pending>> {
+    then: Batch,
+) -> anyhow::Result<(Vec<Pending>, Vec<Ran>)> {
     let (units, created, mut first_sent) = match to_save {
         ToSave::Declared(declared) => (deduplicated(declared), now(), None),
         ToSave::FirstSent(first, ran) => (first.units, first.created, Some((first.fresh_ids, ran))),
@@ -252,7 +257,15 @@ pub async fn save_in(
     if let Some(first) = chunks.first() {
         files_of(&mut batch, first);
     }
-    let mut first_rows = Some(batch.run(tx).await?);
+    let then_at = batch.len();
+    batch.append(then);
+    let mut ran = batch.run_each(tx).await?;
+    let then_ran = ran.split_off(then_at.min(ran.len()));
+    let mut first_rows = Some(
+        ran.into_iter()
+            .flat_map(|statement| statement.rows)
+            .collect(),
+    );
     let mut pending = Vec::new();
     for chunk in chunks {
         let rows = match first_rows.take() {
@@ -332,7 +345,7 @@ pub async fn save_in(
             query.execute(&mut **tx).await?;
         }
     }
-    Ok(pending)
+    Ok((pending, then_ran))
 }
 
 /// Adds to `batch` the statement that points each file of `files` (unit id, declaration) that

@@ -14,7 +14,8 @@ use sqlx::any::AnyRow;
 
 use super::hrefs::{self, RestNames};
 use crate::db::{
-    Batch, BindAll as _, Db, IN_VERSION, SqlValue, WriteTx, new_id, now, placeholders, value_rows,
+    Batch, BindAll as _, Db, IN_VERSION, Ran, SqlValue, WriteTx, new_id, now, placeholders,
+    value_rows,
 };
 
 /// How the staged content changes the latest version.
@@ -27,8 +28,8 @@ pub enum Change {
 }
 
 /// What a new version needs to know of its repository, read in one round trip: by
-/// [`finish_version_in`], or before by its caller with statements of its own ([`read_facts`]).
-#[derive(sqlx::FromRow)]
+/// [`start_version_in`], or before by its caller with statements of its own ([`read_facts`]).
+#[derive(Debug, sqlx::FromRow)]
 pub struct RepositoryFacts {
     latest_version: i64,
     next_version: Option<i64>,
@@ -40,6 +41,16 @@ pub struct RepositoryFacts {
     /// 1 when a content type of the plugin has a repository key (see
     /// [`replace_by_repository_key`]).
     keyed: i64,
+}
+
+/// A new version begun by [`start_version_in`], for [`finish_version_in`].
+#[derive(Debug)]
+pub struct VersionStart {
+    facts: RepositoryFacts,
+    number: i64,
+    change: Change,
+    /// Rows the removals ended.
+    removed_rows: u64,
 }
 
 /// The outcome of [`finish_version`].
@@ -105,17 +116,13 @@ pub async fn finish_version(
     removals: &[String],
 ) -> anyhow::Result<NewVersion> {
     let mut tx = db.begin_write().await?;
+    let mut membership = Batch::new();
+    let target = (repository_id, None);
+    let start =
+        start_version_in(&mut tx, target, task_id, change, removals, &mut membership).await?;
+    let ran = membership.run_each(&mut tx).await?;
     let mut last = Batch::new();
-    let outcome = finish_version_in(
-        &mut tx,
-        names,
-        (repository_id, None),
-        task_id,
-        change,
-        removals,
-        &mut last,
-    )
-    .await?;
+    let outcome = finish_version_in(&mut tx, names, repository_id, (start, ran), &mut last).await?;
     tx.commit_with(last).await?;
     Ok(outcome)
 }
@@ -129,7 +136,7 @@ const FACTS: &str = "SELECT latest_version, next_version, plugin, type_name, ret
             THEN 1 ELSE 0 END AS keyed
      FROM repositories r WHERE id = $1";
 
-/// Pushes to `batch` the read of the facts of `repository_id` that [`finish_version_in`] needs,
+/// Pushes to `batch` the read of the facts of `repository_id` that [`start_version_in`] needs,
 /// for a caller that sends it in a trip it makes anyway, inside the transaction that makes the
 /// version (so no other writer changes them in between); [`RepositoryFacts::read_in`] takes
 /// them from what the statement answered.
@@ -148,21 +155,21 @@ impl RepositoryFacts {
     }
 }
 
-/// [`finish_version`] inside the caller's transaction `tx`, for work that commits the version
-/// together with what it recorded before (an upload: one commit, one disk flush).
-///
-/// The new version's row and the repository's move to it are the last statements of the work:
-/// they go to `last`, for the caller to run with its commit ([`WriteTx::commit_with`], one trip
-/// fewer), unless the repository keeps a limited number of versions, whose pruning reads them.
-pub async fn finish_version_in(
+/// [`finish_version`] begun inside the caller's transaction `tx`, for work that commits the
+/// version together with what it recorded before (an upload: one commit, one disk flush): ends
+/// the rows of `removals` at the new version, then adds to `batch` the statements that make what
+/// `task_id` staged the new version's (and read what [`finish_version_in`] needs). The caller
+/// runs `batch` once everything is staged, in a trip of its own or with its last staging
+/// statements, and hands its results to [`finish_version_in`]. `facts` are the repository's when
+/// the caller read them in `tx` already ([`read_facts`]).
+pub async fn start_version_in(
     tx: &mut WriteTx,
-    names: &RestNames,
     (repository_id, facts): (&str, Option<RepositoryFacts>),
     task_id: &str,
     change: Change,
     removals: &[String],
-    last: &mut Batch,
-) -> anyhow::Result<NewVersion> {
+    batch: &mut Batch,
+) -> anyhow::Result<VersionStart> {
     let facts = match facts {
         Some(facts) => facts,
         None => {
@@ -171,18 +178,9 @@ pub async fn finish_version_in(
             RepositoryFacts::read_in(&read.run(tx).await?)?
         }
     };
-    let RepositoryFacts {
-        latest_version: base,
-        next_version: next,
-        plugin,
-        type_name,
-        retain_repo_versions: retain,
-        blocklisted,
-        keyed,
-    } = facts;
-    let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
+    let base = facts.latest_version;
     // After the latest version was deleted, its number is not given again.
-    let number = next.unwrap_or(base + 1);
+    let number = facts.next_version.unwrap_or(base + 1);
     // Units named for removal leave first, in trips of their own (a list may be long). The rows
     // they end (at this version) still count as in the base version for the insert below, so a
     // unit both named and staged leaves, as it did when the removals came after the insert.
@@ -211,7 +209,6 @@ pub async fn finish_version_in(
             task_id.into(),
         ]
     };
-    let mut batch = Batch::new();
     batch.push(
         format!(
             "INSERT INTO repository_content (repository_id, content_id, version_added, version_removed)
@@ -229,8 +226,8 @@ pub async fn finish_version_in(
             version_values(),
         );
     }
-    if keyed != 0 {
-        replace_by_repository_key(&mut batch, (repository_id, base, number), task_id);
+    if facts.keyed != 0 {
+        replace_by_repository_key(batch, (repository_id, base, number), task_id);
     }
     batch
         .push(
@@ -249,7 +246,43 @@ pub async fn finish_version_in(
             "SELECT id, content_summary FROM repository_versions WHERE repository_id = $1 AND number = $2",
             vec![repository_id.into(), base.into()],
         );
-    let mut ran = batch.run_each(tx).await?.into_iter();
+    Ok(VersionStart {
+        facts,
+        number,
+        change,
+        removed_rows,
+    })
+}
+
+/// The new version of what [`start_version_in`] began in `tx`, from what its statements
+/// answered (`ran`, in order: the caller may have sent them with statements of its own).
+///
+/// The new version's row and the repository's move to it are the last statements of the work:
+/// they go to `last`, for the caller to run with its commit ([`WriteTx::commit_with`], one trip
+/// fewer), unless the repository keeps a limited number of versions, whose pruning reads them.
+pub async fn finish_version_in(
+    tx: &mut WriteTx,
+    names: &RestNames,
+    repository_id: &str,
+    (start, ran): (VersionStart, Vec<Ran>),
+    last: &mut Batch,
+) -> anyhow::Result<NewVersion> {
+    let VersionStart {
+        facts,
+        number,
+        change,
+        mut removed_rows,
+    } = start;
+    let RepositoryFacts {
+        plugin,
+        type_name,
+        retain_repo_versions: retain,
+        blocklisted,
+        keyed,
+        ..
+    } = facts;
+    let repo_href = hrefs::repository(names, &plugin, &type_name, repository_id);
+    let mut ran = ran.into_iter();
     let mut statement = || {
         ran.next()
             .context("a statement of the new version's batch gave no result")
