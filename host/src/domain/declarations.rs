@@ -230,22 +230,37 @@ pub async fn save_in(
         }
     }
     for chunk in files.chunks(INSERT_CHUNK) {
+        // A new file row of a checked upload names its stored artifact as it is written: set
+        // afterwards, its index entry would be written twice (under no artifact, then under
+        // the artifact), a page more in every upload's commit. Other rows start without one.
+        let (linked, row) = match reuse {
+            Reuse::Checked => (
+                Some(declared_sha256s(chunk)),
+                "(?, ?, ?, (SELECT a.id FROM artifacts a WHERE a.sha256 = ?))",
+            ),
+            _ => (None, "(?, ?, ?, NULL)"),
+        };
         let sql = format!(
             "INSERT INTO content_artifacts (id, content_id, relative_path, artifact_id) VALUES {}
              ON CONFLICT (content_id, relative_path) DO NOTHING",
-            value_rows("(?, ?, ?, NULL)", 1, chunk.len())
+            value_rows(row, 1, chunk.len())
         );
-        let mut values = Vec::with_capacity(chunk.len() * 3);
+        let mut values = Vec::with_capacity(chunk.len() * 4);
         for (content_id, artifact) in chunk {
             values.extend([
                 new_id().into(),
                 content_id.as_str().into(),
                 artifact.relative_path.as_str().into(),
             ]);
+            if let Some(linked) = &linked {
+                let key = (content_id.as_str(), artifact.relative_path.as_str());
+                values.push(linked.get(&key).copied().into());
+            }
         }
         batch.push(sql, values);
-        if let Reuse::Checked = reuse {
-            link_by_sha256(&mut batch, chunk);
+        if let Some(linked) = &linked {
+            // The rows that were there already (a unit declared again, a file on demand).
+            link_by_sha256(&mut batch, linked);
         }
         // A sync's batch may declare many files: the text and values of a trip stay bounded.
         if batch.len() >= STATEMENTS_PER_TRIP {
@@ -348,15 +363,14 @@ pub async fn save_in(
     Ok((pending, then_ran))
 }
 
-/// Adds to `batch` the statement that points each file of `files` (unit id, declaration) that
-/// has no artifact yet at the stored artifact of its declared sha256, if there is one: what
-/// [`link_stored_in`] does for such files, in the trip that writes the file rows (a file declared
-/// by its sha512 alone is left to it). Only for files whose digests the caller checked
-/// ([`Reuse::Checked`]).
-fn link_by_sha256(batch: &mut Batch, files: &[(String, &crate::plugins::ArtifactDeclaration)]) {
-    // A file declared twice is linked by its last declaration, as `link_stored_in` does (and one
-    // row each: PostgreSQL refuses a subquery of two rows as a value).
-    let declared: BTreeMap<(&str, &str), &str> = files
+/// The sha256 each file of `files` (unit id, declaration) is declared with, by (unit id,
+/// relative path); files declared by their sha512 alone have none. A file declared twice is
+/// linked by its last declaration, as `link_stored_in` does (and one row each: PostgreSQL
+/// refuses a subquery of two rows as a value).
+fn declared_sha256s<'a>(
+    files: &'a [(String, &'a crate::plugins::ArtifactDeclaration)],
+) -> BTreeMap<(&'a str, &'a str), &'a str> {
+    files
         .iter()
         .filter_map(|(content_id, declaration)| {
             let sha256 = declaration.sha256.as_deref()?;
@@ -365,12 +379,20 @@ fn link_by_sha256(batch: &mut Batch, files: &[(String, &crate::plugins::Artifact
                 sha256,
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// Adds to `batch` the statement that points each file of `declared` ((unit id, relative path)
+/// → sha256) that has no artifact yet at the stored artifact of that sha256, if there is one: what
+/// [`link_stored_in`] does for such files, in the trip that writes the file rows (a file declared
+/// by its sha512 alone is left to it). Only for files whose digests the caller checked
+/// ([`Reuse::Checked`]).
+fn link_by_sha256(batch: &mut Batch, declared: &BTreeMap<(&str, &str), &str>) {
     if declared.is_empty() {
         return;
     }
     let mut values: Vec<SqlValue> = Vec::with_capacity(declared.len() * 3);
-    for ((content_id, relative_path), sha256) in declared {
+    for (&(content_id, relative_path), &sha256) in declared {
         values.extend([content_id.into(), relative_path.into(), sha256.into()]);
     }
     // Driven by the file rows' unique index, so it costs the files it names. The row's own
@@ -624,7 +646,7 @@ async fn link_all(tx: &mut WriteTx, links: &[(String, &str)]) -> Result<(), sqlx
 
 #[cfg(test)]
 mod tests {
-    use super::link_by_sha256;
+    use super::{declared_sha256s, link_by_sha256};
     use crate::db::Batch;
     use crate::plugins::ArtifactDeclaration;
 
@@ -645,7 +667,7 @@ mod tests {
         let (wheel, metadata) = (declared("a.whl"), declared("a.whl.metadata"));
         let files = [("unit".to_owned(), &wheel), ("unit".to_owned(), &metadata)];
         let mut batch = Batch::new();
-        link_by_sha256(&mut batch, &files);
+        link_by_sha256(&mut batch, &declared_sha256s(&files));
         let plans = batch.plans(&mut tx).await.expect("the plan");
         let plan = &plans[0];
         assert!(
