@@ -597,27 +597,7 @@ async fn query_distribution(
     candidates: &[&str],
     read_at: u64,
 ) -> ApiResult<Option<Matched>> {
-    // One query with at most MAX_BASE_PATH_SEGMENTS parameters; base paths do not nest, so it
-    // finds at most one row, but the longest would win if they did. The publication served and
-    // the repository's latest version and type come with it (one round trip to the database, not
-    // four).
-    let newest = |column: &str| {
-        format!(
-            "(SELECT p.id FROM publications p WHERE p.{column} = d.{column} AND p.complete = 1
-              ORDER BY p.created DESC LIMIT 1)"
-        )
-    };
-    let sql = format!(
-        "SELECT d.plugin, d.base_path, d.publication_id, d.repository_id, d.name, d.remote_id, d.extra,
-           d.repository_version_id, d.content_guard, d.private,
-           COALESCE(d.publication_id, {}, {}) AS served_publication,
-           r.latest_version, r.plugin AS repository_plugin, r.type_name AS repository_type
-         FROM distributions d LEFT JOIN repositories r ON r.id = d.repository_id
-         WHERE d.base_path IN ({})",
-        newest("repository_version_id"),
-        newest("repository_id"),
-        crate::db::placeholders(1, candidates.len()),
-    );
+    let sql = distribution_sql(candidates.len());
     let mut rows = sqlx::query_as::<_, DistributionRow>(&sql)
         .bind_all(candidates)
         .fetch_all(&mut *app.db.reader().await?)
@@ -648,6 +628,33 @@ async fn query_distribution(
         version: None,
     };
     Ok(Some(matched))
+}
+
+/// The distribution lookup of [`query_distribution`] for `candidates` base paths (`$1`...).
+///
+/// One query with at most [`MAX_BASE_PATH_SEGMENTS`] parameters; base paths do not nest, so it
+/// finds at most one row, but the longest would win if they did. The publication served and the
+/// repository's latest version and type come with it (one round trip to the database, not four).
+/// Each lookup finds its rows by index whatever the number of publications (see
+/// `tests::a_distribution_lookup_walks_no_table_whole`): it runs after every change to content.
+fn distribution_sql(candidates: usize) -> String {
+    let newest = |column: &str| {
+        format!(
+            "(SELECT p.id FROM publications p WHERE p.{column} = d.{column} AND p.complete = 1
+              ORDER BY p.created DESC LIMIT 1)"
+        )
+    };
+    format!(
+        "SELECT d.plugin, d.base_path, d.publication_id, d.repository_id, d.name, d.remote_id, d.extra,
+           d.repository_version_id, d.content_guard, d.private,
+           COALESCE(d.publication_id, {}, {}) AS served_publication,
+           r.latest_version, r.plugin AS repository_plugin, r.type_name AS repository_type
+         FROM distributions d LEFT JOIN repositories r ON r.id = d.repository_id
+         WHERE d.base_path IN ({})",
+        newest("repository_version_id"),
+        newest("repository_id"),
+        crate::db::placeholders(1, candidates),
+    )
 }
 
 /// Sets the repository version a plugin route sees: the latest version of a writable
@@ -1118,9 +1125,38 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{
-        MAX_BASE_PATH_BYTES, MAX_BASE_PATH_SEGMENTS, base_path_candidates, longest_base_path,
-        parse_range, percent_decode,
+        MAX_BASE_PATH_BYTES, MAX_BASE_PATH_SEGMENTS, base_path_candidates, distribution_sql,
+        longest_base_path, parse_range, percent_decode,
     };
+    use crate::db::Batch;
+
+    /// A distribution is looked up again after every change to content, so the lookup costs the
+    /// same beside ten publications or a hundred thousand: every table is searched by index.
+    /// (Without an index on the version a publication is of, each lookup walked them all: 337 µs
+    /// beside 10,000 publications, against 8 µs.)
+    #[tokio::test]
+    async fn a_distribution_lookup_walks_no_table_whole() {
+        let (_dir, db) = crate::db::tests::scratch_db().await;
+        let mut tx = db.begin_write().await.expect("a write transaction");
+        let mut lookup = Batch::new();
+        lookup.push(
+            distribution_sql(2),
+            vec!["team/python".into(), "team".into()],
+        );
+        let plans = lookup.plans(&mut tx).await.expect("the plan");
+        let plan = &plans[0];
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN")),
+            "no table is walked whole: {plan:#?}"
+        );
+        assert_eq!(
+            plan.iter()
+                .filter(|step| step.starts_with("SEARCH p USING"))
+                .count(),
+            2,
+            "both publications served (of a version, of a repository) are found by index: {plan:#?}"
+        );
+    }
 
     /// Paths made of few distinct segments, so generated base paths and request paths share
     /// prefixes often; empty segments and long ones included.

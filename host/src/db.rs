@@ -998,4 +998,63 @@ pub(crate) mod tests {
             .expect("reading cache_size");
         assert_eq!(kib, -512);
     }
+
+    /// Deleting a row makes the database look for the rows whose foreign key names it (to
+    /// cascade, or to refuse), and neither engine indexes a child column by itself: without an
+    /// index, each deleted row walks the whole child table (an orphan clean-up beside 200,000
+    /// published files took 5.8 s per 1,000 units). Every foreign key has an index that starts
+    /// with its column, except those listed here, whose tables stay small or whose parents are
+    /// deleted one at a time.
+    #[tokio::test]
+    async fn every_foreign_key_whose_parents_are_deleted_in_bulk_has_an_index() {
+        /// (child table, column): why it does without.
+        const WALKED_WHOLE: [((&str, &str), &str); 9] = [
+            (
+                ("acs_sources", "remote_id"),
+                "a few per alternate content source",
+            ),
+            (
+                ("distributions", "publication_id"),
+                "one row per distribution",
+            ),
+            (("distributions", "remote_id"), "one row per distribution"),
+            (
+                ("distributions", "repository_id"),
+                "one row per distribution",
+            ),
+            (
+                ("distributions", "repository_version_id"),
+                "one row per distribution",
+            ),
+            (("plugins", "artifact_id"), "one row per installed plugin"),
+            (
+                ("remote_artifacts", "remote_id"),
+                "a remote is deleted alone (one walk); an index would cost every on-demand unit a sync records",
+            ),
+            (("repositories", "remote_id"), "one row per repository"),
+            (
+                ("role_assignments", "role_id"),
+                "a role is deleted alone (one walk)",
+            ),
+        ];
+        let (_dir, db) = scratch_db().await;
+        let unindexed: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.name, f.\"from\" FROM sqlite_schema m, pragma_foreign_key_list(m.name) f
+             WHERE m.type = 'table' AND NOT EXISTS (
+                 SELECT 1 FROM pragma_index_list(m.name) i, pragma_index_info(i.name) c
+                 WHERE c.seqno = 0 AND c.name = f.\"from\")
+             ORDER BY m.name, f.\"from\"",
+        )
+        .fetch_all(db.pool())
+        .await
+        .expect("reading the schema");
+        let allowed: Vec<(String, String)> = WALKED_WHOLE
+            .iter()
+            .map(|((table, column), _why)| ((*table).to_owned(), (*column).to_owned()))
+            .collect();
+        assert_eq!(
+            unindexed, allowed,
+            "foreign keys without an index on their column"
+        );
+    }
 }

@@ -571,3 +571,39 @@ pub async fn purge_tasks(
         task.advance(total.0, total.1, deleted + removed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{UNSEEN_SINCE_1, UNUSED};
+    use crate::db::Batch;
+
+    /// An orphan clean-up asks of every old artifact whether something uses it: each question
+    /// finds the files and published files naming the artifact by index, so the clean-up costs
+    /// what it looks at, not that times every published file. Only the plugins' table (one row
+    /// per installed plugin) is walked.
+    #[tokio::test]
+    async fn whether_an_artifact_is_used_is_found_by_index() {
+        let (_dir, db) = crate::db::tests::scratch_db().await;
+        let mut tx = db.begin_write().await.expect("a write transaction");
+        let mut unused = Batch::new();
+        unused.push(
+            format!("SELECT a.id FROM artifacts a WHERE {UNSEEN_SINCE_1} AND {UNUSED}"),
+            vec!["2026-12-07T00:00:00.000000Z".into()],
+        );
+        let plans = unused.plans(&mut tx).await.expect("the plan");
+        let plan = &plans[0];
+        for table in ["ca", "pf"] {
+            assert!(
+                plan.iter()
+                    .any(|step| step.starts_with(&format!("SEARCH {table} USING"))),
+                "{table} is searched by index: {plan:#?}"
+            );
+        }
+        assert!(
+            plan.iter()
+                .filter(|step| step.starts_with("SCAN"))
+                .all(|step| step == "SCAN a" || step == "SCAN p"),
+            "only the candidates and the plugins are walked: {plan:#?}"
+        );
+    }
+}
