@@ -1129,6 +1129,7 @@ mod tests {
         longest_base_path, parse_range, percent_decode,
     };
     use crate::db::Batch;
+    use crate::db::tests::plans_on_a_new_database;
 
     /// A distribution is looked up again after every change to content, so the lookup costs the
     /// same beside ten publications or a hundred thousand: every table is searched by index.
@@ -1136,14 +1137,12 @@ mod tests {
     /// beside 10,000 publications, against 8 µs.)
     #[tokio::test]
     async fn a_distribution_lookup_walks_no_table_whole() {
-        let (_dir, db) = crate::db::tests::scratch_db().await;
-        let mut tx = db.begin_write().await.expect("a write transaction");
         let mut lookup = Batch::new();
         lookup.push(
             distribution_sql(2),
             vec!["team/python".into(), "team".into()],
         );
-        let plans = lookup.plans(&mut tx).await.expect("the plan");
+        let plans = plans_on_a_new_database(lookup).await;
         let plan = &plans[0];
         assert!(
             plan.iter().all(|step| !step.starts_with("SCAN")),

@@ -855,6 +855,14 @@ pub(crate) mod tests {
         drop_postgres(&url, db).await;
     }
 
+    /// SQLite's plan of each statement of `batch` (see [`Batch::plans`]), on a new database
+    /// with every migration: what tests of a query's cost look at.
+    pub(crate) async fn plans_on_a_new_database(batch: Batch) -> Vec<Vec<String>> {
+        let (_dir, db) = scratch_db().await;
+        let mut tx = db.begin_write().await.expect("a write transaction");
+        batch.plans(&mut tx).await.expect("the plans")
+    }
+
     /// A new SQLite database in a temporary directory, which lives as long as the guard.
     pub(crate) async fn scratch_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().expect("temporary directory");

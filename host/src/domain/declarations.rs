@@ -655,8 +655,6 @@ mod tests {
     /// `artifact_id IS NULL`, every file without an artifact (an on-demand mirror's files).
     #[tokio::test]
     async fn linking_files_by_digest_finds_them_by_their_unit_and_path() {
-        let (_dir, db) = crate::db::tests::scratch_db().await;
-        let mut tx = db.begin_write().await.expect("a write transaction");
         let declared = |path: &str| ArtifactDeclaration {
             relative_path: path.to_owned(),
             url: None,
@@ -668,7 +666,7 @@ mod tests {
         let files = [("unit".to_owned(), &wheel), ("unit".to_owned(), &metadata)];
         let mut batch = Batch::new();
         link_by_sha256(&mut batch, &declared_sha256s(&files));
-        let plans = batch.plans(&mut tx).await.expect("the plan");
+        let plans = crate::db::tests::plans_on_a_new_database(batch).await;
         let plan = &plans[0];
         assert!(
             plan.iter()

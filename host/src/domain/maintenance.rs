@@ -576,6 +576,7 @@ pub async fn purge_tasks(
 mod tests {
     use super::{UNSEEN_SINCE_1, UNUSED};
     use crate::db::Batch;
+    use crate::db::tests::plans_on_a_new_database;
 
     /// An orphan clean-up asks of every old artifact whether something uses it: each question
     /// finds the files and published files naming the artifact by index, so the clean-up costs
@@ -583,14 +584,12 @@ mod tests {
     /// per installed plugin) is walked.
     #[tokio::test]
     async fn whether_an_artifact_is_used_is_found_by_index() {
-        let (_dir, db) = crate::db::tests::scratch_db().await;
-        let mut tx = db.begin_write().await.expect("a write transaction");
         let mut unused = Batch::new();
         unused.push(
             format!("SELECT a.id FROM artifacts a WHERE {UNSEEN_SINCE_1} AND {UNUSED}"),
             vec!["2026-12-07T00:00:00.000000Z".into()],
         );
-        let plans = unused.plans(&mut tx).await.expect("the plan");
+        let plans = plans_on_a_new_database(unused).await;
         let plan = &plans[0];
         for table in ["ca", "pf"] {
             assert!(

@@ -942,11 +942,9 @@ mod tests {
     /// upload walked the repository twice (measured: 14 ms per statement at 51,000 rows).
     #[tokio::test]
     async fn replacing_by_repository_key_starts_from_what_the_task_staged() {
-        let (_dir, db) = crate::db::tests::scratch_db().await;
-        let mut tx = db.begin_write().await.expect("a write transaction");
         let mut batch = Batch::new();
         replace_by_repository_key(&mut batch, ("repository", 1, 2), "task");
-        let plans = batch.plans(&mut tx).await.expect("the plans");
+        let plans = crate::db::tests::plans_on_a_new_database(batch).await;
         assert_eq!(plans.len(), 2, "the replacement and the read of duplicates");
         for plan in plans {
             let walks: Vec<&String> = plan
