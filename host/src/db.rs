@@ -1039,7 +1039,10 @@ pub(crate) mod tests {
                 ("remote_artifacts", "remote_id"),
                 "a remote is deleted alone (one walk); an index would cost every on-demand unit a sync records",
             ),
-            (("repositories", "remote_id"), "one row per repository"),
+            (
+                ("repositories", "remote_id"),
+                "a remote is deleted alone (one walk of the repositories)",
+            ),
             (
                 ("role_assignments", "role_id"),
                 "a role is deleted alone (one walk)",
