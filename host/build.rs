@@ -35,7 +35,10 @@ fn main() {
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().expect("workspace root").to_path_buf();
+    // `sqlx::migrate!` embeds host/migrations, but a new file there does not make cargo
+    // rebuild the crate by itself.
     for watched in [
+        "host/migrations",
         "wit",
         "sdk",
         "plugins",

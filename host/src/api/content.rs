@@ -119,6 +119,9 @@ impl axum::extract::OptionalFromRequestParts<AppState> for ContentRoute {
     }
 }
 
+/// The condition keeping the units of one type: the plugin, then the type's name.
+pub(crate) const OF_TYPE: &str = "c.plugin = ? AND c.type_name = ?";
+
 impl ContentRoute {
     /// The conditions of the filters on its type's indexed fields, each `<field>` and
     /// `<field>__in` (pulp_container's `digest`, `name__in`), answered from `content_keys`
@@ -165,7 +168,7 @@ impl ContentRoute {
     /// The conditions keeping the units of its type.
     fn conditions(&self) -> Conditions {
         Conditions::of(
-            "c.plugin = ? AND c.type_name = ?",
+            OF_TYPE,
             [
                 Bind::from(self.plugin.as_str()),
                 Bind::from(self.type_name.as_str()),

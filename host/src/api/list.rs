@@ -853,13 +853,7 @@ async fn fetch_rows<R: Resource>(
             )
         }
     };
-    let n = conditions.next_placeholder();
-    let page_sql = format!(
-        "SELECT {} FROM {}{filter}{order} LIMIT ${n} OFFSET ${}",
-        spec.columns,
-        spec.from,
-        n + 1
-    );
+    let page_sql = page_sql(spec, &filter, &order, conditions.next_placeholder());
     let rows = conditions
         .bind_as(sqlx::query_as::<_, R>(&page_sql))
         .bind(page.limit)
@@ -867,6 +861,17 @@ async fn fetch_rows<R: Resource>(
         .fetch_all(db.pool())
         .await?;
     Ok((total, rows))
+}
+
+/// The query of one page of `spec`'s rows: `filter` and `order` as [`Conditions::where_clause`]
+/// and [`order_by`] write them, the limit and offset bound at `$n` and `$n+1`.
+fn page_sql(spec: &ListSpec, filter: &str, order: &str, n: usize) -> String {
+    format!(
+        "SELECT {} FROM {}{filter}{order} LIMIT ${n} OFFSET ${}",
+        spec.columns,
+        spec.from,
+        n + 1
+    )
 }
 
 /// The one `R` matching `conditions` within `visibility`, or 404.
@@ -1274,7 +1279,10 @@ fn label_select(
 }
 
 /// The `ORDER BY` clause of a list: `ordering` is comma-separated field names, `-` for
-/// descending, each one the resource allows; the id breaks ties so pages never overlap.
+/// descending, each one the resource allows; the id breaks ties so pages never overlap. It sorts
+/// in the direction of the last field, so that an index on `(field, id)` read backwards serves a
+/// descending list whole (with the id ascending, both engines sorted each run of equal values
+/// again).
 pub fn order_by(query: &ListQuery, spec: &ListSpec) -> ApiResult<String> {
     let requested = query
         .get("ordering")
@@ -1282,6 +1290,7 @@ pub fn order_by(query: &ListQuery, spec: &ListSpec) -> ApiResult<String> {
         .filter(|value| !value.trim().is_empty())
         .unwrap_or(spec.default_ordering);
     let mut terms = Vec::new();
+    let mut last_direction = "ASC";
     for item in split_list(requested) {
         let (name, direction) = match item.strip_prefix('-') {
             Some(name) => (name, "DESC"),
@@ -1302,14 +1311,109 @@ pub fn order_by(query: &ListQuery, spec: &ListSpec) -> ApiResult<String> {
             ));
         };
         terms.push(format!("{sql} {direction}"));
+        last_direction = direction;
     }
-    terms.push(format!("{} ASC", spec.id));
+    terms.push(format!("{} {last_direction}", spec.id));
     Ok(format!(" ORDER BY {}", terms.join(", ")))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use super::*;
+    use crate::api::openapi::{operations::ENDPOINTS, schemas};
+    use crate::db::{Batch, SqlValue};
+
+    /// The tables a list may sort whole to answer its first page: none grows with use.
+    const SORTED_WHOLE: &[(&str, &str)] = &[
+        ("Worker", "a row per running process"),
+        ("api_tokens", "listed per user: a few tokens each"),
+        (
+            "blocklist_entries",
+            "listed per repository: a few package names each",
+        ),
+        ("exports", "one per export run an operator starts"),
+        ("group_users", "listed per group: its members"),
+        ("imports", "one per import run an operator starts"),
+        (
+            "role_assignments",
+            "listed per user or group; a row per object created by someone without every permission",
+        ),
+        ("uploads", "chunked uploads end when committed or expire"),
+        (
+            "users",
+            "a row per person; only ties of the unique username sorted again",
+        ),
+    ];
+
+    /// Pages of every list in its default order, and the content list of one type (its route's
+    /// condition), as [`fetch_page`] writes them, by the table each lists.
+    fn first_pages() -> BTreeMap<String, (String, Vec<SqlValue>)> {
+        let mut pages = BTreeMap::new();
+        for endpoint in ENDPOINTS {
+            let Some(spec) = schemas::doc(endpoint.resource).spec else {
+                continue;
+            };
+            let order = order_by(&ListQuery::new(), &spec).expect("the default ordering");
+            // A list of a subquery is named by its resource.
+            let table = match spec.from.split_whitespace().next() {
+                Some(table) if !table.starts_with('(') => table.to_owned(),
+                _ => format!("{:?}", endpoint.resource),
+            };
+            let sql = page_sql(&spec, "", &order, 1);
+            pages.insert(table, (sql, vec![100.into(), 0.into()]));
+        }
+        let spec = <crate::api::content::Content as Resource>::SPEC;
+        let of_type = Conditions::of(
+            crate::api::content::OF_TYPE,
+            [Bind::from("python"), Bind::from("python")],
+        );
+        let order = order_by(&ListQuery::new(), &spec).expect("the default ordering");
+        let sql = page_sql(&spec, &of_type.where_clause(), &order, 3);
+        let values = vec!["python".into(), "python".into(), 100.into(), 0.into()];
+        pages.insert("content of one type".to_owned(), (sql, values));
+        pages
+    }
+
+    #[test]
+    fn the_id_breaks_ties_in_the_direction_of_the_last_field() {
+        let spec = <crate::api::tasks::Task as Resource>::SPEC;
+        let ordered = |ordering: &str| {
+            let query = ListQuery::from([("ordering".to_owned(), ordering.to_owned())]);
+            order_by(&query, &spec).expect("a valid ordering")
+        };
+        assert_eq!(ordered("-pulp_created"), " ORDER BY created DESC, id DESC");
+        assert_eq!(ordered("name"), " ORDER BY name ASC, id ASC");
+        assert_eq!(
+            ordered("-name,pulp_created"),
+            " ORDER BY name DESC, created ASC, id ASC"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_list_reads_its_first_page_in_index_order_unless_its_table_stays_small() {
+        let mut tables = Vec::new();
+        let mut batch = Batch::new();
+        for (table, (sql, values)) in first_pages() {
+            tables.push(table);
+            batch.push(sql, values);
+        }
+        let plans = crate::db::tests::plans_on_a_new_database(batch).await;
+        let sorted_whole: BTreeSet<&str> = (tables.iter())
+            .zip(&plans)
+            .filter(|(_, plan)| {
+                // Whole, or each run of equal values again ("RIGHT PART OF ORDER BY").
+                plan.iter().any(|step| step.contains("USE TEMP B-TREE FOR"))
+            })
+            .map(|(table, _)| table.as_str())
+            .collect();
+        let small: BTreeSet<&str> = SORTED_WHOLE.iter().map(|(table, _)| *table).collect();
+        assert_eq!(
+            sorted_whole, small,
+            "lists that sort their whole table for a page, against those allowed to"
+        );
+    }
 
     #[test]
     fn label_select_follows_pulp_syntax() {
