@@ -118,11 +118,35 @@ async fn tasks_are_filtered_as_in_pulp(backend: Backend) {
     assert_eq!(count("started_at__gt=2999-01-01T00:00:00Z".into()).await, 0);
     assert_eq!(count("finished_at__lt=2000-01-01".into()).await, 0);
 
+    // A task of another repository: a page of tasks that reserved different resources.
+    let other = app.create_file_repository("other").await;
+    let (status, accepted) = app
+        .post_json(
+            &format!("{other}modify/"),
+            &json!({"add_content_units": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    app.wait_task(str_field(&accepted, "task")).await;
+
     let by_name = app.list_all(&format!("{API}/tasks/?ordering=name")).await;
     let names: Vec<&str> = by_name.iter().map(|task| str_field(task, "name")).collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "ordering=name sorts by name");
+    // Each task of a page shows its own reserved resources, as it does on its own.
+    let records: Vec<&serde_json::Value> = (by_name.iter())
+        .map(|task| &task["reserved_resources_record"])
+        .collect();
+    assert!(records.contains(&&json!([repository])), "{records:#?}");
+    assert!(records.contains(&&json!([other])), "{records:#?}");
+    for task in &by_name {
+        let alone = app.get_json(str_field(task, "pulp_href")).await;
+        assert_eq!(
+            task["reserved_resources_record"], alone["reserved_resources_record"],
+            "{task:#}"
+        );
+    }
     let (status, body) = app.get(&format!("{API}/tasks/?ordering=colour")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = app

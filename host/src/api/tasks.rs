@@ -1,6 +1,8 @@
 //! `tasks/`: list (with Pulp's filters), read, cancel (`PATCH {"state": "canceled"}`), delete
 //! finished ones (409 otherwise), and `tasks/purge/`: delete the finished ones of long ago.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::Path;
 use axum::response::Response;
@@ -14,7 +16,7 @@ use super::core_objects::{self, CoreObject, Deletable};
 use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource, split_list};
 use super::routes::Routes;
 use super::support::{Fields, json_column, spawn_task};
-use crate::db::{ago, now};
+use crate::db::{BindAll as _, ago, now, placeholders};
 use crate::domain::hrefs;
 use crate::domain::maintenance::{FINAL_STATES, Purger};
 use crate::error::{ApiError, ApiResult};
@@ -130,33 +132,47 @@ fn error_json(text: &str) -> Value {
 /// A row of `task_resources`.
 #[derive(Debug, sqlx::FromRow)]
 struct TaskResource {
+    task_id: String,
     resource: String,
     exclusive: i64,
 }
 
-/// The task with its resources, as the API shows it.
-async fn view(app: &App, task: Task) -> ApiResult<TaskView> {
-    let resources: Vec<TaskResource> =
-        sqlx::query_as("SELECT resource, exclusive FROM task_resources WHERE task_id = $1")
-            .bind(&task.id)
-            .fetch_all(app.db.pool())
-            .await?;
-    let record = resources
+/// The tasks with their resources, as the API shows them. The resources of a page's tasks are
+/// read in one query: one per task made a page of 100 tasks 100 database trips (7 ms).
+async fn views_of(app: &App, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT task_id, resource, exclusive FROM task_resources WHERE task_id IN ({})
+         ORDER BY task_id, resource",
+        placeholders(1, tasks.len())
+    );
+    let resources: Vec<TaskResource> = sqlx::query_as(&sql)
+        .bind_all(tasks.iter().map(|task| task.id.clone()))
+        .fetch_all(app.db.pool())
+        .await?;
+    let mut records: HashMap<String, Vec<String>> = HashMap::new();
+    for TaskResource {
+        task_id,
+        resource,
+        exclusive,
+    } in resources
+    {
+        let shown = if exclusive != 0 {
+            resource
+        } else {
+            format!("shared:{resource}")
+        };
+        records.entry(task_id).or_default().push(shown);
+    }
+    Ok(tasks
         .into_iter()
-        .map(
-            |TaskResource {
-                 resource,
-                 exclusive,
-             }| {
-                if exclusive != 0 {
-                    resource
-                } else {
-                    format!("shared:{resource}")
-                }
-            },
-        )
-        .collect();
-    Ok(TaskView::new(task, record))
+        .map(|task| {
+            let record = records.remove(&task.id).unwrap_or_default();
+            TaskView::new(task, record)
+        })
+        .collect())
 }
 
 /// The list filters [`resource_filters`] reads, for the API document.
@@ -289,11 +305,7 @@ impl CoreObject for Task {
     }
 
     async fn views(app: &App, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
-        let mut views = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            views.push(view(app, task).await?);
-        }
-        Ok(views)
+        views_of(app, tasks).await
     }
 }
 
