@@ -1325,8 +1325,9 @@ mod tests {
     use crate::api::openapi::{operations::ENDPOINTS, schemas};
     use crate::db::{Batch, SqlValue};
 
-    /// The tables a list may sort whole to answer its first page: none grows with use.
-    const SORTED_WHOLE: &[(&str, &str)] = &[
+    /// The lists that may sort rows to answer their first page (the whole table, or each run of
+    /// equal values again): none of their tables grows with use.
+    const MAY_SORT: &[(&str, &str)] = &[
         ("Worker", "a row per running process"),
         ("api_tokens", "listed per user: a few tokens each"),
         (
@@ -1400,7 +1401,7 @@ mod tests {
             batch.push(sql, values);
         }
         let plans = crate::db::tests::plans_on_a_new_database(batch).await;
-        let sorted_whole: BTreeSet<&str> = (tables.iter())
+        let sorting: BTreeSet<&str> = (tables.iter())
             .zip(&plans)
             .filter(|(_, plan)| {
                 // Whole, or each run of equal values again ("RIGHT PART OF ORDER BY").
@@ -1408,10 +1409,10 @@ mod tests {
             })
             .map(|(table, _)| table.as_str())
             .collect();
-        let small: BTreeSet<&str> = SORTED_WHOLE.iter().map(|(table, _)| *table).collect();
+        let small: BTreeSet<&str> = MAY_SORT.iter().map(|(table, _)| *table).collect();
         assert_eq!(
-            sorted_whole, small,
-            "lists that sort their whole table for a page, against those allowed to"
+            sorting, small,
+            "lists that sort rows for a page, against those allowed to"
         );
     }
 

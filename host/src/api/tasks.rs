@@ -13,10 +13,12 @@ use utoipa::ToSchema;
 
 use super::access::Call;
 use super::core_objects::{self, CoreObject, Deletable};
-use super::list::{Bind, Conditions, ExtraFilter, Identity, ListQuery, resource, split_list};
+use super::list::{
+    Bind, Conditions, ExtraFilter, Identity, ListQuery, in_list, resource, split_list,
+};
 use super::routes::Routes;
 use super::support::{Fields, json_column, spawn_task};
-use crate::db::{BindAll as _, ago, now, placeholders};
+use crate::db::{ago, now};
 use crate::domain::hrefs;
 use crate::domain::maintenance::{FINAL_STATES, Purger};
 use crate::error::{ApiError, ApiResult};
@@ -143,13 +145,15 @@ async fn views_of(app: &App, tasks: Vec<Task>) -> ApiResult<Vec<TaskView>> {
     if tasks.is_empty() {
         return Ok(Vec::new());
     }
+    let mut conditions = Conditions::new();
+    let ids = tasks.iter().map(|task| Bind::from(task.id.as_str()));
+    in_list(&mut conditions, "task_id", ids.collect());
     let sql = format!(
-        "SELECT task_id, resource, exclusive FROM task_resources WHERE task_id IN ({})
-         ORDER BY task_id, resource",
-        placeholders(1, tasks.len())
+        "SELECT task_id, resource, exclusive FROM task_resources{} ORDER BY task_id, resource",
+        conditions.where_clause()
     );
-    let resources: Vec<TaskResource> = sqlx::query_as(&sql)
-        .bind_all(tasks.iter().map(|task| task.id.clone()))
+    let resources: Vec<TaskResource> = conditions
+        .bind_as(sqlx::query_as(&sql))
         .fetch_all(app.db.pool())
         .await?;
     let mut records: HashMap<String, Vec<String>> = HashMap::new();
