@@ -42,6 +42,15 @@ async fn published_file(app: &TestApp) -> (String, String) {
     (href, url)
 }
 
+/// The users an rbac guard lists (who hold its download role), sorted.
+fn holders(guard: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = (guard["users"].as_array().expect("users").iter())
+        .map(|user| str_field(user, "username"))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// Creates a guard of `kind` (`rbac`, `header`, …) as the admin; returns it.
 async fn create_guard(app: &TestApp, kind: &str, body: Value) -> Value {
     app.create(&format!("{API}/contentguards/core/{kind}/"), body)
@@ -98,9 +107,10 @@ async fn each_kind_guards_a_published_file(backend: Backend) {
     let admin_credentials = format!("{admin}:{password}");
     assert_served(&curl(&url, &[]).await, "unguarded");
 
-    // rbac: a download role on the guard (staff hold every permission).
+    // rbac: a download role on the guard (staff hold every permission). As in Pulp, its
+    // creator is given the role with the guard.
     let rbac = create_guard(&app, "rbac", json!({"name": "team"})).await;
-    assert_eq!(rbac["users"], json!([]), "{rbac:#}");
+    assert_eq!(holders(&rbac), [admin], "{rbac:#}");
     assert_eq!(rbac["groups"], json!([]), "{rbac:#}");
     assert!(
         str_field(&rbac, "prn").starts_with("prn:core.rbaccontentguard:"),
@@ -136,7 +146,7 @@ async fn each_kind_guards_a_published_file(backend: Backend) {
         "rbac, a user given the download role",
     );
     let shown = app.get_json(str_field(&rbac, "pulp_href")).await;
-    assert_eq!(shown["users"][0]["username"], "sam", "{shown:#}");
+    assert_eq!(holders(&shown), [admin, "sam"], "{shown:#}");
 
     // header: the header's value, or a value inside its base64 JSON.
     let header = create_guard(
@@ -514,6 +524,34 @@ async fn pulp_cli_drives_content_guards(backend: Backend) {
     assert_eq!(header["header_value"], "open-sesame", "{header:#}");
     let all = pulp.run(&["content-guard", "list"]).await;
     assert_eq!(all.as_array().map(Vec::len), Some(2), "{all:#}");
+    // The creator holds the download role already; giving or taking a role twice is refused in
+    // pulpcore's words.
+    let (admin, _) = app.credentials();
+    let rbac = ["content-guard", "rbac"];
+    let error = pulp
+        .fails(
+            &[
+                &rbac[..],
+                &["assign", "--name", "cli-team", "--user", admin],
+            ]
+            .concat(),
+        )
+        .await;
+    assert!(
+        error.contains(&format!("The role is already assigned to user '{admin}'.")),
+        "{error}"
+    );
+    create_user(&app, "sam", "sam-password").await;
+    let sam = ["--name", "cli-team", "--user", "sam"];
+    pulp.run(&[&rbac[..], &["assign"], &sam[..]].concat()).await;
+    pulp.run(&[&rbac[..], &["remove"], &sam[..]].concat()).await;
+    let error = pulp
+        .fails(&[&rbac[..], &["remove"], &sam[..]].concat())
+        .await;
+    assert!(
+        error.contains("The role is not assigned to user 'sam'."),
+        "{error}"
+    );
 
     pulp.run(&[
         "file",

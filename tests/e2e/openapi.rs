@@ -512,8 +512,8 @@ async fn python_objects(app: &TestApp) -> Vec<(&'static str, String)> {
             "python_python_remote_href",
             str_field(&remote, "pulp_href").to_owned(),
         ),
-        ("python_pypi_publication_href", publication),
-        ("python_pypi_distribution_href", distribution),
+        ("python_python_publication_href", publication),
+        ("python_python_distribution_href", distribution),
         ("python_python_package_content_href", content),
         ("python_python_python_blocklist_entry_href", blocklisted),
     ]

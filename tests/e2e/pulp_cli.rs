@@ -217,6 +217,34 @@ async fn pulp_cli_drives_the_file_plugin(backend: Backend) {
         content[0]["relative_path"], "uploads/big.bin",
         "{content:#}"
     );
+    // A path that climbs out is refused on its field before any task, and the repository keeps
+    // its version.
+    let (small, _) = random_file(scratch.path(), "small.bin", 1_000);
+    let error = pulp
+        .fails(&[
+            "file",
+            "content",
+            "upload",
+            "--relative-path",
+            "../escape.bin",
+            "--file",
+            small.to_str().expect("utf-8 path"),
+            "--repository",
+            "cli-repo",
+        ])
+        .await;
+    assert!(
+        error.contains(r#""relative_path":["relative path \"../escape.bin\" must not contain"#),
+        "{error}"
+    );
+    assert!(!error.contains("Started background task"), "{error}");
+    let kept = pulp
+        .run(&["file", "repository", "show", "--name", "cli-repo"])
+        .await;
+    assert!(
+        str_field(&kept, "latest_version_href").ends_with("/versions/2/"),
+        "{kept:#}"
+    );
 
     // Publish, distribute, download.
     let publication = pulp

@@ -32,6 +32,7 @@ sqlite_and_postgres!(
     repair_metadata_fetches_packages_never_downloaded,
     blocklisted_packages_are_refused_as_pulp_python_refuses_them,
     an_upload_runs_at_once_unless_its_repository_is_busy,
+    pulp_cli_publishes_distributes_and_lists_python_content,
 );
 
 /// The clients, installed once per test binary (off the async runtime: pip takes a while).
@@ -1594,4 +1595,88 @@ async fn an_upload_runs_at_once_unless_its_repository_is_busy(backend: Backend) 
         1,
         "the refused upload's wheel is stored and recorded, for orphan cleanup to remove"
     );
+}
+
+/// The names of the packages a `pulp python content list` printed.
+fn listed_filenames(listed: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = (listed.as_array().expect("a list").iter())
+        .map(|unit| str_field(unit, "filename"))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// The python commands a pulp_python user runs first, as pulp-cli runs them: each reads back
+/// what it made through the href parameter pulp_python's document names
+/// (`python_python_distribution_href` for `distributions/python/pypi/`), and the content list
+/// sends its type's filters (`packagetype__in`) even when none is given.
+async fn pulp_cli_publishes_distributes_and_lists_python_content(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let tools = tools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wheel, sdist) = build_demo_and_dep(&tools, dir.path());
+    let pulp = crate::pulp_cli::PulpCli::new(&app);
+    pulp.run(&["python", "repository", "create", "--name", "cli-py"])
+        .await;
+    for file in [&wheel, &sdist] {
+        pulp.run(&content_upload(file, Some("cli-py"))).await;
+    }
+
+    let publication = pulp
+        .run(&["python", "publication", "create", "--repository", "cli-py"])
+        .await;
+    assert!(
+        str_field(&publication, "pulp_href")
+            .starts_with(&format!("{API}/publications/python/pypi/")),
+        "{publication:#}"
+    );
+    assert!(
+        str_field(&publication, "repository_version").ends_with("/versions/2/"),
+        "{publication:#}"
+    );
+    let distribution = pulp
+        .run(&[
+            "python",
+            "distribution",
+            "create",
+            "--name",
+            "cli-py",
+            "--base-path",
+            "cli-py",
+            "--repository",
+            "cli-py",
+        ])
+        .await;
+    assert_eq!(distribution["base_path"], "cli-py", "{distribution:#}");
+    assert_eq!(distribution["allow_uploads"], true, "{distribution:#}");
+    pulp.run(&[
+        "python",
+        "distribution",
+        "update",
+        "--name",
+        "cli-py",
+        "--block-uploads",
+    ])
+    .await;
+    let distribution = pulp
+        .run(&["python", "distribution", "show", "--name", "cli-py"])
+        .await;
+    assert_eq!(distribution["allow_uploads"], false, "{distribution:#}");
+
+    let (wheel_name, sdist_name) = (file_name(&wheel), file_name(&sdist));
+    let all = pulp.run(&["python", "content", "list"]).await;
+    let mut both = vec![wheel_name, sdist_name];
+    both.sort_unstable();
+    assert_eq!(listed_filenames(&all), both);
+    for (filter, expected) in [
+        (vec!["--packagetype", "bdist_wheel"], vec![wheel_name]),
+        (vec!["--packagetype-in", "sdist"], vec![sdist_name]),
+        (vec!["--packagetype", "bdist_egg"], vec![]),
+        (vec!["--name-in", "granary-dep"], vec![sdist_name]),
+    ] {
+        let mut args = vec!["python", "content", "list"];
+        args.extend(&filter);
+        let listed = pulp.run(&args).await;
+        assert_eq!(listed_filenames(&listed), expected, "{filter:?}");
+    }
 }

@@ -654,6 +654,43 @@ async fn pulp_cli_manages_roles_groups_and_assignments(backend: Backend) {
 
     let group = pulp.run(&["group", "create", "--name", "cli-team"]).await;
     assert_eq!(group["name"], "cli-team");
+    // pulpcore's group model is its own (`core`), its user model Django's (`auth`).
+    assert!(
+        str_field(&group, "prn").starts_with("prn:core.group:"),
+        "{group:#}"
+    );
+    // Refusals in pulpcore's words (what scripts written against Pulp look for).
+    for (args, message) in [
+        (
+            &[
+                "role",
+                "create",
+                "--name",
+                "cli-readers",
+                "--permission",
+                "file.view_filerepository",
+            ][..],
+            "This field must be unique.",
+        ),
+        (
+            &[
+                "role",
+                "create",
+                "--name",
+                "cli-typo",
+                "--permission",
+                "file.view_nothing",
+            ],
+            "Permission 'file.view_nothing' does not exist.",
+        ),
+        (
+            &["group", "create", "--name", "cli-team"],
+            "This field must be unique.",
+        ),
+    ] {
+        let error = pulp.fails(args).await;
+        assert!(error.contains(message), "{args:?}: {error}");
+    }
     let member = pulp
         .run(&[
             "group",

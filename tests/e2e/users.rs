@@ -269,6 +269,40 @@ async fn pulp_cli_manages_users(backend: Backend) {
         .request(Method::GET, &format!("{API}/users/"), carol, None, &[])
         .await;
     assert_eq!(as_carol.status, StatusCode::OK, "the password works");
+    // Passwords Pulp's validators refuse are refused, on the field and in their words, and the
+    // password stays what it was.
+    for (password, message) in [
+        (
+            "short",
+            "This password is too short. It must contain at least 8 characters.",
+        ),
+        ("20261208", "This password is entirely numeric."),
+    ] {
+        let set = [
+            "user",
+            "update",
+            "--username",
+            "carol",
+            "--password",
+            password,
+        ];
+        let error = pulp.fails(&set).await;
+        assert!(error.contains(message), "{password}: {error}");
+        let create = [
+            "user",
+            "create",
+            "--username",
+            "dan",
+            "--password",
+            password,
+        ];
+        let error = pulp.fails(&create).await;
+        assert!(error.contains(message), "{password}: {error}");
+    }
+    let as_carol = app
+        .request(Method::GET, &format!("{API}/users/"), carol, None, &[])
+        .await;
+    assert_eq!(as_carol.status, StatusCode::OK, "the password is unchanged");
 
     pulp.run(&["user", "destroy", "--username", "carol"]).await;
     let listed = pulp.run(&["user", "list"]).await;

@@ -608,6 +608,12 @@ async fn create_from(
         .caller
         .authorize(app, &creator.viewset, "create", &references)
         .await?;
+    // A path that would leave the distribution is the client's error, answered now rather than
+    // by a task that fails.
+    if let Some(path) = text.get("relative_path") {
+        crate::plugins::validate_relative_path(path)
+            .map_err(|message| ApiError::field("relative_path", message))?;
+    }
     let mut locks = Vec::new();
     // An uncommitted chunked upload (pulp-cli sends large files this way): the task assembles it.
     let upload_id = match text.get("upload").filter(|value| !value.is_empty()) {

@@ -247,7 +247,7 @@ async fn downloaders(
         if let (Some(id), Some(name)) = (row.group_id, row.group_name) {
             groups.push(GuardGroup {
                 pulp_href: format!("{API_ROOT}groups/{id}/"),
-                prn: format!("prn:auth.group:{id}"),
+                prn: format!("prn:core.group:{id}"),
                 name,
             });
         }

@@ -86,7 +86,7 @@ impl From<Group> for GroupView {
     fn from(group: Group) -> Self {
         GroupView {
             pulp_href: href(&group.id),
-            prn: format!("prn:auth.group:{}", group.id),
+            prn: format!("prn:core.group:{}", group.id),
             id: group.id,
             name: group.name,
         }
@@ -142,7 +142,8 @@ async fn group_name(
             format!("Ensure this field has no more than {NAME_MAX} characters."),
         ));
     }
-    let message = "group with this name already exists.";
+    // pulpcore's words for a name another group has.
+    let message = "This field must be unique.";
     support::ensure_free(tx, "groups", "name", &name, id, message).await?;
     Ok(Some(name))
 }

@@ -237,12 +237,10 @@ impl NamedRole {
         if held.iter().any(|permission| about.contains(permission)) {
             return Ok(());
         }
+        // Pulp's words, on the field that is wrong.
         Err(ApiError::field(
             field,
-            format!(
-                "The role {} does not carry any permission for that object.",
-                self.name
-            ),
+            "The role does not contain any permission for that object.",
         ))
     }
 }
@@ -345,11 +343,11 @@ impl NestedRole {
         let users = self
             .users
             .iter()
-            .map(|(id, name)| (Holder::User(id), name.as_str(), "users"));
+            .map(|(id, name)| (Holder::User(id), name.as_str(), "user"));
         let groups = self
             .groups
             .iter()
-            .map(|(id, name)| (Holder::Group(id), name.as_str(), "groups"));
+            .map(|(id, name)| (Holder::Group(id), name.as_str(), "group"));
         users.chain(groups)
     }
 }
@@ -380,8 +378,9 @@ async fn ids_by_name(
     Ok(found)
 }
 
-/// Gives (`adding`) or takes back the request's role on `object`. As Pulp, a role some of them
-/// already hold (or, to take back, do not hold) is a 400 and nothing changes.
+/// Gives (`adding`) or takes back the request's role on `object`. As Pulp, a role one of them
+/// already holds (or, to take back, does not hold) is a 400 naming the first such user, else
+/// group, in Pulp's words, and nothing changes.
 async fn change_roles(
     db: &Db,
     request: &NestedRole,
@@ -389,26 +388,16 @@ async fn change_roles(
     adding: bool,
 ) -> ApiResult<()> {
     let mut existing = Vec::new();
-    let mut wrong: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (holder, name, kind) in request.holders() {
         let assignment =
             rbac::find_assignment(db, &request.role.id, holder, Some(object.id)).await?;
         if assignment.is_some() == adding {
-            wrong.entry(kind).or_default().push(name);
+            let state = if adding { "already" } else { "not" };
+            return Err(ApiError::bad_request(format!(
+                "The role is {state} assigned to {kind} '{name}'."
+            )));
         }
         existing.push((holder, assignment));
-    }
-    if !wrong.is_empty() {
-        let who: Vec<String> = wrong
-            .iter()
-            .map(|(kind, names)| format!("{kind} {}", names.join(", ")))
-            .collect();
-        let state = if adding { "already" } else { "not" };
-        return Err(ApiError::bad_request(format!(
-            "The role {} is {state} assigned to {}.",
-            request.role.name,
-            who.join(" and ")
-        )));
     }
     if adding {
         for (holder, _) in existing {

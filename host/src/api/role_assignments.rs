@@ -311,8 +311,7 @@ async fn create<K: Of>(
             Kind::Group => "group",
         };
         return Err(ApiError::bad_request(format!(
-            "The role {} is already assigned to this {who}.",
-            role.name
+            "The role is already assigned to this {who}."
         )));
     }
     let view = view(app, &owner, &assignment).await?;

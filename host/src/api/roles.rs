@@ -202,7 +202,7 @@ fn role_input(app: &App, fields: &Fields, creating: bool) -> ApiResult<RoleInput
         {
             return Err(ApiError::field(
                 "permissions",
-                format!("Permission {unknown} does not exist."),
+                format!("Permission '{unknown}' does not exist."),
             ));
         }
     }
@@ -211,15 +211,7 @@ fn role_input(app: &App, fields: &Fields, creating: bool) -> ApiResult<RoleInput
 
 /// Refuses (400) a name another role has.
 async fn check_name_free(tx: &mut WriteTx, name: &str, id: &str) -> ApiResult<()> {
-    support::ensure_free(
-        tx,
-        "roles",
-        "name",
-        name,
-        id,
-        "role with this name already exists.",
-    )
-    .await
+    support::ensure_free(tx, "roles", "name", name, id, "This field must be unique.").await
 }
 
 /// Makes `permissions` the permissions of role `id`.

@@ -212,10 +212,8 @@ fn user_fields(fields: &Fields) -> ApiResult<UserInput> {
             ));
         }
     }
-    if let Some(Some(password)) = &input.password
-        && password.is_empty()
-    {
-        return Err(ApiError::field("password", "This field may not be blank."));
+    if let Some(Some(password)) = &input.password {
+        refuse_weak_password(password)?;
     }
     if let Some(email) = &input.email
         && !email.is_empty()
@@ -224,6 +222,33 @@ fn user_fields(fields: &Fields) -> ApiResult<UserInput> {
         return Err(ApiError::field("email", "Enter a valid email address."));
     }
     Ok(input)
+}
+
+/// The shortest password a user may be given: Django's `MinimumLengthValidator`, which Pulp's
+/// settings enable.
+const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Refuses a password Pulp's password validators refuse for its length or for being all digits,
+/// in their words (on the field, where Pulp answers `non_field_errors`).
+fn refuse_weak_password(password: &str) -> ApiResult<()> {
+    if password.is_empty() {
+        return Err(ApiError::field("password", "This field may not be blank."));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::field(
+            "password",
+            format!(
+                "This password is too short. It must contain at least {MIN_PASSWORD_CHARS} characters."
+            ),
+        ));
+    }
+    if password.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ApiError::field(
+            "password",
+            "This password is entirely numeric.",
+        ));
+    }
+    Ok(())
 }
 
 /// `(salt, hash)` to store for a password, or for none. argon2id hashes carry their salt, so

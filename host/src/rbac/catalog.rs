@@ -713,10 +713,17 @@ fn core_policies() -> Vec<DefaultPolicy> {
 }
 
 /// The default policy of a kind of content guard: a model's own; signing a URL with a
-/// `content_redirect` guard's secret needs `change` on it.
+/// `content_redirect` guard's secret needs `change` on it; the creator of an `rbac` guard may
+/// download through it, as Pulp's creator is given the downloader role with the owner's.
 fn guard_policy(kind: GuardKind) -> DefaultPolicy {
     let model = guard_model(kind);
     let mut policy = object_policy(kind.viewset(), &model, Vec::new());
+    if kind == GuardKind::Rbac {
+        policy.creation_hooks = json!([{
+            "function": "add_roles_for_object_creator",
+            "parameters": { "roles": [model.role("owner"), model.role("downloader")] },
+        }]);
+    }
     if kind == GuardKind::ContentRedirect
         && let Value::Array(statements) = &mut policy.statements
     {

@@ -63,8 +63,10 @@ impl Plugin for PythonPlugin {
         )
         .with_endpoint("packages")
         // The index lists projects from the distinct names, without reading every unit; a file
-        // name is a package's identity in a repository (pulp_python's `repo_key_fields`).
-        .with_indexed_fields(&["name", "filename"])
+        // name is a package's identity in a repository (pulp_python's `repo_key_fields`); the
+        // package type is a filter of pulp_python's content list that pulp-cli always sends
+        // (`packagetype__in`), and an indexed field is what a content list filters on.
+        .with_indexed_fields(&["name", "filename", "packagetype"])
         .with_repository_key("filename");
         PluginInfo::new("python", env!("CARGO_PKG_VERSION"), vec![package])
             .with_capabilities(&["http"])

@@ -599,6 +599,20 @@ fn content_href_param(plugin: &str, type_name: &str) -> String {
         .unwrap_or_else(|| format!("{plugin}_{type_name}_content_href"))
 }
 
+/// The model name Pulp's href parameters and schemas use for a plugin's objects at `segment`:
+/// the segment, except where Pulp's class is named otherwise. pulp-glue looks the parameter up
+/// by name (`pulp python distribution create` reads what it made through
+/// `{python_python_distribution_href}`, though the route is `distributions/python/pypi/`).
+fn pulp_model<'a>(plugin: &str, segment: &'a str) -> &'a str {
+    const PULP_NAMES: &[(&str, &str, &str)] = &[("python", "pypi", "python")];
+    PULP_NAMES
+        .iter()
+        .find(|(named_plugin, named_segment, _)| {
+            *named_plugin == plugin && *named_segment == segment
+        })
+        .map_or(segment, |(_, _, model)| model)
+}
+
 /// The expansions of `resource`: one per installed plugin (per content type for content), or one
 /// for a core resource.
 pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
@@ -634,11 +648,12 @@ pub fn expansions(resource: Resource, plugins: &[RestNames]) -> Vec<Names> {
             .iter()
             .map(|names| {
                 let (plugin, type_name) = (&names.plugin, name(names));
+                let model = pulp_model(plugin, type_name);
                 Names {
                     prefix: format!("{collection}_{plugin}_{type_name}"),
-                    href_param: format!("{plugin}_{type_name}_{kind}_href"),
+                    href_param: format!("{plugin}_{model}_{kind}_href"),
                     parent_href_param: None,
-                    schema: format!("{plugin}.{}{}", capitalized(type_name), capitalized(kind)),
+                    schema: format!("{plugin}.{}{}", capitalized(model), capitalized(kind)),
                     route_values: vec![("plugin", plugin.clone()), ("type", type_name.clone())],
                     plugin: Some(plugin.clone()),
                     indexed_fields: Vec::new(),
