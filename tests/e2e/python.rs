@@ -1679,4 +1679,38 @@ async fn pulp_cli_publishes_distributes_and_lists_python_content(backend: Backen
         let listed = pulp.run(&args).await;
         assert_eq!(listed_filenames(&listed), expected, "{filter:?}");
     }
+
+    // A remote whose includes are no requirements is refused on the field, as pulp_python
+    // refuses it, rather than made and failing at its first sync.
+    let remote = ["python", "remote", "create", "--name", "cli-upstream"];
+    let url = ["--url", "http://127.0.0.1:9/simple/"];
+    let error = pulp
+        .fails(
+            &[
+                &remote[..],
+                &url[..],
+                &["--includes", r#"["not a valid req!!"]"#],
+            ]
+            .concat(),
+        )
+        .await;
+    assert!(
+        error.contains(r#"{"includes":["Item 0: \"not a valid req!!\" does not have the form"#),
+        "{error}"
+    );
+    let made = pulp
+        .run(
+            &[
+                &remote[..],
+                &url[..],
+                &["--includes", r#"["shelf-reader (>=0.1)"]"#],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(
+        made["includes"],
+        json!(["shelf-reader (>=0.1)"]),
+        "{made:#}"
+    );
 }

@@ -638,16 +638,15 @@ async fn pulp_cli_manages_roles_groups_and_assignments(backend: Backend) {
         .await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
     assert_eq!(listed[0]["locked"], true);
-    let role = pulp
-        .run(&[
-            "role",
-            "create",
-            "--name",
-            "cli-readers",
-            "--permission",
-            "file.view_filerepository",
-        ])
-        .await;
+    let create_readers = [
+        "role",
+        "create",
+        "--name",
+        "cli-readers",
+        "--permission",
+        "file.view_filerepository",
+    ];
+    let role = pulp.run(&create_readers).await;
     assert_eq!(role["permissions"], json!(["file.view_filerepository"]));
     let custom = pulp.run(&["role", "list", "--unlocked"]).await;
     assert_eq!(custom[0]["name"], "cli-readers", "{custom:#}");
@@ -661,17 +660,7 @@ async fn pulp_cli_manages_roles_groups_and_assignments(backend: Backend) {
     );
     // Refusals in pulpcore's words (what scripts written against Pulp look for).
     for (args, message) in [
-        (
-            &[
-                "role",
-                "create",
-                "--name",
-                "cli-readers",
-                "--permission",
-                "file.view_filerepository",
-            ][..],
-            "This field must be unique.",
-        ),
+        (&create_readers[..], "This field must be unique."),
         (
             &[
                 "role",

@@ -4,10 +4,12 @@
 //!
 //! The schema language is a small subset of JSON Schema: an object schema whose `properties`
 //! each have a `type` (`string`, `boolean`, `integer`, `number`, `array` with `items`, `object`
-//! with optional `properties`), an optional `enum`, an optional `default`, and for numbers an
-//! optional `minimum` and `maximum`; the top-level `required` lists the fields a create must
-//! give and an update may not clear. Anything else in a schema is ignored; an unknown `type`
-//! makes the plugin fail to load.
+//! with optional `properties`), an optional `enum`, an optional `default`, for numbers an
+//! optional `minimum` and `maximum`, and for strings an optional `pattern` (a regular expression
+//! in Rust's `regex` syntax that a value must match somewhere, as JSON Schema's `pattern`: anchor
+//! it with `^…$` for the whole value); the top-level `required` lists the fields a create must
+//! give and an update may not clear. Anything else in a schema is ignored; an unknown `type` or
+//! a pattern that does not compile makes the plugin fail to load.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +34,12 @@ struct Property {
     /// Bounds of a number, inclusive.
     minimum: Option<f64>,
     maximum: Option<f64>,
+    /// What a string must match.
+    pattern: Option<regex::Regex>,
 }
+
+/// The most memory one compiled `pattern` may take: a plugin's schema is untrusted input too.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
 #[derive(Debug)]
 enum Shape {
@@ -170,12 +177,23 @@ impl Property {
             Some(_) => Err(format!("`{name}` must be a number, on a number")),
         };
         let (minimum, maximum) = (bound("minimum")?, bound("maximum")?);
+        let pattern = match (object.get("pattern"), &shape) {
+            (None, _) => None,
+            (Some(Value::String(pattern)), Shape::String) => Some(
+                regex::RegexBuilder::new(pattern)
+                    .size_limit(PATTERN_SIZE_LIMIT)
+                    .build()
+                    .map_err(|error| format!("`pattern` does not compile: {error}"))?,
+            ),
+            (Some(_), _) => return Err("`pattern` must be a string, on a string".into()),
+        };
         let property = Property {
             shape,
             allowed,
             default: object.get("default").cloned(),
             minimum,
             maximum,
+            pattern,
         };
         if let Some(default) = &property.default {
             property
@@ -239,6 +257,14 @@ impl Property {
                 ));
             }
         }
+        if let (Some(pattern), Some(text)) = (&self.pattern, value.as_str())
+            && !pattern.is_match(text)
+        {
+            return Err(format!(
+                "{value} does not have the form this field takes (pattern {}).",
+                pattern.as_str()
+            ));
+        }
         if let Some(allowed) = &self.allowed
             && !allowed.contains(value)
         {
@@ -299,6 +325,35 @@ mod tests {
                 .extract(body.as_object().unwrap(), None)
                 .unwrap_err();
             assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST);
+        }
+    }
+
+    #[test]
+    fn a_pattern_refuses_strings_that_do_not_match_it() {
+        let schema = Schema::parse(
+            &json!({
+                "type": "object",
+                "properties": {
+                    "names": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}},
+                }
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let fine = json!({"names": ["abc", "d"]});
+        assert!(schema.extract(fine.as_object().unwrap(), None).is_ok());
+        let bad = json!({"names": ["abc", "not ok!"]});
+        let error = schema.extract(bad.as_object().unwrap(), None).unwrap_err();
+        assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST);
+        let body = format!("{error:?}");
+        assert!(body.contains("names") && body.contains("Item 1"), "{body}");
+        // A schema whose pattern does not compile, or sits on a number, is refused.
+        for property in [
+            json!({"type": "string", "pattern": "(unclosed"}),
+            json!({"type": "integer", "pattern": "^1$"}),
+        ] {
+            let text = json!({"type": "object", "properties": {"p": property}}).to_string();
+            assert!(Schema::parse(&text).is_err(), "{text}");
         }
     }
 

@@ -8,8 +8,26 @@ use serde_json::Value;
 
 use crate::name::{DistFilename, PackageType, normalize};
 
-/// JSON Schema of the remote fields (`plugin-info.remote-fields`).
-pub const REMOTE_FIELDS: &str = r#"{"type":"object","additionalProperties":false,"properties":{"includes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers (PEP 508, e.g. \"django>=4,<5\") of the projects to sync; empty syncs every project of the index"},"excludes":{"type":"array","default":[],"items":{"type":"string"},"description":"Requirement specifiers of the projects or versions to skip"},"prereleases":{"type":"boolean","default":false,"description":"Whether to sync pre-release versions"},"package_types":{"type":"array","default":[],"items":{"type":"string","enum":["bdist_wheel","sdist"]},"description":"Package types to sync; empty syncs all"},"exclude_platforms":{"type":"array","default":[],"items":{"type":"string","enum":["windows","macos","freebsd","linux"]},"description":"Skip wheels built only for these platforms"},"keep_latest_packages":{"type":"integer","minimum":0,"default":0,"description":"How many of each project's newest versions to sync (after the other filters; pre-releases count when synced); 0 syncs every version"}}}"#;
+/// The `pattern` of a requirement string, JSON-escaped for [`REMOTE_FIELDS`].
+macro_rules! requirement_pattern {
+    () => {
+        r#"^\\s*[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\\s*(?:\\[[^\\]]*\\]\\s*)?(?:\\(\\s*(?:(?:~=|===|==|!=|<=|>=|<|>)\\s*[A-Za-z0-9.*+!_-]+(?:\\s*,\\s*(?:~=|===|==|!=|<=|>=|<|>)\\s*[A-Za-z0-9.*+!_-]+)*)?\\s*\\)|(?:(?:~=|===|==|!=|<=|>=|<|>)\\s*[A-Za-z0-9.*+!_-]+(?:\\s*,\\s*(?:~=|===|==|!=|<=|>=|<|>)\\s*[A-Za-z0-9.*+!_-]+)*)?)\\s*$"#
+    };
+}
+
+/// JSON Schema of the remote fields (`plugin-info.remote-fields`). Each requirement string of
+/// `includes` and `excludes` has a `pattern` the host checks when a remote is created or changed,
+/// so that text that is no requirement is a 400 on its field then, not a failed sync later: a
+/// name, optional `[extras]`, optional comparison clauses (bare or in parentheses), no markers. It
+/// accepts all that [`Requirement::parse`] accepts (a test holds them together); the sync still
+/// parses each one, versions included.
+pub const REMOTE_FIELDS: &str = concat!(
+    r#"{"type":"object","additionalProperties":false,"properties":{"includes":{"type":"array","default":[],"items":{"type":"string","pattern":""#,
+    requirement_pattern!(),
+    r#""},"description":"Requirement specifiers (PEP 508, e.g. \"django>=4,<5\") of the projects to sync; empty syncs every project of the index"},"excludes":{"type":"array","default":[],"items":{"type":"string","pattern":""#,
+    requirement_pattern!(),
+    r#""},"description":"Requirement specifiers of the projects or versions to skip"},"prereleases":{"type":"boolean","default":false,"description":"Whether to sync pre-release versions"},"package_types":{"type":"array","default":[],"items":{"type":"string","enum":["bdist_wheel","sdist"]},"description":"Package types to sync; empty syncs all"},"exclude_platforms":{"type":"array","default":[],"items":{"type":"string","enum":["windows","macos","freebsd","linux"]},"description":"Skip wheels built only for these platforms"},"keep_latest_packages":{"type":"integer","minimum":0,"default":0,"description":"How many of each project's newest versions to sync (after the other filters; pre-releases count when synced); 0 syncs every version"}}}"#
+);
 
 /// One requirement: a project and the versions wanted.
 #[derive(Debug, Clone)]
@@ -276,6 +294,47 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The host refuses a requirement string its `pattern` does not match before the sync sees
+    /// it, so the pattern must match every string the sync's parser takes, and no string that is
+    /// not a requirement.
+    #[test]
+    fn the_remote_fields_pattern_keeps_what_the_sync_parses() {
+        let schema: Value = serde_json::from_str(REMOTE_FIELDS).unwrap();
+        for field in ["includes", "excludes"] {
+            let pattern = schema["properties"][field]["items"]["pattern"]
+                .as_str()
+                .unwrap();
+            let pattern = regex::Regex::new(pattern).unwrap();
+            for requirement in [
+                "django",
+                " shelf-reader ",
+                "django>=4,<5",
+                "Django_Rest.frame-work[extra] (>=1.0, <2)",
+                "pkg==1.0.*",
+                "pkg~=1.4.5",
+                "pkg===1.0",
+                "pkg!=1.0.post1.dev2",
+                "pkg==1.0+local.7",
+                "pkg ()",
+            ] {
+                assert!(Requirement::parse(requirement).is_ok(), "{requirement:?}");
+                assert!(pattern.is_match(requirement), "{field}: {requirement:?}");
+            }
+            for text in [
+                "not a valid req!!",
+                "pkg; python_version < '3'",
+                "-pkg",
+                "pkg @ https://example.com/pkg.whl",
+                "pkg >=",
+                "",
+                "pkg[x",
+            ] {
+                assert!(Requirement::parse(text).is_err(), "{text:?}");
+                assert!(!pattern.is_match(text), "{field}: {text:?}");
+            }
+        }
+    }
 
     fn filter(extra: &str) -> Filter {
         Filter::from_remote(extra).unwrap()
