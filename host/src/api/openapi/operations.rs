@@ -581,6 +581,19 @@ fn capitalized(name: &str) -> String {
         .collect()
 }
 
+/// The name written out in `table` for `plugin`'s `name`, where Pulp's differs from the one
+/// Granary derives.
+fn written_out(
+    table: &[(&str, &str, &'static str)],
+    plugin: &str,
+    name: &str,
+) -> Option<&'static str> {
+    table
+        .iter()
+        .find(|(named_plugin, named, _)| *named_plugin == plugin && *named == name)
+        .map(|(_, _, written)| *written)
+}
+
 /// The path parameter of a content unit's href, as Pulp names it from the content model's class
 /// (`FileContent`: `file_file_content_href`). Where Pulp's class is not `<Type>Content`, its
 /// name is written out: pulp-glue looks the parameter up by name (`pulp python content upload`
@@ -592,11 +605,10 @@ fn content_href_param(plugin: &str, type_name: &str) -> String {
         ("container", "manifest", "container_manifest_href"),
         ("container", "tag", "container_tag_href"),
     ];
-    PULP_NAMES
-        .iter()
-        .find(|(named_plugin, named_type, _)| *named_plugin == plugin && *named_type == type_name)
-        .map(|(_, _, param)| (*param).to_owned())
-        .unwrap_or_else(|| format!("{plugin}_{type_name}_content_href"))
+    written_out(PULP_NAMES, plugin, type_name).map_or_else(
+        || format!("{plugin}_{type_name}_content_href"),
+        str::to_owned,
+    )
 }
 
 /// The model name Pulp's href parameters and schemas use for a plugin's objects at `segment`:
@@ -605,12 +617,7 @@ fn content_href_param(plugin: &str, type_name: &str) -> String {
 /// `{python_python_distribution_href}`, though the route is `distributions/python/pypi/`).
 fn pulp_model<'a>(plugin: &str, segment: &'a str) -> &'a str {
     const PULP_NAMES: &[(&str, &str, &str)] = &[("python", "pypi", "python")];
-    PULP_NAMES
-        .iter()
-        .find(|(named_plugin, named_segment, _)| {
-            *named_plugin == plugin && *named_segment == segment
-        })
-        .map_or(segment, |(_, _, model)| model)
+    written_out(PULP_NAMES, plugin, segment).unwrap_or(segment)
 }
 
 /// The expansions of `resource`: one per installed plugin (per content type for content), or one
